@@ -1,0 +1,54 @@
+// Envoy's header encoding rules (envoy-ext-proc.md §3):
+// - Envoy sends values in `raw_value` (bytes); `value` is empty since 1.27 and ignored since 1.32.
+// - We must write `raw_value` only: a `value`-only mutation yields an empty header (≥1.32) and setting both is
+//   an InvalidArgument → 500 local reply (§3.2).
+// - ext_proc honours only the deprecated `append` BoolValue (default false = overwrite); `append_action` is
+//   ignored (§3.3). We always send append=false explicitly so an overwrite never depends on a default.
+import type { HeaderMap, HeaderMutation } from './types.js';
+import type { WireHeaderMap, WireHeaderMutation, WireHeaderValueOption } from './wire.js';
+
+/** Header bytes are decoded as latin1: one char per byte, so a value round-trips unchanged whatever it holds. */
+export function decodeHeaderMap(map: WireHeaderMap | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const h of map?.headers ?? []) {
+    const key = h.key.toLowerCase();
+    // Fallback to `value` only for Envoy < 1.27 (raw_value absent); never both.
+    const value = h.raw_value && h.raw_value.length > 0 ? h.raw_value.toString('latin1') : (h.value ?? '');
+    const prev = out.get(key);
+    out.set(key, prev === undefined ? value : `${prev}, ${value}`);
+  }
+  return out;
+}
+
+const INVALID_VALUE = /[\0\r\n]/;
+const VALID_NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+
+/** Strings we generate may hold non-latin1 text (e.g. a model id); those are written as UTF-8. */
+export function encodeHeaderValue(value: string): Buffer {
+  // eslint-disable-next-line no-control-regex
+  return /[^\u0000-\u00ff]/.test(value) ? Buffer.from(value, 'utf8') : Buffer.from(value, 'latin1');
+}
+
+export function encodeHeaderMutation(m: HeaderMutation | undefined): WireHeaderMutation | undefined {
+  if (!m || ((m.set?.length ?? 0) === 0 && (m.remove?.length ?? 0) === 0)) return undefined;
+  const set_headers: WireHeaderValueOption[] = [];
+  for (const [rawName, value] of m.set ?? []) {
+    const key = rawName.toLowerCase();
+    // Envoy rejects invalid names/values with a 500 for the whole request (§4); fail here instead, where
+    // the transport's failure rule can decide, and the bad value is logged by name only.
+    if (!VALID_NAME.test(key)) throw new Error(`invalid header name ${JSON.stringify(key)}`);
+    if (INVALID_VALUE.test(value)) throw new Error(`invalid value for header ${key}`);
+    set_headers.push({ header: { key, raw_value: encodeHeaderValue(value) }, append: { value: false } });
+  }
+  const out: WireHeaderMutation = {};
+  if (set_headers.length > 0) out.set_headers = set_headers;
+  if (m.remove && m.remove.length > 0) out.remove_headers = m.remove.map((h) => h.toLowerCase());
+  return out;
+}
+
+/** Build a HeaderMap from pairs (used by tests and the local data plane). */
+export function headerMapOf(pairs: Iterable<readonly [string, string]>): HeaderMap {
+  const m = new Map<string, string>();
+  for (const [k, v] of pairs) m.set(k.toLowerCase(), v);
+  return m;
+}

@@ -1,0 +1,214 @@
+// The Process handler: one StreamHandler per ext_proc stream, messages handled strictly in arrival order,
+// exactly one answer per message (envoy-ext-proc.md §1), nothing thrown out of the loop.
+import type * as grpc from '@grpc/grpc-js';
+import { decodeHeaderMap } from './header-codec.js';
+import { continueResponse, immediateResponse } from './responses.js';
+import type { Decision, ProtocolConfig, StreamHandler, StreamHandlerFactory, StreamInfo } from './types.js';
+import type { RequestKind, WireProcessingRequest, WireProcessingResponse, WireStruct } from './wire.js';
+
+export type FailureRule = 'reply' | 'continue';
+
+export interface TransportOptions {
+  /** Whether Envoy's filter has allow_mode_override: true; overrides are dropped otherwise (§10). */
+  allowModeOverride: () => boolean;
+  /** What an unexpected processing error becomes: a 500 local reply, or continue unmodified. */
+  failureRule: () => FailureRule;
+  /** The reply used for rule 'reply' (an OpenAI-shaped 500, built outside the transport). */
+  internalErrorReply: () => Decision;
+  hooks: TransportHooks;
+}
+
+export interface TransportHooks {
+  streamStarted(): void;
+  streamEnded(reason: 'half-closed' | 'cancelled' | 'error'): void;
+  /** Seconds from receiving a message to writing its answer. */
+  answered(kind: RequestKind, seconds: number): void;
+  processingError(kind: RequestKind | 'unknown', err: unknown, rule: FailureRule): void;
+}
+
+type Call = grpc.ServerDuplexStream<WireProcessingRequest, WireProcessingResponse>;
+
+export function createProcessHandler(factory: StreamHandlerFactory, opts: TransportOptions): (call: Call) => void {
+  return (call) => new StreamLoop(call, factory, opts).start();
+}
+
+class StreamLoop {
+  private handler: StreamHandler | undefined;
+  private readonly queue: WireProcessingRequest[] = [];
+  private busy = false;
+  private halfClosed = false;
+  private finished = false;
+  /** After an immediate response Envoy sends nothing more and ignores answers (§7). */
+  private replied = false;
+  /** After an error under rule 'continue', every later message is passed through unmodified. */
+  private degraded = false;
+  private observability = false;
+
+  constructor(
+    private readonly call: Call,
+    private readonly factory: StreamHandlerFactory,
+    private readonly opts: TransportOptions,
+  ) {}
+
+  start(): void {
+    this.opts.hooks.streamStarted();
+    // A synchronous 'data' listener that only enqueues: an async listener would let messages overtake each
+    // other (architecture.md §3).
+    this.call.on('data', (msg: WireProcessingRequest) => {
+      this.queue.push(msg);
+      if (!this.busy) void this.drain();
+    });
+    // Envoy half-closes when it is done (§2.6): finish what is queued, then end the call with OK.
+    this.call.on('end', () => {
+      this.halfClosed = true;
+      if (!this.busy) this.finish('half-closed');
+    });
+    // Envoy's close is half-close + reset, and a client disconnect is a reset: both are normal ends.
+    this.call.on('cancelled', () => this.finish('cancelled'));
+    this.call.on('error', () => this.finish('error'));
+  }
+
+  private async drain(): Promise<void> {
+    this.busy = true;
+    try {
+      while (this.queue.length > 0 && !this.finished) {
+        const msg = this.queue.shift() as WireProcessingRequest;
+        const started = performance.now();
+        const out = this.process(msg);
+        const answer = out instanceof Promise ? await out : out;
+        if (answer && !this.finished) this.write(answer, msg.request, started);
+      }
+    } finally {
+      this.busy = false;
+      if (this.halfClosed) this.finish('half-closed');
+    }
+  }
+
+  private write(answer: WireProcessingResponse, kind: RequestKind | undefined, started: number): void {
+    if (this.call.cancelled || this.call.destroyed) return;
+    this.call.write(answer);
+    if (kind) this.opts.hooks.answered(kind, (performance.now() - started) / 1000);
+  }
+
+  /** Returns the answer to write, or undefined when none is due. Never throws. */
+  private process(msg: WireProcessingRequest): WireProcessingResponse | undefined | Promise<WireProcessingResponse | undefined> {
+    const kind = msg.request;
+    if (!kind) {
+      // An unset oneof cannot be answered in kind; a gRPC error makes Envoy apply its failure mode.
+      this.opts.hooks.processingError('unknown', new Error('ProcessingRequest without a request'), 'reply');
+      this.call.destroy(new Error('ProcessingRequest without a request'));
+      this.finished = true;
+      return undefined;
+    }
+    if (this.replied) return undefined;
+    if (!this.handler) {
+      this.observability = msg.observability_mode === true;
+      try {
+        this.handler = this.factory(streamInfo(msg));
+      } catch (err) {
+        return this.fail(kind, err);
+      }
+    }
+    if (this.degraded) return this.observability ? undefined : continueResponse(kind, { kind: 'continue' }, false);
+    let decision: Decision | Promise<Decision>;
+    try {
+      decision = dispatch(this.handler, kind, msg);
+    } catch (err) {
+      return this.fail(kind, err);
+    }
+    if (decision instanceof Promise) {
+      return decision.then(
+        (d) => this.encode(kind, d),
+        (err: unknown) => this.fail(kind, err),
+      );
+    }
+    return this.encode(kind, decision);
+  }
+
+  private encode(kind: RequestKind, d: Decision): WireProcessingResponse | undefined {
+    // In observability mode Envoy ignores answers and the server should send none (§9).
+    if (this.observability) return undefined;
+    try {
+      if (d.kind === 'reply') {
+        this.replied = true;
+        return immediateResponse(d);
+      }
+      return continueResponse(kind, d, this.opts.allowModeOverride());
+    } catch (err) {
+      return this.fail(kind, err);
+    }
+  }
+
+  private fail(kind: RequestKind, err: unknown): WireProcessingResponse | undefined {
+    const rule = this.opts.failureRule();
+    this.opts.hooks.processingError(kind, err, rule);
+    if (this.observability) return undefined;
+    if (rule === 'reply') {
+      const reply = this.opts.internalErrorReply();
+      if (reply.kind === 'reply') {
+        this.replied = true;
+        return immediateResponse(reply);
+      }
+    }
+    this.degraded = true;
+    return continueResponse(kind, { kind: 'continue' }, false);
+  }
+
+  private finish(reason: 'half-closed' | 'cancelled' | 'error'): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.queue.length = 0;
+    if (reason === 'half-closed' && !this.call.cancelled) this.call.end();
+    try {
+      this.handler?.end(reason);
+    } catch (err) {
+      this.opts.hooks.processingError('unknown', err, this.opts.failureRule());
+    }
+    this.opts.hooks.streamEnded(reason);
+  }
+}
+
+function dispatch(h: StreamHandler, kind: RequestKind, msg: WireProcessingRequest): Decision | Promise<Decision> {
+  switch (kind) {
+    case 'request_headers':
+      return h.requestHeaders(decodeHeaderMap(msg.request_headers?.headers), msg.request_headers?.end_of_stream === true);
+    case 'request_body':
+      return h.requestBody(msg.request_body?.body ?? EMPTY, msg.request_body?.end_of_stream === true);
+    case 'request_trailers':
+      return h.requestTrailers(decodeHeaderMap(msg.request_trailers?.trailers));
+    case 'response_headers':
+      return h.responseHeaders(decodeHeaderMap(msg.response_headers?.headers), msg.response_headers?.end_of_stream === true);
+    case 'response_body':
+      return h.responseBody(msg.response_body?.body ?? EMPTY, msg.response_body?.end_of_stream === true);
+    case 'response_trailers':
+      return h.responseTrailers(decodeHeaderMap(msg.response_trailers?.trailers));
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function streamInfo(first: WireProcessingRequest): StreamInfo {
+  const pc = first.protocol_config;
+  const protocolConfig: ProtocolConfig | undefined = pc
+    ? {
+        requestBodyMode: pc.request_body_mode ?? 'NONE',
+        responseBodyMode: pc.response_body_mode ?? 'NONE',
+        sendBodyWithoutWaitingForHeaderResponse: pc.send_body_without_waiting_for_header_response === true,
+      }
+    : undefined;
+  return {
+    protocolConfig,
+    observabilityMode: first.observability_mode === true,
+    attributes: flattenAttributes(first.attributes?.['envoy.filters.http.ext_proc']),
+  };
+}
+
+/** Attributes arrive as a Struct keyed by the attribute expression (§12); values become strings. */
+function flattenAttributes(s: WireStruct | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(s?.fields ?? {})) {
+    const value = v.stringValue ?? (v.numberValue !== undefined ? String(v.numberValue) : v.boolValue !== undefined ? String(v.boolValue) : undefined);
+    if (value !== undefined) out.set(k, value);
+  }
+  return out;
+}

@@ -1,0 +1,83 @@
+// The gRPC server: ExternalProcessor/Process plus grpc.health.v1 on the same port.
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { extProcServiceDefinition } from './protos.js';
+import { createProcessHandler, type TransportOptions } from './process-stream.js';
+import type { StreamHandlerFactory } from './types.js';
+
+export interface ExtProcServerOptions extends TransportOptions {
+  /**
+   * Raise Node's HTTP/2 limit on incoming RST_STREAM frames. Envoy ends every side stream with a half-close
+   * followed at once by a reset (envoy-ext-proc.md §2.6), so a busy Envoy sends one reset per request; nghttp2's
+   * rapid-reset guard (burst 1000, refill 33/s per connection) then answers with GOAWAY(INTERNAL_ERROR) and
+   * streams in flight on that connection fail. Node ≥ 22.10 lets a server raise it; Node 20 has the guard but
+   * not the option, so there the fix is Envoy's `max_requests_per_connection` on the ext_proc cluster (below the
+   * burst). Measured in bench/stream-close-load.ts; README "Envoy's stream-close pattern".
+   */
+  streamResetBurst?: number;
+  streamResetRate?: number;
+}
+
+/** Server-wide health name plus the service name, so probes of either see the same status. */
+export const HEALTH_SERVICES = ['', 'envoy.service.ext_proc.v3.ExternalProcessor'] as const;
+
+export interface ExtProcServer {
+  server: grpc.Server;
+  health: HealthImplementation;
+  /** Resolves to the bound port. */
+  listen(hostPort: string): Promise<number>;
+  setServing(serving: boolean): void;
+  /** Stop accepting new streams; resolves when in-flight ones are done or `graceMs` passed (then forces). */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+export function createExtProcServer(factory: StreamHandlerFactory, opts: ExtProcServerOptions): ExtProcServer {
+  const server = new grpc.Server({
+    // Envoy sends BUFFERED bodies in one message; grpc-js' 4 MiB default would fail larger ones with
+    // RESOURCE_EXHAUSTED → Envoy 500 (§16). Body size is limited by config instead (413).
+    'grpc.max_receive_message_length': -1,
+    'grpc.max_send_message_length': -1,
+  });
+  applyHttp2ResetLimits(server, opts.streamResetBurst, opts.streamResetRate);
+  server.addService(extProcServiceDefinition(), { Process: createProcessHandler(factory, opts) });
+  const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING'])));
+  health.addToServer(server);
+
+  return {
+    server,
+    health,
+    listen: (hostPort) =>
+      new Promise((resolve, reject) => {
+        server.bindAsync(hostPort, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      }),
+    setServing: (serving) => {
+      for (const s of HEALTH_SERVICES) health.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
+    },
+    shutdown: (graceMs) =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        timer.unref();
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}
+
+/**
+ * grpc-js has no channel option for Node's http2 `streamResetBurst`/`streamResetRate`, but it passes its
+ * `commonServerOptions` object to http2.createServer for every port it binds, so we add the two keys there.
+ * Node versions without the option ignore unknown keys. Returns whether the keys could be placed.
+ */
+function applyHttp2ResetLimits(server: grpc.Server, burst: number | undefined, rate: number | undefined): boolean {
+  if (burst === undefined || rate === undefined) return false;
+  const holder = server as unknown as { commonServerOptions?: Record<string, unknown> };
+  if (!holder.commonServerOptions || typeof holder.commonServerOptions !== 'object') return false;
+  holder.commonServerOptions.streamResetBurst = burst;
+  holder.commonServerOptions.streamResetRate = rate;
+  return true;
+}

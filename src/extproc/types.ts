@@ -1,0 +1,84 @@
+// Plain shapes exchanged between the ext_proc transport and the rest of tiergate.
+// The protobuf shapes never leave src/extproc/: the transport decodes Envoy's messages into these
+// and encodes decisions back (architecture.md §2).
+
+/** Lower-cased header name → value. Repeated headers are joined with ", " (RFC 9110 §5.3). */
+export type HeaderMap = ReadonlyMap<string, string>;
+
+export type BodySendMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED';
+export type HeaderSendMode = 'DEFAULT' | 'SEND' | 'SKIP';
+
+/** What Envoy 1.34+ tells us about its filter config on the first message (envoy-ext-proc.md §2.2). */
+export interface ProtocolConfig {
+  requestBodyMode: BodySendMode;
+  responseBodyMode: BodySendMode;
+  sendBodyWithoutWaitingForHeaderResponse: boolean;
+}
+
+export interface ModeOverride {
+  requestBodyMode?: BodySendMode;
+  responseHeaderMode?: HeaderSendMode;
+  responseBodyMode?: BodySendMode;
+  responseTrailerMode?: HeaderSendMode;
+}
+
+export interface HeaderMutation {
+  /** Set (overwrite) these headers. Written as raw_value with append=false. */
+  set?: ReadonlyArray<readonly [string, string]>;
+  remove?: readonly string[];
+}
+
+/** Continue the HTTP stream, optionally mutating it. */
+export interface ContinueDecision {
+  kind: 'continue';
+  headers?: HeaderMutation;
+  /** Replace the body (or the body chunk) with these bytes. */
+  body?: Buffer;
+  /** Re-run Envoy's route match; only honoured with a header mutation in the same answer (§6). */
+  clearRouteCache?: boolean;
+  /** Only sent when config says Envoy allows mode overrides, and only on header answers (§10). */
+  modeOverride?: ModeOverride;
+  /** Namespace → flat values, emitted as dynamic_metadata (§11). */
+  dynamicMetadata?: Record<string, Record<string, string | number | boolean>>;
+}
+
+/** End the HTTP stream with a local reply; the upstream is not contacted (§7). */
+export interface ReplyDecision {
+  kind: 'reply';
+  status: number;
+  headers: ReadonlyArray<readonly [string, string]>;
+  body: Buffer;
+  /** Goes to Envoy's %RESPONSE_CODE_DETAILS%. */
+  details: string;
+}
+
+export type Decision = ContinueDecision | ReplyDecision;
+
+export const CONTINUE: ContinueDecision = Object.freeze({ kind: 'continue' });
+
+/** Why a stream ended, as seen by the server. */
+export type StreamEnd = 'half-closed' | 'cancelled' | 'error';
+
+/**
+ * One per ext_proc stream (= one HTTP request). The transport calls these in Envoy's order, one at a time,
+ * and writes exactly one answer per call (none in observability mode).
+ */
+export interface StreamHandler {
+  requestHeaders(headers: HeaderMap, endOfStream: boolean): Decision | Promise<Decision>;
+  requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision>;
+  requestTrailers(trailers: HeaderMap): Decision | Promise<Decision>;
+  responseHeaders(headers: HeaderMap, endOfStream: boolean): Decision | Promise<Decision>;
+  responseBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision>;
+  responseTrailers(trailers: HeaderMap): Decision | Promise<Decision>;
+  /** Called once when the stream is over, after the last answer was written. Must not throw. */
+  end(reason: StreamEnd): void;
+}
+
+export interface StreamInfo {
+  protocolConfig: ProtocolConfig | undefined;
+  observabilityMode: boolean;
+  /** Request attributes Envoy attached to the first message, flattened to strings. */
+  attributes: ReadonlyMap<string, string>;
+}
+
+export type StreamHandlerFactory = (info: StreamInfo) => StreamHandler;

@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Integration tests bind real ports on 127.0.0.1:0; forks keep grpc-js state per file.
+    pool: 'forks',
+  },
+});
