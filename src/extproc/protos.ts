@@ -20,10 +20,32 @@ export const LOADER_OPTIONS: protoLoader.Options = {
 };
 
 let cached: grpc.ServiceDefinition | undefined;
+let pkgCache: protoLoader.PackageDefinition | undefined;
+
+function packageDefinition(): protoLoader.PackageDefinition {
+  pkgCache ??= protoLoader.loadSync(EXT_PROC_PROTO, LOADER_OPTIONS);
+  return pkgCache;
+}
+
+let statusByName: Map<string, number> | undefined;
+
+/**
+ * With `enums: String`, a decoded HttpStatus.code is the enum name ("BadRequest") when the number is one the
+ * proto names, and the bare number otherwise; this maps either back to the HTTP status number.
+ */
+export function httpStatusNumber(code: string | number | undefined): number {
+  if (typeof code === 'number') return code;
+  if (code === undefined) return 0;
+  if (!statusByName) {
+    const e = packageDefinition()['envoy.type.v3.StatusCode'] as unknown as { type: { value: { name: string; number: number }[] } };
+    statusByName = new Map(e.type.value.map((v) => [v.name, v.number]));
+  }
+  return statusByName.get(code) ?? (Number(code) || 0);
+}
 
 export function extProcServiceDefinition(): grpc.ServiceDefinition {
   if (!cached) {
-    const pkg = protoLoader.loadSync(EXT_PROC_PROTO, LOADER_OPTIONS);
+    const pkg = packageDefinition();
     const def = pkg['envoy.service.ext_proc.v3.ExternalProcessor'];
     if (!def || !('Process' in def)) throw new Error('ExternalProcessor service missing from protos');
     cached = def as unknown as grpc.ServiceDefinition;

@@ -76,7 +76,7 @@ export interface WireCommonResponse {
   clear_route_cache?: boolean;
 }
 export interface WireImmediateResponse {
-  status: { code: number | string };
+  status?: { code?: number | string };
   headers?: WireHeaderMutation;
   body?: Buffer;
   details?: string;

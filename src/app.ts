@@ -1,0 +1,97 @@
+// Assembles tiergate from a runtime: stores, pipeline, ext_proc server, admin server. No env reads and no
+// listening here (main.ts does both), so tests build as many isolated instances as they like.
+import { createAdminServer, type AdminServer } from './admin-server.js';
+import { ConfigStore, type ReloadListener } from './config/config-store.js';
+import type { Runtime } from './config/runtime.js';
+import { TiergateError } from './errors.js';
+import { createExtProcServer, type ExtProcServer } from './extproc/server.js';
+import { LlmStream, replyFor } from './pipeline/llm-stream.js';
+import type { Stage } from './pipeline/stage.js';
+import { classifyStage } from './stages/classify.js';
+import { parseStage } from './stages/parse.js';
+import { routeStage } from './stages/route.js';
+import { tenantStage } from './stages/tenant.js';
+import type { Logger } from './telemetry/logger.js';
+import { createMetrics, setConfigInfo, type Metrics } from './telemetry/metrics.js';
+
+/** The one request pipeline (architecture.md §2): auth → classify → policy → budget → cache → route. */
+export const REQUEST_STAGES: readonly Stage[] = [parseStage, tenantStage, classifyStage, routeStage];
+
+export interface App {
+  config: ConfigStore;
+  metrics: Metrics;
+  extproc: ExtProcServer;
+  admin: AdminServer;
+  reloadListener: ReloadListener;
+  /** Health flips to NOT_SERVING, no new streams, in-flight ones get `graceMs`, then everything closes. */
+  shutdown(graceMs: number): Promise<void>;
+  /** Called once both listeners are bound: readiness and gRPC health turn to serving. */
+  markServing(): void;
+  isServing(): boolean;
+}
+
+export function createApp(runtime: Runtime, log: Logger, opts: { configText?: string; defaultMetrics?: boolean } = {}): App {
+  const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false });
+  const config = new ConfigStore(runtime, opts.configText);
+  setConfigInfo(metrics, runtime.version, runtime.classifierVersion);
+  metrics.configLastReloadSuccess.set(1);
+  let serving = false;
+
+  const reloadListener: ReloadListener = {
+    reloaded(rt) {
+      metrics.configReloads.inc({ result: 'success' });
+      metrics.configLastReloadSuccess.set(1);
+      setConfigInfo(metrics, rt.version, rt.classifierVersion);
+      log.info({ event: 'config.reloaded', version: rt.version, classifier_version: rt.classifierVersion });
+    },
+    rejected(problems) {
+      metrics.configReloads.inc({ result: 'failure' });
+      metrics.configLastReloadSuccess.set(0);
+      log.error({ event: 'config.rejected', kept_version: config.current().version, problems });
+    },
+  };
+
+  const streamLog = log.child({ component: 'extproc' });
+  const deps = { runtime: () => config.current(), metrics, log: streamLog, requestStages: REQUEST_STAGES };
+  const extproc = createExtProcServer((info) => new LlmStream(deps, info), {
+    allowModeOverride: () => config.current().config.envoy.allowModeOverride,
+    failureRule: () => config.current().config.envoy.failureRule,
+    internalErrorReply: () => replyFor(new TiergateError('internal_error', 'The gateway failed to process this request.')),
+    streamResetBurst: runtime.config.server.http2StreamResetBurst,
+    streamResetRate: runtime.config.server.http2StreamResetRate,
+    hooks: {
+      streamStarted: () => metrics.activeStreams.inc(),
+      streamEnded: (end) => {
+        metrics.activeStreams.dec();
+        metrics.streams.inc({ end });
+      },
+      answered: (phase, seconds) => metrics.phaseSeconds.observe({ phase }, seconds),
+      processingError: (phase, err, rule) => {
+        metrics.processingErrors.inc({ phase, rule });
+        // The message only: error objects from stages could carry request data.
+        streamLog.error({ event: 'extproc.processing_error', phase, rule, error: err instanceof Error ? err.message : String(err) });
+      },
+    },
+  });
+  const admin = createAdminServer(metrics, () => serving);
+
+  return {
+    config,
+    metrics,
+    extproc,
+    admin,
+    reloadListener,
+    isServing: () => serving,
+    markServing() {
+      serving = true;
+      extproc.setServing(true);
+    },
+    async shutdown(graceMs) {
+      serving = false;
+      extproc.setServing(false);
+      config.close();
+      await extproc.shutdown(graceMs);
+      await admin.close();
+    },
+  };
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// The tiergate command.
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { parseConfigText } from './config/load.js';
+import { compileRuntime } from './config/runtime.js';
+import { devBanner, startDevStack } from './dev/dev-stack.js';
+import { createMockBackend } from './dev/mock-backend.js';
+import { listenOn } from './admin-server.js';
+import { ConfigError, serve } from './main.js';
+
+const USAGE = `usage:
+  tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
+  tiergate dev [--config FILE] [--port 8080]
+  tiergate config check FILE
+  tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, listen: { type: 'string' }, admin: { type: 'string' } } });
+      await serve({ configFile: values.config, listen: values.listen, admin: values.admin, handleSignals: true });
+      return -1;
+    }
+    case 'dev': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, port: { type: 'string' } } });
+      const stack = await startDevStack({ configFile: values.config, port: values.port ? Number(values.port) : 8080, handleSignals: true });
+      process.stdout.write(devBanner(stack));
+      return -1;
+    }
+    case 'config': {
+      const [sub, file] = rest;
+      if (sub !== 'check' || !file) break;
+      return configCheck(file);
+    }
+    case 'mock': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { name: { type: 'string' }, listen: { type: 'string' }, 'latency-ms': { type: 'string' }, 'chunk-delay-ms': { type: 'string' } },
+      });
+      if (!values.name) break;
+      const s = createMockBackend({ name: values.name, latencyMs: Number(values['latency-ms'] ?? 0), chunkDelayMs: Number(values['chunk-delay-ms'] ?? 20) });
+      const port = await listenOn(s, values.listen ?? '0.0.0.0:8000');
+      process.stdout.write(`mock backend ${values.name} listening on ${port}\n`);
+      return -1;
+    }
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+  }
+  process.stderr.write(USAGE);
+  return 2;
+}
+
+async function configCheck(file: string): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    process.stderr.write(`${file}: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const loaded = parseConfigText(text, process.env, file);
+  const compiled = loaded.ok ? compileRuntime(loaded.config, process.env) : loaded;
+  if (!compiled.ok) {
+    for (const p of compiled.problems) process.stderr.write(`${file}: ${p.path}: ${p.message}\n`);
+    process.stderr.write(`${compiled.problems.length} problem${compiled.problems.length === 1 ? '' : 's'}\n`);
+    return 1;
+  }
+  process.stdout.write(`${file}: ok (version ${compiled.runtime.version}, classifier ${compiled.runtime.classifierVersion})\n`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) process.stderr.write(`invalid config:\n${err.message}\n`);
+    else process.stderr.write(`tiergate: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,30 @@
+// `${ENV_VAR}` in any string value is replaced from the environment, so secrets stay out of config files.
+// `$${X}` escapes a literal `${X}`. A missing variable is an error with its path, never an empty string.
+
+export interface InterpolationProblem {
+  path: string;
+  message: string;
+}
+
+const PATTERN = /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, problems: InterpolationProblem[], path = ''): unknown {
+  if (typeof value === 'string') {
+    return value.replace(PATTERN, (whole, escape: string, name: string) => {
+      if (escape) return whole.slice(1);
+      const v = env[name];
+      if (v === undefined) {
+        problems.push({ path: path || '(root)', message: `environment variable ${name} is not set` });
+        return '';
+      }
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, problems, `${path}[${i}]`));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolateEnv(v, env, problems, path ? `${path}.${k}` : k);
+    return out;
+  }
+  return value;
+}

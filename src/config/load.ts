@@ -1,0 +1,42 @@
+// Reads, interpolates and validates a config file, collecting every problem with its path.
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { paramName } from '../llm/parse-request.js';
+import { interpolateEnv, type InterpolationProblem } from './interpolate.js';
+import { configSchema, type Config } from './schema.js';
+
+export type LoadResult = { ok: true; config: Config; source: string } | { ok: false; problems: InterpolationProblem[] };
+
+export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName = 'config'): LoadResult {
+  let raw: unknown;
+  try {
+    // YAML is a superset of JSON, so one parser reads both.
+    raw = text.trim() === '' ? {} : parseYaml(text, { prettyErrors: true });
+  } catch (e) {
+    return { ok: false, problems: [{ path: fileName, message: (e as Error).message }] };
+  }
+  if (raw === null || raw === undefined) raw = {};
+  const problems: InterpolationProblem[] = [];
+  const interpolated = interpolateEnv(raw, env, problems);
+  const parsed = configSchema.safeParse(interpolated);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push({ path: paramName(issue.path) || '(root)', message: issue.message });
+  }
+  if (problems.length > 0 || !parsed.success) return { ok: false, problems };
+  return { ok: true, config: parsed.data, source: text };
+}
+
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv): Promise<LoadResult> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    return { ok: false, problems: [{ path: file, message: (e as Error).message }] };
+  }
+  return parseConfigText(text, env, file);
+}
+
+/** The embedded defaults: what runs with no config file. */
+export function defaultConfig(): Config {
+  return configSchema.parse({});
+}

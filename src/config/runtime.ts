@@ -1,0 +1,75 @@
+// Config compiled once into an immutable runtime object. Each stream captures the runtime current at its
+// start, so a reload never changes a request half-way (architecture.md §2).
+import { createHash } from 'node:crypto';
+import { compileClassifier, type Classifier } from '../classify/engine.js';
+import { V7 } from '../classify/v7.js';
+import type { InterpolationProblem } from './interpolate.js';
+import type { Config } from './schema.js';
+
+export interface TierRuntime {
+  name: string;
+  model: string;
+  /** `Bearer <key>` from the tier's credentialsEnv; replaces the client's authorization upstream. */
+  authorization: string | undefined;
+}
+
+export interface Runtime {
+  /** Short content hash: the config-version metric label and the log field. */
+  version: string;
+  config: Config;
+  classifier: Classifier;
+  classifierVersion: string;
+  tiers: ReadonlyMap<string, TierRuntime>;
+  /** Client model name → tier: aliases, plus each tier's own upstream model id. */
+  modelToTier: ReadonlyMap<string, string>;
+  autoModels: ReadonlySet<string>;
+  classifyPaths: ReadonlySet<string>;
+  unclassifiedPaths: ReadonlyMap<string, { tier?: string | undefined }>;
+}
+
+export type CompileResult = { ok: true; runtime: Runtime } | { ok: false; problems: InterpolationProblem[] };
+
+export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileResult {
+  const problems: InterpolationProblem[] = [];
+  const tiers = new Map<string, TierRuntime>();
+  for (const [name, t] of Object.entries(config.tiers)) {
+    let authorization: string | undefined;
+    if (t.credentialsEnv) {
+      const key = env[t.credentialsEnv];
+      if (!key) problems.push({ path: `tiers.${name}.credentialsEnv`, message: `environment variable ${t.credentialsEnv} is not set` });
+      else authorization = `Bearer ${key}`;
+    }
+    tiers.set(name, { name, model: t.model, authorization });
+  }
+  if (problems.length > 0) return { ok: false, problems };
+
+  const modelToTier = new Map<string, string>();
+  for (const t of tiers.values()) modelToTier.set(t.model, t.name);
+  for (const [alias, tier] of Object.entries(config.aliases)) modelToTier.set(alias, tier);
+
+  const versions = { v7: V7, ...config.classifier.versions };
+  const active = config.classifier.active;
+  const versionConfig = versions[active as keyof typeof versions];
+  if (!versionConfig) return { ok: false, problems: [{ path: 'classifier.active', message: `unknown version ${active}` }] };
+
+  const runtime: Runtime = {
+    version: createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12),
+    config: deepFreeze(structuredClone(config)),
+    classifier: compileClassifier(active, versionConfig),
+    classifierVersion: active,
+    tiers,
+    modelToTier,
+    autoModels: new Set(config.routing.autoModels),
+    classifyPaths: new Set(config.routing.classifyPaths),
+    unclassifiedPaths: new Map(Object.entries(config.routing.unclassifiedPaths)),
+  };
+  return { ok: true, runtime: Object.freeze(runtime) };
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

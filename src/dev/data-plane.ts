@@ -1,0 +1,159 @@
+// The local data plane of `tiergate dev`: an HTTP listener that does what Envoy does with tiergate in front of
+// the backends — drives the ext_proc stream through ExtProcSession (request headers → BUFFERED body → route by
+// x-llm-tier → response headers → STREAMED response chunks → half-close + reset), applies every mutation and
+// immediate response, and streams SSE chunk by chunk. The OpenAI SDK can be pointed at it.
+import { randomUUID } from 'node:crypto';
+import { request as httpRequest, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { ExtProcPool, RECOMMENDED_FILTER, getHeader, type ExtProcSession, type FilterConfig, type Headers, type Outcome } from './envoy-client.js';
+
+export interface DataPlaneOptions {
+  /** host:port of tiergate's ext_proc listener. */
+  extProcTarget: string;
+  /** Tier name → backend base URL (http://host:port). */
+  backends: Record<string, string>;
+  /** Where requests go when no x-llm-tier is set (the catch-all rule). */
+  defaultTier: string;
+  filter?: FilterConfig;
+  /** Envoy's max_requests_per_connection on the ext_proc cluster. */
+  maxStreamsPerConnection?: number;
+}
+
+export interface DataPlane {
+  server: Server;
+  pool: ExtProcPool;
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
+
+export function createDataPlane(opts: DataPlaneOptions): DataPlane {
+  const pool = new ExtProcPool(opts.extProcTarget, opts.maxStreamsPerConnection ?? 500);
+  const filter = opts.filter ?? RECOMMENDED_FILTER;
+  const server = createServer((req, res) => {
+    void proxy(req, res, pool, filter, opts).catch((err: Error) => {
+      if (!res.headersSent) localReply(res, 502, `upstream error: ${err.message}`);
+      else res.destroy();
+    });
+  });
+  return { server, pool };
+}
+
+function localReply(res: ServerResponse, status: number, details: string): void {
+  // Envoy's own local replies are plain text.
+  res.writeHead(status, { 'content-type': 'text/plain' }).end(`${details}\n`);
+}
+
+function sendOutcome(res: ServerResponse, o: Outcome): boolean {
+  if (o.kind === 'immediate') {
+    res.writeHead(o.status, Object.fromEntries(o.headers)).end(o.body);
+    return true;
+  }
+  if (o.kind === 'error') {
+    localReply(res, o.status, o.details);
+    return true;
+  }
+  return false;
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function proxy(req: IncomingMessage, res: ServerResponse, pool: ExtProcPool, filter: FilterConfig, opts: DataPlaneOptions) {
+  const session = pool.open(filter);
+  // Client disconnect before we are done: Envoy resets the side stream (§8).
+  res.on('close', () => session.cancel());
+  try {
+    await exchange(req, res, session, opts);
+  } finally {
+    session.close();
+  }
+}
+
+async function exchange(req: IncomingMessage, res: ServerResponse, session: ExtProcSession, opts: DataPlaneOptions) {
+  const body = await readBody(req);
+  const headers: Headers = [
+    [':method', req.method ?? 'GET'],
+    [':path', req.url ?? '/'],
+    [':authority', req.headers.host ?? 'localhost'],
+    [':scheme', 'http'],
+  ];
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (k === 'host' || HOP_BY_HOP.has(k) || v === undefined) continue;
+    headers.push([k, Array.isArray(v) ? v.join(', ') : v]);
+  }
+  // The HCM adds these before any filter runs.
+  if (!headers.some(([k]) => k === 'x-request-id')) headers.push(['x-request-id', randomUUID()]);
+  headers.push(['x-forwarded-proto', 'http']);
+
+  if (sendOutcome(res, await session.sendRequestHeaders(headers, body.length === 0))) return;
+  let upstreamBody = body;
+  if (body.length > 0) {
+    const o = await session.sendRequestBody(body, true);
+    if (sendOutcome(res, o)) return;
+    if (o.kind === 'continue' && o.body) upstreamBody = o.body;
+  }
+
+  const tier = getHeader(session.requestHeaders, 'x-llm-tier') ?? opts.defaultTier;
+  const base = opts.backends[tier];
+  if (!base) {
+    localReply(res, 404, `no route for tier ${tier}`);
+    return;
+  }
+  const upstream = await forward(base, session.requestHeaders, upstreamBody);
+  const responseHeaders: Headers = [[':status', String(upstream.statusCode ?? 502)]];
+  for (const [k, v] of Object.entries(upstream.headers)) {
+    if (HOP_BY_HOP.has(k) || v === undefined) continue;
+    responseHeaders.push([k, Array.isArray(v) ? v.join(', ') : v]);
+  }
+  const rh = await session.sendResponseHeaders(responseHeaders, false);
+  if (sendOutcome(res, rh)) {
+    upstream.destroy();
+    return;
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of session.responseHeaders) if (!k.startsWith(':')) out[k] = v;
+  res.writeHead(Number(getHeader(session.responseHeaders, ':status') ?? 502), out);
+  await relayBody(upstream, res, session);
+}
+
+function forward(base: string, headers: Headers, body: Buffer): Promise<IncomingMessage> {
+  const url = new URL(headers.find(([k]) => k === ':path')?.[1] ?? '/', base);
+  const out: Record<string, string> = {};
+  for (const [k, v] of headers) if (!k.startsWith(':')) out[k] = v;
+  out.host = url.host;
+  out['content-length'] = String(body.length);
+  return new Promise((resolve, reject) => {
+    const r = httpRequest(url, { method: headers.find(([k]) => k === ':method')?.[1] ?? 'POST', headers: out }, resolve);
+    r.on('error', reject);
+    r.end(body);
+  });
+}
+
+/**
+ * STREAMED: every upstream chunk goes to ext_proc as it arrives, without waiting for earlier answers
+ * (pipelined, §2.2); answers come back in order and each is written to the client as it resolves.
+ * BUFFERED: the whole body in one message. The stream ends with an empty end_of_stream chunk, as Envoy's does.
+ */
+async function relayBody(upstream: IncomingMessage, res: ServerResponse, session: ExtProcSession): Promise<void> {
+  if (session.mode.responseBodyMode === 'BUFFERED') {
+    const whole = await readBody(upstream);
+    const o = await session.sendResponseBody(whole, true);
+    res.end(o.kind === 'continue' && o.body ? o.body : whole);
+    return;
+  }
+  let chain: Promise<void> = Promise.resolve();
+  const relay = (chunk: Buffer, eos: boolean) => {
+    const answer = session.sendResponseBody(chunk, eos);
+    chain = chain.then(async () => {
+      const o = await answer;
+      const data = o.kind === 'continue' && o.body ? o.body : chunk;
+      if (data.length > 0 && !res.destroyed) res.write(data);
+    });
+  };
+  for await (const c of upstream) relay(c as Buffer, false);
+  relay(Buffer.alloc(0), true);
+  await chain;
+  res.end();
+}

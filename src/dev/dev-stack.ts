@@ -1,0 +1,105 @@
+// `tiergate dev`: tiergate, mock weak/strong backends and the local data plane in one process, so a newcomer
+// can curl :8080 with no Docker and no Envoy.
+import type { Server } from 'node:http';
+import { listenOn } from '../admin-server.js';
+import { serve, type Serving } from '../main.js';
+import { createDataPlane, type DataPlane } from './data-plane.js';
+import { createMockBackend } from './mock-backend.js';
+
+export interface DevOptions {
+  configFile?: string;
+  host?: string;
+  /** Data plane port (8080); 0 picks a free one (tests). */
+  port?: number;
+  grpcListen?: string;
+  adminListen?: string;
+  backendPorts?: { weak: number; strong: number };
+  latencyMs?: number;
+  chunkDelayMs?: number;
+  env?: NodeJS.ProcessEnv;
+  handleSignals?: boolean;
+}
+
+export interface DevStack {
+  tiergate: Serving;
+  dataPlane: DataPlane;
+  url: string;
+  backends: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
+  const host = opts.host ?? '127.0.0.1';
+  const tiergate = await serve({
+    configFile: opts.configFile,
+    listen: opts.grpcListen ?? `${host}:9002`,
+    admin: opts.adminListen ?? `${host}:9090`,
+    env: opts.env,
+    handleSignals: false,
+  });
+  const servers: Server[] = [];
+  const backends: Record<string, string> = {};
+  const ports = opts.backendPorts ?? { weak: 9101, strong: 9102 };
+  for (const [name, port] of Object.entries(ports)) {
+    const s = createMockBackend({ name, latencyMs: opts.latencyMs ?? 0, chunkDelayMs: opts.chunkDelayMs ?? 20 });
+    const bound = await listenOn(s, `${host}:${port}`);
+    servers.push(s);
+    backends[name] = `http://${host}:${bound}`;
+  }
+  // Every configured tier needs a backend; tiers beyond weak/strong share the weak mock.
+  for (const tier of tiergate.app.config.current().tiers.keys()) backends[tier] ??= backends.weak as string;
+  const dataPlane = createDataPlane({ extProcTarget: `${host}:${tiergate.grpcPort}`, backends, defaultTier: 'weak' });
+  const dpPort = await listenOn(dataPlane.server, `${host}:${opts.port ?? 8080}`);
+  servers.push(dataPlane.server);
+  const url = `http://${host}:${dpPort}`;
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const s of servers) {
+        s.closeAllConnections();
+        await new Promise<void>((r) => s.close(() => r()));
+      }
+      dataPlane.pool.close();
+      await tiergate.stop();
+    })());
+  if (opts.handleSignals) {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void stop().then(() => process.exit(0)));
+  }
+  return { tiergate, dataPlane, url, backends, stop };
+}
+
+export function devBanner(stack: DevStack): string {
+  const u = stack.url;
+  const admin = `http://127.0.0.1:${stack.tiergate.adminPort}`;
+  return `
+tiergate dev is running
+  data plane (Envoy stand-in)  ${u}
+  tiergate ext_proc (gRPC)     127.0.0.1:${stack.tiergate.grpcPort}
+  admin                        ${admin}/healthz  ${admin}/readyz  ${admin}/metrics
+  mock backends                ${Object.entries(stack.backends).map(([k, v]) => `${k}=${v}`).join('  ')}
+
+Try:
+  # a short prompt → weak tier
+  curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"model":"auto","messages":[{"role":"user","content":"Say hi"}]}'
+
+  # a keyword the v7 rules send to the strong tier
+  curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"model":"auto","messages":[{"role":"user","content":"Please refactor this module"}]}'
+
+  # streaming (SSE, usage chunk forced on)
+  curl -s -N ${u}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"model":"auto","stream":true,"messages":[{"role":"user","content":"Say hi"}]}'
+
+  # a client cannot pick its own tier: this still goes to weak
+  curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' -H 'x-llm-tier: strong' \\
+    -d '{"model":"auto","messages":[{"role":"user","content":"Say hi"}]}'
+
+  # bad input → OpenAI-shaped 400
+  curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"auto","messages":[]}'
+
+  # metrics
+  curl -s ${admin}/metrics | grep ^tiergate_requests_total
+`;
+}

@@ -1,0 +1,104 @@
+// A mock OpenAI-compatible backend for `tiergate dev` and the end-to-end tests. Answers are deterministic and
+// name the backend and model that produced them; streams are real SSE with a usage chunk when asked.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
+export interface MockBackendOptions {
+  /** Shown in every answer, e.g. "weak". */
+  name: string;
+  /** Delay before the response headers. */
+  latencyMs?: number;
+  /** Delay between SSE chunks. */
+  chunkDelayMs?: number;
+}
+
+const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
+
+/** Crude but deterministic: about four characters a token. */
+export function mockTokenCount(text: string): number {
+  return Math.max(1, Math.ceil(text.length / 4));
+}
+
+export function createMockBackend(opts: MockBackendOptions): Server {
+  return createServer((req, res) => {
+    void handle(req, res, opts).catch(() => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: 'mock backend failure', type: 'server_error', param: null, code: null } }));
+    });
+  });
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBackendOptions): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method === 'GET' && path === '/v1/models') {
+    sendJson(res, 200, { object: 'list', data: [{ id: `${opts.name}-model`, object: 'model', owned_by: 'tiergate-mock' }] });
+    return;
+  }
+  const raw = await readBody(req);
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
+  } catch {
+    sendJson(res, 400, { error: { message: 'invalid JSON', type: 'invalid_request_error', param: null, code: null } });
+    return;
+  }
+  const model = typeof body.model === 'string' ? body.model : 'unknown';
+  await sleep(opts.latencyMs ?? 0);
+  if (path === '/v1/embeddings') {
+    const input = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? '')];
+    const data = input.map((text, index) => ({ object: 'embedding', index, embedding: embed(text) }));
+    const tokens = input.reduce((n, t) => n + mockTokenCount(t), 0);
+    sendJson(res, 200, { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+    return;
+  }
+  const chat = path === '/v1/chat/completions';
+  if (!chat && path !== '/v1/completions') {
+    sendJson(res, 404, { error: { message: `no route ${path}`, type: 'invalid_request_error', param: null, code: null } });
+    return;
+  }
+  const promptText = chat ? JSON.stringify(body.messages ?? []) : String(body.prompt ?? '');
+  const nMessages = Array.isArray(body.messages) ? body.messages.length : 1;
+  const answer = `Hello from the ${opts.name} backend (model ${model}). You sent ${nMessages} message${nMessages === 1 ? '' : 's'}.`;
+  const usage = { prompt_tokens: mockTokenCount(promptText), completion_tokens: mockTokenCount(answer) };
+  const fullUsage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
+  const id = `${chat ? 'chatcmpl' : 'cmpl'}-mock-${opts.name}`;
+  const created = 1_700_000_000;
+  if (body.stream === true) {
+    const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const object = chat ? 'chat.completion.chunk' : 'text_completion';
+    const frame = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+      `data: ${JSON.stringify({ id, object, created, model, choices, ...(includeUsage ? { usage: null } : {}), ...extra })}\n\n`;
+    if (chat) res.write(frame([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]));
+    for (const piece of answer.match(/\S+\s*/g) ?? []) {
+      await sleep(opts.chunkDelayMs ?? 0);
+      res.write(frame([chat ? { index: 0, delta: { content: piece }, finish_reason: null } : { index: 0, text: piece, finish_reason: null }]));
+    }
+    res.write(frame([chat ? { index: 0, delta: {}, finish_reason: 'stop' } : { index: 0, text: '', finish_reason: 'stop' }]));
+    if (includeUsage) res.write(frame([], { usage: fullUsage }));
+    res.end('data: [DONE]\n\n');
+    return;
+  }
+  const choice = chat
+    ? { index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }
+    : { index: 0, text: answer, finish_reason: 'stop' };
+  sendJson(res, 200, { id, object: chat ? 'chat.completion' : 'text_completion', created, model, choices: [choice], usage: fullUsage });
+}
+
+/** A small deterministic vector per text. */
+function embed(text: string): number[] {
+  const v = new Array<number>(8).fill(0);
+  for (let i = 0; i < text.length; i++) v[i % 8] = ((v[i % 8] as number) + text.charCodeAt(i)) % 1000;
+  const norm = Math.hypot(...v) || 1;
+  return v.map((x) => x / norm);
+}

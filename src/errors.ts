@@ -1,0 +1,43 @@
+// The one error catalogue: every error tiergate answers a client with is declared here with its HTTP status,
+// OpenAI error type and a message that is safe to show (no secrets, no prompt text).
+
+export interface CatalogueEntry {
+  status: number;
+  type: string;
+  code: string;
+}
+
+export const ERRORS = {
+  invalid_json: { status: 400, type: 'invalid_request_error', code: 'invalid_json' },
+  invalid_request: { status: 400, type: 'invalid_request_error', code: 'invalid_request' },
+  empty_array: { status: 400, type: 'invalid_request_error', code: 'empty_array' },
+  missing_body: { status: 400, type: 'invalid_request_error', code: 'missing_body' },
+  unsupported_content_type: { status: 400, type: 'invalid_request_error', code: 'unsupported_content_type' },
+  invalid_api_key: { status: 401, type: 'authentication_error', code: 'invalid_api_key' },
+  model_not_allowed: { status: 403, type: 'permission_error', code: 'model_not_allowed' },
+  request_too_large: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
+  internal_error: { status: 500, type: 'server_error', code: 'internal_error' },
+  dependency_unavailable: { status: 503, type: 'server_error', code: 'dependency_unavailable' },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorName = keyof typeof ERRORS;
+
+/** Thrown by stages; the pipeline turns it into an OpenAI-shaped local reply. */
+export class TiergateError extends Error {
+  readonly entry: CatalogueEntry;
+  constructor(
+    readonly name_: ErrorName,
+    message: string,
+    readonly param: string | null = null,
+    readonly extraHeaders: ReadonlyArray<readonly [string, string]> = [],
+  ) {
+    super(message);
+    this.name = 'TiergateError';
+    this.entry = ERRORS[name_];
+  }
+}
+
+/** The OpenAI error body: {"error":{"message","type","param","code"}} (shared/data/openai-transcripts). */
+export function errorBody(entry: CatalogueEntry, message: string, param: string | null): Buffer {
+  return Buffer.from(JSON.stringify({ error: { message, type: entry.type, param, code: entry.code } }));
+}

@@ -1,0 +1,66 @@
+// Body bytes → a validated OpenAI request, or a catalogue error that names the offending field.
+import type { z } from 'zod';
+import { TiergateError } from '../errors.js';
+import { chatCompletionRequest, completionRequest, type ChatMessage } from './openai-request.js';
+
+export type Endpoint = 'chat' | 'completions';
+
+export interface LlmRequest {
+  endpoint: Endpoint;
+  /** The parsed JSON object, unknown fields kept; mutated copies are made by the route stage. */
+  json: Record<string, unknown>;
+  model: string | undefined;
+  stream: boolean;
+  /** Chat messages; a completions prompt is presented as one user message. */
+  messages: readonly ChatMessage[];
+}
+
+export function parseLlmRequest(endpoint: Endpoint, body: Buffer): LlmRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new TiergateError('invalid_json', 'We could not parse the JSON body of your request. The body must be valid JSON.');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new TiergateError('invalid_request', 'The request body must be a JSON object.');
+  }
+  if (endpoint === 'chat') {
+    const r = chatCompletionRequest.safeParse(json);
+    if (!r.success) throw fieldError(r.error);
+    return { endpoint, json: json as Record<string, unknown>, model: r.data.model, stream: r.data.stream === true, messages: r.data.messages };
+  }
+  const r = completionRequest.safeParse(json);
+  if (!r.success) throw fieldError(r.error);
+  const prompt = r.data.prompt;
+  const text = typeof prompt === 'string' ? prompt : prompt.every((p) => typeof p === 'string') ? (prompt as string[]).join(' ') : '';
+  return {
+    endpoint,
+    json: json as Record<string, unknown>,
+    model: r.data.model,
+    stream: r.data.stream === true,
+    messages: [{ role: 'user', content: text }],
+  };
+}
+
+/** OpenAI names params as `messages[0].content`; so do we. */
+export function paramName(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '');
+}
+
+function fieldError(err: z.ZodError): TiergateError {
+  const issue = err.issues[0];
+  if (!issue) return new TiergateError('invalid_request', 'Invalid request body.');
+  const param = paramName(issue.path);
+  if (issue.code === 'too_small' && issue.origin === 'array') {
+    return new TiergateError(
+      'empty_array',
+      `Invalid '${param}': empty array. Expected an array with minimum length ${String(issue.minimum)}, but got an empty array instead.`,
+      param,
+    );
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return new TiergateError('invalid_request', `Missing required parameter: '${param}'.`, param);
+  }
+  return new TiergateError('invalid_request', `Invalid '${param}': ${issue.message}.`, param);
+}

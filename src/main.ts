@@ -1,0 +1,67 @@
+// Composition root: the only place that reads the environment, installs signal handlers and decides the
+// shutdown order (health off → no new streams → drain → close → flush traces).
+import { createApp, type App } from './app.js';
+import { loadConfigFile, defaultConfig, type LoadResult } from './config/load.js';
+import { compileRuntime } from './config/runtime.js';
+import type { Config } from './config/schema.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+import { startTracing } from './telemetry/tracing.js';
+
+export interface ServeOptions {
+  configFile?: string;
+  listen?: string;
+  admin?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Install SIGTERM/SIGINT handlers (off for in-process use such as tests and `tiergate dev`). */
+  handleSignals?: boolean;
+}
+
+export interface Serving {
+  app: App;
+  log: Logger;
+  grpcPort: number;
+  adminPort: number;
+  stop(): Promise<void>;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: { path: string; message: string }[]) {
+    super(problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
+  }
+}
+
+export async function loadInitialConfig(file: string | undefined, env: NodeJS.ProcessEnv): Promise<{ config: Config; text?: string }> {
+  if (!file) return { config: defaultConfig() };
+  const loaded: LoadResult = await loadConfigFile(file, env);
+  if (!loaded.ok) throw new ConfigError(loaded.problems);
+  return { config: loaded.config, text: loaded.source };
+}
+
+export async function serve(opts: ServeOptions): Promise<Serving> {
+  const env = opts.env ?? process.env;
+  const { config, text } = await loadInitialConfig(opts.configFile, env);
+  const compiled = compileRuntime(config, env);
+  if (!compiled.ok) throw new ConfigError(compiled.problems);
+  const log = createLogger(env.TIERGATE_LOG_LEVEL ?? config.logging.level);
+  const stopTracing = await startTracing(env);
+  const app = createApp(compiled.runtime, log, { configText: text, defaultMetrics: true });
+  if (opts.configFile) app.config.watch(opts.configFile, env, app.reloadListener);
+
+  const grpcPort = await app.extproc.listen(opts.listen ?? config.server.listen);
+  const adminPort = await app.admin.listen(opts.admin ?? config.server.admin);
+  app.markServing();
+  log.info({ event: 'server.started', grpc_port: grpcPort, admin_port: adminPort, config_version: compiled.runtime.version });
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info({ event: 'server.stopping', grace_ms: config.server.shutdownGraceMs });
+      await app.shutdown(config.server.shutdownGraceMs);
+      await stopTracing?.();
+      log.info({ event: 'server.stopped' });
+    })());
+  if (opts.handleSignals) {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void stop().then(() => process.exit(0)));
+  }
+  return { app, log, grpcPort, adminPort, stop };
+}

@@ -1,0 +1,213 @@
+// One HTTP request as tiergate sees it: decides per phase, runs the request pipeline once the body is
+// complete, and decorates the response. Implements the transport's StreamHandler with plain types only.
+import { randomUUID } from 'node:crypto';
+import type { Span } from '@opentelemetry/api';
+import type { Runtime } from '../config/runtime.js';
+import { TiergateError, errorBody } from '../errors.js';
+import {
+  CONTINUE,
+  type ContinueDecision,
+  type Decision,
+  type HeaderMap,
+  type ReplyDecision,
+  type StreamEnd,
+  type StreamHandler,
+  type StreamInfo,
+} from '../extproc/types.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { tracer } from '../telemetry/tracing.js';
+import { H, ROUTING_HEADERS } from './contract-headers.js';
+import type { RequestState } from './request-state.js';
+import { runStages } from './runner.js';
+import type { Stage } from './stage.js';
+
+export interface StreamDeps {
+  runtime: () => Runtime;
+  metrics: Metrics;
+  log: Logger;
+  requestStages: readonly Stage[];
+}
+
+type PathKind = 'classify' | 'unclassified' | 'other';
+
+export class LlmStream implements StreamHandler {
+  private readonly runtime: Runtime;
+  private readonly span: Span;
+  private state: RequestState | undefined;
+  private pathKind: PathKind = 'other';
+  private chunks: Buffer[] = [];
+  private received = 0;
+  private chunkCount = 0;
+  private bodyAnsweredAt = 0;
+  private outcome: 'routed' | 'local_reply' | 'passthrough' = 'passthrough';
+  private status: number | undefined;
+  private readonly holdChunks: boolean;
+
+  constructor(
+    private readonly deps: StreamDeps,
+    private readonly info: StreamInfo,
+  ) {
+    // Captured once: a config reload never changes a request half-way.
+    this.runtime = deps.runtime();
+    this.span = tracer().startSpan('ext_proc stream');
+    this.holdChunks = info.protocolConfig?.requestBodyMode === 'STREAMED';
+  }
+
+  requestHeaders(headers: HeaderMap, endOfStream: boolean): Decision {
+    const rawPath = headers.get(':path') ?? '/';
+    const q = rawPath.indexOf('?');
+    const path = q === -1 ? rawPath : rawPath.slice(0, q);
+    const requestId = headers.get(H.requestId) || randomUUID();
+    const rt = this.runtime;
+    this.pathKind = rt.classifyPaths.has(path) ? 'classify' : rt.unclassifiedPaths.has(path) ? 'unclassified' : 'other';
+    this.state = {
+      requestId,
+      runtime: rt,
+      path,
+      method: headers.get(':method') ?? 'GET',
+      headers,
+      log: this.deps.log.child({ request_id: requestId }),
+      body: EMPTY,
+      tenant: '',
+      setHeaders: [],
+      removeHeaders: [],
+    };
+    this.span.setAttributes({ 'tiergate.request_id': requestId, 'url.path': path });
+    // A client must never pick its own tier or tenant: strip routing headers it sent, whatever the path.
+    const spoofed = ROUTING_HEADERS.filter((h) => headers.has(h));
+
+    if (this.pathKind === 'other') {
+      if (spoofed.length === 0 && !rt.config.envoy.allowModeOverride) return CONTINUE;
+      return {
+        kind: 'continue',
+        ...(spoofed.length > 0 ? { headers: { remove: spoofed }, clearRouteCache: true } : {}),
+        // Nothing more to see on this request: ask Envoy to stop sending it (§10; 1.37+ closes the stream).
+        modeOverride: { requestBodyMode: 'NONE', responseHeaderMode: 'SKIP', responseBodyMode: 'NONE' },
+      };
+    }
+    if (this.pathKind === 'unclassified') {
+      const tier = rt.unclassifiedPaths.get(path)?.tier;
+      const t = tier ? rt.tiers.get(tier) : undefined;
+      const set: Array<[string, string]> = [[H.tenant, 'default']];
+      if (t) set.push([H.tier, t.name], [H.model, t.model]);
+      if (t?.authorization) set.push([H.authorization, t.authorization]);
+      const remove = ROUTING_HEADERS.filter((h) => !set.some(([k]) => k === h) && headers.has(h));
+      this.outcome = 'routed';
+      return { kind: 'continue', headers: { set, remove }, clearRouteCache: true };
+    }
+    if (endOfStream) {
+      // No body will follow (§2.3): answer now rather than wait for a message that never comes.
+      return this.reply(new TiergateError('missing_body', `${path} requires a JSON request body.`));
+    }
+    return spoofed.length > 0 ? { kind: 'continue', headers: { remove: spoofed }, clearRouteCache: true } : CONTINUE;
+  }
+
+  async requestBody(chunk: Buffer, endOfStream: boolean): Promise<Decision> {
+    if (this.pathKind !== 'classify' || !this.state) return CONTINUE;
+    this.received += chunk.length;
+    this.chunkCount++;
+    const limit = this.runtime.config.limits.maxRequestBodyBytes;
+    if (this.received > limit) {
+      return this.reply(new TiergateError('request_too_large', `Request body exceeds the gateway limit of ${limit} bytes.`));
+    }
+    this.chunks.push(chunk);
+    // BUFFERED bodies arrive as one message with end_of_stream. STREAMED ones arrive in pieces: when Envoy
+    // told us the mode (protocol_config, 1.34+) we hold them back (empty replacement) and emit the whole,
+    // rewritten body with the last one. Otherwise (BUFFERED_PARTIAL, or an older Envoy) a piece may be all we
+    // ever see of the body, so it passes unchanged.
+    if (!endOfStream) return this.holdChunks ? { kind: 'continue', body: EMPTY } : CONTINUE;
+    this.state.body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+    this.chunks = [];
+    const decision = await this.runRequestPipeline(this.state);
+    this.bodyAnsweredAt = performance.now();
+    return decision;
+  }
+
+  private async runRequestPipeline(state: RequestState): Promise<Decision> {
+    const result = await runStages(this.deps.requestStages, state, this.deps.metrics);
+    if (result.kind === 'error') return this.reply(result.error);
+    const route = state.route;
+    if (route?.classification) {
+      const c = route.classification;
+      this.deps.metrics.decisions.inc({ version: c.version, rule: c.rule, tier: c.tier });
+    }
+    this.outcome = 'routed';
+    const remove = ROUTING_HEADERS.filter((h) => !state.setHeaders.some(([k]) => k === h) && state.headers.has(h));
+    const body = state.newBody ?? state.body;
+    const decision: ContinueDecision = {
+      kind: 'continue',
+      headers: { set: state.setHeaders, remove: [...remove, ...state.removeHeaders] },
+      // Header changes in a BUFFERED body answer still affect routing only with clear_route_cache (§6).
+      clearRouteCache: true,
+    };
+    // One message: replace it when the body changed. Several: only if we held the earlier ones back.
+    if (this.chunkCount === 1 ? state.newBody !== undefined : this.holdChunks) decision.body = body;
+    state.log.debug({
+      event: 'request.routed',
+      tier: route?.tier.name,
+      source: route?.source,
+      rule: route?.classification?.rule,
+      reason: route?.classification?.reason,
+      ...(this.runtime.config.logging.logPrompts ? { prompt_text: state.llm?.messages } : {}),
+    });
+    return decision;
+  }
+
+  requestTrailers(): Decision {
+    return CONTINUE;
+  }
+
+  responseHeaders(headers: HeaderMap): Decision {
+    this.status = Number(headers.get(':status') ?? 0) || undefined;
+    const route = this.state?.route;
+    if (!route) return CONTINUE;
+    if (this.bodyAnsweredAt > 0) this.span.setAttribute('tiergate.ttft_ms', performance.now() - this.bodyAnsweredAt);
+    const decision: ContinueDecision = {
+      kind: 'continue',
+      headers: { set: [[H.tier, route.tier.name], [H.modelResolved, route.tier.model]] },
+    };
+    if (this.runtime.config.envoy.allowModeOverride) {
+      // SSE is answered chunk by chunk (STREAMED); a JSON body is small and buffered whole (§10).
+      const sse = (headers.get(H.contentType) ?? '').includes('text/event-stream');
+      decision.modeOverride = { responseBodyMode: sse ? 'STREAMED' : 'BUFFERED' };
+      if (sse) decision.headers = { ...decision.headers, remove: [H.contentLength] };
+    }
+    return decision;
+  }
+
+  responseBody(): Decision {
+    return CONTINUE;
+  }
+
+  responseTrailers(): Decision {
+    return CONTINUE;
+  }
+
+  end(reason: StreamEnd): void {
+    const tier = this.state?.route?.tier.name ?? 'none';
+    if (this.pathKind !== 'other') this.deps.metrics.requests.inc({ tier, outcome: this.outcome });
+    this.span.setAttributes({ 'tiergate.tier': tier, 'tiergate.outcome': this.outcome, 'tiergate.stream_end': reason });
+    if (this.status !== undefined) this.span.setAttribute('http.response.status_code', this.status);
+    this.span.end();
+  }
+
+  private reply(err: TiergateError): ReplyDecision {
+    this.outcome = 'local_reply';
+    this.deps.metrics.localReplies.inc({ status: String(err.entry.status), code: err.entry.code });
+    this.state?.log.info({ event: 'request.rejected', status: err.entry.status, code: err.entry.code, param: err.param });
+    return replyFor(err);
+  }
+}
+
+export function replyFor(err: TiergateError): ReplyDecision {
+  return {
+    kind: 'reply',
+    status: err.entry.status,
+    headers: [[H.contentType, 'application/json'], ...err.extraHeaders],
+    body: errorBody(err.entry, err.message, err.param),
+    details: `tiergate_${err.entry.code}`,
+  };
+}
+
+const EMPTY = Buffer.alloc(0);

@@ -1,0 +1,34 @@
+// Per-request state: what the stages read and decide. Plain data, no protobuf (architecture.md §2).
+import type { ClassifierDecision } from '../classify/engine.js';
+import type { Runtime, TierRuntime } from '../config/runtime.js';
+import type { HeaderMap } from '../extproc/types.js';
+import type { LlmRequest } from '../llm/parse-request.js';
+import type { Logger } from '../telemetry/logger.js';
+
+export type RouteSource = 'classifier' | 'alias' | 'path';
+
+export interface RouteDecision {
+  tier: TierRuntime;
+  source: RouteSource;
+  /** Set when the classifier decided (source 'classifier'). */
+  classification?: ClassifierDecision;
+}
+
+export interface RequestState {
+  readonly requestId: string;
+  readonly runtime: Runtime;
+  readonly path: string;
+  readonly method: string;
+  readonly headers: HeaderMap;
+  readonly log: Logger;
+  /** Raw request body (the whole body; BUFFERED). */
+  body: Buffer;
+  llm?: LlmRequest;
+  tenant: string;
+  route?: RouteDecision;
+  /** Request header changes for the upstream, applied in the request-body answer. */
+  readonly setHeaders: Array<[string, string]>;
+  readonly removeHeaders: string[];
+  /** The rewritten body, when a stage changed it. */
+  newBody?: Buffer;
+}

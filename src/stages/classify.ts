@@ -1,0 +1,25 @@
+// Decides the tier: a configured alias (or a tier's own model id) routes directly; `auto` and any unknown
+// model name are classified by the active classifier version.
+import type { Stage } from '../pipeline/stage.js';
+
+export const classifyStage: Stage = {
+  name: 'classify',
+  onError: 'fail',
+  run(state) {
+    const rt = state.runtime;
+    const llm = state.llm;
+    if (!llm) throw new Error('classify before parse');
+    const model = llm.model ?? 'auto';
+    const direct = rt.autoModels.has(model) ? undefined : rt.modelToTier.get(model);
+    if (direct !== undefined) {
+      const tier = rt.tiers.get(direct);
+      if (!tier) throw new Error(`alias ${model} names unknown tier ${direct}`);
+      state.route = { tier, source: 'alias' };
+      return;
+    }
+    const decision = rt.classifier(llm.messages);
+    const tier = rt.tiers.get(decision.tier);
+    if (!tier) throw new Error(`classifier chose unknown tier ${decision.tier}`);
+    state.route = { tier, source: 'classifier', classification: decision };
+  },
+};

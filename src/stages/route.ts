@@ -1,0 +1,32 @@
+// Writes the routing decision into the request: contract headers (overwriting the client's), the upstream
+// model id in the body, usage forced on for streams, upstream credentials, and a true content-length.
+import { H } from '../pipeline/contract-headers.js';
+import type { Stage } from '../pipeline/stage.js';
+
+export const routeStage: Stage = {
+  name: 'route',
+  onError: 'fail',
+  run(state) {
+    const { llm, route } = state;
+    if (!llm || !route) throw new Error('route before classify');
+    const json: Record<string, unknown> = { ...llm.json, model: route.tier.model };
+    if (llm.stream) {
+      // Without include_usage, vLLM and OpenAI send no usage in streams and spend is recorded as $0
+      // (landscape.md "Streamed spend"); keep whatever else the client put in stream_options.
+      const prev = llm.json.stream_options;
+      const base = prev && typeof prev === 'object' ? (prev as Record<string, unknown>) : {};
+      json.stream_options = { ...base, include_usage: true };
+    }
+    const body = Buffer.from(JSON.stringify(json), 'utf8');
+    state.newBody = body;
+    state.setHeaders.push(
+      [H.tier, route.tier.name],
+      [H.model, route.tier.model],
+      [H.classifier, route.classification ? route.classification.version : route.source],
+      // Envoy keeps content-length in BUFFERED mode and 500s on a mismatch with the new body (§5).
+      [H.contentLength, String(body.length)],
+    );
+    // Vendor keys never leave the gateway: the tier's credential replaces whatever the client sent.
+    if (route.tier.authorization) state.setHeaders.push([H.authorization, route.tier.authorization]);
+  },
+};
