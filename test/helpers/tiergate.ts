@@ -1,0 +1,79 @@
+// Boots a real tiergate (gRPC on 127.0.0.1:0) from a config object, with an Envoy-faithful client pool.
+import { Writable } from 'node:stream';
+import { createApp, type App } from '../../src/app.js';
+import { compileRuntime } from '../../src/config/runtime.js';
+import { configSchema, type ConfigInput } from '../../src/config/schema.js';
+import { ExtProcPool } from '../../src/dev/envoy-client.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+
+export interface TestTiergate {
+  app: App;
+  port: number;
+  target: string;
+  pool: ExtProcPool;
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+export function runtimeFor(input: ConfigInput = {}, env: NodeJS.ProcessEnv = {}) {
+  const compiled = compileRuntime(configSchema.parse(input), env);
+  if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
+  return compiled.runtime;
+}
+
+/** Captures log lines so tests can assert on what was (and was not) logged. */
+export function captureLogger(level = 'debug') {
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  return { log: createLogger(level, sink), logs };
+}
+
+export async function startTiergate(input: ConfigInput = {}, env: NodeJS.ProcessEnv = {}): Promise<TestTiergate> {
+  const { log, logs } = captureLogger();
+  const app = createApp(runtimeFor(input, env), log);
+  const port = await app.extproc.listen('127.0.0.1:0');
+  app.markServing();
+  const target = `127.0.0.1:${port}`;
+  const pool = new ExtProcPool(target, 500);
+  return {
+    app,
+    port,
+    target,
+    pool,
+    logs,
+    async stop() {
+      pool.close();
+      await app.shutdown(1000);
+    },
+  };
+}
+
+export const chatHeaders = (extra: Array<[string, string]> = []): Array<[string, string]> => [
+  [':method', 'POST'],
+  [':path', '/v1/chat/completions'],
+  [':authority', 'gateway.local'],
+  [':scheme', 'http'],
+  ['content-type', 'application/json'],
+  ['x-request-id', 'req-1'],
+  ...extra,
+];
+
+export function jsonBody(o: unknown): Buffer {
+  return Buffer.from(JSON.stringify(o));
+}
+
+export async function metricValue(app: App, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = app.metrics.registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const data = await metric.get();
+  let sum = 0;
+  for (const v of data.values) {
+    if (Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want)) sum += v.value;
+  }
+  return sum;
+}

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { compileClassifier } from '../../src/classify/engine.js';
+import { codePointLength, joinedText } from '../../src/classify/prompt-text.js';
+import { V7, V7_KEYWORDS } from '../../src/classify/v7.js';
+import type { ChatMessage } from '../../src/llm/openai-request.js';
+
+const v7 = compileClassifier('v7', V7);
+const user = (content: ChatMessage['content']): ChatMessage => ({ role: 'user', content });
+
+describe('v7 classifier', () => {
+  it.each([...V7_KEYWORDS])('keyword %s → strong', (kw) => {
+    const d = v7([user(`please help: ${kw} this`)]);
+    expect(d).toMatchObject({ tier: 'strong', rule: 'keyword', version: 'v7' });
+    expect(d.reason).toContain(kw);
+  });
+
+  it.each([
+    ['Korean keyword inside a word', '이 코드의 리팩터링이 필요해요', 'strong', 'keyword'],
+    ['Korean non-keyword', '안녕하세요 날씨가 좋네요', 'weak', 'default'],
+    ['upper-case keyword (text is lower-cased)', 'REFACTOR the loop', 'strong', 'keyword'],
+    ['substring match inside another word', 'the designer liked it', 'strong', 'keyword'],
+    ['plain small talk', 'Say hi', 'weak', 'default'],
+  ])('%s', (_name, text, tier, rule) => {
+    expect(v7([user(text)])).toMatchObject({ tier, rule });
+  });
+
+  it.each([
+    [500, 'weak'],
+    [501, 'strong'],
+  ])('%i ASCII characters → %s (strong only when longer than 500)', (n, tier) => {
+    expect(v7([user('a'.repeat(n))]).tier).toBe(tier);
+  });
+
+  it.each([
+    // 500 emoji are 1000 UTF-16 units but 500 code points: still weak, as Python's len would say.
+    [500, 'weak'],
+    [501, 'strong'],
+  ])('%i emoji → %s (counted in code points, not UTF-16 units)', (n, tier) => {
+    expect(v7([user('😀'.repeat(n))]).tier).toBe(tier);
+  });
+
+  it('counts 500 Korean syllables as 500 characters (600+ bytes: the byte rule is off in v7)', () => {
+    const text = '가'.repeat(500);
+    expect(Buffer.byteLength(text)).toBe(1500);
+    expect(v7([user(text)]).tier).toBe('weak');
+  });
+
+  it('joins messages with one space before measuring', () => {
+    // 250 + 1 (joining space) + 250 = 501 > 500
+    expect(v7([user('a'.repeat(250)), { role: 'assistant', content: 'b'.repeat(250) }])).toMatchObject({ tier: 'strong', rule: 'long_prompt' });
+    expect(v7([user('a'.repeat(250)), { role: 'assistant', content: 'b'.repeat(249) }]).tier).toBe('weak');
+  });
+
+  it.each([
+    [5, 'weak'],
+    [6, 'strong'],
+  ])('%i messages → %s (empty and null contents count as messages)', (n, tier) => {
+    const msgs: ChatMessage[] = Array.from({ length: n }, (_, i) => (i % 2 === 0 ? user('hi') : { role: 'assistant', content: i === 1 ? null : '' }));
+    expect(v7(msgs).tier).toBe(tier);
+  });
+
+  it('reads text parts of an array content and ignores image parts', () => {
+    const msg = user([
+      { type: 'text', text: 'look at' },
+      { type: 'image_url', image_url: { url: 'https://example.com/debug.png' } },
+      { type: 'text', text: 'this' },
+    ]);
+    expect(joinedText([msg])).toBe('look at this');
+    expect(v7([msg]).tier).toBe('weak');
+    expect(v7([user([{ type: 'text', text: 'Analyze' }, { type: 'text', text: 'it' }])])).toMatchObject({ tier: 'strong', rule: 'keyword' });
+  });
+
+  it('skips empty contents when joining (no double spaces)', () => {
+    expect(joinedText([user('a'), user(''), user(null), user('b')])).toBe('a b');
+  });
+
+  it('uses system and tool messages too', () => {
+    expect(v7([{ role: 'system', content: 'You review security issues.' }, user('hi')]).tier).toBe('strong');
+    expect(v7([{ role: 'tool', content: 'profile: performance data', tool_call_id: 't1' }]).tier).toBe('strong');
+  });
+});
+
+describe('rule engine', () => {
+  it('applies rules in order; first match wins; the reason names the rule and evidence', () => {
+    const c = compileClassifier('t1', {
+      rules: [
+        { name: 'many', tier: 'strong', enabled: true, when: [{ moreThanMessages: 1 }] },
+        { name: 'kw', tier: 'weak', enabled: true, when: [{ anyKeyword: ['hello'] }] },
+      ],
+      default: 'weak',
+    });
+    expect(c([user('hello'), user('x')])).toEqual({ tier: 'strong', version: 't1', rule: 'many', reason: 'many: 2 messages > 1' });
+    expect(c([user('hello')])).toEqual({ tier: 'weak', version: 't1', rule: 'kw', reason: 'kw: keyword "hello"' });
+  });
+
+  it('requires every condition of a rule, restricts text to the listed roles, supports regex and bytes', () => {
+    const c = compileClassifier('t2', {
+      rules: [
+        { name: 'user_code', tier: 'strong', enabled: true, roles: ['user'], when: [{ regex: '```' }, { moreThanBytes: 10 }] },
+        { name: 'off', tier: 'strong', enabled: false, when: [{ moreThanChars: 0 }] },
+      ],
+      default: 'weak',
+    });
+    expect(c([user('```x```')]).rule).toBe('default'); // 7 bytes: second condition fails
+    expect(c([user('```const x = 1```')]).rule).toBe('user_code');
+    expect(c([{ role: 'system', content: '```const x = 1```' }]).rule).toBe('default'); // role not considered
+  });
+
+  it('measures code points correctly on lone surrogates', () => {
+    expect(codePointLength('a\ud83d')).toBe(2);
+    expect(codePointLength('😀😀')).toBe(2);
+  });
+});

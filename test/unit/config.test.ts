@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { interpolateEnv } from '../../src/config/interpolate.js';
+import { defaultConfig, parseConfigText } from '../../src/config/load.js';
+import { compileRuntime } from '../../src/config/runtime.js';
+
+describe('embedded defaults', () => {
+  it('run with no file: v7, weak/strong tiers, default ports', () => {
+    const c = defaultConfig();
+    expect(c.classifier.active).toBe('v7');
+    expect(Object.keys(c.tiers)).toEqual(['weak', 'strong']);
+    expect([c.server.listen, c.server.admin]).toEqual(['0.0.0.0:9002', '0.0.0.0:9090']);
+    const rt = compileRuntime(c, {});
+    expect(rt.ok).toBe(true);
+  });
+
+  it('an empty file is the defaults', () => {
+    const r = parseConfigText('', {});
+    expect(r.ok && r.config).toEqual(defaultConfig());
+  });
+});
+
+describe('validation', () => {
+  it('reports every problem with its path', () => {
+    const r = parseConfigText(
+      `
+server: { listen: "nope" }
+tiers: { weak: { model: w }, strong: { model: s } }
+aliases: { gpt-4o: medium }
+classifier:
+  active: v9
+  versions:
+    v8:
+      rules: [{ name: kw, tier: huge, when: [{ anyKeyword: [x] }] }]
+      default: weak
+unknownKey: 1
+`,
+      {},
+    );
+    expect(r.ok).toBe(false);
+    const paths = r.ok ? [] : r.problems.map((p) => p.path);
+    expect(paths).toEqual(expect.arrayContaining(['server.listen', '(root)']));
+    if (!r.ok) expect(r.problems.some((p) => p.message.includes('unknownKey'))).toBe(true);
+  });
+
+  it('reports cross-field problems once the shape is right', () => {
+    const r = parseConfigText(
+      `
+aliases: { gpt-4o: medium }
+classifier:
+  active: v9
+  versions:
+    v8:
+      rules: [{ name: kw, tier: huge, when: [{ regex: "(" }] }]
+      default: weak
+`,
+      {},
+    );
+    const problems = r.ok ? [] : r.problems;
+    expect(problems.map((p) => p.path).sort()).toEqual(
+      ['aliases.gpt-4o', 'classifier.active', 'classifier.versions.v8.rules[0].tier', 'classifier.versions.v8.rules[0].when[0].regex'].sort(),
+    );
+  });
+
+  it('rejects a tier credential whose env var is missing, at compile time', () => {
+    const r = parseConfigText('tiers: { weak: { model: w, credentialsEnv: WEAK_KEY }, strong: { model: s } }', {});
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const rt = compileRuntime(r.config, {});
+    expect(rt.ok ? [] : rt.problems).toEqual([{ path: 'tiers.weak.credentialsEnv', message: 'environment variable WEAK_KEY is not set' }]);
+    const ok = compileRuntime(r.config, { WEAK_KEY: 'sk-1' });
+    expect(ok.ok && ok.runtime.tiers.get('weak')?.authorization).toBe('Bearer sk-1');
+  });
+
+  it('compiles a custom classifier version and makes it active', () => {
+    const r = parseConfigText(
+      `
+classifier:
+  active: v8
+  versions:
+    v8:
+      rules: [{ name: code, tier: strong, when: [{ regex: "\`\`\`" }] }]
+      default: weak
+`,
+      {},
+    );
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const rt = compileRuntime(r.config, {});
+    if (!rt.ok) throw new Error('compile failed');
+    expect(rt.runtime.classifierVersion).toBe('v8');
+    expect(rt.runtime.classifier([{ role: 'user', content: '```js\n1```' }])).toMatchObject({ tier: 'strong', version: 'v8', rule: 'code' });
+  });
+
+  it('reads JSON too', () => {
+    const r = parseConfigText('{"logging": {"level": "warn"}}', {});
+    expect(r.ok && r.config.logging.level).toBe('warn');
+  });
+});
+
+describe('${ENV} interpolation', () => {
+  it.each([
+    ['replaces a variable', 'key-${A}', { A: '1' }, 'key-1', 0],
+    ['escapes $${A}', '$${A}', {}, '${A}', 0],
+    ['reports a missing variable', '${MISSING}', {}, '', 1],
+  ])('%s', (_n, input, env, want, nProblems) => {
+    const problems: { path: string; message: string }[] = [];
+    expect(interpolateEnv({ a: [input] }, env, problems)).toEqual({ a: [want] });
+    expect(problems).toHaveLength(nProblems);
+    if (nProblems) expect(problems[0]).toEqual({ path: 'a[0]', message: 'environment variable MISSING is not set' });
+  });
+
+  it('applies inside config files', () => {
+    const r = parseConfigText('tiers: { weak: { model: "${WEAK_MODEL}" }, strong: { model: s } }', { WEAK_MODEL: 'qwen-7b' });
+    expect(r.ok && r.config.tiers.weak?.model).toBe('qwen-7b');
+  });
+});

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { decodeHeaderMap, encodeHeaderMutation, encodeHeaderValue } from '../../src/extproc/header-codec.js';
+
+describe('decodeHeaderMap', () => {
+  it.each([
+    ['raw_value bytes (Envoy ≥ 1.27)', [{ key: 'x-a', raw_value: Buffer.from('v1') }], 'v1'],
+    ['value only (Envoy < 1.27)', [{ key: 'x-a', value: 'old' }], 'old'],
+    ['raw_value wins over an empty value', [{ key: 'x-a', value: '', raw_value: Buffer.from('raw') }], 'raw'],
+    ['upper-case key lower-cased', [{ key: 'X-A', raw_value: Buffer.from('v') }], 'v'],
+    ['repeated header joined', [{ key: 'x-a', raw_value: Buffer.from('1') }, { key: 'x-a', raw_value: Buffer.from('2') }], '1, 2'],
+    ['non-UTF-8 byte kept one char per byte', [{ key: 'x-a', raw_value: Buffer.from([0x41, 0xff]) }], 'A\u00ff'],
+  ])('%s', (_n, headers, want) => {
+    expect(decodeHeaderMap({ headers }).get('x-a')).toBe(want);
+  });
+
+  it('handles an absent map', () => {
+    expect(decodeHeaderMap(undefined).size).toBe(0);
+  });
+});
+
+describe('encodeHeaderMutation', () => {
+  it('writes raw_value only, never value, with append=false', () => {
+    const m = encodeHeaderMutation({ set: [['X-LLM-Tier', 'strong']], remove: ['Authorization'] });
+    expect(m).toEqual({
+      set_headers: [{ header: { key: 'x-llm-tier', raw_value: Buffer.from('strong') }, append: { value: false } }],
+      remove_headers: ['authorization'],
+    });
+    expect(m?.set_headers?.[0]?.header).not.toHaveProperty('value');
+  });
+
+  it('returns undefined for an empty mutation', () => {
+    expect(encodeHeaderMutation({ set: [], remove: [] })).toBeUndefined();
+    expect(encodeHeaderMutation(undefined)).toBeUndefined();
+  });
+
+  it.each([
+    ['CR LF in a value', [['x-a', 'v\r\nx-injected: 1']]],
+    ['NUL in a value', [['x-a', 'v\0']]],
+    ['space in a name', [['x a', 'v']]],
+  ] as const)('refuses %s (Envoy would 500 the request)', (_n, set) => {
+    expect(() => encodeHeaderMutation({ set })).toThrow();
+  });
+
+  it('encodes non-latin1 text as UTF-8 and latin1 byte-for-byte', () => {
+    expect(encodeHeaderValue('모델')).toEqual(Buffer.from('모델', 'utf8'));
+    expect(encodeHeaderValue('A\u00ff')).toEqual(Buffer.from([0x41, 0xff]));
+  });
+});

@@ -1,0 +1,80 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { TiergateError } from '../../src/errors.js';
+import { parseLlmRequest } from '../../src/llm/parse-request.js';
+
+const DIR = fileURLToPath(new URL('../../../shared/data/openai-transcripts/extracted/', import.meta.url));
+const fixtures = readdirSync(DIR).filter((f) => f.endsWith('.request.json'));
+
+function err(fn: () => unknown): TiergateError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof TiergateError) return e;
+    throw e;
+  }
+  throw new Error('expected a TiergateError');
+}
+
+describe('real OpenAI request bodies', () => {
+  const chat = fixtures.filter((f) => (f.startsWith('chat-') || f.startsWith('azure-chat')) && !['chat-no-messages.request.json'].includes(f));
+  it.each(chat)('accepts %s', (f) => {
+    const body = readFileSync(DIR + f);
+    const r = parseLlmRequest('chat', body);
+    expect(r.messages.length).toBeGreaterThan(0);
+    // Unknown fields are kept for the backend.
+    expect(Object.keys(r.json).sort()).toEqual(Object.keys(JSON.parse(body.toString()) as object).sort());
+  });
+
+  it.each(fixtures.filter((f) => f.startsWith('completion-') && !f.includes('bad-request')))('accepts %s', (f) => {
+    expect(parseLlmRequest('completions', readFileSync(DIR + f)).endpoint).toBe('completions');
+  });
+
+  it('rejects chat-no-messages like OpenAI does', () => {
+    const e = err(() => parseLlmRequest('chat', readFileSync(DIR + 'chat-no-messages.request.json')));
+    const recorded = JSON.parse(readFileSync(DIR + 'chat-no-messages.response.json', 'utf8')) as { error: Record<string, unknown> };
+    expect({ message: e.message, param: e.param, code: e.entry.code, type: e.entry.type }).toEqual({
+      message: recorded.error.message,
+      param: recorded.error.param,
+      code: recorded.error.code,
+      type: recorded.error.type,
+    });
+  });
+});
+
+describe('bad input', () => {
+  it.each([
+    ['invalid JSON', '{"messages":', 'invalid_json', null],
+    ['a JSON array', '[1]', 'invalid_request', null],
+    ['missing messages', '{"model":"auto"}', 'invalid_request', 'messages'],
+    ['messages not an array', '{"messages":"hi"}', 'invalid_request', 'messages'],
+    ['bad role', '{"messages":[{"role":"robot","content":"x"}]}', 'invalid_request', 'messages[0].role'],
+    ['content a number', '{"messages":[{"role":"user","content":5}]}', 'invalid_request', 'messages[0].content'],
+    ['stream not a boolean', '{"messages":[{"role":"user","content":"x"}],"stream":"yes"}', 'invalid_request', 'stream'],
+  ])('%s → 400 %s naming %s', (_n, body, code, param) => {
+    const e = err(() => parseLlmRequest('chat', Buffer.from(body)));
+    expect([e.entry.status, e.entry.code, e.param]).toEqual([400, code, param]);
+    if (param) expect(e.message).toContain(param);
+  });
+
+  it('accepts null content with tool_calls, tool and developer roles, and parts arrays', () => {
+    const r = parseLlmRequest(
+      'chat',
+      Buffer.from(
+        JSON.stringify({
+          model: 'auto',
+          messages: [
+            { role: 'developer', content: 'be brief' },
+            { role: 'user', content: [{ type: 'text', text: 'hi' }, { type: 'input_audio', input_audio: { data: 'x', format: 'wav' } }] },
+            { role: 'assistant', content: null, tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+            { role: 'tool', content: 'result', tool_call_id: 't' },
+          ],
+          some_future_param: { keep: true },
+        }),
+      ),
+    );
+    expect(r.messages).toHaveLength(4);
+    expect(r.json.some_future_param).toEqual({ keep: true });
+  });
+});
