@@ -215,9 +215,26 @@ export class ExtProcSession {
     this.failPending({ kind: 'skipped' });
   }
 
-  /** The downstream client went away: Envoy resets the side stream (§8). */
+  /**
+   * Envoy's opt-in graceful close (1.34+, ext_proc_graceful_grpc_close): half-close and wait for the server to
+   * finish the call; resolves with the server's status.
+   */
+  halfClose(): Promise<grpc.StatusObject> {
+    if (!this.closed) {
+      this.closed = true;
+      this.done = true;
+      this.call.end();
+    }
+    return this.status();
+  }
+
+  /** A bare stream reset, as when the downstream connection dies under the filter (§8). */
   cancel(): void {
-    this.close();
+    if (this.closed) return;
+    this.closed = true;
+    this.done = true;
+    this.call.cancel();
+    this.failPending({ kind: 'skipped' });
   }
 
   private send(kind: RequestKind, msg: WireProcessingRequest, chunk?: Buffer): Promise<Outcome> {

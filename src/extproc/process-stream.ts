@@ -1,6 +1,6 @@
 // The Process handler: one StreamHandler per ext_proc stream, messages handled strictly in arrival order,
 // exactly one answer per message (envoy-ext-proc.md §1), nothing thrown out of the loop.
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { decodeHeaderMap } from './header-codec.js';
 import { continueResponse, immediateResponse } from './responses.js';
 import type { Decision, ProtocolConfig, StreamHandler, StreamHandlerFactory, StreamInfo } from './types.js';
@@ -59,10 +59,13 @@ class StreamLoop {
       if (!this.busy) void this.drain();
     });
     // Envoy half-closes when it is done (§2.6): finish what is queued, then end the call with OK.
-    this.call.on('end', () => {
-      this.halfClosed = true;
-      if (!this.busy) this.finish('half-closed');
-    });
+    // grpc-js also emits 'end' just before 'cancelled' on a reset, so the decision waits one turn.
+    this.call.on('end', () =>
+      setImmediate(() => {
+        this.halfClosed = true;
+        if (!this.busy) this.finish('half-closed');
+      }),
+    );
     // Envoy's close is half-close + reset, and a client disconnect is a reset: both are normal ends.
     this.call.on('cancelled', () => this.finish('cancelled'));
     this.call.on('error', () => this.finish('error'));
@@ -94,10 +97,12 @@ class StreamLoop {
   private process(msg: WireProcessingRequest): WireProcessingResponse | undefined | Promise<WireProcessingResponse | undefined> {
     const kind = msg.request;
     if (!kind) {
-      // An unset oneof cannot be answered in kind; a gRPC error makes Envoy apply its failure mode.
-      this.opts.hooks.processingError('unknown', new Error('ProcessingRequest without a request'), 'reply');
-      this.call.destroy(new Error('ProcessingRequest without a request'));
-      this.finished = true;
+      // An unset oneof cannot be answered in kind; a gRPC error status makes Envoy apply its failure mode.
+      // (grpc-js turns an 'error' event on a server stream into the call's final status.)
+      const details = 'ProcessingRequest without a request';
+      this.opts.hooks.processingError('unknown', new Error(details), 'reply');
+      this.call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details });
+      this.finish('error');
       return undefined;
     }
     if (this.replied) return undefined;
@@ -154,8 +159,9 @@ class StreamLoop {
     return continueResponse(kind, { kind: 'continue' }, false);
   }
 
-  private finish(reason: 'half-closed' | 'cancelled' | 'error'): void {
+  private finish(why: 'half-closed' | 'cancelled' | 'error'): void {
     if (this.finished) return;
+    const reason = why === 'half-closed' && this.call.cancelled ? 'cancelled' : why;
     this.finished = true;
     this.queue.length = 0;
     if (reason === 'half-closed' && !this.call.cancelled) this.call.end();

@@ -1,0 +1,280 @@
+// tiergate on a real gRPC port, driven message for message like Envoy (envoy-ext-proc.md §17 checklist).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RECOMMENDED_FILTER, getHeader, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
+import { chatHeaders, jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+
+let tg: TestTiergate;
+let tgOverride: TestTiergate;
+beforeAll(async () => {
+  tg = await startTiergate({ tiers: { weak: { model: 'small-v1' }, strong: { model: 'large-v1', credentialsEnv: 'STRONG_KEY' } }, aliases: { fast: 'weak' } }, { STRONG_KEY: 'sk-upstream' });
+  tgOverride = await startTiergate({ envoy: { allowModeOverride: true } });
+});
+afterAll(async () => {
+  await tg.stop();
+  await tgOverride.stop();
+});
+
+const ALLOW_OVERRIDE: FilterConfig = { ...RECOMMENDED_FILTER, allowModeOverride: true };
+const asContinue = (o: Outcome) => {
+  if (o.kind !== 'continue') throw new Error(`expected continue, got ${JSON.stringify(o)}`);
+  return o;
+};
+const asImmediate = (o: Outcome) => {
+  if (o.kind !== 'immediate') throw new Error(`expected immediate, got ${JSON.stringify(o)}`);
+  return { ...o, json: JSON.parse(o.body.toString()) as { error: Record<string, unknown> } };
+};
+
+describe('request path', () => {
+  it('POST BUFFERED: tier headers, model rewrite, true content-length and a route-cache clear in the body answer', async () => {
+    const s = tg.pool.open();
+    const body = jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'Please debug this' }] });
+    const h = asContinue(await s.sendRequestHeaders(chatHeaders([['content-length', String(body.length)], ['authorization', 'Bearer client-key']]), false));
+    expect(h.clearedRouteCache).toBe(false);
+    const b = asContinue(await s.sendRequestBody(body, true));
+    expect(b.clearedRouteCache).toBe(true);
+    const newBody = JSON.parse((b.body as Buffer).toString()) as Record<string, unknown>;
+    expect(newBody.model).toBe('large-v1');
+    expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBe('strong');
+    expect(getHeader(s.requestHeaders, 'x-llm-model')).toBe('large-v1');
+    expect(getHeader(s.requestHeaders, 'x-tenant-id')).toBe('default');
+    expect(getHeader(s.requestHeaders, 'x-llm-classifier')).toBe('v7');
+    expect(getHeader(s.requestHeaders, 'content-length')).toBe(String(b.body?.length));
+    // The tier's upstream credential replaced the client's.
+    expect(getHeader(s.requestHeaders, 'authorization')).toBe('Bearer sk-upstream');
+    s.close();
+  });
+
+  it('overwrites routing headers a client sent: it cannot pick its own tier, tenant or classifier', async () => {
+    const s = tg.pool.open();
+    const spoof: Array<[string, string]> = [['x-llm-tier', 'strong'], ['x-tenant-id', 'someone-else'], ['x-llm-model', 'large-v1'], ['x-llm-classifier', 'forged']];
+    await s.sendRequestHeaders(chatHeaders(spoof), false);
+    // Already gone after the headers answer, so even a route matched before the body sees no client value.
+    expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBeUndefined();
+    asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] })));
+    expect(s.requestHeaders.filter(([k]) => k === 'x-llm-tier')).toEqual([['x-llm-tier', 'weak']]);
+    expect(getHeader(s.requestHeaders, 'x-tenant-id')).toBe('default');
+    expect(getHeader(s.requestHeaders, 'x-llm-classifier')).toBe('v7');
+    s.close();
+  });
+
+  it.each([
+    ['an alias', 'fast', 'weak', 'alias'],
+    ["a tier's own model id", 'large-v1', 'strong', 'alias'],
+    ['auto', 'auto', 'weak', 'v7'],
+    ['an unknown model (classified)', 'gpt-unknown', 'weak', 'v7'],
+  ])('model %s routes to %s', async (_n, model, tier, classifier) => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    asContinue(await s.sendRequestBody(jsonBody({ model, messages: [{ role: 'user', content: 'hello' }] })));
+    expect([getHeader(s.requestHeaders, 'x-llm-tier'), getHeader(s.requestHeaders, 'x-llm-classifier')]).toEqual([tier, classifier]);
+    s.close();
+  });
+
+  it('forces stream_options.include_usage on streams and keeps the other stream options', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    const b = asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', stream: true, stream_options: { other: 1 }, messages: [{ role: 'user', content: 'hi' }], temperature: 0.2 })));
+    expect(JSON.parse((b.body as Buffer).toString())).toMatchObject({ stream_options: { other: 1, include_usage: true }, temperature: 0.2, model: 'small-v1' });
+    s.close();
+  });
+
+  it('GET on an LLM path: one headers message with end_of_stream, answered at once (no body ever comes)', async () => {
+    const s = tg.pool.open();
+    const o = asImmediate(await s.sendRequestHeaders([[':method', 'GET'], [':path', '/v1/chat/completions'], [':authority', 'x'], [':scheme', 'http']], true));
+    expect([o.status, o.json.error.code]).toEqual([400, 'missing_body']);
+    s.close();
+  });
+
+  it('an ImmediateResponse ends the exchange: status, JSON content-type, OpenAI error body', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    const o = asImmediate(await s.sendRequestBody(Buffer.from('{"messages": ['), true));
+    expect(o.status).toBe(400);
+    expect(getHeader(o.headers, 'content-type')).toBe('application/json');
+    expect(o.json).toEqual({ error: { message: expect.any(String), type: 'invalid_request_error', param: null, code: 'invalid_json' } });
+    // Nothing further is sent on this stream after an immediate response.
+    expect(s.isDone).toBe(true);
+    expect((await s.sendResponseHeaders([[':status', '200']], false)).kind).toBe('skipped');
+    s.close();
+  });
+
+  it('a body over 4 MiB (grpc-js default receive limit) is processed', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    const big = 'a '.repeat(3 * 1024 * 1024);
+    const b = asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: big }] })));
+    expect(b.body?.length).toBeGreaterThan(6 * 1024 * 1024);
+    expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBe('strong');
+    s.close();
+  });
+
+  it('a body over the operator limit answers 413 request_too_large', async () => {
+    const small = await startTiergate({ limits: { maxRequestBodyBytes: 1000 } });
+    try {
+      const s = small.pool.open();
+      await s.sendRequestHeaders(chatHeaders(), false);
+      const o = asImmediate(await s.sendRequestBody(jsonBody({ messages: [{ role: 'user', content: 'x'.repeat(2000) }] })));
+      expect([o.status, o.json.error.code, o.json.error.type]).toEqual([413, 'request_too_large', 'invalid_request_error']);
+      s.close();
+    } finally {
+      await small.stop();
+    }
+  });
+
+  it('STREAMED request body (known from protocol_config): holds chunks back and emits the whole rewritten body last', async () => {
+    const filter: FilterConfig = { ...RECOMMENDED_FILTER, processingMode: { ...RECOMMENDED_FILTER.processingMode, requestBodyMode: 'STREAMED' } };
+    const s = tg.pool.open(filter);
+    await s.sendRequestHeaders(chatHeaders(), false);
+    const body = jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hello there' }] });
+    // Pipelined: all three chunks go out before any answer comes back.
+    const answers = await Promise.all([s.sendRequestBody(body.subarray(0, 10), false), s.sendRequestBody(body.subarray(10, 30), false), s.sendRequestBody(body.subarray(30), true)]);
+    expect(answers.map((a) => asContinue(a).body?.length)).toEqual([0, 0, expect.any(Number)]);
+    expect(JSON.parse((answers[2] as { body: Buffer }).body.toString()).model).toBe('small-v1');
+    s.close();
+  });
+
+  it('request trailers are answered only when sent (trailer mode SEND and trailers present)', async () => {
+    const filter: FilterConfig = { ...RECOMMENDED_FILTER, processingMode: { ...RECOMMENDED_FILTER.processingMode, requestTrailerMode: 'SEND' } };
+    const s = tg.pool.open(filter);
+    await s.sendRequestHeaders(chatHeaders(), false);
+    asContinue(await s.sendRequestBody(jsonBody({ messages: [{ role: 'user', content: 'hi' }] }), false));
+    asContinue(await s.sendRequestTrailers([['x-trailer', '1']]));
+    s.close();
+  });
+});
+
+describe('other paths', () => {
+  it('a non-LLM path passes untouched: empty answer, no body processing', async () => {
+    const s = tg.pool.open();
+    const o = asContinue(await s.sendRequestHeaders([[':method', 'GET'], [':path', '/healthz'], [':authority', 'x'], [':scheme', 'http']], true));
+    expect([o.clearedRouteCache, o.body]).toEqual([false, undefined]);
+    expect(s.requestHeaders).toHaveLength(4);
+    s.close();
+  });
+
+  it('with mode override allowed, a non-LLM path asks Envoy to skip the rest of the request', async () => {
+    const s = tgOverride.pool.open(ALLOW_OVERRIDE);
+    asContinue(await s.sendRequestHeaders([[':method', 'POST'], [':path', '/internal/upload'], [':authority', 'x'], [':scheme', 'http']], false));
+    expect([s.mode.requestBodyMode, s.mode.responseHeaderMode, s.mode.responseBodyMode]).toEqual(['NONE', 'SKIP', 'NONE']);
+    s.close();
+  });
+
+  it('mode_override is never sent when the config says Envoy does not allow it', async () => {
+    const s = tg.pool.open(ALLOW_OVERRIDE);
+    asContinue(await s.sendRequestHeaders([[':method', 'POST'], [':path', '/internal/upload'], [':authority', 'x'], [':scheme', 'http']], false));
+    expect(s.mode).toEqual(RECOMMENDED_FILTER.processingMode);
+    s.close();
+  });
+
+  it('/v1/embeddings is routed without classification and loses spoofed routing headers', async () => {
+    const s = tg.pool.open();
+    const o = asContinue(await s.sendRequestHeaders([[':method', 'POST'], [':path', '/v1/embeddings'], [':authority', 'x'], [':scheme', 'http'], ['x-llm-tier', 'strong']], false));
+    expect(o.clearedRouteCache).toBe(true);
+    expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBeUndefined();
+    expect(getHeader(s.requestHeaders, 'x-tenant-id')).toBe('default');
+    // The body passes unchanged.
+    expect(asContinue(await s.sendRequestBody(jsonBody({ input: 'x', model: 'e' }))).body).toBeUndefined();
+    s.close();
+  });
+});
+
+describe('response path', () => {
+  async function routed(filter: FilterConfig = RECOMMENDED_FILTER, target = tg) {
+    const s = target.pool.open(filter);
+    await s.sendRequestHeaders(chatHeaders(), false);
+    asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'design a cache' }] })));
+    return s;
+  }
+
+  it('returns x-llm-tier and x-gateway-model-resolved to the client', async () => {
+    const s = await routed();
+    asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false));
+    expect([getHeader(s.responseHeaders, 'x-llm-tier'), getHeader(s.responseHeaders, 'x-gateway-model-resolved')]).toEqual(['strong', 'large-v1']);
+    s.close();
+  });
+
+  it('STREAMED response chunks are pipelined and answered one per chunk, in order, ending with an empty end_of_stream chunk', async () => {
+    const s = await routed();
+    asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false));
+    const chunks = Array.from({ length: 50 }, (_, i) => Buffer.from(`data: {"i":${i}}\n\n`));
+    const answers = await Promise.all([...chunks.map((c) => s.sendResponseBody(c, false)), s.sendResponseBody(Buffer.alloc(0), true)]);
+    expect(answers.every((a) => a.kind === 'continue')).toBe(true);
+    expect(tg.pool.counters.spurious).toBe(0);
+    s.close();
+  });
+
+  it.each([
+    ['text/event-stream', 'STREAMED'],
+    ['application/json', 'BUFFERED'],
+  ])('with mode override allowed, a %s response is switched to %s', async (ct, mode) => {
+    const s = await routed(ALLOW_OVERRIDE, tgOverride);
+    asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', ct], ['content-length', '10']], false));
+    expect(s.mode.responseBodyMode).toBe(mode);
+    if (mode === 'STREAMED') expect(getHeader(s.responseHeaders, 'content-length')).toBeUndefined();
+    s.close();
+  });
+});
+
+describe('stream lifecycle', () => {
+  it('half-close ends the call with OK', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    expect((await s.halfClose()).code).toBe(0);
+  });
+
+  it('half-close while an answer is still being computed: the answer is written, then OK', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    const answer = s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }));
+    const status = s.halfClose();
+    expect((await answer).kind).toBe('continue');
+    expect((await status).code).toBe(0);
+  });
+
+  it("Envoy's close (half-close then reset at once) ends the server's stream cleanly", async () => {
+    const active = await metricValue(tg.app, 'tiergate_extproc_active_streams');
+    const ended = await metricValue(tg.app, 'tiergate_extproc_streams_total');
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    s.close();
+    await expect.poll(() => metricValue(tg.app, 'tiergate_extproc_streams_total')).toBe(ended + 1);
+    expect(await metricValue(tg.app, 'tiergate_extproc_active_streams')).toBe(active);
+  });
+
+  it('a client disconnect mid-request cancels the server call and is counted', async () => {
+    const before = await metricValue(tg.app, 'tiergate_extproc_streams_total', { end: 'cancelled' });
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    s.cancel();
+    await expect.poll(() => metricValue(tg.app, 'tiergate_extproc_streams_total', { end: 'cancelled' })).toBeGreaterThan(before);
+  });
+
+  it('observability mode: the server never answers', async () => {
+    const filter: FilterConfig = { ...RECOMMENDED_FILTER, observabilityMode: true };
+    const s = tg.pool.open(filter);
+    const spurious = tg.pool.counters.spurious;
+    await s.sendRequestHeaders(chatHeaders(), false);
+    await s.sendRequestBody(jsonBody({ messages: [{ role: 'user', content: 'hi' }] }));
+    await new Promise((r) => setTimeout(r, 100));
+    // Any answer would have arrived with no message pending: the client counts those as spurious.
+    expect(tg.pool.counters.spurious).toBe(spurious);
+    s.close();
+  });
+
+  it('answers every message well inside Envoy’s 200 ms message timeout, with no spurious answers or rejected mutations', () => {
+    expect(tg.pool.counters).toEqual({ spurious: 0, rejectedMutations: 0, timeouts: 0 });
+  });
+
+  it('records decisions and outcomes in metrics', async () => {
+    expect(await metricValue(tg.app, 'tiergate_classifier_decisions_total', { version: 'v7', rule: 'keyword', tier: 'strong' })).toBeGreaterThan(0);
+    expect(await metricValue(tg.app, 'tiergate_local_replies_total', { status: '400', code: 'invalid_json' })).toBe(1);
+    expect(await metricValue(tg.app, 'tiergate_extproc_phase_seconds', {})).toBeGreaterThan(0);
+  });
+
+  it('never logs prompt text or credentials', () => {
+    const all = tg.logs.join('');
+    expect(all).not.toContain('Please debug this');
+    expect(all).not.toContain('sk-upstream');
+    expect(all).not.toContain('client-key');
+  });
+});
