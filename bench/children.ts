@@ -1,0 +1,30 @@
+// Starts bench/server-child.ts processes and reads their CPU time over IPC.
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export interface Child {
+  kind: string;
+  target: string;
+  /** Total user+system CPU microseconds the child has used so far. */
+  cpuMicros(): Promise<number>;
+  stop(): void;
+}
+
+export async function startChild(kind: 'tiergate' | 'noop'): Promise<Child> {
+  const entry = fileURLToPath(new URL('./server-child.ts', import.meta.url));
+  const child: ChildProcess = fork(entry, [kind], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port?: number }) => (m.port ? resolve(m.port) : reject(new Error('no port'))));
+    child.once('exit', (code) => reject(new Error(`${kind} exited ${code}`)));
+  });
+  return {
+    kind,
+    target: `127.0.0.1:${port}`,
+    cpuMicros: () =>
+      new Promise((resolve) => {
+        child.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve(m.cpu.user + m.cpu.system));
+        child.send('cpu');
+      }),
+    stop: () => child.kill(),
+  };
+}

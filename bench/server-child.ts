@@ -1,0 +1,36 @@
+// A server in its own process, so its CPU time is measured apart from the load driver.
+// argv[2]: 'tiergate' (embedded defaults) or 'noop' (answers CONTINUE to everything on the same grpc-js).
+// Talks to the parent over IPC: sends {port} when listening, answers 'cpu' with process.cpuUsage().
+import { pino } from 'pino';
+import { createApp } from '../src/app.js';
+import { defaultConfig } from '../src/config/load.js';
+import { compileRuntime } from '../src/config/runtime.js';
+import { createExtProcServer } from '../src/extproc/server.js';
+import { CONTINUE, type StreamHandler } from '../src/extproc/types.js';
+
+async function start(kind: string): Promise<number> {
+  if (kind === 'tiergate') {
+    const rt = compileRuntime(defaultConfig(), {});
+    if (!rt.ok) throw new Error('default config does not compile');
+    const app = createApp(rt.runtime, pino({ level: 'warn' }));
+    const port = await app.extproc.listen('127.0.0.1:0');
+    app.markServing();
+    return port;
+  }
+  const pass = () => CONTINUE;
+  const handler: StreamHandler = { requestHeaders: pass, requestBody: pass, requestTrailers: pass, responseHeaders: pass, responseBody: pass, responseTrailers: pass, end() {} };
+  const noop = createExtProcServer(() => handler, {
+    allowModeOverride: () => false,
+    failureRule: () => 'continue',
+    internalErrorReply: () => CONTINUE,
+    hooks: { streamStarted() {}, streamEnded() {}, answered() {}, processingError() {} },
+  });
+  return noop.listen('127.0.0.1:0');
+}
+
+const port = await start(process.argv[2] ?? 'noop');
+process.on('message', (m) => {
+  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+  if (m === 'exit') process.exit(0);
+});
+process.send?.({ port });
