@@ -10,9 +10,9 @@ export interface Child {
   stop(): void;
 }
 
-export async function startChild(kind: 'tiergate' | 'noop'): Promise<Child> {
+export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecArgv: string[] = []): Promise<Child> {
   const entry = fileURLToPath(new URL('./server-child.ts', import.meta.url));
-  const child: ChildProcess = fork(entry, [kind], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(entry, [kind], { execArgv: ['--import', 'tsx', ...extraExecArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { port?: number }) => (m.port ? resolve(m.port) : reject(new Error('no port'))));
     child.once('exit', (code) => reject(new Error(`${kind} exited ${code}`)));
@@ -25,6 +25,6 @@ export async function startChild(kind: 'tiergate' | 'noop'): Promise<Child> {
         child.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve(m.cpu.user + m.cpu.system));
         child.send('cpu');
       }),
-    stop: () => child.kill(),
+    stop: () => void child.send('exit'),
   };
 }

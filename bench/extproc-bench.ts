@@ -1,4 +1,4 @@
-// tiergate vs a no-op ext_proc server on the same grpc-js, in the same run, driven by the Envoy-faithful
+// tiergate vs a no-op ext_proc server (and an 'echo' one) on the same grpc-js, in the same run, driven by the Envoy-faithful
 // client from another process. Prints server CPU time per request and per streamed chunk, request-body answer
 // latency p50/p99, and each ratio to the no-op. Rounds alternate between the two servers; medians are
 // reported. Never asserts on time.   npm run bench [-- ROUNDS]
@@ -87,15 +87,18 @@ const pct = (xs: number[], p: number) => {
 };
 const median = (xs: number[]) => pct(xs, 50);
 
-const children = { tiergate: await startChild('tiergate'), noop: await startChild('noop') };
-const pools = { tiergate: new ExtProcPool(children.tiergate.target, 500), noop: new ExtProcPool(children.noop.target, 500) };
-const results: Record<'tiergate' | 'noop', { cpuReq: number[]; cpuChunk: number[]; p50: number[]; p99: number[] }> = {
-  tiergate: { cpuReq: [], cpuChunk: [], p50: [], p99: [] },
-  noop: { cpuReq: [], cpuChunk: [], p50: [], p99: [] },
-};
-for (const kind of ['tiergate', 'noop'] as const) await runPlain(children[kind], pools[kind], 1500, 1000); // warm-up (JIT)
+type Kind = 'tiergate' | 'noop' | 'echo';
+const KINDS: Kind[] = ['tiergate', 'noop', 'echo'];
+const children = { tiergate: await startChild('tiergate'), noop: await startChild('noop'), echo: await startChild('echo') };
+const pools = Object.fromEntries(KINDS.map((k) => [k, new ExtProcPool(children[k].target, 500)])) as Record<Kind, ExtProcPool>;
+const results = Object.fromEntries(KINDS.map((k) => [k, { cpuReq: [] as number[], cpuChunk: [] as number[], p50: [] as number[], p99: [] as number[] }])) as Record<
+  Kind,
+  { cpuReq: number[]; cpuChunk: number[]; p50: number[]; p99: number[] }
+>;
+for (const kind of KINDS) await runPlain(children[kind], pools[kind], 1500, 1000); // warm-up (JIT)
 for (let r = 0; r < ROUNDS; r++) {
-  for (const kind of (r % 2 ? ['noop', 'tiergate'] : ['tiergate', 'noop']) as Array<'tiergate' | 'noop'>) {
+  // Rotate the order each round so no server always runs first or last.
+  for (const kind of KINDS.map((_, i) => KINDS[(i + r) % KINDS.length] as Kind)) {
     const plain = await runPlain(children[kind], pools[kind], PLAIN.requests, PLAIN.rate);
     results[kind].cpuReq.push(plain.cpuPerRequestUs);
     results[kind].p50.push(pct(plain.bodyAnswerMs, 50));
@@ -108,11 +111,17 @@ for (const c of Object.values(children)) c.stop();
 
 const t = results.tiergate;
 const n = results.noop;
-const row = (name: string, a: number, b: number, unit: string) =>
-  console.log(`${name.padEnd(34)} ${a.toFixed(3).padStart(9)} ${b.toFixed(3).padStart(9)} ${unit.padEnd(4)} ${(a / b).toFixed(2).padStart(6)}x`);
+const e = results.echo;
+const row = (name: string, pick: (x: typeof t) => number[], unit: string) => {
+  const [a, b, c] = [median(pick(t)), median(pick(n)), median(pick(e))];
+  console.log(
+    `${name.padEnd(30)} ${a.toFixed(3).padStart(9)} ${b.toFixed(3).padStart(9)} ${c.toFixed(3).padStart(9)} ${unit.padEnd(3)} ${(a / b).toFixed(2).padStart(6)}x ${(a / c).toFixed(2).padStart(9)}x`,
+  );
+};
 console.log(`node ${process.version}; ${ROUNDS} rounds; medians. plain: ${PLAIN.requests} four-phase requests at ${PLAIN.rate}/s; streaming: ${STREAM.requests} requests x ${STREAM.chunks + 1} chunks at ${STREAM.rate}/s`);
-console.log(`${''.padEnd(34)} ${'tiergate'.padStart(9)} ${'no-op'.padStart(9)}      ${'ratio'.padStart(7)}`);
-row('server CPU per request', median(t.cpuReq), median(n.cpuReq), 'us');
-row('server CPU per streamed chunk', median(t.cpuChunk), median(n.cpuChunk), 'us');
-row('request-body answer p50', median(t.p50), median(n.p50), 'ms');
-row('request-body answer p99', median(t.p99), median(n.p99), 'ms');
+console.log('no-op: answers CONTINUE to everything. echo: no logic, but answers of tiergate\'s size and shape (body sent back, 5+2 headers set).');
+console.log(`${''.padEnd(30)} ${'tiergate'.padStart(9)} ${'no-op'.padStart(9)} ${'echo'.padStart(9)}     ${'vs no-op'.padStart(7)} ${'vs echo'.padStart(10)}`);
+row('server CPU per request', (x) => x.cpuReq, 'us');
+row('server CPU per streamed chunk', (x) => x.cpuChunk, 'us');
+row('request-body answer p50', (x) => x.p50, 'ms');
+row('request-body answer p99', (x) => x.p99, 'ms');

@@ -19,6 +19,16 @@ async function start(kind: string): Promise<number> {
   }
   const pass = () => CONTINUE;
   const handler: StreamHandler = { requestHeaders: pass, requestBody: pass, requestTrailers: pass, responseHeaders: pass, responseBody: pass, responseTrailers: pass, end() {} };
+  if (kind === 'echo') {
+    // No logic, but answers the size and shape of tiergate's: the body sent back, routing headers set.
+    handler.requestBody = (chunk) => ({
+      kind: 'continue',
+      body: Buffer.from(chunk),
+      clearRouteCache: true,
+      headers: { set: [['x-llm-tier', 'weak'], ['x-llm-model', 'weak-model'], ['x-tenant-id', 'default'], ['x-llm-classifier', 'v7'], ['content-length', String(chunk.length)]] },
+    });
+    handler.responseHeaders = () => ({ kind: 'continue', headers: { set: [['x-llm-tier', 'weak'], ['x-gateway-model-resolved', 'weak-model']] } });
+  }
   const noop = createExtProcServer(() => handler, {
     allowModeOverride: () => false,
     failureRule: () => 'continue',

@@ -16,10 +16,10 @@ import {
 } from '../extproc/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { tracer } from '../telemetry/tracing.js';
+import { startSpan } from '../telemetry/tracing.js';
 import { H, ROUTING_HEADERS } from './contract-headers.js';
 import type { RequestState } from './request-state.js';
-import { runStages } from './runner.js';
+import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
 
 export interface StreamDeps {
@@ -50,7 +50,7 @@ export class LlmStream implements StreamHandler {
   ) {
     // Captured once: a config reload never changes a request half-way.
     this.runtime = deps.runtime();
-    this.span = tracer().startSpan('ext_proc stream');
+    this.span = startSpan('ext_proc stream');
     this.holdChunks = info.protocolConfig?.requestBodyMode === 'STREAMED';
   }
 
@@ -61,13 +61,18 @@ export class LlmStream implements StreamHandler {
     const requestId = headers.get(H.requestId) || randomUUID();
     const rt = this.runtime;
     this.pathKind = rt.classifyPaths.has(path) ? 'classify' : rt.unclassifiedPaths.has(path) ? 'unclassified' : 'other';
+    const parentLog = this.deps.log;
+    let log: Logger | undefined;
     this.state = {
       requestId,
       runtime: rt,
       path,
       method: headers.get(':method') ?? 'GET',
       headers,
-      log: this.deps.log.child({ request_id: requestId }),
+      // Created on first use: most requests never log, and a pino child per request is measurable.
+      get log() {
+        return (log ??= parentLog.child({ request_id: requestId }));
+      },
       body: EMPTY,
       tenant: '',
       setHeaders: [],
@@ -103,7 +108,7 @@ export class LlmStream implements StreamHandler {
     return spoofed.length > 0 ? { kind: 'continue', headers: { remove: spoofed }, clearRouteCache: true } : CONTINUE;
   }
 
-  async requestBody(chunk: Buffer, endOfStream: boolean): Promise<Decision> {
+  requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
     if (this.pathKind !== 'classify' || !this.state) return CONTINUE;
     this.received += chunk.length;
     this.chunkCount++;
@@ -119,13 +124,13 @@ export class LlmStream implements StreamHandler {
     if (!endOfStream) return this.holdChunks ? { kind: 'continue', body: EMPTY } : CONTINUE;
     this.state.body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
     this.chunks = [];
-    const decision = await this.runRequestPipeline(this.state);
-    this.bodyAnsweredAt = performance.now();
-    return decision;
+    const state = this.state;
+    const result = runStages(this.deps.requestStages, state, this.deps.metrics);
+    return result instanceof Promise ? result.then((r) => this.decide(state, r)) : this.decide(state, result);
   }
 
-  private async runRequestPipeline(state: RequestState): Promise<Decision> {
-    const result = await runStages(this.deps.requestStages, state, this.deps.metrics);
+  private decide(state: RequestState, result: PipelineResult): Decision {
+    this.bodyAnsweredAt = performance.now();
     if (result.kind === 'error') return this.reply(result.error);
     const route = state.route;
     if (route?.classification) {
@@ -143,7 +148,7 @@ export class LlmStream implements StreamHandler {
     };
     // One message: replace it when the body changed. Several: only if we held the earlier ones back.
     if (this.chunkCount === 1 ? state.newBody !== undefined : this.holdChunks) decision.body = body;
-    state.log.debug({
+    if (this.deps.log.isLevelEnabled('debug')) state.log.debug({
       event: 'request.routed',
       tier: route?.tier.name,
       source: route?.source,

@@ -1,8 +1,15 @@
 // OpenTelemetry tracing, configured entirely by the standard OTEL_* variables and off when none is set.
-// Only main.ts calls startTracing; everything else uses the API, which is a no-op until the SDK starts.
-import { trace, type Tracer } from '@opentelemetry/api';
+// Only main.ts calls startTracing; everything else calls startSpan, which hands out one shared
+// non-recording span while tracing is off (the API would otherwise allocate a tracer and a span per call
+// on the hot path for spans that go nowhere).
+import { INVALID_SPAN_CONTEXT, trace, type Span } from '@opentelemetry/api';
 
-export const tracer = (): Tracer => trace.getTracer('tiergate');
+const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+let enabled = false;
+
+export function startSpan(name: string): Span {
+  return enabled ? trace.getTracer('tiergate').startSpan(name) : NOOP_SPAN;
+}
 
 export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
   if (env.OTEL_SDK_DISABLED === 'true') return false;
@@ -16,5 +23,14 @@ export async function startTracing(env: NodeJS.ProcessEnv): Promise<(() => Promi
   const { NodeSDK } = await import('@opentelemetry/sdk-node');
   const sdk = new NodeSDK({ serviceName: env.OTEL_SERVICE_NAME ?? 'tiergate' });
   sdk.start();
-  return () => sdk.shutdown();
+  enabled = true;
+  return async () => {
+    enabled = false;
+    await sdk.shutdown();
+  };
+}
+
+/** For tests that register their own tracer provider. */
+export function setTracingEnabled(on: boolean): void {
+  enabled = on;
 }

@@ -107,7 +107,7 @@ describe('malformed input', () => {
     const { pool, port, errors } = await start(() => passthrough());
     pool.close();
     const Client = extProcClientConstructor();
-    const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & { Process(): grpc.ClientDuplexStream<object, object> };
+    const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Process(): grpc.ClientDuplexStream<object, object> };
     cleanups.push(() => client.close());
     const call = client.Process();
     const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
