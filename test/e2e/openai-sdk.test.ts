@@ -1,0 +1,75 @@
+// The official openai SDK pointed at `tiergate dev`'s local data plane: a real client, real HTTP, the
+// Envoy-faithful ext_proc client inside, mock backends behind.
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDevStack, type DevStack } from '../../src/dev/dev-stack.js';
+
+let stack: DevStack;
+let client: OpenAI;
+beforeAll(async () => {
+  stack = await startDevStack({
+    port: 0,
+    grpcListen: '127.0.0.1:0',
+    adminListen: '127.0.0.1:0',
+    backendPorts: { weak: 0, strong: 0 },
+    chunkDelayMs: 1,
+    env: { TIERGATE_LOG_LEVEL: 'silent' },
+  });
+  client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'sk-client-key', maxRetries: 0 });
+});
+afterAll(async () => stack.stop());
+
+describe('openai SDK through tiergate dev', () => {
+  it('plain chat completion: a short prompt is answered by the weak tier', async () => {
+    const { data, response } = await client.chat.completions
+      .create({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] })
+      .withResponse();
+    expect(data.choices[0]?.message.content).toContain('weak backend');
+    expect(data.model).toBe('weak-model');
+    expect(response.headers.get('x-llm-tier')).toBe('weak');
+    expect(response.headers.get('x-gateway-model-resolved')).toBe('weak-model');
+    expect(data.usage?.total_tokens).toBeGreaterThan(0);
+  });
+
+  it('a v7 keyword sends the request to the strong tier', async () => {
+    const r = await client.chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'Help me optimize this query' }] });
+    expect(r.choices[0]?.message.content).toContain('strong backend');
+    expect(r.model).toBe('strong-model');
+  });
+
+  it('streaming: well-formed chunks, and the usage chunk tiergate forced on', async () => {
+    const stream = await client.chat.completions.create({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'Say hi' }] });
+    let text = '';
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks++;
+      text += chunk.choices[0]?.delta?.content ?? '';
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(chunks).toBeGreaterThan(5);
+    expect(text).toBe('Hello from the weak backend (model weak-model). You sent 1 message.');
+    // The client did not ask for include_usage; tiergate did, so spend can always be counted.
+    expect(usage?.total_tokens).toBeGreaterThan(0);
+  });
+
+  it('legacy completions endpoint', async () => {
+    const r = await client.completions.create({ model: 'auto', prompt: 'Say hi' });
+    expect(r.choices[0]?.text).toContain('weak backend');
+  });
+
+  it('bad input: an OpenAI-shaped 400 the SDK turns into BadRequestError', async () => {
+    const err = await client.chat.completions.create({ model: 'auto', messages: [] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    const e = err as InstanceType<typeof OpenAI.BadRequestError>;
+    expect([e.status, e.code, e.param, e.type]).toEqual([400, 'empty_array', 'messages', 'invalid_request_error']);
+  });
+
+  it('a client cannot choose its tier with a header', async () => {
+    const r = await client.chat.completions.create(
+      { model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] },
+      { headers: { 'x-llm-tier': 'strong', 'x-tenant-id': 'other-team' } },
+    );
+    expect(r.model).toBe('weak-model');
+  });
+});

@@ -1,0 +1,44 @@
+// The tiergate command as a user runs it.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
+
+function file(text: string): string {
+  const f = join(mkdtempSync(join(tmpdir(), 'tiergate-cli-')), 'c.yaml');
+  writeFileSync(f, text);
+  return f;
+}
+
+describe('tiergate config check', () => {
+  it('accepts a valid file and prints its version', () => {
+    const r = run(['config', 'check', file('tiers: { weak: { model: "${WEAK}" }, strong: { model: s } }\n')], { WEAK: 'w' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/ok \(version [0-9a-f]{12}, classifier v7\)/);
+  });
+
+  it('prints every problem with its path and exits non-zero', () => {
+    const r = run(['config', 'check', file('server: { listen: nope }\naliases: { x: nowhere }\n')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('server.listen: expected HOST:PORT');
+    expect(r.stderr).toMatch(/problems?\n/);
+  });
+
+  it('reports a missing environment variable', () => {
+    const r = run(['config', 'check', file('tiers: { weak: { model: "${NOPE_NOT_SET}" }, strong: { model: s } }\n')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('tiers.weak.model: environment variable NOPE_NOT_SET is not set');
+  });
+
+  it('usage on a bad command', () => {
+    const r = run(['frobnicate']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('usage:');
+  });
+});

@@ -1,0 +1,108 @@
+// serve(): admin endpoints, grpc.health.v1, hot reload of the config file, graceful shutdown.
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ExtProcPool, getHeader } from '../../src/dev/envoy-client.js';
+import { serve, type Serving } from '../../src/main.js';
+import { chatHeaders, jsonBody, metricValue } from '../helpers/tiergate.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function start(configFile?: string, env: NodeJS.ProcessEnv = {}): Promise<Serving & { pool: ExtProcPool }> {
+  const s = await serve({ configFile, listen: '127.0.0.1:0', admin: '127.0.0.1:0', env: { TIERGATE_LOG_LEVEL: 'silent', ...env } });
+  const pool = new ExtProcPool(`127.0.0.1:${s.grpcPort}`);
+  cleanups.push(() => s.stop(), () => pool.close());
+  return { ...s, pool };
+}
+
+type HealthClient = grpc.Client & { check(r: { service: string }, cb: (e: grpc.ServiceError | null, r?: { status: string }) => void): void };
+
+function healthCheck(port: number, service = ''): Promise<string> {
+  const Ctor = grpc.makeGenericClientConstructor(healthService, 'Health');
+  const client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as HealthClient;
+  return new Promise((resolve, reject) => {
+    client.check({ service }, (err, res) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res?.status ?? 'UNKNOWN');
+    });
+  });
+}
+
+async function routeTier(pool: ExtProcPool, content = 'hi'): Promise<string | undefined> {
+  const s = pool.open();
+  await s.sendRequestHeaders(chatHeaders(), false);
+  await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content }] }));
+  const model = getHeader(s.requestHeaders, 'x-llm-model');
+  s.close();
+  return model;
+}
+
+describe('admin and health', () => {
+  it('serves /healthz, /readyz and Prometheus /metrics, and grpc.health.v1 SERVING', async () => {
+    const s = await start();
+    const base = `http://127.0.0.1:${s.adminPort}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    await routeTier(s.pool);
+    // The request is counted when its stream ends, just after the close.
+    await expect.poll(async () => (await fetch(`${base}/metrics`)).text()).toContain('tiergate_requests_total{tier="weak",outcome="routed"} 1');
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/tiergate_config_info\{version="[0-9a-f]{12}",classifier_version="v7"\} 1/);
+    expect(text).toContain('tiergate_extproc_phase_seconds_bucket');
+    expect(await healthCheck(s.grpcPort)).toBe('SERVING');
+    expect(await healthCheck(s.grpcPort, 'envoy.service.ext_proc.v3.ExternalProcessor')).toBe('SERVING');
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('flips health to NOT_SERVING, lets an in-flight stream finish, then stops', async () => {
+    const s = await start();
+    const session = s.pool.open();
+    await session.sendRequestHeaders(chatHeaders(), false);
+    const stopping = s.stop();
+    // Readiness goes first, so Envoy/Kubernetes stop sending new work.
+    expect((await fetch(`http://127.0.0.1:${s.adminPort}/readyz`).catch(() => ({ status: 503 }))).status).toBe(503);
+    // The stream that was already open still gets its answers.
+    const o = await session.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }));
+    expect(o.kind).toBe('continue');
+    expect((await session.halfClose()).code).toBe(0);
+    await stopping;
+  });
+});
+
+describe('config hot reload', () => {
+  it('swaps the config atomically on change, keeps the last good one on a bad file, and counts both', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-reload-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'tiergate.yaml');
+    writeFileSync(file, 'tiers: { weak: { model: small-v1 }, strong: { model: large-v1 } }\n');
+    const s = await start(file);
+    expect(await routeTier(s.pool)).toBe('small-v1');
+
+    // An in-flight stream keeps the config it started with.
+    const inflight = s.pool.open();
+    await inflight.sendRequestHeaders(chatHeaders(), false);
+
+    // Replace the file the way editors and Kubernetes do: write elsewhere, rename over.
+    writeFileSync(join(dir, 'next.yaml'), 'tiers: { weak: { model: small-v2 }, strong: { model: large-v2 } }\n');
+    renameSync(join(dir, 'next.yaml'), file);
+    await expect.poll(() => routeTier(s.pool), { timeout: 5000, interval: 100 }).toBe('small-v2');
+    await inflight.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }));
+    expect(getHeader(inflight.requestHeaders, 'x-llm-model')).toBe('small-v1');
+    inflight.close();
+    expect(await metricValue(s.app, 'tiergate_config_reloads_total', { result: 'success' })).toBe(1);
+
+    // A bad file is rejected: the last good config stays, and the failure is visible.
+    writeFileSync(file, 'tiers: { weak: { model: small-v3 } }\nnot_a_key: true\n');
+    await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'failure' }), { timeout: 5000 }).toBe(1);
+    expect(await metricValue(s.app, 'tiergate_config_last_reload_success')).toBe(0);
+    expect(await routeTier(s.pool)).toBe('small-v2');
+  });
+});
