@@ -42,3 +42,12 @@ describe('tiergate config check', () => {
     expect(r.stderr).toContain('usage:');
   });
 });
+
+describe('examples/tiergate.yaml', () => {
+  it('is a valid config (the README shows it)', () => {
+    const example = fileURLToPath(new URL('../../examples/tiergate.yaml', import.meta.url));
+    const r = run(['config', 'check', example], { OPENAI_API_KEY: 'sk-example' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
