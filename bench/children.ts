@@ -7,6 +7,8 @@ export interface Child {
   target: string;
   /** Total user+system CPU microseconds the child has used so far. */
   cpuMicros(): Promise<number>;
+  /** Cumulative server-side request_body answer-time buckets: [le, count] pairs. */
+  bodyAnswerBuckets(): Promise<Array<[string, number]>>;
   stop(): void;
 }
 
@@ -24,6 +26,11 @@ export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecAr
       new Promise((resolve) => {
         child.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve(m.cpu.user + m.cpu.system));
         child.send('cpu');
+      }),
+    bodyAnswerBuckets: () =>
+      new Promise((resolve) => {
+        child.once('message', (m: { buckets: Array<[string, number]> }) => resolve(m.buckets));
+        child.send('buckets');
       }),
     stop: () => void child.send('exit'),
   };

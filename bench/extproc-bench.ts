@@ -34,7 +34,29 @@ const CHUNK = Buffer.from(`data: ${JSON.stringify({ id: 'c', object: 'chat.compl
 
 interface RunResult {
   cpuPerRequestUs: number;
+  /** Client-observed: sending request_body → its answer, through the driver's event loop and loopback. */
   bodyAnswerMs: number[];
+  /** Server-side: message received → answer written (the tiergate_extproc_phase_seconds histogram). */
+  serverP50Ms: number;
+  serverP99Ms: number;
+}
+
+/** Prometheus histogram_quantile: linear interpolation inside the bucket that holds the rank. */
+function bucketQuantile(before: Array<[string, number]>, after: Array<[string, number]>, q: number): number {
+  const counts = after.map(([le, c], i) => [le === '+Inf' ? Infinity : Number(le), c - (before[i]?.[1] ?? 0)] as const);
+  const total = counts.at(-1)?.[1] ?? 0;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const [le, c] of counts) {
+    if (c >= rank) {
+      if (le === Infinity) return prevLe * 1000;
+      return (prevLe + ((le - prevLe) * (rank - prevCount)) / Math.max(1, c - prevCount)) * 1000;
+    }
+    prevLe = le;
+    prevCount = c;
+  }
+  return NaN;
 }
 
 async function paced(n: number, rate: number, one: () => Promise<void>): Promise<void> {
@@ -50,6 +72,7 @@ async function paced(n: number, rate: number, one: () => Promise<void>): Promise
 
 async function runPlain(child: Child, pool: ExtProcPool, n: number, rate: number): Promise<RunResult> {
   const lat: number[] = [];
+  const bucketsBefore = await child.bodyAnswerBuckets();
   const before = await child.cpuMicros();
   await paced(n, rate, async () => {
     const s = pool.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 5000 });
@@ -62,7 +85,13 @@ async function runPlain(child: Child, pool: ExtProcPool, n: number, rate: number
     s.close();
   });
   const cpu = (await child.cpuMicros()) - before;
-  return { cpuPerRequestUs: cpu / n, bodyAnswerMs: lat };
+  const bucketsAfter = await child.bodyAnswerBuckets();
+  return {
+    cpuPerRequestUs: cpu / n,
+    bodyAnswerMs: lat,
+    serverP50Ms: bucketQuantile(bucketsBefore, bucketsAfter, 0.5),
+    serverP99Ms: bucketQuantile(bucketsBefore, bucketsAfter, 0.99),
+  };
 }
 
 async function runStreaming(child: Child, pool: ExtProcPool): Promise<number> {
@@ -91,10 +120,8 @@ type Kind = 'tiergate' | 'noop' | 'echo';
 const KINDS: Kind[] = ['tiergate', 'noop', 'echo'];
 const children = { tiergate: await startChild('tiergate'), noop: await startChild('noop'), echo: await startChild('echo') };
 const pools = Object.fromEntries(KINDS.map((k) => [k, new ExtProcPool(children[k].target, 500)])) as Record<Kind, ExtProcPool>;
-const results = Object.fromEntries(KINDS.map((k) => [k, { cpuReq: [] as number[], cpuChunk: [] as number[], p50: [] as number[], p99: [] as number[] }])) as Record<
-  Kind,
-  { cpuReq: number[]; cpuChunk: number[]; p50: number[]; p99: number[] }
->;
+type Series = { cpuReq: number[]; cpuChunk: number[]; p50: number[]; p99: number[]; sp50: number[]; sp99: number[] };
+const results = Object.fromEntries(KINDS.map((k) => [k, { cpuReq: [], cpuChunk: [], p50: [], p99: [], sp50: [], sp99: [] } as Series])) as Record<Kind, Series>;
 for (const kind of KINDS) await runPlain(children[kind], pools[kind], 1500, 1000); // warm-up (JIT)
 for (let r = 0; r < ROUNDS; r++) {
   // Rotate the order each round so no server always runs first or last.
@@ -103,6 +130,8 @@ for (let r = 0; r < ROUNDS; r++) {
     results[kind].cpuReq.push(plain.cpuPerRequestUs);
     results[kind].p50.push(pct(plain.bodyAnswerMs, 50));
     results[kind].p99.push(pct(plain.bodyAnswerMs, 99));
+    results[kind].sp50.push(plain.serverP50Ms);
+    results[kind].sp99.push(plain.serverP99Ms);
     results[kind].cpuChunk.push(await runStreaming(children[kind], pools[kind]));
   }
 }
@@ -123,5 +152,7 @@ console.log('no-op: answers CONTINUE to everything. echo: no logic, but answers 
 console.log(`${''.padEnd(30)} ${'tiergate'.padStart(9)} ${'no-op'.padStart(9)} ${'echo'.padStart(9)}     ${'vs no-op'.padStart(7)} ${'vs echo'.padStart(10)}`);
 row('server CPU per request', (x) => x.cpuReq, 'us');
 row('server CPU per streamed chunk', (x) => x.cpuChunk, 'us');
-row('request-body answer p50', (x) => x.p50, 'ms');
-row('request-body answer p99', (x) => x.p99, 'ms');
+row('body answer p50, server side', (x) => x.sp50, 'ms');
+row('body answer p99, server side', (x) => x.sp99, 'ms');
+row('body answer p50, client seen', (x) => x.p50, 'ms');
+row('body answer p99, client seen', (x) => x.p99, 'ms');

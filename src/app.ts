@@ -12,7 +12,7 @@ import { parseStage } from './stages/parse.js';
 import { routeStage } from './stages/route.js';
 import { tenantStage } from './stages/tenant.js';
 import type { Logger } from './telemetry/logger.js';
-import { boundObserver, createMetrics, setConfigInfo, type Metrics } from './telemetry/metrics.js';
+import { createMetrics, setConfigInfo, type Metrics } from './telemetry/metrics.js';
 
 /** The one request pipeline (architecture.md §2): auth → classify → policy → budget → cache → route. */
 export const REQUEST_STAGES: readonly Stage[] = [parseStage, tenantStage, classifyStage, routeStage];
@@ -52,7 +52,6 @@ export function createApp(runtime: Runtime, log: Logger, opts: { configText?: st
   };
 
   const streamLog = log.child({ component: 'extproc' });
-  const phaseSeconds = boundObserver(metrics.phaseSeconds, 'phase');
   const deps = { runtime: () => config.current(), metrics, log: streamLog, requestStages: REQUEST_STAGES };
   const extproc = createExtProcServer((info) => new LlmStream(deps, info), {
     allowModeOverride: () => config.current().config.envoy.allowModeOverride,
@@ -66,7 +65,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: { configText?: st
         metrics.activeStreams.dec();
         metrics.streams.inc({ end });
       },
-      answered: (phase, seconds) => phaseSeconds(phase).observe(seconds),
+      answered: (phase, seconds) => metrics.phaseSeconds.labels(phase).observe(seconds),
       processingError: (phase, err, rule) => {
         metrics.processingErrors.inc({ phase, rule });
         // The message only: error objects from stages could carry request data.

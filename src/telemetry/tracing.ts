@@ -11,6 +11,11 @@ export function startSpan(name: string): Span {
   return enabled ? trace.getTracer('tiergate').startSpan(name) : NOOP_SPAN;
 }
 
+/** Like startSpan, with the name built only when a span is really recorded. */
+export function startSpanNamed(prefix: string, name: string): Span {
+  return enabled ? trace.getTracer('tiergate').startSpan(`${prefix} ${name}`) : NOOP_SPAN;
+}
+
 export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
   if (env.OTEL_SDK_DISABLED === 'true') return false;
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || (env.OTEL_TRACES_EXPORTER && env.OTEL_TRACES_EXPORTER !== 'none'));
