@@ -2,21 +2,14 @@
 // client from another process. Prints server CPU time per request and per streamed chunk, request-body answer
 // latency p50/p99, and each ratio to the no-op. Rounds alternate between the two servers; medians are
 // reported. Never asserts on time.   npm run bench [-- ROUNDS]
-import { ExtProcPool, RECOMMENDED_FILTER } from '../src/dev/envoy-client.js';
+import { ExtProcPool, RECOMMENDED_FILTER, chatRequestHeaders } from '../src/dev/envoy-client.js';
 import { startChild, type Child } from './children.js';
 
-const ROUNDS = Number(process.argv[2] ?? 5);
+const ROUNDS = Number(process.argv[2] ?? 7);
 const PLAIN = { requests: 4000, rate: 1000 };
 const STREAM = { requests: 400, rate: 100, chunks: 100 };
 
-const HEADERS: Array<[string, string]> = [
-  [':method', 'POST'],
-  [':path', '/v1/chat/completions'],
-  [':authority', 'gw'],
-  [':scheme', 'http'],
-  ['content-type', 'application/json'],
-  ['x-request-id', 'bench'],
-];
+const HEADERS = chatRequestHeaders([['x-request-id', 'bench']]);
 // A realistic small chat request: a system prompt and two turns.
 const BODY = Buffer.from(
   JSON.stringify({
@@ -141,13 +134,17 @@ for (const c of Object.values(children)) c.stop();
 const t = results.tiergate;
 const n = results.noop;
 const e = results.echo;
+// Ratios are paired: tiergate against each baseline in the same round, then the median over rounds, so slow
+// drift of the machine cancels out instead of landing on whichever server ran during it.
+const pairedRatio = (a: number[], b: number[]) => median(a.map((x, i) => x / (b[i] as number)));
 const row = (name: string, pick: (x: typeof t) => number[], unit: string) => {
   const [a, b, c] = [median(pick(t)), median(pick(n)), median(pick(e))];
+  const [rn, re] = [pairedRatio(pick(t), pick(n)), pairedRatio(pick(t), pick(e))];
   console.log(
-    `${name.padEnd(30)} ${a.toFixed(3).padStart(9)} ${b.toFixed(3).padStart(9)} ${c.toFixed(3).padStart(9)} ${unit.padEnd(3)} ${(a / b).toFixed(2).padStart(6)}x ${(a / c).toFixed(2).padStart(9)}x`,
+    `${name.padEnd(30)} ${a.toFixed(3).padStart(9)} ${b.toFixed(3).padStart(9)} ${c.toFixed(3).padStart(9)} ${unit.padEnd(3)} ${rn.toFixed(2).padStart(6)}x ${re.toFixed(2).padStart(9)}x`,
   );
 };
-console.log(`node ${process.version}; ${ROUNDS} rounds; medians. plain: ${PLAIN.requests} four-phase requests at ${PLAIN.rate}/s; streaming: ${STREAM.requests} requests x ${STREAM.chunks + 1} chunks at ${STREAM.rate}/s`);
+console.log(`node ${process.version}; ${ROUNDS} rounds; medians, ratios paired per round. plain: ${PLAIN.requests} four-phase requests at ${PLAIN.rate}/s; streaming: ${STREAM.requests} requests x ${STREAM.chunks + 1} chunks at ${STREAM.rate}/s`);
 console.log('no-op: answers CONTINUE to everything. echo: no logic, but answers of tiergate\'s size and shape (body sent back, 5+2 headers set).');
 console.log(`${''.padEnd(30)} ${'tiergate'.padStart(9)} ${'no-op'.padStart(9)} ${'echo'.padStart(9)}     ${'vs no-op'.padStart(7)} ${'vs echo'.padStart(10)}`);
 row('server CPU per request', (x) => x.cpuReq, 'us');

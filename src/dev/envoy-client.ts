@@ -54,6 +54,11 @@ export const RECOMMENDED_FILTER: FilterConfig = {
 
 export type Headers = Array<[string, string]>;
 
+/** What Envoy sends for a POST /v1/chat/completions: pseudo-headers first, then the client's headers. */
+export function chatRequestHeaders(extra: Headers = []): Headers {
+  return [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gateway.local'], [':scheme', 'http'], ['content-type', 'application/json'], ...extra];
+}
+
 export type Outcome =
   | { kind: 'continue'; body?: Buffer; clearedRouteCache: boolean }
   /** The server ended the exchange with an ImmediateResponse: send this to the client. */

@@ -1,7 +1,7 @@
 // Drives an ext_proc server with Envoy's end-of-stream pattern at a fixed rate: every stream does a full
 // four-phase LLM exchange and then closes the way Envoy does — half-close followed at once by a reset
 // (envoy-ext-proc.md §2.6). Used by test/integration/stream-close.test.ts and bench/stream-close-load.ts.
-import { ExtProcPool, RECOMMENDED_FILTER, type Outcome } from './envoy-client.js';
+import { ExtProcPool, RECOMMENDED_FILTER, chatRequestHeaders, type Outcome } from './envoy-client.js';
 
 export interface LoadOptions {
   target: string;
@@ -21,13 +21,7 @@ export interface LoadResult {
   achievedRate: number;
 }
 
-const HEADERS: Array<[string, string]> = [
-  [':method', 'POST'],
-  [':path', '/v1/chat/completions'],
-  [':authority', 'gw'],
-  [':scheme', 'http'],
-  ['content-type', 'application/json'],
-];
+const HEADERS = chatRequestHeaders();
 const BODY = Buffer.from(JSON.stringify({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] }));
 
 export async function runStreamCloseLoad(o: LoadOptions): Promise<LoadResult> {

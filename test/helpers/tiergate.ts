@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { createApp, type App } from '../../src/app.js';
 import { compileRuntime } from '../../src/config/runtime.js';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
-import { ExtProcPool } from '../../src/dev/envoy-client.js';
+import { ExtProcPool, chatRequestHeaders } from '../../src/dev/envoy-client.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 
 export interface TestTiergate {
@@ -53,15 +53,7 @@ export async function startTiergate(input: ConfigInput = {}, env: NodeJS.Process
   };
 }
 
-export const chatHeaders = (extra: Array<[string, string]> = []): Array<[string, string]> => [
-  [':method', 'POST'],
-  [':path', '/v1/chat/completions'],
-  [':authority', 'gateway.local'],
-  [':scheme', 'http'],
-  ['content-type', 'application/json'],
-  ['x-request-id', 'req-1'],
-  ...extra,
-];
+export const chatHeaders = (extra: Array<[string, string]> = []): Array<[string, string]> => chatRequestHeaders([['x-request-id', 'req-1'], ...extra]);
 
 export function jsonBody(o: unknown): Buffer {
   return Buffer.from(JSON.stringify(o));
