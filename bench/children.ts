@@ -14,7 +14,9 @@ export interface Child {
 
 export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecArgv: string[] = []): Promise<Child> {
   const entry = fileURLToPath(new URL('./server-child.ts', import.meta.url));
-  const child: ChildProcess = fork(entry, [kind], { execArgv: ['--import', 'tsx', ...extraExecArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // BENCH_NODE_FLAGS (e.g. "--max-semi-space-size=16") applies the same runtime flags to every server.
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child: ChildProcess = fork(entry, [kind], { execArgv: ['--import', 'tsx', ...flags, ...extraExecArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { port?: number }) => (m.port ? resolve(m.port) : reject(new Error('no port'))));
     child.once('exit', (code) => reject(new Error(`${kind} exited ${code}`)));

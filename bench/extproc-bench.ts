@@ -144,7 +144,7 @@ const row = (name: string, pick: (x: typeof t) => number[], unit: string) => {
     `${name.padEnd(30)} ${a.toFixed(3).padStart(9)} ${b.toFixed(3).padStart(9)} ${c.toFixed(3).padStart(9)} ${unit.padEnd(3)} ${rn.toFixed(2).padStart(6)}x ${re.toFixed(2).padStart(9)}x`,
   );
 };
-console.log(`node ${process.version}; ${ROUNDS} rounds; medians, ratios paired per round. plain: ${PLAIN.requests} four-phase requests at ${PLAIN.rate}/s; streaming: ${STREAM.requests} requests x ${STREAM.chunks + 1} chunks at ${STREAM.rate}/s`);
+console.log(`node ${process.version} ${process.env.BENCH_NODE_FLAGS ?? ''}; ${ROUNDS} rounds; medians, ratios paired per round. plain: ${PLAIN.requests} four-phase requests at ${PLAIN.rate}/s; streaming: ${STREAM.requests} requests x ${STREAM.chunks + 1} chunks at ${STREAM.rate}/s`);
 console.log('no-op: answers CONTINUE to everything. echo: no logic, but answers of tiergate\'s size and shape (body sent back, 5+2 headers set).');
 console.log(`${''.padEnd(30)} ${'tiergate'.padStart(9)} ${'no-op'.padStart(9)} ${'echo'.padStart(9)}     ${'vs no-op'.padStart(7)} ${'vs echo'.padStart(10)}`);
 row('server CPU per request', (x) => x.cpuReq, 'us');

@@ -3,7 +3,7 @@
 // Talks to the parent over IPC: sends {port} when listening, answers 'cpu' with process.cpuUsage().
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { createApp } from '../src/app.js';
+import { REQUEST_STAGES, createApp } from '../src/app.js';
 import { defaultConfig } from '../src/config/load.js';
 import { compileRuntime } from '../src/config/runtime.js';
 import { createExtProcServer } from '../src/extproc/server.js';
@@ -18,7 +18,10 @@ async function start(kind: string): Promise<number> {
   if (kind === 'tiergate') {
     const rt = compileRuntime(defaultConfig(), {});
     if (!rt.ok) throw new Error('default config does not compile');
-    const app = createApp(rt.runtime, pino({ level: 'warn' }));
+    // TIERGATE_BENCH_STAGES=parse,tenant picks a subset of the pipeline, to see what each stage costs.
+    const only = process.env.TIERGATE_BENCH_STAGES?.split(',');
+    const requestStages = only ? REQUEST_STAGES.filter((s) => only.includes(s.name)) : REQUEST_STAGES;
+    const app = createApp(rt.runtime, pino({ level: 'warn' }), { requestStages });
     phaseSeconds = app.metrics.phaseSeconds;
     const port = await app.extproc.listen('127.0.0.1:0');
     app.markServing();

@@ -30,7 +30,14 @@ export interface App {
   isServing(): boolean;
 }
 
-export function createApp(runtime: Runtime, log: Logger, opts: { configText?: string; defaultMetrics?: boolean } = {}): App {
+export interface AppOptions {
+  configText?: string;
+  defaultMetrics?: boolean;
+  /** The request pipeline; REQUEST_STAGES unless a test or benchmark swaps it. */
+  requestStages?: readonly Stage[];
+}
+
+export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}): App {
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false });
   const config = new ConfigStore(runtime, opts.configText);
   setConfigInfo(metrics, runtime.version, runtime.classifierVersion);
@@ -52,7 +59,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: { configText?: st
   };
 
   const streamLog = log.child({ component: 'extproc' });
-  const deps = { runtime: () => config.current(), metrics, log: streamLog, requestStages: REQUEST_STAGES };
+  const deps = { runtime: () => config.current(), metrics, log: streamLog, requestStages: opts.requestStages ?? REQUEST_STAGES };
   const extproc = createExtProcServer((info) => new LlmStream(deps, info), {
     allowModeOverride: () => config.current().config.envoy.allowModeOverride,
     failureRule: () => config.current().config.envoy.failureRule,

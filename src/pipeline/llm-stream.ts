@@ -156,7 +156,19 @@ export class LlmStream implements StreamHandler {
       reason: route?.classification?.reason,
       ...(this.runtime.config.logging.logPrompts ? { prompt_text: state.llm?.messages } : {}),
     });
+    this.releaseRequestData(state);
     return decision;
+  }
+
+  /**
+   * The stream lives until the response ends, often across several young-generation GCs; whatever it still
+   * references then is copied each time. Once routed, only the decision is needed, so the body, the parsed
+   * JSON and the rewritten body are dropped (GC was the largest cost per request in the bench profile).
+   */
+  private releaseRequestData(state: RequestState): void {
+    state.body = EMPTY;
+    state.newBody = undefined;
+    state.llm = undefined;
   }
 
   requestTrailers(): Decision {
