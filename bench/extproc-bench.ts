@@ -145,7 +145,7 @@ const row = (name: string, pick: (x: typeof t) => number[], unit: string) => {
   );
 };
 console.log(`node ${process.version} ${process.env.BENCH_NODE_FLAGS ?? ''}; ${ROUNDS} rounds; medians, ratios paired per round. plain: ${PLAIN.requests} four-phase requests at ${PLAIN.rate}/s; streaming: ${STREAM.requests} requests x ${STREAM.chunks + 1} chunks at ${STREAM.rate}/s`);
-console.log('no-op: answers CONTINUE to everything. echo: no logic, but answers of tiergate\'s size and shape (body sent back, 5+2 headers set).');
+console.log('no-op: a bare grpc-js ext_proc server answering CONTINUE. echo: tiergate\'s transport, no logic, answers of tiergate\'s size and shape (body sent back, 5+2 headers set).');
 console.log(`${''.padEnd(30)} ${'tiergate'.padStart(9)} ${'no-op'.padStart(9)} ${'echo'.padStart(9)}     ${'vs no-op'.padStart(7)} ${'vs echo'.padStart(10)}`);
 row('server CPU per request', (x) => x.cpuReq, 'us');
 row('server CPU per streamed chunk', (x) => x.cpuChunk, 'us');

@@ -1,11 +1,14 @@
 // A server in its own process, so its CPU time is measured apart from the load driver.
-// argv[2]: 'tiergate' (embedded defaults) or 'noop' (answers CONTINUE to everything on the same grpc-js).
+// argv[2]: 'tiergate' (embedded defaults), 'noop' (a bare grpc-js ext_proc server answering CONTINUE) or
+// 'echo' (tiergate's transport sending tiergate-shaped answers with no logic).
 // Talks to the parent over IPC: sends {port} when listening, answers 'cpu' with process.cpuUsage().
+import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { REQUEST_STAGES, createApp } from '../src/app.js';
 import { defaultConfig } from '../src/config/load.js';
 import { compileRuntime } from '../src/config/runtime.js';
+import { extProcServiceDefinition } from '../src/extproc/protos.js';
 import { createExtProcServer } from '../src/extproc/server.js';
 import { CONTINUE, type StreamHandler } from '../src/extproc/types.js';
 import { FastHistogram } from '../src/telemetry/fast-histogram.js';
@@ -27,26 +30,56 @@ async function start(kind: string): Promise<number> {
     app.markServing();
     return port;
   }
+  phaseSeconds = new FastHistogram('phase_seconds', 'bench', 'phase', LATENCY_BUCKETS, new Registry());
+  if (kind === 'noop') return startBareNoop();
+  // 'echo': tiergate's transport, no logic, but answers of tiergate's size and shape (the body sent back,
+  // routing headers set), to separate the cost of the answers from the cost of deciding them.
   const pass = () => CONTINUE;
-  const handler: StreamHandler = { requestHeaders: pass, requestBody: pass, requestTrailers: pass, responseHeaders: pass, responseBody: pass, responseTrailers: pass, end() {} };
-  if (kind === 'echo') {
-    // No logic, but answers the size and shape of tiergate's: the body sent back, routing headers set.
-    handler.requestBody = (chunk) => ({
+  const handler: StreamHandler = {
+    requestHeaders: pass,
+    requestBody: (chunk) => ({
       kind: 'continue',
       body: Buffer.from(chunk),
       clearRouteCache: true,
       headers: { set: [['x-llm-tier', 'weak'], ['x-llm-model', 'weak-model'], ['x-tenant-id', 'default'], ['x-llm-classifier', 'v7'], ['content-length', String(chunk.length)]] },
-    });
-    handler.responseHeaders = () => ({ kind: 'continue', headers: { set: [['x-llm-tier', 'weak'], ['x-gateway-model-resolved', 'weak-model']] } });
-  }
-  phaseSeconds = new FastHistogram('phase_seconds', 'bench', 'phase', LATENCY_BUCKETS, new Registry());
-  const noop = createExtProcServer(() => handler, {
+    }),
+    requestTrailers: pass,
+    responseHeaders: () => ({ kind: 'continue', headers: { set: [['x-llm-tier', 'weak'], ['x-gateway-model-resolved', 'weak-model']] } }),
+    responseBody: pass,
+    responseTrailers: pass,
+    end() {},
+  };
+  const echo = createExtProcServer(() => handler, {
     allowModeOverride: () => false,
     failureRule: () => 'continue',
     internalErrorReply: () => CONTINUE,
     hooks: { streamStarted() {}, streamEnded() {}, answered: (phase, s) => phaseSeconds.labels(phase).observe(s), processingError() {} },
   });
-  return noop.listen('127.0.0.1:0');
+  return echo.listen('127.0.0.1:0');
+}
+
+/**
+ * The baseline the issue names: a no-op ext_proc server on the same grpc-js, nothing of tiergate's. Each
+ * message is answered at once with an empty response of its kind (CONTINUE, no mutation); half-close ends
+ * the call. Answer time is measured the same way as in tiergate's transport.
+ */
+async function startBareNoop(): Promise<number> {
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': -1 });
+  server.addService(extProcServiceDefinition(), {
+    Process: (call: grpc.ServerDuplexStream<{ request?: string }, object>) => {
+      call.on('data', (msg: { request?: string }) => {
+        const started = performance.now();
+        if (!msg.request) return;
+        call.write({ response: msg.request, [msg.request]: {} });
+        phaseSeconds.labels(msg.request).observe((performance.now() - started) / 1000);
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+  });
+  return new Promise((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
 }
 
 const port = await start(process.argv[2] ?? 'noop');
