@@ -51,3 +51,23 @@ describe('examples/tiergate.yaml', () => {
     expect(r.status).toBe(0);
   });
 });
+
+describe('tiergate serve', () => {
+  it('starts on embedded defaults, and on SIGTERM drains, logs server.stopped and exits 0', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+      env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await expect.poll(() => out, { timeout: 15_000 }).toContain('"event":"server.started"');
+    const started = JSON.parse(out.split('\n').find((l) => l.includes('server.started')) ?? '{}') as { admin_port: number };
+    expect((await fetch(`http://127.0.0.1:${started.admin_port}/readyz`)).status).toBe(200);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(out).toContain('"event":"server.stopping"');
+    expect(out).toContain('"event":"server.stopped"');
+  });
+});
