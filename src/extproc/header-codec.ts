@@ -4,7 +4,7 @@
 //   an InvalidArgument → 500 local reply (§3.2).
 // - ext_proc honours only the deprecated `append` BoolValue (default false = overwrite); `append_action` is
 //   ignored (§3.3). We always send append=false explicitly so an overwrite never depends on a default.
-import type { HeaderMap, HeaderMutation } from './types.js';
+import type { HeaderMutation } from './types.js';
 import type { WireHeaderMap, WireHeaderMutation, WireHeaderValueOption } from './wire.js';
 
 /** Header bytes are decoded as latin1: one char per byte, so a value round-trips unchanged whatever it holds. */
@@ -46,9 +46,3 @@ export function encodeHeaderMutation(m: HeaderMutation | undefined): WireHeaderM
   return out;
 }
 
-/** Build a HeaderMap from pairs (used by tests and the local data plane). */
-export function headerMapOf(pairs: Iterable<readonly [string, string]>): HeaderMap {
-  const m = new Map<string, string>();
-  for (const [k, v] of pairs) m.set(k.toLowerCase(), v);
-  return m;
-}

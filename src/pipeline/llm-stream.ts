@@ -46,7 +46,7 @@ export class LlmStream implements StreamHandler {
 
   constructor(
     private readonly deps: StreamDeps,
-    private readonly info: StreamInfo,
+    info: StreamInfo,
   ) {
     // Captured once: a config reload never changes a request half-way.
     this.runtime = deps.runtime();

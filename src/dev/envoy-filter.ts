@@ -1,0 +1,61 @@
+// The Envoy ext_proc filter settings the Envoy-faithful client models, and the shapes it reports back.
+import type { BodySendMode, HeaderSendMode } from '../extproc/types.js';
+
+export interface ProcessingMode {
+  requestHeaderMode: HeaderSendMode;
+  responseHeaderMode: HeaderSendMode;
+  requestBodyMode: BodySendMode;
+  responseBodyMode: BodySendMode;
+  requestTrailerMode: HeaderSendMode;
+  responseTrailerMode: HeaderSendMode;
+}
+
+export interface FilterConfig {
+  processingMode: ProcessingMode;
+  allowModeOverride: boolean;
+  /** Envoy's default is 200 ms (§2.1). */
+  messageTimeoutMs: number;
+  failureModeAllow: boolean;
+  /** Envoy 1.34+ attaches protocol_config to the first message. */
+  sendProtocolConfig: boolean;
+  observabilityMode: boolean;
+}
+
+/** What tiergate's docs recommend (envoy/envoy.yaml): request BUFFERED, response STREAMED. */
+export const RECOMMENDED_FILTER: FilterConfig = {
+  processingMode: {
+    requestHeaderMode: 'SEND',
+    responseHeaderMode: 'SEND',
+    requestBodyMode: 'BUFFERED',
+    responseBodyMode: 'STREAMED',
+    requestTrailerMode: 'SKIP',
+    responseTrailerMode: 'SKIP',
+  },
+  allowModeOverride: false,
+  messageTimeoutMs: 200,
+  failureModeAllow: false,
+  sendProtocolConfig: true,
+  observabilityMode: false,
+};
+
+export type Headers = Array<[string, string]>;
+
+/** What Envoy sends for a POST /v1/chat/completions: pseudo-headers first, then the client's headers. */
+export function chatRequestHeaders(extra: Headers = []): Headers {
+  return [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gateway.local'], [':scheme', 'http'], ['content-type', 'application/json'], ...extra];
+}
+
+export type Outcome =
+  | { kind: 'continue'; body?: Buffer; clearedRouteCache: boolean }
+  /** The server ended the exchange with an ImmediateResponse: send this to the client. */
+  | { kind: 'immediate'; status: number; headers: Headers; body: Buffer; details: string }
+  /** Envoy's own local reply on a processing failure (500, or 504 on message timeout). */
+  | { kind: 'error'; status: number; details: string }
+  /** Processing is over for this stream (clean close, fail-open, or already finished): continue unmodified. */
+  | { kind: 'skipped' };
+
+export interface Counters {
+  spurious: number;
+  rejectedMutations: number;
+  timeouts: number;
+}

@@ -1,0 +1,55 @@
+// Envoy's connection pool to the ext_proc cluster, as far as the side streams care.
+import * as grpc from '@grpc/grpc-js';
+import { extProcClientConstructor } from '../extproc/protos.js';
+import type { WireProcessingRequest, WireProcessingResponse } from '../extproc/wire.js';
+import { RECOMMENDED_FILTER, type Counters, type FilterConfig } from './envoy-filter.js';
+import { ExtProcSession } from './ext-proc-session.js';
+
+/**
+ * Envoy's connection pool to the ext_proc cluster. `maxStreamsPerConnection` is the cluster's
+ * `max_requests_per_connection`: after that many streams a connection is drained and a new one opened,
+ * which keeps each server session under nghttp2's reset-rate guard (README "Envoy's stream-close pattern").
+ */
+export class ExtProcPool {
+  private client: grpc.Client & { Process?: () => grpc.ClientDuplexStream<WireProcessingRequest, WireProcessingResponse> };
+  private used = 0;
+  private readonly Ctor = extProcClientConstructor();
+  readonly counters: Counters = { spurious: 0, rejectedMutations: 0, timeouts: 0 };
+  private readonly retired: grpc.Client[] = [];
+
+  constructor(
+    private readonly target: string,
+    private readonly maxStreamsPerConnection = 0,
+  ) {
+    this.client = this.newClient();
+  }
+
+  private newClient() {
+    // A local subchannel pool gives each client its own HTTP/2 connection, as Envoy's pool rotation does.
+    return new this.Ctor(this.target, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.max_receive_message_length': -1,
+      'grpc.max_send_message_length': -1,
+    }) as grpc.Client & { Process?: () => grpc.ClientDuplexStream<WireProcessingRequest, WireProcessingResponse> };
+  }
+
+  open(filter: FilterConfig = RECOMMENDED_FILTER): ExtProcSession {
+    if (this.maxStreamsPerConnection > 0 && this.used >= this.maxStreamsPerConnection) {
+      const old = this.client;
+      this.retired.push(old);
+      // Drain: streams already on the old connection finish; it closes once they have.
+      setTimeout(() => old.close(), 30_000).unref();
+      this.client = this.newClient();
+      this.used = 0;
+    }
+    this.used++;
+    const process = this.client.Process?.bind(this.client);
+    if (!process) throw new Error('ExternalProcessor client has no Process method');
+    return new ExtProcSession(process(), filter, this.counters);
+  }
+
+  close(): void {
+    this.client.close();
+    for (const c of this.retired) c.close();
+  }
+}

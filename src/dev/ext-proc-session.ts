@@ -1,0 +1,276 @@
+// One HTTP request's ext_proc side stream, driven message for message as Envoy's filter drives it.
+import * as grpc from '@grpc/grpc-js';
+import { httpStatusNumber } from '../extproc/protos.js';
+import type { RequestKind, WireCommonResponse, WireProcessingMode, WireProcessingRequest, WireProcessingResponse } from '../extproc/wire.js';
+import type { Counters, FilterConfig, Headers, Outcome, ProcessingMode } from './envoy-filter.js';
+import { applyHeaderMutation, getHeader, removeHeader } from './envoy-mutations.js';
+
+const CONTINUE: Outcome = { kind: 'continue', clearedRouteCache: false };
+
+interface Pending {
+  kind: RequestKind;
+  resolve: (o: Outcome) => void;
+  timer: NodeJS.Timeout | undefined;
+  /** For body answers: the chunk, so a mutation can be applied and content-length checked. */
+  chunk?: Buffer;
+}
+
+/** One HTTP request's side stream. Holds the request/response headers as Envoy would and mutates them. */
+export class ExtProcSession {
+  readonly requestHeaders: Headers = [];
+  readonly responseHeaders: Headers = [];
+  mode: ProcessingMode;
+  private readonly pending: Pending[] = [];
+  private first = true;
+  /** After an ImmediateResponse, a clean close, an error or a fail-open, nothing more is sent (§7, §8). */
+  private done = false;
+  private closed = false;
+  private readonly statusListeners: Array<(s: grpc.StatusObject) => void> = [];
+  lastStatus: grpc.StatusObject | undefined;
+
+  constructor(
+    private readonly call: grpc.ClientDuplexStream<WireProcessingRequest, WireProcessingResponse>,
+    private readonly filter: FilterConfig,
+    private readonly counters: Counters,
+  ) {
+    this.mode = { ...filter.processingMode };
+    call.on('data', (msg: WireProcessingResponse) => this.onAnswer(msg));
+    call.on('status', (s: grpc.StatusObject) => this.onStatus(s));
+    // Errors also arrive as a status; the listener keeps grpc-js from throwing on an unhandled 'error'.
+    call.on('error', () => undefined);
+  }
+
+  get isDone(): boolean {
+    return this.done;
+  }
+
+  /** Resolves when the server's status arrives (or at once if it already has). */
+  status(): Promise<grpc.StatusObject> {
+    if (this.lastStatus) return Promise.resolve(this.lastStatus);
+    return new Promise((resolve) => this.statusListeners.push(resolve));
+  }
+
+  sendRequestHeaders(headers: Headers, endOfStream: boolean, attributes?: Record<string, string>): Promise<Outcome> {
+    this.requestHeaders.splice(0, this.requestHeaders.length, ...headers.map(([k, v]): [string, string] => [k.toLowerCase(), v]));
+    if (this.mode.requestHeaderMode === 'SKIP') return Promise.resolve(CONTINUE);
+    const msg: WireProcessingRequest = {
+      request_headers: { headers: { headers: encodeHeaders(this.requestHeaders) }, ...(endOfStream ? { end_of_stream: true } : {}) },
+    };
+    if (attributes) {
+      msg.attributes = {
+        'envoy.filters.http.ext_proc': { fields: Object.fromEntries(Object.entries(attributes).map(([k, v]) => [k, { stringValue: v }])) },
+      };
+    }
+    return this.send('request_headers', msg);
+  }
+
+  /** A body sent in one message (BUFFERED), or one STREAMED chunk; STREAMED chunks may be pipelined. */
+  sendRequestBody(chunk: Buffer, endOfStream = true): Promise<Outcome> {
+    if (this.mode.requestBodyMode === 'NONE') return Promise.resolve(CONTINUE);
+    return this.send('request_body', { request_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } }, chunk);
+  }
+
+  sendRequestTrailers(trailers: Headers): Promise<Outcome> {
+    if (this.mode.requestTrailerMode !== 'SEND') return Promise.resolve(CONTINUE);
+    return this.send('request_trailers', { request_trailers: { trailers: { headers: encodeHeaders(trailers) } } });
+  }
+
+  sendResponseHeaders(headers: Headers, endOfStream: boolean): Promise<Outcome> {
+    this.responseHeaders.splice(0, this.responseHeaders.length, ...headers.map(([k, v]): [string, string] => [k.toLowerCase(), v]));
+    // Envoy removes content-length itself when the response body will be STREAMED (§5).
+    if (this.mode.responseBodyMode === 'STREAMED') removeHeader(this.responseHeaders, 'content-length');
+    if (this.mode.responseHeaderMode === 'SKIP') return Promise.resolve(CONTINUE);
+    return this.send('response_headers', {
+      response_headers: { headers: { headers: encodeHeaders(this.responseHeaders) }, ...(endOfStream ? { end_of_stream: true } : {}) },
+    });
+  }
+
+  sendResponseBody(chunk: Buffer, endOfStream: boolean): Promise<Outcome> {
+    if (this.mode.responseBodyMode === 'NONE') return Promise.resolve(CONTINUE);
+    return this.send('response_body', { response_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } }, chunk);
+  }
+
+  /** Envoy's close: half-close, then reset at once (§2.6). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.done = true;
+    this.call.end();
+    this.call.cancel();
+    this.failPending({ kind: 'skipped' });
+  }
+
+  /**
+   * Envoy's opt-in graceful close (1.34+, ext_proc_graceful_grpc_close): half-close and wait for the server to
+   * finish the call; resolves with the server's status.
+   */
+  halfClose(): Promise<grpc.StatusObject> {
+    if (!this.closed) {
+      this.closed = true;
+      this.done = true;
+      this.call.end();
+    }
+    return this.status();
+  }
+
+  /** A bare stream reset, as when the downstream connection dies under the filter (§8). */
+  cancel(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.done = true;
+    this.call.cancel();
+    this.failPending({ kind: 'skipped' });
+  }
+
+  private send(kind: RequestKind, msg: WireProcessingRequest, chunk?: Buffer): Promise<Outcome> {
+    if (this.done) return Promise.resolve({ kind: 'skipped' });
+    if (this.first) {
+      this.first = false;
+      if (this.filter.sendProtocolConfig && !this.filter.observabilityMode) {
+        msg.protocol_config = {
+          request_body_mode: this.filter.processingMode.requestBodyMode,
+          response_body_mode: this.filter.processingMode.responseBodyMode,
+        };
+      }
+    }
+    if (this.filter.observabilityMode) {
+      msg.observability_mode = true;
+      this.call.write(msg);
+      return Promise.resolve(CONTINUE);
+    }
+    return new Promise((resolve) => {
+      const p: Pending = { kind, resolve, timer: undefined, ...(chunk ? { chunk } : {}) };
+      // The timer restarts on every message Envoy sends and stops on its answer (§8).
+      p.timer = setTimeout(() => this.onTimeout(p), this.filter.messageTimeoutMs);
+      this.pending.push(p);
+      this.call.write(msg);
+    });
+  }
+
+  private onTimeout(p: Pending): void {
+    this.counters.timeouts++;
+    if (!this.pending.includes(p)) return;
+    this.abandon(this.filter.failureModeAllow ? { kind: 'skipped' } : { kind: 'error', status: 504, details: 'ext_proc_error_per-message_timeout_exceeded' });
+  }
+
+  private onStatus(s: grpc.StatusObject): void {
+    this.lastStatus = s;
+    for (const l of this.statusListeners.splice(0)) l(s);
+    if (this.done) return;
+    // Clean close = "continue without me", even fail-closed; an error status = status_on_error (500) (§8).
+    if (s.code === grpc.status.OK || this.filter.failureModeAllow) this.abandon({ kind: 'skipped' });
+    else this.abandon({ kind: 'error', status: 500, details: `ext_proc_error_gRPC_error_${s.code}` });
+  }
+
+  private abandon(o: Outcome): void {
+    this.done = true;
+    this.failPending(o);
+    if (!this.closed) {
+      this.closed = true;
+      this.call.end();
+      this.call.cancel();
+    }
+  }
+
+  private failPending(o: Outcome): void {
+    for (const p of this.pending.splice(0)) {
+      clearTimeout(p.timer);
+      p.resolve(o);
+    }
+  }
+
+  private onAnswer(msg: WireProcessingResponse): void {
+    const p = this.pending.shift();
+    if (!p) {
+      // An answer nobody asked for (e.g. a second answer to one message) is spurious (§2.5).
+      this.spurious();
+      return;
+    }
+    clearTimeout(p.timer);
+    p.resolve(this.apply(p, msg));
+  }
+
+  private spurious(): Outcome {
+    this.counters.spurious++;
+    const o: Outcome = this.filter.failureModeAllow ? { kind: 'skipped' } : { kind: 'error', status: 500, details: 'ext_proc_error_spurious_message' };
+    this.abandon(o);
+    return o;
+  }
+
+  private apply(p: Pending, msg: WireProcessingResponse): Outcome {
+    if (msg.response === 'immediate_response' && msg.immediate_response) {
+      const ir = msg.immediate_response;
+      const headers: Headers = [];
+      const err = applyHeaderMutation(headers, ir.headers, this.counters);
+      const body = ir.body ?? Buffer.alloc(0);
+      // A missing or < 200 status becomes 200 (§7).
+      const code = httpStatusNumber(ir.status?.code);
+      const status = code >= 200 ? code : 200;
+      this.done = true;
+      this.failPending({ kind: 'skipped' });
+      if (err) return { kind: 'error', status: 500, details: err };
+      // Envoy computes content-length and defaults content-type to text/plain (§7).
+      removeHeader(headers, 'content-length');
+      if (body.length > 0) {
+        headers.push(['content-length', String(body.length)]);
+        if (!headers.some(([k]) => k === 'content-type')) headers.push(['content-type', 'text/plain']);
+      } else {
+        removeHeader(headers, 'content-type');
+      }
+      return { kind: 'immediate', status, headers, body, details: ir.details ?? '' };
+    }
+    if (!msg.response || msg.response !== p.kind) return this.spurious();
+    if (msg.mode_override) this.applyModeOverride(p.kind, msg.mode_override);
+
+    if (p.kind === 'request_trailers' || p.kind === 'response_trailers') return CONTINUE;
+    const common: WireCommonResponse = (msg[p.kind] as { response?: WireCommonResponse } | undefined)?.response ?? {};
+    const isRequest = p.kind.startsWith('request_');
+    const headers = isRequest ? this.requestHeaders : this.responseHeaders;
+    const isBody = p.kind === 'request_body' || p.kind === 'response_body';
+    const bodyMode = isRequest ? this.mode.requestBodyMode : this.mode.responseBodyMode;
+    // Header mutations in a body answer take effect only in BUFFERED mode (§5).
+    const headersApply = !isBody || bodyMode === 'BUFFERED';
+    if (headersApply) {
+      const err = applyHeaderMutation(headers, common.header_mutation, this.counters);
+      if (err) return this.processingError(err);
+    }
+    let body: Buffer | undefined;
+    if (common.body_mutation) {
+      if (common.body_mutation.clear_body) body = Buffer.alloc(0);
+      else if (common.body_mutation.body !== undefined) body = common.body_mutation.body;
+      if (!isBody && common.status !== 'CONTINUE_AND_REPLACE') body = undefined;
+    }
+    // BUFFERED + header mode SEND: Envoy keeps content-length and rejects a mismatch with the mutated body (§5).
+    if (isBody && bodyMode === 'BUFFERED' && body !== undefined) {
+      const cl = getHeader(headers, 'content-length');
+      if (cl !== undefined && Number(cl) !== body.length) {
+        return this.processingError('mismatch between content length and the length of the mutated body');
+      }
+    }
+    // clear_route_cache counts only with a header_mutation in the same answer, only on the request path (§6).
+    const clearedRouteCache = isRequest && common.clear_route_cache === true && common.header_mutation !== undefined && headersApply;
+    return { kind: 'continue', ...(body !== undefined ? { body } : {}), clearedRouteCache };
+  }
+
+  /** Invalid mutations are always a 500, whatever failure_mode_allow says (§2.5, §4). */
+  private processingError(details: string): Outcome {
+    const o: Outcome = { kind: 'error', status: 500, details };
+    this.abandon(o);
+    return o;
+  }
+
+  private applyModeOverride(kind: RequestKind, m: WireProcessingMode): void {
+    // Honoured only with allow_mode_override and only on header answers (§10).
+    if (!this.filter.allowModeOverride || (kind !== 'request_headers' && kind !== 'response_headers')) return;
+    // Body modes apply as sent (omitted = NONE); header/trailer DEFAULT = no change (1.34+).
+    this.mode.requestBodyMode = m.request_body_mode ?? 'NONE';
+    this.mode.responseBodyMode = m.response_body_mode ?? 'NONE';
+    if (m.response_header_mode && m.response_header_mode !== 'DEFAULT') this.mode.responseHeaderMode = m.response_header_mode;
+    if (m.request_trailer_mode && m.request_trailer_mode !== 'DEFAULT') this.mode.requestTrailerMode = m.request_trailer_mode;
+    if (m.response_trailer_mode && m.response_trailer_mode !== 'DEFAULT') this.mode.responseTrailerMode = m.response_trailer_mode;
+  }
+}
+
+function encodeHeaders(h: Headers) {
+  return h.map(([key, v]) => ({ key, raw_value: Buffer.from(v, 'latin1') }));
+}
