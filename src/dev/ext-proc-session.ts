@@ -85,6 +85,11 @@ export class ExtProcSession {
     });
   }
 
+  sendResponseTrailers(trailers: Headers): Promise<Outcome> {
+    if (this.mode.responseTrailerMode !== 'SEND') return Promise.resolve(CONTINUE);
+    return this.send('response_trailers', { response_trailers: { trailers: { headers: encodeHeaders(trailers) } } });
+  }
+
   sendResponseBody(chunk: Buffer, endOfStream: boolean): Promise<Outcome> {
     if (this.mode.responseBodyMode === 'NONE') return Promise.resolve(CONTINUE);
     return this.send('response_body', { response_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } }, chunk);

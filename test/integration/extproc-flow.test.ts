@@ -141,6 +141,17 @@ describe('request path', () => {
     asContinue(await s.sendRequestTrailers([['x-trailer', '1']]));
     s.close();
   });
+
+  it('response trailers are answered when present (e.g. an HTTP/2 or gRPC upstream)', async () => {
+    const filter: FilterConfig = { ...RECOMMENDED_FILTER, processingMode: { ...RECOMMENDED_FILTER.processingMode, responseTrailerMode: 'SEND' } };
+    const s = tg.pool.open(filter);
+    await s.sendRequestHeaders(chatHeaders(), false);
+    asContinue(await s.sendRequestBody(jsonBody({ messages: [{ role: 'user', content: 'hi' }] })));
+    asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false));
+    asContinue(await s.sendResponseBody(Buffer.from('{}'), false));
+    asContinue(await s.sendResponseTrailers([['grpc-status', '0']]));
+    s.close();
+  });
 });
 
 describe('other paths', () => {
@@ -269,6 +280,11 @@ describe('stream lifecycle', () => {
     expect(await metricValue(tg.app, 'tiergate_classifier_decisions_total', { version: 'v7', rule: 'keyword', tier: 'strong' })).toBeGreaterThan(0);
     expect(await metricValue(tg.app, 'tiergate_local_replies_total', { status: '400', code: 'invalid_json' })).toBe(1);
     expect(await metricValue(tg.app, 'tiergate_extproc_phase_seconds', {})).toBeGreaterThan(0);
+  });
+
+  it('logs a rejection as one event with the request id from x-request-id', () => {
+    const events = tg.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === 'request.rejected');
+    expect(events).toContainEqual(expect.objectContaining({ request_id: 'req-1', status: 400, code: 'invalid_json' }));
   });
 
   it('never logs prompt text or credentials', () => {

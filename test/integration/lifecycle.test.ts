@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExtProcPool, getHeader } from '../../src/dev/envoy-client.js';
+import { ExtProcPool, RECOMMENDED_FILTER, getHeader } from '../../src/dev/envoy-client.js';
 import { serve, type Serving } from '../../src/main.js';
 import { chatHeaders, jsonBody, metricValue } from '../helpers/tiergate.js';
 
@@ -74,6 +74,11 @@ describe('graceful shutdown', () => {
     expect(o.kind).toBe('continue');
     expect((await session.halfClose()).code).toBe(0);
     await stopping;
+    // And nothing new gets in once it has stopped.
+    const late = new ExtProcPool(`127.0.0.1:${s.grpcPort}`);
+    cleanups.push(() => late.close());
+    const o2 = await late.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 1000 }).sendRequestHeaders(chatHeaders(), false);
+    expect(o2.kind).not.toBe('continue');
   });
 });
 
