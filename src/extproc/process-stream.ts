@@ -1,7 +1,7 @@
 // The Process handler: one StreamHandler per ext_proc stream, messages handled strictly in arrival order,
 // exactly one answer per message (envoy-ext-proc.md §1), nothing thrown out of the loop.
 import * as grpc from '@grpc/grpc-js';
-import { decodeHeaderMap } from './header-codec.js';
+import { WireHeaders } from './header-codec.js';
 import { continueResponse, immediateResponse } from './responses.js';
 import type { Decision, ProtocolConfig, StreamHandler, StreamHandlerFactory, StreamInfo } from './types.js';
 import type { RequestKind, WireProcessingRequest, WireProcessingResponse, WireStruct } from './wire.js';
@@ -177,17 +177,17 @@ class StreamLoop {
 function dispatch(h: StreamHandler, kind: RequestKind, msg: WireProcessingRequest): Decision | Promise<Decision> {
   switch (kind) {
     case 'request_headers':
-      return h.requestHeaders(decodeHeaderMap(msg.request_headers?.headers), msg.request_headers?.end_of_stream === true);
+      return h.requestHeaders(new WireHeaders(msg.request_headers?.headers), msg.request_headers?.end_of_stream === true);
     case 'request_body':
       return h.requestBody(msg.request_body?.body ?? EMPTY, msg.request_body?.end_of_stream === true);
     case 'request_trailers':
-      return h.requestTrailers(decodeHeaderMap(msg.request_trailers?.trailers));
+      return h.requestTrailers(new WireHeaders(msg.request_trailers?.trailers));
     case 'response_headers':
-      return h.responseHeaders(decodeHeaderMap(msg.response_headers?.headers), msg.response_headers?.end_of_stream === true);
+      return h.responseHeaders(new WireHeaders(msg.response_headers?.headers), msg.response_headers?.end_of_stream === true);
     case 'response_body':
       return h.responseBody(msg.response_body?.body ?? EMPTY, msg.response_body?.end_of_stream === true);
     case 'response_trailers':
-      return h.responseTrailers(decodeHeaderMap(msg.response_trailers?.trailers));
+      return h.responseTrailers(new WireHeaders(msg.response_trailers?.trailers));
   }
 }
 

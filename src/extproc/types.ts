@@ -2,8 +2,14 @@
 // The protobuf shapes never leave src/extproc/: the transport decodes Envoy's messages into these
 // and encodes decisions back (architecture.md §2).
 
-/** Lower-cased header name → value. Repeated headers are joined with ", " (RFC 9110 §5.3). */
-export type HeaderMap = ReadonlyMap<string, string>;
+/**
+ * Read access to a message's headers by lower-cased name. Repeated headers are joined with ", " (RFC 9110 §5.3).
+ * A Map satisfies it; the transport passes a lazy view that decodes only the values asked for.
+ */
+export interface HeaderMap {
+  get(name: string): string | undefined;
+  has(name: string): boolean;
+}
 
 export type BodySendMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED';
 export type HeaderSendMode = 'DEFAULT' | 'SEND' | 'SKIP';

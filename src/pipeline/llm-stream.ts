@@ -78,7 +78,7 @@ export class LlmStream implements StreamHandler {
       setHeaders: [],
       removeHeaders: [],
     };
-    this.span.setAttributes({ 'tiergate.request_id': requestId, 'url.path': path });
+    if (this.span.isRecording()) this.span.setAttributes({ 'tiergate.request_id': requestId, 'url.path': path });
     // A client must never pick its own tier or tenant: strip routing headers it sent, whatever the path.
     const spoofed = ROUTING_HEADERS.filter((h) => headers.has(h));
 
@@ -204,8 +204,11 @@ export class LlmStream implements StreamHandler {
   end(reason: StreamEnd): void {
     const tier = this.state?.route?.tier.name ?? 'none';
     if (this.pathKind !== 'other') this.deps.metrics.requests.inc({ tier, outcome: this.outcome });
-    this.span.setAttributes({ 'tiergate.tier': tier, 'tiergate.outcome': this.outcome, 'tiergate.stream_end': reason });
-    if (this.status !== undefined) this.span.setAttribute('http.response.status_code', this.status);
+    // Attribute objects are built only for a recording span: with tracing off this runs for nothing.
+    if (this.span.isRecording()) {
+      this.span.setAttributes({ 'tiergate.tier': tier, 'tiergate.outcome': this.outcome, 'tiergate.stream_end': reason });
+      if (this.status !== undefined) this.span.setAttribute('http.response.status_code', this.status);
+    }
     this.span.end();
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { decodeHeaderMap, encodeHeaderMutation, encodeHeaderValue } from '../../src/extproc/header-codec.js';
+import { WireHeaders, encodeHeaderMutation, encodeHeaderValue } from '../../src/extproc/header-codec.js';
 
-describe('decodeHeaderMap', () => {
+describe('WireHeaders', () => {
   it.each([
     ['raw_value bytes (Envoy ≥ 1.27)', [{ key: 'x-a', raw_value: Buffer.from('v1') }], 'v1'],
     ['value only (Envoy < 1.27)', [{ key: 'x-a', value: 'old' }], 'old'],
@@ -10,19 +10,22 @@ describe('decodeHeaderMap', () => {
     ['repeated header joined', [{ key: 'x-a', raw_value: Buffer.from('1') }, { key: 'x-a', raw_value: Buffer.from('2') }], '1, 2'],
     ['non-UTF-8 byte kept one char per byte', [{ key: 'x-a', raw_value: Buffer.from([0x41, 0xff]) }], 'A\u00ff'],
   ])('%s', (_n, headers, want) => {
-    expect(decodeHeaderMap({ headers }).get('x-a')).toBe(want);
+    const h = new WireHeaders({ headers });
+    expect(h.get('x-a')).toBe(want);
+    expect(h.has('x-a')).toBe(true);
   });
 
-  it('handles an absent map', () => {
-    expect(decodeHeaderMap(undefined).size).toBe(0);
+  it('handles an absent map and absent headers', () => {
+    expect(new WireHeaders(undefined).get('x-a')).toBeUndefined();
+    expect(new WireHeaders({ headers: [{ key: 'x-b', raw_value: Buffer.from('v') }] }).has('x-a')).toBe(false);
   });
 });
 
 describe('encodeHeaderMutation', () => {
-  it('writes raw_value only, never value, with append=false', () => {
+  it('writes raw_value only, never value, and no append (absent = overwrite)', () => {
     const m = encodeHeaderMutation({ set: [['X-LLM-Tier', 'strong']], remove: ['Authorization'] });
     expect(m).toEqual({
-      set_headers: [{ header: { key: 'x-llm-tier', raw_value: Buffer.from('strong') }, append: { value: false } }],
+      set_headers: [{ header: { key: 'x-llm-tier', raw_value: Buffer.from('strong') } }],
       remove_headers: ['authorization'],
     });
     expect(m?.set_headers?.[0]?.header).not.toHaveProperty('value');
