@@ -2,8 +2,7 @@
 // The tiergate command.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { parseConfigText } from './config/load.js';
-import { compileRuntime } from './config/runtime.js';
+import { compileConfigText } from './config/runtime.js';
 import { devBanner, startDevStack } from './dev/dev-stack.js';
 import { createMockBackend } from './dev/mock-backend.js';
 import { listenOn } from './admin-server.js';
@@ -64,8 +63,7 @@ async function configCheck(file: string): Promise<number> {
     process.stderr.write(`${file}: ${(e as Error).message}\n`);
     return 1;
   }
-  const loaded = parseConfigText(text, process.env, file);
-  const compiled = loaded.ok ? compileRuntime(loaded.config, process.env) : loaded;
+  const compiled = compileConfigText(text, process.env, file);
   if (!compiled.ok) {
     for (const p of compiled.problems) process.stderr.write(`${file}: ${p.path}: ${p.message}\n`);
     process.stderr.write(`${compiled.problems.length} problem${compiled.problems.length === 1 ? '' : 's'}\n`);

@@ -3,8 +3,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { InterpolationProblem } from './interpolate.js';
-import { parseConfigText } from './load.js';
-import { compileRuntime, type Runtime } from './runtime.js';
+import { compileConfigText, type Runtime } from './runtime.js';
 
 export interface ReloadListener {
   reloaded(runtime: Runtime): void;
@@ -28,8 +27,7 @@ export class ConfigStore {
 
   /** Validate and compile `text`; on success it becomes current (new streams only), else the old one stays. */
   apply(text: string, env: NodeJS.ProcessEnv, listener: ReloadListener): boolean {
-    const loaded = parseConfigText(text, env);
-    const compiled = loaded.ok ? compileRuntime(loaded.config, env) : loaded;
+    const compiled = compileConfigText(text, env);
     if (!compiled.ok) {
       listener.rejected(compiled.problems);
       return false;

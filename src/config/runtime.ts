@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { compileClassifier, type Classifier } from '../classify/engine.js';
 import { V7 } from '../classify/v7.js';
 import type { InterpolationProblem } from './interpolate.js';
+import { parseConfigText } from './load.js';
 import type { Config } from './schema.js';
 
 export interface TierRuntime {
@@ -28,6 +29,12 @@ export interface Runtime {
 }
 
 export type CompileResult = { ok: true; runtime: Runtime } | { ok: false; problems: InterpolationProblem[] };
+
+/** Config text → runtime: parse, interpolate, validate and compile, every problem collected with its path. */
+export function compileConfigText(text: string, env: NodeJS.ProcessEnv, fileName?: string): CompileResult {
+  const loaded = parseConfigText(text, env, fileName);
+  return loaded.ok ? compileRuntime(loaded.config, env) : loaded;
+}
 
 export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileResult {
   const problems: InterpolationProblem[] = [];

@@ -4,6 +4,7 @@
 // immediate response, and streams SSE chunk by chunk. The OpenAI SDK can be pointed at it.
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readBody } from './read-body.js';
 import { ExtProcPool, RECOMMENDED_FILTER, getHeader, type ExtProcSession, type FilterConfig, type Headers, type Outcome } from './envoy-client.js';
 
 export interface DataPlaneOptions {
@@ -52,12 +53,6 @@ function sendOutcome(res: ServerResponse, o: Outcome): boolean {
     return true;
   }
   return false;
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }
 
 async function proxy(req: IncomingMessage, res: ServerResponse, pool: ExtProcPool, filter: FilterConfig, opts: DataPlaneOptions) {

@@ -1,6 +1,7 @@
 // A mock OpenAI-compatible backend for `tiergate dev` and the end-to-end tests. Answers are deterministic and
 // name the backend and model that produced them; streams are real SSE with a usage chunk when asked.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readBody } from './read-body.js';
 
 export interface MockBackendOptions {
   /** Shown in every answer, e.g. "weak". */
@@ -25,12 +26,6 @@ export function createMockBackend(opts: MockBackendOptions): Server {
       res.end(JSON.stringify({ error: { message: 'mock backend failure', type: 'server_error', param: null, code: null } }));
     });
   });
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { WireHeaders } from './header-codec.js';
 import { continueResponse, immediateResponse } from './responses.js';
-import type { Decision, ProtocolConfig, StreamHandler, StreamHandlerFactory, StreamInfo } from './types.js';
+import { CONTINUE, type Decision, type ProtocolConfig, type StreamHandler, type StreamHandlerFactory, type StreamInfo } from './types.js';
 import type { RequestKind, WireProcessingRequest, WireProcessingResponse, WireStruct } from './wire.js';
 
 export type FailureRule = 'reply' | 'continue';
@@ -114,7 +114,7 @@ class StreamLoop {
         return this.fail(kind, err);
       }
     }
-    if (this.degraded) return this.observability ? undefined : continueResponse(kind, { kind: 'continue' }, false);
+    if (this.degraded) return this.observability ? undefined : continueResponse(kind, CONTINUE, false);
     let decision: Decision | Promise<Decision>;
     try {
       decision = dispatch(this.handler, kind, msg);
@@ -156,7 +156,7 @@ class StreamLoop {
       }
     }
     this.degraded = true;
-    return continueResponse(kind, { kind: 'continue' }, false);
+    return continueResponse(kind, CONTINUE, false);
   }
 
   private finish(why: 'half-closed' | 'cancelled' | 'error'): void {

@@ -17,6 +17,7 @@ import {
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { startSpan } from '../telemetry/tracing.js';
+import { DEFAULT_TENANT } from '../stages/tenant.js';
 import { H, ROUTING_HEADERS } from './contract-headers.js';
 import type { RequestState } from './request-state.js';
 import { runStages, type PipelineResult } from './runner.js';
@@ -80,7 +81,7 @@ export class LlmStream implements StreamHandler {
     };
     if (this.span.isRecording()) this.span.setAttributes({ 'tiergate.request_id': requestId, 'url.path': path });
     // A client must never pick its own tier or tenant: strip routing headers it sent, whatever the path.
-    const spoofed = ROUTING_HEADERS.filter((h) => headers.has(h));
+    const spoofed = clientRoutingHeaders(headers, []);
 
     if (this.pathKind === 'other') {
       if (spoofed.length === 0 && !rt.config.envoy.allowModeOverride) return CONTINUE;
@@ -94,10 +95,10 @@ export class LlmStream implements StreamHandler {
     if (this.pathKind === 'unclassified') {
       const tier = rt.unclassifiedPaths.get(path)?.tier;
       const t = tier ? rt.tiers.get(tier) : undefined;
-      const set: Array<[string, string]> = [[H.tenant, 'default']];
+      const set: Array<[string, string]> = [[H.tenant, DEFAULT_TENANT]];
       if (t) set.push([H.tier, t.name], [H.model, t.model]);
       if (t?.authorization) set.push([H.authorization, t.authorization]);
-      const remove = ROUTING_HEADERS.filter((h) => !set.some(([k]) => k === h) && headers.has(h));
+      const remove = clientRoutingHeaders(headers, set);
       this.outcome = 'routed';
       return { kind: 'continue', headers: { set, remove }, clearRouteCache: true };
     }
@@ -138,7 +139,7 @@ export class LlmStream implements StreamHandler {
       this.deps.metrics.decisions.inc({ version: c.version, rule: c.rule, tier: c.tier });
     }
     this.outcome = 'routed';
-    const remove = ROUTING_HEADERS.filter((h) => !state.setHeaders.some(([k]) => k === h) && state.headers.has(h));
+    const remove = clientRoutingHeaders(state.headers, state.setHeaders);
     const body = state.newBody ?? state.body;
     const decision: ContinueDecision = {
       kind: 'continue',
@@ -161,9 +162,9 @@ export class LlmStream implements StreamHandler {
   }
 
   /**
-   * The stream lives until the response ends, often across several young-generation GCs; whatever it still
-   * references then is copied each time. Once routed, only the decision is needed, so the body, the parsed
-   * JSON and the rewritten body are dropped (GC was the largest cost per request in the bench profile).
+   * The stream lives until the response ends, which for an SSE answer can be minutes; once routed only the
+   * decision is needed, so the body (up to limits.maxRequestBodyBytes), the parsed JSON and the rewritten body
+   * are not held that long.
    */
   private releaseRequestData(state: RequestState): void {
     state.body = EMPTY;
@@ -218,6 +219,11 @@ export class LlmStream implements StreamHandler {
     this.state?.log.info({ event: 'request.rejected', status: err.entry.status, code: err.entry.code, param: err.param });
     return replyFor(err);
   }
+}
+
+/** Routing headers the client sent that tiergate is not setting itself: removed, so none of its values survive. */
+function clientRoutingHeaders(headers: HeaderMap, set: ReadonlyArray<readonly [string, string]>): string[] {
+  return ROUTING_HEADERS.filter((h) => headers.has(h) && !set.some(([k]) => k === h));
 }
 
 export function replyFor(err: TiergateError): ReplyDecision {
