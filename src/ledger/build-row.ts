@@ -1,0 +1,134 @@
+// Turns what one stream saw into its ledger row: usage from the response (or an estimate), cost from the price
+// table, status from how the stream ended. Runs after the last answer, never on the answer path.
+import { randomUUID } from 'node:crypto';
+import { estimateUsage, type PromptForCount } from '../usage/estimate.js';
+import type { PriceTable } from '../usage/price-table.js';
+import type { ResponseFacts } from '../usage/response-usage.js';
+import type { Usage, UsageSource } from '../usage/usage.js';
+import { LEDGER_SCHEMA_VERSION, type LedgerRow, type RowStatus } from './row.js';
+
+/** Everything a stream learned, in plain values. */
+export interface RequestRecord {
+  requestId: string;
+  startedAt: number;
+  traceId: string | null;
+  tenant: string;
+  featureId: string | null;
+  userIdHash: string | null;
+  rateLimitTier: string | null;
+  modelAlias: string | null;
+  path: string;
+  stream: boolean;
+  tier: string | null;
+  routedModel: string | null;
+  provider: string | null;
+  classifierVersion: string | null;
+  classifierRule: string | null;
+  classifierReason: string | null;
+  /** The request was sent on to an upstream (not answered by tiergate itself). */
+  upstreamCalled: boolean;
+  /** tiergate answered itself with this error. */
+  localReply: { status: number; code: string } | undefined;
+  httpStatus: number | null;
+  /** The response reached its end (last body chunk or trailers). */
+  responseEnded: boolean;
+  facts: ResponseFacts | undefined;
+  /** Usage from a configured response trailer; wins over the body's. */
+  trailerUsage: Usage | undefined;
+  prompt: PromptForCount | undefined;
+  fallbackUsed: boolean;
+  timings: { gatewayMs: number; ttftMs: number | null; providerMs: number | null; totalMs: number };
+}
+
+export interface BuiltRow {
+  row: LedgerRow;
+  /** The row has usage but no price: the model is missing from the table. */
+  unpriced: boolean;
+}
+
+export async function buildRow(r: RequestRecord, prices: PriceTable): Promise<BuiltRow> {
+  const status = statusOf(r);
+  const { usage, source } = await usageOf(r);
+  const modelResolved = r.facts?.model ?? r.routedModel;
+  const nothingSpent = source === 'none';
+  const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : prices.cost(usage, r.facts?.model, r.routedModel ?? undefined);
+  const row: LedgerRow = {
+    schema_version: LEDGER_SCHEMA_VERSION,
+    event_id: randomUUID(),
+    timestamp: new Date(r.startedAt).toISOString(),
+    request_id: r.requestId,
+    trace_id: r.traceId,
+    tenant_id: r.tenant,
+    feature_id: r.featureId,
+    user_id_hash: r.userIdHash,
+    model_alias: r.modelAlias,
+    model_resolved: modelResolved,
+    provider: r.provider,
+    path: r.path,
+    stream: r.stream,
+    tier: r.tier,
+    classifier_version: r.classifierVersion,
+    classifier_rule: r.classifierRule,
+    classifier_reason: r.classifierReason,
+    shadow_tier: null,
+    shadow_reason: null,
+    cache_hit: false,
+    usage: {
+      input_tokens: usage.inputTokens,
+      output_tokens: usage.outputTokens,
+      total_tokens: usage.totalTokens,
+      cached_input_tokens: usage.cachedInputTokens,
+      reasoning_tokens: usage.reasoningTokens,
+    },
+    usage_source: source,
+    cost_usd: cost ? { input: cost.input, output: cost.output, total: cost.total, price_table_version: cost.priceTableVersion } : null,
+    saved_usd: null,
+    latency_ms: {
+      gateway: round3(r.timings.gatewayMs),
+      cache_lookup: null,
+      provider: r.timings.providerMs === null ? null : round3(r.timings.providerMs),
+      total: round3(r.timings.totalMs),
+      ttft: r.timings.ttftMs === null ? null : round3(r.timings.ttftMs),
+    },
+    status,
+    http_status: r.localReply?.status ?? r.httpStatus,
+    error_code: errorCodeOf(r, status),
+    fallback_used: r.fallbackUsed,
+    rate_limit_tier: r.rateLimitTier,
+  };
+  return { row, unpriced: cost === undefined };
+}
+
+export function statusOf(r: RequestRecord): RowStatus {
+  if (r.localReply) return 'rejected';
+  if (!r.responseEnded) return 'cancelled';
+  if ((r.httpStatus ?? 0) >= 400 || r.facts?.errorCode) return 'upstream_error';
+  return 'success';
+}
+
+function errorCodeOf(r: RequestRecord, status: RowStatus): string | null {
+  if (r.localReply) return r.localReply.code;
+  if (r.facts?.errorCode) return r.facts.errorCode;
+  if (status === 'upstream_error') return `http_${r.httpStatus ?? 0}`;
+  return null;
+}
+
+/**
+ * Reported usage when there is any. Otherwise an estimate when the upstream may have spent tokens (it was
+ * called and did not answer with an error status), and none (zeros) when it was never called or refused.
+ */
+async function usageOf(r: RequestRecord): Promise<{ usage: Usage; source: UsageSource }> {
+  const reported = r.trailerUsage ?? r.facts?.usage;
+  if (reported) return { usage: reported, source: 'reported' };
+  const called = r.upstreamCalled && !r.localReply;
+  const refused = r.httpStatus !== null && r.httpStatus >= 400;
+  if (!called || refused) return { usage: ZERO, source: 'none' };
+  const usage = await estimateUsage(r.prompt, r.facts?.outputText ?? '', r.facts?.outputChars ?? 0);
+  return { usage, source: 'estimated' };
+}
+
+const ZERO: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, cachedInputTokens: 0, reasoningTokens: 0 };
+
+function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

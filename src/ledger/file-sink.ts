@@ -1,0 +1,116 @@
+// JSON Lines files, one per UTC day (ledger-YYYY-MM-DD.jsonl), rotated on each row's own day so a row replayed
+// after an outage lands in the file of the day it happened. Each batch is one append; fsync runs on a timer
+// and on close, so a crash loses at most the last interval and a SIGTERM nothing.
+import { mkdirSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LedgerEntry, LedgerSink } from './sink.js';
+
+export interface FileSinkOptions {
+  name?: string;
+  dir: string;
+  fsyncIntervalMs?: number;
+}
+
+/** event_ids remembered per file to skip rows a replay sends twice. */
+const RECENT_IDS = 200_000;
+/** How much of an existing file is read at open to learn the ids it already holds. */
+const TAIL_BYTES = 4 * 1024 * 1024;
+
+export function ledgerFileName(day: string): string {
+  return `ledger-${day}.jsonl`;
+}
+
+export class FileSink implements LedgerSink {
+  readonly name: string;
+  private readonly files = new Map<string, { fh: FileHandle; ids: RecentIds; dirty: boolean }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly opts: FileSinkOptions) {
+    this.name = opts.name ?? 'file';
+    mkdirSync(opts.dir, { recursive: true });
+    this.timer = setInterval(() => void this.sync().catch(() => undefined), opts.fsyncIntervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  async write(entries: readonly LedgerEntry[]): Promise<void> {
+    const byDay = new Map<string, LedgerEntry[]>();
+    for (const e of entries) {
+      const list = byDay.get(e.day);
+      if (list) list.push(e);
+      else byDay.set(e.day, [e]);
+    }
+    for (const [day, list] of byDay) {
+      const f = await this.file(day);
+      const fresh = list.filter((e) => !f.ids.has(e.eventId));
+      if (fresh.length === 0) continue;
+      await f.fh.appendFile(fresh.map((e) => e.line).join('\n') + '\n');
+      for (const e of fresh) f.ids.add(e.eventId);
+      f.dirty = true;
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.sync();
+    for (const f of this.files.values()) await f.fh.close();
+    this.files.clear();
+  }
+
+  private async sync(): Promise<void> {
+    for (const f of this.files.values()) {
+      if (!f.dirty) continue;
+      f.dirty = false;
+      await f.fh.sync();
+    }
+  }
+
+  private async file(day: string) {
+    let f = this.files.get(day);
+    if (f) return f;
+    const path = join(this.opts.dir, ledgerFileName(day));
+    const ids = new RecentIds(RECENT_IDS);
+    for (const id of idsInTail(path)) ids.add(id);
+    f = { fh: await open(path, 'a'), ids, dirty: false };
+    this.files.set(day, f);
+    // Yesterday stays open for late rows; anything older is closed.
+    while (this.files.size > 2) {
+      const [oldDay, old] = [...this.files.entries()].sort(([a], [b]) => a.localeCompare(b))[0] as [string, typeof f];
+      this.files.delete(oldDay);
+      await old.fh.sync();
+      await old.fh.close();
+    }
+    return f;
+  }
+}
+
+function idsInTail(path: string): string[] {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return [];
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const len = Math.min(size, TAIL_BYTES);
+    const buf = Buffer.alloc(len);
+    readSync(fd, buf, 0, len, size - len);
+    return [...buf.toString('utf8').matchAll(/"event_id":"([^"]+)"/g)].map((m) => m[1] as string);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A set that forgets its oldest members beyond a size. */
+export class RecentIds {
+  private readonly set = new Set<string>();
+  constructor(private readonly max: number) {}
+  has(id: string): boolean {
+    return this.set.has(id);
+  }
+  add(id: string): void {
+    this.set.add(id);
+    if (this.set.size > this.max) this.set.delete(this.set.values().next().value as string);
+  }
+}

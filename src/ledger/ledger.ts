@@ -1,0 +1,234 @@
+// The ledger writer: every row goes to every sink, in order, and none is lost. Per sink a bounded in-memory
+// queue feeds the sink in batches; when the sink fails, the queue moves to the sink's spool file and every new
+// row follows it there until the spool has been replayed, oldest first. A row keeps the (writer, seq) it got
+// when recorded, which is how sinks skip rows they already hold when a replay repeats a batch.
+import { randomUUID } from 'node:crypto';
+import type { LedgerRow } from './row.js';
+import type { LedgerEntry, LedgerSink } from './sink.js';
+import { Spool } from './spool.js';
+
+export interface LedgerOptions {
+  spoolDir: string;
+  /** Rows held in memory per sink before new ones go to the spool file. */
+  queueSize: number;
+  batchSize: number;
+  /** A sink write slower than this counts as failed (it may still land: replays are deduplicated). */
+  writeTimeoutMs: number;
+  /** First retry delay after a failure; doubles up to 30 s. */
+  retryMs: number;
+}
+
+export interface LedgerHooks {
+  rows(sink: string, result: 'written' | 'replayed' | 'spooled', n: number): void;
+  sinkError(sink: string, err: unknown): void;
+  backlog(sink: string, queued: number, spooled: number): void;
+}
+
+export class Ledger {
+  private readonly writer = randomUUID();
+  private seq = 0;
+  private readonly channels: SinkChannel[];
+  private readonly building = new Set<Promise<void>>();
+
+  constructor(
+    sinks: readonly LedgerSink[],
+    opts: LedgerOptions,
+    hooks: LedgerHooks,
+    private readonly onBuildError: (err: unknown) => void = () => undefined,
+  ) {
+    this.channels = sinks.map((s) => new SinkChannel(s, new Spool(opts.spoolDir, s.name), opts, hooks));
+    for (const c of this.channels) c.kick();
+  }
+
+  /** Takes a row (or one still being built); never throws, never waits. */
+  record(row: LedgerRow | Promise<LedgerRow>): void {
+    if (!(row instanceof Promise)) {
+      this.enqueue(row);
+      return;
+    }
+    const p = row.then(
+      (r) => this.enqueue(r),
+      (err: unknown) => this.onBuildError(err),
+    );
+    this.building.add(p);
+    void p.finally(() => this.building.delete(p));
+  }
+
+  private enqueue(row: LedgerRow): void {
+    const entry: LedgerEntry = {
+      eventId: row.event_id,
+      day: row.timestamp.slice(0, 10),
+      line: JSON.stringify(row),
+      writer: this.writer,
+      seq: ++this.seq,
+    };
+    for (const c of this.channels) c.enqueue(entry);
+  }
+
+  /** Resolves once every row recorded so far is stored by every sink that is up (or spooled for one that is not). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.building]);
+    await Promise.all(this.channels.map((c) => c.idle()));
+  }
+
+  /** Shutdown: rows still being built are finished, queues delivered or spooled to disk, sinks closed. */
+  async close(): Promise<void> {
+    await Promise.all([...this.building]);
+    await Promise.all(this.channels.map((c) => c.close()));
+  }
+}
+
+const MAX_RETRY_MS = 30_000;
+const CLOSE_REPLAY_MS = 5_000;
+
+class SinkChannel {
+  private queue: LedgerEntry[] = [];
+  private running: Promise<void> = Promise.resolve();
+  private active = false;
+  private closeDeadline = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private delay: number;
+  private closing = false;
+
+  constructor(
+    private readonly sink: LedgerSink,
+    private readonly spool: Spool,
+    private readonly opts: LedgerOptions,
+    private readonly hooks: LedgerHooks,
+  ) {
+    this.delay = opts.retryMs;
+  }
+
+  enqueue(e: LedgerEntry): void {
+    // Everything in the spool is older than what is queued, so once it holds anything new rows go after it.
+    if (!this.spool.isEmpty || this.queue.length >= this.opts.queueSize) {
+      this.spool.append([e]);
+      this.hooks.rows(this.sink.name, 'spooled', 1);
+    } else {
+      this.queue.push(e);
+    }
+    this.report();
+    if (!this.retryTimer) this.kick();
+  }
+
+  kick(): void {
+    if (this.active) return;
+    this.active = true;
+    this.running = this.run().catch((err: unknown) => {
+      // Only the spool's disk can get here (sink errors are handled in the loop): try again later.
+      this.hooks.sinkError(`${this.sink.name}-spool`, err);
+      this.active = false;
+      this.retryLater();
+    });
+  }
+
+  /** Resolves when nothing is queued and the spool is empty or waiting for a retry. */
+  async idle(): Promise<void> {
+    while (this.active) await this.running;
+  }
+
+  /**
+   * The delivery loop. `active` is cleared in the same synchronous step as the last check for work, so a row
+   * enqueued at any moment either is seen by the loop or starts a new one.
+   */
+  private async run(): Promise<void> {
+    for (;;) {
+      if (this.queue.length > 0) {
+        const batch = this.queue.slice(0, this.opts.batchSize);
+        if (!(await this.attempt(batch))) return this.stop(this.failed());
+        this.queue.splice(0, batch.length);
+        this.hooks.rows(this.sink.name, 'written', batch.length);
+      } else if (!this.spool.isEmpty && (!this.closing || Date.now() < this.closeDeadline)) {
+        try {
+          await this.spool.flush();
+        } catch (err) {
+          this.hooks.sinkError(`${this.sink.name}-spool`, err);
+          return this.stop(this.retryLater());
+        }
+        const { entries, bytes, skipped } = await this.spool.read(this.opts.batchSize);
+        if (entries.length > 0 && !(await this.attempt(entries))) return this.stop(this.retryLater());
+        await this.spool.advance(entries.length + skipped, bytes);
+        this.hooks.rows(this.sink.name, 'replayed', entries.length);
+      } else {
+        this.report();
+        this.active = false;
+        return;
+      }
+      this.delay = this.opts.retryMs;
+      this.report();
+    }
+  }
+
+  private async stop(after: Promise<void> | void): Promise<void> {
+    await after;
+    this.active = false;
+    // Rows that arrived while the failure was handled are queued behind a spool that may now be empty.
+    if (this.queue.length > 0 && !this.retryTimer && !this.closing) this.kick();
+  }
+
+  private async attempt(batch: readonly LedgerEntry[]): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.sink.write(batch),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`ledger sink ${this.sink.name}: write timed out`)), this.opts.writeTimeoutMs);
+        }),
+      ]);
+      return true;
+    } catch (err) {
+      this.hooks.sinkError(this.sink.name, err);
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The queue (older than the spool) goes in front of it, on disk, and delivery resumes from the spool later. */
+  private async failed(): Promise<void> {
+    const moved = this.queue.splice(0);
+    try {
+      await this.spool.prepend(moved);
+      this.hooks.rows(this.sink.name, 'spooled', moved.length);
+    } catch (err) {
+      // The disk failed too: keep them in memory, in order, and try again later.
+      this.queue = moved.concat(this.queue);
+      this.hooks.sinkError(`${this.sink.name}-spool`, err);
+    }
+    if (!this.closing) this.retryLater();
+  }
+
+  private retryLater(): void {
+    this.report();
+    if (this.closing || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.kick();
+    }, this.delay);
+    this.retryTimer.unref();
+    this.delay = Math.min(this.delay * 2, MAX_RETRY_MS);
+  }
+
+  private report(): void {
+    this.hooks.backlog(this.sink.name, this.queue.length, this.spool.size);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    // A spool left by an outage is replayed for a few seconds more; the rest waits on disk for the next start.
+    this.closeDeadline = Date.now() + CLOSE_REPLAY_MS;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    await this.idle();
+    // One more try for what is queued; whatever the sink will not take now is kept on disk for the next start.
+    if (this.queue.length > 0) {
+      this.kick();
+      await this.idle();
+    }
+    if (this.queue.length > 0) {
+      await this.spool.prepend(this.queue.splice(0)).catch((err: unknown) => this.hooks.sinkError(`${this.sink.name}-spool`, err));
+    }
+    await this.spool.flush().catch((err: unknown) => this.hooks.sinkError(`${this.sink.name}-spool`, err));
+    await this.sink.close().catch((err: unknown) => this.hooks.sinkError(this.sink.name, err));
+  }
+}

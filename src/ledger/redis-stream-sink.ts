@@ -1,0 +1,74 @@
+// Redis Stream sink: XADD with an approximate MAXLEN, a whole batch in one atomic script. The script keeps a
+// high-water mark per tiergate process (its last stored sequence number) and skips entries at or below it, so
+// a batch replayed after a timeout that did reach Redis is never stored twice.
+import { Redis } from 'ioredis';
+import type { LedgerEntry, LedgerSink } from './sink.js';
+
+export interface RedisStreamSinkOptions {
+  name?: string;
+  url: string;
+  stream: string;
+  maxLen: number;
+  /** How long a process's high-water mark outlives its last write. */
+  markTtlSeconds?: number;
+}
+
+// KEYS[1] stream, KEYS[2] this writer's mark; ARGV[1] maxlen, ARGV[2] mark ttl, then (seq, event_id, row)…
+// Entries arrive in sequence order, so one number per writer is enough to recognise what is already stored.
+const APPEND = `
+local mark = tonumber(redis.call('GET', KEYS[2]) or '0')
+local added = 0
+for i = 3, #ARGV, 3 do
+  local seq = tonumber(ARGV[i])
+  if seq > mark then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event_id', ARGV[i + 1], 'row', ARGV[i + 2])
+    mark = seq
+    added = added + 1
+  end
+end
+redis.call('SET', KEYS[2], mark, 'EX', ARGV[2])
+return added
+`;
+
+type AppendClient = Redis & { tiergateLedgerAppend(...args: Array<string | number>): Promise<number> };
+
+export class RedisStreamSink implements LedgerSink {
+  readonly name: string;
+  private readonly redis: AppendClient;
+
+  constructor(private readonly opts: RedisStreamSinkOptions) {
+    this.name = opts.name ?? 'redis';
+    this.redis = new Redis(opts.url, {
+      // Fail fast while Redis is away: the ledger spools and replays, it must not queue in ioredis' memory.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      lazyConnect: false,
+      retryStrategy: (n) => Math.min(n * 200, 2000),
+    }) as AppendClient;
+    this.redis.on('error', () => undefined); // surfaced by failed writes, counted by the ledger
+    this.redis.defineCommand('tiergateLedgerAppend', { numberOfKeys: 2, lua: APPEND });
+  }
+
+  /** The mark key shares the stream's hash tag, if any, so both live in one Redis Cluster slot. */
+  private markKey(writer: string): string {
+    return `${this.opts.stream}:mark:${writer}`;
+  }
+
+  async write(entries: readonly LedgerEntry[]): Promise<void> {
+    const byWriter = new Map<string, LedgerEntry[]>();
+    for (const e of entries) {
+      const list = byWriter.get(e.writer);
+      if (list) list.push(e);
+      else byWriter.set(e.writer, [e]);
+    }
+    for (const [writer, list] of byWriter) {
+      const args: Array<string | number> = [this.opts.stream, this.markKey(writer), this.opts.maxLen, this.opts.markTtlSeconds ?? 7 * 86_400];
+      for (const e of list) args.push(e.seq, e.eventId, e.line);
+      await this.redis.tiergateLedgerAppend(...args);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

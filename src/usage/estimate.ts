@@ -1,0 +1,32 @@
+// Usage counted by tiergate when the server reported none (no usage chunk, a cancelled stream, an error
+// mid-stream): the prompt and the generated text through the tokenizer. Rows say `usage_source: "estimated"`.
+import { countTokens } from '../llm/tokenizer.js';
+import { sumUsage, type Usage } from './usage.js';
+
+/**
+ * Chat formats add a few tokens per message (role markers, separators) and prime the reply with a few more;
+ * OpenAI's own counting guide uses 3 and 3.
+ */
+const PER_MESSAGE = 3;
+const REPLY_PRIMING = 3;
+
+export interface PromptForCount {
+  /** Each message's text (or a completions prompt as one). */
+  texts: readonly string[];
+  /** Tool definitions and other prompt-side JSON the model also reads. */
+  extra: string;
+  chat: boolean;
+}
+
+export async function estimateUsage(prompt: PromptForCount | undefined, outputText: string, outputChars: number): Promise<Usage> {
+  let input = 0;
+  if (prompt) {
+    for (const t of prompt.texts) input += await countTokens(t);
+    input += await countTokens(prompt.extra);
+    if (prompt.chat) input += prompt.texts.length * PER_MESSAGE + REPLY_PRIMING;
+  }
+  let output = await countTokens(outputText);
+  // Text beyond the kept maximum is scaled from the kept part's tokens per character.
+  if (outputChars > outputText.length && outputText.length > 0) output = Math.round((output * outputChars) / outputText.length);
+  return sumUsage(input, output);
+}

@@ -1,0 +1,177 @@
+// Follows one response body, chunk by chunk, and keeps what the ledger needs: the usage the server reported,
+// the model that answered, the finish reason, an error code, and the generated text (to estimate usage when
+// none is reported). JSON bodies are kept until they end; SSE bodies go through the incremental parser and
+// only the text deltas are kept.
+import { SseParser, type SseEvent } from '../llm/sse-parser.js';
+import { readUsage, type Usage } from './usage.js';
+
+export type BodyKind = 'json' | 'sse' | 'other';
+
+export interface ResponseFacts {
+  usage: Usage | undefined;
+  model: string | undefined;
+  finishReason: string | undefined;
+  /** `error.code` (or `error.type`) of an error body or an SSE error event. */
+  errorCode: string | undefined;
+  /** Generated text (content, reasoning, tool-call arguments), for estimating when no usage came. */
+  outputText: string;
+  /** Characters of generated text seen, including any beyond the kept maximum. */
+  outputChars: number;
+  /** JSON: the body parsed; SSE: `data: [DONE]` arrived. */
+  complete: boolean;
+}
+
+/** More generated text than this is counted, not kept: the estimate scales from the kept part. */
+const MAX_TEXT_CHARS = 4 * 1024 * 1024;
+
+export function bodyKindOf(contentType: string | undefined): BodyKind {
+  const ct = (contentType ?? '').toLowerCase();
+  if (ct.includes('text/event-stream')) return 'sse';
+  if (ct.includes('json')) return 'json';
+  return 'other';
+}
+
+export class ResponseUsageCollector {
+  private readonly sse: SseParser | undefined;
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private overflow = false;
+  private readonly text: string[] = [];
+  private textChars = 0;
+  private outputChars = 0;
+  private usage: Usage | undefined;
+  private model: string | undefined;
+  private finishReason: string | undefined;
+  private errorCode: string | undefined;
+  private done = false;
+  private finished: ResponseFacts | undefined;
+
+  constructor(
+    readonly kind: BodyKind,
+    /** JSON bodies above this are not parsed (Envoy's own buffer limit bounds BUFFERED bodies anyway). */
+    private readonly maxJsonBytes = 32 * 1024 * 1024,
+  ) {
+    if (kind === 'sse') this.sse = new SseParser((e) => this.onEvent(e));
+  }
+
+  push(chunk: Buffer): void {
+    if (this.finished || chunk.length === 0) return;
+    if (this.sse) {
+      this.sse.push(chunk);
+      return;
+    }
+    if (this.kind !== 'json' || this.overflow) return;
+    this.bytes += chunk.length;
+    if (this.bytes > this.maxJsonBytes) {
+      this.overflow = true;
+      this.chunks = [];
+      return;
+    }
+    // Copied: the transport's buffer is not ours to keep.
+    this.chunks.push(Buffer.from(chunk));
+  }
+
+  /** The body ended (or the stream did): returns what was learned. Idempotent. */
+  finish(): ResponseFacts {
+    if (this.finished) return this.finished;
+    if (this.sse) this.sse.end();
+    else if (this.kind === 'json' && !this.overflow && this.chunks.length > 0) this.onJson(Buffer.concat(this.chunks).toString('utf8'));
+    this.chunks = [];
+    this.finished = {
+      usage: this.usage,
+      model: this.model,
+      finishReason: this.finishReason,
+      errorCode: this.errorCode,
+      outputText: this.text.join(''),
+      outputChars: this.outputChars,
+      complete: this.done,
+    };
+    return this.finished;
+  }
+
+  private onJson(text: string): void {
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (!isObject(body)) return;
+    this.done = true;
+    this.readCommon(body);
+    for (const choice of arrayOf(body.choices)) {
+      if (!isObject(choice)) continue;
+      this.noteFinish(choice);
+      if (typeof choice.text === 'string') this.addText(choice.text);
+      if (isObject(choice.message)) this.addMessageText(choice.message);
+    }
+  }
+
+  private onEvent(e: SseEvent): void {
+    if (e.data === '[DONE]') {
+      this.done = true;
+      return;
+    }
+    let chunk: unknown;
+    try {
+      chunk = JSON.parse(e.data);
+    } catch {
+      return; // not JSON: nothing to account for (the client still gets it unchanged)
+    }
+    if (!isObject(chunk)) return;
+    this.readCommon(chunk);
+    for (const choice of arrayOf(chunk.choices)) {
+      if (!isObject(choice)) continue;
+      this.noteFinish(choice);
+      if (typeof choice.text === 'string') this.addText(choice.text);
+      if (isObject(choice.delta)) this.addMessageText(choice.delta);
+    }
+  }
+
+  /** Fields chunks and whole bodies share: model, usage (the last non-null one wins), error. */
+  private readCommon(o: Record<string, unknown>): void {
+    if (this.model === undefined && typeof o.model === 'string' && o.model.length > 0) this.model = o.model;
+    if (o.usage != null) this.usage = readUsage(o.usage) ?? this.usage;
+    if (isObject(o.error)) {
+      const code = o.error.code ?? o.error.type;
+      this.errorCode = typeof code === 'string' && code.length > 0 ? code : 'upstream_error';
+    }
+  }
+
+  private noteFinish(choice: Record<string, unknown>): void {
+    if (typeof choice.finish_reason === 'string') this.finishReason = choice.finish_reason;
+  }
+
+  /** A chat message or delta: content (string or parts), reasoning, refusal, tool-call arguments. */
+  private addMessageText(m: Record<string, unknown>): void {
+    const c = m.content;
+    if (typeof c === 'string') this.addText(c);
+    else for (const p of arrayOf(c)) if (isObject(p) && typeof p.text === 'string') this.addText(p.text);
+    for (const k of ['reasoning_content', 'reasoning', 'refusal'] as const) {
+      const v = m[k];
+      if (typeof v === 'string') this.addText(v);
+    }
+    for (const call of arrayOf(m.tool_calls)) {
+      if (!isObject(call) || !isObject(call.function)) continue;
+      const f = call.function;
+      if (typeof f.name === 'string') this.addText(f.name);
+      if (typeof f.arguments === 'string') this.addText(f.arguments);
+    }
+  }
+
+  private addText(s: string): void {
+    if (s.length === 0) return;
+    this.outputChars += s.length;
+    if (this.textChars + s.length > MAX_TEXT_CHARS) return;
+    this.textChars += s.length;
+    this.text.push(s);
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function arrayOf(v: unknown): readonly unknown[] {
+  return Array.isArray(v) ? v : [];
+}

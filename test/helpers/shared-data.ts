@@ -1,0 +1,5 @@
+// Where the shared, read-only fixtures live (../shared/data beside the repository).
+import { fileURLToPath } from 'node:url';
+
+export const SHARED_DATA = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
+export const FIXTURES = `${SHARED_DATA}openai-transcripts/extracted`;

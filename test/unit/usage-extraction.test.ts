@@ -1,0 +1,177 @@
+// Usage extraction against the recorded OpenAI transcripts: every SSE fixture split at every byte offset (and
+// into single bytes, and with CRLF / CR line ends) must give exactly what the whole body gives.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SseParser } from '../../src/llm/sse-parser.js';
+import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../../src/usage/response-usage.js';
+import { readUsage } from '../../src/usage/usage.js';
+import { FIXTURES } from '../helpers/shared-data.js';
+
+const files = readdirSync(FIXTURES);
+const sseFiles = files.filter((f) => f.endsWith('.response.sse'));
+const jsonFiles = files.filter((f) => f.endsWith('.response.json'));
+
+function collect(kind: 'json' | 'sse', pieces: readonly Buffer[]): ResponseFacts {
+  const c = new ResponseUsageCollector(kind);
+  for (const p of pieces) c.push(p);
+  return c.finish();
+}
+
+describe('SSE fixtures', () => {
+  it('covers every recorded stream', () => {
+    expect(sseFiles.sort()).toEqual([
+      'chat-streaming-detailed-usage.response.sse',
+      'chat-streaming-web-search.response.sse',
+      'chat-streaming.response.sse',
+      'completion-streaming-usage.response.sse',
+      'completion-streaming.response.sse',
+    ]);
+  });
+
+  for (const file of sseFiles) {
+    const body = readFileSync(join(FIXTURES, file));
+    const whole = collect('sse', [body]);
+
+    it(`${file}: the same facts when split at every byte offset`, () => {
+      for (let i = 1; i < body.length; i++) {
+        const facts = collect('sse', [body.subarray(0, i), body.subarray(i)]);
+        if (JSON.stringify(facts) !== JSON.stringify(whole)) expect({ offset: i, facts }).toEqual({ offset: i, facts: whole });
+      }
+      expect(whole.complete).toBe(true);
+      // Without a usage chunk the text is what an estimate counts; the detailed-usage stream spent all on reasoning.
+      expect(whole.usage !== undefined || whole.outputText.length > 0).toBe(true);
+    });
+
+    it(`${file}: the same facts byte by byte, and with CRLF or CR line ends`, () => {
+      const bytes = [...body].map((b) => Buffer.from([b]));
+      expect(collect('sse', bytes)).toEqual(whole);
+      const crlf = Buffer.from(body.toString('utf8').replace(/\n/g, '\r\n'));
+      // CRLF split between CR and LF at every line end:
+      const pieces: Buffer[] = [];
+      let start = 0;
+      for (let i = 0; i < crlf.length; i++) if (crlf[i] === 0x0d) (pieces.push(crlf.subarray(start, i + 1)), (start = i + 1));
+      pieces.push(crlf.subarray(start));
+      expect(collect('sse', pieces)).toEqual(whole);
+      expect(collect('sse', [Buffer.from(body.toString('utf8').replace(/\n/g, '\r'))])).toEqual(whole);
+    });
+  }
+
+  it('reads the detailed usage chunk: cached and reasoning tokens', () => {
+    const f = collect('sse', [readFileSync(join(FIXTURES, 'chat-streaming-detailed-usage.response.sse'))]);
+    expect(f.usage).toEqual({ inputTokens: 12, outputTokens: 100, totalTokens: 112, cachedInputTokens: 0, reasoningTokens: 100 });
+    expect(f.model).toBe('gpt-5-nano-2025-08-07');
+    expect(f.finishReason).toBe('length');
+  });
+
+  it('reads the legacy completions usage chunk', () => {
+    const f = collect('sse', [readFileSync(join(FIXTURES, 'completion-streaming-usage.response.sse'))]);
+    expect(f.usage).toEqual({ inputTokens: 31, outputTokens: 25, totalTokens: 56, cachedInputTokens: 0, reasoningTokens: 0 });
+  });
+
+  it('has no usage for streams sent without include_usage, but keeps the streamed text', () => {
+    const f = collect('sse', [readFileSync(join(FIXTURES, 'chat-streaming.response.sse'))]);
+    expect(f.usage).toBeUndefined();
+    // The text is the concatenation of every delta.content, recomputed here line by line.
+    const expected = readFileSync(join(FIXTURES, 'chat-streaming.response.sse'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('data: {'))
+      .map((l) => (JSON.parse(l.slice(6)) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? '')
+      .join('');
+    expect(f.outputText).toBe(expected);
+  });
+});
+
+describe('JSON fixtures', () => {
+  for (const file of jsonFiles) {
+    it(`${file}`, () => {
+      const body = readFileSync(join(FIXTURES, file));
+      const raw = JSON.parse(body.toString('utf8')) as { usage?: Record<string, number>; error?: { code: string }; model?: string };
+      // Split in three anywhere: a BUFFERED body can still arrive as one message, STREAMED JSON in several.
+      const a = Math.floor(body.length / 3);
+      const f = collect('json', [body.subarray(0, a), body.subarray(a, 2 * a), body.subarray(2 * a)]);
+      if (raw.error) {
+        expect(f.errorCode).toBe(raw.error.code);
+        expect(f.usage).toBeUndefined();
+        return;
+      }
+      expect(f.usage?.inputTokens).toBe(raw.usage?.prompt_tokens);
+      expect(f.usage?.totalTokens).toBe(raw.usage?.total_tokens);
+      expect(f.usage?.outputTokens).toBe(raw.usage?.completion_tokens ?? 0);
+      expect(f.model).toBe(raw.model);
+    });
+  }
+
+  it('hand-checked values: reasoning, cached prompt tokens, embeddings', () => {
+    const read = (name: string) => collect('json', [readFileSync(join(FIXTURES, name))]).usage;
+    expect(read('chat-basic.response.json')).toEqual({ inputTokens: 8, outputTokens: 377, totalTokens: 385, cachedInputTokens: 0, reasoningTokens: 320 });
+    expect(read('chat-multimodal.response.json')).toMatchObject({ inputTokens: 2245, outputTokens: 100, reasoningTokens: 100 });
+    expect(read('embeddings-basic.response.json')).toEqual({ inputTokens: 7, outputTokens: 0, totalTokens: 7, cachedInputTokens: 0, reasoningTokens: 0 });
+    expect(read('completion-basic.response.json')).toEqual({ inputTokens: 31, outputTokens: 25, totalTokens: 56, cachedInputTokens: 0, reasoningTokens: 0 });
+  });
+
+  it('keeps tool-call arguments as generated text', () => {
+    const f = collect('json', [readFileSync(join(FIXTURES, 'chat-parallel-tools.response.json'))]);
+    expect(f.finishReason).toBe('tool_calls');
+    expect(f.outputText).toContain('{');
+  });
+});
+
+describe('usage objects', () => {
+  it("accepts vLLM's field order and extra fields", () => {
+    const u = readUsage(JSON.parse('{"prompt_tokens":10,"total_tokens":30,"completion_tokens":20,"prompt_tokens_details":null}'));
+    expect(u).toEqual({ inputTokens: 10, outputTokens: 20, totalTokens: 30, cachedInputTokens: 0, reasoningTokens: 0 });
+  });
+
+  it('reads cached prompt tokens', () => {
+    expect(readUsage({ prompt_tokens: 2000, completion_tokens: 5, total_tokens: 2005, prompt_tokens_details: { cached_tokens: 1920 } })?.cachedInputTokens).toBe(1920);
+  });
+
+  it('rejects what is not a usage object', () => {
+    for (const v of [null, 'x', 3, [], {}, { prompt_tokens: -1 }, { prompt_tokens: 'many' }]) expect(readUsage(v)).toBeUndefined();
+  });
+
+  it('sorts content types', () => {
+    expect(bodyKindOf('text/event-stream; charset=utf-8')).toBe('sse');
+    expect(bodyKindOf('application/json')).toBe('json');
+    expect(bodyKindOf(undefined)).toBe('other');
+  });
+});
+
+describe('SSE parser details', () => {
+  const events = (pieces: string[] | Buffer[]) => {
+    const out: Array<{ type: string; data: string }> = [];
+    const p = new SseParser((e) => out.push(e));
+    for (const x of pieces) p.push(Buffer.isBuffer(x) ? x : Buffer.from(x));
+    p.end();
+    return out;
+  };
+
+  it('skips comments, joins multi-line data, reads event types and data without a space', () => {
+    expect(events([': keep-alive\n\nevent: error\ndata:{"a":\ndata: 1}\n\ndata: [DONE]\n\n'])).toEqual([
+      { type: 'error', data: '{"a":\n1}' },
+      { type: 'message', data: '[DONE]' },
+    ]);
+  });
+
+  it('keeps a UTF-8 character split across chunks whole', () => {
+    const text = Buffer.from('data: {"choices":[{"delta":{"content":"안녕 🌏"}}]}\n\n');
+    const cut = text.indexOf(Buffer.from('녕')) + 1; // inside the 3-byte sequence
+    for (const at of [cut, cut + 1, text.indexOf(Buffer.from('🌏')) + 2]) {
+      expect(events([text.subarray(0, at), text.subarray(at)])).toEqual([{ type: 'message', data: '{"choices":[{"delta":{"content":"안녕 🌏"}}]}' }]);
+    }
+  });
+
+  it('dispatches a last event that lacks its blank line', () => {
+    expect(events(['data: {"usage":{"prompt_tokens":1}}'])).toEqual([{ type: 'message', data: '{"usage":{"prompt_tokens":1}}' }]);
+  });
+
+  it('reads an error event sent mid-stream', () => {
+    const c = new ResponseUsageCollector('sse');
+    c.push(Buffer.from('data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"error":{"message":"overloaded","type":"server_error","code":null}}\n\n'));
+    const f = c.finish();
+    expect(f.errorCode).toBe('server_error');
+    expect(f.outputText).toBe('Hi');
+    expect(f.complete).toBe(false);
+  });
+});
