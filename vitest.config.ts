@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Integration tests bind real ports on 127.0.0.1:0; forks keep grpc-js state per file.
     pool: 'forks',
+    // Each test process works in a temp directory: defaults that write relative paths (the ledger) land there.
+    setupFiles: ['test/helpers/temp-cwd.ts'],
   },
 });

@@ -2,12 +2,17 @@
 // argv[2]: 'tiergate' (embedded defaults), 'noop' (a bare grpc-js ext_proc server answering CONTINUE) or
 // 'echo' (tiergate's transport sending tiergate-shaped answers with no logic).
 // Talks to the parent over IPC: sends {port} when listening, answers 'cpu' with process.cpuUsage().
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { REQUEST_STAGES, createApp } from '../src/app.js';
 import { defaultConfig } from '../src/config/load.js';
 import { compileRuntime } from '../src/config/runtime.js';
+import { FileSink } from '../src/ledger/file-sink.js';
+import { loadTokenizer } from '../src/llm/tokenizer.js';
 import { extProcServiceDefinition } from '../src/extproc/protos.js';
 import { createExtProcServer } from '../src/extproc/server.js';
 import { CONTINUE, type StreamHandler } from '../src/extproc/types.js';
@@ -24,7 +29,11 @@ async function start(kind: string): Promise<number> {
     // TIERGATE_BENCH_STAGES=parse,tenant picks a subset of the pipeline, to see what each stage costs.
     const only = process.env.TIERGATE_BENCH_STAGES?.split(',');
     const requestStages = only ? REQUEST_STAGES.filter((s) => only.includes(s.name)) : REQUEST_STAGES;
-    const app = createApp(rt.runtime, pino({ level: 'warn' }), { requestStages });
+    // The ledger writes to a file sink in a temp dir, as the embedded default does (to ./tiergate-ledger).
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-bench-'));
+    const ledgerSinks = [new FileSink({ dir })];
+    await loadTokenizer();
+    const app = createApp(rt.runtime, pino({ level: 'warn' }), { requestStages, ledgerSinks });
     phaseSeconds = app.metrics.phaseSeconds;
     const port = await app.extproc.listen('127.0.0.1:0');
     app.markServing();

@@ -5,6 +5,10 @@ import { ConfigStore, type ReloadListener } from './config/config-store.js';
 import type { Runtime } from './config/runtime.js';
 import { TiergateError } from './errors.js';
 import { createExtProcServer, type ExtProcServer } from './extproc/server.js';
+import { Ledger, type LedgerHooks } from './ledger/ledger.js';
+import { createSettle } from './ledger/settle.js';
+import type { LedgerSink } from './ledger/sink.js';
+import { createSinks } from './ledger/sinks.js';
 import { LlmStream, replyFor } from './pipeline/llm-stream.js';
 import type { Stage } from './pipeline/stage.js';
 import { classifyStage } from './stages/classify.js';
@@ -22,6 +26,7 @@ export interface App {
   metrics: Metrics;
   extproc: ExtProcServer;
   admin: AdminServer;
+  ledger: Ledger;
   reloadListener: ReloadListener;
   /** Health flips to NOT_SERVING, no new streams, in-flight ones get `graceMs`, then everything closes. */
   shutdown(graceMs: number): Promise<void>;
@@ -35,6 +40,8 @@ export interface AppOptions {
   defaultMetrics?: boolean;
   /** The request pipeline; REQUEST_STAGES unless a test or benchmark swaps it. */
   requestStages?: readonly Stage[];
+  /** Ledger sinks instead of the configured ones (tests, benchmarks). */
+  ledgerSinks?: readonly LedgerSink[];
 }
 
 export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}): App {
@@ -58,8 +65,21 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     },
   };
 
+  const ledgerConfig = runtime.config.ledger;
+  const ledgerLog = log.child({ component: 'ledger' });
+  const ledger = new Ledger(opts.ledgerSinks ?? createSinks(ledgerConfig.sinks), ledgerConfig, ledgerHooks(metrics, ledgerLog), (err) => {
+    metrics.ledgerBuildErrors.inc();
+    ledgerLog.error({ event: 'ledger.build_failed', error: err instanceof Error ? err.message : String(err) });
+  });
+
   const streamLog = log.child({ component: 'extproc' });
-  const deps = { runtime: () => config.current(), metrics, log: streamLog, requestStages: opts.requestStages ?? REQUEST_STAGES };
+  const deps = {
+    runtime: () => config.current(),
+    metrics,
+    log: streamLog,
+    requestStages: opts.requestStages ?? REQUEST_STAGES,
+    settle: createSettle(ledger, metrics, ledgerLog),
+  };
   const extproc = createExtProcServer((info) => new LlmStream(deps, info), {
     allowModeOverride: () => config.current().config.envoy.allowModeOverride,
     failureRule: () => config.current().config.envoy.failureRule,
@@ -87,6 +107,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     metrics,
     extproc,
     admin,
+    ledger,
     reloadListener,
     isServing: () => serving,
     markServing() {
@@ -98,7 +119,29 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
       extproc.setServing(false);
       config.close();
       await extproc.shutdown(graceMs);
+      // Every stream has ended, so every row is recorded: deliver them (or keep them in the spool) before exit.
+      await ledger.close();
       await admin.close();
+    },
+  };
+}
+
+function ledgerHooks(metrics: Metrics, log: Logger): LedgerHooks {
+  const failing = new Set<string>();
+  return {
+    rows: (sink, result, n) => {
+      metrics.ledgerRows.inc({ sink, result }, n);
+      if (result !== 'spooled' && failing.delete(sink)) log.info({ event: 'ledger.sink_recovered', sink });
+    },
+    sinkError: (sink, err) => {
+      metrics.ledgerSinkErrors.inc({ sink });
+      // One log line per outage, not per retry.
+      if (!failing.has(sink)) log.error({ event: 'ledger.sink_failed', sink, error: err instanceof Error ? err.message : String(err) });
+      failing.add(sink);
+    },
+    backlog: (sink, queued, spooled) => {
+      metrics.ledgerBacklog.set({ sink, where: 'queue' }, queued);
+      metrics.ledgerBacklog.set({ sink, where: 'spool' }, spooled);
     },
   };
 }

@@ -4,6 +4,7 @@ import { createApp, type App } from './app.js';
 import { loadConfigFile, defaultConfig, type LoadResult } from './config/load.js';
 import { compileRuntime } from './config/runtime.js';
 import type { Config } from './config/schema.js';
+import { loadTokenizer } from './llm/tokenizer.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { startTracing } from './telemetry/tracing.js';
 
@@ -47,6 +48,8 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   const app = createApp(compiled.runtime, log, { configText: text, defaultMetrics: true });
   if (opts.configFile) app.config.watch(opts.configFile, env, app.reloadListener);
 
+  // Loading the tokenizer's tables blocks the event loop for ~300 ms: done before serving, never mid-traffic.
+  await loadTokenizer();
   const grpcPort = await app.extproc.listen(opts.listen ?? config.server.listen);
   const adminPort = await app.admin.listen(opts.admin ?? config.server.admin);
   app.markServing();

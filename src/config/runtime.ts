@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { compileClassifier, type Classifier } from '../classify/engine.js';
 import { V7 } from '../classify/v7.js';
 import type { InterpolationProblem } from './interpolate.js';
+import { PriceTable } from '../usage/price-table.js';
 import { parseConfigText } from './load.js';
 import type { Config } from './schema.js';
 
@@ -12,6 +13,7 @@ export interface TierRuntime {
   model: string;
   /** `Bearer <key>` from the tier's credentialsEnv; replaces the client's authorization upstream. */
   authorization: string | undefined;
+  provider: string;
 }
 
 export interface Runtime {
@@ -26,6 +28,7 @@ export interface Runtime {
   autoModels: ReadonlySet<string>;
   classifyPaths: ReadonlySet<string>;
   unclassifiedPaths: ReadonlyMap<string, { tier?: string | undefined }>;
+  prices: PriceTable;
 }
 
 export type CompileResult = { ok: true; runtime: Runtime } | { ok: false; problems: InterpolationProblem[] };
@@ -46,7 +49,7 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
       if (!key) problems.push({ path: `tiers.${name}.credentialsEnv`, message: `environment variable ${t.credentialsEnv} is not set` });
       else authorization = `Bearer ${key}`;
     }
-    tiers.set(name, { name, model: t.model, authorization });
+    tiers.set(name, { name, model: t.model, authorization, provider: t.provider });
   }
   if (problems.length > 0) return { ok: false, problems };
 
@@ -69,6 +72,7 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
     autoModels: new Set(config.routing.autoModels),
     classifyPaths: new Set(config.routing.classifyPaths),
     unclassifiedPaths: new Map(Object.entries(config.routing.unclassifiedPaths)),
+    prices: new PriceTable(config.prices),
   };
   return { ok: true, runtime: Object.freeze(runtime) };
 }

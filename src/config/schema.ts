@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { versionSchema } from '../classify/rules-schema.js';
 import { V7 } from '../classify/v7.js';
+import { priceTableSchema } from '../usage/price-table.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT');
 
@@ -11,7 +12,38 @@ const tier = z.strictObject({
   model: z.string().min(1),
   /** Env var holding the upstream API key; when set, it replaces the client's `authorization`. */
   credentialsEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
+  /** Written to ledger rows (`provider`), e.g. "vllm" or "openai". */
+  provider: z.string().min(1).default('openai-compatible'),
 });
+
+const sinkName = z.string().regex(/^[a-z0-9_-]+$/);
+const ledgerSink = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('file'),
+    name: sinkName.default('file'),
+    /** ledger-YYYY-MM-DD.jsonl files, one per UTC day. */
+    dir: z.string().min(1),
+    fsyncIntervalMs: z.number().int().positive().default(1000),
+  }),
+  z.strictObject({
+    type: z.literal('redis'),
+    name: sinkName.default('redis'),
+    url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL'),
+    stream: z.string().min(1).default('tiergate:ledger'),
+    /** XADD MAXLEN ~ (approximate trimming). */
+    maxLen: z.number().int().positive().default(1_000_000),
+  }),
+  z.strictObject({ type: z.literal('stdout'), name: sinkName.default('stdout') }),
+]);
+
+/** Placeholder prices for the embedded mock models; real deployments list their own. */
+const EMBEDDED_PRICES = {
+  version: 'embedded-defaults',
+  models: {
+    'weak-model': { input: 0.1, output: 0.4 },
+    'strong-model': { input: 2.5, cachedInput: 1.25, output: 10 },
+  },
+};
 
 export const configSchema = z
   .strictObject({
@@ -49,7 +81,7 @@ export const configSchema = z
       .prefault({}),
     tiers: z
       .record(z.string().regex(/^[a-z0-9_-]+$/), tier)
-      .default({ weak: { model: 'weak-model' }, strong: { model: 'strong-model' } }),
+      .prefault({ weak: { model: 'weak-model' }, strong: { model: 'strong-model' } }),
     /** Model names clients may send that route straight to a tier (no classification). */
     aliases: z.record(z.string().min(1), z.string()).default({}),
     routing: z
@@ -64,6 +96,30 @@ export const configSchema = z
           .default({ '/v1/embeddings': {} }),
       })
       .prefault({}),
+    ledger: z
+      .strictObject({
+        sinks: z.array(ledgerSink).default([{ type: 'file', name: 'file', dir: './tiergate-ledger', fsyncIntervalMs: 1000 }]),
+        /** Rows a sink could not take wait here, on disk, until it recovers (also across restarts). */
+        spoolDir: z.string().min(1).default('./tiergate-ledger/spool'),
+        queueSize: z.number().int().positive().default(10_000),
+        batchSize: z.number().int().positive().default(256),
+        writeTimeoutMs: z.number().int().positive().default(2000),
+        retryMs: z.number().int().positive().default(500),
+        /** Request header naming the calling feature (ledger feature_id). */
+        featureHeader: z.string().toLowerCase().default('x-feature-id'),
+        /** Request header naming the end user; else the body's `user`. Stored only as a hash (user_id_hash). */
+        userHeader: z.string().toLowerCase().default('x-user-id'),
+        /** Key for HMAC-SHA256 of user ids (use ${ENV}); without it a plain SHA-256, which a dictionary can reverse. */
+        userHashKey: z.string().min(16).optional(),
+      })
+      .prefault({}),
+    usage: z
+      .strictObject({
+        /** A response trailer carrying a JSON usage object (for backends that report usage there). */
+        trailer: z.string().toLowerCase().optional(),
+      })
+      .prefault({}),
+    prices: priceTableSchema.default(EMBEDDED_PRICES),
     classifier: z
       .strictObject({
         active: z.string().default('v7'),
@@ -97,6 +153,10 @@ export const configSchema = z
         }),
       );
     }
+    const names = c.ledger.sinks.map((x) => x.name);
+    names.forEach((n, i) => {
+      if (names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', path: ['ledger', 'sinks', i, 'name'], message: `duplicate sink name "${n}"` });
+    });
     if (!c.classifier.versions.v7) {
       needTier(V7.default, ['classifier', 'versions', 'v7']);
       for (const r of V7.rules) needTier(r.tier, ['classifier', 'versions', 'v7']);

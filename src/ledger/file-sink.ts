@@ -1,8 +1,8 @@
 // JSON Lines files, one per UTC day (ledger-YYYY-MM-DD.jsonl), rotated on each row's own day so a row replayed
 // after an outage lands in the file of the day it happened. Each batch is one append; fsync runs on a timer
 // and on close, so a crash loses at most the last interval and a SIGTERM nothing.
-import { mkdirSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LedgerEntry, LedgerSink } from './sink.js';
 
@@ -28,7 +28,6 @@ export class FileSink implements LedgerSink {
 
   constructor(private readonly opts: FileSinkOptions) {
     this.name = opts.name ?? 'file';
-    mkdirSync(opts.dir, { recursive: true });
     this.timer = setInterval(() => void this.sync().catch(() => undefined), opts.fsyncIntervalMs ?? 1000);
     this.timer.unref();
   }
@@ -68,6 +67,7 @@ export class FileSink implements LedgerSink {
   private async file(day: string) {
     let f = this.files.get(day);
     if (f) return f;
+    await mkdir(this.opts.dir, { recursive: true });
     const path = join(this.opts.dir, ledgerFileName(day));
     const ids = new RecentIds(RECENT_IDS);
     for (const id of idsInTail(path)) ids.add(id);

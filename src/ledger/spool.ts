@@ -1,9 +1,9 @@
 // A sink's spool: the rows it has not stored yet, in order, in a local file (one line per row), with the byte
 // offset of what was already delivered kept beside it. Every file operation runs on one chain, so appends,
 // reads and rewrites never interleave.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { LedgerEntry } from './sink.js';
 
 /** Rows are read from the file in windows of this size, so a long outage's spool is never loaded whole. */
@@ -19,8 +19,8 @@ export class Spool {
   /** Rows in the file past the offset plus rows pending: the backlog. */
   private rows = 0;
 
+  /** The directory is created on first use: a healthy sink never touches the disk. */
   constructor(dir: string, name: string) {
-    mkdirSync(dir, { recursive: true });
     this.path = join(dir, `${name}.spool.jsonl`);
     this.offsetPath = `${this.path}.offset`;
     // A previous process may have left rows: they are delivered first.
@@ -152,6 +152,7 @@ export class Spool {
 }
 
 async function appendSync(path: string, text: string, flag = 'a'): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
   const fh = await open(path, flag);
   try {
     await fh.writeFile(text);

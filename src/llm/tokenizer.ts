@@ -1,6 +1,9 @@
 // Token counting with a real BPE tokenizer (gpt-tokenizer, o200k_base: the GPT-4o/GPT-5 vocabulary). Its
-// tables take ~300 ms to load, so they load once, in the background, and counting is async: it only runs when a
-// response carried no usage, off the answer path.
+// tables take ~300 ms to load, so serve() loads them before listening. Counting is async and sliced: it only
+// runs when a response carried no usage, and a long text must never hold the event loop while Envoy waits
+// for answers on other streams.
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+
 type Counter = (text: string) => number;
 
 let loading: Promise<Counter> | undefined;
@@ -10,8 +13,27 @@ export function loadTokenizer(): Promise<Counter> {
   return loading;
 }
 
+/** ~16k characters is a few milliseconds of BPE: the longest the event loop is held at a time. */
+const SLICE_CHARS = 16 * 1024;
+/** Beyond this, the count is scaled from the counted part's tokens per character. */
+const MAX_COUNTED_CHARS = 1024 * 1024;
+
 export async function countTokens(text: string): Promise<number> {
   if (text.length === 0) return 0;
   const count = await loadTokenizer();
-  return count(text);
+  const limit = Math.min(text.length, MAX_COUNTED_CHARS);
+  let tokens = 0;
+  let at = 0;
+  while (at < limit) {
+    let end = Math.min(at + SLICE_CHARS, limit);
+    // Cut after whitespace so no word is split in two (which would count it as more tokens).
+    if (end < limit) {
+      const ws = text.lastIndexOf(' ', end);
+      if (ws > at) end = ws + 1;
+    }
+    tokens += count(text.slice(at, end));
+    at = end;
+    if (at < limit) await yieldToLoop();
+  }
+  return limit < text.length ? Math.round((tokens * text.length) / limit) : tokens;
 }

@@ -9,6 +9,8 @@ export const H = {
   authorization: 'authorization',
   contentLength: 'content-length',
   contentType: 'content-type',
+  usageTotalTokens: 'x-usage-total-tokens',
+  traceparent: 'traceparent',
 } as const;
 
 /** Headers only tiergate may set on the request: a client's own values are always removed or overwritten. */

@@ -2,7 +2,8 @@
 // complete, and decorates the response. Implements the transport's StreamHandler with plain types only.
 import { randomUUID } from 'node:crypto';
 import type { Span } from '@opentelemetry/api';
-import type { Runtime } from '../config/runtime.js';
+import type { Runtime, TierRuntime } from '../config/runtime.js';
+import type { RequestRecord } from '../ledger/build-row.js';
 import { TiergateError, errorBody } from '../errors.js';
 import {
   CONTINUE,
@@ -20,6 +21,7 @@ import { startSpan } from '../telemetry/tracing.js';
 import { DEFAULT_TENANT } from '../stages/tenant.js';
 import { H, ROUTING_HEADERS } from './contract-headers.js';
 import type { RequestState } from './request-state.js';
+import { ResponseAccounting, type UsageMetadata } from './response-accounting.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
 
@@ -28,6 +30,8 @@ export interface StreamDeps {
   metrics: Metrics;
   log: Logger;
   requestStages: readonly Stage[];
+  /** Receives every LLM request's record once its stream is over; builds and stores the ledger row. Must not throw. */
+  settle(record: RequestRecord, runtime: Runtime): void;
 }
 
 type PathKind = 'classify' | 'unclassified' | 'other';
@@ -40,10 +44,13 @@ export class LlmStream implements StreamHandler {
   private chunks: Buffer[] = [];
   private received = 0;
   private chunkCount = 0;
-  private bodyAnsweredAt = 0;
+  private readonly acc: ResponseAccounting;
+  /** The tier of a path routed without classification. */
+  private pathTier: TierRuntime | undefined;
   private outcome: 'routed' | 'local_reply' | 'passthrough' = 'passthrough';
   private status: number | undefined;
   private readonly holdChunks: boolean;
+  private readonly responseBuffered: boolean;
 
   constructor(
     private readonly deps: StreamDeps,
@@ -53,6 +60,8 @@ export class LlmStream implements StreamHandler {
     this.runtime = deps.runtime();
     this.span = startSpan('ext_proc stream');
     this.holdChunks = info.protocolConfig?.requestBodyMode === 'STREAMED';
+    this.responseBuffered = info.protocolConfig?.responseBodyMode === 'BUFFERED';
+    this.acc = new ResponseAccounting(this.runtime);
   }
 
   requestHeaders(headers: HeaderMap, endOfStream: boolean): Decision {
@@ -95,6 +104,8 @@ export class LlmStream implements StreamHandler {
     if (this.pathKind === 'unclassified') {
       const tier = rt.unclassifiedPaths.get(path)?.tier;
       const t = tier ? rt.tiers.get(tier) : undefined;
+      this.pathTier = t;
+      this.acc.routed(t);
       const set: Array<[string, string]> = [[H.tenant, DEFAULT_TENANT]];
       if (t) set.push([H.tier, t.name], [H.model, t.model]);
       if (t?.authorization) set.push([H.authorization, t.authorization]);
@@ -126,12 +137,13 @@ export class LlmStream implements StreamHandler {
     this.state.body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
     this.chunks = [];
     const state = this.state;
+    const started = performance.now();
     const result = runStages(this.deps.requestStages, state, this.deps.metrics);
-    return result instanceof Promise ? result.then((r) => this.decide(state, r)) : this.decide(state, result);
+    return result instanceof Promise ? result.then((r) => this.decide(state, r, started)) : this.decide(state, result, started);
   }
 
-  private decide(state: RequestState, result: PipelineResult): Decision {
-    this.bodyAnsweredAt = performance.now();
+  private decide(state: RequestState, result: PipelineResult, started: number): Decision {
+    this.acc.requestDecided(state, started);
     if (result.kind === 'error') return this.reply(result.error);
     const route = state.route;
     if (route?.classification) {
@@ -139,6 +151,7 @@ export class LlmStream implements StreamHandler {
       this.deps.metrics.decisions.inc({ version: c.version, rule: c.rule, tier: c.tier });
     }
     this.outcome = 'routed';
+    this.acc.routed(route?.tier);
     const remove = clientRoutingHeaders(state.headers, state.setHeaders);
     const body = state.newBody ?? state.body;
     const decision: ContinueDecision = {
@@ -176,35 +189,57 @@ export class LlmStream implements StreamHandler {
     return CONTINUE;
   }
 
-  responseHeaders(headers: HeaderMap): Decision {
+  responseHeaders(headers: HeaderMap, endOfStream: boolean): Decision {
     this.status = Number(headers.get(':status') ?? 0) || undefined;
-    const route = this.state?.route;
-    if (!route) return CONTINUE;
-    if (this.bodyAnsweredAt > 0) this.span.setAttribute('tiergate.ttft_ms', performance.now() - this.bodyAnsweredAt);
-    const decision: ContinueDecision = {
-      kind: 'continue',
-      headers: { set: [[H.tier, route.tier.name], [H.modelResolved, route.tier.model]] },
-    };
-    if (this.runtime.config.envoy.allowModeOverride) {
-      // SSE is answered chunk by chunk (STREAMED); a JSON body is small and buffered whole (§10).
-      const sse = (headers.get(H.contentType) ?? '').includes('text/event-stream');
+    if (this.pathKind === 'other') return CONTINUE;
+    const kind = this.acc.responseHeaders(headers, endOfStream);
+    const tier = this.state?.route?.tier ?? this.pathTier;
+    if (this.span.isRecording()) {
+      const ttft = this.acc.ttftMs();
+      if (ttft !== null) this.span.setAttribute('tiergate.ttft_ms', ttft);
+    }
+    const decision: ContinueDecision = tier ? { kind: 'continue', headers: { set: [[H.tier, tier.name], [H.modelResolved, tier.model]] } } : { kind: 'continue' };
+    this.acc.buffered = this.responseBuffered;
+    if (this.runtime.config.envoy.allowModeOverride && !endOfStream) {
+      // SSE is answered chunk by chunk (STREAMED); a JSON body is small and buffered whole, so its answer can
+      // still add headers such as x-usage-total-tokens (§10).
+      const sse = kind === 'sse';
       decision.modeOverride = { responseBodyMode: sse ? 'STREAMED' : 'BUFFERED' };
+      this.acc.buffered = !sse;
       if (sse) decision.headers = { ...decision.headers, remove: [H.contentLength] };
     }
     return decision;
   }
 
-  responseBody(): Decision {
-    return CONTINUE;
+  responseBody(chunk: Buffer, endOfStream: boolean): Decision {
+    if (this.pathKind === 'other') return CONTINUE;
+    const usage = this.acc.responseBody(chunk, endOfStream);
+    return usage ? this.finalAnswer(usage, this.acc.buffered) : CONTINUE;
   }
 
-  responseTrailers(): Decision {
-    return CONTINUE;
+  responseTrailers(trailers: HeaderMap): Decision {
+    if (this.pathKind === 'other') return CONTINUE;
+    return this.finalAnswer(this.acc.responseTrailers(trailers), false);
+  }
+
+  /**
+   * The last response answer carries the usage for Envoy's access log and rate-limit filters (dynamic
+   * metadata, namespace `tiergate`) and, when the body was buffered, the x-usage-total-tokens header.
+   */
+  private finalAnswer(usage: UsageMetadata, buffered: boolean): ContinueDecision {
+    const tier = this.state?.route?.tier ?? this.pathTier;
+    const meta: UsageMetadata = { ...usage, tenant: this.state?.tenant || DEFAULT_TENANT, ...(tier ? { tier: tier.name } : {}) };
+    const decision: ContinueDecision = { kind: 'continue', dynamicMetadata: { [METADATA_NAMESPACE]: meta } };
+    if (buffered && typeof usage.total_tokens === 'number') decision.headers = { set: [[H.usageTotalTokens, String(usage.total_tokens)]] };
+    return decision;
   }
 
   end(reason: StreamEnd): void {
-    const tier = this.state?.route?.tier.name ?? 'none';
-    if (this.pathKind !== 'other') this.deps.metrics.requests.inc({ tier, outcome: this.outcome });
+    const tier = this.state?.route?.tier.name ?? this.pathTier?.name ?? 'none';
+    if (this.pathKind !== 'other') {
+      this.deps.metrics.requests.inc({ tier, outcome: this.outcome });
+      this.deps.settle(this.acc.record(this.state, this.outcome === 'routed', this.traceId()), this.runtime);
+    }
     // Attribute objects are built only for a recording span: with tracing off this runs for nothing.
     if (this.span.isRecording()) {
       this.span.setAttributes({ 'tiergate.tier': tier, 'tiergate.outcome': this.outcome, 'tiergate.stream_end': reason });
@@ -213,8 +248,17 @@ export class LlmStream implements StreamHandler {
     this.span.end();
   }
 
+  /** The W3C trace id the request came with, else our own span's when tracing is on. */
+  private traceId(): string | null {
+    const tp = this.state?.headers.get(H.traceparent);
+    const m = tp ? /^[0-9a-f]{2}-([0-9a-f]{32})-/.exec(tp) : null;
+    if (m) return m[1] as string;
+    return this.span.isRecording() ? this.span.spanContext().traceId : null;
+  }
+
   private reply(err: TiergateError): ReplyDecision {
     this.outcome = 'local_reply';
+    this.acc.rejected(err.entry.status, err.entry.code);
     this.deps.metrics.localReplies.inc({ status: String(err.entry.status), code: err.entry.code });
     this.state?.log.info({ event: 'request.rejected', status: err.entry.status, code: err.entry.code, param: err.param });
     return replyFor(err);
@@ -237,3 +281,6 @@ export function replyFor(err: TiergateError): ReplyDecision {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Envoy's metadata_options.receiving_namespaces must list it (envoy-ext-proc.md §11). */
+export const METADATA_NAMESPACE = 'tiergate';

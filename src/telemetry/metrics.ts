@@ -55,6 +55,52 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['phase', 'rule'] as const,
       registers: [registry],
     }),
+    tokens: new Counter({
+      name: 'tiergate_tokens_total',
+      help: 'Tokens by tier and kind (input, output, cached_input, reasoning), reported or estimated.',
+      labelNames: ['tier', 'kind'] as const,
+      registers: [registry],
+    }),
+    costUsd: new Counter({
+      name: 'tiergate_cost_usd_total',
+      help: 'Cost in USD by tier, from the price table.',
+      labelNames: ['tier'] as const,
+      registers: [registry],
+    }),
+    usageRows: new Counter({
+      name: 'tiergate_usage_total',
+      help: 'Requests by where their usage came from (reported, estimated, none).',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
+    unpriced: new Counter({
+      name: 'tiergate_unpriced_requests_total',
+      help: 'Requests whose model has no price in the price table (their cost_usd is null).',
+      registers: [registry],
+    }),
+    ledgerRows: new Counter({
+      name: 'tiergate_ledger_rows_total',
+      help: 'Ledger rows per sink: written live, spooled to disk while the sink was failing, or replayed from the spool.',
+      labelNames: ['sink', 'result'] as const,
+      registers: [registry],
+    }),
+    ledgerSinkErrors: new Counter({
+      name: 'tiergate_ledger_sink_errors_total',
+      help: 'Failed ledger writes per sink (a "-spool" suffix: the local spool file failed).',
+      labelNames: ['sink'] as const,
+      registers: [registry],
+    }),
+    ledgerBacklog: new Gauge({
+      name: 'tiergate_ledger_backlog_rows',
+      help: 'Ledger rows not yet stored by a sink, in memory (queue) or on disk (spool).',
+      labelNames: ['sink', 'where'] as const,
+      registers: [registry],
+    }),
+    ledgerBuildErrors: new Counter({
+      name: 'tiergate_ledger_build_errors_total',
+      help: 'Ledger rows that could not be built (a bug: the request is logged instead).',
+      registers: [registry],
+    }),
     configReloads: new Counter({
       name: 'tiergate_config_reloads_total',
       help: 'Config reload attempts by result (success, failure).',

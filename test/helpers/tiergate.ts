@@ -1,9 +1,15 @@
 // Boots a real tiergate (gRPC on 127.0.0.1:0) from a config object, with an Envoy-faithful client pool.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createApp, type App } from '../../src/app.js';
 import { compileRuntime } from '../../src/config/runtime.js';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { ExtProcPool, chatRequestHeaders } from '../../src/dev/envoy-client.js';
+import { MemorySink } from '../../src/ledger/memory-sink.js';
+import { loadTokenizer } from '../../src/llm/tokenizer.js';
+import type { LedgerRow } from '../../src/ledger/row.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 
 export interface TestTiergate {
@@ -12,6 +18,10 @@ export interface TestTiergate {
   target: string;
   pool: ExtProcPool;
   logs: string[];
+  /** Where this instance's ledger rows go (unless the config names its own sinks and `ownSinks` is set). */
+  ledger: MemorySink;
+  /** Every row recorded so far, once the ledger has delivered them. */
+  rows(): Promise<LedgerRow[]>;
   stop(): Promise<void>;
 }
 
@@ -33,9 +43,20 @@ export function captureLogger(level = 'debug') {
   return { log: createLogger(level, sink), logs };
 }
 
-export async function startTiergate(input: ConfigInput = {}, env: NodeJS.ProcessEnv = {}): Promise<TestTiergate> {
+/** A spool directory of its own, so nothing is written into the working tree. */
+export function withTempSpool(input: ConfigInput): ConfigInput {
+  return { ...input, ledger: { spoolDir: mkdtempSync(join(tmpdir(), 'tiergate-spool-')), ...input.ledger } };
+}
+
+export async function startTiergate(
+  input: ConfigInput = {},
+  env: NodeJS.ProcessEnv = {},
+  opts: { ownSinks?: boolean } = {},
+): Promise<TestTiergate> {
   const { log, logs } = captureLogger();
-  const app = createApp(runtimeFor(input, env), log);
+  await loadTokenizer(); // as serve() does before listening
+  const ledger = new MemorySink();
+  const app = createApp(runtimeFor(withTempSpool(input), env), log, opts.ownSinks ? {} : { ledgerSinks: [ledger] });
   const port = await app.extproc.listen('127.0.0.1:0');
   app.markServing();
   const target = `127.0.0.1:${port}`;
@@ -46,6 +67,11 @@ export async function startTiergate(input: ConfigInput = {}, env: NodeJS.Process
     target,
     pool,
     logs,
+    ledger,
+    async rows() {
+      await app.ledger.flush();
+      return ledger.rows<LedgerRow>();
+    },
     async stop() {
       pool.close();
       await app.shutdown(1000);

@@ -7,8 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+// From the repository, where `--import tsx` resolves (the test process itself runs in a temp directory).
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-  spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
+  spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
 
 function file(text: string): string {
   const f = join(mkdtempSync(join(tmpdir(), 'tiergate-cli-')), 'c.yaml');
@@ -56,6 +58,7 @@ describe('tiergate serve', () => {
   it('starts on embedded defaults, and on SIGTERM drains, logs server.stopped and exits 0', async () => {
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+      cwd: ROOT,
       env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

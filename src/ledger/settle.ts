@@ -1,0 +1,41 @@
+// The settle step: after a stream's last answer, its record becomes a ledger row (estimating usage when none
+// was reported), usage and cost metrics are counted, and the row goes to the ledger. Never throws.
+import type { Runtime } from '../config/runtime.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { buildRow, type RequestRecord } from './build-row.js';
+import type { Ledger } from './ledger.js';
+import type { LedgerRow } from './row.js';
+
+/** Unknown models are logged once each (up to this many), then only counted. */
+const MAX_UNPRICED_LOGGED = 100;
+
+export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger): (record: RequestRecord, runtime: Runtime) => void {
+  const unpricedLogged = new Set<string>();
+  return (record, runtime) => {
+    const row = buildRow(record, runtime.prices).then(({ row, unpriced }) => {
+      count(metrics, row);
+      if (unpriced) {
+        metrics.unpriced.inc();
+        const model = row.model_resolved ?? '(none)';
+        if (!unpricedLogged.has(model) && unpricedLogged.size < MAX_UNPRICED_LOGGED) {
+          unpricedLogged.add(model);
+          log.warn({ event: 'ledger.unpriced_model', model, price_table_version: runtime.prices.version });
+        }
+      }
+      return row;
+    });
+    ledger.record(row);
+  };
+}
+
+function count(m: Metrics, row: LedgerRow): void {
+  m.usageRows.inc({ source: row.usage_source });
+  const tier = row.tier ?? 'none';
+  const u = row.usage;
+  if (u.input_tokens) m.tokens.inc({ tier, kind: 'input' }, u.input_tokens);
+  if (u.output_tokens) m.tokens.inc({ tier, kind: 'output' }, u.output_tokens);
+  if (u.cached_input_tokens) m.tokens.inc({ tier, kind: 'cached_input' }, u.cached_input_tokens);
+  if (u.reasoning_tokens) m.tokens.inc({ tier, kind: 'reasoning' }, u.reasoning_tokens);
+  if (row.cost_usd?.total) m.costUsd.inc({ tier }, row.cost_usd.total);
+}

@@ -1,0 +1,189 @@
+// What one request costs: follows the response phases (status, TTFT, body kind, usage) and, when the stream
+// is over, hands a plain RequestRecord to the settle step. Everything here is cheap and synchronous; the row
+// itself (estimates, cost, sinks) is built after the last answer.
+import { createHash, createHmac } from 'node:crypto';
+import type { Runtime, TierRuntime } from '../config/runtime.js';
+import type { RequestRecord } from '../ledger/build-row.js';
+import type { LlmRequest } from '../llm/parse-request.js';
+import { messageText } from '../classify/prompt-text.js';
+import type { PromptForCount } from '../usage/estimate.js';
+import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../usage/response-usage.js';
+import { readUsage, type Usage } from '../usage/usage.js';
+import type { HeaderMap } from '../extproc/types.js';
+import type { RequestState } from './request-state.js';
+
+/** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
+export type UsageMetadata = Record<string, string | number | boolean>;
+
+export class ResponseAccounting {
+  private readonly startedAt = Date.now();
+  private readonly startPerf = performance.now();
+  private bodyAnsweredAt = 0;
+  private gatewayMs = 0;
+  private responseHeadersAt = 0;
+  private responseEndedAt = 0;
+  private httpStatus: number | null = null;
+  private collector: ResponseUsageCollector | undefined;
+  private facts: ResponseFacts | undefined;
+  private trailerUsage: Usage | undefined;
+  private localReply: { status: number; code: string } | undefined;
+  private request:
+    | { model: string | null; stream: boolean; chat: boolean; messages: LlmRequest['messages']; extra: unknown; user: unknown }
+    | undefined;
+  private routedTier: TierRuntime | undefined;
+  /** The response body arrives BUFFERED (whole), so header changes in the body answer still apply. */
+  buffered = false;
+
+  constructor(private readonly runtime: Runtime) {}
+
+  /** Keeps what the row needs from the request before the request data is released. */
+  requestDecided(state: RequestState, bodyStartedAt: number): void {
+    this.bodyAnsweredAt = performance.now();
+    this.gatewayMs = this.bodyAnsweredAt - bodyStartedAt;
+    const llm = state.llm;
+    if (!llm) return;
+    const json = llm.json;
+    this.request = {
+      model: llm.model ?? null,
+      stream: llm.stream,
+      chat: llm.endpoint === 'chat',
+      // References, not copies: counted only if the response reports no usage.
+      messages: llm.messages,
+      extra: json.tools ?? json.functions,
+      user: json.user,
+    };
+  }
+
+  rejected(status: number, code: string): void {
+    this.bodyAnsweredAt ||= performance.now();
+    this.localReply = { status, code };
+  }
+
+  responseHeaders(headers: HeaderMap, endOfStream: boolean): 'json' | 'sse' | 'other' {
+    this.responseHeadersAt = performance.now();
+    this.httpStatus = Number(headers.get(':status') ?? 0) || null;
+    const kind = bodyKindOf(headers.get('content-type'));
+    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind);
+    if (endOfStream) this.endResponse();
+    return kind;
+  }
+
+  /** Returns the final answer's metadata when this chunk ends the response. */
+  responseBody(chunk: Buffer, endOfStream: boolean): UsageMetadata | undefined {
+    this.collector?.push(chunk);
+    if (!endOfStream) return undefined;
+    this.endResponse();
+    return this.metadata();
+  }
+
+  responseTrailers(trailers: HeaderMap): UsageMetadata {
+    const name = this.runtime.config.usage.trailer;
+    const value = name ? trailers.get(name) : undefined;
+    if (value) {
+      try {
+        this.trailerUsage = readUsage(JSON.parse(value));
+      } catch {
+        // A malformed trailer is ignored: the body's usage (or an estimate) still counts.
+      }
+    }
+    this.endResponse();
+    return this.metadata();
+  }
+
+  ttftMs(): number | null {
+    return this.responseHeadersAt > 0 && this.bodyAnsweredAt > 0 ? this.responseHeadersAt - this.bodyAnsweredAt : null;
+  }
+
+  /** Usage the upstream reported, once the response is over. */
+  reportedUsage(): Usage | undefined {
+    return this.trailerUsage ?? this.facts?.usage;
+  }
+
+  private endResponse(): void {
+    this.responseEndedAt = performance.now();
+    this.facts = this.collector?.finish();
+  }
+
+  /** Reported numbers only: an estimate needs the tokenizer, which never runs on the answer path. */
+  private metadata(): UsageMetadata {
+    const usage = this.reportedUsage();
+    if (!usage) return { usage_source: 'none_reported' };
+    const model = this.facts?.model;
+    const cost = this.runtime.prices.cost(usage, model, this.routedTier?.model);
+    return {
+      input_tokens: usage.inputTokens,
+      output_tokens: usage.outputTokens,
+      total_tokens: usage.totalTokens,
+      cached_input_tokens: usage.cachedInputTokens,
+      reasoning_tokens: usage.reasoningTokens,
+      usage_source: 'reported',
+      ...(cost ? { cost_usd: cost.total } : {}),
+      ...(model ? { model } : {}),
+    };
+  }
+
+  /** For paths routed without a pipeline run (a fixed tier per path). */
+  routed(tier: TierRuntime | undefined): void {
+    this.routedTier = tier;
+  }
+
+  /** The stream is over: everything the ledger row needs, as plain values. */
+  record(state: RequestState | undefined, upstreamCalled: boolean, traceId: string | null): RequestRecord {
+    const now = performance.now();
+    const route = state?.route;
+    const tier = route?.tier ?? this.routedTier;
+    const ledger = this.runtime.config.ledger;
+    const c = route?.classification;
+    const answered = this.facts?.model;
+    return {
+      requestId: state?.requestId ?? '',
+      startedAt: this.startedAt,
+      traceId,
+      tenant: state?.tenant || 'default',
+      featureId: state?.headers.get(ledger.featureHeader) ?? null,
+      userIdHash: this.userIdHash(state?.headers.get(ledger.userHeader) ?? this.request?.user),
+      rateLimitTier: null,
+      modelAlias: this.request?.model ?? null,
+      path: state?.path ?? '',
+      stream: this.request?.stream ?? false,
+      tier: tier?.name ?? null,
+      routedModel: tier?.model ?? null,
+      provider: tier?.provider ?? null,
+      classifierVersion: c?.version ?? (route ? route.source : null),
+      classifierRule: c?.rule ?? null,
+      classifierReason: c?.reason ?? null,
+      upstreamCalled,
+      localReply: this.localReply,
+      httpStatus: this.httpStatus,
+      responseEnded: this.responseEndedAt > 0,
+      facts: this.facts ?? this.collector?.finish(),
+      trailerUsage: this.trailerUsage,
+      prompt: this.promptForCount(),
+      fallbackUsed: answered !== undefined && tier !== undefined && this.tierOfModel(answered) !== undefined && this.tierOfModel(answered) !== tier.name,
+      timings: {
+        gatewayMs: this.gatewayMs,
+        ttftMs: this.ttftMs(),
+        providerMs: this.responseEndedAt > 0 && this.bodyAnsweredAt > 0 ? this.responseEndedAt - this.bodyAnsweredAt : null,
+        totalMs: now - this.startPerf,
+      },
+    };
+  }
+
+  /** The tier whose model answered: exact, or a dated snapshot of it (gpt-4o-mini → gpt-4o-mini-2024-07-18). */
+  private tierOfModel(model: string): string | undefined {
+    for (const t of this.runtime.tiers.values()) if (model === t.model || model.startsWith(`${t.model}-`)) return t.name;
+    return undefined;
+  }
+
+  private promptForCount(): PromptForCount | undefined {
+    const r = this.request;
+    if (!r) return undefined;
+    return { texts: r.messages.map(messageText), extra: r.extra === undefined ? '' : JSON.stringify(r.extra), chat: r.chat };
+  }
+
+  private userIdHash(user: unknown): string | null {
+    if (typeof user !== 'string' || user.length === 0) return null;
+    const key = this.runtime.config.ledger.userHashKey;
+    return (key ? createHmac('sha256', key) : createHash('sha256')).update(user).digest('hex');
+  }
+}

@@ -1,0 +1,70 @@
+// A private redis-server per test file on a free port, so runs never collide; stoppable and restartable on the
+// same port to simulate an outage.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export class RedisServer {
+  private proc: ChildProcess | undefined;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'tiergate-redis-'));
+  constructor(readonly port: number) {}
+
+  static async start(): Promise<RedisServer> {
+    const s = new RedisServer(await freePort());
+    await s.up();
+    return s;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async up(): Promise<void> {
+    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir], {
+      stdio: 'ignore',
+    });
+    const client = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => undefined);
+    for (let i = 0; i < 100; i++) {
+      try {
+        await client.connect();
+        await client.ping();
+        client.disconnect();
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    throw new Error('redis-server did not start');
+  }
+
+  /** An outage: the server saves its data to disk (so a restart has it back, as a real one would) and exits. */
+  async down(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+    const c = new Redis(this.url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+    c.on('error', () => undefined);
+    await c.call('SHUTDOWN', 'SAVE').catch(() => undefined);
+    c.disconnect();
+    await exited;
+  }
+
+  client(): Redis {
+    return new Redis(this.url);
+  }
+}
