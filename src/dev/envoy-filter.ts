@@ -19,6 +19,8 @@ export interface FilterConfig {
   /** Envoy 1.34+ attaches protocol_config to the first message. */
   sendProtocolConfig: boolean;
   observabilityMode: boolean;
+  /** metadata_options.receiving_namespaces.untyped: dynamic metadata under other namespaces is dropped (§11). */
+  receivingNamespaces: readonly string[];
 }
 
 /** What tiergate's docs recommend (envoy/envoy.yaml): request BUFFERED, response STREAMED. */
@@ -36,6 +38,7 @@ export const RECOMMENDED_FILTER: FilterConfig = {
   failureModeAllow: false,
   sendProtocolConfig: true,
   observabilityMode: false,
+  receivingNamespaces: ['tiergate'],
 };
 
 export type Headers = Array<[string, string]>;

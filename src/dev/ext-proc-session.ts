@@ -1,7 +1,7 @@
 // One HTTP request's ext_proc side stream, driven message for message as Envoy's filter drives it.
 import * as grpc from '@grpc/grpc-js';
 import { httpStatusNumber } from '../extproc/protos.js';
-import type { RequestKind, WireCommonResponse, WireProcessingMode, WireProcessingRequest, WireProcessingResponse } from '../extproc/wire.js';
+import type { RequestKind, WireCommonResponse, WireProcessingMode, WireProcessingRequest, WireProcessingResponse, WireStruct } from '../extproc/wire.js';
 import type { Counters, FilterConfig, Headers, Outcome, ProcessingMode } from './envoy-filter.js';
 import { applyHeaderMutation, getHeader, removeHeader } from './envoy-mutations.js';
 
@@ -19,6 +19,8 @@ interface Pending {
 export class ExtProcSession {
   readonly requestHeaders: Headers = [];
   readonly responseHeaders: Headers = [];
+  /** The stream's dynamic metadata as Envoy stores it: namespace → flat values (%DYNAMIC_METADATA(ns:key)%). */
+  readonly dynamicMetadata: Record<string, Record<string, string | number | boolean | null>> = {};
   mode: ProcessingMode;
   private readonly pending: Pending[] = [];
   private first = true;
@@ -203,6 +205,7 @@ export class ExtProcSession {
   }
 
   private apply(p: Pending, msg: WireProcessingResponse): Outcome {
+    if (msg.dynamic_metadata && (msg.response === 'immediate_response' || msg.response === p.kind)) this.storeMetadata(msg.dynamic_metadata);
     if (msg.response === 'immediate_response' && msg.immediate_response) {
       const ir = msg.immediate_response;
       const headers: Headers = [];
@@ -255,6 +258,18 @@ export class ExtProcSession {
     // clear_route_cache counts only with a header_mutation in the same answer, only on the request path (§6).
     const clearedRouteCache = isRequest && common.clear_route_cache === true && common.header_mutation !== undefined && headersApply;
     return { kind: 'continue', ...(body !== undefined ? { body } : {}), clearedRouteCache };
+  }
+
+  /**
+   * Envoy keeps a top-level key only if it is a listed receiving namespace and its value is a Struct; values
+   * are read from the camelCase Struct fields, so a snake_case `struct_value` arrives as nothing (§11, §16).
+   */
+  private storeMetadata(md: WireStruct): void {
+    for (const [ns, v] of Object.entries(md.fields ?? {})) {
+      if (!this.filter.receivingNamespaces.includes(ns) || !v.structValue) continue;
+      const target = (this.dynamicMetadata[ns] ??= {});
+      for (const [k, x] of Object.entries(v.structValue.fields ?? {})) target[k] = x.stringValue ?? x.numberValue ?? x.boolValue ?? null;
+    }
   }
 
   /** Invalid mutations are always a 500, whatever failure_mode_allow says (§2.5, §4). */

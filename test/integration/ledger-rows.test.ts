@@ -1,0 +1,244 @@
+// One ledger row per request, for every way a request can end, driven through the Envoy-faithful client.
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type ExtProcSession, type FilterConfig } from '../../src/dev/envoy-client.js';
+import type { LedgerRow } from '../../src/ledger/row.js';
+import { countTokens } from '../../src/llm/tokenizer.js';
+import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+
+let tg: TestTiergate;
+let tgOverride: TestTiergate;
+beforeAll(async () => {
+  const config = { usage: { trailer: 'x-usage' }, ledger: { userHashKey: undefined } };
+  tg = await startTiergate(config);
+  tgOverride = await startTiergate({ ...config, envoy: { allowModeOverride: true } });
+});
+afterAll(async () => {
+  await tg.stop();
+  await tgOverride.stop();
+});
+
+const ALLOW_OVERRIDE: FilterConfig = { ...RECOMMENDED_FILTER, allowModeOverride: true };
+const USAGE = { prompt_tokens: 1000, completion_tokens: 500, total_tokens: 1500 };
+const chatJson = (model: string, usage: unknown = USAGE) =>
+  jsonBody({ id: 'c1', object: 'chat.completion', model, choices: [{ index: 0, message: { role: 'assistant', content: 'Hello there' }, finish_reason: 'stop' }], usage });
+const sseChunk = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
+const delta = (content: string, model = 'weak-model') => sseChunk({ object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content }, finish_reason: null }] });
+
+/** Sends a short "auto" chat request (routed weak) and returns the open session. */
+async function routed(t: TestTiergate, opts: { filter?: FilterConfig; headers?: Array<[string, string]>; body?: Record<string, unknown> } = {}): Promise<ExtProcSession> {
+  const s = t.pool.open(opts.filter);
+  await s.sendRequestHeaders(chatRequestHeaders(opts.headers ?? []), false);
+  const o = await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }], ...opts.body }));
+  expect(o.kind).toBe('continue');
+  return s;
+}
+
+async function rowFor(t: TestTiergate, requestId: string): Promise<LedgerRow> {
+  let row: LedgerRow | undefined;
+  await expect.poll(async () => (row = (await t.rows()).find((r) => r.request_id === requestId))).toBeDefined();
+  return row as LedgerRow;
+}
+
+describe('ledger rows for every ending', () => {
+  it('buffered JSON success: reported usage, cost from the price table, x-usage-total-tokens and dynamic metadata', async () => {
+    const s = await routed(tgOverride, { filter: ALLOW_OVERRIDE, headers: [['x-request-id', 'json-ok'], ['x-feature-id', 'search']] });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    expect(s.mode.responseBodyMode).toBe('BUFFERED'); // asked for by tiergate (§10)
+    const body = chatJson('weak-model');
+    const o = await s.sendResponseBody(body, true);
+    expect(o.kind).toBe('continue');
+    expect(getHeader(s.responseHeaders, 'x-usage-total-tokens')).toBe('1500');
+    // weak-model: $0.10 / $0.40 per million → 1000 × 0.1e-6 + 500 × 0.4e-6
+    expect(s.dynamicMetadata.tiergate).toMatchObject({ input_tokens: 1000, output_tokens: 500, total_tokens: 1500, cost_usd: 0.0003, tier: 'weak', tenant: 'default' });
+    s.close();
+    const row = await rowFor(tgOverride, 'json-ok');
+    expect(row).toMatchObject({
+      schema_version: 1,
+      status: 'success',
+      http_status: 200,
+      tier: 'weak',
+      model_alias: 'auto',
+      model_resolved: 'weak-model',
+      feature_id: 'search',
+      classifier_version: 'v7',
+      usage: { input_tokens: 1000, output_tokens: 500, total_tokens: 1500, cached_input_tokens: 0, reasoning_tokens: 0 },
+      usage_source: 'reported',
+      cost_usd: { input: 0.0001, output: 0.0002, total: 0.0003, price_table_version: 'embedded-defaults' },
+      cache_hit: false,
+      error_code: null,
+      fallback_used: false,
+    });
+    expect(row.latency_ms.ttft).toBeGreaterThanOrEqual(0);
+    expect(row.latency_ms.total).toBeGreaterThanOrEqual(row.latency_ms.provider ?? 0);
+  });
+
+  it('streamed SSE with a usage chunk, cut mid-line: reported usage on the last chunk, cached input priced lower', async () => {
+    const s = await routed(tg, { headers: [['x-request-id', 'sse-ok']], body: { model: 'strong-model', stream: true } });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    const usage = { prompt_tokens: 2000, completion_tokens: 100, total_tokens: 2100, prompt_tokens_details: { cached_tokens: 1000 } };
+    const text = delta('Hel', 'strong-model') + delta('lo', 'strong-model') + sseChunk({ object: 'chat.completion.chunk', model: 'strong-model', choices: [], usage }) + 'data: [DONE]\n\n';
+    const bytes = Buffer.from(text);
+    const cuts = [7, 60, bytes.length - 20];
+    let prev = 0;
+    for (const c of cuts) {
+      await s.sendResponseBody(bytes.subarray(prev, c), false);
+      prev = c;
+    }
+    expect(s.dynamicMetadata.tiergate).toBeUndefined(); // only the final answer carries it
+    await s.sendResponseBody(bytes.subarray(prev), true);
+    // strong-model: input $2.50, cached $1.25, output $10 per million.
+    const cost = (1000 * 2.5 + 1000 * 1.25 + 100 * 10) / 1e6;
+    expect(s.dynamicMetadata.tiergate).toMatchObject({ total_tokens: 2100, cached_input_tokens: 1000, cost_usd: cost });
+    expect(getHeader(s.responseHeaders, 'x-usage-total-tokens')).toBeUndefined(); // headers were already sent
+    s.close();
+    const row = await rowFor(tg, 'sse-ok');
+    expect(row).toMatchObject({ status: 'success', stream: true, tier: 'strong', usage_source: 'reported', usage: { cached_input_tokens: 1000 } });
+    expect(row.cost_usd?.total).toBe(cost);
+    expect(row.classifier_version).toBe('alias');
+  });
+
+  it('SSE without usage: counted with the tokenizer and marked estimated', async () => {
+    const s = await routed(tg, { headers: [['x-request-id', 'sse-nousage']], body: { stream: true } });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    await s.sendResponseBody(Buffer.from(delta('The answer is forty-two.') + delta(' Anything else?')), false);
+    await s.sendResponseBody(Buffer.from('data: [DONE]\n\n'), true);
+    expect(s.dynamicMetadata.tiergate).toMatchObject({ usage_source: 'none_reported' });
+    s.close();
+    const row = await rowFor(tg, 'sse-nousage');
+    expect(row.usage_source).toBe('estimated');
+    expect(row.status).toBe('success');
+    expect(row.usage.output_tokens).toBe(await countTokens('The answer is forty-two. Anything else?'));
+    // One message: its text, plus 3 per message and 3 to prime the reply.
+    expect(row.usage.input_tokens).toBe((await countTokens('Say hi')) + 6);
+    expect(row.cost_usd?.total).toBeGreaterThan(0);
+  });
+
+  it('usage from a configured response trailer wins over the body', async () => {
+    const filter: FilterConfig = { ...RECOMMENDED_FILTER, processingMode: { ...RECOMMENDED_FILTER.processingMode, responseTrailerMode: 'SEND' } };
+    const s = await routed(tg, { filter, headers: [['x-request-id', 'trailer']], body: { stream: true } });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    await s.sendResponseBody(Buffer.from(delta('Hi') + 'data: [DONE]\n\n'), false);
+    await s.sendResponseTrailers([['x-usage', JSON.stringify({ prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 })]]);
+    expect(s.dynamicMetadata.tiergate).toMatchObject({ total_tokens: 10 });
+    s.close();
+    expect((await rowFor(tg, 'trailer')).usage).toMatchObject({ input_tokens: 7, output_tokens: 3, total_tokens: 10 });
+  });
+
+  it('upstream error: status upstream_error, the error code from the body, nothing billed', async () => {
+    const s = await routed(tg, { headers: [['x-request-id', 'upstream-500']] });
+    await s.sendResponseHeaders([[':status', '503'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody({ error: { message: 'overloaded', type: 'server_error', code: 'overloaded' } }), true);
+    s.close();
+    const row = await rowFor(tg, 'upstream-500');
+    expect(row).toMatchObject({ status: 'upstream_error', http_status: 503, error_code: 'overloaded', usage_source: 'none' });
+    expect(row.cost_usd?.total).toBe(0);
+  });
+
+  it('an error event mid-stream after a 200 is an upstream error, with the text so far estimated', async () => {
+    const s = await routed(tg, { headers: [['x-request-id', 'sse-error']], body: { stream: true } });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    await s.sendResponseBody(Buffer.from(delta('Partial answer') + sseChunk({ error: { message: 'boom', type: 'server_error', code: null } })), true);
+    s.close();
+    const row = await rowFor(tg, 'sse-error');
+    expect(row).toMatchObject({ status: 'upstream_error', error_code: 'server_error', usage_source: 'estimated' });
+    expect(row.usage.output_tokens).toBe(await countTokens('Partial answer'));
+  });
+
+  it('local replies: 400 and 413 rows carry their code and no tier', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'bad-json']]), false);
+    expect((await s.sendRequestBody(Buffer.from('{not json'))).kind).toBe('immediate');
+    s.close();
+    expect(await rowFor(tg, 'bad-json')).toMatchObject({ status: 'rejected', http_status: 400, error_code: 'invalid_json', tier: null, usage_source: 'none' });
+
+    const small = await startTiergate({ limits: { maxRequestBodyBytes: 100 } });
+    try {
+      const t = small.pool.open();
+      await t.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'too-big']]), false);
+      await t.sendRequestBody(jsonBody({ messages: [{ role: 'user', content: 'x'.repeat(500) }] }));
+      t.close();
+      expect(await rowFor(small, 'too-big')).toMatchObject({ status: 'rejected', http_status: 413, error_code: 'request_too_large' });
+    } finally {
+      await small.stop();
+    }
+  });
+
+  it('client gone mid-stream: status cancelled, the text streamed so far estimated', async () => {
+    const s = await routed(tg, { headers: [['x-request-id', 'cancelled']], body: { stream: true } });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    await s.sendResponseBody(Buffer.from(delta('Once upon a time')), false);
+    s.cancel(); // the downstream connection died: Envoy resets the side stream
+    const row = await rowFor(tg, 'cancelled');
+    expect(row).toMatchObject({ status: 'cancelled', usage_source: 'estimated', http_status: 200 });
+    expect(row.usage.output_tokens).toBe(await countTokens('Once upon a time'));
+  });
+
+  it('cancelled before any response: the prompt is estimated, nothing generated', async () => {
+    const s = await routed(tg, { headers: [['x-request-id', 'cancel-early']] });
+    s.close();
+    const row = await rowFor(tg, 'cancel-early');
+    expect(row).toMatchObject({ status: 'cancelled', http_status: null, usage_source: 'estimated', usage: { output_tokens: 0 } });
+    expect(row.latency_ms.ttft).toBeNull();
+  });
+
+  it('request ids: x-request-id is the idempotency key, generated when absent; event ids are unique', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'no id' }] }));
+    s.close();
+    await expect.poll(async () => (await tg.rows()).some((r) => /^[0-9a-f-]{36}$/.test(r.request_id))).toBe(true);
+    const rows = await tg.rows();
+    expect(new Set(rows.map((r) => r.event_id)).size).toBe(rows.length);
+  });
+
+  it('an unknown model has cost null and is counted, never a crash', async () => {
+    const t = await startTiergate({ tiers: { weak: { model: 'mystery-7b' }, strong: { model: 'strong-model' } } });
+    try {
+      const s = await routed(t, { headers: [['x-request-id', 'unpriced']] });
+      await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await s.sendResponseBody(chatJson('mystery-7b'), true);
+      expect(s.dynamicMetadata.tiergate?.cost_usd).toBeUndefined();
+      s.close();
+      expect((await rowFor(t, 'unpriced')).cost_usd).toBeNull();
+      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total')).toBe(1);
+      expect(t.logs.join('')).toContain('ledger.unpriced_model');
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('a dated snapshot is priced as its model; another tier answering marks fallback_used', async () => {
+    const s = await routed(tg, { headers: [['x-request-id', 'fallback']] });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(chatJson('strong-model-2026-01-01'), true);
+    s.close();
+    const row = await rowFor(tg, 'fallback');
+    expect(row).toMatchObject({ tier: 'weak', model_resolved: 'strong-model-2026-01-01', fallback_used: true });
+    expect(row.cost_usd?.total).toBe((1000 * 2.5 + 500 * 10) / 1e6);
+  });
+
+  it('embeddings (routed without classification) get a row with their usage', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'emb']]).map(([k, v]) => [k, k === ':path' ? '/v1/embeddings' : v]), false);
+    await s.sendRequestBody(jsonBody({ model: 'text-embedding-3-small', input: 'hello' }));
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody({ object: 'list', data: [], model: 'text-embedding-3-small', usage: { prompt_tokens: 7, total_tokens: 7 } }), true);
+    s.close();
+    expect(await rowFor(tg, 'emb')).toMatchObject({ path: '/v1/embeddings', status: 'success', usage: { input_tokens: 7, total_tokens: 7 }, cost_usd: null });
+  });
+
+  it('the end user is stored only as a hash', async () => {
+    const s = await routed(tg, { headers: [['x-request-id', 'user']], body: { user: 'alice@example.com' } });
+    s.close();
+    const row = await rowFor(tg, 'user');
+    expect(row.user_id_hash).toBe(createHash('sha256').update('alice@example.com').digest('hex'));
+    expect(JSON.stringify(row)).not.toContain('alice');
+  });
+
+  it('counts tokens and cost in metrics', async () => {
+    expect(await metricValue(tg.app, 'tiergate_tokens_total', { tier: 'strong', kind: 'cached_input' })).toBeGreaterThanOrEqual(1000);
+    expect(await metricValue(tg.app, 'tiergate_usage_total', { source: 'estimated' })).toBeGreaterThan(0);
+    expect(await metricValue(tg.app, 'tiergate_ledger_rows_total', { sink: 'memory', result: 'written' })).toBeGreaterThan(0);
+  });
+});
