@@ -30,6 +30,8 @@ redis.call('SET', KEYS[2], mark, 'EX', ARGV[2])
 return added
 `;
 
+const CONNECT_WAIT_MS = 1000;
+
 type AppendClient = Redis & { tiergateLedgerAppend(...args: Array<string | number>): Promise<number> };
 
 export class RedisStreamSink implements LedgerSink {
@@ -54,7 +56,24 @@ export class RedisStreamSink implements LedgerSink {
     return `${this.opts.stream}:mark:${writer}`;
   }
 
+  /** While (re)connecting, wait briefly for the connection rather than fail a batch that would then be spooled. */
+  private ready(): Promise<void> {
+    if (this.redis.status === 'ready') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onReady = () => done();
+      const timer = setTimeout(() => done(new Error(`redis ledger sink: not connected (${this.redis.status})`)), CONNECT_WAIT_MS);
+      this.redis.once('ready', onReady);
+    });
+  }
+
   async write(entries: readonly LedgerEntry[]): Promise<void> {
+    await this.ready();
     const byWriter = new Map<string, LedgerEntry[]>();
     for (const e of entries) {
       const list = byWriter.get(e.writer);

@@ -1,0 +1,56 @@
+// Reading the ledger back (rollups, tests): JSON Lines files, or the Redis stream. Rows stream one at a time;
+// a day's ledger never has to fit in memory.
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Redis } from 'ioredis';
+import { ledgerFileName } from './file-sink.js';
+import type { LedgerRow } from './row.js';
+
+/** A file, or a directory holding ledger-YYYY-MM-DD.jsonl files (then only `day`'s file is read). */
+export function ledgerFilesFor(path: string, day: string | undefined): string[] {
+  if (!statSync(path).isDirectory()) return [path];
+  if (!day) throw new Error(`${path} is a directory: name a --day to read its ledger-YYYY-MM-DD.jsonl`);
+  const f = join(path, ledgerFileName(day));
+  return existsSync(f) ? [f] : [];
+}
+
+export async function* rowsFromFiles(files: readonly string[]): AsyncGenerator<LedgerRow> {
+  for (const file of files) {
+    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    let n = 0;
+    for await (const line of lines) {
+      n++;
+      if (line.trim() === '') continue;
+      try {
+        yield JSON.parse(line) as LedgerRow;
+      } catch {
+        throw new Error(`${file}:${n}: not a JSON ledger row`);
+      }
+    }
+  }
+}
+
+/** Entries of the stream, oldest first, in pages; only rows whose timestamp falls on `day` when given. */
+export async function* rowsFromRedis(url: string, stream: string, day?: string): AsyncGenerator<LedgerRow> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  await redis.connect();
+  try {
+    // Stream ids start with the insertion time in ms: a day's rows were inserted from that day on (rows
+    // replayed after an outage later still), so the scan starts at the day and filters on the row's timestamp.
+    let start = day ? String(Date.parse(`${day}T00:00:00Z`)) : '-';
+    for (;;) {
+      const page = await redis.xrange(stream, start, '+', 'COUNT', 1000);
+      if (page.length === 0) return;
+      for (const [, fields] of page) {
+        const i = fields.indexOf('row');
+        if (i === -1) continue;
+        const row = JSON.parse(fields[i + 1] as string) as LedgerRow;
+        if (!day || row.timestamp.startsWith(day)) yield row;
+      }
+      start = `(${(page[page.length - 1] as [string, string[]])[0]}`;
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
