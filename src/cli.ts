@@ -7,12 +7,15 @@ import { devBanner, startDevStack } from './dev/dev-stack.js';
 import { createMockBackend } from './dev/mock-backend.js';
 import { listenOn } from './admin-server.js';
 import { ConfigError, serve } from './main.js';
+import { ledgerFilesFor, rowsFromFiles, rowsFromRedis } from './ledger/read.js';
+import { formatRollup, rollup } from './ledger/rollup.js';
 
 const USAGE = `usage:
   tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
   tiergate dev [--config FILE] [--port 8080]
   tiergate config check FILE
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
+  tiergate ledger rollup --day YYYY-MM-DD (--file FILE|DIR | --redis URL [--stream KEY]) [--weak-tier NAME] [--json]
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -45,6 +48,11 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`mock backend ${values.name} listening on ${port}\n`);
       return -1;
     }
+    case 'ledger': {
+      const [sub, ...args] = rest;
+      if (sub !== 'rollup') break;
+      return ledgerRollup(args);
+    }
     case '--help':
     case '-h':
     case 'help':
@@ -70,6 +78,26 @@ async function configCheck(file: string): Promise<number> {
     return 1;
   }
   process.stdout.write(`${file}: ok (version ${compiled.runtime.version}, classifier ${compiled.runtime.classifierVersion})\n`);
+  return 0;
+}
+
+async function ledgerRollup(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { day: { type: 'string' }, file: { type: 'string' }, redis: { type: 'string' }, stream: { type: 'string' }, 'weak-tier': { type: 'string' }, json: { type: 'boolean' } },
+  });
+  const day = values.day;
+  if (day !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(day)) {
+    process.stderr.write(`--day must be YYYY-MM-DD, got ${day}\n`);
+    return 2;
+  }
+  if (Boolean(values.file) === Boolean(values.redis)) {
+    process.stderr.write(`name one source: --file FILE|DIR or --redis URL\n${USAGE}`);
+    return 2;
+  }
+  const rows = values.file ? rowsFromFiles(ledgerFilesFor(values.file, day)) : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day);
+  const result = await rollup(rows, { day, weakTier: values['weak-tier'] });
+  process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : formatRollup(result));
   return 0;
 }
 

@@ -1,0 +1,93 @@
+// `tiergate ledger rollup` against a hand-worked example, from a JSONL file and from the Redis stream.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LedgerRow } from '../../src/ledger/row.js';
+import { sampleRow } from '../helpers/ledger-rows.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+
+const usage = (i: number, o: number) => ({ input_tokens: i, output_tokens: o, total_tokens: i + o, cached_input_tokens: 0, reasoning_tokens: 0 });
+const cost = (total: number) => ({ input: 0, output: total, total, price_table_version: 't' });
+const lat = (total: number) => ({ gateway: 0.1, cache_lookup: null, provider: null, total, ttft: null });
+const day = (r: Partial<LedgerRow>) => sampleRow({ timestamp: '2026-11-22T09:00:00.000Z', ...r });
+
+// The example, worked by hand below.
+const ROWS: LedgerRow[] = [
+  day({ request_id: 'a', tenant_id: 'acme', feature_id: 'search', tier: 'weak', usage: usage(1000, 200), cost_usd: cost(0.00018), latency_ms: lat(100) }),
+  day({ request_id: 'b', tenant_id: 'acme', feature_id: 'search', tier: 'strong', usage: usage(2000, 500), cost_usd: cost(0.01), latency_ms: lat(300) }),
+  day({ request_id: 'c', tenant_id: 'acme', feature_id: 'chat', tier: 'weak', status: 'upstream_error', http_status: 502, usage: usage(0, 0), cost_usd: cost(0), latency_ms: lat(50) }),
+  day({ request_id: 'd', tenant_id: 'beta', feature_id: null, tier: null, status: 'rejected', http_status: 401, usage: usage(0, 0), cost_usd: cost(0), latency_ms: lat(1) }),
+  day({ request_id: 'e', tenant_id: 'beta', feature_id: null, tier: 'weak', status: 'cancelled', usage: usage(100, 0), usage_source: 'estimated', cost_usd: cost(0.00001), latency_ms: lat(20) }),
+  // Request "a" again (same idempotency key): this later row replaces the first.
+  day({ request_id: 'a', tenant_id: 'acme', feature_id: 'search', tier: 'weak', usage: usage(1000, 300), cost_usd: cost(0.0002), latency_ms: lat(120) }),
+  sampleRow({ request_id: 'yesterday', timestamp: '2026-11-21T23:59:59.000Z', cost_usd: cost(5) }),
+  day({ request_id: 'f', tenant_id: 'beta', feature_id: null, tier: 'weak', usage: usage(10, 10), cost_usd: null, latency_ms: lat(10) }),
+];
+
+/**
+ * Counted rows: a(second), b, c, d, e, f → 6 requests, 1 duplicate; routed 5 (all but d), weak 4 → 80%.
+ * Cost 0.0002 + 0.01 + 0.00001 = 0.01021; per 1,000 requests 0.01021 / 6 × 1000 = 1.7016666667.
+ * Errors: c → 1/6. Latencies 1, 10, 20, 50, 120, 300 → p95 (nearest rank 6 of 6) = 300.
+ */
+const EXPECTED = {
+  day: '2026-11-22',
+  requests: 6,
+  duplicates: 1,
+  weak_tier_share: 0.8,
+  cost_usd: 0.01021,
+  cost_per_1000_requests: 1.7016666667,
+  error_rate: 1 / 6,
+  rejected: 1,
+  cancelled: 1,
+  p95_latency_ms: 300,
+  groups: [
+    { tenant_id: 'acme', feature_id: 'search', requests: 2, input_tokens: 3000, output_tokens: 800, total_tokens: 3800, cost_usd: 0.0102, saved_usd: 0, cache_hits: 0, unpriced: 0 },
+    { tenant_id: 'beta', feature_id: null, requests: 3, input_tokens: 110, output_tokens: 10, total_tokens: 120, cost_usd: 0.00001, saved_usd: 0, cache_hits: 0, unpriced: 1 },
+    { tenant_id: 'acme', feature_id: 'chat', requests: 1, input_tokens: 0, output_tokens: 0, total_tokens: 0, cost_usd: 0, saved_usd: 0, cache_hits: 0, unpriced: 0 },
+  ],
+};
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+afterAll(async () => redis.down());
+
+describe('tiergate ledger rollup', () => {
+  it('matches the hand-worked example from a JSONL file (--json)', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tiergate-rollup-')), 'ledger.jsonl');
+    writeFileSync(file, ROWS.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const r = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', file, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(EXPECTED);
+  });
+
+  it('matches it from the Redis stream too, and prints a readable table', async () => {
+    const c = redis.client();
+    for (const row of ROWS) await c.xadd('rollup:ledger', '*', 'event_id', row.event_id, 'row', JSON.stringify(row));
+    c.disconnect();
+    const json = cli(['ledger', 'rollup', '--day', '2026-11-22', '--redis', redis.url, '--stream', 'rollup:ledger', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual(EXPECTED);
+    const text = cli(['ledger', 'rollup', '--day', '2026-11-22', '--redis', redis.url, '--stream', 'rollup:ledger']).stdout;
+    expect(text).toContain('requests              6 (1 duplicate rows ignored)');
+    expect(text).toContain('weak-tier share       80.0%');
+    expect(text).toContain('p95 latency           300.0 ms');
+    expect(text).toMatch(/acme\s+search\s+2\s+3000\s+800\s+0\.010200/);
+  });
+
+  it('reads the day file of a ledger directory, and explains bad arguments', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-rollup-dir-'));
+    writeFileSync(join(dir, 'ledger-2026-11-22.jsonl'), ROWS.map((r) => JSON.stringify(r)).join('\n'));
+    expect(JSON.parse(cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', dir, '--json']).stdout).requests).toBe(6);
+    const bad = cli(['ledger', 'rollup', '--day', '22/11/2026', '--file', dir]);
+    expect([bad.status, bad.stderr]).toEqual([2, '--day must be YYYY-MM-DD, got 22/11/2026\n']);
+    expect(cli(['ledger', 'rollup', '--day', '2026-11-22']).status).toBe(2);
+  });
+});
