@@ -15,6 +15,20 @@ import type { RequestState } from './request-state.js';
 /** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
 export type UsageMetadata = Record<string, string | number | boolean>;
 
+/** Every key tiergate may emit there (with tier and tenant): what %DYNAMIC_METADATA(tiergate:KEY)% can read. */
+export const USAGE_METADATA_KEYS = [
+  'input_tokens',
+  'output_tokens',
+  'total_tokens',
+  'cached_input_tokens',
+  'reasoning_tokens',
+  'usage_source',
+  'cost_usd',
+  'model',
+  'tier',
+  'tenant',
+] as const;
+
 export class ResponseAccounting {
   private readonly startedAt = Date.now();
   private readonly startPerf = performance.now();

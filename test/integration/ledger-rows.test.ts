@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type ExtProcSession, type FilterConfig } from '../../src/dev/envoy-client.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import { countTokens } from '../../src/llm/tokenizer.js';
+import { USAGE_METADATA_KEYS } from '../../src/pipeline/response-accounting.js';
 import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 let tg: TestTiergate;
@@ -51,6 +52,8 @@ describe('ledger rows for every ending', () => {
     expect(getHeader(s.responseHeaders, 'x-usage-total-tokens')).toBe('1500');
     // weak-model: $0.10 / $0.40 per million → 1000 × 0.1e-6 + 500 × 0.4e-6
     expect(s.dynamicMetadata.tiergate).toMatchObject({ input_tokens: 1000, output_tokens: 500, total_tokens: 1500, cost_usd: 0.0003, tier: 'weak', tenant: 'default' });
+    // Every key is one envoy.yaml may log (checked there against USAGE_METADATA_KEYS).
+    for (const k of Object.keys(s.dynamicMetadata.tiergate ?? {})) expect(USAGE_METADATA_KEYS).toContain(k);
     s.close();
     const row = await rowFor(tgOverride, 'json-ok');
     expect(row).toMatchObject({

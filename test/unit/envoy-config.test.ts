@@ -8,6 +8,8 @@ import { parseConfigText } from '../../src/config/load.js';
 import { compileRuntime, type Runtime } from '../../src/config/runtime.js';
 import { RECOMMENDED_FILTER } from '../../src/dev/envoy-client.js';
 import { HEALTH_SERVICES } from '../../src/extproc/server.js';
+import { METADATA_NAMESPACE } from '../../src/pipeline/llm-stream.js';
+import { USAGE_METADATA_KEYS } from '../../src/pipeline/response-accounting.js';
 import { EnvoyConfigValidator } from '../helpers/envoy-config-validator.js';
 
 const read = (rel: string) => readFileSync(fileURLToPath(new URL(`../../${rel}`, import.meta.url)), 'utf8');
@@ -97,7 +99,17 @@ describe('envoy/envoy.yaml agrees with tiergate', () => {
     expect(cluster('tiergate').load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value).toBe(
       Number(runtime.config.server.listen.split(':').at(-1)),
     );
-    expect(extProc().metadata_options.receiving_namespaces.untyped).toContain('tiergate');
+    expect(extProc().metadata_options.receiving_namespaces.untyped).toContain(METADATA_NAMESPACE);
     expect(envoy.static_resources.listeners[0].per_connection_buffer_limit_bytes).toBeGreaterThan(runtime.config.limits.maxRequestBodyBytes);
+  });
+
+  it('logs only dynamic metadata keys tiergate emits, in its namespace', () => {
+    const format = JSON.stringify(hcm().access_log);
+    const used = [...format.matchAll(/%DYNAMIC_METADATA\(([^:)]+):([^)]+)\)%/g)].map((m) => [m[1], m[2]]);
+    expect(used.length).toBeGreaterThanOrEqual(4);
+    for (const [ns, key] of used) {
+      expect(ns).toBe(METADATA_NAMESPACE);
+      expect(USAGE_METADATA_KEYS).toContain(key);
+    }
   });
 });
