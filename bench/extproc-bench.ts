@@ -30,6 +30,18 @@ const chunkJson = (extra: Record<string, unknown>) =>
 const CHUNK = Buffer.from(chunkJson({ choices: [{ index: 0, delta: { content: 'token ' }, logprobs: null, finish_reason: null }], usage: null }));
 const LAST_CHUNK = Buffer.from(chunkJson({ choices: [], usage: { prompt_tokens: 60, completion_tokens: 100, total_tokens: 160 } }) + 'data: [DONE]\n\n');
 
+// What a backend answers (usage included, as OpenAI and vLLM always do for non-streamed requests).
+const JSON_RESPONSE = Buffer.from(
+  JSON.stringify({
+    id: 'chatcmpl-bench',
+    object: 'chat.completion',
+    created: 1_763_800_000,
+    model: 'weak-model',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'Open the audit tab of the secrets console.' }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 60, completion_tokens: 10, total_tokens: 70 },
+  }),
+);
+
 interface RunResult {
   cpuPerRequestUs: number;
   /** Client-observed: sending request_body → its answer, through the driver's event loop and loopback. */
@@ -79,7 +91,7 @@ async function runPlain(child: Child, pool: ExtProcPool, n: number, rate: number
     await s.sendRequestBody(BODY, true);
     lat.push(performance.now() - t);
     await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
-    await s.sendResponseBody(Buffer.from('{"choices":[]}'), true);
+    await s.sendResponseBody(JSON_RESPONSE, true);
     s.close();
   });
   const cpu = (await child.cpuMicros()) - before;

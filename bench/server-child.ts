@@ -12,6 +12,7 @@ import { REQUEST_STAGES, createApp } from '../src/app.js';
 import { defaultConfig } from '../src/config/load.js';
 import { compileRuntime } from '../src/config/runtime.js';
 import { FileSink } from '../src/ledger/file-sink.js';
+import { MemorySink } from '../src/ledger/memory-sink.js';
 import { loadTokenizer } from '../src/llm/tokenizer.js';
 import { extProcServiceDefinition } from '../src/extproc/protos.js';
 import { createExtProcServer } from '../src/extproc/server.js';
@@ -29,9 +30,9 @@ async function start(kind: string): Promise<number> {
     // TIERGATE_BENCH_STAGES=parse,tenant picks a subset of the pipeline, to see what each stage costs.
     const only = process.env.TIERGATE_BENCH_STAGES?.split(',');
     const requestStages = only ? REQUEST_STAGES.filter((s) => only.includes(s.name)) : REQUEST_STAGES;
-    // The ledger writes to a file sink in a temp dir, as the embedded default does (to ./tiergate-ledger).
-    const dir = mkdtempSync(join(tmpdir(), 'tiergate-bench-'));
-    const ledgerSinks = [new FileSink({ dir })];
+    // The ledger writes to a file sink in a temp dir, as the embedded default does (to ./tiergate-ledger);
+    // TIERGATE_BENCH_SINK=memory keeps rows in memory instead, to see what the file writes cost.
+    const ledgerSinks = process.env.TIERGATE_BENCH_SINK === 'memory' ? [new MemorySink()] : [new FileSink({ dir: mkdtempSync(join(tmpdir(), 'tiergate-bench-')) })];
     await loadTokenizer();
     const app = createApp(rt.runtime, pino({ level: 'warn' }), { requestStages, ledgerSinks });
     phaseSeconds = app.metrics.phaseSeconds;

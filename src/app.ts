@@ -72,6 +72,8 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     ledgerLog.error({ event: 'ledger.build_failed', error: err instanceof Error ? err.message : String(err) });
   });
 
+  metrics.setBacklogSource(() => ledger.backlog());
+
   const streamLog = log.child({ component: 'extproc' });
   const deps = {
     runtime: () => config.current(),
@@ -138,10 +140,6 @@ function ledgerHooks(metrics: Metrics, log: Logger): LedgerHooks {
       // One log line per outage, not per retry.
       if (!failing.has(sink)) log.error({ event: 'ledger.sink_failed', sink, error: err instanceof Error ? err.message : String(err) });
       failing.add(sink);
-    },
-    backlog: (sink, queued, spooled) => {
-      metrics.ledgerBacklog.set({ sink, where: 'queue' }, queued);
-      metrics.ledgerBacklog.set({ sink, where: 'spool' }, spooled);
     },
   };
 }

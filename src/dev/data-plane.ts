@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readBody } from './read-body.js';
-import { ExtProcPool, RECOMMENDED_FILTER, getHeader, type ExtProcSession, type FilterConfig, type Headers, type Outcome } from './envoy-client.js';
+import { ExtProcPool, RECOMMENDED_FILTER, getHeader, setHeader, type ExtProcSession, type FilterConfig, type Headers, type Outcome } from './envoy-client.js';
 
 export interface DataPlaneOptions {
   /** host:port of tiergate's ext_proc listener. */
@@ -107,10 +107,14 @@ async function exchange(req: IncomingMessage, res: ServerResponse, session: ExtP
     upstream.destroy();
     return;
   }
+  await relayBody(upstream, res, session);
+}
+
+/** The response headers as they stand after ext_proc's mutations. */
+function writeHead(res: ServerResponse, session: ExtProcSession): void {
   const out: Record<string, string> = {};
   for (const [k, v] of session.responseHeaders) if (!k.startsWith(':')) out[k] = v;
   res.writeHead(Number(getHeader(session.responseHeaders, ':status') ?? 502), out);
-  await relayBody(upstream, res, session);
 }
 
 function forward(base: string, headers: Headers, body: Buffer): Promise<IncomingMessage> {
@@ -127,17 +131,24 @@ function forward(base: string, headers: Headers, body: Buffer): Promise<Incoming
 }
 
 /**
- * STREAMED: every upstream chunk goes to ext_proc as it arrives, without waiting for earlier answers
- * (pipelined, §2.2); answers come back in order and each is written to the client as it resolves.
- * BUFFERED: the whole body in one message. The stream ends with an empty end_of_stream chunk, as Envoy's does.
+ * STREAMED: the headers go out at once; every upstream chunk goes to ext_proc as it arrives, without waiting
+ * for earlier answers (pipelined, §2.2); answers come back in order and each is written to the client as it
+ * resolves. The stream ends with an empty end_of_stream chunk, as Envoy's does.
+ * BUFFERED: the whole body in one message, and the headers wait for its answer, which may still change them.
  */
 async function relayBody(upstream: IncomingMessage, res: ServerResponse, session: ExtProcSession): Promise<void> {
   if (session.mode.responseBodyMode === 'BUFFERED') {
     const whole = await readBody(upstream);
     const o = await session.sendResponseBody(whole, true);
-    res.end(o.kind === 'continue' && o.body ? o.body : whole);
+    if (sendOutcome(res, o)) return;
+    const body = o.kind === 'continue' && o.body ? o.body : whole;
+    // Envoy recomputes content-length for a buffered body it forwards.
+    setHeader(session.responseHeaders, 'content-length', String(body.length));
+    writeHead(res, session);
+    res.end(body);
     return;
   }
+  writeHead(res, session);
   let chain: Promise<void> = Promise.resolve();
   const relay = (chunk: Buffer, eos: boolean) => {
     const answer = session.sendResponseBody(chunk, eos);

@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { listenOn } from '../admin-server.js';
 import { serve, type Serving } from '../main.js';
 import { createDataPlane, type DataPlane } from './data-plane.js';
+import { RECOMMENDED_FILTER } from './envoy-client.js';
 import { createMockBackend } from './mock-backend.js';
 
 export interface DevOptions {
@@ -48,7 +49,14 @@ export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
   }
   // Every configured tier needs a backend; tiers beyond weak/strong share the weak mock.
   for (const tier of tiergate.app.config.current().tiers.keys()) backends[tier] ??= backends.weak as string;
-  const dataPlane = createDataPlane({ extProcTarget: `${host}:${tiergate.grpcPort}`, backends, defaultTier: 'weak' });
+  // The local "Envoy" allows mode overrides exactly when tiergate's config says Envoy does, as envoy.yaml must.
+  const allowModeOverride = tiergate.app.config.current().config.envoy.allowModeOverride;
+  const dataPlane = createDataPlane({
+    extProcTarget: `${host}:${tiergate.grpcPort}`,
+    backends,
+    defaultTier: 'weak',
+    filter: { ...RECOMMENDED_FILTER, allowModeOverride },
+  });
   const dpPort = await listenOn(dataPlane.server, `${host}:${opts.port ?? 8080}`);
   servers.push(dataPlane.server);
   const url = `http://${host}:${dpPort}`;

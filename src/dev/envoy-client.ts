@@ -7,6 +7,6 @@
 // envoy-filter.ts holds the filter settings, envoy-mutations.ts the mutation rules, ext-proc-session.ts one
 // request's side stream and ext-proc-pool.ts the connection pool; this module is their one entry point.
 export * from './envoy-filter.js';
-export { applyHeaderMutation, getHeader, removeHeader } from './envoy-mutations.js';
+export { applyHeaderMutation, getHeader, removeHeader, setHeader } from './envoy-mutations.js';
 export { ExtProcPool } from './ext-proc-pool.js';
 export { ExtProcSession } from './ext-proc-session.js';

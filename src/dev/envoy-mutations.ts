@@ -46,3 +46,8 @@ export function getHeader(h: Headers, name: string): string | undefined {
 export function removeHeader(h: Headers, name: string): void {
   for (let i = h.length - 1; i >= 0; i--) if ((h[i] as [string, string])[0] === name) h.splice(i, 1);
 }
+
+export function setHeader(h: Headers, name: string, value: string): void {
+  removeHeader(h, name);
+  h.push([name, value]);
+}

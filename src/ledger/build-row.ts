@@ -35,7 +35,8 @@ export interface RequestRecord {
   facts: ResponseFacts | undefined;
   /** Usage from a configured response trailer; wins over the body's. */
   trailerUsage: Usage | undefined;
-  prompt: PromptForCount | undefined;
+  /** Built only when an estimate is needed (most responses report their usage). */
+  prompt: () => PromptForCount | undefined;
   fallbackUsed: boolean;
   timings: { gatewayMs: number; ttftMs: number | null; providerMs: number | null; totalMs: number };
 }
@@ -46,9 +47,15 @@ export interface BuiltRow {
   unpriced: boolean;
 }
 
-export async function buildRow(r: RequestRecord, prices: PriceTable): Promise<BuiltRow> {
+/** Synchronous unless usage has to be estimated (the tokenizer yields to the event loop while it counts). */
+export function buildRow(r: RequestRecord, prices: PriceTable): BuiltRow | Promise<BuiltRow> {
+  const known = knownUsage(r);
+  if (known) return rowWith(r, prices, known.usage, known.source);
+  return estimateUsage(r.prompt(), r.facts?.outputText ?? '', r.facts?.outputChars ?? 0).then((usage) => rowWith(r, prices, usage, 'estimated'));
+}
+
+function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: UsageSource): BuiltRow {
   const status = statusOf(r);
-  const { usage, source } = await usageOf(r);
   const modelResolved = r.facts?.model ?? r.routedModel;
   const nothingSpent = source === 'none';
   const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : prices.cost(usage, r.facts?.model, r.routedModel ?? undefined);
@@ -114,17 +121,16 @@ function errorCodeOf(r: RequestRecord, status: RowStatus): string | null {
 }
 
 /**
- * Reported usage when there is any. Otherwise an estimate when the upstream may have spent tokens (it was
- * called and did not answer with an error status), and none (zeros) when it was never called or refused.
+ * Reported usage when there is any; none (zeros) when the upstream was never called or refused with an error
+ * status; undefined when it may have spent tokens without saying how many, which then get estimated.
  */
-async function usageOf(r: RequestRecord): Promise<{ usage: Usage; source: UsageSource }> {
+function knownUsage(r: RequestRecord): { usage: Usage; source: UsageSource } | undefined {
   const reported = r.trailerUsage ?? r.facts?.usage;
   if (reported) return { usage: reported, source: 'reported' };
   const called = r.upstreamCalled && !r.localReply;
   const refused = r.httpStatus !== null && r.httpStatus >= 400;
   if (!called || refused) return { usage: ZERO, source: 'none' };
-  const usage = await estimateUsage(r.prompt, r.facts?.outputText ?? '', r.facts?.outputChars ?? 0);
-  return { usage, source: 'estimated' };
+  return undefined;
 }
 
 const ZERO: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, cachedInputTokens: 0, reasoningTokens: 0 };

@@ -3,7 +3,7 @@
 import type { Runtime } from '../config/runtime.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { buildRow, type RequestRecord } from './build-row.js';
+import { buildRow, type BuiltRow, type RequestRecord } from './build-row.js';
 import type { Ledger } from './ledger.js';
 import type { LedgerRow } from './row.js';
 
@@ -12,20 +12,25 @@ const MAX_UNPRICED_LOGGED = 100;
 
 export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger): (record: RequestRecord, runtime: Runtime) => void {
   const unpricedLogged = new Set<string>();
-  return (record, runtime) => {
-    const row = buildRow(record, runtime.prices).then(({ row, unpriced }) => {
-      count(metrics, row);
-      if (unpriced) {
-        metrics.unpriced.inc();
-        const model = row.model_resolved ?? '(none)';
-        if (!unpricedLogged.has(model) && unpricedLogged.size < MAX_UNPRICED_LOGGED) {
-          unpricedLogged.add(model);
-          log.warn({ event: 'ledger.unpriced_model', model, price_table_version: runtime.prices.version });
-        }
+  const finish = ({ row, unpriced }: BuiltRow, runtime: Runtime): LedgerRow => {
+    count(metrics, row);
+    if (unpriced) {
+      metrics.unpriced.inc();
+      const model = row.model_resolved ?? '(none)';
+      if (!unpricedLogged.has(model) && unpricedLogged.size < MAX_UNPRICED_LOGGED) {
+        unpricedLogged.add(model);
+        log.warn({ event: 'ledger.unpriced_model', model, price_table_version: runtime.prices.version });
       }
-      return row;
-    });
-    ledger.record(row);
+    }
+    return row;
+  };
+  return (record, runtime) => {
+    try {
+      const built = buildRow(record, runtime.prices);
+      ledger.record(built instanceof Promise ? built.then((b) => finish(b, runtime)) : finish(built, runtime));
+    } catch (err) {
+      ledger.record(Promise.reject(err));
+    }
   };
 }
 

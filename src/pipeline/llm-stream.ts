@@ -227,9 +227,7 @@ export class LlmStream implements StreamHandler {
    * metadata, namespace `tiergate`) and, when the body was buffered, the x-usage-total-tokens header.
    */
   private finalAnswer(usage: UsageMetadata, buffered: boolean): ContinueDecision {
-    const tier = this.state?.route?.tier ?? this.pathTier;
-    const meta: UsageMetadata = { ...usage, tenant: this.state?.tenant || DEFAULT_TENANT, ...(tier ? { tier: tier.name } : {}) };
-    const decision: ContinueDecision = { kind: 'continue', dynamicMetadata: { [METADATA_NAMESPACE]: meta } };
+    const decision: ContinueDecision = { kind: 'continue', dynamicMetadata: { [METADATA_NAMESPACE]: usage } };
     if (buffered && typeof usage.total_tokens === 'number') decision.headers = { set: [[H.usageTotalTokens, String(usage.total_tokens)]] };
     return decision;
   }

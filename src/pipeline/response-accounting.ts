@@ -15,19 +15,12 @@ import type { RequestState } from './request-state.js';
 /** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
 export type UsageMetadata = Record<string, string | number | boolean>;
 
-/** Every key tiergate may emit there (with tier and tenant): what %DYNAMIC_METADATA(tiergate:KEY)% can read. */
-export const USAGE_METADATA_KEYS = [
-  'input_tokens',
-  'output_tokens',
-  'total_tokens',
-  'cached_input_tokens',
-  'reasoning_tokens',
-  'usage_source',
-  'cost_usd',
-  'model',
-  'tier',
-  'tenant',
-] as const;
+/**
+ * Every key tiergate may emit there: what %DYNAMIC_METADATA(tiergate:KEY)% can read. Kept to what Envoy-side
+ * accounting needs (each key is a protobuf Value on every request); tier and tenant are request headers
+ * (%REQ(X-LLM-TIER)%), and everything else is in the ledger row.
+ */
+export const USAGE_METADATA_KEYS = ['input_tokens', 'output_tokens', 'total_tokens', 'cost_usd', 'usage_source'] as const;
 
 export class ResponseAccounting {
   private readonly startedAt = Date.now();
@@ -84,7 +77,7 @@ export class ResponseAccounting {
 
   /** Returns the final answer's metadata when this chunk ends the response. */
   responseBody(chunk: Buffer, endOfStream: boolean): UsageMetadata | undefined {
-    this.collector?.push(chunk);
+    this.collector?.push(chunk, endOfStream);
     if (!endOfStream) return undefined;
     this.endResponse();
     return this.metadata();
@@ -124,16 +117,14 @@ export class ResponseAccounting {
     if (!usage) return { usage_source: 'none_reported' };
     const model = this.facts?.model;
     const cost = this.runtime.prices.cost(usage, model, this.routedTier?.model);
-    return {
+    const md: UsageMetadata = {
       input_tokens: usage.inputTokens,
       output_tokens: usage.outputTokens,
       total_tokens: usage.totalTokens,
-      cached_input_tokens: usage.cachedInputTokens,
-      reasoning_tokens: usage.reasoningTokens,
       usage_source: 'reported',
-      ...(cost ? { cost_usd: cost.total } : {}),
-      ...(model ? { model } : {}),
     };
+    if (cost) md.cost_usd = cost.total;
+    return md;
   }
 
   /** For paths routed without a pipeline run (a fixed tier per path). */
@@ -172,7 +163,7 @@ export class ResponseAccounting {
       responseEnded: this.responseEndedAt > 0,
       facts: this.facts ?? this.collector?.finish(),
       trailerUsage: this.trailerUsage,
-      prompt: this.promptForCount(),
+      prompt: () => this.promptForCount(),
       fallbackUsed: answered !== undefined && tier !== undefined && this.tierOfModel(answered) !== undefined && this.tierOfModel(answered) !== tier.name,
       timings: {
         gatewayMs: this.gatewayMs,

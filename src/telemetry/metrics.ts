@@ -8,6 +8,7 @@ export const LATENCY_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
+  let backlogSource: () => ReadonlyArray<{ sink: string; queued: number; spooled: number }> = () => [];
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'tiergate_' });
   const m = {
     registry,
@@ -95,6 +96,13 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Ledger rows not yet stored by a sink, in memory (queue) or on disk (spool).',
       labelNames: ['sink', 'where'] as const,
       registers: [registry],
+      // Read at scrape time, not set per row.
+      collect() {
+        for (const b of backlogSource()) {
+          this.set({ sink: b.sink, where: 'queue' }, b.queued);
+          this.set({ sink: b.sink, where: 'spool' }, b.spooled);
+        }
+      },
     }),
     ledgerBuildErrors: new Counter({
       name: 'tiergate_ledger_build_errors_total',
@@ -118,6 +126,10 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: '1 if the last config reload attempt succeeded, 0 if the last good config is being kept.',
       registers: [registry],
     }),
+    /** Where tiergate_ledger_backlog_rows reads from at scrape time. */
+    setBacklogSource(source: typeof backlogSource) {
+      backlogSource = source;
+    },
   };
   return m;
 }

@@ -54,7 +54,8 @@ export class ResponseUsageCollector {
     if (kind === 'sse') this.sse = new SseParser((e) => this.onEvent(e));
   }
 
-  push(chunk: Buffer): void {
+  /** `last`: the body ends with this chunk, which is then read before push returns (so it is not copied). */
+  push(chunk: Buffer, last = false): void {
     if (this.finished || chunk.length === 0) return;
     if (this.sse) {
       this.sse.push(chunk);
@@ -67,15 +68,18 @@ export class ResponseUsageCollector {
       this.chunks = [];
       return;
     }
-    // Copied: the transport's buffer is not ours to keep.
-    this.chunks.push(Buffer.from(chunk));
+    // Copied unless it is read right now: the transport's buffer is not ours to keep.
+    this.chunks.push(last ? chunk : Buffer.from(chunk));
   }
 
   /** The body ended (or the stream did): returns what was learned. Idempotent. */
   finish(): ResponseFacts {
     if (this.finished) return this.finished;
     if (this.sse) this.sse.end();
-    else if (this.kind === 'json' && !this.overflow && this.chunks.length > 0) this.onJson(Buffer.concat(this.chunks).toString('utf8'));
+    else if (this.kind === 'json' && !this.overflow && this.chunks.length > 0) {
+      const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+      this.onJson(body.toString('utf8'));
+    }
     this.chunks = [];
     this.finished = {
       usage: this.usage,
@@ -99,9 +103,12 @@ export class ResponseUsageCollector {
     if (!isObject(body)) return;
     this.done = true;
     this.readCommon(body);
+    // The generated text is only needed to estimate a missing usage.
+    const wantText = this.usage === undefined;
     for (const choice of arrayOf(body.choices)) {
       if (!isObject(choice)) continue;
       this.noteFinish(choice);
+      if (!wantText) continue;
       if (typeof choice.text === 'string') this.addText(choice.text);
       if (isObject(choice.message)) this.addMessageText(choice.message);
     }

@@ -1,5 +1,8 @@
 // The official openai SDK pointed at `tiergate dev`'s local data plane: a real client, real HTTP, the
 // Envoy-faithful ext_proc client inside, mock backends behind.
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevStack, type DevStack } from '../../src/dev/dev-stack.js';
@@ -71,5 +74,55 @@ describe('openai SDK through tiergate dev', () => {
       { headers: { 'x-llm-tier': 'strong', 'x-tenant-id': 'other-team' } },
     );
     expect(r.model).toBe('weak-model');
+  });
+
+  it('each request leaves a ledger row with the usage the backend reported (embedded default: ./tiergate-ledger)', async () => {
+    const data = await client.chat.completions.create(
+      { model: 'auto', stream: false, messages: [{ role: 'user', content: 'Count me' }] },
+      { headers: { 'x-request-id': 'e2e-ledger', 'x-feature-id': 'e2e' } },
+    );
+    const file = join('tiergate-ledger', `ledger-${new Date().toISOString().slice(0, 10)}.jsonl`);
+    const row = async () =>
+      existsSync(file)
+        ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.request_id === 'e2e-ledger')
+        : undefined;
+    await expect.poll(row).toBeDefined();
+    expect(await row()).toMatchObject({
+      status: 'success',
+      feature_id: 'e2e',
+      tier: 'weak',
+      usage_source: 'reported',
+      usage: { input_tokens: data.usage?.prompt_tokens, output_tokens: data.usage?.completion_tokens },
+    });
+  });
+});
+
+describe('openai SDK through tiergate dev with mode overrides allowed', () => {
+  it('a JSON response is buffered and carries x-usage-total-tokens', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-e2e-'));
+    const configFile = join(dir, 'tiergate.yaml');
+    writeFileSync(configFile, 'envoy: { allowModeOverride: true }\n');
+    const s = await startDevStack({
+      configFile,
+      port: 0,
+      grpcListen: '127.0.0.1:0',
+      adminListen: '127.0.0.1:0',
+      backendPorts: { weak: 0, strong: 0 },
+      env: { TIERGATE_LOG_LEVEL: 'silent' },
+    });
+    try {
+      const c = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-client-key', maxRetries: 0 });
+      const { data, response } = await c.chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] }).withResponse();
+      expect(response.headers.get('x-usage-total-tokens')).toBe(String(data.usage?.total_tokens));
+      expect(Number(response.headers.get('content-length'))).toBeGreaterThan(0);
+      // Streams stay streamed: chunks arrive, no usage header (the headers left before the usage did).
+      const { data: stream, response: sr } = await c.chat.completions.create({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'Say hi' }] }).withResponse();
+      let chunks = 0;
+      for await (const _ of stream) chunks++;
+      expect(chunks).toBeGreaterThan(5);
+      expect(sr.headers.get('x-usage-total-tokens')).toBeNull();
+    } finally {
+      await s.stop();
+    }
   });
 });

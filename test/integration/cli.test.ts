@@ -48,7 +48,7 @@ describe('tiergate config check', () => {
 describe('examples/tiergate.yaml', () => {
   it('is a valid config (the README shows it)', () => {
     const example = fileURLToPath(new URL('../../examples/tiergate.yaml', import.meta.url));
-    const r = run(['config', 'check', example], { OPENAI_API_KEY: 'sk-example' });
+    const r = run(['config', 'check', example], { OPENAI_API_KEY: 'sk-example', LEDGER_USER_HASH_KEY: 'a-key-of-at-least-16-chars' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });

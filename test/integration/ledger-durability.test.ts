@@ -61,6 +61,7 @@ describe('ledger durability', () => {
       await redis.down();
       await send(100, 100); // Redis is away: these go to the spool
       await expect.poll(() => metricValue(tg.app, 'tiergate_ledger_rows_total', { sink: 'redis', result: 'spooled' })).toBeGreaterThan(0);
+      expect(await metricValue(tg.app, 'tiergate_ledger_backlog_rows', { sink: 'redis', where: 'spool' })).toBeGreaterThan(0);
       await redis.up();
       await send(200, 100);
       await expect.poll(async () => (await collect(rowsFromRedis(redis.url, stream))).length, { timeout: 15_000 }).toBe(300);
@@ -71,6 +72,7 @@ describe('ledger durability', () => {
       await tg.app.ledger.flush();
       expectExactly(await collect(rowsFromFiles(readdirSync(dir).map((f) => join(dir, f)))), ids);
       expect(await metricValue(tg.app, 'tiergate_ledger_rows_total', { sink: 'redis', result: 'replayed' })).toBeGreaterThan(0);
+      expect(await metricValue(tg.app, 'tiergate_ledger_backlog_rows', { sink: 'redis' })).toBe(0);
     } finally {
       await tg.stop();
     }

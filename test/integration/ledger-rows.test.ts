@@ -51,7 +51,7 @@ describe('ledger rows for every ending', () => {
     expect(o.kind).toBe('continue');
     expect(getHeader(s.responseHeaders, 'x-usage-total-tokens')).toBe('1500');
     // weak-model: $0.10 / $0.40 per million → 1000 × 0.1e-6 + 500 × 0.4e-6
-    expect(s.dynamicMetadata.tiergate).toMatchObject({ input_tokens: 1000, output_tokens: 500, total_tokens: 1500, cost_usd: 0.0003, tier: 'weak', tenant: 'default' });
+    expect(s.dynamicMetadata.tiergate).toEqual({ input_tokens: 1000, output_tokens: 500, total_tokens: 1500, cost_usd: 0.0003, usage_source: 'reported' });
     // Every key is one envoy.yaml may log (checked there against USAGE_METADATA_KEYS).
     for (const k of Object.keys(s.dynamicMetadata.tiergate ?? {})) expect(USAGE_METADATA_KEYS).toContain(k);
     s.close();
@@ -92,7 +92,7 @@ describe('ledger rows for every ending', () => {
     await s.sendResponseBody(bytes.subarray(prev), true);
     // strong-model: input $2.50, cached $1.25, output $10 per million.
     const cost = (1000 * 2.5 + 1000 * 1.25 + 100 * 10) / 1e6;
-    expect(s.dynamicMetadata.tiergate).toMatchObject({ total_tokens: 2100, cached_input_tokens: 1000, cost_usd: cost });
+    expect(s.dynamicMetadata.tiergate).toMatchObject({ total_tokens: 2100, cost_usd: cost });
     expect(getHeader(s.responseHeaders, 'x-usage-total-tokens')).toBeUndefined(); // headers were already sent
     s.close();
     const row = await rowFor(tg, 'sse-ok');

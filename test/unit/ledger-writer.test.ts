@@ -29,7 +29,6 @@ const counts = { written: 0, replayed: 0, spooled: 0, errors: 0 };
 const hooks: LedgerHooks = {
   rows: (_s, result, n) => void (counts[result] += n),
   sinkError: () => void counts.errors++,
-  backlog: () => undefined,
 };
 
 function options(over: Partial<LedgerOptions> = {}): LedgerOptions {

@@ -110,10 +110,16 @@ describe('JSON fixtures', () => {
     expect(read('completion-basic.response.json')).toEqual({ inputTokens: 31, outputTokens: 25, totalTokens: 56, cachedInputTokens: 0, reasoningTokens: 0 });
   });
 
-  it('keeps tool-call arguments as generated text', () => {
-    const f = collect('json', [readFileSync(join(FIXTURES, 'chat-parallel-tools.response.json'))]);
+  it('keeps tool-call arguments as generated text when there is no usage to read', () => {
+    const raw = JSON.parse(readFileSync(join(FIXTURES, 'chat-parallel-tools.response.json'), 'utf8')) as Record<string, unknown>;
+    delete raw.usage;
+    const f = collect('json', [Buffer.from(JSON.stringify(raw))]);
     expect(f.finishReason).toBe('tool_calls');
-    expect(f.outputText).toContain('{');
+    const calls = (raw.choices as Array<{ message: { tool_calls: Array<{ function: { name: string; arguments: string } }> } }>)[0]?.message.tool_calls ?? [];
+    expect(calls.length).toBeGreaterThan(0);
+    expect(f.outputText).toBe(calls.map((c) => c.function.name + c.function.arguments).join(''));
+    // With usage present the text is not kept at all: nothing would count it.
+    expect(collect('json', [readFileSync(join(FIXTURES, 'chat-parallel-tools.response.json'))]).outputText).toBe('');
   });
 });
 
