@@ -109,5 +109,16 @@ Try:
 
   # metrics
   curl -s ${admin}/metrics | grep ^tiergate_requests_total
+${ledgerHint(stack)}`;
+}
+
+/** Where the rows of the requests above went, when a file sink is configured (the embedded default). */
+function ledgerHint(stack: DevStack): string {
+  const file = stack.tiergate.app.config.current().config.ledger.sinks.find((s) => s.type === 'file');
+  if (!file || file.type !== 'file') return '';
+  return `
+  # one ledger row per request, and today's rollup
+  tail -n 3 ${file.dir}/ledger-$(date -u +%F).jsonl
+  node dist/cli.js ledger rollup --day $(date -u +%F) --file ${file.dir}
 `;
 }
