@@ -4,7 +4,7 @@
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LedgerEntry, LedgerSink } from './sink.js';
+import { groupEntries, type LedgerEntry, type LedgerSink } from './sink.js';
 
 export interface FileSinkOptions {
   name?: string;
@@ -33,13 +33,7 @@ export class FileSink implements LedgerSink {
   }
 
   async write(entries: readonly LedgerEntry[]): Promise<void> {
-    const byDay = new Map<string, LedgerEntry[]>();
-    for (const e of entries) {
-      const list = byDay.get(e.day);
-      if (list) list.push(e);
-      else byDay.set(e.day, [e]);
-    }
-    for (const [day, list] of byDay) {
+    for (const [day, list] of groupEntries(entries, (e) => e.day)) {
       const f = await this.file(day);
       const fresh = list.filter((e) => !f.ids.has(e.eventId));
       if (fresh.length === 0) continue;

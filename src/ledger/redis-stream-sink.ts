@@ -2,7 +2,7 @@
 // high-water mark per tiergate process (its last stored sequence number) and skips entries at or below it, so
 // a batch replayed after a timeout that did reach Redis is never stored twice.
 import { Redis } from 'ioredis';
-import type { LedgerEntry, LedgerSink } from './sink.js';
+import { groupEntries, type LedgerEntry, type LedgerSink } from './sink.js';
 
 export interface RedisStreamSinkOptions {
   name?: string;
@@ -74,13 +74,7 @@ export class RedisStreamSink implements LedgerSink {
 
   async write(entries: readonly LedgerEntry[]): Promise<void> {
     await this.ready();
-    const byWriter = new Map<string, LedgerEntry[]>();
-    for (const e of entries) {
-      const list = byWriter.get(e.writer);
-      if (list) list.push(e);
-      else byWriter.set(e.writer, [e]);
-    }
-    for (const [writer, list] of byWriter) {
+    for (const [writer, list] of groupEntries(entries, (e) => e.writer)) {
       const args: Array<string | number> = [this.opts.stream, this.markKey(writer), this.opts.maxLen, this.opts.markTtlSeconds ?? 7 * 86_400];
       for (const e of list) args.push(e.seq, e.eventId, e.line);
       await this.redis.tiergateLedgerAppend(...args);

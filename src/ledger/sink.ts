@@ -21,3 +21,15 @@ export interface LedgerSink {
   write(entries: readonly LedgerEntry[]): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Entries grouped by a key, each group in the original (sequence) order. */
+export function groupEntries(entries: readonly LedgerEntry[], key: (e: LedgerEntry) => string): Map<string, LedgerEntry[]> {
+  const groups = new Map<string, LedgerEntry[]>();
+  for (const e of entries) {
+    const k = key(e);
+    const list = groups.get(k);
+    if (list) list.push(e);
+    else groups.set(k, [e]);
+  }
+  return groups;
+}
