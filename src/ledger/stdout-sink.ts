@@ -6,7 +6,11 @@ export class StreamSink implements LedgerSink {
   constructor(
     readonly name: string,
     private readonly out: Writable,
-  ) {}
+  ) {
+    // A broken pipe surfaces through the write callback (and the ledger spools); unheard, the stream's
+    // 'error' event would take the process down.
+    out.on('error', () => undefined);
+  }
 
   write(entries: readonly LedgerEntry[]): Promise<void> {
     const text = entries.map((e) => e.line).join('\n') + '\n';

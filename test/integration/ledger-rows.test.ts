@@ -244,4 +244,24 @@ describe('ledger rows for every ending', () => {
     expect(await metricValue(tg.app, 'tiergate_usage_total', { source: 'estimated' })).toBeGreaterThan(0);
     expect(await metricValue(tg.app, 'tiergate_ledger_rows_total', { sink: 'memory', result: 'written' })).toBeGreaterThan(0);
   });
+
+  it('prices reload with the config: new streams are priced by the new table and carry its version', async () => {
+    const t = await startTiergate();
+    try {
+      const price = async (id: string) => {
+        const s = await routed(t, { headers: [['x-request-id', id]] });
+        await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+        await s.sendResponseBody(chatJson('weak-model'), true);
+        s.close();
+        return (await rowFor(t, id)).cost_usd;
+      };
+      expect(await price('before')).toMatchObject({ total: 0.0003, price_table_version: 'embedded-defaults' });
+      const ok = t.app.config.apply('prices: { version: "2026-12", models: { weak-model: { input: 1, output: 2 } } }\n', {}, t.app.reloadListener);
+      expect(ok).toBe(true);
+      // 1000 × 1e-6 + 500 × 2e-6
+      expect(await price('after')).toEqual({ input: 0.001, output: 0.001, total: 0.002, price_table_version: '2026-12' });
+    } finally {
+      await t.stop();
+    }
+  });
 });
