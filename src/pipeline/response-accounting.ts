@@ -10,6 +10,7 @@ import type { PromptForCount } from '../usage/estimate.js';
 import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../usage/response-usage.js';
 import { readUsage, type Usage } from '../usage/usage.js';
 import type { HeaderMap } from '../extproc/types.js';
+import { DEFAULT_TENANT } from '../stages/tenant.js';
 import type { RequestState } from './request-state.js';
 
 /** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
@@ -139,12 +140,12 @@ export class ResponseAccounting {
     const tier = route?.tier ?? this.routedTier;
     const ledger = this.runtime.config.ledger;
     const c = route?.classification;
-    const answered = this.facts?.model;
+    const answeredTier = this.facts?.model === undefined ? undefined : this.tierOfModel(this.facts.model);
     return {
       requestId: state?.requestId ?? '',
       startedAt: this.startedAt,
       traceId,
-      tenant: state?.tenant || 'default',
+      tenant: state?.tenant || DEFAULT_TENANT,
       featureId: state?.headers.get(ledger.featureHeader) ?? null,
       userIdHash: this.userIdHash(state?.headers.get(ledger.userHeader) ?? this.request?.user),
       rateLimitTier: null,
@@ -164,7 +165,7 @@ export class ResponseAccounting {
       facts: this.facts ?? this.collector?.finish(),
       trailerUsage: this.trailerUsage,
       prompt: () => this.promptForCount(),
-      fallbackUsed: answered !== undefined && tier !== undefined && this.tierOfModel(answered) !== undefined && this.tierOfModel(answered) !== tier.name,
+      fallbackUsed: answeredTier !== undefined && tier !== undefined && answeredTier !== tier.name,
       timings: {
         gatewayMs: this.gatewayMs,
         ttftMs: this.ttftMs(),

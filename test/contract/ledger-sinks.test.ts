@@ -10,7 +10,7 @@ import { rowsFromFiles, rowsFromRedis } from '../../src/ledger/read.js';
 import { RedisStreamSink } from '../../src/ledger/redis-stream-sink.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import type { LedgerEntry, LedgerSink } from '../../src/ledger/sink.js';
-import { sampleRow } from '../helpers/ledger-rows.js';
+import { collectRows, sampleRow } from '../helpers/ledger-rows.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 let redis: RedisServer;
@@ -25,12 +25,6 @@ interface Harness {
   stored(): Promise<LedgerRow[]>;
 }
 
-const collect = async (g: AsyncGenerator<LedgerRow>) => {
-  const out: LedgerRow[] = [];
-  for await (const r of g) out.push(r);
-  return out;
-};
-
 const harnesses: Record<string, () => Harness> = {
   memory: () => {
     const sink = new MemorySink();
@@ -40,12 +34,12 @@ const harnesses: Record<string, () => Harness> = {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-file-sink-'));
     return {
       open: () => new FileSink({ dir, fsyncIntervalMs: 50 }),
-      stored: () => collect(rowsFromFiles(readdirSync(dir).sort().map((f) => join(dir, f)))),
+      stored: () => collectRows(rowsFromFiles(readdirSync(dir).sort().map((f) => join(dir, f)))),
     };
   },
   redis: () => {
     const stream = `test:ledger:${Math.random().toString(36).slice(2)}`;
-    return { open: () => new RedisStreamSink({ url: redis.url, stream, maxLen: 100_000 }), stored: () => collect(rowsFromRedis(redis.url, stream)) };
+    return { open: () => new RedisStreamSink({ url: redis.url, stream, maxLen: 100_000 }), stored: () => collectRows(rowsFromRedis(redis.url, stream)) };
   },
 };
 
@@ -96,6 +90,6 @@ describe('file sink rotation', () => {
     await sink.write([...entries(2, '2026-11-21'), ...entries(3, '2026-11-22'), ...entries(1, '2026-11-23')]);
     await sink.close();
     expect(readdirSync(dir).sort()).toEqual(['ledger-2026-11-21.jsonl', 'ledger-2026-11-22.jsonl', 'ledger-2026-11-23.jsonl']);
-    expect(await collect(rowsFromFiles([join(dir, 'ledger-2026-11-22.jsonl')]))).toHaveLength(3);
+    expect(await collectRows(rowsFromFiles([join(dir, 'ledger-2026-11-22.jsonl')]))).toHaveLength(3);
   });
 });

@@ -37,3 +37,10 @@ export function sampleRow(over: Partial<LedgerRow> = {}): LedgerRow {
     ...over,
   };
 }
+
+/** All rows of a reader (rowsFromFiles, rowsFromRedis) in an array. */
+export async function collectRows(g: AsyncGenerator<LedgerRow>): Promise<LedgerRow[]> {
+  const out: LedgerRow[] = [];
+  for await (const r of g) out.push(r);
+  return out;
+}

@@ -10,6 +10,7 @@ import { ExtProcPool, chatRequestHeaders } from '../../src/dev/envoy-client.js';
 import { rowsFromFiles, rowsFromRedis } from '../../src/ledger/read.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import { jsonBody, metricValue, startTiergate } from '../helpers/tiergate.js';
+import { collectRows } from '../helpers/ledger-rows.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 let redis: RedisServer;
@@ -17,12 +18,6 @@ beforeAll(async () => {
   redis = await RedisServer.start();
 });
 afterAll(async () => redis.down());
-
-const collect = async (g: AsyncGenerator<LedgerRow>) => {
-  const out: LedgerRow[] = [];
-  for await (const r of g) out.push(r);
-  return out;
-};
 
 /** One complete request (JSON response with usage), identified by its x-request-id. */
 async function request(pool: ExtProcPool, id: string): Promise<void> {
@@ -64,13 +59,13 @@ describe('ledger durability', () => {
       expect(await metricValue(tg.app, 'tiergate_ledger_backlog_rows', { sink: 'redis', where: 'spool' })).toBeGreaterThan(0);
       await redis.up();
       await send(200, 100);
-      await expect.poll(async () => (await collect(rowsFromRedis(redis.url, stream))).length, { timeout: 15_000 }).toBe(300);
-      const inRedis = await collect(rowsFromRedis(redis.url, stream));
+      await expect.poll(async () => (await collectRows(rowsFromRedis(redis.url, stream))).length, { timeout: 15_000 }).toBe(300);
+      const inRedis = await collectRows(rowsFromRedis(redis.url, stream));
       expectExactly(inRedis, ids);
       // Replayed oldest first: the stream holds the rows in the order they were recorded.
       expect(inRedis.map((r) => r.request_id)).toEqual(ids);
       await tg.app.ledger.flush();
-      expectExactly(await collect(rowsFromFiles(readdirSync(dir).map((f) => join(dir, f)))), ids);
+      expectExactly(await collectRows(rowsFromFiles(readdirSync(dir).map((f) => join(dir, f)))), ids);
       expect(await metricValue(tg.app, 'tiergate_ledger_rows_total', { sink: 'redis', result: 'replayed' })).toBeGreaterThan(0);
       expect(await metricValue(tg.app, 'tiergate_ledger_backlog_rows', { sink: 'redis' })).toBe(0);
     } finally {
@@ -98,19 +93,19 @@ describe('ledger durability', () => {
     await runServer(config, async (pool) => {
       for (const id of ids) await request(pool, id);
     });
-    expectExactly(await collect(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
+    expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
     const spooled = readFileSync(join(dir, 'spool', 'redis.spool.jsonl'), 'utf8').trim().split('\n');
     expect(spooled).toHaveLength(50);
 
     // The next process, with Redis back, delivers the spool first and removes it.
     await down.up();
     await runServer(config, async () => {
-      await expect.poll(async () => (await collect(rowsFromRedis(down.url, 'sigterm:ledger'))).length, { timeout: 15_000 }).toBe(50);
+      await expect.poll(async () => (await collectRows(rowsFromRedis(down.url, 'sigterm:ledger'))).length, { timeout: 15_000 }).toBe(50);
     });
-    expectExactly(await collect(rowsFromRedis(down.url, 'sigterm:ledger')), ids);
+    expectExactly(await collectRows(rowsFromRedis(down.url, 'sigterm:ledger')), ids);
     expect(readdirSync(join(dir, 'spool'))).toEqual([]);
     // …and the file sink did not get them twice.
-    expectExactly(await collect(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
+    expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
     await down.down();
   });
 });
