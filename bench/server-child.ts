@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { REQUEST_STAGES, createApp } from '../src/app.js';
+import { createApp } from '../src/app.js';
 import { defaultConfig } from '../src/config/load.js';
 import { compileRuntime } from '../src/config/runtime.js';
 import { FileSink } from '../src/ledger/file-sink.js';
@@ -27,14 +27,13 @@ async function start(kind: string): Promise<number> {
   if (kind === 'tiergate') {
     const rt = compileRuntime(defaultConfig(), {});
     if (!rt.ok) throw new Error('default config does not compile');
-    // TIERGATE_BENCH_STAGES=parse,tenant picks a subset of the pipeline, to see what each stage costs.
-    const only = process.env.TIERGATE_BENCH_STAGES?.split(',');
-    const requestStages = only ? REQUEST_STAGES.filter((s) => only.includes(s.name)) : REQUEST_STAGES;
+    // TIERGATE_BENCH_STAGES=parse,classify picks a subset of the pipeline, to see what each stage costs.
+    const onlyStages = process.env.TIERGATE_BENCH_STAGES?.split(',');
     // The ledger writes to a file sink in a temp dir, as the embedded default does (to ./tiergate-ledger);
     // TIERGATE_BENCH_SINK=memory keeps rows in memory instead, to see what the file writes cost.
     const ledgerSinks = process.env.TIERGATE_BENCH_SINK === 'memory' ? [new MemorySink()] : [new FileSink({ dir: mkdtempSync(join(tmpdir(), 'tiergate-bench-')) })];
     await loadTokenizer();
-    const app = createApp(rt.runtime, pino({ level: 'warn' }), { requestStages, ledgerSinks });
+    const app = createApp(rt.runtime, pino({ level: 'warn' }), { ...(onlyStages ? { onlyStages } : {}), ledgerSinks });
     phaseSeconds = app.metrics.phaseSeconds;
     const port = await app.extproc.listen('127.0.0.1:0');
     app.markServing();

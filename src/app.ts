@@ -14,12 +14,20 @@ import type { Stage } from './pipeline/stage.js';
 import { classifyStage } from './stages/classify.js';
 import { parseStage } from './stages/parse.js';
 import { routeStage } from './stages/route.js';
-import { tenantStage } from './stages/tenant.js';
+import { createBudgetStage } from './stages/budget.js';
+import { createPolicyStage } from './stages/policy.js';
+import { Budgets } from './budget/budgets.js';
+import { createBudgetStore } from './stores/create-budget-store.js';
 import type { Logger } from './telemetry/logger.js';
 import { createMetrics, setConfigInfo, type Metrics } from './telemetry/metrics.js';
 
-/** The one request pipeline (architecture.md §2): auth → classify → policy → budget → cache → route. */
-export const REQUEST_STAGES: readonly Stage[] = [parseStage, tenantStage, classifyStage, routeStage];
+/**
+ * The one request pipeline (architecture.md §2). Authentication already ran on the request headers, so
+ * the body is parsed, classified, checked against the tenant's ACL and limits, then routed.
+ */
+export function requestStages(metrics: Metrics, budgets: Budgets): Stage[] {
+  return [parseStage, classifyStage, createPolicyStage(metrics), createBudgetStage(budgets), routeStage];
+}
 
 export interface App {
   config: ConfigStore;
@@ -27,6 +35,7 @@ export interface App {
   extproc: ExtProcServer;
   admin: AdminServer;
   ledger: Ledger;
+  budgets: Budgets;
   reloadListener: ReloadListener;
   /** Health flips to NOT_SERVING, no new streams, in-flight ones get `graceMs`, then everything closes. */
   shutdown(graceMs: number): Promise<void>;
@@ -38,8 +47,10 @@ export interface App {
 export interface AppOptions {
   configText?: string;
   defaultMetrics?: boolean;
-  /** The request pipeline; REQUEST_STAGES unless a test or benchmark swaps it. */
-  requestStages?: readonly Stage[];
+  /** Run only the stages with these names (benchmarks measure what each costs). */
+  onlyStages?: readonly string[];
+  /** Clock for limit windows (tests move it). */
+  now?: () => number;
   /** Ledger sinks instead of the configured ones (tests, benchmarks). */
   ledgerSinks?: readonly LedgerSink[];
 }
@@ -74,13 +85,18 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
 
   metrics.setBacklogSource(() => ledger.backlog());
 
+  // The store is built once from the startup config: changing budgets.store or budgets.redis needs a restart.
+  const budgets = new Budgets(createBudgetStore(runtime.config.budgets), metrics, log.child({ component: 'budget' }), opts.now);
+  const stages = requestStages(metrics, budgets).filter((s) => !opts.onlyStages || opts.onlyStages.includes(s.name));
+
   const streamLog = log.child({ component: 'extproc' });
   const deps = {
     runtime: () => config.current(),
     metrics,
     log: streamLog,
-    requestStages: opts.requestStages ?? REQUEST_STAGES,
-    settle: createSettle(ledger, metrics, ledgerLog),
+    requestStages: stages,
+    budgets,
+    settle: createSettle(ledger, metrics, ledgerLog, budgets),
   };
   const extproc = createExtProcServer((info) => new LlmStream(deps, info), {
     allowModeOverride: () => config.current().config.envoy.allowModeOverride,
@@ -110,6 +126,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     extproc,
     admin,
     ledger,
+    budgets,
     reloadListener,
     isServing: () => serving,
     markServing() {
@@ -123,6 +140,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
       await extproc.shutdown(graceMs);
       // Every stream has ended, so every row is recorded: deliver them (or keep them in the spool) before exit.
       await ledger.close();
+      await budgets.close();
       await admin.close();
     },
   };

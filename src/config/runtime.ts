@@ -1,6 +1,8 @@
 // Config compiled once into an immutable runtime object. Each stream captures the runtime current at its
 // start, so a reload never changes a request half-way (architecture.md §2).
 import { createHash } from 'node:crypto';
+import { compileAuth, type AuthRuntime } from '../auth/api-keys.js';
+import { TenantDirectory } from '../policy/tenant-policy.js';
 import { compileClassifier, type Classifier } from '../classify/engine.js';
 import { V7 } from '../classify/v7.js';
 import type { InterpolationProblem } from './interpolate.js';
@@ -29,6 +31,8 @@ export interface Runtime {
   classifyPaths: ReadonlySet<string>;
   unclassifiedPaths: ReadonlyMap<string, { tier?: string | undefined }>;
   prices: PriceTable;
+  auth: AuthRuntime;
+  tenants: TenantDirectory;
 }
 
 export type CompileResult = { ok: true; runtime: Runtime } | { ok: false; problems: InterpolationProblem[] };
@@ -51,6 +55,7 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
     }
     tiers.set(name, { name, model: t.model, authorization, provider: t.provider });
   }
+  const auth = compileAuth(config.auth, problems);
   if (problems.length > 0) return { ok: false, problems };
 
   const modelToTier = new Map<string, string>();
@@ -73,6 +78,8 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
     classifyPaths: new Set(config.routing.classifyPaths),
     unclassifiedPaths: new Map(Object.entries(config.routing.unclassifiedPaths)),
     prices: new PriceTable(config.prices),
+    auth,
+    tenants: new TenantDirectory(config),
   };
   return { ok: true, runtime: Object.freeze(runtime) };
 }

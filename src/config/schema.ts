@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { versionSchema } from '../classify/rules-schema.js';
 import { V7 } from '../classify/v7.js';
 import { priceTableSchema } from '../usage/price-table.js';
+import { authSchema, budgetsSchema, planSchema, tenantSchema, TENANT_ID } from './policy-schema.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT');
 
@@ -122,6 +123,12 @@ export const configSchema = z
       })
       .prefault({}),
     prices: priceTableSchema.default(EMBEDDED_PRICES),
+    auth: authSchema,
+    /** Named policy templates that tenants refer to with `plan`. */
+    plans: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/), planSchema).default({}),
+    /** Per-tenant policy; "*" applies to every tenant without an entry of its own. */
+    tenants: z.record(z.string().refine((t) => t === '*' || TENANT_ID.test(t), { message: 'expected a tenant id or "*"' }), tenantSchema).default({}),
+    budgets: budgetsSchema,
     classifier: z
       .strictObject({
         active: z.string().default('v7'),
@@ -159,6 +166,12 @@ export const configSchema = z
     names.forEach((n, i) => {
       if (names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', path: ['ledger', 'sinks', i, 'name'], message: `duplicate sink name "${n}"` });
     });
+    for (const [t, p] of Object.entries(c.tenants)) {
+      if (p.plan !== undefined && !(p.plan in c.plans)) ctx.addIssue({ code: 'custom', path: ['tenants', t, 'plan'], message: `unknown plan "${p.plan}"` });
+    }
+    for (const t of Object.keys(c.budgets.tierTokensPerMinute)) needTier(t, ['budgets', 'tierTokensPerMinute', t]);
+    if (c.budgets.store === 'redis' && !c.budgets.redis) ctx.addIssue({ code: 'custom', path: ['budgets', 'redis'], message: 'store "redis" needs budgets.redis.url' });
+    if (c.auth.mode === 'api_key' && c.auth.keys.length === 0) ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'mode "api_key" needs at least one key' });
     if (!c.classifier.versions.v7) {
       needTier(V7.default, ['classifier', 'versions', 'v7']);
       for (const r of V7.rules) needTier(r.tier, ['classifier', 'versions', 'v7']);

@@ -1,6 +1,7 @@
 // Turns what one stream saw into its ledger row: usage from the response (or an estimate), cost from the price
 // table, status from how the stream ended. Runs after the last answer, never on the answer path.
 import { randomUUID } from 'node:crypto';
+import type { Admission } from '../budget/budgets.js';
 import { estimateUsage, type PromptForCount } from '../usage/estimate.js';
 import type { PriceTable } from '../usage/price-table.js';
 import type { ResponseFacts } from '../usage/response-usage.js';
@@ -38,6 +39,8 @@ export interface RequestRecord {
   /** Built only when an estimate is needed (most responses report their usage). */
   prompt: () => PromptForCount | undefined;
   fallbackUsed: boolean;
+  /** What the request reserved at admission; reconciled once the row's usage is known. */
+  admission: Admission | undefined;
   timings: { gatewayMs: number; ttftMs: number | null; providerMs: number | null; totalMs: number };
 }
 

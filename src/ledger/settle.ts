@@ -1,5 +1,6 @@
 // The settle step: after a stream's last answer, its record becomes a ledger row (estimating usage when none
 // was reported), usage and cost metrics are counted, and the row goes to the ledger. Never throws.
+import type { Budgets } from '../budget/budgets.js';
 import type { Runtime } from '../config/runtime.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -10,9 +11,11 @@ import type { LedgerRow } from './row.js';
 /** Unknown models are logged once each (up to this many), then only counted. */
 const MAX_UNPRICED_LOGGED = 100;
 
-export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger): (record: RequestRecord, runtime: Runtime) => void {
+export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budgets: Budgets): (record: RequestRecord, runtime: Runtime) => void {
   const unpricedLogged = new Set<string>();
-  const finish = ({ row, unpriced }: BuiltRow, runtime: Runtime): LedgerRow => {
+  const finish = ({ row, unpriced }: BuiltRow, runtime: Runtime, record: RequestRecord): LedgerRow => {
+    // The reservation becomes what was really used (zero for a request that never reached a backend).
+    if (record.admission) budgets.reconcile(record.admission, row.usage.total_tokens);
     count(metrics, row);
     if (unpriced) {
       metrics.unpriced.inc();
@@ -27,8 +30,9 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger): (re
   return (record, runtime) => {
     try {
       const built = buildRow(record, runtime.prices);
-      ledger.record(built instanceof Promise ? built.then((b) => finish(b, runtime)) : finish(built, runtime));
+      ledger.record(built instanceof Promise ? built.then((b) => finish(b, runtime, record)) : finish(built, runtime, record));
     } catch (err) {
+      // No usage to reconcile with: the reservation stays until it expires, so the budget errs on the safe side.
       ledger.record(Promise.reject(err));
     }
   };

@@ -7,9 +7,10 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 type Counter = (text: string) => number;
 
 let loading: Promise<Counter> | undefined;
+let loaded: Counter | undefined;
 
 export function loadTokenizer(): Promise<Counter> {
-  loading ??= import('gpt-tokenizer/encoding/o200k_base').then((m) => (text: string) => m.countTokens(text));
+  loading ??= import('gpt-tokenizer/encoding/o200k_base').then((m) => (loaded = (text: string) => m.countTokens(text)));
   return loading;
 }
 
@@ -17,6 +18,12 @@ export function loadTokenizer(): Promise<Counter> {
 const SLICE_CHARS = 16 * 1024;
 /** Beyond this, the count is scaled from the counted part's tokens per character. */
 const MAX_COUNTED_CHARS = 1024 * 1024;
+
+/** Synchronous for a short text once the tokenizer is loaded (one slice at most); else undefined. */
+export function countTokensNow(text: string): number | undefined {
+  if (text.length === 0) return 0;
+  return loaded !== undefined && text.length <= SLICE_CHARS ? loaded(text) : undefined;
+}
 
 export async function countTokens(text: string): Promise<number> {
   if (text.length === 0) return 0;

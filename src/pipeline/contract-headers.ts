@@ -7,10 +7,14 @@ export const H = {
   modelResolved: 'x-gateway-model-resolved',
   requestId: 'x-request-id',
   authorization: 'authorization',
+  apiKey: 'x-api-key',
   contentLength: 'content-length',
   contentType: 'content-type',
   usageTotalTokens: 'x-usage-total-tokens',
   traceparent: 'traceparent',
+  retryAfter: 'retry-after',
+  budgetWarning: 'x-budget-warning',
+  degraded: 'x-tiergate-degraded',
 } as const;
 
 /** Headers only tiergate may set on the request: a client's own values are always removed or overwritten. */

@@ -18,7 +18,9 @@ import {
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { startSpan } from '../telemetry/tracing.js';
-import { DEFAULT_TENANT } from '../stages/tenant.js';
+import type { Budgets } from '../budget/budgets.js';
+import type { TenantPolicy } from '../policy/tenant-policy.js';
+import { authenticate, type Caller } from '../stages/authenticate.js';
 import { H, ROUTING_HEADERS } from './contract-headers.js';
 import type { RequestState } from './request-state.js';
 import { ResponseAccounting, type UsageMetadata } from './response-accounting.js';
@@ -30,6 +32,8 @@ export interface StreamDeps {
   metrics: Metrics;
   log: Logger;
   requestStages: readonly Stage[];
+  /** Request limits for paths routed without a pipeline run (e.g. embeddings). */
+  budgets: Budgets;
   /** Receives every LLM request's record once its stream is over; builds and stores the ledger row. Must not throw. */
   settle(record: RequestRecord, runtime: Runtime): void;
 }
@@ -64,7 +68,7 @@ export class LlmStream implements StreamHandler {
     this.acc = new ResponseAccounting(this.runtime);
   }
 
-  requestHeaders(headers: HeaderMap, endOfStream: boolean): Decision {
+  requestHeaders(headers: HeaderMap, endOfStream: boolean): Decision | Promise<Decision> {
     const rawPath = headers.get(':path') ?? '/';
     const q = rawPath.indexOf('?');
     const path = q === -1 ? rawPath : rawPath.slice(0, q);
@@ -85,12 +89,24 @@ export class LlmStream implements StreamHandler {
       },
       body: EMPTY,
       tenant: '',
+      policy: NO_POLICY,
       setHeaders: [],
       removeHeaders: [],
     };
     if (this.span.isRecording()) this.span.setAttributes({ 'tiergate.request_id': requestId, 'url.path': path });
     // A client must never pick its own tier or tenant: strip routing headers it sent, whatever the path.
     const spoofed = clientRoutingHeaders(headers, []);
+    let caller: Caller | undefined;
+    if (this.pathKind !== 'other') {
+      try {
+        caller = authenticate(headers, rt);
+      } catch (err) {
+        if (err instanceof TiergateError) return this.reply(err);
+        throw err;
+      }
+      this.state.tenant = caller.tenant;
+      this.state.policy = rt.tenants.policyFor(caller.tenant);
+    }
 
     if (this.pathKind === 'other') {
       if (spoofed.length === 0 && !rt.config.envoy.allowModeOverride) return CONTINUE;
@@ -106,18 +122,31 @@ export class LlmStream implements StreamHandler {
       const t = tier ? rt.tiers.get(tier) : undefined;
       this.pathTier = t;
       this.acc.routed(t);
-      const set: Array<[string, string]> = [[H.tenant, DEFAULT_TENANT]];
+      const set: Array<[string, string]> = [[H.tenant, this.state.tenant]];
       if (t) set.push([H.tier, t.name], [H.model, t.model]);
       if (t?.authorization) set.push([H.authorization, t.authorization]);
-      const remove = clientRoutingHeaders(headers, set);
-      this.outcome = 'routed';
-      return { kind: 'continue', headers: { set, remove }, clearRouteCache: true };
+      const remove = [...clientRoutingHeaders(headers, set), ...credentials(caller, set)];
+      const routed = (): Decision => {
+        this.outcome = 'routed';
+        return { kind: 'continue', headers: { set, remove }, clearRouteCache: true };
+      };
+      // Only request rates apply here: these paths are not tokenised.
+      const out = this.deps.budgets.admit(rt, { id: randomUUID(), policy: this.state.policy, tier: t?.name, tokens: null });
+      const state = this.state;
+      const decide = (o: Awaited<typeof out>): Decision => {
+        if ('error' in o) return this.reply(o.error);
+        state.admission = o.admitted;
+        return routed();
+      };
+      return out instanceof Promise ? out.then(decide) : decide(out);
     }
     if (endOfStream) {
       // No body will follow (§2.3): answer now rather than wait for a message that never comes.
       return this.reply(new TiergateError('missing_body', `${path} requires a JSON request body.`));
     }
-    return spoofed.length > 0 ? { kind: 'continue', headers: { remove: spoofed }, clearRouteCache: true } : CONTINUE;
+    // Gateway keys go no further than here, whatever happens to the request next.
+    const remove = [...spoofed, ...credentials(caller, [])];
+    return remove.length > 0 ? { kind: 'continue', headers: { remove }, clearRouteCache: true } : CONTINUE;
   }
 
   requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
@@ -198,7 +227,10 @@ export class LlmStream implements StreamHandler {
       const ttft = this.acc.ttftMs();
       if (ttft !== null) this.span.setAttribute('tiergate.ttft_ms', ttft);
     }
-    const decision: ContinueDecision = tier ? { kind: 'continue', headers: { set: [[H.tier, tier.name], [H.modelResolved, tier.model]] } } : { kind: 'continue' };
+    const set: Array<readonly [string, string]> = tier ? [[H.tier, tier.name], [H.modelResolved, tier.model]] : [];
+    const limits = this.state?.admission?.responseHeaders;
+    if (limits) set.push(...limits);
+    const decision: ContinueDecision = set.length > 0 ? { kind: 'continue', headers: { set } } : { kind: 'continue' };
     this.acc.buffered = this.responseBuffered;
     if (this.runtime.config.envoy.allowModeOverride && !endOfStream) {
       // SSE is answered chunk by chunk (STREAMED); a JSON body is small and buffered whole, so its answer can
@@ -263,6 +295,12 @@ export class LlmStream implements StreamHandler {
   }
 }
 
+/** The gateway key's headers, minus any tiergate sets itself (a tier's upstream credential). */
+function credentials(caller: Caller | undefined, set: ReadonlyArray<readonly [string, string]>): string[] {
+  if (!caller || caller.strip.length === 0) return [];
+  return caller.strip.filter((h) => !set.some(([k]) => k === h));
+}
+
 /** Routing headers the client sent that tiergate is not setting itself: removed, so none of its values survive. */
 function clientRoutingHeaders(headers: HeaderMap, set: ReadonlyArray<readonly [string, string]>): string[] {
   return ROUTING_HEADERS.filter((h) => headers.has(h) && !set.some(([k]) => k === h));
@@ -279,6 +317,18 @@ export function replyFor(err: TiergateError): ReplyDecision {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Until authentication resolves a tenant (other paths never do). */
+const NO_POLICY: TenantPolicy = Object.freeze({
+  tenant: '',
+  plan: null,
+  models: undefined,
+  requestsPerMinute: undefined,
+  dailyTokenBudget: undefined,
+  tokensPerMinute: undefined,
+  featureHeader: 'x-feature-id',
+  onTierDenied: 'downgrade',
+});
 
 /** Envoy's metadata_options.receiving_namespaces must list it (envoy-ext-proc.md §11). */
 export const METADATA_NAMESPACE = 'tiergate';

@@ -3,6 +3,8 @@ import type { ClassifierDecision } from '../classify/engine.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { HeaderMap } from '../extproc/types.js';
 import type { LlmRequest } from '../llm/parse-request.js';
+import type { Admission } from '../budget/budgets.js';
+import type { TenantPolicy } from '../policy/tenant-policy.js';
 import type { Logger } from '../telemetry/logger.js';
 
 export type RouteSource = 'classifier' | 'alias' | 'path';
@@ -24,7 +26,11 @@ export interface RequestState {
   /** Raw request body (the whole body; BUFFERED). */
   body: Buffer;
   llm?: LlmRequest;
+  /** Resolved by authentication on the request headers; never the client's say alone. */
   tenant: string;
+  policy: TenantPolicy;
+  /** Set when limits applied and the request was admitted: what it reserved, until the response ends. */
+  admission?: Admission;
   route?: RouteDecision;
   /** Request header changes for the upstream, applied in the request-body answer. */
   readonly setHeaders: Array<[string, string]>;

@@ -10,7 +10,7 @@ import type { PromptForCount } from '../usage/estimate.js';
 import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../usage/response-usage.js';
 import { readUsage, type Usage } from '../usage/usage.js';
 import type { HeaderMap } from '../extproc/types.js';
-import { DEFAULT_TENANT } from '../stages/tenant.js';
+import { DEFAULT_TENANT } from '../stages/authenticate.js';
 import type { RequestState } from './request-state.js';
 
 /** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
@@ -146,9 +146,9 @@ export class ResponseAccounting {
       startedAt: this.startedAt,
       traceId,
       tenant: state?.tenant || DEFAULT_TENANT,
-      featureId: state?.headers.get(ledger.featureHeader) ?? null,
+      featureId: state?.headers.get(state.policy.featureHeader) ?? null,
       userIdHash: this.userIdHash(state?.headers.get(ledger.userHeader) ?? this.request?.user),
-      rateLimitTier: null,
+      rateLimitTier: state?.policy.plan ?? null,
       modelAlias: this.request?.model ?? null,
       path: state?.path ?? '',
       stream: this.request?.stream ?? false,
@@ -165,6 +165,7 @@ export class ResponseAccounting {
       facts: this.facts ?? this.collector?.finish(),
       trailerUsage: this.trailerUsage,
       prompt: () => this.promptForCount(),
+      admission: state?.admission,
       fallbackUsed: answeredTier !== undefined && tier !== undefined && answeredTier !== tier.name,
       timings: {
         gatewayMs: this.gatewayMs,

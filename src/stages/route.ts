@@ -20,6 +20,7 @@ export const routeStage: Stage = {
     const body = Buffer.from(JSON.stringify(json), 'utf8');
     state.newBody = body;
     state.setHeaders.push(
+      [H.tenant, state.tenant],
       [H.tier, route.tier.name],
       [H.model, route.tier.model],
       [H.classifier, route.classification ? route.classification.version : route.source],

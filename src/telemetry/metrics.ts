@@ -109,6 +109,34 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Ledger rows that could not be built (a bug: the request is logged instead).',
       registers: [registry],
     }),
+    budgetDecisions: new Counter({
+      name: 'tiergate_budget_decisions_total',
+      help: 'Admission decisions by result (admitted, denied) and, when denied, the limit that tripped.',
+      labelNames: ['result', 'code'] as const,
+      registers: [registry],
+    }),
+    budgetWarnings: new Counter({
+      name: 'tiergate_budget_warnings_total',
+      help: 'Tenants that crossed the daily-budget warning share (once per tenant per day).',
+      registers: [registry],
+    }),
+    budgetStoreFailures: new Counter({
+      name: 'tiergate_budget_store_failures_total',
+      help: 'Budget store operations that failed or timed out, by operation (admit, reconcile).',
+      labelNames: ['op'] as const,
+      registers: [registry],
+    }),
+    budgetStoreDegraded: new Gauge({
+      name: 'tiergate_budget_store_degraded',
+      help: '1 while the budget store is unreachable and the failure rule (open or closed) applies.',
+      registers: [registry],
+    }),
+    aclDecisions: new Counter({
+      name: 'tiergate_acl_decisions_total',
+      help: 'Model ACL outcomes other than allowed: downgraded or refused.',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     configReloads: new Counter({
       name: 'tiergate_config_reloads_total',
       help: 'Config reload attempts by result (success, failure).',

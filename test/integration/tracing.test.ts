@@ -30,7 +30,7 @@ describe('tracing', () => {
     await oneRequest('please debug this');
     await expect.poll(() => exporter.getFinishedSpans().map((s) => s.name)).toContain('ext_proc stream');
     const spans = exporter.getFinishedSpans();
-    expect(spans.map((s) => s.name)).toEqual(expect.arrayContaining(['stage parse', 'stage tenant', 'stage classify', 'stage route', 'ext_proc stream']));
+    expect(spans.map((s) => s.name)).toEqual(expect.arrayContaining(['stage parse', 'stage classify', 'stage policy', 'stage budget', 'stage route', 'ext_proc stream']));
     const stream = spans.find((s) => s.name === 'ext_proc stream');
     expect(stream?.attributes).toMatchObject({ 'tiergate.request_id': 'trace-me', 'tiergate.tier': 'strong', 'tiergate.outcome': 'routed' });
     // Attributes carry no prompt text.

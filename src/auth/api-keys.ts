@@ -1,0 +1,68 @@
+// Gateway API keys → principals. Keys are held only as SHA-256 digests and compared in constant time; the
+// presented key is never logged or kept. A principal either is one tenant or may act for the tenants it lists
+// through x-tenant-id.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { z } from 'zod';
+import type { InterpolationProblem } from '../config/interpolate.js';
+import type { authSchema } from '../config/policy-schema.js';
+
+export interface Principal {
+  id: string;
+  digest: Buffer;
+  /** The fixed tenant, or undefined when the key acts through x-tenant-id. */
+  tenant: string | undefined;
+  /** For x-tenant-id keys: the tenants allowed ("*" = any). */
+  tenants: ReadonlySet<string>;
+}
+
+export interface AuthRuntime {
+  mode: 'none' | 'api_key';
+  principals: readonly Principal[];
+}
+
+export function compileAuth(auth: z.infer<typeof authSchema>, problems: InterpolationProblem[]): AuthRuntime {
+  const principals: Principal[] = [];
+  auth.keys.forEach((k, i) => {
+    let hex = k.sha256;
+    if (k.sha256File !== undefined) {
+      try {
+        hex = readFileSync(k.sha256File, 'utf8').trim();
+      } catch (e) {
+        problems.push({ path: `auth.keys[${i}].sha256File`, message: (e as Error).message });
+        return;
+      }
+      if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
+        problems.push({ path: `auth.keys[${i}].sha256File`, message: 'file must hold 64 hex characters (a SHA-256 digest)' });
+        return;
+      }
+    }
+    principals.push({ id: k.id, digest: Buffer.from(hex as string, 'hex'), tenant: k.tenant, tenants: new Set(k.tenants ?? []) });
+  });
+  return { mode: auth.mode, principals };
+}
+
+/** The key a client presented: `authorization: Bearer <key>` or `x-api-key: <key>`. */
+export function presentedKey(authorization: string | undefined, xApiKey: string | undefined): string | undefined {
+  if (xApiKey) return xApiKey.trim() || undefined;
+  if (!authorization) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  return m ? m[1] : undefined;
+}
+
+/**
+ * Every principal's digest is compared, whether or not an earlier one matched, so the time taken says nothing
+ * about which (or whether a) key matched.
+ */
+export function findPrincipal(auth: AuthRuntime, key: string): Principal | undefined {
+  const digest = createHash('sha256').update(key, 'utf8').digest();
+  let found: Principal | undefined;
+  for (const p of auth.principals) {
+    if (timingSafeEqual(digest, p.digest) && found === undefined) found = p;
+  }
+  return found;
+}
+
+export function sha256Hex(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}

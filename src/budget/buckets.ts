@@ -1,0 +1,45 @@
+// Which limits apply to a request, each in its current window. Tenant keys carry the tenant as their Redis
+// hash tag, so one tenant's counters share a Cluster slot; gateway-wide and per-tier counters share `{shared}`.
+import type { Runtime } from '../config/runtime.js';
+import type { TenantPolicy } from '../policy/tenant-policy.js';
+import type { Bucket } from '../stores/budget-store.js';
+import { DayWindows, WINDOW_MS, minuteWindow } from './windows.js';
+
+/** Late reconciles still land in a window this long after it ended. */
+const MINUTE_GRACE_MS = 2 * WINDOW_MS.minute;
+const DAY_GRACE_MS = WINDOW_MS.day;
+
+const dayWindows = new Map<string, DayWindows>();
+function daysIn(tz: string): DayWindows {
+  let d = dayWindows.get(tz);
+  if (!d) dayWindows.set(tz, (d = new DayWindows(tz)));
+  return d;
+}
+
+export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefined, withTokens: boolean, now: number): Bucket[] {
+  const cfg = rt.config.budgets;
+  const prefix = cfg.redis?.keyPrefix ?? 'tiergate:';
+  const t = `${prefix}{t:${p.tenant}}`;
+  const minute = minuteWindow(now);
+  const perMinute = (key: string, code: Bucket['code'], unit: Bucket['unit'], limit: number): Bucket => ({
+    key: `${key}:${minute.id}`,
+    code,
+    unit,
+    limit,
+    resetAt: minute.resetAt,
+    expireAt: minute.resetAt + MINUTE_GRACE_MS,
+  });
+  const out: Bucket[] = [];
+  if (p.requestsPerMinute !== undefined) out.push(perMinute(`${t}:rpm`, 'requests_per_minute', 'requests', p.requestsPerMinute));
+  if (!withTokens) return out;
+  if (p.dailyTokenBudget !== undefined) {
+    const day = daysIn(cfg.timeZone).at(now);
+    out.push({ key: `${t}:day:${day.id}`, code: 'daily_token_budget', unit: 'tokens', limit: p.dailyTokenBudget, resetAt: day.resetAt, expireAt: day.resetAt + DAY_GRACE_MS });
+  }
+  if (p.tokensPerMinute !== undefined) out.push(perMinute(`${t}:tpm`, 'tokens_per_minute', 'tokens', p.tokensPerMinute));
+  const shared = `${prefix}{shared}`;
+  if (cfg.globalTokensPerMinute !== undefined) out.push(perMinute(`${shared}:tpm`, 'global_tokens_per_minute', 'tokens', cfg.globalTokensPerMinute));
+  const tierLimit = tier === undefined ? undefined : cfg.tierTokensPerMinute[tier];
+  if (tierLimit !== undefined) out.push(perMinute(`${shared}:tier:${tier}:tpm`, 'tier_tokens_per_minute', 'tokens', tierLimit));
+  return out;
+}

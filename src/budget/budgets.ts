@@ -1,0 +1,157 @@
+// Admission and reconcile for every limit that applies to a request, over the configured store, with the
+// store's failure rule: a circuit breaker in front of Redis, and while it is open either a local
+// per-instance limit (open) or 503 (closed). Recovery is automatic: a trial call after the cooldown.
+import type { Runtime } from '../config/runtime.js';
+import { TiergateError } from '../errors.js';
+import { H } from '../pipeline/contract-headers.js';
+import type { TenantPolicy } from '../policy/tenant-policy.js';
+import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../stores/budget-store.js';
+import { MemoryBudgetStore } from '../stores/memory/budget-store.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { budgetWarningHeader, limitError, rateLimitHeaders } from './rate-limit-headers.js';
+import { bucketsFor } from './buckets.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+
+/** What an admitted request holds until its response ends. */
+export interface Admission {
+  id: string;
+  tenant: string;
+  /** The store that holds the reservation (the local one when admitted in degraded mode). */
+  store: BudgetStore;
+  tokenBuckets: Bucket[];
+  reserved: number;
+  /** For the client's response: x-ratelimit-*, x-budget-warning, x-tiergate-degraded. */
+  responseHeaders: Array<[string, string]>;
+}
+
+export type AdmitOutcome = { admitted: Admission | undefined } | { error: TiergateError };
+
+export interface AdmitQuery {
+  id: string;
+  policy: TenantPolicy;
+  tier: string | undefined;
+  /** Tokens to reserve; null when the path carries no token limits (requests only). */
+  tokens: number | null;
+}
+
+export class Budgets {
+  private readonly breaker: CircuitBreaker;
+  /** The per-instance limiter used while the shared store is away (fail-open). */
+  private readonly local = new MemoryBudgetStore();
+  private readonly pendingReconciles: Array<() => Promise<void>> = [];
+  private lastFailureLog = 0;
+  private suppressedFailures = 0;
+
+  constructor(
+    readonly store: BudgetStore,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.breaker = new CircuitBreaker(now, (open) => metrics.budgetStoreDegraded.set(open ? 1 : 0));
+  }
+
+  admit(rt: Runtime, q: AdmitQuery): AdmitOutcome | Promise<AdmitOutcome> {
+    const now = this.now();
+    const cfg = rt.config.budgets;
+    const buckets = bucketsFor(rt, q.policy, q.tier, q.tokens !== null, now);
+    if (buckets.length === 0) return NOTHING_TO_ADMIT;
+    const req: AdmitRequest = { id: q.id, now, tokens: q.tokens ?? 0, buckets, reservationExpiresAt: now + cfg.reservationTtlMs, warnAt: cfg.warnAt };
+    if (this.store.kind === 'memory') return this.outcome(q, req, this.store, this.store.admit(req) as AdmitResult, false);
+    if (!this.breaker.allows()) return this.degraded(rt, q, req);
+    return (this.store.admit(req) as Promise<AdmitResult>).then(
+      (r) => {
+        this.breaker.succeeded();
+        this.retryReconciles();
+        return this.outcome(q, req, this.store, r, false);
+      },
+      (err: unknown) => {
+        this.failed('admit', err, cfg.breaker);
+        return this.degraded(rt, q, req);
+      },
+    );
+  }
+
+  /** Frees the reservation and counts what the request really used. Never throws. */
+  reconcile(a: Admission, actualTokens: number): void {
+    if (a.tokenBuckets.length === 0) return;
+    const run = async () => a.store.reconcile(a.id, a.tokenBuckets, actualTokens, this.now());
+    if (a.store.kind === 'memory') {
+      void run();
+      return;
+    }
+    run().then(
+      () => this.breaker.succeeded(),
+      (err: unknown) => {
+        this.failed('reconcile', err, undefined);
+        // Kept for when the store is back; until then the reservation holds the budget (the safe side).
+        if (this.pendingReconciles.length < MAX_PENDING_RECONCILES) this.pendingReconciles.push(run);
+      },
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  private outcome(q: AdmitQuery, req: AdmitRequest, store: BudgetStore, r: AdmitResult, degraded: boolean): AdmitOutcome {
+    const headers = rateLimitHeaders(req.buckets, r.counted, req.now);
+    if (degraded) headers.push([H.degraded, 'budget-store']);
+    if (!r.admitted) {
+      const b = req.buckets[r.denied as number] as Bucket;
+      this.metrics.budgetDecisions.inc({ result: 'denied', code: b.code });
+      this.log.info({ event: 'budget.denied', tenant: q.policy.tenant, code: b.code, limit: b.limit });
+      return { error: limitError(b, r.counted[r.denied as number] as number, req.tokens, headers, req.now) };
+    }
+    this.metrics.budgetDecisions.inc({ result: 'admitted', code: '' });
+    const warning = budgetWarningHeader(req.buckets, r);
+    if (warning) headers.push(warning);
+    if (r.budgetWarning === 'first') {
+      this.metrics.budgetWarnings.inc();
+      this.log.warn({ event: 'budget.warning', tenant: q.policy.tenant, share: warning?.[1] });
+    }
+    const tokenBuckets = req.buckets.filter((b) => b.unit === 'tokens');
+    return { admitted: { id: req.id, tenant: q.policy.tenant, store, tokenBuckets, reserved: req.tokens, responseHeaders: headers } };
+  }
+
+  private degraded(rt: Runtime, q: AdmitQuery, req: AdmitRequest): AdmitOutcome {
+    const cfg = rt.config.budgets;
+    if (cfg.onStoreFailure === 'closed') {
+      this.metrics.budgetDecisions.inc({ result: 'denied', code: 'store_unavailable' });
+      return { error: new TiergateError('dependency_unavailable', 'The budget service is temporarily unavailable. Please retry shortly.', null, [[H.retryAfter, '1']]) };
+    }
+    // Each replica takes its share of the limit, so N replicas together stay near the configured one.
+    const share = (l: number) => Math.max(1, Math.floor(l / cfg.expectedInstances));
+    const local: AdmitRequest = { ...req, buckets: req.buckets.map((b) => ({ ...b, limit: share(b.limit) })) };
+    return this.outcome(q, local, this.local, this.local.admit(local), true);
+  }
+
+  private failed(op: 'admit' | 'reconcile', err: unknown, breaker: Runtime['config']['budgets']['breaker'] | undefined): void {
+    this.metrics.budgetStoreFailures.inc({ op });
+    this.breaker.failed(breaker);
+    // A down Redis fails every request: one log line per interval, with how many were folded into it.
+    const now = this.now();
+    if (now - this.lastFailureLog < FAILURE_LOG_INTERVAL_MS) {
+      this.suppressedFailures++;
+      return;
+    }
+    this.log.warn({ event: 'budget.store_failed', op, err: (err as Error).message, suppressed: this.suppressedFailures });
+    this.lastFailureLog = now;
+    this.suppressedFailures = 0;
+  }
+
+  private retryReconciles(): void {
+    if (this.pendingReconciles.length === 0) return;
+    const batch = this.pendingReconciles.splice(0);
+    for (const run of batch) {
+      run().catch(() => {
+        if (this.pendingReconciles.length < MAX_PENDING_RECONCILES) this.pendingReconciles.push(run);
+      });
+    }
+  }
+}
+
+const NOTHING_TO_ADMIT: AdmitOutcome = Object.freeze({ admitted: undefined });
+const FAILURE_LOG_INTERVAL_MS = 10_000;
+const MAX_PENDING_RECONCILES = 10_000;

@@ -1,0 +1,61 @@
+// Limit windows: fixed minutes (UTC epoch minutes, the same on every replica) and calendar days in a
+// configured IANA time zone. Each window has an id (part of the store key) and the instant it ends.
+
+export interface Window {
+  id: string;
+  /** ms since epoch at which the window ends. */
+  resetAt: number;
+}
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+
+export function minuteWindow(now: number): Window {
+  const m = Math.floor(now / MINUTE);
+  return { id: String(m), resetAt: (m + 1) * MINUTE };
+}
+
+/** Day windows are computed once per zone per day; the formatter is the costly part. */
+export class DayWindows {
+  private readonly fmt: Intl.DateTimeFormat;
+  private cached: Window | undefined;
+  private cachedFrom = 0;
+
+  constructor(readonly timeZone: string) {
+    this.fmt = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+  }
+
+  at(now: number): Window {
+    const c = this.cached;
+    if (c && now >= this.cachedFrom && now < c.resetAt) return c;
+    const { y, mo, d } = this.parts(now);
+    const id = `${y}-${String(mo).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
+    const w = { id, resetAt: this.localMidnightAfter(y, mo, d) };
+    this.cached = w;
+    this.cachedFrom = now;
+    return w;
+  }
+
+  /** The instant the next local day starts: UTC midnight of that date, shifted by the zone's offset there. */
+  private localMidnightAfter(y: number, mo: number, d: number): number {
+    const utcMidnight = Date.UTC(y, mo - 1, d + 1);
+    // The offset can differ across a DST change; a second pass settles on the offset in force at midnight.
+    let t = utcMidnight - this.offsetAt(utcMidnight);
+    t = utcMidnight - this.offsetAt(t);
+    return t;
+  }
+
+  /** Local wall time minus UTC at `t`, in ms. */
+  private offsetAt(t: number): number {
+    const p = this.parts(t);
+    return Date.UTC(p.y, p.mo - 1, p.d, p.h, p.mi, p.s) - Math.floor(t / 1000) * 1000;
+  }
+
+  private parts(t: number): { y: number; mo: number; d: number; h: number; mi: number; s: number } {
+    const o: Record<string, number> = {};
+    for (const p of this.fmt.formatToParts(t)) if (p.type !== 'literal') o[p.type] = Number(p.value);
+    return { y: o.year as number, mo: o.month as number, d: o.day as number, h: o.hour as number, mi: o.minute as number, s: o.second as number };
+  }
+}
+
+export const WINDOW_MS = { minute: MINUTE, day: DAY } as const;

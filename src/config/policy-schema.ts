@@ -1,0 +1,99 @@
+// Config for who may call (auth), what each tenant may do (tenants, plans) and how much (budgets).
+// Kept apart from schema.ts so the access-control surface reads in one place.
+import { z } from 'zod';
+
+/** Tenant ids end up in Redis keys, headers and ledger rows: a tight charset keeps them inert everywhere. */
+export const TENANT_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const tenantId = z.string().regex(TENANT_ID, 'expected 1–64 of A-Z a-z 0-9 . _ -');
+const positiveInt = z.number().int().positive();
+
+const apiKey = z
+  .strictObject({
+    /** The principal's name: safe to log, never the key. */
+    id: z.string().min(1),
+    /** Hex SHA-256 of the key (use ${ENV} to keep it out of the file). */
+    sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex characters').optional(),
+    /** A file holding the hex SHA-256 (a mounted Kubernetes Secret); read at every (re)load. */
+    sha256File: z.string().min(1).optional(),
+    /** The one tenant this key acts as. */
+    tenant: tenantId.optional(),
+    /** The tenants this key may name in x-tenant-id ("*": any). */
+    tenants: z.array(z.union([tenantId, z.literal('*')])).min(1).optional(),
+  })
+  .refine((k) => (k.sha256 === undefined) !== (k.sha256File === undefined), { message: 'set exactly one of sha256, sha256File' })
+  .refine((k) => (k.tenant === undefined) !== (k.tenants === undefined), { message: 'set exactly one of tenant, tenants' });
+
+export const authSchema = z
+  .strictObject({
+    /** none: every request is tenant `default` (the embedded default). api_key: gateway keys below. */
+    mode: z.enum(['none', 'api_key']).default('none'),
+    keys: z.array(apiKey).default([]),
+  })
+  .prefault({});
+
+const policyFields = {
+  /** Model names (aliases, tier model ids) and tier names this tenant may use; "*" for all. */
+  models: z.array(z.string().min(1)).min(1).optional(),
+  requestsPerMinute: positiveInt.optional(),
+  /** Tokens (input + output) per calendar day in budgets.timeZone. */
+  dailyTokenBudget: positiveInt.optional(),
+  tokensPerMinute: positiveInt.optional(),
+  /** Request header naming the calling feature (ledger feature_id); defaults to ledger.featureHeader. */
+  featureHeader: z.string().toLowerCase().optional(),
+  /** model "auto" classified into a tier this tenant may not use: route to an allowed tier, or answer 403. */
+  onTierDenied: z.enum(['downgrade', 'refuse']).optional(),
+};
+
+export const planSchema = z.strictObject(policyFields);
+/** A tenant names a plan and may override any of its fields. */
+export const tenantSchema = z.strictObject({ plan: z.string().min(1).optional(), ...policyFields });
+
+export const budgetsSchema = z
+  .strictObject({
+    store: z.enum(['memory', 'redis']).default('memory'),
+    redis: z
+      .strictObject({
+        url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL'),
+        keyPrefix: z.string().default('tiergate:'),
+        // Both well inside Envoy's ext_proc message_timeout: a slow Redis must not stall the request.
+        connectTimeoutMs: positiveInt.default(50),
+        commandTimeoutMs: positiveInt.default(50),
+      })
+      .optional(),
+    /** Store unreachable: open admits under a local per-instance limit; closed answers 503. */
+    onStoreFailure: z.enum(['open', 'closed']).default('open'),
+    /** Fail-open divides each limit by this (the number of tiergate replicas). */
+    expectedInstances: positiveInt.default(1),
+    /** IANA zone whose calendar day the daily budgets follow. */
+    timeZone: z
+      .string()
+      .default('UTC')
+      .refine((tz) => isTimeZone(tz), { message: 'unknown IANA time zone' }),
+    globalTokensPerMinute: positiveInt.optional(),
+    /** tier name → tokens per minute across all tenants, protecting that backend. */
+    tierTokensPerMinute: z.record(z.string(), positiveInt).default({}),
+    /** Completion tokens reserved when a request sets no max_tokens. */
+    completionEstimate: positiveInt.default(1024),
+    /** A reservation not reconciled by then (a stream that died with its process) frees itself. */
+    reservationTtlMs: positiveInt.default(10 * 60_000),
+    /** Share of the daily budget at which responses carry x-budget-warning. */
+    warnAt: z.number().gt(0).lte(1).default(0.8),
+    breaker: z
+      .strictObject({
+        /** Consecutive store failures that open the circuit. */
+        failures: positiveInt.default(3),
+        /** How long it stays open before one trial request. */
+        cooldownMs: positiveInt.default(2000),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}

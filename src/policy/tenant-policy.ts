@@ -1,0 +1,61 @@
+// A tenant's effective policy: its own entry over its plan over the "*" entry over the built-in (everything
+// allowed, no limits). Resolved once per tenant per config version.
+import type { Config } from '../config/schema.js';
+
+export interface TenantPolicy {
+  tenant: string;
+  /** The plan name (ledger rate_limit_tier), or null. */
+  plan: string | null;
+  /** Allowed model names and tier names; undefined = all. */
+  models: ReadonlySet<string> | undefined;
+  requestsPerMinute: number | undefined;
+  dailyTokenBudget: number | undefined;
+  tokensPerMinute: number | undefined;
+  featureHeader: string;
+  onTierDenied: 'downgrade' | 'refuse';
+}
+
+type Fields = Config['tenants'][string];
+
+export class TenantDirectory {
+  private readonly cache = new Map<string, TenantPolicy>();
+  /** Unlisted tenants (via "*" keys) are unbounded in number; so is not this cache. */
+  private static readonly MAX_CACHED = 10_000;
+
+  constructor(private readonly config: Pick<Config, 'tenants' | 'plans' | 'ledger'>) {}
+
+  policyFor(tenant: string): TenantPolicy {
+    let p = this.cache.get(tenant);
+    if (p) return p;
+    p = this.resolve(tenant);
+    if (this.cache.size >= TenantDirectory.MAX_CACHED) this.cache.clear();
+    this.cache.set(tenant, p);
+    return p;
+  }
+
+  private resolve(tenant: string): TenantPolicy {
+    const { tenants, plans } = this.config;
+    const layers: Fields[] = [];
+    for (const entry of [tenants['*'], tenants[tenant]]) {
+      if (!entry) continue;
+      if (entry.plan !== undefined && plans[entry.plan]) layers.push(plans[entry.plan] as Fields);
+      layers.push(entry);
+    }
+    const pick = <K extends keyof Fields>(k: K): Fields[K] => {
+      let v: Fields[K] = undefined as Fields[K];
+      for (const l of layers) if (l[k] !== undefined) v = l[k];
+      return v;
+    };
+    const models = pick('models');
+    return {
+      tenant,
+      plan: pick('plan') ?? null,
+      models: models === undefined || models.includes('*') ? undefined : new Set(models),
+      requestsPerMinute: pick('requestsPerMinute'),
+      dailyTokenBudget: pick('dailyTokenBudget'),
+      tokensPerMinute: pick('tokensPerMinute'),
+      featureHeader: pick('featureHeader') ?? this.config.ledger.featureHeader,
+      onTierDenied: pick('onTierDenied') ?? 'downgrade',
+    };
+  }
+}

@@ -1,0 +1,67 @@
+// Admission against every limit that applies: requests per minute, and (when token limits exist) a
+// reservation of prompt tokens plus the completion allowance, reconciled when the response ends.
+import { randomUUID } from 'node:crypto';
+import type { Budgets } from '../budget/budgets.js';
+import type { Runtime } from '../config/runtime.js';
+import type { LlmRequest } from '../llm/parse-request.js';
+import { countTokens, countTokensNow } from '../llm/tokenizer.js';
+import { joinedText } from '../classify/prompt-text.js';
+import type { TenantPolicy } from '../policy/tenant-policy.js';
+import type { RequestState } from '../pipeline/request-state.js';
+import type { Stage } from '../pipeline/stage.js';
+
+/** Chat framing per message and reply priming, as in usage/estimate.ts. */
+const PER_MESSAGE = 3;
+const REPLY_PRIMING = 3;
+
+export function createBudgetStage(budgets: Budgets): Stage {
+  return {
+    name: 'budget',
+    onError: 'fail',
+    run(state) {
+      const { policy, runtime: rt, llm } = state;
+      const tier = state.route?.tier.name;
+      if (!hasLimits(rt, policy, tier) || !llm) return;
+      if (!hasTokenLimits(rt, policy, tier)) return admit(budgets, state, tier, null);
+      const text = promptText(llm);
+      const now = countTokensNow(text);
+      if (now !== undefined) return admit(budgets, state, tier, reservation(rt, llm, now));
+      return countTokens(text).then((n) => admit(budgets, state, tier, reservation(rt, llm, n)));
+    },
+  };
+}
+
+function admit(budgets: Budgets, state: RequestState, tier: string | undefined, tokens: number | null): void | Promise<void> {
+  const out = budgets.admit(state.runtime, { id: randomUUID(), policy: state.policy, tier, tokens });
+  if (out instanceof Promise) return out.then((o) => apply(state, o));
+  apply(state, out);
+}
+
+function apply(state: RequestState, o: Awaited<ReturnType<Budgets['admit']>>): void {
+  if ('error' in o) throw o.error;
+  if (o.admitted) state.admission = o.admitted;
+}
+
+export function hasLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
+  return p.requestsPerMinute !== undefined || hasTokenLimits(rt, p, tier);
+}
+
+function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
+  const b = rt.config.budgets;
+  return p.dailyTokenBudget !== undefined || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
+}
+
+/** Tool definitions are part of the prompt the model reads, so they count too. */
+function promptText(llm: LlmRequest): string {
+  const tools = llm.json.tools;
+  const text = joinedText(llm.messages);
+  return tools === undefined ? text : `${text}\n${JSON.stringify(tools)}`;
+}
+
+/** Prompt tokens plus what the completion may use: max_completion_tokens, max_tokens, else the configured estimate; times n. */
+function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number): number {
+  const j = llm.json;
+  const maxOut = [j.max_completion_tokens, j.max_tokens].find((v): v is number => typeof v === 'number') ?? rt.config.budgets.completionEstimate;
+  const n = typeof j.n === 'number' && j.n > 1 ? j.n : 1;
+  return promptTokens + PER_MESSAGE * llm.messages.length + REPLY_PRIMING + maxOut * n;
+}

@@ -1,0 +1,46 @@
+// The tenant's model ACL. A model asked for by name (alias or tier model id) must be allowed, or 403.
+// For model "auto" the classifier's tier must be allowed; if not, the request is downgraded to a tier the
+// tenant may use (reason acl_downgrade) or refused, as the tenant's policy says.
+import type { Runtime, TierRuntime } from '../config/runtime.js';
+import { TiergateError } from '../errors.js';
+import type { TenantPolicy } from '../policy/tenant-policy.js';
+import type { Stage } from '../pipeline/stage.js';
+import type { Metrics } from '../telemetry/metrics.js';
+
+export function createPolicyStage(metrics: Metrics): Stage {
+  return {
+    name: 'policy',
+    onError: 'fail',
+    run(state) {
+      const { policy, route, llm, runtime: rt } = state;
+      if (!policy.models || !route || !llm) return;
+      const asked = llm.model ?? 'auto';
+      if (route.source !== 'classifier') {
+        if (policy.models.has(asked) || policy.models.has(route.tier.name)) return;
+        metrics.aclDecisions.inc({ result: 'refused' });
+        throw new TiergateError('model_not_allowed', `Your plan does not include the model '${asked}'.`, 'model');
+      }
+      if (tierAllowed(rt, policy, route.tier.name)) return;
+      const fallback = policy.onTierDenied === 'downgrade' ? firstAllowedTier(rt, policy) : undefined;
+      if (!fallback || !route.classification) {
+        metrics.aclDecisions.inc({ result: 'refused' });
+        throw new TiergateError('model_not_allowed', `This request needs the '${route.tier.name}' tier, which your plan does not include.`, 'model');
+      }
+      metrics.aclDecisions.inc({ result: 'downgraded' });
+      state.route = { ...route, tier: fallback, classification: { ...route.classification, tier: fallback.name, reason: 'acl_downgrade' } };
+    },
+  };
+}
+
+/** A tier is allowed by its own name, or by any model name the tenant may use that routes to it. */
+function tierAllowed(rt: Runtime, p: TenantPolicy, tier: string): boolean {
+  if (!p.models || p.models.has(tier)) return true;
+  for (const m of p.models) if (rt.modelToTier.get(m) === tier) return true;
+  return false;
+}
+
+/** Tiers are listed cheapest first by convention (weak before strong): the first allowed one is the downgrade. */
+function firstAllowedTier(rt: Runtime, p: TenantPolicy): TierRuntime | undefined {
+  for (const t of rt.tiers.values()) if (tierAllowed(rt, p, t.name)) return t;
+  return undefined;
+}

@@ -1,0 +1,55 @@
+// The budget store: counters per limit window, checked and reserved all-or-nothing at admission, reconciled
+// to actual usage when the response ends. One interface, a memory and a Redis implementation, one contract
+// suite (test/contract/budget-store.test.ts).
+
+export type LimitCode = 'requests_per_minute' | 'tokens_per_minute' | 'daily_token_budget' | 'global_tokens_per_minute' | 'tier_tokens_per_minute';
+
+/** One limit in its current window. */
+export interface Bucket {
+  /** Store key, window id included; hash-tagged by tenant (or `shared`) for Redis Cluster. */
+  key: string;
+  code: LimitCode;
+  /** requests: counted at admission, never reconciled. tokens: reserved, then reconciled to actual usage. */
+  unit: 'requests' | 'tokens';
+  limit: number;
+  /** When this window ends (ms since epoch): the limit frees then at the latest. */
+  resetAt: number;
+  /** When the counter may be forgotten: after the window, plus time for late reconciles to land. */
+  expireAt: number;
+}
+
+export interface AdmitRequest {
+  /** Unique per request: names its reservation. */
+  id: string;
+  now: number;
+  /** Tokens to reserve against every token bucket. */
+  tokens: number;
+  buckets: readonly Bucket[];
+  /** The reservation frees itself at this time if never reconciled (a process that died mid-stream). */
+  reservationExpiresAt: number;
+  /** Share of a daily_token_budget bucket from which the response warns. */
+  warnAt: number;
+}
+
+export interface AdmitResult {
+  admitted: boolean;
+  /** Per bucket: units counted (used + reserved), including this request when admitted. */
+  counted: number[];
+  /** When refused: the index of the first bucket that had no room. */
+  denied: number | undefined;
+  /** over: the daily budget is past warnAt; first: and this request is the first to see it that day. */
+  budgetWarning: 'none' | 'over' | 'first';
+}
+
+export interface BudgetStore {
+  readonly kind: 'memory' | 'redis';
+  admit(req: AdmitRequest): AdmitResult | Promise<AdmitResult>;
+  /** Releases the reservation of `id` in each token bucket and counts `actualTokens` instead. */
+  reconcile(id: string, buckets: readonly Bucket[], actualTokens: number, now: number): void | Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Both stores decide the same way; this is the rule. */
+export function hasRoom(counted: number, cost: number, limit: number): boolean {
+  return counted + cost <= limit;
+}

@@ -1,0 +1,81 @@
+// In-process budget store: the embedded default, and the local per-instance limiter behind a failed Redis.
+// Synchronous, so with it the request pipeline stays synchronous too.
+import { hasRoom, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
+
+interface Counter {
+  used: number;
+  reserved: number;
+  /** Reservation id → tokens and expiry; insertion order is expiry order (one TTL for all). */
+  holds: Map<string, { tokens: number; expiresAt: number }>;
+  expireAt: number;
+  warned: boolean;
+}
+
+export class MemoryBudgetStore implements BudgetStore {
+  readonly kind = 'memory';
+  private readonly counters = new Map<string, Counter>();
+  private sweepAt = 0;
+
+  admit(req: AdmitRequest): AdmitResult {
+    this.sweepExpiredCounters(req.now);
+    const counters = req.buckets.map((b) => this.counter(b, req.now));
+    const counted = counters.map((c) => c.used + c.reserved);
+    const denied = req.buckets.findIndex((b, i) => !hasRoom(counted[i] as number, cost(b, req.tokens), b.limit));
+    if (denied !== -1) return { admitted: false, counted, denied, budgetWarning: 'none' };
+    let budgetWarning: AdmitResult['budgetWarning'] = 'none';
+    req.buckets.forEach((b, i) => {
+      const c = counters[i] as Counter;
+      if (b.unit === 'requests') c.used += 1;
+      else if (req.tokens > 0) {
+        c.reserved += req.tokens;
+        c.holds.set(req.id, { tokens: req.tokens, expiresAt: req.reservationExpiresAt });
+      }
+      counted[i] = c.used + c.reserved;
+      if (b.code === 'daily_token_budget' && c.used + c.reserved >= req.warnAt * b.limit) {
+        budgetWarning = c.warned ? 'over' : 'first';
+        c.warned = true;
+      }
+    });
+    return { admitted: true, counted, denied: undefined, budgetWarning };
+  }
+
+  reconcile(id: string, buckets: readonly Bucket[], actualTokens: number, now: number): void {
+    for (const b of buckets) {
+      const c = this.counters.get(b.key);
+      if (!c || c.expireAt <= now) continue;
+      const hold = c.holds.get(id);
+      if (hold) {
+        c.reserved -= hold.tokens;
+        c.holds.delete(id);
+      }
+      c.used += actualTokens;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.counters.clear();
+  }
+
+  private counter(b: Bucket, now: number): Counter {
+    let c = this.counters.get(b.key);
+    if (!c || c.expireAt <= now) {
+      c = { used: 0, reserved: 0, holds: new Map(), expireAt: b.expireAt, warned: false };
+      this.counters.set(b.key, c);
+    }
+    for (const [id, h] of c.holds) {
+      if (h.expiresAt > now) break;
+      c.reserved -= h.tokens;
+      c.holds.delete(id);
+    }
+    return c;
+  }
+
+  /** Windows that are over are dropped now and then, so memory follows the live windows only. */
+  private sweepExpiredCounters(now: number): void {
+    if (now < this.sweepAt) return;
+    this.sweepAt = now + 10_000;
+    for (const [k, c] of this.counters) if (c.expireAt <= now) this.counters.delete(k);
+  }
+}
+
+const cost = (b: Bucket, tokens: number) => (b.unit === 'requests' ? 1 : tokens);
