@@ -1,0 +1,110 @@
+// One contract for both budget stores (memory, Redis): all-or-nothing admission, reservations that reconcile
+// to actual usage or expire on their own, the once-a-day budget warning, and exact limits under concurrency.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../../src/stores/budget-store.js';
+import { MemoryBudgetStore } from '../../src/stores/memory/budget-store.js';
+import { RedisBudgetStore } from '../../src/stores/redis/budget-store.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+let redis: RedisServer;
+const stores: BudgetStore[] = [];
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+afterAll(async () => {
+  for (const s of stores) await s.close();
+  await redis.down();
+});
+
+const makers: Record<string, () => BudgetStore> = {
+  memory: () => new MemoryBudgetStore(),
+  // Generous timeouts here: this suite is about semantics, not about failing fast (tested elsewhere).
+  redis: () => new RedisBudgetStore({ url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }),
+};
+
+// Real time as the base, so Redis' own key expiry (PEXPIREAT) behaves as it would in production.
+const T0 = Date.now();
+let n = 0;
+function bucket(over: Partial<Bucket> = {}): Bucket {
+  return { key: `test:{t:x${n++}}:b`, code: 'tokens_per_minute', unit: 'tokens', limit: 100, resetAt: T0 + 60_000, expireAt: T0 + 180_000, ...over };
+}
+let ids = 0;
+function req(buckets: Bucket[], tokens: number, over: Partial<AdmitRequest> = {}): AdmitRequest {
+  return { id: `req-${ids++}`, now: T0, tokens, buckets, reservationExpiresAt: T0 + 30_000, warnAt: 0.8, ...over };
+}
+
+describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
+  let store: BudgetStore;
+  beforeAll(() => {
+    store = (makers[kind] as () => BudgetStore)();
+    stores.push(store);
+  });
+  const admit = async (r: AdmitRequest): Promise<AdmitResult> => store.admit(r);
+
+  it('counts requests one each and refuses the one past the limit, naming the bucket', async () => {
+    const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 3 });
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push(await admit(req([rpm], 500)));
+    expect(results.map((r) => r.admitted)).toEqual([true, true, true, false]);
+    expect(results.map((r) => r.counted[0])).toEqual([1, 2, 3, 3]);
+    expect(results[3]?.denied).toBe(0);
+  });
+
+  it('is all or nothing: a full bucket leaves every other bucket untouched', async () => {
+    const a = bucket({ limit: 1000 });
+    const full = bucket({ limit: 50 });
+    const refused = await admit(req([a, full], 60));
+    expect(refused).toMatchObject({ admitted: false, denied: 1, counted: [0, 0] });
+    const alone = await admit(req([a], 60));
+    expect(alone.counted).toEqual([60]); // nothing was reserved in `a` by the refused request
+  });
+
+  it('reserves tokens, then reconciles the reservation to the actual usage', async () => {
+    const b = bucket({ limit: 100 });
+    const first = req([b], 60);
+    expect((await admit(first)).admitted).toBe(true);
+    expect((await admit(req([b], 60))).admitted).toBe(false); // 60 reserved + 60 > 100
+    await store.reconcile(first.id, [b], 10, T0);
+    const second = await admit(req([b], 60));
+    expect(second).toMatchObject({ admitted: true, counted: [70] }); // 10 used + 60 reserved
+  });
+
+  it('a reconcile is counted once even when called for a reservation that is already gone', async () => {
+    const b = bucket({ limit: 100 });
+    await store.reconcile('never-admitted', [b], 30, T0); // the bucket does not exist yet: nothing to count into
+    const r1 = req([b], 20);
+    await admit(r1);
+    await store.reconcile(r1.id, [b], 25, T0);
+    await store.reconcile('expired-elsewhere', [b], 5, T0);
+    expect((await admit(req([b], 0))).counted).toEqual([30]);
+  });
+
+  it('a reservation never reconciled frees itself when it expires (a stream whose process died)', async () => {
+    const b = bucket({ limit: 100 });
+    expect((await admit(req([b], 90, { reservationExpiresAt: T0 + 1000 }))).admitted).toBe(true);
+    expect((await admit(req([b], 20, { now: T0 + 999 }))).admitted).toBe(false);
+    expect(await admit(req([b], 20, { now: T0 + 1000 }))).toMatchObject({ admitted: true, counted: [20] });
+  });
+
+  it('warns from the warn share of a daily budget, and says "first" exactly once', async () => {
+    const day = bucket({ code: 'daily_token_budget', limit: 1000 });
+    const seen = [];
+    for (const tokens of [500, 200, 100, 100, 50]) seen.push((await admit(req([day], tokens))).budgetWarning);
+    expect(seen).toEqual(['none', 'none', 'first', 'over', 'over']);
+  });
+
+  it('500 concurrent requests against a limit of 100: exactly 100 admitted', async () => {
+    const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 100 });
+    const results = await Promise.all(Array.from({ length: 500 }, () => admit(req([rpm], 0))));
+    expect(results.filter((r) => r.admitted)).toHaveLength(100);
+  });
+
+  it('concurrent token reservations never overshoot: admitted reservations fit in the budget', async () => {
+    const day = bucket({ code: 'daily_token_budget', limit: 10_000 });
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => admit(req([day], 100 + (i % 7) * 37))));
+    const admittedTokens = results.map((r, i) => (r.admitted ? 100 + (i % 7) * 37 : 0)).reduce((a, b) => a + b, 0);
+    expect(admittedTokens).toBeLessThanOrEqual(10_000);
+    expect(admittedTokens).toBeGreaterThan(10_000 - 100 - 6 * 37); // it filled up: only the last ones did not fit
+    expect((await admit(req([day], 0))).counted).toEqual([admittedTokens]);
+  });
+});

@@ -1,0 +1,143 @@
+// Authentication and model ACLs through the Envoy-faithful client: who may call, for which tenant, with
+// which models; and that keys never reach the upstream or the logs.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sha256Hex } from '../../src/auth/api-keys.js';
+import { chatRequestHeaders, getHeader, type Outcome } from '../../src/dev/envoy-client.js';
+import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+
+const KEY_ACME = 'tg-acme-0123456789abcdef';
+const KEY_PLATFORM = 'tg-platform-fedcba9876543210';
+const KEY_ANY = 'tg-any-5555555555555555';
+const KEY_FROM_FILE = 'tg-file-7777777777777777';
+
+let tg: TestTiergate;
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tiergate-keys-'));
+  writeFileSync(join(dir, 'hash'), `${sha256Hex(KEY_FROM_FILE)}\n`);
+  tg = await startTiergate(
+    {
+      auth: {
+        mode: 'api_key',
+        keys: [
+          { id: 'acme-app', sha256: sha256Hex(KEY_ACME), tenant: 'acme' },
+          { id: 'platform', sha256: sha256Hex(KEY_PLATFORM), tenants: ['acme', 'globex'] },
+          { id: 'ops', sha256: sha256Hex(KEY_ANY), tenants: ['*'] },
+          { id: 'from-file', sha256File: join(dir, 'hash'), tenant: 'initech' },
+        ],
+      },
+      aliases: { fast: 'weak', smart: 'strong' },
+      plans: { basic: { models: ['weak'], onTierDenied: 'downgrade' } },
+      tenants: {
+        acme: { plan: 'basic' },
+        globex: { plan: 'basic', onTierDenied: 'refuse' },
+        initech: { models: ['smart'] },
+      },
+    },
+  );
+});
+afterAll(async () => tg.stop());
+
+const STRONG_PROMPT = 'Please debug this stack trace and explain the root cause in detail.';
+async function call(headers: Array<[string, string]>, body: Record<string, unknown> = { model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] }) {
+  const s = tg.pool.open();
+  const h = await s.sendRequestHeaders(chatRequestHeaders(headers), false);
+  if (h.kind !== 'continue') return { s, o: h };
+  const o = await s.sendRequestBody(jsonBody(body));
+  return { s, o };
+}
+function errorOf(o: Outcome) {
+  if (o.kind !== 'immediate') throw new Error(`expected a local reply, got ${o.kind}`);
+  return { status: o.status, error: (JSON.parse(o.body.toString()) as { error: { code: string; type: string; message: string; param: string | null } }).error };
+}
+
+describe('authentication', () => {
+  it.each([
+    ['no key', 401, 'missing_api_key', []],
+    ['a wrong key', 401, 'invalid_api_key', [['authorization', 'Bearer tg-wrong']]],
+    ['a malformed authorization', 401, 'missing_api_key', [['authorization', `Basic ${KEY_ACME}`]]],
+    ['a multi-tenant key without x-tenant-id', 401, 'tenant_required', [['x-api-key', KEY_PLATFORM]]],
+    ['a multi-tenant key naming a tenant it does not own', 403, 'tenant_not_allowed', [['x-api-key', KEY_PLATFORM], ['x-tenant-id', 'initech']]],
+    ['a fixed-tenant key naming another tenant', 403, 'tenant_not_allowed', [['authorization', `Bearer ${KEY_ACME}`], ['x-tenant-id', 'globex']]],
+    ['a "*" key with a tenant id that is not an id', 400, 'invalid_tenant_id', [['x-api-key', KEY_ANY], ['x-tenant-id', 'a b{c}']]],
+  ] as Array<[string, number, string, Array<[string, string]>]>)('%s → %d %s, answered on the request headers', async (_, status, code, headers) => {
+    const s = tg.pool.open();
+    const o = await s.sendRequestHeaders(chatRequestHeaders(headers), false); // no body needed to refuse
+    const e = errorOf(o);
+    expect(e.status).toBe(status);
+    expect(e.error.code).toBe(code);
+    expect(o.kind === 'immediate' && getHeader(o.headers, 'content-type')).toBe('application/json');
+    s.close();
+  });
+
+  it.each([
+    ['a fixed-tenant key in authorization', 'acme', [['authorization', `Bearer ${KEY_ACME}`]]],
+    ['a fixed-tenant key in x-api-key, tenant spoof attempt with its own id', 'acme', [['x-api-key', KEY_ACME], ['x-tenant-id', 'acme']]],
+    ['a multi-tenant key naming an owned tenant', 'globex', [['x-api-key', KEY_PLATFORM], ['x-tenant-id', 'globex']]],
+    ['a "*" key naming any tenant', 'newco', [['authorization', `Bearer ${KEY_ANY}`], ['x-tenant-id', 'newco']]],
+    ['a key whose hash is read from a file', 'initech', [['authorization', `Bearer ${KEY_FROM_FILE}`]]],
+  ] as Array<[string, string, Array<[string, string]>]>)('%s → tenant %s, credentials stripped', async (_, tenant, headers) => {
+    const { s, o } = await call(headers, { model: tenant === 'initech' ? 'smart' : 'auto', messages: [{ role: 'user', content: 'Say hi' }] });
+    expect(o.kind).toBe('continue');
+    expect(getHeader(s.requestHeaders, 'x-tenant-id')).toBe(tenant);
+    expect(getHeader(s.requestHeaders, 'authorization')).toBeUndefined();
+    expect(getHeader(s.requestHeaders, 'x-api-key')).toBeUndefined();
+    s.close();
+  });
+
+  it('embeddings (routed without a body) are authenticated too, and their tenant is set', async () => {
+    const s = tg.pool.open();
+    const refused = await s.sendRequestHeaders([[':method', 'POST'], [':path', '/v1/embeddings'], ['content-type', 'application/json']], false);
+    expect(errorOf(refused).status).toBe(401);
+    const s2 = tg.pool.open();
+    const ok = await s2.sendRequestHeaders([[':method', 'POST'], [':path', '/v1/embeddings'], ['x-api-key', KEY_ACME], ['x-tenant-id', 'acme']], false);
+    expect(ok.kind).toBe('continue');
+    expect(getHeader(s2.requestHeaders, 'x-tenant-id')).toBe('acme');
+    expect(getHeader(s2.requestHeaders, 'x-api-key')).toBeUndefined();
+    s.close();
+    s2.close();
+  });
+
+  it('keys never reach the logs, accepted or refused', async () => {
+    await call([['authorization', 'Bearer tg-wrong-key-should-not-be-logged']]);
+    await call([['authorization', `Bearer ${KEY_ACME}`]]);
+    const all = tg.logs.join('\n');
+    expect(all).toContain('invalid_api_key'); // the refusal was logged...
+    for (const secret of ['tg-wrong-key-should-not-be-logged', KEY_ACME, sha256Hex(KEY_ACME)]) expect(all).not.toContain(secret); // ...without the key
+  });
+});
+
+describe('model ACLs', () => {
+  it('an alias the tenant may not use → 403 model_not_allowed', async () => {
+    const { o } = await call([['x-api-key', KEY_ACME]], { model: 'smart', messages: [{ role: 'user', content: 'hi' }] });
+    const e = errorOf(o);
+    expect([e.status, e.error.code, e.error.param]).toEqual([403, 'model_not_allowed', 'model']);
+  });
+
+  it('an allowed tier admits its aliases and its model id', async () => {
+    for (const model of ['fast', 'weak-model']) {
+      const { s, o } = await call([['x-api-key', KEY_ACME]], { model, messages: [{ role: 'user', content: 'hi' }] });
+      expect(o.kind).toBe('continue');
+      expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBe('weak');
+      s.close();
+    }
+  });
+
+  it('auto classified strong for a weak-only plan → downgraded to weak with reason acl_downgrade', async () => {
+    const before = await metricValue(tg.app, 'tiergate_acl_decisions_total', { result: 'downgraded' });
+    const { s, o } = await call([['x-api-key', KEY_ACME], ['x-request-id', 'acl-down']], { model: 'auto', messages: [{ role: 'user', content: STRONG_PROMPT }] });
+    expect(o.kind).toBe('continue');
+    expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBe('weak');
+    expect(JSON.parse((o.kind === 'continue' && o.body?.toString()) || '{}').model).toBe('weak-model');
+    s.close();
+    await expect.poll(async () => (await tg.rows()).find((r) => r.request_id === 'acl-down')).toMatchObject({ tenant_id: 'acme', tier: 'weak', classifier_reason: 'acl_downgrade', rate_limit_tier: 'basic' });
+    expect(await metricValue(tg.app, 'tiergate_acl_decisions_total', { result: 'downgraded' })).toBe(before + 1);
+  });
+
+  it('the same request for a tenant whose policy says refuse → 403', async () => {
+    const { o } = await call([['x-api-key', KEY_PLATFORM], ['x-tenant-id', 'globex']], { model: 'auto', messages: [{ role: 'user', content: STRONG_PROMPT }] });
+    expect(errorOf(o)).toMatchObject({ status: 403, error: { code: 'model_not_allowed' } });
+  });
+});
