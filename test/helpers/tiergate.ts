@@ -51,12 +51,12 @@ export function withTempSpool(input: ConfigInput): ConfigInput {
 export async function startTiergate(
   input: ConfigInput = {},
   env: NodeJS.ProcessEnv = {},
-  opts: { ownSinks?: boolean } = {},
+  opts: { ownSinks?: boolean; now?: () => number } = {},
 ): Promise<TestTiergate> {
   const { log, logs } = captureLogger();
   await loadTokenizer(); // as serve() does before listening
   const ledger = new MemorySink();
-  const app = createApp(runtimeFor(withTempSpool(input), env), log, opts.ownSinks ? {} : { ledgerSinks: [ledger] });
+  const app = createApp(runtimeFor(withTempSpool(input), env), log, { ...(opts.ownSinks ? {} : { ledgerSinks: [ledger] }), ...(opts.now ? { now: opts.now } : {}) });
   const port = await app.extproc.listen('127.0.0.1:0');
   app.markServing();
   const target = `127.0.0.1:${port}`;

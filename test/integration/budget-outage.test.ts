@@ -1,0 +1,92 @@
+// Redis stopped mid-run and restarted, with each failure rule: no crash, no hung request, fail-open enforcing
+// the per-instance share of the limit and saying so, fail-closed answering 503, and automatic recovery.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { chatRequestHeaders, getHeader, type Headers, type Outcome } from '../../src/dev/envoy-client.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+afterAll(async () => redis.down());
+
+function config(onStoreFailure: 'open' | 'closed', keyPrefix: string): ConfigInput {
+  return {
+    tenants: { '*': { requestsPerMinute: 10 } },
+    budgets: {
+      store: 'redis',
+      redis: { url: redis.url, keyPrefix, connectTimeoutMs: 50, commandTimeoutMs: 50 },
+      onStoreFailure,
+      expectedInstances: 2,
+      breaker: { failures: 2, cooldownMs: 200 },
+    },
+  };
+}
+
+/** One request; for an admitted one, the response headers the client would see. */
+async function call(t: TestTiergate): Promise<{ o: Outcome; headers: Headers }> {
+  const s = t.pool.open();
+  await s.sendRequestHeaders(chatRequestHeaders(), false);
+  const o = await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] }));
+  if (o.kind !== 'continue') {
+    s.close();
+    return { o, headers: o.kind === 'immediate' ? o.headers : [] };
+  }
+  await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+  const headers = [...s.responseHeaders];
+  s.close();
+  return { o, headers };
+}
+const statusOf = (o: Outcome) => (o.kind === 'immediate' ? o.status : o.kind === 'continue' ? 200 : o.kind);
+
+describe('budget store outage', () => {
+  it('fail-open: per-instance share of the limit, marked degraded; recovers when Redis is back', async () => {
+    const t = await startTiergate(config('open', 'outage-open:'));
+    try {
+      const healthy = await call(t);
+      expect(statusOf(healthy.o)).toBe(200);
+      expect(getHeader(healthy.headers, 'x-tiergate-degraded')).toBeUndefined();
+
+      await redis.down();
+      const during = [];
+      for (let i = 0; i < 8; i++) during.push(await call(t));
+      // Every request got an answer; 10 per minute over 2 expected instances = 5 admitted here.
+      expect(during.map((r) => statusOf(r.o))).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+      for (const r of during) expect(getHeader(r.headers, 'x-tiergate-degraded')).toBe('budget-store');
+      expect(getHeader(during[0]?.headers ?? [], 'x-ratelimit-limit-requests')).toBe('5');
+      expect(await metricValue(t.app, 'tiergate_budget_store_degraded')).toBe(1);
+      expect(await metricValue(t.app, 'tiergate_budget_store_failures_total')).toBeGreaterThanOrEqual(2);
+      // The breaker stops calling a Redis known to be down, and the log says so once, not per request.
+      expect(await metricValue(t.app, 'tiergate_budget_store_failures_total')).toBeLessThan(8);
+      expect(t.logs.filter((l) => l.includes('"budget.store_failed"')).length).toBe(1);
+
+      await redis.up();
+      await expect
+        .poll(async () => getHeader((await call(t)).headers, 'x-tiergate-degraded') ?? 'healthy', { timeout: 5000, interval: 100 })
+        .toBe('healthy');
+      expect(await metricValue(t.app, 'tiergate_budget_store_degraded')).toBe(0);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('fail-closed: 503 while Redis is away, with retry-after; recovers when it is back', async () => {
+    const t = await startTiergate(config('closed', 'outage-closed:'));
+    try {
+      expect(statusOf((await call(t)).o)).toBe(200);
+      await redis.down();
+      for (let i = 0; i < 4; i++) {
+        const { o, headers } = await call(t);
+        expect(statusOf(o)).toBe(503);
+        expect(o.kind === 'immediate' && JSON.parse(o.body.toString()).error.code).toBe('dependency_unavailable');
+        expect(getHeader(headers, 'retry-after')).toBe('1');
+      }
+      await redis.up();
+      await expect.poll(async () => statusOf((await call(t)).o), { timeout: 5000, interval: 100 }).toBe(200);
+    } finally {
+      await t.stop();
+    }
+  });
+});

@@ -1,0 +1,221 @@
+// Limits through the Envoy-faithful client, with the memory store and with a real Redis shared by two
+// tiergate instances: exact admission under concurrency, 429s that say which limit and when it frees,
+// reservations reconciled to reported usage or released when a stream dies, and window and day rollover on a
+// fake clock.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bucketsFor } from '../../src/budget/buckets.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { chatRequestHeaders, getHeader, type ExtProcSession, type Outcome } from '../../src/dev/envoy-client.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+
+let redis: RedisServer;
+const started: TestTiergate[] = [];
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+afterAll(async () => {
+  for (const t of started) await t.stop();
+  await redis.down();
+});
+
+/** A settable clock shared by the instances of one test. */
+function clock(at = Date.UTC(2026, 10, 22, 12, 0, 10)) {
+  const c = { t: at, now: () => c.t };
+  return c;
+}
+let prefixes = 0;
+async function tiergate(config: ConfigInput, now: () => number, store: 'memory' | 'redis' = 'memory', keyPrefix?: string): Promise<TestTiergate> {
+  const budgets = { ...config.budgets, ...(store === 'redis' ? { store, redis: { url: redis.url, keyPrefix: keyPrefix ?? `t${prefixes++}:`, commandTimeoutMs: 1000, connectTimeoutMs: 1000 } } : {}) };
+  const t = await startTiergate({ ...config, budgets }, {}, { now });
+  started.push(t);
+  return t;
+}
+
+const hi = (extra: Record<string, unknown> = {}) => jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }], ...extra });
+async function request(t: TestTiergate, body = hi(), id?: string): Promise<{ s: ExtProcSession; o: Outcome }> {
+  const s = t.pool.open();
+  await s.sendRequestHeaders(chatRequestHeaders(id ? [['x-request-id', id]] : []), false);
+  return { s, o: await s.sendRequestBody(body) };
+}
+function refusal(o: Outcome) {
+  if (o.kind !== 'immediate') throw new Error(`expected a local reply, got ${o.kind}`);
+  return { status: o.status, headers: o.headers, error: (JSON.parse(o.body.toString()) as { error: { code: string; type: string; message: string } }).error };
+}
+/** used + reserved in the tenant's daily bucket, read from the instance's own store. */
+async function dayCounted(t: TestTiergate, now: number): Promise<number> {
+  const rt = t.app.config.current();
+  const day = bucketsFor(rt, rt.tenants.policyFor('default'), 'weak', true, now).filter((b) => b.code === 'daily_token_budget');
+  const r = await t.app.budgets.store.admit({ id: 'probe', now, tokens: 0, buckets: day, reservationExpiresAt: now, warnAt: 1 });
+  return r.counted[0] as number;
+}
+async function respond(s: ExtProcSession, totalTokens: number): Promise<void> {
+  await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+  const usage = { prompt_tokens: Math.floor(totalTokens / 2), completion_tokens: totalTokens - Math.floor(totalTokens / 2), total_tokens: totalTokens };
+  await s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'weak-model', choices: [], usage }), true);
+  s.close();
+}
+
+const RPM_100: ConfigInput = { tenants: { '*': { requestsPerMinute: 100 } } };
+
+describe('requests per minute under concurrency', () => {
+  async function burst(instances: TestTiergate[], n: number): Promise<Outcome[]> {
+    const out = await Promise.all(Array.from({ length: n }, (_, i) => request(instances[i % instances.length] as TestTiergate)));
+    for (const { s } of out) s.close();
+    return out.map((r) => r.o);
+  }
+  const admitted = (os: Outcome[]) => os.filter((o) => o.kind === 'continue').length;
+
+  it('memory store, one instance: 500 parallel requests, exactly 100 admitted, the rest 429 requests_per_minute', async () => {
+    const c = clock();
+    const out = await burst([await tiergate(RPM_100, c.now)], 500);
+    expect(admitted(out)).toBe(100);
+    const codes = new Set(out.filter((o) => o.kind === 'immediate').map((o) => refusal(o).error.code));
+    expect([...codes]).toEqual(['requests_per_minute']);
+  });
+
+  it('Redis store, one instance: exactly 100 of 500', async () => {
+    const c = clock();
+    expect(admitted(await burst([await tiergate(RPM_100, c.now, 'redis')], 500))).toBe(100);
+  });
+
+  it('Redis store, two instances sharing it: exactly 100 of 500 between them', async () => {
+    const c = clock();
+    const a = await tiergate(RPM_100, c.now, 'redis', 'shared-a:');
+    const b = await tiergate(RPM_100, c.now, 'redis', 'shared-a:');
+    // Connections up first (a path tiergate passes through), so neither instance starts the race late.
+    for (const t of [a, b]) {
+      const s = t.pool.open();
+      await s.sendRequestHeaders([[':method', 'GET'], [':path', '/healthz']], true);
+      s.close();
+    }
+    const out = await burst([a, b], 500);
+    expect(admitted(out)).toBe(100);
+    // Next minute: what one instance admits, the other sees. The limit is shared, not split or doubled.
+    c.t += 60_000;
+    expect(admitted(await burst([a], 60))).toBe(60);
+    expect(admitted(await burst([b], 60))).toBe(40);
+  });
+
+  it('a 429 says which limit, when it frees (retry-after) and carries the x-ratelimit headers; the next window admits', async () => {
+    const c = clock(Date.UTC(2026, 10, 22, 12, 0, 45, 500)); // 14.5 s before the minute ends
+    const t = await tiergate({ tenants: { '*': { requestsPerMinute: 2 } } }, c.now);
+    for (let i = 0; i < 2; i++) (await request(t)).s.close();
+    const { o } = await request(t);
+    const r = refusal(o);
+    expect([r.status, r.error.code, r.error.type]).toEqual([429, 'requests_per_minute', 'requests']);
+    expect(getHeader(r.headers, 'retry-after')).toBe('15');
+    expect(getHeader(r.headers, 'x-ratelimit-limit-requests')).toBe('2');
+    expect(getHeader(r.headers, 'x-ratelimit-remaining-requests')).toBe('0');
+    expect(getHeader(r.headers, 'x-ratelimit-reset-requests')).toBe('14.5s');
+    expect(getHeader(r.headers, 'content-type')).toBe('application/json');
+    c.t += 14_500; // the window rolls over
+    expect((await request(t)).o.kind).toBe('continue');
+  });
+});
+
+describe('token budgets', () => {
+  const DAILY: ConfigInput = { tenants: { '*': { dailyTokenBudget: 10_000, requestsPerMinute: 1000 } } };
+
+  it.each(['memory', 'redis'] as const)('%s: reserve prompt + max_tokens, reconcile to reported usage; never more admitted than fits', async (store) => {
+    const c = clock();
+    const t = await tiergate(DAILY, c.now, store);
+    const body = hi({ max_tokens: 1000 });
+    const round1 = await Promise.all(Array.from({ length: 30 }, () => request(t, body)));
+    const in1 = round1.filter((r) => r.o.kind === 'continue');
+    const reservation = (await dayCounted(t, c.t)) / in1.length;
+    expect(reservation).toBeGreaterThan(1000); // max_tokens plus the counted prompt
+    expect(reservation).toBeLessThan(1030);
+    expect(in1).toHaveLength(Math.floor(10_000 / reservation));
+    for (const r of round1.filter((x) => x.o.kind !== 'continue')) expect(refusal(r.o).error.code).toBe('daily_token_budget');
+    // Each admitted request reports 300 tokens used: the reservations shrink to that.
+    await Promise.all(in1.map((r) => respond(r.s, 300)));
+    for (const r of round1) r.s.close();
+    await expect.poll(() => dayCounted(t, c.t)).toBe(300 * in1.length);
+    const room = 10_000 - 300 * in1.length;
+    const round2 = await Promise.all(Array.from({ length: 30 }, () => request(t, body)));
+    const in2 = round2.filter((r) => r.o.kind === 'continue');
+    expect(in2).toHaveLength(Math.floor(room / reservation));
+    // These report more than they reserved (a backend counting differently): the overshoot is bounded by what
+    // the requests in flight used beyond their reservations, and nothing more is admitted once over.
+    await Promise.all(in2.map((r) => respond(r.s, Math.ceil(reservation) + 50)));
+    for (const r of round2) r.s.close();
+    const used = 300 * in1.length + (Math.ceil(reservation) + 50) * in2.length;
+    await expect.poll(() => dayCounted(t, c.t)).toBe(used);
+    expect(used - 10_000).toBeLessThanOrEqual(in2.length * (Math.ceil(reservation) + 50 - reservation));
+    expect(refusal((await request(t, hi({ max_tokens: 1 }))).o).error.code).toBe('daily_token_budget');
+  });
+
+  it('a stream cancelled after admission releases its reservation', async () => {
+    const c = clock();
+    const t = await tiergate({ tenants: { '*': { dailyTokenBudget: 2500 } } }, c.now);
+    const body = hi({ max_tokens: 1000 });
+    const a = await request(t, body);
+    const b = await request(t, body);
+    expect([a.o.kind, b.o.kind]).toEqual(['continue', 'continue']);
+    expect(refusal((await request(t, body)).o).error.code).toBe('daily_token_budget');
+    a.s.cancel(); // the client went away before any response
+    // The reservation (~1000) is replaced by the estimate of what the upstream may have read: the prompt.
+    await expect.poll(() => dayCounted(t, c.t)).toBeLessThan(1100);
+    expect((await request(t, body)).o.kind).toBe('continue');
+    b.s.close();
+  });
+
+  it('a request that can never fit is refused without retry-after', async () => {
+    const c = clock();
+    const t = await tiergate({ tenants: { '*': { tokensPerMinute: 500 } } }, c.now);
+    const r = refusal((await request(t, hi({ max_tokens: 4000 }))).o);
+    expect([r.status, r.error.code]).toEqual([429, 'tokens_per_minute']);
+    expect(r.error.message).toMatch(/Request too large/);
+    expect(getHeader(r.headers, 'retry-after')).toBeUndefined();
+  });
+
+  it('the daily budget rolls over at midnight in the configured time zone', async () => {
+    const c = clock(Date.UTC(2026, 10, 22, 14, 59, 0)); // 23:59 in Seoul
+    const t = await tiergate({ budgets: { timeZone: 'Asia/Seoul' }, tenants: { '*': { dailyTokenBudget: 1500 } } }, c.now);
+    expect((await request(t, hi({ max_tokens: 1000 }))).o.kind).toBe('continue');
+    const r = refusal((await request(t, hi({ max_tokens: 1000 }))).o);
+    expect(getHeader(r.headers, 'retry-after')).toBe('60');
+    c.t = Date.UTC(2026, 10, 22, 15, 0, 0); // 00:00 in Seoul, still the 22nd in UTC
+    expect((await request(t, hi({ max_tokens: 1000 }))).o.kind).toBe('continue');
+  });
+
+  it('gateway-wide and per-tier tokens per minute hold across tenants', async () => {
+    const c = clock();
+    const t = await tiergate({ budgets: { globalTokensPerMinute: 4000, tierTokensPerMinute: { weak: 2500 } } }, c.now);
+    expect((await request(t, hi({ max_tokens: 1000 }))).o.kind).toBe('continue');
+    expect((await request(t, hi({ max_tokens: 1000 }))).o.kind).toBe('continue');
+    expect(refusal((await request(t, hi({ max_tokens: 1000 }))).o).error.code).toBe('tier_tokens_per_minute');
+    const t2 = await tiergate({ budgets: { globalTokensPerMinute: 1500 } }, c.now);
+    expect((await request(t2, hi({ max_tokens: 1000 }))).o.kind).toBe('continue');
+    expect(refusal((await request(t2, hi({ max_tokens: 1000 }))).o).error.code).toBe('global_tokens_per_minute');
+  });
+
+  it('every response carries the x-ratelimit headers; from 80% of the daily budget also x-budget-warning, logged once', async () => {
+    const c = clock();
+    const t = await tiergate({ tenants: { '*': { dailyTokenBudget: 10_000, requestsPerMinute: 50 } } }, c.now);
+    // Each request uses all it reserved, so the day fills up as the reservations say.
+    const headersOf = async (maxTokens: number) => {
+      const { s } = await request(t, hi({ max_tokens: maxTokens }));
+      await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      const h = [...s.responseHeaders];
+      await s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'weak-model', choices: [], usage: { prompt_tokens: 10, completion_tokens: maxTokens, total_tokens: maxTokens + 10 } }), true);
+      s.close();
+      return h;
+    };
+    const first = await headersOf(5000);
+    expect(getHeader(first, 'x-ratelimit-limit-requests')).toBe('50');
+    expect(getHeader(first, 'x-ratelimit-remaining-requests')).toBe('49');
+    expect(getHeader(first, 'x-ratelimit-reset-requests')).toBe('50s');
+    expect(getHeader(first, 'x-ratelimit-limit-tokens')).toBe('10000');
+    expect(Number(getHeader(first, 'x-ratelimit-remaining-tokens'))).toBeLessThan(5000);
+    expect(getHeader(first, 'x-budget-warning')).toBeUndefined();
+    await expect.poll(() => dayCounted(t, c.t)).toBe(5010);
+    const second = await headersOf(3000);
+    expect(getHeader(second, 'x-budget-warning')).toMatch(/^daily_token_budget 8\d% used$/);
+    const third = await headersOf(100);
+    expect(getHeader(third, 'x-budget-warning')).toMatch(/^daily_token_budget \d+% used$/);
+    expect(t.logs.filter((l) => l.includes('"budget.warning"'))).toHaveLength(1);
+    expect(await metricValue(t.app, 'tiergate_budget_warnings_total')).toBe(1);
+  });
+});
