@@ -127,7 +127,7 @@ export const configSchema = z
     /** Named policy templates that tenants refer to with `plan`. */
     plans: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/), planSchema).default({}),
     /** Per-tenant policy; "*" applies to every tenant without an entry of its own. */
-    tenants: z.record(z.string().refine((t) => t === '*' || TENANT_ID.test(t), { message: 'expected a tenant id or "*"' }), tenantSchema).default({}),
+    tenants: z.record(z.string(), tenantSchema).default({}),
     budgets: budgetsSchema,
     classifier: z
       .strictObject({
@@ -167,6 +167,7 @@ export const configSchema = z
       if (names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', path: ['ledger', 'sinks', i, 'name'], message: `duplicate sink name "${n}"` });
     });
     for (const [t, p] of Object.entries(c.tenants)) {
+      if (t !== '*' && !TENANT_ID.test(t)) ctx.addIssue({ code: 'custom', path: ['tenants', t], message: 'expected a tenant id (1–64 of A-Z a-z 0-9 . _ -) or "*"' });
       if (p.plan !== undefined && !(p.plan in c.plans)) ctx.addIssue({ code: 'custom', path: ['tenants', t, 'plan'], message: `unknown plan "${p.plan}"` });
     }
     for (const t of Object.keys(c.budgets.tierTokensPerMinute)) needTier(t, ['budgets', 'tierTokensPerMinute', t]);

@@ -1,0 +1,99 @@
+// Auth, tenant and budget config: validation with paths, policy layering (tenant over plan over "*"),
+// and the key helpers (presented key, constant-time lookup by digest).
+import { describe, expect, it } from 'vitest';
+import { findPrincipal, presentedKey, sha256Hex } from '../../src/auth/api-keys.js';
+import { parseConfigText } from '../../src/config/load.js';
+import { compileRuntime } from '../../src/config/runtime.js';
+import { runtimeFor } from '../helpers/tiergate.js';
+
+const problemsOf = (yaml: string) => {
+  const r = parseConfigText(yaml, {});
+  if (!r.ok) return r.problems.map((p) => `${p.path}: ${p.message}`);
+  const c = compileRuntime(r.config, {});
+  return c.ok ? [] : c.problems.map((p) => `${p.path}: ${p.message}`);
+};
+
+describe('policy config validation', () => {
+  it.each([
+    ['auth: { mode: api_key }', 'auth.keys: mode "api_key" needs at least one key'],
+    ['auth: { mode: api_key, keys: [{ id: a, sha256: abc, tenant: t }] }', 'auth.keys[0].sha256: expected 64 hex characters'],
+    [`auth: { mode: api_key, keys: [{ id: a, sha256: ${'a'.repeat(64)} }] }`, 'auth.keys[0]: set exactly one of tenant, tenants'],
+    [`auth: { mode: api_key, keys: [{ id: a, sha256File: /nonexistent/hash, tenant: t }] }`, 'auth.keys[0].sha256File: ENOENT'],
+    ['tenants: { acme: { plan: gold } }', 'tenants.acme.plan: unknown plan "gold"'],
+    ['tenants: { "bad tenant": { requestsPerMinute: 1 } }', 'tenants.bad tenant: expected a tenant id'],
+    ['tenants: { acme: { requestsPerMinute: 0 } }', 'tenants.acme.requestsPerMinute'],
+    ['budgets: { store: redis }', 'budgets.redis: store "redis" needs budgets.redis.url'],
+    ['budgets: { timeZone: Mars/Olympus }', 'budgets.timeZone: unknown IANA time zone'],
+    ['budgets: { tierTokensPerMinute: { medium: 10 } }', 'budgets.tierTokensPerMinute.medium: unknown tier "medium"'],
+  ])('%s → %s', (yaml, problem) => {
+    expect(problemsOf(yaml).join('\n')).toContain(problem);
+  });
+
+  it('a full example is valid', () => {
+    expect(
+      problemsOf(`
+auth:
+  mode: api_key
+  keys:
+    - { id: acme-app, sha256: ${sha256Hex('k1')}, tenant: acme }
+    - { id: platform, sha256: ${sha256Hex('k2')}, tenants: ["*"] }
+plans:
+  free: { models: [weak], requestsPerMinute: 60, dailyTokenBudget: 200000 }
+tenants:
+  "*": { plan: free }
+  acme: { plan: free, dailyTokenBudget: 5000000, models: ["*"], onTierDenied: refuse }
+budgets: { store: redis, redis: { url: "redis://redis:6379" }, onStoreFailure: closed, timeZone: Asia/Seoul, globalTokensPerMinute: 2000000 }
+`),
+    ).toEqual([]);
+  });
+});
+
+describe('tenant policy layering', () => {
+  const rt = runtimeFor({
+    plans: { free: { models: ['weak'], requestsPerMinute: 60, dailyTokenBudget: 1000 }, pro: { requestsPerMinute: 600 } },
+    tenants: { '*': { plan: 'free', featureHeader: 'x-app' }, acme: { plan: 'pro', dailyTokenBudget: 50_000 }, initech: { tokensPerMinute: 99 } },
+  });
+  it.each([
+    // an unlisted tenant gets "*" (and its plan)
+    ['newco', { plan: 'free', models: new Set(['weak']), requestsPerMinute: 60, dailyTokenBudget: 1000, featureHeader: 'x-app' }],
+    // its own plan overrides the "*" plan's fields; its own fields override both
+    ['acme', { plan: 'pro', models: new Set(['weak']), requestsPerMinute: 600, dailyTokenBudget: 50_000, featureHeader: 'x-app' }],
+    ['initech', { plan: 'free', requestsPerMinute: 60, tokensPerMinute: 99 }],
+  ])('%s', (tenant, want) => {
+    expect(rt.tenants.policyFor(tenant)).toMatchObject({ tenant, ...want });
+  });
+  it('with no tenants configured: every model, no limits, the ledger feature header', () => {
+    expect(runtimeFor({}).tenants.policyFor('default')).toEqual({
+      tenant: 'default',
+      plan: null,
+      models: undefined,
+      requestsPerMinute: undefined,
+      dailyTokenBudget: undefined,
+      tokensPerMinute: undefined,
+      featureHeader: 'x-feature-id',
+      onTierDenied: 'downgrade',
+    });
+  });
+});
+
+describe('api keys', () => {
+  it.each([
+    [['Bearer abc', undefined], 'abc'],
+    [['bearer   abc  ', undefined], 'abc'],
+    [['Basic abc', undefined], undefined],
+    [['Bearer a b', undefined], undefined],
+    [[undefined, 'xyz'], 'xyz'],
+    [['Bearer abc', 'xyz'], 'xyz'],
+    [[undefined, undefined], undefined],
+  ] as Array<[[string | undefined, string | undefined], string | undefined]>)('%j → %s', ([auth, x], key) => {
+    expect(presentedKey(auth, x)).toBe(key);
+  });
+
+  it('finds the principal whose digest matches, and only that one', () => {
+    const rt = runtimeFor({ auth: { mode: 'api_key', keys: [{ id: 'a', sha256: sha256Hex('key-a'), tenant: 'ta' }, { id: 'b', sha256: sha256Hex('key-b'), tenants: ['*'] }] } });
+    expect(findPrincipal(rt.auth, 'key-b')?.id).toBe('b');
+    expect(findPrincipal(rt.auth, 'key-a')?.tenant).toBe('ta');
+    expect(findPrincipal(rt.auth, 'key-c')).toBeUndefined();
+    expect(findPrincipal(rt.auth, sha256Hex('key-a'))).toBeUndefined(); // the digest itself is not a key
+  });
+});
