@@ -9,14 +9,16 @@ export interface Child {
   cpuMicros(): Promise<number>;
   /** Cumulative server-side request_body answer-time buckets: [le, count] pairs. */
   bodyAnswerBuckets(): Promise<Array<[string, number]>>;
+  /** Cumulative time buckets of one request pipeline stage (tiergate_stage_seconds). */
+  stageBuckets(stage: string): Promise<Array<[string, number]>>;
   stop(): void;
 }
 
-export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecArgv: string[] = []): Promise<Child> {
+export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecArgv: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Child> {
   const entry = fileURLToPath(new URL('./server-child.ts', import.meta.url));
   // BENCH_NODE_FLAGS (e.g. "--max-semi-space-size=16") applies the same runtime flags to every server.
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const child: ChildProcess = fork(entry, [kind], { execArgv: ['--import', 'tsx', ...flags, ...extraExecArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(entry, [kind], { execArgv: ['--import', 'tsx', ...flags, ...extraExecArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { port?: number }) => (m.port ? resolve(m.port) : reject(new Error('no port'))));
     child.once('exit', (code) => reject(new Error(`${kind} exited ${code}`)));
@@ -33,6 +35,11 @@ export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecAr
       new Promise((resolve) => {
         child.once('message', (m: { buckets: Array<[string, number]> }) => resolve(m.buckets));
         child.send('buckets');
+      }),
+    stageBuckets: (stage) =>
+      new Promise((resolve) => {
+        child.once('message', (m: { buckets: Array<[string, number]> }) => resolve(m.buckets));
+        child.send({ stageBuckets: stage });
       }),
     stop: () => void child.send('exit'),
   };

@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createApp } from '../src/app.js';
 import { defaultConfig } from '../src/config/load.js';
+import { configSchema } from '../src/config/schema.js';
 import { compileRuntime } from '../src/config/runtime.js';
 import { FileSink } from '../src/ledger/file-sink.js';
 import { MemorySink } from '../src/ledger/memory-sink.js';
@@ -22,10 +23,23 @@ import { LATENCY_BUCKETS } from '../src/telemetry/metrics.js';
 
 /** Server-side answer time per phase, the same histogram tiergate exports, for every kind of server. */
 let phaseSeconds: FastHistogram;
+let stageSeconds: FastHistogram | undefined;
+
+function benchBudgetConfig(store: string) {
+  const huge = 1e12;
+  return configSchema.parse({
+    tenants: { '*': { requestsPerMinute: huge, dailyTokenBudget: huge, tokensPerMinute: huge } },
+    budgets: store === 'memory' ? {} : { store: 'redis', redis: { url: store } },
+  });
+}
 
 async function start(kind: string): Promise<number> {
   if (kind === 'tiergate') {
-    const rt = compileRuntime(defaultConfig(), {});
+    // TIERGATE_BENCH_BUDGETS=memory or a redis:// URL turns on limits for every request (set high enough never
+    // to refuse), so the budget stage does its full work: count the prompt, admit and reserve, reconcile.
+    const budgets = process.env.TIERGATE_BENCH_BUDGETS;
+    const config = budgets ? benchBudgetConfig(budgets) : defaultConfig();
+    const rt = compileRuntime(config, {});
     if (!rt.ok) throw new Error('default config does not compile');
     // TIERGATE_BENCH_STAGES=parse,classify picks a subset of the pipeline, to see what each stage costs.
     const onlyStages = process.env.TIERGATE_BENCH_STAGES?.split(',');
@@ -35,6 +49,7 @@ async function start(kind: string): Promise<number> {
     await loadTokenizer();
     const app = createApp(rt.runtime, pino({ level: 'warn' }), { ...(onlyStages ? { onlyStages } : {}), ledgerSinks });
     phaseSeconds = app.metrics.phaseSeconds;
+    stageSeconds = app.metrics.stageSeconds;
     const port = await app.extproc.listen('127.0.0.1:0');
     app.markServing();
     return port;
@@ -96,6 +111,11 @@ process.on('message', (m) => {
   if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
   if (m === 'buckets') {
     const values = phaseSeconds.get().values.filter((v) => v.labels.phase === 'request_body' && v.metricName.endsWith('_bucket'));
+    process.send?.({ buckets: values.map((v) => [String(v.labels.le), v.value]) });
+  }
+  if (typeof m === 'object' && m !== null && 'stageBuckets' in m) {
+    const stage = (m as { stageBuckets: string }).stageBuckets;
+    const values = stageSeconds?.get().values.filter((v) => v.labels.stage === stage && v.metricName.endsWith('_bucket')) ?? [];
     process.send?.({ buckets: values.map((v) => [String(v.labels.le), v.value]) });
   }
   if (m === 'exit') process.exit(0);
