@@ -1,6 +1,6 @@
 // The tiergate command as a user runs it.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,12 +45,18 @@ describe('tiergate config check', () => {
   });
 });
 
-describe('examples/tiergate.yaml', () => {
-  it('is a valid config (the README shows it)', () => {
-    const example = fileURLToPath(new URL('../../examples/tiergate.yaml', import.meta.url));
+describe('examples', () => {
+  it.each(['tiergate.yaml', 'tenants.yaml'])('examples/%s is a valid config (the README shows it)', (name) => {
+    const example = fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
     const r = run(['config', 'check', example], { OPENAI_API_KEY: 'sk-example', LEDGER_USER_HASH_KEY: 'a-key-of-at-least-16-chars' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+  });
+
+  it('the demo keys in examples/tenants.yaml are the ones its comment names', async () => {
+    const { sha256Hex } = await import('../../src/auth/api-keys.js');
+    const text = readFileSync(fileURLToPath(new URL('../../examples/tenants.yaml', import.meta.url)), 'utf8');
+    for (const key of ['demo-acme-key', 'demo-platform-key']) expect(text).toContain(sha256Hex(key));
   });
 });
 
