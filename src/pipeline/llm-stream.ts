@@ -20,7 +20,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { startSpan } from '../telemetry/tracing.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
-import { authenticate, type Caller } from '../stages/authenticate.js';
+import { UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
 import { H, ROUTING_HEADERS } from './contract-headers.js';
 import type { RequestState } from './request-state.js';
 import { ResponseAccounting, type UsageMetadata } from './response-accounting.js';
@@ -101,8 +101,10 @@ export class LlmStream implements StreamHandler {
       try {
         caller = authenticate(headers, rt);
       } catch (err) {
-        if (err instanceof TiergateError) return this.reply(err);
-        throw err;
+        if (!(err instanceof TiergateError)) throw err;
+        // Recorded apart from every real tenant: the id cannot be a configured or x-tenant-id one.
+        this.state.tenant = UNAUTHENTICATED;
+        return this.reply(err);
       }
       this.state.tenant = caller.tenant;
       this.state.policy = rt.tenants.policyFor(caller.tenant);

@@ -9,6 +9,8 @@ import type { HeaderMap } from '../extproc/types.js';
 import { H } from '../pipeline/contract-headers.js';
 
 export const DEFAULT_TENANT = 'default';
+/** The ledger's tenant_id for a request refused by authentication; outside TENANT_ID, so never a real one. */
+export const UNAUTHENTICATED = '(unauthenticated)';
 
 export interface Caller {
   tenant: string;

@@ -100,6 +100,18 @@ describe('authentication', () => {
     s2.close();
   });
 
+  it('a refused request still gets its ledger row, under a tenant id no real tenant can have', async () => {
+    const { s } = await call([['x-request-id', 'unauth-row'], ['authorization', 'Bearer nope']]);
+    s.close();
+    await expect.poll(async () => (await tg.rows()).find((r) => r.request_id === 'unauth-row')).toMatchObject({
+      tenant_id: '(unauthenticated)',
+      status: 'rejected',
+      http_status: 401,
+      error_code: 'invalid_api_key',
+      cost_usd: { total: 0 },
+    });
+  });
+
   it('keys never reach the logs, accepted or refused', async () => {
     await call([['authorization', 'Bearer tg-wrong-key-should-not-be-logged']]);
     await call([['authorization', `Bearer ${KEY_ACME}`]]);
