@@ -1,0 +1,118 @@
+// docker-compose.yml, the Dockerfile and envoy/envoy.yaml must agree (there is no Docker engine here): every
+// Envoy cluster endpoint is a compose service listening on that port, every Redis tiergate uses is the Redis
+// service, published ports are the ones the configs listen on, images are pinned, the image runs non-root.
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { parseConfigText } from '../../src/config/load.js';
+
+const path = (rel: string) => fileURLToPath(new URL(`../../${rel}`, import.meta.url));
+const read = (rel: string) => readFileSync(path(rel), 'utf8');
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- walking parsed YAML
+
+const compose = parse(read('docker-compose.yml'), { merge: true }) as Obj;
+const services = compose.services as Record<string, Obj>;
+const envoy = parse(read('envoy/envoy.yaml'), { merge: true }) as Obj;
+const loaded = parseConfigText(read('envoy/tiergate.yaml'), {});
+if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+const tiergate = loaded.config;
+
+const portOf = (hostPort: string) => Number(hostPort.split(':').at(-1));
+/** The port a compose service's process listens on, read from its own command or config. */
+function listenPort(name: string): number | undefined {
+  const cmd = (services[name]?.command ?? []) as string[];
+  const i = cmd.indexOf('--listen');
+  if (i !== -1) return portOf(cmd[i + 1] as string);
+  if (cmd.includes('serve')) return portOf(tiergate.server.listen);
+  return undefined;
+}
+const published = (name: string) => ((services[name]?.ports ?? []) as string[]).map((p) => Number(p.split(':').at(-1)));
+/** Host bind mounts: "./local:/in/container[:ro]". */
+const mounts = (name: string) =>
+  ((services[name]?.volumes ?? []) as string[]).filter((v) => v.startsWith('./')).map((v) => ({ local: v.split(':')[0] as string, inside: v.split(':')[1] as string }));
+
+describe('docker-compose.yml ↔ envoy/envoy.yaml ↔ envoy/tiergate.yaml', () => {
+  it('every static Envoy cluster endpoint is a compose service, on the port that service listens on', () => {
+    const endpoints = (envoy.static_resources.clusters as Obj[])
+      .filter((c) => c.load_assignment)
+      .flatMap((c) => (c.load_assignment.endpoints as Obj[]).flatMap((e) => (e.lb_endpoints as Obj[]).map((l) => ({ cluster: c.name, ...l.endpoint.address.socket_address }))));
+    expect(endpoints.length).toBeGreaterThanOrEqual(4);
+    for (const e of endpoints) {
+      expect(Object.keys(services), `cluster ${e.cluster}`).toContain(e.address);
+      expect(listenPort(e.address), `cluster ${e.cluster}`).toBe(e.port_value);
+    }
+  });
+
+  it('Envoy gets this envoy.yaml, and publishes its listener and admin ports', () => {
+    expect(mounts('envoy')).toEqual([{ local: './envoy/envoy.yaml', inside: '/etc/envoy/envoy.yaml' }]);
+    expect(services.envoy?.command).toEqual(expect.arrayContaining(['-c', '/etc/envoy/envoy.yaml']));
+    const listener = envoy.static_resources.listeners[0].address.socket_address.port_value as number;
+    expect(published('envoy')).toEqual(expect.arrayContaining([listener, envoy.admin.address.socket_address.port_value]));
+  });
+
+  it('tiergate serves envoy/tiergate.yaml, its health check probes its own admin port, which is published', () => {
+    expect(mounts('tiergate')).toContainEqual({ local: './envoy/tiergate.yaml', inside: '/etc/tiergate/tiergate.yaml' });
+    expect(services.tiergate?.command).toEqual(['dist/cli.js', 'serve', '--config', '/etc/tiergate/tiergate.yaml']);
+    const admin = portOf(tiergate.server.admin);
+    expect(JSON.stringify(services.tiergate?.healthcheck.test)).toContain(`127.0.0.1:${admin}/readyz`);
+    expect(published('tiergate')).toContain(admin);
+    // The ledger's file sink and spool live on the persistent volume.
+    const data = (services.tiergate?.volumes as string[]).find((v) => v.startsWith('tiergate-data:'))?.split(':')[1] as string;
+    for (const dir of [tiergate.ledger.spoolDir, ...tiergate.ledger.sinks.flatMap((s) => (s.type === 'file' ? [s.dir] : []))]) expect(dir.startsWith(`${data}/`)).toBe(true);
+  });
+
+  it('every Redis URL in tiergate’s config is the compose Redis service, on its port', () => {
+    const urls = [...tiergate.ledger.sinks.flatMap((s) => (s.type === 'redis' ? [s.url] : [])), ...(tiergate.budgets.redis ? [tiergate.budgets.redis.url] : [])];
+    expect(urls.length).toBeGreaterThanOrEqual(2);
+    for (const u of urls) {
+      const { hostname, port } = new URL(u);
+      expect(services[hostname]?.image).toMatch(/^redis:8/); // Redis 8: vector search for the cache
+      expect(Number(port || 6379)).toBe(6379);
+    }
+  });
+
+  it('the mock backends run tiergate’s own mock command from the tiergate image', () => {
+    for (const name of ['weak', 'strong', 'strong-canary']) {
+      expect(services[name]?.image).toBe(services.tiergate?.image);
+      expect((services[name]?.command as string[]).slice(0, 4)).toEqual(['dist/cli.js', 'mock', '--name', name]);
+    }
+  });
+
+  it('the observability profile scrapes services that exist, on their ports', () => {
+    for (const name of ['otel-collector', 'prometheus']) expect(services[name]?.profiles).toEqual(['observability']);
+    const prom = parse(read('observability/prometheus.yml')) as Obj;
+    const targets = (prom.scrape_configs as Obj[]).flatMap((s) => s.static_configs.flatMap((c: Obj) => c.targets as string[]));
+    expect(targets).toEqual([`tiergate:${portOf(tiergate.server.admin)}`, `envoy:${envoy.admin.address.socket_address.port_value}`]);
+  });
+
+  it('every bind-mounted file exists, and every image is pinned to a version', () => {
+    for (const name of Object.keys(services)) for (const m of mounts(name)) expect(existsSync(path(m.local)), m.local).toBe(true);
+    for (const [name, s] of Object.entries(services)) {
+      if (s.build) continue;
+      expect(s.image, name).toMatch(/:(v?\d+\.\d+(\.\d+)?|local)$/);
+    }
+  });
+});
+
+describe('Dockerfile', () => {
+  const text = read('Dockerfile');
+  const stages = text.split(/^FROM /m).slice(1);
+  const final = stages.at(-1) as string;
+  it('is multi-stage, and the final image carries production dependencies only', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    expect(text).toMatch(/npm ci --omit=dev/);
+    expect(final).not.toMatch(/npm (ci|install)(?! --omit=dev)/);
+    expect(final).toMatch(/COPY --from=prod-deps \/app\/node_modules/);
+  });
+  it('runs as a non-root user, and its command is tiergate serve', () => {
+    const user = /^USER (\S+)/m.exec(final)?.[1] ?? '';
+    expect(user).not.toMatch(/^(root|0)(:|$)/);
+    expect(user).not.toBe('');
+    expect(JSON.parse(/^CMD (.+)$/m.exec(final)?.[1] ?? '[]')).toEqual(['dist/cli.js', 'serve']);
+  });
+  it('never copies secrets, build output or the ledger into the build context', () => {
+    const ignored = read('.dockerignore').split('\n');
+    for (const p of ['.git', 'node_modules', 'dist', 'tiergate-ledger']) expect(ignored).toContain(p);
+  });
+});
