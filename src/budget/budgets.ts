@@ -77,13 +77,16 @@ export class Budgets {
   reconcile(a: Admission, actualTokens: number): void {
     if (a.tokenBuckets.length === 0) return;
     const run = async () => a.store.reconcile(a.id, a.tokenBuckets, actualTokens, this.now());
-    if (a.store.kind === 'memory') {
-      void run();
-      return;
-    }
+    // Only the Redis store is expected to fail; a memory reconcile that threw would be a bug: logged, not retried.
     run().then(
-      () => this.breaker.succeeded(),
+      () => {
+        if (a.store.kind === 'redis') this.breaker.succeeded();
+      },
       (err: unknown) => {
+        if (a.store.kind !== 'redis') {
+          this.log.error({ event: 'budget.reconcile_failed', err: (err as Error).message });
+          return;
+        }
         this.failed('reconcile', err, undefined);
         // Kept for when the store is back; until then the reservation holds the budget (the safe side).
         if (this.pendingReconciles.length < MAX_PENDING_RECONCILES) this.pendingReconciles.push(run);
