@@ -2,6 +2,7 @@
 // high-water mark per tiergate process (its last stored sequence number) and skips entries at or below it, so
 // a batch replayed after a timeout that did reach Redis is never stored twice.
 import { Redis } from 'ioredis';
+import { whenReady } from '../stores/redis/when-ready.js';
 import { groupEntries, type LedgerEntry, type LedgerSink } from './sink.js';
 
 export interface RedisStreamSinkOptions {
@@ -56,24 +57,9 @@ export class RedisStreamSink implements LedgerSink {
     return `${this.opts.stream}:mark:${writer}`;
   }
 
-  /** While (re)connecting, wait briefly for the connection rather than fail a batch that would then be spooled. */
-  private ready(): Promise<void> {
-    if (this.redis.status === 'ready') return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        this.redis.off('ready', onReady);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onReady = () => done();
-      const timer = setTimeout(() => done(new Error(`redis ledger sink: not connected (${this.redis.status})`)), CONNECT_WAIT_MS);
-      this.redis.once('ready', onReady);
-    });
-  }
-
   async write(entries: readonly LedgerEntry[]): Promise<void> {
-    await this.ready();
+    // Waiting briefly for a reconnect spares a batch a needless trip through the spool.
+    await whenReady(this.redis, CONNECT_WAIT_MS, 'redis ledger sink');
     for (const [writer, list] of groupEntries(entries, (e) => e.writer)) {
       const args: Array<string | number> = [this.opts.stream, this.markKey(writer), this.opts.maxLen, this.opts.markTtlSeconds ?? 7 * 86_400];
       for (const e of list) args.push(e.seq, e.eventId, e.line);

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Span } from '@opentelemetry/api';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { RequestRecord } from '../ledger/build-row.js';
-import { TiergateError, errorBody } from '../errors.js';
+import { TiergateError } from '../errors.js';
 import {
   CONTINUE,
   type ContinueDecision,
@@ -19,9 +19,10 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { startSpan } from '../telemetry/tracing.js';
 import type { Budgets } from '../budget/budgets.js';
-import type { TenantPolicy } from '../policy/tenant-policy.js';
+import { NO_POLICY } from '../policy/tenant-policy.js';
 import { UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
-import { H, ROUTING_HEADERS } from './contract-headers.js';
+import { H } from './contract-headers.js';
+import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import type { RequestState } from './request-state.js';
 import { ResponseAccounting, type UsageMetadata } from './response-accounting.js';
 import { runStages, type PipelineResult } from './runner.js';
@@ -297,40 +298,7 @@ export class LlmStream implements StreamHandler {
   }
 }
 
-/** The gateway key's headers, minus any tiergate sets itself (a tier's upstream credential). */
-function credentials(caller: Caller | undefined, set: ReadonlyArray<readonly [string, string]>): string[] {
-  if (!caller || caller.strip.length === 0) return [];
-  return caller.strip.filter((h) => !set.some(([k]) => k === h));
-}
-
-/** Routing headers the client sent that tiergate is not setting itself: removed, so none of its values survive. */
-function clientRoutingHeaders(headers: HeaderMap, set: ReadonlyArray<readonly [string, string]>): string[] {
-  return ROUTING_HEADERS.filter((h) => headers.has(h) && !set.some(([k]) => k === h));
-}
-
-export function replyFor(err: TiergateError): ReplyDecision {
-  return {
-    kind: 'reply',
-    status: err.entry.status,
-    headers: [[H.contentType, 'application/json'], ...err.extraHeaders],
-    body: errorBody(err.entry, err.message, err.param),
-    details: `tiergate_${err.entry.code}`,
-  };
-}
-
 const EMPTY = Buffer.alloc(0);
-
-/** Until authentication resolves a tenant (other paths never do). */
-const NO_POLICY: TenantPolicy = Object.freeze({
-  tenant: '',
-  plan: null,
-  models: undefined,
-  requestsPerMinute: undefined,
-  dailyTokenBudget: undefined,
-  tokensPerMinute: undefined,
-  featureHeader: 'x-feature-id',
-  onTierDenied: 'downgrade',
-});
 
 /** Envoy's metadata_options.receiving_namespaces must list it (envoy-ext-proc.md §11). */
 export const METADATA_NAMESPACE = 'tiergate';

@@ -59,3 +59,15 @@ export class TenantDirectory {
     };
   }
 }
+
+/** A stream's policy until authentication resolves its tenant (paths tiergate passes through never do). */
+export const NO_POLICY: TenantPolicy = Object.freeze({
+  tenant: '',
+  plan: null,
+  models: undefined,
+  requestsPerMinute: undefined,
+  dailyTokenBudget: undefined,
+  tokensPerMinute: undefined,
+  featureHeader: 'x-feature-id',
+  onTierDenied: 'downgrade',
+});

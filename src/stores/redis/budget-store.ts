@@ -3,6 +3,7 @@
 // Per bucket: a hash {used, reserved, warned, r:<id> = tokens} and a sorted set of reservation ids by
 // expiry, swept at every admission so a reservation whose stream died frees itself.
 import { Redis } from 'ioredis';
+import { whenReady } from './when-ready.js';
 import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../budget-store.js';
 
 // KEYS: hash, zset per bucket. ARGV: now, id, tokens, reservation expiry, warnAt, then per bucket
@@ -102,7 +103,7 @@ export class RedisBudgetStore implements BudgetStore {
   }
 
   async admit(req: AdmitRequest): Promise<AdmitResult> {
-    await this.ready();
+    await whenReady(this.redis, this.opts.connectTimeoutMs, 'redis budget store');
     const keys = keysOf(req.buckets);
     const args: Array<string | number> = [req.now, req.id, req.tokens, req.reservationExpiresAt, req.warnAt];
     for (const b of req.buckets) args.push(b.unit === 'requests' ? 'r' : 't', b.limit, b.expireAt, b.code === 'daily_token_budget' ? '1' : '0');
@@ -113,31 +114,9 @@ export class RedisBudgetStore implements BudgetStore {
   }
 
   async reconcile(id: string, buckets: readonly Bucket[], actualTokens: number): Promise<void> {
-    await this.ready();
+    await whenReady(this.redis, this.opts.connectTimeoutMs, 'redis budget store');
     const keys = keysOf(buckets);
     await this.redis.tiergateReconcile(keys.length, ...keys, id, actualTokens);
-  }
-
-  /**
-   * While (re)connecting, a command waits for the connection up to the connect timeout rather than fail at
-   * once (no offline queue); beyond that it fails and the failure rule applies. The circuit breaker keeps
-   * requests from waiting here at all once Redis is known to be down.
-   */
-  private ready(): Promise<void> | void {
-    const status = this.redis.status;
-    if (status === 'ready') return;
-    if (status === 'end' || status === 'close') return Promise.reject(new Error(`redis connection is ${status}`));
-    return new Promise((resolve, reject) => {
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        this.redis.off('ready', onReady);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onReady = () => done();
-      const timer = setTimeout(() => done(new Error('redis not connected')), this.opts.connectTimeoutMs);
-      this.redis.once('ready', onReady);
-    });
   }
 
   async close(): Promise<void> {
