@@ -54,6 +54,8 @@ export const budgetsSchema = z
     redis: z
       .strictObject({
         url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL'),
+        /** A Redis Cluster, `url` being one of its nodes (README "Stores: memory or Redis"). */
+        cluster: z.boolean().default(false),
         keyPrefix: z.string().default('tiergate:'),
         // Both well inside Envoy's ext_proc message_timeout: a slow Redis must not stall the request.
         connectTimeoutMs: positiveInt.default(50),

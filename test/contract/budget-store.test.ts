@@ -4,22 +4,27 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../../src/stores/budget-store.js';
 import { MemoryBudgetStore } from '../../src/stores/memory/budget-store.js';
 import { RedisBudgetStore } from '../../src/stores/redis/budget-store.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
 
 let redis: RedisServer;
+let cluster: RedisCluster;
 const stores: BudgetStore[] = [];
 beforeAll(async () => {
   redis = await RedisServer.start();
-});
+  cluster = await RedisCluster.start();
+}, 30_000);
 afterAll(async () => {
   for (const s of stores) await s.close();
   await redis.down();
+  await cluster.down();
 });
 
 const makers: Record<string, () => BudgetStore> = {
   memory: () => new MemoryBudgetStore(),
   // Generous timeouts here: this suite is about semantics, not about failing fast (tested elsewhere).
   redis: () => new RedisBudgetStore({ url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }),
+  // Each bucket below has a hash tag of its own, so a request over several buckets takes the per-slot path.
+  'redis cluster': () => new RedisBudgetStore({ url: cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }),
 };
 
 // Real time as the base, so Redis' own key expiry (PEXPIREAT) behaves as it would in production.
@@ -97,6 +102,16 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 100 });
     const results = await Promise.all(Array.from({ length: 500 }, () => admit(req([rpm], 0))));
     expect(results.filter((r) => r.admitted)).toHaveLength(100);
+  });
+
+  it('concurrent requests over two buckets in different slots: admitted only when both had room, nothing left behind', async () => {
+    const tokens = bucket({ limit: 100_000 });
+    const requests = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 50 });
+    const results = await Promise.all(Array.from({ length: 200 }, () => admit(req([tokens, requests], 10))));
+    const admitted = results.filter((r) => r.admitted).length;
+    expect(admitted).toBe(50);
+    // The refused ones reserved nothing that stayed: only the admitted requests' tokens are held.
+    expect((await admit(req([tokens], 0))).counted).toEqual([10 * admitted]);
   });
 
   it('concurrent token reservations never overshoot: admitted reservations fit in the budget', async () => {

@@ -1,6 +1,6 @@
 // A private redis-server per test file on a free port, so runs never collide; stoppable and restartable on the
 // same port to simulate an outage.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,10 +21,13 @@ async function freePort(): Promise<number> {
 export class RedisServer {
   private proc: ChildProcess | undefined;
   private readonly dir = mkdtempSync(join(tmpdir(), 'tiergate-redis-'));
-  constructor(readonly port: number) {}
+  constructor(
+    readonly port: number,
+    private readonly extraArgs: readonly string[] = [],
+  ) {}
 
-  static async start(): Promise<RedisServer> {
-    const s = new RedisServer(await freePort());
+  static async start(extraArgs: readonly string[] = []): Promise<RedisServer> {
+    const s = new RedisServer(await freePort(), extraArgs);
     await s.up();
     return s;
   }
@@ -34,7 +37,7 @@ export class RedisServer {
   }
 
   async up(): Promise<void> {
-    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir], {
+    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.extraArgs], {
       stdio: 'ignore',
     });
     const client = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
@@ -66,5 +69,37 @@ export class RedisServer {
 
   client(): Redis {
     return new Redis(this.url);
+  }
+}
+
+/** A three-master Redis Cluster of private servers (no replicas), for the Cluster mode of the Redis stores. */
+export class RedisCluster {
+  private constructor(readonly nodes: readonly RedisServer[]) {}
+
+  static async start(): Promise<RedisCluster> {
+    const nodes: RedisServer[] = [];
+    for (let i = 0; i < 3; i++) nodes.push(await RedisServer.start(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000']));
+    const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
+    if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stderr || create.stdout}`);
+    for (const n of nodes) {
+      const c = new Redis(n.url);
+      for (let i = 0; ; i++) {
+        const info = (await c.cluster('INFO')) as string;
+        if (info.includes('cluster_state:ok')) break;
+        if (i > 100) throw new Error('cluster did not converge');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      c.disconnect();
+    }
+    return new RedisCluster(nodes);
+  }
+
+  /** A seed node's URL (any node: the client discovers the rest). */
+  get url(): string {
+    return (this.nodes[0] as RedisServer).url;
+  }
+
+  async down(): Promise<void> {
+    for (const n of this.nodes) await n.down();
   }
 }

@@ -2,21 +2,25 @@
 // tiergate instances: exact admission under concurrency, 429s that say which limit and when it frees,
 // reservations reconciled to reported usage or released when a stream dies, and window and day rollover on a
 // fake clock.
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bucketsFor } from '../../src/budget/buckets.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { chatRequestHeaders, getHeader, type ExtProcSession, type Outcome } from '../../src/dev/envoy-client.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type ExtProcSession, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
+import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
 import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 let redis: RedisServer;
+let cluster: RedisCluster;
 const started: TestTiergate[] = [];
 beforeAll(async () => {
   redis = await RedisServer.start();
-});
+  cluster = await RedisCluster.start();
+}, 30_000);
 afterAll(async () => {
   for (const t of started) await t.stop();
   await redis.down();
+  await cluster.down();
 });
 
 /** A settable clock shared by the instances of one test. */
@@ -25,16 +29,18 @@ function clock(at = Date.UTC(2026, 10, 22, 12, 0, 10)) {
   return c;
 }
 let prefixes = 0;
-async function tiergate(config: ConfigInput, now: () => number, store: 'memory' | 'redis' = 'memory', keyPrefix?: string): Promise<TestTiergate> {
-  const budgets = { ...config.budgets, ...(store === 'redis' ? { store, redis: { url: redis.url, keyPrefix: keyPrefix ?? `t${prefixes++}:`, commandTimeoutMs: 1000, connectTimeoutMs: 1000 } } : {}) };
+async function tiergate(config: ConfigInput, now: () => number, store: 'memory' | 'redis' | 'cluster' = 'memory', keyPrefix?: string): Promise<TestTiergate> {
+  const url = store === 'cluster' ? cluster.url : redis.url;
+  const redisConfig = { url, cluster: store === 'cluster', keyPrefix: keyPrefix ?? `t${prefixes++}:`, commandTimeoutMs: 1000, connectTimeoutMs: 1000 };
+  const budgets = { ...config.budgets, ...(store === 'memory' ? {} : { store: 'redis' as const, redis: redisConfig }) };
   const t = await startTiergate({ ...config, budgets }, {}, { now });
   started.push(t);
   return t;
 }
 
 const hi = (extra: Record<string, unknown> = {}) => jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }], ...extra });
-async function request(t: TestTiergate, body = hi(), id?: string): Promise<{ s: ExtProcSession; o: Outcome }> {
-  const s = t.pool.open();
+async function request(t: TestTiergate, body = hi(), id?: string, filter?: FilterConfig): Promise<{ s: ExtProcSession; o: Outcome }> {
+  const s = t.pool.open(filter);
   await s.sendRequestHeaders(chatRequestHeaders(id ? [['x-request-id', id]] : []), false);
   return { s, o: await s.sendRequestBody(body) };
 }
@@ -59,8 +65,8 @@ async function respond(s: ExtProcSession, totalTokens: number): Promise<void> {
 const RPM_100: ConfigInput = { tenants: { '*': { requestsPerMinute: 100 } } };
 
 describe('requests per minute under concurrency', () => {
-  async function burst(instances: TestTiergate[], n: number): Promise<Outcome[]> {
-    const out = await Promise.all(Array.from({ length: n }, (_, i) => request(instances[i % instances.length] as TestTiergate)));
+  async function burst(instances: TestTiergate[], n: number, filter?: FilterConfig): Promise<Outcome[]> {
+    const out = await Promise.all(Array.from({ length: n }, (_, i) => request(instances[i % instances.length] as TestTiergate, hi(), undefined, filter)));
     for (const { s } of out) s.close();
     return out.map((r) => r.o);
   }
@@ -95,6 +101,22 @@ describe('requests per minute under concurrency', () => {
     c.t += 60_000;
     expect(admitted(await burst([a], 60))).toBe(60);
     expect(admitted(await burst([b], 60))).toBe(40);
+  });
+
+  it('Redis Cluster: the tenant and the gateway-wide limits live in different slots; still exactly 100 of 500', async () => {
+    const c = clock();
+    const t = await tiergate({ ...RPM_100, budgets: { globalTokensPerMinute: 100_000_000 } }, c.now, 'cluster');
+    const rt = t.app.config.current();
+    const keys = bucketsFor(rt, rt.tenants.policyFor('default'), 'weak', true, c.t).map((b) => b.key);
+    const node = new Redis(cluster.url);
+    const slots = new Set(await Promise.all(keys.map((k) => node.cluster('KEYSLOT', k))));
+    node.disconnect();
+    expect(slots.size).toBe(2); // one script per slot, as Cluster requires
+    // What is tested here is exactness across slots, not latency: this machine runs three Redis nodes beside
+    // tiergate and the driver on two cores, so Envoy's message timeout is raised for the burst.
+    const out = await burst([t], 500, { ...RECOMMENDED_FILTER, messageTimeoutMs: 10_000 });
+    expect(out.filter((o) => o.kind === 'immediate' && o.status === 429)).toHaveLength(400);
+    expect(admitted(out)).toBe(100);
   });
 
   it('a 429 says which limit, when it frees (retry-after) and carries the x-ratelimit headers; the next window admits', async () => {

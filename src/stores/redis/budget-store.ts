@@ -2,7 +2,13 @@
 // reconcile is one script: one round trip each, atomic, so N tiergate replicas share one exact limit.
 // Per bucket: a hash {used, reserved, warned, r:<id> = tokens} and a sorted set of reservation ids by
 // expiry, swept at every admission so a reservation whose stream died frees itself.
-import { Redis } from 'ioredis';
+//
+// Redis Cluster runs a script on one slot only. Keys are hash-tagged (a tenant's counters share `{t:…}`, the
+// gateway-wide and per-tier ones `{shared}`), so in Cluster mode each tag is one script: one round trip when a
+// request's limits share a tag, one per tag otherwise, run in turn. A later tag's refusal releases what the
+// earlier ones reserved, so nothing is ever admitted past a limit; the cost is that, for that moment, a
+// concurrent request may be refused by the released reservation (never the reverse).
+import { Cluster, Redis } from 'ioredis';
 import { whenReady } from './when-ready.js';
 import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../budget-store.js';
 
@@ -72,56 +78,149 @@ end
 return 1
 `;
 
+// KEYS: hash, zset per bucket. ARGV: id, then per bucket unit (r|t). Undoes an admission: a request count, or
+// a reservation (if it is still there).
+const RELEASE = `
+local id = ARGV[1]
+for i = 1, #KEYS / 2 do
+  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  if ARGV[i + 1] == 'r' then
+    redis.call('HINCRBY', h, 'used', -1)
+  else
+    local amt = redis.call('HGET', h, 'r:' .. id)
+    if amt then
+      redis.call('HINCRBY', h, 'reserved', -tonumber(amt))
+      redis.call('HDEL', h, 'r:' .. id)
+      redis.call('ZREM', z, id)
+    end
+  end
+end
+return 1
+`;
+
 export interface RedisBudgetStoreOptions {
   url: string;
+  /** Connect to a Redis Cluster, with `url` as a seed node. */
+  cluster?: boolean;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
 }
 
-type ScriptClient = Redis & {
+interface Scripts {
   tiergateAdmit(...args: Array<string | number>): Promise<number[]>;
   tiergateReconcile(...args: Array<string | number>): Promise<number>;
-};
+  tiergateRelease(...args: Array<string | number>): Promise<number>;
+}
+type ScriptClient = (Redis | Cluster) & Scripts;
 
 export class RedisBudgetStore implements BudgetStore {
   readonly kind = 'redis';
   readonly redis: ScriptClient;
 
   constructor(private readonly opts: RedisBudgetStoreOptions) {
-    this.redis = new Redis(opts.url, {
-      connectTimeout: opts.connectTimeoutMs,
-      commandTimeout: opts.commandTimeoutMs,
-      // A command while disconnected fails at once rather than waiting in ioredis' queue: the request
-      // must be answered inside Envoy's message timeout, by the failure rule if need be.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (n) => Math.min(50 * n, 1000),
-    }) as ScriptClient;
+    // A command while disconnected fails at once rather than waiting in ioredis' queue: the request must be
+    // answered inside Envoy's message timeout, by the failure rule if need be.
+    const common = { connectTimeout: opts.connectTimeoutMs, commandTimeout: opts.commandTimeoutMs, maxRetriesPerRequest: 0 };
+    const backoff = (n: number) => Math.min(50 * n, 1000);
+    if (opts.cluster) {
+      const { hostname, port, username, password } = new URL(opts.url);
+      const auth = { ...(username ? { username: decodeURIComponent(username) } : {}), ...(password ? { password: decodeURIComponent(password) } : {}) };
+      this.redis = new Cluster([{ host: hostname, port: Number(port || 6379) }], {
+        enableOfflineQueue: false,
+        clusterRetryStrategy: backoff,
+        redisOptions: { ...common, ...auth, ...(opts.url.startsWith('rediss:') ? { tls: {} } : {}) },
+      }) as unknown as ScriptClient;
+    } else {
+      this.redis = new Redis(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: backoff }) as ScriptClient;
+    }
     this.redis.on('error', () => undefined); // surfaced by failed commands, counted by the breaker
     this.redis.defineCommand('tiergateAdmit', { lua: ADMIT });
     this.redis.defineCommand('tiergateReconcile', { lua: RECONCILE });
+    this.redis.defineCommand('tiergateRelease', { lua: RELEASE });
   }
 
   async admit(req: AdmitRequest): Promise<AdmitResult> {
-    await whenReady(this.redis, this.opts.connectTimeoutMs, 'redis budget store');
-    const keys = keysOf(req.buckets);
+    await this.ready();
+    if (!this.opts.cluster) return this.admitGroup(req, req.buckets);
+    const groups = slotGroups(req.buckets);
+    if (groups.length === 1) return this.admitGroup(req, req.buckets);
+    const counted: number[] = new Array<number>(req.buckets.length).fill(0);
+    const done: Array<readonly Bucket[]> = [];
+    let budgetWarning: AdmitResult['budgetWarning'] = 'none';
+    for (const group of groups) {
+      const r = await this.admitGroup(req, group.buckets);
+      group.index.forEach((at, j) => (counted[at] = r.counted[j] as number));
+      if (!r.admitted) {
+        await Promise.all(done.map((g) => this.release(req.id, g)));
+        // Report what the released groups held before this request, as a refusal from one script would.
+        for (const g of groups.slice(0, done.length)) g.index.forEach((at, j) => (counted[at] = (counted[at] as number) - cost(g.buckets[j] as Bucket, req.tokens)));
+        return { admitted: false, counted, denied: group.index[r.denied as number], budgetWarning: 'none' };
+      }
+      done.push(group.buckets);
+      if (r.budgetWarning !== 'none') budgetWarning = r.budgetWarning;
+    }
+    return { admitted: true, counted, denied: undefined, budgetWarning };
+  }
+
+  async reconcile(id: string, buckets: readonly Bucket[], actualTokens: number): Promise<void> {
+    await this.ready();
+    const groups = this.opts.cluster ? slotGroups(buckets).map((g) => g.buckets) : [buckets];
+    await Promise.all(
+      groups.map((g) => {
+        const keys = keysOf(g);
+        return this.redis.tiergateReconcile(keys.length, ...keys, id, actualTokens);
+      }),
+    );
+  }
+
+  private async admitGroup(req: AdmitRequest, buckets: readonly Bucket[]): Promise<AdmitResult> {
+    const keys = keysOf(buckets);
     const args: Array<string | number> = [req.now, req.id, req.tokens, req.reservationExpiresAt, req.warnAt];
-    for (const b of req.buckets) args.push(b.unit === 'requests' ? 'r' : 't', b.limit, b.expireAt, b.code === 'daily_token_budget' ? '1' : '0');
+    for (const b of buckets) args.push(b.unit === 'requests' ? 'r' : 't', b.limit, b.expireAt, b.code === 'daily_token_budget' ? '1' : '0');
     const out = await this.redis.tiergateAdmit(keys.length, ...keys, ...args);
     const counted = out.slice(2).map(Number);
     if (out[0] === 0) return { admitted: false, counted, denied: Number(out[1]) - 1, budgetWarning: 'none' };
     return { admitted: true, counted, denied: undefined, budgetWarning: out[1] === 2 ? 'first' : out[1] === 1 ? 'over' : 'none' };
   }
 
-  async reconcile(id: string, buckets: readonly Bucket[], actualTokens: number): Promise<void> {
-    await whenReady(this.redis, this.opts.connectTimeoutMs, 'redis budget store');
+  private async release(id: string, buckets: readonly Bucket[]): Promise<void> {
     const keys = keysOf(buckets);
-    await this.redis.tiergateReconcile(keys.length, ...keys, id, actualTokens);
+    await this.redis.tiergateRelease(keys.length, ...keys, id, ...buckets.map((b) => (b.unit === 'requests' ? 'r' : 't')));
+  }
+
+  private ready(): Promise<void> | void {
+    return whenReady(this.redis, this.opts.connectTimeoutMs, 'redis budget store');
   }
 
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+const cost = (b: Bucket, tokens: number) => (b.unit === 'requests' ? 1 : tokens);
+
+/** The key's hash tag: what decides its Cluster slot (the whole key when it has none). */
+function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  const close = open === -1 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+/**
+ * Buckets grouped by hash tag, each with its buckets' positions in the request. A group holding the daily
+ * budget goes last: its once-a-day warning flag is then only ever set by a request that was admitted.
+ */
+function slotGroups(buckets: readonly Bucket[]): Array<{ buckets: Bucket[]; index: number[] }> {
+  const byTag = new Map<string, { buckets: Bucket[]; index: number[] }>();
+  buckets.forEach((b, i) => {
+    const tag = hashTag(b.key);
+    let g = byTag.get(tag);
+    if (!g) byTag.set(tag, (g = { buckets: [], index: [] }));
+    g.buckets.push(b);
+    g.index.push(i);
+  });
+  const hasDay = (g: { buckets: Bucket[] }) => g.buckets.some((b) => b.code === 'daily_token_budget');
+  return [...byTag.values()].sort((a, b) => Number(hasDay(a)) - Number(hasDay(b)));
 }
 
 /** The sorted set shares the hash's key (and so its hash tag and Cluster slot). */

@@ -1,9 +1,9 @@
 // ioredis clients here run without an offline queue (a command while disconnected fails at once). While a
 // connection is being (re)established, callers wait for it this long at most, then fail and apply their own
 // failure rule (the ledger spools; budgets use the breaker and onStoreFailure).
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
-export function whenReady(redis: Redis, waitMs: number, what: string): Promise<void> | void {
+export function whenReady(redis: Redis | Cluster, waitMs: number, what: string): Promise<void> | void {
   const status = redis.status;
   if (status === 'ready') return;
   if (status === 'end') return Promise.reject(new Error(`${what}: connection closed for good`));
