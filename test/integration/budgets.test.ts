@@ -65,9 +65,14 @@ async function respond(s: ExtProcSession, totalTokens: number): Promise<void> {
 const RPM_100: ConfigInput = { tenants: { '*': { requestsPerMinute: 100 } } };
 
 describe('requests per minute under concurrency', () => {
-  async function burst(instances: TestTiergate[], n: number, filter?: FilterConfig): Promise<Outcome[]> {
-    const out = await Promise.all(Array.from({ length: n }, (_, i) => request(instances[i % instances.length] as TestTiergate, hi(), undefined, filter)));
+  // These bursts test exactness, not latency: on a loaded two-core CI machine the first hundreds of concurrent
+  // streams can take longer than Envoy's 200 ms message timeout, so the burst raises it and every request must
+  // then be answered: admitted, or refused with a 429.
+  const PATIENT: FilterConfig = { ...RECOMMENDED_FILTER, messageTimeoutMs: 10_000 };
+  async function burst(instances: TestTiergate[], n: number): Promise<Outcome[]> {
+    const out = await Promise.all(Array.from({ length: n }, (_, i) => request(instances[i % instances.length] as TestTiergate, hi(), undefined, PATIENT)));
     for (const { s } of out) s.close();
+    expect(out.map((r) => r.o).filter((o) => o.kind !== 'continue' && !(o.kind === 'immediate' && o.status === 429))).toEqual([]);
     return out.map((r) => r.o);
   }
   const admitted = (os: Outcome[]) => os.filter((o) => o.kind === 'continue').length;
@@ -112,10 +117,7 @@ describe('requests per minute under concurrency', () => {
     const slots = new Set(await Promise.all(keys.map((k) => node.cluster('KEYSLOT', k))));
     node.disconnect();
     expect(slots.size).toBe(2); // one script per slot, as Cluster requires
-    // What is tested here is exactness across slots, not latency: this machine runs three Redis nodes beside
-    // tiergate and the driver on two cores, so Envoy's message timeout is raised for the burst.
-    const out = await burst([t], 500, { ...RECOMMENDED_FILTER, messageTimeoutMs: 10_000 });
-    expect(out.filter((o) => o.kind === 'immediate' && o.status === 429)).toHaveLength(400);
+    const out = await burst([t], 500);
     expect(admitted(out)).toBe(100);
   });
 
