@@ -47,4 +47,5 @@ function count(m: Metrics, row: LedgerRow): void {
   if (u.cached_input_tokens) m.tokens.inc({ tier, kind: 'cached_input' }, u.cached_input_tokens);
   if (u.reasoning_tokens) m.tokens.inc({ tier, kind: 'reasoning' }, u.reasoning_tokens);
   if (row.cost_usd?.total) m.costUsd.inc({ tier }, row.cost_usd.total);
+  if (row.fallback_used) m.fallbacks.inc({ tier });
 }

@@ -109,6 +109,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Ledger rows that could not be built (a bug: the request is logged instead).',
       registers: [registry],
     }),
+    fallbacks: new Counter({
+      name: 'tiergate_fallback_total',
+      help: 'Requests answered by another tier than the one tiergate routed them to (Envoy fallback), by routed tier.',
+      labelNames: ['tier'] as const,
+      registers: [registry],
+    }),
     budgetDecisions: new Counter({
       name: 'tiergate_budget_decisions_total',
       help: 'Admission decisions by result (admitted, denied) and, when denied, the limit that tripped.',

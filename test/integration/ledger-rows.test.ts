@@ -212,6 +212,7 @@ describe('ledger rows for every ending', () => {
   });
 
   it('a dated snapshot is priced as its model; another tier answering marks fallback_used', async () => {
+    const before = await metricValue(tg.app, 'tiergate_fallback_total', { tier: 'weak' });
     const s = await routed(tg, { headers: [['x-request-id', 'fallback']] });
     await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
     await s.sendResponseBody(chatJson('strong-model-2026-01-01'), true);
@@ -219,6 +220,7 @@ describe('ledger rows for every ending', () => {
     const row = await rowFor(tg, 'fallback');
     expect(row).toMatchObject({ tier: 'weak', model_resolved: 'strong-model-2026-01-01', fallback_used: true });
     expect(row.cost_usd?.total).toBe((1000 * 2.5 + 500 * 10) / 1e6);
+    expect(await metricValue(tg.app, 'tiergate_fallback_total', { tier: 'weak' })).toBe(before + 1); // the fallback-share alert's numerator
   });
 
   it('embeddings (routed without classification) get a row with their usage', async () => {

@@ -1,0 +1,190 @@
+// kgateway-manifests/ checked without a cluster: each overlay built (test/helpers/kustomize.ts), every custom
+// resource validated against the published CRDs (structural schema, defaults, unknown fields, CEL), core and
+// prometheus-operator objects against their models' schemas, and the objects checked against each other and
+// against tiergate itself (config, ports, processing mode, metric names).
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { ConfigMap, Service } from 'kubernetes-models/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.js';
+import { parseConfigText } from '../../src/config/load.js';
+import { RECOMMENDED_FILTER } from '../../src/dev/envoy-client.js';
+import { CrdValidator } from '../helpers/crd-validator.js';
+import { kustomizeBuild, manifestsDir, readObjects, type K8sObject } from '../helpers/kustomize.js';
+import { SHARED } from '../helpers/shared-data.js';
+import { captureLogger, runtimeFor } from '../helpers/tiergate.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- walking parsed YAML
+
+const CRDS = join(SHARED, 'schemas/crds');
+const crdFiles = [
+  ...readdirSync(join(CRDS, 'kgateway/v2.2.0')).map((f) => join(CRDS, 'kgateway/v2.2.0', f)),
+  ...readdirSync(join(CRDS, 'gateway-api/v1.4.1/standard')).map((f) => join(CRDS, 'gateway-api/v1.4.1/standard', f)),
+];
+const crds = new CrdValidator(crdFiles);
+
+// Core and prometheus-operator kinds: their models carry the upstream JSON schemas (required fields, types).
+const MODELS: Record<string, new (o: never) => { validate(): void }> = {
+  'apps/v1/Deployment': Deployment,
+  'v1/Service': Service,
+  'v1/ConfigMap': ConfigMap,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
+};
+
+function problemsOf(o: K8sObject): string[] {
+  if (crds.knows(o.apiVersion, o.kind)) return crds.validate(o as never);
+  const Model = MODELS[`${o.apiVersion}/${o.kind}`];
+  if (!Model) return [`${o.apiVersion} ${o.kind}: no schema to validate against`];
+  try {
+    new Model(o as never).validate();
+    return [];
+  } catch (e) {
+    return [(e as Error).message];
+  }
+}
+
+const OVERLAYS = ['dev', 'production'];
+const built = Object.fromEntries(OVERLAYS.map((o) => [o, kustomizeBuild(manifestsDir(`overlays/${o}`))])) as Record<string, K8sObject[]>;
+const find = (objs: K8sObject[], kind: string, name?: string) => objs.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name)) as Obj;
+
+describe('kgateway manifests validate', () => {
+  it.each(readdirSync(manifestsDir('base')).filter((f) => f !== 'kustomization.yaml'))('base/%s on its own', (file) => {
+    for (const o of readObjects(join(manifestsDir('base'), file))) expect(problemsOf(o), `${o.kind}/${o.metadata.name}`).toEqual([]);
+  });
+
+  it.each(OVERLAYS)('overlays/%s, built', (overlay) => {
+    const objs = built[overlay] as K8sObject[];
+    expect(objs.map((o) => o.kind).sort()).toEqual(expect.arrayContaining(['ConfigMap', 'Deployment', 'Gateway', 'GatewayExtension', 'HTTPRoute', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'PrometheusRule', 'Service', 'ServiceMonitor', 'TrafficPolicy']));
+    for (const o of objs) expect(problemsOf(o), `${o.kind}/${o.metadata.name}`).toEqual([]);
+  });
+
+  it('the validators catch mistakes: an unknown field, a bad enum, a broken CEL rule, a missing core field', () => {
+    const objs = built.production as K8sObject[];
+    const route = structuredClone(find(objs, 'HTTPRoute')) as K8sObject & Obj;
+    route.spec.rules[0].filters[0] = { type: 'ExtensionRef' }; // CEL: extensionRef must be set
+    route.spec.rules[1].backendRef = route.spec.rules[1].backendRefs; // typo: unknown field
+    expect(problemsOf(route).join('\n')).toMatch(/extensionRef must be specified[\s\S]*backendRef: unknown field/);
+    const ext = structuredClone(find(objs, 'GatewayExtension')) as K8sObject & Obj;
+    ext.spec.extProc.processingMode.requestBodyMode = 'BUFFER';
+    ext.spec.extProc.messageTimeout = '0.5s'; // the CRD's pattern wants integer units, e.g. 500ms
+    expect(problemsOf(ext)).toHaveLength(2);
+    const dep = structuredClone(find(objs, 'Deployment')) as K8sObject & Obj;
+    delete dep.spec.template.spec.containers[0].name;
+    expect(problemsOf(dep).join()).toMatch(/name/);
+  });
+});
+
+describe('kgateway manifests agree with each other and with tiergate', () => {
+  const objs = built.production as K8sObject[];
+  const config = find(objs, 'ConfigMap', 'tiergate-config');
+  const deployment = find(objs, 'Deployment', 'tiergate');
+  const container = deployment.spec.template.spec.containers[0] as Obj;
+  const loaded = parseConfigText(config.data['tiergate.yaml'] as string, { REDIS_URL: 'redis://redis.ai-inference:6379' });
+
+  it('the ConfigMap holds a valid tiergate config, without mode overrides (kgateway exposes no allow_mode_override)', () => {
+    expect(loaded.ok ? [] : loaded.problems).toEqual([]);
+    if (!loaded.ok) return;
+    expect(loaded.config.envoy.allowModeOverride).toBe(false);
+    // Fail-open splits each limit across the replicas the HPA keeps at least.
+    expect(loaded.config.budgets.expectedInstances).toBe(find(objs, 'HorizontalPodAutoscaler').spec.minReplicas);
+  });
+
+  it('the Deployment serves that config from a directory mount (hot reload through the ..data swap), non-root, with probes on the admin port', () => {
+    const configArg = (container.args as string[])[(container.args as string[]).indexOf('--config') + 1] as string;
+    const mount = (container.volumeMounts as Obj[]).find((m) => configArg.startsWith(`${m.mountPath}/`)) as Obj;
+    expect(mount.subPath).toBeUndefined();
+    const volume = (deployment.spec.template.spec.volumes as Obj[]).find((v) => v.name === mount.name) as Obj;
+    expect(volume.configMap.name).toBe(config.metadata.name);
+    expect(configArg.slice(mount.mountPath.length + 1)).toBe('tiergate.yaml');
+    expect(deployment.spec.template.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532 });
+    expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    const ports = Object.fromEntries((container.ports as Obj[]).map((p) => [p.name, p.containerPort]));
+    if (!loaded.ok) throw new Error('config');
+    expect(ports.grpc).toBe(Number(loaded.config.server.listen.split(':').at(-1)));
+    expect(ports['http-admin']).toBe(Number(loaded.config.server.admin.split(':').at(-1)));
+    expect([container.readinessProbe.httpGet.path, container.livenessProbe.httpGet.path]).toEqual(['/readyz', '/healthz']);
+    // The spool and the key files live where the config says.
+    const paths = (container.volumeMounts as Obj[]).map((m) => m.mountPath as string);
+    expect(paths.some((p) => loaded.config.ledger.spoolDir.startsWith(`${p}/`))).toBe(true);
+    for (const k of loaded.config.auth.keys) if (k.sha256File) expect(paths.some((p) => (k.sha256File as string).startsWith(`${p}/`))).toBe(true);
+    // Envoy's streams get longer than tiergate's own shutdown grace to finish.
+    expect(deployment.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(loaded.config.server.shutdownGraceMs);
+  });
+
+  it('the GatewayExtension reaches tiergate over h2c on its gRPC port, with the processing mode tiergate is tested with', () => {
+    const ext = find(objs, 'GatewayExtension');
+    const service = find(objs, 'Service', ext.spec.extProc.grpcService.backendRef.name);
+    const port = (service.spec.ports as Obj[]).find((p) => p.port === ext.spec.extProc.grpcService.backendRef.port) as Obj;
+    expect(port.appProtocol).toBe('kubernetes.io/h2c');
+    expect(port.targetPort).toBe('grpc');
+    expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+    const want = RECOMMENDED_FILTER.processingMode;
+    expect(ext.spec.extProc.processingMode).toEqual({
+      requestHeaderMode: want.requestHeaderMode,
+      requestBodyMode: want.requestBodyMode,
+      responseHeaderMode: want.responseHeaderMode,
+      responseBodyMode: want.responseBodyMode,
+      requestTrailerMode: want.requestTrailerMode,
+      responseTrailerMode: want.responseTrailerMode,
+    });
+    expect(ext.spec.extProc.routeCacheAction).toBe('Clear');
+  });
+
+  it('every HTTPRoute rule, the catch-all classify rule included, attaches the TrafficPolicy that enables tiergate', () => {
+    const route = find(objs, 'HTTPRoute');
+    const policy = find(objs, 'TrafficPolicy');
+    expect(policy.spec.extProc.extensionRef.name).toBe(find(objs, 'GatewayExtension').metadata.name);
+    expect(policy.spec.targetRefs).toBeUndefined(); // attached by ExtensionRef only
+    const rules = route.spec.rules as Obj[];
+    expect(rules.map((r) => r.name)).toEqual(['strong', 'weak', 'classify']);
+    for (const r of rules) {
+      expect(r.filters).toContainEqual({ type: 'ExtensionRef', extensionRef: { group: 'gateway.kgateway.dev', kind: 'TrafficPolicy', name: policy.metadata.name } });
+      expect(r.timeouts.request).toBe('300s');
+    }
+    const tierMatches = rules.flatMap((r) => (r.matches as Obj[]).flatMap((m) => (m.headers ?? []).map((h: Obj) => h.value)));
+    if (!loaded.ok) throw new Error('config');
+    expect(tierMatches.sort()).toEqual(Object.keys(loaded.config.tiers).sort());
+    expect(rules[2]?.matches).toEqual([{ path: { type: 'PathPrefix', value: '/v1/' } }]);
+    expect((rules[0]?.backendRefs as Obj[]).map((b) => [b.name, b.weight])).toEqual([['llm-strong', 90], ['llm-strong-canary', 10]]);
+  });
+
+  it('backends in another namespace are allowed by a ReferenceGrant there', () => {
+    const route = find(objs, 'HTTPRoute');
+    const grants = objs.filter((o) => o.kind === 'ReferenceGrant') as Obj[];
+    for (const ref of (route.spec.rules as Obj[]).flatMap((r) => r.backendRefs as Obj[])) {
+      if (!ref.namespace || ref.namespace === route.metadata.namespace) continue;
+      const ok = grants.some(
+        (g) =>
+          g.metadata.namespace === ref.namespace &&
+          (g.spec.from as Obj[]).some((f) => f.kind === 'HTTPRoute' && f.namespace === route.metadata.namespace) &&
+          (g.spec.to as Obj[]).some((t) => t.kind === 'Service' && t.group === ''),
+      );
+      expect(ok, `${ref.namespace}/${ref.name}`).toBe(true);
+    }
+    expect(grants).toHaveLength(1);
+  });
+
+  it('the ServiceMonitor scrapes the admin port, and every tiergate metric the alerts use exists', async () => {
+    const sm = find(objs, 'ServiceMonitor');
+    expect(sm.spec.endpoints[0].port).toBe('http-admin');
+    expect(sm.spec.selector.matchLabels).toEqual(find(objs, 'Service', 'tiergate').metadata.labels);
+    // The metric names do not depend on the config: an app on embedded defaults exports them all.
+    const { log } = captureLogger('silent');
+    const app = createApp(runtimeFor({}), log, { ledgerSinks: [] });
+    const exported = new Set((await app.metrics.registry.getMetricsAsJSON()).map((m) => m.name));
+    await app.shutdown(100);
+    const exprs = (find(objs, 'PrometheusRule').spec.groups as Obj[]).flatMap((g) => (g.rules as Obj[]).map((r) => r.expr as string));
+    const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\btiergate_[a-z_]+/g)].map((m) => m[0])));
+    expect(used.size).toBeGreaterThanOrEqual(4);
+    for (const name of used) expect(exported, name).toContain(name.replace(/_(bucket|sum|count)$/, ''));
+    const alerts = (find(objs, 'PrometheusRule').spec.groups as Obj[]).flatMap((g) => (g.rules as Obj[]).map((r) => r.alert));
+    expect(alerts).toEqual(['TiergateTenantDailyBudget80', 'TiergateUpstream5xxHigh', 'TiergateUpstreamP99Slow', 'TiergateFallbackShareHigh', 'TiergateWeeklyCostDrift']);
+  });
+});
