@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # tiergate: build with the dev toolchain, ship only dist/, protos/ and production dependencies on a distroless
 # Node 20 runtime (no shell, no package manager) as the non-root user 65532.
+#   docker build -t tiergate .                          the server (the default, last stage)
+#   docker build --target canary -t tiergate-canary .    the same plus kubectl, for the canary CronJob
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
@@ -18,7 +20,12 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 # The ledger and spool directory, owned by the runtime user (a named volume mounted here inherits it).
 RUN mkdir -p /out/var/lib/tiergate/ledger /out/var/lib/tiergate/spool && chown -R 65532:65532 /out/var/lib/tiergate
 
-FROM gcr.io/distroless/nodejs20-debian12:nonroot
+FROM node:20-bookworm-slim AS kubectl
+ARG KUBECTL_VERSION=v1.34.1
+ARG TARGETARCH=amd64
+ADD --chmod=755 https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${TARGETARCH}/kubectl /kubectl
+
+FROM gcr.io/distroless/nodejs20-debian12:nonroot AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=prod-deps /app/node_modules ./node_modules
@@ -31,3 +38,11 @@ USER 65532:65532
 EXPOSE 9002 9090
 # The image's entrypoint is node; this is `tiergate serve` (embedded defaults unless --config is given).
 CMD ["dist/cli.js", "serve"]
+
+# `tiergate canary check` run as a CronJob patches the HTTPRoute with kubectl (in-cluster credentials).
+FROM runtime AS canary
+COPY --from=kubectl /kubectl /usr/local/bin/kubectl
+CMD ["dist/cli.js", "canary", "check"]
+
+# The default build is the server.
+FROM runtime

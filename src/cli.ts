@@ -9,6 +9,7 @@ import { listenOn } from './admin-server.js';
 import { ConfigError, serve } from './main.js';
 import { ledgerFilesFor, rowsFromFiles, rowsFromRedis } from './ledger/read.js';
 import { formatRollup, rollup } from './ledger/rollup.js';
+import { CANARY_USAGE, UsageError, canaryCommand } from './canary/canary-command.js';
 
 const USAGE = `usage:
   tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
@@ -16,7 +17,7 @@ const USAGE = `usage:
   tiergate config check FILE
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
   tiergate ledger rollup --day YYYY-MM-DD (--file FILE|DIR | --redis URL [--stream KEY]) [--weak-tier NAME] [--json]
-`;
+${CANARY_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -53,6 +54,13 @@ async function main(argv: string[]): Promise<number> {
       if (sub !== 'rollup') break;
       return ledgerRollup(args);
     }
+    case 'canary':
+      try {
+        return await canaryCommand(rest, (line) => process.stdout.write(`${line}\n`), process.env);
+      } catch (e) {
+        process.stderr.write(`tiergate canary: ${(e as Error).message}\n`);
+        return e instanceof UsageError ? 2 : 1;
+      }
     case '--help':
     case '-h':
     case 'help':

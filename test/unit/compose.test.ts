@@ -98,9 +98,10 @@ describe('docker-compose.yml ↔ envoy/envoy.yaml ↔ envoy/tiergate.yaml', () =
 describe('Dockerfile', () => {
   const text = read('Dockerfile');
   const stages = text.split(/^FROM /m).slice(1);
-  const final = stages.at(-1) as string;
+  const final = stages.find((st) => / AS runtime\n/.test(st)) as string;
   it('is multi-stage, and the final image carries production dependencies only', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
+    expect(stages.at(-1)?.trim()).toBe('runtime'); // `docker build .` gives the server image
     expect(text).toMatch(/npm ci --omit=dev/);
     expect(final).not.toMatch(/npm (ci|install)(?! --omit=dev)/);
     expect(final).toMatch(/COPY --from=prod-deps \/app\/node_modules/);
@@ -110,6 +111,11 @@ describe('Dockerfile', () => {
     expect(user).not.toMatch(/^(root|0)(:|$)/);
     expect(user).not.toBe('');
     expect(JSON.parse(/^CMD (.+)$/m.exec(final)?.[1] ?? '[]')).toEqual(['dist/cli.js', 'serve']);
+  });
+  it('has a canary target: the runtime plus kubectl, running the rollback check', () => {
+    const canary = stages.find((st) => st.startsWith('runtime AS canary')) as string;
+    expect(canary).toMatch(/COPY --from=kubectl \/kubectl \/usr\/local\/bin\/kubectl/);
+    expect(JSON.parse(/^CMD (.+)$/m.exec(canary)?.[1] ?? '[]')).toEqual(['dist/cli.js', 'canary', 'check']);
   });
   it('never copies secrets, build output or the ledger into the build context', () => {
     const ignored = read('.dockerignore').split('\n');

@@ -6,8 +6,10 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
+import { CronJob } from 'kubernetes-models/batch/v1';
+import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
-import { ConfigMap, Service } from 'kubernetes-models/v1';
+import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
@@ -32,6 +34,10 @@ const MODELS: Record<string, new (o: never) => { validate(): void }> = {
   'apps/v1/Deployment': Deployment,
   'v1/Service': Service,
   'v1/ConfigMap': ConfigMap,
+  'v1/ServiceAccount': ServiceAccount,
+  'batch/v1/CronJob': CronJob,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
@@ -153,6 +159,23 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
     expect(tierMatches.sort()).toEqual(Object.keys(loaded.config.tiers).sort());
     expect(rules[2]?.matches).toEqual([{ path: { type: 'PathPrefix', value: '/v1/' } }]);
     expect((rules[0]?.backendRefs as Obj[]).map((b) => [b.name, b.weight])).toEqual([['llm-strong', 90], ['llm-strong-canary', 10]]);
+  });
+
+  it('the canary check CronJob may only get and patch this HTTPRoute, and names the route’s own rule and backends', () => {
+    const cron = find(objs, 'CronJob');
+    const pod = cron.spec.jobTemplate.spec.template.spec;
+    const role = find(objs, 'Role', 'tiergate-canary');
+    expect(role.rules).toEqual([{ apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], resourceNames: ['llm-tier-route'], verbs: ['get', 'patch'] }]);
+    const binding = find(objs, 'RoleBinding', 'tiergate-canary');
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: pod.serviceAccountName }]);
+    const args = pod.containers[0].args as string[];
+    const flag = (f: string) => args[args.indexOf(f) + 1];
+    const route = find(objs, 'HTTPRoute');
+    const strong = (route.spec.rules as Obj[]).find((r) => r.name === flag('--rule')) as Obj;
+    expect([flag('--route'), flag('--stable'), flag('--canary')]).toEqual([route.metadata.name, strong.backendRefs[0].name, strong.backendRefs[1].name]);
+    expect(flag('--namespace')).toBe('$(POD_NAMESPACE)');
+    expect(pod.containers[0].env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
+    expect([flag('--max-error-rate'), flag('--max-p99-ms'), flag('--window')]).toEqual(['0.02', '15000', '5m']);
   });
 
   it('backends in another namespace are allowed by a ReferenceGrant there', () => {

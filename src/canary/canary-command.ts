@@ -1,0 +1,87 @@
+// Argument parsing and wiring for `tiergate canary`.
+import { parseArgs } from 'node:util';
+import { Canary } from './canary.js';
+import { kubectl } from './kubectl.js';
+import { prometheus } from './prometheus.js';
+
+export const CANARY_USAGE = `  tiergate canary (status | set PERCENT | promote | rollback | check) [--namespace NS] [--route NAME]
+      [--rule strong] [--stable llm-strong] [--canary llm-strong-canary] [--prometheus URL] [--interval 5m]
+      [--window 5m] [--max-error-rate 0.02] [--max-p99-ms 15000] [--kubectl PATH] [--dry-run]
+`;
+
+/** A mistake in the command line (exit 2), as opposed to a failure while running it (exit 1). */
+export class UsageError extends Error {}
+
+/** Go-style "90s", "5m", "1h" → ms. */
+function durationMs(s: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(s);
+  if (!m) throw new UsageError(`expected a duration like 30s, 5m or 1h, got "${s}"`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+}
+
+const OPTIONS = {
+  namespace: { type: 'string', default: 'ai-inference' },
+  route: { type: 'string', default: 'llm-tier-route' },
+  rule: { type: 'string', default: 'strong' },
+  stable: { type: 'string', default: 'llm-strong' },
+  canary: { type: 'string', default: 'llm-strong-canary' },
+  prometheus: { type: 'string' },
+  interval: { type: 'string', default: '5m' },
+  window: { type: 'string', default: '5m' },
+  'max-error-rate': { type: 'string', default: '0.02' },
+  'max-p99-ms': { type: 'string', default: '15000' },
+  kubectl: { type: 'string', default: 'kubectl' },
+  'dry-run': { type: 'boolean', default: false },
+} as const;
+
+function parse(args: string[]) {
+  try {
+    return parseArgs({ args, allowPositionals: true, options: OPTIONS });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+export async function canaryCommand(args: string[], out: (s: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parse(args);
+  const [action, arg] = positionals;
+  durationMs(values.window); // validated here, used by Prometheus as written
+  const promUrl = values.prometheus ?? env.PROMETHEUS_URL;
+  const canary = new Canary(
+    {
+      kubectl: kubectl(values.kubectl),
+      prometheus: promUrl ? prometheus(promUrl) : undefined,
+      out,
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    },
+    {
+      target: { namespace: values.namespace, route: values.route, rule: values.rule, stable: values.stable, canary: values.canary },
+      dryRun: values['dry-run'],
+      intervalMs: durationMs(values.interval),
+      window: values.window,
+      maxErrorRate: Number(values['max-error-rate']),
+      maxP99Ms: Number(values['max-p99-ms']),
+    },
+  );
+  switch (action) {
+    case 'status':
+      await canary.status();
+      return 0;
+    case 'set': {
+      const percent = Number(arg);
+      if (arg === undefined || !Number.isInteger(percent) || percent < 0 || percent > 100) throw new UsageError('canary set takes a whole percent, 0–100');
+      await canary.set(percent);
+      return 0;
+    }
+    case 'rollback':
+      await canary.rollback();
+      return 0;
+    case 'promote':
+      return (await canary.promote()) ? 0 : 1;
+    case 'check':
+      // A rollback exits 1, so the CronJob's failed run is visible (and alertable) too.
+      return (await canary.check()) === 'rolled-back' ? 1 : 0;
+    default:
+      throw new UsageError(`unknown canary action "${action ?? ''}"`);
+  }
+}

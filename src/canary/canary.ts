@@ -1,0 +1,110 @@
+// `tiergate canary`: status, set, promote, rollback, check. Weights move only through guarded JSON patches
+// (route-weights.ts); promotion is gated on the canary's health in Prometheus between steps, and `check` (run
+// as a CronJob) rolls back a canary whose 5xx rate or p99 is over the thresholds.
+import type { Kubectl } from './kubectl.js';
+import { unhealthy, type Prometheus, type Thresholds } from './prometheus.js';
+import { canaryPercent, readWeights, weightPatch, type CanaryTarget, type JsonPatchOp, type RouteWeights } from './route-weights.js';
+
+export const PROMOTE_STEPS = [10, 50, 100] as const;
+
+export interface CanaryDeps {
+  kubectl: Kubectl;
+  prometheus: Prometheus | undefined;
+  out: (line: string) => void;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export interface CanaryOptions extends Thresholds {
+  target: CanaryTarget;
+  dryRun: boolean;
+  /** How long traffic runs at a step before its health is judged (promote). */
+  intervalMs: number;
+  /** Prometheus range for the rates, e.g. "5m". */
+  window: string;
+}
+
+export class Canary {
+  constructor(
+    private readonly deps: CanaryDeps,
+    private readonly opts: CanaryOptions,
+  ) {}
+
+  async status(): Promise<RouteWeights> {
+    const w = await this.weights();
+    const t = this.opts.target;
+    this.deps.out(`${t.namespace}/${t.route} rule ${t.rule}: ${t.stable}=${w.stable} ${t.canary}=${w.canary} (canary ${canaryPercent(w)}%)`);
+    return w;
+  }
+
+  async set(percent: number): Promise<void> {
+    const w = await this.weights();
+    await this.apply(weightPatch(this.opts.target, w.ruleIndex, percent), percent);
+  }
+
+  async rollback(): Promise<void> {
+    await this.set(0);
+  }
+
+  /** 10 → 50 → 100 from wherever the canary is, judging its health after each step; any bad step rolls back. */
+  async promote(): Promise<boolean> {
+    const prom = this.requirePrometheus();
+    const w = await this.weights();
+    const current = canaryPercent(w);
+    for (const step of PROMOTE_STEPS.filter((s) => s > current)) {
+      await this.apply(weightPatch(this.opts.target, w.ruleIndex, step), step);
+      if (this.opts.dryRun) continue;
+      await this.deps.sleep(this.opts.intervalMs);
+      const why = unhealthy(await prom.health(this.opts.target.canary, this.opts.window), this.opts);
+      if (why) {
+        this.deps.out(`canary unhealthy at ${step}%: ${why}; rolling back`);
+        await this.apply(weightPatch(this.opts.target, w.ruleIndex, 0), 0);
+        return false;
+      }
+      this.deps.out(`canary healthy at ${step}%`);
+    }
+    this.deps.out('canary promoted: it takes all of the tier’s traffic');
+    return true;
+  }
+
+  /** The CronJob's check: a canary with traffic that is unhealthy is rolled back. No traffic is left alone. */
+  async check(): Promise<'healthy' | 'idle' | 'rolled-back'> {
+    const prom = this.requirePrometheus();
+    const w = await this.weights();
+    if (canaryPercent(w) === 0) {
+      this.deps.out('canary at 0%: nothing to check');
+      return 'idle';
+    }
+    const h = await prom.health(this.opts.target.canary, this.opts.window);
+    if (h.errorRate === null || h.p99Ms === null) {
+      this.deps.out('canary has no traffic data in the window: nothing to judge');
+      return 'idle';
+    }
+    const why = unhealthy(h, this.opts);
+    if (!why) {
+      this.deps.out('canary healthy');
+      return 'healthy';
+    }
+    this.deps.out(`canary unhealthy: ${why}; rolling back`);
+    await this.apply(weightPatch(this.opts.target, w.ruleIndex, 0), 0);
+    return 'rolled-back';
+  }
+
+  private async weights(): Promise<RouteWeights> {
+    return readWeights((await this.deps.kubectl.getRoute(this.opts.target)) as never, this.opts.target);
+  }
+
+  private async apply(patch: JsonPatchOp[], percent: number): Promise<void> {
+    const t = this.opts.target;
+    if (this.opts.dryRun) {
+      this.deps.out(`dry run: kubectl -n ${t.namespace} patch httproute ${t.route} --type=json -p '${JSON.stringify(patch)}'`);
+      return;
+    }
+    await this.deps.kubectl.patchRoute(t, patch);
+    this.deps.out(`canary set to ${percent}% (${t.stable}=${100 - percent} ${t.canary}=${percent})`);
+  }
+
+  private requirePrometheus(): Prometheus {
+    if (!this.deps.prometheus) throw new Error('--prometheus URL is required to judge the canary');
+    return this.deps.prometheus;
+  }
+}

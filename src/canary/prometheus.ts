@@ -1,0 +1,50 @@
+// Health of the canary backend from Prometheus: its 5xx share and p99 upstream time over a window, from the
+// kgateway proxy's Envoy cluster stats (the same series the PrometheusRule alerts use).
+
+export interface Health {
+  /** null: no traffic in the window, so nothing to judge by. */
+  errorRate: number | null;
+  p99Ms: number | null;
+}
+
+export interface Thresholds {
+  maxErrorRate: number;
+  maxP99Ms: number;
+}
+
+export interface Prometheus {
+  health(backend: string, window: string): Promise<Health>;
+}
+
+export function prometheus(baseUrl: string, fetchImpl: typeof fetch = fetch): Prometheus {
+  const query = async (q: string): Promise<number | null> => {
+    const url = `${baseUrl.replace(/\/$/, '')}/api/v1/query?${new URLSearchParams({ query: q })}`;
+    const res = await fetchImpl(url, { signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) throw new Error(`prometheus: HTTP ${res.status} for ${q}`);
+    const body = (await res.json()) as { status?: string; data?: { result?: Array<{ value?: [number, string] }> } };
+    if (body.status !== 'success') throw new Error(`prometheus: query failed: ${q}`);
+    const v = body.data?.result?.[0]?.value?.[1];
+    const n = v === undefined ? NaN : Number(v);
+    return Number.isFinite(n) ? n : null;
+  };
+  return {
+    async health(backend, window) {
+      // Cluster names embed the Service name (kube_<ns>_<service>_<port>); anchored so llm-strong does not
+      // also match llm-strong-canary.
+      const sel = `envoy_cluster_name=~".*_${backend}_[0-9]+"`;
+      const errorRate = await query(
+        `sum(rate(envoy_cluster_upstream_rq_xx{envoy_response_code_class="5",${sel}}[${window}])) / sum(rate(envoy_cluster_upstream_rq_xx{${sel}}[${window}]))`,
+      );
+      const p99Ms = await query(`histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket{${sel}}[${window}])))`);
+      return { errorRate, p99Ms };
+    },
+  };
+}
+
+/** Why the health is not good enough, or undefined when it is. No data counts as not good enough. */
+export function unhealthy(h: Health, t: Thresholds): string | undefined {
+  if (h.errorRate === null || h.p99Ms === null) return 'no traffic data for the canary in the window';
+  if (h.errorRate > t.maxErrorRate) return `5xx rate ${(h.errorRate * 100).toFixed(2)}% > ${(t.maxErrorRate * 100).toFixed(2)}%`;
+  if (h.p99Ms > t.maxP99Ms) return `p99 ${Math.round(h.p99Ms)} ms > ${t.maxP99Ms} ms`;
+  return undefined;
+}

@@ -1,0 +1,178 @@
+// `tiergate canary` as an operator runs it, against a stand-in kubectl on PATH and a stand-in Prometheus: the
+// exact kubectl calls and JSON patch documents, the guards that refuse a changed route, promotion gated on
+// health, and the CronJob's rollback check.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { kustomizeBuild, manifestsDir } from '../helpers/kustomize.js';
+import { kubectlStandIn, prometheusStandIn, type KubectlStandIn, type PrometheusStandIn } from '../helpers/stand-ins.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The route as the production overlay applies it: the canary starts at 90/10. */
+const ROUTE = kustomizeBuild(manifestsDir('overlays/production')).find((o) => o.kind === 'HTTPRoute');
+const NS = 'ai-inference';
+
+let prom: PrometheusStandIn | undefined;
+afterEach(async () => {
+  await prom?.close();
+  prom = undefined;
+});
+
+/** Runs the CLI as a child (asynchronously: the stand-in Prometheus answers from this process). */
+function canary(k: KubectlStandIn, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'canary', ...args, '--interval', '0s'], {
+    cwd: ROOT,
+    env: { ...process.env, ...k.env, PATH: `${k.dir}:${process.env.PATH ?? ''}`, PROMETHEUS_URL: prom?.url ?? '' },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+}
+const weights = (k: KubectlStandIn) => k.route().spec.rules[0]?.backendRefs.map((b) => b.weight);
+const GET = ['-n', NS, 'get', 'httproute', 'llm-tier-route', '-o', 'json'];
+const patchCall = (stable: number, canaryWeight: number) => [
+  '-n',
+  NS,
+  'patch',
+  'httproute',
+  'llm-tier-route',
+  '--type=json',
+  '-p',
+  JSON.stringify([
+    { op: 'test', path: '/spec/rules/0/name', value: 'strong' },
+    { op: 'test', path: '/spec/rules/0/backendRefs/0/name', value: 'llm-strong' },
+    { op: 'test', path: '/spec/rules/0/backendRefs/1/name', value: 'llm-strong-canary' },
+    { op: 'replace', path: '/spec/rules/0/backendRefs/0/weight', value: stable },
+    { op: 'replace', path: '/spec/rules/0/backendRefs/1/weight', value: canaryWeight },
+  ]),
+];
+/** Prometheus answers: the canary's 5xx share and p99 (ms); null = no data. */
+const healthy = (errorRate: number | null, p99Ms: number | null) => (q: string) => (q.startsWith('histogram_quantile') ? p99Ms : errorRate);
+
+describe('tiergate canary', () => {
+  it('status reads the weights with one kubectl get', async () => {
+    const k = kubectlStandIn(ROUTE);
+    const r = await canary(k, ['status']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('llm-strong=90 llm-strong-canary=10 (canary 10%)');
+    expect(k.calls()).toEqual([GET]);
+  });
+
+  it('set 50 patches both weights with guards on the rule and backend names', async () => {
+    const k = kubectlStandIn(ROUTE);
+    expect((await canary(k, ['set', '50'])).status).toBe(0);
+    expect(k.calls()).toEqual([GET, patchCall(50, 50)]);
+    expect(weights(k)).toEqual([50, 50]);
+  });
+
+  it('a route whose rules were reordered is refused by the guard, and nothing changes', async () => {
+    const k = kubectlStandIn(ROUTE);
+    const reordered = structuredClone(k.route());
+    reordered.spec.rules.reverse();
+    k.setRoute(reordered);
+    const r = await canary(k, ['set', '50']);
+    // The rule is found by name, so the patch addresses its new index; the guards hold it there.
+    expect(r.status).toBe(0);
+    expect(k.route().spec.rules[2]?.backendRefs.map((b) => b.weight)).toEqual([50, 50]);
+    // A route whose strong rule lost its canary backend is refused before any patch is sent.
+    const k2 = kubectlStandIn(ROUTE);
+    const broken = structuredClone(k2.route());
+    broken.spec.rules[0]?.backendRefs.pop();
+    k2.setRoute(broken);
+    const r2 = await canary(k2, ['set', '50']);
+    expect(r2.status).toBe(1);
+    expect(r2.stderr).toMatch(/must have exactly the backendRefs \[llm-strong, llm-strong-canary\]/);
+    expect(k2.calls()).toEqual([GET]);
+  });
+
+  it('a route edited between our get and our patch: the guards make the API server refuse the patch', async () => {
+    const k = kubectlStandIn(ROUTE);
+    k.env.STANDIN_REORDER_AFTER_GET = '1';
+    const r = await canary(k, ['set', '50']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/test failed at \/spec\/rules\/0\/name/);
+    expect(k.calls()).toEqual([GET, patchCall(50, 50)]);
+    // Nothing moved: the weak rule (now first) and the strong rule (now last) keep their weights.
+    expect(k.route().spec.rules.map((r) => r.backendRefs.map((b) => b.weight))).toEqual([[undefined], [undefined], [90, 10]]);
+  });
+
+  it('--dry-run prints the patch and sends nothing', async () => {
+    const k = kubectlStandIn(ROUTE);
+    const r = await canary(k, ['set', '100', '--dry-run']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`dry run: kubectl -n ${NS} patch httproute llm-tier-route --type=json -p '${patchCall(0, 100).at(-1)}'`);
+    expect(k.calls()).toEqual([GET]);
+    expect(weights(k)).toEqual([90, 10]);
+  });
+
+  it('rollback sets the canary to 0', async () => {
+    const k = kubectlStandIn(ROUTE);
+    expect((await canary(k, ['rollback'])).status).toBe(0);
+    expect(k.calls()).toEqual([GET, patchCall(100, 0)]);
+  });
+
+  it('rejects a bad percent as a usage error, before touching the cluster', async () => {
+    const k = kubectlStandIn(ROUTE);
+    const r = await canary(k, ['set', '150']);
+    expect(r.status).toBe(2);
+    expect(k.calls()).toEqual([]);
+  });
+
+  it('promote walks 10 → 50 → 100, checking the canary in Prometheus after each step', async () => {
+    prom = await prometheusStandIn(healthy(0.001, 2500));
+    const k = kubectlStandIn(ROUTE);
+    k.setRoute({ ...k.route(), spec: { ...k.route().spec, rules: k.route().spec.rules.map((r, i) => (i === 0 ? { ...r, backendRefs: [{ ...r.backendRefs[0], weight: 100 }, { ...r.backendRefs[1], weight: 0 }] } : r)) } });
+    const r = await canary(k, ['promote']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(k.calls()).toEqual([GET, patchCall(90, 10), patchCall(50, 50), patchCall(0, 100)]);
+    expect(weights(k)).toEqual([0, 100]);
+    // Two queries per step (5xx share, p99), over the canary's own Envoy cluster only.
+    expect(prom.queries).toHaveLength(6);
+    for (const q of prom.queries) expect(q).toContain('envoy_cluster_name=~".*_llm-strong-canary_[0-9]+"');
+    expect(prom.queries[0]).toContain('envoy_response_code_class="5"');
+    expect(prom.queries[1]).toMatch(/^histogram_quantile\(0\.99, /);
+  });
+
+  it('promote from 10% continues at 50; an unhealthy step (p99 over 15 s) rolls back and exits 1', async () => {
+    prom = await prometheusStandIn(healthy(0.001, 16_000));
+    const k = kubectlStandIn(ROUTE);
+    const r = await canary(k, ['promote']);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('canary unhealthy at 50%: p99 16000 ms > 15000 ms; rolling back');
+    expect(k.calls()).toEqual([GET, patchCall(50, 50), patchCall(100, 0)]);
+    expect(weights(k)).toEqual([100, 0]);
+  });
+
+  it('promote without traffic data does not go on: no data is not proof of health', async () => {
+    prom = await prometheusStandIn(healthy(null, null));
+    const k = kubectlStandIn(ROUTE);
+    expect((await canary(k, ['promote'])).status).toBe(1);
+    expect(weights(k)).toEqual([100, 0]);
+  });
+
+  it.each([
+    ['a healthy canary is left alone', healthy(0.01, 3000), 0, [90, 10]],
+    ['5xx over 2% rolls back', healthy(0.05, 3000), 1, [100, 0]],
+    ['p99 over 15 s rolls back', healthy(0.001, 20_000), 1, [100, 0]],
+    ['no traffic in the window: nothing to judge', healthy(null, null), 0, [90, 10]],
+  ] as const)('check (the CronJob): %s', async (_, answer, status, after) => {
+    prom = await prometheusStandIn(answer);
+    const k = kubectlStandIn(ROUTE);
+    expect((await canary(k, ['check'])).status).toBe(status);
+    expect(weights(k)).toEqual(after);
+    if (status === 1) expect(k.calls()).toEqual([GET, patchCall(100, 0)]);
+  });
+
+  it('check on a canary at 0% does not even ask Prometheus', async () => {
+    prom = await prometheusStandIn(healthy(1, 1));
+    const k = kubectlStandIn(ROUTE);
+    await canary(k, ['rollback']);
+    expect((await canary(k, ['check'])).status).toBe(0);
+    expect(prom.queries).toEqual([]);
+  });
+});
