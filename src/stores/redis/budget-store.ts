@@ -12,10 +12,22 @@ import { Cluster, Redis } from 'ioredis';
 import { whenReady } from './when-ready.js';
 import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../budget-store.js';
 
+// Shared by the scripts below: frees reservation `id` of bucket (h, z), if it is still held.
+const DROP_HOLD = `
+local function dropHold(h, z, id)
+  local amt = redis.call('HGET', h, 'r:' .. id)
+  if amt then
+    redis.call('HINCRBY', h, 'reserved', -tonumber(amt))
+    redis.call('HDEL', h, 'r:' .. id)
+  end
+  redis.call('ZREM', z, id)
+end
+`;
+
 // KEYS: hash, zset per bucket. ARGV: now, id, tokens, reservation expiry, warnAt, then per bucket
 // unit (r|t), limit, expireAt, daily (1|0). Returns {1, warning(0 none|1 over|2 first), counted…} or
 // {0, denied index (1-based), counted…}.
-const ADMIT = `
+const ADMIT = `${DROP_HOLD}
 local now, id, tokens, resExp, warnAt = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local n = #KEYS / 2
 local counted, denied = {}, 0
@@ -23,14 +35,7 @@ for i = 1, n do
   local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 6 + (i - 1) * 4
   if ARGV[a] == 't' then
     local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 512)
-    for _, rid in ipairs(gone) do
-      local amt = redis.call('HGET', h, 'r:' .. rid)
-      if amt then
-        redis.call('HINCRBY', h, 'reserved', -tonumber(amt))
-        redis.call('HDEL', h, 'r:' .. rid)
-      end
-      redis.call('ZREM', z, rid)
-    end
+    for _, rid in ipairs(gone) do dropHold(h, z, rid) end
   end
   local v = redis.call('HMGET', h, 'used', 'reserved')
   counted[i] = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
@@ -63,16 +68,11 @@ return {1, warning, unpack(counted)}
 `;
 
 // KEYS: hash, zset per token bucket. ARGV: id, actual tokens. A window already forgotten is left alone.
-const RECONCILE = `
+const RECONCILE = `${DROP_HOLD}
 local id, actual = ARGV[1], tonumber(ARGV[2])
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  local amt = redis.call('HGET', h, 'r:' .. id)
-  if amt then
-    redis.call('HINCRBY', h, 'reserved', -tonumber(amt))
-    redis.call('HDEL', h, 'r:' .. id)
-    redis.call('ZREM', z, id)
-  end
+  dropHold(h, z, id)
   if actual > 0 and redis.call('EXISTS', h) == 1 then redis.call('HINCRBY', h, 'used', actual) end
 end
 return 1
@@ -80,20 +80,11 @@ return 1
 
 // KEYS: hash, zset per bucket. ARGV: id, then per bucket unit (r|t). Undoes an admission: a request count, or
 // a reservation (if it is still there).
-const RELEASE = `
+const RELEASE = `${DROP_HOLD}
 local id = ARGV[1]
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  if ARGV[i + 1] == 'r' then
-    redis.call('HINCRBY', h, 'used', -1)
-  else
-    local amt = redis.call('HGET', h, 'r:' .. id)
-    if amt then
-      redis.call('HINCRBY', h, 'reserved', -tonumber(amt))
-      redis.call('HDEL', h, 'r:' .. id)
-      redis.call('ZREM', z, id)
-    end
-  end
+  if ARGV[i + 1] == 'r' then redis.call('HINCRBY', h, 'used', -1) else dropHold(h, z, id) end
 end
 return 1
 `;
