@@ -12,7 +12,7 @@ export interface Principal {
   digest: Buffer;
   /** The fixed tenant, or undefined when the key acts through x-tenant-id. */
   tenant: string | undefined;
-  /** For x-tenant-id keys: the tenants allowed ("*" = any). */
+  /** For x-tenant-id keys: the tenants allowed ("*" for every tenant). */
   tenants: ReadonlySet<string>;
 }
 

@@ -2,7 +2,7 @@
 // the daily-budget warning, from a store's answer.
 import { TiergateError, type ErrorName } from '../errors.js';
 import { H } from '../pipeline/contract-headers.js';
-import type { AdmitResult, Bucket } from '../stores/budget-store.js';
+import { costOf, type AdmitResult, type Bucket } from '../stores/budget-store.js';
 
 /** OpenAI writes resets as Go durations: "20ms", "1.5s", "6m0s", "1h2m3s". */
 export function formatReset(ms: number): string {
@@ -51,7 +51,7 @@ const WHAT: Record<Bucket['code'], string> = {
 };
 
 export function limitError(b: Bucket, counted: number, requested: number, headers: Array<[string, string]>, now: number): TiergateError {
-  const cost = b.unit === 'requests' ? 1 : requested;
+  const cost = costOf(b, requested);
   if (cost > b.limit) {
     // It can never fit: no retry-after, so a well-behaved client does not retry for ever.
     return new TiergateError(b.code as ErrorName, `Request too large for ${WHAT[b.code]}: limit ${b.limit}, requested ${cost}. Lower max_tokens or shorten the prompt.`, null, headers);

@@ -17,7 +17,7 @@ const apiKey = z
     sha256File: z.string().min(1).optional(),
     /** The one tenant this key acts as. */
     tenant: tenantId.optional(),
-    /** The tenants this key may name in x-tenant-id ("*": any). */
+    /** The tenants this key may name in x-tenant-id ("*" for every tenant). */
     tenants: z.array(z.union([tenantId, z.literal('*')])).min(1).optional(),
   })
   .refine((k) => (k.sha256 === undefined) !== (k.sha256File === undefined), { message: 'set exactly one of sha256, sha256File' })

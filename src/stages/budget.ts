@@ -7,12 +7,9 @@ import type { LlmRequest } from '../llm/parse-request.js';
 import { countTokens, countTokensNow } from '../llm/tokenizer.js';
 import { joinedText } from '../classify/prompt-text.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
+import { chatFramingTokens } from '../usage/estimate.js';
 import type { RequestState } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
-
-/** Chat framing per message and reply priming, as in usage/estimate.ts. */
-const PER_MESSAGE = 3;
-const REPLY_PRIMING = 3;
 
 export function createBudgetStage(budgets: Budgets): Stage {
   return {
@@ -63,5 +60,5 @@ function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number): number
   const j = llm.json;
   const maxOut = [j.max_completion_tokens, j.max_tokens].find((v): v is number => typeof v === 'number') ?? rt.config.budgets.completionEstimate;
   const n = typeof j.n === 'number' && j.n > 1 ? j.n : 1;
-  return promptTokens + PER_MESSAGE * llm.messages.length + REPLY_PRIMING + maxOut * n;
+  return promptTokens + chatFramingTokens(llm.messages.length) + maxOut * n;
 }

@@ -49,6 +49,11 @@ export interface BudgetStore {
   close(): Promise<void>;
 }
 
+/** What a request counts against a bucket: one request, or its reserved tokens. */
+export function costOf(b: Bucket, tokens: number): number {
+  return b.unit === 'requests' ? 1 : tokens;
+}
+
 /** Both stores decide the same way; this is the rule. */
 export function hasRoom(counted: number, cost: number, limit: number): boolean {
   return counted + cost <= limit;

@@ -10,6 +10,11 @@ import { sumUsage, type Usage } from './usage.js';
 const PER_MESSAGE = 3;
 const REPLY_PRIMING = 3;
 
+/** The tokens a chat format adds around `messages` messages (also reserved by the budget stage). */
+export function chatFramingTokens(messages: number): number {
+  return messages * PER_MESSAGE + REPLY_PRIMING;
+}
+
 export interface PromptForCount {
   /** Each message's text (or a completions prompt as one). */
   texts: readonly string[];
@@ -23,7 +28,7 @@ export async function estimateUsage(prompt: PromptForCount | undefined, outputTe
   if (prompt) {
     for (const t of prompt.texts) input += await countTokens(t);
     input += await countTokens(prompt.extra);
-    if (prompt.chat) input += prompt.texts.length * PER_MESSAGE + REPLY_PRIMING;
+    if (prompt.chat) input += chatFramingTokens(prompt.texts.length);
   }
   let output = await countTokens(outputText);
   // Text beyond the kept maximum is scaled from the kept part's tokens per character.

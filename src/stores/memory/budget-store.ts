@@ -1,6 +1,6 @@
 // In-process budget store: the embedded default, and the local per-instance limiter behind a failed Redis.
 // Synchronous, so with it the request pipeline stays synchronous too.
-import { hasRoom, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
+import { costOf, hasRoom, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
 interface Counter {
   used: number;
@@ -20,7 +20,7 @@ export class MemoryBudgetStore implements BudgetStore {
     this.sweepExpiredCounters(req.now);
     const counters = req.buckets.map((b) => this.counter(b, req.now));
     const counted = counters.map((c) => c.used + c.reserved);
-    const denied = req.buckets.findIndex((b, i) => !hasRoom(counted[i] as number, cost(b, req.tokens), b.limit));
+    const denied = req.buckets.findIndex((b, i) => !hasRoom(counted[i] as number, costOf(b, req.tokens), b.limit));
     if (denied !== -1) return { admitted: false, counted, denied, budgetWarning: 'none' };
     let budgetWarning: AdmitResult['budgetWarning'] = 'none';
     req.buckets.forEach((b, i) => {
@@ -77,5 +77,3 @@ export class MemoryBudgetStore implements BudgetStore {
     for (const [k, c] of this.counters) if (c.expireAt <= now) this.counters.delete(k);
   }
 }
-
-const cost = (b: Bucket, tokens: number) => (b.unit === 'requests' ? 1 : tokens);

@@ -10,7 +10,7 @@
 // concurrent request may be refused by the released reservation (never the reverse).
 import { Cluster, Redis } from 'ioredis';
 import { whenReady } from './when-ready.js';
-import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../budget-store.js';
+import { costOf, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
 // Shared by the scripts below: frees reservation `id` of bucket (h, z), if it is still held.
 const DROP_HOLD = `
@@ -144,7 +144,7 @@ export class RedisBudgetStore implements BudgetStore {
       if (!r.admitted) {
         await Promise.all(done.map((g) => this.release(req.id, g)));
         // Report what the released groups held before this request, as a refusal from one script would.
-        for (const g of groups.slice(0, done.length)) g.index.forEach((at, j) => (counted[at] = (counted[at] as number) - cost(g.buckets[j] as Bucket, req.tokens)));
+        for (const g of groups.slice(0, done.length)) g.index.forEach((at, j) => (counted[at] = (counted[at] as number) - costOf(g.buckets[j] as Bucket, req.tokens)));
         return { admitted: false, counted, denied: group.index[r.denied as number], budgetWarning: 'none' };
       }
       done.push(group.buckets);
@@ -187,8 +187,6 @@ export class RedisBudgetStore implements BudgetStore {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }
-
-const cost = (b: Bucket, tokens: number) => (b.unit === 'requests' ? 1 : tokens);
 
 /** The key's hash tag: what decides its Cluster slot (the whole key when it has none). */
 function hashTag(key: string): string {
