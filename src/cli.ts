@@ -9,7 +9,9 @@ import { listenOn } from './admin-server.js';
 import { ConfigError, serve } from './main.js';
 import { ledgerFilesFor, rowsFromFiles, rowsFromRedis } from './ledger/read.js';
 import { formatRollup, rollup } from './ledger/rollup.js';
-import { CANARY_USAGE, UsageError, canaryCommand } from './canary/canary-command.js';
+import { CANARY_USAGE, canaryCommand } from './canary/canary-command.js';
+import { EVAL_USAGE, evalCommand, keywordsCommand } from './eval/eval-command.js';
+import { UsageError } from './usage-error.js';
 
 const USAGE = `usage:
   tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
@@ -17,7 +19,7 @@ const USAGE = `usage:
   tiergate config check FILE
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
   tiergate ledger rollup --day YYYY-MM-DD (--file FILE|DIR | --redis URL [--stream KEY]) [--weak-tier NAME] [--json]
-${CANARY_USAGE}`;
+${EVAL_USAGE}${CANARY_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -55,12 +57,11 @@ async function main(argv: string[]): Promise<number> {
       return ledgerRollup(args);
     }
     case 'canary':
-      try {
-        return await canaryCommand(rest, (line) => process.stdout.write(`${line}\n`), process.env);
-      } catch (e) {
-        process.stderr.write(`tiergate canary: ${(e as Error).message}\n`);
-        return e instanceof UsageError ? 2 : 1;
-      }
+      return subcommand('canary', () => canaryCommand(rest, (line) => process.stdout.write(`${line}\n`), process.env));
+    case 'eval':
+      return subcommand('eval', () => evalCommand(rest, (text) => process.stdout.write(text)));
+    case 'keywords':
+      return subcommand('keywords', () => keywordsCommand(rest, (text) => process.stdout.write(text)));
     case '--help':
     case '-h':
     case 'help':
@@ -69,6 +70,16 @@ async function main(argv: string[]): Promise<number> {
   }
   process.stderr.write(USAGE);
   return 2;
+}
+
+/** A failing subcommand says what went wrong on one line: exit 2 for a usage mistake, 1 otherwise. */
+async function subcommand(name: string, run: () => Promise<number>): Promise<number> {
+  try {
+    return await run();
+  } catch (e) {
+    process.stderr.write(`tiergate ${name}: ${(e as Error).message}\n`);
+    return e instanceof UsageError ? 2 : 1;
+  }
 }
 
 async function configCheck(file: string): Promise<number> {

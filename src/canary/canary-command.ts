@@ -1,5 +1,6 @@
 // Argument parsing and wiring for `tiergate canary`.
 import { parseArgs } from 'node:util';
+import { UsageError } from '../usage-error.js';
 import { Canary } from './canary.js';
 import { kubectl } from './kubectl.js';
 import { prometheus } from './prometheus.js';
@@ -9,8 +10,7 @@ export const CANARY_USAGE = `  tiergate canary (status | set PERCENT | promote |
       [--window 5m] [--max-error-rate 0.02] [--max-p99-ms 15000] [--kubectl PATH] [--dry-run]
 `;
 
-/** A mistake in the command line (exit 2), as opposed to a failure while running it (exit 1). */
-export class UsageError extends Error {}
+export { UsageError };
 
 /** Go-style "90s", "5m", "1h" → ms. */
 function durationMs(s: string): number {

@@ -19,18 +19,20 @@ interface Facts {
   messageCount: number;
 }
 
-/** Returns the reason when the condition holds, undefined otherwise. */
-type CompiledCondition = (f: Facts, roles: ReadonlySet<Role> | undefined) => string | undefined;
-
 export function compileClassifier(version: string, cfg: VersionConfig): Classifier {
+  const bands = cfg.nearThreshold ?? [];
   const rules = cfg.rules
-    .filter((r) => r.enabled)
-    .map((r) => ({
-      name: r.name,
-      tier: r.tier,
-      roles: r.roles ? new Set<Role>(r.roles) : undefined,
-      conditions: r.when.map(compileCondition),
-    }));
+    .filter((r) => r.enabled !== false)
+    .map((r) => {
+      const conditions = r.when.map(compileCondition);
+      const band = bands.find((b) => b.rule === r.name);
+      const numeric = band ? conditions.filter((c) => c.measure !== undefined) : [];
+      if (band && numeric.length !== 1) throw new Error(`nearThreshold band for rule ${r.name}: the rule needs exactly one numeric condition`);
+      return { name: r.name, tier: r.tier, roles: r.roles ? new Set<Role>(r.roles) : undefined, conditions, band, banded: numeric[0] };
+    });
+  for (const b of bands) {
+    if (!rules.some((r) => r.name === b.rule)) throw new Error(`nearThreshold band names rule ${b.rule}, which is not an enabled rule`);
+  }
   return (messages) => {
     const texts = new Map<string, string>();
     const facts: Facts = {
@@ -48,50 +50,95 @@ export function compileClassifier(version: string, cfg: VersionConfig): Classifi
     for (const rule of rules) {
       const reasons: string[] = [];
       let all = true;
+      // The banded condition goes last: the band only decides when every other condition of the rule holds.
       for (const cond of rule.conditions) {
-        const why = cond(facts, rule.roles);
+        if (cond === rule.banded) continue;
+        const why = cond.check(facts, rule.roles);
         if (why === undefined) {
           all = false;
           break;
         }
         reasons.push(why);
       }
-      if (all) return { tier: rule.tier, version, rule: rule.name, reason: `${rule.name}: ${reasons.join(', ')}` };
+      if (!all) continue;
+      if (rule.banded && rule.band) {
+        const { from, to, tier } = rule.band;
+        const m = (rule.banded.measure as Measure)(facts, rule.roles);
+        if (m >= from && m <= to) {
+          return { tier, version, rule: NEAR_THRESHOLD, reason: `${NEAR_THRESHOLD}: ${m} ${rule.banded.unit} within ${from}–${to} of ${rule.name} (${rule.banded.threshold})` };
+        }
+        const why = rule.banded.check(facts, rule.roles);
+        if (why === undefined) continue;
+        reasons.push(why);
+      }
+      return { tier: rule.tier, version, rule: rule.name, reason: `${rule.name}: ${reasons.join(', ')}` };
     }
     return { tier: cfg.default, version, rule: 'default', reason: 'default: no rule matched' };
   };
 }
 
+/** The rule label of a decision made inside a confidence band. */
+export const NEAR_THRESHOLD = 'near_threshold';
+
+type Measure = (f: Facts, roles: ReadonlySet<Role> | undefined) => number;
+
+interface CompiledCondition {
+  /** The reason when the condition holds, undefined otherwise. */
+  check(f: Facts, roles: ReadonlySet<Role> | undefined): string | undefined;
+  /** Numeric conditions only: the measured value, its unit and the threshold as written. */
+  measure?: Measure;
+  unit?: string;
+  threshold?: string;
+}
+
 function compileCondition(c: Condition): CompiledCondition {
   if ('anyKeyword' in c) {
     const keywords = c.anyKeyword.map((k) => k.toLowerCase());
-    return (f, roles) => {
-      const text = f.text(roles);
-      for (const k of keywords) if (text.includes(k)) return `keyword "${k}"`;
-      return undefined;
+    return {
+      check(f, roles) {
+        const text = f.text(roles);
+        for (const k of keywords) if (text.includes(k)) return `keyword "${k}"`;
+        return undefined;
+      },
     };
   }
   if ('moreThanChars' in c) {
     const n = c.moreThanChars;
-    return (f, roles) => {
-      const text = f.text(roles);
-      // Cheap exits: UTF-16 length bounds the code-point count from above and at least halves it.
-      if (text.length <= n) return undefined;
-      const len = text.length > 2 * n + 1 ? text.length : codePointLength(text);
-      return len > n ? `${codePointLength(text)} chars > ${n}` : undefined;
+    return {
+      check(f, roles) {
+        const text = f.text(roles);
+        // Cheap exits: UTF-16 length bounds the code-point count from above and at least halves it.
+        if (text.length <= n) return undefined;
+        const len = text.length > 2 * n + 1 ? text.length : codePointLength(text);
+        return len > n ? `${codePointLength(text)} chars > ${n}` : undefined;
+      },
+      measure: (f, roles) => codePointLength(f.text(roles)),
+      unit: 'chars',
+      threshold: `> ${n} chars`,
     };
   }
   if ('moreThanBytes' in c) {
     const n = c.moreThanBytes;
-    return (f, roles) => {
-      const bytes = Buffer.byteLength(f.text(roles), 'utf8');
-      return bytes > n ? `${bytes} bytes > ${n}` : undefined;
+    const measure: Measure = (f, roles) => Buffer.byteLength(f.text(roles), 'utf8');
+    return {
+      check(f, roles) {
+        const bytes = measure(f, roles);
+        return bytes > n ? `${bytes} bytes > ${n}` : undefined;
+      },
+      measure,
+      unit: 'bytes',
+      threshold: `> ${n} bytes`,
     };
   }
   if ('moreThanMessages' in c) {
     const n = c.moreThanMessages;
-    return (f) => (f.messageCount > n ? `${f.messageCount} messages > ${n}` : undefined);
+    return {
+      check: (f) => (f.messageCount > n ? `${f.messageCount} messages > ${n}` : undefined),
+      measure: (f) => f.messageCount,
+      unit: 'messages',
+      threshold: `> ${n} messages`,
+    };
   }
   const re = new RegExp(c.regex, c.flags ?? '');
-  return (f, roles) => (re.test(f.text(roles)) ? `regex /${c.regex}/` : undefined);
+  return { check: (f, roles) => (re.test(f.text(roles)) ? `regex /${c.regex}/` : undefined) };
 }

@@ -20,12 +20,31 @@ export const ruleSchema = z.strictObject({
   when: z.array(conditionSchema).min(1),
 });
 
+/**
+ * A confidence band around one rule's numeric threshold (e.g. 480–520 characters around "> 500"). A request
+ * whose measure falls inside it, where that rule is reached and its other conditions hold, is routed to `tier`
+ * with rule `near_threshold`, so these borderline requests can be found in the ledger and sampled for labelling.
+ */
+export const bandSchema = z
+  .strictObject({
+    /** The rule whose threshold the band surrounds; it must have exactly one numeric condition. */
+    rule: z.string().min(1),
+    /** Inclusive bounds, in the condition's own unit (code points, UTF-8 bytes or messages). */
+    from: z.number().int().nonnegative(),
+    to: z.number().int().nonnegative(),
+    tier: z.string().min(1),
+  })
+  .refine((b) => b.from <= b.to, { message: 'from must not exceed to', path: ['to'] });
+
 export const versionSchema = z.strictObject({
   description: z.string().optional(),
   rules: z.array(ruleSchema),
   default: z.string().min(1),
+  nearThreshold: z.array(bandSchema).default([]),
 });
+
+export type Band = z.infer<typeof bandSchema>;
 
 export type Condition = z.infer<typeof conditionSchema>;
 export type RuleConfig = z.infer<typeof ruleSchema>;
-export type VersionConfig = z.infer<typeof versionSchema>;
+export type VersionConfig = z.input<typeof versionSchema>;

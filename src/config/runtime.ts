@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import { compileAuth, type AuthRuntime } from '../auth/api-keys.js';
 import { TenantDirectory } from '../policy/tenant-policy.js';
-import { compileClassifier, type Classifier } from '../classify/engine.js';
+import { ClassifierRollout } from '../classify/rollout.js';
+import type { VersionConfig } from '../classify/rules-schema.js';
 import { V7 } from '../classify/v7.js';
 import type { InterpolationProblem } from './interpolate.js';
 import { PriceTable } from '../usage/price-table.js';
@@ -22,7 +23,9 @@ export interface Runtime {
   /** Short content hash: the config-version metric label and the log field. */
   version: string;
   config: Config;
-  classifier: Classifier;
+  /** The active version, the canary candidate's share, and the shadow. */
+  classifiers: ClassifierRollout;
+  /** The active version's name. */
   classifierVersion: string;
   tiers: ReadonlyMap<string, TierRuntime>;
   /** Client model name → tier: aliases, plus each tier's own upstream model id. */
@@ -62,16 +65,19 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
   for (const t of tiers.values()) modelToTier.set(t.model, t.name);
   for (const [alias, tier] of Object.entries(config.aliases)) modelToTier.set(alias, tier);
 
-  const versions = { v7: V7, ...config.classifier.versions };
-  const active = config.classifier.active;
-  const versionConfig = versions[active as keyof typeof versions];
-  if (!versionConfig) return { ok: false, problems: [{ path: 'classifier.active', message: `unknown version ${active}` }] };
+  const versions: Record<string, VersionConfig> = { v7: V7, ...config.classifier.versions };
+  let classifiers: ClassifierRollout;
+  try {
+    classifiers = new ClassifierRollout(versions, config.classifier);
+  } catch (e) {
+    return { ok: false, problems: [{ path: 'classifier', message: (e as Error).message }] };
+  }
 
   const runtime: Runtime = {
     version: createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12),
     config: deepFreeze(structuredClone(config)),
-    classifier: compileClassifier(active, versionConfig),
-    classifierVersion: active,
+    classifiers,
+    classifierVersion: config.classifier.active,
     tiers,
     modelToTier,
     autoModels: new Set(config.routing.autoModels),

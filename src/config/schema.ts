@@ -46,6 +46,20 @@ const EMBEDDED_PRICES = {
   },
 };
 
+const classifierCanarySchema = z
+  .strictObject({
+    version: z.string().min(1),
+    /** Share of requests (by sticky key) the candidate decides, 0–100; change it with a config reload. */
+    percent: z.number().min(0).max(100),
+    /**
+     * What keeps a request in or out of the cohort: the tenant; the conversation (its system prompt and first
+     * user message, which every later turn repeats); or a request header (the conversation when absent).
+     */
+    stickyBy: z.enum(['tenant', 'conversation', 'header']).default('conversation'),
+    header: z.string().toLowerCase().optional(),
+  })
+  .refine((c) => c.stickyBy !== 'header' || c.header !== undefined, { message: 'stickyBy "header" needs header', path: ['header'] });
+
 export const configSchema = z
   .strictObject({
     server: z
@@ -134,6 +148,10 @@ export const configSchema = z
         active: z.string().default('v7'),
         /** Extra versions; v7 is built in (and may be overridden under its own name). */
         versions: z.record(z.string().regex(/^[a-z0-9_.-]+$/), versionSchema).default({}),
+        /** Evaluated on every classified request beside the deciding version; never changes routing. */
+        shadow: z.string().optional(),
+        /** A share of classified requests decided by a candidate version instead of the active one. */
+        canary: classifierCanarySchema.optional(),
       })
       .prefault({}),
   })
@@ -145,12 +163,26 @@ export const configSchema = z
     for (const [alias, t] of Object.entries(c.aliases)) needTier(t, ['aliases', alias]);
     for (const [p, u] of Object.entries(c.routing.unclassifiedPaths)) needTier(u.tier, ['routing', 'unclassifiedPaths', p, 'tier']);
     const versions = { v7: V7, ...c.classifier.versions };
-    if (!(c.classifier.active in versions)) {
-      ctx.addIssue({ code: 'custom', path: ['classifier', 'active'], message: `unknown classifier version "${c.classifier.active}"` });
+    const needVersion = (v: string | undefined, path: PropertyKey[]) => {
+      if (v !== undefined && !(v in versions)) ctx.addIssue({ code: 'custom', path, message: `unknown classifier version "${v}" (versions: ${Object.keys(versions).join(', ')})` });
+    };
+    needVersion(c.classifier.active, ['classifier', 'active']);
+    needVersion(c.classifier.shadow, ['classifier', 'shadow']);
+    needVersion(c.classifier.canary?.version, ['classifier', 'canary', 'version']);
+    if (c.classifier.canary?.version === c.classifier.active) {
+      ctx.addIssue({ code: 'custom', path: ['classifier', 'canary', 'version'], message: 'the canary version is the active version' });
     }
     for (const [name, v] of Object.entries(c.classifier.versions)) {
       needTier(v.default, ['classifier', 'versions', name, 'default']);
       v.rules.forEach((r, i) => needTier(r.tier, ['classifier', 'versions', name, 'rules', i, 'tier']));
+      v.nearThreshold.forEach((b, i) => {
+        const path = ['classifier', 'versions', name, 'nearThreshold', i];
+        needTier(b.tier, [...path, 'tier']);
+        const rule = v.rules.find((r) => r.name === b.rule && r.enabled);
+        const numeric = rule?.when.filter((w) => 'moreThanChars' in w || 'moreThanBytes' in w || 'moreThanMessages' in w).length ?? 0;
+        if (!rule) ctx.addIssue({ code: 'custom', path: [...path, 'rule'], message: `no enabled rule named "${b.rule}"` });
+        else if (numeric !== 1) ctx.addIssue({ code: 'custom', path: [...path, 'rule'], message: `rule "${b.rule}" needs exactly one numeric condition (moreThanChars, moreThanBytes or moreThanMessages) for a band` });
+      });
       v.rules.forEach((r, i) =>
         r.when.forEach((w, j) => {
           if (!('regex' in w)) return;

@@ -26,6 +26,8 @@ export interface RequestRecord {
   classifierVersion: string | null;
   classifierRule: string | null;
   classifierReason: string | null;
+  shadowTier: string | null;
+  shadowReason: string | null;
   /** The request was sent on to an upstream (not answered by tiergate itself). */
   upstreamCalled: boolean;
   /** tiergate answered itself with this error. */
@@ -80,8 +82,8 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
     classifier_version: r.classifierVersion,
     classifier_rule: r.classifierRule,
     classifier_reason: r.classifierReason,
-    shadow_tier: null,
-    shadow_reason: null,
+    shadow_tier: r.shadowTier,
+    shadow_reason: r.shadowReason,
     cache_hit: false,
     usage: {
       input_tokens: usage.inputTokens,

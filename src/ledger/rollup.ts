@@ -18,6 +18,25 @@ export interface GroupTotals {
   unpriced: number;
 }
 
+/** The shadow classifier against the version that decided, over rows that carry a shadow decision. */
+export interface ShadowSummary {
+  rows: number;
+  agreement_rate: number;
+  /** "tier->shadow_tier" → rows: each direction of disagreement. */
+  disagreements: Record<string, number>;
+  /** The weak-tier share had the shadow version decided every shadowed row (other routed rows as they were). */
+  weak_tier_share: number | null;
+}
+
+/** Per classifier_version: how the active version and a canary candidate compare on live traffic. */
+export interface VersionTotals {
+  classifier_version: string;
+  requests: number;
+  weak_tier_share: number | null;
+  error_rate: number | null;
+  cost_per_1000_requests: number | null;
+}
+
 export interface Rollup {
   day: string | null;
   requests: number;
@@ -32,6 +51,9 @@ export interface Rollup {
   rejected: number;
   cancelled: number;
   p95_latency_ms: number | null;
+  shadow: ShadowSummary | null;
+  /** Classifier-decided rows only (not alias or path routes). */
+  versions: VersionTotals[];
   groups: GroupTotals[];
 }
 
@@ -54,6 +76,11 @@ export async function rollup(rows: AsyncIterable<LedgerRow>, opts: { day?: strin
   let cancelled = 0;
   let cost = 0;
   const latencies: number[] = [];
+  let shadowed = 0;
+  let agreed = 0;
+  let weakUnderShadow = 0;
+  const disagreements: Record<string, number> = {};
+  const versions = new Map<string, { requests: number; weak: number; errors: number; cost: number }>();
   for (const r of byRequest.values()) {
     const key = `${r.tenant_id}\u0000${r.feature_id ?? ''}`;
     let g = groups.get(key);
@@ -70,11 +97,29 @@ export async function rollup(rows: AsyncIterable<LedgerRow>, opts: { day?: strin
     g.saved_usd += r.saved_usd ?? 0;
     if (r.cache_hit) g.cache_hits++;
     cost += r.cost_usd?.total ?? 0;
+    const isError = r.status === 'upstream_error' || (r.status === 'rejected' && (r.http_status ?? 0) >= 500);
     if (r.tier !== null) {
       routed++;
       if (r.tier === weakTier) weak++;
+      if ((r.shadow_tier ?? r.tier) === weakTier) weakUnderShadow++;
+      if (r.shadow_tier !== null) {
+        shadowed++;
+        if (r.shadow_tier === r.tier) agreed++;
+        else {
+          const k = `${r.tier}->${r.shadow_tier}`;
+          disagreements[k] = (disagreements[k] ?? 0) + 1;
+        }
+      }
+      if (r.classifier_rule !== null && r.classifier_version !== null) {
+        let v = versions.get(r.classifier_version);
+        if (!v) versions.set(r.classifier_version, (v = { requests: 0, weak: 0, errors: 0, cost: 0 }));
+        v.requests++;
+        if (r.tier === weakTier) v.weak++;
+        if (isError) v.errors++;
+        v.cost += r.cost_usd?.total ?? 0;
+      }
     }
-    if (r.status === 'upstream_error' || (r.status === 'rejected' && (r.http_status ?? 0) >= 500)) errors++;
+    if (isError) errors++;
     if (r.status === 'rejected') rejected++;
     if (r.status === 'cancelled') cancelled++;
     latencies.push(r.latency_ms.total);
@@ -95,6 +140,16 @@ export async function rollup(rows: AsyncIterable<LedgerRow>, opts: { day?: strin
     rejected,
     cancelled,
     p95_latency_ms: percentile(latencies, 0.95),
+    shadow: shadowed > 0 ? { rows: shadowed, agreement_rate: agreed / shadowed, disagreements, weak_tier_share: weakUnderShadow / routed } : null,
+    versions: [...versions.entries()]
+      .map(([classifier_version, v]) => ({
+        classifier_version,
+        requests: v.requests,
+        weak_tier_share: v.weak / v.requests,
+        error_rate: v.errors / v.requests,
+        cost_per_1000_requests: roundUsd((v.cost / v.requests) * 1000),
+      }))
+      .sort((a, b) => b.requests - a.requests || a.classifier_version.localeCompare(b.classifier_version)),
     groups: [...groups.values()].sort((a, b) => b.cost_usd - a.cost_usd || a.tenant_id.localeCompare(b.tenant_id)),
   };
 }
@@ -117,8 +172,21 @@ export function formatRollup(r: Rollup): string {
     `  weak-tier share       ${pct(r.weak_tier_share)}`,
     `  error rate            ${pct(r.error_rate)}   (rejected by tiergate: ${r.rejected}, cancelled: ${r.cancelled})`,
     `  p95 latency           ${r.p95_latency_ms === null ? '-' : `${r.p95_latency_ms.toFixed(1)} ms`}`,
-    '',
   ];
+  if (r.shadow) {
+    const dirs = Object.entries(r.shadow.disagreements).map(([k, n]) => `${k} ${n}`).join(', ');
+    lines.push(
+      `  shadow classifier     agreement ${pct(r.shadow.agreement_rate)} over ${r.shadow.rows} rows${dirs ? ` (disagree: ${dirs})` : ''}`,
+      `                        weak-tier share under the shadow ${pct(r.shadow.weak_tier_share)}`,
+    );
+  }
+  if (r.versions.length > 1) {
+    lines.push('  by classifier version');
+    for (const v of r.versions) {
+      lines.push(`    ${v.classifier_version.padEnd(12)} ${String(v.requests).padStart(8)} requests   weak ${pct(v.weak_tier_share)}   errors ${pct(v.error_rate)}   cost/1,000 ${usd(v.cost_per_1000_requests)}`);
+    }
+  }
+  lines.push('');
   const header = ['tenant', 'feature', 'requests', 'input tok', 'output tok', 'cost USD', 'saved USD', 'unpriced'];
   const table = r.groups.map((g) => [
     g.tenant_id,

@@ -33,7 +33,7 @@ export interface LedgerRow {
   classifier_version: string | null;
   classifier_rule: string | null;
   classifier_reason: string | null;
-  /** Left for the shadow classifier (issue 7). */
+  /** The shadow classifier version's tier and reason (the reason starts with the version), when one runs. */
   shadow_tier: string | null;
   shadow_reason: string | null;
   cache_hit: boolean;

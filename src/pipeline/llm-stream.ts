@@ -181,6 +181,10 @@ export class LlmStream implements StreamHandler {
     if (route?.classification) {
       const c = route.classification;
       this.deps.metrics.decisions.inc({ version: c.version, rule: c.rule, tier: c.tier });
+      const sh = route.shadow;
+      if (sh) {
+        this.deps.metrics.shadowDecisions.inc({ version: c.version, shadow_version: sh.version, tier: c.tier, shadow_tier: sh.tier, agreement: sh.tier === c.tier ? 'agree' : 'disagree' });
+      }
     }
     this.outcome = 'routed';
     this.acc.routed(route?.tier);

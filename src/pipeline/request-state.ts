@@ -14,6 +14,8 @@ export interface RouteDecision {
   source: RouteSource;
   /** Set when the classifier decided (source 'classifier'). */
   classification?: ClassifierDecision;
+  /** The shadow version's decision (classifier routes only, when a shadow is configured); never routes. */
+  shadow?: ClassifierDecision;
 }
 
 export interface RequestState {

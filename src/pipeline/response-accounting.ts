@@ -158,6 +158,8 @@ export class ResponseAccounting {
       classifierVersion: c?.version ?? (route ? route.source : null),
       classifierRule: c?.rule ?? null,
       classifierReason: c?.reason ?? null,
+      shadowTier: route?.shadow?.tier ?? null,
+      shadowReason: route?.shadow ? `${route.shadow.version} ${route.shadow.reason}` : null,
       upstreamCalled,
       localReply: this.localReply,
       httpStatus: this.httpStatus,

@@ -1,5 +1,6 @@
 // Decides the tier: a configured alias (or a tier's own model id) routes directly; `auto` and any unknown
-// model name are classified by the active classifier version.
+// model name are classified: by the active version, or by a canary candidate for its sticky share, with the
+// shadow version (if any) evaluated beside it.
 import type { Stage } from '../pipeline/stage.js';
 
 export const classifyStage: Stage = {
@@ -17,9 +18,9 @@ export const classifyStage: Stage = {
       state.route = { tier, source: 'alias' };
       return;
     }
-    const decision = rt.classifier(llm.messages);
+    const { decision, shadow } = rt.classifiers.classify({ tenant: state.tenant, headers: state.headers, messages: llm.messages });
     const tier = rt.tiers.get(decision.tier);
     if (!tier) throw new Error(`classifier chose unknown tier ${decision.tier}`);
-    state.route = { tier, source: 'classifier', classification: decision };
+    state.route = shadow ? { tier, source: 'classifier', classification: decision, shadow } : { tier, source: 'classifier', classification: decision };
   },
 };

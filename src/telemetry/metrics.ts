@@ -30,6 +30,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['version', 'rule', 'tier'] as const,
       registers: [registry],
     }),
+    shadowDecisions: new Counter({
+      name: 'tiergate_classifier_shadow_decisions_total',
+      help: 'Shadow classifier decisions beside the deciding version: agree or disagree, with both tiers (each direction of disagreement).',
+      labelNames: ['version', 'shadow_version', 'tier', 'shadow_tier', 'agreement'] as const,
+      registers: [registry],
+    }),
     // Observed several times per request: see fast-histogram.ts for why these are not prom-client Histograms.
     phaseSeconds: new FastHistogram(
       'tiergate_extproc_phase_seconds',

@@ -80,3 +80,43 @@ describe('tiergate serve', () => {
     expect(out).toContain('"event":"server.stopped"');
   });
 });
+
+describe('tiergate eval and keywords', () => {
+  const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/eval/${name}`, import.meta.url));
+  const candidate = () =>
+    file('classifier:\n  versions:\n    v8: { rules: [{ name: keyword, tier: strong, when: [{ anyKeyword: [python] }] }], default: weak }\n  shadow: v8\n');
+
+  it('compares the active and the shadow version of a config by default; --json is machine-readable', () => {
+    const r = run(['eval', fixture('labelled.jsonl'), '--config', candidate(), '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.versions.map((v: { version: string; misroute_rate: number }) => [v.version, v.misroute_rate])).toEqual([['v7', 0.3], ['v8', 0.4]]);
+    expect(out.disagreements.rows).toBe(8);
+  });
+
+  it('--check exits 1 when a version misses an SLO; a loose enough SLO passes', () => {
+    expect(run(['eval', fixture('labelled.jsonl'), '--check']).status).toBe(1);
+    const loose = run(['eval', fixture('labelled.jsonl'), '--check', '--max-misroute', '0.3', '--weak-share', '0.5-0.7']);
+    expect(loose.stdout).toMatch(/SLO misroute ≤ 30\.0%\s+ok/);
+    expect(loose.status).toBe(0);
+  });
+
+  it('usage mistakes exit 2 with one line of explanation', () => {
+    const unknown = run(['eval', fixture('labelled.jsonl'), '--versions', 'v7,v99']);
+    expect([unknown.status, unknown.stderr]).toEqual([2, 'tiergate eval: unknown classifier version "v99" (versions: v7)\n']);
+    expect(run(['eval']).status).toBe(2);
+    expect(run(['eval', fixture('labelled.jsonl'), '--weak-share', '60%']).status).toBe(2);
+    expect(run(['keywords']).status).toBe(2);
+    const missing = run(['eval', '/nonexistent/labels.jsonl']);
+    expect([missing.status, missing.stderr]).toEqual([1, 'tiergate eval: /nonexistent/labels.jsonl: no such file\n']);
+  });
+
+  it('keywords prints candidates with counts and an example each', () => {
+    const r = run(['keywords', '--from', fixture('false-weak.jsonl'), '--min-rows', '2']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('6 false-weak rows, 2 correctly-weak rows');
+    expect(r.stdout).toMatch(/쿠버네티스\s+3\s+0\s+"쿠버네티스에서 파드가 계속 재시작돼요"/);
+    expect(r.stdout).toMatch(/python\s+2\s+0\s+"Write a python script to parse logs"/);
+  });
+});

@@ -46,6 +46,10 @@ const EXPECTED = {
   rejected: 1,
   cancelled: 1,
   p95_latency_ms: 300,
+  // No row carries a shadow decision; every routed row was decided by v7: a b c e f → weak 4/5, error c 1/5,
+  // cost (0.0002 + 0.01 + 0 + 0.00001 + unpriced f) / 5 × 1000 = 2.042.
+  shadow: null,
+  versions: [{ classifier_version: 'v7', requests: 5, weak_tier_share: 0.8, error_rate: 0.2, cost_per_1000_requests: 2.042 }],
   groups: [
     { tenant_id: 'acme', feature_id: 'search', requests: 2, input_tokens: 3000, output_tokens: 800, total_tokens: 3800, cost_usd: 0.0102, saved_usd: 0, cache_hits: 0, unpriced: 0 },
     { tenant_id: 'beta', feature_id: null, requests: 3, input_tokens: 110, output_tokens: 10, total_tokens: 120, cost_usd: 0.00001, saved_usd: 0, cache_hits: 0, unpriced: 1 },
@@ -80,6 +84,38 @@ describe('tiergate ledger rollup', () => {
     expect(text).toContain('weak-tier share       80.0%');
     expect(text).toContain('p95 latency           300.0 ms');
     expect(text).toMatch(/acme\s+search\s+2\s+3000\s+800\s+0\.010200/);
+  });
+
+  it('shadow agreement, each direction of disagreement, the weak share under the shadow, and the canary beside the active version', () => {
+    const row = (id: string, version: string, tier: string | null, shadow: string | null, over: Partial<LedgerRow> = {}) =>
+      day({ request_id: id, classifier_version: version, classifier_rule: tier === null ? null : 'default', tier, shadow_tier: shadow, shadow_reason: shadow && `v8 ${shadow}`, cost_usd: cost(0.001), ...over });
+    const rows = [
+      row('1', 'v7', 'weak', 'weak'),
+      row('2', 'v7', 'weak', 'strong'),
+      row('3', 'v7', 'strong', 'strong'),
+      row('4', 'v7', 'strong', 'weak'),
+      row('5', 'v7', 'weak', 'weak', { status: 'upstream_error', http_status: 500 }),
+      row('6', 'v8', 'weak', 'weak'),
+      row('7', 'v8', 'strong', 'strong'),
+      // An alias route: no classifier rule, no shadow; it still counts in the weak-tier shares.
+      row('8', 'alias', 'weak', null, { classifier_rule: null }),
+    ];
+    const file = join(mkdtempSync(join(tmpdir(), 'tiergate-rollup-shadow-')), 'ledger.jsonl');
+    writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n'));
+    const r = cli(['ledger', 'rollup', '--file', file, '--json']);
+    const out = JSON.parse(r.stdout);
+    // Shadowed rows 1–7: agree 1 3 5 6 7 → 5/7; weak→strong (2), strong→weak (4).
+    // Weak share as routed: 1 2 5 6 8 of 8 = 62.5%; under the shadow: 1 4 5 6 8 = 62.5% too (one each way).
+    expect(out.weak_tier_share).toBe(0.625);
+    expect(out.shadow).toEqual({ rows: 7, agreement_rate: 5 / 7, disagreements: { 'weak->strong': 1, 'strong->weak': 1 }, weak_tier_share: 0.625 });
+    expect(out.versions).toEqual([
+      { classifier_version: 'v7', requests: 5, weak_tier_share: 0.6, error_rate: 0.2, cost_per_1000_requests: 1 },
+      { classifier_version: 'v8', requests: 2, weak_tier_share: 0.5, error_rate: 0, cost_per_1000_requests: 1 },
+    ]);
+    const text = cli(['ledger', 'rollup', '--file', file]).stdout;
+    expect(text).toContain('shadow classifier     agreement 71.4% over 7 rows (disagree: weak->strong 1, strong->weak 1)');
+    expect(text).toContain('weak-tier share under the shadow 62.5%');
+    expect(text).toMatch(/v8\s+2 requests\s+weak 50\.0%/);
   });
 
   it('reads the day file of a ledger directory, and explains bad arguments', () => {

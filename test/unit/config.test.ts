@@ -88,7 +88,7 @@ classifier:
     const rt = compileRuntime(r.config, {});
     if (!rt.ok) throw new Error('compile failed');
     expect(rt.runtime.classifierVersion).toBe('v8');
-    expect(rt.runtime.classifier([{ role: 'user', content: '```js\n1```' }])).toMatchObject({ tier: 'strong', version: 'v8', rule: 'code' });
+    expect(rt.runtime.classifiers.classify({ tenant: 't', headers: new Map(), messages: [{ role: 'user', content: '```js\n1```' }] }).decision).toMatchObject({ tier: 'strong', version: 'v8', rule: 'code' });
   });
 
   it('reads JSON too', () => {

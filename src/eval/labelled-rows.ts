@@ -1,0 +1,112 @@
+// Labelled prompts for `tiergate eval` and `tiergate keywords`, read one row at a time (a file of any size is
+// never held in memory). JSON Lines: {"prompt": "…"} or {"messages": [...]}, plus the true tier in "tier" or
+// "label" and an optional "id". CSV/TSV: a header row naming the same columns ("messages" holds JSON).
+import { createReadStream } from 'node:fs';
+import { extname } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parse as parseCsv } from 'csv-parse';
+import { z } from 'zod';
+import { chatMessage, type ChatMessage } from '../llm/openai-request.js';
+import { messageText } from '../classify/prompt-text.js';
+
+export interface LabelledRow {
+  /** 1-based line (JSONL) or record number (CSV, header excluded). */
+  line: number;
+  /** The row's own id when it has one, else its line. */
+  id: string;
+  messages: ChatMessage[];
+  /** The ground-truth tier; undefined when the row has none. */
+  label: string | undefined;
+}
+
+export interface BadRow {
+  line: number;
+  problem: string;
+}
+
+export type RowResult = { ok: true; row: LabelledRow } | { ok: false; bad: BadRow };
+
+export type LabelledFormat = 'jsonl' | 'csv' | 'tsv';
+
+export function formatOf(file: string, explicit?: string): LabelledFormat {
+  const f = explicit ?? { '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.json': 'jsonl', '.csv': 'csv', '.tsv': 'tsv' }[extname(file).toLowerCase()];
+  if (f === 'jsonl' || f === 'csv' || f === 'tsv') return f;
+  throw new Error(`cannot tell the format of ${file}: name it with --format jsonl|csv|tsv`);
+}
+
+const messagesSchema = z.array(chatMessage).min(1);
+
+/** One record's fields (JSON values, or CSV strings) → a row or the reason it is unusable. */
+export function toRow(line: number, rec: Record<string, unknown>, labelField: string | undefined): RowResult {
+  const bad = (problem: string): RowResult => ({ ok: false, bad: { line, problem } });
+  let messages: ChatMessage[];
+  let raw = rec.messages;
+  if (typeof raw === 'string' && raw.trim() !== '') {
+    try {
+      raw = JSON.parse(raw);
+    } catch {
+      return bad('"messages" is not valid JSON');
+    }
+  }
+  if (raw !== undefined && raw !== '') {
+    const parsed = messagesSchema.safeParse(raw);
+    if (!parsed.success) return bad(`"messages" is not an array of chat messages (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+    messages = parsed.data;
+  } else if (typeof rec.prompt === 'string') {
+    messages = [{ role: 'user', content: rec.prompt }];
+  } else {
+    return bad('no "prompt" string or "messages" array');
+  }
+  const labelValue = labelField !== undefined ? rec[labelField] : (rec.tier ?? rec.label);
+  const label = typeof labelValue === 'string' && labelValue.trim() !== '' ? labelValue.trim().toLowerCase() : undefined;
+  const id = rec.id === undefined || rec.id === null || rec.id === '' ? String(line) : String(rec.id);
+  return { ok: true, row: { line, id, messages, label } };
+}
+
+export async function* readLabelledRows(file: string, opts: { format?: string; labelField?: string } = {}): AsyncGenerator<RowResult> {
+  const format = formatOf(file, opts.format);
+  if (format === 'jsonl') {
+    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    let n = 0;
+    for await (const text of lines) {
+      n++;
+      if (text.trim() === '') continue;
+      let rec: unknown;
+      try {
+        rec = JSON.parse(text);
+      } catch {
+        yield { ok: false, bad: { line: n, problem: 'not valid JSON' } };
+        continue;
+      }
+      if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) {
+        yield { ok: false, bad: { line: n, problem: 'not a JSON object' } };
+        continue;
+      }
+      yield toRow(n, rec as Record<string, unknown>, opts.labelField);
+    }
+    return;
+  }
+  // relax_column_count: a short or long record becomes one bad row, not the end of the run.
+  const parser = createReadStream(file).pipe(
+    parseCsv({ columns: true, bom: true, delimiter: format === 'tsv' ? '\t' : ',', relax_column_count: true, skip_empty_lines: true, relax_quotes: format === 'tsv', quote: format === 'tsv' ? false : '"' }),
+  );
+  let n = 0;
+  for await (const rec of parser as AsyncIterable<Record<string, string>>) {
+    n++;
+    yield toRow(n, rec, opts.labelField);
+  }
+}
+
+/** A one-line preview of a row's prompt for terminal output: the last user message, cut to `max` characters. */
+export function preview(messages: readonly ChatMessage[], max = 80): string {
+  let text = '';
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i] as ChatMessage;
+    if (m.role !== 'user') continue;
+    text = messageText(m);
+    break;
+  }
+  const flat = text.replace(/\s+/g, ' ').trim();
+  const chars = [...flat];
+  return chars.length > max ? `${chars.slice(0, max - 1).join('')}…` : flat;
+}

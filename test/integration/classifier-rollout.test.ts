@@ -1,0 +1,89 @@
+// Shadow and canary classifier versions on live streams: routing, the x-llm-classifier header, ledger fields,
+// the shadow metric, and a canary percentage changed by a config reload.
+import { afterEach, describe, expect, it } from 'vitest';
+import { chatRequestHeaders, getHeader } from '../../src/dev/envoy-client.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import type { LedgerRow } from '../../src/ledger/row.js';
+import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+
+const V8 = { rules: [{ name: 'keyword', tier: 'strong', when: [{ anyKeyword: ['python'] }] }], default: 'weak' };
+const running: TestTiergate[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((t) => t.stop()));
+});
+async function start(classifier: ConfigInput['classifier']) {
+  const t = await startTiergate({ classifier });
+  running.push(t);
+  return t;
+}
+
+/** One request through to the end of a 200 response; returns the upstream routing headers. */
+async function send(t: TestTiergate, requestId: string, content: string, headers: Array<[string, string]> = []) {
+  const s = t.pool.open();
+  await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', requestId], ...headers]), false);
+  const o = await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content }] }));
+  expect(o.kind).toBe('continue');
+  await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+  await s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'weak-model', choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } }), true);
+  s.close();
+  return { tier: getHeader(s.requestHeaders, 'x-llm-tier'), classifier: getHeader(s.requestHeaders, 'x-llm-classifier') };
+}
+
+async function rowsById(t: TestTiergate, n: number): Promise<Map<string, LedgerRow>> {
+  let rows: LedgerRow[] = [];
+  await expect.poll(async () => (rows = await t.rows()).length).toBe(n);
+  return new Map(rows.map((r) => [r.request_id, r]));
+}
+
+describe('shadow classifier', () => {
+  it('never changes routing; the ledger row carries its tier and reason; the metric counts agreement and each direction', async () => {
+    const t = await start({ versions: { v8: V8 }, shadow: 'v8' });
+    expect(await send(t, 'py', 'write python to sort a list')).toEqual({ tier: 'weak', classifier: 'v7' });
+    expect(await send(t, 'design', 'design a schema')).toEqual({ tier: 'strong', classifier: 'v7' });
+    expect(await send(t, 'hi', 'say hi')).toEqual({ tier: 'weak', classifier: 'v7' });
+    const rows = await rowsById(t, 3);
+    expect(rows.get('py')).toMatchObject({ tier: 'weak', classifier_version: 'v7', classifier_rule: 'default', shadow_tier: 'strong', shadow_reason: 'v8 keyword: keyword "python"' });
+    expect(rows.get('design')).toMatchObject({ tier: 'strong', classifier_rule: 'keyword', shadow_tier: 'weak', shadow_reason: 'v8 default: no rule matched' });
+    expect(rows.get('hi')).toMatchObject({ tier: 'weak', shadow_tier: 'weak' });
+    const m = (labels: Record<string, string>) => metricValue(t.app, 'tiergate_classifier_shadow_decisions_total', { version: 'v7', shadow_version: 'v8', ...labels });
+    expect(await m({ agreement: 'agree' })).toBe(1);
+    expect(await m({ agreement: 'disagree', tier: 'weak', shadow_tier: 'strong' })).toBe(1);
+    expect(await m({ agreement: 'disagree', tier: 'strong', shadow_tier: 'weak' })).toBe(1);
+  });
+
+  it('rows carry no shadow fields when none is configured', async () => {
+    const t = await start({});
+    await send(t, 'a', 'say hi');
+    expect((await rowsById(t, 1)).get('a')).toMatchObject({ shadow_tier: null, shadow_reason: null });
+  });
+});
+
+describe('in-app canary', () => {
+  it('a sticky share decides with the candidate, recorded in x-llm-classifier and the ledger; a reload changes the share', async () => {
+    const t = await start({ versions: { v8: V8 }, canary: { version: 'v8', percent: 0, stickyBy: 'tenant' } });
+    expect(await send(t, 'before', 'write python')).toEqual({ tier: 'weak', classifier: 'v7' });
+    const reloaded = t.app.config.apply('classifier:\n  versions: { v8: { rules: [{ name: keyword, tier: strong, when: [{ anyKeyword: [python] }] }], default: weak } }\n  canary: { version: v8, percent: 100, stickyBy: tenant }\n', {}, t.app.reloadListener);
+    expect(reloaded).toBe(true);
+    expect(await send(t, 'after', 'write python')).toEqual({ tier: 'strong', classifier: 'v8' });
+    const rows = await rowsById(t, 2);
+    expect(rows.get('before')).toMatchObject({ classifier_version: 'v7', tier: 'weak' });
+    expect(rows.get('after')).toMatchObject({ classifier_version: 'v8', classifier_rule: 'keyword', tier: 'strong' });
+    expect(await metricValue(t.app, 'tiergate_classifier_decisions_total', { version: 'v8' })).toBe(1);
+  });
+
+  it('per conversation: every turn of a conversation is decided by the same version', async () => {
+    const t = await start({ versions: { v8: V8 }, canary: { version: 'v8', percent: 50 } });
+    const versions = new Set<string | undefined>();
+    for (let i = 0; i < 40; i++) {
+      const first = await send(t, `c${i}-1`, `question ${i}`);
+      // A later turn resends the system prompt and the first question.
+      const s = t.pool.open();
+      await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', `c${i}-2`]]), false);
+      await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: `question ${i}` }, { role: 'assistant', content: 'ok' }, { role: 'user', content: 'and then?' }] }));
+      expect(getHeader(s.requestHeaders, 'x-llm-classifier')).toBe(first.classifier);
+      s.close();
+      versions.add(first.classifier);
+    }
+    expect(versions).toEqual(new Set(['v7', 'v8']));
+  });
+});
