@@ -42,21 +42,39 @@ const STOP = new Set<string>([...(STOPWORDS.en ?? []), ...(STOPWORDS.ko ?? [])].
 
 // Korean attaches particles and endings to the stem ("설계를", "최적화해줘"). Stripping the common ones, longest
 // first, gives stems that work as substring keywords (the engine matches substrings, so "성능" also catches
-// "성능이"). Nothing is stripped that would leave less than two syllables: "속도" keeps its "도".
-const KO_SUFFIXES = [
-  '해주시겠어요', '해주십시오', '해주세요', '했습니다', '하겠습니다', '해줄래', '해줘요', '합니다', '돼요', '해요', '하세요', '하려면', '해줘', '해서', '하여', '하면',
-  '하는', '하고', '하기', '했다', '하다', '되는', '되어', '된다', '적으로', '적인', '에서부터', '으로부터', '에게서', '한테서', '으로서', '으로써',
-  '이라고', '에서는', '에서도', '에게는', '까지', '부터', '에서', '에게', '한테', '으로', '처럼', '보다', '이나', '이랑', '라고', '에는', '에도',
-  '할', '한', '해', '된', '돼', '들', '은', '는', '이', '가', '을', '를', '에', '의', '로', '와', '과', '도', '만', '나', '랑', '요',
-].sort((a, b) => b.length - a.length);
+// "성능이"). Particles that alternate with the stem's last sound (이/가, 은/는, 을/를, 과/와, 으로/로, …) are
+// stripped only after the syllable they attach to, so the 이 of "게이트웨이" stays. Nothing is stripped that
+// would leave less than two syllables: "속도" keeps its "도".
+type After = 'closed' | 'open' | 'any';
+const KO_SUFFIXES: Array<[string, After]> = (
+  [
+    ...['해주시겠어요', '해주십시오', '해주세요', '했습니다', '하겠습니다', '해줄래', '해줘요', '합니다', '돼요', '해요', '하세요', '하려면'],
+    ...['해줘', '해서', '하여', '하면', '하는', '하고', '하기', '했다', '하다', '되는', '되어', '된다', '적으로', '적인', '에서부터', '에게서'],
+    ...['한테서', '에서는', '에서도', '에게는', '까지', '부터', '에서', '에게', '한테', '처럼', '보다', '에는', '에도', '할', '한', '해', '된', '돼'],
+    ...['들', '에', '의', '도', '만', '요'],
+  ].map((x): [string, After] => [x, 'any'])
+)
+  .concat(['으로부터', '으로서', '으로써', '이라고', '으로', '이나', '이랑', '이', '은', '을', '과'].map((x): [string, After] => [x, 'closed']))
+  .concat(['로부터', '로서', '로써', '라고', '로', '나', '랑', '가', '는', '를', '와'].map((x): [string, After] => [x, 'open']))
+  .sort((a, b) => b[0].length - a[0].length);
+
+/** Whether a Hangul syllable ends in a consonant (has a final jamo, 받침). */
+function closedSyllable(ch: string): boolean {
+  const c = ch.charCodeAt(0) - 0xac00;
+  return c >= 0 && c < 11172 && c % 28 !== 0;
+}
 
 export function koreanStem(word: string): string {
   let w = word;
   // Two passes: a plural or "하다" ending and then a particle ("설계들을", "분석해서는").
   for (let pass = 0; pass < 2; pass++) {
-    const s = KO_SUFFIXES.find((x) => w.endsWith(x) && w.length - x.length >= 2);
-    if (!s) break;
-    w = w.slice(0, -s.length);
+    const hit = KO_SUFFIXES.find(([x, after]) => {
+      if (!w.endsWith(x) || w.length - x.length < 2) return false;
+      if (after === 'any') return true;
+      return closedSyllable(w[w.length - x.length - 1] as string) === (after === 'closed');
+    });
+    if (!hit) break;
+    w = w.slice(0, -hit[0].length);
   }
   return w;
 }
@@ -120,10 +138,18 @@ export function formatKeywords(r: KeywordReport, source: string): string {
     out.push('  no candidates (none reached --min-rows)');
     return `${out.join('\n')}\n`;
   }
-  const tw = Math.max(4, ...r.candidates.map((c) => [...c.term].length + 2));
-  out.push(`  ${'term'.padEnd(tw)}${'false-weak rows'.padStart(16)}${'weak rows'.padStart(11)}   example`);
+  const tw = Math.max(4, ...r.candidates.map((c) => displayWidth(c.term) + 2));
+  const pad = (t: string) => t + ' '.repeat(tw - displayWidth(t));
+  out.push(`  ${pad('term')}${'false-weak rows'.padStart(16)}${'weak rows'.padStart(11)}   example`);
   for (const c of r.candidates) {
-    out.push(`  ${c.term.padEnd(tw)}${String(c.rows).padStart(16)}${String(c.weak_rows).padStart(11)}   ${JSON.stringify(c.example)}`);
+    out.push(`  ${pad(c.term)}${String(c.rows).padStart(16)}${String(c.weak_rows).padStart(11)}   ${JSON.stringify(c.example)}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/** Terminal columns: Hangul and CJK characters take two, so Korean terms line up with English ones. */
+function displayWidth(s: string): number {
+  let w = 0;
+  for (const ch of s) w += /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\uff00-\uff60]/.test(ch) ? 2 : 1;
+  return w;
 }

@@ -46,7 +46,7 @@ describe('tiergate config check', () => {
 });
 
 describe('examples', () => {
-  it.each(['tiergate.yaml', 'tenants.yaml'])('examples/%s is a valid config (the README shows it)', (name) => {
+  it.each(['tiergate.yaml', 'tenants.yaml', 'classifier-tuning.yaml'])('examples/%s is a valid config (the README shows it)', (name) => {
     const example = fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
     const r = run(['config', 'check', example], { OPENAI_API_KEY: 'sk-example', LEDGER_USER_HASH_KEY: 'a-key-of-at-least-16-chars' });
     expect(r.stderr).toBe('');
@@ -118,5 +118,19 @@ describe('tiergate eval and keywords', () => {
     expect(r.stdout).toContain('6 false-weak rows, 2 correctly-weak rows');
     expect(r.stdout).toMatch(/쿠버네티스\s+3\s+0\s+"쿠버네티스에서 파드가 계속 재시작돼요"/);
     expect(r.stdout).toMatch(/python\s+2\s+0\s+"Write a python script to parse logs"/);
+  });
+});
+
+describe('the README walkthrough of the tuning loop', () => {
+  it('examples/labelled-prompts.jsonl with examples/classifier-tuning.yaml gives the figures the README shows', () => {
+    const ex = (name: string) => fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
+    const r = run(['eval', ex('labelled-prompts.jsonl'), '--config', ex('classifier-tuning.yaml'), '--versions', 'v7,v8', '--json']);
+    const out = JSON.parse(r.stdout);
+    const pick = (v: { version: string; strong_recall: number; misroute_rate: number; weak_tier_share: number; false_weak: number }) => [v.version, v.strong_recall, v.misroute_rate, v.weak_tier_share, v.false_weak];
+    expect(out.versions.map(pick)).toEqual([
+      ['v7', 3 / 12, 9 / 30, 27 / 30, 9],
+      ['v8', 11 / 12, 1 / 30, 19 / 30, 1],
+    ]);
+    expect(out.disagreements.rows).toBe(8);
   });
 });

@@ -94,6 +94,11 @@ describe('tiergate keywords', () => {
     expect(koreanStem('재시작돼요')).toBe('재시작');
     expect(koreanStem('설계들을')).toBe('설계');
     expect(koreanStem('속도')).toBe('속도');
+    // 이 and 가 follow the sound before them: a loanword ending in an open syllable keeps its 이.
+    expect(koreanStem('게이트웨이')).toBe('게이트웨이');
+    expect(koreanStem('데드락이')).toBe('데드락');
+    expect(koreanStem('파드가')).toBe('파드');
+    expect(koreanStem('평가')).toBe('평가');
   });
 
   it('terms drop English and Korean stop words and short tokens', () => {
