@@ -8,7 +8,8 @@
 // request's limits share a tag, one per tag otherwise, run in turn. A later tag's refusal releases what the
 // earlier ones reserved, so nothing is ever admitted past a limit; the cost is that, for that moment, a
 // concurrent request may be refused by the released reservation (never the reverse).
-import { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { connectRedis } from './connect.js';
 import { whenReady } from './when-ready.js';
 import { costOf, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
@@ -109,22 +110,7 @@ export class RedisBudgetStore implements BudgetStore {
   readonly redis: ScriptClient;
 
   constructor(private readonly opts: RedisBudgetStoreOptions) {
-    // A command while disconnected fails at once rather than waiting in ioredis' queue: the request must be
-    // answered inside Envoy's message timeout, by the failure rule if need be.
-    const common = { connectTimeout: opts.connectTimeoutMs, commandTimeout: opts.commandTimeoutMs, maxRetriesPerRequest: 0 };
-    const backoff = (n: number) => Math.min(50 * n, 1000);
-    if (opts.cluster) {
-      const { hostname, port, username, password } = new URL(opts.url);
-      const auth = { ...(username ? { username: decodeURIComponent(username) } : {}), ...(password ? { password: decodeURIComponent(password) } : {}) };
-      this.redis = new Cluster([{ host: hostname, port: Number(port || 6379) }], {
-        enableOfflineQueue: false,
-        clusterRetryStrategy: backoff,
-        redisOptions: { ...common, ...auth, ...(opts.url.startsWith('rediss:') ? { tls: {} } : {}) },
-      }) as unknown as ScriptClient;
-    } else {
-      this.redis = new Redis(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: backoff }) as ScriptClient;
-    }
-    this.redis.on('error', () => undefined); // surfaced by failed commands, counted by the breaker
+    this.redis = connectRedis(opts) as ScriptClient;
     this.redis.defineCommand('tiergateAdmit', { lua: ADMIT });
     this.redis.defineCommand('tiergateReconcile', { lua: RECONCILE });
     this.redis.defineCommand('tiergateRelease', { lua: RELEASE });
