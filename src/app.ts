@@ -10,7 +10,10 @@ import { createSettle } from './ledger/settle.js';
 import type { LedgerSink } from './ledger/sink.js';
 import { createSinks } from './ledger/sinks.js';
 import { replyFor } from './pipeline/header-rules.js';
-import { LlmStream } from './pipeline/llm-stream.js';
+import { LlmStream, type StreamDeps } from './pipeline/llm-stream.js';
+import { ResponseCache } from './cache/response-cache.js';
+import { createCacheLookupStage } from './stages/cache-lookup.js';
+import { createCacheStore } from './stores/create-cache-store.js';
 import type { Stage } from './pipeline/stage.js';
 import { classifyStage } from './stages/classify.js';
 import { parseStage } from './stages/parse.js';
@@ -26,8 +29,8 @@ import { createMetrics, setConfigInfo, type Metrics } from './telemetry/metrics.
  * The one request pipeline (architecture.md §2). Authentication already ran on the request headers, so
  * the body is parsed, classified, checked against the tenant's ACL and limits, then routed.
  */
-export function requestStages(metrics: Metrics, budgets: Budgets): Stage[] {
-  return [parseStage, classifyStage, createPolicyStage(metrics), createBudgetStage(budgets), routeStage];
+export function requestStages(metrics: Metrics, budgets: Budgets, cache: ResponseCache): Stage[] {
+  return [parseStage, classifyStage, createPolicyStage(metrics), createCacheLookupStage(cache, metrics), createBudgetStage(budgets), routeStage];
 }
 
 export interface App {
@@ -37,6 +40,7 @@ export interface App {
   admin: AdminServer;
   ledger: Ledger;
   budgets: Budgets;
+  cache: ResponseCache;
   reloadListener: ReloadListener;
   /** Health flips to NOT_SERVING, no new streams, in-flight ones get `graceMs`, then everything closes. */
   shutdown(graceMs: number): Promise<void>;
@@ -88,7 +92,9 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
 
   // The store is built once from the startup config: changing budgets.store or budgets.redis needs a restart.
   const budgets = new Budgets(createBudgetStore(runtime.config.budgets), metrics, log.child({ component: 'budget' }), opts.now);
-  const stages = requestStages(metrics, budgets).filter((s) => !opts.onlyStages || opts.onlyStages.includes(s.name));
+  // Likewise the cache store (cache.store, cache.redis); policies, TTLs and the deadline reload live.
+  const cache = new ResponseCache(createCacheStore(runtime.config.cache, opts.now), runtime.config.cache.redis?.keyPrefix ?? 'tiergate:cache:', metrics, log.child({ component: 'cache' }), opts.now);
+  const stages = requestStages(metrics, budgets, cache).filter((s) => !opts.onlyStages || opts.onlyStages.includes(s.name));
 
   const streamLog = log.child({ component: 'extproc' });
   const deps = {
@@ -97,7 +103,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     log: streamLog,
     requestStages: stages,
     budgets,
-    settle: createSettle(ledger, metrics, ledgerLog, budgets),
+    settle: withCacheStore(createSettle(ledger, metrics, ledgerLog, budgets), cache, metrics),
   };
   const extproc = createExtProcServer((info) => new LlmStream(deps, info), {
     allowModeOverride: () => config.current().config.envoy.allowModeOverride,
@@ -128,6 +134,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     admin,
     ledger,
     budgets,
+    cache,
     reloadListener,
     isServing: () => serving,
     markServing() {
@@ -142,8 +149,20 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
       // Every stream has ended, so every row is recorded: deliver them (or keep them in the spool) before exit.
       await ledger.close();
       await budgets.close();
+      await cache.close();
       await admin.close();
     },
+  };
+}
+
+/** After the ledger row: a miss whose answer came back whole and normal is stored, off the answer path. */
+function withCacheStore(settle: StreamDeps['settle'], cache: ResponseCache, metrics: Metrics): StreamDeps['settle'] {
+  return (record, runtime) => {
+    settle(record, runtime);
+    const save = record.cacheSave;
+    if (!save) return;
+    if (save.entry) cache.save(save.storeKey, save.entry, save.ttlMs, runtime.config.cache);
+    else metrics.cacheWrites.inc({ result: 'not_storable' });
   };
 }
 

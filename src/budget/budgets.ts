@@ -11,6 +11,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { budgetWarningHeader, limitError, rateLimitHeaders } from './rate-limit-headers.js';
 import { bucketsFor } from './buckets.js';
+import { STORE_FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttled-log.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 
 /** What an admitted request holds until its response ends. */
@@ -40,8 +41,7 @@ export class Budgets {
   /** The per-instance limiter used while the shared store is away (fail-open). */
   private readonly local = new MemoryBudgetStore();
   private readonly pendingReconciles: Array<() => Promise<void>> = [];
-  private lastFailureLog = 0;
-  private suppressedFailures = 0;
+  private readonly failureLog: ThrottledWarning;
 
   constructor(
     readonly store: BudgetStore,
@@ -50,6 +50,7 @@ export class Budgets {
     private readonly now: () => number = Date.now,
   ) {
     this.breaker = new CircuitBreaker(now, (open) => metrics.budgetStoreDegraded.set(open ? 1 : 0));
+    this.failureLog = new ThrottledWarning(log, STORE_FAILURE_LOG_INTERVAL_MS, now);
   }
 
   admit(rt: Runtime, q: AdmitQuery): AdmitOutcome | Promise<AdmitOutcome> {
@@ -133,15 +134,7 @@ export class Budgets {
   private failed(op: 'admit' | 'reconcile', err: unknown, breaker: Runtime['config']['budgets']['breaker'] | undefined): void {
     this.metrics.budgetStoreFailures.inc({ op });
     this.breaker.failed(breaker);
-    // A down Redis fails every request: one log line per interval, with how many were folded into it.
-    const now = this.now();
-    if (now - this.lastFailureLog < FAILURE_LOG_INTERVAL_MS) {
-      this.suppressedFailures++;
-      return;
-    }
-    this.log.warn({ event: 'budget.store_failed', op, err: (err as Error).message, suppressed: this.suppressedFailures });
-    this.lastFailureLog = now;
-    this.suppressedFailures = 0;
+    this.failureLog.warn({ event: 'budget.store_failed', op, err: (err as Error).message });
   }
 
   private retryReconciles(): void {
@@ -156,5 +149,4 @@ export class Budgets {
 }
 
 const NOTHING_TO_ADMIT: AdmitOutcome = Object.freeze({ admitted: undefined });
-const FAILURE_LOG_INTERVAL_MS = 10_000;
 const MAX_PENDING_RECONCILES = 10_000;

@@ -1,6 +1,7 @@
 // Config for who may call (auth), what each tenant may do (tenants, plans) and how much (budgets).
 // Kept apart from schema.ts so the access-control surface reads in one place.
 import { z } from 'zod';
+import { cachePolicySchema } from './cache-schema.js';
 
 /** Tenant ids end up in Redis keys, headers and ledger rows: a tight charset keeps them inert everywhere. */
 export const TENANT_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -42,6 +43,8 @@ const policyFields = {
   featureHeader: z.string().toLowerCase().optional(),
   /** model "auto" classified into a tier this tenant may not use: route to an allowed tier, or answer 403. */
   onTierDenied: z.enum(['downgrade', 'refuse']).optional(),
+  /** Response cache policy (README "Response cache"). */
+  cache: cachePolicySchema.optional(),
 };
 
 export const planSchema = z.strictObject(policyFields);

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { versionSchema } from '../classify/rules-schema.js';
 import { V7 } from '../classify/v7.js';
 import { priceTableSchema } from '../usage/price-table.js';
+import { cacheSchema } from './cache-schema.js';
 import { authSchema, budgetsSchema, planSchema, tenantSchema, TENANT_ID } from './policy-schema.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT');
@@ -143,6 +144,7 @@ export const configSchema = z
     /** Per-tenant policy; "*" applies to every tenant without an entry of its own. */
     tenants: z.record(z.string(), tenantSchema).default({}),
     budgets: budgetsSchema,
+    cache: cacheSchema,
     classifier: z
       .strictObject({
         active: z.string().default('v7'),
@@ -203,6 +205,7 @@ export const configSchema = z
       if (p.plan !== undefined && !(p.plan in c.plans)) ctx.addIssue({ code: 'custom', path: ['tenants', t, 'plan'], message: `unknown plan "${p.plan}"` });
     }
     for (const t of Object.keys(c.budgets.tierTokensPerMinute)) needTier(t, ['budgets', 'tierTokensPerMinute', t]);
+    if (c.cache.store === 'redis' && !c.cache.redis) ctx.addIssue({ code: 'custom', path: ['cache', 'redis'], message: 'store "redis" needs cache.redis.url' });
     if (c.budgets.store === 'redis' && !c.budgets.redis) ctx.addIssue({ code: 'custom', path: ['budgets', 'redis'], message: 'store "redis" needs budgets.redis.url' });
     if (c.auth.mode === 'api_key' && c.auth.keys.length === 0) ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'mode "api_key" needs at least one key' });
     if (!c.classifier.versions.v7) {

@@ -2,6 +2,9 @@
 // table, status from how the stream ended. Runs after the last answer, never on the answer path.
 import { randomUUID } from 'node:crypto';
 import type { Admission } from '../budget/budgets.js';
+import type { CachedAnswer } from '../cache/answer.js';
+import type { CacheEntry } from '../stores/cache-store.js';
+import { readUsage } from '../usage/usage.js';
 import { estimateUsage, type PromptForCount } from '../usage/estimate.js';
 import type { PriceTable } from '../usage/price-table.js';
 import type { ResponseFacts } from '../usage/response-usage.js';
@@ -28,6 +31,10 @@ export interface RequestRecord {
   classifierReason: string | null;
   shadowTier: string | null;
   shadowReason: string | null;
+  /** Set when the tenant's cache policy applied: the answer served from the cache (hits), and lookup time. */
+  cache: { hit: CachedAnswer | undefined; lookupMs: number } | undefined;
+  /** A miss that may be stored: where, and the entry (null when the response was not a complete, normal 200). */
+  cacheSave: { storeKey: string; ttlMs: number; entry: CacheEntry | null } | undefined;
   /** The request was sent on to an upstream (not answered by tiergate itself). */
   upstreamCalled: boolean;
   /** tiergate answered itself with this error. */
@@ -61,7 +68,8 @@ export function buildRow(r: RequestRecord, prices: PriceTable): BuiltRow | Promi
 
 function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: UsageSource): BuiltRow {
   const status = statusOf(r);
-  const modelResolved = r.facts?.model ?? r.routedModel;
+  const hit = r.cache?.hit;
+  const modelResolved = hit?.model ?? r.facts?.model ?? r.routedModel;
   const nothingSpent = source === 'none';
   const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : prices.cost(usage, r.facts?.model, r.routedModel ?? undefined);
   const row: LedgerRow = {
@@ -84,7 +92,7 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
     classifier_reason: r.classifierReason,
     shadow_tier: r.shadowTier,
     shadow_reason: r.shadowReason,
-    cache_hit: false,
+    cache_hit: hit !== undefined,
     usage: {
       input_tokens: usage.inputTokens,
       output_tokens: usage.outputTokens,
@@ -94,16 +102,16 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
     },
     usage_source: source,
     cost_usd: cost ? { input: cost.input, output: cost.output, total: cost.total, price_table_version: cost.priceTableVersion } : null,
-    saved_usd: null,
+    saved_usd: hit ? savedBy(hit, prices, r.routedModel) : null,
     latency_ms: {
       gateway: round3(r.timings.gatewayMs),
-      cache_lookup: null,
+      cache_lookup: r.cache ? round3(r.cache.lookupMs) : null,
       provider: r.timings.providerMs === null ? null : round3(r.timings.providerMs),
       total: round3(r.timings.totalMs),
       ttft: r.timings.ttftMs === null ? null : round3(r.timings.ttftMs),
     },
     status,
-    http_status: r.localReply?.status ?? r.httpStatus,
+    http_status: hit ? 200 : (r.localReply?.status ?? r.httpStatus),
     error_code: errorCodeOf(r, status),
     fallback_used: r.fallbackUsed,
     rate_limit_tier: r.rateLimitTier,
@@ -112,6 +120,7 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
 }
 
 export function statusOf(r: RequestRecord): RowStatus {
+  if (r.cache?.hit) return 'cache_hit';
   if (r.localReply) return 'rejected';
   if (!r.responseEnded) return 'cancelled';
   if ((r.httpStatus ?? 0) >= 400 || r.facts?.errorCode) return 'upstream_error';
@@ -136,6 +145,13 @@ function knownUsage(r: RequestRecord): { usage: Usage; source: UsageSource } | u
   const refused = r.httpStatus !== null && r.httpStatus >= 400;
   if (!called || refused) return { usage: ZERO, source: 'none' };
   return undefined;
+}
+
+/** What the cached answer cost when it was produced: what serving it from the cache saved. */
+function savedBy(hit: CachedAnswer, prices: PriceTable, routedModel: string | null): number | null {
+  const usage = hit.usage ? readUsage(hit.usage) : undefined;
+  if (!usage) return null;
+  return prices.cost(usage, hit.model, routedModel ?? undefined)?.total ?? null;
 }
 
 const ZERO: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, cachedInputTokens: 0, reasoningTokens: 0 };

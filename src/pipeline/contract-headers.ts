@@ -15,6 +15,7 @@ export const H = {
   retryAfter: 'retry-after',
   budgetWarning: 'x-budget-warning',
   degraded: 'x-tiergate-degraded',
+  cache: 'x-cache',
 } as const;
 
 /** Headers only tiergate may set on the request: a client's own values are always removed or overwritten. */

@@ -24,6 +24,9 @@ import { UNAUTHENTICATED, authenticate, type Caller } from '../stages/authentica
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import type { RequestState } from './request-state.js';
+import { replayJson, replaySse } from '../cache/answer.js';
+import type { CacheEntry } from '../stores/cache-store.js';
+import type { LlmRequest } from '../llm/parse-request.js';
 import { ResponseAccounting, type UsageMetadata } from './response-accounting.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
@@ -52,7 +55,7 @@ export class LlmStream implements StreamHandler {
   private readonly acc: ResponseAccounting;
   /** The tier of a path routed without classification. */
   private pathTier: TierRuntime | undefined;
-  private outcome: 'routed' | 'local_reply' | 'passthrough' = 'passthrough';
+  private outcome: 'routed' | 'local_reply' | 'cache_hit' | 'passthrough' = 'passthrough';
   private status: number | undefined;
   private readonly holdChunks: boolean;
   private readonly responseBuffered: boolean;
@@ -177,6 +180,7 @@ export class LlmStream implements StreamHandler {
   private decide(state: RequestState, result: PipelineResult, started: number): Decision {
     this.acc.requestDecided(state, started);
     if (result.kind === 'error') return this.reply(result.error);
+    if (state.cache?.hit) return this.cacheReply(state, state.cache.hit);
     const route = state.route;
     if (route?.classification) {
       const c = route.classification;
@@ -210,6 +214,27 @@ export class LlmStream implements StreamHandler {
     return decision;
   }
 
+  /** The cached answer, in the wire format this client asked for; the model is never called. */
+  private cacheReply(state: RequestState, entry: CacheEntry): ReplyDecision {
+    const llm = state.llm as LlmRequest;
+    const now = Date.now();
+    const opts = llm.json.stream_options;
+    const includeUsage = typeof opts === 'object' && opts !== null && (opts as { include_usage?: unknown }).include_usage === true;
+    const headers: Array<readonly [string, string]> = [
+      [H.contentType, llm.stream ? 'text/event-stream' : 'application/json'],
+      [H.cache, state.cache?.status ?? 'hit-exact'],
+      [H.modelResolved, entry.answer.model],
+    ];
+    if (state.route) headers.push([H.tier, state.route.tier.name]);
+    if (state.admission) headers.push(...state.admission.responseHeaders);
+    this.outcome = 'cache_hit';
+    this.acc.routed(state.route?.tier);
+    if (this.deps.log.isLevelEnabled('debug')) state.log.debug({ event: 'cache.hit', kind: state.cache?.status, tier: state.route?.tier.name });
+    const body = llm.stream ? replaySse(entry.answer, now, includeUsage) : replayJson(entry.answer, now);
+    this.releaseRequestData(state);
+    return { kind: 'reply', status: 200, headers, body, details: 'tiergate_cache_hit' };
+  }
+
   /**
    * The stream lives until the response ends, which for an SSE answer can be minutes; once routed only the
    * decision is needed, so the body (up to limits.maxRequestBodyBytes), the parsed JSON and the rewritten body
@@ -237,6 +262,8 @@ export class LlmStream implements StreamHandler {
     const set: Array<readonly [string, string]> = tier ? [[H.tier, tier.name], [H.modelResolved, tier.model]] : [];
     const limits = this.state?.admission?.responseHeaders;
     if (limits) set.push(...limits);
+    const cache = this.state?.cache;
+    if (cache) set.push([H.cache, cache.status]);
     const decision: ContinueDecision = set.length > 0 ? { kind: 'continue', headers: { set } } : { kind: 'continue' };
     this.acc.buffered = this.responseBuffered;
     if (this.runtime.config.envoy.allowModeOverride && !endOfStream) {

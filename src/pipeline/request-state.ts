@@ -6,6 +6,7 @@ import type { LlmRequest } from '../llm/parse-request.js';
 import type { Admission } from '../budget/budgets.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { CacheEntry } from '../stores/cache-store.js';
 
 export type RouteSource = 'classifier' | 'alias' | 'path';
 
@@ -16,6 +17,20 @@ export interface RouteDecision {
   classification?: ClassifierDecision;
   /** The shadow version's decision (classifier routes only, when a shadow is configured); never routes. */
   shadow?: ClassifierDecision;
+}
+
+/** What the response cache did for this request (set only when the tenant's policy turns the cache on). */
+export interface RequestCache {
+  /** The x-cache header value. */
+  status: 'hit-exact' | 'hit-semantic' | 'miss' | 'bypass';
+  /** Why a miss or bypass: not_found, deadline, store_down, client, tools, … */
+  reason: string | undefined;
+  /** The entry that answers this request (hits). */
+  hit?: CacheEntry;
+  /** Where the upstream's answer goes once complete (absent when storing is not allowed). */
+  save?: { storeKey: string; ttlMs: number };
+  /** Time spent looking up (ms), 0 when no lookup ran. */
+  lookupMs: number;
 }
 
 export interface RequestState {
@@ -34,6 +49,7 @@ export interface RequestState {
   /** Set when limits applied and the request was admitted: what it reserved, until the response ends. */
   admission?: Admission;
   route?: RouteDecision;
+  cache?: RequestCache;
   /** Request header changes for the upstream, applied in the request-body answer. */
   readonly setHeaders: Array<[string, string]>;
   readonly removeHeaders: string[];

@@ -11,7 +11,8 @@ import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../usage
 import { readUsage, type Usage } from '../usage/usage.js';
 import type { HeaderMap } from '../extproc/types.js';
 import { DEFAULT_TENANT } from '../stages/authenticate.js';
-import type { RequestState } from './request-state.js';
+import type { RequestCache, RequestState } from './request-state.js';
+import { AnswerAssembler } from '../cache/answer.js';
 
 /** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
 export type UsageMetadata = Record<string, string | number | boolean>;
@@ -39,6 +40,9 @@ export class ResponseAccounting {
     | { model: string | null; stream: boolean; chat: boolean; messages: LlmRequest['messages']; extra: unknown; user: unknown }
     | undefined;
   private routedTier: TierRuntime | undefined;
+  private cache: RequestCache | undefined;
+  /** Builds the answer to store, for a cache miss whose answer may be stored. */
+  private assembler: AnswerAssembler | undefined;
   /** The response body arrives BUFFERED (whole), so header changes in the body answer still apply. */
   buffered = false;
 
@@ -48,6 +52,8 @@ export class ResponseAccounting {
   requestDecided(state: RequestState, bodyStartedAt: number): void {
     this.bodyAnsweredAt = performance.now();
     this.gatewayMs = this.bodyAnsweredAt - bodyStartedAt;
+    this.cache = state.cache;
+    if (state.cache?.save && !state.cache.hit) this.assembler = new AnswerAssembler(this.runtime.config.cache.maxAnswerChars);
     const llm = state.llm;
     if (!llm) return;
     const json = llm.json;
@@ -71,7 +77,7 @@ export class ResponseAccounting {
     this.responseHeadersAt = performance.now();
     this.httpStatus = Number(headers.get(':status') ?? 0) || null;
     const kind = bodyKindOf(headers.get('content-type'));
-    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind);
+    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler);
     if (endOfStream) this.endResponse();
     return kind;
   }
@@ -158,6 +164,8 @@ export class ResponseAccounting {
       classifierVersion: c?.version ?? (route ? route.source : null),
       classifierRule: c?.rule ?? null,
       classifierReason: c?.reason ?? null,
+      cache: this.cache ? { hit: this.cache.hit?.answer, lookupMs: this.cache.lookupMs } : undefined,
+      cacheSave: this.cacheSave(),
       shadowTier: route?.shadow?.tier ?? null,
       shadowReason: route?.shadow ? `${route.shadow.version} ${route.shadow.reason}` : null,
       upstreamCalled,
@@ -176,6 +184,16 @@ export class ResponseAccounting {
         totalMs: now - this.startPerf,
       },
     };
+  }
+
+  /** A miss whose answer may be stored: the entry when the response was a complete, normal 200; else null. */
+  private cacheSave(): RequestRecord['cacheSave'] {
+    const save = this.cache?.save;
+    if (!save || !this.assembler) return undefined;
+    const facts = this.facts;
+    const whole = this.httpStatus === 200 && this.responseEndedAt > 0 && facts?.complete === true && facts.errorCode === undefined;
+    const answer = whole ? this.assembler.answer() : undefined;
+    return { ...save, entry: answer ? { answer, storedAt: Date.now() } : null };
   }
 
   /** The tier whose model answered: exact, or a dated snapshot of it (gpt-4o-mini → gpt-4o-mini-2024-07-18). */

@@ -13,7 +13,18 @@ export interface TenantPolicy {
   tokensPerMinute: number | undefined;
   featureHeader: string;
   onTierDenied: 'downgrade' | 'refuse';
+  cache: CachePolicy;
 }
+
+export interface CachePolicy {
+  mode: 'off' | 'exact' | 'semantic';
+  /** undefined: the cache section's defaultTtlSeconds. */
+  ttlSeconds: number | undefined;
+  toolRequests: boolean;
+  namespace: string;
+}
+
+export const NO_CACHE: CachePolicy = Object.freeze({ mode: 'off', ttlSeconds: undefined, toolRequests: false, namespace: '0' });
 
 type Fields = Config['tenants'][string];
 
@@ -56,6 +67,7 @@ export class TenantDirectory {
       tokensPerMinute: pick('tokensPerMinute'),
       featureHeader: pick('featureHeader') ?? this.config.ledger.featureHeader,
       onTierDenied: pick('onTierDenied') ?? 'downgrade',
+      cache: cachePolicyOf(layers),
     };
   }
 }
@@ -70,4 +82,17 @@ export const NO_POLICY: TenantPolicy = Object.freeze({
   tokensPerMinute: undefined,
   featureHeader: 'x-feature-id',
   onTierDenied: 'downgrade',
+  cache: NO_CACHE,
 });
+
+/** The cache field layers key by key: a tenant may bump only its namespace and keep its plan's mode. */
+function cachePolicyOf(layers: readonly Fields[]): CachePolicy {
+  const merged: NonNullable<Fields['cache']> = {};
+  for (const l of layers) if (l.cache) Object.assign(merged, Object.fromEntries(Object.entries(l.cache).filter(([, v]) => v !== undefined)));
+  return {
+    mode: merged.mode ?? NO_CACHE.mode,
+    ttlSeconds: merged.ttlSeconds,
+    toolRequests: merged.toolRequests ?? NO_CACHE.toolRequests,
+    namespace: merged.namespace ?? NO_CACHE.namespace,
+  };
+}

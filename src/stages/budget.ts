@@ -19,7 +19,8 @@ export function createBudgetStage(budgets: Budgets): Stage {
       const { policy, runtime: rt, llm } = state;
       const tier = state.route?.tier.name;
       if (!hasLimits(rt, policy, tier) || !llm) return;
-      if (!hasTokenLimits(rt, policy, tier)) return admit(budgets, state, tier, null);
+      // A cache hit counts as a request but spends no tokens.
+      if (state.cache?.hit || !hasTokenLimits(rt, policy, tier)) return admit(budgets, state, tier, null);
       const text = promptText(llm);
       const now = countTokensNow(text);
       if (now !== undefined) return admit(budgets, state, tier, reservation(rt, llm, now));

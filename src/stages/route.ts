@@ -9,6 +9,7 @@ export const routeStage: Stage = {
   run(state) {
     const { llm, route } = state;
     if (!llm || !route) throw new Error('route before classify');
+    if (state.cache?.hit) return; // answered from the cache: nothing goes upstream
     const json: Record<string, unknown> = { ...llm.json, model: route.tier.model };
     if (llm.stream) {
       // Without include_usage, vLLM and OpenAI send no usage in streams and spend is recorded as $0

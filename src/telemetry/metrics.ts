@@ -143,6 +143,23 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: '1 while the budget store is unreachable and the failure rule (open or closed) applies.',
       registers: [registry],
     }),
+    cacheLookups: new Counter({
+      name: 'tiergate_cache_lookups_total',
+      help: 'Response cache lookups by kind (exact, semantic), result (hit, miss, bypass) and reason.',
+      labelNames: ['kind', 'result', 'reason'] as const,
+      registers: [registry],
+    }),
+    cacheWrites: new Counter({
+      name: 'tiergate_cache_writes_total',
+      help: 'Answers offered to the response cache, by result (stored, failed, not_storable).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    cacheStoreDegraded: new Gauge({
+      name: 'tiergate_cache_store_degraded',
+      help: '1 while the cache store is unreachable: lookups are bypassed and requests go upstream.',
+      registers: [registry],
+    }),
     aclDecisions: new Counter({
       name: 'tiergate_acl_decisions_total',
       help: 'Model ACL outcomes other than allowed: downgraded or refused.',

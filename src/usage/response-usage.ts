@@ -31,6 +31,14 @@ export function bodyKindOf(contentType: string | undefined): BodyKind {
   return 'other';
 }
 
+/** Sees every object the collector parses (the response cache assembles its answer from them). */
+export interface ResponseObserver {
+  body(o: Record<string, unknown>): void;
+  chunk(o: Record<string, unknown>): void;
+  /** Something was not readable (a non-JSON event, a body too large to parse): the answer is not whole. */
+  spoil(): void;
+}
+
 export class ResponseUsageCollector {
   private readonly sse: SseParser | undefined;
   private chunks: Buffer[] = [];
@@ -50,6 +58,7 @@ export class ResponseUsageCollector {
     readonly kind: BodyKind,
     /** JSON bodies above this are not parsed (Envoy's own buffer limit bounds BUFFERED bodies anyway). */
     private readonly maxJsonBytes = 32 * 1024 * 1024,
+    private readonly observer?: ResponseObserver,
   ) {
     if (kind === 'sse') this.sse = new SseParser((e) => this.onEvent(e));
   }
@@ -65,6 +74,7 @@ export class ResponseUsageCollector {
     this.bytes += chunk.length;
     if (this.bytes > this.maxJsonBytes) {
       this.overflow = true;
+      this.observer?.spoil();
       this.chunks = [];
       return;
     }
@@ -98,10 +108,12 @@ export class ResponseUsageCollector {
     try {
       body = JSON.parse(text);
     } catch {
+      this.observer?.spoil();
       return;
     }
-    if (!isObject(body)) return;
+    if (!isObject(body)) return this.observer?.spoil();
     this.done = true;
+    this.observer?.body(body);
     this.readCommon(body);
     // The generated text is only needed to estimate a missing usage.
     const wantText = this.usage === undefined;
@@ -123,9 +135,11 @@ export class ResponseUsageCollector {
     try {
       chunk = JSON.parse(e.data);
     } catch {
+      this.observer?.spoil();
       return; // not JSON: nothing to account for (the client still gets it unchanged)
     }
-    if (!isObject(chunk)) return;
+    if (!isObject(chunk)) return this.observer?.spoil();
+    this.observer?.chunk(chunk);
     this.readCommon(chunk);
     for (const choice of arrayOf(chunk.choices)) {
       if (!isObject(choice)) continue;

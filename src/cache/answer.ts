@@ -1,0 +1,200 @@
+// A chat completion as the cache keeps it, whatever wire format it arrived in, and its replay in the wire format
+// the asking client wants: a `chat.completion` JSON body, or well-formed SSE chunks ending in `data: [DONE]`.
+import { randomBytes } from 'node:crypto';
+
+export interface CachedToolCall {
+  id: string;
+  type: string;
+  function: { name: string; arguments: string };
+}
+
+export interface CachedChoice {
+  index: number;
+  content: string | null;
+  refusal: string | null;
+  toolCalls: CachedToolCall[];
+  finishReason: string;
+}
+
+/** OpenAI's usage object as the backend reported it (kept verbatim so a replay reports the same numbers). */
+export type WireUsage = Record<string, unknown>;
+
+export interface CachedAnswer {
+  /** The model that produced the answer (the response's `model`). */
+  model: string;
+  systemFingerprint: string | null;
+  choices: CachedChoice[];
+  usage: WireUsage | null;
+}
+
+/** Finish reasons of an answer that completed normally: anything else (tool_calls, content_filter, …) is not stored. */
+const STORABLE_FINISH = new Set(['stop', 'length']);
+
+/**
+ * Builds a CachedAnswer from a `chat.completion` body or from `chat.completion.chunk` events, fed the objects
+ * the usage collector already parsed (nothing is parsed twice). `answer()` is undefined unless the response was
+ * complete and every choice finished with stop or length.
+ */
+export class AnswerAssembler {
+  private model: string | undefined;
+  private fingerprint: string | null = null;
+  private usage: WireUsage | null = null;
+  private readonly choices = new Map<number, { content: string[]; refusal: string[]; calls: Map<number, CachedToolCall>; finish: string | undefined; sawContent: boolean }>();
+  private broken = false;
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** A whole `chat.completion` body. */
+  body(o: Record<string, unknown>): void {
+    this.common(o);
+    for (const c of arrayOf(o.choices)) {
+      if (!isObject(c) || !isObject(c.message)) {
+        this.broken = true;
+        continue;
+      }
+      const ch = this.choice(c.index);
+      this.addMessage(ch, c.message, false);
+      if (typeof c.finish_reason === 'string') ch.finish = c.finish_reason;
+    }
+  }
+
+  /** One `chat.completion.chunk` event. */
+  chunk(o: Record<string, unknown>): void {
+    this.common(o);
+    for (const c of arrayOf(o.choices)) {
+      if (!isObject(c)) continue;
+      const ch = this.choice(c.index);
+      if (isObject(c.delta)) this.addMessage(ch, c.delta, true);
+      if (typeof c.finish_reason === 'string') ch.finish = c.finish_reason;
+    }
+  }
+
+  /** The response carried an error, or something this assembler cannot reproduce faithfully. */
+  spoil(): void {
+    this.broken = true;
+  }
+
+  answer(): CachedAnswer | undefined {
+    if (this.broken || this.model === undefined || this.choices.size === 0 || this.bytes > this.maxBytes) return undefined;
+    const choices: CachedChoice[] = [];
+    for (const [index, ch] of [...this.choices].sort((a, b) => a[0] - b[0])) {
+      if (ch.finish === undefined || !STORABLE_FINISH.has(ch.finish)) return undefined;
+      choices.push({
+        index,
+        content: ch.sawContent ? ch.content.join('') : null,
+        refusal: ch.refusal.length > 0 ? ch.refusal.join('') : null,
+        toolCalls: [...ch.calls].sort((a, b) => a[0] - b[0]).map(([, c]) => c),
+        finishReason: ch.finish,
+      });
+    }
+    return { model: this.model, systemFingerprint: this.fingerprint, choices, usage: this.usage };
+  }
+
+  private common(o: Record<string, unknown>): void {
+    if (isObject(o.error)) this.broken = true;
+    if (this.model === undefined && typeof o.model === 'string' && o.model.length > 0) this.model = o.model;
+    if (typeof o.system_fingerprint === 'string') this.fingerprint = o.system_fingerprint;
+    if (isObject(o.usage)) this.usage = o.usage;
+  }
+
+  private choice(index: unknown) {
+    const i = typeof index === 'number' && Number.isInteger(index) && index >= 0 ? index : 0;
+    let ch = this.choices.get(i);
+    if (!ch) {
+      ch = { content: [], refusal: [], calls: new Map(), finish: undefined, sawContent: false };
+      this.choices.set(i, ch);
+    }
+    return ch;
+  }
+
+  private addMessage(ch: ReturnType<AnswerAssembler['choice']>, m: Record<string, unknown>, delta: boolean): void {
+    // Audio, and anything that is neither text nor tool calls, cannot be replayed from this record.
+    if (m.audio != null || (Array.isArray(m.content) && m.content.length > 0)) this.broken = true;
+    if (typeof m.content === 'string') {
+      ch.sawContent = true;
+      ch.content.push(m.content);
+      this.bytes += m.content.length;
+    }
+    if (typeof m.refusal === 'string') ch.refusal.push(m.refusal);
+    const calls = arrayOf(m.tool_calls);
+    calls.forEach((raw, pos) => {
+      if (!isObject(raw)) return;
+      // Stream deltas name their call by `index`; whole messages list calls in order.
+      const i = delta && typeof raw.index === 'number' ? raw.index : pos;
+      let call = ch.calls.get(i);
+      if (!call) {
+        call = { id: '', type: 'function', function: { name: '', arguments: '' } };
+        ch.calls.set(i, call);
+      }
+      if (typeof raw.id === 'string') call.id = raw.id;
+      if (typeof raw.type === 'string') call.type = raw.type;
+      const f = isObject(raw.function) ? raw.function : undefined;
+      if (typeof f?.name === 'string') call.function.name = delta ? call.function.name + f.name : f.name;
+      if (typeof f?.arguments === 'string') {
+        call.function.arguments = delta ? call.function.arguments + f.arguments : f.arguments;
+        this.bytes += f.arguments.length;
+      }
+    });
+  }
+}
+
+/** A fresh id per replay, in OpenAI's shape: two hits are two responses. */
+function completionId(): string {
+  return `chatcmpl-tg${randomBytes(12).toString('hex')}`;
+}
+
+function messageOf(c: CachedChoice): Record<string, unknown> {
+  const m: Record<string, unknown> = { role: 'assistant', content: c.content, refusal: c.refusal };
+  if (c.toolCalls.length > 0) m.tool_calls = c.toolCalls;
+  return m;
+}
+
+export function replayJson(a: CachedAnswer, now: number): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      id: completionId(),
+      object: 'chat.completion',
+      created: Math.floor(now / 1000),
+      model: a.model,
+      choices: a.choices.map((c) => ({ index: c.index, message: messageOf(c), logprobs: null, finish_reason: c.finishReason })),
+      usage: a.usage,
+      system_fingerprint: a.systemFingerprint,
+    }),
+  );
+}
+
+/**
+ * The answer as an OpenAI stream: per choice a role chunk, its content (or refusal), its tool calls, a finish
+ * chunk; then, when the client asked for include_usage, the usage chunk (`choices: []`) with `usage: null` on
+ * every chunk before it, as OpenAI sends them; then `data: [DONE]`.
+ */
+export function replaySse(a: CachedAnswer, now: number, includeUsage: boolean): Buffer {
+  const id = completionId();
+  const created = Math.floor(now / 1000);
+  const out: string[] = [];
+  const emit = (choices: unknown[], usage?: WireUsage | null) => {
+    const chunk: Record<string, unknown> = { id, object: 'chat.completion.chunk', created, model: a.model, system_fingerprint: a.systemFingerprint, choices };
+    if (includeUsage) chunk.usage = usage ?? null;
+    out.push(`data: ${JSON.stringify(chunk)}\n\n`);
+  };
+  for (const c of a.choices) {
+    const delta = (d: Record<string, unknown>, finish: string | null = null) => emit([{ index: c.index, delta: d, logprobs: null, finish_reason: finish }]);
+    delta({ role: 'assistant', content: c.content === null ? null : '', refusal: null });
+    if (c.content) delta({ content: c.content });
+    if (c.refusal) delta({ refusal: c.refusal });
+    c.toolCalls.forEach((t, i) => delta({ tool_calls: [{ index: i, id: t.id, type: t.type, function: { name: t.function.name, arguments: t.function.arguments } }] }));
+    delta({}, c.finishReason);
+  }
+  if (includeUsage) emit([], a.usage);
+  out.push('data: [DONE]\n\n');
+  return Buffer.from(out.join(''));
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function arrayOf(v: unknown): readonly unknown[] {
+  return Array.isArray(v) ? v : [];
+}

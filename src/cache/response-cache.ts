@@ -1,0 +1,104 @@
+// The response cache's service: scoped store keys, lookups bounded by a deadline and a circuit breaker, and
+// stores after the response, off the answer path. It fails open: a store that is down or slow turns a lookup
+// into a bypass (or a miss past the deadline) and the request goes upstream.
+import { CircuitBreaker } from '../budget/circuit-breaker.js';
+import type { Config } from '../config/schema.js';
+import type { CacheEntry, CacheStore } from '../stores/cache-store.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { STORE_FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttled-log.js';
+
+export type LookupResult =
+  | { result: 'hit'; entry: CacheEntry }
+  | { result: 'miss'; reason: 'not_found' | 'deadline' }
+  | { result: 'bypass'; reason: 'store_down' | 'store_error' };
+
+const MISS: LookupResult = { result: 'miss', reason: 'not_found' };
+const DEADLINE: LookupResult = { result: 'miss', reason: 'deadline' };
+const DOWN: LookupResult = { result: 'bypass', reason: 'store_down' };
+const ERROR: LookupResult = { result: 'bypass', reason: 'store_error' };
+
+export class ResponseCache {
+  private readonly breaker: CircuitBreaker;
+  private readonly failureLog: ThrottledWarning;
+
+  constructor(
+    readonly store: CacheStore,
+    private readonly prefix: string,
+    private readonly metrics: Metrics,
+    log: Logger,
+    now: () => number = Date.now,
+  ) {
+    this.breaker = new CircuitBreaker(now, (open) => metrics.cacheStoreDegraded.set(open ? 1 : 0));
+    this.failureLog = new ThrottledWarning(log, STORE_FAILURE_LOG_INTERVAL_MS, now);
+  }
+
+  /** Hash-tagged by tenant: on a Redis Cluster a tenant's entries share a slot, and the key names its owner. */
+  storeKey(tenant: string, kind: 'x', key: string): string {
+    return `${this.prefix}{t:${tenant}}:${kind}:${key}`;
+  }
+
+  lookup(storeKey: string, cfg: Config['cache']): LookupResult | Promise<LookupResult> {
+    if (!this.breaker.allows()) return this.counted(DOWN);
+    let got: ReturnType<CacheStore['get']>;
+    try {
+      got = this.store.get(storeKey);
+    } catch (err) {
+      return this.counted(this.failed('get', err, cfg));
+    }
+    if (!(got instanceof Promise)) return this.counted(got ? { result: 'hit', entry: got } : MISS);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<LookupResult>((resolve) => {
+      timer = setTimeout(() => resolve(DEADLINE), cfg.lookupDeadlineMs);
+    });
+    const answer = got.then(
+      (entry): LookupResult => {
+        this.breaker.succeeded();
+        return entry ? { result: 'hit', entry } : MISS;
+      },
+      (err: unknown) => this.failed('get', err, cfg),
+    );
+    return Promise.race([answer, deadline]).then((r) => {
+      clearTimeout(timer);
+      return this.counted(r);
+    });
+  }
+
+  /** After the response: never throws, never blocks a request. */
+  save(storeKey: string, entry: CacheEntry, ttlMs: number, cfg: Config['cache']): void {
+    if (!this.breaker.allows()) {
+      this.metrics.cacheWrites.inc({ result: 'failed' });
+      return;
+    }
+    const done = () => {
+      this.breaker.succeeded();
+      this.metrics.cacheWrites.inc({ result: 'stored' });
+    };
+    const fail = (err: unknown) => {
+      this.failed('set', err, cfg);
+      this.metrics.cacheWrites.inc({ result: 'failed' });
+    };
+    try {
+      const r = this.store.set(storeKey, entry, ttlMs);
+      if (r instanceof Promise) r.then(done, fail);
+      else done();
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  private failed(op: 'get' | 'set', err: unknown, cfg: Config['cache']): LookupResult {
+    this.breaker.failed(cfg.breaker);
+    this.failureLog.warn({ event: 'cache.store_failed', op, err: err instanceof Error ? err.message : String(err) });
+    return ERROR;
+  }
+
+  private counted(r: LookupResult): LookupResult {
+    this.metrics.cacheLookups.inc({ kind: 'exact', result: r.result, reason: r.result === 'hit' ? 'found' : r.reason });
+    return r;
+  }
+}

@@ -1,0 +1,47 @@
+// Config of the response cache: where entries live and how long a lookup may take (the `cache` section), and
+// what each tenant's policy allows (the `cache` field of a plan or tenant).
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+
+/** Per plan or tenant; fields layer like the other policy fields (tenant over plan over "*"). */
+export const cachePolicySchema = z.strictObject({
+  /** off: never; exact: identical requests; semantic: also near-duplicate last questions in the same context. */
+  mode: z.enum(['off', 'exact', 'semantic']).optional(),
+  ttlSeconds: positiveInt.optional(),
+  /** Whether requests that carry tools (or functions) may be answered from, and stored in, the cache. */
+  toolRequests: z.boolean().optional(),
+  /** Bump it (any new string) to invalidate every entry of the tenant, e.g. after a knowledge-base update. */
+  namespace: z.union([z.string().min(1), z.number()]).transform(String).optional(),
+});
+
+export const cacheSchema = z
+  .strictObject({
+    store: z.enum(['memory', 'redis']).default('memory'),
+    redis: z
+      .strictObject({
+        url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL'),
+        cluster: z.boolean().default(false),
+        keyPrefix: z.string().default('tiergate:cache:'),
+        connectTimeoutMs: positiveInt.default(50),
+        commandTimeoutMs: positiveInt.default(50),
+      })
+      .optional(),
+    /** A lookup slower than this is abandoned and the request proceeds as a miss (well inside Envoy's 200 ms). */
+    lookupDeadlineMs: positiveInt.default(30),
+    /** Memory store: entries kept per instance (least recently used go first). */
+    maxEntries: positiveInt.default(10_000),
+    /** Answers longer than this (characters of content and tool arguments) are not stored. */
+    maxAnswerChars: positiveInt.default(256 * 1024),
+    /** TTL when the tenant's policy sets none. */
+    defaultTtlSeconds: positiveInt.default(3600),
+    breaker: z
+      .strictObject({
+        failures: positiveInt.default(3),
+        cooldownMs: positiveInt.default(2000),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+export type CachePolicyConfig = z.infer<typeof cachePolicySchema>;

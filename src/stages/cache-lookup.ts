@@ -1,0 +1,50 @@
+// Looks the request up in the response cache, after the ACL (so a hit never serves a tier the tenant may not
+// use) and before admission (so a hit counts against requests per minute but reserves no tokens). A hit ends
+// the pipeline with a local 200 built by the stream; a miss notes where the upstream's answer will be stored.
+import type { ResponseCache } from '../cache/response-cache.js';
+import { exactKey, uncacheable } from '../cache/request-key.js';
+import type { RequestCache, RequestState } from '../pipeline/request-state.js';
+import type { Stage } from '../pipeline/stage.js';
+import type { Metrics } from '../telemetry/metrics.js';
+
+export function createCacheLookupStage(cache: ResponseCache, metrics: Metrics): Stage {
+  const bypass = (state: RequestState, reason: string, save?: RequestCache['save']) => {
+    metrics.cacheLookups.inc({ kind: 'exact', result: 'bypass', reason });
+    state.cache = { status: 'bypass', reason, lookupMs: 0, ...(save ? { save } : {}) };
+  };
+  return {
+    name: 'cache',
+    // The cache is optional: an unexpected error here is logged and counted, and the request goes upstream.
+    onError: 'skip',
+    run(state) {
+      const p = state.policy.cache;
+      const { llm, route } = state;
+      if (p.mode === 'off' || !llm || !route) return;
+      const why = uncacheable(llm, p.toolRequests);
+      if (why) return bypass(state, why);
+      const cfg = state.runtime.config.cache;
+      const key = exactKey({ tenant: state.tenant, namespace: p.namespace, tier: route.tier.name, model: route.tier.model }, llm);
+      const storeKey = cache.storeKey(state.tenant, 'x', key);
+      const directives = cacheControl(state.headers.get('cache-control'));
+      const save = directives.noStore ? undefined : { storeKey, ttlMs: (p.ttlSeconds ?? cfg.defaultTtlSeconds) * 1000 };
+      // no-cache: answer from upstream, but the fresh answer may be stored; no-store: neither.
+      if (directives.noCache || directives.noStore) return bypass(state, 'client', save);
+      const started = performance.now();
+      const apply = (r: ReturnType<ResponseCache['lookup']> extends infer R ? Awaited<R> : never): void => {
+        const lookupMs = performance.now() - started;
+        if (r.result === 'hit') state.cache = { status: 'hit-exact', reason: undefined, hit: r.entry, lookupMs };
+        else state.cache = { status: r.result, reason: r.reason, lookupMs, ...(save ? { save } : {}) };
+      };
+      const r = cache.lookup(storeKey, cfg);
+      if (r instanceof Promise) return r.then(apply);
+      apply(r);
+    },
+  };
+}
+
+/** Request Cache-Control directives tiergate honours (RFC 9111 §5.2.1): no-cache and no-store. */
+export function cacheControl(value: string | undefined): { noCache: boolean; noStore: boolean } {
+  if (!value) return { noCache: false, noStore: false };
+  const directives = value.toLowerCase().split(',').map((d) => d.trim().split('=')[0]);
+  return { noCache: directives.includes('no-cache'), noStore: directives.includes('no-store') };
+}

@@ -1,0 +1,336 @@
+// The exact response cache through the Envoy-faithful client: tenant isolation, replay in the client's wire
+// format whatever was stored, what is never stored, TTL, namespace bumps, request directives, limits, the
+// ledger row of a hit, and a Redis store that goes away.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../src/auth/api-keys.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { chatRequestHeaders, getHeader, type ExtProcSession } from '../../src/dev/envoy-client.js';
+import type { Outcome } from '../../src/dev/envoy-filter.js';
+import type { LedgerRow } from '../../src/ledger/row.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+
+const KEY_A = 'tg-cache-a-0123456789abcdef';
+const KEY_B = 'tg-cache-b-0123456789abcdef';
+const USAGE = { prompt_tokens: 1000, completion_tokens: 500, total_tokens: 1500 };
+
+function config(extra: ConfigInput = {}): ConfigInput {
+  return {
+    auth: { mode: 'api_key', keys: [{ id: 'a', sha256: sha256Hex(KEY_A), tenant: 'acme' }, { id: 'b', sha256: sha256Hex(KEY_B), tenant: 'globex' }] },
+    tenants: { '*': { cache: { mode: 'exact', ttlSeconds: 60 } } },
+    ...extra,
+  };
+}
+
+const running: TestTiergate[] = [];
+async function start(extra: ConfigInput = {}, now?: () => number): Promise<TestTiergate> {
+  const t = await startTiergate(config(extra), {}, now ? { now } : {});
+  running.push(t);
+  return t;
+}
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((t) => t.stop()));
+});
+
+interface Ask {
+  key?: string;
+  id?: string;
+  content?: string;
+  stream?: boolean;
+  includeUsage?: boolean;
+  headers?: Array<[string, string]>;
+  extra?: Record<string, unknown>;
+}
+
+async function ask(t: TestTiergate, a: Ask = {}): Promise<{ s: ExtProcSession; o: Outcome }> {
+  const s = t.pool.open();
+  const headers: Array<[string, string]> = [['authorization', `Bearer ${a.key ?? KEY_A}`], ['x-request-id', a.id ?? 'r'], ...(a.headers ?? [])];
+  const h = await s.sendRequestHeaders(chatRequestHeaders(headers), false);
+  if (h.kind !== 'continue') return { s, o: h };
+  const body: Record<string, unknown> = { model: 'auto', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: a.content ?? 'What is the capital of France?' }], ...a.extra };
+  if (a.stream) body.stream = true;
+  if (a.includeUsage) body.stream_options = { include_usage: true };
+  return { s, o: await s.sendRequestBody(jsonBody(body)) };
+}
+
+const completion = (content: string, finish = 'stop', model = 'weak-model') => ({
+  id: 'chatcmpl-1',
+  object: 'chat.completion',
+  created: 1,
+  model,
+  choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: finish }],
+  usage: USAGE,
+});
+
+async function answerJson(s: ExtProcSession, body: unknown, status = 200): Promise<void> {
+  await s.sendResponseHeaders([[':status', String(status)], ['content-type', 'application/json']], false);
+  await s.sendResponseBody(jsonBody(body), true);
+  s.close();
+}
+
+const sse = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
+const chunk = (delta: Record<string, unknown>, finish: string | null = null) => sse({ id: 'c', object: 'chat.completion.chunk', model: 'weak-model', choices: [{ index: 0, delta, finish_reason: finish }] });
+async function answerSse(s: ExtProcSession, parts: string[], opts: { done?: boolean; close?: boolean } = {}): Promise<void> {
+  await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+  const all = [...parts, ...(opts.done === false ? [] : ['data: [DONE]\n\n'])];
+  for (let i = 0; i < all.length; i++) await s.sendResponseBody(Buffer.from(all[i] as string), i === all.length - 1);
+  if (opts.close !== false) s.close();
+}
+
+function immediate(o: Outcome) {
+  if (o.kind !== 'immediate') throw new Error(`expected a local reply, got ${o.kind}`);
+  return o;
+}
+
+/** Cache writes happen after the row is settled: wait for the store to have counted it. */
+async function stored(t: TestTiergate, n: number): Promise<void> {
+  await expect.poll(() => metricValue(t.app, 'tiergate_cache_writes_total', { result: 'stored' })).toBe(n);
+}
+
+async function rowsById(t: TestTiergate, n: number): Promise<Map<string, LedgerRow>> {
+  let rows: LedgerRow[] = [];
+  await expect.poll(async () => (rows = await t.rows()).length).toBe(n);
+  return new Map(rows.map((r) => [r.request_id, r]));
+}
+
+describe('exact cache', () => {
+  it('a second identical request is answered by tiergate; the same prompt from another tenant never is', async () => {
+    const t = await start();
+    const first = await ask(t, { id: 'a1' });
+    expect(first.o.kind).toBe('continue');
+    await answerJson(first.s, completion('Paris.'));
+    await stored(t, 1);
+
+    const again = immediate((await ask(t, { id: 'a2' })).o);
+    expect(again.status).toBe(200);
+    expect(getHeader(again.headers, 'x-cache')).toBe('hit-exact');
+    expect(getHeader(again.headers, 'content-type')).toBe('application/json');
+    expect(getHeader(again.headers, 'x-llm-tier')).toBe('weak');
+    expect(getHeader(again.headers, 'x-gateway-model-resolved')).toBe('weak-model');
+    const body = JSON.parse(again.body.toString());
+    expect(body).toMatchObject({ object: 'chat.completion', model: 'weak-model', choices: [{ index: 0, message: { role: 'assistant', content: 'Paris.' }, finish_reason: 'stop' }], usage: USAGE });
+    expect(body.id).toMatch(/^chatcmpl-/);
+
+    const other = await ask(t, { key: KEY_B, id: 'b1' });
+    expect(other.o.kind).toBe('continue');
+    await answerJson(other.s, completion('Paris, for globex.'));
+    expect(getHeader(other.s.responseHeaders, 'x-cache')).toBe('miss');
+    await stored(t, 2);
+    // Each tenant now gets its own answer.
+    expect(JSON.parse(immediate((await ask(t, { key: KEY_B, id: 'b2' })).o).body.toString()).choices[0].message.content).toBe('Paris, for globex.');
+    expect(JSON.parse(immediate((await ask(t, { id: 'a3' })).o).body.toString()).choices[0].message.content).toBe('Paris.');
+  });
+
+  it('the first response says x-cache: miss; a different question, system prompt or parameter is a different entry', async () => {
+    const t = await start();
+    const first = await ask(t);
+    await answerJson(first.s, completion('Paris.'));
+    expect(getHeader(first.s.responseHeaders, 'x-cache')).toBe('miss');
+    await stored(t, 1);
+    for (const a of [{ content: 'What is the capital of Spain?' }, { extra: { temperature: 0 } }, { extra: { messages: [{ role: 'system', content: 'Be verbose.' }, { role: 'user', content: 'What is the capital of France?' }] } }]) {
+      const { s, o } = await ask(t, a);
+      expect(o.kind).toBe('continue');
+      s.close();
+    }
+  });
+
+  it('replays a stored JSON answer as SSE (with the usage chunk when asked) and a stored SSE answer as JSON', async () => {
+    const t = await start();
+    const j = await ask(t, { content: 'json first' });
+    await answerJson(j.s, completion('Stored from JSON.'));
+    const s = await ask(t, { content: 'sse first', stream: true });
+    await answerSse(s.s, [chunk({ role: 'assistant', content: '' }), chunk({ content: 'Stored ' }), chunk({ content: 'from SSE.' }), chunk({}, 'stop'), sse({ id: 'c', object: 'chat.completion.chunk', model: 'weak-model', choices: [], usage: USAGE })]);
+    await stored(t, 2);
+
+    const asSse = immediate((await ask(t, { content: 'json first', stream: true, includeUsage: true })).o);
+    expect(getHeader(asSse.headers, 'content-type')).toBe('text/event-stream');
+    const text = asSse.body.toString();
+    expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+    const events = text.split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    expect(chunks.map((c) => c.choices[0]?.delta?.content ?? null).join('')).toBe('Stored from JSON.');
+    expect(chunks.at(-1)).toMatchObject({ choices: [], usage: USAGE });
+    expect(chunks.slice(0, -1).every((c) => c.usage === null && c.object === 'chat.completion.chunk')).toBe(true);
+    expect(chunks.filter((c) => c.choices[0]?.finish_reason === 'stop')).toHaveLength(1);
+
+    const noUsage = immediate((await ask(t, { content: 'json first', stream: true })).o).body.toString();
+    expect(noUsage).not.toContain('"usage"');
+
+    const asJson = immediate((await ask(t, { content: 'sse first' })).o);
+    expect(JSON.parse(asJson.body.toString())).toMatchObject({ object: 'chat.completion', choices: [{ message: { content: 'Stored from SSE.' }, finish_reason: 'stop' }], usage: USAGE });
+  });
+
+  it('never stores errors, incomplete or cut streams, or answers that did not finish normally', async () => {
+    const t = await start();
+    const cases: Array<[string, (s: ExtProcSession) => Promise<void>]> = [
+      ['500', (s) => answerJson(s, { error: { message: 'boom', type: 'server_error' } }, 500)],
+      ['error body with 200', (s) => answerJson(s, { error: { message: 'boom', type: 'server_error', code: 'overloaded' } })],
+      ['content_filter', (s) => answerJson(s, completion('…', 'content_filter'))],
+      ['tool_calls', (s) => answerJson(s, { ...completion('x', 'tool_calls'), choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] }, finish_reason: 'tool_calls' }] })],
+      ['SSE without [DONE]', (s) => answerSse(s, [chunk({ content: 'half' }), chunk({}, 'stop')], { done: false })],
+      ['SSE with an error event', (s) => answerSse(s, [chunk({ content: 'half' }), sse({ error: { message: 'upstream died', code: 'internal' } })])],
+      ['SSE with no finish reason', (s) => answerSse(s, [chunk({ content: 'half' })])],
+      [
+        'stream cut before the end',
+        async (s) => {
+          await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+          await s.sendResponseBody(Buffer.from(chunk({ content: 'partial' })), false);
+          s.cancel();
+        },
+      ],
+    ];
+    for (const [name, respond] of cases) {
+      const { s, o } = await ask(t, { content: `case ${name}`, id: name });
+      expect(o.kind).toBe('continue');
+      await respond(s);
+    }
+    await expect.poll(() => metricValue(t.app, 'tiergate_cache_writes_total', { result: 'not_storable' })).toBe(cases.length);
+    expect(await metricValue(t.app, 'tiergate_cache_writes_total', { result: 'stored' })).toBe(0);
+    for (const [name] of cases) {
+      const { s, o } = await ask(t, { content: `case ${name}` });
+      expect(o.kind, name).toBe('continue');
+      s.close();
+    }
+  });
+
+  it('entries expire after their TTL (fake clock)', async () => {
+    let now = Date.parse('2026-11-22T10:00:00Z');
+    const t = await start({}, () => now);
+    const first = await ask(t);
+    await answerJson(first.s, completion('Paris.'));
+    await stored(t, 1);
+    now += 59_000;
+    expect(immediate((await ask(t)).o).status).toBe(200);
+    now += 2_000;
+    const late = await ask(t);
+    expect(late.o.kind).toBe('continue');
+    late.s.close();
+  });
+
+  it('bumping the tenant namespace (a config reload) invalidates its entries, and only its own', async () => {
+    const t = await start();
+    for (const key of [KEY_A, KEY_B]) {
+      const first = await ask(t, { key });
+      await answerJson(first.s, completion(`answer for ${key}`));
+    }
+    await stored(t, 2);
+    const reloaded = t.app.config.apply(
+      `auth: { mode: api_key, keys: [{ id: a, sha256: ${sha256Hex(KEY_A)}, tenant: acme }, { id: b, sha256: ${sha256Hex(KEY_B)}, tenant: globex }] }\n` +
+        `tenants: { "*": { cache: { mode: exact, ttlSeconds: 60 } }, acme: { cache: { namespace: kb-2026-11-22 } } }\n`,
+      {},
+      t.app.reloadListener,
+    );
+    expect(reloaded).toBe(true);
+    const a = await ask(t, { key: KEY_A });
+    expect(a.o.kind).toBe('continue');
+    a.s.close();
+    expect(immediate((await ask(t, { key: KEY_B })).o).status).toBe(200);
+  });
+
+  it('honours cache-control: no-cache (fresh answer, stored) and no-store (neither read nor written)', async () => {
+    const t = await start();
+    const first = await ask(t, { id: 'one' });
+    await answerJson(first.s, completion('old'));
+    await stored(t, 1);
+    const fresh = await ask(t, { id: 'no-cache', headers: [['cache-control', 'no-cache']] });
+    expect(fresh.o.kind).toBe('continue');
+    await answerJson(fresh.s, completion('new'));
+    expect(getHeader(fresh.s.responseHeaders, 'x-cache')).toBe('bypass');
+    await stored(t, 2);
+    expect(JSON.parse(immediate((await ask(t)).o).body.toString()).choices[0].message.content).toBe('new');
+    const secret = await ask(t, { content: 'private question', headers: [['cache-control', 'no-store']] });
+    await answerJson(secret.s, completion('private answer'));
+    const after = await ask(t, { content: 'private question' });
+    expect(after.o.kind).toBe('continue');
+    after.s.close();
+    expect(await metricValue(t.app, 'tiergate_cache_writes_total', { result: 'stored' })).toBe(2);
+  });
+
+  it('requests with tools are not cached unless the policy allows it; off means no x-cache at all', async () => {
+    const t = await start({ tenants: { '*': { cache: { mode: 'exact' } }, globex: { cache: { mode: 'off' } } } });
+    const tools = [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } }];
+    const withTools = await ask(t, { extra: { tools } });
+    await answerJson(withTools.s, completion('no tool needed'));
+    expect(getHeader(withTools.s.responseHeaders, 'x-cache')).toBe('bypass');
+    const again = await ask(t, { extra: { tools } });
+    expect(again.o.kind).toBe('continue');
+    again.s.close();
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { result: 'bypass', reason: 'tools' })).toBe(2);
+    const off = await ask(t, { key: KEY_B });
+    await answerJson(off.s, completion('x'));
+    expect(getHeader(off.s.responseHeaders, 'x-cache')).toBeUndefined();
+  });
+
+  it('the ledger row of a hit: cache_hit, status cache_hit, cost 0, saved_usd what the answer cost, lookup time', async () => {
+    const t = await start();
+    const first = await ask(t, { id: 'miss' });
+    await answerJson(first.s, completion('Paris.'));
+    await stored(t, 1);
+    const hit = await ask(t, { id: 'hit' });
+    immediate(hit.o);
+    hit.s.close();
+    const rows = await rowsById(t, 2);
+    expect(rows.get('miss')).toMatchObject({ cache_hit: false, status: 'success', usage: { total_tokens: 1500 }, saved_usd: null });
+    expect(rows.get('miss')?.latency_ms.cache_lookup).toBeGreaterThanOrEqual(0);
+    // weak-model: $0.10 / $0.40 per million → 1000 × 0.1e-6 + 500 × 0.4e-6 = $0.0003
+    expect(rows.get('hit')).toMatchObject({
+      cache_hit: true,
+      status: 'cache_hit',
+      http_status: 200,
+      tier: 'weak',
+      model_resolved: 'weak-model',
+      usage: { input_tokens: 0, output_tokens: 0, total_tokens: 0 },
+      usage_source: 'none',
+      cost_usd: { total: 0 },
+      saved_usd: 0.0003,
+      error_code: null,
+    });
+    expect(rows.get('hit')?.latency_ms.cache_lookup).toBeGreaterThanOrEqual(0);
+  });
+
+  it('hits count against requests per minute but not against token budgets', async () => {
+    const t = await start({ tenants: { '*': { cache: { mode: 'exact' }, requestsPerMinute: 4, dailyTokenBudget: 2000 } } });
+    const first = await ask(t);
+    await answerJson(first.s, completion('Paris.')); // reported usage 1500 of the 2000-token day
+    await stored(t, 1);
+    // A miss now would reserve ~1,040 tokens and be refused; the hits are served.
+    const other = immediate((await ask(t, { content: 'a new question' })).o);
+    expect([other.status, JSON.parse(other.body.toString()).error.code]).toEqual([429, 'daily_token_budget']);
+    const hits = [immediate((await ask(t)).o), immediate((await ask(t)).o)];
+    expect(hits.map((h) => [h.status, getHeader(h.headers, 'x-cache')])).toEqual([
+      [200, 'hit-exact'],
+      [200, 'hit-exact'],
+    ]);
+    // Counted: the first request and two hits (the refused one reserved nothing, admission is all or nothing).
+    expect(getHeader(hits[1]!.headers, 'x-ratelimit-remaining-requests')).toBe('1');
+    expect(getHeader(immediate((await ask(t)).o).headers, 'x-ratelimit-remaining-requests')).toBe('0');
+    const over = immediate((await ask(t)).o);
+    expect([over.status, JSON.parse(over.body.toString()).error.code]).toEqual([429, 'requests_per_minute']);
+  });
+});
+
+describe('exact cache on Redis', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(async () => redis.down());
+
+  it('an entry stored by one instance is served by another; Redis down → x-cache: bypass and the request goes upstream', async () => {
+    const cache = { store: 'redis' as const, redis: { url: redis.url, keyPrefix: `t${Date.now()}:` } };
+    const one = await start({ cache });
+    const two = await start({ cache });
+    const first = await ask(one);
+    await answerJson(first.s, completion('Paris.'));
+    await stored(one, 1);
+    expect(getHeader(immediate((await ask(two)).o).headers, 'x-cache')).toBe('hit-exact');
+
+    await redis.down();
+    const during = await ask(two, { id: 'during' });
+    expect(during.o.kind).toBe('continue');
+    await answerJson(during.s, completion('Paris, live.'));
+    expect(getHeader(during.s.responseHeaders, 'x-cache')).toBe('bypass');
+    expect(await metricValue(two.app, 'tiergate_cache_lookups_total', { result: 'bypass', reason: 'store_error' })).toBeGreaterThanOrEqual(1);
+    await redis.up();
+  });
+});

@@ -1,0 +1,137 @@
+// The exact key (what counts as the same question) and the answer assembler/replay (what is kept, and how it
+// goes back out in either wire format).
+import { describe, expect, it } from 'vitest';
+import { AnswerAssembler, replayJson, replaySse } from '../../src/cache/answer.js';
+import { canonical, exactKey, semanticParts, uncacheable, type CacheScope } from '../../src/cache/request-key.js';
+import { parseLlmRequest } from '../../src/llm/parse-request.js';
+import { cacheControl } from '../../src/stages/cache-lookup.js';
+
+const scope: CacheScope = { tenant: 'acme', namespace: '0', tier: 'weak', model: 'weak-model' };
+const req = (o: Record<string, unknown>) => parseLlmRequest('chat', Buffer.from(JSON.stringify({ model: 'auto', messages: [{ role: 'user', content: 'hi' }], ...o })));
+const key = (o: Record<string, unknown> = {}, s: Partial<CacheScope> = {}) => exactKey({ ...scope, ...s }, req(o));
+
+describe('exact key', () => {
+  it('is the same for the same question, whatever the key order, stream flag, user or metadata', () => {
+    expect(key({ temperature: 0, top_p: 1 })).toBe(key({ top_p: 1, temperature: 0 }));
+    expect(key({ stream: true, user: 'u1', metadata: { a: 1 } })).toBe(key());
+    // A string and a one-part text array are the same content.
+    expect(key({ messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }] })).toBe(key());
+  });
+
+  it.each([
+    ['tenant', {}, { tenant: 'globex' }],
+    ['namespace', {}, { namespace: '1' }],
+    ['tier', {}, { tier: 'strong' }],
+    ['upstream model', {}, { model: 'other' }],
+    ['question', { messages: [{ role: 'user', content: 'hi!' }] }, {}],
+    ['system prompt', { messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'hi' }] }, {}],
+    ['temperature', { temperature: 0.2 }, {}],
+    ['max_tokens', { max_tokens: 5 }, {}],
+    ['seed', { seed: 7 }, {}],
+    ['stop', { stop: ['\n'] }, {}],
+    ['response_format', { response_format: { type: 'json_object' } }, {}],
+    ['tools', { tools: [{ type: 'function', function: { name: 'f' } }] }, {}],
+    ['n', { n: 2 }, {}],
+  ])('differs by %s', (_name, o, s) => {
+    expect(key(o, s)).not.toBe(key());
+  });
+
+  it('tool-call ids minted by the backend do not matter, their links do', () => {
+    const convo = (a: string, b: string, result = 'sunny') => ({
+      messages: [
+        { role: 'user', content: 'weather?' },
+        { role: 'assistant', content: null, tool_calls: [{ id: a, type: 'function', function: { name: 'w', arguments: '{}' } }] },
+        { role: 'tool', tool_call_id: b, content: result },
+        { role: 'user', content: 'thanks, and tomorrow?' },
+      ],
+    });
+    expect(key(convo('call_1', 'call_1'))).toBe(key(convo('call_zz', 'call_zz')));
+    expect(key(convo('call_1', 'call_2'))).not.toBe(key(convo('call_1', 'call_1')));
+    expect(key(convo('call_1', 'call_1', 'rain'))).not.toBe(key(convo('call_1', 'call_1')));
+  });
+
+  it('canonical JSON sorts keys at every depth and drops undefined', () => {
+    expect(canonical({ b: { d: 1, c: [2, { f: 1, e: 0 }] }, a: undefined })).toBe('{"b":{"c":[2,{"e":0,"f":1}],"d":1}}');
+  });
+
+  it('what cannot be cached, and why', () => {
+    expect(uncacheable(req({}), false)).toBeUndefined();
+    expect(uncacheable(req({ tools: [] }), false)).toBe('tools');
+    expect(uncacheable(req({ tools: [] }), true)).toBeUndefined();
+    expect(uncacheable(req({ logprobs: true }), true)).toBe('unsupported');
+    expect(uncacheable(req({ modalities: ['text', 'audio'] }), true)).toBe('unsupported');
+    expect(uncacheable(parseLlmRequest('completions', Buffer.from('{"prompt":"x"}')), true)).toBe('endpoint');
+  });
+
+  it('the semantic partition is everything but the last question', () => {
+    const a = semanticParts(scope, req({ messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'What is the capital of France?' }] }));
+    const b = semanticParts(scope, req({ messages: [{ role: 'system', content: 's' }, { role: 'user', content: "France's capital city?" }] }));
+    const c = semanticParts(scope, req({ messages: [{ role: 'system', content: 'other' }, { role: 'user', content: 'What is the capital of France?' }] }));
+    expect(a?.partition).toBe(b?.partition);
+    expect(a?.partition).not.toBe(c?.partition);
+    expect(semanticParts({ ...scope, tenant: 'globex' }, req({ messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'What is the capital of France?' }] }))?.partition).not.toBe(a?.partition);
+    expect(a?.question).toBe('What is the capital of France?');
+    expect(semanticParts(scope, req({ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a' }] }))).toBeUndefined();
+  });
+
+  it('cache-control directives', () => {
+    expect(cacheControl('no-cache')).toEqual({ noCache: true, noStore: false });
+    expect(cacheControl('max-age=0, No-Store')).toEqual({ noCache: false, noStore: true });
+    expect(cacheControl(undefined)).toEqual({ noCache: false, noStore: false });
+  });
+});
+
+describe('answer assembly and replay', () => {
+  const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ object: 'chat.completion.chunk', model: 'm-2026', choices, ...extra });
+
+  it('assembles streamed tool-call deltas by index, and several choices, then replays them as JSON and SSE', () => {
+    const a = new AnswerAssembler(10_000);
+    a.chunk(chunk([{ index: 0, delta: { role: 'assistant', content: '' } }, { index: 1, delta: { role: 'assistant', content: null } }]));
+    a.chunk(chunk([{ index: 0, delta: { content: 'Hel' } }]));
+    a.chunk(chunk([{ index: 0, delta: { content: 'lo' } }]));
+    a.chunk(chunk([{ index: 1, delta: { tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'get_', arguments: '{"ci' } }] } }]));
+    a.chunk(chunk([{ index: 1, delta: { tool_calls: [{ index: 0, function: { name: 'weather', arguments: 'ty":"Oslo"}' } }] } }]));
+    a.chunk(chunk([{ index: 0, delta: {}, finish_reason: 'stop' }, { index: 1, delta: {}, finish_reason: 'length' }]));
+    a.chunk(chunk([], { usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }));
+    const answer = a.answer();
+    expect(answer).toEqual({
+      model: 'm-2026',
+      systemFingerprint: null,
+      usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+      choices: [
+        { index: 0, content: 'Hello', refusal: null, toolCalls: [], finishReason: 'stop' },
+        { index: 1, content: null, refusal: null, toolCalls: [{ id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }], finishReason: 'length' },
+      ],
+    });
+    if (!answer) return;
+    const json = JSON.parse(replayJson(answer, 1_700_000_000_000).toString());
+    expect(json).toMatchObject({ object: 'chat.completion', created: 1_700_000_000, model: 'm-2026', usage: { total_tokens: 7 } });
+    expect(json.choices[1].message.tool_calls[0].function.arguments).toBe('{"city":"Oslo"}');
+
+    // The SSE replay, assembled again, is the same answer: nothing lost in either direction.
+    const again = new AnswerAssembler(10_000);
+    for (const line of replaySse(answer, 0, true).toString().split('\n\n')) {
+      const data = line.replace(/^data: /, '');
+      if (data && data !== '[DONE]') again.chunk(JSON.parse(data));
+    }
+    expect(again.answer()).toEqual(answer);
+  });
+
+  it('keeps nothing from an error, a stop-less choice, an unknown finish reason or an oversized answer', () => {
+    const body = (finish: string, content = 'x') => ({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: finish }] });
+    const of = (o: Record<string, unknown>, max = 100) => {
+      const a = new AnswerAssembler(max);
+      a.body(o);
+      return a.answer();
+    };
+    expect(of(body('stop'))).toBeDefined();
+    expect(of(body('length'))).toBeDefined();
+    expect(of(body('content_filter'))).toBeUndefined();
+    expect(of(body('tool_calls'))).toBeUndefined();
+    expect(of(body('stop', 'y'.repeat(101)))).toBeUndefined();
+    expect(of({ ...body('stop'), error: { message: 'x' } })).toBeUndefined();
+    const noFinish = new AnswerAssembler(100);
+    noFinish.chunk(chunk([{ index: 0, delta: { content: 'half' } }]));
+    expect(noFinish.answer()).toBeUndefined();
+  });
+});
