@@ -1,7 +1,7 @@
 // Composition root: the only place that reads the environment, installs signal handlers and decides the
 // shutdown order (health off → no new streams → drain → close → flush traces).
 import { createApp, type App } from './app.js';
-import { loadConfigFile, defaultConfig, type LoadResult } from './config/load.js';
+import { loadConfigFile, defaultConfig, parseConfigText, type LoadResult } from './config/load.js';
 import { compileRuntime } from './config/runtime.js';
 import type { Config } from './config/schema.js';
 import { loadTokenizer } from './llm/tokenizer.js';
@@ -15,6 +15,8 @@ export interface ServeOptions {
   env?: NodeJS.ProcessEnv;
   /** Install SIGTERM/SIGINT handlers (off for in-process use such as tests and `tiergate dev`). */
   handleSignals?: boolean;
+  /** Config text to run on when no file is named (`tiergate dev`'s own defaults); else the embedded ones. */
+  defaultConfigText?: string;
 }
 
 export interface Serving {
@@ -31,7 +33,12 @@ export class ConfigError extends Error {
   }
 }
 
-export async function loadInitialConfig(file: string | undefined, env: NodeJS.ProcessEnv): Promise<{ config: Config; text?: string }> {
+export async function loadInitialConfig(file: string | undefined, env: NodeJS.ProcessEnv, defaultText?: string): Promise<{ config: Config; text?: string }> {
+  if (!file && defaultText !== undefined) {
+    const parsed = parseConfigText(defaultText, env, 'defaults');
+    if (!parsed.ok) throw new ConfigError(parsed.problems);
+    return { config: parsed.config, text: parsed.source };
+  }
   if (!file) return { config: defaultConfig() };
   const loaded: LoadResult = await loadConfigFile(file, env);
   if (!loaded.ok) throw new ConfigError(loaded.problems);
@@ -40,7 +47,7 @@ export async function loadInitialConfig(file: string | undefined, env: NodeJS.Pr
 
 export async function serve(opts: ServeOptions): Promise<Serving> {
   const env = opts.env ?? process.env;
-  const { config, text } = await loadInitialConfig(opts.configFile, env);
+  const { config, text } = await loadInitialConfig(opts.configFile, env, opts.defaultConfigText);
   const compiled = compileRuntime(config, env);
   if (!compiled.ok) throw new ConfigError(compiled.problems);
   const log = createLogger(env.TIERGATE_LOG_LEVEL ?? config.logging.level);

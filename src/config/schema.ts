@@ -200,6 +200,12 @@ export const configSchema = z
     names.forEach((n, i) => {
       if (names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', path: ['ledger', 'sinks', i, 'name'], message: `duplicate sink name "${n}"` });
     });
+    // Semantic matching is not built yet: refuse it rather than silently run an exact-only cache.
+    for (const [where, entries] of [['plans', c.plans], ['tenants', c.tenants]] as const) {
+      for (const [name, p] of Object.entries(entries)) {
+        if (p.cache?.mode === 'semantic') ctx.addIssue({ code: 'custom', path: [where, name, 'cache', 'mode'], message: 'semantic mode is not available yet; use exact' });
+      }
+    }
     for (const [t, p] of Object.entries(c.tenants)) {
       if (t !== '*' && !TENANT_ID.test(t)) ctx.addIssue({ code: 'custom', path: ['tenants', t], message: 'expected a tenant id (1–64 of A-Z a-z 0-9 . _ -) or "*"' });
       if (p.plan !== undefined && !(p.plan in c.plans)) ctx.addIssue({ code: 'custom', path: ['tenants', t, 'plan'], message: `unknown plan "${p.plan}"` });

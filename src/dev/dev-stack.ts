@@ -29,10 +29,17 @@ export interface DevStack {
   stop(): Promise<void>;
 }
 
+/**
+ * `tiergate dev` without --config: the embedded defaults of `tiergate serve`, plus the response cache for every
+ * tenant, so a repeated curl shows a hit. (`serve` leaves the cache off unless a policy turns it on.)
+ */
+export const DEV_DEFAULTS = `tenants: { "*": { cache: { mode: exact } } }\n`;
+
 export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
   const host = opts.host ?? '127.0.0.1';
   const tiergate = await serve({
     configFile: opts.configFile,
+    defaultConfigText: DEV_DEFAULTS,
     listen: opts.grpcListen ?? `${host}:9002`,
     admin: opts.adminListen ?? `${host}:9090`,
     env: opts.env,
@@ -98,7 +105,11 @@ Try:
 
   # streaming (SSE, usage chunk forced on)
   curl -s -N ${u}/v1/chat/completions -H 'content-type: application/json' \\
-    -d '{"model":"auto","stream":true,"messages":[{"role":"user","content":"Say hi"}]}'
+    -d '{"model":"auto","stream":true,"messages":[{"role":"user","content":"Count to five"}]}'
+
+  # the same request again: answered by tiergate from its cache (x-cache: hit-exact), the backend is not called
+  curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"model":"auto","messages":[{"role":"user","content":"Say hi"}]}'
 
   # a client cannot pick its own tier: this still goes to weak
   curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' -H 'x-llm-tier: strong' \\

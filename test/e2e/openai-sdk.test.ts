@@ -41,7 +41,7 @@ describe('openai SDK through tiergate dev', () => {
   });
 
   it('streaming: well-formed chunks, and the usage chunk tiergate forced on', async () => {
-    const stream = await client.chat.completions.create({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'Say hi' }] });
+    const stream = await client.chat.completions.create({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'Say hi, streamed' }] });
     let text = '';
     let usage: OpenAI.CompletionUsage | null | undefined;
     let chunks = 0;
@@ -94,6 +94,42 @@ describe('openai SDK through tiergate dev', () => {
       usage_source: 'reported',
       usage: { input_tokens: data.usage?.prompt_tokens, output_tokens: data.usage?.completion_tokens },
     });
+  });
+});
+
+describe('openai SDK and the response cache (tiergate dev turns it on for every tenant)', () => {
+  it('a stored JSON answer replays as a stream the SDK parses, with the usage chunk it asked for', async () => {
+    const ask = { model: 'auto', messages: [{ role: 'user' as const, content: 'Cache me as JSON' }] };
+    const { data: first, response: r1 } = await client.chat.completions.create(ask).withResponse();
+    expect(r1.headers.get('x-cache')).toBe('miss');
+    await expect.poll(async () => (await client.chat.completions.create(ask).withResponse()).response.headers.get('x-cache')).toBe('hit-exact');
+    const { data: stream, response } = await client.chat.completions.create({ ...ask, stream: true, stream_options: { include_usage: true } }).withResponse();
+    expect(response.headers.get('x-cache')).toBe('hit-exact');
+    expect(response.headers.get('content-type')).toBe('text/event-stream');
+    let text = '';
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    let finish: string | null | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text).toBe(first.choices[0]?.message.content);
+    expect(finish).toBe('stop');
+    expect(usage).toEqual(first.usage);
+  });
+
+  it('a stored stream replays as a JSON completion', async () => {
+    const ask = { model: 'auto', messages: [{ role: 'user' as const, content: 'Cache me as a stream' }] };
+    const stream = await client.chat.completions.create({ ...ask, stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    await expect.poll(async () => (await client.chat.completions.create(ask).withResponse()).response.headers.get('x-cache')).toBe('hit-exact');
+    const { data, response } = await client.chat.completions.create(ask).withResponse();
+    expect(response.headers.get('x-llm-tier')).toBe('weak');
+    expect(response.headers.get('x-gateway-model-resolved')).toBe('weak-model');
+    expect(data.choices[0]?.message.content).toBe(text);
+    expect(data.choices[0]?.finish_reason).toBe('stop');
   });
 });
 
