@@ -1,0 +1,26 @@
+// Turns questions into unit-length vectors for the semantic cache. One interface: a local in-process model (the
+// embedded default and the tests) and any OpenAI-compatible /v1/embeddings endpoint (production: a multilingual
+// model on vLLM or TEI).
+
+export interface Embedder {
+  /** Names the model: part of every partition, so vectors of two models never meet. */
+  readonly id: string;
+  embed(texts: readonly string[]): Promise<Float32Array[]>;
+  close(): Promise<void>;
+}
+
+/** Scales to unit length, so cosine similarity is a dot product. */
+export function normalise(v: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(v.length);
+  let n = 0;
+  for (let i = 0; i < v.length; i++) n += (v[i] as number) * (v[i] as number);
+  const inv = n > 0 ? 1 / Math.sqrt(n) : 0;
+  for (let i = 0; i < v.length; i++) out[i] = (v[i] as number) * inv;
+  return out;
+}
+
+export function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] as number) * (b[i] as number);
+  return s;
+}

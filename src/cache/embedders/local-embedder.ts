@@ -1,0 +1,98 @@
+// The local embedder: Universal Sentence Encoder lite (512 dimensions, English) in a worker thread. Requests that
+// arrive while a batch is running are embedded together in the next one, so a burst costs a few model calls, not
+// one per request. English only: for Korean or mixed traffic use an OpenAI-compatible multilingual endpoint.
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { normalise, type Embedder } from './embedder.js';
+
+const MAX_BATCH = 32;
+
+/**
+ * Built code runs the compiled worker. Under tsx (tests, benchmarks) the worker is TypeScript source: a worker
+ * cannot take `--import tsx`, so a small bootstrap registers tsx's loader in the thread, then imports it.
+ */
+function workerFor(url: URL): Worker {
+  if (!url.pathname.endsWith('.ts')) return new Worker(fileURLToPath(url));
+  const api = import.meta.resolve('tsx/esm/api');
+  return new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true });
+}
+
+export class LocalEmbedder implements Embedder {
+  readonly id = 'local:use-lite-en';
+  private readonly worker: Worker;
+  private readonly ready: Promise<void>;
+  private nextId = 0;
+  private readonly inFlight = new Map<number, { resolve: (v: Float32Array[]) => void; reject: (e: Error) => void }>();
+  private queue: Array<{ text: string; resolve: (v: Float32Array) => void; reject: (e: Error) => void }> = [];
+  private busy = false;
+  private closed = false;
+
+  constructor() {
+    this.worker = workerFor(new URL(`./local-embedder-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
+    this.worker.unref();
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.once('error', reject);
+      this.worker.on('message', (m: { type: string; id?: number; dims?: number; flat?: Float32Array; error?: string }) => {
+        if (m.type === 'ready') return resolve();
+        if (m.type === 'failed') return reject(new Error(`local embedder failed to load: ${m.error}`));
+        const job = this.inFlight.get(m.id as number);
+        if (!job) return;
+        this.inFlight.delete(m.id as number);
+        if (m.type === 'error') return job.reject(new Error(m.error));
+        const dims = m.dims as number;
+        const flat = m.flat as Float32Array;
+        const out: Float32Array[] = [];
+        for (let i = 0; i < flat.length / dims; i++) out.push(normalise(flat.subarray(i * dims, (i + 1) * dims)));
+        job.resolve(out);
+      });
+    });
+    // Nobody may be waiting yet: a load failure surfaces on the first embed, not as an unhandled rejection.
+    this.ready.catch(() => undefined);
+  }
+
+  /** Resolves once the model is loaded (about a quarter of a second); lookups before then are bypassed. */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  embed(texts: readonly string[]): Promise<Float32Array[]> {
+    if (this.closed) return Promise.reject(new Error('local embedder closed'));
+    return Promise.all(
+      texts.map(
+        (text) =>
+          new Promise<Float32Array>((resolve, reject) => {
+            this.queue.push({ text, resolve, reject });
+            this.pump();
+          }),
+      ),
+    );
+  }
+
+  private pump(): void {
+    if (this.busy || this.queue.length === 0) return;
+    this.busy = true;
+    const batch = this.queue.splice(0, MAX_BATCH);
+    const run = this.ready.then(
+      () =>
+        new Promise<Float32Array[]>((resolve, reject) => {
+          const id = this.nextId++;
+          this.inFlight.set(id, { resolve, reject });
+          this.worker.postMessage({ id, texts: batch.map((b) => b.text) });
+        }),
+    );
+    run.then(
+      (vectors) => batch.forEach((b, i) => b.resolve(vectors[i] as Float32Array)),
+      (err: Error) => batch.forEach((b) => b.reject(err)),
+    ).finally(() => {
+      this.busy = false;
+      this.pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.inFlight.values()) job.reject(new Error('local embedder closed'));
+    this.inFlight.clear();
+    await this.worker.terminate();
+  }
+}
