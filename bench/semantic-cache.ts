@@ -13,6 +13,7 @@ import { dot, type Embedder } from '../src/cache/embedders/embedder.js';
 import { LocalEmbedder } from '../src/cache/embedders/local-embedder.js';
 import { OpenAiEmbedder } from '../src/cache/embedders/openai-embedder.js';
 import { guardMismatch, questionFeatures } from '../src/cache/guards.js';
+import { embeddingText } from '../src/cache/semantic-cache.js';
 import { DEFAULT_SEMANTIC_THRESHOLD } from '../src/config/cache-schema.js';
 import { SHARED_DATA } from '../test/helpers/shared-data.js';
 
@@ -58,7 +59,7 @@ function makeEmbedder(): Embedder {
 async function embedAll(embedder: Embedder, name: string, sentences: string[]): Promise<Map<string, Float32Array>> {
   const cacheDir = join(tmpdir(), 'tiergate-semantic-bench');
   mkdirSync(cacheDir, { recursive: true });
-  const file = join(cacheDir, `${createHash('sha256').update(embedder.id).update(name).update(sentences.join('\n')).digest('hex').slice(0, 16)}.bin`);
+  const file = join(cacheDir, `${createHash('sha256').update(embedder.id).update('normalised-v1').update(name).update(sentences.join('\n')).digest('hex').slice(0, 16)}.bin`);
   const out = new Map<string, Float32Array>();
   if (existsSync(file)) {
     const buf = readFileSync(file);
@@ -67,7 +68,8 @@ async function embedAll(embedder: Embedder, name: string, sentences: string[]): 
     return out;
   }
   const vectors: Float32Array[] = [];
-  for (let i = 0; i < sentences.length; i += 256) vectors.push(...(await embedder.embed(sentences.slice(i, i + 256))));
+  // Embedded exactly as the gateway embeds a question.
+  for (let i = 0; i < sentences.length; i += 256) vectors.push(...(await embedder.embed(sentences.slice(i, i + 256).map(embeddingText))));
   const dims = vectors[0]?.length ?? 0;
   const buf = Buffer.alloc(4 + vectors.length * dims * 4);
   buf.writeUInt32LE(dims, 0);

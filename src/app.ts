@@ -12,7 +12,10 @@ import { createSinks } from './ledger/sinks.js';
 import { replyFor } from './pipeline/header-rules.js';
 import { LlmStream, type StreamDeps } from './pipeline/llm-stream.js';
 import { ResponseCache } from './cache/response-cache.js';
-import { createCacheLookupStage } from './stages/cache-lookup.js';
+import { createCacheLookupStage, type SemanticSource } from './stages/cache-lookup.js';
+import { createSemanticCache, usesSemantic } from './cache/create-semantic-cache.js';
+import type { SemanticCache } from './cache/semantic-cache.js';
+import type { Embedder } from './cache/embedders/embedder.js';
 import { createCacheStore } from './stores/create-cache-store.js';
 import type { Stage } from './pipeline/stage.js';
 import { classifyStage } from './stages/classify.js';
@@ -29,8 +32,8 @@ import { createMetrics, setConfigInfo, type Metrics } from './telemetry/metrics.
  * The one request pipeline (architecture.md §2). Authentication already ran on the request headers, so
  * the body is parsed, classified, checked against the tenant's ACL and limits, then routed.
  */
-export function requestStages(metrics: Metrics, budgets: Budgets, cache: ResponseCache): Stage[] {
-  return [parseStage, classifyStage, createPolicyStage(metrics), createCacheLookupStage(cache, metrics), createBudgetStage(budgets), routeStage];
+export function requestStages(metrics: Metrics, budgets: Budgets, cache: ResponseCache, semantic: SemanticSource): Stage[] {
+  return [parseStage, classifyStage, createPolicyStage(metrics), createCacheLookupStage(cache, semantic, metrics), createBudgetStage(budgets), routeStage];
 }
 
 export interface App {
@@ -58,6 +61,8 @@ export interface AppOptions {
   now?: () => number;
   /** Ledger sinks instead of the configured ones (tests, benchmarks). */
   ledgerSinks?: readonly LedgerSink[];
+  /** An embedder instead of the configured one (tests). */
+  embedder?: Embedder;
 }
 
 export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}): App {
@@ -94,7 +99,12 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   const budgets = new Budgets(createBudgetStore(runtime.config.budgets), metrics, log.child({ component: 'budget' }), opts.now);
   // Likewise the cache store (cache.store, cache.redis); policies, TTLs and the deadline reload live.
   const cache = new ResponseCache(createCacheStore(runtime.config.cache, opts.now), runtime.config.cache.redis?.keyPrefix ?? 'tiergate:cache:', metrics, log.child({ component: 'cache' }), opts.now);
-  const stages = requestStages(metrics, budgets, cache).filter((s) => !opts.onlyStages || opts.onlyStages.includes(s.name));
+  // The embedder (a model in a worker thread, or an endpoint) and the vector index, built when a tenant first
+  // needs them, or at once when the startup config already asks for semantic caching.
+  let semanticCache: SemanticCache | undefined;
+  const semantic: SemanticSource = () => (semanticCache ??= createSemanticCache(runtime.config, cache.store, metrics, log.child({ component: 'cache' }), opts.now, opts.embedder));
+  if (usesSemantic(runtime.config)) semantic();
+  const stages = requestStages(metrics, budgets, cache, semantic).filter((s) => !opts.onlyStages || opts.onlyStages.includes(s.name));
 
   const streamLog = log.child({ component: 'extproc' });
   const deps = {
@@ -103,7 +113,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     log: streamLog,
     requestStages: stages,
     budgets,
-    settle: withCacheStore(createSettle(ledger, metrics, ledgerLog, budgets), cache, metrics),
+    settle: withCacheStore(createSettle(ledger, metrics, ledgerLog, budgets), cache, () => semanticCache, metrics),
   };
   const extproc = createExtProcServer((info) => new LlmStream(deps, info), {
     allowModeOverride: () => config.current().config.envoy.allowModeOverride,
@@ -150,19 +160,25 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
       await ledger.close();
       await budgets.close();
       await cache.close();
+      await semanticCache?.close();
       await admin.close();
     },
   };
 }
 
 /** After the ledger row: a miss whose answer came back whole and normal is stored, off the answer path. */
-function withCacheStore(settle: StreamDeps['settle'], cache: ResponseCache, metrics: Metrics): StreamDeps['settle'] {
+function withCacheStore(settle: StreamDeps['settle'], cache: ResponseCache, semantic: () => SemanticCache | undefined, metrics: Metrics): StreamDeps['settle'] {
   return (record, runtime) => {
     settle(record, runtime);
     const save = record.cacheSave;
     if (!save) return;
-    if (save.entry) cache.save(save.storeKey, save.entry, save.ttlMs, runtime.config.cache);
-    else metrics.cacheWrites.inc({ result: 'not_storable' });
+    if (!save.entry) {
+      metrics.cacheWrites.inc({ result: 'not_storable' });
+      return;
+    }
+    cache.save(save.storeKey, save.entry, save.ttlMs, runtime.config.cache);
+    // The vector points at the exact entry just stored: a semantic hit reads the answer from there.
+    if (save.semantic) semantic()?.add(record.tenant, save.semantic, save.storeKey, save.ttlMs, runtime.config.cache.semantic);
   };
 }
 

@@ -3,9 +3,10 @@
 // negation. The semantic cache answers only when these features of the new question equal the cached one's:
 // numbers, code spans, URLs, quoted strings, named entities (capitalised words inside a sentence), and whether
 // the question is negated. With the lexical guard (on by default) the content words must be the same too:
-// function words, word order, plurals and Korean particles may differ, an added or changed word may not ("a
-// large flute" is not "a flute"). Only these features are kept with an entry, never the question's text (the
-// content words are kept as a salted hash).
+// function words, word order, case, plurals and Korean particles may differ, an added or changed word may not
+// ("a large flute" is not "a flute"). Only these features are kept with an entry, never the question's text:
+// words and entities are kept as short hashes (which hide the text from a casual reader of the store, though a
+// dictionary could recover common words).
 import { createHash } from 'node:crypto';
 import { koreanStem } from '../eval/keywords.js';
 
@@ -14,10 +15,13 @@ export interface QuestionFeatures {
   code: string[];
   urls: string[];
   quotes: string[];
+  /** Hashes of capitalised words inside a sentence: each must be among the other question's words. */
   entities: string[];
   negated: boolean;
-  /** Hash of the sorted set of content words (lexical guard). */
-  words: string;
+  /** Hashes of the content words, sorted. */
+  words: string[];
+  /** One hash of the whole content-word set: the lexical guard, and the bucket that goes with it. */
+  wordsKey: string;
 }
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
@@ -59,16 +63,22 @@ export function questionFeatures(text: string): QuestionFeatures {
   const code = [...take(FENCE_RE, (m) => m[0].slice(3, -3).trim()), ...take(TICK_RE, (m) => m[0].slice(1, -1).trim())];
   const quotes = take(QUOTE_RE, (m) => (m.slice(1).find((g) => g !== undefined) ?? '').trim().toLowerCase());
   const numbers = [...(rest.match(NUMBER_RE) ?? []).map((n) => n.replace(/,(?=\d{3}\b)/g, '')), ...(rest.match(NUMBER_WORD_RE) ?? []).map((w) => w.toLowerCase())];
+  const words = unique(contentWords(rest).map(wordHash));
   return {
     // A multiset: "2+2" and "2+2+2" differ.
     numbers: numbers.sort(),
     code: unique(code),
     urls: unique(urls),
     quotes: unique(quotes),
-    entities: unique(entitiesOf(rest)),
+    entities: unique(entitiesOf(rest).map(wordHash)),
     negated: NEGATION_EN.test(rest) || NEGATION_KO.test(rest),
-    words: createHash('sha256').update('tiergate-words-v1').update(contentWords(rest).join(' ')).digest('hex').slice(0, 24),
+    words,
+    wordsKey: createHash('sha256').update('tiergate-words-v1').update(words.join(' ')).digest('hex').slice(0, 24),
   };
+}
+
+function wordHash(w: string): string {
+  return createHash('sha256').update('tiergate-word-v1').update(w).digest('hex').slice(0, 12);
 }
 
 /** The distinct content words, sorted: lower-cased, function words dropped, plurals and Korean particles off. */
@@ -83,14 +93,14 @@ export function contentWords(text: string): string[] {
   return [...out].sort();
 }
 
-/** Capitalised Latin words that do not start a sentence, possessives dropped ("France's" → "france"). */
+/** Capitalised Latin words that do not start a sentence, as content words ("France's" → "france"). */
 function entitiesOf(text: string): string[] {
   const out: string[] = [];
   for (const sentence of text.split(/(?<=[.!?])\s+|\n+/)) {
     const words = sentence.trim().split(/\s+/);
     for (let i = 1; i < words.length; i++) {
       const w = (words[i] as string).replace(/^[^\p{L}]+|[^\p{L}]+$/gu, '').replace(/['’]s$/, '');
-      if (w.length > 1 && /^\p{Lu}/u.test(w) && w !== 'I') out.push(w.toLowerCase());
+      if (w.length > 1 && /^\p{Lu}/u.test(w) && w !== 'I') out.push(...contentWords(w));
     }
   }
   return out;
@@ -104,8 +114,11 @@ export function guardMismatch(a: QuestionFeatures, b: QuestionFeatures, lexical 
   if (!same(a.code, b.code)) return 'code';
   if (!same(a.urls, b.urls)) return 'urls';
   if (!same(a.quotes, b.quotes)) return 'quotes';
-  if (!same(a.entities, b.entities)) return 'entities';
+  // An entity written lower-case is still the same entity: each side's entities must be among the other's words.
+  const wa = new Set(a.words);
+  const wb = new Set(b.words);
+  if (!a.entities.every((e) => wb.has(e)) || !b.entities.every((e) => wa.has(e))) return 'entities';
   if (a.negated !== b.negated) return 'negated';
-  if (lexical && a.words !== b.words) return 'words';
+  if (lexical && a.wordsKey !== b.wordsKey) return 'words';
   return undefined;
 }

@@ -29,7 +29,7 @@ export class ResponseCache {
     log: Logger,
     now: () => number = Date.now,
   ) {
-    this.breaker = new CircuitBreaker(now, (open) => metrics.cacheStoreDegraded.set(open ? 1 : 0));
+    this.breaker = new CircuitBreaker(now, (open) => metrics.cacheStoreDegraded.set({ part: 'exact' }, open ? 1 : 0));
     this.failureLog = new ThrottledWarning(log, STORE_FAILURE_LOG_INTERVAL_MS, now);
   }
 

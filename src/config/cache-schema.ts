@@ -5,18 +5,47 @@ import { z } from 'zod';
 const positiveInt = z.number().int().positive();
 
 /** The conservative default: chosen from bench/semantic-cache.ts (README "Semantic cache precision"). */
-export const DEFAULT_SEMANTIC_THRESHOLD = 0.95;
+export const DEFAULT_SEMANTIC_THRESHOLD = 0.9;
 
 /** Per plan or tenant; fields layer like the other policy fields (tenant over plan over "*"). */
 export const cachePolicySchema = z.strictObject({
-  /** off: never; exact: identical requests; semantic: also near-duplicate last questions in the same context. */
+  /** off: never; exact: identical requests; semantic: also a near-duplicate last question in the same context. */
   mode: z.enum(['off', 'exact', 'semantic']).optional(),
   ttlSeconds: positiveInt.optional(),
   /** Whether requests that carry tools (or functions) may be answered from, and stored in, the cache. */
   toolRequests: z.boolean().optional(),
   /** Bump it (any new string) to invalidate every entry of the tenant, e.g. after a knowledge-base update. */
   namespace: z.union([z.string().min(1), z.number()]).transform(String).optional(),
+  /** Semantic similarity needed for a hit (cosine); never below cache.semantic.minThreshold. */
+  threshold: z.number().gt(0).lte(1).optional(),
 });
+
+const semanticSchema = z
+  .strictObject({
+    embedder: z
+      .discriminatedUnion('type', [
+        /** Universal Sentence Encoder lite, in-process (English only): the embedded default. */
+        z.strictObject({ type: z.literal('local') }),
+        /** Any OpenAI-compatible /v1/embeddings endpoint, e.g. a multilingual model on vLLM or TEI. */
+        z.strictObject({
+          type: z.literal('openai'),
+          url: z.string().regex(/^https?:\/\//, 'expected an http(s) URL up to /v1'),
+          model: z.string().min(1),
+          apiKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
+          timeoutMs: positiveInt.default(40),
+        }),
+      ])
+      .prefault({ type: 'local' }),
+    threshold: z.number().gt(0).lte(1).default(DEFAULT_SEMANTIC_THRESHOLD),
+    /** The operator's floor: no tenant's threshold may be lower. */
+    minThreshold: z.number().gt(0).lte(1).default(0.85),
+    /** Content words must match too (README "Semantic cache"): keep on unless the embedder alone is precise enough. */
+    lexicalGuard: z.boolean().default(true),
+    maxEntriesPerPartition: positiveInt.default(10_000),
+    /** Embedding, search and fetch together; past it the request proceeds as a miss. */
+    lookupDeadlineMs: positiveInt.default(60),
+  })
+  .prefault({});
 
 export const cacheSchema = z
   .strictObject({
@@ -44,6 +73,7 @@ export const cacheSchema = z
         cooldownMs: positiveInt.default(2000),
       })
       .prefault({}),
+    semantic: semanticSchema,
   })
   .prefault({});
 

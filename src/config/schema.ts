@@ -200,10 +200,12 @@ export const configSchema = z
     names.forEach((n, i) => {
       if (names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', path: ['ledger', 'sinks', i, 'name'], message: `duplicate sink name "${n}"` });
     });
-    // Semantic matching is not built yet: refuse it rather than silently run an exact-only cache.
+    const floor = c.cache.semantic.minThreshold;
+    if (c.cache.semantic.threshold < floor) ctx.addIssue({ code: 'custom', path: ['cache', 'semantic', 'threshold'], message: `below the floor cache.semantic.minThreshold (${floor})` });
     for (const [where, entries] of [['plans', c.plans], ['tenants', c.tenants]] as const) {
       for (const [name, p] of Object.entries(entries)) {
-        if (p.cache?.mode === 'semantic') ctx.addIssue({ code: 'custom', path: [where, name, 'cache', 'mode'], message: 'semantic mode is not available yet; use exact' });
+        const t = p.cache?.threshold;
+        if (t !== undefined && t < floor) ctx.addIssue({ code: 'custom', path: [where, name, 'cache', 'threshold'], message: `below the floor cache.semantic.minThreshold (${floor})` });
       }
     }
     for (const [t, p] of Object.entries(c.tenants)) {

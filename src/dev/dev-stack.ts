@@ -31,9 +31,10 @@ export interface DevStack {
 
 /**
  * `tiergate dev` without --config: the embedded defaults of `tiergate serve`, plus the response cache for every
- * tenant, so a repeated curl shows a hit. (`serve` leaves the cache off unless a policy turns it on.)
+ * tenant (exact and semantic, with the local embedder), so a repeated or reworded curl shows a hit. (`serve` leaves
+ * the cache off unless a policy turns it on.)
  */
-export const DEV_DEFAULTS = `tenants: { "*": { cache: { mode: exact } } }\n`;
+export const DEV_DEFAULTS = `tenants: { "*": { cache: { mode: semantic } } }\n`;
 
 export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
   const host = opts.host ?? '127.0.0.1';

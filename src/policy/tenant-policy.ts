@@ -22,9 +22,11 @@ export interface CachePolicy {
   ttlSeconds: number | undefined;
   toolRequests: boolean;
   namespace: string;
+  /** undefined: cache.semantic.threshold. */
+  threshold: number | undefined;
 }
 
-export const NO_CACHE: CachePolicy = Object.freeze({ mode: 'off', ttlSeconds: undefined, toolRequests: false, namespace: '0' });
+export const NO_CACHE: CachePolicy = Object.freeze({ mode: 'off', ttlSeconds: undefined, toolRequests: false, namespace: '0', threshold: undefined });
 
 type Fields = Config['tenants'][string];
 
@@ -94,5 +96,6 @@ function cachePolicyOf(layers: readonly Fields[]): CachePolicy {
     ttlSeconds: merged.ttlSeconds,
     toolRequests: merged.toolRequests ?? NO_CACHE.toolRequests,
     namespace: merged.namespace ?? NO_CACHE.namespace,
+    threshold: merged.threshold,
   };
 }

@@ -1,13 +1,17 @@
 // Looks the request up in the response cache, after the ACL (so a hit never serves a tier the tenant may not
 // use) and before admission (so a hit counts against requests per minute but reserves no tokens). A hit ends
 // the pipeline with a local 200 built by the stream; a miss notes where the upstream's answer will be stored.
-import type { ResponseCache } from '../cache/response-cache.js';
-import { exactKey, uncacheable } from '../cache/request-key.js';
+import type { LookupResult, ResponseCache } from '../cache/response-cache.js';
+import { exactKey, semanticParts, uncacheable } from '../cache/request-key.js';
+import type { SemanticCache } from '../cache/semantic-cache.js';
 import type { RequestCache, RequestState } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Metrics } from '../telemetry/metrics.js';
 
-export function createCacheLookupStage(cache: ResponseCache, metrics: Metrics): Stage {
+/** The semantic cache is built on first use (its embedder loads a model): absent until a tenant needs it. */
+export type SemanticSource = () => SemanticCache;
+
+export function createCacheLookupStage(cache: ResponseCache, semantic: SemanticSource, metrics: Metrics): Stage {
   const bypass = (state: RequestState, reason: string, save?: RequestCache['save']) => {
     metrics.cacheLookups.inc({ kind: 'exact', result: 'bypass', reason });
     state.cache = { status: 'bypass', reason, lookupMs: 0, ...(save ? { save } : {}) };
@@ -23,21 +27,37 @@ export function createCacheLookupStage(cache: ResponseCache, metrics: Metrics): 
       const why = uncacheable(llm, p.toolRequests);
       if (why) return bypass(state, why);
       const cfg = state.runtime.config.cache;
-      const key = exactKey({ tenant: state.tenant, namespace: p.namespace, tier: route.tier.name, model: route.tier.model }, llm);
-      const storeKey = cache.storeKey(state.tenant, 'x', key);
+      const scope = { tenant: state.tenant, namespace: p.namespace, tier: route.tier.name, model: route.tier.model };
+      const storeKey = cache.storeKey(state.tenant, 'x', exactKey(scope, llm));
       const directives = cacheControl(state.headers.get('cache-control'));
       const save = directives.noStore ? undefined : { storeKey, ttlMs: (p.ttlSeconds ?? cfg.defaultTtlSeconds) * 1000 };
       // no-cache: answer from upstream, but the fresh answer may be stored; no-store: neither.
       if (directives.noCache || directives.noStore) return bypass(state, 'client', save);
       const started = performance.now();
-      const apply = (r: ReturnType<ResponseCache['lookup']> extends infer R ? Awaited<R> : never): void => {
-        const lookupMs = performance.now() - started;
-        if (r.result === 'hit') state.cache = { status: 'hit-exact', reason: undefined, hit: r.entry, lookupMs };
-        else state.cache = { status: r.result, reason: r.reason, lookupMs, ...(save ? { save } : {}) };
+      const done = (r: LookupResult): void | Promise<void> => {
+        if (r.result === 'hit') {
+          state.cache = { status: 'hit-exact', reason: undefined, hit: r.entry, lookupMs: performance.now() - started };
+          return;
+        }
+        const parts = p.mode === 'semantic' && r.result === 'miss' ? semanticParts(scope, llm) : undefined;
+        if (!parts) {
+          state.cache = { status: r.result, reason: r.reason, lookupMs: performance.now() - started, ...(save ? { save } : {}) };
+          return;
+        }
+        const threshold = p.threshold ?? cfg.semantic.threshold;
+        return semantic()
+          .lookup({ tenant: state.tenant, partition: parts.partition, question: parts.question, threshold }, cfg)
+          .then((s) => {
+            const lookupMs = performance.now() - started;
+            if (s.result === 'hit') state.cache = { status: 'hit-semantic', reason: undefined, hit: s.entry, lookupMs };
+            else {
+              const seeded = save && s.result === 'miss' && s.seed ? { ...save, semantic: s.seed } : save;
+              state.cache = { status: s.result, reason: s.reason, lookupMs, ...(seeded ? { save: seeded } : {}) };
+            }
+          });
       };
       const r = cache.lookup(storeKey, cfg);
-      if (r instanceof Promise) return r.then(apply);
-      apply(r);
+      return r instanceof Promise ? r.then(done) : done(r);
     },
   };
 }

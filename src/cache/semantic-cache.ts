@@ -1,0 +1,151 @@
+// The semantic half of the response cache: after an exact miss, the last user question is embedded, its
+// partition (tenant, namespace, tier, model, everything else in the conversation, parameters, embedder) is
+// searched, and the best candidate above the threshold whose guard features equal the question's answers the
+// request. Similarity is never a boundary between tenants or contexts: those are the partition, matched exactly.
+// Fails open like the exact cache: an embedder or index that is down or slow means the request goes upstream.
+import { randomUUID } from 'node:crypto';
+import { CircuitBreaker } from '../budget/circuit-breaker.js';
+import type { Config } from '../config/schema.js';
+import type { CacheEntry, CacheStore } from '../stores/cache-store.js';
+import type { VectorIndex } from '../stores/vector-index.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { STORE_FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttled-log.js';
+import type { Embedder } from './embedders/embedder.js';
+import { guardMismatch, questionFeatures, type QuestionFeatures } from './guards.js';
+import { bucketsFor } from './lsh.js';
+
+type SemanticConfig = Config['cache']['semantic'];
+
+export interface SemanticQuery {
+  tenant: string;
+  /** From semanticParts(): the exact-match part of the request. */
+  partition: string;
+  question: string;
+  threshold: number;
+}
+
+/** What a miss leaves for storing the answer later: never the question's text. */
+export interface SemanticSeed {
+  partition: string;
+  vector: Float32Array;
+  features: QuestionFeatures;
+}
+
+export type SemanticLookup =
+  | { result: 'hit'; entry: CacheEntry; score: number }
+  | { result: 'miss'; reason: 'not_found' | 'guard' | 'deadline'; seed?: SemanticSeed }
+  | { result: 'bypass'; reason: 'embedder_down' | 'embedder_error' | 'index_error' };
+
+/**
+ * What is embedded: case, spacing and trailing punctuation carry no meaning for the cache, but move a small
+ * model's vectors ("Say hi" and "say hi!" are 0.83 apart in USE-lite; normalised, they are one question).
+ */
+export function embeddingText(question: string): string {
+  return question.toLowerCase().replace(/\s+/g, ' ').trim().replace(/[\s.?!。？！]+$/u, '');
+}
+
+/** Candidates checked against the guards, best first. */
+const CANDIDATES = 5;
+
+export class SemanticCache {
+  private readonly breaker: CircuitBreaker;
+  private readonly failureLog: ThrottledWarning;
+
+  constructor(
+    readonly embedder: Embedder,
+    readonly index: VectorIndex,
+    private readonly store: CacheStore,
+    private readonly metrics: Metrics,
+    log: Logger,
+    now: () => number = Date.now,
+  ) {
+    this.breaker = new CircuitBreaker(now, (open) => metrics.cacheStoreDegraded.set({ part: 'semantic' }, open ? 1 : 0));
+    this.failureLog = new ThrottledWarning(log, STORE_FAILURE_LOG_INTERVAL_MS, now);
+  }
+
+  /** The partition also names the embedder: vectors of two models are never compared. */
+  partitionOf(partition: string): string {
+    return `${partition}:${this.embedder.id.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+  }
+
+  lookup(q: SemanticQuery, cfg: Config['cache']): Promise<SemanticLookup> {
+    if (!this.breaker.allows()) return Promise.resolve(this.counted({ result: 'bypass', reason: 'embedder_down' }));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<SemanticLookup>((resolve) => {
+      timer = setTimeout(() => resolve({ result: 'miss', reason: 'deadline' }), cfg.semantic.lookupDeadlineMs);
+    });
+    return Promise.race([this.run(q, cfg), deadline]).then((r) => {
+      clearTimeout(timer);
+      return this.counted(r);
+    });
+  }
+
+  private async run(q: SemanticQuery, cfg: Config['cache']): Promise<SemanticLookup> {
+    const s = cfg.semantic;
+    const partition = this.partitionOf(q.partition);
+    let vector: Float32Array;
+    try {
+      [vector] = (await this.embedder.embed([embeddingText(q.question)])) as [Float32Array];
+    } catch (err) {
+      return this.failed('embed', err, cfg, 'embedder_error');
+    }
+    const features = questionFeatures(q.question);
+    const seed: SemanticSeed = { partition, vector, features };
+    let matches;
+    try {
+      matches = await this.index.search(q.tenant, partition, bucketsFor(vector, features.wordsKey, s.lexicalGuard), vector, Math.max(q.threshold, s.minThreshold), CANDIDATES);
+    } catch (err) {
+      return this.failed('search', err, cfg, 'index_error');
+    }
+    this.breaker.succeeded();
+    let guarded = false;
+    for (const m of matches) {
+      if (guardMismatch(features, m.features, s.lexicalGuard) !== undefined) {
+        guarded = true;
+        continue;
+      }
+      let entry: CacheEntry | undefined;
+      try {
+        entry = await this.store.get(m.storeKey);
+      } catch (err) {
+        return this.failed('get', err, cfg, 'index_error');
+      }
+      // The answer may have expired or been evicted before its vector: try the next candidate.
+      if (entry) return { result: 'hit', entry, score: m.score };
+    }
+    return { result: 'miss', reason: guarded ? 'guard' : 'not_found', seed };
+  }
+
+  /** After the response, for a miss whose answer was stored under `storeKey`. Never throws. */
+  add(tenant: string, seed: SemanticSeed, storeKey: string, ttlMs: number, s: SemanticConfig): void {
+    if (!this.breaker.allows()) return;
+    const entry = { id: randomUUID(), vector: seed.vector, features: seed.features, storeKey };
+    const buckets = bucketsFor(seed.vector, seed.features.wordsKey, s.lexicalGuard);
+    const fail = (err: unknown) => {
+      this.breaker.failed(undefined);
+      this.failureLog.warn({ event: 'cache.semantic_failed', op: 'add', err: err instanceof Error ? err.message : String(err) });
+    };
+    try {
+      const r = this.index.add(tenant, seed.partition, buckets, entry, ttlMs, s.maxEntriesPerPartition);
+      if (r instanceof Promise) r.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.embedder.close(), this.index.close()]);
+  }
+
+  private failed(op: string, err: unknown, cfg: Config['cache'], reason: 'embedder_error' | 'index_error'): SemanticLookup {
+    this.breaker.failed(cfg.breaker);
+    this.failureLog.warn({ event: 'cache.semantic_failed', op, err: err instanceof Error ? err.message : String(err) });
+    return { result: 'bypass', reason };
+  }
+
+  private counted(r: SemanticLookup): SemanticLookup {
+    this.metrics.cacheLookups.inc({ kind: 'semantic', result: r.result, reason: r.result === 'hit' ? 'found' : r.reason });
+    return r;
+  }
+}

@@ -1,0 +1,117 @@
+// Redis vector index for stock Redis 7 (no search module): per entry a hash {v: float32 bytes, f: guard
+// features, k: exact-cache key, b: its buckets}; per bucket a sorted set of entry ids scored by expiry; per
+// partition a sorted set of ids by insertion time, for the capacity bound. Adding is one script (insert, then
+// evict the oldest while over capacity) and searching is one script (gather each bucket's live ids, return their
+// vectors); scoring is exact, here. All keys of a tenant share its hash tag, so on a Redis Cluster each script
+// runs on one slot. Entry keys are built inside the scripts from a prefix: they are in the same slot as the
+// declared keys by construction.
+import type { Cluster, Redis } from 'ioredis';
+import { dot } from '../../cache/embedders/embedder.js';
+import type { QuestionFeatures } from '../../cache/guards.js';
+import { MAX_PER_BUCKET, type VectorEntry, type VectorIndex, type VectorMatch } from '../vector-index.js';
+import { connectRedis, type RedisConnectOptions } from './connect.js';
+
+// KEYS[1] partition zset, KEYS[2] entry hash, KEYS[3..] bucket zsets.
+// ARGV: id, now, expiresAt, ttlMs, maxEntries, vector, features, storeKey, bucket list, entry key prefix, bucket key prefix.
+const ADD = `
+local id, now, exp, ttl, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+redis.call('HSET', KEYS[2], 'v', ARGV[6], 'f', ARGV[7], 'k', ARGV[8], 'b', ARGV[9])
+redis.call('PEXPIRE', KEYS[2], ttl)
+for i = 3, #KEYS do
+  redis.call('ZADD', KEYS[i], exp, id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+redis.call('ZADD', KEYS[1], now, id)
+redis.call('PEXPIRE', KEYS[1], ttl)
+local over = redis.call('ZCARD', KEYS[1]) - max
+if over > 0 then
+  local old = redis.call('ZRANGE', KEYS[1], 0, over - 1)
+  for _, oid in ipairs(old) do
+    local ekey = ARGV[10] .. oid
+    local b = redis.call('HGET', ekey, 'b')
+    if b then
+      for bucket in string.gmatch(b, '[^ ]+') do redis.call('ZREM', ARGV[11] .. bucket, oid) end
+    end
+    redis.call('DEL', ekey)
+    redis.call('ZREM', KEYS[1], oid)
+  end
+end
+return over
+`;
+
+// KEYS: bucket zsets. ARGV: now, per-bucket limit, entry key prefix. Returns {id, v, f, k, …} for live entries.
+const SEARCH = `
+local now, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local seen, out = {}, {}
+for i = 1, #KEYS do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[i], now, '+inf', 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    if not seen[id] then
+      seen[id] = true
+      local e = redis.call('HMGET', prefix .. id, 'v', 'f', 'k')
+      if e[1] then
+        out[#out + 1] = e[1]
+        out[#out + 1] = e[2]
+        out[#out + 1] = e[3]
+      end
+    end
+  end
+end
+return out
+`;
+
+interface Scripts {
+  tiergateVecAdd(...args: Array<string | number | Buffer>): Promise<number>;
+  tiergateVecSearchBuffer(...args: Array<string | number | Buffer>): Promise<Buffer[]>;
+}
+type ScriptClient = (Redis | Cluster) & Scripts;
+
+export class RedisVectorIndex implements VectorIndex {
+  readonly kind = 'redis';
+  readonly redis: ScriptClient;
+
+  constructor(
+    opts: RedisConnectOptions,
+    private readonly prefix: string,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.redis = connectRedis(opts) as ScriptClient;
+    this.redis.defineCommand('tiergateVecAdd', { lua: ADD });
+    this.redis.defineCommand('tiergateVecSearch', { lua: SEARCH });
+  }
+
+  private base(tenant: string, partition: string): string {
+    return `${this.prefix}{t:${tenant}}:v:${partition}:`;
+  }
+
+  async search(tenant: string, partition: string, buckets: readonly string[], vector: Float32Array, minScore: number, limit: number): Promise<VectorMatch[]> {
+    if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${this.redis.status})`);
+    const base = this.base(tenant, partition);
+    const keys = buckets.map((b) => `${base}b:${b}`);
+    const flat = await this.redis.tiergateVecSearchBuffer(keys.length, ...keys, this.now(), MAX_PER_BUCKET, `${base}e:`);
+    const out: VectorMatch[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const raw = flat[i] as Buffer;
+      if (raw.length !== vector.length * 4) continue; // another model's vector: never comparable
+      const v = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+      const score = dot(vector, v);
+      if (score < minScore) continue;
+      out.push({ score, features: JSON.parse((flat[i + 1] as Buffer).toString('utf8')) as QuestionFeatures, storeKey: (flat[i + 2] as Buffer).toString('utf8') });
+    }
+    return out.sort((a, b) => b.score - a.score).slice(0, limit);
+  }
+
+  async add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): Promise<void> {
+    if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${this.redis.status})`);
+    const base = this.base(tenant, partition);
+    const now = this.now();
+    const keys = [`${base}p`, `${base}e:${entry.id}`, ...buckets.map((b) => `${base}b:${b}`)];
+    const vec = Buffer.from(entry.vector.buffer, entry.vector.byteOffset, entry.vector.byteLength);
+    await this.redis.tiergateVecAdd(keys.length, ...keys, entry.id, now, now + ttlMs, Math.round(ttlMs), maxEntries, vec, JSON.stringify(entry.features), entry.storeKey, buckets.join(' '), `${base}e:`, `${base}b:`);
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+}

@@ -1,0 +1,30 @@
+// The semantic cache's vector index: entries (a vector, the question's guard features and the exact-cache key of
+// its answer) in partitions (tenant + context fingerprint + embedder), found through buckets (src/cache/lsh.ts).
+// Bounded per partition (oldest evicted first) and by TTL. One interface, a memory and a Redis implementation,
+// one contract suite (test/contract/vector-index.test.ts).
+import type { QuestionFeatures } from '../cache/guards.js';
+
+export interface VectorEntry {
+  id: string;
+  vector: Float32Array;
+  features: QuestionFeatures;
+  /** Where the answer lives in the cache store. */
+  storeKey: string;
+}
+
+export interface VectorMatch {
+  score: number;
+  features: QuestionFeatures;
+  storeKey: string;
+}
+
+export interface VectorIndex {
+  readonly kind: 'memory' | 'redis';
+  /** Candidates from these buckets scoring at least minScore, best first, at most `limit`. */
+  search(tenant: string, partition: string, buckets: readonly string[], vector: Float32Array, minScore: number, limit: number): VectorMatch[] | Promise<VectorMatch[]>;
+  add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): void | Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Candidates fetched per bucket at most: a crowded bucket cannot turn one lookup into a scan. */
+export const MAX_PER_BUCKET = 64;

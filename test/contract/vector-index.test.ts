@@ -1,0 +1,102 @@
+// One contract for both vector indexes (memory, Redis, Redis Cluster): found in its partition only, scored
+// exactly and best first, capacity-bounded per partition (oldest out), expiring with its TTL.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { normalise } from '../../src/cache/embedders/embedder.js';
+import { questionFeatures } from '../../src/cache/guards.js';
+import { lshBuckets } from '../../src/cache/lsh.js';
+import { MemoryVectorIndex } from '../../src/stores/memory/vector-index.js';
+import { RedisVectorIndex } from '../../src/stores/redis/vector-index.js';
+import type { VectorIndex } from '../../src/stores/vector-index.js';
+import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
+
+let redis: RedisServer;
+let cluster: RedisCluster;
+const made: VectorIndex[] = [];
+beforeAll(async () => {
+  redis = await RedisServer.start();
+  cluster = await RedisCluster.start();
+}, 30_000);
+afterAll(async () => {
+  for (const x of made) await x.close();
+  await redis.down();
+  await cluster.down();
+});
+
+async function ready(x: VectorIndex): Promise<VectorIndex> {
+  made.push(x);
+  if (x instanceof RedisVectorIndex) await expect.poll(() => x.redis.status, { timeout: 5000 }).toBe('ready');
+  return x;
+}
+const makers: Record<string, () => Promise<VectorIndex>> = {
+  memory: () => ready(new MemoryVectorIndex()),
+  redis: () => ready(new RedisVectorIndex({ url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, `vt${Date.now()}:`)),
+  'redis cluster': () => ready(new RedisVectorIndex({ url: cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, `vt${Date.now()}:`)),
+};
+
+/** A unit vector near `base`: base plus a little of direction `k`. */
+function near(base: number, k: number, amount: number, dims = 64): Float32Array {
+  const v = new Float32Array(dims);
+  v[base] = 1;
+  v[k] = amount;
+  return normalise(v);
+}
+const features = questionFeatures('q');
+let ids = 0;
+const entry = (vector: Float32Array, storeKey: string) => ({ id: `e${ids++}`, vector, features, storeKey });
+
+describe.each(Object.keys(makers))('%s vector index', (name) => {
+  const make = makers[name] as () => Promise<VectorIndex>;
+
+  it('finds entries in the same bucket and partition, scored exactly and best first, above minScore only', async () => {
+    const x = await make();
+    const q = near(0, 1, 0);
+    await x.add('acme', 'p1', ['w:x'], entry(near(0, 1, 0.1), 'close'), 60_000, 100);
+    await x.add('acme', 'p1', ['w:x'], entry(near(0, 1, 0.3), 'further'), 60_000, 100);
+    await x.add('acme', 'p1', ['w:x'], entry(near(2, 1, 0), 'unrelated'), 60_000, 100);
+    const found = await x.search('acme', 'p1', ['w:x'], q, 0.9, 5);
+    expect(found.map((m) => m.storeKey)).toEqual(['close', 'further']);
+    expect(found[0]?.score).toBeCloseTo(1 / Math.sqrt(1.01), 5);
+    expect(found[0]?.features).toEqual(features);
+    expect(await x.search('acme', 'p1', ['w:x'], q, 0.99, 5)).toHaveLength(1);
+    expect(await x.search('acme', 'p1', ['w:x'], q, 0.9, 1)).toHaveLength(1);
+  });
+
+  it('never crosses a tenant, a partition or a bucket', async () => {
+    const x = await make();
+    const v = near(3, 4, 0);
+    await x.add('acme', 'p2', ['w:y'], entry(v, 'acme-entry'), 60_000, 100);
+    expect(await x.search('globex', 'p2', ['w:y'], v, 0.5, 5)).toEqual([]);
+    expect(await x.search('acme', 'p3', ['w:y'], v, 0.5, 5)).toEqual([]);
+    expect(await x.search('acme', 'p2', ['w:z'], v, 0.5, 5)).toEqual([]);
+    expect((await x.search('acme', 'p2', ['w:y'], v, 0.5, 5)).map((m) => m.storeKey)).toEqual(['acme-entry']);
+  });
+
+  it('keeps at most maxEntries per partition, evicting the oldest', async () => {
+    const x = await make();
+    for (let i = 0; i < 5; i++) {
+      await x.add('acme', 'p4', ['w:cap'], entry(near(5, 6, i / 100), `k${i}`), 60_000, 3);
+      await new Promise((r) => setTimeout(r, 2)); // distinct insertion times
+    }
+    const left = (await x.search('acme', 'p4', ['w:cap'], near(5, 6, 0), 0.5, 10)).map((m) => m.storeKey).sort();
+    expect(left).toEqual(['k2', 'k3', 'k4']);
+  });
+
+  it('entries expire with their TTL', async () => {
+    const x = await make();
+    const v = near(7, 8, 0);
+    await x.add('acme', 'p5', ['w:ttl'], entry(v, 'short'), 150, 100);
+    expect(await x.search('acme', 'p5', ['w:ttl'], v, 0.5, 5)).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await x.search('acme', 'p5', ['w:ttl'], v, 0.5, 5)).toEqual([]);
+  });
+
+  it('with LSH buckets, a close vector is found and a far one is not even a candidate', async () => {
+    const x = await make();
+    const v = near(9, 10, 0, 512);
+    const close = near(9, 10, 0.2, 512); // cosine 0.98
+    await x.add('acme', 'p6', lshBuckets(close), entry(close, 'lsh-close'), 60_000, 100);
+    const far = near(11, 12, 0, 512);
+    await x.add('acme', 'p6', lshBuckets(far), entry(far, 'lsh-far'), 60_000, 100);
+    expect((await x.search('acme', 'p6', lshBuckets(v), v, 0, 10)).map((m) => m.storeKey)).toEqual(['lsh-close']);
+  });
+});

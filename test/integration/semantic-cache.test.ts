@@ -1,0 +1,208 @@
+// The semantic cache through the Envoy-faithful client: near-duplicate questions answered from the cache, never
+// across tenants or contexts, guards that refuse close-but-different questions, the threshold floor, a failing
+// embedder → bypass, and entries shared through Redis. A small deterministic embedder stands in for the model in
+// most tests (so the similarity is known); one test runs the real local model.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { normalise, type Embedder } from '../../src/cache/embedders/embedder.js';
+import { LocalEmbedder } from '../../src/cache/embedders/local-embedder.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { chatRequestHeaders, getHeader, type ExtProcSession } from '../../src/dev/envoy-client.js';
+import type { Outcome } from '../../src/dev/envoy-filter.js';
+import type { LedgerRow } from '../../src/ledger/row.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { jsonBody, metricValue, runtimeFor, captureLogger, withTempSpool, type TestTiergate } from '../helpers/tiergate.js';
+import { createApp } from '../../src/app.js';
+import { ExtProcPool } from '../../src/dev/envoy-client.js';
+import { MemorySink } from '../../src/ledger/memory-sink.js';
+import { loadTokenizer } from '../../src/llm/tokenizer.js';
+
+/** Bag of words → vector: questions with the same words (any order, any case) are identical vectors. */
+class WordsEmbedder implements Embedder {
+  readonly id = 'test:words';
+  calls = 0;
+  fail = false;
+  async embed(texts: readonly string[]): Promise<Float32Array[]> {
+    this.calls++;
+    if (this.fail) throw new Error('embedder down');
+    return texts.map((t) => {
+      const v = new Float32Array(64);
+      for (const w of t.toLowerCase().match(/[a-z0-9]+/g) ?? []) {
+        let h = 7;
+        for (const c of w) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+        v[h % 64] = (v[h % 64] as number) + 1;
+      }
+      return normalise(v);
+    });
+  }
+  async close(): Promise<void> {}
+}
+
+const running: TestTiergate[] = [];
+async function start(extra: ConfigInput = {}, embedder: Embedder = new WordsEmbedder()): Promise<TestTiergate> {
+  const { log, logs } = captureLogger();
+  await loadTokenizer();
+  const ledger = new MemorySink();
+  const input: ConfigInput = { tenants: { '*': { cache: { mode: 'semantic' } } }, ...extra };
+  const app = createApp(runtimeFor(withTempSpool(input)), log, { ledgerSinks: [ledger], embedder });
+  const port = await app.extproc.listen('127.0.0.1:0');
+  app.markServing();
+  const pool = new ExtProcPool(`127.0.0.1:${port}`, 500);
+  const t: TestTiergate = {
+    app,
+    port,
+    target: `127.0.0.1:${port}`,
+    pool,
+    logs,
+    ledger,
+    rows: async () => {
+      await app.ledger.flush();
+      return ledger.rows<LedgerRow>();
+    },
+    stop: async () => {
+      pool.close();
+      await app.shutdown(1000);
+    },
+  };
+  running.push(t);
+  return t;
+}
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((t) => t.stop()));
+});
+
+async function ask(t: TestTiergate, question: string, opts: { system?: string; tenant?: string; extra?: Record<string, unknown> } = {}): Promise<{ s: ExtProcSession; o: Outcome }> {
+  const s = t.pool.open();
+  await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', question]]), false);
+  const messages = [{ role: 'system', content: opts.system ?? 'Be brief.' }, { role: 'user', content: question }];
+  return { s, o: await s.sendRequestBody(jsonBody({ model: 'auto', messages, ...opts.extra })) };
+}
+
+async function answer(s: ExtProcSession, content: string): Promise<void> {
+  await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+  await s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'weak-model', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } }), true);
+  s.close();
+}
+
+/** Asks, lets the "backend" answer, and waits until the answer (and its vector) are stored. */
+async function seed(t: TestTiergate, question: string, content: string, opts: { system?: string } = {}): Promise<void> {
+  const before = await metricValue(t.app, 'tiergate_cache_writes_total', { result: 'stored' });
+  const { s, o } = await ask(t, question, opts);
+  expect(o.kind).toBe('continue');
+  await answer(s, content);
+  await expect.poll(() => metricValue(t.app, 'tiergate_cache_writes_total', { result: 'stored' })).toBe(before + 1);
+  await new Promise((r) => setTimeout(r, 20)); // the vector is added right after the entry
+}
+
+async function outcome(t: TestTiergate, question: string, opts: { system?: string; extra?: Record<string, unknown> } = {}): Promise<string> {
+  const { s, o } = await ask(t, question, opts);
+  s.close();
+  if (o.kind === 'immediate') return `${getHeader(o.headers, 'x-cache')}: ${JSON.parse(o.body.toString()).choices[0].message.content}`;
+  return 'upstream';
+}
+
+describe('semantic cache', () => {
+  it('a rephrasing with the same content words is a semantic hit; the guards refuse close-but-different questions', async () => {
+    const t = await start();
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    expect(await outcome(t, 'what is the capital of france')).toBe('hit-semantic: Paris.');
+    expect(await outcome(t, 'The capital of France is what?')).toBe('hit-semantic: Paris.');
+    // Another entity, a number, a negation, an added word: close in embedding space, still not the same question.
+    expect(await outcome(t, 'What is the capital of Germany?')).toBe('upstream');
+    expect(await outcome(t, 'What is the capital of France in 1789?')).toBe('upstream');
+    expect(await outcome(t, 'What is not the capital of France?')).toBe('upstream');
+    expect(await outcome(t, 'What is the former capital of France?')).toBe('upstream');
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'hit' })).toBe(2);
+  });
+
+  it('never crosses a system prompt or a parameter', async () => {
+    const u = await start();
+    await seed(u, 'What is the capital of France?', 'Paris.');
+    expect(await outcome(u, 'what is the capital of france', { system: 'Answer in French.' })).toBe('upstream');
+    expect(await outcome(u, 'what is the capital of france', { extra: { temperature: 0 } })).toBe('upstream');
+  });
+
+  it('tenants never share entries, even for identical questions', async () => {
+    const { sha256Hex } = await import('../../src/auth/api-keys.js');
+    const t = await start({ auth: { mode: 'api_key', keys: [{ id: 'a', sha256: sha256Hex('key-a-0123456789'), tenant: 'acme' }, { id: 'b', sha256: sha256Hex('key-b-0123456789'), tenant: 'globex' }] } });
+    const askAs = async (key: string, q: string) => {
+      const s = t.pool.open();
+      await s.sendRequestHeaders(chatRequestHeaders([['authorization', `Bearer ${key}`]]), false);
+      return { s, o: await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: q }] })) };
+    };
+    const first = await askAs('key-a-0123456789', 'What is the capital of France?');
+    await answer(first.s, 'Paris, for acme.');
+    await expect.poll(() => metricValue(t.app, 'tiergate_cache_writes_total', { result: 'stored' })).toBe(1);
+    await new Promise((r) => setTimeout(r, 20));
+    const other = await askAs('key-b-0123456789', 'what is the capital of france');
+    expect(other.o.kind).toBe('continue');
+    other.s.close();
+    const same = await askAs('key-a-0123456789', 'what is the capital of france');
+    expect(same.o.kind === 'immediate' && getHeader(same.o.headers, 'x-cache')).toBe('hit-semantic');
+    same.s.close();
+  });
+
+  it("a tenant's threshold applies, and config check refuses one below the operator's floor", async () => {
+    // The words embedder gives 1.0 for the same words; an extra "please" makes it 6/√42 ≈ 0.93, which passes
+    // the default 0.9 (and the lexical guard: "please" is a function word) but not this tenant's 0.99.
+    const t = await start({ tenants: { '*': { cache: { mode: 'semantic' } }, acme: { cache: { threshold: 0.99 } } } });
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    expect(await outcome(t, 'The capital of France is what?')).toBe('hit-semantic: Paris.');
+    expect(await outcome(t, 'What is the capital of France, please?')).toBe('hit-semantic: Paris.');
+    const strict = await start({ tenants: { '*': { cache: { mode: 'semantic', threshold: 0.99 } } } });
+    await seed(strict, 'What is the capital of France?', 'Paris.');
+    expect(await outcome(strict, 'The capital of France is what?')).toBe('hit-semantic: Paris.');
+    expect(await outcome(strict, 'What is the capital of France, please?')).toBe('upstream');
+    expect(() => runtimeFor({ cache: { semantic: { minThreshold: 0.9 } }, tenants: { acme: { cache: { mode: 'semantic', threshold: 0.5 } } } })).toThrow(/below the floor/);
+  });
+
+  it('an embedder that fails turns lookups into bypasses; the request goes upstream', async () => {
+    const embedder = new WordsEmbedder();
+    const t = await start({}, embedder);
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    embedder.fail = true;
+    const { s, o } = await ask(t, 'what is the capital of france');
+    expect(o.kind).toBe('continue');
+    await answer(s, 'Paris (live).');
+    expect(getHeader(s.responseHeaders, 'x-cache')).toBe('bypass');
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'bypass', reason: 'embedder_error' })).toBe(1);
+    // The exact cache still answers an identical question.
+    expect(await outcome(t, 'What is the capital of France?')).toBe('hit-exact: Paris.');
+  });
+
+  it('the ledger row of a semantic hit is a cache hit with its saving', async () => {
+    const t = await start();
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    await outcome(t, 'what is the capital of france');
+    let rows: LedgerRow[] = [];
+    await expect.poll(async () => (rows = await t.rows()).length).toBe(2);
+    expect(rows.find((r) => r.request_id === 'what is the capital of france')).toMatchObject({ cache_hit: true, status: 'cache_hit', cost_usd: { total: 0 } });
+  });
+});
+
+describe('semantic cache with the real local embedder', () => {
+  it('Universal Sentence Encoder lite, offline: a rephrasing hits, another country does not', async () => {
+    const embedder = new LocalEmbedder();
+    await embedder.whenReady();
+    const t = await start({}, embedder);
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    expect(await outcome(t, "what's the capital of france")).toBe('hit-semantic: Paris.');
+    expect(await outcome(t, 'What is the capital of Germany?')).toBe('upstream');
+  }, 30_000);
+});
+
+describe('semantic cache on Redis', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(async () => redis.down());
+
+  it('a vector added by one instance answers a rephrasing on another', async () => {
+    const cache = { store: 'redis' as const, redis: { url: redis.url, keyPrefix: `s${Date.now()}:` } };
+    const one = await start({ cache });
+    const two = await start({ cache });
+    await expect.poll(() => (one.app.cache.store as unknown as { redis: { status: string } }).redis.status).toBe('ready');
+    await seed(one, 'What is the capital of France?', 'Paris.');
+    await expect.poll(() => outcome(two, 'what is the capital of france')).toBe('hit-semantic: Paris.');
+  });
+});
