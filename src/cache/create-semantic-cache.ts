@@ -18,7 +18,7 @@ export function createEmbedder(cfg: Config['cache']['semantic']['embedder'], env
 
 export function createSemanticCache(config: Config, store: CacheStore, metrics: Metrics, log: Logger, now?: () => number, embedder?: Embedder): SemanticCache {
   const c = config.cache;
-  const index = c.store === 'redis' && c.redis ? new RedisVectorIndex(c.redis, c.redis.keyPrefix, now) : new MemoryVectorIndex(now);
+  const index = c.store === 'redis' && c.redis ? new RedisVectorIndex(c.redis, c.redis.keyPrefix, now) : new MemoryVectorIndex(now, c.maxEntries);
   return new SemanticCache(embedder ?? createEmbedder(c.semantic.embedder), index, store, metrics, log, now);
 }
 

@@ -5,7 +5,7 @@ import { z } from 'zod';
 const positiveInt = z.number().int().positive();
 
 /** The conservative default: chosen from bench/semantic-cache.ts (README "Semantic cache precision"). */
-export const DEFAULT_SEMANTIC_THRESHOLD = 0.9;
+export const DEFAULT_SEMANTIC_THRESHOLD = 0.98;
 
 /** Per plan or tenant; fields layer like the other policy fields (tenant over plan over "*"). */
 export const cachePolicySchema = z.strictObject({

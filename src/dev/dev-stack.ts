@@ -112,6 +112,10 @@ Try:
   curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"auto","messages":[{"role":"user","content":"Say hi"}]}'
 
+  # reworded (case, punctuation): a semantic hit (x-cache: hit-semantic), guarded so "Say hi 3 times" is not one
+  curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"model":"auto","messages":[{"role":"user","content":"say hi!"}]}'
+
   # a client cannot pick its own tier: this still goes to weak
   curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' -H 'x-llm-tier: strong' \\
     -d '{"model":"auto","messages":[{"role":"user","content":"Say hi"}]}'

@@ -100,3 +100,16 @@ describe.each(Object.keys(makers))('%s vector index', (name) => {
     expect((await x.search('acme', 'p6', lshBuckets(v), v, 0, 10)).map((m) => m.storeKey)).toEqual(['lsh-close']);
   });
 });
+
+describe('memory vector index', () => {
+  it('bounds all partitions together: the oldest partition gives up its oldest entries first', () => {
+    const x = new MemoryVectorIndex(Date.now, 3);
+    const v = near(1, 2, 0);
+    x.add('acme', 'old', ['w:a'], entry(v, 'old-1'), 60_000, 100);
+    x.add('acme', 'old', ['w:a'], entry(v, 'old-2'), 60_000, 100);
+    x.add('acme', 'new', ['w:a'], entry(v, 'new-1'), 60_000, 100);
+    x.add('acme', 'new', ['w:a'], entry(v, 'new-2'), 60_000, 100);
+    expect(x.search('acme', 'old', ['w:a'], v, 0.5, 5).map((m) => m.storeKey)).toEqual(['old-2']);
+    expect(x.search('acme', 'new', ['w:a'], v, 0.5, 5).map((m) => m.storeKey).sort()).toEqual(['new-1', 'new-2']);
+  });
+});

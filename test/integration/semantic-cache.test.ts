@@ -42,7 +42,8 @@ async function start(extra: ConfigInput = {}, embedder: Embedder = new WordsEmbe
   const { log, logs } = captureLogger();
   await loadTokenizer();
   const ledger = new MemorySink();
-  const input: ConfigInput = { tenants: { '*': { cache: { mode: 'semantic' } } }, ...extra };
+  // 0.9 rather than the local model's conservative default (0.98): these tests are about the mechanism.
+  const input: ConfigInput = { tenants: { '*': { cache: { mode: 'semantic', threshold: 0.9 } } }, ...extra };
   const app = createApp(runtimeFor(withTempSpool(input)), log, { ledgerSinks: [ledger], embedder });
   const port = await app.extproc.listen('127.0.0.1:0');
   app.markServing();
@@ -123,7 +124,7 @@ describe('semantic cache', () => {
 
   it('tenants never share entries, even for identical questions', async () => {
     const { sha256Hex } = await import('../../src/auth/api-keys.js');
-    const t = await start({ auth: { mode: 'api_key', keys: [{ id: 'a', sha256: sha256Hex('key-a-0123456789'), tenant: 'acme' }, { id: 'b', sha256: sha256Hex('key-b-0123456789'), tenant: 'globex' }] } });
+    const t = await start({ tenants: { '*': { cache: { mode: 'semantic', threshold: 0.9 } } }, auth: { mode: 'api_key', keys: [{ id: 'a', sha256: sha256Hex('key-a-0123456789'), tenant: 'acme' }, { id: 'b', sha256: sha256Hex('key-b-0123456789'), tenant: 'globex' }] } });
     const askAs = async (key: string, q: string) => {
       const s = t.pool.open();
       await s.sendRequestHeaders(chatRequestHeaders([['authorization', `Bearer ${key}`]]), false);
@@ -144,7 +145,7 @@ describe('semantic cache', () => {
   it("a tenant's threshold applies, and config check refuses one below the operator's floor", async () => {
     // The words embedder gives 1.0 for the same words; an extra "please" makes it 6/√42 ≈ 0.93, which passes
     // the default 0.9 (and the lexical guard: "please" is a function word) but not this tenant's 0.99.
-    const t = await start({ tenants: { '*': { cache: { mode: 'semantic' } }, acme: { cache: { threshold: 0.99 } } } });
+    const t = await start({ tenants: { '*': { cache: { mode: 'semantic', threshold: 0.9 } }, acme: { cache: { threshold: 0.99 } } } });
     await seed(t, 'What is the capital of France?', 'Paris.');
     expect(await outcome(t, 'The capital of France is what?')).toBe('hit-semantic: Paris.');
     expect(await outcome(t, 'What is the capital of France, please?')).toBe('hit-semantic: Paris.');

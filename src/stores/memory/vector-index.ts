@@ -17,8 +17,13 @@ interface Partition {
 export class MemoryVectorIndex implements VectorIndex {
   readonly kind = 'memory';
   private readonly partitions = new Map<string, Partition>();
+  private total = 0;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    /** All partitions together; past it the oldest partition gives up its oldest entry (the memory bound). */
+    private readonly maxTotal = Number.POSITIVE_INFINITY,
+  ) {}
 
   search(tenant: string, partition: string, buckets: readonly string[], vector: Float32Array, minScore: number, limit: number): VectorMatch[] {
     const p = this.partitions.get(`${tenant}\0${partition}`);
@@ -58,11 +63,18 @@ export class MemoryVectorIndex implements VectorIndex {
       if (!set) p.buckets.set(b, (set = new Set()));
       set.add(entry.id);
     }
+    this.total++;
     while (p.entries.size > maxEntries) this.remove(p, p.entries.values().next().value as Stored);
+    while (this.total > this.maxTotal) {
+      const [oldestKey, oldest] = this.partitions.entries().next().value as [string, Partition];
+      const first = oldest.entries.values().next().value as Stored | undefined;
+      if (first) this.remove(oldest, first);
+      if (oldest.entries.size === 0) this.partitions.delete(oldestKey);
+    }
   }
 
   private remove(p: Partition, e: Stored): void {
-    p.entries.delete(e.id);
+    if (p.entries.delete(e.id)) this.total--;
     for (const b of e.buckets) {
       const set = p.buckets.get(b);
       set?.delete(e.id);
@@ -72,5 +84,6 @@ export class MemoryVectorIndex implements VectorIndex {
 
   async close(): Promise<void> {
     this.partitions.clear();
+    this.total = 0;
   }
 }
