@@ -62,7 +62,7 @@ describe('tenant policy layering', () => {
   ])('%s', (tenant, want) => {
     expect(rt.tenants.policyFor(tenant)).toMatchObject({ tenant, ...want });
   });
-  it('with no tenants configured: every model, no limits, the ledger feature header', () => {
+  it('with no tenants configured: every model, no limits, the ledger feature header, no cache', () => {
     expect(runtimeFor({}).tenants.policyFor('default')).toEqual({
       tenant: 'default',
       plan: null,
@@ -72,7 +72,13 @@ describe('tenant policy layering', () => {
       tokensPerMinute: undefined,
       featureHeader: 'x-feature-id',
       onTierDenied: 'downgrade',
+      cache: { mode: 'off', ttlSeconds: undefined, toolRequests: false, namespace: '0', threshold: undefined },
     });
+  });
+
+  it('the cache policy layers field by field: a tenant bumps its namespace and keeps its plan\'s mode and TTL', () => {
+    const rt = runtimeFor({ plans: { cached: { cache: { mode: 'semantic', ttlSeconds: 600, threshold: 0.95 } } }, tenants: { acme: { plan: 'cached', cache: { namespace: 7 } } } });
+    expect(rt.tenants.policyFor('acme').cache).toEqual({ mode: 'semantic', ttlSeconds: 600, toolRequests: false, namespace: '7', threshold: 0.95 });
   });
 });
 

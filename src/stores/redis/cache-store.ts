@@ -3,13 +3,12 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { CacheEntry, CacheStore } from '../cache-store.js';
 import { connectRedis, type RedisConnectOptions } from './connect.js';
-import { whenReady } from './when-ready.js';
 
 export class RedisCacheStore implements CacheStore {
   readonly kind = 'redis';
   readonly redis: Redis | Cluster;
 
-  constructor(private readonly opts: RedisConnectOptions) {
+  constructor(opts: RedisConnectOptions) {
     this.redis = connectRedis(opts);
   }
 
@@ -26,7 +25,8 @@ export class RedisCacheStore implements CacheStore {
   }
 
   async set(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {
-    await whenReady(this.redis, this.opts.connectTimeoutMs, 'cache store');
+    // Nor does a store: the answer is already on its way; a lost entry is only a later miss.
+    if (this.redis.status !== 'ready') throw new Error(`cache store not connected (${this.redis.status})`);
     await this.redis.set(key, JSON.stringify(entry), 'PX', Math.max(1, Math.round(ttlMs)));
   }
 
