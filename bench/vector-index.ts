@@ -8,6 +8,7 @@ import { questionFeatures } from '../src/cache/guards.js';
 import { bucketsFor } from '../src/cache/lsh.js';
 import { MemoryVectorIndex } from '../src/stores/memory/vector-index.js';
 import { RedisVectorIndex } from '../src/stores/redis/vector-index.js';
+import { connectRedis } from '../src/stores/redis/connect.js';
 import type { VectorIndex } from '../src/stores/vector-index.js';
 import { RedisServer } from '../test/helpers/redis-server.js';
 
@@ -79,7 +80,7 @@ const redis = await RedisServer.start();
 try {
   for (const lexical of [true, false]) {
     for (const kind of ['memory', 'redis'] as const) {
-      const index: VectorIndex = kind === 'memory' ? new MemoryVectorIndex() : new RedisVectorIndex({ url: redis.url, connectTimeoutMs: 2000, commandTimeoutMs: 5000 }, `bench${lexical ? 'w' : 'l'}:`);
+      const index: VectorIndex = kind === 'memory' ? new MemoryVectorIndex() : new RedisVectorIndex(connectRedis({ url: redis.url, connectTimeoutMs: 2000, commandTimeoutMs: 5000 }), `bench${lexical ? 'w' : 'l'}:`);
       if (index instanceof RedisVectorIndex) while (index.redis.status !== 'ready') await new Promise((r) => setTimeout(r, 20));
       const t = performance.now();
       await fill(index, lexical);

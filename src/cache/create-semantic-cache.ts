@@ -3,7 +3,7 @@
 import type { Config } from '../config/schema.js';
 import type { CacheStore } from '../stores/cache-store.js';
 import { MemoryVectorIndex } from '../stores/memory/vector-index.js';
-import { RedisVectorIndex } from '../stores/redis/vector-index.js';
+import { AutoRedisVectorIndex } from '../stores/redis/auto-vector-index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Embedder } from './embedders/embedder.js';
@@ -18,7 +18,9 @@ export function createEmbedder(cfg: Config['cache']['semantic']['embedder'], env
 
 export function createSemanticCache(config: Config, store: CacheStore, metrics: Metrics, log: Logger, now?: () => number, embedder?: Embedder): SemanticCache {
   const c = config.cache;
-  const index = c.store === 'redis' && c.redis ? new RedisVectorIndex(c.redis, c.redis.keyPrefix, now) : new MemoryVectorIndex(now, c.maxEntries);
+  const index = c.store === 'redis' && c.redis
+    ? new AutoRedisVectorIndex(c.redis, now, (mode) => log.info({ event: 'cache.vector_index', mode: mode === 'search' ? 'redis vector search (FT.SEARCH)' : 'buckets on plain Redis' }))
+    : new MemoryVectorIndex(now, c.maxEntries);
   return new SemanticCache(embedder ?? createEmbedder(c.semantic.embedder), index, store, metrics, log, now);
 }
 

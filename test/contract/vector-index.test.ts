@@ -6,31 +6,39 @@ import { questionFeatures } from '../../src/cache/guards.js';
 import { lshBuckets } from '../../src/cache/lsh.js';
 import { MemoryVectorIndex } from '../../src/stores/memory/vector-index.js';
 import { RedisVectorIndex } from '../../src/stores/redis/vector-index.js';
+import { AutoRedisVectorIndex } from '../../src/stores/redis/auto-vector-index.js';
+import { RedisSearchStandIn } from '../helpers/redis-search-standin.js';
+import { connectRedis } from '../../src/stores/redis/connect.js';
 import type { VectorIndex } from '../../src/stores/vector-index.js';
 import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
 
 let redis: RedisServer;
 let cluster: RedisCluster;
+let standIn: RedisSearchStandIn;
 const made: VectorIndex[] = [];
 beforeAll(async () => {
   redis = await RedisServer.start();
   cluster = await RedisCluster.start();
+  standIn = await RedisSearchStandIn.start(redis.url);
 }, 30_000);
 afterAll(async () => {
   for (const x of made) await x.close();
+  await standIn.close();
   await redis.down();
   await cluster.down();
 });
 
 async function ready(x: VectorIndex): Promise<VectorIndex> {
   made.push(x);
-  if (x instanceof RedisVectorIndex) await expect.poll(() => x.redis.status, { timeout: 5000 }).toBe('ready');
+  if (x instanceof RedisVectorIndex || x instanceof AutoRedisVectorIndex) await expect.poll(() => x.redis.status, { timeout: 5000 }).toBe('ready');
   return x;
 }
 const makers: Record<string, () => Promise<VectorIndex>> = {
   memory: () => ready(new MemoryVectorIndex()),
-  redis: () => ready(new RedisVectorIndex({ url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, `vt${Date.now()}:`)),
-  'redis cluster': () => ready(new RedisVectorIndex({ url: cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, `vt${Date.now()}:`)),
+  redis: () => ready(new RedisVectorIndex(connectRedis({ url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vt${Date.now()}:`)),
+  'redis cluster': () => ready(new RedisVectorIndex(connectRedis({ url: cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vt${Date.now()}:`)),
+  // Chosen by what the server can do: FT.SEARCH behind the stand-in (see test/helpers/redis-search-standin.ts).
+  'redis vector search (stand-in)': () => ready(new AutoRedisVectorIndex({ url: standIn.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: `vs${Date.now()}:` })),
 };
 
 /** A unit vector near `base`: base plus a little of direction `k`. */
@@ -92,6 +100,8 @@ describe.each(Object.keys(makers))('%s vector index', (name) => {
 
   it('with LSH buckets, a close vector is found and a far one is not even a candidate', async () => {
     const x = await make();
+    // Vector search has no buckets: an exact KNN returns the far vector too, below any useful threshold.
+    if (x instanceof AutoRedisVectorIndex) return;
     const v = near(9, 10, 0, 512);
     const close = near(9, 10, 0.2, 512); // cosine 0.98
     await x.add('acme', 'p6', lshBuckets(close), entry(close, 'lsh-close'), 60_000, 100);
@@ -111,5 +121,29 @@ describe('memory vector index', () => {
     x.add('acme', 'new', ['w:a'], entry(v, 'new-2'), 60_000, 100);
     expect(x.search('acme', 'old', ['w:a'], v, 0.5, 5).map((m) => m.storeKey)).toEqual(['old-2']);
     expect(x.search('acme', 'new', ['w:a'], v, 0.5, 5).map((m) => m.storeKey).sort()).toEqual(['new-1', 'new-2']);
+  });
+});
+
+describe('the Redis vector index picks what the server can do', () => {
+  it('stock Redis 7 (no search module): buckets in plain data structures', async () => {
+    const x = (await makers.redis!()) as RedisVectorIndex;
+    expect(x).toBeInstanceOf(RedisVectorIndex);
+    const auto = (await ready(new AutoRedisVectorIndex({ url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: 'auto7:' }))) as AutoRedisVectorIndex;
+    await auto.search('t', 'p', ['w:x'], near(0, 1, 0), 0.5, 5);
+    expect(auto.mode).toBe('buckets');
+  });
+
+  it('a server with vector search: one HNSW index per vector size, KNN queries filtered by partition and word set', async () => {
+    const prefix = `vsq${Date.now()}:`;
+    const x = (await ready(new AutoRedisVectorIndex({ url: standIn.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: prefix }))) as AutoRedisVectorIndex;
+    const v = near(13, 14, 0);
+    await x.add('acme', 'p', ['w:abc'], entry(v, 'ft-entry'), 60_000, 100);
+    expect((await x.search('acme', 'p', ['w:abc'], v, 0.5, 5)).map((m) => m.storeKey)).toEqual(['ft-entry']);
+    expect(x.mode).toBe('search');
+    const create = standIn.ftCommands.find((c) => c[0] === 'FT.CREATE' && c[1] === `${prefix}vec:64`);
+    expect(create).toEqual(['FT.CREATE', `${prefix}vec:64`, 'ON', 'HASH', 'PREFIX', '1', `${prefix}fv:64:`, 'SCHEMA', 'p', 'TAG', 'w', 'TAG', 'v', 'VECTOR', 'HNSW', '6', 'TYPE', 'FLOAT32', 'DIM', '64', 'DISTANCE_METRIC', 'COSINE']);
+    const query = standIn.ftCommands.filter((c) => c[0] === 'FT.SEARCH' && c[1] === `${prefix}vec:64`).at(-1);
+    expect(query?.[2]).toMatch(/^@p:\{[0-9a-f]{32}\} @w:\{[0-9a-f]{32}\}=>\[KNN 5 @v \$B AS d\]$/);
+    expect(query?.slice(3)).toEqual(['PARAMS', '2', 'B', '<256 bytes>', 'RETURN', '3', 'd', 'f', 'k', 'SORTBY', 'd', 'ASC', 'LIMIT', '0', '5', 'DIALECT', '2']);
   });
 });

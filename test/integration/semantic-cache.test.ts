@@ -10,6 +10,7 @@ import { chatRequestHeaders, getHeader, type ExtProcSession } from '../../src/de
 import type { Outcome } from '../../src/dev/envoy-filter.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { RedisSearchStandIn } from '../helpers/redis-search-standin.js';
 import { jsonBody, metricValue, runtimeFor, captureLogger, withTempSpool, type TestTiergate } from '../helpers/tiergate.js';
 import { createApp } from '../../src/app.js';
 import { ExtProcPool } from '../../src/dev/envoy-client.js';
@@ -205,5 +206,24 @@ describe('semantic cache on Redis', () => {
     await expect.poll(() => (one.app.cache.store as unknown as { redis: { status: string } }).redis.status).toBe('ready');
     await seed(one, 'What is the capital of France?', 'Paris.');
     await expect.poll(() => outcome(two, 'what is the capital of france')).toBe('hit-semantic: Paris.');
+  });
+
+  it('on a server with vector search (the FT.SEARCH stand-in), the same, through FT.CREATE and KNN queries', async () => {
+    const standIn = await RedisSearchStandIn.start(redis.url);
+    try {
+      const cache = { store: 'redis' as const, redis: { url: standIn.url, keyPrefix: `ft${Date.now()}:` } };
+      const one = await start({ cache });
+      const two = await start({ cache });
+      await expect.poll(() => (one.app.cache.store as unknown as { redis: { status: string } }).redis.status).toBe('ready');
+      // The first lookup connects the index and picks its mode; the seed's own lookup may come before that.
+      await expect.poll(async () => (await ask(one, 'warm-up question')).o.kind).toBe('continue');
+      await seed(one, 'What is the capital of France?', 'Paris.');
+      await expect.poll(() => outcome(two, 'what is the capital of france')).toBe('hit-semantic: Paris.');
+      expect(standIn.ftCommands.some((c) => c[0] === 'FT.SEARCH')).toBe(true);
+      expect(standIn.ftCommands.filter((c) => c[0] === 'FT.CREATE').length).toBeGreaterThanOrEqual(1);
+    } finally {
+      await Promise.all(running.splice(0).map((t) => t.stop()));
+      await standIn.close();
+    }
   });
 });

@@ -9,7 +9,6 @@ import type { Cluster, Redis } from 'ioredis';
 import { dot } from '../../cache/embedders/embedder.js';
 import type { QuestionFeatures } from '../../cache/guards.js';
 import { MAX_PER_BUCKET, type VectorEntry, type VectorIndex, type VectorMatch } from '../vector-index.js';
-import { connectRedis, type RedisConnectOptions } from './connect.js';
 
 // KEYS[1] partition zset, KEYS[2] entry hash, KEYS[3..] bucket zsets.
 // ARGV: id, now, expiresAt, ttlMs, maxEntries, vector, features, storeKey, bucket list, entry key prefix, bucket key prefix.
@@ -67,16 +66,17 @@ interface Scripts {
 }
 type ScriptClient = (Redis | Cluster) & Scripts;
 
+/** Buckets in plain Redis data structures: works on any Redis 7+ (and Cluster). */
 export class RedisVectorIndex implements VectorIndex {
   readonly kind = 'redis';
   readonly redis: ScriptClient;
 
   constructor(
-    opts: RedisConnectOptions,
+    client: Redis | Cluster,
     private readonly prefix: string,
     private readonly now: () => number = Date.now,
   ) {
-    this.redis = connectRedis(opts) as ScriptClient;
+    this.redis = client as ScriptClient;
     this.redis.defineCommand('tiergateVecAdd', { lua: ADD });
     this.redis.defineCommand('tiergateVecSearch', { lua: SEARCH });
   }
