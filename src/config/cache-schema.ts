@@ -1,6 +1,7 @@
 // Config of the response cache: where entries live and how long a lookup may take (the `cache` section), and
 // what each tenant's policy allows (the `cache` field of a plan or tenant).
 import { z } from 'zod';
+import { redisStoreSchema } from './redis-schema.js';
 
 const positiveInt = z.number().int().positive();
 
@@ -50,15 +51,7 @@ const semanticSchema = z
 export const cacheSchema = z
   .strictObject({
     store: z.enum(['memory', 'redis']).default('memory'),
-    redis: z
-      .strictObject({
-        url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL'),
-        cluster: z.boolean().default(false),
-        keyPrefix: z.string().default('tiergate:cache:'),
-        connectTimeoutMs: positiveInt.default(50),
-        commandTimeoutMs: positiveInt.default(50),
-      })
-      .optional(),
+    redis: redisStoreSchema('tiergate:cache:').optional(),
     /** A lookup slower than this is abandoned and the request proceeds as a miss (well inside Envoy's 200 ms). */
     lookupDeadlineMs: positiveInt.default(30),
     /** Memory store: entries kept per instance (least recently used go first). */

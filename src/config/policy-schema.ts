@@ -2,6 +2,7 @@
 // Kept apart from schema.ts so the access-control surface reads in one place.
 import { z } from 'zod';
 import { cachePolicySchema } from './cache-schema.js';
+import { redisStoreSchema } from './redis-schema.js';
 
 /** Tenant ids end up in Redis keys, headers and ledger rows: a tight charset keeps them inert everywhere. */
 export const TENANT_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -54,17 +55,7 @@ export const tenantSchema = z.strictObject({ plan: z.string().min(1).optional(),
 export const budgetsSchema = z
   .strictObject({
     store: z.enum(['memory', 'redis']).default('memory'),
-    redis: z
-      .strictObject({
-        url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL'),
-        /** A Redis Cluster, `url` being one of its nodes (README "Stores: memory or Redis"). */
-        cluster: z.boolean().default(false),
-        keyPrefix: z.string().default('tiergate:'),
-        // Both well inside Envoy's ext_proc message_timeout: a slow Redis must not stall the request.
-        connectTimeoutMs: positiveInt.default(50),
-        commandTimeoutMs: positiveInt.default(50),
-      })
-      .optional(),
+    redis: redisStoreSchema('tiergate:').optional(),
     /** Store unreachable: open admits under a local per-instance limit; closed answers 503. */
     onStoreFailure: z.enum(['open', 'closed']).default('open'),
     /** Fail-open divides each limit by this (the number of tiergate replicas). */

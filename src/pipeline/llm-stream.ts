@@ -24,9 +24,8 @@ import { UNAUTHENTICATED, authenticate, type Caller } from '../stages/authentica
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import type { RequestState } from './request-state.js';
-import { replayJson, replaySse } from '../cache/answer.js';
 import type { CacheEntry } from '../stores/cache-store.js';
-import type { LlmRequest } from '../llm/parse-request.js';
+import { cacheHitReply } from './cache-reply.js';
 import { ResponseAccounting, type UsageMetadata } from './response-accounting.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
@@ -214,25 +213,14 @@ export class LlmStream implements StreamHandler {
     return decision;
   }
 
-  /** The cached answer, in the wire format this client asked for; the model is never called. */
+  /** Answered from the cache: the model is never called. */
   private cacheReply(state: RequestState, entry: CacheEntry): ReplyDecision {
-    const llm = state.llm as LlmRequest;
-    const now = Date.now();
-    const opts = llm.json.stream_options;
-    const includeUsage = typeof opts === 'object' && opts !== null && (opts as { include_usage?: unknown }).include_usage === true;
-    const headers: Array<readonly [string, string]> = [
-      [H.contentType, llm.stream ? 'text/event-stream' : 'application/json'],
-      [H.cache, state.cache?.status ?? 'hit-exact'],
-      [H.modelResolved, entry.answer.model],
-    ];
-    if (state.route) headers.push([H.tier, state.route.tier.name]);
-    if (state.admission) headers.push(...state.admission.responseHeaders);
     this.outcome = 'cache_hit';
     this.acc.routed(state.route?.tier);
     if (this.deps.log.isLevelEnabled('debug')) state.log.debug({ event: 'cache.hit', kind: state.cache?.status, tier: state.route?.tier.name });
-    const body = llm.stream ? replaySse(entry.answer, now, includeUsage) : replayJson(entry.answer, now);
+    const reply = cacheHitReply(state, entry, Date.now());
     this.releaseRequestData(state);
-    return { kind: 'reply', status: 200, headers, body, details: 'tiergate_cache_hit' };
+    return reply;
   }
 
   /**
