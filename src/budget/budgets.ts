@@ -11,8 +11,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { budgetWarningHeader, limitError, rateLimitHeaders } from './rate-limit-headers.js';
 import { bucketsFor } from './buckets.js';
-import { STORE_FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttled-log.js';
-import { CircuitBreaker } from './circuit-breaker.js';
+import { StoreGuard } from '../stores/store-guard.js';
 
 /** What an admitted request holds until its response ends. */
 export interface Admission {
@@ -37,11 +36,10 @@ export interface AdmitQuery {
 }
 
 export class Budgets {
-  private readonly breaker: CircuitBreaker;
+  private readonly guard: StoreGuard;
   /** The per-instance limiter used while the shared store is away (fail-open). */
   private readonly local = new MemoryBudgetStore();
   private readonly pendingReconciles: Array<() => Promise<void>> = [];
-  private readonly failureLog: ThrottledWarning;
 
   constructor(
     readonly store: BudgetStore,
@@ -49,8 +47,7 @@ export class Budgets {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    this.breaker = new CircuitBreaker(now, (open) => metrics.budgetStoreDegraded.set(open ? 1 : 0));
-    this.failureLog = new ThrottledWarning(log, STORE_FAILURE_LOG_INTERVAL_MS, now);
+    this.guard = new StoreGuard('budget.store_failed', log, now, (open) => metrics.budgetStoreDegraded.set(open ? 1 : 0));
   }
 
   admit(rt: Runtime, q: AdmitQuery): AdmitOutcome | Promise<AdmitOutcome> {
@@ -60,10 +57,10 @@ export class Budgets {
     if (buckets.length === 0) return NOTHING_TO_ADMIT;
     const req: AdmitRequest = { id: q.id, now, tokens: q.tokens ?? 0, buckets, reservationExpiresAt: now + cfg.reservationTtlMs, warnAt: cfg.warnAt };
     if (this.store.kind === 'memory') return this.outcome(q, req, this.store, this.store.admit(req) as AdmitResult, false);
-    if (!this.breaker.allows()) return this.degraded(rt, q, req);
+    if (!this.guard.allows()) return this.degraded(rt, q, req);
     return (this.store.admit(req) as Promise<AdmitResult>).then(
       (r) => {
-        this.breaker.succeeded();
+        this.guard.succeeded();
         this.retryReconciles();
         return this.outcome(q, req, this.store, r, false);
       },
@@ -81,7 +78,7 @@ export class Budgets {
     // Only the Redis store is expected to fail; a memory reconcile that threw would be a bug: logged, not retried.
     run().then(
       () => {
-        if (a.store.kind === 'redis') this.breaker.succeeded();
+        if (a.store.kind === 'redis') this.guard.succeeded();
       },
       (err: unknown) => {
         if (a.store.kind !== 'redis') {
@@ -133,8 +130,7 @@ export class Budgets {
 
   private failed(op: 'admit' | 'reconcile', err: unknown, breaker: Runtime['config']['budgets']['breaker'] | undefined): void {
     this.metrics.budgetStoreFailures.inc({ op });
-    this.breaker.failed(breaker);
-    this.failureLog.warn({ event: 'budget.store_failed', op, err: (err as Error).message });
+    this.guard.failed(op, err, breaker);
   }
 
   private retryReconciles(): void {

@@ -1,12 +1,11 @@
 // The response cache's service: scoped store keys, lookups bounded by a deadline and a circuit breaker, and
 // stores after the response, off the answer path. It fails open: a store that is down or slow turns a lookup
 // into a bypass (or a miss past the deadline) and the request goes upstream.
-import { CircuitBreaker } from '../budget/circuit-breaker.js';
 import type { Config } from '../config/schema.js';
 import type { CacheEntry, CacheStore } from '../stores/cache-store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { STORE_FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttled-log.js';
+import { StoreGuard } from '../stores/store-guard.js';
 
 export type LookupResult =
   | { result: 'hit'; entry: CacheEntry }
@@ -19,8 +18,7 @@ const DOWN: LookupResult = { result: 'bypass', reason: 'store_down' };
 const ERROR: LookupResult = { result: 'bypass', reason: 'store_error' };
 
 export class ResponseCache {
-  private readonly breaker: CircuitBreaker;
-  private readonly failureLog: ThrottledWarning;
+  private readonly guard: StoreGuard;
 
   constructor(
     readonly store: CacheStore,
@@ -29,8 +27,7 @@ export class ResponseCache {
     log: Logger,
     now: () => number = Date.now,
   ) {
-    this.breaker = new CircuitBreaker(now, (open) => metrics.cacheStoreDegraded.set({ part: 'exact' }, open ? 1 : 0));
-    this.failureLog = new ThrottledWarning(log, STORE_FAILURE_LOG_INTERVAL_MS, now);
+    this.guard = new StoreGuard('cache.store_failed', log, now, (open) => metrics.cacheStoreDegraded.set({ part: 'exact' }, open ? 1 : 0));
   }
 
   /** Hash-tagged by tenant: on a Redis Cluster a tenant's entries share a slot, and the key names its owner. */
@@ -39,7 +36,7 @@ export class ResponseCache {
   }
 
   lookup(storeKey: string, cfg: Config['cache']): LookupResult | Promise<LookupResult> {
-    if (!this.breaker.allows()) return this.counted(DOWN);
+    if (!this.guard.allows()) return this.counted(DOWN);
     let got: ReturnType<CacheStore['get']>;
     try {
       got = this.store.get(storeKey);
@@ -53,7 +50,7 @@ export class ResponseCache {
     });
     const answer = got.then(
       (entry): LookupResult => {
-        this.breaker.succeeded();
+        this.guard.succeeded();
         return entry ? { result: 'hit', entry } : MISS;
       },
       (err: unknown) => this.failed('get', err, cfg),
@@ -66,12 +63,12 @@ export class ResponseCache {
 
   /** After the response: never throws, never blocks a request. */
   save(storeKey: string, entry: CacheEntry, ttlMs: number, cfg: Config['cache']): void {
-    if (!this.breaker.allows()) {
+    if (!this.guard.allows()) {
       this.metrics.cacheWrites.inc({ result: 'failed' });
       return;
     }
     const done = () => {
-      this.breaker.succeeded();
+      this.guard.succeeded();
       this.metrics.cacheWrites.inc({ result: 'stored' });
     };
     const fail = (err: unknown) => {
@@ -92,8 +89,7 @@ export class ResponseCache {
   }
 
   private failed(op: 'get' | 'set', err: unknown, cfg: Config['cache']): LookupResult {
-    this.breaker.failed(cfg.breaker);
-    this.failureLog.warn({ event: 'cache.store_failed', op, err: err instanceof Error ? err.message : String(err) });
+    this.guard.failed(op, err, cfg.breaker);
     return ERROR;
   }
 

@@ -4,13 +4,12 @@
 // request. Similarity is never a boundary between tenants or contexts: those are the partition, matched exactly.
 // Fails open like the exact cache: an embedder or index that is down or slow means the request goes upstream.
 import { randomUUID } from 'node:crypto';
-import { CircuitBreaker } from '../budget/circuit-breaker.js';
 import type { Config } from '../config/schema.js';
 import type { CacheEntry, CacheStore } from '../stores/cache-store.js';
 import type { VectorIndex } from '../stores/vector-index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { STORE_FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttled-log.js';
+import { StoreGuard } from '../stores/store-guard.js';
 import type { Embedder } from './embedders/embedder.js';
 import { guardMismatch, questionFeatures, type QuestionFeatures } from './guards.js';
 import { bucketsFor } from './lsh.js';
@@ -49,8 +48,7 @@ export function embeddingText(question: string): string {
 const CANDIDATES = 5;
 
 export class SemanticCache {
-  private readonly breaker: CircuitBreaker;
-  private readonly failureLog: ThrottledWarning;
+  private readonly guard: StoreGuard;
 
   constructor(
     readonly embedder: Embedder,
@@ -60,8 +58,7 @@ export class SemanticCache {
     log: Logger,
     now: () => number = Date.now,
   ) {
-    this.breaker = new CircuitBreaker(now, (open) => metrics.cacheStoreDegraded.set({ part: 'semantic' }, open ? 1 : 0));
-    this.failureLog = new ThrottledWarning(log, STORE_FAILURE_LOG_INTERVAL_MS, now);
+    this.guard = new StoreGuard('cache.semantic_failed', log, now, (open) => metrics.cacheStoreDegraded.set({ part: 'semantic' }, open ? 1 : 0));
   }
 
   /** The partition also names the embedder: vectors of two models are never compared. */
@@ -70,7 +67,7 @@ export class SemanticCache {
   }
 
   lookup(q: SemanticQuery, cfg: Config['cache']): Promise<SemanticLookup> {
-    if (!this.breaker.allows()) return Promise.resolve(this.counted({ result: 'bypass', reason: 'embedder_down' }));
+    if (!this.guard.allows()) return Promise.resolve(this.counted({ result: 'bypass', reason: 'embedder_down' }));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<SemanticLookup>((resolve) => {
       timer = setTimeout(() => resolve({ result: 'miss', reason: 'deadline' }), cfg.semantic.lookupDeadlineMs);
@@ -98,7 +95,7 @@ export class SemanticCache {
     } catch (err) {
       return this.failed('search', err, cfg, 'index_error');
     }
-    this.breaker.succeeded();
+    this.guard.succeeded();
     let guarded = false;
     for (const m of matches) {
       if (guardMismatch(features, m.features, s.lexicalGuard) !== undefined) {
@@ -119,13 +116,10 @@ export class SemanticCache {
 
   /** After the response, for a miss whose answer was stored under `storeKey`. Never throws. */
   add(tenant: string, seed: SemanticSeed, storeKey: string, ttlMs: number, s: SemanticConfig): void {
-    if (!this.breaker.allows()) return;
+    if (!this.guard.allows()) return;
     const entry = { id: randomUUID(), vector: seed.vector, features: seed.features, storeKey };
     const buckets = bucketsFor(seed.vector, seed.features.wordsKey, s.lexicalGuard);
-    const fail = (err: unknown) => {
-      this.breaker.failed(undefined);
-      this.failureLog.warn({ event: 'cache.semantic_failed', op: 'add', err: err instanceof Error ? err.message : String(err) });
-    };
+    const fail = (err: unknown) => this.guard.failed('add', err, undefined);
     try {
       const r = this.index.add(tenant, seed.partition, buckets, entry, ttlMs, s.maxEntriesPerPartition);
       if (r instanceof Promise) r.catch(fail);
@@ -139,8 +133,7 @@ export class SemanticCache {
   }
 
   private failed(op: string, err: unknown, cfg: Config['cache'], reason: 'embedder_error' | 'index_error'): SemanticLookup {
-    this.breaker.failed(cfg.breaker);
-    this.failureLog.warn({ event: 'cache.semantic_failed', op, err: err instanceof Error ? err.message : String(err) });
+    this.guard.failed(op, err, cfg.breaker);
     return { result: 'bypass', reason };
   }
 

@@ -1,0 +1,37 @@
+// What every optional or shared store on the request path does when it fails: a circuit breaker, so no request
+// waits on a store known to be down, and a throttled warning, so an outage is one log line per interval rather
+// than one per request. Budgets, the exact cache and the semantic cache each hold one.
+import { CircuitBreaker, type BreakerSettings } from '../budget/circuit-breaker.js';
+import type { Logger } from '../telemetry/logger.js';
+import { STORE_FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttled-log.js';
+
+export class StoreGuard {
+  private readonly breaker: CircuitBreaker;
+  private readonly warning: ThrottledWarning;
+
+  constructor(
+    /** The log event of a failure, e.g. `cache.store_failed`. */
+    private readonly event: string,
+    log: Logger,
+    now: () => number,
+    /** Told when the breaker opens (degraded) or closes. */
+    onChange: (open: boolean) => void,
+  ) {
+    this.breaker = new CircuitBreaker(now, onChange);
+    this.warning = new ThrottledWarning(log, STORE_FAILURE_LOG_INTERVAL_MS, now);
+  }
+
+  allows(): boolean {
+    return this.breaker.allows();
+  }
+
+  succeeded(): void {
+    this.breaker.succeeded();
+  }
+
+  /** `settings` absent (a background call): counted with the last settings seen. */
+  failed(op: string, err: unknown, settings: BreakerSettings | undefined): void {
+    this.breaker.failed(settings);
+    this.warning.warn({ event: this.event, op, err: err instanceof Error ? err.message : String(err) });
+  }
+}
