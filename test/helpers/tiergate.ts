@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createApp, type App } from '../../src/app.js';
+import type { Embedder } from '../../src/cache/embedders/embedder.js';
 import { compileRuntime } from '../../src/config/runtime.js';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { ExtProcPool, chatRequestHeaders } from '../../src/dev/envoy-client.js';
@@ -51,12 +52,12 @@ export function withTempSpool(input: ConfigInput): ConfigInput {
 export async function startTiergate(
   input: ConfigInput = {},
   env: NodeJS.ProcessEnv = {},
-  opts: { ownSinks?: boolean; now?: () => number } = {},
+  opts: { ownSinks?: boolean; now?: () => number; embedder?: Embedder } = {},
 ): Promise<TestTiergate> {
   const { log, logs } = captureLogger();
   await loadTokenizer(); // as serve() does before listening
   const ledger = new MemorySink();
-  const app = createApp(runtimeFor(withTempSpool(input), env), log, { ...(opts.ownSinks ? {} : { ledgerSinks: [ledger] }), ...(opts.now ? { now: opts.now } : {}) });
+  const app = createApp(runtimeFor(withTempSpool(input), env), log, { ...(opts.ownSinks ? {} : { ledgerSinks: [ledger] }), ...(opts.now ? { now: opts.now } : {}), ...(opts.embedder ? { embedder: opts.embedder } : {}) });
   const port = await app.extproc.listen('127.0.0.1:0');
   app.markServing();
   const target = `127.0.0.1:${port}`;

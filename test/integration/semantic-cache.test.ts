@@ -11,11 +11,7 @@ import type { Outcome } from '../../src/dev/envoy-filter.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { RedisSearchStandIn } from '../helpers/redis-search-standin.js';
-import { jsonBody, metricValue, runtimeFor, captureLogger, withTempSpool, type TestTiergate } from '../helpers/tiergate.js';
-import { createApp } from '../../src/app.js';
-import { ExtProcPool } from '../../src/dev/envoy-client.js';
-import { MemorySink } from '../../src/ledger/memory-sink.js';
-import { loadTokenizer } from '../../src/llm/tokenizer.js';
+import { jsonBody, metricValue, runtimeFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 /** Bag of words → vector: questions with the same words (any order, any case) are identical vectors. */
 class WordsEmbedder implements Embedder {
@@ -40,31 +36,8 @@ class WordsEmbedder implements Embedder {
 
 const running: TestTiergate[] = [];
 async function start(extra: ConfigInput = {}, embedder: Embedder = new WordsEmbedder()): Promise<TestTiergate> {
-  const { log, logs } = captureLogger();
-  await loadTokenizer();
-  const ledger = new MemorySink();
   // 0.9 rather than the local model's conservative default (0.98): these tests are about the mechanism.
-  const input: ConfigInput = { tenants: { '*': { cache: { mode: 'semantic', threshold: 0.9 } } }, ...extra };
-  const app = createApp(runtimeFor(withTempSpool(input)), log, { ledgerSinks: [ledger], embedder });
-  const port = await app.extproc.listen('127.0.0.1:0');
-  app.markServing();
-  const pool = new ExtProcPool(`127.0.0.1:${port}`, 500);
-  const t: TestTiergate = {
-    app,
-    port,
-    target: `127.0.0.1:${port}`,
-    pool,
-    logs,
-    ledger,
-    rows: async () => {
-      await app.ledger.flush();
-      return ledger.rows<LedgerRow>();
-    },
-    stop: async () => {
-      pool.close();
-      await app.shutdown(1000);
-    },
-  };
+  const t = await startTiergate({ tenants: { '*': { cache: { mode: 'semantic', threshold: 0.9 } } }, ...extra }, {}, { embedder });
   running.push(t);
   return t;
 }
