@@ -27,7 +27,7 @@ const CHUNK = Buffer.from(chunkJson({ choices: [{ index: 0, delta: { content: 't
 const LAST_CHUNK = Buffer.from(chunkJson({ choices: [], usage: { prompt_tokens: 60, completion_tokens: 100, total_tokens: 160 } }) + 'data: [DONE]\n\n');
 
 // What a backend answers (usage included, as OpenAI and vLLM always do for non-streamed requests).
-const JSON_RESPONSE = Buffer.from(
+export const JSON_RESPONSE = Buffer.from(
   JSON.stringify({
     id: 'chatcmpl-bench',
     object: 'chat.completion',

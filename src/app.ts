@@ -5,6 +5,7 @@ import { ConfigStore, type ReloadListener } from './config/config-store.js';
 import type { Runtime } from './config/runtime.js';
 import { TiergateError } from './errors.js';
 import { createExtProcServer, type ExtProcServer } from './extproc/server.js';
+import type { StreamHandlerFactory } from './extproc/types.js';
 import { Ledger, type LedgerHooks } from './ledger/ledger.js';
 import { createSettle } from './ledger/settle.js';
 import type { LedgerSink } from './ledger/sink.js';
@@ -45,6 +46,8 @@ export interface App {
   budgets: Budgets;
   cache: ResponseCache;
   reloadListener: ReloadListener;
+  /** Builds the handler of one ext_proc stream (what the gRPC server calls per stream; benchmarks drive it directly). */
+  streamHandlers: StreamHandlerFactory;
   /** Health flips to NOT_SERVING, no new streams, in-flight ones get `graceMs`, then everything closes. */
   shutdown(graceMs: number): Promise<void>;
   /** Called once both listeners are bound: readiness and gRPC health turn to serving. */
@@ -115,7 +118,8 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     budgets,
     settle: withCacheStore(createSettle(ledger, metrics, ledgerLog, budgets), cache, () => semanticCache, metrics),
   };
-  const extproc = createExtProcServer((info) => new LlmStream(deps, info), {
+  const streamHandlers: StreamHandlerFactory = (info) => new LlmStream(deps, info);
+  const extproc = createExtProcServer(streamHandlers, {
     allowModeOverride: () => config.current().config.envoy.allowModeOverride,
     failureRule: () => config.current().config.envoy.failureRule,
     internalErrorReply: () => replyFor(new TiergateError('internal_error', 'The gateway failed to process this request.')),
@@ -146,6 +150,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     budgets,
     cache,
     reloadListener,
+    streamHandlers,
     isServing: () => serving,
     markServing() {
       serving = true;
