@@ -127,4 +127,44 @@ describe('ledger writer', () => {
     expect(ids(up)).toEqual([...rows(40).map((r) => r.request_id), 'r-late', 'r-new']);
     await second.close();
   });
+
+  it('builds deferred rows in batches after the linger, in order, and flush or close runs what is pending', async () => {
+    const sink = new MemorySink();
+    const built: string[] = [];
+    const errors: unknown[] = [];
+    const ledger = new Ledger([sink], options({ lingerMs: 30, batchSize: 1000 }), hooks, (err) => errors.push(err));
+    const job = (r: LedgerRow) => () => {
+      built.push(r.request_id);
+      ledger.record(r);
+    };
+    for (const r of rows(3)) ledger.later(job(r));
+    ledger.later(() => {
+      throw new Error('build failed');
+    });
+    expect(built).toEqual([]); // nothing runs on the caller's turn
+    await until(() => built.length === 3);
+    expect(errors.map((e) => (e as Error).message)).toEqual(['build failed']);
+    // flush() does not wait for the timer: it runs pending jobs at once, then delivers.
+    for (const r of rows(2, 3)) ledger.later(job(r));
+    await ledger.flush();
+    expect(ids(sink)).toEqual(['r-0', 'r-1', 'r-2', 'r-3', 'r-4']);
+    // Nor does close(): a shutdown right after a stream ends still writes its row.
+    ledger.later(job(rows(1, 5)[0] as LedgerRow));
+    await ledger.close();
+    expect(ids(sink)).toEqual(['r-0', 'r-1', 'r-2', 'r-3', 'r-4', 'r-5']);
+  });
+
+  it('runs a full batch of deferred jobs at once, and every job at once when lingerMs is 0', async () => {
+    const ran: number[] = [];
+    const batched = new Ledger([new MemorySink()], options({ lingerMs: 60_000, batchSize: 4 }), hooks);
+    for (let i = 0; i < 3; i++) batched.later(() => ran.push(i));
+    expect(ran).toEqual([]);
+    batched.later(() => ran.push(3));
+    expect(ran).toEqual([0, 1, 2, 3]);
+    await batched.close();
+    const direct = new Ledger([new MemorySink()], options({ lingerMs: 0 }), hooks);
+    direct.later(() => ran.push(4));
+    expect(ran).toEqual([0, 1, 2, 3, 4]);
+    await direct.close();
+  });
 });
