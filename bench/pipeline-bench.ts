@@ -21,6 +21,7 @@ import { MemorySink } from '../src/ledger/memory-sink.js';
 import { loadTokenizer } from '../src/llm/tokenizer.js';
 import { createProcessHandler, type TransportOptions } from '../src/extproc/process-stream.js';
 import { extProcServiceDefinition } from '../src/extproc/protos.js';
+import { extProcServerDefinition } from '../src/extproc/response-encoder.js';
 import { CONTINUE, type StreamHandler, type StreamHandlerFactory } from '../src/extproc/types.js';
 import type { WireProcessingRequest } from '../src/extproc/wire.js';
 import { BODY, HEADERS, JSON_RESPONSE } from './extproc-driver.js';
@@ -47,8 +48,11 @@ class MemoryCall extends EventEmitter {
   cancelled = false;
   destroyed = false;
   bytes = 0;
+  constructor(private readonly serialize: (answer: object) => Buffer) {
+    super();
+  }
   write(answer: object): boolean {
-    this.bytes += def.responseSerialize(answer).length;
+    this.bytes += this.serialize(answer).length;
     return true;
   }
   end(): void {}
@@ -93,14 +97,17 @@ const noop: StreamHandlerFactory = () => ({ requestHeaders: pass, requestBody: p
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
 /** CPU microseconds per request for `n` requests, 100 streams at a time (each stream's end waits a turn). */
+// tiergate and echo answer through the server's encoder, the no-op through proto-loader's (as the bare server does).
+const serverSerialize = (extProcServerDefinition().Process as grpc.MethodDefinition<WireProcessingRequest, object>).responseSerialize;
 async function run(factory: StreamHandlerFactory, n: number): Promise<number> {
+  const serialize = factory === noop ? def.responseSerialize : serverSerialize;
   const handle = createProcessHandler(factory, transport());
   const before = process.cpuUsage();
   const batch = PACED ? 1 : 100;
   for (let done = 0; done < n; done += batch) {
     if (PACED) await new Promise((r) => setTimeout(r, 1));
     for (let i = 0; i < batch; i++) {
-      const call = new MemoryCall();
+      const call = new MemoryCall(serialize);
       handle(call as unknown as Parameters<typeof handle>[0]);
       for (const m of MESSAGES) call.emit('data', def.requestDeserialize(m));
       call.emit('end');

@@ -1,7 +1,10 @@
 // Loads the vendored Envoy ext_proc protos (protos/README.md) into a grpc-js service definition.
+import { accessSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 
 export const PROTO_ROOT = fileURLToPath(new URL('../../protos', import.meta.url));
 export const EXT_PROC_PROTO = 'envoy/service/ext_proc/v3/external_processor.proto';
@@ -51,6 +54,37 @@ export function extProcServiceDefinition(): grpc.ServiceDefinition {
     cached = def as unknown as grpc.ServiceDefinition;
   }
   return cached;
+}
+
+/**
+ * A protobufjs Root over proto files found in `includeDirs`, resolved the way proto-loader resolves them:
+ * google/protobuf/* well-known types from protobufjs' bundled copies, everything else from the first include
+ * dir that has the file.
+ */
+export function protoRoot(includeDirs: readonly string[], file = EXT_PROC_PROTO): protobuf.Root {
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => {
+    if (isAbsolute(target)) return target;
+    if (target.startsWith('google/protobuf/') && protobuf.common.get(target)) return target;
+    for (const dir of includeDirs) {
+      const p = join(dir, target);
+      try {
+        accessSync(p);
+        return p;
+      } catch {
+        /* try the next include dir */
+      }
+    }
+    return target;
+  };
+  root.loadSync(file, { keepCase: true });
+  root.resolveAll();
+  return root;
+}
+
+/** The vendored protos (the same files the service definition is loaded from) as a new protobufjs Root. */
+export function vendoredRoot(): protobuf.Root {
+  return protoRoot([PROTO_ROOT]);
 }
 
 export function extProcClientConstructor(): grpc.ServiceClientConstructor {

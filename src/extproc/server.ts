@@ -1,7 +1,7 @@
 // The gRPC server: ExternalProcessor/Process plus grpc.health.v1 on the same port.
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { extProcServiceDefinition } from './protos.js';
+import { extProcServerDefinition } from './response-encoder.js';
 import { createProcessHandler, type TransportOptions } from './process-stream.js';
 import type { StreamHandlerFactory } from './types.js';
 
@@ -39,7 +39,7 @@ export function createExtProcServer(factory: StreamHandlerFactory, opts: ExtProc
     'grpc.max_send_message_length': -1,
   });
   applyHttp2ResetLimits(server, opts.streamResetBurst, opts.streamResetRate);
-  server.addService(extProcServiceDefinition(), { Process: createProcessHandler(factory, opts) });
+  server.addService(extProcServerDefinition(), { Process: createProcessHandler(factory, opts) });
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING'])));
   health.addToServer(server);
 

@@ -13,7 +13,8 @@ export interface WireHeaderMap {
 export interface WireHeaderValueOption {
   header: WireHeaderValue;
   append?: { value: boolean };
-  append_action?: string;
+  // append_action is left out on purpose: ext_proc ignores it (§3.3), and it is an enum, which the response
+  // encoder (response-encoder.ts) would have to translate.
 }
 export interface WireHeaderMutation {
   set_headers?: WireHeaderValueOption[];
