@@ -9,6 +9,7 @@ import type { StreamHandlerFactory } from './extproc/types.js';
 import { Ledger, type LedgerHooks } from './ledger/ledger.js';
 import { createSettle } from './ledger/settle.js';
 import type { LedgerSink } from './ledger/sink.js';
+import type { RequestRecord } from './ledger/build-row.js';
 import { createSinks } from './ledger/sinks.js';
 import { replyFor } from './pipeline/header-rules.js';
 import { LlmStream, type StreamDeps } from './pipeline/llm-stream.js';
@@ -116,7 +117,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     log: streamLog,
     requestStages: stages,
     budgets,
-    settle: withCacheStore(createSettle(ledger, metrics, ledgerLog, budgets), cache, () => semanticCache, metrics),
+    settle: deferred(ledger, withCacheStore(createSettle(ledger, metrics, ledgerLog, budgets), cache, () => semanticCache, metrics)),
   };
   const streamHandlers: StreamHandlerFactory = (info) => new LlmStream(deps, info);
   const extproc = createExtProcServer(streamHandlers, {
@@ -171,8 +172,18 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   };
 }
 
+type Settle = (record: RequestRecord, runtime: Runtime) => void;
+
+/**
+ * The record is assembled, its row built and stored, and its answer cached, in the ledger's next batch
+ * (Ledger.later): per request that code would run alone with cold caches, in a batch it runs warm.
+ */
+function deferred(ledger: Ledger, settle: Settle): StreamDeps['settle'] {
+  return (record, runtime) => ledger.later(() => settle(record(), runtime));
+}
+
 /** After the ledger row: a miss whose answer came back whole and normal is stored, off the answer path. */
-function withCacheStore(settle: StreamDeps['settle'], cache: ResponseCache, semantic: () => SemanticCache | undefined, metrics: Metrics): StreamDeps['settle'] {
+function withCacheStore(settle: Settle, cache: ResponseCache, semantic: () => SemanticCache | undefined, metrics: Metrics): Settle {
   return (record, runtime) => {
     settle(record, runtime);
     const save = record.cacheSave;

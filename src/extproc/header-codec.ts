@@ -24,7 +24,7 @@ export class WireHeaders implements HeaderMap {
   get(name: string): string | undefined {
     let out: string | undefined;
     for (const h of this.list) {
-      if (h.key !== name && h.key.toLowerCase() !== name) continue;
+      if (!sameName(h.key, name)) continue;
       const v = valueOf(h);
       out = out === undefined ? v : `${out}, ${v}`;
     }
@@ -32,9 +32,17 @@ export class WireHeaders implements HeaderMap {
   }
 
   has(name: string): boolean {
-    for (const h of this.list) if (h.key === name || h.key.toLowerCase() === name) return true;
+    for (const h of this.list) if (sameName(h.key, name)) return true;
     return false;
   }
+}
+
+/**
+ * `name` is lower-case. Envoy sends lower-case keys (HTTP/2 requires them), so the plain comparison decides
+ * nearly always; a key of another length cannot match, which spares a toLowerCase copy per header per lookup.
+ */
+function sameName(key: string, name: string): boolean {
+  return key === name || (key.length === name.length && key.toLowerCase() === name);
 }
 
 /** Fallback to `value` only for Envoy < 1.27 (raw_value absent); never both. */

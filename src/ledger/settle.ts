@@ -27,7 +27,7 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
     }
     return row;
   };
-  const settle = (record: RequestRecord, runtime: Runtime): void => {
+  return (record, runtime) => {
     try {
       const built = buildRow(record, runtime.prices);
       ledger.record(built instanceof Promise ? built.then((b) => finish(b, runtime, record)) : finish(built, runtime, record));
@@ -36,8 +36,6 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
       ledger.record(Promise.reject(err));
     }
   };
-  // Batched with other requests' rows, off the stream's last answer (Ledger.later).
-  return (record, runtime) => ledger.later(() => settle(record, runtime));
 }
 
 function count(m: Metrics, row: LedgerRow): void {

@@ -37,8 +37,11 @@ export interface StreamDeps {
   requestStages: readonly Stage[];
   /** Request limits for paths routed without a pipeline run (e.g. embeddings). */
   budgets: Budgets;
-  /** Receives every LLM request's record once its stream is over; builds and stores the ledger row. Must not throw. */
-  settle(record: RequestRecord, runtime: Runtime): void;
+  /**
+   * Called once per LLM request when its stream is over, with a function that assembles its record; the row is
+   * built from it later, batched with other requests' (Ledger.later). Must not throw.
+   */
+  settle(record: () => RequestRecord, runtime: Runtime): void;
 }
 
 type PathKind = 'classify' | 'unclassified' | 'other';
@@ -290,7 +293,9 @@ export class LlmStream implements StreamHandler {
     const tier = this.state?.route?.tier.name ?? this.pathTier?.name ?? 'none';
     if (this.pathKind !== 'other') {
       this.deps.metrics.requests.inc({ tier, outcome: this.outcome });
-      this.deps.settle(this.acc.record(this.state, this.outcome === 'routed', this.traceId()), this.runtime);
+      // What the record needs from this moment is taken now; the rest of it is read when the row is built.
+      const [acc, state, routed, traceId, endedAt] = [this.acc, this.state, this.outcome === 'routed', this.traceId(), performance.now()];
+      this.deps.settle(() => acc.record(state, routed, traceId, endedAt), this.runtime);
     }
     // Attribute objects are built only for a recording span: with tracing off this runs for nothing.
     if (this.span.isRecording()) {

@@ -139,9 +139,8 @@ export class ResponseAccounting {
     this.routedTier = tier;
   }
 
-  /** The stream is over: everything the ledger row needs, as plain values. */
-  record(state: RequestState | undefined, upstreamCalled: boolean, traceId: string | null): RequestRecord {
-    const now = performance.now();
+  /** The stream ended at `endedAt` (performance.now()): everything the ledger row needs, as plain values. */
+  record(state: RequestState | undefined, upstreamCalled: boolean, traceId: string | null, endedAt: number): RequestRecord {
     const route = state?.route;
     const tier = route?.tier ?? this.routedTier;
     const ledger = this.runtime.config.ledger;
@@ -181,7 +180,7 @@ export class ResponseAccounting {
         gatewayMs: this.gatewayMs,
         ttftMs: this.ttftMs(),
         providerMs: this.responseEndedAt > 0 && this.bodyAnsweredAt > 0 ? this.responseEndedAt - this.bodyAnsweredAt : null,
-        totalMs: now - this.startPerf,
+        totalMs: endedAt - this.startPerf,
       },
     };
   }
