@@ -59,20 +59,46 @@ export function encodeHeaderValue(value: string): Buffer {
   return /[^\u0000-\u00ff]/.test(value) ? Buffer.from(value, 'utf8') : Buffer.from(value, 'latin1');
 }
 
+/**
+ * Most values tiergate writes repeat from request to request (tier names, model ids, the tenant, a classifier
+ * version, small content-lengths), and so do the names: each distinct one is checked and turned into bytes
+ * once. Both caches are bounded and simply start over when full, so high-cardinality values cost no memory.
+ */
+const CACHE_LIMIT = 4096;
+const validNames = new Set<string>();
+const encodedValues = new Map<string, Buffer>();
+
+function checkedName(rawName: string): string {
+  const key = rawName.toLowerCase();
+  if (validNames.has(key)) return key;
+  // Envoy rejects invalid names/values with a 500 for the whole request (§4); fail here instead, where
+  // the transport's failure rule can decide, and the bad value is logged by name only.
+  if (!VALID_NAME.test(key)) throw new Error(`invalid header name ${JSON.stringify(key)}`);
+  if (validNames.size >= CACHE_LIMIT) validNames.clear();
+  validNames.add(key);
+  return key;
+}
+
+/** The bytes of a value; shared between answers, which only ever read them. */
+function valueBytes(key: string, value: string): Buffer {
+  let bytes = encodedValues.get(value);
+  if (bytes) return bytes;
+  if (INVALID_VALUE.test(value)) throw new Error(`invalid value for header ${key}`);
+  bytes = encodeHeaderValue(value);
+  if (encodedValues.size >= CACHE_LIMIT) encodedValues.clear();
+  encodedValues.set(value, bytes);
+  return bytes;
+}
+
 export function encodeHeaderMutation(m: HeaderMutation | undefined): WireHeaderMutation | undefined {
   if (!m || ((m.set?.length ?? 0) === 0 && (m.remove?.length ?? 0) === 0)) return undefined;
   const set_headers: WireHeaderValueOption[] = [];
   for (const [rawName, value] of m.set ?? []) {
-    const key = rawName.toLowerCase();
-    // Envoy rejects invalid names/values with a 500 for the whole request (§4); fail here instead, where
-    // the transport's failure rule can decide, and the bad value is logged by name only.
-    if (!VALID_NAME.test(key)) throw new Error(`invalid header name ${JSON.stringify(key)}`);
-    if (INVALID_VALUE.test(value)) throw new Error(`invalid value for header ${key}`);
-    set_headers.push({ header: { key, raw_value: encodeHeaderValue(value) } });
+    const key = checkedName(rawName);
+    set_headers.push({ header: { key, raw_value: valueBytes(key, value) } });
   }
   const out: WireHeaderMutation = {};
   if (set_headers.length > 0) out.set_headers = set_headers;
   if (m.remove && m.remove.length > 0) out.remove_headers = m.remove.map((h) => h.toLowerCase());
   return out;
 }
-

@@ -44,6 +44,17 @@ describe('encodeHeaderMutation', () => {
     expect(() => encodeHeaderMutation({ set })).toThrow();
   });
 
+  it('keeps refusing bad names and values, and encoding good ones right, however many it has seen', () => {
+    for (let i = 0; i < 10_000; i++) {
+      const m = encodeHeaderMutation({ set: [[`X-N${i % 5000}`, `v${i}`]] });
+      expect(m?.set_headers?.[0]?.header).toEqual({ key: `x-n${i % 5000}`, raw_value: Buffer.from(`v${i}`) });
+      if (i % 1000 === 0) {
+        expect(() => encodeHeaderMutation({ set: [['x-a', `v${i}\r\n`]] })).toThrow();
+        expect(() => encodeHeaderMutation({ set: [[`x ${i}`, 'v']] })).toThrow();
+      }
+    }
+  });
+
   it('encodes non-latin1 text as UTF-8 and latin1 byte-for-byte', () => {
     expect(encodeHeaderValue('모델')).toEqual(Buffer.from('모델', 'utf8'));
     expect(encodeHeaderValue('A\u00ff')).toEqual(Buffer.from([0x41, 0xff]));
