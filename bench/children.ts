@@ -1,5 +1,6 @@
 // Starts bench/server-child.ts processes and reads their CPU time over IPC.
 import { fork, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface Child {
@@ -14,11 +15,13 @@ export interface Child {
   stop(): void;
 }
 
-export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecArgv: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Child> {
-  const entry = fileURLToPath(new URL('./server-child.ts', import.meta.url));
+/** `checkout`: start the server-child of another checkout of tiergate (bench/ab-bench.ts), else this one's. */
+export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecArgv: string[] = [], env: NodeJS.ProcessEnv = {}, checkout?: string): Promise<Child> {
+  const entry = checkout ? join(checkout, 'bench', 'server-child.ts') : fileURLToPath(new URL('./server-child.ts', import.meta.url));
   // BENCH_NODE_FLAGS (e.g. "--max-semi-space-size=16") applies the same runtime flags to every server.
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const child: ChildProcess = fork(entry, [kind], { execArgv: ['--import', 'tsx', ...flags, ...extraExecArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
+  const child: ChildProcess = fork(entry, [kind], {
+    ...(checkout ? { cwd: checkout } : {}), execArgv: ['--import', 'tsx', ...flags, ...extraExecArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { port?: number }) => (m.port ? resolve(m.port) : reject(new Error('no port'))));
     child.once('exit', (code) => reject(new Error(`${kind} exited ${code}`)));

@@ -76,20 +76,23 @@ export async function paced(n: number, rate: number, one: () => Promise<void>): 
   await Promise.all(all);
 }
 
+/** One non-streaming request, all four phases; the request-body answer time is pushed to `bodyAnswerMs`. */
+export async function plainRequest(pool: ExtProcPool, bodyAnswerMs?: number[]): Promise<void> {
+  const s = pool.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 5000 });
+  await s.sendRequestHeaders(HEADERS, false);
+  const t = performance.now();
+  await s.sendRequestBody(BODY, true);
+  bodyAnswerMs?.push(performance.now() - t);
+  await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+  await s.sendResponseBody(JSON_RESPONSE, true);
+  s.close();
+}
+
 export async function runPlain(child: Child, pool: ExtProcPool, n: number, rate: number): Promise<RunResult> {
   const lat: number[] = [];
   const bucketsBefore = await child.bodyAnswerBuckets();
   const before = await child.cpuMicros();
-  await paced(n, rate, async () => {
-    const s = pool.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 5000 });
-    await s.sendRequestHeaders(HEADERS, false);
-    const t = performance.now();
-    await s.sendRequestBody(BODY, true);
-    lat.push(performance.now() - t);
-    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
-    await s.sendResponseBody(JSON_RESPONSE, true);
-    s.close();
-  });
+  await paced(n, rate, () => plainRequest(pool, lat));
   const cpu = (await child.cpuMicros()) - before;
   const bucketsAfter = await child.bodyAnswerBuckets();
   return {

@@ -1,0 +1,57 @@
+// This checkout against another commit, in the same run and the same moments: server CPU per request of
+// tiergate at REF (a temporary git worktree), tiergate here, and the bare no-op, with the Envoy-faithful
+// client sending plain four-phase requests to the three in turn (1,000 requests/s in all). Runs of
+// bench/extproc-bench.ts a few minutes apart differ by more than most single changes, so a change is judged
+// here, where machine drift hits all three alike; per-round differences are printed so the spread is visible.
+// Never asserts on time.     npm run bench:ab -- REF [ROUNDS [REQUESTS_PER_SERVER]]
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ExtProcPool } from '../src/dev/envoy-client.js';
+import { startChild, type Child } from './children.js';
+import { paced, plainRequest } from './extproc-driver.js';
+
+const [ref, roundsArg, perArg] = process.argv.slice(2);
+if (!ref) {
+  console.error('usage: npm run bench:ab -- REF [ROUNDS [REQUESTS_PER_SERVER]]   (REF: a commit, branch or tag)');
+  process.exit(2);
+}
+const ROUNDS = Number(roundsArg ?? 10);
+const PER = Number(perArg ?? 3000);
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+const base = join(mkdtempSync(join(tmpdir(), 'tiergate-ab-')), 'base');
+execFileSync('git', ['-C', ROOT, 'worktree', 'add', '--detach', '--quiet', base, ref]);
+// The dependencies of this checkout: REF is judged on its own code, not on a different install.
+symlinkSync(join(ROOT, 'node_modules'), join(base, 'node_modules'));
+let children: Child[] = [];
+let pools: ExtProcPool[] = [];
+try {
+  children = [await startChild('tiergate', [], {}, base), await startChild('tiergate'), await startChild('noop')];
+  pools = children.map((c) => new ExtProcPool(c.target, 500));
+  const round = async (n: number): Promise<number[]> => {
+    const before = await Promise.all(children.map((c) => c.cpuMicros()));
+    let i = 0;
+    await paced(n * pools.length, 1000, () => plainRequest(pools[i++ % pools.length] as ExtProcPool));
+    const after = await Promise.all(children.map((c) => c.cpuMicros()));
+    return after.map((a, j) => (a - (before[j] as number)) / n);
+  };
+  await round(1500); // warm-up (JIT)
+  const rounds: number[][] = [];
+  for (let r = 0; r < ROUNDS; r++) rounds.push(await round(PER));
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  const med = (f: (x: number[]) => number) => median(rounds.map(f)).toFixed(3);
+  const [A, B, N] = [0, 1, 2].map((j) => median(rounds.map((x) => x[j] as number)).toFixed(0));
+  console.log(`node ${process.version}; ${ROUNDS} rounds x ${PER} plain requests per server, sent in turn (1,000/s in all); medians`);
+  console.log(`server CPU per request: ${ref} ${A} us, this checkout ${B} us, no-op ${N} us`);
+  console.log(`vs no-op: ${ref} ${med((x) => (x[0] as number) / (x[2] as number))}x, this checkout ${med((x) => (x[1] as number) / (x[2] as number))}x`);
+  const diffs = rounds.map((x) => (x[1] as number) - (x[0] as number));
+  console.log(`this checkout / ${ref}: ${med((x) => (x[1] as number) / (x[0] as number))}x, ${median(diffs).toFixed(1)} us per request; per round: ${diffs.map((d) => d.toFixed(0)).join(' ')}`);
+} finally {
+  for (const p of pools) p.close();
+  for (const c of children) c.stop();
+  execFileSync('git', ['-C', ROOT, 'worktree', 'remove', '--force', base]);
+  rmSync(join(base, '..'), { recursive: true, force: true });
+}
