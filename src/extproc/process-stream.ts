@@ -56,7 +56,7 @@ class StreamLoop {
     // other (architecture.md §3).
     this.call.on('data', (msg: WireProcessingRequest) => {
       this.queue.push(msg);
-      if (!this.busy) void this.drain();
+      if (!this.busy) this.drain();
     });
     // Envoy half-closes when it is done (§2.6): finish what is queued, then end the call with OK.
     // grpc-js also emits 'end' just before 'cancelled' on a reset, so the decision waits one turn.
@@ -71,20 +71,49 @@ class StreamLoop {
     this.call.on('error', () => this.finish('error'));
   }
 
-  private async drain(): Promise<void> {
+  /**
+   * Answers queued messages in order. Synchronous while the answers are (the usual case: the answer is written
+   * inside grpc-js' own 'data' callback, with no promise per message); an answer that is a promise pauses the
+   * queue, and the queue resumes from its callback.
+   */
+  private drain(): void {
     this.busy = true;
     try {
       while (this.queue.length > 0 && !this.finished) {
         const msg = this.queue.shift() as WireProcessingRequest;
         const started = performance.now();
         const out = this.process(msg);
-        const answer = out instanceof Promise ? await out : out;
-        if (answer && !this.finished) this.write(answer, msg.request, started);
+        if (out instanceof Promise) {
+          // process() never rejects: failures have become answers already.
+          void out.then((answer) => {
+            try {
+              if (answer && !this.finished) this.write(answer, msg.request, started);
+            } catch (err) {
+              return this.broken(err);
+            }
+            this.drain();
+          });
+          return;
+        }
+        if (out && !this.finished) this.write(out, msg.request, started);
       }
-    } finally {
-      this.busy = false;
-      if (this.halfClosed) this.finish('half-closed');
+    } catch (err) {
+      return this.broken(err);
     }
+    this.busy = false;
+    if (this.halfClosed) this.finish('half-closed');
+  }
+
+  /**
+   * Not reached by design (process() and write() do not throw). If it ever is, the error must not escape into
+   * grpc-js' event emitter or become an unhandled rejection: the call ends with INTERNAL, and Envoy applies its
+   * failure mode, as for any broken side stream.
+   */
+  private broken(err: unknown): void {
+    this.busy = false;
+    this.opts.hooks.processingError('unknown', err, this.opts.failureRule());
+    this.call.emit('error', { code: grpc.status.INTERNAL, details: 'ext_proc stream failed' });
+    this.finish('error');
   }
 
   private write(answer: WireProcessingResponse, kind: RequestKind | undefined, started: number): void {

@@ -1,0 +1,92 @@
+// The transport loop with an in-memory call: answers in order whether a handler answers at once or later, and
+// a failure in writing never escapes into grpc-js' emitter.
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { createProcessHandler, type TransportOptions } from '../../src/extproc/process-stream.js';
+import { CONTINUE, type Decision, type StreamHandler } from '../../src/extproc/types.js';
+import type { WireProcessingRequest, WireProcessingResponse } from '../../src/extproc/wire.js';
+
+class FakeCall extends EventEmitter {
+  cancelled = false;
+  destroyed = false;
+  ended = false;
+  written: WireProcessingResponse[] = [];
+  failWrites = false;
+  write(answer: WireProcessingResponse): boolean {
+    if (this.failWrites) throw new Error('write after destroy');
+    this.written.push(answer);
+    return true;
+  }
+  end(): void {
+    this.ended = true;
+  }
+}
+
+function harness(handler: Partial<StreamHandler>) {
+  const events: string[] = [];
+  const opts: TransportOptions = {
+    allowModeOverride: () => false,
+    failureRule: () => 'reply',
+    internalErrorReply: () => CONTINUE,
+    hooks: {
+      streamStarted: () => events.push('started'),
+      streamEnded: (r) => events.push(`ended:${r}`),
+      answered: (k) => events.push(`answered:${k}`),
+      processingError: (k, err) => events.push(`error:${k}:${(err as Error).message}`),
+    },
+  };
+  const pass = () => CONTINUE;
+  const full: StreamHandler = { requestHeaders: pass, requestBody: pass, requestTrailers: pass, responseHeaders: pass, responseBody: pass, responseTrailers: pass, end() {}, ...handler };
+  const call = new FakeCall();
+  createProcessHandler(() => full, opts)(call as never);
+  return { call, events };
+}
+
+const body = (n: number, last = false): WireProcessingRequest => ({ request: 'response_body', response_body: { body: Buffer.from(String(n)), end_of_stream: last } });
+
+describe('stream loop', () => {
+  it('answers pipelined messages first in, first out when some answers come later than others', async () => {
+    let i = 0;
+    const { call } = harness({
+      responseBody: (chunk): Decision | Promise<Decision> => {
+        const d: Decision = { kind: 'continue', headers: { set: [['x-n', chunk.toString()]] } };
+        // Every other chunk is answered after a delay: a later, synchronous answer must not overtake it.
+        return i++ % 2 === 0 ? new Promise((r) => setTimeout(() => r(d), 5)) : d;
+      },
+    });
+    for (let n = 0; n < 6; n++) call.emit('data', body(n, n === 5));
+    expect(call.written).toHaveLength(0); // the first answer is pending, so nothing may be written yet
+    await new Promise((r) => setTimeout(r, 60));
+    expect(call.written.map((w) => w.response_body?.response?.header_mutation?.set_headers?.[0]?.header.raw_value?.toString())).toEqual(['0', '1', '2', '3', '4', '5']);
+  });
+
+  it('writes a synchronous answer inside the data callback', () => {
+    const { call } = harness({});
+    call.emit('data', body(1));
+    expect(call.written).toHaveLength(1);
+  });
+
+  it('a write that throws ends the call with an error status instead of escaping into grpc-js', async () => {
+    const { call, events } = harness({});
+    const statuses: unknown[] = [];
+    call.on('error', (s) => statuses.push(s));
+    call.failWrites = true;
+    expect(() => call.emit('data', body(1))).not.toThrow();
+    expect(statuses).toEqual([{ code: 13, details: 'ext_proc stream failed' }]);
+    expect(events).toContain('error:unknown:write after destroy');
+    expect(events.at(-1)).toBe('ended:error');
+    // Nothing more is answered on the broken stream.
+    call.failWrites = false;
+    call.emit('data', body(2));
+    expect(call.written).toHaveLength(0);
+  });
+
+  it('the same for an answer that came later', async () => {
+    const { call, events } = harness({ responseBody: () => new Promise<Decision>((r) => setTimeout(() => r(CONTINUE), 5)) });
+    call.on('error', () => undefined);
+    call.failWrites = true;
+    call.emit('data', body(1));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(events.at(-1)).toBe('ended:error');
+  });
+});
