@@ -19,11 +19,10 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { startSpan } from '../telemetry/tracing.js';
 import type { Budgets } from '../budget/budgets.js';
-import { NO_POLICY } from '../policy/tenant-policy.js';
 import { UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
-import type { RequestState } from './request-state.js';
+import { StreamRequestState, type RequestState } from './request-state.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
 import { ResponseAccounting, type UsageMetadata } from './response-accounting.js';
@@ -81,24 +80,7 @@ export class LlmStream implements StreamHandler {
     const requestId = headers.get(H.requestId) || randomUUID();
     const rt = this.runtime;
     this.pathKind = rt.classifyPaths.has(path) ? 'classify' : rt.unclassifiedPaths.has(path) ? 'unclassified' : 'other';
-    const parentLog = this.deps.log;
-    let log: Logger | undefined;
-    this.state = {
-      requestId,
-      runtime: rt,
-      path,
-      method: headers.get(':method') ?? 'GET',
-      headers,
-      // Created on first use: most requests never log, and a pino child per request is measurable.
-      get log() {
-        return (log ??= parentLog.child({ request_id: requestId }));
-      },
-      body: EMPTY,
-      tenant: '',
-      policy: NO_POLICY,
-      setHeaders: [],
-      removeHeaders: [],
-    };
+    this.state = new StreamRequestState(requestId, rt, path, headers.get(':method') ?? 'GET', headers, this.deps.log);
     if (this.span.isRecording()) this.span.setAttributes({ 'tiergate.request_id': requestId, 'url.path': path });
     // A client must never pick its own tier or tenant: strip routing headers it sent, whatever the path.
     const spoofed = clientRoutingHeaders(headers, []);
