@@ -22,7 +22,8 @@ import { loadTokenizer } from '../src/llm/tokenizer.js';
 import { createProcessHandler, type TransportOptions } from '../src/extproc/process-stream.js';
 import { extProcServiceDefinition } from '../src/extproc/protos.js';
 import { extProcServerDefinition } from '../src/extproc/response-encoder.js';
-import { CONTINUE, type StreamHandler, type StreamHandlerFactory } from '../src/extproc/types.js';
+import { CONTINUE, type StreamHandlerFactory } from '../src/extproc/types.js';
+import { echoHandlers } from './echo-handler.js';
 import type { WireProcessingRequest } from '../src/extproc/wire.js';
 import { BODY, HEADERS, JSON_RESPONSE } from './extproc-driver.js';
 
@@ -77,21 +78,6 @@ async function tiergateFactory(): Promise<StreamHandlerFactory> {
 }
 
 const pass = () => CONTINUE;
-const echo: StreamHandlerFactory = () =>
-  ({
-    requestHeaders: pass,
-    requestBody: (chunk) => ({
-      kind: 'continue',
-      body: Buffer.from(chunk),
-      clearRouteCache: true,
-      headers: { set: [['x-llm-tier', 'weak'], ['x-llm-model', 'weak-model'], ['x-tenant-id', 'default'], ['x-llm-classifier', 'v7'], ['content-length', String(chunk.length)]] },
-    }),
-    requestTrailers: pass,
-    responseHeaders: () => ({ kind: 'continue', headers: { set: [['x-llm-tier', 'weak'], ['x-gateway-model-resolved', 'weak-model']] } }),
-    responseBody: pass,
-    responseTrailers: pass,
-    end() {},
-  }) satisfies StreamHandler;
 const noop: StreamHandlerFactory = () => ({ requestHeaders: pass, requestBody: pass, requestTrailers: pass, responseHeaders: pass, responseBody: pass, responseTrailers: pass, end() {} });
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
@@ -120,7 +106,7 @@ async function run(factory: StreamHandlerFactory, n: number): Promise<number> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-const kinds = { tiergate: await tiergateFactory(), echo, noop };
+const kinds = { tiergate: await tiergateFactory(), echo: echoHandlers, noop };
 if (process.env.TIERGATE_BENCH_PROF) {
   // Only tiergate, for a profiler: TIERGATE_BENCH_PROF=1 npx tsx --cpu-prof bench/pipeline-bench.ts
   for (let r = 0; r < ROUNDS; r++) await run(kinds.tiergate, REQUESTS);

@@ -17,7 +17,8 @@ import { MemorySink } from '../src/ledger/memory-sink.js';
 import { loadTokenizer } from '../src/llm/tokenizer.js';
 import { extProcServiceDefinition } from '../src/extproc/protos.js';
 import { createExtProcServer } from '../src/extproc/server.js';
-import { CONTINUE, type StreamHandler } from '../src/extproc/types.js';
+import { CONTINUE } from '../src/extproc/types.js';
+import { echoHandlers } from './echo-handler.js';
 import { FastHistogram } from '../src/telemetry/fast-histogram.js';
 import { LATENCY_BUCKETS } from '../src/telemetry/metrics.js';
 
@@ -58,22 +59,7 @@ async function start(kind: string): Promise<number> {
   if (kind === 'noop') return startBareNoop();
   // 'echo': tiergate's transport, no logic, but answers of tiergate's size and shape (the body sent back,
   // routing headers set), to separate the cost of the answers from the cost of deciding them.
-  const pass = () => CONTINUE;
-  const handler: StreamHandler = {
-    requestHeaders: pass,
-    requestBody: (chunk) => ({
-      kind: 'continue',
-      body: Buffer.from(chunk),
-      clearRouteCache: true,
-      headers: { set: [['x-llm-tier', 'weak'], ['x-llm-model', 'weak-model'], ['x-tenant-id', 'default'], ['x-llm-classifier', 'v7'], ['content-length', String(chunk.length)]] },
-    }),
-    requestTrailers: pass,
-    responseHeaders: () => ({ kind: 'continue', headers: { set: [['x-llm-tier', 'weak'], ['x-gateway-model-resolved', 'weak-model']] } }),
-    responseBody: pass,
-    responseTrailers: pass,
-    end() {},
-  };
-  const echo = createExtProcServer(() => handler, {
+  const echo = createExtProcServer(echoHandlers, {
     allowModeOverride: () => false,
     failureRule: () => 'continue',
     internalErrorReply: () => CONTINUE,

@@ -276,7 +276,11 @@ export class LlmStream implements StreamHandler {
     if (this.pathKind !== 'other') {
       this.deps.metrics.requests.inc({ tier, outcome: this.outcome });
       // What the record needs from this moment is taken now; the rest of it is read when the row is built.
-      const [acc, state, routed, traceId, endedAt] = [this.acc, this.state, this.outcome === 'routed', this.traceId(), performance.now()];
+      const acc = this.acc;
+      const state = this.state;
+      const routed = this.outcome === 'routed';
+      const traceId = this.traceId();
+      const endedAt = performance.now();
       this.deps.settle(() => acc.record(state, routed, traceId, endedAt), this.runtime);
     }
     // Attribute objects are built only for a recording span: with tracing off this runs for nothing.
