@@ -25,6 +25,7 @@ import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import { StreamRequestState, type RequestState } from './request-state.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
+import { routeFixedPath } from './fixed-path-route.js';
 import { ResponseAccounting, type UsageMetadata } from './response-accounting.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
@@ -108,27 +109,15 @@ export class LlmStream implements StreamHandler {
       };
     }
     if (this.pathKind === 'unclassified') {
-      const tier = rt.unclassifiedPaths.get(path)?.tier;
-      const t = tier ? rt.tiers.get(tier) : undefined;
-      this.pathTier = t;
-      this.acc.routed(t);
-      const set: Array<[string, string]> = [[H.tenant, this.state.tenant]];
-      if (t) set.push([H.tier, t.name], [H.model, t.model]);
-      if (t?.authorization) set.push([H.authorization, t.authorization]);
-      const remove = [...clientRoutingHeaders(headers, set), ...credentials(caller, set)];
-      const routed = (): Decision => {
+      const { tier, outcome } = routeFixedPath(rt, this.state, caller, this.deps.budgets);
+      this.pathTier = tier;
+      this.acc.routed(tier);
+      const decide = (o: ContinueDecision | TiergateError): Decision => {
+        if (o instanceof TiergateError) return this.reply(o);
         this.outcome = 'routed';
-        return { kind: 'continue', headers: { set, remove }, clearRouteCache: true };
+        return o;
       };
-      // Only request rates apply here: these paths are not tokenised.
-      const out = this.deps.budgets.admit(rt, { id: randomUUID(), policy: this.state.policy, tier: t?.name, tokens: null });
-      const state = this.state;
-      const decide = (o: Awaited<typeof out>): Decision => {
-        if ('error' in o) return this.reply(o.error);
-        state.admission = o.admitted;
-        return routed();
-      };
-      return out instanceof Promise ? out.then(decide) : decide(out);
+      return outcome instanceof Promise ? outcome.then(decide) : decide(outcome);
     }
     if (endOfStream) {
       // No body will follow (§2.3): answer now rather than wait for a message that never comes.

@@ -1,0 +1,33 @@
+// Paths routed without classification (routing.unclassifiedPaths, e.g. /v1/embeddings): a fixed tier per path,
+// no body read, and only request rates apply (these requests are not tokenised).
+import { randomUUID } from 'node:crypto';
+import type { Budgets } from '../budget/budgets.js';
+import type { Runtime, TierRuntime } from '../config/runtime.js';
+import type { TiergateError } from '../errors.js';
+import type { ContinueDecision } from '../extproc/types.js';
+import type { Caller } from '../stages/authenticate.js';
+import { H } from './contract-headers.js';
+import { clientRoutingHeaders, credentials } from './header-rules.js';
+import type { RequestState } from './request-state.js';
+
+export interface FixedPathRoute {
+  tier: TierRuntime | undefined;
+  /** The request-headers answer, or the limit's error; a promise when the budget store is remote. */
+  outcome: ContinueDecision | TiergateError | Promise<ContinueDecision | TiergateError>;
+}
+
+export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller | undefined, budgets: Budgets): FixedPathRoute {
+  const name = rt.unclassifiedPaths.get(state.path)?.tier;
+  const tier = name ? rt.tiers.get(name) : undefined;
+  const set: Array<[string, string]> = [[H.tenant, state.tenant]];
+  if (tier) set.push([H.tier, tier.name], [H.model, tier.model]);
+  if (tier?.authorization) set.push([H.authorization, tier.authorization]);
+  const remove = [...clientRoutingHeaders(state.headers, set), ...credentials(caller, set)];
+  const admitted = budgets.admit(rt, { id: randomUUID(), policy: state.policy, tier: tier?.name, tokens: null });
+  const decide = (o: Awaited<typeof admitted>): ContinueDecision | TiergateError => {
+    if ('error' in o) return o.error;
+    state.admission = o.admitted;
+    return { kind: 'continue', headers: { set, remove }, clearRouteCache: true };
+  };
+  return { tier, outcome: admitted instanceof Promise ? admitted.then(decide) : decide(admitted) };
+}
