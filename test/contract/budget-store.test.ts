@@ -1,30 +1,19 @@
 // One contract for both budget stores (memory, Redis): all-or-nothing admission, reservations that reconcile
 // to actual usage or expire on their own, the once-a-day budget warning, and exact limits under concurrency.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../../src/stores/budget-store.js';
 import { MemoryBudgetStore } from '../../src/stores/memory/budget-store.js';
 import { RedisBudgetStore } from '../../src/stores/redis/budget-store.js';
-import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
+import { redisAndClusterForFile } from '../helpers/redis-server.js';
 
-let redis: RedisServer;
-let cluster: RedisCluster;
-const stores: BudgetStore[] = [];
-beforeAll(async () => {
-  redis = await RedisServer.start();
-  cluster = await RedisCluster.start();
-}, 30_000);
-afterAll(async () => {
-  for (const s of stores) await s.close();
-  await redis.down();
-  await cluster.down();
-});
+const servers = redisAndClusterForFile();
 
 const makers: Record<string, () => BudgetStore> = {
   memory: () => new MemoryBudgetStore(),
   // Generous timeouts here: this suite is about semantics, not about failing fast (tested elsewhere).
-  redis: () => new RedisBudgetStore({ url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }),
+  redis: () => new RedisBudgetStore({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }),
   // Each bucket below has a hash tag of its own, so a request over several buckets takes the per-slot path.
-  'redis cluster': () => new RedisBudgetStore({ url: cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }),
+  'redis cluster': () => new RedisBudgetStore({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }),
 };
 
 // Real time as the base, so Redis' own key expiry (PEXPIREAT) behaves as it would in production.
@@ -42,7 +31,7 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
   let store: BudgetStore;
   beforeAll(() => {
     store = (makers[kind] as () => BudgetStore)();
-    stores.push(store);
+    servers.beforeDown(() => store.close());
   });
   const admit = async (r: AdmitRequest): Promise<AdmitResult> => store.admit(r);
 

@@ -1,34 +1,23 @@
 // One contract for both cache stores (memory, Redis, Redis Cluster): round trip, absent keys, overwrite, TTL,
 // and keys of two tenants never meeting.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CacheEntry, CacheStore } from '../../src/stores/cache-store.js';
 import { MemoryCacheStore } from '../../src/stores/memory/cache-store.js';
 import { RedisCacheStore } from '../../src/stores/redis/cache-store.js';
-import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
+import { redisAndClusterForFile } from '../helpers/redis-server.js';
 
-let redis: RedisServer;
-let cluster: RedisCluster;
-const stores: CacheStore[] = [];
-beforeAll(async () => {
-  redis = await RedisServer.start();
-  cluster = await RedisCluster.start();
-}, 30_000);
-afterAll(async () => {
-  for (const s of stores) await s.close();
-  await redis.down();
-  await cluster.down();
-});
+const servers = redisAndClusterForFile();
 
 async function ready(s: CacheStore): Promise<CacheStore> {
-  stores.push(s);
+  servers.beforeDown(() => s.close());
   if (s instanceof RedisCacheStore) await expect.poll(() => s.redis.status, { timeout: 5000 }).toBe('ready');
   return s;
 }
 
 const makers: Record<string, () => Promise<CacheStore>> = {
   memory: () => ready(new MemoryCacheStore(1000)),
-  redis: () => ready(new RedisCacheStore({ url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 })),
-  'redis cluster': () => ready(new RedisCacheStore({ url: cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 })),
+  redis: () => ready(new RedisCacheStore({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 })),
+  'redis cluster': () => ready(new RedisCacheStore({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 })),
 };
 
 const entry = (content: string): CacheEntry => ({

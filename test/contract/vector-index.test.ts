@@ -1,6 +1,6 @@
 // One contract for both vector indexes (memory, Redis, Redis Cluster): found in its partition only, scored
 // exactly and best first, capacity-bounded per partition (oldest out), expiring with its TTL.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { normalise } from '../../src/cache/embedders/embedder.js';
 import { questionFeatures } from '../../src/cache/guards.js';
 import { lshBuckets } from '../../src/cache/lsh.js';
@@ -10,33 +10,24 @@ import { AutoRedisVectorIndex } from '../../src/stores/redis/auto-vector-index.j
 import { RedisSearchStandIn } from '../helpers/redis-search-standin.js';
 import { connectRedis } from '../../src/stores/redis/connect.js';
 import type { VectorIndex } from '../../src/stores/vector-index.js';
-import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
+import { redisAndClusterForFile } from '../helpers/redis-server.js';
 
-let redis: RedisServer;
-let cluster: RedisCluster;
+const servers = redisAndClusterForFile();
 let standIn: RedisSearchStandIn;
-const made: VectorIndex[] = [];
 beforeAll(async () => {
-  redis = await RedisServer.start();
-  cluster = await RedisCluster.start();
-  standIn = await RedisSearchStandIn.start(redis.url);
+  standIn = await RedisSearchStandIn.start(servers.redis.url);
+  servers.beforeDown(() => standIn.close());
 }, 30_000);
-afterAll(async () => {
-  for (const x of made) await x.close();
-  await standIn.close();
-  await redis.down();
-  await cluster.down();
-});
 
 async function ready(x: VectorIndex): Promise<VectorIndex> {
-  made.push(x);
+  servers.beforeDown(() => x.close());
   if (x instanceof RedisVectorIndex || x instanceof AutoRedisVectorIndex) await expect.poll(() => x.redis.status, { timeout: 5000 }).toBe('ready');
   return x;
 }
 const makers: Record<string, () => Promise<VectorIndex>> = {
   memory: () => ready(new MemoryVectorIndex()),
-  redis: () => ready(new RedisVectorIndex(connectRedis({ url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vt${Date.now()}:`)),
-  'redis cluster': () => ready(new RedisVectorIndex(connectRedis({ url: cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vt${Date.now()}:`)),
+  redis: () => ready(new RedisVectorIndex(connectRedis({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vt${Date.now()}:`)),
+  'redis cluster': () => ready(new RedisVectorIndex(connectRedis({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vt${Date.now()}:`)),
   // Chosen by what the server can do: FT.SEARCH behind the stand-in (see test/helpers/redis-search-standin.ts).
   'redis vector search (stand-in)': () => ready(new AutoRedisVectorIndex({ url: standIn.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: `vs${Date.now()}:` })),
 };
@@ -128,7 +119,7 @@ describe('the Redis vector index picks what the server can do', () => {
   it('stock Redis 7 (no search module): buckets in plain data structures', async () => {
     const x = (await makers.redis!()) as RedisVectorIndex;
     expect(x).toBeInstanceOf(RedisVectorIndex);
-    const auto = (await ready(new AutoRedisVectorIndex({ url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: 'auto7:' }))) as AutoRedisVectorIndex;
+    const auto = (await ready(new AutoRedisVectorIndex({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: 'auto7:' }))) as AutoRedisVectorIndex;
     await auto.search('t', 'p', ['w:x'], near(0, 1, 0), 0.5, 5);
     expect(auto.mode).toBe('buckets');
   });

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -102,4 +103,46 @@ export class RedisCluster {
   async down(): Promise<void> {
     for (const n of this.nodes) await n.down();
   }
+}
+
+export interface RedisSuite {
+  readonly redis: RedisServer;
+  readonly cluster: RedisCluster;
+  /**
+   * Runs `close` after the file's tests, before the servers stop (stores and instances that use them); the
+   * last registered is closed first, so a client goes before the proxy it connects through.
+   */
+  beforeDown(close: () => Promise<unknown>): void;
+}
+
+/**
+ * A private redis-server and a Redis Cluster for the test file that calls this at its top level: started
+ * before its tests, stopped after them, once everything registered with beforeDown has been closed.
+ */
+export function redisAndClusterForFile(): RedisSuite {
+  let redis: RedisServer | undefined;
+  let cluster: RedisCluster | undefined;
+  const closers: Array<() => Promise<unknown>> = [];
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    cluster = await RedisCluster.start();
+  }, 30_000);
+  afterAll(async () => {
+    for (const close of closers.reverse()) await close();
+    await redis?.down();
+    await cluster?.down();
+  });
+  const started = <T>(x: T | undefined): T => {
+    if (x === undefined) throw new Error('Redis is used before beforeAll started it');
+    return x;
+  };
+  return {
+    get redis() {
+      return started(redis);
+    },
+    get cluster() {
+      return started(cluster);
+    },
+    beforeDown: (close) => void closers.push(close),
+  };
 }

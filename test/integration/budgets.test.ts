@@ -3,25 +3,14 @@
 // reservations reconciled to reported usage or released when a stream dies, and window and day rollover on a
 // fake clock.
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bucketsFor } from '../../src/budget/buckets.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type ExtProcSession, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
-import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
+import { redisAndClusterForFile } from '../helpers/redis-server.js';
 import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
-let redis: RedisServer;
-let cluster: RedisCluster;
-const started: TestTiergate[] = [];
-beforeAll(async () => {
-  redis = await RedisServer.start();
-  cluster = await RedisCluster.start();
-}, 30_000);
-afterAll(async () => {
-  for (const t of started) await t.stop();
-  await redis.down();
-  await cluster.down();
-});
+const servers = redisAndClusterForFile();
 
 /** A settable clock shared by the instances of one test. */
 function clock(at = Date.UTC(2026, 10, 22, 12, 0, 10)) {
@@ -30,11 +19,11 @@ function clock(at = Date.UTC(2026, 10, 22, 12, 0, 10)) {
 }
 let prefixes = 0;
 async function tiergate(config: ConfigInput, now: () => number, store: 'memory' | 'redis' | 'cluster' = 'memory', keyPrefix?: string): Promise<TestTiergate> {
-  const url = store === 'cluster' ? cluster.url : redis.url;
+  const url = store === 'cluster' ? servers.cluster.url : servers.redis.url;
   const redisConfig = { url, cluster: store === 'cluster', keyPrefix: keyPrefix ?? `t${prefixes++}:`, commandTimeoutMs: 1000, connectTimeoutMs: 1000 };
   const budgets = { ...config.budgets, ...(store === 'memory' ? {} : { store: 'redis' as const, redis: redisConfig }) };
   const t = await startTiergate({ ...config, budgets }, {}, { now });
-  started.push(t);
+  servers.beforeDown(() => t.stop());
   return t;
 }
 
@@ -113,7 +102,7 @@ describe('requests per minute under concurrency', () => {
     const t = await tiergate({ ...RPM_100, budgets: { globalTokensPerMinute: 100_000_000 } }, c.now, 'cluster');
     const rt = t.app.config.current();
     const keys = bucketsFor(rt, rt.tenants.policyFor('default'), 'weak', true, c.t).map((b) => b.key);
-    const node = new Redis(cluster.url);
+    const node = new Redis(servers.cluster.url);
     const slots = new Set(await Promise.all(keys.map((k) => node.cluster('KEYSLOT', k))));
     node.disconnect();
     expect(slots.size).toBe(2); // one script per slot, as Cluster requires
