@@ -83,10 +83,9 @@ const noop: StreamHandlerFactory = () => ({ requestHeaders: pass, requestBody: p
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
 /** CPU microseconds per request for `n` requests, 100 streams at a time (each stream's end waits a turn). */
-// tiergate and echo answer through the server's encoder, the no-op through proto-loader's (as the bare server does).
-const serverSerialize = (extProcServerDefinition().Process as grpc.MethodDefinition<WireProcessingRequest, object>).responseSerialize;
+// Answers go through the server's serializer, which passes through the ones the transport wrote as bytes.
+const serialize = (extProcServerDefinition().Process as grpc.MethodDefinition<WireProcessingRequest, object>).responseSerialize;
 async function run(factory: StreamHandlerFactory, n: number): Promise<number> {
-  const serialize = factory === noop ? def.responseSerialize : serverSerialize;
   const handle = createProcessHandler(factory, transport());
   const before = process.cpuUsage();
   const batch = PACED ? 1 : 100;

@@ -68,7 +68,7 @@ const CACHE_LIMIT = 4096;
 const validNames = new Set<string>();
 const encodedValues = new Map<string, Buffer>();
 
-function checkedName(rawName: string): string {
+export function checkedName(rawName: string): string {
   const key = rawName.toLowerCase();
   if (validNames.has(key)) return key;
   // Envoy rejects invalid names/values with a 500 for the whole request (§4); fail here instead, where
@@ -80,7 +80,7 @@ function checkedName(rawName: string): string {
 }
 
 /** The bytes of a value; shared between answers, which only ever read them. */
-function valueBytes(key: string, value: string): Buffer {
+export function valueBytes(key: string, value: string): Buffer {
   let bytes = encodedValues.get(value);
   if (bytes) return bytes;
   if (INVALID_VALUE.test(value)) throw new Error(`invalid value for header ${key}`);

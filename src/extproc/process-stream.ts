@@ -2,9 +2,10 @@
 // exactly one answer per message (envoy-ext-proc.md §1), nothing thrown out of the loop.
 import * as grpc from '@grpc/grpc-js';
 import { WireHeaders } from './header-codec.js';
-import { continueResponse, immediateResponse } from './responses.js';
+import { continueAnswer } from './response-encoder.js';
+import { immediateResponse } from './responses.js';
 import { CONTINUE, type Decision, type ProtocolConfig, type StreamHandler, type StreamHandlerFactory, type StreamInfo } from './types.js';
-import type { RequestKind, WireProcessingRequest, WireProcessingResponse, WireStruct } from './wire.js';
+import type { Answer, RequestKind, WireProcessingRequest, WireStruct } from './wire.js';
 
 export type FailureRule = 'reply' | 'continue';
 
@@ -26,7 +27,7 @@ export interface TransportHooks {
   processingError(kind: RequestKind | 'unknown', err: unknown, rule: FailureRule): void;
 }
 
-type Call = grpc.ServerDuplexStream<WireProcessingRequest, WireProcessingResponse>;
+type Call = grpc.ServerDuplexStream<WireProcessingRequest, Answer>;
 
 export function createProcessHandler(factory: StreamHandlerFactory, opts: TransportOptions): (call: Call) => void {
   return (call) => new StreamLoop(call, factory, opts).start();
@@ -116,14 +117,14 @@ class StreamLoop {
     this.finish('error');
   }
 
-  private write(answer: WireProcessingResponse, kind: RequestKind | undefined, started: number): void {
+  private write(answer: Answer, kind: RequestKind | undefined, started: number): void {
     if (this.call.cancelled || this.call.destroyed) return;
     this.call.write(answer);
     if (kind) this.opts.hooks.answered(kind, (performance.now() - started) / 1000);
   }
 
   /** Returns the answer to write, or undefined when none is due. Never throws. */
-  private process(msg: WireProcessingRequest): WireProcessingResponse | undefined | Promise<WireProcessingResponse | undefined> {
+  private process(msg: WireProcessingRequest): Answer | undefined | Promise<Answer | undefined> {
     const kind = msg.request;
     if (!kind) {
       // An unset oneof cannot be answered in kind; a gRPC error status makes Envoy apply its failure mode.
@@ -143,7 +144,7 @@ class StreamLoop {
         return this.fail(kind, err);
       }
     }
-    if (this.degraded) return this.observability ? undefined : continueResponse(kind, CONTINUE, false);
+    if (this.degraded) return this.observability ? undefined : continueAnswer(kind, CONTINUE, false);
     let decision: Decision | Promise<Decision>;
     try {
       decision = dispatch(this.handler, kind, msg);
@@ -159,7 +160,7 @@ class StreamLoop {
     return this.encode(kind, decision);
   }
 
-  private encode(kind: RequestKind, d: Decision): WireProcessingResponse | undefined {
+  private encode(kind: RequestKind, d: Decision): Answer | undefined {
     // In observability mode Envoy ignores answers and the server should send none (§9).
     if (this.observability) return undefined;
     try {
@@ -167,13 +168,13 @@ class StreamLoop {
         this.replied = true;
         return immediateResponse(d);
       }
-      return continueResponse(kind, d, this.opts.allowModeOverride());
+      return continueAnswer(kind, d, this.opts.allowModeOverride());
     } catch (err) {
       return this.fail(kind, err);
     }
   }
 
-  private fail(kind: RequestKind, err: unknown): WireProcessingResponse | undefined {
+  private fail(kind: RequestKind, err: unknown): Answer | undefined {
     const rule = this.opts.failureRule();
     this.opts.hooks.processingError(kind, err, rule);
     if (this.observability) return undefined;
@@ -185,7 +186,7 @@ class StreamLoop {
       }
     }
     this.degraded = true;
-    return continueResponse(kind, CONTINUE, false);
+    return continueAnswer(kind, CONTINUE, false);
   }
 
   private finish(why: 'half-closed' | 'cancelled' | 'error'): void {

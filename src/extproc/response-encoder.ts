@@ -2,13 +2,27 @@
 // plain object into protobufjs message instances (fromObject: a copy of every header, body and Struct value),
 // then encodes those. protobufjs' encoder reads plain objects just as well, as long as enum fields hold numbers,
 // so the copy is skipped: that was a measurable part of every answer (bench/pipeline-bench.ts). The output is
-// byte for byte proto-loader's (test/unit/response-encoder.test.ts).
+// byte for byte proto-loader's (test/unit/response-encoder.test.ts). The answers of every request do not come
+// this way at all: answer-writer.ts writes them as bytes, which the serializer passes through.
 import type * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
+import { createAnswerWriter, type AnswerWriter } from './answer-writer.js';
 import { extProcServiceDefinition, vendoredRoot } from './protos.js';
-import type { WireCommonResponse, WireProcessingResponse } from './wire.js';
+import { continueResponse } from './responses.js';
+import type { ContinueDecision } from './types.js';
+import type { Answer, RequestKind, WireCommonResponse, WireProcessingResponse } from './wire.js';
 
 type Serialize = (r: WireProcessingResponse) => Buffer;
+
+let responseType: protobuf.Type | undefined;
+const processingResponse = () => (responseType ??= vendoredRoot().lookupType('envoy.service.ext_proc.v3.ProcessingResponse'));
+let writer: AnswerWriter | undefined;
+
+/** A continue answer: bytes from the answer writer when it covers the decision, else the object to encode. */
+export function continueAnswer(kind: RequestKind, d: ContinueDecision, allowModeOverride: boolean): Answer {
+  writer ??= createAnswerWriter(processingResponse().root);
+  return writer(kind, d, allowModeOverride) ?? continueResponse(kind, d, allowModeOverride);
+}
 
 /**
  * The one enum a hot answer can carry (CommonResponse.status, in a headers answer that replaces the body).
@@ -41,8 +55,9 @@ export function extProcServerDefinition(): grpc.ServiceDefinition {
   if (!serverDefinition) {
     const base = extProcServiceDefinition();
     const process = base.Process as grpc.MethodDefinition<unknown, WireProcessingResponse>;
-    const type = vendoredRoot().lookupType('envoy.service.ext_proc.v3.ProcessingResponse');
-    serverDefinition = { ...base, Process: { ...process, responseSerialize: createResponseEncoder(type, process.responseSerialize) } };
+    const encode = createResponseEncoder(processingResponse(), process.responseSerialize);
+    const responseSerialize = (a: Answer): Buffer => (Buffer.isBuffer(a) ? a : encode(a));
+    serverDefinition = { ...base, Process: { ...process, responseSerialize } };
   }
   return serverDefinition;
 }

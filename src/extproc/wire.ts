@@ -92,6 +92,9 @@ export interface WireProcessingMode {
 }
 export type ResponseKind = RequestKind | 'immediate_response';
 
+/** What the transport writes: a ProcessingResponse, or one already serialised (answer-writer.ts). */
+export type Answer = WireProcessingResponse | Buffer;
+
 export interface WireProcessingResponse {
   response?: ResponseKind;
   request_headers?: { response?: WireCommonResponse };

@@ -4,7 +4,11 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { createProcessHandler, type TransportOptions } from '../../src/extproc/process-stream.js';
 import { CONTINUE, type Decision, type StreamHandler } from '../../src/extproc/types.js';
-import type { WireProcessingRequest, WireProcessingResponse } from '../../src/extproc/wire.js';
+import { extProcServiceDefinition } from '../../src/extproc/protos.js';
+import type { Answer, WireProcessingRequest, WireProcessingResponse } from '../../src/extproc/wire.js';
+
+// Most answers reach the call already serialised (answer-writer.ts): read them back as Envoy would.
+const deserialize = (extProcServiceDefinition().Process as unknown as { responseDeserialize: (b: Buffer) => WireProcessingResponse }).responseDeserialize;
 
 class FakeCall extends EventEmitter {
   cancelled = false;
@@ -12,9 +16,9 @@ class FakeCall extends EventEmitter {
   ended = false;
   written: WireProcessingResponse[] = [];
   failWrites = false;
-  write(answer: WireProcessingResponse): boolean {
+  write(answer: Answer): boolean {
     if (this.failWrites) throw new Error('write after destroy');
-    this.written.push(answer);
+    this.written.push(Buffer.isBuffer(answer) ? deserialize(answer) : answer);
     return true;
   }
   end(): void {

@@ -1,0 +1,107 @@
+// The answer writer puts continue answers on the wire without protobufjs; its bytes must be exactly what
+// proto-loader makes of the same decision through continueResponse(), for every kind and decision shape.
+import { describe, expect, it } from 'vitest';
+import { createAnswerWriter } from '../../src/extproc/answer-writer.js';
+import { extProcServiceDefinition, vendoredRoot } from '../../src/extproc/protos.js';
+import { continueAnswer, extProcServerDefinition } from '../../src/extproc/response-encoder.js';
+import { continueResponse } from '../../src/extproc/responses.js';
+import type { ContinueDecision } from '../../src/extproc/types.js';
+import type { RequestKind, WireProcessingResponse } from '../../src/extproc/wire.js';
+
+const stock = extProcServiceDefinition().Process as unknown as {
+  responseSerialize: (r: WireProcessingResponse) => Buffer;
+  responseDeserialize: (b: Buffer) => WireProcessingResponse;
+};
+const write = createAnswerWriter(vendoredRoot());
+const COMMON: RequestKind[] = ['request_headers', 'request_body', 'response_headers', 'response_body'];
+const expected = (kind: RequestKind, d: ContinueDecision, allow = false) => stock.responseSerialize(continueResponse(kind, d, allow));
+
+const body = Buffer.from(JSON.stringify({ model: 'weak-model', messages: [{ role: 'user', content: 'héllo 🙂' }] }));
+const DECISIONS: Array<[string, ContinueDecision]> = [
+  ['plain continue', { kind: 'continue' }],
+  ['headers set and removed', { kind: 'continue', headers: { set: [['x-llm-tier', 'weak'], ['x-llm-model', 'modèle-ü 🙂'], ['content-length', '42']], remove: ['authorization', 'X-Tenant-Id'] } }],
+  ['empty set and remove lists', { kind: 'continue', headers: { set: [], remove: [] } }],
+  ['route cache cleared alone', { kind: 'continue', clearRouteCache: true }],
+  ['route cache cleared with headers', { kind: 'continue', clearRouteCache: true, headers: { set: [['x-llm-tier', 'strong']] } }],
+  ['body replaced', { kind: 'continue', body, clearRouteCache: true, headers: { set: [['content-length', String(body.length)]] } }],
+  ['empty body', { kind: 'continue', body: Buffer.alloc(0) }],
+  ['body larger than the scratch buffer', { kind: 'continue', body: Buffer.alloc(100_000, 0x61), headers: { set: [['content-length', '100000']] } }],
+  ['empty header value', { kind: 'continue', headers: { set: [['x-empty', '']] } }],
+  [
+    'dynamic metadata',
+    { kind: 'continue', dynamicMetadata: { tiergate: { tier: 'strong', total_tokens: 160, cost_usd: 0.000123, cache_hit: false, hit: true, negative: -1.5, zero: 0, empty: '', nan: Number.NaN, big: 2 ** 60 } }, headers: { set: [['x-usage-total-tokens', '160']] } },
+  ],
+  ['two metadata namespaces, one empty', { kind: 'continue', dynamicMetadata: { a: { x: 'é' }, b: {} } }],
+  ['mode override not allowed', { kind: 'continue', modeOverride: { responseBodyMode: 'STREAMED' } }],
+];
+
+describe('answer writer', () => {
+  const cases = COMMON.flatMap((kind) => DECISIONS.map(([name, d]) => [`${kind}: ${name}`, kind, d] as const));
+
+  it.each(cases)('%s: the bytes proto-loader writes for continueResponse()', (_name, kind, d) => {
+    const bytes = write(kind, d, false);
+    expect(bytes).toBeInstanceOf(Buffer);
+    expect(Buffer.compare(bytes as Buffer, expected(kind, d))).toBe(0);
+  });
+
+  it('covers the CONTINUE_AND_REPLACE status and clear_route_cache among the cases', () => {
+    const decoded = cases.map(([, kind, d]) => stock.responseDeserialize(write(kind, d, false) as Buffer));
+    expect(decoded.some((r) => r.request_headers?.response?.status === 'CONTINUE_AND_REPLACE')).toBe(true);
+    expect(decoded.some((r) => r.request_body?.response?.clear_route_cache === true)).toBe(true);
+    expect(decoded.some((r) => r.dynamic_metadata?.fields?.tiergate?.structValue?.fields?.cost_usd?.numberValue === 0.000123)).toBe(true);
+  });
+
+  it('matches on many generated decisions', () => {
+    // A small deterministic generator (no seed library needed): header lists, bodies and metadata of varying size.
+    let seed = 42;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const word = () => ['weak', 'strong', 'x', 'é', '🙂', '', 'a'.repeat(rand(300))][rand(7)] as string;
+    for (let i = 0; i < 400; i++) {
+      const kind = COMMON[rand(4)] as RequestKind;
+      const d: ContinueDecision = { kind: 'continue' };
+      if (rand(2)) d.headers = { set: Array.from({ length: rand(6) }, (_, j) => [`x-h${j}`, word()] as const), remove: Array.from({ length: rand(3) }, (_, j) => `X-R${j}`) };
+      if (rand(2)) d.body = Buffer.alloc(rand(3) === 0 ? rand(70_000) : rand(200), 0x62);
+      if (rand(2)) d.clearRouteCache = rand(2) === 1;
+      if (rand(3) === 0) d.dynamicMetadata = { tiergate: Object.fromEntries(Array.from({ length: rand(5) }, (_, j) => [`k${j}${word()}`, [word(), rand(1000) / 7, rand(2) === 1][rand(3)] as string | number | boolean])) };
+      expect(Buffer.compare(write(kind, d, false) as Buffer, expected(kind, d)), JSON.stringify({ kind, d: { ...d, body: d.body?.length } })).toBe(0);
+    }
+  });
+
+  it('leaves trailers answers and an allowed mode override to the general path', () => {
+    expect(write('request_trailers', { kind: 'continue', headers: { set: [['x-a', 'b']] } }, false)).toBeUndefined();
+    expect(write('response_trailers', { kind: 'continue' }, false)).toBeUndefined();
+    expect(write('response_headers', { kind: 'continue', modeOverride: { responseBodyMode: 'BUFFERED' } }, true)).toBeUndefined();
+    // Allowed but not on a headers answer: nothing to override, so the writer takes it (and drops it, as continueResponse does).
+    const d: ContinueDecision = { kind: 'continue', modeOverride: { responseBodyMode: 'BUFFERED' } };
+    expect((write('response_body', d, true) as Buffer).toString('hex')).toBe(expected('response_body', d, true).toString('hex'));
+  });
+
+  it('refuses a bad header name or value as the general path does, and the next answer is whole', () => {
+    expect(() => write('request_body', { kind: 'continue', headers: { set: [['bad name', 'v']] } }, false)).toThrow(/invalid header name/);
+    expect(() => write('request_body', { kind: 'continue', headers: { set: [['x-a', 'v\r\nx-injected: 1']] } }, false)).toThrow(/invalid value/);
+    const d: ContinueDecision = { kind: 'continue', headers: { set: [['x-llm-tier', 'weak']] } };
+    expect((write('request_body', d, false) as Buffer).toString('hex')).toBe(expected('request_body', d).toString('hex'));
+  });
+
+  it('returns its own copy: a later answer does not change an earlier one', () => {
+    const first = write('request_body', { kind: 'continue', body: Buffer.from('first') }, false) as Buffer;
+    const copy = Buffer.from(first);
+    write('request_body', { kind: 'continue', body: Buffer.from('second!') }, false);
+    expect(first.equals(copy)).toBe(true);
+  });
+
+  it('is what the transport sends, and the server serializer passes its bytes through', () => {
+    const d: ContinueDecision = { kind: 'continue', headers: { set: [['x-llm-tier', 'weak']] } };
+    const answer = continueAnswer('response_headers', d, false);
+    expect(answer).toBeInstanceOf(Buffer);
+    const serialize = (extProcServerDefinition().Process as unknown as { responseSerialize: (a: unknown) => Buffer }).responseSerialize;
+    expect(serialize(answer).equals(answer as Buffer)).toBe(true);
+    // A decision the writer leaves alone comes back as the object, which the serializer encodes.
+    const trailers = continueAnswer('response_trailers', d, false);
+    expect(Buffer.isBuffer(trailers)).toBe(false);
+    expect(serialize(trailers).equals(stock.responseSerialize(trailers as WireProcessingResponse))).toBe(true);
+  });
+});
