@@ -18,6 +18,11 @@ const FIXED64 = 1;
 const LEN = 2;
 
 const SCRATCH_BYTES = 16 * 1024;
+/**
+ * A larger replacement body takes protobufjs' path: written here it would be copied twice (into the scratch
+ * buffer, then out of it), there once; and the scratch buffer stays small.
+ */
+const MAX_DIRECT_BODY_BYTES = 64 * 1024;
 
 class BackwardWriter {
   buf = Buffer.allocUnsafe(SCRATCH_BYTES);
@@ -228,6 +233,7 @@ export function createAnswerWriter(root: protobuf.Root): AnswerWriter {
     const headersKind = kind === 'request_headers' || kind === 'response_headers';
     // Trailers answers and mode overrides are rare (at most once per stream) and take the general path.
     if (answerTag === undefined || (d.modeOverride && allowModeOverride && headersKind)) return undefined;
+    if (d.body && d.body.length > MAX_DIRECT_BODY_BYTES) return undefined;
     w.reset();
     if (d.dynamicMetadata) {
       const end = w.size;

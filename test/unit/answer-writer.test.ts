@@ -25,7 +25,8 @@ const DECISIONS: Array<[string, ContinueDecision]> = [
   ['route cache cleared with headers', { kind: 'continue', clearRouteCache: true, headers: { set: [['x-llm-tier', 'strong']] } }],
   ['body replaced', { kind: 'continue', body, clearRouteCache: true, headers: { set: [['content-length', String(body.length)]] } }],
   ['empty body', { kind: 'continue', body: Buffer.alloc(0) }],
-  ['body larger than the scratch buffer', { kind: 'continue', body: Buffer.alloc(100_000, 0x61), headers: { set: [['content-length', '100000']] } }],
+  ['body larger than the scratch buffer', { kind: 'continue', body: Buffer.alloc(60_000, 0x61), headers: { set: [['content-length', '60000']] } }],
+  ['many headers, more than the scratch buffer', { kind: 'continue', headers: { set: Array.from({ length: 300 }, (_, i) => [`x-h${i}`, 'v'.repeat(100)] as const) } }],
   ['empty header value', { kind: 'continue', headers: { set: [['x-empty', '']] } }],
   [
     'dynamic metadata',
@@ -63,11 +64,18 @@ describe('answer writer', () => {
       const kind = COMMON[rand(4)] as RequestKind;
       const d: ContinueDecision = { kind: 'continue' };
       if (rand(2)) d.headers = { set: Array.from({ length: rand(6) }, (_, j) => [`x-h${j}`, word()] as const), remove: Array.from({ length: rand(3) }, (_, j) => `X-R${j}`) };
-      if (rand(2)) d.body = Buffer.alloc(rand(3) === 0 ? rand(70_000) : rand(200), 0x62);
+      if (rand(2)) d.body = Buffer.alloc(rand(3) === 0 ? rand(64 * 1024) : rand(200), 0x62);
       if (rand(2)) d.clearRouteCache = rand(2) === 1;
       if (rand(3) === 0) d.dynamicMetadata = { tiergate: Object.fromEntries(Array.from({ length: rand(5) }, (_, j) => [`k${j}${word()}`, [word(), rand(1000) / 7, rand(2) === 1][rand(3)] as string | number | boolean])) };
       expect(Buffer.compare(write(kind, d, false) as Buffer, expected(kind, d)), JSON.stringify({ kind, d: { ...d, body: d.body?.length } })).toBe(0);
     }
+  });
+
+  it('leaves a body over 64 KiB to protobufjs, which copies it once', () => {
+    const big: ContinueDecision = { kind: 'continue', body: Buffer.alloc(64 * 1024 + 1) };
+    expect(write('request_body', big, false)).toBeUndefined();
+    const answer = continueAnswer('request_body', big, false) as WireProcessingResponse;
+    expect(answer.request_body?.response?.body_mutation?.body?.length).toBe(64 * 1024 + 1);
   });
 
   it('leaves trailers answers and an allowed mode override to the general path', () => {
