@@ -10,6 +10,7 @@
 // writer does not cover (a mode override, trailers answers) return undefined and take the general path.
 import type protobuf from 'protobufjs';
 import { checkedName, valueBytes } from './header-codec.js';
+import { answerRules } from './responses.js';
 import type { ContinueDecision } from './types.js';
 import type { RequestKind } from './wire.js';
 
@@ -230,9 +231,8 @@ export function createAnswerWriter(root: protobuf.Root): AnswerWriter {
 
   return (kind, d, allowModeOverride) => {
     const answerTag = answerTags[kind];
-    const headersKind = kind === 'request_headers' || kind === 'response_headers';
     // Trailers answers and mode overrides are rare (at most once per stream) and take the general path.
-    if (answerTag === undefined || (d.modeOverride && allowModeOverride && headersKind)) return undefined;
+    if (answerTag === undefined || answerRules.sendsModeOverride(kind, d, allowModeOverride)) return undefined;
     if (d.body && d.body.length > MAX_DIRECT_BODY_BYTES) return undefined;
     w.reset();
     if (d.dynamicMetadata) {
@@ -241,8 +241,8 @@ export function createAnswerWriter(root: protobuf.Root): AnswerWriter {
       w.close(t.dynamicMetadata, end);
     }
     const answerEnd = w.size;
-    // CommonResponse, as responses.ts commonResponse() builds it.
-    const clear = d.clearRouteCache === true && kind.startsWith('request_');
+    // CommonResponse, in the shape responses.ts commonResponse() gives it.
+    const clear = answerRules.clearsRouteCache(kind, d);
     if (clear) w.bool(t.clearRouteCache, true);
     if (d.body) {
       const end = w.size;
@@ -250,10 +250,11 @@ export function createAnswerWriter(root: protobuf.Root): AnswerWriter {
       w.close(t.bodyMutation, end);
     }
     headerMutation(d, clear);
-    if (d.body && headersKind) {
+    if (answerRules.replacesWithBody(kind, d)) {
       w.varint(replaceStatus);
       w.varint(t.status);
     }
+    const headersKind = kind === 'request_headers' || kind === 'response_headers';
     w.close(headersKind ? t.headersCommon : t.bodyCommon, answerEnd);
     w.close(answerTag, answerEnd);
     return w.take();

@@ -10,6 +10,28 @@ import type {
   WireValue,
 } from './wire.js';
 
+const isHeadersKind = (kind: RequestKind) => kind === 'request_headers' || kind === 'response_headers';
+
+/**
+ * The Envoy rules that decide the shape of a continue answer, in one place for both ways of writing it (this
+ * module's objects and answer-writer.ts's bytes).
+ */
+export const answerRules = {
+  /**
+   * mode_override is honoured only on header answers and only with allow_mode_override (§10); sending it
+   * otherwise is harmless but misleading, so we never do.
+   */
+  sendsModeOverride: (kind: RequestKind, d: ContinueDecision, allowModeOverride: boolean): boolean =>
+    d.modeOverride !== undefined && allowModeOverride && isHeadersKind(kind),
+  /**
+   * clear_route_cache is ignored in the response direction, and ignored without a header_mutation in the same
+   * answer (§6): when it is sent, an empty mutation is enough to make it count.
+   */
+  clearsRouteCache: (kind: RequestKind, d: ContinueDecision): boolean => d.clearRouteCache === true && kind.startsWith('request_'),
+  /** A body in a headers answer only applies with CONTINUE_AND_REPLACE (§2.3). */
+  replacesWithBody: (kind: RequestKind, d: ContinueDecision): boolean => d.body !== undefined && isHeadersKind(kind),
+};
+
 /** The answer for a message of `kind` that continues the stream. */
 export function continueResponse(kind: RequestKind, d: ContinueDecision, allowModeOverride: boolean): WireProcessingResponse {
   const out: WireProcessingResponse = { response: kind };
@@ -19,11 +41,7 @@ export function continueResponse(kind: RequestKind, d: ContinueDecision, allowMo
   } else {
     out[kind] = { response: commonResponse(kind, d) };
   }
-  // mode_override is honoured only on header answers and only with allow_mode_override (§10); sending it
-  // otherwise is harmless but misleading, so we never do.
-  if (d.modeOverride && allowModeOverride && (kind === 'request_headers' || kind === 'response_headers')) {
-    out.mode_override = encodeModeOverride(d.modeOverride);
-  }
+  if (d.modeOverride && answerRules.sendsModeOverride(kind, d, allowModeOverride)) out.mode_override = encodeModeOverride(d.modeOverride);
   if (d.dynamicMetadata) out.dynamic_metadata = encodeDynamicMetadata(d.dynamicMetadata);
   return out;
 }
@@ -31,17 +49,14 @@ export function continueResponse(kind: RequestKind, d: ContinueDecision, allowMo
 function commonResponse(kind: RequestKind, d: ContinueDecision): WireCommonResponse {
   const common: WireCommonResponse = {};
   let header_mutation = encodeHeaderMutation(d.headers);
-  // clear_route_cache is ignored without a header_mutation in the same answer (§6), and ignored in the
-  // response direction; an empty mutation is enough to make it count.
-  if (d.clearRouteCache && kind.startsWith('request_')) {
+  if (answerRules.clearsRouteCache(kind, d)) {
     header_mutation ??= {};
     common.clear_route_cache = true;
   }
   if (header_mutation) common.header_mutation = header_mutation;
   if (d.body) {
     common.body_mutation = { body: d.body };
-    // A body in a headers answer only applies with CONTINUE_AND_REPLACE (§2.3).
-    if (kind === 'request_headers' || kind === 'response_headers') common.status = 'CONTINUE_AND_REPLACE';
+    if (answerRules.replacesWithBody(kind, d)) common.status = 'CONTINUE_AND_REPLACE';
   }
   return common;
 }
