@@ -19,8 +19,8 @@ type Kind = 'tiergate' | 'noop' | 'echo';
 const KINDS: Kind[] = ['tiergate', 'noop', 'echo'];
 const children = { tiergate: await startChild('tiergate'), noop: await startChild('noop'), echo: await startChild('echo') };
 const pools = Object.fromEntries(KINDS.map((k) => [k, new ExtProcPool(children[k].target, 500)])) as Record<Kind, ExtProcPool>;
-type Series = { cpuReq: number[]; cpuChunk: number[]; p50: number[]; p99: number[]; sp50: number[]; sp99: number[] };
-const results = Object.fromEntries(KINDS.map((k) => [k, { cpuReq: [], cpuChunk: [], p50: [], p99: [], sp50: [], sp99: [] } as Series])) as Record<Kind, Series>;
+type Series = { cpuReq: number[]; cpuChunk: number[]; p50: number[]; p99: number[]; sp50: number[]; sp99: number[]; rate: number[] };
+const results = Object.fromEntries(KINDS.map((k) => [k, { cpuReq: [], cpuChunk: [], p50: [], p99: [], sp50: [], sp99: [], rate: [] } as Series])) as Record<Kind, Series>;
 for (const kind of KINDS) await runPlain(children[kind], pools[kind], 1500, 1000); // warm-up (JIT)
 for (let r = 0; r < ROUNDS; r++) {
   // Rotate the order each round so no server always runs first or last.
@@ -31,6 +31,7 @@ for (let r = 0; r < ROUNDS; r++) {
     results[kind].p99.push(pct(plain.bodyAnswerMs, 99));
     results[kind].sp50.push(plain.serverP50Ms);
     results[kind].sp99.push(plain.serverP99Ms);
+    results[kind].rate.push(plain.achievedRate);
     results[kind].cpuChunk.push(await runStreaming(children[kind], pools[kind]));
   }
 }
@@ -62,3 +63,10 @@ row('body answer p50, server side', (x) => x.sp50, 'ms');
 row('body answer p99, server side', (x) => x.sp99, 'ms');
 row('body answer p50, client seen', (x) => x.p50, 'ms');
 row('body answer p99, client seen', (x) => x.p99, 'ms');
+// Requests that arrive in bunches cost a server less CPU each (fewer wake-ups per request): when the
+// driver falls behind, the CPU figures describe another load than the one intended.
+const slowest = Math.min(...KINDS.map((k) => median(results[k].rate)));
+console.log(
+  `driver pace (median plain rate reached, slowest server): ${slowest.toFixed(0)}/s of ${PLAIN.rate}/s` +
+    (slowest < 0.95 * PLAIN.rate ? ' -- below 95%: the driver did not keep up; compare runs with care' : ''),
+);

@@ -45,6 +45,8 @@ export interface RunResult {
   /** Server-side: message received → answer written (the tiergate_extproc_phase_seconds histogram). */
   serverP50Ms: number;
   serverP99Ms: number;
+  /** Requests per second the driver really sent and finished: below the target when it could not keep up. */
+  achievedRate: number;
 }
 
 /** Prometheus histogram_quantile: linear interpolation inside the bucket that holds the rank. */
@@ -92,7 +94,9 @@ export async function runPlain(child: Child, pool: ExtProcPool, n: number, rate:
   const lat: number[] = [];
   const bucketsBefore = await child.bodyAnswerBuckets();
   const before = await child.cpuMicros();
+  const started = performance.now();
   await paced(n, rate, () => plainRequest(pool, lat));
+  const seconds = (performance.now() - started) / 1000;
   const cpu = (await child.cpuMicros()) - before;
   const bucketsAfter = await child.bodyAnswerBuckets();
   return {
@@ -100,6 +104,7 @@ export async function runPlain(child: Child, pool: ExtProcPool, n: number, rate:
     bodyAnswerMs: lat,
     serverP50Ms: bucketQuantile(bucketsBefore, bucketsAfter, 0.5),
     serverP99Ms: bucketQuantile(bucketsBefore, bucketsAfter, 0.99),
+    achievedRate: n / seconds,
   };
 }
 
