@@ -52,8 +52,9 @@ export class Ledger {
    * Building a row is a handful of object allocations, a JSON.stringify and metric updates: at a steady 1,000
    * requests/s each request would run that code alone, with the CPU's caches cold from everything in between,
    * which costs several times what the same code costs in a batch (bench/pipeline-bench.ts, paced mode). The
-   * wait is the write linger (lingerMs), so rows reach their sinks at most one linger later; flush() and
-   * close() run whatever is pending first, so nothing recorded before them is missed.
+   * wait is the write linger (lingerMs), and the rows built then go to the sinks at once, so they reach them
+   * about one linger later; flush() and close() run whatever is pending first, so nothing recorded before them
+   * is missed.
    */
   later(job: () => void): void {
     const linger = this.opts.lingerMs ?? 0;
@@ -69,6 +70,10 @@ export class Ledger {
     const jobs = this.pending;
     this.pending = [];
     for (const job of jobs) this.runJob(job);
+    // These rows already waited one linger to be built together: they go to the sinks now rather than waiting a
+    // second one in the channels. That halves how long a row sits in memory (what a SIGKILL would lose) and
+    // saves each channel's timer wake-up per batch.
+    if (jobs.length > 0) for (const c of this.channels) c.deliverNow();
   }
 
   private runJob(job: () => void): void {
@@ -166,6 +171,14 @@ class SinkChannel {
     }, linger);
   }
 
+  /** Ends the linger of what is queued (unless a retry is scheduled: then the retry decides when). */
+  deliverNow(): void {
+    if (!this.lingerTimer) return;
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    if (!this.retryTimer) this.kick();
+  }
+
   kick(): void {
     if (this.active) return;
     this.active = true;
@@ -179,11 +192,7 @@ class SinkChannel {
 
   /** Resolves when nothing is queued and the spool is empty or waiting for a retry. */
   async idle(): Promise<void> {
-    if (this.lingerTimer) {
-      clearTimeout(this.lingerTimer);
-      this.lingerTimer = undefined;
-      if (!this.retryTimer) this.kick();
-    }
+    this.deliverNow();
     while (this.active) await this.running;
   }
 

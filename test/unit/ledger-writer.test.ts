@@ -154,6 +154,22 @@ describe('ledger writer', () => {
     expect(ids(sink)).toEqual(['r-0', 'r-1', 'r-2', 'r-3', 'r-4', 'r-5']);
   });
 
+  it('delivers the rows of a batch of deferred jobs at once, without a second linger in the channel', async () => {
+    const sink = new MemorySink();
+    // A linger far longer than the wait below: the channel's own linger would hold the rows that long.
+    const ledger = new Ledger([sink], options({ lingerMs: 60_000, batchSize: 2 }), hooks);
+    for (const r of rows(2)) ledger.later(() => ledger.record(r)); // the second job fills the batch
+    await until(() => ids(sink).length === 2, 1000);
+    expect(ids(sink)).toEqual(['r-0', 'r-1']);
+    // A row recorded directly (not through later()) to an idle channel still waits for its linger to share a write.
+    await ledger.flush();
+    ledger.record(rows(1, 2)[0] as LedgerRow);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ids(sink)).toEqual(['r-0', 'r-1']);
+    await ledger.close();
+    expect(ids(sink)).toEqual(['r-0', 'r-1', 'r-2']);
+  });
+
   it('runs a full batch of deferred jobs at once, and every job at once when lingerMs is 0', async () => {
     const ran: number[] = [];
     const batched = new Ledger([new MemorySink()], options({ lingerMs: 60_000, batchSize: 4 }), hooks);
