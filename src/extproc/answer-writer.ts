@@ -9,6 +9,7 @@
 // byte what protobufjs makes of continueResponse()'s object (test/unit/answer-writer.test.ts); decisions this
 // writer does not cover (a mode override, trailers answers) return undefined and take the general path.
 import type protobuf from 'protobufjs';
+import { BoundedMap } from '../bounded-map.js';
 import { checkedName, valueBytes } from './header-codec.js';
 import { answerRules } from './responses.js';
 import type { ContinueDecision } from './types.js';
@@ -106,9 +107,8 @@ class BackwardWriter {
   }
 }
 
-const STRING_CACHE_LIMIT = 4096;
 const STRING_CACHE_MAX_CHARS = 128;
-const utf8Cache = new Map<string, Buffer>();
+const utf8Cache = new BoundedMap<string, Buffer>(4096);
 
 /**
  * Nearly every string written repeats (header names to remove, metadata keys, usage_source), and turning a
@@ -119,9 +119,7 @@ function utf8Of(s: string): Buffer {
   let b = utf8Cache.get(s);
   if (b) return b;
   b = Buffer.from(s, 'utf8');
-  if (s.length > STRING_CACHE_MAX_CHARS) return b;
-  if (utf8Cache.size >= STRING_CACHE_LIMIT) utf8Cache.clear();
-  utf8Cache.set(s, b);
+  if (s.length <= STRING_CACHE_MAX_CHARS) utf8Cache.set(s, b);
   return b;
 }
 

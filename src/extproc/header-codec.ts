@@ -5,6 +5,7 @@
 // - ext_proc honours only the deprecated `append` BoolValue, whose absence means false = overwrite, and ignores
 //   `append_action` (§3.3). tiergate only ever overwrites, so it leaves `append` out: seven BoolValue messages
 //   fewer per request-body answer.
+import { BoundedMap } from '../bounded-map.js';
 import type { HeaderMap, HeaderMutation } from './types.js';
 import type { WireHeaderMap, WireHeaderMutation, WireHeaderValue, WireHeaderValueOption } from './wire.js';
 
@@ -65,17 +66,18 @@ export function encodeHeaderValue(value: string): Buffer {
  * once. Both caches are bounded and simply start over when full, so high-cardinality values cost no memory.
  */
 const CACHE_LIMIT = 4096;
-const validNames = new Set<string>();
-const encodedValues = new Map<string, Buffer>();
+/** The name as given → its checked lower-case form. */
+const checkedNames = new BoundedMap<string, string>(CACHE_LIMIT);
+const encodedValues = new BoundedMap<string, Buffer>(CACHE_LIMIT);
 
 export function checkedName(rawName: string): string {
-  const key = rawName.toLowerCase();
-  if (validNames.has(key)) return key;
+  let key = checkedNames.get(rawName);
+  if (key !== undefined) return key;
+  key = rawName.toLowerCase();
   // Envoy rejects invalid names/values with a 500 for the whole request (§4); fail here instead, where
   // the transport's failure rule can decide, and the bad value is logged by name only.
   if (!VALID_NAME.test(key)) throw new Error(`invalid header name ${JSON.stringify(key)}`);
-  if (validNames.size >= CACHE_LIMIT) validNames.clear();
-  validNames.add(key);
+  checkedNames.set(rawName, key);
   return key;
 }
 
@@ -85,7 +87,6 @@ export function valueBytes(key: string, value: string): Buffer {
   if (bytes) return bytes;
   if (INVALID_VALUE.test(value)) throw new Error(`invalid value for header ${key}`);
   bytes = encodeHeaderValue(value);
-  if (encodedValues.size >= CACHE_LIMIT) encodedValues.clear();
   encodedValues.set(value, bytes);
   return bytes;
 }

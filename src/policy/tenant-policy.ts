@@ -1,5 +1,6 @@
 // A tenant's effective policy: its own entry over its plan over the "*" entry over the built-in (everything
 // allowed, no limits). Resolved once per tenant per config version.
+import { BoundedMap } from '../bounded-map.js';
 import type { Config } from '../config/schema.js';
 
 export interface TenantPolicy {
@@ -31,9 +32,8 @@ export const NO_CACHE: CachePolicy = Object.freeze({ mode: 'off', ttlSeconds: un
 type Fields = Config['tenants'][string];
 
 export class TenantDirectory {
-  private readonly cache = new Map<string, TenantPolicy>();
   /** Unlisted tenants (via "*" keys) are unbounded in number; so is not this cache. */
-  private static readonly MAX_CACHED = 10_000;
+  private readonly cache = new BoundedMap<string, TenantPolicy>(10_000);
 
   constructor(private readonly config: Pick<Config, 'tenants' | 'plans' | 'ledger'>) {}
 
@@ -41,7 +41,6 @@ export class TenantDirectory {
     let p = this.cache.get(tenant);
     if (p) return p;
     p = this.resolve(tenant);
-    if (this.cache.size >= TenantDirectory.MAX_CACHED) this.cache.clear();
     this.cache.set(tenant, p);
     return p;
   }
