@@ -31,9 +31,17 @@ export interface SemanticSeed {
   features: QuestionFeatures;
 }
 
+/**
+ * A miss past the deadline carries the embedding still under way: the answer fetched upstream is then indexed
+ * once it arrives. Without it, an embedder slower than the deadline (a cold model, a busy machine) would leave
+ * the index empty for as long as it stays slow, and the cache could never warm up.
+ */
+export type PendingSeed = SemanticSeed | Promise<SemanticSeed | undefined>;
+
 export type SemanticLookup =
   | { result: 'hit'; entry: CacheEntry; score: number }
-  | { result: 'miss'; reason: 'not_found' | 'guard' | 'deadline'; seed?: SemanticSeed }
+  | { result: 'miss'; reason: 'not_found' | 'guard'; seed: SemanticSeed }
+  | { result: 'miss'; reason: 'deadline'; seed: Promise<SemanticSeed | undefined> }
   | { result: 'bypass'; reason: 'embedder_down' | 'embedder_error' | 'index_error' };
 
 /**
@@ -68,27 +76,30 @@ export class SemanticCache {
 
   lookup(q: SemanticQuery, cfg: Config['cache']): Promise<SemanticLookup> {
     if (!this.guard.allows()) return Promise.resolve(this.counted({ result: 'bypass', reason: 'embedder_down' }));
+    const seed = this.seedFor(q);
+    const work = seed.then(
+      (sd) => this.search(q, sd, cfg),
+      (err: unknown) => this.failed('embed', err, cfg, 'embedder_error'),
+    );
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<SemanticLookup>((resolve) => {
-      timer = setTimeout(() => resolve({ result: 'miss', reason: 'deadline' }), cfg.semantic.lookupDeadlineMs);
+      // `work` already handles the embedding's failure; this copy of it only ever resolves.
+      timer = setTimeout(() => resolve({ result: 'miss', reason: 'deadline', seed: seed.catch(() => undefined) }), cfg.semantic.lookupDeadlineMs);
     });
-    return Promise.race([this.run(q, cfg), deadline]).then((r) => {
+    return Promise.race([work, deadline]).then((r) => {
       clearTimeout(timer);
       return this.counted(r);
     });
   }
 
-  private async run(q: SemanticQuery, cfg: Config['cache']): Promise<SemanticLookup> {
+  private async seedFor(q: SemanticQuery): Promise<SemanticSeed> {
+    const [vector] = (await this.embedder.embed([embeddingText(q.question)])) as [Float32Array];
+    return { partition: this.partitionOf(q.partition), vector, features: questionFeatures(q.question) };
+  }
+
+  private async search(q: SemanticQuery, seed: SemanticSeed, cfg: Config['cache']): Promise<SemanticLookup> {
     const s = cfg.semantic;
-    const partition = this.partitionOf(q.partition);
-    let vector: Float32Array;
-    try {
-      [vector] = (await this.embedder.embed([embeddingText(q.question)])) as [Float32Array];
-    } catch (err) {
-      return this.failed('embed', err, cfg, 'embedder_error');
-    }
-    const features = questionFeatures(q.question);
-    const seed: SemanticSeed = { partition, vector, features };
+    const { partition, vector, features } = seed;
     let matches;
     try {
       matches = await this.index.search(q.tenant, partition, bucketsFor(vector, features.wordsKey, s.lexicalGuard), vector, Math.max(q.threshold, s.minThreshold), CANDIDATES);
@@ -115,7 +126,12 @@ export class SemanticCache {
   }
 
   /** After the response, for a miss whose answer was stored under `storeKey`. Never throws. */
-  add(tenant: string, seed: SemanticSeed, storeKey: string, ttlMs: number, s: SemanticConfig): void {
+  add(tenant: string, seed: PendingSeed, storeKey: string, ttlMs: number, s: SemanticConfig): void {
+    if (seed instanceof Promise) {
+      // A late embedding: indexed when it arrives; one that failed was already counted by its lookup.
+      void seed.then((sd) => sd && this.add(tenant, sd, storeKey, ttlMs, s));
+      return;
+    }
     if (!this.guard.allows()) return;
     const entry = { id: randomUUID(), vector: seed.vector, features: seed.features, storeKey };
     const buckets = bucketsFor(seed.vector, seed.features.wordsKey, s.lexicalGuard);

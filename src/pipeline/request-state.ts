@@ -7,7 +7,7 @@ import type { Admission } from '../budget/budgets.js';
 import { NO_POLICY, type TenantPolicy } from '../policy/tenant-policy.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CacheEntry } from '../stores/cache-store.js';
-import type { SemanticSeed } from '../cache/semantic-cache.js';
+import type { PendingSeed } from '../cache/semantic-cache.js';
 
 export type RouteSource = 'classifier' | 'alias' | 'path';
 
@@ -29,7 +29,7 @@ export interface RequestCache {
   /** The entry that answers this request (hits). */
   hit?: CacheEntry;
   /** Where the upstream's answer goes once complete (absent when storing is not allowed). */
-  save?: { storeKey: string; ttlMs: number; semantic?: SemanticSeed };
+  save?: { storeKey: string; ttlMs: number; semantic?: PendingSeed };
   /** Time spent looking up (ms), 0 when no lookup ran. */
   lookupMs: number;
 }

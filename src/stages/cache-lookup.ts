@@ -51,7 +51,7 @@ export function createCacheLookupStage(cache: ResponseCache, semantic: SemanticS
             const lookupMs = performance.now() - started;
             if (s.result === 'hit') state.cache = { status: 'hit-semantic', reason: undefined, hit: s.entry, lookupMs };
             else {
-              const seeded = save && s.result === 'miss' && s.seed ? { ...save, semantic: s.seed } : save;
+              const seeded = save && s.result === 'miss' ? { ...save, semantic: s.seed } : save;
               state.cache = { status: s.result, reason: s.reason, lookupMs, ...(seeded ? { save: seeded } : {}) };
             }
           });

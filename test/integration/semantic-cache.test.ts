@@ -18,8 +18,12 @@ class WordsEmbedder implements Embedder {
   readonly id = 'test:words';
   calls = 0;
   fail = false;
+  /** How long each of the next calls takes, in ms: a cold or busy model. */
+  delays: number[] = [];
   async embed(texts: readonly string[]): Promise<Float32Array[]> {
     this.calls++;
+    const delay = this.delays.shift();
+    if (delay) await new Promise((r) => setTimeout(r, delay));
     if (this.fail) throw new Error('embedder down');
     return texts.map((t) => {
       const v = new Float32Array(64);
@@ -144,6 +148,15 @@ describe('semantic cache', () => {
     expect(await outcome(t, 'What is the capital of France?')).toBe('hit-exact: Paris.');
   });
 
+  it('an embedding slower than the deadline: that request goes upstream, and its answer is still indexed once the vector arrives', async () => {
+    const embedder = new WordsEmbedder();
+    embedder.delays = [150];
+    const t = await start({ cache: { semantic: { lookupDeadlineMs: 30 } } }, embedder);
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'miss', reason: 'deadline' })).toBe(1);
+    await expect.poll(() => outcome(t, 'what is the capital of france')).toBe('hit-semantic: Paris.');
+  });
+
   it('the ledger row of a semantic hit is a cache hit with its saving', async () => {
     const t = await start();
     await seed(t, 'What is the capital of France?', 'Paris.');
@@ -158,7 +171,9 @@ describe('semantic cache with the real local embedder', () => {
   it('Universal Sentence Encoder lite, offline: a rephrasing hits, another country does not', async () => {
     const embedder = new LocalEmbedder();
     await embedder.whenReady();
-    const t = await start({}, embedder);
+    // The test is about the model's notion of "the same question", not its speed: on a busy 2-core runner an
+    // embedding can take longer than the default 60 ms deadline, which would make a lookup a miss.
+    const t = await start({ cache: { semantic: { lookupDeadlineMs: 10_000 } } }, embedder);
     await seed(t, 'What is the capital of France?', 'Paris.');
     expect(await outcome(t, "what's the capital of france")).toBe('hit-semantic: Paris.');
     expect(await outcome(t, 'What is the capital of Germany?')).toBe('upstream');
