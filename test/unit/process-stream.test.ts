@@ -60,7 +60,7 @@ describe('stream loop', () => {
     });
     for (let n = 0; n < 6; n++) call.emit('data', body(n, n === 5));
     expect(call.written).toHaveLength(0); // the first answer is pending, so nothing may be written yet
-    await new Promise((r) => setTimeout(r, 60));
+    await expect.poll(() => call.written.length).toBe(6);
     expect(call.written.map((w) => w.response_body?.response?.header_mutation?.set_headers?.[0]?.header.raw_value?.toString())).toEqual(['0', '1', '2', '3', '4', '5']);
   });
 
@@ -90,7 +90,6 @@ describe('stream loop', () => {
     call.on('error', () => undefined);
     call.failWrites = true;
     call.emit('data', body(1));
-    await new Promise((r) => setTimeout(r, 30));
-    expect(events.at(-1)).toBe('ended:error');
+    await expect.poll(() => events.at(-1)).toBe('ended:error');
   });
 });
