@@ -1,0 +1,52 @@
+// The file sink appends each batch through fs.write, which may write fewer bytes than asked (a signal, a full
+// pipe, some filesystems): every byte must still land once, in order, and a failed write must reject so the
+// ledger spools the batch. fs.write is replaced here by one that writes at most a few bytes per call.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import type { LedgerEntry } from '../../src/ledger/sink.js';
+
+const io = vi.hoisted(() => ({ maxBytes: Infinity, fail: false, calls: 0 }));
+
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  type Done = (err: NodeJS.ErrnoException | null, written: number, buffer: Buffer) => void;
+  const write = (fd: number, buffer: Buffer, offset: number, length: number, position: number | null, done: Done): void => {
+    io.calls++;
+    if (io.fail) return void setImmediate(() => done(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }), 0, buffer));
+    fs.write(fd, buffer, offset, Math.min(length, io.maxBytes), position, done);
+  };
+  return { ...fs, default: { ...fs, write }, write };
+});
+
+const { FileSink, ledgerFileName } = await import('../../src/ledger/file-sink.js');
+
+const entry = (seq: number): LedgerEntry => ({ eventId: `e${seq}`, day: '2026-12-01', line: JSON.stringify({ seq, text: 'é…'.repeat(seq) }), writer: 'w', seq });
+
+describe('file sink writes', () => {
+  it('short writes: the loop writes the rest, and the file holds every line once, in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-short-'));
+    const sink = new FileSink({ dir });
+    io.maxBytes = 7;
+    io.calls = 0;
+    await sink.write([1, 2, 3].map(entry));
+    await sink.write([4, 5].map(entry));
+    await sink.close();
+    const lines = readFileSync(join(dir, ledgerFileName('2026-12-01')), 'utf8').trimEnd().split('\n');
+    expect(lines.map((l) => JSON.parse(l))).toEqual([1, 2, 3, 4, 5].map((seq) => JSON.parse(entry(seq).line)));
+    expect(io.calls).toBeGreaterThan(10); // the writes were short, so the loop did run
+  });
+
+  it('a failed write rejects (so the ledger keeps the batch), and the sink writes again once the disk is back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-enospc-'));
+    const sink = new FileSink({ dir });
+    io.maxBytes = Infinity;
+    io.fail = true;
+    await expect(sink.write([entry(1)])).rejects.toThrow('ENOSPC');
+    io.fail = false;
+    await sink.write([entry(1), entry(2)]);
+    await sink.close();
+    expect(readFileSync(join(dir, ledgerFileName('2026-12-01')), 'utf8').trimEnd().split('\n')).toHaveLength(2);
+  });
+});
