@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExtProcPool } from '../src/dev/envoy-client.js';
 import { startChild, type Child } from './children.js';
-import { paced, plainRequest } from './extproc-driver.js';
+import { interleavedRound, median } from './extproc-driver.js';
 
 const [ref, roundsArg, perArg] = process.argv.slice(2);
 if (!ref) {
@@ -31,17 +31,9 @@ let pools: ExtProcPool[] = [];
 try {
   children = [await startChild('tiergate', [], {}, base), await startChild('tiergate'), await startChild('noop')];
   pools = children.map((c) => new ExtProcPool(c.target, 500));
-  const round = async (n: number): Promise<number[]> => {
-    const before = await Promise.all(children.map((c) => c.cpuMicros()));
-    let i = 0;
-    await paced(n * pools.length, 1000, () => plainRequest(pools[i++ % pools.length] as ExtProcPool));
-    const after = await Promise.all(children.map((c) => c.cpuMicros()));
-    return after.map((a, j) => (a - (before[j] as number)) / n);
-  };
-  await round(1500); // warm-up (JIT)
+  await interleavedRound(children, pools, 1500); // warm-up (JIT)
   const rounds: number[][] = [];
-  for (let r = 0; r < ROUNDS; r++) rounds.push(await round(PER));
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  for (let r = 0; r < ROUNDS; r++) rounds.push(await interleavedRound(children, pools, PER));
   const med = (f: (x: number[]) => number) => median(rounds.map(f)).toFixed(3);
   const [A, B, N] = [0, 1, 2].map((j) => median(rounds.map((x) => x[j] as number)).toFixed(0));
   console.log(`node ${process.version}; ${ROUNDS} rounds x ${PER} plain requests per server, sent in turn (1,000/s in all); medians`);

@@ -78,6 +78,23 @@ export async function paced(n: number, rate: number, one: () => Promise<void>): 
   await Promise.all(all);
 }
 
+/**
+ * One round of the interleaved benches (bench:ab, bench:variants): `n` plain requests to each server, sent to
+ * the servers in turn at 1,000/s in all, so machine drift hits every server alike. Returns each server's CPU
+ * microseconds per request, in the order of `children`.
+ */
+export async function interleavedRound(children: readonly Child[], pools: readonly ExtProcPool[], n: number): Promise<number[]> {
+  const before = await Promise.all(children.map((c) => c.cpuMicros()));
+  let i = 0;
+  await paced(n * pools.length, 1000, () => plainRequest(pools[i++ % pools.length] as ExtProcPool));
+  const after = await Promise.all(children.map((c) => c.cpuMicros()));
+  return after.map((a, j) => (a - (before[j] as number)) / n);
+}
+
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+}
+
 /** One non-streaming request, all four phases; the request-body answer time is pushed to `bodyAnswerMs`. */
 export async function plainRequest(pool: ExtProcPool, bodyAnswerMs?: number[]): Promise<void> {
   const s = pool.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 5000 });

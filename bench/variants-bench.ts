@@ -1,0 +1,61 @@
+// Several server variants side by side, in the same run and the same moments: server CPU per request of each,
+// with the Envoy-faithful client sending plain four-phase requests to them in turn (1,000 requests/s in all),
+// and each one's median difference from the first. A variant is a server kind of bench/server-child.ts with
+// environment settings, e.g. to see what the file sink or the request stages cost:
+//   npm run bench:variants -- tiergate tiergate:TIERGATE_BENCH_SINK=memory tiergate:TIERGATE_BENCH_STAGES=none noop
+// Never asserts on time.   ROUNDS (default 6) and PER (requests per server per round, default 1500) from the env.
+import { ExtProcPool } from '../src/dev/envoy-client.js';
+import { startChild, type Child } from './children.js';
+import { interleavedRound, median } from './extproc-driver.js';
+
+const KINDS = ['tiergate', 'noop', 'echo'] as const;
+type Kind = (typeof KINDS)[number];
+
+function parseVariant(spec: string): { kind: Kind; env: Record<string, string> } {
+  const [kind, settings = ''] = spec.split(':', 2) as [string, string?];
+  if (!KINDS.includes(kind as Kind)) throw new Error(`unknown server kind "${kind}" in "${spec}" (one of ${KINDS.join(', ')})`);
+  const env: Record<string, string> = {};
+  for (const kv of settings.split(',').filter(Boolean)) {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new Error(`"${kv}" in "${spec}" is not NAME=VALUE`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return { kind: kind as Kind, env };
+}
+
+const USAGE = 'usage: npm run bench:variants -- KIND[:NAME=VALUE,...] KIND[:...] ...   (KIND: tiergate, noop or echo)';
+const specs = process.argv.slice(2);
+if (specs.length < 2) {
+  console.error(USAGE);
+  process.exit(2);
+}
+let variants: Array<ReturnType<typeof parseVariant>> = [];
+try {
+  variants = specs.map(parseVariant);
+} catch (err) {
+  console.error(`${(err as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+const ROUNDS = Number(process.env.ROUNDS ?? 6);
+const PER = Number(process.env.PER ?? 1500);
+
+const children: Child[] = [];
+let pools: ExtProcPool[] = [];
+try {
+  for (const v of variants) children.push(await startChild(v.kind, [], v.env));
+  pools = children.map((c) => new ExtProcPool(c.target, 500));
+  await interleavedRound(children, pools, 1000); // warm-up (JIT)
+  const rounds: number[][] = [];
+  for (let r = 0; r < ROUNDS; r++) rounds.push(await interleavedRound(children, pools, PER));
+  console.log(`node ${process.version}; ${ROUNDS} rounds x ${PER} plain requests per server, sent in turn (1,000/s in all); medians`);
+  const width = Math.max(...specs.map((s) => s.length));
+  specs.forEach((spec, j) => {
+    const own = median(rounds.map((x) => x[j] as number));
+    const diffs = rounds.map((x) => (x[j] as number) - (x[0] as number));
+    const vsFirst = j === 0 ? '' : `  ${median(diffs) >= 0 ? '+' : ''}${median(diffs).toFixed(1)} us vs the first; per round: ${diffs.map((d) => d.toFixed(0)).join(' ')}`;
+    console.log(`${spec.padEnd(width)}  ${own.toFixed(0).padStart(5)} us per request${vsFirst}`);
+  });
+} finally {
+  for (const p of pools) p.close();
+  for (const c of children) c.stop();
+}
