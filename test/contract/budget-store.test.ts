@@ -16,7 +16,7 @@ const makers: Record<string, () => BudgetStore> = {
   'redis cluster': () => new RedisBudgetStore({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }),
 };
 
-// Real time as the base, so Redis' own key expiry (PEXPIREAT) behaves as it would in production.
+// Real time as the base, as in production (expiry is a time to live from `now`: see the last test).
 const T0 = Date.now();
 let n = 0;
 function bucket(over: Partial<Bucket> = {}): Bucket {
@@ -110,5 +110,28 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     expect(admittedTokens).toBeLessThanOrEqual(10_000);
     expect(admittedTokens).toBeGreaterThan(10_000 - 100 - 6 * 37); // it filled up: only the last ones did not fit
     expect((await admit(req([day], 0))).counted).toEqual([admittedTokens]);
+  });
+});
+
+describe('Redis budget store and clocks', () => {
+  it("expiry is a time to live from tiergate's clock, not a moment on Redis's: a clock 10 days behind still limits", async () => {
+    const { Redis } = await import('ioredis');
+    const store = new RedisBudgetStore({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
+    const probe = new Redis(servers.redis.url);
+    servers.beforeDown(async () => {
+      await store.close();
+      probe.disconnect();
+    });
+    // tiergate's clock 10 days behind Redis's (or a test's fake clock): an absolute expiry would be in the past
+    // for Redis, the keys would vanish at once and every request would be admitted.
+    const behind = T0 - 10 * 86_400_000;
+    const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 2, resetAt: behind + 60_000, expireAt: behind + 180_000 });
+    const at = (r: AdmitRequest) => ({ ...r, now: behind, reservationExpiresAt: behind + 30_000 });
+    const admitted = [];
+    for (let i = 0; i < 3; i++) admitted.push((await store.admit(at(req([rpm], 0)))).admitted);
+    expect(admitted).toEqual([true, true, false]);
+    const ttl = await probe.pttl(rpm.key);
+    expect(ttl).toBeGreaterThan(170_000);
+    expect(ttl).toBeLessThanOrEqual(180_000);
   });
 });

@@ -50,6 +50,8 @@ end
 local warning = 0
 for i = 1, n do
   local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 6 + (i - 1) * 4
+  -- A time to live, not PEXPIREAT: expireAt and now are both tiergate's clock, and Redis's may differ from it.
+  local ttl = math.max(1, tonumber(ARGV[a + 2]) - now)
   if ARGV[a] == 'r' then
     redis.call('HINCRBY', h, 'used', 1)
     counted[i] = counted[i] + 1
@@ -57,10 +59,10 @@ for i = 1, n do
     redis.call('HINCRBY', h, 'reserved', tokens)
     redis.call('HSET', h, 'r:' .. id, tokens)
     redis.call('ZADD', z, resExp, id)
-    redis.call('PEXPIREAT', z, ARGV[a + 2])
+    redis.call('PEXPIRE', z, ttl)
     counted[i] = counted[i] + tokens
   end
-  redis.call('PEXPIREAT', h, ARGV[a + 2])
+  redis.call('PEXPIRE', h, ttl)
   if ARGV[a + 3] == '1' and counted[i] >= warnAt * tonumber(ARGV[a + 1]) then
     if redis.call('HSETNX', h, 'warned', 1) == 1 then warning = 2 elseif warning == 0 then warning = 1 end
   end
