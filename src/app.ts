@@ -127,9 +127,9 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     streamResetBurst: runtime.config.server.http2StreamResetBurst,
     streamResetRate: runtime.config.server.http2StreamResetRate,
     hooks: {
-      streamStarted: () => metrics.activeStreams.inc(),
+      streamStarted: () => metrics.streamOpened(),
       streamEnded: (end) => {
-        metrics.activeStreams.dec();
+        metrics.streamClosed();
         metrics.streams.inc({ end });
       },
       answered: (phase, seconds) => metrics.phaseSeconds.labels(phase).observe(seconds),

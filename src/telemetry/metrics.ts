@@ -2,6 +2,7 @@
 // never tenant ids or model strings from clients). One registry per app instance so tests stay isolated.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { FastHistogram } from './fast-histogram.js';
+import { TalliedCounter } from './tallied-counter.js';
 
 // From 10 µs: most answers take tens of microseconds, and Envoy's default message timeout is 200 ms.
 export const LATENCY_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
@@ -9,10 +10,11 @@ export const LATENCY_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   let backlogSource: () => ReadonlyArray<{ sink: string; queued: number; spooled: number }> = () => [];
+  let openStreams = 0;
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'tiergate_' });
   const m = {
     registry,
-    requests: new Counter({
+    requests: new TalliedCounter({
       name: 'tiergate_requests_total',
       help: 'LLM requests by tier and outcome (routed, local_reply, passthrough, error).',
       labelNames: ['tier', 'outcome'] as const,
@@ -24,7 +26,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['status', 'code'] as const,
       registers: [registry],
     }),
-    decisions: new Counter({
+    decisions: new TalliedCounter({
       name: 'tiergate_classifier_decisions_total',
       help: 'Classifier decisions by version, rule that fired and tier.',
       labelNames: ['version', 'rule', 'tier'] as const,
@@ -45,7 +47,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       registry,
     ),
     stageSeconds: new FastHistogram('tiergate_stage_seconds', 'Time spent in each request pipeline stage.', 'stage', LATENCY_BUCKETS, registry),
-    streams: new Counter({
+    streams: new TalliedCounter({
       name: 'tiergate_extproc_streams_total',
       help: 'ext_proc streams by how they ended (half-closed, cancelled, error).',
       labelNames: ['end'] as const,
@@ -55,26 +57,36 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       name: 'tiergate_extproc_active_streams',
       help: 'ext_proc streams currently open.',
       registers: [registry],
+      // Counted in a plain number (streamOpened/streamClosed) and read at scrape time, not set per stream.
+      collect() {
+        this.set(openStreams);
+      },
     }),
+    streamOpened() {
+      openStreams++;
+    },
+    streamClosed() {
+      openStreams--;
+    },
     processingErrors: new Counter({
       name: 'tiergate_extproc_processing_errors_total',
       help: 'Unexpected errors while processing a message, by phase and the failure rule applied.',
       labelNames: ['phase', 'rule'] as const,
       registers: [registry],
     }),
-    tokens: new Counter({
+    tokens: new TalliedCounter({
       name: 'tiergate_tokens_total',
       help: 'Tokens by tier and kind (input, output, cached_input, reasoning), reported or estimated.',
       labelNames: ['tier', 'kind'] as const,
       registers: [registry],
     }),
-    costUsd: new Counter({
+    costUsd: new TalliedCounter({
       name: 'tiergate_cost_usd_total',
       help: 'Cost in USD by tier, from the price table.',
       labelNames: ['tier'] as const,
       registers: [registry],
     }),
-    usageRows: new Counter({
+    usageRows: new TalliedCounter({
       name: 'tiergate_usage_total',
       help: 'Requests by where their usage came from (reported, estimated, none).',
       labelNames: ['source'] as const,
