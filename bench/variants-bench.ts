@@ -2,7 +2,7 @@
 // with the Envoy-faithful client sending plain four-phase requests to them in turn (1,000 requests/s in all),
 // and each one's median difference from the first. A variant is a server kind of bench/server-child.ts with
 // environment settings, e.g. to see what the file sink or the request stages cost:
-//   npm run bench:variants -- tiergate tiergate:TIERGATE_BENCH_SINK=memory tiergate:TIERGATE_BENCH_STAGES=none noop
+//   npm run bench:variants -- tiergate tiergate:TIERGATE_BENCH_SINK=memory tiergate:TIERGATE_BENCH_STAGES=parse,classify noop
 // Never asserts on time.   ROUNDS (default 6) and PER (requests per server per round, default 1500) from the env.
 import { ExtProcPool } from '../src/dev/envoy-client.js';
 import { startChild, type Child } from './children.js';
@@ -15,10 +15,13 @@ function parseVariant(spec: string): { kind: Kind; env: Record<string, string> }
   const [kind, settings = ''] = spec.split(':', 2) as [string, string?];
   if (!KINDS.includes(kind as Kind)) throw new Error(`unknown server kind "${kind}" in "${spec}" (one of ${KINDS.join(', ')})`);
   const env: Record<string, string> = {};
-  for (const kv of settings.split(',').filter(Boolean)) {
-    const eq = kv.indexOf('=');
-    if (eq < 1) throw new Error(`"${kv}" in "${spec}" is not NAME=VALUE`);
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  let last: string | undefined;
+  // Settings are separated by commas; a piece with no "=" continues the previous value (STAGES=parse,classify).
+  for (const piece of settings.split(',').filter(Boolean)) {
+    const eq = piece.indexOf('=');
+    if (eq > 0) env[(last = piece.slice(0, eq))] = piece.slice(eq + 1);
+    else if (last !== undefined) env[last] += `,${piece}`;
+    else throw new Error(`"${piece}" in "${spec}" is not NAME=VALUE`);
   }
   return { kind: kind as Kind, env };
 }
