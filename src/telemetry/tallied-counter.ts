@@ -8,10 +8,12 @@ import { Counter, type CounterConfiguration, type LabelValues } from 'prom-clien
 interface Pending<L extends string> {
   labels: LabelValues<L>;
   n: number;
+  /** The series exists in the counter (an increment of 0 creates it there too, as prom-client does). */
+  folded: boolean;
 }
 
 export class TalliedCounter<L extends string> {
-  readonly counter: Counter<L>;
+  private readonly counter: Counter<L>;
   private readonly name: string;
   private readonly names: readonly L[];
   /** One entry per label set seen (labels are low-cardinality by design); n is what is not yet folded in. */
@@ -31,7 +33,7 @@ export class TalliedCounter<L extends string> {
     for (const name of this.names) key += `${labels[name] ?? ''}\u0000`;
     const p = this.pending.get(key);
     if (p) p.n += n;
-    else this.pending.set(key, { labels: this.inDeclaredOrder(labels), n });
+    else this.pending.set(key, { labels: this.inDeclaredOrder(labels), n, folded: false });
   }
 
   /** prom-client prints labels in the order of the first object it saw for a series: make it the declared one. */
@@ -43,9 +45,10 @@ export class TalliedCounter<L extends string> {
 
   private fold(): void {
     for (const p of this.pending.values()) {
-      if (p.n === 0) continue;
+      if (p.n === 0 && p.folded) continue;
       this.counter.inc(p.labels, p.n);
       p.n = 0;
+      p.folded = true;
     }
   }
 }

@@ -22,8 +22,9 @@ describe('TalliedCounter', () => {
     const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     for (let scrape = 0; scrape < 5; scrape++) {
       for (let i = 0; i < 200; i++) {
-        const labels = { tier: ['weak', 'strong', 'none'][Math.floor(rand() * 3)] as string, kind: ['input', 'output'][Math.floor(rand() * 2)] as string };
-        const n = rand() < 0.3 ? 1 : Math.floor(rand() * 5000);
+        const labels = { tier: ['weak', 'strong', 'none', `t${scrape}`][Math.floor(rand() * 4)] as string, kind: ['input', 'output'][Math.floor(rand() * 2)] as string };
+        // Some zeros: an increment of 0 still creates its series.
+        const n = rand() < 0.1 ? 0 : rand() < 0.3 ? 1 : Math.floor(rand() * 5000);
         t.inc(labels, n);
         p.inc(labels, n);
       }
@@ -38,10 +39,13 @@ describe('TalliedCounter', () => {
     t.inc({ kind: 'input', tier: 'weak' }, 3);
     t.inc({ tier: 'weak', kind: 'input' }, 4);
     p.inc({ tier: 'weak', kind: 'input' }, 7);
+    t.inc({ tier: 'zero', kind: 'output' }, 0);
+    p.inc({ tier: 'zero', kind: 'output' }, 0);
     await expose();
     const [a, b] = await expose();
     expect(a).toBe(b);
     expect(a).toContain('x_total{tier="weak",kind="input"} 7');
+    expect(a).toContain('x_total{tier="zero",kind="output"} 0');
   });
 
   it('refuses a negative or non-finite increment when it is made, and /metrics still works', async () => {
