@@ -26,7 +26,8 @@ import { StreamRequestState, type RequestState } from './request-state.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
 import { routeFixedPath } from './fixed-path-route.js';
-import { ResponseAccounting, type UsageMetadata } from './response-accounting.js';
+import { ResponseAccounting } from './response-accounting.js';
+import { finalAnswer, responseHeadersAnswer } from './response-answers.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
 
@@ -216,48 +217,25 @@ export class LlmStream implements StreamHandler {
     this.status = Number(headers.get(':status') ?? 0) || undefined;
     if (this.pathKind === 'other') return CONTINUE;
     const kind = this.acc.responseHeaders(headers, endOfStream);
-    const tier = this.state?.route?.tier ?? this.pathTier;
     if (this.span.isRecording()) {
       const ttft = this.acc.ttftMs();
       if (ttft !== null) this.span.setAttribute('tiergate.ttft_ms', ttft);
     }
-    const set: Array<readonly [string, string]> = tier ? [[H.tier, tier.name], [H.modelResolved, tier.model]] : [];
-    const limits = this.state?.admission?.responseHeaders;
-    if (limits) set.push(...limits);
-    const cache = this.state?.cache;
-    if (cache) set.push([H.cache, cache.status]);
-    const decision: ContinueDecision = set.length > 0 ? { kind: 'continue', headers: { set } } : { kind: 'continue' };
-    this.acc.buffered = this.responseBuffered;
-    if (this.runtime.config.envoy.allowModeOverride && !endOfStream) {
-      // SSE is answered chunk by chunk (STREAMED); a JSON body is small and buffered whole, so its answer can
-      // still add headers such as x-usage-total-tokens (§10).
-      const sse = kind === 'sse';
-      decision.modeOverride = { responseBodyMode: sse ? 'STREAMED' : 'BUFFERED' };
-      this.acc.buffered = !sse;
-      if (sse) decision.headers = { ...decision.headers, remove: [H.contentLength] };
-    }
+    const facts = { tier: this.state?.route?.tier ?? this.pathTier, limitHeaders: this.state?.admission?.responseHeaders, cacheStatus: this.state?.cache?.status };
+    const { decision, buffered } = responseHeadersAnswer(facts, kind, this.runtime.config.envoy.allowModeOverride && !endOfStream, this.responseBuffered);
+    this.acc.buffered = buffered;
     return decision;
   }
 
   responseBody(chunk: Buffer, endOfStream: boolean): Decision {
     if (this.pathKind === 'other') return CONTINUE;
     const usage = this.acc.responseBody(chunk, endOfStream);
-    return usage ? this.finalAnswer(usage, this.acc.buffered) : CONTINUE;
+    return usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
   }
 
   responseTrailers(trailers: HeaderMap): Decision {
     if (this.pathKind === 'other') return CONTINUE;
-    return this.finalAnswer(this.acc.responseTrailers(trailers), false);
-  }
-
-  /**
-   * The last response answer carries the usage for Envoy's access log and rate-limit filters (dynamic
-   * metadata, namespace `tiergate`) and, when the body was buffered, the x-usage-total-tokens header.
-   */
-  private finalAnswer(usage: UsageMetadata, buffered: boolean): ContinueDecision {
-    const decision: ContinueDecision = { kind: 'continue', dynamicMetadata: { [METADATA_NAMESPACE]: usage } };
-    if (buffered && typeof usage.total_tokens === 'number') decision.headers = { set: [[H.usageTotalTokens, String(usage.total_tokens)]] };
-    return decision;
+    return finalAnswer(this.acc.responseTrailers(trailers), false);
   }
 
   end(reason: StreamEnd): void {
@@ -298,6 +276,3 @@ export class LlmStream implements StreamHandler {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** Envoy's metadata_options.receiving_namespaces must list it (envoy-ext-proc.md §11). */
-export const METADATA_NAMESPACE = 'tiergate';

@@ -8,7 +8,7 @@ import { parseConfigText } from '../../src/config/load.js';
 import { compileRuntime, type Runtime } from '../../src/config/runtime.js';
 import { RECOMMENDED_FILTER } from '../../src/dev/envoy-client.js';
 import { HEALTH_SERVICES } from '../../src/extproc/server.js';
-import { METADATA_NAMESPACE } from '../../src/pipeline/llm-stream.js';
+import { METADATA_NAMESPACE } from '../../src/pipeline/response-answers.js';
 import { USAGE_METADATA_KEYS } from '../../src/pipeline/response-accounting.js';
 import { EnvoyConfigValidator } from '../helpers/envoy-config-validator.js';
 

@@ -1,0 +1,52 @@
+// What tiergate adds to a response on its way to the client: the routing facts as headers on the
+// response-headers answer (tier, resolved model, limits, cache status) and, on the last answer, the usage as
+// Envoy dynamic metadata, plus the x-usage-total-tokens header when the body came buffered.
+import type { TierRuntime } from '../config/runtime.js';
+import type { ContinueDecision } from '../extproc/types.js';
+import type { BodyKind } from '../usage/response-usage.js';
+import { H } from './contract-headers.js';
+import type { UsageMetadata } from './response-accounting.js';
+
+/** Envoy's metadata_options.receiving_namespaces must list it (envoy-ext-proc.md §11). */
+export const METADATA_NAMESPACE = 'tiergate';
+
+export interface ResponseFacts {
+  tier: TierRuntime | undefined;
+  /** x-ratelimit-* and x-budget-warning, from admission. */
+  limitHeaders: ReadonlyArray<readonly [string, string]> | undefined;
+  cacheStatus: string | undefined;
+}
+
+export interface ResponseHeadersAnswer {
+  decision: ContinueDecision;
+  /** The body will arrive whole (BUFFERED), so the final answer may still add headers. */
+  buffered: boolean;
+}
+
+/**
+ * `overrideMode`: Envoy allows mode_override and a body follows. `configuredBuffered`: what the filter's
+ * processing_mode says about the response body, when no override is sent.
+ */
+export function responseHeadersAnswer(facts: ResponseFacts, kind: BodyKind, overrideMode: boolean, configuredBuffered: boolean): ResponseHeadersAnswer {
+  const set: Array<readonly [string, string]> = facts.tier ? [[H.tier, facts.tier.name], [H.modelResolved, facts.tier.model]] : [];
+  if (facts.limitHeaders) set.push(...facts.limitHeaders);
+  if (facts.cacheStatus) set.push([H.cache, facts.cacheStatus]);
+  const decision: ContinueDecision = set.length > 0 ? { kind: 'continue', headers: { set } } : { kind: 'continue' };
+  if (!overrideMode) return { decision, buffered: configuredBuffered };
+  // SSE is answered chunk by chunk (STREAMED); a JSON body is small and buffered whole, so its answer can
+  // still add headers such as x-usage-total-tokens (§10).
+  const sse = kind === 'sse';
+  decision.modeOverride = { responseBodyMode: sse ? 'STREAMED' : 'BUFFERED' };
+  if (sse) decision.headers = { ...decision.headers, remove: [H.contentLength] };
+  return { decision, buffered: !sse };
+}
+
+/**
+ * The last response answer carries the usage for Envoy's access log and rate-limit filters (dynamic
+ * metadata, namespace `tiergate`) and, when the body was buffered, the x-usage-total-tokens header.
+ */
+export function finalAnswer(usage: UsageMetadata, buffered: boolean): ContinueDecision {
+  const decision: ContinueDecision = { kind: 'continue', dynamicMetadata: { [METADATA_NAMESPACE]: usage } };
+  if (buffered && typeof usage.total_tokens === 'number') decision.headers = { set: [[H.usageTotalTokens, String(usage.total_tokens)]] };
+  return decision;
+}

@@ -1,0 +1,39 @@
+// The response-side answers: routing facts as response headers, the body mode tiergate asks for when Envoy
+// allows mode_override (SSE streamed without content-length, JSON buffered), and usage on the final answer.
+import { describe, expect, it } from 'vitest';
+import type { TierRuntime } from '../../src/config/runtime.js';
+import { METADATA_NAMESPACE, finalAnswer, responseHeadersAnswer } from '../../src/pipeline/response-answers.js';
+
+const weak = { name: 'weak', model: 'weak-model' } as TierRuntime;
+const facts = { tier: weak, limitHeaders: [['x-ratelimit-remaining-requests', '9'] as const], cacheStatus: 'miss' };
+
+describe('response answers', () => {
+  it('sets tier, resolved model, limit headers and cache status, in that order', () => {
+    const { decision } = responseHeadersAnswer(facts, 'json', false, false);
+    expect(decision.headers?.set).toEqual([['x-llm-tier', 'weak'], ['x-gateway-model-resolved', 'weak-model'], ['x-ratelimit-remaining-requests', '9'], ['x-cache', 'miss']]);
+    expect(decision.modeOverride).toBeUndefined();
+  });
+
+  it('sets nothing when nothing was routed', () => {
+    expect(responseHeadersAnswer({ tier: undefined, limitHeaders: undefined, cacheStatus: undefined }, 'other', false, false)).toEqual({ decision: { kind: 'continue' }, buffered: false });
+  });
+
+  it.each([
+    ['sse', true, false, 'STREAMED', false, true],
+    ['json', true, false, 'BUFFERED', true, false],
+    ['other', true, false, 'BUFFERED', true, false],
+    ['sse', false, true, undefined, true, false],
+    ['json', false, false, undefined, false, false],
+  ] as const)('%s body, override allowed %s, configured buffered %s: mode %s, buffered %s, content-length removed %s', (kind, override, configured, mode, buffered, removesLength) => {
+    const a = responseHeadersAnswer(facts, kind, override, configured);
+    expect(a.decision.modeOverride?.responseBodyMode).toBe(mode);
+    expect(a.buffered).toBe(buffered);
+    expect(a.decision.headers?.remove?.includes('content-length') ?? false).toBe(removesLength);
+  });
+
+  it('the final answer carries usage as dynamic metadata, and the total as a header only for a buffered body', () => {
+    const usage = { input_tokens: 3, output_tokens: 4, total_tokens: 7, usage_source: 'reported' };
+    expect(finalAnswer(usage, true)).toEqual({ kind: 'continue', dynamicMetadata: { [METADATA_NAMESPACE]: usage }, headers: { set: [['x-usage-total-tokens', '7']] } });
+    expect(finalAnswer(usage, false).headers).toBeUndefined();
+  });
+});
