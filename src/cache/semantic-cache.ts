@@ -3,7 +3,7 @@
 // searched, and the best candidate above the threshold whose guard features equal the question's answers the
 // request. Similarity is never a boundary between tenants or contexts: those are the partition, matched exactly.
 // Fails open like the exact cache: an embedder or index that is down or slow means the request goes upstream.
-import { randomUUID } from 'node:crypto';
+import { newId } from '../ids.js';
 import type { Config } from '../config/schema.js';
 import type { CacheEntry, CacheStore } from '../stores/cache-store.js';
 import type { VectorIndex } from '../stores/vector-index.js';
@@ -133,7 +133,7 @@ export class SemanticCache {
       return;
     }
     if (!this.guard.allows()) return;
-    const entry = { id: randomUUID(), vector: seed.vector, features: seed.features, storeKey };
+    const entry = { id: newId(), vector: seed.vector, features: seed.features, storeKey };
     const buckets = bucketsFor(seed.vector, seed.features.wordsKey, s.lexicalGuard);
     const fail = (err: unknown) => this.guard.failed('add', err, undefined);
     try {

@@ -1,6 +1,6 @@
 // Turns what one stream saw into its ledger row: usage from the response (or an estimate), cost from the price
 // table, status from how the stream ended. Runs after the last answer, never on the answer path.
-import { randomUUID } from 'node:crypto';
+import { newId } from '../ids.js';
 import type { Admission } from '../budget/budgets.js';
 import type { CachedAnswer } from '../cache/answer.js';
 import type { CacheEntry } from '../stores/cache-store.js';
@@ -75,7 +75,7 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
   const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : prices.cost(usage, r.facts?.model, r.routedModel ?? undefined);
   const row: LedgerRow = {
     schema_version: LEDGER_SCHEMA_VERSION,
-    event_id: randomUUID(),
+    event_id: newId(),
     timestamp: new Date(r.startedAt).toISOString(),
     request_id: r.requestId,
     trace_id: r.traceId,

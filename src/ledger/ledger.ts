@@ -2,7 +2,7 @@
 // queue feeds the sink in batches; when the sink fails, the queue moves to the sink's spool file and every new
 // row follows it there until the spool has been replayed, oldest first. A row keeps the (writer, seq) it got
 // when recorded, which is how sinks skip rows they already hold when a replay repeats a batch.
-import { randomUUID } from 'node:crypto';
+import { newId } from '../ids.js';
 import type { LedgerRow } from './row.js';
 import type { LedgerEntry, LedgerSink } from './sink.js';
 import { Spool } from './spool.js';
@@ -29,7 +29,7 @@ export interface LedgerHooks {
 }
 
 export class Ledger {
-  private readonly writer = randomUUID();
+  private readonly writer = newId();
   private seq = 0;
   private readonly channels: SinkChannel[];
   private readonly building = new Set<Promise<void>>();

@@ -1,6 +1,6 @@
 // Paths routed without classification (routing.unclassifiedPaths, e.g. /v1/embeddings): a fixed tier per path,
 // no body read, and only request rates apply (these requests are not tokenised).
-import { randomUUID } from 'node:crypto';
+import { newId } from '../ids.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { TiergateError } from '../errors.js';
@@ -23,7 +23,7 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
   if (tier) set.push([H.tier, tier.name], [H.model, tier.model]);
   if (tier?.authorization) set.push([H.authorization, tier.authorization]);
   const remove = [...clientRoutingHeaders(state.headers, set), ...credentials(caller, set)];
-  const admitted = budgets.admit(rt, { id: randomUUID(), policy: state.policy, tier: tier?.name, tokens: null });
+  const admitted = budgets.admit(rt, { id: newId(), policy: state.policy, tier: tier?.name, tokens: null });
   const decide = (o: Awaited<typeof admitted>): ContinueDecision | TiergateError => {
     if ('error' in o) return o.error;
     state.admission = o.admitted;

@@ -1,6 +1,6 @@
 // One HTTP request as tiergate sees it: decides per phase, runs the request pipeline once the body is
 // complete, and decorates the response. Implements the transport's StreamHandler with plain types only.
-import { randomUUID } from 'node:crypto';
+import { newId } from '../ids.js';
 import type { Span } from '@opentelemetry/api';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { RequestRecord } from '../ledger/build-row.js';
@@ -79,7 +79,7 @@ export class LlmStream implements StreamHandler {
     const rawPath = headers.get(':path') ?? '/';
     const q = rawPath.indexOf('?');
     const path = q === -1 ? rawPath : rawPath.slice(0, q);
-    const requestId = headers.get(H.requestId) || randomUUID();
+    const requestId = headers.get(H.requestId) || newId();
     const rt = this.runtime;
     this.pathKind = rt.classifyPaths.has(path) ? 'classify' : rt.unclassifiedPaths.has(path) ? 'unclassified' : 'other';
     this.state = new StreamRequestState(requestId, rt, path, headers.get(':method') ?? 'GET', headers, this.deps.log);

@@ -1,6 +1,6 @@
 // Admission against every limit that applies: requests per minute, and (when token limits exist) a
 // reservation of prompt tokens plus the completion allowance, reconciled when the response ends.
-import { randomUUID } from 'node:crypto';
+import { newId } from '../ids.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime } from '../config/runtime.js';
 import type { LlmRequest } from '../llm/parse-request.js';
@@ -30,7 +30,7 @@ export function createBudgetStage(budgets: Budgets): Stage {
 }
 
 function admit(budgets: Budgets, state: RequestState, tier: string | undefined, tokens: number | null): void | Promise<void> {
-  const out = budgets.admit(state.runtime, { id: randomUUID(), policy: state.policy, tier, tokens });
+  const out = budgets.admit(state.runtime, { id: newId(), policy: state.policy, tier, tokens });
   if (out instanceof Promise) return out.then((o) => apply(state, o));
   apply(state, out);
 }
