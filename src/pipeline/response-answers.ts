@@ -10,7 +10,7 @@ import type { UsageMetadata } from './response-accounting.js';
 /** Envoy's metadata_options.receiving_namespaces must list it (envoy-ext-proc.md §11). */
 export const METADATA_NAMESPACE = 'tiergate';
 
-export interface ResponseFacts {
+export interface RoutingFacts {
   tier: TierRuntime | undefined;
   /** x-ratelimit-* and x-budget-warning, from admission. */
   limitHeaders: ReadonlyArray<readonly [string, string]> | undefined;
@@ -27,7 +27,7 @@ export interface ResponseHeadersAnswer {
  * `overrideMode`: Envoy allows mode_override and a body follows. `configuredBuffered`: what the filter's
  * processing_mode says about the response body, when no override is sent.
  */
-export function responseHeadersAnswer(facts: ResponseFacts, kind: BodyKind, overrideMode: boolean, configuredBuffered: boolean): ResponseHeadersAnswer {
+export function responseHeadersAnswer(facts: RoutingFacts, kind: BodyKind, overrideMode: boolean, configuredBuffered: boolean): ResponseHeadersAnswer {
   const set: Array<readonly [string, string]> = facts.tier ? [[H.tier, facts.tier.name], [H.modelResolved, facts.tier.model]] : [];
   if (facts.limitHeaders) set.push(...facts.limitHeaders);
   if (facts.cacheStatus) set.push([H.cache, facts.cacheStatus]);
