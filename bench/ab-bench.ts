@@ -33,7 +33,7 @@ try {
   pools = children.map((c) => new ExtProcPool(c.target, 500));
   await interleavedRound(children, pools, 1500); // warm-up (JIT)
   const rounds: number[][] = [];
-  for (let r = 0; r < ROUNDS; r++) rounds.push(await interleavedRound(children, pools, PER));
+  for (let r = 0; r < ROUNDS; r++) rounds.push((await interleavedRound(children, pools, PER)).map((c) => c.total));
   const med = (f: (x: number[]) => number) => median(rounds.map(f)).toFixed(3);
   const [A, B, N] = [0, 1, 2].map((j) => median(rounds.map((x) => x[j] as number)).toFixed(0));
   console.log(`node ${process.version}; ${ROUNDS} rounds x ${PER} plain requests per server, sent in turn (1,000/s in all); medians`);

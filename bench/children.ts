@@ -8,6 +8,8 @@ export interface Child {
   target: string;
   /** Total user+system CPU microseconds the child has used so far. */
   cpuMicros(): Promise<number>;
+  /** The same, split into user and system (kernel) time. */
+  cpuUsage(): Promise<NodeJS.CpuUsage>;
   /** Cumulative server-side request_body answer-time buckets: [le, count] pairs. */
   bodyAnswerBuckets(): Promise<Array<[string, number]>>;
   /** Cumulative time buckets of one request pipeline stage (tiergate_stage_seconds). */
@@ -26,14 +28,19 @@ export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecAr
     child.once('message', (m: { port?: number }) => (m.port ? resolve(m.port) : reject(new Error('no port'))));
     child.once('exit', (code) => reject(new Error(`${kind} exited ${code}`)));
   });
+  const cpuUsage = (): Promise<NodeJS.CpuUsage> =>
+    new Promise((resolve) => {
+      child.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve(m.cpu));
+      child.send('cpu');
+    });
   return {
     kind,
     target: `127.0.0.1:${port}`,
-    cpuMicros: () =>
-      new Promise((resolve) => {
-        child.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve(m.cpu.user + m.cpu.system));
-        child.send('cpu');
-      }),
+    cpuUsage,
+    cpuMicros: async () => {
+      const c = await cpuUsage();
+      return c.user + c.system;
+    },
     bodyAnswerBuckets: () =>
       new Promise((resolve) => {
         child.once('message', (m: { buckets: Array<[string, number]> }) => resolve(m.buckets));

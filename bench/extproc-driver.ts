@@ -78,17 +78,28 @@ export async function paced(n: number, rate: number, one: () => Promise<void>): 
   await Promise.all(all);
 }
 
+export interface CpuPerRequest {
+  total: number;
+  user: number;
+  system: number;
+}
+
 /**
  * One round of the interleaved benches (bench:ab, bench:variants): `n` plain requests to each server, sent to
  * the servers in turn at 1,000/s in all, so machine drift hits every server alike. Returns each server's CPU
  * microseconds per request, in the order of `children`.
  */
-export async function interleavedRound(children: readonly Child[], pools: readonly ExtProcPool[], n: number): Promise<number[]> {
-  const before = await Promise.all(children.map((c) => c.cpuMicros()));
+export async function interleavedRound(children: readonly Child[], pools: readonly ExtProcPool[], n: number): Promise<CpuPerRequest[]> {
+  const before = await Promise.all(children.map((c) => c.cpuUsage()));
   let i = 0;
   await paced(n * pools.length, 1000, () => plainRequest(pools[i++ % pools.length] as ExtProcPool));
-  const after = await Promise.all(children.map((c) => c.cpuMicros()));
-  return after.map((a, j) => (a - (before[j] as number)) / n);
+  const after = await Promise.all(children.map((c) => c.cpuUsage()));
+  return after.map((a, j) => {
+    const b = before[j] as NodeJS.CpuUsage;
+    const user = (a.user - b.user) / n;
+    const system = (a.system - b.system) / n;
+    return { total: user + system, user, system };
+  });
 }
 
 export function median(xs: readonly number[]): number {

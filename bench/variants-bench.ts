@@ -1,12 +1,12 @@
-// Several server variants side by side, in the same run and the same moments: server CPU per request of each,
-// with the Envoy-faithful client sending plain four-phase requests to them in turn (1,000 requests/s in all),
-// and each one's median difference from the first. A variant is a server kind of bench/server-child.ts with
+// Several server variants side by side, in the same run and the same moments: server CPU per request of each
+// (and its user and system parts), with the Envoy-faithful client sending plain four-phase requests to them in
+// turn (1,000 requests/s in all), and each one's median difference from the first. A variant is a server kind of bench/server-child.ts with
 // environment settings, e.g. to see what the file sink or the request stages cost:
 //   npm run bench:variants -- tiergate tiergate:TIERGATE_BENCH_SINK=memory tiergate:TIERGATE_BENCH_STAGES=parse,classify noop
 // Never asserts on time.   ROUNDS (default 6) and PER (requests per server per round, default 1500) from the env.
 import { ExtProcPool } from '../src/dev/envoy-client.js';
 import { startChild, type Child } from './children.js';
-import { interleavedRound, median } from './extproc-driver.js';
+import { interleavedRound, median, type CpuPerRequest } from './extproc-driver.js';
 
 const KINDS = ['tiergate', 'noop', 'echo'] as const;
 type Kind = (typeof KINDS)[number];
@@ -48,15 +48,21 @@ try {
   for (const v of variants) children.push(await startChild(v.kind, [], v.env));
   pools = children.map((c) => new ExtProcPool(c.target, 500));
   await interleavedRound(children, pools, 1000); // warm-up (JIT)
-  const rounds: number[][] = [];
+  const rounds: CpuPerRequest[][] = [];
   for (let r = 0; r < ROUNDS; r++) rounds.push(await interleavedRound(children, pools, PER));
   console.log(`node ${process.version}; ${ROUNDS} rounds x ${PER} plain requests per server, sent in turn (1,000/s in all); medians`);
   const width = Math.max(...specs.map((s) => s.length));
+  const signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(1)}`;
   specs.forEach((spec, j) => {
-    const own = median(rounds.map((x) => x[j] as number));
-    const diffs = rounds.map((x) => (x[j] as number) - (x[0] as number));
-    const vsFirst = j === 0 ? '' : `  ${median(diffs) >= 0 ? '+' : ''}${median(diffs).toFixed(1)} us vs the first; per round: ${diffs.map((d) => d.toFixed(0)).join(' ')}`;
-    console.log(`${spec.padEnd(width)}  ${own.toFixed(0).padStart(5)} us per request${vsFirst}`);
+    const of = (x: CpuPerRequest[]) => x[j] as CpuPerRequest;
+    const own = (k: keyof CpuPerRequest) => median(rounds.map((x) => of(x)[k])).toFixed(0);
+    const split = `(user ${own('user')}, system ${own('system')})`;
+    const diffs = (k: keyof CpuPerRequest) => rounds.map((x) => of(x)[k] - (x[0] as CpuPerRequest)[k]);
+    const vsFirst =
+      j === 0
+        ? ''
+        : `  ${signed(median(diffs('total')))} us vs the first (user ${signed(median(diffs('user')))}, system ${signed(median(diffs('system')))}); per round: ${diffs('total').map((d) => d.toFixed(0)).join(' ')}`;
+    console.log(`${spec.padEnd(width)}  ${own('total').padStart(5)} us per request ${split}${vsFirst}`);
   });
 } finally {
   for (const p of pools) p.close();
