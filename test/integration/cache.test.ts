@@ -323,7 +323,15 @@ describe('exact cache on Redis', () => {
     const first = await ask(one);
     await answerJson(first.s, completion('Paris.'));
     await stored(one, 1);
-    expect(getHeader(immediate((await ask(two)).o).headers, 'x-cache')).toBe('hit-exact');
+    // Polled: the second instance's first lookup may still be connecting, or pass the 30 ms lookup deadline on a
+    // loaded runner; either is a miss by design, and this test is about the entry being shared.
+    await expect
+      .poll(async () => {
+        const { s, o } = await ask(two);
+        s.close();
+        return o.kind === 'immediate' ? getHeader(o.headers, 'x-cache') : o.kind;
+      })
+      .toBe('hit-exact');
 
     await redis.down();
     const during = await ask(two, { id: 'during' });
