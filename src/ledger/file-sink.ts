@@ -107,10 +107,30 @@ function idsInTail(path: string): string[] {
     const len = Math.min(size, TAIL_BYTES);
     const buf = Buffer.alloc(len);
     readSync(fd, buf, 0, len, size - len);
-    return [...buf.toString('utf8').matchAll(/"event_id":"([^"]+)"/g)].map((m) => m[1] as string);
+    return eventIdsIn(buf);
   } finally {
     closeSync(fd);
   }
+}
+
+const EVENT_ID_KEY = Buffer.from('"event_id":"');
+
+/**
+ * The event ids in JSON lines, read straight from the bytes: each id becomes its own small string. Matching a
+ * regex over the tail decoded as one string would keep that whole string (up to TAIL_BYTES) alive for as long
+ * as any id sliced from it is remembered. Inside a JSON string a quote is always escaped, so the key's bytes
+ * only match the key itself.
+ */
+export function eventIdsIn(buf: Buffer): string[] {
+  const ids: string[] = [];
+  for (let at = buf.indexOf(EVENT_ID_KEY); at !== -1; ) {
+    const start = at + EVENT_ID_KEY.length;
+    const end = buf.indexOf(0x22, start);
+    if (end === -1) break;
+    if (end > start) ids.push(buf.toString('utf8', start, end));
+    at = buf.indexOf(EVENT_ID_KEY, end + 1);
+  }
+  return ids;
 }
 
 /** A set that forgets its oldest members beyond a size. */

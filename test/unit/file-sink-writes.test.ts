@@ -50,3 +50,18 @@ describe('file sink writes', () => {
     expect(readFileSync(join(dir, ledgerFileName('2026-12-01')), 'utf8').trimEnd().split('\n')).toHaveLength(2);
   });
 });
+
+describe('event ids read back from a day file', () => {
+  it('finds every row id, and not a client value that spells the key inside a string', async () => {
+    const { eventIdsIn } = await import('../../src/ledger/file-sink.js');
+    const rows = [
+      { event_id: 'a1', request_id: '"event_id":"forged"' },
+      { request_id: 'x', event_id: 'b2', note: 'é' },
+      { event_id: 'c3' },
+    ];
+    const text = rows.map((r) => JSON.stringify(r)).join('\n');
+    expect(eventIdsIn(Buffer.from(text))).toEqual(['a1', 'b2', 'c3']);
+    // A tail read from the middle of a file starts mid-line: a cut-off id at the end is not a row id.
+    expect(eventIdsIn(Buffer.from(`${text}\n{"event_id":"d4`))).toEqual(['a1', 'b2', 'c3']);
+  });
+});
