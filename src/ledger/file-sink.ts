@@ -117,9 +117,9 @@ const EVENT_ID_KEY = Buffer.from('"event_id":"');
 
 /**
  * The event ids in JSON lines, read straight from the bytes: each id becomes its own small string. Matching a
- * regex over the tail decoded as one string would keep that whole string (up to TAIL_BYTES) alive for as long
- * as one id sliced from it is still remembered. Inside a JSON string a quote is always escaped, so the key's bytes
- * only match the key itself.
+ * regex over the tail decoded as one string would keep that whole string (up to TAIL_BYTES) alive for as
+ * long as one id sliced from it is still remembered. Inside a JSON string a quote is always escaped, so the
+ * key's bytes only match the key itself.
  */
 export function eventIdsIn(buf: Buffer): string[] {
   const ids: string[] = [];
