@@ -11,7 +11,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExtProcPool } from '../src/dev/envoy-client.js';
 import { startChild, type Child } from './children.js';
-import { interleavedRound, median } from './extproc-driver.js';
+import { interleavedRound } from './extproc-driver.js';
+import { median } from './stats.js';
 
 const [ref, roundsArg, perArg] = process.argv.slice(2);
 if (!ref) {

@@ -8,6 +8,7 @@ import { ExtProcPool } from '../src/dev/envoy-client.js';
 import { RedisServer } from '../test/helpers/redis-server.js';
 import { startChild, type Child } from './children.js';
 import { bucketQuantile, runPlain } from './extproc-driver.js';
+import { median } from './stats.js';
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const PLAIN = { requests: 3000, rate: 1000 };
@@ -55,7 +56,6 @@ function commandStats(info: string): Record<string, number> {
   return out;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const paired = (a: number[], b: number[]) => median(a.map((x, i) => x / (b[i] as number)));
 const clientCommands = ['evalsha', 'eval', 'script|load'];
 const perRequest = (name: string) => (roundTrips[name] ?? 0) / PLAIN.requests;

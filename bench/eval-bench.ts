@@ -11,6 +11,7 @@ import { V7 } from '../src/classify/v7.js';
 import { DEFAULT_SLO, evaluate } from '../src/eval/evaluate.js';
 import { readLabelledRows } from '../src/eval/labelled-rows.js';
 import { SHARED_DATA } from '../test/helpers/shared-data.js';
+import { median } from './stats.js';
 
 const ROWS = Number(process.argv[2] ?? 100_000);
 const ROUNDS = 3;
@@ -64,7 +65,6 @@ async function evaluated(file: string): Promise<number> {
   return performance.now() - t;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 console.log(`tiergate eval: ${ROWS.toLocaleString('en')} rows, 2 versions, median of ${ROUNDS} rounds`);
 for (const [name, file] of [['JSONL', jsonl], ['CSV', csv]] as const) {
   const base: number[] = [];

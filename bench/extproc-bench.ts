@@ -5,6 +5,7 @@
 import { ExtProcPool } from '../src/dev/envoy-client.js';
 import { startChild } from './children.js';
 import { STREAM, runPlain, runStreaming } from './extproc-driver.js';
+import { median } from './stats.js';
 
 const ROUNDS = Number(process.argv[2] ?? 7);
 const PLAIN = { requests: 4000, rate: 1000 };
@@ -13,7 +14,6 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
 };
-const median = (xs: number[]) => pct(xs, 50);
 
 type Kind = 'tiergate' | 'noop' | 'echo';
 const KINDS: Kind[] = ['tiergate', 'noop', 'echo'];

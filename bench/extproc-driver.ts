@@ -102,10 +102,6 @@ export async function interleavedRound(children: readonly Child[], pools: readon
   });
 }
 
-export function median(xs: readonly number[]): number {
-  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-}
-
 /** One non-streaming request, all four phases; the request-body answer time is pushed to `bodyAnswerMs`. */
 export async function plainRequest(pool: ExtProcPool, bodyAnswerMs?: number[]): Promise<void> {
   const s = pool.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 5000 });

@@ -11,6 +11,7 @@ import { RedisStreamSink } from '../src/ledger/redis-stream-sink.js';
 import type { LedgerSink } from '../src/ledger/sink.js';
 import { sampleRow } from '../test/helpers/ledger-rows.js';
 import { RedisServer } from '../test/helpers/redis-server.js';
+import { median } from './stats.js';
 
 const ROWS = Number(process.argv[2] ?? 50_000);
 const ROUNDS = 3;
@@ -38,7 +39,6 @@ await rate(kinds.memory as () => LedgerSink); // warm-up
 for (let r = 0; r < ROUNDS; r++) for (const [k, make] of Object.entries(kinds)) results[k]?.push(await rate(make));
 await redis.down();
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 console.log(`node ${process.version}; ${ROWS} rows per run, ${ROUNDS} rounds, medians; a row is ~${JSON.stringify(sampleRow()).length} bytes of JSON`);
 const base = median(results.memory as number[]);
 for (const k of Object.keys(kinds)) {

@@ -26,6 +26,7 @@ import { CONTINUE, type StreamHandlerFactory } from '../src/extproc/types.js';
 import { echoHandlers } from './echo-handler.js';
 import type { WireProcessingRequest } from '../src/extproc/wire.js';
 import { BODY, HEADERS, JSON_RESPONSE } from './extproc-driver.js';
+import { median } from './stats.js';
 
 const ROUNDS = Number(process.argv[2] ?? 7);
 const REQUESTS = Number(process.argv[3] ?? 20_000);
@@ -104,7 +105,6 @@ async function run(factory: StreamHandlerFactory, n: number): Promise<number> {
   return (used.user + used.system) / n;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const kinds = { tiergate: await tiergateFactory(), echo: echoHandlers, noop };
 if (process.env.TIERGATE_BENCH_PROF) {
   // Only tiergate, for a profiler: TIERGATE_BENCH_PROF=1 npx tsx --cpu-prof bench/pipeline-bench.ts
