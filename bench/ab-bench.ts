@@ -3,15 +3,16 @@
 // client sending plain four-phase requests to the three in turn (1,000 requests/s in all). Runs of
 // bench/extproc-bench.ts a few minutes apart differ by more than most single changes, so a change is judged
 // here, where machine drift hits all three alike; per-round differences are printed so the spread is visible.
+// Every round starts new server processes (freshRound): the same code in two processes can differ by ~50 us
+// per request for the processes' whole life, which a single set of processes would read as a code difference.
 // Never asserts on time.     npm run bench:ab -- REF [ROUNDS [REQUESTS_PER_SERVER]]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ExtProcPool } from '../src/dev/envoy-client.js';
-import { startChild, type Child } from './children.js';
-import { interleavedRound } from './extproc-driver.js';
+import { startChild } from './children.js';
+import { freshRound, type CpuPerRequest, type Starter } from './extproc-driver.js';
 import { median } from './stats.js';
 
 const [ref, roundsArg, perArg] = process.argv.slice(2);
@@ -27,24 +28,22 @@ const base = join(mkdtempSync(join(tmpdir(), 'tiergate-ab-')), 'base');
 execFileSync('git', ['-C', ROOT, 'worktree', 'add', '--detach', '--quiet', base, ref]);
 // The dependencies of this checkout: REF is judged on its own code, not on a different install.
 symlinkSync(join(ROOT, 'node_modules'), join(base, 'node_modules'));
-let children: Child[] = [];
-let pools: ExtProcPool[] = [];
 try {
-  children = [await startChild('tiergate', [], {}, base), await startChild('tiergate'), await startChild('noop')];
-  pools = children.map((c) => new ExtProcPool(c.target, 500));
-  await interleavedRound(children, pools, 1500); // warm-up (JIT)
-  const rounds: number[][] = [];
-  for (let r = 0; r < ROUNDS; r++) rounds.push((await interleavedRound(children, pools, PER)).map((c) => c.total));
-  const med = (f: (x: number[]) => number) => median(rounds.map(f)).toFixed(3);
-  const [A, B, N] = [0, 1, 2].map((j) => median(rounds.map((x) => x[j] as number)).toFixed(0));
-  console.log(`node ${process.version}; ${ROUNDS} rounds x ${PER} plain requests per server, sent in turn (1,000/s in all); medians`);
+  const starters: Starter[] = [() => startChild('tiergate', [], {}, base), () => startChild('tiergate'), () => startChild('noop')];
+  const rounds: CpuPerRequest[][] = [];
+  for (let r = 0; r < ROUNDS; r++) rounds.push(await freshRound(starters, PER, 1500));
+  const totals = rounds.map((x) => x.map((c) => c.total));
+  const med = (f: (x: number[]) => number) => median(totals.map(f)).toFixed(3);
+  const [A, B, N] = [0, 1, 2].map((j) => median(totals.map((x) => x[j] as number)).toFixed(0));
+  const [gA, gB, gN] = [0, 1, 2].map((j) => median(rounds.map((x) => (x[j] as CpuPerRequest).gc)).toFixed(0));
+  console.log(`node ${process.version}; ${ROUNDS} rounds, each on new server processes, x ${PER} plain requests per server, sent in turn (1,000/s in all); medians`);
   console.log(`server CPU per request: ${ref} ${A} us, this checkout ${B} us, no-op ${N} us`);
+  console.log(`of which main-thread GC pauses: ${ref} ${gA} us, this checkout ${gB} us, no-op ${gN} us`);
   console.log(`vs no-op: ${ref} ${med((x) => (x[0] as number) / (x[2] as number))}x, this checkout ${med((x) => (x[1] as number) / (x[2] as number))}x`);
-  const diffs = rounds.map((x) => (x[1] as number) - (x[0] as number));
+  console.log(`main-thread GC per round (${ref}/this/no-op): ${rounds.map((x) => x.map((c) => c.gc.toFixed(0)).join('/')).join(' ')}`);
+  const diffs = totals.map((x) => (x[1] as number) - (x[0] as number));
   console.log(`this checkout / ${ref}: ${med((x) => (x[1] as number) / (x[0] as number))}x, ${median(diffs).toFixed(1)} us per request; per round: ${diffs.map((d) => d.toFixed(0)).join(' ')}`);
 } finally {
-  for (const p of pools) p.close();
-  for (const c of children) c.stop();
   execFileSync('git', ['-C', ROOT, 'worktree', 'remove', '--force', base]);
   rmSync(join(base, '..'), { recursive: true, force: true });
 }

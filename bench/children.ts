@@ -8,13 +8,18 @@ export interface Child {
   target: string;
   /** Total user+system CPU microseconds the child has used so far. */
   cpuMicros(): Promise<number>;
-  /** The same, split into user and system (kernel) time. */
-  cpuUsage(): Promise<NodeJS.CpuUsage>;
+  /** The same, split into user and system (kernel) time, with the main thread's GC pauses so far (ms). */
+  cpuUsage(): Promise<Usage>;
   /** Cumulative server-side request_body answer-time buckets: [le, count] pairs. */
   bodyAnswerBuckets(): Promise<Array<[string, number]>>;
   /** Cumulative time buckets of one request pipeline stage (tiergate_stage_seconds). */
   stageBuckets(stage: string): Promise<Array<[string, number]>>;
-  stop(): void;
+  /** Asks the child to exit; resolves when it has. */
+  stop(): Promise<void>;
+}
+
+export interface Usage extends NodeJS.CpuUsage {
+  gcMs: number;
 }
 
 /** `checkout`: start the server-child of another checkout of tiergate (bench/ab-bench.ts), else this one's. */
@@ -28,9 +33,9 @@ export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecAr
     child.once('message', (m: { port?: number }) => (m.port ? resolve(m.port) : reject(new Error('no port'))));
     child.once('exit', (code) => reject(new Error(`${kind} exited ${code}`)));
   });
-  const cpuUsage = (): Promise<NodeJS.CpuUsage> =>
+  const cpuUsage = (): Promise<Usage> =>
     new Promise((resolve) => {
-      child.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve(m.cpu));
+      child.once('message', (m: { cpu: NodeJS.CpuUsage; gcMs: number }) => resolve({ ...m.cpu, gcMs: m.gcMs }));
       child.send('cpu');
     });
   return {
@@ -51,6 +56,11 @@ export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecAr
         child.once('message', (m: { buckets: Array<[string, number]> }) => resolve(m.buckets));
         child.send({ stageBuckets: stage });
       }),
-    stop: () => void child.send('exit'),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.send('exit');
+      }),
   };
 }

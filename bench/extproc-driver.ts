@@ -1,7 +1,7 @@
 // Drives a server child the way Envoy would, for the benchmarks: realistic requests and responses, paced
 // four-phase requests (CPU per request, body-answer latency) and streamed responses (CPU per chunk).
 import { ExtProcPool, RECOMMENDED_FILTER, chatRequestHeaders } from '../src/dev/envoy-client.js';
-import type { Child } from './children.js';
+import type { Child, Usage } from './children.js';
 
 export const STREAM = { requests: 400, rate: 100, chunks: 100 };
 
@@ -82,6 +82,8 @@ export interface CpuPerRequest {
   total: number;
   user: number;
   system: number;
+  /** Main-thread GC pause per request, microseconds (part of user time). */
+  gc: number;
 }
 
 /**
@@ -95,11 +97,31 @@ export async function interleavedRound(children: readonly Child[], pools: readon
   await paced(n * pools.length, 1000, () => plainRequest(pools[i++ % pools.length] as ExtProcPool));
   const after = await Promise.all(children.map((c) => c.cpuUsage()));
   return after.map((a, j) => {
-    const b = before[j] as NodeJS.CpuUsage;
+    const b = before[j] as Usage;
     const user = (a.user - b.user) / n;
     const system = (a.system - b.system) / n;
-    return { total: user + system, user, system };
+    return { total: user + system, user, system, gc: ((a.gcMs - b.gcMs) * 1000) / n };
   });
+}
+
+export type Starter = () => Promise<Child>;
+
+/**
+ * One round on server processes of its own: start them, warm each up (JIT), measure one interleaved round,
+ * stop them. Two processes of the very same server differ by up to ~60 us per request for as long as they run
+ * (the GC regime each lands in, see bench/server-child.ts), so a comparison within one set of processes
+ * measures which process got lucky as much as the code; new processes every round sample that luck instead.
+ */
+export async function freshRound(starters: readonly Starter[], n: number, warmUp = 1000): Promise<CpuPerRequest[]> {
+  const children = await Promise.all(starters.map((start) => start()));
+  const pools = children.map((c) => new ExtProcPool(c.target, 500));
+  try {
+    await interleavedRound(children, pools, warmUp);
+    return await interleavedRound(children, pools, n);
+  } finally {
+    for (const p of pools) p.close();
+    await Promise.all(children.map((c) => c.stop()));
+  }
 }
 
 /** One non-streaming request, all four phases; the request-body answer time is pushed to `bodyAnswerMs`. */

@@ -1,10 +1,12 @@
 // A server in its own process, so its CPU time is measured apart from the load driver.
 // argv[2]: 'tiergate' (embedded defaults), 'noop' (a bare grpc-js ext_proc server answering CONTINUE) or
 // 'echo' (tiergate's transport sending tiergate-shaped answers with no logic).
-// Talks to the parent over IPC: sends {port} when listening, answers 'cpu' with process.cpuUsage().
+// Talks to the parent over IPC: sends {port} when listening, answers 'cpu' with process.cpuUsage() and the
+// main thread's GC pause time so far.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -92,9 +94,21 @@ async function startBareNoop(): Promise<number> {
   );
 }
 
+/**
+ * Milliseconds of main-thread GC pauses so far. A grpc-js server process lands in one of two garbage-collection
+ * regimes and mostly stays there: either each finished stream's objects die young, or they outlive young
+ * collections (kept until a full GC, through the native HTTP/2 stream's handle) and every young collection
+ * copies ~1.5 MB of them. The second costs ~50 us more CPU per request for the no-op and tiergate alike; the
+ * benches print this figure so the regime of each process is visible (README "Reading the benchmark").
+ */
+let gcMs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcMs += e.duration;
+}).observe({ entryTypes: ['gc'] });
+
 const port = await start(process.argv[2] ?? 'noop');
 process.on('message', (m) => {
-  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage(), gcMs });
   if (m === 'buckets') {
     const values = phaseSeconds.get().values.filter((v) => v.labels.phase === 'request_body' && v.metricName.endsWith('_bucket'));
     process.send?.({ buckets: values.map((v) => [String(v.labels.le), v.value]) });

@@ -1,12 +1,12 @@
 // Several server variants side by side, in the same run and the same moments: server CPU per request of each
 // (and its user and system parts), with the Envoy-faithful client sending plain four-phase requests to them in
-// turn (1,000 requests/s in all), and each one's median difference from the first. A variant is a server kind
+// turn (1,000 requests/s in all), and each one's median difference from the first. Each round runs on new
+// processes (freshRound in extproc-driver.ts). A variant is a server kind
 // of bench/server-child.ts with environment settings, e.g. to see what the file sink or the request stages cost:
 //   npm run bench:variants -- tiergate tiergate:TIERGATE_BENCH_SINK=memory tiergate:TIERGATE_BENCH_STAGES=parse,classify noop
 // Never asserts on time.   ROUNDS (default 6) and PER (requests per server per round, default 1500) from the env.
-import { ExtProcPool } from '../src/dev/envoy-client.js';
-import { startChild, type Child } from './children.js';
-import { interleavedRound, type CpuPerRequest } from './extproc-driver.js';
+import { startChild } from './children.js';
+import { freshRound, type CpuPerRequest, type Starter } from './extproc-driver.js';
 import { median } from './stats.js';
 
 const KINDS = ['tiergate', 'noop', 'echo'] as const;
@@ -43,29 +43,20 @@ try {
 const ROUNDS = Number(process.env.ROUNDS ?? 6);
 const PER = Number(process.env.PER ?? 1500);
 
-const children: Child[] = [];
-let pools: ExtProcPool[] = [];
-try {
-  for (const v of variants) children.push(await startChild(v.kind, [], v.env));
-  pools = children.map((c) => new ExtProcPool(c.target, 500));
-  await interleavedRound(children, pools, 1000); // warm-up (JIT)
-  const rounds: CpuPerRequest[][] = [];
-  for (let r = 0; r < ROUNDS; r++) rounds.push(await interleavedRound(children, pools, PER));
-  console.log(`node ${process.version}; ${ROUNDS} rounds x ${PER} plain requests per server, sent in turn (1,000/s in all); medians`);
-  const width = Math.max(...specs.map((s) => s.length));
-  const signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(1)}`;
-  specs.forEach((spec, j) => {
-    const of = (x: CpuPerRequest[]) => x[j] as CpuPerRequest;
-    const own = (k: keyof CpuPerRequest) => median(rounds.map((x) => of(x)[k])).toFixed(0);
-    const split = `(user ${own('user')}, system ${own('system')})`;
-    const diffs = (k: keyof CpuPerRequest) => rounds.map((x) => of(x)[k] - (x[0] as CpuPerRequest)[k]);
-    const vsFirst =
-      j === 0
-        ? ''
-        : `  ${signed(median(diffs('total')))} us vs the first (user ${signed(median(diffs('user')))}, system ${signed(median(diffs('system')))}); per round: ${diffs('total').map((d) => d.toFixed(0)).join(' ')}`;
-    console.log(`${spec.padEnd(width)}  ${own('total').padStart(5)} us per request ${split}${vsFirst}`);
-  });
-} finally {
-  for (const p of pools) p.close();
-  for (const c of children) c.stop();
-}
+const starters: Starter[] = variants.map((v) => () => startChild(v.kind, [], v.env));
+const rounds: CpuPerRequest[][] = [];
+for (let r = 0; r < ROUNDS; r++) rounds.push(await freshRound(starters, PER));
+console.log(`node ${process.version}; ${ROUNDS} rounds x ${PER} plain requests per server, sent in turn (1,000/s in all), each round on new processes; medians`);
+const width = Math.max(...specs.map((s) => s.length));
+const signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(1)}`;
+specs.forEach((spec, j) => {
+  const of = (x: CpuPerRequest[]) => x[j] as CpuPerRequest;
+  const own = (k: keyof CpuPerRequest) => median(rounds.map((x) => of(x)[k])).toFixed(0);
+  const split = `(user ${own('user')}, system ${own('system')}; main-thread GC ${own('gc')})`;
+  const diffs = (k: keyof CpuPerRequest) => rounds.map((x) => of(x)[k] - (x[0] as CpuPerRequest)[k]);
+  const vsFirst =
+    j === 0
+      ? ''
+      : `  ${signed(median(diffs('total')))} us vs the first (user ${signed(median(diffs('user')))}, system ${signed(median(diffs('system')))}); per round: ${diffs('total').map((d) => d.toFixed(0)).join(' ')}`;
+  console.log(`${spec.padEnd(width)}  ${own('total').padStart(5)} us per request ${split}${vsFirst}`);
+});
