@@ -37,6 +37,9 @@ export function createExtProcServer(factory: StreamHandlerFactory, opts: ExtProc
     // RESOURCE_EXHAUSTED → Envoy 500 (§16). Body size is limited by config instead (413).
     'grpc.max_receive_message_length': -1,
     'grpc.max_send_message_length': -1,
+    // tiergate does not serve grpc-js' channelz service, so nobody can read what channelz records; with it on,
+    // grpc-js keeps per-call trackers and timestamps for every message of every stream all the same.
+    'grpc.enable_channelz': 0,
   });
   applyHttp2ResetLimits(server, opts.streamResetBurst, opts.streamResetRate);
   server.addService(extProcServerDefinition(), { Process: createProcessHandler(factory, opts) });
