@@ -1,9 +1,10 @@
 // tiergate vs a no-op ext_proc server (and an 'echo' one) on the same grpc-js, in the same run, driven by the Envoy-faithful
 // client from another process. Prints server CPU time per request and per streamed chunk, request-body answer
-// latency p50/p99, and each ratio to the no-op. Rounds alternate between the two servers; medians are
-// reported. Never asserts on time.   npm run bench [-- ROUNDS]
+// latency p50/p99, and each ratio to the no-op. Every round starts new server processes (a process's GC regime
+// moves its CPU per request by ~50 us for its whole life, see bench/server-child.ts) and runs the servers one
+// after another, in an order that rotates; medians are reported. Never asserts on time.   npm run bench [-- ROUNDS]
 import { ExtProcPool } from '../src/dev/envoy-client.js';
-import { startChild } from './children.js';
+import { startChild, type Child } from './children.js';
 import { STREAM, runPlain, runStreaming } from './extproc-driver.js';
 import { median } from './stats.js';
 
@@ -17,26 +18,31 @@ const pct = (xs: number[], p: number) => {
 
 type Kind = 'tiergate' | 'noop' | 'echo';
 const KINDS: Kind[] = ['tiergate', 'noop', 'echo'];
-const children = { tiergate: await startChild('tiergate'), noop: await startChild('noop'), echo: await startChild('echo') };
-const pools = Object.fromEntries(KINDS.map((k) => [k, new ExtProcPool(children[k].target, 500)])) as Record<Kind, ExtProcPool>;
-type Series = { cpuReq: number[]; cpuChunk: number[]; p50: number[]; p99: number[]; sp50: number[]; sp99: number[]; rate: number[] };
-const results = Object.fromEntries(KINDS.map((k) => [k, { cpuReq: [], cpuChunk: [], p50: [], p99: [], sp50: [], sp99: [], rate: [] } as Series])) as Record<Kind, Series>;
-for (const kind of KINDS) await runPlain(children[kind], pools[kind], 1500, 1000); // warm-up (JIT)
+type Series = { cpuReq: number[]; gcReq: number[]; cpuChunk: number[]; p50: number[]; p99: number[]; sp50: number[]; sp99: number[]; rate: number[] };
+const results = Object.fromEntries(
+  KINDS.map((k) => [k, { cpuReq: [], gcReq: [], cpuChunk: [], p50: [], p99: [], sp50: [], sp99: [], rate: [] } as Series]),
+) as Record<Kind, Series>;
 for (let r = 0; r < ROUNDS; r++) {
+  const children = await Promise.all(KINDS.map((k) => startChild(k)));
+  const pools = children.map((c) => new ExtProcPool(c.target, 500));
+  for (let i = 0; i < KINDS.length; i++) await runPlain(children[i] as Child, pools[i] as ExtProcPool, 1500, 1000); // warm-up (JIT)
   // Rotate the order each round so no server always runs first or last.
-  for (const kind of KINDS.map((_, i) => KINDS[(i + r) % KINDS.length] as Kind)) {
-    const plain = await runPlain(children[kind], pools[kind], PLAIN.requests, PLAIN.rate);
+  for (let i = 0; i < KINDS.length; i++) {
+    const j = (i + r) % KINDS.length;
+    const [kind, child, pool] = [KINDS[j] as Kind, children[j] as Child, pools[j] as ExtProcPool];
+    const plain = await runPlain(child, pool, PLAIN.requests, PLAIN.rate);
     results[kind].cpuReq.push(plain.cpuPerRequestUs);
+    results[kind].gcReq.push(plain.gcPerRequestUs);
     results[kind].p50.push(pct(plain.bodyAnswerMs, 50));
     results[kind].p99.push(pct(plain.bodyAnswerMs, 99));
     results[kind].sp50.push(plain.serverP50Ms);
     results[kind].sp99.push(plain.serverP99Ms);
     results[kind].rate.push(plain.achievedRate);
-    results[kind].cpuChunk.push(await runStreaming(children[kind], pools[kind]));
+    results[kind].cpuChunk.push(await runStreaming(child, pool));
   }
+  for (const p of pools) p.close();
+  await Promise.all(children.map((c) => c.stop()));
 }
-for (const p of Object.values(pools)) p.close();
-for (const c of Object.values(children)) c.stop();
 
 const t = results.tiergate;
 const n = results.noop;
@@ -55,6 +61,7 @@ console.log(`node ${process.version} ${process.env.BENCH_NODE_FLAGS ?? ''}; ${RO
 console.log('no-op: a bare grpc-js ext_proc server answering CONTINUE. echo: tiergate\'s transport, no logic, answers of tiergate\'s size and shape (body sent back, 5+2 headers set).');
 console.log(`${''.padEnd(30)} ${'tiergate'.padStart(9)} ${'no-op'.padStart(9)} ${'echo'.padStart(9)}     ${'vs no-op'.padStart(7)} ${'vs echo'.padStart(10)}`);
 row('server CPU per request', (x) => x.cpuReq, 'us');
+row('... of which main-thread GC', (x) => x.gcReq, 'us');
 row('server CPU per streamed chunk', (x) => x.cpuChunk, 'us');
 console.log(
   `${'extra CPU per chunk vs no-op'.padEnd(30)} ${(median(t.cpuChunk.map((x, i) => x - (n.cpuChunk[i] as number)))).toFixed(3).padStart(9)} us  (target <= 40 us; paired per round)`,

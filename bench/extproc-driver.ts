@@ -40,6 +40,8 @@ export const JSON_RESPONSE = Buffer.from(
 
 export interface RunResult {
   cpuPerRequestUs: number;
+  /** Main-thread GC pause per request, microseconds (part of cpuPerRequestUs). */
+  gcPerRequestUs: number;
   /** Client-observed: sending request_body → its answer, through the driver's event loop and loopback. */
   bodyAnswerMs: number[];
   /** Server-side: message received → answer written (the tiergate_extproc_phase_seconds histogram). */
@@ -139,14 +141,15 @@ export async function plainRequest(pool: ExtProcPool, bodyAnswerMs?: number[]): 
 export async function runPlain(child: Child, pool: ExtProcPool, n: number, rate: number): Promise<RunResult> {
   const lat: number[] = [];
   const bucketsBefore = await child.bodyAnswerBuckets();
-  const before = await child.cpuMicros();
+  const before = await child.cpuUsage();
   const started = performance.now();
   await paced(n, rate, () => plainRequest(pool, lat));
   const seconds = (performance.now() - started) / 1000;
-  const cpu = (await child.cpuMicros()) - before;
+  const after = await child.cpuUsage();
   const bucketsAfter = await child.bodyAnswerBuckets();
   return {
-    cpuPerRequestUs: cpu / n,
+    cpuPerRequestUs: (after.user + after.system - before.user - before.system) / n,
+    gcPerRequestUs: ((after.gcMs - before.gcMs) * 1000) / n,
     bodyAnswerMs: lat,
     serverP50Ms: bucketQuantile(bucketsBefore, bucketsAfter, 0.5),
     serverP99Ms: bucketQuantile(bucketsBefore, bucketsAfter, 0.99),
