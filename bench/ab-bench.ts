@@ -32,7 +32,7 @@ symlinkSync(join(ROOT, 'node_modules'), join(base, 'node_modules'));
 try {
   const starters: Starter[] = [() => startChild('tiergate', [], {}, base), () => startChild('tiergate'), () => startChild('noop')];
   const rounds: CpuPerRequest[][] = [];
-  for (let r = 0; r < ROUNDS; r++) rounds.push(await freshRound(starters, PER, 1500));
+  for (let r = 0; r < ROUNDS; r++) rounds.push(await freshRound(starters, PER));
   const totals = rounds.map((x) => x.map((c) => c.total));
   const med = (f: (x: number[]) => number) => median(totals.map(f)).toFixed(3);
   const [A, B, N] = [0, 1, 2].map((j) => median(totals.map((x) => x[j] as number)).toFixed(0));

@@ -5,7 +5,7 @@
 // after another, in an order that rotates; medians are reported. Never asserts on time.   npm run bench [-- ROUNDS]
 import { ExtProcPool } from '../src/dev/envoy-client.js';
 import { startChild, type Child } from './children.js';
-import { STREAM, runPlain, runStreaming } from './extproc-driver.js';
+import { STREAM, WARM_UP, runPlain, runStreaming } from './extproc-driver.js';
 import { median } from './stats.js';
 
 const ROUNDS = Number(process.argv[2] ?? 7);
@@ -25,7 +25,7 @@ const results = Object.fromEntries(
 for (let r = 0; r < ROUNDS; r++) {
   const children = await Promise.all(KINDS.map((k) => startChild(k)));
   const pools = children.map((c) => new ExtProcPool(c.target, 500));
-  for (let i = 0; i < KINDS.length; i++) await runPlain(children[i] as Child, pools[i] as ExtProcPool, 1500, 1000); // warm-up (JIT)
+  for (let i = 0; i < KINDS.length; i++) await runPlain(children[i] as Child, pools[i] as ExtProcPool, WARM_UP, 1000); // warm-up (JIT)
   // Rotate the order each round so no server always runs first or last.
   for (let i = 0; i < KINDS.length; i++) {
     const j = (i + r) % KINDS.length;
@@ -62,6 +62,9 @@ console.log('no-op: a bare grpc-js ext_proc server answering CONTINUE. echo: tie
 console.log(`${''.padEnd(30)} ${'tiergate'.padStart(9)} ${'no-op'.padStart(9)} ${'echo'.padStart(9)}     ${'vs no-op'.padStart(7)} ${'vs echo'.padStart(10)}`);
 row('server CPU per request', (x) => x.cpuReq, 'us');
 row('... of which main-thread GC', (x) => x.gcReq, 'us');
+console.log(
+  `${'  per round, tiergate/no-op'.padEnd(30)} ${t.cpuReq.map((x, i) => `${x.toFixed(0)}/${(n.cpuReq[i] as number).toFixed(0)} us (GC ${(t.gcReq[i] as number).toFixed(0)}/${(n.gcReq[i] as number).toFixed(0)})`).join(', ')}`,
+);
 row('server CPU per streamed chunk', (x) => x.cpuChunk, 'us');
 console.log(
   `${'extra CPU per chunk vs no-op'.padEnd(30)} ${(median(t.cpuChunk.map((x, i) => x - (n.cpuChunk[i] as number)))).toFixed(3).padStart(9)} us  (target <= 40 us; paired per round)`,

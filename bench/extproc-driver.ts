@@ -109,12 +109,19 @@ export async function interleavedRound(children: readonly Child[], pools: readon
 export type Starter = () => Promise<Child>;
 
 /**
+ * Requests per server before a new process is measured. A new tiergate measured 1,220, 924, then ~700 us per
+ * request over its first three thousands of requests (the JIT still compiling), the no-op 918, 628, then
+ * ~560, so the first 2,000 are not representative; 3,000 leaves a margin.
+ */
+export const WARM_UP = 3000;
+
+/**
  * One round on server processes of its own: start them, warm each up (JIT), measure one interleaved round,
  * stop them. Two processes of the very same server differ by up to ~60 us per request for as long as they run
  * (the GC regime each lands in, see bench/server-child.ts), so a comparison within one set of processes
  * measures which process got lucky as much as the code; new processes every round sample that luck instead.
  */
-export async function freshRound(starters: readonly Starter[], n: number, warmUp = 1000): Promise<CpuPerRequest[]> {
+export async function freshRound(starters: readonly Starter[], n: number, warmUp = WARM_UP): Promise<CpuPerRequest[]> {
   const children = await Promise.all(starters.map((start) => start()));
   const pools = children.map((c) => new ExtProcPool(c.target, 500));
   try {
