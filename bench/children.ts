@@ -35,7 +35,8 @@ export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecAr
   });
   const cpuUsage = (): Promise<Usage> =>
     new Promise((resolve) => {
-      child.once('message', (m: { cpu: NodeJS.CpuUsage; gcMs: number }) => resolve({ ...m.cpu, gcMs: m.gcMs }));
+      // gcMs is NaN for a server child older than GC reporting (bench:ab against an earlier commit).
+      child.once('message', (m: { cpu: NodeJS.CpuUsage; gcMs?: number }) => resolve({ ...m.cpu, gcMs: m.gcMs ?? NaN }));
       child.send('cpu');
     });
   return {
