@@ -3,9 +3,9 @@
 // latency p50/p99, and each ratio to the no-op. Every round starts new server processes (a process's GC regime
 // moves its CPU per request by ~50 us for its whole life, see bench/server-child.ts) and runs the servers one
 // after another, in an order that rotates; medians are reported. Never asserts on time.   npm run bench [-- ROUNDS]
-import { ExtProcPool } from '../src/dev/envoy-client.js';
+import type { ExtProcPool } from '../src/dev/envoy-client.js';
 import { startChild, type Child } from './children.js';
-import { STREAM, WARM_UP, runPlain, runStreaming } from './extproc-driver.js';
+import { STREAM, WARM_UP, runPlain, runStreaming, withNewServers } from './extproc-driver.js';
 import { median } from './stats.js';
 
 const ROUNDS = Number(process.argv[2] ?? 7);
@@ -23,25 +23,26 @@ const results = Object.fromEntries(
   KINDS.map((k) => [k, { cpuReq: [], gcReq: [], cpuChunk: [], p50: [], p99: [], sp50: [], sp99: [], rate: [] } as Series]),
 ) as Record<Kind, Series>;
 for (let r = 0; r < ROUNDS; r++) {
-  const children = await Promise.all(KINDS.map((k) => startChild(k)));
-  const pools = children.map((c) => new ExtProcPool(c.target, 500));
-  for (let i = 0; i < KINDS.length; i++) await runPlain(children[i] as Child, pools[i] as ExtProcPool, WARM_UP, 1000); // warm-up (JIT)
-  // Rotate the order each round so no server always runs first or last.
-  for (let i = 0; i < KINDS.length; i++) {
-    const j = (i + r) % KINDS.length;
-    const [kind, child, pool] = [KINDS[j] as Kind, children[j] as Child, pools[j] as ExtProcPool];
-    const plain = await runPlain(child, pool, PLAIN.requests, PLAIN.rate);
-    results[kind].cpuReq.push(plain.cpuPerRequestUs);
-    results[kind].gcReq.push(plain.gcPerRequestUs);
-    results[kind].p50.push(pct(plain.bodyAnswerMs, 50));
-    results[kind].p99.push(pct(plain.bodyAnswerMs, 99));
-    results[kind].sp50.push(plain.serverP50Ms);
-    results[kind].sp99.push(plain.serverP99Ms);
-    results[kind].rate.push(plain.achievedRate);
-    results[kind].cpuChunk.push(await runStreaming(child, pool));
-  }
-  for (const p of pools) p.close();
-  await Promise.all(children.map((c) => c.stop()));
+  await withNewServers(
+    KINDS.map((k) => () => startChild(k)),
+    async (children, pools) => {
+      for (let i = 0; i < KINDS.length; i++) await runPlain(children[i] as Child, pools[i] as ExtProcPool, WARM_UP, 1000); // warm-up (JIT)
+      // Rotate the order each round so no server always runs first or last.
+      for (let i = 0; i < KINDS.length; i++) {
+        const j = (i + r) % KINDS.length;
+        const [kind, child, pool] = [KINDS[j] as Kind, children[j] as Child, pools[j] as ExtProcPool];
+        const plain = await runPlain(child, pool, PLAIN.requests, PLAIN.rate);
+        results[kind].cpuReq.push(plain.cpuPerRequestUs);
+        results[kind].gcReq.push(plain.gcPerRequestUs);
+        results[kind].p50.push(pct(plain.bodyAnswerMs, 50));
+        results[kind].p99.push(pct(plain.bodyAnswerMs, 99));
+        results[kind].sp50.push(plain.serverP50Ms);
+        results[kind].sp99.push(plain.serverP99Ms);
+        results[kind].rate.push(plain.achievedRate);
+        results[kind].cpuChunk.push(await runStreaming(child, pool));
+      }
+    },
+  );
 }
 
 const t = results.tiergate;

@@ -116,21 +116,31 @@ export type Starter = () => Promise<Child>;
 export const WARM_UP = 3000;
 
 /**
+ * Runs `work` against new server processes, one per starter, each with its own client pool; closes the pools
+ * and waits for the processes to exit afterwards, whatever happened.
+ */
+export async function withNewServers<T>(starters: readonly Starter[], work: (children: Child[], pools: ExtProcPool[]) => Promise<T>): Promise<T> {
+  const children = await Promise.all(starters.map((start) => start()));
+  const pools = children.map((c) => new ExtProcPool(c.target, 500));
+  try {
+    return await work(children, pools);
+  } finally {
+    for (const p of pools) p.close();
+    await Promise.all(children.map((c) => c.stop()));
+  }
+}
+
+/**
  * One round on server processes of its own: start them, warm each up (JIT), measure one interleaved round,
  * stop them. Two processes of the very same server differ by up to ~60 us per request for as long as they run
  * (the GC regime each lands in, see bench/server-child.ts), so a comparison within one set of processes
  * measures which process got lucky as much as the code; new processes every round sample that luck instead.
  */
-export async function freshRound(starters: readonly Starter[], n: number, warmUp = WARM_UP): Promise<CpuPerRequest[]> {
-  const children = await Promise.all(starters.map((start) => start()));
-  const pools = children.map((c) => new ExtProcPool(c.target, 500));
-  try {
+export function freshRound(starters: readonly Starter[], n: number, warmUp = WARM_UP): Promise<CpuPerRequest[]> {
+  return withNewServers(starters, async (children, pools) => {
     await interleavedRound(children, pools, warmUp);
-    return await interleavedRound(children, pools, n);
-  } finally {
-    for (const p of pools) p.close();
-    await Promise.all(children.map((c) => c.stop()));
-  }
+    return interleavedRound(children, pools, n);
+  });
 }
 
 /** One non-streaming request, all four phases; the request-body answer time is pushed to `bodyAnswerMs`. */

@@ -1,8 +1,8 @@
 // Several server variants side by side, in the same run and the same moments: server CPU per request of each
 // (and its user and system parts), with the Envoy-faithful client sending plain four-phase requests to them in
 // turn (1,000 requests/s in all), and each one's median difference from the first. Each round runs on new
-// processes (freshRound in extproc-driver.ts). A variant is a server kind
-// of bench/server-child.ts with environment settings, e.g. to see what the file sink or the request stages cost:
+// processes (freshRound in extproc-driver.ts). A variant is a server kind of bench/server-child.ts with
+// environment settings, e.g. to see what the file sink or the request stages cost:
 //   npm run bench:variants -- tiergate tiergate:TIERGATE_BENCH_SINK=memory tiergate:TIERGATE_BENCH_STAGES=parse,classify noop
 // Never asserts on time.   ROUNDS (default 6) and PER (requests per server per round, default 1500) from the env.
 import { startChild } from './children.js';
