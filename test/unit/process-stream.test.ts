@@ -1,6 +1,8 @@
 // The transport loop with an in-memory call: answers in order whether a handler answers at once or later, and
 // a failure in writing never escapes into grpc-js' emitter.
 import { EventEmitter } from 'node:events';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { createProcessHandler, type TransportOptions } from '../../src/extproc/process-stream.js';
 import { CONTINUE, type Decision, type StreamHandler } from '../../src/extproc/types.js';
@@ -26,7 +28,7 @@ class FakeCall extends EventEmitter {
   }
 }
 
-function harness(handler: Partial<StreamHandler>) {
+function harness(handler: Partial<StreamHandler>, track?: (h: StreamHandler) => void) {
   const events: string[] = [];
   const opts: TransportOptions = {
     allowModeOverride: () => false,
@@ -40,9 +42,14 @@ function harness(handler: Partial<StreamHandler>) {
     },
   };
   const pass = () => CONTINUE;
-  const full: StreamHandler = { requestHeaders: pass, requestBody: pass, requestTrailers: pass, responseHeaders: pass, responseBody: pass, responseTrailers: pass, end() {}, ...handler };
+  // A new handler per stream, as the app's factory makes, so that only the stream loop refers to it.
+  const factory = (): StreamHandler => {
+    const h: StreamHandler = { requestHeaders: pass, requestBody: pass, requestTrailers: pass, responseHeaders: pass, responseBody: pass, responseTrailers: pass, end() {}, ...handler };
+    track?.(h);
+    return h;
+  };
   const call = new FakeCall();
-  createProcessHandler(() => full, opts)(call as never);
+  createProcessHandler(factory, opts)(call as never);
   return { call, events };
 }
 
@@ -91,5 +98,26 @@ describe('stream loop', () => {
     call.failWrites = true;
     call.emit('data', body(1));
     await expect.poll(() => events.at(-1)).toBe('ended:error');
+  });
+
+  it('a finished stream lets go of its handler, though the call and its listeners may live on', async () => {
+    // grpc-js calls (with their listeners, and so the stream loop) can outlive the stream until a full GC
+    // (README "Reading the numbers"): whatever the loop still refers to is copied by every young collection.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const handlers: Array<WeakRef<StreamHandler>> = [];
+    const track = (h: StreamHandler) => handlers.push(new WeakRef(h));
+    const done = harness({}, track);
+    const open = harness({}, track);
+    done.call.emit('data', body(1));
+    open.call.emit('data', body(1));
+    done.call.emit('cancelled');
+    expect(done.events.at(-1)).toBe('ended:cancelled');
+    // A WeakRef keeps its target until the current job ends; collect in a later one.
+    await new Promise((r) => setImmediate(r));
+    gc();
+    expect(done.call.listenerCount('data')).toBe(1); // the finished stream's call still holds the loop...
+    expect(handlers[0]?.deref()).toBeUndefined(); // ...but no longer its handler
+    expect(handlers[1]?.deref()).toBeDefined(); // the control: a stream still open keeps its handler
   });
 });
