@@ -4,6 +4,7 @@
 // processes (freshRound in extproc-driver.ts). A variant is a server kind of bench/server-child.ts with
 // environment settings, e.g. to see what the file sink or the request stages cost:
 //   npm run bench:variants -- tiergate tiergate:TIERGATE_BENCH_SINK=memory tiergate:TIERGATE_BENCH_STAGES=parse,classify noop
+// NODE_FLAGS="--a --b" gives one variant Node or V8 flags:   npm run bench:variants -- noop 'noop:NODE_FLAGS=--single-threaded-gc'
 // Never asserts on time.   ROUNDS (default 6) and PER (requests per server per round, default 1500) from the env.
 import { startChild } from './children.js';
 import { freshRound, type CpuPerRequest, type Starter } from './extproc-driver.js';
@@ -43,7 +44,9 @@ try {
 const ROUNDS = Number(process.env.ROUNDS ?? 6);
 const PER = Number(process.env.PER ?? 1500);
 
-const starters: Starter[] = variants.map((v) => () => startChild(v.kind, [], v.env));
+// NODE_FLAGS is not passed on as an environment variable but as the server's Node flags: V8's GC flags
+// (e.g. --single-threaded-gc) are refused in NODE_OPTIONS.
+const starters: Starter[] = variants.map(({ kind, env: { NODE_FLAGS: flags = '', ...env } }) => () => startChild(kind, flags.split(' ').filter(Boolean), env));
 const rounds: CpuPerRequest[][] = [];
 for (let r = 0; r < ROUNDS; r++) rounds.push(await freshRound(starters, PER));
 console.log(`node ${process.version}; ${ROUNDS} rounds x ${PER} plain requests per server, sent in turn (1,000/s in all), each round on new processes; medians`);
