@@ -1,5 +1,5 @@
-// The transport loop with an in-memory call: answers in order whether a handler answers at once or later, and
-// a failure in writing never escapes into grpc-js' emitter.
+// The transport loop with an in-memory call: answers in order whether a handler answers at once or later, a
+// failure in writing never escapes into grpc-js' emitter, and a finished stream lets go of its handler.
 import { EventEmitter } from 'node:events';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
