@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startChild } from './children.js';
-import { freshRound, type CpuPerRequest, type Starter } from './extproc-driver.js';
+import { SAME_REGIME_US, freshRound, sameRegime, type CpuPerRequest, type Starter } from './extproc-driver.js';
 import { median } from './stats.js';
 
 const [ref, roundsArg, perArg] = process.argv.slice(2);
@@ -22,7 +22,6 @@ if (!ref) {
 }
 const ROUNDS = Number(roundsArg ?? 10);
 const PER = Number(perArg ?? 3000);
-const SAME_REGIME_US = 8;
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
 const base = join(mkdtempSync(join(tmpdir(), 'tiergate-ab-')), 'base');
@@ -46,7 +45,7 @@ try {
   console.log(`this checkout / ${ref}: ${med((x) => (x[1] as number) / (x[0] as number))}x, ${median(diffs).toFixed(1)} us per request; per round: ${diffs.map((d) => d.toFixed(0)).join(' ')}`);
   // Rounds where one of the two processes was in the costly GC regime and the other was not differ by ~50 us
   // for that reason alone; the rounds where both were in the same regime show the code's difference.
-  const alike = rounds.flatMap((x, i) => (Math.abs((x[1] as CpuPerRequest).gc - (x[0] as CpuPerRequest).gc) < SAME_REGIME_US ? [diffs[i] as number] : []));
+  const alike = rounds.flatMap((x, i) => (sameRegime((x[1] as CpuPerRequest).gc, (x[0] as CpuPerRequest).gc) ? [diffs[i] as number] : []));
   console.log(`  in the ${alike.length} rounds whose two processes' GC pauses were within ${SAME_REGIME_US} us: ${alike.length ? `${median(alike).toFixed(1)} us per request` : 'none'}`);
 } finally {
   execFileSync('git', ['-C', ROOT, 'worktree', 'remove', '--force', base]);

@@ -5,7 +5,7 @@
 // after another, in an order that rotates; medians are reported. Never asserts on time.   npm run bench [-- ROUNDS]
 import type { ExtProcPool } from '../src/dev/envoy-client.js';
 import { startChild, type Child } from './children.js';
-import { STREAM, WARM_UP, runPlain, runStreaming, withNewServers } from './extproc-driver.js';
+import { SAME_REGIME_US, STREAM, WARM_UP, runPlain, runStreaming, sameRegime, withNewServers } from './extproc-driver.js';
 import { median } from './stats.js';
 
 const ROUNDS = Number(process.argv[2] ?? 7);
@@ -65,6 +65,12 @@ row('server CPU per request', (x) => x.cpuReq, 'us');
 row('... of which main-thread GC', (x) => x.gcReq, 'us');
 console.log(
   `${'  per round, tiergate/no-op'.padEnd(30)} ${t.cpuReq.map((x, i) => `${x.toFixed(0)}/${(n.cpuReq[i] as number).toFixed(0)} us (GC ${(t.gcReq[i] as number).toFixed(0)}/${(n.gcReq[i] as number).toFixed(0)})`).join(', ')}`,
+);
+// The ratio over the rounds where tiergate and the no-op drew the same GC regime: a process in the costly one
+// costs ~50 us more per request whatever its code, so this is the steadier estimate of what the code costs.
+const alike = t.cpuReq.flatMap((x, i) => (sameRegime(t.gcReq[i] as number, n.gcReq[i] as number) ? [x / (n.cpuReq[i] as number)] : []));
+console.log(
+  `${'  same GC regime'.padEnd(30)} ${alike.length ? `tiergate/no-op ${median(alike).toFixed(2)}x, median of the ${alike.length} rounds whose GC pauses were within ${SAME_REGIME_US} us` : `no round had both within ${SAME_REGIME_US} us`}`,
 );
 row('server CPU per streamed chunk', (x) => x.cpuChunk, 'us');
 console.log(

@@ -109,6 +109,13 @@ export async function interleavedRound(children: readonly Child[], pools: readon
 export type Starter = () => Promise<Child>;
 
 /**
+ * Two processes whose main-thread GC pauses per request are within this many microseconds of each other ran in
+ * the same GC regime (bench/server-child.ts): a comparison of the two measures their code, not their luck.
+ */
+export const SAME_REGIME_US = 8;
+export const sameRegime = (gcA: number, gcB: number): boolean => Math.abs(gcA - gcB) < SAME_REGIME_US;
+
+/**
  * Requests per server before a new process is measured. A new tiergate measured 1,220, 924, then ~700 us per
  * request over its first three thousands of requests (the JIT still compiling), the no-op 918, 628, then
  * ~560, so the first 2,000 are not representative; 3,000 leaves a margin.
