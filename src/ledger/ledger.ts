@@ -35,7 +35,11 @@ export class Ledger {
   private readonly building = new Set<Promise<void>>();
   /** Row-building jobs waiting for their batch (see later()). */
   private pending: Array<() => void> = [];
-  private pendingTimer: NodeJS.Timeout | undefined;
+  /** performance.now() when the oldest pending job was queued. */
+  private pendingSince = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** While a batch of jobs runs, rows go to the channels without a linger of their own (see runPending()). */
+  private batching = false;
 
   constructor(
     sinks: readonly LedgerSink[],
@@ -51,29 +55,45 @@ export class Ledger {
    * Runs `job` (which builds a row and record()s it) a little later, together with the jobs of other requests.
    * Building a row is a handful of object allocations, a JSON.stringify and metric updates: at a steady 1,000
    * requests/s each request would run that code alone, with the CPU's caches cold from everything in between,
-   * which costs several times what the same code costs in a batch (bench/pipeline-bench.ts, paced mode). The
-   * wait is the write linger (lingerMs), and the rows built then go to the sinks at once, so they reach them
-   * about one linger later; flush() and close() run whatever is pending first, so nothing recorded before them
-   * is missed.
+   * which costs several times what the same code costs in a batch (bench/pipeline-bench.ts, paced mode).
+   *
+   * A batch runs when a request ends and finds the oldest pending job at least lingerMs old (or the batch full),
+   * on a turn the process is awake for anyway. A timer per batch would wake the process once per linger for
+   * that alone, and on this project's machines a wake-up after a few idle milliseconds costs ~150 µs of CPU
+   * (README "Reading the numbers"): with batches of ~5 rows that was ~30 µs per request. The sweep timer only
+   * covers traffic that stops: it runs what is pending every SWEEP_LINGERS lingers while anything is. So under
+   * load a row waits about lingerMs; after the last request, up to SWEEP_LINGERS × lingerMs. flush() and close()
+   * run whatever is pending first, so nothing recorded before them is missed.
    */
   later(job: () => void): void {
     const linger = this.opts.lingerMs ?? 0;
     if (linger <= 0) return this.runJob(job);
+    const now = performance.now();
+    if (this.pending.length === 0) this.pendingSince = now;
     this.pending.push(job);
-    if (this.pending.length >= this.opts.batchSize) this.runPending();
-    else this.pendingTimer ??= setTimeout(() => this.runPending(), linger);
+    if (this.pending.length >= this.opts.batchSize || now - this.pendingSince >= linger) this.runPending();
+    else this.sweepTimer ??= setTimeout(() => this.sweep(), linger * SWEEP_LINGERS);
+  }
+
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    this.runPending();
   }
 
   private runPending(): void {
-    clearTimeout(this.pendingTimer);
-    this.pendingTimer = undefined;
     const jobs = this.pending;
+    if (jobs.length === 0) return;
     this.pending = [];
-    for (const job of jobs) this.runJob(job);
+    this.batching = true;
+    try {
+      for (const job of jobs) this.runJob(job);
+    } finally {
+      this.batching = false;
+    }
     // These rows already waited one linger to be built together: they go to the sinks now rather than waiting a
     // second one in the channels. That halves how long a row sits in memory (what a SIGKILL would lose) and
     // saves each channel's timer wake-up per batch.
-    if (jobs.length > 0) for (const c of this.channels) c.deliverNow();
+    for (const c of this.channels) c.deliverNow();
   }
 
   private runJob(job: () => void): void {
@@ -106,7 +126,7 @@ export class Ledger {
       writer: this.writer,
       seq: ++this.seq,
     };
-    for (const c of this.channels) c.enqueue(entry);
+    for (const c of this.channels) c.enqueue(entry, !this.batching);
   }
 
   /** Rows not yet stored, per sink: in memory and in the spool file. */
@@ -130,6 +150,8 @@ export class Ledger {
 }
 
 const MAX_RETRY_MS = 30_000;
+/** When requests stop, pending jobs wait at most this many lingers (see Ledger.later()). */
+const SWEEP_LINGERS = 5;
 const CLOSE_REPLAY_MS = 5_000;
 
 class SinkChannel {
@@ -151,7 +173,8 @@ class SinkChannel {
     this.delay = opts.retryMs;
   }
 
-  enqueue(e: LedgerEntry): void {
+  /** `linger`: wait for more rows before delivering; false when the caller delivers the batch itself (deliverNow). */
+  enqueue(e: LedgerEntry, linger = true): void {
     // Everything in the spool is older than what is queued, so once it holds anything new rows go after it.
     if (!this.spool.isEmpty || this.queue.length >= this.opts.queueSize) {
       this.spool.append([e]);
@@ -159,24 +182,23 @@ class SinkChannel {
     } else {
       this.queue.push(e);
     }
-    if (this.retryTimer || this.active || this.lingerTimer) return;
-    const linger = this.opts.lingerMs ?? 0;
-    if (linger <= 0 || this.queue.length >= this.opts.batchSize) {
+    if (this.retryTimer || this.active || this.lingerTimer || !linger) return;
+    const lingerMs = this.opts.lingerMs ?? 0;
+    if (lingerMs <= 0 || this.queue.length >= this.opts.batchSize) {
       this.kick();
       return;
     }
     this.lingerTimer = setTimeout(() => {
       this.lingerTimer = undefined;
       this.kick();
-    }, linger);
+    }, lingerMs);
   }
 
   /** Ends the linger of what is queued (unless a retry is scheduled: then the retry decides when). */
   deliverNow(): void {
-    if (!this.lingerTimer) return;
     clearTimeout(this.lingerTimer);
     this.lingerTimer = undefined;
-    if (!this.retryTimer) this.kick();
+    if (!this.retryTimer && (this.queue.length > 0 || !this.spool.isEmpty)) this.kick();
   }
 
   kick(): void {
