@@ -1,6 +1,8 @@
 // JSON Lines files, one per UTC day (ledger-YYYY-MM-DD.jsonl), rotated on each row's own day so a row replayed
 // after an outage lands in the file of the day it happened. Each batch is one append; fsync runs on a timer
-// and on close, so a crash loses at most the last interval and a SIGTERM nothing.
+// and on close, so a crash loses at most the last interval and a SIGTERM nothing. A row sent again (a replay
+// after a write that timed out but landed) is recognised as the Redis sink does: per day file, each writer's
+// highest sequence number written; rows of an earlier process, by the event ids in the file's tail.
 import { openSync, readSync, closeSync, fstatSync, write } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,8 +14,6 @@ export interface FileSinkOptions {
   fsyncIntervalMs?: number;
 }
 
-/** event_ids remembered per file to skip rows a replay sends twice. */
-const RECENT_IDS = 200_000;
 /** How much of an existing file is read at open to learn the ids it already holds. */
 const TAIL_BYTES = 4 * 1024 * 1024;
 
@@ -23,7 +23,7 @@ export function ledgerFileName(day: string): string {
 
 export class FileSink implements LedgerSink {
   readonly name: string;
-  private readonly files = new Map<string, { fh: FileHandle; ids: RecentIds; dirty: boolean }>();
+  private readonly files = new Map<string, DayFile>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly opts: FileSinkOptions) {
@@ -35,10 +35,13 @@ export class FileSink implements LedgerSink {
   async write(entries: readonly LedgerEntry[]): Promise<void> {
     for (const [day, list] of groupEntries(entries, (e) => e.day)) {
       const f = await this.file(day);
-      const fresh = list.filter((e) => !f.ids.has(e.eventId));
+      // Entries arrive in sequence order (LedgerSink), and a file's mark only moves once its rows are written:
+      // whatever is at or below it is in this file already. The marks are per file because a batch can span
+      // two days and fail on the second after the first was written.
+      const fresh = list.filter((e) => e.seq > (f.marks.get(e.writer) ?? 0) && !f.earlier.has(e.eventId));
       if (fresh.length === 0) continue;
       await appendAll(f.fh.fd, Buffer.from(fresh.map((e) => e.line).join('\n') + '\n'));
-      for (const e of fresh) f.ids.add(e.eventId);
+      for (const e of fresh) f.marks.set(e.writer, e.seq);
       f.dirty = true;
     }
   }
@@ -63,9 +66,7 @@ export class FileSink implements LedgerSink {
     if (f) return f;
     await mkdir(this.opts.dir, { recursive: true });
     const path = join(this.opts.dir, ledgerFileName(day));
-    const ids = new RecentIds(RECENT_IDS);
-    for (const id of idsInTail(path)) ids.add(id);
-    f = { fh: await open(path, 'a'), ids, dirty: false };
+    f = { fh: await open(path, 'a'), earlier: new Set(idsInTail(path)), marks: new Map(), dirty: false };
     this.files.set(day, f);
     // Yesterday stays open for late rows; anything older is closed.
     while (this.files.size > 2) {
@@ -93,6 +94,15 @@ function appendAll(fd: number, data: Buffer): Promise<void> {
       });
     from(0);
   });
+}
+
+interface DayFile {
+  fh: FileHandle;
+  /** Event ids in the file's tail when it was opened: rows of an earlier process, which a replay may repeat. */
+  earlier: ReadonlySet<string>;
+  /** Per writer, the highest sequence number written to this file by this sink. */
+  marks: Map<string, number>;
+  dirty: boolean;
 }
 
 function idsInTail(path: string): string[] {
@@ -131,17 +141,4 @@ export function eventIdsIn(buf: Buffer): string[] {
     at = buf.indexOf(EVENT_ID_KEY, end + 1);
   }
   return ids;
-}
-
-/** A set that forgets its oldest members beyond a size. */
-export class RecentIds {
-  private readonly set = new Set<string>();
-  constructor(private readonly max: number) {}
-  has(id: string): boolean {
-    return this.set.has(id);
-  }
-  add(id: string): void {
-    this.set.add(id);
-    if (this.set.size > this.max) this.set.delete(this.set.values().next().value as string);
-  }
 }

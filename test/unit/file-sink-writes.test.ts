@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { LedgerEntry } from '../../src/ledger/sink.js';
 
-const io = vi.hoisted(() => ({ maxBytes: Infinity, fail: false, calls: 0 }));
+const io = vi.hoisted(() => ({ maxBytes: Infinity, fail: false, failCall: 0, calls: 0 }));
 
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>();
   type Done = (err: NodeJS.ErrnoException | null, written: number, buffer: Buffer) => void;
   const write = (fd: number, buffer: Buffer, offset: number, length: number, position: number | null, done: Done): void => {
     io.calls++;
-    if (io.fail) return void setImmediate(() => done(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }), 0, buffer));
+    if (io.fail || io.calls === io.failCall) return void setImmediate(() => done(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }), 0, buffer));
     fs.write(fd, buffer, offset, Math.min(length, io.maxBytes), position, done);
   };
   return { ...fs, default: { ...fs, write }, write };
@@ -22,7 +22,7 @@ vi.mock('node:fs', async (importOriginal) => {
 
 const { FileSink, ledgerFileName } = await import('../../src/ledger/file-sink.js');
 
-const entry = (seq: number): LedgerEntry => ({ eventId: `e${seq}`, day: '2026-12-01', line: JSON.stringify({ seq, text: 'é…'.repeat(seq) }), writer: 'w', seq });
+const entry = (seq: number, day = '2026-12-01'): LedgerEntry => ({ eventId: `e${seq}`, day, line: JSON.stringify({ seq, text: 'é…'.repeat(seq) }), writer: 'w', seq });
 
 describe('file sink writes', () => {
   it('short writes: the loop writes the rest, and the file holds every line once, in order', async () => {
@@ -30,8 +30,8 @@ describe('file sink writes', () => {
     const sink = new FileSink({ dir });
     io.maxBytes = 7;
     io.calls = 0;
-    await sink.write([1, 2, 3].map(entry));
-    await sink.write([4, 5].map(entry));
+    await sink.write([1, 2, 3].map((n) => entry(n)));
+    await sink.write([4, 5].map((n) => entry(n)));
     await sink.close();
     const lines = readFileSync(join(dir, ledgerFileName('2026-12-01')), 'utf8').trimEnd().split('\n');
     expect(lines.map((l) => JSON.parse(l))).toEqual([1, 2, 3, 4, 5].map((seq) => JSON.parse(entry(seq).line)));
@@ -48,6 +48,25 @@ describe('file sink writes', () => {
     await sink.write([entry(1), entry(2)]);
     await sink.close();
     expect(readFileSync(join(dir, ledgerFileName('2026-12-01')), 'utf8').trimEnd().split('\n')).toHaveLength(2);
+  });
+});
+
+describe('rows sent again', () => {
+  it('a batch over two days whose second file failed is replayed whole: the first file skips its rows, the second takes all of its own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-twodays-'));
+    const sink = new FileSink({ dir });
+    io.maxBytes = Infinity;
+    io.calls = 0;
+    io.failCall = 2; // the second append of the batch: the file of 2026-12-02
+    const batch = [entry(1, '2026-12-01'), entry(2, '2026-12-02'), entry(3, '2026-12-01'), entry(4, '2026-12-02')];
+    await expect(sink.write(batch)).rejects.toThrow('ENOSPC');
+    io.failCall = 0;
+    await sink.write(batch); // the ledger's replay of the same batch
+    await sink.write([entry(3, '2026-12-01'), entry(5, '2026-12-01')]); // a replay overlapping it once more
+    await sink.close();
+    const seqs = (day: string) => readFileSync(join(dir, ledgerFileName(day)), 'utf8').trimEnd().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq);
+    expect(seqs('2026-12-01')).toEqual([1, 3, 5]);
+    expect(seqs('2026-12-02')).toEqual([2, 4]);
   });
 });
 
