@@ -93,6 +93,15 @@ describe('rule engine', () => {
     expect(c([user('hello')])).toEqual({ tier: 'weak', version: 't1', rule: 'kw', reason: 'kw: keyword "hello"' });
   });
 
+  it('matches keywords as literal text, regex characters included, and names the first keyword of the list', () => {
+    const c = compileClassifier('t3', { rules: [{ name: 'kw', tier: 'strong', enabled: true, when: [{ anyKeyword: ['a.b', 'C++', '(x|y)', 'tail'] }] }], default: 'weak' });
+    expect(c([user('axb')]).rule).toBe('default');
+    expect(c([user('x')]).rule).toBe('default');
+    expect(c([user('written in c++')]).reason).toBe('kw: keyword "c++"');
+    expect(c([user('(x|y) and a.b')]).reason).toBe('kw: keyword "a.b"'); // list order, not position in the text
+    expect(c([user('cut the tail')]).reason).toBe('kw: keyword "tail"');
+  });
+
   it('requires every condition of a rule, restricts text to the listed roles, supports regex and bytes', () => {
     const c = compileClassifier('t2', {
       rules: [
