@@ -143,6 +143,9 @@ export class Ledger {
 
   /** Shutdown: rows still being built are finished, queues delivered or spooled to disk, sinks closed. */
   async close(): Promise<void> {
+    // Nothing can be pending after this: the sweep would only hold a shutting-down process up to 5 lingers.
+    clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
     this.runPending();
     await Promise.all([...this.building]);
     await Promise.all(this.channels.map((c) => c.close()));
