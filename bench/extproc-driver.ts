@@ -98,12 +98,14 @@ export async function interleavedRound(children: readonly Child[], pools: readon
   let i = 0;
   await paced(n * pools.length, 1000, () => plainRequest(pools[i++ % pools.length] as ExtProcPool));
   const after = await Promise.all(children.map((c) => c.cpuUsage()));
-  return after.map((a, j) => {
-    const b = before[j] as Usage;
-    const user = (a.user - b.user) / n;
-    const system = (a.system - b.system) / n;
-    return { total: user + system, user, system, gc: ((a.gcMs - b.gcMs) * 1000) / n };
-  });
+  return after.map((a, j) => perRequest(before[j] as Usage, a, n));
+}
+
+/** A server's CPU and main-thread GC between two readings, per request, in microseconds. */
+function perRequest(before: Usage, after: Usage, n: number): CpuPerRequest {
+  const user = (after.user - before.user) / n;
+  const system = (after.system - before.system) / n;
+  return { total: user + system, user, system, gc: ((after.gcMs - before.gcMs) * 1000) / n };
 }
 
 export type Starter = () => Promise<Child>;
@@ -169,11 +171,11 @@ export async function runPlain(child: Child, pool: ExtProcPool, n: number, rate:
   const started = performance.now();
   await paced(n, rate, () => plainRequest(pool, lat));
   const seconds = (performance.now() - started) / 1000;
-  const after = await child.cpuUsage();
+  const cpu = perRequest(before, await child.cpuUsage(), n);
   const bucketsAfter = await child.bodyAnswerBuckets();
   return {
-    cpuPerRequestUs: (after.user + after.system - before.user - before.system) / n,
-    gcPerRequestUs: ((after.gcMs - before.gcMs) * 1000) / n,
+    cpuPerRequestUs: cpu.total,
+    gcPerRequestUs: cpu.gc,
     bodyAnswerMs: lat,
     serverP50Ms: bucketQuantile(bucketsBefore, bucketsAfter, 0.5),
     serverP99Ms: bucketQuantile(bucketsBefore, bucketsAfter, 0.99),
