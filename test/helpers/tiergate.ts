@@ -80,6 +80,18 @@ export async function startTiergate(
   };
 }
 
+/**
+ * A clock that runs in real time from one second past a UTC minute. Rate limits count in fixed UTC minutes, so a
+ * test that counts requests against the wall clock fails whenever it happens to cross a minute boundary; on this
+ * clock it has 59 s before the window turns, while timers, breakers and TTLs still see time pass.
+ */
+export function minuteAlignedClock(): () => number {
+  const started = Date.now();
+  // Near the real time, so absolute expiries a store computes from it stay sensible.
+  const at = Math.floor(started / 60_000) * 60_000 + 1000;
+  return () => at + (Date.now() - started);
+}
+
 export const chatHeaders = (extra: Array<[string, string]> = []): Array<[string, string]> => chatRequestHeaders([['x-request-id', 'req-1'], ...extra]);
 
 export function jsonBody(o: unknown): Buffer {

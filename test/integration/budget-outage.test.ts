@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { chatRequestHeaders, getHeader, type Headers, type Outcome } from '../../src/dev/envoy-client.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { jsonBody, metricValue, minuteAlignedClock, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -43,7 +43,7 @@ const statusOf = (o: Outcome) => (o.kind === 'immediate' ? o.status : o.kind ===
 
 describe('budget store outage', () => {
   it('fail-open: per-instance share of the limit, marked degraded; recovers when Redis is back', async () => {
-    const t = await startTiergate(config('open', 'outage-open:'));
+    const t = await startTiergate(config('open', 'outage-open:'), {}, { now: minuteAlignedClock() });
     try {
       const healthy = await call(t);
       expect(statusOf(healthy.o)).toBe(200);
@@ -73,7 +73,7 @@ describe('budget store outage', () => {
   });
 
   it('fail-closed: 503 while Redis is away, with retry-after; recovers when it is back', async () => {
-    const t = await startTiergate(config('closed', 'outage-closed:'));
+    const t = await startTiergate(config('closed', 'outage-closed:'), {}, { now: minuteAlignedClock() });
     try {
       expect(statusOf((await call(t)).o)).toBe(200);
       await redis.down();

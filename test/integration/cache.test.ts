@@ -8,7 +8,7 @@ import { chatRequestHeaders, getHeader, type ExtProcSession } from '../../src/de
 import type { Outcome } from '../../src/dev/envoy-filter.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { jsonBody, metricValue, minuteAlignedClock, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 const KEY_A = 'tg-cache-a-0123456789abcdef';
 const KEY_B = 'tg-cache-b-0123456789abcdef';
@@ -289,7 +289,8 @@ describe('exact cache', () => {
   });
 
   it('hits count against requests per minute but not against token budgets', async () => {
-    const t = await start({ tenants: { '*': { cache: { mode: 'exact' }, requestsPerMinute: 4, dailyTokenBudget: 2000 } } });
+    // On the wall clock a minute boundary mid-test would reset the request count.
+    const t = await start({ tenants: { '*': { cache: { mode: 'exact' }, requestsPerMinute: 4, dailyTokenBudget: 2000 } } }, minuteAlignedClock());
     const first = await ask(t);
     await answerJson(first.s, completion('Paris.')); // reported usage 1500 of the 2000-token day
     await stored(t, 1);
