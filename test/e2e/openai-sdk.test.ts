@@ -1,5 +1,6 @@
 // The official openai SDK pointed at `tiergate dev`'s local data plane: a real client, real HTTP, the
 // Envoy-faithful ext_proc client inside, mock backends behind.
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,15 +78,22 @@ describe('openai SDK through tiergate dev', () => {
   });
 
   it('each request leaves a ledger row with the usage the backend reported (embedded default: ./tiergate-ledger)', async () => {
+    const dayFile = () => join('tiergate-ledger', `ledger-${new Date().toISOString().slice(0, 10)}.jsonl`);
+    const before = dayFile();
+    // Unique per run: ./tiergate-ledger outlives a run, and an earlier run's row must not satisfy this one.
+    const id = `e2e-ledger-${randomUUID()}`;
     const data = await client.chat.completions.create(
       { model: 'auto', stream: false, messages: [{ role: 'user', content: 'Count me' }] },
-      { headers: { 'x-request-id': 'e2e-ledger', 'x-feature-id': 'e2e' } },
+      { headers: { 'x-request-id': id, 'x-feature-id': 'e2e' } },
     );
-    const file = join('tiergate-ledger', `ledger-${new Date().toISOString().slice(0, 10)}.jsonl`);
+    // Both days' files: a run that crosses midnight UTC writes the row under the day it was on.
+    const files = [...new Set([before, dayFile()])];
     const row = async () =>
-      existsSync(file)
-        ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.request_id === 'e2e-ledger')
-        : undefined;
+      files
+        .filter((f) => existsSync(f))
+        .flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((r) => r.request_id === id);
     await expect.poll(row).toBeDefined();
     expect(await row()).toMatchObject({
       status: 'success',
