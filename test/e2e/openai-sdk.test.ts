@@ -86,10 +86,10 @@ describe('openai SDK through tiergate dev', () => {
       { model: 'auto', stream: false, messages: [{ role: 'user', content: 'Count me' }] },
       { headers: { 'x-request-id': id, 'x-feature-id': 'e2e' } },
     );
-    // Both days' files: a run that crosses midnight UTC writes the row under the day it was on.
-    const files = [...new Set([before, dayFile()])];
+    // Both days' files, the later one read at each poll: a run that crosses midnight UTC writes the row under
+    // whichever day it was on.
     const row = async () =>
-      files
+      [...new Set([before, dayFile()])]
         .filter((f) => existsSync(f))
         .flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean))
         .map((l) => JSON.parse(l) as Record<string, unknown>)
