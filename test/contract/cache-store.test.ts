@@ -49,9 +49,10 @@ describe.each(Object.keys(makers))('%s cache store', (name) => {
   it('an entry is gone after its TTL', async () => {
     const s = await make();
     const k = key('acme');
-    await s.set(k, entry('short-lived'), 150);
+    // 400 ms: long enough that a stalled runner still reads it back before it expires.
+    await s.set(k, entry('short-lived'), 400);
     expect(await s.get(k)).toBeDefined();
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 600));
     expect(await s.get(k)).toBeUndefined();
   });
 

@@ -83,9 +83,10 @@ describe.each(Object.keys(makers))('%s vector index', (name) => {
   it('entries expire with their TTL', async () => {
     const x = await make();
     const v = near(7, 8, 0);
-    await x.add('acme', 'p5', ['w:ttl'], entry(v, 'short'), 150, 100);
+    // 400 ms: long enough that a stalled runner still finds it before it expires.
+    await x.add('acme', 'p5', ['w:ttl'], entry(v, 'short'), 400, 100);
     expect(await x.search('acme', 'p5', ['w:ttl'], v, 0.5, 5)).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 600));
     expect(await x.search('acme', 'p5', ['w:ttl'], v, 0.5, 5)).toEqual([]);
   });
 

@@ -173,23 +173,25 @@ describe('ledger writer', () => {
   it('runs a batch when a later job finds the oldest one a linger old, with no timer per batch; a sweep covers traffic that stops', async () => {
     const sink = new MemorySink();
     const ran: number[] = [];
-    const ledger = new Ledger([sink], options({ lingerMs: 20, batchSize: 1000 }), hooks);
+    // A linger of 100 ms and a sweep at 500: the 130 ms wait below may run late on a loaded runner by up to
+    // 370 ms before the sweep could have run first.
+    const ledger = new Ledger([sink], options({ lingerMs: 100, batchSize: 1000 }), hooks);
     const job = (i: number) => () => {
       ran.push(i);
       ledger.record(sampleRow({ request_id: `r-${i}` }));
     };
     ledger.later(job(0));
-    await new Promise((r) => setTimeout(r, 35));
+    await new Promise((r) => setTimeout(r, 130));
     // A timer per batch would have run it by now; the sweep waits five lingers.
     expect(ran).toEqual([]);
     ledger.later(job(1)); // the oldest pending job is a linger old: the batch runs on this turn
     expect(ran).toEqual([0, 1]);
     // Its rows go to the sink without a linger of their own.
-    await until(() => ids(sink).length === 2, 1000);
+    await until(() => ids(sink).length === 2);
     ledger.later(job(2)); // a new batch; no request follows it
     expect(ran).toEqual([0, 1]);
-    await until(() => ran.length === 3, 1000);
-    await until(() => ids(sink).length === 3, 1000);
+    await until(() => ran.length === 3);
+    await until(() => ids(sink).length === 3);
     expect(ids(sink)).toEqual(['r-0', 'r-1', 'r-2']);
     await ledger.close();
   });
