@@ -1,6 +1,5 @@
 // The official openai SDK pointed at `tiergate dev`'s local data plane: a real client, real HTTP, the
 // Envoy-faithful ext_proc client inside, mock backends behind.
-import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,8 +79,7 @@ describe('openai SDK through tiergate dev', () => {
   it('each request leaves a ledger row with the usage the backend reported (embedded default: ./tiergate-ledger)', async () => {
     const dayFile = () => join('tiergate-ledger', `ledger-${new Date().toISOString().slice(0, 10)}.jsonl`);
     const before = dayFile();
-    // Unique per run: ./tiergate-ledger outlives a run, and an earlier run's row must not satisfy this one.
-    const id = `e2e-ledger-${randomUUID()}`;
+    const id = 'e2e-ledger';
     const data = await client.chat.completions.create(
       { model: 'auto', stream: false, messages: [{ role: 'user', content: 'Count me' }] },
       { headers: { 'x-request-id': id, 'x-feature-id': 'e2e' } },
