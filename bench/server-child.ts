@@ -102,7 +102,8 @@ async function startBareNoop(): Promise<number> {
  * regimes, often for its whole life: either each finished stream's objects die young, or they outlive young
  * collections (kept until a full GC, most likely through the native HTTP/2 stream's handle) and every young
  * collection copies ~1.5 MB of them. The second costs ~50 us more CPU per request, for the no-op and tiergate
- * alike; the benches print this figure so the regime of each process is visible (README "Reading the numbers").
+ * alike; the benches print this figure so the regime of each process is visible (docs/performance.md, "Reading
+ * the numbers").
  */
 let gcMs = 0;
 new PerformanceObserver((list) => {

@@ -195,9 +195,10 @@ class StreamLoop {
     this.finished = true;
     this.queue.length = 0;
     if (reason === 'half-closed' && !this.call.cancelled) this.call.end();
-    // grpc-js' call, and with its listeners this loop, can outlive the stream until the next full GC (README
-    // "Reading the numbers"); the handler holds the request's whole state, so it is let go of here: in that GC
-    // regime it cut the bytes promoted per request from 7.5–8.3 KB to 5.4–6.2 KB (the bare no-op: ~5 KB).
+    // grpc-js' call, and with its listeners this loop, can outlive the stream until the next full GC
+    // (docs/performance.md "Reading the numbers"); the handler holds the request's whole state, so it is let go
+    // of here: in that GC regime it cut the bytes promoted per request from 7.5–8.3 KB to 5.4–6.2 KB (the bare
+    // no-op: ~5 KB).
     const handler = this.handler;
     this.handler = undefined;
     try {

@@ -60,10 +60,10 @@ export class Ledger {
    * A batch runs when a request ends and finds the oldest pending job at least lingerMs old (or the batch full),
    * on a turn the process is awake for anyway. A timer per batch would wake the process once per linger for
    * that alone, and on this project's machines a wake-up after a few idle milliseconds costs ~150 µs of CPU
-   * (README "Reading the numbers"): with batches of ~5 rows that was ~30 µs per request. The sweep timer only
-   * covers traffic that stops: it runs what is pending every SWEEP_LINGERS lingers while anything is. So under
-   * load a row waits about lingerMs; after the last request, up to SWEEP_LINGERS × lingerMs. flush() and close()
-   * run whatever is pending first, so nothing recorded before them is missed.
+   * (docs/performance.md "Reading the numbers"): with batches of ~5 rows that was ~30 µs per request. The sweep
+   * timer only covers traffic that stops: it runs what is pending every SWEEP_LINGERS lingers while anything
+   * is. So under load a row waits about lingerMs; after the last request, up to SWEEP_LINGERS × lingerMs.
+   * flush() and close() run whatever is pending first, so nothing recorded before them is missed.
    */
   later(job: () => void): void {
     const linger = this.opts.lingerMs ?? 0;

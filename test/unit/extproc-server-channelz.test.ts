@@ -1,5 +1,5 @@
 // The ext_proc server runs with grpc-js' channelz off: tiergate serves no channelz service, so what channelz
-// records per call and per message would be work nobody can read (README "Benchmarks").
+// records per call and per message would be work nobody can read (docs/performance.md).
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { createExtProcServer } from '../../src/extproc/server.js';

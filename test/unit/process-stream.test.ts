@@ -102,7 +102,8 @@ describe('stream loop', () => {
 
   it('a finished stream lets go of its handler, though the call and its listeners may live on', async () => {
     // grpc-js calls (with their listeners, and so the stream loop) can outlive the stream until a full GC
-    // (README "Reading the numbers"): whatever the loop still refers to is copied by every young collection.
+    // (docs/performance.md "Reading the numbers"): whatever the loop still refers to is copied by every young
+    // collection.
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const handlers: Array<WeakRef<StreamHandler>> = [];

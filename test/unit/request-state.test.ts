@@ -1,5 +1,5 @@
 // Every stage reads the per-request state; V8 must keep it in fast (hidden-class) mode, not dictionary mode.
-// bench:ab measured 52 us per request between the two under load (README "Benchmarks").
+// bench:ab measured 52 us per request between the two under load (docs/performance.md).
 import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { StreamRequestState } from '../../src/pipeline/request-state.js';
