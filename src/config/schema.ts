@@ -121,7 +121,10 @@ export const configSchema = z
         batchSize: z.number().int().positive().default(256),
         writeTimeoutMs: z.number().int().positive().default(2000),
         retryMs: z.number().int().positive().default(500),
-        /** Under load a row waits about this long for others to share its write (batching), when traffic stops up to 5× this; 0 writes each at once. */
+        /**
+         * Under load a row waits about this long for others to share its write (batching); when traffic stops,
+         * up to 5× this. 0 writes each at once.
+         */
         lingerMs: z.number().int().nonnegative().default(20),
         /** Request header naming the calling feature (ledger feature_id). */
         featureHeader: z.string().toLowerCase().default('x-feature-id'),
