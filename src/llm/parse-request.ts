@@ -1,6 +1,7 @@
 // Body bytes → a validated OpenAI request, or a catalogue error that names the offending field.
 import type { z } from 'zod';
 import { TiergateError } from '../errors.js';
+import { exactView } from './exact-numbers.js';
 import { chatCompletionRequest, completionRequest, type ChatMessage } from './openai-request.js';
 
 export type Endpoint = 'chat' | 'completions';
@@ -9,6 +10,11 @@ export interface LlmRequest {
   endpoint: Endpoint;
   /** The parsed JSON object, unknown fields kept; mutated copies are made by the route stage. */
   json: Record<string, unknown>;
+  /**
+   * The same body with the integers JSON.parse would round (beyond 2^53) kept as their source text, for the
+   * rewritten body and the cache key; undefined unless the body has such an integer (exact-numbers.ts).
+   */
+  exact: Record<string, unknown> | undefined;
   model: string | undefined;
   stream: boolean;
   /** Chat messages; a completions prompt is presented as one user message. */
@@ -17,8 +23,9 @@ export interface LlmRequest {
 
 export function parseLlmRequest(endpoint: Endpoint, body: Buffer): LlmRequest {
   let json: unknown;
+  const text = body.toString('utf8');
   try {
-    json = JSON.parse(body.toString('utf8'));
+    json = JSON.parse(text);
   } catch {
     throw new TiergateError('invalid_json', 'We could not parse the JSON body of your request. The body must be valid JSON.');
   }
@@ -28,18 +35,26 @@ export function parseLlmRequest(endpoint: Endpoint, body: Buffer): LlmRequest {
   if (endpoint === 'chat') {
     const r = chatCompletionRequest.safeParse(json);
     if (!r.success) throw fieldError(r.error);
-    return { endpoint, json: json as Record<string, unknown>, model: r.data.model, stream: r.data.stream === true, messages: r.data.messages };
+    return {
+      endpoint,
+      json: json as Record<string, unknown>,
+      exact: exactView(body, text),
+      model: r.data.model,
+      stream: r.data.stream === true,
+      messages: r.data.messages,
+    };
   }
   const r = completionRequest.safeParse(json);
   if (!r.success) throw fieldError(r.error);
   const prompt = r.data.prompt;
-  const text = typeof prompt === 'string' ? prompt : prompt.every((p) => typeof p === 'string') ? (prompt as string[]).join(' ') : '';
+  const joined = typeof prompt === 'string' ? prompt : prompt.every((p) => typeof p === 'string') ? (prompt as string[]).join(' ') : '';
   return {
     endpoint,
     json: json as Record<string, unknown>,
+    exact: exactView(body, text),
     model: r.data.model,
     stream: r.data.stream === true,
-    messages: [{ role: 'user', content: text }],
+    messages: [{ role: 'user', content: joined }],
   };
 }
 

@@ -1,5 +1,6 @@
 // Writes the routing decision into the request: contract headers (overwriting the client's), the upstream
 // model id in the body, usage forced on for streams, upstream credentials, and a true content-length.
+import { exactOr } from '../llm/exact-numbers.js';
 import { H } from '../pipeline/contract-headers.js';
 import type { Stage } from '../pipeline/stage.js';
 
@@ -10,15 +11,15 @@ export const routeStage: Stage = {
     const { llm, route } = state;
     if (!llm || !route) throw new Error('route before classify');
     if (state.cache?.hit) return; // answered from the cache: nothing goes upstream
-    const json: Record<string, unknown> = { ...llm.json, model: route.tier.model };
-    if (llm.stream) {
-      // Without include_usage, vLLM and OpenAI send no usage in streams and spend is recorded as $0
-      // (landscape.md "Streamed spend"); keep whatever else the client put in stream_options.
-      const prev = llm.json.stream_options;
-      const base = prev && typeof prev === 'object' ? (prev as Record<string, unknown>) : {};
-      json.stream_options = { ...base, include_usage: true };
+    let text = JSON.stringify(routed(llm.json, route.tier.model, llm.stream));
+    // Integers beyond 2^53 go on digit for digit (a 64-bit seed would otherwise reach the backend changed).
+    if (llm.exact) {
+      const kept = exactOr(text, routed(llm.exact, route.tier.model, llm.stream));
+      // Not expected to happen (it would mean the two JSON readers disagree); the validated reading goes on.
+      if (!kept.exact) state.log.warn('large integers in the body could not be kept exactly; forwarded as JSON.parse reads them');
+      text = kept.text;
     }
-    const body = Buffer.from(JSON.stringify(json), 'utf8');
+    const body = Buffer.from(text, 'utf8');
     state.newBody = body;
     state.setHeaders.push(
       [H.tenant, state.tenant],
@@ -32,3 +33,16 @@ export const routeStage: Stage = {
     if (route.tier.authorization) state.setHeaders.push([H.authorization, route.tier.authorization]);
   },
 };
+
+/** The body as it goes upstream: the resolved model id and, for streams, usage asked for. */
+function routed(json: Record<string, unknown>, model: string, stream: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...json, model };
+  if (stream) {
+    // Without include_usage, vLLM and OpenAI send no usage in streams and spend is recorded as $0
+    // (landscape.md "Streamed spend"); keep whatever else the client put in stream_options.
+    const prev = json.stream_options;
+    const base = prev && typeof prev === 'object' ? (prev as Record<string, unknown>) : {};
+    out.stream_options = { ...base, include_usage: true };
+  }
+  return out;
+}

@@ -78,6 +78,18 @@ describe('request path', () => {
     s.close();
   });
 
+  it('keeps integers beyond 2^53 digit for digit in the rewritten body, with a true content-length', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    // Written by hand: JSON.stringify of a JS number could not even express these values.
+    const raw = '{"model":"auto","stream":true,"seed":9223372036854775807,"metadata":{"ids":[-12345678901234567890,1]},"temperature":0.5,"messages":[{"role":"user","content":"hi"}]}';
+    const b = asContinue(await s.sendRequestBody(Buffer.from(raw), true));
+    const sent = (b.body as Buffer).toString();
+    expect(sent).toBe('{"model":"small-v1","stream":true,"seed":9223372036854775807,"metadata":{"ids":[-12345678901234567890,1]},"temperature":0.5,"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}');
+    expect(getHeader(s.requestHeaders, 'content-length')).toBe(String(Buffer.byteLength(sent)));
+    s.close();
+  });
+
   it('GET on an LLM path: one headers message with end_of_stream, answered at once (no body ever comes)', async () => {
     const s = tg.pool.open();
     const o = asImmediate(await s.sendRequestHeaders([[':method', 'GET'], [':path', '/v1/chat/completions'], [':authority', 'x'], [':scheme', 'http']], true));
