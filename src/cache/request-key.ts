@@ -3,7 +3,6 @@
 // changing parameters. The tenant and namespace are inside the hash *and* in the store key's prefix, so no
 // lookup can ever reach another tenant's entries.
 import { createHash } from 'node:crypto';
-import { isLosslessNumber } from 'lossless-json';
 import type { ChatMessage } from '../llm/openai-request.js';
 import type { LlmRequest } from '../llm/parse-request.js';
 
@@ -64,9 +63,6 @@ function normalised(messages: readonly ChatMessage[]): unknown[] {
 
 /** JSON with object keys sorted at every depth: equal values always serialise alike. */
 export function canonical(v: unknown): string {
-  // An integer beyond 2^53 as the client wrote it (parse-request.ts `exact`): two seeds that differ only in
-  // digits JSON.parse drops are different questions.
-  if (isLosslessNumber(v)) return v.toString();
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
@@ -81,6 +77,8 @@ export function canonical(v: unknown): string {
 
 function params(llm: LlmRequest): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  // Integers beyond 2^53 as the client wrote them (parse-request.ts `exact`): two seeds that differ only in
+  // digits JSON.parse drops are different questions.
   const j = llm.exact ?? llm.json;
   for (const k of ANSWER_PARAMS) if (j[k] != null) out[k] = j[k];
   return out;

@@ -6,73 +6,97 @@
 // that is another seed, another id. Only integers matter: a float that JSON.parse rounds is read back to the
 // same double by any backend.
 //
-// The body is parsed a second time only when a cheap test on the raw text says it may hold such an integer;
-// otherwise all this costs is that test. The second parse (lossless-json) keeps unsafe numbers as their source
-// text and reads everything else as JSON.parse does (the last duplicate key wins, `__proto__` is an own key).
-// What was validated and classified is still JSON.parse's view: the exact body is only sent when it says the
-// same thing, checked by reading it back (exactOr below), so no difference between the two parsers can put
-// anything in front of the backend that validation did not see.
-import { isSafeNumber, LosslessNumber, parse, stringify } from 'lossless-json';
+// How, without a JSON parser of our own (Node 20's JSON.parse cannot hand over a number's source text):
+// 1. Every body gets a cheap scan for runs of 16 or more digits that start a value, are a whole integer and do
+//    not fit a double exactly. Almost every body has none, and that scan is all it costs.
+// 2. Each such run is wrapped into a marked string (`"\u0001tg` digits `"`) and the text parsed again by
+//    JSON.parse: the exact view. A run inside a string cannot survive this: the inserted quote ends the string
+//    and the `\` after it is a syntax error, so if the text parses, every wrapped run was a number, and the two
+//    views are the same parse of the same structure.
+// 3. The route stage serialises the exact view and unwraps the marked strings into bare digits. The result is
+//    only sent if JSON.parse reads it back as exactly the body built from the validated view (exactOr), so a
+//    client string that looks like a mark can never turn into anything validation did not see.
+
+/** The mark's text inside a JSON string, as JSON.stringify writes it back: \u0001 is escaped on output. */
+const MARK = '\\u0001tg';
+const UNWRAP = /"\\u0001tg(-?[0-9]+)"/g;
 
 /**
- * Whether the UTF-8 text has a run of 16 or more digits where a JSON value starts (after `:`, `[` or `,`, maybe
- * whitespace and a minus): maybe an integer beyond 2^53, which has 16 digits. Every request body goes through
- * this, and agents send bodies of tens of KB, so it looks at every 16th character only (any run of 16 digits
- * holds one of them) and measures a run only where it lands on a digit, in the body's bytes (no byte of a
- * multi-byte UTF-8 character is an ASCII digit). `npm run bench:long-integers` measures it against the
- * equivalent regular expression, which tries every position. A false positive only costs the second parse.
+ * Byte ranges [first, end) of the integers JSON.parse would round: runs of 16 or more digits (with their minus)
+ * where a value starts (after `:`, `[` or `,` and maybe whitespace), ending where the value ends, beyond 2^53.
+ * Every request body goes through this and agents send bodies of tens of KB, so it looks at every 16th byte
+ * only (any run of 16 digits holds one of them) and measures a run only where it lands on a digit; no byte of a
+ * multi-byte UTF-8 character is an ASCII digit. `npm run bench:long-integers` measures it against the
+ * equivalent regular expression, which tries every position.
  */
-export function mayHoldLongInteger(s: Uint8Array): boolean {
+export function longIntegers(s: Buffer): Array<[number, number]> {
+  let found: Array<[number, number]> | undefined;
   for (let i = 15; i < s.length; i += 16) {
     if (!isDigit(s[i] as number)) continue;
     let first = i;
     while (first > 0 && isDigit(s[first - 1] as number)) first--;
     let last = i;
     while (last + 1 < s.length && isDigit(s[last + 1] as number)) last++;
-    if (last - first >= 15 && startsValue(s, first)) return true;
+    if (last - first >= 15) {
+      const start = valueStart(s, first);
+      if (start >= 0 && endsValue(s[last + 1]) && !fitsDouble(s, start, last + 1)) (found ??= []).push([start, last + 1]);
+    }
     i = last; // the next run starts after last + 1, and last + 16 lies in it if it is 16 long
   }
-  return false;
+  return found ?? NONE;
 }
 
+const NONE: Array<[number, number]> = [];
 const isDigit = (c: number) => c >= 48 && c <= 57;
 
-function startsValue(s: Uint8Array, at: number): boolean {
-  let k = at - 1;
-  if (s[k] === 45) k--; // '-'
+/** Where the number whose digits start at `at` begins (its minus sign), or -1 when no value starts there. */
+function valueStart(s: Buffer, at: number): number {
+  const start = s[at - 1] === 45 ? at - 1 : at; // '-'
+  let k = start - 1;
   while (s[k] === 32 || s[k] === 9 || s[k] === 10 || s[k] === 13) k--;
-  return s[k] === 58 || s[k] === 91 || s[k] === 44; // ':' '[' ','
+  return s[k] === 58 || s[k] === 91 || s[k] === 44 ? start : -1; // ':' '[' ','
 }
 
+/** An integer ends at whitespace, `,`, `]` or `}`; a `.` or an exponent makes it a float, which needs nothing. */
+const endsValue = (c: number | undefined) => c === 44 || c === 93 || c === 125 || c === 32 || c === 9 || c === 10 || c === 13;
+
+const fitsDouble = (s: Buffer, start: number, end: number) => Number.isSafeInteger(Number(s.toString('latin1', start, end)));
+
 /**
- * The body as an object whose numbers JSON.parse would change are LosslessNumbers holding their source text;
- * undefined when there are none (or the text does not parse: JSON.parse's view is then all there is).
+ * The body parsed with every integer JSON.parse would round wrapped into a marked string; undefined when there
+ * is none (almost always), or when the wrapped text does not parse (a run was inside a string after all).
  */
-export function exactView(bytes: Uint8Array, text: string): Record<string, unknown> | undefined {
-  if (!mayHoldLongInteger(bytes)) return undefined;
-  let unsafe = false;
+export function exactView(body: Buffer): Record<string, unknown> | undefined {
+  const runs = longIntegers(body);
+  if (runs.length === 0) return undefined;
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (const [start, end] of runs) {
+    parts.push(body.subarray(from, start), OPEN, body.subarray(start, end), QUOTE);
+    from = end;
+  }
+  parts.push(body.subarray(from));
   try {
-    const v = parse(text, null, {
-      parseNumber: (s: string) => {
-        if (isSafeNumber(s)) return Number(s);
-        unsafe = true;
-        return new LosslessNumber(s);
-      },
-      onDuplicateKey: ({ newValue }) => newValue,
-    });
-    if (!unsafe || typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
-    return v as Record<string, unknown>;
+    const v: unknown = JSON.parse(Buffer.concat(parts).toString('utf8'));
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
 }
 
+const OPEN = Buffer.from(`"${MARK}`);
+const QUOTE = Buffer.from('"');
+
 /**
- * The exact serialisation of `exact` when it reads back as exactly `lossy` (the body JSON.parse's view
- * produced), that is when the two differ only in digits JSON.parse drops; otherwise `lossy`.
+ * The exact view (after the route's changes) serialised with its marked strings unwrapped into bare integers,
+ * when JSON.parse reads that back as exactly `lossy`, the body built from the validated view; otherwise `lossy`.
  */
 export function exactOr(lossy: string, exact: Record<string, unknown>): { text: string; exact: boolean } {
-  const text = stringify(exact);
-  if (text !== undefined && JSON.stringify(JSON.parse(text)) === lossy) return { text, exact: true };
+  const text = JSON.stringify(exact).replace(UNWRAP, '$1');
+  try {
+    if (JSON.stringify(JSON.parse(text)) === lossy) return { text, exact: true };
+  } catch {
+    // a mark unwrapped where a number cannot stand (a key): not the validated body
+  }
   return { text: lossy, exact: false };
 }

@@ -11,8 +11,8 @@ export interface LlmRequest {
   /** The parsed JSON object, unknown fields kept; mutated copies are made by the route stage. */
   json: Record<string, unknown>;
   /**
-   * The same body with the integers JSON.parse would round (beyond 2^53) kept as their source text, for the
-   * rewritten body and the cache key; undefined unless the body has such an integer (exact-numbers.ts).
+   * The same body with each integer JSON.parse would round (beyond 2^53) kept as a marked string of its digits,
+   * for the rewritten body and the cache key; undefined unless the body has such an integer (exact-numbers.ts).
    */
   exact: Record<string, unknown> | undefined;
   model: string | undefined;
@@ -38,7 +38,7 @@ export function parseLlmRequest(endpoint: Endpoint, body: Buffer): LlmRequest {
     return {
       endpoint,
       json: json as Record<string, unknown>,
-      exact: exactView(body, text),
+      exact: exactView(body),
       model: r.data.model,
       stream: r.data.stream === true,
       messages: r.data.messages,
@@ -51,7 +51,7 @@ export function parseLlmRequest(endpoint: Endpoint, body: Buffer): LlmRequest {
   return {
     endpoint,
     json: json as Record<string, unknown>,
-    exact: exactView(body, text),
+    exact: exactView(body),
     model: r.data.model,
     stream: r.data.stream === true,
     messages: [{ role: 'user', content: joined }],
