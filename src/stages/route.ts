@@ -15,8 +15,8 @@ export const routeStage: Stage = {
     // Integers beyond 2^53 go on digit for digit (a 64-bit seed would otherwise reach the backend changed).
     if (llm.exact) {
       const kept = exactOr(text, routed(llm.exact, route.tier.model, llm.stream));
-      // Not expected to happen (it would mean the two JSON readers disagree); the validated reading goes on.
-      if (!kept.exact) state.log.warn('large integers in the body could not be kept exactly; forwarded as JSON.parse reads them');
+      // Only a client string spelled like a mark, or a mark the rewrite replaced, gets here: the rounded body goes.
+      if (!kept.exact) state.log.info({ event: 'route.integers_rounded' });
       text = kept.text;
     }
     const body = Buffer.from(text, 'utf8');
