@@ -15,7 +15,7 @@ export const routeStage: Stage = {
     // Integers beyond 2^53 go on digit for digit (a 64-bit seed would otherwise reach the backend changed).
     if (llm.exact) {
       const kept = exactOr(text, routed(llm.exact, route.tier.model, llm.stream));
-      // Only a client string spelled like a mark, or a mark the rewrite replaced, gets here: the rounded body goes.
+      // Only a client string or key spelled like a mark gets here (exact-numbers.ts): the rounded body goes.
       if (!kept.exact) state.log.info({ event: 'route.integers_rounded' });
       text = kept.text;
     }
