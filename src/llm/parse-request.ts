@@ -23,9 +23,8 @@ export interface LlmRequest {
 
 export function parseLlmRequest(endpoint: Endpoint, body: Buffer): LlmRequest {
   let json: unknown;
-  const text = body.toString('utf8');
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(body.toString('utf8'));
   } catch {
     throw new TiergateError('invalid_json', 'We could not parse the JSON body of your request. The body must be valid JSON.');
   }
@@ -47,14 +46,14 @@ export function parseLlmRequest(endpoint: Endpoint, body: Buffer): LlmRequest {
   const r = completionRequest.safeParse(json);
   if (!r.success) throw fieldError(r.error);
   const prompt = r.data.prompt;
-  const joined = typeof prompt === 'string' ? prompt : prompt.every((p) => typeof p === 'string') ? (prompt as string[]).join(' ') : '';
+  const text = typeof prompt === 'string' ? prompt : prompt.every((p) => typeof p === 'string') ? (prompt as string[]).join(' ') : '';
   return {
     endpoint,
     json: json as Record<string, unknown>,
     exact: exactView(body),
     model: r.data.model,
     stream: r.data.stream === true,
-    messages: [{ role: 'user', content: joined }],
+    messages: [{ role: 'user', content: text }],
   };
 }
 
