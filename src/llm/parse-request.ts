@@ -31,30 +31,25 @@ export function parseLlmRequest(endpoint: Endpoint, body: Buffer): LlmRequest {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new TiergateError('invalid_request', 'The request body must be a JSON object.');
   }
-  if (endpoint === 'chat') {
-    const r = chatCompletionRequest.safeParse(json);
-    if (!r.success) throw fieldError(r.error);
-    return {
-      endpoint,
-      json: json as Record<string, unknown>,
-      exact: exactView(body),
-      model: r.data.model,
-      stream: r.data.stream === true,
-      messages: r.data.messages,
-    };
-  }
+  const { model, stream, messages } = endpoint === 'chat' ? chatParts(json) : completionParts(json);
+  return { endpoint, json: json as Record<string, unknown>, exact: exactView(body), model, stream: stream === true, messages };
+}
+
+type Parts = { model: string | undefined; stream: boolean | null | undefined; messages: readonly ChatMessage[] };
+
+function chatParts(json: unknown): Parts {
+  const r = chatCompletionRequest.safeParse(json);
+  if (!r.success) throw fieldError(r.error);
+  return { model: r.data.model, stream: r.data.stream, messages: r.data.messages };
+}
+
+/** A completions prompt is presented as one user message: its text, or nothing for token-id prompts. */
+function completionParts(json: unknown): Parts {
   const r = completionRequest.safeParse(json);
   if (!r.success) throw fieldError(r.error);
   const prompt = r.data.prompt;
   const text = typeof prompt === 'string' ? prompt : prompt.every((p) => typeof p === 'string') ? (prompt as string[]).join(' ') : '';
-  return {
-    endpoint,
-    json: json as Record<string, unknown>,
-    exact: exactView(body),
-    model: r.data.model,
-    stream: r.data.stream === true,
-    messages: [{ role: 'user', content: text }],
-  };
+  return { model: r.data.model, stream: r.data.stream, messages: [{ role: 'user', content: text }] };
 }
 
 /** OpenAI names params as `messages[0].content`; so do we. */
