@@ -16,6 +16,11 @@ export const chatMessage = z.looseObject({
 });
 
 const streamOptions = z.looseObject({ include_usage: z.boolean().optional() });
+/**
+ * How many completions the backend generates. Validated because the token reservation multiplies by it: a
+ * backend that coerces "100" to 100 (pydantic does) would otherwise generate 100 on a reservation for one.
+ */
+const choiceCount = z.number().int().positive().nullable().optional();
 
 export const chatCompletionRequest = z.looseObject({
   model: z.string().min(1).optional(),
@@ -24,6 +29,7 @@ export const chatCompletionRequest = z.looseObject({
   stream_options: streamOptions.nullable().optional(),
   max_tokens: z.number().int().nonnegative().nullable().optional(),
   max_completion_tokens: z.number().int().nonnegative().nullable().optional(),
+  n: choiceCount,
 });
 
 export const completionRequest = z.looseObject({
@@ -32,6 +38,9 @@ export const completionRequest = z.looseObject({
   stream: z.boolean().nullable().optional(),
   stream_options: streamOptions.nullable().optional(),
   max_tokens: z.number().int().nonnegative().nullable().optional(),
+  n: choiceCount,
+  /** Completions generated server-side to return the best `n`, and billed: what the reservation counts. */
+  best_of: choiceCount,
 });
 
 export type ChatMessage = z.infer<typeof chatMessage>;

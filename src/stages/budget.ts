@@ -56,10 +56,14 @@ function promptText(llm: LlmRequest): string {
   return tools === undefined ? text : `${text}\n${JSON.stringify(tools)}`;
 }
 
-/** Prompt tokens plus what the completion may use: max_completion_tokens, max_tokens, else the configured estimate; times n. */
+/**
+ * Prompt tokens plus what the completions may use: max_completion_tokens, max_tokens, else the configured
+ * estimate; times the completions generated (n, or a completions request's best_of when larger; both validated
+ * as positive integers by the request schema).
+ */
 function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number): number {
   const j = llm.json;
   const maxOut = [j.max_completion_tokens, j.max_tokens].find((v): v is number => typeof v === 'number') ?? rt.config.budgets.completionEstimate;
-  const n = typeof j.n === 'number' && j.n > 1 ? j.n : 1;
-  return promptTokens + chatFramingTokens(llm.messages.length) + maxOut * n;
+  const generated = Math.max(1, ...[j.n, j.best_of].filter((v): v is number => typeof v === 'number'));
+  return promptTokens + chatFramingTokens(llm.messages.length) + maxOut * generated;
 }

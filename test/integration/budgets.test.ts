@@ -183,6 +183,28 @@ describe('token budgets', () => {
     expect(getHeader(r.headers, 'retry-after')).toBeUndefined();
   });
 
+  it('the completion allowance counts every completion generated: n, or best_of on /v1/completions', async () => {
+    const c = clock();
+    const t = await tiergate({ tenants: { '*': { tokensPerMinute: 500 } } }, c.now);
+    // ~200 per completion fits 500 once, not three times: refused as one that can never fit.
+    expect((await request(t, hi({ max_tokens: 200, n: 1 }))).o.kind).toBe('continue');
+    const three = refusal((await request(t, hi({ max_tokens: 200, n: 3 }))).o);
+    expect([three.status, three.error.code]).toEqual([429, 'tokens_per_minute']);
+    expect(three.error.message).toMatch(/Request too large/);
+    const completion = async (body: Record<string, unknown>) => {
+      const s = t.pool.open();
+      await s.sendRequestHeaders(chatRequestHeaders().map(([k, v]) => [k, k === ':path' ? '/v1/completions' : v] as [string, string]), false);
+      const o = await s.sendRequestBody(jsonBody({ model: 'auto', prompt: 'Say hi', max_tokens: 200, ...body }));
+      s.close();
+      return o;
+    };
+    const bestOf = refusal(await completion({ best_of: 3, n: 1 }));
+    expect([bestOf.status, bestOf.error.code]).toEqual([429, 'tokens_per_minute']);
+    // A count a backend would coerce from a string is refused before it can be under-reserved.
+    const coerced = refusal(await completion({ best_of: '3' }));
+    expect([coerced.status, coerced.error.code]).toEqual([400, 'invalid_request']);
+  });
+
   it('the daily budget rolls over at midnight in the configured time zone', async () => {
     const c = clock(Date.UTC(2026, 10, 22, 14, 59, 0)); // 23:59 in Seoul
     const t = await tiergate({ budgets: { timeZone: 'Asia/Seoul' }, tenants: { '*': { dailyTokenBudget: 1500 } } }, c.now);

@@ -45,17 +45,29 @@ describe('real OpenAI request bodies', () => {
 
 describe('bad input', () => {
   it.each([
-    ['invalid JSON', '{"messages":', 'invalid_json', null],
-    ['a JSON array', '[1]', 'invalid_request', null],
-    ['missing messages', '{"model":"auto"}', 'invalid_request', 'messages'],
-    ['messages not an array', '{"messages":"hi"}', 'invalid_request', 'messages'],
-    ['bad role', '{"messages":[{"role":"robot","content":"x"}]}', 'invalid_request', 'messages[0].role'],
-    ['content a number', '{"messages":[{"role":"user","content":5}]}', 'invalid_request', 'messages[0].content'],
-    ['stream not a boolean', '{"messages":[{"role":"user","content":"x"}],"stream":"yes"}', 'invalid_request', 'stream'],
-  ])('%s → 400 %s naming %s', (_n, body, code, param) => {
+    ['invalid JSON', 'invalid_json', null, '{"messages":'],
+    ['a JSON array', 'invalid_request', null, '[1]'],
+    ['missing messages', 'invalid_request', 'messages', '{"model":"auto"}'],
+    ['messages not an array', 'invalid_request', 'messages', '{"messages":"hi"}'],
+    ['bad role', 'invalid_request', 'messages[0].role', '{"messages":[{"role":"robot","content":"x"}]}'],
+    ['content a number', 'invalid_request', 'messages[0].content', '{"messages":[{"role":"user","content":5}]}'],
+    ['stream not a boolean', 'invalid_request', 'stream', '{"messages":[{"role":"user","content":"x"}],"stream":"yes"}'],
+    // The token reservation multiplies by n, so a string a backend would coerce must not pass as "one".
+    ['n a string', 'invalid_request', 'n', '{"messages":[{"role":"user","content":"x"}],"n":"100"}'],
+    ['n zero', 'invalid_request', 'n', '{"messages":[{"role":"user","content":"x"}],"n":0}'],
+  ])('%s → 400 %s naming %s', (_n, code, param, body) => {
     const e = err(() => parseLlmRequest('chat', Buffer.from(body)));
     expect([e.entry.status, e.entry.code, e.param]).toEqual([400, code, param]);
     if (param) expect(e.message).toContain(param);
+  });
+
+  it.each([
+    ['n a string', 'n', '{"prompt":"x","n":"2"}'],
+    ['best_of a string', 'best_of', '{"prompt":"x","best_of":"5"}'],
+    ['best_of negative', 'best_of', '{"prompt":"x","best_of":-1}'],
+  ])('completions: %s → 400 naming %s', (_n, param, body) => {
+    const e = err(() => parseLlmRequest('completions', Buffer.from(body)));
+    expect([e.entry.status, e.param]).toEqual([400, param]);
   });
 
   it('accepts null content with tool_calls, tool and developer roles, and parts arrays', () => {
