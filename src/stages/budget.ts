@@ -49,11 +49,13 @@ function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined):
   return p.dailyTokenBudget !== undefined || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
 }
 
-/** Tool definitions are part of the prompt the model reads, so they count too. */
+/** Tool definitions (and the legacy `functions`) are part of the prompt the model reads, so they count too. */
 function promptText(llm: LlmRequest): string {
-  const tools = llm.json.tools;
-  const text = joinedText(llm.messages);
-  return tools === undefined ? text : `${text}\n${JSON.stringify(tools)}`;
+  const { tools, functions } = llm.json;
+  let text = joinedText(llm.messages);
+  if (tools != null) text += `\n${JSON.stringify(tools)}`;
+  if (functions != null) text += `\n${JSON.stringify(functions)}`;
+  return text;
 }
 
 /**

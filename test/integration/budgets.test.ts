@@ -205,6 +205,18 @@ describe('token budgets', () => {
     expect([coerced.status, coerced.error.code]).toEqual([400, 'invalid_request']);
   });
 
+  it('tool definitions, and the legacy functions, count in the prompt reserved', async () => {
+    const c = clock();
+    const t = await tiergate({ tenants: { '*': { tokensPerMinute: 500 } } }, c.now);
+    // ~600 tokens of definitions: with max_tokens 50 the request could fit 500 only if they were not counted.
+    const fn = { name: 'lookup', description: 'Look up the weather for a city and a day. '.repeat(60), parameters: { type: 'object' } };
+    for (const extra of [{ tools: [{ type: 'function', function: fn }] }, { functions: [fn] }]) {
+      const r = refusal((await request(t, hi({ max_tokens: 50, ...extra }))).o);
+      expect([r.status, r.error.code], Object.keys(extra)[0]).toEqual([429, 'tokens_per_minute']);
+    }
+    expect((await request(t, hi({ max_tokens: 50 }))).o.kind).toBe('continue');
+  });
+
   it('the daily budget rolls over at midnight in the configured time zone', async () => {
     const c = clock(Date.UTC(2026, 10, 22, 14, 59, 0)); // 23:59 in Seoul
     const t = await tiergate({ budgets: { timeZone: 'Asia/Seoul' }, tenants: { '*': { dailyTokenBudget: 1500 } } }, c.now);
