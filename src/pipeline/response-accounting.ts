@@ -6,7 +6,7 @@ import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { RequestRecord } from '../ledger/build-row.js';
 import type { LlmRequest } from '../llm/parse-request.js';
 import { messageText } from '../classify/prompt-text.js';
-import type { PromptForCount } from '../usage/estimate.js';
+import { promptDefinitions, type PromptForCount } from '../usage/estimate.js';
 import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../usage/response-usage.js';
 import { readUsage, type Usage } from '../usage/usage.js';
 import type { HeaderMap } from '../extproc/types.js';
@@ -37,7 +37,7 @@ export class ResponseAccounting {
   private trailerUsage: Usage | undefined;
   private localReply: { status: number; code: string } | undefined;
   private request:
-    | { model: string | null; stream: boolean; chat: boolean; messages: LlmRequest['messages']; extra: unknown; user: unknown }
+    | { model: string | null; stream: boolean; chat: boolean; messages: LlmRequest['messages']; definitions: { tools: unknown; functions: unknown }; user: unknown }
     | undefined;
   private routedTier: TierRuntime | undefined;
   private cache: RequestCache | undefined;
@@ -63,7 +63,7 @@ export class ResponseAccounting {
       chat: llm.endpoint === 'chat',
       // References, not copies: counted only if the response reports no usage.
       messages: llm.messages,
-      extra: json.tools ?? json.functions,
+      definitions: { tools: json.tools, functions: json.functions },
       user: json.user,
     };
   }
@@ -204,7 +204,7 @@ export class ResponseAccounting {
   private promptForCount(): PromptForCount | undefined {
     const r = this.request;
     if (!r) return undefined;
-    return { texts: r.messages.map(messageText), extra: r.extra === undefined ? '' : JSON.stringify(r.extra), chat: r.chat };
+    return { texts: r.messages.map(messageText), extra: promptDefinitions(r.definitions), chat: r.chat };
   }
 
   private userIdHash(user: unknown): string | null {

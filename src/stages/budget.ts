@@ -7,7 +7,7 @@ import type { LlmRequest } from '../llm/parse-request.js';
 import { countTokens, countTokensNow } from '../llm/tokenizer.js';
 import { joinedText } from '../classify/prompt-text.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
-import { chatFramingTokens } from '../usage/estimate.js';
+import { chatFramingTokens, promptDefinitions } from '../usage/estimate.js';
 import type { RequestState } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
 
@@ -51,11 +51,9 @@ function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined):
 
 /** Tool definitions (and the legacy `functions`) are part of the prompt the model reads, so they count too. */
 function promptText(llm: LlmRequest): string {
-  const { tools, functions } = llm.json;
-  let text = joinedText(llm.messages);
-  if (tools != null) text += `\n${JSON.stringify(tools)}`;
-  if (functions != null) text += `\n${JSON.stringify(functions)}`;
-  return text;
+  const text = joinedText(llm.messages);
+  const definitions = promptDefinitions(llm.json);
+  return definitions ? `${text}\n${definitions}` : text;
 }
 
 /**

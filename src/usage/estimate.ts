@@ -15,6 +15,16 @@ export function chatFramingTokens(messages: number): number {
   return messages * PER_MESSAGE + REPLY_PRIMING;
 }
 
+/**
+ * The prompt a request carries beyond its messages: tool definitions and the legacy `functions`, as JSON; ''
+ * when it has neither. Counted by the budget stage's reservation and by estimates.
+ */
+export function promptDefinitions(body: Record<string, unknown>): string {
+  const { tools, functions } = body;
+  if (tools == null) return functions == null ? '' : JSON.stringify(functions);
+  return functions == null ? JSON.stringify(tools) : `${JSON.stringify(tools)}\n${JSON.stringify(functions)}`;
+}
+
 export interface PromptForCount {
   /** Each message's text (or a completions prompt as one). */
   texts: readonly string[];

@@ -185,6 +185,23 @@ describe('ledger rows for every ending', () => {
     expect(row.latency_ms.ttft).toBeNull();
   });
 
+  it('an estimated prompt counts tool and legacy functions definitions, both when both are sent', async () => {
+    const fn = { name: 'lookup', description: 'Look up the weather for a city and a day.', parameters: { type: 'object' } };
+    const inputFor = async (id: string, body: Record<string, unknown>) => {
+      const s = await routed(tg, { headers: [['x-request-id', id]], body });
+      s.close();
+      return (await rowFor(tg, id)).usage.input_tokens;
+    };
+    const tools = [{ type: 'function', function: fn }];
+    const none = await inputFor('defs-none', {});
+    const toolTokens = await countTokens(JSON.stringify(tools));
+    const functionTokens = await countTokens(JSON.stringify([fn]));
+    expect(await inputFor('defs-tools', { tools })).toBe(none + toolTokens);
+    expect(await inputFor('defs-functions', { functions: [fn] })).toBe(none + functionTokens);
+    // Both sent: both read by the model, both counted (before, only tools were).
+    expect(await inputFor('defs-both', { tools, functions: [fn] })).toBeGreaterThanOrEqual(none + toolTokens + functionTokens);
+  });
+
   it('request ids: x-request-id is the idempotency key, generated when absent; event ids are unique', async () => {
     const s = tg.pool.open();
     await s.sendRequestHeaders(chatRequestHeaders(), false);
