@@ -3,6 +3,7 @@
 // none is reported). JSON bodies are kept until they end; SSE bodies go through the incremental parser and
 // only the text deltas are kept.
 import { SseParser, type SseEvent } from '../llm/sse-parser.js';
+import type { BodyDecoder } from './content-encoding.js';
 import { readUsage, type Usage } from './usage.js';
 
 export type BodyKind = 'json' | 'sse' | 'other';
@@ -59,32 +60,65 @@ export class ResponseUsageCollector {
     /** JSON bodies above this are not parsed (Envoy's own buffer limit bounds BUFFERED bodies anyway). */
     private readonly maxJsonBytes = 32 * 1024 * 1024,
     private readonly observer?: ResponseObserver,
+    /**
+     * The body's content coding (content-encoding.ts): undefined for plain bodies; a decoder to keep the
+     * compressed bytes (up to maxJsonBytes) and read them once the body ends; null for a coding that cannot be
+     * undone, whose body is not read at all.
+     */
+    private decode?: BodyDecoder | null,
   ) {
     if (kind === 'sse') this.sse = new SseParser((e) => this.onEvent(e));
+    if (decode === null) this.unreadable();
   }
 
   /** `last`: the body ends with this chunk, which is then read before push returns (so it is not copied). */
   push(chunk: Buffer, last = false): void {
     if (this.finished || chunk.length === 0) return;
+    if (this.decode !== undefined) return this.keep(chunk, last);
     if (this.sse) {
       this.sse.push(chunk);
       return;
     }
-    if (this.kind !== 'json' || this.overflow) return;
+    if (this.kind !== 'json') return;
+    this.keep(chunk, last);
+  }
+
+  /** Holds a chunk of a JSON body, or of a compressed body of either kind, until the body ends. */
+  private keep(chunk: Buffer, last: boolean): void {
+    if (this.overflow) return;
     this.bytes += chunk.length;
-    if (this.bytes > this.maxJsonBytes) {
-      this.overflow = true;
-      this.observer?.spoil();
-      this.chunks = [];
-      return;
-    }
+    if (this.bytes > this.maxJsonBytes) return this.unreadable();
     // Copied unless it is read right now: the transport's buffer is not ours to keep.
     this.chunks.push(last ? chunk : Buffer.from(chunk));
+  }
+
+  /** The body cannot be read (too large, or encoded in a way tiergate cannot undo): usage will be estimated. */
+  private unreadable(): void {
+    this.overflow = true;
+    this.observer?.spoil();
+    this.chunks = [];
+  }
+
+  /** A compressed body, whole: decompressed and read as if it had come plain, in one piece. */
+  private decompressed(): void {
+    const decode = this.decode;
+    this.decode = undefined;
+    if (!decode || this.overflow || this.chunks.length === 0) return;
+    let plain: Buffer;
+    try {
+      plain = decode(this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks), this.maxJsonBytes);
+    } catch {
+      return this.unreadable(); // corrupt, or more than maxJsonBytes once decompressed
+    }
+    this.chunks = [];
+    this.bytes = 0;
+    this.push(plain, true);
   }
 
   /** The body ended (or the stream did): returns what was learned. Idempotent. */
   finish(): ResponseFacts {
     if (this.finished) return this.finished;
+    this.decompressed();
     if (this.sse) this.sse.end();
     else if (this.kind === 'json' && !this.overflow && this.chunks.length > 0) {
       const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);

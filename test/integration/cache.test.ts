@@ -1,6 +1,7 @@
 // The exact response cache through the Envoy-faithful client: tenant isolation, replay in the client's wire
 // format whatever was stored, what is never stored, TTL, namespace bumps, request directives, limits, the
 // ledger row of a hit, and a Redis store that goes away.
+import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -119,6 +120,19 @@ describe('exact cache', () => {
     // Each tenant now gets its own answer.
     expect(JSON.parse(immediate((await ask(t, { key: KEY_B, id: 'b2' })).o).body.toString()).choices[0].message.content).toBe('Paris, for globex.');
     expect(JSON.parse(immediate((await ask(t, { id: 'a3' })).o).body.toString()).choices[0].message.content).toBe('Paris.');
+  });
+
+  it('a gzip-compressed answer is stored, and replayed plain (no content-encoding on the hit)', async () => {
+    const t = await start();
+    const first = await ask(t, { id: 'gz1' });
+    await first.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json'], ['content-encoding', 'gzip']], false);
+    await first.s.sendResponseBody(gzipSync(jsonBody(completion('Paris, compressed.'))), true);
+    first.s.close();
+    await stored(t, 1);
+    const hit = immediate((await ask(t, { id: 'gz2' })).o);
+    expect(getHeader(hit.headers, 'x-cache')).toBe('hit-exact');
+    expect(getHeader(hit.headers, 'content-encoding')).toBeUndefined();
+    expect(JSON.parse(hit.body.toString()).choices[0].message.content).toBe('Paris, compressed.');
   });
 
   it('the first response says x-cache: miss; a different question, system prompt or parameter is a different entry', async () => {

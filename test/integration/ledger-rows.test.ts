@@ -1,5 +1,6 @@
 // One ledger row per request, for every way a request can end, driven through the Envoy-faithful client.
 import { createHash } from 'node:crypto';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type ExtProcSession, type FilterConfig } from '../../src/dev/envoy-client.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
@@ -99,6 +100,30 @@ describe('ledger rows for every ending', () => {
     expect(row).toMatchObject({ status: 'success', stream: true, tier: 'strong', usage_source: 'reported', usage: { cached_input_tokens: 1000 } });
     expect(row.cost_usd?.total).toBe(cost);
     expect(row.classifier_version).toBe('alias');
+  });
+
+  it('compressed responses (gzip JSON, brotli SSE) are read for usage and passed on untouched', async () => {
+    const json = await routed(tgOverride, { filter: ALLOW_OVERRIDE, headers: [['x-request-id', 'json-gzip']] });
+    await json.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json'], ['content-encoding', 'gzip']], false);
+    const o = await json.sendResponseBody(gzipSync(chatJson('weak-model')), true);
+    expect(o).toMatchObject({ kind: 'continue' });
+    expect((o as { body?: Buffer }).body).toBeUndefined(); // no body mutation: the client gets the compressed bytes
+    expect(getHeader(json.responseHeaders, 'content-encoding')).toBe('gzip');
+    expect(json.dynamicMetadata.tiergate).toMatchObject({ total_tokens: 1500, usage_source: 'reported' });
+    json.close();
+    expect(await rowFor(tgOverride, 'json-gzip')).toMatchObject({ usage: { total_tokens: 1500 }, usage_source: 'reported', model_resolved: 'weak-model' });
+
+    const sse = await routed(tg, { headers: [['x-request-id', 'sse-br']], body: { stream: true } });
+    await sse.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream'], ['content-encoding', 'br']], false);
+    const usage = { prompt_tokens: 20, completion_tokens: 4, total_tokens: 24 };
+    const bytes = brotliCompressSync(Buffer.from(delta('Hel') + delta('lo') + sseChunk({ object: 'chat.completion.chunk', model: 'weak-model', choices: [], usage }) + 'data: [DONE]\n\n'));
+    const half = Math.floor(bytes.length / 2);
+    await sse.sendResponseBody(bytes.subarray(0, half), false);
+    await sse.sendResponseBody(bytes.subarray(half), false);
+    await sse.sendResponseBody(Buffer.alloc(0), true);
+    expect(sse.dynamicMetadata.tiergate).toMatchObject({ total_tokens: 24, usage_source: 'reported' });
+    sse.close();
+    expect(await rowFor(tg, 'sse-br')).toMatchObject({ status: 'success', usage: { total_tokens: 24 }, usage_source: 'reported' });
   });
 
   it('SSE without usage: counted with the tokenizer and marked estimated', async () => {

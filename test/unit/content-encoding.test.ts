@@ -1,0 +1,89 @@
+// Compressed response bodies: the recorded transcripts gzip-, deflate- and brotli-compressed, cut into pieces,
+// must give the collector exactly what the plain bodies give.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { bodyDecoder } from '../../src/usage/content-encoding.js';
+import { ResponseUsageCollector, type ResponseFacts } from '../../src/usage/response-usage.js';
+import { FIXTURES } from '../helpers/shared-data.js';
+
+const fixtures = readdirSync(FIXTURES).filter((f) => f.endsWith('.response.sse') || f.endsWith('.response.json'));
+const kindOf = (f: string) => (f.endsWith('.sse') ? 'sse' : 'json');
+
+function collect(kind: 'json' | 'sse', body: Buffer, encoding: string | undefined, pieceBytes = 97, observer?: ConstructorParameters<typeof ResponseUsageCollector>[2]): ResponseFacts {
+  const c = new ResponseUsageCollector(kind, undefined, observer, bodyDecoder(encoding));
+  for (let i = 0; i < body.length; i += pieceBytes) c.push(body.subarray(i, i + pieceBytes));
+  return c.finish();
+}
+
+const COMPRESS: Array<[string, (b: Buffer) => Buffer]> = [
+  ['gzip', gzipSync],
+  ['x-gzip', gzipSync],
+  ['deflate', deflateSync],
+  ['deflate', deflateRawSync], // what some servers send under that name
+  ['br', brotliCompressSync],
+  ['gzip, br', (b) => brotliCompressSync(gzipSync(b))], // applied in order, undone in reverse
+  [' GZIP ', gzipSync],
+];
+
+describe('compressed response bodies', () => {
+  it('the fixtures include usage, so the comparison means something', () => {
+    const withUsage = fixtures.filter((f) => collect(kindOf(f), readFileSync(join(FIXTURES, f)), undefined).usage !== undefined);
+    expect(withUsage.length).toBeGreaterThanOrEqual(5);
+  });
+
+  for (const f of fixtures) {
+    it(`${f}: the same facts compressed as plain, for every coding`, () => {
+      const plain = readFileSync(join(FIXTURES, f));
+      const want = collect(kindOf(f), plain, undefined);
+      for (const [encoding, compress] of COMPRESS) expect(collect(kindOf(f), compress(plain), encoding), encoding).toEqual(want);
+    });
+  }
+
+  it('the cache sees the same objects from a compressed body as from a plain one', () => {
+    const plain = readFileSync(join(FIXTURES, 'chat-streaming.response.sse'));
+    const seen = (body: Buffer, encoding?: string) => {
+      const chunks: unknown[] = [];
+      let spoiled = false;
+      collect('sse', body, encoding, 97, { body: (o) => chunks.push(o), chunk: (o) => chunks.push(o), spoil: () => (spoiled = true) });
+      return { chunks, spoiled };
+    };
+    expect(seen(gzipSync(plain), 'gzip')).toEqual(seen(plain));
+    expect(seen(plain).chunks.length).toBeGreaterThan(2);
+  });
+
+  it('a coding it cannot undo, a corrupt body or one too large once decompressed: no usage read, the answer spoiled, no throw', () => {
+    const plain = readFileSync(join(FIXTURES, 'chat-streaming.response.sse'));
+    for (const [encoding, body, max] of [
+      ['zstd', plain, undefined],
+      ['compress', plain, undefined],
+      ['gzip', Buffer.from('not gzip at all'), undefined],
+      ['gzip', gzipSync(Buffer.concat([plain, Buffer.alloc(4 * 1024 * 1024, 0x20)])), 1024 * 1024], // a bomb for a 1 MiB limit
+    ] as const) {
+      let spoiled = false;
+      const c = new ResponseUsageCollector('sse', max, { body: () => undefined, chunk: () => undefined, spoil: () => (spoiled = true) }, bodyDecoder(encoding));
+      c.push(body);
+      const facts = c.finish();
+      expect([facts.usage, facts.complete, spoiled], encoding).toEqual([undefined, false, true]);
+    }
+  });
+
+  it('a compressed stream cut short still gives the text it holds, for the estimate', () => {
+    const plain = readFileSync(join(FIXTURES, 'chat-streaming.response.sse'));
+    const whole = collect('sse', plain, undefined);
+    const gz = gzipSync(plain);
+    const cut = collect('sse', gz.subarray(0, Math.floor(gz.length * 0.8)), 'gzip');
+    expect(cut.outputText.length).toBeGreaterThan(0);
+    expect(whole.outputText.startsWith(cut.outputText)).toBe(true);
+    expect(cut.complete).toBe(false);
+  });
+
+  it('reads absent and identity codings as plain, and never looks up Object members as codings', () => {
+    expect(bodyDecoder(undefined)).toBeUndefined();
+    expect(bodyDecoder('')).toBeUndefined();
+    expect(bodyDecoder('identity')).toBeUndefined();
+    expect(bodyDecoder('constructor')).toBeNull();
+    expect(bodyDecoder('__proto__')).toBeNull();
+  });
+});
