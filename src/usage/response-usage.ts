@@ -44,7 +44,8 @@ export class ResponseUsageCollector {
   private readonly sse: SseParser | undefined;
   private chunks: Buffer[] = [];
   private bytes = 0;
-  private overflow = false;
+  /** The body is not read (too large, or in a coding that cannot be undone). */
+  private givenUp = false;
   private readonly text: string[] = [];
   private textChars = 0;
   private outputChars = 0;
@@ -85,7 +86,7 @@ export class ResponseUsageCollector {
 
   /** Holds a chunk of a JSON body, or of a compressed body of either kind, until the body ends. */
   private keep(chunk: Buffer, last: boolean): void {
-    if (this.overflow) return;
+    if (this.givenUp) return;
     this.bytes += chunk.length;
     if (this.bytes > this.maxJsonBytes) return this.unreadable();
     // Copied unless it is read right now: the transport's buffer is not ours to keep.
@@ -94,7 +95,7 @@ export class ResponseUsageCollector {
 
   /** The body cannot be read (too large, or encoded in a way tiergate cannot undo): usage will be estimated. */
   private unreadable(): void {
-    this.overflow = true;
+    this.givenUp = true;
     this.observer?.spoil();
     this.chunks = [];
   }
@@ -103,7 +104,7 @@ export class ResponseUsageCollector {
   private decompressed(): void {
     const decode = this.decode;
     this.decode = undefined;
-    if (!decode || this.overflow || this.chunks.length === 0) return;
+    if (!decode || this.givenUp || this.chunks.length === 0) return;
     let plain: Buffer;
     try {
       plain = decode(this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks), this.maxJsonBytes);
@@ -120,7 +121,7 @@ export class ResponseUsageCollector {
     if (this.finished) return this.finished;
     this.decompressed();
     if (this.sse) this.sse.end();
-    else if (this.kind === 'json' && !this.overflow && this.chunks.length > 0) {
+    else if (this.kind === 'json' && !this.givenUp && this.chunks.length > 0) {
       const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
       this.onJson(body.toString('utf8'));
     }
