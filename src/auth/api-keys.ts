@@ -19,6 +19,8 @@ export interface Principal {
 export interface AuthRuntime {
   mode: 'none' | 'api_key';
   principals: readonly Principal[];
+  /** Whether a path may be called without a key (auth.publicPaths). */
+  isPublic(path: string): boolean;
 }
 
 export function compileAuth(auth: z.infer<typeof authSchema>, problems: InterpolationProblem[]): AuthRuntime {
@@ -39,7 +41,18 @@ export function compileAuth(auth: z.infer<typeof authSchema>, problems: Interpol
     }
     principals.push({ id: k.id, digest: Buffer.from(hex as string, 'hex'), tenant: k.tenant, tenants: new Set(k.tenants ?? []) });
   });
-  return { mode: auth.mode, principals };
+  const exact = new Set(auth.publicPaths.filter((p) => !p.endsWith('*')));
+  const prefixes = auth.publicPaths.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
+  const isPublic = (path: string) => (exact.has(path) || prefixes.some((p) => path.startsWith(p))) && plainPath(path);
+  return { mode: auth.mode, principals, isPublic };
+}
+
+/**
+ * No dot segments, no percent-escapes, no backslashes: a path that a backend could read as another one
+ * (`/public/../v1/responses`) is never public, whatever Envoy's path normalisation is set to.
+ */
+function plainPath(path: string): boolean {
+  return !path.includes('%') && !path.includes('\\') && !path.split('/').some((seg) => seg === '.' || seg === '..');
 }
 
 /** The key a client presented: `authorization: Bearer <key>` or `x-api-key: <key>`. */

@@ -30,6 +30,12 @@ export const authSchema = z
     /** none: every request is tenant `default` (the embedded default). api_key: gateway keys below. */
     mode: z.enum(['none', 'api_key']).default('none'),
     keys: z.array(apiKey).default([]),
+    /**
+     * With mode api_key, every request needs a key, whatever its path, except on these: exact paths, or
+     * prefixes ending in `*` (`/v1/models`, `/public/*`). Paths tiergate does not account for still reach a
+     * backend through Envoy's routes, so they are not left open by default.
+     */
+    publicPaths: z.array(z.string().startsWith('/')).default([]),
   })
   .prefault({});
 

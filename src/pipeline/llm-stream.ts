@@ -87,7 +87,9 @@ export class LlmStream implements StreamHandler {
     // A client must never pick its own tier or tenant: strip routing headers it sent, whatever the path.
     const spoofed = clientRoutingHeaders(headers, []);
     let caller: Caller | undefined;
-    if (this.pathKind !== 'other') {
+    // With keys on, every path needs one unless the operator made it public: a path tiergate does not account
+    // for (/v1/responses, /v1/models, …) still reaches a backend through Envoy's routes.
+    if (this.pathKind !== 'other' || (rt.auth.mode !== 'none' && !rt.auth.isPublic(path))) {
       try {
         caller = authenticate(headers, rt);
       } catch (err) {
@@ -101,10 +103,13 @@ export class LlmStream implements StreamHandler {
     }
 
     if (this.pathKind === 'other') {
-      if (spoofed.length === 0 && !rt.config.envoy.allowModeOverride) return CONTINUE;
+      // An authenticated caller's key goes no further, and the backend sees its tenant, as on LLM paths.
+      const set: Array<[string, string]> = caller?.principal !== undefined ? [[H.tenant, caller.tenant]] : [];
+      const remove = set.length > 0 ? [...clientRoutingHeaders(headers, set), ...credentials(caller, set)] : spoofed;
+      if (set.length === 0 && remove.length === 0 && !rt.config.envoy.allowModeOverride) return CONTINUE;
       return {
         kind: 'continue',
-        ...(spoofed.length > 0 ? { headers: { remove: spoofed }, clearRouteCache: true } : {}),
+        ...(set.length > 0 || remove.length > 0 ? { headers: { set, remove }, clearRouteCache: true } : {}),
         // Nothing more to see on this request: ask Envoy to stop sending it (§10; 1.37+ closes the stream).
         modeOverride: { requestBodyMode: 'NONE', responseHeaderMode: 'SKIP', responseBodyMode: 'NONE' },
       };
@@ -240,7 +245,8 @@ export class LlmStream implements StreamHandler {
 
   end(reason: StreamEnd): void {
     const tier = this.state?.route?.tier.name ?? this.pathTier?.name ?? 'none';
-    if (this.pathKind !== 'other') {
+    // Passed-through paths leave no row; a request tiergate refused does, whatever its path.
+    if (this.pathKind !== 'other' || this.outcome === 'local_reply') {
       this.deps.metrics.requests.inc({ tier, outcome: this.outcome });
       // What the record needs from this moment is taken now; the rest of it is read when the row is built.
       const acc = this.acc;

@@ -27,6 +27,7 @@ beforeAll(async () => {
           { id: 'ops', sha256: sha256Hex(KEY_ANY), tenants: ['*'] },
           { id: 'from-file', sha256File: join(dir, 'hash'), tenant: 'initech' },
         ],
+        publicPaths: ['/v1/models', '/public/*'],
       },
       aliases: { fast: 'weak', smart: 'strong' },
       plans: { basic: { models: ['weak'], onTierDenied: 'downgrade' } },
@@ -98,6 +99,42 @@ describe('authentication', () => {
     expect(getHeader(s2.requestHeaders, 'x-api-key')).toBeUndefined();
     s.close();
     s2.close();
+  });
+
+  it('paths tiergate does not account for need a key too: refused without, key removed and tenant set with', async () => {
+    const headersFor = (path: string, extra: Array<[string, string]> = []): Array<[string, string]> => [[':method', 'POST'], [':path', path], [':authority', 'gw'], ['x-request-id', `other-${path}`], ...extra];
+    // /v1/responses spends tokens on a backend that serves it: no key, no way through.
+    const s = tg.pool.open();
+    const refused = errorOf(await s.sendRequestHeaders(headersFor('/v1/responses'), false));
+    expect([refused.status, refused.error.code]).toEqual([401, 'missing_api_key']);
+    s.close();
+    await expect.poll(async () => (await tg.rows()).find((r) => r.request_id === 'other-/v1/responses')).toMatchObject({
+      tenant_id: '(unauthenticated)',
+      status: 'rejected',
+      http_status: 401,
+    });
+    const s2 = tg.pool.open();
+    const ok = await s2.sendRequestHeaders(headersFor('/v1/responses', [['authorization', `Bearer ${KEY_ACME}`], ['x-llm-tier', 'strong']]), false);
+    expect(ok.kind).toBe('continue');
+    expect(getHeader(s2.requestHeaders, 'authorization')).toBeUndefined(); // the gateway key never reaches a backend
+    expect(getHeader(s2.requestHeaders, 'x-tenant-id')).toBe('acme');
+    expect(getHeader(s2.requestHeaders, 'x-llm-tier')).toBeUndefined();
+    s2.close();
+    // Public paths pass without a key (spoofed routing headers still go); a path that could be read as another
+    // one never counts as public.
+    for (const [path, open] of [
+      ['/v1/models', true],
+      ['/public/status', true],
+      ['/v1/models/x', false],
+      ['/public/../v1/responses', false],
+      ['/public/%2e%2e/v1/responses', false],
+    ] as const) {
+      const s3 = tg.pool.open();
+      const o = await s3.sendRequestHeaders(headersFor(path, [['x-tenant-id', 'globex']]), false);
+      expect(o.kind === 'immediate' ? o.status : o.kind, path).toBe(open ? 'continue' : 401);
+      if (open) expect(getHeader(s3.requestHeaders, 'x-tenant-id'), path).toBeUndefined();
+      s3.close();
+    }
   });
 
   it('a refused request still gets its ledger row, under a tenant id no real tenant can have', async () => {
