@@ -39,14 +39,14 @@ type Parts = { model: string | undefined; stream: boolean | null | undefined; me
 
 function chatParts(json: unknown): Parts {
   const r = chatCompletionRequest.safeParse(json);
-  if (!r.success) throw fieldError(r.error);
+  if (!r.success) throw fieldError(r.error, json);
   return { model: r.data.model, stream: r.data.stream, messages: r.data.messages };
 }
 
 /** A completions prompt is presented as one user message: its text, or nothing for token-id prompts. */
 function completionParts(json: unknown): Parts {
   const r = completionRequest.safeParse(json);
-  if (!r.success) throw fieldError(r.error);
+  if (!r.success) throw fieldError(r.error, json);
   const prompt = r.data.prompt;
   const text = typeof prompt === 'string' ? prompt : prompt.every((p) => typeof p === 'string') ? (prompt as string[]).join(' ') : '';
   return { model: r.data.model, stream: r.data.stream, messages: [{ role: 'user', content: text }] };
@@ -57,7 +57,8 @@ export function paramName(path: readonly PropertyKey[]): string {
   return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '');
 }
 
-function fieldError(err: z.ZodError): TiergateError {
+/** `body`: the parsed JSON, to tell a missing field from one of the wrong type (zod 4's issues omit the input). */
+function fieldError(err: z.ZodError, body: unknown): TiergateError {
   const issue = err.issues[0];
   if (!issue) return new TiergateError('invalid_request', 'Invalid request body.');
   const param = paramName(issue.path);
@@ -68,8 +69,31 @@ function fieldError(err: z.ZodError): TiergateError {
       param,
     );
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) {
-    return new TiergateError('invalid_request', `Missing required parameter: '${param}'.`, param);
+  if (issue.code === 'invalid_type') {
+    const value = valueAt(body, issue.path);
+    if (value === undefined) return new TiergateError('invalid_request', `Missing required parameter: '${param}'.`, param);
+    // OpenAI's wording for a value of the wrong type.
+    return new TiergateError('invalid_request', `Invalid type for '${param}': expected ${EXPECTED[issue.expected] ?? issue.expected}, but got ${typeOf(value)} instead.`, param);
+  }
+  if (issue.code === 'invalid_union') {
+    return new TiergateError('invalid_request', `Invalid type for '${param}': ${typeOf(valueAt(body, issue.path))} is not one of the accepted types.`, param);
   }
   return new TiergateError('invalid_request', `Invalid '${param}': ${issue.message}.`, param);
+}
+
+const EXPECTED: Readonly<Record<string, string>> = { string: 'a string', number: 'a number', int: 'an integer', boolean: 'a boolean', array: 'an array', object: 'an object' };
+
+function typeOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+function valueAt(body: unknown, path: readonly PropertyKey[]): unknown {
+  let v = body;
+  for (const k of path) {
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, k)) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
 }

@@ -62,6 +62,17 @@ describe('bad input', () => {
   });
 
   it.each([
+    ['{"model":"auto"}', "Missing required parameter: 'messages'."],
+    ['{"messages":[{"role":"user","content":"x"}],"stream":"yes"}', "Invalid type for 'stream': expected a boolean, but got a string instead."],
+    ['{"messages":[{"role":"user","content":"x"}],"n":"3"}', "Invalid type for 'n': expected a number, but got a string instead."],
+    ['{"messages":{"0":{"role":"user"}}}', "Invalid type for 'messages': expected an array, but got an object instead."],
+    ['{"messages":[{"role":"user","content":5}]}', "Invalid type for 'messages[0].content': a number is not one of the accepted types."],
+    ['{"messages":[{"role":"user","content":"x"}],"stream_options":null,"max_tokens":null,"model":null}', "Invalid type for 'model': expected a string, but got null instead."],
+  ])('says whether a field is missing or of the wrong type: %s', (body, message) => {
+    expect(err(() => parseLlmRequest('chat', Buffer.from(body))).message).toBe(message);
+  });
+
+  it.each([
     ['n a string', 'n', '{"prompt":"x","n":"2"}'],
     ['best_of a string', 'best_of', '{"prompt":"x","best_of":"5"}'],
     ['best_of negative', 'best_of', '{"prompt":"x","best_of":-1}'],
