@@ -38,7 +38,7 @@ export class ResponseAccounting {
   private trailerUsage: Usage | undefined;
   private localReply: { status: number; code: string } | undefined;
   private request:
-    | { model: string | null; stream: boolean; chat: boolean; messages: LlmRequest['messages']; definitions: { tools: unknown; functions: unknown }; user: unknown }
+    | { model: string | null; stream: boolean; chat: boolean; messages: LlmRequest['messages']; tools: unknown; functions: unknown; user: unknown }
     | undefined;
   private routedTier: TierRuntime | undefined;
   private cache: RequestCache | undefined;
@@ -64,7 +64,8 @@ export class ResponseAccounting {
       chat: llm.endpoint === 'chat',
       // References, not copies: counted only if the response reports no usage.
       messages: llm.messages,
-      definitions: { tools: json.tools, functions: json.functions },
+      tools: json.tools,
+      functions: json.functions,
       user: json.user,
     };
   }
@@ -205,7 +206,7 @@ export class ResponseAccounting {
   private promptForCount(): PromptForCount | undefined {
     const r = this.request;
     if (!r) return undefined;
-    return { texts: r.messages.map(messageText), extra: promptDefinitions(r.definitions), chat: r.chat };
+    return { texts: r.messages.map(messageText), extra: promptDefinitions(r), chat: r.chat };
   }
 
   private userIdHash(user: unknown): string | null {

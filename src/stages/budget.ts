@@ -64,6 +64,6 @@ function promptText(llm: LlmRequest): string {
 function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number): number {
   const j = llm.json;
   const maxOut = [j.max_completion_tokens, j.max_tokens].find((v): v is number => typeof v === 'number') ?? rt.config.budgets.completionEstimate;
-  const generated = Math.max(1, ...[j.n, j.best_of].filter((v): v is number => typeof v === 'number'));
+  const generated = Math.max(1, typeof j.n === 'number' ? j.n : 1, typeof j.best_of === 'number' ? j.best_of : 1);
   return promptTokens + chatFramingTokens(llm.messages.length) + maxOut * generated;
 }

@@ -19,7 +19,7 @@ export function chatFramingTokens(messages: number): number {
  * The prompt a request carries beyond its messages: tool definitions and the legacy `functions`, as JSON; ''
  * when it has neither. Counted by the budget stage's reservation and by estimates.
  */
-export function promptDefinitions(body: Record<string, unknown>): string {
+export function promptDefinitions(body: { tools?: unknown; functions?: unknown }): string {
   const { tools, functions } = body;
   if (tools == null) return functions == null ? '' : JSON.stringify(functions);
   return functions == null ? JSON.stringify(tools) : `${JSON.stringify(tools)}\n${JSON.stringify(functions)}`;
