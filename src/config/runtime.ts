@@ -33,6 +33,8 @@ export interface Runtime {
   autoModels: ReadonlySet<string>;
   classifyPaths: ReadonlySet<string>;
   unclassifiedPaths: ReadonlyMap<string, { tier?: string | undefined }>;
+  /** routing.statefulTier, or the first tier: where stateful Responses API turns asking for auto go. */
+  statefulTier: TierRuntime;
   prices: PriceTable;
   auth: AuthRuntime;
   tenants: TenantDirectory;
@@ -58,6 +60,8 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
     }
     tiers.set(name, { name, model: t.model, authorization, provider: t.provider });
   }
+  const statefulTier = tiers.get(config.routing.statefulTier ?? '') ?? tiers.values().next().value;
+  if (!statefulTier) problems.push({ path: 'tiers', message: 'at least one tier is needed' });
   const auth = compileAuth(config.auth, problems);
   if (problems.length > 0) return { ok: false, problems };
 
@@ -83,6 +87,7 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
     autoModels: new Set(config.routing.autoModels),
     classifyPaths: new Set(config.routing.classifyPaths),
     unclassifiedPaths: new Map(Object.entries(config.routing.unclassifiedPaths)),
+    statefulTier: statefulTier as TierRuntime,
     prices: new PriceTable(config.prices),
     auth,
     tenants: new TenantDirectory(config),

@@ -104,8 +104,17 @@ export const configSchema = z
       .strictObject({
         /** Model names that ask tiergate to classify. Any model that is neither alias nor tier model is classified too. */
         autoModels: z.array(z.string().min(1)).default(['auto']),
-        /** Paths whose bodies are classified and routed. */
-        classifyPaths: z.array(z.string().startsWith('/')).default(['/v1/chat/completions', '/v1/completions']),
+        /**
+         * Paths whose bodies are read, limited, routed and accounted; chat and completions requests are also
+         * classified, and so is a Responses API turn that keeps no state on the backend (see statefulTier).
+         */
+        classifyPaths: z.array(z.string().startsWith('/')).default(['/v1/chat/completions', '/v1/completions', '/v1/responses']),
+        /**
+         * Where a Responses API turn asking for an auto model goes when it keeps state on the backend (stored, a
+         * previous_response_id or conversation, background): every such turn of a conversation must reach the
+         * backend holding it, so these are not classified. Default: the first tier listed.
+         */
+        statefulTier: z.string().optional(),
         /** Paths routed without classification: to a fixed tier, or with no tier header when tier is absent. */
         unclassifiedPaths: z
           .record(z.string().startsWith('/'), z.strictObject({ tier: z.string().optional() }))
@@ -167,6 +176,7 @@ export const configSchema = z
     };
     for (const [alias, t] of Object.entries(c.aliases)) needTier(t, ['aliases', alias]);
     for (const [p, u] of Object.entries(c.routing.unclassifiedPaths)) needTier(u.tier, ['routing', 'unclassifiedPaths', p, 'tier']);
+    needTier(c.routing.statefulTier, ['routing', 'statefulTier']);
     const versions = { v7: V7, ...c.classifier.versions };
     const needVersion = (v: string | undefined, path: PropertyKey[]) => {
       if (v !== undefined && !(v in versions)) ctx.addIssue({ code: 'custom', path, message: `unknown classifier version "${v}" (versions: ${Object.keys(versions).join(', ')})` });

@@ -45,7 +45,12 @@ export type Headers = Array<[string, string]>;
 
 /** What Envoy sends for a POST /v1/chat/completions: pseudo-headers first, then the client's headers. */
 export function chatRequestHeaders(extra: Headers = []): Headers {
-  return [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'gateway.local'], [':scheme', 'http'], ['content-type', 'application/json'], ...extra];
+  return postHeaders('/v1/chat/completions', extra);
+}
+
+/** The request headers Envoy sends for a JSON POST to `path`. */
+export function postHeaders(path: string, extra: Headers = []): Headers {
+  return [[':method', 'POST'], [':path', path], [':authority', 'gateway.local'], [':scheme', 'http'], ['content-type', 'application/json'], ...extra];
 }
 
 export type Outcome =

@@ -3,8 +3,9 @@ import type { z } from 'zod';
 import { TiergateError } from '../errors.js';
 import { exactView } from './exact-numbers.js';
 import { chatCompletionRequest, completionRequest, type ChatMessage } from './openai-request.js';
+import { keepsBackendState, responsesMessages, responsesRequest } from './responses-request.js';
 
-export type Endpoint = 'chat' | 'completions';
+export type Endpoint = 'chat' | 'completions' | 'responses';
 
 export interface LlmRequest {
   endpoint: Endpoint;
@@ -17,8 +18,10 @@ export interface LlmRequest {
   exact: Record<string, unknown> | undefined;
   model: string | undefined;
   stream: boolean;
-  /** Chat messages; a completions prompt is presented as one user message. */
+  /** Chat messages; a completions prompt is presented as one user message, a Responses input as messages. */
   messages: readonly ChatMessage[];
+  /** A Responses API turn that keeps or reads state on its backend (responses-request.ts); never classified. */
+  stateful: boolean;
 }
 
 export function parseLlmRequest(endpoint: Endpoint, body: Buffer): LlmRequest {
@@ -31,11 +34,11 @@ export function parseLlmRequest(endpoint: Endpoint, body: Buffer): LlmRequest {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new TiergateError('invalid_request', 'The request body must be a JSON object.');
   }
-  const { model, stream, messages } = endpoint === 'chat' ? chatParts(json) : completionParts(json);
-  return { endpoint, json: json as Record<string, unknown>, exact: exactView(body), model, stream: stream === true, messages };
+  const { model, stream, messages, stateful } = endpoint === 'chat' ? chatParts(json) : endpoint === 'completions' ? completionParts(json) : responsesParts(json);
+  return { endpoint, json: json as Record<string, unknown>, exact: exactView(body), model, stream: stream === true, messages, stateful: stateful === true };
 }
 
-type Parts = { model: string | undefined; stream: boolean | null | undefined; messages: readonly ChatMessage[] };
+type Parts = { model: string | undefined; stream: boolean | null | undefined; messages: readonly ChatMessage[]; stateful?: boolean };
 
 function chatParts(json: unknown): Parts {
   const r = chatCompletionRequest.safeParse(json);
@@ -50,6 +53,12 @@ function completionParts(json: unknown): Parts {
   const prompt = r.data.prompt;
   const text = typeof prompt === 'string' ? prompt : prompt.every((p) => typeof p === 'string') ? (prompt as string[]).join(' ') : '';
   return { model: r.data.model, stream: r.data.stream, messages: [{ role: 'user', content: text }] };
+}
+
+function responsesParts(json: unknown): Parts {
+  const r = responsesRequest.safeParse(json);
+  if (!r.success) throw fieldError(r.error, json);
+  return { model: r.data.model, stream: r.data.stream, messages: responsesMessages(r.data), stateful: keepsBackendState(r.data) };
 }
 
 /** OpenAI names params as `messages[0].content`; so do we. */

@@ -6,6 +6,7 @@ import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { TiergateError } from '../errors.js';
 import type { ContinueDecision } from '../extproc/types.js';
 import type { Caller } from '../stages/authenticate.js';
+import { endpointOf } from '../stages/parse.js';
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials } from './header-rules.js';
 import type { RequestState } from './request-state.js';
@@ -30,4 +31,14 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
     return { kind: 'continue', headers: { set, remove }, clearRouteCache: true };
   };
   return { tier, outcome: admitted instanceof Promise ? admitted.then(decide) : decide(admitted) };
+}
+
+/**
+ * A request about a stored Responses API response (GET or DELETE /v1/responses/{id}, its cancel and input_items):
+ * it must reach the backend that stored the response, which for turns that asked for an auto model is the
+ * stateful tier's. Envoy routes it there by the tier header, as it routes the turns themselves.
+ */
+export function storedResponseTier(rt: Runtime, path: string): TierRuntime | undefined {
+  for (const p of rt.classifyPaths) if (path.startsWith(`${p}/`) && endpointOf(p) === 'responses') return rt.statefulTier;
+  return undefined;
 }

@@ -25,7 +25,7 @@ import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import { StreamRequestState, type RequestState } from './request-state.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
-import { routeFixedPath } from './fixed-path-route.js';
+import { routeFixedPath, storedResponseTier } from './fixed-path-route.js';
 import { ResponseAccounting } from './response-accounting.js';
 import { finalAnswer, responseHeadersAnswer } from './response-answers.js';
 import { runStages, type PipelineResult } from './runner.js';
@@ -88,7 +88,7 @@ export class LlmStream implements StreamHandler {
     const spoofed = clientRoutingHeaders(headers, []);
     let caller: Caller | undefined;
     // With keys on, every path needs one unless the operator made it public: a path tiergate does not account
-    // for (/v1/responses, /v1/models, …) still reaches a backend through Envoy's routes.
+    // for (/v1/models, /v1/audio/…, …) still reaches a backend through Envoy's routes.
     if (this.pathKind !== 'other' || (rt.auth.mode !== 'none' && !rt.auth.isPublic(path))) {
       try {
         caller = authenticate(headers, rt);
@@ -105,6 +105,11 @@ export class LlmStream implements StreamHandler {
     if (this.pathKind === 'other') {
       // An authenticated caller's key goes no further, and the backend sees its tenant, as on LLM paths.
       const set: Array<[string, string]> = caller?.principal !== undefined ? [[H.tenant, caller.tenant]] : [];
+      const stored = storedResponseTier(rt, path);
+      if (stored) {
+        set.push([H.tier, stored.name]);
+        if (stored.authorization) set.push([H.authorization, stored.authorization]);
+      }
       const remove = set.length > 0 ? [...clientRoutingHeaders(headers, set), ...credentials(caller, set)] : spoofed;
       if (set.length === 0 && remove.length === 0 && !rt.config.envoy.allowModeOverride) return CONTINUE;
       return {

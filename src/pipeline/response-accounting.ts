@@ -61,7 +61,7 @@ export class ResponseAccounting {
     this.request = {
       model: llm.model ?? null,
       stream: llm.stream,
-      chat: llm.endpoint === 'chat',
+      chat: llm.endpoint !== 'completions',
       // References, not copies: counted only if the response reports no usage.
       messages: llm.messages,
       tools: json.tools,

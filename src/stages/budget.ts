@@ -59,11 +59,16 @@ function promptText(llm: LlmRequest): string {
 /**
  * Prompt tokens plus what the completions may use: max_completion_tokens, max_tokens, else the configured
  * estimate; times the completions generated (n, or a completions request's best_of when larger; both validated
- * as positive integers by the request schema).
+ * as positive integers by the request schema). A Responses API turn generates one output, capped by its
+ * max_output_tokens; fields of the other APIs in its body are not read (nor validated).
  */
 function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number): number {
   const j = llm.json;
-  const maxOut = [j.max_completion_tokens, j.max_tokens].find((v): v is number => typeof v === 'number') ?? rt.config.budgets.completionEstimate;
+  const estimate = rt.config.budgets.completionEstimate;
+  if (llm.endpoint === 'responses') {
+    return promptTokens + chatFramingTokens(llm.messages.length) + (typeof j.max_output_tokens === 'number' ? j.max_output_tokens : estimate);
+  }
+  const maxOut = [j.max_completion_tokens, j.max_tokens].find((v): v is number => typeof v === 'number') ?? estimate;
   const generated = Math.max(1, typeof j.n === 'number' ? j.n : 1, typeof j.best_of === 'number' ? j.best_of : 1);
   return promptTokens + chatFramingTokens(llm.messages.length) + maxOut * generated;
 }

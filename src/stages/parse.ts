@@ -2,7 +2,9 @@
 import { parseLlmRequest, type Endpoint } from '../llm/parse-request.js';
 import type { Stage } from '../pipeline/stage.js';
 
+/** By the path's last segment, so that an operator's own prefix (e.g. /openai/v1/responses) reads the same. */
 export function endpointOf(path: string): Endpoint {
+  if (path.endsWith('/responses')) return 'responses';
   return path.endsWith('/completions') && !path.endsWith('/chat/completions') ? 'completions' : 'chat';
 }
 

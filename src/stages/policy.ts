@@ -1,5 +1,5 @@
 // The tenant's model ACL. A model asked for by name (alias or tier model id) must be allowed, or 403.
-// For model "auto" the classifier's tier must be allowed; if not, the request is downgraded to a tier the
+// For model "auto" the tier the gateway chose (classifier, or the stateful tier of a Responses turn) must be allowed; if not, the request is downgraded to a tier the
 // tenant may use (reason acl_downgrade) or refused, as the tenant's policy says.
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import { TiergateError } from '../errors.js';
@@ -15,19 +15,22 @@ export function createPolicyStage(metrics: Metrics): Stage {
       const { policy, route, llm, runtime: rt } = state;
       if (!policy.models || !route || !llm) return;
       const asked = llm.model ?? 'auto';
-      if (route.source !== 'classifier') {
+      if (route.source !== 'classifier' && route.source !== 'stateful') {
         if (policy.models.has(asked) || policy.models.has(route.tier.name)) return;
         metrics.aclDecisions.inc({ result: 'refused' });
         throw new TiergateError('model_not_allowed', `Your plan does not include the model '${asked}'.`, 'model');
       }
+      // The gateway chose the tier. A stateful turn is downgraded too: the same tenant's turns always land on
+      // the same allowed tier, so its conversations stay on one backend.
       if (tierAllowed(rt, policy, route.tier.name)) return;
       const fallback = policy.onTierDenied === 'downgrade' ? firstAllowedTier(rt, policy) : undefined;
-      if (!fallback || !route.classification) {
+      if (!fallback) {
         metrics.aclDecisions.inc({ result: 'refused' });
         throw new TiergateError('model_not_allowed', `This request needs the '${route.tier.name}' tier, which your plan does not include.`, 'model');
       }
       metrics.aclDecisions.inc({ result: 'downgraded' });
-      state.route = { ...route, tier: fallback, classification: { ...route.classification, tier: fallback.name, reason: 'acl_downgrade' } };
+      const c = route.classification;
+      state.route = { ...route, tier: fallback, ...(c ? { classification: { ...c, tier: fallback.name, reason: 'acl_downgrade' } } : {}) };
     },
   };
 }

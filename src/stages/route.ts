@@ -11,10 +11,12 @@ export const routeStage: Stage = {
     const { llm, route } = state;
     if (!llm || !route) throw new Error('route before classify');
     if (state.cache?.hit) return; // answered from the cache: nothing goes upstream
-    let text = JSON.stringify(routed(llm.json, route.tier.model, llm.stream));
+    // The Responses API always reports usage in its last event and has no include_usage to force.
+    const forceUsage = llm.stream && llm.endpoint !== 'responses';
+    let text = JSON.stringify(routed(llm.json, route.tier.model, forceUsage));
     // Integers beyond 2^53 go on digit for digit (a 64-bit seed would otherwise reach the backend changed).
     if (llm.exact) {
-      const kept = exactOr(text, routed(llm.exact, route.tier.model, llm.stream));
+      const kept = exactOr(text, routed(llm.exact, route.tier.model, forceUsage));
       // Only a client string or key spelled like a mark gets here (exact-numbers.ts): the rounded body goes.
       if (!kept.exact) state.log.info({ event: 'route.integers_rounded' });
       text = kept.text;
@@ -34,10 +36,10 @@ export const routeStage: Stage = {
   },
 };
 
-/** The body as it goes upstream: the resolved model id and, for streams, usage asked for. */
-function routed(json: Record<string, unknown>, model: string, stream: boolean): Record<string, unknown> {
+/** The body as it goes upstream: the resolved model id and, for chat and completions streams, usage asked for. */
+function routed(json: Record<string, unknown>, model: string, forceUsage: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = { ...json, model };
-  if (stream) {
+  if (forceUsage) {
     // Without include_usage, vLLM and OpenAI send no usage in streams and spend is recorded as $0
     // (landscape.md "Streamed spend"); keep whatever else the client put in stream_options.
     const prev = json.stream_options;

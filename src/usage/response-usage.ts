@@ -18,7 +18,7 @@ export interface ResponseFacts {
   outputText: string;
   /** Characters of generated text seen, including any beyond the kept maximum. */
   outputChars: number;
-  /** JSON: the body parsed; SSE: `data: [DONE]` arrived. */
+  /** JSON: the body parsed; SSE: `data: [DONE]` arrived (a Responses API stream: its final event). */
   complete: boolean;
 }
 
@@ -148,6 +148,7 @@ export class ResponseUsageCollector {
     }
     if (!isObject(body)) return this.observer?.spoil();
     this.done = true;
+    if (body.object === 'response') return this.onResponse(body);
     this.observer?.body(body);
     this.readCommon(body);
     // The generated text is only needed to estimate a missing usage.
@@ -174,6 +175,7 @@ export class ResponseUsageCollector {
       return; // not JSON: nothing to account for (the client still gets it unchanged)
     }
     if (!isObject(chunk)) return this.observer?.spoil();
+    if (typeof chunk.type === 'string' && (chunk.type.startsWith('response.') || chunk.type === 'error')) return this.onResponsesEvent(chunk, chunk.type);
     this.observer?.chunk(chunk);
     this.readCommon(chunk);
     for (const choice of arrayOf(chunk.choices)) {
@@ -182,6 +184,49 @@ export class ResponseUsageCollector {
       if (typeof choice.text === 'string') this.addText(choice.text);
       if (isObject(choice.delta)) this.addMessageText(choice.delta);
     }
+  }
+
+  /**
+   * A whole Responses API response (`object: "response"`): usage, model and error as in chat; the generated text
+   * from its output items. Never stored in the response cache (the API keeps state on the backend).
+   */
+  private onResponse(body: Record<string, unknown>): void {
+    this.observer?.spoil();
+    this.readCommon(body);
+    if (typeof body.status === 'string') this.finishReason = body.status;
+    if (this.usage !== undefined) return;
+    for (const item of arrayOf(body.output)) {
+      if (!isObject(item)) continue;
+      if (typeof item.arguments === 'string') this.addText(item.arguments); // function calls
+      for (const k of ['content', 'summary'] as const) {
+        for (const part of arrayOf(item[k])) {
+          if (!isObject(part)) continue;
+          const text = part.text ?? part.refusal;
+          if (typeof text === 'string') this.addText(text);
+        }
+      }
+    }
+  }
+
+  /**
+   * A Responses API stream event. Such a stream has no `[DONE]`: it ends with response.completed, .incomplete or
+   * .failed, whose `response` carries the usage (and, when failed, the error). The text comes from the deltas.
+   */
+  private onResponsesEvent(e: Record<string, unknown>, type: string): void {
+    this.observer?.spoil();
+    if (type === 'error') {
+      this.errorCode = typeof e.code === 'string' && e.code.length > 0 ? e.code : 'upstream_error';
+      return;
+    }
+    if (isObject(e.response)) {
+      this.readCommon(e.response);
+      if (RESPONSE_ENDS.has(type)) {
+        this.done = true;
+        if (typeof e.response.status === 'string') this.finishReason = e.response.status;
+      }
+      return;
+    }
+    if (TEXT_DELTAS.has(type) && typeof e.delta === 'string') this.addText(e.delta);
   }
 
   /** Fields chunks and whole bodies share: model, usage (the last non-null one wins), error. */
@@ -223,6 +268,18 @@ export class ResponseUsageCollector {
     this.text.push(s);
   }
 }
+
+/** The events that end a Responses API stream. */
+const RESPONSE_ENDS: ReadonlySet<string> = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+/** Responses API events whose `delta` is generated text (not audio or images, whose deltas are base64 data). */
+const TEXT_DELTAS: ReadonlySet<string> = new Set([
+  'response.output_text.delta',
+  'response.refusal.delta',
+  'response.function_call_arguments.delta',
+  'response.custom_tool_call_input.delta',
+  'response.reasoning_text.delta',
+  'response.reasoning_summary_text.delta',
+]);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

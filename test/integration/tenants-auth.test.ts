@@ -103,18 +103,18 @@ describe('authentication', () => {
 
   it('paths tiergate does not account for need a key too: refused without, key removed and tenant set with', async () => {
     const headersFor = (path: string, extra: Array<[string, string]> = []): Array<[string, string]> => [[':method', 'POST'], [':path', path], [':authority', 'gw'], ['x-request-id', `other-${path}`], ...extra];
-    // /v1/responses spends tokens on a backend that serves it: no key, no way through.
+    // /v1/audio/speech spends money on a backend that serves it: no key, no way through.
     const s = tg.pool.open();
-    const refused = errorOf(await s.sendRequestHeaders(headersFor('/v1/responses'), false));
+    const refused = errorOf(await s.sendRequestHeaders(headersFor('/v1/audio/speech'), false));
     expect([refused.status, refused.error.code]).toEqual([401, 'missing_api_key']);
     s.close();
-    await expect.poll(async () => (await tg.rows()).find((r) => r.request_id === 'other-/v1/responses')).toMatchObject({
+    await expect.poll(async () => (await tg.rows()).find((r) => r.request_id === 'other-/v1/audio/speech')).toMatchObject({
       tenant_id: '(unauthenticated)',
       status: 'rejected',
       http_status: 401,
     });
     const s2 = tg.pool.open();
-    const ok = await s2.sendRequestHeaders(headersFor('/v1/responses', [['authorization', `Bearer ${KEY_ACME}`], ['x-llm-tier', 'strong']]), false);
+    const ok = await s2.sendRequestHeaders(headersFor('/v1/audio/speech', [['authorization', `Bearer ${KEY_ACME}`], ['x-llm-tier', 'strong']]), false);
     expect(ok.kind).toBe('continue');
     expect(getHeader(s2.requestHeaders, 'authorization')).toBeUndefined(); // the gateway key never reaches a backend
     expect(getHeader(s2.requestHeaders, 'x-tenant-id')).toBe('acme');

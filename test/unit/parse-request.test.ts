@@ -101,3 +101,73 @@ describe('bad input', () => {
     expect(r.json.some_future_param).toEqual({ keep: true });
   });
 });
+
+describe('Responses API requests', () => {
+  const parse = (o: unknown) => parseLlmRequest('responses', Buffer.from(JSON.stringify(o)));
+
+  it('presents instructions and input items as chat messages, one per item', () => {
+    // The shape an agent sends each turn with store: false: its whole history as items.
+    const r = parse({
+      model: 'auto',
+      store: false,
+      instructions: 'You are a coding agent.',
+      input: [
+        { type: 'message', role: 'developer', content: [{ type: 'input_text', text: 'Be terse.' }] },
+        { role: 'user', content: 'List the files' },
+        { type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: 'gAAAA' },
+        { type: 'function_call', call_id: 'c1', name: 'shell', arguments: '{"cmd":"ls"}' },
+        { type: 'function_call_output', call_id: 'c1', output: 'a.ts\nb.ts' },
+        { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Two files.' }, { type: 'refusal', refusal: 'No.' }] },
+        { role: 'user', content: [{ type: 'input_text', text: 'Open a.ts' }, { type: 'input_image', image_url: 'data:image/png;base64,AAA' }] },
+      ],
+      tools: [{ type: 'function', name: 'shell', parameters: {} }],
+      reasoning: { effort: 'high' },
+    });
+    expect(r).toMatchObject({ endpoint: 'responses', model: 'auto', stream: false, stateful: false });
+    expect(r.messages).toEqual([
+      { role: 'system', content: 'You are a coding agent.' },
+      { role: 'developer', content: [{ type: 'text', text: 'Be terse.' }] },
+      { role: 'user', content: 'List the files' },
+      { role: 'assistant', content: null },
+      { role: 'assistant', content: null },
+      { role: 'tool', content: 'a.ts\nb.ts' },
+      { role: 'assistant', content: [{ type: 'text', text: 'Two files.' }, { type: 'text', text: 'No.' }] },
+      { role: 'user', content: [{ type: 'text', text: 'Open a.ts' }] },
+    ]);
+    // Unknown fields (tools, reasoning, encrypted content) are kept for the backend.
+    expect(r.json.reasoning).toEqual({ effort: 'high' });
+  });
+
+  it('a string input is one user message; no input at all is allowed (a continuation may carry none)', () => {
+    expect(parse({ input: 'hi', store: false }).messages).toEqual([{ role: 'user', content: 'hi' }]);
+    expect(parse({ previous_response_id: 'resp_1' }).messages).toEqual([]);
+  });
+
+  it.each([
+    [{ input: 'x' }, true], // stored by default
+    [{ input: 'x', store: true }, true],
+    [{ input: 'x', store: null }, true],
+    [{ input: 'x', store: false }, false],
+    [{ input: 'x', store: false, previous_response_id: 'resp_1' }, true],
+    [{ input: 'x', store: false, conversation: { id: 'conv_1' } }, true],
+    [{ input: 'x', store: false, background: true }, true],
+    [{ input: 'x', store: false, previous_response_id: null, conversation: null, background: false }, false],
+  ])('%j keeps state on the backend: %s', (body, stateful) => {
+    expect(parse(body).stateful).toBe(stateful);
+  });
+
+  it('chat and completions requests never do', () => {
+    expect(parseLlmRequest('chat', Buffer.from('{"messages":[{"role":"user","content":"x"}],"store":true}')).stateful).toBe(false);
+  });
+
+  it.each([
+    [{ input: 42 }, 'input'],
+    [{ input: 'x', instructions: 7 }, 'instructions'],
+    [{ input: 'x', max_output_tokens: 1.5 }, 'max_output_tokens'],
+    [{ input: 'x', previous_response_id: 3 }, 'previous_response_id'],
+    [{ input: [{ role: 5, content: 'x' }] }, 'input'],
+  ])('rejects %j naming %s', (body, param) => {
+    const e = err(() => parse(body));
+    expect([e.entry.status, e.entry.code, e.param]).toEqual([400, 'invalid_request', param]);
+  });
+});

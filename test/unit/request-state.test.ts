@@ -17,7 +17,7 @@ describe('per-request state', () => {
     const s = new StreamRequestState('req-1', {} as Runtime, '/v1/chat/completions', 'POST', { get: () => undefined, has: () => false }, log);
     s.tenant = 'acme';
     s.body = Buffer.from('{}');
-    s.llm = { endpoint: 'chat', json: {}, exact: undefined, model: 'auto', stream: false, messages: [] };
+    s.llm = { endpoint: 'chat', json: {}, exact: undefined, model: 'auto', stream: false, messages: [], stateful: false };
     s.route = { tier: { name: 'weak' } as never, source: 'classifier' };
     s.cache = { status: 'miss', reason: 'not_found', lookupMs: 0 };
     s.newBody = Buffer.from('{}');

@@ -181,3 +181,64 @@ describe('SSE parser details', () => {
     expect(f.complete).toBe(false);
   });
 });
+
+describe('Responses API bodies', () => {
+  const ev = (o: Record<string, unknown>) => `event: ${String(o.type)}\ndata: ${JSON.stringify(o)}\n\n`;
+  const usage = { input_tokens: 12, input_tokens_details: { cached_tokens: 4 }, output_tokens: 7, output_tokens_details: { reasoning_tokens: 3 }, total_tokens: 19 };
+  const stream =
+    ev({ type: 'response.created', sequence_number: 0, response: { object: 'response', model: 'm-1', status: 'in_progress', usage: null, error: null } }) +
+    ev({ type: 'response.reasoning_summary_text.delta', sequence_number: 1, delta: 'Thinking. ' }) +
+    ev({ type: 'response.output_text.delta', sequence_number: 2, delta: 'Hel' }) +
+    ev({ type: 'response.audio.delta', sequence_number: 3, delta: 'QUJDRA==' }) +
+    ev({ type: 'response.output_text.delta', sequence_number: 4, delta: 'lo' }) +
+    ev({ type: 'response.function_call_arguments.delta', sequence_number: 5, delta: '{"a":1}' }) +
+    ev({ type: 'response.completed', sequence_number: 6, response: { object: 'response', model: 'm-1', status: 'completed', usage, error: null } });
+
+  it('a stream: usage and model from response.completed, text from the text deltas only, complete without [DONE]', () => {
+    const facts = collect('sse', [Buffer.from(stream)]);
+    expect(facts).toMatchObject({
+      usage: { inputTokens: 12, outputTokens: 7, totalTokens: 19, cachedInputTokens: 4, reasoningTokens: 3 },
+      model: 'm-1',
+      errorCode: undefined,
+      outputText: 'Thinking. Hello{"a":1}',
+      complete: true,
+    });
+  });
+
+  it('the same facts when split at every byte offset', () => {
+    const body = Buffer.from(stream);
+    const whole = collect('sse', [body]);
+    for (let i = 1; i < body.length; i++) {
+      const facts = collect('sse', [body.subarray(0, i), body.subarray(i)]);
+      if (JSON.stringify(facts) !== JSON.stringify(whole)) expect({ offset: i, facts }).toEqual({ offset: i, facts: whole });
+    }
+  });
+
+  it('a stream cut before its final event is not complete', () => {
+    const cut = stream.slice(0, stream.indexOf('event: response.completed'));
+    expect(collect('sse', [Buffer.from(cut)])).toMatchObject({ usage: undefined, complete: false, outputText: 'Thinking. Hello{"a":1}' });
+  });
+
+  it('failed and error events give their codes', () => {
+    const failed = ev({ type: 'response.failed', response: { object: 'response', status: 'failed', error: { code: 'server_error', message: 'x' }, usage: null } });
+    expect(collect('sse', [Buffer.from(failed)])).toMatchObject({ errorCode: 'server_error', complete: true });
+    expect(collect('sse', [Buffer.from(ev({ type: 'error', code: null, message: 'x' }))])).toMatchObject({ errorCode: 'upstream_error' });
+  });
+
+  it('a chat chunk with a type field of its own is still read as chat', () => {
+    // vLLM's in-stream error object carries `type` (an exception name), not a Responses event type.
+    const chunk = `data: ${JSON.stringify({ object: 'error', type: 'BadRequestError', error: { code: 'bad' }, choices: [{ index: 0, delta: { content: 'x' } }] })}\n\n`;
+    expect(collect('sse', [Buffer.from(chunk)])).toMatchObject({ errorCode: 'bad', outputText: 'x' });
+  });
+
+  it('a JSON response: usage read; without usage, the text of its output items is kept for the estimate', () => {
+    const output = [
+      { type: 'reasoning', summary: [{ type: 'summary_text', text: 'Plan. ' }] },
+      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Answer. ' }, { type: 'refusal', refusal: 'No. ' }] },
+      { type: 'function_call', name: 'f', arguments: '{"q":1}' },
+    ];
+    const body = (u: unknown) => Buffer.from(JSON.stringify({ object: 'response', model: 'm-2', status: 'completed', error: null, output, usage: u }));
+    expect(collect('json', [body(usage)])).toMatchObject({ usage: { totalTokens: 19 }, model: 'm-2', outputText: '', complete: true });
+    expect(collect('json', [body(null)])).toMatchObject({ usage: undefined, outputText: 'Plan. Answer. No. {"q":1}' });
+  });
+});

@@ -1,0 +1,247 @@
+// OpenAI's Responses API (/v1/responses) through the Envoy-faithful client: validated, routed (classified only
+// when the turn keeps no state on the backend), limited by tokens, never cached, and accounted from the usage in
+// its JSON body or its stream's final event.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configSchema, type ConfigInput } from '../../src/config/schema.js';
+import { getHeader, postHeaders, type ExtProcSession, type Outcome } from '../../src/dev/envoy-client.js';
+import type { LedgerRow } from '../../src/ledger/row.js';
+import { jsonBody, minuteAlignedClock, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+
+const PATH = '/v1/responses';
+const LONG_TASK = 'Please refactor this module so that it is easier to test.';
+
+async function turn(t: TestTiergate, body: Record<string, unknown>, id = 'r'): Promise<{ s: ExtProcSession; o: Outcome }> {
+  const s = t.pool.open();
+  await s.sendRequestHeaders(postHeaders(PATH, [['x-request-id', id]]), false);
+  return { s, o: await s.sendRequestBody(jsonBody({ model: 'auto', ...body })) };
+}
+
+function sent(s: ExtProcSession, o: Outcome): { body: Record<string, unknown>; tier: string | undefined; classifier: string | undefined } {
+  if (o.kind !== 'continue' || !o.body) throw new Error(`expected a rewritten body, got ${o.kind}`);
+  return { body: JSON.parse(o.body.toString()) as Record<string, unknown>, tier: getHeader(s.requestHeaders, 'x-llm-tier'), classifier: getHeader(s.requestHeaders, 'x-llm-classifier') };
+}
+
+function refusal(o: Outcome): { status: number; error: { code: string; param: string | null; message: string } } {
+  if (o.kind !== 'immediate') throw new Error(`expected a local reply, got ${o.kind}`);
+  return { status: o.status, error: (JSON.parse(o.body.toString()) as { error: { code: string; param: string | null; message: string } }).error };
+}
+
+async function rowFor(t: TestTiergate, requestId: string): Promise<LedgerRow> {
+  let row: LedgerRow | undefined;
+  await expect.poll(async () => (row = (await t.rows()).find((r) => r.request_id === requestId))).toBeDefined();
+  return row as LedgerRow;
+}
+
+const event = (o: Record<string, unknown>) => `event: ${String(o.type)}\ndata: ${JSON.stringify(o)}\n\n`;
+const USAGE = { input_tokens: 1000, input_tokens_details: { cached_tokens: 200 }, output_tokens: 500, output_tokens_details: { reasoning_tokens: 120 }, total_tokens: 1500 };
+const response = (extra: Record<string, unknown>) => ({ id: 'resp_1', object: 'response', status: 'completed', model: 'weak-model', error: null, output: [], usage: null, ...extra });
+
+let tg: TestTiergate;
+beforeAll(async () => {
+  tg = await startTiergate({ tenants: { '*': { cache: { mode: 'exact' } } } });
+});
+afterAll(async () => tg.stop());
+
+describe('routing a Responses API turn', () => {
+  it('a turn that keeps no state (store: false) is classified like chat, and its stream gets no stream_options', async () => {
+    const { s, o } = await turn(tg, { store: false, stream: true, input: [{ role: 'user', content: [{ type: 'input_text', text: LONG_TASK }] }] });
+    const r = sent(s, o);
+    expect(r.tier).toBe('strong'); // v7's keyword rule, on the input's text parts
+    expect(r.classifier).toBe('v7');
+    expect(r.body.model).toBe('strong-model');
+    expect(r.body).not.toHaveProperty('stream_options'); // the Responses API reports usage in its last event anyway
+    expect(r.body.input).toEqual([{ role: 'user', content: [{ type: 'input_text', text: LONG_TASK }] }]);
+    s.close();
+  });
+
+  it('instructions and a string input are read as a system and a user message', async () => {
+    const { s, o } = await turn(tg, { store: false, instructions: 'You review architecture.', input: 'Short question' });
+    expect(sent(s, o).tier).toBe('strong'); // "architect" is in the instructions only
+    s.close();
+  });
+
+  it('a stored turn, a continuation and a conversation go to the stateful tier unclassified, whatever they say', async () => {
+    for (const extra of [{}, { store: true }, { store: false, previous_response_id: 'resp_0' }, { store: false, conversation: 'conv_1' }, { store: false, background: true }]) {
+      const { s, o } = await turn(tg, { input: LONG_TASK, ...extra });
+      const r = sent(s, o);
+      expect(r.tier, JSON.stringify(extra)).toBe('weak'); // the first tier listed
+      expect(r.classifier).toBe('stateful');
+      expect(r.body.model).toBe('weak-model');
+      s.close();
+    }
+  });
+
+  it('routing.statefulTier picks the tier; a model named by the client routes straight to its tier', async () => {
+    const t = await startTiergate({ routing: { statefulTier: 'strong' }, aliases: { small: 'weak' } });
+    try {
+      const stored = await turn(t, { input: 'hi' });
+      expect(sent(stored.s, stored.o)).toMatchObject({ tier: 'strong', classifier: 'stateful' });
+      stored.s.close();
+      const named = await turn(t, { model: 'small', input: 'hi', previous_response_id: 'resp_0' });
+      expect(sent(named.s, named.o)).toMatchObject({ tier: 'weak', classifier: 'alias', body: { model: 'weak-model', previous_response_id: 'resp_0' } });
+      named.s.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('a request about a stored response (GET, DELETE, input_items) goes to the stateful tier, with its credential', async () => {
+    const tiers = { weak: { model: 'weak-model' }, strong: { model: 'strong-model', credentialsEnv: 'STRONG_KEY' } };
+    const t = await startTiergate({ tiers, routing: { statefulTier: 'strong' } }, { STRONG_KEY: 'sk-upstream' });
+    try {
+      for (const [method, path] of [['GET', '/v1/responses/resp_1'], ['DELETE', '/v1/responses/resp_1'], ['GET', '/v1/responses/resp_1/input_items']]) {
+        const s = t.pool.open();
+        const headers: Array<[string, string]> = [[':method', method as string], [':path', path as string], [':authority', 'gw'], ['x-llm-tier', 'weak'], ['authorization', 'Bearer sk-client']];
+        expect((await s.sendRequestHeaders(headers, true)).kind).toBe('continue');
+        expect(getHeader(s.requestHeaders, 'x-llm-tier'), path).toBe('strong'); // the client's own value is gone
+        expect(getHeader(s.requestHeaders, 'authorization')).toBe('Bearer sk-upstream');
+        s.close();
+      }
+      // Only what lies under the Responses path: a look-alike passes untouched, with no tier.
+      const s = t.pool.open();
+      await s.sendRequestHeaders([[':method', 'GET'], [':path', '/v1/responsesX/1'], [':authority', 'gw']], true);
+      expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBeUndefined();
+      s.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('an unknown statefulTier is a config error', async () => {
+    const r = configSchema.safeParse({ routing: { statefulTier: 'medium' } });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues).toEqual([expect.objectContaining({ path: ['routing', 'statefulTier'], message: 'unknown tier "medium" (tiers: weak, strong)' })]);
+  });
+
+  it('bad input is a 400 naming the field', async () => {
+    for (const [body, param] of [
+      [{ input: 5 }, 'input'],
+      [{ input: [{ role: 'user', content: 'x' }, 'not an item'] }, 'input'],
+      [{ input: 'x', max_output_tokens: -1 }, 'max_output_tokens'],
+      [{ input: 'x', stream: 'yes' }, 'stream'],
+      [{ input: 'x', store: 'no' }, 'store'],
+    ] as const) {
+      const { s, o } = await turn(tg, body);
+      const r = refusal(o);
+      expect(r.status).toBe(400);
+      expect(r.error.param).toBe(param);
+      s.close();
+    }
+  });
+
+  it('is never answered from the cache: the backend keeps state a replay could not recreate', async () => {
+    for (let i = 0; i < 2; i++) {
+      const { s, o } = await turn(tg, { store: false, input: 'Say hi' }, `cache-${i}`);
+      expect(o.kind).toBe('continue');
+      await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      expect(getHeader(s.responseHeaders, 'x-cache')).toBe('bypass');
+      await s.sendResponseBody(jsonBody(response({ usage: USAGE, output: [{ type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'hi' }] }] })), true);
+      s.close();
+    }
+    expect((await rowFor(tg, 'cache-1')).cache_hit).toBe(false);
+  });
+});
+
+describe('accounting a Responses API turn', () => {
+  it('a stream: usage, model and end from its response.completed event, no [DONE] needed', async () => {
+    const { s } = await turn(tg, { stream: true, input: 'Say hi' }, 'stream-ok');
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    await s.sendResponseBody(Buffer.from(event({ type: 'response.created', response: response({ status: 'in_progress' }) })), false);
+    await s.sendResponseBody(Buffer.from(event({ type: 'response.output_text.delta', delta: 'Hel' }) + event({ type: 'response.output_text.delta', delta: 'lo' })), false);
+    await s.sendResponseBody(Buffer.from(event({ type: 'response.completed', response: response({ usage: USAGE }) })), true);
+    s.close();
+    const row = await rowFor(tg, 'stream-ok');
+    expect(row).toMatchObject({
+      path: PATH,
+      stream: true,
+      status: 'success',
+      tier: 'weak',
+      model_resolved: 'weak-model',
+      classifier_version: 'stateful',
+      usage: { input_tokens: 1000, output_tokens: 500, total_tokens: 1500, cached_input_tokens: 200, reasoning_tokens: 120 },
+      usage_source: 'reported',
+      error_code: null,
+    });
+    expect(row.cost_usd?.total).toBeGreaterThan(0);
+  });
+
+  it('a failed stream records the error code of its response.failed event; an error event its code', async () => {
+    const failed = await turn(tg, { stream: true, input: 'Say hi' }, 'stream-failed');
+    await failed.s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    await failed.s.sendResponseBody(Buffer.from(event({ type: 'response.failed', response: response({ status: 'failed', error: { code: 'server_error', message: 'boom' }, usage: USAGE }) })), true);
+    failed.s.close();
+    expect(await rowFor(tg, 'stream-failed')).toMatchObject({ status: 'upstream_error', error_code: 'server_error', usage_source: 'reported' });
+
+    const errored = await turn(tg, { stream: true, input: 'Say hi' }, 'stream-error');
+    await errored.s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    await errored.s.sendResponseBody(Buffer.from(event({ type: 'error', code: 'rate_limit_exceeded', message: 'slow down', param: null })), true);
+    errored.s.close();
+    expect(await rowFor(tg, 'stream-error')).toMatchObject({ status: 'upstream_error', error_code: 'rate_limit_exceeded' });
+  });
+
+  it('a JSON response without usage is estimated from its output items', async () => {
+    const { s } = await turn(tg, { input: 'Say hi' }, 'json-estimated');
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    const output = [
+      { type: 'reasoning', summary: [{ type: 'summary_text', text: 'The user greets me. '.repeat(10) }] },
+      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Hello there, how can I help you today? '.repeat(10) }] },
+      { type: 'function_call', name: 'lookup', call_id: 'c1', arguments: '{"query":"weather in Seoul"}' },
+    ];
+    await s.sendResponseBody(jsonBody(response({ output })), true);
+    s.close();
+    const row = await rowFor(tg, 'json-estimated');
+    expect(row.usage_source).toBe('estimated');
+    // ~90 output tokens of text: not zero, and not the whole body's JSON either
+    expect(row.usage.output_tokens).toBeGreaterThan(60);
+    expect(row.usage.output_tokens).toBeLessThan(200);
+    expect(row.usage.input_tokens).toBeGreaterThan(0);
+  });
+});
+
+describe('limits on a Responses API turn', () => {
+  const limited: ConfigInput = { tenants: { '*': { dailyTokenBudget: 3000 } }, budgets: { completionEstimate: 100 } };
+
+  it('reserves its prompt and max_output_tokens, then counts what it used: the daily budget cannot be bypassed', async () => {
+    const t = await startTiergate(limited, {}, { now: minuteAlignedClock() });
+    try {
+      const big = await turn(t, { input: 'Say hi', max_output_tokens: 5000 });
+      expect(refusal(big.o)).toMatchObject({ status: 429, error: { code: 'daily_token_budget' } });
+      big.s.close();
+
+      const used = await turn(t, { input: 'Say hi', max_output_tokens: 500 }, 'spent');
+      expect(used.o.kind).toBe('continue');
+      await used.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await used.s.sendResponseBody(jsonBody(response({ usage: { input_tokens: 1000, output_tokens: 1800, total_tokens: 2800 } })), true);
+      used.s.close();
+      await rowFor(t, 'spent'); // settled: the 2,800 tokens are counted
+
+      const next = await turn(t, { input: 'Say hi', max_output_tokens: 500 });
+      expect(refusal(next.o)).toMatchObject({ status: 429, error: { code: 'daily_token_budget' } });
+      next.s.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('the model ACL holds: a tenant without the stateful tier is downgraded, or refused when its policy says so', async () => {
+    const t = await startTiergate({
+      routing: { statefulTier: 'strong' },
+      tenants: { '*': { models: ['weak'] }, default: { onTierDenied: 'downgrade' } },
+    });
+    const strict = await startTiergate({ routing: { statefulTier: 'strong' }, tenants: { '*': { models: ['weak'], onTierDenied: 'refuse' } } });
+    try {
+      const down = await turn(t, { input: 'hi' });
+      expect(sent(down.s, down.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
+      down.s.close();
+      const named = await turn(t, { model: 'strong-model', input: 'hi' });
+      expect(refusal(named.o)).toMatchObject({ status: 403, error: { code: 'model_not_allowed' } });
+      named.s.close();
+      const refused = await turn(strict, { input: 'hi' });
+      expect(refusal(refused.o)).toMatchObject({ status: 403, error: { code: 'model_not_allowed' } });
+      refused.s.close();
+    } finally {
+      await t.stop();
+      await strict.stop();
+    }
+  });
+});
