@@ -123,6 +123,10 @@ Try:
   # bad input → OpenAI-shaped 400
   curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"auto","messages":[]}'
 
+  # the Responses API: a stored turn goes to routing.statefulTier (weak), a store:false one is classified (strong)
+  curl -s -i ${u}/v1/responses -H 'content-type: application/json' -d '{"model":"auto","input":"Please refactor this"}'
+  curl -s -i ${u}/v1/responses -H 'content-type: application/json' -d '{"model":"auto","store":false,"input":"Please refactor this"}'
+
   # metrics
   curl -s ${admin}/metrics | grep ^tiergate_requests_total
 ${ledgerHint(stack)}`;

@@ -56,6 +56,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
     sendJson(res, 200, { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
     return;
   }
+  if (path === '/v1/responses') return respond(res, body, model, opts);
   const chat = path === '/v1/chat/completions';
   if (!chat && path !== '/v1/completions') {
     sendJson(res, 404, { error: { message: `no route ${path}`, type: 'invalid_request_error', param: null, code: null } });
@@ -88,6 +89,40 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
     ? { index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }
     : { index: 0, text: answer, finish_reason: 'stop' };
   sendJson(res, 200, { id, object: chat ? 'chat.completion' : 'text_completion', created, model, choices: [choice], usage: fullUsage });
+}
+
+let responseCount = 0;
+
+/** The Responses API: a response object, or its stream of typed events ending in response.completed (no [DONE]). */
+async function respond(res: ServerResponse, body: Record<string, unknown>, model: string, opts: MockBackendOptions): Promise<void> {
+  const items = Array.isArray(body.input) ? body.input.length : 1;
+  const answer = `Hello from the ${opts.name} backend (model ${model}). You sent ${items} input item${items === 1 ? '' : 's'}.`;
+  const inputTokens = mockTokenCount(JSON.stringify(body.input ?? '') + String(body.instructions ?? ''));
+  const outputTokens = mockTokenCount(answer);
+  const usage = {
+    input_tokens: inputTokens,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: outputTokens,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: inputTokens + outputTokens,
+  };
+  const id = `resp_mock_${opts.name}_${++responseCount}`;
+  const message = (text: string, status: string) => ({ type: 'message', id: `msg_${id}`, status, role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] });
+  const base = { id, object: 'response', created_at: 1_700_000_000, model, instructions: body.instructions ?? null, error: null, incomplete_details: null };
+  const done = { ...base, status: 'completed', output: [message(answer, 'completed')], usage };
+  if (body.stream !== true) return sendJson(res, 200, done);
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  let seq = 0;
+  const send = (type: string, fields: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...fields })}\n\n`);
+  send('response.created', { response: { ...base, status: 'in_progress', output: [], usage: null } });
+  send('response.output_item.added', { output_index: 0, item: { ...message('', 'in_progress'), content: [] } });
+  for (const piece of answer.match(/\S+\s*/g) ?? []) {
+    await sleep(opts.chunkDelayMs ?? 0);
+    send('response.output_text.delta', { item_id: `msg_${id}`, output_index: 0, content_index: 0, delta: piece });
+  }
+  send('response.output_item.done', { output_index: 0, item: message(answer, 'completed') });
+  send('response.completed', { response: done });
+  res.end();
 }
 
 /** A small deterministic vector per text. */

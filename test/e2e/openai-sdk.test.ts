@@ -103,6 +103,45 @@ describe('openai SDK through tiergate dev', () => {
   });
 });
 
+describe('openai SDK, Responses API, through tiergate dev', () => {
+  it('a stored turn and its continuation both reach the stateful tier; a turn with store: false is classified', async () => {
+    const { data: first, response } = await client.responses.create({ model: 'auto', input: 'Please refactor this module' }).withResponse();
+    // Stored by default, so not classified: the keyword does not move it off the stateful tier (weak by default).
+    expect(response.headers.get('x-llm-tier')).toBe('weak');
+    expect(first.output_text).toContain('weak backend');
+    const next = await client.responses.create({ model: 'auto', previous_response_id: first.id, input: 'And now optimize it' });
+    expect(next.model).toBe('weak-model');
+    const stateless = await client.responses.create({ model: 'auto', store: false, input: 'Please refactor this module' });
+    expect(stateless.output_text).toContain('strong backend');
+  });
+
+  it('streaming: typed events to response.completed, with usage, and a ledger row from it', async () => {
+    const id = 'e2e-responses-stream';
+    const stream = await client.responses.create({ model: 'auto', stream: true, input: 'Say hi, streamed' }, { headers: { 'x-request-id': id } });
+    let text = '';
+    let usage: OpenAI.Responses.ResponseUsage | undefined;
+    for await (const e of stream) {
+      if (e.type === 'response.output_text.delta') text += e.delta;
+      if (e.type === 'response.completed') usage = e.response.usage;
+    }
+    expect(text).toBe('Hello from the weak backend (model weak-model). You sent 1 input item.');
+    expect(usage?.total_tokens).toBeGreaterThan(0);
+    const dayFile = join('tiergate-ledger', `ledger-${new Date().toISOString().slice(0, 10)}.jsonl`);
+    const row = () =>
+      (existsSync(dayFile) ? readFileSync(dayFile, 'utf8').split('\n').filter(Boolean) : [])
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((r) => r.request_id === id);
+    await expect.poll(row).toBeDefined();
+    expect(row()).toMatchObject({ path: '/v1/responses', stream: true, status: 'success', usage_source: 'reported', usage: { input_tokens: usage?.input_tokens, output_tokens: usage?.output_tokens } });
+  });
+
+  it('bad input: a 400 the SDK turns into BadRequestError', async () => {
+    const err = await client.responses.create({ model: 'auto', input: 'x', max_output_tokens: -5 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('max_output_tokens');
+  });
+});
+
 describe('openai SDK and the response cache (tiergate dev turns it on for every tenant)', () => {
   it('a stored JSON answer replays as a stream the SDK parses, with the usage chunk it asked for', async () => {
     const ask = { model: 'auto', messages: [{ role: 'user' as const, content: 'Cache me as JSON' }] };
