@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { CacheEntry, CacheStore } from '../stores/cache-store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { withDeadline } from '../stores/deadline.js';
 import { StoreGuard } from '../stores/store-guard.js';
 
 export type LookupResult =
@@ -44,10 +45,6 @@ export class ResponseCache {
       return this.counted(this.failed('get', err, cfg));
     }
     if (!(got instanceof Promise)) return this.counted(got ? { result: 'hit', entry: got } : MISS);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<LookupResult>((resolve) => {
-      timer = setTimeout(() => resolve(DEADLINE), cfg.lookupDeadlineMs);
-    });
     const answer = got.then(
       (entry): LookupResult => {
         this.guard.succeeded();
@@ -55,10 +52,7 @@ export class ResponseCache {
       },
       (err: unknown) => this.failed('get', err, cfg),
     );
-    return Promise.race([answer, deadline]).then((r) => {
-      clearTimeout(timer);
-      return this.counted(r);
-    });
+    return withDeadline(answer, cfg.lookupDeadlineMs, DEADLINE).then((r) => this.counted(r));
   }
 
   /** After the response: never throws, never blocks a request. */

@@ -1,39 +1,5 @@
-// In-process cache store: a Map in least-recently-used order, bounded by entry count; an entry past its TTL is
-// gone on the next read. Per instance only (the Redis store is shared by replicas).
-import type { CacheEntry, CacheStore } from '../cache-store.js';
+// In-process cache store: answers kept by MemoryTtlStore (least recently used go first past maxEntries).
+import type { CacheEntry } from '../cache-store.js';
+import { MemoryTtlStore } from './ttl-store.js';
 
-export class MemoryCacheStore implements CacheStore {
-  readonly kind = 'memory';
-  private readonly entries = new Map<string, { entry: CacheEntry; expiresAt: number }>();
-
-  constructor(
-    private readonly maxEntries: number,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  get(key: string): CacheEntry | undefined {
-    const e = this.entries.get(key);
-    if (!e) return undefined;
-    this.entries.delete(key);
-    if (e.expiresAt <= this.now()) return undefined;
-    this.entries.set(key, e); // most recently used goes last
-    return e.entry;
-  }
-
-  set(key: string, entry: CacheEntry, ttlMs: number): void {
-    this.entries.delete(key);
-    this.entries.set(key, { entry, expiresAt: this.now() + ttlMs });
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-    }
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  async close(): Promise<void> {
-    this.entries.clear();
-  }
-}
+export class MemoryCacheStore extends MemoryTtlStore<CacheEntry> {}

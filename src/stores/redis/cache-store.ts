@@ -1,36 +1,22 @@
-// Redis cache store: one string per entry (JSON), expiring by itself (SET PX). Shared by every tiergate
-// replica on the same Redis; memory is bounded by the TTL and Redis's own maxmemory policy.
-import type { Cluster, Redis } from 'ioredis';
-import type { CacheEntry, CacheStore } from '../cache-store.js';
-import { connectRedis, type RedisConnectOptions } from './connect.js';
+// Redis cache store: one JSON string per entry (RedisTtlStore). A damaged entry reads as a miss and is
+// overwritten by the next store.
+import type { CacheEntry } from '../cache-store.js';
+import type { RedisConnectOptions } from './connect.js';
+import { RedisTtlStore } from './ttl-store.js';
 
-export class RedisCacheStore implements CacheStore {
-  readonly kind = 'redis';
-  readonly redis: Redis | Cluster;
-
-  constructor(opts: RedisConnectOptions) {
-    this.redis = connectRedis(opts);
-  }
-
-  async get(key: string): Promise<CacheEntry | undefined> {
-    // A lookup never waits for a reconnect: the cache is optional, and the request goes upstream at once.
-    if (this.redis.status !== 'ready') throw new Error(`cache store not connected (${this.redis.status})`);
-    const v = await this.redis.get(key);
-    if (v === null) return undefined;
+const JSON_ENTRY = {
+  encode: (e: CacheEntry) => JSON.stringify(e),
+  decode(text: string): CacheEntry | undefined {
     try {
-      return JSON.parse(v) as CacheEntry;
+      return JSON.parse(text) as CacheEntry;
     } catch {
-      return undefined; // a damaged entry is a miss, and will be overwritten
+      return undefined;
     }
-  }
+  },
+};
 
-  async set(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {
-    // Nor does a store: the answer is already on its way; a lost entry is only a later miss.
-    if (this.redis.status !== 'ready') throw new Error(`cache store not connected (${this.redis.status})`);
-    await this.redis.set(key, JSON.stringify(entry), 'PX', Math.max(1, Math.round(ttlMs)));
-  }
-
-  async close(): Promise<void> {
-    this.redis.disconnect();
+export class RedisCacheStore extends RedisTtlStore<CacheEntry> {
+  constructor(opts: RedisConnectOptions) {
+    super(opts, JSON_ENTRY, 'cache store');
   }
 }

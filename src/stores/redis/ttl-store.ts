@@ -1,0 +1,45 @@
+// Redis TTL store: one string per key, expiring by itself (SET PX), shared by every replica on the same Redis;
+// memory is bounded by the TTL and Redis's own maxmemory policy. A call never waits for a reconnect: it fails
+// at once and the caller's rule applies (the cache and affinity both fail open).
+import type { Cluster, Redis } from 'ioredis';
+import type { TtlStore } from '../ttl-store.js';
+import { connectRedis, type RedisConnectOptions } from './connect.js';
+
+/** How a value is kept in its Redis string; `decode` gives undefined for a damaged value (read as absent). */
+export interface Codec<V> {
+  encode(value: V): string;
+  decode(text: string): V | undefined;
+}
+
+export class RedisTtlStore<V> implements TtlStore<V> {
+  readonly kind = 'redis';
+  readonly redis: Redis | Cluster;
+
+  constructor(
+    opts: RedisConnectOptions,
+    private readonly codec: Codec<V>,
+    /** Names the store in errors, e.g. "cache store". */
+    private readonly name: string,
+  ) {
+    this.redis = connectRedis(opts);
+  }
+
+  async get(key: string): Promise<V | undefined> {
+    this.ready();
+    const v = await this.redis.get(key);
+    return v === null ? undefined : this.codec.decode(v);
+  }
+
+  async set(key: string, value: V, ttlMs: number): Promise<void> {
+    this.ready();
+    await this.redis.set(key, this.codec.encode(value), 'PX', Math.max(1, Math.round(ttlMs)));
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+
+  private ready(): void {
+    if (this.redis.status !== 'ready') throw new Error(`${this.name} not connected (${this.redis.status})`);
+  }
+}
