@@ -20,7 +20,8 @@ import type { SemanticCache } from './cache/semantic-cache.js';
 import type { Embedder } from './cache/embedders/embedder.js';
 import { createCacheStore } from './stores/create-cache-store.js';
 import type { Stage } from './pipeline/stage.js';
-import { classifyStage } from './stages/classify.js';
+import { createClassifyStage } from './stages/classify.js';
+import { ResponseAffinity, createAffinityStore } from './affinity/response-affinity.js';
 import { parseStage } from './stages/parse.js';
 import { routeStage } from './stages/route.js';
 import { createBudgetStage } from './stages/budget.js';
@@ -34,8 +35,8 @@ import { createMetrics, setConfigInfo, type Metrics } from './telemetry/metrics.
  * The one request pipeline (architecture.md §2). Authentication already ran on the request headers, so
  * the body is parsed, classified, checked against the tenant's ACL and limits, then routed.
  */
-export function requestStages(metrics: Metrics, budgets: Budgets, cache: ResponseCache, semantic: SemanticSource): Stage[] {
-  return [parseStage, classifyStage, createPolicyStage(metrics), createCacheLookupStage(cache, semantic, metrics), createBudgetStage(budgets), routeStage];
+export function requestStages(metrics: Metrics, budgets: Budgets, cache: ResponseCache, semantic: SemanticSource, affinity: ResponseAffinity): Stage[] {
+  return [parseStage, createClassifyStage(affinity), createPolicyStage(metrics), createCacheLookupStage(cache, semantic, metrics), createBudgetStage(budgets), routeStage];
 }
 
 export interface App {
@@ -46,6 +47,7 @@ export interface App {
   ledger: Ledger;
   budgets: Budgets;
   cache: ResponseCache;
+  affinity: ResponseAffinity;
   reloadListener: ReloadListener;
   /** Builds the handler of one ext_proc stream (what the gRPC server calls per stream; benchmarks drive it directly). */
   streamHandlers: StreamHandlerFactory;
@@ -103,12 +105,15 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   const budgets = new Budgets(createBudgetStore(runtime.config.budgets), metrics, log.child({ component: 'budget' }), opts.now);
   // Likewise the cache store (cache.store, cache.redis); policies, TTLs and the deadline reload live.
   const cache = new ResponseCache(createCacheStore(runtime.config.cache, opts.now), runtime.config.cache.redis?.keyPrefix ?? 'tiergate:cache:', metrics, log.child({ component: 'cache' }), opts.now);
+  // Likewise the response affinity store (routing.affinity.store, .redis).
+  const affinityConfig = runtime.config.routing.affinity;
+  const affinity = new ResponseAffinity(createAffinityStore(affinityConfig, opts.now), affinityConfig.redis?.keyPrefix ?? 'tiergate:affinity:', metrics, log.child({ component: 'affinity' }), opts.now);
   // The embedder (a model in a worker thread, or an endpoint) and the vector index, built when a tenant first
   // needs them, or at once when the startup config already asks for semantic caching.
   let semanticCache: SemanticCache | undefined;
   const semantic: SemanticSource = () => (semanticCache ??= createSemanticCache(runtime.config, cache.store, metrics, log.child({ component: 'cache' }), opts.now, opts.embedder));
   if (usesSemantic(runtime.config)) semantic();
-  const stages = requestStages(metrics, budgets, cache, semantic).filter((s) => !opts.onlyStages || opts.onlyStages.includes(s.name));
+  const stages = requestStages(metrics, budgets, cache, semantic, affinity).filter((s) => !opts.onlyStages || opts.onlyStages.includes(s.name));
 
   const streamLog = log.child({ component: 'extproc' });
   const deps = {
@@ -117,6 +122,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     log: streamLog,
     requestStages: stages,
     budgets,
+    affinity,
     settle: deferred(ledger, withCacheStore(createSettle(ledger, metrics, ledgerLog, budgets), cache, () => semanticCache, metrics)),
   };
   const streamHandlers: StreamHandlerFactory = (info) => new LlmStream(deps, info);
@@ -150,6 +156,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     ledger,
     budgets,
     cache,
+    affinity,
     reloadListener,
     streamHandlers,
     isServing: () => serving,
@@ -166,6 +173,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
       await ledger.close();
       await budgets.close();
       await cache.close();
+      await affinity.close();
       await semanticCache?.close();
       await admin.close();
     },

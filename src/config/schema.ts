@@ -6,6 +6,7 @@ import { V7 } from '../classify/v7.js';
 import { priceTableSchema } from '../usage/price-table.js';
 import { cacheSchema } from './cache-schema.js';
 import { authSchema, budgetsSchema, planSchema, tenantSchema, TENANT_ID } from './policy-schema.js';
+import { redisStoreSchema } from './redis-schema.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT');
 
@@ -115,6 +116,26 @@ export const configSchema = z
          * backend holding it, so these are not classified. Default: the first tier listed.
          */
         statefulTier: z.string().optional(),
+        /**
+         * Response affinity: tiergate remembers which tier answered each stored Responses API response, so a
+         * continuation (previous_response_id) goes there, and a new stored turn can be classified. off: every
+         * stateful turn goes to statefulTier. memory: one replica only. redis: shared by replicas.
+         */
+        affinity: z
+          .strictObject({
+            store: z.enum(['off', 'memory', 'redis']).default('off'),
+            redis: redisStoreSchema('tiergate:affinity:').optional(),
+            /** How long a response's tier is remembered; match the backend's response retention. */
+            ttlSeconds: z.number().int().positive().default(30 * 24 * 3600),
+            /** Memory store: responses remembered per instance (least recently used go first). */
+            maxEntries: z.number().int().positive().default(100_000),
+            /** A lookup or write slower than this is abandoned: the turn goes to statefulTier, or unremembered. */
+            deadlineMs: z.number().int().positive().default(30),
+            breaker: z
+              .strictObject({ failures: z.number().int().positive().default(3), cooldownMs: z.number().int().positive().default(2000) })
+              .prefault({}),
+          })
+          .prefault({}),
         /** Paths routed without classification: to a fixed tier, or with no tier header when tier is absent. */
         unclassifiedPaths: z
           .record(z.string().startsWith('/'), z.strictObject({ tier: z.string().optional() }))
@@ -227,6 +248,9 @@ export const configSchema = z
     }
     for (const t of Object.keys(c.budgets.tierTokensPerMinute)) needTier(t, ['budgets', 'tierTokensPerMinute', t]);
     if (c.cache.store === 'redis' && !c.cache.redis) ctx.addIssue({ code: 'custom', path: ['cache', 'redis'], message: 'store "redis" needs cache.redis.url' });
+    if (c.routing.affinity.store === 'redis' && !c.routing.affinity.redis) {
+      ctx.addIssue({ code: 'custom', path: ['routing', 'affinity', 'redis'], message: 'store "redis" needs routing.affinity.redis.url' });
+    }
     if (c.budgets.store === 'redis' && !c.budgets.redis) ctx.addIssue({ code: 'custom', path: ['budgets', 'redis'], message: 'store "redis" needs budgets.redis.url' });
     if (c.auth.mode === 'api_key' && c.auth.keys.length === 0) ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'mode "api_key" needs at least one key' });
     if (!c.classifier.versions.v7) {

@@ -1,6 +1,7 @@
 // Paths routed without classification (routing.unclassifiedPaths, e.g. /v1/embeddings): a fixed tier per path,
 // no body read, and only request rates apply (these requests are not tokenised).
 import { newId } from '../ids.js';
+import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { TiergateError } from '../errors.js';
@@ -35,10 +36,28 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
 
 /**
  * A request about a stored Responses API response (GET or DELETE /v1/responses/{id}, its cancel and input_items):
- * it must reach the backend that stored the response, which for turns that asked for an auto model is the
- * stateful tier's. Envoy routes it there by the tier header, as it routes the turns themselves.
+ * it must reach the backend that stored the response. That is the tier response affinity remembered for the id
+ * (when on), else the stateful tier, where turns asking for an auto model go. Envoy routes it by the tier
+ * header, as it routes the turns themselves. Undefined for any other path. `tenant`: the caller's, if known.
  */
-export function storedResponseTier(rt: Runtime, path: string): TierRuntime | undefined {
-  for (const p of rt.classifyPaths) if (path.startsWith(`${p}/`) && endpointOf(p) === 'responses') return rt.statefulTier;
+export function storedResponseTier(rt: Runtime, path: string, tenant: string | undefined, affinity: ResponseAffinity): TierRuntime | undefined | Promise<TierRuntime> {
+  const id = storedResponseId(rt, path);
+  if (id === undefined) return undefined;
+  const cfg = rt.config.routing.affinity;
+  // No tenant (a path made public): nothing to look up under.
+  if (!affinity.on(cfg) || id === '' || tenant === undefined) return rt.statefulTier;
+  const onTier = (name: string | undefined) => (name === undefined ? undefined : rt.tiers.get(name)) ?? rt.statefulTier;
+  const found = affinity.lookup(tenant, id, cfg);
+  return found instanceof Promise ? found.then(onTier) : onTier(found);
+}
+
+/** The response id in a path under a Responses API path (`/v1/responses/{id}[/…]`), or undefined. */
+function storedResponseId(rt: Runtime, path: string): string | undefined {
+  for (const p of rt.classifyPaths) {
+    if (!path.startsWith(`${p}/`) || endpointOf(p) !== 'responses') continue;
+    const rest = path.slice(p.length + 1);
+    const slash = rest.indexOf('/');
+    return slash === -1 ? rest : rest.slice(0, slash);
+  }
   return undefined;
 }

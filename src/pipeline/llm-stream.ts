@@ -19,7 +19,8 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { startSpan } from '../telemetry/tracing.js';
 import type { Budgets } from '../budget/budgets.js';
-import { UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
+import type { ResponseAffinity } from '../affinity/response-affinity.js';
+import { DEFAULT_TENANT, UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import { StreamRequestState, type RequestState } from './request-state.js';
@@ -38,6 +39,8 @@ export interface StreamDeps {
   requestStages: readonly Stage[];
   /** Request limits for paths routed without a pipeline run (e.g. embeddings). */
   budgets: Budgets;
+  /** Which tier holds each stored Responses API response (README "Responses API"). */
+  affinity: ResponseAffinity;
   /**
    * Called once per LLM request when its stream is over, with a function that assembles its record; the row is
    * built from it later, batched with other requests' (Ledger.later). Must not throw.
@@ -61,6 +64,8 @@ export class LlmStream implements StreamHandler {
   private outcome: 'routed' | 'local_reply' | 'cache_hit' | 'passthrough' = 'passthrough';
   private status: number | undefined;
   private readonly holdChunks: boolean;
+  /** A stored Responses API turn: the tier to remember for its response id, until remembered. */
+  private rememberTier: string | undefined;
   private readonly responseBuffered: boolean;
 
   constructor(
@@ -103,21 +108,10 @@ export class LlmStream implements StreamHandler {
     }
 
     if (this.pathKind === 'other') {
-      // An authenticated caller's key goes no further, and the backend sees its tenant, as on LLM paths.
-      const set: Array<[string, string]> = caller?.principal !== undefined ? [[H.tenant, caller.tenant]] : [];
-      const stored = storedResponseTier(rt, path);
-      if (stored) {
-        set.push([H.tier, stored.name]);
-        if (stored.authorization) set.push([H.authorization, stored.authorization]);
-      }
-      const remove = set.length > 0 ? [...clientRoutingHeaders(headers, set), ...credentials(caller, set)] : spoofed;
-      if (set.length === 0 && remove.length === 0 && !rt.config.envoy.allowModeOverride) return CONTINUE;
-      return {
-        kind: 'continue',
-        ...(set.length > 0 || remove.length > 0 ? { headers: { set, remove }, clearRouteCache: true } : {}),
-        // Nothing more to see on this request: ask Envoy to stop sending it (§10; 1.37+ closes the stream).
-        modeOverride: { requestBodyMode: 'NONE', responseHeaderMode: 'SKIP', responseBodyMode: 'NONE' },
-      };
+      // Auth runs on this path only when keys are on; with auth off every caller is the default tenant.
+      const tenant = caller?.tenant ?? (rt.auth.mode === 'none' ? DEFAULT_TENANT : undefined);
+      const stored = storedResponseTier(rt, path, tenant, this.deps.affinity);
+      return stored instanceof Promise ? stored.then((t) => this.passThrough(headers, caller, spoofed, t)) : this.passThrough(headers, caller, spoofed, stored);
     }
     if (this.pathKind === 'unclassified') {
       const { tier, outcome } = routeFixedPath(rt, this.state, caller, this.deps.budgets);
@@ -137,6 +131,24 @@ export class LlmStream implements StreamHandler {
     // Gateway keys go no further than here, whatever happens to the request next.
     const remove = [...spoofed, ...credentials(caller, [])];
     return remove.length > 0 ? { kind: 'continue', headers: { remove }, clearRouteCache: true } : CONTINUE;
+  }
+
+  /** A path tiergate does not account for: only the headers rules apply (and a stored response's tier). */
+  private passThrough(headers: HeaderMap, caller: Caller | undefined, spoofed: string[], stored: TierRuntime | undefined): Decision {
+    // An authenticated caller's key goes no further, and the backend sees its tenant, as on LLM paths.
+    const set: Array<[string, string]> = caller?.principal !== undefined ? [[H.tenant, caller.tenant]] : [];
+    if (stored) {
+      set.push([H.tier, stored.name]);
+      if (stored.authorization) set.push([H.authorization, stored.authorization]);
+    }
+    const remove = set.length > 0 ? [...clientRoutingHeaders(headers, set), ...credentials(caller, set)] : spoofed;
+    if (set.length === 0 && remove.length === 0 && !this.runtime.config.envoy.allowModeOverride) return CONTINUE;
+    return {
+      kind: 'continue',
+      ...(set.length > 0 || remove.length > 0 ? { headers: { set, remove }, clearRouteCache: true } : {}),
+      // Nothing more to see on this request: ask Envoy to stop sending it (§10; 1.37+ closes the stream).
+      modeOverride: { requestBodyMode: 'NONE', responseHeaderMode: 'SKIP', responseBodyMode: 'NONE' },
+    };
   }
 
   requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
@@ -176,6 +188,10 @@ export class LlmStream implements StreamHandler {
     }
     this.outcome = 'routed';
     this.acc.routed(route?.tier);
+    // A stored Responses turn (not part of a server-side conversation): its response id will be remembered.
+    if (route && state.llm?.stateful && state.llm.json.conversation == null && this.deps.affinity.on(this.runtime.config.routing.affinity)) {
+      this.rememberTier = route.tier.name;
+    }
     const remove = clientRoutingHeaders(state.headers, state.setHeaders);
     const body = state.newBody ?? state.body;
     const decision: ContinueDecision = {
@@ -237,10 +253,18 @@ export class LlmStream implements StreamHandler {
     return decision;
   }
 
-  responseBody(chunk: Buffer, endOfStream: boolean): Decision {
+  responseBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
     if (this.pathKind === 'other') return CONTINUE;
     const usage = this.acc.responseBody(chunk, endOfStream);
-    return usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
+    const decision = usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
+    if (this.rememberTier === undefined) return decision;
+    const id = this.acc.responseId();
+    if (id === undefined || !this.state) return decision;
+    // The chunk that shows the id waits until its tier is stored (bounded by the deadline): the client cannot
+    // continue a conversation whose tier tiergate does not know yet.
+    const written = this.deps.affinity.remember(this.state.tenant, id, this.rememberTier, this.runtime.config.routing.affinity);
+    this.rememberTier = undefined;
+    return written instanceof Promise ? written.then(() => decision) : decision;
   }
 
   responseTrailers(trailers: HeaderMap): Decision {

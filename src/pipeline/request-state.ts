@@ -9,7 +9,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import type { PendingSeed } from '../cache/semantic-cache.js';
 
-export type RouteSource = 'classifier' | 'alias' | 'path' | 'stateful';
+export type RouteSource = 'classifier' | 'alias' | 'path' | 'stateful' | 'affinity';
 
 export interface RouteDecision {
   tier: TierRuntime;

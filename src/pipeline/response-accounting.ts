@@ -84,6 +84,11 @@ export class ResponseAccounting {
     return kind;
   }
 
+  /** The Responses API response's id, once the body has shown it. */
+  responseId(): string | undefined {
+    return this.collector?.responseId;
+  }
+
   /** Returns the final answer's metadata when this chunk ends the response. */
   responseBody(chunk: Buffer, endOfStream: boolean): UsageMetadata | undefined {
     this.collector?.push(chunk, endOfStream);

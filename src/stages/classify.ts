@@ -1,32 +1,61 @@
 // Decides the tier: a configured alias (or a tier's own model id) routes directly; `auto` and any unknown
 // model name are classified: by the active version, or by a canary candidate for its sticky share, with the
-// shadow version (if any) evaluated beside it. A Responses API turn that keeps state on the backend is not
-// classified: it goes to routing.statefulTier.
+// shadow version (if any) evaluated beside it. A Responses API turn that keeps state on the backend is
+// classified only when tiergate can keep its conversation on one backend (response affinity, README
+// "Responses API"); otherwise it goes to routing.statefulTier.
+import type { ResponseAffinity } from '../affinity/response-affinity.js';
+import type { RequestState } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
 
-export const classifyStage: Stage = {
-  name: 'classify',
-  onError: 'fail',
-  run(state) {
-    const rt = state.runtime;
-    const llm = state.llm;
-    if (!llm) throw new Error('classify before parse');
-    const model = llm.model ?? 'auto';
-    const direct = rt.autoModels.has(model) ? undefined : rt.modelToTier.get(model);
-    if (direct !== undefined) {
-      const tier = rt.tiers.get(direct);
-      if (!tier) throw new Error(`alias ${model} names unknown tier ${direct}`);
-      state.route = { tier, source: 'alias' };
-      return;
-    }
-    if (llm.stateful) {
-      // A Responses API turn that keeps state on its backend: one fixed tier, so the whole conversation is there.
-      state.route = { tier: rt.statefulTier, source: 'stateful' };
-      return;
-    }
-    const { decision, shadow } = rt.classifiers.classify({ tenant: state.tenant, headers: state.headers, messages: llm.messages });
-    const tier = rt.tiers.get(decision.tier);
-    if (!tier) throw new Error(`classifier chose unknown tier ${decision.tier}`);
-    state.route = shadow ? { tier, source: 'classifier', classification: decision, shadow } : { tier, source: 'classifier', classification: decision };
-  },
-};
+export function createClassifyStage(affinity: ResponseAffinity): Stage {
+  return {
+    name: 'classify',
+    onError: 'fail',
+    run(state) {
+      const rt = state.runtime;
+      const llm = state.llm;
+      if (!llm) throw new Error('classify before parse');
+      const model = llm.model ?? 'auto';
+      const direct = rt.autoModels.has(model) ? undefined : rt.modelToTier.get(model);
+      if (direct !== undefined) {
+        const tier = rt.tiers.get(direct);
+        if (!tier) throw new Error(`alias ${model} names unknown tier ${direct}`);
+        state.route = { tier, source: 'alias' };
+        return;
+      }
+      if (llm.stateful) {
+        const cfg = rt.config.routing.affinity;
+        const j = llm.json;
+        // A conversation's first turn is not seen by tiergate (it is created on its own path): not tracked.
+        if (!affinity.on(cfg) || j.conversation != null) return toStatefulTier(state);
+        const previous = j.previous_response_id;
+        if (typeof previous === 'string') {
+          const found = affinity.lookup(state.tenant, previous, cfg);
+          return found instanceof Promise ? found.then((tier) => continueOn(state, tier)) : continueOn(state, found);
+        }
+        // A new turn: classified, and the tier that answers it remembered (LlmStream) for what follows.
+      }
+      classify(state);
+    },
+  };
+}
+
+function classify(state: RequestState): void {
+  const llm = state.llm;
+  if (!llm) return;
+  const { decision, shadow } = state.runtime.classifiers.classify({ tenant: state.tenant, headers: state.headers, messages: llm.messages });
+  const tier = state.runtime.tiers.get(decision.tier);
+  if (!tier) throw new Error(`classifier chose unknown tier ${decision.tier}`);
+  state.route = shadow ? { tier, source: 'classifier', classification: decision, shadow } : { tier, source: 'classifier', classification: decision };
+}
+
+/** A continuation goes where its conversation is; when that is unknown (expired, store down), to the stateful tier. */
+function continueOn(state: RequestState, tierName: string | undefined): void {
+  const tier = tierName === undefined ? undefined : state.runtime.tiers.get(tierName);
+  if (!tier) return toStatefulTier(state);
+  state.route = { tier, source: 'affinity' };
+}
+
+function toStatefulTier(state: RequestState): void {
+  state.route = { tier: state.runtime.statefulTier, source: 'stateful' };
+}

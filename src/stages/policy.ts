@@ -1,6 +1,7 @@
-// The tenant's model ACL. A model asked for by name (alias or tier model id) must be allowed, or 403.
-// For model "auto" the tier the gateway chose (classifier, or the stateful tier of a Responses turn) must be allowed; if not, the request is downgraded to a tier the
-// tenant may use (reason acl_downgrade) or refused, as the tenant's policy says.
+// The tenant's model ACL. A model asked for by name (alias or tier model id) must be allowed, or 403. For
+// model "auto" the tier the gateway chose (classifier, a Responses turn's stateful or remembered tier) must be
+// allowed; if not, the request is downgraded to a tier the tenant may use (reason acl_downgrade) or refused, as
+// the tenant's policy says.
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import { TiergateError } from '../errors.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
@@ -15,13 +16,14 @@ export function createPolicyStage(metrics: Metrics): Stage {
       const { policy, route, llm, runtime: rt } = state;
       if (!policy.models || !route || !llm) return;
       const asked = llm.model ?? 'auto';
-      if (route.source !== 'classifier' && route.source !== 'stateful') {
+      if (route.source === 'alias' || route.source === 'path') {
         if (policy.models.has(asked) || policy.models.has(route.tier.name)) return;
         metrics.aclDecisions.inc({ result: 'refused' });
         throw new TiergateError('model_not_allowed', `Your plan does not include the model '${asked}'.`, 'model');
       }
-      // The gateway chose the tier. A stateful turn is downgraded too: the same tenant's turns always land on
-      // the same allowed tier, so its conversations stay on one backend.
+      // The gateway chose the tier (classifier, stateful tier, or a conversation's remembered tier). A stateful
+      // turn is downgraded too: the same tenant's turns always land on the same allowed tier, so its
+      // conversations stay on one backend. The ACL holds even if that moves a conversation (the plan changed).
       if (tierAllowed(rt, policy, route.tier.name)) return;
       const fallback = policy.onTierDenied === 'downgrade' ? firstAllowedTier(rt, policy) : undefined;
       if (!fallback) {

@@ -173,6 +173,17 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['part'] as const,
       registers: [registry],
     }),
+    responseAffinity: new Counter({
+      name: 'tiergate_response_affinity_total',
+      help: 'Response affinity: lookups (hit, miss, failed, deadline) and writes (stored, failed, deadline) of the tier a stored Responses API response is on.',
+      labelNames: ['op', 'result'] as const,
+      registers: [registry],
+    }),
+    affinityStoreDegraded: new Gauge({
+      name: 'tiergate_affinity_store_degraded',
+      help: '1 while the response affinity store fails: stateful Responses API turns go to routing.statefulTier.',
+      registers: [registry],
+    }),
     aclDecisions: new Counter({
       name: 'tiergate_acl_decisions_total',
       help: 'Model ACL outcomes other than allowed: downgraded or refused.',

@@ -55,6 +55,8 @@ export class ResponseUsageCollector {
   private errorCode: string | undefined;
   private done = false;
   private finished: ResponseFacts | undefined;
+  /** A Responses API response's id, as soon as it is known (a stream's first event; a JSON body when whole). */
+  responseId: string | undefined;
 
   constructor(
     readonly kind: BodyKind,
@@ -192,6 +194,7 @@ export class ResponseUsageCollector {
    */
   private onResponse(body: Record<string, unknown>): void {
     this.observer?.spoil();
+    if (typeof body.id === 'string') this.responseId = body.id;
     this.readCommon(body);
     if (typeof body.status === 'string') this.finishReason = body.status;
     if (this.usage !== undefined) return;
@@ -219,6 +222,7 @@ export class ResponseUsageCollector {
       return;
     }
     if (isObject(e.response)) {
+      if (this.responseId === undefined && typeof e.response.id === 'string') this.responseId = e.response.id;
       this.readCommon(e.response);
       if (RESPONSE_ENDS.has(type)) {
         this.done = true;

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { getHeader, postHeaders, type ExtProcSession, type Outcome } from '../../src/dev/envoy-client.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
-import { jsonBody, minuteAlignedClock, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { redisAndClusterForFile } from '../helpers/redis-server.js';
+import { jsonBody, metricValue, minuteAlignedClock, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 const PATH = '/v1/responses';
 const LONG_TASK = 'Please refactor this module so that it is easier to test.';
@@ -242,6 +243,111 @@ describe('limits on a Responses API turn', () => {
     } finally {
       await t.stop();
       await strict.stop();
+    }
+  });
+});
+
+describe('response affinity: a conversation stays on the tier its first turn got', () => {
+  const servers = redisAndClusterForFile();
+  const stores: Record<string, () => ConfigInput['routing']> = {
+    memory: () => ({ affinity: { store: 'memory' } }),
+    redis: () => ({ affinity: { store: 'redis', redis: { url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 } } }),
+  };
+
+  async function answer(s: ExtProcSession, id: string): Promise<void> {
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody(response({ id, usage: USAGE })), true);
+    s.close();
+  }
+
+  it.each(Object.keys(stores))('%s store: stored turns are classified, continuations follow them, requests about them too', async (name) => {
+    const t = await startTiergate({ routing: (stores[name] as () => ConfigInput['routing'])() });
+    if (name === 'redis') await expect.poll(() => t.app.affinity.store?.kind === 'redis' && (t.app.affinity.store as unknown as { redis: { status: string } }).redis.status).toBe('ready');
+    try {
+      // A new stored turn is classified now: tiergate will know where it went.
+      const first = await turn(t, { input: LONG_TASK });
+      expect(sent(first.s, first.o)).toMatchObject({ tier: 'strong', classifier: 'v7' });
+      await answer(first.s, `resp_${name}_1`); // its tier is stored before this answer is (no race with the next turn)
+      // Its continuation, with nothing that would classify strong, goes where the conversation is.
+      const next = await turn(t, { input: 'ok', previous_response_id: `resp_${name}_1` });
+      expect(sent(next.s, next.o)).toMatchObject({ tier: 'strong', classifier: 'affinity', body: { model: 'strong-model' } });
+      await answer(next.s, `resp_${name}_2`);
+      const third = await turn(t, { input: 'thanks', previous_response_id: `resp_${name}_2` });
+      expect(sent(third.s, third.o).tier).toBe('strong');
+      third.s.close();
+      // An id tiergate never saw (expired, another gateway's): the stateful tier.
+      const unknown = await turn(t, { input: 'ok', previous_response_id: 'resp_unknown' });
+      expect(sent(unknown.s, unknown.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
+      unknown.s.close();
+      // A request about a stored response reaches its tier.
+      const get = t.pool.open();
+      await get.sendRequestHeaders([[':method', 'GET'], [':path', `/v1/responses/resp_${name}_1`], [':authority', 'gw']], true);
+      expect(getHeader(get.requestHeaders, 'x-llm-tier')).toBe('strong');
+      get.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('a streamed turn is remembered from its response.created event; a named model is remembered too', async () => {
+    const t = await startTiergate({ routing: { affinity: { store: 'memory' } } });
+    try {
+      const first = await turn(t, { model: 'strong-model', stream: true, input: 'hi' });
+      expect(sent(first.s, first.o).tier).toBe('strong');
+      await first.s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+      await first.s.sendResponseBody(Buffer.from(event({ type: 'response.created', response: response({ id: 'resp_streamed', status: 'in_progress' }) })), false);
+      // The conversation can continue while the first answer is still streaming.
+      const next = await turn(t, { input: 'more', previous_response_id: 'resp_streamed' });
+      expect(sent(next.s, next.o)).toMatchObject({ tier: 'strong', classifier: 'affinity' });
+      next.s.close();
+      await first.s.sendResponseBody(Buffer.from(event({ type: 'response.completed', response: response({ id: 'resp_streamed', usage: USAGE }) })), true);
+      first.s.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('the ACL applies to the remembered tier as to the classifier\'s: a downgraded first turn keeps its conversation on the allowed tier', async () => {
+    const t = await startTiergate({ routing: { affinity: { store: 'memory' } }, tenants: { '*': { models: ['weak-model'] } } });
+    try {
+      const first = await turn(t, { input: LONG_TASK });
+      expect(sent(first.s, first.o).tier).toBe('weak'); // strong by the rules, downgraded by the plan
+      await answer(first.s, 'resp_acl');
+      const next = await turn(t, { input: LONG_TASK, previous_response_id: 'resp_acl' });
+      expect(sent(next.s, next.o)).toMatchObject({ tier: 'weak', classifier: 'affinity' });
+      next.s.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('a conversation turn is not tracked; affinity off (the default) keeps every stateful turn on the stateful tier', async () => {
+    const on = await startTiergate({ routing: { affinity: { store: 'memory' } } });
+    try {
+      const conv = await turn(on, { input: LONG_TASK, conversation: 'conv_1' });
+      expect(sent(conv.s, conv.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
+      conv.s.close();
+    } finally {
+      await on.stop();
+    }
+    const first = await turn(tg, { input: LONG_TASK });
+    expect(sent(first.s, first.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
+    first.s.close();
+  });
+
+  it('with the store down, turns are still answered: continuations go to the stateful tier, new turns unremembered', async () => {
+    const dead = { url: 'redis://127.0.0.1:1', connectTimeoutMs: 50, commandTimeoutMs: 50 };
+    const t = await startTiergate({ routing: { affinity: { store: 'redis', redis: dead } } });
+    try {
+      const first = await turn(t, { input: LONG_TASK });
+      expect(sent(first.s, first.o).tier).toBe('strong');
+      await answer(first.s, 'resp_lost');
+      const next = await turn(t, { input: 'ok', previous_response_id: 'resp_lost' });
+      expect(sent(next.s, next.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
+      next.s.close();
+      expect(await metricValue(t.app, 'tiergate_response_affinity_total', { result: 'failed' })).toBe(2);
+    } finally {
+      await t.stop();
     }
   });
 });

@@ -63,8 +63,12 @@ describe('docker-compose.yml ↔ envoy/envoy.yaml ↔ envoy/tiergate.yaml', () =
   });
 
   it('every Redis URL in tiergate’s config is the compose Redis service, on its port', () => {
-    const urls = [...tiergate.ledger.sinks.flatMap((s) => (s.type === 'redis' ? [s.url] : [])), ...(tiergate.budgets.redis ? [tiergate.budgets.redis.url] : [])];
-    expect(urls.length).toBeGreaterThanOrEqual(2);
+    const urls = [
+      ...tiergate.ledger.sinks.flatMap((s) => (s.type === 'redis' ? [s.url] : [])),
+      ...(tiergate.budgets.redis ? [tiergate.budgets.redis.url] : []),
+      ...(tiergate.routing.affinity.redis ? [tiergate.routing.affinity.redis.url] : []),
+    ];
+    expect(urls.length).toBeGreaterThanOrEqual(3);
     for (const u of urls) {
       const { hostname, port } = new URL(u);
       expect(services[hostname]?.image).toMatch(/^redis:8/); // Redis 8: vector search for the cache

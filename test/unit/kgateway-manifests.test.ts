@@ -100,6 +100,8 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
     expect(loaded.config.envoy.allowModeOverride).toBe(false);
     // Fail-open splits each limit across the replicas the HPA keeps at least.
     expect(loaded.config.budgets.expectedInstances).toBe(find(objs, 'HorizontalPodAutoscaler').spec.minReplicas);
+    // Several replicas: a Responses conversation finds its tier whichever replica its next turn reaches.
+    expect(loaded.config.routing.affinity).toMatchObject({ store: 'redis', redis: { url: 'redis://redis.ai-inference:6379' } });
   });
 
   it('the Deployment serves that config from a directory mount (hot reload through the ..data swap), non-root, with probes on the admin port', () => {
