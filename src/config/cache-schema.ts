@@ -1,7 +1,7 @@
 // Config of the response cache: where entries live and how long a lookup may take (the `cache` section), and
 // what each tenant's policy allows (the `cache` field of a plan or tenant).
 import { z } from 'zod';
-import { redisStoreSchema } from './redis-schema.js';
+import { breakerSchema, redisStoreSchema } from './redis-schema.js';
 
 const positiveInt = z.number().int().positive();
 
@@ -60,12 +60,7 @@ export const cacheSchema = z
     maxAnswerChars: positiveInt.default(256 * 1024),
     /** TTL when the tenant's policy sets none. */
     defaultTtlSeconds: positiveInt.default(3600),
-    breaker: z
-      .strictObject({
-        failures: positiveInt.default(3),
-        cooldownMs: positiveInt.default(2000),
-      })
-      .prefault({}),
+    breaker: breakerSchema,
     semantic: semanticSchema,
   })
   .prefault({});

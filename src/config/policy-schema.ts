@@ -2,7 +2,7 @@
 // Kept apart from schema.ts so the access-control surface reads in one place.
 import { z } from 'zod';
 import { cachePolicySchema } from './cache-schema.js';
-import { redisStoreSchema } from './redis-schema.js';
+import { breakerSchema, redisStoreSchema } from './redis-schema.js';
 
 /** Tenant ids end up in Redis keys, headers and ledger rows: a tight charset keeps them inert everywhere. */
 export const TENANT_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -80,14 +80,7 @@ export const budgetsSchema = z
     reservationTtlMs: positiveInt.default(10 * 60_000),
     /** Share of the daily budget at which responses carry x-budget-warning. */
     warnAt: z.number().gt(0).lte(1).default(0.8),
-    breaker: z
-      .strictObject({
-        /** Consecutive store failures that open the circuit. */
-        failures: positiveInt.default(3),
-        /** How long it stays open before one trial request. */
-        cooldownMs: positiveInt.default(2000),
-      })
-      .prefault({}),
+    breaker: breakerSchema,
   })
   .prefault({});
 

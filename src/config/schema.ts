@@ -6,7 +6,7 @@ import { V7 } from '../classify/v7.js';
 import { priceTableSchema } from '../usage/price-table.js';
 import { cacheSchema } from './cache-schema.js';
 import { authSchema, budgetsSchema, planSchema, tenantSchema, TENANT_ID } from './policy-schema.js';
-import { redisStoreSchema } from './redis-schema.js';
+import { routingSchema } from './routing-schema.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT');
 
@@ -101,47 +101,7 @@ export const configSchema = z
       .prefault({ weak: { model: 'weak-model' }, strong: { model: 'strong-model' } }),
     /** Model names clients may send that route straight to a tier (no classification). */
     aliases: z.record(z.string().min(1), z.string()).default({}),
-    routing: z
-      .strictObject({
-        /** Model names that ask tiergate to classify. Any model that is neither alias nor tier model is classified too. */
-        autoModels: z.array(z.string().min(1)).default(['auto']),
-        /**
-         * Paths whose bodies are read, limited, routed and accounted; chat and completions requests are also
-         * classified, and so is a Responses API turn that keeps no state on the backend (see statefulTier).
-         */
-        classifyPaths: z.array(z.string().startsWith('/')).default(['/v1/chat/completions', '/v1/completions', '/v1/responses']),
-        /**
-         * Where a Responses API turn asking for an auto model goes when it keeps state on the backend (stored, a
-         * previous_response_id or conversation, background): every such turn of a conversation must reach the
-         * backend holding it, so these are not classified. Default: the first tier listed.
-         */
-        statefulTier: z.string().optional(),
-        /**
-         * Response affinity: tiergate remembers which tier answered each stored Responses API response, so a
-         * continuation (previous_response_id) goes there, and a new stored turn can be classified. off: every
-         * stateful turn goes to statefulTier. memory: one replica only. redis: shared by replicas.
-         */
-        affinity: z
-          .strictObject({
-            store: z.enum(['off', 'memory', 'redis']).default('off'),
-            redis: redisStoreSchema('tiergate:affinity:').optional(),
-            /** How long a response's tier is remembered; match the backend's response retention. */
-            ttlSeconds: z.number().int().positive().default(30 * 24 * 3600),
-            /** Memory store: responses remembered per instance (least recently used go first). */
-            maxEntries: z.number().int().positive().default(100_000),
-            /** A lookup or write slower than this is abandoned: the turn goes to statefulTier, or unremembered. */
-            deadlineMs: z.number().int().positive().default(30),
-            breaker: z
-              .strictObject({ failures: z.number().int().positive().default(3), cooldownMs: z.number().int().positive().default(2000) })
-              .prefault({}),
-          })
-          .prefault({}),
-        /** Paths routed without classification: to a fixed tier, or with no tier header when tier is absent. */
-        unclassifiedPaths: z
-          .record(z.string().startsWith('/'), z.strictObject({ tier: z.string().optional() }))
-          .default({ '/v1/embeddings': {} }),
-      })
-      .prefault({}),
+    routing: routingSchema,
     ledger: z
       .strictObject({
         sinks: z.array(ledgerSink).default([{ type: 'file', name: 'file', dir: './tiergate-ledger', fsyncIntervalMs: 1000 }]),

@@ -59,7 +59,7 @@ export function responsesMessages(r: ResponsesRequest): ChatMessage[] {
   return out;
 }
 
-/** A string as is; an array of parts → its text as one text part per part that has any; anything else none. */
+/** A string as is; an array of parts → its text, one text part per part that carries some; anything else none. */
 function textOf(v: unknown): ChatMessage['content'] {
   if (typeof v === 'string') return v;
   if (!Array.isArray(v)) return null;

@@ -1,11 +1,12 @@
-// Paths routed without classification (routing.unclassifiedPaths, e.g. /v1/embeddings): a fixed tier per path,
-// no body read, and only request rates apply (these requests are not tokenised).
+// Paths routed without a pipeline run. Unclassified paths (routing.unclassifiedPaths, e.g. /v1/embeddings): a
+// fixed tier per path, no body read, and only request rates apply (these requests are not tokenised). Paths
+// tiergate passes through: only the header rules, plus the tier of a stored Responses API response.
 import { newId } from '../ids.js';
 import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { TiergateError } from '../errors.js';
-import type { ContinueDecision } from '../extproc/types.js';
+import { CONTINUE, type ContinueDecision, type Decision, type HeaderMap } from '../extproc/types.js';
 import type { Caller } from '../stages/authenticate.js';
 import { endpointOf } from '../stages/parse.js';
 import { H } from './contract-headers.js';
@@ -60,4 +61,22 @@ function storedResponseId(rt: Runtime, path: string): string | undefined {
     return slash === -1 ? rest : rest.slice(0, slash);
   }
   return undefined;
+}
+
+/** A path tiergate does not account for: the header rules apply, and a stored response's tier (if any) is set. */
+export function passThrough(rt: Runtime, headers: HeaderMap, caller: Caller | undefined, spoofed: string[], stored: TierRuntime | undefined): Decision {
+  // An authenticated caller's key goes no further, and the backend sees its tenant, as on LLM paths.
+  const set: Array<[string, string]> = caller?.principal !== undefined ? [[H.tenant, caller.tenant]] : [];
+  if (stored) {
+    set.push([H.tier, stored.name]);
+    if (stored.authorization) set.push([H.authorization, stored.authorization]);
+  }
+  const remove = set.length > 0 ? [...clientRoutingHeaders(headers, set), ...credentials(caller, set)] : spoofed;
+  if (set.length === 0 && remove.length === 0 && !rt.config.envoy.allowModeOverride) return CONTINUE;
+  return {
+    kind: 'continue',
+    ...(set.length > 0 || remove.length > 0 ? { headers: { set, remove }, clearRouteCache: true } : {}),
+    // Nothing more to see on this request: ask Envoy to stop sending it (§10; 1.37+ closes the stream).
+    modeOverride: { requestBodyMode: 'NONE', responseHeaderMode: 'SKIP', responseBodyMode: 'NONE' },
+  };
 }

@@ -26,7 +26,7 @@ import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import { StreamRequestState, type RequestState } from './request-state.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
-import { routeFixedPath, storedResponseTier } from './fixed-path-route.js';
+import { passThrough, routeFixedPath, storedResponseTier } from './fixed-path-route.js';
 import { ResponseAccounting } from './response-accounting.js';
 import { finalAnswer, responseHeadersAnswer } from './response-answers.js';
 import { runStages, type PipelineResult } from './runner.js';
@@ -111,7 +111,7 @@ export class LlmStream implements StreamHandler {
       // Auth runs on this path only when keys are on; with auth off every caller is the default tenant.
       const tenant = caller?.tenant ?? (rt.auth.mode === 'none' ? DEFAULT_TENANT : undefined);
       const stored = storedResponseTier(rt, path, tenant, this.deps.affinity);
-      return stored instanceof Promise ? stored.then((t) => this.passThrough(headers, caller, spoofed, t)) : this.passThrough(headers, caller, spoofed, stored);
+      return stored instanceof Promise ? stored.then((t) => passThrough(rt, headers, caller, spoofed, t)) : passThrough(rt, headers, caller, spoofed, stored);
     }
     if (this.pathKind === 'unclassified') {
       const { tier, outcome } = routeFixedPath(rt, this.state, caller, this.deps.budgets);
@@ -131,24 +131,6 @@ export class LlmStream implements StreamHandler {
     // Gateway keys go no further than here, whatever happens to the request next.
     const remove = [...spoofed, ...credentials(caller, [])];
     return remove.length > 0 ? { kind: 'continue', headers: { remove }, clearRouteCache: true } : CONTINUE;
-  }
-
-  /** A path tiergate does not account for: only the headers rules apply (and a stored response's tier). */
-  private passThrough(headers: HeaderMap, caller: Caller | undefined, spoofed: string[], stored: TierRuntime | undefined): Decision {
-    // An authenticated caller's key goes no further, and the backend sees its tenant, as on LLM paths.
-    const set: Array<[string, string]> = caller?.principal !== undefined ? [[H.tenant, caller.tenant]] : [];
-    if (stored) {
-      set.push([H.tier, stored.name]);
-      if (stored.authorization) set.push([H.authorization, stored.authorization]);
-    }
-    const remove = set.length > 0 ? [...clientRoutingHeaders(headers, set), ...credentials(caller, set)] : spoofed;
-    if (set.length === 0 && remove.length === 0 && !this.runtime.config.envoy.allowModeOverride) return CONTINUE;
-    return {
-      kind: 'continue',
-      ...(set.length > 0 || remove.length > 0 ? { headers: { set, remove }, clearRouteCache: true } : {}),
-      // Nothing more to see on this request: ask Envoy to stop sending it (§10; 1.37+ closes the stream).
-      modeOverride: { requestBodyMode: 'NONE', responseHeaderMode: 'SKIP', responseBodyMode: 'NONE' },
-    };
   }
 
   requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
