@@ -36,29 +36,36 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
 }
 
 /**
- * A request about a stored Responses API response (GET or DELETE /v1/responses/{id}, its cancel and input_items):
- * it must reach the backend that stored the response. That is the tier response affinity remembered for the id
- * (when on), else the stateful tier, where turns asking for an auto model go. Envoy routes it by the tier
- * header, as it routes the turns themselves. Undefined for any other path. `tenant`: the caller's, if known.
+ * A request about state a Responses API backend keeps: a stored response (GET or DELETE /v1/responses/{id}, its
+ * cancel and input_items) or a conversation (/v1/conversations and everything under it, beside the Responses
+ * path). It must reach the backend holding that state: for a response, the tier response affinity remembered
+ * for its id (when on), else the stateful tier; for a conversation, the stateful tier, where every conversation
+ * turn goes. Envoy routes it by the tier header, as it routes the turns themselves. Undefined for any other
+ * path. `tenant`: the caller's, if known.
  */
 export function storedResponseTier(rt: Runtime, path: string, tenant: string | undefined, affinity: ResponseAffinity): TierRuntime | undefined | Promise<TierRuntime> {
-  const id = storedResponseId(rt, path);
-  if (id === undefined) return undefined;
+  const held = heldState(rt, path);
+  if (held === undefined) return undefined;
   const cfg = rt.config.routing.affinity;
-  // No tenant (a path made public): nothing to look up under.
-  if (!affinity.on(cfg) || id === '' || tenant === undefined) return rt.statefulTier;
+  // A conversation, or no tenant to look up under (a path made public).
+  if (held.responseId === undefined || held.responseId === '' || !affinity.on(cfg) || tenant === undefined) return rt.statefulTier;
   const onTier = (name: string | undefined) => (name === undefined ? undefined : rt.tiers.get(name)) ?? rt.statefulTier;
-  const found = affinity.lookup(tenant, id, cfg);
+  const found = affinity.lookup(tenant, held.responseId, cfg);
   return found instanceof Promise ? found.then(onTier) : onTier(found);
 }
 
-/** The response id in a path under a Responses API path (`/v1/responses/{id}[/…]`), or undefined. */
-function storedResponseId(rt: Runtime, path: string): string | undefined {
+/** What a path under a Responses API path is about: a response (by id) or a conversation; else undefined. */
+function heldState(rt: Runtime, path: string): { responseId: string | undefined } | undefined {
   for (const p of rt.classifyPaths) {
-    if (!path.startsWith(`${p}/`) || endpointOf(p) !== 'responses') continue;
-    const rest = path.slice(p.length + 1);
-    const slash = rest.indexOf('/');
-    return slash === -1 ? rest : rest.slice(0, slash);
+    if (endpointOf(p) !== 'responses') continue;
+    if (path.startsWith(`${p}/`)) {
+      const rest = path.slice(p.length + 1);
+      const slash = rest.indexOf('/');
+      return { responseId: slash === -1 ? rest : rest.slice(0, slash) };
+    }
+    // The Conversations API sits beside it: /v1/responses → /v1/conversations.
+    const conversations = `${p.slice(0, -'responses'.length)}conversations`;
+    if (path === conversations || path.startsWith(`${conversations}/`)) return { responseId: undefined };
   }
   return undefined;
 }

@@ -86,11 +86,19 @@ describe('routing a Responses API turn', () => {
     }
   });
 
-  it('a request about a stored response (GET, DELETE, input_items) goes to the stateful tier, with its credential', async () => {
+  it('a request about a stored response or a conversation goes to the stateful tier, with its credential', async () => {
     const tiers = { weak: { model: 'weak-model' }, strong: { model: 'strong-model', credentialsEnv: 'STRONG_KEY' } };
     const t = await startTiergate({ tiers, routing: { statefulTier: 'strong' } }, { STRONG_KEY: 'sk-upstream' });
     try {
-      for (const [method, path] of [['GET', '/v1/responses/resp_1'], ['DELETE', '/v1/responses/resp_1'], ['GET', '/v1/responses/resp_1/input_items']]) {
+      const paths = [
+        ['GET', '/v1/responses/resp_1'],
+        ['DELETE', '/v1/responses/resp_1'],
+        ['GET', '/v1/responses/resp_1/input_items'],
+        // Conversations live where conversation turns go.
+        ['POST', '/v1/conversations'],
+        ['GET', '/v1/conversations/conv_1/items'],
+      ];
+      for (const [method, path] of paths) {
         const s = t.pool.open();
         const headers: Array<[string, string]> = [[':method', method as string], [':path', path as string], [':authority', 'gw'], ['x-llm-tier', 'weak'], ['authorization', 'Bearer sk-client']];
         expect((await s.sendRequestHeaders(headers, true)).kind).toBe('continue');
@@ -98,11 +106,13 @@ describe('routing a Responses API turn', () => {
         expect(getHeader(s.requestHeaders, 'authorization')).toBe('Bearer sk-upstream');
         s.close();
       }
-      // Only what lies under the Responses path: a look-alike passes untouched, with no tier.
-      const s = t.pool.open();
-      await s.sendRequestHeaders([[':method', 'GET'], [':path', '/v1/responsesX/1'], [':authority', 'gw']], true);
-      expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBeUndefined();
-      s.close();
+      // Only what lies under those paths: a look-alike passes untouched, with no tier.
+      for (const path of ['/v1/responsesX/1', '/v1/conversationsX']) {
+        const s = t.pool.open();
+        await s.sendRequestHeaders([[':method', 'GET'], [':path', path], [':authority', 'gw']], true);
+        expect(getHeader(s.requestHeaders, 'x-llm-tier'), path).toBeUndefined();
+        s.close();
+      }
     } finally {
       await t.stop();
     }
