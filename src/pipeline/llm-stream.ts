@@ -17,7 +17,7 @@ import {
 } from '../extproc/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { startSpan } from '../telemetry/tracing.js';
+import { requestTraceId, startSpan } from '../telemetry/tracing.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import { DEFAULT_TENANT, UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
@@ -263,7 +263,7 @@ export class LlmStream implements StreamHandler {
       const acc = this.acc;
       const state = this.state;
       const routed = this.outcome === 'routed';
-      const traceId = this.traceId();
+      const traceId = requestTraceId(this.state?.headers.get(H.traceparent), this.span);
       const endedAt = performance.now();
       this.deps.settle(() => acc.record(state, routed, traceId, endedAt), this.runtime);
     }
@@ -273,14 +273,6 @@ export class LlmStream implements StreamHandler {
       if (this.status !== undefined) this.span.setAttribute('http.response.status_code', this.status);
     }
     this.span.end();
-  }
-
-  /** The W3C trace id the request came with, else our own span's when tracing is on. */
-  private traceId(): string | null {
-    const tp = this.state?.headers.get(H.traceparent);
-    const m = tp ? /^[0-9a-f]{2}-([0-9a-f]{32})-/.exec(tp) : null;
-    if (m) return m[1] as string;
-    return this.span.isRecording() ? this.span.spanContext().traceId : null;
   }
 
   private reply(err: TiergateError): ReplyDecision {

@@ -12,6 +12,13 @@ export function startSpan(name: string): Span {
 }
 
 /** Like startSpan, with the name built only when a span is really recorded. */
+/** The W3C trace id a request came with (its traceparent header), else the span's own when tracing is on. */
+export function requestTraceId(traceparent: string | undefined, span: Span): string | null {
+  const m = traceparent ? /^[0-9a-f]{2}-([0-9a-f]{32})-/.exec(traceparent) : null;
+  if (m) return m[1] as string;
+  return span.isRecording() ? span.spanContext().traceId : null;
+}
+
 export function startSpanNamed(prefix: string, name: string): Span {
   return enabled ? trace.getTracer('tiergate').startSpan(`${prefix} ${name}`) : NOOP_SPAN;
 }
