@@ -29,6 +29,7 @@ import { cacheHitReply } from './cache-reply.js';
 import { passThrough, routeFixedPath, storedResponseTier } from './fixed-path-route.js';
 import { ResponseAccounting } from './response-accounting.js';
 import { finalAnswer, responseHeadersAnswer } from './response-answers.js';
+import { countDecision } from '../stages/classify.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
 
@@ -160,14 +161,7 @@ export class LlmStream implements StreamHandler {
     if (result.kind === 'error') return this.reply(result.error);
     if (state.cache?.hit) return this.cacheReply(state, state.cache.hit);
     const route = state.route;
-    if (route?.classification) {
-      const c = route.classification;
-      this.deps.metrics.decisions.inc({ version: c.version, rule: c.rule, tier: c.tier });
-      const sh = route.shadow;
-      if (sh) {
-        this.deps.metrics.shadowDecisions.inc({ version: c.version, shadow_version: sh.version, tier: c.tier, shadow_tier: sh.tier, agreement: sh.tier === c.tier ? 'agree' : 'disagree' });
-      }
-    }
+    if (route) countDecision(this.deps.metrics, route);
     this.outcome = 'routed';
     this.acc.routed(route?.tier);
     // A stored Responses turn (not part of a server-side conversation): its response id will be remembered.

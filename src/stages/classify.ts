@@ -4,8 +4,9 @@
 // classified only when tiergate can keep its conversation on one backend (response affinity, README
 // "Responses API"); otherwise it goes to routing.statefulTier.
 import type { ResponseAffinity } from '../affinity/response-affinity.js';
-import type { RequestState } from '../pipeline/request-state.js';
+import type { RequestState, RouteDecision } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
+import type { Metrics } from '../telemetry/metrics.js';
 
 export function createClassifyStage(affinity: ResponseAffinity): Stage {
   return {
@@ -58,4 +59,13 @@ function continueOn(state: RequestState, tierName: string | undefined): void {
 
 function toStatefulTier(state: RequestState): void {
   state.route = { tier: state.runtime.statefulTier, source: 'stateful' };
+}
+
+/** Counts a classifier's decision (and its shadow's agreement) for a request that was routed upstream. */
+export function countDecision(metrics: Metrics, route: RouteDecision): void {
+  const c = route.classification;
+  if (!c) return;
+  metrics.decisions.inc({ version: c.version, rule: c.rule, tier: c.tier });
+  const sh = route.shadow;
+  if (sh) metrics.shadowDecisions.inc({ version: c.version, shadow_version: sh.version, tier: c.tier, shadow_tier: sh.tier, agreement: sh.tier === c.tier ? 'agree' : 'disagree' });
 }
