@@ -19,9 +19,14 @@ export function mockTokenCount(text: string): number {
   return Math.max(1, Math.ceil(text.length / 4));
 }
 
+/** Responses this backend stored (the Responses API keeps state per backend, as vLLM's in-memory store does). */
+type StoredResponses = Map<string, Record<string, unknown>>;
+const MAX_STORED = 1000;
+
 export function createMockBackend(opts: MockBackendOptions): Server {
+  const stored: StoredResponses = new Map();
   return createServer((req, res) => {
-    void handle(req, res, opts).catch(() => {
+    void handle(req, res, opts, stored).catch(() => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { message: 'mock backend failure', type: 'server_error', param: null, code: null } }));
     });
@@ -33,10 +38,18 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBackendOptions): Promise<void> {
-  const path = (req.url ?? '/').split('?')[0];
+async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBackendOptions, stored: StoredResponses): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
   if (req.method === 'GET' && path === '/v1/models') {
     sendJson(res, 200, { object: 'list', data: [{ id: `${opts.name}-model`, object: 'model', owned_by: 'tiergate-mock' }] });
+    return;
+  }
+  if (path.startsWith('/v1/responses/') && (req.method === 'GET' || req.method === 'DELETE')) {
+    const id = path.slice('/v1/responses/'.length);
+    const found = stored.get(id);
+    if (!found) return notFound(res, `Response with id '${id}' not found.`);
+    if (req.method === 'DELETE') stored.delete(id);
+    sendJson(res, 200, req.method === 'GET' ? found : { id, object: 'response', deleted: true });
     return;
   }
   const raw = await readBody(req);
@@ -56,7 +69,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
     sendJson(res, 200, { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
     return;
   }
-  if (path === '/v1/responses') return respond(res, body, model, opts);
+  if (path === '/v1/responses') return respond(res, body, model, opts, stored);
   const chat = path === '/v1/chat/completions';
   if (!chat && path !== '/v1/completions') {
     sendJson(res, 404, { error: { message: `no route ${path}`, type: 'invalid_request_error', param: null, code: null } });
@@ -94,7 +107,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
 let responseCount = 0;
 
 /** The Responses API: a response object, or its stream of typed events ending in response.completed (no [DONE]). */
-async function respond(res: ServerResponse, body: Record<string, unknown>, model: string, opts: MockBackendOptions): Promise<void> {
+async function respond(res: ServerResponse, body: Record<string, unknown>, model: string, opts: MockBackendOptions, stored: StoredResponses): Promise<void> {
+  // A continuation only works on the backend that stored what it continues: what routing must get right.
+  const previous = body.previous_response_id;
+  if (typeof previous === 'string' && !stored.has(previous)) return notFound(res, `Previous response with id '${previous}' not found.`);
   const items = Array.isArray(body.input) ? body.input.length : 1;
   const answer = `Hello from the ${opts.name} backend (model ${model}). You sent ${items} input item${items === 1 ? '' : 's'}.`;
   const inputTokens = mockTokenCount(JSON.stringify(body.input ?? '') + String(body.instructions ?? ''));
@@ -110,6 +126,10 @@ async function respond(res: ServerResponse, body: Record<string, unknown>, model
   const message = (text: string, status: string) => ({ type: 'message', id: `msg_${id}`, status, role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] });
   const base = { id, object: 'response', created_at: 1_700_000_000, model, instructions: body.instructions ?? null, error: null, incomplete_details: null };
   const done = { ...base, status: 'completed', output: [message(answer, 'completed')], usage };
+  if (body.store !== false) {
+    stored.set(id, done);
+    if (stored.size > MAX_STORED) stored.delete(stored.keys().next().value as string);
+  }
   if (body.stream !== true) return sendJson(res, 200, done);
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   let seq = 0;
@@ -123,6 +143,10 @@ async function respond(res: ServerResponse, body: Record<string, unknown>, model
   send('response.output_item.done', { output_index: 0, item: message(answer, 'completed') });
   send('response.completed', { response: done });
   res.end();
+}
+
+function notFound(res: ServerResponse, message: string): void {
+  sendJson(res, 404, { error: { message, type: 'invalid_request_error', param: null, code: 'not_found' } });
 }
 
 /** A small deterministic vector per text. */

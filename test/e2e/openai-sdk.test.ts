@@ -135,10 +135,43 @@ describe('openai SDK, Responses API, through tiergate dev', () => {
     expect(row()).toMatchObject({ path: '/v1/responses', stream: true, status: 'success', usage_source: 'reported', usage: { input_tokens: usage?.input_tokens, output_tokens: usage?.output_tokens } });
   });
 
+  it('without affinity, a conversation started on a named model and continued with auto loses its state', async () => {
+    // The caveat the README states: the mock backends keep responses per backend, as vLLM does.
+    const first = await client.responses.create({ model: 'strong-model', input: 'hi' });
+    const err = await client.responses.create({ model: 'auto', previous_response_id: first.id, input: 'more' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+  });
+
   it('bad input: a 400 the SDK turns into BadRequestError', async () => {
     const err = await client.responses.create({ model: 'auto', input: 'x', max_output_tokens: -5 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('max_output_tokens');
+  });
+});
+
+describe('openai SDK, Responses API, with response affinity on', () => {
+  it('a classified first turn, its continuations and retrieving it all reach the backend that stored it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-e2e-'));
+    const configFile = join(dir, 'tiergate.yaml');
+    writeFileSync(configFile, 'routing: { affinity: { store: memory } }\n');
+    const s = await startDevStack({ configFile, port: 0, grpcListen: '127.0.0.1:0', adminListen: '127.0.0.1:0', backendPorts: { weak: 0, strong: 0 }, env: { TIERGATE_LOG_LEVEL: 'silent' } });
+    try {
+      const c = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-client-key', maxRetries: 0 });
+      const first = await c.responses.create({ model: 'auto', input: 'Please refactor this module' });
+      expect(first.model).toBe('strong-model'); // stored, and classified all the same
+      // Each continuation says nothing the rules would send to strong; the strong backend alone holds the chain.
+      const second = await c.responses.create({ model: 'auto', previous_response_id: first.id, input: 'ok' });
+      expect(second.model).toBe('strong-model');
+      const streamed = await c.responses.create({ model: 'auto', previous_response_id: second.id, input: 'and?', stream: true });
+      let completed: OpenAI.Responses.Response | undefined;
+      for await (const e of streamed) if (e.type === 'response.completed') completed = e.response;
+      expect(completed?.model).toBe('strong-model');
+      const third = await c.responses.create({ model: 'auto', previous_response_id: completed?.id ?? '', input: 'thanks' });
+      expect(third.model).toBe('strong-model');
+      expect((await c.responses.retrieve(first.id)).id).toBe(first.id);
+    } finally {
+      await s.stop();
+    }
   });
 });
 
