@@ -345,6 +345,20 @@ describe('response affinity: a conversation stays on the tier its first turn got
     first.s.close();
   });
 
+  it('a reload can turn affinity off: continuations then go to the stateful tier', async () => {
+    const t = await startTiergate({ routing: { affinity: { store: 'memory' } } });
+    try {
+      const first = await turn(t, { input: LONG_TASK });
+      await answer(first.s, 'resp_before_reload');
+      expect(t.app.config.apply('routing: { affinity: { store: off } }\n', {}, t.app.reloadListener)).toBe(true);
+      const next = await turn(t, { input: 'ok', previous_response_id: 'resp_before_reload' });
+      expect(sent(next.s, next.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
+      next.s.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('with the store down, turns are still answered: continuations go to the stateful tier, new turns unremembered', async () => {
     const dead = { url: 'redis://127.0.0.1:1', connectTimeoutMs: 50, commandTimeoutMs: 50 };
     const t = await startTiergate({ routing: { affinity: { store: 'redis', redis: dead } } });
