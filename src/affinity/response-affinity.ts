@@ -20,6 +20,12 @@ export function createAffinityStore(cfg: AffinityConfig, now?: () => number): Af
   return undefined;
 }
 
+/**
+ * Response ids are short (OpenAI's and vLLM's are ~50 characters); a client-sent previous_response_id or path is
+ * not looked up beyond this, so nobody can make tiergate build or send megabyte keys.
+ */
+const MAX_ID_LENGTH = 256;
+
 /** What a call came to, for the metric, and its value. */
 type Outcome<T> = [result: 'hit' | 'miss' | 'stored' | 'failed' | 'deadline', value: T | undefined];
 const LATE: Outcome<never> = ['deadline', undefined];
@@ -45,6 +51,7 @@ export class ResponseAffinity {
   /** The tier remembered for this tenant's response; undefined when unknown, or when the store fails or is slow. */
   lookup(tenant: string, responseId: string, cfg: AffinityConfig): string | undefined | Promise<string | undefined> {
     const store = this.store;
+    if (responseId.length > MAX_ID_LENGTH) return this.counted('lookup', ['miss', undefined]);
     if (!store || !this.guard.allows()) return this.counted('lookup', ['failed', undefined]);
     let got: ReturnType<AffinityStore['get']>;
     try {
@@ -70,6 +77,7 @@ export class ResponseAffinity {
    */
   remember(tenant: string, responseId: string, tier: string, cfg: AffinityConfig): void | Promise<void> {
     const store = this.store;
+    if (responseId.length > MAX_ID_LENGTH) return void this.counted('remember', ['failed', undefined]);
     if (!store || !this.guard.allows()) return void this.counted('remember', ['failed', undefined]);
     let r: void | Promise<void>;
     try {

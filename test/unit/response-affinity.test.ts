@@ -43,6 +43,16 @@ describe('response affinity', () => {
     expect(await counts()).toEqual({ 'remember:stored': 1, 'lookup:hit': 1, 'lookup:miss': 1 });
   });
 
+  it('an id longer than any real one is neither looked up nor stored', async () => {
+    const store = new MemoryAffinityStore(10);
+    const { affinity, counts } = service(store);
+    const long = `resp_${'x'.repeat(300)}`;
+    affinity.remember('acme', long, 'strong', cfg());
+    expect(affinity.lookup('acme', long, cfg())).toBeUndefined();
+    expect(store.size).toBe(0);
+    expect(await counts()).toEqual({ 'remember:failed': 1, 'lookup:miss': 1 });
+  });
+
   it('a store that does not answer is abandoned at the deadline, counted once', async () => {
     const { affinity, counts } = service(new FakeStore('hang'));
     // Both settle although the store never answers (the test would time out otherwise).
