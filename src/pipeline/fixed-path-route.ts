@@ -1,6 +1,7 @@
 // Paths routed without a pipeline run. Unclassified paths (routing.unclassifiedPaths, e.g. /v1/embeddings): a
 // fixed tier per path, no body read, and only request rates apply (these requests are not tokenised). Paths
-// tiergate passes through: only the header rules, plus the tier of a stored Responses API response.
+// tiergate passes through: only the header rules, plus, for a stored Responses API response or a conversation,
+// the tier of the backend that holds it.
 import { newId } from '../ids.js';
 import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import type { Budgets } from '../budget/budgets.js';
@@ -43,7 +44,7 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
  * turn goes. Envoy routes it by the tier header, as it routes the turns themselves. Undefined for any other
  * path. `tenant`: the caller's, if known.
  */
-export function storedResponseTier(rt: Runtime, path: string, tenant: string | undefined, affinity: ResponseAffinity): TierRuntime | undefined | Promise<TierRuntime> {
+export function statefulPathTier(rt: Runtime, path: string, tenant: string | undefined, affinity: ResponseAffinity): TierRuntime | undefined | Promise<TierRuntime> {
   const held = heldState(rt, path);
   if (held === undefined) return undefined;
   const cfg = rt.config.routing.affinity;
@@ -70,13 +71,13 @@ function heldState(rt: Runtime, path: string): { responseId: string | undefined 
   return undefined;
 }
 
-/** A path tiergate does not account for: the header rules apply, and a stored response's tier (if any) is set. */
-export function passThrough(rt: Runtime, headers: HeaderMap, caller: Caller | undefined, spoofed: string[], stored: TierRuntime | undefined): Decision {
+/** A path tiergate does not account for: the header rules apply, and the tier of the state it is about (if any). */
+export function passThrough(rt: Runtime, headers: HeaderMap, caller: Caller | undefined, spoofed: string[], holder: TierRuntime | undefined): Decision {
   // An authenticated caller's key goes no further, and the backend sees its tenant, as on LLM paths.
   const set: Array<[string, string]> = caller?.principal !== undefined ? [[H.tenant, caller.tenant]] : [];
-  if (stored) {
-    set.push([H.tier, stored.name]);
-    if (stored.authorization) set.push([H.authorization, stored.authorization]);
+  if (holder) {
+    set.push([H.tier, holder.name]);
+    if (holder.authorization) set.push([H.authorization, holder.authorization]);
   }
   const remove = set.length > 0 ? [...clientRoutingHeaders(headers, set), ...credentials(caller, set)] : spoofed;
   if (set.length === 0 && remove.length === 0 && !rt.config.envoy.allowModeOverride) return CONTINUE;

@@ -26,7 +26,7 @@ import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import { StreamRequestState, type RequestState } from './request-state.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
-import { passThrough, routeFixedPath, storedResponseTier } from './fixed-path-route.js';
+import { passThrough, routeFixedPath, statefulPathTier } from './fixed-path-route.js';
 import { ResponseAccounting } from './response-accounting.js';
 import { finalAnswer, responseHeadersAnswer } from './response-answers.js';
 import { countDecision } from '../stages/classify.js';
@@ -111,8 +111,8 @@ export class LlmStream implements StreamHandler {
     if (this.pathKind === 'other') {
       // Auth runs on this path only when keys are on; with auth off every caller is the default tenant.
       const tenant = caller?.tenant ?? (rt.auth.mode === 'none' ? DEFAULT_TENANT : undefined);
-      const stored = storedResponseTier(rt, path, tenant, this.deps.affinity);
-      return stored instanceof Promise ? stored.then((t) => passThrough(rt, headers, caller, spoofed, t)) : passThrough(rt, headers, caller, spoofed, stored);
+      const holder = statefulPathTier(rt, path, tenant, this.deps.affinity);
+      return holder instanceof Promise ? holder.then((t) => passThrough(rt, headers, caller, spoofed, t)) : passThrough(rt, headers, caller, spoofed, holder);
     }
     if (this.pathKind === 'unclassified') {
       const { tier, outcome } = routeFixedPath(rt, this.state, caller, this.deps.budgets);
