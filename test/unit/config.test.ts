@@ -26,6 +26,7 @@ describe('validation', () => {
 server: { listen: "nope" }
 tiers: { weak: { model: w }, strong: { model: s } }
 aliases: { gpt-4o: medium }
+routing: { statefulTier: large, affinity: { store: redis } }
 classifier:
   active: v9
   versions:
@@ -46,6 +47,7 @@ unknownKey: 1
     const r = parseConfigText(
       `
 aliases: { gpt-4o: medium }
+routing: { statefulTier: large, affinity: { store: redis } }
 classifier:
   active: v9
   versions:
@@ -57,7 +59,14 @@ classifier:
     );
     const problems = r.ok ? [] : r.problems;
     expect(problems.map((p) => p.path).sort()).toEqual(
-      ['aliases.gpt-4o', 'classifier.active', 'classifier.versions.v8.rules[0].tier', 'classifier.versions.v8.rules[0].when[0].regex'].sort(),
+      [
+        'aliases.gpt-4o',
+        'routing.statefulTier',
+        'routing.affinity.redis',
+        'classifier.active',
+        'classifier.versions.v8.rules[0].tier',
+        'classifier.versions.v8.rules[0].when[0].regex',
+      ].sort(),
     );
   });
 
