@@ -50,24 +50,7 @@ export class ResponseAffinity {
 
   /** The tier remembered for this tenant's response; undefined when unknown, or when the store fails or is slow. */
   lookup(tenant: string, responseId: string, cfg: AffinityConfig): string | undefined | Promise<string | undefined> {
-    const store = this.store;
-    if (responseId.length > MAX_ID_LENGTH) return this.counted('lookup', ['miss', undefined]);
-    if (!store || !this.guard.allows()) return this.counted('lookup', ['failed', undefined]);
-    let got: ReturnType<AffinityStore['get']>;
-    try {
-      got = store.get(this.key(tenant, responseId));
-    } catch (err) {
-      return this.counted('lookup', this.failed('lookup', err, cfg));
-    }
-    if (!(got instanceof Promise)) return this.counted('lookup', [got ? 'hit' : 'miss', got]);
-    const answer = got.then(
-      (tier): Outcome<string> => {
-        this.guard.succeeded();
-        return [tier ? 'hit' : 'miss', tier];
-      },
-      (err: unknown) => this.failed('lookup', err, cfg),
-    );
-    return withDeadline(answer, cfg.deadlineMs, LATE).then((o) => this.counted('lookup', o));
+    return this.call('lookup', tenant, responseId, cfg, (store, key) => store.get(key), (tier) => [tier ? 'hit' : 'miss', tier]);
   }
 
   /**
@@ -76,24 +59,8 @@ export class ResponseAffinity {
    * conversation before its tier is known.
    */
   remember(tenant: string, responseId: string, tier: string, cfg: AffinityConfig): void | Promise<void> {
-    const store = this.store;
-    if (responseId.length > MAX_ID_LENGTH) return void this.counted('remember', ['failed', undefined]);
-    if (!store || !this.guard.allows()) return void this.counted('remember', ['failed', undefined]);
-    let r: void | Promise<void>;
-    try {
-      r = store.set(this.key(tenant, responseId), tier, cfg.ttlSeconds * 1000);
-    } catch (err) {
-      return void this.counted('remember', this.failed('remember', err, cfg));
-    }
-    if (!(r instanceof Promise)) return void this.counted('remember', ['stored', undefined]);
-    const done = r.then(
-      (): Outcome<never> => {
-        this.guard.succeeded();
-        return ['stored', undefined];
-      },
-      (err: unknown) => this.failed('remember', err, cfg),
-    );
-    return withDeadline(done, cfg.deadlineMs, LATE).then((o) => void this.counted('remember', o));
+    const r = this.call('remember', tenant, responseId, cfg, (store, key) => store.set(key, tier, cfg.ttlSeconds * 1000), (): Outcome<never> => ['stored', undefined]);
+    return r instanceof Promise ? r.then(() => undefined) : undefined;
   }
 
   async close(): Promise<void> {
@@ -103,6 +70,39 @@ export class ResponseAffinity {
   /** Hash-tagged by tenant, as the cache's keys are: on a Redis Cluster a tenant's entries share a slot. */
   private key(tenant: string, responseId: string): string {
     return `${this.prefix}{t:${tenant}}:${responseId}`;
+  }
+
+  /**
+   * One store call, the same way for both operations: ids too long to be real are not sent, a store known to be
+   * down is not called, a failure or a throw is the breaker's, a slow answer is abandoned at the deadline, and
+   * the outcome is counted once.
+   */
+  private call<R, V>(
+    op: 'lookup' | 'remember',
+    tenant: string,
+    responseId: string,
+    cfg: AffinityConfig,
+    run: (store: AffinityStore, key: string) => R | Promise<R>,
+    outcome: (r: R) => Outcome<V>,
+  ): V | undefined | Promise<V | undefined> {
+    const store = this.store;
+    if (responseId.length > MAX_ID_LENGTH) return this.counted(op, [op === 'lookup' ? 'miss' : 'failed', undefined]);
+    if (!store || !this.guard.allows()) return this.counted(op, ['failed', undefined]);
+    let got: R | Promise<R>;
+    try {
+      got = run(store, this.key(tenant, responseId));
+    } catch (err) {
+      return this.counted(op, this.failed(op, err, cfg));
+    }
+    if (!(got instanceof Promise)) return this.counted(op, outcome(got));
+    const answer = got.then(
+      (r) => {
+        this.guard.succeeded();
+        return outcome(r);
+      },
+      (err: unknown): Outcome<V> => this.failed(op, err, cfg),
+    );
+    return withDeadline(answer, cfg.deadlineMs, LATE as Outcome<V>).then((o) => this.counted(op, o));
   }
 
   private failed(op: 'lookup' | 'remember', err: unknown, cfg: AffinityConfig): Outcome<never> {

@@ -29,7 +29,7 @@ import { cacheHitReply } from './cache-reply.js';
 import { passThrough, routeFixedPath, statefulPathTier } from './fixed-path-route.js';
 import { ResponseAccounting } from './response-accounting.js';
 import { finalAnswer, responseHeadersAnswer } from './response-answers.js';
-import { countDecision } from '../stages/classify.js';
+import { affinityTracks, countDecision } from '../stages/classify.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
 
@@ -165,7 +165,7 @@ export class LlmStream implements StreamHandler {
     this.outcome = 'routed';
     this.acc.routed(route?.tier);
     // A stored Responses turn (not part of a server-side conversation): its response id will be remembered.
-    if (route && state.llm?.stateful && state.llm.json.conversation == null && this.deps.affinity.on(this.runtime.config.routing.affinity)) {
+    if (route && state.llm && affinityTracks(state.llm, this.deps.affinity, this.runtime.config.routing.affinity)) {
       this.rememberTier = route.tier.name;
     }
     const remove = clientRoutingHeaders(state.headers, state.setHeaders);

@@ -3,7 +3,8 @@
 // shadow version (if any) evaluated beside it. A Responses API turn that keeps state on the backend is
 // classified only when tiergate can keep its conversation on one backend (response affinity, README
 // "Responses API"); otherwise it goes to routing.statefulTier.
-import type { ResponseAffinity } from '../affinity/response-affinity.js';
+import type { AffinityConfig, ResponseAffinity } from '../affinity/response-affinity.js';
+import type { LlmRequest } from '../llm/parse-request.js';
 import type { RequestState, RouteDecision } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -26,10 +27,8 @@ export function createClassifyStage(affinity: ResponseAffinity): Stage {
       }
       if (llm.stateful) {
         const cfg = rt.config.routing.affinity;
-        const j = llm.json;
-        // A conversation's first turn is not seen by tiergate (it is created on its own path): not tracked.
-        if (!affinity.on(cfg) || j.conversation != null) return toStatefulTier(state);
-        const previous = j.previous_response_id;
+        if (!affinityTracks(llm, affinity, cfg)) return toStatefulTier(state);
+        const previous = llm.json.previous_response_id;
         if (typeof previous === 'string') {
           const found = affinity.lookup(state.tenant, previous, cfg);
           return found instanceof Promise ? found.then((tier) => continueOn(state, tier)) : continueOn(state, found);
@@ -39,6 +38,15 @@ export function createClassifyStage(affinity: ResponseAffinity): Stage {
       classify(state);
     },
   };
+}
+
+/**
+ * Whether response affinity keeps this turn's tier: a stateful Responses turn while affinity is on, except a
+ * conversation's (a conversation is created before its first turn, on its own path: not tracked). The classify
+ * stage routes by it, and the stream remembers the tier that answered by it.
+ */
+export function affinityTracks(llm: LlmRequest, affinity: ResponseAffinity, cfg: AffinityConfig): boolean {
+  return llm.stateful && llm.json.conversation == null && affinity.on(cfg);
 }
 
 function classify(state: RequestState): void {
