@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { expect } from 'vitest';
 import { createApp, type App } from '../../src/app.js';
 import type { Embedder } from '../../src/cache/embedders/embedder.js';
 import { compileRuntime } from '../../src/config/runtime.js';
@@ -107,4 +108,11 @@ export async function metricValue(app: App, name: string, labels: Record<string,
     if (Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want)) sum += v.value;
   }
   return sum;
+}
+
+/** The ledger row of one request, once the stream's end has settled it (rows are built in batches). */
+export async function rowFor(t: TestTiergate, requestId: string): Promise<LedgerRow> {
+  let row: LedgerRow | undefined;
+  await expect.poll(async () => (row = (await t.rows()).find((r) => r.request_id === requestId))).toBeDefined();
+  return row as LedgerRow;
 }

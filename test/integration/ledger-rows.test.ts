@@ -3,10 +3,9 @@ import { createHash } from 'node:crypto';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type ExtProcSession, type FilterConfig } from '../../src/dev/envoy-client.js';
-import type { LedgerRow } from '../../src/ledger/row.js';
 import { countTokens } from '../../src/llm/tokenizer.js';
 import { USAGE_METADATA_KEYS } from '../../src/pipeline/response-accounting.js';
-import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { jsonBody, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 let tg: TestTiergate;
 let tgOverride: TestTiergate;
@@ -36,11 +35,6 @@ async function routed(t: TestTiergate, opts: { filter?: FilterConfig; headers?: 
   return s;
 }
 
-async function rowFor(t: TestTiergate, requestId: string): Promise<LedgerRow> {
-  let row: LedgerRow | undefined;
-  await expect.poll(async () => (row = (await t.rows()).find((r) => r.request_id === requestId))).toBeDefined();
-  return row as LedgerRow;
-}
 
 describe('ledger rows for every ending', () => {
   it('buffered JSON success: reported usage, cost from the price table, x-usage-total-tokens and dynamic metadata', async () => {

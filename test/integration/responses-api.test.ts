@@ -4,9 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { getHeader, postHeaders, type ExtProcSession, type Outcome } from '../../src/dev/envoy-client.js';
-import type { LedgerRow } from '../../src/ledger/row.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
-import { jsonBody, metricValue, minuteAlignedClock, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { jsonBody, metricValue, minuteAlignedClock, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 const PATH = '/v1/responses';
 const LONG_TASK = 'Please refactor this module so that it is easier to test.';
@@ -27,11 +26,6 @@ function refusal(o: Outcome): { status: number; error: { code: string; param: st
   return { status: o.status, error: (JSON.parse(o.body.toString()) as { error: { code: string; param: string | null; message: string } }).error };
 }
 
-async function rowFor(t: TestTiergate, requestId: string): Promise<LedgerRow> {
-  let row: LedgerRow | undefined;
-  await expect.poll(async () => (row = (await t.rows()).find((r) => r.request_id === requestId))).toBeDefined();
-  return row as LedgerRow;
-}
 
 const event = (o: Record<string, unknown>) => `event: ${String(o.type)}\ndata: ${JSON.stringify(o)}\n\n`;
 const USAGE = { input_tokens: 1000, input_tokens_details: { cached_tokens: 200 }, output_tokens: 500, output_tokens_details: { reasoning_tokens: 120 }, total_tokens: 1500 };
