@@ -106,3 +106,18 @@ function valueAt(body: unknown, path: readonly PropertyKey[]): unknown {
   }
   return v;
 }
+
+/**
+ * A chat or completions stream: tiergate asks the backend for its usage chunk (stream_options.include_usage),
+ * since without it vLLM and OpenAI report no usage in streams (landscape.md "Streamed spend"). The Responses
+ * API always reports usage in its last event and has no such option.
+ */
+export function usageForced(llm: LlmRequest): boolean {
+  return llm.stream && llm.endpoint !== 'responses';
+}
+
+/** The client itself asked for the usage chunk (`stream_options.include_usage: true`). */
+export function usageAsked(llm: LlmRequest): boolean {
+  const opts = llm.json.stream_options;
+  return typeof opts === 'object' && opts !== null && (opts as { include_usage?: unknown }).include_usage === true;
+}

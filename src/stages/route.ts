@@ -1,6 +1,7 @@
 // Writes the routing decision into the request: contract headers (overwriting the client's), the upstream
 // model id in the body, usage forced on for streams, upstream credentials, and a true content-length.
 import { exactOr } from '../llm/exact-numbers.js';
+import { usageForced } from '../llm/parse-request.js';
 import { H } from '../pipeline/contract-headers.js';
 import type { Stage } from '../pipeline/stage.js';
 
@@ -11,8 +12,7 @@ export const routeStage: Stage = {
     const { llm, route } = state;
     if (!llm || !route) throw new Error('route before classify');
     if (state.cache?.hit) return; // answered from the cache: nothing goes upstream
-    // The Responses API always reports usage in its last event and has no include_usage to force.
-    const forceUsage = llm.stream && llm.endpoint !== 'responses';
+    const forceUsage = usageForced(llm);
     let text = JSON.stringify(routed(llm.json, route.tier.model, forceUsage));
     // Integers beyond 2^53 go on digit for digit (a 64-bit seed would otherwise reach the backend changed).
     if (llm.exact) {
