@@ -8,7 +8,7 @@
 //   npm run bench:long-integers
 import { BODY } from './extproc-driver.js';
 import { exactOr, exactView, longIntegers } from '../src/llm/exact-numbers.js';
-import { median } from './stats.js';
+import { nsPerCall } from './stats.js';
 
 const REGEX = /[:[,][ \t\n\r]*-?[0-9]{16}/;
 const small = BODY.toString('utf8');
@@ -17,16 +17,7 @@ const parsed = JSON.parse(small) as Record<string, unknown> & { messages: Array<
 const prose = 'Refactor the parser so that each stage returns a value; keep the tests green. function f(a, b) { return a + b; }\n';
 const agent = (chars: number) => JSON.stringify({ ...parsed, messages: [{ role: 'system', content: prose.repeat(Math.ceil(chars / prose.length)) }, ...parsed.messages] });
 
-/** Nanoseconds per call, the median of 7 rounds of `calls`. */
-function ns(f: () => unknown, calls: number): number {
-  const rounds: number[] = [];
-  for (let r = 0; r < 7; r++) {
-    const t = process.hrtime.bigint();
-    for (let i = 0; i < calls; i++) f();
-    rounds.push(Number(process.hrtime.bigint() - t) / calls);
-  }
-  return median(rounds);
-}
+const ns = nsPerCall;
 const us = (n: number) => `${(n / 1000).toFixed(n < 10_000 ? 2 : 0)} us`;
 
 console.log(`node ${process.version}; median of 7 rounds`);

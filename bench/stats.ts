@@ -4,3 +4,14 @@
 export function median(xs: readonly number[]): number {
   return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 }
+
+/** Nanoseconds per call of `f`, the median of 7 rounds of `calls` calls each. */
+export function nsPerCall(f: () => unknown, calls: number): number {
+  const rounds: number[] = [];
+  for (let r = 0; r < 7; r++) {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < calls; i++) f();
+    rounds.push(Number(process.hrtime.bigint() - t) / calls);
+  }
+  return median(rounds);
+}
