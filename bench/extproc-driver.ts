@@ -23,8 +23,8 @@ export const BODY = Buffer.from(
 // "usage":null; the stream ends with the usage chunk and [DONE], which tiergate parses for the ledger.
 const chunkJson = (extra: Record<string, unknown>) =>
   `data: ${JSON.stringify({ id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1_763_800_000, model: 'weak-model', system_fingerprint: null, ...extra })}\n\n`;
-const CHUNK = Buffer.from(chunkJson({ choices: [{ index: 0, delta: { content: 'token ' }, logprobs: null, finish_reason: null }], usage: null }));
-const LAST_CHUNK = Buffer.from(chunkJson({ choices: [], usage: { prompt_tokens: 60, completion_tokens: 100, total_tokens: 160 } }) + 'data: [DONE]\n\n');
+export const CHUNK = Buffer.from(chunkJson({ choices: [{ index: 0, delta: { content: 'token ' }, logprobs: null, finish_reason: null }], usage: null }));
+export const LAST_CHUNK = Buffer.from(chunkJson({ choices: [], usage: { prompt_tokens: 60, completion_tokens: 100, total_tokens: 160 } }) + 'data: [DONE]\n\n');
 
 // What a backend answers (usage included, as OpenAI and vLLM always do for non-streamed requests).
 export const JSON_RESPONSE = Buffer.from(

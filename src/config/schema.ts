@@ -128,6 +128,11 @@ export const configSchema = z
       .strictObject({
         /** A response trailer carrying a JSON usage object (for backends that report usage there). */
         trailer: z.string().toLowerCase().optional(),
+        /**
+         * The usage chunk of a chat or completions stream whose client did not ask for it (tiergate asked on its
+         * behalf): `strip` takes it out of the stream on its way to the client, `forward` lets it through.
+         */
+        forcedUsageChunk: z.enum(['strip', 'forward']).default('strip'),
       })
       .prefault({}),
     prices: priceTableSchema.default(EMBEDDED_PRICES),

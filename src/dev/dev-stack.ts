@@ -104,7 +104,7 @@ Try:
   curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"auto","messages":[{"role":"user","content":"Please refactor this module"}]}'
 
-  # streaming (SSE, usage chunk forced on)
+  # streaming (SSE; tiergate asks for the usage chunk, counts it and keeps it from this client)
   curl -s -N ${u}/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"auto","stream":true,"messages":[{"role":"user","content":"Count to five"}]}'
 

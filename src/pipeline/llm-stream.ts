@@ -28,7 +28,10 @@ import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
 import { passThrough, routeFixedPath, statefulPathTier } from './fixed-path-route.js';
 import { ResponseAccounting } from './response-accounting.js';
-import { finalAnswer, responseHeadersAnswer } from './response-answers.js';
+import { ForcedUsageFilter } from '../usage/forced-usage-filter.js';
+import { bodyDecoder } from '../usage/content-encoding.js';
+import { usageAsked, usageForced } from '../llm/parse-request.js';
+import { finalAnswer, responseHeadersAnswer, withBody } from './response-answers.js';
 import { affinityTracks, countDecision } from '../stages/classify.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
@@ -68,6 +71,9 @@ export class LlmStream implements StreamHandler {
   /** A stored Responses API turn: the tier to remember for its response id, until remembered. */
   private rememberTier: string | undefined;
   private readonly responseBuffered: boolean;
+  /** The client did not ask for the usage chunk tiergate asked for, and the config says to take it out. */
+  private stripUsage = false;
+  private usageFilter: ForcedUsageFilter | undefined;
 
   constructor(
     private readonly deps: StreamDeps,
@@ -164,8 +170,10 @@ export class LlmStream implements StreamHandler {
     if (route) countDecision(this.deps.metrics, route);
     this.outcome = 'routed';
     this.acc.routed(route?.tier);
+    const llm = state.llm;
+    this.stripUsage = llm !== undefined && usageForced(llm) && !usageAsked(llm) && this.runtime.config.usage.forcedUsageChunk === 'strip';
     // A stored Responses turn (not part of a server-side conversation): its response id will be remembered.
-    if (route && state.llm && affinityTracks(state.llm, this.deps.affinity, this.runtime.config.routing.affinity)) {
+    if (route && llm && affinityTracks(llm, this.deps.affinity, this.runtime.config.routing.affinity)) {
       this.rememberTier = route.tier.name;
     }
     const remove = clientRoutingHeaders(state.headers, state.setHeaders);
@@ -226,13 +234,17 @@ export class LlmStream implements StreamHandler {
     const facts = { tier: this.state?.route?.tier ?? this.pathTier, limitHeaders: this.state?.admission?.responseHeaders, cacheStatus: this.state?.cache?.status };
     const { decision, buffered } = responseHeadersAnswer(facts, kind, this.runtime.config.envoy.allowModeOverride && !endOfStream, this.responseBuffered);
     this.acc.buffered = buffered;
+    // A compressed stream's bytes have no events to cut between: its usage chunk goes through.
+    if (this.stripUsage && kind === 'sse' && bodyDecoder(headers.get('content-encoding')) === undefined) this.usageFilter = new ForcedUsageFilter();
     return decision;
   }
 
   responseBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
     if (this.pathKind === 'other') return CONTINUE;
     const usage = this.acc.responseBody(chunk, endOfStream);
-    const decision = usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
+    let decision = usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
+    const replaced = this.usageFilter?.push(chunk, endOfStream);
+    if (replaced) decision = withBody(decision, replaced, this.acc.buffered);
     if (this.rememberTier === undefined) return decision;
     const id = this.acc.responseId();
     if (id === undefined || !this.state) return decision;
@@ -279,3 +291,4 @@ export class LlmStream implements StreamHandler {
 }
 
 const EMPTY = Buffer.alloc(0);
+

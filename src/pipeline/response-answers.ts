@@ -50,3 +50,13 @@ export function finalAnswer(usage: UsageMetadata, buffered: boolean): ContinueDe
   if (buffered && typeof usage.total_tokens === 'number') decision.headers = { set: [[H.usageTotalTokens, String(usage.total_tokens)]] };
   return decision;
 }
+
+/**
+ * The answer with the chunk replaced. A BUFFERED body keeps its content-length through ext_proc, and Envoy
+ * refuses a replacement of another length unless the same answer sets it (envoy-ext-proc.md §5).
+ */
+export function withBody(decision: ContinueDecision, body: Buffer, buffered: boolean): ContinueDecision {
+  if (!buffered) return { ...decision, body };
+  const set = [...(decision.headers?.set ?? []), [H.contentLength, String(body.length)] as const];
+  return { ...decision, body, headers: { ...decision.headers, set } };
+}

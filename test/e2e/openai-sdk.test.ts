@@ -22,6 +22,21 @@ beforeAll(async () => {
 });
 afterAll(async () => stack.stop());
 
+/**
+ * The row of one request in the embedded default's ledger files. Today's file and the one of the first call are
+ * both read: a run that crosses midnight UTC writes the row under whichever day it was on.
+ */
+const firstDay = new Date().toISOString().slice(0, 10);
+function ledgerRow(id: string): Record<string, unknown> | undefined {
+  const days = new Set([firstDay, new Date().toISOString().slice(0, 10)]);
+  return [...days]
+    .map((d) => join('tiergate-ledger', `ledger-${d}.jsonl`))
+    .filter((f) => existsSync(f))
+    .flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((r) => r.request_id === id);
+}
+
 describe('openai SDK through tiergate dev', () => {
   it('plain chat completion: a short prompt is answered by the weak tier', async () => {
     const { data, response } = await client.chat.completions
@@ -40,19 +55,33 @@ describe('openai SDK through tiergate dev', () => {
     expect(r.model).toBe('strong-model');
   });
 
-  it('streaming: well-formed chunks, and the usage chunk tiergate forced on', async () => {
-    const stream = await client.chat.completions.create({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'Say hi, streamed' }] });
+  it('streaming: well-formed chunks, no usage chunk the client did not ask for, and the usage still in the ledger', async () => {
+    const id = 'e2e-stream';
+    const stream = await client.chat.completions.create(
+      { model: 'auto', stream: true, messages: [{ role: 'user', content: 'Say hi, streamed' }] },
+      { headers: { 'x-request-id': id } },
+    );
     let text = '';
-    let usage: OpenAI.CompletionUsage | null | undefined;
     let chunks = 0;
     for await (const chunk of stream) {
       chunks++;
-      text += chunk.choices[0]?.delta?.content ?? '';
-      if (chunk.usage) usage = chunk.usage;
+      // What many clients do: read choices[0] unguarded. A usage chunk (`choices: []`) would break it.
+      const first = chunk.choices[0];
+      if (!first) throw new Error(`a chunk without choices reached the client: ${JSON.stringify(chunk)}`);
+      text += first.delta?.content ?? '';
+      expect(chunk.usage ?? null).toBeNull();
     }
     expect(chunks).toBeGreaterThan(5);
     expect(text).toBe('Hello from the weak backend (model weak-model). You sent 1 message.');
-    // The client did not ask for include_usage; tiergate did, so spend can always be counted.
+    // tiergate asked the backend for usage all the same, so the stream's spend is counted.
+    await expect.poll(() => ledgerRow(id)).toBeDefined();
+    expect(ledgerRow(id)).toMatchObject({ stream: true, usage_source: 'reported', usage: { output_tokens: expect.any(Number) } });
+  });
+
+  it('streaming with include_usage asked: the usage chunk arrives, as the client asked', async () => {
+    const stream = await client.chat.completions.create({ model: 'auto', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Say hi, streamed with usage' }] });
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) if (chunk.usage) usage = chunk.usage;
     expect(usage?.total_tokens).toBeGreaterThan(0);
   });
 
@@ -77,23 +106,14 @@ describe('openai SDK through tiergate dev', () => {
   });
 
   it('each request leaves a ledger row with the usage the backend reported (embedded default: ./tiergate-ledger)', async () => {
-    const dayFile = () => join('tiergate-ledger', `ledger-${new Date().toISOString().slice(0, 10)}.jsonl`);
-    const before = dayFile();
     const id = 'e2e-ledger';
     const data = await client.chat.completions.create(
       { model: 'auto', stream: false, messages: [{ role: 'user', content: 'Count me' }] },
       { headers: { 'x-request-id': id, 'x-feature-id': 'e2e' } },
     );
-    // Both days' files, the later one read at each poll: a run that crosses midnight UTC writes the row under
-    // whichever day it was on.
-    const row = async () =>
-      [...new Set([before, dayFile()])]
-        .filter((f) => existsSync(f))
-        .flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean))
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-        .find((r) => r.request_id === id);
+    const row = () => ledgerRow(id);
     await expect.poll(row).toBeDefined();
-    expect(await row()).toMatchObject({
+    expect(row()).toMatchObject({
       status: 'success',
       feature_id: 'e2e',
       tier: 'weak',
