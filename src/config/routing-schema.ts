@@ -38,6 +38,18 @@ export const routingSchema = z
         breaker: breakerSchema,
       })
       .prefault({}),
+    /**
+     * The model list (OpenAI's GET /v1/models and /v1/models/{id}), answered by tiergate when `serve` is on: the
+     * auto models, aliases and tier models the caller's tenant may put in `model`, which is what a client's model
+     * picker should offer behind the gateway. Off by default: the path goes to a backend like any non-LLM path,
+     * and lists that backend's own models.
+     */
+    models: z
+      .strictObject({
+        serve: z.boolean().default(false),
+        path: z.string().startsWith('/').default('/v1/models'),
+      })
+      .prefault({}),
     /** Paths routed without classification: to a fixed tier, or with no tier header when tier is absent. */
     unclassifiedPaths: z
       .record(z.string().startsWith('/'), z.strictObject({ tier: z.string().optional() }))

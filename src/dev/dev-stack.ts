@@ -32,9 +32,10 @@ export interface DevStack {
 /**
  * `tiergate dev` without --config: the embedded defaults of `tiergate serve`, plus the response cache for every
  * tenant (exact and semantic, with the local embedder), so a repeated or reworded curl shows a hit. (`serve` leaves
- * the cache off unless a policy turns it on.)
+ * the cache off unless a policy turns it on.) And GET /v1/models answered by tiergate, as the shipped Envoy and
+ * kgateway configs have it, so an SDK's model list shows "auto".
  */
-export const DEV_DEFAULTS = `tenants: { "*": { cache: { mode: semantic } } }\n`;
+export const DEV_DEFAULTS = `tenants: { "*": { cache: { mode: semantic } } }\nrouting: { models: { serve: true } }\n`;
 
 export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
   const host = opts.host ?? '127.0.0.1';
@@ -126,6 +127,9 @@ Try:
   # the Responses API: a stored turn goes to routing.statefulTier (weak), a store:false one is classified (strong)
   curl -s -i ${u}/v1/responses -H 'content-type: application/json' -d '{"model":"auto","input":"Please refactor this"}'
   curl -s -i ${u}/v1/responses -H 'content-type: application/json' -d '{"model":"auto","store":false,"input":"Please refactor this"}'
+
+  # the models a client may ask for here (answered by tiergate: auto, the aliases, the tier models)
+  curl -s ${u}/v1/models
 
   # metrics
   curl -s ${admin}/metrics | grep ^tiergate_requests_total

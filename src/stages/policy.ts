@@ -38,7 +38,7 @@ export function createPolicyStage(metrics: Metrics): Stage {
 }
 
 /** A tier is allowed by its own name, or by any model name the tenant may use that routes to it. */
-function tierAllowed(rt: Runtime, p: TenantPolicy, tier: string): boolean {
+export function tierAllowed(rt: Runtime, p: TenantPolicy, tier: string): boolean {
   if (!p.models || p.models.has(tier)) return true;
   for (const m of p.models) if (rt.modelToTier.get(m) === tier) return true;
   return false;

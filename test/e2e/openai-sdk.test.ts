@@ -85,6 +85,15 @@ describe('openai SDK through tiergate dev', () => {
     expect(usage?.total_tokens).toBeGreaterThan(0);
   });
 
+  it('models.list() shows what a client may ask for behind the gateway: auto first, then the tier models', async () => {
+    const ids: string[] = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    expect(ids).toEqual(['auto', 'weak-model', 'strong-model']);
+    expect((await client.models.retrieve('auto')).owned_by).toBe('tiergate');
+    const err = await client.models.retrieve('no-such-model').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+  });
+
   it('legacy completions endpoint', async () => {
     const r = await client.completions.create({ model: 'auto', prompt: 'Say hi' });
     expect(r.choices[0]?.text).toContain('weak backend');
