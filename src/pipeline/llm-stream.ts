@@ -27,7 +27,7 @@ import { StreamRequestState, type RequestState } from './request-state.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
 import { passThrough, routeFixedPath, statefulPathTier } from './fixed-path-route.js';
-import { modelListReply } from './model-list.js';
+import { modelListReply, publicCallerTenant } from './model-list.js';
 import { ResponseAccounting } from './response-accounting.js';
 import { ForcedUsageFilter } from '../usage/forced-usage-filter.js';
 import { bodyDecoder } from '../usage/content-encoding.js';
@@ -118,8 +118,7 @@ export class LlmStream implements StreamHandler {
     if (this.pathKind === 'other') {
       // Auth runs on this path only when keys are on; with auth off every caller is the default tenant.
       const tenant = caller?.tenant ?? (rt.auth.mode === 'none' ? DEFAULT_TENANT : undefined);
-      // A public model list (no key) shows what the "*" tenant entry allows.
-      const models = modelListReply(rt, this.state.method, path, () => rt.tenants.policyFor(tenant ?? '*'), Date.now());
+      const models = modelListReply(rt, this.state.method, path, () => rt.tenants.policyFor(tenant ?? publicCallerTenant(headers, rt)), Date.now());
       if (models) return models;
       const holder = statefulPathTier(rt, path, tenant, this.deps.affinity);
       return holder instanceof Promise ? holder.then((t) => passThrough(rt, headers, caller, spoofed, t)) : passThrough(rt, headers, caller, spoofed, holder);

@@ -6,7 +6,8 @@
 // 404 model_not_found for an id that is not listed.
 import type { Runtime } from '../config/runtime.js';
 import { TiergateError } from '../errors.js';
-import type { ReplyDecision } from '../extproc/types.js';
+import type { HeaderMap, ReplyDecision } from '../extproc/types.js';
+import { authenticate } from '../stages/authenticate.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
 import { tierAllowed } from '../stages/policy.js';
 import { H } from './contract-headers.js';
@@ -53,6 +54,19 @@ export function listedModels(rt: Runtime, policy: TenantPolicy, created: number)
     if (allowed(t.model, t.name) && !out.some((m) => m.id === t.model)) out.push({ id: t.model, object: 'model', created, owned_by: t.provider });
   }
   return out;
+}
+
+/**
+ * Whose list a caller of a public path gets: no key is needed there, but a valid one still names its tenant;
+ * without one (or with one that does not authenticate) the "*" tenant entry's view.
+ */
+export function publicCallerTenant(headers: HeaderMap, rt: Runtime): string {
+  try {
+    return authenticate(headers, rt).tenant;
+  } catch (err) {
+    if (err instanceof TiergateError) return '*';
+    throw err;
+  }
 }
 
 function decoded(segment: string): string | undefined {

@@ -31,7 +31,7 @@ beforeAll(async () => {
   tgPublic = await startTiergate({
     ...base,
     auth: { mode: 'api_key', keys: [{ id: 'acme', sha256: sha256Hex(KEY_ACME), tenant: 'acme' }], publicPaths: ['/v1/models', '/v1/models/*'] },
-    tenants: { '*': { models: ['fast'] } },
+    tenants: { '*': { models: ['fast'] }, acme: { models: ['smart'] } },
   });
   tgOff = await startTiergate({ aliases: { fast: 'weak' } });
 });
@@ -108,10 +108,11 @@ describe('GET /v1/models answered by tiergate', () => {
     expect(jsonOf(await get(tg, '/v1/models/org%2Fnone', KEY_OPEN)).body).toMatchObject({ error: { message: 'The model `org/none` does not exist or you do not have access to it.' } });
   });
 
-  it('still needs a key unless the path is public; a public list shows what the "*" entry allows', async () => {
+  it('still needs a key unless the path is public; there a valid key names its tenant, else the "*" entry is shown', async () => {
     expect(jsonOf(await get(tg, '/v1/models')).status).toBe(401);
     expect(await listed(tgPublic)).toEqual(['auto', 'fast']);
-    expect(await listed(tgPublic, KEY_ACME)).toEqual(['auto', 'fast']);
+    expect(await listed(tgPublic, 'tg-not-a-key-000000000000')).toEqual(['auto', 'fast']);
+    expect(await listed(tgPublic, KEY_ACME)).toEqual(['auto', 'smart']);
   });
 
   it('other methods, and the default (serve off), pass through to a backend', async () => {
