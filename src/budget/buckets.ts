@@ -32,9 +32,12 @@ export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefine
   const out: Bucket[] = [];
   if (p.requestsPerMinute !== undefined) out.push(perMinute(`${t}:rpm`, 'requests_per_minute', 'requests', p.requestsPerMinute));
   if (!withTokens) return out;
-  if (p.dailyTokenBudget !== undefined) {
+  if (p.dailyTokenBudget !== undefined || p.dailyCostBudgetUsd !== undefined) {
     const day = daysIn(cfg.timeZone).at(now);
-    out.push({ key: `${t}:day:${day.id}`, code: 'daily_token_budget', unit: 'tokens', limit: p.dailyTokenBudget, resetAt: day.resetAt, expireAt: day.resetAt + DAY_GRACE_MS });
+    const daily = (key: string, code: Bucket['code'], unit: Bucket['unit'], limit: number): Bucket => ({ key: `${key}:${day.id}`, code, unit, limit, resetAt: day.resetAt, expireAt: day.resetAt + DAY_GRACE_MS });
+    if (p.dailyTokenBudget !== undefined) out.push(daily(`${t}:day`, 'daily_token_budget', 'tokens', p.dailyTokenBudget));
+    // Counted in micro-dollars: Redis counters are integers.
+    if (p.dailyCostBudgetUsd !== undefined) out.push(daily(`${t}:usd`, 'daily_cost_budget', 'usd', Math.round(p.dailyCostBudgetUsd * 1e6)));
   }
   if (p.tokensPerMinute !== undefined) out.push(perMinute(`${t}:tpm`, 'tokens_per_minute', 'tokens', p.tokensPerMinute));
   const shared = `${prefix}{shared}`;

@@ -5,7 +5,7 @@ import type { Runtime } from '../config/runtime.js';
 import { TiergateError } from '../errors.js';
 import { H } from '../pipeline/contract-headers.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
-import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../stores/budget-store.js';
+import { costOf, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../stores/budget-store.js';
 import { MemoryBudgetStore } from '../stores/memory/budget-store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -19,8 +19,11 @@ export interface Admission {
   tenant: string;
   /** The store that holds the reservation (the local one when admitted in degraded mode). */
   store: BudgetStore;
+  /** The buckets that hold a reservation: tokens, and cost (usd). */
   tokenBuckets: Bucket[];
   reserved: number;
+  /** Micro-dollars reserved against a cost budget (0 without one). */
+  reservedMicroUsd: number;
   /** For the client's response: x-ratelimit-*, x-budget-warning, x-tiergate-degraded. */
   responseHeaders: Array<[string, string]>;
 }
@@ -33,6 +36,8 @@ export interface AdmitQuery {
   tier: string | undefined;
   /** Tokens to reserve; null when the path carries no token limits (requests only). */
   tokens: number | null;
+  /** Micro-dollars to reserve against a cost budget: the tokens above at the routed tier's prices. */
+  microUsd?: number;
 }
 
 export class Budgets {
@@ -55,7 +60,7 @@ export class Budgets {
     const cfg = rt.config.budgets;
     const buckets = bucketsFor(rt, q.policy, q.tier, q.tokens !== null, now);
     if (buckets.length === 0) return NOTHING_TO_ADMIT;
-    const req: AdmitRequest = { id: q.id, now, tokens: q.tokens ?? 0, buckets, reservationExpiresAt: now + cfg.reservationTtlMs, warnAt: cfg.warnAt };
+    const req: AdmitRequest = { id: q.id, now, tokens: q.tokens ?? 0, microUsd: q.microUsd ?? 0, buckets, reservationExpiresAt: now + cfg.reservationTtlMs, warnAt: cfg.warnAt };
     if (this.store.kind === 'memory') return this.outcome(q, req, this.store, this.store.admit(req) as AdmitResult, false);
     if (!this.guard.allows()) return this.degraded(rt, q, req);
     return (this.store.admit(req) as Promise<AdmitResult>).then(
@@ -71,10 +76,14 @@ export class Budgets {
     );
   }
 
-  /** Frees the reservation and counts what the request really used. Never throws. */
-  reconcile(a: Admission, actualTokens: number): void {
+  /**
+   * Frees the reservation and counts what the request really used. `actualMicroUsd` undefined: its cost is not
+   * known (no price for the model that answered), and the reservation's stands in for it. Never throws.
+   */
+  reconcile(a: Admission, actualTokens: number, actualMicroUsd: number | undefined): void {
     if (a.tokenBuckets.length === 0) return;
-    const run = async () => a.store.reconcile(a.id, a.tokenBuckets, actualTokens, this.now());
+    const micro = actualMicroUsd ?? a.reservedMicroUsd;
+    const run = async () => a.store.reconcile(a.id, a.tokenBuckets, actualTokens, this.now(), micro);
     // Only the Redis store is expected to fail; a memory reconcile that threw would be a bug: logged, not retried.
     run().then(
       () => {
@@ -103,7 +112,7 @@ export class Budgets {
       const b = req.buckets[r.denied as number] as Bucket;
       this.metrics.budgetDecisions.inc({ result: 'denied', code: b.code });
       this.log.info({ event: 'budget.denied', tenant: q.policy.tenant, code: b.code, limit: b.limit });
-      return { error: limitError(b, r.counted[r.denied as number] as number, req.tokens, headers, req.now) };
+      return { error: limitError(b, r.counted[r.denied as number] as number, costOf(b, req.tokens, req.microUsd), headers, req.now) };
     }
     this.metrics.budgetDecisions.inc({ result: 'admitted', code: '' });
     const warning = budgetWarningHeader(req.buckets, r);
@@ -112,8 +121,8 @@ export class Budgets {
       this.metrics.budgetWarnings.inc();
       this.log.warn({ event: 'budget.warning', tenant: q.policy.tenant, share: warning?.[1] });
     }
-    const tokenBuckets = req.buckets.filter((b) => b.unit === 'tokens');
-    return { admitted: { id: req.id, tenant: q.policy.tenant, store, tokenBuckets, reserved: req.tokens, responseHeaders: headers } };
+    const tokenBuckets = req.buckets.filter((b) => b.unit !== 'requests');
+    return { admitted: { id: req.id, tenant: q.policy.tenant, store, tokenBuckets, reserved: req.tokens, reservedMicroUsd: req.microUsd ?? 0, responseHeaders: headers } };
   }
 
   private degraded(rt: Runtime, q: AdmitQuery, req: AdmitRequest): AdmitOutcome {

@@ -2,7 +2,7 @@
 // the daily-budget warning, from a store's answer.
 import { TiergateError, type ErrorName } from '../errors.js';
 import { H } from '../pipeline/contract-headers.js';
-import { costOf, type AdmitResult, type Bucket } from '../stores/budget-store.js';
+import { isDailyBudget, type AdmitResult, type Bucket } from '../stores/budget-store.js';
 
 /** OpenAI writes resets as Go durations: "20ms", "1.5s", "6m0s", "1h2m3s". */
 export function formatReset(ms: number): string {
@@ -19,14 +19,14 @@ export function formatReset(ms: number): string {
 
 /**
  * Requests: the requests-per-minute bucket. Tokens: whichever token bucket has the least room left, since
- * that is the one a client would hit next.
+ * that is the one a client would hit next. A cost budget has no OpenAI header; x-budget-warning covers it.
  */
 export function rateLimitHeaders(buckets: readonly Bucket[], counted: readonly number[], now: number): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   let tokens = -1;
   buckets.forEach((b, i) => {
     if (b.unit === 'requests') out.push(...triple('requests', b, counted[i] as number, now));
-    else if (tokens === -1 || room(b, counted[i] as number) < room(buckets[tokens] as Bucket, counted[tokens] as number)) tokens = i;
+    else if (b.unit === 'tokens' && (tokens === -1 || room(b, counted[i] as number) < room(buckets[tokens] as Bucket, counted[tokens] as number))) tokens = i;
   });
   if (tokens !== -1) out.push(...triple('tokens', buckets[tokens] as Bucket, counted[tokens] as number, now));
   return out;
@@ -46,30 +46,42 @@ const WHAT: Record<Bucket['code'], string> = {
   requests_per_minute: "this tenant's requests per minute",
   tokens_per_minute: "this tenant's tokens per minute",
   daily_token_budget: "this tenant's daily token budget",
+  daily_cost_budget: "this tenant's daily cost budget",
   global_tokens_per_minute: "the gateway's tokens per minute",
   tier_tokens_per_minute: "this model tier's tokens per minute",
 };
 
-export function limitError(b: Bucket, counted: number, requested: number, headers: Array<[string, string]>, now: number): TiergateError {
-  const cost = costOf(b, requested);
+/** `cost`: what this request would count against `b` (costOf). */
+export function limitError(b: Bucket, counted: number, cost: number, headers: Array<[string, string]>, now: number): TiergateError {
+  const amount = b.unit === 'usd' ? usd : String;
   if (cost > b.limit) {
     // It can never fit: no retry-after, so a well-behaved client does not retry for ever.
-    return new TiergateError(b.code as ErrorName, `Request too large for ${WHAT[b.code]}: limit ${b.limit}, requested ${cost}. Lower max_tokens or shorten the prompt.`, null, headers);
+    return new TiergateError(b.code as ErrorName, `Request too large for ${WHAT[b.code]}: limit ${amount(b.limit)}, requested ${amount(cost)}. Lower max_tokens or shorten the prompt.`, null, headers);
   }
   const retryAfter = Math.max(1, Math.ceil((b.resetAt - now) / 1000));
+  const reached = b.unit === 'usd' ? 'Budget reached' : 'Rate limit reached';
   return new TiergateError(
     b.code as ErrorName,
-    `Rate limit reached for ${WHAT[b.code]}: limit ${b.limit}, used ${counted}, requested ${cost}. Try again in ${retryAfter}s.`,
+    `${reached} for ${WHAT[b.code]}: limit ${amount(b.limit)}, used ${amount(counted)}, requested ${amount(cost)}. Try again in ${retryAfter}s.`,
     null,
     [[H.retryAfter, String(retryAfter)], ...headers],
   );
 }
 
+/** Micro-dollars as dollars, to the cent when that is exact enough, else to the micro-dollar. */
+function usd(micro: number): string {
+  const dollars = micro / 1e6;
+  return `$${micro % 10_000 === 0 ? dollars.toFixed(2) : dollars.toFixed(6)}`;
+}
+
+/** The daily budget (tokens or cost) most used, e.g. `daily_cost_budget 83% used`. */
 export function budgetWarningHeader(buckets: readonly Bucket[], r: AdmitResult): [string, string] | undefined {
   if (r.budgetWarning === 'none') return undefined;
-  const i = buckets.findIndex((b) => b.code === 'daily_token_budget');
-  const b = buckets[i];
-  if (!b) return undefined;
-  const pct = Math.min(100, Math.floor((100 * (r.counted[i] as number)) / b.limit));
-  return [H.budgetWarning, `daily_token_budget ${pct}% used`];
+  let most: { code: string; pct: number } | undefined;
+  buckets.forEach((b, i) => {
+    if (!isDailyBudget(b)) return;
+    const pct = Math.min(100, Math.floor((100 * (r.counted[i] as number)) / b.limit));
+    if (!most || pct > most.pct) most = { code: b.code, pct };
+  });
+  return most ? [H.budgetWarning, `${most.code} ${most.pct}% used`] : undefined;
 }

@@ -45,6 +45,11 @@ const policyFields = {
   requestsPerMinute: positiveInt.optional(),
   /** Tokens (input + output) per calendar day in budgets.timeZone. */
   dailyTokenBudget: positiveInt.optional(),
+  /**
+   * US dollars per calendar day in budgets.timeZone, at the price table's prices: reserved at admission for the
+   * routed tier's model, reconciled to the ledger row's cost. Every tier's model needs a price.
+   */
+  dailyCostBudgetUsd: z.number().positive().optional(),
   tokensPerMinute: positiveInt.optional(),
   /** Request header naming the calling feature (ledger feature_id); defaults to ledger.featureHeader. */
   featureHeader: z.string().toLowerCase().optional(),

@@ -62,6 +62,8 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
   }
   const statefulTier = tiers.get(config.routing.statefulTier ?? '') ?? tiers.values().next().value;
   if (!statefulTier) problems.push({ path: 'tiers', message: 'at least one tier is needed' });
+  const prices = new PriceTable(config.prices);
+  costBudgetProblems(config, tiers, prices, problems);
   const auth = compileAuth(config.auth, problems);
   if (problems.length > 0) return { ok: false, problems };
 
@@ -88,11 +90,24 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
     classifyPaths: new Set(config.routing.classifyPaths),
     unclassifiedPaths: new Map(Object.entries(config.routing.unclassifiedPaths)),
     statefulTier: statefulTier as TierRuntime,
-    prices: new PriceTable(config.prices),
+    prices,
     auth,
     tenants: new TenantDirectory(config),
   };
   return { ok: true, runtime: Object.freeze(runtime) };
+}
+
+/** A cost budget is kept at the price table's prices: every tier's model needs one, or its spend would not count. */
+function costBudgetProblems(config: Config, tiers: ReadonlyMap<string, TierRuntime>, prices: PriceTable, problems: InterpolationProblem[]): void {
+  const unpriced = [...tiers.values()].filter((t) => !prices.lookup(t.model));
+  if (unpriced.length === 0) return;
+  const names = unpriced.map((t) => `'${t.model}' (tier ${t.name})`).join(', ');
+  for (const [section, entries] of [['plans', config.plans], ['tenants', config.tenants]] as const) {
+    for (const [name, p] of Object.entries(entries)) {
+      if (p.dailyCostBudgetUsd === undefined) continue;
+      problems.push({ path: `${section}.${name}.dailyCostBudgetUsd`, message: `a cost budget needs a price for every tier's model; prices.models has none for ${names}` });
+    }
+  }
 }
 
 function deepFreeze<T>(o: T): T {

@@ -7,6 +7,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { buildRow, type BuiltRow, type RequestRecord } from './build-row.js';
 import type { Ledger } from './ledger.js';
 import type { LedgerRow } from './row.js';
+import { microUsdOf } from '../usage/price-table.js';
 
 /** Unknown models are logged once each (up to this many), then only counted. */
 const MAX_UNPRICED_LOGGED = 100;
@@ -15,7 +16,7 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
   const unpricedLogged = new Set<string>();
   const finish = ({ row, unpriced }: BuiltRow, runtime: Runtime, record: RequestRecord): LedgerRow => {
     // The reservation becomes what was really used (zero for a request that never reached a backend).
-    if (record.admission) budgets.reconcile(record.admission, row.usage.total_tokens);
+    if (record.admission) budgets.reconcile(record.admission, row.usage.total_tokens, microUsdOf(row.cost_usd?.total));
     count(metrics, row);
     if (unpriced) {
       metrics.unpriced.inc();

@@ -11,6 +11,8 @@ export interface TenantPolicy {
   models: ReadonlySet<string> | undefined;
   requestsPerMinute: number | undefined;
   dailyTokenBudget: number | undefined;
+  /** US dollars per day. */
+  dailyCostBudgetUsd: number | undefined;
   tokensPerMinute: number | undefined;
   featureHeader: string;
   onTierDenied: 'downgrade' | 'refuse';
@@ -65,6 +67,7 @@ export class TenantDirectory {
       models: models === undefined || models.includes('*') ? undefined : new Set(models),
       requestsPerMinute: pick('requestsPerMinute'),
       dailyTokenBudget: pick('dailyTokenBudget'),
+      dailyCostBudgetUsd: pick('dailyCostBudgetUsd'),
       tokensPerMinute: pick('tokensPerMinute'),
       featureHeader: pick('featureHeader') ?? this.config.ledger.featureHeader,
       onTierDenied: pick('onTierDenied') ?? 'downgrade',
@@ -80,6 +83,7 @@ export const NO_POLICY: TenantPolicy = Object.freeze({
   models: undefined,
   requestsPerMinute: undefined,
   dailyTokenBudget: undefined,
+  dailyCostBudgetUsd: undefined,
   tokensPerMinute: undefined,
   featureHeader: 'x-feature-id',
   onTierDenied: 'downgrade',

@@ -1,5 +1,6 @@
-// Admission against every limit that applies: requests per minute, and (when token limits exist) a
-// reservation of prompt tokens plus the completion allowance, reconciled when the response ends.
+// Admission against every limit that applies: requests per minute, and (when token or cost limits exist) a
+// reservation of prompt tokens plus the completion allowance, and of what they cost at the routed tier's
+// prices, reconciled when the response ends.
 import { newId } from '../ids.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime } from '../config/runtime.js';
@@ -8,6 +9,7 @@ import { countTokens, countTokensNow } from '../llm/tokenizer.js';
 import { joinedText } from '../classify/prompt-text.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
 import { chatFramingTokens, promptDefinitions } from '../usage/estimate.js';
+import { microUsdOf } from '../usage/price-table.js';
 import type { RequestState } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
 
@@ -17,20 +19,21 @@ export function createBudgetStage(budgets: Budgets): Stage {
     onError: 'fail',
     run(state) {
       const { policy, runtime: rt, llm } = state;
-      const tier = state.route?.tier.name;
-      if (!hasLimits(rt, policy, tier) || !llm) return;
+      const tier = state.route?.tier;
+      if (!hasLimits(rt, policy, tier?.name) || !llm) return;
       // A cache hit counts as a request but spends no tokens.
-      if (state.cache?.hit || !hasTokenLimits(rt, policy, tier)) return admit(budgets, state, tier, null);
+      if (state.cache?.hit || !hasTokenLimits(rt, policy, tier?.name)) return admit(budgets, state, null);
       const text = promptText(llm);
+      const reserve = (promptTokens: number) => admit(budgets, state, reservation(rt, llm, promptTokens, policy.dailyCostBudgetUsd === undefined ? undefined : tier?.model));
       const now = countTokensNow(text);
-      if (now !== undefined) return admit(budgets, state, tier, reservation(rt, llm, now));
-      return countTokens(text).then((n) => admit(budgets, state, tier, reservation(rt, llm, n)));
+      return now !== undefined ? reserve(now) : countTokens(text).then(reserve);
     },
   };
 }
 
-function admit(budgets: Budgets, state: RequestState, tier: string | undefined, tokens: number | null): void | Promise<void> {
-  const out = budgets.admit(state.runtime, { id: newId(), policy: state.policy, tier, tokens });
+function admit(budgets: Budgets, state: RequestState, r: Reservation | null): void | Promise<void> {
+  const tier = state.route?.tier.name;
+  const out = budgets.admit(state.runtime, { id: newId(), policy: state.policy, tier, tokens: r?.tokens ?? null, microUsd: r?.microUsd ?? 0 });
   if (out instanceof Promise) return out.then((o) => apply(state, o));
   apply(state, out);
 }
@@ -46,7 +49,7 @@ export function hasLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined
 
 function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
   const b = rt.config.budgets;
-  return p.dailyTokenBudget !== undefined || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
+  return p.dailyTokenBudget !== undefined || p.dailyCostBudgetUsd !== undefined || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
 }
 
 /** Tool definitions (and the legacy `functions`) are part of the prompt the model reads, so they count too. */
@@ -56,19 +59,30 @@ function promptText(llm: LlmRequest): string {
   return definitions ? `${text}\n${definitions}` : text;
 }
 
+interface Reservation {
+  tokens: number;
+  /** What those tokens cost at the routed model's prices, in micro-dollars (0 without a cost budget). */
+  microUsd: number;
+}
+
 /**
  * Prompt tokens plus what the completions may use: max_completion_tokens, max_tokens, else the configured
  * estimate; times the completions generated (n, or a completions request's best_of when larger; both validated
  * as positive integers by the request schema). A Responses API turn generates one output, capped by its
- * max_output_tokens; fields of the other APIs in its body are not read (nor validated).
+ * max_output_tokens; fields of the other APIs in its body are not read (nor validated). `pricedModel`: with a
+ * cost budget, the routed tier's model, whose input and output prices give the cost (rounded up).
  */
-function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number): number {
+function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number, pricedModel: string | undefined): Reservation {
   const j = llm.json;
   const estimate = rt.config.budgets.completionEstimate;
+  const input = promptTokens + chatFramingTokens(llm.messages.length);
+  let output: number;
   if (llm.endpoint === 'responses') {
-    return promptTokens + chatFramingTokens(llm.messages.length) + (typeof j.max_output_tokens === 'number' ? j.max_output_tokens : estimate);
+    output = typeof j.max_output_tokens === 'number' ? j.max_output_tokens : estimate;
+  } else {
+    const maxOut = [j.max_completion_tokens, j.max_tokens].find((v): v is number => typeof v === 'number') ?? estimate;
+    output = maxOut * Math.max(1, typeof j.n === 'number' ? j.n : 1, typeof j.best_of === 'number' ? j.best_of : 1);
   }
-  const maxOut = [j.max_completion_tokens, j.max_tokens].find((v): v is number => typeof v === 'number') ?? estimate;
-  const generated = Math.max(1, typeof j.n === 'number' ? j.n : 1, typeof j.best_of === 'number' ? j.best_of : 1);
-  return promptTokens + chatFramingTokens(llm.messages.length) + maxOut * generated;
+  const cost = pricedModel === undefined ? undefined : rt.prices.cost({ inputTokens: input, outputTokens: output, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: input + output }, pricedModel);
+  return { tokens: input + output, microUsd: microUsdOf(cost?.total) ?? 0 };
 }

@@ -2,15 +2,24 @@
 // to actual usage when the response ends. One interface, a memory and a Redis implementation, one contract
 // suite (test/contract/budget-store.test.ts).
 
-export type LimitCode = 'requests_per_minute' | 'tokens_per_minute' | 'daily_token_budget' | 'global_tokens_per_minute' | 'tier_tokens_per_minute';
+export type LimitCode =
+  | 'requests_per_minute'
+  | 'tokens_per_minute'
+  | 'daily_token_budget'
+  | 'daily_cost_budget'
+  | 'global_tokens_per_minute'
+  | 'tier_tokens_per_minute';
 
 /** One limit in its current window. */
 export interface Bucket {
   /** Store key, window id included; hash-tagged by tenant (or `shared`) for Redis Cluster. */
   key: string;
   code: LimitCode;
-  /** requests: counted at admission, never reconciled. tokens: reserved, then reconciled to actual usage. */
-  unit: 'requests' | 'tokens';
+  /**
+   * requests: counted at admission, never reconciled. tokens, and usd (in micro-dollars, so that counters stay
+   * integers): reserved, then reconciled to actual usage.
+   */
+  unit: 'requests' | 'tokens' | 'usd';
   limit: number;
   /** When this window ends (ms since epoch): the limit frees then at the latest. */
   resetAt: number;
@@ -24,10 +33,12 @@ export interface AdmitRequest {
   now: number;
   /** Tokens to reserve against every token bucket. */
   tokens: number;
+  /** Micro-dollars to reserve against every usd bucket (0 when there is none). */
+  microUsd?: number;
   buckets: readonly Bucket[];
   /** The reservation frees itself at this time if never reconciled (a process that died mid-stream). */
   reservationExpiresAt: number;
-  /** Share of a daily_token_budget bucket from which the response warns. */
+  /** Share of a daily budget (tokens or cost) from which the response warns. */
   warnAt: number;
 }
 
@@ -44,14 +55,22 @@ export interface AdmitResult {
 export interface BudgetStore {
   readonly kind: 'memory' | 'redis';
   admit(req: AdmitRequest): AdmitResult | Promise<AdmitResult>;
-  /** Releases the reservation of `id` in each token bucket and counts `actualTokens` instead. */
-  reconcile(id: string, buckets: readonly Bucket[], actualTokens: number, now: number): void | Promise<void>;
+  /**
+   * Releases the reservation of `id` in each token and usd bucket and counts what was really used instead:
+   * `actualTokens` in token buckets, `actualMicroUsd` in usd buckets.
+   */
+  reconcile(id: string, buckets: readonly Bucket[], actualTokens: number, now: number, actualMicroUsd?: number): void | Promise<void>;
   close(): Promise<void>;
 }
 
-/** What a request counts against a bucket: one request, or its reserved tokens. */
-export function costOf(b: Bucket, tokens: number): number {
-  return b.unit === 'requests' ? 1 : tokens;
+/** What a request counts against a bucket: one request, its tokens, or its micro-dollars. */
+export function costOf(b: Bucket, tokens: number, microUsd = 0): number {
+  return b.unit === 'requests' ? 1 : b.unit === 'usd' ? microUsd : tokens;
+}
+
+/** The daily budgets (tokens or cost) warn once a day from `warnAt` of their limit. */
+export function isDailyBudget(b: Bucket): boolean {
+  return b.code === 'daily_token_budget' || b.code === 'daily_cost_budget';
 }
 
 /** Both stores decide the same way; this is the rule. */

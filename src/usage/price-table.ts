@@ -84,3 +84,11 @@ export function costOf(u: Usage, p: ModelPrice, version: string): Cost {
 export function roundUsd(x: number): number {
   return Math.round(x * 1e10) / 1e10;
 }
+
+/**
+ * Dollars as whole micro-dollars, rounded up (the budget counters are integers, and rounding up keeps a budget on
+ * the safe side); undefined stays undefined (unpriced).
+ */
+export function microUsdOf(usd: number | undefined): number | undefined {
+  return usd === undefined ? undefined : Math.ceil(usd * 1e6 - 1e-6);
+}

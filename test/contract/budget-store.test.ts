@@ -87,6 +87,24 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     expect(seen).toEqual(['none', 'none', 'first', 'over', 'over']);
   });
 
+  it('each bucket counts its own amount: tokens in a token bucket, micro-dollars in a cost bucket, reserved and reconciled apart', async () => {
+    const tokens = bucket({ limit: 10_000 });
+    const cost = bucket({ code: 'daily_cost_budget', unit: 'usd', limit: 5_000 });
+    const first = req([tokens, cost], 1_000, { microUsd: 3_000 });
+    expect(await admit(first)).toMatchObject({ admitted: true, counted: [1_000, 3_000] });
+    // Room for the tokens, not for the money: refused by the cost bucket, and nothing reserved in either.
+    expect(await admit(req([tokens, cost], 1_000, { microUsd: 2_500 }))).toMatchObject({ admitted: false, denied: 1, counted: [1_000, 3_000] });
+    await store.reconcile(first.id, [tokens, cost], 400, T0, 1_200);
+    expect(await admit(req([tokens, cost], 100, { microUsd: 2_500 }))).toMatchObject({ admitted: true, counted: [500, 3_700] });
+  });
+
+  it('a daily cost budget warns like the daily token budget', async () => {
+    const day = bucket({ code: 'daily_cost_budget', unit: 'usd', limit: 1_000_000 });
+    const seen = [];
+    for (const micro of [500_000, 200_000, 100_000, 100_000]) seen.push((await admit(req([day], 10, { microUsd: micro }))).budgetWarning);
+    expect(seen).toEqual(['none', 'none', 'first', 'over']);
+  });
+
   it('500 concurrent requests against a limit of 100: exactly 100 admitted', async () => {
     const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 100 });
     const results = await Promise.all(Array.from({ length: 500 }, () => admit(req([rpm], 0))));

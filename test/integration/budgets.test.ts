@@ -127,6 +127,69 @@ describe('requests per minute under concurrency', () => {
   });
 });
 
+describe('cost budgets', () => {
+  // Embedded prices, USD per million tokens: weak-model 0.10 in / 0.40 out, strong-model 2.50 / 10.00.
+  const COST: ConfigInput = { tenants: { '*': { dailyCostBudgetUsd: 0.05 } } };
+  /** used + reserved in the tenant's daily cost bucket, in micro-dollars. */
+  async function microUsdCounted(t: TestTiergate, now: number): Promise<number> {
+    const rt = t.app.config.current();
+    const day = bucketsFor(rt, rt.tenants.policyFor('default'), 'strong', true, now).filter((b) => b.code === 'daily_cost_budget');
+    const r = await t.app.budgets.store.admit({ id: 'probe', now, tokens: 0, microUsd: 0, buckets: day, reservationExpiresAt: now, warnAt: 1 });
+    return r.counted[0] as number;
+  }
+  async function respondAs(s: ExtProcSession, model: string, usage: { prompt_tokens: number; completion_tokens: number }): Promise<void> {
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody({ object: 'chat.completion', model, choices: [], usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } }), true);
+    s.close();
+  }
+
+  it.each(['memory', 'redis', 'cluster'] as const)(
+    "%s: reserves the routed model's price of prompt + max_tokens, reconciles to the row's cost; the same dollars go further on weak",
+    async (store) => {
+      const c = clock();
+      const t = await tiergate(COST, c.now, store);
+      const strong = hi({ model: 'strong-model', max_tokens: 1000 });
+      const round = await Promise.all(Array.from({ length: 10 }, () => request(t, strong)));
+      const admitted = round.filter((r) => r.o.kind === 'continue');
+      // ~1,000 output tokens at $10/M plus the prompt at $2.50/M: ~$0.0100 each, 4 of them in $0.05.
+      const reservation = (await microUsdCounted(t, c.t)) / admitted.length;
+      expect(reservation).toBeGreaterThan(10_000);
+      expect(reservation).toBeLessThan(10_100);
+      expect(admitted).toHaveLength(Math.floor(50_000 / reservation));
+      const refused = refusal((round.find((r) => r.o.kind !== 'continue') as { o: Outcome }).o);
+      expect([refused.status, refused.error.type, refused.error.code]).toEqual([429, 'insufficient_quota', 'daily_cost_budget']);
+      expect(refused.error.message).toMatch(/^Budget reached for this tenant's daily cost budget: limit \$0\.05, used \$0\.04\d+, requested \$0\.010\d+\. Try again in \d+s\.$/);
+      // Each used 100 in and 200 out on strong-model: $0.00025 + $0.002 = 2,250 micro-dollars.
+      await Promise.all(admitted.map((r) => respondAs(r.s, 'strong-model', { prompt_tokens: 100, completion_tokens: 200 })));
+      for (const r of round) r.s.close();
+      await expect.poll(() => microUsdCounted(t, c.t)).toBe(2_250 * admitted.length);
+      // What is left ($0.041) no longer fits four strong reservations, but the weak tier's are 25 times cheaper.
+      const weak = await Promise.all(Array.from({ length: 20 }, () => request(t, hi({ max_tokens: 1000 }))));
+      expect(weak.every((r) => r.o.kind === 'continue')).toBe(true);
+      for (const r of weak) r.s.close();
+    },
+  );
+
+  it("warns from budgets.warnAt of the day's dollars, and a request that can never fit is refused without retry-after", async () => {
+    const c = clock();
+    const t = await tiergate({ budgets: { warnAt: 0.7 }, tenants: { '*': { dailyCostBudgetUsd: 0.012 } } }, c.now);
+    const first = await request(t, hi({ model: 'strong-model', max_tokens: 1000 }));
+    if (first.o.kind !== 'continue') throw new Error('the first request should fit');
+    await respondAs(first.s, 'strong-model', { prompt_tokens: 20, completion_tokens: 900 }); // $0.00905: 75%, over 70%
+    await expect.poll(() => microUsdCounted(t, c.t)).toBe(9_050);
+    const s = t.pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    expect((await s.sendRequestBody(hi({ max_tokens: 100 }))).kind).toBe('continue'); // weak: ~$0.00004
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    expect(getHeader(s.responseHeaders, 'x-budget-warning')).toMatch(/^daily_cost_budget 7\d% used$/);
+    s.close();
+    const huge = refusal((await request(t, hi({ model: 'strong-model', max_tokens: 5000 }))).o);
+    expect([huge.status, huge.error.code]).toEqual([429, 'daily_cost_budget']);
+    expect(huge.error.message).toMatch(/^Request too large for this tenant's daily cost budget: limit \$0\.012000, requested \$0\.05\d+\./);
+    expect(getHeader(huge.headers, 'retry-after')).toBeUndefined();
+  });
+});
+
 describe('token budgets', () => {
   const DAILY: ConfigInput = { tenants: { '*': { dailyTokenBudget: 10_000, requestsPerMinute: 1000 } } };
 

@@ -1,12 +1,12 @@
 // In-process budget store: the embedded default, and the local per-instance limiter behind a failed Redis.
 // Synchronous, so with it the request pipeline stays synchronous too.
-import { costOf, hasRoom, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
+import { costOf, hasRoom, isDailyBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
 interface Counter {
   used: number;
   reserved: number;
-  /** Reservation id → tokens and expiry; insertion order is expiry order (one TTL for all). */
-  holds: Map<string, { tokens: number; expiresAt: number }>;
+  /** Reservation id → amount (tokens or micro-dollars) and expiry; insertion order is expiry order (one TTL for all). */
+  holds: Map<string, { amount: number; expiresAt: number }>;
   expireAt: number;
   warned: boolean;
 }
@@ -20,18 +20,20 @@ export class MemoryBudgetStore implements BudgetStore {
     this.sweepExpiredCounters(req.now);
     const counters = req.buckets.map((b) => this.counter(b, req.now));
     const counted = counters.map((c) => c.used + c.reserved);
-    const denied = req.buckets.findIndex((b, i) => !hasRoom(counted[i] as number, costOf(b, req.tokens), b.limit));
+    const costs = req.buckets.map((b) => costOf(b, req.tokens, req.microUsd));
+    const denied = req.buckets.findIndex((b, i) => !hasRoom(counted[i] as number, costs[i] as number, b.limit));
     if (denied !== -1) return { admitted: false, counted, denied, budgetWarning: 'none' };
     let budgetWarning: AdmitResult['budgetWarning'] = 'none';
     req.buckets.forEach((b, i) => {
       const c = counters[i] as Counter;
+      const amount = costs[i] as number;
       if (b.unit === 'requests') c.used += 1;
-      else if (req.tokens > 0) {
-        c.reserved += req.tokens;
-        c.holds.set(req.id, { tokens: req.tokens, expiresAt: req.reservationExpiresAt });
+      else if (amount > 0) {
+        c.reserved += amount;
+        c.holds.set(req.id, { amount, expiresAt: req.reservationExpiresAt });
       }
       counted[i] = c.used + c.reserved;
-      if (b.code === 'daily_token_budget' && c.used + c.reserved >= req.warnAt * b.limit) {
+      if (isDailyBudget(b) && c.used + c.reserved >= req.warnAt * b.limit) {
         budgetWarning = c.warned ? 'over' : 'first';
         c.warned = true;
       }
@@ -39,16 +41,16 @@ export class MemoryBudgetStore implements BudgetStore {
     return { admitted: true, counted, denied: undefined, budgetWarning };
   }
 
-  reconcile(id: string, buckets: readonly Bucket[], actualTokens: number, now: number): void {
+  reconcile(id: string, buckets: readonly Bucket[], actualTokens: number, now: number, actualMicroUsd = 0): void {
     for (const b of buckets) {
       const c = this.counters.get(b.key);
       if (!c || c.expireAt <= now) continue;
       const hold = c.holds.get(id);
       if (hold) {
-        c.reserved -= hold.tokens;
+        c.reserved -= hold.amount;
         c.holds.delete(id);
       }
-      c.used += actualTokens;
+      c.used += costOf(b, actualTokens, actualMicroUsd);
     }
   }
 
@@ -64,7 +66,7 @@ export class MemoryBudgetStore implements BudgetStore {
     }
     for (const [id, h] of c.holds) {
       if (h.expiresAt > now) break;
-      c.reserved -= h.tokens;
+      c.reserved -= h.amount;
       c.holds.delete(id);
     }
     return c;

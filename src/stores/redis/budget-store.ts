@@ -1,6 +1,6 @@
 // Redis budget store. Admission is one script (check every bucket, then reserve in all or none) and a
 // reconcile is one script: one round trip each, atomic, so N tiergate replicas share one exact limit.
-// Per bucket: a hash {used, reserved, warned, r:<id> = tokens} and a sorted set of reservation ids by
+// Per bucket: a hash {used, reserved, warned, r:<id> = amount} and a sorted set of reservation ids by
 // expiry, swept at every admission so a reservation whose stream died frees itself.
 //
 // Redis Cluster runs a script on one slot only. Keys are hash-tagged (a tenant's counters share `{t:…}`, the
@@ -11,7 +11,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { connectRedis } from './connect.js';
 import { whenReady } from './when-ready.js';
-import { costOf, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
+import { costOf, isDailyBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
 // Shared by the scripts below: frees reservation `id` of bucket (h, z), if it is still held.
 const DROP_HOLD = `
@@ -25,42 +25,41 @@ local function dropHold(h, z, id)
 end
 `;
 
-// KEYS: hash, zset per bucket. ARGV: now, id, tokens, reservation expiry, warnAt, then per bucket
-// unit (r|t), limit, expireAt, daily (1|0). Returns {1, warning(0 none|1 over|2 first), counted…} or
-// {0, denied index (1-based), counted…}.
+// KEYS: hash, zset per bucket. ARGV: now, id, reservation expiry, warnAt, then per bucket unit (r: counted
+// once; t: reserved and reconciled, tokens or micro-dollars), limit, expireAt, daily (1|0), this request's
+// amount. Returns {1, warning(0 none|1 over|2 first), counted…} or {0, denied index (1-based), counted…}.
 const ADMIT = `${DROP_HOLD}
-local now, id, tokens, resExp, warnAt = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local now, id, resExp, warnAt = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local n = #KEYS / 2
 local counted, denied = {}, 0
 for i = 1, n do
-  local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 6 + (i - 1) * 4
+  local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 5 + (i - 1) * 5
   if ARGV[a] == 't' then
     local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 512)
     for _, rid in ipairs(gone) do dropHold(h, z, rid) end
   end
   local v = redis.call('HMGET', h, 'used', 'reserved')
   counted[i] = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
-  local cost = tokens
-  if ARGV[a] == 'r' then cost = 1 end
-  if denied == 0 and counted[i] + cost > tonumber(ARGV[a + 1]) then denied = i end
+  if denied == 0 and counted[i] + tonumber(ARGV[a + 4]) > tonumber(ARGV[a + 1]) then denied = i end
 end
 if denied > 0 then
   return {0, denied, unpack(counted)}
 end
 local warning = 0
 for i = 1, n do
-  local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 6 + (i - 1) * 4
+  local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 5 + (i - 1) * 5
+  local amount = tonumber(ARGV[a + 4])
   -- A time to live, not PEXPIREAT: expireAt and now are both tiergate's clock, and Redis's may differ from it.
   local ttl = math.max(1, tonumber(ARGV[a + 2]) - now)
   if ARGV[a] == 'r' then
     redis.call('HINCRBY', h, 'used', 1)
     counted[i] = counted[i] + 1
-  elseif tokens > 0 then
-    redis.call('HINCRBY', h, 'reserved', tokens)
-    redis.call('HSET', h, 'r:' .. id, tokens)
+  elseif amount > 0 then
+    redis.call('HINCRBY', h, 'reserved', amount)
+    redis.call('HSET', h, 'r:' .. id, amount)
     redis.call('ZADD', z, resExp, id)
     redis.call('PEXPIRE', z, ttl)
-    counted[i] = counted[i] + tokens
+    counted[i] = counted[i] + amount
   end
   redis.call('PEXPIRE', h, ttl)
   if ARGV[a + 3] == '1' and counted[i] >= warnAt * tonumber(ARGV[a + 1]) then
@@ -70,11 +69,13 @@ end
 return {1, warning, unpack(counted)}
 `;
 
-// KEYS: hash, zset per token bucket. ARGV: id, actual tokens. A window already forgotten is left alone.
+// KEYS: hash, zset per token or usd bucket. ARGV: id, then per bucket the amount really used. A window already
+// forgotten is left alone.
 const RECONCILE = `${DROP_HOLD}
-local id, actual = ARGV[1], tonumber(ARGV[2])
+local id = ARGV[1]
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  local actual = tonumber(ARGV[i + 1])
   dropHold(h, z, id)
   if actual > 0 and redis.call('EXISTS', h) == 1 then redis.call('HINCRBY', h, 'used', actual) end
 end
@@ -132,7 +133,7 @@ export class RedisBudgetStore implements BudgetStore {
       if (!r.admitted) {
         await Promise.all(done.map((g) => this.release(req.id, g)));
         // Report what the released groups held before this request, as a refusal from one script would.
-        for (const g of groups.slice(0, done.length)) g.index.forEach((at, j) => (counted[at] = (counted[at] as number) - costOf(g.buckets[j] as Bucket, req.tokens)));
+        for (const g of groups.slice(0, done.length)) g.index.forEach((at, j) => (counted[at] = (counted[at] as number) - costOf(g.buckets[j] as Bucket, req.tokens, req.microUsd)));
         return { admitted: false, counted, denied: group.index[r.denied as number], budgetWarning: 'none' };
       }
       done.push(group.buckets);
@@ -141,21 +142,21 @@ export class RedisBudgetStore implements BudgetStore {
     return { admitted: true, counted, denied: undefined, budgetWarning };
   }
 
-  async reconcile(id: string, buckets: readonly Bucket[], actualTokens: number): Promise<void> {
+  async reconcile(id: string, buckets: readonly Bucket[], actualTokens: number, _now?: number, actualMicroUsd = 0): Promise<void> {
     await this.ready();
     const groups = this.opts.cluster ? slotGroups(buckets).map((g) => g.buckets) : [buckets];
     await Promise.all(
       groups.map((g) => {
         const keys = keysOf(g);
-        return this.redis.tiergateReconcile(keys.length, ...keys, id, actualTokens);
+        return this.redis.tiergateReconcile(keys.length, ...keys, id, ...g.map((b) => costOf(b, actualTokens, actualMicroUsd)));
       }),
     );
   }
 
   private async admitGroup(req: AdmitRequest, buckets: readonly Bucket[]): Promise<AdmitResult> {
     const keys = keysOf(buckets);
-    const args: Array<string | number> = [req.now, req.id, req.tokens, req.reservationExpiresAt, req.warnAt];
-    for (const b of buckets) args.push(b.unit === 'requests' ? 'r' : 't', b.limit, b.expireAt, b.code === 'daily_token_budget' ? '1' : '0');
+    const args: Array<string | number> = [req.now, req.id, req.reservationExpiresAt, req.warnAt];
+    for (const b of buckets) args.push(b.unit === 'requests' ? 'r' : 't', b.limit, b.expireAt, isDailyBudget(b) ? '1' : '0', costOf(b, req.tokens, req.microUsd));
     const out = await this.redis.tiergateAdmit(keys.length, ...keys, ...args);
     const counted = out.slice(2).map(Number);
     if (out[0] === 0) return { admitted: false, counted, denied: Number(out[1]) - 1, budgetWarning: 'none' };
@@ -196,7 +197,7 @@ function slotGroups(buckets: readonly Bucket[]): Array<{ buckets: Bucket[]; inde
     g.buckets.push(b);
     g.index.push(i);
   });
-  const hasDay = (g: { buckets: Bucket[] }) => g.buckets.some((b) => b.code === 'daily_token_budget');
+  const hasDay = (g: { buckets: Bucket[] }) => g.buckets.some(isDailyBudget);
   return [...byTag.values()].sort((a, b) => Number(hasDay(a)) - Number(hasDay(b)));
 }
 
