@@ -27,6 +27,7 @@ export const ERRORS = {
   daily_token_budget: { status: 429, type: 'tokens', code: 'daily_token_budget' },
   // OpenAI's type for spend that ran out (its own 429 insufficient_quota).
   daily_cost_budget: { status: 429, type: 'insufficient_quota', code: 'daily_cost_budget' },
+  monthly_cost_budget: { status: 429, type: 'insufficient_quota', code: 'monthly_cost_budget' },
   global_tokens_per_minute: { status: 429, type: 'tokens', code: 'global_tokens_per_minute' },
   tier_tokens_per_minute: { status: 429, type: 'tokens', code: 'tier_tokens_per_minute' },
   internal_error: { status: 500, type: 'server_error', code: 'internal_error' },

@@ -3,17 +3,18 @@
 import type { Runtime } from '../config/runtime.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
 import type { Bucket } from '../stores/budget-store.js';
-import { DayWindows, WINDOW_MS, minuteWindow } from './windows.js';
+import { CalendarWindows, WINDOW_MS, minuteWindow } from './windows.js';
 
 /** Late reconciles still land in a window this long after it ended. */
 const MINUTE_GRACE_MS = 2 * WINDOW_MS.minute;
 const DAY_GRACE_MS = WINDOW_MS.day;
 
-const dayWindows = new Map<string, DayWindows>();
-function daysIn(tz: string): DayWindows {
-  let d = dayWindows.get(tz);
-  if (!d) dayWindows.set(tz, (d = new DayWindows(tz)));
-  return d;
+const calendars = new Map<string, CalendarWindows>();
+function calendarIn(tz: string, period: 'day' | 'month'): CalendarWindows {
+  const k = `${period} ${tz}`;
+  let c = calendars.get(k);
+  if (!c) calendars.set(k, (c = new CalendarWindows(tz, period)));
+  return c;
 }
 
 export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefined, withTokens: boolean, now: number): Bucket[] {
@@ -33,11 +34,16 @@ export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefine
   if (p.requestsPerMinute !== undefined) out.push(perMinute(`${t}:rpm`, 'requests_per_minute', 'requests', p.requestsPerMinute));
   if (!withTokens) return out;
   if (p.dailyTokenBudget !== undefined || p.dailyCostBudgetUsd !== undefined) {
-    const day = daysIn(cfg.timeZone).at(now);
+    const day = calendarIn(cfg.timeZone, 'day').at(now);
     const daily = (key: string, code: Bucket['code'], unit: Bucket['unit'], limit: number): Bucket => ({ key: `${key}:${day.id}`, code, unit, limit, resetAt: day.resetAt, expireAt: day.resetAt + DAY_GRACE_MS });
     if (p.dailyTokenBudget !== undefined) out.push(daily(`${t}:day`, 'daily_token_budget', 'tokens', p.dailyTokenBudget));
     // Counted in micro-dollars: Redis counters are integers.
     if (p.dailyCostBudgetUsd !== undefined) out.push(daily(`${t}:usd`, 'daily_cost_budget', 'usd', Math.round(p.dailyCostBudgetUsd * 1e6)));
+  }
+  if (p.monthlyCostBudgetUsd !== undefined) {
+    const month = calendarIn(cfg.timeZone, 'month').at(now);
+    const limit = Math.round(p.monthlyCostBudgetUsd * 1e6);
+    out.push({ key: `${t}:usdm:${month.id}`, code: 'monthly_cost_budget', unit: 'usd', limit, resetAt: month.resetAt, expireAt: month.resetAt + DAY_GRACE_MS });
   }
   if (p.tokensPerMinute !== undefined) out.push(perMinute(`${t}:tpm`, 'tokens_per_minute', 'tokens', p.tokensPerMinute));
   const shared = `${prefix}{shared}`;

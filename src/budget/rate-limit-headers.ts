@@ -2,7 +2,7 @@
 // the daily-budget warning, from a store's answer.
 import { TiergateError, type ErrorName } from '../errors.js';
 import { H } from '../pipeline/contract-headers.js';
-import { isDailyBudget, type AdmitResult, type Bucket } from '../stores/budget-store.js';
+import { isBudget, type AdmitResult, type Bucket } from '../stores/budget-store.js';
 
 /** OpenAI writes resets as Go durations: "20ms", "1.5s", "6m0s", "1h2m3s". */
 export function formatReset(ms: number): string {
@@ -47,6 +47,7 @@ const WHAT: Record<Bucket['code'], string> = {
   tokens_per_minute: "this tenant's tokens per minute",
   daily_token_budget: "this tenant's daily token budget",
   daily_cost_budget: "this tenant's daily cost budget",
+  monthly_cost_budget: "this tenant's monthly cost budget",
   global_tokens_per_minute: "the gateway's tokens per minute",
   tier_tokens_per_minute: "this model tier's tokens per minute",
 };
@@ -74,12 +75,12 @@ function usd(micro: number): string {
   return `$${micro % 10_000 === 0 ? dollars.toFixed(2) : dollars.toFixed(6)}`;
 }
 
-/** The daily budget (tokens or cost) most used, e.g. `daily_cost_budget 83% used`. */
+/** The calendar budget most used, e.g. `daily_cost_budget 83% used`. */
 export function budgetWarningHeader(buckets: readonly Bucket[], r: AdmitResult): [string, string] | undefined {
   if (r.budgetWarning === 'none') return undefined;
   let most: { code: string; pct: number } | undefined;
   buckets.forEach((b, i) => {
-    if (!isDailyBudget(b)) return;
+    if (!isBudget(b)) return;
     const pct = Math.min(100, Math.floor((100 * (r.counted[i] as number)) / b.limit));
     if (!most || pct > most.pct) most = { code: b.code, pct };
   });

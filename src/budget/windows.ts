@@ -1,4 +1,4 @@
-// Limit windows: fixed minutes (UTC epoch minutes, the same on every replica) and calendar days in a
+// Limit windows: fixed minutes (UTC epoch minutes, the same on every replica) and calendar days or months in a
 // configured IANA time zone. Each window has an id (part of the store key) and the instant it ends.
 
 export interface Window {
@@ -15,13 +15,16 @@ export function minuteWindow(now: number): Window {
   return { id: String(m), resetAt: (m + 1) * MINUTE };
 }
 
-/** Day windows are computed once per zone per day; the formatter is the costly part. */
-export class DayWindows {
+/** Calendar windows are computed once per zone per window; the formatter is the costly part. */
+export class CalendarWindows {
   private readonly fmt: Intl.DateTimeFormat;
   private cached: Window | undefined;
   private cachedFrom = 0;
 
-  constructor(readonly timeZone: string) {
+  constructor(
+    readonly timeZone: string,
+    readonly period: 'day' | 'month' = 'day',
+  ) {
     this.fmt = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
   }
 
@@ -29,16 +32,23 @@ export class DayWindows {
     const c = this.cached;
     if (c && now >= this.cachedFrom && now < c.resetAt) return c;
     const { y, mo, d } = this.parts(now);
-    const id = `${y}-${String(mo).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
-    const w = { id, resetAt: this.localMidnightAfter(y, mo, d) };
+    const month = `${y}-${String(mo).padStart(2, '0')}`;
+    // The next window starts at local midnight of the next day, or of the next month's first day.
+    const w =
+      this.period === 'day'
+        ? { id: `${month}-${String(d).padStart(2, '0')}`, resetAt: this.localMidnight(y, mo - 1, d + 1) }
+        : { id: month, resetAt: this.localMidnight(y, mo, 1) };
     this.cached = w;
     this.cachedFrom = now;
     return w;
   }
 
-  /** The instant the next local day starts: UTC midnight of that date, shifted by the zone's offset there. */
-  private localMidnightAfter(y: number, mo: number, d: number): number {
-    const utcMidnight = Date.UTC(y, mo - 1, d + 1);
+  /**
+   * The instant a local date starts (a month index and day as Date.UTC takes them, rolling over): UTC midnight
+   * of that date, shifted by the zone's offset there.
+   */
+  private localMidnight(y: number, monthIndex: number, d: number): number {
+    const utcMidnight = Date.UTC(y, monthIndex, d);
     // The offset can differ across a DST change; a second pass settles on the offset in force at midnight.
     let t = utcMidnight - this.offsetAt(utcMidnight);
     t = utcMidnight - this.offsetAt(t);

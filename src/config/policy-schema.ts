@@ -50,6 +50,8 @@ const policyFields = {
    * routed tier's model, reconciled to the ledger row's cost. Every tier's model needs a price.
    */
   dailyCostBudgetUsd: z.number().positive().optional(),
+  /** The same per calendar month in budgets.timeZone. */
+  monthlyCostBudgetUsd: z.number().positive().optional(),
   tokensPerMinute: positiveInt.optional(),
   /** Request header naming the calling feature (ledger feature_id); defaults to ledger.featureHeader. */
   featureHeader: z.string().toLowerCase().optional(),

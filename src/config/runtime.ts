@@ -104,8 +104,10 @@ function costBudgetProblems(config: Config, tiers: ReadonlyMap<string, TierRunti
   const names = unpriced.map((t) => `'${t.model}' (tier ${t.name})`).join(', ');
   for (const [section, entries] of [['plans', config.plans], ['tenants', config.tenants]] as const) {
     for (const [name, p] of Object.entries(entries)) {
-      if (p.dailyCostBudgetUsd === undefined) continue;
-      problems.push({ path: `${section}.${name}.dailyCostBudgetUsd`, message: `a cost budget needs a price for every tier's model; prices.models has none for ${names}` });
+      for (const field of ['dailyCostBudgetUsd', 'monthlyCostBudgetUsd'] as const) {
+        if (p[field] === undefined) continue;
+        problems.push({ path: `${section}.${name}.${field}`, message: `a cost budget needs a price for every tier's model; prices.models has none for ${names}` });
+      }
     }
   }
 }

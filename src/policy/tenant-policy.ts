@@ -11,8 +11,9 @@ export interface TenantPolicy {
   models: ReadonlySet<string> | undefined;
   requestsPerMinute: number | undefined;
   dailyTokenBudget: number | undefined;
-  /** US dollars per day. */
+  /** US dollars per day and per calendar month. */
   dailyCostBudgetUsd: number | undefined;
+  monthlyCostBudgetUsd: number | undefined;
   tokensPerMinute: number | undefined;
   featureHeader: string;
   onTierDenied: 'downgrade' | 'refuse';
@@ -68,6 +69,7 @@ export class TenantDirectory {
       requestsPerMinute: pick('requestsPerMinute'),
       dailyTokenBudget: pick('dailyTokenBudget'),
       dailyCostBudgetUsd: pick('dailyCostBudgetUsd'),
+      monthlyCostBudgetUsd: pick('monthlyCostBudgetUsd'),
       tokensPerMinute: pick('tokensPerMinute'),
       featureHeader: pick('featureHeader') ?? this.config.ledger.featureHeader,
       onTierDenied: pick('onTierDenied') ?? 'downgrade',
@@ -84,6 +86,7 @@ export const NO_POLICY: TenantPolicy = Object.freeze({
   requestsPerMinute: undefined,
   dailyTokenBudget: undefined,
   dailyCostBudgetUsd: undefined,
+  monthlyCostBudgetUsd: undefined,
   tokensPerMinute: undefined,
   featureHeader: 'x-feature-id',
   onTierDenied: 'downgrade',

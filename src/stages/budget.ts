@@ -24,7 +24,7 @@ export function createBudgetStage(budgets: Budgets): Stage {
       // A cache hit counts as a request but spends no tokens.
       if (state.cache?.hit || !hasTokenLimits(rt, policy, tier?.name)) return admit(budgets, state, null);
       const text = promptText(llm);
-      const reserve = (promptTokens: number) => admit(budgets, state, reservation(rt, llm, promptTokens, policy.dailyCostBudgetUsd === undefined ? undefined : tier?.model));
+      const reserve = (promptTokens: number) => admit(budgets, state, reservation(rt, llm, promptTokens, costBudget(policy) ? tier?.model : undefined));
       const now = countTokensNow(text);
       return now !== undefined ? reserve(now) : countTokens(text).then(reserve);
     },
@@ -49,7 +49,11 @@ export function hasLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined
 
 function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
   const b = rt.config.budgets;
-  return p.dailyTokenBudget !== undefined || p.dailyCostBudgetUsd !== undefined || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
+  return p.dailyTokenBudget !== undefined || costBudget(p) || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
+}
+
+export function costBudget(p: Pick<TenantPolicy, 'dailyCostBudgetUsd' | 'monthlyCostBudgetUsd'>): boolean {
+  return p.dailyCostBudgetUsd !== undefined || p.monthlyCostBudgetUsd !== undefined;
 }
 
 /** Tool definitions (and the legacy `functions`) are part of the prompt the model reads, so they count too. */

@@ -7,6 +7,7 @@ export type LimitCode =
   | 'tokens_per_minute'
   | 'daily_token_budget'
   | 'daily_cost_budget'
+  | 'monthly_cost_budget'
   | 'global_tokens_per_minute'
   | 'tier_tokens_per_minute';
 
@@ -38,7 +39,7 @@ export interface AdmitRequest {
   buckets: readonly Bucket[];
   /** The reservation frees itself at this time if never reconciled (a process that died mid-stream). */
   reservationExpiresAt: number;
-  /** Share of a daily budget (tokens or cost) from which the response warns. */
+  /** Share of a calendar budget (daily tokens, daily or monthly cost) from which the response warns. */
   warnAt: number;
 }
 
@@ -68,9 +69,9 @@ export function costOf(b: Bucket, tokens: number, microUsd = 0): number {
   return b.unit === 'requests' ? 1 : b.unit === 'usd' ? microUsd : tokens;
 }
 
-/** The daily budgets (tokens or cost) warn once a day from `warnAt` of their limit. */
-export function isDailyBudget(b: Bucket): boolean {
-  return b.code === 'daily_token_budget' || b.code === 'daily_cost_budget';
+/** The calendar budgets (daily tokens, daily or monthly cost) warn once per window from `warnAt` of their limit. */
+export function isBudget(b: Bucket): boolean {
+  return b.code === 'daily_token_budget' || b.code === 'daily_cost_budget' || b.code === 'monthly_cost_budget';
 }
 
 /** Both stores decide the same way; this is the rule. */

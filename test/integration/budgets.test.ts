@@ -190,6 +190,24 @@ describe('cost budgets', () => {
   });
 });
 
+describe('monthly cost budgets', () => {
+  it('refuse with monthly_cost_budget until the calendar month in budgets.timeZone rolls over', async () => {
+    // 23:30 on 30 November in Seoul (UTC+9): December begins there half an hour later.
+    const c = clock(Date.UTC(2026, 10, 30, 14, 30));
+    const t = await tiergate({ budgets: { timeZone: 'Asia/Seoul' }, tenants: { '*': { monthlyCostBudgetUsd: 0.015, dailyCostBudgetUsd: 1 } } }, c.now);
+    const strong = hi({ model: 'strong-model', max_tokens: 1000 }); // ~$0.0100 reserved each
+    const first = await request(t, strong);
+    expect(first.o.kind).toBe('continue');
+    const second = refusal((await request(t, strong)).o);
+    expect([second.status, second.error.type, second.error.code]).toEqual([429, 'insufficient_quota', 'monthly_cost_budget']);
+    // retry-after: until local midnight, not a day or a month away.
+    expect(Number(getHeader(second.headers, 'retry-after'))).toBe(30 * 60);
+    first.s.close();
+    c.t += 30 * 60_000;
+    expect((await request(t, strong)).o.kind).toBe('continue');
+  });
+});
+
 describe('token budgets', () => {
   const DAILY: ConfigInput = { tenants: { '*': { dailyTokenBudget: 10_000, requestsPerMinute: 1000 } } };
 

@@ -1,7 +1,7 @@
 // Limit windows and the headers derived from them: minute windows, calendar days in a time zone (across DST),
 // OpenAI's reset-duration format, and which bucket the x-ratelimit-*-tokens headers describe.
 import { describe, expect, it } from 'vitest';
-import { DayWindows, minuteWindow } from '../../src/budget/windows.js';
+import { CalendarWindows, minuteWindow } from '../../src/budget/windows.js';
 import { formatReset, rateLimitHeaders } from '../../src/budget/rate-limit-headers.js';
 import type { Bucket } from '../../src/stores/budget-store.js';
 
@@ -24,11 +24,22 @@ describe('windows', () => {
     // 2026-11-01: falls back (a 25-hour day)
     ['America/New_York', Date.UTC(2026, 10, 1, 12), '2026-11-01', Date.UTC(2026, 10, 2, 5)],
   ])('day window in %s at %d is %s, ending %d', (tz, t, id, resetAt) => {
-    expect(new DayWindows(tz).at(t)).toEqual({ id, resetAt });
+    expect(new CalendarWindows(tz).at(t)).toEqual({ id, resetAt });
+  });
+
+  it.each([
+    // zone, instant, local month, next local month's first midnight
+    ['UTC', Date.UTC(2026, 10, 30, 23, 59, 59), '2026-11', Date.UTC(2026, 11, 1)],
+    ['UTC', Date.UTC(2026, 11, 31, 12), '2026-12', Date.UTC(2027, 0, 1)], // across the year
+    ['Asia/Seoul', Date.UTC(2026, 10, 30, 15), '2026-12', Date.UTC(2026, 11, 31, 15)], // already December there
+    ['America/New_York', Date.UTC(2026, 1, 15), '2026-02', Date.UTC(2026, 2, 1, 5)], // EST until 2026-03-08
+    ['America/New_York', Date.UTC(2026, 2, 15), '2026-03', Date.UTC(2026, 3, 1, 4)], // EDT by then
+  ])('month window in %s at %d is %s, ending %d', (tz, t, id, resetAt) => {
+    expect(new CalendarWindows(tz, 'month').at(t)).toEqual({ id, resetAt });
   });
 
   it('a cached day is not reused once the day is over (fake clock across midnight)', () => {
-    const days = new DayWindows('Asia/Seoul');
+    const days = new CalendarWindows('Asia/Seoul');
     const before = days.at(Date.UTC(2026, 10, 22, 14, 59, 59, 999));
     const after = days.at(Date.UTC(2026, 10, 22, 15));
     expect([before.id, after.id]).toEqual(['2026-11-22', '2026-11-23']);

@@ -83,7 +83,7 @@ classifier:
   it('refuses a cost budget while a tier model has no price, naming every budget and every unpriced model', () => {
     const text = (prices: string) => `
 tiers: { weak: { model: qwen-7b }, strong: { model: strong-model } }
-plans: { paid: { dailyCostBudgetUsd: 5 } }
+plans: { paid: { dailyCostBudgetUsd: 5, monthlyCostBudgetUsd: 100 } }
 tenants: { acme: { plan: paid }, initech: { dailyCostBudgetUsd: 0.5 }, other: { dailyTokenBudget: 100 } }
 ${prices}`;
     const r = parseConfigText(text(''), {});
@@ -92,6 +92,7 @@ ${prices}`;
     const message = "a cost budget needs a price for every tier's model; prices.models has none for 'qwen-7b' (tier weak)";
     expect(rt.ok ? [] : rt.problems).toEqual([
       { path: 'plans.paid.dailyCostBudgetUsd', message },
+      { path: 'plans.paid.monthlyCostBudgetUsd', message },
       { path: 'tenants.initech.dailyCostBudgetUsd', message },
     ]);
     const priced = parseConfigText(text('prices: { version: p1, models: { qwen-7b: { perToken: 0.0000001 }, strong-model: { input: 2.5, output: 10 } } }'), {});

@@ -1,6 +1,6 @@
 // In-process budget store: the embedded default, and the local per-instance limiter behind a failed Redis.
 // Synchronous, so with it the request pipeline stays synchronous too.
-import { costOf, hasRoom, isDailyBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
+import { costOf, hasRoom, isBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
 interface Counter {
   used: number;
@@ -33,7 +33,7 @@ export class MemoryBudgetStore implements BudgetStore {
         c.holds.set(req.id, { amount, expiresAt: req.reservationExpiresAt });
       }
       counted[i] = c.used + c.reserved;
-      if (isDailyBudget(b) && c.used + c.reserved >= req.warnAt * b.limit) {
+      if (isBudget(b) && c.used + c.reserved >= req.warnAt * b.limit) {
         budgetWarning = c.warned ? 'over' : 'first';
         c.warned = true;
       }

@@ -11,7 +11,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { connectRedis } from './connect.js';
 import { whenReady } from './when-ready.js';
-import { costOf, isDailyBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
+import { costOf, isBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
 // Shared by the scripts below: frees reservation `id` of bucket (h, z), if it is still held.
 const DROP_HOLD = `
@@ -156,7 +156,7 @@ export class RedisBudgetStore implements BudgetStore {
   private async admitGroup(req: AdmitRequest, buckets: readonly Bucket[]): Promise<AdmitResult> {
     const keys = keysOf(buckets);
     const args: Array<string | number> = [req.now, req.id, req.reservationExpiresAt, req.warnAt];
-    for (const b of buckets) args.push(b.unit === 'requests' ? 'r' : 't', b.limit, b.expireAt, isDailyBudget(b) ? '1' : '0', costOf(b, req.tokens, req.microUsd));
+    for (const b of buckets) args.push(b.unit === 'requests' ? 'r' : 't', b.limit, b.expireAt, isBudget(b) ? '1' : '0', costOf(b, req.tokens, req.microUsd));
     const out = await this.redis.tiergateAdmit(keys.length, ...keys, ...args);
     const counted = out.slice(2).map(Number);
     if (out[0] === 0) return { admitted: false, counted, denied: Number(out[1]) - 1, budgetWarning: 'none' };
@@ -197,7 +197,7 @@ function slotGroups(buckets: readonly Bucket[]): Array<{ buckets: Bucket[]; inde
     g.buckets.push(b);
     g.index.push(i);
   });
-  const hasDay = (g: { buckets: Bucket[] }) => g.buckets.some(isDailyBudget);
+  const hasDay = (g: { buckets: Bucket[] }) => g.buckets.some(isBudget);
   return [...byTag.values()].sort((a, b) => Number(hasDay(a)) - Number(hasDay(b)));
 }
 
