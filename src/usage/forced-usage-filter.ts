@@ -6,14 +6,16 @@
 // replacement (envoy-ext-proc.md §5), so the filter answers each chunk with the bytes to send instead.
 //
 // It works on bytes and cuts only at event boundaries (a blank line, WHATWG HTML §9.2.6): every event but the
-// usage one goes out byte for byte. Chunks are cut wherever the network cut them, so the part of an event not
-// yet ended is held back and sent with the chunk that ends it; a client cannot use half an event anyway. The
-// usage accounting reads the chunks as the backend sent them, before this filter.
+// usage one goes out byte for byte. Chunks are cut wherever the network cut them. The part of an event not yet
+// ended goes on at once when it already shows a non-empty `choices` (it cannot be the usage chunk), and is held
+// back otherwise, to be sent with the chunk that ends it (a client cannot use half an event anyway). The usage
+// accounting reads the chunks as the backend sent them, before this filter.
 
 const LF = 0x0a;
 const CR = 0x0d;
 const EMPTY = Buffer.alloc(0);
 const USAGE_KEY = Buffer.from('"usage"');
+const CHOICES_KEY = Buffer.from('"choices"');
 
 /**
  * An event held back past this size is not a usage chunk (those are a few hundred bytes): the filter sends what
@@ -33,6 +35,8 @@ export class ForcedUsageFilter {
    * that CRLF's second half, and goes (or is left out) with it.
    */
   private endedAtCr: 'sent' | 'removed' | undefined;
+  /** The event under way was sent in part already (it cannot be the usage chunk): the rest goes out unread. */
+  private passing = false;
   /** The body stopped being filtered (an event too large to be a usage chunk). */
   private off = false;
   /** Usage chunks taken out so far. */
@@ -47,10 +51,12 @@ export class ForcedUsageFilter {
     // The usual chunk: whole events (nothing held, and it ends with a blank line), none of them the usage chunk.
     // One native search answers it; the framing below runs only for the others.
     const n = chunk.length;
-    const whole = !this.held && !this.endedAtCr && !this.afterCr && n >= 2 && chunk[n - 1] === LF && chunk[n - 2] === LF;
+    const whole = !this.held && !this.passing && !this.endedAtCr && !this.afterCr && n >= 2 && chunk[n - 1] === LF && chunk[n - 2] === LF;
     if (whole && !hasUsageObject(chunk)) return undefined;
     const held = this.held;
     this.held = undefined;
+    let passing = this.passing;
+    this.passing = false;
     const out: Buffer[] = [];
     let changed = held !== undefined;
     let start = 0;
@@ -62,7 +68,9 @@ export class ForcedUsageFilter {
     this.endedAtCr = undefined;
     const keep = (from: number, to: number): void => {
       const event = from === 0 && held ? Buffer.concat([held, chunk.subarray(0, to)]) : chunk.subarray(from, to);
-      const removed = isUsageChunk(event);
+      // The first event here may be the end of one already under way, which goes out as it is.
+      const removed = !passing && isUsageChunk(event);
+      passing = false;
       if (removed) {
         this.removed++;
         changed = true;
@@ -83,6 +91,9 @@ export class ForcedUsageFilter {
       if (last) {
         // A last event without its blank line still counts as one (the SSE parser reads it the same way).
         keep(start, chunk.length);
+      } else if (passing || !mayBeUsage(rest)) {
+        out.push(rest);
+        this.passing = true;
       } else if (rest.length > MAX_HELD_BYTES) {
         this.off = true;
         out.push(rest);
@@ -132,12 +143,29 @@ export class ForcedUsageFilter {
   }
 }
 
+/**
+ * Whether an event not yet ended may still turn out to be the usage chunk: not once its `choices` array shows an
+ * element (an object). Anything else, including a `choices` not yet seen, may be.
+ */
+function mayBeUsage(partial: Buffer): boolean {
+  const at = partial.indexOf(CHOICES_KEY);
+  if (at === -1) return true;
+  let i = skipBlank(partial, at + CHOICES_KEY.length);
+  if (partial[i] !== 0x5b) return true; // '['
+  i = skipBlank(partial, i + 1);
+  return partial[i] !== 0x7b; // '{'
+}
+
+/** The index of the first byte from `i` that is not blank or a colon. */
+function skipBlank(b: Buffer, i: number): number {
+  while (i < b.length && (b[i] === 0x20 || b[i] === 0x3a || b[i] === 0x09 || b[i] === LF || b[i] === CR)) i++;
+  return i;
+}
+
 /** `"usage"` followed by an object somewhere in the bytes (every chunk of such a stream has `"usage":null`). */
 function hasUsageObject(bytes: Buffer): boolean {
   for (let at = bytes.indexOf(USAGE_KEY); at !== -1; at = bytes.indexOf(USAGE_KEY, at + 1)) {
-    let i = at + USAGE_KEY.length;
-    while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x3a || bytes[i] === 0x09 || bytes[i] === LF || bytes[i] === CR)) i++;
-    if (bytes[i] === 0x7b) return true; // '{'
+    if (bytes[skipBlank(bytes, at + USAGE_KEY.length)] === 0x7b) return true; // '{'
   }
   return false;
 }

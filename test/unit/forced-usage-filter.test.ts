@@ -119,8 +119,19 @@ describe('forced usage chunk: what is and is not the usage event', () => {
     expect(filter.push(whole.subarray(first.length + usage.length), true)).toBeUndefined();
   });
 
-  it('an event too long to be a usage chunk turns the filter off for the rest of the body, losing nothing', () => {
-    const long = `data: {"choices":[{"delta":{"content":"${'x'.repeat(2 * MAX_HELD_BYTES)}"}}],"usage":null}\n\n`;
+  it('an event cut after its choices show an element goes on at once: neither part is held or replaced', () => {
+    const filter = new ForcedUsageFilter();
+    const event = Buffer.from(content('a long answer'));
+    const cut = event.indexOf('"choices":[{') + 13;
+    expect(filter.push(event.subarray(0, cut), false)).toBeUndefined();
+    expect(filter.push(event.subarray(cut), false)).toBeUndefined();
+    // The next event is framed and read again as usual.
+    const usage = Buffer.from(ev({ choices: [], usage: { total_tokens: 7 } }));
+    expect(filter.push(usage, false)?.length).toBe(0);
+  });
+
+  it('an event too long to be a usage chunk, not yet showing its choices, turns the filter off, losing nothing', () => {
+    const long = `data: {"pad":"${'x'.repeat(2 * MAX_HELD_BYTES)}","choices":[{"delta":{"content":"a"}}],"usage":null}\n\n`;
     const usage = ev({ choices: [], usage: { total_tokens: 7 } });
     const body = Buffer.from(content('a') + long + usage + 'data: [DONE]\n\n');
     const pieces: Buffer[] = [];
