@@ -294,4 +294,3 @@ export class LlmStream implements StreamHandler {
 }
 
 const EMPTY = Buffer.alloc(0);
-
