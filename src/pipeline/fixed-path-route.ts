@@ -1,18 +1,19 @@
 // Paths routed without a pipeline run. Unclassified paths (routing.unclassifiedPaths, e.g. /v1/embeddings): a
-// fixed tier per path, no body read, and only request rates apply (these requests are not tokenised). Paths
-// tiergate passes through: only the header rules, plus, for a stored Responses API response or a conversation,
-// the tier of the backend that holds it.
+// fixed tier per path, no body read, and only request rates apply (these requests are not tokenised). Other
+// paths: the model list when tiergate serves it; else passed through with only the header rules, plus, for a
+// stored Responses API response or a conversation, the tier of the backend that holds it.
 import { newId } from '../ids.js';
 import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { TiergateError } from '../errors.js';
 import { CONTINUE, type ContinueDecision, type Decision, type HeaderMap } from '../extproc/types.js';
-import type { Caller } from '../stages/authenticate.js';
+import { DEFAULT_TENANT, type Caller } from '../stages/authenticate.js';
 import { endpointOf } from '../stages/parse.js';
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials } from './header-rules.js';
 import type { RequestState } from './request-state.js';
+import { modelListReply, publicCallerTenant } from './model-list.js';
 
 export interface FixedPathRoute {
   tier: TierRuntime | undefined;
@@ -36,6 +37,17 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
   return { tier, outcome: admitted instanceof Promise ? admitted.then(decide) : decide(admitted) };
 }
 
+/** A path that is neither classified nor unclassified: answered (the model list) or passed through. */
+export function otherPath(rt: Runtime, state: RequestState, caller: Caller | undefined, spoofed: string[], affinity: ResponseAffinity): Decision | Promise<Decision> {
+  const { headers, path } = state;
+  // Auth runs on this path only when keys are on; with auth off every caller is the default tenant.
+  const tenant = caller?.tenant ?? (rt.auth.mode === 'none' ? DEFAULT_TENANT : undefined);
+  const models = modelListReply(rt, state.method, path, () => rt.tenants.policyFor(tenant ?? publicCallerTenant(headers, rt)), Date.now());
+  if (models) return models;
+  const holder = statefulPathTier(rt, path, tenant, affinity);
+  return holder instanceof Promise ? holder.then((t) => passThrough(rt, headers, caller, spoofed, t)) : passThrough(rt, headers, caller, spoofed, holder);
+}
+
 /**
  * A request about state a Responses API backend keeps: a stored response (GET or DELETE /v1/responses/{id}, its
  * cancel and input_items) or a conversation (/v1/conversations and everything under it, beside the Responses
@@ -44,7 +56,7 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
  * turn goes. Envoy routes it by the tier header, as it routes the turns themselves. Undefined for any other
  * path. `tenant`: the caller's, if known.
  */
-export function statefulPathTier(rt: Runtime, path: string, tenant: string | undefined, affinity: ResponseAffinity): TierRuntime | undefined | Promise<TierRuntime> {
+function statefulPathTier(rt: Runtime, path: string, tenant: string | undefined, affinity: ResponseAffinity): TierRuntime | undefined | Promise<TierRuntime> {
   const held = heldState(rt, path);
   if (held === undefined) return undefined;
   const cfg = rt.config.routing.affinity;
@@ -72,7 +84,7 @@ function heldState(rt: Runtime, path: string): { responseId: string | undefined 
 }
 
 /** A path tiergate does not account for: the header rules apply, and the tier of the state it is about (if any). */
-export function passThrough(rt: Runtime, headers: HeaderMap, caller: Caller | undefined, spoofed: string[], holder: TierRuntime | undefined): Decision {
+function passThrough(rt: Runtime, headers: HeaderMap, caller: Caller | undefined, spoofed: string[], holder: TierRuntime | undefined): Decision {
   // An authenticated caller's key goes no further, and the backend sees its tenant, as on LLM paths.
   const set: Array<[string, string]> = caller?.principal !== undefined ? [[H.tenant, caller.tenant]] : [];
   if (holder) {

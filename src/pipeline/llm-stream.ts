@@ -20,14 +20,14 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { requestTraceId, startSpan } from '../telemetry/tracing.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { ResponseAffinity } from '../affinity/response-affinity.js';
-import { DEFAULT_TENANT, UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
+import { UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import { StreamRequestState, type RequestState } from './request-state.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
-import { passThrough, routeFixedPath, statefulPathTier } from './fixed-path-route.js';
-import { modelListReply, publicCallerTenant } from './model-list.js';
+import { otherPath, routeFixedPath } from './fixed-path-route.js';
+import { logRouted, routedAnswer } from './request-answers.js';
 import { ResponseAccounting } from './response-accounting.js';
 import { ForcedUsageFilter } from '../usage/forced-usage-filter.js';
 import { bodyDecoder } from '../usage/content-encoding.js';
@@ -115,14 +115,7 @@ export class LlmStream implements StreamHandler {
       this.state.policy = rt.tenants.policyFor(caller.tenant);
     }
 
-    if (this.pathKind === 'other') {
-      // Auth runs on this path only when keys are on; with auth off every caller is the default tenant.
-      const tenant = caller?.tenant ?? (rt.auth.mode === 'none' ? DEFAULT_TENANT : undefined);
-      const models = modelListReply(rt, this.state.method, path, () => rt.tenants.policyFor(tenant ?? publicCallerTenant(headers, rt)), Date.now());
-      if (models) return models;
-      const holder = statefulPathTier(rt, path, tenant, this.deps.affinity);
-      return holder instanceof Promise ? holder.then((t) => passThrough(rt, headers, caller, spoofed, t)) : passThrough(rt, headers, caller, spoofed, holder);
-    }
+    if (this.pathKind === 'other') return otherPath(rt, this.state, caller, spoofed, this.deps.affinity);
     if (this.pathKind === 'unclassified') {
       const { tier, outcome } = routeFixedPath(rt, this.state, caller, this.deps.budgets);
       this.pathTier = tier;
@@ -179,24 +172,9 @@ export class LlmStream implements StreamHandler {
     if (route && llm && affinityTracks(llm, this.deps.affinity, this.runtime.config.routing.affinity)) {
       this.rememberTier = route.tier.name;
     }
-    const remove = clientRoutingHeaders(state.headers, state.setHeaders);
-    const body = state.newBody ?? state.body;
-    const decision: ContinueDecision = {
-      kind: 'continue',
-      headers: { set: state.setHeaders, remove: [...remove, ...state.removeHeaders] },
-      // Header changes in a BUFFERED body answer still affect routing only with clear_route_cache (§6).
-      clearRouteCache: true,
-    };
     // One message: replace it when the body changed. Several: only if we held the earlier ones back.
-    if (this.chunkCount === 1 ? state.newBody !== undefined : this.holdChunks) decision.body = body;
-    if (this.deps.log.isLevelEnabled('debug')) state.log.debug({
-      event: 'request.routed',
-      tier: route?.tier.name,
-      source: route?.source,
-      rule: route?.classification?.rule,
-      reason: route?.classification?.reason,
-      ...(this.runtime.config.logging.logPrompts ? { prompt_text: state.llm?.messages } : {}),
-    });
+    const decision = routedAnswer(state, this.chunkCount === 1 ? state.newBody !== undefined : this.holdChunks);
+    if (this.deps.log.isLevelEnabled('debug')) logRouted(state, this.runtime.config.logging.logPrompts);
     this.releaseRequestData(state);
     return decision;
   }
