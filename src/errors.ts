@@ -25,6 +25,7 @@ export const ERRORS = {
   requests_per_minute: { status: 429, type: 'requests', code: 'requests_per_minute' },
   tokens_per_minute: { status: 429, type: 'tokens', code: 'tokens_per_minute' },
   daily_token_budget: { status: 429, type: 'tokens', code: 'daily_token_budget' },
+  monthly_token_budget: { status: 429, type: 'tokens', code: 'monthly_token_budget' },
   // OpenAI's type for spend that ran out (its own 429 insufficient_quota).
   daily_cost_budget: { status: 429, type: 'insufficient_quota', code: 'daily_cost_budget' },
   monthly_cost_budget: { status: 429, type: 'insufficient_quota', code: 'monthly_cost_budget' },

@@ -40,10 +40,11 @@ export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefine
     // Counted in micro-dollars: Redis counters are integers.
     if (p.dailyCostBudgetUsd !== undefined) out.push(daily(`${t}:usd`, 'daily_cost_budget', 'usd', Math.round(p.dailyCostBudgetUsd * 1e6)));
   }
-  if (p.monthlyCostBudgetUsd !== undefined) {
+  if (p.monthlyTokenBudget !== undefined || p.monthlyCostBudgetUsd !== undefined) {
     const month = calendarIn(cfg.timeZone, 'month').at(now);
-    const limit = Math.round(p.monthlyCostBudgetUsd * 1e6);
-    out.push({ key: `${t}:usdm:${month.id}`, code: 'monthly_cost_budget', unit: 'usd', limit, resetAt: month.resetAt, expireAt: month.resetAt + DAY_GRACE_MS });
+    const monthly = (key: string, code: Bucket['code'], unit: Bucket['unit'], limit: number): Bucket => ({ key: `${key}:${month.id}`, code, unit, limit, resetAt: month.resetAt, expireAt: month.resetAt + DAY_GRACE_MS });
+    if (p.monthlyTokenBudget !== undefined) out.push(monthly(`${t}:tokm`, 'monthly_token_budget', 'tokens', p.monthlyTokenBudget));
+    if (p.monthlyCostBudgetUsd !== undefined) out.push(monthly(`${t}:usdm`, 'monthly_cost_budget', 'usd', Math.round(p.monthlyCostBudgetUsd * 1e6)));
   }
   if (p.tokensPerMinute !== undefined) out.push(perMinute(`${t}:tpm`, 'tokens_per_minute', 'tokens', p.tokensPerMinute));
   const shared = `${prefix}{shared}`;

@@ -46,6 +46,7 @@ const WHAT: Record<Bucket['code'], string> = {
   requests_per_minute: "this tenant's requests per minute",
   tokens_per_minute: "this tenant's tokens per minute",
   daily_token_budget: "this tenant's daily token budget",
+  monthly_token_budget: "this tenant's monthly token budget",
   daily_cost_budget: "this tenant's daily cost budget",
   monthly_cost_budget: "this tenant's monthly cost budget",
   global_tokens_per_minute: "the gateway's tokens per minute",

@@ -45,6 +45,8 @@ const policyFields = {
   requestsPerMinute: positiveInt.optional(),
   /** Tokens (input + output) per calendar day in budgets.timeZone. */
   dailyTokenBudget: positiveInt.optional(),
+  /** Tokens (input + output) per calendar month in budgets.timeZone. */
+  monthlyTokenBudget: positiveInt.optional(),
   /**
    * US dollars per calendar day in budgets.timeZone, at the price table's prices: reserved at admission for the
    * routed tier's model, reconciled to the ledger row's cost. Every tier's model needs a price.

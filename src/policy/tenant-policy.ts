@@ -11,6 +11,7 @@ export interface TenantPolicy {
   models: ReadonlySet<string> | undefined;
   requestsPerMinute: number | undefined;
   dailyTokenBudget: number | undefined;
+  monthlyTokenBudget: number | undefined;
   /** US dollars per day and per calendar month. */
   dailyCostBudgetUsd: number | undefined;
   monthlyCostBudgetUsd: number | undefined;
@@ -68,6 +69,7 @@ export class TenantDirectory {
       models: models === undefined || models.includes('*') ? undefined : new Set(models),
       requestsPerMinute: pick('requestsPerMinute'),
       dailyTokenBudget: pick('dailyTokenBudget'),
+      monthlyTokenBudget: pick('monthlyTokenBudget'),
       dailyCostBudgetUsd: pick('dailyCostBudgetUsd'),
       monthlyCostBudgetUsd: pick('monthlyCostBudgetUsd'),
       tokensPerMinute: pick('tokensPerMinute'),
@@ -85,6 +87,7 @@ export const NO_POLICY: TenantPolicy = Object.freeze({
   models: undefined,
   requestsPerMinute: undefined,
   dailyTokenBudget: undefined,
+  monthlyTokenBudget: undefined,
   dailyCostBudgetUsd: undefined,
   monthlyCostBudgetUsd: undefined,
   tokensPerMinute: undefined,

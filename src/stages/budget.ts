@@ -49,7 +49,7 @@ export function hasLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined
 
 function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
   const b = rt.config.budgets;
-  return p.dailyTokenBudget !== undefined || costBudget(p) || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
+  return p.dailyTokenBudget !== undefined || p.monthlyTokenBudget !== undefined || costBudget(p) || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
 }
 
 export function costBudget(p: Pick<TenantPolicy, 'dailyCostBudgetUsd' | 'monthlyCostBudgetUsd'>): boolean {

@@ -6,6 +6,7 @@ export type LimitCode =
   | 'requests_per_minute'
   | 'tokens_per_minute'
   | 'daily_token_budget'
+  | 'monthly_token_budget'
   | 'daily_cost_budget'
   | 'monthly_cost_budget'
   | 'global_tokens_per_minute'
@@ -39,7 +40,7 @@ export interface AdmitRequest {
   buckets: readonly Bucket[];
   /** The reservation frees itself at this time if never reconciled (a process that died mid-stream). */
   reservationExpiresAt: number;
-  /** Share of a calendar budget (daily tokens, daily or monthly cost) from which the response warns. */
+  /** Share of a calendar budget (tokens or cost, per day or month) from which the response warns. */
   warnAt: number;
 }
 
@@ -69,9 +70,11 @@ export function costOf(b: Bucket, tokens: number, microUsd = 0): number {
   return b.unit === 'requests' ? 1 : b.unit === 'usd' ? microUsd : tokens;
 }
 
-/** The calendar budgets (daily tokens, daily or monthly cost) warn once per window from `warnAt` of their limit. */
+const CALENDAR_BUDGETS: ReadonlySet<LimitCode> = new Set(['daily_token_budget', 'monthly_token_budget', 'daily_cost_budget', 'monthly_cost_budget']);
+
+/** The calendar budgets (tokens or cost, per day or month) warn once per window from `warnAt` of their limit. */
 export function isBudget(b: Bucket): boolean {
-  return b.code === 'daily_token_budget' || b.code === 'daily_cost_budget' || b.code === 'monthly_cost_budget';
+  return CALENDAR_BUDGETS.has(b.code);
 }
 
 /** Both stores decide the same way; this is the rule. */

@@ -190,8 +190,22 @@ describe('cost budgets', () => {
   });
 });
 
-describe('monthly cost budgets', () => {
-  it('refuse with monthly_cost_budget until the calendar month in budgets.timeZone rolls over', async () => {
+describe('monthly budgets', () => {
+  it('a monthly token budget refuses with monthly_token_budget until the month rolls over', async () => {
+    const c = clock(Date.UTC(2026, 11, 31, 23, 0)); // an hour before the year ends, in UTC
+    const t = await tiergate({ tenants: { '*': { monthlyTokenBudget: 2500 } } }, c.now);
+    const body = hi({ max_tokens: 1000 });
+    const admitted = [await request(t, body), await request(t, body)];
+    expect(admitted.map((r) => r.o.kind)).toEqual(['continue', 'continue']);
+    const third = refusal((await request(t, body)).o);
+    expect([third.status, third.error.type, third.error.code]).toEqual([429, 'tokens', 'monthly_token_budget']);
+    expect(Number(getHeader(third.headers, 'retry-after'))).toBe(3600);
+    for (const r of admitted) r.s.close();
+    c.t += 3600_000;
+    expect((await request(t, body)).o.kind).toBe('continue');
+  });
+
+  it('a monthly cost budget refuses with monthly_cost_budget until the calendar month in budgets.timeZone rolls over', async () => {
     // 23:30 on 30 November in Seoul (UTC+9): December begins there half an hour later.
     const c = clock(Date.UTC(2026, 10, 30, 14, 30));
     const t = await tiergate({ budgets: { timeZone: 'Asia/Seoul' }, tenants: { '*': { monthlyCostBudgetUsd: 0.015, dailyCostBudgetUsd: 1 } } }, c.now);
