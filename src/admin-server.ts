@@ -1,5 +1,8 @@
-// The admin HTTP listener: /healthz (process alive), /readyz (serving traffic), /metrics (Prometheus text).
+// The admin HTTP listener: /healthz (process alive), /readyz (serving traffic), /metrics (Prometheus text), and
+// /budgets/{tenant} (that tenant's limits as the budget store counts them now, JSON).
 import { createServer, type Server } from 'node:http';
+import { TENANT_ID } from './config/policy-schema.js';
+import { decodedSegment } from './path-segment.js';
 import type { Metrics } from './telemetry/metrics.js';
 
 export interface AdminServer {
@@ -8,7 +11,10 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export function createAdminServer(metrics: Metrics, ready: () => boolean): AdminServer {
+/** A tenant's limits as they stand: JSON-ready, or a rejection when the budget store cannot be read. */
+export type BudgetStatusFn = (tenant: string) => Promise<unknown>;
+
+export function createAdminServer(metrics: Metrics, ready: () => boolean, budgetStatus?: BudgetStatusFn): AdminServer {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
@@ -20,6 +26,16 @@ export function createAdminServer(metrics: Metrics, ready: () => boolean): Admin
       metrics.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
         (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+      );
+    } else if (budgetStatus && path?.startsWith('/budgets/')) {
+      const tenant = decodedSegment(path.slice('/budgets/'.length));
+      if (tenant === undefined || !TENANT_ID.test(tenant)) {
+        res.writeHead(400, { 'content-type': 'text/plain' }).end('a tenant id is 1-64 characters of A-Z a-z 0-9 . _ -\n');
+        return;
+      }
+      budgetStatus(tenant).then(
+        (status) => res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(status)}\n`),
+        (err: Error) => res.writeHead(503, { 'content-type': 'text/plain' }).end(`budget store unavailable: ${err.message}\n`),
       );
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

@@ -146,7 +146,10 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
       },
     },
   });
-  const admin = createAdminServer(metrics, () => serving);
+  const admin = createAdminServer(metrics, () => serving, async (tenant) => {
+    const rt = config.current();
+    return { tenant, plan: rt.tenants.policyFor(tenant).plan, limits: await budgets.status(rt, tenant) };
+  });
 
   return {
     config,

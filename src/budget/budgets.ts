@@ -30,6 +30,18 @@ export interface Admission {
 
 export type AdmitOutcome = { admitted: Admission | undefined } | { error: TiergateError };
 
+/** One limit of a tenant as it stands (the admin listener's /budgets/{tenant}). */
+export interface LimitStatus {
+  code: Bucket['code'];
+  unit: 'requests' | 'tokens' | 'usd';
+  /** In the unit: requests, tokens, or US dollars. */
+  limit: number;
+  /** Used, plus what requests in flight have reserved. */
+  used: number;
+  remaining: number;
+  resets_at: string;
+}
+
 export interface AdmitQuery {
   id: string;
   policy: TenantPolicy;
@@ -99,6 +111,25 @@ export class Budgets {
         if (this.pendingReconciles.length < MAX_PENDING_RECONCILES) this.pendingReconciles.push(run);
       },
     );
+  }
+
+  /**
+   * Every limit that applies to `tenant` (its own, the gateway's, each tier's), as the store counts it now:
+   * read-only, the same numbers admission would see. Throws when the store cannot be read.
+   */
+  async status(rt: Runtime, tenant: string): Promise<LimitStatus[]> {
+    const now = this.now();
+    const policy = rt.tenants.policyFor(tenant);
+    const buckets = new Map<string, Bucket>();
+    for (const tier of [undefined, ...rt.tiers.keys()]) for (const b of bucketsFor(rt, policy, tier, true, now)) buckets.set(b.key, b);
+    const list = [...buckets.values()];
+    const counted = await this.store.peek(list, now);
+    // Cost budgets are counted in micro-dollars; they are shown in dollars.
+    const inUnit = (b: Bucket, v: number) => (b.unit === 'usd' ? v / 1e6 : v);
+    return list.map((b, i) => {
+      const used = counted[i] as number;
+      return { code: b.code, unit: b.unit, limit: inUnit(b, b.limit), used: inUnit(b, used), remaining: inUnit(b, Math.max(0, b.limit - used)), resets_at: new Date(b.resetAt).toISOString() };
+    });
   }
 
   async close(): Promise<void> {

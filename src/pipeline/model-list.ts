@@ -12,6 +12,7 @@ import type { TenantPolicy } from '../policy/tenant-policy.js';
 import { tierAllowed } from '../stages/policy.js';
 import { H } from './contract-headers.js';
 import { replyFor } from './header-rules.js';
+import { decodedSegment } from '../path-segment.js';
 
 export interface ModelEntry {
   id: string;
@@ -31,7 +32,7 @@ export function modelListReply(rt: Runtime, method: string, path: string, policy
   if (path !== cfg.path && !path.startsWith(`${cfg.path}/`)) return undefined;
   const policy = policyOf();
   if (path === cfg.path || path === `${cfg.path}/`) return json({ object: 'list', data: listedModels(rt, policy, created) });
-  const id = decoded(path.slice(cfg.path.length + 1));
+  const id = decodedSegment(path.slice(cfg.path.length + 1));
   const entry = id === undefined ? undefined : listedModels(rt, policy, created).find((m) => m.id === id);
   if (entry) return json(entry);
   // OpenAI's message, naming the model as the client sent it.
@@ -66,14 +67,6 @@ export function publicCallerTenant(headers: HeaderMap, rt: Runtime): string {
   } catch (err) {
     if (err instanceof TiergateError) return '*';
     throw err;
-  }
-}
-
-function decoded(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
   }
 }
 

@@ -62,6 +62,8 @@ export interface BudgetStore {
    * `actualTokens` in token buckets, `actualMicroUsd` in usd buckets.
    */
   reconcile(id: string, buckets: readonly Bucket[], actualTokens: number, now: number, actualMicroUsd?: number): void | Promise<void>;
+  /** Per bucket, what is counted now (used plus live reservations), as admission would see it; admits nothing. */
+  peek(buckets: readonly Bucket[], now: number): number[] | Promise<number[]>;
   close(): Promise<void>;
 }
 

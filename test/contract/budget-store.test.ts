@@ -105,6 +105,19 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     expect(seen).toEqual(['none', 'none', 'first', 'over']);
   });
 
+  it('peek reads what admission would count, counts nothing itself, and leaves expired reservations out', async () => {
+    const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 10 });
+    const tokens = bucket({ limit: 1_000 });
+    const never = bucket({ limit: 5 });
+    // Reservations expire in the order they were made (one TTL for all, as in production).
+    await admit(req([rpm, tokens], 200, { reservationExpiresAt: T0 + 1000 }));
+    await admit(req([rpm, tokens], 300));
+    expect(await store.peek([rpm, tokens, never], T0)).toEqual([2, 500, 0]);
+    expect(await store.peek([rpm, tokens, never], T0)).toEqual([2, 500, 0]); // peeking twice counts nothing
+    expect(await store.peek([rpm, tokens], T0 + 1000)).toEqual([2, 300]); // the short reservation expired
+    expect((await admit(req([rpm, tokens], 0, { now: T0 + 1000 }))).counted).toEqual([3, 300]);
+  });
+
   it('500 concurrent requests against a limit of 100: exactly 100 admitted', async () => {
     const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 100 });
     const results = await Promise.all(Array.from({ length: 500 }, () => admit(req([rpm], 0))));

@@ -76,7 +76,11 @@ describe('budget store outage', () => {
     const t = await startTiergate(config('closed', 'outage-closed:'), {}, { now: minuteAlignedClock() });
     try {
       expect(statusOf((await call(t)).o)).toBe(200);
+      const port = await t.app.admin.listen('127.0.0.1:0');
       await redis.down();
+      // The admin listener's budget view says the store cannot be read, and answers at once.
+      const view = await fetch(`http://127.0.0.1:${port}/budgets/default`);
+      expect([view.status, (await view.text()).startsWith('budget store unavailable')]).toEqual([503, true]);
       for (let i = 0; i < 4; i++) {
         const { o, headers } = await call(t);
         expect(statusOf(o)).toBe(503);

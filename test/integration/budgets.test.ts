@@ -190,6 +190,40 @@ describe('cost budgets', () => {
   });
 });
 
+describe('the admin listener: /budgets/{tenant}', () => {
+  it.each(['memory', 'redis'] as const)('%s: every limit of a tenant as the store counts it, read-only, with money in dollars', async (store) => {
+    const c = clock();
+    const t = await tiergate({ budgets: { globalTokensPerMinute: 100_000 }, tenants: { '*': { requestsPerMinute: 10, dailyTokenBudget: 10_000, dailyCostBudgetUsd: 0.05 } } }, c.now, store);
+    const port = await t.app.admin.listen('127.0.0.1:0');
+    const inFlight = await request(t, hi({ model: 'strong-model', max_tokens: 1000 }));
+    expect(inFlight.o.kind).toBe('continue');
+    const get = async (tenant: string) => {
+      const r = await fetch(`http://127.0.0.1:${port}/budgets/${tenant}`);
+      return { status: r.status, body: r.status === 200 ? ((await r.json()) as { tenant: string; limits: Array<Record<string, unknown>> }) : await r.text() };
+    };
+    const first = await get('default');
+    expect(first.status).toBe(200);
+    const byCode = Object.fromEntries((first.body as { limits: Array<Record<string, unknown>> }).limits.map((l) => [l.code, l]));
+    expect(Object.keys(byCode).sort()).toEqual(['daily_cost_budget', 'daily_token_budget', 'global_tokens_per_minute', 'requests_per_minute']);
+    expect(byCode.requests_per_minute).toMatchObject({ unit: 'requests', limit: 10, used: 1, remaining: 9 });
+    // The request in flight holds its reservation: ~1,000 tokens, ~$0.0100 on strong-model.
+    expect(byCode.daily_token_budget).toMatchObject({ unit: 'tokens', limit: 10_000, resets_at: '2026-11-23T00:00:00.000Z' });
+    expect(byCode.daily_token_budget?.used).toBeGreaterThan(1000);
+    expect(byCode.daily_cost_budget).toMatchObject({ unit: 'usd', limit: 0.05 });
+    expect(byCode.daily_cost_budget?.used).toBeGreaterThan(0.01);
+    expect(byCode.daily_cost_budget?.remaining).toBeCloseTo(0.05 - (byCode.daily_cost_budget?.used as number), 9);
+    // Reading counts nothing.
+    expect((await get('default')).body).toEqual(first.body);
+    // Reconciled to what the response reported (strong-model: 100 in, 200 out = $0.00225).
+    await inFlight.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await inFlight.s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'strong-model', choices: [], usage: { prompt_tokens: 100, completion_tokens: 200, total_tokens: 300 } }), true);
+    inFlight.s.close();
+    const costUsed = async () => ((await get('default')).body as { limits: Array<Record<string, unknown>> }).limits.find((l) => l.code === 'daily_cost_budget')?.used;
+    await expect.poll(costUsed).toBe(0.00225);
+    expect((await get('not a tenant')).status).toBe(400);
+  });
+});
+
 describe('monthly budgets', () => {
   it('a monthly token budget refuses with monthly_token_budget until the month rolls over', async () => {
     const c = clock(Date.UTC(2026, 11, 31, 23, 0)); // an hour before the year ends, in UTC

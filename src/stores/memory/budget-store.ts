@@ -54,6 +54,16 @@ export class MemoryBudgetStore implements BudgetStore {
     }
   }
 
+  peek(buckets: readonly Bucket[], now: number): number[] {
+    return buckets.map((b) => {
+      const c = this.counters.get(b.key);
+      if (!c || c.expireAt <= now) return 0;
+      let reserved = 0;
+      for (const h of c.holds.values()) if (h.expiresAt > now) reserved += h.amount;
+      return c.used + reserved;
+    });
+  }
+
   async close(): Promise<void> {
     this.counters.clear();
   }

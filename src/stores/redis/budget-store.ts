@@ -93,6 +93,23 @@ end
 return 1
 `;
 
+// KEYS: hash, zset per bucket. ARGV: now, then per bucket unit (r|t). Returns counted per bucket, after dropping
+// the reservations that expired (as admission does); counts nothing.
+const PEEK = `${DROP_HOLD}
+local now = tonumber(ARGV[1])
+local counted = {}
+for i = 1, #KEYS / 2 do
+  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  if ARGV[i + 1] == 't' then
+    local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 512)
+    for _, rid in ipairs(gone) do dropHold(h, z, rid) end
+  end
+  local v = redis.call('HMGET', h, 'used', 'reserved')
+  counted[i] = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
+end
+return counted
+`;
+
 export interface RedisBudgetStoreOptions {
   url: string;
   /** Connect to a Redis Cluster, with `url` as a seed node. */
@@ -105,6 +122,7 @@ interface Scripts {
   tiergateAdmit(...args: Array<string | number>): Promise<number[]>;
   tiergateReconcile(...args: Array<string | number>): Promise<number>;
   tiergateRelease(...args: Array<string | number>): Promise<number>;
+  tiergatePeek(...args: Array<string | number>): Promise<number[]>;
 }
 type ScriptClient = (Redis | Cluster) & Scripts;
 
@@ -117,6 +135,7 @@ export class RedisBudgetStore implements BudgetStore {
     this.redis.defineCommand('tiergateAdmit', { lua: ADMIT });
     this.redis.defineCommand('tiergateReconcile', { lua: RECONCILE });
     this.redis.defineCommand('tiergateRelease', { lua: RELEASE });
+    this.redis.defineCommand('tiergatePeek', { lua: PEEK });
   }
 
   async admit(req: AdmitRequest): Promise<AdmitResult> {
@@ -151,6 +170,20 @@ export class RedisBudgetStore implements BudgetStore {
         return this.redis.tiergateReconcile(keys.length, ...keys, id, ...g.map((b) => costOf(b, actualTokens, actualMicroUsd)));
       }),
     );
+  }
+
+  async peek(buckets: readonly Bucket[], now: number): Promise<number[]> {
+    await this.ready();
+    const groups = this.opts.cluster ? slotGroups(buckets) : [{ buckets: [...buckets], index: buckets.map((_, i) => i) }];
+    const counted = new Array<number>(buckets.length).fill(0);
+    await Promise.all(
+      groups.map(async (g) => {
+        const keys = keysOf(g.buckets);
+        const out = await this.redis.tiergatePeek(keys.length, ...keys, now, ...g.buckets.map((b) => (b.unit === 'requests' ? 'r' : 't')));
+        g.index.forEach((at, j) => (counted[at] = Number(out[j])));
+      }),
+    );
+    return counted;
   }
 
   private async admitGroup(req: AdmitRequest, buckets: readonly Bucket[]): Promise<AdmitResult> {
