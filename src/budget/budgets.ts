@@ -33,6 +33,8 @@ export type AdmitOutcome = { admitted: Admission | undefined } | { error: Tierga
 /** One limit of a tenant as it stands (the admin listener's /budgets/{tenant}). */
 export interface LimitStatus {
   code: Bucket['code'];
+  /** For a per-tier limit, its tier. */
+  tier?: string;
   unit: 'requests' | 'tokens' | 'usd';
   /** In the unit: requests, tokens, or US dollars. */
   limit: number;
@@ -120,15 +122,21 @@ export class Budgets {
   async status(rt: Runtime, tenant: string): Promise<LimitStatus[]> {
     const now = this.now();
     const policy = rt.tenants.policyFor(tenant);
-    const buckets = new Map<string, Bucket>();
-    for (const tier of [undefined, ...rt.tiers.keys()]) for (const b of bucketsFor(rt, policy, tier, true, now)) buckets.set(b.key, b);
+    const buckets = new Map<string, { bucket: Bucket; tier: string | undefined }>();
+    for (const tier of [undefined, ...rt.tiers.keys()]) {
+      for (const b of bucketsFor(rt, policy, tier, true, now)) if (!buckets.has(b.key)) buckets.set(b.key, { bucket: b, tier: b.code === 'tier_tokens_per_minute' ? tier : undefined });
+    }
     const list = [...buckets.values()];
-    const counted = await this.store.peek(list, now);
+    const counted = await this.store.peek(
+      list.map((e) => e.bucket),
+      now,
+    );
     // Cost budgets are counted in micro-dollars; they are shown in dollars.
     const inUnit = (b: Bucket, v: number) => (b.unit === 'usd' ? v / 1e6 : v);
-    return list.map((b, i) => {
+    return list.map(({ bucket: b, tier }, i) => {
       const used = counted[i] as number;
-      return { code: b.code, unit: b.unit, limit: inUnit(b, b.limit), used: inUnit(b, used), remaining: inUnit(b, Math.max(0, b.limit - used)), resets_at: new Date(b.resetAt).toISOString() };
+      const limit = { limit: inUnit(b, b.limit), used: inUnit(b, used), remaining: inUnit(b, Math.max(0, b.limit - used)), resets_at: new Date(b.resetAt).toISOString() };
+      return { code: b.code, ...(tier ? { tier } : {}), unit: b.unit, ...limit };
     });
   }
 

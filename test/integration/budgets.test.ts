@@ -193,7 +193,11 @@ describe('cost budgets', () => {
 describe('the admin listener: /budgets/{tenant}', () => {
   it.each(['memory', 'redis'] as const)('%s: every limit of a tenant as the store counts it, read-only, with money in dollars', async (store) => {
     const c = clock();
-    const t = await tiergate({ budgets: { globalTokensPerMinute: 100_000 }, tenants: { '*': { requestsPerMinute: 10, dailyTokenBudget: 10_000, dailyCostBudgetUsd: 0.05 } } }, c.now, store);
+    const t = await tiergate(
+      { budgets: { globalTokensPerMinute: 100_000, tierTokensPerMinute: { weak: 50_000, strong: 20_000 } }, tenants: { '*': { requestsPerMinute: 10, dailyTokenBudget: 10_000, dailyCostBudgetUsd: 0.05 } } },
+      c.now,
+      store,
+    );
     const port = await t.app.admin.listen('127.0.0.1:0');
     const inFlight = await request(t, hi({ model: 'strong-model', max_tokens: 1000 }));
     expect(inFlight.o.kind).toBe('continue');
@@ -203,8 +207,16 @@ describe('the admin listener: /budgets/{tenant}', () => {
     };
     const first = await get('default');
     expect(first.status).toBe(200);
-    const byCode = Object.fromEntries((first.body as { limits: Array<Record<string, unknown>> }).limits.map((l) => [l.code, l]));
+    const limits = (first.body as { limits: Array<Record<string, unknown>> }).limits;
+    const byCode = Object.fromEntries(limits.filter((l) => !l.tier).map((l) => [l.code, l]));
     expect(Object.keys(byCode).sort()).toEqual(['daily_cost_budget', 'daily_token_budget', 'global_tokens_per_minute', 'requests_per_minute']);
+    // Each tier's own limit, named: the request in flight went to strong.
+    const tiers = limits.filter((l) => l.tier);
+    expect(tiers.map((l) => [l.code, l.tier, l.limit])).toEqual([
+      ['tier_tokens_per_minute', 'weak', 50_000],
+      ['tier_tokens_per_minute', 'strong', 20_000],
+    ]);
+    expect(tiers.map((l) => (l.used as number) > 1000)).toEqual([false, true]);
     expect(byCode.requests_per_minute).toMatchObject({ unit: 'requests', limit: 10, used: 1, remaining: 9 });
     // The request in flight holds its reservation: ~1,000 tokens, ~$0.0100 on strong-model.
     expect(byCode.daily_token_budget).toMatchObject({ unit: 'tokens', limit: 10_000, resets_at: '2026-11-23T00:00:00.000Z' });
