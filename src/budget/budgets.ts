@@ -127,10 +127,7 @@ export class Budgets {
       for (const b of bucketsFor(rt, policy, tier, true, now)) if (!buckets.has(b.key)) buckets.set(b.key, { bucket: b, tier: b.code === 'tier_tokens_per_minute' ? tier : undefined });
     }
     const list = [...buckets.values()];
-    const counted = await this.store.peek(
-      list.map((e) => e.bucket),
-      now,
-    );
+    const counted = await this.store.peek(list.map((e) => e.bucket), now);
     // Cost budgets are counted in micro-dollars; they are shown in dollars.
     const inUnit = (b: Bucket, v: number) => (b.unit === 'usd' ? v / 1e6 : v);
     return list.map(({ bucket: b, tier }, i) => {
