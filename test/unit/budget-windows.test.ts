@@ -72,4 +72,14 @@ describe('rate-limit headers', () => {
       ['x-ratelimit-reset-tokens', '1h0m0s'],
     ]);
   });
+
+  it('a cost budget (micro-dollars) is never what the tokens headers describe, however little room it has', () => {
+    const buckets = [b({ code: 'daily_cost_budget', unit: 'usd', limit: 5_000_000 }), b({ code: 'tokens_per_minute', limit: 5000, resetAt: 30_000 })];
+    expect(rateLimitHeaders(buckets, [4_999_999, 100], 0)).toEqual([
+      ['x-ratelimit-limit-tokens', '5000'],
+      ['x-ratelimit-remaining-tokens', '4900'],
+      ['x-ratelimit-reset-tokens', '30s'],
+    ]);
+    expect(rateLimitHeaders([buckets[0] as Bucket], [1], 0)).toEqual([]);
+  });
 });
