@@ -17,7 +17,11 @@ function calendarIn(tz: string, period: 'day' | 'month'): CalendarWindows {
   return c;
 }
 
-export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefined, withTokens: boolean, now: number): Bucket[] {
+/**
+ * `withTokens`: true, every limit; false, requests per minute only; 'cost', requests per minute and the cost
+ * budgets (a request whose tokens are not counted at admission still spends money).
+ */
+export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefined, withTokens: boolean | 'cost', now: number): Bucket[] {
   const cfg = rt.config.budgets;
   const prefix = cfg.redis?.keyPrefix ?? 'tiergate:';
   const t = `${prefix}{t:${p.tenant}}`;
@@ -33,19 +37,21 @@ export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefine
   const out: Bucket[] = [];
   if (p.requestsPerMinute !== undefined) out.push(perMinute(`${t}:rpm`, 'requests_per_minute', 'requests', p.requestsPerMinute));
   if (!withTokens) return out;
-  if (p.dailyTokenBudget !== undefined || p.dailyCostBudgetUsd !== undefined) {
+  const tokens = withTokens === true;
+  if ((tokens && p.dailyTokenBudget !== undefined) || p.dailyCostBudgetUsd !== undefined) {
     const day = calendarIn(cfg.timeZone, 'day').at(now);
     const daily = (key: string, code: Bucket['code'], unit: Bucket['unit'], limit: number): Bucket => ({ key: `${key}:${day.id}`, code, unit, limit, resetAt: day.resetAt, expireAt: day.resetAt + DAY_GRACE_MS });
-    if (p.dailyTokenBudget !== undefined) out.push(daily(`${t}:day`, 'daily_token_budget', 'tokens', p.dailyTokenBudget));
+    if (tokens && p.dailyTokenBudget !== undefined) out.push(daily(`${t}:day`, 'daily_token_budget', 'tokens', p.dailyTokenBudget));
     // Counted in micro-dollars: Redis counters are integers.
     if (p.dailyCostBudgetUsd !== undefined) out.push(daily(`${t}:usd`, 'daily_cost_budget', 'usd', Math.round(p.dailyCostBudgetUsd * 1e6)));
   }
-  if (p.monthlyTokenBudget !== undefined || p.monthlyCostBudgetUsd !== undefined) {
+  if ((tokens && p.monthlyTokenBudget !== undefined) || p.monthlyCostBudgetUsd !== undefined) {
     const month = calendarIn(cfg.timeZone, 'month').at(now);
     const monthly = (key: string, code: Bucket['code'], unit: Bucket['unit'], limit: number): Bucket => ({ key: `${key}:${month.id}`, code, unit, limit, resetAt: month.resetAt, expireAt: month.resetAt + DAY_GRACE_MS });
-    if (p.monthlyTokenBudget !== undefined) out.push(monthly(`${t}:tokm`, 'monthly_token_budget', 'tokens', p.monthlyTokenBudget));
+    if (tokens && p.monthlyTokenBudget !== undefined) out.push(monthly(`${t}:tokm`, 'monthly_token_budget', 'tokens', p.monthlyTokenBudget));
     if (p.monthlyCostBudgetUsd !== undefined) out.push(monthly(`${t}:usdm`, 'monthly_cost_budget', 'usd', Math.round(p.monthlyCostBudgetUsd * 1e6)));
   }
+  if (!tokens) return out;
   if (p.tokensPerMinute !== undefined) out.push(perMinute(`${t}:tpm`, 'tokens_per_minute', 'tokens', p.tokensPerMinute));
   const shared = `${prefix}{shared}`;
   if (cfg.globalTokensPerMinute !== undefined) out.push(perMinute(`${shared}:tpm`, 'global_tokens_per_minute', 'tokens', cfg.globalTokensPerMinute));

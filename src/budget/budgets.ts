@@ -50,6 +50,11 @@ export interface AdmitQuery {
   tier: string | undefined;
   /** Tokens to reserve; null when the path carries no token limits (requests only). */
   tokens: number | null;
+  /**
+   * With `tokens: null`: the cost budgets still apply, with nothing reserved (the request is admitted while the
+   * budget is not spent) and the response's cost counted when it ends. For paths whose requests are not read.
+   */
+  countCost?: boolean;
   /** Micro-dollars to reserve against a cost budget: the tokens above at the routed tier's prices. */
   microUsd?: number;
 }
@@ -72,7 +77,7 @@ export class Budgets {
   admit(rt: Runtime, q: AdmitQuery): AdmitOutcome | Promise<AdmitOutcome> {
     const now = this.now();
     const cfg = rt.config.budgets;
-    const buckets = bucketsFor(rt, q.policy, q.tier, q.tokens !== null, now);
+    const buckets = bucketsFor(rt, q.policy, q.tier, q.tokens !== null || (q.countCost === true && 'cost'), now);
     if (buckets.length === 0) return NOTHING_TO_ADMIT;
     const req: AdmitRequest = { id: q.id, now, tokens: q.tokens ?? 0, microUsd: q.microUsd ?? 0, buckets, reservationExpiresAt: now + cfg.reservationTtlMs, warnAt: cfg.warnAt };
     if (this.store.kind === 'memory') return this.outcome(q, req, this.store, this.store.admit(req) as AdmitResult, false);

@@ -1,5 +1,6 @@
 // Paths routed without a pipeline run. Unclassified paths (routing.unclassifiedPaths, e.g. /v1/embeddings): a
-// fixed tier per path, no body read, and only request rates apply (these requests are not tokenised). Other
+// fixed tier per path, no body read; request rates apply, and cost budgets count what the response cost (these
+// requests are not tokenised, so token limits do not apply). Other
 // paths: the model list when tiergate serves it; else passed through with only the header rules, plus, for a
 // stored Responses API response or a conversation, the tier of the backend that holds it.
 import { newId } from '../ids.js';
@@ -28,7 +29,8 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
   if (tier) set.push([H.tier, tier.name], [H.model, tier.model]);
   if (tier?.authorization) set.push([H.authorization, tier.authorization]);
   const remove = [...clientRoutingHeaders(state.headers, set), ...credentials(caller, set)];
-  const admitted = budgets.admit(rt, { id: newId(), policy: state.policy, tier: tier?.name, tokens: null });
+  // Not read, so not tokenised: requests per minute apply, and the cost budgets count what the response cost.
+  const admitted = budgets.admit(rt, { id: newId(), policy: state.policy, tier: tier?.name, tokens: null, countCost: true });
   const decide = (o: Awaited<typeof admitted>): ContinueDecision | TiergateError => {
     if ('error' in o) return o.error;
     state.admission = o.admitted;

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { bucketsFor } from '../../src/budget/buckets.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type ExtProcSession, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
+import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type ExtProcSession, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
 import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
@@ -127,16 +127,16 @@ describe('requests per minute under concurrency', () => {
   });
 });
 
+/** used + reserved in the tenant's daily cost bucket, in micro-dollars. */
+async function microUsdCounted(t: TestTiergate, now: number): Promise<number> {
+  const rt = t.app.config.current();
+  const day = bucketsFor(rt, rt.tenants.policyFor('default'), 'strong', true, now).filter((b) => b.code === 'daily_cost_budget');
+  return (await t.app.budgets.store.peek(day, now))[0] as number;
+}
+
 describe('cost budgets', () => {
   // Embedded prices, USD per million tokens: weak-model 0.10 in / 0.40 out, strong-model 2.50 / 10.00.
   const COST: ConfigInput = { tenants: { '*': { dailyCostBudgetUsd: 0.05 } } };
-  /** used + reserved in the tenant's daily cost bucket, in micro-dollars. */
-  async function microUsdCounted(t: TestTiergate, now: number): Promise<number> {
-    const rt = t.app.config.current();
-    const day = bucketsFor(rt, rt.tenants.policyFor('default'), 'strong', true, now).filter((b) => b.code === 'daily_cost_budget');
-    const r = await t.app.budgets.store.admit({ id: 'probe', now, tokens: 0, microUsd: 0, buckets: day, reservationExpiresAt: now, warnAt: 1 });
-    return r.counted[0] as number;
-  }
   async function respondAs(s: ExtProcSession, model: string, usage: { prompt_tokens: number; completion_tokens: number }): Promise<void> {
     await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
     await s.sendResponseBody(jsonBody({ object: 'chat.completion', model, choices: [], usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } }), true);
@@ -187,6 +187,33 @@ describe('cost budgets', () => {
     expect([huge.status, huge.error.code]).toEqual([429, 'daily_cost_budget']);
     expect(huge.error.message).toMatch(/^Request too large for this tenant's daily cost budget: limit \$0\.012000, requested \$0\.05\d+\./);
     expect(getHeader(huge.headers, 'retry-after')).toBeUndefined();
+  });
+});
+
+describe('cost budgets on unclassified paths', () => {
+  it('embeddings are not tokenised, but what they cost counts, and they are refused once the budget is spent', async () => {
+    const c = clock();
+    const t = await tiergate({ routing: { unclassifiedPaths: { '/v1/embeddings': { tier: 'weak' } } }, tenants: { '*': { dailyCostBudgetUsd: 0.0001, dailyTokenBudget: 100 } } }, c.now);
+    const embed = async () => {
+      const s = t.pool.open();
+      const o = await s.sendRequestHeaders(postHeaders('/v1/embeddings'), false);
+      if (o.kind !== 'continue') {
+        s.close();
+        return o;
+      }
+      await s.sendRequestBody(jsonBody({ model: 'any', input: 'hello' }));
+      await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      // 600 input tokens of weak-model at $0.10 per million: $0.00006.
+      await s.sendResponseBody(jsonBody({ object: 'list', data: [], model: 'weak-model', usage: { prompt_tokens: 600, total_tokens: 600 } }), true);
+      s.close();
+      return o;
+    };
+    // The token budget (100) does not apply here; the cost budget ($0.0001) does, counted after the fact.
+    expect((await embed()).kind).toBe('continue');
+    expect((await embed()).kind).toBe('continue');
+    await expect.poll(() => microUsdCounted(t, c.t)).toBe(120);
+    const over = refusal(await embed());
+    expect([over.status, over.error.code]).toEqual([429, 'daily_cost_budget']);
   });
 });
 
