@@ -118,6 +118,15 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     expect((await admit(req([rpm, tokens], 0, { now: T0 + 1000 }))).counted).toEqual([3, 300]);
   });
 
+  it.each([false, true])('with several budgets, "first" when any of them is crossed for the first time (reversed list: %s)', async (reversed) => {
+    const cost = bucket({ code: 'daily_cost_budget', unit: 'usd', limit: 1_000 });
+    const tokens = bucket({ code: 'daily_token_budget', limit: 1_000 });
+    const list = reversed ? [cost, tokens] : [tokens, cost];
+    expect((await admit(req(list, 900, { microUsd: 100 }))).budgetWarning).toBe('first'); // tokens crossed
+    expect((await admit(req(list, 10, { microUsd: 800 }))).budgetWarning).toBe('first'); // now cost too
+    expect((await admit(req(list, 10, { microUsd: 10 }))).budgetWarning).toBe('over');
+  });
+
   it('500 concurrent requests against a limit of 100: exactly 100 admitted', async () => {
     const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 100 });
     const results = await Promise.all(Array.from({ length: 500 }, () => admit(req([rpm], 0))));

@@ -34,7 +34,9 @@ export class MemoryBudgetStore implements BudgetStore {
       }
       counted[i] = c.used + c.reserved;
       if (isBudget(b) && c.used + c.reserved >= req.warnAt * b.limit) {
-        budgetWarning = c.warned ? 'over' : 'first';
+        // Several budgets: "first" when any of them is crossed for the first time (as the Redis script decides).
+        if (!c.warned) budgetWarning = 'first';
+        else if (budgetWarning === 'none') budgetWarning = 'over';
         c.warned = true;
       }
     });

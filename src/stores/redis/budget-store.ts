@@ -156,7 +156,8 @@ export class RedisBudgetStore implements BudgetStore {
         return { admitted: false, counted, denied: group.index[r.denied as number], budgetWarning: 'none' };
       }
       done.push(group.buckets);
-      if (r.budgetWarning !== 'none') budgetWarning = r.budgetWarning;
+      // "first" from any group wins: some budget was crossed for the first time.
+      if (r.budgetWarning === 'first' || budgetWarning === 'none') budgetWarning = r.budgetWarning;
     }
     return { admitted: true, counted, denied: undefined, budgetWarning };
   }
