@@ -9,7 +9,7 @@ import { TiergateError } from '../errors.js';
 import type { HeaderMap, ReplyDecision } from '../extproc/types.js';
 import { authenticate } from '../stages/authenticate.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
-import { tierAllowed } from '../stages/policy.js';
+import { modelAllowed, tierAllowed } from '../stages/policy.js';
 import { H } from './contract-headers.js';
 import { replyFor } from './header-rules.js';
 import { decodedSegment } from '../path-segment.js';
@@ -28,8 +28,8 @@ export interface ModelEntry {
 export function modelListReply(rt: Runtime, method: string, path: string, policyOf: () => TenantPolicy, now: number): ReplyDecision | undefined {
   const cfg = rt.config.routing.models;
   if (!cfg.serve || method !== 'GET') return undefined;
-  const created = Math.floor(now / 1000);
   if (path !== cfg.path && !path.startsWith(`${cfg.path}/`)) return undefined;
+  const created = Math.floor(now / 1000);
   const policy = policyOf();
   if (path === cfg.path || path === `${cfg.path}/`) return json({ object: 'list', data: listedModels(rt, policy, created) });
   const id = decodedSegment(path.slice(cfg.path.length + 1));
@@ -44,8 +44,7 @@ export function modelListReply(rt: Runtime, method: string, path: string, policy
  * auto model if any tier is allowed (the classifier's choice is then downgraded or refused per the policy).
  */
 export function listedModels(rt: Runtime, policy: TenantPolicy, created: number): ModelEntry[] {
-  const acl = policy.models;
-  const allowed = (name: string, tier: string) => !acl || acl.has(name) || acl.has(tier);
+  const allowed = (name: string, tier: string) => modelAllowed(policy, name, tier);
   const out: ModelEntry[] = [];
   if ([...rt.tiers.values()].some((t) => tierAllowed(rt, policy, t.name))) for (const m of rt.autoModels) out.push({ id: m, object: 'model', created, owned_by: 'tiergate' });
   for (const [alias, tier] of Object.entries(rt.config.aliases)) {

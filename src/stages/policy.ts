@@ -17,7 +17,7 @@ export function createPolicyStage(metrics: Metrics): Stage {
       if (!policy.models || !route || !llm) return;
       const asked = llm.model ?? 'auto';
       if (route.source === 'alias' || route.source === 'path') {
-        if (policy.models.has(asked) || policy.models.has(route.tier.name)) return;
+        if (modelAllowed(policy, asked, route.tier.name)) return;
         metrics.aclDecisions.inc({ result: 'refused' });
         throw new TiergateError('model_not_allowed', `Your plan does not include the model '${asked}'.`, 'model');
       }
@@ -35,6 +35,11 @@ export function createPolicyStage(metrics: Metrics): Stage {
       state.route = { ...route, tier: fallback, ...(c ? { classification: { ...c, tier: fallback.name, reason: 'acl_downgrade' } } : {}) };
     },
   };
+}
+
+/** A model asked for by name (alias or tier model id) is allowed when the ACL lists the name or its tier. */
+export function modelAllowed(p: TenantPolicy, name: string, tier: string): boolean {
+  return !p.models || p.models.has(name) || p.models.has(tier);
 }
 
 /** A tier is allowed by its own name, or by any model name the tenant may use that routes to it. */
