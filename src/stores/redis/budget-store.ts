@@ -26,8 +26,9 @@ end
 `;
 
 // KEYS: hash, zset per bucket. ARGV: now, id, reservation expiry, warnAt, then per bucket unit (r: counted
-// once; t: reserved and reconciled, tokens or micro-dollars), limit, expireAt, daily (1|0), this request's
-// amount. Returns {1, warning(0 none|1 over|2 first), counted…} or {0, denied index (1-based), counted…}.
+// once; t: reserved and reconciled, tokens or micro-dollars), limit, expireAt, calendar budget (1|0: it warns),
+// this request's amount. Returns {1, warning(0 none|1 over|2 first), counted…} or {0, denied index (1-based),
+// counted…}.
 const ADMIT = `${DROP_HOLD}
 local now, id, resExp, warnAt = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local n = #KEYS / 2
