@@ -38,19 +38,18 @@ export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefine
   if (p.requestsPerMinute !== undefined) out.push(perMinute(`${t}:rpm`, 'requests_per_minute', 'requests', p.requestsPerMinute));
   if (!withTokens) return out;
   const tokens = withTokens === true;
-  if ((tokens && p.dailyTokenBudget !== undefined) || p.dailyCostBudgetUsd !== undefined) {
-    const day = calendarIn(cfg.timeZone, 'day').at(now);
-    const daily = (key: string, code: Bucket['code'], unit: Bucket['unit'], limit: number): Bucket => ({ key: `${key}:${day.id}`, code, unit, limit, resetAt: day.resetAt, expireAt: day.resetAt + DAY_GRACE_MS });
-    if (tokens && p.dailyTokenBudget !== undefined) out.push(daily(`${t}:day`, 'daily_token_budget', 'tokens', p.dailyTokenBudget));
-    // Counted in micro-dollars: Redis counters are integers.
-    if (p.dailyCostBudgetUsd !== undefined) out.push(daily(`${t}:usd`, 'daily_cost_budget', 'usd', Math.round(p.dailyCostBudgetUsd * 1e6)));
-  }
-  if ((tokens && p.monthlyTokenBudget !== undefined) || p.monthlyCostBudgetUsd !== undefined) {
-    const month = calendarIn(cfg.timeZone, 'month').at(now);
-    const monthly = (key: string, code: Bucket['code'], unit: Bucket['unit'], limit: number): Bucket => ({ key: `${key}:${month.id}`, code, unit, limit, resetAt: month.resetAt, expireAt: month.resetAt + DAY_GRACE_MS });
-    if (tokens && p.monthlyTokenBudget !== undefined) out.push(monthly(`${t}:tokm`, 'monthly_token_budget', 'tokens', p.monthlyTokenBudget));
-    if (p.monthlyCostBudgetUsd !== undefined) out.push(monthly(`${t}:usdm`, 'monthly_cost_budget', 'usd', Math.round(p.monthlyCostBudgetUsd * 1e6)));
-  }
+  /** A calendar budget: its window (computed only when the budget is set) and its limit in the store's unit. */
+  const calendar = (period: 'day' | 'month', key: string, code: Bucket['code'], unit: 'tokens' | 'usd', amount: number | undefined): void => {
+    if (amount === undefined || (unit === 'tokens' && !tokens)) return;
+    const w = calendarIn(cfg.timeZone, period).at(now);
+    // Cost is counted in micro-dollars: Redis counters are integers.
+    const limit = unit === 'usd' ? Math.round(amount * 1e6) : amount;
+    out.push({ key: `${t}:${key}:${w.id}`, code, unit, limit, resetAt: w.resetAt, expireAt: w.resetAt + DAY_GRACE_MS });
+  };
+  calendar('day', 'day', 'daily_token_budget', 'tokens', p.dailyTokenBudget);
+  calendar('day', 'usd', 'daily_cost_budget', 'usd', p.dailyCostBudgetUsd);
+  calendar('month', 'tokm', 'monthly_token_budget', 'tokens', p.monthlyTokenBudget);
+  calendar('month', 'usdm', 'monthly_cost_budget', 'usd', p.monthlyCostBudgetUsd);
   if (!tokens) return out;
   if (p.tokensPerMinute !== undefined) out.push(perMinute(`${t}:tpm`, 'tokens_per_minute', 'tokens', p.tokensPerMinute));
   const shared = `${prefix}{shared}`;

@@ -52,7 +52,7 @@ function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined):
   return p.dailyTokenBudget !== undefined || p.monthlyTokenBudget !== undefined || costBudget(p) || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
 }
 
-export function costBudget(p: Pick<TenantPolicy, 'dailyCostBudgetUsd' | 'monthlyCostBudgetUsd'>): boolean {
+function costBudget(p: Pick<TenantPolicy, 'dailyCostBudgetUsd' | 'monthlyCostBudgetUsd'>): boolean {
   return p.dailyCostBudgetUsd !== undefined || p.monthlyCostBudgetUsd !== undefined;
 }
 
