@@ -37,13 +37,15 @@ function refusal(o: Outcome) {
   if (o.kind !== 'immediate') throw new Error(`expected a local reply, got ${o.kind}`);
   return { status: o.status, headers: o.headers, error: (JSON.parse(o.body.toString()) as { error: { code: string; type: string; message: string } }).error };
 }
-/** used + reserved in the tenant's daily bucket, read from the instance's own store. */
-async function dayCounted(t: TestTiergate, now: number): Promise<number> {
+/** used + reserved in one of the default tenant's daily buckets, read (never counted) from the instance's own store. */
+async function counted(t: TestTiergate, now: number, code: 'daily_token_budget' | 'daily_cost_budget'): Promise<number> {
   const rt = t.app.config.current();
-  const day = bucketsFor(rt, rt.tenants.policyFor('default'), 'weak', true, now).filter((b) => b.code === 'daily_token_budget');
-  const r = await t.app.budgets.store.admit({ id: 'probe', now, tokens: 0, buckets: day, reservationExpiresAt: now, warnAt: 1 });
-  return r.counted[0] as number;
+  const day = bucketsFor(rt, rt.tenants.policyFor('default'), undefined, true, now).filter((b) => b.code === code);
+  return (await t.app.budgets.store.peek(day, now))[0] as number;
 }
+const dayCounted = (t: TestTiergate, now: number) => counted(t, now, 'daily_token_budget');
+/** The same for the daily cost bucket, in micro-dollars. */
+const microUsdCounted = (t: TestTiergate, now: number) => counted(t, now, 'daily_cost_budget');
 async function respond(s: ExtProcSession, totalTokens: number): Promise<void> {
   await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
   const usage = { prompt_tokens: Math.floor(totalTokens / 2), completion_tokens: totalTokens - Math.floor(totalTokens / 2), total_tokens: totalTokens };
@@ -53,11 +55,15 @@ async function respond(s: ExtProcSession, totalTokens: number): Promise<void> {
 
 const RPM_100: ConfigInput = { tenants: { '*': { requestsPerMinute: 100 } } };
 
+/**
+ * Concurrent bursts test exactness, not latency: on a loaded two-core CI machine a burst's streams can take longer
+ * than Envoy's 200 ms message timeout, so bursts raise it and every request must then be answered: admitted, or
+ * refused with a 429. (A request the client gave up on could otherwise be admitted after its stream ended, and
+ * hold its reservation until it expires.)
+ */
+const PATIENT: FilterConfig = { ...RECOMMENDED_FILTER, messageTimeoutMs: 10_000 };
+
 describe('requests per minute under concurrency', () => {
-  // These bursts test exactness, not latency: on a loaded two-core CI machine the first hundreds of concurrent
-  // streams can take longer than Envoy's 200 ms message timeout, so the burst raises it and every request must
-  // then be answered: admitted, or refused with a 429.
-  const PATIENT: FilterConfig = { ...RECOMMENDED_FILTER, messageTimeoutMs: 10_000 };
   async function burst(instances: TestTiergate[], n: number): Promise<Outcome[]> {
     const out = await Promise.all(Array.from({ length: n }, (_, i) => request(instances[i % instances.length] as TestTiergate, hi(), undefined, PATIENT)));
     for (const { s } of out) s.close();
@@ -127,13 +133,6 @@ describe('requests per minute under concurrency', () => {
   });
 });
 
-/** used + reserved in the tenant's daily cost bucket, in micro-dollars. */
-async function microUsdCounted(t: TestTiergate, now: number): Promise<number> {
-  const rt = t.app.config.current();
-  const day = bucketsFor(rt, rt.tenants.policyFor('default'), 'strong', true, now).filter((b) => b.code === 'daily_cost_budget');
-  return (await t.app.budgets.store.peek(day, now))[0] as number;
-}
-
 describe('cost budgets', () => {
   // Embedded prices, USD per million tokens: weak-model 0.10 in / 0.40 out, strong-model 2.50 / 10.00.
   const COST: ConfigInput = { tenants: { '*': { dailyCostBudgetUsd: 0.05 } } };
@@ -149,7 +148,7 @@ describe('cost budgets', () => {
       const c = clock();
       const t = await tiergate(COST, c.now, store);
       const strong = hi({ model: 'strong-model', max_tokens: 1000 });
-      const round = await Promise.all(Array.from({ length: 10 }, () => request(t, strong)));
+      const round = await Promise.all(Array.from({ length: 10 }, () => request(t, strong, undefined, PATIENT)));
       const admitted = round.filter((r) => r.o.kind === 'continue');
       // ~1,000 output tokens at $10/M plus the prompt at $2.50/M: ~$0.0100 each, 4 of them in $0.05.
       const reservation = (await microUsdCounted(t, c.t)) / admitted.length;
@@ -164,7 +163,7 @@ describe('cost budgets', () => {
       for (const r of round) r.s.close();
       await expect.poll(() => microUsdCounted(t, c.t)).toBe(2_250 * admitted.length);
       // What is left ($0.041) no longer fits four strong reservations, but the weak tier's are 25 times cheaper.
-      const weak = await Promise.all(Array.from({ length: 20 }, () => request(t, hi({ max_tokens: 1000 }))));
+      const weak = await Promise.all(Array.from({ length: 20 }, () => request(t, hi({ max_tokens: 1000 }), undefined, PATIENT)));
       expect(weak.every((r) => r.o.kind === 'continue')).toBe(true);
       for (const r of weak) r.s.close();
     },
@@ -302,7 +301,7 @@ describe('token budgets', () => {
     const c = clock();
     const t = await tiergate(DAILY, c.now, store);
     const body = hi({ max_tokens: 1000 });
-    const round1 = await Promise.all(Array.from({ length: 30 }, () => request(t, body)));
+    const round1 = await Promise.all(Array.from({ length: 30 }, () => request(t, body, undefined, PATIENT)));
     const in1 = round1.filter((r) => r.o.kind === 'continue');
     const reservation = (await dayCounted(t, c.t)) / in1.length;
     expect(reservation).toBeGreaterThan(1000); // max_tokens plus the counted prompt
@@ -314,7 +313,7 @@ describe('token budgets', () => {
     for (const r of round1) r.s.close();
     await expect.poll(() => dayCounted(t, c.t)).toBe(300 * in1.length);
     const room = 10_000 - 300 * in1.length;
-    const round2 = await Promise.all(Array.from({ length: 30 }, () => request(t, body)));
+    const round2 = await Promise.all(Array.from({ length: 30 }, () => request(t, body, undefined, PATIENT)));
     const in2 = round2.filter((r) => r.o.kind === 'continue');
     expect(in2).toHaveLength(Math.floor(room / reservation));
     // These report more than they reserved (a backend counting differently): the overshoot is bounded by what
