@@ -75,6 +75,9 @@ export class LlmStream implements StreamHandler {
   /** The client did not ask for the usage chunk tiergate asked for, and the config says to take it out. */
   private stripUsage = false;
   private usageFilter: ForcedUsageFilter | undefined;
+  /** An admission (the pipeline's, or a fixed path's) is still running: its answer has not been decided. */
+  private deciding = false;
+  private ended = false;
 
   constructor(
     private readonly deps: StreamDeps,
@@ -125,7 +128,7 @@ export class LlmStream implements StreamHandler {
         this.outcome = 'routed';
         return o;
       };
-      return outcome instanceof Promise ? outcome.then(decide) : decide(outcome);
+      return outcome instanceof Promise ? this.later(outcome, decide) : decide(outcome);
     }
     if (endOfStream) {
       // No body will follow (§2.3): answer now rather than wait for a message that never comes.
@@ -155,7 +158,33 @@ export class LlmStream implements StreamHandler {
     const state = this.state;
     const started = performance.now();
     const result = runStages(this.deps.requestStages, state, this.deps.metrics);
-    return result instanceof Promise ? result.then((r) => this.decide(state, r, started)) : this.decide(state, result, started);
+    return result instanceof Promise ? this.later(result, (r) => this.decide(state, r, started)) : this.decide(state, result, started);
+  }
+
+  /**
+   * The answer once an asynchronous admission (a remote budget store) has decided. The stream may have ended
+   * meanwhile: Envoy gave up waiting (its message timeout) or the client left. Then nobody reads the answer, the
+   * request never reaches a backend, and the ledger row went out at the end without this admission, so any
+   * reservation it made is released here, rather than held against the tenant until it expires
+   * (budgets.reservationTtlMs). The request itself still counts against requests per minute: it arrived.
+   */
+  private later<T>(pending: Promise<T>, decide: (o: T) => Decision): Promise<Decision> {
+    this.deciding = true;
+    const settled = () => {
+      this.deciding = false;
+      const late = this.ended ? this.state?.admission : undefined;
+      if (!late) return false;
+      this.deps.metrics.budgetLateAdmissions.inc();
+      this.deps.budgets.reconcile(late, 0, 0);
+      return true;
+    };
+    return pending.then(
+      (o) => (settled() || this.ended ? CONTINUE : decide(o)),
+      (err: unknown) => {
+        settled();
+        throw err;
+      },
+    );
   }
 
   private decide(state: RequestState, result: PipelineResult, started: number): Decision {
@@ -242,6 +271,7 @@ export class LlmStream implements StreamHandler {
   }
 
   end(reason: StreamEnd): void {
+    this.ended = true;
     const tier = this.state?.route?.tier.name ?? this.pathTier?.name ?? 'none';
     // Passed-through paths leave no row; a request tiergate refused does, whatever its path.
     if (this.pathKind !== 'other' || this.outcome === 'local_reply') {
@@ -252,7 +282,9 @@ export class LlmStream implements StreamHandler {
       const routed = this.outcome === 'routed';
       const traceId = requestTraceId(this.state?.headers.get(H.traceparent), this.span);
       const endedAt = performance.now();
-      this.deps.settle(() => acc.record(state, routed, traceId, endedAt), this.runtime);
+      // An admission still deciding releases its own reservation when it lands (later()).
+      const admission = this.deciding ? undefined : state?.admission;
+      this.deps.settle(() => acc.record(state, routed, traceId, endedAt, admission), this.runtime);
     }
     // Attribute objects are built only for a recording span: with tracing off this runs for nothing.
     if (this.span.isRecording()) {

@@ -2,6 +2,7 @@
 // is over, hands a plain RequestRecord to the settle step. Everything here is cheap and synchronous; the row
 // itself (estimates, cost, sinks) is built after the last answer.
 import { createHash, createHmac } from 'node:crypto';
+import type { Admission } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { RequestRecord } from '../ledger/build-row.js';
 import type { LlmRequest } from '../llm/parse-request.js';
@@ -147,7 +148,7 @@ export class ResponseAccounting {
   }
 
   /** The stream ended at `endedAt` (performance.now()): everything the ledger row needs, as plain values. */
-  record(state: RequestState | undefined, upstreamCalled: boolean, traceId: string | null, endedAt: number): RequestRecord {
+  record(state: RequestState | undefined, upstreamCalled: boolean, traceId: string | null, endedAt: number, admission: Admission | undefined): RequestRecord {
     const route = state?.route;
     const tier = route?.tier ?? this.routedTier;
     const ledger = this.runtime.config.ledger;
@@ -181,7 +182,7 @@ export class ResponseAccounting {
       facts: this.facts ?? this.collector?.finish(),
       trailerUsage: this.trailerUsage,
       prompt: () => this.promptForCount(),
-      admission: state?.admission,
+      admission,
       fallbackUsed: answeredTier !== undefined && tier !== undefined && answeredTier !== tier.name,
       timings: {
         gatewayMs: this.gatewayMs,

@@ -144,6 +144,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Tenants that crossed the daily-budget warning share (once per tenant per day).',
       registers: [registry],
     }),
+    budgetLateAdmissions: new Counter({
+      name: 'tiergate_budget_late_admissions_total',
+      help: 'Admissions that completed after their stream had ended (Envoy stopped waiting, or the client left); their reservations were released at once.',
+      registers: [registry],
+    }),
     budgetStoreFailures: new Counter({
       name: 'tiergate_budget_store_failures_total',
       help: 'Budget store operations that failed or timed out, by operation (admit, reconcile).',

@@ -58,8 +58,8 @@ const RPM_100: ConfigInput = { tenants: { '*': { requestsPerMinute: 100 } } };
 /**
  * Concurrent bursts test exactness, not latency: on a loaded two-core CI machine a burst's streams can take longer
  * than Envoy's 200 ms message timeout, so bursts raise it and every request must then be answered: admitted, or
- * refused with a 429. (A request the client gave up on could otherwise be admitted after its stream ended, and
- * hold its reservation until it expires.)
+ * refused with a 429. (A request the client gave up on could otherwise be admitted after its stream ended: it
+ * counts against requests per minute, while the client saw a 504, so the admitted count would not add up.)
  */
 const PATIENT: FilterConfig = { ...RECOMMENDED_FILTER, messageTimeoutMs: 10_000 };
 
@@ -339,6 +339,33 @@ describe('token budgets', () => {
     await expect.poll(() => dayCounted(t, c.t)).toBeLessThan(1100);
     expect((await request(t, body)).o.kind).toBe('continue');
     b.s.close();
+  });
+
+  it('a stream that ends while its admission is still running: the late admission releases its reservation at once', async () => {
+    const c = clock();
+    const t = await tiergate({ tenants: { '*': { dailyTokenBudget: 2500, requestsPerMinute: 100 } } }, c.now, 'redis');
+    const admin = servers.redis.client();
+    try {
+      // Redis holds every client's commands for 600 ms: the admission script waits, longer than Envoy's 200 ms.
+      await admin.call('CLIENT', 'PAUSE', '600', 'ALL');
+      const slow = await request(t, hi({ max_tokens: 1000 }), 'late-1');
+      expect(slow.o).toMatchObject({ kind: 'error', status: 504 }); // Envoy stopped waiting and reset the stream
+      // Once Redis answers, the admission lands for a stream that is gone: reserved, then released at once.
+      await expect.poll(() => metricValue(t.app, 'tiergate_budget_late_admissions_total'), { timeout: 3000 }).toBe(1);
+      await expect.poll(() => dayCounted(t, c.t)).toBe(0);
+      // Before, it held ~1,000 of the 2,500 tokens for budgets.reservationTtlMs: two more such requests could not
+      // both have been admitted.
+      const a = await request(t, hi({ max_tokens: 1000 }));
+      const b = await request(t, hi({ max_tokens: 1000 }));
+      expect([a.o.kind, b.o.kind]).toEqual(['continue', 'continue']);
+      a.s.close();
+      b.s.close();
+      // It reached tiergate, so it has its ledger row: cancelled before it was sent upstream, nothing used.
+      const row = (await t.rows()).find((r) => r.request_id === 'late-1');
+      expect(row).toMatchObject({ status: 'cancelled', usage: { total_tokens: 0 }, usage_source: 'none' });
+    } finally {
+      admin.disconnect();
+    }
   });
 
   it('a request that can never fit is refused without retry-after', async () => {
