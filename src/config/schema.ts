@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { versionSchema } from '../classify/rules-schema.js';
 import { V7 } from '../classify/v7.js';
 import { priceTableSchema } from '../usage/price-table.js';
+import { DEFAULT_MAX_JSON_DEPTH } from '../llm/parse-request.js';
 import { cacheSchema } from './cache-schema.js';
 import { authSchema, budgetsSchema, planSchema, tenantSchema, TENANT_ID } from './policy-schema.js';
 import { routingSchema } from './routing-schema.js';
@@ -87,6 +88,12 @@ export const configSchema = z
       .strictObject({
         /** Request bodies above this answer 413 request_too_large. */
         maxRequestBodyBytes: z.number().int().positive().default(16 * 1024 * 1024),
+        /**
+         * Request bodies whose arrays and objects nest deeper than this (the body itself is level 1) answer 400
+         * invalid_request. Real requests nest a dozen levels or so; at a few thousand, serialising the body again
+         * would overflow the stack. At most 1,000, which every stage handles.
+         */
+        maxJsonDepth: z.number().int().min(2).max(1000).default(DEFAULT_MAX_JSON_DEPTH),
       })
       .prefault({}),
     logging: z

@@ -12,6 +12,6 @@ export const parseStage: Stage = {
   name: 'parse',
   onError: 'fail',
   run(state) {
-    state.llm = parseLlmRequest(endpointOf(state.path), state.body);
+    state.llm = parseLlmRequest(endpointOf(state.path), state.body, state.runtime.config.limits.maxJsonDepth);
   },
 };

@@ -171,3 +171,26 @@ describe('Responses API requests', () => {
     expect([e.entry.status, e.entry.code, e.param]).toEqual([400, 'invalid_request', param]);
   });
 });
+
+describe('nesting depth (limits.maxJsonDepth)', () => {
+  /** A chat body whose `metadata` holds `inner` arrays inside each other: the body is `inner + 1` levels deep. */
+  const body = (inner: number) => Buffer.from(`{"messages":[{"role":"user","content":"hi"}],"metadata":${'['.repeat(inner)}${']'.repeat(inner)}}`);
+  it.each([
+    [4, 3, 'accepted'],
+    [4, 4, 'refused'],
+    [128, 127, 'accepted'],
+    [128, 128, 'refused'],
+  ] as const)('limit %i, body %i+1 levels deep: %s', (limit, inner, want) => {
+    if (want === 'accepted') expect(parseLlmRequest('chat', body(inner), limit).messages).toHaveLength(1);
+    else {
+      const e = err(() => parseLlmRequest('chat', body(inner), limit));
+      expect([e.entry.status, e.entry.code, e.message]).toEqual([400, 'invalid_request', `The request body nests arrays and objects more than ${limit} levels deep.`]);
+    }
+  });
+
+  it('the default is 128, and objects count as arrays do', () => {
+    const objects = (inner: number) => Buffer.from(`{"messages":[{"role":"user","content":"hi"}],"x":${'{"a":'.repeat(inner)}1${'}'.repeat(inner)}}`);
+    expect(parseLlmRequest('chat', objects(127)).messages).toHaveLength(1);
+    expect(err(() => parseLlmRequest('chat', objects(128))).entry.code).toBe('invalid_request');
+  });
+});
