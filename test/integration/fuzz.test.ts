@@ -4,9 +4,13 @@
 // Unicode; byte-level damage to them; random bytes) and response bodies (JSON, SSE events cut at random offsets,
 // random bytes, under any content type), and drives each through the Envoy-faithful client against a real
 // tiergate. Every property below must hold for every generated case; a failure prints the shrunk case.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
+import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, getHeader, postHeaders, type Headers, type Outcome } from '../../src/dev/envoy-client.js';
+import type { ConfigInput } from '../../src/config/schema.js';
 import { metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 const TIER_MODELS = new Set(['weak-model', 'strong-model']);
@@ -89,19 +93,18 @@ const optional = {
   seed: fc.oneof(fc.integer(), fc.constant(2 ** 63)),
 };
 const goodModel = fc.constantFrom('auto', 'weak-model', 'strong-model', 'no-such-model');
+const chatShaped = fc.record(
+  {
+    model: goodModel,
+    messages: fc.array(fc.record({ role: fc.constantFrom('system', 'user', 'assistant', 'developer'), content: goodText }), { minLength: 1, maxLength: 8 }),
+    tools: fc.array(fc.record({ type: fc.constant('function'), function: fc.record({ name: fc.string({ minLength: 1, maxLength: 10 }), parameters: anyJson }) }), { maxLength: 2 }),
+    max_completion_tokens: fc.nat({ max: 100_000 }),
+    ...optional,
+  },
+  { requiredKeys: ['messages'] },
+);
 const wellShaped: fc.Arbitrary<{ path: string; body: Record<string, unknown> }> = fc.oneof(
-  fc
-    .record(
-      {
-        model: goodModel,
-        messages: fc.array(fc.record({ role: fc.constantFrom('system', 'user', 'assistant', 'developer'), content: goodText }), { minLength: 1, maxLength: 8 }),
-        tools: fc.array(fc.record({ type: fc.constant('function'), function: fc.record({ name: fc.string({ minLength: 1, maxLength: 10 }), parameters: anyJson }) }), { maxLength: 2 }),
-        max_completion_tokens: fc.nat({ max: 100_000 }),
-        ...optional,
-      },
-      { requiredKeys: ['messages'] },
-    )
-    .map((body) => ({ path: '/v1/chat/completions', body })),
+  chatShaped.map((body) => ({ path: '/v1/chat/completions', body })),
   fc
     .record({ model: goodModel, prompt: fc.oneof(text, fc.array(text, { minLength: 1, maxLength: 3 })), best_of: fc.integer({ min: 1, max: 4 }), ...optional }, { requiredKeys: ['model', 'prompt'] })
     .map((body) => ({ path: '/v1/completions', body })),
@@ -118,6 +121,11 @@ const wellShaped: fc.Arbitrary<{ path: string; body: Record<string, unknown> }> 
     )
     .map((body) => ({ path: '/v1/responses', body })),
 );
+/** A chat request the cache may answer: no tools, and completion limits a free plan's budget can admit. */
+const cacheableChat: fc.Arbitrary<RequestCase> = chatShaped.map(({ tools: _t, max_tokens: _m, max_completion_tokens: _c, n: _n, ...body }) => ({
+  path: '/v1/chat/completions',
+  body: Buffer.from(JSON.stringify({ ...body, max_tokens: 256 })),
+}));
 interface RequestCase {
   path: string;
   body: Buffer;
@@ -164,7 +172,13 @@ function chunked(body: Buffer): fc.Arbitrary<Buffer[]> {
     return out.length > 0 ? out : [body];
   });
 }
-const response = fc.record({
+interface GeneratedResponse {
+  status: string;
+  contentType: string;
+  encoding: string | undefined;
+  chunks: Buffer[];
+}
+const response: fc.Arbitrary<GeneratedResponse> = fc.record({
   status: fc.constantFrom('200', '200', '400', '429', '500', '503'),
   contentType: fc.constantFrom('application/json', 'text/event-stream', 'text/event-stream; charset=utf-8', 'text/plain', ''),
   encoding: fc.constantFrom(undefined, undefined, undefined, 'gzip', 'br', 'x-unknown'),
@@ -244,6 +258,143 @@ describe('generated bad input (fast-check)', () => {
     expect(t.pool.counters).toMatchObject({ spurious: 0, rejectedMutations: 0, timeouts: 0 });
     // Every one of them reached tiergate, so every one has its row (the runs shrinking repeats included).
     await expect.poll(async () => (await t.rows()).length - before).toBe(sent);
+  }, 120_000);
+});
+
+// ---- with every feature on: keys, plans, limits, the semantic cache, the model list ----
+
+/** examples/tenants.yaml (keys, plans, ACLs, token and cost limits), plus the semantic cache for every tenant. */
+function everythingOn(): ConfigInput {
+  const example = parseYaml(readFileSync(fileURLToPath(new URL('../../examples/tenants.yaml', import.meta.url)), 'utf8')) as ConfigInput & { tenants: Record<string, object> };
+  const tenants = Object.fromEntries(Object.entries(example.tenants).map(([k, v]) => [k, { ...v, cache: { mode: 'semantic' } }]));
+  return { ...example, tenants: tenants as ConfigInput['tenants'], routing: { models: { serve: true } } };
+}
+/** Who the client says it is: no key, a good key (for one tenant, or for any named one), a bad one; spoofed routing. */
+const anyTenant = fc.oneof(fc.constantFrom('', '(unauthenticated)', '../x'), fc.string({ maxLength: 70 }));
+const caller: fc.Arbitrary<Headers> = fc
+  .record({
+    who: fc.oneof(
+      { weight: 4, arbitrary: fc.record({ key: fc.constant('Bearer demo-acme-key'), tenant: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(undefined, 'acme') }, anyTenant) }) },
+      { weight: 4, arbitrary: fc.record({ key: fc.constant('Bearer demo-platform-key'), tenant: fc.oneof({ weight: 3, arbitrary: fc.constantFrom('acme', 'globex', 'newco') }, fc.constant(undefined), anyTenant) }) },
+      { weight: 2, arbitrary: fc.record({ key: fc.constantFrom(undefined, 'Bearer nope', 'Basic x', ''), tenant: fc.oneof(fc.constant(undefined), anyTenant) }) },
+    ),
+    spoof: fc.subarray([['x-llm-tier', 'strong'], ['x-llm-model', 'strong-model'], ['x-llm-classifier', 'v0']] as Array<[string, string]>),
+  })
+  .map(({ who: { key, tenant }, spoof }) => {
+    const h: Headers = [...spoof];
+    if (key !== undefined) h.push(['authorization', key]);
+    // A header value cannot hold control characters (Envoy refuses them before ext_proc sees the request).
+    if (tenant !== undefined) h.push(['x-tenant-id', tenant.replace(/[\u0000-\u001f\u007f]/g, '')]);
+    return h;
+  });
+
+/** A cache hit is the answer in the client's wire format: SSE ending in [DONE] when it streamed, else JSON. */
+function expectWellFormedHit(o: Extract<Outcome, { kind: 'immediate' }>, request: Buffer): void {
+  const streamed = (JSON.parse(request.toString('utf8')) as { stream?: unknown }).stream === true;
+  const text = o.body.toString('utf8');
+  if (!streamed) {
+    expect(getHeader(o.headers, 'content-type')).toBe('application/json');
+    expect(typeof JSON.parse(text)).toBe('object');
+    return;
+  }
+  expect(getHeader(o.headers, 'content-type')).toMatch(/^text\/event-stream/);
+  expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+  const events = text.split('\n\n').filter((e) => e !== '' && e !== 'data: [DONE]');
+  for (const e of events) expect(typeof JSON.parse(e.replace(/^data: /, ''))).toBe('object');
+}
+
+describe('generated bad input, every feature on', () => {
+  let all: TestTiergate;
+  // Every case a minute later than the one before, so that the free plan's 5 requests per minute refuse some
+  // repeats but not every request after the first few.
+  const clock = { t: Date.UTC(2026, 11, 1, 0, 0, 30) };
+  beforeAll(async () => {
+    all = await startTiergate(everythingOn(), {}, { now: () => clock.t });
+  });
+  afterAll(async () => all.stop());
+
+  it('any caller, request and response, sent once or twice: routed for a tenant its key allows, answered from its own cache in the wire format it asked for, or a 4xx; never a 5xx', async () => {
+    let hits = 0;
+    let routed = 0;
+    /** `settle`: end with Envoy's graceful close, which resolves once tiergate has finished the stream. */
+    const send = async (path: string, who: Headers, body: Buffer, res: GeneratedResponse | undefined, id: string, settle = false) => {
+      const s = all.pool.open();
+      try {
+        const first = await s.sendRequestHeaders(postHeaders(path, [...who, ['x-request-id', id]]), false);
+        if (first.kind === 'immediate') return expectWellFormedReply(first);
+        expect(first.kind).toBe('continue');
+        const o = await s.sendRequestBody(body);
+        if (o.kind === 'immediate') {
+          if (o.status === 200) {
+            hits++;
+            expectWellFormedHit(o, body);
+          }
+          return expectWellFormedReply(o);
+        }
+        expect(o.kind).toBe('continue');
+        if (o.kind !== 'continue') return;
+        routed++;
+        expectRouted(s.requestHeaders, o.body);
+        // The tenant is the one the key may act for (acme's key: acme; the platform key: the one it names), and
+        // the key itself goes no further.
+        const key = getHeader(who, 'authorization');
+        expect(key === 'Bearer demo-acme-key' || key === 'Bearer demo-platform-key').toBe(true);
+        expect(getHeader(s.requestHeaders, 'x-tenant-id')).toBe(key === 'Bearer demo-acme-key' ? 'acme' : getHeader(who, 'x-tenant-id'));
+        expect(getHeader(s.requestHeaders, 'authorization')).toBeUndefined();
+        if (!res) return;
+        const headers: Headers = [[':status', res.status]];
+        if (res.contentType) headers.push(['content-type', res.contentType]);
+        if (res.encoding) headers.push(['content-encoding', res.encoding]);
+        expect((await s.sendResponseHeaders(headers, false)).kind).toBe('continue');
+        for (let i = 0; i < res.chunks.length; i++) {
+          expect((await s.sendResponseBody(res.chunks[i] as Buffer, i === res.chunks.length - 1)).kind).toBe('continue');
+        }
+      } finally {
+        if (settle) await s.halfClose();
+        else s.close();
+      }
+    };
+    // Well-formed answers in the format the request asked for, so that some are stored and the repeat is a hit.
+    const answer = fc.record({
+      json: text.map((content) => [Buffer.from(JSON.stringify({ id: 'x', object: 'chat.completion', model: 'weak-model', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 } }))]),
+      sse: fc.tuple(fc.array(chunkEvent, { minLength: 1, maxLength: 4 }), usageEvent).chain(([es, u]) => {
+        // Every choice finishes once, in the last content chunk: only such an answer is stored.
+        const content = es.map((e) => e.replace(/"finish_reason":"(stop|length)"/, '"finish_reason":null'));
+        content[content.length - 1] = (content.at(-1) as string).replace('"finish_reason":null', '"finish_reason":"stop"');
+        return chunked(Buffer.from(`${content.join('')}${u}data: [DONE]\n\n`));
+      }),
+    });
+    const answerFor = (body: Buffer, a: { json: Buffer[]; sse: Buffer[] }): GeneratedResponse => {
+      let streamed = false;
+      try {
+        streamed = (JSON.parse(body.toString('utf8')) as { stream?: unknown }).stream === true;
+      } catch {
+        // not JSON: refused before any response
+      }
+      return { status: '200', contentType: streamed ? 'text/event-stream' : 'application/json', encoding: undefined, chunks: streamed ? a.sse : a.json };
+    };
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(requestCase, { weight: 2, arbitrary: cacheableChat }), caller, fc.option(response, { freq: 2 }), answer, fc.boolean(), async ({ path, body }, headers, generated, a, twice) => {
+        clock.t += 60_000;
+        const id = `all-${requestIds++}`;
+        // A well-formed answer is always asked for again; the others at random.
+        const again = !generated || twice;
+        await send(path, headers, body, generated ?? answerFor(body, a), id, again);
+        if (!again) return;
+        // Answers are stored when their streams settle, with their ledger rows.
+        await all.app.ledger.flush();
+        await send(path, headers, body, undefined, `${id}-again`);
+        // Another tenant asking the very same thing is never answered from this one's cache.
+        const hitsBefore = hits;
+        await send(path, [['authorization', 'Bearer demo-platform-key'], ['x-tenant-id', `other-${id}`]], body, undefined, `${id}-other`);
+        expect(hits).toBe(hitsBefore);
+      }),
+      { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? 400) },
+    );
+    expect(await metricValue(all.app, 'tiergate_extproc_processing_errors_total')).toBe(0);
+    expect(all.pool.counters).toMatchObject({ spurious: 0, rejectedMutations: 0, timeouts: 0 });
+    // Printed, so a run shows that both paths were taken (they depend on the generated cases).
+    console.log(`every feature on: ${routed} routed, ${hits} cache hits`);
   }, 120_000);
 });
 
