@@ -5,6 +5,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { parser as promql } from '@prometheus-io/lezer-promql';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { CronJob } from 'kubernetes-models/batch/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
@@ -196,20 +197,40 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
     expect(grants).toHaveLength(1);
   });
 
-  it('the ServiceMonitor scrapes the admin port, and every tiergate metric the alerts use exists', async () => {
+  it('the ServiceMonitor scrapes the admin port; every alert is valid PromQL, and every tiergate metric and label it uses exists', async () => {
     const sm = find(objs, 'ServiceMonitor');
     expect(sm.spec.endpoints[0].port).toBe('http-admin');
     expect(sm.spec.selector.matchLabels).toEqual(find(objs, 'Service', 'tiergate').metadata.labels);
     // The metric names do not depend on the config: an app on embedded defaults exports them all.
     const { log } = captureLogger('silent');
     const app = createApp(runtimeFor({}), log, { ledgerSinks: [] });
-    const exported = new Set((await app.metrics.registry.getMetricsAsJSON()).map((m) => m.name));
+    const labelsOf = new Map((await app.metrics.registry.getMetricsAsJSON()).map((m) => [m.name, new Set((app.metrics.registry.getSingleMetric(m.name) as unknown as { labelNames: string[] }).labelNames)]));
     await app.shutdown(100);
-    const exprs = (find(objs, 'PrometheusRule').spec.groups as Obj[]).flatMap((g) => (g.rules as Obj[]).map((r) => r.expr as string));
-    const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\btiergate_[a-z_]+/g)].map((m) => m[0])));
-    expect(used.size).toBeGreaterThanOrEqual(4);
-    for (const name of used) expect(exported, name).toContain(name.replace(/_(bucket|sum|count)$/, ''));
-    const alerts = (find(objs, 'PrometheusRule').spec.groups as Obj[]).flatMap((g) => (g.rules as Obj[]).map((r) => r.alert));
-    expect(alerts).toEqual(['TiergateTenantDailyBudget80', 'TiergateUpstream5xxHigh', 'TiergateUpstreamP99Slow', 'TiergateFallbackShareHigh', 'TiergateWeeklyCostDrift']);
+    const rules = (find(objs, 'PrometheusRule').spec.groups as Obj[]).flatMap((g) => g.rules as Obj[]);
+    for (const { alert, expr } of rules as Array<{ alert: string; expr: string }>) {
+      // Prometheus' own PromQL grammar: an alert whose expression does not parse is rejected when loaded.
+      const errors: string[] = [];
+      promql.parse(expr).iterate({ enter: (n) => void (n.type.isError && errors.push(`${alert} at ${n.from}`)) });
+      expect(errors).toEqual([]);
+      // A metric or label that does not exist leaves a valid expression that never fires.
+      for (const [, name, selector] of expr.matchAll(/\b(tiergate_[a-z_]+)(?:\{([^}]*)\})?/g)) {
+        const labels = labelsOf.get((name as string).replace(/_(bucket|sum|count)$/, ''));
+        expect(labels, `${alert}: ${name}`).toBeDefined();
+        for (const [, label] of (selector ?? '').matchAll(/([a-z_]+)\s*[=!~]/g)) expect(labels, `${alert}: ${name}{${label}}`).toContain(label);
+      }
+    }
+    expect(rules.map((r) => r.alert)).toEqual([
+      'TiergateTenantDailyBudget80',
+      'TiergateUpstream5xxHigh',
+      'TiergateUpstreamP99Slow',
+      'TiergateFallbackShareHigh',
+      'TiergateWeeklyCostDrift',
+      'TiergateBudgetStoreDegraded',
+      'TiergateBudgetStoreSlow',
+      'TiergateLedgerSpooling',
+      'TiergateProcessingErrors',
+      'TiergateConfigReloadRejected',
+      'TiergateCacheStoreDegraded',
+    ]);
   });
 });
