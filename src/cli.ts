@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The tiergate command.
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { compileConfigText } from './config/runtime.js';
@@ -8,7 +9,8 @@ import { createMockBackend } from './dev/mock-backend.js';
 import { listenOn } from './admin-server.js';
 import { ConfigError, serve } from './main.js';
 import { ledgerFilesFor, rowsFromFiles, rowsFromRedis } from './ledger/read.js';
-import { formatRollup, rollup } from './ledger/rollup.js';
+import { rollup, type Period } from './ledger/rollup.js';
+import { formatRollup, formatRollupCsv } from './ledger/rollup-format.js';
 import { CANARY_USAGE, canaryCommand } from './canary/canary-command.js';
 import { EVAL_USAGE, evalCommand, keywordsCommand } from './eval/eval-command.js';
 import { UsageError } from './usage-error.js';
@@ -18,7 +20,8 @@ const USAGE = `usage:
   tiergate dev [--config FILE] [--port 8080]
   tiergate config check FILE
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
-  tiergate ledger rollup --day YYYY-MM-DD (--file FILE|DIR | --redis URL [--stream KEY]) [--weak-tier NAME] [--json]
+  tiergate ledger rollup [--day YYYY-MM-DD | --month YYYY-MM | --from YYYY-MM-DD --to YYYY-MM-DD]
+      (--file FILE|DIR | --redis URL [--stream KEY]) [--weak-tier NAME] [--json | --csv]
 ${EVAL_USAGE}${CANARY_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
@@ -103,21 +106,53 @@ async function configCheck(file: string): Promise<number> {
 async function ledgerRollup(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { day: { type: 'string' }, file: { type: 'string' }, redis: { type: 'string' }, stream: { type: 'string' }, 'weak-tier': { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      day: { type: 'string' },
+      month: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      file: { type: 'string' },
+      redis: { type: 'string' },
+      stream: { type: 'string' },
+      'weak-tier': { type: 'string' },
+      json: { type: 'boolean' },
+      csv: { type: 'boolean' },
+    },
   });
-  const day = values.day;
-  if (day !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(day)) {
-    process.stderr.write(`--day must be YYYY-MM-DD, got ${day}\n`);
+  const fail = (message: string) => {
+    process.stderr.write(`${message}\n`);
     return 2;
+  };
+  const period = rollupPeriod(values);
+  if (typeof period === 'string') return fail(period);
+  if (Boolean(values.file) === Boolean(values.redis)) return fail(`name one source: --file FILE|DIR or --redis URL\n${USAGE}`);
+  if (values.json && values.csv) return fail('--json and --csv: choose one');
+  const file = values.file;
+  if (file !== undefined && !period && statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
+    return fail(`${file} is a directory: name a period (--day, --month or --from/--to) to read its ledger-YYYY-MM-DD.jsonl files`);
   }
-  if (Boolean(values.file) === Boolean(values.redis)) {
-    process.stderr.write(`name one source: --file FILE|DIR or --redis URL\n${USAGE}`);
-    return 2;
-  }
-  const rows = values.file ? rowsFromFiles(ledgerFilesFor(values.file, day)) : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day);
-  const result = await rollup(rows, { day, weakTier: values['weak-tier'] });
-  process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : formatRollup(result));
+  const rowsOf = (day: string | undefined) => (file !== undefined ? rowsFromFiles(ledgerFilesFor(file, day)) : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day));
+  const result = await rollup(rowsOf, { ...(period ? { period } : {}), weakTier: values['weak-tier'] });
+  process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : values.csv ? formatRollupCsv(result) : formatRollup(result));
   return 0;
+}
+
+/** --day, --month or --from/--to (UTC days, both included) as a period; undefined for none; a string: what is wrong. */
+function rollupPeriod(v: { day?: string; month?: string; from?: string; to?: string }): Period | undefined | string {
+  const given = [v.day !== undefined, v.month !== undefined, v.from !== undefined || v.to !== undefined].filter(Boolean).length;
+  if (given > 1) return 'name one period: --day, --month, or --from and --to';
+  const isDay = (d: string) => /^\d{4}-\d{2}-\d{2}$/.test(d) && !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d);
+  if (v.day !== undefined) return isDay(v.day) ? { from: v.day, to: v.day } : `--day must be YYYY-MM-DD, got ${v.day}`;
+  if (v.month !== undefined) {
+    if (!/^\d{4}-\d{2}$/.test(v.month) || !isDay(`${v.month}-01`)) return `--month must be YYYY-MM, got ${v.month}`;
+    const [y, m] = v.month.split('-').map(Number) as [number, number];
+    return { from: `${v.month}-01`, to: new Date(Date.UTC(y, m, 0)).toISOString().slice(0, 10) };
+  }
+  if (v.from === undefined && v.to === undefined) return undefined;
+  if (v.from === undefined || v.to === undefined) return '--from and --to go together';
+  for (const d of [v.from, v.to]) if (!isDay(d)) return `--from and --to must be YYYY-MM-DD, got ${d}`;
+  if (v.from > v.to) return `--from ${v.from} is after --to ${v.to}`;
+  return { from: v.from, to: v.to };
 }
 
 main(process.argv.slice(2)).then(

@@ -10,7 +10,7 @@ import type { LedgerRow } from './row.js';
 /** A file, or a directory holding ledger-YYYY-MM-DD.jsonl files (then only `day`'s file is read). */
 export function ledgerFilesFor(path: string, day: string | undefined): string[] {
   if (!statSync(path).isDirectory()) return [path];
-  if (!day) throw new Error(`${path} is a directory: name a --day to read its ledger-YYYY-MM-DD.jsonl`);
+  if (!day) throw new Error(`${path} is a directory: name a period to read its ledger-YYYY-MM-DD.jsonl files`);
   const f = join(path, ledgerFileName(day));
   return existsSync(f) ? [f] : [];
 }

@@ -1,6 +1,7 @@
-// `tiergate ledger rollup`: a day's rows summed per tenant × feature, plus the gateway-wide figures finance and
-// the classifier loop watch (weak-tier share, cost per 1,000 requests, error rate, p95 latency). Rows are
-// deduplicated on request_id, the idempotency key: the last row for an id counts.
+// `tiergate ledger rollup`: a period's rows (a day, a month, any range of days) summed per tenant × feature,
+// plus the gateway-wide figures finance and the classifier loop watch (weak-tier share, cost per 1,000 requests,
+// error rate, p95 latency). Rows are deduplicated on request_id, the idempotency key, within each day: the last
+// row for an id counts.
 import type { LedgerRow } from './row.js';
 import { roundUsd } from '../usage/price-table.js';
 
@@ -38,7 +39,11 @@ export interface VersionTotals {
 }
 
 export interface Rollup {
+  /** The day, when the period is one day. */
   day: string | null;
+  /** The period's first and last day (UTC), both included; null when every row given was counted. */
+  from: string | null;
+  to: string | null;
   requests: number;
   /** Rows dropped because a later row had the same request_id. */
   duplicates: number;
@@ -57,149 +62,208 @@ export interface Rollup {
   groups: GroupTotals[];
 }
 
-export async function rollup(rows: AsyncIterable<LedgerRow>, opts: { day?: string; weakTier?: string } = {}): Promise<Rollup> {
-  const weakTier = opts.weakTier ?? 'weak';
-  const byRequest = new Map<string, LedgerRow>();
+/** What the rollup needs of one row, its strings shared: a fifth of a parsed row's memory (~1.2 KB). */
+interface Counted {
+  tenant: string;
+  feature: string | null;
+  tier: string | null;
+  shadowTier: string | null;
+  /** The classifier version, for rows a classifier rule decided; null for alias and path routes. */
+  version: string | null;
+  status: LedgerRow['status'];
+  httpStatus: number;
+  input: number;
+  output: number;
+  total: number;
+  cost: number | null;
+  saved: number;
+  cacheHit: boolean;
+  latency: number;
+}
+
+/** One string per distinct value: JSON.parse makes a new one for every row. */
+class Strings {
+  private readonly seen = new Map<string, string>();
+  of(s: string): string;
+  of(s: string | null): string | null;
+  of(s: string | null): string | null {
+    if (s === null) return null;
+    const known = this.seen.get(s);
+    if (known !== undefined) return known;
+    this.seen.set(s, s);
+    return s;
+  }
+}
+
+/**
+ * The rows of one day (or every row, `day` undefined), deduplicated on request_id: the last row for an id counts.
+ * A row's timestamp is when its request reached tiergate, so a replayed row always falls on the same day.
+ */
+async function dedupDay(rows: AsyncIterable<LedgerRow>, day: string | undefined, strings: Strings): Promise<{ rows: Map<string, Counted>; seen: number }> {
+  const byRequest = new Map<string, Counted>();
   let seen = 0;
-  for await (const row of rows) {
-    if (opts.day && !row.timestamp.startsWith(opts.day)) continue;
+  for await (const r of rows) {
+    if (day && !r.timestamp.startsWith(day)) continue;
     seen++;
     // Re-inserted so that Map order follows the row that counts.
-    byRequest.delete(row.request_id);
-    byRequest.set(row.request_id, row);
+    byRequest.delete(r.request_id);
+    byRequest.set(r.request_id, {
+      tenant: strings.of(r.tenant_id),
+      feature: strings.of(r.feature_id),
+      tier: strings.of(r.tier),
+      shadowTier: strings.of(r.shadow_tier),
+      version: r.classifier_rule !== null && r.classifier_version !== null ? strings.of(r.classifier_version) : null,
+      status: r.status,
+      httpStatus: r.http_status ?? 0,
+      input: r.usage.input_tokens,
+      output: r.usage.output_tokens,
+      total: r.usage.total_tokens,
+      cost: r.cost_usd ? r.cost_usd.total : null,
+      saved: r.saved_usd ?? 0,
+      cacheHit: r.cache_hit,
+      latency: r.latency_ms.total,
+    });
   }
-  const groups = new Map<string, GroupTotals>();
-  let routed = 0;
-  let weak = 0;
-  let errors = 0;
-  let rejected = 0;
-  let cancelled = 0;
-  let cost = 0;
-  const latencies: number[] = [];
-  let shadowed = 0;
-  let agreed = 0;
-  let weakUnderShadow = 0;
-  const disagreements: Record<string, number> = {};
-  const versions = new Map<string, { requests: number; weak: number; errors: number; cost: number }>();
-  for (const r of byRequest.values()) {
-    const key = `${r.tenant_id}\u0000${r.feature_id ?? ''}`;
-    let g = groups.get(key);
+  return { rows: byRequest, seen };
+}
+
+/** The figures summed over days, each day's rows added once deduplicated. */
+class Totals {
+  readonly groups = new Map<string, GroupTotals>();
+  requests = 0;
+  seen = 0;
+  routed = 0;
+  weak = 0;
+  errors = 0;
+  rejected = 0;
+  cancelled = 0;
+  cost = 0;
+  latencies = new Float64Array(1024);
+  shadowed = 0;
+  agreed = 0;
+  weakUnderShadow = 0;
+  readonly disagreements: Record<string, number> = {};
+  readonly versions = new Map<string, { requests: number; weak: number; errors: number; cost: number }>();
+
+  constructor(private readonly weakTier: string) {}
+
+  add(day: { rows: Map<string, Counted>; seen: number }): void {
+    this.seen += day.seen;
+    for (const r of day.rows.values()) this.count(r);
+  }
+
+  private count(r: Counted): void {
+    const key = `${r.tenant}\u0000${r.feature ?? ''}`;
+    let g = this.groups.get(key);
     if (!g) {
-      g = { tenant_id: r.tenant_id, feature_id: r.feature_id, requests: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0, cost_usd: 0, saved_usd: 0, cache_hits: 0, unpriced: 0 };
-      groups.set(key, g);
+      g = { tenant_id: r.tenant, feature_id: r.feature, requests: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0, cost_usd: 0, saved_usd: 0, cache_hits: 0, unpriced: 0 };
+      this.groups.set(key, g);
     }
     g.requests++;
-    g.input_tokens += r.usage.input_tokens;
-    g.output_tokens += r.usage.output_tokens;
-    g.total_tokens += r.usage.total_tokens;
-    if (r.cost_usd) g.cost_usd += r.cost_usd.total;
-    else if (r.usage.total_tokens > 0) g.unpriced++;
-    g.saved_usd += r.saved_usd ?? 0;
-    if (r.cache_hit) g.cache_hits++;
-    cost += r.cost_usd?.total ?? 0;
-    const isError = r.status === 'upstream_error' || (r.status === 'rejected' && (r.http_status ?? 0) >= 500);
-    if (r.tier !== null) {
-      routed++;
-      if (r.tier === weakTier) weak++;
-      if ((r.shadow_tier ?? r.tier) === weakTier) weakUnderShadow++;
-      if (r.shadow_tier !== null) {
-        shadowed++;
-        if (r.shadow_tier === r.tier) agreed++;
-        else {
-          const k = `${r.tier}->${r.shadow_tier}`;
-          disagreements[k] = (disagreements[k] ?? 0) + 1;
-        }
-      }
-      if (r.classifier_rule !== null && r.classifier_version !== null) {
-        let v = versions.get(r.classifier_version);
-        if (!v) versions.set(r.classifier_version, (v = { requests: 0, weak: 0, errors: 0, cost: 0 }));
-        v.requests++;
-        if (r.tier === weakTier) v.weak++;
-        if (isError) v.errors++;
-        v.cost += r.cost_usd?.total ?? 0;
+    g.input_tokens += r.input;
+    g.output_tokens += r.output;
+    g.total_tokens += r.total;
+    if (r.cost !== null) g.cost_usd += r.cost;
+    else if (r.total > 0) g.unpriced++;
+    g.saved_usd += r.saved;
+    if (r.cacheHit) g.cache_hits++;
+    this.cost += r.cost ?? 0;
+    const isError = r.status === 'upstream_error' || (r.status === 'rejected' && r.httpStatus >= 500);
+    if (r.tier !== null) this.routedRow(r, isError);
+    if (isError) this.errors++;
+    if (r.status === 'rejected') this.rejected++;
+    if (r.status === 'cancelled') this.cancelled++;
+    if (this.requests === this.latencies.length) {
+      const grown = new Float64Array(this.latencies.length * 2);
+      grown.set(this.latencies);
+      this.latencies = grown;
+    }
+    this.latencies[this.requests++] = r.latency;
+  }
+
+  private routedRow(r: Counted, isError: boolean): void {
+    this.routed++;
+    if (r.tier === this.weakTier) this.weak++;
+    if ((r.shadowTier ?? r.tier) === this.weakTier) this.weakUnderShadow++;
+    if (r.shadowTier !== null) {
+      this.shadowed++;
+      if (r.shadowTier === r.tier) this.agreed++;
+      else {
+        const k = `${r.tier}->${r.shadowTier}`;
+        this.disagreements[k] = (this.disagreements[k] ?? 0) + 1;
       }
     }
-    if (isError) errors++;
-    if (r.status === 'rejected') rejected++;
-    if (r.status === 'cancelled') cancelled++;
-    latencies.push(r.latency_ms.total);
+    if (r.version !== null) {
+      let v = this.versions.get(r.version);
+      if (!v) this.versions.set(r.version, (v = { requests: 0, weak: 0, errors: 0, cost: 0 }));
+      v.requests++;
+      if (r.tier === this.weakTier) v.weak++;
+      if (isError) v.errors++;
+      v.cost += r.cost ?? 0;
+    }
   }
-  const n = byRequest.size;
-  for (const g of groups.values()) {
-    g.cost_usd = roundUsd(g.cost_usd);
-    g.saved_usd = roundUsd(g.saved_usd);
+
+  finish(period: Period | undefined): Rollup {
+    const n = this.requests;
+    for (const g of this.groups.values()) {
+      g.cost_usd = roundUsd(g.cost_usd);
+      g.saved_usd = roundUsd(g.saved_usd);
+    }
+    return {
+      day: period && period.from === period.to ? period.from : null,
+      from: period?.from ?? null,
+      to: period?.to ?? null,
+      requests: n,
+      duplicates: this.seen - n,
+      weak_tier_share: this.routed > 0 ? this.weak / this.routed : null,
+      cost_usd: roundUsd(this.cost),
+      cost_per_1000_requests: n > 0 ? roundUsd((this.cost / n) * 1000) : null,
+      error_rate: n > 0 ? this.errors / n : null,
+      rejected: this.rejected,
+      cancelled: this.cancelled,
+      p95_latency_ms: percentile(this.latencies.subarray(0, n), 0.95),
+      shadow: this.shadowed > 0 ? { rows: this.shadowed, agreement_rate: this.agreed / this.shadowed, disagreements: this.disagreements, weak_tier_share: this.weakUnderShadow / this.routed } : null,
+      versions: [...this.versions.entries()]
+        .map(([classifier_version, v]) => ({
+          classifier_version,
+          requests: v.requests,
+          weak_tier_share: v.weak / v.requests,
+          error_rate: v.errors / v.requests,
+          cost_per_1000_requests: roundUsd((v.cost / v.requests) * 1000),
+        }))
+        .sort((a, b) => b.requests - a.requests || a.classifier_version.localeCompare(b.classifier_version)),
+      groups: [...this.groups.values()].sort((a, b) => b.cost_usd - a.cost_usd || a.tenant_id.localeCompare(b.tenant_id)),
+    };
   }
-  return {
-    day: opts.day ?? null,
-    requests: n,
-    duplicates: seen - n,
-    weak_tier_share: routed > 0 ? weak / routed : null,
-    cost_usd: roundUsd(cost),
-    cost_per_1000_requests: n > 0 ? roundUsd((cost / n) * 1000) : null,
-    error_rate: n > 0 ? errors / n : null,
-    rejected,
-    cancelled,
-    p95_latency_ms: percentile(latencies, 0.95),
-    shadow: shadowed > 0 ? { rows: shadowed, agreement_rate: agreed / shadowed, disagreements, weak_tier_share: weakUnderShadow / routed } : null,
-    versions: [...versions.entries()]
-      .map(([classifier_version, v]) => ({
-        classifier_version,
-        requests: v.requests,
-        weak_tier_share: v.weak / v.requests,
-        error_rate: v.errors / v.requests,
-        cost_per_1000_requests: roundUsd((v.cost / v.requests) * 1000),
-      }))
-      .sort((a, b) => b.requests - a.requests || a.classifier_version.localeCompare(b.classifier_version)),
-    groups: [...groups.values()].sort((a, b) => b.cost_usd - a.cost_usd || a.tenant_id.localeCompare(b.tenant_id)),
-  };
+}
+
+/** Calendar days in UTC (the ledger's timestamps), both ends included. */
+export interface Period {
+  from: string;
+  to: string;
+}
+
+/** Every day of a period, in order. */
+export function daysOf(p: Period): string[] {
+  const days: string[] = [];
+  for (let t = Date.parse(`${p.from}T00:00:00Z`); t <= Date.parse(`${p.to}T00:00:00Z`); t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
+  return days;
+}
+
+/**
+ * A period's rows summed: each day read and deduplicated on its own (`rowsOf(day)`), so memory holds one day's
+ * rows at a time (plus a number per request for the p95). Without a period, every row `rowsOf(undefined)` yields.
+ */
+export async function rollup(rowsOf: (day: string | undefined) => AsyncIterable<LedgerRow>, opts: { period?: Period; weakTier?: string } = {}): Promise<Rollup> {
+  const totals = new Totals(opts.weakTier ?? 'weak');
+  const strings = new Strings();
+  for (const day of opts.period ? daysOf(opts.period) : [undefined]) totals.add(await dedupDay(rowsOf(day), day, strings));
+  return totals.finish(opts.period);
 }
 
 /** Nearest-rank percentile: the smallest value with at least p of the values at or below it. */
-export function percentile(values: number[], p: number): number | null {
+function percentile(values: ArrayLike<number>, p: number): number | null {
   if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
+  const sorted = Float64Array.from(values).sort();
   return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] as number;
-}
-
-export function formatRollup(r: Rollup): string {
-  const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
-  const usd = (x: number | null) => (x === null ? '-' : `$${x.toFixed(6)}`);
-  const lines = [
-    `ledger rollup${r.day ? ` for ${r.day}` : ''}`,
-    `  requests              ${r.requests}${r.duplicates ? ` (${r.duplicates} duplicate rows ignored)` : ''}`,
-    `  cost                  ${usd(r.cost_usd)}`,
-    `  cost / 1,000 requests ${usd(r.cost_per_1000_requests)}`,
-    `  weak-tier share       ${pct(r.weak_tier_share)}`,
-    `  error rate            ${pct(r.error_rate)}   (rejected by tiergate: ${r.rejected}, cancelled: ${r.cancelled})`,
-    `  p95 latency           ${r.p95_latency_ms === null ? '-' : `${r.p95_latency_ms.toFixed(1)} ms`}`,
-  ];
-  if (r.shadow) {
-    const dirs = Object.entries(r.shadow.disagreements).map(([k, n]) => `${k} ${n}`).join(', ');
-    lines.push(
-      `  shadow classifier     agreement ${pct(r.shadow.agreement_rate)} over ${r.shadow.rows} rows${dirs ? ` (disagree: ${dirs})` : ''}`,
-      `                        weak-tier share under the shadow ${pct(r.shadow.weak_tier_share)}`,
-    );
-  }
-  if (r.versions.length > 1) {
-    lines.push('  by classifier version');
-    for (const v of r.versions) {
-      lines.push(`    ${v.classifier_version.padEnd(12)} ${String(v.requests).padStart(8)} requests   weak ${pct(v.weak_tier_share)}   errors ${pct(v.error_rate)}   cost/1,000 ${usd(v.cost_per_1000_requests)}`);
-    }
-  }
-  lines.push('');
-  const header = ['tenant', 'feature', 'requests', 'input tok', 'output tok', 'cost USD', 'saved USD', 'unpriced'];
-  const table = r.groups.map((g) => [
-    g.tenant_id,
-    g.feature_id ?? '-',
-    String(g.requests),
-    String(g.input_tokens),
-    String(g.output_tokens),
-    g.cost_usd.toFixed(6),
-    g.saved_usd.toFixed(6),
-    String(g.unpriced),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => (row[i] as string).length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
-  lines.push(fmt(header), widths.map((w) => '-'.repeat(w)).join('  '), ...table.map(fmt));
-  return `${lines.join('\n')}\n`;
 }

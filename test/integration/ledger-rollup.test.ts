@@ -37,6 +37,8 @@ const ROWS: LedgerRow[] = [
  */
 const EXPECTED = {
   day: '2026-11-22',
+  from: '2026-11-22',
+  to: '2026-11-22',
   requests: 6,
   duplicates: 1,
   weak_tier_share: 0.8,
@@ -116,6 +118,104 @@ describe('tiergate ledger rollup', () => {
     expect(text).toContain('shadow classifier     agreement 71.4% over 7 rows (disagree: weak->strong 1, strong->weak 1)');
     expect(text).toContain('weak-tier share under the shadow 62.5%');
     expect(text).toMatch(/v8\s+2 requests\s+weak 50\.0%/);
+  });
+
+  describe('periods of several days, and CSV', () => {
+    // November 21 and 22 are the example above; November 23 adds four rows; October 31 and December 1 are outside.
+    const nov23 = (r: Partial<LedgerRow>) => sampleRow({ timestamp: '2026-11-23T10:00:00.000Z', latency_ms: lat(400), ...r });
+    const NEXT_DAY: LedgerRow[] = [
+      nov23({ request_id: 'g', tenant_id: 'acme', feature_id: 'search', tier: 'weak', usage: usage(100, 50), cost_usd: cost(0.001) }),
+      // The same idempotency key as a November 22 request: another day, another request (a replayed row keeps
+      // its request's timestamp, so it always falls on the same day).
+      nov23({ request_id: 'b', tenant_id: 'gamma', feature_id: '=HYPERLINK("x")', tier: 'strong', usage: usage(10, 10), cost_usd: cost(0.002) }),
+      nov23({ request_id: 'h', tenant_id: 'gamma', feature_id: 'a,"b"', tier: 'strong', usage: usage(1, 1), cost_usd: cost(0.003) }),
+      nov23({ request_id: 'h', tenant_id: 'gamma', feature_id: 'a,"b"', tier: 'strong', usage: usage(1, 1), cost_usd: cost(0.003) }),
+    ];
+    const OUTSIDE = [sampleRow({ request_id: 'oct', timestamp: '2026-10-31T23:59:59.999Z', cost_usd: cost(7) }), sampleRow({ request_id: 'dec', timestamp: '2026-12-01T00:00:00.000Z', cost_usd: cost(9) })];
+    /**
+     * The example's 6 requests and 1 duplicate, its November 21 row (weak, $5), then g, b (again, another day), h
+     * (twice): 10 requests, 2 duplicates. Cost 0.01021 + 5 + 0.001 + 0.002 + 0.003 = 5.01621; per 1,000 requests
+     * 501.621. Routed 5 + 1 + 3, weak 4 + 1 + 1 → 6/9. Errors: c → 1/10. p95 is rank 10 of 10: 400.
+     */
+    const MONTH = {
+      day: null,
+      from: '2026-11-01',
+      to: '2026-11-30',
+      requests: 10,
+      duplicates: 2,
+      weak_tier_share: 6 / 9,
+      cost_usd: 5.01621,
+      cost_per_1000_requests: 501.621,
+      error_rate: 1 / 10,
+      rejected: 1,
+      cancelled: 1,
+      p95_latency_ms: 400,
+      shadow: null,
+    };
+    let dir: string;
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'tiergate-rollup-month-'));
+      const byDay = new Map<string, LedgerRow[]>();
+      for (const r of [...ROWS, ...NEXT_DAY, ...OUTSIDE]) byDay.set(r.timestamp.slice(0, 10), [...(byDay.get(r.timestamp.slice(0, 10)) ?? []), r]);
+      for (const [d, rows] of byDay) writeFileSync(join(dir, `ledger-${d}.jsonl`), rows.map((r) => JSON.stringify(r)).join('\n'));
+      const c = redis.client();
+      for (const row of [...OUTSIDE, ...ROWS, ...NEXT_DAY]) await c.xadd('rollup:month', '*', 'event_id', row.event_id, 'row', JSON.stringify(row));
+      c.disconnect();
+    });
+
+    it('--month and --from/--to from a ledger directory and from the Redis stream: each day deduplicated, then summed', () => {
+      for (const args of [
+        ['--month', '2026-11', '--file', dir],
+        ['--from', '2026-11-01', '--to', '2026-11-30', '--file', dir],
+        ['--month', '2026-11', '--redis', redis.url, '--stream', 'rollup:month'],
+      ]) {
+        const r = cli(['ledger', 'rollup', ...args, '--json']);
+        expect(r.stderr).toBe('');
+        const { groups, versions: _v, ...figures } = JSON.parse(r.stdout) as { groups: Array<{ tenant_id: string; feature_id: string | null; requests: number; cost_usd: number }>; versions: unknown };
+        expect(figures).toEqual(MONTH);
+        expect(groups.map((g) => [g.tenant_id, g.feature_id, g.requests, g.cost_usd])).toEqual([
+          ['default', null, 1, 5],
+          ['acme', 'search', 3, 0.0112],
+          ['gamma', 'a,"b"', 1, 0.003],
+          ['gamma', '=HYPERLINK("x")', 1, 0.002],
+          ['beta', null, 3, 0.00001],
+          ['acme', 'chat', 1, 0],
+        ]);
+      }
+      const oneDay = JSON.parse(cli(['ledger', 'rollup', '--from', '2026-11-23', '--to', '2026-11-23', '--file', dir, '--json']).stdout);
+      expect([oneDay.day, oneDay.requests, oneDay.duplicates]).toEqual(['2026-11-23', 3, 1]);
+      expect(cli(['ledger', 'rollup', '--month', '2026-11', '--file', dir]).stdout).toContain('ledger rollup for 2026-11-01 to 2026-11-30');
+    });
+
+    it('--csv: the tenant × feature table for a spreadsheet, quoted per RFC 4180, names never run as formulas', () => {
+      const r = cli(['ledger', 'rollup', '--month', '2026-11', '--file', dir, '--csv']);
+      expect(r.status).toBe(0);
+      expect(r.stdout.split('\r\n')).toEqual([
+        'from,to,tenant_id,feature_id,requests,input_tokens,output_tokens,total_tokens,cost_usd,saved_usd,cache_hits,unpriced',
+        '2026-11-01,2026-11-30,default,,1,10,5,15,5.000000,0.000000,0,0',
+        '2026-11-01,2026-11-30,acme,search,3,3100,850,3950,0.011200,0.000000,0,0',
+        '2026-11-01,2026-11-30,gamma,"a,""b""",1,1,1,2,0.003000,0.000000,0,0',
+        `2026-11-01,2026-11-30,gamma,"'=HYPERLINK(""x"")",1,10,10,20,0.002000,0.000000,0,0`,
+        '2026-11-01,2026-11-30,beta,,3,110,10,120,0.000010,0.000000,0,1',
+        '2026-11-01,2026-11-30,acme,chat,1,0,0,0,0.000000,0.000000,0,0',
+        '',
+      ]);
+    });
+
+    it('explains a bad period', () => {
+      for (const [args, message] of [
+        [['--month', '2026-13'], '--month must be YYYY-MM, got 2026-13'],
+        [['--day', '2026-02-30'], '--day must be YYYY-MM-DD, got 2026-02-30'],
+        [['--from', '2026-11-01'], '--from and --to go together'],
+        [['--from', '2026-11-02', '--to', '2026-11-01'], '--from 2026-11-02 is after --to 2026-11-01'],
+        [['--day', '2026-11-22', '--month', '2026-11'], 'name one period: --day, --month, or --from and --to'],
+        [['--json', '--csv', '--day', '2026-11-22'], '--json and --csv: choose one'],
+        [[], `${dir} is a directory: name a period (--day, --month or --from/--to) to read its ledger-YYYY-MM-DD.jsonl files`],
+      ] as const) {
+        const r = cli(['ledger', 'rollup', ...args, '--file', dir]);
+        expect([r.status, r.stderr]).toEqual([2, `${message}\n`]);
+      }
+    });
   });
 
   it('reads the day file of a ledger directory, and explains bad arguments', () => {
