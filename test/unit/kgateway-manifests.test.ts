@@ -10,6 +10,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { CronJob } from 'kubernetes-models/batch/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { describe, expect, it } from 'vitest';
@@ -41,6 +42,7 @@ const MODELS: Record<string, new (o: never) => { validate(): void }> = {
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
   'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 };
@@ -68,7 +70,7 @@ describe('kgateway manifests validate', () => {
 
   it.each(OVERLAYS)('overlays/%s, built', (overlay) => {
     const objs = built[overlay] as K8sObject[];
-    expect(objs.map((o) => o.kind).sort()).toEqual(expect.arrayContaining(['ConfigMap', 'Deployment', 'Gateway', 'GatewayExtension', 'HTTPRoute', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'PrometheusRule', 'Service', 'ServiceMonitor', 'TrafficPolicy']));
+    expect(objs.map((o) => o.kind).sort()).toEqual(expect.arrayContaining(['ConfigMap', 'Deployment', 'Gateway', 'GatewayExtension', 'HTTPRoute', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'PodDisruptionBudget', 'PrometheusRule', 'Service', 'ServiceMonitor', 'TrafficPolicy']));
     for (const o of objs) expect(problemsOf(o), `${o.kind}/${o.metadata.name}`).toEqual([]);
   });
 
@@ -195,6 +197,31 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       expect(ok, `${ref.namespace}/${ref.name}`).toBe(true);
     }
     expect(grants).toHaveLength(1);
+  });
+
+  it.each(OVERLAYS)('overlays/%s: the NetworkPolicy admits the Gateway’s proxy pods to the gRPC port and Prometheus to the admin port, nothing else', (overlay) => {
+    const objs = built[overlay] as K8sObject[];
+    const policy = find(objs, 'NetworkPolicy', 'tiergate');
+    const deployment = find(objs, 'Deployment', 'tiergate');
+    const gateway = find(objs, 'Gateway');
+    // It selects tiergate's pods, in tiergate's namespace, and restricts ingress only.
+    expect(policy.metadata.namespace).toBe(deployment.metadata.namespace);
+    expect(Object.entries(policy.spec.podSelector.matchLabels).every(([k, v]) => deployment.spec.template.metadata.labels[k] === v)).toBe(true);
+    expect(policy.spec.policyTypes).toEqual(['Ingress']);
+    // Each rule opens one of the container's named ports, to one kind of peer.
+    const containerPorts = (deployment.spec.template.spec.containers[0].ports as Obj[]).map((p) => p.name);
+    const rules = policy.spec.ingress as Obj[];
+    expect(rules.map((r) => (r.ports as Obj[]).map((p) => p.port))).toEqual([['grpc'], ['http-admin']]);
+    for (const r of rules) for (const p of r.ports as Obj[]) expect(containerPorts).toContain(p.port);
+    // gRPC: the Gateway's proxy pods, by the label kgateway puts on them, in the Gateway's namespace (no namespaceSelector).
+    expect(gateway.metadata.namespace).toBe(policy.metadata.namespace);
+    expect(rules[0]?.from).toEqual([{ podSelector: { matchLabels: { 'gateway.networking.k8s.io/gateway-name': gateway.metadata.name } } }]);
+    // Admin: Prometheus pods in any namespace, and nobody else (every peer names a pod label).
+    expect(rules[1]?.from).toEqual([{ namespaceSelector: {}, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }]);
+    // The ServiceMonitor scrapes the port the policy opens to Prometheus.
+    const service = find(objs, 'Service', 'tiergate');
+    const scraped = (service.spec.ports as Obj[]).find((p) => p.name === find(objs, 'ServiceMonitor').spec.endpoints[0].port);
+    expect(scraped?.targetPort).toBe('http-admin');
   });
 
   it('the ServiceMonitor scrapes the admin port; every alert is valid PromQL, and every tiergate metric and label it uses exists', async () => {
