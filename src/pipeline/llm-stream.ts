@@ -29,6 +29,8 @@ import { cacheHitReply } from './cache-reply.js';
 import { otherPath, routeFixedPath } from './fixed-path-route.js';
 import { logRouted, routedAnswer } from './request-answers.js';
 import { ResponseAccounting } from './response-accounting.js';
+import { AdmissionWait } from './admission-wait.js';
+import { RequestBody, TOO_LARGE } from './request-body.js';
 import { ForcedUsageFilter } from '../usage/forced-usage-filter.js';
 import { bodyDecoder } from '../usage/content-encoding.js';
 import { usageAsked, usageForced } from '../llm/parse-request.js';
@@ -60,24 +62,20 @@ export class LlmStream implements StreamHandler {
   private readonly span: Span;
   private state: RequestState | undefined;
   private pathKind: PathKind = 'other';
-  private chunks: Buffer[] = [];
-  private received = 0;
-  private chunkCount = 0;
+  private readonly body: RequestBody;
   private readonly acc: ResponseAccounting;
   /** The tier of a path routed without classification. */
   private pathTier: TierRuntime | undefined;
   private outcome: 'routed' | 'local_reply' | 'cache_hit' | 'passthrough' = 'passthrough';
   private status: number | undefined;
-  private readonly holdChunks: boolean;
   /** A stored Responses API turn: the tier to remember for its response id, until remembered. */
   private rememberTier: string | undefined;
   private readonly responseBuffered: boolean;
   /** The client did not ask for the usage chunk tiergate asked for, and the config says to take it out. */
   private stripUsage = false;
   private usageFilter: ForcedUsageFilter | undefined;
-  /** An admission (the pipeline's, or a fixed path's) is still running: its answer has not been decided. */
-  private deciding = false;
-  private ended = false;
+  /** Made when an admission (the pipeline's, or a fixed path's) is asynchronous: it may land after the stream ended. */
+  private wait: AdmissionWait | undefined;
 
   constructor(
     private readonly deps: StreamDeps,
@@ -86,7 +84,7 @@ export class LlmStream implements StreamHandler {
     // Captured once: a config reload never changes a request half-way.
     this.runtime = deps.runtime();
     this.span = startSpan('ext_proc stream');
-    this.holdChunks = info.protocolConfig?.requestBodyMode === 'STREAMED';
+    this.body = new RequestBody(info.protocolConfig?.requestBodyMode === 'STREAMED', this.runtime.config.limits.maxRequestBodyBytes);
     this.responseBuffered = info.protocolConfig?.responseBodyMode === 'BUFFERED';
     this.acc = new ResponseAccounting(this.runtime);
   }
@@ -128,7 +126,7 @@ export class LlmStream implements StreamHandler {
         this.outcome = 'routed';
         return o;
       };
-      return outcome instanceof Promise ? this.later(outcome, decide) : decide(outcome);
+      return outcome instanceof Promise ? this.later().decide(outcome, decide) : decide(outcome);
     }
     if (endOfStream) {
       // No body will follow (§2.3): answer now rather than wait for a message that never comes.
@@ -141,50 +139,28 @@ export class LlmStream implements StreamHandler {
 
   requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
     if (this.pathKind !== 'classify' || !this.state) return CONTINUE;
-    this.received += chunk.length;
-    this.chunkCount++;
-    const limit = this.runtime.config.limits.maxRequestBodyBytes;
-    if (this.received > limit) {
+    const whole = this.body.push(chunk, endOfStream);
+    if (whole === TOO_LARGE) {
+      const limit = this.runtime.config.limits.maxRequestBodyBytes;
       return this.reply(new TiergateError('request_too_large', `Request body exceeds the gateway limit of ${limit} bytes.`));
     }
-    this.chunks.push(chunk);
-    // BUFFERED bodies arrive as one message with end_of_stream. STREAMED ones arrive in pieces: when Envoy
-    // told us the mode (protocol_config, 1.34+) we hold them back (empty replacement) and emit the whole,
-    // rewritten body with the last one. Otherwise (BUFFERED_PARTIAL, or an older Envoy) a piece may be all we
-    // ever see of the body, so it passes unchanged.
-    if (!endOfStream) return this.holdChunks ? { kind: 'continue', body: EMPTY } : CONTINUE;
-    this.state.body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
-    this.chunks = [];
+    if (!Buffer.isBuffer(whole)) return whole;
     const state = this.state;
+    state.body = whole;
     const started = performance.now();
     const result = runStages(this.deps.requestStages, state, this.deps.metrics);
-    return result instanceof Promise ? this.later(result, (r) => this.decide(state, r, started)) : this.decide(state, result, started);
+    return result instanceof Promise ? this.later().decide(result, (r) => this.decide(state, r, started)) : this.decide(state, result, started);
   }
 
-  /**
-   * The answer once an asynchronous admission (a remote budget store) has decided. The stream may have ended
-   * meanwhile: Envoy gave up waiting (its message timeout) or the client left. Then nobody reads the answer, the
-   * request never reaches a backend, and the ledger row went out at the end without this admission, so any
-   * reservation it made is released here, rather than held against the tenant until it expires
-   * (budgets.reservationTtlMs). The request itself still counts against requests per minute: it arrived.
-   */
-  private later<T>(pending: Promise<T>, decide: (o: T) => Decision): Promise<Decision> {
-    this.deciding = true;
-    const settled = () => {
-      this.deciding = false;
-      const late = this.ended ? this.state?.admission : undefined;
-      if (!late) return false;
-      this.deps.metrics.budgetLateAdmissions.inc();
-      this.deps.budgets.reconcile(late, 0, 0);
-      return true;
-    };
-    return pending.then(
-      (o) => (settled() || this.ended ? CONTINUE : decide(o)),
-      (err: unknown) => {
-        settled();
-        throw err;
+  private later(): AdmissionWait {
+    this.wait ??= new AdmissionWait(
+      () => this.state?.admission,
+      (a) => {
+        this.deps.metrics.budgetLateAdmissions.inc();
+        this.deps.budgets.reconcile(a, 0, 0);
       },
     );
+    return this.wait;
   }
 
   private decide(state: RequestState, result: PipelineResult, started: number): Decision {
@@ -202,7 +178,7 @@ export class LlmStream implements StreamHandler {
       this.rememberTier = route.tier.name;
     }
     // One message: replace it when the body changed. Several: only if we held the earlier ones back.
-    const decision = routedAnswer(state, this.chunkCount === 1 ? state.newBody !== undefined : this.holdChunks);
+    const decision = routedAnswer(state, this.body.replaced(state.newBody !== undefined));
     if (this.deps.log.isLevelEnabled('debug')) logRouted(state, this.runtime.config.logging.logPrompts);
     this.releaseRequestData(state);
     return decision;
@@ -271,7 +247,7 @@ export class LlmStream implements StreamHandler {
   }
 
   end(reason: StreamEnd): void {
-    this.ended = true;
+    this.wait?.streamEnded();
     const tier = this.state?.route?.tier.name ?? this.pathTier?.name ?? 'none';
     // Passed-through paths leave no row; a request tiergate refused does, whatever its path.
     if (this.pathKind !== 'other' || this.outcome === 'local_reply') {
@@ -282,8 +258,8 @@ export class LlmStream implements StreamHandler {
       const routed = this.outcome === 'routed';
       const traceId = requestTraceId(this.state?.headers.get(H.traceparent), this.span);
       const endedAt = performance.now();
-      // An admission still deciding releases its own reservation when it lands (later()).
-      const admission = this.deciding ? undefined : state?.admission;
+      // An admission still running releases its own reservation when it lands (AdmissionWait).
+      const admission = this.wait?.pending ? undefined : state?.admission;
       this.deps.settle(() => acc.record(state, routed, traceId, endedAt, admission), this.runtime);
     }
     // Attribute objects are built only for a recording span: with tracing off this runs for nothing.

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECOMMENDED_FILTER, getHeader, postHeaders, type Headers, type Outcome } from '../../src/dev/envoy-client.js';
+import { RECOMMENDED_FILTER, getHeader, postHeaders, type ExtProcSession, type Headers, type Outcome } from '../../src/dev/envoy-client.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -225,6 +225,17 @@ function expectRouted(headers: Headers, body: Buffer | undefined): void {
   }
 }
 
+/** The backend's answer as Envoy streams it to tiergate: every phase must be answered (never a 5xx or a reset). */
+async function respond(s: ExtProcSession, res: GeneratedResponse): Promise<void> {
+  const headers: Headers = [[':status', res.status]];
+  if (res.contentType) headers.push(['content-type', res.contentType]);
+  if (res.encoding) headers.push(['content-encoding', res.encoding]);
+  expect((await s.sendResponseHeaders(headers, false)).kind).toBe('continue');
+  for (let i = 0; i < res.chunks.length; i++) {
+    expect((await s.sendResponseBody(res.chunks[i] as Buffer, i === res.chunks.length - 1)).kind).toBe('continue');
+  }
+}
+
 let requestIds = 0;
 describe('generated bad input (fast-check)', () => {
   it('any request body on an LLM path: routed with consistent headers, or a 4xx OpenAI-shaped error; any response after it: answered, and a ledger row', async () => {
@@ -242,13 +253,7 @@ describe('generated bad input (fast-check)', () => {
           expect(o.kind).toBe('continue');
           if (o.kind !== 'continue') return;
           expectRouted(s.requestHeaders, o.body);
-          const headers: Headers = [[':status', res.status]];
-          if (res.contentType) headers.push(['content-type', res.contentType]);
-          if (res.encoding) headers.push(['content-encoding', res.encoding]);
-          expect((await s.sendResponseHeaders(headers, false)).kind).toBe('continue');
-          for (let i = 0; i < res.chunks.length; i++) {
-            expect((await s.sendResponseBody(res.chunks[i] as Buffer, i === res.chunks.length - 1)).kind).toBe('continue');
-          }
+          await respond(s, res);
         } finally {
           s.close();
         }
@@ -361,13 +366,7 @@ describe.each([
         expect(getHeader(s.requestHeaders, 'x-tenant-id')).toBe(key === 'Bearer demo-acme-key' ? 'acme' : getHeader(who, 'x-tenant-id'));
         expect(getHeader(s.requestHeaders, 'authorization')).toBeUndefined();
         if (!res) return;
-        const headers: Headers = [[':status', res.status]];
-        if (res.contentType) headers.push(['content-type', res.contentType]);
-        if (res.encoding) headers.push(['content-encoding', res.encoding]);
-        expect((await s.sendResponseHeaders(headers, false)).kind).toBe('continue');
-        for (let i = 0; i < res.chunks.length; i++) {
-          expect((await s.sendResponseBody(res.chunks[i] as Buffer, i === res.chunks.length - 1)).kind).toBe('continue');
-        }
+        await respond(s, res);
       } finally {
         if (settle) await s.halfClose();
         else s.close();
