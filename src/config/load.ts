@@ -16,6 +16,9 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName =
     return { ok: false, problems: [{ path: fileName, message: (e as Error).message }] };
   }
   if (raw === null || raw === undefined) raw = {};
+  if (deeperThan(raw, MAX_CONFIG_DEPTH)) {
+    return { ok: false, problems: [{ path: fileName, message: `nested more than ${MAX_CONFIG_DEPTH} levels deep, or a YAML alias used inside its own anchor` }] };
+  }
   const problems: InterpolationProblem[] = [];
   const interpolated = interpolateEnv(raw, env, problems);
   const parsed = configSchema.safeParse(interpolated);
@@ -24,6 +27,26 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName =
   }
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
   return { ok: true, config: parsed.data, source: text };
+}
+
+/**
+ * Far deeper than any config (they nest a handful of levels). A YAML alias inside its own anchor (`a: &x [*x]`)
+ * parses to a structure that contains itself: without this limit, interpolation walked it until the stack
+ * overflowed, and `tiergate config check` crashed instead of naming the problem. (yaml's own alias limit already
+ * stops exponential expansion.)
+ */
+const MAX_CONFIG_DEPTH = 64;
+
+/** Depth-first without recursion, stopping at the first branch past `max`, so a cycle ends the walk too. */
+function deeperThan(root: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 0]];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [v, depth] = top;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv): Promise<LoadResult> {
