@@ -27,7 +27,14 @@ export class ConfigStore {
 
   /** Validate and compile `text`; on success it becomes current (new streams only), else the old one stays. */
   apply(text: string, env: NodeJS.ProcessEnv, listener: ReloadListener): boolean {
-    const compiled = compileConfigText(text, env);
+    let compiled: ReturnType<typeof compileConfigText>;
+    try {
+      compiled = compileConfigText(text, env);
+    } catch (e) {
+      // Compiling reports problems rather than throwing (test/unit/config-fuzz.test.ts). Should it ever throw, a
+      // reload runs from a file watch, where the error would end the process: every replica, on one edit.
+      compiled = { ok: false, problems: [{ path: '(config)', message: e instanceof Error ? e.message : String(e) }] };
+    }
     if (!compiled.ok) {
       listener.rejected(compiled.problems);
       return false;

@@ -109,5 +109,11 @@ describe('config hot reload', () => {
     await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'failure' }), { timeout: 5000 }).toBe(1);
     expect(await metricValue(s.app, 'tiergate_config_last_reload_success')).toBe(0);
     expect(await routeTier(s.pool)).toBe('small-v2');
+
+    // A file that contains itself (a YAML alias inside its own anchor) used to throw out of the reload, an
+    // unhandled rejection that ends the process: one edit would have taken down every replica at once.
+    writeFileSync(file, 'tiers: &t { weak: *t }\n');
+    await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'failure' }), { timeout: 5000 }).toBe(2);
+    expect(await routeTier(s.pool)).toBe('small-v2');
   });
 });
