@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileClassifier } from '../../src/classify/engine.js';
 import { V7 } from '../../src/classify/v7.js';
@@ -54,5 +55,48 @@ describe('v7 parity with an independent reference implementation', () => {
     const rules = new Set(convs.map((m) => v7(m).rule));
     expect([...rules].sort()).toEqual(['default', 'keyword', 'long_prompt', 'many_messages']);
     expect(convs.length).toBeGreaterThan(3000);
+  });
+});
+
+/**
+ * Generated conversations, built to sit on the rules' edges: near 500 code points, 5 or 6 messages, keywords
+ * in any case and cut across messages, and text where code points, UTF-16 units and lower-casing disagree
+ * (emoji, 'İ' which lower-cases to two code points, final sigma, combining marks, fullwidth letters, lone
+ * surrogates, NUL). The reference decides each; fast-check's sampling is random per run, and a disagreement is
+ * printed in full.
+ */
+describe('v7 parity on generated edge cases', () => {
+  const piece = fc.oneof(
+    fc.constantFrom('a', 'Z', ' ', '.', '\n', 'refac', 'tor', 'REFACTOR', 'Design', 'DESİGN', 'debug', 'Optimize', 'perform', 'ance', 'ＲＥＦＡＣＴＯＲ'),
+    fc.constantFrom('리팩터', '설계', '아키텍처', '분석', '마이그레이션', '리', '팩터', '한', '글'),
+    fc.constantFrom('😀', '👩‍💻', '🇰🇷', 'İ', 'Σ', 'ΟΔΟΣ', 'ß', 'ẞ', 'e\u0301', '\u200d', '\u0000', '\ud800', '\udfff', 'Ǆ'),
+    fc.string({ unit: 'grapheme', maxLength: 3 }),
+  );
+  const text = fc.oneof(
+    fc.array(piece, { maxLength: 12 }).map((p) => p.join('')),
+    // Near the 500-character edge, counted either way.
+    fc.tuple(fc.integer({ min: 490, max: 510 }), fc.constantFrom('a', '가', '😀', 'İ', 'A'), fc.array(piece, { maxLength: 3 })).map(([n, c, extra]) => c.repeat(n) + extra.join('')),
+    fc.integer({ min: 240, max: 260 }).map((n) => 'ab'.repeat(n)),
+  );
+  const content = fc.oneof(
+    { weight: 4, arbitrary: text },
+    fc.constantFrom(null, ''),
+    fc.array(fc.oneof(text.map((t) => ({ type: 'text', text: t })), fc.constant({ type: 'image_url', image_url: { url: 'https://x/y.png' } })), { maxLength: 3 }),
+  );
+  const conversation = fc.array(fc.record({ role: fc.constantFrom('system', 'user', 'assistant', 'developer', 'tool'), content }), { minLength: 1, maxLength: 8 }) as fc.Arbitrary<ChatMessage[]>;
+
+  it('agrees with the reference on 3,000 generated conversations', () => {
+    const convs = fc.sample(conversation, 3000);
+    const input = convs.map((messages) => JSON.stringify({ messages })).join('\n');
+    const expected = execFileSync('python3', [REFERENCE], { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).trim().split('\n');
+    expect(expected).toHaveLength(convs.length);
+    const v7 = compileClassifier('v7', V7);
+    // Each through JSON, as a request body reaches the classifier (a lone surrogate survives as itself).
+    const disagreements = convs
+      .map((m, i) => ({ conversation: JSON.stringify(m), ts: v7(JSON.parse(JSON.stringify(m)) as ChatMessage[]).tier, py: expected[i] }))
+      .filter((d) => d.ts !== d.py);
+    expect(disagreements).toEqual([]);
+    const rules = new Set(convs.map((m) => v7(m).rule));
+    expect([...rules].sort()).toEqual(['default', 'keyword', 'long_prompt', 'many_messages']);
   });
 });
