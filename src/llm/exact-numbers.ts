@@ -64,11 +64,21 @@ const fitsDouble = (s: Buffer, start: number, end: number) => Number.isSafeInteg
 
 /**
  * The body parsed with every integer JSON.parse would round wrapped into a marked string; undefined when there
- * is none (almost always), or when the wrapped text does not parse (a run was inside a string after all).
+ * is none (almost always). A candidate run can lie inside a string (`"note": ": 9223372036854775807,"` looks
+ * like a value to the scan); then the wrapped text does not parse, and the runs are sorted out by a walk that
+ * knows where strings are, which only such bodies pay. Before, one such string lost every other integer of the
+ * body to rounding, a 64-bit seed included (test/integration/fuzz.test.ts found it).
  */
 export function exactView(body: Buffer): Record<string, unknown> | undefined {
   const runs = longIntegers(body);
   if (runs.length === 0) return undefined;
+  const all = parseWrapped(body, runs);
+  if (all !== undefined) return all;
+  const values = outsideStrings(body, runs);
+  return values.length > 0 && values.length < runs.length ? parseWrapped(body, values) : undefined;
+}
+
+function parseWrapped(body: Buffer, runs: ReadonlyArray<[number, number]>): Record<string, unknown> | undefined {
   const parts: Buffer[] = [];
   let from = 0;
   for (const [start, end] of runs) {
@@ -82,6 +92,25 @@ export function exactView(body: Buffer): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The runs (in order) that do not start inside a JSON string: one walk over the bytes, escapes included. */
+export function outsideStrings(body: Buffer, runs: ReadonlyArray<[number, number]>): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let inString = false;
+  let next = 0;
+  for (let i = 0; i < body.length && next < runs.length; i++) {
+    // A run that starts on a byte skipped as escaped is inside a string.
+    while (next < runs.length && (runs[next] as [number, number])[0] < i) next++;
+    if (next < runs.length && (runs[next] as [number, number])[0] === i) {
+      if (!inString) out.push(runs[next] as [number, number]);
+      next++;
+    }
+    const c = body[i] as number;
+    if (inString && c === 0x5c) i++; // a backslash: the next byte is escaped, a quote included
+    else if (c === 0x22) inString = !inString;
+  }
+  return out;
 }
 
 const OPEN = Buffer.from(`"${MARK}`);

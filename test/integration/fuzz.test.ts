@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
+import { parse as losslessParse, stringify as losslessStringify } from 'lossless-json';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, getHeader, postHeaders, type ExtProcSession, type Headers, type Outcome } from '../../src/dev/envoy-client.js';
@@ -479,3 +480,68 @@ describe('hostile request shapes', () => {
     }
   });
 });
+
+/**
+ * Integers beyond 2^53 reach the backend digit for digit (README "Public contract"), whatever surrounds them:
+ * generated bodies carry big integers at any depth beside strings that hold digit runs, quotes, backslashes and
+ * the marker the rewrite uses, and the routed body is read back with a lossless JSON parser (lossless-json) as
+ * the oracle. Every number must be the client's, exactly; only a body with a string spelled like the marker may
+ * fall back to the rounded one (a client string must never turn into a number).
+ */
+describe('generated big integers (fast-check, lossless-json as the oracle)', () => {
+  const MARKER = '\u0001tg';
+  const leaf = fc.oneof(
+    fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }),
+    fc.bigInt({ min: 2n ** 53n - 3n, max: 2n ** 53n + 3n }),
+    fc.integer(),
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.constantFrom('12345678901234567890', '"9007199254740993"', `${MARKER}9007199254740993`, `"${MARKER}123"`, '\\', '\\"', ': 9223372036854775807,'),
+    fc.string(),
+    fc.boolean(),
+    fc.constant(null),
+  );
+  const tree = fc.letrec((tie) => ({
+    node: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, fc.array(tie('node'), { maxLength: 4 }), fc.dictionary(fc.oneof(fc.string({ maxLength: 6 }), fc.constant(`${MARKER}1`)), tie('node'), { maxKeys: 4 })),
+  })).node;
+  /** Integers as bigint and every other number as a double, so that 1e20 and 100000000000000000000 agree. */
+  const exactly = (text: string): unknown =>
+    losslessParse(text, null, (n) => {
+      if (/^-?\d+$/.test(n)) return BigInt(n);
+      const d = Number(n);
+      return Number.isInteger(d) ? BigInt(d) : d;
+    });
+  /** What JSON.parse makes of it: integers rounded to doubles first. */
+  const rounded = (text: string): unknown => exactly(JSON.stringify(JSON.parse(text)));
+  const withoutRouting = (v: unknown) => {
+    const { model: _m, stream_options: _s, ...rest } = v as Record<string, unknown>;
+    return rest;
+  };
+
+  it('every integer reaches the backend as the client wrote it, at any depth, beside any string', async () => {
+    let kept = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(fc.string({ maxLength: 8 }), tree, { maxKeys: 4 }), fc.bigInt({ min: 2n ** 53n, max: 2n ** 64n }), async (extra, seed) => {
+        // Unknown top-level keys (prefixed, so that none is a field the schema checks), and the same under metadata.
+        const top = Object.fromEntries(Object.entries(extra).map(([k, v]) => [`x_${k}`, v]));
+        const body = losslessStringify({ ...top, model: 'auto', messages: [{ role: 'user', content: 'hi' }], seed, metadata: extra }) as string;
+        const s = t.pool.open();
+        await s.sendRequestHeaders(postHeaders('/v1/chat/completions'), false);
+        const o = await s.sendRequestBody(Buffer.from(body));
+        s.close();
+        if (o.kind !== 'continue' || !o.body) throw new Error(`expected a routed body, got ${o.kind}`);
+        const sent = o.body.toString('utf8');
+        if (body.includes('\\u0001tg') || body.includes(MARKER)) {
+          // A client string spelled like the marker: the rewrite falls back to what JSON.parse read, never more.
+          expect([exactly, rounded].some((read) => JSON.stringify(withoutRouting(exactly(sent)), big) === JSON.stringify(withoutRouting(read(body)), big))).toBe(true);
+          return;
+        }
+        kept++;
+        expect(withoutRouting(exactly(sent))).toEqual(withoutRouting(exactly(body)));
+      }),
+      { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? 300) },
+    );
+    expect(kept).toBeGreaterThan(50);
+  });
+});
+
+const big = (_k: string, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v);

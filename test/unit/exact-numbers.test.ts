@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { exactKey } from '../../src/cache/request-key.js';
-import { exactOr, exactView, longIntegers } from '../../src/llm/exact-numbers.js';
+import { exactOr, exactView, longIntegers, outsideStrings } from '../../src/llm/exact-numbers.js';
 import { parseLlmRequest } from '../../src/llm/parse-request.js';
 
 const view = (raw: string) => exactView(Buffer.from(raw));
@@ -97,6 +97,19 @@ describe('exactOr', () => {
     const body = JSON.stringify({ ...r.json, model: 'm' });
     const tampered = { ...(r.exact as Record<string, unknown>), model: 'm', messages: [{ role: 'user', content: 'something else' }] };
     expect(exactOr(body, tampered)).toEqual({ exact: false, text: body });
+  });
+
+  it('a string whose digits look like a value does not cost the body its real integers', () => {
+    // The scan takes ": 9223372036854775807," inside the string for a value; the seed must still go on exactly.
+    const raw = String.raw`{"model":"auto","note":"x: 9223372036854775807, y","seed":12345678901234567890,"ids":["\\", 18446744073709551615],` + `${MSG}}`;
+    const out = routed(raw);
+    expect(out.exact).toBe(true);
+    expect(out.text).toContain('"seed":12345678901234567890');
+    expect(out.text).toContain(String.raw`"ids":["\\",18446744073709551615]`);
+    expect(JSON.parse(out.text).note).toBe('x: 9223372036854775807, y');
+    // A run right after an escaped quote is inside its string; one after a string ending in a backslash is not.
+    expect(outsideStrings(Buffer.from(String.raw`{"a":"\"1234567890123456789"}`), [[8, 27]])).toEqual([]);
+    expect(outsideStrings(Buffer.from(String.raw`{"a":"\\","b":1234567890123456789}`), [[14, 33]])).toEqual([[14, 33]]);
   });
 
   it('a client string that looks like a mark never becomes a number', () => {
