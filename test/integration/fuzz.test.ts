@@ -174,6 +174,18 @@ function chunked(body: Buffer): fc.Arbitrary<Buffer[]> {
     return out.length > 0 ? out : [body];
   });
 }
+/** What a well-formed answer is known to hold: its usage, and for a stream the usage event's exact text. */
+interface Known {
+  total: number;
+  usageEvent?: string;
+}
+
+/** A well-formed answer in both formats: the request's `stream` picks one. */
+interface WellFormed {
+  json: Buffer[];
+  sse: { chunks: Buffer[]; usageEvent: string; total: number };
+}
+
 interface GeneratedResponse {
   status: string;
   contentType: string;
@@ -227,14 +239,19 @@ function expectRouted(headers: Headers, body: Buffer | undefined): void {
 }
 
 /** The backend's answer as Envoy streams it to tiergate: every phase must be answered (never a 5xx or a reset). */
-async function respond(s: ExtProcSession, res: GeneratedResponse): Promise<void> {
+async function respond(s: ExtProcSession, res: GeneratedResponse): Promise<Buffer> {
   const headers: Headers = [[':status', res.status]];
   if (res.contentType) headers.push(['content-type', res.contentType]);
   if (res.encoding) headers.push(['content-encoding', res.encoding]);
   expect((await s.sendResponseHeaders(headers, false)).kind).toBe('continue');
+  // What the client receives: each chunk, or the body tiergate answered it with.
+  const received: Buffer[] = [];
   for (let i = 0; i < res.chunks.length; i++) {
-    expect((await s.sendResponseBody(res.chunks[i] as Buffer, i === res.chunks.length - 1)).kind).toBe('continue');
+    const o = await s.sendResponseBody(res.chunks[i] as Buffer, i === res.chunks.length - 1);
+    expect(o.kind).toBe('continue');
+    received.push(o.kind === 'continue' && o.body !== undefined ? o.body : (res.chunks[i] as Buffer));
   }
+  return Buffer.concat(received);
 }
 
 let requestIds = 0;
@@ -340,8 +357,13 @@ describe.each([
   it('any caller, request and response, sent once or twice: routed for a tenant its key allows, answered from its own cache in the wire format it asked for, or a 4xx; never a 5xx', async () => {
     let hits = 0;
     let routed = 0;
-    /** `settle`: end with Envoy's graceful close, which resolves once tiergate has finished the stream. */
-    const send = async (path: string, who: Headers, body: Buffer, res: GeneratedResponse | undefined, id: string, settle = false) => {
+    /** Rows to check once written: a well-formed answer's usage must be the row's, as reported. */
+    const reported: Array<{ id: string; total: number }> = [];
+    /**
+     * `settle`: end with Envoy's graceful close, which resolves once tiergate has finished the stream. `known`: the
+     * response is a well-formed answer, whose usage and (for a stream) usage event are known.
+     */
+    const send = async (path: string, who: Headers, body: Buffer, res: GeneratedResponse | undefined, id: string, settle = false, known?: Known) => {
       // About input, not latency: a loaded machine must not turn a slow answer into Envoy's 504.
       const s = all.pool.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 10_000 });
       try {
@@ -367,30 +389,40 @@ describe.each([
         expect(getHeader(s.requestHeaders, 'x-tenant-id')).toBe(key === 'Bearer demo-acme-key' ? 'acme' : getHeader(who, 'x-tenant-id'));
         expect(getHeader(s.requestHeaders, 'authorization')).toBeUndefined();
         if (!res) return;
-        await respond(s, res);
+        const received = await respond(s, res);
+        // Chat and completions speak the answers' format (the Responses API has its own usage shape).
+        if (!known || path === '/v1/responses') return;
+        reported.push({ id, total: known.total });
+        if (known.usageEvent === undefined) return;
+        // tiergate asked for the usage event; the client gets it only if it asked too, every other byte as sent.
+        const asked = (JSON.parse(body.toString('utf8')) as { stream_options?: { include_usage?: unknown } }).stream_options?.include_usage === true;
+        const whole = Buffer.concat(res.chunks).toString('utf8');
+        expect(received.toString('utf8')).toBe(asked ? whole : whole.replace(known.usageEvent, ''));
       } finally {
         if (settle) await s.halfClose();
         else s.close();
       }
     };
     // Well-formed answers in the format the request asked for, so that some are stored and the repeat is a hit.
-    const answer = fc.record({
+    const answer: fc.Arbitrary<WellFormed> = fc.record({
       json: text.map((content) => [Buffer.from(JSON.stringify({ id: 'x', object: 'chat.completion', model: 'weak-model', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 } }))]),
       sse: fc.tuple(fc.array(chunkEvent, { minLength: 1, maxLength: 4 }), usageEvent).chain(([es, u]) => {
         // Every choice finishes once, in the last content chunk: only such an answer is stored.
         const content = es.map((e) => e.replace(/"finish_reason":"(stop|length)"/, '"finish_reason":null'));
         content[content.length - 1] = (content.at(-1) as string).replace('"finish_reason":null', '"finish_reason":"stop"');
-        return chunked(Buffer.from(`${content.join('')}${u}data: [DONE]\n\n`));
+        const total = (JSON.parse(u.slice('data: '.length)) as { usage: { total_tokens: number } }).usage.total_tokens;
+        return chunked(Buffer.from(`${content.join('')}${u}data: [DONE]\n\n`)).map((chunks) => ({ chunks, usageEvent: u, total }));
       }),
     });
-    const answerFor = (body: Buffer, a: { json: Buffer[]; sse: Buffer[] }): GeneratedResponse => {
+    const answerFor = (body: Buffer, a: WellFormed): { res: GeneratedResponse; known: Known } => {
       let streamed = false;
       try {
         streamed = (JSON.parse(body.toString('utf8')) as { stream?: unknown }).stream === true;
       } catch {
         // not JSON: refused before any response
       }
-      return { status: '200', contentType: streamed ? 'text/event-stream' : 'application/json', encoding: undefined, chunks: streamed ? a.sse : a.json };
+      const res = { status: '200', contentType: streamed ? 'text/event-stream' : 'application/json', encoding: undefined, chunks: streamed ? a.sse.chunks : a.json };
+      return { res, known: streamed ? { total: a.sse.total, usageEvent: a.sse.usageEvent } : { total: 10 } };
     };
     await fc.assert(
       fc.asyncProperty(fc.oneof(requestCase, { weight: 2, arbitrary: cacheableChat }), caller, fc.option(response, { freq: 2 }), answer, fc.boolean(), async ({ path, body }, headers, generated, a, twice) => {
@@ -398,7 +430,8 @@ describe.each([
         const id = `all-${requestIds++}`;
         // A well-formed answer is always asked for again; the others at random.
         const again = !generated || twice;
-        await send(path, headers, body, generated ?? answerFor(body, a), id, again);
+        const wellFormed = generated ? undefined : answerFor(body, a);
+        await send(path, headers, body, generated ?? wellFormed?.res, id, again, wellFormed?.known);
         if (!again) return;
         // Answers are stored when their streams settle, with their ledger rows.
         await all.app.ledger.flush();
@@ -415,8 +448,12 @@ describe.each([
     expect(await metricValue(all.app, 'tiergate_budget_store_failures_total')).toBe(0);
     expect(await metricValue(all.app, 'tiergate_cache_lookups_total', { reason: 'store_error' })).toBe(0);
     expect(all.pool.counters).toMatchObject({ spurious: 0, rejectedMutations: 0, timeouts: 0 });
+    // Every well-formed answer's usage is its row's, reported, however its stream was cut.
+    const rows = new Map((await all.rows()).map((r) => [r.request_id, r]));
+    for (const { id, total } of reported) expect([id, rows.get(id)?.usage.total_tokens, rows.get(id)?.usage_source]).toEqual([id, total, 'reported']);
+    expect(reported.length).toBeGreaterThan(10);
     // Printed, so a run shows that both paths were taken (they depend on the generated cases).
-    console.log(`every feature on (${store} stores): ${routed} routed, ${hits} cache hits`);
+    console.log(`every feature on (${store} stores): ${routed} routed, ${hits} cache hits, ${reported.length} answers checked`);
   }, 120_000);
 });
 
