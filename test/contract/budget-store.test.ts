@@ -127,6 +127,26 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     expect((await admit(req(list, 10, { microUsd: 10 }))).budgetWarning).toBe('over');
   });
 
+  it('an admission that reserves nothing still opens its window: what the request spent is counted (embeddings under a cost budget)', async () => {
+    // Before, Redis created no counter for a zero reservation, so the reconcile found no window and dropped the
+    // cost: a tenant whose window began with an embeddings request (or that sent only those) spent unseen.
+    const cost = bucket({ code: 'daily_cost_budget', unit: 'usd', limit: 1_000_000 });
+    const r = req([cost], 0, { microUsd: 0 });
+    expect((await admit(r)).admitted).toBe(true);
+    await store.reconcile(r.id, [cost], 0, T0, 500);
+    expect(await store.peek([cost], T0)).toEqual([500]);
+  });
+
+  it('a refusal names the first full bucket in the request\'s order and reports every bucket, whichever slot is asked first', async () => {
+    // A tenant's daily cost budget and the gateway-wide tokens per minute, in two hash tags (two Cluster slots,
+    // the calendar budget's asked last): both are full, so the answer is the one the request lists first.
+    const cost = bucket({ key: `test:{t:y${n++}}:cost`, code: 'daily_cost_budget', unit: 'usd', limit: 1_000 });
+    const global = bucket({ key: `test:{shared${n++}}:g`, code: 'global_tokens_per_minute', limit: 100 });
+    expect((await admit(req([cost, global], 90, { microUsd: 900 }))).admitted).toBe(true);
+    expect(await admit(req([cost, global], 20, { microUsd: 200 }))).toMatchObject({ admitted: false, denied: 0, counted: [900, 90] });
+    expect(await admit(req([global, cost], 20, { microUsd: 200 }))).toMatchObject({ admitted: false, denied: 0, counted: [90, 900] });
+  });
+
   it('500 concurrent requests against a limit of 100: exactly 100 admitted', async () => {
     const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 100 });
     const results = await Promise.all(Array.from({ length: 500 }, () => admit(req([rpm], 0))));

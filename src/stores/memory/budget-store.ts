@@ -18,14 +18,16 @@ export class MemoryBudgetStore implements BudgetStore {
 
   admit(req: AdmitRequest): AdmitResult {
     this.sweepExpiredCounters(req.now);
-    const counters = req.buckets.map((b) => this.counter(b, req.now));
-    const counted = counters.map((c) => c.used + c.reserved);
+    // Read first; a window is made only by an admission, as in the Redis store (a refusal leaves nothing behind
+    // for a later reconcile to count into).
+    const existing = req.buckets.map((b) => this.live(b, req.now));
+    const counted = existing.map((c) => (c ? c.used + c.reserved : 0));
     const costs = req.buckets.map((b) => costOf(b, req.tokens, req.microUsd));
     const denied = req.buckets.findIndex((b, i) => !hasRoom(counted[i] as number, costs[i] as number, b.limit));
     if (denied !== -1) return { admitted: false, counted, denied, budgetWarning: 'none' };
     let budgetWarning: AdmitResult['budgetWarning'] = 'none';
     req.buckets.forEach((b, i) => {
-      const c = counters[i] as Counter;
+      const c = existing[i] ?? this.create(b);
       const amount = costs[i] as number;
       if (b.unit === 'requests') c.used += 1;
       else if (amount > 0) {
@@ -70,17 +72,21 @@ export class MemoryBudgetStore implements BudgetStore {
     this.counters.clear();
   }
 
-  private counter(b: Bucket, now: number): Counter {
-    let c = this.counters.get(b.key);
-    if (!c || c.expireAt <= now) {
-      c = { used: 0, reserved: 0, holds: new Map(), expireAt: b.expireAt, warned: false };
-      this.counters.set(b.key, c);
-    }
+  /** The bucket's counter in its current window, its expired reservations dropped; undefined when there is none. */
+  private live(b: Bucket, now: number): Counter | undefined {
+    const c = this.counters.get(b.key);
+    if (!c || c.expireAt <= now) return undefined;
     for (const [id, h] of c.holds) {
       if (h.expiresAt > now) break;
       c.reserved -= h.amount;
       c.holds.delete(id);
     }
+    return c;
+  }
+
+  private create(b: Bucket): Counter {
+    const c: Counter = { used: 0, reserved: 0, holds: new Map(), expireAt: b.expireAt, warned: false };
+    this.counters.set(b.key, c);
     return c;
   }
 

@@ -11,7 +11,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { connectRedis } from './connect.js';
 import { whenReady } from './when-ready.js';
-import { costOf, isBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
+import { costOf, hasRoom, isBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
 // Shared by the scripts below: frees reservation `id` of bucket (h, z), if it is still held.
 const DROP_HOLD = `
@@ -61,6 +61,10 @@ for i = 1, n do
     redis.call('ZADD', z, resExp, id)
     redis.call('PEXPIRE', z, ttl)
     counted[i] = counted[i] + amount
+  else
+    -- Nothing reserved (an embeddings request under a cost budget), but its window exists from now on, as in
+    -- the memory store: the reconcile then counts what the request spent, even as the window's first request.
+    redis.call('HINCRBY', h, 'used', 0)
   end
   redis.call('PEXPIRE', h, ttl)
   if ARGV[a + 3] == '1' and counted[i] >= warnAt * tonumber(ARGV[a + 1]) then
@@ -151,10 +155,16 @@ export class RedisBudgetStore implements BudgetStore {
       const r = await this.admitGroup(req, group.buckets);
       group.index.forEach((at, j) => (counted[at] = r.counted[j] as number));
       if (!r.admitted) {
-        await Promise.all(done.map((g) => this.release(req.id, g)));
-        // Report what the released groups held before this request, as a refusal from one script would.
+        // Report every bucket as a refusal from one script would: what the released groups held before this
+        // request, and what the groups never reached hold now (read, not counted into).
+        const unread = groups.slice(done.length + 1);
+        const [, later] = await Promise.all([Promise.all(done.map((g) => this.release(req.id, g))), Promise.all(unread.map((g) => this.peekGroup(g, req.now)))]);
         for (const g of groups.slice(0, done.length)) g.index.forEach((at, j) => (counted[at] = (counted[at] as number) - costOf(g.buckets[j] as Bucket, req.tokens, req.microUsd)));
-        return { admitted: false, counted, denied: group.index[r.denied as number], budgetWarning: 'none' };
+        unread.forEach((g, k) => g.index.forEach((at, j) => (counted[at] = (later[k] as number[])[j] as number)));
+        // The first bucket without room in the request's order, as one script (and the memory store) names it:
+        // the 429's code and retry-after must not depend on which slot was asked first.
+        const first = req.buckets.findIndex((b, i) => !hasRoom(counted[i] as number, costOf(b, req.tokens, req.microUsd), b.limit));
+        return { admitted: false, counted, denied: first === -1 ? group.index[r.denied as number] : first, budgetWarning: 'none' };
       }
       done.push(group.buckets);
       // "first" from any group wins: some budget was crossed for the first time.
@@ -180,12 +190,18 @@ export class RedisBudgetStore implements BudgetStore {
     const counted = new Array<number>(buckets.length).fill(0);
     await Promise.all(
       groups.map(async (g) => {
-        const keys = keysOf(g.buckets);
-        const out = await this.redis.tiergatePeek(keys.length, ...keys, now, ...g.buckets.map((b) => (b.unit === 'requests' ? 'r' : 't')));
-        g.index.forEach((at, j) => (counted[at] = Number(out[j])));
+        const out = await this.peekGroup(g, now);
+        g.index.forEach((at, j) => (counted[at] = out[j] as number));
       }),
     );
     return counted;
+  }
+
+  /** What one slot group's buckets count now, in its order (one script, on its slot). */
+  private async peekGroup(g: { buckets: readonly Bucket[] }, now: number): Promise<number[]> {
+    const keys = keysOf(g.buckets);
+    const out = await this.redis.tiergatePeek(keys.length, ...keys, now, ...g.buckets.map((b) => (b.unit === 'requests' ? 'r' : 't')));
+    return out.map(Number);
   }
 
   private async admitGroup(req: AdmitRequest, buckets: readonly Bucket[]): Promise<AdmitResult> {

@@ -1,0 +1,120 @@
+// The budget stores side by side on generated histories: the same sequence of admissions, reconciles, peeks
+// and time passing goes to the memory store, to Redis and to Redis Cluster, and every answer must be the same
+// (admitted or not, which bucket refused, what each bucket counts, the budget warning). The contract suite
+// states the rules case by case; this finds the sequences nobody wrote down. fast-check shrinks a
+// disagreement to the shortest history that shows it.
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Bucket, BudgetStore } from '../../src/stores/budget-store.js';
+import { MemoryBudgetStore } from '../../src/stores/memory/budget-store.js';
+import { RedisBudgetStore } from '../../src/stores/redis/budget-store.js';
+import { redisAndClusterForFile } from '../helpers/redis-server.js';
+
+const servers = redisAndClusterForFile();
+
+type Op =
+  | { op: 'admit'; buckets: number[]; tokens: number; microUsd: number }
+  | { op: 'reconcile'; which: number; tokens: number; microUsd: number }
+  | { op: 'peek' }
+  | { op: 'wait'; ms: number };
+
+/**
+ * Five limits laid out as tiergate lays them out: a tenant's four share its hash tag, the gateway-wide one has
+ * its own (on the Cluster, two slots: the per-slot path). Each history has keys of its own.
+ */
+const KINDS: ReadonlyArray<Omit<Bucket, 'key' | 'resetAt' | 'expireAt'> & { tag: 'tenant' | 'shared' }> = [
+  { code: 'requests_per_minute', unit: 'requests', limit: 4, tag: 'tenant' },
+  { code: 'tokens_per_minute', unit: 'tokens', limit: 1_000, tag: 'tenant' },
+  { code: 'daily_token_budget', unit: 'tokens', limit: 2_000, tag: 'tenant' },
+  { code: 'daily_cost_budget', unit: 'usd', limit: 50_000, tag: 'tenant' },
+  { code: 'global_tokens_per_minute', unit: 'tokens', limit: 1_500, tag: 'shared' },
+];
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      op: fc.constant('admit' as const),
+      buckets: fc.subarray([0, 1, 2, 3, 4], { minLength: 1 }),
+      tokens: fc.oneof(fc.integer({ min: 0, max: 1_200 }), fc.constant(0)),
+      microUsd: fc.integer({ min: 0, max: 30_000 }),
+    }),
+  },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('reconcile' as const), which: fc.nat(20), tokens: fc.integer({ min: 0, max: 1_500 }), microUsd: fc.integer({ min: 0, max: 40_000 }) }) },
+  { weight: 1, arbitrary: fc.constant<Op>({ op: 'peek' }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('wait' as const), ms: fc.constantFrom(100, 600, 6_000) }) },
+);
+
+let histories = 0;
+
+/**
+ * Runs one history on a store; every answer, in order, as plain data to compare. `ttl`: how long a reservation
+ * lives, the same for all as in tiergate (budgets.reservationTtlMs; the memory store sweeps in that order).
+ */
+async function play(store: BudgetStore, ops: readonly Op[], history: number, ttl: number): Promise<unknown[]> {
+  // Real time as the base, as in production: Redis expires counters by a time to live from `now`.
+  const t0 = Date.now();
+  let now = t0;
+  const buckets: Bucket[] = KINDS.map(({ tag, ...k }, i) => ({ ...k, key: `model:{h${history}${tag}}:${i}`, resetAt: t0 + 3_600_000, expireAt: t0 + 7_200_000 }));
+  const admitted: Array<{ id: string; buckets: Bucket[] }> = [];
+  const out: unknown[] = [];
+  let ids = 0;
+  for (const o of ops) {
+    if (o.op === 'wait') {
+      now += o.ms;
+      continue;
+    }
+    if (o.op === 'peek') {
+      out.push(['peek', await store.peek(buckets, now)]);
+      continue;
+    }
+    if (o.op === 'admit') {
+      const list = o.buckets.map((i) => buckets[i] as Bucket);
+      const id = `r${ids++}`;
+      const r = await store.admit({ id, now, tokens: o.tokens, microUsd: o.microUsd, buckets: list, reservationExpiresAt: now + ttl, warnAt: 0.8 });
+      if (r.admitted) admitted.push({ id, buckets: list.filter((b) => b.unit !== 'requests') });
+      out.push(['admit', r.admitted, r.denied ?? null, r.counted, r.budgetWarning]);
+      continue;
+    }
+    // A reconcile of an admitted request: once as tiergate does, or again, or after its reservation expired.
+    // (tiergate reconciles only what it admitted, into the buckets it admitted it to.)
+    const target = admitted[o.which % Math.max(1, admitted.length)];
+    if (!target) continue;
+    await store.reconcile(target.id, target.buckets, o.tokens, now, o.microUsd);
+    out.push(['reconcile', target.id]);
+  }
+  out.push(['end', await store.peek(buckets, now)]);
+  return out;
+}
+
+describe('budget stores agree on generated histories (fast-check)', () => {
+  const stores: Record<string, BudgetStore> = {};
+  beforeAll(() => {
+    stores.memory = new MemoryBudgetStore();
+    stores.redis = new RedisBudgetStore({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
+    stores.cluster = new RedisBudgetStore({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
+    for (const s of Object.values(stores)) servers.beforeDown(() => s.close());
+  });
+  afterAll(() => undefined);
+
+  it('memory, Redis and Redis Cluster give the same answer to every step of any history', async () => {
+    let refused = 0;
+    let warned = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25 }), fc.constantFrom(500, 5_000, 60_000), async (ops, ttl) => {
+        const h = histories++;
+        const memory = await play(stores.memory as BudgetStore, ops, h, ttl);
+        expect(await play(stores.redis as BudgetStore, ops, h, ttl)).toEqual(memory);
+        expect(await play(stores.cluster as BudgetStore, ops, h, ttl)).toEqual(memory);
+        for (const step of memory as unknown[][]) {
+          if (step[0] === 'admit' && step[1] === false) refused++;
+          if (step[0] === 'admit' && step[4] !== 'none') warned++;
+        }
+      }),
+      { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? 150) },
+    );
+    // The histories reach the limits and the warning share, so the agreement covers refusals and warnings.
+    expect(refused).toBeGreaterThan(20);
+    expect(warned).toBeGreaterThan(20);
+  }, 120_000);
+});
