@@ -312,19 +312,39 @@ const caller: fc.Arbitrary<Headers> = fc
     return h;
   });
 
-/** A cache hit is the answer in the client's wire format: SSE ending in [DONE] when it streamed, else JSON. */
-function expectWellFormedHit(o: Extract<Outcome, { kind: 'immediate' }>, request: Buffer): void {
+/**
+ * A cache hit is the answer in the client's wire format: SSE ending in [DONE] when it streamed, else JSON.
+ * Returns the text it answers with (the message's content, or the stream's deltas joined).
+ */
+function expectWellFormedHit(o: Extract<Outcome, { kind: 'immediate' }>, request: Buffer): string {
   const streamed = (JSON.parse(request.toString('utf8')) as { stream?: unknown }).stream === true;
   const text = o.body.toString('utf8');
   if (!streamed) {
     expect(getHeader(o.headers, 'content-type')).toBe('application/json');
-    expect(typeof JSON.parse(text)).toBe('object');
-    return;
+    const body = JSON.parse(text) as { choices: Array<{ message: { content: string | null } }> };
+    return body.choices[0]?.message.content ?? '';
   }
   expect(getHeader(o.headers, 'content-type')).toMatch(/^text\/event-stream/);
   expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
   const events = text.split('\n\n').filter((e) => e !== '' && e !== 'data: [DONE]');
-  for (const e of events) expect(typeof JSON.parse(e.replace(/^data: /, ''))).toBe('object');
+  let content = '';
+  for (const e of events) {
+    const chunk = JSON.parse(e.replace(/^data: /, '')) as { choices?: Array<{ delta?: { content?: string | null } }> };
+    content += chunk.choices?.[0]?.delta?.content ?? '';
+  }
+  return content;
+}
+
+/** The text of a well-formed answer as the backend sent it: the JSON message, or the stream's deltas joined. */
+function answerText(res: GeneratedResponse): string {
+  const whole = Buffer.concat(res.chunks).toString('utf8');
+  if (res.contentType === 'application/json') return (JSON.parse(whole) as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content ?? '';
+  let content = '';
+  for (const e of whole.split('\n\n')) {
+    if (!e.startsWith('data: {')) continue;
+    content += (JSON.parse(e.slice('data: '.length)) as { choices: Array<{ delta?: { content?: string } }> }).choices[0]?.delta?.content ?? '';
+  }
+  return content;
 }
 
 // With Redis the stores' own code runs (Lua scripts, the Redis vector index), on a private redis-server; fewer
@@ -359,6 +379,10 @@ describe.each([
     let routed = 0;
     /** Rows to check once written: a well-formed answer's usage must be the row's, as reported. */
     const reported: Array<{ id: string; total: number }> = [];
+    /** The text of the well-formed answer last routed for a caller, path and body: what an exact hit must say. */
+    const answered = new Map<string, string>();
+    const cacheKey = (path: string, who: Headers, body: Buffer) => JSON.stringify([path, who, body.toString('base64')]);
+    let exactChecked = 0;
     /**
      * `settle`: end with Envoy's graceful close, which resolves once tiergate has finished the stream. `known`: the
      * response is a well-formed answer, whose usage and (for a stream) usage event are known.
@@ -374,7 +398,13 @@ describe.each([
         if (o.kind === 'immediate') {
           if (o.status === 200) {
             hits++;
-            expectWellFormedHit(o, body);
+            const content = expectWellFormedHit(o, body);
+            // An exact hit answers with what the backend answered this very request (any wire format, any cut).
+            const stored = answered.get(cacheKey(path, who, body));
+            if (getHeader(o.headers, 'x-cache') === 'hit-exact' && stored !== undefined) {
+              expect(content).toBe(stored);
+              exactChecked++;
+            }
           }
           return expectWellFormedReply(o);
         }
@@ -393,6 +423,7 @@ describe.each([
         // Chat and completions speak the answers' format (the Responses API has its own usage shape).
         if (!known || path === '/v1/responses') return;
         reported.push({ id, total: known.total });
+        answered.set(cacheKey(path, who, body), answerText(res));
         if (known.usageEvent === undefined) return;
         // tiergate asked for the usage event; the client gets it only if it asked too, every other byte as sent.
         const asked = (JSON.parse(body.toString('utf8')) as { stream_options?: { include_usage?: unknown } }).stream_options?.include_usage === true;
@@ -453,7 +484,8 @@ describe.each([
     for (const { id, total } of reported) expect([id, rows.get(id)?.usage.total_tokens, rows.get(id)?.usage_source]).toEqual([id, total, 'reported']);
     expect(reported.length).toBeGreaterThan(10);
     // Printed, so a run shows that both paths were taken (they depend on the generated cases).
-    console.log(`every feature on (${store} stores): ${routed} routed, ${hits} cache hits, ${reported.length} answers checked`);
+    expect(exactChecked).toBeGreaterThan(5);
+    console.log(`every feature on (${store} stores): ${routed} routed, ${hits} cache hits (${exactChecked} exact ones compared with their answers), ${reported.length} answers checked`);
   }, 120_000);
 });
 
