@@ -609,6 +609,7 @@ describe('generated big integers (fast-check, lossless-json as the oracle)', () 
       }),
       { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? 300) },
     );
+    console.log(`big integers: ${kept} bodies kept exact`);
     expect(kept).toBeGreaterThan(50);
   });
 });
