@@ -18,6 +18,9 @@ import { metricValue, startTiergate, type TestTiergate } from '../helpers/tierga
 const TIER_MODELS = new Set(['weak-model', 'strong-model']);
 const LLM_PATHS = ['/v1/chat/completions', '/v1/completions', '/v1/responses'] as const;
 
+/** These tests are about input, not latency: a loaded machine must not turn a slow answer into Envoy's 504. */
+const PATIENT = { ...RECOMMENDED_FILTER, messageTimeoutMs: 10_000 };
+
 let t: TestTiergate;
 beforeAll(async () => {
   t = await startTiergate();
@@ -263,7 +266,7 @@ describe('generated bad input (fast-check)', () => {
       fc.asyncProperty(requestCase, response, async ({ path, body }, res) => {
         const id = `fuzz-${requestIds++}`;
         sent++;
-        const s = t.pool.open();
+        const s = t.pool.open(PATIENT);
         try {
           expect((await s.sendRequestHeaders(postHeaders(path, [['x-request-id', id]]), false)).kind).toBe('continue');
           const o = await s.sendRequestBody(body);
@@ -388,8 +391,7 @@ describe.each([
      * response is a well-formed answer, whose usage and (for a stream) usage event are known.
      */
     const send = async (path: string, who: Headers, body: Buffer, res: GeneratedResponse | undefined, id: string, settle = false, known?: Known) => {
-      // About input, not latency: a loaded machine must not turn a slow answer into Envoy's 504.
-      const s = all.pool.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 10_000 });
+      const s = all.pool.open(PATIENT);
       try {
         const first = await s.sendRequestHeaders(postHeaders(path, [...who, ['x-request-id', id]]), false);
         if (first.kind === 'immediate') return expectWellFormedReply(first);
@@ -504,7 +506,7 @@ describe('hostile request shapes', () => {
     ['__proto__ and constructor keys', chat(`,"__proto__":{"model":"strong-model","stream":true},"constructor":{"prototype":{"x":1}}`)],
   ])('%s: answered, never a 5xx', async (_name, body) => {
     const errorsBefore = await metricValue(t.app, 'tiergate_extproc_processing_errors_total');
-    const s = t.pool.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 10_000 });
+    const s = t.pool.open(PATIENT);
     await s.sendRequestHeaders(postHeaders('/v1/chat/completions'), false);
     const o = await s.sendRequestBody(body);
     s.close();
@@ -518,7 +520,7 @@ describe('hostile request shapes', () => {
   });
 
   it('a duplicate model key: the last one counts (as JSON.parse reads it), and only it goes upstream', async () => {
-    const s = t.pool.open();
+    const s = t.pool.open(PATIENT);
     await s.sendRequestHeaders(postHeaders('/v1/chat/completions'), false);
     const o = await s.sendRequestBody(Buffer.from('{"model":"strong-model","messages":[{"role":"user","content":"hi"}],"model":"auto"}'));
     s.close();
@@ -535,7 +537,7 @@ describe('hostile request shapes', () => {
       // 1 (body) + 1 (tools) + 1 (tool) + 1 (function) + 996 = 1,000 levels.
       const body = Buffer.from(`{"model":"auto","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":${objects(996)}}}]}`);
       for (const [b, want] of [[body, 'continue'], [Buffer.from(body.toString().replace('"a":1', '"a":{"a":1}')), 'immediate']] as const) {
-        const s = deep.pool.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 10_000 });
+        const s = deep.pool.open(PATIENT);
         await s.sendRequestHeaders(postHeaders('/v1/chat/completions'), false);
         const o = await s.sendRequestBody(b);
         s.close();
@@ -593,7 +595,7 @@ describe('generated big integers (fast-check, lossless-json as the oracle)', () 
         // Unknown top-level keys (prefixed, so that none is a field the schema checks), and the same under metadata.
         const top = Object.fromEntries(Object.entries(extra).map(([k, v]) => [`x_${k}`, v]));
         const body = losslessStringify({ ...top, model: 'auto', messages: [{ role: 'user', content: 'hi' }], seed, metadata: extra }) as string;
-        const s = t.pool.open();
+        const s = t.pool.open(PATIENT);
         await s.sendRequestHeaders(postHeaders('/v1/chat/completions'), false);
         const o = await s.sendRequestBody(Buffer.from(body));
         s.close();
