@@ -1,6 +1,6 @@
 // Reads, interpolates and validates a config file, collecting every problem with its path.
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { paramName } from '../llm/parse-request.js';
 import { interpolateEnv, type InterpolationProblem } from './interpolate.js';
 import { configSchema, type Config } from './schema.js';
@@ -10,8 +10,12 @@ export type LoadResult = { ok: true; config: Config; source: string } | { ok: fa
 export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName = 'config'): LoadResult {
   let raw: unknown;
   try {
-    // YAML is a superset of JSON, so one parser reads both.
-    raw = text.trim() === '' ? {} : parseYaml(text, { prettyErrors: true });
+    // YAML is a superset of JSON, so one parser reads both. What the parser only warns about (a tag it does
+    // not know, say) is a problem here too: a config means exactly what it says, or it is refused.
+    const doc = parseDocument(text, { prettyErrors: true });
+    const trouble = [...doc.errors, ...doc.warnings];
+    if (trouble.length > 0) return { ok: false, problems: trouble.map((e) => ({ path: fileName, message: e.message })) };
+    raw = text.trim() === '' ? {} : doc.toJS();
   } catch (e) {
     return { ok: false, problems: [{ path: fileName, message: (e as Error).message }] };
   }

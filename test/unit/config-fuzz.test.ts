@@ -117,3 +117,11 @@ describe('configs that contain themselves', () => {
     expect(compileConfigText(text, ENV, 'self.yaml')).toEqual({ ok: false, problems: [{ path: 'self.yaml', message: 'nested more than 64 levels deep, or a YAML alias used inside its own anchor' }] });
   });
 });
+
+describe('what the YAML parser only warns about', () => {
+  it('an unknown tag is a problem, not a Node warning on stderr and a config that means something else', () => {
+    const r = compileConfigText('logging: { level: !debug info }\n', ENV, 'tagged.yaml');
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.problems[0]?.message).toMatch(/^Unresolved tag: !debug/);
+  });
+});
