@@ -147,6 +147,21 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     expect(await admit(req([global, cost], 20, { microUsd: 200 }))).toMatchObject({ admitted: false, denied: 0, counted: [90, 900] });
   });
 
+  it('a reservation that expires before an older one (budgets.reservationTtlMs shortened by a reload) frees itself on time', async () => {
+    // The memory store swept reservations in the order they were made, stopping at the first live one: one made
+    // under the old, longer TTL kept every later, shorter one counted until it expired itself.
+    const b = bucket({ limit: 100 });
+    await admit(req([b], 30, { reservationExpiresAt: T0 + 60_000 }));
+    await admit(req([b], 40, { reservationExpiresAt: T0 + 1_000 }));
+    await admit(req([b], 20, { reservationExpiresAt: T0 + 1_000 }));
+    expect((await admit(req([b], 0, { now: T0 + 999 }))).counted).toEqual([90]);
+    expect((await admit(req([b], 0, { now: T0 + 1_000 }))).counted).toEqual([30]);
+    expect(await store.peek([b], T0 + 1_000)).toEqual([30]);
+    // Back in order (one TTL again), the usual sweep: the next short one expires on time too.
+    await admit(req([b], 10, { now: T0 + 1_000, reservationExpiresAt: T0 + 2_000 }));
+    expect((await admit(req([b], 0, { now: T0 + 2_000 }))).counted).toEqual([30]);
+  });
+
   it('500 concurrent requests against a limit of 100: exactly 100 admitted', async () => {
     const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 100 });
     const results = await Promise.all(Array.from({ length: 500 }, () => admit(req([rpm], 0))));

@@ -5,8 +5,15 @@ import { costOf, hasRoom, isBudget, type AdmitRequest, type AdmitResult, type Bu
 interface Counter {
   used: number;
   reserved: number;
-  /** Reservation id → amount (tokens or micro-dollars) and expiry; insertion order is expiry order (one TTL for all). */
+  /** Reservation id → amount (tokens or micro-dollars) and expiry, in the order they were made. */
   holds: Map<string, { amount: number; expiresAt: number }>;
+  /**
+   * Whether that order is also expiry order: true while every reservation gets the same TTL
+   * (budgets.reservationTtlMs). A reload that shortens it makes later reservations expire before earlier ones,
+   * and then the sweep reads them all until the order holds again.
+   */
+  inExpiryOrder: boolean;
+  lastExpiry: number;
   expireAt: number;
   warned: boolean;
 }
@@ -33,6 +40,8 @@ export class MemoryBudgetStore implements BudgetStore {
       else if (amount > 0) {
         c.reserved += amount;
         c.holds.set(req.id, { amount, expiresAt: req.reservationExpiresAt });
+        if (req.reservationExpiresAt < c.lastExpiry) c.inExpiryOrder = false;
+        c.lastExpiry = req.reservationExpiresAt;
       }
       counted[i] = c.used + c.reserved;
       if (isBudget(b) && c.used + c.reserved >= req.warnAt * b.limit) {
@@ -76,16 +85,33 @@ export class MemoryBudgetStore implements BudgetStore {
   private live(b: Bucket, now: number): Counter | undefined {
     const c = this.counters.get(b.key);
     if (!c || c.expireAt <= now) return undefined;
-    for (const [id, h] of c.holds) {
-      if (h.expiresAt > now) break;
-      c.reserved -= h.amount;
-      c.holds.delete(id);
+    if (c.inExpiryOrder) {
+      for (const [id, h] of c.holds) {
+        if (h.expiresAt > now) break;
+        c.reserved -= h.amount;
+        c.holds.delete(id);
+      }
+      return c;
     }
+    let previous = 0;
+    let ordered = true;
+    for (const [id, h] of c.holds) {
+      if (h.expiresAt <= now) {
+        c.reserved -= h.amount;
+        c.holds.delete(id);
+        continue;
+      }
+      if (h.expiresAt < previous) ordered = false;
+      previous = h.expiresAt;
+    }
+    c.inExpiryOrder = ordered;
+    // What the next reservation is compared with: the last one's expiry (it may have been reconciled away).
+    if (ordered) c.lastExpiry = previous;
     return c;
   }
 
   private create(b: Bucket): Counter {
-    const c: Counter = { used: 0, reserved: 0, holds: new Map(), expireAt: b.expireAt, warned: false };
+    const c: Counter = { used: 0, reserved: 0, holds: new Map(), inExpiryOrder: true, lastExpiry: 0, expireAt: b.expireAt, warned: false };
     this.counters.set(b.key, c);
     return c;
   }
