@@ -1,6 +1,6 @@
 // Redis vector index for stock Redis 7 (no search module): per entry a hash {v: float32 bytes, f: guard
 // features, k: exact-cache key, b: its buckets}; per bucket a sorted set of entry ids scored by expiry; per
-// partition a sorted set of ids by insertion time, for the capacity bound. Adding is one script (insert, then
+// partition a sorted set of ids in insertion order (by time, strictly increasing), for the capacity bound. Adding is one script (insert, then
 // evict the oldest while over capacity) and searching is one script (gather each bucket's live ids, return their
 // vectors); scoring is exact, here. All keys of a tenant share its hash tag, so on a Redis Cluster each script
 // runs on one slot. Entry keys are built inside the scripts from a prefix: they are in the same slot as the
@@ -21,7 +21,12 @@ for i = 3, #KEYS do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
   redis.call('PEXPIRE', KEYS[i], ttl)
 end
-redis.call('ZADD', KEYS[1], now, id)
+-- Insertion order, strictly: entries added in the same millisecond would otherwise tie, and a tie is broken by
+-- the (random) id, so the cap could evict the newest. A millisecond is ~4,000 steps of a score this size.
+redis.call('ZREM', KEYS[1], id)
+local score, last = now, redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 0.001 end
+redis.call('ZADD', KEYS[1], score, id)
 redis.call('PEXPIRE', KEYS[1], ttl)
 local over = redis.call('ZCARD', KEYS[1]) - max
 if over > 0 then
