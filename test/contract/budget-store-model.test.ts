@@ -4,11 +4,12 @@
 // states the rules case by case; this finds the sequences nobody wrote down. fast-check shrinks a
 // disagreement to the shortest history that shows it.
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Bucket, BudgetStore } from '../../src/stores/budget-store.js';
 import { MemoryBudgetStore } from '../../src/stores/memory/budget-store.js';
 import { RedisBudgetStore } from '../../src/stores/redis/budget-store.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
+import { fuzzRuns, sameOnAll } from '../helpers/generated.js';
 
 const servers = redisAndClusterForFile();
 
@@ -45,8 +46,6 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<Op>({ op: 'peek' }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('wait' as const), ms: fc.constantFrom(100, 600, 6_000) }) },
 );
-
-let histories = 0;
 
 /**
  * Runs one history on a store; every answer, in order, as plain data to compare. Each admission has its own
@@ -96,23 +95,19 @@ describe('budget stores agree on generated histories (fast-check)', () => {
     stores.cluster = new RedisBudgetStore({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
     for (const s of Object.values(stores)) servers.beforeDown(() => s.close());
   });
-  afterAll(() => undefined);
 
   it('memory, Redis and Redis Cluster give the same answer to every step of any history', async () => {
     let refused = 0;
     let warned = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25 }), async (ops) => {
-        const h = histories++;
-        const memory = await play(stores.memory as BudgetStore, ops, h);
-        expect(await play(stores.redis as BudgetStore, ops, h)).toEqual(memory);
-        expect(await play(stores.cluster as BudgetStore, ops, h)).toEqual(memory);
+        const memory = await sameOnAll(stores.memory as BudgetStore, [stores.redis as BudgetStore, stores.cluster as BudgetStore], ops, play);
         for (const step of memory as unknown[][]) {
           if (step[0] === 'admit' && step[1] === false) refused++;
           if (step[0] === 'admit' && step[4] !== 'none') warned++;
         }
       }),
-      { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? 150) },
+      { numRuns: fuzzRuns(150) },
     );
     console.log(`budget histories: ${refused} refusals, ${warned} warnings`);
     // The histories reach the limits and the warning share, so the agreement covers refusals and warnings.

@@ -11,6 +11,7 @@ import { connectRedis } from '../../src/stores/redis/connect.js';
 import { RedisVectorIndex } from '../../src/stores/redis/vector-index.js';
 import type { VectorIndex } from '../../src/stores/vector-index.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
+import { fuzzRuns, sameOnAll } from '../helpers/generated.js';
 
 const servers = redisAndClusterForFile();
 const DIMS = 16;
@@ -28,8 +29,6 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 );
 
 const features = questionFeatures('q');
-let histories = 0;
-
 async function play(index: VectorIndex, ops: readonly Op[], history: number): Promise<unknown[]> {
   const out: unknown[] = [];
   let n = 0;
@@ -67,13 +66,10 @@ describe('vector indexes agree on generated histories (fast-check)', () => {
     let found = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 16 }), async (ops) => {
-        const h = histories++;
-        const memory = await play(indexes.memory as VectorIndex, ops, h);
-        expect(await play(indexes.redis as VectorIndex, ops, h)).toEqual(memory);
-        expect(await play(indexes.cluster as VectorIndex, ops, h)).toEqual(memory);
+        const memory = await sameOnAll(indexes.memory as VectorIndex, [indexes.redis as VectorIndex, indexes.cluster as VectorIndex], ops, play);
         found += (memory as unknown[][]).filter((r) => r.length > 0).length;
       }),
-      { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? 60) },
+      { numRuns: fuzzRuns(60) },
     );
     console.log(`vector histories: ${found} searches found entries`);
     // Searches find things, so the agreement is about results, not about empty lists.

@@ -12,6 +12,7 @@ import { chatRequestHeaders } from '../../src/dev/envoy-client.js';
 import { extProcClientConstructor } from '../../src/extproc/protos.js';
 import type { RequestKind, WireHeaderValue, WireProcessingRequest, WireProcessingResponse } from '../../src/extproc/wire.js';
 import { jsonBody, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { fuzzRuns } from '../helpers/generated.js';
 
 type RawClient = grpc.Client & { Process(): grpc.ClientDuplexStream<WireProcessingRequest, WireProcessingResponse> };
 
@@ -117,7 +118,7 @@ describe('generated ext_proc message sequences (fast-check)', () => {
           expect(answers.length).toBe(sent.length);
         }
       }),
-      { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? 300) },
+      { numRuns: fuzzRuns(300) },
     );
     // Still serving: a normal request is routed.
     const s = t.pool.open();

@@ -14,6 +14,7 @@ import { RECOMMENDED_FILTER, getHeader, postHeaders, type ExtProcSession, type H
 import type { ConfigInput } from '../../src/config/schema.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { fuzzRuns } from '../helpers/generated.js';
 
 const TIER_MODELS = new Set(['weak-model', 'strong-model']);
 const LLM_PATHS = ['/v1/chat/completions', '/v1/completions', '/v1/responses'] as const;
@@ -279,7 +280,7 @@ describe('generated bad input (fast-check)', () => {
           s.close();
         }
       }),
-      { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? 400) },
+      { numRuns: fuzzRuns(400) },
     );
     expect(await metricValue(t.app, 'tiergate_extproc_processing_errors_total')).toBe(0);
     expect(t.pool.counters).toMatchObject({ spurious: 0, rejectedMutations: 0, timeouts: 0 });
@@ -474,7 +475,7 @@ describe.each([
         await send(path, [['authorization', 'Bearer demo-platform-key'], ['x-tenant-id', `other-${id}`]], body, undefined, `${id}-other`);
         expect(hits).toBe(hitsBefore);
       }),
-      { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? defaultRuns) },
+      { numRuns: fuzzRuns(defaultRuns) },
     );
     expect(await metricValue(all.app, 'tiergate_extproc_processing_errors_total')).toBe(0);
     // Nothing fell back to a degraded mode: every case ran against the store under test.
@@ -609,7 +610,7 @@ describe('generated big integers (fast-check, lossless-json as the oracle)', () 
         kept++;
         expect(withoutRouting(exactly(sent))).toEqual(withoutRouting(exactly(body)));
       }),
-      { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? 300) },
+      { numRuns: fuzzRuns(300) },
     );
     console.log(`big integers: ${kept} bodies kept exact`);
     expect(kept).toBeGreaterThan(50);

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { compileConfigText } from '../../src/config/runtime.js';
 import { kustomizeBuild, manifestsDir } from '../helpers/kustomize.js';
+import { fuzzRuns } from '../helpers/generated.js';
 
 const file = (path: string) => readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), 'utf8');
 const configMap = kustomizeBuild(manifestsDir('overlays/production')).find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'tiergate-config') as unknown as { data: Record<string, string> };
@@ -87,7 +88,7 @@ describe('generated config damage (fast-check)', () => {
           expect(p.message.length).toBeGreaterThan(0);
         }
       }),
-      { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? 1000) },
+      { numRuns: fuzzRuns(1000) },
     );
     // Most single changes break something: the property is about how, so it must see many of them.
     expect(rejected).toBeGreaterThan(100);
@@ -107,7 +108,7 @@ describe('generated config damage (fast-check)', () => {
           if (!r.ok) expect(r.problems.every((p) => typeof p.path === 'string' && typeof p.message === 'string')).toBe(true);
         },
       ),
-      { numRuns: Number(process.env.TIERGATE_FUZZ_RUNS ?? 500) },
+      { numRuns: fuzzRuns(500) },
     );
   });
 });
