@@ -25,6 +25,7 @@ export class FileSink implements LedgerSink {
   readonly name: string;
   private readonly files = new Map<string, DayFile>();
   private readonly timer: NodeJS.Timeout;
+  private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: FileSinkOptions) {
     this.name = opts.name ?? 'file';
@@ -32,7 +33,19 @@ export class FileSink implements LedgerSink {
     this.timer.unref();
   }
 
-  async write(entries: readonly LedgerEntry[]): Promise<void> {
+  /**
+   * Writes run one after another. The ledger gives up on a write after its timeout and replays the same rows,
+   * possibly while the first write is still running on a stalled disk; run side by side, both would find the
+   * rows above the file's mark and append them twice. One at a time, the replay finds the mark moved and skips
+   * them. (It also keeps two first writes of a day from opening the file twice.)
+   */
+  write(entries: readonly LedgerEntry[]): Promise<void> {
+    const next = this.chain.then(() => this.append(entries));
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async append(entries: readonly LedgerEntry[]): Promise<void> {
     for (const [day, list] of groupEntries(entries, (e) => e.day)) {
       const f = await this.file(day);
       // Entries arrive in sequence order (LedgerSink), and a file's mark only moves once its rows are written:
@@ -48,6 +61,8 @@ export class FileSink implements LedgerSink {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    // A write the ledger gave up on may still be running: its file stays open until it ends.
+    await this.chain;
     await this.sync();
     for (const f of this.files.values()) await f.fh.close();
     this.files.clear();

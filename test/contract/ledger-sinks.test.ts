@@ -70,6 +70,21 @@ for (const [name, make] of Object.entries(harnesses)) {
       expect(ids).toEqual([...a, ...b].map((e) => JSON.parse(e.line).request_id));
     });
 
+    // The ledger gives up on a write after writeTimeoutMs and replays its rows from the spool, while the write it
+    // gave up on may still be running (a stalled disk, a slow round trip). The sink gets the replay before the
+    // first write has finished, and must still store each row once, in order.
+    it('stores each row once when a write arrives while an earlier one is still running', async () => {
+      const h = make();
+      const sink = h.open();
+      const a = entries(30);
+      const b = entries(20);
+      await sink.write(a.slice(0, 5)); // an open sink, as in a running tiergate
+      await Promise.all([sink.write(a), sink.write([...a.slice(10), ...b]), sink.write(a.slice(20)), sink.write(b.slice(5))]);
+      await sink.close();
+      const ids = (await h.stored()).map((r) => r.request_id);
+      expect(ids).toEqual([...a, ...b].map((e) => JSON.parse(e.line).request_id));
+    });
+
     it('keeps rows from several writers apart', async () => {
       const h = make();
       const sink = h.open();
