@@ -5,12 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileSink } from '../../src/ledger/file-sink.js';
-import { MemorySink } from '../../src/ledger/memory-sink.js';
-import { rowsFromFiles, rowsFromRedis } from '../../src/ledger/read.js';
-import { RedisStreamSink } from '../../src/ledger/redis-stream-sink.js';
-import type { LedgerRow } from '../../src/ledger/row.js';
-import type { LedgerEntry, LedgerSink } from '../../src/ledger/sink.js';
+import { rowsFromFiles } from '../../src/ledger/read.js';
+import type { LedgerEntry } from '../../src/ledger/sink.js';
 import { collectRows, sampleRow } from '../helpers/ledger-rows.js';
+import { sinkHarnesses } from '../helpers/ledger-sinks.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 let redis: RedisServer;
@@ -19,29 +17,7 @@ beforeAll(async () => {
 });
 afterAll(async () => redis.down());
 
-interface Harness {
-  /** A sink over the same storage each call (a reopen after a restart). */
-  open(): LedgerSink;
-  stored(): Promise<LedgerRow[]>;
-}
-
-const harnesses: Record<string, () => Harness> = {
-  memory: () => {
-    const sink = new MemorySink();
-    return { open: () => sink, stored: async () => sink.rows<LedgerRow>() };
-  },
-  file: () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tiergate-file-sink-'));
-    return {
-      open: () => new FileSink({ dir, fsyncIntervalMs: 50 }),
-      stored: () => collectRows(rowsFromFiles(readdirSync(dir).sort().map((f) => join(dir, f)))),
-    };
-  },
-  redis: () => {
-    const stream = `test:ledger:${Math.random().toString(36).slice(2)}`;
-    return { open: () => new RedisStreamSink({ url: redis.url, stream, maxLen: 100_000 }), stored: () => collectRows(rowsFromRedis(redis.url, stream)) };
-  },
-};
+const harnesses = sinkHarnesses(() => redis.url);
 
 let seq = 0;
 const WRITER = 'writer-a';

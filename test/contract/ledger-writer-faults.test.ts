@@ -1,0 +1,193 @@
+// The ledger writer on generated histories of sink faults and restarts, over each real sink. A history records
+// rows (some still being built when recorded), waits, flushes and restarts the process (close, then a new
+// writer on the same spool and storage), while the sink fails in the ways sinks fail: down before storing
+// anything, storing part of a batch and then failing, or answering after the writer's timeout (the rows land
+// anyway) or just before it. At the end the sink is healthy and one more process drains the spool. Whatever
+// the history, the sink must hold every recorded row exactly once, in recording order (per UTC day: the file
+// sink keeps a file per day), and the spool must be gone. The unit tests state these cases one by one; this
+// finds the interleavings nobody wrote down.
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Ledger, type LedgerHooks, type LedgerOptions } from '../../src/ledger/ledger.js';
+import type { LedgerRow } from '../../src/ledger/row.js';
+import type { LedgerEntry, LedgerSink } from '../../src/ledger/sink.js';
+import { fuzzRuns } from '../helpers/generated.js';
+import { sampleRow } from '../helpers/ledger-rows.js';
+import { sinkHarnesses, type SinkHarness } from '../helpers/ledger-sinks.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+afterAll(async () => redis.down());
+
+const WRITE_TIMEOUT_MS = 25;
+
+type Fault =
+  | { kind: 'ok' }
+  | { kind: 'down' }
+  /** Stores the first `keep` entries, then fails (the file sink's first day written and its second not; a dropped connection). */
+  | { kind: 'partial'; keep: number }
+  /** Reaches the sink `ms` later: past the timeout the writer has given up, and the rows land anyway. */
+  | { kind: 'delayed'; ms: number }
+  /**
+   * Stalls until the next write (the replay of these rows, after the timeout) arrives, and then runs in the
+   * sink at the same time as it: a write stuck on a stalled disk that comes unstuck as the replay starts.
+   */
+  | { kind: 'stalled' };
+
+/** A real sink behind the faults of one history, taken in order, one per write; healthy once they run out. */
+class FaultySink implements LedgerSink {
+  readonly name: string;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  /** Starts the stalled write, if any; called as the next write starts, and at close. */
+  private unstall: (() => void) | undefined;
+
+  constructor(
+    private readonly inner: LedgerSink,
+    private readonly faults: Fault[],
+  ) {
+    this.name = inner.name;
+  }
+
+  write(entries: readonly LedgerEntry[]): Promise<void> {
+    const stalled = this.unstall;
+    this.unstall = undefined;
+    const p = this.attempt(entries, this.faults.shift() ?? { kind: 'ok' });
+    stalled?.();
+    this.inFlight.add(p);
+    void p.catch(() => undefined).finally(() => this.inFlight.delete(p));
+    return p;
+  }
+
+  private async attempt(entries: readonly LedgerEntry[], fault: Fault): Promise<void> {
+    switch (fault.kind) {
+      case 'down':
+        throw new Error('sink down');
+      case 'partial':
+        await this.inner.write(entries.slice(0, fault.keep));
+        throw new Error('connection lost mid-batch');
+      case 'delayed':
+        await new Promise((r) => setTimeout(r, fault.ms));
+        return this.inner.write(entries);
+      case 'stalled':
+        await new Promise<void>((resolve) => (this.unstall = resolve));
+        return this.inner.write(entries);
+      case 'ok':
+        return this.inner.write(entries);
+    }
+  }
+
+  /** A process ends after its writes have: a write given up on still lands before the next process starts. */
+  async close(): Promise<void> {
+    this.unstall?.();
+    await Promise.allSettled([...this.inFlight]);
+    await this.inner.close();
+  }
+}
+
+type Op =
+  | { op: 'record'; n: number; day: number; buildMs: number | null }
+  | { op: 'wait'; ms: number }
+  | { op: 'flush' }
+  | { op: 'restart' };
+
+const fault: fc.Arbitrary<Fault> = fc.oneof(
+  { weight: 2, arbitrary: fc.constant<Fault>({ kind: 'ok' }) },
+  { weight: 2, arbitrary: fc.constant<Fault>({ kind: 'down' }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('partial' as const), keep: fc.nat(6) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('delayed' as const), ms: fc.oneof(fc.integer({ min: 1, max: 10 }), fc.integer({ min: WRITE_TIMEOUT_MS + 5, max: WRITE_TIMEOUT_MS + 40 })) }),
+  },
+  { weight: 1, arbitrary: fc.constant<Fault>({ kind: 'stalled' }) },
+);
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({ op: fc.constant('record' as const), n: fc.integer({ min: 1, max: 8 }), day: fc.nat(1), buildMs: fc.option(fc.nat(4), { freq: 3 }) }),
+  },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 40 }) }) },
+  { weight: 1, arbitrary: fc.constant<Op>({ op: 'flush' }) },
+  { weight: 1, arbitrary: fc.constant<Op>({ op: 'restart' }) },
+);
+
+const settings = fc.record({
+  queueSize: fc.integer({ min: 1, max: 20 }),
+  batchSize: fc.integer({ min: 1, max: 10 }),
+  lingerMs: fc.constantFrom(0, 2),
+});
+
+const silent: LedgerHooks = { rows: () => undefined, sinkError: () => undefined };
+const DAYS = ['2026-12-01', '2026-12-02'];
+
+async function play(h: SinkHarness, s: { queueSize: number; batchSize: number; lingerMs: number }, faults: Fault[], ops: readonly Op[]) {
+  const opts: LedgerOptions = { spoolDir: mkdtempSync(join(tmpdir(), 'tiergate-ledger-faults-')), writeTimeoutMs: WRITE_TIMEOUT_MS, retryMs: 5, ...s };
+  const open = (f: Fault[]) => new Ledger([new FaultySink(h.open(), f)], opts, silent);
+  /** Request ids in the order the writer took the rows (a row still being built is taken when it is done). */
+  const taken: LedgerRow[] = [];
+  let ledger = open(faults);
+  let id = 0;
+  for (const o of ops) {
+    if (o.op === 'record') {
+      for (let i = 0; i < o.n; i++) {
+        const row = sampleRow({ request_id: `r${id++}`, timestamp: `${DAYS[o.day]}T12:00:00.000Z` });
+        if (o.buildMs === null) {
+          taken.push(row);
+          ledger.record(row);
+        } else {
+          const ms = o.buildMs;
+          ledger.record(new Promise<LedgerRow>((resolve) => setTimeout(() => (taken.push(row), resolve(row)), ms)));
+        }
+      }
+    } else if (o.op === 'wait') await new Promise((r) => setTimeout(r, o.ms));
+    else if (o.op === 'flush') await ledger.flush();
+    else {
+      await ledger.close();
+      ledger = open(faults); // the faults not used yet carry over to the next process
+    }
+  }
+  await ledger.close();
+  // A healthy sink and a new process: it delivers whatever the spool still holds, before its own rows.
+  const last = open([]);
+  const deadline = Date.now() + 10_000;
+  while (last.backlog().some((b) => b.queued + b.spooled > 0) && Date.now() < deadline) await last.flush();
+  await last.close();
+  return { taken, spoolLeft: readdirSync(opts.spoolDir) };
+}
+
+const harnesses = sinkHarnesses(() => redis.url);
+
+describe('ledger writer under generated sink faults and restarts', () => {
+  for (const name of ['memory', 'file', 'redis'] as const) {
+    it(`${name} sink: every row stored once, in order, and the spool emptied`, async () => {
+      let cases = 0;
+      let faultsUsed = 0;
+      await fc.assert(
+        fc.asyncProperty(settings, fc.array(fault, { maxLength: 40 }), fc.array(op, { minLength: 1, maxLength: 25 }), async (s, faults, ops) => {
+          const h = harnesses[name]();
+          const planned = faults.length;
+          const queue = [...faults];
+          const { taken, spoolLeft } = await play(h, s, queue, ops);
+          const stored = await h.stored();
+          for (const day of DAYS) {
+            const want = taken.filter((r) => r.timestamp.startsWith(day)).map((r) => r.request_id);
+            expect(stored.filter((r) => r.timestamp.startsWith(day)).map((r) => r.request_id)).toEqual(want);
+          }
+          expect(spoolLeft).toEqual([]);
+          cases++;
+          faultsUsed += faults.slice(0, planned - queue.length).filter((f) => f.kind !== 'ok').length;
+        }),
+        { numRuns: fuzzRuns(40) },
+      );
+      // The histories must have put the writer through its failure paths, not only the healthy one.
+      expect(faultsUsed).toBeGreaterThan(cases);
+      console.info(`${name}: ${cases} histories, ${faultsUsed} sink failures`);
+    }, 300_000);
+  }
+});
