@@ -222,5 +222,12 @@ function ledgerHooks(metrics: Metrics, log: Logger): LedgerHooks {
       if (!failing.has(sink)) log.error({ event: 'ledger.sink_failed', sink, error: err instanceof Error ? err.message : String(err) });
       failing.add(sink);
     },
+    unsaved: (sink, entries) => {
+      if (entries.length === 0) return;
+      metrics.ledgerRows.inc({ sink, result: 'unsaved' }, entries.length);
+      // The last place these rows can go: the log, in full, so they can be put back into the sink from it. A row
+      // holds ids, counts and prices, never prompt text or keys.
+      log.error({ event: 'ledger.rows_unsaved', sink, count: entries.length, rows: entries.map((e) => e.line) });
+    },
   };
 }

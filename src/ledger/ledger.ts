@@ -26,6 +26,11 @@ export interface LedgerOptions {
 export interface LedgerHooks {
   rows(sink: string, result: 'written' | 'replayed' | 'spooled', n: number): void;
   sinkError(sink: string, err: unknown): void;
+  /**
+   * A closing process could neither deliver these rows nor keep them in the spool (the sink and the spool's
+   * disk failing together): the last place they can go before the process exits.
+   */
+  unsaved(sink: string, entries: readonly LedgerEntry[]): void;
 }
 
 export class Ledger {
@@ -201,7 +206,7 @@ class SinkChannel {
   deliverNow(): void {
     clearTimeout(this.lingerTimer);
     this.lingerTimer = undefined;
-    if (!this.retryTimer && (this.queue.length > 0 || !this.spool.isEmpty)) this.kick();
+    if (!this.retryTimer && (this.queue.length > 0 || this.spool.hasWork)) this.kick();
   }
 
   kick(): void {
@@ -232,12 +237,16 @@ class SinkChannel {
         if (!(await this.attempt(batch))) return this.stop(this.failed());
         this.queue.splice(0, batch.length);
         this.hooks.rows(this.sink.name, 'written', batch.length);
-      } else if (!this.spool.isEmpty && (!this.closing || Date.now() < this.closeDeadline)) {
+      } else if (this.spool.hasWork && (!this.closing || Date.now() < this.closeDeadline)) {
         try {
           await this.spool.flush();
         } catch (err) {
           this.hooks.sinkError(`${this.sink.name}-spool`, err);
-          return this.stop(this.retryLater());
+          // The disk failed, not necessarily the sink: rows the file never got are delivered from memory when
+          // nothing older waits in the file. Whatever is queued is older than what is spooled, so they go last.
+          const taken = await this.spool.takeUnwritten((rows) => this.queue.push(...rows)).catch(() => 0);
+          if (taken === 0) return this.stop(this.retryLater());
+          continue;
         }
         const { entries, bytes, skipped } = await this.spool.read(this.opts.batchSize);
         if (entries.length > 0 && !(await this.attempt(entries))) return this.stop(this.retryLater());
@@ -317,9 +326,16 @@ class SinkChannel {
       await this.idle();
     }
     if (this.queue.length > 0) {
-      await this.spool.prepend(this.queue.splice(0)).catch((err: unknown) => this.hooks.sinkError(`${this.sink.name}-spool`, err));
+      const rest = this.queue.splice(0);
+      await this.spool.prepend(rest).catch((err: unknown) => {
+        this.hooks.sinkError(`${this.sink.name}-spool`, err);
+        this.hooks.unsaved(this.sink.name, rest);
+      });
     }
-    await this.spool.flush().catch((err: unknown) => this.hooks.sinkError(`${this.sink.name}-spool`, err));
+    await this.spool.flush().catch((err: unknown) => {
+      this.hooks.sinkError(`${this.sink.name}-spool`, err);
+      this.hooks.unsaved(this.sink.name, this.spool.abandonUnwritten());
+    });
     await this.sink.close().catch((err: unknown) => this.hooks.sinkError(this.sink.name, err));
   }
 }

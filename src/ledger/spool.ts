@@ -1,7 +1,7 @@
 // A sink's spool: the rows it has not stored yet, in order, in a local file (one line per row), with the byte
 // offset of what was already delivered kept beside it. Every file operation runs on one chain, so appends,
 // reads and rewrites never interleave.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { LedgerEntry } from './sink.js';
@@ -12,22 +12,44 @@ const READ_WINDOW = 4 * 1024 * 1024;
 export class Spool {
   private readonly path: string;
   private readonly offsetPath: string;
+  private readonly tmpPath: string;
   private pending: LedgerEntry[] = [];
   private chain: Promise<unknown> = Promise.resolve();
   private flushScheduled = false;
   private offset = 0;
-  /** Rows in the file past the offset plus rows pending: the backlog. */
+  /**
+   * Rows in the file past the offset plus rows pending: the backlog. Until the file could be read (`loaded`),
+   * only the rows this process spooled, which are not in the file yet.
+   */
   private rows = 0;
+  /**
+   * False while a file left by an earlier process could not be read (a failing disk). Its rows are unknown,
+   * and are delivered once it can be read; this process's rows need not wait for them, since a sink tells
+   * rows apart by each writer's sequence numbers and those rows are another writer's.
+   */
+  private loaded = true;
 
   /** The directory is created on first use: a healthy sink never touches the disk. */
   constructor(dir: string, name: string) {
     this.path = join(dir, `${name}.spool.jsonl`);
     this.offsetPath = `${this.path}.offset`;
-    // A previous process may have left rows: they are delivered first.
-    if (existsSync(this.path)) {
-      this.offset = existsSync(this.offsetPath) ? Number(readFileSync(this.offsetPath, 'utf8')) || 0 : 0;
-      const rest = readFileSync(this.path).subarray(this.offset).toString('utf8');
-      this.rows = rest.split('\n').filter((l) => l.length > 0).length;
+    this.tmpPath = `${this.path}.tmp`;
+    // A previous process may have left rows: they are delivered first. A spool that may exist but cannot be
+    // read now (a failing disk) is read later (load()).
+    let missing = false;
+    try {
+      this.rows = this.countFileRows(readFileSync(this.path), readOffset(() => readFileSync(this.offsetPath, 'utf8')));
+    } catch (err) {
+      missing = isMissing(err);
+      this.loaded = missing;
+    }
+    try {
+      // A rewrite (prepend) that a crash or a disk error cut short; the file itself is intact.
+      rmSync(this.tmpPath, { force: true });
+      // An offset without its file would be applied to the next spool file from its first row.
+      if (missing) rmSync(this.offsetPath, { force: true });
+    } catch {
+      // the disk is failing: the next rewrite replaces the first; load() handles the second
     }
   }
 
@@ -35,8 +57,40 @@ export class Spool {
     return this.rows;
   }
 
+  /** No row is waiting that new rows must queue behind. */
   get isEmpty(): boolean {
     return this.rows === 0;
+  }
+
+  /** Something to deliver or to find out: rows waiting, or a file from an earlier process not read yet. */
+  get hasWork(): boolean {
+    return this.rows > 0 || !this.loaded;
+  }
+
+  /** Learns the offset and the rows of a file that could not be read at start; throws while it still cannot. */
+  private async load(): Promise<void> {
+    if (this.loaded) return;
+    let data: Buffer;
+    try {
+      data = await readFile(this.path);
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+      await rm(this.offsetPath, { force: true }); // as in the constructor
+      this.offset = 0;
+      this.loaded = true;
+      return;
+    }
+    const offset = await readOffsetAsync(this.offsetPath);
+    this.rows += this.countFileRows(data, offset);
+    this.loaded = true;
+  }
+
+  /** Sets the offset and returns the rows past it (counted on the bytes: a long outage's file is never decoded whole). */
+  private countFileRows(data: Buffer, offset: number): number {
+    this.offset = offset;
+    let n = 0;
+    for (let at = offset, nl = data.indexOf(0x0a, at); nl !== -1; at = nl + 1, nl = data.indexOf(0x0a, at)) if (nl > at) n++;
+    return n;
   }
 
   append(entries: readonly LedgerEntry[]): void {
@@ -53,6 +107,7 @@ export class Spool {
     return this.run(async () => {
       this.flushScheduled = false;
       if (this.pending.length === 0) return;
+      await this.load(); // rows written before the file is known would be counted twice
       const batch = this.pending;
       this.pending = [];
       try {
@@ -67,6 +122,7 @@ export class Spool {
   /** Up to `max` rows from the front, and the bytes they take. */
   read(max: number): Promise<{ entries: LedgerEntry[]; bytes: number; skipped: number }> {
     return this.run(async () => {
+      await this.load();
       const text = await this.fileRest(READ_WINDOW);
       const entries: LedgerEntry[] = [];
       let bytes = 0;
@@ -98,36 +154,80 @@ export class Spool {
     });
   }
 
-  /** Puts rows in front of everything spooled (a failed in-memory queue, which is older), durably. */
+  /**
+   * Puts rows in front of everything spooled (a failed in-memory queue, which is older), durably. The count
+   * grows at once, so that rows recorded meanwhile see a spool that is not empty and go behind them. When the
+   * disk fails nothing changes: the rows stay the caller's and what was pending stays pending.
+   */
   prepend(entries: readonly LedgerEntry[]): Promise<void> {
     if (entries.length === 0) return Promise.resolve();
     this.rows += entries.length;
     return this.run(async () => {
-      const rest = await this.fileRest();
-      const pending = this.pending.map(encode).join('');
-      this.pending = [];
-      const tmp = `${this.path}.tmp`;
-      await appendSync(tmp, entries.map(encode).join('') + rest + pending, 'w');
-      await rename(tmp, this.path);
-      this.offset = 0;
-      await rm(this.offsetPath, { force: true });
+      let batch: LedgerEntry[] = [];
+      try {
+        await this.load();
+        const rest = await this.fileRest();
+        batch = [...this.pending];
+        await appendSync(this.tmpPath, entries.map(encode).join('') + rest + batch.map(encode).join(''), 'w');
+        // The old offset goes before the new file comes: the other order, cut short by a crash, would leave the
+        // new file with an offset into it, and the next process would skip its first rows.
+        await rm(this.offsetPath, { force: true });
+        await rename(this.tmpPath, this.path);
+        this.offset = 0;
+      } catch (err) {
+        this.rows -= entries.length;
+        await rm(this.tmpPath, { force: true }).catch(() => undefined);
+        throw err;
+      }
+      this.pending = this.pending.slice(batch.length); // rows appended while this ran stay pending
     });
   }
 
-  /** The file past the offset (at most `limit` bytes; a window ending mid-line is trimmed by the reader). */
+  /**
+   * When nothing older than the rows waiting in memory is in the file, hands those rows to `into` (the disk
+   * has failed and the caller can still deliver them: they are next in order, after the caller's queue). Otherwise none: the file's rows
+   * must go first, since sinks recognise rows they hold by each writer's highest sequence number, and a row
+   * delivered after a later one of its writer would be taken for one already stored. (A file not read yet
+   * holds only an earlier process's rows: this process writes to it only once it has read it.)
+   */
+  takeUnwritten(into: (entries: LedgerEntry[]) => void): Promise<number> {
+    return this.run(async () => {
+      if (this.loaded && this.rows !== this.pending.length) return 0;
+      // Handed over in the same step as the spool becomes empty: rows recorded after this go behind them.
+      const taken = this.abandonUnwritten();
+      into(taken);
+      return taken.length;
+    });
+  }
+
+  /** At shutdown, after a failed flush: the rows that never reached the file, which are now the caller's. */
+  abandonUnwritten(): LedgerEntry[] {
+    const taken = this.pending;
+    this.pending = [];
+    this.rows -= taken.length;
+    return taken;
+  }
+
+  /**
+   * The file past the offset (at most `limit` bytes; a window ending mid-line is trimmed by the reader). No
+   * file is an empty spool; any other error is the disk's and is thrown: read as empty, it would let newer
+   * rows overtake the ones the file holds.
+   */
   private async fileRest(limit = Infinity): Promise<string> {
     if (limit === Infinity) {
       try {
         return (await readFile(this.path)).subarray(this.offset).toString('utf8');
-      } catch {
-        return '';
+      } catch (err) {
+        if (isMissing(err)) return '';
+        throw err;
       }
     }
     let fh;
     try {
       fh = await open(this.path, 'r');
-    } catch {
-      return '';
+    } catch (err) {
+      if (isMissing(err)) return '';
+      throw err;
     }
     try {
       const buf = Buffer.alloc(limit);
@@ -138,10 +238,16 @@ export class Spool {
     }
   }
 
+  /**
+   * Offset first: a crash (or a failing disk) between the two leaves the delivered file with no offset, whose
+   * rows the next process sends again and the sinks skip. The other order would leave an offset behind, to be
+   * applied to the next spool file from its first row.
+   */
   private async reset(): Promise<void> {
     this.offset = 0;
-    await rm(this.path, { force: true });
     await rm(this.offsetPath, { force: true });
+    await rm(this.path, { force: true });
+    await rm(this.tmpPath, { force: true });
   }
 
   private run<T>(op: () => Promise<T>): Promise<T> {
@@ -160,6 +266,31 @@ async function appendSync(path: string, text: string, flag = 'a'): Promise<void>
   } finally {
     await fh.close();
   }
+}
+
+/** The offset file's number; no file is offset 0 (any other error is thrown). */
+function readOffset(read: () => string): number {
+  try {
+    return Number(read()) || 0;
+  } catch (err) {
+    if (isMissing(err)) return 0;
+    throw err;
+  }
+}
+
+async function readOffsetAsync(path: string): Promise<number> {
+  try {
+    return Number(await readFile(path, 'utf8')) || 0;
+  } catch (err) {
+    if (isMissing(err)) return 0;
+    throw err;
+  }
+}
+
+/** No such file, or a path component that is not a directory (no file can be under it either). */
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
 // writer, seq, event id and day never contain a tab, and JSON escapes tabs inside strings.

@@ -6,9 +6,7 @@
 // the history, the sink must hold every recorded row exactly once, in recording order (per UTC day: the file
 // sink keeps a file per day), and the spool must be gone. The unit tests state these cases one by one; this
 // finds the interleavings nobody wrote down.
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ledger, type LedgerHooks, type LedgerOptions } from '../../src/ledger/ledger.js';
@@ -18,6 +16,7 @@ import { fuzzRuns } from '../helpers/generated.js';
 import { sampleRow } from '../helpers/ledger-rows.js';
 import { sinkHarnesses, type SinkHarness } from '../helpers/ledger-sinks.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { SpoolDisk } from '../helpers/spool-disk.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -94,7 +93,9 @@ type Op =
   | { op: 'record'; n: number; day: number; buildMs: number | null }
   | { op: 'wait'; ms: number }
   | { op: 'flush' }
-  | { op: 'restart' };
+  | { op: 'restart' }
+  /** The spool's disk fails (every file operation errors) or works again. */
+  | { op: 'disk'; ok: boolean };
 
 const fault: fc.Arbitrary<Fault> = fc.oneof(
   { weight: 2, arbitrary: fc.constant<Fault>({ kind: 'ok' }) },
@@ -115,7 +116,9 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ op: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 40 }) }) },
   { weight: 1, arbitrary: fc.constant<Op>({ op: 'flush' }) },
   { weight: 1, arbitrary: fc.constant<Op>({ op: 'restart' }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('disk' as const), ok: fc.boolean() }) },
 );
+
 
 const settings = fc.record({
   queueSize: fc.integer({ min: 1, max: 20 }),
@@ -123,42 +126,65 @@ const settings = fc.record({
   lingerMs: fc.constantFrom(0, 2),
 });
 
-const silent: LedgerHooks = { rows: () => undefined, sinkError: () => undefined };
 const DAYS = ['2026-12-01', '2026-12-02'];
 
 async function play(h: SinkHarness, s: { queueSize: number; batchSize: number; lingerMs: number }, faults: Fault[], ops: readonly Op[]) {
-  const opts: LedgerOptions = { spoolDir: mkdtempSync(join(tmpdir(), 'tiergate-ledger-faults-')), writeTimeoutMs: WRITE_TIMEOUT_MS, retryMs: 5, ...s };
-  const open = (f: Fault[]) => new Ledger([new FaultySink(h.open(), f)], opts, silent);
+  const disk = new SpoolDisk();
+  const opts: LedgerOptions = { spoolDir: disk.dir, writeTimeoutMs: WRITE_TIMEOUT_MS, retryMs: 5, ...s };
+  /** Rows a closing process could neither store nor spool (sink and disk down together), as it reported them. */
+  const unsaved: string[] = [];
+  const hooks: LedgerHooks = {
+    rows: () => undefined,
+    sinkError: () => undefined,
+    unsaved: (_sink, entries) => void unsaved.push(...entries.map((e) => (JSON.parse(e.line) as LedgerRow).request_id)),
+  };
+  const open = (f: Fault[]) => new Ledger([new FaultySink(h.open(), f)], opts, hooks);
   /** Request ids in the order the writer took the rows (a row still being built is taken when it is done). */
   const taken: LedgerRow[] = [];
   let ledger = open(faults);
   let id = 0;
+  let diskUp = true;
+  let closedWithDiskDown = false;
+  let startedWithDiskDown = false;
+  /** Which process (0, 1, …) recorded each row. */
+  const writer = new Map<string, number>();
+  let proc = 0;
   for (const o of ops) {
     if (o.op === 'record') {
       for (let i = 0; i < o.n; i++) {
         const row = sampleRow({ request_id: `r${id++}`, timestamp: `${DAYS[o.day]}T12:00:00.000Z` });
         if (o.buildMs === null) {
           taken.push(row);
+          writer.set(row.request_id, proc);
           ledger.record(row);
         } else {
           const ms = o.buildMs;
+          writer.set(row.request_id, proc);
           ledger.record(new Promise<LedgerRow>((resolve) => setTimeout(() => (taken.push(row), resolve(row)), ms)));
         }
       }
     } else if (o.op === 'wait') await new Promise((r) => setTimeout(r, o.ms));
     else if (o.op === 'flush') await ledger.flush();
-    else {
+    else if (o.op === 'disk') {
+      disk.set(o.ok);
+      diskUp = o.ok;
+    } else {
+      closedWithDiskDown ||= !diskUp;
       await ledger.close();
       ledger = open(faults); // the faults not used yet carry over to the next process
+      proc++;
+      startedWithDiskDown ||= !diskUp;
     }
   }
+  closedWithDiskDown ||= !diskUp;
   await ledger.close();
+  disk.set(true);
   // A healthy sink and a new process: it delivers whatever the spool still holds, before its own rows.
   const last = open([]);
   const deadline = Date.now() + 10_000;
   while (last.backlog().some((b) => b.queued + b.spooled > 0) && Date.now() < deadline) await last.flush();
   await last.close();
-  return { taken, spoolLeft: readdirSync(opts.spoolDir) };
+  return { taken, unsaved, closedWithDiskDown, startedWithDiskDown, writer, spoolLeft: readdirSync(opts.spoolDir) };
 }
 
 const harnesses = sinkHarnesses(() => redis.url);
@@ -168,26 +194,44 @@ describe('ledger writer under generated sink faults and restarts', () => {
     it(`${name} sink: every row stored once, in order, and the spool emptied`, async () => {
       let cases = 0;
       let faultsUsed = 0;
+      let unsavedRows = 0;
       await fc.assert(
         fc.asyncProperty(settings, fc.array(fault, { maxLength: 40 }), fc.array(op, { minLength: 1, maxLength: 25 }), async (s, faults, ops) => {
           const h = harnesses[name]();
           const planned = faults.length;
           const queue = [...faults];
-          const { taken, spoolLeft } = await play(h, s, queue, ops);
+          const { taken, unsaved, closedWithDiskDown, startedWithDiskDown, writer, spoolLeft } = await play(h, s, queue, ops);
+          // Only a process that closed while its spool's disk failed may give up on rows.
+          if (!closedWithDiskDown) expect(unsaved).toEqual([]);
           const stored = await h.stored();
+          // Rows a closing process reported unsaved are the only ones the sink may lack. It may hold some of them
+          // all the same: a write that failed or timed out may have stored them (which is why they are reported,
+          // not dropped). Every other row is stored once, in order: in recording order, or, after a process
+          // started with a spool it could not read, in each process's recording order (its rows did not wait for
+          // the earlier process's spool).
+          const reported = new Set(unsaved);
+          expect(reported.size).toBe(unsaved.length);
+          const storedIds = stored.map((r) => r.request_id);
+          expect(new Set(storedIds).size).toBe(storedIds.length);
+          const orders = startedWithDiskDown ? [...new Set(writer.values())] : [undefined];
           for (const day of DAYS) {
-            const want = taken.filter((r) => r.timestamp.startsWith(day)).map((r) => r.request_id);
-            expect(stored.filter((r) => r.timestamp.startsWith(day)).map((r) => r.request_id)).toEqual(want);
+            for (const p of orders) {
+              const keep = (r: LedgerRow) => r.timestamp.startsWith(day) && !reported.has(r.request_id) && (p === undefined || writer.get(r.request_id) === p);
+              expect(stored.filter(keep).map((r) => r.request_id)).toEqual(taken.filter(keep).map((r) => r.request_id));
+            }
           }
           expect(spoolLeft).toEqual([]);
+          expect(storedIds.every((id) => taken.some((r) => r.request_id === id))).toBe(true);
+          expect(unsaved.every((id) => taken.some((r) => r.request_id === id))).toBe(true);
           cases++;
+          unsavedRows += unsaved.length;
           faultsUsed += faults.slice(0, planned - queue.length).filter((f) => f.kind !== 'ok').length;
         }),
         { numRuns: fuzzRuns(40) },
       );
       // The histories must have put the writer through its failure paths, not only the healthy one.
       expect(faultsUsed).toBeGreaterThan(cases);
-      console.info(`${name}: ${cases} histories, ${faultsUsed} sink failures`);
+      console.info(`${name}: ${cases} histories, ${faultsUsed} sink failures, ${unsavedRows} rows reported unsaved`);
     }, 300_000);
   }
 });

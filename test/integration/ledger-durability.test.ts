@@ -108,13 +108,47 @@ describe('ledger durability', () => {
     expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
     await down.down();
   });
+
+  it('SIGTERM with the sink down and the spool disk failing: the rows it could not keep are logged in full', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-unsaved-'));
+    const down = await RedisServer.start();
+    await down.down();
+    writeFileSync(join(dir, 'not-a-dir'), ''); // every spool operation under it fails (ENOTDIR)
+    const config = join(dir, 'tiergate.yaml');
+    writeFileSync(
+      config,
+      [
+        'ledger:',
+        `  spoolDir: ${join(dir, 'not-a-dir', 'spool')}`,
+        '  retryMs: 50',
+        '  sinks:',
+        `    - { type: file, dir: ${join(dir, 'ledger')} }`,
+        `    - { type: redis, url: "${down.url}", stream: "unsaved:ledger" }`,
+      ].join('\n'),
+    );
+    const ids = Array.from({ length: 30 }, (_, i) => `unsaved-${i}`);
+    const out = await runServer(config, async (pool) => {
+      for (const id of ids) await request(pool, id);
+    });
+    expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
+    const logged = out
+      .split('\n')
+      .filter((l) => l.includes('"event":"ledger.rows_unsaved"'))
+      .map((l) => JSON.parse(l) as { sink: string; count: number; rows: string[] });
+    expect(logged.every((l) => l.sink === 'redis' && l.count === l.rows.length)).toBe(true);
+    // Each row in full, as the sink would have stored it: the log is where they can be put back from.
+    expectExactly(
+      logged.flatMap((l) => l.rows.map((r) => JSON.parse(r) as LedgerRow)),
+      ids,
+    );
+  });
 });
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'src/cli.ts');
 
 /** `tiergate serve` in a child process: run `work` against it, then SIGTERM it and expect a clean exit. */
-async function runServer(config: string, work: (pool: ExtProcPool) => Promise<void>): Promise<void> {
+async function runServer(config: string, work: (pool: ExtProcPool) => Promise<void>): Promise<string> {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
     cwd: ROOT,
     env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
@@ -135,4 +169,5 @@ async function runServer(config: string, work: (pool: ExtProcPool) => Promise<vo
   child.kill('SIGTERM');
   expect(await exited).toBe(0);
   expect(out).toContain('"event":"server.stopped"');
+  return out;
 }

@@ -1,6 +1,6 @@
 // The ledger writer's promises: every row reaches every sink, in order, across sink failures, queue overflow
 // and restarts, and a replay never stores a row twice.
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,6 +9,8 @@ import { MemorySink } from '../../src/ledger/memory-sink.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import type { LedgerEntry } from '../../src/ledger/sink.js';
 import { sampleRow } from '../helpers/ledger-rows.js';
+import { SpoolDisk } from '../helpers/spool-disk.js';
+import { Spool } from '../../src/ledger/spool.js';
 
 /** A sink that can be taken down, and that can be made slow (writes that land after the writer gave up). */
 class FlakySink extends MemorySink {
@@ -29,6 +31,7 @@ const counts = { written: 0, replayed: 0, spooled: 0, errors: 0 };
 const hooks: LedgerHooks = {
   rows: (_s, result, n) => void (counts[result] += n),
   sinkError: () => void counts.errors++,
+  unsaved: () => undefined,
 };
 
 function options(over: Partial<LedgerOptions> = {}): LedgerOptions {
@@ -128,6 +131,57 @@ describe('ledger writer', () => {
     await second.close();
   });
 
+  it('a failing spool disk does not hold rows back from a healthy sink', async () => {
+    // Before: rows past the queue size went to the spool's memory, the disk refused them, and they waited for it
+    // there, while the sink was up; a shutdown then dropped them without a word.
+    const disk = new SpoolDisk();
+    const sink = new MemorySink();
+    disk.set(false);
+    const ledger = new Ledger([sink], options({ spoolDir: disk.dir, queueSize: 2, batchSize: 2 }), hooks);
+    for (const r of rows(10)) ledger.record(r);
+    await until(() => ids(sink).length === 10);
+    expect(ids(sink)).toEqual(rows(10).map((r) => r.request_id));
+    await ledger.close();
+  });
+
+  it('a spool left by an earlier process that cannot be read yet: new rows go on, the old ones follow when it can be', async () => {
+    const disk = new SpoolDisk();
+    const down = new FlakySink('s');
+    down.down = true;
+    const first = new Ledger([down], options({ spoolDir: disk.dir }), hooks);
+    for (const r of rows(5)) first.record(r);
+    await first.close(); // five rows in the spool file
+    disk.set(false);
+    const up = new MemorySink('s');
+    const second = new Ledger([up], options({ spoolDir: disk.dir }), hooks);
+    for (const r of rows(3, 5)) second.record(r);
+    // The file cannot be read, so it is not taken for an empty spool (its rows are not dropped) and does not
+    // stop this process's rows either: a sink tells the two processes' rows apart.
+    await until(() => ids(up).length === 3);
+    expect(ids(up)).toEqual(['r-5', 'r-6', 'r-7']);
+    expect(second.backlog()[0]?.spooled).toBe(0);
+    disk.set(true);
+    await until(() => ids(up).length === 8);
+    expect(ids(up).slice(3)).toEqual(['r-0', 'r-1', 'r-2', 'r-3', 'r-4']);
+    await second.close();
+    expect(readdirSync(disk.dir)).toEqual([]);
+  });
+
+  it('at shutdown, rows neither the sink nor the spool disk would take are handed to the unsaved hook, in order', async () => {
+    const disk = new SpoolDisk();
+    const down = new FlakySink('s');
+    down.down = true;
+    const unsaved: string[] = [];
+    const ledger = new Ledger([down], options({ spoolDir: disk.dir, queueSize: 3 }), {
+      ...hooks,
+      unsaved: (_s, entries) => void unsaved.push(...entries.map((e) => (JSON.parse(e.line) as LedgerRow).request_id)),
+    });
+    disk.set(false);
+    for (const r of rows(8)) ledger.record(r);
+    await ledger.close();
+    expect(unsaved).toEqual(rows(8).map((r) => r.request_id));
+  });
+
   it('builds deferred rows in batches after the linger, in order, and flush or close runs what is pending', async () => {
     const sink = new MemorySink();
     const built: string[] = [];
@@ -210,3 +264,20 @@ describe('ledger writer', () => {
     await direct.close();
   });
 });
+
+describe('ledger spool', () => {
+  const entry = (seq: number): LedgerEntry => ({ eventId: `e${seq}`, day: '2026-12-02', line: JSON.stringify({ seq }), writer: 'w', seq });
+
+  it('an offset left without its spool file is not applied to the next spool file', async () => {
+    // What a crash between removing a drained spool and its offset used to leave behind.
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
+    writeFileSync(join(dir, 's.spool.jsonl.offset'), '100000');
+    const first = new Spool(dir, 's');
+    first.append([1, 2, 3].map(entry));
+    await first.flush(); // on disk; then the process dies before it delivers anything
+    const next = new Spool(dir, 's');
+    expect(next.size).toBe(3);
+    expect((await next.read(10)).entries.map((e) => e.seq)).toEqual([1, 2, 3]);
+  });
+});
+
