@@ -1,7 +1,7 @@
 // A sink's spool: the rows it has not stored yet, in order, in a local file (one line per row), with the byte
 // offset of what was already delivered kept beside it. Every file operation runs on one chain, so appends,
 // reads and rewrites never interleave.
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, truncateSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { LedgerEntry } from './sink.js';
@@ -85,8 +85,18 @@ export class Spool {
     this.loaded = true;
   }
 
-  /** Sets the offset and returns the rows past it (counted on the bytes: a long outage's file is never decoded whole). */
+  /**
+   * Sets the offset and returns the rows past it (counted on the bytes: a long outage's file is never decoded
+   * whole). A last line without its newline is the torn end of an append a crash cut short: that row was never
+   * durable, and it is cut off, or the next append would run on from it and make one garbled line of both.
+   */
   private countFileRows(data: Buffer, offset: number): number {
+    const whole = data.lastIndexOf(0x0a) + 1;
+    if (whole < data.length) {
+      truncateSync(this.path, whole);
+      data = data.subarray(0, whole);
+    }
+    offset = Math.min(offset, whole);
     this.offset = offset;
     let n = 0;
     for (let at = offset, nl = data.indexOf(0x0a, at); nl !== -1; at = nl + 1, nl = data.indexOf(0x0a, at)) if (nl > at) n++;
@@ -123,7 +133,9 @@ export class Spool {
   read(max: number): Promise<{ entries: LedgerEntry[]; bytes: number; skipped: number }> {
     return this.run(async () => {
       await this.load();
-      const text = await this.fileRest(READ_WINDOW);
+      let text = await this.fileRest(READ_WINDOW);
+      // A window with no whole line in it holds the start of one longer than the window: read on to its end.
+      if (text.length > 0 && !text.includes('\n')) text = await this.fileRest();
       const entries: LedgerEntry[] = [];
       let bytes = 0;
       let skipped = 0;
@@ -134,9 +146,10 @@ export class Spool {
         const line = text.slice(start, nl);
         bytes += Buffer.byteLength(line) + 1;
         start = nl + 1;
+        if (line.length === 0) continue; // not a row, and not counted as one
         const e = decode(line);
         if (e) entries.push(e);
-        else skipped++; // a torn or foreign line: passed over, never retried forever
+        else skipped++; // a foreign line: passed over, never retried forever
       }
       // Nothing left to read: the count follows the file (it can only have drifted through a torn write).
       if (entries.length === 0 && skipped === 0 && text.length === 0 && this.pending.length === 0) this.rows = 0;

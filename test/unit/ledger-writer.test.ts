@@ -1,6 +1,6 @@
 // The ledger writer's promises: every row reaches every sink, in order, across sink failures, queue overflow
 // and restarts, and a replay never stores a row twice.
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -267,6 +267,32 @@ describe('ledger writer', () => {
 
 describe('ledger spool', () => {
   const entry = (seq: number): LedgerEntry => ({ eventId: `e${seq}`, day: '2026-12-02', line: JSON.stringify({ seq }), writer: 'w', seq });
+
+  it('a torn last line (an append a crash cut short) is cut off, not joined to the next row', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
+    const first = new Spool(dir, 's');
+    first.append([1, 2].map(entry));
+    await first.flush();
+    const path = join(dir, 's.spool.jsonl');
+    appendFileSync(path, 'w\t3\te3\t2026-12-02\t{"se'); // the crash
+    const next = new Spool(dir, 's');
+    expect(next.size).toBe(2); // the torn row was never durable
+    next.append([entry(4)]);
+    await next.flush();
+    // Before: the torn line and row 4 were one garbled line, passed over: row 4 was lost.
+    expect((await next.read(10)).entries.map((e) => e.seq)).toEqual([1, 2, 4]);
+  });
+
+  it('a row longer than the read window is read whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
+    const spool = new Spool(dir, 's');
+    const big = { ...entry(1), line: JSON.stringify({ pad: 'x'.repeat(5 * 1024 * 1024) }) };
+    spool.append([big, entry(2)]);
+    await spool.flush();
+    const { entries, skipped } = await spool.read(10);
+    expect(skipped).toBe(0);
+    expect(entries.map((e) => e.seq)).toEqual([1, 2]);
+  });
 
   it('an offset left without its spool file is not applied to the next spool file', async () => {
     // What a crash between removing a drained spool and its offset used to leave behind.
