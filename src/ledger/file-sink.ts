@@ -3,7 +3,7 @@
 // and on close, so a crash loses at most the last interval and a SIGTERM nothing. A row sent again (a replay
 // after a write that timed out but landed) is recognised as the Redis sink does: per day file, each writer's
 // highest sequence number written; rows of an earlier process, by the event ids in the file's tail.
-import { openSync, readSync, closeSync, fstatSync, write } from 'node:fs';
+import { openSync, readSync, closeSync, fstatSync, ftruncateSync, write } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { groupEntries, type LedgerEntry, type LedgerSink } from './sink.js';
@@ -120,18 +120,33 @@ interface DayFile {
   dirty: boolean;
 }
 
+/**
+ * The event ids in a day file's tail, after cutting off a torn last line: the end of an append a crash cut
+ * short. Left there, the next append would run on from it into one line that is not JSON, which the rollup
+ * refuses (and the row appended would be lost in it); and the id in the torn line would make the replay of
+ * that row look stored. The row was never written whole, so its write was never acknowledged, and the spool
+ * or the next replay still has it.
+ */
 function idsInTail(path: string): string[] {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, 'r+');
   } catch {
     return [];
   }
   try {
     const size = fstatSync(fd).size;
     const len = Math.min(size, TAIL_BYTES);
-    const buf = Buffer.alloc(len);
+    let buf = Buffer.alloc(len);
     readSync(fd, buf, 0, len, size - len);
+    if (len > 0 && buf[len - 1] !== 0x0a) {
+      const whole = buf.lastIndexOf(0x0a) + 1;
+      // A torn line longer than the tail is not cut (no row is that long): the rollup will name the line.
+      if (whole > 0 || len === size) {
+        ftruncateSync(fd, size - len + whole);
+        buf = buf.subarray(0, whole);
+      }
+    }
     return eventIdsIn(buf);
   } finally {
     closeSync(fd);

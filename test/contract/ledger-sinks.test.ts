@@ -1,6 +1,6 @@
 // One contract for every ledger sink (memory, file, Redis stream): rows stored in order, once each, even when a
 // batch is sent again (a replay after an ambiguous failure) and after the sink is reopened.
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,6 +73,28 @@ for (const [name, make] of Object.entries(harnesses)) {
     });
   });
 }
+
+describe('file sink after a crash mid-append', () => {
+  it('cuts the torn last line off when it opens the day file: the replayed row is written whole, and the file stays JSON Lines', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-torn-'));
+    const a = entries(3);
+    const b = entries(2);
+    const sink = new FileSink({ dir });
+    await sink.write(a);
+    await sink.close();
+    // The crash: b's first row only partly written, cut after its event id.
+    const file = join(dir, readdirSync(dir)[0] as string);
+    const torn = (b[0] as LedgerEntry).line;
+    appendFileSync(file, torn.slice(0, torn.indexOf('"timestamp"')));
+    // The next process replays b from its spool. Before: b's first row was taken for stored (its id is in the
+    // torn line) and b's second ran on from the torn line into one line the rollup refuses.
+    const next = new FileSink({ dir });
+    await next.write(b);
+    await next.close();
+    const ids = (await collectRows(rowsFromFiles([file]))).map((r) => r.request_id);
+    expect(ids).toEqual([...a, ...b].map((e) => JSON.parse(e.line).request_id));
+  });
+});
 
 describe('file sink rotation', () => {
   it('writes each row into the file of its own UTC day', async () => {
