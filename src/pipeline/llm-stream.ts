@@ -1,6 +1,7 @@
 // One HTTP request as tiergate sees it: decides per phase, runs the request pipeline once the body is
 // complete, and decorates the response. Implements the transport's StreamHandler with plain types only.
 import { newId } from '../ids.js';
+import { boundedClientText } from '../ledger/client-text.js';
 import type { Span } from '@opentelemetry/api';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { RequestRecord } from '../ledger/build-row.js';
@@ -93,7 +94,8 @@ export class LlmStream implements StreamHandler {
     const rawPath = headers.get(':path') ?? '/';
     const q = rawPath.indexOf('?');
     const path = q === -1 ? rawPath : rawPath.slice(0, q);
-    const requestId = headers.get(H.requestId) || newId();
+    const sent = headers.get(H.requestId);
+    const requestId = sent ? boundedClientText(sent) : newId();
     const rt = this.runtime;
     this.pathKind = rt.classifyPaths.has(path) ? 'classify' : rt.unclassifiedPaths.has(path) ? 'unclassified' : 'other';
     this.state = new StreamRequestState(requestId, rt, path, headers.get(':method') ?? 'GET', headers, this.deps.log);

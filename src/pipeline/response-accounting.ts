@@ -15,6 +15,7 @@ import type { HeaderMap } from '../extproc/types.js';
 import { DEFAULT_TENANT } from '../stages/authenticate.js';
 import type { RequestCache, RequestState } from './request-state.js';
 import { AnswerAssembler } from '../cache/answer.js';
+import { boundedClientText } from '../ledger/client-text.js';
 
 /** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
 export type UsageMetadata = Record<string, string | number | boolean>;
@@ -159,10 +160,10 @@ export class ResponseAccounting {
       startedAt: this.startedAt,
       traceId,
       tenant: state?.tenant || DEFAULT_TENANT,
-      featureId: state?.headers.get(state.policy.featureHeader) ?? null,
+      featureId: boundedClientText(state?.headers.get(state.policy.featureHeader) ?? null),
       userIdHash: this.userIdHash(state?.headers.get(ledger.userHeader) ?? this.request?.user),
       rateLimitTier: state?.policy.plan ?? null,
-      modelAlias: this.request?.model ?? null,
+      modelAlias: boundedClientText(this.request?.model ?? null),
       path: state?.path ?? '',
       stream: this.request?.stream ?? false,
       tier: tier?.name ?? null,

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type ExtProcSession, type FilterConfig } from '../../src/dev/envoy-client.js';
+import { MAX_CLIENT_TEXT, boundedClientText } from '../../src/ledger/client-text.js';
 import { countTokens } from '../../src/llm/tokenizer.js';
 import { USAGE_METADATA_KEYS } from '../../src/pipeline/response-accounting.js';
 import { jsonBody, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -229,6 +230,32 @@ describe('ledger rows for every ending', () => {
     await expect.poll(async () => (await tg.rows()).some((r) => /^[0-9a-f-]{36}$/.test(r.request_id))).toBe(true);
     const rows = await tg.rows();
     expect(new Set(rows.map((r) => r.event_id)).size).toBe(rows.length);
+  });
+
+  it('client-chosen strings are bounded in the row: over 256 characters they keep their start and end in a hash of the whole', async () => {
+    // Before: a 16 KB x-request-id, feature header and model name went into the row whole, ~50 KB per row.
+    const long = (c: string) => c.repeat(16_000);
+    const ids = [`${long('r')}-a`, `${long('r')}-b`]; // the same start: they must stay two requests
+    for (const id of ids) {
+      const s = await routed(tg, { headers: [['x-request-id', id], ['x-feature-id', long('f')]], body: { model: long('m') } });
+      s.close();
+    }
+    await expect.poll(async () => (await tg.rows()).filter((r) => r.request_id.startsWith('rrrr')).length).toBe(2);
+    const stored = (await tg.rows()).filter((r) => r.request_id.startsWith('rrrr'));
+    expect(new Set(stored.map((r) => r.request_id)).size).toBe(2);
+    for (const r of stored) {
+      for (const v of [r.request_id, r.feature_id, r.model_alias]) {
+        expect(v?.length).toBeLessThanOrEqual(MAX_CLIENT_TEXT);
+        expect(v).toMatch(/^(r+|f+|m+)…[0-9a-f]{16}$/);
+      }
+      expect(JSON.stringify(r).length).toBeLessThan(3_000);
+    }
+    // An ordinary id is kept exactly (Envoy's access log joins on it).
+    expect(boundedClientText('8e3c6a52-2f8e-4f7a-9d7e-0b6f2f1f9a11')).toBe('8e3c6a52-2f8e-4f7a-9d7e-0b6f2f1f9a11');
+    expect(boundedClientText('x'.repeat(MAX_CLIENT_TEXT))).toBe('x'.repeat(MAX_CLIENT_TEXT));
+    // A cut never splits a surrogate pair.
+    const emoji = boundedClientText('😀'.repeat(300));
+    expect(() => encodeURIComponent(emoji)).not.toThrow(); // it throws on a lone surrogate
   });
 
   it('an unknown model has cost null and is counted, never a crash', async () => {
