@@ -131,7 +131,8 @@ async function ledgerRollup(args: string[]): Promise<number> {
   if (file !== undefined && !period && statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
     return fail(`${file} is a directory: name a period (--day, --month or --from/--to) to read its ledger-YYYY-MM-DD.jsonl files`);
   }
-  const rowsOf = (day: string | undefined) => (file !== undefined ? rowsFromFiles(ledgerFilesFor(file, day)) : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day));
+  const torn = (f: string, line: number) => process.stderr.write(`${f}:${line}: a torn last line (an append cut short by a crash) was skipped\n`);
+  const rowsOf = (day: string | undefined) => (file !== undefined ? rowsFromFiles(ledgerFilesFor(file, day), torn) : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day));
   const result = await rollup(rowsOf, { ...(period ? { period } : {}), weakTier: values['weak-tier'] });
   process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : values.csv ? formatRollupCsv(result) : formatRollup(result));
   return 0;

@@ -3,7 +3,7 @@
 // and on close, so a crash loses at most the last interval and a SIGTERM nothing. A row sent again (a replay
 // after a write that timed out but landed) is recognised as the Redis sink does: per day file, each writer's
 // highest sequence number written; rows of an earlier process, by the event ids in the file's tail.
-import { openSync, readSync, closeSync, fstatSync, ftruncateSync, write } from 'node:fs';
+import { openSync, readSync, closeSync, fstatSync, ftruncateSync, write, writeSync } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { groupEntries, type LedgerEntry, type LedgerSink } from './sink.js';
@@ -122,7 +122,7 @@ interface DayFile {
 
 /**
  * The event ids in a day file's tail, after cutting off a torn last line: the end of an append a crash cut
- * short. Left there, the next append would run on from it into one line that is not JSON, which the rollup
+ * short (unless only its newline is missing). Left there, the next append would run on from it into one line that is not JSON, which the rollup
  * refuses (and the row appended would be lost in it); and the id in the torn line would make the replay of
  * that row look stored. The row was never written whole, so its write was never acknowledged, and the spool
  * or the next replay still has it.
@@ -141,8 +141,11 @@ function idsInTail(path: string): string[] {
     readSync(fd, buf, 0, len, size - len);
     if (len > 0 && buf[len - 1] !== 0x0a) {
       const whole = buf.lastIndexOf(0x0a) + 1;
-      // A torn line longer than the tail is not cut (no row is that long): the rollup will name the line.
-      if (whole > 0 || len === size) {
+      if (isJson(buf.subarray(whole))) {
+        // Cut short after the row itself, only its newline missing: the row is whole, and is kept.
+        writeSync(fd, '\n', size);
+      } else if (whole > 0 || len === size) {
+        // (A torn line longer than the tail is not cut, since no row is that long: the rollup names it.)
         ftruncateSync(fd, size - len + whole);
         buf = buf.subarray(0, whole);
       }
@@ -150,6 +153,15 @@ function idsInTail(path: string): string[] {
     return eventIdsIn(buf);
   } finally {
     closeSync(fd);
+  }
+}
+
+function isJson(b: Buffer): boolean {
+  try {
+    JSON.parse(b.toString('utf8'));
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -1,6 +1,6 @@
 // Reading the ledger back (rollups, tests): JSON Lines files, or the Redis stream. Rows stream one at a time;
 // a day's ledger never has to fit in memory.
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
@@ -15,19 +15,44 @@ export function ledgerFilesFor(path: string, day: string | undefined): string[] 
   return existsSync(f) ? [f] : [];
 }
 
-export async function* rowsFromFiles(files: readonly string[]): AsyncGenerator<LedgerRow> {
+/**
+ * The rows of JSON Lines files, in order. A line that is not JSON is an error naming it, except a last line
+ * with no newline after it: the torn end of an append that a crash cut short (its row was never acknowledged,
+ * and the file sink cuts it off when it next opens the file). That one is passed to `onTorn` and skipped, so a
+ * crashed pod's day can still be summed.
+ */
+export async function* rowsFromFiles(files: readonly string[], onTorn: (file: string, line: number) => void = () => undefined): AsyncGenerator<LedgerRow> {
   for (const file of files) {
+    const lastLineTorn = !endsWithNewline(file);
     const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
     let n = 0;
+    let bad: number | undefined;
     for await (const line of lines) {
       n++;
+      if (bad !== undefined) throw new Error(`${file}:${bad}: not a JSON ledger row`);
       if (line.trim() === '') continue;
       try {
         yield JSON.parse(line) as LedgerRow;
       } catch {
-        throw new Error(`${file}:${n}: not a JSON ledger row`);
+        bad = n; // an error unless it turns out to be the last line
       }
     }
+    if (bad === undefined) continue;
+    if (!lastLineTorn) throw new Error(`${file}:${bad}: not a JSON ledger row`);
+    onTorn(file, bad);
+  }
+}
+
+function endsWithNewline(file: string): boolean {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return true;
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    return last[0] === 0x0a;
+  } finally {
+    closeSync(fd);
   }
 }
 

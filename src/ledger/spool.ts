@@ -1,7 +1,7 @@
 // A sink's spool: the rows it has not stored yet, in order, in a local file (one line per row), with the byte
 // offset of what was already delivered kept beside it. Every file operation runs on one chain, so appends,
 // reads and rewrites never interleave.
-import { readFileSync, rmSync, truncateSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { LedgerEntry } from './sink.js';
@@ -88,13 +88,20 @@ export class Spool {
   /**
    * Sets the offset and returns the rows past it (counted on the bytes: a long outage's file is never decoded
    * whole). A last line without its newline is the torn end of an append a crash cut short: that row was never
-   * durable, and it is cut off, or the next append would run on from it and make one garbled line of both.
+   * durable, and it is cut off, or the next append would run on from it and make one garbled line of both
+   * (unless the row is whole and only its newline is missing: then the newline is added).
    */
   private countFileRows(data: Buffer, offset: number): number {
     const whole = data.lastIndexOf(0x0a) + 1;
     if (whole < data.length) {
-      truncateSync(this.path, whole);
-      data = data.subarray(0, whole);
+      if (isWholeEntry(data.subarray(whole).toString('utf8'))) {
+        // Cut short after the row itself, only its newline missing: the row is whole, and is kept.
+        appendFileSync(this.path, '\n');
+        data = Buffer.concat([data, Buffer.from('\n')]);
+      } else {
+        truncateSync(this.path, whole);
+        data = data.subarray(0, whole);
+      }
     }
     offset = Math.min(offset, whole);
     this.offset = offset;
@@ -309,6 +316,18 @@ function isMissing(err: unknown): boolean {
 // writer, seq, event id and day never contain a tab, and JSON escapes tabs inside strings.
 function encode(e: LedgerEntry): string {
   return `${e.writer}\t${e.seq}\t${e.eventId}\t${e.day}\t${e.line}\n`;
+}
+
+/** A line that decodes and whose row is complete JSON (decode() only checks its shape). */
+function isWholeEntry(line: string): boolean {
+  const e = decode(line);
+  if (!e) return false;
+  try {
+    JSON.parse(e.line);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function decode(line: string): LedgerEntry | undefined {

@@ -96,6 +96,24 @@ describe('file sink after a crash mid-append', () => {
   });
 });
 
+describe('file sink after a crash between a row and its newline', () => {
+  it('keeps the whole row and adds the newline', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-torn-'));
+    const [a, b] = entries(2) as [LedgerEntry, LedgerEntry];
+    const sink = new FileSink({ dir });
+    await sink.write([a]);
+    await sink.close();
+    const file = join(dir, readdirSync(dir)[0] as string);
+    appendFileSync(file, b.line); // the row written, its newline not
+    const next = new FileSink({ dir });
+    await next.write([b, ...entries(1)]); // the replay of b is recognised by its id
+    await next.close();
+    const ids = (await collectRows(rowsFromFiles([file]))).map((r) => r.request_id);
+    expect(ids).toHaveLength(3);
+    expect(new Set(ids).size).toBe(3);
+  });
+});
+
 describe('file sink rotation', () => {
   it('writes each row into the file of its own UTC day', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-rotate-'));

@@ -226,4 +226,19 @@ describe('tiergate ledger rollup', () => {
     expect([bad.status, bad.stderr]).toEqual([2, '--day must be YYYY-MM-DD, got 22/11/2026\n']);
     expect(cli(['ledger', 'rollup', '--day', '2026-11-22']).status).toBe(2);
   });
+
+  it('skips a torn last line (a crash mid-append) with a warning; a garbled line anywhere else is an error naming it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-rollup-torn-'));
+    const lines = ROWS.map((r) => JSON.stringify(r));
+    const file = join(dir, 'ledger-2026-11-22.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n${lines[0]?.slice(0, 40)}`);
+    const r = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', dir, '--json']);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).requests).toBe(6); // before: no report at all
+    expect(r.stderr).toBe(`${file}:9: a torn last line (an append cut short by a crash) was skipped\n`);
+    writeFileSync(file, `${lines[0]}\n${lines[1]?.slice(0, 40)}\n${lines[2]}\n`);
+    const bad = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', dir]);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain(`${file}:2: not a JSON ledger row`);
+  });
 });

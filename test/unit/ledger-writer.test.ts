@@ -283,6 +283,18 @@ describe('ledger spool', () => {
     expect((await next.read(10)).entries.map((e) => e.seq)).toEqual([1, 2, 4]);
   });
 
+  it('a last row cut short only of its newline is kept, with the newline added', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
+    const first = new Spool(dir, 's');
+    first.append([entry(1)]);
+    await first.flush();
+    appendFileSync(join(dir, 's.spool.jsonl'), 'w\t2\te2\t2026-12-02\t{"seq":2}');
+    const next = new Spool(dir, 's');
+    next.append([entry(3)]);
+    await next.flush();
+    expect((await next.read(10)).entries.map((e) => e.seq)).toEqual([1, 2, 3]);
+  });
+
   it('a row longer than the read window is read whole', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
     const spool = new Spool(dir, 's');
