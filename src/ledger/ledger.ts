@@ -249,6 +249,11 @@ class SinkChannel {
           continue;
         }
         const { entries, bytes, skipped } = await this.spool.read(this.opts.batchSize);
+        // Rows queued while the spool was read are older than any it holds: while a spool from an earlier
+        // process is not read yet (its rows are another writer's), new rows go to the queue, and the next ones
+        // past the queue's size to the spool behind them. A sink would take a row delivered after a later one of
+        // its writer for one already stored.
+        if (this.queue.length > 0) continue;
         if (entries.length > 0 && !(await this.attempt(entries))) return this.stop(this.retryLater());
         await this.spool.advance(entries.length + skipped, bytes);
         this.hooks.rows(this.sink.name, 'replayed', entries.length);
