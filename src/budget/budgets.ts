@@ -64,6 +64,7 @@ export class Budgets {
   /** The per-instance limiter used while the shared store is away (fail-open). */
   private readonly local = new MemoryBudgetStore();
   private readonly pendingReconciles: Array<() => Promise<void>> = [];
+  private reconcileTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly store: BudgetStore,
@@ -82,14 +83,17 @@ export class Budgets {
     const req: AdmitRequest = { id: q.id, now, tokens: q.tokens ?? 0, microUsd: q.microUsd ?? 0, buckets, reservationExpiresAt: now + cfg.reservationTtlMs, warnAt: cfg.warnAt };
     if (this.store.kind === 'memory') return this.outcome(q, req, this.store, this.store.admit(req) as AdmitResult, false);
     if (!this.guard.allows()) return this.degraded(rt, q, req);
+    // Reconciles an outage kept back go first: sent before this admission on the same connection, Redis runs
+    // them first, so the admission does not count reservations that are already settled (phantom 429s).
+    this.retryReconciles();
     return (this.store.admit(req) as Promise<AdmitResult>).then(
       (r) => {
         this.guard.succeeded();
-        this.retryReconciles();
         return this.outcome(q, req, this.store, r, false);
       },
       (err: unknown) => {
         this.failed('admit', err, cfg.breaker);
+        this.releaseUncertain(req);
         return this.degraded(rt, q, req);
       },
     );
@@ -115,7 +119,7 @@ export class Budgets {
         }
         this.failed('reconcile', err, undefined);
         // Kept for when the store is back; until then the reservation holds the budget (the safe side).
-        if (this.pendingReconciles.length < MAX_PENDING_RECONCILES) this.pendingReconciles.push(run);
+        this.keepReconcile(run);
       },
     );
   }
@@ -143,6 +147,8 @@ export class Budgets {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.reconcileTimer);
+    this.reconcileTimer = undefined;
     await this.store.close();
   }
 
@@ -183,16 +189,41 @@ export class Budgets {
     this.guard.failed(op, err, breaker);
   }
 
+  /**
+   * An admission that failed may still have reached Redis (a command timeout is the client giving up, and the
+   * script can run after it: a stalled Redis): its reservation would then hold the tenant's tokens until it
+   * expires, while the request is served by the local limiter. A reconcile of nothing is sent after it, on the
+   * same connection: it frees the hold if there is one and does nothing otherwise (reconciles count once). A
+   * request count it may have added stays for its minute.
+   */
+  private releaseUncertain(req: AdmitRequest): void {
+    const held = req.buckets.filter((b) => b.unit !== 'requests');
+    if (held.length === 0) return;
+    const run = async () => this.store.reconcile(req.id, held, 0, this.now(), 0);
+    run().catch(() => this.keepReconcile(run));
+  }
+
+  /**
+   * A reconcile the store refused, kept for a retry: at the next admission, and on a timer, so that the budget is
+   * freed soon after the store is back even if no request comes (the budget view, other replicas' admissions).
+   */
+  private keepReconcile(run: () => Promise<void>): void {
+    if (this.pendingReconciles.length < MAX_PENDING_RECONCILES) this.pendingReconciles.push(run);
+    this.reconcileTimer ??= setTimeout(() => {
+      this.reconcileTimer = undefined;
+      this.retryReconciles();
+    }, RECONCILE_RETRY_MS).unref();
+  }
+
   private retryReconciles(): void {
     if (this.pendingReconciles.length === 0) return;
     const batch = this.pendingReconciles.splice(0);
-    for (const run of batch) {
-      run().catch(() => {
-        if (this.pendingReconciles.length < MAX_PENDING_RECONCILES) this.pendingReconciles.push(run);
-      });
-    }
+    for (const run of batch) run().catch(() => this.keepReconcile(run));
   }
 }
+
+/** How soon kept reconciles are tried again while nothing else tries them. */
+const RECONCILE_RETRY_MS = 500;
 
 const NOTHING_TO_ADMIT: AdmitOutcome = Object.freeze({ admitted: undefined });
 const MAX_PENDING_RECONCILES = 10_000;

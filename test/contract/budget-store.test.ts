@@ -63,14 +63,25 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     expect(second).toMatchObject({ admitted: true, counted: [70] }); // 10 used + 60 reserved
   });
 
-  it('a reconcile is counted once even when called for a reservation that is already gone', async () => {
+  it('a reconcile is counted once: run again (a retry after a timeout that had reached the store), it counts nothing', async () => {
     const b = bucket({ limit: 100 });
     await store.reconcile('never-admitted', [b], 30, T0); // the bucket does not exist yet: nothing to count into
     const r1 = req([b], 20);
     await admit(r1);
     await store.reconcile(r1.id, [b], 25, T0);
-    await store.reconcile('expired-elsewhere', [b], 5, T0);
-    expect((await admit(req([b], 0))).counted).toEqual([30]);
+    await store.reconcile(r1.id, [b], 25, T0); // before: counted again, 50
+    await store.reconcile('not-held-here', [b], 5, T0);
+    expect((await admit(req([b], 0))).counted).toEqual([25]);
+  });
+
+  it('the reconcile of a reservation that expired first still counts what it spent, once', async () => {
+    const b = bucket({ limit: 100 });
+    const r1 = req([b], 60, { reservationExpiresAt: T0 + 1000 });
+    await admit(r1);
+    expect((await admit(req([b], 0, { now: T0 + 1000 }))).counted).toEqual([0]); // expired: freed
+    await store.reconcile(r1.id, [b], 15, T0 + 2000);
+    await store.reconcile(r1.id, [b], 15, T0 + 2000);
+    expect((await admit(req([b], 0, { now: T0 + 2000 }))).counted).toEqual([15]);
   });
 
   it('a reservation never reconciled frees itself when it expires (a stream whose process died)', async () => {

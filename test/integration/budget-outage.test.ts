@@ -93,4 +93,84 @@ describe('budget store outage', () => {
       await t.stop();
     }
   });
+
+  it('a reconcile lost to an outage is replayed once Redis is back, ahead of the next admission: no phantom 429', async () => {
+    const t = await startTiergate(
+      {
+        tenants: { '*': { tokensPerMinute: 100 } },
+        budgets: { store: 'redis', redis: { url: redis.url, keyPrefix: 'outage-reconcile:', connectTimeoutMs: 50, commandTimeoutMs: 50 }, breaker: { failures: 5, cooldownMs: 100 } },
+      },
+      {},
+      { now: minuteAlignedClock() },
+    );
+    const ask = async () => {
+      const s = t.pool.open();
+      await s.sendRequestHeaders(chatRequestHeaders(), false);
+      const o = await s.sendRequestBody(jsonBody({ model: 'auto', max_tokens: 50, messages: [{ role: 'user', content: 'Say hi' }] }));
+      return { s, o };
+    };
+    try {
+      // Reserves ~60 of the minute's 100 tokens; its answer used 14, but Redis is down when it ends.
+      const first = await ask();
+      expect(statusOf(first.o)).toBe(200);
+      await redis.down();
+      await first.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await first.s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'weak-model', choices: [], usage: { prompt_tokens: 9, completion_tokens: 5, total_tokens: 14 } }), true);
+      first.s.close();
+      await expect.poll(() => metricValue(t.app, 'tiergate_budget_store_failures_total', { op: 'reconcile' })).toBe(1);
+      await redis.up();
+      // With no traffic at all, the reservation is settled soon after Redis is back: the budget view (which only
+      // reads) shows the 14 tokens used. Before: the ~60 reserved stayed until the next admission.
+      const port = await t.app.admin.listen('127.0.0.1:0');
+      const tokensUsed = async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/budgets/default`);
+        if (r.status !== 200) return -1;
+        const view = (await r.json()) as { limits: Array<{ code: string; used: number }> };
+        return view.limits.find((l) => l.code === 'tokens_per_minute')?.used;
+      };
+      await expect.poll(tokensUsed, { timeout: 5000, interval: 100 }).toBe(14);
+      const next = await ask();
+      next.s.close();
+      expect(statusOf(next.o)).toBe(200);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('an admission that timed out but ran in Redis after all (a stalled Redis) does not keep its reservation', async () => {
+    const t = await startTiergate(
+      {
+        tenants: { '*': { tokensPerMinute: 100_000 } },
+        budgets: { store: 'redis', redis: { url: redis.url, keyPrefix: 'outage-stalled:', connectTimeoutMs: 50, commandTimeoutMs: 50 }, breaker: { failures: 5, cooldownMs: 100 } },
+      },
+      {},
+      { now: minuteAlignedClock() },
+    );
+    const port = await t.app.admin.listen('127.0.0.1:0');
+    const tokensCounted = async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/budgets/default`);
+      const view = (await r.json()) as { limits: Array<{ code: string; used: number }> };
+      return view.limits.find((l) => l.code === 'tokens_per_minute')?.used;
+    };
+    const pauser = redis.client();
+    try {
+      expect(await tokensCounted()).toBe(0); // connected, nothing counted yet
+      await pauser.call('CLIENT', 'PAUSE', '300', 'ALL');
+      const s = t.pool.open();
+      await s.sendRequestHeaders(chatRequestHeaders(), false);
+      const o = await s.sendRequestBody(jsonBody({ model: 'auto', max_tokens: 50, messages: [{ role: 'user', content: 'Say hi' }] }));
+      // Served by the local limiter once the admission timed out…
+      expect(statusOf(o)).toBe(200);
+      expect(await metricValue(t.app, 'tiergate_budget_store_failures_total', { op: 'admit' })).toBe(1);
+      s.close();
+      // …while Redis ran that admission when the pause ended. Before: its ~60 tokens stayed reserved for
+      // budgets.reservationTtlMs (10 minutes).
+      await new Promise((r) => setTimeout(r, 400));
+      await expect.poll(tokensCounted, { timeout: 3000, interval: 100 }).toBe(0);
+    } finally {
+      pauser.disconnect();
+      await t.stop();
+    }
+  });
 });
+

@@ -8,6 +8,11 @@ interface Counter {
   /** Reservation id → amount (tokens or micro-dollars) and expiry, in the order they were made. */
   holds: Map<string, { amount: number; expiresAt: number }>;
   /**
+   * Ids of reservations freed by their expiry: their reconcile, if it comes, still counts (once), as in the
+   * Redis store. A reconcile counts only for an id held or here.
+   */
+  expired: Set<string>;
+  /**
    * Whether that order is also expiry order: true while every reservation gets the same TTL
    * (budgets.reservationTtlMs). A reload that shortens it makes later reservations expire before earlier ones,
    * and then the sweep reads them all until the order holds again.
@@ -37,7 +42,8 @@ export class MemoryBudgetStore implements BudgetStore {
       const c = existing[i] ?? this.create(b);
       const amount = costs[i] as number;
       if (b.unit === 'requests') c.used += 1;
-      else if (amount > 0) {
+      else {
+        // A hold even of nothing (embeddings under a cost budget), so that its reconcile counts what it spent.
         c.reserved += amount;
         c.holds.set(req.id, { amount, expiresAt: req.reservationExpiresAt });
         if (req.reservationExpiresAt < c.lastExpiry) c.inExpiryOrder = false;
@@ -62,7 +68,7 @@ export class MemoryBudgetStore implements BudgetStore {
       if (hold) {
         c.reserved -= hold.amount;
         c.holds.delete(id);
-      }
+      } else if (!c.expired.delete(id)) continue; // reconciled already
       c.used += costOf(b, actualTokens, actualMicroUsd);
     }
   }
@@ -88,8 +94,7 @@ export class MemoryBudgetStore implements BudgetStore {
     if (c.inExpiryOrder) {
       for (const [id, h] of c.holds) {
         if (h.expiresAt > now) break;
-        c.reserved -= h.amount;
-        c.holds.delete(id);
+        this.expire(c, id, h.amount);
       }
       return c;
     }
@@ -97,8 +102,7 @@ export class MemoryBudgetStore implements BudgetStore {
     let ordered = true;
     for (const [id, h] of c.holds) {
       if (h.expiresAt <= now) {
-        c.reserved -= h.amount;
-        c.holds.delete(id);
+        this.expire(c, id, h.amount);
         continue;
       }
       if (h.expiresAt < previous) ordered = false;
@@ -110,8 +114,14 @@ export class MemoryBudgetStore implements BudgetStore {
     return c;
   }
 
+  private expire(c: Counter, id: string, amount: number): void {
+    c.reserved -= amount;
+    c.holds.delete(id);
+    c.expired.add(id);
+  }
+
   private create(b: Bucket): Counter {
-    const c: Counter = { used: 0, reserved: 0, holds: new Map(), inExpiryOrder: true, lastExpiry: 0, expireAt: b.expireAt, warned: false };
+    const c: Counter = { used: 0, reserved: 0, holds: new Map(), expired: new Set(), inExpiryOrder: true, lastExpiry: 0, expireAt: b.expireAt, warned: false };
     this.counters.set(b.key, c);
     return c;
   }

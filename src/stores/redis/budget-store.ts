@@ -13,15 +13,26 @@ import { connectRedis } from './connect.js';
 import { whenReady } from './when-ready.js';
 import { costOf, hasRoom, isBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
-// Shared by the scripts below: frees reservation `id` of bucket (h, z), if it is still held.
+// Shared by the scripts below. dropHold frees reservation id of bucket (h, z) and says whether it was held.
+// expireHolds frees the reservations past their expiry and leaves a mark (x:<id>) for each, so that its
+// request's reconcile, if it ever comes, still counts what it spent. A reconcile counts only for an id held or
+// marked, and takes the hold or mark away: run twice (a retry after a timeout that had in fact reached Redis),
+// it counts once.
 const DROP_HOLD = `
 local function dropHold(h, z, id)
   local amt = redis.call('HGET', h, 'r:' .. id)
   if amt then
-    redis.call('HINCRBY', h, 'reserved', -tonumber(amt))
+    redis.call('HINCRBY', h, 'reserved', 0 - tonumber(amt)) -- not -tonumber: -0 is no integer to Redis
     redis.call('HDEL', h, 'r:' .. id)
   end
   redis.call('ZREM', z, id)
+  return amt ~= false
+end
+local function expireHolds(h, z, now)
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 512)
+  for _, rid in ipairs(gone) do
+    if dropHold(h, z, rid) then redis.call('HSET', h, 'x:' .. rid, 1) end
+  end
 end
 `;
 
@@ -35,10 +46,7 @@ local n = #KEYS / 2
 local counted, denied = {}, 0
 for i = 1, n do
   local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 5 + (i - 1) * 5
-  if ARGV[a] == 't' then
-    local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 512)
-    for _, rid in ipairs(gone) do dropHold(h, z, rid) end
-  end
+  if ARGV[a] == 't' then expireHolds(h, z, now) end
   local v = redis.call('HMGET', h, 'used', 'reserved')
   counted[i] = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
   if denied == 0 and counted[i] + tonumber(ARGV[a + 4]) > tonumber(ARGV[a + 1]) then denied = i end
@@ -55,16 +63,15 @@ for i = 1, n do
   if ARGV[a] == 'r' then
     redis.call('HINCRBY', h, 'used', 1)
     counted[i] = counted[i] + 1
-  elseif amount > 0 then
+  else
+    -- A hold even of nothing (an embeddings request under a cost budget): its reconcile then counts what the
+    -- request spent, and "used" opens the window even as its first request, as in the memory store.
     redis.call('HINCRBY', h, 'reserved', amount)
+    redis.call('HINCRBY', h, 'used', 0)
     redis.call('HSET', h, 'r:' .. id, amount)
     redis.call('ZADD', z, resExp, id)
     redis.call('PEXPIRE', z, ttl)
     counted[i] = counted[i] + amount
-  else
-    -- Nothing reserved (an embeddings request under a cost budget), but its window exists from now on, as in
-    -- the memory store: the reconcile then counts what the request spent, even as the window's first request.
-    redis.call('HINCRBY', h, 'used', 0)
   end
   redis.call('PEXPIRE', h, ttl)
   if ARGV[a + 3] == '1' and counted[i] >= warnAt * tonumber(ARGV[a + 1]) then
@@ -74,15 +81,15 @@ end
 return {1, warning, unpack(counted)}
 `;
 
-// KEYS: hash, zset per token or usd bucket. ARGV: id, then per bucket the amount really used. A window already
-// forgotten is left alone.
+// KEYS: hash, zset per token or usd bucket. ARGV: id, then per bucket the amount really used. Counted once, for a
+// reservation held or expired (see DROP_HOLD); a window already forgotten is left alone.
 const RECONCILE = `${DROP_HOLD}
 local id = ARGV[1]
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
   local actual = tonumber(ARGV[i + 1])
-  dropHold(h, z, id)
-  if actual > 0 and redis.call('EXISTS', h) == 1 then redis.call('HINCRBY', h, 'used', actual) end
+  local held = dropHold(h, z, id) or redis.call('HDEL', h, 'x:' .. id) == 1
+  if held and actual > 0 and redis.call('EXISTS', h) == 1 then redis.call('HINCRBY', h, 'used', actual) end
 end
 return 1
 `;
@@ -105,10 +112,7 @@ local now = tonumber(ARGV[1])
 local counted = {}
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  if ARGV[i + 1] == 't' then
-    local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 512)
-    for _, rid in ipairs(gone) do dropHold(h, z, rid) end
-  end
+  if ARGV[i + 1] == 't' then expireHolds(h, z, now) end
   local v = redis.call('HMGET', h, 'used', 'reserved')
   counted[i] = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
 end
