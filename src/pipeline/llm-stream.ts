@@ -1,7 +1,5 @@
 // One HTTP request as tiergate sees it: decides per phase, runs the request pipeline once the body is
 // complete, and decorates the response. Implements the transport's StreamHandler with plain types only.
-import { newId } from '../ids.js';
-import { boundedClientText } from '../ledger/client-text.js';
 import type { Span } from '@opentelemetry/api';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { RequestRecord } from '../ledger/build-row.js';
@@ -24,7 +22,7 @@ import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import { UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
-import { StreamRequestState, type RequestState } from './request-state.js';
+import { StreamRequestState, requestIdOf, type RequestState } from './request-state.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
 import { otherPath, routeFixedPath } from './fixed-path-route.js';
@@ -94,8 +92,7 @@ export class LlmStream implements StreamHandler {
     const rawPath = headers.get(':path') ?? '/';
     const q = rawPath.indexOf('?');
     const path = q === -1 ? rawPath : rawPath.slice(0, q);
-    const sent = headers.get(H.requestId);
-    const requestId = sent ? boundedClientText(sent) : newId();
+    const requestId = requestIdOf(headers);
     const rt = this.runtime;
     this.pathKind = rt.classifyPaths.has(path) ? 'classify' : rt.unclassifiedPaths.has(path) ? 'unclassified' : 'other';
     this.state = new StreamRequestState(requestId, rt, path, headers.get(':method') ?? 'GET', headers, this.deps.log);

@@ -8,6 +8,9 @@ import { NO_POLICY, type TenantPolicy } from '../policy/tenant-policy.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import type { PendingSeed } from '../cache/semantic-cache.js';
+import { newId } from '../ids.js';
+import { boundedClientText } from '../ledger/client-text.js';
+import { H } from './contract-headers.js';
 
 export type RouteSource = 'classifier' | 'alias' | 'path' | 'stateful' | 'affinity';
 
@@ -91,4 +94,9 @@ export class StreamRequestState implements RequestState {
   get log(): Logger {
     return (this.childLog ??= this.parentLog.child({ request_id: this.requestId }));
   }
+}
+
+/** The client's x-request-id, bounded (it goes into every log line, span and ledger row), else a new id. */
+export function requestIdOf(headers: HeaderMap): string {
+  return boundedClientText(headers.get(H.requestId) ?? null) || newId();
 }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { chatRequestHeaders, getHeader, type Headers, type Outcome } from '../../src/dev/envoy-client.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { jsonBody, metricValue, minuteAlignedClock, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { budgetView, jsonBody, metricValue, minuteAlignedClock, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -12,15 +12,15 @@ beforeAll(async () => {
 });
 afterAll(async () => redis.down());
 
-function config(onStoreFailure: 'open' | 'closed', keyPrefix: string): ConfigInput {
+function config(onStoreFailure: 'open' | 'closed', keyPrefix: string, limits: { requestsPerMinute?: number; tokensPerMinute?: number } = { requestsPerMinute: 10 }, failures = 2): ConfigInput {
   return {
-    tenants: { '*': { requestsPerMinute: 10 } },
+    tenants: { '*': limits },
     budgets: {
       store: 'redis',
       redis: { url: redis.url, keyPrefix, connectTimeoutMs: 50, commandTimeoutMs: 50 },
       onStoreFailure,
       expectedInstances: 2,
-      breaker: { failures: 2, cooldownMs: 200 },
+      breaker: { failures, cooldownMs: 200 },
     },
   };
 }
@@ -95,14 +95,7 @@ describe('budget store outage', () => {
   });
 
   it('a reconcile lost to an outage is replayed once Redis is back, ahead of the next admission: no phantom 429', async () => {
-    const t = await startTiergate(
-      {
-        tenants: { '*': { tokensPerMinute: 100 } },
-        budgets: { store: 'redis', redis: { url: redis.url, keyPrefix: 'outage-reconcile:', connectTimeoutMs: 50, commandTimeoutMs: 50 }, breaker: { failures: 5, cooldownMs: 100 } },
-      },
-      {},
-      { now: minuteAlignedClock() },
-    );
+    const t = await startTiergate(config('open', 'outage-reconcile:', { tokensPerMinute: 100 }, 5), {}, { now: minuteAlignedClock() });
     const ask = async () => {
       const s = t.pool.open();
       await s.sendRequestHeaders(chatRequestHeaders(), false);
@@ -121,14 +114,7 @@ describe('budget store outage', () => {
       await redis.up();
       // With no traffic at all, the reservation is settled soon after Redis is back: the budget view (which only
       // reads) shows the 14 tokens used. Before: the ~60 reserved stayed until the next admission.
-      const port = await t.app.admin.listen('127.0.0.1:0');
-      const tokensUsed = async () => {
-        const r = await fetch(`http://127.0.0.1:${port}/budgets/default`);
-        if (r.status !== 200) return -1;
-        const view = (await r.json()) as { limits: Array<{ code: string; used: number }> };
-        return view.limits.find((l) => l.code === 'tokens_per_minute')?.used;
-      };
-      await expect.poll(tokensUsed, { timeout: 5000, interval: 100 }).toBe(14);
+      await expect.poll(budgetView(t, 'tokens_per_minute'), { timeout: 5000, interval: 100 }).toBe(14);
       const next = await ask();
       next.s.close();
       expect(statusOf(next.o)).toBe(200);
@@ -138,20 +124,8 @@ describe('budget store outage', () => {
   });
 
   it('an admission that timed out but ran in Redis after all (a stalled Redis) does not keep its reservation', async () => {
-    const t = await startTiergate(
-      {
-        tenants: { '*': { tokensPerMinute: 100_000 } },
-        budgets: { store: 'redis', redis: { url: redis.url, keyPrefix: 'outage-stalled:', connectTimeoutMs: 50, commandTimeoutMs: 50 }, breaker: { failures: 5, cooldownMs: 100 } },
-      },
-      {},
-      { now: minuteAlignedClock() },
-    );
-    const port = await t.app.admin.listen('127.0.0.1:0');
-    const tokensCounted = async () => {
-      const r = await fetch(`http://127.0.0.1:${port}/budgets/default`);
-      const view = (await r.json()) as { limits: Array<{ code: string; used: number }> };
-      return view.limits.find((l) => l.code === 'tokens_per_minute')?.used;
-    };
+    const t = await startTiergate(config('open', 'outage-stalled:', { tokensPerMinute: 100_000 }, 5), {}, { now: minuteAlignedClock() });
+    const tokensCounted = budgetView(t, 'tokens_per_minute');
     const pauser = redis.client();
     try {
       expect(await tokensCounted()).toBe(0); // connected, nothing counted yet

@@ -77,18 +77,7 @@ describe('ledger durability', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-sigterm-'));
     const down = await RedisServer.start();
     await down.down(); // a Redis that is not there
-    const config = join(dir, 'tiergate.yaml');
-    writeFileSync(
-      config,
-      [
-        'ledger:',
-        `  spoolDir: ${join(dir, 'spool')}`,
-        '  retryMs: 50',
-        '  sinks:',
-        `    - { type: file, dir: ${join(dir, 'ledger')} }`,
-        `    - { type: redis, url: "${down.url}", stream: "sigterm:ledger" }`,
-      ].join('\n'),
-    );
+    const config = ledgerConfig(dir, join(dir, 'spool'), down.url, 'sigterm:ledger');
     const ids = Array.from({ length: 50 }, (_, i) => `term-${i}`);
     await runServer(config, async (pool) => {
       for (const id of ids) await request(pool, id);
@@ -114,18 +103,7 @@ describe('ledger durability', () => {
     const down = await RedisServer.start();
     await down.down();
     writeFileSync(join(dir, 'not-a-dir'), ''); // every spool operation under it fails (ENOTDIR)
-    const config = join(dir, 'tiergate.yaml');
-    writeFileSync(
-      config,
-      [
-        'ledger:',
-        `  spoolDir: ${join(dir, 'not-a-dir', 'spool')}`,
-        '  retryMs: 50',
-        '  sinks:',
-        `    - { type: file, dir: ${join(dir, 'ledger')} }`,
-        `    - { type: redis, url: "${down.url}", stream: "unsaved:ledger" }`,
-      ].join('\n'),
-    );
+    const config = ledgerConfig(dir, join(dir, 'not-a-dir', 'spool'), down.url, 'unsaved:ledger');
     const ids = Array.from({ length: 30 }, (_, i) => `unsaved-${i}`);
     const out = await runServer(config, async (pool) => {
       for (const id of ids) await request(pool, id);
@@ -143,6 +121,14 @@ describe('ledger durability', () => {
     );
   });
 });
+
+/** A config file in `dir`: a file sink in `dir`/ledger and a Redis stream sink, spooling to `spoolDir`. */
+function ledgerConfig(dir: string, spoolDir: string, redisUrl: string, stream: string): string {
+  const config = join(dir, 'tiergate.yaml');
+  const lines = ['ledger:', `  spoolDir: ${spoolDir}`, '  retryMs: 50', '  sinks:', `    - { type: file, dir: ${join(dir, 'ledger')} }`, `    - { type: redis, url: "${redisUrl}", stream: "${stream}" }`];
+  writeFileSync(config, lines.join('\n'));
+  return config;
+}
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'src/cli.ts');

@@ -21,7 +21,7 @@ import { H } from '../../src/pipeline/contract-headers.js';
 import { fuzzRuns } from '../helpers/generated.js';
 import { collectRows } from '../helpers/ledger-rows.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { jsonBody, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { budgetView, jsonBody, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -87,13 +87,7 @@ async function play(ops: readonly Op[], onStoreFailure: 'open' | 'closed') {
   // known exactly, and no reservation expires on its own.
   const instant = Date.now();
   const t = await startTiergate(config(prefix, onStoreFailure, dir), {}, { ownSinks: true, now: () => instant });
-  const port = await t.app.admin.listen('127.0.0.1:0');
-  const tokensCounted = async () => {
-    const r = await fetch(`http://127.0.0.1:${port}/budgets/default`);
-    if (r.status !== 200) return -1;
-    const view = (await r.json()) as { limits: Array<{ code: string; used: number }> };
-    return view.limits.find((l) => l.code === 'tokens_per_minute')?.used;
-  };
+  const tokensCounted = budgetView(t, 'tokens_per_minute');
   let inRedis = 0;
   let up = true;
   const pauser: Redis = redis.client();

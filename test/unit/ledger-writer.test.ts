@@ -288,40 +288,35 @@ describe('ledger writer', () => {
 
 describe('ledger spool', () => {
   const entry = (seq: number): LedgerEntry => ({ eventId: `e${seq}`, day: '2026-12-02', line: JSON.stringify({ seq }), writer: 'w', seq });
+  /** A spool in a directory of its own, with these entries written to its file. */
+  const spoolWith = async (entries: LedgerEntry[], dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'))) => {
+    const spool = new Spool(dir, 's');
+    spool.append(entries);
+    await spool.flush();
+    return { dir, spool, file: join(dir, 's.spool.jsonl') };
+  };
+  /** The next process's spool over the same directory, after appending `more`. */
+  const reopenWith = async (dir: string, more: LedgerEntry[]) => (await spoolWith(more, dir)).spool;
 
   it('a torn last line (an append a crash cut short) is cut off, not joined to the next row', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
-    const first = new Spool(dir, 's');
-    first.append([1, 2].map(entry));
-    await first.flush();
-    const path = join(dir, 's.spool.jsonl');
-    appendFileSync(path, 'w\t3\te3\t2026-12-02\t{"se'); // the crash
-    const next = new Spool(dir, 's');
-    expect(next.size).toBe(2); // the torn row was never durable
-    next.append([entry(4)]);
-    await next.flush();
+    const { dir, file } = await spoolWith([1, 2].map(entry));
+    appendFileSync(file, 'w\t3\te3\t2026-12-02\t{"se'); // the crash
+    expect(new Spool(dir, 's').size).toBe(2); // the torn row was never durable
+    const next = await reopenWith(dir, [entry(4)]);
     // Before: the torn line and row 4 were one garbled line, passed over: row 4 was lost.
     expect((await next.read(10)).entries.map((e) => e.seq)).toEqual([1, 2, 4]);
   });
 
   it('a last row cut short only of its newline is kept, with the newline added', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
-    const first = new Spool(dir, 's');
-    first.append([entry(1)]);
-    await first.flush();
-    appendFileSync(join(dir, 's.spool.jsonl'), 'w\t2\te2\t2026-12-02\t{"seq":2}');
-    const next = new Spool(dir, 's');
-    next.append([entry(3)]);
-    await next.flush();
+    const { dir, file } = await spoolWith([entry(1)]);
+    appendFileSync(file, 'w\t2\te2\t2026-12-02\t{"seq":2}');
+    const next = await reopenWith(dir, [entry(3)]);
     expect((await next.read(10)).entries.map((e) => e.seq)).toEqual([1, 2, 3]);
   });
 
   it('a row longer than the read window is read whole', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
-    const spool = new Spool(dir, 's');
     const big = { ...entry(1), line: JSON.stringify({ pad: 'x'.repeat(5 * 1024 * 1024) }) };
-    spool.append([big, entry(2)]);
-    await spool.flush();
+    const { spool } = await spoolWith([big, entry(2)]);
     const { entries, skipped } = await spool.read(10);
     expect(skipped).toBe(0);
     expect(entries.map((e) => e.seq)).toEqual([1, 2]);
@@ -331,9 +326,7 @@ describe('ledger spool', () => {
     // What a crash between removing a drained spool and its offset used to leave behind.
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
     writeFileSync(join(dir, 's.spool.jsonl.offset'), '100000');
-    const first = new Spool(dir, 's');
-    first.append([1, 2, 3].map(entry));
-    await first.flush(); // on disk; then the process dies before it delivers anything
+    await spoolWith([1, 2, 3].map(entry), dir); // on disk; then the process dies before it delivers anything
     const next = new Spool(dir, 's');
     expect(next.size).toBe(3);
     expect((await next.read(10)).entries.map((e) => e.seq)).toEqual([1, 2, 3]);
