@@ -21,7 +21,7 @@ const USAGE = `usage:
   tiergate config check FILE
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
   tiergate ledger rollup [--day YYYY-MM-DD | --month YYYY-MM | --from YYYY-MM-DD --to YYYY-MM-DD]
-      (--file FILE|DIR | --redis URL [--stream KEY]) [--weak-tier NAME] [--json | --csv]
+      (--file FILE|DIR | --redis URL [--cluster] [--stream KEY]) [--weak-tier NAME] [--json | --csv]
 ${EVAL_USAGE}${CANARY_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
@@ -114,6 +114,7 @@ async function ledgerRollup(args: string[]): Promise<number> {
       file: { type: 'string' },
       redis: { type: 'string' },
       stream: { type: 'string' },
+      cluster: { type: 'boolean' },
       'weak-tier': { type: 'string' },
       json: { type: 'boolean' },
       csv: { type: 'boolean' },
@@ -132,7 +133,7 @@ async function ledgerRollup(args: string[]): Promise<number> {
     return fail(`${file} is a directory: name a period (--day, --month or --from/--to) to read its ledger-YYYY-MM-DD.jsonl files`);
   }
   const torn = (f: string, line: number) => process.stderr.write(`${f}:${line}: a torn last line (an append cut short by a crash) was skipped\n`);
-  const rowsOf = (day: string | undefined) => (file !== undefined ? rowsFromFiles(ledgerFilesFor(file, day), torn) : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day));
+  const rowsOf = (day: string | undefined) => (file !== undefined ? rowsFromFiles(ledgerFilesFor(file, day), torn) : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day, values.cluster ?? false));
   const result = await rollup(rowsOf, { ...(period ? { period } : {}), weakTier: values['weak-tier'] });
   process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : values.csv ? formatRollupCsv(result) : formatRollup(result));
   return 0;

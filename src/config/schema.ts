@@ -33,6 +33,8 @@ const ledgerSink = z.discriminatedUnion('type', [
     type: z.literal('redis'),
     name: sinkName.default('redis'),
     url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL'),
+    /** A Redis Cluster, `url` being one of its nodes. */
+    cluster: z.boolean().default(false),
     stream: z.string().min(1).default('tiergate:ledger'),
     /** XADD MAXLEN ~ (approximate trimming). */
     maxLen: z.number().int().positive().default(1_000_000),

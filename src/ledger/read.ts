@@ -3,7 +3,8 @@
 import { closeSync, createReadStream, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { clusterSeed } from '../stores/redis/connect.js';
 import { ledgerFileName } from './file-sink.js';
 import type { LedgerRow } from './row.js';
 
@@ -56,9 +57,12 @@ function endsWithNewline(file: string): boolean {
   }
 }
 
-/** Entries of the stream, oldest first, in pages; only rows whose timestamp falls on `day` when given. */
-export async function* rowsFromRedis(url: string, stream: string, day?: string): AsyncGenerator<LedgerRow> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
+/**
+ * Entries of the stream, oldest first, in pages; only rows whose timestamp falls on `day` when given. `cluster`:
+ * `url` is a node of a Redis Cluster (the client finds the stream's node).
+ */
+export async function* rowsFromRedis(url: string, stream: string, day?: string, cluster = false): AsyncGenerator<LedgerRow> {
+  const redis = cluster ? clusterClient(url) : new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
   await redis.connect();
   try {
     // Stream ids start with the insertion time in ms: a day's rows were inserted from that day on (rows
@@ -78,4 +82,9 @@ export async function* rowsFromRedis(url: string, stream: string, day?: string):
   } finally {
     redis.disconnect();
   }
+}
+
+function clusterClient(url: string): Cluster {
+  const seed = clusterSeed(url);
+  return new Cluster(seed.nodes, { lazyConnect: true, redisOptions: { maxRetriesPerRequest: 1, ...seed.redisOptions } });
 }

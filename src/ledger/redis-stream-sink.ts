@@ -1,13 +1,16 @@
 // Redis Stream sink: XADD with an approximate MAXLEN, a whole batch in one atomic script. The script keeps a
 // high-water mark per tiergate process (its last stored sequence number) and skips entries at or below it, so
 // a batch replayed after a timeout that did reach Redis is never stored twice.
-import { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { connectRedis } from '../stores/redis/connect.js';
 import { whenReady } from '../stores/redis/when-ready.js';
 import { groupEntries, type LedgerEntry, type LedgerSink } from './sink.js';
 
 export interface RedisStreamSinkOptions {
   name?: string;
   url: string;
+  /** A Redis Cluster, `url` being one of its nodes. */
+  cluster?: boolean;
   stream: string;
   maxLen: number;
   /** How long a process's high-water mark outlives its last write. */
@@ -32,8 +35,10 @@ return added
 `;
 
 const CONNECT_WAIT_MS = 1000;
+/** A batch script's own limit; the ledger's writeTimeoutMs is what decides when a write has failed. */
+const COMMAND_TIMEOUT_MS = 10_000;
 
-type AppendClient = Redis & { tiergateLedgerAppend(...args: Array<string | number>): Promise<number> };
+type AppendClient = (Redis | Cluster) & { tiergateLedgerAppend(...args: Array<string | number>): Promise<number> };
 
 export class RedisStreamSink implements LedgerSink {
   readonly name: string;
@@ -41,20 +46,19 @@ export class RedisStreamSink implements LedgerSink {
 
   constructor(private readonly opts: RedisStreamSinkOptions) {
     this.name = opts.name ?? 'redis';
-    this.redis = new Redis(opts.url, {
-      // Fail fast while Redis is away: the ledger spools and replays, it must not queue in ioredis' memory.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      lazyConnect: false,
-      retryStrategy: (n) => Math.min(n * 200, 2000),
-    }) as AppendClient;
-    this.redis.on('error', () => undefined); // surfaced by failed writes, counted by the ledger
+    // No offline queue: while Redis is away the ledger spools and replays; rows must not pile up in ioredis.
+    this.redis = connectRedis({ url: opts.url, cluster: opts.cluster, connectTimeoutMs: CONNECT_WAIT_MS, commandTimeoutMs: COMMAND_TIMEOUT_MS }) as AppendClient;
     this.redis.defineCommand('tiergateLedgerAppend', { numberOfKeys: 2, lua: APPEND });
   }
 
-  /** The mark key shares the stream's hash tag, if any, so both live in one Redis Cluster slot. */
+  /**
+   * A writer's mark lives in the stream's Redis Cluster slot, as the script needs: beside a stream with a hash
+   * tag it shares the tag; in a Cluster, the whole name of a stream without one is the mark's tag (the slot of a
+   * key without a tag is that of its whole name). Standalone keeps the plain name it always had.
+   */
   private markKey(writer: string): string {
-    return `${this.opts.stream}:mark:${writer}`;
+    const { stream, cluster } = this.opts;
+    return cluster && !hasHashTag(stream) ? `{${stream}}:mark:${writer}` : `${stream}:mark:${writer}`;
   }
 
   async write(entries: readonly LedgerEntry[]): Promise<void> {
@@ -70,4 +74,10 @@ export class RedisStreamSink implements LedgerSink {
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+/** Redis Cluster's rule: the part between the first { and the next }, when not empty, is what gets hashed. */
+function hasHashTag(key: string): boolean {
+  const open = key.indexOf('{');
+  return open !== -1 && key.indexOf('}', open + 1) > open + 1;
 }

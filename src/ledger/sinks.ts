@@ -11,7 +11,7 @@ export function createSinks(config: Config['ledger']['sinks']): LedgerSink[] {
       case 'file':
         return new FileSink({ name: s.name, dir: s.dir, fsyncIntervalMs: s.fsyncIntervalMs });
       case 'redis':
-        return new RedisStreamSink({ name: s.name, url: s.url, stream: s.stream, maxLen: s.maxLen });
+        return new RedisStreamSink({ name: s.name, url: s.url, cluster: s.cluster, stream: s.stream, maxLen: s.maxLen });
       case 'stdout':
         return new StreamSink(s.name, process.stdout);
     }

@@ -1,23 +1,23 @@
 // One contract for every ledger sink (memory, file, Redis stream): rows stored in order, once each, even when a
 // batch is sent again (a replay after an ambiguous failure) and after the sink is reopened.
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FileSink } from '../../src/ledger/file-sink.js';
 import { rowsFromFiles } from '../../src/ledger/read.js';
+import { RedisStreamSink } from '../../src/ledger/redis-stream-sink.js';
 import type { LedgerEntry } from '../../src/ledger/sink.js';
 import { collectRows, sampleRow } from '../helpers/ledger-rows.js';
 import { sinkHarnesses } from '../helpers/ledger-sinks.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { redisAndClusterForFile } from '../helpers/redis-server.js';
 
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => redis.down());
-
-const harnesses = sinkHarnesses(() => redis.url);
+const servers = redisAndClusterForFile();
+const harnesses = sinkHarnesses(
+  () => servers.redis.url,
+  () => servers.cluster.url,
+);
 
 let seq = 0;
 const WRITER = 'writer-a';
@@ -73,6 +73,18 @@ for (const [name, make] of Object.entries(harnesses)) {
     });
   });
 }
+
+describe('Redis Cluster stream', () => {
+  it('tiergate ledger rollup --cluster reads the rows back from the stream\'s node', async () => {
+    const stream = `rollup:ledger:${Math.random().toString(36).slice(2)}`;
+    const sink = new RedisStreamSink({ url: servers.cluster.url, cluster: true, stream, maxLen: 1000 });
+    await sink.write(entries(3, '2026-11-22'));
+    await sink.close();
+    const cli = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'ledger', 'rollup', '--day', '2026-11-22', '--redis', servers.cluster.url, '--cluster', '--stream', stream, '--json'], { encoding: 'utf8', timeout: 30_000 });
+    expect(cli.status).toBe(0);
+    expect(JSON.parse(cli.stdout).requests).toBe(3);
+  });
+});
 
 describe('file sink after a crash mid-append', () => {
   it('cuts the torn last line off when it opens the day file: the replayed row is written whole, and the file stays JSON Lines', async () => {

@@ -17,7 +17,15 @@ export interface SinkHarness {
 }
 
 /** Harness makers by sink type; each call of a maker gets storage of its own. */
-export function sinkHarnesses(redisUrl: () => string): Record<'memory' | 'file' | 'redis', () => SinkHarness> {
+export function sinkHarnesses(redisUrl: () => string, clusterUrl: () => string): Record<'memory' | 'file' | 'redis' | 'redis-cluster', () => SinkHarness> {
+  const redis = (url: () => string, cluster: boolean) => (): SinkHarness => {
+    // Streams without a hash tag: in a Cluster the writer's mark must still land in the stream's slot.
+    const stream = `test:ledger:${Math.random().toString(36).slice(2)}`;
+    return {
+      open: () => new RedisStreamSink({ url: url(), cluster, stream, maxLen: 100_000 }),
+      stored: () => collectRows(rowsFromRedis(url(), stream, undefined, cluster)),
+    };
+  };
   return {
     memory: () => {
       const sink = new MemorySink();
@@ -30,12 +38,7 @@ export function sinkHarnesses(redisUrl: () => string): Record<'memory' | 'file' 
         stored: () => collectRows(rowsFromFiles(readdirSync(dir).sort().map((f) => join(dir, f)))),
       };
     },
-    redis: () => {
-      const stream = `test:ledger:${Math.random().toString(36).slice(2)}`;
-      return {
-        open: () => new RedisStreamSink({ url: redisUrl(), stream, maxLen: 100_000 }),
-        stored: () => collectRows(rowsFromRedis(redisUrl(), stream)),
-      };
-    },
+    redis: redis(redisUrl, false),
+    'redis-cluster': redis(clusterUrl, true),
   };
 }

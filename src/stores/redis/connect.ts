@@ -16,16 +16,24 @@ export function connectRedis(opts: RedisConnectOptions): Redis | Cluster {
   const backoff = (n: number) => Math.min(50 * n, 1000);
   let redis: Redis | Cluster;
   if (opts.cluster) {
-    const { hostname, port, username, password } = new URL(opts.url);
-    const auth = { ...(username ? { username: decodeURIComponent(username) } : {}), ...(password ? { password: decodeURIComponent(password) } : {}) };
-    redis = new Cluster([{ host: hostname, port: Number(port || 6379) }], {
-      enableOfflineQueue: false,
-      clusterRetryStrategy: backoff,
-      redisOptions: { ...common, ...auth, ...(opts.url.startsWith('rediss:') ? { tls: {} } : {}) },
-    });
+    const seed = clusterSeed(opts.url);
+    redis = new Cluster(seed.nodes, { enableOfflineQueue: false, clusterRetryStrategy: backoff, redisOptions: { ...common, ...seed.redisOptions } });
   } else {
     redis = new Redis(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: backoff });
   }
   redis.on('error', () => undefined); // surfaced by failed commands, counted by the caller's breaker
   return redis;
+}
+
+/** A Cluster's seed node, and the credentials and TLS of its URL for every node the client finds. */
+export function clusterSeed(url: string): { nodes: Array<{ host: string; port: number }>; redisOptions: { username?: string; password?: string; tls?: object } } {
+  const { hostname, port, username, password } = new URL(url);
+  return {
+    nodes: [{ host: hostname, port: Number(port || 6379) }],
+    redisOptions: {
+      ...(username ? { username: decodeURIComponent(username) } : {}),
+      ...(password ? { password: decodeURIComponent(password) } : {}),
+      ...(url.startsWith('rediss:') ? { tls: {} } : {}),
+    },
+  };
 }
