@@ -19,6 +19,8 @@ import { createSemanticCache, usesSemantic } from './cache/create-semantic-cache
 import type { SemanticCache } from './cache/semantic-cache.js';
 import type { Embedder } from './cache/embedders/embedder.js';
 import { createCacheStore } from './stores/create-cache-store.js';
+import { whenReady } from './stores/redis/when-ready.js';
+import type { Cluster, Redis } from 'ioredis';
 import type { Stage } from './pipeline/stage.js';
 import { createClassifyStage } from './stages/classify.js';
 import { ResponseAffinity, createAffinityStore } from './affinity/response-affinity.js';
@@ -53,6 +55,12 @@ export interface App {
   streamHandlers: StreamHandlerFactory;
   /** Health flips to NOT_SERVING, no new streams, in-flight ones get `graceMs`, then everything closes. */
   shutdown(graceMs: number): Promise<void>;
+  /**
+   * Waits, at most `waitMs`, for the Redis connections of the shared stores (budgets, cache, affinity), so that a
+   * new replica's first requests find the limits and answers it shares with the others rather than its failure
+   * rules. A Redis that is down does not hold the start up beyond that: the failure rules then apply.
+   */
+  storesConnected(waitMs: number): Promise<void>;
   /** Called once both listeners are bound: readiness and gRPC health turn to serving. */
   markServing(): void;
   isServing(): boolean;
@@ -163,6 +171,10 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     reloadListener,
     streamHandlers,
     isServing: () => serving,
+    async storesConnected(waitMs) {
+      const clients = [budgets.store, cache.store, affinity.store].flatMap((st) => (st && 'redis' in st ? [st.redis as Redis | Cluster] : []));
+      await Promise.allSettled(clients.map((c) => whenReady(c, waitMs, 'store')));
+    },
     markServing() {
       serving = true;
       extproc.setServing(true);

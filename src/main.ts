@@ -45,6 +45,9 @@ export async function loadInitialConfig(file: string | undefined, env: NodeJS.Pr
   return { config: loaded.config, text: loaded.source };
 }
 
+/** How long a starting server waits for its shared stores' Redis before it reports ready anyway. */
+const STORE_CONNECT_WAIT_MS = 2000;
+
 export async function serve(opts: ServeOptions): Promise<Serving> {
   const env = opts.env ?? process.env;
   const { config, text } = await loadInitialConfig(opts.configFile, env, opts.defaultConfigText);
@@ -59,6 +62,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   await loadTokenizer();
   const grpcPort = await app.extproc.listen(opts.listen ?? config.server.listen);
   const adminPort = await app.admin.listen(opts.admin ?? config.server.admin);
+  await app.storesConnected(STORE_CONNECT_WAIT_MS);
   app.markServing();
   log.info({ event: 'server.started', grpc_port: grpcPort, admin_port: adminPort, config_version: compiled.runtime.version });
 

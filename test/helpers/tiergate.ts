@@ -60,6 +60,7 @@ export async function startTiergate(
   const ledger = new MemorySink();
   const app = createApp(runtimeFor(withTempSpool(input), env), log, { ...(opts.ownSinks ? {} : { ledgerSinks: [ledger] }), ...(opts.now ? { now: opts.now } : {}), ...(opts.embedder ? { embedder: opts.embedder } : {}) });
   const port = await app.extproc.listen('127.0.0.1:0');
+  await app.storesConnected(2000); // as serve() does
   app.markServing();
   const target = `127.0.0.1:${port}`;
   const pool = new ExtProcPool(target, 500);

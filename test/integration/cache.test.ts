@@ -2,6 +2,7 @@
 // format whatever was stored, what is never stored, TTL, namespace bumps, request directives, limits, the
 // ledger row of a hit, and a Redis store that goes away.
 import { gzipSync } from 'node:zlib';
+import { createServer, connect, type AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -330,6 +331,33 @@ describe('exact cache on Redis', () => {
     redis = await RedisServer.start();
   });
   afterAll(async () => redis.down());
+
+  it('a new instance reports serving once its cache store is connected: its first request is a lookup, not a bypass', async () => {
+    // A Redis 30 ms away on a new connection (a proxy in front of it holds each one back that long). Before:
+    // the instance served at once, its first requests found the connection not ready, and skipped the cache.
+    const proxy = createServer((client) => {
+      client.pause();
+      setTimeout(() => {
+        const upstream = connect(redis.port, '127.0.0.1');
+        client.pipe(upstream).pipe(client);
+        client.resume();
+        client.on('error', () => upstream.destroy());
+        upstream.on('error', () => client.destroy());
+      }, 30);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const t = await start({ cache: { store: 'redis' as const, redis: { url, keyPrefix: `first${Date.now()}:` } } });
+      const { s } = await ask(t, { id: 'first' });
+      await answerJson(s, completion('Paris.'));
+      expect(getHeader(s.responseHeaders, 'x-cache')).toBe('miss');
+      expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { reason: 'store_error' })).toBe(0);
+      await t.stop();
+    } finally {
+      proxy.close();
+    }
+  });
 
   it('an entry stored by one instance is served by another; Redis down → x-cache: bypass and the request goes upstream', async () => {
     const cache = { store: 'redis' as const, redis: { url: redis.url, keyPrefix: `t${Date.now()}:` } };
