@@ -53,7 +53,20 @@ export class FileSink implements LedgerSink {
       // two days and fail on the second after the first was written.
       const fresh = list.filter((e) => e.seq > (f.marks.get(e.writer) ?? 0) && !f.earlier.has(e.eventId));
       if (fresh.length === 0) continue;
-      await appendAll(f.fh.fd, Buffer.from(fresh.map((e) => e.line).join('\n') + '\n'));
+      const data = Buffer.from(fresh.map((e) => e.line).join('\n') + '\n');
+      try {
+        await appendAll(f.fh.fd, data);
+      } catch (err) {
+        // A write that failed part way (a full disk) leaves part of a line; the next append would run on from it
+        // into a line that is not JSON. What this batch wrote goes, and the replay writes it whole.
+        try {
+          ftruncateSync(f.fh.fd, f.size);
+        } catch {
+          // the disk refuses this too: the file sink's open cuts a torn last line off
+        }
+        throw err;
+      }
+      f.size += data.length;
       for (const e of fresh) f.marks.set(e.writer, e.seq);
       f.dirty = true;
     }
@@ -81,7 +94,9 @@ export class FileSink implements LedgerSink {
     if (f) return f;
     await mkdir(this.opts.dir, { recursive: true });
     const path = join(this.opts.dir, ledgerFileName(day));
-    f = { fh: await open(path, 'a'), earlier: new Set(idsInTail(path)), marks: new Map(), dirty: false };
+    const earlier = new Set(idsInTail(path));
+    const fh = await open(path, 'a');
+    f = { fh, earlier, marks: new Map(), dirty: false, size: (await fh.stat()).size };
     this.files.set(day, f);
     // Yesterday stays open for late rows; anything older is closed.
     while (this.files.size > 2) {
@@ -113,6 +128,8 @@ function appendAll(fd: number, data: Buffer): Promise<void> {
 
 interface DayFile {
   fh: FileHandle;
+  /** The file's length after the last write that succeeded. */
+  size: number;
   /** Event ids in the file's tail when it was opened: rows of an earlier process, which a replay may repeat. */
   earlier: ReadonlySet<string>;
   /** Per writer, the highest sequence number written to this file by this sink. */

@@ -280,9 +280,14 @@ export class Spool {
 async function appendSync(path: string, text: string, flag = 'a'): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const fh = await open(path, flag);
+  const size = (await fh.stat()).size;
   try {
     await fh.writeFile(text);
     await fh.sync();
+  } catch (err) {
+    // Part of the rows may be on disk (a full disk): they go, or the retry would append after half a line.
+    await fh.truncate(size).catch(() => undefined);
+    throw err;
   } finally {
     await fh.close();
   }

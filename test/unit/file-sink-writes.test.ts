@@ -51,6 +51,25 @@ describe('file sink writes', () => {
   });
 });
 
+describe('a write that fails part way', () => {
+  it('what the failed batch wrote is cut off, so its replay leaves whole lines only', async () => {
+    // Before: the half line the failed write left ran on into the replay's first line, which no longer parsed.
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-partial-'));
+    const sink = new FileSink({ dir });
+    await sink.write([entry(1)]);
+    io.maxBytes = 7;
+    io.calls = 0;
+    io.failCall = 3; // two short writes land, then the disk is full
+    await expect(sink.write([entry(2), entry(3)])).rejects.toThrow('ENOSPC');
+    io.failCall = 0;
+    io.maxBytes = Infinity;
+    await sink.write([entry(2), entry(3)]);
+    await sink.close();
+    const lines = readFileSync(join(dir, ledgerFileName('2026-12-01')), 'utf8').trimEnd().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual([1, 2, 3]);
+  });
+});
+
 describe('rows sent again', () => {
   it('a batch over two days whose second file failed is replayed whole: the first file skips its rows, the second takes all of its own', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-twodays-'));
