@@ -211,10 +211,24 @@ export class Budgets {
     if (this.pendingReconciles.length < MAX_PENDING_RECONCILES) this.pendingReconciles.push(run);
     this.reconcileTimer ??= setTimeout(() => {
       this.reconcileTimer = undefined;
-      this.retryReconciles();
+      this.probeReconciles();
     }, RECONCILE_RETRY_MS).unref();
   }
 
+  /**
+   * The timer's retry: one kept reconcile first, and the rest once it succeeds. While the store is still away, a
+   * tick costs one failed call rather than one per kept reconcile (up to 10,000, each waiting for a connection).
+   */
+  private probeReconciles(): void {
+    const first = this.pendingReconciles.shift();
+    if (!first) return;
+    first().then(
+      () => this.retryReconciles(),
+      () => this.keepReconcile(first),
+    );
+  }
+
+  /** Every kept reconcile at once: ahead of an admission, which the store is about to run anyway. */
   private retryReconciles(): void {
     if (this.pendingReconciles.length === 0) return;
     const batch = this.pendingReconciles.splice(0);
