@@ -7,6 +7,7 @@ import { openSync, readSync, closeSync, fstatSync, ftruncateSync, write, writeSy
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { groupEntries, type LedgerEntry, type LedgerSink } from './sink.js';
+import { tornTail } from './torn-tail.js';
 
 export interface FileSinkOptions {
   name?: string;
@@ -138,11 +139,8 @@ interface DayFile {
 }
 
 /**
- * The event ids in a day file's tail, after cutting off a torn last line: the end of an append a crash cut
- * short (unless only its newline is missing). Left there, the next append would run on from it into one line that is not JSON, which the rollup
- * refuses (and the row appended would be lost in it); and the id in the torn line would make the replay of
- * that row look stored. The row was never written whole, so its write was never acknowledged, and the spool
- * or the next replay still has it.
+ * The event ids in a day file's tail, after mending a torn last line (torn-tail.ts): left there, its id would
+ * also make the replay of its row look stored.
  */
 function idsInTail(path: string): string[] {
   let fd: number;
@@ -156,16 +154,12 @@ function idsInTail(path: string): string[] {
     const len = Math.min(size, TAIL_BYTES);
     let buf = Buffer.alloc(len);
     readSync(fd, buf, 0, len, size - len);
-    if (len > 0 && buf[len - 1] !== 0x0a) {
-      const whole = buf.lastIndexOf(0x0a) + 1;
-      if (isJson(buf.subarray(whole))) {
-        // Cut short after the row itself, only its newline missing: the row is whole, and is kept.
-        writeSync(fd, '\n', size);
-      } else if (whole > 0 || len === size) {
-        // (A torn line longer than the tail is not cut, since no row is that long: the rollup names it.)
-        ftruncateSync(fd, size - len + whole);
-        buf = buf.subarray(0, whole);
-      }
+    const torn = tornTail(buf, isJson);
+    if (torn === 'complete') writeSync(fd, '\n', size);
+    // (A torn line longer than the tail is not cut, since no row is that long: the rollup names it.)
+    else if (torn && (torn.cutTo > 0 || len === size)) {
+      ftruncateSync(fd, size - len + torn.cutTo);
+      buf = buf.subarray(0, torn.cutTo);
     }
     return eventIdsIn(buf);
   } finally {

@@ -5,6 +5,7 @@ import { appendFileSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { LedgerEntry } from './sink.js';
+import { tornTail } from './torn-tail.js';
 
 /** Rows are read from the file in windows of this size, so a long outage's spool is never loaded whole. */
 const READ_WINDOW = 4 * 1024 * 1024;
@@ -23,11 +24,12 @@ export class Spool {
    */
   private rows = 0;
   /**
-   * False while a file left by an earlier process could not be read (a failing disk). Its rows are unknown,
-   * and are delivered once it can be read; this process's rows need not wait for them, since a sink tells
-   * rows apart by each writer's sequence numbers and those rows are another writer's.
+   * False until the file an earlier process may have left is read: only while a failing disk prevents it, after
+   * the constructor. Its rows are unknown, and are delivered once it can be read; this process's rows need not
+   * wait for them, since a sink tells rows apart by each writer's sequence numbers and those rows are another
+   * writer's.
    */
-  private loaded = true;
+  private loaded = false;
 
   /** The directory is created on first use: a healthy sink never touches the disk. */
   constructor(dir: string, name: string) {
@@ -36,20 +38,16 @@ export class Spool {
     this.tmpPath = `${this.path}.tmp`;
     // A previous process may have left rows: they are delivered first. A spool that may exist but cannot be
     // read now (a failing disk) is read later (load()).
-    let missing = false;
     try {
-      this.rows = this.countFileRows(readFileSync(this.path), readOffset(() => readFileSync(this.offsetPath, 'utf8')));
-    } catch (err) {
-      missing = isMissing(err);
-      this.loaded = missing;
+      this.load();
+    } catch {
+      // read again before the spool is next used
     }
     try {
       // A rewrite (prepend) that a crash or a disk error cut short; the file itself is intact.
       rmSync(this.tmpPath, { force: true });
-      // An offset without its file would be applied to the next spool file from its first row.
-      if (missing) rmSync(this.offsetPath, { force: true });
     } catch {
-      // the disk is failing: the next rewrite replaces the first; load() handles the second
+      // the disk is failing: the next rewrite replaces it
     }
   }
 
@@ -67,46 +65,49 @@ export class Spool {
     return this.rows > 0 || !this.loaded;
   }
 
-  /** Learns the offset and the rows of a file that could not be read at start; throws while it still cannot. */
-  private async load(): Promise<void> {
+  /**
+   * Learns the offset and the rows of the file an earlier process left, once; throws while the disk fails.
+   * Synchronous, as at start: it runs once, and a spool is only read back after an outage.
+   */
+  private load(): void {
     if (this.loaded) return;
     let data: Buffer;
     try {
-      data = await readFile(this.path);
+      data = readFileSync(this.path);
     } catch (err) {
       if (!isMissing(err)) throw err;
-      await rm(this.offsetPath, { force: true }); // as in the constructor
+      // An offset without its file would be applied to the next spool file from its first row.
+      rmSync(this.offsetPath, { force: true });
       this.offset = 0;
       this.loaded = true;
       return;
     }
-    const offset = await readOffsetAsync(this.offsetPath);
+    let offset = 0;
+    try {
+      offset = Number(readFileSync(this.offsetPath, 'utf8')) || 0;
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
     this.rows += this.countFileRows(data, offset);
     this.loaded = true;
   }
 
   /**
-   * Sets the offset and returns the rows past it (counted on the bytes: a long outage's file is never decoded
-   * whole). A last line without its newline is the torn end of an append a crash cut short: that row was never
-   * durable, and it is cut off, or the next append would run on from it and make one garbled line of both
-   * (unless the row is whole and only its newline is missing: then the newline is added).
+   * Sets the offset and returns the rows past it, counted on the bytes (a long outage's file is never decoded
+   * whole), after mending a torn last line (torn-tail.ts).
    */
   private countFileRows(data: Buffer, offset: number): number {
-    const whole = data.lastIndexOf(0x0a) + 1;
-    if (whole < data.length) {
-      if (isWholeEntry(data.subarray(whole).toString('utf8'))) {
-        // Cut short after the row itself, only its newline missing: the row is whole, and is kept.
-        appendFileSync(this.path, '\n');
-        data = Buffer.concat([data, Buffer.from('\n')]);
-      } else {
-        truncateSync(this.path, whole);
-        data = data.subarray(0, whole);
-      }
+    const torn = tornTail(data, (line) => isWholeEntry(line.toString('utf8')));
+    if (torn === 'complete') {
+      appendFileSync(this.path, '\n');
+      data = Buffer.concat([data, Buffer.from('\n')]);
+    } else if (torn) {
+      truncateSync(this.path, torn.cutTo);
+      data = data.subarray(0, torn.cutTo);
     }
-    offset = Math.min(offset, whole);
-    this.offset = offset;
+    this.offset = Math.min(offset, data.length);
     let n = 0;
-    for (let at = offset, nl = data.indexOf(0x0a, at); nl !== -1; at = nl + 1, nl = data.indexOf(0x0a, at)) if (nl > at) n++;
+    for (let at = this.offset, nl = data.indexOf(0x0a, at); nl !== -1; at = nl + 1, nl = data.indexOf(0x0a, at)) if (nl > at) n++;
     return n;
   }
 
@@ -124,7 +125,7 @@ export class Spool {
     return this.run(async () => {
       this.flushScheduled = false;
       if (this.pending.length === 0) return;
-      await this.load(); // rows written before the file is known would be counted twice
+      this.load(); // rows written before the file is known would be counted twice
       const batch = this.pending;
       this.pending = [];
       try {
@@ -139,7 +140,7 @@ export class Spool {
   /** Up to `max` rows from the front, and the bytes they take. */
   read(max: number): Promise<{ entries: LedgerEntry[]; bytes: number; skipped: number }> {
     return this.run(async () => {
-      await this.load();
+      this.load();
       let text = await this.fileRest(READ_WINDOW);
       // A window with no whole line in it holds the start of one longer than the window: read on to its end.
       if (text.length > 0 && !text.includes('\n')) text = await this.fileRest();
@@ -185,7 +186,7 @@ export class Spool {
     return this.run(async () => {
       let batch: LedgerEntry[] = [];
       try {
-        await this.load();
+        this.load();
         const rest = await this.fileRest();
         batch = [...this.pending];
         await appendSync(this.tmpPath, entries.map(encode).join('') + rest + batch.map(encode).join(''), 'w');
@@ -290,25 +291,6 @@ async function appendSync(path: string, text: string, flag = 'a'): Promise<void>
     throw err;
   } finally {
     await fh.close();
-  }
-}
-
-/** The offset file's number; no file is offset 0 (any other error is thrown). */
-function readOffset(read: () => string): number {
-  try {
-    return Number(read()) || 0;
-  } catch (err) {
-    if (isMissing(err)) return 0;
-    throw err;
-  }
-}
-
-async function readOffsetAsync(path: string): Promise<number> {
-  try {
-    return Number(await readFile(path, 'utf8')) || 0;
-  } catch (err) {
-    if (isMissing(err)) return 0;
-    throw err;
   }
 }
 
