@@ -3,6 +3,7 @@
 // a batch replayed after a timeout that did reach Redis is never stored twice.
 import type { Cluster, Redis } from 'ioredis';
 import { connectRedis } from '../stores/redis/connect.js';
+import { hashTag } from '../stores/redis/hash-tag.js';
 import { whenReady } from '../stores/redis/when-ready.js';
 import { groupEntries, type LedgerEntry, type LedgerSink } from './sink.js';
 
@@ -58,7 +59,7 @@ export class RedisStreamSink implements LedgerSink {
    */
   private markKey(writer: string): string {
     const { stream, cluster } = this.opts;
-    return cluster && !hasHashTag(stream) ? `{${stream}}:mark:${writer}` : `${stream}:mark:${writer}`;
+    return cluster && hashTag(stream) === stream ? `{${stream}}:mark:${writer}` : `${stream}:mark:${writer}`;
   }
 
   async write(entries: readonly LedgerEntry[]): Promise<void> {
@@ -74,10 +75,4 @@ export class RedisStreamSink implements LedgerSink {
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
-}
-
-/** Redis Cluster's rule: the part between the first { and the next }, when not empty, is what gets hashed. */
-function hasHashTag(key: string): boolean {
-  const open = key.indexOf('{');
-  return open !== -1 && key.indexOf('}', open + 1) > open + 1;
 }

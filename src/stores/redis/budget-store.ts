@@ -10,6 +10,7 @@
 // concurrent request may be refused by the released reservation (never the reverse).
 import type { Cluster, Redis } from 'ioredis';
 import { connectRedis } from './connect.js';
+import { hashTag } from './hash-tag.js';
 import { whenReady } from './when-ready.js';
 import { costOf, hasRoom, isBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
@@ -230,13 +231,6 @@ export class RedisBudgetStore implements BudgetStore {
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
-}
-
-/** The key's hash tag: what decides its Cluster slot (the whole key when it has none). */
-function hashTag(key: string): string {
-  const open = key.indexOf('{');
-  const close = open === -1 ? -1 : key.indexOf('}', open + 1);
-  return close > open + 1 ? key.slice(open + 1, close) : key;
 }
 
 /**
