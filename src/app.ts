@@ -2,6 +2,7 @@
 // listening here (main.ts does both), so tests build as many isolated instances as they like.
 import { createAdminServer, type AdminServer } from './admin-server.js';
 import { ConfigStore, type ReloadListener } from './config/config-store.js';
+import { restartOnlyChanges } from './config/restart-only.js';
 import type { Runtime } from './config/runtime.js';
 import { TiergateError } from './errors.js';
 import { createExtProcServer, type ExtProcServer } from './extproc/server.js';
@@ -91,7 +92,11 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
       metrics.configReloads.inc({ result: 'success' });
       metrics.configLastReloadSuccess.set(1);
       setConfigInfo(metrics, rt.version, rt.classifierVersion);
-      log.info({ event: 'config.reloaded', version: rt.version, classifier_version: rt.classifierVersion });
+      const pending = restartOnlyChanges(runtime.config, rt.config);
+      metrics.configRestartRequired.reset();
+      for (const setting of pending) metrics.configRestartRequired.set({ setting }, 1);
+      log.info({ event: 'config.reloaded', version: rt.version, classifier_version: rt.classifierVersion, restart_required: pending });
+      if (pending.length > 0) log.warn({ event: 'config.restart_required', settings: pending });
     },
     rejected(problems) {
       metrics.configReloads.inc({ result: 'failure' });

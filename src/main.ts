@@ -69,8 +69,10 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      log.info({ event: 'server.stopping', grace_ms: config.server.shutdownGraceMs });
-      await app.shutdown(config.server.shutdownGraceMs);
+      // The grace period is read when it is needed, so a reload can change it.
+      const graceMs = app.config.current().config.server.shutdownGraceMs;
+      log.info({ event: 'server.stopping', grace_ms: graceMs });
+      await app.shutdown(graceMs);
       await stopTracing?.();
       log.info({ event: 'server.stopped' });
     })());

@@ -212,6 +212,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: '1 if the last config reload attempt succeeded, 0 if the last good config is being kept.',
       registers: [registry],
     }),
+    configRestartRequired: new Gauge({
+      name: 'tiergate_config_restart_required',
+      help: '1 for each restart-only setting the config in force changed from the value this process started with (it applies at the next restart).',
+      labelNames: ['setting'] as const,
+      registers: [registry],
+    }),
     /** Where tiergate_ledger_backlog_rows reads from at scrape time. */
     setBacklogSource(source: typeof backlogSource) {
       backlogSource = source;

@@ -83,6 +83,24 @@ describe('graceful shutdown', () => {
 });
 
 describe('config hot reload', () => {
+  it('a reloaded shutdown grace period is the one SIGTERM uses', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-reload-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'tiergate.yaml');
+    writeFileSync(file, 'server: { shutdownGraceMs: 120000 }\ntiers: { weak: { model: small-v1 }, strong: { model: large-v1 } }\n');
+    const s = await start(file);
+    writeFileSync(join(dir, 'next.yaml'), 'server: { shutdownGraceMs: 200 }\ntiers: { weak: { model: small-v2 }, strong: { model: large-v2 } }\n');
+    renameSync(join(dir, 'next.yaml'), file);
+    await expect.poll(() => routeTier(s.pool), { timeout: 5000, interval: 100 }).toBe('small-v2');
+    // A stream that never finishes: only the grace period ends it. Two minutes would outlast this test's timeout.
+    const stuck = s.pool.open();
+    await stuck.sendRequestHeaders(chatHeaders(), false);
+    const stopped = Date.now();
+    await s.stop();
+    expect(Date.now() - stopped).toBeLessThan(20_000);
+    expect(await metricValue(s.app, 'tiergate_config_restart_required')).toBe(0);
+  });
+
   it('swaps the config atomically on change, keeps the last good one on a bad file, and counts both', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-reload-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));

@@ -257,6 +257,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       'TiergateLedgerSpooling',
       'TiergateProcessingErrors',
       'TiergateConfigReloadRejected',
+      'TiergateConfigRestartRequired',
       'TiergateCacheStoreDegraded',
     ]);
   });
