@@ -115,7 +115,8 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   metrics.setBacklogSource(() => ledger.backlog());
 
   // The store is built once from the startup config: changing budgets.store or budgets.redis needs a restart.
-  const budgets = new Budgets(createBudgetStore(runtime.config.budgets), metrics, log.child({ component: 'budget' }), opts.now);
+  // Reconciles an outage kept back and a shutdown could not send wait in the ledger's spool directory.
+  const budgets = new Budgets(createBudgetStore(runtime.config.budgets), metrics, log.child({ component: 'budget' }), opts.now, ledgerConfig.spoolDir);
   // Likewise the cache store (cache.store, cache.redis); policies, TTLs and the deadline reload live.
   const cache = new ResponseCache(createCacheStore(runtime.config.cache, opts.now), runtime.config.cache.redis?.keyPrefix ?? 'tiergate:cache:', metrics, log.child({ component: 'cache' }), opts.now);
   // Likewise the response affinity store (routing.affinity.store, .redis).

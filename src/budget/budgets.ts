@@ -12,6 +12,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { budgetWarningHeader, limitError, rateLimitHeaders } from './rate-limit-headers.js';
 import { bucketsFor } from './buckets.js';
 import { StoreGuard } from '../stores/store-guard.js';
+import { KeptReconcileFile, type KeptReconcile } from './kept-reconciles.js';
 
 /** What an admitted request holds until its response ends. */
 export interface Admission {
@@ -63,16 +64,29 @@ export class Budgets {
   private readonly guard: StoreGuard;
   /** The per-instance limiter used while the shared store is away (fail-open). */
   private readonly local = new MemoryBudgetStore();
-  private readonly pendingReconciles: Array<() => Promise<void>> = [];
+  private readonly pendingReconciles: KeptReconcile[] = [];
+  /** Reconciles sent to the store and not yet answered: close waits for them. */
+  private readonly sending = new Set<Promise<void>>();
   private reconcileTimer: NodeJS.Timeout | undefined;
+  private closing = false;
+  private readonly keptFile: KeptReconcileFile | undefined;
 
+  /**
+   * `keepDir`: where reconciles still unsent at shutdown wait for the next process (kept-reconciles.ts); those an
+   * earlier process left there are sent as soon as the store answers.
+   */
   constructor(
     readonly store: BudgetStore,
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    keepDir?: string,
   ) {
     this.guard = new StoreGuard('budget.store_failed', log, now, (open) => metrics.budgetStoreDegraded.set(open ? 1 : 0));
+    if (store.kind === 'redis' && keepDir !== undefined) {
+      this.keptFile = new KeptReconcileFile(keepDir, log);
+      for (const k of this.keptFile.take()) this.keep(k);
+    }
   }
 
   admit(rt: Runtime, q: AdmitQuery): AdmitOutcome | Promise<AdmitOutcome> {
@@ -106,20 +120,22 @@ export class Budgets {
   reconcile(a: Admission, actualTokens: number, actualMicroUsd: number | undefined): void {
     if (a.tokenBuckets.length === 0) return;
     const micro = actualMicroUsd ?? a.reservedMicroUsd;
-    const run = async () => a.store.reconcile(a.id, a.tokenBuckets, actualTokens, this.now(), micro);
-    // Only the Redis store is expected to fail; a memory reconcile that threw would be a bug: logged, not retried.
-    run().then(
-      () => {
-        if (a.store.kind === 'redis') this.guard.succeeded();
-      },
+    if (a.store.kind !== 'redis') {
+      // Only the Redis store is expected to fail; a memory reconcile that threw would be a bug: logged, not retried.
+      try {
+        void a.store.reconcile(a.id, a.tokenBuckets, actualTokens, this.now(), micro);
+      } catch (err) {
+        this.log.error({ event: 'budget.reconcile_failed', err: (err as Error).message });
+      }
+      return;
+    }
+    const k: KeptReconcile = { id: a.id, buckets: a.tokenBuckets, tokens: actualTokens, microUsd: micro };
+    this.send(k).then(
+      () => this.guard.succeeded(),
       (err: unknown) => {
-        if (a.store.kind !== 'redis') {
-          this.log.error({ event: 'budget.reconcile_failed', err: (err as Error).message });
-          return;
-        }
         this.failed('reconcile', err, undefined);
         // Kept for when the store is back; until then the reservation holds the budget (the safe side).
-        this.keepReconcile(run);
+        this.keep(k);
       },
     );
   }
@@ -146,9 +162,21 @@ export class Budgets {
     });
   }
 
+  /**
+   * Waits for reconciles on their way, tries the kept ones once more, and leaves what the store still refuses in
+   * the keep file for the next process (or logs it lost when there is none), then closes the store.
+   */
   async close(): Promise<void> {
     clearTimeout(this.reconcileTimer);
     this.reconcileTimer = undefined;
+    this.closing = true;
+    while (this.sending.size > 0) await Promise.allSettled([...this.sending]);
+    const last = this.pendingReconciles.splice(0);
+    const results = await Promise.allSettled(last.map((k) => this.send(k)));
+    const unsent = last.filter((_, i) => results[i]?.status === 'rejected');
+    if (unsent.length > 0 && !this.keptFile?.save(unsent)) {
+      this.log.error({ event: 'budget.reconciles_unsent', reconciles: unsent.length });
+    }
     await this.store.close();
   }
 
@@ -199,16 +227,34 @@ export class Budgets {
   private releaseUncertain(req: AdmitRequest): void {
     const held = req.buckets.filter((b) => b.unit !== 'requests');
     if (held.length === 0) return;
-    const run = async () => this.store.reconcile(req.id, held, 0, this.now(), 0);
-    run().catch(() => this.keepReconcile(run));
+    const k: KeptReconcile = { id: req.id, buckets: held, tokens: 0, microUsd: 0 };
+    this.send(k).catch(() => this.keep(k));
+  }
+
+  /**
+   * Sends one reconcile to the shared store; close() waits for it. The command is issued before this returns, so
+   * kept reconciles sent ahead of an admission reach Redis ahead of it on the connection.
+   */
+  private send(k: KeptReconcile): Promise<void> {
+    let p: Promise<void>;
+    try {
+      p = Promise.resolve(this.store.reconcile(k.id, k.buckets, k.tokens, this.now(), k.microUsd));
+    } catch (err) {
+      p = Promise.reject(err as Error);
+    }
+    this.sending.add(p);
+    const done = () => void this.sending.delete(p);
+    p.then(done, done);
+    return p;
   }
 
   /**
    * A reconcile the store refused, kept for a retry: at the next admission, and on a timer, so that the budget is
    * freed soon after the store is back even if no request comes (the budget view, other replicas' admissions).
    */
-  private keepReconcile(run: () => Promise<void>): void {
-    if (this.pendingReconciles.length < MAX_PENDING_RECONCILES) this.pendingReconciles.push(run);
+  private keep(k: KeptReconcile): void {
+    if (this.pendingReconciles.length < MAX_PENDING_RECONCILES) this.pendingReconciles.push(k);
+    if (this.closing) return; // close() takes what is pending once what it waits for has settled
     this.reconcileTimer ??= setTimeout(() => {
       this.reconcileTimer = undefined;
       this.probeReconciles();
@@ -222,9 +268,9 @@ export class Budgets {
   private probeReconciles(): void {
     const first = this.pendingReconciles.shift();
     if (!first) return;
-    first().then(
+    this.send(first).then(
       () => this.retryReconciles(),
-      () => this.keepReconcile(first),
+      () => this.keep(first),
     );
   }
 
@@ -232,7 +278,7 @@ export class Budgets {
   private retryReconciles(): void {
     if (this.pendingReconciles.length === 0) return;
     const batch = this.pendingReconciles.splice(0);
-    for (const run of batch) run().catch(() => this.keepReconcile(run));
+    for (const k of batch) this.send(k).catch(() => this.keep(k));
   }
 }
 

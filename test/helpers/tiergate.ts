@@ -111,14 +111,17 @@ export async function metricValue(app: App, name: string, labels: Record<string,
   return sum;
 }
 
+/** The admin listener each app's budget views share, started by the first of them. */
+const adminPorts = new WeakMap<App, Promise<number>>();
+
 /**
  * A tenant's count for one limit as the admin listener's budget view shows it (used plus reserved), or -1 while
  * the view answers 503 (the budget store cannot be read). Starts the admin listener on first use.
  */
 export function budgetView(t: TestTiergate, code: string, tenant = 'default'): () => Promise<number | undefined> {
-  let port: Promise<number> | undefined;
   return async () => {
-    port ??= t.app.admin.listen('127.0.0.1:0');
+    let port = adminPorts.get(t.app);
+    if (!port) adminPorts.set(t.app, (port = t.app.admin.listen('127.0.0.1:0')));
     const r = await fetch(`http://127.0.0.1:${await port}/budgets/${tenant}`);
     if (r.status !== 200) return -1;
     const view = (await r.json()) as { limits: Array<{ code: string; used: number }> };

@@ -1,7 +1,12 @@
 // Reconciles the budget store refused are kept and retried. While the store is still away, each retry tick must
-// cost one call, not one per kept reconcile; once it answers, every kept reconcile goes through.
+// cost one call, not one per kept reconcile; once it answers, every kept reconcile goes through. What is still
+// unsent at shutdown waits in a file for the next process on the same directory.
+import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Budgets, type Admission } from '../../src/budget/budgets.js';
+import { KEPT_RECONCILES_FILE } from '../../src/budget/kept-reconciles.js';
 import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../../src/stores/budget-store.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { captureLogger } from '../helpers/tiergate.js';
@@ -10,15 +15,22 @@ import { captureLogger } from '../helpers/tiergate.js';
 class FlakyStore implements BudgetStore {
   readonly kind = 'redis';
   down = false;
+  /** How long a call takes to answer (or fail). */
+  delayMs = 0;
   calls = 0;
   done: string[] = [];
+  /** Per id, the tokens each reconcile that went through counted. */
+  counted = new Map<string, number[]>();
   async admit(_req: AdmitRequest): Promise<AdmitResult> {
     return { admitted: true, counted: [], denied: undefined, budgetWarning: 'none' };
   }
-  async reconcile(id: string): Promise<void> {
+  async reconcile(id: string, _buckets: readonly Bucket[], tokens: number): Promise<void> {
     this.calls++;
-    if (this.down) throw new Error('store away');
+    const down = this.down;
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (down) throw new Error('store away');
     this.done.push(id);
+    this.counted.set(id, [...(this.counted.get(id) ?? []), tokens]);
   }
   async peek(): Promise<number[]> {
     return [];
@@ -29,6 +41,9 @@ class FlakyStore implements BudgetStore {
 const bucket: Bucket = { key: 'k', code: 'tokens_per_minute', unit: 'tokens', limit: 1000, resetAt: 0, expireAt: 0 };
 
 afterEach(() => vi.useRealTimers());
+
+const admission = (id: string, store: BudgetStore): Admission => ({ id, tenant: 't', store, tokenBuckets: [bucket], reserved: 10, reservedMicroUsd: 0, responseHeaders: [] });
+const ids = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `r${from + i}`);
 
 describe('kept reconciles', () => {
   it('are probed one at a time while the store is away, and all sent once it answers', async () => {
@@ -45,5 +60,75 @@ describe('kept reconciles', () => {
     await vi.advanceTimersByTimeAsync(1_000);
     expect([...store.done].sort()).toEqual(Array.from({ length: 100 }, (_, i) => `r${i}`).sort());
     await budgets.close();
+  });
+
+  it('a shutdown with the store still away leaves them, and reconciles still on their way, to the next process on the directory', async () => {
+    // The ledger makes its spool directory only when it first spools: it may not be there yet.
+    const dir = join(mkdtempSync(join(tmpdir(), 'tiergate-kept-')), 'spool');
+    const store = new FlakyStore();
+    const { log, logs } = captureLogger();
+    const budgets = new Budgets(store, createMetrics(), log, Date.now, dir);
+    store.down = true;
+    for (const id of ids(5)) budgets.reconcile(admission(id, store), 7, 0);
+    // Two more are on their way when the shutdown begins: they fail only after it has started.
+    store.delayMs = 50;
+    for (const id of ids(2, 5)) budgets.reconcile(admission(id, store), 7, 0);
+    await budgets.close();
+    expect(store.done).toEqual([]);
+    expect(readFileSync(join(dir, KEPT_RECONCILES_FILE), 'utf8').trim().split('\n')).toHaveLength(7);
+    expect(logs.join('')).toContain('budget.kept_reconciles_saved');
+
+    // The next process on the directory takes the file, and sends each reconcile once the store answers.
+    vi.useFakeTimers();
+    const next = new FlakyStore();
+    next.down = true;
+    const after = new Budgets(next, createMetrics(), captureLogger().log, Date.now, dir);
+    expect(existsSync(join(dir, KEPT_RECONCILES_FILE))).toBe(false);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(next.done).toEqual([]);
+    next.down = false;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect([...next.done].sort()).toEqual(ids(7).sort());
+    expect(new Set([...next.counted.values()].flat())).toEqual(new Set([7])); // what each request really used
+    await after.close();
+    expect(existsSync(join(dir, KEPT_RECONCILES_FILE))).toBe(false); // nothing left to keep
+  });
+
+  it('a shutdown once the store is back sends them then, and leaves nothing behind', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'tiergate-kept-')), 'spool-not-made-yet');
+    const store = new FlakyStore();
+    const budgets = new Budgets(store, createMetrics(), captureLogger().log, Date.now, dir);
+    store.down = true;
+    for (const id of ids(3)) budgets.reconcile(admission(id, store), 7, 0);
+    await new Promise((r) => setTimeout(r, 0));
+    store.down = false;
+    await budgets.close();
+    expect([...store.done].sort()).toEqual(ids(3));
+    expect(existsSync(join(dir, KEPT_RECONCILES_FILE))).toBe(false);
+  });
+
+  it('a line cut short or garbled is skipped and logged; the rest are sent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-kept-'));
+    const good = { id: 'ok', buckets: [bucket], tokens: 3, microUsd: 0 };
+    appendFileSync(join(dir, KEPT_RECONCILES_FILE), `${JSON.stringify(good)}\n{"id":"torn","buck\n${JSON.stringify({ ...good, id: 'neg', tokens: -1 })}\n`);
+    const store = new FlakyStore();
+    const { log, logs } = captureLogger();
+    const budgets = new Budgets(store, createMetrics(), log, Date.now, dir);
+    await budgets.close();
+    expect(store.done).toEqual(['ok']);
+    expect(logs.find((l) => l.includes('budget.kept_reconciles_skipped'))).toContain('"lines":2');
+  });
+
+  it('with nowhere to keep them, a shutdown logs how many were lost', async () => {
+    const store = new FlakyStore();
+    const { log, logs } = captureLogger();
+    // A directory that cannot be made: its parent is a file.
+    const parent = join(mkdtempSync(join(tmpdir(), 'tiergate-kept-')), 'a-file');
+    appendFileSync(parent, '');
+    const budgets = new Budgets(store, createMetrics(), log, Date.now, join(parent, 'spool'));
+    store.down = true;
+    for (const id of ids(4)) budgets.reconcile(admission(id, store), 7, 0);
+    await budgets.close();
+    expect(logs.find((l) => l.includes('budget.reconciles_unsent'))).toContain('"reconciles":4');
   });
 });
