@@ -64,6 +64,8 @@ export interface App {
   storesConnected(waitMs: number): Promise<void>;
   /** Called once both listeners are bound: readiness and gRPC health turn to serving. */
   markServing(): void;
+  /** Readiness and gRPC health turn to not serving, while streams, new ones included, are still served. */
+  markDraining(): void;
   isServing(): boolean;
 }
 
@@ -184,6 +186,10 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     markServing() {
       serving = true;
       extproc.setServing(true);
+    },
+    markDraining() {
+      serving = false;
+      extproc.setServing(false);
     },
     async shutdown(graceMs) {
       serving = false;

@@ -24,7 +24,11 @@ export interface Serving {
   log: Logger;
   grpcPort: number;
   adminPort: number;
-  stop(): Promise<void>;
+  /**
+   * Stops serving. `drainMs`: first report not ready (readiness, gRPC health) and go on taking new streams that
+   * long, as SIGTERM does with `server.drainDelayMs`; without it, new streams are refused at once.
+   */
+  stop(opts?: { drainMs?: number }): Promise<void>;
 }
 
 export class ConfigError extends Error {
@@ -67,8 +71,15 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   log.info({ event: 'server.started', grpc_port: grpcPort, admin_port: adminPort, config_version: compiled.runtime.version });
 
   let stopping: Promise<void> | undefined;
-  const stop = () =>
+  const stop = ({ drainMs = 0 }: { drainMs?: number } = {}) =>
     (stopping ??= (async () => {
+      if (drainMs > 0) {
+        // Envoy learns that this replica is going from its health checks, Kubernetes from the endpoint's removal;
+        // until then it still opens streams here, and a refused one is a 500 for its request.
+        app.markDraining();
+        log.info({ event: 'server.draining', drain_ms: drainMs });
+        await new Promise((resolve) => setTimeout(resolve, drainMs));
+      }
       // The grace period is read when it is needed, so a reload can change it.
       const graceMs = app.config.current().config.server.shutdownGraceMs;
       log.info({ event: 'server.stopping', grace_ms: graceMs });
@@ -77,7 +88,10 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       log.info({ event: 'server.stopped' });
     })());
   if (opts.handleSignals) {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void stop().then(() => process.exit(0)));
+    // SIGTERM comes from an orchestrator, whose data plane has to be given time to stop routing here; SIGINT from
+    // someone at a terminal, who is not kept waiting.
+    process.once('SIGTERM', () => void stop({ drainMs: app.config.current().config.server.drainDelayMs }).then(() => process.exit(0)));
+    process.once('SIGINT', () => void stop().then(() => process.exit(0)));
   }
   return { app, log, grpcPort, adminPort, stop };
 }

@@ -71,7 +71,13 @@ export const configSchema = z
       .strictObject({
         listen: hostPort.default('0.0.0.0:9002'),
         admin: hostPort.default('0.0.0.0:9090'),
-        /** SIGTERM: how long in-flight streams may take before the server is forced down. */
+        /**
+         * SIGTERM: how long tiergate goes on taking new streams after it reports not ready, so that Envoy (its
+         * health checks) or Kubernetes (the endpoint's removal) stops sending them first. A stream refused while
+         * Envoy still routes here is a 500 for its request (envoy-ext-proc.md §8, connect failure). 0 stops taking them at once.
+         */
+        drainDelayMs: z.number().int().nonnegative().default(5_000),
+        /** SIGTERM: after the drain delay, how long in-flight streams may take before the server is forced down. */
         shutdownGraceMs: z.number().int().positive().default(10_000),
         /** Node ≥ 22.10 only (README "Envoy's stream-close pattern"). */
         http2StreamResetBurst: z.number().int().positive().default(1_000_000),

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ExtProcPool } from '../../src/dev/envoy-client.js';
+import { chatHeaders, jsonBody } from '../helpers/tiergate.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 // From the repository, where `--import tsx` resolves (the test process itself runs in a temp directory).
@@ -61,7 +63,7 @@ describe('examples', () => {
 });
 
 describe('tiergate serve', () => {
-  it('starts on embedded defaults, and on SIGTERM drains, logs server.stopped and exits 0', async () => {
+  it('starts on embedded defaults; on SIGTERM reports not ready but takes new streams for the drain delay, then stops and exits 0', async () => {
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
       cwd: ROOT,
@@ -71,10 +73,24 @@ describe('tiergate serve', () => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     await expect.poll(() => out, { timeout: 15_000 }).toContain('"event":"server.started"');
-    const started = JSON.parse(out.split('\n').find((l) => l.includes('server.started')) ?? '{}') as { admin_port: number };
+    const started = JSON.parse(out.split('\n').find((l) => l.includes('server.started')) ?? '{}') as { admin_port: number; grpc_port: number };
     expect((await fetch(`http://127.0.0.1:${started.admin_port}/readyz`)).status).toBe(200);
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
+    await expect.poll(() => out, { timeout: 5_000 }).toContain('"event":"server.draining"');
+    // Not ready, so Envoy's health checks and Kubernetes take it out of rotation…
+    expect((await fetch(`http://127.0.0.1:${started.admin_port}/readyz`)).status).toBe(503);
+    // …while a stream Envoy opens before they have is still served, not refused (a 500 for its request).
+    const pool = new ExtProcPool(`127.0.0.1:${started.grpc_port}`, 500);
+    try {
+      const s = pool.open();
+      expect((await s.sendRequestHeaders(chatHeaders(), false)).kind).toBe('continue');
+      expect((await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }))).kind).toBe('continue');
+      s.close();
+    } finally {
+      pool.close();
+    }
+    expect(out).not.toContain('"event":"server.stopping"');
     expect(await exited).toBe(0);
     expect(out).toContain('"event":"server.stopping"');
     expect(out).toContain('"event":"server.stopped"');

@@ -82,6 +82,26 @@ describe('graceful shutdown', () => {
   });
 });
 
+describe('draining', () => {
+  it('reports not ready at once, goes on serving new streams for the drain delay, then refuses them', async () => {
+    const s = await start();
+    const base = `http://127.0.0.1:${s.adminPort}`;
+    const inflight = s.pool.open();
+    await inflight.sendRequestHeaders(chatHeaders(), false);
+    const stopping = s.stop({ drainMs: 1500 });
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    expect(await healthCheck(s.grpcPort, 'envoy.service.ext_proc.v3.ExternalProcessor')).toBe('NOT_SERVING');
+    // A stream opened during the drain, as Envoy does until its health checks or the endpoint's removal catch up.
+    expect(await routeTier(s.pool)).toBe('weak-model');
+    expect((await inflight.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }))).kind).toBe('continue');
+    expect((await inflight.halfClose()).code).toBe(0);
+    await stopping;
+    const late = new ExtProcPool(`127.0.0.1:${s.grpcPort}`);
+    cleanups.push(() => late.close());
+    expect((await late.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 1000 }).sendRequestHeaders(chatHeaders(), false)).kind).not.toBe('continue');
+  });
+});
+
 describe('config hot reload', () => {
   it('a reloaded shutdown grace period is the one SIGTERM uses', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-reload-'));

@@ -94,6 +94,14 @@ describe('envoy/envoy.yaml agrees with tiergate', () => {
     expect(HEALTH_SERVICES).toContain(c.health_checks[0].grpc_health_check.service_name);
   });
 
+  it('marks a draining tiergate unhealthy before it stops taking streams', () => {
+    // NOT_SERVING answers at once, so the worst case is SIGTERM just after a passing check: unhealthy_threshold
+    // failing checks, one interval apart. A stream opened after tiergate stopped taking them is a 500.
+    const hc = cluster('tiergate').health_checks[0] as Obj;
+    const seconds = (d: string) => Number(/^(\d+(?:\.\d+)?)s$/.exec(d)?.[1]);
+    expect(seconds(hc.interval) * 1000 * hc.unhealthy_threshold).toBeLessThan(runtime.config.server.drainDelayMs);
+  });
+
   it('points the filter at the tiergate cluster, receives its metadata namespace, and buffers more than tiergate’s body limit', () => {
     expect(extProc().grpc_service.envoy_grpc.cluster_name).toBe('tiergate');
     expect(cluster('tiergate').load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value).toBe(

@@ -125,8 +125,8 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
     const paths = (container.volumeMounts as Obj[]).map((m) => m.mountPath as string);
     expect(paths.some((p) => loaded.config.ledger.spoolDir.startsWith(`${p}/`))).toBe(true);
     for (const k of loaded.config.auth.keys) if (k.sha256File) expect(paths.some((p) => (k.sha256File as string).startsWith(`${p}/`))).toBe(true);
-    // Envoy's streams get longer than tiergate's own shutdown grace to finish.
-    expect(deployment.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(loaded.config.server.shutdownGraceMs);
+    // Kubernetes waits longer than tiergate's drain and its shutdown grace together before it kills the pod.
+    expect(deployment.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(loaded.config.server.drainDelayMs + loaded.config.server.shutdownGraceMs);
   });
 
   it('the GatewayExtension reaches tiergate over h2c on its gRPC port, with the processing mode tiergate is tested with', () => {

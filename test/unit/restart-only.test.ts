@@ -42,7 +42,7 @@ const LIVE: ConfigInput[] = [
   { cache: { semantic: { threshold: 0.97 } } },
   { routing: { affinity: { ttlSeconds: 60, deadlineMs: 5 } } },
   { ledger: { featureHeader: 'x-feature' } },
-  { server: { shutdownGraceMs: 1234 } },
+  { server: { shutdownGraceMs: 1234, drainDelayMs: 0 } },
   { logging: { logPrompts: true } },
   { envoy: { failureRule: 'continue' } },
 ];
