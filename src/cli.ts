@@ -7,7 +7,9 @@ import { compileConfigText } from './config/runtime.js';
 import { devBanner, startDevStack } from './dev/dev-stack.js';
 import { createMockBackend } from './dev/mock-backend.js';
 import { listenOn } from './admin-server.js';
-import { ConfigError, serve } from './main.js';
+import { ConfigError, loadInitialConfig, serve } from './main.js';
+import { readUnsaved } from './ledger/import.js';
+import { createSinks } from './ledger/sinks.js';
 import { ledgerFilesFor, rowsFromFiles, rowsFromRedis } from './ledger/read.js';
 import { rollup, type Period } from './ledger/rollup.js';
 import { formatRollup, formatRollupCsv } from './ledger/rollup-format.js';
@@ -22,6 +24,7 @@ const USAGE = `usage:
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
   tiergate ledger rollup [--day YYYY-MM-DD | --month YYYY-MM | --from YYYY-MM-DD --to YYYY-MM-DD]
       (--file FILE|DIR | --redis URL [--cluster] [--stream KEY]) [--weak-tier NAME] [--json | --csv]
+  tiergate ledger import [--config FILE] LOG...
 ${EVAL_USAGE}${CANARY_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
@@ -56,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'ledger': {
       const [sub, ...args] = rest;
+      if (sub === 'import') return subcommand('ledger import', () => ledgerImport(args));
       if (sub !== 'rollup') break;
       return ledgerRollup(args);
     }
@@ -101,6 +105,34 @@ async function configCheck(file: string): Promise<number> {
   }
   process.stdout.write(`${file}: ok (version ${compiled.runtime.version}, classifier ${compiled.runtime.classifierVersion})\n`);
   return 0;
+}
+
+/**
+ * Rows a shutdown could only log (`ledger.rows_unsaved`), from log files into the configured sinks they were
+ * meant for. Every batch is checked before any is written; a second run stores nothing twice (import.ts).
+ */
+async function ledgerImport(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string' } }, allowPositionals: true });
+  if (positionals.length === 0) throw new UsageError('name the log files to read ledger.rows_unsaved lines from');
+  const { config } = await loadInitialConfig(values.config, process.env);
+  const batches = await readUnsaved(positionals);
+  const sinks = createSinks(config.ledger.sinks);
+  try {
+    const byName = new Map(sinks.map((s) => [s.name, s]));
+    for (const b of batches) {
+      if (!byName.has(b.sink)) throw new Error(`${b.file}:${b.line}: rows for sink "${b.sink}", which this config does not have (sinks: ${[...byName.keys()].join(', ')})`);
+    }
+    const sent = new Map<string, number>();
+    for (const b of batches) {
+      await byName.get(b.sink)?.write(b.entries);
+      sent.set(b.sink, (sent.get(b.sink) ?? 0) + b.entries.length);
+    }
+    if (batches.length === 0) process.stdout.write('no ledger.rows_unsaved lines found\n');
+    for (const [sink, rows] of sent) process.stdout.write(`sink ${sink}: ${rows} row${rows === 1 ? '' : 's'} sent (a row it already held is not stored again)\n`);
+    return 0;
+  } finally {
+    await Promise.allSettled(sinks.map((s) => s.close()));
+  }
 }
 
 async function ledgerRollup(args: string[]): Promise<number> {

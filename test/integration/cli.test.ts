@@ -1,6 +1,6 @@
 // The tiergate command as a user runs it.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -134,6 +134,22 @@ describe('tiergate eval and keywords', () => {
     expect(r.stdout).toContain('6 false-weak rows, 2 correctly-weak rows');
     expect(r.stdout).toMatch(/쿠버네티스\s+3\s+0\s+"쿠버네티스에서 파드가 계속 재시작돼요"/);
     expect(r.stdout).toMatch(/python\s+2\s+0\s+"Write a python script to parse logs"/);
+  });
+});
+
+describe('tiergate ledger import', () => {
+  it('says what is wrong: no log named (exit 2), rows for a sink the config does not have (exit 1, nothing written)', () => {
+    const none = run(['ledger', 'import']);
+    expect([none.status, none.stderr]).toEqual([2, 'tiergate ledger import: name the log files to read ledger.rows_unsaved lines from\n']);
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-import-cli-'));
+    const row = { event_id: 'e1', timestamp: '2026-11-22T10:00:00.000Z', request_id: 'r1' };
+    const log = file(`${JSON.stringify({ event: 'ledger.rows_unsaved', sink: 'warehouse', count: 1, rows: [JSON.stringify(row)] })}\n`);
+    const config = file(`ledger: { sinks: [{ type: file, dir: ${join(dir, 'ledger')} }] }\n`);
+    const unknown = run(['ledger', 'import', '--config', config, log]);
+    expect([unknown.status, unknown.stderr]).toEqual([1, `tiergate ledger import: ${log}:1: rows for sink "warehouse", which this config does not have (sinks: file)\n`]);
+    expect(existsSync(join(dir, 'ledger'))).toBe(false);
+    const empty = run(['ledger', 'import', '--config', config, config]);
+    expect([empty.status, empty.stdout]).toEqual([0, 'no ledger.rows_unsaved lines found\n']);
   });
 });
 
