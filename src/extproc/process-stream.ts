@@ -29,8 +29,23 @@ export interface TransportHooks {
 
 type Call = grpc.ServerDuplexStream<WireProcessingRequest, Answer>;
 
-export function createProcessHandler(factory: StreamHandlerFactory, opts: TransportOptions): (call: Call) => void {
-  return (call) => new StreamLoop(call, factory, opts).start();
+export interface ProcessHandler {
+  (call: Call): void;
+  /**
+   * Ends every stream still open as cancelled, now: each handler's end runs (and records the request's ledger
+   * row) before this returns. For a forced shutdown, whose cancelled calls would report their end only on a later
+   * turn of the loop, after the ledger had closed: a request cut off by the grace period then had no row.
+   */
+  cancelAll(): void;
+}
+
+export function createProcessHandler(factory: StreamHandlerFactory, opts: TransportOptions): ProcessHandler {
+  const open = new Set<StreamLoop>();
+  const handle = ((call: Call) => new StreamLoop(call, factory, opts, open).start()) as ProcessHandler;
+  handle.cancelAll = () => {
+    for (const loop of [...open]) loop.cancel();
+  };
+  return handle;
 }
 
 class StreamLoop {
@@ -49,9 +64,12 @@ class StreamLoop {
     private readonly call: Call,
     private readonly factory: StreamHandlerFactory,
     private readonly opts: TransportOptions,
+    /** The streams still open (createProcessHandler's cancelAll). */
+    private readonly open: Set<StreamLoop>,
   ) {}
 
   start(): void {
+    this.open.add(this);
     this.opts.hooks.streamStarted();
     // A synchronous 'data' listener that only enqueues: an async listener would let messages overtake each
     // other (architecture.md §3).
@@ -189,10 +207,16 @@ class StreamLoop {
     return continueAnswer(kind, CONTINUE, false);
   }
 
+  /** The stream is being torn down from this side (a forced shutdown): it ends as cancelled. */
+  cancel(): void {
+    this.finish('cancelled');
+  }
+
   private finish(why: 'half-closed' | 'cancelled' | 'error'): void {
     if (this.finished) return;
     const reason = why === 'half-closed' && this.call.cancelled ? 'cancelled' : why;
     this.finished = true;
+    this.open.delete(this);
     this.queue.length = 0;
     if (reason === 'half-closed' && !this.call.cancelled) this.call.end();
     // grpc-js' call, and with its listeners this loop, can outlive the stream until the next full GC

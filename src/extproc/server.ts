@@ -42,7 +42,8 @@ export function createExtProcServer(factory: StreamHandlerFactory, opts: ExtProc
     'grpc.enable_channelz': 0,
   });
   applyHttp2ResetLimits(server, opts.streamResetBurst, opts.streamResetRate);
-  server.addService(extProcServerDefinition(), { Process: createProcessHandler(factory, opts) });
+  const process = createProcessHandler(factory, opts);
+  server.addService(extProcServerDefinition(), { Process: process });
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING'])));
   health.addToServer(server);
 
@@ -60,6 +61,8 @@ export function createExtProcServer(factory: StreamHandlerFactory, opts: ExtProc
       new Promise((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
+          // The streams cut off end here, so their requests' ledger rows are recorded before the ledger closes.
+          process.cancelAll();
           resolve();
         }, graceMs);
         timer.unref();

@@ -1,11 +1,13 @@
 // serve(): admin endpoints, grpc.health.v1, hot reload of the config file, graceful shutdown.
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rowsFromFiles } from '../../src/ledger/read.js';
+import { collectRows } from '../helpers/ledger-rows.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExtProcPool, RECOMMENDED_FILTER, getHeader } from '../../src/dev/envoy-client.js';
+import { ExtProcPool, RECOMMENDED_FILTER, chatRequestHeaders, getHeader } from '../../src/dev/envoy-client.js';
 import { serve, type Serving } from '../../src/main.js';
 import { chatHeaders, jsonBody, metricValue } from '../helpers/tiergate.js';
 
@@ -107,18 +109,22 @@ describe('config hot reload', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-reload-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'tiergate.yaml');
-    writeFileSync(file, 'server: { shutdownGraceMs: 120000 }\ntiers: { weak: { model: small-v1 }, strong: { model: large-v1 } }\n');
+    const ledger = `ledger: { sinks: [{ type: file, dir: ${join(dir, 'ledger')} }], spoolDir: ${join(dir, 'spool')} }\n`;
+    writeFileSync(file, `server: { shutdownGraceMs: 120000 }\ntiers: { weak: { model: small-v1 }, strong: { model: large-v1 } }\n${ledger}`);
     const s = await start(file);
-    writeFileSync(join(dir, 'next.yaml'), 'server: { shutdownGraceMs: 200 }\ntiers: { weak: { model: small-v2 }, strong: { model: large-v2 } }\n');
+    writeFileSync(join(dir, 'next.yaml'), `server: { shutdownGraceMs: 200 }\ntiers: { weak: { model: small-v2 }, strong: { model: large-v2 } }\n${ledger}`);
     renameSync(join(dir, 'next.yaml'), file);
     await expect.poll(() => routeTier(s.pool), { timeout: 5000, interval: 100 }).toBe('small-v2');
     // A stream that never finishes: only the grace period ends it. Two minutes would outlast this test's timeout.
     const stuck = s.pool.open();
-    await stuck.sendRequestHeaders(chatHeaders(), false);
+    await stuck.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'stuck-at-shutdown']]), false);
     const stopped = Date.now();
     await s.stop();
     expect(Date.now() - stopped).toBeLessThan(20_000);
     expect(await metricValue(s.app, 'tiergate_config_restart_required')).toBe(0);
+    // The request the grace period cut off still has its ledger row.
+    const rows = await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f))));
+    expect(rows.filter((r) => r.request_id === 'stuck-at-shutdown').map((r) => r.status)).toEqual(['cancelled']);
   });
 
   it('swaps the config atomically on change, keeps the last good one on a bad file, and counts both', async () => {
