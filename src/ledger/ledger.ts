@@ -45,11 +45,13 @@ export class Ledger {
   private sweepTimer: NodeJS.Timeout | undefined;
   /** While a batch of jobs runs, rows go to the channels without a linger of their own (see runPending()). */
   private batching = false;
+  /** The sinks are closed: a row recorded now has nowhere to go but the log (enqueue()). */
+  private closed = false;
 
   constructor(
     sinks: readonly LedgerSink[],
     private readonly opts: LedgerOptions,
-    hooks: LedgerHooks,
+    private readonly hooks: LedgerHooks,
     private readonly onBuildError: (err: unknown) => void = () => undefined,
   ) {
     this.channels = sinks.map((s) => new SinkChannel(s, new Spool(opts.spoolDir, s.name), opts, hooks));
@@ -72,7 +74,7 @@ export class Ledger {
    */
   later(job: () => void): void {
     const linger = this.opts.lingerMs ?? 0;
-    if (linger <= 0) return this.runJob(job);
+    if (linger <= 0 || this.closed) return this.runJob(job);
     const now = performance.now();
     if (this.pending.length === 0) this.pendingSince = now;
     this.pending.push(job);
@@ -131,6 +133,13 @@ export class Ledger {
       writer: this.writer,
       seq: ++this.seq,
     };
+    if (this.closed) {
+      // Recorded after close (a request that ended later than every stream the shutdown waited for): the sinks
+      // are closed, so the row goes where unsaved rows go, the log, from which `tiergate ledger import` puts it
+      // back, rather than to a closed sink (a file sink would reopen its day file and never close it).
+      for (const c of this.channels) this.hooks.unsaved(c.sinkName, [entry]);
+      return;
+    }
     for (const c of this.channels) c.enqueue(entry, !this.batching);
   }
 
@@ -154,6 +163,7 @@ export class Ledger {
     this.runPending();
     await Promise.all([...this.building]);
     await Promise.all(this.channels.map((c) => c.close()));
+    this.closed = true;
   }
 }
 
@@ -171,6 +181,10 @@ class SinkChannel {
   private lingerTimer: NodeJS.Timeout | undefined;
   private delay: number;
   private closing = false;
+
+  get sinkName(): string {
+    return this.sink.name;
+  }
 
   constructor(
     private readonly sink: LedgerSink,

@@ -1,7 +1,8 @@
 // Two tiergate replicas sharing one Redis (budgets, the exact cache, the ledger stream; each with a file sink and a
 // spool of its own), two tenants, driven by the Envoy-faithful client through generated histories while Redis
 // stops, restarts and stalls, and while either replica restarts with a request in flight (graceful shutdown, then a
-// new process on the same spool and ledger directory). Whatever the history:
+// new process on the same spool and ledger directory; the request finishes, or the grace period cuts it off).
+// Whatever the history:
 // - every request gets its answers, never Envoy's own error, and only answers the failure rules allow;
 // - a cache hit is always the asking tenant's own answer, whichever replica stored it;
 // - the two replicas together admit no more than a tenant's request limit through Redis;
@@ -43,7 +44,11 @@ const USED_TOKENS = 14;
 type Op =
   /** `midway`: Redis stops, or stalls, after the request was admitted and before its answer is counted. */
   | { op: 'request'; replica: number; tenant: number; prompt: number; midway?: 'down' | 'pause' | undefined }
-  | { op: 'restart'; replica: number }
+  /**
+   * `cut`: while Redis is down (so the request is not Redis's to count), the request in flight never finishes and
+   * the grace period cuts it off; it must still have its ledger row.
+   */
+  | { op: 'restart'; replica: number; cut: boolean }
   | { op: 'down' }
   | { op: 'up' }
   | { op: 'pause'; ms: number }
@@ -51,7 +56,7 @@ type Op =
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 8, arbitrary: fc.record({ op: fc.constant('request' as const), replica: fc.nat(1), tenant: fc.nat(1), prompt: fc.nat(PROMPTS.length - 1), midway: fc.constantFrom(undefined, undefined, undefined, 'down' as const, 'pause' as const) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('restart' as const), replica: fc.nat(1) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('restart' as const), replica: fc.nat(1), cut: fc.boolean() }) },
   { weight: 1, arbitrary: fc.constant<Op>({ op: 'down' }) },
   { weight: 1, arbitrary: fc.constant<Op>({ op: 'up' }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('pause' as const), ms: fc.constantFrom(30, 120, 400) }) },
@@ -84,7 +89,10 @@ interface Answer {
   crossReplica?: boolean;
 }
 
-/** Sends a request up to its request-body answer; `finish` plays the backend's answer when it was routed. */
+/**
+ * Sends a request up to its request-body answer; `finish` plays the backend's answer when it was routed, `abandon`
+ * leaves it unfinished.
+ */
 async function begin(t: TestTiergate, id: string, tenant: (typeof TENANTS)[number], prompt: string) {
   const s: ExtProcSession = t.pool.open(FILTER);
   const h = await s.sendRequestHeaders(postHeaders('/v1/chat/completions', [['x-request-id', id], ['authorization', `Bearer ${KEYS[tenant]}`]]), false);
@@ -102,7 +110,7 @@ async function begin(t: TestTiergate, id: string, tenant: (typeof TENANTS)[numbe
     s.close();
     return { o: out, local };
   };
-  return finish;
+  return { finish, abandon: () => s.close() };
 }
 
 function hitText(o: Outcome): string | undefined {
@@ -127,11 +135,12 @@ async function play(ops: readonly Op[], onStoreFailure: 'open' | 'closed') {
   const pauser: Redis = redis.client();
   pauser.on('error', () => undefined);
   let n = 0;
+  let cutOff = 0;
   /** `during`: what happens between the request's admission and its answer (a restart, an outage). */
   const request = async (replica: number, tenant: (typeof TENANTS)[number], prompt: string, during?: () => Promise<void>) => {
     const id = `${prefix}r${n++}`;
     servedBy[replica]!.push(id);
-    const finish = await begin(replicas[replica]!, id, tenant, prompt);
+    const { finish } = await begin(replicas[replica]!, id, tenant, prompt);
     const meanwhile = during?.();
     const { o, local } = await finish();
     await meanwhile;
@@ -150,7 +159,15 @@ async function play(ops: readonly Op[], onStoreFailure: 'open' | 'closed') {
     };
     for (const o of ops) {
       if (o.op === 'request') await request(o.replica, TENANTS[o.tenant]!, PROMPTS[o.prompt]!, o.midway && (() => outage(o.midway!)));
-      else if (o.op === 'restart') {
+      else if (o.op === 'restart' && o.cut && !up) {
+        const id = `${prefix}r${n++}`;
+        servedBy[o.replica]!.push(id);
+        const { abandon } = await begin(replicas[o.replica]!, id, 'globex', PROMPTS[1]!);
+        await replicas[o.replica]!.stop(); // its grace period ends with the request still open
+        abandon();
+        cutOff++;
+        replicas[o.replica] = await startReplica(o.replica);
+      } else if (o.op === 'restart') {
         await request(o.replica, 'acme', PROMPTS[0]!, () => replicas[o.replica]!.stop());
         replicas[o.replica] = await startReplica(o.replica);
       } else if (o.op === 'down' || o.op === 'pause') await outage(o.op, o.op === 'pause' ? o.ms : undefined);
@@ -167,6 +184,7 @@ async function play(ops: readonly Op[], onStoreFailure: 'open' | 'closed') {
     for (const t of replicas) await t.stop();
   }
   return {
+    cutOff,
     answers,
     inRedis,
     servedBy,
@@ -177,10 +195,10 @@ async function play(ops: readonly Op[], onStoreFailure: 'open' | 'closed') {
 
 describe('two replicas on one Redis, restarting, while Redis stops and stalls', () => {
   it('answers within the rules, keeps tenants apart, holds the shared limits, and loses no ledger row', async () => {
-    const seen = { requests: 0, restarts: 0, outages: 0, refused: 0, hits: 0, crossReplica: 0 };
+    const seen = { requests: 0, restarts: 0, cutOff: 0, outages: 0, refused: 0, hits: 0, crossReplica: 0 };
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 6, maxLength: 25 }), fc.constantFrom('open' as const, 'closed' as const), async (ops, rule) => {
-        const { answers, inRedis, servedBy, stream, files } = await play(ops, rule);
+        const { cutOff, answers, inRedis, servedBy, stream, files } = await play(ops, rule);
         for (const a of answers) {
           expect(a.kind).not.toBe('error');
           expect(a.kind === 'continue' || [200, 429, ...(rule === 'closed' ? [503] : [])].includes(a.status)).toBe(true);
@@ -193,6 +211,7 @@ describe('two replicas on one Redis, restarting, while Redis stops and stalls', 
         files.forEach((rows, i) => expect(ids(rows)).toEqual([...servedBy[i]!].sort()));
         seen.requests += answers.length;
         seen.restarts += ops.filter((o) => o.op === 'restart').length;
+        seen.cutOff += cutOff;
         seen.outages += ops.filter((o) => o.op === 'down' || o.op === 'pause' || (o.op === 'request' && o.midway)).length;
         seen.refused += answers.filter((a) => a.status === 429 || a.status === 503).length;
         seen.hits += answers.filter((a) => a.hit !== undefined).length;
@@ -202,6 +221,6 @@ describe('two replicas on one Redis, restarting, while Redis stops and stalls', 
     );
     expect(seen.restarts).toBeGreaterThan(0);
     expect(seen.outages).toBeGreaterThan(0);
-    console.info(`replicas chaos: ${seen.requests} requests, ${seen.restarts} restarts with a request in flight, ${seen.outages} outages or stalls, ${seen.refused} refused, ${seen.hits} cache hits (${seen.crossReplica} of an answer the other replica stored)`);
+    console.info(`replicas chaos: ${seen.requests} requests, ${seen.restarts} restarts with a request in flight (${seen.cutOff} cut off by the grace period), ${seen.outages} outages or stalls, ${seen.refused} refused, ${seen.hits} cache hits (${seen.crossReplica} of an answer the other replica stored)`);
   }, 600_000);
 });

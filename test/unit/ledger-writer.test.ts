@@ -53,6 +53,25 @@ const until = async (cond: () => boolean, ms = 5000) => {
 afterEach(() => Object.assign(counts, { written: 0, replayed: 0, spooled: 0, errors: 0 }));
 
 describe('ledger writer', () => {
+  it('a row recorded after close goes to the log as unsaved, for each sink, and never to a closed sink', async () => {
+    const a = new MemorySink('a');
+    const b = new MemorySink('b');
+    const unsaved: Array<[string, string[]]> = [];
+    const ledger = new Ledger([a, b], options({ lingerMs: 20 }), { ...hooks, unsaved: (sink, entries) => void unsaved.push([sink, entries.map((e) => JSON.parse(e.line).request_id)]) });
+    ledger.record(sampleRow({ request_id: 'before' }));
+    await ledger.close();
+    ledger.record(sampleRow({ request_id: 'after' }));
+    ledger.later(() => ledger.record(sampleRow({ request_id: 'later' }))); // no batch waits after close
+    expect(ids(a)).toEqual(['before']);
+    expect(ids(b)).toEqual(['before']);
+    expect(unsaved).toEqual([
+      ['a', ['after']],
+      ['b', ['after']],
+      ['a', ['later']],
+      ['b', ['later']],
+    ]);
+  });
+
   it('delivers every row to every sink in order', async () => {
     const a = new MemorySink('a');
     const b = new MemorySink('b');
