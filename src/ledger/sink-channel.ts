@@ -1,0 +1,195 @@
+// One sink's side of the ledger writer (ledger.ts): a bounded in-memory queue that feeds the sink in batches and,
+// while the sink fails, its spool file on disk, replayed oldest first once it is back.
+import type { LedgerHooks, LedgerOptions } from './ledger.js';
+import type { LedgerEntry, LedgerSink } from './sink.js';
+import type { Spool } from './spool.js';
+
+const MAX_RETRY_MS = 30_000;
+const CLOSE_REPLAY_MS = 5_000;
+
+export class SinkChannel {
+  private queue: LedgerEntry[] = [];
+  private running: Promise<void> = Promise.resolve();
+  private active = false;
+  private closeDeadline = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private delay: number;
+  private closing = false;
+
+  get sinkName(): string {
+    return this.sink.name;
+  }
+
+  constructor(
+    private readonly sink: LedgerSink,
+    private readonly spool: Spool,
+    private readonly opts: LedgerOptions,
+    private readonly hooks: LedgerHooks,
+  ) {
+    this.delay = opts.retryMs;
+  }
+
+  /** `linger`: wait for more rows before delivering; false when the caller delivers the batch itself (deliverNow). */
+  enqueue(e: LedgerEntry, linger = true): void {
+    // Everything in the spool is older than what is queued, so once it holds anything new rows go after it.
+    if (!this.spool.isEmpty || this.queue.length >= this.opts.queueSize) {
+      this.spool.append([e]);
+      this.hooks.rows(this.sink.name, 'spooled', 1);
+    } else {
+      this.queue.push(e);
+    }
+    if (this.retryTimer || this.active || this.lingerTimer || !linger) return;
+    const lingerMs = this.opts.lingerMs ?? 0;
+    if (lingerMs <= 0 || this.queue.length >= this.opts.batchSize) {
+      this.kick();
+      return;
+    }
+    this.lingerTimer = setTimeout(() => {
+      this.lingerTimer = undefined;
+      this.kick();
+    }, lingerMs);
+  }
+
+  /** Ends the linger of what is queued (unless a retry is scheduled: then the retry decides when). */
+  deliverNow(): void {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    if (!this.retryTimer && (this.queue.length > 0 || this.spool.hasWork)) this.kick();
+  }
+
+  kick(): void {
+    if (this.active) return;
+    this.active = true;
+    this.running = this.run().catch((err: unknown) => {
+      // Only the spool's disk can get here (sink errors are handled in the loop): try again later.
+      this.hooks.sinkError(`${this.sink.name}-spool`, err);
+      this.active = false;
+      this.retryLater();
+    });
+  }
+
+  /** Resolves when nothing is queued and the spool is empty or waiting for a retry. */
+  async idle(): Promise<void> {
+    this.deliverNow();
+    while (this.active) await this.running;
+  }
+
+  /**
+   * The delivery loop. `active` is cleared in the same synchronous step as the last check for work, so a row
+   * enqueued at any moment either is seen by the loop or starts a new one.
+   */
+  private async run(): Promise<void> {
+    for (;;) {
+      if (this.queue.length > 0) {
+        const batch = this.queue.slice(0, this.opts.batchSize);
+        if (!(await this.attempt(batch))) return this.stop(this.failed());
+        this.queue.splice(0, batch.length);
+        this.hooks.rows(this.sink.name, 'written', batch.length);
+      } else if (this.spool.hasWork && (!this.closing || Date.now() < this.closeDeadline)) {
+        try {
+          await this.spool.flush();
+        } catch (err) {
+          this.hooks.sinkError(`${this.sink.name}-spool`, err);
+          // The disk failed, not necessarily the sink: rows the file never got are delivered from memory when
+          // nothing older waits in the file. Whatever is queued is older than what is spooled, so they go last.
+          const taken = await this.spool.takeUnwritten((rows) => this.queue.push(...rows)).catch(() => 0);
+          if (taken === 0) return this.stop(this.retryLater());
+          continue;
+        }
+        const { entries, bytes, skipped } = await this.spool.read(this.opts.batchSize);
+        // Rows queued while the spool was read are older than any it holds: while a spool from an earlier
+        // process is not read yet (its rows are another writer's), new rows go to the queue, and the next ones
+        // past the queue's size to the spool behind them. A sink would take a row delivered after a later one of
+        // its writer for one already stored.
+        if (this.queue.length > 0) continue;
+        if (entries.length > 0 && !(await this.attempt(entries))) return this.stop(this.retryLater());
+        await this.spool.advance(entries.length + skipped, bytes);
+        this.hooks.rows(this.sink.name, 'replayed', entries.length);
+      } else {
+        this.active = false;
+        return;
+      }
+      this.delay = this.opts.retryMs;
+    }
+  }
+
+  private async stop(after: Promise<void> | void): Promise<void> {
+    await after;
+    this.active = false;
+    // Rows that arrived while the failure was handled are queued behind a spool that may now be empty.
+    if (this.queue.length > 0 && !this.retryTimer && !this.closing) this.kick();
+  }
+
+  private async attempt(batch: readonly LedgerEntry[]): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.sink.write(batch),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`ledger sink ${this.sink.name}: write timed out`)), this.opts.writeTimeoutMs);
+        }),
+      ]);
+      return true;
+    } catch (err) {
+      this.hooks.sinkError(this.sink.name, err);
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The queue (older than the spool) goes in front of it, on disk, and delivery resumes from the spool later. */
+  private async failed(): Promise<void> {
+    const moved = this.queue.splice(0);
+    try {
+      await this.spool.prepend(moved);
+      this.hooks.rows(this.sink.name, 'spooled', moved.length);
+    } catch (err) {
+      // The disk failed too: keep them in memory, in order, and try again later.
+      this.queue = moved.concat(this.queue);
+      this.hooks.sinkError(`${this.sink.name}-spool`, err);
+    }
+    if (!this.closing) this.retryLater();
+  }
+
+  private retryLater(): void {
+    if (this.closing || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.kick();
+    }, this.delay);
+    this.retryTimer.unref();
+    this.delay = Math.min(this.delay * 2, MAX_RETRY_MS);
+  }
+
+  backlog(): { sink: string; queued: number; spooled: number } {
+    return { sink: this.sink.name, queued: this.queue.length, spooled: this.spool.size };
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    // A spool left by an outage is replayed for a few seconds more; the rest waits on disk for the next start.
+    this.closeDeadline = Date.now() + CLOSE_REPLAY_MS;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    await this.idle();
+    // One more try for what is queued; whatever the sink will not take now is kept on disk for the next start.
+    if (this.queue.length > 0) {
+      this.kick();
+      await this.idle();
+    }
+    if (this.queue.length > 0) {
+      const rest = this.queue.splice(0);
+      await this.spool.prepend(rest).catch((err: unknown) => {
+        this.hooks.sinkError(`${this.sink.name}-spool`, err);
+        this.hooks.unsaved(this.sink.name, rest);
+      });
+    }
+    await this.spool.flush().catch((err: unknown) => {
+      this.hooks.sinkError(`${this.sink.name}-spool`, err);
+      this.hooks.unsaved(this.sink.name, this.spool.abandonUnwritten());
+    });
+    await this.sink.close().catch((err: unknown) => this.hooks.sinkError(this.sink.name, err));
+  }
+}
