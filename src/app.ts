@@ -162,6 +162,11 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
       },
     },
   });
+  /** Readiness and gRPC health say not serving: Envoy and Kubernetes stop sending streams here. */
+  const markDraining = () => {
+    serving = false;
+    extproc.setServing(false);
+  };
   const admin = createAdminServer(metrics, () => serving, async (tenant) => {
     const rt = config.current();
     return { tenant, plan: rt.tenants.policyFor(tenant).plan, limits: await budgets.status(rt, tenant) };
@@ -187,13 +192,9 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
       serving = true;
       extproc.setServing(true);
     },
-    markDraining() {
-      serving = false;
-      extproc.setServing(false);
-    },
+    markDraining,
     async shutdown(graceMs) {
-      serving = false;
-      extproc.setServing(false);
+      markDraining();
       config.close();
       await extproc.shutdown(graceMs);
       // Every stream has ended, so every row is recorded: deliver them (or keep them in the spool) before exit.

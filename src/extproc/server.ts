@@ -42,8 +42,8 @@ export function createExtProcServer(factory: StreamHandlerFactory, opts: ExtProc
     'grpc.enable_channelz': 0,
   });
   applyHttp2ResetLimits(server, opts.streamResetBurst, opts.streamResetRate);
-  const process = createProcessHandler(factory, opts);
-  server.addService(extProcServerDefinition(), { Process: process });
+  const processHandler = createProcessHandler(factory, opts);
+  server.addService(extProcServerDefinition(), { Process: processHandler });
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING'])));
   health.addToServer(server);
 
@@ -62,7 +62,7 @@ export function createExtProcServer(factory: StreamHandlerFactory, opts: ExtProc
         const timer = setTimeout(() => {
           server.forceShutdown();
           // The streams cut off end here, so their requests' ledger rows are recorded before the ledger closes.
-          process.cancelAll();
+          processHandler.cancelAll();
           resolve();
         }, graceMs);
         timer.unref();
