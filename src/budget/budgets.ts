@@ -65,8 +65,11 @@ export class Budgets {
   /** The per-instance limiter used while the shared store is away (fail-open). */
   private readonly local = new MemoryBudgetStore();
   private readonly pendingReconciles: KeptReconcile[] = [];
-  /** Reconciles sent to the store and not yet answered: close waits for them. */
-  private readonly sending = new Set<Promise<void>>();
+  /**
+   * Admissions and reconciles sent to the store and not yet answered: close waits for them, and for what they set
+   * off (an admission whose stream a shutdown cut off is released as soon as it lands: AdmissionWait).
+   */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private reconcileTimer: NodeJS.Timeout | undefined;
   private closing = false;
   private readonly keptFile: KeptReconcileFile | undefined;
@@ -100,7 +103,7 @@ export class Budgets {
     // Reconciles an outage kept back go first: sent before this admission on the same connection, Redis runs
     // them first, so the admission does not count reservations that are already settled (phantom 429s).
     this.retryReconciles();
-    return (this.store.admit(req) as Promise<AdmitResult>).then(
+    const admitting = (this.store.admit(req) as Promise<AdmitResult>).then(
       (r) => {
         this.guard.succeeded();
         return this.outcome(q, req, this.store, r, false);
@@ -111,6 +114,8 @@ export class Budgets {
         return this.degraded(rt, q, req);
       },
     );
+    this.track(admitting);
+    return admitting;
   }
 
   /**
@@ -170,7 +175,12 @@ export class Budgets {
     clearTimeout(this.reconcileTimer);
     this.reconcileTimer = undefined;
     this.closing = true;
-    while (this.sending.size > 0) await Promise.allSettled([...this.sending]);
+    while (this.inFlight.size > 0) {
+      await Promise.allSettled([...this.inFlight]);
+      // A turn of the loop: the request path's reactions to an admission that just landed (its release) run
+      // first, and what they send is then waited for too.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     const last = this.pendingReconciles.splice(0);
     const results = await Promise.allSettled(last.map((k) => this.send(k)));
     const unsent = last.filter((_, i) => results[i]?.status === 'rejected');
@@ -242,10 +252,14 @@ export class Budgets {
     } catch (err) {
       p = Promise.reject(err as Error);
     }
-    this.sending.add(p);
-    const done = () => void this.sending.delete(p);
-    p.then(done, done);
+    this.track(p);
     return p;
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.inFlight.add(p);
+    const done = () => void this.inFlight.delete(p);
+    p.then(done, done);
   }
 
   /**

@@ -5,11 +5,11 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Budgets, type Admission } from '../../src/budget/budgets.js';
+import { Budgets, type Admission, type AdmitOutcome } from '../../src/budget/budgets.js';
 import { KEPT_RECONCILES_FILE } from '../../src/budget/kept-reconciles.js';
 import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../../src/stores/budget-store.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
-import { captureLogger } from '../helpers/tiergate.js';
+import { captureLogger, runtimeFor } from '../helpers/tiergate.js';
 
 /** A Redis-kind store that refuses every call while `down`, and counts its reconcile calls. */
 class FlakyStore implements BudgetStore {
@@ -21,10 +21,16 @@ class FlakyStore implements BudgetStore {
   done: string[] = [];
   /** Per id, the tokens each reconcile that went through counted. */
   counted = new Map<string, number[]>();
-  async admit(_req: AdmitRequest): Promise<AdmitResult> {
-    return { admitted: true, counted: [], denied: undefined, budgetWarning: 'none' };
+  /** How long an admission takes. */
+  admitDelayMs = 0;
+  /** Closed: every call fails, as on a Redis connection that was quit. */
+  closed = false;
+  async admit(req: AdmitRequest): Promise<AdmitResult> {
+    if (this.admitDelayMs > 0) await new Promise((r) => setTimeout(r, this.admitDelayMs));
+    return { admitted: true, counted: req.buckets.map(() => 0), denied: undefined, budgetWarning: 'none' };
   }
   async reconcile(id: string, _buckets: readonly Bucket[], tokens: number): Promise<void> {
+    if (this.closed) throw new Error('connection closed');
     this.calls++;
     const down = this.down;
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
@@ -35,7 +41,9 @@ class FlakyStore implements BudgetStore {
   async peek(): Promise<number[]> {
     return [];
   }
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+  }
 }
 
 const bucket: Bucket = { key: 'k', code: 'tokens_per_minute', unit: 'tokens', limit: 1000, resetAt: 0, expireAt: 0 };
@@ -130,5 +138,24 @@ describe('kept reconciles', () => {
     for (const id of ids(4)) budgets.reconcile(admission(id, store), 7, 0);
     await budgets.close();
     expect(logs.find((l) => l.includes('budget.reconciles_unsent'))).toContain('"reconciles":4');
+  });
+
+  it('a shutdown waits for an admission still running, and sends the release a cut-off stream asks for when it lands', async () => {
+    const store = new FlakyStore();
+    store.admitDelayMs = 50;
+    const budgets = new Budgets(store, createMetrics(), captureLogger().log);
+    const rt = runtimeFor({ tenants: { '*': { tokensPerMinute: 10_000 } } });
+    const admitted = budgets.admit(rt, { id: 'cut', policy: rt.tenants.policyFor('t'), tier: 'weak', tokens: 100 }) as Promise<AdmitOutcome>;
+    // What AdmissionWait does for a stream that ended while its admission ran: a release once it lands, a few
+    // reactions down the request path.
+    void admitted
+      .then((o) => o)
+      .then((o) => o)
+      .then((o) => {
+        if ('admitted' in o && o.admitted) budgets.reconcile(o.admitted, 0, 0);
+      });
+    await budgets.close();
+    // Sent before the store closed: without it the reservation would hold the tenant's tokens until it expired.
+    expect(store.done).toEqual(['cut']);
   });
 });
