@@ -5,7 +5,8 @@
 // still unsent at shutdown is written to a file in the ledger's spool directory, the local state that survives a
 // container restart, and the next process there sends it. Reconciles count once in the store, so one sent twice
 // (it reached Redis but its answer did not come back) is harmless.
-import { appendFileSync, mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Bucket } from '../stores/budget-store.js';
@@ -50,23 +51,34 @@ export class KeptReconcileFile {
   }
 
   /**
-   * The reconciles an earlier process left here; the file is claimed first (renamed), so two processes started
-   * on one directory never both send them. A line that does not parse (a write cut short) is skipped and logged.
+   * The reconciles earlier processes left here. Each file is claimed first (renamed), so two processes started on
+   * one directory never both take it; a claimed file a process left behind (it stopped between claiming and
+   * reading) is taken too. A line that does not parse (a write cut short) is skipped and logged.
    */
   take(): KeptReconcile[] {
-    const claimed = `${this.path}.${process.pid}.taking`;
+    let names: string[];
     try {
-      renameSync(this.path, claimed);
+      names = readdirSync(this.dir).filter((n) => n === KEPT_RECONCILES_FILE || (n.startsWith(`${KEPT_RECONCILES_FILE}.`) && n.endsWith('.taking')));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error({ event: 'budget.kept_reconciles_unreadable', error: (e as Error).message });
       return [];
     }
     let text = '';
-    try {
-      text = readFileSync(claimed, 'utf8');
-      unlinkSync(claimed);
-    } catch (e) {
-      this.log.error({ event: 'budget.kept_reconciles_unreadable', error: (e as Error).message });
+    for (const name of names) {
+      const claimed = join(this.dir, `${KEPT_RECONCILES_FILE}.${process.pid}-${randomUUID()}.taking`);
+      try {
+        renameSync(join(this.dir, name), claimed);
+      } catch (e) {
+        // Another process claimed it first.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error({ event: 'budget.kept_reconciles_unreadable', error: (e as Error).message });
+        continue;
+      }
+      try {
+        text += `${readFileSync(claimed, 'utf8')}\n`;
+        unlinkSync(claimed);
+      } catch (e) {
+        this.log.error({ event: 'budget.kept_reconciles_unreadable', error: (e as Error).message });
+      }
     }
     const kept: KeptReconcile[] = [];
     let skipped = 0;

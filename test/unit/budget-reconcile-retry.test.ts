@@ -1,7 +1,7 @@
 // Reconciles the budget store refused are kept and retried. While the store is still away, each retry tick must
 // cost one call, not one per kept reconcile; once it answers, every kept reconcile goes through. What is still
 // unsent at shutdown waits in a file for the next process on the same directory.
-import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -113,6 +113,22 @@ describe('kept reconciles', () => {
     await budgets.close();
     expect([...store.done].sort()).toEqual(ids(3));
     expect(existsSync(join(dir, KEPT_RECONCILES_FILE))).toBe(false);
+  });
+
+  it('a file a stopped process had claimed but not read is taken too, and a claimed file is never taken twice', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-kept-'));
+    const row = (id: string) => `${JSON.stringify({ id, buckets: [bucket], tokens: 3, microUsd: 0 })}\n`;
+    appendFileSync(join(dir, `${KEPT_RECONCILES_FILE}.4242.taking`), row('left-claimed'));
+    appendFileSync(join(dir, KEPT_RECONCILES_FILE), row('left'));
+    const store = new FlakyStore();
+    const budgets = new Budgets(store, createMetrics(), captureLogger().log, Date.now, dir);
+    const again = new FlakyStore();
+    const second = new Budgets(again, createMetrics(), captureLogger().log, Date.now, dir);
+    await budgets.close();
+    await second.close();
+    expect([...store.done].sort()).toEqual(['left', 'left-claimed']);
+    expect(again.done).toEqual([]);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('a line cut short or garbled is skipped and logged; the rest are sent', async () => {
