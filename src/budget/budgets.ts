@@ -12,7 +12,8 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { budgetWarningHeader, limitError, rateLimitHeaders } from './rate-limit-headers.js';
 import { bucketsFor } from './buckets.js';
 import { StoreGuard } from '../stores/store-guard.js';
-import { KeptReconcileFile, type KeptReconcile } from './kept-reconciles.js';
+import type { KeptReconcile } from './kept-reconciles.js';
+import { ReconcileQueue } from './reconcile-queue.js';
 
 /** What an admitted request holds until its response ends. */
 export interface Admission {
@@ -64,18 +65,11 @@ export class Budgets {
   private readonly guard: StoreGuard;
   /** The per-instance limiter used while the shared store is away (fail-open). */
   private readonly local = new MemoryBudgetStore();
-  private readonly pendingReconciles: KeptReconcile[] = [];
-  /**
-   * Admissions and reconciles sent to the store and not yet answered: close waits for them, and for what they set
-   * off (an admission whose stream a shutdown cut off is released as soon as it lands: AdmissionWait).
-   */
-  private readonly inFlight = new Set<Promise<unknown>>();
-  private reconcileTimer: NodeJS.Timeout | undefined;
-  private closing = false;
-  private readonly keptFile: KeptReconcileFile | undefined;
+  /** Reconciles to the shared store, kept across outages and restarts. */
+  private readonly reconciles: ReconcileQueue;
 
   /**
-   * `keepDir`: where reconciles still unsent at shutdown wait for the next process (kept-reconciles.ts); those an
+   * `keepDir`: where reconciles still unsent at shutdown wait for the next process (reconcile-queue.ts); those an
    * earlier process left there are sent as soon as the store answers.
    */
   constructor(
@@ -86,10 +80,7 @@ export class Budgets {
     keepDir?: string,
   ) {
     this.guard = new StoreGuard('budget.store_failed', log, now, (open) => metrics.budgetStoreDegraded.set(open ? 1 : 0));
-    if (store.kind === 'redis' && keepDir !== undefined) {
-      this.keptFile = new KeptReconcileFile(keepDir, log);
-      for (const k of this.keptFile.take()) this.keep(k);
-    }
+    this.reconciles = new ReconcileQueue(store, now, log, store.kind === 'redis' ? keepDir : undefined);
   }
 
   admit(rt: Runtime, q: AdmitQuery): AdmitOutcome | Promise<AdmitOutcome> {
@@ -102,7 +93,7 @@ export class Budgets {
     if (!this.guard.allows()) return this.degraded(rt, q, req);
     // Reconciles an outage kept back go first: sent before this admission on the same connection, Redis runs
     // them first, so the admission does not count reservations that are already settled (phantom 429s).
-    this.retryReconciles();
+    this.reconciles.retryAll();
     const admitting = (this.store.admit(req) as Promise<AdmitResult>).then(
       (r) => {
         this.guard.succeeded();
@@ -114,7 +105,7 @@ export class Budgets {
         return this.degraded(rt, q, req);
       },
     );
-    this.track(admitting);
+    this.reconciles.track(admitting);
     return admitting;
   }
 
@@ -135,12 +126,12 @@ export class Budgets {
       return;
     }
     const k: KeptReconcile = { id: a.id, buckets: a.tokenBuckets, tokens: actualTokens, microUsd: micro };
-    this.send(k).then(
+    this.reconciles.send(k).then(
       () => this.guard.succeeded(),
       (err: unknown) => {
         this.failed('reconcile', err, undefined);
         // Kept for when the store is back; until then the reservation holds the budget (the safe side).
-        this.keep(k);
+        this.reconciles.keep(k);
       },
     );
   }
@@ -167,26 +158,9 @@ export class Budgets {
     });
   }
 
-  /**
-   * Waits for reconciles on their way, tries the kept ones once more, and leaves what the store still refuses in
-   * the keep file for the next process (or logs it lost when there is none), then closes the store.
-   */
+  /** Settles the reconciles (reconcile-queue.ts: what a shutdown waits for and keeps), then closes the store. */
   async close(): Promise<void> {
-    clearTimeout(this.reconcileTimer);
-    this.reconcileTimer = undefined;
-    this.closing = true;
-    while (this.inFlight.size > 0) {
-      await Promise.allSettled([...this.inFlight]);
-      // A turn of the loop: the request path's reactions to an admission that just landed (its release) run
-      // first, and what they send is then waited for too.
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    const last = this.pendingReconciles.splice(0);
-    const results = await Promise.allSettled(last.map((k) => this.send(k)));
-    const unsent = last.filter((_, i) => results[i]?.status === 'rejected');
-    if (unsent.length > 0 && !this.keptFile?.save(unsent)) {
-      this.log.error({ event: 'budget.reconciles_unsent', reconciles: unsent.length });
-    }
+    await this.reconciles.close();
     await this.store.close();
   }
 
@@ -238,66 +212,8 @@ export class Budgets {
     const held = req.buckets.filter((b) => b.unit !== 'requests');
     if (held.length === 0) return;
     const k: KeptReconcile = { id: req.id, buckets: held, tokens: 0, microUsd: 0 };
-    this.send(k).catch(() => this.keep(k));
-  }
-
-  /**
-   * Sends one reconcile to the shared store; close() waits for it. The command is issued before this returns, so
-   * kept reconciles sent ahead of an admission reach Redis ahead of it on the connection.
-   */
-  private send(k: KeptReconcile): Promise<void> {
-    let p: Promise<void>;
-    try {
-      p = Promise.resolve(this.store.reconcile(k.id, k.buckets, k.tokens, this.now(), k.microUsd));
-    } catch (err) {
-      p = Promise.reject(err as Error);
-    }
-    this.track(p);
-    return p;
-  }
-
-  private track(p: Promise<unknown>): void {
-    this.inFlight.add(p);
-    const done = () => void this.inFlight.delete(p);
-    p.then(done, done);
-  }
-
-  /**
-   * A reconcile the store refused, kept for a retry: at the next admission, and on a timer, so that the budget is
-   * freed soon after the store is back even if no request comes (the budget view, other replicas' admissions).
-   */
-  private keep(k: KeptReconcile): void {
-    if (this.pendingReconciles.length < MAX_PENDING_RECONCILES) this.pendingReconciles.push(k);
-    if (this.closing) return; // close() takes what is pending once what it waits for has settled
-    this.reconcileTimer ??= setTimeout(() => {
-      this.reconcileTimer = undefined;
-      this.probeReconciles();
-    }, RECONCILE_RETRY_MS).unref();
-  }
-
-  /**
-   * The timer's retry: one kept reconcile first, and the rest once it succeeds. While the store is still away, a
-   * tick costs one failed call rather than one per kept reconcile (up to 10,000, each waiting for a connection).
-   */
-  private probeReconciles(): void {
-    const first = this.pendingReconciles.shift();
-    if (!first) return;
-    this.send(first).then(
-      () => this.retryReconciles(),
-      () => this.keep(first),
-    );
-  }
-
-  /** Every kept reconcile at once: ahead of an admission, which the store is about to run anyway. */
-  private retryReconciles(): void {
-    if (this.pendingReconciles.length === 0) return;
-    const batch = this.pendingReconciles.splice(0);
-    for (const k of batch) this.send(k).catch(() => this.keep(k));
+    this.reconciles.send(k).catch(() => this.reconciles.keep(k));
   }
 }
 
-/** How soon kept reconciles are tried again while nothing else tries them. */
-const RECONCILE_RETRY_MS = 500;
-
 const NOTHING_TO_ADMIT: AdmitOutcome = Object.freeze({ admitted: undefined });
-const MAX_PENDING_RECONCILES = 10_000;
