@@ -2,7 +2,7 @@
 // listening here (main.ts does both), so tests build as many isolated instances as they like.
 import { createAdminServer, type AdminServer } from './admin-server.js';
 import { ConfigStore, type ReloadListener } from './config/config-store.js';
-import { restartOnlyChanges } from './config/restart-only.js';
+import { restartOnlyChanges, type RestartOnlySetting } from './config/restart-only.js';
 import type { Runtime } from './config/runtime.js';
 import { TiergateError } from './errors.js';
 import { createExtProcServer, type ExtProcServer } from './extproc/server.js';
@@ -80,6 +80,8 @@ export interface AppOptions {
   ledgerSinks?: readonly LedgerSink[];
   /** An embedder instead of the configured one (tests). */
   embedder?: Embedder;
+  /** Restart-only settings the command line or the environment decides: a reload's change to them is moot. */
+  overridden?: readonly RestartOnlySetting[];
 }
 
 export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}): App {
@@ -94,7 +96,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
       metrics.configReloads.inc({ result: 'success' });
       metrics.configLastReloadSuccess.set(1);
       setConfigInfo(metrics, rt.version, rt.classifierVersion);
-      const pending = restartOnlyChanges(runtime.config, rt.config);
+      const pending = restartOnlyChanges(runtime.config, rt.config, opts.overridden);
       metrics.configRestartRequired.reset();
       for (const setting of pending) metrics.configRestartRequired.set({ setting }, 1);
       log.info({ event: 'config.reloaded', version: rt.version, classifier_version: rt.classifierVersion, restart_required: pending });

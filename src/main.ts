@@ -3,6 +3,7 @@
 import { createApp, type App } from './app.js';
 import { loadConfigFile, defaultConfig, parseConfigText, type LoadResult } from './config/load.js';
 import { compileRuntime } from './config/runtime.js';
+import type { RestartOnlySetting } from './config/restart-only.js';
 import type { Config } from './config/schema.js';
 import { loadTokenizer } from './llm/tokenizer.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
@@ -59,7 +60,11 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   if (!compiled.ok) throw new ConfigError(compiled.problems);
   const log = createLogger(env.TIERGATE_LOG_LEVEL ?? config.logging.level);
   const stopTracing = await startTracing(env);
-  const app = createApp(compiled.runtime, log, { configText: text, defaultMetrics: true });
+  const overridden: RestartOnlySetting[] = [];
+  if (opts.listen) overridden.push('server.listen');
+  if (opts.admin) overridden.push('server.admin');
+  if (env.TIERGATE_LOG_LEVEL) overridden.push('logging.level');
+  const app = createApp(compiled.runtime, log, { configText: text, defaultMetrics: true, overridden });
   if (opts.configFile) app.config.watch(opts.configFile, env, app.reloadListener);
 
   // Loading the tokenizer's tables blocks the event loop for ~300 ms: done before serving, never mid-traffic.

@@ -44,8 +44,10 @@ function at(config: Config, path: string): unknown {
 
 /**
  * The restart-only settings whose value in `next` differs from the one the process started with (names only:
- * the values can hold credentials, such as a Redis URL with its password).
+ * the values can hold credentials, such as a Redis URL with its password). `overridden`: settings the command
+ * line or the environment decides (`serve --listen`, TIERGATE_LOG_LEVEL); the file's value of those applies
+ * after a restart no more than now, so a change to it asks for no restart.
  */
-export function restartOnlyChanges(started: Config, next: Config): RestartOnlySetting[] {
-  return RESTART_ONLY_SETTINGS.filter((path) => !isDeepStrictEqual(at(started, path), at(next, path)));
+export function restartOnlyChanges(started: Config, next: Config, overridden: readonly RestartOnlySetting[] = []): RestartOnlySetting[] {
+  return RESTART_ONLY_SETTINGS.filter((path) => !overridden.includes(path) && !isDeepStrictEqual(at(started, path), at(next, path)));
 }

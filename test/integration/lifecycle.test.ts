@@ -127,6 +127,23 @@ describe('config hot reload', () => {
     expect(rows.filter((r) => r.request_id === 'stuck-at-shutdown').map((r) => r.status)).toEqual(['cancelled']);
   });
 
+  it('a reload that changes only what --listen, --admin and TIERGATE_LOG_LEVEL override asks for no restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-reload-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'tiergate.yaml');
+    writeFileSync(file, 'tiers: { weak: { model: small-v1 }, strong: { model: large-v1 } }\n');
+    const s = await start(file); // --listen, --admin and TIERGATE_LOG_LEVEL all set
+    writeFileSync(
+      join(dir, 'next.yaml'),
+      'server: { listen: 0.0.0.0:9102, admin: 0.0.0.0:9190 }\nlogging: { level: debug }\ncache: { maxEntries: 5 }\ntiers: { weak: { model: small-v2 }, strong: { model: large-v2 } }\n',
+    );
+    renameSync(join(dir, 'next.yaml'), file);
+    await expect.poll(() => routeTier(s.pool), { timeout: 5000, interval: 100 }).toBe('small-v2');
+    // The one setting the file decides is flagged; the overridden three are not.
+    expect(await metricValue(s.app, 'tiergate_config_restart_required')).toBe(1);
+    expect(await metricValue(s.app, 'tiergate_config_restart_required', { setting: 'cache.maxEntries' })).toBe(1);
+  });
+
   it('swaps the config atomically on change, keeps the last good one on a bad file, and counts both', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-reload-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));

@@ -60,6 +60,12 @@ describe('restart-only settings', () => {
     expect(new Set(CHANGES.flatMap(([, s]) => s))).toEqual(new Set(RESTART_ONLY_SETTINGS));
   });
 
+  it('a setting the command line or the environment decides is never flagged: the file does not set it', () => {
+    const next = configSchema.parse({ server: { listen: '0.0.0.0:9102', admin: '0.0.0.0:9190' }, logging: { level: 'debug' }, budgets: { store: 'redis', redis: { url: 'redis://r:6379' } } });
+    expect(restartOnlyChanges(defaults, next, ['server.listen', 'server.admin', 'logging.level'])).toEqual(['budgets.store', 'budgets.redis']);
+    expect(restartOnlyChanges(defaults, next, ['server.listen'])).toEqual(['server.admin', 'logging.level', 'budgets.store', 'budgets.redis']);
+  });
+
   it.each(LIVE)('%j reloads live: no restart is asked for', (input) => {
     expect(restartOnlyChanges(defaults, configSchema.parse(input))).toEqual([]);
   });
