@@ -3,6 +3,7 @@
 // searched, and the best candidate above the threshold whose guard features equal the question's answers the
 // request. Similarity is never a boundary between tenants or contexts: those are the partition, matched exactly.
 // Fails open like the exact cache: an embedder or index that is down or slow means the request goes upstream.
+import { setDeadline } from '../deadline-timer.js';
 import { newId } from '../ids.js';
 import type { Config } from '../config/schema.js';
 import type { CacheEntry, CacheStore } from '../stores/cache-store.js';
@@ -81,13 +82,13 @@ export class SemanticCache {
       (sd) => this.search(q, sd, cfg),
       (err: unknown) => this.failed('embed', err, cfg, 'embedder_error'),
     );
-    let timer: NodeJS.Timeout | undefined;
+    let cancel: (() => void) | undefined;
     const deadline = new Promise<SemanticLookup>((resolve) => {
       // `work` already handles the embedding's failure; this copy of it only ever resolves.
-      timer = setTimeout(() => resolve({ result: 'miss', reason: 'deadline', seed: seed.catch(() => undefined) }), cfg.semantic.lookupDeadlineMs);
+      cancel = setDeadline(cfg.semantic.lookupDeadlineMs, () => resolve({ result: 'miss', reason: 'deadline', seed: seed.catch(() => undefined) }));
     });
     return Promise.race([work, deadline]).then((r) => {
-      clearTimeout(timer);
+      cancel?.();
       return this.counted(r);
     });
   }

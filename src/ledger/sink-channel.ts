@@ -1,5 +1,6 @@
 // One sink's side of the ledger writer (ledger.ts): a bounded in-memory queue that feeds the sink in batches and,
 // while the sink fails, its spool file on disk, replayed oldest first once it is back.
+import { setDeadline } from '../deadline-timer.js';
 import type { LedgerHooks, LedgerOptions } from './ledger.js';
 import type { LedgerEntry, LedgerSink } from './sink.js';
 import type { Spool } from './spool.js';
@@ -122,12 +123,14 @@ export class SinkChannel {
   }
 
   private async attempt(batch: readonly LedgerEntry[]): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
+    let cancel: (() => void) | undefined;
     try {
       await Promise.race([
         this.sink.write(batch),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`ledger sink ${this.sink.name}: write timed out`)), this.opts.writeTimeoutMs);
+          // A write that completed while the loop was held up is not timed out (src/deadline-timer.ts): that
+          // batch would be spooled and written a second time.
+          cancel = setDeadline(this.opts.writeTimeoutMs, () => reject(new Error(`ledger sink ${this.sink.name}: write timed out`)));
         }),
       ]);
       return true;
@@ -135,7 +138,7 @@ export class SinkChannel {
       this.hooks.sinkError(this.sink.name, err);
       return false;
     } finally {
-      clearTimeout(timer);
+      cancel?.();
     }
   }
 

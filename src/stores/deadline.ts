@@ -1,8 +1,13 @@
-/** `p`'s outcome, or `late` if it has not settled within `ms`; the timer never outlives the race. */
+import { setDeadline } from '../deadline-timer.js';
+
+/**
+ * `p`'s outcome, or `late` if it has not settled within `ms` (an answer already waiting to be read when the
+ * time is up still counts: src/deadline-timer.ts); the timer never outlives the race.
+ */
 export function withDeadline<T>(p: Promise<T>, ms: number, late: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+  let cancel: (() => void) | undefined;
   const deadline = new Promise<T>((resolve) => {
-    timer = setTimeout(() => resolve(late), ms);
+    cancel = setDeadline(ms, () => resolve(late));
   });
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+  return Promise.race([p, deadline]).finally(() => cancel?.());
 }

@@ -2,7 +2,8 @@
 // connect and command timeouts, no offline queue (a command while disconnected fails at once rather than
 // waiting in ioredis' queue: the request must be answered inside Envoy's message timeout, by the store's
 // failure rule if need be), and reconnects with a capped backoff.
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Command, Redis } from 'ioredis';
+import { setDeadline } from '../../deadline-timer.js';
 
 export interface RedisConnectOptions {
   url: string;
@@ -12,17 +13,49 @@ export interface RedisConnectOptions {
 }
 
 export function connectRedis(opts: RedisConnectOptions): Redis | Cluster {
-  const common = { connectTimeout: opts.connectTimeoutMs, commandTimeout: opts.commandTimeoutMs, maxRetriesPerRequest: 0 };
+  // No ioredis commandTimeout: its timer fails a command whose reply is already waiting to be read when the
+  // event loop was held up; each command gets a deadline that reads what is waiting first instead.
+  const common = { connectTimeout: opts.connectTimeoutMs, maxRetriesPerRequest: 0 };
   const backoff = (n: number) => Math.min(50 * n, 1000);
+  const ms = opts.commandTimeoutMs;
   let redis: Redis | Cluster;
   if (opts.cluster) {
     const seed = clusterSeed(opts.url);
-    redis = new Cluster(seed.nodes, { enableOfflineQueue: false, clusterRetryStrategy: backoff, redisOptions: { ...common, ...seed.redisOptions } });
+    redis = new (class extends Cluster {
+      override sendCommand(command: Command, ...rest: SendRest<Cluster>): unknown {
+        timeCommand(command, ms);
+        return super.sendCommand(command, ...rest);
+      }
+    })(seed.nodes, { enableOfflineQueue: false, clusterRetryStrategy: backoff, redisOptions: { ...common, ...seed.redisOptions } });
   } else {
-    redis = new Redis(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: backoff });
+    redis = new (class extends Redis {
+      override sendCommand(command: Command, ...rest: SendRest<Redis>): unknown {
+        timeCommand(command, ms);
+        return super.sendCommand(command, ...rest);
+      }
+    })(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: backoff });
   }
   redis.on('error', () => undefined); // surfaced by failed commands, counted by the caller's breaker
   return redis;
+}
+
+type SendRest<C extends { sendCommand(command: Command, ...rest: never[]): unknown }> = C['sendCommand'] extends (command: Command, ...rest: infer R) => unknown ? R : never;
+
+/** Commands already given their deadline: a Cluster sends a command again after a MOVED or ASK redirection. */
+const timed = new WeakSet<Command>();
+
+/**
+ * What ioredis' commandTimeout does (fail the command with "Command timed out" when no reply came within `ms`;
+ * the reply, if it comes later, is read and dropped), on a deadline that lets a reply that arrived in time be
+ * read first (src/deadline-timer.ts).
+ */
+function timeCommand(command: Command, ms: number): void {
+  if (timed.has(command)) return;
+  timed.add(command);
+  const cancel = setDeadline(ms, () => {
+    if (!command.isResolved) command.reject(new Error('Command timed out'));
+  });
+  command.promise.then(cancel, cancel);
 }
 
 /** A Cluster's seed node, and the credentials and TLS of its URL for every node the client finds. */

@@ -2,6 +2,7 @@
 // connection is being (re)established, callers wait for it this long at most, then fail and apply their own
 // failure rule (the ledger spools; budgets use the breaker and onStoreFailure).
 import type { Cluster, Redis } from 'ioredis';
+import { setDeadline } from '../../deadline-timer.js';
 
 export function whenReady(redis: Redis | Cluster, waitMs: number, what: string): Promise<void> | void {
   const status = redis.status;
@@ -9,13 +10,13 @@ export function whenReady(redis: Redis | Cluster, waitMs: number, what: string):
   if (status === 'end') return Promise.reject(new Error(`${what}: connection closed for good`));
   return new Promise((resolve, reject) => {
     const done = (err?: Error) => {
-      clearTimeout(timer);
+      cancel();
       redis.off('ready', onReady);
       if (err) reject(err);
       else resolve();
     };
     const onReady = () => done();
-    const timer = setTimeout(() => done(new Error(`${what}: not connected (${redis.status})`)), waitMs);
+    const cancel = setDeadline(waitMs, () => done(new Error(`${what}: not connected (${redis.status})`)));
     redis.once('ready', onReady);
   });
 }
