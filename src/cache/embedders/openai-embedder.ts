@@ -1,5 +1,6 @@
 // Any OpenAI-compatible /v1/embeddings endpoint (vLLM, TEI, OpenAI): the production path, e.g. a multilingual
 // model close to the gateway. One POST per batch, with a timeout; the key comes from an environment variable.
+import { setDeadline } from '../../deadline-timer.js';
 import { normalise, type Embedder } from './embedder.js';
 
 export interface OpenAiEmbedderOptions {
@@ -18,14 +19,23 @@ export class OpenAiEmbedder implements Embedder {
   }
 
   async embed(texts: readonly string[]): Promise<Float32Array[]> {
-    const res = await fetch(`${this.opts.url.replace(/\/$/, '')}/embeddings`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {}) },
-      body: JSON.stringify({ model: this.opts.model, input: texts, encoding_format: 'float' }),
-      signal: AbortSignal.timeout(this.opts.timeoutMs),
-    });
-    if (!res.ok) throw new Error(`embeddings endpoint answered ${res.status}`);
-    const body = (await res.json()) as { data?: Array<{ index?: number; embedding?: number[] }> };
+    // The timeout covers the answer's body too; it lets a reply already waiting be read first
+    // (src/deadline-timer.ts), where AbortSignal.timeout would abort it after a held-up event loop.
+    const abort = new AbortController();
+    const cancel = setDeadline(this.opts.timeoutMs, () => abort.abort(new DOMException('embeddings request timed out', 'TimeoutError')));
+    let body: { data?: Array<{ index?: number; embedding?: number[] }> };
+    try {
+      const res = await fetch(`${this.opts.url.replace(/\/$/, '')}/embeddings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {}) },
+        body: JSON.stringify({ model: this.opts.model, input: texts, encoding_format: 'float' }),
+        signal: abort.signal,
+      });
+      if (!res.ok) throw new Error(`embeddings endpoint answered ${res.status}`);
+      body = (await res.json()) as typeof body;
+    } finally {
+      cancel();
+    }
     const data = body.data ?? [];
     if (data.length !== texts.length) throw new Error(`embeddings endpoint returned ${data.length} vectors for ${texts.length} inputs`);
     const out: Float32Array[] = new Array(texts.length);

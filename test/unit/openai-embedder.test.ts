@@ -1,0 +1,96 @@
+// The semantic cache's embedder for an OpenAI-compatible /v1/embeddings endpoint (vLLM, TEI, OpenAI), against a
+// local HTTP server: what it sends, how it reads the answer, and every way the answer can be wrong or late.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { OpenAiEmbedder } from '../../src/cache/embedders/openai-embedder.js';
+
+let server: Server | undefined;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r));
+  server = undefined;
+});
+
+interface Seen {
+  path: string | undefined;
+  authorization: string | undefined;
+  body: { model?: string; input?: string[]; encoding_format?: string };
+}
+
+/** A server that answers every request with `answer`, and records what it was sent. */
+async function endpoint(answer: (seen: Seen, res: ServerResponse) => void): Promise<{ url: string; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString()));
+    req.on('end', () => {
+      const s = { path: req.url, authorization: req.headers.authorization, body: JSON.parse(text) as Seen['body'] };
+      seen.push(s);
+      answer(s, res);
+    });
+  });
+  await new Promise<void>((r) => server?.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, seen };
+}
+
+const json = (res: ServerResponse, status: number, body: unknown) => {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+};
+
+const embedder = (url: string, over: Partial<ConstructorParameters<typeof OpenAiEmbedder>[0]> = {}) =>
+  new OpenAiEmbedder({ url, model: 'bge-m3', apiKey: undefined, timeoutMs: 1000, ...over });
+
+describe('OpenAI-compatible embedder', () => {
+  it('posts the model and inputs as float embeddings, with the key when one is set, and returns unit vectors', async () => {
+    const e = await endpoint((s, res) => json(res, 200, { object: 'list', data: (s.body.input ?? []).map((_, i) => ({ object: 'embedding', index: i, embedding: [3 * (i + 1), 4 * (i + 1)] })) }));
+    const vectors = await embedder(`${e.url}/`, { apiKey: 'sk-test' }).embed(['first', 'second']);
+    expect(e.seen).toEqual([{ path: '/v1/embeddings', authorization: 'Bearer sk-test', body: { model: 'bge-m3', input: ['first', 'second'], encoding_format: 'float' } }]);
+    expect(vectors.map((v) => [...v].map((x) => Number(x.toFixed(6))))).toEqual([
+      [0.6, 0.8],
+      [0.6, 0.8],
+    ]);
+    expect(vectors[0]).toBeInstanceOf(Float32Array);
+    // No key configured: no authorization header at all.
+    await embedder(e.url).embed(['x']);
+    expect(e.seen[1]?.authorization).toBeUndefined();
+  });
+
+  it('puts vectors back in input order when the endpoint lists them by index in another order', async () => {
+    const e = await endpoint((_s, res) => json(res, 200, { data: [{ index: 1, embedding: [0, 2] }, { index: 0, embedding: [5, 0] }] }));
+    const vectors = await embedder(e.url).embed(['a', 'b']);
+    expect(vectors.map((v) => [...v])).toEqual([
+      [1, 0],
+      [0, 1],
+    ]);
+  });
+
+  it.each([
+    ['an error status', (res: ServerResponse) => json(res, 503, { error: { message: 'overloaded' } }), 'embeddings endpoint answered 503'],
+    ['too few vectors', (res: ServerResponse) => json(res, 200, { data: [{ index: 0, embedding: [1] }] }), 'returned 1 vectors for 2 inputs'],
+    ['no data at all', (res: ServerResponse) => json(res, 200, {}), 'returned 0 vectors for 2 inputs'],
+    ['an entry without its embedding', (res: ServerResponse) => json(res, 200, { data: [{ index: 0, embedding: [1] }, { index: 1 }] }), 'returned no embedding'],
+    ['a body that is not JSON', (res: ServerResponse) => res.end('<html>bad gateway</html>'), /JSON/],
+  ])('%s is an error the semantic cache treats as the embedder failing', async (_name, answer, message) => {
+    const e = await endpoint((_s, res) => answer(res));
+    await expect(embedder(e.url).embed(['a', 'b'])).rejects.toThrow(message);
+  });
+
+  it('an endpoint that does not answer in timeoutMs is an error, and the request is abandoned', async () => {
+    let closed = false;
+    const e = await endpoint((_s, res) => res.on('close', () => (closed = true))); // never answers
+    await expect(embedder(e.url, { timeoutMs: 50 }).embed(['a'])).rejects.toThrow('embeddings request timed out');
+    await expect.poll(() => closed, { timeout: 2000 }).toBe(true);
+    expect(e.seen).toHaveLength(1);
+  });
+
+  it('a body that arrives too slowly is timed out too, not only the headers', async () => {
+    const e = await endpoint((_s, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"data": [');
+      // …and the rest never comes.
+    });
+    await expect(embedder(e.url, { timeoutMs: 80 }).embed(['a'])).rejects.toThrow('embeddings request timed out');
+  });
+});
