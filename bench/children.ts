@@ -14,6 +14,10 @@ export interface Child {
   bodyAnswerBuckets(): Promise<Array<[string, number]>>;
   /** Cumulative time buckets of one request pipeline stage (tiergate_stage_seconds). */
   stageBuckets(stage: string): Promise<Array<[string, number]>>;
+  /** process.memoryUsage() after two full collections (the child needs --expose-gc). */
+  heap(): Promise<NodeJS.MemoryUsage>;
+  /** Writes a heap snapshot to `file`. */
+  snapshot(file: string): Promise<void>;
   /** Asks the child to exit; resolves when it has. */
   stop(): Promise<void>;
 }
@@ -51,6 +55,16 @@ export async function startChild(kind: 'tiergate' | 'noop' | 'echo', extraExecAr
       new Promise((resolve) => {
         child.once('message', (m: { buckets: Array<[string, number]> }) => resolve(m.buckets));
         child.send('buckets');
+      }),
+    heap: () =>
+      new Promise((resolve) => {
+        child.once('message', (m: { heap: NodeJS.MemoryUsage }) => resolve(m.heap));
+        child.send('heap');
+      }),
+    snapshot: (file) =>
+      new Promise((resolve) => {
+        child.once('message', () => resolve());
+        child.send({ snapshot: file });
       }),
     stageBuckets: (stage) =>
       new Promise((resolve) => {

@@ -2,11 +2,12 @@
 // argv[2]: 'tiergate' (embedded defaults), 'noop' (a bare grpc-js ext_proc server answering CONTINUE) or
 // 'echo' (tiergate's transport sending tiergate-shaped answers with no logic).
 // Talks to the parent over IPC: sends {port} when listening, answers 'cpu' with process.cpuUsage() and the
-// main thread's GC pause time so far.
-import { mkdtempSync } from 'node:fs';
+// main thread's GC pause time so far, and 'heap' with process.memoryUsage() after full collections.
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { writeHeapSnapshot } from 'node:v8';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -41,16 +42,19 @@ async function start(kind: string): Promise<number> {
     // TIERGATE_BENCH_BUDGETS=memory or a redis:// URL turns on limits for every request (set high enough never
     // to refuse), so the budget stage does its full work: count the prompt, admit and reserve, reconcile.
     const budgets = process.env.TIERGATE_BENCH_BUDGETS;
-    const config = budgets ? benchBudgetConfig(budgets) : defaultConfig();
+    // TIERGATE_BENCH_CONFIG: a JSON config file instead (bench/soak.ts turns on keys, limits and the cache).
+    const configFile = process.env.TIERGATE_BENCH_CONFIG;
+    const config = configFile ? configSchema.parse(JSON.parse(readFileSync(configFile, 'utf8'))) : budgets ? benchBudgetConfig(budgets) : defaultConfig();
     const rt = compileRuntime(config, {});
     if (!rt.ok) throw new Error('default config does not compile');
     // TIERGATE_BENCH_STAGES=parse,classify picks a subset of the pipeline, to see what each stage costs.
     const onlyStages = process.env.TIERGATE_BENCH_STAGES?.split(',');
     // The ledger writes to a file sink in a temp dir, as the embedded default does (to ./tiergate-ledger);
     // TIERGATE_BENCH_SINK=memory keeps rows in memory instead, to see what the file writes cost.
-    const ledgerSinks = process.env.TIERGATE_BENCH_SINK === 'memory' ? [new MemorySink()] : [new FileSink({ dir: mkdtempSync(join(tmpdir(), 'tiergate-bench-')) })];
+    // A config file's own sinks are used as they are.
+    const ledgerSinks = configFile ? undefined : process.env.TIERGATE_BENCH_SINK === 'memory' ? [new MemorySink()] : [new FileSink({ dir: mkdtempSync(join(tmpdir(), 'tiergate-bench-')) })];
     await loadTokenizer();
-    const app = createApp(rt.runtime, pino({ level: 'warn' }), { ...(onlyStages ? { onlyStages } : {}), ledgerSinks });
+    const app = createApp(rt.runtime, pino({ level: 'warn' }), { ...(onlyStages ? { onlyStages } : {}), ...(ledgerSinks ? { ledgerSinks } : {}) });
     phaseSeconds = app.metrics.phaseSeconds;
     // TIERGATE_BENCH_LEDGER=off drops every record at the stream's end (no row built, nothing written): what the
     // whole ledger costs per request, never a setting of tiergate itself.
@@ -121,6 +125,18 @@ process.on('message', (m) => {
     const stage = (m as { stageBuckets: string }).stageBuckets;
     const values = stageSeconds?.get().values.filter((v) => v.labels.stage === stage && v.metricName.endsWith('_bucket')) ?? [];
     process.send?.({ buckets: values.map((v) => [String(v.labels.le), v.value]) });
+  }
+  if (m === 'heap') {
+    // Run with --expose-gc (bench/soak.ts): what is still reachable after full collections.
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) throw new Error('heap readings need --expose-gc');
+    gc();
+    gc();
+    process.send?.({ heap: process.memoryUsage() });
+  }
+  if (typeof m === 'object' && m !== null && 'snapshot' in m) {
+    // A heap snapshot to a file, to see what a long run keeps (bench/soak.ts with SOAK_SNAPSHOTS).
+    process.send?.({ snapshot: writeHeapSnapshot((m as { snapshot: string }).snapshot) });
   }
   if (m === 'exit') process.exit(0);
 });
