@@ -3,9 +3,10 @@
 // request_id (what the rollup did before it kept a compact record per request). Heap is sampled every 5 ms from
 // a forced GC at the start; run it with --expose-gc (the npm script does).
 //   npm run bench:rollup [-- ROWS]
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { ledgerFilesFor, rowsFromFiles } from '../src/ledger/read.js';
 import { rollup } from '../src/ledger/rollup.js';
 import { sampleRow } from '../test/helpers/ledger-rows.js';
@@ -42,6 +43,14 @@ async function measure(name: string, run: () => Promise<unknown>): Promise<numbe
 
 console.log(`node ${process.version}; ${ROWS.toLocaleString('en-US')} generated rows of one day`);
 const files = (day: string | undefined) => rowsFromFiles(ledgerFilesFor(dir, day));
+// The floor under the reader: lines and JSON.parse, without the check that each is a ledger row (row-check.ts).
+await measure('read and parse, no row check', async () => {
+  let n = 0;
+  for (const f of ledgerFilesFor(dir, DAY)) {
+    for await (const line of createInterface({ input: createReadStream(f, 'utf8'), crlfDelay: Infinity })) if (line !== '' && JSON.parse(line)) n++;
+  }
+  return n;
+});
 await measure('read and parse only', async () => {
   let n = 0;
   for await (const _ of files(DAY)) n++;

@@ -11,6 +11,7 @@ import { ConfigError, loadInitialConfig, serve } from './main.js';
 import { readUnsaved } from './ledger/import.js';
 import { createSinks } from './ledger/sinks.js';
 import { ledgerFilesFor, rowsFromFiles, rowsFromRedis } from './ledger/read.js';
+import { InvalidRowError } from './ledger/row-check.js';
 import { rollup, type Period } from './ledger/rollup.js';
 import { formatRollup, formatRollupCsv } from './ledger/rollup-format.js';
 import { CANARY_USAGE, canaryCommand } from './canary/canary-command.js';
@@ -23,7 +24,7 @@ const USAGE = `usage:
   tiergate config check FILE
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
   tiergate ledger rollup [--day YYYY-MM-DD | --month YYYY-MM | --from YYYY-MM-DD --to YYYY-MM-DD]
-      (--file FILE|DIR | --redis URL [--cluster] [--stream KEY]) [--weak-tier NAME] [--json | --csv]
+      (--file FILE|DIR | --redis URL [--cluster] [--stream KEY]) [--weak-tier NAME] [--json | --csv] [--skip-invalid]
   tiergate ledger import [--config FILE] LOG...
 ${EVAL_USAGE}${CANARY_USAGE}`;
 
@@ -150,6 +151,7 @@ async function ledgerRollup(args: string[]): Promise<number> {
       'weak-tier': { type: 'string' },
       json: { type: 'boolean' },
       csv: { type: 'boolean' },
+      'skip-invalid': { type: 'boolean' },
     },
   });
   const fail = (message: string) => {
@@ -165,8 +167,28 @@ async function ledgerRollup(args: string[]): Promise<number> {
     return fail(`${file} is a directory: name a period (--day, --month or --from/--to) to read its ledger-YYYY-MM-DD.jsonl files`);
   }
   const torn = (f: string, line: number) => process.stderr.write(`${f}:${line}: a torn last line (an append cut short by a crash) was skipped\n`);
-  const rowsOf = (day: string | undefined) => (file !== undefined ? rowsFromFiles(ledgerFilesFor(file, day), torn) : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day, values.cluster ?? false));
-  const result = await rollup(rowsOf, { ...(period ? { period } : {}), weakTier: values['weak-tier'] });
+  // A line that is not a ledger row stops the rollup, naming it, unless --skip-invalid: then each is named on
+  // stderr, skipped, and counted in the output, which says the totals are incomplete.
+  let skipped = 0;
+  const onInvalid = values['skip-invalid']
+    ? (problem: string) => {
+        skipped++;
+        process.stderr.write(`${problem}: skipped\n`);
+      }
+    : undefined;
+  const rowsOf = (day: string | undefined) =>
+    file !== undefined
+      ? rowsFromFiles(ledgerFilesFor(file, day), torn, onInvalid)
+      : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day, values.cluster ?? false, onInvalid);
+  let result;
+  try {
+    result = await rollup(rowsOf, { ...(period ? { period } : {}), weakTier: values['weak-tier'], invalidSkipped: () => skipped });
+  } catch (err) {
+    if (!(err instanceof InvalidRowError)) throw err;
+    // Bad data, not a bad command line: exit 1, as other failures.
+    process.stderr.write(`${err.message}\nNothing was summed. --skip-invalid sums the rest and says how many lines it left out.\n`);
+    return 1;
+  }
   process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : values.csv ? formatRollupCsv(result) : formatRollup(result));
   return 0;
 }

@@ -7,6 +7,7 @@ import { Cluster, Redis } from 'ioredis';
 import { clusterSeed } from '../stores/redis/connect.js';
 import { ledgerFileName } from './file-sink.js';
 import type { LedgerRow } from './row.js';
+import { checkedRow, InvalidRowError } from './row-check.js';
 
 /** A file, or a directory holding ledger-YYYY-MM-DD.jsonl files (then only `day`'s file is read). */
 export function ledgerFilesFor(path: string, day: string | undefined): string[] {
@@ -17,12 +18,26 @@ export function ledgerFilesFor(path: string, day: string | undefined): string[] 
 }
 
 /**
- * The rows of JSON Lines files, in order. A line that is not JSON is an error naming it, except a last line
- * with no newline after it: the torn end of an append that a crash cut short (its row was never acknowledged,
- * and the file sink cuts it off when it next opens the file). That one is passed to `onTorn` and skipped, so a
- * crashed pod's day can still be summed.
+ * Told of each line that is not a ledger row (not JSON, or JSON without the fields a row has), which is then
+ * skipped. Without it such a line is an error naming it: a rollup that quietly left rows out would be wrong.
  */
-export async function* rowsFromFiles(files: readonly string[], onTorn: (file: string, line: number) => void = () => undefined): AsyncGenerator<LedgerRow> {
+export type OnInvalid = (problem: string) => void;
+
+/**
+ * The rows of JSON Lines files, in order. A line that is not a ledger row is an error naming it (or, with
+ * `onInvalid`, reported and skipped), except a last line that is not JSON and has no newline after it: the torn
+ * end of an append that a crash cut short (its row was never acknowledged, and the file sink cuts it off when
+ * it next opens the file). That one is passed to `onTorn` and skipped, so a crashed pod's day can still be summed.
+ */
+export async function* rowsFromFiles(
+  files: readonly string[],
+  onTorn: (file: string, line: number) => void = () => undefined,
+  onInvalid?: OnInvalid,
+): AsyncGenerator<LedgerRow> {
+  const invalid = (problem: string) => {
+    if (!onInvalid) throw new InvalidRowError(problem);
+    onInvalid(problem);
+  };
   for (const file of files) {
     const lastLineTorn = !endsWithNewline(file);
     const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
@@ -30,17 +45,34 @@ export async function* rowsFromFiles(files: readonly string[], onTorn: (file: st
     let bad: number | undefined;
     for await (const line of lines) {
       n++;
-      if (bad !== undefined) throw new Error(`${file}:${bad}: not a JSON ledger row`);
-      if (line.trim() === '') continue;
-      try {
-        yield JSON.parse(line) as LedgerRow;
-      } catch {
-        bad = n; // an error unless it turns out to be the last line
+      if (bad !== undefined) {
+        invalid(`${file}:${bad}: not JSON`);
+        bad = undefined;
       }
+      if (line.trim() === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        bad = n; // not JSON: an error unless it turns out to be the torn last line
+        continue;
+      }
+      const row = rowOrInvalid(value, `${file}:${n}`, invalid);
+      if (row) yield row;
     }
     if (bad === undefined) continue;
-    if (!lastLineTorn) throw new Error(`${file}:${bad}: not a JSON ledger row`);
-    onTorn(file, bad);
+    if (lastLineTorn) onTorn(file, bad);
+    else invalid(`${file}:${bad}: not JSON`);
+  }
+}
+
+function rowOrInvalid(value: unknown, where: string, invalid: OnInvalid): LedgerRow | undefined {
+  try {
+    return checkedRow(value, where);
+  } catch (err) {
+    if (!(err instanceof InvalidRowError)) throw err;
+    invalid(err.message);
+    return undefined;
   }
 }
 
@@ -61,7 +93,11 @@ function endsWithNewline(file: string): boolean {
  * Entries of the stream, oldest first, in pages; only rows whose timestamp falls on `day` when given. `cluster`:
  * `url` is a node of a Redis Cluster (the client finds the stream's node).
  */
-export async function* rowsFromRedis(url: string, stream: string, day?: string, cluster = false): AsyncGenerator<LedgerRow> {
+export async function* rowsFromRedis(url: string, stream: string, day?: string, cluster = false, onInvalid?: OnInvalid): AsyncGenerator<LedgerRow> {
+  const invalid = (problem: string) => {
+    if (!onInvalid) throw new InvalidRowError(problem);
+    onInvalid(problem);
+  };
   const redis = cluster ? clusterClient(url) : new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
   await redis.connect();
   try {
@@ -71,11 +107,19 @@ export async function* rowsFromRedis(url: string, stream: string, day?: string, 
     for (;;) {
       const page = await redis.xrange(stream, start, '+', 'COUNT', 1000);
       if (page.length === 0) return;
-      for (const [, fields] of page) {
+      for (const [id, fields] of page) {
         const i = fields.indexOf('row');
         if (i === -1) continue;
-        const row = JSON.parse(fields[i + 1] as string) as LedgerRow;
-        if (!day || row.timestamp.startsWith(day)) yield row;
+        const where = `${stream} entry ${id}`;
+        let value: unknown;
+        try {
+          value = JSON.parse(fields[i + 1] as string);
+        } catch {
+          invalid(`${where}: not JSON`);
+          continue;
+        }
+        const row = rowOrInvalid(value, where, invalid);
+        if (row && (!day || row.timestamp.startsWith(day))) yield row;
       }
       start = `(${(page[page.length - 1] as [string, string[]])[0]}`;
     }

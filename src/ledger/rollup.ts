@@ -47,6 +47,11 @@ export interface Rollup {
   requests: number;
   /** Rows dropped because a later row had the same request_id. */
   duplicates: number;
+  /**
+   * Lines that were not ledger rows, skipped (`--skip-invalid`); the totals leave out whatever they held.
+   * Without `--skip-invalid` such a line stops the rollup instead.
+   */
+  invalid_skipped: number;
   /** Share of tier-routed requests that went to the weak tier. */
   weak_tier_share: number | null;
   cost_usd: number;
@@ -203,7 +208,7 @@ class Totals {
     }
   }
 
-  finish(period: Period | undefined): Rollup {
+  finish(period: Period | undefined, invalidSkipped: number): Rollup {
     const n = this.requests;
     for (const g of this.groups.values()) {
       g.cost_usd = roundUsd(g.cost_usd);
@@ -215,6 +220,7 @@ class Totals {
       to: period?.to ?? null,
       requests: n,
       duplicates: this.seen - n,
+      invalid_skipped: invalidSkipped,
       weak_tier_share: this.routed > 0 ? this.weak / this.routed : null,
       cost_usd: roundUsd(this.cost),
       cost_per_1000_requests: n > 0 ? roundUsd((this.cost / n) * 1000) : null,
@@ -254,11 +260,14 @@ export function daysOf(p: Period): string[] {
  * A period's rows summed: each day read and deduplicated on its own (`rowsOf(day)`), so memory holds one day's
  * rows at a time (plus a number per request for the p95). Without a period, every row `rowsOf(undefined)` yields.
  */
-export async function rollup(rowsOf: (day: string | undefined) => AsyncIterable<LedgerRow>, opts: { period?: Period; weakTier?: string } = {}): Promise<Rollup> {
+export async function rollup(
+  rowsOf: (day: string | undefined) => AsyncIterable<LedgerRow>,
+  opts: { period?: Period; weakTier?: string; /** How many lines the reader skipped as not ledger rows, once it is done. */ invalidSkipped?: () => number } = {},
+): Promise<Rollup> {
   const totals = new Totals(opts.weakTier ?? 'weak');
   const strings = new Strings();
   for (const day of opts.period ? daysOf(opts.period) : [undefined]) totals.add(await dedupDay(rowsOf(day), day, strings));
-  return totals.finish(opts.period);
+  return totals.finish(opts.period, opts.invalidSkipped?.() ?? 0);
 }
 
 /** Nearest-rank percentile: the smallest value with at least p of the values at or below it. */

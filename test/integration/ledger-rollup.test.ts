@@ -41,6 +41,7 @@ const EXPECTED = {
   to: '2026-11-22',
   requests: 6,
   duplicates: 1,
+  invalid_skipped: 0,
   weak_tier_share: 0.8,
   cost_usd: 0.01021,
   cost_per_1000_requests: 1.7016666667,
@@ -143,6 +144,7 @@ describe('tiergate ledger rollup', () => {
       to: '2026-11-30',
       requests: 10,
       duplicates: 2,
+      invalid_skipped: 0,
       weak_tier_share: 6 / 9,
       cost_usd: 5.01621,
       cost_per_1000_requests: 501.621,
@@ -238,7 +240,60 @@ describe('tiergate ledger rollup', () => {
     expect(r.stderr).toBe(`${file}:9: a torn last line (an append cut short by a crash) was skipped\n`);
     writeFileSync(file, `${lines[0]}\n${lines[1]?.slice(0, 40)}\n${lines[2]}\n`);
     const bad = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', dir]);
-    expect(bad.status).not.toBe(0);
-    expect(bad.stderr).toContain(`${file}:2: not a JSON ledger row`);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain(`${file}:2: not JSON\nNothing was summed.`);
+    expect(bad.stdout).toBe('');
+  });
+
+  it('a line that is JSON but not a ledger row stops the rollup, naming it; --skip-invalid sums the rest and says so', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-rollup-invalid-'));
+    const file = join(dir, 'ledger-2026-11-22.jsonl');
+    const lines = ROWS.map((r) => JSON.stringify(r));
+    const { usage: _dropped, ...noUsage } = ROWS[1] as LedgerRow;
+    // Line 2: a row without its usage; 4: an object; 6: not JSON; 8: a row whose cost is a string.
+    const body = [lines[0], JSON.stringify(noUsage), lines[2], '{"level":30,"msg":"pasted log line"}', lines[3], '{"request_id": ', lines[4], JSON.stringify({ ...ROWS[5], cost_usd: { total: '0.1' } }), lines[6], lines[7]];
+    writeFileSync(file, `${body.join('\n')}\n`);
+    // Before: a TypeError ("Cannot read properties of undefined (reading 'input_tokens')") named no line.
+    const stopped = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', dir, '--json']);
+    expect(stopped.status).toBe(1);
+    expect(stopped.stdout).toBe('');
+    expect(stopped.stderr).toBe(`${file}:2: not a ledger row (usage: Invalid input: expected object, received undefined)\nNothing was summed. --skip-invalid sums the rest and says how many lines it left out.\n`);
+
+    const skipped = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', dir, '--json', '--skip-invalid']);
+    expect(skipped.status).toBe(0);
+    expect(skipped.stderr.trim().split('\n')).toEqual([
+      `${file}:2: not a ledger row (usage: Invalid input: expected object, received undefined): skipped`,
+      `${file}:4: not a ledger row (timestamp: Invalid input: expected string, received undefined): skipped`,
+      `${file}:6: not JSON: skipped`,
+      `${file}:8: not a ledger row (cost_usd.total: Invalid input: expected number, received string): skipped`,
+    ]);
+    const sums = JSON.parse(skipped.stdout) as { requests: number; invalid_skipped: number };
+    // The rows left are those of lines 1, 3, 5, 7, 9 and 10 (ROWS 0, 2, 3, 4, 6, 7), summed as ever.
+    const expected = JSON.parse(cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', writeRows(dir, [0, 2, 3, 4, 6, 7]), '--json']).stdout) as object;
+    expect(sums).toEqual({ ...expected, invalid_skipped: 4 });
+    const text = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', dir, '--skip-invalid']).stdout;
+    expect(text).toContain('INCOMPLETE            4 lines that are not ledger rows were skipped (listed on stderr)');
+  });
+
+  it('a Redis stream entry that is not a ledger row is named by its id, or skipped with --skip-invalid', async () => {
+    const c = redis.client();
+    await c.xadd('rollup:invalid', '*', 'event_id', 'e1', 'row', JSON.stringify(ROWS[0]));
+    const id = await c.xadd('rollup:invalid', '*', 'event_id', 'e2', 'row', '{"not": "a row"}');
+    await c.xadd('rollup:invalid', '*', 'event_id', 'e3', 'row', JSON.stringify(ROWS[2]));
+    c.disconnect();
+    const args = ['ledger', 'rollup', '--day', '2026-11-22', '--redis', redis.url, '--stream', 'rollup:invalid', '--json'];
+    const stopped = cli(args);
+    expect(stopped.status).toBe(1);
+    expect(stopped.stderr).toContain(`rollup:invalid entry ${id}: not a ledger row (timestamp:`);
+    const skipped = cli([...args, '--skip-invalid']);
+    expect(skipped.status).toBe(0);
+    expect(JSON.parse(skipped.stdout)).toMatchObject({ requests: 2, invalid_skipped: 1 });
   });
 });
+
+/** A ledger directory holding only the given ROWS, for the expected sums. */
+function writeRows(base: string, which: number[]): string {
+  const dir = mkdtempSync(join(base, 'expected-'));
+  writeFileSync(join(dir, 'ledger-2026-11-22.jsonl'), `${which.map((i) => JSON.stringify(ROWS[i])).join('\n')}\n`);
+  return dir;
+}
