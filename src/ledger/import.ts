@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { checkedRow } from './row-check.js';
 import type { LedgerEntry } from './sink.js';
 
 /** The rows of one `ledger.rows_unsaved` log line, as entries for its sink. */
@@ -22,8 +23,8 @@ const EVENT = '"ledger.rows_unsaved"';
 
 /**
  * Every `ledger.rows_unsaved` line of the given log files, in order. Other log lines are passed over. A batch
- * with a row that is not a ledger row (no event id, no timestamp) is an error naming its file and line: nothing
- * is imported until the input is sound.
+ * with a row that is not a ledger row (no event id, no timestamp, or a field the rollup reads missing or wrong:
+ * row-check.ts) is an error naming its file and line: nothing is imported until the input is sound.
  */
 export async function readUnsaved(files: readonly string[]): Promise<UnsavedBatch[]> {
   const batches: UnsavedBatch[] = [];
@@ -62,6 +63,8 @@ function entriesOf(rows: readonly string[], where: string): LedgerEntry[] {
     if (typeof row.event_id !== 'string' || row.event_id === '' || !/^\d{4}-\d{2}-\d{2}T/.test(ts) || Number.isNaN(Date.parse(ts))) {
       throw new Error(`${where}: row ${i + 1} is not a ledger row (it needs event_id and an ISO timestamp)`);
     }
+    // And whatever else a rollup reads: a row imported here must not be the line that stops next month's sums.
+    checkedRow(row, `${where}: row ${i + 1}`);
     // The row's own UTC day, as the ledger writer derives it: the file sink puts it in that day's file.
     return { eventId: row.event_id, day: ts.slice(0, 10), line, writer, seq: i + 1 };
   });

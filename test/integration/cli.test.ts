@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ExtProcPool } from '../../src/dev/envoy-client.js';
+import { sampleRow } from '../helpers/ledger-rows.js';
 import { chatHeaders, jsonBody } from '../helpers/tiergate.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
@@ -142,7 +143,7 @@ describe('tiergate ledger import', () => {
     const none = run(['ledger', 'import']);
     expect([none.status, none.stderr]).toEqual([2, 'tiergate ledger import: name the log files to read ledger.rows_unsaved lines from\n']);
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-import-cli-'));
-    const row = { event_id: 'e1', timestamp: '2026-11-22T10:00:00.000Z', request_id: 'r1' };
+    const row = sampleRow({ event_id: 'e1', request_id: 'r1' });
     const log = file(`${JSON.stringify({ event: 'ledger.rows_unsaved', sink: 'warehouse', count: 1, rows: [JSON.stringify(row)] })}\n`);
     const config = file(`ledger: { sinks: [{ type: file, dir: ${join(dir, 'ledger')} }] }\n`);
     const unknown = run(['ledger', 'import', '--config', config, log]);

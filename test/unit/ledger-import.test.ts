@@ -49,6 +49,7 @@ describe('ledger import', () => {
     ['a row that is not JSON', ['{"event_id":'], /:1: row 1 is not JSON/],
     ['a row without an event id', [JSON.stringify({ ...sampleRow(), event_id: undefined })], /:1: row 1 is not a ledger row/],
     ['a row without a timestamp', [JSON.stringify({ ...sampleRow(), timestamp: 'yesterday' })], /:1: row 1 is not a ledger row/],
+    ['a row the rollup could not read', [JSON.stringify(sampleRow()), JSON.stringify({ ...sampleRow(), usage: null })], /:1: row 2: not a ledger row \(usage: /],
   ])('refuses %s, naming the file and line, before anything is imported', async (_name, rows, message) => {
     await expect(readUnsaved([logFile([logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 1, rows })])])).rejects.toThrow(message);
   });
