@@ -4,7 +4,7 @@
 // down or slow gives no answer (the turn goes to routing.statefulTier) and a lost write is a later miss.
 import type { Config } from '../config/schema.js';
 import type { AffinityStore } from '../stores/affinity-store.js';
-import { withDeadline } from '../stores/deadline.js';
+import { withDeadline } from '../deadline-timer.js';
 import { MemoryAffinityStore } from '../stores/memory/affinity-store.js';
 import { RedisAffinityStore } from '../stores/redis/affinity-store.js';
 import { StoreGuard } from '../stores/store-guard.js';

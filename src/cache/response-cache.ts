@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { CacheEntry, CacheStore } from '../stores/cache-store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { withDeadline } from '../stores/deadline.js';
+import { withDeadline } from '../deadline-timer.js';
 import { StoreGuard } from '../stores/store-guard.js';
 
 export type LookupResult =

@@ -3,7 +3,7 @@
 // searched, and the best candidate above the threshold whose guard features equal the question's answers the
 // request. Similarity is never a boundary between tenants or contexts: those are the partition, matched exactly.
 // Fails open like the exact cache: an embedder or index that is down or slow means the request goes upstream.
-import { setDeadline } from '../deadline-timer.js';
+import { withDeadline } from '../deadline-timer.js';
 import { newId } from '../ids.js';
 import type { Config } from '../config/schema.js';
 import type { CacheEntry, CacheStore } from '../stores/cache-store.js';
@@ -82,15 +82,9 @@ export class SemanticCache {
       (sd) => this.search(q, sd, cfg),
       (err: unknown) => this.failed('embed', err, cfg, 'embedder_error'),
     );
-    let cancel: (() => void) | undefined;
-    const deadline = new Promise<SemanticLookup>((resolve) => {
-      // `work` already handles the embedding's failure; this copy of it only ever resolves.
-      cancel = setDeadline(cfg.semantic.lookupDeadlineMs, () => resolve({ result: 'miss', reason: 'deadline', seed: seed.catch(() => undefined) }));
-    });
-    return Promise.race([work, deadline]).then((r) => {
-      cancel?.();
-      return this.counted(r);
-    });
+    // `work` already handles the embedding's failure; the late answer's copy of it only ever resolves.
+    const late: SemanticLookup = { result: 'miss', reason: 'deadline', seed: seed.catch(() => undefined) };
+    return withDeadline(work, cfg.semantic.lookupDeadlineMs, late).then((r) => this.counted(r));
   }
 
   private async seedFor(q: SemanticQuery): Promise<SemanticSeed> {

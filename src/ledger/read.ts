@@ -34,10 +34,7 @@ export async function* rowsFromFiles(
   onTorn: (file: string, line: number) => void = () => undefined,
   onInvalid?: OnInvalid,
 ): AsyncGenerator<LedgerRow> {
-  const invalid = (problem: string) => {
-    if (!onInvalid) throw new InvalidRowError(problem);
-    onInvalid(problem);
-  };
+  const invalid = reportOrThrow(onInvalid);
   for (const file of files) {
     const lastLineTorn = !endsWithNewline(file);
     const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
@@ -64,6 +61,14 @@ export async function* rowsFromFiles(
     if (lastLineTorn) onTorn(file, bad);
     else invalid(`${file}:${bad}: not JSON`);
   }
+}
+
+/** What to do with a line that is not a row: tell `onInvalid`, or without one stop with an error naming it. */
+function reportOrThrow(onInvalid: OnInvalid | undefined): OnInvalid {
+  return (problem) => {
+    if (!onInvalid) throw new InvalidRowError(problem);
+    onInvalid(problem);
+  };
 }
 
 function rowOrInvalid(value: unknown, where: string, invalid: OnInvalid): LedgerRow | undefined {
@@ -94,10 +99,7 @@ function endsWithNewline(file: string): boolean {
  * `url` is a node of a Redis Cluster (the client finds the stream's node).
  */
 export async function* rowsFromRedis(url: string, stream: string, day?: string, cluster = false, onInvalid?: OnInvalid): AsyncGenerator<LedgerRow> {
-  const invalid = (problem: string) => {
-    if (!onInvalid) throw new InvalidRowError(problem);
-    onInvalid(problem);
-  };
+  const invalid = reportOrThrow(onInvalid);
   const redis = cluster ? clusterClient(url) : new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
   await redis.connect();
   try {

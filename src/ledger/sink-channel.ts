@@ -1,6 +1,6 @@
 // One sink's side of the ledger writer (ledger.ts): a bounded in-memory queue that feeds the sink in batches and,
 // while the sink fails, its spool file on disk, replayed oldest first once it is back.
-import { setDeadline } from '../deadline-timer.js';
+import { withDeadline } from '../deadline-timer.js';
 import type { LedgerHooks, LedgerOptions } from './ledger.js';
 import type { LedgerEntry, LedgerSink } from './sink.js';
 import type { Spool } from './spool.js';
@@ -123,22 +123,15 @@ export class SinkChannel {
   }
 
   private async attempt(batch: readonly LedgerEntry[]): Promise<boolean> {
-    let cancel: (() => void) | undefined;
     try {
-      await Promise.race([
-        this.sink.write(batch),
-        new Promise((_, reject) => {
-          // A write that completed while the loop was held up is not timed out (src/deadline-timer.ts): that
-          // batch would be spooled and written a second time.
-          cancel = setDeadline(this.opts.writeTimeoutMs, () => reject(new Error(`ledger sink ${this.sink.name}: write timed out`)));
-        }),
-      ]);
+      // A write that completed while the loop was held up is not timed out (deadline-timer.ts): that batch
+      // would be spooled and written a second time.
+      const done = await withDeadline(this.sink.write(batch).then(() => true), this.opts.writeTimeoutMs, false);
+      if (!done) throw new Error(`ledger sink ${this.sink.name}: write timed out`);
       return true;
     } catch (err) {
       this.hooks.sinkError(this.sink.name, err);
       return false;
-    } finally {
-      cancel?.();
     }
   }
 
