@@ -6,8 +6,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Cluster, Redis } from 'ioredis';
-import { describe, expect, it } from 'vitest';
+import { Redis, type Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setDeadline, withDeadline } from '../../src/deadline-timer.js';
 import { Ledger, type LedgerHooks } from '../../src/ledger/ledger.js';
 import { MemorySink } from '../../src/ledger/memory-sink.js';
@@ -16,6 +16,9 @@ import type { LedgerEntry } from '../../src/ledger/sink.js';
 import { connectRedis } from '../../src/stores/redis/connect.js';
 import { sampleRow } from '../helpers/ledger-rows.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
+import { jsonBody, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { chatRequestHeaders, getHeader, RECOMMENDED_FILTER, type Outcome } from '../../src/dev/envoy-client.js';
+import type { ConfigInput } from '../../src/config/schema.js';
 
 const servers = redisAndClusterForFile();
 
@@ -117,5 +120,72 @@ describe('deadlines after a stalled event loop', () => {
     await ledger.close();
     expect(errors).toEqual([]);
     expect(sink.rows<LedgerRow>().map((r) => r.request_id)).toEqual(rows.map((r) => r.request_id));
+  });
+
+  describe('end to end: a stall while Redis answers', () => {
+    /**
+     * While `on`, each Redis command a store sends is followed by a 200 ms stall of the loop (four times the
+     * command timeout), in which Redis answers it.
+     */
+    const stalls = { on: false, count: 0 };
+    const send = Redis.prototype.sendCommand;
+    beforeAll(() => {
+      Redis.prototype.sendCommand = function (this: Redis, ...args: Parameters<Redis['sendCommand']>) {
+        const out = send.apply(this, args);
+        if (stalls.on) {
+          stalls.count++;
+          queueMicrotask(() => stall(200));
+        }
+        return out;
+      };
+    });
+    afterAll(() => {
+      Redis.prototype.sendCommand = send;
+    });
+
+    const start = async (extra: ConfigInput) => {
+      const t = await startTiergate({
+        tenants: { '*': { requestsPerMinute: 1000, tokensPerMinute: 1_000_000, ...(extra.tenants?.['*'] ?? {}) } },
+        budgets: { store: 'redis', redis: { url: servers.redis.url, keyPrefix: `stall-${stalls.count}:` }, onStoreFailure: 'closed' },
+        ...(extra.cache ? { cache: extra.cache } : {}),
+      });
+      servers.beforeDown(() => t.stop());
+      return t;
+    };
+
+    /** One chat request; the Redis commands of its request body (cache lookup, admission) are stalled. */
+    async function ask(t: TestTiergate, id: string): Promise<Outcome> {
+      const s = t.pool.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 5000 });
+      await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', id]]), false);
+      stalls.on = true;
+      const o = await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'What is a stall?' }] }));
+      stalls.on = false;
+      if (o.kind === 'continue') {
+        await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+        const answer = { id: 'c', object: 'chat.completion', model: 'weak-model', choices: [{ index: 0, message: { role: 'assistant', content: 'A held-up loop.' }, finish_reason: 'stop' }], usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 } };
+        await s.sendResponseBody(jsonBody(answer), true);
+      }
+      s.close();
+      return o;
+    }
+
+    it('budgets failing closed admit the request, rather than a 503', async () => {
+      const t = await start({});
+      const before = stalls.count;
+      for (let i = 0; i < 3; i++) expect((await ask(t, `stall-admit-${i}`)).kind).toBe('continue');
+      expect(stalls.count - before).toBeGreaterThanOrEqual(3);
+    });
+
+    it('the exact cache on Redis answers the hit, rather than a deadline miss', async () => {
+      const prefix = `stall-cache-${stalls.count}:`;
+      const t = await start({ tenants: { '*': { cache: { mode: 'exact' } } }, cache: { store: 'redis', redis: { url: servers.redis.url, keyPrefix: prefix } } });
+      expect((await ask(t, 'stall-cache-1')).kind).toBe('continue');
+      // The answer is stored once the response is in; then the same question is a hit, its lookup stalled too.
+      const redis = servers.redis.client();
+      await expect.poll(async () => (await redis.keys(`${prefix}*`)).length, { timeout: 5000 }).toBeGreaterThan(0);
+      redis.disconnect();
+      const second = await ask(t, 'stall-cache-2');
+      expect(second.kind === 'immediate' ? [second.status, getHeader(second.headers, 'x-cache')] : second.kind).toEqual([200, 'hit-exact']);
+    });
   });
 });
