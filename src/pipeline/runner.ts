@@ -5,6 +5,7 @@
 import { SpanStatusCode, type Span } from '@opentelemetry/api';
 import { TiergateError } from '../errors.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { FAILURE_LOG_INTERVAL_MS, Throttle } from '../telemetry/throttled-log.js';
 import { startSpanNamed } from '../telemetry/tracing.js';
 import type { RequestState } from './request-state.js';
 import type { Stage } from './stage.js';
@@ -58,6 +59,19 @@ function settle(stage: Stage, state: RequestState, span: Span, started: number, 
   span.setStatus({ code: SpanStatusCode.ERROR });
   done(stage, span, started, metrics);
   if (stage.onError === 'fail') throw err;
-  state.log.warn({ event: 'stage.skipped', stage: stage.name, err: (err as Error).message });
+  metrics.stageSkipped.inc({ stage: stage.name });
+  const suppressed = skipWarning(stage).pass();
+  if (suppressed !== undefined) state.log.warn({ event: 'stage.skipped', stage: stage.name, err: (err as Error).message, suppressed });
   return CONTINUE;
+}
+
+/**
+ * One warning per stage per interval: an optional stage that throws on every request would otherwise write a
+ * line per request. The counter has them all.
+ */
+const skipWarnings = new WeakMap<Stage, Throttle>();
+function skipWarning(stage: Stage): Throttle {
+  let t = skipWarnings.get(stage);
+  if (!t) skipWarnings.set(stage, (t = new Throttle(FAILURE_LOG_INTERVAL_MS, () => performance.now())));
+  return t;
 }

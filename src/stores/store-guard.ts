@@ -3,7 +3,7 @@
 // than one per request. Budgets, the exact cache and the semantic cache each hold one.
 import { CircuitBreaker, type BreakerSettings } from '../budget/circuit-breaker.js';
 import type { Logger } from '../telemetry/logger.js';
-import { STORE_FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttled-log.js';
+import { FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttled-log.js';
 
 export class StoreGuard {
   private readonly breaker: CircuitBreaker;
@@ -18,7 +18,7 @@ export class StoreGuard {
     onChange: (open: boolean) => void,
   ) {
     this.breaker = new CircuitBreaker(now, onChange);
-    this.warning = new ThrottledWarning(log, STORE_FAILURE_LOG_INTERVAL_MS, now);
+    this.warning = new ThrottledWarning(log, FAILURE_LOG_INTERVAL_MS, now);
   }
 
   allows(): boolean {

@@ -160,6 +160,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: '1 while the budget store is unreachable and the failure rule (open or closed) applies.',
       registers: [registry],
     }),
+    stageSkipped: new Counter({
+      name: 'tiergate_stage_skipped_total',
+      help: 'Unexpected errors in an optional request stage (the cache lookup), which the request went on without.',
+      labelNames: ['stage'] as const,
+      registers: [registry],
+    }),
     cacheLookups: new Counter({
       name: 'tiergate_cache_lookups_total',
       help: 'Response cache lookups by kind (exact, semantic), result (hit, miss, bypass) and reason.',

@@ -1,27 +1,47 @@
-// A store that is down fails every request; one log line per interval, carrying how many were folded into it,
-// keeps an outage visible without a log storm pinning a core (landscape.md, "Redis outage").
+// A failure that repeats on every request (a store that is down, an optional stage that keeps throwing) is one
+// log line per interval, carrying how many were folded into it: it stays visible without a log storm pinning a
+// core (landscape.md, "Redis outage").
 import type { Logger } from './logger.js';
 
-export class ThrottledWarning {
+/** Lets one event through per interval and counts the ones it holds back. */
+export class Throttle {
   private last = Number.NEGATIVE_INFINITY;
   private suppressed = 0;
 
   constructor(
-    private readonly log: Logger,
     private readonly intervalMs: number,
     private readonly now: () => number,
   ) {}
 
-  warn(fields: Record<string, unknown>): void {
+  /** How many were held back since the last one let through, when this one may go; undefined when it may not. */
+  pass(): number | undefined {
     const now = this.now();
     if (now - this.last < this.intervalMs) {
       this.suppressed++;
-      return;
+      return undefined;
     }
-    this.log.warn({ ...fields, suppressed: this.suppressed });
+    const held = this.suppressed;
     this.last = now;
     this.suppressed = 0;
+    return held;
   }
 }
 
-export const STORE_FAILURE_LOG_INTERVAL_MS = 10_000;
+export class ThrottledWarning {
+  private readonly throttle: Throttle;
+
+  constructor(
+    private readonly log: Logger,
+    intervalMs: number,
+    now: () => number,
+  ) {
+    this.throttle = new Throttle(intervalMs, now);
+  }
+
+  warn(fields: Record<string, unknown>): void {
+    const suppressed = this.throttle.pass();
+    if (suppressed !== undefined) this.log.warn({ ...fields, suppressed });
+  }
+}
+
+export const FAILURE_LOG_INTERVAL_MS = 10_000;

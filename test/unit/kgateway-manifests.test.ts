@@ -256,6 +256,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       'TiergateBudgetStoreSlow',
       'TiergateLedgerSpooling',
       'TiergateProcessingErrors',
+      'TiergateStageSkipped',
       'TiergateConfigReloadRejected',
       'TiergateConfigRestartRequired',
       'TiergateCacheStoreDegraded',
