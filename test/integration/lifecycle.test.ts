@@ -1,5 +1,5 @@
 // serve(): admin endpoints, grpc.health.v1, hot reload of the config file, graceful shutdown.
-import { mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { rowsFromFiles } from '../../src/ledger/read.js';
 import { collectRows } from '../helpers/ledger-rows.js';
 import { tmpdir } from 'node:os';
@@ -142,6 +142,46 @@ describe('config hot reload', () => {
     // The one setting the file decides is flagged; the overridden three are not.
     expect(await metricValue(s.app, 'tiergate_config_restart_required')).toBe(1);
     expect(await metricValue(s.app, 'tiergate_config_restart_required', { setting: 'cache.maxEntries' })).toBe(1);
+  });
+
+  it('reloads a Kubernetes ConfigMap volume, which changes by swapping its ..data symlink, and nothing else', async () => {
+    // The layout the kubelet keeps (its AtomicWriter): the data in a timestamped directory, `..data` pointing at
+    // it, and the key a symlink through `..data`. An update writes a new directory, points `..data_tmp` at it
+    // and renames that over `..data`: the file tiergate was given is never written, only its path re-resolved.
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-configmap-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const version = (n: number, weak: string) => {
+      const data = `..2026_12_02_06_00_0${n}.00000000${n}`;
+      mkdirSync(join(dir, data));
+      writeFileSync(join(dir, data, 'tiergate.yaml'), `tiers: { weak: { model: ${weak} }, strong: { model: large } }\n`);
+      return data;
+    };
+    const first = version(1, 'small-v1');
+    symlinkSync(first, join(dir, '..data'));
+    symlinkSync(join('..data', 'tiergate.yaml'), join(dir, 'tiergate.yaml'));
+    const s = await start(join(dir, 'tiergate.yaml'));
+    expect(await routeTier(s.pool)).toBe('small-v1');
+
+    // Another file in the directory changing is not a reload.
+    writeFileSync(join(dir, 'unrelated.txt'), 'x');
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await metricValue(s.app, 'tiergate_config_reloads_total')).toBe(0);
+
+    const second = version(2, 'small-v2');
+    symlinkSync(second, join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    rmSync(join(dir, first), { recursive: true });
+    await expect.poll(() => routeTier(s.pool), { timeout: 5000, interval: 100 }).toBe('small-v2');
+    expect(await metricValue(s.app, 'tiergate_config_reloads_total', { result: 'success' })).toBe(1);
+
+    // The key removed from the ConfigMap (the symlink dangles): the last good config stays, and it is counted.
+    const third = `..2026_12_02_06_00_03.000000003`;
+    mkdirSync(join(dir, third));
+    symlinkSync(third, join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'failure' }), { timeout: 5000, interval: 100 }).toBe(1);
+    expect(await routeTier(s.pool)).toBe('small-v2');
+    expect(await metricValue(s.app, 'tiergate_config_last_reload_success')).toBe(0);
   });
 
   it('swaps the config atomically on change, keeps the last good one on a bad file, and counts both', async () => {
