@@ -93,6 +93,17 @@ describe('semantic cache', () => {
     expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'hit' })).toBe(2);
   });
 
+  it('an answer evicted before its vector is a miss that goes upstream, and the request is answered there', async () => {
+    // A memory store of one entry: the second answer stored evicts the first, whose vector stays indexed.
+    const t = await start({ tenants: { '*': { cache: { mode: 'semantic', threshold: 0.9 } } }, cache: { maxEntries: 1 } });
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    await seed(t, 'Name a prime number.', 'Seven.');
+    expect(await outcome(t, 'what is the capital of france')).toBe('upstream');
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'miss', reason: 'not_found' })).toBeGreaterThanOrEqual(1);
+    // …while the answer still stored is a hit as before.
+    expect(await outcome(t, 'name a prime number')).toBe('hit-semantic: Seven.');
+  });
+
   it('never crosses a system prompt or a parameter', async () => {
     const u = await start();
     await seed(u, 'What is the capital of France?', 'Paris.');
