@@ -100,6 +100,45 @@ describe('stream loop', () => {
     await expect.poll(() => events.at(-1)).toBe('ended:error');
   });
 
+  it('a handler whose end throws: counted as a processing error, and the stream still ends', () => {
+    const { call, events } = harness({
+      end: () => {
+        throw new Error('end failed');
+      },
+    });
+    call.emit('data', body(1));
+    expect(() => call.emit('cancelled')).not.toThrow();
+    expect(events.slice(-2)).toEqual(['error:unknown:end failed', 'ended:cancelled']);
+  });
+
+  it('observability mode: a failing handler is counted, and still nothing is answered (Envoy ignores answers, §9)', async () => {
+    const { call, events } = harness({
+      responseBody: () => {
+        throw new Error('boom');
+      },
+      responseHeaders: () => Promise.reject(new Error('later boom')),
+    });
+    const observed = (m: WireProcessingRequest): WireProcessingRequest => ({ ...m, observability_mode: true });
+    call.emit('data', observed({ request: 'response_headers', response_headers: { headers: { headers: [] } } }));
+    call.emit('data', observed(body(1)));
+    await expect.poll(() => events.filter((e) => e.startsWith('error:')).length).toBe(2);
+    expect(events.filter((e) => e.startsWith('error:'))).toEqual(['error:response_headers:later boom', 'error:response_body:boom']);
+    expect(call.written).toEqual([]);
+  });
+
+  it('an answer that comes after Envoy reset the stream is not written, and nothing throws', async () => {
+    let answer: (d: Decision) => void = () => undefined;
+    const { call, events } = harness({ responseBody: () => new Promise<Decision>((r) => (answer = r)) });
+    call.emit('data', body(1));
+    call.cancelled = true;
+    call.emit('cancelled');
+    answer(CONTINUE);
+    await new Promise((r) => setImmediate(r));
+    expect(call.written).toEqual([]);
+    expect(events.filter((e) => e.startsWith('answered') || e.startsWith('error'))).toEqual([]);
+    expect(events.at(-1)).toBe('ended:cancelled');
+  });
+
   it('a finished stream lets go of its handler, though the call and its listeners may live on', async () => {
     // grpc-js calls (with their listeners, and so the stream loop) can outlive the stream until a full GC
     // (docs/performance.md "Reading the numbers"): whatever the loop still refers to is copied by every young
