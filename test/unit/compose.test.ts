@@ -123,6 +123,13 @@ describe('Dockerfile', () => {
     expect(canary).toMatch(/COPY --from=kubectl \/kubectl \/usr\/local\/bin\/kubectl/);
     expect(JSON.parse(/^CMD (.+)$/m.exec(canary)?.[1] ?? '[]')).toEqual(['dist/cli.js', 'canary', 'check']);
   });
+  it('builds and runs on one Node major, the one .ci/run also tests on', () => {
+    const majors = [...text.matchAll(/^FROM (?:node:(\d+)-|gcr\.io\/distroless\/nodejs(\d+)-)/gm)].map((m) => m[1] ?? m[2]);
+    expect(majors.length).toBeGreaterThanOrEqual(3); // the build stages and the runtime
+    expect(new Set(majors).size).toBe(1);
+    // The suite runs on the shipped runtime's major too, not only on the machines' Node.
+    expect(read('.ci/run')).toMatch(new RegExp(`^NODE_IMAGE_VERSION=${majors[0]}\\.\\d+\\.\\d+$`, 'm'));
+  });
   it('never copies secrets, build output or the ledger into the build context', () => {
     const ignored = read('.dockerignore').split('\n');
     for (const p of ['.git', 'node_modules', 'dist', 'tiergate-ledger']) expect(ignored).toContain(p);
