@@ -1,13 +1,14 @@
 # syntax=docker/dockerfile:1
 # tiergate: build with the dev toolchain, ship only dist/, protos/ and production dependencies on a distroless
-# Node 22 runtime (no shell, no package manager) as the non-root user 65532.
-# Node 22, not the Node 20 of the development machines: Node 20's support ended in April 2026, and Node 22 lets
-# tiergate raise HTTP/2's rapid-reset limit, which Envoy's stream-close pattern runs into (README "Envoy's
-# stream-close pattern"). .ci/run runs the test suite on both.
+# Node 24 runtime (no shell, no package manager) as the non-root user 65532.
+# Node 24, not the Node 20 of the development machines: Node 20's support ended in April 2026 (Node 22's ends in
+# April 2027, Node 24's in April 2028), and Node 22.10 and later let tiergate raise HTTP/2's rapid-reset limit,
+# which Envoy's stream-close pattern runs into (README "Envoy's stream-close pattern"). .ci/run runs the test
+# suite on both.
 #   docker build -t tiergate .                          the server (the default, last stage)
 #   docker build --target canary -t tiergate-canary .    the same plus kubectl, for the canary CronJob
 
-FROM node:22-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
@@ -16,19 +17,19 @@ COPY src ./src
 COPY protos ./protos
 RUN npm run build
 
-FROM node:22-bookworm-slim AS prod-deps
+FROM node:24-bookworm-slim AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 # The ledger and spool directory, owned by the runtime user (a named volume mounted here inherits it).
 RUN mkdir -p /out/var/lib/tiergate/ledger /out/var/lib/tiergate/spool && chown -R 65532:65532 /out/var/lib/tiergate
 
-FROM node:22-bookworm-slim AS kubectl
+FROM node:24-bookworm-slim AS kubectl
 ARG KUBECTL_VERSION=v1.34.1
 ARG TARGETARCH=amd64
 ADD --chmod=755 https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${TARGETARCH}/kubectl /kubectl
 
-FROM gcr.io/distroless/nodejs22-debian12:nonroot AS runtime
+FROM gcr.io/distroless/nodejs24-debian12:nonroot AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=prod-deps /app/node_modules ./node_modules

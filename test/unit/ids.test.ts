@@ -29,10 +29,12 @@ describe('newId', () => {
     expect(newId()).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
 
-  it('kept ids cost under 150 bytes of heap each (a flat string), where randomUUID() costs several times that', () => {
+  it('kept ids cost under 200 bytes of heap each (a flat string), where randomUUID() costs several times that', () => {
     const flat = heapPerId('newId');
     const raw = heapPerId('randomUUID');
-    expect(flat).toBeLessThan(150);
+    // A flat id measured ~100 bytes with its Set entry on Node 20 and 22 and ~140 on Node 24; a cons string
+    // 500-830 on each, and 540 on Node 22 when only read (what newId did before).
+    expect(flat).toBeLessThan(200);
     // What the fix is for; if Node ever returns flat strings itself, this is where to notice and drop newId.
     expect(raw).toBeGreaterThan(2 * flat);
   }, 30_000);
