@@ -7,10 +7,11 @@ import type { LedgerRow } from './row.js';
 const text = z.string();
 const maybeText = z.string().nullable();
 const amount = z.number().finite().nonnegative();
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T/;
 
 /** Only the fields the rollup reads; the rest of a row passes as it is. */
 const readableRow = z.looseObject({
-  timestamp: z.string().regex(/^\d{4}-\d{2}-\d{2}T/, 'an ISO timestamp'),
+  timestamp: z.string().regex(TIMESTAMP, 'an ISO timestamp'),
   request_id: text,
   tenant_id: text,
   feature_id: maybeText,
@@ -28,7 +29,6 @@ const readableRow = z.looseObject({
 });
 
 const STATUSES: ReadonlySet<unknown> = new Set(readableRow.shape.status.options);
-const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T/;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isText = (v: unknown) => typeof v === 'string';
 const isMaybeText = (v: unknown) => v === null || typeof v === 'string';
