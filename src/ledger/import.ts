@@ -60,10 +60,11 @@ function entriesOf(rows: readonly string[], where: string): LedgerEntry[] {
       throw new Error(`${where}: row ${i + 1} is not JSON`);
     }
     const ts = typeof row.timestamp === 'string' ? row.timestamp : '';
-    if (typeof row.event_id !== 'string' || row.event_id === '' || !/^\d{4}-\d{2}-\d{2}T/.test(ts) || Number.isNaN(Date.parse(ts))) {
+    if (typeof row.event_id !== 'string' || row.event_id === '' || Number.isNaN(Date.parse(ts))) {
       throw new Error(`${where}: row ${i + 1} is not a ledger row (it needs event_id and an ISO timestamp)`);
     }
-    // And whatever else a rollup reads: a row imported here must not be the line that stops next month's sums.
+    // And whatever a rollup reads, the timestamp's ISO form among it: a row imported here must not be the line
+    // that stops next month's sums.
     checkedRow(row, `${where}: row ${i + 1}`);
     // The row's own UTC day, as the ledger writer derives it: the file sink puts it in that day's file.
     return { eventId: row.event_id, day: ts.slice(0, 10), line, writer, seq: i + 1 };
