@@ -21,25 +21,26 @@ export function connectRedis(opts: RedisConnectOptions): Redis | Cluster {
   let redis: Redis | Cluster;
   if (opts.cluster) {
     const seed = clusterSeed(opts.url);
-    redis = new (class extends Cluster {
-      override sendCommand(command: Command, ...rest: SendRest<Cluster>): unknown {
-        timeCommand(command, ms);
-        return super.sendCommand(command, ...rest);
-      }
-    })(seed.nodes, { enableOfflineQueue: false, clusterRetryStrategy: backoff, redisOptions: { ...common, ...seed.redisOptions } });
+    redis = new (withCommandDeadlines(Cluster, ms))(seed.nodes, { enableOfflineQueue: false, clusterRetryStrategy: backoff, redisOptions: { ...common, ...seed.redisOptions } });
   } else {
-    redis = new (class extends Redis {
-      override sendCommand(command: Command, ...rest: SendRest<Redis>): unknown {
-        timeCommand(command, ms);
-        return super.sendCommand(command, ...rest);
-      }
-    })(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: backoff });
+    redis = new (withCommandDeadlines(Redis, ms))(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: backoff });
   }
   redis.on('error', () => undefined); // surfaced by failed commands, counted by the caller's breaker
   return redis;
 }
 
-type SendRest<C extends { sendCommand(command: Command, ...rest: never[]): unknown }> = C['sendCommand'] extends (command: Command, ...rest: infer R) => unknown ? R : never;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- TypeScript's rule for mixin constructors
+type Sender = new (...args: any[]) => { sendCommand(command: Command, ...rest: never[]): unknown };
+
+/** The client class (standalone or Cluster) whose every command gets a deadline of `ms` (timeCommand). */
+function withCommandDeadlines<C extends Sender>(Client: C, ms: number): C {
+  return class extends Client {
+    override sendCommand(command: Command, ...rest: never[]): unknown {
+      timeCommand(command, ms);
+      return super.sendCommand(command, ...rest);
+    }
+  };
+}
 
 /** Commands already given their deadline: a Cluster sends a command again after a MOVED or ASK redirection. */
 const timed = new WeakSet<Command>();
