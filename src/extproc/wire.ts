@@ -73,8 +73,13 @@ export interface WireProcessingRequest {
 export interface WireCommonResponse {
   status?: 'CONTINUE' | 'CONTINUE_AND_REPLACE';
   header_mutation?: WireHeaderMutation;
-  body_mutation?: { body?: Buffer; clear_body?: boolean };
+  body_mutation?: { body?: Buffer; clear_body?: boolean; streamed_response?: WireStreamedBody };
   clear_route_cache?: boolean;
+}
+/** The only body answer Envoy accepts in FULL_DUPLEX_STREAMED mode (envoy-ext-proc.md §2.2, §5). */
+export interface WireStreamedBody {
+  body?: Buffer;
+  end_of_stream?: boolean;
 }
 export interface WireImmediateResponse {
   status?: { code?: number | string };

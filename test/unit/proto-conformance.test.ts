@@ -10,6 +10,8 @@ const NEWER_THAN_OFFICIAL_COPY = new Set([
   'envoy.service.ext_proc.v3.ProtocolConfiguration',
   'envoy.service.ext_proc.v3.ProcessingRequest.protocol_config',
   'envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode.FULL_DUPLEX_STREAMED',
+  'envoy.service.ext_proc.v3.StreamedBodyResponse',
+  'envoy.service.ext_proc.v3.BodyMutation.streamed_response',
 ]);
 
 function allTypes(ns: protobuf.NamespaceBase, out: Array<protobuf.Type | protobuf.Enum> = []) {
@@ -118,5 +120,22 @@ describe('newer Envoy fields never break decoding', () => {
     const old = officialRoot().lookupType('envoy.service.ext_proc.v3.ProcessingRequest');
     const oldDecoded = old.toObject(old.decode(bytes), { oneofs: true });
     expect(oldDecoded.request).toBe('request_headers');
+  });
+});
+
+describe('the fields newer than the official copy', () => {
+  // Pinned to envoyproxy/envoy main's api/envoy/service/ext_proc/v3/external_processor.proto, which the 1.31
+  // copy above predates: a typo in a field number here would put tiergate's answers on the wrong field.
+  it('streamed_response is BodyMutation field 3, in the mutation oneof; StreamedBodyResponse is {body = 1, end_of_stream = 2}', () => {
+    const root = vendoredRoot();
+    const mutation = root.lookupType('envoy.service.ext_proc.v3.BodyMutation');
+    const f = mutation.fields.streamed_response;
+    f?.resolve();
+    expect([f?.id, f?.resolvedType && fullName(f.resolvedType), f?.partOf?.name]).toEqual([3, 'envoy.service.ext_proc.v3.StreamedBodyResponse', 'mutation']);
+    const streamed = root.lookupType('envoy.service.ext_proc.v3.StreamedBodyResponse');
+    expect(streamed.fieldsArray.map((x) => [x.name, x.id, x.type])).toEqual([
+      ['body', 1, 'bytes'],
+      ['end_of_stream', 2, 'bool'],
+    ]);
   });
 });
