@@ -41,6 +41,21 @@ export const RECOMMENDED_FILTER: FilterConfig = {
   receivingNamespaces: ['tiergate'],
 };
 
+/**
+ * The same filter with both bodies FULL_DUPLEX_STREAMED (Envoy 1.34+; kgateway's GatewayExtension offers it):
+ * chunks go out without waiting, answers are streamed_response, and Envoy requires trailer mode SEND.
+ */
+export const DUPLEX_FILTER: FilterConfig = {
+  ...RECOMMENDED_FILTER,
+  processingMode: {
+    ...RECOMMENDED_FILTER.processingMode,
+    requestBodyMode: 'FULL_DUPLEX_STREAMED',
+    responseBodyMode: 'FULL_DUPLEX_STREAMED',
+    requestTrailerMode: 'SEND',
+    responseTrailerMode: 'SEND',
+  },
+};
+
 export type Headers = Array<[string, string]>;
 
 /** What Envoy sends for a POST /v1/chat/completions: pseudo-headers first, then the client's headers. */

@@ -13,7 +13,15 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
   /** For body answers: the chunk, so a mutation can be applied and content-length checked. */
   chunk?: Buffer;
+  /**
+   * FULL_DUPLEX_STREAMED: one entry stands for a direction's whole body. It stays first in line while
+   * streamed answers arrive, however many, until one says end_of_stream (§2.2).
+   */
+  duplex?: { injected: Buffer[] };
 }
+
+/** Bytes Envoy passes on from a streamed_response in FULL_DUPLEX_STREAMED mode, as they arrive. */
+export type StreamedBodyListener = (kind: 'request_body' | 'response_body', body: Buffer, endOfStream: boolean) => void;
 
 /** One HTTP request's side stream. Holds the request/response headers as Envoy would and mutates them. */
 export class ExtProcSession {
@@ -29,6 +37,10 @@ export class ExtProcSession {
   private closed = false;
   private readonly statusListeners: Array<(s: grpc.StatusObject) => void> = [];
   lastStatus: grpc.StatusObject | undefined;
+  /** FULL_DUPLEX_STREAMED: the data plane forwards injected bytes as they come (data-plane.ts). */
+  onStreamedBody: StreamedBodyListener | undefined;
+  /** The duplex body entry of each direction, once its first chunk went out. */
+  private readonly duplexFlows = new Map<RequestKind, Promise<Outcome>>();
 
   constructor(
     private readonly call: grpc.ClientDuplexStream<WireProcessingRequest, WireProcessingResponse>,
@@ -54,6 +66,8 @@ export class ExtProcSession {
 
   sendRequestHeaders(headers: Headers, endOfStream: boolean, attributes?: Record<string, string>): Promise<Outcome> {
     this.requestHeaders.splice(0, this.requestHeaders.length, ...headers.map(([k, v]): [string, string] => [k.toLowerCase(), v]));
+    // Envoy removes content-length itself when the body goes FULL_DUPLEX_STREAMED (§5).
+    if (this.mode.requestBodyMode === 'FULL_DUPLEX_STREAMED') removeHeader(this.requestHeaders, 'content-length');
     if (this.mode.requestHeaderMode === 'SKIP') return Promise.resolve(CONTINUE);
     const msg: WireProcessingRequest = {
       request_headers: { headers: { headers: encodeHeaders(this.requestHeaders) }, ...(endOfStream ? { end_of_stream: true } : {}) },
@@ -66,10 +80,16 @@ export class ExtProcSession {
     return this.send('request_headers', msg);
   }
 
-  /** A body sent in one message (BUFFERED), or one STREAMED chunk; STREAMED chunks may be pipelined. */
+  /**
+   * A body sent in one message (BUFFERED), or one STREAMED chunk; STREAMED chunks may be pipelined. In
+   * FULL_DUPLEX_STREAMED mode chunks go out without waiting for any answer, even the headers', and every chunk's
+   * promise is the direction's whole body as the server passed it on (onStreamedBody has it piece by piece).
+   */
   sendRequestBody(chunk: Buffer, endOfStream = true): Promise<Outcome> {
     if (this.mode.requestBodyMode === 'NONE') return Promise.resolve(CONTINUE);
-    return this.send('request_body', { request_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } }, chunk);
+    const msg: WireProcessingRequest = { request_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } };
+    if (this.mode.requestBodyMode === 'FULL_DUPLEX_STREAMED') return this.sendDuplex('request_body', msg);
+    return this.send('request_body', msg, chunk);
   }
 
   sendRequestTrailers(trailers: Headers): Promise<Outcome> {
@@ -79,8 +99,8 @@ export class ExtProcSession {
 
   sendResponseHeaders(headers: Headers, endOfStream: boolean): Promise<Outcome> {
     this.responseHeaders.splice(0, this.responseHeaders.length, ...headers.map(([k, v]): [string, string] => [k.toLowerCase(), v]));
-    // Envoy removes content-length itself when the response body will be STREAMED (§5).
-    if (this.mode.responseBodyMode === 'STREAMED') removeHeader(this.responseHeaders, 'content-length');
+    // Envoy removes content-length itself when the response body will be STREAMED or FULL_DUPLEX_STREAMED (§5).
+    if (this.mode.responseBodyMode === 'STREAMED' || this.mode.responseBodyMode === 'FULL_DUPLEX_STREAMED') removeHeader(this.responseHeaders, 'content-length');
     if (this.mode.responseHeaderMode === 'SKIP') return Promise.resolve(CONTINUE);
     return this.send('response_headers', {
       response_headers: { headers: { headers: encodeHeaders(this.responseHeaders) }, ...(endOfStream ? { end_of_stream: true } : {}) },
@@ -94,7 +114,21 @@ export class ExtProcSession {
 
   sendResponseBody(chunk: Buffer, endOfStream: boolean): Promise<Outcome> {
     if (this.mode.responseBodyMode === 'NONE') return Promise.resolve(CONTINUE);
-    return this.send('response_body', { response_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } }, chunk);
+    const msg: WireProcessingRequest = { response_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } };
+    if (this.mode.responseBodyMode === 'FULL_DUPLEX_STREAMED') return this.sendDuplex('response_body', msg);
+    return this.send('response_body', msg, chunk);
+  }
+
+  /** A FULL_DUPLEX_STREAMED chunk: no timer and no answer of its own; the first one opens the body's entry. */
+  private sendDuplex(kind: 'request_body' | 'response_body', msg: WireProcessingRequest): Promise<Outcome> {
+    const open = this.duplexFlows.get(kind);
+    if (open) {
+      if (!this.done) this.call.write(msg);
+      return open;
+    }
+    const flow = this.send(kind, msg, undefined, true);
+    this.duplexFlows.set(kind, flow);
+    return flow;
   }
 
   /** Envoy's close: half-close, then reset at once (§2.6). */
@@ -129,7 +163,7 @@ export class ExtProcSession {
     this.failPending({ kind: 'skipped' });
   }
 
-  private send(kind: RequestKind, msg: WireProcessingRequest, chunk?: Buffer): Promise<Outcome> {
+  private send(kind: RequestKind, msg: WireProcessingRequest, chunk?: Buffer, duplex = false): Promise<Outcome> {
     if (this.done) return Promise.resolve({ kind: 'skipped' });
     if (this.first) {
       this.first = false;
@@ -146,9 +180,10 @@ export class ExtProcSession {
       return Promise.resolve(CONTINUE);
     }
     return new Promise((resolve) => {
-      const p: Pending = { kind, resolve, timer: undefined, ...(chunk ? { chunk } : {}) };
-      // The timer restarts on every message Envoy sends and stops on its answer (§8).
-      p.timer = setTimeout(() => this.onTimeout(p), this.filter.messageTimeoutMs);
+      const p: Pending = { kind, resolve, timer: undefined, ...(chunk ? { chunk } : {}), ...(duplex ? { duplex: { injected: [] } } : {}) };
+      // The timer restarts on every message Envoy sends and stops on its answer (§8); a direction in
+      // FULL_DUPLEX_STREAMED mode has none (SRC ProcessorState::onStartProcessorCall).
+      if (!this.isDuplex(kind)) p.timer = setTimeout(() => this.onTimeout(p), this.filter.messageTimeoutMs);
       this.pending.push(p);
       this.call.write(msg);
     });
@@ -186,7 +221,28 @@ export class ExtProcSession {
     }
   }
 
+  private isDuplex(kind: RequestKind): boolean {
+    return (kind.startsWith('request_') ? this.mode.requestBodyMode : this.mode.responseBodyMode) === 'FULL_DUPLEX_STREAMED';
+  }
+
   private onAnswer(msg: WireProcessingResponse): void {
+    const head = this.pending[0];
+    if (head?.duplex && msg.response !== 'immediate_response') {
+      const trailers = head.kind === 'request_body' ? 'request_trailers' : 'response_trailers';
+      // The body ended without end_of_stream because trailers follow: its answer is the trailers' (§2.4).
+      if (msg.response === trailers) {
+        this.pending.shift();
+        head.resolve({ kind: 'continue', body: Buffer.concat(head.duplex.injected), clearedRouteCache: false });
+        this.onAnswer(msg);
+        return;
+      }
+      const o = this.applyStreamed(head, msg);
+      if (o) {
+        this.pending.shift();
+        head.resolve(o);
+      }
+      return;
+    }
     const p = this.pending.shift();
     if (!p) {
       // An answer nobody asked for (e.g. a second answer to one message) is spurious (§2.5).
@@ -195,6 +251,23 @@ export class ExtProcSession {
     }
     clearTimeout(p.timer);
     p.resolve(this.apply(p, msg));
+  }
+
+  /**
+   * A body answer in FULL_DUPLEX_STREAMED mode: only streamed_response is accepted, anything else is spurious
+   * (SRC ProcessorState::handleBodyInStreamedState). Envoy injects the bytes at once; the entry is done (an
+   * outcome is returned) with the answer that says end_of_stream.
+   */
+  private applyStreamed(p: Pending, msg: WireProcessingResponse): Outcome | undefined {
+    const streamed = msg.response === p.kind ? (msg[p.kind] as { response?: WireCommonResponse } | undefined)?.response?.body_mutation?.streamed_response : undefined;
+    if (!streamed) return this.spurious();
+    if (msg.dynamic_metadata) this.storeMetadata(msg.dynamic_metadata);
+    const body = streamed.body ?? Buffer.alloc(0);
+    const eos = streamed.end_of_stream === true;
+    const injected = (p.duplex as { injected: Buffer[] }).injected;
+    if (body.length > 0) injected.push(body);
+    if (body.length > 0 || eos) this.onStreamedBody?.(p.kind as 'request_body' | 'response_body', body, eos);
+    return eos ? { kind: 'continue', body: Buffer.concat(injected), clearedRouteCache: false } : undefined;
   }
 
   private spurious(): Outcome {
@@ -241,7 +314,11 @@ export class ExtProcSession {
     if (headersApply) {
       const err = applyHeaderMutation(headers, common.header_mutation, this.counters);
       if (err) return this.processingError(err);
+      // In FULL_DUPLEX_STREAMED mode Envoy skips a server's content-length too (§5).
+      if (bodyMode === 'FULL_DUPLEX_STREAMED') removeHeader(headers, 'content-length');
     }
+    // streamed_response belongs to FULL_DUPLEX_STREAMED alone; anywhere else it is spurious (§2.5).
+    if (common.body_mutation?.streamed_response) return this.spurious();
     let body: Buffer | undefined;
     if (common.body_mutation) {
       if (common.body_mutation.clear_body) body = Buffer.alloc(0);
