@@ -1,10 +1,11 @@
 // The Process handler: one StreamHandler per ext_proc stream, messages handled strictly in arrival order,
 // exactly one answer per message (envoy-ext-proc.md §1), nothing thrown out of the loop.
 import * as grpc from '@grpc/grpc-js';
+import { duplexOf, type DuplexShaper } from './duplex.js';
 import { WireHeaders } from './header-codec.js';
 import { continueAnswer } from './response-encoder.js';
 import { immediateResponse } from './responses.js';
-import { CONTINUE, type Decision, type ProtocolConfig, type StreamHandler, type StreamHandlerFactory, type StreamInfo } from './types.js';
+import { CONTINUE, type ContinueDecision, type Decision, type ProtocolConfig, type StreamHandler, type StreamHandlerFactory, type StreamInfo } from './types.js';
 import type { Answer, RequestKind, WireProcessingRequest, WireStruct } from './wire.js';
 
 export type FailureRule = 'reply' | 'continue';
@@ -59,6 +60,8 @@ class StreamLoop {
   /** After an error under rule 'continue', every later message is passed through unmodified. */
   private degraded = false;
   private observability = false;
+  /** Set when a body direction is FULL_DUPLEX_STREAMED: its answers take another shape (duplex.ts). */
+  private duplex: DuplexShaper | undefined;
 
   constructor(
     private readonly call: Call,
@@ -135,14 +138,20 @@ class StreamLoop {
     this.finish('error');
   }
 
-  private write(answer: Answer, kind: RequestKind | undefined, started: number): void {
+  private write(answer: Answer | Answer[], kind: RequestKind | undefined, started: number): void {
     if (this.call.cancelled || this.call.destroyed) return;
-    this.call.write(answer);
+    if (Array.isArray(answer)) {
+      // Duplex: none while a body is held, several once it is whole (duplex.ts).
+      if (answer.length === 0) return;
+      for (const a of answer) this.call.write(a);
+    } else {
+      this.call.write(answer);
+    }
     if (kind) this.opts.hooks.answered(kind, (performance.now() - started) / 1000);
   }
 
   /** Returns the answer to write, or undefined when none is due. Never throws. */
-  private process(msg: WireProcessingRequest): Answer | undefined | Promise<Answer | undefined> {
+  private process(msg: WireProcessingRequest): Outgoing | Promise<Outgoing> {
     const kind = msg.request;
     if (!kind) {
       // An unset oneof cannot be answered in kind; a gRPC error status makes Envoy apply its failure mode.
@@ -156,29 +165,36 @@ class StreamLoop {
     if (this.replied) return undefined;
     if (!this.handler) {
       this.observability = msg.observability_mode === true;
+      const info = streamInfo(msg);
+      if (!this.observability) this.duplex = duplexOf(info.protocolConfig);
       try {
-        this.handler = this.factory(streamInfo(msg));
+        this.handler = this.factory(info);
       } catch (err) {
-        return this.fail(kind, err);
+        return this.fail(msg, kind, err);
       }
     }
-    if (this.degraded) return this.observability ? undefined : continueAnswer(kind, CONTINUE, false);
+    if (this.degraded) return this.observability ? undefined : this.continueWith(msg, kind, CONTINUE, false);
     let decision: Decision | Promise<Decision>;
     try {
       decision = dispatch(this.handler, kind, msg);
     } catch (err) {
-      return this.fail(kind, err);
+      return this.fail(msg, kind, err);
     }
     if (decision instanceof Promise) {
       return decision.then(
-        (d) => this.encode(kind, d),
-        (err: unknown) => this.fail(kind, err),
+        (d) => this.encode(msg, kind, d),
+        (err: unknown) => this.fail(msg, kind, err),
       );
     }
-    return this.encode(kind, decision);
+    return this.encode(msg, kind, decision);
   }
 
-  private encode(kind: RequestKind, d: Decision): Answer | undefined {
+  /** A continue answer in the shape the message's direction needs. */
+  private continueWith(msg: WireProcessingRequest, kind: RequestKind, d: ContinueDecision, allowModeOverride: boolean): Outgoing {
+    return this.duplex?.covers(kind) ? this.duplex.answers(kind, d, msg) : continueAnswer(kind, d, allowModeOverride);
+  }
+
+  private encode(msg: WireProcessingRequest, kind: RequestKind, d: Decision): Outgoing {
     // In observability mode Envoy ignores answers and the server should send none (§9).
     if (this.observability) return undefined;
     try {
@@ -186,13 +202,14 @@ class StreamLoop {
         this.replied = true;
         return immediateResponse(d);
       }
-      return continueAnswer(kind, d, this.opts.allowModeOverride());
+      // Envoy ignores mode_override when either body direction is duplex (§10): none is sent then.
+      return this.continueWith(msg, kind, d, this.opts.allowModeOverride() && !this.duplex);
     } catch (err) {
-      return this.fail(kind, err);
+      return this.fail(msg, kind, err);
     }
   }
 
-  private fail(kind: RequestKind, err: unknown): Answer | undefined {
+  private fail(msg: WireProcessingRequest, kind: RequestKind, err: unknown): Outgoing {
     const rule = this.opts.failureRule();
     this.opts.hooks.processingError(kind, err, rule);
     if (this.observability) return undefined;
@@ -204,7 +221,7 @@ class StreamLoop {
       }
     }
     this.degraded = true;
-    return continueAnswer(kind, CONTINUE, false);
+    return this.continueWith(msg, kind, CONTINUE, false);
   }
 
   /** The stream is being torn down from this side (a forced shutdown): it ends as cancelled. */
@@ -233,6 +250,9 @@ class StreamLoop {
     this.opts.hooks.streamEnded(reason);
   }
 }
+
+/** What one message gets: an answer, several (duplex), or none. */
+type Outgoing = Answer | Answer[] | undefined;
 
 function dispatch(h: StreamHandler, kind: RequestKind, msg: WireProcessingRequest): Decision | Promise<Decision> {
   switch (kind) {

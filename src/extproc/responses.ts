@@ -106,3 +106,18 @@ export function immediateResponse(r: ReplyDecision): WireProcessingResponse {
     },
   };
 }
+
+/**
+ * A body answer in FULL_DUPLEX_STREAMED mode: the bytes Envoy passes on for this direction, and whether they are
+ * the last (§2.2). Envoy injects nothing for an empty body that does not end the stream.
+ */
+export function streamedBodyResponse(
+  kind: 'request_body' | 'response_body',
+  body: Buffer,
+  endOfStream: boolean,
+  dynamicMetadata?: ContinueDecision['dynamicMetadata'],
+): WireProcessingResponse {
+  const out: WireProcessingResponse = { response: kind, [kind]: { response: { body_mutation: { streamed_response: { body, end_of_stream: endOfStream } } } } };
+  if (dynamicMetadata) out.dynamic_metadata = encodeDynamicMetadata(dynamicMetadata);
+  return out;
+}

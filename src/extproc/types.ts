@@ -46,6 +46,12 @@ export interface ContinueDecision {
   modeOverride?: ModeOverride;
   /** Namespace → flat values, emitted as dynamic_metadata (§11). */
   dynamicMetadata?: Record<string, Record<string, string | number | boolean>>;
+  /**
+   * On a request-headers decision: the headers answer depends on the body (the routing headers come from it).
+   * Only FULL_DUPLEX_STREAMED acts on it: there the headers answer is held until the body is whole, and the
+   * body's decision is merged into it (duplex.ts). In the other modes the body answer carries those headers.
+   */
+  awaitBody?: boolean;
 }
 
 /** End the HTTP stream with a local reply; the upstream is not contacted (§7). */

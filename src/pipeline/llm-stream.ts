@@ -83,7 +83,7 @@ export class LlmStream implements StreamHandler {
     // Captured once: a config reload never changes a request half-way.
     this.runtime = deps.runtime();
     this.span = startSpan('ext_proc stream');
-    this.body = new RequestBody(info.protocolConfig?.requestBodyMode === 'STREAMED', this.runtime.config.limits.maxRequestBodyBytes);
+    this.body = new RequestBody(info.protocolConfig?.requestBodyMode, this.runtime.config.limits.maxRequestBodyBytes);
     this.responseBuffered = info.protocolConfig?.responseBodyMode === 'BUFFERED';
     this.acc = new ResponseAccounting(this.runtime);
   }
@@ -131,9 +131,10 @@ export class LlmStream implements StreamHandler {
       // No body will follow (§2.3): answer now rather than wait for a message that never comes.
       return this.reply(new TiergateError('missing_body', `${path} requires a JSON request body.`));
     }
-    // Gateway keys go no further than here, whatever happens to the request next.
+    // Gateway keys go no further than here, whatever happens to the request next. The routing headers come
+    // with the body's decision (awaitBody: in FULL_DUPLEX_STREAMED mode they must travel in this answer).
     const remove = [...spoofed, ...credentials(caller, [])];
-    return remove.length > 0 ? { kind: 'continue', headers: { remove }, clearRouteCache: true } : CONTINUE;
+    return remove.length > 0 ? { kind: 'continue', headers: { remove }, clearRouteCache: true, awaitBody: true } : AWAIT_BODY;
   }
 
   requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
@@ -204,7 +205,11 @@ export class LlmStream implements StreamHandler {
     state.llm = undefined;
   }
 
-  requestTrailers(): Decision {
+  requestTrailers(): Decision | Promise<Decision> {
+    // Trailers after the body mean its last piece came without end_of_stream (§2.4). In FULL_DUPLEX_STREAMED
+    // mode the body is tiergate's to pass on, so it is whole now and decided here (the transport sends it with
+    // the held headers answer, then the trailers' answer). Other modes answered every piece already.
+    if (this.body.duplex && this.pathKind === 'classify' && this.body.open) return this.requestBody(EMPTY, true);
     return CONTINUE;
   }
 
@@ -279,3 +284,4 @@ export class LlmStream implements StreamHandler {
 }
 
 const EMPTY = Buffer.alloc(0);
+const AWAIT_BODY: ContinueDecision = Object.freeze({ kind: 'continue', awaitBody: true });

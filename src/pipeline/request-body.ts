@@ -1,7 +1,7 @@
 // The request body as Envoy's ext_proc filter delivers it (envoy-ext-proc.md §5): BUFFERED, one message with
-// end_of_stream; STREAMED, in pieces. Collected up to limits.maxRequestBodyBytes for the pipeline, which runs
-// once the body is whole.
-import { CONTINUE, type ContinueDecision } from '../extproc/types.js';
+// end_of_stream; STREAMED and FULL_DUPLEX_STREAMED, in pieces. Collected up to limits.maxRequestBodyBytes for the
+// pipeline, which runs once the body is whole.
+import { CONTINUE, type BodySendMode, type ContinueDecision } from '../extproc/types.js';
 
 /** The body went past the limit: the request is answered 413. */
 export const TOO_LARGE = Symbol('too large');
@@ -12,16 +12,32 @@ export class RequestBody {
   private chunks: Buffer[] = [];
   private received = 0;
   private messages = 0;
-
+  private whole = false;
   /**
-   * `hold`: Envoy told us the mode is STREAMED (protocol_config, 1.34+), so pieces are held back (an empty
-   * replacement each) and the whole, rewritten body goes out with the last one. Otherwise (BUFFERED_PARTIAL,
-   * or an older Envoy) a piece may be all we ever see of the body, so it passes unchanged.
+   * STREAMED (Envoy said so in protocol_config, 1.34+): pieces are held back (an empty replacement each) and the
+   * whole, rewritten body goes out with the last one.
    */
+  private readonly hold: boolean;
+  /**
+   * FULL_DUPLEX_STREAMED: the transport keeps the pieces and sends the body on once it is whole (duplex.ts), so
+   * a piece needs no answer of its own and the last answer carries a body only when it changed. In any other
+   * mode (BUFFERED_PARTIAL, or an older Envoy that does not say) a piece may be all we ever see of the body,
+   * so it passes unchanged.
+   */
+  readonly duplex: boolean;
+
   constructor(
-    private readonly hold: boolean,
+    mode: BodySendMode | undefined,
     private readonly limit: number,
-  ) {}
+  ) {
+    this.hold = mode === 'STREAMED';
+    this.duplex = mode === 'FULL_DUPLEX_STREAMED';
+  }
+
+  /** The body has not ended yet (no piece with end_of_stream). */
+  get open(): boolean {
+    return !this.whole;
+  }
 
   /** The whole body once its last piece is in; before that, the answer to this piece. */
   push(chunk: Buffer, endOfStream: boolean): Buffer | ContinueDecision | typeof TOO_LARGE {
@@ -32,11 +48,12 @@ export class RequestBody {
     if (!endOfStream) return this.hold ? HELD_BACK : CONTINUE;
     const whole = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
     this.chunks = [];
+    this.whole = true;
     return whole;
   }
 
-  /** Whether the last piece's answer carries the body: one message when it changed; several only if held back. */
+  /** Whether the last piece's answer carries the body: one message (or duplex) when it changed; several only if held back. */
   replaced(changed: boolean): boolean {
-    return this.messages === 1 ? changed : this.hold;
+    return this.messages === 1 || this.duplex ? changed : this.hold;
   }
 }

@@ -95,6 +95,35 @@ function run(messages: WireProcessingRequest[], end: string): Promise<{ answers:
   });
 }
 
+/**
+ * FULL_DUPLEX_STREAMED directions answer M chunks with N answers, and a request's headers answer may wait for
+ * its body (duplex.ts), so answers are not matched one for one. What still holds: an immediate response is
+ * last; every answer is of a kind that was sent; a body answer is a streamed_response exactly in a duplex
+ * direction; and no body answer comes before its direction's headers answer.
+ */
+function duplexRules(sent: WireProcessingRequest[], answers: WireProcessingResponse[], duplex: { request: boolean; response: boolean }): void {
+  const kinds = new Set(sent.map(kindOf));
+  const headersAnswered = { request: false, response: false };
+  // Only where the direction began with its headers, as Envoy's does; generated sequences may not.
+  const startsWithHeaders = (direction: 'request' | 'response') => sent.map(kindOf).find((k) => k.startsWith(`${direction}_`)) === `${direction}_headers`;
+  for (let i = 0; i < answers.length; i++) {
+    const a = answers[i] as WireProcessingResponse;
+    expect(a.mode_override).toBeFalsy();
+    if (a.response === 'immediate_response') {
+      expect(i).toBe(answers.length - 1);
+      break;
+    }
+    expect(kinds.has(a.response as RequestKind)).toBe(true);
+    const direction = a.response?.startsWith('request_') ? 'request' : 'response';
+    if (a.response === 'request_headers' || a.response === 'response_headers') headersAnswered[direction] = true;
+    if (a.response === 'request_body' || a.response === 'response_body') {
+      const streamed = a[a.response]?.response?.body_mutation?.streamed_response;
+      expect(streamed !== undefined).toBe(duplex[direction]);
+      if (duplex[direction] && startsWithHeaders(direction)) expect(headersAnswered[direction]).toBe(true);
+    }
+  }
+}
+
 describe('generated ext_proc message sequences (fast-check)', () => {
   it('any sequence, any order: answered in kind and in order, never more answers than messages, never hung; tiergate serves on', async () => {
     await fc.assert(
@@ -104,6 +133,9 @@ describe('generated ext_proc message sequences (fast-check)', () => {
         expect(status).not.toBe('hung');
         expect(answers.length).toBeLessThanOrEqual(sent.length);
         if (first.observability_mode === true) expect(answers).toEqual([]);
+        const pc = first.protocol_config;
+        const duplex = { request: pc?.request_body_mode === 'FULL_DUPLEX_STREAMED', response: pc?.response_body_mode === 'FULL_DUPLEX_STREAMED' };
+        if (first.observability_mode !== true && (duplex.request || duplex.response)) return duplexRules(sent, answers, duplex);
         for (let i = 0; i < answers.length; i++) {
           const a = answers[i] as WireProcessingResponse;
           expect(a.mode_override).toBeFalsy();
