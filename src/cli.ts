@@ -20,7 +20,7 @@ import { UsageError } from './usage-error.js';
 
 const USAGE = `usage:
   tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
-  tiergate dev [--config FILE] [--port 8080]
+  tiergate dev [--config FILE] [--port 8080] [--body-mode buffered|duplex]
   tiergate config check FILE
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
   tiergate ledger rollup [--day YYYY-MM-DD | --month YYYY-MM | --from YYYY-MM-DD --to YYYY-MM-DD]
@@ -37,8 +37,13 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     }
     case 'dev': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, port: { type: 'string' } } });
-      const stack = await startDevStack({ configFile: values.config, port: values.port ? Number(values.port) : 8080, handleSignals: true });
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, port: { type: 'string' }, 'body-mode': { type: 'string' } } });
+      const bodyMode = values['body-mode'] ?? 'buffered';
+      if (bodyMode !== 'buffered' && bodyMode !== 'duplex') {
+        process.stderr.write(`tiergate dev: --body-mode is buffered or duplex, not "${bodyMode}"\n`);
+        return 2;
+      }
+      const stack = await startDevStack({ configFile: values.config, port: values.port ? Number(values.port) : 8080, handleSignals: true, bodyMode });
       process.stdout.write(devBanner(stack));
       return -1;
     }

@@ -1,7 +1,8 @@
 // The local data plane of `tiergate dev`: an HTTP listener that does what Envoy does with tiergate in front of
 // the backends — drives the ext_proc stream through ExtProcSession (request headers → BUFFERED body → route by
 // x-llm-tier → response headers → STREAMED response chunks → half-close + reset), applies every mutation and
-// immediate response, and streams SSE chunk by chunk. The OpenAI SDK can be pointed at it.
+// immediate response, and streams SSE chunk by chunk. The OpenAI SDK can be pointed at it. With
+// `--body-mode duplex` both bodies go FULL_DUPLEX_STREAMED instead (envoy-ext-proc.md §2.2).
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readBody } from './read-body.js';
@@ -82,12 +83,23 @@ async function exchange(req: IncomingMessage, res: ServerResponse, session: ExtP
   if (!headers.some(([k]) => k === 'x-request-id')) headers.push(['x-request-id', randomUUID()]);
   headers.push(['x-forwarded-proto', 'http']);
 
-  if (sendOutcome(res, await session.sendRequestHeaders(headers, body.length === 0))) return;
   let upstreamBody = body;
-  if (body.length > 0) {
-    const o = await session.sendRequestBody(body, true);
+  if (session.mode.requestBodyMode === 'FULL_DUPLEX_STREAMED' && body.length > 0) {
+    // Envoy sends the chunks without waiting for the headers' answer, which tiergate holds until the body is
+    // whole; the body that goes upstream is what the streamed answers carried.
+    const h = session.sendRequestHeaders(headers, false);
+    const sent = duplexChunks(body).map((c, i, all) => session.sendRequestBody(c, i === all.length - 1));
+    if (sendOutcome(res, await h)) return;
+    const o = (await Promise.all(sent))[0] as Outcome;
     if (sendOutcome(res, o)) return;
     if (o.kind === 'continue' && o.body) upstreamBody = o.body;
+  } else {
+    if (sendOutcome(res, await session.sendRequestHeaders(headers, body.length === 0))) return;
+    if (body.length > 0) {
+      const o = await session.sendRequestBody(body, true);
+      if (sendOutcome(res, o)) return;
+      if (o.kind === 'continue' && o.body) upstreamBody = o.body;
+    }
   }
 
   const tier = getHeader(session.requestHeaders, 'x-llm-tier') ?? opts.defaultTier;
@@ -108,6 +120,14 @@ async function exchange(req: IncomingMessage, res: ServerResponse, session: ExtP
     return;
   }
   await relayBody(upstream, res, session);
+}
+
+/** A request body in the pieces Envoy would pass on as they arrive: 16 KiB, and at least two when it can. */
+function duplexChunks(body: Buffer): Buffer[] {
+  const size = Math.min(16 * 1024, Math.max(1, Math.ceil(body.length / 2)));
+  const out: Buffer[] = [];
+  for (let i = 0; i < body.length; i += size) out.push(body.subarray(i, i + size));
+  return out;
 }
 
 /** The response headers as they stand after ext_proc's mutations. */
@@ -137,6 +157,19 @@ function forward(base: string, headers: Headers, body: Buffer): Promise<Incoming
  * BUFFERED: the whole body in one message, and the headers wait for its answer, which may still change them.
  */
 async function relayBody(upstream: IncomingMessage, res: ServerResponse, session: ExtProcSession): Promise<void> {
+  if (session.mode.responseBodyMode === 'FULL_DUPLEX_STREAMED') {
+    // Every chunk goes out at once; what reaches the client is what the streamed answers carry, as they come.
+    writeHead(res, session);
+    session.onStreamedBody = (kind, data) => {
+      if (kind === 'response_body' && data.length > 0 && !res.destroyed) res.write(data);
+    };
+    for await (const c of upstream) void session.sendResponseBody(c as Buffer, false);
+    const o = await session.sendResponseBody(Buffer.alloc(0), true);
+    // Headers went out already: a failure now can only cut the response short (§7).
+    if (o.kind === 'continue') res.end();
+    else res.destroy();
+    return;
+  }
   if (session.mode.responseBodyMode === 'BUFFERED') {
     const whole = await readBody(upstream);
     const o = await session.sendResponseBody(whole, true);

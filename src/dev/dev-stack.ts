@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { listenOn } from '../admin-server.js';
 import { serve, type Serving } from '../main.js';
 import { createDataPlane, type DataPlane } from './data-plane.js';
-import { RECOMMENDED_FILTER } from './envoy-client.js';
+import { DUPLEX_FILTER, RECOMMENDED_FILTER } from './envoy-client.js';
 import { createMockBackend } from './mock-backend.js';
 
 export interface DevOptions {
@@ -19,6 +19,11 @@ export interface DevOptions {
   chunkDelayMs?: number;
   env?: NodeJS.ProcessEnv;
   handleSignals?: boolean;
+  /**
+   * How the local Envoy sends bodies: 'buffered' (the shipped envoy.yaml: request BUFFERED, response STREAMED)
+   * or 'duplex' (both FULL_DUPLEX_STREAMED).
+   */
+  bodyMode?: 'buffered' | 'duplex';
 }
 
 export interface DevStack {
@@ -64,7 +69,7 @@ export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
     extProcTarget: `${host}:${tiergate.grpcPort}`,
     backends,
     defaultTier: 'weak',
-    filter: { ...RECOMMENDED_FILTER, allowModeOverride },
+    filter: { ...(opts.bodyMode === 'duplex' ? DUPLEX_FILTER : RECOMMENDED_FILTER), allowModeOverride },
   });
   const dpPort = await listenOn(dataPlane.server, `${host}:${opts.port ?? 8080}`);
   servers.push(dataPlane.server);
