@@ -16,7 +16,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { parseConfigText } from '../../src/config/load.js';
-import { RECOMMENDED_FILTER } from '../../src/dev/envoy-client.js';
+import { DUPLEX_FILTER, RECOMMENDED_FILTER } from '../../src/dev/envoy-client.js';
 import { CrdValidator } from '../helpers/crd-validator.js';
 import { kustomizeBuild, manifestsDir, readObjects, type K8sObject } from '../helpers/kustomize.js';
 import { SHARED } from '../helpers/shared-data.js';
@@ -59,7 +59,7 @@ function problemsOf(o: K8sObject): string[] {
   }
 }
 
-const OVERLAYS = ['dev', 'production'];
+const OVERLAYS = ['dev', 'production', 'full-duplex'];
 const built = Object.fromEntries(OVERLAYS.map((o) => [o, kustomizeBuild(manifestsDir(`overlays/${o}`))])) as Record<string, K8sObject[]>;
 const find = (objs: K8sObject[], kind: string, name?: string) => objs.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name)) as Obj;
 
@@ -146,6 +146,23 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       responseTrailerMode: want.responseTrailerMode,
     });
     expect(ext.spec.extProc.routeCacheAction).toBe('Clear');
+  });
+
+  it('overlays/full-duplex: the GatewayExtension and the TrafficPolicy ask for the duplex filter tiergate is tested with, and change nothing else', () => {
+    const duplex = built['full-duplex'] as K8sObject[];
+    const want = DUPLEX_FILTER.processingMode;
+    const modes = {
+      requestHeaderMode: want.requestHeaderMode,
+      requestBodyMode: want.requestBodyMode,
+      responseHeaderMode: want.responseHeaderMode,
+      responseBodyMode: want.responseBodyMode,
+      requestTrailerMode: want.requestTrailerMode,
+      responseTrailerMode: want.responseTrailerMode,
+    };
+    expect(find(duplex, 'GatewayExtension').spec.extProc.processingMode).toEqual(modes);
+    expect(find(duplex, 'TrafficPolicy').spec.extProc.processingMode).toEqual(modes);
+    const strip = (objs: K8sObject[]) => objs.map((o) => (o.kind === 'GatewayExtension' || o.kind === 'TrafficPolicy' ? { ...o, spec: { ...(o.spec as Obj), extProc: { ...(o.spec as Obj).extProc, processingMode: undefined } } } : o));
+    expect(strip(duplex)).toEqual(strip(objs));
   });
 
   it('every HTTPRoute rule, the catch-all classify rule included, attaches the TrafficPolicy that enables tiergate', () => {
