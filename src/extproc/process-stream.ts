@@ -242,6 +242,8 @@ class StreamLoop {
     // no-op: ~5 KB).
     const handler = this.handler;
     this.handler = undefined;
+    // A duplex request body held for its headers answer is not needed any more either.
+    this.duplex = undefined;
     try {
       handler?.end(reason);
     } catch (err) {

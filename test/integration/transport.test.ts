@@ -1,7 +1,7 @@
 // The transport with hand-written handlers: ordering, failure rules, malformed input.
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExtProcPool, RECOMMENDED_FILTER } from '../../src/dev/envoy-client.js';
+import { DUPLEX_FILTER, ExtProcPool, RECOMMENDED_FILTER, getHeader } from '../../src/dev/envoy-client.js';
 import { extProcClientConstructor } from '../../src/extproc/protos.js';
 import { createExtProcServer, type ExtProcServer } from '../../src/extproc/server.js';
 import { CONTINUE, type Decision, type StreamHandler } from '../../src/extproc/types.js';
@@ -122,6 +122,55 @@ describe('malformed input', () => {
     const s = pool.open({ ...RECOMMENDED_FILTER });
     await s.sendRequestHeaders(chatHeaders(), false);
     expect((await s.sendRequestBody(Buffer.alloc(0), true)).kind).toBe('continue');
+    s.close();
+  });
+});
+
+describe('FULL_DUPLEX_STREAMED with hand-written handlers (duplex.ts)', () => {
+  const AWAIT: Decision = { kind: 'continue', awaitBody: true };
+  const chunks = [Buffer.from('{"a":'), Buffer.from('1,"b":'), Buffer.from('2}')];
+
+  it('rule continue: a failure on the held body passes the original bytes on, behind the held headers answer', async () => {
+    const { pool, errors } = await start(() => passthrough({
+      requestHeaders: () => AWAIT,
+      requestBody: (_c, eos) => {
+        if (eos) throw new Error('boom');
+        return CONTINUE;
+      },
+    }), 'continue');
+    const s = pool.open(DUPLEX_FILTER);
+    const h = s.sendRequestHeaders(chatHeaders(), false);
+    const bodies = chunks.map((c, i) => s.sendRequestBody(c, i === chunks.length - 1));
+    expect((await h).kind).toBe('continue');
+    expect(await bodies[0]).toMatchObject({ kind: 'continue', body: Buffer.concat(chunks) });
+    expect(errors).toEqual(['request_body: boom']);
+    expect(pool.counters.spurious).toBe(0);
+    s.close();
+  });
+
+  it('the body decision’s headers reach the held headers answer; its body replaces the held chunks', async () => {
+    const { pool } = await start(() => passthrough({
+      requestHeaders: () => ({ kind: 'continue', awaitBody: true, headers: { remove: ['x-client'] } }),
+      requestBody: (_c, eos) => (eos ? { kind: 'continue', headers: { set: [['x-decided', 'yes']] }, clearRouteCache: true, body: Buffer.from('{"new":true}') } : CONTINUE),
+    }));
+    const s = pool.open(DUPLEX_FILTER);
+    const h = s.sendRequestHeaders(chatHeaders([['x-client', 'v']]), false);
+    const bodies = chunks.map((c, i) => s.sendRequestBody(c, i === chunks.length - 1));
+    expect(await h).toMatchObject({ kind: 'continue', clearedRouteCache: true });
+    expect(getHeader(s.requestHeaders, 'x-decided')).toBe('yes');
+    expect(getHeader(s.requestHeaders, 'x-client')).toBeUndefined();
+    expect((await bodies[2])).toMatchObject({ kind: 'continue', body: Buffer.from('{"new":true}') });
+    s.close();
+  });
+
+  it('trailers straight after the headers: the held headers answer, then the trailers answer, and no body answer (Envoy would call it spurious)', async () => {
+    const { pool } = await start(() => passthrough({ requestHeaders: () => AWAIT }));
+    const s = pool.open(DUPLEX_FILTER);
+    const h = s.sendRequestHeaders(chatHeaders(), false);
+    const t = s.sendRequestTrailers([['x-t', '1']]);
+    expect((await h).kind).toBe('continue');
+    expect((await t).kind).toBe('continue');
+    expect(pool.counters.spurious).toBe(0);
     s.close();
   });
 });
