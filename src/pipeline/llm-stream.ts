@@ -29,7 +29,7 @@ import { otherPath, routeFixedPath } from './fixed-path-route.js';
 import { logRouted, routedAnswer } from './request-answers.js';
 import { ResponseAccounting } from './response-accounting.js';
 import { AdmissionWait } from './admission-wait.js';
-import { RequestBody, TOO_LARGE } from './request-body.js';
+import { RequestBody, TOO_LARGE, UNSEEN_REST } from './request-body.js';
 import { ForcedUsageFilter } from '../usage/forced-usage-filter.js';
 import { bodyDecoder } from '../usage/content-encoding.js';
 import { usageAsked, usageForced } from '../llm/parse-request.js';
@@ -143,6 +143,10 @@ export class LlmStream implements StreamHandler {
     if (whole === TOO_LARGE) {
       const limit = this.runtime.config.limits.maxRequestBodyBytes;
       return this.reply(new TiergateError('request_too_large', `Request body exceeds the gateway limit of ${limit} bytes.`));
+    }
+    if (whole === UNSEEN_REST) {
+      // Passing it on would send a request nobody checked, past the limits, to the catch-all route.
+      return this.reply(new TiergateError('request_too_large', 'Request body exceeds the proxy buffer the gateway reads it through, so it cannot be checked.'));
     }
     if (!Buffer.isBuffer(whole)) return whole;
     const state = this.state;

@@ -5,6 +5,8 @@ import { CONTINUE, type BodySendMode, type ContinueDecision } from '../extproc/t
 
 /** The body went past the limit: the request is answered 413. */
 export const TOO_LARGE = Symbol('too large');
+/** BUFFERED_PARTIAL: the body outgrew Envoy's buffer, and the rest would pass unseen: answered 413 too. */
+export const UNSEEN_REST = Symbol('unseen rest');
 
 const HELD_BACK: ContinueDecision = { kind: 'continue', body: Buffer.alloc(0) };
 
@@ -20,11 +22,18 @@ export class RequestBody {
   private readonly hold: boolean;
   /**
    * FULL_DUPLEX_STREAMED: the transport keeps the pieces and sends the body on once it is whole (duplex.ts), so
-   * a piece needs no answer of its own and the last answer carries a body only when it changed. In any other
-   * mode (BUFFERED_PARTIAL, or an older Envoy that does not say) a piece may be all we ever see of the body,
-   * so it passes unchanged.
+   * a piece needs no answer of its own and the last answer carries a body only when it changed. With an Envoy
+   * older than 1.34, which does not say, a piece may be all we ever see of the body, so it passes unchanged.
    */
   readonly duplex: boolean;
+  /**
+   * BUFFERED: Envoy sends the body in one message, with end_of_stream false when trailers follow (§2.4, SRC
+   * Filter::onTrailers, whatever the trailer mode). That message is the whole body all the same; waiting for an
+   * end that never comes would let the request through undecided: unrouted, and past every limit.
+   */
+  private readonly oneMessage: boolean;
+  /** BUFFERED_PARTIAL: a message without end_of_stream means the body outgrew Envoy's buffer (§2.2). */
+  private readonly partial: boolean;
 
   constructor(
     mode: BodySendMode | undefined,
@@ -32,6 +41,8 @@ export class RequestBody {
   ) {
     this.hold = mode === 'STREAMED';
     this.duplex = mode === 'FULL_DUPLEX_STREAMED';
+    this.oneMessage = mode === 'BUFFERED';
+    this.partial = mode === 'BUFFERED_PARTIAL';
   }
 
   /** The body has not ended yet (no piece with end_of_stream). */
@@ -40,12 +51,15 @@ export class RequestBody {
   }
 
   /** The whole body once its last piece is in; before that, the answer to this piece. */
-  push(chunk: Buffer, endOfStream: boolean): Buffer | ContinueDecision | typeof TOO_LARGE {
+  push(chunk: Buffer, endOfStream: boolean): Buffer | ContinueDecision | typeof TOO_LARGE | typeof UNSEEN_REST {
     this.received += chunk.length;
     this.messages++;
     if (this.received > this.limit) return TOO_LARGE;
     this.chunks.push(chunk);
-    if (!endOfStream) return this.hold ? HELD_BACK : CONTINUE;
+    if (!endOfStream && !this.oneMessage) {
+      if (this.partial) return UNSEEN_REST;
+      return this.hold ? HELD_BACK : CONTINUE;
+    }
     const whole = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
     this.chunks = [];
     this.whole = true;
