@@ -12,6 +12,7 @@ export const ERRORS = {
   invalid_request: { status: 400, type: 'invalid_request_error', code: 'invalid_request' },
   empty_array: { status: 400, type: 'invalid_request_error', code: 'empty_array' },
   missing_body: { status: 400, type: 'invalid_request_error', code: 'missing_body' },
+  invalid_path: { status: 400, type: 'invalid_request_error', code: 'invalid_path' },
   unsupported_content_type: { status: 400, type: 'invalid_request_error', code: 'unsupported_content_type' },
   invalid_tenant_id: { status: 400, type: 'invalid_request_error', code: 'invalid_tenant_id' },
   missing_api_key: { status: 401, type: 'authentication_error', code: 'missing_api_key' },

@@ -4,6 +4,7 @@
 // paths: the model list when tiergate serves it; else passed through with only the header rules, plus, for a
 // stored Responses API response or a conversation, the tier of the backend that holds it.
 import { newId } from '../ids.js';
+import { backendView } from '../path-segment.js';
 import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
@@ -70,6 +71,18 @@ function statefulPathTier(rt: Runtime, path: string, tenant: string | undefined,
 }
 
 /** What a path under a Responses API path is about: a response (by id) or a conversation; else undefined. */
+/**
+ * The accounted path a request's path stands for when it is not written plainly (`/v1/chat/%63ompletions`,
+ * `/v1//embeddings`, `/v1/chat/completions/`): Envoy's prefix route sends it to a backend, which may read it as
+ * that path and serve it, past every check tiergate makes on the plain one. Undefined for a plain path, and for
+ * one that stands for nothing tiergate accounts for.
+ */
+export function disguisedPath(rt: Runtime, path: string): string | undefined {
+  const view = backendView(path);
+  if (view === undefined || view === path) return undefined;
+  return rt.classifyPaths.has(view) || rt.unclassifiedPaths.has(view) || heldState(rt, view) !== undefined ? view : undefined;
+}
+
 function heldState(rt: Runtime, path: string): { responseId: string | undefined } | undefined {
   for (const p of rt.classifyPaths) {
     if (endpointOf(p) !== 'responses') continue;

@@ -25,7 +25,7 @@ import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import { StreamRequestState, requestIdOf, type RequestState } from './request-state.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
-import { otherPath, routeFixedPath } from './fixed-path-route.js';
+import { disguisedPath, otherPath, routeFixedPath } from './fixed-path-route.js';
 import { logRouted, routedAnswer } from './request-answers.js';
 import { ResponseAccounting } from './response-accounting.js';
 import { AdmissionWait } from './admission-wait.js';
@@ -115,7 +115,11 @@ export class LlmStream implements StreamHandler {
       this.state.policy = rt.tenants.policyFor(caller.tenant);
     }
 
-    if (this.pathKind === 'other') return otherPath(rt, this.state, caller, spoofed, this.deps.affinity);
+    if (this.pathKind === 'other') {
+      const meant = disguisedPath(rt, path);
+      if (meant !== undefined) return this.reply(new TiergateError('invalid_path', `Send this request to ${meant}, written plainly.`));
+      return otherPath(rt, this.state, caller, spoofed, this.deps.affinity);
+    }
     if (this.pathKind === 'unclassified') {
       const { tier, outcome } = routeFixedPath(rt, this.state, caller, this.deps.budgets);
       this.pathTier = tier;
