@@ -1,5 +1,6 @@
 // The Process handler: one StreamHandler per ext_proc stream, messages handled strictly in arrival order,
-// exactly one answer per message (envoy-ext-proc.md §1), nothing thrown out of the loop.
+// exactly one answer per message (envoy-ext-proc.md §1; a FULL_DUPLEX_STREAMED body direction is answered the
+// way that mode asks, duplex.ts), nothing thrown out of the loop.
 import * as grpc from '@grpc/grpc-js';
 import { duplexOf, type DuplexShaper } from './duplex.js';
 import { WireHeaders } from './header-codec.js';

@@ -73,7 +73,8 @@ export type StreamEnd = 'half-closed' | 'cancelled' | 'error';
 
 /**
  * One per ext_proc stream (= one HTTP request). The transport calls these in Envoy's order, one at a time,
- * and writes exactly one answer per call (none in observability mode).
+ * and writes exactly one answer per call (none in observability mode; in FULL_DUPLEX_STREAMED mode the
+ * answers Envoy expects there, duplex.ts).
  */
 export interface StreamHandler {
   requestHeaders(headers: HeaderMap, endOfStream: boolean): Decision | Promise<Decision>;

@@ -6,18 +6,12 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevStack, type DevStack } from '../../src/dev/dev-stack.js';
+import { startTestDevStack } from '../helpers/dev-stack.js';
 
 let stack: DevStack;
 let client: OpenAI;
 beforeAll(async () => {
-  stack = await startDevStack({
-    port: 0,
-    grpcListen: '127.0.0.1:0',
-    adminListen: '127.0.0.1:0',
-    backendPorts: { weak: 0, strong: 0 },
-    chunkDelayMs: 1,
-    env: { TIERGATE_LOG_LEVEL: 'silent' },
-  });
+  stack = await startTestDevStack();
   client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'sk-client-key', maxRetries: 0 });
 });
 afterAll(async () => stack.stop());
