@@ -80,7 +80,9 @@ function statefulPathTier(rt: Runtime, path: string, tenant: string | undefined,
 export function disguisedPath(rt: Runtime, path: string): string | undefined {
   const view = backendView(path);
   if (view === undefined || view === path) return undefined;
-  return rt.classifyPaths.has(view) || rt.unclassifiedPaths.has(view) || heldState(rt, view) !== undefined ? view : undefined;
+  if (rt.classifyPaths.has(view) || rt.unclassifiedPaths.has(view)) return view;
+  // A stored response or conversation already recognised as one (an id with an escape in it) is served as such.
+  return heldState(rt, view) !== undefined && heldState(rt, path) === undefined ? view : undefined;
 }
 
 function heldState(rt: Runtime, path: string): { responseId: string | undefined } | undefined {

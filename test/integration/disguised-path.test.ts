@@ -38,12 +38,12 @@ describe('a disguised LLM path', () => {
     expect(await rowFor(tg, id)).toMatchObject({ status: 'rejected', http_status: 400, error_code: 'invalid_path' });
   });
 
-  it('the plain path is served, and a path tiergate does not account for passes untouched, however it is written', async () => {
+  it('the plain path is served; a path tiergate does not account for, or a stored response already written as one, passes as before', async () => {
     const s = tg.pool.open();
     await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'plain-1']]), false);
     expect(await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }))).toMatchObject({ kind: 'continue', clearedRouteCache: true });
     s.close();
-    for (const path of ['/v1/audio/transcriptions', '/v1/audio//transcriptions', '/v1/files/%66ile-1', '/healthz/']) {
+    for (const path of ['/v1/audio/transcriptions', '/v1/audio//transcriptions', '/v1/files/%66ile-1', '/healthz/', '/v1/responses/resp_1/input_items/']) {
       const o = tg.pool.open();
       expect((await o.sendRequestHeaders(withPath(path, `other-${path}`), false)).kind).toBe('continue');
       o.close();
