@@ -218,6 +218,11 @@ export class LlmStream implements StreamHandler {
     // mode the body is tiergate's to pass on, so it is whole now and decided here (the transport sends it with
     // the held headers answer, then the trailers' answer). Other modes answered every piece already.
     if (this.body.duplex && this.pathKind === 'classify' && this.body.open) return this.requestBody(EMPTY, true);
+    // STREAMED: the pieces went out held back (empty), and a trailers answer cannot carry a body. Passing on
+    // would send the backend an empty request; a clear refusal is better.
+    if (this.body.holding && this.pathKind === 'classify') {
+      return this.reply(new TiergateError('invalid_request', 'Request trailers after a streamed request body are not supported on this path: send the request without trailers.'));
+    }
     return CONTINUE;
   }
 

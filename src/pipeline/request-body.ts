@@ -50,6 +50,11 @@ export class RequestBody {
     return !this.whole;
   }
 
+  /** STREAMED pieces are being held back for an end that has not come: only the last piece's answer can carry them. */
+  get holding(): boolean {
+    return this.hold && !this.whole && this.messages > 0;
+  }
+
   /** The whole body once its last piece is in; before that, the answer to this piece. */
   push(chunk: Buffer, endOfStream: boolean): Buffer | ContinueDecision | typeof TOO_LARGE | typeof UNSEEN_REST {
     this.received += chunk.length;

@@ -16,7 +16,7 @@ afterAll(async () => {
   await tg.stop();
 });
 
-const mode = (requestBodyMode: 'BUFFERED' | 'BUFFERED_PARTIAL', requestTrailerMode: 'SKIP' | 'SEND'): FilterConfig => ({
+const mode = (requestBodyMode: 'BUFFERED' | 'BUFFERED_PARTIAL' | 'STREAMED', requestTrailerMode: 'SKIP' | 'SEND'): FilterConfig => ({
   ...RECOMMENDED_FILTER,
   processingMode: { ...RECOMMENDED_FILTER.processingMode, requestBodyMode, requestTrailerMode },
 });
@@ -62,6 +62,20 @@ describe('BUFFERED_PARTIAL', () => {
     const o = await s.sendRequestBody(Buffer.from('{"model":"auto","messages":[{"role":"user","content":"aaaa'), false);
     expect(o).toMatchObject({ kind: 'immediate', status: 413 });
     if (o.kind === 'immediate') expect(JSON.parse(o.body.toString())).toMatchObject({ error: { code: 'request_too_large' } });
+    s.close();
+  });
+});
+
+describe('a STREAMED body followed by trailers', () => {
+  it('is refused with a 400 on the trailers, rather than reaching the backend empty (its pieces went out held back)', async () => {
+    const s = tg.pool.open(mode('STREAMED', 'SEND'));
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'st-trailers']]), false);
+    const whole = body('hi');
+    const pieces = [whole.subarray(0, 10), whole.subarray(10)];
+    const answers = await Promise.all(pieces.map((p) => s.sendRequestBody(p, false)));
+    for (const a of answers) expect(a).toMatchObject({ kind: 'continue', body: Buffer.alloc(0) });
+    const t = await s.sendRequestTrailers([['x-checksum', 'abc']]);
+    expect(t).toMatchObject({ kind: 'immediate', status: 400 });
     s.close();
   });
 });
