@@ -20,6 +20,7 @@ import { requestTraceId, startSpan } from '../telemetry/tracing.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import { UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
+import { boundedClientText } from '../ledger/client-text.js';
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import { StreamRequestState, requestIdOf, type RequestState } from './request-state.js';
@@ -96,7 +97,7 @@ export class LlmStream implements StreamHandler {
     const rt = this.runtime;
     this.pathKind = rt.classifyPaths.has(path) ? 'classify' : rt.unclassifiedPaths.has(path) ? 'unclassified' : 'other';
     this.state = new StreamRequestState(requestId, rt, path, headers.get(':method') ?? 'GET', headers, this.deps.log);
-    if (this.span.isRecording()) this.span.setAttributes({ 'tiergate.request_id': requestId, 'url.path': path });
+    if (this.span.isRecording()) this.span.setAttributes({ 'tiergate.request_id': requestId, 'url.path': boundedClientText(path) });
     // A client must never pick its own tier or tenant: strip routing headers it sent, whatever the path.
     const spoofed = clientRoutingHeaders(headers, []);
     let caller: Caller | undefined;

@@ -164,7 +164,8 @@ export class ResponseAccounting {
       userIdHash: this.userIdHash(state?.headers.get(ledger.userHeader) ?? this.request?.user),
       rateLimitTier: state?.policy.plan ?? null,
       modelAlias: boundedClientText(this.request?.model ?? null),
-      path: state?.path ?? '',
+      // A refused request leaves a row whatever its path, and anyone can be refused: bounded like the rest.
+      path: boundedClientText(state?.path ?? ''),
       stream: this.request?.stream ?? false,
       tier: tier?.name ?? null,
       routedModel: tier?.model ?? null,

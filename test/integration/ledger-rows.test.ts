@@ -2,7 +2,8 @@
 import { createHash } from 'node:crypto';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type ExtProcSession, type FilterConfig } from '../../src/dev/envoy-client.js';
+import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type ExtProcSession, type FilterConfig } from '../../src/dev/envoy-client.js';
+import { sha256Hex } from '../../src/auth/api-keys.js';
 import { MAX_CLIENT_TEXT, boundedClientText } from '../../src/ledger/client-text.js';
 import { countTokens } from '../../src/llm/tokenizer.js';
 import { USAGE_METADATA_KEYS } from '../../src/pipeline/response-accounting.js';
@@ -256,6 +257,23 @@ describe('ledger rows for every ending', () => {
     // A cut never splits a surrogate pair.
     const emoji = boundedClientText('😀'.repeat(300));
     expect(() => encodeURIComponent(emoji)).not.toThrow(); // it throws on a lone surrogate
+  });
+
+  it('the path is bounded too: an unauthenticated request to a 16 KB path leaves a row of ~1 KB, not 16', async () => {
+    // Refused requests leave a row whatever their path, and with keys on anyone can be refused.
+    const t = await startTiergate({ auth: { mode: 'api_key', keys: [{ id: 'k', sha256: sha256Hex('sk-real'), tenant: 'acme' }] } });
+    try {
+      const path = `/v1/${'p'.repeat(16_000)}`;
+      const s = t.pool.open();
+      expect(await s.sendRequestHeaders(postHeaders(path, [['x-request-id', 'long-path']]), false)).toMatchObject({ kind: 'immediate', status: 401 });
+      s.close();
+      const row = await rowFor(t, 'long-path');
+      expect(row.path.length).toBeLessThanOrEqual(MAX_CLIENT_TEXT);
+      expect(row.path).toMatch(/^\/v1\/p+…[0-9a-f]{16}$/);
+      expect(JSON.stringify(row).length).toBeLessThan(3_000);
+    } finally {
+      await t.stop();
+    }
   });
 
   it('an unknown model has cost null and is counted, never a crash', async () => {
