@@ -40,11 +40,6 @@ export class DuplexShaper {
     return kind.startsWith('request_') ? this.request : this.response;
   }
 
-  /** Whether the request's headers answer is still held (its body is not whole yet). */
-  get holding(): boolean {
-    return this.held !== undefined;
-  }
-
   /**
    * The answers due now for a continue decision on `msg`: none while a request body is being held, the headers
    * answer and the whole body once it is in, one streamed answer per chunk otherwise. mode_override is never

@@ -1,12 +1,10 @@
 // The official openai SDK through `tiergate dev --body-mode duplex`: the local Envoy sends both bodies
 // FULL_DUPLEX_STREAMED (envoy-ext-proc.md §2.2), so tiergate holds the request's headers answer until the body is
 // whole and passes response chunks on as streamed answers. A real client must not see the difference.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DevStack } from '../../src/dev/dev-stack.js';
-import { startTestDevStack } from '../helpers/dev-stack.js';
+import { ledgerRow, readChatStream, startTestDevStack } from '../helpers/dev-stack.js';
 
 let stack: DevStack;
 let client: OpenAI;
@@ -15,16 +13,6 @@ beforeAll(async () => {
   client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'sk-client-key', maxRetries: 0 });
 });
 afterAll(async () => stack.stop());
-
-function ledgerRow(id: string): Record<string, unknown> | undefined {
-  const f = join('tiergate-ledger', `ledger-${new Date().toISOString().slice(0, 10)}.jsonl`);
-  if (!existsSync(f)) return undefined;
-  return readFileSync(f, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .find((r) => r.request_id === id);
-}
 
 describe('openai SDK through tiergate dev, bodies FULL_DUPLEX_STREAMED', () => {
   it('plain chat: routed by the body, with the tier headers on the response', async () => {
@@ -45,14 +33,7 @@ describe('openai SDK through tiergate dev, bodies FULL_DUPLEX_STREAMED', () => {
   it('streaming: chunks arrive as they come, without the usage chunk the client did not ask for; usage still counted', async () => {
     const id = 'e2e-duplex-stream';
     const stream = await client.chat.completions.create({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'Say hi, streamed' }] }, { headers: { 'x-request-id': id } });
-    let text = '';
-    let chunks = 0;
-    for await (const chunk of stream) {
-      chunks++;
-      const first = chunk.choices[0];
-      if (!first) throw new Error(`a chunk without choices reached the client: ${JSON.stringify(chunk)}`);
-      text += first.delta?.content ?? '';
-    }
+    const { text, chunks } = await readChatStream(stream);
     expect(chunks).toBeGreaterThan(5);
     expect(text).toBe('Hello from the weak backend (model weak-model). You sent 1 message.');
     await expect.poll(() => ledgerRow(id)).toBeDefined();

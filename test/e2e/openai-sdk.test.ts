@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevStack, type DevStack } from '../../src/dev/dev-stack.js';
-import { startTestDevStack } from '../helpers/dev-stack.js';
+import { ledgerRow, readChatStream, startTestDevStack } from '../helpers/dev-stack.js';
 
 let stack: DevStack;
 let client: OpenAI;
@@ -15,21 +15,6 @@ beforeAll(async () => {
   client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'sk-client-key', maxRetries: 0 });
 });
 afterAll(async () => stack.stop());
-
-/**
- * The row of one request in the embedded default's ledger files. Today's file and the one of the first call are
- * both read: a run that crosses midnight UTC writes the row under whichever day it was on.
- */
-const firstDay = new Date().toISOString().slice(0, 10);
-function ledgerRow(id: string): Record<string, unknown> | undefined {
-  const days = new Set([firstDay, new Date().toISOString().slice(0, 10)]);
-  return [...days]
-    .map((d) => join('tiergate-ledger', `ledger-${d}.jsonl`))
-    .filter((f) => existsSync(f))
-    .flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .find((r) => r.request_id === id);
-}
 
 describe('openai SDK through tiergate dev', () => {
   it('plain chat completion: a short prompt is answered by the weak tier', async () => {
@@ -55,16 +40,9 @@ describe('openai SDK through tiergate dev', () => {
       { model: 'auto', stream: true, messages: [{ role: 'user', content: 'Say hi, streamed' }] },
       { headers: { 'x-request-id': id } },
     );
-    let text = '';
-    let chunks = 0;
-    for await (const chunk of stream) {
-      chunks++;
-      // What many clients do: read choices[0] unguarded. A usage chunk (`choices: []`) would break it.
-      const first = chunk.choices[0];
-      if (!first) throw new Error(`a chunk without choices reached the client: ${JSON.stringify(chunk)}`);
-      text += first.delta?.content ?? '';
-      expect(chunk.usage ?? null).toBeNull();
-    }
+    // What many clients do: read choices[0] unguarded. A usage chunk (`choices: []`) would break it.
+    const { text, chunks, usages } = await readChatStream(stream);
+    for (const u of usages) expect(u).toBeNull();
     expect(chunks).toBeGreaterThan(5);
     expect(text).toBe('Hello from the weak backend (model weak-model). You sent 1 message.');
     // tiergate asked the backend for usage all the same, so the stream's spend is counted.

@@ -1,4 +1,8 @@
-// `tiergate dev` for the end-to-end tests: free ports everywhere, fast mock chunks, no logs.
+// `tiergate dev` for the end-to-end tests: free ports everywhere, fast mock chunks, no logs; and what the
+// tests read back through it (a chat stream as a client reads it, the ledger row of a request).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type OpenAI from 'openai';
 import { startDevStack, type DevOptions, type DevStack } from '../../src/dev/dev-stack.js';
 
 export function startTestDevStack(opts: DevOptions = {}): Promise<DevStack> {
@@ -11,4 +15,37 @@ export function startTestDevStack(opts: DevOptions = {}): Promise<DevStack> {
     env: { TIERGATE_LOG_LEVEL: 'silent' },
     ...opts,
   });
+}
+
+/**
+ * A chat stream read the way many clients read it: choices[0] unguarded, so a chunk without choices (a usage
+ * chunk the client did not ask for) throws. The text, the number of chunks and each chunk's usage field.
+ */
+export async function readChatStream(stream: AsyncIterable<OpenAI.ChatCompletionChunk>): Promise<{ text: string; chunks: number; usages: Array<OpenAI.CompletionUsage | null> }> {
+  let text = '';
+  let chunks = 0;
+  const usages: Array<OpenAI.CompletionUsage | null> = [];
+  for await (const chunk of stream) {
+    chunks++;
+    const first = chunk.choices[0];
+    if (!first) throw new Error(`a chunk without choices reached the client: ${JSON.stringify(chunk)}`);
+    text += first.delta?.content ?? '';
+    usages.push(chunk.usage ?? null);
+  }
+  return { text, chunks, usages };
+}
+
+/**
+ * The row of one request in the embedded default's ledger files (./tiergate-ledger). Today's file and the one of
+ * the first call are both read: a run that crosses midnight UTC writes the row under whichever day it was on.
+ */
+const firstDay = new Date().toISOString().slice(0, 10);
+export function ledgerRow(id: string): Record<string, unknown> | undefined {
+  const days = new Set([firstDay, new Date().toISOString().slice(0, 10)]);
+  return [...days]
+    .map((d) => join('tiergate-ledger', `ledger-${d}.jsonl`))
+    .filter((f) => existsSync(f))
+    .flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((r) => r.request_id === id);
 }
