@@ -13,7 +13,6 @@ export const ERRORS = {
   empty_array: { status: 400, type: 'invalid_request_error', code: 'empty_array' },
   missing_body: { status: 400, type: 'invalid_request_error', code: 'missing_body' },
   invalid_path: { status: 400, type: 'invalid_request_error', code: 'invalid_path' },
-  unsupported_content_type: { status: 400, type: 'invalid_request_error', code: 'unsupported_content_type' },
   invalid_tenant_id: { status: 400, type: 'invalid_request_error', code: 'invalid_tenant_id' },
   missing_api_key: { status: 401, type: 'authentication_error', code: 'missing_api_key' },
   invalid_api_key: { status: 401, type: 'authentication_error', code: 'invalid_api_key' },
@@ -22,6 +21,8 @@ export const ERRORS = {
   model_not_allowed: { status: 403, type: 'permission_error', code: 'model_not_allowed' },
   model_not_found: { status: 404, type: 'invalid_request_error', code: 'model_not_found' },
   request_too_large: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
+  // A compressed request body tiergate cannot read (RFC 9110 §15.5.16 names 415 for an unsupported content coding).
+  unsupported_content_encoding: { status: 415, type: 'invalid_request_error', code: 'unsupported_content_encoding' },
   // 429s name the limit that tripped; the type follows OpenAI's ("requests" or "tokens").
   requests_per_minute: { status: 429, type: 'requests', code: 'requests_per_minute' },
   tokens_per_minute: { status: 429, type: 'tokens', code: 'tokens_per_minute' },

@@ -10,6 +10,8 @@ export const H = {
   apiKey: 'x-api-key',
   contentLength: 'content-length',
   contentType: 'content-type',
+  contentEncoding: 'content-encoding',
+  acceptEncoding: 'accept-encoding',
   usageTotalTokens: 'x-usage-total-tokens',
   traceparent: 'traceparent',
   retryAfter: 'retry-after',

@@ -136,6 +136,17 @@ export class LlmStream implements StreamHandler {
       // No body will follow (§2.3): answer now rather than wait for a message that never comes.
       return this.reply(new TiergateError('missing_body', `${path} requires a JSON request body.`));
     }
+    if (encodedBody(headers.get(H.contentEncoding))) {
+      // The bytes would not parse as JSON, and "invalid JSON" would send the client looking in the wrong place.
+      // Decompressing is the proxy's job (Envoy's decompressor filter, placed before ext_proc, decodes the body
+      // and drops the header): done here, the plain body would have to replace the client's on its way upstream,
+      // which a STREAMED body cannot, its headers being gone by then. Refused on the headers, before any is sent.
+      return this.reply(
+        new TiergateError('unsupported_content_encoding', 'Compressed request bodies are not supported: send the JSON body without content-encoding.', H.contentEncoding, [
+          [H.acceptEncoding, 'identity'],
+        ]),
+      );
+    }
     // Gateway keys go no further than here, whatever happens to the request next. The routing headers come
     // with the body's decision (awaitBody: in FULL_DUPLEX_STREAMED mode they must travel in this answer).
     const remove = [...spoofed, ...credentials(caller, [])];
@@ -298,4 +309,13 @@ export class LlmStream implements StreamHandler {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Whether a request's content-encoding says its body is anything but the plain bytes (`identity`, RFC 9110 §8.4). */
+function encodedBody(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  return value.split(',').some((c) => {
+    const coding = c.trim().toLowerCase();
+    return coding !== '' && coding !== 'identity';
+  });
+}
 const AWAIT_BODY: ContinueDecision = Object.freeze({ kind: 'continue', awaitBody: true });
