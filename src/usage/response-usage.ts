@@ -60,7 +60,7 @@ export class ResponseUsageCollector {
 
   constructor(
     readonly kind: BodyKind,
-    /** JSON bodies above this are not parsed (Envoy's own buffer limit bounds BUFFERED bodies anyway). */
+    /** JSON bodies and SSE events above this are not parsed (Envoy's own buffer limit bounds BUFFERED bodies anyway). */
     private readonly maxJsonBytes = 32 * 1024 * 1024,
     private readonly observer?: ResponseObserver,
     /**
@@ -70,7 +70,8 @@ export class ResponseUsageCollector {
      */
     private decode?: BodyDecoder | null,
   ) {
-    if (kind === 'sse') this.sse = new SseParser((e) => this.onEvent(e));
+    // An event too large to keep is lost, and with it the answer's wholeness (and its usage, if it held it).
+    if (kind === 'sse') this.sse = new SseParser((e) => this.onEvent(e), maxJsonBytes, () => this.observer?.spoil());
     if (decode === null) this.unreadable();
   }
 

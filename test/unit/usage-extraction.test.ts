@@ -2,7 +2,7 @@
 // into single bytes, and with CRLF / CR line ends) must give exactly what the whole body gives.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SseParser } from '../../src/llm/sse-parser.js';
 import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../../src/usage/response-usage.js';
 import { readUsage } from '../../src/usage/usage.js';
@@ -170,6 +170,71 @@ describe('SSE parser details', () => {
 
   it('dispatches a last event that lacks its blank line', () => {
     expect(events(['data: {"usage":{"prompt_tokens":1}}'])).toEqual([{ type: 'message', data: '{"usage":{"prompt_tokens":1}}' }]);
+  });
+
+  it('joins a line cut into many chunks once, when it ends (joining at every chunk was quadratic: ~30 s for 16 MiB)', () => {
+    const concat = vi.spyOn(Buffer, 'concat');
+    try {
+      const out: Array<{ type: string; data: string }> = [];
+      const p = new SseParser((e) => out.push(e));
+      const value = 'x'.repeat(100_000);
+      const text = Buffer.from(`data: ${value}\n\n`);
+      for (let at = 0; at < text.length; at += 1000) p.push(text.subarray(at, at + 1000));
+      p.end();
+      expect(out).toEqual([{ type: 'message', data: value }]);
+      expect(concat).toHaveBeenCalledTimes(1);
+    } finally {
+      concat.mockRestore();
+    }
+  });
+
+  describe('an event larger than its bound', () => {
+    const MAX = 64;
+    const big = `data: ${'y'.repeat(100)}\n`;
+    const stream = `data: first\n\nevent: huge\n${big}data: more\n\ndata: after\n\n`;
+    const run = (pieces: Buffer[]) => {
+      const out: Array<{ type: string; data: string }> = [];
+      let dropped = 0;
+      const p = new SseParser((e) => out.push(e), MAX, () => dropped++);
+      for (const x of pieces) p.push(x);
+      p.end();
+      return { out, dropped };
+    };
+    const expected = { out: [{ type: 'message', data: 'first' }, { type: 'message', data: 'after' }], dropped: 1 };
+
+    it('is dropped whole, reported once, and the events after it are read, wherever the chunks are cut', () => {
+      const body = Buffer.from(stream);
+      expect(run([body])).toEqual(expected);
+      for (let i = 1; i < body.length; i++) {
+        const got = run([body.subarray(0, i), body.subarray(i)]);
+        if (JSON.stringify(got) !== JSON.stringify(expected)) expect({ offset: i, got }).toEqual({ offset: i, got: expected });
+      }
+      expect(run([...body].map((b) => Buffer.from([b])))).toEqual(expected);
+    });
+
+    it('with CRLF line ends as well', () => {
+      const body = Buffer.from(stream.replaceAll('\n', '\r\n'));
+      for (let i = 1; i < body.length; i++) {
+        const got = run([body.subarray(0, i), body.subarray(i)]);
+        if (JSON.stringify(got) !== JSON.stringify(expected)) expect({ offset: i, got }).toEqual({ offset: i, got: expected });
+      }
+    });
+
+    it('counts many small data lines of one event too', () => {
+      expect(run([Buffer.from(`${'data: 0123456789\n'.repeat(10)}\ndata: after\n\n`)])).toEqual({ out: [{ type: 'message', data: 'after' }], dropped: 1 });
+    });
+
+    it('in a response: its usage is lost (so estimated), the answer is spoiled for the cache, nothing throws', () => {
+      let spoiled = false;
+      const usage = { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 };
+      const c = new ResponseUsageCollector('sse', 200, { body: () => undefined, chunk: () => undefined, spoil: () => (spoiled = true) });
+      c.push(Buffer.from(`data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: ${JSON.stringify({ choices: [], usage, pad: 'z'.repeat(300) })}\n\ndata: [DONE]\n\n`));
+      expect(c.finish()).toMatchObject({ usage: undefined, outputText: 'Hi', complete: true });
+      expect(spoiled).toBe(true);
+      const small = new ResponseUsageCollector('sse', 200);
+      small.push(Buffer.from(`data: ${JSON.stringify({ choices: [], usage })}\n\ndata: [DONE]\n\n`));
+      expect(small.finish().usage).toMatchObject({ inputTokens: 3, outputTokens: 2, totalTokens: 5 });
+    });
   });
 
   it('reads an error event sent mid-stream', () => {
