@@ -9,7 +9,7 @@ import type { Bucket, BudgetStore } from '../../src/stores/budget-store.js';
 import { MemoryBudgetStore } from '../../src/stores/memory/budget-store.js';
 import { RedisBudgetStore } from '../../src/stores/redis/budget-store.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
-import { fuzzRuns, sameOnAll } from '../helpers/generated.js';
+import { fuzzRuns, fuzzTimeout, sameOnAll } from '../helpers/generated.js';
 
 const servers = redisAndClusterForFile();
 
@@ -113,5 +113,5 @@ describe('budget stores agree on generated histories (fast-check)', () => {
     // The histories reach the limits and the warning share, so the agreement covers refusals and warnings.
     expect(refused).toBeGreaterThan(20);
     expect(warned).toBeGreaterThan(5);
-  }, 120_000);
+  }, fuzzTimeout(150, 120_000));
 });

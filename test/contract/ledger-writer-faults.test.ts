@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { Ledger, type LedgerHooks, type LedgerOptions } from '../../src/ledger/ledger.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import type { LedgerEntry, LedgerSink } from '../../src/ledger/sink.js';
-import { fuzzRuns } from '../helpers/generated.js';
+import { fuzzRuns, fuzzTimeout } from '../helpers/generated.js';
 import { sampleRow } from '../helpers/ledger-rows.js';
 import { sinkHarnesses, type SinkHarness } from '../helpers/ledger-sinks.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
@@ -238,6 +238,6 @@ describe('ledger writer under generated sink faults and restarts', () => {
       // and far above a run whose faults never reached the writer.
       expect(faultsUsed).toBeGreaterThanOrEqual(cases / 4);
       console.info(`${name}: ${cases} histories, ${faultsUsed} sink failures, ${unsavedRows} rows reported unsaved`);
-    }, 300_000);
+    }, fuzzTimeout(40, 300_000));
   }
 });

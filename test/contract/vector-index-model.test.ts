@@ -11,7 +11,7 @@ import { connectRedis } from '../../src/stores/redis/connect.js';
 import { RedisVectorIndex } from '../../src/stores/redis/vector-index.js';
 import type { VectorIndex } from '../../src/stores/vector-index.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
-import { fuzzRuns, sameOnAll } from '../helpers/generated.js';
+import { fuzzRuns, fuzzTimeout, sameOnAll } from '../helpers/generated.js';
 
 const servers = redisAndClusterForFile();
 const DIMS = 16;
@@ -74,5 +74,5 @@ describe('vector indexes agree on generated histories (fast-check)', () => {
     console.log(`vector histories: ${found} searches found entries`);
     // Searches find things, so the agreement is about results, not about empty lists.
     expect(found).toBeGreaterThan(10);
-  }, 120_000);
+  }, fuzzTimeout(60, 120_000));
 });

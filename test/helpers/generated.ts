@@ -6,6 +6,11 @@ export function fuzzRuns(defaultRuns: number): number {
   return Number(process.env.TIERGATE_FUZZ_RUNS ?? defaultRuns);
 }
 
+/** A generated test's timeout: `ms` for its own number of cases, and as many times more as TIERGATE_FUZZ_RUNS asks. */
+export function fuzzTimeout(defaultRuns: number, ms: number): number {
+  return ms * Math.max(1, fuzzRuns(defaultRuns) / defaultRuns);
+}
+
 let histories = 0;
 
 /**

@@ -12,7 +12,7 @@ import { chatRequestHeaders } from '../../src/dev/envoy-client.js';
 import { extProcClientConstructor } from '../../src/extproc/protos.js';
 import type { RequestKind, WireHeaderValue, WireProcessingRequest, WireProcessingResponse } from '../../src/extproc/wire.js';
 import { jsonBody, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
-import { fuzzRuns } from '../helpers/generated.js';
+import { fuzzRuns, fuzzTimeout } from '../helpers/generated.js';
 
 type RawClient = grpc.Client & { Process(): grpc.ClientDuplexStream<WireProcessingRequest, WireProcessingResponse> };
 
@@ -158,5 +158,5 @@ describe('generated ext_proc message sequences (fast-check)', () => {
     const o = await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] }));
     s.close();
     expect(o.kind).toBe('continue');
-  }, 120_000);
+  }, fuzzTimeout(300, 120_000));
 });

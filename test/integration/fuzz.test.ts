@@ -14,7 +14,7 @@ import { RECOMMENDED_FILTER, getHeader, postHeaders, type ExtProcSession, type H
 import type { ConfigInput } from '../../src/config/schema.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
-import { fuzzRuns } from '../helpers/generated.js';
+import { fuzzRuns, fuzzTimeout } from '../helpers/generated.js';
 
 const TIER_MODELS = new Set(['weak-model', 'strong-model']);
 const LLM_PATHS = ['/v1/chat/completions', '/v1/completions', '/v1/responses'] as const;
@@ -286,7 +286,7 @@ describe('generated bad input (fast-check)', () => {
     expect(t.pool.counters).toMatchObject({ spurious: 0, rejectedMutations: 0, timeouts: 0 });
     // Every one of them reached tiergate, so every one has its row (the runs shrinking repeats included).
     await expect.poll(async () => (await t.rows()).length - before).toBe(sent);
-  }, 120_000);
+  }, fuzzTimeout(400, 120_000));
 });
 
 // ---- with every feature on: keys, plans, limits, the semantic cache, the model list ----
@@ -489,7 +489,7 @@ describe.each([
     // Printed, so a run shows that both paths were taken (they depend on the generated cases).
     expect(exactChecked).toBeGreaterThan(5);
     console.log(`every feature on (${store} stores): ${routed} routed, ${hits} cache hits (${exactChecked} exact ones compared with their answers), ${reported.length} answers checked`);
-  }, 120_000);
+  }, fuzzTimeout(defaultRuns, 120_000));
 });
 
 const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
@@ -614,7 +614,7 @@ describe('generated big integers (fast-check, lossless-json as the oracle)', () 
     );
     console.log(`big integers: ${kept} bodies kept exact`);
     expect(kept).toBeGreaterThan(50);
-  });
+  }, fuzzTimeout(300, 30_000));
 });
 
 const big = (_k: string, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v);

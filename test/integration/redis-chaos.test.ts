@@ -19,7 +19,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { RECOMMENDED_FILTER, getHeader, postHeaders, type Outcome } from '../../src/dev/envoy-client.js';
 import { rowsFromFiles, rowsFromRedis } from '../../src/ledger/read.js';
 import { H } from '../../src/pipeline/contract-headers.js';
-import { fuzzRuns } from '../helpers/generated.js';
+import { fuzzRuns, fuzzTimeout } from '../helpers/generated.js';
 import { collectRows } from '../helpers/ledger-rows.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { budgetView, jsonBody, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -186,5 +186,5 @@ describe('Redis stopping, restarting and stalling under traffic', () => {
     // The histories must have had outages to ride out, and the rules must have been put to work.
     expect(seen.outages).toBeGreaterThan(0);
     console.info(`redis chaos: ${seen.requests} requests (${seen.turns} Responses API turns, ${seen.affinity} routed by affinity), ${seen.outages} outages or stalls, ${seen.refused} refused, ${seen.hits} cache hits (${seen.semanticHits} semantic)`);
-  }, 600_000);
+  }, fuzzTimeout(8, 600_000));
 });

@@ -21,7 +21,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { RECOMMENDED_FILTER, getHeader, postHeaders, type ExtProcSession, type Outcome } from '../../src/dev/envoy-client.js';
 import { rowsFromFiles, rowsFromRedis } from '../../src/ledger/read.js';
 import { H } from '../../src/pipeline/contract-headers.js';
-import { fuzzRuns } from '../helpers/generated.js';
+import { fuzzRuns, fuzzTimeout } from '../helpers/generated.js';
 import { collectRows } from '../helpers/ledger-rows.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { budgetView, jsonBody, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -222,5 +222,5 @@ describe('two replicas on one Redis, restarting, while Redis stops and stalls', 
     expect(seen.restarts).toBeGreaterThan(0);
     expect(seen.outages).toBeGreaterThan(0);
     console.info(`replicas chaos: ${seen.requests} requests, ${seen.restarts} restarts with a request in flight (${seen.cutOff} cut off by the grace period), ${seen.outages} outages or stalls, ${seen.refused} refused, ${seen.hits} cache hits (${seen.crossReplica} of an answer the other replica stored)`);
-  }, 600_000);
+  }, fuzzTimeout(6, 600_000));
 });

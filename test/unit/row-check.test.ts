@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkedRow, InvalidRowError, plainlyReadable, readableBySchema } from '../../src/ledger/row-check.js';
-import { fuzzRuns } from '../helpers/generated.js';
+import { fuzzRuns, fuzzTimeout } from '../helpers/generated.js';
 import { sampleRow } from '../helpers/ledger-rows.js';
 
 /** Values a field can be made to hold: right, wrong, and the edge cases in between. */
@@ -61,7 +61,7 @@ describe('ledger row check', () => {
     // Both sides were exercised: rows it passed, and rows the schema refused.
     expect(fast).toBeGreaterThan(100);
     expect(refused).toBeGreaterThan(100);
-  });
+  }, fuzzTimeout(3000, 30_000));
 
   it('real rows take the fast path; what it passes over the schema still decides', () => {
     for (const row of [sampleRow(), sampleRow({ cost_usd: null, saved_usd: 0.5, http_status: null, feature_id: 'f', shadow_tier: 'strong' })]) {
