@@ -70,7 +70,6 @@ function statefulPathTier(rt: Runtime, path: string, tenant: string | undefined,
   return found instanceof Promise ? found.then(onTier) : onTier(found);
 }
 
-/** What a path under a Responses API path is about: a response (by id) or a conversation; else undefined. */
 /**
  * The accounted path a request's path stands for when it is not written plainly (`/v1/chat/%63ompletions`,
  * `/v1//embeddings`, `/v1/chat/completions/`): Envoy's prefix route sends it to a backend, which may read it as
@@ -85,6 +84,7 @@ export function disguisedPath(rt: Runtime, path: string): string | undefined {
   return heldState(rt, view) !== undefined && heldState(rt, path) === undefined ? view : undefined;
 }
 
+/** What a path under a Responses API path is about: a response (by id) or a conversation; else undefined. */
 function heldState(rt: Runtime, path: string): { responseId: string | undefined } | undefined {
   for (const p of rt.classifyPaths) {
     if (endpointOf(p) !== 'responses') continue;
