@@ -1,6 +1,7 @@
 // A chat completion as the cache keeps it, whatever wire format it arrived in, and its replay in the wire format
 // the asking client wants: a `chat.completion` JSON body, or well-formed SSE chunks ending in `data: [DONE]`.
 import { randomBytes } from 'node:crypto';
+import { MAX_CLIENT_TEXT } from '../ledger/client-text.js';
 
 export interface CachedToolCall {
   id: string;
@@ -93,9 +94,13 @@ export class AnswerAssembler {
 
   private common(o: Record<string, unknown>): void {
     if (isObject(o.error)) this.broken = true;
-    if (this.model === undefined && typeof o.model === 'string' && o.model.length > 0) this.model = o.model;
+    if (this.model === undefined && typeof o.model === 'string' && o.model.length > 0) {
+      // Replayed as it came: a model name longer than any real one is not worth an entry (nor its bytes).
+      if (o.model.length > MAX_CLIENT_TEXT) this.broken = true;
+      else this.model = o.model;
+    }
     if (typeof o.system_fingerprint === 'string') this.fingerprint = o.system_fingerprint;
-    if (isObject(o.usage)) this.usage = o.usage;
+    if (isObject(o.usage)) this.usage = countsOf(o.usage, 1);
   }
 
   private choice(index: unknown) {
@@ -137,6 +142,30 @@ export class AnswerAssembler {
       }
     });
   }
+}
+
+/** Keys kept per usage object: OpenAI's have at most a handful. */
+const MAX_USAGE_KEYS = 32;
+
+/**
+ * The counts of a usage object, as replays must report them: numbers and nulls, and objects of them (OpenAI's
+ * `prompt_tokens_details`) `depth` levels down. Anything else the backend put there is not kept: a stored answer
+ * is replayed with JSON.stringify, which a deeply nested value makes throw (every identical request would then
+ * fail until the entry expired), and the entry's size bound counts only the answer's text.
+ */
+function countsOf(o: Record<string, unknown>, depth: number): WireUsage {
+  const out: WireUsage = {};
+  let kept = 0;
+  for (const k of Object.keys(o)) {
+    if (kept === MAX_USAGE_KEYS) break;
+    if (k === '__proto__') continue; // JSON.parse makes it an own key; assigned here it would set the prototype
+    const v = o[k];
+    if (v === null || (typeof v === 'number' && Number.isFinite(v))) out[k] = v;
+    else if (depth > 0 && isObject(v)) out[k] = countsOf(v, depth - 1);
+    else continue;
+    kept++;
+  }
+  return out;
 }
 
 /** A fresh id per replay, in OpenAI's shape: two hits are two responses. */

@@ -5,6 +5,7 @@
 import { SseParser, type SseEvent } from '../llm/sse-parser.js';
 import type { BodyDecoder } from './content-encoding.js';
 import { readUsage, type Usage } from './usage.js';
+import { MAX_CLIENT_TEXT, boundedClientText } from '../ledger/client-text.js';
 
 export type BodyKind = 'json' | 'sse' | 'other';
 
@@ -195,7 +196,7 @@ export class ResponseUsageCollector {
    */
   private onResponse(body: Record<string, unknown>): void {
     this.observer?.spoil();
-    if (typeof body.id === 'string') this.responseId = body.id;
+    if (typeof body.id === 'string') this.responseId = responseIdOf(body.id);
     this.readCommon(body);
     if (typeof body.status === 'string') this.finishReason = body.status;
     if (this.usage !== undefined) return;
@@ -219,11 +220,11 @@ export class ResponseUsageCollector {
   private onResponsesEvent(e: Record<string, unknown>, type: string): void {
     this.observer?.spoil();
     if (type === 'error') {
-      this.errorCode = typeof e.code === 'string' && e.code.length > 0 ? e.code : 'upstream_error';
+      this.errorCode = typeof e.code === 'string' && e.code.length > 0 ? boundedClientText(e.code) : 'upstream_error';
       return;
     }
     if (isObject(e.response)) {
-      if (this.responseId === undefined && typeof e.response.id === 'string') this.responseId = e.response.id;
+      if (this.responseId === undefined && typeof e.response.id === 'string') this.responseId = responseIdOf(e.response.id);
       this.readCommon(e.response);
       if (RESPONSE_ENDS.has(type)) {
         this.done = true;
@@ -236,11 +237,12 @@ export class ResponseUsageCollector {
 
   /** Fields chunks and whole bodies share: model, usage (the last non-null one wins), error. */
   private readCommon(o: Record<string, unknown>): void {
-    if (this.model === undefined && typeof o.model === 'string' && o.model.length > 0) this.model = o.model;
+    // What the backend says goes into the row as it is, bounded like a client's strings (client-text.ts).
+    if (this.model === undefined && typeof o.model === 'string' && o.model.length > 0) this.model = boundedClientText(o.model);
     if (o.usage != null) this.usage = readUsage(o.usage) ?? this.usage;
     if (isObject(o.error)) {
       const code = o.error.code ?? o.error.type;
-      this.errorCode = typeof code === 'string' && code.length > 0 ? code : 'upstream_error';
+      this.errorCode = typeof code === 'string' && code.length > 0 ? boundedClientText(code) : 'upstream_error';
     }
   }
 
@@ -285,6 +287,11 @@ const TEXT_DELTAS: ReadonlySet<string> = new Set([
   'response.reasoning_text.delta',
   'response.reasoning_summary_text.delta',
 ]);
+
+/** A response id to remember (response affinity keys its store by it): none past the bound, as no real id is. */
+function responseIdOf(id: string): string | undefined {
+  return id.length <= MAX_CLIENT_TEXT ? id : undefined;
+}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -136,6 +136,20 @@ describe('exact cache', () => {
     expect(JSON.parse(hit.body.toString()).choices[0].message.content).toBe('Paris, compressed.');
   });
 
+  it("an answer whose usage carried a deeply nested value is replayed with its counts, not a 500 on every repeat", async () => {
+    const t = await start();
+    const first = await ask(t, { id: 'deep1' });
+    await first.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    const usage = `{"prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500,"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    await first.s.sendResponseBody(Buffer.from(JSON.stringify(completion('Paris.')).replace(JSON.stringify(USAGE), usage)), true);
+    first.s.close();
+    await stored(t, 1);
+    const hit = immediate((await ask(t, { id: 'deep2' })).o);
+    expect(hit.status).toBe(200);
+    expect(JSON.parse(hit.body.toString())).toMatchObject({ choices: [{ message: { content: 'Paris.' } }], usage: USAGE });
+    expect(await metricValue(t.app, 'tiergate_extproc_processing_errors_total')).toBe(0);
+  });
+
   it('the first response says x-cache: miss; a different question, system prompt or parameter is a different entry', async () => {
     const t = await start();
     const first = await ask(t);

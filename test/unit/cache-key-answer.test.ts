@@ -84,6 +84,40 @@ describe('exact key', () => {
 describe('answer assembly and replay', () => {
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ object: 'chat.completion.chunk', model: 'm-2026', choices, ...extra });
 
+  it("keeps the usage's counts, and its details objects, and nothing else the backend put there", () => {
+    const a = new AnswerAssembler(10_000);
+    const deep = JSON.parse(`${'['.repeat(100_000)}${']'.repeat(100_000)}`) as unknown;
+    const wide = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`n${i}`, i]));
+    const usage = JSON.parse(
+      JSON.stringify({
+        prompt_tokens: 10,
+        completion_tokens: 5,
+        total_tokens: 15,
+        prompt_tokens_details: { cached_tokens: 4, audio_tokens: null, note: 'x', nested: { a: 1 } },
+        completion_tokens_details: { reasoning_tokens: 2 },
+        cost: 'free',
+        flags: [1, 2],
+      }).replace('{', '{"__proto__":{"polluted":1},'),
+    ) as Record<string, unknown>;
+    usage.deep = deep;
+    usage.wide = wide;
+    a.body({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'Hi' }, finish_reason: 'stop' }], usage });
+    const answer = a.answer();
+    expect(answer?.usage).toEqual({
+      prompt_tokens: 10,
+      completion_tokens: 5,
+      total_tokens: 15,
+      prompt_tokens_details: { cached_tokens: 4, audio_tokens: null },
+      completion_tokens_details: { reasoning_tokens: 2 },
+      wide: Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`n${i}`, i])),
+    });
+    expect(Object.getPrototypeOf(answer?.usage)).toBe(Object.prototype);
+    // A deep value used to be kept, and its replay threw: every identical request then failed with a 500.
+    if (!answer) return;
+    expect(JSON.parse(replayJson(answer, 0).toString()).usage.prompt_tokens_details).toEqual({ cached_tokens: 4, audio_tokens: null });
+    expect(() => replaySse(answer, 0, true)).not.toThrow();
+  });
+
   it('assembles streamed tool-call deltas by index, and several choices, then replays them as JSON and SSE', () => {
     const a = new AnswerAssembler(10_000);
     a.chunk(chunk([{ index: 0, delta: { role: 'assistant', content: '' } }, { index: 1, delta: { role: 'assistant', content: null } }]));

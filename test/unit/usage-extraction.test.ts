@@ -6,6 +6,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { SseParser } from '../../src/llm/sse-parser.js';
 import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../../src/usage/response-usage.js';
 import { readUsage } from '../../src/usage/usage.js';
+import { AnswerAssembler } from '../../src/cache/answer.js';
+import { MAX_CLIENT_TEXT } from '../../src/ledger/client-text.js';
 import { FIXTURES } from '../helpers/shared-data.js';
 
 const files = readdirSync(FIXTURES);
@@ -244,6 +246,38 @@ describe('SSE parser details', () => {
     expect(f.errorCode).toBe('server_error');
     expect(f.outputText).toBe('Hi');
     expect(f.complete).toBe(false);
+  });
+});
+
+describe("strings a backend sends that tiergate keeps", () => {
+  const long = 'm'.repeat(100_000);
+
+  it('the model and the error code are bounded as a client\'s strings are (the row holds them)', () => {
+    const facts = collect('json', [Buffer.from(JSON.stringify({ object: 'chat.completion', model: long, choices: [], error: { code: long } }))]);
+    expect(facts.model?.length).toBe(MAX_CLIENT_TEXT);
+    expect(facts.model?.startsWith('mmm')).toBe(true);
+    expect(facts.errorCode?.length).toBe(MAX_CLIENT_TEXT);
+    const sse = collect('sse', [Buffer.from(`event: error\ndata: ${JSON.stringify({ type: 'error', code: long })}\n\n`)]);
+    expect(sse.errorCode?.length).toBe(MAX_CLIENT_TEXT);
+    // Short ones are kept as they are.
+    expect(collect('json', [Buffer.from(JSON.stringify({ object: 'chat.completion', model: 'm-1', choices: [] }))]).model).toBe('m-1');
+  });
+
+  it('a Responses API id longer than any real one is not remembered (affinity keys its store by it)', () => {
+    const idOf = (id: string) => {
+      const c = new ResponseUsageCollector('json');
+      c.push(Buffer.from(JSON.stringify({ object: 'response', id, model: 'm', status: 'completed', output: [] })));
+      c.finish();
+      return c.responseId;
+    };
+    expect(idOf('resp_123')).toBe('resp_123');
+    expect(idOf(`resp_${long}`)).toBeUndefined();
+  });
+
+  it('an answer whose model name is that long is not cached', () => {
+    const a = new AnswerAssembler(10_000);
+    a.body({ object: 'chat.completion', model: long, choices: [{ index: 0, message: { role: 'assistant', content: 'Hi' }, finish_reason: 'stop' }] });
+    expect(a.answer()).toBeUndefined();
   });
 });
 
