@@ -5,7 +5,7 @@
 import { SseParser, type SseEvent } from '../llm/sse-parser.js';
 import type { BodyDecoder } from './content-encoding.js';
 import { readUsage, type Usage } from './usage.js';
-import { MAX_CLIENT_TEXT, boundedClientText } from '../ledger/client-text.js';
+import { boundedClientText } from '../ledger/client-text.js';
 
 export type BodyKind = 'json' | 'sse' | 'other';
 
@@ -196,7 +196,7 @@ export class ResponseUsageCollector {
    */
   private onResponse(body: Record<string, unknown>): void {
     this.observer?.spoil();
-    if (typeof body.id === 'string') this.responseId = responseIdOf(body.id);
+    if (typeof body.id === 'string') this.responseId = body.id;
     this.readCommon(body);
     if (typeof body.status === 'string') this.finishReason = body.status;
     if (this.usage !== undefined) return;
@@ -224,7 +224,7 @@ export class ResponseUsageCollector {
       return;
     }
     if (isObject(e.response)) {
-      if (this.responseId === undefined && typeof e.response.id === 'string') this.responseId = responseIdOf(e.response.id);
+      if (this.responseId === undefined && typeof e.response.id === 'string') this.responseId = e.response.id;
       this.readCommon(e.response);
       if (RESPONSE_ENDS.has(type)) {
         this.done = true;
@@ -287,11 +287,6 @@ const TEXT_DELTAS: ReadonlySet<string> = new Set([
   'response.reasoning_text.delta',
   'response.reasoning_summary_text.delta',
 ]);
-
-/** A response id to remember (response affinity keys its store by it): none past the bound, as no real id is. */
-function responseIdOf(id: string): string | undefined {
-  return id.length <= MAX_CLIENT_TEXT ? id : undefined;
-}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -263,17 +263,6 @@ describe("strings a backend sends that tiergate keeps", () => {
     expect(collect('json', [Buffer.from(JSON.stringify({ object: 'chat.completion', model: 'm-1', choices: [] }))]).model).toBe('m-1');
   });
 
-  it('a Responses API id longer than any real one is not remembered (affinity keys its store by it)', () => {
-    const idOf = (id: string) => {
-      const c = new ResponseUsageCollector('json');
-      c.push(Buffer.from(JSON.stringify({ object: 'response', id, model: 'm', status: 'completed', output: [] })));
-      c.finish();
-      return c.responseId;
-    };
-    expect(idOf('resp_123')).toBe('resp_123');
-    expect(idOf(`resp_${long}`)).toBeUndefined();
-  });
-
   it('an answer whose model name is that long is not cached', () => {
     const a = new AnswerAssembler(10_000);
     a.body({ object: 'chat.completion', model: long, choices: [{ index: 0, message: { role: 'assistant', content: 'Hi' }, finish_reason: 'stop' }] });
