@@ -38,6 +38,9 @@ const CODINGS = new Map<string, BodyDecoder>([
   ['br', (b, max) => brotliDecompressSync(b, brotliOpts(max))],
 ]);
 
+/** More codings than this on one body are not undone: its usage is estimated. */
+export const MAX_CODINGS = 3;
+
 /**
  * How to read a body sent with this `content-encoding`: undefined when it is not encoded (absent or
  * `identity`), null when it uses a coding tiergate cannot undo (zstd on Node 20, an unknown one). Several
@@ -51,6 +54,9 @@ export function bodyDecoder(contentEncoding: string | undefined): BodyDecoder | 
     .map((c) => c.trim())
     .filter((c) => c.length > 0 && c !== 'identity');
   if (codings.length === 0) return undefined;
+  // Each step may write up to maxBytes, on the event loop: a body wrapped in thousands of layers (a header of
+  // "gzip, gzip, …" fits Envoy's limits) would hold every stream for seconds. Real servers apply one.
+  if (codings.length > MAX_CODINGS) return null;
   const steps: BodyDecoder[] = [];
   for (const c of codings) {
     const step = CODINGS.get(c);

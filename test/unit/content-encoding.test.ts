@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { bodyDecoder } from '../../src/usage/content-encoding.js';
+import { MAX_CODINGS, bodyDecoder } from '../../src/usage/content-encoding.js';
 import { ResponseUsageCollector, type ResponseFacts } from '../../src/usage/response-usage.js';
 import { FIXTURES } from '../helpers/shared-data.js';
 
@@ -77,6 +77,16 @@ describe('compressed response bodies', () => {
     expect(cut.outputText.length).toBeGreaterThan(0);
     expect(whole.outputText.startsWith(cut.outputText)).toBe(true);
     expect(cut.complete).toBe(false);
+  });
+
+  it('undoes up to MAX_CODINGS layers; a body wrapped in more is not read (each layer is work on the event loop)', () => {
+    const plain = readFileSync(join(FIXTURES, 'chat-streaming.response.sse'));
+    const wrapped = (n: number) => Array.from({ length: n }).reduce<Buffer>((b) => gzipSync(b), plain);
+    const names = (n: number) => Array.from({ length: n }, () => 'gzip').join(', ');
+    expect(collect('sse', wrapped(MAX_CODINGS), names(MAX_CODINGS)).usage).toEqual(collect('sse', plain, undefined).usage);
+    expect(bodyDecoder(names(MAX_CODINGS + 1))).toBeNull();
+    expect(bodyDecoder(names(10_000))).toBeNull();
+    expect(collect('sse', wrapped(MAX_CODINGS + 1), names(MAX_CODINGS + 1))).toMatchObject({ usage: undefined, complete: false });
   });
 
   it('reads absent and identity codings as plain, and never looks up Object members as codings', () => {
