@@ -45,6 +45,11 @@ const semanticSchema = z
     maxEntriesPerPartition: positiveInt.default(10_000),
     /** Embedding, search and fetch together; past it the request proceeds as a miss. */
     lookupDeadlineMs: positiveInt.default(60),
+    /**
+     * Longer questions skip the semantic half (the exact one still applies): their guards run on the event loop
+     * (~110 ms for 1 MB) and their embedding holds the embedder, while a long text near-duplicated is rare.
+     */
+    maxQuestionChars: positiveInt.default(4096),
   })
   .prefault({});
 

@@ -39,7 +39,11 @@ export function createCacheLookupStage(cache: ResponseCache, semantic: SemanticS
           state.cache = { status: 'hit-exact', reason: undefined, hit: r.entry, lookupMs: performance.now() - started };
           return;
         }
-        const parts = p.mode === 'semantic' && r.result === 'miss' ? semanticParts(scope, llm) : undefined;
+        let parts = p.mode === 'semantic' && r.result === 'miss' ? semanticParts(scope, llm) : undefined;
+        if (parts && parts.question.length > cfg.semantic.maxQuestionChars) {
+          metrics.cacheLookups.inc({ kind: 'semantic', result: 'bypass', reason: 'too_long' });
+          parts = undefined;
+        }
         if (!parts) {
           state.cache = { status: r.result, reason: r.reason, lookupMs: performance.now() - started, ...(save ? { save } : {}) };
           return;

@@ -80,6 +80,23 @@ async function outcome(t: TestTiergate, question: string, opts: { system?: strin
 }
 
 describe('semantic cache', () => {
+  it('a question longer than maxQuestionChars skips the semantic half: no embedding, no semantic hit; the exact cache still answers', async () => {
+    const embedder = new WordsEmbedder();
+    const t = await start({ cache: { semantic: { maxQuestionChars: 100 } } }, embedder);
+    const long = `Please tell me, in a few words, ${'what the capital city of the French Republic is, '.repeat(3)}thanks`;
+    expect(long.length).toBeGreaterThan(100);
+    await seed(t, long, 'Paris.');
+    expect(embedder.calls).toBe(0);
+    expect(await outcome(t, long)).toBe('hit-exact: Paris.');
+    expect(await outcome(t, long.toUpperCase())).toBe('upstream');
+    expect(embedder.calls).toBe(0);
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'bypass', reason: 'too_long' })).toBe(2);
+    // Up to the bound, the semantic half runs as ever.
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    expect(await outcome(t, 'what is the capital of france')).toBe('hit-semantic: Paris.');
+    expect(embedder.calls).toBeGreaterThan(0);
+  });
+
   it('a rephrasing with the same content words is a semantic hit; the guards refuse close-but-different questions', async () => {
     const t = await start();
     await seed(t, 'What is the capital of France?', 'Paris.');
