@@ -21,6 +21,12 @@ export interface FilterConfig {
   observabilityMode: boolean;
   /** metadata_options.receiving_namespaces.untyped: dynamic metadata under other namespaces is dropped (§11). */
   receivingNamespaces: readonly string[];
+  /**
+   * The stream's buffer limit (the listener's per_connection_buffer_limit_bytes, envoy/envoy.yaml: 32 MiB). A
+   * BUFFERED body above it never reaches the server: Envoy answers 413 for a request body and 500 for a response
+   * body (SRC FilterManager's requestDataTooLarge / ActiveStreamEncoderFilter::responseDataTooLarge).
+   */
+  bufferLimitBytes: number;
 }
 
 /** What tiergate's docs recommend (envoy/envoy.yaml): request BUFFERED, response STREAMED. */
@@ -39,6 +45,7 @@ export const RECOMMENDED_FILTER: FilterConfig = {
   sendProtocolConfig: true,
   observabilityMode: false,
   receivingNamespaces: ['tiergate'],
+  bufferLimitBytes: 32 * 1024 * 1024,
 };
 
 /**

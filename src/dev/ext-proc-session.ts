@@ -87,6 +87,7 @@ export class ExtProcSession {
    */
   sendRequestBody(chunk: Buffer, endOfStream = true): Promise<Outcome> {
     if (this.mode.requestBodyMode === 'NONE') return Promise.resolve(CONTINUE);
+    if (this.mode.requestBodyMode === 'BUFFERED' && chunk.length > this.filter.bufferLimitBytes) return this.overBuffer(413, 'request_payload_too_large');
     const msg: WireProcessingRequest = { request_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } };
     if (this.mode.requestBodyMode === 'FULL_DUPLEX_STREAMED') return this.sendDuplex('request_body', msg);
     return this.send('request_body', msg, chunk);
@@ -114,9 +115,20 @@ export class ExtProcSession {
 
   sendResponseBody(chunk: Buffer, endOfStream: boolean): Promise<Outcome> {
     if (this.mode.responseBodyMode === 'NONE') return Promise.resolve(CONTINUE);
+    if (this.mode.responseBodyMode === 'BUFFERED' && chunk.length > this.filter.bufferLimitBytes) return this.overBuffer(500, 'response_payload_too_large');
     const msg: WireProcessingRequest = { response_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } };
     if (this.mode.responseBodyMode === 'FULL_DUPLEX_STREAMED') return this.sendDuplex('response_body', msg);
     return this.send('response_body', msg, chunk);
+  }
+
+  /**
+   * A BUFFERED body outgrew the stream's buffer: Envoy sends its own local reply and the filter, destroyed with
+   * the stream, closes the side stream; the server never sees the body.
+   */
+  private overBuffer(status: number, details: string): Promise<Outcome> {
+    if (this.done) return Promise.resolve({ kind: 'skipped' });
+    this.close();
+    return Promise.resolve({ kind: 'error', status, details });
   }
 
   /** A FULL_DUPLEX_STREAMED chunk: no timer and no answer of its own; the first one opens the body's entry. */

@@ -247,7 +247,7 @@ export class LlmStream implements StreamHandler {
       if (ttft !== null) this.span.setAttribute('tiergate.ttft_ms', ttft);
     }
     const facts = { tier: this.state?.route?.tier ?? this.pathTier, limitHeaders: this.state?.admission?.responseHeaders, cacheStatus: this.state?.cache?.status };
-    const { decision, buffered } = responseHeadersAnswer(facts, kind, this.runtime.config.envoy.allowModeOverride && !endOfStream, this.responseBuffered);
+    const { decision, buffered } = responseHeadersAnswer(facts, kind, this.runtime.config.envoy.allowModeOverride && !endOfStream, this.responseBuffered, this.pathKind === 'classify');
     this.acc.buffered = buffered;
     // A compressed stream's bytes have no events to cut between: its usage chunk goes through.
     if (this.stripUsage && kind === 'sse' && bodyDecoder(headers.get('content-encoding')) === undefined) this.usageFilter = new ForcedUsageFilter();

@@ -25,20 +25,27 @@ export interface ResponseHeadersAnswer {
 
 /**
  * `overrideMode`: Envoy allows mode_override and a body follows. `configuredBuffered`: what the filter's
- * processing_mode says about the response body, when no override is sent.
+ * processing_mode says about the response body, when no override is sent. `mayBuffer`: a JSON body may be asked
+ * for whole. Envoy holds a BUFFERED body within the stream's buffer limit and answers a larger one with its own 500
+ * (response_payload_too_large), the backend's answer lost; at the response headers it has already dropped
+ * content-length when the configured mode is STREAMED (envoy-ext-proc.md §5), so the size is not known. Only
+ * answers of a bounded size are buffered: chat, completions and responses, not an embeddings batch (2,048 inputs
+ * of 3,072 floats as JSON are over 100 MB).
  */
-export function responseHeadersAnswer(facts: RoutingFacts, kind: BodyKind, overrideMode: boolean, configuredBuffered: boolean): ResponseHeadersAnswer {
+export function responseHeadersAnswer(facts: RoutingFacts, kind: BodyKind, overrideMode: boolean, configuredBuffered: boolean, mayBuffer: boolean): ResponseHeadersAnswer {
   const set: Array<readonly [string, string]> = facts.tier ? [[H.tier, facts.tier.name], [H.modelResolved, facts.tier.model]] : [];
   if (facts.limitHeaders) set.push(...facts.limitHeaders);
   if (facts.cacheStatus) set.push([H.cache, facts.cacheStatus]);
   const decision: ContinueDecision = set.length > 0 ? { kind: 'continue', headers: { set } } : { kind: 'continue' };
   if (!overrideMode) return { decision, buffered: configuredBuffered };
-  // SSE is answered chunk by chunk (STREAMED); a JSON body is small and buffered whole, so its answer can
-  // still add headers such as x-usage-total-tokens (§10).
+  // SSE is answered chunk by chunk (STREAMED); a JSON body of a bounded size is buffered whole, so its answer
+  // can still add headers such as x-usage-total-tokens (§10). Its usage is read either way.
   const sse = kind === 'sse';
-  decision.modeOverride = { responseBodyMode: sse ? 'STREAMED' : 'BUFFERED' };
+  const buffered = !sse && mayBuffer;
+  decision.modeOverride = { responseBodyMode: buffered ? 'BUFFERED' : 'STREAMED' };
+  // Chunks of a stream may be replaced (the forced usage chunk taken out): its length is not known.
   if (sse) decision.headers = { ...decision.headers, remove: [H.contentLength] };
-  return { decision, buffered: !sse };
+  return { decision, buffered };
 }
 
 /**

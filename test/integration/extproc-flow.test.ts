@@ -1,7 +1,7 @@
 // tiergate on a real gRPC port, driven message for message like Envoy (envoy-ext-proc.md §17 checklist).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECOMMENDED_FILTER, getHeader, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
-import { chatHeaders, jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
+import { chatHeaders, jsonBody, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 let tg: TestTiergate;
 let tgOverride: TestTiergate;
@@ -238,6 +238,35 @@ describe('response path', () => {
     expect(s.mode.responseBodyMode).toBe(mode);
     if (mode === 'STREAMED') expect(getHeader(s.responseHeaders, 'content-length')).toBeUndefined();
     s.close();
+  });
+
+  it("with mode override allowed, an embeddings answer larger than Envoy's buffer is streamed: the client gets it, not Envoy's 500, and its usage counts", async () => {
+    const t = await startTiergate({ envoy: { allowModeOverride: true }, routing: { unclassifiedPaths: { '/v1/embeddings': { tier: 'weak' } } } });
+    try {
+      const filter: FilterConfig = { ...ALLOW_OVERRIDE, bufferLimitBytes: 64 * 1024 };
+      const answer = jsonBody({ object: 'list', model: 'small-v1', data: [{ object: 'embedding', index: 0, embedding: Array.from({ length: 20_000 }, (_, i) => i / 20_000) }], usage: { prompt_tokens: 8, total_tokens: 8 } });
+      expect(answer.length).toBeGreaterThan(filter.bufferLimitBytes);
+      const s = t.pool.open(filter);
+      asContinue(await s.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', 'emb-big']]), false));
+      asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', input: 'hello' })));
+      asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false));
+      expect(s.mode.responseBodyMode).toBe('STREAMED');
+      const pieces = Array.from({ length: Math.ceil(answer.length / 16_384) }, (_, i) => answer.subarray(i * 16_384, (i + 1) * 16_384));
+      const outcomes = await Promise.all(pieces.map((p, i) => s.sendResponseBody(p, i === pieces.length - 1)));
+      expect(outcomes.every((o) => o.kind === 'continue')).toBe(true);
+      s.close();
+      expect(await rowFor(t, 'emb-big')).toMatchObject({ http_status: 200, usage_source: 'reported', usage: { input_tokens: 8, total_tokens: 8 } });
+
+      // What asking for it whole did: over the buffer, Envoy answers its own 500 and the body never arrives.
+      const chat = t.pool.open(filter);
+      await chat.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'chat-big']]), false);
+      asContinue(await chat.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] })));
+      asContinue(await chat.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false));
+      expect(chat.mode.responseBodyMode).toBe('BUFFERED');
+      expect(await chat.sendResponseBody(answer, true)).toEqual({ kind: 'error', status: 500, details: 'response_payload_too_large' });
+    } finally {
+      await t.stop();
+    }
   });
 });
 

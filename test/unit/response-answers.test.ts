@@ -9,23 +9,26 @@ const facts = { tier: weak, limitHeaders: [['x-ratelimit-remaining-requests', '9
 
 describe('response answers', () => {
   it('sets tier, resolved model, limit headers and cache status, in that order', () => {
-    const { decision } = responseHeadersAnswer(facts, 'json', false, false);
+    const { decision } = responseHeadersAnswer(facts, 'json', false, false, true);
     expect(decision.headers?.set).toEqual([['x-llm-tier', 'weak'], ['x-gateway-model-resolved', 'weak-model'], ['x-ratelimit-remaining-requests', '9'], ['x-cache', 'miss']]);
     expect(decision.modeOverride).toBeUndefined();
   });
 
   it('sets nothing when nothing was routed', () => {
-    expect(responseHeadersAnswer({ tier: undefined, limitHeaders: undefined, cacheStatus: undefined }, 'other', false, false)).toEqual({ decision: { kind: 'continue' }, buffered: false });
+    expect(responseHeadersAnswer({ tier: undefined, limitHeaders: undefined, cacheStatus: undefined }, 'other', false, false, true)).toEqual({ decision: { kind: 'continue' }, buffered: false });
   });
 
   it.each([
-    ['sse', true, false, 'STREAMED', false, true],
-    ['json', true, false, 'BUFFERED', true, false],
-    ['other', true, false, 'BUFFERED', true, false],
-    ['sse', false, true, undefined, true, false],
-    ['json', false, false, undefined, false, false],
-  ] as const)('%s body, override allowed %s, configured buffered %s: mode %s, buffered %s, content-length removed %s', (kind, override, configured, mode, buffered, removesLength) => {
-    const a = responseHeadersAnswer(facts, kind, override, configured);
+    ['sse', true, false, true, 'STREAMED', false, true],
+    ['json', true, false, true, 'BUFFERED', true, false],
+    ['other', true, false, true, 'BUFFERED', true, false],
+    // An answer of unbounded size (an embeddings batch) is never asked for whole: over Envoy's buffer it would be a 500.
+    ['json', true, false, false, 'STREAMED', false, false],
+    ['other', true, true, false, 'STREAMED', false, false],
+    ['sse', false, true, true, undefined, true, false],
+    ['json', false, false, true, undefined, false, false],
+  ] as const)('%s body, override allowed %s, configured buffered %s, may buffer %s: mode %s, buffered %s, content-length removed %s', (kind, override, configured, mayBuffer, mode, buffered, removesLength) => {
+    const a = responseHeadersAnswer(facts, kind, override, configured, mayBuffer);
     expect(a.decision.modeOverride?.responseBodyMode).toBe(mode);
     expect(a.buffered).toBe(buffered);
     expect(a.decision.headers?.remove?.includes('content-length') ?? false).toBe(removesLength);
