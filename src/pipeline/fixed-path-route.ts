@@ -9,7 +9,7 @@ import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { TiergateError } from '../errors.js';
-import { CONTINUE, type ContinueDecision, type Decision, type HeaderMap } from '../extproc/types.js';
+import { CONTINUE, type ContinueDecision, type Decision, type HeaderMap, type ModeOverride } from '../extproc/types.js';
 import { DEFAULT_TENANT, type Caller } from '../stages/authenticate.js';
 import { endpointOf } from '../stages/parse.js';
 import { H } from './contract-headers.js';
@@ -35,10 +35,15 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
   const decide = (o: Awaited<typeof admitted>): ContinueDecision | TiergateError => {
     if ('error' in o) return o.error;
     state.admission = o.admitted;
-    return { kind: 'continue', headers: { set, remove }, clearRouteCache: true };
+    // The body is not read here, so Envoy need not hold it (nor send it over): an embeddings batch can be tens of
+    // MB. The response is still read for its usage, streamed (response-answers.ts says why). Sent only where
+    // Envoy allows overrides; the transport drops it otherwise.
+    return { kind: 'continue', headers: { set, remove }, clearRouteCache: true, modeOverride: UNREAD_BODY };
   };
   return { tier, outcome: admitted instanceof Promise ? admitted.then(decide) : decide(admitted) };
 }
+
+const UNREAD_BODY: ModeOverride = Object.freeze({ requestBodyMode: 'NONE', responseBodyMode: 'STREAMED' });
 
 /** A path that is neither classified nor unclassified: answered (the model list) or passed through. */
 export function otherPath(rt: Runtime, state: RequestState, caller: Caller | undefined, spoofed: string[], affinity: ResponseAffinity): Decision | Promise<Decision> {

@@ -248,6 +248,8 @@ describe('response path', () => {
       expect(answer.length).toBeGreaterThan(filter.bufferLimitBytes);
       const s = t.pool.open(filter);
       asContinue(await s.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', 'emb-big']]), false));
+      // The request body is not read on this path: Envoy is told not to hold it or send it.
+      expect([s.mode.requestBodyMode, s.mode.responseHeaderMode, s.mode.responseBodyMode]).toEqual(['NONE', 'SEND', 'STREAMED']);
       asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', input: 'hello' })));
       asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false));
       expect(s.mode.responseBodyMode).toBe('STREAMED');
