@@ -1,7 +1,9 @@
 // `tiergate ledger rollup`: a period's rows (a day, a month, any range of days) summed per tenant × feature,
 // plus the gateway-wide figures finance and the classifier loop watch (weak-tier share, cost per 1,000 requests,
-// error rate, p95 latency). Rows are deduplicated on request_id, the idempotency key, within each day: the last
-// row for an id counts.
+// error rate, p95 latency). A row delivered twice (the sinks are at least once) is counted once: rows are told
+// apart by event_id, which a row keeps however often it is sent. Not by request_id: that is Envoy's x-request-id,
+// which Envoy keeps as a client sent it unless it takes the request for an edge request, so a client reusing one
+// id would have all but one of its requests dropped, and could drop another tenant's.
 import type { LedgerRow } from './row.js';
 import { roundUsd } from '../usage/price-table.js';
 
@@ -45,7 +47,7 @@ export interface Rollup {
   from: string | null;
   to: string | null;
   requests: number;
-  /** Rows dropped because a later row had the same request_id. */
+  /** Rows dropped because they repeat a row already counted (the same event_id: delivered twice). */
   duplicates: number;
   /**
    * Lines that were not ledger rows, skipped (`--skip-invalid`); the totals leave out whatever they held.
@@ -101,18 +103,18 @@ class Strings {
 }
 
 /**
- * The rows of one day (or every row, `day` undefined), deduplicated on request_id: the last row for an id counts.
- * A row's timestamp is when its request reached tiergate, so a replayed row always falls on the same day.
+ * The rows of one day (or every row, `day` undefined), each event_id counted once. A row's timestamp is when its
+ * request reached tiergate, so a replayed row always falls on the same day.
  */
 async function dedupDay(rows: AsyncIterable<LedgerRow>, day: string | undefined, strings: Strings): Promise<{ rows: Map<string, Counted>; seen: number }> {
-  const byRequest = new Map<string, Counted>();
+  const byEvent = new Map<string, Counted>();
   let seen = 0;
   for await (const r of rows) {
     if (day && !r.timestamp.startsWith(day)) continue;
     seen++;
-    // Re-inserted so that Map order follows the row that counts.
-    byRequest.delete(r.request_id);
-    byRequest.set(r.request_id, {
+    // A copy of a row already counted: the same row, sent again.
+    if (byEvent.has(r.event_id)) continue;
+    byEvent.set(r.event_id, {
       tenant: strings.of(r.tenant_id),
       feature: strings.of(r.feature_id),
       tier: strings.of(r.tier),
@@ -129,7 +131,7 @@ async function dedupDay(rows: AsyncIterable<LedgerRow>, day: string | undefined,
       latency: r.latency_ms.total,
     });
   }
-  return { rows: byRequest, seen };
+  return { rows: byEvent, seen };
 }
 
 /** The figures summed over days, each day's rows added once deduplicated. */

@@ -26,6 +26,8 @@ const readableRow = z.looseObject({
   saved_usd: amount.nullable(),
   cache_hit: z.boolean(),
   latency_ms: z.looseObject({ total: amount }),
+  // What tells one row from another (a row sent twice keeps it): never empty.
+  event_id: z.string().min(1),
 });
 
 const STATUSES: ReadonlySet<unknown> = new Set(readableRow.shape.status.options);
@@ -63,7 +65,9 @@ export function plainlyReadable(v: unknown): boolean {
     (saved === null || isAmount(saved)) &&
     typeof v.cache_hit === 'boolean' &&
     isObject(latency) &&
-    isAmount(latency.total)
+    isAmount(latency.total) &&
+    typeof v.event_id === 'string' &&
+    v.event_id.length > 0
   );
 }
 

@@ -16,7 +16,7 @@ export interface LedgerRow {
   event_id: string;
   /** When the request reached tiergate (ISO 8601, UTC). */
   timestamp: string;
-  /** From x-request-id (generated when absent): the idempotency key. */
+  /** From x-request-id (generated when absent): joins the row with Envoy's and the backend's logs. A client may choose it. */
   request_id: string;
   trace_id: string | null;
   tenant_id: string;

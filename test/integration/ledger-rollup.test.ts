@@ -17,21 +17,24 @@ const cost = (total: number) => ({ input: 0, output: total, total, price_table_v
 const lat = (total: number) => ({ gateway: 0.1, cache_lookup: null, provider: null, total, ttft: null });
 const day = (r: Partial<LedgerRow>) => sampleRow({ timestamp: '2026-11-22T09:00:00.000Z', ...r });
 
+/** Request a's row: sent twice below (the sinks are at least once), the same row both times. */
+const A = day({ request_id: 'a', tenant_id: 'acme', feature_id: 'search', tier: 'weak', usage: usage(1000, 300), cost_usd: cost(0.0002), latency_ms: lat(120) });
+
 // The example, worked by hand below.
 const ROWS: LedgerRow[] = [
-  day({ request_id: 'a', tenant_id: 'acme', feature_id: 'search', tier: 'weak', usage: usage(1000, 200), cost_usd: cost(0.00018), latency_ms: lat(100) }),
+  A,
   day({ request_id: 'b', tenant_id: 'acme', feature_id: 'search', tier: 'strong', usage: usage(2000, 500), cost_usd: cost(0.01), latency_ms: lat(300) }),
   day({ request_id: 'c', tenant_id: 'acme', feature_id: 'chat', tier: 'weak', status: 'upstream_error', http_status: 502, usage: usage(0, 0), cost_usd: cost(0), latency_ms: lat(50) }),
   day({ request_id: 'd', tenant_id: 'beta', feature_id: null, tier: null, status: 'rejected', http_status: 401, usage: usage(0, 0), cost_usd: cost(0), latency_ms: lat(1) }),
   day({ request_id: 'e', tenant_id: 'beta', feature_id: null, tier: 'weak', status: 'cancelled', usage: usage(100, 0), usage_source: 'estimated', cost_usd: cost(0.00001), latency_ms: lat(20) }),
-  // Request "a" again (same idempotency key): this later row replaces the first.
-  day({ request_id: 'a', tenant_id: 'acme', feature_id: 'search', tier: 'weak', usage: usage(1000, 300), cost_usd: cost(0.0002), latency_ms: lat(120) }),
+  // Request a's row again (a replay after a write that timed out but landed): its event_id says it is counted.
+  A,
   sampleRow({ request_id: 'yesterday', timestamp: '2026-11-21T23:59:59.000Z', cost_usd: cost(5) }),
   day({ request_id: 'f', tenant_id: 'beta', feature_id: null, tier: 'weak', usage: usage(10, 10), cost_usd: null, latency_ms: lat(10) }),
 ];
 
 /**
- * Counted rows: a(second), b, c, d, e, f → 6 requests, 1 duplicate; routed 5 (all but d), weak 4 → 80%.
+ * Counted rows: a (once), b, c, d, e, f → 6 requests, 1 duplicate; routed 5 (all but d), weak 4 → 80%.
  * Cost 0.0002 + 0.01 + 0.00001 = 0.01021; per 1,000 requests 0.01021 / 6 × 1000 = 1.7016666667.
  * Errors: c → 1/6. Latencies 1, 10, 20, 50, 120, 300 → p95 (nearest rank 6 of 6) = 300.
  */
@@ -89,6 +92,22 @@ describe('tiergate ledger rollup', () => {
     expect(text).toMatch(/acme\s+search\s+2\s+3000\s+800\s+0\.010200/);
   });
 
+  it('a request id used again (a client that reuses its x-request-id, or names another tenant\'s) is another request: each one counts', () => {
+    const at = (over: Partial<LedgerRow>) => day({ request_id: 'same-id', tier: 'weak', cost_usd: cost(1), latency_ms: lat(10), ...over });
+    const first = at({ tenant_id: 'acme', usage: usage(10, 10) });
+    // Three calls of one app request that passed its own x-request-id on, and another tenant naming that id.
+    const rows = [first, at({ tenant_id: 'acme', usage: usage(20, 20) }), at({ tenant_id: 'acme', usage: usage(30, 30) }), at({ tenant_id: 'beta', usage: usage(1, 1) }), first];
+    const file = join(mkdtempSync(join(tmpdir(), 'tiergate-rollup-ids-')), 'ledger.jsonl');
+    writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n'));
+    const out = JSON.parse(cli(['ledger', 'rollup', '--file', file, '--json']).stdout);
+    // Only the row sent twice (the same event_id) is one request; before, the four requests counted as one, beta's.
+    expect([out.requests, out.duplicates, out.cost_usd]).toEqual([4, 1, 4]);
+    expect(out.groups).toEqual([
+      expect.objectContaining({ tenant_id: 'acme', requests: 3, input_tokens: 60, output_tokens: 60, cost_usd: 3 }),
+      expect.objectContaining({ tenant_id: 'beta', requests: 1, cost_usd: 1 }),
+    ]);
+  });
+
   it('shadow agreement, each direction of disagreement, the weak share under the shadow, and the canary beside the active version', () => {
     const row = (id: string, version: string, tier: string | null, shadow: string | null, over: Partial<LedgerRow> = {}) =>
       day({ request_id: id, classifier_version: version, classifier_rule: tier === null ? null : 'default', tier, shadow_tier: shadow, shadow_reason: shadow && `v8 ${shadow}`, cost_usd: cost(0.001), ...over });
@@ -124,13 +143,14 @@ describe('tiergate ledger rollup', () => {
   describe('periods of several days, and CSV', () => {
     // November 21 and 22 are the example above; November 23 adds four rows; October 31 and December 1 are outside.
     const nov23 = (r: Partial<LedgerRow>) => sampleRow({ timestamp: '2026-11-23T10:00:00.000Z', latency_ms: lat(400), ...r });
+    /** Request h's row, delivered twice. */
+    const H = nov23({ request_id: 'h', tenant_id: 'gamma', feature_id: 'a,"b"', tier: 'strong', usage: usage(1, 1), cost_usd: cost(0.003) });
     const NEXT_DAY: LedgerRow[] = [
       nov23({ request_id: 'g', tenant_id: 'acme', feature_id: 'search', tier: 'weak', usage: usage(100, 50), cost_usd: cost(0.001) }),
-      // The same idempotency key as a November 22 request: another day, another request (a replayed row keeps
-      // its request's timestamp, so it always falls on the same day).
+      // The same request id as a November 22 request: another request (another row), counted too.
       nov23({ request_id: 'b', tenant_id: 'gamma', feature_id: '=HYPERLINK("x")', tier: 'strong', usage: usage(10, 10), cost_usd: cost(0.002) }),
-      nov23({ request_id: 'h', tenant_id: 'gamma', feature_id: 'a,"b"', tier: 'strong', usage: usage(1, 1), cost_usd: cost(0.003) }),
-      nov23({ request_id: 'h', tenant_id: 'gamma', feature_id: 'a,"b"', tier: 'strong', usage: usage(1, 1), cost_usd: cost(0.003) }),
+      H,
+      H,
     ];
     const OUTSIDE = [sampleRow({ request_id: 'oct', timestamp: '2026-10-31T23:59:59.999Z', cost_usd: cost(7) }), sampleRow({ request_id: 'dec', timestamp: '2026-12-01T00:00:00.000Z', cost_usd: cost(9) })];
     /**

@@ -223,7 +223,7 @@ describe('ledger rows for every ending', () => {
     expect(await inputFor('defs-both', { tools, functions: [fn] })).toBeGreaterThanOrEqual(none + toolTokens + functionTokens);
   });
 
-  it('request ids: x-request-id is the idempotency key, generated when absent; event ids are unique', async () => {
+  it('request ids: from x-request-id, generated when absent; event ids are unique', async () => {
     const s = tg.pool.open();
     await s.sendRequestHeaders(chatRequestHeaders(), false);
     await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'no id' }] }));
