@@ -209,7 +209,8 @@ export class Spool {
    * has failed and the caller can still deliver them: they are next in order, after the caller's queue). Otherwise none: the file's rows
    * must go first, since sinks recognise rows they hold by each writer's highest sequence number, and a row
    * delivered after a later one of its writer would be taken for one already stored. (A file not read yet
-   * holds only an earlier process's rows: this process writes to it only once it has read it.)
+   * holds only an earlier process's rows, or rows this process delivered before a reset failed: this process
+   * writes to it only once it has read it.)
    */
   takeUnwritten(into: (entries: LedgerEntry[]) => void): Promise<number> {
     return this.run(async () => {
@@ -265,10 +266,19 @@ export class Spool {
    * applied to the next spool file from its first row.
    */
   private async reset(): Promise<void> {
-    this.offset = 0;
-    await rm(this.offsetPath, { force: true });
-    await rm(this.path, { force: true });
-    await rm(this.tmpPath, { force: true });
+    try {
+      await rm(this.offsetPath, { force: true });
+      await rm(this.path, { force: true });
+      await rm(this.tmpPath, { force: true });
+      this.offset = 0;
+    } catch (err) {
+      // The file may still be there, holding rows already delivered, with its offset or without. Counted as
+      // empty while rows were appended behind those, the count would run out on the delivered ones and the
+      // next reset would delete the new rows unsent. So it is read again from the disk before the spool is
+      // next used (load()); the delivered rows are then sent again, and the sinks skip them by sequence number.
+      this.loaded = false;
+      throw err;
+    }
   }
 
   private run<T>(op: () => Promise<T>): Promise<T> {
