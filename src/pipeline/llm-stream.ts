@@ -32,7 +32,7 @@ import { ResponseAccounting } from './response-accounting.js';
 import { AdmissionWait } from './admission-wait.js';
 import { RequestBody, TOO_LARGE, UNSEEN_REST } from './request-body.js';
 import { ForcedUsageFilter } from '../usage/forced-usage-filter.js';
-import { bodyDecoder } from '../usage/content-encoding.js';
+import { bodyDecoder, isEncoded } from '../usage/content-encoding.js';
 import { usageAsked, usageForced } from '../llm/parse-request.js';
 import { finalAnswer, responseHeadersAnswer, withBody } from './response-answers.js';
 import { affinityTracks, countDecision } from '../stages/classify.js';
@@ -136,7 +136,7 @@ export class LlmStream implements StreamHandler {
       // No body will follow (§2.3): answer now rather than wait for a message that never comes.
       return this.reply(new TiergateError('missing_body', `${path} requires a JSON request body.`));
     }
-    if (encodedBody(headers.get(H.contentEncoding))) {
+    if (isEncoded(headers.get(H.contentEncoding))) {
       // The bytes would not parse as JSON, and "invalid JSON" would send the client looking in the wrong place.
       // Decompressing is the proxy's job (Envoy's decompressor filter, placed before ext_proc, decodes the body
       // and drops the header): done here, the plain body would have to replace the client's on its way upstream,
@@ -250,7 +250,7 @@ export class LlmStream implements StreamHandler {
     const { decision, buffered } = responseHeadersAnswer(facts, kind, this.runtime.config.envoy.allowModeOverride && !endOfStream, this.responseBuffered, this.pathKind === 'classify');
     this.acc.buffered = buffered;
     // A compressed stream's bytes have no events to cut between: its usage chunk goes through.
-    if (this.stripUsage && kind === 'sse' && bodyDecoder(headers.get('content-encoding')) === undefined) this.usageFilter = new ForcedUsageFilter();
+    if (this.stripUsage && kind === 'sse' && bodyDecoder(headers.get(H.contentEncoding)) === undefined) this.usageFilter = new ForcedUsageFilter();
     return decision;
   }
 
@@ -309,13 +309,4 @@ export class LlmStream implements StreamHandler {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** Whether a request's content-encoding says its body is anything but the plain bytes (`identity`, RFC 9110 §8.4). */
-function encodedBody(value: string | undefined): boolean {
-  if (value === undefined) return false;
-  return value.split(',').some((c) => {
-    const coding = c.trim().toLowerCase();
-    return coding !== '' && coding !== 'identity';
-  });
-}
 const AWAIT_BODY: ContinueDecision = Object.freeze({ kind: 'continue', awaitBody: true });

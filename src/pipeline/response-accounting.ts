@@ -8,6 +8,7 @@ import type { RequestRecord } from '../ledger/build-row.js';
 import type { LlmRequest } from '../llm/parse-request.js';
 import { messageText } from '../classify/prompt-text.js';
 import { bodyDecoder } from '../usage/content-encoding.js';
+import { H } from './contract-headers.js';
 import { promptDefinitions, type PromptForCount } from '../usage/estimate.js';
 import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../usage/response-usage.js';
 import { readUsage, type Usage } from '../usage/usage.js';
@@ -81,7 +82,7 @@ export class ResponseAccounting {
     this.responseHeadersAt = performance.now();
     this.httpStatus = Number(headers.get(':status') ?? 0) || null;
     const kind = bodyKindOf(headers.get('content-type'));
-    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, bodyDecoder(headers.get('content-encoding')));
+    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, bodyDecoder(headers.get(H.contentEncoding)));
     if (endOfStream) this.endResponse();
     return kind;
   }

@@ -47,12 +47,7 @@ export const MAX_CODINGS = 3;
  * codings are undone in the reverse of the order they were applied.
  */
 export function bodyDecoder(contentEncoding: string | undefined): BodyDecoder | null | undefined {
-  if (!contentEncoding) return undefined;
-  const codings = contentEncoding
-    .toLowerCase()
-    .split(',')
-    .map((c) => c.trim())
-    .filter((c) => c.length > 0 && c !== 'identity');
+  const codings = codingsOf(contentEncoding);
   if (codings.length === 0) return undefined;
   // Each step may write up to maxBytes, on the event loop: a body wrapped in thousands of layers (a header of
   // "gzip, gzip, …" fits Envoy's limits) would hold every stream for seconds. Real servers apply one.
@@ -65,4 +60,19 @@ export function bodyDecoder(contentEncoding: string | undefined): BodyDecoder | 
   }
   if (steps.length === 1) return steps[0];
   return (body, maxBytes) => steps.reduce((b, step) => step(b, maxBytes), body);
+}
+
+/** Whether a body sent with this `content-encoding` is anything but its plain bytes. */
+export function isEncoded(contentEncoding: string | undefined): boolean {
+  return codingsOf(contentEncoding).length > 0;
+}
+
+/** The codings a `content-encoding` value names, in the order applied; `identity` is none (RFC 9110 §8.4). */
+function codingsOf(contentEncoding: string | undefined): string[] {
+  if (!contentEncoding) return [];
+  return contentEncoding
+    .toLowerCase()
+    .split(',')
+    .map((c) => c.trim())
+    .filter((c) => c.length > 0 && c !== 'identity');
 }
