@@ -20,6 +20,7 @@ export const ERRORS = {
   tenant_not_allowed: { status: 403, type: 'permission_error', code: 'tenant_not_allowed' },
   model_not_allowed: { status: 403, type: 'permission_error', code: 'model_not_allowed' },
   model_not_found: { status: 404, type: 'invalid_request_error', code: 'model_not_found' },
+  method_not_allowed: { status: 405, type: 'invalid_request_error', code: 'method_not_allowed' },
   request_too_large: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
   // A compressed request body tiergate cannot read (RFC 9110 §15.5.16 names 415 for an unsupported content coding).
   unsupported_content_encoding: { status: 415, type: 'invalid_request_error', code: 'unsupported_content_encoding' },

@@ -12,6 +12,7 @@ export const H = {
   contentType: 'content-type',
   contentEncoding: 'content-encoding',
   acceptEncoding: 'accept-encoding',
+  allow: 'allow',
   usageTotalTokens: 'x-usage-total-tokens',
   traceparent: 'traceparent',
   retryAfter: 'retry-after',

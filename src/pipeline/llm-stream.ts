@@ -132,6 +132,11 @@ export class LlmStream implements StreamHandler {
       };
       return outcome instanceof Promise ? this.later().decide(outcome, decide) : decide(outcome);
     }
+    if (this.state.method !== 'POST') {
+      // Every LLM path takes a POST. Another method (a GET, a browser's OPTIONS preflight) would otherwise be
+      // answered "missing body", or, sent with a body, routed and reserved for as if it were a POST.
+      return this.reply(new TiergateError('method_not_allowed', `${path} takes POST requests only.`, null, [[H.allow, 'POST']]));
+    }
     if (endOfStream) {
       // No body will follow (§2.3): answer now rather than wait for a message that never comes.
       return this.reply(new TiergateError('missing_body', `${path} requires a JSON request body.`));

@@ -90,11 +90,30 @@ describe('request path', () => {
     s.close();
   });
 
-  it('GET on an LLM path: one headers message with end_of_stream, answered at once (no body ever comes)', async () => {
+  it('a POST on an LLM path with no body (end_of_stream on the headers) is answered at once: no body ever comes', async () => {
     const s = tg.pool.open();
-    const o = asImmediate(await s.sendRequestHeaders([[':method', 'GET'], [':path', '/v1/chat/completions'], [':authority', 'x'], [':scheme', 'http']], true));
+    const o = asImmediate(await s.sendRequestHeaders([[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'x'], [':scheme', 'http']], true));
     expect([o.status, o.json.error.code]).toEqual([400, 'missing_body']);
     s.close();
+  });
+
+  it.each([
+    ['GET without a body', 'GET', true],
+    ['GET with a body', 'GET', false],
+    ['a browser preflight', 'OPTIONS', true],
+    ['HEAD', 'HEAD', true],
+  ])('%s on an LLM path: 405 with allow: POST on the headers, never routed, and a ledger row', async (_name, method, eos) => {
+    const t = await startTiergate();
+    try {
+      const s = t.pool.open();
+      const o = asImmediate(await s.sendRequestHeaders([[':method', method], [':path', '/v1/chat/completions'], [':authority', 'x'], [':scheme', 'http'], ['x-request-id', `m-${method}`]], eos));
+      expect([o.status, o.json.error.code, getHeader(o.headers, 'allow')]).toEqual([405, 'method_not_allowed', 'POST']);
+      expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBeUndefined();
+      s.close();
+      expect(await rowFor(t, `m-${method}`)).toMatchObject({ status: 'rejected', http_status: 405, error_code: 'method_not_allowed' });
+    } finally {
+      await t.stop();
+    }
   });
 
   it('an ImmediateResponse ends the exchange: status, JSON content-type, OpenAI error body', async () => {
