@@ -15,7 +15,7 @@ import { median } from './stats.js';
 
 const ROWS = Number(process.argv[2] ?? 50_000);
 const ROUNDS = 3;
-const hooks = { rows: () => undefined, sinkError: (_s: string, e: unknown) => console.error(e), unsaved: () => undefined };
+const hooks = { rows: () => undefined, sinkError: (_s: string, e: unknown) => console.error(e), unsaved: () => undefined, leftInSpool: () => undefined };
 
 async function rate(make: () => LedgerSink): Promise<number> {
   const ledger = new Ledger([make()], { spoolDir: mkdtempSync(join(tmpdir(), 'bench-spool-')), queueSize: 1_000_000, batchSize: 256, writeTimeoutMs: 10_000, retryMs: 100 }, hooks);

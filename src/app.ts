@@ -10,6 +10,7 @@ import type { StreamHandlerFactory } from './extproc/types.js';
 import { Ledger, type LedgerHooks } from './ledger/ledger.js';
 import { createSettle } from './ledger/settle.js';
 import type { LedgerSink } from './ledger/sink.js';
+import { logLineRows } from './ledger/import.js';
 import type { RequestRecord } from './ledger/build-row.js';
 import { createSinks } from './ledger/sinks.js';
 import { replyFor } from './pipeline/header-rules.js';
@@ -254,7 +255,12 @@ function ledgerHooks(metrics: Metrics, log: Logger): LedgerHooks {
       metrics.ledgerRows.inc({ sink, result: 'unsaved' }, entries.length);
       // The last place these rows can go: the log, in full, so they can be put back into the sink from it. A row
       // holds ids, counts and prices, never prompt text or keys.
-      log.error({ event: 'ledger.rows_unsaved', sink, count: entries.length, rows: entries.map((e) => e.line) });
+      for (const rows of logLineRows(entries)) log.error({ event: 'ledger.rows_unsaved', sink, count: rows.length, rows });
+    },
+    leftInSpool: (sink, entries) => {
+      // Safe on disk while the directory lasts; logged as well because it may not (ledger.logSpoolAtExit).
+      for (const rows of logLineRows(entries)) log.warn({ event: 'ledger.rows_left_in_spool', sink, count: rows.length, rows });
     },
   };
 }
+

@@ -8,7 +8,7 @@ import { devBanner, startDevStack } from './dev/dev-stack.js';
 import { createMockBackend } from './dev/mock-backend.js';
 import { listenOn } from './admin-server.js';
 import { ConfigError, loadInitialConfig, serve } from './main.js';
-import { readUnsaved } from './ledger/import.js';
+import { LOGGED_ROW_EVENTS, readLoggedRows } from './ledger/import.js';
 import { createSinks } from './ledger/sinks.js';
 import { ledgerFilesFor, rowsFromFiles, rowsFromRedis } from './ledger/read.js';
 import { InvalidRowError } from './ledger/row-check.js';
@@ -114,14 +114,17 @@ async function configCheck(file: string): Promise<number> {
 }
 
 /**
- * Rows a shutdown could only log (`ledger.rows_unsaved`), from log files into the configured sinks they were
- * meant for. Every batch is checked before any is written; a second run stores nothing twice (import.ts).
+ * Rows a shutdown logged in full (`ledger.rows_unsaved`, `ledger.rows_left_in_spool`), from log files into the
+ * configured sinks they were meant for. Every batch is checked before any is written; a second run stores
+ * nothing twice (import.ts).
  */
 async function ledgerImport(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: { config: { type: 'string' } }, allowPositionals: true });
-  if (positionals.length === 0) throw new UsageError('name the log files to read ledger.rows_unsaved lines from');
+  if (positionals.length === 0) throw new UsageError(`name the log files to read ${LOGGED_ROW_EVENTS.join(' and ')} lines from`);
   const { config } = await loadInitialConfig(values.config, process.env);
-  const batches = await readUnsaved(positionals);
+  const batches = await readLoggedRows(positionals, (file, line) =>
+    process.stderr.write(`${file}:${line}: names a ledger row event but holds no JSON log record: passed over\n`),
+  );
   const sinks = createSinks(config.ledger.sinks);
   try {
     const byName = new Map(sinks.map((s) => [s.name, s]));
@@ -133,7 +136,7 @@ async function ledgerImport(args: string[]): Promise<number> {
       await byName.get(b.sink)?.write(b.entries);
       sent.set(b.sink, (sent.get(b.sink) ?? 0) + b.entries.length);
     }
-    if (batches.length === 0) process.stdout.write('no ledger.rows_unsaved lines found\n');
+    if (batches.length === 0) process.stdout.write(`no ${LOGGED_ROW_EVENTS.join(' or ')} lines found\n`);
     for (const [sink, rows] of sent) process.stdout.write(`sink ${sink}: ${rows} row${rows === 1 ? '' : 's'} sent (a row it already held is not stored again)\n`);
     return 0;
   } finally {

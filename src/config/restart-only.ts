@@ -22,6 +22,7 @@ export const RESTART_ONLY_SETTINGS = [
   'ledger.writeTimeoutMs',
   'ledger.retryMs',
   'ledger.lingerMs',
+  'ledger.logSpoolAtExit',
   // The stores and their connections; the memory stores' sizes are fixed when they are made.
   'budgets.store',
   'budgets.redis',

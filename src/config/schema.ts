@@ -131,6 +131,11 @@ export const configSchema = z
          * up to 5× this. 0 writes each at once.
          */
         lingerMs: z.number().int().nonnegative().default(20),
+        /**
+         * spoolDir will not outlive this process (a Kubernetes emptyDir is deleted with its pod): at shutdown,
+         * rows a sink that is down left in the spool are also logged in full, for `tiergate ledger import`.
+         */
+        logSpoolAtExit: z.boolean().default(false),
         /** Request header naming the calling feature (ledger feature_id). */
         featureHeader: z.string().toLowerCase().default('x-feature-id'),
         /** Request header naming the end user; else the body's `user`. Stored only as a hash (user_id_hash). */

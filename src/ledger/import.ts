@@ -1,48 +1,79 @@
-// `tiergate ledger import`: puts back the rows a shutdown could give to neither its sink nor the spool's disk. Those
-// are logged in full, one `ledger.rows_unsaved` line per sink (app.ts, ledger hooks), as the last place left for
-// them; this reads such lines from log files and hands each row to the sink it was meant for.
+// `tiergate ledger import`: puts back rows a shutdown logged in full. Two kinds of lines (app.ts, ledger hooks):
+// `ledger.rows_unsaved`, rows a closing process could give to neither its sink nor the spool's disk, and, with
+// `ledger.logSpoolAtExit`, `ledger.rows_left_in_spool`, rows kept in a spool directory that may not outlive the
+// process (a pod's emptyDir). This reads such lines from log files and hands each row to the sink it was meant for.
 //
 // Running it twice must not store a row twice. Each logged batch becomes the rows of a writer of its own, named by
 // a hash of its rows, with sequence numbers in its order, so a sink that holds them already skips them as it skips
 // any replay (the Redis stream by the writer's mark, the file sink by the same mark or the event ids in its tail).
+// Rows that also reach the sink by another way (a spool that did outlive its process and was replayed by the next
+// one) are stored under their own writer as well: there the rollup counts each row once, by its event id.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { checkedRow } from './row-check.js';
 import type { LedgerEntry } from './sink.js';
 
-/** The rows of one `ledger.rows_unsaved` log line, as entries for its sink. */
-export interface UnsavedBatch {
+/** The rows of one logged batch, as entries for its sink. */
+export interface LoggedBatch {
   file: string;
   line: number;
   sink: string;
   entries: LedgerEntry[];
 }
 
-const EVENT = '"ledger.rows_unsaved"';
+export const LOGGED_ROW_EVENTS: readonly string[] = ['ledger.rows_unsaved', 'ledger.rows_left_in_spool'];
 
 /**
- * Every `ledger.rows_unsaved` line of the given log files, in order. Other log lines are passed over. A batch
- * with a row that is not a ledger row (no event id, no timestamp, or a field the rollup reads missing or wrong:
- * row-check.ts) is an error naming its file and line: nothing is imported until the input is sound.
+ * Container runtimes cut log lines longer than 16 KiB into pieces (containerd's max_container_log_line_size
+ * and Docker's json-file driver), which a log pipeline may not join again: a row split across two pieces could
+ * not be imported. So rows are logged a few at a time: each line's rows take under 12 KiB as logged (a row is
+ * ~1 KB, a little more escaped; one larger than that goes alone).
  */
-export async function readUnsaved(files: readonly string[]): Promise<UnsavedBatch[]> {
-  const batches: UnsavedBatch[] = [];
+const LOG_LINE_ROW_BYTES = 12 * 1024;
+
+export function* logLineRows(entries: readonly LedgerEntry[]): Generator<string[]> {
+  let rows: string[] = [];
+  let bytes = 0;
+  for (const e of entries) {
+    const size = Buffer.byteLength(JSON.stringify(e.line)) + 1; // as it appears in the log line: escaped, a comma
+    if (rows.length > 0 && bytes + size > LOG_LINE_ROW_BYTES) {
+      yield rows;
+      rows = [];
+      bytes = 0;
+    }
+    rows.push(e.line);
+    bytes += size;
+  }
+  if (rows.length > 0) yield rows;
+}
+
+/**
+ * Every logged batch of rows in the given log files, in order. Other log lines are passed over. A line may carry
+ * a prefix before its JSON record (`kubectl logs --timestamps`, a container runtime's own log files). A batch
+ * with a row that is not a ledger row (no event id, no timestamp, or a field the rollup reads missing or wrong:
+ * row-check.ts) is an error naming its file and line: nothing is imported until the input is sound. A line that
+ * names one of the events but holds no log record is passed over and reported through `skipped` (a shell
+ * command pasted into the log, or a line a log pipeline cut in pieces).
+ */
+export async function readLoggedRows(files: readonly string[], skipped: (file: string, line: number) => void = () => undefined): Promise<LoggedBatch[]> {
+  const batches: LoggedBatch[] = [];
   for (const file of files) {
     const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
     let n = 0;
     for await (const text of lines) {
       n++;
-      if (!text.includes(EVENT)) continue; // cheap: most of a log is other events
+      if (!LOGGED_ROW_EVENTS.some((e) => text.includes(`"${e}"`))) continue; // cheap: most of a log is other events
       let event: { event?: unknown; sink?: unknown; rows?: unknown };
       try {
-        event = JSON.parse(text) as typeof event;
+        event = JSON.parse(text.slice(Math.max(0, text.indexOf('{')))) as typeof event;
       } catch {
-        continue; // a line that mentions the event but is not a log record (a shell line pasted into the log)
+        skipped(file, n);
+        continue;
       }
-      if (event.event !== 'ledger.rows_unsaved') continue;
+      if (typeof event.event !== 'string' || !LOGGED_ROW_EVENTS.includes(event.event)) continue;
       if (typeof event.sink !== 'string' || !Array.isArray(event.rows) || !event.rows.every((r) => typeof r === 'string')) {
-        throw new Error(`${file}:${n}: a ledger.rows_unsaved line without its sink or rows`);
+        throw new Error(`${file}:${n}: a ${event.event} line without its sink or rows`);
       }
       batches.push({ file, line: n, sink: event.sink, entries: entriesOf(event.rows as string[], `${file}:${n}`) });
     }

@@ -22,6 +22,11 @@ export interface LedgerOptions {
    * syscall (file) or a round trip (Redis) each; waiting a few ms makes them batches. 0 writes at once.
    */
   lingerMs?: number;
+  /**
+   * The spool's directory does not outlive the process (a Kubernetes emptyDir goes with its pod): at shutdown,
+   * rows left in a spool are also logged in full (hooks.leftInSpool), for `tiergate ledger import`.
+   */
+  logSpoolAtExit?: boolean;
 }
 
 export interface LedgerHooks {
@@ -32,6 +37,11 @@ export interface LedgerHooks {
    * disk failing together): the last place they can go before the process exits.
    */
   unsaved(sink: string, entries: readonly LedgerEntry[]): void;
+  /**
+   * With logSpoolAtExit: rows a closing process keeps in the spool for the next one (the sink is down), which
+   * are lost if no process starts on that directory again. Called a window of rows at a time, oldest first.
+   */
+  leftInSpool(sink: string, entries: readonly LedgerEntry[]): void;
 }
 
 export class Ledger {

@@ -186,6 +186,9 @@ export class SinkChannel {
       this.hooks.sinkError(`${this.sink.name}-spool`, err);
       this.hooks.unsaved(this.sink.name, this.spool.abandonUnwritten());
     });
+    if (this.opts.logSpoolAtExit && this.spool.hasWork) {
+      await this.spool.forEachLeft((rows) => this.hooks.leftInSpool(this.sink.name, rows)).catch((err: unknown) => this.hooks.sinkError(`${this.sink.name}-spool`, err));
+    }
     await this.sink.close().catch((err: unknown) => this.hooks.sinkError(this.sink.name, err));
   }
 }

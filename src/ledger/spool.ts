@@ -231,16 +231,48 @@ export class Spool {
   }
 
   /**
+   * Every row still in the file, oldest first, handed to `visit` a window at a time, for a shutdown whose spool
+   * directory will not outlive the process (ledger.logSpoolAtExit). Nothing changes on disk: a process started
+   * on the same directory still delivers them. Returns how many rows were visited.
+   */
+  forEachLeft(visit: (entries: LedgerEntry[]) => void): Promise<number> {
+    return this.run(async () => {
+      this.load();
+      let n = 0;
+      for (let at = this.offset; ; ) {
+        let window = await this.fileBytes(at, READ_WINDOW);
+        let end = window.lastIndexOf(0x0a);
+        // A line longer than the window: read on to its end (as read() does).
+        if (end === -1 && window.length === READ_WINDOW) end = (window = await this.fileBytes(at)).lastIndexOf(0x0a);
+        if (end === -1) return n; // the end of the file (a torn last line was cut off when it was loaded)
+        const entries: LedgerEntry[] = [];
+        for (const line of window.subarray(0, end).toString('utf8').split('\n')) {
+          const e = line.length > 0 ? decode(line) : undefined;
+          if (e) entries.push(e);
+        }
+        n += entries.length;
+        if (entries.length > 0) visit(entries);
+        at += end + 1;
+      }
+    });
+  }
+
+  /**
    * The file past the offset (at most `limit` bytes; a window ending mid-line is trimmed by the reader). No
    * file is an empty spool; any other error is the disk's and is thrown: read as empty, it would let newer
    * rows overtake the ones the file holds.
    */
   private async fileRest(limit = Infinity): Promise<string> {
+    return (await this.fileBytes(this.offset, limit)).toString('utf8');
+  }
+
+  /** At most `limit` bytes of the file from byte `from`; none when there is no file. */
+  private async fileBytes(from: number, limit = Infinity): Promise<Buffer> {
     if (limit === Infinity) {
       try {
-        return (await readFile(this.path)).subarray(this.offset).toString('utf8');
+        return (await readFile(this.path)).subarray(from);
       } catch (err) {
-        if (isMissing(err)) return '';
+        if (isMissing(err)) return Buffer.alloc(0);
         throw err;
       }
     }
@@ -248,13 +280,13 @@ export class Spool {
     try {
       fh = await open(this.path, 'r');
     } catch (err) {
-      if (isMissing(err)) return '';
+      if (isMissing(err)) return Buffer.alloc(0);
       throw err;
     }
     try {
       const buf = Buffer.alloc(limit);
-      const { bytesRead } = await fh.read(buf, 0, limit, this.offset);
-      return buf.subarray(0, bytesRead).toString('utf8');
+      const { bytesRead } = await fh.read(buf, 0, limit, from);
+      return buf.subarray(0, bytesRead);
     } finally {
       await fh.close();
     }

@@ -15,6 +15,11 @@ export class SpoolDisk {
     mkdirSync(join(this.root, 'disk'));
     this.set(true);
   }
+  /** Everything on the disk is gone (a pod deleted with its emptyDir; the next process gets a new, empty one). */
+  wipe(): void {
+    rmSync(join(this.root, 'disk'), { recursive: true, force: true });
+    mkdirSync(join(this.root, 'disk'));
+  }
   set(ok: boolean): void {
     const next = join(this.root, 'spool.next');
     rmSync(next, { force: true });

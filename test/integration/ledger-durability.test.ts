@@ -1,7 +1,7 @@
 // No row lost, none doubled: a Redis sink stopped mid-run and restarted, and a SIGTERM'd server whose Redis is
 // down (its rows wait in the spool and the next process delivers them).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +98,47 @@ describe('ledger durability', () => {
     await down.down();
   });
 
+  it('ledger.logSpoolAtExit: a SIGTERM\'d pod whose Redis is down logs its spool; after the pod and its emptyDir are gone, ledger import delivers every row once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-left-'));
+    const down = await RedisServer.start();
+    await down.down();
+    const config = ledgerConfig(dir, join(dir, 'spool'), down.url, 'left:ledger', ['  logSpoolAtExit: true']);
+    const ids = Array.from({ length: 60 }, (_, i) => `left-${i}`);
+    const out = await runServer(config, async (pool) => {
+      for (const id of ids) await request(pool, id);
+    });
+    const logged = out
+      .split('\n')
+      .filter((l) => l.includes('"event":"ledger.rows_left_in_spool"'))
+      .map((l) => ({ bytes: Buffer.byteLength(l), line: JSON.parse(l) as { level: number; sink: string; count: number; rows: string[] } }));
+    expect(logged.length).toBeGreaterThan(1); // 60 rows of ~1 KB: several lines
+    for (const { bytes, line } of logged) {
+      expect(line.sink).toBe('redis');
+      expect(line.count).toBe(line.rows.length);
+      expect(bytes).toBeLessThan(16 * 1024);
+    }
+    expectExactly(logged.flatMap(({ line }) => line.rows.map((r) => JSON.parse(r) as LedgerRow)), ids);
+    expect(out).not.toContain('ledger.rows_unsaved'); // the spool did take them
+
+    // The pod is deleted, its emptyDir with it; Redis comes back; the import puts the rows into the stream once,
+    // however often it is run.
+    rmSync(join(dir, 'spool'), { recursive: true });
+    const log = join(dir, 'tiergate.log');
+    writeFileSync(log, out);
+    await down.up();
+    try {
+      for (let run = 0; run < 2; run++) {
+        const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'ledger', 'import', '--config', config, log], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+        expect(r.stderr).toBe('');
+        expect(r.stdout).toContain(`sink redis: ${ids.length} rows sent`);
+        expect(r.status).toBe(0);
+        expectExactly(await collectRows(rowsFromRedis(down.url, 'left:ledger')), ids);
+      }
+    } finally {
+      await down.down();
+    }
+  });
+
   it('SIGTERM with the sink down and the spool disk failing: the rows it could not keep are logged in full', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-unsaved-'));
     const down = await RedisServer.start();
@@ -143,11 +184,11 @@ describe('ledger durability', () => {
   });
 });
 
-/** A config file in `dir`: a file sink in `dir`/ledger and a Redis stream sink, spooling to `spoolDir`. */
-function ledgerConfig(dir: string, spoolDir: string, redisUrl: string, stream: string): string {
+/** A config file in `dir`: a file sink in `dir`/ledger and a Redis stream sink, spooling to `spoolDir`; `more` ledger lines. */
+function ledgerConfig(dir: string, spoolDir: string, redisUrl: string, stream: string, more: string[] = []): string {
   const config = join(dir, 'tiergate.yaml');
   // No drain: nothing routes here but the test, which has stopped sending before the SIGTERM.
-  const lines = ['server: { drainDelayMs: 0 }', 'ledger:', `  spoolDir: ${spoolDir}`, '  retryMs: 50', '  sinks:', `    - { type: file, dir: ${join(dir, 'ledger')} }`, `    - { type: redis, url: "${redisUrl}", stream: "${stream}" }`];
+  const lines = ['server: { drainDelayMs: 0 }', 'ledger:', `  spoolDir: ${spoolDir}`, '  retryMs: 50', ...more, '  sinks:', `    - { type: file, dir: ${join(dir, 'ledger')} }`, `    - { type: redis, url: "${redisUrl}", stream: "${stream}" }`];
   writeFileSync(config, lines.join('\n'));
   return config;
 }

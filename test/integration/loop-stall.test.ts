@@ -113,7 +113,7 @@ describe('deadlines after a stalled event loop', () => {
     }
     const sink = new StallingSink('stalling');
     const errors: unknown[] = [];
-    const hooks: LedgerHooks = { rows: () => undefined, sinkError: (_s, err) => void errors.push(err), unsaved: () => undefined };
+    const hooks: LedgerHooks = { rows: () => undefined, sinkError: (_s, err) => void errors.push(err), unsaved: () => undefined, leftInSpool: () => undefined };
     const ledger = new Ledger([sink], { spoolDir: join(dir, 'spool'), queueSize: 100, batchSize: 10, writeTimeoutMs: 100, retryMs: 20, lingerMs: 0 }, hooks);
     const rows = Array.from({ length: 5 }, (_, i) => sampleRow({ request_id: `stall-${i}` }));
     for (const r of rows) ledger.record(r);

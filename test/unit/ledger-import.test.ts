@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileSink } from '../../src/ledger/file-sink.js';
-import { readUnsaved } from '../../src/ledger/import.js';
+import { logLineRows, readLoggedRows } from '../../src/ledger/import.js';
 import { rowsFromFiles } from '../../src/ledger/read.js';
 import { collectRows, sampleRow } from '../helpers/ledger-rows.js';
 
@@ -30,7 +30,9 @@ describe('ledger import', () => {
       logLine({ event: 'ledger.sink_failed', sink: 'redis', note: 'ledger.rows_unsaved' }),
       logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 1, rows: b }),
     ]);
-    const batches = await readUnsaved([file]);
+    const skipped: number[] = [];
+    const batches = await readLoggedRows([file], (_f, line) => skipped.push(line));
+    expect(skipped).toEqual([3]); // named, so the operator can look at it
     expect(batches.map((x) => [x.sink, x.line, x.entries.map((e) => e.line)])).toEqual([
       ['redis', 2, a],
       ['file', 5, b],
@@ -41,8 +43,31 @@ describe('ledger import', () => {
       ['2026-11-22', 2],
     ]);
     // The writer is named by the batch's rows: the same log read again gives the same writer, so a sink skips it.
-    expect((await readUnsaved([file]))[0]?.entries[0]?.writer).toBe(first?.entries[0]?.writer);
+    expect((await readLoggedRows([file]))[0]?.entries[0]?.writer).toBe(first?.entries[0]?.writer);
     expect(first?.entries[0]?.writer).not.toBe(batches[1]?.entries[0]?.writer);
+  });
+
+  it('takes ledger.rows_left_in_spool lines too, and lines with a prefix before the record (kubectl logs --timestamps, CRI log files)', async () => {
+    const a = rowsOn('2026-11-22', ['a1']);
+    const b = rowsOn('2026-11-22', ['b1', 'b2']);
+    const c = rowsOn('2026-11-22', ['c1']);
+    const file = logFile([
+      `2026-11-22T23:59:59.123456789Z ${logLine({ level: 'warn', event: 'ledger.rows_left_in_spool', sink: 'redis', count: 1, rows: a })}`,
+      `2026-11-22T23:59:59.223456789Z stdout F ${logLine({ level: 'warn', event: 'ledger.rows_left_in_spool', sink: 'redis', count: 2, rows: b })}`,
+      logLine({ event: 'ledger.rows_unsaved', sink: 'redis', count: 1, rows: c }),
+    ]);
+    expect((await readLoggedRows([file])).map((x) => x.entries.map((e) => e.line))).toEqual([a, b, c]);
+  });
+
+  it('logLineRows: rows are logged a few at a time, each line well under the 16 KiB container runtimes cut at', () => {
+    const lines = rowsOn('2026-11-22', Array.from({ length: 100 }, (_, i) => `id-${i}`)).map((line, i) => ({ eventId: `e${i}`, day: '2026-11-22', line, writer: 'w', seq: i + 1 }));
+    const groups = [...logLineRows(lines)];
+    expect(groups.length).toBeGreaterThan(1);
+    expect(groups.flat()).toEqual(lines.map((e) => e.line)); // all of them, in order
+    for (const rows of groups) expect(Buffer.byteLength(logLine({ event: 'ledger.rows_unsaved', sink: 'redis', count: rows.length, rows }))).toBeLessThan(16 * 1024);
+    // A row larger than a line's share goes alone, whole.
+    const big = { ...lines[0]!, line: JSON.stringify({ ...sampleRow(), pad: 'x'.repeat(20_000) }) };
+    expect([...logLineRows([lines[1]!, big, lines[2]!])]).toEqual([[lines[1]!.line], [big.line], [lines[2]!.line]]);
   });
 
   it.each([
@@ -51,11 +76,11 @@ describe('ledger import', () => {
     ['a row without a timestamp', [JSON.stringify({ ...sampleRow(), timestamp: 'yesterday' })], /:1: row 1 is not a ledger row/],
     ['a row the rollup could not read', [JSON.stringify(sampleRow()), JSON.stringify({ ...sampleRow(), usage: null })], /:1: row 2: not a ledger row \(usage: /],
   ])('refuses %s, naming the file and line, before anything is imported', async (_name, rows, message) => {
-    await expect(readUnsaved([logFile([logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 1, rows })])])).rejects.toThrow(message);
+    await expect(readLoggedRows([logFile([logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 1, rows })])])).rejects.toThrow(message);
   });
 
   it('refuses a ledger.rows_unsaved line without its rows', async () => {
-    await expect(readUnsaved([logFile([logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 1 })])])).rejects.toThrow(/:1: a ledger.rows_unsaved line without its sink or rows/);
+    await expect(readLoggedRows([logFile([logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 1 })])])).rejects.toThrow(/:1: a ledger.rows_unsaved line without its sink or rows/);
   });
 
   it('into a file sink: each row in its own day’s file, and once however often the log is imported', async () => {
@@ -67,7 +92,7 @@ describe('ledger import', () => {
     for (let run = 0; run < 2; run++) {
       // A new sink each time, as each run of the command is a new process.
       const sink = new FileSink({ dir });
-      for (const b of await readUnsaved([file])) await sink.write(b.entries);
+      for (const b of await readLoggedRows([file])) await sink.write(b.entries);
       await sink.close();
     }
     expect(readdirSync(dir).sort()).toEqual(['ledger-2026-11-22.jsonl', 'ledger-2026-11-23.jsonl']);

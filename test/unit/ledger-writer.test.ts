@@ -34,6 +34,7 @@ const hooks: LedgerHooks = {
   rows: (_s, result, n) => void (counts[result] += n),
   sinkError: () => void counts.errors++,
   unsaved: () => undefined,
+  leftInSpool: () => undefined,
 };
 
 function options(over: Partial<LedgerOptions> = {}): LedgerOptions {
@@ -305,6 +306,49 @@ describe('ledger writer', () => {
   });
 });
 
+describe('ledger.logSpoolAtExit', () => {
+  /** A writer over a sink that is down, and the rows it reports left in its spool at close. */
+  async function closeWithSinkDown(logSpoolAtExit: boolean, opts = options({ logSpoolAtExit })) {
+    const sink = new FlakySink('redis');
+    sink.down = true;
+    const left: Array<[string, string[]]> = [];
+    const ledger = new Ledger([sink, new MemorySink('file')], opts, { ...hooks, leftInSpool: (name, entries) => void left.push([name, entries.map((e) => JSON.parse(e.line).request_id)]) });
+    for (const r of rows(30)) ledger.record(r);
+    await until(() => counts.errors > 0);
+    await ledger.close();
+    return { left, opts };
+  }
+
+  it('on: a closing process logs every row it leaves in a spool, in order, and keeps the spool for the next', async () => {
+    const { left, opts } = await closeWithSinkDown(true);
+    expect(left.every(([name]) => name === 'redis')).toBe(true); // the healthy sink left nothing
+    expect(left.flatMap(([, ids]) => ids)).toEqual(rows(30).map((r) => r.request_id));
+    // Still on disk: a process started on the same directory delivers them.
+    const sink = new MemorySink('redis');
+    const next = new Ledger([sink], opts, hooks);
+    await until(() => ids(sink).length === 30);
+    expect(ids(sink)).toEqual(rows(30).map((r) => r.request_id));
+    await next.close();
+  });
+
+  it('on: rows an earlier process left and this one could not deliver are logged too, oldest first', async () => {
+    const { opts } = await closeWithSinkDown(false);
+    const sink = new FlakySink('redis');
+    sink.down = true;
+    const left: string[] = [];
+    const ledger = new Ledger([sink], { ...opts, logSpoolAtExit: true }, { ...hooks, leftInSpool: (_n, entries) => void left.push(...entries.map((e) => JSON.parse(e.line).request_id)) });
+    for (const r of rows(5, 30)) ledger.record(r);
+    await ledger.close();
+    expect(left).toEqual(rows(35).map((r) => r.request_id));
+  });
+
+  it('off (the default): nothing is logged; the rows wait in the spool', async () => {
+    const { left, opts } = await closeWithSinkDown(false);
+    expect(left).toEqual([]);
+    expect(readdirSync(opts.spoolDir)).toContain('redis.spool.jsonl');
+  });
+});
+
 describe('ledger spool', () => {
   const entry = (seq: number): LedgerEntry => ({ eventId: `e${seq}`, day: '2026-12-02', line: JSON.stringify({ seq }), writer: 'w', seq });
   /** A spool in a directory of its own, with these entries written to its file. */
@@ -339,6 +383,24 @@ describe('ledger spool', () => {
     const { entries, skipped } = await spool.read(10);
     expect(skipped).toBe(0);
     expect(entries.map((e) => e.seq)).toEqual([1, 2]);
+  });
+
+  it('forEachLeft: the rows past the offset, in order, across read windows, leaving the files as they were', async () => {
+    // Rows of ~1 KB with a multi-byte character, over 4 MiB in all: several windows, cut inside a character.
+    const row = (seq: number): LedgerEntry => ({ ...entry(seq), line: JSON.stringify({ seq, pad: 'é'.repeat(500) }) });
+    const all = Array.from({ length: 5000 }, (_, i) => row(i + 1));
+    const { dir, spool } = await spoolWith(all);
+    const first = await spool.read(7);
+    await spool.advance(first.entries.length, first.bytes); // rows 1–7 delivered
+    const seen: number[] = [];
+    let calls = 0;
+    expect(await spool.forEachLeft((entries) => (calls++, seen.push(...entries.map((e) => e.seq))))).toBe(4993);
+    expect(seen).toEqual(all.slice(7).map((e) => e.seq));
+    expect(calls).toBeGreaterThan(1);
+    expect(spool.size).toBe(4993);
+    const next = new Spool(dir, 's');
+    expect(next.size).toBe(4993);
+    expect((await next.read(1)).entries[0]).toEqual(all[7]);
   });
 
   it('an offset left without its spool file is not applied to the next spool file', async () => {

@@ -22,6 +22,7 @@ const CHANGES: Array<[ConfigInput, string[]]> = [
   [{ ledger: { writeTimeoutMs: 5 } }, ['ledger.writeTimeoutMs']],
   [{ ledger: { retryMs: 5 } }, ['ledger.retryMs']],
   [{ ledger: { lingerMs: 5 } }, ['ledger.lingerMs']],
+  [{ ledger: { logSpoolAtExit: true } }, ['ledger.logSpoolAtExit']],
   [{ budgets: { store: 'redis', redis: REDIS } }, ['budgets.store', 'budgets.redis']],
   [{ budgets: { redis: REDIS } }, ['budgets.redis']],
   [{ cache: { store: 'redis', redis: REDIS } }, ['cache.store', 'cache.redis']],
