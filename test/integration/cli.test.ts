@@ -141,7 +141,7 @@ describe('tiergate eval and keywords', () => {
 describe('tiergate ledger import', () => {
   it('says what is wrong: no log named (exit 2), rows for a sink the config does not have (exit 1, nothing written)', () => {
     const none = run(['ledger', 'import']);
-    expect([none.status, none.stderr]).toEqual([2, 'tiergate ledger import: name the log files to read ledger.rows_unsaved lines from\n']);
+    expect([none.status, none.stderr]).toEqual([2, 'tiergate ledger import: name the log files to read ledger.rows_unsaved and ledger.rows_left_in_spool lines from\n']);
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-import-cli-'));
     const row = sampleRow({ event_id: 'e1', request_id: 'r1' });
     const log = file(`${JSON.stringify({ event: 'ledger.rows_unsaved', sink: 'warehouse', count: 1, rows: [JSON.stringify(row)] })}\n`);
@@ -150,7 +150,7 @@ describe('tiergate ledger import', () => {
     expect([unknown.status, unknown.stderr]).toEqual([1, `tiergate ledger import: ${log}:1: rows for sink "warehouse", which this config does not have (sinks: file)\n`]);
     expect(existsSync(join(dir, 'ledger'))).toBe(false);
     const empty = run(['ledger', 'import', '--config', config, config]);
-    expect([empty.status, empty.stdout]).toEqual([0, 'no ledger.rows_unsaved lines found\n']);
+    expect([empty.status, empty.stdout]).toEqual([0, 'no ledger.rows_unsaved or ledger.rows_left_in_spool lines found\n']);
   });
 });
 
