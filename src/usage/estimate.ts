@@ -1,6 +1,6 @@
 // Usage counted by tiergate when the server reported none (no usage chunk, a cancelled stream, an error
 // mid-stream): the prompt and the generated text through the tokenizer. Rows say `usage_source: "estimated"`.
-import { countTokens } from '../llm/tokenizer.js';
+import { countTokens, countTokensOfAll } from '../llm/tokenizer.js';
 import { sumUsage, type Usage } from './usage.js';
 
 /**
@@ -36,8 +36,7 @@ export interface PromptForCount {
 export async function estimateUsage(prompt: PromptForCount | undefined, outputText: string, outputChars: number): Promise<Usage> {
   let input = 0;
   if (prompt) {
-    for (const t of prompt.texts) input += await countTokens(t);
-    input += await countTokens(prompt.extra);
+    input += await countTokensOfAll([...prompt.texts, prompt.extra]);
     if (prompt.chat) input += chatFramingTokens(prompt.texts.length);
   }
   let output = await countTokens(outputText);

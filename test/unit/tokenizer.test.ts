@@ -1,0 +1,61 @@
+// Token counting for reservations and estimates (src/llm/tokenizer.ts): counts equal the tokenizer's own, and a
+// long prompt never holds the event loop, whether it is one long text or many short messages.
+import { describe, expect, it } from 'vitest';
+import { countTokens, countTokensOfAll, loadTokenizer } from '../../src/llm/tokenizer.js';
+import { estimateUsage } from '../../src/usage/estimate.js';
+
+/** How many turns of the event loop pass while `work` runs. */
+async function loopTurnsDuring<T>(work: () => Promise<T>): Promise<{ value: T; turns: number }> {
+  let turns = 0;
+  let done = false;
+  const spin = () => {
+    if (done) return;
+    turns++;
+    setImmediate(spin);
+  };
+  setImmediate(spin);
+  const value = await work();
+  done = true;
+  return { value, turns };
+}
+
+const sentence = (i: number) => `Message ${i}: please look at the function on line ${i} and tell me what it returns. `;
+
+describe('token counting', () => {
+  it('counts several texts as the sum of their counts, each text on its own', async () => {
+    const count = await loadTokenizer();
+    // Texts longer than a slice are counted in slices, as countTokens counts one text.
+    const texts = ['Say hi', '', 'refactor this module', '리팩터링 해줘', 'x'.repeat(40_000), `${'word '.repeat(5000)}end`];
+    let sum = 0;
+    for (const t of texts) sum += await countTokens(t);
+    expect(await countTokensOfAll(texts)).toBe(sum);
+    expect(await countTokensOfAll(['Say hi', 'refactor this module'])).toBe(count('Say hi') + count('refactor this module'));
+    expect(await countTokensOfAll([])).toBe(0);
+  });
+
+  it('an estimate over thousands of short messages yields the event loop as it counts', async () => {
+    // 4,000 messages of ~80 characters: 320k characters, ~20 slices of work. Awaiting a count per message
+    // (the code before) never let the loop turn: promise callbacks run before the next turn.
+    const texts = Array.from({ length: 4000 }, (_, i) => sentence(i));
+    const { value, turns } = await loopTurnsDuring(() => estimateUsage({ texts, extra: '', chat: true }, '', 0));
+    expect(turns).toBeGreaterThanOrEqual(10);
+    const count = await loadTokenizer();
+    expect(value.inputTokens).toBe(texts.reduce((n, t) => n + count(t), 0) + 4000 * 3 + 3);
+  });
+
+  it('half a million one-character messages are counted in bounded work and scaled', async () => {
+    const texts = Array.from({ length: 500_000 }, () => 'a');
+    const { value, turns } = await loopTurnsDuring(() => countTokensOfAll(texts));
+    expect(value).toBe(500_000); // 'a' is one token: the scaled count is exact here
+    expect(turns).toBeGreaterThanOrEqual(10);
+  });
+
+  it('one long text: sliced on whitespace, capped at ~1M characters and scaled', async () => {
+    const text = 'word '.repeat(400_000); // 2M characters
+    const { value, turns } = await loopTurnsDuring(() => countTokens(text));
+    expect(turns).toBeGreaterThanOrEqual(30);
+    const count = await loadTokenizer();
+    const exact = count(text);
+    expect(Math.abs(value - exact) / exact).toBeLessThan(0.01);
+  });
+});
