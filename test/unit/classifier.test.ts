@@ -1,8 +1,10 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileClassifier } from '../../src/classify/engine.js';
 import { codePointLength, joinedText } from '../../src/classify/prompt-text.js';
 import { V7, V7_KEYWORDS } from '../../src/classify/v7.js';
 import type { ChatMessage } from '../../src/llm/openai-request.js';
+import { fuzzRuns } from '../helpers/generated.js';
 
 const v7 = compileClassifier('v7', V7);
 const user = (content: ChatMessage['content']): ChatMessage => ({ role: 'user', content });
@@ -118,5 +120,19 @@ describe('rule engine', () => {
   it('measures code points correctly on lone surrogates', () => {
     expect(codePointLength('a\ud83d')).toBe(2);
     expect(codePointLength('😀😀')).toBe(2);
+    expect(codePointLength('\ud800\ud800\udc00')).toBe(2); // a lone high surrogate, then a pair
+    expect(codePointLength('\udc00\ud800')).toBe(2); // a low surrogate before a high one is no pair
+    expect(codePointLength('😀😀'.toLowerCase() + 'x'.repeat(1000))).toBe(1002); // the global regex starts afresh
+  });
+
+  it('counts code points as the string iterator does, for any UTF-16 units (one-byte and two-byte strings)', () => {
+    const units = fc.oneof(fc.integer({ min: 0, max: 0xff }), fc.integer({ min: 0xd7f0, max: 0xe010 }), fc.integer({ min: 0, max: 0xffff }));
+    fc.assert(
+      fc.property(fc.array(units, { maxLength: 64 }), (us) => {
+        const s = String.fromCharCode(...us);
+        expect(codePointLength(s)).toBe([...s].length);
+      }),
+      { numRuns: fuzzRuns(2000) },
+    );
   });
 });
