@@ -246,7 +246,8 @@ export class LlmStream implements StreamHandler {
   responseHeaders(headers: HeaderMap, endOfStream: boolean): Decision {
     this.status = Number(headers.get(':status') ?? 0) || undefined;
     if (this.pathKind === 'other') return CONTINUE;
-    const kind = this.acc.responseHeaders(headers, endOfStream);
+    // Chat, completions and responses answers are read whole; an embeddings batch only for its usage.
+    const kind = this.acc.responseHeaders(headers, endOfStream, this.pathKind === 'classify');
     if (this.span.isRecording()) {
       const ttft = this.acc.ttftMs();
       if (ttft !== null) this.span.setAttribute('tiergate.ttft_ms', ttft);

@@ -78,11 +78,12 @@ export class ResponseAccounting {
     this.localReply = { status, code };
   }
 
-  responseHeaders(headers: HeaderMap, endOfStream: boolean): 'json' | 'sse' | 'other' {
+  /** `wholeJson`: a JSON answer is kept and parsed whole (ResponseUsageCollector's `whole`). */
+  responseHeaders(headers: HeaderMap, endOfStream: boolean, wholeJson = true): 'json' | 'sse' | 'other' {
     this.responseHeadersAt = performance.now();
     this.httpStatus = Number(headers.get(':status') ?? 0) || null;
     const kind = bodyKindOf(headers.get('content-type'));
-    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, bodyDecoder(headers.get(H.contentEncoding)));
+    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, bodyDecoder(headers.get(H.contentEncoding)), wholeJson);
     if (endOfStream) this.endResponse();
     return kind;
   }

@@ -6,6 +6,7 @@ import { SseParser, type SseEvent } from '../llm/sse-parser.js';
 import type { BodyDecoder } from './content-encoding.js';
 import { readUsage, type Usage } from './usage.js';
 import { boundedClientText } from '../ledger/client-text.js';
+import { TopLevelMembers } from './top-level-members.js';
 
 export type BodyKind = 'json' | 'sse' | 'other';
 
@@ -41,8 +42,13 @@ export interface ResponseObserver {
   spoil(): void;
 }
 
+/** What the ledger reads from a JSON answer that is not kept whole (readCommon). */
+const ROW_MEMBERS: ReadonlySet<string> = new Set(['usage', 'model', 'error']);
+
 export class ResponseUsageCollector {
   private readonly sse: SseParser | undefined;
+  /** A JSON answer read only for its top-level usage, model and error, as it streams past (`whole` false). */
+  private readonly members: TopLevelMembers | undefined;
   private chunks: Buffer[] = [];
   private bytes = 0;
   /** The body is not read (too large, or in a coding that cannot be undone). */
@@ -70,9 +76,19 @@ export class ResponseUsageCollector {
      * undone, whose body is not read at all.
      */
     private decode?: BodyDecoder | null,
+    /**
+     * A JSON answer is kept and parsed whole (chat, completions, responses: their text and choices matter, and
+     * Envoy's buffer bounds them). Otherwise (an embeddings batch, tens of MB of vectors) only its top-level
+     * usage, model and error are read as the bytes pass (top-level-members.ts), whatever its size.
+     */
+    whole = true,
   ) {
     // An event too large to keep is lost, and with it the answer's wholeness (and its usage, if it held it).
     if (kind === 'sse') this.sse = new SseParser((e) => this.onEvent(e), maxJsonBytes, () => this.observer?.spoil());
+    if (kind === 'json' && !whole) {
+      this.members = new TopLevelMembers(ROW_MEMBERS);
+      this.observer?.spoil(); // never assembled into an answer to replay
+    }
     if (decode === null) this.unreadable();
   }
 
@@ -82,6 +98,10 @@ export class ResponseUsageCollector {
     if (this.decode !== undefined) return this.keep(chunk, last);
     if (this.sse) {
       this.sse.push(chunk);
+      return;
+    }
+    if (this.members) {
+      this.members.push(chunk);
       return;
     }
     if (this.kind !== 'json') return;
@@ -125,6 +145,7 @@ export class ResponseUsageCollector {
     if (this.finished) return this.finished;
     this.decompressed();
     if (this.sse) this.sse.end();
+    else if (this.members && !this.givenUp) this.onMembers(this.members.finish());
     else if (this.kind === 'json' && !this.givenUp && this.chunks.length > 0) {
       const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
       this.onJson(body.toString('utf8'));
@@ -164,6 +185,13 @@ export class ResponseUsageCollector {
       if (typeof choice.text === 'string') this.addText(choice.text);
       if (isObject(choice.message)) this.addMessageText(choice.message);
     }
+  }
+
+  /** The top-level members of a JSON answer not kept whole; undefined when it was not a whole JSON object. */
+  private onMembers(members: Record<string, unknown> | undefined): void {
+    if (!members) return;
+    this.done = true;
+    this.readCommon(members);
   }
 
   private onEvent(e: SseEvent): void {

@@ -289,6 +289,28 @@ describe('response path', () => {
       await t.stop();
     }
   });
+
+  it('an embeddings answer larger than the 32 MiB a JSON answer is kept whole: its usage, after the vectors, still counts', async () => {
+    // 1,800 vectors of 1,536 floats: ~41 MiB. Kept whole, a body past 32 MiB was not read: its usage was
+    // estimated, and on a path whose request is not read that is zero tokens.
+    const t = await startTiergate({ routing: { unclassifiedPaths: { '/v1/embeddings': { tier: 'weak' } } } });
+    try {
+      const vector = `[${Array.from({ length: 1536 }, (_, i) => (Math.sin(i) / 10).toFixed(12)).join(',')}]`;
+      const data = Array.from({ length: 1800 }, (_, i) => `{"object":"embedding","index":${i},"embedding":${vector}}`).join(',');
+      const answer = Buffer.from(`{"object":"list","data":[${data}],"model":"small-v1","usage":{"prompt_tokens":14400,"total_tokens":14400}}`);
+      expect(answer.length).toBeGreaterThan(40 * 1024 * 1024);
+      const s = t.pool.open();
+      asContinue(await s.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', 'emb-huge']]), false));
+      asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', input: Array.from({ length: 1800 }, () => 'hello') })));
+      asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false));
+      const PIECE = 256 * 1024;
+      for (let at = 0; at < answer.length; at += PIECE) asContinue(await s.sendResponseBody(answer.subarray(at, at + PIECE), at + PIECE >= answer.length));
+      s.close();
+      expect(await rowFor(t, 'emb-huge')).toMatchObject({ http_status: 200, model_resolved: 'small-v1', usage_source: 'reported', usage: { input_tokens: 14400, total_tokens: 14400 } });
+    } finally {
+      await t.stop();
+    }
+  }, 60_000);
 });
 
 describe('stream lifecycle', () => {
