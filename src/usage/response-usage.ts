@@ -3,7 +3,7 @@
 // none is reported). JSON bodies are kept until they end; SSE bodies go through the incremental parser and
 // only the text deltas are kept.
 import { SseParser, type SseEvent } from '../llm/sse-parser.js';
-import type { BodyDecoder } from './content-encoding.js';
+import type { BodyDecoder, StreamDecoder, StreamDecoderFactory } from './content-encoding.js';
 import { readUsage, type Usage } from './usage.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { TopLevelMembers } from './top-level-members.js';
@@ -47,8 +47,10 @@ const ROW_MEMBERS: ReadonlySet<string> = new Set(['usage', 'model', 'error']);
 
 export class ResponseUsageCollector {
   private readonly sse: SseParser | undefined;
-  /** A JSON answer read only for its top-level usage, model and error, as it streams past (`whole` false). */
+  /** A JSON answer read only for its top-level usage, model and error, as it streams past (`membersOnly`). */
   private readonly members: TopLevelMembers | undefined;
+  /** Its content codings, undone as it streams past. */
+  private readonly membersDecoder: StreamDecoder | undefined;
   private chunks: Buffer[] = [];
   private bytes = 0;
   /** The body is not read (too large, or in a coding that cannot be undone). */
@@ -77,19 +79,23 @@ export class ResponseUsageCollector {
      */
     private decode?: BodyDecoder | null,
     /**
-     * A JSON answer is kept and parsed whole (chat, completions, responses: their text and choices matter, and
-     * Envoy's buffer bounds them). Otherwise (an embeddings batch, tens of MB of vectors) only its top-level
-     * usage, model and error are read as the bytes pass (top-level-members.ts), whatever its size.
+     * Undefined: a JSON answer is kept and parsed whole (chat, completions, responses: their text and choices
+     * matter, and Envoy's buffer bounds them). Given: only its top-level usage, model and error are read as the
+     * bytes pass (top-level-members.ts), whatever its size (an embeddings batch, tens of MB of vectors); `decode`
+     * undoes its content codings piece by piece (streamingBodyDecoder), and replaces `decode` above.
      */
-    whole = true,
+    membersOnly?: { decode: StreamDecoderFactory | null | undefined },
   ) {
     // An event too large to keep is lost, and with it the answer's wholeness (and its usage, if it held it).
     if (kind === 'sse') this.sse = new SseParser((e) => this.onEvent(e), maxJsonBytes, () => this.observer?.spoil());
-    if (kind === 'json' && !whole) {
-      this.members = new TopLevelMembers(ROW_MEMBERS);
+    if (kind === 'json' && membersOnly) {
+      const members = new TopLevelMembers(ROW_MEMBERS);
+      this.members = members;
       this.observer?.spoil(); // never assembled into an answer to replay
-    }
-    if (decode === null) this.unreadable();
+      this.decode = undefined;
+      if (membersOnly.decode === null) this.unreadable();
+      else this.membersDecoder = membersOnly.decode?.((plain) => members.push(plain));
+    } else if (decode === null) this.unreadable();
   }
 
   /** `last`: the body ends with this chunk, which is then read before push returns (so it is not copied). */
@@ -101,7 +107,9 @@ export class ResponseUsageCollector {
       return;
     }
     if (this.members) {
-      this.members.push(chunk);
+      if (this.givenUp) return;
+      if (this.membersDecoder) this.membersDecoder.write(chunk);
+      else this.members.push(chunk);
       return;
     }
     if (this.kind !== 'json') return;
@@ -145,7 +153,10 @@ export class ResponseUsageCollector {
     if (this.finished) return this.finished;
     this.decompressed();
     if (this.sse) this.sse.end();
-    else if (this.members && !this.givenUp) this.onMembers(this.members.finish());
+    else if (this.members && !this.givenUp) {
+      this.membersDecoder?.end();
+      this.onMembers(this.members.finish());
+    }
     else if (this.kind === 'json' && !this.givenUp && this.chunks.length > 0) {
       const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
       this.onJson(body.toString('utf8'));

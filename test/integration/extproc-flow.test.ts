@@ -1,4 +1,5 @@
 // tiergate on a real gRPC port, driven message for message like Envoy (envoy-ext-proc.md §17 checklist).
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
 import { chatHeaders, jsonBody, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -299,14 +300,17 @@ describe('response path', () => {
       const data = Array.from({ length: 1800 }, (_, i) => `{"object":"embedding","index":${i},"embedding":${vector}}`).join(',');
       const answer = Buffer.from(`{"object":"list","data":[${data}],"model":"small-v1","usage":{"prompt_tokens":14400,"total_tokens":14400}}`);
       expect(answer.length).toBeGreaterThan(40 * 1024 * 1024);
-      const s = t.pool.open();
-      asContinue(await s.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', 'emb-huge']]), false));
-      asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', input: Array.from({ length: 1800 }, () => 'hello') })));
-      asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false));
-      const PIECE = 256 * 1024;
-      for (let at = 0; at < answer.length; at += PIECE) asContinue(await s.sendResponseBody(answer.subarray(at, at + PIECE), at + PIECE >= answer.length));
-      s.close();
-      expect(await rowFor(t, 'emb-huge')).toMatchObject({ http_status: 200, model_resolved: 'small-v1', usage_source: 'reported', usage: { input_tokens: 14400, total_tokens: 14400 } });
+      // Plain, and gzip-compressed as a hosted backend answers a client that accepts it (decompressed as it passes).
+      for (const [id, coding, bytes] of [['emb-huge', undefined, answer], ['emb-huge-gzip', 'gzip', gzipSync(answer)]] as const) {
+        const s = t.pool.open();
+        asContinue(await s.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', id]]), false));
+        asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', input: Array.from({ length: 1800 }, () => 'hello') })));
+        asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json'], ...(coding ? [['content-encoding', coding] as [string, string]] : [])], false));
+        const PIECE = 256 * 1024;
+        for (let at = 0; at < bytes.length; at += PIECE) asContinue(await s.sendResponseBody(bytes.subarray(at, at + PIECE), at + PIECE >= bytes.length));
+        s.close();
+        expect(await rowFor(t, id), id).toMatchObject({ http_status: 200, model_resolved: 'small-v1', usage_source: 'reported', usage: { input_tokens: 14400, total_tokens: 14400 } });
+      }
     } finally {
       await t.stop();
     }

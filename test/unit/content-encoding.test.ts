@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { MAX_CODINGS, bodyDecoder } from '../../src/usage/content-encoding.js';
+import { MAX_CODINGS, bodyDecoder, streamingBodyDecoder } from '../../src/usage/content-encoding.js';
 import { ResponseUsageCollector, type ResponseFacts } from '../../src/usage/response-usage.js';
 import { FIXTURES } from '../helpers/shared-data.js';
 
@@ -95,5 +95,53 @@ describe('compressed response bodies', () => {
     expect(bodyDecoder('identity')).toBeUndefined();
     expect(bodyDecoder('constructor')).toBeNull();
     expect(bodyDecoder('__proto__')).toBeNull();
+  });
+});
+
+describe('compressed answers read only for their usage, decoded as they pass (streamingBodyDecoder)', () => {
+  const decodeAll = (encoding: string, body: Buffer, pieceBytes: number): Buffer => {
+    const out: Buffer[] = [];
+    const d = streamingBodyDecoder(encoding)?.((b) => out.push(Buffer.from(b)));
+    if (!d) throw new Error(`no decoder for ${encoding}`);
+    for (let i = 0; i < body.length; i += pieceBytes) d.write(body.subarray(i, i + pieceBytes));
+    d.end();
+    return Buffer.concat(out);
+  };
+
+  it('gives back the plain bytes for every coding and layering, in pieces of any size, synchronously', () => {
+    const plain = Buffer.from(JSON.stringify({ data: Array.from({ length: 2000 }, (_, i) => Math.sin(i)), usage: { prompt_tokens: 3, total_tokens: 3 } }));
+    for (const [encoding, compress] of COMPRESS) {
+      for (const piece of [1, 2, 97, 16_384]) expect(decodeAll(encoding, compress(plain), piece).equals(plain), `${encoding} in pieces of ${piece}`).toBe(true);
+    }
+  });
+
+  it('a large compressed embeddings answer: its usage read past the 32 MiB a body is kept whole, nothing of it kept', () => {
+    const vector = `[${Array.from({ length: 1536 }, (_, i) => (Math.cos(i) / 10).toFixed(12)).join(',')}]`;
+    const plain = Buffer.from(`{"object":"list","data":[${Array.from({ length: 1700 }, (_, i) => `{"index":${i},"embedding":${vector}}`).join(',')}],"model":"e-1","usage":{"prompt_tokens":1700,"total_tokens":1700}}`);
+    expect(plain.length).toBeGreaterThan(32 * 1024 * 1024);
+    for (const [encoding, compress] of [['gzip', gzipSync], ['br', brotliCompressSync]] as const) {
+      const body = compress(plain);
+      const c = new ResponseUsageCollector('json', undefined, undefined, bodyDecoder(encoding), { decode: streamingBodyDecoder(encoding) });
+      for (let i = 0; i < body.length; i += 16_384) c.push(body.subarray(i, i + 16_384));
+      expect(c.finish(), encoding).toMatchObject({ model: 'e-1', usage: { inputTokens: 1700, totalTokens: 1700 }, complete: true });
+      // Kept whole, the same body is over the limit once decompressed: not read.
+      expect(collect('json', body, encoding, 16_384).usage, encoding).toBeUndefined();
+    }
+  });
+
+  it('corrupt input, a body cut short, a coding it cannot undo: no usage, no throw', () => {
+    const plain = Buffer.from('{"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}');
+    const read = (encoding: string, body: Buffer) => {
+      const c = new ResponseUsageCollector('json', undefined, undefined, bodyDecoder(encoding), { decode: streamingBodyDecoder(encoding) });
+      c.push(body);
+      return c.finish();
+    };
+    expect(read('gzip', gzipSync(plain)).usage).toEqual({ inputTokens: 1, outputTokens: 0, totalTokens: 1, cachedInputTokens: 0, reasoningTokens: 0 });
+    expect(read('gzip', Buffer.from('not gzip at all')).usage).toBeUndefined();
+    expect(read('br', brotliCompressSync(plain).subarray(0, 10)).usage).toBeUndefined();
+    expect(read('zstd', plain).usage).toBeUndefined();
+    expect(streamingBodyDecoder('zstd')).toBeNull();
+    expect(streamingBodyDecoder(Array.from({ length: MAX_CODINGS + 1 }, () => 'gzip').join(','))).toBeNull();
+    expect(streamingBodyDecoder('identity')).toBeUndefined();
   });
 });
