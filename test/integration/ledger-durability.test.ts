@@ -123,17 +123,9 @@ describe('ledger durability', () => {
     // The pod is deleted, its emptyDir with it; Redis comes back; the import puts the rows into the stream once,
     // however often it is run.
     rmSync(join(dir, 'spool'), { recursive: true });
-    const log = join(dir, 'tiergate.log');
-    writeFileSync(log, out);
     await down.up();
     try {
-      for (let run = 0; run < 2; run++) {
-        const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'ledger', 'import', '--config', config, log], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
-        expect(r.stderr).toBe('');
-        expect(r.stdout).toContain(`sink redis: ${ids.length} rows sent`);
-        expect(r.status).toBe(0);
-        expectExactly(await collectRows(rowsFromRedis(down.url, 'left:ledger')), ids);
-      }
+      await importTwice(config, dir, out, ids, down.url, 'left:ledger');
     } finally {
       await down.down();
     }
@@ -163,17 +155,9 @@ describe('ledger durability', () => {
 
     // Once Redis is back, `tiergate ledger import` puts them into the stream, from the log as it was written
     // (every other event in it passed over); a second run stores none of them twice.
-    const log = join(dir, 'tiergate.log');
-    writeFileSync(log, out);
     await down.up();
     try {
-      for (let run = 0; run < 2; run++) {
-        const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'ledger', 'import', '--config', config, log], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
-        expect(r.stderr).toBe('');
-        expect(r.stdout).toContain(`sink redis: ${ids.length} rows sent`);
-        expect(r.status).toBe(0);
-        expectExactly(await collectRows(rowsFromRedis(down.url, 'unsaved:ledger')), ids);
-      }
+      await importTwice(config, dir, out, ids, down.url, 'unsaved:ledger');
       // The import is the rows as they were: each the same JSON the process would have stored.
       const stored = await collectRows(rowsFromRedis(down.url, 'unsaved:ledger'));
       const loggedRows = new Map(logged.flatMap((l) => l.rows.map((r) => [(JSON.parse(r) as LedgerRow).event_id, JSON.parse(r) as LedgerRow] as const)));
@@ -191,6 +175,22 @@ function ledgerConfig(dir: string, spoolDir: string, redisUrl: string, stream: s
   const lines = ['server: { drainDelayMs: 0 }', 'ledger:', `  spoolDir: ${spoolDir}`, '  retryMs: 50', ...more, '  sinks:', `    - { type: file, dir: ${join(dir, 'ledger')} }`, `    - { type: redis, url: "${redisUrl}", stream: "${stream}" }`];
   writeFileSync(config, lines.join('\n'));
   return config;
+}
+
+/**
+ * `tiergate ledger import` of a server's output (written to a log file in `dir`), run twice: each time every row
+ * of `ids` is in the stream exactly once.
+ */
+async function importTwice(config: string, dir: string, out: string, ids: string[], redisUrl: string, stream: string): Promise<void> {
+  const log = join(dir, 'tiergate.log');
+  writeFileSync(log, out);
+  for (let run = 0; run < 2; run++) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'ledger', 'import', '--config', config, log], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain(`sink redis: ${ids.length} rows sent`);
+    expect(r.status).toBe(0);
+    expectExactly(await collectRows(rowsFromRedis(redisUrl, stream)), ids);
+  }
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
