@@ -263,4 +263,3 @@ function ledgerHooks(metrics: Metrics, log: Logger): LedgerHooks {
     },
   };
 }
-

@@ -85,7 +85,7 @@ export class ResponseAccounting {
     const kind = bodyKindOf(headers.get('content-type'));
     const coding = headers.get(H.contentEncoding);
     const membersOnly = wholeJson || kind !== 'json' ? undefined : { decode: streamingBodyDecoder(coding) };
-    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, bodyDecoder(coding), membersOnly);
+    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, membersOnly ? undefined : bodyDecoder(coding), membersOnly);
     if (endOfStream) this.endResponse();
     return kind;
   }

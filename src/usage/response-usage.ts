@@ -1,7 +1,7 @@
 // Follows one response body, chunk by chunk, and keeps what the ledger needs: the usage the server reported,
 // the model that answered, the finish reason, an error code, and the generated text (to estimate usage when
-// none is reported). JSON bodies are kept until they end; SSE bodies go through the incremental parser and
-// only the text deltas are kept.
+// none is reported). JSON bodies are kept until they end, or, when only their usage matters (embeddings), read
+// for it as they pass; SSE bodies go through the incremental parser and only the text deltas are kept.
 import { SseParser, type SseEvent } from '../llm/sse-parser.js';
 import type { BodyDecoder, StreamDecoder, StreamDecoderFactory } from './content-encoding.js';
 import { readUsage, type Usage } from './usage.js';
@@ -156,8 +156,7 @@ export class ResponseUsageCollector {
     else if (this.members && !this.givenUp) {
       this.membersDecoder?.end();
       this.onMembers(this.members.finish());
-    }
-    else if (this.kind === 'json' && !this.givenUp && this.chunks.length > 0) {
+    } else if (this.kind === 'json' && !this.givenUp && this.chunks.length > 0) {
       const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
       this.onJson(body.toString('utf8'));
     }
