@@ -32,7 +32,7 @@ import { ResponseAccounting } from './response-accounting.js';
 import { AdmissionWait } from './admission-wait.js';
 import { RequestBody, TOO_LARGE, UNSEEN_REST } from './request-body.js';
 import { ForcedUsageFilter } from '../usage/forced-usage-filter.js';
-import { bodyDecoder, isEncoded } from '../usage/content-encoding.js';
+import { isEncoded } from '../usage/content-encoding.js';
 import { usageAsked, usageForced } from '../llm/parse-request.js';
 import { finalAnswer, responseHeadersAnswer, withBody } from './response-answers.js';
 import { affinityTracks, countDecision } from '../stages/classify.js';
@@ -256,7 +256,7 @@ export class LlmStream implements StreamHandler {
     const { decision, buffered } = responseHeadersAnswer(facts, kind, this.runtime.config.envoy.allowModeOverride && !endOfStream, this.responseBuffered, this.pathKind === 'classify');
     this.acc.buffered = buffered;
     // A compressed stream's bytes have no events to cut between: its usage chunk goes through.
-    if (this.stripUsage && kind === 'sse' && bodyDecoder(headers.get(H.contentEncoding)) === undefined) this.usageFilter = new ForcedUsageFilter();
+    if (this.stripUsage && kind === 'sse' && !isEncoded(headers.get(H.contentEncoding))) this.usageFilter = new ForcedUsageFilter();
     return decision;
   }
 

@@ -7,7 +7,7 @@ import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { RequestRecord } from '../ledger/build-row.js';
 import type { LlmRequest } from '../llm/parse-request.js';
 import { messageText } from '../classify/prompt-text.js';
-import { bodyDecoder, streamingBodyDecoder } from '../usage/content-encoding.js';
+import { bodyDecoder } from '../usage/content-encoding.js';
 import { H } from './contract-headers.js';
 import { promptDefinitions, type PromptForCount } from '../usage/estimate.js';
 import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../usage/response-usage.js';
@@ -83,9 +83,7 @@ export class ResponseAccounting {
     this.responseHeadersAt = performance.now();
     this.httpStatus = Number(headers.get(':status') ?? 0) || null;
     const kind = bodyKindOf(headers.get('content-type'));
-    const coding = headers.get(H.contentEncoding);
-    const membersOnly = wholeJson || kind !== 'json' ? undefined : { decode: streamingBodyDecoder(coding) };
-    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, membersOnly ? undefined : bodyDecoder(coding), membersOnly);
+    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, bodyDecoder(headers.get(H.contentEncoding)), !wholeJson);
     if (endOfStream) this.endResponse();
     return kind;
   }

@@ -3,7 +3,7 @@
 // none is reported). JSON bodies are kept until they end, or, when only their usage matters (embeddings), read
 // for it as they pass; SSE bodies go through the incremental parser and only the text deltas are kept.
 import { SseParser, type SseEvent } from '../llm/sse-parser.js';
-import type { BodyDecoder, StreamDecoder, StreamDecoderFactory } from './content-encoding.js';
+import type { BodyDecoder, StreamDecoder } from './content-encoding.js';
 import { readUsage, type Usage } from './usage.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { TopLevelMembers } from './top-level-members.js';
@@ -49,8 +49,8 @@ export class ResponseUsageCollector {
   private readonly sse: SseParser | undefined;
   /** A JSON answer read only for its top-level usage, model and error, as it streams past (`membersOnly`). */
   private readonly members: TopLevelMembers | undefined;
-  /** Its content codings, undone as it streams past. */
-  private readonly membersDecoder: StreamDecoder | undefined;
+  /** The body's content codings, undone as it streams past; undefined for a plain body. */
+  private readonly decoder: StreamDecoder | undefined;
   private chunks: Buffer[] = [];
   private bytes = 0;
   /** The body is not read (too large, or in a coding that cannot be undone). */
@@ -73,90 +73,70 @@ export class ResponseUsageCollector {
     private readonly maxJsonBytes = 32 * 1024 * 1024,
     private readonly observer?: ResponseObserver,
     /**
-     * The body's content coding (content-encoding.ts): undefined for plain bodies; a decoder to keep the
-     * compressed bytes (up to maxJsonBytes) and read them once the body ends; null for a coding that cannot be
-     * undone, whose body is not read at all.
+     * The body's content codings (content-encoding.ts): undefined for a plain body; a decoder that undoes them
+     * piece by piece, so the body is read as a plain one would be; null for a coding that cannot be undone,
+     * whose body is not read at all.
      */
-    private decode?: BodyDecoder | null,
+    decode?: BodyDecoder | null,
     /**
-     * Undefined: a JSON answer is kept and parsed whole (chat, completions, responses: their text and choices
-     * matter, and Envoy's buffer bounds them). Given: only its top-level usage, model and error are read as the
-     * bytes pass (top-level-members.ts), whatever its size (an embeddings batch, tens of MB of vectors); `decode`
-     * undoes its content codings piece by piece (streamingBodyDecoder), and replaces `decode` above.
+     * False: a JSON answer is kept and parsed whole (chat, completions, responses: their text and choices matter,
+     * and Envoy's buffer bounds them). True: only its top-level usage, model and error are read as the bytes pass
+     * (top-level-members.ts), whatever its size (an embeddings batch, tens of MB of vectors).
      */
-    membersOnly?: { decode: StreamDecoderFactory | null | undefined },
+    membersOnly = false,
   ) {
     // An event too large to keep is lost, and with it the answer's wholeness (and its usage, if it held it).
     if (kind === 'sse') this.sse = new SseParser((e) => this.onEvent(e), maxJsonBytes, () => this.observer?.spoil());
     if (kind === 'json' && membersOnly) {
-      const members = new TopLevelMembers(ROW_MEMBERS);
-      this.members = members;
+      this.members = new TopLevelMembers(ROW_MEMBERS);
       this.observer?.spoil(); // never assembled into an answer to replay
-      this.decode = undefined;
-      if (membersOnly.decode === null) this.unreadable();
-      else this.membersDecoder = membersOnly.decode?.((plain) => members.push(plain));
-    } else if (decode === null) this.unreadable();
+    }
+    if (decode === null) this.unreadable();
+    // Corrupt input: what was read before it stands (a stream's text, a usage chunk already seen); the answer
+    // is not whole, and a JSON body kept for parsing is not read.
+    else if (decode) this.decoder = decode((plain) => this.read(plain, false), () => (this.kind === 'json' ? this.unreadable() : this.observer?.spoil()));
   }
 
   /** `last`: the body ends with this chunk, which is then read before push returns (so it is not copied). */
   push(chunk: Buffer, last = false): void {
-    if (this.finished || chunk.length === 0) return;
-    if (this.decode !== undefined) return this.keep(chunk, last);
-    if (this.sse) {
-      this.sse.push(chunk);
-      return;
-    }
-    if (this.members) {
-      if (this.givenUp) return;
-      if (this.membersDecoder) this.membersDecoder.write(chunk);
-      else this.members.push(chunk);
-      return;
-    }
-    if (this.kind !== 'json') return;
-    this.keep(chunk, last);
+    if (this.finished || chunk.length === 0 || this.givenUp) return;
+    if (this.decoder) this.decoder.write(chunk);
+    else this.read(chunk, last);
   }
 
-  /** Holds a chunk of a JSON body, or of a compressed body of either kind, until the body ends. */
-  private keep(chunk: Buffer, last: boolean): void {
+  /**
+   * Plain bytes of the body. `owned`: the buffer may be kept as it is (the last chunk, read before push returns);
+   * the transport's buffers and the decompressors' output are copied when kept.
+   */
+  private read(plain: Buffer, owned: boolean): void {
     if (this.givenUp) return;
+    if (this.sse) this.sse.push(plain);
+    else if (this.members) this.members.push(plain);
+    else if (this.kind === 'json') this.keep(plain, owned);
+  }
+
+  /** Holds a chunk of a JSON body until the body ends. */
+  private keep(chunk: Buffer, owned: boolean): void {
     this.bytes += chunk.length;
     if (this.bytes > this.maxJsonBytes) return this.unreadable();
-    // Copied unless it is read right now: the transport's buffer is not ours to keep.
-    this.chunks.push(last ? chunk : Buffer.from(chunk));
+    // Copied unless it is read right now or is ours: the transport's buffer is not ours to keep.
+    this.chunks.push(owned ? chunk : Buffer.from(chunk));
   }
 
-  /** The body cannot be read (too large, or encoded in a way tiergate cannot undo): usage will be estimated. */
+  /** The body cannot be read (too large, corrupt, or encoded in a way tiergate cannot undo): usage will be estimated. */
   private unreadable(): void {
     this.givenUp = true;
     this.observer?.spoil();
     this.chunks = [];
   }
 
-  /** A compressed body, whole: decompressed and read as if it had come plain, in one piece. */
-  private decompressed(): void {
-    const decode = this.decode;
-    this.decode = undefined;
-    if (!decode || this.givenUp || this.chunks.length === 0) return;
-    let plain: Buffer;
-    try {
-      plain = decode(this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks), this.maxJsonBytes);
-    } catch {
-      return this.unreadable(); // corrupt, or more than maxJsonBytes once decompressed
-    }
-    this.chunks = [];
-    this.bytes = 0;
-    this.push(plain, true);
-  }
-
   /** The body ended (or the stream did): returns what was learned. Idempotent. */
   finish(): ResponseFacts {
     if (this.finished) return this.finished;
-    this.decompressed();
+    if (!this.givenUp) this.decoder?.end(); // what the decompressors still hold
     if (this.sse) this.sse.end();
-    else if (this.members && !this.givenUp) {
-      this.membersDecoder?.end();
-      this.onMembers(this.members.finish());
-    } else if (this.kind === 'json' && !this.givenUp && this.chunks.length > 0) {
+    else if (this.members && !this.givenUp) this.onMembers(this.members.finish());
+    else if (this.kind === 'json' && !this.givenUp && this.chunks.length > 0) {
       const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
       this.onJson(body.toString('utf8'));
     }

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { MAX_CODINGS, bodyDecoder, streamingBodyDecoder } from '../../src/usage/content-encoding.js';
+import { MAX_CODINGS, bodyDecoder } from '../../src/usage/content-encoding.js';
 import { ResponseUsageCollector, type ResponseFacts } from '../../src/usage/response-usage.js';
 import { FIXTURES } from '../helpers/shared-data.js';
 
@@ -53,20 +53,39 @@ describe('compressed response bodies', () => {
     expect(seen(plain).chunks.length).toBeGreaterThan(2);
   });
 
-  it('a coding it cannot undo, a corrupt body or one too large once decompressed: no usage read, the answer spoiled, no throw', () => {
+  it('a coding it cannot undo, a corrupt body or a JSON body too large once decompressed: no usage read, the answer spoiled, no throw', () => {
     const plain = readFileSync(join(FIXTURES, 'chat-streaming.response.sse'));
-    for (const [encoding, body, max] of [
-      ['zstd', plain, undefined],
-      ['compress', plain, undefined],
-      ['gzip', Buffer.from('not gzip at all'), undefined],
-      ['gzip', gzipSync(Buffer.concat([plain, Buffer.alloc(4 * 1024 * 1024, 0x20)])), 1024 * 1024], // a bomb for a 1 MiB limit
+    const json = readFileSync(join(FIXTURES, fixtures.find((f) => f.endsWith('.response.json')) as string));
+    for (const [kind, encoding, body, max] of [
+      ['sse', 'zstd', plain, undefined],
+      ['sse', 'compress', plain, undefined],
+      ['sse', 'gzip', Buffer.from('not gzip at all'), undefined],
+      ['json', 'gzip', Buffer.from('not gzip at all'), undefined],
+      ['json', 'gzip', gzipSync(Buffer.concat([json, Buffer.alloc(4 * 1024 * 1024, 0x20)])), 1024 * 1024], // a bomb for a 1 MiB limit
     ] as const) {
       let spoiled = false;
-      const c = new ResponseUsageCollector('sse', max, { body: () => undefined, chunk: () => undefined, spoil: () => (spoiled = true) }, bodyDecoder(encoding));
+      const c = new ResponseUsageCollector(kind, max, { body: () => undefined, chunk: () => undefined, spoil: () => (spoiled = true) }, bodyDecoder(encoding));
       c.push(body);
       const facts = c.finish();
-      expect([facts.usage, facts.complete, spoiled], encoding).toEqual([undefined, false, true]);
+      expect([facts.usage, facts.complete, spoiled], `${kind} ${encoding}`).toEqual([undefined, false, true]);
     }
+  });
+
+  it('a compressed stream is read as a plain one: no limit on its whole size, only on each event (the usage chunk read, the huge event skipped)', () => {
+    const plain = readFileSync(join(FIXTURES, 'chat-streaming-detailed-usage.response.sse'));
+    const huge = Buffer.from(`data: {"pad":"${'x'.repeat(2 * 1024 * 1024)}"}\n\n`);
+    const body = Buffer.concat([huge, plain]);
+    const read = (bytes: Buffer, encoding: string | undefined) => {
+      let spoiled = false;
+      const c = new ResponseUsageCollector('sse', 1024 * 1024, { body: () => undefined, chunk: () => undefined, spoil: () => (spoiled = true) }, bodyDecoder(encoding));
+      for (let i = 0; i < bytes.length; i += 16_384) c.push(bytes.subarray(i, i + 16_384));
+      return { ...c.finish(), spoiled };
+    };
+    const want = read(body, undefined);
+    expect(want.usage).toBeDefined();
+    expect(want.spoiled).toBe(true);
+    expect(read(gzipSync(body), 'gzip')).toEqual(want);
+    expect(read(brotliCompressSync(body), 'br')).toEqual(want);
   });
 
   it('a compressed stream cut short still gives the text it holds, for the estimate', () => {
@@ -98,10 +117,15 @@ describe('compressed response bodies', () => {
   });
 });
 
-describe('compressed answers read only for their usage, decoded as they pass (streamingBodyDecoder)', () => {
+describe('codings undone as the body passes (bodyDecoder), and answers read only for their usage', () => {
   const decodeAll = (encoding: string, body: Buffer, pieceBytes: number): Buffer => {
     const out: Buffer[] = [];
-    const d = streamingBodyDecoder(encoding)?.((b) => out.push(Buffer.from(b)));
+    const d = bodyDecoder(encoding)?.(
+      (b) => out.push(Buffer.from(b)),
+      () => {
+        throw new Error('corrupt');
+      },
+    );
     if (!d) throw new Error(`no decoder for ${encoding}`);
     for (let i = 0; i < body.length; i += pieceBytes) d.write(body.subarray(i, i + pieceBytes));
     d.end();
@@ -121,7 +145,7 @@ describe('compressed answers read only for their usage, decoded as they pass (st
     expect(plain.length).toBeGreaterThan(32 * 1024 * 1024);
     for (const [encoding, compress] of [['gzip', gzipSync], ['br', brotliCompressSync]] as const) {
       const body = compress(plain);
-      const c = new ResponseUsageCollector('json', undefined, undefined, bodyDecoder(encoding), { decode: streamingBodyDecoder(encoding) });
+      const c = new ResponseUsageCollector('json', undefined, undefined, bodyDecoder(encoding), true);
       for (let i = 0; i < body.length; i += 16_384) c.push(body.subarray(i, i + 16_384));
       expect(c.finish(), encoding).toMatchObject({ model: 'e-1', usage: { inputTokens: 1700, totalTokens: 1700 }, complete: true });
       // Kept whole, the same body is over the limit once decompressed: not read.
@@ -132,7 +156,7 @@ describe('compressed answers read only for their usage, decoded as they pass (st
   it('corrupt input, a body cut short, a coding it cannot undo: no usage, no throw', () => {
     const plain = Buffer.from('{"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}');
     const read = (encoding: string, body: Buffer) => {
-      const c = new ResponseUsageCollector('json', undefined, undefined, bodyDecoder(encoding), { decode: streamingBodyDecoder(encoding) });
+      const c = new ResponseUsageCollector('json', undefined, undefined, bodyDecoder(encoding), true);
       c.push(body);
       return c.finish();
     };
@@ -140,8 +164,8 @@ describe('compressed answers read only for their usage, decoded as they pass (st
     expect(read('gzip', Buffer.from('not gzip at all')).usage).toBeUndefined();
     expect(read('br', brotliCompressSync(plain).subarray(0, 10)).usage).toBeUndefined();
     expect(read('zstd', plain).usage).toBeUndefined();
-    expect(streamingBodyDecoder('zstd')).toBeNull();
-    expect(streamingBodyDecoder(Array.from({ length: MAX_CODINGS + 1 }, () => 'gzip').join(','))).toBeNull();
-    expect(streamingBodyDecoder('identity')).toBeUndefined();
+    expect(bodyDecoder('zstd')).toBeNull();
+    expect(bodyDecoder(Array.from({ length: MAX_CODINGS + 1 }, () => 'gzip').join(','))).toBeNull();
+    expect(bodyDecoder('identity')).toBeUndefined();
   });
 });
