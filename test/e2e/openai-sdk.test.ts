@@ -143,6 +143,17 @@ describe('openai SDK, Responses API, through tiergate dev', () => {
     expect(err).toBeInstanceOf(OpenAI.NotFoundError);
   });
 
+  it('embeddings: the SDK gets its vectors, and the answer is read only for its usage, which the ledger row has', async () => {
+    const id = 'e2e-embeddings';
+    const input = ['first text to embed', 'second text', 'third'];
+    const data = await client.embeddings.create({ model: 'auto', input }, { headers: { 'x-request-id': id } });
+    expect(data.data.map((d) => d.index)).toEqual([0, 1, 2]);
+    expect(data.data.every((d) => d.embedding.length > 0)).toBe(true);
+    await expect.poll(() => ledgerRow(id)).toBeDefined();
+    expect(ledgerRow(id)).toMatchObject({ usage_source: 'reported', usage: { input_tokens: data.usage.prompt_tokens, total_tokens: data.usage.total_tokens } });
+    expect(data.usage.prompt_tokens).toBeGreaterThan(0);
+  });
+
   it('bad input: a 400 the SDK turns into BadRequestError', async () => {
     const err = await client.responses.create({ model: 'auto', input: 'x', max_output_tokens: -5 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
