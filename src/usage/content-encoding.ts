@@ -9,10 +9,17 @@
 // bytes as it would read an uncompressed body: nothing compressed is kept, a body cut short gives up what it
 // held so far, and an answer read only for its usage (embeddings) needs no limit on its size. Until 2026-12-02 the
 // compressed bytes were kept (up to 32 MiB) and decompressed in one synchronous call when the body ended.
-import { BrotliDecompress, Gunzip, Inflate, InflateRaw } from 'minizlib';
+import * as zlib from 'node:zlib';
+import { BrotliDecompress, Gunzip, Inflate, InflateRaw, ZstdDecompress } from 'minizlib';
+
+/**
+ * Node's zlib has zstd from 22.15 and 23.8 (the image's Node 24), not on Node 20. Python clients that have the
+ * zstandard package installed ask for it (httpx adds it to accept-encoding), and some hosts grant it.
+ */
+export const ZSTD_AVAILABLE = typeof (zlib as { ZstdDecompress?: unknown }).ZstdDecompress === 'function';
 
 /** The codings tiergate can undo. */
-const CODINGS: ReadonlySet<string> = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
+const CODINGS: ReadonlySet<string> = new Set(['gzip', 'x-gzip', 'deflate', 'br', ...(ZSTD_AVAILABLE ? ['zstd'] : [])]);
 
 /** More codings than this on one body are not undone: its usage is estimated. */
 export const MAX_CODINGS = 3;
@@ -32,7 +39,7 @@ export type BodyDecoder = (onData: (plain: Buffer) => void, onError: () => void)
 
 /**
  * How to read a body sent with this `content-encoding`: undefined when it is not encoded (absent or `identity`),
- * null when it uses a coding tiergate cannot undo (zstd on Node 20, an unknown one) or more than MAX_CODINGS of
+ * null when it uses a coding tiergate cannot undo (zstd before Node 22.15, an unknown one) or more than MAX_CODINGS of
  * them (each layer is work on the event loop: a body wrapped in thousands, which a header of "gzip, gzip, …"
  * allows, would hold every stream for seconds). The decompressors are minizlib's, which run Node's zlib
  * synchronously and emit output as they go; Node's own zlib streams hand it over on later turns of the loop.
@@ -60,7 +67,9 @@ export function bodyDecoder(contentEncoding: string | undefined): BodyDecoder | 
 
 /** One coding's decompressor, writing to `next`; `fail` on corrupt input. */
 function layer(coding: string, next: StreamDecoder, fail: () => void): StreamDecoder {
-  if (coding !== 'deflate') return zlibLayer(coding === 'br' ? new BrotliDecompress({}) : new Gunzip({}), next, fail);
+  if (coding === 'br') return zlibLayer(new BrotliDecompress({}), next, fail);
+  if (coding === 'zstd') return zlibLayer(new ZstdDecompress({}), next, fail);
+  if (coding !== 'deflate') return zlibLayer(new Gunzip({}), next, fail);
   // HTTP's deflate is the zlib format (RFC 9110 §8.4.1.2), but some servers send raw deflate: a zlib stream
   // starts with a two-byte header that raw deflate data does not have (RFC 1950 §2.2).
   let held = Buffer.alloc(0);
@@ -81,7 +90,7 @@ function layer(coding: string, next: StreamDecoder, fail: () => void): StreamDec
   };
 }
 
-function zlibLayer(z: Gunzip | Inflate | InflateRaw | BrotliDecompress, next: StreamDecoder, fail: () => void): StreamDecoder {
+function zlibLayer(z: Gunzip | Inflate | InflateRaw | BrotliDecompress | ZstdDecompress, next: StreamDecoder, fail: () => void): StreamDecoder {
   let failed = false;
   z.on('data', (plain: Buffer) => next.write(plain));
   z.on('error', () => {

@@ -4,7 +4,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { MAX_CODINGS, bodyDecoder } from '../../src/usage/content-encoding.js';
+import * as zlib from 'node:zlib';
+import { MAX_CODINGS, ZSTD_AVAILABLE, bodyDecoder } from '../../src/usage/content-encoding.js';
 import { ResponseUsageCollector, type ResponseFacts } from '../../src/usage/response-usage.js';
 import { FIXTURES } from '../helpers/shared-data.js';
 
@@ -57,7 +58,7 @@ describe('compressed response bodies', () => {
     const plain = readFileSync(join(FIXTURES, 'chat-streaming.response.sse'));
     const json = readFileSync(join(FIXTURES, fixtures.find((f) => f.endsWith('.response.json')) as string));
     for (const [kind, encoding, body, max] of [
-      ['sse', 'zstd', plain, undefined],
+      ['sse', 'x-unknown', plain, undefined],
       ['sse', 'compress', plain, undefined],
       ['sse', 'gzip', Buffer.from('not gzip at all'), undefined],
       ['json', 'gzip', Buffer.from('not gzip at all'), undefined],
@@ -163,9 +164,27 @@ describe('codings undone as the body passes (bodyDecoder), and answers read only
     expect(read('gzip', gzipSync(plain)).usage).toEqual({ inputTokens: 1, outputTokens: 0, totalTokens: 1, cachedInputTokens: 0, reasoningTokens: 0 });
     expect(read('gzip', Buffer.from('not gzip at all')).usage).toBeUndefined();
     expect(read('br', brotliCompressSync(plain).subarray(0, 10)).usage).toBeUndefined();
-    expect(read('zstd', plain).usage).toBeUndefined();
-    expect(bodyDecoder('zstd')).toBeNull();
+    expect(read('x-unknown', plain).usage).toBeUndefined();
+    expect(bodyDecoder('x-unknown')).toBeNull();
     expect(bodyDecoder(Array.from({ length: MAX_CODINGS + 1 }, () => 'gzip').join(','))).toBeNull();
     expect(bodyDecoder('identity')).toBeUndefined();
+  });
+});
+
+describe('zstd, where the runtime has it (Node 22.15+, the image’s Node 24)', () => {
+  const zstdCompress = (zlib as { zstdCompressSync?: (b: Buffer) => Buffer }).zstdCompressSync;
+
+  it('is read like the other codings where Node has it, and not read (no usage, no throw) where it has not', () => {
+    const plain = readFileSync(join(FIXTURES, 'chat-streaming-detailed-usage.response.sse'));
+    const want = collect('sse', plain, undefined);
+    expect(want.usage).toBeDefined();
+    expect(ZSTD_AVAILABLE).toBe(zstdCompress !== undefined);
+    if (zstdCompress) {
+      expect(collect('sse', zstdCompress(plain), 'zstd')).toEqual(want);
+      expect(collect('sse', zstdCompress(gzipSync(plain)), 'gzip, zstd')).toEqual(want);
+    } else {
+      expect(bodyDecoder('zstd')).toBeNull();
+      expect(collect('sse', plain, 'zstd')).toMatchObject({ usage: undefined, complete: false });
+    }
   });
 });
