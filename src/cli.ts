@@ -132,12 +132,15 @@ async function ledgerImport(args: string[]): Promise<number> {
       if (!byName.has(b.sink)) throw new Error(`${b.file}:${b.line}: rows for sink "${b.sink}", which this config does not have (sinks: ${[...byName.keys()].join(', ')})`);
     }
     const sent = new Map<string, number>();
+    let repeated = 0;
     for (const b of batches) {
-      await byName.get(b.sink)?.write(b.entries);
+      if (b.entries.length > 0) await byName.get(b.sink)?.write(b.entries);
       sent.set(b.sink, (sent.get(b.sink) ?? 0) + b.entries.length);
+      repeated += b.repeated;
     }
     if (batches.length === 0) process.stdout.write(`no ${LOGGED_ROW_EVENTS.join(' or ')} lines found\n`);
     for (const [sink, rows] of sent) process.stdout.write(`sink ${sink}: ${rows} row${rows === 1 ? '' : 's'} sent (a row it already held is not stored again)\n`);
+    if (repeated > 0) process.stdout.write(`${repeated} row${repeated === 1 ? '' : 's'} logged more than once, sent once\n`);
     return 0;
   } finally {
     await Promise.allSettled(sinks.map((s) => s.close()));

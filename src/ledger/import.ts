@@ -20,6 +20,8 @@ export interface LoggedBatch {
   line: number;
   sink: string;
   entries: LedgerEntry[];
+  /** Rows of the line left out because an earlier line of the logs held them for the same sink. */
+  repeated: number;
 }
 
 export const LOGGED_ROW_EVENTS: readonly string[] = ['ledger.rows_unsaved', 'ledger.rows_left_in_spool'];
@@ -58,6 +60,10 @@ export function* logLineRows(entries: readonly LedgerEntry[]): Generator<string[
  */
 export async function readLoggedRows(files: readonly string[], skipped: (file: string, line: number) => void = () => undefined): Promise<LoggedBatch[]> {
   const batches: LoggedBatch[] = [];
+  // A pod whose container restarted while its sink was down logs its spool at every exit, each time with the
+  // rows of the exits before: each row is taken once per sink, from the first line that holds it. (A row's
+  // sequence number stays its place in its line, so a second run of the same logs gives the same entries.)
+  const seen = new Set<string>();
   for (const file of files) {
     const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
     let n = 0;
@@ -75,7 +81,11 @@ export async function readLoggedRows(files: readonly string[], skipped: (file: s
       if (typeof event.sink !== 'string' || !Array.isArray(event.rows) || !event.rows.every((r) => typeof r === 'string')) {
         throw new Error(`${file}:${n}: a ${event.event} line without its sink or rows`);
       }
-      batches.push({ file, line: n, sink: event.sink, entries: entriesOf(event.rows as string[], `${file}:${n}`) });
+      const all = entriesOf(event.rows as string[], `${file}:${n}`);
+      const sink = event.sink;
+      const entries = all.filter((e) => !seen.has(`${sink}\n${e.eventId}`));
+      for (const e of entries) seen.add(`${sink}\n${e.eventId}`);
+      batches.push({ file, line: n, sink, entries, repeated: all.length - entries.length });
     }
   }
   return batches;

@@ -120,12 +120,20 @@ describe('ledger durability', () => {
     expectExactly(logged.flatMap(({ line }) => line.rows.map((r) => JSON.parse(r) as LedgerRow)), ids);
     expect(out).not.toContain('ledger.rows_unsaved'); // the spool did take them
 
-    // The pod is deleted, its emptyDir with it; Redis comes back; the import puts the rows into the stream once,
-    // however often it is run.
+    // The container restarts in the same pod, Redis still down: the next exit logs the spool again, the first 60
+    // rows with 10 more.
+    const more = Array.from({ length: 10 }, (_, i) => `left-more-${i}`);
+    const out2 = await runServer(config, async (pool) => {
+      for (const id of more) await request(pool, id);
+    });
+    expect(out2.split('\n').filter((l) => l.includes('"event":"ledger.rows_left_in_spool"')).flatMap((l) => (JSON.parse(l) as { rows: string[] }).rows)).toHaveLength(70);
+
+    // The pod is deleted, its emptyDir with it; Redis comes back; the import of both exits' logs puts each row into
+    // the stream once, however often it is run.
     rmSync(join(dir, 'spool'), { recursive: true });
     await down.up();
     try {
-      await importTwice(config, dir, out, ids, down.url, 'left:ledger');
+      await importTwice(config, dir, out + out2, [...ids, ...more], down.url, 'left:ledger');
     } finally {
       await down.down();
     }

@@ -59,6 +59,23 @@ describe('ledger import', () => {
     expect((await readLoggedRows([file])).map((x) => x.entries.map((e) => e.line))).toEqual([a, b, c]);
   });
 
+  it('a row logged twice for a sink (a spool logged at each of several exits) is taken once, from its first line; for another sink it is its own', async () => {
+    const first = rowsOn('2026-11-22', ['p1', 'p2']);
+    const again = [...first, ...rowsOn('2026-11-22', ['p3'])]; // the next exit: the same spool, one row more
+    const file = logFile([
+      logLine({ level: 'warn', event: 'ledger.rows_left_in_spool', sink: 'redis', count: 2, rows: first }),
+      logLine({ level: 'warn', event: 'ledger.rows_left_in_spool', sink: 'redis', count: 3, rows: again }),
+      logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 2, rows: first }),
+    ]);
+    const read = async () => (await readLoggedRows([file])).map((b) => [b.sink, b.entries.map((e) => [JSON.parse(e.line).request_id, e.seq]), b.repeated]);
+    expect(await read()).toEqual([
+      ['redis', [['p1', 1], ['p2', 2]], 0],
+      ['redis', [['p3', 3]], 2], // its place in its line: the same sequence number on every run
+      ['file', [['p1', 1], ['p2', 2]], 0],
+    ]);
+    expect(await read()).toEqual(await read());
+  });
+
   it('logLineRows: rows are logged a few at a time, each line well under the 16 KiB container runtimes cut at', () => {
     const lines = rowsOn('2026-11-22', Array.from({ length: 100 }, (_, i) => `id-${i}`)).map((line, i) => ({ eventId: `e${i}`, day: '2026-11-22', line, writer: 'w', seq: i + 1 }));
     const groups = [...logLineRows(lines)];
