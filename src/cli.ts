@@ -8,7 +8,7 @@ import { devBanner, startDevStack } from './dev/dev-stack.js';
 import { createMockBackend } from './dev/mock-backend.js';
 import { listenOn } from './admin-server.js';
 import { ConfigError, loadInitialConfig, serve } from './main.js';
-import { LOGGED_ROW_EVENTS, readLoggedRows } from './ledger/import.js';
+import { LOGGED_ROW_EVENTS, loggedBatches } from './ledger/import.js';
 import { createSinks } from './ledger/sinks.js';
 import { ledgerFilesFor, rowsFromFiles, rowsFromRedis } from './ledger/read.js';
 import { InvalidRowError } from './ledger/row-check.js';
@@ -115,30 +115,31 @@ async function configCheck(file: string): Promise<number> {
 
 /**
  * Rows a shutdown logged in full (`ledger.rows_unsaved`, `ledger.rows_left_in_spool`), from log files into the
- * configured sinks they were meant for. Every batch is checked before any is written; a second run stores
- * nothing twice (import.ts).
+ * configured sinks they were meant for. The logs are read twice, a batch at a time: first every row is checked
+ * and every sink named is found in the config, so nothing is written unless all of it is sound; then the rows
+ * are sent. A second run stores nothing twice (import.ts).
  */
 async function ledgerImport(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: { config: { type: 'string' } }, allowPositionals: true });
   if (positionals.length === 0) throw new UsageError(`name the log files to read ${LOGGED_ROW_EVENTS.join(' and ')} lines from`);
   const { config } = await loadInitialConfig(values.config, process.env);
-  const batches = await readLoggedRows(positionals, (file, line) =>
-    process.stderr.write(`${file}:${line}: names a ledger row event but holds no JSON log record: passed over\n`),
-  );
   const sinks = createSinks(config.ledger.sinks);
   try {
     const byName = new Map(sinks.map((s) => [s.name, s]));
-    for (const b of batches) {
+    let found = false;
+    const skipped = (file: string, line: number) => process.stderr.write(`${file}:${line}: names a ledger row event but holds no JSON log record: passed over\n`);
+    for await (const b of loggedBatches(positionals, skipped)) {
+      found = true;
       if (!byName.has(b.sink)) throw new Error(`${b.file}:${b.line}: rows for sink "${b.sink}", which this config does not have (sinks: ${[...byName.keys()].join(', ')})`);
     }
+    if (!found) process.stdout.write(`no ${LOGGED_ROW_EVENTS.join(' or ')} lines found\n`);
     const sent = new Map<string, number>();
     let repeated = 0;
-    for (const b of batches) {
+    for await (const b of loggedBatches(positionals)) {
       if (b.entries.length > 0) await byName.get(b.sink)?.write(b.entries);
       sent.set(b.sink, (sent.get(b.sink) ?? 0) + b.entries.length);
       repeated += b.repeated;
     }
-    if (batches.length === 0) process.stdout.write(`no ${LOGGED_ROW_EVENTS.join(' or ')} lines found\n`);
     for (const [sink, rows] of sent) process.stdout.write(`sink ${sink}: ${rows} row${rows === 1 ? '' : 's'} sent (a row it already held is not stored again)\n`);
     if (repeated > 0) process.stdout.write(`${repeated} row${repeated === 1 ? '' : 's'} logged more than once, sent once\n`);
     return 0;

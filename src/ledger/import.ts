@@ -54,12 +54,11 @@ export function* logLineRows(entries: readonly LedgerEntry[]): Generator<string[
  * Every logged batch of rows in the given log files, in order. Other log lines are passed over. A line may carry
  * a prefix before its JSON record (`kubectl logs --timestamps`, a container runtime's own log files). A batch
  * with a row that is not a ledger row (no event id, no timestamp, or a field the rollup reads missing or wrong:
- * row-check.ts) is an error naming its file and line: nothing is imported until the input is sound. A line that
- * names one of the events but holds no log record is passed over and reported through `skipped` (a shell
- * command pasted into the log, or a line a log pipeline cut in pieces).
+ * row-check.ts) is an error naming its file and line. A line that names one of the events but holds no log
+ * record is passed over and reported through `skipped` (a shell command pasted into the log, or a line a log
+ * pipeline cut in pieces). One batch at a time: a long outage's logs hold millions of rows.
  */
-export async function readLoggedRows(files: readonly string[], skipped: (file: string, line: number) => void = () => undefined): Promise<LoggedBatch[]> {
-  const batches: LoggedBatch[] = [];
+export async function* loggedBatches(files: readonly string[], skipped: (file: string, line: number) => void = () => undefined): AsyncGenerator<LoggedBatch> {
   // A pod whose container restarted while its sink was down logs its spool at every exit, each time with the
   // rows of the exits before: each row is taken once per sink, from the first line that holds it. (A row's
   // sequence number stays its place in its line, so a second run of the same logs gives the same entries.)
@@ -85,9 +84,15 @@ export async function readLoggedRows(files: readonly string[], skipped: (file: s
       const sink = event.sink;
       const entries = all.filter((e) => !seen.has(`${sink}\n${e.eventId}`));
       for (const e of entries) seen.add(`${sink}\n${e.eventId}`);
-      batches.push({ file, line: n, sink, entries, repeated: all.length - entries.length });
+      yield { file, line: n, sink, entries, repeated: all.length - entries.length };
     }
   }
+}
+
+/** loggedBatches, all of them (for logs small enough to hold). */
+export async function readLoggedRows(files: readonly string[], skipped?: (file: string, line: number) => void): Promise<LoggedBatch[]> {
+  const batches: LoggedBatch[] = [];
+  for await (const b of loggedBatches(files, skipped)) batches.push(b);
   return batches;
 }
 

@@ -152,6 +152,19 @@ describe('tiergate ledger import', () => {
     const empty = run(['ledger', 'import', '--config', config, config]);
     expect([empty.status, empty.stdout]).toEqual([0, 'no ledger.rows_unsaved or ledger.rows_left_in_spool lines found\n']);
   });
+
+  it('reads the logs a batch at a time, and still writes nothing when a later line is bad', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-import-cli-'));
+    const good = JSON.stringify({ event: 'ledger.rows_left_in_spool', sink: 'file', count: 1, rows: [JSON.stringify(sampleRow({ event_id: 'g1', request_id: 'g1' }))] });
+    const bad = JSON.stringify({ event: 'ledger.rows_unsaved', sink: 'file', count: 1, rows: ['{"event_id":'] });
+    const config = file(`ledger: { sinks: [{ type: file, dir: ${join(dir, 'ledger')} }] }\n`);
+    const r = run(['ledger', 'import', '--config', config, file(`${good}\n${bad}\n`)]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/:2: row 1 is not JSON/);
+    expect(existsSync(join(dir, 'ledger'))).toBe(false);
+    const ok = run(['ledger', 'import', '--config', config, file(`${good}\n`)]);
+    expect([ok.status, ok.stdout]).toEqual([0, 'sink file: 1 row sent (a row it already held is not stored again)\n']);
+  });
 });
 
 describe('the README walkthrough of the tuning loop', () => {

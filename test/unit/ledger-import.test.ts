@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileSink } from '../../src/ledger/file-sink.js';
-import { logLineRows, readLoggedRows } from '../../src/ledger/import.js';
+import { logLineRows, loggedBatches, readLoggedRows } from '../../src/ledger/import.js';
 import { rowsFromFiles } from '../../src/ledger/read.js';
 import { collectRows, sampleRow } from '../helpers/ledger-rows.js';
 
@@ -74,6 +74,16 @@ describe('ledger import', () => {
       ['file', [['p1', 1], ['p2', 2]], 0],
     ]);
     expect(await read()).toEqual(await read());
+  });
+
+  it('loggedBatches yields one batch at a time: the first before a later line is even read', async () => {
+    const file = logFile([
+      logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 1, rows: rowsOn('2026-11-22', ['s1']) }),
+      logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 1, rows: ['{"event_id":'] }),
+    ]);
+    const it = loggedBatches([file]);
+    expect((await it.next()).value).toMatchObject({ line: 1, sink: 'file' });
+    await expect(it.next()).rejects.toThrow(/:2: row 1 is not JSON/);
   });
 
   it('logLineRows: rows are logged a few at a time, each line well under the 16 KiB container runtimes cut at', () => {
