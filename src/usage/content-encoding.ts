@@ -90,17 +90,13 @@ function layer(coding: string, next: StreamDecoder, fail: () => void): StreamDec
   };
 }
 
+/** A decompressor as a layer; after `fail` the decoder (bodyDecoder) passes nothing more to any layer. */
 function zlibLayer(z: Gunzip | Inflate | InflateRaw | BrotliDecompress | ZstdDecompress, next: StreamDecoder, fail: () => void): StreamDecoder {
-  let failed = false;
   z.on('data', (plain: Buffer) => next.write(plain));
-  z.on('error', () => {
-    failed = true;
-    fail();
-  });
+  z.on('error', fail);
   return {
-    write: (piece) => void (failed || z.write(piece)),
+    write: (piece) => void z.write(piece),
     end: () => {
-      if (failed) return;
       z.end();
       next.end();
     },
