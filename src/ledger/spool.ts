@@ -1,7 +1,7 @@
 // A sink's spool: the rows it has not stored yet, in order, in a local file (one line per row), with the byte
 // offset of what was already delivered kept beside it. Every file operation runs on one chain, so appends,
 // reads and rewrites never interleave.
-import { appendFileSync, readFileSync, rmSync, truncateSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { LedgerEntry } from './sink.js';
@@ -67,13 +67,15 @@ export class Spool {
 
   /**
    * Learns the offset and the rows of the file an earlier process left, once; throws while the disk fails.
-   * Synchronous, as at start: it runs once, and a spool is only read back after an outage.
+   * Synchronous, as at start: it runs once, and a spool is only read back after an outage. The file is read a
+   * window at a time: a long outage's spool can be larger than the memory a container is given, and reading it
+   * whole at start (as this did) made the restarted process the container's largest allocation.
    */
   private load(): void {
     if (this.loaded) return;
-    let data: Buffer;
+    let fd: number;
     try {
-      data = readFileSync(this.path);
+      fd = openSync(this.path, 'r+');
     } catch (err) {
       if (!isMissing(err)) throw err;
       // An offset without its file would be applied to the next spool file from its first row.
@@ -82,33 +84,20 @@ export class Spool {
       this.loaded = true;
       return;
     }
-    let offset = 0;
     try {
-      offset = Number(readFileSync(this.offsetPath, 'utf8')) || 0;
-    } catch (err) {
-      if (!isMissing(err)) throw err;
+      let offset = 0;
+      try {
+        offset = Number(readFileSync(this.offsetPath, 'utf8')) || 0;
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
+      const size = mendTornTail(fd);
+      this.offset = Math.min(offset, size);
+      this.rows += countRows(fd, this.offset, size);
+    } finally {
+      closeSync(fd);
     }
-    this.rows += this.countFileRows(data, offset);
     this.loaded = true;
-  }
-
-  /**
-   * Sets the offset and returns the rows past it, counted on the bytes (a long outage's file is never decoded
-   * whole), after mending a torn last line (torn-tail.ts).
-   */
-  private countFileRows(data: Buffer, offset: number): number {
-    const torn = tornTail(data, (line) => isWholeEntry(line.toString('utf8')));
-    if (torn === 'complete') {
-      appendFileSync(this.path, '\n');
-      data = Buffer.concat([data, Buffer.from('\n')]);
-    } else if (torn) {
-      truncateSync(this.path, torn.cutTo);
-      data = data.subarray(0, torn.cutTo);
-    }
-    this.offset = Math.min(offset, data.length);
-    let n = 0;
-    for (let at = this.offset, nl = data.indexOf(0x0a, at); nl !== -1; at = nl + 1, nl = data.indexOf(0x0a, at)) if (nl > at) n++;
-    return n;
   }
 
   append(entries: readonly LedgerEntry[]): void {
@@ -182,14 +171,30 @@ export class Spool {
    */
   prepend(entries: readonly LedgerEntry[]): Promise<void> {
     if (entries.length === 0) return Promise.resolve();
+    const front = entries.map(encode).join('');
     this.rows += entries.length;
     return this.run(async () => {
       let batch: LedgerEntry[] = [];
       try {
         this.load();
-        const rest = await this.fileRest();
-        batch = [...this.pending];
-        await appendSync(this.tmpPath, entries.map(encode).join('') + rest + batch.map(encode).join(''), 'w');
+        await mkdir(dirname(this.tmpPath), { recursive: true });
+        const fh = await open(this.tmpPath, 'w');
+        try {
+          await fh.writeFile(front);
+          // The rows still to deliver are copied a window at a time: a long outage's spool can be larger than
+          // the process's memory, and larger than the longest string V8 makes (~512 MiB) as this once read it.
+          for (let at = this.offset; ; ) {
+            const window = await this.fileBytes(at, READ_WINDOW);
+            if (window.length === 0) break;
+            await fh.writeFile(window);
+            at += window.length;
+          }
+          batch = [...this.pending];
+          await fh.writeFile(batch.map(encode).join(''));
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
         // The old offset goes before the new file comes: the other order, cut short by a crash, would leave the
         // new file with an offset into it, and the next process would skip its first rows.
         await rm(this.offsetPath, { force: true });
@@ -320,9 +325,9 @@ export class Spool {
   }
 }
 
-async function appendSync(path: string, text: string, flag = 'a'): Promise<void> {
+async function appendSync(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const fh = await open(path, flag);
+  const fh = await open(path, 'a');
   const size = (await fh.stat()).size;
   try {
     await fh.writeFile(text);
@@ -334,6 +339,59 @@ async function appendSync(path: string, text: string, flag = 'a'): Promise<void>
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Mends the file's last line (torn-tail.ts) and returns the file's size after it. Reads back from the end only
+ * as far as the last newline: one window, unless the last line is longer than that.
+ */
+function mendTornTail(fd: number): number {
+  const size = fstatSync(fd).size;
+  let start = Math.max(0, size - READ_WINDOW);
+  let tail = readBytes(fd, start, size - start);
+  while (start > 0 && tail[tail.length - 1] !== 0x0a && tail.indexOf(0x0a) === -1) {
+    start = Math.max(0, start - READ_WINDOW);
+    tail = readBytes(fd, start, size - start);
+  }
+  const torn = tornTail(tail, (line) => isWholeEntry(line.toString('utf8')));
+  if (torn === 'complete') {
+    writeSync(fd, '\n', size);
+    return size + 1;
+  }
+  if (torn) {
+    ftruncateSync(fd, start + torn.cutTo);
+    return start + torn.cutTo;
+  }
+  return size;
+}
+
+/** The rows (non-empty lines) between byte `from` and `to`, counted a window at a time on the bytes. */
+function countRows(fd: number, from: number, to: number): number {
+  const window = Buffer.allocUnsafe(Math.min(READ_WINDOW, Math.max(1, to - from)));
+  let rows = 0;
+  let lineStart = from;
+  for (let at = from; at < to; ) {
+    const n = readSync(fd, window, 0, Math.min(window.length, to - at), at);
+    if (n === 0) break;
+    const bytes = window.subarray(0, n);
+    for (let nl = bytes.indexOf(0x0a); nl !== -1; nl = bytes.indexOf(0x0a, nl + 1)) {
+      if (at + nl > lineStart) rows++;
+      lineStart = at + nl + 1;
+    }
+    at += n;
+  }
+  return rows;
+}
+
+function readBytes(fd: number, from: number, length: number): Buffer {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, from + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
 }
 
 /** No such file, or a path component that is not a directory (no file can be under it either). */

@@ -1,6 +1,6 @@
 // The ledger writer's promises: every row reaches every sink, in order, across sink failures, queue overflow
 // and restarts, and a replay never stores a row twice.
-import { appendFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -401,6 +401,40 @@ describe('ledger spool', () => {
     const next = new Spool(dir, 's');
     expect(next.size).toBe(4993);
     expect((await next.read(1)).entries[0]).toEqual(all[7]);
+  });
+
+  it('a torn last line longer than the read window is cut off whole; a whole one is kept', async () => {
+    // The start reads back from the end a window at a time (not the whole file): here the last line starts
+    // two windows before the end.
+    const { dir, file } = await spoolWith([1, 2].map(entry));
+    const sizeBefore = statSync(file).size;
+    appendFileSync(file, `w\t3\te3\t2026-12-02\t{"pad":"${'x'.repeat(9 * 1024 * 1024)}`); // torn
+    expect(new Spool(dir, 's').size).toBe(2);
+    expect(statSync(file).size).toBe(sizeBefore);
+    const whole = `w\t3\te3\t2026-12-02\t${JSON.stringify({ pad: 'x'.repeat(9 * 1024 * 1024) })}`; // only its newline missing
+    appendFileSync(file, whole);
+    const next = new Spool(dir, 's');
+    expect(next.size).toBe(3);
+    expect(statSync(file).size).toBe(sizeBefore + Buffer.byteLength(whole) + 1);
+    const seen: number[] = [];
+    await next.forEachLeft((entries) => void seen.push(...entries.map((e) => e.seq)));
+    expect(seen).toEqual([1, 2, 3]);
+  });
+
+  it('prepend puts rows in front of a spool larger than the read window, copied a window at a time', async () => {
+    const row = (seq: number): LedgerEntry => ({ ...entry(seq), line: JSON.stringify({ seq, pad: 'é'.repeat(500) }) });
+    const all = Array.from({ length: 5000 }, (_, i) => row(i + 10));
+    const { dir, spool } = await spoolWith(all);
+    const first = await spool.read(3);
+    await spool.advance(first.entries.length, first.bytes); // delivered: they are not copied
+    await spool.prepend([1, 2].map(row));
+    const want = [1, 2, ...all.slice(3).map((e) => e.seq)];
+    expect(spool.size).toBe(want.length);
+    const seen: number[] = [];
+    await spool.forEachLeft((entries) => void seen.push(...entries.map((e) => e.seq)));
+    expect(seen).toEqual(want);
+    expect(new Spool(dir, 's').size).toBe(want.length); // the offset went with the old file
+    expect(readdirSync(dir).sort()).toEqual(['s.spool.jsonl']);
   });
 
   it('an offset left without its spool file is not applied to the next spool file', async () => {
