@@ -250,12 +250,12 @@ function ledgerHooks(metrics: Metrics, log: Logger): LedgerHooks {
       if (!failing.has(sink)) log.error({ event: 'ledger.sink_failed', sink, error: err instanceof Error ? err.message : String(err) });
       failing.add(sink);
     },
-    unsaved: (sink, entries) => {
+    unsaved: (sink, entries, reason) => {
       if (entries.length === 0) return;
       metrics.ledgerRows.inc({ sink, result: 'unsaved' }, entries.length);
       // The last place these rows can go: the log, in full, so they can be put back into the sink from it. A row
       // holds ids, counts and prices, never prompt text or keys.
-      for (const rows of logLineRows(entries)) log.error({ event: 'ledger.rows_unsaved', sink, count: rows.length, rows });
+      for (const rows of logLineRows(entries)) log.error({ event: 'ledger.rows_unsaved', sink, ...(reason ? { reason } : {}), count: rows.length, rows });
     },
     leftInSpool: (sink, entries) => {
       // Safe on disk while the directory lasts; logged as well because it may not (ledger.logSpoolAtExit).

@@ -23,6 +23,7 @@ export const RESTART_ONLY_SETTINGS = [
   'ledger.retryMs',
   'ledger.lingerMs',
   'ledger.logSpoolAtExit',
+  'ledger.spoolMaxBytes',
   // The stores and their connections; the memory stores' sizes are fixed when they are made.
   'budgets.store',
   'budgets.redis',

@@ -136,6 +136,12 @@ export const configSchema = z
          * rows a sink that is down left in the spool are also logged in full, for `tiergate ledger import`.
          */
         logSpoolAtExit: z.boolean().default(false),
+        /**
+         * The most a sink's spool file holds (bytes of rows waiting). Past it, new rows go to the log as
+         * `ledger.rows_unsaved` lines for `tiergate ledger import`, instead of filling the disk: a Kubernetes
+         * emptyDir over its sizeLimit gets the pod evicted, spool and all.
+         */
+        spoolMaxBytes: z.number().int().positive().default(1024 * 1024 * 1024),
         /** Request header naming the calling feature (ledger feature_id). */
         featureHeader: z.string().toLowerCase().default('x-feature-id'),
         /** Request header naming the end user; else the body's `user`. Stored only as a hash (user_id_hash). */

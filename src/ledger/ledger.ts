@@ -27,16 +27,19 @@ export interface LedgerOptions {
    * rows left in a spool are also logged in full (hooks.leftInSpool), for `tiergate ledger import`.
    */
   logSpoolAtExit?: boolean;
+  /** The most bytes of rows a sink's spool file takes; rows past it are logged (hooks.unsaved, 'spool_full'). */
+  spoolMaxBytes?: number;
 }
 
 export interface LedgerHooks {
   rows(sink: string, result: 'written' | 'replayed' | 'spooled', n: number): void;
   sinkError(sink: string, err: unknown): void;
   /**
-   * A closing process could neither deliver these rows nor keep them in the spool (the sink and the spool's
-   * disk failing together): the last place they can go before the process exits.
+   * Rows neither the sink nor the spool took, for the log, the last place they can go: a closing process whose
+   * sink and spool disk failed together, or (`spool_full`) a sink down so long that its spool reached
+   * spoolMaxBytes.
    */
-  unsaved(sink: string, entries: readonly LedgerEntry[]): void;
+  unsaved(sink: string, entries: readonly LedgerEntry[], reason?: 'spool_full'): void;
   /**
    * With logSpoolAtExit: rows a closing process keeps in the spool for the next one (the sink is down), which
    * are lost if no process starts on that directory again. Called a window of rows at a time, oldest first.
@@ -65,7 +68,7 @@ export class Ledger {
     private readonly hooks: LedgerHooks,
     private readonly onBuildError: (err: unknown) => void = () => undefined,
   ) {
-    this.channels = sinks.map((s) => new SinkChannel(s, new Spool(opts.spoolDir, s.name), opts, hooks));
+    this.channels = sinks.map((s) => new SinkChannel(s, new Spool(opts.spoolDir, s.name, opts.spoolMaxBytes), opts, hooks));
     for (const c of this.channels) c.kick();
   }
 

@@ -17,6 +17,8 @@ export class SinkChannel {
   private lingerTimer: NodeJS.Timeout | undefined;
   private delay: number;
   private closing = false;
+  /** Rows the full spool refused this turn, logged together (logOverflow()). */
+  private overflow: LedgerEntry[] = [];
 
   get sinkName(): string {
     return this.sink.name;
@@ -35,6 +37,7 @@ export class SinkChannel {
   enqueue(e: LedgerEntry, linger = true): void {
     // Everything in the spool is older than what is queued, so once it holds anything new rows go after it.
     if (!this.spool.isEmpty || this.queue.length >= this.opts.queueSize) {
+      if (!this.spool.hasRoomFor(e)) return this.refuse(e);
       this.spool.append([e]);
       this.hooks.rows(this.sink.name, 'spooled', 1);
     } else {
@@ -50,6 +53,25 @@ export class SinkChannel {
       this.lingerTimer = undefined;
       this.kick();
     }, lingerMs);
+  }
+
+  /**
+   * The spool is at ledger.spoolMaxBytes: the row goes to the log instead, with the others refused this turn, for
+   * `tiergate ledger import`. A spool past its bound would fill the disk (an emptyDir past its sizeLimit gets the
+   * pod evicted, and the spool goes with it), and a larger spool takes longer to log at exit (logSpoolAtExit).
+   * Nothing waits for the rows the spool holds: a refused row is newer than all of them, and the import stores
+   * rows as a writer of its own, so no sink takes it for one it holds already.
+   */
+  private refuse(e: LedgerEntry): void {
+    if (this.overflow.length === 0) setImmediate(() => this.logOverflow());
+    this.overflow.push(e);
+  }
+
+  private logOverflow(): void {
+    if (this.overflow.length === 0) return;
+    const rows = this.overflow;
+    this.overflow = [];
+    this.hooks.unsaved(this.sink.name, rows, 'spool_full');
   }
 
   /** Ends the linger of what is queued (unless a retry is scheduled: then the retry decides when). */
@@ -72,6 +94,7 @@ export class SinkChannel {
 
   /** Resolves when nothing is queued and the spool is empty or waiting for a retry. */
   async idle(): Promise<void> {
+    this.logOverflow();
     this.deliverNow();
     while (this.active) await this.running;
   }
@@ -189,6 +212,7 @@ export class SinkChannel {
     if (this.opts.logSpoolAtExit && this.spool.hasWork) {
       await this.spool.forEachLeft((rows) => this.hooks.leftInSpool(this.sink.name, rows)).catch((err: unknown) => this.hooks.sinkError(`${this.sink.name}-spool`, err));
     }
+    this.logOverflow(); // rows of requests that ended while this closed
     await this.sink.close().catch((err: unknown) => this.hooks.sinkError(this.sink.name, err));
   }
 }

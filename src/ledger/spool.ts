@@ -23,6 +23,8 @@ export class Spool {
    * only the rows this process spooled, which are not in the file yet.
    */
   private rows = 0;
+  /** The bytes those rows take in the file (past the offset), pending rows as they will be written: the bound's measure. */
+  private bytes = 0;
   /**
    * False until the file an earlier process may have left is read: only while a failing disk prevents it, after
    * the constructor. Its rows are unknown, and are delivered once it can be read; this process's rows need not
@@ -31,8 +33,15 @@ export class Spool {
    */
   private loaded = false;
 
-  /** The directory is created on first use: a healthy sink never touches the disk. */
-  constructor(dir: string, name: string) {
+  /**
+   * The directory is created on first use: a healthy sink never touches the disk. `maxBytes`: the most rows
+   * hasRoomFor() lets in (ledger.spoolMaxBytes); rows put in front (prepend) are not refused.
+   */
+  constructor(
+    dir: string,
+    name: string,
+    private readonly maxBytes = Infinity,
+  ) {
     this.path = join(dir, `${name}.spool.jsonl`);
     this.offsetPath = `${this.path}.offset`;
     this.tmpPath = `${this.path}.tmp`;
@@ -53,6 +62,11 @@ export class Spool {
 
   get size(): number {
     return this.rows;
+  }
+
+  /** Whether appending `e` keeps the spool within its bound (an empty spool takes any one row). */
+  hasRoomFor(e: LedgerEntry): boolean {
+    return this.bytes === 0 || this.bytes + encodedBytes(e) <= this.maxBytes;
   }
 
   /** No row is waiting that new rows must queue behind. */
@@ -94,6 +108,7 @@ export class Spool {
       const size = mendTornTail(fd);
       this.offset = Math.min(offset, size);
       this.rows += countRows(fd, this.offset, size);
+      this.bytes += size - this.offset;
     } finally {
       closeSync(fd);
     }
@@ -104,6 +119,7 @@ export class Spool {
     if (entries.length === 0) return;
     this.pending.push(...entries);
     this.rows += entries.length;
+    for (const e of entries) this.bytes += encodedBytes(e);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => void this.flush().catch(() => undefined));
@@ -149,7 +165,7 @@ export class Spool {
         else skipped++; // a foreign line: passed over, never retried forever
       }
       // Nothing left to read: the count follows the file (it can only have drifted through a torn write).
-      if (entries.length === 0 && skipped === 0 && text.length === 0 && this.pending.length === 0) this.rows = 0;
+      if (entries.length === 0 && skipped === 0 && text.length === 0 && this.pending.length === 0) this.rows = this.bytes = 0;
       return { entries, bytes, skipped };
     });
   }
@@ -159,7 +175,11 @@ export class Spool {
     return this.run(async () => {
       this.offset += bytes;
       this.rows -= count;
-      if (this.rows === 0 && this.pending.length === 0) await this.reset();
+      this.bytes = Math.max(0, this.bytes - bytes);
+      if (this.rows === 0 && this.pending.length === 0) {
+        this.bytes = 0;
+        await this.reset();
+      }
       else await writeFile(this.offsetPath, String(this.offset));
     });
   }
@@ -172,7 +192,9 @@ export class Spool {
   prepend(entries: readonly LedgerEntry[]): Promise<void> {
     if (entries.length === 0) return Promise.resolve();
     const front = entries.map(encode).join('');
+    const frontBytes = Buffer.byteLength(front);
     this.rows += entries.length;
+    this.bytes += frontBytes;
     return this.run(async () => {
       let batch: LedgerEntry[] = [];
       try {
@@ -202,6 +224,7 @@ export class Spool {
         this.offset = 0;
       } catch (err) {
         this.rows -= entries.length;
+        this.bytes -= frontBytes;
         await rm(this.tmpPath, { force: true }).catch(() => undefined);
         throw err;
       }
@@ -232,6 +255,7 @@ export class Spool {
     const taken = this.pending;
     this.pending = [];
     this.rows -= taken.length;
+    for (const e of taken) this.bytes -= encodedBytes(e);
     return taken;
   }
 
@@ -398,6 +422,11 @@ function readBytes(fd: number, from: number, length: number): Buffer {
 function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** encode(e)'s length in bytes, without making the string. */
+function encodedBytes(e: LedgerEntry): number {
+  return Buffer.byteLength(e.writer) + String(e.seq).length + Buffer.byteLength(e.eventId) + e.day.length + Buffer.byteLength(e.line) + 5;
 }
 
 // writer, seq, event id and day never contain a tab, and JSON escapes tabs inside strings.

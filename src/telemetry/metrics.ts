@@ -99,7 +99,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     ledgerRows: new Counter({
       name: 'tiergate_ledger_rows_total',
-      help: 'Ledger rows per sink: written live, spooled to disk while the sink was failing, replayed from the spool, or unsaved (logged at shutdown: the sink and the spool disk both failing).',
+      help: 'Ledger rows per sink: written live, spooled to disk while the sink was failing, replayed from the spool, or unsaved (logged for `tiergate ledger import`: at shutdown with the sink and the spool disk both failing, or past ledger.spoolMaxBytes).',
       labelNames: ['sink', 'result'] as const,
       registers: [registry],
     }),

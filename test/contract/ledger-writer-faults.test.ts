@@ -6,7 +6,8 @@
 // the history, the sink must hold every recorded row exactly once, in recording order (per UTC day: the file
 // sink keeps a file per day), and the spool must be gone. With ledger.logSpoolAtExit a restart may also lose the
 // spool's directory (a pod deleted with its emptyDir): the rows it held must have been logged at the close, and
-// `tiergate ledger import`'s reading of those log lines puts them into the sink at the end. The unit tests state
+// `tiergate ledger import`'s reading of those log lines puts them into the sink at the end. With a small
+// ledger.spoolMaxBytes, rows the full spool refused are logged as they come and imported the same way. The unit tests state
 // these cases one by one; this finds the interleavings nobody wrote down.
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -127,24 +128,38 @@ const settings = fc.record({
   batchSize: fc.integer({ min: 1, max: 10 }),
   lingerMs: fc.constantFrom(0, 2),
   logSpoolAtExit: fc.boolean(),
+  // A few rows' worth (a sample row is ~1 KB), so that long outages fill the spool; or none.
+  spoolMaxBytes: fc.option(fc.integer({ min: 1, max: 8_000 }), { nil: undefined }),
 });
 
 const DAYS = ['2026-12-01', '2026-12-02'];
 
-async function play(h: SinkHarness, s: { queueSize: number; batchSize: number; lingerMs: number; logSpoolAtExit: boolean }, faults: Fault[], ops: readonly Op[]) {
+type Settings = { queueSize: number; batchSize: number; lingerMs: number; logSpoolAtExit: boolean; spoolMaxBytes: number | undefined };
+
+async function play(h: SinkHarness, s: Settings, faults: Fault[], ops: readonly Op[]) {
   const disk = new SpoolDisk();
-  const opts: LedgerOptions = { spoolDir: disk.dir, writeTimeoutMs: WRITE_TIMEOUT_MS, retryMs: 5, ...s };
+  const { spoolMaxBytes, ...rest } = s;
+  const opts: LedgerOptions = { spoolDir: disk.dir, writeTimeoutMs: WRITE_TIMEOUT_MS, retryMs: 5, ...rest, ...(spoolMaxBytes ? { spoolMaxBytes } : {}) };
   /** Rows a closing process could neither store nor spool (sink and disk down together), as it reported them. */
   const unsaved: string[] = [];
   const hooks: LedgerHooks = {
     rows: () => undefined,
     sinkError: () => undefined,
-    unsaved: (_sink, entries) => void unsaved.push(...entries.map((e) => (JSON.parse(e.line) as LedgerRow).request_id)),
+    unsaved: (sink, entries, reason) => {
+      // Refused by the full spool: logged for the import, as the app's hook logs them.
+      if (reason === 'spool_full') refused += entries.length;
+      if (reason === 'spool_full') lostLines.push(JSON.stringify({ level: 50, event: 'ledger.rows_unsaved', sink, reason, count: entries.length, rows: entries.map((e) => e.line) }));
+      else unsaved.push(...entries.map((e) => (JSON.parse(e.line) as LedgerRow).request_id));
+    },
     leftInSpool: (sink, entries) => void leftAtClose.push(JSON.stringify({ level: 40, event: 'ledger.rows_left_in_spool', sink, count: entries.length, rows: entries.map((e) => e.line) })),
   };
-  /** The ledger.rows_left_in_spool log lines of the last close, and those of closes whose spool then went. */
+  /**
+   * The ledger.rows_left_in_spool log lines of the last close; those of closes whose spool then went, and the
+   * ledger.rows_unsaved lines of rows the full spool refused (lostLines), are imported at the end.
+   */
   let leftAtClose: string[] = [];
   const lostLines: string[] = [];
+  let refused = 0;
   const open = (f: Fault[]) => new Ledger([new FaultySink(h.open(), f)], opts, hooks);
   /** Request ids in the order the writer took the rows (a row still being built is taken when it is done). */
   const taken: LedgerRow[] = [];
@@ -200,7 +215,7 @@ async function play(h: SinkHarness, s: { queueSize: number; batchSize: number; l
     await new Promise((r) => setTimeout(r, 10));
   }
   await last.close();
-  // The operator's `tiergate ledger import` of the lost spools' log lines, into the healthy sink.
+  // The operator's `tiergate ledger import` of the lost spools' log lines and the full spool's, into the healthy sink.
   const imported = new Set<string>();
   if (lostLines.length > 0) {
     const log = join(mkdtempSync(join(tmpdir(), 'tiergate-lost-spool-')), 'tiergate.log');
@@ -212,7 +227,7 @@ async function play(h: SinkHarness, s: { queueSize: number; batchSize: number; l
     }
     await sink.close();
   }
-  return { taken, unsaved, imported, closedWithDiskDown, startedWithDiskDown, writer, spoolLeft: readdirSync(opts.spoolDir) };
+  return { taken, unsaved, imported, refused, closedWithDiskDown, startedWithDiskDown, writer, spoolLeft: readdirSync(opts.spoolDir) };
 }
 
 const harnesses = sinkHarnesses(
@@ -227,12 +242,13 @@ describe('ledger writer under generated sink faults and restarts', () => {
       let faultsUsed = 0;
       let unsavedRows = 0;
       let importedRows = 0;
+      let refusedRows = 0;
       await fc.assert(
         fc.asyncProperty(settings, fc.array(fault, { maxLength: 40 }), fc.array(op, { minLength: 1, maxLength: 25 }), async (s, faults, ops) => {
           const h = harnesses[name]();
           const planned = faults.length;
           const queue = [...faults];
-          const { taken, unsaved, imported, closedWithDiskDown, startedWithDiskDown, writer, spoolLeft } = await play(h, s, queue, ops);
+          const { taken, unsaved, imported, refused, closedWithDiskDown, startedWithDiskDown, writer, spoolLeft } = await play(h, s, queue, ops);
           // Only a process that closed while its spool's disk failed may give up on rows.
           if (!closedWithDiskDown) expect(unsaved).toEqual([]);
           const stored = await h.stored();
@@ -264,6 +280,7 @@ describe('ledger writer under generated sink faults and restarts', () => {
           cases++;
           unsavedRows += unsaved.length;
           importedRows += imported.size;
+          refusedRows += refused;
           faultsUsed += faults.slice(0, planned - queue.length).filter((f) => f.kind !== 'ok').length;
         }),
         { numRuns: fuzzRuns(40) },
@@ -273,7 +290,7 @@ describe('ledger writer under generated sink faults and restarts', () => {
       // in CI runs, 40 under coverage instrumentation. A quarter of the histories' number is far below both,
       // and far above a run whose faults never reached the writer.
       expect(faultsUsed).toBeGreaterThanOrEqual(cases / 4);
-      console.info(`${name}: ${cases} histories, ${faultsUsed} sink failures, ${unsavedRows} rows reported unsaved, ${importedRows} imported from lost spools' logs`);
+      console.info(`${name}: ${cases} histories, ${faultsUsed} sink failures, ${unsavedRows} rows reported unsaved, ${importedRows} imported from the logs (${refusedRows} of them refused by a full spool)`);
     }, fuzzTimeout(40, 300_000));
   }
 });

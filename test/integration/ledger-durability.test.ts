@@ -1,7 +1,7 @@
 // No row lost, none doubled: a Redis sink stopped mid-run and restarted, and a SIGTERM'd server whose Redis is
 // down (its rows wait in the spool and the next process delivers them).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,6 +139,48 @@ describe('ledger durability', () => {
     }
   });
 
+  it('ledger.spoolMaxBytes: past the bound rows go to the log instead of the disk; with the spool logged at exit and gone, ledger import delivers every row once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-full-'));
+    const down = await RedisServer.start();
+    await down.down();
+    const maxBytes = 16 * 1024; // ~15 rows
+    const config = ledgerConfig(dir, join(dir, 'spool'), down.url, 'full:ledger', ['  logSpoolAtExit: true', `  spoolMaxBytes: ${maxBytes}`]);
+    const ids = Array.from({ length: 60 }, (_, i) => `full-${i}`);
+    let spoolBytes = 0;
+    const spoolFile = join(dir, 'spool', 'redis.spool.jsonl');
+    const out = await runServer(config, async (pool, output) => {
+      // The first rows wait in the queue until the first write fails, and then all go to the spool together.
+      for (const id of ids.slice(0, 5)) await request(pool, id);
+      await expect.poll(() => existsSync(spoolFile), { timeout: 10_000 }).toBe(true);
+      for (const id of ids.slice(5)) await request(pool, id);
+      // The refused rows are logged on the next turn; the spool's size is read while the process still runs.
+      await expect.poll(() => output().includes('"reason":"spool_full"'), { timeout: 5_000 }).toBe(true);
+      spoolBytes = statSync(spoolFile).size;
+    });
+    expect(spoolBytes).toBeGreaterThan(0);
+    expect(spoolBytes).toBeLessThanOrEqual(maxBytes);
+    const rowsOf = (event: string, reason?: string) =>
+      out
+        .split('\n')
+        .filter((l) => l.includes(`"event":"${event}"`))
+        .map((l) => JSON.parse(l) as { reason?: string; rows: string[] })
+        .filter((l) => l.reason === reason)
+        .flatMap((l) => l.rows.map((r) => (JSON.parse(r) as LedgerRow).request_id));
+    const refused = rowsOf('ledger.rows_unsaved', 'spool_full');
+    const left = rowsOf('ledger.rows_left_in_spool');
+    expect(refused.length).toBeGreaterThan(30);
+    // The spool took the oldest rows while it had room; every later one went to the log, as it came.
+    expect([...left, ...refused]).toEqual(ids);
+
+    rmSync(join(dir, 'spool'), { recursive: true }); // the pod and its emptyDir are gone
+    await down.up();
+    try {
+      await importTwice(config, dir, out, ids, down.url, 'full:ledger');
+    } finally {
+      await down.down();
+    }
+  });
+
   it('SIGTERM with the sink down and the spool disk failing: the rows it could not keep are logged in full', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-unsaved-'));
     const down = await RedisServer.start();
@@ -204,8 +246,8 @@ async function importTwice(config: string, dir: string, out: string, ids: string
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'src/cli.ts');
 
-/** `tiergate serve` in a child process: run `work` against it, then SIGTERM it and expect a clean exit. */
-async function runServer(config: string, work: (pool: ExtProcPool) => Promise<void>): Promise<string> {
+/** `tiergate serve` in a child process: run `work` against it (`output`: what it printed so far), then SIGTERM it and expect a clean exit. */
+async function runServer(config: string, work: (pool: ExtProcPool, output: () => string) => Promise<void>): Promise<string> {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
     cwd: ROOT,
     env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
@@ -219,7 +261,7 @@ async function runServer(config: string, work: (pool: ExtProcPool) => Promise<vo
   const started = JSON.parse(out.split('\n').find((l) => l.includes('server.started')) ?? '{}') as { grpc_port: number };
   const pool = new ExtProcPool(`127.0.0.1:${started.grpc_port}`, 500);
   try {
-    await work(pool);
+    await work(pool, () => out);
   } finally {
     pool.close();
   }

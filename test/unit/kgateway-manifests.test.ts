@@ -129,6 +129,19 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
     expect(deployment.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(loaded.config.server.drainDelayMs + loaded.config.server.shutdownGraceMs);
   });
 
+  it('the spool directory\'s emptyDir holds the spools at their bound: past its sizeLimit kubelet evicts the pod, spool and all', () => {
+    if (!loaded.ok) throw new Error('config');
+    const mount = (container.volumeMounts as Obj[]).find((m) => loaded.config.ledger.spoolDir.startsWith(`${m.mountPath}/`)) as Obj;
+    const volume = (deployment.spec.template.spec.volumes as Obj[]).find((v) => v.name === mount.name) as Obj;
+    const sizeLimit = String(volume.emptyDir.sizeLimit);
+    const units: Record<string, number> = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+    const limitBytes = Number(sizeLimit.replace(/[KMG]i$/, '')) * (units[sizeLimit.slice(-2)] ?? 1);
+    // Each sink's spool at its bound, one more for a rewrite's copy (a failed queue put in front), that queue
+    // itself (rows of ~1 KB), and 16 MB for the kept budget reconciles (at most 10,000).
+    const worst = (loaded.config.ledger.sinks.length + 1) * loaded.config.ledger.spoolMaxBytes + loaded.config.ledger.queueSize * 2048 + 16 * 1024 ** 2;
+    expect(worst).toBeLessThan(limitBytes);
+  });
+
   it('the GatewayExtension reaches tiergate over h2c on its gRPC port, with the processing mode tiergate is tested with', () => {
     const ext = find(objs, 'GatewayExtension');
     const service = find(objs, 'Service', ext.spec.extProc.grpcService.backendRef.name);
@@ -257,6 +270,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       'TiergateBudgetStoreDegraded',
       'TiergateBudgetStoreSlow',
       'TiergateLedgerSpooling',
+      'TiergateLedgerRowsOnlyInLog',
       'TiergateProcessingErrors',
       'TiergateStageSkipped',
       'TiergateConfigReloadRejected',

@@ -349,6 +349,36 @@ describe('ledger.logSpoolAtExit', () => {
   });
 });
 
+describe('ledger.spoolMaxBytes', () => {
+  it('a sink down past the bound: the spool keeps the oldest rows, later ones go to the log a turn at a time, and none is lost', async () => {
+    const sink = new FlakySink('redis');
+    sink.down = true;
+    const refused: Array<{ reason: string | undefined; ids: string[] }> = [];
+    const rowBytes = 1100; // a sample row spooled is ~1 KB
+    const opts = options({ spoolMaxBytes: rowBytes * 5, queueSize: 1 });
+    const ledger = new Ledger([sink], opts, { ...hooks, unsaved: (_n, entries, reason) => void refused.push({ reason, ids: entries.map((e) => JSON.parse(e.line).request_id) }) });
+    const all = rows(40);
+    ledger.record(all[0] as LedgerRow);
+    await until(() => counts.errors > 0); // the first write failed: the spool has begun
+    for (const r of all.slice(1, 20)) ledger.record(r); // one turn
+    await ledger.flush();
+    for (const r of all.slice(20)) ledger.record(r); // another
+    await ledger.flush();
+    expect(refused.every((r) => r.reason === 'spool_full')).toBe(true);
+    expect(refused.length).toBe(2); // one call per turn, not per row
+    const logged = refused.flatMap((r) => r.ids);
+    expect(logged.length).toBeGreaterThanOrEqual(30);
+    const spoolFile = join(opts.spoolDir, 'redis.spool.jsonl');
+    expect(statSync(spoolFile).size).toBeLessThanOrEqual(rowBytes * 5);
+    sink.down = false;
+    await until(() => ids(sink).length + logged.length === 40);
+    // The spool held the oldest rows, delivered in order; every later row is in the log, in order.
+    expect([...ids(sink), ...logged]).toEqual(all.map((r) => r.request_id));
+    await ledger.close();
+    expect(readdirSync(opts.spoolDir)).toEqual([]);
+  });
+});
+
 describe('ledger spool', () => {
   const entry = (seq: number): LedgerEntry => ({ eventId: `e${seq}`, day: '2026-12-02', line: JSON.stringify({ seq }), writer: 'w', seq });
   /** A spool in a directory of its own, with these entries written to its file. */
@@ -435,6 +465,25 @@ describe('ledger spool', () => {
     expect(seen).toEqual(want);
     expect(new Spool(dir, 's').size).toBe(want.length); // the offset went with the old file
     expect(readdirSync(dir).sort()).toEqual(['s.spool.jsonl']);
+  });
+
+  it('hasRoomFor: the bound counts the bytes waiting, in the file and pending, and an empty spool takes any row', async () => {
+    const e = entry(1);
+    const rowBytes = Buffer.byteLength(`w\t1\te1\t2026-12-02\t${e.line}\n`);
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
+    const spool = new Spool(dir, 's', rowBytes * 2);
+    expect(new Spool(mkdtempSync(join(tmpdir(), 'tiergate-spool-')), 's', 1).hasRoomFor(e)).toBe(true);
+    spool.append([e]);
+    expect(spool.hasRoomFor(entry(2))).toBe(true);
+    spool.append([entry(2)]);
+    expect(spool.hasRoomFor(entry(3))).toBe(false);
+    await spool.flush();
+    // A new process on the same file counts it from the disk.
+    expect(new Spool(dir, 's', rowBytes * 2).hasRoomFor(entry(3))).toBe(false);
+    expect(new Spool(dir, 's', rowBytes * 3).hasRoomFor(entry(3))).toBe(true);
+    const one = await spool.read(1);
+    await spool.advance(one.entries.length, one.bytes);
+    expect(spool.hasRoomFor(entry(3))).toBe(true);
   });
 
   it('an offset left without its spool file is not applied to the next spool file', async () => {

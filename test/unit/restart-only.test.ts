@@ -23,6 +23,7 @@ const CHANGES: Array<[ConfigInput, string[]]> = [
   [{ ledger: { retryMs: 5 } }, ['ledger.retryMs']],
   [{ ledger: { lingerMs: 5 } }, ['ledger.lingerMs']],
   [{ ledger: { logSpoolAtExit: true } }, ['ledger.logSpoolAtExit']],
+  [{ ledger: { spoolMaxBytes: 4096 } }, ['ledger.spoolMaxBytes']],
   [{ budgets: { store: 'redis', redis: REDIS } }, ['budgets.store', 'budgets.redis']],
   [{ budgets: { redis: REDIS } }, ['budgets.redis']],
   [{ cache: { store: 'redis', redis: REDIS } }, ['cache.store', 'cache.redis']],
