@@ -10,9 +10,9 @@ import { listenOn } from './admin-server.js';
 import { ConfigError, loadInitialConfig, serve } from './main.js';
 import { LOGGED_ROW_EVENTS, loggedBatches } from './ledger/import.js';
 import { createSinks } from './ledger/sinks.js';
-import { ledgerFilesFor, rowsFromFiles, rowsFromRedis } from './ledger/read.js';
+import { dayScanStart, ledgerFilesFor, rowsFromFiles, rowsFromRedis, streamLostBefore } from './ledger/read.js';
 import { InvalidRowError } from './ledger/row-check.js';
-import { rollup, type Period } from './ledger/rollup.js';
+import { daysOf, rollup, type Period } from './ledger/rollup.js';
 import { formatRollup, formatRollupCsv } from './ledger/rollup-format.js';
 import { CANARY_USAGE, canaryCommand } from './canary/canary-command.js';
 import { EVAL_USAGE, evalCommand, keywordsCommand } from './eval/eval-command.js';
@@ -24,7 +24,7 @@ const USAGE = `usage:
   tiergate config check FILE
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
   tiergate ledger rollup [--day YYYY-MM-DD | --month YYYY-MM | --from YYYY-MM-DD --to YYYY-MM-DD]
-      (--file FILE|DIR | --redis URL [--cluster] [--stream KEY]) [--weak-tier NAME] [--json | --csv] [--skip-invalid]
+      (--file FILE|DIR | --redis URL [--cluster] [--stream KEY]) [--weak-tier NAME] [--json | --csv] [--skip-invalid] [--allow-trimmed]
   tiergate ledger import [--config FILE] LOG...
 ${EVAL_USAGE}${CANARY_USAGE}`;
 
@@ -164,6 +164,7 @@ async function ledgerRollup(args: string[]): Promise<number> {
       json: { type: 'boolean' },
       csv: { type: 'boolean' },
       'skip-invalid': { type: 'boolean' },
+      'allow-trimmed': { type: 'boolean' },
     },
   });
   const fail = (message: string) => {
@@ -192,9 +193,29 @@ async function ledgerRollup(args: string[]): Promise<number> {
     file !== undefined
       ? rowsFromFiles(ledgerFilesFor(file, day), torn, onInvalid)
       : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day, values.cluster ?? false, onInvalid);
+  // A stream trimmed by its maxLen past the period's start has lost rows of it: summed as they are, the totals
+  // would be too low and nothing would say so. Finance would bill from them.
+  let trimmedBefore: string | null = null;
+  if (values.redis !== undefined) {
+    const stream = values.stream ?? 'tiergate:ledger';
+    const lost = await streamLostBefore(values.redis, stream, values.cluster ?? false);
+    if (lost === undefined) process.stderr.write(`${stream}: this Redis cannot say whether the stream was trimmed (XINFO STREAM counts entries-added from Redis 7.0)\n`);
+    const reaches = (day: string) => lost !== undefined && dayScanStart(day) < lost;
+    if (period ? reaches(period.from) : (lost ?? 0) > 0) {
+      trimmedBefore = new Date(lost as number).toISOString();
+      const days = period ? daysOf(period).filter(reaches) : [];
+      const which = period ? `rows of ${days.length === 1 ? days[0] : `${days[0]} to ${days.at(-1)}`} may be missing from it` : 'rows added before then are missing from it';
+      const said = `${stream} has lost the entries added before ${trimmedBefore} (trimmed by the redis sink's maxLen): ${which}, so the totals would be too low.`;
+      if (!values['allow-trimmed']) {
+        process.stderr.write(`${said}\nNothing was summed. Read the period from the file sink's day files, raise maxLen to hold it, or pass --allow-trimmed to sum what is left (the output then says so).\n`);
+        return 1;
+      }
+      process.stderr.write(`${said}\n`);
+    }
+  }
   let result;
   try {
-    result = await rollup(rowsOf, { ...(period ? { period } : {}), weakTier: values['weak-tier'], invalidSkipped: () => skipped });
+    result = await rollup(rowsOf, { ...(period ? { period } : {}), weakTier: values['weak-tier'], invalidSkipped: () => skipped, trimmedBefore });
   } catch (err) {
     if (!(err instanceof InvalidRowError)) throw err;
     // Bad data, not a bad command line: exit 1, as other failures.

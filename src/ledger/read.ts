@@ -95,17 +95,29 @@ function endsWithNewline(file: string): boolean {
 }
 
 /**
+ * A stream entry's id starts with the Redis server's time in ms when it was added; a row's timestamp is
+ * tiergate's time when its request arrived, and the row is added after that. A Redis clock behind tiergate's
+ * would put the first rows of a day under ids from the day before: the scan of a day starts this much earlier.
+ */
+export const STREAM_CLOCK_MARGIN_MS = 3_600_000;
+
+/** Where the scan of `day`'s rows starts: the day's first ms, less the clock margin. */
+export function dayScanStart(day: string): number {
+  return Date.parse(`${day}T00:00:00Z`) - STREAM_CLOCK_MARGIN_MS;
+}
+
+/**
  * Entries of the stream, oldest first, in pages; only rows whose timestamp falls on `day` when given. `cluster`:
  * `url` is a node of a Redis Cluster (the client finds the stream's node).
  */
 export async function* rowsFromRedis(url: string, stream: string, day?: string, cluster = false, onInvalid?: OnInvalid): AsyncGenerator<LedgerRow> {
   const invalid = reportOrThrow(onInvalid);
-  const redis = cluster ? clusterClient(url) : new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  const redis = redisClient(url, cluster);
   await redis.connect();
   try {
-    // Stream ids start with the insertion time in ms: a day's rows were inserted from that day on (rows
-    // replayed after an outage later still), so the scan starts at the day and filters on the row's timestamp.
-    let start = day ? String(Date.parse(`${day}T00:00:00Z`)) : '-';
+    // A day's rows were added from that day on (rows replayed after an outage later still), so the scan starts at
+    // the day (less the clock margin) and filters on the row's timestamp.
+    let start = day ? String(dayScanStart(day)) : '-';
     for (;;) {
       const page = await redis.xrange(stream, start, '+', 'COUNT', 1000);
       if (page.length === 0) return;
@@ -128,6 +140,44 @@ export async function* rowsFromRedis(url: string, stream: string, day?: string, 
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * A time (ms) before which the stream may have lost entries: the redis sink's `MAXLEN ~ maxLen` trims the oldest
+ * entries away, so everything added before its first entry is gone (and an entry deleted by hand counts too). 0
+ * when it has lost none; undefined when Redis cannot say (XINFO STREAM counts entries-added from Redis 7.0) or
+ * there is no such stream. (max-deleted-entry-id alone would not do: Redis 7.0 leaves it at 0-0 after a trim.)
+ */
+export async function streamLostBefore(url: string, stream: string, cluster = false): Promise<number | undefined> {
+  const redis = redisClient(url, cluster);
+  await redis.connect();
+  try {
+    let info: unknown[];
+    try {
+      info = (await redis.xinfo('STREAM', stream)) as unknown[];
+    } catch (err) {
+      if (err instanceof Error && /no such key/i.test(err.message)) return undefined;
+      throw err;
+    }
+    const field = (name: string): unknown => {
+      const i = info.indexOf(name);
+      return i === -1 ? undefined : info[i + 1];
+    };
+    const added = field('entries-added');
+    if (added === undefined) return undefined;
+    if (Number(added) <= Number(field('length'))) return 0;
+    const ms = (id: unknown) => Number(String(id).split('-')[0]);
+    const first = field('first-entry') as [string, string[]] | null;
+    // No entry left: everything up to the last one added is gone.
+    const trimmedBefore = first ? ms(first[0]) : ms(field('last-generated-id')) + 1;
+    return Math.max(trimmedBefore, ms(field('max-deleted-entry-id')) + 1);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function redisClient(url: string, cluster: boolean): Redis | Cluster {
+  return cluster ? clusterClient(url) : new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
 }
 
 function clusterClient(url: string): Cluster {

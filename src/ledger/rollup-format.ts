@@ -8,6 +8,7 @@ export function formatRollup(r: Rollup): string {
     `ledger rollup${r.day ? ` for ${r.day}` : r.from ? ` for ${r.from} to ${r.to}` : ''}`,
     `  requests              ${r.requests}${r.duplicates ? ` (${r.duplicates} duplicate rows ignored)` : ''}`,
     ...(r.invalid_skipped ? [`  INCOMPLETE            ${r.invalid_skipped} lines that are not ledger rows were skipped (listed on stderr)`] : []),
+    ...(r.trimmed_before ? [`  INCOMPLETE            the Redis stream has lost the entries added before ${r.trimmed_before} (trimmed: maxLen)`] : []),
     `  cost                  ${usd(r.cost_usd)}`,
     `  cost / 1,000 requests ${usd(r.cost_per_1000_requests)}`,
     `  weak-tier share       ${pct(r.weak_tier_share)}`,

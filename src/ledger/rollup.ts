@@ -54,6 +54,12 @@ export interface Rollup {
    * Without `--skip-invalid` such a line stops the rollup instead.
    */
   invalid_skipped: number;
+  /**
+   * The Redis stream has lost the entries added before this time (ISO) to its trimming (the redis sink's maxLen),
+   * and rows of the period may have been among them: the totals can be too low. Null for a file, and for a
+   * stream not trimmed past the period's start. Without `--allow-trimmed` such a stream stops the rollup instead.
+   */
+  trimmed_before: string | null;
   /** Share of tier-routed requests that went to the weak tier. */
   weak_tier_share: number | null;
   cost_usd: number;
@@ -210,7 +216,7 @@ class Totals {
     }
   }
 
-  finish(period: Period | undefined, invalidSkipped: number): Rollup {
+  finish(period: Period | undefined, invalidSkipped: number, trimmedBefore: string | null): Rollup {
     const n = this.requests;
     for (const g of this.groups.values()) {
       g.cost_usd = roundUsd(g.cost_usd);
@@ -223,6 +229,7 @@ class Totals {
       requests: n,
       duplicates: this.seen - n,
       invalid_skipped: invalidSkipped,
+      trimmed_before: trimmedBefore,
       weak_tier_share: this.routed > 0 ? this.weak / this.routed : null,
       cost_usd: roundUsd(this.cost),
       cost_per_1000_requests: n > 0 ? roundUsd((this.cost / n) * 1000) : null,
@@ -264,12 +271,19 @@ export function daysOf(p: Period): string[] {
  */
 export async function rollup(
   rowsOf: (day: string | undefined) => AsyncIterable<LedgerRow>,
-  opts: { period?: Period; weakTier?: string; /** How many lines the reader skipped as not ledger rows, once it is done. */ invalidSkipped?: () => number } = {},
+  opts: {
+    period?: Period;
+    weakTier?: string;
+    /** How many lines the reader skipped as not ledger rows, once it is done. */
+    invalidSkipped?: () => number;
+    /** The source lost the rows of the period added before this time (a trimmed stream: streamLostBefore()). */
+    trimmedBefore?: string | null;
+  } = {},
 ): Promise<Rollup> {
   const totals = new Totals(opts.weakTier ?? 'weak');
   const strings = new Strings();
   for (const day of opts.period ? daysOf(opts.period) : [undefined]) totals.add(await dedupDay(rowsOf(day), day, strings));
-  return totals.finish(opts.period, opts.invalidSkipped?.() ?? 0);
+  return totals.finish(opts.period, opts.invalidSkipped?.() ?? 0, opts.trimmedBefore ?? null);
 }
 
 /** Nearest-rank percentile: the smallest value with at least p of the values at or below it. */

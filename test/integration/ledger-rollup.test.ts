@@ -45,6 +45,7 @@ const EXPECTED = {
   requests: 6,
   duplicates: 1,
   invalid_skipped: 0,
+  trimmed_before: null,
   weak_tier_share: 0.8,
   cost_usd: 0.01021,
   cost_per_1000_requests: 1.7016666667,
@@ -165,6 +166,7 @@ describe('tiergate ledger rollup', () => {
       requests: 10,
       duplicates: 2,
       invalid_skipped: 0,
+      trimmed_before: null,
       weak_tier_share: 6 / 9,
       cost_usd: 5.01621,
       cost_per_1000_requests: 501.621,
@@ -293,6 +295,43 @@ describe('tiergate ledger rollup', () => {
     expect(sums).toEqual({ ...expected, invalid_skipped: 4 });
     const text = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', dir, '--skip-invalid']).stdout;
     expect(text).toContain('INCOMPLETE            4 lines that are not ledger rows were skipped (listed on stderr)');
+  });
+
+  it('a stream its maxLen trimmed past the period\'s start stops the rollup, naming what is lost; --allow-trimmed sums the rest and says so', async () => {
+    const c = redis.client();
+    const at = (iso: string) => `${Date.parse(iso)}-0`;
+    const s = 'rollup:trimmed';
+    // Three rows of 22 November added that day; the sink's MAXLEN then trims the first two away.
+    for (const [i, t] of ['10:00', '11:00', '12:00'].entries()) {
+      await c.xadd(s, at(`2026-11-22T${t}:00.000Z`), 'event_id', `t${i}`, 'row', JSON.stringify(day({ request_id: `t${i}` })));
+    }
+    // A row of 24 November whose entry id is 1.5 s before that day: a Redis clock behind tiergate's.
+    const early = sampleRow({ request_id: 'early', timestamp: '2026-11-24T00:00:00.500Z' });
+    await c.xadd(s, at('2026-11-23T23:59:59.000Z'), 'event_id', early.event_id, 'row', JSON.stringify(early));
+    await c.xtrim(s, 'MAXLEN', 2);
+    c.disconnect();
+    const lost = '2026-11-22T12:00:00.000Z'; // the first entry left
+
+    const args = ['ledger', 'rollup', '--redis', redis.url, '--stream', s, '--json'];
+    const stopped = cli([...args, '--month', '2026-11']);
+    expect(stopped.status).toBe(1);
+    expect(stopped.stdout).toBe('');
+    expect(stopped.stderr).toContain(`${s} has lost the entries added before ${lost} (trimmed by the redis sink's maxLen): rows of 2026-11-01 to 2026-11-22 may be missing from it`);
+    expect(stopped.stderr).toContain('Nothing was summed.');
+    expect(cli([...args, '--day', '2026-11-22']).stderr).toContain('rows of 2026-11-22 may be missing from it');
+
+    const allowed = cli([...args, '--day', '2026-11-22', '--allow-trimmed']);
+    expect(allowed.status).toBe(0);
+    expect(JSON.parse(allowed.stdout)).toMatchObject({ requests: 1, trimmed_before: lost });
+    expect(cli(['ledger', 'rollup', '--redis', redis.url, '--stream', s, '--day', '2026-11-22', '--allow-trimmed']).stdout).toContain(
+      `INCOMPLETE            the Redis stream has lost the entries added before ${lost} (trimmed: maxLen)`,
+    );
+    // A later day the trimming did not reach sums as ever; its first row, added under the day before's id, too.
+    const later = cli([...args, '--day', '2026-11-24']);
+    expect(later.stderr).toBe('');
+    expect(JSON.parse(later.stdout)).toMatchObject({ requests: 1, trimmed_before: null });
+    // Without a period: the whole stream, which has lost entries.
+    expect(cli(['ledger', 'rollup', '--redis', redis.url, '--stream', s, '--json']).stderr).toContain('rows added before then are missing from it');
   });
 
   it('a Redis stream entry that is not a ledger row is named by its id, or skipped with --skip-invalid', async () => {
