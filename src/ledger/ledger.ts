@@ -29,6 +29,8 @@ export interface LedgerOptions {
   logSpoolAtExit?: boolean;
   /** The most bytes of rows a sink's spool file takes; rows past it are logged (hooks.unsaved, 'spool_full'). */
   spoolMaxBytes?: number;
+  /** When a spool drops its delivered front (Spool.advance()); not in the config: tests set it small. */
+  spoolCompactAfterBytes?: number;
 }
 
 export interface LedgerHooks {
@@ -68,7 +70,7 @@ export class Ledger {
     private readonly hooks: LedgerHooks,
     private readonly onBuildError: (err: unknown) => void = () => undefined,
   ) {
-    this.channels = sinks.map((s) => new SinkChannel(s, new Spool(opts.spoolDir, s.name, opts.spoolMaxBytes), opts, hooks));
+    this.channels = sinks.map((s) => new SinkChannel(s, new Spool(opts.spoolDir, s.name, { maxBytes: opts.spoolMaxBytes, compactAfterBytes: opts.spoolCompactAfterBytes }), opts, hooks));
     for (const c of this.channels) c.kick();
   }
 

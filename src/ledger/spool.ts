@@ -9,6 +9,8 @@ import { tornTail } from './torn-tail.js';
 
 /** Rows are read from the file in windows of this size, so a long outage's spool is never loaded whole. */
 const READ_WINDOW = 4 * 1024 * 1024;
+/** Spool.compactAfterBytes' default: a few windows, so that a short outage's spool simply empties. */
+const COMPACT_AFTER_BYTES = 64 * 1024 * 1024;
 
 export class Spool {
   private readonly path: string;
@@ -33,15 +35,15 @@ export class Spool {
    */
   private loaded = false;
 
-  /**
-   * The directory is created on first use: a healthy sink never touches the disk. `maxBytes`: the most rows
-   * hasRoomFor() lets in (ledger.spoolMaxBytes); rows put in front (prepend) are not refused.
-   */
-  constructor(
-    dir: string,
-    name: string,
-    private readonly maxBytes = Infinity,
-  ) {
+  /** hasRoomFor()'s bound (ledger.spoolMaxBytes); rows put in front (prepend) are not refused. */
+  private readonly maxBytes: number;
+  /** advance() compacts the file once its delivered front is this large and larger than what is left. */
+  private readonly compactAfterBytes: number;
+
+  /** The directory is created on first use: a healthy sink never touches the disk. */
+  constructor(dir: string, name: string, opts: { maxBytes?: number | undefined; compactAfterBytes?: number | undefined } = {}) {
+    this.maxBytes = opts.maxBytes ?? Infinity;
+    this.compactAfterBytes = opts.compactAfterBytes ?? COMPACT_AFTER_BYTES;
     this.path = join(dir, `${name}.spool.jsonl`);
     this.offsetPath = `${this.path}.offset`;
     this.tmpPath = `${this.path}.tmp`;
@@ -170,7 +172,14 @@ export class Spool {
     });
   }
 
-  /** The first `count` rows (`bytes` long) were stored; when nothing is left the files go. */
+  /**
+   * The first `count` rows (`bytes` long) were stored; when nothing is left the files go. The delivered front of
+   * the file is otherwise dropped only by compaction: while rows keep arriving about as fast as the sink takes
+   * the old ones the spool never empties, and the file, which the bound does not count, would grow without end
+   * (on an emptyDir, until kubelet evicts the pod). So once the delivered front is past `compactAfterBytes` and
+   * larger than what is left, the rest moves to a new file: what is copied is never more than what was
+   * delivered since the last time, and the file stays under twice the bound.
+   */
   advance(count: number, bytes: number): Promise<void> {
     return this.run(async () => {
       this.offset += bytes;
@@ -178,9 +187,16 @@ export class Spool {
       this.bytes = Math.max(0, this.bytes - bytes);
       if (this.rows === 0 && this.pending.length === 0) {
         this.bytes = 0;
-        await this.reset();
+        return this.reset();
       }
-      else await writeFile(this.offsetPath, String(this.offset));
+      if (this.offset >= Math.max(this.compactAfterBytes, this.bytes)) {
+        try {
+          return await this.rewrite('');
+        } catch {
+          // The disk: the offset below keeps the progress, and the next advance tries again.
+        }
+      }
+      await writeFile(this.offsetPath, String(this.offset));
     });
   }
 
@@ -196,40 +212,52 @@ export class Spool {
     this.rows += entries.length;
     this.bytes += frontBytes;
     return this.run(async () => {
-      let batch: LedgerEntry[] = [];
       try {
-        this.load();
-        await mkdir(dirname(this.tmpPath), { recursive: true });
-        const fh = await open(this.tmpPath, 'w');
-        try {
-          await fh.writeFile(front);
-          // The rows still to deliver are copied a window at a time: a long outage's spool can be larger than
-          // the process's memory, and larger than the longest string V8 makes (~512 MiB) as this once read it.
-          for (let at = this.offset; ; ) {
-            const window = await this.fileBytes(at, READ_WINDOW);
-            if (window.length === 0) break;
-            await fh.writeFile(window);
-            at += window.length;
-          }
-          batch = [...this.pending];
-          await fh.writeFile(batch.map(encode).join(''));
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        // The old offset goes before the new file comes: the other order, cut short by a crash, would leave the
-        // new file with an offset into it, and the next process would skip its first rows.
-        await rm(this.offsetPath, { force: true });
-        await rename(this.tmpPath, this.path);
-        this.offset = 0;
+        await this.rewrite(front);
       } catch (err) {
         this.rows -= entries.length;
         this.bytes -= frontBytes;
-        await rm(this.tmpPath, { force: true }).catch(() => undefined);
         throw err;
       }
-      this.pending = this.pending.slice(batch.length); // rows appended while this ran stay pending
     });
+  }
+
+  /**
+   * A new file: `front`, then the rows past the offset, then the pending rows; it replaces the old one, offset 0.
+   * Runs on the chain (its callers' ops). When the disk fails the old file and offset stay as they were.
+   */
+  private async rewrite(front: string): Promise<void> {
+    let batch: LedgerEntry[] = [];
+    try {
+      this.load();
+      await mkdir(dirname(this.tmpPath), { recursive: true });
+      const fh = await open(this.tmpPath, 'w');
+      try {
+        await fh.writeFile(front);
+        // The rows still to deliver are copied a window at a time: a long outage's spool can be larger than the
+        // process's memory, and larger than the longest string V8 makes (~512 MiB) as this once read it.
+        for (let at = this.offset; ; ) {
+          const window = await this.fileBytes(at, READ_WINDOW);
+          if (window.length === 0) break;
+          await fh.writeFile(window);
+          at += window.length;
+        }
+        batch = [...this.pending];
+        await fh.writeFile(batch.map(encode).join(''));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      // The old offset goes before the new file comes: the other order, cut short by a crash, would leave the new
+      // file with an offset into it, and the next process would skip its first rows.
+      await rm(this.offsetPath, { force: true });
+      await rename(this.tmpPath, this.path);
+      this.offset = 0;
+    } catch (err) {
+      await rm(this.tmpPath, { force: true }).catch(() => undefined);
+      throw err;
+    }
+    this.pending = this.pending.slice(batch.length); // rows appended while this ran stay pending
   }
 
   /**

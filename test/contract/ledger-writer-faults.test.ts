@@ -7,7 +7,8 @@
 // sink keeps a file per day), and the spool must be gone. With ledger.logSpoolAtExit a restart may also lose the
 // spool's directory (a pod deleted with its emptyDir): the rows it held must have been logged at the close, and
 // `tiergate ledger import`'s reading of those log lines puts them into the sink at the end. With a small
-// ledger.spoolMaxBytes, rows the full spool refused are logged as they come and imported the same way. The unit tests state
+// ledger.spoolMaxBytes, rows the full spool refused are logged as they come and imported the same way; with a
+// small compaction size, replays move what is left of the spool to a new file. The unit tests state
 // these cases one by one; this finds the interleavings nobody wrote down.
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -130,16 +131,25 @@ const settings = fc.record({
   logSpoolAtExit: fc.boolean(),
   // A few rows' worth (a sample row is ~1 KB), so that long outages fill the spool; or none.
   spoolMaxBytes: fc.option(fc.integer({ min: 1, max: 8_000 }), { nil: undefined }),
+  // Compaction after a row or a few, so that replays move what is left to a new file, disk faults included.
+  spoolCompactAfterBytes: fc.option(fc.integer({ min: 1, max: 4_000 }), { nil: undefined }),
 });
 
 const DAYS = ['2026-12-01', '2026-12-02'];
 
-type Settings = { queueSize: number; batchSize: number; lingerMs: number; logSpoolAtExit: boolean; spoolMaxBytes: number | undefined };
+type Settings = { queueSize: number; batchSize: number; lingerMs: number; logSpoolAtExit: boolean; spoolMaxBytes: number | undefined; spoolCompactAfterBytes: number | undefined };
 
 async function play(h: SinkHarness, s: Settings, faults: Fault[], ops: readonly Op[]) {
   const disk = new SpoolDisk();
-  const { spoolMaxBytes, ...rest } = s;
-  const opts: LedgerOptions = { spoolDir: disk.dir, writeTimeoutMs: WRITE_TIMEOUT_MS, retryMs: 5, ...rest, ...(spoolMaxBytes ? { spoolMaxBytes } : {}) };
+  const { spoolMaxBytes, spoolCompactAfterBytes, ...rest } = s;
+  const opts: LedgerOptions = {
+    spoolDir: disk.dir,
+    writeTimeoutMs: WRITE_TIMEOUT_MS,
+    retryMs: 5,
+    ...rest,
+    ...(spoolMaxBytes ? { spoolMaxBytes } : {}),
+    ...(spoolCompactAfterBytes ? { spoolCompactAfterBytes } : {}),
+  };
   /** Rows a closing process could neither store nor spool (sink and disk down together), as it reported them. */
   const unsaved: string[] = [];
   const hooks: LedgerHooks = {

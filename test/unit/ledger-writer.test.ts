@@ -471,19 +471,66 @@ describe('ledger spool', () => {
     const e = entry(1);
     const rowBytes = Buffer.byteLength(`w\t1\te1\t2026-12-02\t${e.line}\n`);
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
-    const spool = new Spool(dir, 's', rowBytes * 2);
-    expect(new Spool(mkdtempSync(join(tmpdir(), 'tiergate-spool-')), 's', 1).hasRoomFor(e)).toBe(true);
+    const spool = new Spool(dir, 's', { maxBytes: rowBytes * 2 });
+    expect(new Spool(mkdtempSync(join(tmpdir(), 'tiergate-spool-')), 's', { maxBytes: 1 }).hasRoomFor(e)).toBe(true);
     spool.append([e]);
     expect(spool.hasRoomFor(entry(2))).toBe(true);
     spool.append([entry(2)]);
     expect(spool.hasRoomFor(entry(3))).toBe(false);
     await spool.flush();
     // A new process on the same file counts it from the disk.
-    expect(new Spool(dir, 's', rowBytes * 2).hasRoomFor(entry(3))).toBe(false);
-    expect(new Spool(dir, 's', rowBytes * 3).hasRoomFor(entry(3))).toBe(true);
+    expect(new Spool(dir, 's', { maxBytes: rowBytes * 2 }).hasRoomFor(entry(3))).toBe(false);
+    expect(new Spool(dir, 's', { maxBytes: rowBytes * 3 }).hasRoomFor(entry(3))).toBe(true);
     const one = await spool.read(1);
     await spool.advance(one.entries.length, one.bytes);
     expect(spool.hasRoomFor(entry(3))).toBe(true);
+  });
+
+  it('compaction: once the delivered front is past compactAfterBytes and larger than the rest, the rest moves to a new file', async () => {
+    const row = (seq: number): LedgerEntry => ({ ...entry(seq), line: JSON.stringify({ seq, pad: 'x'.repeat(70) }) });
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
+    const file = join(dir, 's.spool.jsonl');
+    const spool = new Spool(dir, 's', { compactAfterBytes: 2000 });
+    spool.append(Array.from({ length: 100 }, (_, i) => row(i + 1)));
+    await spool.flush();
+    const before = statSync(file).size;
+    const first = await spool.read(60);
+    await spool.advance(first.entries.length, first.bytes);
+    // 60 rows delivered, 40 left: the file now holds only those, and no offset.
+    expect(first.bytes).toBeGreaterThan(before / 2);
+    expect(statSync(file).size).toBe(before - first.bytes);
+    expect(readdirSync(dir)).toEqual(['s.spool.jsonl']);
+    expect(spool.size).toBe(40);
+    spool.append([row(101)]);
+    await spool.flush();
+    const seen: number[] = [];
+    await new Spool(dir, 's').forEachLeft((entries) => void seen.push(...entries.map((e) => e.seq)));
+    expect(seen).toEqual(Array.from({ length: 41 }, (_, i) => i + 61));
+  });
+
+  it('a spool that never empties (rows arrive as fast as the sink takes them) keeps its file bounded', async () => {
+    const row = (seq: number): LedgerEntry => ({ ...entry(seq), line: JSON.stringify({ seq, pad: 'x'.repeat(70) }) });
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-spool-'));
+    const file = join(dir, 's.spool.jsonl');
+    const spool = new Spool(dir, 's', { compactAfterBytes: 4000 });
+    let seq = 0;
+    spool.append(Array.from({ length: 20 }, () => row(++seq)));
+    let largest = 0;
+    const delivered: number[] = [];
+    for (let round = 0; round < 200; round++) {
+      spool.append(Array.from({ length: 10 }, () => row(++seq)));
+      await spool.flush();
+      largest = Math.max(largest, statSync(file).size);
+      const batch = await spool.read(10);
+      delivered.push(...batch.entries.map((e) => e.seq));
+      await spool.advance(batch.entries.length, batch.bytes);
+    }
+    console.info(`a spool that never empties: largest file ${largest} bytes`);
+    expect(delivered).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
+    expect(spool.size).toBe(20);
+    // 2,020 rows of ~100 bytes went through it. Without compaction the file held all of them (~200 KB); now at
+    // most the compaction size and twice what waits, plus one round.
+    expect(largest).toBeLessThan(4000 + 2 * 30 * 100 + 1000);
   });
 
   it('an offset left without its spool file is not applied to the next spool file', async () => {
