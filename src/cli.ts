@@ -10,7 +10,7 @@ import { listenOn } from './admin-server.js';
 import { ConfigError, loadInitialConfig, serve } from './main.js';
 import { LOGGED_ROW_EVENTS, loggedBatches } from './ledger/import.js';
 import { createSinks } from './ledger/sinks.js';
-import { dayScanStart, ledgerFilesFor, rowsFromFiles, rowsFromRedis, streamLostBefore } from './ledger/read.js';
+import { dayScanStart, ledgerFilesFor, rowsFromFiles, rowsFromLogs, rowsFromRedis, streamLostBefore } from './ledger/read.js';
 import { InvalidRowError } from './ledger/row-check.js';
 import { daysOf, rollup, type Period } from './ledger/rollup.js';
 import { formatRollup, formatRollupCsv } from './ledger/rollup-format.js';
@@ -24,7 +24,8 @@ const USAGE = `usage:
   tiergate config check FILE
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
   tiergate ledger rollup [--day YYYY-MM-DD | --month YYYY-MM | --from YYYY-MM-DD --to YYYY-MM-DD]
-      (--file FILE|DIR | --redis URL [--cluster] [--stream KEY]) [--weak-tier NAME] [--json | --csv] [--skip-invalid] [--allow-trimmed]
+      (--file FILE|DIR | --redis URL [--cluster] [--stream KEY] | --logs LOG...) [--weak-tier NAME] [--json | --csv]
+      [--skip-invalid] [--allow-trimmed]
   tiergate ledger import [--config FILE] LOG...
 ${EVAL_USAGE}${CANARY_USAGE}`;
 
@@ -149,8 +150,9 @@ async function ledgerImport(args: string[]): Promise<number> {
 }
 
 async function ledgerRollup(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args,
+    allowPositionals: true,
     options: {
       day: { type: 'string' },
       month: { type: 'string' },
@@ -160,6 +162,7 @@ async function ledgerRollup(args: string[]): Promise<number> {
       redis: { type: 'string' },
       stream: { type: 'string' },
       cluster: { type: 'boolean' },
+      logs: { type: 'boolean' },
       'weak-tier': { type: 'string' },
       json: { type: 'boolean' },
       csv: { type: 'boolean' },
@@ -173,7 +176,9 @@ async function ledgerRollup(args: string[]): Promise<number> {
   };
   const period = rollupPeriod(values);
   if (typeof period === 'string') return fail(period);
-  if (Boolean(values.file) === Boolean(values.redis)) return fail(`name one source: --file FILE|DIR or --redis URL\n${USAGE}`);
+  if ([values.file, values.redis, values.logs].filter(Boolean).length !== 1) return fail(`name one source: --file FILE|DIR, --redis URL or --logs LOG...\n${USAGE}`);
+  if (values.logs ? positionals.length === 0 : positionals.length > 0) return fail(values.logs ? '--logs: name the log files to read' : `unexpected argument: ${positionals[0]}\n${USAGE}`);
+  for (const log of positionals) if (!statSync(log, { throwIfNoEntry: false })?.isFile()) return fail(`${log}: no such file`);
   if (values.json && values.csv) return fail('--json and --csv: choose one');
   const file = values.file;
   if (file !== undefined && !period && statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
@@ -190,9 +195,11 @@ async function ledgerRollup(args: string[]): Promise<number> {
       }
     : undefined;
   const rowsOf = (day: string | undefined) =>
-    file !== undefined
-      ? rowsFromFiles(ledgerFilesFor(file, day), torn, onInvalid)
-      : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day, values.cluster ?? false, onInvalid);
+    values.logs
+      ? rowsFromLogs(positionals, day, onInvalid)
+      : file !== undefined
+        ? rowsFromFiles(ledgerFilesFor(file, day), torn, onInvalid)
+        : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day, values.cluster ?? false, onInvalid);
   // A stream trimmed by its maxLen past the period's start has lost rows of it: summed as they are, the totals
   // would be too low and nothing would say so. Finance would bill from them.
   let trimmedBefore: string | null = null;

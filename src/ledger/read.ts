@@ -63,6 +63,38 @@ export async function* rowsFromFiles(
   }
 }
 
+/**
+ * The ledger rows among a process's log lines: what the `stdout` sink wrote, as a container runtime keeps it
+ * (`/var/log/pods/…`, `<time> stdout F <row>`), as `kubectl logs [--timestamps]` prints it, or as a log archive
+ * exports it line for line. The sink's rows come between tiergate's own log records there: a line whose JSON
+ * object has a `schema_version` is a row (and one that is not a whole row is an error naming it, or reported to
+ * `onInvalid`); every other line (a log record, anything not JSON) is passed over. Only rows of `day` when given.
+ */
+export async function* rowsFromLogs(files: readonly string[], day?: string, onInvalid?: OnInvalid): AsyncGenerator<LedgerRow> {
+  const invalid = reportOrThrow(onInvalid);
+  for (const file of files) {
+    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    let n = 0;
+    for await (const line of lines) {
+      n++;
+      // Cheap passes first: a row of the day has its date in its timestamp, and every row a schema_version.
+      if ((day && !line.includes(day)) || !line.includes('"schema_version"')) continue;
+      const start = line.indexOf('{');
+      let value: unknown;
+      try {
+        value = JSON.parse(line.slice(start));
+      } catch {
+        // A row the log pipeline damaged, or a log record that only mentions the word: the first is an error.
+        if (/^\{\s*"schema_version"/.test(line.slice(start))) invalid(`${file}:${n}: not JSON`);
+        continue;
+      }
+      if (typeof value !== 'object' || value === null || !('schema_version' in value)) continue; // a log record
+      const row = rowOrInvalid(value, `${file}:${n}`, invalid);
+      if (row && (!day || row.timestamp.startsWith(day))) yield row;
+    }
+  }
+}
+
 /** What to do with a line that is not a row: tell `onInvalid`, or without one stop with an error naming it. */
 function reportOrThrow(onInvalid: OnInvalid | undefined): OnInvalid {
   return (problem) => {

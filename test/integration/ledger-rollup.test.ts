@@ -93,6 +93,29 @@ describe('tiergate ledger rollup', () => {
     expect(text).toMatch(/acme\s+search\s+2\s+3000\s+800\s+0\.010200/);
   });
 
+  it('--logs reads the stdout sink\'s rows out of container logs (CRI files, kubectl logs), passing over the log records between them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-rollup-logs-'));
+    const record = (event: string, more: object = {}) => JSON.stringify({ level: 'info', time: '2026-11-22T09:00:00.000Z', service: 'tiergate', event, ...more });
+    const rows = ROWS.map((r) => JSON.stringify(r));
+    // One pod's file as the container runtime keeps it, and another's as `kubectl logs` prints it; between the
+    // rows, tiergate's own records (one of them carrying rows for import, as escaped strings) and stray output.
+    const cri = (line: string, i: number) => `2026-11-22T09:00:0${i % 10}.000000001Z stdout F ${line}`;
+    const pod1 = [record('server.started'), ...rows.slice(0, 4), record('ledger.rows_unsaved', { sink: 'redis', count: 1, rows: [rows[1]] }), 'npm warn config production'].map(cri);
+    const pod2 = [record('server.started'), ...rows.slice(4), record('server.stopped'), '{ not json, only braces'];
+    writeFileSync(join(dir, 'pod1.log'), `${pod1.join('\n')}\n`);
+    writeFileSync(join(dir, 'pod2.log'), `${pod2.join('\n')}\n`);
+    const r = cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs', join(dir, 'pod1.log'), join(dir, 'pod2.log'), '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(EXPECTED);
+    // A row the log pipeline damaged is named, as in a ledger file.
+    writeFileSync(join(dir, 'pod3.log'), `${cri(rows[0]?.slice(0, 60) ?? '', 0)}\n`);
+    const damaged = cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs', join(dir, 'pod3.log')]);
+    expect(damaged.status).toBe(1);
+    expect(damaged.stderr).toContain(`${join(dir, 'pod3.log')}:1: not JSON`);
+    expect(cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs']).stderr).toContain('--logs: name the log files to read');
+  });
+
   it('a request id used again (a client that reuses its x-request-id, or names another tenant\'s) is another request: each one counts', () => {
     const at = (over: Partial<LedgerRow>) => day({ request_id: 'same-id', tier: 'weak', cost_usd: cost(1), latency_ms: lat(10), ...over });
     const first = at({ tenant_id: 'acme', usage: usage(10, 10) });
