@@ -7,6 +7,7 @@ import { Cluster, Redis } from 'ioredis';
 import { clusterSeed } from '../stores/redis/connect.js';
 import { ledgerFileName } from './file-sink.js';
 import type { LedgerRow } from './row.js';
+import { LOGGED_ROW_EVENTS } from './import.js';
 import { checkedRow, InvalidRowError } from './row-check.js';
 
 /** A file, or a directory holding ledger-YYYY-MM-DD.jsonl files (then only `day`'s file is read). */
@@ -68,17 +69,22 @@ export async function* rowsFromFiles(
  * (`/var/log/pods/…`, `<time> stdout F <row>`), as `kubectl logs [--timestamps]` prints it, or as a log archive
  * exports it line for line. The sink's rows come between tiergate's own log records there: a line whose JSON
  * object has a `schema_version` is a row (and one that is not a whole row is an error naming it, or reported to
- * `onInvalid`); every other line (a log record, anything not JSON) is passed over. Only rows of `day` when given.
+ * `onInvalid`). The rows of a `ledger.rows_unsaved` or `ledger.rows_left_in_spool` record count too: a row the
+ * stdout sink itself could not take (its spool full or its disk failing) is only there, and one that is in both
+ * places counts once, as every row does, by event_id. Every other line (a log record, anything not JSON) is
+ * passed over. Only rows of `day` when given.
  */
 export async function* rowsFromLogs(files: readonly string[], day?: string, onInvalid?: OnInvalid): AsyncGenerator<LedgerRow> {
   const invalid = reportOrThrow(onInvalid);
+  const ofDay = (row: LedgerRow | undefined): row is LedgerRow => row !== undefined && (!day || row.timestamp.startsWith(day));
   for (const file of files) {
     const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
     let n = 0;
     for await (const line of lines) {
       n++;
-      // Cheap passes first: a row of the day has its date in its timestamp, and every row a schema_version.
-      if ((day && !line.includes(day)) || !line.includes('"schema_version"')) continue;
+      // Cheap passes first: a row of the day has its date in its timestamp, and every row a schema_version
+      // (quoted, or escaped inside a record's rows).
+      if ((day && !line.includes(day)) || !line.includes('schema_version')) continue;
       const start = line.indexOf('{');
       let value: unknown;
       try {
@@ -88,9 +94,26 @@ export async function* rowsFromLogs(files: readonly string[], day?: string, onIn
         if (/^\{\s*"schema_version"/.test(line.slice(start))) invalid(`${file}:${n}: not JSON`);
         continue;
       }
-      if (typeof value !== 'object' || value === null || !('schema_version' in value)) continue; // a log record
-      const row = rowOrInvalid(value, `${file}:${n}`, invalid);
-      if (row && (!day || row.timestamp.startsWith(day))) yield row;
+      if (typeof value !== 'object' || value === null) continue;
+      if ('schema_version' in value) {
+        const row = rowOrInvalid(value, `${file}:${n}`, invalid);
+        if (ofDay(row)) yield row;
+        continue;
+      }
+      const record = value as { event?: unknown; rows?: unknown };
+      if (typeof record.event !== 'string' || !LOGGED_ROW_EVENTS.includes(record.event) || !Array.isArray(record.rows)) continue; // a log record
+      for (const [i, text] of record.rows.entries()) {
+        const where = `${file}:${n}: row ${i + 1}`;
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(String(text));
+        } catch {
+          invalid(`${where}: not JSON`);
+          continue;
+        }
+        const row = rowOrInvalid(parsed, where, invalid);
+        if (ofDay(row)) yield row;
+      }
     }
   }
 }

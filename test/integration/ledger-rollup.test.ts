@@ -93,21 +93,29 @@ describe('tiergate ledger rollup', () => {
     expect(text).toMatch(/acme\s+search\s+2\s+3000\s+800\s+0\.010200/);
   });
 
-  it('--logs reads the stdout sink\'s rows out of container logs (CRI files, kubectl logs), passing over the log records between them', () => {
+  it('--logs reads the stdout sink\'s rows out of container logs (CRI files, kubectl logs) and the rows logged for import, passing over the other records', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-rollup-logs-'));
     const record = (event: string, more: object = {}) => JSON.stringify({ level: 'info', time: '2026-11-22T09:00:00.000Z', service: 'tiergate', event, ...more });
     const rows = ROWS.map((r) => JSON.stringify(r));
     // One pod's file as the container runtime keeps it, and another's as `kubectl logs` prints it; between the
-    // rows, tiergate's own records (one of them carrying rows for import, as escaped strings) and stray output.
+    // rows, tiergate's own records and stray output. Records that carry rows for import (as escaped strings)
+    // count too: one holds row 1 again (the redis sink's copy: a duplicate), one holds row 7, which the stdout
+    // sink's full spool refused, so it is only there.
     const cri = (line: string, i: number) => `2026-11-22T09:00:0${i % 10}.000000001Z stdout F ${line}`;
     const pod1 = [record('server.started'), ...rows.slice(0, 4), record('ledger.rows_unsaved', { sink: 'redis', count: 1, rows: [rows[1]] }), 'npm warn config production'].map(cri);
-    const pod2 = [record('server.started'), ...rows.slice(4), record('server.stopped'), '{ not json, only braces'];
+    const pod2 = [
+      record('server.started'),
+      ...rows.slice(4, 7),
+      record('ledger.rows_unsaved', { sink: 'stdout', reason: 'spool_full', count: 1, rows: [rows[7]] }),
+      record('server.stopped'),
+      '{ not json, only braces',
+    ];
     writeFileSync(join(dir, 'pod1.log'), `${pod1.join('\n')}\n`);
     writeFileSync(join(dir, 'pod2.log'), `${pod2.join('\n')}\n`);
     const r = cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs', join(dir, 'pod1.log'), join(dir, 'pod2.log'), '--json']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual(EXPECTED);
+    expect(JSON.parse(r.stdout)).toEqual({ ...EXPECTED, duplicates: EXPECTED.duplicates + 1 });
     // A row the log pipeline damaged is named, as in a ledger file.
     writeFileSync(join(dir, 'pod3.log'), `${cri(rows[0]?.slice(0, 60) ?? '', 0)}\n`);
     const damaged = cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs', join(dir, 'pod3.log')]);
