@@ -130,13 +130,7 @@ describe('ledger durability', () => {
 
     // The pod is deleted, its emptyDir with it; Redis comes back; the import of both exits' logs puts each row into
     // the stream once, however often it is run.
-    rmSync(join(dir, 'spool'), { recursive: true });
-    await down.up();
-    try {
-      await importTwice(config, dir, out + out2, [...ids, ...more], down.url, 'left:ledger');
-    } finally {
-      await down.down();
-    }
+    await importAfterPodGone(config, dir, out + out2, [...ids, ...more], down, 'left:ledger');
   });
 
   it('ledger.spoolMaxBytes: past the bound rows go to the log instead of the disk; with the spool logged at exit and gone, ledger import delivers every row once', async () => {
@@ -172,13 +166,7 @@ describe('ledger durability', () => {
     // The spool took the oldest rows while it had room; every later one went to the log, as it came.
     expect([...left, ...refused]).toEqual(ids);
 
-    rmSync(join(dir, 'spool'), { recursive: true }); // the pod and its emptyDir are gone
-    await down.up();
-    try {
-      await importTwice(config, dir, out, ids, down.url, 'full:ledger');
-    } finally {
-      await down.down();
-    }
+    await importAfterPodGone(config, dir, out, ids, down, 'full:ledger');
   });
 
   it('SIGTERM with the sink down and the spool disk failing: the rows it could not keep are logged in full', async () => {
@@ -225,6 +213,17 @@ function ledgerConfig(dir: string, spoolDir: string, redisUrl: string, stream: s
   const lines = ['server: { drainDelayMs: 0 }', 'ledger:', `  spoolDir: ${spoolDir}`, '  retryMs: 50', ...more, '  sinks:', `    - { type: file, dir: ${join(dir, 'ledger')} }`, `    - { type: redis, url: "${redisUrl}", stream: "${stream}" }`];
   writeFileSync(config, lines.join('\n'));
   return config;
+}
+
+/** The pod is deleted with its emptyDir (the spool in `dir`), Redis comes back, and the import runs twice. */
+async function importAfterPodGone(config: string, dir: string, out: string, ids: string[], redis: RedisServer, stream: string): Promise<void> {
+  rmSync(join(dir, 'spool'), { recursive: true });
+  await redis.up();
+  try {
+    await importTwice(config, dir, out, ids, redis.url, stream);
+  } finally {
+    await redis.down();
+  }
 }
 
 /**
