@@ -53,7 +53,7 @@ export class Spool {
       // read again before the spool is next used
     }
     try {
-      // A rewrite (prepend) that a crash or a disk error cut short; the file itself is intact.
+      // A rewrite (prepend, compaction) that a crash or a disk error cut short; the file itself is intact.
       rmSync(this.tmpPath, { force: true });
     } catch {
       // the disk is failing: the next rewrite replaces it
