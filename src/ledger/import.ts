@@ -62,7 +62,7 @@ export async function* loggedBatches(files: readonly string[], skipped: (file: s
   // A pod whose container restarted while its sink was down logs its spool at every exit, each time with the
   // rows of the exits before: each row is taken once per sink, from the first line that holds it. (A row's
   // sequence number stays its place in its line, so a second run of the same logs gives the same entries.)
-  const seen = new Set<string>();
+  const seen = new Map<string, Set<string>>(); // per sink, the event ids taken (idKey)
   for (const file of files) {
     const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
     let n = 0;
@@ -82,11 +82,30 @@ export async function* loggedBatches(files: readonly string[], skipped: (file: s
       }
       const all = entriesOf(event.rows as string[], `${file}:${n}`);
       const sink = event.sink;
-      const entries = all.filter((e) => !seen.has(`${sink}\n${e.eventId}`));
-      for (const e of entries) seen.add(`${sink}\n${e.eventId}`);
+      let taken = seen.get(sink);
+      if (!taken) seen.set(sink, (taken = new Set()));
+      const entries: LedgerEntry[] = [];
+      for (const e of all) {
+        const key = idKey(e.eventId);
+        if (taken.has(key)) continue;
+        taken.add(key);
+        entries.push(e);
+      }
       yield { file, line: n, sink, entries, repeated: all.length - entries.length };
     }
   }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/; // lower case: hex decoding would fold case
+
+/**
+ * An event id as a key of the set of ids taken: a long outage's logs hold millions of rows, and the set is what
+ * the import keeps. tiergate's ids are UUIDs: their 16 bytes as a 16-character one-byte string. Any other id is
+ * kept whole behind a character no such key holds, so the two kinds never meet.
+ */
+function idKey(eventId: string): string {
+  if (UUID.test(eventId)) return Buffer.from(eventId.replaceAll('-', ''), 'hex').toString('latin1');
+  return `\u0100${eventId}`;
 }
 
 /** loggedBatches, all of them (for logs small enough to hold). */

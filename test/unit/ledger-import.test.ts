@@ -76,6 +76,18 @@ describe('ledger import', () => {
     expect(await read()).toEqual(await read());
   });
 
+  it('event ids that are not lower-case UUIDs are told apart exactly, from each other and from UUIDs', async () => {
+    const uuid = '0193a4b2-1111-7abc-8def-0123456789ab';
+    const row = (event_id: string, request_id: string) => JSON.stringify(sampleRow({ event_id, request_id }));
+    // The UUID's 16 bytes as characters: an id that the packed key of the UUID is made of must stay its own.
+    const packed = Buffer.from(uuid.replaceAll('-', ''), 'hex').toString('latin1');
+    const ids = [uuid, uuid.toUpperCase(), 'evt-1', 'EVT-1', packed, 'evt-1', uuid];
+    const file = logFile([logLine({ event: 'ledger.rows_unsaved', sink: 'redis', count: ids.length, rows: ids.map((id, i) => row(id, `q${i}`)) })]);
+    const [batch] = await readLoggedRows([file]);
+    expect(batch?.entries.map((e) => JSON.parse(e.line).request_id)).toEqual(['q0', 'q1', 'q2', 'q3', 'q4']);
+    expect(batch?.repeated).toBe(2);
+  });
+
   it('loggedBatches yields one batch at a time: the first before a later line is even read', async () => {
     const file = logFile([
       logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 1, rows: rowsOn('2026-11-22', ['s1']) }),
