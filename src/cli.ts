@@ -10,7 +10,7 @@ import { listenOn } from './admin-server.js';
 import { ConfigError, loadInitialConfig, serve } from './main.js';
 import { LOGGED_ROW_EVENTS, loggedBatches } from './ledger/import.js';
 import { createSinks } from './ledger/sinks.js';
-import { dayScanStart, ledgerFilesFor, rowsFromFiles, rowsFromLogs, rowsFromRedis, streamLostBefore } from './ledger/read.js';
+import { datesInLogs, dayScanStart, ledgerFilesFor, rowsFromFiles, rowsFromLogs, rowsFromRedis, streamLostBefore } from './ledger/read.js';
 import { InvalidRowError } from './ledger/row-check.js';
 import { daysOf, rollup, type Period } from './ledger/rollup.js';
 import { formatRollup, formatRollupCsv } from './ledger/rollup-format.js';
@@ -194,9 +194,12 @@ async function ledgerRollup(args: string[]): Promise<number> {
         process.stderr.write(`${problem}: skipped\n`);
       }
     : undefined;
+  // Over several days and files, each day reads only the log files that can hold it (datesInLogs()).
+  const logDates = values.logs && period && period.from !== period.to && positionals.length > 1 ? await datesInLogs(positionals) : undefined;
+  const logsFor = (day: string | undefined) => (day && logDates ? positionals.filter((f) => logDates.get(f)?.has(day)) : positionals);
   const rowsOf = (day: string | undefined) =>
     values.logs
-      ? rowsFromLogs(positionals, day, onInvalid)
+      ? rowsFromLogs(logsFor(day), day, onInvalid)
       : file !== undefined
         ? rowsFromFiles(ledgerFilesFor(file, day), torn, onInvalid)
         : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day, values.cluster ?? false, onInvalid);

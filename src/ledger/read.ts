@@ -118,6 +118,27 @@ export async function* rowsFromLogs(files: readonly string[], day?: string, onIn
   }
 }
 
+/**
+ * For each log file, every date (YYYY-MM-DD) written on a line that could hold a row (one rowsFromLogs() does not
+ * pass over unread): a file without a day's date holds no row of that day. A period's rollup reads each day's
+ * rows from every file named; with this, a day reads only the files that can hold it, and a month of daily log
+ * files is read about twice instead of once per day. A date that is not a row's (a line's time prefix) only
+ * makes a file read for nothing.
+ */
+export async function datesInLogs(files: readonly string[]): Promise<Map<string, Set<string>>> {
+  const dates = new Map<string, Set<string>>();
+  for (const file of files) {
+    const found = new Set<string>();
+    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (!line.includes('schema_version')) continue;
+      for (const m of line.matchAll(/\d{4}-\d{2}-\d{2}/g)) found.add(m[0]);
+    }
+    dates.set(file, found);
+  }
+  return dates;
+}
+
 /** What to do with a line that is not a row: tell `onInvalid`, or without one stop with an error naming it. */
 function reportOrThrow(onInvalid: OnInvalid | undefined): OnInvalid {
   return (problem) => {

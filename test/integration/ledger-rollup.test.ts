@@ -1,6 +1,6 @@
 // `tiergate ledger rollup` against a hand-worked example, from a JSONL file and from the Redis stream.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -218,11 +218,14 @@ describe('tiergate ledger rollup', () => {
       c.disconnect();
     });
 
-    it('--month and --from/--to from a ledger directory and from the Redis stream: each day deduplicated, then summed', () => {
+    it('--month and --from/--to from a ledger directory, the Redis stream and log files: each day deduplicated, then summed', () => {
+      // As log files, the day files are read by each day only where they hold its date (datesInLogs).
+      const logs = readdirSync(dir).map((f) => join(dir, f));
       for (const args of [
         ['--month', '2026-11', '--file', dir],
         ['--from', '2026-11-01', '--to', '2026-11-30', '--file', dir],
         ['--month', '2026-11', '--redis', redis.url, '--stream', 'rollup:month'],
+        ['--month', '2026-11', '--logs', ...logs],
       ]) {
         const r = cli(['ledger', 'rollup', ...args, '--json']);
         expect(r.stderr).toBe('');
