@@ -21,25 +21,26 @@ export function connectRedis(opts: RedisConnectOptions): Redis | Cluster {
   let redis: Redis | Cluster;
   if (opts.cluster) {
     const seed = clusterSeed(opts.url);
-    redis = new (withCommandDeadlines(Cluster, ms))(seed.nodes, { enableOfflineQueue: false, clusterRetryStrategy: backoff, redisOptions: { ...common, ...seed.redisOptions } });
+    redis = withCommandDeadlines(new Cluster(seed.nodes, { enableOfflineQueue: false, clusterRetryStrategy: backoff, redisOptions: { ...common, ...seed.redisOptions } }), ms);
   } else {
-    redis = new (withCommandDeadlines(Redis, ms))(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: backoff });
+    redis = withCommandDeadlines(new Redis(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: backoff }), ms);
   }
   redis.on('error', () => undefined); // surfaced by failed commands, counted by the caller's breaker
   return redis;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- TypeScript's rule for mixin constructors
-type Sender = new (...args: any[]) => { sendCommand(command: Command, ...rest: never[]): unknown };
-
-/** The client class (standalone or Cluster) whose every command gets a deadline of `ms` (timeCommand). */
-function withCommandDeadlines<C extends Sender>(Client: C, ms: number): C {
-  return class extends Client {
-    override sendCommand(command: Command, ...rest: never[]): unknown {
-      timeCommand(command, ms);
-      return super.sendCommand(command, ...rest);
-    }
+/**
+ * The client (standalone or Cluster) with every command given a deadline of `ms` (timeCommand): its own
+ * sendCommand, in front of the prototype's, which every command the client sends goes through (its methods,
+ * defined scripts, a Cluster's resends after a redirection).
+ */
+function withCommandDeadlines<C extends Redis | Cluster>(client: C, ms: number): C {
+  const send = client.sendCommand.bind(client) as (command: Command, ...rest: unknown[]) => unknown;
+  (client as { sendCommand: (command: Command, ...rest: unknown[]) => unknown }).sendCommand = (command, ...rest) => {
+    timeCommand(command, ms);
+    return send(command, ...rest);
   };
+  return client;
 }
 
 /** Commands already given their deadline: a Cluster sends a command again after a MOVED or ASK redirection. */
