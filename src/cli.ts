@@ -203,26 +203,13 @@ async function ledgerRollup(args: string[]): Promise<number> {
       : file !== undefined
         ? rowsFromFiles(ledgerFilesFor(file, day), torn, onInvalid)
         : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day, values.cluster ?? false, onInvalid);
-  // A stream trimmed by its maxLen past the period's start has lost rows of it: summed as they are, the totals
-  // would be too low and nothing would say so. Finance would bill from them.
-  let trimmedBefore: string | null = null;
-  if (values.redis !== undefined) {
-    const stream = values.stream ?? 'tiergate:ledger';
-    const lost = await streamLostBefore(values.redis, stream, values.cluster ?? false);
-    if (lost === undefined) process.stderr.write(`${stream}: this Redis cannot say whether the stream was trimmed (XINFO STREAM counts entries-added from Redis 7.0)\n`);
-    const reaches = (day: string) => lost !== undefined && dayScanStart(day) < lost;
-    if (period ? reaches(period.from) : (lost ?? 0) > 0) {
-      trimmedBefore = new Date(lost as number).toISOString();
-      const days = period ? daysOf(period).filter(reaches) : [];
-      const which = period ? `rows of ${days.length === 1 ? days[0] : `${days[0]} to ${days.at(-1)}`} may be missing from it` : 'rows added before then are missing from it';
-      const said = `${stream} has lost the entries added before ${trimmedBefore} (trimmed by the redis sink's maxLen): ${which}, so the totals would be too low.`;
-      if (!values['allow-trimmed']) {
-        process.stderr.write(`${said}\nNothing was summed. Read the period from the file sink's day files, raise maxLen to hold it, or pass --allow-trimmed to sum what is left (the output then says so).\n`);
-        return 1;
-      }
-      process.stderr.write(`${said}\n`);
-    }
+  const trimmed = values.redis === undefined ? null : await streamTrimmedFor(values.redis, values.stream ?? 'tiergate:ledger', values.cluster ?? false, period);
+  if (trimmed && !values['allow-trimmed']) {
+    process.stderr.write(`${trimmed.said}\nNothing was summed. Read the period from the file sink's day files, raise maxLen to hold it, or pass --allow-trimmed to sum what is left (the output then says so).\n`);
+    return 1;
   }
+  if (trimmed) process.stderr.write(`${trimmed.said}\n`);
+  const trimmedBefore = trimmed?.before ?? null;
   let result;
   try {
     result = await rollup(rowsOf, { ...(period ? { period } : {}), weakTier: values['weak-tier'], invalidSkipped: () => skipped, trimmedBefore });
@@ -234,6 +221,25 @@ async function ledgerRollup(args: string[]): Promise<number> {
   }
   process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : values.csv ? formatRollupCsv(result) : formatRollup(result));
   return 0;
+}
+
+/**
+ * Whether the stream's trimming (its maxLen) has lost rows of the period, or of any time without one: when it has,
+ * the time before which entries are gone and what to tell the reader. Summed as they are, the totals would be too
+ * low and nothing would say so; finance would bill from them. A Redis that cannot tell gets a warning.
+ */
+async function streamTrimmedFor(url: string, stream: string, cluster: boolean, period: Period | undefined): Promise<{ before: string; said: string } | null> {
+  const lost = await streamLostBefore(url, stream, cluster);
+  if (lost === undefined) {
+    process.stderr.write(`${stream}: this Redis cannot say whether the stream was trimmed (XINFO STREAM counts entries-added from Redis 7.0)\n`);
+    return null;
+  }
+  const reaches = (day: string) => dayScanStart(day) < lost;
+  if (period ? !reaches(period.from) : lost === 0) return null;
+  const before = new Date(lost).toISOString();
+  const days = period ? daysOf(period).filter(reaches) : [];
+  const which = period ? `rows of ${days.length === 1 ? days[0] : `${days[0]} to ${days.at(-1)}`} may be missing from it` : 'rows added before then are missing from it';
+  return { before, said: `${stream} has lost the entries added before ${before} (trimmed by the redis sink's maxLen): ${which}, so the totals would be too low.` };
 }
 
 /** --day, --month or --from/--to (UTC days, both included) as a period; undefined for none; a string: what is wrong. */

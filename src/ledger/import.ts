@@ -26,6 +26,18 @@ export interface LoggedBatch {
 
 export const LOGGED_ROW_EVENTS: readonly string[] = ['ledger.rows_unsaved', 'ledger.rows_left_in_spool'];
 
+/** A parsed log record that carries rows in full (one of LOGGED_ROW_EVENTS); its sink and rows still unchecked. */
+export interface LoggedRowsRecord {
+  event: string;
+  sink?: unknown;
+  rows?: unknown;
+}
+
+export function isLoggedRowsRecord(value: unknown): value is LoggedRowsRecord {
+  const event = (value as { event?: unknown } | null)?.event;
+  return typeof value === 'object' && typeof event === 'string' && LOGGED_ROW_EVENTS.includes(event);
+}
+
 /**
  * Container runtimes cut log lines longer than 16 KiB into pieces (containerd's max_container_log_line_size
  * and Docker's json-file driver), which a log pipeline may not join again: a row split across two pieces could
@@ -69,14 +81,14 @@ export async function* loggedBatches(files: readonly string[], skipped: (file: s
     for await (const text of lines) {
       n++;
       if (!LOGGED_ROW_EVENTS.some((e) => text.includes(`"${e}"`))) continue; // cheap: most of a log is other events
-      let event: { event?: unknown; sink?: unknown; rows?: unknown };
+      let event: unknown;
       try {
-        event = JSON.parse(text.slice(Math.max(0, text.indexOf('{')))) as typeof event;
+        event = JSON.parse(text.slice(Math.max(0, text.indexOf('{'))));
       } catch {
         skipped(file, n);
         continue;
       }
-      if (typeof event.event !== 'string' || !LOGGED_ROW_EVENTS.includes(event.event)) continue;
+      if (!isLoggedRowsRecord(event)) continue;
       if (typeof event.sink !== 'string' || !Array.isArray(event.rows) || !event.rows.every((r) => typeof r === 'string')) {
         throw new Error(`${file}:${n}: a ${event.event} line without its sink or rows`);
       }

@@ -7,7 +7,7 @@ import { Cluster, Redis } from 'ioredis';
 import { clusterSeed } from '../stores/redis/connect.js';
 import { ledgerFileName } from './file-sink.js';
 import type { LedgerRow } from './row.js';
-import { LOGGED_ROW_EVENTS } from './import.js';
+import { isLoggedRowsRecord } from './import.js';
 import { checkedRow, InvalidRowError } from './row-check.js';
 
 /** A file, or a directory holding ledger-YYYY-MM-DD.jsonl files (then only `day`'s file is read). */
@@ -100,9 +100,8 @@ export async function* rowsFromLogs(files: readonly string[], day?: string, onIn
         if (ofDay(row)) yield row;
         continue;
       }
-      const record = value as { event?: unknown; rows?: unknown };
-      if (typeof record.event !== 'string' || !LOGGED_ROW_EVENTS.includes(record.event) || !Array.isArray(record.rows)) continue; // a log record
-      for (const [i, text] of record.rows.entries()) {
+      if (!isLoggedRowsRecord(value) || !Array.isArray(value.rows)) continue; // a log record
+      for (const [i, text] of value.rows.entries()) {
         const where = `${file}:${n}: row ${i + 1}`;
         let parsed: unknown;
         try {
