@@ -9,7 +9,7 @@
 // byte what protobufjs makes of continueResponse()'s object (test/unit/answer-writer.test.ts); decisions this
 // writer does not cover (a mode override, trailers answers) return undefined and take the general path.
 import type protobuf from 'protobufjs';
-import { BoundedMap } from '../bounded-map.js';
+import { ByteCache } from '../byte-cache.js';
 import { checkedName, valueBytes } from './header-codec.js';
 import { answerRules } from './responses.js';
 import type { ContinueDecision } from './types.js';
@@ -108,7 +108,7 @@ class BackwardWriter {
 }
 
 const STRING_CACHE_MAX_CHARS = 128;
-const utf8Cache = new BoundedMap<string, Buffer>(4096);
+const utf8Cache = new ByteCache(4096);
 
 /**
  * Nearly every string written repeats (header names to remove, metadata keys, usage_source), and turning a
@@ -116,11 +116,9 @@ const utf8Cache = new BoundedMap<string, Buffer>(4096);
  * surrogates become U+FFFD, as Buffer writes them, which is also the only form Envoy's parser accepts.
  */
 function utf8Of(s: string): Buffer {
-  let b = utf8Cache.get(s);
+  const b = utf8Cache.get(s);
   if (b) return b;
-  b = Buffer.from(s, 'utf8');
-  if (s.length <= STRING_CACHE_MAX_CHARS) utf8Cache.set(s, b);
-  return b;
+  return s.length <= STRING_CACHE_MAX_CHARS ? utf8Cache.put(s, 'utf8') : Buffer.from(s, 'utf8');
 }
 
 /**

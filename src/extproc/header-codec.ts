@@ -6,6 +6,7 @@
 //   `append_action` (§3.3). tiergate only ever overwrites, so it leaves `append` out: seven BoolValue messages
 //   fewer per request-body answer.
 import { BoundedMap } from '../bounded-map.js';
+import { ByteCache } from '../byte-cache.js';
 import type { HeaderMap, HeaderMutation } from './types.js';
 import type { WireHeaderMap, WireHeaderMutation, WireHeaderValue, WireHeaderValueOption } from './wire.js';
 
@@ -55,9 +56,9 @@ const INVALID_VALUE = /[\0\r\n]/;
 const VALID_NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
 /** Strings we generate may hold non-latin1 text (e.g. a model id); those are written as UTF-8. */
-export function encodeHeaderValue(value: string): Buffer {
+function headerValueEncoding(value: string): 'utf8' | 'latin1' {
   // eslint-disable-next-line no-control-regex
-  return /[^\u0000-\u00ff]/.test(value) ? Buffer.from(value, 'utf8') : Buffer.from(value, 'latin1');
+  return /[^\u0000-\u00ff]/.test(value) ? 'utf8' : 'latin1';
 }
 
 /**
@@ -68,7 +69,7 @@ export function encodeHeaderValue(value: string): Buffer {
 const CACHE_LIMIT = 4096;
 /** The name as given → its checked lower-case form. */
 const checkedNames = new BoundedMap<string, string>(CACHE_LIMIT);
-const encodedValues = new BoundedMap<string, Buffer>(CACHE_LIMIT);
+const encodedValues = new ByteCache(CACHE_LIMIT);
 
 export function checkedName(rawName: string): string {
   let key = checkedNames.get(rawName);
@@ -83,12 +84,10 @@ export function checkedName(rawName: string): string {
 
 /** The bytes of a value; shared between answers, which only ever read them. */
 export function valueBytes(key: string, value: string): Buffer {
-  let bytes = encodedValues.get(value);
+  const bytes = encodedValues.get(value);
   if (bytes) return bytes;
   if (INVALID_VALUE.test(value)) throw new Error(`invalid value for header ${key}`);
-  bytes = encodeHeaderValue(value);
-  encodedValues.set(value, bytes);
-  return bytes;
+  return encodedValues.put(value, headerValueEncoding(value));
 }
 
 export function encodeHeaderMutation(m: HeaderMutation | undefined): WireHeaderMutation | undefined {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WireHeaders, encodeHeaderMutation, encodeHeaderValue } from '../../src/extproc/header-codec.js';
+import { WireHeaders, encodeHeaderMutation, valueBytes } from '../../src/extproc/header-codec.js';
 
 describe('WireHeaders', () => {
   it.each([
@@ -56,7 +56,20 @@ describe('encodeHeaderMutation', () => {
   });
 
   it('encodes non-latin1 text as UTF-8 and latin1 byte-for-byte', () => {
-    expect(encodeHeaderValue('모델')).toEqual(Buffer.from('모델', 'utf8'));
-    expect(encodeHeaderValue('A\u00ff')).toEqual(Buffer.from([0x41, 0xff]));
+    expect(valueBytes('x-model', '모델')).toEqual(Buffer.from('모델', 'utf8'));
+    expect(valueBytes('x-model', 'A\u00ff')).toEqual(Buffer.from([0x41, 0xff]));
+  });
+
+  it('keeps the bytes of cached values in its own memory, not in slabs of the shared pool', () => {
+    // Other traffic between two misses (request bodies, gRPC frames) used to leave each cached value holding
+    // a pool slab of its own: 4,000 six-byte values kept 2,000 slabs of 8 KiB alive.
+    const kept: Buffer[] = [];
+    for (let i = 0; i < 4000; i++) {
+      kept.push(valueBytes('content-length', String(200_000 + i)));
+      Buffer.from('x'.repeat(3000));
+    }
+    expect(kept.map((b) => b.toString('latin1'))).toEqual(kept.map((_, i) => String(200_000 + i)));
+    // 24 KB of values: one or two of the cache's 64 KiB slabs (a third if the cache started over meanwhile).
+    expect(new Set(kept.map((b) => b.buffer)).size).toBeLessThanOrEqual(3);
   });
 });
