@@ -20,6 +20,8 @@ export class FastHistogram {
   private readonly observers = new Map<string, Observer>();
   readonly aggregator = 'sum';
   readonly type = 'histogram';
+  /** As prom-client's metrics have it: the manifests' and dashboard's tests check their queries against it. */
+  readonly labelNames: readonly string[];
 
   constructor(
     readonly name: string,
@@ -28,6 +30,7 @@ export class FastHistogram {
     private readonly buckets: readonly number[],
     registry: Registry,
   ) {
+    this.labelNames = [labelName];
     registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
   }
 

@@ -1,8 +1,9 @@
 // A small `kustomize build` for the tests (no kustomize binary here): resources (files and directories with a
-// kustomization), namespace, images and inline JSON 6902 patches with targets. Any other kustomization field
-// is an error, so a manifest never relies on something this builder would silently skip.
+// kustomization), ConfigMaps generated from files, namespace, images and inline JSON 6902 patches with targets.
+// Any other kustomization field or option is an error, so a manifest never relies on something this builder
+// would silently skip.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { parse, parseAllDocuments } from 'yaml';
 
@@ -15,8 +16,9 @@ interface Kustomization {
   resources?: string[];
   images?: Array<{ name: string; newName?: string; newTag?: string }>;
   patches?: Array<{ target: { group?: string; version?: string; kind: string; name: string }; patch: string }>;
+  configMapGenerator?: Array<{ name: string; files?: string[]; options?: { labels?: Record<string, string>; disableNameSuffixHash?: boolean } }>;
 }
-const KNOWN = new Set(['apiVersion', 'kind', 'namespace', 'resources', 'images', 'patches']);
+const KNOWN = new Set(['apiVersion', 'kind', 'namespace', 'resources', 'configMapGenerator', 'images', 'patches']);
 
 /** Cluster-scoped kinds keep no namespace. */
 const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'GatewayClass']);
@@ -31,6 +33,7 @@ export function kustomizeBuild(dir: string): K8sObject[] {
     if (!existsSync(p)) throw new Error(`${file}: resource ${r} does not exist`);
     objects.push(...(statSync(p).isDirectory() ? kustomizeBuild(p) : readObjects(p)));
   }
+  for (const g of k.configMapGenerator ?? []) objects.push(generatedConfigMap(file, dir, g));
   if (k.namespace) objects = objects.map((o) => (CLUSTER_SCOPED.has(o.kind) ? o : { ...o, metadata: { ...o.metadata, namespace: k.namespace as string } }));
   for (const img of k.images ?? []) objects = objects.map((o) => setImages(o, img));
   for (const p of k.patches ?? []) {
@@ -46,6 +49,27 @@ export function kustomizeBuild(dir: string): K8sObject[] {
     if (ids.indexOf(id) !== i) throw new Error(`${file}: ${id} appears twice`);
   });
   return objects;
+}
+
+/**
+ * A configMapGenerator entry with `files` (each `path` or `key=path`). kustomize appends a hash of the contents to
+ * the name unless `disableNameSuffixHash`; this builder does not compute that hash, so it requires the option.
+ * As kustomize's default load restrictor does, it refuses a file outside the kustomization's directory.
+ */
+function generatedConfigMap(file: string, dir: string, g: NonNullable<Kustomization['configMapGenerator']>[number]): K8sObject {
+  for (const key of Object.keys(g)) if (!['name', 'files', 'options'].includes(key)) throw new Error(`${file}: configMapGenerator field "${key}" is not supported by the test builder`);
+  for (const key of Object.keys(g.options ?? {})) if (!['labels', 'disableNameSuffixHash'].includes(key)) throw new Error(`${file}: configMapGenerator option "${key}" is not supported by the test builder`);
+  if (g.options?.disableNameSuffixHash !== true) throw new Error(`${file}: configMapGenerator ${g.name}: the test builder needs disableNameSuffixHash: true (it does not compute kustomize's name hash)`);
+  const data: Record<string, string> = {};
+  for (const entry of g.files ?? []) {
+    const [key, rel] = entry.includes('=') ? (entry.split('=', 2) as [string, string]) : [basename(entry), entry];
+    const p = join(dir, rel);
+    if (relative(dir, p).startsWith('..')) throw new Error(`${file}: ${rel} is outside the kustomization's directory, which kustomize refuses`);
+    if (!existsSync(p)) throw new Error(`${file}: configMapGenerator file ${rel} does not exist`);
+    if (key in data) throw new Error(`${file}: configMapGenerator ${g.name}: key ${key} twice`);
+    data[key] = readFileSync(p, 'utf8');
+  }
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: g.name, ...(g.options?.labels ? { labels: g.options.labels } : {}) }, data };
 }
 
 export function readObjects(file: string): K8sObject[] {
