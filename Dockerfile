@@ -32,6 +32,12 @@ ADD --chmod=755 https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${TARGETA
 FROM gcr.io/distroless/nodejs24-debian12:nonroot AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
+# V8's young generation at Node 20's size. Node 24 makes it 4x larger (128 MB of new space on a machine with
+# plenty of memory), and tiergate, which allocates ~58 KB per request, then sweeps its allocations through memory
+# the CPU's caches do not hold: in bench:variants on Node 24 this flag took 72 and 109 us of CPU off each request
+# (every one of 16 rounds lower) and ~37 MB off RSS (README "Where Node 24's extra memory is"). If you set
+# NODE_OPTIONS yourself, keep it.
+ENV NODE_OPTIONS=--max-semi-space-size=16
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/protos ./protos
