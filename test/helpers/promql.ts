@@ -17,6 +17,12 @@ export async function tiergateMetricLabels(): Promise<Map<string, Set<string>>> 
   }
 }
 
+/** A series name's labels: a histogram's `_bucket`, `_sum` and `_count` series carry its labels. */
+function labelsFor(name: string, labelsOf: ReadonlyMap<string, ReadonlySet<string>>): ReadonlySet<string> | undefined {
+  const part = /_(bucket|sum|count)$/.exec(name);
+  return (part && labelsOf.get(name.slice(0, part.index))) || labelsOf.get(name);
+}
+
 /** Grafana's built-in range variables, given a duration so that the grammar can read the query. */
 const GRAFANA_RANGES = /\$__(rate_interval|interval|range)\b/g;
 
@@ -26,8 +32,7 @@ export function promqlProblems(where: string, expr: string, labelsOf: ReadonlyMa
   const text = expr.replace(GRAFANA_RANGES, '5m');
   promql.parse(text).iterate({ enter: (n) => void (n.type.isError && problems.push(`${where}: PromQL does not parse at ${n.from}`)) });
   for (const [, name, selector] of text.matchAll(/\b(tiergate_[a-z_]+)(?:\{([^}]*)\})?/g)) {
-    const histogramPart = /_(bucket|sum|count)$/.exec(name as string);
-    const labels = labelsOf.get(histogramPart ? (name as string).slice(0, histogramPart.index) : (name as string)) ?? labelsOf.get(name as string);
+    const labels = labelsFor(name as string, labelsOf);
     if (!labels) {
       problems.push(`${where}: no metric ${name}`);
       continue;
@@ -56,7 +61,7 @@ export function groupingProblems(where: string, expr: string, labelsOf: Readonly
       const body = n.node.getChild('FunctionCallBody');
       body?.toTree().iterate({ enter: (m) => void (m.type.name === 'Identifier' && metrics.push(text.slice(body.from + m.from, body.from + m.to))) });
       if (metrics.length === 0 || metrics.some((m) => !m.startsWith('tiergate_'))) return;
-      const known = new Set(metrics.flatMap((m) => [...(labelsOf.get(m.replace(/_(bucket|sum|count)$/, '')) ?? labelsOf.get(m) ?? [])]));
+      const known = new Set(metrics.flatMap((m) => [...(labelsFor(m, labelsOf) ?? [])]));
       if (metrics.some((m) => m.endsWith('_bucket'))) known.add('le');
       for (const label of grouped) if (!known.has(label)) problems.push(`${where}: groups by ${label}, which ${metrics.join(', ')} lack${metrics.length === 1 ? 's' : ''}`);
     },
