@@ -20,18 +20,20 @@ export class FastHistogram {
   private readonly observers = new Map<string, Observer>();
   readonly aggregator = 'sum';
   readonly type = 'histogram';
-  /** As prom-client's metrics have it: the manifests' and dashboard's tests check their queries against it. */
-  readonly labelNames: readonly string[];
 
   constructor(
     readonly name: string,
     readonly help: string,
-    private readonly labelName: string,
+    readonly labelName: string,
     private readonly buckets: readonly number[],
     registry: Registry,
   ) {
-    this.labelNames = [labelName];
     registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+
+  /** As prom-client's metrics have it: the manifests' and dashboard's tests check their queries against it. */
+  get labelNames(): readonly string[] {
+    return [this.labelName];
   }
 
   /** The observer for one label value (made once, then a Map lookup). */
