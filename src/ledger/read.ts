@@ -74,6 +74,14 @@ export async function* rowsFromFiles(
  * places counts once, as every row does, by event_id. Every other line (a log record, anything not JSON) is
  * passed over. Only rows of `day` when given.
  */
+/**
+ * A log line that can hold a row, plainly or inside a record for import: every row has a schema_version. The one
+ * test both rowsFromLogs() and datesInLogs() apply, so that the files a day skips can hold none of its rows.
+ */
+function mayHoldRow(line: string): boolean {
+  return line.includes('schema_version');
+}
+
 export async function* rowsFromLogs(files: readonly string[], day?: string, onInvalid?: OnInvalid): AsyncGenerator<LedgerRow> {
   const invalid = reportOrThrow(onInvalid);
   const ofDay = (row: LedgerRow | undefined): row is LedgerRow => row !== undefined && (!day || row.timestamp.startsWith(day));
@@ -84,7 +92,7 @@ export async function* rowsFromLogs(files: readonly string[], day?: string, onIn
       n++;
       // Cheap passes first: a row of the day has its date in its timestamp, and every row a schema_version
       // (quoted, or escaped inside a record's rows).
-      if ((day && !line.includes(day)) || !line.includes('schema_version')) continue;
+      if ((day && !line.includes(day)) || !mayHoldRow(line)) continue;
       const start = line.indexOf('{');
       let value: unknown;
       try {
@@ -130,7 +138,7 @@ export async function datesInLogs(files: readonly string[]): Promise<Map<string,
     const found = new Set<string>();
     const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
     for await (const line of lines) {
-      if (!line.includes('schema_version')) continue;
+      if (!mayHoldRow(line)) continue;
       for (const m of line.matchAll(/\d{4}-\d{2}-\d{2}/g)) found.add(m[0]);
     }
     dates.set(file, found);

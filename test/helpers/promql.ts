@@ -17,10 +17,16 @@ export async function tiergateMetricLabels(): Promise<Map<string, Set<string>>> 
   }
 }
 
-/** A series name's labels: a histogram's `_bucket`, `_sum` and `_count` series carry its labels. */
-function labelsFor(name: string, labelsOf: ReadonlyMap<string, ReadonlySet<string>>): ReadonlySet<string> | undefined {
+/** The exported metric a series belongs to: a histogram's `_bucket`, `_sum` and `_count` series are its own. */
+export function metricOfSeries(name: string, labelsOf: ReadonlyMap<string, ReadonlySet<string>>): string | undefined {
   const part = /_(bucket|sum|count)$/.exec(name);
-  return (part && labelsOf.get(name.slice(0, part.index))) || labelsOf.get(name);
+  const base = part ? name.slice(0, part.index) : undefined;
+  return base !== undefined && labelsOf.has(base) ? base : labelsOf.has(name) ? name : undefined;
+}
+
+function labelsFor(name: string, labelsOf: ReadonlyMap<string, ReadonlySet<string>>): ReadonlySet<string> | undefined {
+  const metric = metricOfSeries(name, labelsOf);
+  return metric === undefined ? undefined : labelsOf.get(metric);
 }
 
 /** Grafana's built-in range variables, given a duration so that the grammar can read the query. */
