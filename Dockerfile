@@ -32,11 +32,12 @@ ADD --chmod=755 https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${TARGETA
 FROM gcr.io/distroless/nodejs24-debian12:nonroot AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
-# V8's young generation at Node 20's size. Node 24 makes it 4x larger (128 MB of new space on a machine with
-# plenty of memory), and tiergate, which allocates ~58 KB per request, then sweeps its allocations through memory
-# the CPU's caches do not hold: in bench:variants on Node 24 this flag took 72 and 109 us of CPU off each request
-# (every one of 16 rounds lower) and ~37 MB off RSS (README "Where Node 24's extra memory is"). If you set
-# NODE_OPTIONS yourself, keep it.
+# V8's young generation fixed at 32 MB, whatever the container's memory limit. V8 sizes it from the limit: 2 MB
+# at 512 MiB or less, 32 MB at 768 MiB-1 GiB, 64 MB at 1.5-2 GiB, 128 MB from 4 GiB (npm run bench:memory-limits), and
+# tiergate, which allocates ~58 KB per request, pays at both ends: collections all the time in a small one,
+# allocations spread through memory the CPU's caches do not hold in a large one. In bench:variants on Node 24
+# this flag took 93 us of CPU off each request in a 512 MiB cgroup, and 72 and 109 us with no limit (every round
+# lower, 24 in all); README "Docker Compose". If you set NODE_OPTIONS yourself, keep it.
 ENV NODE_OPTIONS=--max-semi-space-size=16
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

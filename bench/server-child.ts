@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -137,6 +137,12 @@ process.on('message', (m) => {
   if (typeof m === 'object' && m !== null && 'snapshot' in m) {
     // A heap snapshot to a file, to see what a long run keeps (bench/soak.ts with SOAK_SNAPSHOTS).
     process.send?.({ snapshot: writeHeapSnapshot((m as { snapshot: string }).snapshot) });
+  }
+  if (m === 'limits') {
+    // What this process sized itself to: the memory limit Node found (a cgroup's, else the machine's), V8's heap
+    // ceiling from it, and the young generation's current size.
+    const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+    process.send?.({ limits: { constrainedBytes: process.constrainedMemory?.() ?? NaN, heapLimitBytes: getHeapStatistics().heap_size_limit, youngBytes: young?.space_size ?? NaN } });
   }
   if (m === 'exit') process.exit(0);
 });

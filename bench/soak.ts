@@ -14,20 +14,24 @@
 // grows for the first three minutes of traffic; the default run takes eight, its second half after that.
 //
 //   npm run bench:soak -- [requests per server, default 240000] [requests/s per server, default 500]
+//   BENCH_MEMORY_LIMIT_MIB=N runs each server in a memory cgroup limited to N MiB, as in a pod (root only).
 //   SOAK_SNAPSHOTS=DIR also writes a heap snapshot of tiergate at every reading (each holds the loop for
 //   seconds, which shows up as ledger write timeouts and in RSS).
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ExtProcPool, RECOMMENDED_FILTER, postHeaders, type Headers } from '../src/dev/envoy-client.js';
 import { rowsFromFiles } from '../src/ledger/read.js';
 import { startChild, type Child } from './children.js';
+import type { CgroupReading } from './memory-cgroup.js';
 import { CHUNK, JSON_RESPONSE, LAST_CHUNK, paced } from './extproc-driver.js';
 
 const total = Number(process.argv[2] ?? 240_000);
 const rate = Number(process.argv[3] ?? 500);
 const BLOCK = Math.max(1000, Math.round(total / 10));
+// BENCH_MEMORY_LIMIT_MIB=1024 runs each server under a pod's memory limit (bench/memory-cgroup.ts; needs root).
+const limited = Number(process.env.BENCH_MEMORY_LIMIT_MIB ?? 0) > 0;
 // Every name comes back every 20,000 requests: past that, new per-tenant state is new tenants, not a leak.
 const TENANT_NAMES = 1000;
 
@@ -136,6 +140,12 @@ async function main(): Promise<void> {
   try {
     readings.push({ served: 0, heaps: await Promise.all(children.map((c) => c.heap())) });
     console.log(`${total} requests per server at ${rate}/s each, heap read every ${BLOCK}`);
+    for (const c of children) {
+      const l = await c.limits();
+      const seen = l.constrainedBytes < totalmem() ? `${mb(l.constrainedBytes)} MB` : 'none';
+      console.log(`${c.kind}: node ${process.version}, memory limit seen ${seen}, V8 heap limit ${mb(l.heapLimitBytes)} MB, young generation now ${mb(l.youngBytes)} MB`);
+    }
+    if (limited) console.log('each server in its own memory cgroup; cgroup columns are the kernel\'s, read before the collections: anonymous / page cache (MB)');
     console.log('served   | tiergate heap / buffers / rss (MB) | no-op heap / buffers / rss (MB)');
     for (let served = 0; served < total; ) {
       const n = Math.min(BLOCK, total - served);
@@ -145,6 +155,7 @@ async function main(): Promise<void> {
         return oneRequest(pools[k++ % pools.length] as ExtProcPool, i);
       });
       served += n;
+      const held = children.map((c) => c.cgroup());
       const heaps = await Promise.all(children.map((c) => c.heap()));
       readings.push({ served, heaps });
       // SOAK_SNAPSHOTS=DIR: a heap snapshot of tiergate at every reading, to compare what a long run kept.
@@ -152,7 +163,8 @@ async function main(): Promise<void> {
       if (snapshots) await (children[0] as Child).snapshot(join(snapshots, `tiergate-${served}.heapsnapshot`));
       const [t, o] = heaps as [NodeJS.MemoryUsage, NodeJS.MemoryUsage];
       const cols = (u: NodeJS.MemoryUsage) => `${mb(u.heapUsed).padStart(6)} / ${mb(u.arrayBuffers).padStart(7)} / ${mb(u.rss).padStart(6)}`;
-      console.log(`${String(served).padStart(8)} | ${cols(t).padStart(34)} | ${cols(o).padStart(30)}`);
+      const kernel = (r: CgroupReading | undefined) => (r ? ` | ${mb(r.anonBytes).padStart(6)} / ${mb(r.fileBytes).padStart(6)}` : '');
+      console.log(`${String(served).padStart(8)} | ${cols(t).padStart(34)} | ${cols(o).padStart(30)}${kernel(held[0])}${kernel(held[1])}`);
     }
     // The last rows reach the file within the ledger's linger and sweep (100 ms at the defaults).
     await new Promise((r) => setTimeout(r, 1000));
@@ -160,6 +172,10 @@ async function main(): Promise<void> {
   } finally {
     for (const p of pools) p.close();
     await Promise.all(children.map((c) => c.stop()));
+  }
+  for (const c of children) {
+    const r = c.cgroup();
+    if (r) console.log(`${c.kind}: cgroup peak ${mb(r.peakBytes)} MB (cache included), limit met ${r.limitHits} times, OOM kills ${r.oomKills}`);
   }
   // Growth per request over the second half, by a least-squares line through its readings (the first half is
   // where the bounded stores fill up).
