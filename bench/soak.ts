@@ -30,8 +30,6 @@ import { CHUNK, JSON_RESPONSE, LAST_CHUNK, paced } from './extproc-driver.js';
 const total = Number(process.argv[2] ?? 240_000);
 const rate = Number(process.argv[3] ?? 500);
 const BLOCK = Math.max(1000, Math.round(total / 10));
-// BENCH_MEMORY_LIMIT_MIB=1024 runs each server under a pod's memory limit (bench/memory-cgroup.ts; needs root).
-const limited = Number(process.env.BENCH_MEMORY_LIMIT_MIB ?? 0) > 0;
 // Every name comes back every 20,000 requests: past that, new per-tenant state is new tenants, not a leak.
 const TENANT_NAMES = 1000;
 
@@ -145,7 +143,7 @@ async function main(): Promise<void> {
       const seen = l.constrainedBytes < totalmem() ? `${mb(l.constrainedBytes)} MB` : 'none';
       console.log(`${c.kind}: node ${process.version}, memory limit seen ${seen}, V8 heap limit ${mb(l.heapLimitBytes)} MB, young generation now ${mb(l.youngBytes)} MB`);
     }
-    if (limited) console.log('each server in its own memory cgroup; cgroup columns are the kernel\'s, read before the collections: anonymous / page cache (MB)');
+    if (children.some((c) => c.cgroup())) console.log('each server in its own memory cgroup; cgroup columns are the kernel\'s, read before the collections: anonymous / page cache (MB)');
     console.log('served   | tiergate heap / buffers / rss (MB) | no-op heap / buffers / rss (MB)');
     for (let served = 0; served < total; ) {
       const n = Math.min(BLOCK, total - served);

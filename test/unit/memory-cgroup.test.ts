@@ -1,6 +1,6 @@
 // The bench's stand-in for a pod's memory limit (bench/memory-cgroup.ts) must be what it claims: Node inside it
 // sees the limit, and the kernel enforces it. Needs write access to the cgroup tree, which this project's
-// machines and CI give (root); elsewhere the test says why it cannot run rather than pass.
+// machines and CI give (root); elsewhere vitest reports these tests as skipped.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
