@@ -121,7 +121,10 @@ export class AnswerAssembler {
       ch.content.push(m.content);
       this.bytes += m.content.length;
     }
-    if (typeof m.refusal === 'string') ch.refusal.push(m.refusal);
+    if (typeof m.refusal === 'string') {
+      ch.refusal.push(m.refusal);
+      this.bytes += m.refusal.length;
+    }
     const calls = arrayOf(m.tool_calls);
     calls.forEach((raw, pos) => {
       if (!isObject(raw)) return;
@@ -142,6 +145,26 @@ export class AnswerAssembler {
       }
     });
   }
+}
+
+// What an answer's objects take beside its text: the entry, its choices and tool calls, and the usage counts (at
+// most MAX_USAGE_KEYS numbers). Rounded up from V8's object sizes; the estimate should err high.
+const ANSWER_OVERHEAD = 1024;
+const PART_OVERHEAD = 128;
+
+/**
+ * An upper estimate of the heap a cached answer holds, for the memory store's byte bound: two bytes per UTF-16
+ * unit of every string (V8 keeps Latin-1 text in one), plus a fixed share per object.
+ */
+export function answerBytes(a: CachedAnswer): number {
+  let units = a.model.length + (a.systemFingerprint?.length ?? 0);
+  let parts = a.choices.length;
+  for (const c of a.choices) {
+    units += (c.content?.length ?? 0) + (c.refusal?.length ?? 0) + c.finishReason.length;
+    for (const t of c.toolCalls) units += t.id.length + t.type.length + t.function.name.length + t.function.arguments.length;
+    parts += c.toolCalls.length;
+  }
+  return 2 * units + ANSWER_OVERHEAD + PART_OVERHEAD * parts;
 }
 
 /** Keys kept per usage object: OpenAI's have at most a handful. */

@@ -61,7 +61,12 @@ export const cacheSchema = z
     lookupDeadlineMs: positiveInt.default(30),
     /** Memory store: entries kept per instance (least recently used go first). */
     maxEntries: positiveInt.default(10_000),
-    /** Answers longer than this (characters of content and tool arguments) are not stored. */
+    /**
+     * Memory store: what its answers may take of the heap together, estimated high (two bytes per character);
+     * least recently used go first past it. Keeps long answers from outgrowing a pod's heap whatever maxEntries.
+     */
+    maxBytes: positiveInt.default(64 * 1024 * 1024),
+    /** Answers longer than this (characters of content, refusals and tool arguments) are not stored. */
     maxAnswerChars: positiveInt.default(256 * 1024),
     /** TTL when the tenant's policy sets none. */
     defaultTtlSeconds: positiveInt.default(3600),

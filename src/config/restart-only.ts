@@ -30,6 +30,7 @@ export const RESTART_ONLY_SETTINGS = [
   'cache.store',
   'cache.redis',
   'cache.maxEntries',
+  'cache.maxBytes',
   'cache.semantic.embedder',
   'routing.affinity.store',
   'routing.affinity.redis',

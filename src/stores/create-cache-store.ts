@@ -6,5 +6,5 @@ import { RedisCacheStore } from './redis/cache-store.js';
 
 export function createCacheStore(cfg: Config['cache'], now?: () => number): CacheStore {
   if (cfg.store === 'redis' && cfg.redis) return new RedisCacheStore(cfg.redis);
-  return new MemoryCacheStore(cfg.maxEntries, now);
+  return new MemoryCacheStore(cfg.maxEntries, cfg.maxBytes, now);
 }

@@ -2,6 +2,7 @@
 // and keys of two tenants never meeting.
 import { describe, expect, it } from 'vitest';
 import type { CacheEntry, CacheStore } from '../../src/stores/cache-store.js';
+import { answerBytes } from '../../src/cache/answer.js';
 import { MemoryCacheStore } from '../../src/stores/memory/cache-store.js';
 import { RedisCacheStore } from '../../src/stores/redis/cache-store.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
@@ -15,7 +16,7 @@ async function ready(s: CacheStore): Promise<CacheStore> {
 }
 
 const makers: Record<string, () => Promise<CacheStore>> = {
-  memory: () => ready(new MemoryCacheStore(1000)),
+  memory: () => ready(new MemoryCacheStore(1000, 64 * 1024 * 1024)),
   redis: () => ready(new RedisCacheStore({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 })),
   'redis cluster': () => ready(new RedisCacheStore({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 })),
 };
@@ -67,12 +68,57 @@ describe.each(Object.keys(makers))('%s cache store', (name) => {
 
 describe('memory cache store', () => {
   it('keeps at most maxEntries, dropping the least recently used', () => {
-    const s = new MemoryCacheStore(2);
+    const s = new MemoryCacheStore(2, 64 * 1024 * 1024);
     s.set('a', entry('a'), 60_000);
     s.set('b', entry('b'), 60_000);
     s.get('a'); // a is now more recent than b
     s.set('c', entry('c'), 60_000);
     expect([s.get('a') !== undefined, s.get('b') !== undefined, s.get('c') !== undefined]).toEqual([true, false, true]);
     expect(s.size).toBe(2);
+  });
+
+  // Long answers must not outgrow the heap because the count allows it (cache.maxBytes).
+  const weight = (k: string, content: string) => 2 * k.length + answerBytes(entry(content).answer);
+  const present = (s: MemoryCacheStore, keys: string[]) => keys.filter((k) => s.get(k) !== undefined);
+
+  it('keeps its answers within maxBytes, dropping the least recently used', () => {
+    const long = 'x'.repeat(10_000);
+    const one = weight('a', long);
+    const s = new MemoryCacheStore(1000, 3 * one);
+    for (const k of ['a', 'b', 'c']) s.set(k, entry(long), 60_000);
+    expect(s.totalWeight).toBe(3 * one);
+    s.get('a'); // a is now more recent than b
+    s.set('d', entry(long), 60_000);
+    expect(present(s, ['a', 'b', 'c', 'd'])).toEqual(['a', 'c', 'd']);
+    expect(s.totalWeight).toBe(3 * one);
+    // A long answer may push out several short ones.
+    s.set('e', entry('x'.repeat(25_000)), 60_000);
+    expect(s.totalWeight).toBeLessThanOrEqual(3 * one);
+    expect(present(s, ['a', 'c', 'd', 'e'])).toEqual(['e']);
+  });
+
+  it('counts an overwritten or expired entry once, and does not keep one heavier than the whole bound', () => {
+    let now = 0;
+    const s = new MemoryCacheStore(1000, 100_000, () => now);
+    s.set('a', entry('short'), 1000);
+    s.set('a', entry('x'.repeat(1000)), 1000);
+    expect(s.totalWeight).toBe(weight('a', 'x'.repeat(1000)));
+    now = 2000;
+    expect(s.get('a')).toBeUndefined();
+    expect(s.totalWeight).toBe(0);
+    s.set('b', entry('fits'), 60_000);
+    s.set('huge', entry('x'.repeat(60_000)), 60_000);
+    expect(present(s, ['b', 'huge'])).toEqual(['b']);
+    expect(s.totalWeight).toBe(weight('b', 'fits'));
+  });
+
+  it('estimates an answer at two bytes per character of its text, whatever the script', () => {
+    const ascii = answerBytes(entry('a'.repeat(1000)).answer);
+    const korean = answerBytes(entry('가'.repeat(1000)).answer);
+    expect(korean).toBe(ascii);
+    expect(ascii - answerBytes(entry('').answer)).toBe(2000);
+    const withCall = entry('');
+    withCall.answer.choices[0]?.toolCalls.push({ id: 'call_1', type: 'function', function: { name: 'get', arguments: 'y'.repeat(500) } });
+    expect(answerBytes(withCall.answer)).toBeGreaterThan(answerBytes(entry('').answer) + 1000);
   });
 });

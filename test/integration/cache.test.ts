@@ -222,6 +222,25 @@ describe('exact cache', () => {
     }
   });
 
+  it('the memory store keeps its answers within cache.maxBytes: a long answer pushes out the oldest', async () => {
+    // Each answer of 20,000 characters is estimated at ~41 KB, so 100 KB holds two of them and not three.
+    const t = await start({ cache: { maxBytes: 100_000 } });
+    const questions = ['first', 'second', 'third'];
+    for (const [i, q] of questions.entries()) {
+      const r = await ask(t, { id: `q${i}`, content: `Tell me about the ${q} thing.` });
+      expect(r.o.kind).toBe('continue');
+      await answerJson(r.s, completion(`${q} `.repeat(4000).slice(0, 20_000)));
+      await stored(t, i + 1);
+    }
+    const first = await ask(t, { id: 'again-0', content: 'Tell me about the first thing.' });
+    expect(first.o.kind).toBe('continue');
+    first.s.close();
+    for (const q of ['second', 'third']) {
+      const hit = immediate((await ask(t, { id: `again-${q}`, content: `Tell me about the ${q} thing.` })).o);
+      expect(JSON.parse(hit.body.toString()).choices[0].message.content).toHaveLength(20_000);
+    }
+  });
+
   it('entries expire after their TTL (fake clock)', async () => {
     let now = Date.parse('2026-11-22T10:00:00Z');
     const t = await start({}, () => now);

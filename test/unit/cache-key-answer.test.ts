@@ -163,6 +163,10 @@ describe('answer assembly and replay', () => {
     expect(of(body('content_filter'))).toBeUndefined();
     expect(of(body('tool_calls'))).toBeUndefined();
     expect(of(body('stop', 'y'.repeat(101)))).toBeUndefined();
+    // A refusal counts toward the bound as content does.
+    const refusal = (text: string) => ({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: text }, finish_reason: 'stop' }] });
+    expect(of(refusal('no'))).toBeDefined();
+    expect(of(refusal('n'.repeat(101)))).toBeUndefined();
     expect(of({ ...body('stop'), error: { message: 'x' } })).toBeUndefined();
     const noFinish = new AnswerAssembler(100);
     noFinish.chunk(chunk([{ index: 0, delta: { content: 'half' } }]));

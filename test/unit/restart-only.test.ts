@@ -29,6 +29,7 @@ const CHANGES: Array<[ConfigInput, string[]]> = [
   [{ cache: { store: 'redis', redis: REDIS } }, ['cache.store', 'cache.redis']],
   [{ cache: { redis: REDIS } }, ['cache.redis']],
   [{ cache: { maxEntries: 5 } }, ['cache.maxEntries']],
+  [{ cache: { maxBytes: 1_000_000 } }, ['cache.maxBytes']],
   [{ cache: { semantic: { embedder: { type: 'openai', url: 'http://embed.internal/v1', model: 'e5' } } } }, ['cache.semantic.embedder']],
   [{ routing: { affinity: { store: 'memory' } } }, ['routing.affinity.store']],
   [{ routing: { affinity: { store: 'redis', redis: REDIS } } }, ['routing.affinity.store', 'routing.affinity.redis']],
