@@ -24,11 +24,11 @@ export class MemoryTtlStore<V> implements TtlStore<V> {
   get(key: string): V | undefined {
     const e = this.entries.get(key);
     if (!e) return undefined;
-    this.entries.delete(key);
     if (e.expiresAt <= this.now()) {
-      this.weight -= e.weight;
+      this.drop(key);
       return undefined;
     }
+    this.entries.delete(key);
     this.entries.set(key, e); // most recently used goes last
     return e.value;
   }
