@@ -11,7 +11,7 @@ import type { VectorIndex } from '../stores/vector-index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { StoreGuard } from '../stores/store-guard.js';
-import type { Embedder } from './embedders/embedder.js';
+import { EmbedderBusyError, type Embedder } from './embedders/embedder.js';
 import { guardMismatch, questionFeatures, type QuestionFeatures } from './guards.js';
 import { bucketsFor } from './lsh.js';
 
@@ -43,7 +43,7 @@ export type SemanticLookup =
   | { result: 'hit'; entry: CacheEntry; score: number }
   | { result: 'miss'; reason: 'not_found' | 'guard'; seed: SemanticSeed }
   | { result: 'miss'; reason: 'deadline'; seed: Promise<SemanticSeed | undefined> }
-  | { result: 'bypass'; reason: 'embedder_down' | 'embedder_error' | 'index_error' };
+  | { result: 'bypass'; reason: 'embedder_down' | 'embedder_busy' | 'embedder_error' | 'index_error' };
 
 /**
  * What is embedded: case, spacing and trailing punctuation carry no meaning for the cache, but move a small
@@ -80,7 +80,9 @@ export class SemanticCache {
     const seed = this.seedFor(q);
     const work = seed.then(
       (sd) => this.search(q, sd, cfg),
-      (err: unknown) => this.failed('embed', err, cfg, 'embedder_error'),
+      (err: unknown): SemanticLookup =>
+        // A full queue is load, not a fault: bypassed, and not counted toward the breaker.
+        err instanceof EmbedderBusyError ? { result: 'bypass', reason: 'embedder_busy' } : this.failed('embed', err, cfg, 'embedder_error'),
     );
     // `work` already handles the embedding's failure; the late answer's copy of it only ever resolves.
     const late: SemanticLookup = { result: 'miss', reason: 'deadline', seed: seed.catch(() => undefined) };

@@ -3,8 +3,8 @@
 // embedder → bypass, and entries shared through Redis. A small deterministic embedder stands in for the model in
 // most tests (so the similarity is known); one test runs the real local model.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { normalise, type Embedder } from '../../src/cache/embedders/embedder.js';
-import { LocalEmbedder } from '../../src/cache/embedders/local-embedder.js';
+import { EmbedderBusyError, normalise, type Embedder } from '../../src/cache/embedders/embedder.js';
+import { LocalEmbedder, MAX_WAITING } from '../../src/cache/embedders/local-embedder.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { chatRequestHeaders, getHeader, type ExtProcSession } from '../../src/dev/envoy-client.js';
 import type { Outcome } from '../../src/dev/envoy-filter.js';
@@ -18,6 +18,8 @@ class WordsEmbedder implements Embedder {
   readonly id = 'test:words';
   calls = 0;
   fail = false;
+  /** Refuses as the local embedder does when its queue is full. */
+  busy = false;
   /** How long each of the next calls takes, in ms: a cold or busy model. */
   delays: number[] = [];
   async embed(texts: readonly string[]): Promise<Float32Array[]> {
@@ -25,6 +27,7 @@ class WordsEmbedder implements Embedder {
     const delay = this.delays.shift();
     if (delay) await new Promise((r) => setTimeout(r, delay));
     if (this.fail) throw new Error('embedder down');
+    if (this.busy) throw new EmbedderBusyError(128);
     return texts.map((t) => {
       const v = new Float32Array(64);
       for (const w of t.toLowerCase().match(/[a-z0-9]+/g) ?? []) {
@@ -176,6 +179,24 @@ describe('semantic cache', () => {
     expect(await outcome(t, 'What is the capital of France?')).toBe('hit-exact: Paris.');
   });
 
+  it('an embedder too busy to take a question: a bypass that goes upstream at once, never counted as a failure', async () => {
+    const embedder = new WordsEmbedder();
+    const t = await start({}, embedder);
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    embedder.busy = true;
+    // More refusals in a row than the breaker's failures (3): load must not open it.
+    for (let i = 0; i < 6; i++) {
+      const { s, o } = await ask(t, `what is the capital of france, take ${i}`);
+      expect(o.kind).toBe('continue');
+      await answer(s, 'Paris (live).');
+      expect(getHeader(s.responseHeaders, 'x-cache')).toBe('bypass');
+    }
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'bypass', reason: 'embedder_busy' })).toBe(6);
+    expect(await metricValue(t.app, 'tiergate_cache_store_degraded', { part: 'semantic' })).toBe(0);
+    embedder.busy = false;
+    expect(await outcome(t, 'what is the capital of france')).toBe('hit-semantic: Paris.');
+  });
+
   it('an embedding slower than the deadline: that request goes upstream, and its answer is still indexed once the vector arrives', async () => {
     const embedder = new WordsEmbedder();
     embedder.delays = [150];
@@ -214,6 +235,26 @@ describe('semantic cache on Redis', () => {
     redis = await RedisServer.start();
   });
   afterAll(async () => redis.down());
+
+  it('refuses questions past MAX_WAITING at once instead of queueing them without end, and embeds the rest', async () => {
+    const embedder = new LocalEmbedder();
+    await embedder.whenReady();
+    try {
+      // One question goes to the model at once; MAX_WAITING more may wait behind it.
+      const asked = MAX_WAITING + 50;
+      const results = await Promise.allSettled(Array.from({ length: asked }, (_, i) => embedder.embed([`question number ${i}`])));
+      const refused = results.filter((r) => r.status === 'rejected');
+      expect(refused).toHaveLength(asked - 1 - MAX_WAITING);
+      expect(refused.every((r) => r.reason instanceof EmbedderBusyError)).toBe(true);
+      const embedded = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
+      expect(embedded).toHaveLength(1 + MAX_WAITING);
+      expect(embedded.every((v) => v.length === 512)).toBe(true);
+      // Drained, it takes questions again.
+      expect((await embedder.embed(['one more question']))[0]).toHaveLength(512);
+    } finally {
+      await embedder.close();
+    }
+  });
 
   it('a vector added by one instance answers a rephrasing on another', async () => {
     const cache = { store: 'redis' as const, redis: { url: redis.url, keyPrefix: `s${Date.now()}:` } };

@@ -9,6 +9,17 @@ export interface Embedder {
   close(): Promise<void>;
 }
 
+/**
+ * The embedder has more questions waiting than it can embed in time: this one was refused at once. Not a failure
+ * of the embedder (the breaker does not count it); the lookup is bypassed and the request goes upstream.
+ */
+export class EmbedderBusyError extends Error {
+  constructor(waiting: number) {
+    super(`embedder busy: ${waiting} questions waiting`);
+    this.name = 'EmbedderBusyError';
+  }
+}
+
 /** Scales to unit length, so cosine similarity is a dot product. */
 export function normalise(v: ArrayLike<number>): Float32Array {
   const out = new Float32Array(v.length);

@@ -3,9 +3,17 @@
 // one per request. English only: for Korean or mixed traffic use an OpenAI-compatible multilingual endpoint.
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { normalise, type Embedder } from './embedder.js';
+import { EmbedderBusyError, normalise, type Embedder } from './embedder.js';
 
 const MAX_BATCH = 32;
+/**
+ * Questions that may wait for the model beside the batch it is running. The model embeds some 75 questions a
+ * second on a 2-core machine even in batches (`npm run bench:embedder`), so more new questions than that each
+ * second would queue without end: every lookup would miss by its deadline, and the queue would hold each
+ * question's text until the pod ran out of memory. Past this bound a question is refused at once (a bypass);
+ * those that wait are still embedded after their lookup's deadline, and indexed for later hits.
+ */
+export const MAX_WAITING = 4 * MAX_BATCH;
 
 /**
  * Built code runs the compiled worker. Under tsx (tests, benchmarks) the worker is TypeScript source: a worker
@@ -61,6 +69,7 @@ export class LocalEmbedder implements Embedder {
       texts.map(
         (text) =>
           new Promise<Float32Array>((resolve, reject) => {
+            if (this.queue.length >= MAX_WAITING) return reject(new EmbedderBusyError(this.queue.length));
             this.queue.push({ text, resolve, reject });
             this.pump();
           }),
