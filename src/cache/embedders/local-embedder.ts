@@ -7,7 +7,7 @@ import { EmbedderBusyError, normalise, type Embedder } from './embedder.js';
 
 const MAX_BATCH = 32;
 /**
- * Questions that may wait for the model beside the batch it is running. The model embeds some 75 questions a
+ * Questions that may wait for the model beside the batch it is running. The model embeds some 80 questions a
  * second on a 2-core machine even in batches (`npm run bench:embedder`), so more new questions than that each
  * second would queue without end: every lookup would miss by its deadline, and the queue would hold each
  * question's text until the pod ran out of memory. Past this bound a question is refused at once (a bypass);
