@@ -263,6 +263,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       'TiergateConfigReloadRejected',
       'TiergateConfigRestartRequired',
       'TiergateCacheStoreDegraded',
+      'TiergateSemanticEmbedderBusy',
     ]);
   });
 });
