@@ -55,7 +55,7 @@ async function probe(limitMiB: number | undefined, flags: string[]): Promise<Siz
 const mb = (n: number) => `${Math.round(n / 1024 / 1024)} MB`;
 
 console.log(`node ${process.version}: V8's heap limit and young generation (new space, grown) by the memory limit Node sees`);
-console.log(`${'limit'.padEnd(20)} | heap limit | young generation | with ' + FLAG + ': heap limit | young generation`);
+console.log(`${'limit'.padEnd(20)} | heap limit | young generation | with ${FLAG}: heap limit | young generation`);
 for (const limit of limits.length > 0 ? limits : [384, 512, 768, 1024, 1536, 2048, 4096, undefined]) {
   const plain = await probe(limit, []);
   const flagged = await probe(limit, [FLAG]);
