@@ -1,6 +1,6 @@
 // Compiles a classifier version into a function from messages to an explained decision.
 import type { ChatMessage } from '../llm/openai-request.js';
-import { codePointLength, joinedText, type Role } from './prompt-text.js';
+import { codePointLength, joinedText, partTypes, type Role } from './prompt-text.js';
 import type { Condition, VersionConfig } from './rules-schema.js';
 
 export interface ClassifierDecision {
@@ -12,15 +12,50 @@ export interface ClassifierDecision {
   reason: string;
 }
 
-export type Classifier = (messages: readonly ChatMessage[]) => ClassifierDecision;
+/** What a request carries besides its messages that a rule can look at. */
+export interface RequestShape {
+  /** Tools the request declares (`tools`, plus chat's legacy `functions`). */
+  tools: number;
+}
+
+const NO_SHAPE: RequestShape = { tools: 0 };
+
+export type Classifier = (messages: readonly ChatMessage[], shape?: RequestShape) => ClassifierDecision;
 
 interface Facts {
   text(roles: ReadonlySet<Role> | undefined): string;
+  /** The types of the content parts of the messages (of these roles), text parts included. */
+  partTypes(roles: ReadonlySet<Role> | undefined): ReadonlySet<string>;
   messageCount: number;
+  tools: number;
+}
+
+/**
+ * Memoises a per-roles view of the messages for one request. Rules with the same roles list share one Set
+ * (compileClassifier), so the Set itself is the key and they share the work.
+ */
+function perRoles<T>(build: (roles: ReadonlySet<Role> | undefined) => T): (roles: ReadonlySet<Role> | undefined) => T {
+  let all: T | undefined;
+  let some: Map<ReadonlySet<Role>, T> | undefined;
+  return (roles) => {
+    if (!roles) return (all ??= build(undefined));
+    some ??= new Map();
+    let v = some.get(roles);
+    if (v === undefined) some.set(roles, (v = build(roles)));
+    return v;
+  };
 }
 
 export function compileClassifier(version: string, cfg: VersionConfig): Classifier {
   const bands = cfg.nearThreshold ?? [];
+  const roleSets = new Map<string, ReadonlySet<Role>>();
+  const rolesOf = (roles: readonly Role[] | undefined) => {
+    if (!roles) return undefined;
+    const key = [...new Set(roles)].sort().join(',');
+    let set = roleSets.get(key);
+    if (!set) roleSets.set(key, (set = new Set(roles)));
+    return set;
+  };
   const rules = cfg.rules
     .filter((r) => r.enabled !== false)
     .map((r) => {
@@ -28,24 +63,17 @@ export function compileClassifier(version: string, cfg: VersionConfig): Classifi
       const band = bands.find((b) => b.rule === r.name);
       const numeric = band ? conditions.filter((c) => c.measure !== undefined) : [];
       if (band && numeric.length !== 1) throw new Error(`nearThreshold band for rule ${r.name}: the rule needs exactly one numeric condition`);
-      return { name: r.name, tier: r.tier, roles: r.roles ? new Set<Role>(r.roles) : undefined, conditions, band, banded: numeric[0] };
+      return { name: r.name, tier: r.tier, roles: rolesOf(r.roles), conditions, band, banded: numeric[0] };
     });
   for (const b of bands) {
     if (!rules.some((r) => r.name === b.rule)) throw new Error(`nearThreshold band names rule ${b.rule}, which is not an enabled rule`);
   }
-  return (messages) => {
-    const texts = new Map<string, string>();
+  return (messages, shape = NO_SHAPE) => {
     const facts: Facts = {
       messageCount: messages.length,
-      text(roles) {
-        const key = roles ? [...roles].sort().join(',') : '*';
-        let t = texts.get(key);
-        if (t === undefined) {
-          t = joinedText(messages, roles);
-          texts.set(key, t);
-        }
-        return t;
-      },
+      tools: shape.tools,
+      text: perRoles((roles) => joinedText(messages, roles)),
+      partTypes: perRoles((roles) => partTypes(messages, roles)),
     };
     for (const rule of rules) {
       const reasons: string[] = [];
@@ -142,6 +170,27 @@ function compileCondition(c: Condition): CompiledCondition {
       measure: (f) => f.messageCount,
       unit: 'messages',
       threshold: `> ${n} messages`,
+    };
+  }
+  if ('moreThanTools' in c) {
+    const n = c.moreThanTools;
+    return {
+      check: (f) => (f.tools > n ? `${f.tools} tools > ${n}` : undefined),
+      measure: (f) => f.tools,
+      unit: 'tools',
+      threshold: `> ${n} tools`,
+    };
+  }
+  if ('anyPart' in c) {
+    const types = c.anyPart;
+    return {
+      check(f, roles) {
+        const present = f.partTypes(roles);
+        if (present.size === 0) return undefined;
+        // The first type of the list that is present, as with keywords: the reason does not depend on part order.
+        for (const t of types) if (present.has(t)) return `part "${t}"`;
+        return undefined;
+      },
     };
   }
   const re = new RegExp(c.regex, c.flags ?? '');

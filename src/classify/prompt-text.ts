@@ -24,6 +24,20 @@ export function joinedText(messages: readonly ChatMessage[], roles?: ReadonlySet
   return parts.join(' ').toLowerCase();
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
+/** The types of the content parts in the messages (optionally only some roles); a string content has none. */
+export function partTypes(messages: readonly ChatMessage[], roles?: ReadonlySet<Role>): ReadonlySet<string> {
+  let types: Set<string> | undefined;
+  for (const m of messages) {
+    if (roles && !roles.has(m.role)) continue;
+    const c = m.content;
+    if (!Array.isArray(c)) continue;
+    for (const p of c) (types ??= new Set()).add(p.type);
+  }
+  return types ?? NONE;
+}
+
 const HIGH_SURROGATE = /[\uD800-\uDBFF]/;
 const SURROGATE_PAIR = /[\uD800-\uDBFF][\uDC00-\uDFFF]/g;
 

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { ChatMessage } from '../llm/openai-request.js';
 import type { HeaderMap } from '../extproc/types.js';
-import { compileClassifier, type Classifier, type ClassifierDecision } from './engine.js';
+import { compileClassifier, type Classifier, type ClassifierDecision, type RequestShape } from './engine.js';
 import { messageText } from './prompt-text.js';
 import type { VersionConfig } from './rules-schema.js';
 
@@ -25,6 +25,8 @@ export interface RequestIdentity {
   tenant: string;
   headers: HeaderMap;
   messages: readonly ChatMessage[];
+  /** What else the request carries that a rule may look at; no tools when absent. */
+  shape?: RequestShape;
 }
 
 export interface Classification {
@@ -71,10 +73,10 @@ export class ClassifierRollout {
   classify(id: RequestIdentity): Classification {
     const inCanary = this.inCanary(id);
     const decide = inCanary ? (this.canary as { classifier: Classifier }).classifier : this.active;
-    const decision = decide(id.messages);
+    const decision = decide(id.messages, id.shape);
     if (!this.shadow) return { decision };
     // The same version twice gives the same answer: no need to run it again.
-    const shadow = this.shadowVersion === decision.version ? decision : this.shadow(id.messages);
+    const shadow = this.shadowVersion === decision.version ? decision : this.shadow(id.messages, id.shape);
     return { decision, shadow };
   }
 

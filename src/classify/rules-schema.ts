@@ -3,13 +3,40 @@ import { z } from 'zod';
 
 const role = z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
+const CONDITIONS = ['anyKeyword', 'moreThanChars', 'moreThanBytes', 'moreThanMessages', 'regex', 'anyPart', 'moreThanTools'];
+
+/**
+ * zod says only "Invalid input" when no member of the union fits; a misspelt condition (`anyKeywords`) is the
+ * usual cause, so name it. Other misfits keep zod's own message (undefined), which names the field.
+ */
+function conditionError(iss: { input?: unknown }): string | undefined {
+  const input = iss.input;
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return 'a condition is an object such as { anyKeyword: [...] }';
+  const keys = Object.keys(input);
+  const unknown = keys.find((k) => !CONDITIONS.includes(k) && !(k === 'flags' && keys.includes('regex')));
+  if (unknown !== undefined) return `unknown condition "${unknown}" (conditions: ${CONDITIONS.join(', ')})`;
+  if (keys.filter((k) => k !== 'flags').length !== 1) return `a condition names exactly one of ${CONDITIONS.join(', ')}; list several in "when" to require them all`;
+  return undefined;
+}
+
 export const conditionSchema = z.union([
   z.strictObject({ anyKeyword: z.array(z.string().min(1)).min(1) }),
   z.strictObject({ moreThanChars: z.number().int().nonnegative() }),
   z.strictObject({ moreThanBytes: z.number().int().nonnegative() }),
   z.strictObject({ moreThanMessages: z.number().int().nonnegative() }),
   z.strictObject({ regex: z.string().min(1), flags: z.string().regex(/^[imsu]*$/).optional() }),
-]);
+  /** Any content part of these types (`image_url`, `input_image`, `input_audio`, `file`…), as the request names them. */
+  z.strictObject({ anyPart: z.array(z.string().min(1)).min(1) }),
+  /** More than N tools declared by the request (`tools`, plus chat's legacy `functions`). */
+  z.strictObject({ moreThanTools: z.number().int().nonnegative() }),
+], { error: conditionError });
+
+/** The conditions with a numeric threshold, which a confidence band can surround. */
+export const NUMERIC_CONDITIONS = ['moreThanChars', 'moreThanBytes', 'moreThanMessages', 'moreThanTools'] as const;
+
+export function isNumericCondition(c: Condition): boolean {
+  return NUMERIC_CONDITIONS.some((k) => k in c);
+}
 
 export const ruleSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9_]+$/, 'rule names are snake_case (they become metric labels)'),
@@ -29,7 +56,7 @@ export const bandSchema = z
   .strictObject({
     /** The rule whose threshold the band surrounds; it must have exactly one numeric condition. */
     rule: z.string().min(1),
-    /** Inclusive bounds, in the condition's own unit (code points, UTF-8 bytes or messages). */
+    /** Inclusive bounds, in the condition's own unit (code points, UTF-8 bytes, messages or tools). */
     from: z.number().int().nonnegative(),
     to: z.number().int().nonnegative(),
     tier: z.string().min(1),

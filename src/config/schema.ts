@@ -1,7 +1,7 @@
 // The config file's schema. Every key has a default, so an empty file (or none) is a working config;
 // unknown keys are rejected so a typo never silently does nothing.
 import { z } from 'zod';
-import { versionSchema } from '../classify/rules-schema.js';
+import { isNumericCondition, NUMERIC_CONDITIONS, versionSchema } from '../classify/rules-schema.js';
 import { V7 } from '../classify/v7.js';
 import { priceTableSchema } from '../usage/price-table.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '../llm/parse-request.js';
@@ -206,9 +206,9 @@ export const configSchema = z
         const path = ['classifier', 'versions', name, 'nearThreshold', i];
         needTier(b.tier, [...path, 'tier']);
         const rule = v.rules.find((r) => r.name === b.rule && r.enabled);
-        const numeric = rule?.when.filter((w) => 'moreThanChars' in w || 'moreThanBytes' in w || 'moreThanMessages' in w).length ?? 0;
+        const numeric = rule?.when.filter(isNumericCondition).length ?? 0;
         if (!rule) ctx.addIssue({ code: 'custom', path: [...path, 'rule'], message: `no enabled rule named "${b.rule}"` });
-        else if (numeric !== 1) ctx.addIssue({ code: 'custom', path: [...path, 'rule'], message: `rule "${b.rule}" needs exactly one numeric condition (moreThanChars, moreThanBytes or moreThanMessages) for a band` });
+        else if (numeric !== 1) ctx.addIssue({ code: 'custom', path: [...path, 'rule'], message: `rule "${b.rule}" needs exactly one numeric condition (${NUMERIC_CONDITIONS.join(', ')}) for a band` });
       });
       v.rules.forEach((r, i) =>
         r.when.forEach((w, j) => {

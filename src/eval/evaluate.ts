@@ -90,7 +90,7 @@ export async function evaluate(rows: AsyncIterable<RowResult>, opts: EvalOptions
       continue;
     }
     const { row } = r;
-    const decisions: ClassifierDecision[] = opts.versions.map((v) => v.classify(row.messages));
+    const decisions: ClassifierDecision[] = opts.versions.map((v) => v.classify(row.messages, { tools: row.tools }));
     const scored = row.label !== undefined && known.has(row.label);
     if (row.label === undefined) report.unlabelled++;
     else if (!scored) report.unknown_label++;

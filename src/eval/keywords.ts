@@ -102,10 +102,10 @@ export async function keywordCandidates(rows: AsyncIterable<RowResult>, o: Keywo
       skipped++;
       continue;
     }
-    const { messages, label } = r.row;
+    const { messages, tools, label } = r.row;
     let kind: 'false_weak' | 'weak' | undefined;
     if (o.allRows) kind = 'false_weak';
-    else if (o.classify && o.classify(messages).tier === o.weakTier) kind = label === o.strongTier ? 'false_weak' : label === o.weakTier ? 'weak' : undefined;
+    else if (o.classify && o.classify(messages, { tools }).tier === o.weakTier) kind = label === o.strongTier ? 'false_weak' : label === o.weakTier ? 'weak' : undefined;
     if (!kind) continue;
     if (kind === 'false_weak') falseWeak++;
     else weak++;

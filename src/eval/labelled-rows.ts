@@ -1,6 +1,7 @@
 // Labelled prompts for `tiergate eval` and `tiergate keywords`, read one row at a time (a file of any size is
 // never held in memory). JSON Lines: {"prompt": "…"} or {"messages": [...]}, plus the true tier in "tier" or
-// "label" and an optional "id". CSV/TSV: a header row naming the same columns ("messages" holds JSON).
+// "label", an optional "id" and optional "tools" (the request's tool definitions, for rules on moreThanTools).
+// CSV/TSV: a header row naming the same columns ("messages" and "tools" hold JSON).
 import { createReadStream } from 'node:fs';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,6 +16,8 @@ export interface LabelledRow {
   /** The row's own id when it has one, else its line. */
   id: string;
   messages: ChatMessage[];
+  /** How many tools the request declared ("tools" in the row); 0 when it has none. */
+  tools: number;
   /** The ground-truth tier; undefined when the row has none. */
   label: string | undefined;
 }
@@ -57,10 +60,19 @@ export function toRow(line: number, rec: Record<string, unknown>, labelField: st
   } else {
     return bad('no "prompt" string or "messages" array');
   }
+  let tools = rec.tools;
+  if (typeof tools === 'string' && tools.trim() !== '') {
+    try {
+      tools = JSON.parse(tools);
+    } catch {
+      return bad('"tools" is not valid JSON');
+    }
+  }
+  if (tools !== undefined && tools !== null && tools !== '' && !Array.isArray(tools)) return bad('"tools" is not an array of tool definitions');
   const labelValue = labelField !== undefined ? rec[labelField] : (rec.tier ?? rec.label);
   const label = typeof labelValue === 'string' && labelValue.trim() !== '' ? labelValue.trim().toLowerCase() : undefined;
   const id = rec.id === undefined || rec.id === null || rec.id === '' ? String(line) : String(rec.id);
-  return { ok: true, row: { line, id, messages, label } };
+  return { ok: true, row: { line, id, messages, tools: Array.isArray(tools) ? tools.length : 0, label } };
 }
 
 export async function* readLabelledRows(file: string, opts: { format?: string; labelField?: string } = {}): AsyncGenerator<RowResult> {

@@ -147,3 +147,13 @@ export function usageAsked(llm: LlmRequest): boolean {
   const opts = llm.json.stream_options;
   return typeof opts === 'object' && opts !== null && (opts as { include_usage?: unknown }).include_usage === true;
 }
+
+/**
+ * The tools a request declares, for a classifier rule (`moreThanTools`): its `tools` (chat and the Responses
+ * API, hosted tools included) plus chat's legacy `functions`. Entries are counted, not checked: the backend
+ * judges their shape.
+ */
+export function declaredTools(llm: LlmRequest): number {
+  const count = (v: unknown) => (Array.isArray(v) ? v.length : 0);
+  return count(llm.json.tools) + (llm.endpoint === 'chat' ? count(llm.json.functions) : 0);
+}

@@ -35,9 +35,9 @@ const CHAT_ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 
 
 /**
  * The input as chat messages: instructions first (as a system message), then one message per input item. A
- * message item keeps its role and its text parts (input_text, output_text, refusal); a tool's output becomes a
- * tool message; any other item (a function call, reasoning, a hosted tool's call) counts as an assistant
- * message with no text, as an assistant message with tool calls does in chat.
+ * message item keeps its role, its text parts (input_text, output_text, refusal) and the types of its other
+ * parts; a tool's output becomes a tool message; any other item (a function call, reasoning, a hosted tool's
+ * call) counts as an assistant message with no text, as an assistant message with tool calls does in chat.
  */
 export function responsesMessages(r: ResponsesRequest): ChatMessage[] {
   const out: ChatMessage[] = [];
@@ -59,15 +59,20 @@ export function responsesMessages(r: ResponsesRequest): ChatMessage[] {
   return out;
 }
 
-/** A string as is; an array of parts → its text, one text part per part that carries some; anything else none. */
+/**
+ * A string as is; an array of parts → one text part per part that carries text, and every other part by its
+ * type alone (`input_image`, `input_file`…: a classifier rule may route on it, nothing reads its payload).
+ */
 function textOf(v: unknown): ChatMessage['content'] {
   if (typeof v === 'string') return v;
   if (!Array.isArray(v)) return null;
-  const parts: Array<{ type: 'text'; text: string }> = [];
+  const parts: Array<{ type: string; text?: string }> = [];
   for (const p of v) {
     if (typeof p !== 'object' || p === null) continue;
     const text = (p as { text?: unknown }).text ?? (p as { refusal?: unknown }).refusal;
+    const type = (p as { type?: unknown }).type;
     if (typeof text === 'string') parts.push({ type: 'text', text });
+    else if (typeof type === 'string') parts.push({ type });
   }
   return parts;
 }

@@ -4,7 +4,7 @@
 // classified only when tiergate can keep its conversation on one backend (response affinity, README
 // "Responses API"); otherwise it goes to routing.statefulTier.
 import type { AffinityConfig, ResponseAffinity } from '../affinity/response-affinity.js';
-import type { LlmRequest } from '../llm/parse-request.js';
+import { declaredTools, type LlmRequest } from '../llm/parse-request.js';
 import type { RequestState, RouteDecision } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -52,7 +52,7 @@ export function affinityTracks(llm: LlmRequest, affinity: ResponseAffinity, cfg:
 function classify(state: RequestState): void {
   const llm = state.llm;
   if (!llm) return;
-  const { decision, shadow } = state.runtime.classifiers.classify({ tenant: state.tenant, headers: state.headers, messages: llm.messages });
+  const { decision, shadow } = state.runtime.classifiers.classify({ tenant: state.tenant, headers: state.headers, messages: llm.messages, shape: { tools: declaredTools(llm) } });
   const tier = state.runtime.tiers.get(decision.tier);
   if (!tier) throw new Error(`classifier chose unknown tier ${decision.tier}`);
   state.route = shadow ? { tier, source: 'classifier', classification: decision, shadow } : { tier, source: 'classifier', classification: decision };

@@ -1,7 +1,7 @@
 // Shadow and canary classifier versions on live streams: routing, the x-llm-classifier header, ledger fields,
 // the shadow metric, and a canary percentage changed by a config reload.
 import { afterEach, describe, expect, it } from 'vitest';
-import { chatRequestHeaders, getHeader } from '../../src/dev/envoy-client.js';
+import { chatRequestHeaders, getHeader, postHeaders } from '../../src/dev/envoy-client.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -85,5 +85,49 @@ describe('in-app canary', () => {
       versions.add(first.classifier);
     }
     expect(versions).toEqual(new Set(['v7', 'v8']));
+  });
+});
+
+describe('rules on what a request carries besides text', () => {
+  // A text-only weak model refuses images (vLLM answers 400 for a model that is not multimodal): route them, and
+  // agent requests with many tools, to the strong tier by configuration, without touching v7's text rules.
+  const V8_MEDIA = {
+    rules: [
+      { name: 'media', tier: 'strong', when: [{ anyPart: ['image_url', 'input_image', 'input_audio', 'file', 'input_file'] }] },
+      { name: 'agent', tier: 'strong', when: [{ moreThanTools: 3 }] },
+    ],
+    default: 'weak',
+  };
+  const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } };
+  const tool = (name: string) => ({ type: 'function', function: { name, parameters: { type: 'object' } } });
+
+  async function route(t: TestTiergate, id: string, path: string, body: Record<string, unknown>) {
+    const s = t.pool.open();
+    await s.sendRequestHeaders(postHeaders(path, [['x-request-id', id]]), false);
+    const o = await s.sendRequestBody(jsonBody({ model: 'auto', ...body }));
+    expect(o.kind).toBe('continue');
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'm', choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } }), true);
+    s.close();
+    return getHeader(s.requestHeaders, 'x-llm-tier');
+  }
+
+  it('routes an image part (chat and the Responses API) and a request declaring many tools to strong; the ledger says why', async () => {
+    const t = await start({ versions: { v8: V8_MEDIA }, active: 'v8' });
+    const chat = '/v1/chat/completions';
+    expect(await route(t, 'img', chat, { messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, image] }] })).toBe('strong');
+    expect(await route(t, 'txt', chat, { messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }] }] })).toBe('weak');
+    const input = [{ role: 'user', content: [{ type: 'input_text', text: 'describe it' }, { type: 'input_image', image_url: 'data:image/png;base64,AAAA' }] }];
+    expect(await route(t, 'resp-img', '/v1/responses', { store: false, input })).toBe('strong');
+    expect(await route(t, 'tools4', chat, { messages: [{ role: 'user', content: 'hi' }], tools: ['a', 'b', 'c', 'd'].map(tool) })).toBe('strong');
+    // Chat's legacy functions count with its tools: 2 + 2 > 3.
+    expect(await route(t, 'legacy', chat, { messages: [{ role: 'user', content: 'hi' }], tools: [tool('a'), tool('b')], functions: [{ name: 'c' }, { name: 'd' }] })).toBe('strong');
+    expect(await route(t, 'tools3', chat, { messages: [{ role: 'user', content: 'hi' }], tools: ['a', 'b', 'c'].map(tool) })).toBe('weak');
+    const rows = await rowsById(t, 6);
+    expect(rows.get('img')).toMatchObject({ tier: 'strong', classifier_version: 'v8', classifier_rule: 'media', classifier_reason: 'media: part "image_url"' });
+    expect(rows.get('resp-img')).toMatchObject({ tier: 'strong', classifier_rule: 'media', classifier_reason: 'media: part "input_image"' });
+    expect(rows.get('tools4')).toMatchObject({ tier: 'strong', classifier_rule: 'agent', classifier_reason: 'agent: 4 tools > 3' });
+    expect(rows.get('legacy')).toMatchObject({ classifier_reason: 'agent: 4 tools > 3' });
+    expect(rows.get('tools3')).toMatchObject({ tier: 'weak', classifier_rule: 'default' });
   });
 });

@@ -38,6 +38,32 @@ describe('near_threshold bands', () => {
     expect(toWeak(msgs(4))).toMatchObject({ tier: 'weak', rule: 'default' });
   });
 
+  it('config check takes the conditions on parts and tools, and a band around a tool count', () => {
+    const r = configSchema.safeParse({
+      classifier: {
+        versions: {
+          v8: {
+            rules: [
+              { name: 'media', tier: 'strong', when: [{ anyPart: ['image_url', 'input_image'] }] },
+              { name: 'agent', tier: 'strong', when: [{ moreThanTools: 4 }] },
+            ],
+            default: 'weak',
+            nearThreshold: [{ rule: 'agent', from: 3, to: 5, tier: 'strong' }],
+          },
+        },
+      },
+    });
+    expect(r.success ? [] : r.error.issues).toEqual([]);
+    const bad = configSchema.safeParse({ classifier: { versions: { v8: { rules: [{ name: 'media', tier: 'strong', when: [{ anyPart: [] }] }, { name: 'agent', tier: 'strong', when: [{ moreThanTools: -1 }] }], default: 'weak' } } } });
+    expect(bad.success ? [] : bad.error.issues.map((i) => i.path.join('.'))).toEqual(expect.arrayContaining([expect.stringMatching(/^classifier\.versions\.v8\.rules\.0\.when\.0/), expect.stringMatching(/^classifier\.versions\.v8\.rules\.1\.when\.0/)]));
+    // A misspelt condition, or two in one object, is named rather than zod's bare "Invalid input".
+    const misspelt = configSchema.safeParse({ classifier: { versions: { v8: { rules: [{ name: 'm', tier: 'strong', when: [{ anyParts: ['image_url'] }, { anyPart: ['image_url'], moreThanTools: 1 }, { regex: 'x', flags: 'i' }] }], default: 'weak' } } } });
+    expect(misspelt.success ? [] : misspelt.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'classifier.versions.v8.rules.0.when.0: unknown condition "anyParts" (conditions: anyKeyword, moreThanChars, moreThanBytes, moreThanMessages, regex, anyPart, moreThanTools)',
+      'classifier.versions.v8.rules.0.when.1: a condition names exactly one of anyKeyword, moreThanChars, moreThanBytes, moreThanMessages, regex, anyPart, moreThanTools; list several in "when" to require them all',
+    ]);
+  });
+
   it('config check rejects a band on an unknown rule, on a rule with no numeric condition, and an unknown tier', () => {
     const r = configSchema.safeParse({
       classifier: {
@@ -154,6 +180,15 @@ describe('shadow version', () => {
     const c = r.classify(id('t', 'write python to sort a list'));
     expect(c.decision).toMatchObject({ version: 'v7', tier: 'weak', rule: 'default' });
     expect(c.shadow).toMatchObject({ version: 'v8', tier: 'strong', rule: 'keyword', reason: 'keyword: keyword "python"' });
+  });
+
+  it('both versions see what the request carries besides text (here its declared tools)', () => {
+    const agent: VersionConfig = { rules: [{ name: 'agent', tier: 'strong', when: [{ moreThanTools: 1 }] }], default: 'weak' };
+    const r = new ClassifierRollout({ ...VERSIONS, agent }, { active: 'agent', shadow: 'v7' });
+    const c = r.classify({ ...id('t', 'hi'), shape: { tools: 2 } });
+    expect(c.decision).toMatchObject({ version: 'agent', rule: 'agent', reason: 'agent: 2 tools > 1' });
+    const flipped = new ClassifierRollout({ ...VERSIONS, agent }, { active: 'v7', shadow: 'agent' }).classify({ ...id('t', 'hi'), shape: { tools: 2 } });
+    expect(flipped.shadow).toMatchObject({ version: 'agent', tier: 'strong' });
   });
 
   it('is absent when none is configured', () => {

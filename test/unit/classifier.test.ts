@@ -117,6 +117,57 @@ describe('rule engine', () => {
     expect(c([{ role: 'system', content: '```const x = 1```' }]).rule).toBe('default'); // role not considered
   });
 
+  describe('what a request carries: content part types and declared tools', () => {
+    const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } };
+    const audio = { type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } };
+    const media = compileClassifier('m', {
+      rules: [
+        { name: 'media', tier: 'strong', enabled: true, when: [{ anyPart: ['input_audio', 'image_url', 'input_image'] }] },
+        { name: 'agent', tier: 'strong', enabled: true, when: [{ moreThanTools: 2 }] },
+      ],
+      default: 'weak',
+    });
+
+    it('anyPart holds when any message has a part of a listed type, and names the first listed type present', () => {
+      expect(media([user([{ type: 'text', text: 'what is this?' }, image])])).toEqual({ tier: 'strong', version: 'm', rule: 'media', reason: 'media: part "image_url"' });
+      // Part order does not decide the reason: list order does, as for keywords.
+      expect(media([user([image, audio])]).reason).toBe('media: part "input_audio"');
+      // An earlier turn's image counts: the backend receives the whole conversation.
+      expect(media([user([image]), { role: 'assistant', content: 'a cat' }, user('and now?')]).rule).toBe('media');
+      // Text parts, string content and unlisted types do not.
+      expect(media([user([{ type: 'text', text: 'hi' }])]).rule).toBe('default');
+      expect(media([user('image_url')]).rule).toBe('default');
+      expect(media([user([{ type: 'file', file: { file_id: 'f1' } }])]).rule).toBe('default');
+    });
+
+    it('anyPart looks only at the rule’s roles', () => {
+      const userOnly = compileClassifier('u', { rules: [{ name: 'media', tier: 'strong', enabled: true, roles: ['user'], when: [{ anyPart: ['image_url'] }] }], default: 'weak' });
+      expect(userOnly([{ role: 'system', content: [image] as ChatMessage['content'] }, user('hi')]).rule).toBe('default');
+      expect(userOnly([{ role: 'system', content: 'be brief' }, user([image])]).rule).toBe('media');
+    });
+
+    it('moreThanTools counts the tools the request declares; none when the caller gives no shape', () => {
+      expect(media([user('hi')], { tools: 3 })).toEqual({ tier: 'strong', version: 'm', rule: 'agent', reason: 'agent: 3 tools > 2' });
+      expect(media([user('hi')], { tools: 2 }).rule).toBe('default');
+      expect(media([user('hi')]).rule).toBe('default');
+    });
+
+    it('moreThanTools can carry a near_threshold band', () => {
+      const banded = compileClassifier('b', {
+        rules: [{ name: 'agent', tier: 'strong', enabled: true, when: [{ moreThanTools: 4 }] }],
+        default: 'weak',
+        nearThreshold: [{ rule: 'agent', from: 3, to: 5, tier: 'strong' }],
+      });
+      expect(banded([user('hi')], { tools: 3 })).toMatchObject({ rule: 'near_threshold', reason: 'near_threshold: 3 tools within 3–5 of agent (> 4 tools)' });
+      expect(banded([user('hi')], { tools: 6 }).rule).toBe('agent');
+      expect(banded([user('hi')], { tools: 2 }).rule).toBe('default');
+    });
+
+    it('v7 is unchanged by either: an image or tools alone stay weak', () => {
+      expect(v7([user([image])], { tools: 20 })).toMatchObject({ tier: 'weak', rule: 'default' });
+    });
+  });
+
   it('measures code points correctly on lone surrogates', () => {
     expect(codePointLength('a\ud83d')).toBe(2);
     expect(codePointLength('😀😀')).toBe(2);

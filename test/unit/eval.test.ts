@@ -1,6 +1,9 @@
 // `tiergate eval` and `tiergate keywords` over small labelled files whose metrics are worked out by hand.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { compileClassifier } from '../../src/classify/engine.js';
 import type { VersionConfig } from '../../src/classify/rules-schema.js';
 import { V7, V7_KEYWORDS } from '../../src/classify/v7.js';
@@ -74,11 +77,29 @@ describe('tiergate eval metrics (labelled.jsonl, worked by hand)', () => {
     expect(csv.versions.map(({ version, confusion }) => ({ version, confusion }))).toEqual(jsonl.versions.map(({ version, confusion }) => ({ version, confusion })));
   });
 
+  it('a row\'s "tools" (JSON Lines array, or JSON in a CSV column) reach rules on tool counts; anything else is refused', async () => {
+    const agent = compileClassifier('agent', { rules: [{ name: 'agent', tier: 'strong', when: [{ moreThanTools: 1 }] }], default: 'weak' });
+    const dir = await mkdtemp(join(tmpdir(), 'tiergate-eval-tools-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const tool = { type: 'function', function: { name: 'f' } };
+    const jsonl = join(dir, 'tools.jsonl');
+    await writeFile(jsonl, [{ prompt: 'hi', tools: [tool, tool], tier: 'strong' }, { prompt: 'hi', tools: [tool], tier: 'weak' }, { prompt: 'hi', tier: 'weak' }, { prompt: 'hi', tools: { a: 1 }, tier: 'weak' }].map((r) => JSON.stringify(r)).join('\n'));
+    const csv = join(dir, 'tools.csv');
+    await writeFile(csv, `prompt,tools,tier\nhi,"${JSON.stringify([tool, tool]).replaceAll('"', '""')}",strong\nhi,,weak\nhi,not json,weak\n`);
+    const opts = { versions: [{ name: 'agent', classify: agent }], tiers: ['weak', 'strong'], strongTier: 'strong', weakTier: 'weak', slo: DEFAULT_SLO, listDisagreements: 0 };
+    const fromJsonl = await evaluate(readLabelledRows(jsonl), { file: jsonl, ...opts });
+    expect(fromJsonl).toMatchObject({ rows: 3, skipped: 1, skipped_examples: [{ line: 4, problem: '"tools" is not an array of tool definitions' }] });
+    expect(fromJsonl.versions[0]).toMatchObject({ misroute_rate: 0, by_rule: { agent: 1, default: 2 } });
+    const fromCsv = await evaluate(readLabelledRows(csv), { file: csv, ...opts });
+    expect(fromCsv).toMatchObject({ rows: 2, skipped: 1, skipped_examples: [{ line: 3, problem: '"tools" is not valid JSON' }] });
+    expect(fromCsv.versions[0]).toMatchObject({ misroute_rate: 0, by_rule: { agent: 1, default: 1 } });
+  });
+
   it('meets the SLOs when the labels say so: a perfect classifier has 0% misroutes', async () => {
     async function* rows() {
       for (let i = 0; i < 100; i++) {
         const strong = i < 35;
-        yield { ok: true as const, row: { line: i + 1, id: String(i), messages: [{ role: 'user' as const, content: strong ? 'debug this' : 'hi' }], label: strong ? 'strong' : 'weak' } };
+        yield { ok: true as const, row: { line: i + 1, id: String(i), messages: [{ role: 'user' as const, content: strong ? 'debug this' : 'hi' }], tools: 0, label: strong ? 'strong' : 'weak' } };
       }
     }
     const r = await evaluate(rows(), { file: 'x', versions: [versions[0] as (typeof versions)[0]], tiers: ['weak', 'strong'], strongTier: 'strong', weakTier: 'weak', slo: DEFAULT_SLO, listDisagreements: 0 });

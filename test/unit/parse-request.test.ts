@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { TiergateError } from '../../src/errors.js';
-import { parseLlmRequest } from '../../src/llm/parse-request.js';
+import { declaredTools, parseLlmRequest } from '../../src/llm/parse-request.js';
 
 const DIR = fileURLToPath(new URL('../../../shared/data/openai-transcripts/extracted/', import.meta.url));
 const fixtures = readdirSync(DIR).filter((f) => f.endsWith('.request.json'));
@@ -132,8 +132,10 @@ describe('Responses API requests', () => {
       { role: 'assistant', content: null },
       { role: 'tool', content: 'a.ts\nb.ts' },
       { role: 'assistant', content: [{ type: 'text', text: 'Two files.' }, { type: 'text', text: 'No.' }] },
-      { role: 'user', content: [{ type: 'text', text: 'Open a.ts' }] },
+      // A part with no text keeps its type only, for rules on part types (anyPart); nothing reads its payload.
+      { role: 'user', content: [{ type: 'text', text: 'Open a.ts' }, { type: 'input_image' }] },
     ]);
+    expect(declaredTools(r)).toBe(1);
     // Unknown fields (tools, reasoning, encrypted content) are kept for the backend.
     expect(r.json.reasoning).toEqual({ effort: 'high' });
   });
