@@ -39,19 +39,27 @@ export function formatOf(file: string, explicit?: string): LabelledFormat {
 
 const messagesSchema = z.array(chatMessage).min(1);
 
+const UNREADABLE = Symbol('unreadable');
+
+/** A field that holds JSON: as is from a JSON Lines row, parsed from a CSV cell (an empty cell is absent). */
+function jsonField(rec: Record<string, unknown>, name: string): unknown {
+  const v = rec[name];
+  if (typeof v !== 'string') return v;
+  if (v.trim() === '') return undefined;
+  try {
+    return JSON.parse(v);
+  } catch {
+    return UNREADABLE;
+  }
+}
+
 /** One record's fields (JSON values, or CSV strings) → a row or the reason it is unusable. */
 export function toRow(line: number, rec: Record<string, unknown>, labelField: string | undefined): RowResult {
   const bad = (problem: string): RowResult => ({ ok: false, bad: { line, problem } });
   let messages: ChatMessage[];
-  let raw = rec.messages;
-  if (typeof raw === 'string' && raw.trim() !== '') {
-    try {
-      raw = JSON.parse(raw);
-    } catch {
-      return bad('"messages" is not valid JSON');
-    }
-  }
-  if (raw !== undefined && raw !== '') {
+  const raw = jsonField(rec, 'messages');
+  if (raw === UNREADABLE) return bad('"messages" is not valid JSON');
+  if (raw !== undefined) {
     const parsed = messagesSchema.safeParse(raw);
     if (!parsed.success) return bad(`"messages" is not an array of chat messages (${parsed.error.issues[0]?.message ?? 'invalid'})`);
     messages = parsed.data;
@@ -60,19 +68,13 @@ export function toRow(line: number, rec: Record<string, unknown>, labelField: st
   } else {
     return bad('no "prompt" string or "messages" array');
   }
-  let tools = rec.tools;
-  if (typeof tools === 'string' && tools.trim() !== '') {
-    try {
-      tools = JSON.parse(tools);
-    } catch {
-      return bad('"tools" is not valid JSON');
-    }
-  }
-  if (tools !== undefined && tools !== null && tools !== '' && !Array.isArray(tools)) return bad('"tools" is not an array of tool definitions');
+  const tools = jsonField(rec, 'tools');
+  if (tools === UNREADABLE) return bad('"tools" is not valid JSON');
+  if (tools != null && !Array.isArray(tools)) return bad('"tools" is not an array of tool definitions');
   const labelValue = labelField !== undefined ? rec[labelField] : (rec.tier ?? rec.label);
   const label = typeof labelValue === 'string' && labelValue.trim() !== '' ? labelValue.trim().toLowerCase() : undefined;
   const id = rec.id === undefined || rec.id === null || rec.id === '' ? String(line) : String(rec.id);
-  return { ok: true, row: { line, id, messages, tools: Array.isArray(tools) ? tools.length : 0, label } };
+  return { ok: true, row: { line, id, messages, tools: tools ? tools.length : 0, label } };
 }
 
 export async function* readLabelledRows(file: string, opts: { format?: string; labelField?: string } = {}): AsyncGenerator<RowResult> {
