@@ -1,4 +1,5 @@
-// Compiles a classifier version into a function from messages to an explained decision.
+// Compiles a classifier version into a function from a request's messages (and its shape: declared tools) to an
+// explained decision.
 import type { ChatMessage } from '../llm/openai-request.js';
 import { codePointLength, joinedText, partTypes, type Role } from './prompt-text.js';
 import type { Condition, VersionConfig } from './rules-schema.js';
