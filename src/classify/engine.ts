@@ -23,39 +23,60 @@ const NO_SHAPE: RequestShape = { tools: 0 };
 
 export type Classifier = (messages: readonly ChatMessage[], shape?: RequestShape) => ClassifierDecision;
 
+/**
+ * Which messages a rule's text and part conditions read: those of some roles (all when absent), and with `last`
+ * only the last of them. Compiled once per distinct choice (compileClassifier), so the object is its own key.
+ */
+interface Selection {
+  roles: ReadonlySet<Role> | undefined;
+  last: boolean;
+}
+
+/** Every message, as a rule with neither `roles` nor `scope: last` reads them. */
+const EVERY: Selection = { roles: undefined, last: false };
+
+function select(messages: readonly ChatMessage[], s: Selection): readonly ChatMessage[] {
+  if (s === EVERY) return messages;
+  const { roles } = s;
+  if (!s.last) return roles ? messages.filter((m) => roles.has(m.role)) : messages;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i] as ChatMessage;
+    if (!roles || roles.has(m.role)) return [m];
+  }
+  return [];
+}
+
 interface Facts {
-  text(roles: ReadonlySet<Role> | undefined): string;
-  /** The types of the content parts of the messages (of these roles), text parts included. */
-  partTypes(roles: ReadonlySet<Role> | undefined): ReadonlySet<string>;
+  text(s: Selection): string;
+  /** The types of the content parts of the selected messages, text parts included. */
+  partTypes(s: Selection): ReadonlySet<string>;
   messageCount: number;
   tools: number;
 }
 
-/**
- * Memoises a per-roles view of the messages for one request. Rules with the same roles list share one Set
- * (compileClassifier), so the Set itself is the key and they share the work.
- */
-function perRoles<T>(build: (roles: ReadonlySet<Role> | undefined) => T): (roles: ReadonlySet<Role> | undefined) => T {
-  let all: T | undefined;
-  let some: Map<ReadonlySet<Role>, T> | undefined;
-  return (roles) => {
-    if (!roles) return (all ??= build(undefined));
+/** Memoises a view of the selected messages for one request: rules with the same selection share the work. */
+function perSelection<T>(messages: readonly ChatMessage[], build: (selected: readonly ChatMessage[]) => T): (s: Selection) => T {
+  let every: T | undefined;
+  let some: Map<Selection, T> | undefined;
+  return (s) => {
+    if (s === EVERY) return (every ??= build(messages));
     some ??= new Map();
-    let v = some.get(roles);
-    if (v === undefined) some.set(roles, (v = build(roles)));
+    let v = some.get(s);
+    if (v === undefined) some.set(s, (v = build(select(messages, s))));
     return v;
   };
 }
 
 export function compileClassifier(version: string, cfg: VersionConfig): Classifier {
   const bands = cfg.nearThreshold ?? [];
-  const roleSets = new Map<string, ReadonlySet<Role>>();
-  const rolesOf = (roles: readonly Role[] | undefined) => {
-    if (!roles) return undefined;
-    const key = [...new Set(roles)].sort().join(',');
-    let set = roleSets.get(key);
-    if (!set) roleSets.set(key, (set = new Set(roles)));
-    return set;
+  const selections = new Map<string, Selection>();
+  const selectionOf = (roles: readonly Role[] | undefined, scope: 'all' | 'last' | undefined): Selection => {
+    const last = scope === 'last';
+    if (!roles && !last) return EVERY;
+    const key = `${last}:${roles ? [...new Set(roles)].sort().join(',') : '*'}`;
+    let s = selections.get(key);
+    if (!s) selections.set(key, (s = { roles: roles ? new Set(roles) : undefined, last }));
+    return s;
   };
   const rules = cfg.rules
     .filter((r) => r.enabled !== false)
@@ -64,7 +85,7 @@ export function compileClassifier(version: string, cfg: VersionConfig): Classifi
       const band = bands.find((b) => b.rule === r.name);
       const numeric = band ? conditions.filter((c) => c.measure !== undefined) : [];
       if (band && numeric.length !== 1) throw new Error(`nearThreshold band for rule ${r.name}: the rule needs exactly one numeric condition`);
-      return { name: r.name, tier: r.tier, roles: rolesOf(r.roles), conditions, band, banded: numeric[0] };
+      return { name: r.name, tier: r.tier, selection: selectionOf(r.roles, r.scope), conditions, band, banded: numeric[0] };
     });
   for (const b of bands) {
     if (!rules.some((r) => r.name === b.rule)) throw new Error(`nearThreshold band names rule ${b.rule}, which is not an enabled rule`);
@@ -73,8 +94,8 @@ export function compileClassifier(version: string, cfg: VersionConfig): Classifi
     const facts: Facts = {
       messageCount: messages.length,
       tools: shape.tools,
-      text: perRoles((roles) => joinedText(messages, roles)),
-      partTypes: perRoles((roles) => partTypes(messages, roles)),
+      text: perSelection(messages, (selected) => joinedText(selected)),
+      partTypes: perSelection(messages, (selected) => partTypes(selected)),
     };
     for (const rule of rules) {
       const reasons: string[] = [];
@@ -82,7 +103,7 @@ export function compileClassifier(version: string, cfg: VersionConfig): Classifi
       // The banded condition goes last: the band only decides when every other condition of the rule holds.
       for (const cond of rule.conditions) {
         if (cond === rule.banded) continue;
-        const why = cond.check(facts, rule.roles);
+        const why = cond.check(facts, rule.selection);
         if (why === undefined) {
           all = false;
           break;
@@ -92,11 +113,11 @@ export function compileClassifier(version: string, cfg: VersionConfig): Classifi
       if (!all) continue;
       if (rule.banded && rule.band) {
         const { from, to, tier } = rule.band;
-        const m = (rule.banded.measure as Measure)(facts, rule.roles);
+        const m = (rule.banded.measure as Measure)(facts, rule.selection);
         if (m >= from && m <= to) {
           return { tier, version, rule: NEAR_THRESHOLD, reason: `${NEAR_THRESHOLD}: ${m} ${rule.banded.unit} within ${from}–${to} of ${rule.name} (${rule.banded.threshold})` };
         }
-        const why = rule.banded.check(facts, rule.roles);
+        const why = rule.banded.check(facts, rule.selection);
         if (why === undefined) continue;
         reasons.push(why);
       }
@@ -109,11 +130,11 @@ export function compileClassifier(version: string, cfg: VersionConfig): Classifi
 /** The rule label of a decision made inside a confidence band. */
 export const NEAR_THRESHOLD = 'near_threshold';
 
-type Measure = (f: Facts, roles: ReadonlySet<Role> | undefined) => number;
+type Measure = (f: Facts, s: Selection) => number;
 
 interface CompiledCondition {
   /** The reason when the condition holds, undefined otherwise. */
-  check(f: Facts, roles: ReadonlySet<Role> | undefined): string | undefined;
+  check(f: Facts, s: Selection): string | undefined;
   /** Numeric conditions only: the measured value, its unit and the threshold as written. */
   measure?: Measure;
   unit?: string;
@@ -128,8 +149,8 @@ function compileCondition(c: Condition): CompiledCondition {
     // in order, since the reason names the first keyword of the list the text contains, not the first in the text.
     const any = new RegExp(keywords.map((k) => k.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|'));
     return {
-      check(f, roles) {
-        const text = f.text(roles);
+      check(f, s) {
+        const text = f.text(s);
         if (!any.test(text)) return undefined;
         for (const k of keywords) if (text.includes(k)) return `keyword "${k}"`;
         return undefined;
@@ -139,24 +160,24 @@ function compileCondition(c: Condition): CompiledCondition {
   if ('moreThanChars' in c) {
     const n = c.moreThanChars;
     return {
-      check(f, roles) {
-        const text = f.text(roles);
+      check(f, s) {
+        const text = f.text(s);
         // Cheap exits: UTF-16 length bounds the code-point count from above and at least halves it.
         if (text.length <= n) return undefined;
         const len = text.length > 2 * n + 1 ? text.length : codePointLength(text);
         return len > n ? `${codePointLength(text)} chars > ${n}` : undefined;
       },
-      measure: (f, roles) => codePointLength(f.text(roles)),
+      measure: (f, s) => codePointLength(f.text(s)),
       unit: 'chars',
       threshold: `> ${n} chars`,
     };
   }
   if ('moreThanBytes' in c) {
     const n = c.moreThanBytes;
-    const measure: Measure = (f, roles) => Buffer.byteLength(f.text(roles), 'utf8');
+    const measure: Measure = (f, s) => Buffer.byteLength(f.text(s), 'utf8');
     return {
-      check(f, roles) {
-        const bytes = measure(f, roles);
+      check(f, s) {
+        const bytes = measure(f, s);
         return bytes > n ? `${bytes} bytes > ${n}` : undefined;
       },
       measure,
@@ -185,8 +206,8 @@ function compileCondition(c: Condition): CompiledCondition {
   if ('anyPart' in c) {
     const types = c.anyPart;
     return {
-      check(f, roles) {
-        const present = f.partTypes(roles);
+      check(f, s) {
+        const present = f.partTypes(s);
         if (present.size === 0) return undefined;
         // The first type of the list that is present, as with keywords: the reason does not depend on part order.
         for (const t of types) if (present.has(t)) return `part "${t}"`;
@@ -195,5 +216,5 @@ function compileCondition(c: Condition): CompiledCondition {
     };
   }
   const re = new RegExp(c.regex, c.flags ?? '');
-  return { check: (f, roles) => (re.test(f.text(roles)) ? `regex /${c.regex}/` : undefined) };
+  return { check: (f, s) => (re.test(f.text(s)) ? `regex /${c.regex}/` : undefined) };
 }

@@ -13,11 +13,10 @@ export function messageText(m: ChatMessage): string {
   return texts.join(' ');
 }
 
-/** Contents of every message with non-empty content (optionally only some roles), joined with one space, lower-cased. */
-export function joinedText(messages: readonly ChatMessage[], roles?: ReadonlySet<Role>): string {
+/** Contents of every message with non-empty content, joined with one space, lower-cased. */
+export function joinedText(messages: readonly ChatMessage[]): string {
   const parts: string[] = [];
   for (const m of messages) {
-    if (roles && !roles.has(m.role)) continue;
     const t = messageText(m);
     if (t.length > 0) parts.push(t);
   }
@@ -26,11 +25,10 @@ export function joinedText(messages: readonly ChatMessage[], roles?: ReadonlySet
 
 const NONE: ReadonlySet<string> = new Set();
 
-/** The types of the content parts in the messages (optionally only some roles); a string content has none. */
-export function partTypes(messages: readonly ChatMessage[], roles?: ReadonlySet<Role>): ReadonlySet<string> {
+/** The types of the content parts in the messages; a string content has none. */
+export function partTypes(messages: readonly ChatMessage[]): ReadonlySet<string> {
   let types: Set<string> | undefined;
   for (const m of messages) {
-    if (roles && !roles.has(m.role)) continue;
     const c = m.content;
     if (!Array.isArray(c)) continue;
     for (const p of c) (types ??= new Set()).add(p.type);

@@ -42,8 +42,13 @@ export const ruleSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9_]+$/, 'rule names are snake_case (they become metric labels)'),
   tier: z.string().min(1),
   enabled: z.boolean().default(true),
-  /** Only these roles' messages feed the text conditions; all roles when absent. Message counts count all. */
+  /** Only these roles' messages feed the text and part conditions; all roles when absent. Message counts count all. */
   roles: z.array(role).min(1).optional(),
+  /**
+   * `last`: of those messages, only the last one (with `roles: [user]`, the question being asked, not the
+   * conversation or an agent's long system prompt). `all` (the default): every one.
+   */
+  scope: z.enum(['all', 'last']).optional(),
   when: z.array(conditionSchema).min(1),
 });
 

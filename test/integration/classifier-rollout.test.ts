@@ -88,13 +88,15 @@ describe('in-app canary', () => {
   });
 });
 
-describe('rules on what a request carries besides text', () => {
+describe('rules on what a request carries besides text, and on the last question only', () => {
   // A text-only weak model refuses images (vLLM answers 400 for a model that is not multimodal): route them, and
   // agent requests with many tools, to the strong tier by configuration, without touching v7's text rules.
   const V8_MEDIA = {
     rules: [
       { name: 'media', tier: 'strong', when: [{ anyPart: ['image_url', 'input_image', 'input_audio', 'file', 'input_file'] }] },
       { name: 'agent', tier: 'strong', when: [{ moreThanTools: 3 }] },
+      // The question asked now, not an agent's long system prompt (which sends every turn strong under v7).
+      { name: 'long_question', tier: 'strong', roles: ['user'], scope: 'last', when: [{ moreThanChars: 200 }] },
     ],
     default: 'weak',
   };
@@ -112,7 +114,7 @@ describe('rules on what a request carries besides text', () => {
     return getHeader(s.requestHeaders, 'x-llm-tier');
   }
 
-  it('routes an image part (chat and the Responses API) and a request declaring many tools to strong; the ledger says why', async () => {
+  it('routes an image part (chat and the Responses API), a request declaring many tools and a long last question to strong; the ledger says why', async () => {
     const t = await start({ versions: { v8: V8_MEDIA }, active: 'v8' });
     const chat = '/v1/chat/completions';
     expect(await route(t, 'img', chat, { messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, image] }] })).toBe('strong');
@@ -123,7 +125,13 @@ describe('rules on what a request carries besides text', () => {
     // Chat's legacy functions count with its tools: 2 + 2 > 3.
     expect(await route(t, 'legacy', chat, { messages: [{ role: 'user', content: 'hi' }], tools: [tool('a'), tool('b')], functions: [{ name: 'c' }, { name: 'd' }] })).toBe('strong');
     expect(await route(t, 'tools3', chat, { messages: [{ role: 'user', content: 'hi' }], tools: ['a', 'b', 'c'].map(tool) })).toBe('weak');
-    const rows = await rowsById(t, 6);
+    const agentPrompt = { role: 'system', content: 'You are a coding agent with these tools. '.repeat(120) };
+    const earlier = [{ role: 'user', content: 'explain how the build works, step by step. '.repeat(10) }, { role: 'assistant', content: 'It runs tsc.' }];
+    expect(await route(t, 'short-turn', chat, { messages: [agentPrompt, ...earlier, { role: 'user', content: 'fix the typo in README' }] })).toBe('weak');
+    expect(await route(t, 'long-turn', chat, { messages: [agentPrompt, { role: 'user', content: 'why is this slow? '.repeat(20) }] })).toBe('strong');
+    const rows = await rowsById(t, 8);
+    expect(rows.get('short-turn')).toMatchObject({ tier: 'weak', classifier_rule: 'default' });
+    expect(rows.get('long-turn')).toMatchObject({ tier: 'strong', classifier_reason: 'long_question: 360 chars > 200' });
     expect(rows.get('img')).toMatchObject({ tier: 'strong', classifier_version: 'v8', classifier_rule: 'media', classifier_reason: 'media: part "image_url"' });
     expect(rows.get('resp-img')).toMatchObject({ tier: 'strong', classifier_rule: 'media', classifier_reason: 'media: part "input_image"' });
     expect(rows.get('tools4')).toMatchObject({ tier: 'strong', classifier_rule: 'agent', classifier_reason: 'agent: 4 tools > 3' });

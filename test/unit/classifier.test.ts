@@ -163,6 +163,33 @@ describe('rule engine', () => {
       expect(banded([user('hi')], { tools: 2 }).rule).toBe('default');
     });
 
+    it('scope: last reads only the last message of the rule\'s roles: the question, not an agent\'s system prompt', () => {
+      const lastQuestion = compileClassifier('q', {
+        rules: [
+          { name: 'long_question', tier: 'strong', enabled: true, roles: ['user'], scope: 'last', when: [{ moreThanChars: 20 }] },
+          { name: 'last_any', tier: 'strong', enabled: true, scope: 'last', when: [{ anyKeyword: ['stack trace'] }] },
+          { name: 'media_now', tier: 'strong', enabled: true, roles: ['user'], scope: 'last', when: [{ anyPart: ['image_url'] }] },
+        ],
+        default: 'weak',
+        nearThreshold: [{ rule: 'long_question', from: 18, to: 22, tier: 'strong' }],
+      });
+      const system: ChatMessage = { role: 'system', content: 'You are a coding agent. '.repeat(400) };
+      // A ~10,000-character system prompt and a short last question: weak (v7 sends it strong on length).
+      expect(lastQuestion([system, user('a much longer first question than that'), { role: 'assistant', content: 'ok' }, user('thanks')])).toMatchObject({ tier: 'weak', rule: 'default' });
+      expect(v7([system, user('thanks')]).rule).toBe('long_prompt');
+      expect(lastQuestion([system, user('why does this loop never end?')])).toEqual({ tier: 'strong', version: 'q', rule: 'long_question', reason: 'long_question: 29 chars > 20' });
+      // The band measures the same selection.
+      expect(lastQuestion([system, user('x'.repeat(300)), user('y'.repeat(19))])).toMatchObject({ rule: 'near_threshold', reason: 'near_threshold: 19 chars within 18–22 of long_question (> 20 chars)' });
+      // Without roles, the last message whatever its role (here a tool's result).
+      expect(lastQuestion([user('run it'), { role: 'tool', content: 'Stack trace: …', tool_call_id: 't' }]).rule).toBe('last_any');
+      expect(lastQuestion([{ role: 'tool', content: 'Stack trace: …', tool_call_id: 't' }, user('run it')]).rule).toBe('default');
+      // An image in an earlier turn is not in the last question; one in the last question is.
+      expect(lastQuestion([user([image]), { role: 'assistant', content: 'a cat' }, user('ok')]).rule).toBe('default');
+      expect(lastQuestion([user('hi'), { role: 'assistant', content: 'hello' }, user([image])]).rule).toBe('media_now');
+      // No message of the roles: nothing to read, the rule does not hold.
+      expect(lastQuestion([{ role: 'system', content: 'x'.repeat(100) }]).rule).toBe('default');
+    });
+
     it('v7 is unchanged by either: an image or tools alone stay weak', () => {
       expect(v7([user([image])], { tools: 20 })).toMatchObject({ tier: 'weak', rule: 'default' });
     });
