@@ -96,7 +96,7 @@ describe('rules on what a request carries besides text, and on the last question
       { name: 'media', tier: 'strong', when: [{ anyPart: ['image_url', 'input_image', 'input_audio', 'file', 'input_file'] }] },
       { name: 'agent', tier: 'strong', when: [{ moreThanTools: 3 }] },
       // The question asked now, not an agent's long system prompt (which sends every turn strong under v7).
-      { name: 'long_question', tier: 'strong', roles: ['user'], scope: 'last', when: [{ moreThanChars: 200 }] },
+      { name: 'long_question', tier: 'strong', roles: ['user' as const], scope: 'last' as const, when: [{ moreThanChars: 200 }] },
     ],
     default: 'weak',
   };
