@@ -1,9 +1,13 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileClassifier } from '../../src/classify/engine.js';
 import { codePointLength, joinedText } from '../../src/classify/prompt-text.js';
 import { V7, V7_KEYWORDS } from '../../src/classify/v7.js';
 import type { ChatMessage } from '../../src/llm/openai-request.js';
+import { declaredTools, parseLlmRequest } from '../../src/llm/parse-request.js';
+import { FIXTURES } from '../helpers/shared-data.js';
 import { fuzzRuns } from '../helpers/generated.js';
 
 const v7 = compileClassifier('v7', V7);
@@ -188,6 +192,27 @@ describe('rule engine', () => {
       expect(lastQuestion([user('hi'), { role: 'assistant', content: 'hello' }, user([image])]).rule).toBe('media_now');
       // No message of the roles: nothing to read, the rule does not hold.
       expect(lastQuestion([{ role: 'system', content: 'x'.repeat(100) }]).rule).toBe('default');
+    });
+
+    it('on real OpenAI request bodies (recorded): images and audio are media, a declared tool is an agent; v7 sends all weak', () => {
+      const real = compileClassifier('r', {
+        rules: [
+          { name: 'media', tier: 'strong', enabled: true, when: [{ anyPart: ['image_url', 'input_audio'] }] },
+          { name: 'agent', tier: 'strong', enabled: true, when: [{ moreThanTools: 0 }] },
+        ],
+        default: 'weak',
+      });
+      const decide = (name: string) => {
+        const llm = parseLlmRequest('chat', readFileSync(join(FIXTURES, `${name}.request.json`)));
+        const shape = { tools: declaredTools(llm) };
+        return { mine: real(llm.messages, shape).reason, v7: v7(llm.messages, shape).tier };
+      };
+      expect(decide('chat-image-to-text')).toEqual({ mine: 'media: part "image_url"', v7: 'weak' });
+      expect(decide('chat-multimodal')).toEqual({ mine: 'media: part "image_url"', v7: 'weak' });
+      expect(decide('chat-audio-to-text')).toEqual({ mine: 'media: part "input_audio"', v7: 'weak' });
+      expect(decide('chat-tools')).toEqual({ mine: 'agent: 1 tools > 0', v7: 'weak' });
+      expect(decide('chat-parallel-tools')).toEqual({ mine: 'agent: 1 tools > 0', v7: 'weak' });
+      expect(decide('chat-basic')).toEqual({ mine: 'default: no rule matched', v7: 'weak' });
     });
 
     it('v7 is unchanged by either: an image or tools alone stay weak', () => {
