@@ -36,6 +36,19 @@ export function partTypes(messages: readonly ChatMessage[]): ReadonlySet<string>
   return types ?? NONE;
 }
 
+/**
+ * How many content parts carry something other than text (an image, audio, a file): the tokenizer cannot count
+ * them, so budgets reserve `budgets.mediaPartEstimate` tokens each. Refusals are text.
+ */
+export function mediaParts(messages: readonly ChatMessage[]): number {
+  let n = 0;
+  for (const m of messages) {
+    const c = m.content;
+    if (Array.isArray(c)) for (const p of c) if (p.type !== 'text' && p.type !== 'refusal') n++;
+  }
+  return n;
+}
+
 const HIGH_SURROGATE = /[\uD800-\uDBFF]/;
 const SURROGATE_PAIR = /[\uD800-\uDBFF][\uDC00-\uDFFF]/g;
 

@@ -85,6 +85,12 @@ export const budgetsSchema = z
     tierTokensPerMinute: z.record(z.string(), positiveInt).default({}),
     /** Completion tokens reserved when a request sets no max_tokens. */
     completionEstimate: positiveInt.default(1024),
+    /**
+     * Prompt tokens reserved for each content part that is not text (an image, audio, a file), which the
+     * tokenizer cannot count: an OpenAI high-detail image of 1024x1024 is 765 tokens, a larger one ~1,100;
+     * vision models on vLLM may use several thousand. Also what an estimated ledger row counts for it. 0: none.
+     */
+    mediaPartEstimate: z.number().int().nonnegative().default(1000),
     /** A reservation not reconciled by then (a stream that died with its process) frees itself. */
     reservationTtlMs: positiveInt.default(10 * 60_000),
     /** Share of the daily budget at which responses carry x-budget-warning. */

@@ -6,7 +6,7 @@ import type { Admission } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { RequestRecord } from '../ledger/build-row.js';
 import type { LlmRequest } from '../llm/parse-request.js';
-import { messageText } from '../classify/prompt-text.js';
+import { mediaParts, messageText } from '../classify/prompt-text.js';
 import { bodyDecoder } from '../usage/content-encoding.js';
 import { H } from './contract-headers.js';
 import { promptDefinitions, type PromptForCount } from '../usage/estimate.js';
@@ -216,7 +216,7 @@ export class ResponseAccounting {
   private promptForCount(): PromptForCount | undefined {
     const r = this.request;
     if (!r) return undefined;
-    return { texts: r.messages.map(messageText), extra: promptDefinitions(r), chat: r.chat };
+    return { texts: r.messages.map(messageText), extra: promptDefinitions(r), chat: r.chat, mediaTokens: mediaParts(r.messages) * this.runtime.config.budgets.mediaPartEstimate };
   }
 
   private userIdHash(user: unknown): string | null {

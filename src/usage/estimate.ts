@@ -31,6 +31,8 @@ export interface PromptForCount {
   /** Tool definitions and other prompt-side JSON the model also reads. */
   extra: string;
   chat: boolean;
+  /** Tokens for what the tokenizer cannot count: content parts that are not text (budgets.mediaPartEstimate each). */
+  mediaTokens: number;
 }
 
 export async function estimateUsage(prompt: PromptForCount | undefined, outputText: string, outputChars: number): Promise<Usage> {
@@ -38,6 +40,7 @@ export async function estimateUsage(prompt: PromptForCount | undefined, outputTe
   if (prompt) {
     input += await countTokensOfAll([...prompt.texts, prompt.extra]);
     if (prompt.chat) input += chatFramingTokens(prompt.texts.length);
+    input += prompt.mediaTokens;
   }
   let output = await countTokens(outputText);
   // Text beyond the kept maximum is scaled from the kept part's tokens per character.

@@ -411,6 +411,27 @@ describe('token budgets', () => {
     expect((await request(t, hi({ max_tokens: 50 }))).o.kind).toBe('continue');
   });
 
+  it('each image, audio or file part reserves budgets.mediaPartEstimate tokens, which the tokenizer cannot count', async () => {
+    const c = clock();
+    const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } };
+    const withImages = (n: number) => jsonBody({ model: 'auto', max_tokens: 50, messages: [{ role: 'user', content: [{ type: 'text', text: 'Say hi' }, ...Array.from({ length: n }, () => image)] }] });
+    const t = await tiergate({ tenants: { '*': { dailyTokenBudget: 100_000, tokensPerMinute: 2500 } } }, c.now);
+    // Two images fit 2,500 (2 x 1,000 + ~60), three could not: refused before the backend is called.
+    const two = await request(t, withImages(2));
+    expect(two.o.kind).toBe('continue');
+    const reserved = await dayCounted(t, c.t);
+    expect(reserved).toBeGreaterThanOrEqual(2000 + 50);
+    expect(reserved).toBeLessThan(2000 + 100);
+    const three = refusal((await request(t, withImages(3))).o);
+    expect([three.status, three.error.code]).toEqual([429, 'tokens_per_minute']);
+    await respond(two.s, 1800);
+    // Reconciled to the reported usage, as any reservation.
+    await expect.poll(() => dayCounted(t, c.t)).toBe(1800);
+    // 0 turns the estimate off: the same three images are then reserved as text only.
+    const off = await tiergate({ budgets: { mediaPartEstimate: 0 }, tenants: { '*': { tokensPerMinute: 2500 } } }, c.now);
+    expect((await request(off, withImages(3))).o.kind).toBe('continue');
+  });
+
   it('the daily budget rolls over at midnight in the configured time zone', async () => {
     const c = clock(Date.UTC(2026, 10, 22, 14, 59, 0)); // 23:59 in Seoul
     const t = await tiergate({ budgets: { timeZone: 'Asia/Seoul' }, tenants: { '*': { dailyTokenBudget: 1500 } } }, c.now);

@@ -138,6 +138,18 @@ describe('ledger rows for every ending', () => {
     expect(row.cost_usd?.total).toBeGreaterThan(0);
   });
 
+  it('an estimate counts budgets.mediaPartEstimate (1,000) for each image part, which the tokenizer cannot read', async () => {
+    const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } };
+    const content = [{ type: 'text', text: 'Say hi' }, image, image];
+    const s = await routed(tg, { headers: [['x-request-id', 'sse-images']], body: { stream: true, messages: [{ role: 'user', content }] } });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    await s.sendResponseBody(Buffer.from(delta('Two cats.') + 'data: [DONE]\n\n'), true);
+    s.close();
+    const row = await rowFor(tg, 'sse-images');
+    expect(row.usage_source).toBe('estimated');
+    expect(row.usage.input_tokens).toBe((await countTokens('Say hi')) + 6 + 2 * 1000);
+  });
+
   it('usage from a configured response trailer wins over the body', async () => {
     const filter: FilterConfig = { ...RECOMMENDED_FILTER, processingMode: { ...RECOMMENDED_FILTER.processingMode, responseTrailerMode: 'SEND' } };
     const s = await routed(tg, { filter, headers: [['x-request-id', 'trailer']], body: { stream: true } });

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { mediaParts } from '../../src/classify/prompt-text.js';
 import { TiergateError } from '../../src/errors.js';
 import { declaredTools, parseLlmRequest } from '../../src/llm/parse-request.js';
 
@@ -136,6 +137,8 @@ describe('Responses API requests', () => {
       { role: 'user', content: [{ type: 'text', text: 'Open a.ts' }, { type: 'input_image' }] },
     ]);
     expect(declaredTools(r)).toBe(1);
+    // The image is the one part the tokenizer cannot count (the refusal became text).
+    expect(mediaParts(r.messages)).toBe(1);
     // Unknown fields (tools, reasoning, encrypted content) are kept for the backend.
     expect(r.json.reasoning).toEqual({ effort: 'high' });
   });
