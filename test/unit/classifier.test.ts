@@ -220,6 +220,59 @@ describe('rule engine', () => {
     });
   });
 
+  it('decides as a plain reading of the rules would, for generated rules (roles, scope, text, parts, counts) and conversations', () => {
+    // The engine shares each selection's text and part types between rules; the reference recomputes everything
+    // for every rule, so a wrong sharing (a key that mixes up two selections) shows as a different decision.
+    const ROLES = ['system', 'user', 'assistant', 'tool'] as const;
+    const WORDS = ['alpha', 'beta', 'gamma', 'Delta', '설계'];
+    const part = fc.oneof(
+      fc.constantFrom(...WORDS).map((text) => ({ type: 'text', text })),
+      fc.constantFrom('image_url', 'input_audio', 'file').map((type) => ({ type })),
+    );
+    const message = fc.record({
+      role: fc.constantFrom(...ROLES),
+      content: fc.oneof(fc.constantFrom(...WORDS, ''), fc.array(part, { maxLength: 3 }), fc.constant(null)),
+    });
+    const condition = fc.oneof(
+      fc.record({ anyKeyword: fc.subarray(WORDS, { minLength: 1 }) }),
+      fc.record({ moreThanChars: fc.integer({ min: 0, max: 12 }) }),
+      fc.record({ anyPart: fc.subarray(['image_url', 'input_audio', 'file', 'text'], { minLength: 1 }) }),
+      fc.record({ moreThanMessages: fc.integer({ min: 0, max: 4 }) }),
+      fc.record({ moreThanTools: fc.integer({ min: 0, max: 3 }) }),
+    );
+    const rule = fc.record({
+      roles: fc.option(fc.subarray([...ROLES], { minLength: 1 }), { nil: undefined }),
+      scope: fc.constantFrom(undefined, 'all' as const, 'last' as const),
+      when: fc.array(condition, { minLength: 1, maxLength: 2 }),
+    });
+    const text = (m: { content: unknown }) =>
+      typeof m.content === 'string' ? m.content : Array.isArray(m.content) ? m.content.filter((p) => p.type === 'text').map((p) => p.text).join(' ') : '';
+    type GenRule = { roles?: string[]; scope?: 'all' | 'last'; when: Array<Record<string, unknown>> };
+    function reference(rules: GenRule[], messages: Array<{ role: string; content: unknown }>, tools: number): string {
+      for (const [i, r] of rules.entries()) {
+        let selected = r.roles ? messages.filter((m) => r.roles?.includes(m.role)) : messages;
+        if (r.scope === 'last') selected = selected.slice(-1);
+        const joined = selected.map(text).filter((t) => t !== '').join(' ').toLowerCase();
+        const types = new Set(selected.flatMap((m) => (Array.isArray(m.content) ? m.content.map((p: { type: string }) => p.type) : [])));
+        const holds = (c: Record<string, unknown>) =>
+          'anyKeyword' in c ? (c.anyKeyword as string[]).some((k) => joined.includes(k.toLowerCase()))
+          : 'moreThanChars' in c ? [...joined].length > (c.moreThanChars as number)
+          : 'anyPart' in c ? (c.anyPart as string[]).some((t) => types.has(t))
+          : 'moreThanMessages' in c ? messages.length > (c.moreThanMessages as number)
+          : tools > (c.moreThanTools as number);
+        if (r.when.every(holds)) return `r${i}`;
+      }
+      return 'default';
+    }
+    fc.assert(
+      fc.property(fc.array(rule, { minLength: 1, maxLength: 4 }), fc.array(message, { minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: 4 }), (rules, messages, tools) => {
+        const c = compileClassifier('gen', { rules: rules.map((r, i) => ({ name: `r${i}`, tier: 'strong', enabled: true, ...r })) as never, default: 'weak' });
+        expect(c(messages as ChatMessage[], { tools }).rule).toBe(reference(rules as GenRule[], messages, tools));
+      }),
+      { numRuns: fuzzRuns(3000) },
+    );
+  });
+
   it('measures code points correctly on lone surrogates', () => {
     expect(codePointLength('a\ud83d')).toBe(2);
     expect(codePointLength('😀😀')).toBe(2);
