@@ -1,7 +1,8 @@
 // Labelled prompts for `tiergate eval` and `tiergate keywords`, read one row at a time (a file of any size is
 // never held in memory). JSON Lines: {"prompt": "…"} or {"messages": [...]}, plus the true tier in "tier" or
-// "label", an optional "id" and optional "tools" (the request's tool definitions, for rules on moreThanTools).
-// CSV/TSV: a header row naming the same columns ("messages" and "tools" hold JSON).
+// "label", an optional "id" and optional "tools" (the request's tool definitions, for rules on moreThanTools);
+// or {"request": {...}}, a whole chat, Responses or completions body, read as tiergate reads it on its path.
+// CSV/TSV: a header row naming the same columns ("messages", "tools" and "request" hold JSON).
 import { createReadStream } from 'node:fs';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -9,6 +10,8 @@ import { parse as parseCsv } from 'csv-parse';
 import { z } from 'zod';
 import { chatMessage, type ChatMessage } from '../llm/openai-request.js';
 import { messageText } from '../classify/prompt-text.js';
+import { TiergateError } from '../errors.js';
+import { declaredTools, parseLlmRequest, type Endpoint } from '../llm/parse-request.js';
 
 export interface LabelledRow {
   /** 1-based line (JSONL) or record number (CSV, header excluded). */
@@ -53,9 +56,34 @@ function jsonField(rec: Record<string, unknown>, name: string): unknown {
   }
 }
 
+/**
+ * A whole request body as a client sent it, read the way tiergate reads one on its path: `messages` is a chat
+ * request, `input` a Responses API one, `prompt` a completion. Its messages and declared tools, or a problem.
+ */
+function fromRequest(body: unknown): { messages: readonly ChatMessage[]; tools: number } | string {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return '"request" is not a JSON object';
+  const endpoint: Endpoint | undefined = 'messages' in body ? 'chat' : 'input' in body ? 'responses' : 'prompt' in body ? 'completions' : undefined;
+  if (!endpoint) return '"request" has no "messages", "input" or "prompt"';
+  try {
+    const llm = parseLlmRequest(endpoint, Buffer.from(JSON.stringify(body)));
+    return { messages: llm.messages, tools: declaredTools(llm) };
+  } catch (err) {
+    return `"request" is not a valid ${endpoint} request (${err instanceof TiergateError ? err.message : String(err)})`;
+  }
+}
+
 /** One record's fields (JSON values, or CSV strings) → a row or the reason it is unusable. */
 export function toRow(line: number, rec: Record<string, unknown>, labelField: string | undefined): RowResult {
   const bad = (problem: string): RowResult => ({ ok: false, bad: { line, problem } });
+  const labelValue = labelField !== undefined ? rec[labelField] : (rec.tier ?? rec.label);
+  const label = typeof labelValue === 'string' && labelValue.trim() !== '' ? labelValue.trim().toLowerCase() : undefined;
+  const id = rec.id === undefined || rec.id === null || rec.id === '' ? String(line) : String(rec.id);
+  const request = jsonField(rec, 'request');
+  if (request === UNREADABLE) return bad('"request" is not valid JSON');
+  if (request !== undefined) {
+    const r = fromRequest(request);
+    return typeof r === 'string' ? bad(r) : { ok: true, row: { line, id, messages: [...r.messages], tools: r.tools, label } };
+  }
   let messages: ChatMessage[];
   const raw = jsonField(rec, 'messages');
   if (raw === UNREADABLE) return bad('"messages" is not valid JSON');
@@ -71,9 +99,6 @@ export function toRow(line: number, rec: Record<string, unknown>, labelField: st
   const tools = jsonField(rec, 'tools');
   if (tools === UNREADABLE) return bad('"tools" is not valid JSON');
   if (tools != null && !Array.isArray(tools)) return bad('"tools" is not an array of tool definitions');
-  const labelValue = labelField !== undefined ? rec[labelField] : (rec.tier ?? rec.label);
-  const label = typeof labelValue === 'string' && labelValue.trim() !== '' ? labelValue.trim().toLowerCase() : undefined;
-  const id = rec.id === undefined || rec.id === null || rec.id === '' ? String(line) : String(rec.id);
   return { ok: true, row: { line, id, messages, tools: tools ? tools.length : 0, label } };
 }
 

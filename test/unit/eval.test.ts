@@ -95,6 +95,36 @@ describe('tiergate eval metrics (labelled.jsonl, worked by hand)', () => {
     expect(fromCsv.versions[0]).toMatchObject({ misroute_rate: 0, by_rule: { agent: 1, default: 1 } });
   });
 
+  it('a row may be a whole request body (chat, Responses or completions), read as tiergate reads it', async () => {
+    const v = compileClassifier('m', {
+      rules: [
+        { name: 'media', tier: 'strong', when: [{ anyPart: ['image_url', 'input_image'] }] },
+        { name: 'agent', tier: 'strong', when: [{ moreThanTools: 1 }] },
+      ],
+      default: 'weak',
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'tiergate-eval-request-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const tool = { type: 'function', function: { name: 'f' } };
+    const rows = [
+      { id: 'chat-image', tier: 'strong', request: { model: 'auto', messages: [{ role: 'user', content: [{ type: 'text', text: 'what?' }, { type: 'image_url', image_url: { url: 'data:,' } }] }] } },
+      { id: 'chat-tools', tier: 'strong', request: { model: 'auto', messages: [{ role: 'user', content: 'hi' }], tools: [tool], functions: [{ name: 'g' }] } },
+      { id: 'responses-image', tier: 'strong', request: { model: 'auto', input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'data:,' }] }] } },
+      { id: 'completion', tier: 'weak', request: { model: 'auto', prompt: 'Say hi' } },
+      { id: 'no-messages', tier: 'weak', request: { model: 'auto', messages: [] } },
+      { id: 'nothing', tier: 'weak', request: { model: 'auto' } },
+    ];
+    const file = join(dir, 'requests.jsonl');
+    await writeFile(file, rows.map((r) => JSON.stringify(r)).join('\n'));
+    const r = await evaluate(readLabelledRows(file), { file, versions: [{ name: 'm', classify: v }], tiers: ['weak', 'strong'], strongTier: 'strong', weakTier: 'weak', slo: DEFAULT_SLO, listDisagreements: 0 });
+    expect(r).toMatchObject({ rows: 4, skipped: 2 });
+    expect(r.versions[0]).toMatchObject({ misroute_rate: 0, by_rule: { media: 2, agent: 1, default: 1 } });
+    expect(r.skipped_examples.map((b) => b.problem)).toEqual([
+      expect.stringMatching(/^"request" is not a valid chat request \(.*messages/),
+      '"request" has no "messages", "input" or "prompt"',
+    ]);
+  });
+
   it('meets the SLOs when the labels say so: a perfect classifier has 0% misroutes', async () => {
     async function* rows() {
       for (let i = 0; i < 100; i++) {
