@@ -21,6 +21,11 @@ ${LEDGER_USAGE}${EVAL_USAGE}${CANARY_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // `tiergate eval --help` asks for help, not for an option parser's complaint about an unknown flag.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   switch (command) {
     case 'serve': {
       const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, listen: { type: 'string' }, admin: { type: 'string' } } });

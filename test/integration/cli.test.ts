@@ -41,6 +41,14 @@ describe('tiergate config check', () => {
     expect(r.stderr).toContain('tiers.weak.model: environment variable NOPE_NOT_SET is not set');
   });
 
+  it('--help (or -h) after any command prints the usage on stdout and exits 0', () => {
+    for (const args of [['--help'], ['eval', '--help'], ['serve', '-h'], ['ledger', 'rollup', '--help']]) {
+      const r = run(args);
+      expect([r.status, r.stderr], args.join(' ')).toEqual([0, '']);
+      expect(r.stdout).toContain('tiergate eval FILE');
+    }
+  });
+
   it('usage on a bad command', () => {
     const r = run(['frobnicate']);
     expect(r.status).toBe(2);
