@@ -3,7 +3,20 @@ import { z } from 'zod';
 
 const role = z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
-const CONDITIONS = ['anyKeyword', 'moreThanChars', 'moreThanBytes', 'moreThanMessages', 'regex', 'anyPart', 'moreThanTools'];
+const CONDITION_SHAPES = [
+  z.strictObject({ anyKeyword: z.array(z.string().min(1)).min(1) }),
+  z.strictObject({ moreThanChars: z.number().int().nonnegative() }),
+  z.strictObject({ moreThanBytes: z.number().int().nonnegative() }),
+  z.strictObject({ moreThanMessages: z.number().int().nonnegative() }),
+  z.strictObject({ regex: z.string().min(1), flags: z.string().regex(/^[imsu]*$/).optional() }),
+  /** Any content part of these types (`image_url`, `input_image`, `input_audio`, `file`…), as the request names them. */
+  z.strictObject({ anyPart: z.array(z.string().min(1)).min(1) }),
+  /** More than N tools declared by the request (`tools`, plus chat's legacy `functions`). */
+  z.strictObject({ moreThanTools: z.number().int().nonnegative() }),
+] as const;
+
+/** Each condition's name: the first key of its shape (`flags` only qualifies `regex`). */
+const CONDITIONS = CONDITION_SHAPES.map((shape) => Object.keys(shape.shape)[0] as string);
 
 /**
  * zod says only "Invalid input" when no member of the union fits; a misspelt condition (`anyKeywords`) is the
@@ -19,17 +32,7 @@ function conditionError(iss: { input?: unknown }): string | undefined {
   return undefined;
 }
 
-export const conditionSchema = z.union([
-  z.strictObject({ anyKeyword: z.array(z.string().min(1)).min(1) }),
-  z.strictObject({ moreThanChars: z.number().int().nonnegative() }),
-  z.strictObject({ moreThanBytes: z.number().int().nonnegative() }),
-  z.strictObject({ moreThanMessages: z.number().int().nonnegative() }),
-  z.strictObject({ regex: z.string().min(1), flags: z.string().regex(/^[imsu]*$/).optional() }),
-  /** Any content part of these types (`image_url`, `input_image`, `input_audio`, `file`…), as the request names them. */
-  z.strictObject({ anyPart: z.array(z.string().min(1)).min(1) }),
-  /** More than N tools declared by the request (`tools`, plus chat's legacy `functions`). */
-  z.strictObject({ moreThanTools: z.number().int().nonnegative() }),
-], { error: conditionError });
+export const conditionSchema = z.union(CONDITION_SHAPES, { error: conditionError });
 
 /** The conditions with a numeric threshold, which a confidence band can surround. */
 export const NUMERIC_CONDITIONS = ['moreThanChars', 'moreThanBytes', 'moreThanMessages', 'moreThanTools'] as const;
