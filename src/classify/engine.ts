@@ -36,7 +36,6 @@ interface Selection {
 const EVERY: Selection = { roles: undefined, last: false };
 
 function select(messages: readonly ChatMessage[], s: Selection): readonly ChatMessage[] {
-  if (s === EVERY) return messages;
   const { roles } = s;
   if (!s.last) return roles ? messages.filter((m) => roles.has(m.role)) : messages;
   for (let i = messages.length - 1; i >= 0; i--) {
@@ -94,8 +93,8 @@ export function compileClassifier(version: string, cfg: VersionConfig): Classifi
     const facts: Facts = {
       messageCount: messages.length,
       tools: shape.tools,
-      text: perSelection(messages, (selected) => joinedText(selected)),
-      partTypes: perSelection(messages, (selected) => partTypes(selected)),
+      text: perSelection(messages, joinedText),
+      partTypes: perSelection(messages, partTypes),
     };
     for (const rule of rules) {
       const reasons: string[] = [];
