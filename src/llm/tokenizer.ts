@@ -9,9 +9,30 @@ type Counter = (text: string) => number;
 let loading: Promise<Counter> | undefined;
 let loaded: Counter | undefined;
 
+/**
+ * A prompt may write out a special token's string ("<|endoftext|>", "<|im_start|>": questions about tokenizers,
+ * pasted chat templates or model output). The tokenizer's default throws on them, which answered such a
+ * request 500 under a token limit and lost its ledger row when usage was estimated. The API reads a client's
+ * text as text, so these strings are counted as the ordinary characters they are.
+ */
+const AS_TEXT = { disallowedSpecial: new Set<string>() };
+
 export function loadTokenizer(): Promise<Counter> {
-  loading ??= import('gpt-tokenizer/encoding/o200k_base').then((m) => (loaded = (text: string) => m.countTokens(text)));
+  loading ??= import('gpt-tokenizer/encoding/o200k_base').then((m) => (loaded = (text: string) => countOrGuess(m.countTokens, text)));
   return loading;
+}
+
+/**
+ * The text is the client's, and a tokenizer is a library with its own idea of valid input (it threw on special
+ * tokens until AS_TEXT). Should it throw on some other text, the count falls back to one token per four
+ * characters (about English's ratio) rather than failing the request's admission or losing its ledger row.
+ */
+function countOrGuess(count: (text: string, opts: typeof AS_TEXT) => number, text: string): number {
+  try {
+    return count(text, AS_TEXT);
+  } catch {
+    return Math.ceil(text.length / 4);
+  }
 }
 
 /** ~16k characters is a few milliseconds of BPE: the longest the event loop is held at a time. */

@@ -432,6 +432,19 @@ describe('token budgets', () => {
     expect((await request(off, withImages(3))).o.kind).toBe('continue');
   });
 
+  it('a prompt that writes out a special token (<|endoftext|>) is reserved like any text, not failed', async () => {
+    // The tokenizer's default throws on these strings: with a token limit the request was answered 500.
+    const c = clock();
+    const t = await tiergate({ tenants: { '*': { dailyTokenBudget: 100_000, tokensPerMinute: 2500 } } }, c.now);
+    const body = jsonBody({ model: 'auto', max_tokens: 50, messages: [{ role: 'user', content: 'Why does my fine-tune print <|endoftext|> and <|im_start|>?' }] });
+    const { o, s } = await request(t, body);
+    expect(o.kind).toBe('continue');
+    const reserved = await dayCounted(t, c.t);
+    expect(reserved).toBeGreaterThan(50 + 20);
+    await respond(s, 120);
+    await expect.poll(() => dayCounted(t, c.t)).toBe(120);
+  });
+
   it('the daily budget rolls over at midnight in the configured time zone', async () => {
     const c = clock(Date.UTC(2026, 10, 22, 14, 59, 0)); // 23:59 in Seoul
     const t = await tiergate({ budgets: { timeZone: 'Asia/Seoul' }, tenants: { '*': { dailyTokenBudget: 1500 } } }, c.now);

@@ -138,6 +138,20 @@ describe('ledger rows for every ending', () => {
     expect(row.cost_usd?.total).toBeGreaterThan(0);
   });
 
+  it('an estimate whose prompt and answer write out <|endoftext|> is counted as text, and the row is written', async () => {
+    // The tokenizer's default throws on a special token's string: the row's build failed and the row was lost.
+    const prompt = 'Explain <|endoftext|> in one line';
+    const s = await routed(tg, { headers: [['x-request-id', 'sse-special']], body: { stream: true, messages: [{ role: 'user', content: prompt }] } });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    await s.sendResponseBody(Buffer.from(delta('It marks the end: <|endoftext|>') + 'data: [DONE]\n\n'), true);
+    s.close();
+    const row = await rowFor(tg, 'sse-special');
+    expect(row).toMatchObject({ status: 'success', usage_source: 'estimated' });
+    expect(row.usage.input_tokens).toBe((await countTokens(prompt)) + 6);
+    expect(row.usage.output_tokens).toBe(await countTokens('It marks the end: <|endoftext|>'));
+    expect(row.usage.output_tokens).toBeGreaterThan(await countTokens('It marks the end: '));
+  });
+
   it('an estimate counts budgets.mediaPartEstimate (1,000) for each image part, which the tokenizer cannot read', async () => {
     const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } };
     const content = [{ type: 'text', text: 'Say hi' }, image, image];

@@ -1,7 +1,7 @@
 // Token counting for reservations and estimates (src/llm/tokenizer.ts): counts equal the tokenizer's own, and a
 // long prompt never holds the event loop, whether it is one long text or many short messages.
 import { describe, expect, it } from 'vitest';
-import { countTokens, countTokensOfAll, loadTokenizer } from '../../src/llm/tokenizer.js';
+import { countTokens, countTokensNow, countTokensOfAll, loadTokenizer } from '../../src/llm/tokenizer.js';
 import { estimateUsage } from '../../src/usage/estimate.js';
 
 /** How many turns of the event loop pass while `work` runs. */
@@ -57,5 +57,24 @@ describe('token counting', () => {
     const count = await loadTokenizer();
     const exact = count(text);
     expect(Math.abs(value - exact) / exact).toBeLessThan(0.01);
+  });
+
+  it('a special token written in a prompt (<|endoftext|>, <|im_start|>) is counted as the text it is', async () => {
+    // Clients paste these strings (questions about tokenizers, chat templates, logs of model output). The
+    // tokenizer's default refuses them with an error, which failed the request (token limits) or lost its
+    // ledger row (an estimate). The API reads them as plain text, so they count as their characters do.
+    await loadTokenizer();
+    for (const special of ['<|endoftext|>', '<|im_start|>', '<|fim_prefix|>', '<|endofprompt|>']) {
+      const text = `What does ${special} mean?`;
+      const n = countTokensNow(text);
+      expect(n, special).toBeGreaterThan(countTokensNow('What does  mean?') as number);
+      expect(await countTokens(text)).toBe(n);
+      expect(await countTokensOfAll([text, special])).toBe((n as number) + (countTokensNow(special) as number));
+    }
+    // As text, the string is several tokens (as the special token it would be one).
+    expect(countTokensNow('<|endoftext|>')).toBeGreaterThanOrEqual(5);
+    const usage = await estimateUsage({ texts: ['Say <|endoftext|>'], extra: '', chat: true, mediaTokens: 0 }, 'It ends a document: <|endoftext|>', 0);
+    expect(usage.outputTokens).toBe(countTokensNow('It ends a document: <|endoftext|>'));
+    expect(usage.inputTokens).toBe((countTokensNow('Say <|endoftext|>') as number) + 6); // + the chat framing
   });
 });
