@@ -9,6 +9,7 @@
 // dictionary could recover common words).
 import { createHash } from 'node:crypto';
 import { koreanStem } from '../eval/keywords.js';
+import { withoutTrailing } from '../trailing-run.js';
 
 export interface QuestionFeatures {
   numbers: string[];
@@ -25,6 +26,10 @@ export interface QuestionFeatures {
 }
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+/** Punctuation after a URL in prose ("see https://x.y/z."), not part of it. */
+const URL_END = /^[.,;:!?)\]]$/;
+/** What is taken off both ends of a word before it is read as a name ("(Paris)," → "Paris"). */
+const NOT_A_LETTER = /^\P{L}$/u;
 const FENCE_RE = /```[\s\S]*?```/g;
 const TICK_RE = /`[^`\n]+`/g;
 // Straight and typographic double quotes, guillemets, CJK brackets; single quotes only around words
@@ -59,7 +64,7 @@ export function questionFeatures(text: string): QuestionFeatures {
     });
     return found;
   };
-  const urls = take(URL_RE, (m) => m[0].replace(/[.,;:!?)\]]+$/, '').toLowerCase());
+  const urls = take(URL_RE, (m) => withoutTrailing(m[0], URL_END).toLowerCase());
   const code = [...take(FENCE_RE, (m) => m[0].slice(3, -3).trim()), ...take(TICK_RE, (m) => m[0].slice(1, -1).trim())];
   const quotes = take(QUOTE_RE, (m) => (m.slice(1).find((g) => g !== undefined) ?? '').trim().toLowerCase());
   const numbers = [...(rest.match(NUMBER_RE) ?? []).map((n) => n.replace(/,(?=\d{3}\b)/g, '')), ...(rest.match(NUMBER_WORD_RE) ?? []).map((w) => w.toLowerCase())];
@@ -99,7 +104,7 @@ function entitiesOf(text: string): string[] {
   for (const sentence of text.split(/(?<=[.!?])\s+|\n+/)) {
     const words = sentence.trim().split(/\s+/);
     for (let i = 1; i < words.length; i++) {
-      const w = (words[i] as string).replace(/^[^\p{L}]+|[^\p{L}]+$/gu, '').replace(/['’]s$/, '');
+      const w = withoutTrailing((words[i] as string).replace(/^\P{L}+/u, ''), NOT_A_LETTER).replace(/['’]s$/, '');
       if (w.length > 1 && /^\p{Lu}/u.test(w) && w !== 'I') out.push(...contentWords(w));
     }
   }

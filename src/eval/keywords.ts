@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import type { Classifier } from '../classify/engine.js';
 import { joinedText } from '../classify/prompt-text.js';
 import { preview, type RowResult } from './labelled-rows.js';
+import { withoutTrailing } from '../trailing-run.js';
 
 export interface KeywordCandidate {
   term: string;
@@ -84,7 +85,7 @@ export function termsOf(text: string): Set<string> {
   const out = new Set<string>();
   for (const m of text.toLowerCase().matchAll(/\p{Script=Latin}[\p{Script=Latin}\p{N}_-]{2,}|\p{Script=Hangul}{2,}/gu)) {
     const raw = m[0];
-    const term = /\p{Script=Hangul}/u.test(raw) ? koreanStem(raw) : raw.replace(/[-_]+$/, '');
+    const term = /\p{Script=Hangul}/u.test(raw) ? koreanStem(raw) : withoutTrailing(raw, /^[-_]$/);
     if (term.length < 2 || STOP.has(term) || STOP.has(raw)) continue;
     out.add(term);
   }
