@@ -13,7 +13,7 @@ import { dot, type Embedder } from '../src/cache/embedders/embedder.js';
 import { LocalEmbedder } from '../src/cache/embedders/local-embedder.js';
 import { OpenAiEmbedder } from '../src/cache/embedders/openai-embedder.js';
 import { guardMismatch, questionFeatures } from '../src/cache/guards.js';
-import { embeddingText } from '../src/cache/semantic-cache.js';
+import { embeddingText } from '../src/cache/request-key.js';
 import { DEFAULT_SEMANTIC_THRESHOLD } from '../src/config/cache-schema.js';
 import { SHARED_DATA } from '../test/helpers/shared-data.js';
 

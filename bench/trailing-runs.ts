@@ -4,7 +4,7 @@
 // text; src/trailing-run.ts does it in one pass. The old regexes run here too, on the same strings, as the
 // baseline. Prints milliseconds (best of 5) and ratios; never asserts on time.   npm run bench:trailing-runs
 import { questionFeatures } from '../src/cache/guards.js';
-import { embeddingText } from '../src/cache/semantic-cache.js';
+import { embeddingText } from '../src/cache/request-key.js';
 import { termsOf } from '../src/eval/keywords.js';
 import { withoutTrailing } from '../src/trailing-run.js';
 

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { ChatMessage } from '../llm/openai-request.js';
 import type { LlmRequest } from '../llm/parse-request.js';
+import { withoutTrailing } from '../trailing-run.js';
 
 export interface CacheScope {
   tenant: string;
@@ -101,7 +102,25 @@ export function semanticParts(scope: CacheScope, llm: LlmRequest): { partition: 
   if (!last || last.role !== 'user') return undefined;
   const c = last.content;
   const question = typeof c === 'string' ? c : Array.isArray(c) && c.every((p) => p.type === 'text') ? c.map((p) => (p as { text: string }).text).join(' ') : undefined;
-  if (question === undefined || question.trim() === '') return undefined;
+  if (question === undefined || !EMBEDDABLE.test(question)) return undefined;
   const context = normalised(msgs.slice(0, -1));
   return { partition: hash(canonical(['tiergate-semantic-v1', scope.tenant, scope.namespace, scope.tier, scope.model, context, params(llm), last.name ?? null])).slice(0, 32), question };
+}
+
+/** What embeddingText() takes off a question's end: spacing and end punctuation. */
+const END = '\\s.?!。？！';
+const QUESTION_END = new RegExp(`^[${END}]$`, 'u');
+/**
+ * A question with something to embed: a character embeddingText() keeps. "?" or "..." (a follow-up such as
+ * "??") embeds as the empty string, which the local model refuses with an error (and an embeddings API with a
+ * 400); such a question goes without the semantic half, as one with no text does.
+ */
+const EMBEDDABLE = new RegExp(`[^${END}]`, 'u');
+
+/**
+ * What is embedded: case, spacing and trailing punctuation carry no meaning for the cache, but move a small
+ * model's vectors ("Say hi" and "say hi!" are 0.83 apart in USE-lite; normalised, they are one question).
+ */
+export function embeddingText(question: string): string {
+  return withoutTrailing(question.toLowerCase().replace(/\s+/g, ' ').trim(), QUESTION_END);
 }

@@ -14,7 +14,7 @@ import { StoreGuard } from '../stores/store-guard.js';
 import { EmbedderBusyError, type Embedder } from './embedders/embedder.js';
 import { guardMismatch, questionFeatures, type QuestionFeatures } from './guards.js';
 import { bucketsFor } from './lsh.js';
-import { withoutTrailing } from '../trailing-run.js';
+import { embeddingText } from './request-key.js';
 
 type SemanticConfig = Config['cache']['semantic'];
 
@@ -45,16 +45,6 @@ export type SemanticLookup =
   | { result: 'miss'; reason: 'not_found' | 'guard'; seed: SemanticSeed }
   | { result: 'miss'; reason: 'deadline'; seed: Promise<SemanticSeed | undefined> }
   | { result: 'bypass'; reason: 'embedder_down' | 'embedder_busy' | 'embedder_error' | 'index_error' };
-
-const QUESTION_END = /^[\s.?!。？！]$/u;
-
-/**
- * What is embedded: case, spacing and trailing punctuation carry no meaning for the cache, but move a small
- * model's vectors ("Say hi" and "say hi!" are 0.83 apart in USE-lite; normalised, they are one question).
- */
-export function embeddingText(question: string): string {
-  return withoutTrailing(question.toLowerCase().replace(/\s+/g, ' ').trim(), QUESTION_END);
-}
 
 /** Candidates checked against the guards, best first. */
 const CANDIDATES = 5;

@@ -227,6 +227,28 @@ describe('semantic cache with the real local embedder', () => {
     expect(await outcome(t, "what's the capital of france")).toBe('hit-semantic: Paris.');
     expect(await outcome(t, 'What is the capital of Germany?')).toBe('upstream');
   }, 30_000);
+
+  it('a question of only punctuation ("?", "...") is not embedded: the model refuses the empty text it would be', async () => {
+    const local = new LocalEmbedder();
+    await local.whenReady();
+    const embedded: string[] = [];
+    const embedder: Embedder = { id: local.id, embed: (texts) => (embedded.push(...texts), local.embed(texts)), close: () => local.close() };
+    const t = await start({ cache: { semantic: { lookupDeadlineMs: 10_000 } } }, embedder);
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    for (const q of ['?', ' ... ', '？！', '。']) {
+      const { s, o } = await ask(t, q);
+      expect(o.kind, q).toBe('continue');
+      await answer(s, 'Could you say more?');
+    }
+    // Nothing was sent to the model but the seeded question; no lookup failed, so the breaker never counted one.
+    expect(embedded).toEqual(['what is the capital of france']);
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'bypass', reason: 'embedder_error' })).toBe(0);
+    // Before, three such follow-ups in a row (from any tenant) opened the semantic breaker for every tenant.
+    expect(await metricValue(t.app, 'tiergate_cache_store_degraded', { part: 'semantic' })).toBe(0);
+    // The exact cache still answers such a follow-up repeated.
+    await expect.poll(() => outcome(t, '?')).toBe('hit-exact: Could you say more?');
+    expect(await outcome(t, "what's the capital of france")).toBe('hit-semantic: Paris.');
+  }, 30_000);
 });
 
 describe('semantic cache on Redis', () => {

@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { questionFeatures } from '../../src/cache/guards.js';
-import { embeddingText } from '../../src/cache/semantic-cache.js';
+import { embeddingText } from '../../src/cache/request-key.js';
 import { termsOf } from '../../src/eval/keywords.js';
 import { withoutTrailing } from '../../src/trailing-run.js';
 
