@@ -11,7 +11,7 @@ import type { VectorIndex } from '../stores/vector-index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { StoreGuard } from '../stores/store-guard.js';
-import { EmbedderBusyError, type Embedder } from './embedders/embedder.js';
+import { EmbedderBusyError, EmbedderRefusedError, type Embedder } from './embedders/embedder.js';
 import { guardMismatch, questionFeatures, type QuestionFeatures } from './guards.js';
 import { bucketsFor } from './lsh.js';
 import { embeddingText } from './request-key.js';
@@ -44,7 +44,7 @@ export type SemanticLookup =
   | { result: 'hit'; entry: CacheEntry; score: number }
   | { result: 'miss'; reason: 'not_found' | 'guard'; seed: SemanticSeed }
   | { result: 'miss'; reason: 'deadline'; seed: Promise<SemanticSeed | undefined> }
-  | { result: 'bypass'; reason: 'embedder_down' | 'embedder_busy' | 'embedder_error' | 'index_error' };
+  | { result: 'bypass'; reason: 'embedder_down' | 'embedder_busy' | 'question_refused' | 'embedder_error' | 'index_error' };
 
 /** Candidates checked against the guards, best first. */
 const CANDIDATES = 5;
@@ -73,9 +73,17 @@ export class SemanticCache {
     const seed = this.seedFor(q);
     const work = seed.then(
       (sd) => this.search(q, sd, cfg),
-      (err: unknown): SemanticLookup =>
+      (err: unknown): SemanticLookup => {
         // A full queue is load, not a fault: bypassed, and not counted toward the breaker.
-        err instanceof EmbedderBusyError ? { result: 'bypass', reason: 'embedder_busy' } : this.failed('embed', err, cfg, 'embedder_error'),
+        if (err instanceof EmbedderBusyError) return { result: 'bypass', reason: 'embedder_busy' };
+        // A question the endpoint will not take is this question's fault: not counted either (nor as a success),
+        // but warned about, throttled, so an endpoint that refuses every question shows in the log.
+        if (err instanceof EmbedderRefusedError) {
+          this.guard.warn('embed', err);
+          return { result: 'bypass', reason: 'question_refused' };
+        }
+        return this.failed('embed', err, cfg, 'embedder_error');
+      },
     );
     // `work` already handles the embedding's failure; the late answer's copy of it only ever resolves.
     const late: SemanticLookup = { result: 'miss', reason: 'deadline', seed: seed.catch(() => undefined) };

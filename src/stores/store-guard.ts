@@ -32,6 +32,11 @@ export class StoreGuard {
   /** `settings` absent (a background call): counted with the last settings seen. */
   failed(op: string, err: unknown, settings: BreakerSettings | undefined): void {
     this.breaker.failed(settings);
+    this.warn(op, err);
+  }
+
+  /** Logged (throttled) without counting toward the breaker: a call refused for its input, not a store down. */
+  warn(op: string, err: unknown): void {
     this.warning.warn({ event: this.event, op, err: err instanceof Error ? err.message : String(err) });
   }
 }

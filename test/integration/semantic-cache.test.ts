@@ -2,9 +2,12 @@
 // across tenants or contexts, guards that refuse close-but-different questions, the threshold floor, a failing
 // embedder → bypass, and entries shared through Redis. A small deterministic embedder stands in for the model in
 // most tests (so the similarity is known); one test runs the real local model.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EmbedderBusyError, normalise, type Embedder } from '../../src/cache/embedders/embedder.js';
 import { LocalEmbedder, MAX_WAITING } from '../../src/cache/embedders/local-embedder.js';
+import { OpenAiEmbedder } from '../../src/cache/embedders/openai-embedder.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { chatRequestHeaders, getHeader, type ExtProcSession } from '../../src/dev/envoy-client.js';
 import type { Outcome } from '../../src/dev/envoy-filter.js';
@@ -213,6 +216,55 @@ describe('semantic cache', () => {
     let rows: LedgerRow[] = [];
     await expect.poll(async () => (rows = await t.rows()).length).toBe(2);
     expect(rows.find((r) => r.request_id === 'what is the capital of france')).toMatchObject({ cache_hit: true, status: 'cache_hit', cost_usd: { total: 0 } });
+  });
+});
+
+describe('semantic cache with an OpenAI-compatible embeddings endpoint', () => {
+  it('a question the endpoint refuses as too long (413, as TEI) is bypassed, and never opens the breaker', async () => {
+    // A stand-in for TEI with a 512-token model: questions over 60 characters refused, the rest embedded by words.
+    const words = new WordsEmbedder();
+    const calls: number[] = [];
+    const server = createServer((req, res) => {
+      let text = '';
+      req.on('data', (c: Buffer) => (text += c.toString()));
+      req.on('end', () => {
+        const input = (JSON.parse(text) as { input: string[] }).input;
+        calls.push(input.length);
+        if (input.some((q) => q.length > 60)) {
+          res.writeHead(413, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: 'Input validation error: `inputs` must have less than 512 tokens. Given: 900', error_type: 'Validation' }));
+          return;
+        }
+        void words.embed(input).then((vs) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ object: 'list', data: vs.map((v, index) => ({ object: 'embedding', index, embedding: Array.from(v) })) }));
+        });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      const t = await start({ cache: { semantic: { lookupDeadlineMs: 5000 } } }, new OpenAiEmbedder({ url, model: 'multilingual-e5-large', apiKey: undefined, timeoutMs: 5000 }));
+      for (let i = 0; i < 5; i++) expect(await outcome(t, `Please summarise the following meeting notes for me, item ${i}: we agreed to ship on Friday`)).toBe('upstream');
+      expect(calls).toHaveLength(5); // each was asked for, and refused
+      expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'bypass', reason: 'question_refused' })).toBe(5);
+      expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'bypass', reason: 'embedder_error' })).toBe(0);
+      expect(await metricValue(t.app, 'tiergate_cache_store_degraded', { part: 'semantic' })).toBe(0);
+      // Short questions still go through the semantic cache for everyone.
+      await seed(t, 'What is the capital of France?', 'Paris.');
+      expect(await outcome(t, 'what is the capital of france')).toBe('hit-semantic: Paris.');
+      // A server error is still the embedder's fault: three in a row open the breaker.
+      server.removeAllListeners('request');
+      server.on('request', (_req, res) => {
+        res.writeHead(503);
+        res.end();
+      });
+      for (const q of ['one question', 'two questions', 'three questions']) expect(await outcome(t, q)).toBe('upstream');
+      expect(await metricValue(t.app, 'tiergate_cache_store_degraded', { part: 'semantic' })).toBe(1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
 

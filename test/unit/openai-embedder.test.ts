@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { EmbedderRefusedError } from '../../src/cache/embedders/embedder.js';
 import { OpenAiEmbedder } from '../../src/cache/embedders/openai-embedder.js';
 
 let server: Server | undefined;
@@ -75,6 +76,24 @@ describe('OpenAI-compatible embedder', () => {
   ])('%s is an error the semantic cache treats as the embedder failing', async (_name, answer, message) => {
     const e = await endpoint((_s, res) => answer(res));
     await expect(embedder(e.url).embed(['a', 'b'])).rejects.toThrow(message);
+  });
+
+  it.each([
+    [413, { error: 'Input validation error: `inputs` must have less than 512 tokens. Given: 900 (the secret question)', error_type: 'Validation' }],
+    [400, { error: { message: "This model's maximum context length is 512 tokens. However, you requested 900 tokens.", type: 'invalid_request_error' } }],
+    [422, { detail: [{ msg: 'input too long' }] }],
+  ])('%i refuses the question, not the endpoint: an EmbedderRefusedError, without the body it answered', async (status, body) => {
+    const e = await endpoint((_s, res) => json(res, status, body));
+    const err = await embedder(e.url).embed(['a long question']).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(EmbedderRefusedError);
+    expect((err as Error).message).toBe(`embeddings endpoint refused the question (${status})`);
+  });
+
+  it.each([401, 404, 429, 500])('%i is the endpoint failing, not a refusal of the question', async (status) => {
+    const e = await endpoint((_s, res) => json(res, status, {}));
+    const err = await embedder(e.url).embed(['q']).catch((x: unknown) => x);
+    expect(err).not.toBeInstanceOf(EmbedderRefusedError);
+    expect((err as Error).message).toBe(`embeddings endpoint answered ${status}`);
   });
 
   it('an endpoint that does not answer in timeoutMs is an error, and the request is abandoned', async () => {

@@ -20,6 +20,19 @@ export class EmbedderBusyError extends Error {
   }
 }
 
+/**
+ * The embeddings endpoint refused this question (400, 413 or 422): longer than the model reads (TEI answers 413
+ * "inputs must have less than 512 tokens", vLLM and OpenAI 400), or otherwise not one it takes. A fault of the
+ * question, not of the embedder: counted toward the breaker, one client's long questions would turn the
+ * semantic cache off for every tenant. The lookup is bypassed.
+ */
+export class EmbedderRefusedError extends Error {
+  constructor(status: number) {
+    super(`embeddings endpoint refused the question (${status})`);
+    this.name = 'EmbedderRefusedError';
+  }
+}
+
 /** Scales to unit length, so cosine similarity is a dot product. */
 export function normalise(v: ArrayLike<number>): Float32Array {
   const out = new Float32Array(v.length);

@@ -1,7 +1,7 @@
 // Any OpenAI-compatible /v1/embeddings endpoint (vLLM, TEI, OpenAI): the production path, e.g. a multilingual
 // model close to the gateway. One POST per batch, with a timeout; the key comes from an environment variable.
 import { setDeadline } from '../../deadline-timer.js';
-import { normalise, type Embedder } from './embedder.js';
+import { EmbedderRefusedError, normalise, type Embedder } from './embedder.js';
 
 export interface OpenAiEmbedderOptions {
   /** Base URL up to and including /v1, e.g. http://tei:8080/v1. */
@@ -10,6 +10,9 @@ export interface OpenAiEmbedderOptions {
   apiKey: string | undefined;
   timeoutMs: number;
 }
+
+/** Statuses that refuse the input, not the request: see EmbedderRefusedError. */
+const REFUSALS = new Set([400, 413, 422]);
 
 export class OpenAiEmbedder implements Embedder {
   readonly id: string;
@@ -31,6 +34,8 @@ export class OpenAiEmbedder implements Embedder {
         body: JSON.stringify({ model: this.opts.model, input: texts, encoding_format: 'float' }),
         signal: abort.signal,
       });
+      // The body is not read into the error: an endpoint may quote the input, and errors reach the log.
+      if (REFUSALS.has(res.status)) throw new EmbedderRefusedError(res.status);
       if (!res.ok) throw new Error(`embeddings endpoint answered ${res.status}`);
       body = (await res.json()) as typeof body;
     } finally {
