@@ -32,7 +32,9 @@ afterAll(async () => t.stop());
 
 /** Any JSON value, small; strings from the whole of Unicode (lone surrogates become U+FFFD in JSON.stringify). */
 const anyJson = fc.jsonValue({ maxDepth: 3, depthSize: 'small' });
-const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.constantFrom('', ' ', 'refactor', '설계', '😀'.repeat(300)));
+// The constants are texts that broke a library tiergate hands client text to: the tokenizer threw on a special
+// token's string (a 500 under a token limit), the embedder on a question of only punctuation.
+const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.constantFrom('', ' ', 'refactor', '설계', '😀'.repeat(300), 'What does <|endoftext|> mean?', '<|im_start|>user', '?', ' ... '));
 const role = fc.oneof(fc.constantFrom('system', 'user', 'assistant', 'tool', 'developer', 'function'), fc.string(), anyJson);
 const part = fc.oneof(
   fc.record({ type: fc.constantFrom('text', 'input_text', 'output_text'), text: fc.oneof(text, anyJson) }, { requiredKeys: ['type'] }),
@@ -481,6 +483,8 @@ describe.each([
     // Nothing fell back to a degraded mode: every case ran against the store under test.
     expect(await metricValue(all.app, 'tiergate_budget_store_failures_total')).toBe(0);
     expect(await metricValue(all.app, 'tiergate_cache_lookups_total', { reason: 'store_error' })).toBe(0);
+    // No question, whatever its text, made the embedder fail (which counts toward its breaker, for every tenant).
+    expect(await metricValue(all.app, 'tiergate_cache_lookups_total', { kind: 'semantic', reason: 'embedder_error' })).toBe(0);
     expect(all.pool.counters).toMatchObject({ spurious: 0, rejectedMutations: 0, timeouts: 0 });
     // Every well-formed answer's usage is its row's, reported, however its stream was cut.
     const rows = new Map((await all.rows()).map((r) => [r.request_id, r]));
