@@ -20,7 +20,9 @@ RUN npm run build
 FROM node:24-bookworm-slim AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# --omit=optional: only recheck has optional dependencies (its native binary and a JAR, 52 MB); tiergate runs
+# its JS build in a worker of its own (src/classify/regex-safety.ts).
+RUN npm ci --omit=dev --omit=optional --ignore-scripts && npm cache clean --force
 # The ledger and spool directory, owned by the runtime user (a named volume mounted here inherits it).
 RUN mkdir -p /out/var/lib/tiergate/ledger /out/var/lib/tiergate/spool && chown -R 65532:65532 /out/var/lib/tiergate
 

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { compileConfigText } from './config/runtime.js';
+import { regexSafety } from './classify/regex-safety.js';
 import { devBanner, startDevStack } from './dev/dev-stack.js';
 import { createMockBackend } from './dev/mock-backend.js';
 import { listenOn } from './admin-server.js';
@@ -100,9 +101,12 @@ async function configCheck(file: string): Promise<number> {
     return 1;
   }
   const compiled = compileConfigText(text, process.env, file);
-  if (!compiled.ok) {
-    for (const p of compiled.problems) process.stderr.write(`${file}: ${p.path}: ${p.message}\n`);
-    process.stderr.write(`${compiled.problems.length} problem${compiled.problems.length === 1 ? '' : 's'}\n`);
+  const safety = compiled.ok ? await regexSafety(compiled.runtime.config) : { problems: [], unchecked: [] };
+  const problems = compiled.ok ? safety.problems : compiled.problems;
+  for (const u of safety.unchecked) process.stderr.write(`${file}: ${u.path}: note: ${u.message}\n`);
+  if (!compiled.ok || problems.length > 0) {
+    for (const p of problems) process.stderr.write(`${file}: ${p.path}: ${p.message}\n`);
+    process.stderr.write(`${problems.length} problem${problems.length === 1 ? '' : 's'}\n`);
     return 1;
   }
   process.stdout.write(`${file}: ok (version ${compiled.runtime.version}, classifier ${compiled.runtime.classifierVersion})\n`);

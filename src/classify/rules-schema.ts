@@ -8,15 +8,20 @@ const CONDITION_SHAPES = [
   z.strictObject({ moreThanChars: z.number().int().nonnegative() }),
   z.strictObject({ moreThanBytes: z.number().int().nonnegative() }),
   z.strictObject({ moreThanMessages: z.number().int().nonnegative() }),
-  z.strictObject({ regex: z.string().min(1), flags: z.string().regex(/^[imsu]*$/).optional() }),
+  /**
+   * `allowSlow`: accept a pattern the ReDoS check (regex-safety.ts) finds can take more than linear time on
+   * some text; without it such a config is refused, since every client writes the text it runs on.
+   */
+  z.strictObject({ regex: z.string().min(1), flags: z.string().regex(/^[imsu]*$/).optional(), allowSlow: z.boolean().optional() }),
   /** Any content part of these types (`image_url`, `input_image`, `input_audio`, `file`…), as the request names them. */
   z.strictObject({ anyPart: z.array(z.string().min(1)).min(1) }),
   /** More than N tools declared by the request (`tools`, plus chat's legacy `functions`). */
   z.strictObject({ moreThanTools: z.number().int().nonnegative() }),
 ] as const;
 
-/** Each condition's name: the first key of its shape (`flags` only qualifies `regex`). */
+/** Each condition's name: the first key of its shape (`flags` and `allowSlow` only qualify `regex`). */
 const CONDITIONS = CONDITION_SHAPES.map((shape) => Object.keys(shape.shape)[0] as string);
+const REGEX_OPTIONS = ['flags', 'allowSlow'];
 
 /**
  * zod says only "Invalid input" when no member of the union fits; a misspelt condition (`anyKeywords`) is the
@@ -26,9 +31,9 @@ function conditionError(iss: { input?: unknown }): string | undefined {
   const input = iss.input;
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return 'a condition is an object such as { anyKeyword: [...] }';
   const keys = Object.keys(input);
-  const unknown = keys.find((k) => !CONDITIONS.includes(k) && !(k === 'flags' && keys.includes('regex')));
+  const unknown = keys.find((k) => !CONDITIONS.includes(k) && !(REGEX_OPTIONS.includes(k) && keys.includes('regex')));
   if (unknown !== undefined) return `unknown condition "${unknown}" (conditions: ${CONDITIONS.join(', ')})`;
-  if (keys.filter((k) => k !== 'flags').length !== 1) return `a condition names exactly one of ${CONDITIONS.join(', ')}; list several in "when" to require them all`;
+  if (keys.filter((k) => !REGEX_OPTIONS.includes(k)).length !== 1) return `a condition names exactly one of ${CONDITIONS.join(', ')}; list several in "when" to require them all`;
   return undefined;
 }
 

@@ -10,13 +10,22 @@ export interface ReloadListener {
   rejected(problems: InterpolationProblem[]): void;
 }
 
+/** Checks a compiled config needs that take time off the event loop (the classifier's ReDoS check); [] to pass. */
+export type Vet = (runtime: Runtime) => Promise<InterpolationProblem[]>;
+
 export class ConfigStore {
   private runtime: Runtime;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastText: string | undefined;
+  /** Counts file reloads, so a slow vet of an older edit never swaps in over a newer one. */
+  private reloads = 0;
 
-  constructor(initial: Runtime, initialText?: string) {
+  constructor(
+    initial: Runtime,
+    initialText?: string,
+    private readonly vet: Vet = async () => [],
+  ) {
     this.runtime = initial;
     this.lastText = initialText;
   }
@@ -25,24 +34,24 @@ export class ConfigStore {
     return this.runtime;
   }
 
-  /** Validate and compile `text`; on success it becomes current (new streams only), else the old one stays. */
+  /**
+   * Validate and compile `text`; on success it becomes current (new streams only), else the old one stays.
+   * Synchronous, so without the vet: a file change goes through reload(), which runs it before the swap.
+   */
   apply(text: string, env: NodeJS.ProcessEnv, listener: ReloadListener): boolean {
-    let compiled: ReturnType<typeof compileConfigText>;
-    try {
-      compiled = compileConfigText(text, env);
-    } catch (e) {
-      // Compiling reports problems rather than throwing (test/unit/config-fuzz.test.ts). Should it ever throw, a
-      // reload runs from a file watch, where the error would end the process: every replica, on one edit.
-      compiled = { ok: false, problems: [{ path: '(config)', message: e instanceof Error ? e.message : String(e) }] };
-    }
+    const compiled = compileSafely(text, env);
     if (!compiled.ok) {
       listener.rejected(compiled.problems);
       return false;
     }
-    this.runtime = compiled.runtime;
-    this.lastText = text;
-    listener.reloaded(compiled.runtime);
+    this.swap(compiled.runtime, text, listener);
     return true;
+  }
+
+  private swap(runtime: Runtime, text: string, listener: ReloadListener): void {
+    this.runtime = runtime;
+    this.lastText = text;
+    listener.reloaded(runtime);
   }
 
   /**
@@ -68,11 +77,32 @@ export class ConfigStore {
       return;
     }
     if (text === this.lastText) return;
-    this.apply(text, env, listener);
+    const reload = ++this.reloads;
+    const compiled = compileSafely(text, env);
+    if (!compiled.ok) return listener.rejected(compiled.problems);
+    let problems: InterpolationProblem[];
+    try {
+      problems = await this.vet(compiled.runtime);
+    } catch (e) {
+      problems = [{ path: '(config)', message: `config checks failed: ${e instanceof Error ? e.message : String(e)}` }];
+    }
+    if (reload !== this.reloads) return; // a newer edit arrived while this one was checked: it decides
+    if (problems.length > 0) return listener.rejected(problems);
+    this.swap(compiled.runtime, text, listener);
   }
 
   close(): void {
     clearTimeout(this.timer);
     this.watcher?.close();
+  }
+}
+
+function compileSafely(text: string, env: NodeJS.ProcessEnv): ReturnType<typeof compileConfigText> {
+  try {
+    return compileConfigText(text, env);
+  } catch (e) {
+    // Compiling reports problems rather than throwing (test/unit/config-fuzz.test.ts). Should it ever throw, a
+    // reload runs from a file watch, where the error would end the process: every replica, on one edit.
+    return { ok: false, problems: [{ path: '(config)', message: e instanceof Error ? e.message : String(e) }] };
   }
 }

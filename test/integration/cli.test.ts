@@ -35,6 +35,15 @@ describe('tiergate config check', () => {
     expect(r.stderr).toMatch(/problems?\n/);
   });
 
+  it('refuses a classifier regex that can backtrack on client text, with an example attack; allowSlow accepts it', () => {
+    const version = (cond: string) => `classifier:\n  versions:\n    v8:\n      rules: [{ name: mail, tier: strong, when: [${cond}] }]\n      default: weak\n`;
+    const r = run(['config', 'check', file(version(`{ regex: '^([a-z]+\\.?)+@' }`))]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/classifier\.versions\.v8\.rules\[0\]\.when\[0\]\.regex: \/\^\(\[a-z\]\+\\\.\?\)\+@\/ can take exponential time on text a client chooses \(for example .*\)/);
+    expect(r.stderr).toContain('1 problem\n');
+    expect(run(['config', 'check', file(version(`{ regex: '^([a-z]+\\.?)+@', allowSlow: true }`))]).status).toBe(0);
+  });
+
   it('reports a missing environment variable', () => {
     const r = run(['config', 'check', file('tiers: { weak: { model: "${NOPE_NOT_SET}" }, strong: { model: s } }\n')]);
     expect(r.status).toBe(1);

@@ -217,4 +217,27 @@ describe('config hot reload', () => {
     await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'failure' }), { timeout: 5000 }).toBe(2);
     expect(await routeTier(s.pool)).toBe('small-v2');
   });
+
+  it('a classifier regex that can backtrack on client text refuses the config: at start, and on a reload (the last good one stays)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-redos-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'tiergate.yaml');
+    const version = (when: string) =>
+      `classifier:\n  active: v8\n  versions:\n    v8:\n      rules:\n        - { name: words, tier: strong, when: [${when}] }\n      default: weak\n`;
+    // Exponential on a run of word characters that does not end the text.
+    writeFileSync(file, version(`{ regex: '^(\\w+\\s?)+$' }`));
+    await expect(start(file)).rejects.toThrow(/classifier\.versions\.v8\.rules\[0\]\.when\[0\]\.regex: .* can take exponential time/);
+
+    writeFileSync(file, version(`{ regex: 'refactor|debug', flags: i }`));
+    const s = await start(file);
+    expect(await routeTier(s.pool, 'please debug this')).toBe('strong-model');
+    // Quadratic: each start of a run of letters scans the run again.
+    writeFileSync(file, version(`{ regex: '[a-z]+@[a-z]+\\.com' }`));
+    await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'failure' }), { timeout: 15_000 }).toBe(1);
+    expect(await routeTier(s.pool, 'please debug this')).toBe('strong-model');
+    // The operator's explicit acceptance is honoured.
+    writeFileSync(file, version(`{ regex: '[a-z]+@[a-z]+\\.com', allowSlow: true }`));
+    await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'success' }), { timeout: 15_000 }).toBe(1);
+    expect(await routeTier(s.pool, 'mail me at a@b.com')).toBe('strong-model');
+  }, 60_000);
 });
