@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-// CommonJS, and written outside the package (whose "type" is module), so plain `node` runs it as is.
+// CommonJS, run by plain `node`; the package.json beside it says so (see kubectlStandIn).
 const KUBECTL = `#!/usr/bin/env node
 const fs = require('node:fs');
 const args = process.argv.slice(2);
@@ -61,6 +61,9 @@ export interface KubectlStandIn {
 export function kubectlStandIn(route: unknown): KubectlStandIn {
   const dir = mkdtempSync(join(tmpdir(), 'tiergate-standin-'));
   const bin = join(dir, 'kubectl');
+  // Node reads an extensionless script by the nearest package.json's "type": without one here, a package.json
+  // with "type": "module" anywhere above the temp directory made the stand-in an ES module that cannot require.
+  writeFileSync(join(dir, 'package.json'), '{"type":"commonjs"}\n');
   writeFileSync(bin, KUBECTL);
   chmodSync(bin, 0o755);
   const log = join(dir, 'calls.jsonl');
