@@ -4,7 +4,9 @@
 //   expression that would find the same runs and against the JSON.parse every request pays anyway, on the
 //   bench's chat body and on a 48 KB agent-sized one;
 // - a body with one pays a second JSON.parse of a marked copy, and the route stage a second serialisation and
-//   a read-back: against the JSON.parse and JSON.stringify the request pays anyway, from 0.4 KB to 4 MB.
+//   a read-back: against the JSON.parse and JSON.stringify the request pays anyway, from 0.4 KB to 4 MB;
+// - a body built of nothing but such integers (190,000 in 4 MB), as values and inside a string, which only a
+//   client out to hold the event loop sends: the scan and the exact view against its JSON.parse.
 //   npm run bench:long-integers
 import { BODY } from './extproc-driver.js';
 import { exactOr, exactView, longIntegers } from '../src/llm/exact-numbers.js';
@@ -41,4 +43,15 @@ for (const chars of [0, 48_000, 1_000_000, 4_000_000]) {
   const extra = ns(() => exactOr(lossy, { ...(exactView(bytes) as object), model: 'm' }), calls);
   if (!exactOr(lossy, { ...(exactView(bytes) as object), model: 'm' }).exact) throw new Error('the exact body was not kept');
   console.log(`  ${bytes.length} bytes: parse and serialise ${us(base)}; keeping the seed exact adds ${us(extra)} (${(extra / base).toFixed(1)}x)`);
+}
+console.log('A body of nothing but integers beyond 2^53 (190,000 in ~4 MB):');
+for (const [name, text] of [
+  ['as values', JSON.stringify({ ...parsed, metadata: { ids: Array.from({ length: 190_000 }, () => 0) } }).replace(/\b0\b/g, '92233720368547758070')],
+  ['inside a string', JSON.stringify({ ...parsed, messages: [{ role: 'user', content: ': 92233720368547758070,'.repeat(190_000) }] })],
+] as const) {
+  const bytes = Buffer.from(text);
+  const scan = ns(() => longIntegers(bytes), 5);
+  const view = ns(() => exactView(bytes), 5);
+  const parse = ns(() => JSON.parse(text), 5);
+  console.log(`  ${name} (${bytes.length} bytes): scan ${us(scan)}, the exact view (scan included) ${us(view)}; JSON.parse ${us(parse)} (the view is ${(view / parse).toFixed(1)}x it)`);
 }

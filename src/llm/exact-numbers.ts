@@ -60,7 +60,20 @@ function valueStart(s: Buffer, at: number): number {
 /** An integer ends at whitespace, `,`, `]` or `}`; a `.` or an exponent makes it a float, which needs nothing. */
 const endsValue = (c: number | undefined) => c === 44 || c === 93 || c === 125 || c === 32 || c === 9 || c === 10 || c === 13;
 
-const fitsDouble = (s: Buffer, start: number, end: number) => Number.isSafeInteger(Number(s.toString('latin1', start, end)));
+/**
+ * Whether the integer in s[start, end) (digits, after an optional minus) is a safe integer, as
+ * Number.isSafeInteger(Number(text)) says, read from the bytes: no string per run, which a body of many long
+ * integers paid for each (bench/long-integer-scan.ts).
+ */
+function fitsDouble(s: Buffer, start: number, end: number): boolean {
+  let first = s[start] === 45 ? start + 1 : start; // '-'
+  while (first < end - 1 && s[first] === 48) first++; // leading zeros ('0'), as Number() drops them
+  const digits = end - first;
+  if (digits !== MAX_SAFE.length) return digits < MAX_SAFE.length;
+  return s.compare(MAX_SAFE, 0, MAX_SAFE.length, first, end) <= 0;
+}
+/** Number.MAX_SAFE_INTEGER's digits; a safe integer's magnitude is at most this, whatever its sign. */
+const MAX_SAFE = Buffer.from(String(Number.MAX_SAFE_INTEGER));
 
 /**
  * The body parsed with every integer JSON.parse would round wrapped into a marked string; undefined when there
@@ -79,15 +92,21 @@ export function exactView(body: Buffer): Record<string, unknown> | undefined {
 }
 
 function parseWrapped(body: Buffer, runs: ReadonlyArray<[number, number]>): Record<string, unknown> | undefined {
-  const parts: Buffer[] = [];
+  // One buffer, copied into: a list of four slices per run cost a Buffer object each, which a body of many long
+  // integers paid hundreds of thousands of times.
+  const wrapped = Buffer.allocUnsafe(body.length + runs.length * (OPEN.length + QUOTE.length));
+  let at = 0;
   let from = 0;
   for (const [start, end] of runs) {
-    parts.push(body.subarray(from, start), OPEN, body.subarray(start, end), QUOTE);
+    at += body.copy(wrapped, at, from, start);
+    at += OPEN.copy(wrapped, at);
+    at += body.copy(wrapped, at, start, end);
+    at += QUOTE.copy(wrapped, at);
     from = end;
   }
-  parts.push(body.subarray(from));
+  body.copy(wrapped, at, from);
   try {
-    const v: unknown = JSON.parse(Buffer.concat(parts).toString('utf8'));
+    const v: unknown = JSON.parse(wrapped.toString('utf8'));
     return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
