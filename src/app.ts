@@ -2,7 +2,7 @@
 // listening here (main.ts does both), so tests build as many isolated instances as they like.
 import { createAdminServer, type AdminServer } from './admin-server.js';
 import { ConfigStore, type ReloadListener } from './config/config-store.js';
-import { regexSafety } from './classify/regex-safety.js';
+import { vetRegexes } from './classify/regex-safety.js';
 import { restartOnlyChanges, type RestartOnlySetting } from './config/restart-only.js';
 import type { Runtime } from './config/runtime.js';
 import { TiergateError } from './errors.js';
@@ -88,12 +88,8 @@ export interface AppOptions {
 
 export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}): App {
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false });
-  // Unchecked patterns are accepted and logged; vulnerable ones refuse the reload (README "Classification").
-  const config = new ConfigStore(runtime, opts.configText, async (rt) => {
-    const safety = await regexSafety(rt.config);
-    for (const u of safety.unchecked) log.warn({ event: 'config.regex_unchecked', path: u.path, message: u.message });
-    return safety.problems;
-  });
+  // A classifier regex that can backtrack on client text refuses a reload (README "Classification").
+  const config = new ConfigStore(runtime, opts.configText, (rt) => vetRegexes(rt.config, log));
   setConfigInfo(metrics, runtime.version, runtime.classifierVersion);
   metrics.configLastReloadSuccess.set(1);
   let serving = false;

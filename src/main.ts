@@ -6,7 +6,7 @@ import { compileRuntime } from './config/runtime.js';
 import type { RestartOnlySetting } from './config/restart-only.js';
 import type { Config } from './config/schema.js';
 import { loadTokenizer } from './llm/tokenizer.js';
-import { regexSafety } from './classify/regex-safety.js';
+import { vetRegexes } from './classify/regex-safety.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { startTracing } from './telemetry/tracing.js';
 
@@ -61,9 +61,8 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   if (!compiled.ok) throw new ConfigError(compiled.problems);
   const log = createLogger(env.TIERGATE_LOG_LEVEL ?? config.logging.level);
   // Before anything listens: a classifier regex that can backtrack on client text refuses the config.
-  const safety = await regexSafety(config);
-  if (safety.problems.length > 0) throw new ConfigError(safety.problems);
-  for (const u of safety.unchecked) log.warn({ event: 'config.regex_unchecked', path: u.path, message: u.message });
+  const unsafe = await vetRegexes(config, log);
+  if (unsafe.length > 0) throw new ConfigError(unsafe);
   const stopTracing = await startTracing(env);
   const overridden: RestartOnlySetting[] = [];
   if (opts.listen) overridden.push('server.listen');

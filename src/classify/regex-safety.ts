@@ -16,6 +16,7 @@ import { Worker } from 'node:worker_threads';
 import type { Diagnostics } from 'recheck';
 import type { Config } from '../config/schema.js';
 import type { InterpolationProblem } from '../config/interpolate.js';
+import type { Logger } from '../telemetry/logger.js';
 
 /** A pattern recheck cannot decide in this time is accepted, and reported as unchecked. */
 const CHECK_TIMEOUT_MS = 10_000;
@@ -68,6 +69,13 @@ export async function regexSafety(config: Pick<Config, 'classifier'>): Promise<R
     }
   });
   return out;
+}
+
+/** For start and reload: the problems that refuse the config; undecided patterns are logged and accepted. */
+export async function vetRegexes(config: Pick<Config, 'classifier'>, log: Logger): Promise<InterpolationProblem[]> {
+  const safety = await regexSafety(config);
+  for (const u of safety.unchecked) log.warn({ event: 'config.regex_unchecked', path: u.path, message: u.message });
+  return safety.problems;
 }
 
 const keyOf = (f: { source: string; flags: string }) => `${f.flags}/${f.source}`;

@@ -18,8 +18,8 @@ export class ConfigStore {
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastText: string | undefined;
-  /** Counts file reloads, so a slow vet of an older edit never swaps in over a newer one. */
-  private reloads = 0;
+  /** Counts applies, so a slow vet of an older edit never swaps in over a newer one. */
+  private applies = 0;
 
   constructor(
     initial: Runtime,
@@ -35,23 +35,31 @@ export class ConfigStore {
   }
 
   /**
-   * Validate and compile `text`; on success it becomes current (new streams only), else the old one stays.
-   * Synchronous, so without the vet: a file change goes through reload(), which runs it before the swap.
+   * Validate, compile and vet `text`; on success it becomes current (new streams only), else the old one stays.
+   * Resolves false also when a newer apply started while this one was vetted: the newer one decides.
    */
-  apply(text: string, env: NodeJS.ProcessEnv, listener: ReloadListener): boolean {
+  async apply(text: string, env: NodeJS.ProcessEnv, listener: ReloadListener): Promise<boolean> {
+    const apply = ++this.applies;
     const compiled = compileSafely(text, env);
     if (!compiled.ok) {
       listener.rejected(compiled.problems);
       return false;
     }
-    this.swap(compiled.runtime, text, listener);
-    return true;
-  }
-
-  private swap(runtime: Runtime, text: string, listener: ReloadListener): void {
-    this.runtime = runtime;
+    let problems: InterpolationProblem[];
+    try {
+      problems = await this.vet(compiled.runtime);
+    } catch (e) {
+      problems = [{ path: '(config)', message: `config checks failed: ${e instanceof Error ? e.message : String(e)}` }];
+    }
+    if (apply !== this.applies) return false;
+    if (problems.length > 0) {
+      listener.rejected(problems);
+      return false;
+    }
+    this.runtime = compiled.runtime;
     this.lastText = text;
-    listener.reloaded(runtime);
+    listener.reloaded(compiled.runtime);
+    return true;
   }
 
   /**
@@ -77,18 +85,7 @@ export class ConfigStore {
       return;
     }
     if (text === this.lastText) return;
-    const reload = ++this.reloads;
-    const compiled = compileSafely(text, env);
-    if (!compiled.ok) return listener.rejected(compiled.problems);
-    let problems: InterpolationProblem[];
-    try {
-      problems = await this.vet(compiled.runtime);
-    } catch (e) {
-      problems = [{ path: '(config)', message: `config checks failed: ${e instanceof Error ? e.message : String(e)}` }];
-    }
-    if (reload !== this.reloads) return; // a newer edit arrived while this one was checked: it decides
-    if (problems.length > 0) return listener.rejected(problems);
-    this.swap(compiled.runtime, text, listener);
+    await this.apply(text, env, listener);
   }
 
   close(): void {

@@ -262,7 +262,7 @@ describe('exact cache', () => {
       await answerJson(first.s, completion(`answer for ${key}`));
     }
     await stored(t, 2);
-    const reloaded = t.app.config.apply(
+    const reloaded = await t.app.config.apply(
       `auth: { mode: api_key, keys: [{ id: a, sha256: ${sha256Hex(KEY_A)}, tenant: acme }, { id: b, sha256: ${sha256Hex(KEY_B)}, tenant: globex }] }\n` +
         `tenants: { "*": { cache: { mode: exact, ttlSeconds: 60 } }, acme: { cache: { namespace: kb-2026-11-22 } } }\n`,
       {},

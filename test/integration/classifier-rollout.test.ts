@@ -62,7 +62,7 @@ describe('in-app canary', () => {
   it('a sticky share decides with the candidate, recorded in x-llm-classifier and the ledger; a reload changes the share', async () => {
     const t = await start({ versions: { v8: V8 }, canary: { version: 'v8', percent: 0, stickyBy: 'tenant' } });
     expect(await send(t, 'before', 'write python')).toEqual({ tier: 'weak', classifier: 'v7' });
-    const reloaded = t.app.config.apply('classifier:\n  versions: { v8: { rules: [{ name: keyword, tier: strong, when: [{ anyKeyword: [python] }] }], default: weak } }\n  canary: { version: v8, percent: 100, stickyBy: tenant }\n', {}, t.app.reloadListener);
+    const reloaded = await t.app.config.apply('classifier:\n  versions: { v8: { rules: [{ name: keyword, tier: strong, when: [{ anyKeyword: [python] }] }], default: weak } }\n  canary: { version: v8, percent: 100, stickyBy: tenant }\n', {}, t.app.reloadListener);
     expect(reloaded).toBe(true);
     expect(await send(t, 'after', 'write python')).toEqual({ tier: 'strong', classifier: 'v8' });
     const rows = await rowsById(t, 2);

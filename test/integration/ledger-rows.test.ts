@@ -365,7 +365,7 @@ describe('ledger rows for every ending', () => {
         return (await rowFor(t, id)).cost_usd;
       };
       expect(await price('before')).toMatchObject({ total: 0.0003, price_table_version: 'embedded-defaults' });
-      const ok = t.app.config.apply('prices: { version: "2026-12", models: { weak-model: { input: 1, output: 2 } } }\n', {}, t.app.reloadListener);
+      const ok = await t.app.config.apply('prices: { version: "2026-12", models: { weak-model: { input: 1, output: 2 } } }\n', {}, t.app.reloadListener);
       expect(ok).toBe(true);
       // 1000 × 1e-6 + 500 × 2e-6
       expect(await price('after')).toEqual({ input: 0.001, output: 0.001, total: 0.002, price_table_version: '2026-12' });

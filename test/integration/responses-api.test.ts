@@ -344,7 +344,7 @@ describe('response affinity: a conversation stays on the tier its first turn got
     try {
       const first = await turn(t, { input: LONG_TASK });
       await answer(first.s, 'resp_before_reload');
-      expect(t.app.config.apply('routing: { affinity: { store: off } }\n', {}, t.app.reloadListener)).toBe(true);
+      expect(await t.app.config.apply('routing: { affinity: { store: off } }\n', {}, t.app.reloadListener)).toBe(true);
       const next = await turn(t, { input: 'ok', previous_response_id: 'resp_before_reload' });
       expect(sent(next.s, next.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
       next.s.close();

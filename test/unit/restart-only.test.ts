@@ -81,8 +81,8 @@ describe('a reload that changes a restart-only setting', () => {
     const app = createApp(runtimeFor(started), log);
     try {
       const moved = JSON.stringify({ ledger: started.ledger, tiers: { weak: { model: 'small-v2' }, strong: { model: 'large-v2' } }, budgets: { store: 'redis', redis: REDIS } });
-      expect(app.config.apply(moved, {}, app.reloadListener)).toBe(true);
-      // The rest of the reload is in force at once.
+      expect(await app.config.apply(moved, {}, app.reloadListener)).toBe(true);
+      // The rest of the reload is in force once it is applied.
       expect(app.config.current().config.tiers.weak?.model).toBe('small-v2');
       expect(await metricValue(app, 'tiergate_config_restart_required', { setting: 'budgets.store' })).toBe(1);
       expect(await metricValue(app, 'tiergate_config_restart_required', { setting: 'budgets.redis' })).toBe(1);
@@ -93,7 +93,7 @@ describe('a reload that changes a restart-only setting', () => {
       expect(logs.join('')).not.toContain('redis.internal');
 
       // Back to what the process started with: nothing is waiting for a restart any more.
-      expect(app.config.apply(JSON.stringify({ ledger: started.ledger, tiers: { weak: { model: 'small-v3' }, strong: { model: 'large-v3' } } }), {}, app.reloadListener)).toBe(true);
+      expect(await app.config.apply(JSON.stringify({ ledger: started.ledger, tiers: { weak: { model: 'small-v3' }, strong: { model: 'large-v3' } } }), {}, app.reloadListener)).toBe(true);
       expect(await metricValue(app, 'tiergate_config_restart_required')).toBe(0);
       expect(logs.filter((l) => l.includes('config.restart_required'))).toHaveLength(1);
     } finally {
