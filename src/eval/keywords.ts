@@ -80,12 +80,15 @@ export function koreanStem(word: string): string {
   return w;
 }
 
+/** A hyphen or underscore left at a term's end ("pre-", "data_"), taken off. */
+const JOINER = /^[-_]$/;
+
 /** The distinct candidate terms of a text: Latin words of 3+ letters and Hangul stems of 2+ syllables. */
 export function termsOf(text: string): Set<string> {
   const out = new Set<string>();
   for (const m of text.toLowerCase().matchAll(/\p{Script=Latin}[\p{Script=Latin}\p{N}_-]{2,}|\p{Script=Hangul}{2,}/gu)) {
     const raw = m[0];
-    const term = /\p{Script=Hangul}/u.test(raw) ? koreanStem(raw) : withoutTrailing(raw, /^[-_]$/);
+    const term = /\p{Script=Hangul}/u.test(raw) ? koreanStem(raw) : withoutTrailing(raw, JOINER);
     if (term.length < 2 || STOP.has(term) || STOP.has(raw)) continue;
     out.add(term);
   }
