@@ -28,7 +28,8 @@ export interface LlmRequest {
 export const DEFAULT_MAX_JSON_DEPTH = 128;
 
 /** `maxDepth`: arrays and objects nested deeper than this (the body itself is level 1) are refused. */
-export function parseLlmRequest(endpoint: Endpoint, body: Buffer, maxDepth = DEFAULT_MAX_JSON_DEPTH): LlmRequest {
+export function parseLlmRequest(endpoint: Endpoint, raw: Buffer, maxDepth = DEFAULT_MAX_JSON_DEPTH): LlmRequest {
+  const body = withoutBom(raw);
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));
@@ -46,6 +47,17 @@ export function parseLlmRequest(endpoint: Endpoint, body: Buffer, maxDepth = DEF
   }
   const { model, stream, messages, stateful } = endpoint === 'chat' ? chatParts(json) : endpoint === 'completions' ? completionParts(json) : responsesParts(json);
   return { endpoint, json: json as Record<string, unknown>, exact: exactView(body), model, stream: stream === true, messages, stateful: stateful === true };
+}
+
+/**
+ * The body after a leading UTF-8 byte order mark. JSON may not carry one (RFC 8259 §8.1), but a parser may ignore it,
+ * and the backends behind tiergate do: vLLM and other FastAPI servers read bodies with Python's `json.loads`, which
+ * takes it off. A body file saved by Windows PowerShell 5.1 (`Out-File -Encoding utf8`) and sent with `curl -d @file`
+ * starts with one, as does one written by a .NET StreamWriter on Encoding.UTF8; refusing it would make tiergate
+ * the one hop where such a client breaks. The rewritten body goes upstream without it.
+ */
+function withoutBom(body: Buffer): Buffer {
+  return body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.subarray(3) : body;
 }
 
 /**

@@ -75,3 +75,26 @@ describe('a request body with a content-encoding', () => {
     s.close();
   });
 });
+
+// A body file saved by Windows PowerShell 5.1 (`Out-File -Encoding utf8`) and sent with `curl -d @file` starts with
+// a UTF-8 byte order mark. vLLM and other FastAPI backends read it (Python's json.loads takes the mark off), so
+// refusing it 400 invalid_json made tiergate the one hop where such a client broke.
+describe('a request body that starts with a UTF-8 byte order mark', () => {
+  it('is read as it would be without the mark: classified, rewritten without it, a true content-length, a routed row', async () => {
+    const plain = jsonBody({ model: 'auto', seed: 1, messages: [{ role: 'user', content: 'Please optimize this query' }] });
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(headers('enc-bom', []), false);
+    const o = await s.sendRequestBody(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), plain]), true);
+    if (o.kind !== 'continue') throw new Error(`not routed: ${JSON.stringify(o)}`);
+    const sent = o.body as Buffer;
+    expect(sent.subarray(0, 3)).not.toEqual(Buffer.from([0xef, 0xbb, 0xbf]));
+    expect(JSON.parse(sent.toString('utf8'))).toEqual({ ...(JSON.parse(plain.toString()) as object), model: 'strong-model' });
+    expect(getHeader(s.requestHeaders, 'content-length')).toBe(String(sent.length));
+    expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBe('strong'); // "optimize": the text was read
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    const usage = { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15 };
+    await s.sendResponseBody(jsonBody({ id: 'c', object: 'chat.completion', model: 'strong-model', choices: [], usage }), true);
+    s.close();
+    expect(await rowFor(tg, 'enc-bom')).toMatchObject({ status: 'success', tenant_id: 'acme', tier: 'strong', usage: { input_tokens: 12 }, error_code: null });
+  });
+});

@@ -199,3 +199,27 @@ describe('nesting depth (limits.maxJsonDepth)', () => {
     expect(err(() => parseLlmRequest('chat', objects(128))).entry.code).toBe('invalid_request');
   });
 });
+
+describe('a leading UTF-8 byte order mark', () => {
+  const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+  const chat = '{"model":"auto","seed":18446744073709551615,"messages":[{"role":"user","content":"hi"}]}';
+
+  // What the backends' own parsers do (Python's json.loads takes it off a body of bytes): a body file saved by
+  // Windows PowerShell 5.1 starts with one.
+  it('is taken off: the body reads as it would without it, long integers included', () => {
+    const r = parseLlmRequest('chat', Buffer.concat([BOM, Buffer.from(chat)]));
+    expect(r.json).toEqual(parseLlmRequest('chat', Buffer.from(chat)).json);
+    expect(r.exact?.seed).toBe('\x01tg18446744073709551615'); // the digits kept (exact-numbers.ts)
+    expect(r.messages).toEqual([{ role: 'user', content: 'hi' }]);
+  });
+
+  it.each([
+    ['two of them', Buffer.concat([BOM, BOM, Buffer.from(chat)])],
+    ['one after whitespace', Buffer.concat([Buffer.from(' '), BOM, Buffer.from(chat)])],
+    ['a UTF-16 one', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(chat)])],
+    ['half of one', Buffer.concat([BOM.subarray(0, 2), Buffer.from(chat)])],
+    ['one alone', BOM],
+  ])('anything else is still not JSON: %s', (_name, body) => {
+    expect(err(() => parseLlmRequest('chat', body)).entry.code).toBe('invalid_json');
+  });
+});
