@@ -5,7 +5,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EmbedderBusyError, normalise, type Embedder } from '../../src/cache/embedders/embedder.js';
+import { dot, EmbedderBusyError, normalise, type Embedder } from '../../src/cache/embedders/embedder.js';
+import { takeBatch } from '../../src/cache/embedders/batch-plan.js';
 import { LocalEmbedder, MAX_WAITING } from '../../src/cache/embedders/local-embedder.js';
 import { OpenAiEmbedder } from '../../src/cache/embedders/openai-embedder.js';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -300,6 +301,33 @@ describe('semantic cache with the real local embedder', () => {
     // The exact cache still answers such a follow-up repeated.
     await expect.poll(() => outcome(t, '?')).toBe('hit-exact: Could you say more?');
     expect(await outcome(t, "what's the capital of france")).toBe('hit-semantic: Paris.');
+  }, 30_000);
+});
+
+describe('the local embedder batches questions of like length', () => {
+  // The model costs a batch about its size times its longest question: in arrival order, one long question made
+  // every short one beside it as slow as itself (npm run bench:embedder-mix). The vectors do not depend on the batch.
+  it('a long question waits out of the short ones\' batch, and each vector is the one the question gets alone', async () => {
+    const batches: string[][] = [];
+    const embedder = new LocalEmbedder((queue, max) => {
+      const batch = takeBatch(queue, max);
+      batches.push(batch.map((j) => (j as unknown as { text: string }).text));
+      return batch;
+    });
+    await embedder.whenReady();
+    try {
+      const long = (n: number) => `${n}: ${'please explain how the deployment pipeline promotes a build from staging. '.repeat(6)}`;
+      const asked = ['first question', long(1), 'short one', 'short two', long(2), 'short three'];
+      // The first goes to the model at once; the rest wait behind it and are planned when it is done.
+      const vectors = await Promise.all(asked.map((q) => embedder.embed([q]).then(([v]) => v as Float32Array)));
+      expect(batches).toEqual([['first question'], [long(1), long(2)], ['short one', 'short two', 'short three']]);
+      for (const [i, q] of asked.entries()) {
+        const [alone] = (await embedder.embed([q])) as [Float32Array];
+        expect(dot(alone, vectors[i] as Float32Array), q).toBeCloseTo(1, 5);
+      }
+    } finally {
+      await embedder.close();
+    }
   }, 30_000);
 });
 

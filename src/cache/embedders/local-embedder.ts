@@ -1,8 +1,10 @@
 // The local embedder: Universal Sentence Encoder lite (512 dimensions, English) in a worker thread. Requests that
-// arrive while a batch is running are embedded together in the next one, so a burst costs a few model calls, not
-// one per request. English only: for Korean or mixed traffic use an OpenAI-compatible multilingual endpoint.
+// arrive while a batch is running are embedded together in a later one, questions of like length together
+// (batch-plan.ts), so a burst costs a few model calls, not one per request. English only: for Korean or mixed
+// traffic use an OpenAI-compatible multilingual endpoint.
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { takeBatch, lengthClass, type Queued } from './batch-plan.js';
 import { EmbedderBusyError, normalise, type Embedder } from './embedder.js';
 
 const MAX_BATCH = 32;
@@ -25,17 +27,26 @@ function workerFor(url: URL): Worker {
   return new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true });
 }
 
+interface Job extends Queued {
+  text: string;
+  resolve: (v: Float32Array) => void;
+  reject: (e: Error) => void;
+}
+
+/** Takes the next batch (at most `max`) out of the waiting jobs; batch-plan.ts's takeBatch unless a bench compares. */
+export type BatchPlanner = <T extends Queued>(queue: T[], max: number) => T[];
+
 export class LocalEmbedder implements Embedder {
   readonly id = 'local:use-lite-en';
   private readonly worker: Worker;
   private readonly ready: Promise<void>;
   private nextId = 0;
   private readonly inFlight = new Map<number, { resolve: (v: Float32Array[]) => void; reject: (e: Error) => void }>();
-  private queue: Array<{ text: string; resolve: (v: Float32Array) => void; reject: (e: Error) => void }> = [];
+  private queue: Job[] = [];
   private busy = false;
   private closed = false;
 
-  constructor() {
+  constructor(private readonly plan: BatchPlanner = takeBatch) {
     this.worker = workerFor(new URL(`./local-embedder-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
     this.worker.unref();
     this.ready = new Promise((resolve, reject) => {
@@ -70,7 +81,7 @@ export class LocalEmbedder implements Embedder {
         (text) =>
           new Promise<Float32Array>((resolve, reject) => {
             if (this.queue.length >= MAX_WAITING) return reject(new EmbedderBusyError(this.queue.length));
-            this.queue.push({ text, resolve, reject });
+            this.queue.push({ text, lengthClass: lengthClass(text), resolve, reject });
             this.pump();
           }),
       ),
@@ -80,7 +91,7 @@ export class LocalEmbedder implements Embedder {
   private pump(): void {
     if (this.busy || this.queue.length === 0) return;
     this.busy = true;
-    const batch = this.queue.splice(0, MAX_BATCH);
+    const batch = this.plan(this.queue, MAX_BATCH);
     const run = this.ready.then(
       () =>
         new Promise<Float32Array[]>((resolve, reject) => {
