@@ -1,8 +1,10 @@
 // Token counting for reservations and estimates (src/llm/tokenizer.ts): counts equal the tokenizer's own, and a
 // long prompt never holds the event loop, whether it is one long text or many short messages.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { countTokens, countTokensNow, countTokensOfAll, loadTokenizer } from '../../src/llm/tokenizer.js';
 import { estimateUsage } from '../../src/usage/estimate.js';
+import { SHARED_DATA } from '../helpers/shared-data.js';
 
 /** How many turns of the event loop pass while `work` runs. */
 async function loopTurnsDuring<T>(work: () => Promise<T>): Promise<{ value: T; turns: number }> {
@@ -76,5 +78,43 @@ describe('token counting', () => {
     const usage = await estimateUsage({ texts: ['Say <|endoftext|>'], extra: '', chat: true, mediaTokens: 0 }, 'It ends a document: <|endoftext|>', 0);
     expect(usage.outputTokens).toBe(countTokensNow('It ends a document: <|endoftext|>'));
     expect(usage.inputTokens).toBe((countTokensNow('Say <|endoftext|>') as number) + 6); // + the chat framing
+  });
+
+  it('real prompts count as the tokenizer counts them whole; a run of over 128 characters without a space costs at most a token per cut', async () => {
+    // Texts are cut into pieces before the tokenizer sees them (BPE is quadratic in the length of a run): before a
+    // space, where the tokenizer's split pattern starts a pre-token anyway, so only long runs can change a count.
+    const count = await loadTokenizer();
+    const arena = readFileSync(`${SHARED_DATA}prompts/arena-hard-v0.1.jsonl`, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+    // Korean sentences joined into texts longer than a slice (4,096 characters), counted asynchronously.
+    const korean = readFileSync(`${SHARED_DATA}paraphrase-dev/korsts/sts-dev.tsv`, 'utf8').split('\n').slice(1).map((l) => l.split('\t')[5] ?? '');
+    const koreanTexts = [0, 1, 2].map((k) => korean.slice(k * 300, (k + 1) * 300).join('\n'));
+    expect(koreanTexts.every((t) => t.length > 4096)).toBe(true);
+    let exact = 0;
+    for (const text of [...arena, ...koreanTexts]) {
+      const whole = count(text);
+      const pieced = await countTokens(text);
+      const longRuns = text.match(/\S{129,}|\s{129,}/g) ?? [];
+      if (longRuns.length === 0) {
+        expect(pieced, text.slice(0, 60)).toBe(whole);
+        exact++;
+        continue;
+      }
+      const cuts = longRuns.reduce((n, r) => n + Math.ceil(r.length / 128), 0);
+      expect(pieced - whole, text.slice(0, 60)).toBeGreaterThanOrEqual(0);
+      expect(pieced - whole, text.slice(0, 60)).toBeLessThanOrEqual(cuts);
+    }
+    expect(exact).toBeGreaterThanOrEqual(500); // all but the prompts with such a run
+  });
+
+  it('a long text without spaces (Korean syllables) yields the event loop as it is counted; counted whole, it held the loop 0.7 s', async () => {
+    await loadTokenizer();
+    let x = 1;
+    const text = Array.from({ length: 16_384 }, () => String.fromCharCode(0xac00 + ((x = (x * 48271) % 2147483647) % 11172))).join('');
+    expect(countTokensNow(text)).toBeUndefined(); // longer than a slice: not counted synchronously
+    const { value, turns } = await loopTurnsDuring(() => countTokens(text));
+    expect(turns).toBeGreaterThanOrEqual(3);
+    // A token is at least one byte, and a syllable three in UTF-8; random syllables are ~2 tokens each in o200k.
+    expect(value).toBeGreaterThan(text.length);
+    expect(value).toBeLessThanOrEqual(text.length * 3);
   });
 });
