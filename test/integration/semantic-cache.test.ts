@@ -4,6 +4,7 @@
 // most tests (so the similarity is known); one test runs the real local model.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { dot, EmbedderBusyError, normalise, type Embedder } from '../../src/cache/embedders/embedder.js';
 import { takeBatch } from '../../src/cache/embedders/batch-plan.js';
@@ -304,7 +305,7 @@ describe('semantic cache with the real local embedder', () => {
   }, 30_000);
 });
 
-describe('the local embedder batches questions of like length', () => {
+describe('the local embedder', () => {
   // The model costs a batch about its size times its longest question: in arrival order, one long question made
   // every short one beside it as slow as itself (npm run bench:embedder-mix). The vectors do not depend on the batch.
   it('a long question waits out of the short ones\' batch, and each vector is the one the question gets alone', async () => {
@@ -329,6 +330,57 @@ describe('the local embedder batches questions of like length', () => {
       await embedder.close();
     }
   }, 30_000);
+});
+
+describe('the local embedder when its thread stops', () => {
+  // Out of memory, a fault in TensorFlow.js, or terminated: the batch it held used to wait for an answer that
+  // never came, every later question queued behind it, and the semantic cache stayed off ("busy") until the
+  // process restarted. Stopped here by terminating the thread while it embeds, as the runtime would.
+  const threadOf = (e: LocalEmbedder) => (e as unknown as { worker: Worker }).worker;
+
+  it('the batch it held fails at once, and the next question starts a new thread and is embedded', async () => {
+    const embedder = new LocalEmbedder();
+    await embedder.whenReady();
+    try {
+      const held = embedder.embed(['what is the capital of france']);
+      void threadOf(embedder).terminate();
+      await expect(held).rejects.toThrow(/local embedder stopped/);
+      const [v] = (await embedder.embed(['what is the capital of france'])) as [Float32Array];
+      expect(v).toHaveLength(512);
+      expect(embedder.starts).toBe(2);
+    } finally {
+      await embedder.close();
+    }
+  }, 30_000);
+
+  it('through the semantic cache: a failure the breaker counts, not a lookup that waits out its deadline for ever', async () => {
+    const embedder = new LocalEmbedder();
+    await embedder.whenReady();
+    const t = await start({ cache: { semantic: { lookupDeadlineMs: 10_000 } } }, embedder);
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    const asked = ask(t, "what's the capital of france");
+    void threadOf(embedder).terminate();
+    const { s, o } = await asked;
+    expect(o.kind).toBe('continue'); // went upstream at once, not after the 10 s deadline
+    await answer(s, 'Paris.');
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'bypass', reason: 'embedder_error' })).toBe(1);
+    // Later lookups are served by a new thread, once it has loaded the model (~0.5 s: the first may miss its deadline).
+    await expect.poll(() => outcome(t, 'What is the capital of France'), { timeout: 10_000 }).toBe('hit-semantic: Paris.');
+    expect(embedder.starts).toBe(2);
+  }, 30_000);
+
+  it('closed: the question under way and those waiting are refused, and no thread is started again', async () => {
+    const embedder = new LocalEmbedder();
+    await embedder.whenReady();
+    const first = embedder.embed(['one']);
+    const waiting = embedder.embed(['two']);
+    const [a, b] = [first.catch((e: Error) => e), waiting.catch((e: Error) => e)];
+    await embedder.close();
+    expect(((await a) as Error).message).toMatch(/local embedder closed/);
+    expect(((await b) as Error).message).toMatch(/closed/);
+    await expect(embedder.embed(['three'])).rejects.toThrow(/closed/);
+    expect(embedder.starts).toBe(1);
+  });
 });
 
 describe('semantic cache on Redis', () => {

@@ -38,20 +38,44 @@ export type BatchPlanner = <T extends Queued>(queue: T[], max: number) => T[];
 
 export class LocalEmbedder implements Embedder {
   readonly id = 'local:use-lite-en';
-  private readonly worker: Worker;
-  private readonly ready: Promise<void>;
+  /** The model's thread; undefined once it stopped, until the next batch starts another. */
+  private worker: Worker | undefined;
+  private ready!: Promise<void>;
   private nextId = 0;
   private readonly inFlight = new Map<number, { resolve: (v: Float32Array[]) => void; reject: (e: Error) => void }>();
   private queue: Job[] = [];
   private busy = false;
   private closed = false;
+  /** Threads started, the first included (for tests and logs). */
+  starts = 0;
 
   constructor(private readonly plan: BatchPlanner = takeBatch) {
-    this.worker = workerFor(new URL(`./local-embedder-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
-    this.worker.unref();
+    this.start();
+  }
+
+  /**
+   * Starts the model's thread. Should it stop (out of memory, a fault in TensorFlow.js, terminated), the batch it
+   * held fails, which the semantic cache counts toward its breaker, and the next batch starts a new thread.
+   * Before, the batch waited for an answer that never came: every later question queued behind it until the
+   * queue was full, and the semantic cache stayed off, reported as "busy", until the process restarted.
+   */
+  private start(): void {
+    const worker = workerFor(new URL(`./local-embedder-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
+    this.worker = worker;
+    this.starts++;
+    worker.unref();
     this.ready = new Promise((resolve, reject) => {
-      this.worker.once('error', reject);
-      this.worker.on('message', (m: { type: string; id?: number; dims?: number; flat?: Float32Array; error?: string }) => {
+      const stopped = (why: string) => {
+        if (this.worker !== worker) return; // an 'error' is followed by an 'exit': handled once
+        this.worker = undefined;
+        const err = new Error(`local embedder stopped: ${why}`);
+        reject(err); // if it never loaded
+        for (const job of this.inFlight.values()) job.reject(err);
+        this.inFlight.clear();
+      };
+      worker.on('error', (e) => stopped(e.message));
+      worker.on('exit', (code) => stopped(`its thread exited (code ${code})`));
+      worker.on('message', (m: { type: string; id?: number; dims?: number; flat?: Float32Array; error?: string }) => {
         if (m.type === 'ready') return resolve();
         if (m.type === 'failed') return reject(new Error(`local embedder failed to load: ${m.error}`));
         const job = this.inFlight.get(m.id as number);
@@ -89,15 +113,19 @@ export class LocalEmbedder implements Embedder {
   }
 
   private pump(): void {
-    if (this.busy || this.queue.length === 0) return;
+    if (this.busy || this.queue.length === 0 || this.closed) return;
     this.busy = true;
     const batch = this.plan(this.queue, MAX_BATCH);
+    if (this.worker === undefined) this.start();
+    const worker = this.worker as Worker;
     const run = this.ready.then(
       () =>
         new Promise<Float32Array[]>((resolve, reject) => {
+          // It may have stopped since it loaded: then 'exit' has cleared inFlight, and nothing would answer.
+          if (this.worker !== worker) return reject(new Error(this.closed ? 'local embedder closed' : 'local embedder stopped'));
           const id = this.nextId++;
           this.inFlight.set(id, { resolve, reject });
-          this.worker.postMessage({ id, texts: batch.map((b) => b.text) });
+          worker.postMessage({ id, texts: batch.map((b) => b.text) });
         }),
     );
     run.then(
@@ -111,8 +139,12 @@ export class LocalEmbedder implements Embedder {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const job of this.inFlight.values()) job.reject(new Error('local embedder closed'));
+    const closed = new Error('local embedder closed');
+    for (const job of this.inFlight.values()) job.reject(closed);
     this.inFlight.clear();
-    await this.worker.terminate();
+    for (const job of this.queue.splice(0)) job.reject(closed);
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
   }
 }
