@@ -7,7 +7,7 @@ import { prometheus } from './prometheus.js';
 
 export const CANARY_USAGE = `  tiergate canary (status | set PERCENT | promote | rollback | check) [--namespace NS] [--route NAME]
       [--rule strong] [--stable llm-strong] [--canary llm-strong-canary] [--prometheus URL] [--interval 5m]
-      [--window 5m] [--max-error-rate 0.02] [--max-p99-ms 15000] [--kubectl PATH] [--dry-run]
+      [--window 5m] [--max-error-rate 0.02] [--max-p99-ms 15000] [--kubectl PATH] [--kubectl-timeout 30s] [--dry-run]
 `;
 
 export { UsageError };
@@ -31,6 +31,7 @@ const OPTIONS = {
   'max-error-rate': { type: 'string', default: '0.02' },
   'max-p99-ms': { type: 'string', default: '15000' },
   kubectl: { type: 'string', default: 'kubectl' },
+  'kubectl-timeout': { type: 'string', default: '30s' },
   'dry-run': { type: 'boolean', default: false },
 } as const;
 
@@ -49,7 +50,7 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
   const promUrl = values.prometheus ?? env.PROMETHEUS_URL;
   const canary = new Canary(
     {
-      kubectl: kubectl(values.kubectl),
+      kubectl: kubectl(values.kubectl, durationMs(values['kubectl-timeout'])),
       prometheus: promUrl ? prometheus(promUrl) : undefined,
       out,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),

@@ -54,7 +54,7 @@ export class Canary {
       await this.apply(weightPatch(this.opts.target, w.ruleIndex, step), step);
       if (this.opts.dryRun) continue;
       await this.deps.sleep(this.opts.intervalMs);
-      const why = unhealthy(await prom.health(this.opts.target.canary, this.opts.window), this.opts);
+      const why = await this.judged(prom);
       if (why) {
         this.deps.out(`canary unhealthy at ${step}%: ${why}; rolling back`);
         await this.apply(weightPatch(this.opts.target, w.ruleIndex, 0), 0);
@@ -87,6 +87,19 @@ export class Canary {
     this.deps.out(`canary unhealthy: ${why}; rolling back`);
     await this.apply(weightPatch(this.opts.target, w.ruleIndex, 0), 0);
     return 'rolled-back';
+  }
+
+  /**
+   * Why the canary may not go on, or undefined when it is healthy. Health that cannot be read (Prometheus down or
+   * refusing the query) stops it too, as no data does: the step was taken, and nothing says it is safe to keep.
+   * Before, the error ended `promote` with the canary left at the step's share and no one judging it.
+   */
+  private async judged(prom: Prometheus): Promise<string | undefined> {
+    try {
+      return unhealthy(await prom.health(this.opts.target.canary, this.opts.window), this.opts);
+    } catch (err) {
+      return `its health could not be read (${(err as Error).message})`;
+    }
   }
 
   private async weights(): Promise<RouteWeights> {

@@ -7,11 +7,22 @@ export interface Kubectl {
   patchRoute(t: CanaryTarget, patch: JsonPatchOp[]): Promise<void>;
 }
 
-export function kubectl(binary = 'kubectl'): Kubectl {
+/**
+ * `timeoutMs` bounds each call. kubectl's own `--request-timeout` is 0 (none) unless set: an API server that
+ * accepts the connection and never answers held `promote` or the CronJob's `check` until something killed it.
+ * It is passed on, and the process is killed up to five seconds after it, in case kubectl itself hangs (an
+ * auth plugin, a slow DNS).
+ */
+export function kubectl(binary = 'kubectl', timeoutMs = 30_000): Kubectl {
+  const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+  const killAfter = seconds + Math.min(5, seconds);
   const run = (args: string[]) =>
     new Promise<string>((resolve, reject) => {
-      execFile(binary, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-        if (err) reject(new Error(`kubectl ${args.slice(0, 4).join(' ')} failed: ${stderr.trim() || err.message}`));
+      const argv = [...args, `--request-timeout=${seconds}s`];
+      execFile(binary, argv, { maxBuffer: 16 * 1024 * 1024, timeout: killAfter * 1000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+        const what = `kubectl ${args.slice(0, 4).join(' ')}`;
+        if (err && err.killed) reject(new Error(`${what} did not finish within ${killAfter} s and was stopped`));
+        else if (err) reject(new Error(`${what} failed: ${stderr.trim() || err.message}`));
         else resolve(stdout);
       });
     });

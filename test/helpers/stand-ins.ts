@@ -22,14 +22,16 @@ const pointer = (doc, path) => {
   return { parent, last };
 };
 const verb = args[2];
-if (verb === 'get') {
+// An API server that takes the connection and never answers, and a kubectl that does not give up on it.
+if (process.env.STANDIN_HANG === '1') setInterval(() => undefined, 60_000);
+else if (verb === 'get') {
   const doc = state();
   process.stdout.write(JSON.stringify(doc));
   // Someone else edits the route right after we read it: its rules come back in reverse order.
   if (process.env.STANDIN_REORDER_AFTER_GET === '1') { doc.spec.rules.reverse(); fs.writeFileSync(process.env.STANDIN_ROUTE, JSON.stringify(doc)); }
   process.exit(0);
 }
-if (verb === 'patch') {
+else if (verb === 'patch') {
   const doc = state();
   const ops = JSON.parse(args[args.indexOf('-p') + 1]);
   for (const op of ops) {
@@ -45,8 +47,10 @@ if (verb === 'patch') {
   process.stdout.write('httproute.gateway.networking.k8s.io/' + args[4] + ' patched\\n');
   process.exit(0);
 }
-process.stderr.write('stand-in kubectl: unsupported ' + args.join(' ') + '\\n');
-process.exit(1);
+else {
+  process.stderr.write('stand-in kubectl: unsupported ' + args.join(' ') + '\\n');
+  process.exit(1);
+}
 `;
 
 export interface KubectlStandIn {
@@ -89,7 +93,7 @@ export interface PrometheusStandIn {
   close(): Promise<void>;
 }
 
-/** `answer` maps a PromQL query to its scalar result (null: an empty vector, i.e. no data). */
+/** `answer` maps a PromQL query to its scalar result (null: an empty vector, i.e. no data; a throw: HTTP 503). */
 export async function prometheusStandIn(answer: (query: string) => number | null): Promise<PrometheusStandIn> {
   const queries: string[] = [];
   const server: Server = createServer((req, res) => {
@@ -100,7 +104,13 @@ export async function prometheusStandIn(answer: (query: string) => number | null
     }
     const q = url.searchParams.get('query') ?? '';
     queries.push(q);
-    const v = answer(q);
+    let v: number | null;
+    try {
+      v = answer(q);
+    } catch {
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('unavailable'); // answer throws: Prometheus is down
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ status: 'success', data: { resultType: 'vector', result: v === null ? [] : [{ metric: {}, value: [1_795_000_000, String(v)] }] } }));
   });

@@ -33,7 +33,8 @@ function canary(k: KubectlStandIn, args: string[]): Promise<{ status: number | n
   return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
 }
 const weights = (k: KubectlStandIn) => k.route().spec.rules[0]?.backendRefs.map((b) => b.weight);
-const GET = ['-n', NS, 'get', 'httproute', 'llm-tier-route', '-o', 'json'];
+// kubectl's own request timeout is none unless set: every call sets it (--kubectl-timeout, 30s by default).
+const GET = ['-n', NS, 'get', 'httproute', 'llm-tier-route', '-o', 'json', '--request-timeout=30s'];
 const patchCall = (stable: number, canaryWeight: number) => [
   '-n',
   NS,
@@ -49,6 +50,7 @@ const patchCall = (stable: number, canaryWeight: number) => [
     { op: 'replace', path: '/spec/rules/0/backendRefs/0/weight', value: stable },
     { op: 'replace', path: '/spec/rules/0/backendRefs/1/weight', value: canaryWeight },
   ]),
+  '--request-timeout=30s',
 ];
 /** Prometheus answers: the canary's 5xx share and p99 (ms); null = no data. */
 const healthy = (errorRate: number | null, p99Ms: number | null) => (q: string) => (q.startsWith('histogram_quantile') ? p99Ms : errorRate);
@@ -104,7 +106,7 @@ describe('tiergate canary', () => {
     const k = kubectlStandIn(ROUTE);
     const r = await canary(k, ['set', '100', '--dry-run']);
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain(`dry run: kubectl -n ${NS} patch httproute llm-tier-route --type=json -p '${patchCall(0, 100).at(-1)}'`);
+    expect(r.stdout).toContain(`dry run: kubectl -n ${NS} patch httproute llm-tier-route --type=json -p '${patchCall(0, 100).at(-2)}'`);
     expect(k.calls()).toEqual([GET]);
     expect(weights(k)).toEqual([90, 10]);
   });
@@ -153,6 +155,28 @@ describe('tiergate canary', () => {
     const k = kubectlStandIn(ROUTE);
     expect((await canary(k, ['promote'])).status).toBe(1);
     expect(weights(k)).toEqual([100, 0]);
+  });
+
+  it('promote when Prometheus cannot answer: the step it took is rolled back and it exits 1, as without data', async () => {
+    // Before, the error ended promote with the canary left at 50% and nothing judging it.
+    prom = await prometheusStandIn(() => {
+      throw new Error('down');
+    });
+    const k = kubectlStandIn(ROUTE);
+    const r = await canary(k, ['promote']);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('canary unhealthy at 50%: its health could not be read (prometheus: HTTP 503');
+    expect(k.calls()).toEqual([GET, patchCall(50, 50), patchCall(100, 0)]);
+    expect(weights(k)).toEqual([100, 0]);
+  });
+
+  it('a kubectl that never answers is stopped: --kubectl-timeout is passed on as --request-timeout, and the command fails', async () => {
+    const k = kubectlStandIn(ROUTE);
+    k.env.STANDIN_HANG = '1';
+    const r = await canary(k, ['status', '--kubectl-timeout', '1s']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('kubectl -n ai-inference get httproute did not finish within 2 s and was stopped');
+    expect(k.calls()).toEqual([['-n', NS, 'get', 'httproute', 'llm-tier-route', '-o', 'json', '--request-timeout=1s']]);
   });
 
   it.each([
