@@ -195,8 +195,7 @@ export function dayScanStart(day: string): number {
  */
 export async function* rowsFromRedis(url: string, stream: string, day?: string, cluster = false, onInvalid?: OnInvalid): AsyncGenerator<LedgerRow> {
   const invalid = reportOrThrow(onInvalid);
-  const redis = redisClient(url, cluster);
-  await redis.connect();
+  const redis = await redisClient(url, cluster);
   try {
     // A day's rows were added from that day on (rows replayed after an outage later still), so the scan starts at
     // the day (less the clock margin) and filters on the row's timestamp.
@@ -232,8 +231,7 @@ export async function* rowsFromRedis(url: string, stream: string, day?: string, 
  * there is no such stream. (max-deleted-entry-id alone would not do: Redis 7.0 leaves it at 0-0 after a trim.)
  */
 export async function streamLostBefore(url: string, stream: string, cluster = false): Promise<number | undefined> {
-  const redis = redisClient(url, cluster);
-  await redis.connect();
+  const redis = await redisClient(url, cluster);
   try {
     let info: unknown[];
     try {
@@ -259,11 +257,40 @@ export async function streamLostBefore(url: string, stream: string, cluster = fa
   }
 }
 
-function redisClient(url: string, cluster: boolean): Redis | Cluster {
-  return cluster ? clusterClient(url) : new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
+/**
+ * Reading the stream is a command someone, or a cron job, waits on: it must end. With ioredis' defaults (reconnect
+ * for ever, no timeout on a command) an unreachable Redis held `tiergate ledger rollup --redis` for ever, printing
+ * "[ioredis] Unhandled error event" every time it tried again. Now three reconnects, then the error; a connection
+ * attempt and each command are bounded.
+ */
+const retry = (attempt: number) => (attempt <= 3 ? attempt * 200 : null);
+const BOUNDED = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 10_000, commandTimeout: 10_000 } as const;
+
+/** A connected client; the connection error (with where it was going) when there is none. */
+async function redisClient(url: string, cluster: boolean): Promise<Redis | Cluster> {
+  const seed = cluster ? clusterSeed(url) : undefined;
+  const redis = seed
+    ? new Cluster(seed.nodes, { lazyConnect: true, clusterRetryStrategy: retry, redisOptions: { ...BOUNDED, ...seed.redisOptions } })
+    : new Redis(url, { ...BOUNDED, retryStrategy: retry });
+  // Reported once, below, by what went wrong last (ioredis ends with "Connection is closed" after its retries).
+  let last: Error | undefined;
+  redis.on('error', (e: Error) => (last = e));
+  try {
+    await redis.connect();
+    return redis;
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(`could not read the ledger from Redis at ${redactedUrl(url)}: ${(last ?? (err as Error)).message}`);
+  }
 }
 
-function clusterClient(url: string): Cluster {
-  const seed = clusterSeed(url);
-  return new Cluster(seed.nodes, { lazyConnect: true, redisOptions: { maxRetriesPerRequest: 1, ...seed.redisOptions } });
+/** The URL without its password, for an error message. */
+function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
 }

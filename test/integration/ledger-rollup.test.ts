@@ -1,6 +1,7 @@
 // `tiergate ledger rollup` against a hand-worked example, from a JSONL file and from the Redis stream.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,6 +92,23 @@ describe('tiergate ledger rollup', () => {
     expect(text).toContain('weak-tier share       80.0%');
     expect(text).toContain('p95 latency           300.0 ms');
     expect(text).toMatch(/acme\s+search\s+2\s+3000\s+800\s+0\.010200/);
+  });
+
+  it('a Redis it cannot reach: exits 1 naming where and why, without the password, instead of retrying for ever', async () => {
+    // A closed port: before, ioredis reconnected for ever and the command never ended ("[ioredis] Unhandled error
+    // event" every second); spawnSync's 20 s timeout would kill it here.
+    const closed = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as AddressInfo;
+        srv.close(() => resolve(port));
+      });
+    });
+    const r = cli(['ledger', 'rollup', '--day', '2026-11-22', '--redis', `redis://:s3cret@127.0.0.1:${closed}`]);
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`could not read the ledger from Redis at redis://:***@127.0.0.1:${closed}: connect ECONNREFUSED`);
+    expect(r.stderr).not.toContain('s3cret');
+    expect(r.stderr).not.toContain('Unhandled error event');
   });
 
   it('--logs reads the stdout sink\'s rows out of container logs (CRI files, kubectl logs) and the rows logged for import, passing over the other records', () => {
