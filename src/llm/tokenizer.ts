@@ -67,7 +67,7 @@ export function countTokensNow(text: string): number | undefined {
   let tokens = 0;
   for (let at = 0; at < text.length; ) {
     const end = pieceEnd(text, at, text.length);
-    tokens += count(at === 0 && end === text.length ? text : text.slice(at, end));
+    tokens += count(pieceOf(text, at, end));
     at = end;
   }
   return tokens;
@@ -104,6 +104,11 @@ function pieceEnd(text: string, at: number, limit: number): number {
   return wordStart > at ? wordStart : notInPair(text, at, max);
 }
 
+/** The piece as a string: the text itself when it is all of it (most prompts are one piece), else a copy. */
+function pieceOf(text: string, at: number, end: number): string {
+  return at === 0 && end === text.length ? text : text.slice(at, end);
+}
+
 /** `end`, or one less when it would split a surrogate pair (and a piece stays at least one character). */
 function notInPair(text: string, at: number, end: number): number {
   const c = text.charCodeAt(end - 1);
@@ -136,7 +141,7 @@ export async function countTokensOfAll(texts: readonly string[]): Promise<number
         sinceYield = 0;
       }
       const end = pieceEnd(text, at, Math.min(text.length, at + MAX_COUNTED_CHARS - work));
-      tokens += count(at === 0 && end === text.length ? text : text.slice(at, end));
+      tokens += count(pieceOf(text, at, end));
       counted += end - at;
       work += end - at + CALL_CHARS;
       sinceYield += end - at + CALL_CHARS;
