@@ -70,6 +70,18 @@ describe.each(Object.keys(makers))('%s vector index', (name) => {
     expect((await x.search('acme', 'p2', ['w:y'], v, 0.5, 5)).map((m) => m.storeKey)).toEqual(['acme-entry']);
   });
 
+  it('never compares vectors of different lengths: an embeddings endpoint redeployed with another model under the same name', async () => {
+    // The first dimensions of a 96-dimension vector equal to the 64-dimension query would score 1 if compared.
+    const x = await make();
+    const q = near(0, 1, 0);
+    const longer = new Float32Array(96);
+    longer.set(q);
+    await x.add('acme', 'p9', ['w:d'], entry(normalise(longer), 'other-model'), 60_000, 100);
+    expect(await x.search('acme', 'p9', ['w:d'], q, 0.5, 5)).toEqual([]);
+    await x.add('acme', 'p9', ['w:d'], entry(near(0, 1, 0.1), 'same-model'), 60_000, 100);
+    expect((await x.search('acme', 'p9', ['w:d'], q, 0.5, 5)).map((m) => m.storeKey)).toEqual(['same-model']);
+  });
+
   it('keeps at most maxEntries per partition, evicting the oldest', async () => {
     const x = await make();
     for (let i = 0; i < 5; i++) {

@@ -43,6 +43,9 @@ export class MemoryVectorIndex implements VectorIndex {
           this.remove(p, e);
           continue;
         }
+        // Another model's vector (an embeddings endpoint redeployed under the same name): never comparable, as
+        // in the Redis indexes. dot() would score the query against the stored vector's first dimensions.
+        if (e.vector.length !== vector.length) continue;
         const score = dot(vector, e.vector);
         if (score >= minScore) out.push({ score, features: e.features, storeKey: e.storeKey });
       }
