@@ -73,6 +73,12 @@ describe('OpenAI-compatible embedder', () => {
     ['no data at all', (res: ServerResponse) => json(res, 200, {}), 'returned 0 vectors for 2 inputs'],
     ['an entry without its embedding', (res: ServerResponse) => json(res, 200, { data: [{ index: 0, embedding: [1] }, { index: 1 }] }), 'returned no embedding'],
     ['a body that is not JSON', (res: ServerResponse) => res.end('<html>bad gateway</html>'), /JSON/],
+    // Each of these left a hole or a vector of NaN, which failed later as a processing error or scored nothing.
+    ['an index past the inputs', (res: ServerResponse) => json(res, 200, { data: [{ index: 0, embedding: [1, 0] }, { index: 2, embedding: [0, 1] }] }), 'returned vectors that are not one per input'],
+    ['one index twice', (res: ServerResponse) => json(res, 200, { data: [{ index: 1, embedding: [1, 0] }, { index: 1, embedding: [0, 1] }] }), 'returned vectors that are not one per input'],
+    ['vectors of two lengths', (res: ServerResponse) => json(res, 200, { data: [{ index: 0, embedding: [1, 0] }, { index: 1, embedding: [0, 1, 0] }] }), 'returned vectors of different lengths'],
+    ['an empty vector', (res: ServerResponse) => json(res, 200, { data: [{ index: 0, embedding: [] }, { index: 1, embedding: [] }] }), 'returned no embedding'],
+    ['a component that is not a number', (res: ServerResponse) => json(res, 200, { data: [{ index: 0, embedding: [1, '0'] }, { index: 1, embedding: [0, null] }] }), 'returned no embedding'],
   ])('%s is an error the semantic cache treats as the embedder failing', async (_name, answer, message) => {
     const e = await endpoint((_s, res) => answer(res));
     await expect(embedder(e.url).embed(['a', 'b'])).rejects.toThrow(message);

@@ -41,15 +41,29 @@ export class OpenAiEmbedder implements Embedder {
     } finally {
       cancel();
     }
-    const data = body.data ?? [];
-    if (data.length !== texts.length) throw new Error(`embeddings endpoint returned ${data.length} vectors for ${texts.length} inputs`);
-    const out: Float32Array[] = new Array(texts.length);
-    data.forEach((d, i) => {
-      if (!Array.isArray(d.embedding)) throw new Error('embeddings endpoint returned no embedding');
-      out[d.index ?? i] = normalise(d.embedding);
-    });
-    return out;
+    return vectorsOf(body.data ?? [], texts.length);
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * The answer's vectors in input order, each checked: one per input (by `index`, else in order), numbers only, all
+ * of one length. An answer that breaks any of these is the endpoint failing (the breaker counts it); before, a
+ * stray index left a hole that failed later as a processing error, and a non-number made a vector of NaN that
+ * silently matched nothing.
+ */
+function vectorsOf(data: ReadonlyArray<{ index?: number; embedding?: unknown }>, inputs: number): Float32Array[] {
+  if (data.length !== inputs) throw new Error(`embeddings endpoint returned ${data.length} vectors for ${inputs} inputs`);
+  const out: Array<Float32Array | undefined> = new Array(inputs).fill(undefined);
+  data.forEach((d, i) => {
+    const e = d.embedding;
+    if (!Array.isArray(e) || e.length === 0 || !e.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new Error('embeddings endpoint returned no embedding');
+    const at = d.index ?? i;
+    if (!Number.isInteger(at) || at < 0 || at >= inputs || out[at] !== undefined) throw new Error('embeddings endpoint returned vectors that are not one per input');
+    out[at] = normalise(e as number[]);
+  });
+  const dims = out[0]?.length;
+  if (out.some((v) => (v as Float32Array).length !== dims)) throw new Error('embeddings endpoint returned vectors of different lengths');
+  return out as Float32Array[];
 }
