@@ -318,12 +318,20 @@ const caller: fc.Arbitrary<Headers> = fc
     return h;
   });
 
+/** A request body as tiergate reads it: a leading UTF-8 byte order mark taken off, as the backends' parsers do. */
+function withoutBom(body: Buffer): Buffer {
+  return body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.subarray(3) : body;
+}
+function requestJson(body: Buffer): unknown {
+  return JSON.parse(withoutBom(body).toString('utf8'));
+}
+
 /**
  * A cache hit is the answer in the client's wire format: SSE ending in [DONE] when it streamed, else JSON.
  * Returns the text it answers with (the message's content, or the stream's deltas joined).
  */
 function expectWellFormedHit(o: Extract<Outcome, { kind: 'immediate' }>, request: Buffer): string {
-  const streamed = (JSON.parse(request.toString('utf8')) as { stream?: unknown }).stream === true;
+  const streamed = (requestJson(request) as { stream?: unknown }).stream === true;
   const text = o.body.toString('utf8');
   if (!streamed) {
     expect(getHeader(o.headers, 'content-type')).toBe('application/json');
@@ -387,7 +395,7 @@ describe.each([
     const reported: Array<{ id: string; total: number }> = [];
     /** The text of the well-formed answer last routed for a caller, path and body: what an exact hit must say. */
     const answered = new Map<string, string>();
-    const cacheKey = (path: string, who: Headers, body: Buffer) => JSON.stringify([path, who, body.toString('base64')]);
+    const cacheKey = (path: string, who: Headers, body: Buffer) => JSON.stringify([path, who, withoutBom(body).toString('base64')]);
     let exactChecked = 0;
     /**
      * `settle`: end with Envoy's graceful close, which resolves once tiergate has finished the stream. `known`: the
@@ -431,7 +439,7 @@ describe.each([
         answered.set(cacheKey(path, who, body), answerText(res));
         if (known.usageEvent === undefined) return;
         // tiergate asked for the usage event; the client gets it only if it asked too, every other byte as sent.
-        const asked = (JSON.parse(body.toString('utf8')) as { stream_options?: { include_usage?: unknown } }).stream_options?.include_usage === true;
+        const asked = (requestJson(body) as { stream_options?: { include_usage?: unknown } }).stream_options?.include_usage === true;
         const whole = Buffer.concat(res.chunks).toString('utf8');
         expect(received.toString('utf8')).toBe(asked ? whole : whole.replace(known.usageEvent, ''));
       } finally {
@@ -453,7 +461,7 @@ describe.each([
     const answerFor = (body: Buffer, a: WellFormed): { res: GeneratedResponse; known: Known } => {
       let streamed = false;
       try {
-        streamed = (JSON.parse(body.toString('utf8')) as { stream?: unknown }).stream === true;
+        streamed = (requestJson(body) as { stream?: unknown }).stream === true;
       } catch {
         // not JSON: refused before any response
       }
