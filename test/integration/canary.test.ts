@@ -140,12 +140,23 @@ describe('tiergate canary', () => {
     expect(prom.queries[1]).toMatch(/^histogram_quantile\(0\.99, /);
   });
 
-  it('promote from 10% continues at 50; an unhealthy step (p99 over 15 s) rolls back and exits 1', async () => {
-    prom = await prometheusStandIn(healthy(0.001, 16_000));
+  // Each step it cannot show healthy is rolled back: over a threshold, or (before, the error ended promote with
+  // the canary left at 50% and nothing judging it) a Prometheus that cannot answer.
+  it.each([
+    ['an unhealthy step (p99 over 15 s)', healthy(0.001, 16_000), 'p99 16000 ms > 15000 ms; rolling back'],
+    [
+      'a Prometheus that cannot answer, as without data',
+      () => {
+        throw new Error('down');
+      },
+      'its health could not be read (prometheus: HTTP 503',
+    ],
+  ] as const)('promote from 10% continues at 50; %s: rolled back, exit 1', async (_name, answer, why) => {
+    prom = await prometheusStandIn(answer);
     const k = kubectlStandIn(ROUTE);
     const r = await canary(k, ['promote']);
     expect(r.status).toBe(1);
-    expect(r.stdout).toContain('canary unhealthy at 50%: p99 16000 ms > 15000 ms; rolling back');
+    expect(r.stdout).toContain(`canary unhealthy at 50%: ${why}`);
     expect(k.calls()).toEqual([GET, patchCall(50, 50), patchCall(100, 0)]);
     expect(weights(k)).toEqual([100, 0]);
   });
@@ -154,19 +165,6 @@ describe('tiergate canary', () => {
     prom = await prometheusStandIn(healthy(null, null));
     const k = kubectlStandIn(ROUTE);
     expect((await canary(k, ['promote'])).status).toBe(1);
-    expect(weights(k)).toEqual([100, 0]);
-  });
-
-  it('promote when Prometheus cannot answer: the step it took is rolled back and it exits 1, as without data', async () => {
-    // Before, the error ended promote with the canary left at 50% and nothing judging it.
-    prom = await prometheusStandIn(() => {
-      throw new Error('down');
-    });
-    const k = kubectlStandIn(ROUTE);
-    const r = await canary(k, ['promote']);
-    expect(r.status).toBe(1);
-    expect(r.stdout).toContain('canary unhealthy at 50%: its health could not be read (prometheus: HTTP 503');
-    expect(k.calls()).toEqual([GET, patchCall(50, 50), patchCall(100, 0)]);
     expect(weights(k)).toEqual([100, 0]);
   });
 
