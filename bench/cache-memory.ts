@@ -28,7 +28,7 @@ for (const [name, unit, len] of KINDS) {
     } else {
       a.body(JSON.parse(JSON.stringify({ object: 'chat.completion', model: 'weak-model', choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }], usage: { prompt_tokens: 10, completion_tokens: 20, total_tokens: 30, prompt_tokens_details: { cached_tokens: 0 } } })));
     }
-    store.set(`tiergate:cache:{t:acme}:x:${'0'.repeat(56)}${String(i).padStart(8, '0')}`, { answer: a.answer()!, storedAt: Date.now() }, 3_600_000);
+    store.set(`tiergate:cache:{t:acme}:x:${'0'.repeat(56)}${String(i).padStart(8, '0')}`, { answer: a.answer()!, storedAt: Date.now() }, 3_600_000, 'acme');
   }
   gc();
   gc();

@@ -233,7 +233,7 @@ function withCacheStore(settle: Settle, cache: ResponseCache, semantic: () => Se
       metrics.cacheWrites.inc({ result: 'not_storable' });
       return;
     }
-    cache.save(save.storeKey, save.entry, save.ttlMs, runtime.config.cache);
+    cache.save(record.tenant, save.storeKey, save.entry, save.ttlMs, runtime.config.cache);
     // The vector points at the exact entry just stored: a semantic hit reads the answer from there.
     if (save.semantic) semantic()?.add(record.tenant, save.semantic, save.storeKey, save.ttlMs, runtime.config.cache.semantic);
   };

@@ -59,7 +59,7 @@ export class ResponseAffinity {
    * conversation before its tier is known.
    */
   remember(tenant: string, responseId: string, tier: string, cfg: AffinityConfig): void | Promise<void> {
-    const r = this.call('remember', tenant, responseId, cfg, (store, key) => store.set(key, tier, cfg.ttlSeconds * 1000), (): Outcome<never> => ['stored', undefined]);
+    const r = this.call('remember', tenant, responseId, cfg, (store, key) => store.set(key, tier, cfg.ttlSeconds * 1000, tenant), (): Outcome<never> => ['stored', undefined]);
     return r instanceof Promise ? r.then(() => undefined) : undefined;
   }
 

@@ -56,7 +56,7 @@ export class ResponseCache {
   }
 
   /** After the response: never throws, never blocks a request. */
-  save(storeKey: string, entry: CacheEntry, ttlMs: number, cfg: Config['cache']): void {
+  save(tenant: string, storeKey: string, entry: CacheEntry, ttlMs: number, cfg: Config['cache']): void {
     if (!this.guard.allows()) {
       this.metrics.cacheWrites.inc({ result: 'failed' });
       return;
@@ -70,7 +70,7 @@ export class ResponseCache {
       this.metrics.cacheWrites.inc({ result: 'failed' });
     };
     try {
-      const r = this.store.set(storeKey, entry, ttlMs);
+      const r = this.store.set(storeKey, entry, ttlMs, tenant);
       if (r instanceof Promise) r.then(done, fail);
       else done();
     } catch (err) {

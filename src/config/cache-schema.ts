@@ -59,11 +59,12 @@ export const cacheSchema = z
     redis: redisStoreSchema('tiergate:cache:').optional(),
     /** A lookup slower than this is abandoned and the request proceeds as a miss (well inside Envoy's 200 ms). */
     lookupDeadlineMs: positiveInt.default(30),
-    /** Memory store: entries kept per instance (least recently used go first). */
+    /** Memory store: entries kept per instance; past it, the tenant holding the most loses its least recently used. */
     maxEntries: positiveInt.default(10_000),
     /**
      * Memory store: what its answers may take of the heap together, estimated high (two bytes per character);
-     * least recently used go first past it. Keeps long answers from outgrowing a pod's heap whatever maxEntries.
+     * past it, the tenant holding the most bytes loses its least recently used. Keeps long answers from outgrowing a
+     * pod's heap whatever maxEntries.
      */
     maxBytes: positiveInt.default(64 * 1024 * 1024),
     /** Answers longer than this (characters of content, refusals and tool arguments) are not stored. */

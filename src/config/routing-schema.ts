@@ -31,7 +31,7 @@ export const routingSchema = z
         redis: redisStoreSchema('tiergate:affinity:').optional(),
         /** How long a response's tier is remembered; match the backend's response retention. */
         ttlSeconds: positiveInt.default(30 * 24 * 3600),
-        /** Memory store: responses remembered per instance (least recently used go first). */
+        /** Memory store: responses remembered per instance; past it, the tenant holding the most loses its least recently used. */
         maxEntries: positiveInt.default(100_000),
         /** A lookup or write slower than this is abandoned: the turn goes to statefulTier, or unremembered. */
         deadlineMs: positiveInt.default(30),

@@ -4,6 +4,10 @@ export interface TtlStore<V> {
   readonly kind: 'memory' | 'redis';
   /** The memory store answers synchronously, so a hit costs no event-loop turn. */
   get(key: string): V | undefined | Promise<V | undefined>;
-  set(key: string, value: V, ttlMs: number): void | Promise<void>;
+  /**
+   * `owner` is the tenant the entry belongs to: past its bounds the memory store takes entries from the tenant
+   * holding the most (memory/ttl-store.ts). Redis keeps no count of its own; its maxmemory policy bounds it.
+   */
+  set(key: string, value: V, ttlMs: number, owner: string): void | Promise<void>;
   close(): Promise<void>;
 }

@@ -29,7 +29,7 @@ describe.each(Object.keys(makers))('%s affinity store', (name) => {
   it('returns the tier stored, and nothing for a response never stored', async () => {
     const s = await make();
     const k = key('acme');
-    await s.set(k, 'strong', 60_000);
+    await s.set(k, 'strong', 60_000, 'acme');
     expect(await s.get(k)).toBe('strong');
     expect(await s.get(key('acme'))).toBeUndefined();
   });
@@ -37,15 +37,15 @@ describe.each(Object.keys(makers))('%s affinity store', (name) => {
   it('a second store under the same key replaces the first', async () => {
     const s = await make();
     const k = key('acme');
-    await s.set(k, 'weak', 60_000);
-    await s.set(k, 'strong', 60_000);
+    await s.set(k, 'weak', 60_000, 'acme');
+    await s.set(k, 'strong', 60_000, 'acme');
     expect(await s.get(k)).toBe('strong');
   });
 
   it('an entry is gone after its TTL', async () => {
     const s = await make();
     const k = key('acme');
-    await s.set(k, 'strong', 400);
+    await s.set(k, 'strong', 400, 'acme');
     expect(await s.get(k)).toBe('strong');
     await new Promise((r) => setTimeout(r, 600));
     expect(await s.get(k)).toBeUndefined();
@@ -53,8 +53,8 @@ describe.each(Object.keys(makers))('%s affinity store', (name) => {
 
   it('the same response id under two tenants is two entries', async () => {
     const s = await make();
-    await s.set('test:affinity:{t:acme}:resp_same', 'strong', 60_000);
-    await s.set('test:affinity:{t:globex}:resp_same', 'weak', 60_000);
+    await s.set('test:affinity:{t:acme}:resp_same', 'strong', 60_000, 'acme');
+    await s.set('test:affinity:{t:globex}:resp_same', 'weak', 60_000, 'globex');
     expect(await s.get('test:affinity:{t:acme}:resp_same')).toBe('strong');
     expect(await s.get('test:affinity:{t:globex}:resp_same')).toBe('weak');
   });
@@ -63,10 +63,10 @@ describe.each(Object.keys(makers))('%s affinity store', (name) => {
 describe('memory affinity store', () => {
   it('keeps at most maxEntries, dropping the least recently used', () => {
     const s = new MemoryAffinityStore(2);
-    s.set('a', 'weak', 60_000);
-    s.set('b', 'weak', 60_000);
+    s.set('a', 'weak', 60_000, 'acme');
+    s.set('b', 'weak', 60_000, 'acme');
     s.get('a');
-    s.set('c', 'strong', 60_000);
+    s.set('c', 'strong', 60_000, 'acme');
     expect([s.get('a'), s.get('b'), s.get('c')]).toEqual(['weak', undefined, 'strong']);
   });
 });

@@ -34,7 +34,7 @@ describe.each(Object.keys(makers))('%s cache store', (name) => {
   it('returns what was stored, and nothing for a key never stored', async () => {
     const s = await make();
     const k = key('acme');
-    await s.set(k, entry('Paris.'), 60_000);
+    await s.set(k, entry('Paris.'), 60_000, 'acme');
     expect(await s.get(k)).toEqual(entry('Paris.'));
     expect(await s.get(key('acme'))).toBeUndefined();
   });
@@ -42,8 +42,8 @@ describe.each(Object.keys(makers))('%s cache store', (name) => {
   it('a second store under the same key replaces the first', async () => {
     const s = await make();
     const k = key('acme');
-    await s.set(k, entry('old'), 60_000);
-    await s.set(k, entry('new'), 60_000);
+    await s.set(k, entry('old'), 60_000, 'acme');
+    await s.set(k, entry('new'), 60_000, 'acme');
     expect((await s.get(k))?.answer.choices[0]?.content).toBe('new');
   });
 
@@ -51,7 +51,7 @@ describe.each(Object.keys(makers))('%s cache store', (name) => {
     const s = await make();
     const k = key('acme');
     // 400 ms: long enough that a stalled runner still reads it back before it expires.
-    await s.set(k, entry('short-lived'), 400);
+    await s.set(k, entry('short-lived'), 400, 'acme');
     expect(await s.get(k)).toBeDefined();
     await new Promise((r) => setTimeout(r, 600));
     expect(await s.get(k)).toBeUndefined();
@@ -59,8 +59,8 @@ describe.each(Object.keys(makers))('%s cache store', (name) => {
 
   it('the same hash under two tenants is two entries', async () => {
     const s = await make();
-    await s.set('test:cache:{t:acme}:x:same', entry('acme'), 60_000);
-    await s.set('test:cache:{t:globex}:x:same', entry('globex'), 60_000);
+    await s.set('test:cache:{t:acme}:x:same', entry('acme'), 60_000, 'acme');
+    await s.set('test:cache:{t:globex}:x:same', entry('globex'), 60_000, 'globex');
     expect((await s.get('test:cache:{t:acme}:x:same'))?.answer.choices[0]?.content).toBe('acme');
     expect((await s.get('test:cache:{t:globex}:x:same'))?.answer.choices[0]?.content).toBe('globex');
   });
@@ -69,10 +69,10 @@ describe.each(Object.keys(makers))('%s cache store', (name) => {
 describe('memory cache store', () => {
   it('keeps at most maxEntries, dropping the least recently used', () => {
     const s = new MemoryCacheStore(2, 64 * 1024 * 1024);
-    s.set('a', entry('a'), 60_000);
-    s.set('b', entry('b'), 60_000);
+    s.set('a', entry('a'), 60_000, 'acme');
+    s.set('b', entry('b'), 60_000, 'acme');
     s.get('a'); // a is now more recent than b
-    s.set('c', entry('c'), 60_000);
+    s.set('c', entry('c'), 60_000, 'acme');
     expect([s.get('a') !== undefined, s.get('b') !== undefined, s.get('c') !== undefined]).toEqual([true, false, true]);
     expect(s.size).toBe(2);
   });
@@ -85,14 +85,14 @@ describe('memory cache store', () => {
     const long = 'x'.repeat(10_000);
     const one = weight('a', long);
     const s = new MemoryCacheStore(1000, 3 * one);
-    for (const k of ['a', 'b', 'c']) s.set(k, entry(long), 60_000);
+    for (const k of ['a', 'b', 'c']) s.set(k, entry(long), 60_000, 'acme');
     expect(s.totalWeight).toBe(3 * one);
     s.get('a'); // a is now more recent than b
-    s.set('d', entry(long), 60_000);
+    s.set('d', entry(long), 60_000, 'acme');
     expect(present(s, ['a', 'b', 'c', 'd'])).toEqual(['a', 'c', 'd']);
     expect(s.totalWeight).toBe(3 * one);
     // A long answer may push out several short ones.
-    s.set('e', entry('x'.repeat(25_000)), 60_000);
+    s.set('e', entry('x'.repeat(25_000)), 60_000, 'acme');
     expect(s.totalWeight).toBeLessThanOrEqual(3 * one);
     expect(present(s, ['a', 'c', 'd', 'e'])).toEqual(['e']);
   });
@@ -100,14 +100,14 @@ describe('memory cache store', () => {
   it('counts an overwritten or expired entry once, and does not keep one heavier than the whole bound', () => {
     let now = 0;
     const s = new MemoryCacheStore(1000, 100_000, () => now);
-    s.set('a', entry('short'), 1000);
-    s.set('a', entry('x'.repeat(1000)), 1000);
+    s.set('a', entry('short'), 1000, 'acme');
+    s.set('a', entry('x'.repeat(1000)), 1000, 'acme');
     expect(s.totalWeight).toBe(weight('a', 'x'.repeat(1000)));
     now = 2000;
     expect(s.get('a')).toBeUndefined();
     expect(s.totalWeight).toBe(0);
-    s.set('b', entry('fits'), 60_000);
-    s.set('huge', entry('x'.repeat(60_000)), 60_000);
+    s.set('b', entry('fits'), 60_000, 'acme');
+    s.set('huge', entry('x'.repeat(60_000)), 60_000, 'acme');
     expect(present(s, ['b', 'huge'])).toEqual(['b']);
     expect(s.totalWeight).toBe(weight('b', 'fits'));
   });

@@ -241,6 +241,26 @@ describe('exact cache', () => {
     }
   });
 
+  it("one tenant filling the memory store takes its own entries out, not another tenant's", async () => {
+    const t = await start({ cache: { maxEntries: 4 } });
+    const acme = await ask(t, { id: 'acme-0', content: 'What is the capital of Peru?' });
+    await answerJson(acme.s, completion('Lima.'));
+    await stored(t, 1);
+    for (let i = 0; i < 8; i++) {
+      const r = await ask(t, { key: KEY_B, id: `globex-${i}`, content: `Question number ${i}?` });
+      expect(r.o.kind).toBe('continue');
+      await answerJson(r.s, completion(`Answer ${i}.`));
+      await stored(t, i + 2);
+    }
+    const again = immediate((await ask(t, { id: 'acme-again', content: 'What is the capital of Peru?' })).o);
+    expect(JSON.parse(again.body.toString()).choices[0].message.content).toBe('Lima.');
+    // globex kept its three most recent.
+    const old = await ask(t, { key: KEY_B, id: 'globex-again-4', content: 'Question number 4?' });
+    expect(old.o.kind).toBe('continue');
+    old.s.close();
+    expect(immediate((await ask(t, { key: KEY_B, id: 'globex-again-7', content: 'Question number 7?' })).o).status).toBe(200);
+  });
+
   it('entries expire after their TTL (fake clock)', async () => {
     let now = Date.parse('2026-11-22T10:00:00Z');
     const t = await start({}, () => now);

@@ -43,6 +43,14 @@ describe('response affinity', () => {
     expect(await counts()).toEqual({ 'remember:stored': 1, 'lookup:hit': 1, 'lookup:miss': 1 });
   });
 
+  it("a tenant remembering many responses in a full memory store takes out its own, not another tenant's", () => {
+    const { affinity } = service(new MemoryAffinityStore(4));
+    affinity.remember('acme', 'resp_a', 'strong', cfg());
+    for (let i = 0; i < 10; i++) affinity.remember('globex', `resp_${i}`, 'weak', cfg());
+    expect(affinity.lookup('acme', 'resp_a', cfg())).toBe('strong');
+    expect([0, 6, 7, 8, 9].map((i) => affinity.lookup('globex', `resp_${i}`, cfg()))).toEqual([undefined, undefined, 'weak', 'weak', 'weak']);
+  });
+
   it('an id longer than any real one is neither looked up nor stored', async () => {
     const store = new MemoryAffinityStore(10);
     const { affinity, counts } = service(store);
