@@ -13,7 +13,7 @@ import { Holdings, OwnerHeap, type Linked } from './owners.js';
 export interface WeightBound<V> {
   /** The weight of one entry, e.g. an estimate of the bytes it holds. */
   weigh(key: string, value: V): number;
-  /** The most the entries may weigh together; the least recently used go first past it. */
+  /** The most the entries may weigh together; past it, the heaviest owner loses its least recently used. */
   max: number;
 }
 
