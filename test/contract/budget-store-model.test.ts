@@ -100,7 +100,7 @@ describe('budget stores agree on generated histories (fast-check)', () => {
     let refused = 0;
     let warned = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25 }), async (ops) => {
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25, size: 'max' }), async (ops) => {
         const memory = await sameOnAll(stores.memory as BudgetStore, [stores.redis as BudgetStore, stores.cluster as BudgetStore], ops, play);
         for (const step of memory as unknown[][]) {
           if (step[0] === 'admit' && step[1] === false) refused++;

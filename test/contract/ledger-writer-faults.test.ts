@@ -254,7 +254,7 @@ describe('ledger writer under generated sink faults and restarts', () => {
       let importedRows = 0;
       let refusedRows = 0;
       await fc.assert(
-        fc.asyncProperty(settings, fc.array(fault, { maxLength: 40 }), fc.array(op, { minLength: 1, maxLength: 25 }), async (s, faults, ops) => {
+        fc.asyncProperty(settings, fc.array(fault, { maxLength: 40, size: 'max' }), fc.array(op, { minLength: 1, maxLength: 25, size: 'max' }), async (s, faults, ops) => {
           const h = harnesses[name]();
           const planned = faults.length;
           const queue = [...faults];

@@ -65,7 +65,7 @@ describe('vector indexes agree on generated histories (fast-check)', () => {
   it('memory, Redis and Redis Cluster find the same entries, in the same order, with the same scores', async () => {
     let found = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 16 }), async (ops) => {
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 16, size: 'max' }), async (ops) => {
         const memory = await sameOnAll(indexes.memory as VectorIndex, [indexes.redis as VectorIndex, indexes.cluster as VectorIndex], ops, play);
         found += (memory as unknown[][]).filter((r) => r.length > 0).length;
       }),

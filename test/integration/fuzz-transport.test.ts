@@ -34,8 +34,8 @@ const headerEntry: fc.Arbitrary<WireHeaderValue> = fc.oneof(
     key: fc.constantFrom(':path', ':method', ':status', ':authority', 'content-type', 'content-length', 'authorization', 'x-request-id', 'x-tenant-id', 'x-llm-tier', 'content-encoding', 'cache-control'),
     raw_value: fc.oneof(fc.constantFrom('/v1/chat/completions', '/v1/responses', '/v1/embeddings', '/v1/models', 'POST', 'GET', '200', 'application/json', 'text/event-stream', 'gzip').map((v) => Buffer.from(v)), bytes(40)),
   }),
-  fc.record({ key: fc.string({ maxLength: 20 }), value: fc.string({ maxLength: 20 }) }),
-  fc.record({ key: fc.string({ maxLength: 20 }), value: fc.string({ maxLength: 20 }), raw_value: bytes(20) }),
+  fc.record({ key: fc.string({ maxLength: 20, size: 'max' }), value: fc.string({ maxLength: 20, size: 'max' }) }),
+  fc.record({ key: fc.string({ maxLength: 20, size: 'max' }), value: fc.string({ maxLength: 20, size: 'max' }), raw_value: bytes(20) }),
 );
 const headers = fc.record({ headers: fc.record({ headers: fc.array(headerEntry, { maxLength: 8 }) }), end_of_stream: fc.boolean() }, { requiredKeys: ['headers'] });
 const body = fc.record(

@@ -144,7 +144,7 @@ const requestCase: fc.Arbitrary<RequestCase> = fc.oneof(
   { weight: 2, arbitrary: wellShaped.chain((w) => damaged(JSON.stringify(w.body)).map((body) => ({ path: w.path, body }))) },
   {
     weight: 1,
-    arbitrary: fc.tuple(fc.constantFrom(...LLM_PATHS), fc.oneof(anyJson.map((v) => Buffer.from(JSON.stringify(v) ?? '')), fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)))).map(([path, body]) => ({ path, body })),
+    arbitrary: fc.tuple(fc.constantFrom(...LLM_PATHS), fc.oneof(anyJson.map((v) => Buffer.from(JSON.stringify(v) ?? '')), fc.uint8Array({ maxLength: 300, size: 'max' }).map((a) => Buffer.from(a)))).map(([path, body]) => ({ path, body })),
   },
 );
 
@@ -206,7 +206,7 @@ const response: fc.Arbitrary<GeneratedResponse> = fc.record({
     { weight: 3, arbitrary: stream },
     { weight: 1, arbitrary: anyJson.map((v) => Buffer.from(JSON.stringify(v) ?? '')) },
     { weight: 2, arbitrary: fc.record({ model: model, usage: fc.oneof(anyJson, fc.record({ prompt_tokens: number, completion_tokens: number, total_tokens: number })), choices: anyJson }, { requiredKeys: [] }).map((v) => Buffer.from(JSON.stringify(v))) },
-    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)) },
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300, size: 'max' }).map((a) => Buffer.from(a)) },
   ).chain(chunked),
 });
 
@@ -300,7 +300,7 @@ function everythingOn(): ConfigInput {
   return { ...example, tenants: tenants as ConfigInput['tenants'], routing: { models: { serve: true } } };
 }
 /** Who the client says it is: no key, a good key (for one tenant, or for any named one), a bad one; spoofed routing. */
-const anyTenant = fc.oneof(fc.constantFrom('', '(unauthenticated)', '../x'), fc.string({ maxLength: 70 }));
+const anyTenant = fc.oneof(fc.constantFrom('', '(unauthenticated)', '../x'), fc.string({ maxLength: 70, size: 'max' }));
 const caller: fc.Arbitrary<Headers> = fc
   .record({
     who: fc.oneof(

@@ -36,7 +36,7 @@ describe('takeBatch', () => {
     // oldest waiting question, keeps arrival order; each question is taken within `ahead` batches of arriving.
     const op = fc.oneof(fc.record({ arrive: fc.integer({ min: 0, max: 3 }) }), fc.record({ batch: fc.integer({ min: 1, max: 8 }) }));
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
+      fc.property(fc.array(op, { maxLength: 300, size: 'max' }), (ops) => {
         const queue: Array<{ id: number; lengthClass: number }> = [];
         const bound = new Map<number, number>(); // id → batches it may still wait for
         let id = 0;
