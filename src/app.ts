@@ -23,6 +23,8 @@ import type { SemanticCache } from './cache/semantic-cache.js';
 import type { Embedder } from './cache/embedders/embedder.js';
 import { createCacheStore } from './stores/create-cache-store.js';
 import { whenReady } from './stores/redis/when-ready.js';
+import { watchEviction, type EvictionRisk, type MustKeep } from './stores/redis/eviction-check.js';
+import { RedisStreamSink } from './ledger/redis-stream-sink.js';
 import type { Cluster, Redis } from 'ioredis';
 import type { Stage } from './pipeline/stage.js';
 import { createClassifyStage } from './stages/classify.js';
@@ -114,7 +116,8 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
 
   const ledgerConfig = runtime.config.ledger;
   const ledgerLog = log.child({ component: 'ledger' });
-  const ledger = new Ledger(opts.ledgerSinks ?? createSinks(ledgerConfig.sinks), ledgerConfig, ledgerHooks(metrics, ledgerLog), (err) => {
+  const ledgerSinks = opts.ledgerSinks ?? createSinks(ledgerConfig.sinks);
+  const ledger = new Ledger(ledgerSinks, ledgerConfig, ledgerHooks(metrics, ledgerLog), (err) => {
     metrics.ledgerBuildErrors.inc();
     ledgerLog.error({ event: 'ledger.build_failed', error: err instanceof Error ? err.message : String(err) });
   });
@@ -129,6 +132,15 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   // Likewise the response affinity store (routing.affinity.store, .redis).
   const affinityConfig = runtime.config.routing.affinity;
   const affinity = new ResponseAffinity(createAffinityStore(affinityConfig, opts.now), affinityConfig.redis?.keyPrefix ?? 'tiergate:affinity:', metrics, log.child({ component: 'affinity' }), opts.now);
+  // What must stay in Redis says so when its Redis may evict it: budget windows and remembered tiers have TTLs,
+  // the ledger stream has none (eviction-check.ts). The cache's entries may go; that is what a cache is for.
+  const evictionLog = log.child({ component: 'redis' });
+  for (const [store, keep, st] of [['budgets', 'every key', budgets.store], ['affinity', 'every key', affinity.store]] as const) {
+    if (st && 'redis' in st) watchEviction(st.redis as Redis | Cluster, keep, evictionReport(store, keep, metrics, evictionLog));
+  }
+  for (const sink of ledgerSinks) {
+    if (sink instanceof RedisStreamSink) watchEviction(sink.redis, 'keys without a TTL', evictionReport(`ledger:${sink.name}`, 'keys without a TTL', metrics, evictionLog));
+  }
   // The embedder (a model in a worker thread, or an endpoint) and the vector index, built when a tenant first
   // needs them, or at once when the startup config already asks for semantic caching.
   let semanticCache: SemanticCache | undefined;
@@ -236,6 +248,20 @@ function withCacheStore(settle: Settle, cache: ResponseCache, semantic: () => Se
     cache.save(record.tenant, save.storeKey, save.entry, save.ttlMs, runtime.config.cache);
     // The vector points at the exact entry just stored: a semantic hit reads the answer from there.
     if (save.semantic) semantic()?.add(record.tenant, save.semantic, save.storeKey, save.ttlMs, runtime.config.cache.semantic);
+  };
+}
+
+/** What a store's eviction check found: the gauge, and a warning naming the policy and what it can take. */
+function evictionReport(store: string, keep: MustKeep, metrics: Metrics, log: Logger): (result: EvictionRisk[] | Error) => void {
+  return (result) => {
+    if (result instanceof Error) {
+      log.info({ event: 'redis.eviction_unchecked', store, error: result.message });
+      return;
+    }
+    metrics.redisEvictionRisk.set({ store }, result.length > 0 ? 1 : 0);
+    if (result.length === 0) return;
+    const lost = keep === 'every key' ? 'any of its keys (they have TTLs)' : 'its keys';
+    log.warn({ event: 'redis.eviction_risk', store, nodes: result, message: `this Redis may evict ${lost} when full: give ${store} a Redis with maxmemory-policy noeviction (or no maxmemory)` });
   };
 }
 

@@ -43,7 +43,7 @@ type AppendClient = (Redis | Cluster) & { tiergateLedgerAppend(...args: Array<st
 
 export class RedisStreamSink implements LedgerSink {
   readonly name: string;
-  private readonly redis: AppendClient;
+  readonly redis: AppendClient;
 
   constructor(private readonly opts: RedisStreamSinkOptions) {
     this.name = opts.name ?? 'redis';

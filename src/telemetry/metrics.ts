@@ -195,6 +195,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: '1 while the response affinity store fails: stateful Responses API turns go to routing.statefulTier.',
       registers: [registry],
     }),
+    redisEvictionRisk: new Gauge({
+      name: 'tiergate_redis_eviction_risk',
+      help: "1 while a store's Redis has a maxmemory-policy that can evict what the store must keep (budget windows, affinity, the ledger stream); checked at each connect.",
+      labelNames: ['store'] as const,
+      registers: [registry],
+    }),
     aclDecisions: new Counter({
       name: 'tiergate_acl_decisions_total',
       help: 'Model ACL outcomes other than allowed: downgraded or refused.',

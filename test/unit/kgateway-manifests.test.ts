@@ -255,6 +255,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       'TiergateFallbackShareHigh',
       'TiergateWeeklyCostDrift',
       'TiergateBudgetStoreDegraded',
+      'TiergateRedisMayEvict',
       'TiergateBudgetStoreSlow',
       'TiergateLedgerSpooling',
       'TiergateLedgerRowsOnlyInLog',
