@@ -170,3 +170,64 @@ describe('the memory TTL store against the rule written plainly (fast-check)', (
     fuzzTimeout(300, 20_000),
   );
 });
+
+// The memory vector index's two bounds, written plainly: each partition keeps its newest maxEntries (as of the
+// latest add, whose cap a reload may have lowered); past the
+// bound on all partitions, the tenant holding the most gives up its oldest entry (among equals, the tenant that
+// added longest ago). An id added again replaces its entry.
+class IndexReference {
+  private entries: { tenant: string; partition: string; id: string; added: number }[] = [];
+  private readonly lastAdd = new Map<string, number>();
+  private adds = 0;
+  constructor(private readonly maxTotal: number) {}
+  add(tenant: string, partition: string, id: string, maxEntries: number): void {
+    this.drop((e) => e.tenant === tenant && e.partition === partition && e.id === id);
+    const added = ++this.adds;
+    this.entries.push({ tenant, partition, id, added });
+    this.lastAdd.set(tenant, added);
+    // Down to the cap, which a reload may have lowered: oldest first.
+    const mine = this.entries.filter((e) => e.tenant === tenant && e.partition === partition);
+    const over = mine.slice(0, Math.max(0, mine.length - maxEntries));
+    this.drop((e) => over.includes(e));
+    while (this.entries.length > this.maxTotal) {
+      const tenants = [...this.lastAdd].map(([t, last]) => ({ t, last, n: this.entries.filter((e) => e.tenant === t).length }));
+      tenants.sort((a, b) => b.n - a.n || a.last - b.last);
+      const oldest = this.entries.find((e) => e.tenant === tenants[0]!.t);
+      this.drop((e) => e === oldest);
+    }
+  }
+  ids(tenant: string, partition: string): string[] {
+    return this.entries.filter((e) => e.tenant === tenant && e.partition === partition).map((e) => e.id).sort();
+  }
+  private drop(which: (e: IndexReference['entries'][number]) => boolean): void {
+    const gone = this.entries.filter(which);
+    this.entries = this.entries.filter((e) => !which(e));
+    for (const g of gone) if (!this.entries.some((e) => e.tenant === g.tenant)) this.lastAdd.delete(g.tenant);
+  }
+}
+
+describe('the memory vector index against its bounds written plainly (fast-check)', () => {
+  const v = normalise(Float32Array.from({ length: 8 }, (_, i) => (i === 0 ? 1 : 0.01)));
+  const add = fc.record({ tenant: fc.nat(2), partition: fc.nat(1), id: fc.nat(12), maxEntries: fc.integer({ min: 1, max: 6 }) });
+  it(
+    'every partition holds what the reference holds after every add',
+    () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 10 }), fc.array(add, { maxLength: 80, size: 'max' }), (maxTotal, adds) => {
+          const x = new MemoryVectorIndex(Date.now, maxTotal);
+          const ref = new IndexReference(maxTotal);
+          for (const a of adds) {
+            const [tenant, partition, id] = [`t${a.tenant}`, `p${a.partition}`, `e${a.id}`];
+            x.add(tenant, partition, ['w:a'], { id, vector: v, features: questionFeatures('q'), storeKey: id }, HOUR, a.maxEntries);
+            ref.add(tenant, partition, id, a.maxEntries);
+            for (const t of ['t0', 't1', 't2']) {
+              for (const p of ['p0', 'p1']) expect(x.search(t, p, ['w:a'], v, 0.5, 100).map((m) => m.storeKey).sort()).toEqual(ref.ids(t, p));
+            }
+          }
+        }),
+        { numRuns: fuzzRuns(300) },
+      );
+    },
+    fuzzTimeout(300, 20_000),
+  );
+});
