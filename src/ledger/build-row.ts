@@ -8,7 +8,7 @@ import type { PendingSeed } from '../cache/semantic-cache.js';
 import { readUsage } from '../usage/usage.js';
 import { estimateUsage, type PromptForCount } from '../usage/estimate.js';
 import type { PriceTable } from '../usage/price-table.js';
-import type { ResponseFacts } from '../usage/response-usage.js';
+import { UNNAMED_ERROR, type ResponseFacts } from '../usage/response-usage.js';
 import type { Usage, UsageSource } from '../usage/usage.js';
 import { LEDGER_SCHEMA_VERSION, type LedgerRow, type RowStatus } from './row.js';
 
@@ -130,7 +130,10 @@ export function statusOf(r: RequestRecord): RowStatus {
 
 function errorCodeOf(r: RequestRecord, status: RowStatus): string | null {
   if (r.localReply) return r.localReply.code;
-  if (r.facts?.errorCode) return r.facts.errorCode;
+  const named = r.facts?.errorCode;
+  const failedStatus = (r.httpStatus ?? 0) >= 400;
+  // An error body that names nothing says less than the status it came with.
+  if (named && !(named === UNNAMED_ERROR && failedStatus)) return named;
   if (status === 'upstream_error') return `http_${r.httpStatus ?? 0}`;
   return null;
 }

@@ -14,7 +14,7 @@ export interface ResponseFacts {
   usage: Usage | undefined;
   model: string | undefined;
   finishReason: string | undefined;
-  /** `error.code` (or `error.type`) of an error body or an SSE error event. */
+  /** What an error body or an SSE error event calls its error (errorName), UNNAMED_ERROR when nothing. */
   errorCode: string | undefined;
   /** Generated text (content, reasoning, tool-call arguments), for estimating when no usage came. */
   outputText: string;
@@ -22,6 +22,18 @@ export interface ResponseFacts {
   outputChars: number;
   /** JSON: the body parsed; SSE: `data: [DONE]` arrived (a Responses API stream: its final event). */
   complete: boolean;
+}
+
+/** An error that names itself neither by code nor by type. */
+export const UNNAMED_ERROR = 'upstream_error';
+
+/**
+ * An error's name for the row: its `code` when that is a string (OpenAI's codes, e.g. "rate_limit_exceeded"),
+ * else its `type` (vLLM's `code` is the HTTP status as a number, its `type` says "BadRequestError").
+ */
+function errorName(e: Record<string, unknown>): string {
+  for (const v of [e.code, e.type]) if (typeof v === 'string' && v.length > 0) return boundedClientText(v);
+  return UNNAMED_ERROR;
 }
 
 /** More generated text than this is counted, not kept: the estimate scales from the kept part. */
@@ -238,7 +250,8 @@ export class ResponseUsageCollector {
   private onResponsesEvent(e: Record<string, unknown>, type: string): void {
     this.observer?.spoil();
     if (type === 'error') {
-      this.errorCode = typeof e.code === 'string' && e.code.length > 0 ? boundedClientText(e.code) : 'upstream_error';
+      // Its `type` is the event's ("error"), not the error's: only the code names it.
+      this.errorCode = errorName({ code: e.code });
       return;
     }
     if (isObject(e.response)) {
@@ -258,10 +271,9 @@ export class ResponseUsageCollector {
     // What the backend says goes into the row as it is, bounded like a client's strings (client-text.ts).
     if (this.model === undefined && typeof o.model === 'string' && o.model.length > 0) this.model = boundedClientText(o.model);
     if (o.usage != null) this.usage = readUsage(o.usage) ?? this.usage;
-    if (isObject(o.error)) {
-      const code = o.error.code ?? o.error.type;
-      this.errorCode = typeof code === 'string' && code.length > 0 ? boundedClientText(code) : 'upstream_error';
-    }
+    // OpenAI's shape nests the error; older vLLM (and servers copied from it) send it as the body itself.
+    const error = isObject(o.error) ? o.error : o.object === 'error' ? o : undefined;
+    if (error) this.errorCode = errorName(error);
   }
 
   private noteFinish(choice: Record<string, unknown>): void {

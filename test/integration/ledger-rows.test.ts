@@ -185,6 +185,21 @@ describe('ledger rows for every ending', () => {
     expect(row.cost_usd?.total).toBe(0);
   });
 
+  // vLLM answers {"error": {..., "type": "BadRequestError", "code": 400}}; before, a numeric code made the row's
+  // error_code "upstream_error", which said less than the status. Older vLLM sends the error as the body.
+  it.each([
+    ['vLLM', 400, { error: { message: 'max_tokens too large', type: 'BadRequestError', param: null, code: 400 } }, 'BadRequestError'],
+    ['older vLLM', 404, { object: 'error', message: 'The model does not exist.', type: 'NotFoundError', param: null, code: 404 }, 'NotFoundError'],
+    ['an error naming nothing', 502, { error: { message: 'bad gateway', code: 502 } }, 'http_502'],
+  ])('upstream error from %s: the row names it by its type, else by the status', async (name, status, body, code) => {
+    const id = `named-${status}`;
+    const s = await routed(tg, { headers: [['x-request-id', id]] });
+    await s.sendResponseHeaders([[':status', String(status)], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody(body), true);
+    s.close();
+    expect(await rowFor(tg, id), name).toMatchObject({ status: 'upstream_error', http_status: status, error_code: code });
+  });
+
   it('an error event mid-stream after a 200 is an upstream error, with the text so far estimated', async () => {
     const s = await routed(tg, { headers: [['x-request-id', 'sse-error']], body: { stream: true } });
     await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { SseParser } from '../../src/llm/sse-parser.js';
-import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../../src/usage/response-usage.js';
+import { ResponseUsageCollector, UNNAMED_ERROR, bodyKindOf, type ResponseFacts } from '../../src/usage/response-usage.js';
 import { readUsage } from '../../src/usage/usage.js';
 import { AnswerAssembler } from '../../src/cache/answer.js';
 import { MAX_CLIENT_TEXT } from '../../src/ledger/client-text.js';
@@ -237,6 +237,22 @@ describe('SSE parser details', () => {
       small.push(Buffer.from(`data: ${JSON.stringify({ choices: [], usage })}\n\ndata: [DONE]\n\n`));
       expect(small.finish().usage).toMatchObject({ inputTokens: 3, outputTokens: 2, totalTokens: 5 });
     });
+  });
+
+  // vLLM's code is the HTTP status as a number; its type names the error. Older vLLM sends the error as the body.
+  it.each([
+    ['OpenAI: a string code', { error: { message: 'x', type: 'invalid_request_error', code: 'context_length_exceeded' } }, 'context_length_exceeded'],
+    ['OpenAI: code null, so the type', { error: { message: 'x', type: 'server_error', code: null } }, 'server_error'],
+    ['vLLM: a numeric code, so the type', { error: { message: 'x', type: 'BadRequestError', param: null, code: 400 } }, 'BadRequestError'],
+    ['older vLLM: the error is the body', { object: 'error', message: 'x', type: 'NotFoundError', param: null, code: 404 }, 'NotFoundError'],
+    ['nothing names it', { error: { message: 'x', code: 503 } }, UNNAMED_ERROR],
+  ])('names an error body: %s', (_name, body, code) => {
+    expect(collect('json', [Buffer.from(JSON.stringify(body))]).errorCode).toBe(code);
+  });
+
+  it('names an error event by its type when its code is a number (vLLM mid-stream)', () => {
+    const sse = 'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"error":{"message":"x","type":"InternalServerError","param":null,"code":500}}\n\n';
+    expect(collect('sse', [Buffer.from(sse)]).errorCode).toBe('InternalServerError');
   });
 
   it('reads an error event sent mid-stream', () => {
