@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/stores/redis/connect.js';
 import { evictionRisks, riskFromInfo } from '../../src/stores/redis/eviction-check.js';
 import { redisAndClusterForFile, type RedisServer } from '../helpers/redis-server.js';
-import { metricValue, startTiergate } from '../helpers/tiergate.js';
+import { chatRequestHeaders } from '../../src/dev/envoy-client.js';
+import { jsonBody, metricValue, startTiergate } from '../helpers/tiergate.js';
 
 const servers = redisAndClusterForFile();
 
@@ -71,6 +72,34 @@ describe('a store whose Redis may evict its keys says so, at every connect', () 
       await expect.poll(risks, { timeout: 5000 }).toEqual([0, 0, 0]);
     } finally {
       await t.stop();
+    }
+  });
+});
+
+describe('a server that will not say', () => {
+  it('a user without INFO (managed services rename or deny it): the store works, the check says it could not look', async () => {
+    const a = new Redis(servers.redis.url);
+    await a.call('ACL', 'SETUSER', 'noinfo', 'on', '>secret-pw', '~*', '&*', '+@all', '-info');
+    const url = `redis://noinfo:secret-pw@127.0.0.1:${servers.redis.port}`;
+    const t = await startTiergate({ budgets: { store: 'redis', redis: { url, keyPrefix: 'evict:noinfo:' } }, tenants: { '*': { requestsPerMinute: 100 } } });
+    try {
+      await expect.poll(() => t.logs.find((l) => l.includes('"redis.eviction_unchecked"'))).toBeDefined();
+      const line = t.logs.find((l) => l.includes('"redis.eviction_unchecked"')) as string;
+      expect(JSON.parse(line)).toMatchObject({ level: 'info', store: 'budgets' });
+      expect(JSON.parse(line).error).toMatch(/NOPERM/);
+      expect(line).not.toContain('secret-pw');
+      expect(t.logs.some((l) => l.includes('"redis.eviction_risk"'))).toBe(false);
+      // The budget store itself needs no INFO: a request is admitted through it.
+      const s = t.pool.open();
+      await s.sendRequestHeaders(chatRequestHeaders(), false);
+      expect((await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] }))).kind).toBe('continue');
+      s.close();
+      expect(await metricValue(t.app, 'tiergate_budget_store_degraded')).toBe(0);
+      expect(await a.keys('evict:noinfo:*')).not.toEqual([]);
+    } finally {
+      await t.stop();
+      await a.call('ACL', 'DELUSER', 'noinfo');
+      a.disconnect();
     }
   });
 });
