@@ -135,12 +135,12 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   // What must stay in Redis says so when its Redis may evict it: budget windows and remembered tiers have TTLs,
   // the ledger stream has none (eviction-check.ts). The cache's entries may go; that is what a cache is for.
   const evictionLog = log.child({ component: 'redis' });
-  for (const [store, keep, st] of [['budgets', 'every key', budgets.store], ['affinity', 'every key', affinity.store]] as const) {
-    if (st && 'redis' in st) watchEviction(st.redis as Redis | Cluster, keep, evictionReport(store, keep, metrics, evictionLog));
-  }
-  for (const sink of ledgerSinks) {
-    if (sink instanceof RedisStreamSink) watchEviction(sink.redis, 'keys without a TTL', evictionReport(`ledger:${sink.name}`, 'keys without a TTL', metrics, evictionLog));
-  }
+  const watch = (store: string, keep: MustKeep, redis: Redis | Cluster | undefined) => {
+    if (redis) watchEviction(redis, keep, evictionReport(store, keep, metrics, evictionLog));
+  };
+  watch('budgets', 'every key', redisOf(budgets.store));
+  watch('affinity', 'every key', redisOf(affinity.store));
+  for (const sink of ledgerSinks) if (sink instanceof RedisStreamSink) watch(`ledger:${sink.name}`, 'keys without a TTL', sink.redis);
   // The embedder (a model in a worker thread, or an endpoint) and the vector index, built when a tenant first
   // needs them, or at once when the startup config already asks for semantic caching.
   let semanticCache: SemanticCache | undefined;
@@ -202,7 +202,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     streamHandlers,
     isServing: () => serving,
     async storesConnected(waitMs) {
-      const clients = [budgets.store, cache.store, affinity.store].flatMap((st) => (st && 'redis' in st ? [st.redis as Redis | Cluster] : []));
+      const clients = [budgets.store, cache.store, affinity.store].flatMap((st) => redisOf(st) ?? []);
       await Promise.allSettled(clients.map((c) => whenReady(c, waitMs, 'store')));
     },
     markServing() {
@@ -249,6 +249,11 @@ function withCacheStore(settle: Settle, cache: ResponseCache, semantic: () => Se
     // The vector points at the exact entry just stored: a semantic hit reads the answer from there.
     if (save.semantic) semantic()?.add(record.tenant, save.semantic, save.storeKey, save.ttlMs, runtime.config.cache.semantic);
   };
+}
+
+/** The Redis connection of a store that has one (the Redis implementations keep theirs as `redis`). */
+function redisOf(store: object | undefined): Redis | Cluster | undefined {
+  return store && 'redis' in store ? (store.redis as Redis | Cluster) : undefined;
 }
 
 /** What a store's eviction check found: the gauge, and a warning naming the policy and what it can take. */

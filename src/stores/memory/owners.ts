@@ -4,9 +4,9 @@
 // at least an equal share of what it asks to keep. With one owner it is plain least-recently-used.
 //
 // Each owner's entries are a linked list, least recently used first: taking the first entry of a Map or Set
-// after many deletions at its head walks past every deleted slot V8 has not yet compacted (~8 µs per store in a
-// full store of 10,000 before, 0.5–1.3 µs now: bench/fair-eviction.ts). Owners sit in a max-heap per measure (count, weight),
-// so finding the largest does not scan every tenant.
+// after many deletions at its head walks past every deleted slot V8 has not yet compacted (~8 µs per store in
+// a full store of 10,000 before, 0.5–2.5 µs now: bench/fair-eviction.ts). Owners sit in a max-heap per measure
+// (count, weight), so finding the largest does not scan every tenant.
 
 /** An entry as an owner's list holds it. */
 export interface Linked<E> {
@@ -25,8 +25,26 @@ export class Holdings<E extends Linked<E>> {
 
   constructor(readonly name: string) {}
 
-  /** Puts `e` last (most recently used). */
-  append(e: E): void {
+  /** A new entry, most recently used. */
+  add(e: E, weight: number): void {
+    this.append(e);
+    this.count++;
+    this.weight += weight;
+  }
+
+  remove(e: E, weight: number): void {
+    this.unlink(e);
+    this.count--;
+    this.weight -= weight;
+  }
+
+  /** `e` was used: it goes last. */
+  touch(e: E): void {
+    this.unlink(e);
+    this.append(e);
+  }
+
+  private append(e: E): void {
     e.prev = this.last;
     e.next = undefined;
     if (this.last) this.last.next = e;
@@ -34,7 +52,7 @@ export class Holdings<E extends Linked<E>> {
     this.last = e;
   }
 
-  unlink(e: E): void {
+  private unlink(e: E): void {
     if (e.prev) e.prev.next = e.next;
     else this.first = e.next;
     if (e.next) e.next.prev = e.prev;

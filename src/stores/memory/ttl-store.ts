@@ -47,8 +47,7 @@ export class MemoryTtlStore<V> implements TtlStore<V> {
       this.drop(e);
       return undefined;
     }
-    e.owner.unlink(e);
-    e.owner.append(e); // most recently used goes last
+    e.owner.touch(e);
     this.used(e.owner);
     return e.value;
   }
@@ -63,9 +62,7 @@ export class MemoryTtlStore<V> implements TtlStore<V> {
     if (!mine) this.owners.set(owner, (mine = new Holdings(owner)));
     const slot: Slot<V> = { key, value, expiresAt: this.now() + ttlMs, weight, owner: mine, prev: undefined, next: undefined };
     this.entries.set(key, slot);
-    mine.append(slot);
-    mine.count++;
-    mine.weight += weight;
+    mine.add(slot, weight);
     this.weight += weight;
     this.used(mine);
     const maxWeight = this.bound?.max ?? Infinity;
@@ -98,9 +95,7 @@ export class MemoryTtlStore<V> implements TtlStore<V> {
     this.entries.delete(e.key);
     this.weight -= e.weight;
     const o = e.owner;
-    o.unlink(e);
-    o.count--;
-    o.weight -= e.weight;
+    o.remove(e, e.weight);
     if (o.count > 0) return this.resort(o);
     this.owners.delete(o.name);
     this.byCount.remove(o);

@@ -74,8 +74,7 @@ export class MemoryVectorIndex implements VectorIndex {
     if (!p) this.partitions.set(key, (p = { entries: new Map(), buckets: new Map(), key, tenant: mine }));
     const stored: Stored = { ...entry, buckets, expiresAt: this.now() + ttlMs, partition: p, prev: undefined, next: undefined };
     p.entries.set(entry.id, stored);
-    mine.append(stored);
-    mine.count++;
+    mine.add(stored, 0); // counted only: the index has no weight bound
     mine.used = ++this.adds;
     this.largest.update(mine);
     for (const b of buckets) {
@@ -102,8 +101,7 @@ export class MemoryVectorIndex implements VectorIndex {
     }
     if (p.entries.size === 0) this.partitions.delete(p.key);
     const t = p.tenant;
-    t.unlink(e);
-    t.count--;
+    t.remove(e, 0);
     if (t.count > 0) return this.largest.update(t);
     this.tenants.delete(t.name);
     this.largest.remove(t);
