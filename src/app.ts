@@ -24,6 +24,7 @@ import type { Embedder } from './cache/embedders/embedder.js';
 import { createCacheStore } from './stores/create-cache-store.js';
 import { whenReady } from './stores/redis/when-ready.js';
 import { watchEviction, type EvictionRisk, type MustKeep } from './stores/redis/eviction-check.js';
+import { cacheSharesRedis } from './config/redis-sharing.js';
 import { RedisStreamSink } from './ledger/redis-stream-sink.js';
 import type { Cluster, Redis } from 'ioredis';
 import type { Stage } from './pipeline/stage.js';
@@ -141,6 +142,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   watch('budgets', 'every key', redisOf(budgets.store));
   watch('affinity', 'every key', redisOf(affinity.store));
   for (const sink of ledgerSinks) if (sink instanceof RedisStreamSink) watch(`ledger:${sink.name}`, 'keys without a TTL', sink.redis);
+  for (const n of cacheSharesRedis(runtime.config)) evictionLog.warn({ event: 'config.redis_shared', path: n.path, message: n.message });
   // The embedder (a model in a worker thread, or an endpoint) and the vector index, built when a tenant first
   // needs them, or at once when the startup config already asks for semantic caching.
   let semanticCache: SemanticCache | undefined;

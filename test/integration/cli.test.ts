@@ -44,6 +44,20 @@ describe('tiergate config check', () => {
     expect(run(['config', 'check', file(version(`{ regex: '^([a-z]+\\.?)+@', allowSlow: true }`))]).status).toBe(0);
   });
 
+  it('notes a cache on the same Redis server as the budgets or the ledger (another database is the same memory), and still passes', () => {
+    const shared = run(['config', 'check', file(
+      'cache: { store: redis, redis: { url: "redis://:pw@Redis.example:6379/1" } }\n' +
+        'budgets: { store: redis, redis: { url: "redis://redis.example:6379/0" } }\n' +
+        'ledger: { sinks: [{ type: redis, name: finance, url: "redis://redis.example" }, { type: stdout }] }\n',
+    )]);
+    expect(shared.status).toBe(0);
+    expect(shared.stderr).toContain('cache.redis: note: the same Redis server as budgets.redis (redis.example:6379; databases share one maxmemory)');
+    expect(shared.stderr).toContain('cache.redis: note: the same Redis server as ledger.sinks[0] (finance)');
+    expect(shared.stderr).not.toContain('pw');
+    const apart = run(['config', 'check', file('cache: { store: redis, redis: { url: "redis://cache:6379" } }\nbudgets: { store: redis, redis: { url: "redis://budgets:6379" } }\n')]);
+    expect([apart.status, apart.stderr]).toEqual([0, '']);
+  });
+
   it('reports a missing environment variable', () => {
     const r = run(['config', 'check', file('tiers: { weak: { model: "${NOPE_NOT_SET}" }, strong: { model: s } }\n')]);
     expect(r.status).toBe(1);

@@ -76,6 +76,24 @@ describe('a store whose Redis may evict its keys says so, at every connect', () 
   });
 });
 
+describe('the cache beside the budgets', () => {
+  it('starting with the cache on the budgets\' Redis server (another database) warns once, whatever the policy', async () => {
+    const base = servers.redis.url;
+    const t = await startTiergate({
+      cache: { store: 'redis', redis: { url: `${base}/2`, keyPrefix: 'evict:c:' } },
+      budgets: { store: 'redis', redis: { url: base, keyPrefix: 'evict:shared:' } },
+    });
+    try {
+      const shared = t.logs.filter((l) => l.includes('"config.redis_shared"')).map((l) => JSON.parse(l) as { level: string; path: string; message: string });
+      expect(shared).toHaveLength(1);
+      expect(shared[0]).toMatchObject({ level: 'warn', path: 'cache.redis' });
+      expect(shared[0]?.message).toContain(`the same Redis server as budgets.redis (127.0.0.1:${servers.redis.port}`);
+    } finally {
+      await t.stop();
+    }
+  });
+});
+
 describe('a server that will not say', () => {
   it('a user without INFO (managed services rename or deny it): the store works, the check says it could not look', async () => {
     const a = new Redis(servers.redis.url);
