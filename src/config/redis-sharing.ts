@@ -4,6 +4,7 @@
 // every budget write is then refused (budgets.onStoreFailure for every request); under an evicting policy,
 // budget keys go. Nothing fails at start, so the config says so: a note in `tiergate config check`, a warning
 // when tiergate starts.
+import { clusterSeed } from '../stores/redis/connect.js';
 import type { Config } from './schema.js';
 
 export interface ConfigNote {
@@ -11,11 +12,11 @@ export interface ConfigNote {
   message: string;
 }
 
-/** host:port of a Redis URL (the database number does not separate memory). */
+/** host:port of a Redis URL, read as connections read it (the database number does not separate memory). */
 function serverOf(url: string): string | undefined {
   try {
-    const u = new URL(url);
-    return `${u.hostname.toLowerCase()}:${u.port || '6379'}`;
+    const node = clusterSeed(url).nodes[0];
+    return node && `${node.host.toLowerCase()}:${node.port}`;
   } catch {
     return undefined;
   }
