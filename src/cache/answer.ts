@@ -15,7 +15,17 @@ export interface CachedChoice {
   refusal: string | null;
   toolCalls: CachedToolCall[];
   finishReason: string;
+  /**
+   * A reasoning model's thinking, by the field the backend sent it in: vLLM's parsers send `reasoning` (and,
+   * while it is deprecated, the same text again as `reasoning_content`), DeepSeek's API `reasoning_content`.
+   * Replayed under the same names. Absent in entries stored before it was kept, and when there was none.
+   */
+  reasoning?: Partial<Record<ReasoningField, string>>;
 }
+
+/** The fields reasoning backends put their thinking in, on a message and on a stream's delta. */
+export const REASONING_FIELDS = ['reasoning', 'reasoning_content'] as const;
+type ReasoningField = (typeof REASONING_FIELDS)[number];
 
 /** OpenAI's usage object as the backend reported it (kept verbatim so a replay reports the same numbers). */
 export type WireUsage = Record<string, unknown>;
@@ -40,7 +50,10 @@ export class AnswerAssembler {
   private model: string | undefined;
   private fingerprint: string | null = null;
   private usage: WireUsage | null = null;
-  private readonly choices = new Map<number, { content: string[]; refusal: string[]; calls: Map<number, CachedToolCall>; finish: string | undefined; sawContent: boolean }>();
+  private readonly choices = new Map<
+    number,
+    { content: string[]; refusal: string[]; reasoning: Map<ReasoningField, string[]>; calls: Map<number, CachedToolCall>; finish: string | undefined; sawContent: boolean }
+  >();
   private broken = false;
   private bytes = 0;
 
@@ -81,13 +94,15 @@ export class AnswerAssembler {
     const choices: CachedChoice[] = [];
     for (const [index, ch] of [...this.choices].sort((a, b) => a[0] - b[0])) {
       if (ch.finish === undefined || !STORABLE_FINISH.has(ch.finish)) return undefined;
-      choices.push({
+      const choice: CachedChoice = {
         index,
         content: ch.sawContent ? ch.content.join('') : null,
         refusal: ch.refusal.length > 0 ? ch.refusal.join('') : null,
         toolCalls: [...ch.calls].sort((a, b) => a[0] - b[0]).map(([, c]) => c),
         finishReason: ch.finish,
-      });
+      };
+      if (ch.reasoning.size > 0) choice.reasoning = Object.fromEntries([...ch.reasoning].map(([k, parts]) => [k, parts.join('')]));
+      choices.push(choice);
     }
     return { model: this.model, systemFingerprint: this.fingerprint, choices, usage: this.usage };
   }
@@ -107,7 +122,7 @@ export class AnswerAssembler {
     const i = typeof index === 'number' && Number.isInteger(index) && index >= 0 ? index : 0;
     let ch = this.choices.get(i);
     if (!ch) {
-      ch = { content: [], refusal: [], calls: new Map(), finish: undefined, sawContent: false };
+      ch = { content: [], refusal: [], reasoning: new Map(), calls: new Map(), finish: undefined, sawContent: false };
       this.choices.set(i, ch);
     }
     return ch;
@@ -124,6 +139,14 @@ export class AnswerAssembler {
     if (typeof m.refusal === 'string') {
       ch.refusal.push(m.refusal);
       this.bytes += m.refusal.length;
+    }
+    for (const f of REASONING_FIELDS) {
+      const r = m[f];
+      if (typeof r !== 'string') continue;
+      let parts = ch.reasoning.get(f);
+      if (!parts) ch.reasoning.set(f, (parts = []));
+      parts.push(r);
+      this.bytes += r.length;
     }
     const calls = arrayOf(m.tool_calls);
     calls.forEach((raw, pos) => {
@@ -161,6 +184,7 @@ export function answerBytes(a: CachedAnswer): number {
   let parts = a.choices.length;
   for (const c of a.choices) {
     units += (c.content?.length ?? 0) + (c.refusal?.length ?? 0) + c.finishReason.length;
+    for (const r of Object.values(c.reasoning ?? {})) units += r.length;
     for (const t of c.toolCalls) units += t.id.length + t.type.length + t.function.name.length + t.function.arguments.length;
     parts += c.toolCalls.length;
   }
@@ -197,7 +221,7 @@ function completionId(): string {
 }
 
 function messageOf(c: CachedChoice): Record<string, unknown> {
-  const m: Record<string, unknown> = { role: 'assistant', content: c.content, refusal: c.refusal };
+  const m: Record<string, unknown> = { role: 'assistant', content: c.content, refusal: c.refusal, ...c.reasoning };
   if (c.toolCalls.length > 0) m.tool_calls = c.toolCalls;
   return m;
 }
@@ -217,7 +241,7 @@ export function replayJson(a: CachedAnswer, now: number): Buffer {
 }
 
 /**
- * The answer as an OpenAI stream: per choice a role chunk, its content (or refusal), its tool calls, a finish
+ * The answer as an OpenAI stream: per choice a role chunk, its reasoning, its content (or refusal), its tool calls, a finish
  * chunk; then, when the client asked for include_usage, the usage chunk (`choices: []`) with `usage: null` on
  * every chunk before it, as OpenAI sends them; then `data: [DONE]`.
  */
@@ -233,6 +257,8 @@ export function replaySse(a: CachedAnswer, now: number, includeUsage: boolean): 
   for (const c of a.choices) {
     const delta = (d: Record<string, unknown>, finish: string | null = null) => emit([{ index: c.index, delta: d, logprobs: null, finish_reason: finish }]);
     delta({ role: 'assistant', content: c.content === null ? null : '', refusal: null });
+    // Thinking first, as a reasoning backend streams it: all its fields in one delta.
+    if (c.reasoning) delta({ ...c.reasoning });
     if (c.content) delta({ content: c.content });
     if (c.refusal) delta({ refusal: c.refusal });
     c.toolCalls.forEach((t, i) => delta({ tool_calls: [{ index: i, id: t.id, type: t.type, function: { name: t.function.name, arguments: t.function.arguments } }] }));

@@ -16,12 +16,20 @@ export interface CacheScope {
   model: string;
 }
 
-/** Request fields that change the answer; everything else (user, metadata, stream, store…) does not. */
-const ANSWER_PARAMS = [
-  'temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'n', 'seed', 'stop', 'response_format', 'tools', 'tool_choice',
-  'parallel_tool_calls', 'functions', 'function_call', 'presence_penalty', 'frequency_penalty', 'logit_bias', 'reasoning_effort',
-  'verbosity', 'prediction', 'web_search_options', 'modalities',
-] as const;
+/**
+ * Request fields that cannot change the answer: how it is delivered (stream, stream_options), who asked and
+ * how it is billed or logged (user, metadata, store, safety_identifier, service_tier), and hints to the
+ * backend's scheduler and prefix cache (prompt_cache_key, priority, cache_salt, request_id). Every other field
+ * is part of the key, including ones tiergate has never heard of: vLLM's `guided_choice`, `structured_outputs`,
+ * `chat_template_kwargs` or `top_k` change the answer as surely as `temperature` does, and a key that left an
+ * unknown field out would serve one request the answer to another. An unknown field that does not matter costs
+ * a miss; one left out that does would cost a wrong answer. `model` is the scope's routed model, `messages` is
+ * keyed normalised.
+ */
+const NOT_ANSWER_PARAMS = new Set([
+  'model', 'messages', 'stream', 'stream_options', 'user', 'metadata', 'store', 'safety_identifier', 'service_tier',
+  'prompt_cache_key', 'prompt_cache_retention', 'priority', 'cache_salt', 'request_id',
+]);
 
 export type Uncacheable = 'endpoint' | 'tools' | 'unsupported';
 
@@ -58,8 +66,27 @@ function normalised(messages: readonly ChatMessage[]): unknown[] {
           return [rename((t as { id?: unknown }).id), (t as { type?: unknown }).type ?? 'function', f?.name ?? null, f?.arguments ?? null];
         })
       : null;
-    return [m.role, content, m.name ?? null, calls, m.tool_call_id === undefined ? null : rename(m.tool_call_id)];
+    return [m.role, content, m.name ?? null, calls, m.tool_call_id === undefined ? null : rename(m.tool_call_id), extrasOf(m)];
   });
+}
+
+/** The message fields normalised() reads itself; extrasOf() keeps the rest. */
+const READ_MESSAGE_FIELDS = new Set(['role', 'content', 'name', 'tool_calls', 'tool_call_id']);
+
+/**
+ * A message's other fields, verbatim: an assistant turn's `reasoning` (vLLM passes it back into the chat
+ * template for interleaved thinking), a legacy `function_call`, or anything else a backend may read. Nulls and
+ * empty arrays are left out: an SDK that echoes a response's message back sends `refusal: null` and
+ * `annotations: []`, which say nothing, where another client sends nothing.
+ */
+function extrasOf(m: ChatMessage): Record<string, unknown> | null {
+  let out: Record<string, unknown> | null = null;
+  for (const k of Object.keys(m)) {
+    const v = (m as Record<string, unknown>)[k];
+    if (READ_MESSAGE_FIELDS.has(k) || v == null || (Array.isArray(v) && v.length === 0)) continue;
+    (out ??= {})[k] = v;
+  }
+  return out;
 }
 
 /** JSON with object keys sorted at every depth: equal values always serialise alike. */
@@ -81,14 +108,14 @@ function params(llm: LlmRequest): Record<string, unknown> {
   // Integers beyond 2^53 as the client wrote them (parse-request.ts `exact`): two seeds that differ only in
   // digits JSON.parse drops are different questions.
   const j = llm.exact ?? llm.json;
-  for (const k of ANSWER_PARAMS) if (j[k] != null) out[k] = j[k];
+  for (const k of Object.keys(j)) if (!NOT_ANSWER_PARAMS.has(k) && j[k] != null) out[k] = j[k];
   return out;
 }
 
 const hash = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export function exactKey(scope: CacheScope, llm: LlmRequest): string {
-  return hash(canonical(['tiergate-cache-v1', scope.tenant, scope.namespace, scope.tier, scope.model, normalised(llm.messages), params(llm)]));
+  return hash(canonical(['tiergate-cache-v2', scope.tenant, scope.namespace, scope.tier, scope.model, normalised(llm.messages), params(llm)]));
 }
 
 /**
@@ -104,7 +131,7 @@ export function semanticParts(scope: CacheScope, llm: LlmRequest): { partition: 
   const question = typeof c === 'string' ? c : Array.isArray(c) && c.every((p) => p.type === 'text') ? c.map((p) => (p as { text: string }).text).join(' ') : undefined;
   if (question === undefined || !EMBEDDABLE.test(question)) return undefined;
   const context = normalised(msgs.slice(0, -1));
-  return { partition: hash(canonical(['tiergate-semantic-v1', scope.tenant, scope.namespace, scope.tier, scope.model, context, params(llm), last.name ?? null])).slice(0, 32), question };
+  return { partition: hash(canonical(['tiergate-semantic-v2', scope.tenant, scope.namespace, scope.tier, scope.model, context, params(llm), last.name ?? null, extrasOf(last)])).slice(0, 32), question };
 }
 
 /** What embeddingText() takes off a question's end: spacing and end punctuation. */

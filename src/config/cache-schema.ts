@@ -67,7 +67,7 @@ export const cacheSchema = z
      * pod's heap whatever maxEntries.
      */
     maxBytes: positiveInt.default(64 * 1024 * 1024),
-    /** Answers longer than this (characters of content, refusals and tool arguments) are not stored. */
+    /** Answers longer than this (characters of content, reasoning, refusals and tool arguments) are not stored. */
     maxAnswerChars: positiveInt.default(256 * 1024),
     /** TTL when the tenant's policy sets none. */
     defaultTtlSeconds: positiveInt.default(3600),

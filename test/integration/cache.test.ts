@@ -163,6 +163,34 @@ describe('exact cache', () => {
     }
   });
 
+  it("vLLM's own parameters are part of the key: another guided_choice or thinking switch is another entry", async () => {
+    const t = await start();
+    const labels = { guided_choice: ['positive', 'negative'], chat_template_kwargs: { enable_thinking: false } };
+    const first = await ask(t, { content: 'Classify: great product', extra: labels });
+    await answerJson(first.s, completion('positive'));
+    await stored(t, 1);
+    expect(getHeader(immediate((await ask(t, { content: 'Classify: great product', extra: labels })).o).headers, 'x-cache')).toBe('hit-exact');
+    // Before 2026-12-03 each of these got "positive" from the cache, whatever choices it allowed.
+    for (const extra of [{ ...labels, guided_choice: ['A', 'B'] }, { ...labels, chat_template_kwargs: { enable_thinking: true } }, { guided_choice: labels.guided_choice }]) {
+      const { s, o } = await ask(t, { content: 'Classify: great product', extra });
+      expect(o.kind).toBe('continue');
+      s.close();
+    }
+  });
+
+  it("a reasoning model's thinking is stored with the answer and comes back on a hit, in either wire format", async () => {
+    const t = await start();
+    const first = await ask(t, { content: 'think then answer', stream: true });
+    await answerSse(first.s, [chunk({ role: 'assistant', content: '' }), chunk({ reasoning: 'France; its capital ' }), chunk({ reasoning: 'is Paris.' }), chunk({ content: 'Paris.' }), chunk({}, 'stop')]);
+    await stored(t, 1);
+    const json = JSON.parse(immediate((await ask(t, { content: 'think then answer' })).o).body.toString());
+    expect(json.choices[0].message).toMatchObject({ content: 'Paris.', reasoning: 'France; its capital is Paris.' });
+    const text = immediate((await ask(t, { content: 'think then answer', stream: true })).o).body.toString();
+    const deltas = text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)).choices[0].delta);
+    expect(deltas.map((d) => d.reasoning ?? '').join('')).toBe('France; its capital is Paris.');
+    expect(deltas.findIndex((d) => d.reasoning)).toBeLessThan(deltas.findIndex((d) => d.content === 'Paris.'));
+  });
+
   it('replays a stored JSON answer as SSE (with the usage chunk when asked) and a stored SSE answer as JSON', async () => {
     const t = await start();
     const j = await ask(t, { content: 'json first' });

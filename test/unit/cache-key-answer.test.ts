@@ -32,8 +32,53 @@ describe('exact key', () => {
     ['response_format', { response_format: { type: 'json_object' } }, {}],
     ['tools', { tools: [{ type: 'function', function: { name: 'f' } }] }, {}],
     ['n', { n: 2 }, {}],
+    // Fields tiergate has no list of: vLLM's sampling and structured-output parameters, and any other. Each was
+    // left out of the key before 2026-12-03, so a request constrained to other choices got this one's answer.
+    ['guided_choice (vLLM)', { guided_choice: ['yes', 'no'] }, {}],
+    ['structured_outputs (vLLM)', { structured_outputs: { choice: ['a', 'b'] } }, {}],
+    ['chat_template_kwargs (vLLM)', { chat_template_kwargs: { enable_thinking: false } }, {}],
+    ['top_k (vLLM)', { top_k: 20 }, {}],
+    ['a field nobody has named yet', { x_backend_knob: 1 }, {}],
   ])('differs by %s', (_name, o, s) => {
     expect(key(o, s)).not.toBe(key());
+  });
+
+  it('differs by every value of a field it was not told about, big integers digit for digit', () => {
+    expect(key({ guided_choice: ['yes', 'no'] })).not.toBe(key({ guided_choice: ['a', 'b'] }));
+    expect(key({ chat_template_kwargs: { enable_thinking: true } })).not.toBe(key({ chat_template_kwargs: { enable_thinking: false } }));
+    const big = (digits: string) => exactKey(scope, parseLlmRequest('chat', Buffer.from(`{"messages":[{"role":"user","content":"hi"}],"vllm_xargs":{"id":${digits}}}`)));
+    expect(big('9007199254740993')).not.toBe(big('9007199254740992'));
+  });
+
+  it.each([
+    ['stream_options', { stream: true, stream_options: { include_usage: true } }],
+    ['prompt_cache_key', { prompt_cache_key: 'k-1' }],
+    ['service_tier', { service_tier: 'flex' }],
+    ['safety_identifier', { safety_identifier: 'u-hash' }],
+    ['store', { store: true }],
+    ["vLLM's scheduling priority, prefix-cache salt and request id", { priority: 5, cache_salt: 's', request_id: 'r-1' }],
+    ['a field set to null', { x_backend_knob: null }],
+  ])('does not differ by %s', (_name, o) => {
+    expect(key(o)).toBe(key());
+  });
+
+  it("an earlier turn's other fields count (an assistant's reasoning); nulls and empty arrays do not", () => {
+    const convo = (assistant: Record<string, unknown>) => ({
+      messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a', ...assistant }, { role: 'user', content: 'and then?' }],
+    });
+    // vLLM hands an assistant turn's reasoning back to the chat template (interleaved thinking): another
+    // reasoning is another context.
+    expect(key(convo({ reasoning: 'think A' }))).not.toBe(key(convo({ reasoning: 'think B' })));
+    expect(key(convo({ reasoning: 'think A' }))).not.toBe(key(convo({})));
+    expect(key(convo({ function_call: { name: 'f', arguments: '{}' } }))).not.toBe(key(convo({})));
+    // What an SDK echoes back from a response says nothing.
+    expect(key(convo({ refusal: null, annotations: [], audio: null }))).toBe(key(convo({})));
+    // The same holds in the semantic partition, for earlier turns and for the question's own message.
+    const part = (o: Record<string, unknown>) => semanticParts(scope, req(o))?.partition;
+    expect(part(convo({ reasoning: 'think A' }))).not.toBe(part(convo({ reasoning: 'think B' })));
+    expect(part(convo({ refusal: null }))).toBe(part(convo({})));
+    expect(part({ messages: [{ role: 'user', content: 'q', x_tag: 1 }] })).not.toBe(part({ messages: [{ role: 'user', content: 'q' }] }));
+    expect(part({ guided_choice: ['a'] })).not.toBe(part({}));
   });
 
   it('tool-call ids minted by the backend do not matter, their links do', () => {
@@ -149,6 +194,36 @@ describe('answer assembly and replay', () => {
       if (data && data !== '[DONE]') again.chunk(JSON.parse(data));
     }
     expect(again.answer()).toEqual(answer);
+  });
+
+  it("keeps a reasoning model's thinking under the field names it came in, and replays it in either format", () => {
+    // vLLM streams `reasoning` (and, while it is deprecated, the same text as `reasoning_content`) before content.
+    const a = new AnswerAssembler(10_000);
+    a.chunk(chunk([{ index: 0, delta: { role: 'assistant', content: '' } }]));
+    a.chunk(chunk([{ index: 0, delta: { reasoning: 'The user ', reasoning_content: 'The user ' } }]));
+    a.chunk(chunk([{ index: 0, delta: { reasoning: 'greets.', reasoning_content: 'greets.' } }]));
+    a.chunk(chunk([{ index: 0, delta: { content: 'Hello' }, finish_reason: 'stop' }]));
+    const answer = a.answer();
+    expect(answer?.choices[0]).toEqual({ index: 0, content: 'Hello', refusal: null, toolCalls: [], finishReason: 'stop', reasoning: { reasoning: 'The user greets.', reasoning_content: 'The user greets.' } });
+    if (!answer) return;
+    expect(JSON.parse(replayJson(answer, 0).toString()).choices[0].message).toEqual({ role: 'assistant', content: 'Hello', refusal: null, reasoning: 'The user greets.', reasoning_content: 'The user greets.' });
+    const events = replaySse(answer, 0, false).toString().split('\n\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)));
+    const deltas = events.map((e) => e.choices[0].delta);
+    // Thinking before the content, as the backend streamed it.
+    expect(deltas.findIndex((d) => 'reasoning' in d)).toBeLessThan(deltas.findIndex((d) => d.content === 'Hello'));
+    const again = new AnswerAssembler(10_000);
+    for (const e of events) again.chunk(e);
+    expect(again.answer()).toEqual(answer);
+
+    // DeepSeek's API: one field, in a whole body; only that field comes back.
+    const d = new AnswerAssembler(10_000);
+    d.body({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: '4', reasoning_content: '2+2' }, finish_reason: 'stop' }] });
+    const dj = d.answer();
+    expect(dj && JSON.parse(replayJson(dj, 0).toString()).choices[0].message).toEqual({ role: 'assistant', content: '4', refusal: null, reasoning_content: '2+2' });
+    // Thinking counts toward the size bound as content does.
+    const long = new AnswerAssembler(100);
+    long.body({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'x', reasoning: 'r'.repeat(100) }, finish_reason: 'stop' }] });
+    expect(long.answer()).toBeUndefined();
   });
 
   it('keeps nothing from an error, a stop-less choice, an unknown finish reason or an oversized answer', () => {
