@@ -285,10 +285,12 @@ export class ResponseUsageCollector {
     const c = m.content;
     if (typeof c === 'string') this.addText(c);
     else for (const p of arrayOf(c)) if (isObject(p) && typeof p.text === 'string') this.addText(p.text);
-    for (const k of ['reasoning_content', 'reasoning', 'refusal'] as const) {
-      const v = m[k];
-      if (typeof v === 'string') this.addText(v);
-    }
+    // vLLM sends its thinking as `reasoning` and, while the old name is deprecated, the same text again as
+    // `reasoning_content`: counted once, or an estimate would bill the thinking twice.
+    const reasoning = m.reasoning;
+    if (typeof reasoning === 'string') this.addText(reasoning);
+    if (typeof m.reasoning_content === 'string' && m.reasoning_content !== reasoning) this.addText(m.reasoning_content);
+    if (typeof m.refusal === 'string') this.addText(m.refusal);
     for (const call of arrayOf(m.tool_calls)) {
       if (!isObject(call) || !isObject(call.function)) continue;
       const f = call.function;

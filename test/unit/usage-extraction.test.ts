@@ -255,6 +255,14 @@ describe('SSE parser details', () => {
     expect(collect('sse', [Buffer.from(sse)]).errorCode).toBe('InternalServerError');
   });
 
+  it("counts a reasoning model's thinking once when it comes under both names (vLLM), once each when the texts differ", () => {
+    const delta = (d: Record<string, unknown>) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: d }] })}\n\n`;
+    const both = delta({ reasoning: 'Think ', reasoning_content: 'Think ' }) + delta({ reasoning: 'hard.', reasoning_content: 'hard.' }) + delta({ content: 'Yes.' });
+    expect(collect('sse', [Buffer.from(`${both}data: [DONE]\n\n`)]).outputText).toBe('Think hard.Yes.');
+    expect(collect('sse', [Buffer.from(`${delta({ reasoning_content: 'Old name.' })}data: [DONE]\n\n`)]).outputText).toBe('Old name.');
+    expect(collect('sse', [Buffer.from(`${delta({ reasoning: 'a', reasoning_content: 'b' })}data: [DONE]\n\n`)]).outputText).toBe('ab');
+  });
+
   it('reads an error event sent mid-stream', () => {
     const c = new ResponseUsageCollector('sse');
     c.push(Buffer.from('data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"error":{"message":"overloaded","type":"server_error","code":null}}\n\n'));
