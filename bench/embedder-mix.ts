@@ -10,7 +10,8 @@
 //
 //   npm run bench:embedder-mix -- [rounds, default 2] [questions per saturated run, default 640] [paced rate/s, default 30]
 import { EmbedderBusyError } from '../src/cache/embedders/embedder.js';
-import { LocalEmbedder, MAX_WAITING, type BatchPlanner } from '../src/cache/embedders/local-embedder.js';
+import type { BatchPlanner } from '../src/cache/embedders/fair-queue.js';
+import { LocalEmbedder, MAX_WAITING } from '../src/cache/embedders/local-embedder.js';
 import { median } from './stats.js';
 
 const ROUNDS = Number(process.argv[2] ?? 2);

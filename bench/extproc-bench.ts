@@ -6,15 +6,13 @@
 import type { ExtProcPool } from '../src/dev/envoy-client.js';
 import { startChild, type Child } from './children.js';
 import { SAME_REGIME_US, STREAM, WARM_UP, runPlain, runStreaming, sameRegime, withNewServers } from './extproc-driver.js';
-import { median } from './stats.js';
+import { median, quantile } from './stats.js';
 
 const ROUNDS = Number(process.argv[2] ?? 7);
 const PLAIN = { requests: 4000, rate: 1000 };
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
-};
+/** The `p`th percentile. */
+const pct = (xs: number[], p: number) => quantile(xs, p / 100);
 
 type Kind = 'tiergate' | 'noop' | 'echo';
 const KINDS: Kind[] = ['tiergate', 'noop', 'echo'];

@@ -15,3 +15,9 @@ export function nsPerCall(f: () => unknown, calls: number): number {
   }
   return median(rounds);
 }
+
+/** The value at quantile `q` (0 to 1) of `xs`: the element at floor(q × length) of the sorted values. */
+export function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] as number;
+}

@@ -10,6 +10,7 @@ import { MemoryVectorIndex } from '../src/stores/memory/vector-index.js';
 import { RedisVectorIndex } from '../src/stores/redis/vector-index.js';
 import { connectRedis } from '../src/stores/redis/connect.js';
 import type { VectorIndex } from '../src/stores/vector-index.js';
+import { quantile as pct } from './stats.js';
 import { RedisServer } from '../test/helpers/redis-server.js';
 
 const ENTRIES = Number(process.argv[2] ?? 100_000);
@@ -36,7 +37,6 @@ const vectors = Array.from({ length: ENTRIES }, randomUnit);
 const words = vectors.map((_, i) => questionFeatures(`question number ${i} about topic ${i % 977}`).wordsKey);
 const features = questionFeatures('q');
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] as number;
 
 async function fill(index: VectorIndex, lexical: boolean): Promise<void> {
   const batch: Array<Promise<void> | void> = [];

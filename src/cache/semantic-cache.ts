@@ -91,7 +91,7 @@ export class SemanticCache {
   }
 
   private async seedFor(q: SemanticQuery): Promise<SemanticSeed> {
-    const [vector] = (await this.embedder.embed([embeddingText(q.question)])) as [Float32Array];
+    const [vector] = (await this.embedder.embed([embeddingText(q.question)], q.tenant)) as [Float32Array];
     return { partition: this.partitionOf(q.partition), vector, features: questionFeatures(q.question) };
   }
 

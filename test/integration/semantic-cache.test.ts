@@ -27,8 +27,11 @@ class WordsEmbedder implements Embedder {
   busy = false;
   /** How long each of the next calls takes, in ms: a cold or busy model. */
   delays: number[] = [];
-  async embed(texts: readonly string[]): Promise<Float32Array[]> {
+  /** The tenant each call named. */
+  owners: Array<string | undefined> = [];
+  async embed(texts: readonly string[], owner?: string): Promise<Float32Array[]> {
     this.calls++;
+    this.owners.push(owner);
     const delay = this.delays.shift();
     if (delay) await new Promise((r) => setTimeout(r, delay));
     if (this.fail) throw new Error('embedder down');
@@ -138,7 +141,8 @@ describe('semantic cache', () => {
 
   it('tenants never share entries, even for identical questions', async () => {
     const { sha256Hex } = await import('../../src/auth/api-keys.js');
-    const t = await start({ tenants: { '*': { cache: { mode: 'semantic', threshold: 0.9 } } }, auth: { mode: 'api_key', keys: [{ id: 'a', sha256: sha256Hex('key-a-0123456789'), tenant: 'acme' }, { id: 'b', sha256: sha256Hex('key-b-0123456789'), tenant: 'globex' }] } });
+    const embedder = new WordsEmbedder();
+    const t = await start({ tenants: { '*': { cache: { mode: 'semantic', threshold: 0.9 } } }, auth: { mode: 'api_key', keys: [{ id: 'a', sha256: sha256Hex('key-a-0123456789'), tenant: 'acme' }, { id: 'b', sha256: sha256Hex('key-b-0123456789'), tenant: 'globex' }] } }, embedder);
     const askAs = async (key: string, q: string) => {
       const s = t.pool.open();
       await s.sendRequestHeaders(chatRequestHeaders([['authorization', `Bearer ${key}`]]), false);
@@ -154,6 +158,8 @@ describe('semantic cache', () => {
     const same = await askAs('key-a-0123456789', 'what is the capital of france');
     expect(same.o.kind === 'immediate' && getHeader(same.o.headers, 'x-cache')).toBe('hit-semantic');
     same.s.close();
+    // Each embedding names its tenant, so the local model's queue can share itself out between them.
+    expect(embedder.owners).toEqual(['acme', 'globex', 'acme']);
   });
 
   it("a tenant's threshold applies, and config check refuses one below the operator's floor", async () => {
@@ -405,6 +411,28 @@ describe('semantic cache on Redis', () => {
       expect(embedded.every((v) => v.length === 512)).toBe(true);
       // Drained, it takes questions again.
       expect((await embedder.embed(['one more question']))[0]).toHaveLength(512);
+    } finally {
+      await embedder.close();
+    }
+  });
+
+  it("one tenant filling the queue does not shut another out: the other's questions take room from it, and are embedded first", async () => {
+    const embedder = new LocalEmbedder();
+    await embedder.whenReady();
+    try {
+      const order: string[] = [];
+      const ask = (owner: string, i: number) => embedder.embed([`${owner} question number ${i}`], owner).then(() => order.push(`${owner}${i}`));
+      const flood = Array.from({ length: MAX_WAITING + 50 }, (_, i) => ask('acme', i));
+      const other = Array.from({ length: 3 }, (_, i) => ask('globex', i));
+      const [a, g] = [await Promise.allSettled(flood), await Promise.allSettled(other)];
+      // Before, all three of globex's were refused (the queue was acme's), and never embedded.
+      expect(g.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+      const refused = a.filter((r) => r.status === 'rejected');
+      // One went to the model at once and MAX_WAITING waited: 49 refused, then 3 of acme's waiting gave up their places.
+      expect(refused).toHaveLength(49 + 3);
+      expect(refused.every((r) => r.reason instanceof EmbedderBusyError)).toBe(true);
+      // globex heads the batch after the one under way, not the end of acme's backlog.
+      expect(Math.max(...[0, 1, 2].map((i) => order.indexOf(`globex${i}`)))).toBeLessThan(order.indexOf(`acme${MAX_WAITING - 4}`));
     } finally {
       await embedder.close();
     }

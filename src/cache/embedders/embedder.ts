@@ -5,7 +5,11 @@
 export interface Embedder {
   /** Names the model: part of every partition, so vectors of two models never meet. */
   readonly id: string;
-  embed(texts: readonly string[]): Promise<Float32Array[]>;
+  /**
+   * `owner` is the tenant asking: an embedder that queues (the local model) shares its queue fairly between
+   * tenants; one that does not ignores it.
+   */
+  embed(texts: readonly string[], owner?: string): Promise<Float32Array[]>;
   close(): Promise<void>;
 }
 

@@ -4,7 +4,8 @@
 // traffic use an OpenAI-compatible multilingual endpoint.
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { takeBatch, lengthClass, type Queued } from './batch-plan.js';
+import { takeBatch, lengthClass } from './batch-plan.js';
+import { FairQueue, type BatchPlanner, type Owned } from './fair-queue.js';
 import { EmbedderBusyError, normalise, type Embedder } from './embedder.js';
 
 const MAX_BATCH = 32;
@@ -12,8 +13,9 @@ const MAX_BATCH = 32;
  * Questions that may wait for the model beside the batch it is running. The model embeds some 80 questions a
  * second on a 2-core machine even in batches (`npm run bench:embedder`), so more new questions than that each
  * second would queue without end: every lookup would miss by its deadline, and the queue would hold each
- * question's text until the pod ran out of memory. Past this bound a question is refused at once (a bypass);
- * those that wait are still embedded after their lookup's deadline, and indexed for later hits.
+ * question's text until the pod ran out of memory. Past this bound a question is refused at once (a bypass),
+ * unless its tenant holds fewer waiting questions than another (fair-queue.ts); those that wait
+ * are still embedded after their lookup's deadline, and indexed for later hits.
  */
 export const MAX_WAITING = 4 * MAX_BATCH;
 
@@ -27,14 +29,11 @@ function workerFor(url: URL): Worker {
   return new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true });
 }
 
-interface Job extends Queued {
+interface Job extends Owned {
   text: string;
   resolve: (v: Float32Array) => void;
   reject: (e: Error) => void;
 }
-
-/** Takes the next batch (at most `max`) out of the waiting jobs; batch-plan.ts's takeBatch unless a bench compares. */
-export type BatchPlanner = <T extends Queued>(queue: T[], max: number) => T[];
 
 export class LocalEmbedder implements Embedder {
   readonly id = 'local:use-lite-en';
@@ -43,7 +42,7 @@ export class LocalEmbedder implements Embedder {
   private ready!: Promise<void>;
   private nextId = 0;
   private readonly inFlight = new Map<number, { resolve: (v: Float32Array[]) => void; reject: (e: Error) => void }>();
-  private queue: Job[] = [];
+  private readonly queue = new FairQueue<Job>(MAX_WAITING);
   private busy = false;
   private closed = false;
   /** Threads started, the first included (for tests and logs). */
@@ -98,14 +97,13 @@ export class LocalEmbedder implements Embedder {
     return this.ready;
   }
 
-  embed(texts: readonly string[]): Promise<Float32Array[]> {
+  embed(texts: readonly string[], owner = ''): Promise<Float32Array[]> {
     if (this.closed) return Promise.reject(new Error('local embedder closed'));
     return Promise.all(
       texts.map(
         (text) =>
           new Promise<Float32Array>((resolve, reject) => {
-            if (this.queue.length >= MAX_WAITING) return reject(new EmbedderBusyError(this.queue.length));
-            this.queue.push({ text, lengthClass: lengthClass(text), resolve, reject });
+            this.queue.offer({ text, owner, lengthClass: lengthClass(text), resolve, reject })?.reject(new EmbedderBusyError(MAX_WAITING));
             this.pump();
           }),
       ),
@@ -115,7 +113,7 @@ export class LocalEmbedder implements Embedder {
   private pump(): void {
     if (this.busy || this.queue.length === 0 || this.closed) return;
     this.busy = true;
-    const batch = this.plan(this.queue, MAX_BATCH);
+    const batch = this.queue.take(MAX_BATCH, this.plan);
     if (this.worker === undefined) this.start();
     const worker = this.worker as Worker;
     const run = this.ready.then(
@@ -142,7 +140,7 @@ export class LocalEmbedder implements Embedder {
     const closed = new Error('local embedder closed');
     for (const job of this.inFlight.values()) job.reject(closed);
     this.inFlight.clear();
-    for (const job of this.queue.splice(0)) job.reject(closed);
+    for (const job of this.queue.drain()) job.reject(closed);
     const worker = this.worker;
     this.worker = undefined;
     await worker?.terminate();
