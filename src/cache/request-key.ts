@@ -49,7 +49,7 @@ export function uncacheable(llm: LlmRequest, allowTools: boolean): Uncacheable |
  * question); other parts verbatim. Tool-call ids are renamed by order of appearance: backends mint them at
  * random, and two conversations that differ only in those ids ask the same thing.
  */
-function normalised(messages: readonly ChatMessage[]): unknown[] {
+function normalised(messages: readonly ChatMessage[], raw: readonly unknown[]): unknown[] {
   const ids = new Map<string, string>();
   const rename = (id: unknown) => {
     if (typeof id !== 'string') return null;
@@ -57,7 +57,7 @@ function normalised(messages: readonly ChatMessage[]): unknown[] {
     if (n === undefined) ids.set(id, (n = `#${ids.size}`));
     return n;
   };
-  return messages.map((m) => {
+  return messages.map((m, i) => {
     const c = m.content;
     const content = typeof c === 'string' ? [['text', c]] : Array.isArray(c) ? c.map((p) => (p.type === 'text' && typeof p.text === 'string' ? ['text', p.text] : ['part', p])) : null;
     const calls = Array.isArray(m.tool_calls)
@@ -66,7 +66,7 @@ function normalised(messages: readonly ChatMessage[]): unknown[] {
           return [rename((t as { id?: unknown }).id), (t as { type?: unknown }).type ?? 'function', f?.name ?? null, f?.arguments ?? null];
         })
       : null;
-    return [m.role, content, m.name ?? null, calls, m.tool_call_id === undefined ? null : rename(m.tool_call_id), extrasOf(m)];
+    return [m.role, content, m.name ?? null, calls, m.tool_call_id === undefined ? null : rename(m.tool_call_id), extrasOf(raw[i])];
   });
 }
 
@@ -79,12 +79,13 @@ const READ_MESSAGE_FIELDS = new Set(['role', 'content', 'name', 'tool_calls', 't
  * empty arrays are left out: an SDK that echoes a response's message back sends `refusal: null` and
  * `annotations: []`, which say nothing, where another client sends nothing.
  */
-function extrasOf(m: ChatMessage): Record<string, unknown> | null {
+function extrasOf(m: unknown): Record<string, unknown> | null {
+  if (typeof m !== 'object' || m === null) return null;
   let out: Record<string, unknown> | null = null;
   for (const k of Object.keys(m)) {
     const v = (m as Record<string, unknown>)[k];
     if (READ_MESSAGE_FIELDS.has(k) || v == null || (Array.isArray(v) && v.length === 0)) continue;
-    (out ??= {})[k] = v;
+    (out ??= fields())[k] = v;
   }
   return out;
 }
@@ -103,8 +104,14 @@ export function canonical(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
+/**
+ * An object for copied request fields: without a prototype, so a `__proto__` key (JSON.parse makes it an own
+ * key) is copied as a field like any other instead of setting the prototype and dropping out of the key.
+ */
+const fields = (): Record<string, unknown> => Object.create(null) as Record<string, unknown>;
+
 function params(llm: LlmRequest): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  const out = fields();
   // Integers beyond 2^53 as the client wrote them (parse-request.ts `exact`): two seeds that differ only in
   // digits JSON.parse drops are different questions.
   const j = llm.exact ?? llm.json;
@@ -112,10 +119,19 @@ function params(llm: LlmRequest): Record<string, unknown> {
   return out;
 }
 
+/**
+ * The chat messages as the client sent them (integers beyond 2^53 digit for digit), for the fields the schema's
+ * copy leaves out (zod does not copy a `__proto__` key; the backend gets it all the same).
+ */
+function rawMessages(llm: LlmRequest): readonly unknown[] {
+  const m = (llm.exact ?? llm.json).messages;
+  return Array.isArray(m) && m.length === llm.messages.length ? m : [];
+}
+
 const hash = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export function exactKey(scope: CacheScope, llm: LlmRequest): string {
-  return hash(canonical(['tiergate-cache-v2', scope.tenant, scope.namespace, scope.tier, scope.model, normalised(llm.messages), params(llm)]));
+  return hash(canonical(['tiergate-cache-v2', scope.tenant, scope.namespace, scope.tier, scope.model, normalised(llm.messages, rawMessages(llm)), params(llm)]));
 }
 
 /**
@@ -130,8 +146,9 @@ export function semanticParts(scope: CacheScope, llm: LlmRequest): { partition: 
   const c = last.content;
   const question = typeof c === 'string' ? c : Array.isArray(c) && c.every((p) => p.type === 'text') ? c.map((p) => (p as { text: string }).text).join(' ') : undefined;
   if (question === undefined || !EMBEDDABLE.test(question)) return undefined;
-  const context = normalised(msgs.slice(0, -1));
-  return { partition: hash(canonical(['tiergate-semantic-v2', scope.tenant, scope.namespace, scope.tier, scope.model, context, params(llm), last.name ?? null, extrasOf(last)])).slice(0, 32), question };
+  const raw = rawMessages(llm);
+  const context = normalised(msgs.slice(0, -1), raw);
+  return { partition: hash(canonical(['tiergate-semantic-v2', scope.tenant, scope.namespace, scope.tier, scope.model, context, params(llm), last.name ?? null, extrasOf(raw[msgs.length - 1])])).slice(0, 32), question };
 }
 
 /** What embeddingText() takes off a question's end: spacing and end punctuation. */

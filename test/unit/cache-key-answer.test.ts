@@ -50,6 +50,12 @@ describe('exact key', () => {
     expect(big('9007199254740993')).not.toBe(big('9007199254740992'));
   });
 
+  it('a field named __proto__ counts like any other, at the top and in a message', () => {
+    const raw = (body: string) => exactKey(scope, parseLlmRequest('chat', Buffer.from(body)));
+    expect(raw('{"messages":[{"role":"user","content":"hi"}],"__proto__":{"a":1}}')).not.toBe(raw('{"messages":[{"role":"user","content":"hi"}],"__proto__":{"a":2}}'));
+    expect(raw('{"messages":[{"role":"user","content":"hi","__proto__":{"a":1}}]}')).not.toBe(raw('{"messages":[{"role":"user","content":"hi","__proto__":{"a":2}}]}'));
+  });
+
   it.each([
     ['stream_options', { stream: true, stream_options: { include_usage: true } }],
     ['prompt_cache_key', { prompt_cache_key: 'k-1' }],
