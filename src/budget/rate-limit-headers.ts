@@ -53,20 +53,32 @@ const WHAT: Record<Bucket['code'], string> = {
   tier_tokens_per_minute: "this model tier's tokens per minute",
 };
 
+/**
+ * The longest `retry-after` a client should wait out by itself. The OpenAI SDKs retry a 429 on their own (twice
+ * by default), and the Node SDK sleeps for whatever `retry-after` says: against a spent daily budget, the
+ * application's call would hang until midnight. Past this, and for a request that can never fit, the 429 says
+ * `x-should-retry: false` (OpenAI's own header, which both SDKs obey), so the call fails at once with the 429
+ * and the application decides. A minute's window stays within it: those 429s are worth the SDK's retry.
+ */
+export const MAX_CLIENT_RETRY_WAIT_S = 60;
+const NO_RETRY: [string, string] = [H.shouldRetry, 'false'];
+
 /** `cost`: what this request would count against `b` (costOf). */
 export function limitError(b: Bucket, counted: number, cost: number, headers: Array<[string, string]>, now: number): TiergateError {
   const amount = b.unit === 'usd' ? usd : String;
   if (cost > b.limit) {
-    // It can never fit: no retry-after, so a well-behaved client does not retry for ever.
-    return new TiergateError(b.code as ErrorName, `Request too large for ${WHAT[b.code]}: limit ${amount(b.limit)}, requested ${amount(cost)}. Lower max_tokens or shorten the prompt.`, null, headers);
+    // It can never fit: no retry-after, and no retry, so a well-behaved client does not try again.
+    return new TiergateError(b.code as ErrorName, `Request too large for ${WHAT[b.code]}: limit ${amount(b.limit)}, requested ${amount(cost)}. Lower max_tokens or shorten the prompt.`, null, [NO_RETRY, ...headers]);
   }
   const retryAfter = Math.max(1, Math.ceil((b.resetAt - now) / 1000));
   const reached = b.unit === 'usd' ? 'Budget reached' : 'Rate limit reached';
+  const retry: Array<[string, string]> = [[H.retryAfter, String(retryAfter)]];
+  if (retryAfter > MAX_CLIENT_RETRY_WAIT_S) retry.push(NO_RETRY);
   return new TiergateError(
     b.code as ErrorName,
     `${reached} for ${WHAT[b.code]}: limit ${amount(b.limit)}, used ${amount(counted)}, requested ${amount(cost)}. Try again in ${retryAfter}s.`,
     null,
-    [[H.retryAfter, String(retryAfter)], ...headers],
+    [...retry, ...headers],
   );
 }
 

@@ -16,6 +16,7 @@ export const H = {
   usageTotalTokens: 'x-usage-total-tokens',
   traceparent: 'traceparent',
   retryAfter: 'retry-after',
+  shouldRetry: 'x-should-retry',
   budgetWarning: 'x-budget-warning',
   degraded: 'x-tiergate-degraded',
   cache: 'x-cache',

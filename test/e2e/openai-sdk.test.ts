@@ -252,3 +252,39 @@ describe('openai SDK through tiergate dev with mode overrides allowed', () => {
     }
   });
 });
+
+describe('openai SDK, with its own retries on, against a spent budget', () => {
+  // The Node SDK retries a 429 twice by default and sleeps for whatever retry-after says, so a spent daily budget
+  // (retry-after: until midnight) used to hold the application's call for hours. Measured with openai 6.49: the
+  // call was still waiting after 5 s, its first retry due an hour later.
+  it('a daily budget 429 reaches the application at once (x-should-retry: false), from one request', async () => {
+    // A time zone where it is about noon now, so the window's end is hours away whenever this runs.
+    const offset = ((12 - new Date().getUTCHours() + 36) % 24) - 12;
+    const zone = offset === 0 ? 'UTC' : `Etc/GMT${offset > 0 ? '-' : '+'}${Math.abs(offset)}`;
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-e2e-'));
+    const configFile = join(dir, 'tiergate.yaml');
+    writeFileSync(configFile, `budgets: { timeZone: "${zone}" }\ntenants: { "*": { dailyTokenBudget: 1500 } }\n`);
+    const s = await startTestDevStack({ configFile });
+    try {
+      const c = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-client-key' }); // maxRetries: the SDK's default (2)
+      const ask = (id: string) => c.chat.completions.create({ model: 'auto', max_tokens: 1000, messages: [{ role: 'user', content: 'Say hi' }] }, { headers: { 'x-request-id': id } });
+      await ask('e2e-budget-1');
+      const refused = ask('e2e-budget-2').then(
+        () => 'admitted',
+        (e: unknown) => e,
+      );
+      const got = await Promise.race([refused, new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5000))]);
+      expect(got).toBeInstanceOf(OpenAI.RateLimitError);
+      const err = got as InstanceType<typeof OpenAI.RateLimitError>;
+      expect(err.code).toBe('daily_token_budget');
+      expect(Number(err.headers?.get('retry-after'))).toBeGreaterThan(60);
+      expect(err.headers?.get('x-should-retry')).toBe('false');
+      // One request reached tiergate, not three.
+      await expect.poll(() => ledgerRow('e2e-budget-2')).toBeDefined();
+      const day = join('tiergate-ledger', `ledger-${new Date().toISOString().slice(0, 10)}.jsonl`);
+      expect(readFileSync(day, 'utf8').split('\n').filter((l) => l.includes('"request_id":"e2e-budget-2"'))).toHaveLength(1);
+    } finally {
+      await s.stop();
+    }
+  });
+});

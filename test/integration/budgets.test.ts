@@ -124,6 +124,8 @@ describe('requests per minute under concurrency', () => {
     const r = refusal(o);
     expect([r.status, r.error.code, r.error.type]).toEqual([429, 'requests_per_minute', 'requests']);
     expect(getHeader(r.headers, 'retry-after')).toBe('15');
+    // A wait within a minute: the SDK's own retry is left to it.
+    expect(getHeader(r.headers, 'x-should-retry')).toBeUndefined();
     expect(getHeader(r.headers, 'x-ratelimit-limit-requests')).toBe('2');
     expect(getHeader(r.headers, 'x-ratelimit-remaining-requests')).toBe('0');
     expect(getHeader(r.headers, 'x-ratelimit-reset-requests')).toBe('14.5s');
@@ -272,6 +274,8 @@ describe('monthly budgets', () => {
     const third = refusal((await request(t, body)).o);
     expect([third.status, third.error.type, third.error.code]).toEqual([429, 'tokens', 'monthly_token_budget']);
     expect(Number(getHeader(third.headers, 'retry-after'))).toBe(3600);
+    // The OpenAI SDK would sleep out that hour inside the application's call: told not to retry, it returns the 429.
+    expect(getHeader(third.headers, 'x-should-retry')).toBe('false');
     for (const r of admitted) r.s.close();
     c.t += 3600_000;
     expect((await request(t, body)).o.kind).toBe('continue');
@@ -288,6 +292,7 @@ describe('monthly budgets', () => {
     expect([second.status, second.error.type, second.error.code]).toEqual([429, 'insufficient_quota', 'monthly_cost_budget']);
     // retry-after: until local midnight, not a day or a month away.
     expect(Number(getHeader(second.headers, 'retry-after'))).toBe(30 * 60);
+    expect(getHeader(second.headers, 'x-should-retry')).toBe('false');
     first.s.close();
     c.t += 30 * 60_000;
     expect((await request(t, strong)).o.kind).toBe('continue');
@@ -375,6 +380,7 @@ describe('token budgets', () => {
     expect([r.status, r.error.code]).toEqual([429, 'tokens_per_minute']);
     expect(r.error.message).toMatch(/Request too large/);
     expect(getHeader(r.headers, 'retry-after')).toBeUndefined();
+    expect(getHeader(r.headers, 'x-should-retry')).toBe('false');
   });
 
   it('the completion allowance counts every completion generated: n, or best_of on /v1/completions', async () => {
@@ -451,6 +457,7 @@ describe('token budgets', () => {
     expect((await request(t, hi({ max_tokens: 1000 }))).o.kind).toBe('continue');
     const r = refusal((await request(t, hi({ max_tokens: 1000 }))).o);
     expect(getHeader(r.headers, 'retry-after')).toBe('60');
+    expect(getHeader(r.headers, 'x-should-retry')).toBeUndefined(); // 60 s is still worth waiting out
     c.t = Date.UTC(2026, 10, 22, 15, 0, 0); // 00:00 in Seoul, still the 22nd in UTC
     expect((await request(t, hi({ max_tokens: 1000 }))).o.kind).toBe('continue');
   });
