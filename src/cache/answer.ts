@@ -24,7 +24,7 @@ export interface CachedChoice {
 }
 
 /** The fields reasoning backends put their thinking in, on a message and on a stream's delta. */
-export const REASONING_FIELDS = ['reasoning', 'reasoning_content'] as const;
+const REASONING_FIELDS = ['reasoning', 'reasoning_content'] as const;
 type ReasoningField = (typeof REASONING_FIELDS)[number];
 
 /** OpenAI's usage object as the backend reported it (kept verbatim so a replay reports the same numbers). */

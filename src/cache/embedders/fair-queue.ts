@@ -85,7 +85,7 @@ export class FairQueue<T extends Owned> {
   }
 
   /**
-   * The next batch: `plan` builds it from the queue in fairOrder, so around the oldest question of the tenant
+   * The next batch: `plan` builds it from the queue in fairOrder, so around the first question of the tenant
    * served longest ago. A waiting tenant heads a batch before any tenant served after it heads another, so no
    * tenant waits behind another's whole backlog, and none waits for ever.
    */
