@@ -14,6 +14,7 @@ import { bucketsFor } from './buckets.js';
 import { StoreGuard } from '../stores/store-guard.js';
 import type { KeptReconcile } from './kept-reconciles.js';
 import { ReconcileQueue } from './reconcile-queue.js';
+import { FullWindows } from './full-windows.js';
 
 /** What an admitted request holds until its response ends. */
 export interface Admission {
@@ -67,6 +68,8 @@ export class Budgets {
   private readonly local = new MemoryBudgetStore();
   /** Reconciles to the shared store, kept across outages and restarts. */
   private readonly reconciles: ReconcileQueue;
+  /** Tenants whose requests-per-minute window the store has said is full, until it ends. */
+  private readonly full = new FullWindows();
 
   /**
    * `keepDir`: where reconciles still unsent at shutdown wait for the next process (reconcile-queue.ts); those an
@@ -84,6 +87,8 @@ export class Budgets {
   }
 
   admit(rt: Runtime, q: AdmitQuery): AdmitOutcome | Promise<AdmitOutcome> {
+    const known = this.knownFull(rt, q.policy);
+    if (known) return { error: known };
     const now = this.now();
     const cfg = rt.config.budgets;
     const buckets = bucketsFor(rt, q.policy, q.tier, q.tokens !== null || (q.countCost === true && 'cost'), now);
@@ -107,6 +112,20 @@ export class Budgets {
     );
     this.reconciles.track(admitting);
     return admitting;
+  }
+
+  /**
+   * The 429 admission would answer for a tenant whose requests-per-minute window is known to be full
+   * (full-windows.ts), without reading the request or asking the store; undefined when it is not known full.
+   * Cheap when the tenant has no such limit or no full window: one property read, one map lookup.
+   */
+  knownFull(rt: Runtime, policy: TenantPolicy): TiergateError | undefined {
+    if (policy.requestsPerMinute === undefined) return undefined;
+    const now = this.now();
+    const f = this.full.known(policy.tenant, () => bucketsFor(rt, policy, undefined, false, now)[0], now);
+    if (f === undefined) return undefined;
+    this.metrics.budgetDecisions.inc({ result: 'denied', code: f.bucket.code });
+    return limitError(f.bucket, f.counted, costOf(f.bucket, 0), rateLimitHeaders([f.bucket], [f.counted], now), now);
   }
 
   /**
@@ -165,6 +184,9 @@ export class Budgets {
   }
 
   private outcome(q: AdmitQuery, req: AdmitRequest, store: BudgetStore, r: AdmitResult, degraded: boolean): AdmitOutcome {
+    // The requests bucket, when there is one, comes first (buckets.ts). A degraded answer is one replica's share.
+    const first = req.buckets[0] as Bucket;
+    if (!degraded && first.unit === 'requests') this.full.note(q.policy.tenant, first, r.counted[0] as number);
     const headers = rateLimitHeaders(req.buckets, r.counted, req.now);
     if (degraded) headers.push([H.degraded, 'budget-store']);
     if (!r.admitted) {

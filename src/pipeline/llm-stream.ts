@@ -152,6 +152,10 @@ export class LlmStream implements StreamHandler {
         ]),
       );
     }
+    // A tenant whose requests-per-minute window is full is refused now, not after Envoy has buffered its body
+    // and tiergate has read it: it could not be admitted whatever the body says (full-windows.ts).
+    const full = this.deps.budgets.knownFull(rt, this.state.policy);
+    if (full) return this.reply(full);
     // Gateway keys go no further than here, whatever happens to the request next. The routing headers come
     // with the body's decision (awaitBody: in FULL_DUPLEX_STREAMED mode they must travel in this answer).
     const remove = [...spoofed, ...credentials(caller, [])];

@@ -10,7 +10,7 @@ import { jsonBody, startTiergate, type TestTiergate } from '../helpers/tiergate.
 
 let tg: TestTiergate;
 beforeAll(async () => {
-  tg = await startTiergate({ tenants: { '*': { requestsPerMinute: 1 } } });
+  tg = await startTiergate();
 });
 afterAll(async () => {
   await tg.stop();
@@ -36,8 +36,8 @@ describe('a BUFFERED body followed by trailers (end_of_stream false)', () => {
       first.close();
       // The tenant's one request a minute is spent: trailers are no way around the limit.
       const second = t.pool.open(mode('BUFFERED', trailerMode));
-      await second.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'tr-2']]), false);
-      expect(await second.sendRequestBody(body('hi'), false)).toMatchObject({ kind: 'immediate', status: 429 });
+      // (Refused on its headers: the first request filled the window, which tiergate then knows is full.)
+      expect(await second.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'tr-2']]), false)).toMatchObject({ kind: 'immediate', status: 429 });
       second.close();
     } finally {
       await t.stop();

@@ -30,7 +30,9 @@ async function tiergate(config: ConfigInput, now: () => number, store: 'memory' 
 const hi = (extra: Record<string, unknown> = {}) => jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }], ...extra });
 async function request(t: TestTiergate, body = hi(), id?: string, filter?: FilterConfig): Promise<{ s: ExtProcSession; o: Outcome }> {
   const s = t.pool.open(filter);
-  await s.sendRequestHeaders(chatRequestHeaders(id ? [['x-request-id', id]] : []), false);
+  const head = await s.sendRequestHeaders(chatRequestHeaders(id ? [['x-request-id', id]] : []), false);
+  // Answered on the headers (a full requests-per-minute window): Envoy sends no body then.
+  if (head.kind !== 'continue') return { s, o: head };
   return { s, o: await s.sendRequestBody(body) };
 }
 function refusal(o: Outcome) {
@@ -132,6 +134,61 @@ describe('requests per minute under concurrency', () => {
     expect(getHeader(r.headers, 'content-type')).toBe('application/json');
     c.t += 14_500; // the window rolls over
     expect((await request(t)).o.kind).toBe('continue');
+  });
+});
+
+describe('a full requests-per-minute window is refused on the request headers', () => {
+  /** Sends only the request headers, as Envoy does first; the body stays with the client. */
+  async function headersOnly(t: TestTiergate, id: string): Promise<Outcome> {
+    const s = t.pool.open();
+    const o = await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', id]]), false);
+    s.close();
+    return o;
+  }
+
+  it('once a window is full, the next request gets the same 429 on its headers, no body read; a raised limit or the next window admits', async () => {
+    const c = clock(Date.UTC(2026, 10, 22, 12, 0, 45, 500)); // 14.5 s before the minute ends
+    const t = await tiergate({ tenants: { '*': { requestsPerMinute: 2 } } }, c.now);
+    expect((await headersOnly(t, 'room')).kind).toBe('continue'); // nothing known yet: the body is asked for
+    for (let i = 0; i < 2; i++) (await request(t)).s.close(); // the second fills the window
+    const r = refusal(await headersOnly(t, 'early'));
+    expect([r.status, r.error.code, r.error.type]).toEqual([429, 'requests_per_minute', 'requests']);
+    expect(r.error.message).toBe("Rate limit reached for this tenant's requests per minute: limit 2, used 2, requested 1. Try again in 15s.");
+    expect(getHeader(r.headers, 'retry-after')).toBe('15');
+    expect(getHeader(r.headers, 'x-should-retry')).toBeUndefined();
+    expect(getHeader(r.headers, 'x-ratelimit-limit-requests')).toBe('2');
+    expect(getHeader(r.headers, 'x-ratelimit-remaining-requests')).toBe('0');
+    expect(getHeader(r.headers, 'x-ratelimit-reset-requests')).toBe('14.5s');
+    expect(getHeader(r.headers, 'content-type')).toBe('application/json');
+    // Even a body that would be a 400: the limit is what the tenant hears about first, as from OpenAI.
+    expect(refusal((await request(t, Buffer.from('{not json'))).o).error.code).toBe('requests_per_minute');
+    expect(await metricValue(t.app, 'tiergate_budget_decisions_total', { result: 'denied', code: 'requests_per_minute' })).toBe(2);
+    // Every refused request has its row, whatever phase refused it.
+    await expect.poll(async () => (await t.rows()).find((row) => row.request_id === 'early')).toMatchObject({ status: 'rejected', http_status: 429, error_code: 'requests_per_minute', tenant_id: 'default' });
+
+    // A reload that raises the limit: the remembered window was another limit's, so the body is read again.
+    expect(await t.app.config.apply('tenants: { "*": { requestsPerMinute: 3 } }\n', {}, t.app.reloadListener)).toBe(true);
+    expect((await headersOnly(t, 'raised')).kind).toBe('continue');
+    const third = await request(t);
+    expect(third.o.kind).toBe('continue');
+    third.s.close();
+    expect(refusal(await headersOnly(t, 'full-again')).status).toBe(429);
+    c.t += 14_500; // the window rolls over
+    expect((await headersOnly(t, 'next-minute')).kind).toBe('continue');
+  });
+
+  it('Redis, two instances: each learns a window is full from its own store answer, then refuses on the headers', async () => {
+    const c = clock();
+    const a = await tiergate({ tenants: { '*': { requestsPerMinute: 2 } } }, c.now, 'redis', 'early-shared:');
+    const b = await tiergate({ tenants: { '*': { requestsPerMinute: 2 } } }, c.now, 'redis', 'early-shared:');
+    for (let i = 0; i < 2; i++) (await request(a)).s.close();
+    expect(refusal(await headersOnly(a, 'a-early')).status).toBe(429);
+    // b has not asked the store this minute: it reads the body, and the store refuses it.
+    expect((await headersOnly(b, 'b-asks')).kind).toBe('continue');
+    const fromStore = await request(b);
+    expect(refusal(fromStore.o).error.code).toBe('requests_per_minute');
+    fromStore.s.close();
+    expect(refusal(await headersOnly(b, 'b-early')).error.code).toBe('requests_per_minute');
   });
 });
 
