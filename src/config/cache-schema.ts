@@ -56,7 +56,15 @@ const semanticSchema = z
 export const cacheSchema = z
   .strictObject({
     store: z.enum(['memory', 'redis']).default('memory'),
-    redis: redisStoreSchema('tiergate:cache:').optional(),
+    redis: redisStoreSchema('tiergate:cache:')
+      .extend({
+        /**
+         * Answers kept per tenant; past it, the tenant's entries that expire soonest make room. Redis's own eviction
+         * is one LRU for every tenant: without this, one tenant's stream of one-off answers pushes the others out.
+         */
+        maxEntriesPerTenant: positiveInt.default(10_000),
+      })
+      .optional(),
     /** A lookup slower than this is abandoned and the request proceeds as a miss (well inside Envoy's 200 ms). */
     lookupDeadlineMs: positiveInt.default(30),
     /** Memory store: entries kept per instance; past it, the tenant holding the most loses its least recently used. */

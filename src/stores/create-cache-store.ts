@@ -5,6 +5,6 @@ import { MemoryCacheStore } from './memory/cache-store.js';
 import { RedisCacheStore } from './redis/cache-store.js';
 
 export function createCacheStore(cfg: Config['cache'], now?: () => number): CacheStore {
-  if (cfg.store === 'redis' && cfg.redis) return new RedisCacheStore(cfg.redis);
+  if (cfg.store === 'redis' && cfg.redis) return new RedisCacheStore(cfg.redis, cfg.redis.maxEntriesPerTenant);
   return new MemoryCacheStore(cfg.maxEntries, cfg.maxBytes, now);
 }

@@ -15,10 +15,13 @@ async function ready(s: CacheStore): Promise<CacheStore> {
   return s;
 }
 
+const redisStore = (kind: 'redis' | 'redis cluster', maxPerTenant: number) =>
+  new RedisCacheStore({ url: kind === 'redis' ? servers.redis.url : servers.cluster.url, cluster: kind === 'redis cluster', connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, maxPerTenant);
+
 const makers: Record<string, () => Promise<CacheStore>> = {
   memory: () => ready(new MemoryCacheStore(1000, 64 * 1024 * 1024)),
-  redis: () => ready(new RedisCacheStore({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 })),
-  'redis cluster': () => ready(new RedisCacheStore({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 })),
+  redis: () => ready(redisStore('redis', 1000)),
+  'redis cluster': () => ready(redisStore('redis cluster', 1000)),
 };
 
 const entry = (content: string): CacheEntry => ({
@@ -63,6 +66,53 @@ describe.each(Object.keys(makers))('%s cache store', (name) => {
     await s.set('test:cache:{t:globex}:x:same', entry('globex'), 60_000, 'globex');
     expect((await s.get('test:cache:{t:acme}:x:same'))?.answer.choices[0]?.content).toBe('acme');
     expect((await s.get('test:cache:{t:globex}:x:same'))?.answer.choices[0]?.content).toBe('globex');
+  });
+});
+
+describe.each(['redis', 'redis cluster'] as const)('%s cache store: cache.redis.maxEntriesPerTenant', (kind) => {
+  const tenant = () => `cap${n++}`;
+  const capped = (max: number) => ready(redisStore(kind, max)) as Promise<RedisCacheStore>;
+  const present = async (s: CacheStore, keys: string[]) => Promise.all(keys.map(async (k) => (await s.get(k)) !== undefined));
+
+  it("past the cap, the tenant's entries that expire soonest make room; another tenant's are untouched", async () => {
+    const s = await capped(3);
+    const [acme, globex] = [tenant(), tenant()];
+    const a = [0, 1, 2, 3].map(() => key(acme));
+    const g = [0, 1, 2].map(() => key(globex));
+    for (const k of [...a.slice(0, 3), ...g]) await s.set(k, entry(k), 60_000, k.includes(acme) ? acme : globex);
+    await s.set(a[3] as string, entry('fourth'), 60_000, acme);
+    expect(await present(s, a)).toEqual([false, true, true, true]); // the first stored expires first
+    expect(await present(s, g)).toEqual([true, true, true]);
+    // A shorter TTL expires sooner, so it makes room before older entries with longer ones.
+    const short = key(acme);
+    await s.set(short, entry('short'), 10_000, acme);
+    await s.set(key(acme), entry('next'), 60_000, acme);
+    expect(await s.get(short)).toBeUndefined();
+    expect(await present(s, a.slice(2))).toEqual([true, true]);
+  });
+
+  it('a stored-again key counts once, and expired entries do not count', async () => {
+    const s = await capped(2);
+    const t = tenant();
+    const k = key(t);
+    for (let i = 0; i < 3; i++) await s.set(k, entry(`v${i}`), 60_000, t);
+    const other = key(t);
+    await s.set(other, entry('other'), 60_000, t);
+    expect(await present(s, [k, other])).toEqual([true, true]);
+    const later = tenant();
+    for (const brief of [key(later), key(later)]) await s.set(brief, entry('brief'), 300, later);
+    await new Promise((r) => setTimeout(r, 500));
+    const fresh = [key(later), key(later)];
+    for (const f of fresh) await s.set(f, entry('fresh'), 60_000, later);
+    expect(await present(s, fresh)).toEqual([true, true]);
+  });
+
+  it('holds across replicas storing at once: exactly the cap remains', async () => {
+    const [one, two] = [await capped(10), await capped(10)];
+    const t = tenant();
+    const keys = Array.from({ length: 60 }, () => key(t));
+    await Promise.all(keys.map((k, i) => (i % 2 ? one : two).set(k, entry(k), 60_000, t)));
+    expect((await present(one, keys)).filter(Boolean)).toHaveLength(10);
   });
 });
 

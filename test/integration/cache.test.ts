@@ -440,6 +440,28 @@ describe('exact cache on Redis', () => {
     }
   });
 
+  it("cache.redis.maxEntriesPerTenant: a tenant's new answers push out its own oldest, never another tenant's", async () => {
+    const t = await start({ cache: { store: 'redis' as const, redis: { url: redis.url, keyPrefix: `cap${Date.now()}:`, maxEntriesPerTenant: 2 } } });
+    const xCache = async (key: string, content: string) => {
+      const { s, o } = await ask(t, { key, content });
+      s.close();
+      return o.kind === 'immediate' ? getHeader(o.headers, 'x-cache') : 'miss';
+    };
+    const globex = await ask(t, { key: KEY_B, content: 'What is the capital of Spain?' });
+    await answerJson(globex.s, completion('Madrid.'));
+    const questions = ['What is the capital of France?', 'What is the capital of Italy?', 'What is the capital of Peru?'];
+    for (const [i, content] of questions.entries()) {
+      const r = await ask(t, { content });
+      await answerJson(r.s, completion(`answer ${i}`));
+      await stored(t, i + 2); // one at a time: the order they are stored in is the order they make room
+    }
+    // Polled: a lookup past the 30 ms deadline on a loaded runner is a miss by design.
+    await expect.poll(() => xCache(KEY_A, questions[2] as string)).toBe('hit-exact');
+    await expect.poll(() => xCache(KEY_A, questions[1] as string)).toBe('hit-exact');
+    await expect.poll(() => xCache(KEY_B, 'What is the capital of Spain?')).toBe('hit-exact');
+    expect(await xCache(KEY_A, questions[0] as string)).toBe('miss');
+  });
+
   it('an entry stored by one instance is served by another; Redis down → x-cache: bypass and the request goes upstream', async () => {
     const cache = { store: 'redis' as const, redis: { url: redis.url, keyPrefix: `t${Date.now()}:` } };
     const one = await start({ cache });

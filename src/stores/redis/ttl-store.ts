@@ -30,7 +30,8 @@ export class RedisTtlStore<V> implements TtlStore<V> {
     return v === null ? undefined : this.codec.decode(v);
   }
 
-  async set(key: string, value: V, ttlMs: number): Promise<void> {
+  /** Redis keeps no per-owner count here (the cache store does: cache-store.ts). */
+  async set(key: string, value: V, ttlMs: number, _owner?: string): Promise<void> {
     this.ready();
     await this.redis.set(key, this.codec.encode(value), 'PX', Math.max(1, Math.round(ttlMs)));
   }
@@ -39,7 +40,7 @@ export class RedisTtlStore<V> implements TtlStore<V> {
     this.redis.disconnect();
   }
 
-  private ready(): void {
+  protected ready(): void {
     if (this.redis.status !== 'ready') throw new Error(`${this.name} not connected (${this.redis.status})`);
   }
 }
