@@ -1,6 +1,7 @@
 // The semantic cache's vector index: entries (a vector, the question's guard features and the exact-cache key of
 // its answer) in partitions (tenant + context fingerprint + embedder), found through buckets (src/cache/lsh.ts).
-// Bounded per partition (oldest evicted first) and by TTL. One interface, a memory and a Redis implementation,
+// Bounded per partition (oldest evicted first), by TTL, and across partitions (the memory index by its total,
+// shared fairly; the Redis ones per tenant, cache.redis.maxEntriesPerTenant). One interface, a memory and a Redis implementation,
 // one contract suite (test/contract/vector-index.test.ts).
 import type { QuestionFeatures } from '../cache/guards.js';
 

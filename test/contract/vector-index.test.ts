@@ -115,6 +115,34 @@ describe.each(Object.keys(makers))('%s vector index', (name) => {
   });
 });
 
+describe.each(['redis', 'redis cluster', 'redis vector search (stand-in)'] as const)('%s vector index: cache.redis.maxEntriesPerTenant', (kind) => {
+  const capped = (max: number): Promise<VectorIndex> => {
+    const prefix = `vcap${Date.now()}${ids++}:`;
+    if (kind === 'redis vector search (stand-in)') return ready(new AutoRedisVectorIndex({ url: standIn.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: prefix, maxEntriesPerTenant: max }));
+    const url = kind === 'redis' ? servers.redis.url : servers.cluster.url;
+    return ready(new RedisVectorIndex(connectRedis({ url, cluster: kind === 'redis cluster', connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), prefix, Date.now, max));
+  };
+  const found = async (x: VectorIndex, tenant: string, partition: string, v: Float32Array) => (await x.search(tenant, partition, ['w:t'], v, 0.5, 10)).map((m) => m.storeKey).sort();
+
+  it("bounds a tenant's entries across all its partitions (a partition per conversation), soonest to expire out; another tenant's stay", async () => {
+    const x = await capped(3);
+    const v = near(9, 10, 0);
+    await x.add('globex', 'g', ['w:t'], entry(v, 'g0'), 60_000, 100);
+    // One entry per partition, as a tenant whose every turn is a new conversation prefix makes them.
+    for (let i = 0; i < 5; i++) {
+      await x.add('acme', `p${i}`, ['w:t'], entry(v, `a${i}`), 60_000, 100);
+      await new Promise((r) => setTimeout(r, 2)); // distinct expiry times
+    }
+    const left = await Promise.all([0, 1, 2, 3, 4].map((i) => found(x, 'acme', `p${i}`, v)));
+    expect(left).toEqual([[], [], ['a2'], ['a3'], ['a4']]);
+    expect(await found(x, 'globex', 'g', v)).toEqual(['g0']);
+    // A partition's own bound still applies, and what it evicts no longer counts toward the tenant's.
+    await x.add('acme', 'p4', ['w:t'], entry(v, 'a5'), 60_000, 1);
+    expect(await found(x, 'acme', 'p4', v)).toEqual(['a5']);
+    expect(await found(x, 'acme', 'p2', v)).toEqual(['a2']);
+  });
+});
+
 describe('memory vector index', () => {
   it('bounds all partitions together: the oldest partition gives up its oldest entries first', () => {
     const x = new MemoryVectorIndex(Date.now, 3);

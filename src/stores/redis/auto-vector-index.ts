@@ -14,7 +14,7 @@ export class AutoRedisVectorIndex implements VectorIndex {
   private chosen: Promise<VectorIndex> | undefined;
 
   constructor(
-    private readonly opts: RedisConnectOptions & { keyPrefix: string },
+    private readonly opts: RedisConnectOptions & { keyPrefix: string; maxEntriesPerTenant?: number },
     private readonly now: () => number = Date.now,
     private readonly onChosen: (mode: 'search' | 'buckets') => void = () => undefined,
   ) {
@@ -28,7 +28,8 @@ export class AutoRedisVectorIndex implements VectorIndex {
       const search = !this.opts.cluster && (await hasVectorSearch(this.redis as Redis));
       this.mode = search ? 'search' : 'buckets';
       this.onChosen(this.mode);
-      return search ? new RedisSearchVectorIndex(this.redis as Redis, this.opts.keyPrefix, this.now) : new RedisVectorIndex(this.redis, this.opts.keyPrefix, this.now);
+      const cap = this.opts.maxEntriesPerTenant;
+      return search ? new RedisSearchVectorIndex(this.redis as Redis, this.opts.keyPrefix, this.now, cap) : new RedisVectorIndex(this.redis, this.opts.keyPrefix, this.now, cap);
     };
     this.chosen = pick();
     // A failed probe (connection lost mid-way) is retried on the next call.

@@ -1,18 +1,21 @@
 // The vector index on Redis's own vector search (the query engine built into Redis 8, or Redis Stack's
 // RediSearch): one HNSW index per vector size, documents as hashes {p: partition tag, w: word-set tag, v: float32
 // vector, f: guard features, k: exact-cache key}, searched with a KNN query filtered by partition (and, under the
-// lexical guard, by word set). Capacity per partition is kept by the same kind of sorted set as the bucket index.
+// lexical guard, by word set). Capacity per partition, and per tenant across its partitions, is kept by the same
+// kind of sorted sets as the bucket index.
 // Standalone Redis only: on an open-source Cluster each shard would index only its own keys.
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { QuestionFeatures } from '../../cache/guards.js';
 import type { VectorEntry, VectorIndex, VectorMatch } from '../vector-index.js';
 
-// KEYS[1] partition zset, KEYS[2] document. ARGV: id, now, ttlMs, maxEntries, document key prefix, then field/value pairs.
+// KEYS[1] partition zset, KEYS[2] document, KEYS[3] the tenant's zset of its documents in every partition by
+// expiry (members "<partition zset>\n<document prefix>\n<id>"), for cache.redis.maxEntriesPerTenant. ARGV: id,
+// now, ttlMs, maxEntries, document key prefix, tenant cap, then field/value pairs.
 const ADD = `
-local id, now, ttl, max, prefix = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local id, now, ttl, max, prefix, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('ZADD', KEYS[1], now, id)
@@ -23,8 +26,23 @@ if over > 0 then
   for _, oid in ipairs(redis.call('ZRANGE', KEYS[1], 0, over - 1)) do
     redis.call('DEL', prefix .. oid)
     redis.call('ZREM', KEYS[1], oid)
+    redis.call('ZREM', KEYS[3], KEYS[1] .. '\\n' .. prefix .. '\\n' .. oid)
   end
 end
+redis.call('ZADD', KEYS[3], now + ttl, KEYS[1] .. '\\n' .. prefix .. '\\n' .. id)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local past = redis.call('ZCARD', KEYS[3]) - cap
+if past > 0 then
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, past - 1)) do
+    local a = string.find(m, '\\n', 1, true)
+    local b = string.find(m, '\\n', a + 1, true)
+    local oid = string.sub(m, b + 1)
+    redis.call('DEL', string.sub(m, a + 1, b - 1) .. oid)
+    redis.call('ZREM', string.sub(m, 1, a - 1), oid)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, past - 1)
+end
+if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
 return over
 `;
 
@@ -52,6 +70,8 @@ export class RedisSearchVectorIndex implements VectorIndex {
     client: Redis,
     private readonly prefix: string,
     private readonly now: () => number = Date.now,
+    /** cache.redis.maxEntriesPerTenant: a tenant's documents across its partitions; past it, the soonest to expire go. */
+    private readonly maxPerTenant = Number.MAX_SAFE_INTEGER,
   ) {
     this.redis = client as ScriptClient;
     this.redis.defineCommand('tiergateFtAdd', { lua: ADD });
@@ -118,14 +138,16 @@ export class RedisSearchVectorIndex implements VectorIndex {
     const words = buckets.length === 1 && buckets[0]?.startsWith('w:') ? tag(buckets[0]) : 'none';
     const vec = Buffer.from(entry.vector.buffer, entry.vector.byteOffset, entry.vector.byteLength);
     await this.redis.tiergateFtAdd(
-      2,
+      3,
       `${this.prefix}{t:${tenant}}:fp:${partition}`,
       `${docs}${entry.id}`,
+      `${this.prefix}{t:${tenant}}:ft`,
       entry.id,
       this.now(),
       Math.round(ttlMs),
       maxEntries,
       docs,
+      this.maxPerTenant,
       'p',
       tag(`${tenant}\0${partition}`),
       'w',
