@@ -4,9 +4,9 @@
 // tenant a sorted set of its entries in every partition by expiry, for the tenant's bound (a partition is a whole
 // conversation but its last question, so a tenant makes a new one with nearly every turn, and a bound per
 // partition alone bounds nothing). Adding is one script (insert, then evict while over either bound) and
-// searching is one script (gather each bucket's live ids, return their vectors); scoring is exact, here. All keys of a tenant share its hash tag, so on a Redis Cluster each script
-// runs on one slot. Entry keys are built inside the scripts from a prefix: they are in the same slot as the
-// declared keys by construction.
+// searching is one script (gather each bucket's live ids, return their vectors); scoring is exact, here. All
+// keys of a tenant share its hash tag, so on a Redis Cluster each script runs on one slot. Entry keys are built
+// inside the scripts from a prefix: they are in the same slot as the declared keys by construction.
 import type { Cluster, Redis } from 'ioredis';
 import { dot } from '../../cache/embedders/embedder.js';
 import type { QuestionFeatures } from '../../cache/guards.js';
