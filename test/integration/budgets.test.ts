@@ -55,6 +55,18 @@ async function respond(s: ExtProcSession, totalTokens: number): Promise<void> {
   s.close();
 }
 
+/** The 429 of a full minute with a limit of 2, 14.5 s before the minute ends. */
+function expectFullMinute(r: ReturnType<typeof refusal>): void {
+  expect([r.status, r.error.code, r.error.type]).toEqual([429, 'requests_per_minute', 'requests']);
+  expect(getHeader(r.headers, 'retry-after')).toBe('15');
+  // A wait within a minute: the SDK's own retry is left to it.
+  expect(getHeader(r.headers, 'x-should-retry')).toBeUndefined();
+  expect(getHeader(r.headers, 'x-ratelimit-limit-requests')).toBe('2');
+  expect(getHeader(r.headers, 'x-ratelimit-remaining-requests')).toBe('0');
+  expect(getHeader(r.headers, 'x-ratelimit-reset-requests')).toBe('14.5s');
+  expect(getHeader(r.headers, 'content-type')).toBe('application/json');
+}
+
 const RPM_100: ConfigInput = { tenants: { '*': { requestsPerMinute: 100 } } };
 
 /**
@@ -123,15 +135,7 @@ describe('requests per minute under concurrency', () => {
     const t = await tiergate({ tenants: { '*': { requestsPerMinute: 2 } } }, c.now);
     for (let i = 0; i < 2; i++) (await request(t)).s.close();
     const { o } = await request(t);
-    const r = refusal(o);
-    expect([r.status, r.error.code, r.error.type]).toEqual([429, 'requests_per_minute', 'requests']);
-    expect(getHeader(r.headers, 'retry-after')).toBe('15');
-    // A wait within a minute: the SDK's own retry is left to it.
-    expect(getHeader(r.headers, 'x-should-retry')).toBeUndefined();
-    expect(getHeader(r.headers, 'x-ratelimit-limit-requests')).toBe('2');
-    expect(getHeader(r.headers, 'x-ratelimit-remaining-requests')).toBe('0');
-    expect(getHeader(r.headers, 'x-ratelimit-reset-requests')).toBe('14.5s');
-    expect(getHeader(r.headers, 'content-type')).toBe('application/json');
+    expectFullMinute(refusal(o));
     c.t += 14_500; // the window rolls over
     expect((await request(t)).o.kind).toBe('continue');
   });
@@ -152,15 +156,9 @@ describe('a full requests-per-minute window is refused on the request headers', 
     expect((await headersOnly(t, 'room')).kind).toBe('continue'); // nothing known yet: the body is asked for
     for (let i = 0; i < 2; i++) (await request(t)).s.close(); // the second fills the window
     const r = refusal(await headersOnly(t, 'early'));
-    expect([r.status, r.error.code, r.error.type]).toEqual([429, 'requests_per_minute', 'requests']);
+    expectFullMinute(r);
     expect(r.error.message).toBe("Rate limit reached for this tenant's requests per minute: limit 2, used 2, requested 1. Try again in 15s.");
-    expect(getHeader(r.headers, 'retry-after')).toBe('15');
-    expect(getHeader(r.headers, 'x-should-retry')).toBeUndefined();
-    expect(getHeader(r.headers, 'x-ratelimit-limit-requests')).toBe('2');
-    expect(getHeader(r.headers, 'x-ratelimit-remaining-requests')).toBe('0');
-    expect(getHeader(r.headers, 'x-ratelimit-reset-requests')).toBe('14.5s');
-    expect(getHeader(r.headers, 'content-type')).toBe('application/json');
-    // Even a body that would be a 400: the limit is what the tenant hears about first, as from OpenAI.
+    // Even a body that would be a 400: the limit is what the tenant hears about first.
     expect(refusal((await request(t, Buffer.from('{not json'))).o).error.code).toBe('requests_per_minute');
     expect(await metricValue(t.app, 'tiergate_budget_decisions_total', { result: 'denied', code: 'requests_per_minute' })).toBe(2);
     // Every refused request has its row, whatever phase refused it.
