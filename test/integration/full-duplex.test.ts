@@ -87,6 +87,28 @@ describe('FULL_DUPLEX_STREAMED request body', () => {
     s.close();
   });
 
+  it('a tenant past its requests per minute: the 429 on the headers, the chunks already sent are let go, the process serves on', async () => {
+    const t = await startTiergate({ tenants: { '*': { requestsPerMinute: 1 } } });
+    try {
+      const body = jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] });
+      const first = t.pool.open(DUPLEX);
+      asContinue((await sendRequest(first, chatRequestHeaders([['x-request-id', 'fd-rpm-1']]), pieces(body, 2))).headers);
+      first.close();
+      // The minute is full: refused on the headers, while this mode's body chunks are already on their way.
+      const second = t.pool.open(DUPLEX);
+      const { headers } = await sendRequest(second, chatRequestHeaders([['x-request-id', 'fd-rpm-2']]), pieces(body, 3));
+      expect(headers).toMatchObject({ kind: 'immediate', status: 429 });
+      expect((await second.halfClose()).code).toBe(grpc.status.OK);
+      expect(await rowFor(t, 'fd-rpm-2')).toMatchObject({ http_status: 429, error_code: 'requests_per_minute' });
+      // The process serves on: the next stream is answered as ever.
+      const other = t.pool.open(DUPLEX);
+      expect((await other.sendRequestHeaders([[':method', 'GET'], [':path', '/healthz']], true)).kind).toBe('continue');
+      other.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('a body that ends with trailers: decided on the trailers, headers then body then the trailers answer', async () => {
     const s = tg.pool.open(DUPLEX);
     const body = jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] });
