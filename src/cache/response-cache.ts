@@ -61,9 +61,10 @@ export class ResponseCache {
       this.metrics.cacheWrites.inc({ result: 'failed' });
       return;
     }
-    const done = () => {
+    const done = (evicted: number) => {
       this.guard.succeeded();
       this.metrics.cacheWrites.inc({ result: 'stored' });
+      if (evicted > 0) this.metrics.cacheEvictions.inc(evicted);
     };
     const fail = (err: unknown) => {
       this.failed('set', err, cfg);
@@ -72,7 +73,7 @@ export class ResponseCache {
     try {
       const r = this.store.set(storeKey, entry, ttlMs, tenant);
       if (r instanceof Promise) r.then(done, fail);
-      else done();
+      else done(r);
     } catch (err) {
       fail(err);
     }

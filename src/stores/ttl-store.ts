@@ -6,8 +6,10 @@ export interface TtlStore<V> {
   get(key: string): V | undefined | Promise<V | undefined>;
   /**
    * `owner` is the tenant the entry belongs to: past its bounds the memory store takes entries from the tenant
-   * holding the most (memory/ttl-store.ts). Redis keeps no count of its own; its maxmemory policy bounds it.
+   * holding the most (memory/ttl-store.ts); the Redis cache store keeps each tenant within its cap
+   * (redis/cache-store.ts). Resolves to how many other entries were removed to make room (0 when none, and for
+   * a store that keeps no count: the Redis affinity store, which its maxmemory policy bounds).
    */
-  set(key: string, value: V, ttlMs: number, owner: string): void | Promise<void>;
+  set(key: string, value: V, ttlMs: number, owner: string): number | Promise<number>;
   close(): Promise<void>;
 }

@@ -178,6 +178,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    cacheEvictions: new Counter({
+      name: 'tiergate_cache_evictions_total',
+      help: "Answers removed from the response cache to make room for another (the memory store's bounds, the Redis store's cache.redis.maxEntriesPerTenant). A steady rate means the cache holds less than its TTLs would keep.",
+      registers: [registry],
+    }),
     cacheStoreDegraded: new Gauge({
       name: 'tiergate_cache_store_degraded',
       help: '1 while the cache store (part="exact") or the embedder and vector index (part="semantic") fail: lookups are bypassed and requests go upstream.',

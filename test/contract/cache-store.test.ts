@@ -79,8 +79,8 @@ describe.each(['redis', 'redis cluster'] as const)('%s cache store: cache.redis.
     const [acme, globex] = [tenant(), tenant()];
     const a = [0, 1, 2, 3].map(() => key(acme));
     const g = [0, 1, 2].map(() => key(globex));
-    for (const k of [...a.slice(0, 3), ...g]) await s.set(k, entry(k), 60_000, k.includes(acme) ? acme : globex);
-    await s.set(a[3] as string, entry('fourth'), 60_000, acme);
+    for (const k of [...a.slice(0, 3), ...g]) expect(await s.set(k, entry(k), 60_000, k.includes(acme) ? acme : globex)).toBe(0);
+    expect(await s.set(a[3] as string, entry('fourth'), 60_000, acme)).toBe(1); // what made room, for the metric
     expect(await present(s, a)).toEqual([false, true, true, true]); // the first stored expires first
     expect(await present(s, g)).toEqual([true, true, true]);
     // A shorter TTL expires sooner, so it makes room before older entries with longer ones.
@@ -122,7 +122,7 @@ describe('memory cache store', () => {
     s.set('a', entry('a'), 60_000, 'acme');
     s.set('b', entry('b'), 60_000, 'acme');
     s.get('a'); // a is now more recent than b
-    s.set('c', entry('c'), 60_000, 'acme');
+    expect(s.set('c', entry('c'), 60_000, 'acme')).toBe(1); // what made room, for the metric
     expect([s.get('a') !== undefined, s.get('b') !== undefined, s.get('c') !== undefined]).toEqual([true, false, true]);
     expect(s.size).toBe(2);
   });

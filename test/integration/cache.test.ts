@@ -280,6 +280,7 @@ describe('exact cache', () => {
       await answerJson(r.s, completion(`Answer ${i}.`));
       await stored(t, i + 2);
     }
+    expect(await metricValue(t.app, 'tiergate_cache_evictions_total')).toBe(5); // 9 stored, 4 kept
     const again = immediate((await ask(t, { id: 'acme-again', content: 'What is the capital of Peru?' })).o);
     expect(JSON.parse(again.body.toString()).choices[0].message.content).toBe('Lima.');
     // globex kept its three most recent.
@@ -460,6 +461,7 @@ describe('exact cache on Redis', () => {
     await expect.poll(() => xCache(KEY_A, questions[1] as string)).toBe('hit-exact');
     await expect.poll(() => xCache(KEY_B, 'What is the capital of Spain?')).toBe('hit-exact');
     expect(await xCache(KEY_A, questions[0] as string)).toBe('miss');
+    expect(await metricValue(t.app, 'tiergate_cache_evictions_total')).toBe(1);
   });
 
   it('an entry stored by one instance is served by another; Redis down → x-cache: bypass and the request goes upstream', async () => {

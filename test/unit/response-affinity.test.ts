@@ -26,7 +26,7 @@ class FakeStore implements AffinityStore {
     if (this.behave === 'throw') throw new Error('not connected');
     return this.behave === 'hang' ? new Promise(() => undefined) : Promise.reject(new Error('boom'));
   }
-  set(): Promise<void> {
+  set(): Promise<number> {
     this.calls++;
     if (this.behave === 'throw') throw new Error('not connected');
     return this.behave === 'hang' ? new Promise(() => undefined) : Promise.reject(new Error('boom'));

@@ -52,12 +52,12 @@ export class MemoryTtlStore<V> implements TtlStore<V> {
     return e.value;
   }
 
-  set(key: string, value: V, ttlMs: number, owner: string): void {
+  set(key: string, value: V, ttlMs: number, owner: string): number {
     const old = this.entries.get(key);
     if (old) this.drop(old);
     const weight = this.bound ? this.bound.weigh(key, value) : 0;
     // One entry heavier than the whole bound would empty the store and still not fit: it is not kept.
-    if (this.bound && weight > this.bound.max) return;
+    if (this.bound && weight > this.bound.max) return 0;
     let mine = this.owners.get(owner);
     if (!mine) this.owners.set(owner, (mine = new Holdings(owner)));
     const slot: Slot<V> = { key, value, expiresAt: this.now() + ttlMs, weight, owner: mine, prev: undefined, next: undefined };
@@ -66,9 +66,10 @@ export class MemoryTtlStore<V> implements TtlStore<V> {
     this.weight += weight;
     this.used(mine);
     const maxWeight = this.bound?.max ?? Infinity;
-    for (;;) {
+    let evicted = 0;
+    for (;; evicted++) {
       const overCount = this.entries.size > this.maxEntries;
-      if (!overCount && this.weight <= maxWeight) break;
+      if (!overCount && this.weight <= maxWeight) return evicted;
       const from = (overCount ? this.byCount : this.byWeight).top() as Holdings<Slot<V>>;
       this.drop(from.first as Slot<V>);
     }

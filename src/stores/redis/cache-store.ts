@@ -43,6 +43,7 @@ return over
 `;
 
 interface Scripts {
+  /** Resolves to how many of the tenant's entries made room. */
   tiergateCacheSet(...args: Array<string | number>): Promise<number>;
 }
 
@@ -56,13 +57,13 @@ export class RedisCacheStore extends RedisTtlStore<CacheEntry> {
     this.redis.defineCommand('tiergateCacheSet', { numberOfKeys: 2, lua: SET_CAPPED });
   }
 
-  override async set(key: string, value: CacheEntry, ttlMs: number, owner: string): Promise<void> {
+  override async set(key: string, value: CacheEntry, ttlMs: number, owner: string): Promise<number> {
     this.ready();
     // The index shares the entry key's hash tag, so on a Cluster the script runs on one slot.
     const tag = `{t:${owner}}`;
     const at = key.indexOf(tag);
     if (at === -1) throw new Error('cache store: the key does not name its tenant');
     const index = `${key.slice(0, at + tag.length)}:i`;
-    await (this.redis as unknown as Scripts).tiergateCacheSet(key, index, JSON_ENTRY.encode(value), Math.max(1, Math.round(ttlMs)), this.maxPerTenant);
+    return (this.redis as unknown as Scripts).tiergateCacheSet(key, index, JSON_ENTRY.encode(value), Math.max(1, Math.round(ttlMs)), this.maxPerTenant);
   }
 }

@@ -30,10 +30,11 @@ export class RedisTtlStore<V> implements TtlStore<V> {
     return v === null ? undefined : this.codec.decode(v);
   }
 
-  /** Redis keeps no per-owner count here (the cache store does: cache-store.ts). */
-  async set(key: string, value: V, ttlMs: number, _owner?: string): Promise<void> {
+  /** Redis keeps no per-owner count here (the cache store does: cache-store.ts), so nothing is removed. */
+  async set(key: string, value: V, ttlMs: number, _owner?: string): Promise<number> {
     this.ready();
     await this.redis.set(key, this.codec.encode(value), 'PX', Math.max(1, Math.round(ttlMs)));
+    return 0;
   }
 
   async close(): Promise<void> {
