@@ -3,7 +3,7 @@
 // reservations reconciled to reported usage or released when a stream dies, and window and day rollover on a
 // fake clock.
 import { Redis } from 'ioredis';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { bucketsFor } from '../../src/budget/buckets.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type ExtProcSession, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
@@ -173,6 +173,22 @@ describe('a full requests-per-minute window is refused on the request headers', 
     expect(refusal(await headersOnly(t, 'full-again')).status).toBe(429);
     c.t += 14_500; // the window rolls over
     expect((await headersOnly(t, 'next-minute')).kind).toBe('continue');
+  });
+
+  it('embeddings (routed on the headers): once the store has said the minute is full, the next are refused without asking it', async () => {
+    const t = await tiergate({ routing: { unclassifiedPaths: { '/v1/embeddings': { tier: 'weak' } } }, tenants: { '*': { requestsPerMinute: 2 } } }, clock().now);
+    const asked = vi.spyOn(t.app.budgets.store, 'admit');
+    const embed = async () => {
+      const s = t.pool.open();
+      const o = await s.sendRequestHeaders(postHeaders('/v1/embeddings'), false);
+      s.close();
+      return o;
+    };
+    expect([(await embed()).kind, (await embed()).kind]).toEqual(['continue', 'continue']);
+    expect(asked).toHaveBeenCalledTimes(2);
+    expect(refusal(await embed()).error.code).toBe('requests_per_minute');
+    expect(refusal(await embed()).error.code).toBe('requests_per_minute');
+    expect(asked).toHaveBeenCalledTimes(2); // the second admission filled the window: neither refusal asked
   });
 
   it('Redis, two instances: each learns a window is full from its own store answer, then refuses on the headers', async () => {
