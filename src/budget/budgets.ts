@@ -184,9 +184,9 @@ export class Budgets {
   }
 
   private outcome(q: AdmitQuery, req: AdmitRequest, store: BudgetStore, r: AdmitResult, degraded: boolean): AdmitOutcome {
-    // The requests bucket, when there is one, comes first (buckets.ts). A degraded answer is one replica's share.
-    const first = req.buckets[0] as Bucket;
-    if (!degraded && first.unit === 'requests') this.full.note(q.policy.tenant, first, r.counted[0] as number);
+    // The requests bucket, when there is one, comes first (buckets.ts); note() takes no other kind. A degraded
+    // answer is one replica's share.
+    if (!degraded) this.full.note(q.policy.tenant, req.buckets[0] as Bucket, r.counted[0] as number);
     const headers = rateLimitHeaders(req.buckets, r.counted, req.now);
     if (degraded) headers.push([H.degraded, 'budget-store']);
     if (!r.admitted) {
