@@ -5,13 +5,15 @@ import type { WireProcessingRequest, WireProcessingResponse } from '../extproc/w
 import { RECOMMENDED_FILTER, type Counters, type FilterConfig } from './envoy-filter.js';
 import { ExtProcSession } from './ext-proc-session.js';
 
+type ProcessClient = grpc.Client & { Process?: (md: grpc.Metadata) => grpc.ClientDuplexStream<WireProcessingRequest, WireProcessingResponse> };
+
 /**
  * Envoy's connection pool to the ext_proc cluster. `maxStreamsPerConnection` is the cluster's
  * `max_requests_per_connection`: after that many streams a connection is drained and a new one opened,
  * which keeps each server session under nghttp2's reset-rate guard (README "Envoy's stream-close pattern").
  */
 export class ExtProcPool {
-  private client: grpc.Client & { Process?: () => grpc.ClientDuplexStream<WireProcessingRequest, WireProcessingResponse> };
+  private client: ProcessClient;
   private used = 0;
   private readonly Ctor = extProcClientConstructor();
   readonly counters: Counters = { spurious: 0, rejectedMutations: 0, timeouts: 0 };
@@ -30,10 +32,14 @@ export class ExtProcPool {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.max_receive_message_length': -1,
       'grpc.max_send_message_length': -1,
-    }) as grpc.Client & { Process?: () => grpc.ClientDuplexStream<WireProcessingRequest, WireProcessingResponse> };
+    }) as ProcessClient;
   }
 
-  open(filter: FilterConfig = RECOMMENDED_FILTER): ExtProcSession {
+  /**
+   * `metadata`: the side stream's gRPC initial metadata. Envoy puts its ext_proc client span's trace context there
+   * when it traces (`traceparent`, or its tracer's own headers), and the filter's `initial_metadata` entries.
+   */
+  open(filter: FilterConfig = RECOMMENDED_FILTER, metadata: ReadonlyArray<readonly [string, string]> = []): ExtProcSession {
     if (this.maxStreamsPerConnection > 0 && this.used >= this.maxStreamsPerConnection) {
       const old = this.client;
       this.retired.push(old);
@@ -45,7 +51,9 @@ export class ExtProcPool {
     this.used++;
     const process = this.client.Process?.bind(this.client);
     if (!process) throw new Error('ExternalProcessor client has no Process method');
-    return new ExtProcSession(process(), filter, this.counters);
+    const md = new grpc.Metadata();
+    for (const [k, v] of metadata) md.add(k, v);
+    return new ExtProcSession(process(md), filter, this.counters);
   }
 
   close(): void {

@@ -6,7 +6,7 @@ import { duplexOf, type DuplexShaper } from './duplex.js';
 import { WireHeaders } from './header-codec.js';
 import { continueAnswer } from './response-encoder.js';
 import { immediateResponse } from './responses.js';
-import { CONTINUE, type ContinueDecision, type Decision, type ProtocolConfig, type StreamHandler, type StreamHandlerFactory, type StreamInfo } from './types.js';
+import { CONTINUE, type ContinueDecision, type Decision, type HeaderMap, type ProtocolConfig, type StreamHandler, type StreamHandlerFactory, type StreamInfo } from './types.js';
 import type { Answer, RequestKind, WireProcessingRequest, WireStruct } from './wire.js';
 
 export type FailureRule = 'reply' | 'continue';
@@ -166,7 +166,7 @@ class StreamLoop {
     if (this.replied) return undefined;
     if (!this.handler) {
       this.observability = msg.observability_mode === true;
-      const info = streamInfo(msg);
+      const info = streamInfo(msg, this.call.metadata);
       if (!this.observability) this.duplex = duplexOf(info.protocolConfig);
       try {
         this.handler = this.factory(info);
@@ -276,7 +276,7 @@ function dispatch(h: StreamHandler, kind: RequestKind, msg: WireProcessingReques
 
 const EMPTY = Buffer.alloc(0);
 
-function streamInfo(first: WireProcessingRequest): StreamInfo {
+function streamInfo(first: WireProcessingRequest, metadata: grpc.Metadata): StreamInfo {
   const pc = first.protocol_config;
   const protocolConfig: ProtocolConfig | undefined = pc
     ? {
@@ -289,7 +289,27 @@ function streamInfo(first: WireProcessingRequest): StreamInfo {
     protocolConfig,
     observabilityMode: first.observability_mode === true,
     attributes: flattenAttributes(first.attributes?.['envoy.filters.http.ext_proc']),
+    callMetadata: new CallMetadata(metadata),
   };
+}
+
+/** grpc-js metadata read as headers: keys are lower-case there already; binary (-bin) values are not text. */
+class CallMetadata implements HeaderMap {
+  constructor(private readonly md: grpc.Metadata) {}
+
+  get(name: string): string | undefined {
+    let v: grpc.MetadataValue | undefined;
+    try {
+      v = this.md.get(name)[0];
+    } catch {
+      return undefined; // grpc-js refuses a name no metadata key could have
+    }
+    return typeof v === 'string' ? v : undefined;
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
 }
 
 /** Attributes arrive as a Struct keyed by the attribute expression (§12); values become strings. */

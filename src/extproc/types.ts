@@ -92,6 +92,11 @@ export interface StreamInfo {
   observabilityMode: boolean;
   /** Request attributes Envoy attached to the first message, flattened to strings. */
   attributes: ReadonlyMap<string, string>;
+  /**
+   * The side stream's own gRPC metadata (its HTTP/2 headers), text values only: where Envoy puts the trace
+   * context of its ext_proc client span, and an operator's `initial_metadata` (envoy-ext-proc.md §12).
+   */
+  callMetadata: HeaderMap;
 }
 
 export type StreamHandlerFactory = (info: StreamInfo) => StreamHandler;

@@ -14,7 +14,6 @@ export const H = {
   acceptEncoding: 'accept-encoding',
   allow: 'allow',
   usageTotalTokens: 'x-usage-total-tokens',
-  traceparent: 'traceparent',
   retryAfter: 'retry-after',
   shouldRetry: 'x-should-retry',
   budgetWarning: 'x-budget-warning',

@@ -1,6 +1,5 @@
 // One HTTP request as tiergate sees it: decides per phase, runs the request pipeline once the body is
 // complete, and decorates the response. Implements the transport's StreamHandler with plain types only.
-import type { Span } from '@opentelemetry/api';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { RequestRecord } from '../ledger/build-row.js';
 import { TiergateError } from '../errors.js';
@@ -16,7 +15,7 @@ import {
 } from '../extproc/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { requestTraceId, startSpan } from '../telemetry/tracing.js';
+import { requestTraceId, startStreamSpan, type StreamSpan } from '../telemetry/tracing.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import { UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
@@ -59,7 +58,10 @@ type PathKind = 'classify' | 'unclassified' | 'other';
 
 export class LlmStream implements StreamHandler {
   private readonly runtime: Runtime;
-  private readonly span: Span;
+  /** Started on the request headers, whose trace context may be its parent (tracing.ts). */
+  private traced: StreamSpan | undefined;
+  /** The side stream's gRPC metadata: Envoy's trace context when Envoy traces. */
+  private readonly callMetadata: HeaderMap;
   private state: RequestState | undefined;
   private pathKind: PathKind = 'other';
   private readonly body: RequestBody;
@@ -83,7 +85,7 @@ export class LlmStream implements StreamHandler {
   ) {
     // Captured once: a config reload never changes a request half-way.
     this.runtime = deps.runtime();
-    this.span = startSpan('ext_proc stream');
+    this.callMetadata = info.callMetadata;
     this.body = new RequestBody(info.protocolConfig?.requestBodyMode, this.runtime.config.limits.maxRequestBodyBytes);
     this.responseBuffered = info.protocolConfig?.responseBodyMode === 'BUFFERED';
     this.acc = new ResponseAccounting(this.runtime);
@@ -97,7 +99,9 @@ export class LlmStream implements StreamHandler {
     const rt = this.runtime;
     this.pathKind = rt.classifyPaths.has(path) ? 'classify' : rt.unclassifiedPaths.has(path) ? 'unclassified' : 'other';
     this.state = new StreamRequestState(requestId, rt, path, headers.get(':method') ?? 'GET', headers, this.deps.log);
-    if (this.span.isRecording()) this.span.setAttributes({ 'tiergate.request_id': requestId, 'url.path': boundedClientText(path) });
+    const { span, context } = this.spanFor(headers);
+    this.state.traceContext = context;
+    if (span.isRecording()) span.setAttributes({ 'tiergate.request_id': requestId, 'url.path': boundedClientText(path) });
     // A client must never pick its own tier or tenant: strip routing headers it sent, whatever the path.
     const spoofed = clientRoutingHeaders(headers, []);
     let caller: Caller | undefined;
@@ -252,9 +256,10 @@ export class LlmStream implements StreamHandler {
     if (this.pathKind === 'other') return CONTINUE;
     // Chat, completions and responses answers are read whole; an embeddings batch only for its usage.
     const kind = this.acc.responseHeaders(headers, endOfStream, this.pathKind === 'classify');
-    if (this.span.isRecording()) {
+    const span = this.traced?.span;
+    if (span?.isRecording()) {
       const ttft = this.acc.ttftMs();
-      if (ttft !== null) this.span.setAttribute('tiergate.ttft_ms', ttft);
+      if (ttft !== null) span.setAttribute('tiergate.ttft_ms', ttft);
     }
     const facts = { tier: this.state?.route?.tier ?? this.pathTier, limitHeaders: this.state?.admission?.responseHeaders, cacheStatus: this.state?.cache?.status };
     const { decision, buffered } = responseHeadersAnswer(facts, kind, this.runtime.config.envoy.allowModeOverride && !endOfStream, this.responseBuffered, this.pathKind === 'classify');
@@ -287,6 +292,8 @@ export class LlmStream implements StreamHandler {
 
   end(reason: StreamEnd): void {
     this.wait?.streamEnded();
+    // A stream whose first message was not its request headers gets its span now.
+    const span = this.spanFor(undefined).span;
     const tier = this.state?.route?.tier.name ?? this.pathTier?.name ?? 'none';
     // Passed-through paths leave no row; a request tiergate refused does, whatever its path.
     if (this.pathKind !== 'other' || this.outcome === 'local_reply') {
@@ -295,18 +302,22 @@ export class LlmStream implements StreamHandler {
       const acc = this.acc;
       const state = this.state;
       const routed = this.outcome === 'routed';
-      const traceId = requestTraceId(this.state?.headers.get(H.traceparent), this.span);
+      const traceId = requestTraceId(this.callMetadata, this.state?.headers, span);
       const endedAt = performance.now();
       // An admission still running releases its own reservation when it lands (AdmissionWait).
       const admission = this.wait?.pending ? undefined : state?.admission;
       this.deps.settle(() => acc.record(state, routed, traceId, endedAt, admission), this.runtime);
     }
     // Attribute objects are built only for a recording span: with tracing off this runs for nothing.
-    if (this.span.isRecording()) {
-      this.span.setAttributes({ 'tiergate.tier': tier, 'tiergate.outcome': this.outcome, 'tiergate.stream_end': reason });
-      if (this.status !== undefined) this.span.setAttribute('http.response.status_code', this.status);
+    if (span.isRecording()) {
+      span.setAttributes({ 'tiergate.tier': tier, 'tiergate.outcome': this.outcome, 'tiergate.stream_end': reason });
+      if (this.status !== undefined) span.setAttribute('http.response.status_code', this.status);
     }
-    this.span.end();
+    span.end();
+  }
+
+  private spanFor(request: HeaderMap | undefined): StreamSpan {
+    return (this.traced ??= startStreamSpan('ext_proc stream', this.callMetadata, request));
   }
 
   private reply(err: TiergateError): ReplyDecision {

@@ -1,4 +1,5 @@
 // Per-request state: what the stages read and decide. Plain data, no protobuf (architecture.md §2).
+import type { Context } from '@opentelemetry/api';
 import type { ClassifierDecision } from '../classify/engine.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { HeaderMap } from '../extproc/types.js';
@@ -59,6 +60,8 @@ export interface RequestState {
   readonly removeHeaders: string[];
   /** The rewritten body, when a stage changed it. */
   newBody?: Buffer;
+  /** The stream span's context, which each stage's span starts in (undefined while tracing is off). */
+  traceContext?: Context;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -79,6 +82,7 @@ export class StreamRequestState implements RequestState {
   readonly setHeaders: Array<[string, string]> = [];
   readonly removeHeaders: string[] = [];
   newBody: Buffer | undefined = undefined;
+  traceContext: Context | undefined = undefined;
   private childLog: Logger | undefined = undefined;
 
   constructor(

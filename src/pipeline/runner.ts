@@ -17,7 +17,7 @@ export function runStages(stages: readonly Stage[], state: RequestState, metrics
   for (let i = from; i < stages.length; i++) {
     const stage = stages[i] as Stage;
     const started = performance.now();
-    const span = startSpanNamed('stage', stage.name);
+    const span = startSpanNamed('stage', stage.name, state.traceContext);
     let out: void | Promise<void>;
     try {
       out = stage.run(state);

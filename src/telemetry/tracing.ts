@@ -1,27 +1,79 @@
 // OpenTelemetry tracing, configured entirely by the standard OTEL_* variables and off when none is set.
-// Only main.ts calls startTracing; everything else calls startSpan, which hands out one shared
+// Only main.ts calls startTracing; everything else calls the start functions below, which hand out one shared
 // non-recording span while tracing is off (the API would otherwise allocate a tracer and a span per call
 // on the hot path for spans that go nowhere).
-import { INVALID_SPAN_CONTEXT, trace, type Span } from '@opentelemetry/api';
+//
+// Where a request's spans hang. Envoy with tracing on makes a client span for the ext_proc call and injects its
+// context into the side stream's gRPC metadata (envoy PR #33665; the llm-d router's issue #2828 shows what
+// reading only the request's headers gives: Envoy's trace and the processor's, disconnected). That span is
+// tiergate's real caller, so it is the parent. Without it (Envoy not tracing), the request's own trace context
+// (a client's `traceparent`) is, so tiergate's span still joins the application's trace, as the backend's will
+// when Envoy forwards the header. Each stage's span is a child of the stream's.
+import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, isSpanContextValid, propagation, trace, type Context, type Span, type TextMapGetter } from '@opentelemetry/api';
 
 const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 let enabled = false;
 
-export function startSpan(name: string): Span {
-  return enabled ? trace.getTracer('tiergate').startSpan(name) : NOOP_SPAN;
+/** Headers to read a trace context from: the ext_proc call's gRPC metadata, or the request's headers. */
+export interface TraceCarrier {
+  get(name: string): string | undefined;
 }
 
-/** Like startSpan, with the name built only when a span is really recorded. */
-/** The W3C trace id a request came with (its traceparent header), else the span's own when tracing is on. */
-export function requestTraceId(traceparent: string | undefined, span: Span): string | null {
-  const m = traceparent ? /^[0-9a-f]{2}-([0-9a-f]{32})-/.exec(traceparent) : null;
-  if (m) return m[1] as string;
-  return span.isRecording() ? span.spanContext().traceId : null;
+// keys() is only for propagators that copy every header of a prefix (Jaeger's uberctx- baggage); tiergate
+// reads the span context and no baggage, so none is listed.
+const GETTER: TextMapGetter<TraceCarrier> = { keys: () => [], get: (c, name) => c.get(name) };
+
+/** A stream's span, and the context its stages' spans start in (undefined while tracing is off). */
+export interface StreamSpan {
+  span: Span;
+  context: Context | undefined;
 }
 
-export function startSpanNamed(prefix: string, name: string): Span {
-  return enabled ? trace.getTracer('tiergate').startSpan(`${prefix} ${name}`) : NOOP_SPAN;
+const OFF: StreamSpan = Object.freeze({ span: NOOP_SPAN, context: undefined });
+
+/**
+ * Starts the span of one ext_proc stream: a server span under Envoy's ext_proc client span when the call carries
+ * its context, else under the request's own trace context, else a new trace. The configured propagator
+ * (OTEL_PROPAGATORS: W3C by default, b3 and others) reads both.
+ */
+export function startStreamSpan(name: string, call: TraceCarrier | undefined, request: TraceCarrier | undefined, startTime?: number): StreamSpan {
+  if (!enabled) return OFF;
+  const parent = parentFrom(call) ?? parentFrom(request) ?? ROOT_CONTEXT;
+  const span = trace.getTracer('tiergate').startSpan(name, { kind: SpanKind.SERVER, startTime }, parent);
+  return { span, context: trace.setSpan(parent, span) };
 }
+
+function parentFrom(carrier: TraceCarrier | undefined): Context | undefined {
+  if (carrier === undefined) return undefined;
+  const ctx = propagation.extract(ROOT_CONTEXT, carrier, GETTER);
+  const sc = trace.getSpanContext(ctx);
+  return sc !== undefined && isSpanContextValid(sc) ? ctx : undefined;
+}
+
+/** A child span of `parent` (a stream's context), with the name built only when a span is really recorded. */
+export function startSpanNamed(prefix: string, name: string, parent: Context | undefined): Span {
+  return enabled && parent !== undefined ? trace.getTracer('tiergate').startSpan(`${prefix} ${name}`, undefined, parent) : NOOP_SPAN;
+}
+
+/**
+ * The trace a request's ledger row names: the one tiergate's span is in when tracing is on (which is its
+ * parent's, as above), else the W3C `traceparent` of the ext_proc call (Envoy's trace), else the request's.
+ */
+export function requestTraceId(call: TraceCarrier | undefined, request: TraceCarrier | undefined, span: Span): string | null {
+  if (span.isRecording()) return span.spanContext().traceId;
+  return w3cTraceId(call?.get('traceparent')) ?? w3cTraceId(request?.get('traceparent'));
+}
+
+/** The trace id of a W3C traceparent (version-traceid-spanid-flags), or null when it is not a valid one. */
+export function w3cTraceId(traceparent: string | undefined): string | null {
+  if (traceparent === undefined) return null;
+  const m = TRACEPARENT.exec(traceparent);
+  if (m === null || m[1] === 'ff' || m[2] === ZERO_TRACE || m[3] === ZERO_SPAN) return null;
+  return m[2] as string;
+}
+const TRACEPARENT = /^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(?:$|-|\s)/;
+const ZERO_TRACE = '0'.repeat(32);
+const ZERO_SPAN = '0'.repeat(16);
 
 export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
   if (env.OTEL_SDK_DISABLED === 'true') return false;

@@ -1,28 +1,53 @@
-// With tracing on, every stream gets a span and every pipeline stage a span; with it off, none are recorded.
-import { trace } from '@opentelemetry/api';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+// With tracing on, every stream gets a span and every pipeline stage a child span; with it off, none are
+// recorded. The stream's span hangs under Envoy's ext_proc client span when the side stream's gRPC metadata
+// carries its context, else under the request's own; the ledger row names that trace.
+import { propagation, SpanKind, trace } from '@opentelemetry/api';
+import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { B3Propagator } from '@opentelemetry/propagator-b3';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setTracingEnabled, tracingRequested } from '../../src/telemetry/tracing.js';
-import { chatRequestHeaders } from '../../src/dev/envoy-client.js';
-import { jsonBody, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { setTracingEnabled, tracingRequested, w3cTraceId } from '../../src/telemetry/tracing.js';
+import { chatRequestHeaders, type Headers } from '../../src/dev/envoy-client.js';
+import { jsonBody, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 const exporter = new InMemorySpanExporter();
 let tg: TestTiergate;
 beforeAll(async () => {
   trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
+  // What the SDK sets up from OTEL_PROPAGATORS=tracecontext,b3 (its default is tracecontext and baggage).
+  propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new B3Propagator()] }));
   tg = await startTiergate();
 });
 afterAll(async () => {
   setTracingEnabled(false);
+  propagation.disable();
   await tg.stop();
 });
 
-async function oneRequest(content: string) {
-  const s = tg.pool.open();
-  await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'trace-me']]), false);
+async function oneRequest(content: string, requestId = 'trace-me', opts: { headers?: Headers; metadata?: Headers } = {}) {
+  const s = tg.pool.open(undefined, opts.metadata);
+  await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', requestId], ...(opts.headers ?? [])]), false);
   await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content }] }));
   s.close();
 }
+
+/** Every finished span of the request whose stream span has this x-request-id: the stream span first. */
+async function spansOf(requestId: string): Promise<{ stream: ReadableSpan; stages: ReadableSpan[] }> {
+  let stream: ReadableSpan | undefined;
+  await expect.poll(() => (stream = exporter.getFinishedSpans().find((s) => s.name === 'ext_proc stream' && s.attributes['tiergate.request_id'] === requestId))).toBeDefined();
+  const traceId = (stream as ReadableSpan).spanContext().traceId;
+  const stages = exporter.getFinishedSpans().filter((s) => s.name.startsWith('stage ') && s.spanContext().traceId === traceId);
+  return { stream: stream as ReadableSpan, stages };
+}
+
+// Envoy's ext_proc client span, and a client's span before Envoy: two different traces, so that which one
+// tiergate's span joined is visible.
+const ENVOY_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const ENVOY_SPAN = '00f067aa0ba902b7';
+const CLIENT_TRACE = '0af7651916cd43dd8448eb211c80319c';
+const CLIENT_SPAN = 'b7ad6b7169203331';
+const ENVOY_TRACEPARENT = `00-${ENVOY_TRACE}-${ENVOY_SPAN}-01`;
+const CLIENT_TRACEPARENT = `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`;
 
 describe('tracing', () => {
   it('records a span per stream and per stage when enabled', async () => {
@@ -37,12 +62,83 @@ describe('tracing', () => {
     expect(JSON.stringify(spans.map((s) => s.attributes))).not.toContain('debug this');
   });
 
+  it('puts every stage span under its stream span, in one trace', async () => {
+    setTracingEnabled(true);
+    await oneRequest('please debug this', 'trace-tree');
+    const { stream, stages } = await spansOf('trace-tree');
+    expect(stream.kind).toBe(SpanKind.SERVER);
+    // No trace context anywhere: a new trace, with the stream span as its root.
+    expect(stream.parentSpanContext).toBeUndefined();
+    expect(stages.map((s) => s.name)).toEqual(expect.arrayContaining(['stage parse', 'stage classify', 'stage policy', 'stage budget', 'stage route']));
+    for (const s of stages) expect(s.parentSpanContext?.spanId).toBe(stream.spanContext().spanId);
+  });
+
+  it("hangs the stream span under Envoy's ext_proc client span from the call's gRPC metadata, over the request's", async () => {
+    setTracingEnabled(true);
+    await oneRequest('hi', 'trace-envoy', { metadata: [['traceparent', ENVOY_TRACEPARENT]], headers: [['traceparent', CLIENT_TRACEPARENT]] });
+    const { stream, stages } = await spansOf('trace-envoy');
+    expect(stream.spanContext().traceId).toBe(ENVOY_TRACE);
+    expect(stream.parentSpanContext?.spanId).toBe(ENVOY_SPAN);
+    expect(stages.length).toBeGreaterThanOrEqual(5);
+    expect((await rowFor(tg, 'trace-envoy')).trace_id).toBe(ENVOY_TRACE);
+  });
+
+  it("hangs it under the request's own trace context when Envoy sent none", async () => {
+    setTracingEnabled(true);
+    await oneRequest('hi', 'trace-client', { headers: [['traceparent', CLIENT_TRACEPARENT]] });
+    const { stream } = await spansOf('trace-client');
+    expect(stream.spanContext().traceId).toBe(CLIENT_TRACE);
+    expect(stream.parentSpanContext?.spanId).toBe(CLIENT_SPAN);
+    expect((await rowFor(tg, 'trace-client')).trace_id).toBe(CLIENT_TRACE);
+  });
+
+  it("reads the context with the configured propagator: Envoy's B3 headers", async () => {
+    setTracingEnabled(true);
+    await oneRequest('hi', 'trace-b3', { metadata: [['x-b3-traceid', ENVOY_TRACE], ['x-b3-spanid', ENVOY_SPAN], ['x-b3-sampled', '1']] });
+    const { stream } = await spansOf('trace-b3');
+    expect(stream.spanContext().traceId).toBe(ENVOY_TRACE);
+    expect(stream.parentSpanContext?.spanId).toBe(ENVOY_SPAN);
+  });
+
+  it('starts a new trace when the context it was given is not a valid one', async () => {
+    setTracingEnabled(true);
+    await oneRequest('hi', 'trace-bad', { metadata: [['traceparent', `00-${'0'.repeat(32)}-${ENVOY_SPAN}-01`]], headers: [['traceparent', 'garbage']] });
+    const { stream } = await spansOf('trace-bad');
+    expect(stream.parentSpanContext).toBeUndefined();
+    expect(stream.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect((await rowFor(tg, 'trace-bad')).trace_id).toBe(stream.spanContext().traceId);
+  });
+
   it('records nothing when disabled', async () => {
     setTracingEnabled(false);
     exporter.reset();
     await oneRequest('hi');
     await new Promise((r) => setTimeout(r, 50));
     expect(exporter.getFinishedSpans()).toEqual([]);
+  });
+
+  it("names Envoy's trace, else the request's, in the ledger row with tracing off", async () => {
+    setTracingEnabled(false);
+    await oneRequest('hi', 'row-envoy', { metadata: [['traceparent', ENVOY_TRACEPARENT]], headers: [['traceparent', CLIENT_TRACEPARENT]] });
+    await oneRequest('hi', 'row-client', { headers: [['traceparent', CLIENT_TRACEPARENT]] });
+    await oneRequest('hi', 'row-none');
+    await oneRequest('hi', 'row-bad', { headers: [['traceparent', `00-${CLIENT_TRACE}-${'0'.repeat(16)}-01`]] });
+    expect((await rowFor(tg, 'row-envoy')).trace_id).toBe(ENVOY_TRACE);
+    expect((await rowFor(tg, 'row-client')).trace_id).toBe(CLIENT_TRACE);
+    expect((await rowFor(tg, 'row-none')).trace_id).toBeNull();
+    expect((await rowFor(tg, 'row-bad')).trace_id).toBeNull();
+  });
+
+  it.each([
+    [ENVOY_TRACEPARENT, ENVOY_TRACE],
+    [`00-${ENVOY_TRACE}-${ENVOY_SPAN}-01-future`, ENVOY_TRACE],
+    [`ff-${ENVOY_TRACE}-${ENVOY_SPAN}-01`, null],
+    [`00-${'0'.repeat(32)}-${ENVOY_SPAN}-01`, null],
+    [`00-${ENVOY_TRACE.toUpperCase()}-${ENVOY_SPAN}-01`, null],
+    [`00-${ENVOY_TRACE}-${ENVOY_SPAN}`, null],
+    ['', null],
+  ])('traceparent %j → trace id %j', (tp, id) => {
+    expect(w3cTraceId(tp)).toBe(id);
   });
 
   it.each([
