@@ -2,7 +2,7 @@
 // Envoy's own loader would read it (proto3 JSON mapping): unknown fields, unknown enum values, wrong scalar
 // types, malformed Durations, several members of one oneof, and every `typed_config` resolved by its `@type`
 // and checked as that message. There is no Envoy binary here (architecture.md §4), so this is the check.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { OFFICIAL_INCLUDE_DIRS } from './proto-root.js';
@@ -12,6 +12,21 @@ const ENVOY_API = OFFICIAL_INCLUDE_DIRS[0] as string;
 export interface Problem {
   path: string;
   message: string;
+}
+
+/** Whether every file `file` imports, and everything those import, is in the include dirs (memoized by path). */
+const resolvable = new Map<string, boolean>();
+function importsResolve(file: string): boolean {
+  const known = resolvable.get(file);
+  if (known !== undefined) return known;
+  resolvable.set(file, true); // an import cycle is settled by the files outside it
+  const ok = [...readFileSync(file, 'utf8').matchAll(/^import\s+(?:public\s+|weak\s+)?"([^"]+)";/gm)].every(([, i]) => {
+    if ((i as string).startsWith('google/protobuf/') && protobuf.common.get(i as string)) return true;
+    const dir = OFFICIAL_INCLUDE_DIRS.find((d) => existsSync(join(d, i as string)));
+    return dir !== undefined && importsResolve(join(dir, i as string));
+  });
+  resolvable.set(file, ok);
+  return ok;
 }
 
 export class EnvoyConfigValidator {
@@ -37,7 +52,13 @@ export class EnvoyConfigValidator {
     while (pkg.length > 0) {
       const dir = join(ENVOY_API, ...pkg);
       if (existsSync(dir)) {
-        for (const f of readdirSync(dir).filter((n) => n.endsWith('.proto'))) this.root.loadSync(join(...pkg, f), { keepCase: true });
+        // A file whose imports are not all here is skipped (envoy/config/trace/v3/opencensus.proto imports
+        // OpenCensus' protos, which grpc-js-xds does not ship): loading it would fail, and leave its half-read
+        // messages in the root to fail every later resolve. A config using its messages is then reported as an
+        // unknown type, never passed.
+        for (const f of readdirSync(dir).filter((n) => n.endsWith('.proto'))) {
+          if (importsResolve(join(dir, f))) this.root.loadSync(join(...pkg, f), { keepCase: true });
+        }
         break;
       }
       pkg.pop(); // a nested message: Outer.Inner

@@ -45,6 +45,9 @@ describe('envoy/envoy.yaml against Envoy’s protos', () => {
     ['a field unknown to the typed_config', (_c: Obj) => (extProc().allow_mode_overide = true), 'unknown field'],
     ['two members of a oneof', (_c: Obj) => (hcm().route_config.virtual_hosts[0].routes[1].route.weighted_clusters = { clusters: [] }), 'oneof'],
     ['a string where a number goes', (c: Obj) => (c.static_resources.listeners[0].per_connection_buffer_limit_bytes = 'big'), 'expected'],
+    ["a field unknown to the tracer's config", (_c: Obj) => (hcm().tracing.provider.typed_config.service_nme = 'envoy'), 'unknown field'],
+    // Its protos import OpenCensus' own, which are not here: reported, not passed unchecked.
+    ['a tracer whose protos cannot be loaded', (_c: Obj) => (hcm().tracing.provider.typed_config = { '@type': 'type.googleapis.com/envoy.config.trace.v3.OpenCensusConfig' }), 'unknown'],
   ])('catches %s', (_n, mutate, message) => {
     const before = structuredClone(envoy);
     try {
@@ -59,6 +62,18 @@ describe('envoy/envoy.yaml against Envoy’s protos', () => {
 });
 
 describe('envoy/envoy.yaml agrees with tiergate', () => {
+  it("traces through the observability profile's collector, whose OTLP/gRPC port it names", () => {
+    const tracer = hcm().tracing.provider;
+    expect(tracer.name).toBe('envoy.tracers.opentelemetry');
+    const collector = cluster(tracer.typed_config.grpc_service.envoy_grpc.cluster_name);
+    const address = collector.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
+    const compose = parse(read('docker-compose.yml')) as Obj;
+    expect(compose.services[address.address]?.profiles).toEqual(['observability']);
+    const otel = parse(read('observability/otel-collector.yaml')) as Obj;
+    expect(otel.receivers.otlp.protocols.grpc.endpoint).toBe(`0.0.0.0:${address.port_value}`);
+    expect(otel.service.pipelines.traces.receivers).toContain('otlp');
+  });
+
   it('uses the processing mode tiergate is tested with (request BUFFERED, response STREAMED)', () => {
     const pm = extProc().processing_mode as Obj;
     const want = RECOMMENDED_FILTER.processingMode;
