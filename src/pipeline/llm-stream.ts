@@ -101,6 +101,7 @@ export class LlmStream implements StreamHandler {
     this.state = new StreamRequestState(requestId, rt, path, headers.get(':method') ?? 'GET', headers, this.deps.log);
     const { span, context } = this.spanFor(headers);
     this.state.traceContext = context;
+    this.state.callMetadata = this.callMetadata;
     if (span.isRecording()) span.setAttributes({ 'tiergate.request_id': requestId, 'url.path': boundedClientText(path) });
     // A client must never pick its own tier or tenant: strip routing headers it sent, whatever the path.
     const spoofed = clientRoutingHeaders(headers, []);

@@ -7,6 +7,7 @@ import type { LlmRequest } from '../llm/parse-request.js';
 import type { Admission } from '../budget/budgets.js';
 import { NO_POLICY, type TenantPolicy } from '../policy/tenant-policy.js';
 import type { Logger } from '../telemetry/logger.js';
+import { traceLogFields } from '../telemetry/tracing.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import type { PendingSeed } from '../cache/semantic-cache.js';
 import { newId } from '../ids.js';
@@ -62,6 +63,8 @@ export interface RequestState {
   newBody?: Buffer;
   /** The stream span's context, which each stage's span starts in (undefined while tracing is off). */
   traceContext?: Context;
+  /** The side stream's gRPC metadata, where Envoy's trace context is when it traces. */
+  callMetadata?: HeaderMap;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -83,6 +86,7 @@ export class StreamRequestState implements RequestState {
   readonly removeHeaders: string[] = [];
   newBody: Buffer | undefined = undefined;
   traceContext: Context | undefined = undefined;
+  callMetadata: HeaderMap | undefined = undefined;
   private childLog: Logger | undefined = undefined;
 
   constructor(
@@ -94,9 +98,12 @@ export class StreamRequestState implements RequestState {
     private readonly parentLog: Logger,
   ) {}
 
-  /** Created on first use: most requests never log, and a pino child per request is measurable. */
+  /**
+   * Created on first use: most requests never log, and a pino child per request is measurable. Its lines carry
+   * the request's trace (tracing.ts), so that a log line leads to the trace and back.
+   */
   get log(): Logger {
-    return (this.childLog ??= this.parentLog.child({ request_id: this.requestId }));
+    return (this.childLog ??= this.parentLog.child({ request_id: this.requestId, ...traceLogFields(this.traceContext, this.callMetadata, this.headers) }));
   }
 }
 

@@ -64,6 +64,18 @@ export function requestTraceId(call: TraceCarrier | undefined, request: TraceCar
   return w3cTraceId(call?.get('traceparent')) ?? w3cTraceId(request?.get('traceparent'));
 }
 
+/**
+ * What a request's log lines carry to find its trace (the names OpenTelemetry's log correlation uses): the
+ * stream span's trace and span ids when tracing is on (`context`, a stream's), else the trace its ledger row
+ * names, else nothing.
+ */
+export function traceLogFields(context: Context | undefined, call: TraceCarrier | undefined, request: TraceCarrier | undefined): { trace_id?: string; span_id?: string } {
+  const sc = context === undefined ? undefined : trace.getSpanContext(context);
+  if (sc !== undefined && isSpanContextValid(sc)) return { trace_id: sc.traceId, span_id: sc.spanId };
+  const id = requestTraceId(call, request, NOOP_SPAN);
+  return id === null ? {} : { trace_id: id };
+}
+
 /** The trace id of a W3C traceparent (version-traceid-spanid-flags), or null when it is not a valid one. */
 export function w3cTraceId(traceparent: string | undefined): string | null {
   if (traceparent === undefined) return null;

@@ -129,6 +129,15 @@ describe('tracing', () => {
     expect((await rowFor(tg, 'row-bad')).trace_id).toBeNull();
   });
 
+  it("puts the trace on the request's log lines", async () => {
+    setTracingEnabled(false);
+    const s = tg.pool.open(undefined, [['traceparent', ENVOY_TRACEPARENT]]);
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'log-trace']]), false);
+    await s.sendRequestBody(Buffer.from('{not json'));
+    s.close();
+    await expect.poll(() => tg.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.request_id === 'log-trace' && e.event === 'request.rejected')).toMatchObject({ trace_id: ENVOY_TRACE });
+  });
+
   it.each([
     [ENVOY_TRACEPARENT, ENVOY_TRACE],
     [`00-${ENVOY_TRACE}-${ENVOY_SPAN}-01-future`, ENVOY_TRACE],
