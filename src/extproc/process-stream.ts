@@ -201,7 +201,7 @@ class StreamLoop {
     try {
       if (d.kind === 'reply') {
         this.replied = true;
-        return immediateResponse(d);
+        return immediateResponse(d, this.handler?.replyHeaders?.());
       }
       // Envoy ignores mode_override when either body direction is duplex (§10): none is sent then.
       return this.continueWith(msg, kind, d, this.opts.allowModeOverride() && !this.duplex);
@@ -218,7 +218,13 @@ class StreamLoop {
       const reply = this.opts.internalErrorReply();
       if (reply.kind === 'reply') {
         this.replied = true;
-        return immediateResponse(reply);
+        let extra: ReadonlyArray<readonly [string, string]> | undefined;
+        try {
+          extra = this.handler?.replyHeaders?.();
+        } catch {
+          extra = undefined; // the 500 goes out whatever the failing handler can still say
+        }
+        return immediateResponse(reply, extra);
       }
     }
     this.degraded = true;

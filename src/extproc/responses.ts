@@ -94,8 +94,8 @@ export function encodeDynamicMetadata(ns: Record<string, Record<string, string |
  * A local reply. Envoy sets content-type text/plain when none is given (§7), so JSON replies carry their own
  * content-type in the header mutation; content-length is computed by Envoy.
  */
-export function immediateResponse(r: ReplyDecision): WireProcessingResponse {
-  const headers = encodeHeaderMutation({ set: r.headers });
+export function immediateResponse(r: ReplyDecision, extraHeaders?: ReadonlyArray<readonly [string, string]>): WireProcessingResponse {
+  const headers = encodeHeaderMutation({ set: extraHeaders?.length ? [...r.headers, ...extraHeaders] : r.headers });
   return {
     response: 'immediate_response',
     immediate_response: {

@@ -85,6 +85,11 @@ export interface StreamHandler {
   responseTrailers(trailers: HeaderMap): Decision | Promise<Decision>;
   /** Called once when the stream is over, after the last answer was written. Must not throw. */
   end(reason: StreamEnd): void;
+  /**
+   * Headers every immediate response on this stream carries besides its own: the handler's replies and the
+   * failure rule's 500 alike (tiergate's: the request's x-request-id). Must not throw.
+   */
+  replyHeaders?(): ReadonlyArray<readonly [string, string]>;
 }
 
 export interface StreamInfo {

@@ -262,7 +262,10 @@ export class LlmStream implements StreamHandler {
       const ttft = this.acc.ttftMs();
       if (ttft !== null) span.setAttribute('tiergate.ttft_ms', ttft);
     }
-    const facts = { tier: this.state?.route?.tier ?? this.pathTier, limitHeaders: this.state?.admission?.responseHeaders, cacheStatus: this.state?.cache?.status };
+    // The request's id, unless the backend answered with its own (OpenAI does; vLLM only echoes ours, and only when
+    // asked to): the id a client's SDK shows is then the one on tiergate's ledger row and log lines.
+    const requestId = headers.has(H.requestId) ? undefined : this.state?.requestId;
+    const facts = { tier: this.state?.route?.tier ?? this.pathTier, limitHeaders: this.state?.admission?.responseHeaders, cacheStatus: this.state?.cache?.status, requestId };
     const { decision, buffered } = responseHeadersAnswer(facts, kind, this.runtime.config.envoy.allowModeOverride && !endOfStream, this.responseBuffered, this.pathKind === 'classify');
     this.acc.buffered = buffered;
     // A compressed stream's bytes have no events to cut between: its usage chunk goes through.
@@ -315,6 +318,11 @@ export class LlmStream implements StreamHandler {
       if (this.status !== undefined) span.setAttribute('http.response.status_code', this.status);
     }
     span.end();
+  }
+
+  /** Every reply tiergate makes, its failure rule's 500 included, names the request: see responseHeaders. */
+  replyHeaders(): ReadonlyArray<readonly [string, string]> {
+    return this.state ? [[H.requestId, this.state.requestId]] : [];
   }
 
   private spanFor(request: HeaderMap | undefined): StreamSpan {

@@ -1,5 +1,5 @@
 // What tiergate adds to a response on its way to the client: the routing facts as headers on the
-// response-headers answer (tier, resolved model, limits, cache status) and, on the last answer, the usage as
+// response-headers answer (tier, resolved model, limits, cache status, request id) and, on the last answer, the usage as
 // Envoy dynamic metadata, plus the x-usage-total-tokens header when the body came buffered.
 import type { TierRuntime } from '../config/runtime.js';
 import type { ContinueDecision } from '../extproc/types.js';
@@ -15,6 +15,8 @@ export interface RoutingFacts {
   /** x-ratelimit-* and x-budget-warning, from admission. */
   limitHeaders: ReadonlyArray<readonly [string, string]> | undefined;
   cacheStatus: string | undefined;
+  /** x-request-id for the client, when the backend's answer carries none. */
+  requestId: string | undefined;
 }
 
 export interface ResponseHeadersAnswer {
@@ -36,6 +38,7 @@ export function responseHeadersAnswer(facts: RoutingFacts, kind: BodyKind, overr
   const set: Array<readonly [string, string]> = facts.tier ? [[H.tier, facts.tier.name], [H.modelResolved, facts.tier.model]] : [];
   if (facts.limitHeaders) set.push(...facts.limitHeaders);
   if (facts.cacheStatus) set.push([H.cache, facts.cacheStatus]);
+  if (facts.requestId !== undefined) set.push([H.requestId, facts.requestId]);
   const decision: ContinueDecision = set.length > 0 ? { kind: 'continue', headers: { set } } : { kind: 'continue' };
   if (!overrideMode) return { decision, buffered: configuredBuffered };
   // SSE is answered chunk by chunk (STREAMED); a JSON body of a bounded size is buffered whole, so its answer

@@ -78,6 +78,16 @@ describe('openai SDK through tiergate dev', () => {
     expect([e.status, e.code, e.param, e.type]).toEqual([400, 'empty_array', 'messages', 'invalid_request_error']);
   });
 
+  it("the request id the SDK reports, on an answer or an error, is the ledger row's", async () => {
+    // No x-request-id from the client: the data plane makes one, as Envoy does, and only the response can tell it.
+    const { request_id } = await client.chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'Which row am I?' }] }).withResponse();
+    expect(request_id).toMatch(/^[0-9a-f-]{36}$/);
+    await expect.poll(() => ledgerRow(request_id as string)).toMatchObject({ status: 'success', tier: 'weak' });
+    const err = (await client.chat.completions.create({ model: 'auto', messages: [] }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(err.requestID).toMatch(/^[0-9a-f-]{36}$/);
+    await expect.poll(() => ledgerRow(err.requestID as string)).toMatchObject({ http_status: 400, error_code: 'empty_array' });
+  });
+
   it('a client cannot choose its tier with a header', async () => {
     const r = await client.chat.completions.create(
       { model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] },

@@ -109,6 +109,7 @@ describe('exact cache', () => {
     expect(getHeader(again.headers, 'content-type')).toBe('application/json');
     expect(getHeader(again.headers, 'x-llm-tier')).toBe('weak');
     expect(getHeader(again.headers, 'x-gateway-model-resolved')).toBe('weak-model');
+    expect(getHeader(again.headers, 'x-request-id')).toBe('a2'); // this request's, not the one that was stored
     const body = JSON.parse(again.body.toString());
     expect(body).toMatchObject({ object: 'chat.completion', model: 'weak-model', choices: [{ index: 0, message: { role: 'assistant', content: 'Paris.' }, finish_reason: 'stop' }], usage: USAGE });
     expect(body.id).toMatch(/^chatcmpl-/);

@@ -240,6 +240,35 @@ describe('response path', () => {
     s.close();
   });
 
+  it("returns the request's x-request-id, the ledger row's, unless the backend answered with its own", async () => {
+    const ids: string[] = [];
+    for (const upstreamId of [undefined, 'req_from_openai']) {
+      const s = tg.pool.open();
+      await s.sendRequestHeaders(chatHeaders(), false); // Envoy's x-request-id is the client's, or one it made
+      asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] })));
+      const sent = getHeader(s.requestHeaders, 'x-request-id') as string;
+      ids.push(sent);
+      asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json'], ...(upstreamId ? [['x-request-id', upstreamId] as [string, string]] : [])], false));
+      expect(s.responseHeaders.filter(([k]) => k === 'x-request-id')).toEqual([['x-request-id', upstreamId ?? sent]]);
+      s.close();
+    }
+    expect((await rowFor(tg, ids[0] as string)).request_id).toBe(ids[0]);
+  });
+
+  it.each([
+    ['invalid JSON, on the body (400)', 'POST', '{"messages": [', 400],
+    ['a GET, on the headers (405)', 'GET', undefined, 405],
+  ])("names the request on tiergate's own replies: %s", async (_n, method, body, status) => {
+    // The other instance: this file's metrics test counts the first one's replies.
+    const s = tgOverride.pool.open();
+    const id = `own-reply-${status}`;
+    const h = await s.sendRequestHeaders([[':method', method], [':path', '/v1/chat/completions'], [':authority', 'x'], [':scheme', 'http'], ['x-request-id', id]], body === undefined);
+    const o = asImmediate(body === undefined ? h : await s.sendRequestBody(Buffer.from(body), true));
+    expect([o.status, getHeader(o.headers, 'x-request-id')]).toEqual([status, id]);
+    s.close();
+    expect((await rowFor(tgOverride, id)).http_status).toBe(status);
+  });
+
   it('STREAMED response chunks are pipelined and answered one per chunk, in order, ending with an empty end_of_stream chunk', async () => {
     const s = await routed();
     asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false));

@@ -64,6 +64,29 @@ describe('failure rules', () => {
     s.close();
   });
 
+  it("the handler's reply headers go on its own replies and on the failure rule's 500, even when it cannot give them", async () => {
+    const named = { replyHeaders: () => [['x-request-id', 'req-9']] as const };
+    const own = await start(() => passthrough({ ...named, requestBody: () => ({ ...REPLY_500, status: 429 }) }), 'reply');
+    let s = own.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    let o = await s.sendRequestBody(Buffer.from('{}'));
+    expect(o).toMatchObject({ kind: 'immediate', status: 429 });
+    expect(o.kind === 'immediate' && [getHeader(o.headers, 'x-request-id'), getHeader(o.headers, 'content-type')]).toEqual(['req-9', 'application/json']);
+    s.close();
+    const failing = await start(() => passthrough({ ...named, requestBody: () => { throw new Error('boom'); } }), 'reply');
+    s = failing.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    o = await s.sendRequestBody(Buffer.from('{}'));
+    expect(o.kind === 'immediate' && [o.status, getHeader(o.headers, 'x-request-id')]).toEqual([500, 'req-9']);
+    s.close();
+    const broken = await start(() => passthrough({ replyHeaders: () => { throw new Error('no id'); }, requestBody: () => { throw new Error('boom'); } }), 'reply');
+    s = broken.pool.open();
+    await s.sendRequestHeaders(chatHeaders(), false);
+    o = await s.sendRequestBody(Buffer.from('{}'));
+    expect(o.kind === 'immediate' && [o.status, getHeader(o.headers, 'x-request-id')]).toEqual([500, undefined]);
+    s.close();
+  });
+
   it('a handler factory that throws is handled by the rule too', async () => {
     const { pool, errors } = await start(() => { throw new Error('factory'); }, 'reply');
     const s = pool.open();

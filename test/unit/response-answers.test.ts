@@ -5,17 +5,17 @@ import type { TierRuntime } from '../../src/config/runtime.js';
 import { METADATA_NAMESPACE, finalAnswer, responseHeadersAnswer } from '../../src/pipeline/response-answers.js';
 
 const weak = { name: 'weak', model: 'weak-model' } as TierRuntime;
-const facts = { tier: weak, limitHeaders: [['x-ratelimit-remaining-requests', '9'] as const], cacheStatus: 'miss' };
+const facts = { tier: weak, limitHeaders: [['x-ratelimit-remaining-requests', '9'] as const], cacheStatus: 'miss', requestId: 'req-1' };
 
 describe('response answers', () => {
-  it('sets tier, resolved model, limit headers and cache status, in that order', () => {
+  it('sets tier, resolved model, limit headers, cache status and request id, in that order', () => {
     const { decision } = responseHeadersAnswer(facts, 'json', false, false, true);
-    expect(decision.headers?.set).toEqual([['x-llm-tier', 'weak'], ['x-gateway-model-resolved', 'weak-model'], ['x-ratelimit-remaining-requests', '9'], ['x-cache', 'miss']]);
+    expect(decision.headers?.set).toEqual([['x-llm-tier', 'weak'], ['x-gateway-model-resolved', 'weak-model'], ['x-ratelimit-remaining-requests', '9'], ['x-cache', 'miss'], ['x-request-id', 'req-1']]);
     expect(decision.modeOverride).toBeUndefined();
   });
 
   it('sets nothing when nothing was routed', () => {
-    expect(responseHeadersAnswer({ tier: undefined, limitHeaders: undefined, cacheStatus: undefined }, 'other', false, false, true)).toEqual({ decision: { kind: 'continue' }, buffered: false });
+    expect(responseHeadersAnswer({ tier: undefined, limitHeaders: undefined, cacheStatus: undefined, requestId: undefined }, 'other', false, false, true)).toEqual({ decision: { kind: 'continue' }, buffered: false });
   });
 
   it.each([
