@@ -318,7 +318,7 @@ describe('the local embedder', () => {
     const batches: string[][] = [];
     const embedder = new LocalEmbedder((queue, max) => {
       const batch = takeBatch(queue, max);
-      batches.push(batch.map((j) => (j as unknown as { text: string }).text));
+      batches.push(batch.map((j) => (j as unknown as { texts: string[] }).texts[0] as string));
       return batch;
     });
     await embedder.whenReady();

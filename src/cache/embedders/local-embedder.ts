@@ -5,8 +5,9 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { takeBatch, lengthClass } from './batch-plan.js';
-import { FairQueue, type BatchPlanner, type Owned } from './fair-queue.js';
-import { EmbedderBusyError, normalise, type Embedder } from './embedder.js';
+import type { BatchPlanner } from './fair-queue.js';
+import { FairDispatcher } from './fair-dispatcher.js';
+import { normalise, type Embedder } from './embedder.js';
 
 const MAX_BATCH = 32;
 /**
@@ -29,12 +30,6 @@ function workerFor(url: URL): Worker {
   return new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true });
 }
 
-interface Job extends Owned {
-  text: string;
-  resolve: (v: Float32Array) => void;
-  reject: (e: Error) => void;
-}
-
 export class LocalEmbedder implements Embedder {
   readonly id = 'local:use-lite-en';
   /** The model's thread; undefined once it stopped, until the next batch starts another. */
@@ -42,13 +37,14 @@ export class LocalEmbedder implements Embedder {
   private ready!: Promise<void>;
   private nextId = 0;
   private readonly inFlight = new Map<number, { resolve: (v: Float32Array[]) => void; reject: (e: Error) => void }>();
-  private readonly queue = new FairQueue<Job>(MAX_WAITING);
-  private busy = false;
+  /** One batch at a time: the model's thread runs one. */
+  private readonly dispatcher: FairDispatcher;
   private closed = false;
   /** Threads started, the first included (for tests and logs). */
   starts = 0;
 
-  constructor(private readonly plan: BatchPlanner = takeBatch) {
+  constructor(plan: BatchPlanner = takeBatch) {
+    this.dispatcher = new FairDispatcher({ capacity: MAX_WAITING, concurrency: 1, maxBatch: MAX_BATCH, plan }, (texts) => this.run(texts));
     this.start();
   }
 
@@ -97,42 +93,26 @@ export class LocalEmbedder implements Embedder {
     return this.ready;
   }
 
+  /** Each question waits on its own, so that a batch holds questions of one length class (batch-plan.ts). */
   embed(texts: readonly string[], owner = ''): Promise<Float32Array[]> {
     if (this.closed) return Promise.reject(new Error('local embedder closed'));
-    return Promise.all(
-      texts.map(
-        (text) =>
-          new Promise<Float32Array>((resolve, reject) => {
-            this.queue.offer({ text, owner, lengthClass: lengthClass(text), resolve, reject })?.reject(new EmbedderBusyError(MAX_WAITING));
-            this.pump();
-          }),
-      ),
-    );
+    return Promise.all(texts.map((text) => this.dispatcher.ask([text], owner, lengthClass(text)).then((v) => v[0] as Float32Array)));
   }
 
-  private pump(): void {
-    if (this.busy || this.queue.length === 0 || this.closed) return;
-    this.busy = true;
-    const batch = this.queue.take(MAX_BATCH, this.plan);
+  /** One batch on the model's thread, started again first if it stopped. */
+  private run(texts: string[]): Promise<Float32Array[]> {
     if (this.worker === undefined) this.start();
     const worker = this.worker as Worker;
-    const run = this.ready.then(
+    return this.ready.then(
       () =>
         new Promise<Float32Array[]>((resolve, reject) => {
           // It may have stopped since it loaded: then 'exit' has cleared inFlight, and nothing would answer.
           if (this.worker !== worker) return reject(new Error(this.closed ? 'local embedder closed' : 'local embedder stopped'));
           const id = this.nextId++;
           this.inFlight.set(id, { resolve, reject });
-          worker.postMessage({ id, texts: batch.map((b) => b.text) });
+          worker.postMessage({ id, texts });
         }),
     );
-    run.then(
-      (vectors) => batch.forEach((b, i) => b.resolve(vectors[i] as Float32Array)),
-      (err: Error) => batch.forEach((b) => b.reject(err)),
-    ).finally(() => {
-      this.busy = false;
-      this.pump();
-    });
   }
 
   async close(): Promise<void> {
@@ -140,7 +120,7 @@ export class LocalEmbedder implements Embedder {
     const closed = new Error('local embedder closed');
     for (const job of this.inFlight.values()) job.reject(closed);
     this.inFlight.clear();
-    for (const job of this.queue.drain()) job.reject(closed);
+    this.dispatcher.close(closed);
     const worker = this.worker;
     this.worker = undefined;
     await worker?.terminate();

@@ -1,0 +1,81 @@
+// Questions on their way to an embedder that takes only so many at once: the local model's one thread, or an
+// embeddings endpoint's capacity. They wait in a bounded queue shared fairly between tenants (fair-queue.ts), and
+// go out in batches (at most `maxBatch` questions, chosen by `plan`) on at most `concurrency` calls at a time.
+// A question that finds the queue full, and no tenant holding more room than its own, is refused at once
+// (EmbedderBusyError: a bypass, load rather than a fault). Those that wait are embedded even when their lookup has
+// stopped waiting for them, and indexed for later hits.
+import { FairQueue, type BatchPlanner, type Owned } from './fair-queue.js';
+import { EmbedderBusyError } from './embedder.js';
+
+export interface DispatchOptions {
+  /** Questions that may wait beside those being embedded. */
+  capacity: number;
+  /** Calls to the embedder at a time. */
+  concurrency: number;
+  /** Questions per call, at most. */
+  maxBatch: number;
+  plan: BatchPlanner;
+}
+
+/** One waiting question: its texts go out together, in one call. */
+export interface Question extends Owned {
+  readonly texts: readonly string[];
+  resolve(vectors: Float32Array[]): void;
+  reject(err: Error): void;
+}
+
+/** One call: every text of the batch's questions, in order; resolves to one vector per text, in that order. */
+export type EmbedCall = (texts: string[]) => Promise<Float32Array[]>;
+
+export class FairDispatcher {
+  private readonly queue: FairQueue<Question>;
+  private running = 0;
+  private closedWith: Error | undefined;
+
+  constructor(
+    private readonly opts: DispatchOptions,
+    private readonly call: EmbedCall,
+  ) {
+    this.queue = new FairQueue<Question>(opts.capacity);
+  }
+
+  /** Queues `texts` as one question of `owner`'s; rejects at once when refused or closed. */
+  ask(texts: readonly string[], owner: string, lengthClass: number): Promise<Float32Array[]> {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    return new Promise<Float32Array[]>((resolve, reject) => {
+      this.queue.offer({ texts, owner, lengthClass, resolve, reject })?.reject(new EmbedderBusyError(this.opts.capacity));
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.running < this.opts.concurrency && this.queue.length > 0 && !this.closedWith) {
+      const batch = this.queue.take(this.opts.maxBatch, this.opts.plan);
+      this.running++;
+      let made: Promise<Float32Array[]>;
+      try {
+        made = this.call(batch.flatMap((q) => q.texts));
+      } catch (err) {
+        made = Promise.reject(err as Error);
+      }
+      made
+        .then(
+          (vectors) => {
+            let at = 0;
+            for (const q of batch) q.resolve(vectors.slice(at, (at += q.texts.length)));
+          },
+          (err: Error) => batch.forEach((q) => q.reject(err)),
+        )
+        .finally(() => {
+          this.running--;
+          this.pump();
+        });
+    }
+  }
+
+  /** Refuses every waiting question and any later one with `err`; calls under way settle on their own. */
+  close(err: Error): void {
+    this.closedWith = err;
+    for (const q of this.queue.drain()) q.reject(err);
+  }
+}
