@@ -50,7 +50,7 @@ const DATASETS: Record<string, () => Pair[]> = {
 function makeEmbedder(): Embedder {
   if (values.embedder === 'openai') {
     if (!values.url || !values.model) throw new Error('--embedder openai needs --url and --model');
-    return new OpenAiEmbedder({ url: values.url, model: values.model, apiKey: process.env.EMBEDDINGS_API_KEY, timeoutMs: 60_000 });
+    return new OpenAiEmbedder({ url: values.url, model: values.model, apiKey: process.env.EMBEDDINGS_API_KEY, timeoutMs: 60_000, maxConcurrency: 32 });
   }
   return new LocalEmbedder();
 }

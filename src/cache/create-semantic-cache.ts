@@ -12,7 +12,7 @@ import { OpenAiEmbedder } from './embedders/openai-embedder.js';
 import { SemanticCache } from './semantic-cache.js';
 
 export function createEmbedder(cfg: Config['cache']['semantic']['embedder'], env: NodeJS.ProcessEnv = process.env): Embedder {
-  if (cfg.type === 'openai') return new OpenAiEmbedder({ url: cfg.url, model: cfg.model, apiKey: cfg.apiKeyEnv ? env[cfg.apiKeyEnv] : undefined, timeoutMs: cfg.timeoutMs });
+  if (cfg.type === 'openai') return new OpenAiEmbedder({ url: cfg.url, model: cfg.model, apiKey: cfg.apiKeyEnv ? env[cfg.apiKeyEnv] : undefined, timeoutMs: cfg.timeoutMs, maxConcurrency: cfg.maxConcurrency });
   return new LocalEmbedder();
 }
 

@@ -34,6 +34,8 @@ const semanticSchema = z
           model: z.string().min(1),
           apiKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
           timeoutMs: positiveInt.default(40),
+          /** POSTs under way at a time; 4 questions a POST may wait beyond them (README "Semantic cache"). */
+          maxConcurrency: positiveInt.max(1024).default(32),
         }),
       ])
       .prefault({ type: 'local' }),

@@ -252,7 +252,7 @@ describe('semantic cache with an OpenAI-compatible embeddings endpoint', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-      const t = await start({ cache: { semantic: { lookupDeadlineMs: 5000 } } }, new OpenAiEmbedder({ url, model: 'multilingual-e5-large', apiKey: undefined, timeoutMs: 5000 }));
+      const t = await start({ cache: { semantic: { lookupDeadlineMs: 5000 } } }, new OpenAiEmbedder({ url, model: 'multilingual-e5-large', apiKey: undefined, timeoutMs: 5000, maxConcurrency: 32 }));
       for (let i = 0; i < 5; i++) expect(await outcome(t, `Please summarise the following meeting notes for me, item ${i}: we agreed to ship on Friday`)).toBe('upstream');
       expect(calls).toHaveLength(5); // each was asked for, and refused
       expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'bypass', reason: 'question_refused' })).toBe(5);

@@ -41,7 +41,7 @@ const json = (res: ServerResponse, status: number, body: unknown) => {
 };
 
 const embedder = (url: string, over: Partial<ConstructorParameters<typeof OpenAiEmbedder>[0]> = {}) =>
-  new OpenAiEmbedder({ url, model: 'bge-m3', apiKey: undefined, timeoutMs: 1000, ...over });
+  new OpenAiEmbedder({ url, model: 'bge-m3', apiKey: undefined, timeoutMs: 1000, maxConcurrency: 32, ...over });
 
 describe('OpenAI-compatible embedder', () => {
   it('posts the model and inputs as float embeddings, with the key when one is set, and returns unit vectors', async () => {
@@ -117,5 +117,67 @@ describe('OpenAI-compatible embedder', () => {
       // …and the rest never comes.
     });
     await expect(embedder(e.url, { timeoutMs: 80 }).embed(['a'])).rejects.toThrow('embeddings request timed out');
+  });
+});
+
+describe('OpenAI-compatible embedder under more questions than the endpoint takes', () => {
+  /** An endpoint that holds every request until released: what it was asked, in order, and the most held at once. */
+  async function heldEndpoint() {
+    const held: Array<{ input: string; answer: () => void }> = [];
+    let open = 0;
+    let most = 0;
+    const e = await endpoint((s, res) => {
+      most = Math.max(most, ++open);
+      held.push({ input: (s.body.input ?? [])[0] as string, answer: () => (open--, json(res, 200, { data: [{ index: 0, embedding: [1, 0] }] })) });
+    });
+    return { ...e, held, most: () => most };
+  }
+
+  it('sends at most maxConcurrency at a time; a quiet tenant goes before a flooding one’s backlog, which is bounded', async () => {
+    const e = await heldEndpoint();
+    const emb = embedder(e.url, { maxConcurrency: 4, timeoutMs: 10_000 });
+    const results: string[] = [];
+    const ask = (q: string, tenant: string) =>
+      emb.embed([q], tenant).then(
+        () => void results.push(`${q} ok`),
+        (err: unknown) => void results.push(`${q} ${(err as Error).name}`),
+      );
+    // 4 POSTs and 16 waiting (4 per POST allowed); the 21st is refused at once.
+    const asked = Array.from({ length: 21 }, (_, i) => ask(`acme-${i}`, 'acme'));
+    await expect.poll(() => e.held.length).toBe(4);
+    await expect.poll(() => results).toEqual(['acme-20 EmbedderBusyError']);
+    // globex finds the queue full of acme's: it takes the place of acme's newest waiting question.
+    const quiet = ask('globex-0', 'globex');
+    await expect.poll(() => results).toContain('acme-19 EmbedderBusyError');
+    for (let i = 0; i < 20; i++) {
+      await expect.poll(() => e.held.length > i).toBe(true);
+      e.held[i]?.answer();
+    }
+    await Promise.all([...asked, quiet]);
+    // Sent after at most one more of acme's 15 still waiting (the queue's turns: fair-queue.ts), not after all.
+    const sent = e.held.map((h) => h.input);
+    expect(sent.slice(0, 4)).toEqual(['acme-0', 'acme-1', 'acme-2', 'acme-3']);
+    expect(sent.indexOf('globex-0')).toBeLessThanOrEqual(5);
+    expect(e.most()).toBe(4);
+    expect(results.filter((r) => r.endsWith(' ok'))).toHaveLength(20);
+  });
+
+  it('sends fewer at a time after a timeout or an overloaded answer, and more again as answers come in time', async () => {
+    let mode: 'hang' | '429' | 'ok' = 'hang';
+    const e = await endpoint((s, res) => {
+      if (mode === '429') json(res, 429, { error: 'Model is overloaded' });
+      else if (mode === 'ok') json(res, 200, { data: (s.body.input ?? []).map((_, index) => ({ index, embedding: [1, 0] })) });
+    });
+    const emb = embedder(e.url, { maxConcurrency: 8, timeoutMs: 60 });
+    expect(emb.limit.current).toBe(8);
+    await expect(emb.embed(['a'])).rejects.toThrow('timed out');
+    expect(emb.limit.current).toBe(4);
+    await new Promise((r) => setTimeout(r, 70)); // one cut per timeout
+    mode = '429';
+    await expect(emb.embed(['b'])).rejects.toThrow('answered 429');
+    expect(emb.limit.current).toBe(2);
+    mode = 'ok';
+    for (let i = 0; i < 40; i++) await emb.embed([`c${i}`]);
+    expect(emb.limit.current).toBe(8);
   });
 });

@@ -10,8 +10,8 @@ import { EmbedderBusyError } from './embedder.js';
 export interface DispatchOptions {
   /** Questions that may wait beside those being embedded. */
   capacity: number;
-  /** Calls to the embedder at a time. */
-  concurrency: number;
+  /** Calls to the embedder at a time: fixed, or read before each call (adaptive-limit.ts). */
+  concurrency: number | { readonly current: number };
   /** Questions per call, at most. */
   maxBatch: number;
   plan: BatchPlanner;
@@ -49,7 +49,8 @@ export class FairDispatcher {
   }
 
   private pump(): void {
-    while (this.running < this.opts.concurrency && this.queue.length > 0 && !this.closedWith) {
+    const c = this.opts.concurrency;
+    while (this.running < (typeof c === 'number' ? c : c.current) && this.queue.length > 0 && !this.closedWith) {
       const batch = this.queue.take(this.opts.maxBatch, this.opts.plan);
       this.running++;
       let made: Promise<Float32Array[]>;

@@ -1,7 +1,16 @@
 // Any OpenAI-compatible /v1/embeddings endpoint (vLLM, TEI, OpenAI): the production path, e.g. a multilingual
-// model close to the gateway. One POST per batch, with a timeout; the key comes from an environment variable.
+// model close to the gateway. One POST per question, with a timeout; the key comes from an environment variable.
+//
+// As many POSTs at a time as the endpoint answers in good time (adaptive-limit.ts; at most `maxConcurrency`),
+// the questions beyond them waiting in a bounded queue shared fairly between tenants (fair-dispatcher.ts). Sent
+// all at once, as before, a tenant asking faster than the endpoint embeds filled the endpoint's own queue: every
+// tenant's questions waited behind its backlog past the timeout, and the timeouts, counted as the embedder
+// failing, turned the semantic cache off for everyone.
 import { setDeadline } from '../../deadline-timer.js';
+import { takeBatch } from './batch-plan.js';
 import { EmbedderRefusedError, normalise, type Embedder } from './embedder.js';
+import { AdaptiveLimit } from './adaptive-limit.js';
+import { FairDispatcher } from './fair-dispatcher.js';
 
 export interface OpenAiEmbedderOptions {
   /** Base URL up to and including /v1, e.g. http://tei:8080/v1. */
@@ -9,23 +18,47 @@ export interface OpenAiEmbedderOptions {
   model: string;
   apiKey: string | undefined;
   timeoutMs: number;
+  /** POSTs under way at a time, at most. */
+  maxConcurrency: number;
 }
+
+/** Questions that may wait for a POST, per POST allowed at a time. */
+export const WAITING_PER_SLOT = 4;
 
 /** Statuses that refuse the input, not the request: see EmbedderRefusedError. */
 const REFUSALS = new Set([400, 413, 422]);
+/** Statuses with which an endpoint says it has more than it can take (TEI's 429 "model is overloaded"). */
+const OVERLOADED = new Set([429, 503]);
 
 export class OpenAiEmbedder implements Embedder {
   readonly id: string;
+  /** POSTs allowed at a time now (read by tests and the bench). */
+  readonly limit: AdaptiveLimit;
+  private readonly dispatcher: FairDispatcher;
 
   constructor(private readonly opts: OpenAiEmbedderOptions) {
     this.id = `openai:${opts.model}`;
+    this.limit = new AdaptiveLimit(opts.maxConcurrency, opts.timeoutMs);
+    // One question per POST, as before: a batch would make the timeout a question's share of a slower call.
+    const capacity = WAITING_PER_SLOT * opts.maxConcurrency;
+    this.dispatcher = new FairDispatcher({ capacity, concurrency: this.limit, maxBatch: 1, plan: takeBatch }, (texts) => this.post(texts));
   }
 
-  async embed(texts: readonly string[]): Promise<Float32Array[]> {
+  /** The texts of one call go in one POST. `owner`: the tenant asking, for its share of the queue. */
+  embed(texts: readonly string[], owner = ''): Promise<Float32Array[]> {
+    return this.dispatcher.ask(texts, owner, 0);
+  }
+
+  private async post(texts: readonly string[]): Promise<Float32Array[]> {
     // The timeout covers the answer's body too; it lets a reply already waiting be read first
     // (src/deadline-timer.ts), where AbortSignal.timeout would abort it after a held-up event loop.
     const abort = new AbortController();
-    const cancel = setDeadline(this.opts.timeoutMs, () => abort.abort(new DOMException('embeddings request timed out', 'TimeoutError')));
+    let timedOut = false;
+    const cancel = setDeadline(this.opts.timeoutMs, () => {
+      timedOut = true;
+      abort.abort(new DOMException('embeddings request timed out', 'TimeoutError'));
+    });
+    const started = performance.now();
     let body: { data?: Array<{ index?: number; embedding?: number[] }> };
     try {
       const res = await fetch(`${this.opts.url.replace(/\/$/, '')}/embeddings`, {
@@ -36,15 +69,22 @@ export class OpenAiEmbedder implements Embedder {
       });
       // The body is not read into the error: an endpoint may quote the input, and errors reach the log.
       if (REFUSALS.has(res.status)) throw new EmbedderRefusedError(res.status);
+      if (OVERLOADED.has(res.status)) this.limit.overloaded();
       if (!res.ok) throw new Error(`embeddings endpoint answered ${res.status}`);
       body = (await res.json()) as typeof body;
+    } catch (err) {
+      if (timedOut) this.limit.overloaded();
+      throw err;
     } finally {
       cancel();
     }
+    this.limit.answered(performance.now() - started);
     return vectorsOf(body.data ?? [], texts.length);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.dispatcher.close(new Error('embeddings endpoint closed'));
+  }
 }
 
 /**
