@@ -147,6 +147,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   // needs them, or at once when the startup config already asks for semantic caching.
   let semanticCache: SemanticCache | undefined;
   const semantic: SemanticSource = () => (semanticCache ??= createSemanticCache(runtime.config, cache.store, metrics, log.child({ component: 'cache' }), opts.now, opts.embedder));
+  metrics.setEmbedderSource(() => semanticCache?.embedder.load?.());
   if (usesSemantic(runtime.config)) semantic();
   const stages = requestStages(metrics, budgets, cache, semantic, affinity).filter((s) => !opts.onlyStages || opts.onlyStages.includes(s.name));
 

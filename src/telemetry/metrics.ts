@@ -10,6 +10,7 @@ export const LATENCY_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   let backlogSource: () => ReadonlyArray<{ sink: string; queued: number; spooled: number }> = () => [];
+  let embedderSource: () => EmbedderLoad | undefined = () => undefined;
   let openStreams = 0;
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'tiergate_' });
   const m = {
@@ -235,6 +236,24 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['setting'] as const,
       registers: [registry],
     }),
+    embedderLoad: new Gauge({
+      name: 'tiergate_embedder_calls',
+      help: "The semantic cache's embedder: calls allowed at a time now (limit; the openai embedder's adapts to its endpoint), under way (in_flight), and questions waiting (waiting).",
+      labelNames: ['what'] as const,
+      registers: [registry],
+      // Read at scrape time; absent until the semantic cache is first used.
+      collect() {
+        const l = embedderSource();
+        if (l === undefined) return;
+        this.set({ what: 'limit' }, l.limit);
+        this.set({ what: 'in_flight' }, l.inFlight);
+        this.set({ what: 'waiting' }, l.waiting);
+      },
+    }),
+    /** Where tiergate_embedder_calls reads from at scrape time. */
+    setEmbedderSource(source: typeof embedderSource) {
+      embedderSource = source;
+    },
     /** Where tiergate_ledger_backlog_rows reads from at scrape time. */
     setBacklogSource(source: typeof backlogSource) {
       backlogSource = source;
@@ -244,6 +263,13 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** What an embedder is doing now (Embedder.load). */
+export interface EmbedderLoad {
+  limit: number;
+  inFlight: number;
+  waiting: number;
+}
 
 export function setConfigInfo(m: Metrics, version: string, classifierVersion: string): void {
   m.configInfo.reset();

@@ -261,6 +261,10 @@ describe('semantic cache with an OpenAI-compatible embeddings endpoint', () => {
       // Short questions still go through the semantic cache for everyone.
       await seed(t, 'What is the capital of France?', 'Paris.');
       expect(await outcome(t, 'what is the capital of france')).toBe('hit-semantic: Paris.');
+      // The embedder's load, read at scrape time: the endpoint answered in time, so the limit is the most allowed.
+      expect(await metricValue(t.app, 'tiergate_embedder_calls', { what: 'limit' })).toBe(32);
+      expect(await metricValue(t.app, 'tiergate_embedder_calls', { what: 'in_flight' })).toBe(0);
+      expect(await metricValue(t.app, 'tiergate_embedder_calls', { what: 'waiting' })).toBe(0);
       // A server error is still the embedder's fault: three in a row open the breaker.
       server.removeAllListeners('request');
       server.on('request', (_req, res) => {

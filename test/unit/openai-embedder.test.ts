@@ -146,6 +146,7 @@ describe('OpenAI-compatible embedder under more questions than the endpoint take
     const asked = Array.from({ length: 21 }, (_, i) => ask(`acme-${i}`, 'acme'));
     await expect.poll(() => e.held.length).toBe(4);
     await expect.poll(() => results).toEqual(['acme-20 EmbedderBusyError']);
+    expect(emb.load()).toEqual({ limit: 4, inFlight: 4, waiting: 16 });
     // globex finds the queue full of acme's: it takes the place of acme's newest waiting question.
     const quiet = ask('globex-0', 'globex');
     await expect.poll(() => results).toContain('acme-19 EmbedderBusyError');

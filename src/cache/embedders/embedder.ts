@@ -11,6 +11,8 @@ export interface Embedder {
    */
   embed(texts: readonly string[], owner?: string): Promise<Float32Array[]>;
   close(): Promise<void>;
+  /** Calls allowed at a time, under way, and questions waiting (the tiergate_embedder_calls gauge); optional. */
+  load?(): { limit: number; inFlight: number; waiting: number };
 }
 
 /**

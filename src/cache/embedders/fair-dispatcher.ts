@@ -74,6 +74,12 @@ export class FairDispatcher {
     }
   }
 
+  /** Calls allowed at a time now, under way, and questions waiting. */
+  load(): { limit: number; inFlight: number; waiting: number } {
+    const c = this.opts.concurrency;
+    return { limit: typeof c === 'number' ? c : c.current, inFlight: this.running, waiting: this.queue.length };
+  }
+
   /** Refuses every waiting question and any later one with `err`; calls under way settle on their own. */
   close(err: Error): void {
     this.closedWith = err;

@@ -93,6 +93,10 @@ export class LocalEmbedder implements Embedder {
     return this.ready;
   }
 
+  load(): { limit: number; inFlight: number; waiting: number } {
+    return this.dispatcher.load();
+  }
+
   /** Each question waits on its own, so that a batch holds questions of one length class (batch-plan.ts). */
   embed(texts: readonly string[], owner = ''): Promise<Float32Array[]> {
     if (this.closed) return Promise.reject(new Error('local embedder closed'));

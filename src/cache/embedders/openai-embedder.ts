@@ -44,6 +44,10 @@ export class OpenAiEmbedder implements Embedder {
     this.dispatcher = new FairDispatcher({ capacity, concurrency: this.limit, maxBatch: 1, plan: takeBatch }, (texts) => this.post(texts));
   }
 
+  load(): { limit: number; inFlight: number; waiting: number } {
+    return this.dispatcher.load();
+  }
+
   /** The texts of one call go in one POST. `owner`: the tenant asking, for its share of the queue. */
   embed(texts: readonly string[], owner = ''): Promise<Float32Array[]> {
     return this.dispatcher.ask(texts, owner, 0);
