@@ -11,6 +11,7 @@
 //   npm run bench:embedder-fairness -- [rounds, default 2] [seconds per run, default 10] [acme/s, default 200] [globex/s, default 5]
 import { EmbedderBusyError } from '../src/cache/embedders/embedder.js';
 import { LocalEmbedder } from '../src/cache/embedders/local-embedder.js';
+import { paced } from './pace.js';
 import { quantile } from './stats.js';
 
 const ROUNDS = Number(process.argv[2] ?? 2);
@@ -28,24 +29,17 @@ let serial = 0;
 /** `rate` questions a second from `tenant` for SECONDS, each timed from sending to its vector. */
 async function send(e: LocalEmbedder, tenant: string | undefined, rate: number, who: string): Promise<Tally> {
   const t: Tally = { sent: 0, refused: 0, ms: [] };
-  const all: Array<Promise<void>> = [];
-  const t0 = performance.now();
-  for (let i = 0; i < rate * SECONDS; i++) {
-    const wait = t0 + (i * 1000) / rate - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  await paced(rate * SECONDS, rate, async () => {
     const sent = performance.now();
     t.sent++;
-    all.push(
-      e.embed([`${who} asks how to configure widget ${serial++} in the north region`], tenant).then(
-        () => void t.ms.push(performance.now() - sent),
-        (err: unknown) => {
-          if (!(err instanceof EmbedderBusyError)) throw err;
-          t.refused++;
-        },
-      ),
+    await e.embed([`${who} asks how to configure widget ${serial++} in the north region`], tenant).then(
+      () => void t.ms.push(performance.now() - sent),
+      (err: unknown) => {
+        if (!(err instanceof EmbedderBusyError)) throw err;
+        t.refused++;
+      },
     );
-  }
-  await Promise.all(all);
+  });
   return t;
 }
 

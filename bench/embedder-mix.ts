@@ -12,6 +12,7 @@
 import { EmbedderBusyError } from '../src/cache/embedders/embedder.js';
 import type { BatchPlanner } from '../src/cache/embedders/fair-queue.js';
 import { LocalEmbedder, MAX_WAITING } from '../src/cache/embedders/local-embedder.js';
+import { paced } from './pace.js';
 import { median } from './stats.js';
 
 const ROUNDS = Number(process.argv[2] ?? 2);
@@ -57,20 +58,13 @@ async function saturated(e: LocalEmbedder, n: number): Promise<number> {
 }
 
 /** Latency of each question sent at `rate` a second for PACED_SECONDS, short and long apart. */
-async function paced(e: LocalEmbedder, rate: number): Promise<{ short: number[]; long: number[] }> {
+async function pacedLatency(e: LocalEmbedder, rate: number): Promise<{ short: number[]; long: number[] }> {
   const out = { short: [] as number[], long: [] as number[] };
-  const n = rate * PACED_SECONDS;
-  const t0 = performance.now();
-  const all: Array<Promise<void>> = [];
-  for (let i = 0; i < n; i++) {
-    const due = t0 + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  await paced(rate * PACED_SECONDS, rate, async (i) => {
     const sent = performance.now();
     const kind = i % 10 === 9 ? 'long' : 'short';
-    all.push(e.embed([questionAt(i)]).then(() => void out[kind].push(performance.now() - sent)));
-  }
-  await Promise.all(all);
+    await e.embed([questionAt(i)]).then(() => void out[kind].push(performance.now() - sent));
+  });
   return out;
 }
 
@@ -120,7 +114,7 @@ for (let r = 0; r < ROUNDS; r++) {
   for (const name of order) {
     const e = embedders.get(name) as LocalEmbedder;
     rates.set(name, [...(rates.get(name) ?? []), await saturated(e, SATURATED)]);
-    const l = await paced(e, RATE);
+    const l = await pacedLatency(e, RATE);
     const acc = latencies.get(name) ?? { short: [], long: [] };
     latencies.set(name, { short: [...acc.short, ...l.short], long: [...acc.long, ...l.long] });
   }

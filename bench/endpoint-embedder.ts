@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { CircuitBreaker } from '../src/budget/circuit-breaker.js';
 import { EmbedderBusyError, type Embedder } from '../src/cache/embedders/embedder.js';
 import { OpenAiEmbedder } from '../src/cache/embedders/openai-embedder.js';
+import { paced } from './pace.js';
 import { quantile } from './stats.js';
 
 const [refArg, roundsArg, secondsArg, floodArg, quietArg, workersArg, serviceArg, concurrencyArg] = process.argv.slice(2);
@@ -85,34 +86,27 @@ let serial = 0;
 /** `rate` questions a second from `tenant` for SECONDS, each timed from sending to its vector. */
 async function send(e: Embedder, breaker: CircuitBreaker, tenant: string, rate: number): Promise<Tally> {
   const t: Tally = { sent: 0, within: 0, ms: [], down: 0, busy: 0, failed: 0 };
-  const all: Array<Promise<void>> = [];
-  const t0 = performance.now();
-  for (let i = 0; i < rate * SECONDS; i++) {
-    const wait = t0 + (i * 1000) / rate - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  await paced(rate * SECONDS, rate, async () => {
     const sent = performance.now();
     t.sent++;
     if (!breaker.allows()) {
       t.down++;
-      continue;
+      return;
     }
-    all.push(
-      e.embed([`${tenant} asks about widget ${serial++}`], tenant).then(
-        () => {
-          breaker.succeeded();
-          const ms = performance.now() - sent;
-          t.ms.push(ms);
-          if (ms <= DEADLINE_MS) t.within++;
-        },
-        (err: unknown) => {
-          if (err instanceof EmbedderBusyError) return void t.busy++; // load, not counted (semantic-cache.ts)
-          breaker.failed(BREAKER);
-          t.failed++;
-        },
-      ),
+    await e.embed([`${tenant} asks about widget ${serial++}`], tenant).then(
+      () => {
+        breaker.succeeded();
+        const ms = performance.now() - sent;
+        t.ms.push(ms);
+        if (ms <= DEADLINE_MS) t.within++;
+      },
+      (err: unknown) => {
+        if (err instanceof EmbedderBusyError) return void t.busy++; // load, not counted (semantic-cache.ts)
+        breaker.failed(BREAKER);
+        t.failed++;
+      },
     );
-  }
-  await Promise.all(all);
+  });
   return t;
 }
 

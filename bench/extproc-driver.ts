@@ -2,6 +2,9 @@
 // four-phase requests (CPU per request, body-answer latency) and streamed responses (CPU per chunk).
 import { ExtProcPool, RECOMMENDED_FILTER, chatRequestHeaders } from '../src/dev/envoy-client.js';
 import type { Child, Usage } from './children.js';
+import { paced } from './pace.js';
+
+export { paced };
 
 export const STREAM = { requests: 400, rate: 100, chunks: 100 };
 
@@ -67,17 +70,6 @@ export function bucketQuantile(before: Array<[string, number]>, after: Array<[st
     prevCount = c;
   }
   return NaN;
-}
-
-export async function paced(n: number, rate: number, one: () => Promise<void>): Promise<void> {
-  const started = performance.now();
-  const all: Promise<void>[] = [];
-  for (let i = 0; i < n; i++) {
-    const wait = started + (i * 1000) / rate - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    all.push(one());
-  }
-  await Promise.all(all);
 }
 
 export interface CpuPerRequest {
