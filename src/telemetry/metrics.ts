@@ -3,6 +3,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { FastHistogram } from './fast-histogram.js';
 import { TalliedCounter } from './tallied-counter.js';
+import type { EmbedderLoad } from '../cache/embedders/embedder.js';
 
 // From 10 µs: most answers take tens of microseconds, and Envoy's default message timeout is 200 ms.
 export const LATENCY_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
@@ -263,13 +264,6 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
-
-/** What an embedder is doing now (Embedder.load). */
-export interface EmbedderLoad {
-  limit: number;
-  inFlight: number;
-  waiting: number;
-}
 
 export function setConfigInfo(m: Metrics, version: string, classifierVersion: string): void {
   m.configInfo.reset();

@@ -11,8 +11,15 @@ export interface Embedder {
    */
   embed(texts: readonly string[], owner?: string): Promise<Float32Array[]>;
   close(): Promise<void>;
-  /** Calls allowed at a time, under way, and questions waiting (the tiergate_embedder_calls gauge); optional. */
-  load?(): { limit: number; inFlight: number; waiting: number };
+  /** What it is doing now (the tiergate_embedder_calls gauge); optional. */
+  load?(): EmbedderLoad;
+}
+
+/** Calls allowed at a time now, calls under way, and questions waiting for one. */
+export interface EmbedderLoad {
+  limit: number;
+  inFlight: number;
+  waiting: number;
 }
 
 /**

@@ -5,7 +5,7 @@
 // (EmbedderBusyError: a bypass, load rather than a fault). Those that wait are embedded even when their lookup has
 // stopped waiting for them, and indexed for later hits.
 import { FairQueue, type BatchPlanner, type Owned } from './fair-queue.js';
-import { EmbedderBusyError } from './embedder.js';
+import { EmbedderBusyError, type EmbedderLoad } from './embedder.js';
 
 export interface DispatchOptions {
   /** Questions that may wait beside those being embedded. */
@@ -48,9 +48,13 @@ export class FairDispatcher {
     });
   }
 
-  private pump(): void {
+  private limit(): number {
     const c = this.opts.concurrency;
-    while (this.running < (typeof c === 'number' ? c : c.current) && this.queue.length > 0 && !this.closedWith) {
+    return typeof c === 'number' ? c : c.current;
+  }
+
+  private pump(): void {
+    while (this.running < this.limit() && this.queue.length > 0 && !this.closedWith) {
       const batch = this.queue.take(this.opts.maxBatch, this.opts.plan);
       this.running++;
       let made: Promise<Float32Array[]>;
@@ -74,10 +78,8 @@ export class FairDispatcher {
     }
   }
 
-  /** Calls allowed at a time now, under way, and questions waiting. */
-  load(): { limit: number; inFlight: number; waiting: number } {
-    const c = this.opts.concurrency;
-    return { limit: typeof c === 'number' ? c : c.current, inFlight: this.running, waiting: this.queue.length };
+  load(): EmbedderLoad {
+    return { limit: this.limit(), inFlight: this.running, waiting: this.queue.length };
   }
 
   /** Refuses every waiting question and any later one with `err`; calls under way settle on their own. */

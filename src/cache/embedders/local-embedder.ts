@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { takeBatch, lengthClass } from './batch-plan.js';
 import type { BatchPlanner } from './fair-queue.js';
 import { FairDispatcher } from './fair-dispatcher.js';
-import { normalise, type Embedder } from './embedder.js';
+import { normalise, type Embedder, type EmbedderLoad } from './embedder.js';
 
 const MAX_BATCH = 32;
 /**
@@ -93,7 +93,7 @@ export class LocalEmbedder implements Embedder {
     return this.ready;
   }
 
-  load(): { limit: number; inFlight: number; waiting: number } {
+  load(): EmbedderLoad {
     return this.dispatcher.load();
   }
 

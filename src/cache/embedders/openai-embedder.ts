@@ -8,7 +8,7 @@
 // failing, turned the semantic cache off for everyone.
 import { setDeadline } from '../../deadline-timer.js';
 import { takeBatch } from './batch-plan.js';
-import { EmbedderRefusedError, normalise, type Embedder } from './embedder.js';
+import { EmbedderRefusedError, normalise, type Embedder, type EmbedderLoad } from './embedder.js';
 import { AdaptiveLimit } from './adaptive-limit.js';
 import { FairDispatcher } from './fair-dispatcher.js';
 
@@ -44,7 +44,7 @@ export class OpenAiEmbedder implements Embedder {
     this.dispatcher = new FairDispatcher({ capacity, concurrency: this.limit, maxBatch: 1, plan: takeBatch }, (texts) => this.post(texts));
   }
 
-  load(): { limit: number; inFlight: number; waiting: number } {
+  load(): EmbedderLoad {
     return this.dispatcher.load();
   }
 
