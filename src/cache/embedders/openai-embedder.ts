@@ -62,7 +62,6 @@ export class OpenAiEmbedder implements Embedder {
       timedOut = true;
       abort.abort(new DOMException('embeddings request timed out', 'TimeoutError'));
     });
-    const started = performance.now();
     let body: { data?: Array<{ index?: number; embedding?: number[] }> };
     try {
       const res = await fetch(`${this.opts.url.replace(/\/$/, '')}/embeddings`, {
@@ -82,7 +81,7 @@ export class OpenAiEmbedder implements Embedder {
     } finally {
       cancel();
     }
-    this.limit.answered(performance.now() - started);
+    this.limit.answered();
     return vectorsOf(body.data ?? [], texts.length);
   }
 
