@@ -73,7 +73,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
 
   // Loading the tokenizer's tables blocks the event loop for ~300 ms: done before serving, never mid-traffic.
   await loadTokenizer();
-  const grpcPort = await app.extproc.listen(opts.listen ?? config.server.listen);
+  const grpcPort = await app.extproc.listen(opts.listen ?? config.server.listen, config.server.tls);
   const adminPort = await app.admin.listen(opts.admin ?? config.server.admin);
   await app.storesConnected(STORE_CONNECT_WAIT_MS);
   app.markServing();

@@ -8,6 +8,8 @@ import type { Config } from './schema.js';
 
 export const RESTART_ONLY_SETTINGS = [
   'server.listen',
+  // Bound with the listener; the files it names are read again on their own (listener-tls.ts).
+  'server.tls',
   'server.admin',
   // grpc-js takes these when the server is built.
   'server.http2StreamResetBurst',

@@ -70,6 +70,20 @@ export const configSchema = z
     server: z
       .strictObject({
         listen: hostPort.default('0.0.0.0:9002'),
+        /**
+         * TLS on the ext_proc listener (README "TLS between Envoy and tiergate"); absent: plaintext, for a
+         * mesh that encrypts it, or a local stack.
+         */
+        tls: z
+          .strictObject({
+            certFile: z.string().min(1),
+            keyFile: z.string().min(1),
+            /** Envoy must present a client certificate signed by this CA (mutual TLS). */
+            clientCaFile: z.string().min(1).optional(),
+            /** How often the files are read again: a renewed certificate is served without a restart. */
+            refreshSeconds: z.number().int().positive().default(60),
+          })
+          .optional(),
         admin: hostPort.default('0.0.0.0:9090'),
         /**
          * SIGTERM: how long tiergate goes on taking new streams after it reports not ready, so that Envoy (its

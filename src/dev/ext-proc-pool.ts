@@ -22,13 +22,15 @@ export class ExtProcPool {
   constructor(
     private readonly target: string,
     private readonly maxStreamsPerConnection = 0,
+    /** The cluster's transport socket: plaintext, or TLS (with Envoy's client certificate for mutual TLS). */
+    private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
   ) {
     this.client = this.newClient();
   }
 
   private newClient() {
     // A local subchannel pool gives each client its own HTTP/2 connection, as Envoy's pool rotation does.
-    return new this.Ctor(this.target, grpc.credentials.createInsecure(), {
+    return new this.Ctor(this.target, this.credentials, {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.max_receive_message_length': -1,
       'grpc.max_send_message_length': -1,

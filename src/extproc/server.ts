@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { extProcServerDefinition } from './response-encoder.js';
 import { createProcessHandler, type TransportOptions } from './process-stream.js';
+import { serverCredentials, type ListenerTls } from './listener-tls.js';
 import type { StreamHandlerFactory } from './types.js';
 
 export interface ExtProcServerOptions extends TransportOptions {
@@ -24,8 +25,8 @@ export const HEALTH_SERVICES = ['', 'envoy.service.ext_proc.v3.ExternalProcessor
 export interface ExtProcServer {
   server: grpc.Server;
   health: HealthImplementation;
-  /** Resolves to the bound port. */
-  listen(hostPort: string): Promise<number>;
+  /** Resolves to the bound port; with `tls`, the listener takes TLS only (listener-tls.ts). */
+  listen(hostPort: string, tls?: ListenerTls): Promise<number>;
   setServing(serving: boolean): void;
   /** Stop accepting new streams; resolves when in-flight ones are done or `graceMs` passed (then forces). */
   shutdown(graceMs: number): Promise<void>;
@@ -50,10 +51,12 @@ export function createExtProcServer(factory: StreamHandlerFactory, opts: ExtProc
   return {
     server,
     health,
-    listen: (hostPort) =>
-      new Promise((resolve, reject) => {
-        server.bindAsync(hostPort, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
-      }),
+    listen: async (hostPort, tls) => {
+      const credentials = await serverCredentials(tls);
+      return new Promise<number>((resolve, reject) => {
+        server.bindAsync(hostPort, credentials, (err, port) => (err ? reject(err) : resolve(port)));
+      });
+    },
     setServing: (serving) => {
       for (const s of HEALTH_SERVICES) health.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
     },

@@ -61,6 +61,31 @@ describe('envoy/envoy.yaml against Envoy’s protos', () => {
   });
 });
 
+describe('envoy/tiergate-tls.yaml: mutual TLS to tiergate', () => {
+  const socket = () => parse(read('envoy/tiergate-tls.yaml')) as Obj;
+
+  it('is a valid TransportSocket, and envoy.yaml with it on the tiergate cluster a valid Bootstrap', () => {
+    expect(validator.validate(socket(), 'envoy.config.core.v3.TransportSocket')).toEqual([]);
+    const withTls = structuredClone(envoy);
+    ((withTls.static_resources.clusters as Obj[]).find((c) => c.name === 'tiergate') as Obj).transport_socket = socket();
+    expect(validator.validate(withTls)).toEqual([]);
+  });
+
+  it('catches a misspelt field in it', () => {
+    const bad = socket();
+    bad.typed_config.common_tls_context.validation_context.trusted_cert = bad.typed_config.common_tls_context.validation_context.trusted_ca;
+    expect(validator.validate(bad, 'envoy.config.core.v3.TransportSocket').map((p) => p.message)).toEqual([expect.stringContaining('unknown field')]);
+  });
+
+  it('asks for HTTP/2 by ALPN and names the host envoy.yaml dials, as tiergate certificates must', () => {
+    const ctx = socket().typed_config;
+    expect(ctx.common_tls_context.alpn_protocols).toEqual(['h2']);
+    const dialed = cluster('tiergate').load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address;
+    expect(ctx.sni).toBe(dialed);
+    expect(ctx.common_tls_context.validation_context.match_typed_subject_alt_names).toEqual([{ san_type: 'DNS', matcher: { exact: dialed } }]);
+  });
+});
+
 describe('envoy/envoy.yaml agrees with tiergate', () => {
   it("traces through the observability profile's collector, whose OTLP/gRPC port it names", () => {
     const tracer = hcm().tracing.provider;

@@ -12,6 +12,7 @@ const REDIS = { url: 'redis://:s3cret-password@redis.internal:6379' };
 const CHANGES: Array<[ConfigInput, string[]]> = [
   [{ server: { listen: '0.0.0.0:9102' } }, ['server.listen']],
   [{ server: { admin: '0.0.0.0:9191' } }, ['server.admin']],
+  [{ server: { tls: { certFile: '/tls/tls.crt', keyFile: '/tls/tls.key' } } }, ['server.tls']],
   [{ server: { http2StreamResetBurst: 10 } }, ['server.http2StreamResetBurst']],
   [{ server: { http2StreamResetRate: 10 } }, ['server.http2StreamResetRate']],
   [{ logging: { level: 'debug' } }, ['logging.level']],
