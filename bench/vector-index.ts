@@ -39,7 +39,7 @@ const features = questionFeatures('q');
 
 
 async function fill(index: VectorIndex, lexical: boolean): Promise<void> {
-  const batch: Array<Promise<void> | void> = [];
+  const batch: Array<Promise<number> | number> = [];
   for (let i = 0; i < ENTRIES; i++) {
     batch.push(index.add('bench', 'p', bucketsFor(vectors[i] as Float32Array, words[i] as string, lexical), { id: `e${i}`, vector: vectors[i] as Float32Array, features, storeKey: `k${i}` }, 3_600_000, ENTRIES));
     if (batch.length >= 256) await Promise.all(batch.splice(0));

@@ -64,7 +64,7 @@ export class ResponseCache {
     const done = (evicted: number) => {
       this.guard.succeeded();
       this.metrics.cacheWrites.inc({ result: 'stored' });
-      if (evicted > 0) this.metrics.cacheEvictions.inc(evicted);
+      if (evicted > 0) this.metrics.cacheEvictions.inc({ kind: 'exact' }, evicted);
     };
     const fail = (err: unknown) => {
       this.failed('set', err, cfg);

@@ -134,9 +134,11 @@ export class SemanticCache {
     const entry = { id: newId(), vector: seed.vector, features: seed.features, storeKey };
     const buckets = bucketsFor(seed.vector, seed.features.wordsKey, s.lexicalGuard);
     const fail = (err: unknown) => this.guard.failed('add', err, undefined);
+    const evicted = (n: number) => void (n > 0 && this.metrics.cacheEvictions.inc({ kind: 'semantic' }, n));
     try {
       const r = this.index.add(tenant, seed.partition, buckets, entry, ttlMs, s.maxEntriesPerPartition);
-      if (r instanceof Promise) r.catch(fail);
+      if (r instanceof Promise) r.then(evicted, fail);
+      else evicted(r);
     } catch (err) {
       fail(err);
     }

@@ -23,7 +23,8 @@ export interface VectorIndex {
   readonly kind: 'memory' | 'redis';
   /** Candidates from these buckets scoring at least minScore, best first, at most `limit`. */
   search(tenant: string, partition: string, buckets: readonly string[], vector: Float32Array, minScore: number, limit: number): VectorMatch[] | Promise<VectorMatch[]>;
-  add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): void | Promise<void>;
+  /** Resolves to how many entries were removed to make room (the bounds; not those that expired). */
+  add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): number | Promise<number>;
   close(): Promise<void>;
 }
 

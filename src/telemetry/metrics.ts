@@ -182,7 +182,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     cacheEvictions: new Counter({
       name: 'tiergate_cache_evictions_total',
-      help: "Answers removed from the response cache to make room for another (the memory store's bounds, the Redis store's cache.redis.maxEntriesPerTenant). A steady rate means the cache holds less than its TTLs would keep.",
+      help: "Entries removed from the response cache to make room for another, by kind: exact (answers: the memory store's bounds, the Redis store's cache.redis.maxEntriesPerTenant) and semantic (the vector index's: maxEntriesPerPartition, and the total or per-tenant bound). A steady rate means the cache holds less than its TTLs would keep.",
+      labelNames: ['kind'] as const,
       registers: [registry],
     }),
     cacheStoreDegraded: new Gauge({

@@ -82,14 +82,16 @@ describe.each(Object.keys(makers))('%s vector index', (name) => {
     expect((await x.search('acme', 'p9', ['w:d'], q, 0.5, 5)).map((m) => m.storeKey)).toEqual(['same-model']);
   });
 
-  it('keeps at most maxEntries per partition, evicting the oldest', async () => {
+  it('keeps at most maxEntries per partition, evicting the oldest, and says how many it evicted', async () => {
     const x = await make();
+    const evicted: number[] = [];
     for (let i = 0; i < 5; i++) {
-      await x.add('acme', 'p4', ['w:cap'], entry(near(5, 6, i / 100), `k${i}`), 60_000, 3);
+      evicted.push(await x.add('acme', 'p4', ['w:cap'], entry(near(5, 6, i / 100), `k${i}`), 60_000, 3));
       await new Promise((r) => setTimeout(r, 2)); // distinct insertion times
     }
     const left = (await x.search('acme', 'p4', ['w:cap'], near(5, 6, 0), 0.5, 10)).map((m) => m.storeKey).sort();
     expect(left).toEqual(['k2', 'k3', 'k4']);
+    expect(evicted).toEqual([0, 0, 0, 1, 1]);
   });
 
   it('entries expire with their TTL', async () => {
@@ -129,15 +131,17 @@ describe.each(['redis', 'redis cluster', 'redis vector search (stand-in)'] as co
     const v = near(9, 10, 0);
     await x.add('globex', 'g', ['w:t'], entry(v, 'g0'), 60_000, 100);
     // One entry per partition, as a tenant whose every turn is a new conversation prefix makes them.
+    const evicted: number[] = [];
     for (let i = 0; i < 5; i++) {
-      await x.add('acme', `p${i}`, ['w:t'], entry(v, `a${i}`), 60_000, 100);
+      evicted.push(await x.add('acme', `p${i}`, ['w:t'], entry(v, `a${i}`), 60_000, 100));
       await new Promise((r) => setTimeout(r, 2)); // distinct expiry times
     }
     const left = await Promise.all([0, 1, 2, 3, 4].map((i) => found(x, 'acme', `p${i}`, v)));
     expect(left).toEqual([[], [], ['a2'], ['a3'], ['a4']]);
+    expect(evicted).toEqual([0, 0, 0, 1, 1]);
     expect(await found(x, 'globex', 'g', v)).toEqual(['g0']);
     // A partition's own bound still applies, and what it evicts no longer counts toward the tenant's.
-    await x.add('acme', 'p4', ['w:t'], entry(v, 'a5'), 60_000, 1);
+    expect(await x.add('acme', 'p4', ['w:t'], entry(v, 'a5'), 60_000, 1)).toBe(1);
     expect(await found(x, 'acme', 'p4', v)).toEqual(['a5']);
     expect(await found(x, 'acme', 'p2', v)).toEqual(['a2']);
   });
@@ -149,8 +153,8 @@ describe('memory vector index', () => {
     const v = near(1, 2, 0);
     x.add('acme', 'old', ['w:a'], entry(v, 'old-1'), 60_000, 100);
     x.add('acme', 'old', ['w:a'], entry(v, 'old-2'), 60_000, 100);
-    x.add('acme', 'new', ['w:a'], entry(v, 'new-1'), 60_000, 100);
-    x.add('acme', 'new', ['w:a'], entry(v, 'new-2'), 60_000, 100);
+    expect(x.add('acme', 'new', ['w:a'], entry(v, 'new-1'), 60_000, 100)).toBe(0);
+    expect(x.add('acme', 'new', ['w:a'], entry(v, 'new-2'), 60_000, 100)).toBe(1);
     expect(x.search('acme', 'old', ['w:a'], v, 0.5, 5).map((m) => m.storeKey)).toEqual(['old-2']);
     expect(x.search('acme', 'new', ['w:a'], v, 0.5, 5).map((m) => m.storeKey).sort()).toEqual(['new-1', 'new-2']);
   });

@@ -470,3 +470,18 @@ describe('semantic cache on Redis', () => {
     }
   });
 });
+
+describe('semantic cache evictions', () => {
+  it("counts the vector entries a bound removed, apart from the exact cache's answers", async () => {
+    // One entry per partition: the second question of one conversation (same system prompt) evicts the first.
+    const t = await start({ cache: { semantic: { maxEntriesPerPartition: 1 } } });
+    await seed(t, 'What is the capital of France?', 'Paris.');
+    expect(await metricValue(t.app, 'tiergate_cache_evictions_total', { kind: 'semantic' })).toBe(0);
+    await seed(t, 'What is the capital of Spain?', 'Madrid.');
+    await expect.poll(() => metricValue(t.app, 'tiergate_cache_evictions_total', { kind: 'semantic' })).toBe(1);
+    expect(await metricValue(t.app, 'tiergate_cache_evictions_total', { kind: 'exact' })).toBe(0);
+    // The evicted question is no longer a semantic hit; its answer is still the exact cache's.
+    expect(await outcome(t, 'what is the capital of france')).toBe('upstream');
+    expect(await outcome(t, 'what is the capital of spain')).toBe('hit-semantic: Madrid.');
+  });
+});

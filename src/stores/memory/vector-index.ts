@@ -62,7 +62,7 @@ export class MemoryVectorIndex implements VectorIndex {
     return out.sort((a, b) => b.score - a.score).slice(0, limit);
   }
 
-  add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): void {
+  add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): number {
     const key = `${tenant}\0${partition}`;
     // An entry stored again under its id replaces the old one; removed first, since it may have been its
     // partition's or its tenant's last.
@@ -83,10 +83,10 @@ export class MemoryVectorIndex implements VectorIndex {
       set.add(entry.id);
     }
     this.total++;
-    while (p.entries.size > maxEntries) this.remove(p.entries.values().next().value as Stored);
-    while (this.total > this.maxTotal) {
-      this.remove((this.largest.top() as Holdings<Stored>).first as Stored);
-    }
+    let evicted = 0;
+    for (; p.entries.size > maxEntries; evicted++) this.remove(p.entries.values().next().value as Stored);
+    for (; this.total > this.maxTotal; evicted++) this.remove((this.largest.top() as Holdings<Stored>).first as Stored);
+    return evicted;
   }
 
   private remove(e: Stored): void {

@@ -41,8 +41,8 @@ export class AutoRedisVectorIndex implements VectorIndex {
     return (await this.index()).search(tenant, partition, buckets, vector, minScore, limit);
   }
 
-  async add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): Promise<void> {
-    await (await this.index()).add(tenant, partition, buckets, entry, ttlMs, maxEntries);
+  async add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): Promise<number> {
+    return (await this.index()).add(tenant, partition, buckets, entry, ttlMs, maxEntries);
   }
 
   async close(): Promise<void> {

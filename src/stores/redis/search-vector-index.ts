@@ -32,6 +32,7 @@ end
 redis.call('ZADD', KEYS[3], now + ttl, KEYS[1] .. '\\n' .. prefix .. '\\n' .. id)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 local past = redis.call('ZCARD', KEYS[3]) - cap
+local evicted = math.max(over, 0) + math.max(past, 0)
 if past > 0 then
   for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, past - 1)) do
     local a = string.find(m, '\\n', 1, true)
@@ -43,7 +44,7 @@ if past > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, past - 1)
 end
 if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
-return over
+return evicted
 `;
 
 type ScriptClient = Redis & { tiergateFtAdd(...args: Array<string | number | Buffer>): Promise<number> };
@@ -130,14 +131,14 @@ export class RedisSearchVectorIndex implements VectorIndex {
     return out.sort((a, b) => b.score - a.score);
   }
 
-  async add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): Promise<void> {
+  async add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): Promise<number> {
     if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${this.redis.status})`);
     const dims = entry.vector.length;
     await this.ensureIndex(dims);
     const docs = `${this.docPrefix(dims)}{t:${tenant}}:${partition}:`;
     const words = buckets.length === 1 && buckets[0]?.startsWith('w:') ? tag(buckets[0]) : 'none';
     const vec = Buffer.from(entry.vector.buffer, entry.vector.byteOffset, entry.vector.byteLength);
-    await this.redis.tiergateFtAdd(
+    return this.redis.tiergateFtAdd(
       3,
       `${this.prefix}{t:${tenant}}:fp:${partition}`,
       `${docs}${entry.id}`,

@@ -51,6 +51,7 @@ end
 redis.call('ZADD', KEYS[3], exp, base .. '\\n' .. id)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 local past = redis.call('ZCARD', KEYS[3]) - cap
+local evicted = math.max(over, 0) + math.max(past, 0)
 if past > 0 then
   for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, past - 1)) do
     local nl = string.find(m, '\\n', 1, true)
@@ -59,7 +60,7 @@ if past > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, past - 1)
 end
 if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
-return over
+return evicted
 `;
 
 // KEYS: bucket zsets. ARGV: now, per-bucket limit, entry key prefix. Returns {id, v, f, k, …} for live entries.
@@ -127,13 +128,13 @@ export class RedisVectorIndex implements VectorIndex {
     return out.sort((a, b) => b.score - a.score).slice(0, limit);
   }
 
-  async add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): Promise<void> {
+  async add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): Promise<number> {
     if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${this.redis.status})`);
     const base = this.base(tenant, partition);
     const now = this.now();
     const keys = [`${base}p`, `${base}e:${entry.id}`, `${this.prefix}{t:${tenant}}:vt`, ...buckets.map((b) => `${base}b:${b}`)];
     const vec = Buffer.from(entry.vector.buffer, entry.vector.byteOffset, entry.vector.byteLength);
-    await this.redis.tiergateVecAdd(keys.length, ...keys, entry.id, now, now + ttlMs, Math.round(ttlMs), maxEntries, vec, JSON.stringify(entry.features), entry.storeKey, buckets.join(' '), base, this.maxPerTenant);
+    return this.redis.tiergateVecAdd(keys.length, ...keys, entry.id, now, now + ttlMs, Math.round(ttlMs), maxEntries, vec, JSON.stringify(entry.features), entry.storeKey, buckets.join(' '), base, this.maxPerTenant);
   }
 
   async close(): Promise<void> {
