@@ -52,6 +52,24 @@ function valueOf(h: WireHeaderValue): string {
   return h.raw_value && h.raw_value.length > 0 ? h.raw_value.toString('latin1') : (h.value ?? '');
 }
 
+/**
+ * A header value as text a person wrote: values are read as latin1 (one char per byte, exact and cheap), but
+ * clients that put non-ASCII text in a header (curl, Go; a team's name in Korean) send UTF-8, whose bytes read as
+ * latin1 are mojibake ("검색" as "ê²\u0080ì\u0083\u0089"). Bytes that are valid UTF-8 are decoded as such; others
+ * (a real latin1 "café") stay as read. For values kept as text (ledger fields, a hashed user id), never for values
+ * written back, whose bytes must stay the client's.
+ */
+export function headerText(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (!/[\u0080-\u00ff]/.test(value)) return value;
+  try {
+    return STRICT_UTF8.decode(Buffer.from(value, 'latin1'));
+  } catch {
+    return value;
+  }
+}
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 const INVALID_VALUE = /[\0\r\n]/;
 const VALID_NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 

@@ -17,6 +17,7 @@ import { DEFAULT_TENANT } from '../stages/authenticate.js';
 import type { RequestCache, RequestState } from './request-state.js';
 import { AnswerAssembler } from '../cache/answer.js';
 import { boundedClientText } from '../ledger/client-text.js';
+import { headerText } from '../extproc/header-codec.js';
 
 /** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
 export type UsageMetadata = Record<string, string | number | boolean>;
@@ -162,8 +163,9 @@ export class ResponseAccounting {
       startedAt: this.startedAt,
       traceId,
       tenant: state?.tenant || DEFAULT_TENANT,
-      featureId: boundedClientText(state?.headers.get(state.policy.featureHeader) ?? null),
-      userIdHash: this.userIdHash(state?.headers.get(ledger.userHeader) ?? this.request?.user),
+      featureId: boundedClientText(textOf(state?.headers.get(state.policy.featureHeader)) ?? null),
+      // The header's text, so that one user has one hash, whether named by the header or by the body's `user`.
+      userIdHash: this.userIdHash(textOf(state?.headers.get(ledger.userHeader)) ?? this.request?.user),
       rateLimitTier: state?.policy.plan ?? null,
       modelAlias: boundedClientText(this.request?.model ?? null),
       // A refused request leaves a row whatever its path, and anyone can be refused: bounded like the rest.
@@ -225,3 +227,5 @@ export class ResponseAccounting {
     return (key ? createHmac('sha256', key) : createHash('sha256')).update(user).digest('hex');
   }
 }
+
+const textOf = (v: string | undefined): string | undefined => (v === undefined ? undefined : headerText(v));

@@ -363,6 +363,23 @@ describe('ledger rows for every ending', () => {
     expect(JSON.stringify(row)).not.toContain('alice');
   });
 
+  it('header text a client wrote in UTF-8 is stored as that text, and one user has one hash whichever names them', async () => {
+    // Envoy hands over a header's bytes as they came: UTF-8 from curl or Go for "결제" and "김철수".
+    const asSent = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+    let s = await routed(tg, { headers: [['x-request-id', 'utf8-header'], ['x-feature-id', asSent('결제')], ['x-user-id', asSent('김철수')]] });
+    s.close();
+    s = await routed(tg, { headers: [['x-request-id', 'utf8-body']], body: { user: '김철수' } });
+    s.close();
+    // A value that is not UTF-8 (a latin1 "café", one byte for é) stays as its bytes read.
+    s = await routed(tg, { headers: [['x-request-id', 'latin1-header'], ['x-feature-id', 'caf\u00e9']] });
+    s.close();
+    const [fromHeader, fromBody, latin1] = await Promise.all(['utf8-header', 'utf8-body', 'latin1-header'].map((id) => rowFor(tg, id)));
+    expect(fromHeader?.feature_id).toBe('결제');
+    expect(fromHeader?.user_id_hash).toBe(createHash('sha256').update('김철수').digest('hex'));
+    expect(fromBody?.user_id_hash).toBe(fromHeader?.user_id_hash);
+    expect(latin1?.feature_id).toBe('café');
+  });
+
   it('counts tokens and cost in metrics', async () => {
     expect(await metricValue(tg.app, 'tiergate_tokens_total', { tier: 'strong', kind: 'cached_input' })).toBeGreaterThanOrEqual(1000);
     expect(await metricValue(tg.app, 'tiergate_usage_total', { source: 'estimated' })).toBeGreaterThan(0);
