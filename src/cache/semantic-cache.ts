@@ -3,6 +3,7 @@
 // searched, and the best candidate above the threshold whose guard features equal the question's answers the
 // request. Similarity is never a boundary between tenants or contexts: those are the partition, matched exactly.
 // Fails open like the exact cache: an embedder or index that is down or slow means the request goes upstream.
+import type { Context } from '@opentelemetry/api';
 import { withDeadline } from '../deadline-timer.js';
 import { newId } from '../ids.js';
 import type { Config } from '../config/schema.js';
@@ -24,6 +25,8 @@ export interface SemanticQuery {
   partition: string;
   question: string;
   threshold: number;
+  /** The request's stream span context (tracing on): the embedder's call is traced under it. */
+  trace?: Context | undefined;
 }
 
 /** What a miss leaves for storing the answer later: never the question's text. */
@@ -91,7 +94,7 @@ export class SemanticCache {
   }
 
   private async seedFor(q: SemanticQuery): Promise<SemanticSeed> {
-    const [vector] = (await this.embedder.embed([embeddingText(q.question)], q.tenant)) as [Float32Array];
+    const [vector] = (await this.embedder.embed([embeddingText(q.question)], q.tenant, q.trace)) as [Float32Array];
     return { partition: this.partitionOf(q.partition), vector, features: questionFeatures(q.question) };
   }
 

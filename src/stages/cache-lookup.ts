@@ -50,7 +50,7 @@ export function createCacheLookupStage(cache: ResponseCache, semantic: SemanticS
         }
         const threshold = p.threshold ?? cfg.semantic.threshold;
         return semantic()
-          .lookup({ tenant: state.tenant, partition: parts.partition, question: parts.question, threshold }, cfg)
+          .lookup({ tenant: state.tenant, partition: parts.partition, question: parts.question, threshold, trace: state.traceContext }, cfg)
           .then((s) => {
             const lookupMs = performance.now() - started;
             if (s.result === 'hit') state.cache = { status: 'hit-semantic', reason: undefined, hit: s.entry, lookupMs };

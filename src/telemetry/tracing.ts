@@ -9,7 +9,7 @@
 // tiergate's real caller, so it is the parent. Without it (Envoy not tracing), the request's own trace context
 // (a client's `traceparent`) is, so tiergate's span still joins the application's trace, as the backend's will
 // when Envoy forwards the header. Each stage's span is a child of the stream's.
-import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, isSpanContextValid, propagation, trace, type Context, type Span, type TextMapGetter } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, isSpanContextValid, propagation, trace, type Context, type Span, type TextMapGetter } from '@opentelemetry/api';
 
 const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 let enabled = false;
@@ -53,6 +53,32 @@ function parentFrom(carrier: TraceCarrier | undefined): Context | undefined {
 /** A child span of `parent` (a stream's context), with the name built only when a span is really recorded. */
 export function startSpanNamed(prefix: string, name: string, parent: Context | undefined): Span {
   return enabled && parent !== undefined ? trace.getTracer('tiergate').startSpan(`${prefix} ${name}`, undefined, parent) : NOOP_SPAN;
+}
+
+/** A call out (the embeddings endpoint): its headers carry the span's context; end() records how it went. */
+export interface ClientSpan {
+  headers: Record<string, string>;
+  end(err: unknown): void;
+}
+
+const NO_CLIENT_SPAN: ClientSpan = Object.freeze({ headers: Object.freeze({}) as Record<string, string>, end: () => undefined });
+
+/** A client span under `parent` (a request's stream context), with its context ready to send; nothing when off. */
+export function startClientSpan(name: string, parent: Context | undefined): ClientSpan {
+  if (!enabled || parent === undefined) return NO_CLIENT_SPAN;
+  const span = trace.getTracer('tiergate').startSpan(name, { kind: SpanKind.CLIENT }, parent);
+  const headers: Record<string, string> = {};
+  propagation.inject(trace.setSpan(parent, span), headers);
+  return {
+    headers,
+    end(err) {
+      if (err !== undefined) {
+        span.recordException(err as Error);
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+    },
+  };
 }
 
 /**

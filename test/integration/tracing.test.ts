@@ -5,7 +5,10 @@ import { propagation, SpanKind, trace } from '@opentelemetry/api';
 import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3Propagator } from '@opentelemetry/propagator-b3';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OpenAiEmbedder } from '../../src/cache/embedders/openai-embedder.js';
 import { setTracingEnabled, tracingRequested, w3cTraceId } from '../../src/telemetry/tracing.js';
 import { chatRequestHeaders, type Headers } from '../../src/dev/envoy-client.js';
 import { jsonBody, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -90,6 +93,41 @@ describe('tracing', () => {
     expect(stream.spanContext().traceId).toBe(CLIENT_TRACE);
     expect(stream.parentSpanContext?.spanId).toBe(CLIENT_SPAN);
     expect((await rowFor(tg, 'trace-client')).trace_id).toBe(CLIENT_TRACE);
+  });
+
+  it("traces the semantic cache's call to the embeddings endpoint under the stream span, and sends it the context", async () => {
+    const seen: Array<string | undefined> = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers.traceparent as string | undefined);
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: [{ index: 0, embedding: [1, 0, 0] }] })));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+    const semantic = await startTiergate({ tenants: { '*': { cache: { mode: 'semantic' } } } }, {}, { embedder: new OpenAiEmbedder({ url, model: 'e5', apiKey: undefined, timeoutMs: 2000, maxConcurrency: 4 }) });
+    try {
+      setTracingEnabled(true);
+      const s = semantic.pool.open(undefined, [['traceparent', ENVOY_TRACEPARENT]]);
+      await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'trace-embed']]), false);
+      await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'What is the capital of France?' }] }));
+      s.close();
+      const { stream } = await spansOf('trace-embed');
+      const call = exporter.getFinishedSpans().find((x) => x.name === 'embeddings POST' && x.spanContext().traceId === ENVOY_TRACE);
+      expect(call?.kind).toBe(SpanKind.CLIENT);
+      expect(call?.parentSpanContext?.spanId).toBe(stream.spanContext().spanId);
+      expect(seen[0]).toBe(`00-${ENVOY_TRACE}-${call?.spanContext().spanId}-01`);
+      // Tracing off: nothing is sent.
+      setTracingEnabled(false);
+      const off = semantic.pool.open(undefined, [['traceparent', ENVOY_TRACEPARENT]]);
+      await off.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'trace-embed-off']]), false);
+      await off.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'What is the capital of Spain?' }] }));
+      off.close();
+      await expect.poll(() => seen.length).toBe(2);
+      expect(seen[1]).toBeUndefined();
+    } finally {
+      await semantic.stop();
+      server.close();
+    }
   });
 
   it("reads the context with the configured propagator: Envoy's B3 headers", async () => {

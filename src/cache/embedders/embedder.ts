@@ -1,15 +1,16 @@
 // Turns questions into unit-length vectors for the semantic cache. One interface: a local in-process model (the
 // embedded default and the tests) and any OpenAI-compatible /v1/embeddings endpoint (production: a multilingual
 // model on vLLM or TEI).
+import type { Context } from '@opentelemetry/api';
 
 export interface Embedder {
   /** Names the model: part of every partition, so vectors of two models never meet. */
   readonly id: string;
   /**
-   * `owner` is the tenant asking: an embedder that queues (the local model) shares its queue fairly between
-   * tenants; one that does not ignores it.
+   * `owner` is the tenant asking: an embedder that queues shares its queue fairly between tenants. `trace`: the
+   * request's span context, under which an embedder that calls out (the endpoint) traces its call.
    */
-  embed(texts: readonly string[], owner?: string): Promise<Float32Array[]>;
+  embed(texts: readonly string[], owner?: string, trace?: Context): Promise<Float32Array[]>;
   close(): Promise<void>;
   /** What it is doing now (the tiergate_embedder_calls gauge); optional. */
   load?(): EmbedderLoad;

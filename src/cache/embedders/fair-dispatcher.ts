@@ -4,6 +4,7 @@
 // A question that finds the queue full, and no tenant holding more room than its own, is refused at once
 // (EmbedderBusyError: a bypass, load rather than a fault). Those that wait are embedded even when their lookup has
 // stopped waiting for them, and indexed for later hits.
+import type { Context } from '@opentelemetry/api';
 import { FairQueue, type BatchPlanner, type Owned } from './fair-queue.js';
 import { EmbedderBusyError, type EmbedderLoad } from './embedder.js';
 
@@ -20,12 +21,17 @@ export interface DispatchOptions {
 /** One waiting question: its texts go out together, in one call. */
 export interface Question extends Owned {
   readonly texts: readonly string[];
+  /** The asking request's span context, when traced. */
+  readonly trace: Context | undefined;
   resolve(vectors: Float32Array[]): void;
   reject(err: Error): void;
 }
 
-/** One call: every text of the batch's questions, in order; resolves to one vector per text, in that order. */
-export type EmbedCall = (texts: string[]) => Promise<Float32Array[]>;
+/**
+ * One call: every text of the batch's questions, in order; resolves to one vector per text, in that order.
+ * `trace`: the span context of the request asking, for a batch of one question (a batch serves several requests).
+ */
+export type EmbedCall = (texts: string[], trace: Context | undefined) => Promise<Float32Array[]>;
 
 export class FairDispatcher {
   private readonly queue: FairQueue<Question>;
@@ -40,10 +46,10 @@ export class FairDispatcher {
   }
 
   /** Queues `texts` as one question of `owner`'s; rejects at once when refused or closed. */
-  ask(texts: readonly string[], owner: string, lengthClass: number): Promise<Float32Array[]> {
+  ask(texts: readonly string[], owner: string, lengthClass: number, trace?: Context): Promise<Float32Array[]> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     return new Promise<Float32Array[]>((resolve, reject) => {
-      this.queue.offer({ texts, owner, lengthClass, resolve, reject })?.reject(new EmbedderBusyError(this.opts.capacity));
+      this.queue.offer({ texts, owner, lengthClass, trace, resolve, reject })?.reject(new EmbedderBusyError(this.opts.capacity));
       this.pump();
     });
   }
@@ -59,7 +65,10 @@ export class FairDispatcher {
       this.running++;
       let made: Promise<Float32Array[]>;
       try {
-        made = this.call(batch.flatMap((q) => q.texts));
+        made = this.call(
+          batch.flatMap((q) => q.texts),
+          batch.length === 1 ? batch[0]?.trace : undefined,
+        );
       } catch (err) {
         made = Promise.reject(err as Error);
       }

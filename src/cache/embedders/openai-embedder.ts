@@ -6,7 +6,9 @@
 // all at once, as before, a tenant asking faster than the endpoint embeds filled the endpoint's own queue: every
 // tenant's questions waited behind its backlog past the timeout, and the timeouts, counted as the embedder
 // failing, turned the semantic cache off for everyone.
+import type { Context } from '@opentelemetry/api';
 import { setDeadline } from '../../deadline-timer.js';
+import { startClientSpan } from '../../telemetry/tracing.js';
 import { takeBatch } from './batch-plan.js';
 import { EmbedderRefusedError, normalise, type Embedder, type EmbedderLoad } from './embedder.js';
 import { AdaptiveLimit } from './adaptive-limit.js';
@@ -41,7 +43,7 @@ export class OpenAiEmbedder implements Embedder {
     this.limit = new AdaptiveLimit(opts.maxConcurrency, opts.timeoutMs);
     // One question per POST, as before: a batch would make the timeout a question's share of a slower call.
     const capacity = WAITING_PER_SLOT * opts.maxConcurrency;
-    this.dispatcher = new FairDispatcher({ capacity, concurrency: this.limit, maxBatch: 1, plan: takeBatch }, (texts) => this.post(texts));
+    this.dispatcher = new FairDispatcher({ capacity, concurrency: this.limit, maxBatch: 1, plan: takeBatch }, (texts, trace) => this.post(texts, trace));
   }
 
   load(): EmbedderLoad {
@@ -49,11 +51,13 @@ export class OpenAiEmbedder implements Embedder {
   }
 
   /** The texts of one call go in one POST. `owner`: the tenant asking, for its share of the queue. */
-  embed(texts: readonly string[], owner = ''): Promise<Float32Array[]> {
-    return this.dispatcher.ask(texts, owner, 0);
+  embed(texts: readonly string[], owner = '', trace?: Context): Promise<Float32Array[]> {
+    return this.dispatcher.ask(texts, owner, 0, trace);
   }
 
-  private async post(texts: readonly string[]): Promise<Float32Array[]> {
+  /** `trace`: with tracing on, the POST is a client span under it, and the endpoint gets its context. */
+  private async post(texts: readonly string[], trace: Context | undefined): Promise<Float32Array[]> {
+    const call = startClientSpan('embeddings POST', trace);
     // The timeout covers the answer's body too; it lets a reply already waiting be read first
     // (src/deadline-timer.ts), where AbortSignal.timeout would abort it after a held-up event loop.
     const abort = new AbortController();
@@ -66,7 +70,7 @@ export class OpenAiEmbedder implements Embedder {
     try {
       const res = await fetch(`${this.opts.url.replace(/\/$/, '')}/embeddings`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...(this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {}) },
+        headers: { 'content-type': 'application/json', ...(this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {}), ...call.headers },
         body: JSON.stringify({ model: this.opts.model, input: texts, encoding_format: 'float' }),
         signal: abort.signal,
       });
@@ -77,10 +81,12 @@ export class OpenAiEmbedder implements Embedder {
       body = (await res.json()) as typeof body;
     } catch (err) {
       if (timedOut) this.limit.overloaded();
+      call.end(err);
       throw err;
     } finally {
       cancel();
     }
+    call.end(undefined);
     this.limit.answered();
     return vectorsOf(body.data ?? [], texts.length);
   }
