@@ -59,9 +59,11 @@ function valueOf(h: WireHeaderValue): string {
  * (a real latin1 "café") stay as read. For values kept as text (ledger fields, a hashed user id), never for values
  * written back, whose bytes must stay the client's.
  */
-export function headerText(value: string): string {
+export function headerText(value: string): string;
+export function headerText(value: string | undefined): string | undefined;
+export function headerText(value: string | undefined): string | undefined {
   // eslint-disable-next-line no-control-regex
-  if (!/[\u0080-\u00ff]/.test(value)) return value;
+  if (value === undefined || !/[\u0080-\u00ff]/.test(value)) return value;
   try {
     return STRICT_UTF8.decode(Buffer.from(value, 'latin1'));
   } catch {

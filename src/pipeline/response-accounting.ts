@@ -163,9 +163,9 @@ export class ResponseAccounting {
       startedAt: this.startedAt,
       traceId,
       tenant: state?.tenant || DEFAULT_TENANT,
-      featureId: boundedClientText(textOf(state?.headers.get(state.policy.featureHeader)) ?? null),
+      featureId: boundedClientText(headerText(state?.headers.get(state.policy.featureHeader)) ?? null),
       // The header's text, so that one user has one hash, whether named by the header or by the body's `user`.
-      userIdHash: this.userIdHash(textOf(state?.headers.get(ledger.userHeader)) ?? this.request?.user),
+      userIdHash: this.userIdHash(headerText(state?.headers.get(ledger.userHeader)) ?? this.request?.user),
       rateLimitTier: state?.policy.plan ?? null,
       modelAlias: boundedClientText(this.request?.model ?? null),
       // A refused request leaves a row whatever its path, and anyone can be refused: bounded like the rest.
@@ -227,5 +227,3 @@ export class ResponseAccounting {
     return (key ? createHmac('sha256', key) : createHash('sha256')).update(user).digest('hex');
   }
 }
-
-const textOf = (v: string | undefined): string | undefined => (v === undefined ? undefined : headerText(v));

@@ -36,10 +36,10 @@ const OFF: StreamSpan = Object.freeze({ span: NOOP_SPAN, context: undefined });
  * its context, else under the request's own trace context, else a new trace. The configured propagator
  * (OTEL_PROPAGATORS: W3C by default, b3 and others) reads both.
  */
-export function startStreamSpan(name: string, call: TraceCarrier | undefined, request: TraceCarrier | undefined, startTime?: number): StreamSpan {
+export function startStreamSpan(name: string, call: TraceCarrier | undefined, request: TraceCarrier | undefined): StreamSpan {
   if (!enabled) return OFF;
   const parent = parentFrom(call) ?? parentFrom(request) ?? ROOT_CONTEXT;
-  const span = trace.getTracer('tiergate').startSpan(name, { kind: SpanKind.SERVER, startTime }, parent);
+  const span = trace.getTracer('tiergate').startSpan(name, { kind: SpanKind.SERVER }, parent);
   return { span, context: trace.setSpan(parent, span) };
 }
 
