@@ -10,7 +10,8 @@ export type LimitCode =
   | 'daily_cost_budget'
   | 'monthly_cost_budget'
   | 'global_tokens_per_minute'
-  | 'tier_tokens_per_minute';
+  | 'tier_tokens_per_minute'
+  | 'concurrent_requests';
 
 /** One limit in its current window. */
 export interface Bucket {
@@ -19,13 +20,20 @@ export interface Bucket {
   code: LimitCode;
   /**
    * requests: counted at admission, never reconciled. tokens, and usd (in micro-dollars, so that counters stay
-   * integers): reserved, then reconciled to actual usage.
+   * integers): reserved, then reconciled to actual usage. concurrent: a hold of one while the request is in
+   * flight, on a lease its instance renews (renew), released when it ends; it never counts as used.
    */
-  unit: 'requests' | 'tokens' | 'usd';
+  unit: 'requests' | 'tokens' | 'usd' | 'concurrent';
   limit: number;
-  /** When this window ends (ms since epoch): the limit frees then at the latest. */
+  /**
+   * When this window ends (ms since epoch): the limit frees then at the latest. A concurrent bucket has no
+   * window: its room comes back as requests end, so this is only a hint of when to retry (a second from now).
+   */
   resetAt: number;
-  /** When the counter may be forgotten: after the window, plus time for late reconciles to land. */
+  /**
+   * When the counter may be forgotten: after the window, plus time for late reconciles to land. A concurrent
+   * bucket's moves on with every admission and renewal (the stores never shorten it).
+   */
   expireAt: number;
 }
 
@@ -40,6 +48,11 @@ export interface AdmitRequest {
   buckets: readonly Bucket[];
   /** The reservation frees itself at this time if never reconciled (a process that died mid-stream). */
   reservationExpiresAt: number;
+  /**
+   * When a concurrent bucket's hold frees itself unless renewed first: short, so that the slots of a process
+   * that died come back within seconds, not after reservationExpiresAt. Defaults to reservationExpiresAt.
+   */
+  leaseExpiresAt?: number;
   /** Share of a calendar budget (tokens or cost, per day or month) from which the response warns. */
   warnAt: number;
 }
@@ -64,12 +77,27 @@ export interface BudgetStore {
   reconcile(id: string, buckets: readonly Bucket[], actualTokens: number, now: number, actualMicroUsd?: number): void | Promise<void>;
   /** Per bucket, what is counted now (used plus live reservations), as admission would see it; admits nothing. */
   peek(buckets: readonly Bucket[], now: number): number[] | Promise<number[]>;
+  /**
+   * Moves the lease of each of `ids`' holds in the concurrent `bucket` to `leaseExpiresAt` (the bucket's counter
+   * to `bucket.expireAt` at least). An id no longer held (released, or its lease already ran out) stays free.
+   */
+  renew(bucket: Bucket, ids: readonly string[], leaseExpiresAt: number, now: number): void | Promise<void>;
   close(): Promise<void>;
 }
 
-/** What a request counts against a bucket: one request, its tokens, or its micro-dollars. */
+/** What a request counts against a bucket when admitted: one request (or slot), its tokens, or its micro-dollars. */
 export function costOf(b: Bucket, tokens: number, microUsd = 0): number {
-  return b.unit === 'requests' ? 1 : b.unit === 'usd' ? microUsd : tokens;
+  return b.unit === 'requests' || b.unit === 'concurrent' ? 1 : b.unit === 'usd' ? microUsd : tokens;
+}
+
+/** What a reconcile counts as used in place of the reservation: nothing for a slot, which only frees. */
+export function usedOf(b: Bucket, tokens: number, microUsd = 0): number {
+  return b.unit === 'concurrent' ? 0 : costOf(b, tokens, microUsd);
+}
+
+/** The hold's expiry in `b`: the lease for a concurrent bucket, the reservation's otherwise. */
+export function holdExpiry(b: Bucket, req: AdmitRequest): number {
+  return b.unit === 'concurrent' ? (req.leaseExpiresAt ?? req.reservationExpiresAt) : req.reservationExpiresAt;
 }
 
 const CALENDAR_BUDGETS: ReadonlySet<LimitCode> = new Set(['daily_token_budget', 'monthly_token_budget', 'daily_cost_budget', 'monthly_cost_budget']);

@@ -173,6 +173,39 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     expect((await admit(req([b], 0, { now: T0 + 2_000 }))).counted).toEqual([30]);
   });
 
+  const slots = (limit: number, over: Partial<Bucket> = {}) => bucket({ code: 'concurrent_requests', unit: 'concurrent', limit, ...over });
+
+  it('concurrent requests: one slot each while held; a release frees it and counts nothing as used', async () => {
+    const b = slots(2);
+    const tokens = bucket({ limit: 1_000 });
+    const first = req([tokens, b], 100);
+    expect(await admit(first)).toMatchObject({ admitted: true, counted: [100, 1] });
+    expect(await admit(req([tokens, b], 100))).toMatchObject({ admitted: true, counted: [200, 2] });
+    // Every slot held: refused, naming the slots, and the token bucket keeps nothing of it.
+    expect(await admit(req([tokens, b], 100))).toMatchObject({ admitted: false, denied: 1, counted: [200, 2] });
+    await store.reconcile(first.id, [b], 0, T0);
+    await store.reconcile(first.id, [b], 0, T0); // twice: still one slot freed
+    expect(await store.peek([tokens, b], T0)).toEqual([200, 1]);
+    expect(await admit(req([b], 0))).toMatchObject({ admitted: true, counted: [2] });
+  });
+
+  it("a slot's lease frees it unless renewed; a released or run-out one is not brought back by a renewal", async () => {
+    const b = slots(3);
+    const lease = { leaseExpiresAt: T0 + 1_000 };
+    const [kept, released, lapsed] = [req([b], 0, lease), req([b], 0, lease), req([b], 0, { leaseExpiresAt: T0 + 500 })];
+    for (const r of [kept, released, lapsed]) expect((await admit(r)).admitted).toBe(true);
+    await store.reconcile(released.id, [b], 0, T0);
+    expect(await store.peek([b], T0 + 600)).toEqual([1]); // lapsed ran out at T0 + 500
+    await store.renew(b, [kept.id, released.id, lapsed.id], T0 + 5_000, T0 + 600);
+    expect(await store.peek([b], T0 + 1_000)).toEqual([1]); // kept, renewed past its first lease
+    expect(await store.peek([b], T0 + 4_999)).toEqual([1]);
+    expect(await store.peek([b], T0 + 5_000)).toEqual([0]); // a process that stopped renewing: its slots come back
+    // The lease is not the token reservation's TTL: a token hold of the same request lasts its own time.
+    const tokens = bucket({ limit: 1_000 });
+    expect((await admit(req([tokens, b], 50, { now: T0 + 5_000, reservationExpiresAt: T0 + 60_000, leaseExpiresAt: T0 + 6_000 }))).admitted).toBe(true);
+    expect(await store.peek([tokens, b], T0 + 6_000)).toEqual([50, 0]);
+  });
+
   it('500 concurrent requests against a limit of 100: exactly 100 admitted', async () => {
     const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 100 });
     const results = await Promise.all(Array.from({ length: 500 }, () => admit(req([rpm], 0))));
@@ -196,6 +229,30 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     expect(admittedTokens).toBeLessThanOrEqual(10_000);
     expect(admittedTokens).toBeGreaterThan(10_000 - 100 - 6 * 37); // it filled up: only the last ones did not fit
     expect((await admit(req([day], 0))).counted).toEqual([admittedTokens]);
+  });
+});
+
+describe('Redis budget store: a concurrent-requests counter', () => {
+  it('lives on while admissions and renewals come, never shortened, and leaves no mark of a lease that ran out', async () => {
+    const { Redis } = await import('ioredis');
+    const store = new RedisBudgetStore({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
+    const probe = new Redis(servers.redis.url);
+    servers.beforeDown(async () => {
+      await store.close();
+      probe.disconnect();
+    });
+    const b = bucket({ code: 'concurrent_requests', unit: 'concurrent', limit: 5, expireAt: T0 + 120_000 });
+    expect((await store.admit(req([b], 0, { leaseExpiresAt: T0 + 500 }))).admitted).toBe(true);
+    // A later admission whose counter TTL is shorter (a reload that shortened the lease) does not cut it.
+    expect((await store.admit(req([{ ...b, expireAt: T0 + 10_000 }], 0, { leaseExpiresAt: T0 + 60_000 }))).admitted).toBe(true);
+    for (const key of [b.key, `${b.key}:holds`]) expect(await probe.pttl(key)).toBeGreaterThan(100_000);
+    // A renewal moves it further.
+    await store.renew({ ...b, expireAt: T0 + 300_000 }, [], T0 + 90_000, T0); // no ids: nothing to do, not even the TTL
+    await store.renew({ ...b, expireAt: T0 + 300_000 }, ['nobody'], T0 + 90_000, T0);
+    expect(await probe.pttl(b.key)).toBeGreaterThan(280_000);
+    // The first lease runs out: swept, and no x: mark is left (a slot's reconcile counts nothing to keep it for).
+    expect(await store.peek([b], T0 + 1_000)).toEqual([1]);
+    expect((await probe.hkeys(b.key)).filter((k) => k.startsWith('x:'))).toEqual([]);
   });
 });
 

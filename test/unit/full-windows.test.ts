@@ -55,6 +55,7 @@ class CountingStore implements BudgetStore {
     return { admitted: true, counted: counted.map((c) => c + 1), denied: undefined, budgetWarning: 'none' };
   }
   reconcile(): void {}
+  renew(): void {}
   peek(buckets: readonly Bucket[]): number[] {
     return buckets.map((b) => this.used.get(b.key) ?? 0);
   }

@@ -1,6 +1,6 @@
 // In-process budget store: the embedded default, and the local per-instance limiter behind a failed Redis.
 // Synchronous, so with it the request pipeline stays synchronous too.
-import { costOf, hasRoom, isBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
+import { costOf, hasRoom, holdExpiry, isBudget, usedOf, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
 interface Counter {
   used: number;
@@ -9,9 +9,10 @@ interface Counter {
   holds: Map<string, { amount: number; expiresAt: number }>;
   /**
    * Ids of reservations freed by their expiry: their reconcile, if it comes, still counts (once), as in the
-   * Redis store. A reconcile counts only for an id held or here.
+   * Redis store. A reconcile counts only for an id held or here. Not kept for a concurrent bucket: its
+   * reconcile counts nothing, and the counter lives as long as traffic does, so the set would only grow.
    */
-  expired: Set<string>;
+  expired: Set<string> | undefined;
   /**
    * Whether that order is also expiry order: true while every reservation gets the same TTL
    * (budgets.reservationTtlMs). A reload that shortens it makes later reservations expire before earlier ones,
@@ -41,13 +42,15 @@ export class MemoryBudgetStore implements BudgetStore {
     req.buckets.forEach((b, i) => {
       const c = existing[i] ?? this.create(b);
       const amount = costs[i] as number;
+      c.expireAt = Math.max(c.expireAt, b.expireAt);
       if (b.unit === 'requests') c.used += 1;
       else {
         // A hold even of nothing (embeddings under a cost budget), so that its reconcile counts what it spent.
+        const expiresAt = holdExpiry(b, req);
         c.reserved += amount;
-        c.holds.set(req.id, { amount, expiresAt: req.reservationExpiresAt });
-        if (req.reservationExpiresAt < c.lastExpiry) c.inExpiryOrder = false;
-        c.lastExpiry = req.reservationExpiresAt;
+        c.holds.set(req.id, { amount, expiresAt });
+        if (expiresAt < c.lastExpiry) c.inExpiryOrder = false;
+        c.lastExpiry = expiresAt;
       }
       counted[i] = c.used + c.reserved;
       if (isBudget(b) && c.used + c.reserved >= req.warnAt * b.limit) {
@@ -68,9 +71,21 @@ export class MemoryBudgetStore implements BudgetStore {
       if (hold) {
         c.reserved -= hold.amount;
         c.holds.delete(id);
-      } else if (!c.expired.delete(id)) continue; // reconciled already
-      c.used += costOf(b, actualTokens, actualMicroUsd);
+      } else if (!c.expired?.delete(id)) continue; // reconciled already
+      c.used += usedOf(b, actualTokens, actualMicroUsd);
     }
+  }
+
+  renew(b: Bucket, ids: readonly string[], leaseExpiresAt: number, now: number): void {
+    const c = this.counters.get(b.key);
+    if (!c || c.expireAt <= now) return;
+    c.expireAt = Math.max(c.expireAt, b.expireAt);
+    for (const id of ids) {
+      const hold = c.holds.get(id);
+      if (hold && hold.expiresAt > now) hold.expiresAt = leaseExpiresAt;
+    }
+    // Renewed holds may now expire after ones made later: live() checks the order again, in one pass.
+    c.inExpiryOrder = false;
   }
 
   peek(buckets: readonly Bucket[], now: number): number[] {
@@ -117,11 +132,12 @@ export class MemoryBudgetStore implements BudgetStore {
   private expire(c: Counter, id: string, amount: number): void {
     c.reserved -= amount;
     c.holds.delete(id);
-    c.expired.add(id);
+    c.expired?.add(id);
   }
 
   private create(b: Bucket): Counter {
-    const c: Counter = { used: 0, reserved: 0, holds: new Map(), expired: new Set(), inExpiryOrder: true, lastExpiry: 0, expireAt: b.expireAt, warned: false };
+    const expired = b.unit === 'concurrent' ? undefined : new Set<string>();
+    const c: Counter = { used: 0, reserved: 0, holds: new Map(), expired, inExpiryOrder: true, lastExpiry: 0, expireAt: b.expireAt, warned: false };
     this.counters.set(b.key, c);
     return c;
   }

@@ -12,13 +12,14 @@ import type { Cluster, Redis } from 'ioredis';
 import { connectRedis } from './connect.js';
 import { hashTag } from './hash-tag.js';
 import { whenReady } from './when-ready.js';
-import { costOf, hasRoom, isBudget, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
+import { costOf, hasRoom, holdExpiry, isBudget, usedOf, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../budget-store.js';
 
 // Shared by the scripts below. dropHold frees reservation id of bucket (h, z) and says whether it was held.
 // expireHolds frees the reservations past their expiry and leaves a mark (x:<id>) for each, so that its
 // request's reconcile, if it ever comes, still counts what it spent. A reconcile counts only for an id held or
 // marked, and takes the hold or mark away: run twice (a retry after a timeout that had in fact reached Redis),
-// it counts once.
+// it counts once. Units: r requests (counted, never held), t tokens or micro-dollars (held, then reconciled),
+// c concurrent requests (held on a lease, then released).
 const DROP_HOLD = `
 local function dropHold(h, z, id)
   local amt = redis.call('HGET', h, 'r:' .. id)
@@ -29,25 +30,29 @@ local function dropHold(h, z, id)
   redis.call('ZREM', z, id)
   return amt ~= false
 end
-local function expireHolds(h, z, now)
+local function expireHolds(h, z, now, mark)
   local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 512)
   for _, rid in ipairs(gone) do
-    if dropHold(h, z, rid) then redis.call('HSET', h, 'x:' .. rid, 1) end
+    if dropHold(h, z, rid) and mark then redis.call('HSET', h, 'x:' .. rid, 1) end
   end
+end
+-- A concurrent bucket ('c') lives as long as traffic does: its time to live only ever grows, and its expired
+-- leases leave no mark (its reconcile counts nothing, and the marks would pile up for as long as it lives).
+local function keepAtLeast(key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 end
 `;
 
-// KEYS: hash, zset per bucket. ARGV: now, id, reservation expiry, warnAt, then per bucket unit (r: counted
-// once; t: reserved and reconciled, tokens or micro-dollars), limit, expireAt, calendar budget (1|0: it warns),
-// this request's amount. Returns {1, warning(0 none|1 over|2 first), counted…} or {0, denied index (1-based),
-// counted…}.
+// KEYS: hash, zset per bucket. ARGV: now, id, warnAt, then per bucket unit (r|t|c), limit, expireAt, calendar
+// budget (1|0: it warns), this request's amount, its hold's expiry. Returns {1, warning(0 none|1 over|2 first),
+// counted…} or {0, denied index (1-based), counted…}.
 const ADMIT = `${DROP_HOLD}
-local now, id, resExp, warnAt = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+local now, id, warnAt = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local n = #KEYS / 2
 local counted, denied = {}, 0
 for i = 1, n do
-  local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 5 + (i - 1) * 5
-  if ARGV[a] == 't' then expireHolds(h, z, now) end
+  local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 4 + (i - 1) * 6
+  if ARGV[a] ~= 'r' then expireHolds(h, z, now, ARGV[a] == 't') end
   local v = redis.call('HMGET', h, 'used', 'reserved')
   counted[i] = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
   if denied == 0 and counted[i] + tonumber(ARGV[a + 4]) > tonumber(ARGV[a + 1]) then denied = i end
@@ -57,7 +62,7 @@ if denied > 0 then
 end
 local warning = 0
 for i = 1, n do
-  local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 5 + (i - 1) * 5
+  local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 4 + (i - 1) * 6
   local amount = tonumber(ARGV[a + 4])
   -- A time to live, not PEXPIREAT: expireAt and now are both tiergate's clock, and Redis's may differ from it.
   local ttl = math.max(1, tonumber(ARGV[a + 2]) - now)
@@ -70,11 +75,16 @@ for i = 1, n do
     redis.call('HINCRBY', h, 'reserved', amount)
     redis.call('HINCRBY', h, 'used', 0)
     redis.call('HSET', h, 'r:' .. id, amount)
-    redis.call('ZADD', z, resExp, id)
-    redis.call('PEXPIRE', z, ttl)
+    redis.call('ZADD', z, ARGV[a + 5], id)
     counted[i] = counted[i] + amount
   end
-  redis.call('PEXPIRE', h, ttl)
+  if ARGV[a] == 'c' then
+    keepAtLeast(h, ttl)
+    keepAtLeast(z, ttl)
+  else
+    redis.call('PEXPIRE', h, ttl)
+    if ARGV[a] == 't' then redis.call('PEXPIRE', z, ttl) end
+  end
   if ARGV[a + 3] == '1' and counted[i] >= warnAt * tonumber(ARGV[a + 1]) then
     if redis.call('HSETNX', h, 'warned', 1) == 1 then warning = 2 elseif warning == 0 then warning = 1 end
   end
@@ -95,7 +105,7 @@ end
 return 1
 `;
 
-// KEYS: hash, zset per bucket. ARGV: id, then per bucket unit (r|t). Undoes an admission: a request count, or
+// KEYS: hash, zset per bucket. ARGV: id, then per bucket unit (r|t|c). Undoes an admission: a request count, or
 // a reservation (if it is still there).
 const RELEASE = `${DROP_HOLD}
 local id = ARGV[1]
@@ -106,18 +116,34 @@ end
 return 1
 `;
 
-// KEYS: hash, zset per bucket. ARGV: now, then per bucket unit (r|t). Returns counted per bucket, after dropping
-// the reservations that expired (as admission does); counts nothing.
+// KEYS: hash, zset per bucket. ARGV: now, then per bucket unit (r|t|c). Returns counted per bucket, after
+// dropping the reservations that expired (as admission does); counts nothing.
 const PEEK = `${DROP_HOLD}
 local now = tonumber(ARGV[1])
 local counted = {}
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  if ARGV[i + 1] == 't' then expireHolds(h, z, now) end
+  if ARGV[i + 1] ~= 'r' then expireHolds(h, z, now, ARGV[i + 1] == 't') end
   local v = redis.call('HMGET', h, 'used', 'reserved')
   counted[i] = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
 end
 return counted
+`;
+
+// KEYS: hash, zset of one concurrent bucket. ARGV: now, the new lease expiry, the counter's time to live, then
+// ids. Moves the lease of each id still held and not yet run out; an id released (or expired) stays free.
+const RENEW = `${DROP_HOLD}
+local h, z = KEYS[1], KEYS[2]
+local now, lease = tonumber(ARGV[1]), ARGV[2]
+for i = 4, #ARGV do
+  local at = redis.call('ZSCORE', z, ARGV[i])
+  if at and tonumber(at) > now then redis.call('ZADD', z, 'XX', lease, ARGV[i]) end
+end
+if redis.call('EXISTS', h) == 1 then
+  keepAtLeast(h, tonumber(ARGV[3]))
+  keepAtLeast(z, tonumber(ARGV[3]))
+end
+return 1
 `;
 
 export interface RedisBudgetStoreOptions {
@@ -133,6 +159,7 @@ interface Scripts {
   tiergateReconcile(...args: Array<string | number>): Promise<number>;
   tiergateRelease(...args: Array<string | number>): Promise<number>;
   tiergatePeek(...args: Array<string | number>): Promise<number[]>;
+  tiergateRenew(...args: Array<string | number>): Promise<number>;
 }
 type ScriptClient = (Redis | Cluster) & Scripts;
 
@@ -146,6 +173,7 @@ export class RedisBudgetStore implements BudgetStore {
     this.redis.defineCommand('tiergateReconcile', { lua: RECONCILE });
     this.redis.defineCommand('tiergateRelease', { lua: RELEASE });
     this.redis.defineCommand('tiergatePeek', { lua: PEEK });
+    this.redis.defineCommand('tiergateRenew', { lua: RENEW });
   }
 
   async admit(req: AdmitRequest): Promise<AdmitResult> {
@@ -184,9 +212,15 @@ export class RedisBudgetStore implements BudgetStore {
     await Promise.all(
       groups.map((g) => {
         const keys = keysOf(g);
-        return this.redis.tiergateReconcile(keys.length, ...keys, id, ...g.map((b) => costOf(b, actualTokens, actualMicroUsd)));
+        return this.redis.tiergateReconcile(keys.length, ...keys, id, ...g.map((b) => usedOf(b, actualTokens, actualMicroUsd)));
       }),
     );
+  }
+
+  async renew(b: Bucket, ids: readonly string[], leaseExpiresAt: number, now: number): Promise<void> {
+    if (ids.length === 0) return;
+    await this.ready();
+    await this.redis.tiergateRenew(2, ...keysOf([b]), now, leaseExpiresAt, Math.max(1, b.expireAt - now), ...ids);
   }
 
   async peek(buckets: readonly Bucket[], now: number): Promise<number[]> {
@@ -205,14 +239,14 @@ export class RedisBudgetStore implements BudgetStore {
   /** What one slot group's buckets count now, in its order (one script, on its slot). */
   private async peekGroup(g: { buckets: readonly Bucket[] }, now: number): Promise<number[]> {
     const keys = keysOf(g.buckets);
-    const out = await this.redis.tiergatePeek(keys.length, ...keys, now, ...g.buckets.map((b) => (b.unit === 'requests' ? 'r' : 't')));
+    const out = await this.redis.tiergatePeek(keys.length, ...keys, now, ...g.buckets.map(unitArg));
     return out.map(Number);
   }
 
   private async admitGroup(req: AdmitRequest, buckets: readonly Bucket[]): Promise<AdmitResult> {
     const keys = keysOf(buckets);
-    const args: Array<string | number> = [req.now, req.id, req.reservationExpiresAt, req.warnAt];
-    for (const b of buckets) args.push(b.unit === 'requests' ? 'r' : 't', b.limit, b.expireAt, isBudget(b) ? '1' : '0', costOf(b, req.tokens, req.microUsd));
+    const args: Array<string | number> = [req.now, req.id, req.warnAt];
+    for (const b of buckets) args.push(unitArg(b), b.limit, b.expireAt, isBudget(b) ? '1' : '0', costOf(b, req.tokens, req.microUsd), holdExpiry(b, req));
     const out = await this.redis.tiergateAdmit(keys.length, ...keys, ...args);
     const counted = out.slice(2).map(Number);
     if (out[0] === 0) return { admitted: false, counted, denied: Number(out[1]) - 1, budgetWarning: 'none' };
@@ -221,7 +255,7 @@ export class RedisBudgetStore implements BudgetStore {
 
   private async release(id: string, buckets: readonly Bucket[]): Promise<void> {
     const keys = keysOf(buckets);
-    await this.redis.tiergateRelease(keys.length, ...keys, id, ...buckets.map((b) => (b.unit === 'requests' ? 'r' : 't')));
+    await this.redis.tiergateRelease(keys.length, ...keys, id, ...buckets.map(unitArg));
   }
 
   private ready(): Promise<void> | void {
@@ -248,6 +282,11 @@ function slotGroups(buckets: readonly Bucket[]): Array<{ buckets: Bucket[]; inde
   });
   const hasDay = (g: { buckets: Bucket[] }) => g.buckets.some(isBudget);
   return [...byTag.values()].sort((a, b) => Number(hasDay(a)) - Number(hasDay(b)));
+}
+
+/** A bucket's unit as the scripts take it. */
+function unitArg(b: Bucket): 'r' | 't' | 'c' {
+  return b.unit === 'requests' ? 'r' : b.unit === 'concurrent' ? 'c' : 't';
 }
 
 /** The sorted set shares the hash's key (and so its hash tag and Cluster slot). */
