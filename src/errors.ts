@@ -34,6 +34,7 @@ export const ERRORS = {
   monthly_cost_budget: { status: 429, type: 'insufficient_quota', code: 'monthly_cost_budget' },
   global_tokens_per_minute: { status: 429, type: 'tokens', code: 'global_tokens_per_minute' },
   tier_tokens_per_minute: { status: 429, type: 'tokens', code: 'tier_tokens_per_minute' },
+  concurrent_requests: { status: 429, type: 'requests', code: 'concurrent_requests' },
   internal_error: { status: 500, type: 'server_error', code: 'internal_error' },
   dependency_unavailable: { status: 503, type: 'server_error', code: 'dependency_unavailable' },
 } as const satisfies Record<string, CatalogueEntry>;

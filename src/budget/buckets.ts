@@ -19,9 +19,27 @@ function calendarIn(tz: string, period: 'day' | 'month'): CalendarWindows {
 
 /**
  * `withTokens`: true, every limit; false, requests per minute only; 'cost', requests per minute and the cost
- * budgets (a request whose tokens are not counted at admission still spends money).
+ * budgets (a request whose tokens are not counted at admission still spends money). `inFlight`: and the
+ * tenant's concurrent requests, last (a refusal names the first full bucket, and a spent budget or minute says
+ * more than a slot that may free in a moment).
  */
-export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefined, withTokens: boolean | 'cost', now: number): Bucket[] {
+export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefined, withTokens: boolean | 'cost', now: number, inFlight = false): Bucket[] {
+  const out = windowBucketsFor(rt, p, tier, withTokens, now);
+  if (inFlight && p.maxConcurrentRequests !== undefined) out.push(concurrentBucket(rt, p.tenant, p.maxConcurrentRequests, now));
+  return out;
+}
+
+/**
+ * A tenant's requests in flight. No window: slots come back as requests end, so its reset is a hint to retry
+ * in a second, and the counter lives while leases are renewed (two leases, so one missed renewal is no loss).
+ */
+export function concurrentBucket(rt: Runtime, tenant: string, limit: number, now: number): Bucket {
+  const cfg = rt.config.budgets;
+  const key = `${cfg.redis?.keyPrefix ?? 'tiergate:'}{t:${tenant}}:inflight`;
+  return { key, code: 'concurrent_requests', unit: 'concurrent', limit, resetAt: now + 1000, expireAt: now + 2 * cfg.concurrencyLeaseMs };
+}
+
+function windowBucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefined, withTokens: boolean | 'cost', now: number): Bucket[] {
   const cfg = rt.config.budgets;
   const prefix = cfg.redis?.keyPrefix ?? 'tiergate:';
   const t = `${prefix}{t:${p.tenant}}`;

@@ -24,6 +24,10 @@ export interface Admission {
   store: BudgetStore;
   /** The buckets that hold a reservation: tokens, and cost (usd). */
   tokenBuckets: Bucket[];
+  /** The tenant's concurrent-requests bucket when it has that limit: its slot is held until the stream ends. */
+  slot: Bucket | undefined;
+  /** The slot's lease (budgets.concurrencyLeaseMs when admitted), renewed every third of it. */
+  leaseMs: number;
   reserved: number;
   /** Micro-dollars reserved against a cost budget (0 without one). */
   reservedMicroUsd: number;
@@ -38,13 +42,14 @@ export interface LimitStatus {
   code: Bucket['code'];
   /** For a per-tier limit, its tier. */
   tier?: string;
-  unit: 'requests' | 'tokens' | 'usd';
-  /** In the unit: requests, tokens, or US dollars. */
+  unit: Bucket['unit'];
+  /** In the unit: requests, tokens, US dollars, or requests in flight. */
   limit: number;
   /** Used, plus what requests in flight have reserved. */
   used: number;
   remaining: number;
-  resets_at: string;
+  /** When the window ends; none for concurrent requests, which free as they end. */
+  resets_at?: string;
 }
 
 export interface AdmitQuery {
@@ -60,6 +65,11 @@ export interface AdmitQuery {
   countCost?: boolean;
   /** Micro-dollars to reserve against a cost budget: the tokens above at the routed tier's prices. */
   microUsd?: number;
+  /**
+   * The request goes on to a backend (not a cache hit): it takes one of the tenant's concurrent-request slots,
+   * if the tenant has that limit, until its stream ends (streamEnded).
+   */
+  holdsBackend?: boolean;
 }
 
 export class Budgets {
@@ -70,6 +80,9 @@ export class Budgets {
   private readonly reconciles: ReconcileQueue;
   /** Tenants whose requests-per-minute window the store has said is full, until it ends. */
   private readonly full = new FullWindows();
+  /** Admissions holding a concurrent-request slot, by id: their leases are renewed until their streams end. */
+  private readonly inFlight = new Map<string, Admission>();
+  private renewTimer: NodeJS.Timeout | undefined;
 
   /**
    * `keepDir`: where reconciles still unsent at shutdown wait for the next process (reconcile-queue.ts); those an
@@ -91,9 +104,18 @@ export class Budgets {
     if (known) return { error: known };
     const now = this.now();
     const cfg = rt.config.budgets;
-    const buckets = bucketsFor(rt, q.policy, q.tier, q.tokens !== null || (q.countCost === true && 'cost'), now);
+    const buckets = bucketsFor(rt, q.policy, q.tier, q.tokens !== null || (q.countCost === true && 'cost'), now, q.holdsBackend === true);
     if (buckets.length === 0) return NOTHING_TO_ADMIT;
-    const req: AdmitRequest = { id: q.id, now, tokens: q.tokens ?? 0, microUsd: q.microUsd ?? 0, buckets, reservationExpiresAt: now + cfg.reservationTtlMs, warnAt: cfg.warnAt };
+    const req: AdmitRequest = {
+      id: q.id,
+      now,
+      tokens: q.tokens ?? 0,
+      microUsd: q.microUsd ?? 0,
+      buckets,
+      reservationExpiresAt: now + cfg.reservationTtlMs,
+      leaseExpiresAt: now + cfg.concurrencyLeaseMs,
+      warnAt: cfg.warnAt,
+    };
     if (this.store.kind === 'memory') return this.outcome(q, req, this.store, this.store.admit(req) as AdmitResult, false);
     if (!this.guard.allows()) return this.degraded(rt, q, req);
     // Reconciles an outage kept back go first: sent before this admission on the same connection, Redis runs
@@ -134,25 +156,87 @@ export class Budgets {
    */
   reconcile(a: Admission, actualTokens: number, actualMicroUsd: number | undefined): void {
     if (a.tokenBuckets.length === 0) return;
-    const micro = actualMicroUsd ?? a.reservedMicroUsd;
-    if (a.store.kind !== 'redis') {
+    this.settle(a.store, { id: a.id, buckets: a.tokenBuckets, tokens: actualTokens, microUsd: actualMicroUsd ?? a.reservedMicroUsd });
+  }
+
+  /**
+   * The request's stream has ended: its concurrent-request slot, if it holds one, is free now, not when its
+   * ledger row is built (which may be a batch later): a client that sends its next request as soon as one
+   * ends must find the slot free. Never throws.
+   */
+  streamEnded(a: Admission): void {
+    if (a.slot === undefined || !this.inFlight.delete(a.id)) return;
+    this.settle(a.store, { id: a.id, buckets: [a.slot], tokens: 0, microUsd: 0 });
+  }
+
+  /** An admission that will never reach a backend (its stream ended before it landed): all of it is freed. */
+  release(a: Admission): void {
+    this.streamEnded(a);
+    this.reconcile(a, 0, 0);
+  }
+
+  /** Sends a reconcile (or a slot's release) to the store that holds it. Never throws. */
+  private settle(store: BudgetStore, k: KeptReconcile): void {
+    if (store.kind !== 'redis') {
       // Only the Redis store is expected to fail; a memory reconcile that threw would be a bug: logged, not retried.
       try {
-        void a.store.reconcile(a.id, a.tokenBuckets, actualTokens, this.now(), micro);
+        void store.reconcile(k.id, k.buckets, k.tokens, this.now(), k.microUsd);
       } catch (err) {
         this.log.error({ event: 'budget.reconcile_failed', err: (err as Error).message });
       }
       return;
     }
-    const k: KeptReconcile = { id: a.id, buckets: a.tokenBuckets, tokens: actualTokens, microUsd: micro };
     this.reconciles.send(k).then(
       () => this.guard.succeeded(),
       (err: unknown) => {
         this.failed('reconcile', err, undefined);
-        // Kept for when the store is back; until then the reservation holds the budget (the safe side).
+        // Kept for when the store is back; until then the reservation holds the budget (the safe side), and a
+        // slot holds until its lease runs out.
         this.reconciles.keep(k);
       },
     );
+  }
+
+  /**
+   * Renews the leases of the slots held by requests still in flight, one call per store and bucket, then again
+   * a third of the shortest lease later while any are left. A renewal that fails is logged and counted; the
+   * slot then frees when its lease runs out (under-counting for a moment, never holding a slot nobody uses).
+   */
+  private renewLeases(): void {
+    this.renewTimer = undefined;
+    const now = this.now();
+    const groups = new Map<BudgetStore, Map<string, { bucket: Bucket; ids: string[]; leaseMs: number }>>();
+    let shortest = Infinity;
+    for (const a of this.inFlight.values()) {
+      const slot = a.slot as Bucket;
+      shortest = Math.min(shortest, a.leaseMs);
+      let byKey = groups.get(a.store);
+      if (!byKey) groups.set(a.store, (byKey = new Map()));
+      const g = byKey.get(slot.key);
+      if (g) {
+        g.ids.push(a.id);
+        g.leaseMs = Math.min(g.leaseMs, a.leaseMs);
+      } else byKey.set(slot.key, { bucket: slot, ids: [a.id], leaseMs: a.leaseMs });
+    }
+    for (const [store, byKey] of groups) {
+      if (store.kind === 'redis' && !this.guard.allows()) continue;
+      for (const { bucket, ids, leaseMs } of byKey.values()) {
+        const renewed = { ...bucket, expireAt: now + 2 * leaseMs };
+        try {
+          const done = store.renew(renewed, ids, now + leaseMs, now);
+          if (done instanceof Promise) done.then(() => this.guard.succeeded(), (err: unknown) => this.failed('renew', err, undefined));
+        } catch (err) {
+          this.log.error({ event: 'budget.renew_failed', err: (err as Error).message });
+        }
+      }
+    }
+    if (this.inFlight.size > 0) this.scheduleRenewal(shortest);
+  }
+
+  private scheduleRenewal(leaseMs: number): void {
+    if (this.renewTimer !== undefined) return;
+    this.renewTimer = setTimeout(() => this.renewLeases(), Math.max(1, Math.floor(leaseMs / 3)));
+    this.renewTimer.unref();
   }
 
   /**
@@ -164,7 +248,7 @@ export class Budgets {
     const policy = rt.tenants.policyFor(tenant);
     const buckets = new Map<string, { bucket: Bucket; tier: string | undefined }>();
     for (const tier of [undefined, ...rt.tiers.keys()]) {
-      for (const b of bucketsFor(rt, policy, tier, true, now)) if (!buckets.has(b.key)) buckets.set(b.key, { bucket: b, tier: b.code === 'tier_tokens_per_minute' ? tier : undefined });
+      for (const b of bucketsFor(rt, policy, tier, true, now, true)) if (!buckets.has(b.key)) buckets.set(b.key, { bucket: b, tier: b.code === 'tier_tokens_per_minute' ? tier : undefined });
     }
     const list = [...buckets.values()];
     const counted = await this.store.peek(list.map((e) => e.bucket), now);
@@ -172,13 +256,14 @@ export class Budgets {
     const inUnit = (b: Bucket, v: number) => (b.unit === 'usd' ? v / 1e6 : v);
     return list.map(({ bucket: b, tier }, i) => {
       const used = counted[i] as number;
-      const limit = { limit: inUnit(b, b.limit), used: inUnit(b, used), remaining: inUnit(b, Math.max(0, b.limit - used)), resets_at: new Date(b.resetAt).toISOString() };
+      const limit = { limit: inUnit(b, b.limit), used: inUnit(b, used), remaining: inUnit(b, Math.max(0, b.limit - used)), ...(b.unit === 'concurrent' ? {} : { resets_at: new Date(b.resetAt).toISOString() }) };
       return { code: b.code, ...(tier ? { tier } : {}), unit: b.unit, ...limit };
     });
   }
 
   /** Settles the reconciles (reconcile-queue.ts: what a shutdown waits for and keeps), then closes the store. */
   async close(): Promise<void> {
+    clearTimeout(this.renewTimer);
     await this.reconciles.close();
     await this.store.close();
   }
@@ -202,8 +287,15 @@ export class Budgets {
       this.metrics.budgetWarnings.inc();
       this.log.warn({ event: 'budget.warning', tenant: q.policy.tenant, share: warning?.[1] });
     }
-    const tokenBuckets = req.buckets.filter((b) => b.unit !== 'requests');
-    return { admitted: { id: req.id, tenant: q.policy.tenant, store, tokenBuckets, reserved: req.tokens, reservedMicroUsd: req.microUsd ?? 0, responseHeaders: headers } };
+    const tokenBuckets = req.buckets.filter((b) => b.unit === 'tokens' || b.unit === 'usd');
+    const slot = req.buckets.find((b) => b.unit === 'concurrent');
+    const leaseMs = (req.leaseExpiresAt ?? req.reservationExpiresAt) - req.now;
+    const admitted: Admission = { id: req.id, tenant: q.policy.tenant, store, tokenBuckets, slot, leaseMs, reserved: req.tokens, reservedMicroUsd: req.microUsd ?? 0, responseHeaders: headers };
+    if (slot !== undefined) {
+      this.inFlight.set(req.id, admitted);
+      this.scheduleRenewal(leaseMs);
+    }
+    return { admitted };
   }
 
   private degraded(rt: Runtime, q: AdmitQuery, req: AdmitRequest): AdmitOutcome {
@@ -218,7 +310,7 @@ export class Budgets {
     return this.outcome(q, local, this.local, this.local.admit(local), true);
   }
 
-  private failed(op: 'admit' | 'reconcile', err: unknown, breaker: Runtime['config']['budgets']['breaker'] | undefined): void {
+  private failed(op: 'admit' | 'reconcile' | 'renew', err: unknown, breaker: Runtime['config']['budgets']['breaker'] | undefined): void {
     this.metrics.budgetStoreFailures.inc({ op });
     this.guard.failed(op, err, breaker);
   }

@@ -27,7 +27,7 @@ const keptSchema = z.object({
       z.object({
         key: z.string().min(1),
         code: z.string().min(1),
-        unit: z.enum(['requests', 'tokens', 'usd']),
+        unit: z.enum(['requests', 'tokens', 'usd', 'concurrent']),
         limit: z.number(),
         resetAt: z.number(),
         expireAt: z.number(),

@@ -51,6 +51,7 @@ const WHAT: Record<Bucket['code'], string> = {
   monthly_cost_budget: "this tenant's monthly cost budget",
   global_tokens_per_minute: "the gateway's tokens per minute",
   tier_tokens_per_minute: "this model tier's tokens per minute",
+  concurrent_requests: "this tenant's concurrent requests",
 };
 
 /**
@@ -74,12 +75,11 @@ export function limitError(b: Bucket, counted: number, cost: number, headers: Ar
   const reached = b.unit === 'usd' ? 'Budget reached' : 'Rate limit reached';
   const retry: Array<[string, string]> = [[H.retryAfter, String(retryAfter)]];
   if (retryAfter > MAX_CLIENT_RETRY_WAIT_S) retry.push(NO_RETRY);
-  return new TiergateError(
-    b.code as ErrorName,
-    `${reached} for ${WHAT[b.code]}: limit ${amount(b.limit)}, used ${amount(counted)}, requested ${amount(cost)}. Try again in ${retryAfter}s.`,
-    null,
-    [...retry, ...headers],
-  );
+  const message =
+    b.unit === 'concurrent'
+      ? `Too many requests in flight for this tenant: limit ${b.limit}, in flight ${counted}. Try again in ${retryAfter}s, or once one of them has finished.`
+      : `${reached} for ${WHAT[b.code]}: limit ${amount(b.limit)}, used ${amount(counted)}, requested ${amount(cost)}. Try again in ${retryAfter}s.`;
+  return new TiergateError(b.code as ErrorName, message, null, [...retry, ...headers]);
 }
 
 /** Micro-dollars as dollars, to the cent when that is exact enough, else to the micro-dollar. */

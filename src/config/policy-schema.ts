@@ -55,6 +55,12 @@ const policyFields = {
   /** The same per calendar month in budgets.timeZone. */
   monthlyCostBudgetUsd: z.number().positive().optional(),
   tokensPerMinute: positiveInt.optional(),
+  /**
+   * Requests of this tenant in flight at once, across every replica (a shared store), from admission until the
+   * response ends: long streams hold a backend's capacity that a per-minute rate does not bound. Cache hits are
+   * not counted.
+   */
+  maxConcurrentRequests: positiveInt.optional(),
   /** Request header naming the calling feature (ledger feature_id); defaults to ledger.featureHeader. */
   featureHeader: z.string().toLowerCase().optional(),
   /** model "auto" classified into a tier this tenant may not use: route to an allowed tier, or answer 403. */
@@ -93,6 +99,11 @@ export const budgetsSchema = z
     mediaPartEstimate: z.number().int().nonnegative().default(1000),
     /** A reservation not reconciled by then (a stream that died with its process) frees itself. */
     reservationTtlMs: positiveInt.default(10 * 60_000),
+    /**
+     * A concurrent request's slot is held on a lease its replica renews every third of this while the request
+     * is in flight, so the slots of a replica that died come back within this time.
+     */
+    concurrencyLeaseMs: z.number().int().min(1000).default(30_000),
     /** Share of the daily budget at which responses carry x-budget-warning. */
     warnAt: z.number().gt(0).lte(1).default(0.8),
     breaker: breakerSchema,

@@ -31,7 +31,7 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
   if (tier?.authorization) set.push([H.authorization, tier.authorization]);
   const remove = [...clientRoutingHeaders(state.headers, set), ...credentials(caller, set)];
   // Not read, so not tokenised: requests per minute apply, and the cost budgets count what the response cost.
-  const admitted = budgets.admit(rt, { id: newId(), policy: state.policy, tier: tier?.name, tokens: null, countCost: true });
+  const admitted = budgets.admit(rt, { id: newId(), policy: state.policy, tier: tier?.name, tokens: null, countCost: true, holdsBackend: true });
   const decide = (o: Awaited<typeof admitted>): ContinueDecision | TiergateError => {
     if ('error' in o) return o.error;
     state.admission = o.admitted;

@@ -191,7 +191,7 @@ export class LlmStream implements StreamHandler {
       () => this.state?.admission,
       (a) => {
         this.deps.metrics.budgetLateAdmissions.inc();
-        this.deps.budgets.reconcile(a, 0, 0);
+        this.deps.budgets.release(a);
       },
     );
     return this.wait;
@@ -310,6 +310,7 @@ export class LlmStream implements StreamHandler {
       const endedAt = performance.now();
       // An admission still running releases its own reservation when it lands (AdmissionWait).
       const admission = this.wait?.pending ? undefined : state?.admission;
+      if (admission) this.deps.budgets.streamEnded(admission);
       this.deps.settle(() => acc.record(state, routed, traceId, endedAt, admission), this.runtime);
     }
     // Attribute objects are built only for a recording span: with tracing off this runs for nothing.

@@ -16,6 +16,7 @@ export interface TenantPolicy {
   dailyCostBudgetUsd: number | undefined;
   monthlyCostBudgetUsd: number | undefined;
   tokensPerMinute: number | undefined;
+  maxConcurrentRequests: number | undefined;
   featureHeader: string;
   onTierDenied: 'downgrade' | 'refuse';
   cache: CachePolicy;
@@ -73,6 +74,7 @@ export class TenantDirectory {
       dailyCostBudgetUsd: pick('dailyCostBudgetUsd'),
       monthlyCostBudgetUsd: pick('monthlyCostBudgetUsd'),
       tokensPerMinute: pick('tokensPerMinute'),
+      maxConcurrentRequests: pick('maxConcurrentRequests'),
       featureHeader: pick('featureHeader') ?? this.config.ledger.featureHeader,
       onTierDenied: pick('onTierDenied') ?? 'downgrade',
       cache: cachePolicyOf(layers),
@@ -91,6 +93,7 @@ export const NO_POLICY: TenantPolicy = Object.freeze({
   dailyCostBudgetUsd: undefined,
   monthlyCostBudgetUsd: undefined,
   tokensPerMinute: undefined,
+  maxConcurrentRequests: undefined,
   featureHeader: 'x-feature-id',
   onTierDenied: 'downgrade',
   cache: NO_CACHE,

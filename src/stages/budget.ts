@@ -33,7 +33,9 @@ export function createBudgetStage(budgets: Budgets): Stage {
 
 function admit(budgets: Budgets, state: RequestState, r: Reservation | null): void | Promise<void> {
   const tier = state.route?.tier.name;
-  const out = budgets.admit(state.runtime, { id: newId(), policy: state.policy, tier, tokens: r?.tokens ?? null, microUsd: r?.microUsd ?? 0 });
+  // A cache hit is answered here and now: it holds no backend, so it takes no concurrent-request slot.
+  const holdsBackend = state.cache?.hit === undefined;
+  const out = budgets.admit(state.runtime, { id: newId(), policy: state.policy, tier, tokens: r?.tokens ?? null, microUsd: r?.microUsd ?? 0, holdsBackend });
   if (out instanceof Promise) return out.then((o) => apply(state, o));
   apply(state, out);
 }
@@ -44,7 +46,7 @@ function apply(state: RequestState, o: Awaited<ReturnType<Budgets['admit']>>): v
 }
 
 export function hasLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
-  return p.requestsPerMinute !== undefined || hasTokenLimits(rt, p, tier);
+  return p.requestsPerMinute !== undefined || p.maxConcurrentRequests !== undefined || hasTokenLimits(rt, p, tier);
 }
 
 function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {

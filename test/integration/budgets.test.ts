@@ -335,6 +335,105 @@ describe('the admin listener: /budgets/{tenant}', () => {
   });
 });
 
+describe('concurrent requests (maxConcurrentRequests)', () => {
+  /** The tenant's requests in flight, as its instance's store counts them (read, never counted into). */
+  async function inFlight(t: TestTiergate, now: number, tenant = 'default'): Promise<number> {
+    const rt = t.app.config.current();
+    const slots = bucketsFor(rt, rt.tenants.policyFor(tenant), undefined, true, now, true).filter((b) => b.code === 'concurrent_requests');
+    return (await t.app.budgets.store.peek(slots, now))[0] as number;
+  }
+
+  it('holds a slot per request until its stream ends, refuses past the limit with retry-after 1, frees at the end (not when the row is written)', async () => {
+    const c = clock();
+    // Rows are built 3 s after their streams end at the earliest: a slot freed with the reconcile would still be
+    // held when the poll below gives up.
+    const t = await tiergate({ ledger: { lingerMs: 3000 }, tenants: { '*': { maxConcurrentRequests: 2, requestsPerMinute: 100 } } }, c.now);
+    const a = await request(t, hi());
+    const b = await request(t, hi());
+    expect([a.o.kind, b.o.kind]).toEqual(['continue', 'continue']);
+    const r = refusal((await request(t, hi())).o);
+    expect([r.status, r.error.code, r.error.type]).toEqual([429, 'concurrent_requests', 'requests']);
+    expect(r.error.message).toBe('Too many requests in flight for this tenant: limit 2, in flight 2. Try again in 1s, or once one of them has finished.');
+    expect(getHeader(r.headers, 'retry-after')).toBe('1');
+    expect(getHeader(r.headers, 'x-should-retry')).toBeUndefined(); // the SDK's own retry is what it should do
+    // The minute's count is in its headers as on every 429 (all or nothing: the refused request is not in it);
+    // there is no OpenAI header for requests in flight.
+    expect(getHeader(r.headers, 'x-ratelimit-remaining-requests')).toBe('98');
+    expect(await inFlight(t, c.t)).toBe(2);
+    await respond(a.s, 30);
+    await expect.poll(() => inFlight(t, c.t), { timeout: 1000 }).toBe(1);
+    expect((await request(t, hi())).o.kind).toBe('continue');
+    // A client that left frees its slot too.
+    b.s.cancel();
+    await expect.poll(() => inFlight(t, c.t), { timeout: 1000 }).toBe(1);
+  });
+
+  it('embeddings (routed on the headers) hold a slot like any request that goes to a backend', async () => {
+    const c = clock();
+    const t = await tiergate({ routing: { unclassifiedPaths: { '/v1/embeddings': { tier: 'weak' } } }, tenants: { '*': { maxConcurrentRequests: 1 } } }, c.now);
+    const chat = await request(t, hi());
+    expect(chat.o.kind).toBe('continue');
+    const s = t.pool.open();
+    expect(refusal(await s.sendRequestHeaders(postHeaders('/v1/embeddings'), false)).error.code).toBe('concurrent_requests');
+    s.close();
+    chat.s.close();
+    await expect.poll(() => inFlight(t, c.t)).toBe(0);
+    const e = t.pool.open();
+    expect((await e.sendRequestHeaders(postHeaders('/v1/embeddings'), false)).kind).toBe('continue');
+    expect(await inFlight(t, c.t)).toBe(1);
+    e.close();
+  });
+
+  it('a request in flight longer than the lease keeps its slot: its instance renews it', async () => {
+    const c = clock();
+    const t = await tiergate({ budgets: { concurrencyLeaseMs: 1000 }, tenants: { '*': { maxConcurrentRequests: 1 } } }, c.now);
+    const long = await request(t, hi());
+    expect(long.o.kind).toBe('continue');
+    // 3 s of the instance's clock in steps, the renewal (every ~333 ms) given real time to run between them.
+    for (let i = 0; i < 6; i++) {
+      c.t += 500;
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    expect(await inFlight(t, c.t)).toBe(1);
+    expect(refusal((await request(t, hi())).o).error.code).toBe('concurrent_requests');
+    long.s.close();
+    await expect.poll(() => inFlight(t, c.t)).toBe(0);
+  });
+
+  it('Redis, two instances: the limit is shared; the slots of an instance that stopped renewing come back after the lease', async () => {
+    const c = clock();
+    const config: ConfigInput = { budgets: { concurrencyLeaseMs: 1000 }, tenants: { '*': { maxConcurrentRequests: 3 } } };
+    const prefix = `conc${prefixes++}:`;
+    const [one, two] = [await tiergate(config, c.now, 'redis', prefix), await tiergate(config, c.now, 'redis', prefix)];
+    const held = [await request(one, hi()), await request(one, hi()), await request(two, hi())];
+    expect(held.map((h) => h.o.kind)).toEqual(['continue', 'continue', 'continue']);
+    expect(refusal((await request(two, hi())).o).error.code).toBe('concurrent_requests');
+    expect(refusal((await request(one, hi())).o).error.code).toBe('concurrent_requests');
+    // Instance one stops renewing (as a process that died would) with two requests in flight; two keeps renewing.
+    vi.spyOn(one.app.budgets.store, 'renew').mockImplementation(async () => {});
+    for (let i = 0; i < 3; i++) {
+      c.t += 500;
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    expect(await inFlight(two, c.t)).toBe(1);
+    const next = [await request(two, hi()), await request(two, hi())];
+    expect(next.map((h) => h.o.kind)).toEqual(['continue', 'continue']);
+    expect(refusal((await request(two, hi())).o).error.code).toBe('concurrent_requests');
+    for (const h of [...held, ...next]) h.s.close();
+    await expect.poll(() => inFlight(two, c.t)).toBe(0);
+  });
+
+  it('/budgets/{tenant} shows the requests in flight, with no reset time', async () => {
+    const c = clock();
+    const t = await tiergate({ tenants: { '*': { maxConcurrentRequests: 4 } } }, c.now);
+    const port = await t.app.admin.listen('127.0.0.1:0');
+    const a = await request(t, hi());
+    const body = (await (await fetch(`http://127.0.0.1:${port}/budgets/default`)).json()) as { limits: Array<Record<string, unknown>> };
+    expect(body.limits).toEqual([{ code: 'concurrent_requests', unit: 'concurrent', limit: 4, used: 1, remaining: 3 }]);
+    a.s.close();
+  });
+});
+
 describe('monthly budgets', () => {
   it('a monthly token budget refuses with monthly_token_budget until the month rolls over', async () => {
     const c = clock(Date.UTC(2026, 11, 31, 23, 0)); // an hour before the year ends, in UTC

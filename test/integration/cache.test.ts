@@ -406,6 +406,20 @@ describe('exact cache', () => {
     const over = immediate((await ask(t)).o);
     expect([over.status, JSON.parse(over.body.toString()).error.code]).toEqual([429, 'requests_per_minute']);
   });
+
+  it('a hit takes no concurrent-request slot: it holds no backend, and is answered while every slot is held', async () => {
+    const t = await start({ tenants: { '*': { cache: { mode: 'exact' }, maxConcurrentRequests: 1 } } });
+    const first = await ask(t);
+    await answerJson(first.s, completion('Paris.'));
+    await stored(t, 1);
+    const other = await ask(t, { content: 'a new question' });
+    expect(other.o.kind).toBe('continue'); // holds the one slot
+    const refused = immediate((await ask(t, { content: 'a third question' })).o);
+    expect([refused.status, JSON.parse(refused.body.toString()).error.code]).toEqual([429, 'concurrent_requests']);
+    const hit = immediate((await ask(t)).o);
+    expect([hit.status, getHeader(hit.headers, 'x-cache')]).toEqual([200, 'hit-exact']);
+    other.s.close();
+  });
 });
 
 describe('exact cache on Redis', () => {
