@@ -31,8 +31,10 @@ let stageSeconds: FastHistogram | undefined;
 
 function benchBudgetConfig(store: string) {
   const huge = 1e12;
+  // TIERGATE_BENCH_SLOTS=1: and a limit on requests in flight, so each request also holds and frees a slot.
+  const slots = process.env.TIERGATE_BENCH_SLOTS === '1' ? { maxConcurrentRequests: huge } : {};
   return configSchema.parse({
-    tenants: { '*': { requestsPerMinute: huge, dailyTokenBudget: huge, tokensPerMinute: huge } },
+    tenants: { '*': { requestsPerMinute: huge, dailyTokenBudget: huge, tokensPerMinute: huge, ...slots } },
     budgets: store === 'memory' ? {} : { store: 'redis', redis: { url: store } },
   });
 }
