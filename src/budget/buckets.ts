@@ -25,24 +25,26 @@ function calendarIn(tz: string, period: 'day' | 'month'): CalendarWindows {
  */
 export function bucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefined, withTokens: boolean | 'cost', now: number, inFlight = false): Bucket[] {
   const out = windowBucketsFor(rt, p, tier, withTokens, now);
-  if (inFlight && p.maxConcurrentRequests !== undefined) out.push(concurrentBucket(rt, p.tenant, p.maxConcurrentRequests, now));
+  if (inFlight && p.maxConcurrentRequests !== undefined) out.push(concurrentBucket(rt, p, p.maxConcurrentRequests, now));
   return out;
 }
+
+const keyPrefix = (rt: Runtime) => rt.config.budgets.redis?.keyPrefix ?? 'tiergate:';
+/** A tenant's keys: its id as their hash tag. */
+const tenantKey = (rt: Runtime, p: TenantPolicy) => `${keyPrefix(rt)}{t:${p.tenant}}`;
 
 /**
  * A tenant's requests in flight. No window: slots come back as requests end, so its reset is a hint to retry
  * in a second, and the counter lives while leases are renewed (two leases, so one missed renewal is no loss).
  */
-export function concurrentBucket(rt: Runtime, tenant: string, limit: number, now: number): Bucket {
-  const cfg = rt.config.budgets;
-  const key = `${cfg.redis?.keyPrefix ?? 'tiergate:'}{t:${tenant}}:inflight`;
-  return { key, code: 'concurrent_requests', unit: 'concurrent', limit, resetAt: now + 1000, expireAt: now + 2 * cfg.concurrencyLeaseMs };
+function concurrentBucket(rt: Runtime, p: TenantPolicy, limit: number, now: number): Bucket {
+  const expireAt = now + 2 * rt.config.budgets.concurrencyLeaseMs;
+  return { key: `${tenantKey(rt, p)}:inflight`, code: 'concurrent_requests', unit: 'concurrent', limit, resetAt: now + 1000, expireAt };
 }
 
 function windowBucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefined, withTokens: boolean | 'cost', now: number): Bucket[] {
   const cfg = rt.config.budgets;
-  const prefix = cfg.redis?.keyPrefix ?? 'tiergate:';
-  const t = `${prefix}{t:${p.tenant}}`;
+  const t = tenantKey(rt, p);
   const minute = minuteWindow(now);
   const perMinute = (key: string, code: Bucket['code'], unit: Bucket['unit'], limit: number): Bucket => ({
     key: `${key}:${minute.id}`,
@@ -70,7 +72,7 @@ function windowBucketsFor(rt: Runtime, p: TenantPolicy, tier: string | undefined
   calendar('month', 'usdm', 'monthly_cost_budget', 'usd', p.monthlyCostBudgetUsd);
   if (!tokens) return out;
   if (p.tokensPerMinute !== undefined) out.push(perMinute(`${t}:tpm`, 'tokens_per_minute', 'tokens', p.tokensPerMinute));
-  const shared = `${prefix}{shared}`;
+  const shared = `${keyPrefix(rt)}{shared}`;
   if (cfg.globalTokensPerMinute !== undefined) out.push(perMinute(`${shared}:tpm`, 'global_tokens_per_minute', 'tokens', cfg.globalTokensPerMinute));
   const tierLimit = tier === undefined ? undefined : cfg.tierTokensPerMinute[tier];
   if (tierLimit !== undefined) out.push(perMinute(`${shared}:tier:${tier}:tpm`, 'tier_tokens_per_minute', 'tokens', tierLimit));

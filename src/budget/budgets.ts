@@ -15,6 +15,7 @@ import { StoreGuard } from '../stores/store-guard.js';
 import type { KeptReconcile } from './kept-reconciles.js';
 import { ReconcileQueue } from './reconcile-queue.js';
 import { FullWindows } from './full-windows.js';
+import { SlotLeases } from './slot-leases.js';
 
 /** What an admitted request holds until its response ends. */
 export interface Admission {
@@ -26,8 +27,6 @@ export interface Admission {
   tokenBuckets: Bucket[];
   /** The tenant's concurrent-requests bucket when it has that limit: its slot is held until the stream ends. */
   slot: Bucket | undefined;
-  /** The slot's lease (budgets.concurrencyLeaseMs when admitted), renewed every third of it. */
-  leaseMs: number;
   reserved: number;
   /** Micro-dollars reserved against a cost budget (0 without one). */
   reservedMicroUsd: number;
@@ -80,9 +79,8 @@ export class Budgets {
   private readonly reconciles: ReconcileQueue;
   /** Tenants whose requests-per-minute window the store has said is full, until it ends. */
   private readonly full = new FullWindows();
-  /** Admissions holding a concurrent-request slot, by id: their leases are renewed until their streams end. */
-  private readonly inFlight = new Map<string, Admission>();
-  private renewTimer: NodeJS.Timeout | undefined;
+  /** Admissions holding a concurrent-request slot: their leases are renewed until their streams end. */
+  private readonly slots: SlotLeases;
 
   /**
    * `keepDir`: where reconciles still unsent at shutdown wait for the next process (reconcile-queue.ts); those an
@@ -97,6 +95,7 @@ export class Budgets {
   ) {
     this.guard = new StoreGuard('budget.store_failed', log, now, (open) => metrics.budgetStoreDegraded.set(open ? 1 : 0));
     this.reconciles = new ReconcileQueue(store, now, log, store.kind === 'redis' ? keepDir : undefined);
+    this.slots = new SlotLeases(now, (...args) => this.renewSlots(...args));
   }
 
   admit(rt: Runtime, q: AdmitQuery): AdmitOutcome | Promise<AdmitOutcome> {
@@ -165,7 +164,7 @@ export class Budgets {
    * ends must find the slot free. Never throws.
    */
   streamEnded(a: Admission): void {
-    if (a.slot === undefined || !this.inFlight.delete(a.id)) return;
+    if (a.slot === undefined || !this.slots.letGo(a.id)) return;
     this.settle(a.store, { id: a.id, buckets: [a.slot], tokens: 0, microUsd: 0 });
   }
 
@@ -198,45 +197,17 @@ export class Budgets {
   }
 
   /**
-   * Renews the leases of the slots held by requests still in flight, one call per store and bucket, then again
-   * a third of the shortest lease later while any are left. A renewal that fails is logged and counted; the
+   * SlotLeases' renewal: skipped while the breaker is open. A renewal that fails is logged and counted; the
    * slot then frees when its lease runs out (under-counting for a moment, never holding a slot nobody uses).
    */
-  private renewLeases(): void {
-    this.renewTimer = undefined;
-    const now = this.now();
-    const groups = new Map<BudgetStore, Map<string, { bucket: Bucket; ids: string[]; leaseMs: number }>>();
-    let shortest = Infinity;
-    for (const a of this.inFlight.values()) {
-      const slot = a.slot as Bucket;
-      shortest = Math.min(shortest, a.leaseMs);
-      let byKey = groups.get(a.store);
-      if (!byKey) groups.set(a.store, (byKey = new Map()));
-      const g = byKey.get(slot.key);
-      if (g) {
-        g.ids.push(a.id);
-        g.leaseMs = Math.min(g.leaseMs, a.leaseMs);
-      } else byKey.set(slot.key, { bucket: slot, ids: [a.id], leaseMs: a.leaseMs });
+  private renewSlots(store: BudgetStore, bucket: Bucket, ids: string[], leaseExpiresAt: number, now: number): void {
+    if (store.kind === 'redis' && !this.guard.allows()) return;
+    try {
+      const done = store.renew(bucket, ids, leaseExpiresAt, now);
+      if (done instanceof Promise) done.then(() => this.guard.succeeded(), (err: unknown) => this.failed('renew', err, undefined));
+    } catch (err) {
+      this.log.error({ event: 'budget.renew_failed', err: (err as Error).message });
     }
-    for (const [store, byKey] of groups) {
-      if (store.kind === 'redis' && !this.guard.allows()) continue;
-      for (const { bucket, ids, leaseMs } of byKey.values()) {
-        const renewed = { ...bucket, expireAt: now + 2 * leaseMs };
-        try {
-          const done = store.renew(renewed, ids, now + leaseMs, now);
-          if (done instanceof Promise) done.then(() => this.guard.succeeded(), (err: unknown) => this.failed('renew', err, undefined));
-        } catch (err) {
-          this.log.error({ event: 'budget.renew_failed', err: (err as Error).message });
-        }
-      }
-    }
-    if (this.inFlight.size > 0) this.scheduleRenewal(shortest);
-  }
-
-  private scheduleRenewal(leaseMs: number): void {
-    if (this.renewTimer !== undefined) return;
-    this.renewTimer = setTimeout(() => this.renewLeases(), Math.max(1, Math.floor(leaseMs / 3)));
-    this.renewTimer.unref();
   }
 
   /**
@@ -263,7 +234,7 @@ export class Budgets {
 
   /** Settles the reconciles (reconcile-queue.ts: what a shutdown waits for and keeps), then closes the store. */
   async close(): Promise<void> {
-    clearTimeout(this.renewTimer);
+    this.slots.close();
     await this.reconciles.close();
     await this.store.close();
   }
@@ -289,12 +260,8 @@ export class Budgets {
     }
     const tokenBuckets = req.buckets.filter((b) => b.unit === 'tokens' || b.unit === 'usd');
     const slot = req.buckets.find((b) => b.unit === 'concurrent');
-    const leaseMs = (req.leaseExpiresAt ?? req.reservationExpiresAt) - req.now;
-    const admitted: Admission = { id: req.id, tenant: q.policy.tenant, store, tokenBuckets, slot, leaseMs, reserved: req.tokens, reservedMicroUsd: req.microUsd ?? 0, responseHeaders: headers };
-    if (slot !== undefined) {
-      this.inFlight.set(req.id, admitted);
-      this.scheduleRenewal(leaseMs);
-    }
+    const admitted: Admission = { id: req.id, tenant: q.policy.tenant, store, tokenBuckets, slot, reserved: req.tokens, reservedMicroUsd: req.microUsd ?? 0, responseHeaders: headers };
+    if (slot !== undefined) this.slots.hold({ id: req.id, store, slot, leaseMs: (req.leaseExpiresAt as number) - req.now });
     return { admitted };
   }
 

@@ -232,15 +232,21 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
   });
 });
 
+/** A Redis budget store and a plain client on the same server, to read what the store left there. */
+async function storeAndProbe(): Promise<{ store: RedisBudgetStore; probe: import('ioredis').Redis }> {
+  const { Redis } = await import('ioredis');
+  const store = new RedisBudgetStore({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
+  const probe = new Redis(servers.redis.url);
+  servers.beforeDown(async () => {
+    await store.close();
+    probe.disconnect();
+  });
+  return { store, probe };
+}
+
 describe('Redis budget store: a concurrent-requests counter', () => {
   it('lives on while admissions and renewals come, never shortened, and leaves no mark of a lease that ran out', async () => {
-    const { Redis } = await import('ioredis');
-    const store = new RedisBudgetStore({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
-    const probe = new Redis(servers.redis.url);
-    servers.beforeDown(async () => {
-      await store.close();
-      probe.disconnect();
-    });
+    const { store, probe } = await storeAndProbe();
     const b = bucket({ code: 'concurrent_requests', unit: 'concurrent', limit: 5, expireAt: T0 + 120_000 });
     expect((await store.admit(req([b], 0, { leaseExpiresAt: T0 + 500 }))).admitted).toBe(true);
     // A later admission whose counter TTL is shorter (a reload that shortened the lease) does not cut it.
@@ -258,13 +264,7 @@ describe('Redis budget store: a concurrent-requests counter', () => {
 
 describe('Redis budget store and clocks', () => {
   it("expiry is a time to live from tiergate's clock, not a moment on Redis's: a clock 10 days behind still limits", async () => {
-    const { Redis } = await import('ioredis');
-    const store = new RedisBudgetStore({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
-    const probe = new Redis(servers.redis.url);
-    servers.beforeDown(async () => {
-      await store.close();
-      probe.disconnect();
-    });
+    const { store, probe } = await storeAndProbe();
     // tiergate's clock 10 days behind Redis's (or a test's fake clock): an absolute expiry would be in the past
     // for Redis, the keys would vanish at once and every request would be admitted.
     const behind = T0 - 10 * 86_400_000;

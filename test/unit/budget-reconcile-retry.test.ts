@@ -51,7 +51,7 @@ const bucket: Bucket = { key: 'k', code: 'tokens_per_minute', unit: 'tokens', li
 
 afterEach(() => vi.useRealTimers());
 
-const admission = (id: string, store: BudgetStore): Admission => ({ id, tenant: 't', store, tokenBuckets: [bucket], slot: undefined, leaseMs: 30_000, reserved: 10, reservedMicroUsd: 0, responseHeaders: [] });
+const admission = (id: string, store: BudgetStore): Admission => ({ id, tenant: 't', store, tokenBuckets: [bucket], slot: undefined, reserved: 10, reservedMicroUsd: 0, responseHeaders: [] });
 const ids = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `r${from + i}`);
 
 describe('kept reconciles', () => {
@@ -60,7 +60,7 @@ describe('kept reconciles', () => {
     const store = new FlakyStore();
     const budgets = new Budgets(store, createMetrics(), captureLogger().log);
     store.down = true;
-    for (let i = 0; i < 100; i++) budgets.reconcile({ id: `r${i}`, tenant: 't', store, tokenBuckets: [bucket], slot: undefined, leaseMs: 30_000, reserved: 10, reservedMicroUsd: 0, responseHeaders: [] } as Admission, 5, 0);
+    for (let i = 0; i < 100; i++) budgets.reconcile({ id: `r${i}`, tenant: 't', store, tokenBuckets: [bucket], slot: undefined, reserved: 10, reservedMicroUsd: 0, responseHeaders: [] } as Admission, 5, 0);
     await vi.advanceTimersByTimeAsync(0);
     expect(store.calls).toBe(100); // each tried once, as the request ended
     await vi.advanceTimersByTimeAsync(5_000); // ten ticks with the store away
