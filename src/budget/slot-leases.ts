@@ -19,6 +19,8 @@ export type RenewSlots = (store: BudgetStore, bucket: Bucket, ids: string[], lea
 export class SlotLeases {
   private readonly held = new Map<string, HeldSlot>();
   private timer: NodeJS.Timeout | undefined;
+  /** When the timer fires (this.now()'s clock). */
+  private dueAt = 0;
 
   constructor(
     private readonly now: () => number,
@@ -61,9 +63,16 @@ export class SlotLeases {
     if (this.held.size > 0) this.schedule(shortest);
   }
 
+  /** A renewal within a third of `leaseMs`: sooner than the one planned when a reload shortened the lease. */
   private schedule(leaseMs: number): void {
-    if (this.timer !== undefined) return;
-    this.timer = setTimeout(() => this.renewAll(), Math.max(1, Math.floor(leaseMs / 3)));
+    const delay = Math.max(1, Math.floor(leaseMs / 3));
+    const at = this.now() + delay;
+    if (this.timer !== undefined) {
+      if (this.dueAt <= at) return;
+      clearTimeout(this.timer);
+    }
+    this.dueAt = at;
+    this.timer = setTimeout(() => this.renewAll(), delay);
     this.timer.unref();
   }
 }

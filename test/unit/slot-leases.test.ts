@@ -46,4 +46,24 @@ describe('SlotLeases', () => {
     expect(calls).toEqual([]);
     expect(vi.getTimerCount()).toBe(0);
   });
+
+  it('a shorter lease (a reload) brings the next renewal forward and sets the pace for the bucket it shares', () => {
+    vi.useFakeTimers();
+    const store = new MemoryBudgetStore();
+    const seen: number[] = [];
+    const leases = new SlotLeases(() => Date.now(), (_s, _b, _ids, leaseExpiresAt) => seen.push(leaseExpiresAt - Date.now()));
+    leases.hold({ id: 'old', store, slot: slot('acme'), leaseMs: 30_000 });
+    vi.advanceTimersByTime(5_000);
+    // Renewed first at 10 s, as the 30 s lease planned, this hold would have run out at 3 s.
+    leases.hold({ id: 'new', store, slot: slot('acme'), leaseMs: 3_000 });
+    vi.advanceTimersByTime(1_000);
+    expect(seen).toEqual([3_000]);
+    vi.advanceTimersByTime(1_000); // then every second: a third of the shortest
+    expect(seen).toEqual([3_000, 3_000]);
+    // A longer lease held later does not put the renewal off.
+    leases.hold({ id: 'later', store, slot: slot('acme'), leaseMs: 60_000 });
+    vi.advanceTimersByTime(1_000);
+    expect(seen).toEqual([3_000, 3_000, 3_000]);
+    leases.close();
+  });
 });
