@@ -14,7 +14,7 @@ import { DEFAULT_TENANT, type Caller } from '../stages/authenticate.js';
 import { endpointOf } from '../stages/parse.js';
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials } from './header-rules.js';
-import type { RequestState } from './request-state.js';
+import { upstreamRequestId, type RequestState } from './request-state.js';
 import { modelListReply, publicCallerTenant } from './model-list.js';
 
 export interface FixedPathRoute {
@@ -29,6 +29,8 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
   const set: Array<[string, string]> = [[H.tenant, state.tenant]];
   if (tier) set.push([H.tier, tier.name], [H.model, tier.model]);
   if (tier?.authorization) set.push([H.authorization, tier.authorization]);
+  const id = upstreamRequestId(state);
+  if (id) set.push(id);
   const remove = [...clientRoutingHeaders(state.headers, set), ...credentials(caller, set)];
   // Not read, so not tokenised: requests per minute apply, and the cost budgets count what the response cost.
   const admitted = budgets.admit(rt, { id: newId(), policy: state.policy, tier: tier?.name, tokens: null, countCost: true, holdsBackend: true });

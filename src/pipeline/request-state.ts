@@ -111,3 +111,13 @@ export class StreamRequestState implements RequestState {
 export function requestIdOf(headers: HeaderMap): string {
   return boundedClientText(headers.get(H.requestId) ?? null) || newId();
 }
+
+/**
+ * The request's id for the backend, when the request came without one (Envoy with generate_request_id off, a
+ * data plane that sets none): the id tiergate made is on the ledger row, the log lines and the client's
+ * response, so the backend's logs (vLLM echoes and logs it with --enable-request-id-headers) name the same.
+ * Undefined when the request has its own, which is left as it came.
+ */
+export function upstreamRequestId(state: Pick<RequestState, 'headers' | 'requestId'>): [string, string] | undefined {
+  return state.headers.get(H.requestId) ? undefined : [H.requestId, state.requestId];
+}

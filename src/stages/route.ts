@@ -3,6 +3,7 @@
 import { exactOr } from '../llm/exact-numbers.js';
 import { usageForced } from '../llm/parse-request.js';
 import { H } from '../pipeline/contract-headers.js';
+import { upstreamRequestId } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
 
 export const routeStage: Stage = {
@@ -33,6 +34,8 @@ export const routeStage: Stage = {
     );
     // Vendor keys never leave the gateway: the tier's credential replaces whatever the client sent.
     if (route.tier.authorization) state.setHeaders.push([H.authorization, route.tier.authorization]);
+    const id = upstreamRequestId(state);
+    if (id) state.setHeaders.push(id);
   },
 };
 

@@ -255,6 +255,29 @@ describe('response path', () => {
     expect((await rowFor(tg, ids[0] as string)).request_id).toBe(ids[0]);
   });
 
+  it('a request that came without an x-request-id goes upstream with the id tiergate gave it (the row\'s, the client\'s); one that came with its own keeps it', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders(), false); // Envoy with generate_request_id off
+    asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] })));
+    const upstream = getHeader(s.requestHeaders, 'x-request-id');
+    expect(upstream).toMatch(/^[0-9a-f-]{16,}$/);
+    asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false));
+    expect(getHeader(s.responseHeaders, 'x-request-id')).toBe(upstream);
+    s.close();
+    expect((await rowFor(tg, upstream as string)).request_id).toBe(upstream);
+    // An unclassified path (embeddings, routed on its headers) the same; a request's own id is left as it came.
+    const e = tg.pool.open();
+    asContinue(await e.sendRequestHeaders(postHeaders('/v1/embeddings'), false));
+    const embedId = getHeader(e.requestHeaders, 'x-request-id') as string;
+    e.close();
+    expect((await rowFor(tg, embedId)).path).toBe('/v1/embeddings');
+    const own = tg.pool.open();
+    await own.sendRequestHeaders(chatHeaders(), false);
+    asContinue(await own.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] })));
+    expect(own.requestHeaders.filter(([k]) => k === 'x-request-id')).toEqual([['x-request-id', 'req-1']]);
+    own.close();
+  });
+
   it.each([
     ['invalid JSON, on the body (400)', 'POST', '{"messages": [', 400],
     ['a GET, on the headers (405)', 'GET', undefined, 405],
