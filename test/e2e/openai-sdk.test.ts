@@ -298,3 +298,44 @@ describe('openai SDK, with its own retries on, against a spent budget', () => {
     }
   });
 });
+
+describe('openai SDK against a limit on requests in flight', () => {
+  it('the 429 concurrent_requests is retried by the SDK itself after retry-after: 1, and goes through once the slot is free', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-e2e-'));
+    const configFile = join(dir, 'tiergate.yaml');
+    writeFileSync(configFile, `tenants: { "*": { maxConcurrentRequests: 1 } }\n`);
+    // Each backend answer takes 700 ms: the first request holds the one slot that long.
+    const s = await startTestDevStack({ configFile, latencyMs: 700 });
+    try {
+      const ask = (c: OpenAI, id: string) => c.chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: `Say hi (${id})` }] }, { headers: { 'x-request-id': id } });
+      const first = ask(new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-client-key', maxRetries: 0 }), 'e2e-slot-1');
+      const app = s.tiergate.app;
+      const inFlight = async () => {
+        const status = await app.budgets.status(app.config.current(), 'default');
+        return status.find((l) => l.code === 'concurrent_requests')?.used;
+      };
+      await expect.poll(inFlight).toBe(1);
+      // Without retries the application sees the 429 at once.
+      const refused = await ask(new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-client-key', maxRetries: 0 }), 'e2e-slot-2').catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+      const err = refused as InstanceType<typeof OpenAI.RateLimitError>;
+      expect([err.code, err.headers?.get('retry-after'), err.headers?.get('x-should-retry')]).toEqual(['concurrent_requests', '1', null]);
+      // With the SDK's own retries (its default, 2): refused while the first holds the slot, then answered.
+      const retried = await ask(new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-client-key' }), 'e2e-slot-3');
+      expect(retried.choices[0]?.message.content).toContain('Hello from the');
+      expect((await first).choices[0]?.message.content).toContain('Hello from the');
+      // Each attempt reached tiergate and left its row: the refused one, then the one answered.
+      const rows = () => {
+        const day = join('tiergate-ledger', `ledger-${new Date().toISOString().slice(0, 10)}.jsonl`);
+        return readFileSync(day, 'utf8').split('\n').filter((l) => l.includes('"request_id":"e2e-slot-3"')).map((l) => JSON.parse(l) as { status: string; error_code: string | null });
+      };
+      await expect.poll(() => rows().length).toBe(2);
+      expect(rows().map((r) => [r.status, r.error_code])).toEqual([
+        ['rejected', 'concurrent_requests'],
+        ['success', null],
+      ]);
+    } finally {
+      await s.stop();
+    }
+  });
+});
