@@ -61,6 +61,11 @@ const policyFields = {
    * not counted.
    */
   maxConcurrentRequests: positiveInt.optional(),
+  /**
+   * Where this tenant's requests queue on a tier whose backend schedules by priority (tiers.*.priorityScheduling):
+   * vLLM's `priority`, lower first (default 0). The client's own `priority` is replaced on such a tier.
+   */
+  priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
   /** Request header naming the calling feature (ledger feature_id); defaults to ledger.featureHeader. */
   featureHeader: z.string().toLowerCase().optional(),
   /** model "auto" classified into a tier this tenant may not use: route to an allowed tier, or answer 403. */

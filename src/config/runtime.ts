@@ -17,6 +17,8 @@ export interface TierRuntime {
   /** `Bearer <key>` from the tier's credentialsEnv; replaces the client's authorization upstream. */
   authorization: string | undefined;
   provider: string;
+  /** The body's `priority` is the tenant's (tiers.*.priorityScheduling). */
+  priorityScheduling: boolean;
 }
 
 export interface Runtime {
@@ -58,7 +60,7 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
       if (!key) problems.push({ path: `tiers.${name}.credentialsEnv`, message: `environment variable ${t.credentialsEnv} is not set` });
       else authorization = `Bearer ${key}`;
     }
-    tiers.set(name, { name, model: t.model, authorization, provider: t.provider });
+    tiers.set(name, { name, model: t.model, authorization, provider: t.provider, priorityScheduling: t.priorityScheduling });
   }
   const statefulTier = tiers.get(config.routing.statefulTier ?? '') ?? tiers.values().next().value;
   if (!statefulTier) problems.push({ path: 'tiers', message: 'at least one tier is needed' });

@@ -18,6 +18,11 @@ const tier = z.strictObject({
   credentialsEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
   /** Written to ledger rows (`provider`), e.g. "vllm" or "openai". */
   provider: z.string().min(1).default('openai-compatible'),
+  /**
+   * The backend schedules by the body's `priority` (vLLM with `--scheduling-policy priority`; lower runs first):
+   * tiergate then writes the tenant's priority there, in place of whatever the client sent.
+   */
+  priorityScheduling: z.boolean().default(false),
 });
 
 const sinkName = z.string().regex(/^[a-z0-9_-]+$/);

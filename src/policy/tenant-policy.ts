@@ -17,6 +17,7 @@ export interface TenantPolicy {
   monthlyCostBudgetUsd: number | undefined;
   tokensPerMinute: number | undefined;
   maxConcurrentRequests: number | undefined;
+  priority: number | undefined;
   featureHeader: string;
   onTierDenied: 'downgrade' | 'refuse';
   cache: CachePolicy;
@@ -75,6 +76,7 @@ export class TenantDirectory {
       monthlyCostBudgetUsd: pick('monthlyCostBudgetUsd'),
       tokensPerMinute: pick('tokensPerMinute'),
       maxConcurrentRequests: pick('maxConcurrentRequests'),
+      priority: pick('priority'),
       featureHeader: pick('featureHeader') ?? this.config.ledger.featureHeader,
       onTierDenied: pick('onTierDenied') ?? 'downgrade',
       cache: cachePolicyOf(layers),
@@ -94,6 +96,7 @@ export const NO_POLICY: TenantPolicy = Object.freeze({
   monthlyCostBudgetUsd: undefined,
   tokensPerMinute: undefined,
   maxConcurrentRequests: undefined,
+  priority: undefined,
   featureHeader: 'x-feature-id',
   onTierDenied: 'downgrade',
   cache: NO_CACHE,

@@ -14,10 +14,12 @@ export const routeStage: Stage = {
     if (!llm || !route) throw new Error('route before classify');
     if (state.cache?.hit) return; // answered from the cache: nothing goes upstream
     const forceUsage = usageForced(llm);
-    let text = JSON.stringify(routed(llm.json, route.tier.model, forceUsage));
+    // A backend that schedules by priority runs the lowest first: the client's own value would let it jump the queue.
+    const priority = route.tier.priorityScheduling ? (state.policy.priority ?? 0) : undefined;
+    let text = JSON.stringify(routed(llm.json, route.tier.model, forceUsage, priority));
     // Integers beyond 2^53 go on digit for digit (a 64-bit seed would otherwise reach the backend changed).
     if (llm.exact) {
-      const kept = exactOr(text, routed(llm.exact, route.tier.model, forceUsage));
+      const kept = exactOr(text, routed(llm.exact, route.tier.model, forceUsage, priority));
       // Only a client string or key spelled like a mark gets here (exact-numbers.ts): the rounded body goes.
       if (!kept.exact) state.log.info({ event: 'route.integers_rounded' });
       text = kept.text;
@@ -39,9 +41,13 @@ export const routeStage: Stage = {
   },
 };
 
-/** The body as it goes upstream: the resolved model id and, for chat and completions streams, usage asked for. */
-function routed(json: Record<string, unknown>, model: string, forceUsage: boolean): Record<string, unknown> {
+/**
+ * The body as it goes upstream: the resolved model id, for chat and completions streams usage asked for, and the
+ * tenant's priority where the tier's backend schedules by it.
+ */
+function routed(json: Record<string, unknown>, model: string, forceUsage: boolean, priority: number | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = { ...json, model };
+  if (priority !== undefined) out.priority = priority;
   if (forceUsage) {
     // Without include_usage, vLLM and OpenAI send no usage in streams and spend is recorded as $0
     // (landscape.md "Streamed spend"); keep whatever else the client put in stream_options.

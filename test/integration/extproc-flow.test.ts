@@ -190,6 +190,33 @@ describe('request path', () => {
   });
 });
 
+describe('scheduling priority (tiers.*.priorityScheduling)', () => {
+  it("on a tier whose backend schedules by priority, the body's priority is the tenant's, whatever the client sent", async () => {
+    const t = await startTiergate({ tiers: { weak: { model: 'small-v1' }, strong: { model: 'large-v1', priorityScheduling: true } }, tenants: { '*': { priority: 5 } } });
+    const bare = await startTiergate({ tiers: { weak: { model: 'small-v1' }, strong: { model: 'large-v1', priorityScheduling: true } } });
+    try {
+      const upstream = async (target: TestTiergate, content: string, extra: Record<string, unknown> = {}) => {
+        const s = target.pool.open();
+        await s.sendRequestHeaders(chatHeaders(), false);
+        const o = asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content }], ...extra })));
+        s.close();
+        return JSON.parse((o.body as Buffer).toString()) as { model: string; priority?: number };
+      };
+      // Strong (a v7 keyword): a client asking to jump vLLM's queue gets its tenant's place.
+      expect(await upstream(t, 'design a cache', { priority: -1000 })).toMatchObject({ model: 'large-v1', priority: 5 });
+      expect(await upstream(t, 'design a cache')).toMatchObject({ model: 'large-v1', priority: 5 });
+      // A tenant with no priority of its own: vLLM's default, 0.
+      expect(await upstream(bare, 'design a cache', { priority: -1000 })).toMatchObject({ priority: 0 });
+      // Weak, whose backend does not schedule by priority: the body is the client's, as for any field.
+      expect(await upstream(t, 'hi', { priority: -1000 })).toMatchObject({ model: 'small-v1', priority: -1000 });
+      expect('priority' in (await upstream(t, 'hi'))).toBe(false);
+    } finally {
+      await t.stop();
+      await bare.stop();
+    }
+  });
+});
+
 describe('other paths', () => {
   it('a non-LLM path passes untouched: empty answer, no body processing', async () => {
     const s = tg.pool.open();
