@@ -19,6 +19,8 @@ export interface TierRuntime {
   provider: string;
   /** The body's `priority` is the tenant's (tiers.*.priorityScheduling). */
   priorityScheduling: boolean;
+  /** The key of the body's per-tenant `cache_salt` (tiers.*.cacheSaltSecretEnv); undefined: not set. */
+  cacheSaltKey: Buffer | undefined;
 }
 
 export interface Runtime {
@@ -50,6 +52,17 @@ export function compileConfigText(text: string, env: NodeJS.ProcessEnv, fileName
   return loaded.ok ? compileRuntime(loaded.config, env) : loaded;
 }
 
+/** Below this a secret could be guessed, and with it every tenant's salt. */
+const MIN_SALT_SECRET_CHARS = 32;
+
+function saltKey(name: string, env: NodeJS.ProcessEnv, path: string, problems: InterpolationProblem[]): Buffer | undefined {
+  const secret = env[name];
+  if (!secret) problems.push({ path, message: `environment variable ${name} is not set` });
+  else if (secret.length < MIN_SALT_SECRET_CHARS) problems.push({ path, message: `${name} must hold at least ${MIN_SALT_SECRET_CHARS} characters (e.g. openssl rand -base64 32)` });
+  else return Buffer.from(secret, 'utf8');
+  return undefined;
+}
+
 export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileResult {
   const problems: InterpolationProblem[] = [];
   const tiers = new Map<string, TierRuntime>();
@@ -60,7 +73,8 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
       if (!key) problems.push({ path: `tiers.${name}.credentialsEnv`, message: `environment variable ${t.credentialsEnv} is not set` });
       else authorization = `Bearer ${key}`;
     }
-    tiers.set(name, { name, model: t.model, authorization, provider: t.provider, priorityScheduling: t.priorityScheduling });
+    const cacheSaltKey = t.cacheSaltSecretEnv === undefined ? undefined : saltKey(t.cacheSaltSecretEnv, env, `tiers.${name}.cacheSaltSecretEnv`, problems);
+    tiers.set(name, { name, model: t.model, authorization, provider: t.provider, priorityScheduling: t.priorityScheduling, cacheSaltKey });
   }
   const statefulTier = tiers.get(config.routing.statefulTier ?? '') ?? tiers.values().next().value;
   if (!statefulTier) problems.push({ path: 'tiers', message: 'at least one tier is needed' });

@@ -23,6 +23,12 @@ const tier = z.strictObject({
    * tiergate then writes the tenant's priority there, in place of whatever the client sent.
    */
   priorityScheduling: z.boolean().default(false),
+  /**
+   * The backend shares its prefix cache between requests (vLLM's automatic prefix caching): salt each tenant's
+   * apart with the body's `cache_salt`, an HMAC of the tenant under the secret in this env var (the same on every
+   * replica), so no tenant can time another's cached prompts. A client's own salt narrows it further.
+   */
+  cacheSaltSecretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
 });
 
 const sinkName = z.string().regex(/^[a-z0-9_-]+$/);

@@ -1,5 +1,7 @@
 // Writes the routing decision into the request: contract headers (overwriting the client's), the upstream
-// model id in the body, usage forced on for streams, upstream credentials, and a true content-length.
+// model id in the body, usage forced on for streams, the tenant's priority and prefix-cache salt where the tier
+// asks for them, upstream credentials, and a true content-length.
+import { createHmac } from 'node:crypto';
 import { exactOr } from '../llm/exact-numbers.js';
 import { usageForced } from '../llm/parse-request.js';
 import { H } from '../pipeline/contract-headers.js';
@@ -13,13 +15,18 @@ export const routeStage: Stage = {
     const { llm, route } = state;
     if (!llm || !route) throw new Error('route before classify');
     if (state.cache?.hit) return; // answered from the cache: nothing goes upstream
-    const forceUsage = usageForced(llm);
-    // A backend that schedules by priority runs the lowest first: the client's own value would let it jump the queue.
-    const priority = route.tier.priorityScheduling ? (state.policy.priority ?? 0) : undefined;
-    let text = JSON.stringify(routed(llm.json, route.tier.model, forceUsage, priority));
+    const tier = route.tier;
+    const upstream: Upstream = {
+      model: tier.model,
+      forceUsage: usageForced(llm),
+      // A backend that schedules by priority runs the lowest first: the client's own value would let it jump the queue.
+      priority: tier.priorityScheduling ? (state.policy.priority ?? 0) : undefined,
+      cacheSalt: tier.cacheSaltKey === undefined ? undefined : tenantSalt(tier.cacheSaltKey, state.tenant, llm.json.cache_salt),
+    };
+    let text = JSON.stringify(routed(llm.json, upstream));
     // Integers beyond 2^53 go on digit for digit (a 64-bit seed would otherwise reach the backend changed).
     if (llm.exact) {
-      const kept = exactOr(text, routed(llm.exact, route.tier.model, forceUsage, priority));
+      const kept = exactOr(text, routed(llm.exact, upstream));
       // Only a client string or key spelled like a mark gets here (exact-numbers.ts): the rounded body goes.
       if (!kept.exact) state.log.info({ event: 'route.integers_rounded' });
       text = kept.text;
@@ -28,26 +35,35 @@ export const routeStage: Stage = {
     state.newBody = body;
     state.setHeaders.push(
       [H.tenant, state.tenant],
-      [H.tier, route.tier.name],
-      [H.model, route.tier.model],
+      [H.tier, tier.name],
+      [H.model, tier.model],
       [H.classifier, route.classification ? route.classification.version : route.source],
       // Envoy keeps content-length in BUFFERED mode and 500s on a mismatch with the new body (§5).
       [H.contentLength, String(body.length)],
     );
     // Vendor keys never leave the gateway: the tier's credential replaces whatever the client sent.
-    if (route.tier.authorization) state.setHeaders.push([H.authorization, route.tier.authorization]);
+    if (tier.authorization) state.setHeaders.push([H.authorization, tier.authorization]);
     const id = upstreamRequestId(state);
     if (id) state.setHeaders.push(id);
   },
 };
 
-/**
- * The body as it goes upstream: the resolved model id, for chat and completions streams usage asked for, and the
- * tenant's priority where the tier's backend schedules by it.
- */
-function routed(json: Record<string, unknown>, model: string, forceUsage: boolean, priority: number | undefined): Record<string, unknown> {
+/** What the route writes into the body. */
+interface Upstream {
+  /** The resolved model id. */
+  model: string;
+  /** A chat or completions stream: usage asked for. */
+  forceUsage: boolean;
+  /** The tenant's priority, where the tier's backend schedules by it. */
+  priority: number | undefined;
+  /** The tenant's prefix-cache salt, where the tier has one. */
+  cacheSalt: string | undefined;
+}
+
+function routed(json: Record<string, unknown>, { model, forceUsage, priority, cacheSalt }: Upstream): Record<string, unknown> {
   const out: Record<string, unknown> = { ...json, model };
   if (priority !== undefined) out.priority = priority;
+  if (cacheSalt !== undefined) out.cache_salt = cacheSalt;
   if (forceUsage) {
     // Without include_usage, vLLM and OpenAI send no usage in streams and spend is recorded as $0
     // (landscape.md "Streamed spend"); keep whatever else the client put in stream_options.
@@ -56,4 +72,17 @@ function routed(json: Record<string, unknown>, model: string, forceUsage: boolea
     out.stream_options = { ...base, include_usage: true };
   }
   return out;
+}
+
+/**
+ * vLLM shares cached prompt prefixes between requests, so how fast an answer starts tells whether its prompt's
+ * prefix was cached: one tenant could probe for another's prompts. Requests with different salts never share
+ * cached blocks. The salt is an HMAC of the tenant under a secret, so it cannot be guessed from outside, and a
+ * client's own salt (per user, say) narrows it within its tenant, never reaches another's. Tenant ids hold no
+ * newline (TENANT_ID), so tenant and client salt cannot run together.
+ */
+function tenantSalt(key: Buffer, tenant: string, client: unknown): string {
+  const h = createHmac('sha256', key).update(tenant);
+  if (typeof client === 'string' && client !== '') h.update('\n').update(client);
+  return h.digest('base64url');
 }

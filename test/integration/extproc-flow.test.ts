@@ -1,5 +1,6 @@
 // tiergate on a real gRPC port, driven message for message like Envoy (envoy-ext-proc.md §17 checklist).
 import { gzipSync } from 'node:zlib';
+import { sha256Hex } from '../../src/auth/api-keys.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
 import { chatHeaders, jsonBody, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -213,6 +214,45 @@ describe('scheduling priority (tiers.*.priorityScheduling)', () => {
     } finally {
       await t.stop();
       await bare.stop();
+    }
+  });
+});
+
+describe("prefix-cache salt (tiers.*.cacheSaltSecretEnv)", () => {
+  it("each tenant's requests get a salt of their own on that tier: the same on every replica, unguessable, narrowed by the client's", async () => {
+    const keys = { 'tg-salt-acme-0123456789': 'acme', 'tg-salt-globex-0123456789': 'globex' };
+    const config = {
+      auth: { mode: 'api_key' as const, keys: Object.entries(keys).map(([k, tenant]) => ({ id: tenant, sha256: sha256Hex(k), tenant })) },
+      tiers: { weak: { model: 'small-v1' }, strong: { model: 'large-v1', cacheSaltSecretEnv: 'SALT_KEY' } },
+    };
+    const secret = { SALT_KEY: 'a-secret-of-at-least-32-characters!!' };
+    const [one, two] = [await startTiergate(config, secret), await startTiergate(config, secret)];
+    const other = await startTiergate(config, { SALT_KEY: 'another-secret-of-32-characters-or-more' });
+    try {
+      const upstream = async (target: TestTiergate, key: string, content: string, extra: Record<string, unknown> = {}) => {
+        const s = target.pool.open();
+        await s.sendRequestHeaders(chatRequestHeaders([['authorization', `Bearer ${key}`]]), false);
+        const o = asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content }], ...extra })));
+        s.close();
+        return JSON.parse((o.body as Buffer).toString()) as { model: string; cache_salt?: unknown };
+      };
+      const [acme, globex] = Object.keys(keys) as [string, string];
+      const salt = async (target: TestTiergate, key: string, extra: Record<string, unknown> = {}) => (await upstream(target, key, 'design a cache', extra)).cache_salt;
+      const a = await salt(one, acme);
+      expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 bits, as vLLM asks of a salt
+      expect(await salt(two, acme)).toBe(a); // another replica, the same secret: the tenant's prefix cache stays one
+      expect(await salt(one, globex)).not.toBe(a);
+      expect(await salt(other, acme)).not.toBe(a); // it hangs on the secret, not on the tenant's name alone
+      // A client's own salt is not taken as it is (it could be another tenant's): it narrows the tenant's.
+      const narrowed = await salt(one, acme, { cache_salt: 'user-42' });
+      expect([narrowed === a, narrowed === 'user-42']).toEqual([false, false]);
+      expect(await salt(one, acme, { cache_salt: 'user-42' })).toBe(narrowed);
+      expect(await salt(one, globex, { cache_salt: a })).not.toBe(a);
+      // The tier without a secret: the body's cache_salt is the client's, as for any field.
+      expect(await upstream(one, acme, 'hi', { cache_salt: 'user-42' })).toMatchObject({ model: 'small-v1', cache_salt: 'user-42' });
+      expect('cache_salt' in (await upstream(one, acme, 'hi'))).toBe(false);
+    } finally {
+      for (const t of [one, two, other]) await t.stop();
     }
   });
 });
