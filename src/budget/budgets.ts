@@ -3,6 +3,7 @@
 // per-instance limit (open) or 503 (closed). Recovery is automatic: a trial call after the cooldown.
 import type { Runtime } from '../config/runtime.js';
 import { TiergateError } from '../errors.js';
+import { newId } from '../ids.js';
 import { H } from '../pipeline/contract-headers.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
 import { costOf, type AdmitRequest, type AdmitResult, type Bucket, type BudgetStore } from '../stores/budget-store.js';
@@ -147,6 +148,23 @@ export class Budgets {
     if (f === undefined) return undefined;
     this.metrics.budgetDecisions.inc({ result: 'denied', code: f.bucket.code });
     return limitError(f.bucket, f.counted, costOf(f.bucket, 0), rateLimitHeaders([f.bucket], [f.counted], now), now);
+  }
+
+  /**
+   * A request refused for what it sent (invalid JSON, a field out of range, a model it may not use) counts against
+   * its tenant's requests per minute all the same, as OpenAI counts unsuccessful requests. A client looping on such
+   * a 4xx was otherwise read in full every time (up to limits.maxRequestBodyBytes), with no end. Once its minute is
+   * full the answer is that 429 instead, and the next ones come on the request headers (full-windows.ts). Not
+   * counted: requests with no tenant (401), refusals by a limit (429: admission is all or nothing), the gateway's own
+   * failures (5xx), and a request already admitted. Returns the error to answer with.
+   */
+  countRefused(rt: Runtime, policy: TenantPolicy, err: TiergateError, admitted: boolean): TiergateError | Promise<TiergateError> {
+    const status = err.entry.status;
+    if (admitted || policy.requestsPerMinute === undefined || status < 400 || status >= 500 || status === 401 || status === 429) return err;
+    const counted = this.admit(rt, { id: newId(), policy, tier: undefined, tokens: null });
+    // A store failure under onStoreFailure: closed is a 503 for admission; here the client's own error stands.
+    const answer = (o: AdmitOutcome) => ('error' in o && o.error.entry.status === 429 ? o.error : err);
+    return counted instanceof Promise ? counted.then(answer) : answer(counted);
   }
 
   /**

@@ -27,7 +27,7 @@ export class AdmissionWait {
   }
 
   /** `decide`'s answer once `pending` settles; CONTINUE, answering nobody, if the stream ended first. */
-  decide<T>(pending: Promise<T>, decide: (o: T) => Decision): Promise<Decision> {
+  decide<T>(pending: Promise<T>, decide: (o: T) => Decision | Promise<Decision>): Promise<Decision> {
     this.waiting = true;
     const settled = () => {
       this.waiting = false;

@@ -197,9 +197,12 @@ export class LlmStream implements StreamHandler {
     return this.wait;
   }
 
-  private decide(state: RequestState, result: PipelineResult, started: number): Decision {
+  private decide(state: RequestState, result: PipelineResult, started: number): Decision | Promise<Decision> {
     this.acc.requestDecided(state, started);
-    if (result.kind === 'error') return this.reply(result.error);
+    if (result.kind === 'error') {
+      const err = this.deps.budgets.countRefused(state.runtime, state.policy, result.error, state.admission !== undefined);
+      return err instanceof Promise ? err.then((e) => this.reply(e)) : this.reply(err);
+    }
     if (state.cache?.hit) return this.cacheReply(state, state.cache.hit);
     const route = state.route;
     if (route) countDecision(this.deps.metrics, route);

@@ -87,6 +87,13 @@ describe('budget store outage', () => {
         expect(o.kind === 'immediate' && JSON.parse(o.body.toString()).error.code).toBe('dependency_unavailable');
         expect(getHeader(headers, 'retry-after')).toBe('1');
       }
+      // A request refused for its body is counted against the minute when the store answers; when it cannot, the
+      // client still gets its own 400, not the store's 503.
+      const bad = t.pool.open();
+      await bad.sendRequestHeaders(chatRequestHeaders(), false);
+      const refused = await bad.sendRequestBody(Buffer.from('{"messages": ['));
+      bad.close();
+      expect([statusOf(refused), refused.kind === 'immediate' && JSON.parse(refused.body.toString()).error.code]).toEqual([400, 'invalid_json']);
       await redis.up();
       await expect.poll(async () => statusOf((await call(t)).o), { timeout: 5000, interval: 100 }).toBe(200);
     } finally {

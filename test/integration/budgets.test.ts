@@ -141,6 +141,49 @@ describe('requests per minute under concurrency', () => {
   });
 });
 
+describe('requests refused for what they sent count against requests per minute', () => {
+  const invalid = Buffer.from('{"messages": [');
+
+  it('a client looping on a 400 fills its minute: then 429, and on the request headers, its body no longer read', async () => {
+    const c = clock();
+    const t = await tiergate({ tenants: { '*': { requestsPerMinute: 3, models: ['weak'], onTierDenied: 'refuse' } } }, c.now);
+    const asked = vi.spyOn(t.app.budgets.store, 'admit');
+    const codes = [];
+    for (let i = 0; i < 2; i++) codes.push(refusal((await request(t, invalid)).o).error.code);
+    // A model the tenant may not use (403) counts the same way.
+    codes.push(refusal((await request(t, hi({ model: 'strong-model' }))).o).error.code);
+    expect(codes).toEqual(['invalid_json', 'invalid_json', 'model_not_allowed']);
+    expect(asked).toHaveBeenCalledTimes(3);
+    // The minute is full: the next request, valid or not, is refused on its headers (request() sends no body then).
+    for (const body of [hi(), invalid]) {
+      const { s, o } = await request(t, body);
+      s.close();
+      expect(refusal(o).error.code).toBe('requests_per_minute');
+    }
+    expect(asked).toHaveBeenCalledTimes(3);
+    // The next minute admits again.
+    c.t += 60_000;
+    expect((await request(t, hi())).o.kind).toBe('continue');
+  });
+
+  it('Redis, two instances: a 400 on one whose minute another filled answers the 429, which is what it is', async () => {
+    const c = clock();
+    const prefix = `refused${prefixes++}:`;
+    const config: ConfigInput = { tenants: { '*': { requestsPerMinute: 2 } } };
+    const [one, two] = [await tiergate(config, c.now, 'redis', prefix), await tiergate(config, c.now, 'redis', prefix)];
+    for (let i = 0; i < 2; i++) expect((await request(one, hi())).o.kind).toBe('continue');
+    const r = refusal((await request(two, invalid)).o);
+    expect([r.status, r.error.code]).toEqual([429, 'requests_per_minute']);
+  });
+
+  it('a tenant with no requests-per-minute limit: nothing is asked of the store, the 400 is all', async () => {
+    const t = await tiergate({ tenants: { '*': { dailyTokenBudget: 100_000 } } }, clock().now);
+    const asked = vi.spyOn(t.app.budgets.store, 'admit');
+    expect(refusal((await request(t, invalid)).o).error.code).toBe('invalid_json');
+    expect(asked).not.toHaveBeenCalled();
+  });
+});
+
 describe('a full requests-per-minute window is refused on the request headers', () => {
   /** Sends only the request headers, as Envoy does first; the body stays with the client. */
   async function headersOnly(t: TestTiergate, id: string): Promise<Outcome> {
