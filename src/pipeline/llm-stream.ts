@@ -169,17 +169,17 @@ export class LlmStream implements StreamHandler {
 
   requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
     if (this.pathKind !== 'classify' || !this.state) return CONTINUE;
+    const state = this.state;
     const whole = this.body.push(chunk, endOfStream);
     if (whole === TOO_LARGE) {
       const limit = this.runtime.config.limits.maxRequestBodyBytes;
-      return this.reply(new TiergateError('request_too_large', `Request body exceeds the gateway limit of ${limit} bytes.`));
+      return this.refuse(state, new TiergateError('request_too_large', `Request body exceeds the gateway limit of ${limit} bytes.`));
     }
     if (whole === UNSEEN_REST) {
       // Passing it on would send a request nobody checked, past the limits, to the catch-all route.
-      return this.reply(new TiergateError('request_too_large', 'Request body exceeds the proxy buffer the gateway reads it through, so it cannot be checked.'));
+      return this.refuse(state, new TiergateError('request_too_large', 'Request body exceeds the proxy buffer the gateway reads it through, so it cannot be checked.'));
     }
     if (!Buffer.isBuffer(whole)) return whole;
-    const state = this.state;
     state.body = whole;
     const started = performance.now();
     const result = runStages(this.deps.requestStages, state, this.deps.metrics);
@@ -199,10 +199,7 @@ export class LlmStream implements StreamHandler {
 
   private decide(state: RequestState, result: PipelineResult, started: number): Decision | Promise<Decision> {
     this.acc.requestDecided(state, started);
-    if (result.kind === 'error') {
-      const err = this.deps.budgets.countRefused(state.runtime, state.policy, result.error, state.admission !== undefined);
-      return err instanceof Promise ? err.then((e) => this.reply(e)) : this.reply(err);
-    }
+    if (result.kind === 'error') return this.refuse(state, result.error);
     if (state.cache?.hit) return this.cacheReply(state, state.cache.hit);
     const route = state.route;
     if (route) countDecision(this.deps.metrics, route);
@@ -219,6 +216,12 @@ export class LlmStream implements StreamHandler {
     if (this.deps.log.isLevelEnabled('debug')) logRouted(state, this.runtime.config.logging.logPrompts);
     this.releaseRequestData(state);
     return decision;
+  }
+
+  /** A refusal of what the request sent: counted against its tenant's minute first (Budgets.countRefused). */
+  private refuse(state: RequestState, err: TiergateError): Decision | Promise<Decision> {
+    const counted = this.deps.budgets.countRefused(state.runtime, state.policy, err, state.admission !== undefined);
+    return counted instanceof Promise ? counted.then((e) => this.reply(e)) : this.reply(counted);
   }
 
   /** Answered from the cache: the model is never called. */
@@ -249,8 +252,8 @@ export class LlmStream implements StreamHandler {
     if (this.body.duplex && this.pathKind === 'classify' && this.body.open) return this.requestBody(EMPTY, true);
     // STREAMED: the pieces went out held back (empty), and a trailers answer cannot carry a body. Passing on
     // would send the backend an empty request; a clear refusal is better.
-    if (this.body.holding && this.pathKind === 'classify') {
-      return this.reply(new TiergateError('invalid_request', 'Request trailers after a streamed request body are not supported on this path: send the request without trailers.'));
+    if (this.body.holding && this.pathKind === 'classify' && this.state) {
+      return this.refuse(this.state, new TiergateError('invalid_request', 'Request trailers after a streamed request body are not supported on this path: send the request without trailers.'));
     }
     return CONTINUE;
   }

@@ -146,21 +146,22 @@ describe('requests refused for what they sent count against requests per minute'
 
   it('a client looping on a 400 fills its minute: then 429, and on the request headers, its body no longer read', async () => {
     const c = clock();
-    const t = await tiergate({ tenants: { '*': { requestsPerMinute: 3, models: ['weak'], onTierDenied: 'refuse' } } }, c.now);
+    const t = await tiergate({ limits: { maxRequestBodyBytes: 4096 }, tenants: { '*': { requestsPerMinute: 4, models: ['weak'], onTierDenied: 'refuse' } } }, c.now);
     const asked = vi.spyOn(t.app.budgets.store, 'admit');
     const codes = [];
     for (let i = 0; i < 2; i++) codes.push(refusal((await request(t, invalid)).o).error.code);
-    // A model the tenant may not use (403) counts the same way.
+    // A model the tenant may not use (403), and a body over the limit (413), count the same way.
     codes.push(refusal((await request(t, hi({ model: 'strong-model' }))).o).error.code);
-    expect(codes).toEqual(['invalid_json', 'invalid_json', 'model_not_allowed']);
-    expect(asked).toHaveBeenCalledTimes(3);
+    codes.push(refusal((await request(t, hi({ padding: 'x'.repeat(5000) }))).o).error.code);
+    expect(codes).toEqual(['invalid_json', 'invalid_json', 'model_not_allowed', 'request_too_large']);
+    expect(asked).toHaveBeenCalledTimes(4);
     // The minute is full: the next request, valid or not, is refused on its headers (request() sends no body then).
     for (const body of [hi(), invalid]) {
       const { s, o } = await request(t, body);
       s.close();
       expect(refusal(o).error.code).toBe('requests_per_minute');
     }
-    expect(asked).toHaveBeenCalledTimes(3);
+    expect(asked).toHaveBeenCalledTimes(4);
     // The next minute admits again.
     c.t += 60_000;
     expect((await request(t, hi())).o.kind).toBe('continue');
