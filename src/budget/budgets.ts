@@ -162,8 +162,13 @@ export class Budgets {
     const status = err.entry.status;
     if (admitted || policy.requestsPerMinute === undefined || status < 400 || status >= 500 || status === 401 || status === 429) return err;
     const counted = this.admit(rt, { id: newId(), policy, tier: undefined, tokens: null });
-    // A store failure under onStoreFailure: closed is a 503 for admission; here the client's own error stands.
-    const answer = (o: AdmitOutcome) => ('error' in o && o.error.entry.status === 429 ? o.error : err);
+    const answer = (o: AdmitOutcome): TiergateError => {
+      // A store failure under onStoreFailure: closed is a 503 for admission; here the client's own error stands.
+      if ('error' in o) return o.error.entry.status === 429 ? o.error : err;
+      // Counted: the minute's x-ratelimit-*-requests go with it, as on every response.
+      const headers = o.admitted?.responseHeaders ?? [];
+      return headers.length === 0 ? err : new TiergateError(err.name_, err.message, err.param, [...err.extraHeaders, ...headers]);
+    };
     return counted instanceof Promise ? counted.then(answer) : answer(counted);
   }
 

@@ -148,8 +148,11 @@ describe('requests refused for what they sent count against requests per minute'
     const c = clock();
     const t = await tiergate({ limits: { maxRequestBodyBytes: 4096 }, tenants: { '*': { requestsPerMinute: 4, models: ['weak'], onTierDenied: 'refuse' } } }, c.now);
     const asked = vi.spyOn(t.app.budgets.store, 'admit');
-    const codes = [];
-    for (let i = 0; i < 2; i++) codes.push(refusal((await request(t, invalid)).o).error.code);
+    const first = refusal((await request(t, invalid)).o);
+    // Counted: the minute's headers come with it, as on every response.
+    expect([getHeader(first.headers, 'x-ratelimit-limit-requests'), getHeader(first.headers, 'x-ratelimit-remaining-requests')]).toEqual(['4', '3']);
+    const codes = [first.error.code];
+    codes.push(refusal((await request(t, invalid)).o).error.code);
     // A model the tenant may not use (403), and a body over the limit (413), count the same way.
     codes.push(refusal((await request(t, hi({ model: 'strong-model' }))).o).error.code);
     codes.push(refusal((await request(t, hi({ padding: 'x'.repeat(5000) }))).o).error.code);
