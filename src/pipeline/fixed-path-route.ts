@@ -1,6 +1,6 @@
 // Paths routed without a pipeline run. Unclassified paths (routing.unclassifiedPaths, e.g. /v1/embeddings): a
 // fixed tier per path, no body read; request rates apply, and cost budgets count what the response cost (these
-// requests are not tokenised, so token limits do not apply). Other
+// requests are not tokenised, so token limits do not apply); the tenant's plan must include the tier. Other
 // paths: the model list when tiergate serves it; else passed through with only the header rules, plus, for a
 // stored Responses API response or a conversation, the tier of the backend that holds it.
 import { newId } from '../ids.js';
@@ -8,9 +8,11 @@ import { backendView } from '../path-segment.js';
 import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
-import type { TiergateError } from '../errors.js';
+import { TiergateError } from '../errors.js';
 import { CONTINUE, type ContinueDecision, type Decision, type HeaderMap, type ModeOverride } from '../extproc/types.js';
 import { DEFAULT_TENANT, type Caller } from '../stages/authenticate.js';
+import { tierAllowed } from '../stages/policy.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import { endpointOf } from '../stages/parse.js';
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials } from './header-rules.js';
@@ -19,13 +21,20 @@ import { modelListReply, publicCallerTenant } from './model-list.js';
 
 export interface FixedPathRoute {
   tier: TierRuntime | undefined;
-  /** The request-headers answer, or the limit's error; a promise when the budget store is remote. */
+  /** The request-headers answer, or the ACL's or a limit's error; a promise when the budget store is remote. */
   outcome: ContinueDecision | TiergateError | Promise<ContinueDecision | TiergateError>;
 }
 
-export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller | undefined, budgets: Budgets): FixedPathRoute {
+export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller | undefined, budgets: Budgets, metrics: Metrics): FixedPathRoute {
   const name = rt.unclassifiedPaths.get(state.path)?.tier;
   const tier = name ? rt.tiers.get(name) : undefined;
+  // The body is not read, so the ACL cannot see a model; the tier the path goes to is what the plan must allow,
+  // as for a classified request. No downgrade: another tier would be another kind of model (a chat model
+  // cannot answer an embeddings request). Refused before admission, so it reserves nothing.
+  if (tier && !tierAllowed(rt, state.policy, tier.name)) {
+    metrics.aclDecisions.inc({ result: 'refused' });
+    return { tier, outcome: new TiergateError('model_not_allowed', `${state.path} goes to the '${tier.name}' tier, which your plan does not include.`, 'model') };
+  }
   const set: Array<[string, string]> = [[H.tenant, state.tenant]];
   if (tier) set.push([H.tier, tier.name], [H.model, tier.model]);
   if (tier?.authorization) set.push([H.authorization, tier.authorization]);

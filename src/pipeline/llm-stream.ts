@@ -127,9 +127,11 @@ export class LlmStream implements StreamHandler {
       return otherPath(rt, this.state, caller, spoofed, this.deps.affinity);
     }
     if (this.pathKind === 'unclassified') {
-      const { tier, outcome } = routeFixedPath(rt, this.state, caller, this.deps.budgets);
+      const { tier, outcome } = routeFixedPath(rt, this.state, caller, this.deps.budgets, this.deps.metrics);
       this.pathTier = tier;
       this.acc.routed(tier);
+      // Known at once: the ACL's refusal, or a limit's from the memory store (which countRefused leaves alone).
+      if (outcome instanceof TiergateError) return this.refuse(this.state, outcome);
       const decide = (o: ContinueDecision | TiergateError): Decision => {
         if (o instanceof TiergateError) return this.reply(o);
         this.outcome = 'routed';

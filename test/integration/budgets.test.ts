@@ -170,6 +170,27 @@ describe('requests refused for what they sent count against requests per minute'
     expect((await request(t, hi())).o.kind).toBe('continue');
   });
 
+  it('a path the plan excludes, refused on its headers (403), counts the same way', async () => {
+    const c = clock();
+    const t = await tiergate({ routing: { unclassifiedPaths: { '/v1/embeddings': { tier: 'strong' } } }, tenants: { '*': { requestsPerMinute: 2, models: ['weak'] } } }, c.now);
+    const embeddings = async () => {
+      const s = t.pool.open();
+      const o = await s.sendRequestHeaders([[':method', 'POST'], [':path', '/v1/embeddings'], ['content-type', 'application/json']], false);
+      s.close();
+      return refusal(o);
+    };
+    const seen = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await embeddings();
+      seen.push([r.status, r.error.code, getHeader(r.headers, 'x-ratelimit-remaining-requests')]);
+    }
+    expect(seen).toEqual([
+      [403, 'model_not_allowed', '1'],
+      [403, 'model_not_allowed', '0'],
+      [429, 'requests_per_minute', '0'],
+    ]);
+  });
+
   it('Redis, two instances: a 400 on one whose minute another filled answers the 429, which is what it is', async () => {
     const c = clock();
     const prefix = `refused${prefixes++}:`;

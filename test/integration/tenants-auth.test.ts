@@ -30,6 +30,8 @@ beforeAll(async () => {
         publicPaths: ['/v1/models', '/public/*'],
       },
       aliases: { fast: 'weak', smart: 'strong' },
+      // A path whose body tiergate does not read, sent to the strong tier (a reranker beside the large model).
+      routing: { unclassifiedPaths: { '/v1/embeddings': {}, '/v1/rerank': { tier: 'strong' } } },
       plans: { basic: { models: ['weak'], onTierDenied: 'downgrade' } },
       tenants: {
         acme: { plan: 'basic' },
@@ -188,5 +190,28 @@ describe('model ACLs', () => {
   it('the same request for a tenant whose policy says refuse → 403', async () => {
     const { o } = await call([['x-api-key', KEY_PLATFORM], ['x-tenant-id', 'globex']], { model: 'auto', messages: [{ role: 'user', content: STRONG_PROMPT }] });
     expect(errorOf(o)).toMatchObject({ status: 403, error: { code: 'model_not_allowed' } });
+  });
+
+  it("a path routed without a body read to a tier the plan excludes → 403 on the request headers, never downgraded", async () => {
+    const rerank = (extra: Array<[string, string]>): Array<[string, string]> => [[':method', 'POST'], [':path', '/v1/rerank'], ['content-type', 'application/json'], ...extra];
+    const before = await metricValue(tg.app, 'tiergate_acl_decisions_total', { result: 'refused' });
+    // acme's plan is weak only: the strong tier's reranker is not in it, whatever model the unread body names.
+    const s = tg.pool.open();
+    const e = errorOf(await s.sendRequestHeaders(rerank([['x-api-key', KEY_ACME], ['x-request-id', 'acl-fixed']]), false));
+    expect([e.status, e.error.code, e.error.param]).toEqual([403, 'model_not_allowed', 'model']);
+    expect(e.error.message).toContain("'strong' tier");
+    s.close();
+    await expect.poll(async () => (await tg.rows()).find((r) => r.request_id === 'acl-fixed')).toMatchObject({ tenant_id: 'acme', status: 'rejected', http_status: 403, error_code: 'model_not_allowed' });
+    expect(await metricValue(tg.app, 'tiergate_acl_decisions_total', { result: 'refused' })).toBe(before + 1);
+    // initech may use the alias 'smart', which routes to strong: so the tier is allowed. A tenant with no model
+    // list may use every tier.
+    for (const [key, tenant] of [[[['authorization', `Bearer ${KEY_FROM_FILE}`]], 'initech'], [[['x-api-key', KEY_ANY], ['x-tenant-id', 'newco']], 'newco']] as Array<[Array<[string, string]>, string]>) {
+      const s2 = tg.pool.open();
+      const o = await s2.sendRequestHeaders(rerank(key), false);
+      expect(o.kind, tenant).toBe('continue');
+      expect(getHeader(s2.requestHeaders, 'x-llm-tier'), tenant).toBe('strong');
+      expect(getHeader(s2.requestHeaders, 'x-tenant-id'), tenant).toBe(tenant);
+      s2.close();
+    }
   });
 });
