@@ -66,6 +66,11 @@ const policyFields = {
    * vLLM's `priority`, lower first (default 0). The client's own `priority` is replaced on such a tier.
    */
   priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
+  /**
+   * The service tiers (the body's `service_tier`: OpenAI's flex, priority, …) this tenant may ask for; unset, any.
+   * A request without one, or with `auto` (the provider project's own setting), always passes.
+   */
+  serviceTiers: z.array(z.string().min(1)).min(1).optional(),
   /** Request header naming the calling feature (ledger feature_id); defaults to ledger.featureHeader. */
   featureHeader: z.string().toLowerCase().optional(),
   /** model "auto" classified into a tier this tenant may not use: route to an allowed tier, or answer 403. */

@@ -72,7 +72,7 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
   const hit = r.cache?.hit;
   const modelResolved = hit?.model ?? r.facts?.model ?? r.routedModel;
   const nothingSpent = source === 'none';
-  const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : prices.cost(usage, r.facts?.model, r.routedModel ?? undefined);
+  const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : prices.cost(usage, [r.facts?.model, r.routedModel ?? undefined], r.facts?.serviceTier);
   const row: LedgerRow = {
     schema_version: LEDGER_SCHEMA_VERSION,
     event_id: newId(),
@@ -85,6 +85,8 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
     model_alias: r.modelAlias,
     model_resolved: modelResolved,
     provider: r.provider,
+    // What served it, as the response says (null on a cache hit: nothing did); what the request asked for may differ.
+    service_tier: hit ? null : (r.facts?.serviceTier ?? null),
     path: r.path,
     stream: r.stream,
     tier: r.tier,
@@ -155,7 +157,8 @@ function knownUsage(r: RequestRecord): { usage: Usage; source: UsageSource } | u
 function savedBy(hit: CachedAnswer, prices: PriceTable, routedModel: string | null): number | null {
   const usage = hit.usage ? readUsage(hit.usage) : undefined;
   if (!usage) return null;
-  return prices.cost(usage, hit.model, routedModel ?? undefined)?.total ?? null;
+  // At the default tier's prices: the entry does not keep the tier that produced it.
+  return prices.cost(usage, [hit.model, routedModel ?? undefined])?.total ?? null;
 }
 
 const ZERO: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, cachedInputTokens: 0, reasoningTokens: 0 };

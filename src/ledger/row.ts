@@ -27,6 +27,8 @@ export interface LedgerRow {
   /** The model that answered (the response's `model`), else the one tiergate routed to. */
   model_resolved: string | null;
   provider: string | null;
+  /** The service tier the response says served it (OpenAI's `service_tier`), priced at its own prices; else null. */
+  service_tier: string | null;
   path: string;
   stream: boolean;
   tier: string | null;

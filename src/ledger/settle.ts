@@ -9,7 +9,7 @@ import type { Ledger } from './ledger.js';
 import type { LedgerRow } from './row.js';
 import { microUsdOf } from '../usage/price-table.js';
 
-/** Unknown models are logged once each (up to this many), then only counted. */
+/** Unknown models (and service tiers) are logged once each (up to this many), then only counted. */
 const MAX_UNPRICED_LOGGED = 100;
 
 export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budgets: Budgets): (record: RequestRecord, runtime: Runtime) => void {
@@ -21,9 +21,12 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
     if (unpriced) {
       metrics.unpriced.inc();
       const model = row.model_resolved ?? '(none)';
-      if (!unpricedLogged.has(model) && unpricedLogged.size < MAX_UNPRICED_LOGGED) {
-        unpricedLogged.add(model);
-        log.warn({ event: 'ledger.unpriced_model', model, price_table_version: runtime.prices.version });
+      // A model priced by service tier is unpriced on a tier it does not list: logged once per model and tier.
+      const tier = row.service_tier;
+      const key = tier === null ? model : `${model}\n${tier}`;
+      if (!unpricedLogged.has(key) && unpricedLogged.size < MAX_UNPRICED_LOGGED) {
+        unpricedLogged.add(key);
+        log.warn({ event: 'ledger.unpriced_model', model, ...(tier === null ? {} : { service_tier: tier }), price_table_version: runtime.prices.version });
       }
     }
     return row;

@@ -134,8 +134,8 @@ export class ResponseAccounting {
   private metadata(): UsageMetadata {
     const usage = this.reportedUsage();
     if (!usage) return { usage_source: 'none_reported' };
-    const model = this.facts?.model;
-    const cost = this.runtime.prices.cost(usage, model, this.routedTier?.model);
+    const facts = this.facts;
+    const cost = this.runtime.prices.cost(usage, [facts?.model, this.routedTier?.model], facts?.serviceTier);
     const md: UsageMetadata = {
       input_tokens: usage.inputTokens,
       output_tokens: usage.outputTokens,

@@ -18,6 +18,8 @@ export interface TenantPolicy {
   tokensPerMinute: number | undefined;
   maxConcurrentRequests: number | undefined;
   priority: number | undefined;
+  /** Service tiers the request's `service_tier` may name (besides `auto`); undefined = any. */
+  serviceTiers: ReadonlySet<string> | undefined;
   featureHeader: string;
   onTierDenied: 'downgrade' | 'refuse';
   cache: CachePolicy;
@@ -77,6 +79,7 @@ export class TenantDirectory {
       tokensPerMinute: pick('tokensPerMinute'),
       maxConcurrentRequests: pick('maxConcurrentRequests'),
       priority: pick('priority'),
+      serviceTiers: listed(pick('serviceTiers')),
       featureHeader: pick('featureHeader') ?? this.config.ledger.featureHeader,
       onTierDenied: pick('onTierDenied') ?? 'downgrade',
       cache: cachePolicyOf(layers),
@@ -97,10 +100,15 @@ export const NO_POLICY: TenantPolicy = Object.freeze({
   tokensPerMinute: undefined,
   maxConcurrentRequests: undefined,
   priority: undefined,
+  serviceTiers: undefined,
   featureHeader: 'x-feature-id',
   onTierDenied: 'downgrade',
   cache: NO_CACHE,
 });
+
+function listed(names: readonly string[] | undefined): ReadonlySet<string> | undefined {
+  return names === undefined ? undefined : new Set(names);
+}
 
 /** The cache field layers key by key: a tenant may bump only its namespace and keep its plan's mode. */
 function cachePolicyOf(layers: readonly Fields[]): CachePolicy {

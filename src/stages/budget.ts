@@ -9,7 +9,7 @@ import { countTokens, countTokensNow } from '../llm/tokenizer.js';
 import { joinedText, mediaParts } from '../classify/prompt-text.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
 import { chatFramingTokens, promptDefinitions } from '../usage/estimate.js';
-import { microUsdOf } from '../usage/price-table.js';
+import { microUsdOf, type Cost } from '../usage/price-table.js';
 import type { RequestState } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
 
@@ -76,7 +76,8 @@ interface Reservation {
  * estimate; times the completions generated (n, or a completions request's best_of when larger; both validated
  * as positive integers by the request schema). A Responses API turn generates one output, capped by its
  * max_output_tokens; fields of the other APIs in its body are not read (nor validated). `pricedModel`: with a
- * cost budget, the routed tier's model, whose input and output prices give the cost (rounded up).
+ * cost budget, the routed tier's model, whose input and output prices (at the service tier asked for) give the
+ * cost (rounded up).
  */
 function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number, pricedModel: string | undefined): Reservation {
   const j = llm.json;
@@ -89,6 +90,13 @@ function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number, pricedM
     const maxOut = [j.max_completion_tokens, j.max_tokens].find((v): v is number => typeof v === 'number') ?? estimate;
     output = maxOut * Math.max(1, typeof j.n === 'number' ? j.n : 1, typeof j.best_of === 'number' ? j.best_of : 1);
   }
-  const cost = pricedModel === undefined ? undefined : rt.prices.cost({ inputTokens: input, outputTokens: output, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: input + output }, pricedModel);
+  let cost: Cost | undefined;
+  if (pricedModel !== undefined) {
+    const usage = { inputTokens: input, outputTokens: output, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: input + output };
+    // At the service tier asked for, when the model has prices for it (priority costs more); else the default's.
+    // The reconcile counts the tier the response says served it.
+    const asked = typeof j.service_tier === 'string' ? j.service_tier : undefined;
+    cost = rt.prices.cost(usage, [pricedModel], asked) ?? rt.prices.cost(usage, [pricedModel]);
+  }
   return { tokens: input + output, microUsd: microUsdOf(cost?.total) ?? 0 };
 }

@@ -1,7 +1,7 @@
 // The tenant's model ACL. A model asked for by name (alias or tier model id) must be allowed, or 403. For
 // model "auto" the tier the gateway chose (classifier, a Responses turn's stateful or remembered tier) must be
 // allowed; if not, the request is downgraded to a tier the tenant may use (reason acl_downgrade) or refused, as
-// the tenant's policy says.
+// the tenant's policy says. The service tier the body asks for, when the plan lists them.
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import { TiergateError } from '../errors.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
@@ -14,7 +14,9 @@ export function createPolicyStage(metrics: Metrics): Stage {
     onError: 'fail',
     run(state) {
       const { policy, route, llm, runtime: rt } = state;
-      if (!policy.models || !route || !llm) return;
+      if (!llm) return;
+      if (policy.serviceTiers) checkServiceTier(policy.serviceTiers, llm.json.service_tier);
+      if (!policy.models || !route) return;
       const asked = llm.model ?? 'auto';
       if (route.source === 'alias' || route.source === 'path') {
         if (modelAllowed(policy, asked, route.tier.name)) return;
@@ -35,6 +37,16 @@ export function createPolicyStage(metrics: Metrics): Stage {
       state.route = { ...route, tier: fallback, ...(c ? { classification: { ...c, tier: fallback.name, reason: 'acl_downgrade' } } : {}) };
     },
   };
+}
+
+/**
+ * The body's `service_tier`, when the tenant's plan lists the ones it may use. Asked for by the client, so
+ * refused rather than changed: a flex tier is slower, a priority one billed higher, and a client that asked for
+ * one should know it did not get it. No field, null and `auto` (the provider project's setting) always pass.
+ */
+function checkServiceTier(allowed: ReadonlySet<string>, asked: unknown): void {
+  if (asked === undefined || asked === null || asked === 'auto' || (typeof asked === 'string' && allowed.has(asked))) return;
+  throw new TiergateError('service_tier_not_allowed', `Your plan does not include this service_tier; it may use: auto, ${[...allowed].join(', ')}.`, 'service_tier');
 }
 
 /** A model asked for by name (alias or tier model id) is allowed when the ACL lists the name or its tier. */

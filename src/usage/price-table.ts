@@ -5,20 +5,52 @@ import type { Usage } from './usage.js';
 
 const usd = z.number().nonnegative();
 
+const tokenPriceSchema = z.strictObject({
+  /** USD per 1M input tokens. */
+  input: usd,
+  /** USD per 1M input tokens served from the provider's prompt cache; defaults to `input`. */
+  cachedInput: usd.optional(),
+  /** USD per 1M output tokens (reasoning tokens are output tokens). */
+  output: usd,
+});
+
+/**
+ * A provider's service tiers (OpenAI's `flex`, `priority`, `scale`), each billed at its own prices; the
+ * response's `service_tier` says which one served a request. The model's own prices are the `default` tier's,
+ * so `default` and `auto` (the request's "the project's setting") are not names for another price.
+ */
+const serviceTiersSchema = z.record(z.string().min(1), tokenPriceSchema).superRefine((tiers, ctx) => {
+  for (const name of ['default', 'auto']) {
+    if (Object.hasOwn(tiers, name)) ctx.addIssue({ code: 'custom', path: [name], message: "the model's own prices are the default tier's: list only the other service tiers" });
+  }
+});
+
+/**
+ * zod says only "Invalid input" when neither shape fits. Which one was meant shows from `perToken`: report what is
+ * wrong with that one (`serviceTiers.default: …`, `output: …`).
+ */
+function priceError(iss: { input?: unknown; errors?: ReadonlyArray<ReadonlyArray<{ path: PropertyKey[]; message: string }>> }): string | undefined {
+  const input = iss.input;
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return 'a price is { input, output } in USD per 1M tokens, or { perToken }';
+  const first = iss.errors?.['perToken' in input ? 1 : 0]?.[0];
+  if (!first) return undefined;
+  return first.path.length > 0 ? `${first.path.map(String).join('.')}: ${first.message}` : first.message;
+}
+
 export const modelPriceSchema = z.union([
-  z.strictObject({
-    /** USD per 1M input tokens. */
-    input: usd,
-    /** USD per 1M input tokens served from the provider's prompt cache; defaults to `input`. */
-    cachedInput: usd.optional(),
-    /** USD per 1M output tokens (reasoning tokens are output tokens). */
-    output: usd,
+  tokenPriceSchema.extend({
+    /**
+     * Prices of the other service tiers this model is billed at. When listed, a response served on a tier not
+     * listed is unpriced (cost_usd null) rather than priced as default; when absent, the model is priced the same
+     * on every tier (self-hosted models, providers without tiers).
+     */
+    serviceTiers: serviceTiersSchema.optional(),
   }),
   z.strictObject({
     /** Self-hosted: what one token (input or output) costs you, e.g. GPU hours ÷ tokens served. */
     perToken: usd,
   }),
-]);
+], { error: priceError });
 
 export const priceTableSchema = z.strictObject({
   /** Written into every ledger row as cost_usd.price_table_version. */
@@ -28,6 +60,7 @@ export const priceTableSchema = z.strictObject({
 
 export type PriceTableConfig = z.infer<typeof priceTableSchema>;
 type ModelPrice = z.infer<typeof modelPriceSchema>;
+type TokenPrice = z.infer<typeof tokenPriceSchema>;
 
 export interface Cost {
   input: number;
@@ -58,15 +91,26 @@ export class PriceTable {
     return undefined;
   }
 
-  /** Cost of `usage` for the first priced model name; undefined when none is priced. */
-  cost(usage: Usage, ...names: Array<string | undefined>): Cost | undefined {
+  /**
+   * Cost of `usage` for the first priced of `names` (answering model first), at the prices of `serviceTier` (the
+   * response's `service_tier`; undefined, `default` or `auto`: the model's own). Undefined when no name is priced,
+   * or when the model lists its service tiers and not this one.
+   */
+  cost(usage: Usage, names: ReadonlyArray<string | undefined>, serviceTier?: string): Cost | undefined {
     const found = this.lookup(...names);
     if (!found) return undefined;
-    return costOf(usage, found.price, this.version);
+    const price = atServiceTier(found.price, serviceTier);
+    return price === undefined ? undefined : costOf(usage, price, this.version);
   }
 }
 
-export function costOf(u: Usage, p: ModelPrice, version: string): Cost {
+/** A model's prices on a service tier; undefined when it lists its tiers and not that one. */
+function atServiceTier(p: ModelPrice, serviceTier: string | undefined): ModelPrice | undefined {
+  if (serviceTier === undefined || serviceTier === 'default' || serviceTier === 'auto' || 'perToken' in p || p.serviceTiers === undefined) return p;
+  return Object.hasOwn(p.serviceTiers, serviceTier) ? p.serviceTiers[serviceTier] : undefined;
+}
+
+export function costOf(u: Usage, p: ModelPrice | TokenPrice, version: string): Cost {
   let input: number;
   let output: number;
   if ('perToken' in p) {

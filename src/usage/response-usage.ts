@@ -13,6 +13,8 @@ export type BodyKind = 'json' | 'sse' | 'other';
 export interface ResponseFacts {
   usage: Usage | undefined;
   model: string | undefined;
+  /** The service tier the response says served it (OpenAI's `service_tier`: default, flex, priority, scale). */
+  serviceTier: string | undefined;
   finishReason: string | undefined;
   /** What an error body or an SSE error event calls its error (errorName), UNNAMED_ERROR when nothing. */
   errorCode: string | undefined;
@@ -72,6 +74,7 @@ export class ResponseUsageCollector {
   private outputChars = 0;
   private usage: Usage | undefined;
   private model: string | undefined;
+  private serviceTier: string | undefined;
   private finishReason: string | undefined;
   private errorCode: string | undefined;
   private done = false;
@@ -156,6 +159,7 @@ export class ResponseUsageCollector {
     this.finished = {
       usage: this.usage,
       model: this.model,
+      serviceTier: this.serviceTier,
       finishReason: this.finishReason,
       errorCode: this.errorCode,
       outputText: this.text.join(''),
@@ -266,10 +270,14 @@ export class ResponseUsageCollector {
     if (TEXT_DELTAS.has(type) && typeof e.delta === 'string') this.addText(e.delta);
   }
 
-  /** Fields chunks and whole bodies share: model, usage (the last non-null one wins), error. */
+  /** Fields chunks and whole bodies share: model, service tier and usage (the last non-null one wins), error. */
   private readCommon(o: Record<string, unknown>): void {
     // What the backend says goes into the row as it is, bounded like a client's strings (client-text.ts).
     if (this.model === undefined && typeof o.model === 'string' && o.model.length > 0) this.model = boundedClientText(o.model);
+    // The last one: a Responses API stream's first event repeats what the request asked for (`auto`), its final
+    // event names the tier that served it.
+    const tier = o.service_tier;
+    if (typeof tier === 'string' && tier.length > 0 && tier !== this.serviceTier) this.serviceTier = boundedClientText(tier);
     if (o.usage != null) this.usage = readUsage(o.usage) ?? this.usage;
     // OpenAI's shape nests the error; older vLLM (and servers copied from it) send it as the body itself.
     const error = isObject(o.error) ? o.error : o.object === 'error' ? o : undefined;

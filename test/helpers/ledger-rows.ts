@@ -15,6 +15,7 @@ export function sampleRow(over: Partial<LedgerRow> = {}): LedgerRow {
     model_alias: 'auto',
     model_resolved: 'weak-model',
     provider: 'openai-compatible',
+    service_tier: null,
     path: '/v1/chat/completions',
     stream: false,
     tier: 'weak',

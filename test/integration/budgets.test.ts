@@ -310,6 +310,36 @@ describe('cost budgets', () => {
     },
   );
 
+  it("a service tier priced apart: reserved at the tier asked for, reconciled at the tier the response names", async () => {
+    const c = clock();
+    const prices = { version: 'st', models: { 'weak-model': { input: 0.1, output: 0.4, serviceTiers: { priority: { input: 0.2, output: 0.8 } } }, 'strong-model': { input: 2.5, output: 10 } } };
+    const t = await tiergate({ prices, tenants: { '*': { dailyCostBudgetUsd: 1 } } }, c.now);
+    const reserved = async (body: Buffer) => {
+      const before = await microUsdCounted(t, c.t);
+      const r = await request(t, body);
+      expect(r.o.kind).toBe('continue');
+      return { r, micro: (await microUsdCounted(t, c.t)) - before };
+    };
+    // 1,000 output tokens (plus a short prompt): ~$0.0004 at default, ~$0.0008 at priority; flex is not
+    // priced apart, so it is reserved at default's.
+    const normal = await reserved(hi({ max_tokens: 1000 }));
+    const priority = await reserved(hi({ max_tokens: 1000, service_tier: 'priority' }));
+    const flex = await reserved(hi({ max_tokens: 1000, service_tier: 'flex' }));
+    expect(normal.micro).toBeGreaterThan(400);
+    expect(normal.micro).toBeLessThan(410);
+    expect(priority.micro).toBe(2 * normal.micro);
+    expect(flex.micro).toBe(normal.micro);
+    // Each used 100 in and 200 out. The reconcile counts the tier the response names, whatever was asked:
+    // priority asked and default served (as OpenAI may) $0.00009, none named $0.00009, priority named $0.00018.
+    const usage = { prompt_tokens: 100, completion_tokens: 200, total_tokens: 300 };
+    for (const [r, served] of [[priority.r, 'default'], [normal.r, undefined], [flex.r, 'priority']] as const) {
+      await r.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await r.s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'weak-model', service_tier: served, choices: [], usage }), true);
+      r.s.close();
+    }
+    await expect.poll(() => microUsdCounted(t, c.t)).toBe(90 + 90 + 180);
+  });
+
   it("warns from budgets.warnAt of the day's dollars, and a request that can never fit is refused without retry-after", async () => {
     const c = clock();
     const t = await tiergate({ budgets: { warnAt: 0.7 }, tenants: { '*': { dailyCostBudgetUsd: 0.012 } } }, c.now);

@@ -333,6 +333,50 @@ describe('ledger rows for every ending', () => {
     }
   });
 
+  it("a provider's service tiers: each priced at its own prices as the response names it, an unlisted one unpriced", async () => {
+    const t = await startTiergate({
+      prices: {
+        version: 'tiers-1',
+        models: {
+          'weak-model': { input: 0.1, output: 0.4, serviceTiers: { priority: { input: 0.2, output: 0.8 }, flex: { input: 0.05, output: 0.2 } } },
+          'strong-model': { input: 2.5, output: 10 }, // no service tiers: priced alike on every tier
+        },
+      },
+    });
+    try {
+      const answered = async (id: string, body: Buffer, contentType = 'application/json') => {
+        const s = await routed(t, { headers: [['x-request-id', id]] });
+        await s.sendResponseHeaders([[':status', '200'], ['content-type', contentType]], false);
+        await s.sendResponseBody(body, true);
+        s.close();
+        return { metadata: s.dynamicMetadata.tiergate, row: await rowFor(t, id) };
+      };
+      const withTier = (model: string, tier: string | null) => jsonBody({ ...JSON.parse(chatJson(model).toString()), service_tier: tier });
+      // 1000 input, 500 output tokens: priority at 0.2/0.8, default at 0.1/0.4.
+      const priority = await answered('st-priority', withTier('weak-model', 'priority'));
+      expect(priority.row).toMatchObject({ service_tier: 'priority', cost_usd: { input: 0.0002, output: 0.0004, total: 0.0006, price_table_version: 'tiers-1' } });
+      expect(priority.metadata?.cost_usd).toBe(0.0006); // Envoy's access log prices it the same
+      expect((await answered('st-default', withTier('weak-model', 'default'))).row).toMatchObject({ service_tier: 'default', cost_usd: { total: 0.0003 } });
+      expect((await answered('st-none', withTier('weak-model', null))).row).toMatchObject({ service_tier: null, cost_usd: { total: 0.0003 } });
+      // A stream names its tier on every chunk; the usage chunk's tokens are priced at flex.
+      const chunk = (o: Record<string, unknown>) => sseChunk({ object: 'chat.completion.chunk', model: 'weak-model', service_tier: 'flex', ...o });
+      const sse = Buffer.from(chunk({ choices: [{ index: 0, delta: { content: 'Hi' }, finish_reason: 'stop' }] }) + chunk({ choices: [], usage: USAGE }) + 'data: [DONE]\n\n');
+      expect((await answered('st-flex', sse, 'text/event-stream')).row).toMatchObject({ service_tier: 'flex', cost_usd: { total: 0.00015 } });
+      // A model without service tiers is priced the same whatever the response says (strong-model answered: a fallback).
+      expect((await answered('st-untiered', withTier('strong-model', 'priority'))).row).toMatchObject({ service_tier: 'priority', cost_usd: { total: 0.0075 } });
+      // A tier the model's prices do not list: not priced as default (which would understate it), but unpriced.
+      const unpricedBefore = await metricValue(t.app, 'tiergate_unpriced_requests_total');
+      const scale = await answered('st-scale', withTier('weak-model', 'scale'));
+      expect(scale.row).toMatchObject({ service_tier: 'scale', cost_usd: null, usage: { total_tokens: 1500 } });
+      expect(scale.metadata?.cost_usd).toBeUndefined();
+      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total')).toBe(unpricedBefore + 1);
+      const warned = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'ledger.unpriced_model');
+      expect(warned).toEqual([expect.objectContaining({ model: 'weak-model', service_tier: 'scale' })]);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('a dated snapshot is priced as its model; another tier answering marks fallback_used', async () => {
     const before = await metricValue(tg.app, 'tiergate_fallback_total', { tier: 'weak' });
     const s = await routed(tg, { headers: [['x-request-id', 'fallback']] });

@@ -32,7 +32,7 @@ beforeAll(async () => {
       aliases: { fast: 'weak', smart: 'strong' },
       // A path whose body tiergate does not read, sent to the strong tier (a reranker beside the large model).
       routing: { unclassifiedPaths: { '/v1/embeddings': {}, '/v1/rerank': { tier: 'strong' } } },
-      plans: { basic: { models: ['weak'], onTierDenied: 'downgrade' } },
+      plans: { basic: { models: ['weak'], onTierDenied: 'downgrade', serviceTiers: ['default', 'flex'] } },
       tenants: {
         acme: { plan: 'basic' },
         globex: { plan: 'basic', onTierDenied: 'refuse' },
@@ -213,5 +213,23 @@ describe('model ACLs', () => {
       expect(getHeader(s2.requestHeaders, 'x-tenant-id'), tenant).toBe(tenant);
       s2.close();
     }
+  });
+
+  it('service tiers: one the plan does not list → 403 service_tier_not_allowed; listed ones, auto and none pass', async () => {
+    const ask = async (key: Array<[string, string]>, tier: unknown) => (await call(key, { model: 'auto', messages: [{ role: 'user', content: 'hi' }], ...(tier === undefined ? {} : { service_tier: tier }) })).o;
+    const acme: Array<[string, string]> = [['x-api-key', KEY_ACME]];
+    for (const tier of ['priority', 'scale', 7, ['flex']]) {
+      const e = errorOf(await ask(acme, tier));
+      expect([e.status, e.error.code, e.error.param], JSON.stringify(tier)).toEqual([403, 'service_tier_not_allowed', 'service_tier']);
+      expect(e.error.message).toContain('auto, default, flex');
+    }
+    for (const tier of ['default', 'flex', 'auto', null, undefined]) {
+      const o = await ask(acme, tier);
+      expect(o.kind, String(tier)).toBe('continue');
+      // Passed on as the client sent it: the plan decides whether, not which.
+      if (o.kind === 'continue' && tier !== undefined) expect(JSON.parse(o.body?.toString() ?? '{}').service_tier).toBe(tier);
+    }
+    // initech's policy lists none: any service tier goes through.
+    expect((await ask([['authorization', `Bearer ${KEY_FROM_FILE}`]], 'priority')).kind).toBe('continue');
   });
 });

@@ -88,7 +88,7 @@ describe('JSON fixtures', () => {
   for (const file of jsonFiles) {
     it(`${file}`, () => {
       const body = readFileSync(join(FIXTURES, file));
-      const raw = JSON.parse(body.toString('utf8')) as { usage?: Record<string, number>; error?: { code: string }; model?: string };
+      const raw = JSON.parse(body.toString('utf8')) as { usage?: Record<string, number>; error?: { code: string }; model?: string; service_tier?: string };
       // Split in three anywhere: a BUFFERED body can still arrive as one message, STREAMED JSON in several.
       const a = Math.floor(body.length / 3);
       const f = collect('json', [body.subarray(0, a), body.subarray(a, 2 * a), body.subarray(2 * a)]);
@@ -101,8 +101,15 @@ describe('JSON fixtures', () => {
       expect(f.usage?.totalTokens).toBe(raw.usage?.total_tokens);
       expect(f.usage?.outputTokens).toBe(raw.usage?.completion_tokens ?? 0);
       expect(f.model).toBe(raw.model);
+      expect(f.serviceTier).toBe(raw.service_tier); // OpenAI's answers name it ("default"); the others do not
     });
   }
+
+  it("OpenAI's recorded answers name their service tier, JSON and streamed, and it is read from both", () => {
+    const named = jsonFiles.filter((f) => collect('json', [readFileSync(join(FIXTURES, f))]).serviceTier === 'default');
+    expect(named.length).toBeGreaterThanOrEqual(10);
+    expect(collect('sse', [readFileSync(join(FIXTURES, 'chat-streaming.response.sse'))]).serviceTier).toBe('default');
+  });
 
   it('hand-checked values: reasoning, cached prompt tokens, embeddings', () => {
     const read = (name: string) => collect('json', [readFileSync(join(FIXTURES, name))]).usage;
@@ -276,9 +283,10 @@ describe('SSE parser details', () => {
 describe("strings a backend sends that tiergate keeps", () => {
   const long = 'm'.repeat(100_000);
 
-  it('the model and the error code are bounded as a client\'s strings are (the row holds them)', () => {
-    const facts = collect('json', [Buffer.from(JSON.stringify({ object: 'chat.completion', model: long, choices: [], error: { code: long } }))]);
+  it('the model, the service tier and the error code are bounded as a client\'s strings are (the row holds them)', () => {
+    const facts = collect('json', [Buffer.from(JSON.stringify({ object: 'chat.completion', model: long, service_tier: long, choices: [], error: { code: long } }))]);
     expect(facts.model?.length).toBe(MAX_CLIENT_TEXT);
+    expect(facts.serviceTier?.length).toBe(MAX_CLIENT_TEXT);
     expect(facts.model?.startsWith('mmm')).toBe(true);
     expect(facts.errorCode?.length).toBe(MAX_CLIENT_TEXT);
     const sse = collect('sse', [Buffer.from(`event: error\ndata: ${JSON.stringify({ type: 'error', code: long })}\n\n`)]);
@@ -315,6 +323,13 @@ describe('Responses API bodies', () => {
       outputText: 'Thinking. Hello{"a":1}',
       complete: true,
     });
+  });
+
+  it("the service tier is the final event's: the first repeats what the request asked for", () => {
+    const tiered = stream.replace('"model":"m-1","status":"in_progress"', '"model":"m-1","service_tier":"auto","status":"in_progress"').replace('"model":"m-1","status":"completed"', '"model":"m-1","service_tier":"priority","status":"completed"');
+    expect(tiered).not.toBe(stream);
+    expect(collect('sse', [Buffer.from(tiered)]).serviceTier).toBe('priority');
+    expect(collect('sse', [Buffer.from(stream)]).serviceTier).toBeUndefined();
   });
 
   it('the same facts when split at every byte offset', () => {

@@ -1,0 +1,75 @@
+// The price table's service tiers: which prices a response's `service_tier` is billed at, and what the config
+// accepts. The ledger-level behaviour (rows, metadata, the unpriced counter) is in integration/ledger-rows.
+import { describe, expect, it } from 'vitest';
+import { parseConfigText } from '../../src/config/load.js';
+import { PriceTable, priceTableSchema } from '../../src/usage/price-table.js';
+import { sumUsage } from '../../src/usage/usage.js';
+
+const table = new PriceTable(
+  priceTableSchema.parse({
+    version: 't1',
+    models: {
+      'gpt-x': { input: 1, cachedInput: 0.1, output: 8, serviceTiers: { priority: { input: 2, output: 16 }, flex: { input: 0.5, cachedInput: 0.05, output: 4 } } },
+      'plain-x': { input: 1, output: 8 },
+      'self-hosted': { perToken: 0.000001 },
+    },
+  }),
+);
+const million = sumUsage(1_000_000, 1_000_000);
+const total = (names: string[], tier?: string) => table.cost(million, names, tier)?.total;
+
+describe('service tiers in the price table', () => {
+  it("no tier, default and auto are the model's own prices", () => {
+    for (const tier of [undefined, 'default', 'auto']) expect(total(['gpt-x'], tier), String(tier)).toBe(9);
+  });
+
+  it('a listed tier is billed at its own prices, cached input included', () => {
+    expect(total(['gpt-x'], 'priority')).toBe(18);
+    expect(total(['gpt-x'], 'flex')).toBe(4.5);
+    expect(table.cost({ ...million, cachedInputTokens: 1_000_000 }, ['gpt-x'], 'flex')?.input).toBe(0.05);
+    // A listed tier without its own cachedInput falls back to its own input price, not the default tier's.
+    expect(table.cost({ ...million, cachedInputTokens: 1_000_000 }, ['gpt-x'], 'priority')?.input).toBe(2);
+  });
+
+  it("a tier the model's prices do not list is unpriced, not billed as default", () => {
+    expect(total(['gpt-x'], 'scale')).toBeUndefined();
+    // Not a way to read a property of the object the tiers live in.
+    for (const name of ['constructor', '__proto__', 'toString']) expect(total(['gpt-x'], name), name).toBeUndefined();
+  });
+
+  it('a model priced without tiers (or per token) costs the same on every tier', () => {
+    for (const tier of ['priority', 'scale', 'flex']) {
+      expect(total(['plain-x'], tier), tier).toBe(9);
+      expect(total(['self-hosted'], tier), tier).toBe(2);
+    }
+  });
+
+  it('the answering model is priced first, then the routed one; a dated snapshot keeps its tiers', () => {
+    expect(total(['unknown-model', 'gpt-x'], 'priority')).toBe(18);
+    expect(total(['gpt-x-2026-05-01'], 'priority')).toBe(18);
+    expect(total(['unknown-model'], 'priority')).toBeUndefined();
+  });
+
+  it("the config refuses default and auto as tier names (they are the model's own prices), naming the field", () => {
+    for (const name of ['default', 'auto']) {
+      const r = parseConfigText(`prices: { version: p, models: { m: { input: 1, output: 2, serviceTiers: { ${name}: { input: 1, output: 2 } } } } }`, {});
+      expect(r.ok, name).toBe(false);
+      if (!r.ok) expect(JSON.stringify(r), name).toContain("the model's own prices are the default tier's");
+    }
+    // A per-token price takes no tiers; a tier's prices are input and output like the model's.
+    expect(parseConfigText('prices: { version: p, models: { m: { perToken: 1, serviceTiers: { flex: { input: 1, output: 2 } } } } }', {}).ok).toBe(false);
+    expect(parseConfigText('prices: { version: p, models: { m: { input: 1, output: 2, serviceTiers: { flex: { perToken: 1 } } } } }', {}).ok).toBe(false);
+    expect(parseConfigText('prices: { version: p, models: { m: { input: 1, output: 2, serviceTiers: { flex: { input: 0.5, output: 1 } } } } }', {}).ok).toBe(true);
+  });
+
+  it('a price that fits neither shape names what is wrong with the one it was meant to be, not "Invalid input"', () => {
+    const problem = (price: string) => {
+      const r = parseConfigText(`prices: { version: p, models: { m: ${price} } }`, {});
+      return r.ok ? undefined : r.problems[0];
+    };
+    expect(problem('{ input: 1 }')).toEqual({ path: 'prices.models.m', message: expect.stringMatching(/^output: /) });
+    expect(problem('{ input: 1, output: 2, serviceTiers: { flex: { output: 1 } } }')?.message).toMatch(/^serviceTiers\.flex\.input: /);
+    expect(problem('{ perToken: 1, serviceTiers: {} }')?.message).toContain('serviceTiers');
+    expect(problem('7')?.message).toBe('a price is { input, output } in USD per 1M tokens, or { perToken }');
+  });
+});
