@@ -20,6 +20,7 @@ export const ERRORS = {
   tenant_not_allowed: { status: 403, type: 'permission_error', code: 'tenant_not_allowed' },
   model_not_allowed: { status: 403, type: 'permission_error', code: 'model_not_allowed' },
   service_tier_not_allowed: { status: 403, type: 'permission_error', code: 'service_tier_not_allowed' },
+  background_not_allowed: { status: 403, type: 'permission_error', code: 'background_not_allowed' },
   model_not_found: { status: 404, type: 'invalid_request_error', code: 'model_not_found' },
   method_not_allowed: { status: 405, type: 'invalid_request_error', code: 'method_not_allowed' },
   request_too_large: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },

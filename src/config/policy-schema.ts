@@ -71,6 +71,12 @@ const policyFields = {
    * A request without one, or with `auto` (the provider project's own setting), always passes.
    */
   serviceTiers: z.array(z.string().min(1)).min(1).optional(),
+  /**
+   * Responses API turns with `background: true` are refused (403) unless this is true. Such a turn is answered
+   * `queued` at once and generated afterwards, where tiergate never sees its usage: its tokens and cost would
+   * count against no limit and reach no ledger row (README "Responses API").
+   */
+  backgroundResponses: z.boolean().optional(),
   /** Request header naming the calling feature (ledger feature_id); defaults to ledger.featureHeader. */
   featureHeader: z.string().toLowerCase().optional(),
   /** model "auto" classified into a tier this tenant may not use: route to an allowed tier, or answer 403. */

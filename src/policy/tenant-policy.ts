@@ -20,6 +20,8 @@ export interface TenantPolicy {
   priority: number | undefined;
   /** Service tiers the request's `service_tier` may name (besides `auto`); undefined = any. */
   serviceTiers: ReadonlySet<string> | undefined;
+  /** Responses API turns with `background: true` may pass (their generation is never seen, so never counted). */
+  backgroundResponses: boolean;
   featureHeader: string;
   onTierDenied: 'downgrade' | 'refuse';
   cache: CachePolicy;
@@ -80,6 +82,7 @@ export class TenantDirectory {
       maxConcurrentRequests: pick('maxConcurrentRequests'),
       priority: pick('priority'),
       serviceTiers: listed(pick('serviceTiers')),
+      backgroundResponses: pick('backgroundResponses') ?? false,
       featureHeader: pick('featureHeader') ?? this.config.ledger.featureHeader,
       onTierDenied: pick('onTierDenied') ?? 'downgrade',
       cache: cachePolicyOf(layers),
@@ -101,6 +104,7 @@ export const NO_POLICY: TenantPolicy = Object.freeze({
   maxConcurrentRequests: undefined,
   priority: undefined,
   serviceTiers: undefined,
+  backgroundResponses: false,
   featureHeader: 'x-feature-id',
   onTierDenied: 'downgrade',
   cache: NO_CACHE,

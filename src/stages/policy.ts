@@ -1,7 +1,7 @@
 // The tenant's model ACL. A model asked for by name (alias or tier model id) must be allowed, or 403. For
 // model "auto" the tier the gateway chose (classifier, a Responses turn's stateful or remembered tier) must be
 // allowed; if not, the request is downgraded to a tier the tenant may use (reason acl_downgrade) or refused, as
-// the tenant's policy says. The service tier the body asks for, when the plan lists them.
+// the tenant's policy says. The service tier the body asks for, when the plan lists them; background responses.
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import { TiergateError } from '../errors.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
@@ -16,6 +16,13 @@ export function createPolicyStage(metrics: Metrics): Stage {
       const { policy, route, llm, runtime: rt } = state;
       if (!llm) return;
       if (policy.serviceTiers) checkServiceTier(policy.serviceTiers, llm.json.service_tier);
+      if (llm.endpoint === 'responses' && llm.json.background === true && !policy.backgroundResponses) {
+        throw new TiergateError(
+          'background_not_allowed',
+          'Background responses are not available to your plan through this gateway: their usage cannot be counted. Send the request without background (stream it to keep the connection busy).',
+          'background',
+        );
+      }
       if (!policy.models || !route) return;
       const asked = llm.model ?? 'auto';
       if (route.source === 'alias' || route.source === 'path') {

@@ -33,7 +33,7 @@ const response = (extra: Record<string, unknown>) => ({ id: 'resp_1', object: 'r
 
 let tg: TestTiergate;
 beforeAll(async () => {
-  tg = await startTiergate({ tenants: { '*': { cache: { mode: 'exact' } } } });
+  tg = await startTiergate({ tenants: { '*': { cache: { mode: 'exact' }, backgroundResponses: true } } });
 });
 afterAll(async () => tg.stop());
 
@@ -63,6 +63,33 @@ describe('routing a Responses API turn', () => {
       expect(r.classifier).toBe('stateful');
       expect(r.body.model).toBe('weak-model');
       s.close();
+    }
+  });
+
+  it('background turns are refused (403 background_not_allowed) unless the tenant may send them: their usage is never seen', async () => {
+    // The default policy. (A tenant allowed them is routed like any stored turn: the test above, whose tenants may.)
+    const t = await startTiergate();
+    try {
+      for (const stream of [false, true]) {
+        const { s, o } = await turn(t, { input: 'hi', background: true, stream }, `bg-${stream}`);
+        const r = refusal(o);
+        expect([r.status, r.error.code, r.error.param]).toEqual([403, 'background_not_allowed', 'background']);
+        expect(r.error.message).toContain('without background');
+        s.close();
+        expect(await rowFor(t, `bg-${stream}`)).toMatchObject({ status: 'rejected', http_status: 403, error_code: 'background_not_allowed', usage: { total_tokens: 0 } });
+      }
+      // Not in the background: as before. A chat request's `background` field means nothing to tiergate.
+      for (const extra of [{}, { background: false }, { background: null }]) {
+        const { s, o } = await turn(t, { input: 'hi', ...extra });
+        expect(o.kind, JSON.stringify(extra)).toBe('continue');
+        s.close();
+      }
+      const chat = t.pool.open();
+      await chat.sendRequestHeaders(postHeaders('/v1/chat/completions'), false);
+      expect((await chat.sendRequestBody(jsonBody({ model: 'auto', background: true, messages: [{ role: 'user', content: 'hi' }] }))).kind).toBe('continue');
+      chat.close();
+    } finally {
+      await t.stop();
     }
   });
 
