@@ -44,6 +44,22 @@ describe('tiergate config check', () => {
     expect(run(['config', 'check', file(version(`{ regex: '^([a-z]+\\.?)+@', allowSlow: true }`))]).status).toBe(0);
   });
 
+  it('notes the tenants whose models leave out the tier an unclassified path goes to, and still passes', () => {
+    const r = run(['config', 'check', file(
+      'routing: { unclassifiedPaths: { /v1/embeddings: { tier: strong }, /v1/moderations: {} } }\n' +
+        'aliases: { smart: strong }\n' +
+        'plans: { free: { models: [weak] } }\n' +
+        'tenants: { "*": { plan: free }, acme: { plan: free, models: [smart] }, initech: { models: [weak] }, globex: { requestsPerMinute: 5 } }\n',
+    )]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("tenants.*: note: its models leave out tier 'strong', where routing.unclassifiedPaths sends /v1/embeddings: tenants without an entry of their own will be refused there (403 model_not_allowed)");
+    expect(r.stderr).toContain("tenants.initech: note: its models leave out tier 'strong'");
+    // acme may name an alias of strong; globex's entry has no model list, but falls under "*" and its plan.
+    expect(r.stderr).not.toContain('tenants.acme');
+    expect(r.stderr).toContain("tenants.globex: note: its models leave out tier 'strong'");
+    expect(r.stderr.match(/note:/g)).toHaveLength(3);
+  });
+
   it('notes a cache on the same Redis server as the budgets or the ledger (another database is the same memory), and still passes', () => {
     const shared = run(['config', 'check', file(
       'cache: { store: redis, redis: { url: "redis://:pw@Redis.example:6379/1" } }\n' +

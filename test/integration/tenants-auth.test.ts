@@ -194,6 +194,9 @@ describe('model ACLs', () => {
 
   it("a path routed without a body read to a tier the plan excludes → 403 on the request headers, never downgraded", async () => {
     const rerank = (extra: Array<[string, string]>): Array<[string, string]> => [[':method', 'POST'], [':path', '/v1/rerank'], ['content-type', 'application/json'], ...extra];
+    // Valid, but said once at start: which tenants' lists leave that tier out (initech's alias routes to it).
+    const warned = tg.logs.map((l) => JSON.parse(l) as { event?: string; path?: string }).filter((l) => l.event === 'config.tier_excluded');
+    expect(warned.map((l) => l.path).sort()).toEqual(['tenants.acme', 'tenants.globex']);
     const before = await metricValue(tg.app, 'tiergate_acl_decisions_total', { result: 'refused' });
     // acme's plan is weak only: the strong tier's reranker is not in it, whatever model the unread body names.
     const s = tg.pool.open();
