@@ -82,12 +82,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
   const fullUsage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
   const id = `${chat ? 'chatcmpl' : 'cmpl'}-mock-${opts.name}`;
   const created = 1_700_000_000;
+  // As OpenAI does when a request names one: the tier that served it (auto: the project's, default), on the body
+  // and on every chunk. Nothing when none was asked, as vLLM answers.
+  const served = servedTier(body.service_tier);
+  const tier = served === undefined ? {} : { service_tier: served };
   if (body.stream === true) {
     const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     const object = chat ? 'chat.completion.chunk' : 'text_completion';
     const frame = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-      `data: ${JSON.stringify({ id, object, created, model, choices, ...(includeUsage ? { usage: null } : {}), ...extra })}\n\n`;
+      `data: ${JSON.stringify({ id, object, created, model, ...tier, choices, ...(includeUsage ? { usage: null } : {}), ...extra })}\n\n`;
     if (chat) res.write(frame([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]));
     for (const piece of answer.match(/\S+\s*/g) ?? []) {
       await sleep(opts.chunkDelayMs ?? 0);
@@ -101,7 +105,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
   const choice = chat
     ? { index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }
     : { index: 0, text: answer, finish_reason: 'stop' };
-  sendJson(res, 200, { id, object: chat ? 'chat.completion' : 'text_completion', created, model, choices: [choice], usage: fullUsage });
+  sendJson(res, 200, { id, object: chat ? 'chat.completion' : 'text_completion', created, model, ...tier, choices: [choice], usage: fullUsage });
+}
+
+function servedTier(asked: unknown): string | undefined {
+  if (typeof asked !== 'string') return undefined;
+  return asked === 'flex' || asked === 'priority' ? asked : 'default';
 }
 
 let responseCount = 0;

@@ -96,6 +96,24 @@ describe('openai SDK through tiergate dev', () => {
     expect(r.model).toBe('weak-model');
   });
 
+  it('a service tier asked for through the SDK: the answer names the tier that served it, and so does the row', async () => {
+    const data = await client.chat.completions.create(
+      { model: 'auto', service_tier: 'flex', messages: [{ role: 'user', content: 'Say hi, slowly and cheaply' }] },
+      { headers: { 'x-request-id': 'e2e-flex' } },
+    );
+    expect(data.service_tier).toBe('flex');
+    await expect.poll(() => ledgerRow('e2e-flex')).toMatchObject({ status: 'success', service_tier: 'flex', cost_usd: { total: expect.any(Number) } });
+    const stream = await client.chat.completions.create(
+      { model: 'auto', stream: true, service_tier: 'auto', messages: [{ role: 'user', content: 'Say hi, streamed, on the project tier' }] },
+      { headers: { 'x-request-id': 'e2e-auto-tier' } },
+    );
+    for await (const chunk of stream) expect(chunk.service_tier).toBe('default');
+    await expect.poll(() => ledgerRow('e2e-auto-tier')).toMatchObject({ stream: true, service_tier: 'default' });
+    // A plain request names none, and neither does its row.
+    await client.chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'Say hi, no tier' }] }, { headers: { 'x-request-id': 'e2e-no-tier' } });
+    await expect.poll(() => ledgerRow('e2e-no-tier')).toMatchObject({ service_tier: null });
+  });
+
   it('each request leaves a ledger row with the usage the backend reported (embedded default: ./tiergate-ledger)', async () => {
     const id = 'e2e-ledger';
     const data = await client.chat.completions.create(
