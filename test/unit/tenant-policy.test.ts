@@ -70,6 +70,7 @@ describe('tenant policy layering', () => {
       requestsPerMinute: undefined,
       dailyTokenBudget: undefined,
       tokensPerMinute: undefined,
+      backgroundResponses: false,
       featureHeader: 'x-feature-id',
       onTierDenied: 'downgrade',
       cache: { mode: 'off', ttlSeconds: undefined, toolRequests: false, namespace: '0', threshold: undefined },
