@@ -126,6 +126,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   });
 
   metrics.setBacklogSource(() => ledger.backlog());
+  metrics.setKeyExpirySource(() => config.current().auth.principals);
 
   // The store is built once from the startup config: changing budgets.store or budgets.redis needs a restart.
   // Reconciles an outage kept back and a shutdown could not send wait in the ledger's spool directory.

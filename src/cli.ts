@@ -6,6 +6,7 @@ import { compileConfigText } from './config/runtime.js';
 import { regexSafety } from './classify/regex-safety.js';
 import { cacheSharesRedis } from './config/redis-sharing.js';
 import { fixedTiersExcluded } from './config/acl-notes.js';
+import { expiringKeys } from './config/key-notes.js';
 import { devBanner, startDevStack } from './dev/dev-stack.js';
 import { createMockBackend } from './dev/mock-backend.js';
 import { listenOn } from './admin-server.js';
@@ -107,7 +108,8 @@ async function configCheck(file: string): Promise<number> {
   const problems = compiled.ok ? safety.problems : compiled.problems;
   for (const u of safety.unchecked) process.stderr.write(`${file}: ${u.path}: note: ${u.message}\n`);
   if (compiled.ok) {
-    for (const n of [...cacheSharesRedis(compiled.runtime.config), ...fixedTiersExcluded(compiled.runtime)]) process.stderr.write(`${file}: ${n.path}: note: ${n.message}\n`);
+    const notes = [...cacheSharesRedis(compiled.runtime.config), ...fixedTiersExcluded(compiled.runtime), ...expiringKeys(compiled.runtime.config, Date.now())];
+    for (const n of notes) process.stderr.write(`${file}: ${n.path}: note: ${n.message}\n`);
   }
   if (!compiled.ok || problems.length > 0) {
     for (const p of problems) process.stderr.write(`${file}: ${p.path}: ${p.message}\n`);

@@ -16,6 +16,7 @@ export const ERRORS = {
   invalid_tenant_id: { status: 400, type: 'invalid_request_error', code: 'invalid_tenant_id' },
   missing_api_key: { status: 401, type: 'authentication_error', code: 'missing_api_key' },
   invalid_api_key: { status: 401, type: 'authentication_error', code: 'invalid_api_key' },
+  expired_api_key: { status: 401, type: 'authentication_error', code: 'expired_api_key' },
   tenant_required: { status: 401, type: 'authentication_error', code: 'tenant_required' },
   tenant_not_allowed: { status: 403, type: 'permission_error', code: 'tenant_not_allowed' },
   model_not_allowed: { status: 403, type: 'permission_error', code: 'model_not_allowed' },

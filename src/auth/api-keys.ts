@@ -14,6 +14,8 @@ export interface Principal {
   tenant: string | undefined;
   /** For x-tenant-id keys: the tenants allowed ("*" for every tenant). */
   tenants: ReadonlySet<string>;
+  /** When the key stops working (epoch ms), or undefined for never. */
+  expiresAt: number | undefined;
 }
 
 export interface AuthRuntime {
@@ -39,7 +41,8 @@ export function compileAuth(auth: z.infer<typeof authSchema>, problems: Interpol
         return;
       }
     }
-    principals.push({ id: k.id, digest: Buffer.from(hex as string, 'hex'), tenant: k.tenant, tenants: new Set(k.tenants ?? []) });
+    const expiresAt = k.expiresAt === undefined ? undefined : Date.parse(k.expiresAt);
+    principals.push({ id: k.id, digest: Buffer.from(hex as string, 'hex'), tenant: k.tenant, tenants: new Set(k.tenants ?? []), expiresAt });
   });
   const exact = new Set(auth.publicPaths.filter((p) => !p.endsWith('*')));
   const prefixes = auth.publicPaths.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));

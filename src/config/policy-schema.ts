@@ -21,6 +21,11 @@ const apiKey = z
     tenant: tenantId.optional(),
     /** The tenants this key may name in x-tenant-id ("*" for every tenant). */
     tenants: z.array(z.union([tenantId, z.literal('*')])).min(1).optional(),
+    /**
+     * When the key stops working (ISO 8601 with its offset, e.g. 2027-01-31T00:00:00Z): from then on it is
+     * refused with 401 expired_api_key. For a contractor's or a CI job's key; rotate before it comes.
+     */
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
   })
   .refine((k) => (k.sha256 === undefined) !== (k.sha256File === undefined), { message: 'set exactly one of sha256, sha256File' })
   .refine((k) => (k.tenant === undefined) !== (k.tenants === undefined), { message: 'set exactly one of tenant, tenants' });

@@ -18,7 +18,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { requestTraceId, startStreamSpan, type StreamSpan } from '../telemetry/tracing.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { ResponseAffinity } from '../affinity/response-affinity.js';
-import { UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
+import { ExpiredKeyError, UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { H } from './contract-headers.js';
 import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
@@ -113,8 +113,9 @@ export class LlmStream implements StreamHandler {
         caller = authenticate(headers, rt);
       } catch (err) {
         if (!(err instanceof TiergateError)) throw err;
-        // Recorded apart from every real tenant: the id cannot be a configured or x-tenant-id one.
-        this.state.tenant = UNAUTHENTICATED;
+        // Recorded apart from every real tenant (the id cannot be a configured or x-tenant-id one), unless an
+        // expired key's own fixed tenant is known.
+        this.state.tenant = (err instanceof ExpiredKeyError && err.tenant) || UNAUTHENTICATED;
         return this.reply(err);
       }
       this.state.tenant = caller.tenant;

@@ -32,6 +32,8 @@ export function authenticate(headers: HeaderMap, rt: Runtime): Caller {
   }
   const principal = findPrincipal(rt.auth, key);
   if (!principal) throw new TiergateError('invalid_api_key', 'Incorrect API key provided.');
+  // Said plainly, to the holder of the key only (it matched): "incorrect" would send them checking what they typed.
+  if (principal.expiresAt !== undefined && Date.now() >= principal.expiresAt) throw new ExpiredKeyError(principal.expiresAt, principal.tenant);
   const strip: string[] = [];
   if (authorization !== undefined) strip.push(H.authorization);
   if (xApiKey !== undefined) strip.push(H.apiKey);
@@ -50,3 +52,16 @@ export function authenticate(headers: HeaderMap, rt: Runtime): Caller {
 
 // The message never echoes the tenant asked for, nor which tenants the key does own.
 const notAllowed = () => new TiergateError('tenant_not_allowed', 'This API key may not act for the tenant named in x-tenant-id.', H.tenant);
+
+/**
+ * A key that matched but has expired. Its tenant, when the key has a fixed one, is known for certain (the key was
+ * that tenant's), so the refusal's ledger row goes to it: whoever chases the key's last clients finds them there.
+ */
+export class ExpiredKeyError extends TiergateError {
+  constructor(
+    expiresAt: number,
+    readonly tenant: string | undefined,
+  ) {
+    super('expired_api_key', `This API key expired at ${new Date(expiresAt).toISOString()}. Ask for a new one.`);
+  }
+}

@@ -13,6 +13,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   let backlogSource: () => ReadonlyArray<{ sink: string; queued: number; spooled: number }> = () => [];
   let embedderSource: () => EmbedderLoad | undefined = () => undefined;
   let openStreams = 0;
+  let keyExpirySource: () => ReadonlyArray<{ id: string; expiresAt: number | undefined }> = () => [];
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'tiergate_' });
   const m = {
     registry,
@@ -252,6 +253,23 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
         this.set({ what: 'waiting' }, l.waiting);
       },
     }),
+    apiKeyExpiry: new Gauge({
+      name: 'tiergate_api_key_expiry_timestamp_seconds',
+      help: 'When each gateway key with an expiry (auth.keys[].expiresAt) stops working, in Unix seconds, by key id (the earliest of keys sharing one): alert on it minus time().',
+      labelNames: ['key'] as const,
+      registers: [registry],
+      // Read from the config in force at scrape time: a reload that adds, rotates or removes a key shows at once.
+      collect() {
+        this.reset();
+        const earliest = new Map<string, number>();
+        for (const k of keyExpirySource()) if (k.expiresAt !== undefined) earliest.set(k.id, Math.min(k.expiresAt, earliest.get(k.id) ?? Infinity));
+        for (const [key, at] of earliest) this.set({ key }, at / 1000);
+      },
+    }),
+    /** Where tiergate_api_key_expiry_timestamp_seconds reads from at scrape time. */
+    setKeyExpirySource(source: typeof keyExpirySource) {
+      keyExpirySource = source;
+    },
     /** Where tiergate_embedder_calls reads from at scrape time. */
     setEmbedderSource(source: typeof embedderSource) {
       embedderSource = source;

@@ -44,6 +44,19 @@ describe('tiergate config check', () => {
     expect(run(['config', 'check', file(version(`{ regex: '^([a-z]+\\.?)+@', allowSlow: true }`))]).status).toBe(0);
   });
 
+  it('notes keys that have expired or expire within 14 days, and still passes; an expiry without its offset is a problem', () => {
+    const inDays = (d: number) => new Date(Date.now() + d * 86_400_000).toISOString();
+    const key = (id: string, expiresAt: string) => `{ id: ${id}, sha256: "${'a'.repeat(64)}", tenant: acme, expiresAt: "${expiresAt}" }`;
+    const r = run(['config', 'check', file(`auth: { mode: api_key, keys: [${key('old', '2026-01-31T00:00:00Z')}, ${key('soon', inDays(3.5))}, ${key('later', inDays(30))}] }\n`)]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('auth.keys[0] (old): note: expired at 2026-01-31T00:00:00.000Z: it is refused (401 expired_api_key)');
+    expect(r.stderr).toMatch(/auth\.keys\[1\] \(soon\): note: expires at \S+, in 4 day\(s\): give its clients a new key before then/);
+    expect(r.stderr).not.toContain('later');
+    const bare = run(['config', 'check', file(`auth: { keys: [${key('bare', '2027-01-31T00:00:00')}] }\n`)]);
+    expect(bare.status).toBe(1);
+    expect(bare.stderr).toContain('auth.keys[0].expiresAt');
+  });
+
   it('notes the tenants whose models leave out the tier an unclassified path goes to, and still passes', () => {
     const r = run(['config', 'check', file(
       'routing: { unclassifiedPaths: { /v1/embeddings: { tier: strong }, /v1/moderations: {} } }\n' +

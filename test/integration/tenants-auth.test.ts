@@ -12,6 +12,8 @@ const KEY_ACME = 'tg-acme-0123456789abcdef';
 const KEY_PLATFORM = 'tg-platform-fedcba9876543210';
 const KEY_ANY = 'tg-any-5555555555555555';
 const KEY_FROM_FILE = 'tg-file-7777777777777777';
+const KEY_EXPIRED = 'tg-expired-1111111111111111';
+const KEY_EXPIRING = 'tg-expiring-2222222222222222';
 
 let tg: TestTiergate;
 beforeAll(async () => {
@@ -26,6 +28,8 @@ beforeAll(async () => {
           { id: 'platform', sha256: sha256Hex(KEY_PLATFORM), tenants: ['acme', 'globex'] },
           { id: 'ops', sha256: sha256Hex(KEY_ANY), tenants: ['*'] },
           { id: 'from-file', sha256File: join(dir, 'hash'), tenant: 'initech' },
+          { id: 'contractor', sha256: sha256Hex(KEY_EXPIRED), tenant: 'acme', expiresAt: '2026-01-31T00:00:00Z' },
+          { id: 'ci', sha256: sha256Hex(KEY_EXPIRING), tenants: ['globex'], expiresAt: '2999-12-31T23:00:00-01:00' },
         ],
         publicPaths: ['/v1/models', '/public/*'],
       },
@@ -151,12 +155,31 @@ describe('authentication', () => {
     });
   });
 
+  it('an expired key → 401 expired_api_key saying when, its row under its own tenant; a key before its expiry works', async () => {
+    const { s, o } = await call([['authorization', `Bearer ${KEY_EXPIRED}`], ['x-request-id', 'expired-key']]);
+    s.close();
+    const e = errorOf(o);
+    expect([e.status, e.error.type, e.error.code]).toEqual([401, 'authentication_error', 'expired_api_key']);
+    expect(e.error.message).toBe('This API key expired at 2026-01-31T00:00:00.000Z. Ask for a new one.');
+    await expect.poll(async () => (await tg.rows()).find((r) => r.request_id === 'expired-key')).toMatchObject({ tenant_id: 'acme', status: 'rejected', http_status: 401, error_code: 'expired_api_key' });
+    // Another key's hash is never taken for it: a wrong key is still just incorrect.
+    expect(errorOf((await call([['authorization', `Bearer ${KEY_EXPIRED}x`]])).o).error.code).toBe('invalid_api_key');
+    const ok = await call([['x-api-key', KEY_EXPIRING], ['x-tenant-id', 'globex']]);
+    expect(ok.o.kind).toBe('continue');
+    ok.s.close();
+    // Both expiries, for alerts (the offset is read: 23:00 at -01:00 is midnight UTC).
+    expect(await metricValue(tg.app, 'tiergate_api_key_expiry_timestamp_seconds', { key: 'contractor' })).toBe(Date.UTC(2026, 0, 31) / 1000);
+    expect(await metricValue(tg.app, 'tiergate_api_key_expiry_timestamp_seconds', { key: 'ci' })).toBe(Date.UTC(3000, 0, 1) / 1000);
+    expect(await metricValue(tg.app, 'tiergate_api_key_expiry_timestamp_seconds', { key: 'acme-app' })).toBe(0); // no expiry, no series
+  });
+
   it('keys never reach the logs, accepted or refused', async () => {
     await call([['authorization', 'Bearer tg-wrong-key-should-not-be-logged']]);
     await call([['authorization', `Bearer ${KEY_ACME}`]]);
     const all = tg.logs.join('\n');
     expect(all).toContain('invalid_api_key'); // the refusal was logged...
-    for (const secret of ['tg-wrong-key-should-not-be-logged', KEY_ACME, sha256Hex(KEY_ACME)]) expect(all).not.toContain(secret); // ...without the key
+    await call([['authorization', `Bearer ${KEY_EXPIRED}`]]);
+    for (const secret of ['tg-wrong-key-should-not-be-logged', KEY_ACME, sha256Hex(KEY_ACME), KEY_EXPIRED]) expect(all + tg.logs.join('\n')).not.toContain(secret); // ...without the key
   });
 });
 

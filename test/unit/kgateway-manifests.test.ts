@@ -261,6 +261,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       'TiergateLedgerRowsOnlyInLog',
       'TiergateProcessingErrors',
       'TiergateStageSkipped',
+      'TiergateApiKeyExpiring',
       'TiergateConfigReloadRejected',
       'TiergateConfigRestartRequired',
       'TiergateCacheStoreDegraded',
