@@ -3,7 +3,7 @@
 // (2026-12-03), or one that lists only chat tiers, may not mean it. A valid config all the same, so a note in
 // `tiergate config check` and a warning when tiergate starts, not a problem.
 import { tierAllowed } from '../stages/policy.js';
-import type { ConfigNote } from './redis-sharing.js';
+import type { ConfigNote } from './config-note.js';
 import type { Runtime } from './runtime.js';
 
 export function fixedTiersExcluded(rt: Runtime): ConfigNote[] {

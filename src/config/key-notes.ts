@@ -1,7 +1,7 @@
 // Gateway keys that have expired or soon will (auth.keys[].expiresAt). Still a valid config: an expired key is
 // refused at the door (401 expired_api_key), and listing it harms nothing, so `tiergate config check` says so
 // rather than failing. The metric tiergate_api_key_expiry_timestamp_seconds carries the same to alerts.
-import type { ConfigNote } from './redis-sharing.js';
+import type { ConfigNote } from './config-note.js';
 import type { Config } from './schema.js';
 
 /** How far ahead an expiry is worth a note. */

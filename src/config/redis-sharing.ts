@@ -6,11 +6,8 @@
 // when tiergate starts.
 import { clusterSeed } from '../stores/redis/connect.js';
 import type { Config } from './schema.js';
+import type { ConfigNote } from './config-note.js';
 
-export interface ConfigNote {
-  path: string;
-  message: string;
-}
 
 /** host:port of a Redis URL, read as connections read it (the database number does not separate memory). */
 function serverOf(url: string): string | undefined {
