@@ -26,6 +26,7 @@ import { whenReady } from './stores/redis/when-ready.js';
 import { watchEviction, type EvictionRisk, type MustKeep } from './stores/redis/eviction-check.js';
 import { cacheSharesRedis } from './config/redis-sharing.js';
 import { fixedTiersExcluded } from './config/acl-notes.js';
+import { untieredOpenAiPrices } from './config/price-notes.js';
 import { RedisStreamSink } from './ledger/redis-stream-sink.js';
 import type { Cluster, Redis } from 'ioredis';
 import type { Stage } from './pipeline/stage.js';
@@ -108,7 +109,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
       for (const setting of pending) metrics.configRestartRequired.set({ setting }, 1);
       log.info({ event: 'config.reloaded', version: rt.version, classifier_version: rt.classifierVersion, restart_required: pending });
       if (pending.length > 0) log.warn({ event: 'config.restart_required', settings: pending });
-      warnExcludedTiers(rt, log);
+      warnConfigNotes(rt, log);
     },
     rejected(problems) {
       metrics.configReloads.inc({ result: 'failure' });
@@ -146,7 +147,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   watch('affinity', 'every key', redisOf(affinity.store));
   for (const sink of ledgerSinks) if (sink instanceof RedisStreamSink) watch(`ledger:${sink.name}`, 'keys without a TTL', sink.redis);
   for (const n of cacheSharesRedis(runtime.config)) evictionLog.warn({ event: 'config.redis_shared', path: n.path, message: n.message });
-  warnExcludedTiers(runtime, log);
+  warnConfigNotes(runtime, log);
   // The embedder (a model in a worker thread, or an endpoint) and the vector index, built when a tenant first
   // needs them, or at once when the startup config already asks for semantic caching.
   let semanticCache: SemanticCache | undefined;
@@ -304,7 +305,11 @@ function ledgerHooks(metrics: Metrics, log: Logger): LedgerHooks {
   };
 }
 
-/** Tenants refused on an unclassified path by their own model list: valid, but said once per config. */
-function warnExcludedTiers(rt: Runtime, log: Logger): void {
+/**
+ * What a valid config does that its author may not mean, said once per config: tenants refused on an
+ * unclassified path by their own model list, OpenAI models priced alike on every service tier.
+ */
+function warnConfigNotes(rt: Runtime, log: Logger): void {
   for (const n of fixedTiersExcluded(rt)) log.warn({ event: 'config.tier_excluded', path: n.path, message: n.message });
+  for (const n of untieredOpenAiPrices(rt)) log.warn({ event: 'config.service_tiers_unpriced', path: n.path, message: n.message });
 }

@@ -57,6 +57,20 @@ describe('tiergate config check', () => {
     expect(bare.stderr).toContain('auth.keys[0].expiresAt');
   });
 
+  it('notes a model sent to OpenAI whose price lists no service tiers, and still passes; the annotated example has none', () => {
+    const config = (price: string) =>
+      `tiers: { weak: { model: qwen, provider: vllm }, strong: { model: gpt-4.1, provider: openai }, canary: { model: gpt-4.1, provider: openai } }\n` +
+      `prices: { version: p, models: { qwen: { perToken: 0.0000001 }, gpt-4.1: ${price} } }\n`;
+    const r = run(['config', 'check', file(config('{ input: 2, output: 8 }'))]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("tiers.strong: note: its provider is openai, but the price of 'gpt-4.1' lists no serviceTiers");
+    expect(r.stderr.match(/note:/g)).toHaveLength(1); // once per model, and never for the vLLM tier
+    expect(run(['config', 'check', file(config('{ input: 2, output: 8, serviceTiers: { priority: { input: 3.5, output: 14 } } }'))]).stderr).not.toContain('note:');
+    const example = run(['config', 'check', join(ROOT, 'examples/tiergate.yaml')], { OPENAI_API_KEY: 'sk-test', REDIS_URL: 'redis://127.0.0.1:6379', LEDGER_USER_HASH_KEY: '0123456789abcdef0123' });
+    expect([example.status, example.stderr]).toEqual([0, '']);
+    expect(example.stdout).toContain('examples/tiergate.yaml: ok');
+  });
+
   it('notes the tenants whose models leave out the tier an unclassified path goes to, and still passes', () => {
     const r = run(['config', 'check', file(
       'routing: { unclassifiedPaths: { /v1/embeddings: { tier: strong }, /v1/moderations: {} } }\n' +

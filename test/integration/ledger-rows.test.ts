@@ -335,6 +335,7 @@ describe('ledger rows for every ending', () => {
 
   it("a provider's service tiers: each priced at its own prices as the response names it, an unlisted one unpriced", async () => {
     const t = await startTiergate({
+      tiers: { weak: { model: 'weak-model' }, strong: { model: 'strong-model', provider: 'openai' } },
       prices: {
         version: 'tiers-1',
         models: {
@@ -370,8 +371,10 @@ describe('ledger rows for every ending', () => {
       expect(scale.row).toMatchObject({ service_tier: 'scale', cost_usd: null, usage: { total_tokens: 1500 } });
       expect(scale.metadata?.cost_usd).toBeUndefined();
       expect(await metricValue(t.app, 'tiergate_unpriced_requests_total')).toBe(unpricedBefore + 1);
-      const warned = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'ledger.unpriced_model');
-      expect(warned).toEqual([expect.objectContaining({ model: 'weak-model', service_tier: 'scale' })]);
+      const logged = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(logged.filter((l) => l.event === 'ledger.unpriced_model')).toEqual([expect.objectContaining({ model: 'weak-model', service_tier: 'scale' })]);
+      // Said at start: the tier sent to OpenAI has a price without service tiers (the other tier's provider is not openai).
+      expect(logged.filter((l) => l.event === 'config.service_tiers_unpriced').map((l) => l.path)).toEqual(['tiers.strong']);
     } finally {
       await t.stop();
     }
