@@ -28,6 +28,12 @@ export function formatRollup(r: Rollup): string {
       lines.push(`    ${v.classifier_version.padEnd(12)} ${String(v.requests).padStart(8)} requests   weak ${pct(v.weak_tier_share)}   errors ${pct(v.error_rate)}   cost/1,000 ${usd(v.cost_per_1000_requests)}`);
     }
   }
+  if (r.service_tiers.length > 0) {
+    lines.push('  by service tier');
+    for (const t of r.service_tiers) {
+      lines.push(`    ${t.service_tier.padEnd(12)} ${String(t.requests).padStart(8)} requests   cost ${usd(t.cost_usd)}${t.unpriced ? `   unpriced ${t.unpriced}` : ''}`);
+    }
+  }
   lines.push('');
   const header = ['tenant', 'feature', 'requests', 'input tok', 'output tok', 'cost USD', 'saved USD', 'unpriced'];
   const table = r.groups.map((g) => [

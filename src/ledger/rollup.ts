@@ -1,6 +1,6 @@
 // `tiergate ledger rollup`: a period's rows (a day, a month, any range of days) summed per tenant × feature,
 // plus the gateway-wide figures finance and the classifier loop watch (weak-tier share, cost per 1,000 requests,
-// error rate, p95 latency). A row delivered twice (the sinks are at least once) is counted once: rows are told
+// error rate, p95 latency, cost by service tier). A row delivered twice (the sinks are at least once) is counted once: rows are told
 // apart by event_id, which a row keeps however often it is sent. Not by request_id: that is Envoy's x-request-id,
 // which Envoy keeps as a client sent it unless it takes the request for an edge request, so a client reusing one
 // id would have all but one of its requests dropped, and could drop another tenant's.
@@ -29,6 +29,15 @@ export interface ShadowSummary {
   disagreements: Record<string, number>;
   /** The weak-tier share had the shadow version decided every shadowed row (other routed rows as they were). */
   weak_tier_share: number | null;
+}
+
+/** Per service tier an answer named (OpenAI's default, flex, priority, …): what each costs, e.g. priority's premium. */
+export interface ServiceTierTotals {
+  service_tier: string;
+  requests: number;
+  cost_usd: number;
+  /** Rows with usage but no price (a tier the model's prices do not list): missing from cost_usd. */
+  unpriced: number;
 }
 
 /** Per classifier_version: how the active version and a canary candidate compare on live traffic. */
@@ -72,6 +81,8 @@ export interface Rollup {
   shadow: ShadowSummary | null;
   /** Classifier-decided rows only (not alias or path routes). */
   versions: VersionTotals[];
+  /** Rows whose answer named its service tier; empty when none did (rows written before 2026-12-03 never do). */
+  service_tiers: ServiceTierTotals[];
   groups: GroupTotals[];
 }
 
@@ -80,6 +91,7 @@ interface Counted {
   tenant: string;
   feature: string | null;
   tier: string | null;
+  serviceTier: string | null;
   shadowTier: string | null;
   /** The classifier version, for rows a classifier rule decided; null for alias and path routes. */
   version: string | null;
@@ -124,6 +136,7 @@ async function dedupDay(rows: AsyncIterable<LedgerRow>, day: string | undefined,
       tenant: strings.of(r.tenant_id),
       feature: strings.of(r.feature_id),
       tier: strings.of(r.tier),
+      serviceTier: strings.of(r.service_tier ?? null),
       shadowTier: strings.of(r.shadow_tier),
       version: r.classifier_rule !== null && r.classifier_version !== null ? strings.of(r.classifier_version) : null,
       status: r.status,
@@ -157,6 +170,7 @@ class Totals {
   weakUnderShadow = 0;
   readonly disagreements: Record<string, number> = {};
   readonly versions = new Map<string, { requests: number; weak: number; errors: number; cost: number }>();
+  readonly serviceTiers = new Map<string, ServiceTierTotals>();
 
   constructor(private readonly weakTier: string) {}
 
@@ -180,6 +194,7 @@ class Totals {
     else if (r.total > 0) g.unpriced++;
     g.saved_usd += r.saved;
     if (r.cacheHit) g.cache_hits++;
+    if (r.serviceTier !== null) this.serviceTierRow(r.serviceTier, r);
     this.cost += r.cost ?? 0;
     const isError = r.status === 'upstream_error' || (r.status === 'rejected' && r.httpStatus >= 500);
     if (r.tier !== null) this.routedRow(r, isError);
@@ -192,6 +207,14 @@ class Totals {
       this.latencies = grown;
     }
     this.latencies[this.requests++] = r.latency;
+  }
+
+  private serviceTierRow(name: string, r: Counted): void {
+    let t = this.serviceTiers.get(name);
+    if (!t) this.serviceTiers.set(name, (t = { service_tier: name, requests: 0, cost_usd: 0, unpriced: 0 }));
+    t.requests++;
+    if (r.cost !== null) t.cost_usd += r.cost;
+    else if (r.total > 0) t.unpriced++;
   }
 
   private routedRow(r: Counted, isError: boolean): void {
@@ -247,6 +270,9 @@ class Totals {
           cost_per_1000_requests: roundUsd((v.cost / v.requests) * 1000),
         }))
         .sort((a, b) => b.requests - a.requests || a.classifier_version.localeCompare(b.classifier_version)),
+      service_tiers: [...this.serviceTiers.values()]
+        .map((t) => ({ ...t, cost_usd: roundUsd(t.cost_usd) }))
+        .sort((a, b) => b.cost_usd - a.cost_usd || a.service_tier.localeCompare(b.service_tier)),
       groups: [...this.groups.values()].sort((a, b) => b.cost_usd - a.cost_usd || a.tenant_id.localeCompare(b.tenant_id)),
     };
   }

@@ -16,6 +16,8 @@ const readableRow = z.looseObject({
   tenant_id: text,
   feature_id: maybeText,
   tier: maybeText,
+  // Rows written before 2026-12-03 have none.
+  service_tier: maybeText.optional(),
   shadow_tier: maybeText,
   classifier_version: maybeText,
   classifier_rule: maybeText,
@@ -52,6 +54,7 @@ export function plainlyReadable(v: unknown): boolean {
     isText(v.tenant_id) &&
     isMaybeText(v.feature_id) &&
     isMaybeText(v.tier) &&
+    (v.service_tier === undefined || isMaybeText(v.service_tier)) &&
     isMaybeText(v.shadow_tier) &&
     isMaybeText(v.classifier_version) &&
     isMaybeText(v.classifier_rule) &&

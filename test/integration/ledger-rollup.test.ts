@@ -58,6 +58,7 @@ const EXPECTED = {
   // cost (0.0002 + 0.01 + 0 + 0.00001 + unpriced f) / 5 × 1000 = 2.042.
   shadow: null,
   versions: [{ classifier_version: 'v7', requests: 5, weak_tier_share: 0.8, error_rate: 0.2, cost_per_1000_requests: 2.042 }],
+  service_tiers: [], // no answer named one
   groups: [
     { tenant_id: 'acme', feature_id: 'search', requests: 2, input_tokens: 3000, output_tokens: 800, total_tokens: 3800, cost_usd: 0.0102, saved_usd: 0, cache_hits: 0, unpriced: 0 },
     { tenant_id: 'beta', feature_id: null, requests: 3, input_tokens: 110, output_tokens: 10, total_tokens: 120, cost_usd: 0.00001, saved_usd: 0, cache_hits: 0, unpriced: 1 },
@@ -158,6 +159,34 @@ describe('tiergate ledger rollup', () => {
     ]);
   });
 
+  it('by service tier: requests, cost and unpriced rows per tier an answer named; older rows without the field count elsewhere only', () => {
+    const old = day({ request_id: 'old', cost_usd: cost(0.5) }) as Partial<LedgerRow>;
+    delete old.service_tier; // a row written before the column existed
+    const rows = [
+      day({ request_id: 'p1', service_tier: 'priority', cost_usd: cost(0.0035) }),
+      day({ request_id: 'p2', service_tier: 'priority', cost_usd: cost(0.0015) }),
+      day({ request_id: 'p3', service_tier: 'priority', cost_usd: null }), // a tier its model's prices do not list
+      day({ request_id: 'd1', service_tier: 'default', cost_usd: cost(0.002) }),
+      day({ request_id: 'f1', service_tier: 'flex', cost_usd: cost(0.0001) }),
+      day({ request_id: 'none', service_tier: null, cost_usd: cost(0.25) }),
+      old,
+    ];
+    const file = join(mkdtempSync(join(tmpdir(), 'tiergate-rollup-tiers-')), 'ledger.jsonl');
+    writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const json = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', file, '--json']);
+    expect(json.stderr).toBe('');
+    const r = JSON.parse(json.stdout) as { requests: number; cost_usd: number; service_tiers: unknown[] };
+    expect(r.requests).toBe(7);
+    expect(r.cost_usd).toBe(0.7571);
+    expect(r.service_tiers).toEqual([
+      { service_tier: 'priority', requests: 3, cost_usd: 0.005, unpriced: 1 },
+      { service_tier: 'default', requests: 1, cost_usd: 0.002, unpriced: 0 },
+      { service_tier: 'flex', requests: 1, cost_usd: 0.0001, unpriced: 0 },
+    ]);
+    const text = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', file]).stdout;
+    expect(text).toContain('  by service tier\n    priority            3 requests   cost $0.005000   unpriced 1\n    default             1 requests   cost $0.002000\n');
+  });
+
   it('shadow agreement, each direction of disagreement, the weak share under the shadow, and the canary beside the active version', () => {
     const row = (id: string, version: string, tier: string | null, shadow: string | null, over: Partial<LedgerRow> = {}) =>
       day({ request_id: id, classifier_version: version, classifier_rule: tier === null ? null : 'default', tier, shadow_tier: shadow, shadow_reason: shadow && `v8 ${shadow}`, cost_usd: cost(0.001), ...over });
@@ -224,6 +253,7 @@ describe('tiergate ledger rollup', () => {
       cancelled: 1,
       p95_latency_ms: 400,
       shadow: null,
+      service_tiers: [],
     };
     let dir: string;
     beforeAll(async () => {

@@ -15,7 +15,7 @@ const anyValue = fc.oneof(
   fc.integer(),
 );
 
-const FIELDS = ['event_id', 'timestamp', 'request_id', 'tenant_id', 'feature_id', 'tier', 'shadow_tier', 'classifier_version', 'classifier_rule', 'status', 'http_status', 'usage', 'cost_usd', 'saved_usd', 'cache_hit', 'latency_ms'] as const;
+const FIELDS = ['event_id', 'timestamp', 'request_id', 'tenant_id', 'feature_id', 'tier', 'service_tier', 'shadow_tier', 'classifier_version', 'classifier_rule', 'status', 'http_status', 'usage', 'cost_usd', 'saved_usd', 'cache_hit', 'latency_ms'] as const;
 const NESTED = [
   ['usage', 'input_tokens'],
   ['usage', 'output_tokens'],
