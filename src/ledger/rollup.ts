@@ -1,7 +1,7 @@
 // `tiergate ledger rollup`: a period's rows (a day, a month, any range of days) summed per tenant × feature,
 // plus the gateway-wide figures finance and the classifier loop watch (weak-tier share, cost per 1,000 requests,
-// error rate, p95 latency, cost by service tier). A row delivered twice (the sinks are at least once) is counted once: rows are told
-// apart by event_id, which a row keeps however often it is sent. Not by request_id: that is Envoy's x-request-id,
+// error rate, p95 latency, cost by service tier). A row delivered twice (the sinks are at least once) is counted
+// once: rows are told apart by event_id, which a row keeps however often it is sent. Not by request_id: that is Envoy's x-request-id,
 // which Envoy keeps as a client sent it unless it takes the request for an edge request, so a client reusing one
 // id would have all but one of its requests dropped, and could drop another tenant's.
 import type { LedgerRow } from './row.js';
@@ -106,6 +106,9 @@ interface Counted {
   latency: number;
 }
 
+/** A row that used tokens but has no price: its cost is missing from every sum it is in. */
+const unpriced = (r: Counted): boolean => r.cost === null && r.total > 0;
+
 /** One string per distinct value: JSON.parse makes a new one for every row. */
 class Strings {
   private readonly seen = new Map<string, string>();
@@ -190,8 +193,8 @@ class Totals {
     g.input_tokens += r.input;
     g.output_tokens += r.output;
     g.total_tokens += r.total;
-    if (r.cost !== null) g.cost_usd += r.cost;
-    else if (r.total > 0) g.unpriced++;
+    g.cost_usd += r.cost ?? 0;
+    if (unpriced(r)) g.unpriced++;
     g.saved_usd += r.saved;
     if (r.cacheHit) g.cache_hits++;
     if (r.serviceTier !== null) this.serviceTierRow(r.serviceTier, r);
@@ -213,8 +216,8 @@ class Totals {
     let t = this.serviceTiers.get(name);
     if (!t) this.serviceTiers.set(name, (t = { service_tier: name, requests: 0, cost_usd: 0, unpriced: 0 }));
     t.requests++;
-    if (r.cost !== null) t.cost_usd += r.cost;
-    else if (r.total > 0) t.unpriced++;
+    t.cost_usd += r.cost ?? 0;
+    if (unpriced(r)) t.unpriced++;
   }
 
   private routedRow(r: Counted, isError: boolean): void {

@@ -75,6 +75,8 @@ export class ResponseUsageCollector {
   private usage: Usage | undefined;
   private model: string | undefined;
   private serviceTier: string | undefined;
+  /** The service tier as the backend last sent it (serviceTier is its bounded form). */
+  private serviceTierSent: string | undefined;
   private finishReason: string | undefined;
   private errorCode: string | undefined;
   private done = false;
@@ -276,8 +278,12 @@ export class ResponseUsageCollector {
     if (this.model === undefined && typeof o.model === 'string' && o.model.length > 0) this.model = boundedClientText(o.model);
     // The last one: a Responses API stream's first event repeats what the request asked for (`auto`), its final
     // event names the tier that served it.
+    // Compared as sent, so a stream that repeats it on every chunk bounds it once, not per chunk.
     const tier = o.service_tier;
-    if (typeof tier === 'string' && tier.length > 0 && tier !== this.serviceTier) this.serviceTier = boundedClientText(tier);
+    if (typeof tier === 'string' && tier.length > 0 && tier !== this.serviceTierSent) {
+      this.serviceTierSent = tier;
+      this.serviceTier = boundedClientText(tier);
+    }
     if (o.usage != null) this.usage = readUsage(o.usage) ?? this.usage;
     // OpenAI's shape nests the error; older vLLM (and servers copied from it) send it as the body itself.
     const error = isObject(o.error) ? o.error : o.object === 'error' ? o : undefined;
