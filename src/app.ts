@@ -27,6 +27,7 @@ import { watchEviction, type EvictionRisk, type MustKeep } from './stores/redis/
 import { cacheSharesRedis } from './config/redis-sharing.js';
 import { fixedTiersExcluded } from './config/acl-notes.js';
 import { untieredOpenAiPrices } from './config/price-notes.js';
+import { responsesNotIsolated } from './config/isolation-notes.js';
 import { RedisStreamSink } from './ledger/redis-stream-sink.js';
 import type { Cluster, Redis } from 'ioredis';
 import type { Stage } from './pipeline/stage.js';
@@ -307,9 +308,11 @@ function ledgerHooks(metrics: Metrics, log: Logger): LedgerHooks {
 
 /**
  * What a valid config does that its author may not mean, said once per config: tenants refused on an
- * unclassified path by their own model list, OpenAI models priced alike on every service tier.
+ * unclassified path by their own model list, OpenAI models priced alike on every service tier, stored responses
+ * open to every tenant.
  */
 function warnConfigNotes(rt: Runtime, log: Logger): void {
   for (const n of fixedTiersExcluded(rt)) log.warn({ event: 'config.tier_excluded', path: n.path, message: n.message });
   for (const n of untieredOpenAiPrices(rt)) log.warn({ event: 'config.service_tiers_unpriced', path: n.path, message: n.message });
+  for (const n of responsesNotIsolated(rt)) log.warn({ event: 'config.responses_not_isolated', path: n.path, message: n.message });
 }

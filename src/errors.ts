@@ -14,6 +14,9 @@ export const ERRORS = {
   missing_body: { status: 400, type: 'invalid_request_error', code: 'missing_body' },
   invalid_path: { status: 400, type: 'invalid_request_error', code: 'invalid_path' },
   invalid_tenant_id: { status: 400, type: 'invalid_request_error', code: 'invalid_tenant_id' },
+  // OpenAI's own answer to a continuation whose response it does not hold, which clients that resend the whole
+  // history on it recognise. A response asked for by id is a 404 (response_not_found).
+  previous_response_not_found: { status: 400, type: 'invalid_request_error', code: 'previous_response_not_found' },
   missing_api_key: { status: 401, type: 'authentication_error', code: 'missing_api_key' },
   invalid_api_key: { status: 401, type: 'authentication_error', code: 'invalid_api_key' },
   expired_api_key: { status: 401, type: 'authentication_error', code: 'expired_api_key' },
@@ -23,6 +26,7 @@ export const ERRORS = {
   service_tier_not_allowed: { status: 403, type: 'permission_error', code: 'service_tier_not_allowed' },
   background_not_allowed: { status: 403, type: 'permission_error', code: 'background_not_allowed' },
   model_not_found: { status: 404, type: 'invalid_request_error', code: 'model_not_found' },
+  response_not_found: { status: 404, type: 'invalid_request_error', code: 'response_not_found' },
   method_not_allowed: { status: 405, type: 'invalid_request_error', code: 'method_not_allowed' },
   request_too_large: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
   // A compressed request body tiergate cannot read (RFC 9110 §15.5.16 names 415 for an unsupported content coding).

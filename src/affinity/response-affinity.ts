@@ -1,10 +1,15 @@
 // Response affinity: which tier answered each stored Responses API response, so that a turn continuing it
 // (previous_response_id), or a request about it (GET /v1/responses/{id}), reaches the backend that holds it.
-// Keys are scoped by tenant: one tenant's ids never steer another's requests. It fails open: a store that is
-// down or slow gives no answer (the turn goes to routing.statefulTier) and a lost write is a later miss.
+// Keys are scoped by tenant: one tenant's ids never steer another's requests. Beside each, an owner record by
+// id alone says which tenant stored the response: the backends behind tiergate hold every tenant's responses
+// under one upstream credential, so without it any tenant holding an id could read, continue or delete
+// another's (routing.affinity.isolation). It fails open: a store that is down or slow gives no answer (the
+// turn goes to routing.statefulTier) and a lost write is a later miss; only isolation "strict" refuses then.
 import type { Config } from '../config/schema.js';
 import type { AffinityStore } from '../stores/affinity-store.js';
 import { withDeadline } from '../deadline-timer.js';
+import { TiergateError } from '../errors.js';
+import { boundedClientText } from '../ledger/client-text.js';
 import { MemoryAffinityStore } from '../stores/memory/affinity-store.js';
 import { RedisAffinityStore } from '../stores/redis/affinity-store.js';
 import { StoreGuard } from '../stores/store-guard.js';
@@ -29,6 +34,37 @@ const MAX_ID_LENGTH = 256;
 /** What a call came to, for the metric, and its value. */
 type Outcome<T> = [result: 'hit' | 'miss' | 'stored' | 'failed' | 'deadline', value: T | undefined];
 const LATE: Outcome<never> = ['deadline', undefined];
+/** The metric's `op`: the tier under the tenant's key, and the owner record by id alone. */
+type Op = 'lookup' | 'remember' | 'owner_lookup' | 'owner_remember';
+
+/**
+ * Whose a response id is, as far as tiergate knows. own: stored by this tenant (its tier, when still known);
+ * foreign: stored by another tenant; unknown: never stored through tiergate, or its records expired;
+ * unavailable: the store failed or was too slow to say.
+ */
+export type Holder = { readonly kind: 'own'; readonly tier: string | undefined } | { readonly kind: 'foreign'; readonly owner: string } | { readonly kind: 'unknown' | 'unavailable' };
+const UNKNOWN: Holder = Object.freeze({ kind: 'unknown' });
+const UNAVAILABLE: Holder = Object.freeze({ kind: 'unavailable' });
+const OWN_TIER_UNKNOWN: Holder = Object.freeze({ kind: 'own', tier: undefined });
+
+/**
+ * What isolation answers a caller for a response id it may not use, or undefined when it may. `continuation`: a
+ * turn's previous_response_id (OpenAI's own 400, which clients that resend their whole history recognise), else a
+ * request about the response (404). Either says only "not found", as the backend does for an id that does not
+ * exist: another tenant's id is not confirmed to exist. Which tenant holds it goes to the log, for the operator.
+ */
+export function isolationRefusal(holder: Holder, cfg: AffinityConfig, responseId: string, continuation: boolean, log: Logger): TiergateError | undefined {
+  if (holder.kind === 'own' || cfg.isolation === 'off') return undefined;
+  if (holder.kind === 'foreign') log.warn({ event: 'affinity.foreign_response', owner: holder.owner, continuation });
+  else if (cfg.isolation !== 'strict') return undefined;
+  else if (holder.kind === 'unavailable') {
+    return new TiergateError('dependency_unavailable', 'The gateway cannot check this response id now (its affinity store is unavailable); retry shortly.', continuation ? 'previous_response_id' : null);
+  }
+  const id = boundedClientText(responseId);
+  return continuation
+    ? new TiergateError('previous_response_not_found', `Previous response with id '${id}' not found.`, 'previous_response_id')
+    : new TiergateError('response_not_found', `Response with id '${id}' not found.`);
+}
 
 export class ResponseAffinity {
   private readonly guard: StoreGuard;
@@ -48,19 +84,41 @@ export class ResponseAffinity {
     return this.store !== undefined && cfg.store !== 'off';
   }
 
-  /** The tier remembered for this tenant's response; undefined when unknown, or when the store fails or is slow. */
-  lookup(tenant: string, responseId: string, cfg: AffinityConfig): string | undefined | Promise<string | undefined> {
-    return this.call('lookup', tenant, responseId, cfg, (store, key) => store.get(key), (tier) => [tier ? 'hit' : 'miss', tier]);
+  /**
+   * Whose this response is, and for the caller's own its tier. The tenant's key is read first: a hit is the
+   * common case and costs one read. Only on a miss, and with isolation on, is the owner record read too.
+   */
+  holder(tenant: string, responseId: string, cfg: AffinityConfig): Holder | Promise<Holder> {
+    const own = this.call('lookup', responseId, cfg, this.key(tenant, responseId), (store, key) => store.get(key), found);
+    return own instanceof Promise ? own.then((o) => this.afterOwnLookup(tenant, responseId, cfg, o)) : this.afterOwnLookup(tenant, responseId, cfg, own);
+  }
+
+  private afterOwnLookup(tenant: string, responseId: string, cfg: AffinityConfig, [result, tier]: Outcome<string>): Holder | Promise<Holder> {
+    if (result === 'hit') return { kind: 'own', tier };
+    if (result !== 'miss') return UNAVAILABLE;
+    if (cfg.isolation === 'off') return UNKNOWN;
+    const owner = this.call('owner_lookup', responseId, cfg, this.ownerKey(responseId), (store, key) => store.get(key), found);
+    const whose = ([r, name]: Outcome<string>): Holder => {
+      if (r === 'miss') return UNKNOWN;
+      if (r !== 'hit' || name === undefined) return UNAVAILABLE;
+      // The tenant's own key expired or was evicted before the owner record: its own, on a tier no longer known.
+      return name === tenant ? OWN_TIER_UNKNOWN : { kind: 'foreign', owner: name };
+    };
+    return owner instanceof Promise ? owner.then(whose) : whose(owner);
   }
 
   /**
-   * Remembers the tier of a response; the promise (if any) settles once stored or given up, never rejects. The
-   * caller holds the answer that carries the response id until then, so the client cannot continue the
-   * conversation before its tier is known.
+   * Remembers the tier of a response, and which tenant stored it; the promise (if any) settles once both are
+   * stored or given up, never rejects. The caller holds the answer that carries the response id until then, so
+   * the client cannot continue the conversation (nor another tenant claim the id) before it is known. The owner
+   * record is written whatever isolation says, so that turning isolation on covers the responses stored before.
    */
   remember(tenant: string, responseId: string, tier: string, cfg: AffinityConfig): void | Promise<void> {
-    const r = this.call('remember', tenant, responseId, cfg, (store, key) => store.set(key, tier, cfg.ttlSeconds * 1000, tenant), (): Outcome<never> => ['stored', undefined]);
-    return r instanceof Promise ? r.then(() => undefined) : undefined;
+    const ttl = cfg.ttlSeconds * 1000;
+    const tierSet = this.call('remember', responseId, cfg, this.key(tenant, responseId), (store, key) => store.set(key, tier, ttl, tenant), stored);
+    const ownerSet = this.call('owner_remember', responseId, cfg, this.ownerKey(responseId), (store, key) => store.set(key, tenant, ttl, tenant), stored);
+    if (tierSet instanceof Promise || ownerSet instanceof Promise) return Promise.all([tierSet, ownerSet]).then(() => undefined);
+    return undefined;
   }
 
   async close(): Promise<void> {
@@ -73,24 +131,32 @@ export class ResponseAffinity {
   }
 
   /**
-   * One store call, the same way for both operations: ids too long to be real are not sent, a store known to be
+   * Who stored a response, by its id alone. The tier keys go on with "{t:" after the prefix, these with
+   * "owner:", so the two never meet. No hash tag: on a Cluster these spread by id.
+   */
+  private ownerKey(responseId: string): string {
+    return `${this.prefix}owner:${responseId}`;
+  }
+
+  /**
+   * One store call, the same way for every operation: ids too long to be real are not sent, a store known to be
    * down is not called, a failure or a throw is the breaker's, a slow answer is abandoned at the deadline, and
    * the outcome is counted once.
    */
   private call<R, V>(
-    op: 'lookup' | 'remember',
-    tenant: string,
+    op: Op,
     responseId: string,
     cfg: AffinityConfig,
+    key: string,
     run: (store: AffinityStore, key: string) => R | Promise<R>,
     outcome: (r: R) => Outcome<V>,
-  ): V | undefined | Promise<V | undefined> {
+  ): Outcome<V> | Promise<Outcome<V>> {
     const store = this.store;
-    if (responseId.length > MAX_ID_LENGTH) return this.counted(op, [op === 'lookup' ? 'miss' : 'failed', undefined]);
+    if (responseId.length > MAX_ID_LENGTH) return this.counted(op, [op.endsWith('lookup') ? 'miss' : 'failed', undefined]);
     if (!store || !this.guard.allows()) return this.counted(op, ['failed', undefined]);
     let got: R | Promise<R>;
     try {
-      got = run(store, this.key(tenant, responseId));
+      got = run(store, key);
     } catch (err) {
       return this.counted(op, this.failed(op, err, cfg));
     }
@@ -105,14 +171,17 @@ export class ResponseAffinity {
     return withDeadline(answer, cfg.deadlineMs, LATE as Outcome<V>).then((o) => this.counted(op, o));
   }
 
-  private failed(op: 'lookup' | 'remember', err: unknown, cfg: AffinityConfig): Outcome<never> {
+  private failed(op: Op, err: unknown, cfg: AffinityConfig): Outcome<never> {
     this.guard.failed(op, err, cfg.breaker);
     return ['failed', undefined];
   }
 
   /** Counted once per call, by what the caller got (a store answering after the deadline is not counted again). */
-  private counted<T>(op: 'lookup' | 'remember', [result, value]: Outcome<T>): T | undefined {
-    this.metrics.responseAffinity.inc({ op, result });
-    return value;
+  private counted<T>(op: Op, o: Outcome<T>): Outcome<T> {
+    this.metrics.responseAffinity.inc({ op, result: o[0] });
+    return o;
   }
 }
+
+const found = (value: string | undefined): Outcome<string> => [value === undefined ? 'miss' : 'hit', value];
+const stored = (): Outcome<never> => ['stored', undefined];

@@ -35,6 +35,13 @@ export const routingSchema = z
         maxEntries: positiveInt.default(100_000),
         /** A lookup or write slower than this is abandoned: the turn goes to statefulTier, or unremembered. */
         deadlineMs: positiveInt.default(30),
+        /**
+         * Whether a tenant may use a response id another tenant stored (its backends hold every tenant's
+         * responses under one credential). known: an id stored by another tenant is answered as not found;
+         * strict: so is one tiergate has no record of (expired, stored before, or elsewhere), and while the
+         * store cannot say, 503; off: ids are not checked.
+         */
+        isolation: z.enum(['off', 'known', 'strict']).default('known'),
         breaker: breakerSchema,
       })
       .prefault({}),

@@ -5,7 +5,7 @@
 // stored Responses API response or a conversation, the tier of the backend that holds it.
 import { newId } from '../ids.js';
 import { backendView } from '../path-segment.js';
-import type { ResponseAffinity } from '../affinity/response-affinity.js';
+import { isolationRefusal, type Holder, type ResponseAffinity } from '../affinity/response-affinity.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import { TiergateError } from '../errors.js';
@@ -56,15 +56,19 @@ export function routeFixedPath(rt: Runtime, state: RequestState, caller: Caller 
 
 const UNREAD_BODY: ModeOverride = Object.freeze({ requestBodyMode: 'NONE', responseBodyMode: 'STREAMED' });
 
-/** A path that is neither classified nor unclassified: answered (the model list) or passed through. */
-export function otherPath(rt: Runtime, state: RequestState, caller: Caller | undefined, spoofed: string[], affinity: ResponseAffinity): Decision | Promise<Decision> {
+/**
+ * A path that is neither classified nor unclassified: answered (the model list), passed through, or refused (a
+ * stored response the caller's tenant may not use: response isolation).
+ */
+export function otherPath(rt: Runtime, state: RequestState, caller: Caller | undefined, spoofed: string[], affinity: ResponseAffinity): Decision | TiergateError | Promise<Decision | TiergateError> {
   const { headers, path } = state;
   // Auth runs on this path only when keys are on; with auth off every caller is the default tenant.
   const tenant = caller?.tenant ?? (rt.auth.mode === 'none' ? DEFAULT_TENANT : undefined);
   const models = modelListReply(rt, state.method, path, () => rt.tenants.policyFor(tenant ?? publicCallerTenant(headers, rt)), Date.now());
   if (models) return models;
-  const holder = statefulPathTier(rt, path, tenant, affinity);
-  return holder instanceof Promise ? holder.then((t) => passThrough(rt, headers, caller, spoofed, t)) : passThrough(rt, headers, caller, spoofed, holder);
+  const holder = statefulPathTier(rt, path, tenant, affinity, state);
+  const pass = (t: TierRuntime | undefined | TiergateError) => (t instanceof TiergateError ? t : passThrough(rt, headers, caller, spoofed, t));
+  return holder instanceof Promise ? holder.then(pass) : pass(holder);
 }
 
 /**
@@ -72,17 +76,21 @@ export function otherPath(rt: Runtime, state: RequestState, caller: Caller | und
  * cancel and input_items) or a conversation (/v1/conversations and everything under it, beside the Responses
  * path). It must reach the backend holding that state: for a response, the tier response affinity remembered
  * for its id (when on), else the stateful tier; for a conversation, the stateful tier, where every conversation
- * turn goes. Envoy routes it by the tier header, as it routes the turns themselves. Undefined for any other
- * path. `tenant`: the caller's, if known.
+ * turn goes. Envoy routes it by the tier header, as it routes the turns themselves. A response another tenant
+ * stored is refused (routing.affinity.isolation). Undefined for any other path. `tenant`: the caller's, if known.
  */
-function statefulPathTier(rt: Runtime, path: string, tenant: string | undefined, affinity: ResponseAffinity): TierRuntime | undefined | Promise<TierRuntime> {
+function statefulPathTier(rt: Runtime, path: string, tenant: string | undefined, affinity: ResponseAffinity, state: RequestState): TierRuntime | undefined | TiergateError | Promise<TierRuntime | TiergateError> {
   const held = heldState(rt, path);
   if (held === undefined) return undefined;
+  // The id as the backend will read it (`resp%5Fx` is resp_x there; `resp_a/../resp_b` is resp_b): looked up
+  // as written, an escaped id would be unknown to isolation and reach another tenant's response all the same.
+  const view = backendView(path);
+  const id = view === undefined ? held.responseId : heldState(rt, view)?.responseId;
   const cfg = rt.config.routing.affinity;
   // A conversation, or no tenant to look up under (a path made public).
-  if (held.responseId === undefined || held.responseId === '' || !affinity.on(cfg) || tenant === undefined) return rt.statefulTier;
-  const onTier = (name: string | undefined) => (name === undefined ? undefined : rt.tiers.get(name)) ?? rt.statefulTier;
-  const found = affinity.lookup(tenant, held.responseId, cfg);
+  if (id === undefined || id === '' || !affinity.on(cfg) || tenant === undefined) return rt.statefulTier;
+  const onTier = (h: Holder) => isolationRefusal(h, cfg, id, false, state.log) ?? ((h.kind === 'own' && h.tier !== undefined ? rt.tiers.get(h.tier) : undefined) ?? rt.statefulTier);
+  const found = affinity.holder(tenant, id, cfg);
   return found instanceof Promise ? found.then(onTier) : onTier(found);
 }
 

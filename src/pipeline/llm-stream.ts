@@ -125,7 +125,9 @@ export class LlmStream implements StreamHandler {
     if (this.pathKind === 'other') {
       const meant = disguisedPath(rt, path);
       if (meant !== undefined) return this.reply(new TiergateError('invalid_path', `Send this request to ${meant}, written plainly.`));
-      return otherPath(rt, this.state, caller, spoofed, this.deps.affinity);
+      const other = otherPath(rt, this.state, caller, spoofed, this.deps.affinity);
+      const answer = (d: Decision | TiergateError): Decision => (d instanceof TiergateError ? this.reply(d) : d);
+      return other instanceof Promise ? other.then(answer) : answer(other);
     }
     if (this.pathKind === 'unclassified') {
       const { tier, outcome } = routeFixedPath(rt, this.state, caller, this.deps.budgets, this.deps.metrics);

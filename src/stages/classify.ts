@@ -3,7 +3,7 @@
 // shadow version (if any) evaluated beside it. A Responses API turn that keeps state on the backend is
 // classified only when tiergate can keep its conversation on one backend (response affinity, README
 // "Responses API"); otherwise it goes to routing.statefulTier.
-import type { AffinityConfig, ResponseAffinity } from '../affinity/response-affinity.js';
+import { isolationRefusal, type AffinityConfig, type Holder, type ResponseAffinity } from '../affinity/response-affinity.js';
 import { declaredTools, type LlmRequest } from '../llm/parse-request.js';
 import type { RequestState, RouteDecision } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
@@ -19,25 +19,39 @@ export function createClassifyStage(affinity: ResponseAffinity): Stage {
       if (!llm) throw new Error('classify before parse');
       const model = llm.model ?? 'auto';
       const direct = rt.autoModels.has(model) ? undefined : rt.modelToTier.get(model);
-      if (direct !== undefined) {
-        const tier = rt.tiers.get(direct);
-        if (!tier) throw new Error(`alias ${model} names unknown tier ${direct}`);
-        state.route = { tier, source: 'alias' };
-        return;
+      const cfg = rt.config.routing.affinity;
+      const previous = llm.stateful && affinity.on(cfg) ? llm.json.previous_response_id : undefined;
+      // A continuation: whose response it continues is known first. Isolation checks every one, whatever
+      // model it names; otherwise only one that affinity routes needs the lookup.
+      if (typeof previous === 'string' && (cfg.isolation !== 'off' || (direct === undefined && affinityTracks(llm, affinity, cfg)))) {
+        const go = (holder: Holder): void => {
+          const refused = isolationRefusal(holder, cfg, previous, true, state.log);
+          if (refused) throw refused;
+          route(state, llm, direct, affinity, holder);
+        };
+        const holder = affinity.holder(state.tenant, previous, cfg);
+        return holder instanceof Promise ? holder.then(go) : go(holder);
       }
-      if (llm.stateful) {
-        const cfg = rt.config.routing.affinity;
-        if (!affinityTracks(llm, affinity, cfg)) return toStatefulTier(state);
-        const previous = llm.json.previous_response_id;
-        if (typeof previous === 'string') {
-          const found = affinity.lookup(state.tenant, previous, cfg);
-          return found instanceof Promise ? found.then((tier) => continueOn(state, tier)) : continueOn(state, found);
-        }
-        // A new turn: classified, and the tier that answers it remembered (LlmStream) for what follows.
-      }
-      classify(state);
+      route(state, llm, direct, affinity, undefined);
     },
   };
+}
+
+/** `holder`: whose the response a continuation names is, when it was looked up. */
+function route(state: RequestState, llm: LlmRequest, direct: string | undefined, affinity: ResponseAffinity, holder: Holder | undefined): void {
+  const rt = state.runtime;
+  if (direct !== undefined) {
+    const tier = rt.tiers.get(direct);
+    if (!tier) throw new Error(`alias ${String(llm.model)} names unknown tier ${direct}`);
+    state.route = { tier, source: 'alias' };
+    return;
+  }
+  if (llm.stateful) {
+    if (!affinityTracks(llm, affinity, rt.config.routing.affinity)) return toStatefulTier(state);
+    if (holder) return continueOn(state, holder.kind === 'own' ? holder.tier : undefined);
+    // A new turn: classified, and the tier that answers it remembered (LlmStream) for what follows.
+  }
+  classify(state);
 }
 
 /**

@@ -57,6 +57,20 @@ describe('tiergate config check', () => {
     expect(bare.stderr).toContain('auth.keys[0].expiresAt');
   });
 
+  it("notes stored responses that tenants could use across each other (keys on, and no affinity store or isolation off), and still passes", () => {
+    const keys = `auth: { mode: api_key, keys: [{ id: a, sha256: "${'a'.repeat(64)}", tenant: acme }] }\n`;
+    const r = run(['config', 'check', file(keys)]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('routing.affinity.store: note: off, with gateway keys on: any tenant holding a stored Responses API response id can read, continue or delete the response another tenant stored');
+    const off = run(['config', 'check', file(`${keys}routing: { affinity: { store: memory, isolation: off } }\n`)]);
+    expect(off.stderr).toContain('routing.affinity.isolation: note: off: any tenant holding');
+    expect(off.stderr.match(/note:/g)).toHaveLength(1);
+    // Isolated; or no keys (one tenant); or no Responses path to carry ids.
+    for (const quiet of [`${keys}routing: { affinity: { store: memory } }\n`, 'routing: { affinity: { store: off } }\n', `${keys}routing: { classifyPaths: [/v1/chat/completions] }\n`]) {
+      expect(run(['config', 'check', file(quiet)]).stderr, quiet).not.toContain('note:');
+    }
+  });
+
   it('notes a model sent to OpenAI whose price lists no service tiers, and still passes; the annotated example has none', () => {
     const config = (price: string) =>
       `tiers: { weak: { model: qwen, provider: vllm }, strong: { model: gpt-4.1, provider: openai }, canary: { model: gpt-4.1, provider: openai } }\n` +

@@ -2,6 +2,7 @@
 // when the turn keeps no state on the backend), limited by tokens, never cached, and accounted from the usage in
 // its JSON body or its stream's final event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../src/auth/api-keys.js';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { getHeader, postHeaders, type ExtProcSession, type Outcome } from '../../src/dev/envoy-client.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
@@ -390,9 +391,119 @@ describe('response affinity: a conversation stays on the tier its first turn got
       const next = await turn(t, { input: 'ok', previous_response_id: 'resp_lost' });
       expect(sent(next.s, next.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
       next.s.close();
-      expect(await metricValue(t.app, 'tiergate_response_affinity_total', { result: 'failed' })).toBe(2);
+      // The lookup, and the two writes (the tier, and who stored it).
+      expect(await metricValue(t.app, 'tiergate_response_affinity_total', { result: 'failed' })).toBe(3);
     } finally {
       await t.stop();
+    }
+  });
+});
+
+describe("response isolation: a tenant cannot use another tenant's stored response", () => {
+  // The backends hold every tenant's stored responses under tiergate's one upstream credential, so the backend
+  // would serve any id to anyone; tiergate records who stored each and refuses the others.
+  const servers = redisAndClusterForFile();
+  const KEYS = { acme: 'tg-acme-isolation-key', globex: 'tg-globex-isolation-key' };
+  const auth = { mode: 'api_key', keys: Object.entries(KEYS).map(([tenant, k]) => ({ id: tenant, sha256: sha256Hex(k), tenant })) } as const;
+  const stores: Record<string, () => ConfigInput['routing']> = {
+    memory: () => ({ affinity: { store: 'memory' } }),
+    redis: () => ({ affinity: { store: 'redis', redis: { url: servers.redis.url, keyPrefix: `iso:${Date.now()}:`, connectTimeoutMs: 1000, commandTimeoutMs: 1000 } } }),
+  };
+  const bearer = (tenant: keyof typeof KEYS): [string, string] => ['authorization', `Bearer ${KEYS[tenant]}`];
+
+  async function turnAs(t: TestTiergate, tenant: keyof typeof KEYS, body: Record<string, unknown>, id: string): Promise<{ s: ExtProcSession; o: Outcome }> {
+    const s = t.pool.open();
+    await s.sendRequestHeaders(postHeaders(PATH, [bearer(tenant), ['x-request-id', id]]), false);
+    return { s, o: await s.sendRequestBody(jsonBody({ model: 'auto', ...body })) };
+  }
+
+  /** A request about a stored response, on its headers alone: the local reply, or the tier it is sent to. */
+  async function about(t: TestTiergate, tenant: keyof typeof KEYS, method: string, path: string, id: string): Promise<{ status: number; code: string } | { tier: string | undefined }> {
+    const s = t.pool.open();
+    const o = await s.sendRequestHeaders([[':method', method], [':path', path], [':authority', 'gw'], bearer(tenant), ['x-request-id', id]], true);
+    s.close();
+    if (o.kind === 'immediate') return { status: o.status, code: (JSON.parse(o.body.toString()) as { error: { code: string } }).error.code };
+    return { tier: getHeader(s.requestHeaders, 'x-llm-tier') };
+  }
+
+  async function stored(t: TestTiergate, tenant: keyof typeof KEYS, responseId: string): Promise<void> {
+    const first = await turnAs(t, tenant, { input: LONG_TASK }, `store-${responseId}`);
+    expect(sent(first.s, first.o).tier).toBe('strong');
+    await first.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await first.s.sendResponseBody(jsonBody(response({ id: responseId, usage: USAGE })), true);
+    first.s.close();
+  }
+
+  it.each(Object.keys(stores))('%s store: another tenant is told "not found" for a continuation, a retrieval, a delete; the owner is served', async (name) => {
+    const t = await startTiergate({ auth, routing: (stores[name] as () => ConfigInput['routing'])() });
+    if (name === 'redis') await expect.poll(() => (t.app.affinity.store as unknown as { redis: { status: string } }).redis.status).toBe('ready');
+    try {
+      await stored(t, 'acme', 'resp_acme_1');
+      // globex continues acme's conversation: OpenAI's own answer for a response it does not hold.
+      for (const model of ['auto', 'strong-model']) {
+        const theirs = await turnAs(t, 'globex', { model, input: 'ok', previous_response_id: 'resp_acme_1' }, `cont-${model}`);
+        const r = refusal(theirs.o);
+        expect([r.status, r.error.code, r.error.param, r.error.message]).toEqual([400, 'previous_response_not_found', 'previous_response_id', "Previous response with id 'resp_acme_1' not found."]);
+        theirs.s.close();
+        expect(await rowFor(t, `cont-${model}`)).toMatchObject({ tenant_id: 'globex', status: 'rejected', http_status: 400, error_code: 'previous_response_not_found' });
+      }
+      // Retrieving, listing its input, cancelling or deleting it: 404, however the id is written.
+      for (const [method, path] of [
+        ['GET', '/v1/responses/resp_acme_1'],
+        ['GET', '/v1/responses/resp_acme_1/input_items?limit=5'],
+        ['POST', '/v1/responses/resp_acme_1/cancel'],
+        ['DELETE', '/v1/responses/resp_acme_1'],
+        ['GET', '/v1/responses/resp%5Facme%5F1'],
+        ['GET', '/v1/responses/resp_other/../resp_acme_1'],
+      ] as const) {
+        expect(await about(t, 'globex', method, path, `about-${method}`), `${method} ${path}`).toEqual({ status: 404, code: 'response_not_found' });
+      }
+      expect(await rowFor(t, 'about-DELETE')).toMatchObject({ tenant_id: 'globex', status: 'rejected', http_status: 404, error_code: 'response_not_found' });
+      // The owner is served as before, on the tier that holds it.
+      const mine = await turnAs(t, 'acme', { input: 'ok', previous_response_id: 'resp_acme_1' }, 'mine');
+      expect(sent(mine.s, mine.o)).toMatchObject({ tier: 'strong', classifier: 'affinity' });
+      mine.s.close();
+      expect(await about(t, 'acme', 'GET', '/v1/responses/resp_acme_1', 'mine-get')).toEqual({ tier: 'strong' });
+      // An id nobody stored through tiergate passes under "known" (the backend answers for it).
+      expect(await about(t, 'globex', 'GET', '/v1/responses/resp_elsewhere', 'unknown-get')).toEqual({ tier: 'weak' });
+      const unknown = await turnAs(t, 'globex', { input: 'ok', previous_response_id: 'resp_elsewhere' }, 'unknown-cont');
+      expect(sent(unknown.s, unknown.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
+      unknown.s.close();
+      // The operator is told whose it was; the refused tenant is not.
+      expect(t.logs.filter((l) => l.includes('affinity.foreign_response') && l.includes('"owner":"acme"'))).toHaveLength(8);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('strict refuses ids tiergate has no record of, and answers 503 while the store cannot say; off checks nothing', async () => {
+    const strict = await startTiergate({ auth, routing: { affinity: { store: 'memory', isolation: 'strict' } } });
+    const off = await startTiergate({ auth, routing: { affinity: { store: 'memory', isolation: 'off' } } });
+    const dead = { url: 'redis://127.0.0.1:1', connectTimeoutMs: 50, commandTimeoutMs: 50 };
+    const down = await startTiergate({ auth, routing: { affinity: { store: 'redis', redis: dead, isolation: 'strict' } } });
+    try {
+      await stored(strict, 'acme', 'resp_s1');
+      expect(await about(strict, 'globex', 'GET', '/v1/responses/resp_elsewhere', 'g1')).toEqual({ status: 404, code: 'response_not_found' });
+      const c = await turnAs(strict, 'globex', { input: 'ok', previous_response_id: 'resp_elsewhere' }, 'g2');
+      expect(refusal(c.o)).toMatchObject({ status: 400, error: { code: 'previous_response_not_found' } });
+      c.s.close();
+      expect(await about(strict, 'acme', 'GET', '/v1/responses/resp_s1', 'a1')).toEqual({ tier: 'strong' });
+
+      // Warned at start: isolation off, with keys on.
+      expect(off.logs.filter((l) => l.includes('config.responses_not_isolated'))).toHaveLength(1);
+      expect(strict.logs.join('\n')).not.toContain('config.responses_not_isolated');
+      await stored(off, 'acme', 'resp_o1');
+      expect(await about(off, 'globex', 'GET', '/v1/responses/resp_o1', 'o1')).toEqual({ tier: 'weak' });
+      const o = await turnAs(off, 'globex', { input: 'ok', previous_response_id: 'resp_o1' }, 'o2');
+      expect(sent(o.s, o.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
+      o.s.close();
+
+      expect(await about(down, 'acme', 'GET', '/v1/responses/resp_any', 'd1')).toEqual({ status: 503, code: 'dependency_unavailable' });
+      const d = await turnAs(down, 'acme', { input: 'ok', previous_response_id: 'resp_any' }, 'd2');
+      expect(refusal(d.o)).toMatchObject({ status: 503, error: { code: 'dependency_unavailable', param: 'previous_response_id' } });
+      d.s.close();
+    } finally {
+      await Promise.all([strict.stop(), off.stop(), down.stop()]);
     }
   });
 });

@@ -1,12 +1,18 @@
 // The response affinity service over stores that misbehave: a slow store is abandoned at the deadline, a failing
 // one opens the breaker (no more calls until the cooldown), and every call is counted once by what it came to.
 import { describe, expect, it } from 'vitest';
-import { ResponseAffinity, type AffinityConfig } from '../../src/affinity/response-affinity.js';
+import { isolationRefusal, ResponseAffinity, type AffinityConfig, type Holder } from '../../src/affinity/response-affinity.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { AffinityStore } from '../../src/stores/affinity-store.js';
 import { MemoryAffinityStore } from '../../src/stores/memory/affinity-store.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { captureLogger } from '../helpers/tiergate.js';
+
+/** The tier a lookup found for the caller's own response (undefined: not its own, or not known). */
+function tierOf(h: Holder | Promise<Holder>): string | undefined | Promise<string | undefined> {
+  const tier = (x: Holder) => (x.kind === 'own' ? x.tier : undefined);
+  return h instanceof Promise ? h.then(tier) : tier(h);
+}
 
 const cfg = (extra: Partial<AffinityConfig> = {}): AffinityConfig => ({ ...configSchema.parse({ routing: { affinity: { store: 'memory' } } }).routing.affinity, ...extra });
 
@@ -35,20 +41,58 @@ class FakeStore implements AffinityStore {
 }
 
 describe('response affinity', () => {
-  it('remembers per tenant: another tenant asking for the same id finds nothing', async () => {
+  it('remembers per tenant: another tenant asking for the same id finds nothing, and is told whose it is', async () => {
     const { affinity, counts } = service(new MemoryAffinityStore(10));
     affinity.remember('acme', 'resp_1', 'strong', cfg());
-    expect(affinity.lookup('acme', 'resp_1', cfg())).toBe('strong');
-    expect(affinity.lookup('globex', 'resp_1', cfg())).toBeUndefined();
-    expect(await counts()).toEqual({ 'remember:stored': 1, 'lookup:hit': 1, 'lookup:miss': 1 });
+    expect(tierOf(affinity.holder('acme', 'resp_1', cfg()))).toBe('strong');
+    expect(tierOf(affinity.holder('globex', 'resp_1', cfg()))).toBeUndefined();
+    expect(affinity.holder('globex', 'resp_1', cfg())).toEqual({ kind: 'foreign', owner: 'acme' });
+    expect(affinity.holder('globex', 'resp_never', cfg())).toEqual({ kind: 'unknown' });
+    // The owner record is read only after a miss of the tenant's own key: one read for the common case.
+    expect(await counts()).toEqual({ 'remember:stored': 1, 'owner_remember:stored': 1, 'lookup:hit': 1, 'lookup:miss': 3, 'owner_lookup:hit': 2, 'owner_lookup:miss': 1 });
+  });
+
+  it('isolation off reads no owner record; the owner record outliving the tier key is still the tenant\'s own', async () => {
+    const store = new MemoryAffinityStore(10);
+    const { affinity, counts } = service(store);
+    affinity.remember('acme', 'resp_1', 'strong', cfg());
+    expect(affinity.holder('globex', 'resp_1', cfg({ isolation: 'off' }))).toEqual({ kind: 'unknown' });
+    expect(await counts()).toEqual({ 'remember:stored': 1, 'owner_remember:stored': 1, 'lookup:miss': 1 });
+    // Only the owner record left (the tier key evicted or expired first): its own, on a tier no longer known.
+    store.set('p:owner:resp_2', 'acme', 60_000, 'acme');
+    expect(affinity.holder('acme', 'resp_2', cfg())).toEqual({ kind: 'own', tier: undefined });
+  });
+
+  it('isolation refuses what each mode says, and says only "not found"', () => {
+    const { log, logs } = captureLogger();
+    const own = { kind: 'own', tier: 'weak' } as const;
+    const foreign = { kind: 'foreign', owner: 'acme' } as const;
+    const unknown = { kind: 'unknown' } as const;
+    const unavailable = { kind: 'unavailable' } as const;
+    const code = (h: Holder, isolation: AffinityConfig['isolation'], continuation: boolean) => {
+      const e = isolationRefusal(h, cfg({ isolation }), 'resp_x', continuation, log);
+      return e && [e.entry.status, e.entry.code, e.param, e.message];
+    };
+    const table = (['off', 'known', 'strict'] as const).map((m) => [own, foreign, unknown, unavailable].map((h) => code(h, m, true)?.[1] ?? 'pass'));
+    expect(table).toEqual([
+      ['pass', 'pass', 'pass', 'pass'],
+      ['pass', 'previous_response_not_found', 'pass', 'pass'],
+      ['pass', 'previous_response_not_found', 'previous_response_not_found', 'dependency_unavailable'],
+    ]);
+    expect(code(foreign, 'known', true)).toEqual([400, 'previous_response_not_found', 'previous_response_id', "Previous response with id 'resp_x' not found."]);
+    expect(code(foreign, 'known', false)).toEqual([404, 'response_not_found', null, "Response with id 'resp_x' not found."]);
+    expect(code(unavailable, 'strict', false)?.slice(0, 2)).toEqual([503, 'dependency_unavailable']);
+    // The operator learns whose it was; the caller does not.
+    expect(logs.filter((l) => l.includes('affinity.foreign_response') && l.includes('"owner":"acme"'))).toHaveLength(4);
   });
 
   it("a tenant remembering many responses in a full memory store takes out its own, not another tenant's", () => {
-    const { affinity } = service(new MemoryAffinityStore(4));
+    // Each response takes two entries (its tier, and who stored it): room for acme's one and globex's last three.
+    const { affinity } = service(new MemoryAffinityStore(8));
     affinity.remember('acme', 'resp_a', 'strong', cfg());
     for (let i = 0; i < 10; i++) affinity.remember('globex', `resp_${i}`, 'weak', cfg());
-    expect(affinity.lookup('acme', 'resp_a', cfg())).toBe('strong');
-    expect([0, 6, 7, 8, 9].map((i) => affinity.lookup('globex', `resp_${i}`, cfg()))).toEqual([undefined, undefined, 'weak', 'weak', 'weak']);
+    expect(tierOf(affinity.holder('acme', 'resp_a', cfg()))).toBe('strong');
+    expect([0, 6, 7, 8, 9].map((i) => tierOf(affinity.holder('globex', `resp_${i}`, cfg())))).toEqual([undefined, undefined, 'weak', 'weak', 'weak']);
   });
 
   it('an id longer than any real one is neither looked up nor stored', async () => {
@@ -56,17 +100,17 @@ describe('response affinity', () => {
     const { affinity, counts } = service(store);
     const long = `resp_${'x'.repeat(300)}`;
     affinity.remember('acme', long, 'strong', cfg());
-    expect(affinity.lookup('acme', long, cfg())).toBeUndefined();
+    expect(tierOf(affinity.holder('acme', long, cfg()))).toBeUndefined();
     expect(store.size).toBe(0);
-    expect(await counts()).toEqual({ 'remember:failed': 1, 'lookup:miss': 1 });
+    expect(await counts()).toEqual({ 'remember:failed': 1, 'owner_remember:failed': 1, 'lookup:miss': 1, 'owner_lookup:miss': 1 });
   });
 
   it('a store that does not answer is abandoned at the deadline, counted once', async () => {
     const { affinity, counts } = service(new FakeStore('hang'));
     // Both settle although the store never answers (the test would time out otherwise).
-    expect(await affinity.lookup('acme', 'resp_1', cfg({ deadlineMs: 40 }))).toBeUndefined();
+    expect(await tierOf(affinity.holder('acme', 'resp_1', cfg({ deadlineMs: 40 })))).toBeUndefined();
     await affinity.remember('acme', 'resp_1', 'strong', cfg({ deadlineMs: 40 }));
-    expect(await counts()).toEqual({ 'lookup:deadline': 1, 'remember:deadline': 1 });
+    expect(await counts()).toEqual({ 'lookup:deadline': 1, 'remember:deadline': 1, 'owner_remember:deadline': 1 });
   });
 
   it('a failing store opens the breaker: no more calls until the cooldown, one throttled warning', async () => {
@@ -74,20 +118,20 @@ describe('response affinity', () => {
     const store = new FakeStore('reject');
     const { affinity, counts, logs } = service(store, () => t);
     const c = cfg({ breaker: { failures: 2, cooldownMs: 1000 } });
-    for (let i = 0; i < 5; i++) expect(await affinity.lookup('acme', `resp_${i}`, c)).toBeUndefined();
+    for (let i = 0; i < 5; i++) expect(await tierOf(affinity.holder('acme', `resp_${i}`, c))).toBeUndefined();
     expect(store.calls).toBe(2);
     expect(await counts()).toEqual({ 'lookup:failed': 5 });
     expect(logs.filter((l) => l.includes('affinity.store_failed'))).toHaveLength(1);
     t += 1001; // a trial call after the cooldown
-    await affinity.lookup('acme', 'resp_9', c);
+    await tierOf(affinity.holder('acme', 'resp_9', c));
     expect(store.calls).toBe(3);
   });
 
   it('a store that throws at once (not connected) is a failure, not an exception', async () => {
     const { affinity, counts } = service(new FakeStore('throw'));
-    expect(affinity.lookup('acme', 'resp_1', cfg())).toBeUndefined();
+    expect(tierOf(affinity.holder('acme', 'resp_1', cfg()))).toBeUndefined();
     expect(affinity.remember('acme', 'resp_1', 'weak', cfg())).toBeUndefined();
-    expect(await counts()).toEqual({ 'lookup:failed': 1, 'remember:failed': 1 });
+    expect(await counts()).toEqual({ 'lookup:failed': 1, 'remember:failed': 1, 'owner_remember:failed': 1 });
   });
 
   it('is off without a store, or when the live config says off', () => {
