@@ -8,7 +8,7 @@
 import type { Config } from '../config/schema.js';
 import type { AffinityStore } from '../stores/affinity-store.js';
 import { withDeadline } from '../deadline-timer.js';
-import { TiergateError } from '../errors.js';
+import { TiergateError, type ErrorName } from '../errors.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { MemoryAffinityStore } from '../stores/memory/affinity-store.js';
 import { RedisAffinityStore } from '../stores/redis/affinity-store.js';
@@ -34,6 +34,8 @@ const MAX_ID_LENGTH = 256;
 /** What a call came to, for the metric, and its value. */
 type Outcome<T> = [result: 'hit' | 'miss' | 'stored' | 'failed' | 'deadline', value: T | undefined];
 const LATE: Outcome<never> = ['deadline', undefined];
+/** What an owner record is about: the two kinds of state a Responses API backend keeps by id. */
+export type IdKind = 'response' | 'conversation';
 /** The metric's `op`: the tier under the tenant's key, and the owner record by id alone. */
 type Op = 'lookup' | 'remember' | 'owner_lookup' | 'owner_remember';
 
@@ -48,22 +50,34 @@ const UNAVAILABLE: Holder = Object.freeze({ kind: 'unavailable' });
 const OWN_TIER_UNKNOWN: Holder = Object.freeze({ kind: 'own', tier: undefined });
 
 /**
- * What isolation answers a caller for a response id it may not use, or undefined when it may. `continuation`: a
- * turn's previous_response_id (OpenAI's own 400, which clients that resend their whole history recognise), else a
- * request about the response (404). Either says only "not found", as the backend does for an id that does not
- * exist: another tenant's id is not confirmed to exist. Which tenant holds it goes to the log, for the operator.
+ * How a caller uses a stored id: a turn's previous_response_id (`continuation`), a request about a stored
+ * response (`response`), a turn's `conversation` (`conversation_turn`), or a request about a conversation.
  */
-export function isolationRefusal(holder: Holder, cfg: AffinityConfig, responseId: string, continuation: boolean, log: Logger): TiergateError | undefined {
+export type IdUse = 'continuation' | 'response' | 'conversation_turn' | 'conversation';
+
+/** The refusal of each use, and the param it names: OpenAI's own 400 for a continuation, which clients that
+ * resend their whole history recognise; "not found" for the rest. */
+const REFUSALS: Record<IdUse, { error: ErrorName; param: string | null; message: (id: string) => string }> = {
+  continuation: { error: 'previous_response_not_found', param: 'previous_response_id', message: (id) => `Previous response with id '${id}' not found.` },
+  response: { error: 'response_not_found', param: null, message: (id) => `Response with id '${id}' not found.` },
+  conversation_turn: { error: 'conversation_not_found', param: 'conversation', message: (id) => `Conversation with id '${id}' not found.` },
+  conversation: { error: 'conversation_not_found', param: null, message: (id) => `Conversation with id '${id}' not found.` },
+};
+
+/**
+ * What isolation answers a caller for an id it may not use, or undefined when it may. It says only "not found",
+ * as the backend does for an id that does not exist: another tenant's id is not confirmed to exist. Which
+ * tenant holds it goes to the log, for the operator.
+ */
+export function isolationRefusal(holder: Holder, cfg: AffinityConfig, id: string, use: IdUse, log: Logger): TiergateError | undefined {
   if (holder.kind === 'own' || cfg.isolation === 'off') return undefined;
-  if (holder.kind === 'foreign') log.warn({ event: 'affinity.foreign_response', owner: holder.owner, continuation });
+  const r = REFUSALS[use];
+  if (holder.kind === 'foreign') log.warn({ event: 'affinity.foreign_id', owner: holder.owner, use });
   else if (cfg.isolation !== 'strict') return undefined;
   else if (holder.kind === 'unavailable') {
-    return new TiergateError('dependency_unavailable', 'The gateway cannot check this response id now (its affinity store is unavailable); retry shortly.', continuation ? 'previous_response_id' : null);
+    return new TiergateError('dependency_unavailable', 'The gateway cannot check this id now (its affinity store is unavailable); retry shortly.', r.param);
   }
-  const id = boundedClientText(responseId);
-  return continuation
-    ? new TiergateError('previous_response_not_found', `Previous response with id '${id}' not found.`, 'previous_response_id')
-    : new TiergateError('response_not_found', `Response with id '${id}' not found.`);
+  return new TiergateError(r.error, r.message(boundedClientText(id)), r.param);
 }
 
 export class ResponseAffinity {
@@ -97,14 +111,31 @@ export class ResponseAffinity {
     if (result === 'hit') return { kind: 'own', tier };
     if (result !== 'miss') return UNAVAILABLE;
     if (cfg.isolation === 'off') return UNKNOWN;
-    const owner = this.call('owner_lookup', responseId, cfg, this.ownerKey(responseId), (store, key) => store.get(key), found);
+    return this.ownerOf(tenant, 'response', responseId, cfg);
+  }
+
+  /**
+   * Whose an id is by its owner record alone: a conversation's (it has no tier of its own: its turns go to the
+   * stateful tier), or a response's once the tenant's own key missed.
+   */
+  ownerOf(tenant: string, kind: IdKind, id: string, cfg: AffinityConfig): Holder | Promise<Holder> {
+    const owner = this.call('owner_lookup', id, cfg, this.ownerKey(kind, id), (store, key) => store.get(key), found);
     const whose = ([r, name]: Outcome<string>): Holder => {
       if (r === 'miss') return UNKNOWN;
       if (r !== 'hit' || name === undefined) return UNAVAILABLE;
-      // The tenant's own key expired or was evicted before the owner record: its own, on a tier no longer known.
+      // A response whose tier key expired or was evicted before its owner record: its own, its tier unknown.
       return name === tenant ? OWN_TIER_UNKNOWN : { kind: 'foreign', owner: name };
     };
     return owner instanceof Promise ? owner.then(whose) : whose(owner);
+  }
+
+  /**
+   * Records which tenant created a conversation (its id read from the answer to POST /v1/conversations); like
+   * remember, the promise settles once stored or given up, and the answer carrying the id waits for it.
+   */
+  claim(tenant: string, kind: IdKind, id: string, cfg: AffinityConfig): void | Promise<void> {
+    const set = this.call('owner_remember', id, cfg, this.ownerKey(kind, id), (store, key) => store.set(key, tenant, cfg.ttlSeconds * 1000, tenant), stored);
+    return set instanceof Promise ? set.then(() => undefined) : undefined;
   }
 
   /**
@@ -116,7 +147,7 @@ export class ResponseAffinity {
   remember(tenant: string, responseId: string, tier: string, cfg: AffinityConfig): void | Promise<void> {
     const ttl = cfg.ttlSeconds * 1000;
     const tierSet = this.call('remember', responseId, cfg, this.key(tenant, responseId), (store, key) => store.set(key, tier, ttl, tenant), stored);
-    const ownerSet = this.call('owner_remember', responseId, cfg, this.ownerKey(responseId), (store, key) => store.set(key, tenant, ttl, tenant), stored);
+    const ownerSet = this.claim(tenant, 'response', responseId, cfg);
     if (tierSet instanceof Promise || ownerSet instanceof Promise) return Promise.all([tierSet, ownerSet]).then(() => undefined);
     return undefined;
   }
@@ -131,11 +162,11 @@ export class ResponseAffinity {
   }
 
   /**
-   * Who stored a response, by its id alone. The tier keys go on with "{t:" after the prefix, these with
-   * "owner:", so the two never meet. No hash tag: on a Cluster these spread by id.
+   * Who stored a response or created a conversation, by its id alone. The tier keys go on with "{t:" after the
+   * prefix, these with "owner:" or "conversation:", so none meet. No hash tag: on a Cluster these spread by id.
    */
-  private ownerKey(responseId: string): string {
-    return `${this.prefix}owner:${responseId}`;
+  private ownerKey(kind: IdKind, id: string): string {
+    return kind === 'response' ? `${this.prefix}owner:${id}` : `${this.prefix}conversation:${id}`;
   }
 
   /**

@@ -36,8 +36,8 @@ export const routingSchema = z
         /** A lookup or write slower than this is abandoned: the turn goes to statefulTier, or unremembered. */
         deadlineMs: positiveInt.default(30),
         /**
-         * Whether a tenant may use a response id another tenant stored (its backends hold every tenant's
-         * responses under one credential). known: an id stored by another tenant is answered as not found;
+         * Whether a tenant may use a response or conversation id another tenant made (its backends hold every
+         * tenant's under one credential). known: an id another tenant holds is answered as not found;
          * strict: so is one tiergate has no record of (expired, stored before, or elsewhere), and while the
          * store cannot say, 503; off: ids are not checked.
          */

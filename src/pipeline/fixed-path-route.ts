@@ -5,7 +5,7 @@
 // stored Responses API response or a conversation, the tier of the backend that holds it.
 import { newId } from '../ids.js';
 import { backendView } from '../path-segment.js';
-import { isolationRefusal, type Holder, type ResponseAffinity } from '../affinity/response-affinity.js';
+import { isolationRefusal, type Holder, type IdKind, type ResponseAffinity } from '../affinity/response-affinity.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import { TiergateError } from '../errors.js';
@@ -60,15 +60,20 @@ const UNREAD_BODY: ModeOverride = Object.freeze({ requestBodyMode: 'NONE', respo
  * A path that is neither classified nor unclassified: answered (the model list), passed through, or refused (a
  * stored response the caller's tenant may not use: response isolation).
  */
-export function otherPath(rt: Runtime, state: RequestState, caller: Caller | undefined, spoofed: string[], affinity: ResponseAffinity): Decision | TiergateError | Promise<Decision | TiergateError> {
+export function otherPath(rt: Runtime, state: RequestState, caller: Caller | undefined, spoofed: string[], affinity: ResponseAffinity, readAnswer: boolean): Decision | TiergateError | Promise<Decision | TiergateError> {
   const { headers, path } = state;
-  // Auth runs on this path only when keys are on; with auth off every caller is the default tenant.
-  const tenant = caller?.tenant ?? (rt.auth.mode === 'none' ? DEFAULT_TENANT : undefined);
+  const tenant = otherPathTenant(rt, caller);
   const models = modelListReply(rt, state.method, path, () => rt.tenants.policyFor(tenant ?? publicCallerTenant(headers, rt)), Date.now());
   if (models) return models;
   const holder = statefulPathTier(rt, path, tenant, affinity, state);
-  const pass = (t: TierRuntime | undefined | TiergateError) => (t instanceof TiergateError ? t : passThrough(rt, headers, caller, spoofed, t));
+  const pass = (t: TierRuntime | undefined | TiergateError) => (t instanceof TiergateError ? t : passThrough(rt, headers, caller, spoofed, t, readAnswer));
   return holder instanceof Promise ? holder.then(pass) : pass(holder);
+}
+
+/** The tenant of a request on a path tiergate does not account for: auth runs there only when keys are on, and
+ * with auth off every caller is the default tenant. Undefined on a path made public. */
+export function otherPathTenant(rt: Runtime, caller: Caller | undefined): string | undefined {
+  return caller?.tenant ?? (rt.auth.mode === 'none' ? DEFAULT_TENANT : undefined);
 }
 
 /**
@@ -76,22 +81,36 @@ export function otherPath(rt: Runtime, state: RequestState, caller: Caller | und
  * cancel and input_items) or a conversation (/v1/conversations and everything under it, beside the Responses
  * path). It must reach the backend holding that state: for a response, the tier response affinity remembered
  * for its id (when on), else the stateful tier; for a conversation, the stateful tier, where every conversation
- * turn goes. Envoy routes it by the tier header, as it routes the turns themselves. A response another tenant
- * stored is refused (routing.affinity.isolation). Undefined for any other path. `tenant`: the caller's, if known.
+ * turn goes. Envoy routes it by the tier header, as it routes the turns themselves. An id another tenant
+ * stored or created is refused (routing.affinity.isolation). Undefined for any other path. `tenant`: the
+ * caller's, if known.
  */
 function statefulPathTier(rt: Runtime, path: string, tenant: string | undefined, affinity: ResponseAffinity, state: RequestState): TierRuntime | undefined | TiergateError | Promise<TierRuntime | TiergateError> {
-  const held = heldState(rt, path);
-  if (held === undefined) return undefined;
+  if (heldState(rt, path) === undefined) return undefined;
   // The id as the backend will read it (`resp%5Fx` is resp_x there; `resp_a/../resp_b` is resp_b): looked up
   // as written, an escaped id would be unknown to isolation and reach another tenant's response all the same.
-  const view = backendView(path);
-  const id = view === undefined ? held.responseId : heldState(rt, view)?.responseId;
+  const held = heldState(rt, backendView(path) ?? path);
   const cfg = rt.config.routing.affinity;
-  // A conversation, or no tenant to look up under (a path made public).
-  if (id === undefined || id === '' || !affinity.on(cfg) || tenant === undefined) return rt.statefulTier;
-  const onTier = (h: Holder) => isolationRefusal(h, cfg, id, false, state.log) ?? ((h.kind === 'own' && h.tier !== undefined ? rt.tiers.get(h.tier) : undefined) ?? rt.statefulTier);
+  // Creating a conversation (its id is claimed from the answer: LlmStream), a POST beside the stored responses
+  // (/v1/responses/input_tokens counts a prompt's tokens), or no tenant to look up under (a path made public).
+  if (held?.id === undefined || held.id === '' || (held.kind === 'response' && state.method === 'POST' && held.rest === undefined) || !affinity.on(cfg) || tenant === undefined) return rt.statefulTier;
+  const id = held.id;
+  if (held.kind === 'conversation') {
+    if (cfg.isolation === 'off') return rt.statefulTier;
+    const refusedOr = (h: Holder) => isolationRefusal(h, cfg, id, 'conversation', state.log) ?? rt.statefulTier;
+    const owner = affinity.ownerOf(tenant, 'conversation', id, cfg);
+    return owner instanceof Promise ? owner.then(refusedOr) : refusedOr(owner);
+  }
+  const onTier = (h: Holder) => isolationRefusal(h, cfg, id, 'response', state.log) ?? ((h.kind === 'own' && h.tier !== undefined ? rt.tiers.get(h.tier) : undefined) ?? rt.statefulTier);
   const found = affinity.holder(tenant, id, cfg);
   return found instanceof Promise ? found.then(onTier) : onTier(found);
+}
+
+/** Whether a request creates a conversation (POST to the Conversations API's own path): its answer names the id. */
+export function createsConversation(rt: Runtime, method: string, path: string): boolean {
+  if (method !== 'POST') return false;
+  const held = heldState(rt, path);
+  return held?.kind === 'conversation' && held.id === undefined;
 }
 
 /**
@@ -108,24 +127,33 @@ export function disguisedPath(rt: Runtime, path: string): string | undefined {
   return heldState(rt, view) !== undefined && heldState(rt, path) === undefined ? view : undefined;
 }
 
+/** State a Responses API backend keeps, by id (undefined: the collection itself), and what follows the id. */
+interface HeldState {
+  kind: IdKind;
+  id: string | undefined;
+  rest: string | undefined;
+}
+
 /** What a path under a Responses API path is about: a response (by id) or a conversation; else undefined. */
-function heldState(rt: Runtime, path: string): { responseId: string | undefined } | undefined {
+function heldState(rt: Runtime, path: string): HeldState | undefined {
   for (const p of rt.classifyPaths) {
     if (endpointOf(p) !== 'responses') continue;
-    if (path.startsWith(`${p}/`)) {
-      const rest = path.slice(p.length + 1);
-      const slash = rest.indexOf('/');
-      return { responseId: slash === -1 ? rest : rest.slice(0, slash) };
-    }
+    if (path.startsWith(`${p}/`)) return byId('response', path.slice(p.length + 1));
     // The Conversations API sits beside it: /v1/responses → /v1/conversations.
     const conversations = `${p.slice(0, -'responses'.length)}conversations`;
-    if (path === conversations || path.startsWith(`${conversations}/`)) return { responseId: undefined };
+    if (path === conversations) return { kind: 'conversation', id: undefined, rest: undefined };
+    if (path.startsWith(`${conversations}/`)) return byId('conversation', path.slice(conversations.length + 1));
   }
   return undefined;
 }
 
+function byId(kind: IdKind, after: string): HeldState {
+  const slash = after.indexOf('/');
+  return slash === -1 ? { kind, id: after, rest: undefined } : { kind, id: after.slice(0, slash), rest: after.slice(slash + 1) };
+}
+
 /** A path tiergate does not account for: the header rules apply, and the tier of the state it is about (if any). */
-function passThrough(rt: Runtime, headers: HeaderMap, caller: Caller | undefined, spoofed: string[], holder: TierRuntime | undefined): Decision {
+function passThrough(rt: Runtime, headers: HeaderMap, caller: Caller | undefined, spoofed: string[], holder: TierRuntime | undefined, readAnswer: boolean): Decision {
   // An authenticated caller's key goes no further, and the backend sees its tenant, as on LLM paths.
   const set: Array<[string, string]> = caller?.principal !== undefined ? [[H.tenant, caller.tenant]] : [];
   if (holder) {
@@ -137,7 +165,11 @@ function passThrough(rt: Runtime, headers: HeaderMap, caller: Caller | undefined
   return {
     kind: 'continue',
     ...(set.length > 0 || remove.length > 0 ? { headers: { set, remove }, clearRouteCache: true } : {}),
-    // Nothing more to see on this request: ask Envoy to stop sending it (§10; 1.37+ closes the stream).
-    modeOverride: { requestBodyMode: 'NONE', responseHeaderMode: 'SKIP', responseBodyMode: 'NONE' },
+    // Nothing more to see on this request: ask Envoy to stop sending it (§10; 1.37+ closes the stream). Only
+    // a conversation's creation is read on: its answer names the id to claim.
+    modeOverride: readAnswer ? READ_ANSWER_ONLY : NOTHING_MORE,
   };
 }
+
+const NOTHING_MORE: ModeOverride = Object.freeze({ requestBodyMode: 'NONE', responseHeaderMode: 'SKIP', responseBodyMode: 'NONE' });
+const READ_ANSWER_ONLY: ModeOverride = Object.freeze({ requestBodyMode: 'NONE' });

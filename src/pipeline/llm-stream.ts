@@ -25,7 +25,8 @@ import { clientRoutingHeaders, credentials, replyFor } from './header-rules.js';
 import { StreamRequestState, requestIdOf, type RequestState } from './request-state.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import { cacheHitReply } from './cache-reply.js';
-import { disguisedPath, otherPath, routeFixedPath } from './fixed-path-route.js';
+import { createsConversation, disguisedPath, otherPath, otherPathTenant, routeFixedPath } from './fixed-path-route.js';
+import { ConversationAnswer } from '../affinity/conversation-answer.js';
 import { logRouted, routedAnswer } from './request-answers.js';
 import { ResponseAccounting } from './response-accounting.js';
 import { AdmissionWait } from './admission-wait.js';
@@ -72,6 +73,8 @@ export class LlmStream implements StreamHandler {
   private status: number | undefined;
   /** A stored Responses API turn: the tier to remember for its response id, until remembered. */
   private rememberTier: string | undefined;
+  /** A conversation being created: the tenant its id will be claimed for, and the answer read for that id. */
+  private conversation: { tenant: string; answer: ConversationAnswer } | undefined;
   private readonly responseBuffered: boolean;
   /** The client did not ask for the usage chunk tiergate asked for, and the config says to take it out. */
   private stripUsage = false;
@@ -125,7 +128,12 @@ export class LlmStream implements StreamHandler {
     if (this.pathKind === 'other') {
       const meant = disguisedPath(rt, path);
       if (meant !== undefined) return this.reply(new TiergateError('invalid_path', `Send this request to ${meant}, written plainly.`));
-      const other = otherPath(rt, this.state, caller, spoofed, this.deps.affinity);
+      // A conversation created by a known tenant: the id its answer names is claimed for that tenant.
+      const tenant = otherPathTenant(rt, caller);
+      if (tenant !== undefined && this.deps.affinity.on(rt.config.routing.affinity) && createsConversation(rt, this.state.method, path)) {
+        this.conversation = { tenant, answer: new ConversationAnswer() };
+      }
+      const other = otherPath(rt, this.state, caller, spoofed, this.deps.affinity, this.conversation !== undefined);
       const answer = (d: Decision | TiergateError): Decision => (d instanceof TiergateError ? this.reply(d) : d);
       return other instanceof Promise ? other.then(answer) : answer(other);
     }
@@ -265,7 +273,11 @@ export class LlmStream implements StreamHandler {
 
   responseHeaders(headers: HeaderMap, endOfStream: boolean): Decision {
     this.status = Number(headers.get(':status') ?? 0) || undefined;
-    if (this.pathKind === 'other') return CONTINUE;
+    if (this.pathKind === 'other') {
+      if (endOfStream) this.conversation = undefined;
+      else this.conversation?.answer.headers(this.status, headers.get(H.contentEncoding));
+      return CONTINUE;
+    }
     // Chat, completions and responses answers are read whole; an embeddings batch only for its usage.
     const kind = this.acc.responseHeaders(headers, endOfStream, this.pathKind === 'classify');
     const span = this.traced?.span;
@@ -285,7 +297,7 @@ export class LlmStream implements StreamHandler {
   }
 
   responseBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
-    if (this.pathKind === 'other') return CONTINUE;
+    if (this.pathKind === 'other') return this.conversation ? this.claimConversation(this.conversation, chunk, endOfStream) : CONTINUE;
     const usage = this.acc.responseBody(chunk, endOfStream);
     let decision = usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
     const replaced = this.usageFilter?.push(chunk, endOfStream);
@@ -298,6 +310,19 @@ export class LlmStream implements StreamHandler {
     const written = this.deps.affinity.remember(this.state.tenant, id, this.rememberTier, this.runtime.config.routing.affinity);
     this.rememberTier = undefined;
     return written instanceof Promise ? written.then(() => decision) : decision;
+  }
+
+  /**
+   * The answer to a conversation's creation passes untouched; its last piece waits until the id it names is
+   * claimed (bounded by the deadline), as a stored response's does for its tier: the client cannot use the
+   * conversation before tiergate knows whose it is.
+   */
+  private claimConversation(c: { tenant: string; answer: ConversationAnswer }, chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
+    const id = c.answer.push(chunk, endOfStream);
+    if (endOfStream) this.conversation = undefined;
+    if (id === undefined) return CONTINUE;
+    const claimed = this.deps.affinity.claim(c.tenant, 'conversation', id, this.runtime.config.routing.affinity);
+    return claimed instanceof Promise ? claimed.then(() => CONTINUE) : CONTINUE;
   }
 
   responseTrailers(trailers: HeaderMap): Decision {

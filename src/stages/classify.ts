@@ -20,21 +20,39 @@ export function createClassifyStage(affinity: ResponseAffinity): Stage {
       const model = llm.model ?? 'auto';
       const direct = rt.autoModels.has(model) ? undefined : rt.modelToTier.get(model);
       const cfg = rt.config.routing.affinity;
-      const previous = llm.stateful && affinity.on(cfg) ? llm.json.previous_response_id : undefined;
-      // A continuation: whose response it continues is known first. Isolation checks every one, whatever
-      // model it names; otherwise only one that affinity routes needs the lookup.
-      if (typeof previous === 'string' && (cfg.isolation !== 'off' || (direct === undefined && affinityTracks(llm, affinity, cfg)))) {
+      // Chat, completions and a turn that keeps no state: nothing stored to look up.
+      if (!llm.stateful || !affinity.on(cfg)) return route(state, llm, direct, affinity, undefined);
+      const isolated = cfg.isolation !== 'off';
+      // A conversation's turn: whose conversation it is (isolation), before anything else.
+      const conversation = isolated ? conversationId(llm.json.conversation) : undefined;
+      const previous = llm.json.previous_response_id;
+      const afterConversation = (owner: Holder | undefined): void | Promise<void> => {
+        if (owner && conversation !== undefined) {
+          const refused = isolationRefusal(owner, cfg, conversation, 'conversation_turn', state.log);
+          if (refused) throw refused;
+        }
+        // A continuation: whose response it continues is known next. Isolation checks every one, whatever
+        // model it names; otherwise only one that affinity routes needs the lookup.
+        if (typeof previous !== 'string' || !(isolated || (direct === undefined && affinityTracks(llm, affinity, cfg)))) return route(state, llm, direct, affinity, undefined);
         const go = (holder: Holder): void => {
-          const refused = isolationRefusal(holder, cfg, previous, true, state.log);
+          const refused = isolationRefusal(holder, cfg, previous, 'continuation', state.log);
           if (refused) throw refused;
           route(state, llm, direct, affinity, holder);
         };
         const holder = affinity.holder(state.tenant, previous, cfg);
         return holder instanceof Promise ? holder.then(go) : go(holder);
-      }
-      route(state, llm, direct, affinity, undefined);
+      };
+      const owner = conversation === undefined ? undefined : affinity.ownerOf(state.tenant, 'conversation', conversation, cfg);
+      return owner instanceof Promise ? owner.then(afterConversation) : afterConversation(owner);
     },
   };
+}
+
+/** A turn's conversation id: the string, or the object's `id` (both shapes the API takes). */
+function conversationId(c: unknown): string | undefined {
+  if (typeof c === 'string') return c;
+  if (c !== null && typeof c === 'object' && typeof (c as { id?: unknown }).id === 'string') return (c as { id: string }).id;
+  return undefined;
 }
 
 /** `holder`: whose the response a continuation names is, when it was looked up. */

@@ -61,7 +61,7 @@ describe('tiergate config check', () => {
     const keys = `auth: { mode: api_key, keys: [{ id: a, sha256: "${'a'.repeat(64)}", tenant: acme }] }\n`;
     const r = run(['config', 'check', file(keys)]);
     expect(r.status).toBe(0);
-    expect(r.stderr).toContain('routing.affinity.store: note: off, with gateway keys on: any tenant holding a stored Responses API response id can read, continue or delete the response another tenant stored');
+    expect(r.stderr).toContain('routing.affinity.store: note: off, with gateway keys on: any tenant holding the id of a Responses API response or conversation another tenant stored can read, continue or delete it');
     const off = run(['config', 'check', file(`${keys}routing: { affinity: { store: memory, isolation: off } }\n`)]);
     expect(off.stderr).toContain('routing.affinity.isolation: note: off: any tenant holding');
     expect(off.stderr.match(/note:/g)).toHaveLength(1);

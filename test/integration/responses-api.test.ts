@@ -1,14 +1,21 @@
 // OpenAI's Responses API (/v1/responses) through the Envoy-faithful client: validated, routed (classified only
 // when the turn keeps no state on the backend), limited by tokens, never cached, and accounted from the usage in
 // its JSON body or its stream's final event.
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
-import { getHeader, postHeaders, type ExtProcSession, type Outcome } from '../../src/dev/envoy-client.js';
+import { RECOMMENDED_FILTER, getHeader, postHeaders, type ExtProcSession, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
 import { jsonBody, metricValue, minuteAlignedClock, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 const PATH = '/v1/responses';
+// Envoy's FULL_DUPLEX_STREAMED bodies (it requires trailer mode SEND with them, and ignores mode overrides).
+const DUPLEX: FilterConfig = {
+  ...RECOMMENDED_FILTER,
+  processingMode: { ...RECOMMENDED_FILTER.processingMode, requestBodyMode: 'FULL_DUPLEX_STREAMED', responseBodyMode: 'FULL_DUPLEX_STREAMED', requestTrailerMode: 'SEND', responseTrailerMode: 'SEND' },
+  allowModeOverride: true,
+};
 const LONG_TASK = 'Please refactor this module so that it is easier to test.';
 
 async function turn(t: TestTiergate, body: Record<string, unknown>, id = 'r'): Promise<{ s: ExtProcSession; o: Outcome }> {
@@ -470,7 +477,68 @@ describe("response isolation: a tenant cannot use another tenant's stored respon
       expect(sent(unknown.s, unknown.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
       unknown.s.close();
       // The operator is told whose it was; the refused tenant is not.
-      expect(t.logs.filter((l) => l.includes('affinity.foreign_response') && l.includes('"owner":"acme"'))).toHaveLength(8);
+      expect(t.logs.filter((l) => l.includes('affinity.foreign_id') && l.includes('"owner":"acme"'))).toHaveLength(8);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  /** A conversation created by `tenant`: the backend's answer, as sent (gzip-encoded, or with another status). */
+  async function created(t: TestTiergate, tenant: keyof typeof KEYS, id: string, opts: { gzip?: boolean; status?: string; duplex?: boolean } = {}): Promise<string | undefined> {
+    const s = t.pool.open(opts.duplex ? DUPLEX : undefined);
+    const forwarded: Buffer[] = [];
+    s.onStreamedBody = (kind, b) => void (kind === 'response_body' && forwarded.push(b));
+    const o = await s.sendRequestHeaders([[':method', 'POST'], [':path', '/v1/conversations'], [':authority', 'gw'], bearer(tenant), ['content-type', 'application/json']], true);
+    const tier = o.kind === 'continue' ? getHeader(s.requestHeaders, 'x-llm-tier') : undefined;
+    const plain = jsonBody({ id, object: 'conversation', created_at: 1764800000, metadata: { topic: 'demo' } });
+    await s.sendResponseHeaders([[':status', opts.status ?? '200'], ['content-type', 'application/json'], ...(opts.gzip ? [['content-encoding', 'gzip'] as [string, string]] : [])], false);
+    const body = opts.gzip ? gzipSync(plain) : plain;
+    // In two pieces, as a stream may cut it: the id is read from the whole answer.
+    if (opts.duplex) {
+      // Envoy does not wait between chunks in this mode; the answer goes on as it came.
+      await Promise.all([s.sendResponseBody(body.subarray(0, 9), false), s.sendResponseBody(body.subarray(9), true)]);
+      expect(Buffer.concat(forwarded).equals(body)).toBe(true);
+    } else {
+      await s.sendResponseBody(body.subarray(0, 9), false);
+      await s.sendResponseBody(body.subarray(9), true);
+    }
+    s.close();
+    return tier;
+  }
+
+  it('conversations: the tenant that created one is the only one that may use it, by path or by a turn', async () => {
+    const t = await startTiergate({ auth, routing: { affinity: { store: 'memory' } } });
+    try {
+      expect(await created(t, 'acme', 'conv_acme_1')).toBe('weak'); // the stateful tier, with its credential
+      expect(await created(t, 'acme', 'conv_acme_gz', { gzip: true })).toBe('weak');
+      expect(await created(t, 'acme', 'conv_acme_fd', { duplex: true })).toBe('weak'); // FULL_DUPLEX_STREAMED bodies
+      await created(t, 'acme', 'conv_failed', { status: '400' }); // a failed creation names nothing
+      for (const [method, path] of [
+        ['GET', '/v1/conversations/conv_acme_1'],
+        ['POST', '/v1/conversations/conv_acme_1'],
+        ['DELETE', '/v1/conversations/conv_acme_1'],
+        ['GET', '/v1/conversations/conv_acme_1/items?limit=10'],
+        ['POST', '/v1/conversations/conv_acme_1/items'],
+        ['DELETE', '/v1/conversations/conv_acme_1/items/msg_1'],
+        ['GET', '/v1/conversations/conv%5Facme%5F1'],
+        ['GET', '/v1/conversations/conv_acme_gz'],
+        ['GET', '/v1/conversations/conv_acme_fd'],
+      ] as const) {
+        expect(await about(t, 'globex', method, path, `conv-${method}`), `${method} ${path}`).toEqual({ status: 404, code: 'conversation_not_found' });
+      }
+      for (const conversation of ['conv_acme_1', { id: 'conv_acme_gz' }]) {
+        const theirs = await turnAs(t, 'globex', { input: 'ok', conversation }, 'conv-turn');
+        const r = refusal(theirs.o);
+        expect([r.status, r.error.code, r.error.param]).toEqual([404, 'conversation_not_found', 'conversation']);
+        theirs.s.close();
+      }
+      // The creator is served on the stateful tier; an id whose creation failed is not anyone's.
+      expect(await about(t, 'acme', 'GET', '/v1/conversations/conv_acme_1/items', 'mine')).toEqual({ tier: 'weak' });
+      const mine = await turnAs(t, 'acme', { input: 'ok', conversation: { id: 'conv_acme_gz' } }, 'mine-turn');
+      expect(sent(mine.s, mine.o)).toMatchObject({ tier: 'weak', classifier: 'stateful' });
+      mine.s.close();
+      expect(await about(t, 'globex', 'GET', '/v1/conversations/conv_failed', 'failed')).toEqual({ tier: 'weak' });
+      expect(await rowFor(t, 'conv-turn')).toMatchObject({ tenant_id: 'globex', http_status: 404, error_code: 'conversation_not_found' });
     } finally {
       await t.stop();
     }
@@ -488,6 +556,11 @@ describe("response isolation: a tenant cannot use another tenant's stored respon
       expect(refusal(c.o)).toMatchObject({ status: 400, error: { code: 'previous_response_not_found' } });
       c.s.close();
       expect(await about(strict, 'acme', 'GET', '/v1/responses/resp_s1', 'a1')).toEqual({ tier: 'strong' });
+      expect(await about(strict, 'globex', 'GET', '/v1/conversations/conv_elsewhere', 'g3')).toEqual({ status: 404, code: 'conversation_not_found' });
+      // Creating one, and counting a prompt's tokens beside the stored responses, are not about an id.
+      expect(await created(strict, 'globex', 'conv_g1')).toBe('weak');
+      expect(await about(strict, 'globex', 'GET', '/v1/conversations/conv_g1', 'g4')).toEqual({ tier: 'weak' });
+      expect(await about(strict, 'globex', 'POST', '/v1/responses/input_tokens', 'g5')).toEqual({ tier: 'weak' });
 
       // Warned at start: isolation off, with keys on.
       expect(off.logs.filter((l) => l.includes('config.responses_not_isolated'))).toHaveLength(1);

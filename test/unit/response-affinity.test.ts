@@ -1,7 +1,7 @@
 // The response affinity service over stores that misbehave: a slow store is abandoned at the deadline, a failing
 // one opens the breaker (no more calls until the cooldown), and every call is counted once by what it came to.
 import { describe, expect, it } from 'vitest';
-import { isolationRefusal, ResponseAffinity, type AffinityConfig, type Holder } from '../../src/affinity/response-affinity.js';
+import { isolationRefusal, ResponseAffinity, type AffinityConfig, type Holder, type IdUse } from '../../src/affinity/response-affinity.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { AffinityStore } from '../../src/stores/affinity-store.js';
 import { MemoryAffinityStore } from '../../src/stores/memory/affinity-store.js';
@@ -69,21 +69,31 @@ describe('response affinity', () => {
     const foreign = { kind: 'foreign', owner: 'acme' } as const;
     const unknown = { kind: 'unknown' } as const;
     const unavailable = { kind: 'unavailable' } as const;
-    const code = (h: Holder, isolation: AffinityConfig['isolation'], continuation: boolean) => {
-      const e = isolationRefusal(h, cfg({ isolation }), 'resp_x', continuation, log);
+    const code = (h: Holder, isolation: AffinityConfig['isolation'], use: IdUse) => {
+      const e = isolationRefusal(h, cfg({ isolation }), 'x_1', use, log);
       return e && [e.entry.status, e.entry.code, e.param, e.message];
     };
-    const table = (['off', 'known', 'strict'] as const).map((m) => [own, foreign, unknown, unavailable].map((h) => code(h, m, true)?.[1] ?? 'pass'));
+    const table = (['off', 'known', 'strict'] as const).map((m) => [own, foreign, unknown, unavailable].map((h) => code(h, m, 'continuation')?.[1] ?? 'pass'));
     expect(table).toEqual([
       ['pass', 'pass', 'pass', 'pass'],
       ['pass', 'previous_response_not_found', 'pass', 'pass'],
       ['pass', 'previous_response_not_found', 'previous_response_not_found', 'dependency_unavailable'],
     ]);
-    expect(code(foreign, 'known', true)).toEqual([400, 'previous_response_not_found', 'previous_response_id', "Previous response with id 'resp_x' not found."]);
-    expect(code(foreign, 'known', false)).toEqual([404, 'response_not_found', null, "Response with id 'resp_x' not found."]);
-    expect(code(unavailable, 'strict', false)?.slice(0, 2)).toEqual([503, 'dependency_unavailable']);
+    expect(code(foreign, 'known', 'continuation')).toEqual([400, 'previous_response_not_found', 'previous_response_id', "Previous response with id 'x_1' not found."]);
+    expect(code(foreign, 'known', 'response')).toEqual([404, 'response_not_found', null, "Response with id 'x_1' not found."]);
+    expect(code(foreign, 'known', 'conversation_turn')).toEqual([404, 'conversation_not_found', 'conversation', "Conversation with id 'x_1' not found."]);
+    expect(code(foreign, 'known', 'conversation')).toEqual([404, 'conversation_not_found', null, "Conversation with id 'x_1' not found."]);
+    expect(code(unavailable, 'strict', 'conversation_turn')?.slice(0, 3)).toEqual([503, 'dependency_unavailable', 'conversation']);
     // The operator learns whose it was; the caller does not.
-    expect(logs.filter((l) => l.includes('affinity.foreign_response') && l.includes('"owner":"acme"'))).toHaveLength(4);
+    expect(logs.filter((l) => l.includes('affinity.foreign_id') && l.includes('"owner":"acme"'))).toHaveLength(6);
+  });
+
+  it('a conversation has an owner record of its own, apart from a response with the same id', () => {
+    const { affinity } = service(new MemoryAffinityStore(10));
+    affinity.claim('acme', 'conversation', 'same_1', cfg());
+    expect(affinity.ownerOf('acme', 'conversation', 'same_1', cfg())).toEqual({ kind: 'own', tier: undefined });
+    expect(affinity.ownerOf('globex', 'conversation', 'same_1', cfg())).toEqual({ kind: 'foreign', owner: 'acme' });
+    expect(affinity.holder('globex', 'same_1', cfg())).toEqual({ kind: 'unknown' });
   });
 
   it("a tenant remembering many responses in a full memory store takes out its own, not another tenant's", () => {
