@@ -1,5 +1,6 @@
 // Config compiled once into an immutable runtime object. Each stream captures the runtime current at its
 // start, so a reload never changes a request half-way (architecture.md §2).
+import { endpointOf } from '../stages/parse.js';
 import { createHash } from 'node:crypto';
 import { compileAuth, type AuthRuntime } from '../auth/api-keys.js';
 import { TenantDirectory } from '../policy/tenant-policy.js';
@@ -36,6 +37,11 @@ export interface Runtime {
   modelToTier: ReadonlyMap<string, string>;
   autoModels: ReadonlySet<string>;
   classifyPaths: ReadonlySet<string>;
+  /**
+   * Every path whose body is read and accounted: the classify paths, and beside each Responses API path its
+   * compaction endpoint (`/v1/responses/compact`), which generates, and is billed, like a turn.
+   */
+  llmPaths: ReadonlySet<string>;
   unclassifiedPaths: ReadonlyMap<string, { tier?: string | undefined }>;
   /** routing.statefulTier, or the first tier: where stateful Responses API turns asking for auto go. */
   statefulTier: TierRuntime;
@@ -104,6 +110,7 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
     modelToTier,
     autoModels: new Set(config.routing.autoModels),
     classifyPaths: new Set(config.routing.classifyPaths),
+    llmPaths: new Set(config.routing.classifyPaths.flatMap((p) => (endpointOf(p) === 'responses' ? [p, `${p}/compact`] : [p]))),
     unclassifiedPaths: new Map(Object.entries(config.routing.unclassifiedPaths)),
     statefulTier: statefulTier as TierRuntime,
     prices,

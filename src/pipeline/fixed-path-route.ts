@@ -122,7 +122,7 @@ export function createsConversation(rt: Runtime, method: string, path: string): 
 export function disguisedPath(rt: Runtime, path: string): string | undefined {
   const view = backendView(path);
   if (view === undefined || view === path) return undefined;
-  if (rt.classifyPaths.has(view) || rt.unclassifiedPaths.has(view)) return view;
+  if (rt.llmPaths.has(view) || rt.unclassifiedPaths.has(view)) return view;
   // A stored response or conversation already recognised as one (an id with an escape in it) is served as such.
   return heldState(rt, view) !== undefined && heldState(rt, path) === undefined ? view : undefined;
 }

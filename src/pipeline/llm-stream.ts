@@ -100,7 +100,7 @@ export class LlmStream implements StreamHandler {
     const path = q === -1 ? rawPath : rawPath.slice(0, q);
     const requestId = requestIdOf(headers);
     const rt = this.runtime;
-    this.pathKind = rt.classifyPaths.has(path) ? 'classify' : rt.unclassifiedPaths.has(path) ? 'unclassified' : 'other';
+    this.pathKind = rt.llmPaths.has(path) ? 'classify' : rt.unclassifiedPaths.has(path) ? 'unclassified' : 'other';
     this.state = new StreamRequestState(requestId, rt, path, headers.get(':method') ?? 'GET', headers, this.deps.log);
     const { span, context } = this.spanFor(headers);
     this.state.traceContext = context;

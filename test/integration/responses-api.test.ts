@@ -238,6 +238,51 @@ describe('accounting a Responses API turn', () => {
   });
 });
 
+describe('compaction (POST /v1/responses/compact): generated and billed like a turn, so read and accounted like one', () => {
+  // It takes a turn's fields and answers {"object":"response.compaction","output":[…],"usage":{…}}. Passed through
+  // unread, it reached the backend with tiergate's credential and the client's own model, past the plan's models,
+  // every limit and the ledger.
+  const COMPACT = `${PATH}/compact`;
+  async function compact(t: TestTiergate, body: Record<string, unknown>, id: string, headers: Array<[string, string]> = []): Promise<{ s: ExtProcSession; o: Outcome }> {
+    const s = t.pool.open();
+    await s.sendRequestHeaders(postHeaders(COMPACT, [['x-request-id', id], ...headers]), false);
+    return { s, o: await s.sendRequestBody(jsonBody(body)) };
+  }
+
+  it('is routed with the tier model, and its row carries the compaction\'s usage', async () => {
+    const { s, o } = await compact(tg, { model: 'auto', input: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }] }, 'compact-1');
+    expect(sent(s, o)).toMatchObject({ tier: 'weak', classifier: 'stateful', body: { model: 'weak-model' } });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody({ id: 'cmp_1', object: 'response.compaction', created_at: 1764800000, output: [{ type: 'compaction', encrypted_content: 'abc' }], usage: { input_tokens: 800, output_tokens: 120, total_tokens: 920 } }), true);
+    s.close();
+    const row = await rowFor(tg, 'compact-1');
+    expect(row).toMatchObject({ path: COMPACT, status: 'success', tier: 'weak', usage: { input_tokens: 800, output_tokens: 120 }, usage_source: 'reported' });
+    expect(row.cost_usd?.total).toBeGreaterThan(0);
+  });
+
+  it("the plan's models and isolation hold: a model the plan leaves out, another tenant's response", async () => {
+    const key = 'tg-compact-key';
+    const t = await startTiergate({
+      auth: { mode: 'api_key', keys: [{ id: 'g', sha256: sha256Hex(key), tenant: 'globex' }] },
+      routing: { affinity: { store: 'memory' } },
+      tenants: { globex: { models: ['weak-model'] } },
+    });
+    try {
+      const auth: Array<[string, string]> = [['authorization', `Bearer ${key}`]];
+      const strong = await compact(t, { model: 'strong-model', input: 'x' }, 'compact-acl', auth);
+      expect(refusal(strong.o)).toMatchObject({ status: 403, error: { code: 'model_not_allowed' } });
+      strong.s.close();
+      t.app.affinity.remember('acme', 'resp_acme_c', 'strong', t.app.config.current().config.routing.affinity);
+      const theirs = await compact(t, { model: 'auto', previous_response_id: 'resp_acme_c' }, 'compact-iso', auth);
+      expect(refusal(theirs.o)).toMatchObject({ status: 400, error: { code: 'previous_response_not_found' } });
+      theirs.s.close();
+      expect(await rowFor(t, 'compact-iso')).toMatchObject({ path: COMPACT, tenant_id: 'globex', error_code: 'previous_response_not_found' });
+    } finally {
+      await t.stop();
+    }
+  });
+});
+
 describe('limits on a Responses API turn', () => {
   const limited: ConfigInput = { tenants: { '*': { dailyTokenBudget: 3000 } }, budgets: { completionEstimate: 100 } };
 
