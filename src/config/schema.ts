@@ -186,7 +186,7 @@ export const configSchema = z
         forcedUsageChunk: z.enum(['strip', 'forward']).default('strip'),
       })
       .prefault({}),
-    prices: priceTableSchema.default(EMBEDDED_PRICES),
+    prices: priceTableSchema.prefault(EMBEDDED_PRICES),
     auth: authSchema,
     /** Named policy templates that tenants refer to with `plan`. */
     plans: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/), planSchema).default({}),

@@ -7,7 +7,7 @@ import type { CacheEntry } from '../stores/cache-store.js';
 import type { PendingSeed } from '../cache/semantic-cache.js';
 import { readUsage } from '../usage/usage.js';
 import { estimateUsage, type PromptForCount } from '../usage/estimate.js';
-import type { PriceTable } from '../usage/price-table.js';
+import type { Cost, PriceTable } from '../usage/price-table.js';
 import { UNNAMED_ERROR, type ResponseFacts } from '../usage/response-usage.js';
 import type { Usage, UsageSource } from '../usage/usage.js';
 import { LEDGER_SCHEMA_VERSION, type LedgerRow, type RowStatus } from './row.js';
@@ -67,12 +67,19 @@ export function buildRow(r: RequestRecord, prices: PriceTable): BuiltRow | Promi
   return estimateUsage(r.prompt(), r.facts?.outputText ?? '', r.facts?.outputChars ?? 0).then((usage) => rowWith(r, prices, usage, 'estimated'));
 }
 
+/** The row's cost: its tool calls' part only when they were priced, so rows without any keep their shape. */
+function costColumn(c: Cost): NonNullable<LedgerRow['cost_usd']> {
+  const base = { input: c.input, output: c.output, total: c.total, price_table_version: c.priceTableVersion };
+  return c.toolCalls === undefined ? base : { input: c.input, output: c.output, tool_calls: c.toolCalls, total: c.total, price_table_version: c.priceTableVersion };
+}
+
 function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: UsageSource): BuiltRow {
   const status = statusOf(r);
   const hit = r.cache?.hit;
   const modelResolved = hit?.model ?? r.facts?.model ?? r.routedModel;
   const nothingSpent = source === 'none';
-  const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : prices.cost(usage, [r.facts?.model, r.routedModel ?? undefined], r.facts?.serviceTier);
+  const toolCalls = hit ? undefined : r.facts?.toolCalls;
+  const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : prices.cost(usage, [r.facts?.model, r.routedModel ?? undefined], r.facts?.serviceTier, toolCalls);
   const row: LedgerRow = {
     schema_version: LEDGER_SCHEMA_VERSION,
     event_id: newId(),
@@ -104,7 +111,8 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
       reasoning_tokens: usage.reasoningTokens,
     },
     usage_source: source,
-    cost_usd: cost ? { input: cost.input, output: cost.output, total: cost.total, price_table_version: cost.priceTableVersion } : null,
+    tool_calls: toolCalls ? { ...toolCalls } : null,
+    cost_usd: cost ? costColumn(cost) : null,
     saved_usd: hit ? savedBy(hit, prices, r.routedModel) : null,
     latency_ms: {
       gateway: round3(r.timings.gatewayMs),

@@ -47,8 +47,13 @@ export interface LedgerRow {
     reasoning_tokens: number;
   };
   usage_source: 'reported' | 'estimated' | 'none';
-  /** null when the model has no price in the table. */
-  cost_usd: { input: number; output: number; total: number; price_table_version: string } | null;
+  /**
+   * Hosted tool calls the provider ran (a Responses API answer's `web_search_call`, `file_search_call`… output
+   * items), by type; null when there were none, and on a cache hit.
+   */
+  tool_calls: Record<string, number> | null;
+  /** null when the model has no price in the table. `tool_calls`: those calls at prices.toolCalls, when priced. */
+  cost_usd: { input: number; output: number; tool_calls?: number; total: number; price_table_version: string } | null;
   /** What a cache hit would have cost; null otherwise. */
   saved_usd: number | null;
   latency_ms: {

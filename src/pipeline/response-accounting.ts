@@ -135,7 +135,7 @@ export class ResponseAccounting {
     const usage = this.reportedUsage();
     if (!usage) return { usage_source: 'none_reported' };
     const facts = this.facts;
-    const cost = this.runtime.prices.cost(usage, [facts?.model, this.routedTier?.model], facts?.serviceTier);
+    const cost = this.runtime.prices.cost(usage, [facts?.model, this.routedTier?.model], facts?.serviceTier, facts?.toolCalls);
     const md: UsageMetadata = {
       input_tokens: usage.inputTokens,
       output_tokens: usage.outputTokens,

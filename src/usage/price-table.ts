@@ -56,6 +56,13 @@ export const priceTableSchema = z.strictObject({
   /** Written into every ledger row as cost_usd.price_table_version. */
   version: z.string().min(1),
   models: z.record(z.string().min(1), modelPriceSchema),
+  /**
+   * USD per call of each hosted tool a provider runs, and bills apart from tokens, by the type of the output
+   * item that records the call in a Responses API answer: OpenAI lists `web_search_call` at $10 per 1,000 calls
+   * and `file_search_call` at $2.50 per 1,000. A type not listed is not charged (an MCP call, a computer call:
+   * tokens only).
+   */
+  toolCalls: z.record(z.string().min(1), usd).default({}),
 });
 
 export type PriceTableConfig = z.infer<typeof priceTableSchema>;
@@ -65,20 +72,27 @@ type TokenPrice = z.infer<typeof tokenPriceSchema>;
 export interface Cost {
   input: number;
   output: number;
+  /** Hosted tool calls at prices.toolCalls; absent when the answer made none that are priced. */
+  toolCalls?: number;
   total: number;
   priceTableVersion: string;
 }
+
+/** Hosted tool calls a Responses API answer made, by the type of the output item that records each. */
+export type ToolCalls = Readonly<Record<string, number>>;
 
 /** Dated snapshots (gpt-4o-mini-2024-07-18) are priced as their model when not listed themselves. */
 const DATE_SUFFIX = /-\d{4}-\d{2}-\d{2}$/;
 
 export class PriceTable {
   private readonly models: ReadonlyMap<string, ModelPrice>;
+  private readonly toolCalls: ReadonlyMap<string, number>;
   readonly version: string;
 
   constructor(config: PriceTableConfig) {
     this.version = config.version;
     this.models = new Map(Object.entries(config.models));
+    this.toolCalls = new Map(Object.entries(config.toolCalls ?? {}));
   }
 
   /** The first of the given model names (answering model first, then requested) that has a price. */
@@ -96,11 +110,24 @@ export class PriceTable {
    * response's `service_tier`; undefined, `default` or `auto`: the model's own). Undefined when no name is priced,
    * or when the model lists its service tiers and not this one.
    */
-  cost(usage: Usage, names: ReadonlyArray<string | undefined>, serviceTier?: string): Cost | undefined {
+  cost(usage: Usage, names: ReadonlyArray<string | undefined>, serviceTier?: string, calls?: ToolCalls): Cost | undefined {
     const found = this.lookup(...names);
     if (!found) return undefined;
     const price = atServiceTier(found.price, serviceTier);
-    return price === undefined ? undefined : costOf(usage, price, this.version);
+    if (price === undefined) return undefined;
+    const cost = costOf(usage, price, this.version);
+    const fees = calls ? this.toolFees(calls) : undefined;
+    return fees === undefined ? cost : { input: cost.input, output: cost.output, toolCalls: fees, total: roundUsd(cost.total + fees), priceTableVersion: this.version };
+  }
+
+  /** What the priced ones of these calls cost; undefined when none of them is priced. */
+  private toolFees(calls: ToolCalls): number | undefined {
+    let fees: number | undefined;
+    for (const [type, n] of Object.entries(calls)) {
+      const each = this.toolCalls.get(type);
+      if (each !== undefined) fees = (fees ?? 0) + n * each;
+    }
+    return fees === undefined ? undefined : roundUsd(fees);
   }
 }
 

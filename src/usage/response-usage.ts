@@ -4,6 +4,7 @@
 // for it as they pass; SSE bodies go through the incremental parser and only the text deltas are kept.
 import { SseParser, type SseEvent } from '../llm/sse-parser.js';
 import type { BodyDecoder, StreamDecoder } from './content-encoding.js';
+import type { ToolCalls } from './price-table.js';
 import { readUsage, type Usage } from './usage.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { TopLevelMembers } from './top-level-members.js';
@@ -24,6 +25,8 @@ export interface ResponseFacts {
   outputChars: number;
   /** JSON: the body parsed; SSE: `data: [DONE]` arrived (a Responses API stream: its final event). */
   complete: boolean;
+  /** Hosted tool calls a Responses API answer made (web searches, file searches…), by output item type. */
+  toolCalls: ToolCalls | undefined;
 }
 
 /** An error that names itself neither by code nor by type. */
@@ -79,6 +82,7 @@ export class ResponseUsageCollector {
   private serviceTierSent: string | undefined;
   private finishReason: string | undefined;
   private errorCode: string | undefined;
+  private toolCalls: Record<string, number> | undefined;
   private done = false;
   private finished: ResponseFacts | undefined;
   /** A Responses API response's id, as soon as it is known (a stream's first event; a JSON body when whole). */
@@ -167,6 +171,7 @@ export class ResponseUsageCollector {
       outputText: this.text.join(''),
       outputChars: this.outputChars,
       complete: this.done,
+      toolCalls: this.toolCalls,
     };
     return this.finished;
   }
@@ -234,6 +239,7 @@ export class ResponseUsageCollector {
     this.observer?.spoil();
     if (typeof body.id === 'string') this.responseId = body.id;
     this.readCommon(body);
+    this.countToolCalls(body.output);
     if (typeof body.status === 'string') this.finishReason = body.status;
     if (this.usage !== undefined) return;
     for (const item of arrayOf(body.output)) {
@@ -266,10 +272,27 @@ export class ResponseUsageCollector {
       if (RESPONSE_ENDS.has(type)) {
         this.done = true;
         if (typeof e.response.status === 'string') this.finishReason = e.response.status;
+        // The final event carries the whole response, its output items included.
+        this.countToolCalls(e.response.output);
       }
       return;
     }
     if (TEXT_DELTAS.has(type) && typeof e.delta === 'string') this.addText(e.delta);
+  }
+
+  /**
+   * The calls a provider ran itself: output items whose type ends in `_call`, except the function and custom tool
+   * calls a client runs. What each costs is the price table's (prices.toolCalls); the row shows them all. The
+   * types are the backend's words, so they are bounded like its other strings, and so is how many are kept.
+   */
+  private countToolCalls(output: unknown): void {
+    for (const item of arrayOf(output)) {
+      if (!isObject(item) || typeof item.type !== 'string' || !item.type.endsWith('_call') || CLIENT_CALLS.has(item.type)) continue;
+      const calls = (this.toolCalls ??= Object.create(null) as Record<string, number>);
+      const type = boundedClientText(item.type);
+      if (calls[type] === undefined && Object.keys(calls).length >= MAX_TOOL_CALL_TYPES) continue;
+      calls[type] = (calls[type] ?? 0) + 1;
+    }
   }
 
   /** Fields chunks and whole bodies share: model, service tier and usage (the last non-null one wins), error. */
@@ -323,6 +346,10 @@ export class ResponseUsageCollector {
 }
 
 /** The events that end a Responses API stream. */
+/** Calls the client runs (and pays nothing to the provider for). */
+const CLIENT_CALLS: ReadonlySet<string> = new Set(['function_call', 'custom_tool_call']);
+/** Distinct hosted tool call types kept per answer (OpenAI has a handful). */
+const MAX_TOOL_CALL_TYPES = 16;
 const RESPONSE_ENDS: ReadonlySet<string> = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 /** Responses API events whose `delta` is generated text (not audio or images, whose deltas are base64 data). */
 const TEXT_DELTAS: ReadonlySet<string> = new Set([

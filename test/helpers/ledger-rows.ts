@@ -27,6 +27,7 @@ export function sampleRow(over: Partial<LedgerRow> = {}): LedgerRow {
     cache_hit: false,
     usage: { input_tokens: 10, output_tokens: 5, total_tokens: 15, cached_input_tokens: 0, reasoning_tokens: 0 },
     usage_source: 'reported',
+    tool_calls: null,
     cost_usd: { input: 0.000001, output: 0.000002, total: 0.000003, price_table_version: 'test' },
     saved_usd: null,
     latency_ms: { gateway: 0.2, cache_lookup: null, provider: 100, total: 101, ttft: 50 },

@@ -219,6 +219,28 @@ describe('accounting a Responses API turn', () => {
     expect(await rowFor(tg, 'stream-error')).toMatchObject({ status: 'upstream_error', error_code: 'rate_limit_exceeded' });
   });
 
+  it("hosted tool calls (web searches…) are in the row and priced at prices.toolCalls, apart from tokens", async () => {
+    const t = await startTiergate({ prices: { version: 'tools-1', models: { 'weak-model': { input: 1, output: 2 } }, toolCalls: { web_search_call: 0.01 } } });
+    try {
+      const { s } = await turn(t, { input: 'What is the weather in Seoul?', tools: [{ type: 'web_search' }] }, 'searched');
+      await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      const output = [
+        { type: 'web_search_call', id: 'ws_1', status: 'completed' },
+        { type: 'web_search_call', id: 'ws_2', status: 'completed' },
+        { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Sunny.' }] },
+      ];
+      await s.sendResponseBody(jsonBody(response({ output, usage: { input_tokens: 1000, output_tokens: 500, total_tokens: 1500 } })), true);
+      // What Envoy's access log gets says the same as the row.
+      expect(s.dynamicMetadata.tiergate).toMatchObject({ cost_usd: 0.022 });
+      s.close();
+      const row = await rowFor(t, 'searched');
+      expect(row.tool_calls).toEqual({ web_search_call: 2 });
+      expect(row.cost_usd).toEqual({ input: 0.001, output: 0.001, tool_calls: 0.02, total: 0.022, price_table_version: 'tools-1' });
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('a JSON response without usage is estimated from its output items', async () => {
     const { s } = await turn(tg, { input: 'Say hi' }, 'json-estimated');
     await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);

@@ -73,3 +73,25 @@ describe('service tiers in the price table', () => {
     expect(problem('7')?.message).toBe('a price is { input, output } in USD per 1M tokens, or { perToken }');
   });
 });
+
+describe('hosted tool calls in the price table', () => {
+  const tools = new PriceTable(priceTableSchema.parse({ version: 't2', models: { 'gpt-x': { input: 1, output: 8 } }, toolCalls: { web_search_call: 0.01, file_search_call: 0.0025 } }));
+
+  it('adds each priced call to the total, apart from tokens; unlisted types are not charged', () => {
+    const c = tools.cost(million, ['gpt-x'], undefined, { web_search_call: 3, file_search_call: 2, mcp_call: 5 });
+    expect(c).toEqual({ input: 1, output: 8, toolCalls: 0.035, total: 9.035, priceTableVersion: 't2' });
+  });
+
+  it('no calls, or none priced: the cost has no tool part (rows keep their shape); an unpriced model stays unpriced', () => {
+    expect(tools.cost(million, ['gpt-x'])).toEqual({ input: 1, output: 8, total: 9, priceTableVersion: 't2' });
+    expect(tools.cost(million, ['gpt-x'], undefined, { mcp_call: 2 })).not.toHaveProperty('toolCalls');
+    expect(tools.cost(million, ['other'], undefined, { web_search_call: 1 })).toBeUndefined();
+    // A table without toolCalls (every config before them) charges none.
+    expect(table.cost(million, ['plain-x'], undefined, { web_search_call: 4 })).toEqual({ input: 1, output: 8, total: 9, priceTableVersion: 't1' });
+  });
+
+  it('a tool call price is USD per call, never negative', () => {
+    expect(parseConfigText('prices: { version: p, models: {}, toolCalls: { web_search_call: 0.01 } }', {}).ok).toBe(true);
+    expect(parseConfigText('prices: { version: p, models: {}, toolCalls: { web_search_call: -1 } }', {}).ok).toBe(false);
+  });
+});

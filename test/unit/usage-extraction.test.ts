@@ -341,6 +341,34 @@ describe('Responses API bodies', () => {
     }
   });
 
+  it("hosted tool calls are counted from the final response's output items, JSON or streamed; a client's own calls are not", () => {
+    const output = [
+      { type: 'web_search_call', id: 'ws_1', status: 'completed', action: { type: 'search', query: 'weather' } },
+      { type: 'reasoning', summary: [] },
+      { type: 'web_search_call', id: 'ws_2', status: 'completed' },
+      { type: 'file_search_call', id: 'fs_1', status: 'completed', queries: ['q'] },
+      { type: 'function_call', call_id: 'c1', name: 'f', arguments: '{}' },
+      { type: 'custom_tool_call', call_id: 'c2', name: 'g', input: 'x' },
+      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Sunny.' }] },
+    ];
+    const want = { web_search_call: 2, file_search_call: 1 };
+    expect(collect('json', [Buffer.from(JSON.stringify({ object: 'response', model: 'm-1', status: 'completed', output, usage }))]).toolCalls).toEqual(want);
+    // The first event (and items announced as they finish) are not counted again: only the final response's list.
+    const streamed =
+      ev({ type: 'response.created', response: { object: 'response', model: 'm-1', status: 'in_progress', output: [], usage: null } }) +
+      ev({ type: 'response.output_item.done', output_index: 0, item: output[0] }) +
+      ev({ type: 'response.completed', response: { object: 'response', model: 'm-1', status: 'completed', output, usage } });
+    expect(collect('sse', [Buffer.from(streamed)]).toolCalls).toEqual(want);
+    expect(collect('sse', [Buffer.from(stream)]).toolCalls).toBeUndefined();
+  });
+
+  it('the tool call types are bounded like any string a backend sends, and so is how many are kept', () => {
+    const output = [{ type: `${'x'.repeat(5000)}_call` }, ...Array.from({ length: 40 }, (_, i) => ({ type: `t${i}_call` }))];
+    const calls = collect('json', [Buffer.from(JSON.stringify({ object: 'response', status: 'completed', output, usage }))]).toolCalls ?? {};
+    expect(Object.keys(calls)).toHaveLength(16);
+    expect(Math.max(...Object.keys(calls).map((k) => k.length))).toBeLessThan(300);
+  });
+
   it('a stream cut before its final event is not complete', () => {
     const cut = stream.slice(0, stream.indexOf('event: response.completed'));
     expect(collect('sse', [Buffer.from(cut)])).toMatchObject({ usage: undefined, complete: false, outputText: 'Thinking. Hello{"a":1}' });
