@@ -8,7 +8,7 @@ import { cacheSharesRedis } from './config/redis-sharing.js';
 import { fixedTiersExcluded } from './config/acl-notes.js';
 import { expiringKeys } from './config/key-notes.js';
 import { responsesNotIsolated } from './config/isolation-notes.js';
-import { untieredOpenAiPrices } from './config/price-notes.js';
+import { unpricedToolCalls, untieredOpenAiPrices } from './config/price-notes.js';
 import { devBanner, startDevStack } from './dev/dev-stack.js';
 import { createMockBackend } from './dev/mock-backend.js';
 import { listenOn } from './admin-server.js';
@@ -111,7 +111,7 @@ async function configCheck(file: string): Promise<number> {
   for (const u of safety.unchecked) process.stderr.write(`${file}: ${u.path}: note: ${u.message}\n`);
   if (compiled.ok) {
     const rt = compiled.runtime;
-    const notes = [...cacheSharesRedis(rt.config), ...fixedTiersExcluded(rt), ...untieredOpenAiPrices(rt), ...responsesNotIsolated(rt), ...expiringKeys(rt.config, Date.now())];
+    const notes = [...cacheSharesRedis(rt.config), ...fixedTiersExcluded(rt), ...untieredOpenAiPrices(rt), ...unpricedToolCalls(rt), ...responsesNotIsolated(rt), ...expiringKeys(rt.config, Date.now())];
     for (const n of notes) process.stderr.write(`${file}: ${n.path}: note: ${n.message}\n`);
   }
   if (!compiled.ok || problems.length > 0) {

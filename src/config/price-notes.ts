@@ -1,7 +1,9 @@
 // Models sent to OpenAI whose prices list no service tiers. OpenAI bills a flex or priority answer at that tier's
 // prices and says so in the answer, but a model priced without `serviceTiers` is priced alike on every tier
 // (right for self-hosted models): its priority rows would show ~57% of what they cost, and nothing would say
-// so. A valid config, so a note.
+// so. Likewise hosted tool calls: without a price for web searches, a Responses API answer's searches are left
+// out of its cost. Valid configs, so notes.
+import { endpointOf } from '../stages/parse.js';
 import type { ConfigNote } from './config-note.js';
 import type { Runtime } from './runtime.js';
 
@@ -19,4 +21,16 @@ export function untieredOpenAiPrices(rt: Runtime): ConfigNote[] {
     });
   }
   return notes;
+}
+
+/**
+ * A tier sent to OpenAI while the Responses API is read, and no price for its web searches (prices.toolCalls):
+ * each search OpenAI bills ($10 per 1,000 calls) would be counted in the row and left out of its cost.
+ */
+export function unpricedToolCalls(rt: Runtime): ConfigNote[] {
+  if (rt.config.prices.toolCalls.web_search_call !== undefined) return [];
+  if (![...rt.classifyPaths].some((p) => endpointOf(p) === 'responses')) return [];
+  const tier = [...rt.tiers.values()].find((t) => t.provider === 'openai');
+  if (!tier) return [];
+  return [{ path: 'prices.toolCalls', message: `tier '${tier.name}' goes to OpenAI, but web_search_call has no price: a Responses API answer's web searches would be counted in tool_calls and left out of cost_usd; list OpenAI's per-call prices (web_search_call: 0.01, file_search_call: 0.0025)` }];
 }

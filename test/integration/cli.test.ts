@@ -74,7 +74,7 @@ describe('tiergate config check', () => {
   it('notes a model sent to OpenAI whose price lists no service tiers, and still passes; the annotated example has none', () => {
     const config = (price: string) =>
       `tiers: { weak: { model: qwen, provider: vllm }, strong: { model: gpt-4.1, provider: openai }, canary: { model: gpt-4.1, provider: openai } }\n` +
-      `prices: { version: p, models: { qwen: { perToken: 0.0000001 }, gpt-4.1: ${price} } }\n`;
+      `prices: { version: p, models: { qwen: { perToken: 0.0000001 }, gpt-4.1: ${price} }, toolCalls: { web_search_call: 0.01 } }\n`;
     const r = run(['config', 'check', file(config('{ input: 2, output: 8 }'))]);
     expect(r.status).toBe(0);
     expect(r.stderr).toContain("tiers.strong: note: its provider is openai, but the price of 'gpt-4.1' lists no serviceTiers");
@@ -83,6 +83,18 @@ describe('tiergate config check', () => {
     const example = run(['config', 'check', join(ROOT, 'examples/tiergate.yaml')], { OPENAI_API_KEY: 'sk-test', REDIS_URL: 'redis://127.0.0.1:6379', LEDGER_USER_HASH_KEY: '0123456789abcdef0123' });
     expect([example.status, example.stderr]).toEqual([0, '']);
     expect(example.stdout).toContain('examples/tiergate.yaml: ok');
+  });
+
+  it('notes a tier sent to OpenAI with no price for web searches (a Responses answer\'s would be left out of its cost), and still passes', () => {
+    const config = (extra: string) => `tiers: { weak: { model: qwen, provider: vllm }, strong: { model: gpt-4.1, provider: openai } }\n${extra}`;
+    const r = run(['config', 'check', file(config(''))]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("prices.toolCalls: note: tier 'strong' goes to OpenAI, but web_search_call has no price");
+    expect(r.stderr.match(/prices\.toolCalls: note:/g)).toHaveLength(1);
+    // Priced; or no Responses path to carry them; or no tier on OpenAI.
+    expect(run(['config', 'check', file(config('prices: { version: p, models: {}, toolCalls: { web_search_call: 0.01 } }\n'))]).stderr).not.toContain('prices.toolCalls');
+    expect(run(['config', 'check', file(config('routing: { classifyPaths: [/v1/chat/completions] }\n'))]).stderr).not.toContain('prices.toolCalls');
+    expect(run(['config', 'check', file('tiers: { weak: { model: qwen, provider: vllm } }\n')]).stderr).not.toContain('prices.toolCalls');
   });
 
   it('notes the tenants whose models leave out the tier an unclassified path goes to, and still passes', () => {
