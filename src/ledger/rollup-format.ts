@@ -34,6 +34,10 @@ export function formatRollup(r: Rollup): string {
       lines.push(`    ${t.service_tier.padEnd(12)} ${String(t.requests).padStart(8)} requests   cost ${usd(t.cost_usd)}${t.unpriced ? `   unpriced ${t.unpriced}` : ''}`);
     }
   }
+  if (r.tool_calls.length > 0) {
+    lines.push(`  hosted tool calls      cost ${usd(r.tool_calls_cost_usd)}`);
+    for (const t of r.tool_calls) lines.push(`    ${t.type.padEnd(20)} ${String(t.calls).padStart(8)} calls in ${t.requests} requests`);
+  }
   lines.push('');
   const header = ['tenant', 'feature', 'requests', 'input tok', 'output tok', 'cost USD', 'saved USD', 'unpriced'];
   const table = r.groups.map((g) => [

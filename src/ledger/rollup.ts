@@ -40,6 +40,13 @@ export interface ServiceTierTotals {
   unpriced: number;
 }
 
+/** Per hosted tool call type a provider ran (web_search_call, …): how many calls, in how many requests. */
+export interface ToolCallTotals {
+  type: string;
+  calls: number;
+  requests: number;
+}
+
 /** Per classifier_version: how the active version and a canary candidate compare on live traffic. */
 export interface VersionTotals {
   classifier_version: string;
@@ -83,6 +90,10 @@ export interface Rollup {
   versions: VersionTotals[];
   /** Rows whose answer named its service tier; empty when none did (rows written before 2026-12-03 never do). */
   service_tiers: ServiceTierTotals[];
+  /** Rows that made hosted tool calls; empty when none did (rows written before 2026-12-03 never do). */
+  tool_calls: ToolCallTotals[];
+  /** What those calls cost at prices.toolCalls: the part of cost_usd that is not tokens. */
+  tool_calls_cost_usd: number;
   groups: GroupTotals[];
 }
 
@@ -104,6 +115,26 @@ interface Counted {
   saved: number;
   cacheHit: boolean;
   latency: number;
+  /** Hosted tool calls by type and their priced cost; null for the many rows without any. */
+  tools: { calls: Readonly<Record<string, number>>; cost: number } | null;
+}
+
+/**
+ * A row's hosted tool calls, read as a loose field (rows before 2026-12-03 have none; a hand-edited one may hold
+ * anything): only counts that are whole non-negative numbers are taken.
+ */
+function toolsOf(r: LedgerRow, strings: Strings): Counted['tools'] {
+  const calls = (r as { tool_calls?: unknown }).tool_calls;
+  if (calls === null || typeof calls !== 'object' || Array.isArray(calls)) return null;
+  const kept: Record<string, number> = {};
+  let any = false;
+  for (const [type, n] of Object.entries(calls as Record<string, unknown>)) {
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0) continue;
+    kept[strings.of(type)] = n;
+    any = true;
+  }
+  const cost = (r.cost_usd as { tool_calls?: unknown } | null)?.tool_calls;
+  return any ? { calls: kept, cost: typeof cost === 'number' && Number.isFinite(cost) && cost > 0 ? cost : 0 } : null;
 }
 
 /** A row that used tokens but has no price: its cost is missing from every sum it is in. */
@@ -151,6 +182,7 @@ async function dedupDay(rows: AsyncIterable<LedgerRow>, day: string | undefined,
       saved: r.saved_usd ?? 0,
       cacheHit: r.cache_hit,
       latency: r.latency_ms.total,
+      tools: toolsOf(r, strings),
     });
   }
   return { rows: byEvent, seen };
@@ -174,6 +206,8 @@ class Totals {
   readonly disagreements: Record<string, number> = {};
   readonly versions = new Map<string, { requests: number; weak: number; errors: number; cost: number }>();
   readonly serviceTiers = new Map<string, ServiceTierTotals>();
+  readonly toolCalls = new Map<string, ToolCallTotals>();
+  toolCost = 0;
 
   constructor(private readonly weakTier: string) {}
 
@@ -198,6 +232,7 @@ class Totals {
     g.saved_usd += r.saved;
     if (r.cacheHit) g.cache_hits++;
     if (r.serviceTier !== null) this.serviceTierRow(r.serviceTier, r);
+    if (r.tools) this.toolRow(r.tools);
     this.cost += r.cost ?? 0;
     const isError = r.status === 'upstream_error' || (r.status === 'rejected' && r.httpStatus >= 500);
     if (r.tier !== null) this.routedRow(r, isError);
@@ -218,6 +253,16 @@ class Totals {
     t.requests++;
     t.cost_usd += r.cost ?? 0;
     if (unpriced(r)) t.unpriced++;
+  }
+
+  private toolRow(tools: NonNullable<Counted['tools']>): void {
+    this.toolCost += tools.cost;
+    for (const [type, n] of Object.entries(tools.calls)) {
+      let t = this.toolCalls.get(type);
+      if (!t) this.toolCalls.set(type, (t = { type, calls: 0, requests: 0 }));
+      t.calls += n;
+      t.requests++;
+    }
   }
 
   private routedRow(r: Counted, isError: boolean): void {
@@ -276,6 +321,8 @@ class Totals {
       service_tiers: [...this.serviceTiers.values()]
         .map((t) => ({ ...t, cost_usd: roundUsd(t.cost_usd) }))
         .sort((a, b) => b.cost_usd - a.cost_usd || a.service_tier.localeCompare(b.service_tier)),
+      tool_calls: [...this.toolCalls.values()].sort((a, b) => b.calls - a.calls || a.type.localeCompare(b.type)),
+      tool_calls_cost_usd: roundUsd(this.toolCost),
       groups: [...this.groups.values()].sort((a, b) => b.cost_usd - a.cost_usd || a.tenant_id.localeCompare(b.tenant_id)),
     };
   }

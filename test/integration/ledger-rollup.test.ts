@@ -59,6 +59,8 @@ const EXPECTED = {
   shadow: null,
   versions: [{ classifier_version: 'v7', requests: 5, weak_tier_share: 0.8, error_rate: 0.2, cost_per_1000_requests: 2.042 }],
   service_tiers: [], // no answer named one
+  tool_calls: [], // nor made a hosted tool call
+  tool_calls_cost_usd: 0,
   groups: [
     { tenant_id: 'acme', feature_id: 'search', requests: 2, input_tokens: 3000, output_tokens: 800, total_tokens: 3800, cost_usd: 0.0102, saved_usd: 0, cache_hits: 0, unpriced: 0 },
     { tenant_id: 'beta', feature_id: null, requests: 3, input_tokens: 110, output_tokens: 10, total_tokens: 120, cost_usd: 0.00001, saved_usd: 0, cache_hits: 0, unpriced: 1 },
@@ -187,6 +189,31 @@ describe('tiergate ledger rollup', () => {
     expect(text).toContain('  by service tier\n    priority            3 requests   cost $0.005000   unpriced 1\n    default             1 requests   cost $0.002000\n');
   });
 
+  it('hosted tool calls: calls and requests per type, and what the priced ones cost; rows without the field count elsewhere only', () => {
+    const tools = (calls: Record<string, unknown> | null, total: number, toolCost?: number) => ({ ...(calls === null ? {} : { tool_calls: calls }), cost_usd: { input: 0, output: 0, ...(toolCost === undefined ? {} : { tool_calls: toolCost }), total, price_table_version: 't' } }) as Partial<LedgerRow>;
+    const rows = [
+      day({ request_id: 's1', ...tools({ web_search_call: 3 }, 0.032, 0.03) }),
+      day({ request_id: 's2', ...tools({ web_search_call: 1, file_search_call: 2 }, 0.02, 0.015) }),
+      day({ request_id: 'm1', ...tools({ mcp_call: 4 }, 0.001) }), // counted, not priced
+      day({ request_id: 'bad', ...tools({ web_search_call: -2, x_call: 'many' }, 0.001) }), // a hand-edited row: nothing to take
+      day({ request_id: 'none', ...tools(null, 0.5) }),
+    ];
+    const file = join(mkdtempSync(join(tmpdir(), 'tiergate-rollup-tools-')), 'ledger.jsonl');
+    writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const json = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', file, '--json']);
+    expect(json.stderr).toBe('');
+    const r = JSON.parse(json.stdout) as { requests: number; cost_usd: number; tool_calls: unknown[]; tool_calls_cost_usd: number };
+    expect([r.requests, r.cost_usd]).toEqual([5, 0.554]);
+    expect(r.tool_calls).toEqual([
+      { type: 'mcp_call', calls: 4, requests: 1 },
+      { type: 'web_search_call', calls: 4, requests: 2 },
+      { type: 'file_search_call', calls: 2, requests: 1 },
+    ]);
+    expect(r.tool_calls_cost_usd).toBe(0.045);
+    const text = cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', file]).stdout;
+    expect(text).toContain('  hosted tool calls      cost $0.045000\n    mcp_call                    4 calls in 1 requests\n    web_search_call             4 calls in 2 requests\n');
+  });
+
   it('shadow agreement, each direction of disagreement, the weak share under the shadow, and the canary beside the active version', () => {
     const row = (id: string, version: string, tier: string | null, shadow: string | null, over: Partial<LedgerRow> = {}) =>
       day({ request_id: id, classifier_version: version, classifier_rule: tier === null ? null : 'default', tier, shadow_tier: shadow, shadow_reason: shadow && `v8 ${shadow}`, cost_usd: cost(0.001), ...over });
@@ -254,6 +281,8 @@ describe('tiergate ledger rollup', () => {
       p95_latency_ms: 400,
       shadow: null,
       service_tiers: [],
+      tool_calls: [],
+      tool_calls_cost_usd: 0,
     };
     let dir: string;
     beforeAll(async () => {
