@@ -25,6 +25,7 @@ export const ERRORS = {
   model_not_allowed: { status: 403, type: 'permission_error', code: 'model_not_allowed' },
   service_tier_not_allowed: { status: 403, type: 'permission_error', code: 'service_tier_not_allowed' },
   background_not_allowed: { status: 403, type: 'permission_error', code: 'background_not_allowed' },
+  tool_not_allowed: { status: 403, type: 'permission_error', code: 'tool_not_allowed' },
   model_not_found: { status: 404, type: 'invalid_request_error', code: 'model_not_found' },
   response_not_found: { status: 404, type: 'invalid_request_error', code: 'response_not_found' },
   conversation_not_found: { status: 404, type: 'invalid_request_error', code: 'conversation_not_found' },

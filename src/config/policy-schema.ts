@@ -82,6 +82,13 @@ const policyFields = {
    * count against no limit and reach no ledger row (README "Responses API").
    */
   backgroundResponses: z.boolean().optional(),
+  /**
+   * The hosted tools this tenant may declare: a request's `tools` entries other than `function` and `custom`
+   * (which the client runs), such as the Responses API's web_search, file_search, code_interpreter, mcp; Chat's
+   * `web_search_options` counts as web_search. The provider runs them and bills each call apart from tokens.
+   * Unset, any; [] none.
+   */
+  hostedTools: z.array(z.string().min(1)).optional(),
   /** Request header naming the calling feature (ledger feature_id); defaults to ledger.featureHeader. */
   featureHeader: z.string().toLowerCase().optional(),
   /** model "auto" classified into a tier this tenant may not use: route to an allowed tier, or answer 403. */

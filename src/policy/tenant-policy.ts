@@ -20,6 +20,8 @@ export interface TenantPolicy {
   priority: number | undefined;
   /** Service tiers the request's `service_tier` may name (besides `auto`); undefined = any. */
   serviceTiers: ReadonlySet<string> | undefined;
+  /** Hosted tool types the tenant may declare (web_search, …); undefined: any. */
+  hostedTools: ReadonlySet<string> | undefined;
   /** Responses API turns with `background: true` may pass (their generation is never seen, so never counted). */
   backgroundResponses: boolean;
   featureHeader: string;
@@ -82,6 +84,7 @@ export class TenantDirectory {
       maxConcurrentRequests: pick('maxConcurrentRequests'),
       priority: pick('priority'),
       serviceTiers: listed(pick('serviceTiers')),
+      hostedTools: listed(pick('hostedTools')),
       backgroundResponses: pick('backgroundResponses') ?? false,
       featureHeader: pick('featureHeader') ?? this.config.ledger.featureHeader,
       onTierDenied: pick('onTierDenied') ?? 'downgrade',
@@ -104,6 +107,7 @@ export const NO_POLICY: TenantPolicy = Object.freeze({
   maxConcurrentRequests: undefined,
   priority: undefined,
   serviceTiers: undefined,
+  hostedTools: undefined,
   backgroundResponses: false,
   featureHeader: 'x-feature-id',
   onTierDenied: 'downgrade',

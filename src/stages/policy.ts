@@ -1,9 +1,12 @@
 // The tenant's model ACL. A model asked for by name (alias or tier model id) must be allowed, or 403. For
 // model "auto" the tier the gateway chose (classifier, a Responses turn's stateful or remembered tier) must be
 // allowed; if not, the request is downgraded to a tier the tenant may use (reason acl_downgrade) or refused, as
-// the tenant's policy says. The service tier the body asks for, when the plan lists them; background responses.
+// the tenant's policy says. The service tier the body asks for, and the hosted tools it declares, when the plan
+// lists them; background responses.
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import { TiergateError } from '../errors.js';
+import { boundedClientText } from '../ledger/client-text.js';
+import type { LlmRequest } from '../llm/parse-request.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
 import type { Stage } from '../pipeline/stage.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -16,6 +19,7 @@ export function createPolicyStage(metrics: Metrics): Stage {
       const { policy, route, llm, runtime: rt } = state;
       if (!llm) return;
       if (policy.serviceTiers) checkServiceTier(policy.serviceTiers, llm.json.service_tier);
+      if (policy.hostedTools) checkHostedTools(policy.hostedTools, llm);
       if (llm.endpoint === 'responses' && llm.json.background === true && !policy.backgroundResponses) {
         throw new TiergateError(
           'background_not_allowed',
@@ -55,6 +59,29 @@ function checkServiceTier(allowed: ReadonlySet<string>, asked: unknown): void {
   if (asked === undefined || asked === null || asked === 'auto' || (typeof asked === 'string' && allowed.has(asked))) return;
   throw new TiergateError('service_tier_not_allowed', `Your plan does not include this service_tier; it may use: auto, ${[...allowed].join(', ')}.`, 'service_tier');
 }
+
+/**
+ * The hosted tools the body declares, when the tenant's plan lists the ones it may use. Refused, not dropped:
+ * a client that declared a search and got an answer without one would not know why.
+ */
+function checkHostedTools(allowed: ReadonlySet<string>, llm: LlmRequest): void {
+  const tools = llm.json.tools;
+  if (Array.isArray(tools)) {
+    for (const t of tools) {
+      const type = t !== null && typeof t === 'object' ? (t as { type?: unknown }).type : undefined;
+      // A malformed entry is the backend's to refuse; the client's own tools are not the plan's to list.
+      if (typeof type !== 'string' || CLIENT_TOOLS.has(type) || allowed.has(type)) continue;
+      throw new TiergateError('tool_not_allowed', `Your plan does not include the hosted tool '${boundedClientText(type)}'; it may use: ${[...allowed].join(', ') || 'none'}.`, 'tools');
+    }
+  }
+  // Chat Completions' search models take their search as a parameter, not a tool.
+  if (llm.endpoint === 'chat' && llm.json.web_search_options != null && !allowed.has('web_search')) {
+    throw new TiergateError('tool_not_allowed', `Your plan does not include the hosted tool 'web_search'; it may use: ${[...allowed].join(', ') || 'none'}.`, 'web_search_options');
+  }
+}
+
+/** Tool types the client runs itself (the model only asks for a call): never a plan's to allow. */
+const CLIENT_TOOLS: ReadonlySet<string> = new Set(['function', 'custom']);
 
 /** A model asked for by name (alias or tier model id) is allowed when the ACL lists the name or its tier. */
 export function modelAllowed(p: TenantPolicy, name: string, tier: string): boolean {

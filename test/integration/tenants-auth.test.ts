@@ -5,8 +5,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256Hex } from '../../src/auth/api-keys.js';
-import { chatRequestHeaders, getHeader, type Outcome } from '../../src/dev/envoy-client.js';
-import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { chatRequestHeaders, getHeader, postHeaders, type Outcome } from '../../src/dev/envoy-client.js';
+import { jsonBody, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 const KEY_ACME = 'tg-acme-0123456789abcdef';
 const KEY_PLATFORM = 'tg-platform-fedcba9876543210';
@@ -36,7 +36,7 @@ beforeAll(async () => {
       aliases: { fast: 'weak', smart: 'strong' },
       // A path whose body tiergate does not read, sent to the strong tier (a reranker beside the large model).
       routing: { unclassifiedPaths: { '/v1/embeddings': {}, '/v1/rerank': { tier: 'strong' } } },
-      plans: { basic: { models: ['weak'], onTierDenied: 'downgrade', serviceTiers: ['default', 'flex'] } },
+      plans: { basic: { models: ['weak'], onTierDenied: 'downgrade', serviceTiers: ['default', 'flex'], hostedTools: ['file_search'] } },
       tenants: {
         acme: { plan: 'basic' },
         globex: { plan: 'basic', onTierDenied: 'refuse' },
@@ -239,6 +239,33 @@ describe('model ACLs', () => {
       expect(getHeader(s2.requestHeaders, 'x-tenant-id'), tenant).toBe(tenant);
       s2.close();
     }
+  });
+
+  it('hosted tools: one the plan does not list → 403 tool_not_allowed, on chat and the Responses API; listed ones and the client\'s own pass', async () => {
+    const acme: Array<[string, string]> = [['x-api-key', KEY_ACME]];
+    const responses = async (key: Array<[string, string]>, tools: unknown[], id: string) => {
+      const s = tg.pool.open();
+      await s.sendRequestHeaders(postHeaders('/v1/responses', [...key, ['x-request-id', id]]), false);
+      const o = await s.sendRequestBody(jsonBody({ model: 'auto', store: false, input: 'What is new?', tools }));
+      s.close();
+      return o;
+    };
+    const fn = { type: 'function', name: 'lookup', parameters: { type: 'object' } };
+    for (const tools of [[{ type: 'web_search' }], [fn, { type: 'file_search', vector_store_ids: ['vs_1'] }, { type: 'code_interpreter', container: { type: 'auto' } }]]) {
+      const e = errorOf(await responses(acme, tools, 'tools-refused'));
+      expect([e.status, e.error.code, e.error.param]).toEqual([403, 'tool_not_allowed', 'tools']);
+      expect(e.error.message).toMatch(/hosted tool '(web_search|code_interpreter)'; it may use: file_search\.$/);
+    }
+    expect(await rowFor(tg, 'tools-refused')).toMatchObject({ tenant_id: 'acme', status: 'rejected', http_status: 403, error_code: 'tool_not_allowed' });
+    // Listed, or run by the client (function, custom), or malformed (the backend's to refuse): passed on.
+    expect((await responses(acme, [fn, { type: 'custom', name: 'x' }, { type: 'file_search', vector_store_ids: ['vs_1'] }, 'junk', { name: 'no type' }], 'tools-ok')).kind).toBe('continue');
+    // Chat: a search model's web_search_options is the web_search tool; a function tool is the client's.
+    const chat = (key: Array<[string, string]>, extra: Record<string, unknown>) => call(key, { model: 'auto', messages: [{ role: 'user', content: 'hi' }], ...extra });
+    const search = errorOf((await chat(acme, { web_search_options: {} })).o);
+    expect([search.status, search.error.code, search.error.param]).toEqual([403, 'tool_not_allowed', 'web_search_options']);
+    expect((await chat(acme, { tools: [{ type: 'function', function: { name: 'f' } }] })).o.kind).toBe('continue');
+    // initech's policy lists none: any hosted tool goes through.
+    expect((await responses([['authorization', `Bearer ${KEY_FROM_FILE}`]], [{ type: 'web_search' }], 'tools-any')).kind).toBe('continue');
   });
 
   it('service tiers: one the plan does not list → 403 service_tier_not_allowed; listed ones, auto and none pass', async () => {
