@@ -20,7 +20,7 @@ export interface TenantPolicy {
   priority: number | undefined;
   /** Service tiers the request's `service_tier` may name (besides `auto`); undefined = any. */
   serviceTiers: ReadonlySet<string> | undefined;
-  /** Hosted tool types the tenant may declare (web_search, …); undefined: any. */
+  /** Hosted tool types the tenant may declare (web_search, …); undefined: every one. */
   hostedTools: ReadonlySet<string> | undefined;
   /** Responses API turns with `background: true` may pass (their generation is never seen, so never counted). */
   backgroundResponses: boolean;
