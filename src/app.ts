@@ -25,9 +25,7 @@ import { createCacheStore } from './stores/create-cache-store.js';
 import { whenReady } from './stores/redis/when-ready.js';
 import { watchEviction, type EvictionRisk, type MustKeep } from './stores/redis/eviction-check.js';
 import { cacheSharesRedis } from './config/redis-sharing.js';
-import { fixedTiersExcluded } from './config/acl-notes.js';
-import { unpricedToolCalls, untieredOpenAiPrices } from './config/price-notes.js';
-import { responsesNotIsolated } from './config/isolation-notes.js';
+import { loadNotes } from './config/notes.js';
 import { RedisStreamSink } from './ledger/redis-stream-sink.js';
 import type { Cluster, Redis } from 'ioredis';
 import type { Stage } from './pipeline/stage.js';
@@ -306,14 +304,7 @@ function ledgerHooks(metrics: Metrics, log: Logger): LedgerHooks {
   };
 }
 
-/**
- * What a valid config does that its author may not mean, said once per config: tenants refused on an
- * unclassified path by their own model list, OpenAI models priced alike on every service tier or without their
- * web searches, stored responses open to every tenant.
- */
+/** What a valid config does that its author may not mean, said once per config (config/notes.ts). */
 function warnConfigNotes(rt: Runtime, log: Logger): void {
-  for (const n of fixedTiersExcluded(rt)) log.warn({ event: 'config.tier_excluded', path: n.path, message: n.message });
-  for (const n of untieredOpenAiPrices(rt)) log.warn({ event: 'config.service_tiers_unpriced', path: n.path, message: n.message });
-  for (const n of unpricedToolCalls(rt)) log.warn({ event: 'config.tool_calls_unpriced', path: n.path, message: n.message });
-  for (const n of responsesNotIsolated(rt)) log.warn({ event: 'config.responses_not_isolated', path: n.path, message: n.message });
+  for (const n of loadNotes(rt)) log.warn({ event: n.event, path: n.path, message: n.message });
 }

@@ -4,11 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { compileConfigText } from './config/runtime.js';
 import { regexSafety } from './classify/regex-safety.js';
-import { cacheSharesRedis } from './config/redis-sharing.js';
-import { fixedTiersExcluded } from './config/acl-notes.js';
-import { expiringKeys } from './config/key-notes.js';
-import { responsesNotIsolated } from './config/isolation-notes.js';
-import { unpricedToolCalls, untieredOpenAiPrices } from './config/price-notes.js';
+import { checkNotes } from './config/notes.js';
 import { devBanner, startDevStack } from './dev/dev-stack.js';
 import { createMockBackend } from './dev/mock-backend.js';
 import { listenOn } from './admin-server.js';
@@ -110,9 +106,7 @@ async function configCheck(file: string): Promise<number> {
   const problems = compiled.ok ? safety.problems : compiled.problems;
   for (const u of safety.unchecked) process.stderr.write(`${file}: ${u.path}: note: ${u.message}\n`);
   if (compiled.ok) {
-    const rt = compiled.runtime;
-    const notes = [...cacheSharesRedis(rt.config), ...fixedTiersExcluded(rt), ...untieredOpenAiPrices(rt), ...unpricedToolCalls(rt), ...responsesNotIsolated(rt), ...expiringKeys(rt.config, Date.now())];
-    for (const n of notes) process.stderr.write(`${file}: ${n.path}: note: ${n.message}\n`);
+    for (const n of checkNotes(compiled.runtime, Date.now())) process.stderr.write(`${file}: ${n.path}: note: ${n.message}\n`);
   }
   if (!compiled.ok || problems.length > 0) {
     for (const p of problems) process.stderr.write(`${file}: ${p.path}: ${p.message}\n`);

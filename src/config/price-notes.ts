@@ -3,9 +3,8 @@
 // (right for self-hosted models): its priority rows would show ~57% of what they cost, and nothing would say
 // so. Likewise hosted tool calls: without a price for web searches, a Responses API answer's searches are left
 // out of its cost. Valid configs, so notes.
-import { endpointOf } from '../stages/parse.js';
 import type { ConfigNote } from './config-note.js';
-import type { Runtime } from './runtime.js';
+import { readsResponses, type Runtime } from './runtime.js';
 
 export function untieredOpenAiPrices(rt: Runtime): ConfigNote[] {
   const notes: ConfigNote[] = [];
@@ -29,7 +28,7 @@ export function untieredOpenAiPrices(rt: Runtime): ConfigNote[] {
  */
 export function unpricedToolCalls(rt: Runtime): ConfigNote[] {
   if (rt.config.prices.toolCalls.web_search_call !== undefined) return [];
-  if (![...rt.classifyPaths].some((p) => endpointOf(p) === 'responses')) return [];
+  if (!readsResponses(rt)) return [];
   const tier = [...rt.tiers.values()].find((t) => t.provider === 'openai');
   if (!tier) return [];
   return [{ path: 'prices.toolCalls', message: `tier '${tier.name}' goes to OpenAI, but web_search_call has no price: a Responses API answer's web searches would be counted in tool_calls and left out of cost_usd; list OpenAI's per-call prices (web_search_call: 0.01, file_search_call: 0.0025)` }];

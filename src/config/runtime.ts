@@ -1,7 +1,7 @@
 // Config compiled once into an immutable runtime object. Each stream captures the runtime current at its
 // start, so a reload never changes a request half-way (architecture.md §2).
-import { endpointOf } from '../stages/parse.js';
 import { createHash } from 'node:crypto';
+import { endpointOf } from '../stages/parse.js';
 import { compileAuth, type AuthRuntime } from '../auth/api-keys.js';
 import { TenantDirectory } from '../policy/tenant-policy.js';
 import { ClassifierRollout } from '../classify/rollout.js';
@@ -67,6 +67,12 @@ function saltKey(name: string, env: NodeJS.ProcessEnv, path: string, problems: I
   else if (secret.length < MIN_SALT_SECRET_CHARS) problems.push({ path, message: `${name} must hold at least ${MIN_SALT_SECRET_CHARS} characters (e.g. openssl rand -base64 32)` });
   else return Buffer.from(secret, 'utf8');
   return undefined;
+}
+
+/** Whether a Responses API path is read (and so response and conversation ids pass through tiergate). */
+export function readsResponses(rt: Pick<Runtime, 'classifyPaths'>): boolean {
+  for (const p of rt.classifyPaths) if (endpointOf(p) === 'responses') return true;
+  return false;
 }
 
 export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileResult {

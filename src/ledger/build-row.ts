@@ -68,9 +68,8 @@ export function buildRow(r: RequestRecord, prices: PriceTable): BuiltRow | Promi
 }
 
 /** The row's cost: its tool calls' part only when they were priced, so rows without any keep their shape. */
-function costColumn(c: Cost): NonNullable<LedgerRow['cost_usd']> {
-  const base = { input: c.input, output: c.output, total: c.total, price_table_version: c.priceTableVersion };
-  return c.toolCalls === undefined ? base : { input: c.input, output: c.output, tool_calls: c.toolCalls, total: c.total, price_table_version: c.priceTableVersion };
+function costColumn({ input, output, toolCalls, total, priceTableVersion }: Cost): NonNullable<LedgerRow['cost_usd']> {
+  return toolCalls === undefined ? { input, output, total, price_table_version: priceTableVersion } : { input, output, tool_calls: toolCalls, total, price_table_version: priceTableVersion };
 }
 
 function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: UsageSource): BuiltRow {

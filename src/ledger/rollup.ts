@@ -1,9 +1,10 @@
 // `tiergate ledger rollup`: a period's rows (a day, a month, any range of days) summed per tenant × feature,
 // plus the gateway-wide figures finance and the classifier loop watch (weak-tier share, cost per 1,000 requests,
-// error rate, p95 latency, cost by service tier). A row delivered twice (the sinks are at least once) is counted
-// once: rows are told apart by event_id, which a row keeps however often it is sent. Not by request_id: that is Envoy's x-request-id,
-// which Envoy keeps as a client sent it unless it takes the request for an edge request, so a client reusing one
-// id would have all but one of its requests dropped, and could drop another tenant's.
+// error rate, p95 latency, cost by service tier, hosted tool calls). A row delivered twice (the sinks are at
+// least once) is counted once: rows are told apart by event_id, which a row keeps however often it is sent. Not
+// by request_id: that is Envoy's x-request-id, which Envoy keeps as a client sent it unless it takes the request
+// for an edge request, so a client reusing one id would have all but one of its requests dropped, and could drop
+// another tenant's.
 import type { LedgerRow } from './row.js';
 import { roundUsd } from '../usage/price-table.js';
 

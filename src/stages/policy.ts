@@ -71,13 +71,15 @@ function checkHostedTools(allowed: ReadonlySet<string>, llm: LlmRequest): void {
       const type = t !== null && typeof t === 'object' ? (t as { type?: unknown }).type : undefined;
       // A malformed entry is the backend's to refuse; the client's own tools are not the plan's to list.
       if (typeof type !== 'string' || CLIENT_TOOLS.has(type) || allowed.has(type)) continue;
-      throw new TiergateError('tool_not_allowed', `Your plan does not include the hosted tool '${boundedClientText(type)}'; it may use: ${[...allowed].join(', ') || 'none'}.`, 'tools');
+      throw toolRefused(boundedClientText(type), allowed, 'tools');
     }
   }
   // Chat Completions' search models take their search as a parameter, not a tool.
-  if (llm.endpoint === 'chat' && llm.json.web_search_options != null && !allowed.has('web_search')) {
-    throw new TiergateError('tool_not_allowed', `Your plan does not include the hosted tool 'web_search'; it may use: ${[...allowed].join(', ') || 'none'}.`, 'web_search_options');
-  }
+  if (llm.endpoint === 'chat' && llm.json.web_search_options != null && !allowed.has('web_search')) throw toolRefused('web_search', allowed, 'web_search_options');
+}
+
+function toolRefused(type: string, allowed: ReadonlySet<string>, param: string): TiergateError {
+  return new TiergateError('tool_not_allowed', `Your plan does not include the hosted tool '${type}'; it may use: ${[...allowed].join(', ') || 'none'}.`, param);
 }
 
 /** Tool types the client runs itself (the model only asks for a call): never a plan's to allow. */
