@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { TiergateError } from '../errors.js';
 import { exactView } from './exact-numbers.js';
 import { chatCompletionRequest, completionRequest, type ChatMessage } from './openai-request.js';
-import { keepsBackendState, responsesMessages, responsesRequest } from './responses-request.js';
+import { carriedReasoning, keepsBackendState, responsesMessages, responsesRequest } from './responses-request.js';
 
 export type Endpoint = 'chat' | 'completions' | 'responses';
 
@@ -22,6 +22,8 @@ export interface LlmRequest {
   messages: readonly ChatMessage[];
   /** A Responses API turn that keeps or reads state on its backend (responses-request.ts); never classified. */
   stateful: boolean;
+  /** A Responses API turn's reasoning items sent back sealed (`encrypted_content`), in order; undefined if none. */
+  reasoning?: readonly string[];
 }
 
 /** limits.maxJsonDepth's default. */
@@ -45,8 +47,10 @@ export function parseLlmRequest(endpoint: Endpoint, raw: Buffer, maxDepth = DEFA
   if (nestedDeeperThan(json, maxDepth)) {
     throw new TiergateError('invalid_request', `The request body nests arrays and objects more than ${maxDepth} levels deep.`);
   }
-  const { model, stream, messages, stateful } = endpoint === 'chat' ? chatParts(json) : endpoint === 'completions' ? completionParts(json) : responsesParts(json);
-  return { endpoint, json: json as Record<string, unknown>, exact: exactView(body), model, stream: stream === true, messages, stateful: stateful === true };
+  const { model, stream, messages, stateful, reasoning } = endpoint === 'chat' ? chatParts(json) : endpoint === 'completions' ? completionParts(json) : responsesParts(json);
+  const request: LlmRequest = { endpoint, json: json as Record<string, unknown>, exact: exactView(body), model, stream: stream === true, messages, stateful: stateful === true };
+  if (reasoning !== undefined && reasoning.length > 0) request.reasoning = reasoning;
+  return request;
 }
 
 /**
@@ -76,7 +80,7 @@ function nestedDeeperThan(v: unknown, levels: number): boolean {
   return false;
 }
 
-type Parts = { model: string | undefined; stream: boolean | null | undefined; messages: readonly ChatMessage[]; stateful?: boolean };
+type Parts = { model: string | undefined; stream: boolean | null | undefined; messages: readonly ChatMessage[]; stateful?: boolean; reasoning?: readonly string[] };
 
 function chatParts(json: unknown): Parts {
   const r = chatCompletionRequest.safeParse(json);
@@ -96,7 +100,7 @@ function completionParts(json: unknown): Parts {
 function responsesParts(json: unknown): Parts {
   const r = responsesRequest.safeParse(json);
   if (!r.success) throw fieldError(r.error, json);
-  return { model: r.data.model, stream: r.data.stream, messages: responsesMessages(r.data), stateful: keepsBackendState(r.data) };
+  return { model: r.data.model, stream: r.data.stream, messages: responsesMessages(r.data), stateful: keepsBackendState(r.data), reasoning: carriedReasoning(r.data) };
 }
 
 /** OpenAI names params as `messages[0].content`; so do we. */

@@ -76,3 +76,19 @@ function textOf(v: unknown): ChatMessage['content'] {
   }
   return parts;
 }
+
+/**
+ * The `encrypted_content` of each reasoning item in the input, in order: an agent that keeps no state on the
+ * backend (`store: false`, `include: ["reasoning.encrypted_content"]`: Codex, the Agents SDK) sends back the
+ * model's reasoning this way every turn. The provider sealed it; only a backend holding the same keys can read
+ * it (response affinity keeps the turn there: README "Responses API").
+ */
+export function carriedReasoning(r: ResponsesRequest): string[] {
+  const out: string[] = [];
+  if (!Array.isArray(r.input)) return out;
+  for (const it of r.input) {
+    const sealed = (it as { encrypted_content?: unknown }).encrypted_content;
+    if (it.type === 'reasoning' && typeof sealed === 'string' && sealed.length > 0) out.push(sealed);
+  }
+  return out;
+}

@@ -17,7 +17,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { requestTraceId, startStreamSpan, type StreamSpan } from '../telemetry/tracing.js';
 import type { Budgets } from '../budget/budgets.js';
-import type { ResponseAffinity } from '../affinity/response-affinity.js';
+import { reasoningId, type ResponseAffinity } from '../affinity/response-affinity.js';
 import { ExpiredKeyError, UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { H } from './contract-headers.js';
@@ -73,6 +73,8 @@ export class LlmStream implements StreamHandler {
   private status: number | undefined;
   /** A stored Responses API turn: the tier to remember for its response id, until remembered. */
   private rememberTier: string | undefined;
+  /** A Responses API turn while affinity is on: the tier to record the reasoning its answer seals under. */
+  private sealedTier: string | undefined;
   /** A conversation being created: the tenant its id will be claimed for, and the answer read for that id. */
   private conversation: { tenant: string; answer: ConversationAnswer } | undefined;
   private readonly responseBuffered: boolean;
@@ -224,6 +226,7 @@ export class LlmStream implements StreamHandler {
     if (route && llm && affinityTracks(llm, this.deps.affinity, this.runtime.config.routing.affinity)) {
       this.rememberTier = route.tier.name;
     }
+    if (route && llm?.endpoint === 'responses' && this.deps.affinity.on(this.runtime.config.routing.affinity)) this.sealedTier = route.tier.name;
     // One message: replace it when the body changed. Several: only if we held the earlier ones back.
     const decision = routedAnswer(state, this.body.replaced(state.newBody !== undefined));
     if (this.deps.log.isLevelEnabled('debug')) logRouted(state, this.runtime.config.logging.logPrompts);
@@ -302,14 +305,29 @@ export class LlmStream implements StreamHandler {
     let decision = usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
     const replaced = this.usageFilter?.push(chunk, endOfStream);
     if (replaced) decision = withBody(decision, replaced, this.acc.buffered);
-    if (this.rememberTier === undefined) return decision;
+    const sealed = this.sealedTier === undefined ? undefined : this.recordSealedReasoning(this.sealedTier);
+    if (this.rememberTier === undefined) return sealed ? sealed.then(() => decision) : decision;
     const id = this.acc.responseId();
-    if (id === undefined || !this.state) return decision;
+    if (id === undefined || !this.state) return sealed ? sealed.then(() => decision) : decision;
     // The chunk that shows the id waits until its tier is stored (bounded by the deadline): the client cannot
     // continue a conversation whose tier tiergate does not know yet.
     const written = this.deps.affinity.remember(this.state.tenant, id, this.rememberTier, this.runtime.config.routing.affinity);
     this.rememberTier = undefined;
-    return written instanceof Promise ? written.then(() => decision) : decision;
+    if (sealed || written instanceof Promise) return Promise.all([sealed, written]).then(() => decision);
+    return decision;
+  }
+
+  /**
+   * Records the reasoning this chunk showed sealed, under the tier that sealed it and the tenant it was sealed
+   * for (as a stored response is: ResponseAffinity.remember); the chunk waits until that is stored, so the next
+   * turn that sends it back finds it. A promise only while a write is pending.
+   */
+  private recordSealedReasoning(tier: string): Promise<unknown> | undefined {
+    const sealed = this.acc.takeSealedReasoning();
+    if (sealed === undefined || !this.state) return undefined;
+    const cfg = this.runtime.config.routing.affinity;
+    const written = sealed.map((s) => this.deps.affinity.remember((this.state as RequestState).tenant, reasoningId(s), tier, cfg));
+    return written.some((w) => w instanceof Promise) ? Promise.all(written) : undefined;
   }
 
   /**

@@ -94,6 +94,11 @@ export class ResponseAccounting {
     return this.collector?.responseId;
   }
 
+  /** Reasoning the answer sealed, read since the last call (ResponseUsageCollector.takeSealedReasoning). */
+  takeSealedReasoning(): string[] | undefined {
+    return this.collector?.takeSealedReasoning();
+  }
+
   /** Returns the final answer's metadata when this chunk ends the response. */
   responseBody(chunk: Buffer, endOfStream: boolean): UsageMetadata | undefined {
     this.collector?.push(chunk, endOfStream);

@@ -2,8 +2,9 @@
 // model name are classified: by the active version, or by a canary candidate for its sticky share, with the
 // shadow version (if any) evaluated beside it. A Responses API turn that keeps state on the backend is
 // classified only when tiergate can keep its conversation on one backend (response affinity, README
-// "Responses API"); otherwise it goes to routing.statefulTier.
-import { isolationRefusal, type AffinityConfig, type Holder, type ResponseAffinity } from '../affinity/response-affinity.js';
+// "Responses API"); otherwise it goes to routing.statefulTier. A turn that keeps no state but sends back sealed
+// reasoning goes to the tier that sealed it, when affinity knows it.
+import { isolationRefusal, reasoningId, type AffinityConfig, type Holder, type ResponseAffinity } from '../affinity/response-affinity.js';
 import { declaredTools, type LlmRequest } from '../llm/parse-request.js';
 import type { RequestState, RouteDecision } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
@@ -20,8 +21,9 @@ export function createClassifyStage(affinity: ResponseAffinity): Stage {
       const model = llm.model ?? 'auto';
       const direct = rt.autoModels.has(model) ? undefined : rt.modelToTier.get(model);
       const cfg = rt.config.routing.affinity;
-      // Chat, completions and a turn that keeps no state: nothing stored to look up.
-      if (!llm.stateful || !affinity.on(cfg)) return route(state, llm, direct, affinity, undefined);
+      // Chat, completions and a turn that keeps no state: nothing stored to look up, unless it carries reasoning.
+      if (!affinity.on(cfg)) return route(state, llm, direct, affinity, undefined);
+      if (!llm.stateful) return llm.reasoning === undefined ? route(state, llm, direct, affinity, undefined) : sealedReasoning(state, llm, llm.reasoning, direct, affinity, cfg);
       const isolated = cfg.isolation !== 'off';
       // A conversation's turn: whose conversation it is (isolation), before anything else.
       const conversation = isolated ? conversationId(llm.json.conversation) : undefined;
@@ -48,6 +50,34 @@ export function createClassifyStage(affinity: ResponseAffinity): Stage {
   };
 }
 
+/**
+ * The most recent sealed reasoning items checked per turn. More than any context window holds; a bound on the
+ * digests and store reads one request can cause. Older ones in a longer input pass unchecked.
+ */
+const MAX_CHECKED_REASONING = 1024;
+
+/**
+ * A turn that keeps no state but sends back reasoning sealed by the provider (`encrypted_content`). Only the
+ * backend that sealed it can read it: the tier of the most recent item (the turn before sealed it) is this
+ * turn's, when affinity recorded it. Isolation checks every item: another tenant's is refused as the provider
+ * refuses content it cannot read.
+ */
+function sealedReasoning(state: RequestState, llm: LlmRequest, sealed: readonly string[], direct: string | undefined, affinity: ResponseAffinity, cfg: AffinityConfig): void | Promise<void> {
+  const isolated = cfg.isolation !== 'off';
+  if (!isolated && direct !== undefined) return route(state, llm, direct, affinity, undefined);
+  const lastId = reasoningId(sealed[sealed.length - 1] as string);
+  const ids = isolated ? [...new Set(sealed.slice(-MAX_CHECKED_REASONING).map(reasoningId))] : [lastId];
+  const holders = ids.map((id) => affinity.holder(state.tenant, id, cfg));
+  const go = (found: readonly Holder[]): void => {
+    for (let i = 0; i < ids.length; i++) {
+      const refused = isolationRefusal(found[i] as Holder, cfg, ids[i] as string, 'reasoning', state.log);
+      if (refused) throw refused;
+    }
+    route(state, llm, direct, affinity, found[ids.lastIndexOf(lastId)]);
+  };
+  return holders.some((h) => h instanceof Promise) ? Promise.all(holders).then(go) : go(holders as Holder[]);
+}
+
 /** A turn's conversation id: the string, or the object's `id` (both shapes the API takes). */
 function conversationId(c: unknown): string | undefined {
   if (typeof c === 'string') return c;
@@ -55,7 +85,7 @@ function conversationId(c: unknown): string | undefined {
   return undefined;
 }
 
-/** `holder`: whose the response a continuation names is, when it was looked up. */
+/** `holder`: whose the response a continuation names (or the reasoning a stateless turn sends back) is, when looked up. */
 function route(state: RequestState, llm: LlmRequest, direct: string | undefined, affinity: ResponseAffinity, holder: Holder | undefined): void {
   const rt = state.runtime;
   if (direct !== undefined) {
@@ -68,6 +98,13 @@ function route(state: RequestState, llm: LlmRequest, direct: string | undefined,
     if (!affinityTracks(llm, affinity, rt.config.routing.affinity)) return toStatefulTier(state);
     if (holder) return continueOn(state, holder.kind === 'own' ? holder.tier : undefined);
     // A new turn: classified, and the tier that answers it remembered (LlmStream) for what follows.
+  } else if (holder?.kind === 'own') {
+    // Reasoning sealed by an earlier turn goes back to its tier; if that is no longer known, it is classified.
+    const tier = holder.tier === undefined ? undefined : rt.tiers.get(holder.tier);
+    if (tier) {
+      state.route = { tier, source: 'affinity' };
+      return;
+    }
   }
   classify(state);
 }

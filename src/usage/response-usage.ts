@@ -83,6 +83,9 @@ export class ResponseUsageCollector {
   private finishReason: string | undefined;
   private errorCode: string | undefined;
   private toolCalls: Record<string, number> | undefined;
+  /** Reasoning the answer sealed (`encrypted_content`) not yet taken (takeSealedReasoning), and all seen. */
+  private sealed: string[] | undefined;
+  private sealedSeen: Set<string> | undefined;
   private done = false;
   private finished: ResponseFacts | undefined;
   /** A Responses API response's id, as soon as it is known (a stream's first event; a JSON body when whole). */
@@ -240,6 +243,7 @@ export class ResponseUsageCollector {
     if (typeof body.id === 'string') this.responseId = body.id;
     this.readCommon(body);
     this.countToolCalls(body.output);
+    this.noteSealedReasoning(body.output);
     if (typeof body.status === 'string') this.finishReason = body.status;
     if (this.usage !== undefined) return;
     for (const item of arrayOf(body.output)) {
@@ -274,9 +278,12 @@ export class ResponseUsageCollector {
         if (typeof e.response.status === 'string') this.finishReason = e.response.status;
         // The final event carries the whole response, its output items included.
         this.countToolCalls(e.response.output);
+        this.noteSealedReasoning(e.response.output);
       }
       return;
     }
+    // Each output item, whole, as it is done: sealed reasoning shows here before the stream ends.
+    if (type === 'response.output_item.done') return this.noteSealedReasoning([e.item]);
     if (TEXT_DELTAS.has(type) && typeof e.delta === 'string') this.addText(e.delta);
   }
 
@@ -293,6 +300,29 @@ export class ResponseUsageCollector {
       if (calls[type] === undefined && Object.keys(calls).length >= MAX_TOOL_CALL_TYPES) continue;
       calls[type] = (calls[type] ?? 0) + 1;
     }
+  }
+
+  /**
+   * Reasoning items the backend sealed (`encrypted_content`, when the request asked for it): a stateless turn
+   * sends them back, and only this tier's backend can read them (response affinity records where they are).
+   * Each once, whether seen in its output_item.done event, the final response or both; at most
+   * MAX_SEALED_REASONING per answer.
+   */
+  private noteSealedReasoning(output: unknown): void {
+    for (const item of arrayOf(output)) {
+      if (!isObject(item) || item.type !== 'reasoning' || typeof item.encrypted_content !== 'string' || item.encrypted_content.length === 0) continue;
+      const seen = (this.sealedSeen ??= new Set());
+      if (seen.has(item.encrypted_content) || seen.size >= MAX_SEALED_REASONING) continue;
+      seen.add(item.encrypted_content);
+      (this.sealed ??= []).push(item.encrypted_content);
+    }
+  }
+
+  /** Sealed reasoning read since the last call (in the answer's order), or undefined if none. */
+  takeSealedReasoning(): string[] | undefined {
+    const taken = this.sealed;
+    this.sealed = undefined;
+    return taken;
   }
 
   /** Fields chunks and whole bodies share: model, service tier and usage (the last non-null one wins), error. */
@@ -348,6 +378,8 @@ export class ResponseUsageCollector {
 /** The events that end a Responses API stream. */
 /** Calls the client runs (and pays nothing to the provider for). */
 const CLIENT_CALLS: ReadonlySet<string> = new Set(['function_call', 'custom_tool_call']);
+/** Sealed reasoning items recorded per answer: one per model call in it (a turn with tool calls has several). */
+const MAX_SEALED_REASONING = 64;
 /** Distinct hosted tool call types kept per answer (OpenAI has a handful). */
 const MAX_TOOL_CALL_TYPES = 16;
 const RESPONSE_ENDS: ReadonlySet<string> = new Set(['response.completed', 'response.incomplete', 'response.failed']);

@@ -18,9 +18,9 @@ const DUPLEX: FilterConfig = {
 };
 const LONG_TASK = 'Please refactor this module so that it is easier to test.';
 
-async function turn(t: TestTiergate, body: Record<string, unknown>, id = 'r'): Promise<{ s: ExtProcSession; o: Outcome }> {
+async function turn(t: TestTiergate, body: Record<string, unknown>, id = 'r', headers: Array<[string, string]> = []): Promise<{ s: ExtProcSession; o: Outcome }> {
   const s = t.pool.open();
-  await s.sendRequestHeaders(postHeaders(PATH, [['x-request-id', id]]), false);
+  await s.sendRequestHeaders(postHeaders(PATH, [...headers, ['x-request-id', id]]), false);
   return { s, o: await s.sendRequestBody(jsonBody({ model: 'auto', ...body })) };
 }
 
@@ -644,6 +644,131 @@ describe("response isolation: a tenant cannot use another tenant's stored respon
       d.s.close();
     } finally {
       await Promise.all([strict.stop(), off.stop(), down.stop()]);
+    }
+  });
+});
+
+describe('sealed reasoning: a turn that keeps no state but sends back encrypted reasoning goes to the tier that sealed it', () => {
+  // Codex and the Agents SDK send `store: false` with `include: ["reasoning.encrypted_content"]`, and send the
+  // model's reasoning back, sealed, every turn. Only the backend that sealed it can read it (OpenAI answers 400
+  // invalid_encrypted_content otherwise), so a turn classified on its own text onto the other tier fails.
+  const servers = redisAndClusterForFile();
+  const KEYS = { acme: 'tg-acme-sealed-key', globex: 'tg-globex-sealed-key' };
+  const auth = { mode: 'api_key', keys: Object.entries(KEYS).map(([tenant, k]) => ({ id: tenant, sha256: sha256Hex(k), tenant })) } as const;
+  const as = (tenant: keyof typeof KEYS): Array<[string, string]> => [['authorization', `Bearer ${KEYS[tenant]}`]];
+  const stores: Record<string, () => ConfigInput['routing']> = {
+    memory: () => ({ affinity: { store: 'memory' } }),
+    redis: () => ({ affinity: { store: 'redis', redis: { url: servers.redis.url, keyPrefix: `sealed:${Date.now()}:`, connectTimeoutMs: 1000, commandTimeoutMs: 1000 } } }),
+  };
+  const STATELESS = { store: false, include: ['reasoning.encrypted_content'] };
+  const reasoning = (sealed: string) => ({ type: 'reasoning', id: `rs_${sealed.slice(-6)}`, summary: [], encrypted_content: sealed });
+  const said = (text: string) => ({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] });
+  const user = (text: string) => ({ role: 'user', content: text });
+  const SEAL_WEAK = 'gAAAAABweak' + 'w'.repeat(400);
+  const SEAL_STRONG = 'gAAAAABstrong' + 's'.repeat(400);
+
+  async function answerJson(s: ExtProcSession, output: unknown[]): Promise<void> {
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody(response({ id: 'resp_unstored', store: false, output, usage: USAGE })), true);
+    s.close();
+  }
+
+  it.each(Object.keys(stores))('%s store: the tier that sealed it, from a JSON or a streamed answer; classified when unknown', async (name) => {
+    const t = await startTiergate({ routing: (stores[name] as () => ConfigInput['routing'])() });
+    if (name === 'redis') await expect.poll(() => (t.app.affinity.store as unknown as { redis: { status: string } }).redis.status).toBe('ready');
+    try {
+      const first = await turn(t, { ...STATELESS, input: [user('hi')] }, 'first');
+      expect(sent(first.s, first.o)).toMatchObject({ tier: 'weak', classifier: 'v7' });
+      await answerJson(first.s, [reasoning(SEAL_WEAK), said('Hello.')]);
+      // The next turn asks for a refactor (strong by the rules) but sends back the weak model's reasoning.
+      const history = [user('hi'), reasoning(SEAL_WEAK), said('Hello.'), user(LONG_TASK)];
+      const next = await turn(t, { ...STATELESS, input: history }, 'next');
+      expect(sent(next.s, next.o)).toMatchObject({ tier: 'weak', classifier: 'affinity', body: { model: 'weak-model' } });
+      next.s.close();
+      expect(await rowFor(t, 'next')).toMatchObject({ tier: 'weak', classifier_version: 'affinity' });
+      // The same turn without it, or with reasoning tiergate never saw, is classified.
+      for (const input of [history.filter((i) => !('encrypted_content' in i)), [reasoning('gAAAAABelsewhere'), user(LONG_TASK)]]) {
+        const c = await turn(t, { ...STATELESS, input });
+        expect(sent(c.s, c.o)).toMatchObject({ tier: 'strong', classifier: 'v7' });
+        c.s.close();
+      }
+
+      // A streamed answer of the strong tier: its reasoning is seen when its item is done, and again in the
+      // final event; the chunk that shows it waits until it is recorded.
+      const strong = await turn(t, { ...STATELESS, model: 'strong-model', stream: true, input: [user('hi')] }, 'strong');
+      expect(sent(strong.s, strong.o).tier).toBe('strong');
+      await strong.s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+      await strong.s.sendResponseBody(Buffer.from(event({ type: 'response.created', response: response({ id: 'resp_s', status: 'in_progress', store: false }) })), false);
+      await strong.s.sendResponseBody(Buffer.from(event({ type: 'response.output_item.done', output_index: 0, item: reasoning(SEAL_STRONG) })), false);
+      const back = await turn(t, { ...STATELESS, input: [user('hi'), reasoning(SEAL_STRONG), user('thanks')] }, 'back');
+      expect(sent(back.s, back.o)).toMatchObject({ tier: 'strong', classifier: 'affinity' });
+      back.s.close();
+      await strong.s.sendResponseBody(Buffer.from(event({ type: 'response.completed', response: response({ id: 'resp_s', store: false, output: [reasoning(SEAL_STRONG), said('Hi.')], usage: USAGE }) })), true);
+      strong.s.close();
+      // The most recent reasoning decides: the turn before sealed it.
+      const both = await turn(t, { ...STATELESS, input: [user('hi'), reasoning(SEAL_WEAK), user('go on'), reasoning(SEAL_STRONG), user('thanks')] });
+      expect(sent(both.s, both.o).tier).toBe('strong');
+      both.s.close();
+      // A model named by the client is its to choose.
+      const named = await turn(t, { ...STATELESS, model: 'weak-model', input: [reasoning(SEAL_STRONG), user('thanks')] });
+      expect(sent(named.s, named.o)).toMatchObject({ tier: 'weak', classifier: 'alias' });
+      named.s.close();
+      // One record per sealed item (its tier, and whose it is), written once however often it was seen.
+      expect(await metricValue(t.app, 'tiergate_response_affinity_total', { op: 'remember', result: 'stored' })).toBe(2);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("affinity off (the default): classified on its text, as before", async () => {
+    const first = await turn(tg, { ...STATELESS, input: [user('hi'), reasoning(SEAL_WEAK), said('Hello.'), user(LONG_TASK)] });
+    expect(sent(first.s, first.o)).toMatchObject({ tier: 'strong', classifier: 'v7' });
+    first.s.close();
+  });
+
+  it("isolation: another tenant's sealed reasoning is refused wherever it sits in the input; strict refuses what it never saw", async () => {
+    const t = await startTiergate({ auth, routing: { affinity: { store: 'memory' } } });
+    const strict = await startTiergate({ auth, routing: { affinity: { store: 'memory', isolation: 'strict' } } });
+    const dead = { url: 'redis://127.0.0.1:1', connectTimeoutMs: 50, commandTimeoutMs: 50 };
+    const down = await startTiergate({ auth, routing: { affinity: { store: 'redis', redis: dead, isolation: 'strict' } } });
+    try {
+      for (const tg2 of [t, strict]) {
+        const acme = await turn(tg2, { ...STATELESS, input: [user('hi')] }, 'acme', as('acme'));
+        await answerJson(acme.s, [reasoning(SEAL_WEAK), said('Hello.')]);
+        const own = await turn(tg2, { ...STATELESS, input: [user('hi'), reasoning(SEAL_WEAK), user('more')] }, 'own', as('acme'));
+        expect(sent(own.s, own.o)).toMatchObject({ tier: 'weak', classifier: 'affinity' });
+        own.s.close();
+        const globex = await turn(tg2, { ...STATELESS, input: [user('hi')] }, 'globex', as('globex'));
+        await answerJson(globex.s, [reasoning(SEAL_STRONG)]);
+        // globex sends acme's reasoning, last or before its own, by auto or a named model: what OpenAI answers
+        // for content it cannot read, and nothing about acme.
+        for (const [i, input] of [[reasoning(SEAL_WEAK), user('x')], [reasoning(SEAL_WEAK), reasoning(SEAL_STRONG), user('x')]].entries()) {
+          for (const model of ['auto', 'strong-model']) {
+            const theirs = await turn(tg2, { ...STATELESS, model, input }, `theirs-${i}-${model}`, as('globex'));
+            const r = refusal(theirs.o);
+            expect([r.status, r.error.code, r.error.param]).toEqual([400, 'invalid_encrypted_content', null]);
+            expect(r.error.message).not.toContain('acme');
+            theirs.s.close();
+            expect(await rowFor(tg2, `theirs-${i}-${model}`)).toMatchObject({ tenant_id: 'globex', status: 'rejected', error_code: 'invalid_encrypted_content' });
+          }
+        }
+        expect(tg2.logs.filter((l) => l.includes('affinity.foreign_id') && l.includes('"use":"reasoning"')).length).toBeGreaterThanOrEqual(4);
+        expect(tg2.logs.join('\n')).not.toContain('gAAAAAB');
+      }
+      // Known (the default) passes reasoning it has no record of; strict refuses it, and answers 503 while the
+      // store cannot say.
+      const unseen = { ...STATELESS, input: [reasoning('gAAAAABunseen'), user('x')] };
+      const passed = await turn(t, unseen, 'u1', as('acme'));
+      expect(sent(passed.s, passed.o).classifier).toBe('v7');
+      passed.s.close();
+      const refused = await turn(strict, unseen, 'u2', as('acme'));
+      expect(refusal(refused.o)).toMatchObject({ status: 400, error: { code: 'invalid_encrypted_content' } });
+      refused.s.close();
+      const unavailable = await turn(down, unseen, 'u3', as('acme'));
+      expect(refusal(unavailable.o)).toMatchObject({ status: 503, error: { code: 'dependency_unavailable' } });
+      unavailable.s.close();
+    } finally {
+      await Promise.all([t.stop(), strict.stop(), down.stop()]);
     }
   });
 });
