@@ -5,8 +5,9 @@
 // under one upstream credential, so without it any tenant holding an id could read, continue or delete
 // another's (routing.affinity.isolation). It fails open: a store that is down or slow gives no answer (the
 // turn goes to routing.statefulTier) and a lost write is a later miss; only isolation "strict" refuses then.
-// Reasoning a backend sealed (`encrypted_content`) is recorded the same way, under reasoningId: a turn that keeps
-// no state sends it back, and it has to reach the tier that sealed it and be the tenant's own.
+// Items a backend sealed (`encrypted_content`: reasoning, a compaction) are recorded the same way, under
+// sealedItemId: a later turn sends them back, and they have to reach the tier that sealed them and be the
+// tenant's own.
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { AffinityStore } from '../stores/affinity-store.js';
@@ -54,10 +55,10 @@ const OWN_TIER_UNKNOWN: Holder = Object.freeze({ kind: 'own', tier: undefined })
 
 /**
  * How a caller uses a stored id: a turn's previous_response_id (`continuation`), a request about a stored
- * response (`response`), a turn's `conversation` (`conversation_turn`), a request about a conversation, or
- * sealed reasoning sent back in a turn's input (`reasoning`, by reasoningId).
+ * response (`response`), a turn's `conversation` (`conversation_turn`), a request about a conversation, or an
+ * item the provider sealed, sent back in a turn's input (`sealed`, by sealedItemId).
  */
-export type IdUse = 'continuation' | 'response' | 'conversation_turn' | 'conversation' | 'reasoning';
+export type IdUse = 'continuation' | 'response' | 'conversation_turn' | 'conversation' | 'sealed';
 
 /** The refusal of each use, and the param it names: OpenAI's own 400 for a continuation, which clients that
  * resend their whole history recognise; "not found" for the rest. */
@@ -68,16 +69,16 @@ const REFUSALS: Record<IdUse, { error: ErrorName; param: string | null; message:
   conversation: { error: 'conversation_not_found', param: null, message: (id) => `Conversation with id '${id}' not found.` },
   // OpenAI's answer to sealed content it cannot read. The id is tiergate's digest, which means nothing to the
   // client: the message names the item's kind instead.
-  reasoning: { error: 'invalid_encrypted_content', param: null, message: () => 'The encrypted content of a reasoning item in input could not be verified.' },
+  sealed: { error: 'invalid_encrypted_content', param: null, message: () => 'The encrypted content of an item in input could not be verified.' },
 };
 
 /**
- * The id sealed reasoning is recorded and looked up under: a digest of its `encrypted_content`, which is what a
- * backend reads (the item's own `id` is optional and the client's to change). The prefix keeps these apart
- * from response ids (`resp_…`) in the same keys.
+ * The id an item the provider sealed (reasoning, a compaction) is recorded and looked up under: a digest of its
+ * `encrypted_content`, which is what a backend reads (the item's own `id` is optional and the client's to
+ * change). The prefix keeps these apart from response ids (`resp_…`) in the same keys.
  */
-export function reasoningId(sealed: string): string {
-  return `rsn_${createHash('sha256').update(sealed).digest('base64url').slice(0, 22)}`;
+export function sealedItemId(sealed: string): string {
+  return `sealed_${createHash('sha256').update(sealed).digest('base64url').slice(0, 22)}`;
 }
 
 /**

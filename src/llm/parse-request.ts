@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { TiergateError } from '../errors.js';
 import { exactView } from './exact-numbers.js';
 import { chatCompletionRequest, completionRequest, type ChatMessage } from './openai-request.js';
-import { carriedReasoning, keepsBackendState, responsesMessages, responsesRequest } from './responses-request.js';
+import { sealedItems, keepsBackendState, responsesMessages, responsesRequest } from './responses-request.js';
 
 export type Endpoint = 'chat' | 'completions' | 'responses';
 
@@ -22,8 +22,8 @@ export interface LlmRequest {
   messages: readonly ChatMessage[];
   /** A Responses API turn that keeps or reads state on its backend (responses-request.ts); never classified. */
   stateful: boolean;
-  /** A Responses API turn's reasoning items sent back sealed (`encrypted_content`), in order; undefined if none. */
-  reasoning?: readonly string[];
+  /** A Responses API turn's input items the provider sealed (`encrypted_content`), in order; undefined if none. */
+  sealed?: readonly string[];
 }
 
 /** limits.maxJsonDepth's default. */
@@ -47,9 +47,9 @@ export function parseLlmRequest(endpoint: Endpoint, raw: Buffer, maxDepth = DEFA
   if (nestedDeeperThan(json, maxDepth)) {
     throw new TiergateError('invalid_request', `The request body nests arrays and objects more than ${maxDepth} levels deep.`);
   }
-  const { model, stream, messages, stateful, reasoning } = endpoint === 'chat' ? chatParts(json) : endpoint === 'completions' ? completionParts(json) : responsesParts(json);
+  const { model, stream, messages, stateful, sealed } = endpoint === 'chat' ? chatParts(json) : endpoint === 'completions' ? completionParts(json) : responsesParts(json);
   const request: LlmRequest = { endpoint, json: json as Record<string, unknown>, exact: exactView(body), model, stream: stream === true, messages, stateful: stateful === true };
-  if (reasoning !== undefined && reasoning.length > 0) request.reasoning = reasoning;
+  if (sealed !== undefined && sealed.length > 0) request.sealed = sealed;
   return request;
 }
 
@@ -80,7 +80,7 @@ function nestedDeeperThan(v: unknown, levels: number): boolean {
   return false;
 }
 
-type Parts = { model: string | undefined; stream: boolean | null | undefined; messages: readonly ChatMessage[]; stateful?: boolean; reasoning?: readonly string[] };
+type Parts = { model: string | undefined; stream: boolean | null | undefined; messages: readonly ChatMessage[]; stateful?: boolean; sealed?: readonly string[] };
 
 function chatParts(json: unknown): Parts {
   const r = chatCompletionRequest.safeParse(json);
@@ -100,7 +100,7 @@ function completionParts(json: unknown): Parts {
 function responsesParts(json: unknown): Parts {
   const r = responsesRequest.safeParse(json);
   if (!r.success) throw fieldError(r.error, json);
-  return { model: r.data.model, stream: r.data.stream, messages: responsesMessages(r.data), stateful: keepsBackendState(r.data), reasoning: carriedReasoning(r.data) };
+  return { model: r.data.model, stream: r.data.stream, messages: responsesMessages(r.data), stateful: keepsBackendState(r.data), sealed: sealedItems(r.data) };
 }
 
 /** OpenAI names params as `messages[0].content`; so do we. */

@@ -78,17 +78,18 @@ function textOf(v: unknown): ChatMessage['content'] {
 }
 
 /**
- * The `encrypted_content` of each reasoning item in the input, in order: an agent that keeps no state on the
- * backend (`store: false`, `include: ["reasoning.encrypted_content"]`: Codex, the Agents SDK) sends back the
- * model's reasoning this way every turn. The provider sealed it; only a backend holding the same keys can read
- * it (response affinity keeps the turn there: README "Responses API").
+ * The `encrypted_content` of each input item that carries one, in order. The provider seals some of what it
+ * generates: reasoning (an agent that keeps no state on the backend, `store: false` with `include:
+ * ["reasoning.encrypted_content"]`: Codex, the Agents SDK, sends it back every turn) and the item a compaction
+ * (`/v1/responses/compact`) returns in place of the history. Only a backend holding the same keys can read it
+ * (response affinity keeps the turn there: README "Responses API").
  */
-export function carriedReasoning(r: ResponsesRequest): string[] {
+export function sealedItems(r: ResponsesRequest): string[] {
   const out: string[] = [];
   if (!Array.isArray(r.input)) return out;
   for (const it of r.input) {
     const sealed = (it as { encrypted_content?: unknown }).encrypted_content;
-    if (it.type === 'reasoning' && typeof sealed === 'string' && sealed.length > 0) out.push(sealed);
+    if (typeof sealed === 'string' && sealed.length > 0) out.push(sealed);
   }
   return out;
 }

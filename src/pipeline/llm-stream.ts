@@ -17,7 +17,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { requestTraceId, startStreamSpan, type StreamSpan } from '../telemetry/tracing.js';
 import type { Budgets } from '../budget/budgets.js';
-import { reasoningId, type ResponseAffinity } from '../affinity/response-affinity.js';
+import { sealedItemId, type ResponseAffinity } from '../affinity/response-affinity.js';
 import { ExpiredKeyError, UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { H } from './contract-headers.js';
@@ -73,7 +73,7 @@ export class LlmStream implements StreamHandler {
   private status: number | undefined;
   /** A stored Responses API turn: the tier to remember for its response id, until remembered. */
   private rememberTier: string | undefined;
-  /** A Responses API turn while affinity is on: the tier to record the reasoning its answer seals under. */
+  /** A Responses API turn while affinity is on: the tier to record the items its answer seals under. */
   private sealedTier: string | undefined;
   /** A conversation being created: the tenant its id will be claimed for, and the answer read for that id. */
   private conversation: { tenant: string; answer: ConversationAnswer } | undefined;
@@ -305,7 +305,7 @@ export class LlmStream implements StreamHandler {
     let decision = usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
     const replaced = this.usageFilter?.push(chunk, endOfStream);
     if (replaced) decision = withBody(decision, replaced, this.acc.buffered);
-    const sealed = this.sealedTier === undefined ? undefined : this.recordSealedReasoning(this.sealedTier);
+    const sealed = this.sealedTier === undefined ? undefined : this.recordSealedItems(this.sealedTier);
     if (this.rememberTier === undefined) return sealed ? sealed.then(() => decision) : decision;
     const id = this.acc.responseId();
     if (id === undefined || !this.state) return sealed ? sealed.then(() => decision) : decision;
@@ -318,15 +318,15 @@ export class LlmStream implements StreamHandler {
   }
 
   /**
-   * Records the reasoning this chunk showed sealed, under the tier that sealed it and the tenant it was sealed
+   * Records the items this chunk showed sealed, under the tier that sealed them and the tenant they were sealed
    * for (as a stored response is: ResponseAffinity.remember); the chunk waits until that is stored, so the next
-   * turn that sends it back finds it. A promise only while a write is pending.
+   * turn that sends them back finds them. A promise only while a write is pending.
    */
-  private recordSealedReasoning(tier: string): Promise<unknown> | undefined {
-    const sealed = this.acc.takeSealedReasoning();
+  private recordSealedItems(tier: string): Promise<unknown> | undefined {
+    const sealed = this.acc.takeSealedItems();
     if (sealed === undefined || !this.state) return undefined;
     const cfg = this.runtime.config.routing.affinity;
-    const written = sealed.map((s) => this.deps.affinity.remember((this.state as RequestState).tenant, reasoningId(s), tier, cfg));
+    const written = sealed.map((s) => this.deps.affinity.remember((this.state as RequestState).tenant, sealedItemId(s), tier, cfg));
     return written.some((w) => w instanceof Promise) ? Promise.all(written) : undefined;
   }
 

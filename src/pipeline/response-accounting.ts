@@ -94,9 +94,9 @@ export class ResponseAccounting {
     return this.collector?.responseId;
   }
 
-  /** Reasoning the answer sealed, read since the last call (ResponseUsageCollector.takeSealedReasoning). */
-  takeSealedReasoning(): string[] | undefined {
-    return this.collector?.takeSealedReasoning();
+  /** Output items the answer sealed, read since the last call (ResponseUsageCollector.takeSealedItems). */
+  takeSealedItems(): string[] | undefined {
+    return this.collector?.takeSealedItems();
   }
 
   /** Returns the final answer's metadata when this chunk ends the response. */

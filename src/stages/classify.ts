@@ -2,9 +2,9 @@
 // model name are classified: by the active version, or by a canary candidate for its sticky share, with the
 // shadow version (if any) evaluated beside it. A Responses API turn that keeps state on the backend is
 // classified only when tiergate can keep its conversation on one backend (response affinity, README
-// "Responses API"); otherwise it goes to routing.statefulTier. A turn that keeps no state but sends back sealed
-// reasoning goes to the tier that sealed it, when affinity knows it.
-import { isolationRefusal, reasoningId, type AffinityConfig, type Holder, type ResponseAffinity } from '../affinity/response-affinity.js';
+// "Responses API"); otherwise it goes to routing.statefulTier. A turn that sends back items the provider sealed
+// (reasoning, a compaction) goes to the tier that sealed them, when affinity knows it.
+import { isolationRefusal, sealedItemId, type AffinityConfig, type Holder, type ResponseAffinity } from '../affinity/response-affinity.js';
 import { declaredTools, type LlmRequest } from '../llm/parse-request.js';
 import type { RequestState, RouteDecision } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
@@ -21,13 +21,18 @@ export function createClassifyStage(affinity: ResponseAffinity): Stage {
       const model = llm.model ?? 'auto';
       const direct = rt.autoModels.has(model) ? undefined : rt.modelToTier.get(model);
       const cfg = rt.config.routing.affinity;
-      // Chat, completions and a turn that keeps no state: nothing stored to look up, unless it carries reasoning.
-      if (!affinity.on(cfg)) return route(state, llm, direct, affinity, undefined);
-      if (!llm.stateful) return llm.reasoning === undefined ? route(state, llm, direct, affinity, undefined) : sealedReasoning(state, llm, llm.reasoning, direct, affinity, cfg);
+      // Chat, completions and a turn that keeps no state and sends nothing sealed back: nothing to look up.
+      if (!affinity.on(cfg) || (!llm.stateful && llm.sealed === undefined)) return route(state, llm, direct, affinity, undefined, undefined);
       const isolated = cfg.isolation !== 'off';
       // A conversation's turn: whose conversation it is (isolation), before anything else.
       const conversation = isolated ? conversationId(llm.json.conversation) : undefined;
       const previous = llm.json.previous_response_id;
+      // Whether sealed items may decide the tier: the turn would otherwise be classified.
+      const routable = direct === undefined && (!llm.stateful || (affinityTracks(llm, affinity, cfg) && typeof previous !== 'string'));
+      const afterContinuation = (holder: Holder | undefined): void | Promise<void> => {
+        const sealed = llm.sealed === undefined ? undefined : sealedHolder(state, llm.sealed, affinity, cfg, routable);
+        return sealed instanceof Promise ? sealed.then((s) => route(state, llm, direct, affinity, holder, s)) : route(state, llm, direct, affinity, holder, sealed);
+      };
       const afterConversation = (owner: Holder | undefined): void | Promise<void> => {
         if (owner && conversation !== undefined) {
           const refused = isolationRefusal(owner, cfg, conversation, 'conversation_turn', state.log);
@@ -35,11 +40,11 @@ export function createClassifyStage(affinity: ResponseAffinity): Stage {
         }
         // A continuation: whose response it continues is known next. Isolation checks every one, whatever
         // model it names; otherwise only one that affinity routes needs the lookup.
-        if (typeof previous !== 'string' || !(isolated || (direct === undefined && affinityTracks(llm, affinity, cfg)))) return route(state, llm, direct, affinity, undefined);
-        const go = (holder: Holder): void => {
+        if (typeof previous !== 'string' || !(isolated || (direct === undefined && affinityTracks(llm, affinity, cfg)))) return afterContinuation(undefined);
+        const go = (holder: Holder): void | Promise<void> => {
           const refused = isolationRefusal(holder, cfg, previous, 'continuation', state.log);
           if (refused) throw refused;
-          route(state, llm, direct, affinity, holder);
+          return afterContinuation(holder);
         };
         const holder = affinity.holder(state.tenant, previous, cfg);
         return holder instanceof Promise ? holder.then(go) : go(holder);
@@ -51,29 +56,30 @@ export function createClassifyStage(affinity: ResponseAffinity): Stage {
 }
 
 /**
- * The most recent sealed reasoning items checked per turn. More than any context window holds; a bound on the
- * digests and store reads one request can cause. Older ones in a longer input pass unchecked.
+ * The most recent sealed items checked per turn. More than any context window holds; a bound on the digests and
+ * store reads one request can cause. Older ones in a longer input pass unchecked.
  */
-const MAX_CHECKED_REASONING = 1024;
+const MAX_CHECKED_SEALED = 1024;
 
 /**
- * A turn that keeps no state but sends back reasoning sealed by the provider (`encrypted_content`). Only the
- * backend that sealed it can read it: the tier of the most recent item (the turn before sealed it) is this
- * turn's, when affinity recorded it. Isolation checks every item: another tenant's is refused as the provider
- * refuses content it cannot read.
+ * Items the provider sealed (`encrypted_content`: reasoning, a compaction) that a turn sends back. Only the
+ * backend that sealed them can read them: the tier of the most recent one (the turn before sealed it) is the
+ * turn's, when affinity recorded it and the turn would otherwise be classified (`routable`). Isolation checks
+ * every one: another tenant's is refused as the provider refuses content it cannot read. Returns whose the most
+ * recent one is, when it may route; throws a refusal.
  */
-function sealedReasoning(state: RequestState, llm: LlmRequest, sealed: readonly string[], direct: string | undefined, affinity: ResponseAffinity, cfg: AffinityConfig): void | Promise<void> {
+function sealedHolder(state: RequestState, sealed: readonly string[], affinity: ResponseAffinity, cfg: AffinityConfig, routable: boolean): Holder | undefined | Promise<Holder | undefined> {
   const isolated = cfg.isolation !== 'off';
-  if (!isolated && direct !== undefined) return route(state, llm, direct, affinity, undefined);
-  const lastId = reasoningId(sealed[sealed.length - 1] as string);
-  const ids = isolated ? [...new Set(sealed.slice(-MAX_CHECKED_REASONING).map(reasoningId))] : [lastId];
+  if (!isolated && !routable) return undefined;
+  const lastId = sealedItemId(sealed[sealed.length - 1] as string);
+  const ids = isolated ? [...new Set(sealed.slice(-MAX_CHECKED_SEALED).map(sealedItemId))] : [lastId];
   const holders = ids.map((id) => affinity.holder(state.tenant, id, cfg));
-  const go = (found: readonly Holder[]): void => {
+  const go = (found: readonly Holder[]): Holder | undefined => {
     for (let i = 0; i < ids.length; i++) {
-      const refused = isolationRefusal(found[i] as Holder, cfg, ids[i] as string, 'reasoning', state.log);
+      const refused = isolationRefusal(found[i] as Holder, cfg, ids[i] as string, 'sealed', state.log);
       if (refused) throw refused;
     }
-    route(state, llm, direct, affinity, found[ids.lastIndexOf(lastId)]);
+    return routable ? found[ids.lastIndexOf(lastId)] : undefined;
   };
   return holders.some((h) => h instanceof Promise) ? Promise.all(holders).then(go) : go(holders as Holder[]);
 }
@@ -85,8 +91,11 @@ function conversationId(c: unknown): string | undefined {
   return undefined;
 }
 
-/** `holder`: whose the response a continuation names (or the reasoning a stateless turn sends back) is, when looked up. */
-function route(state: RequestState, llm: LlmRequest, direct: string | undefined, affinity: ResponseAffinity, holder: Holder | undefined): void {
+/**
+ * `holder`: whose the response a continuation names is, when looked up; `sealed`: whose the most recent sealed
+ * item the turn sends back is, when it may decide the tier.
+ */
+function route(state: RequestState, llm: LlmRequest, direct: string | undefined, affinity: ResponseAffinity, holder: Holder | undefined, sealed: Holder | undefined): void {
   const rt = state.runtime;
   if (direct !== undefined) {
     const tier = rt.tiers.get(direct);
@@ -98,13 +107,12 @@ function route(state: RequestState, llm: LlmRequest, direct: string | undefined,
     if (!affinityTracks(llm, affinity, rt.config.routing.affinity)) return toStatefulTier(state);
     if (holder) return continueOn(state, holder.kind === 'own' ? holder.tier : undefined);
     // A new turn: classified, and the tier that answers it remembered (LlmStream) for what follows.
-  } else if (holder?.kind === 'own') {
-    // Reasoning sealed by an earlier turn goes back to its tier; if that is no longer known, it is classified.
-    const tier = holder.tier === undefined ? undefined : rt.tiers.get(holder.tier);
-    if (tier) {
-      state.route = { tier, source: 'affinity' };
-      return;
-    }
+  }
+  // Items sealed by an earlier turn go back to its tier; if that is no longer known, the turn is classified.
+  const tier = sealed?.kind === 'own' && sealed.tier !== undefined ? rt.tiers.get(sealed.tier) : undefined;
+  if (tier) {
+    state.route = { tier, source: 'affinity' };
+    return;
   }
   classify(state);
 }

@@ -83,7 +83,7 @@ export class ResponseUsageCollector {
   private finishReason: string | undefined;
   private errorCode: string | undefined;
   private toolCalls: Record<string, number> | undefined;
-  /** Reasoning the answer sealed (`encrypted_content`) not yet taken (takeSealedReasoning), and all seen. */
+  /** Output items the answer sealed (`encrypted_content`) not yet taken (takeSealedItems), and all seen. */
   private sealed: string[] | undefined;
   private sealedSeen: Set<string> | undefined;
   private done = false;
@@ -190,6 +190,8 @@ export class ResponseUsageCollector {
     if (!isObject(body)) return this.observer?.spoil();
     this.done = true;
     if (body.object === 'response') return this.onResponse(body);
+    // A compaction's answer: its history replaced by items, one of them sealed.
+    if (body.object === 'response.compaction') this.noteSealedItems(body.output);
     this.observer?.body(body);
     this.readCommon(body);
     // The generated text is only needed to estimate a missing usage.
@@ -243,7 +245,7 @@ export class ResponseUsageCollector {
     if (typeof body.id === 'string') this.responseId = body.id;
     this.readCommon(body);
     this.countToolCalls(body.output);
-    this.noteSealedReasoning(body.output);
+    this.noteSealedItems(body.output);
     if (typeof body.status === 'string') this.finishReason = body.status;
     if (this.usage !== undefined) return;
     for (const item of arrayOf(body.output)) {
@@ -278,12 +280,12 @@ export class ResponseUsageCollector {
         if (typeof e.response.status === 'string') this.finishReason = e.response.status;
         // The final event carries the whole response, its output items included.
         this.countToolCalls(e.response.output);
-        this.noteSealedReasoning(e.response.output);
+        this.noteSealedItems(e.response.output);
       }
       return;
     }
-    // Each output item, whole, as it is done: sealed reasoning shows here before the stream ends.
-    if (type === 'response.output_item.done') return this.noteSealedReasoning([e.item]);
+    // Each output item, whole, as it is done: a sealed one shows here before the stream ends.
+    if (type === 'response.output_item.done') return this.noteSealedItems([e.item]);
     if (TEXT_DELTAS.has(type) && typeof e.delta === 'string') this.addText(e.delta);
   }
 
@@ -303,23 +305,23 @@ export class ResponseUsageCollector {
   }
 
   /**
-   * Reasoning items the backend sealed (`encrypted_content`, when the request asked for it): a stateless turn
-   * sends them back, and only this tier's backend can read them (response affinity records where they are).
-   * Each once, whether seen in its output_item.done event, the final response or both; at most
-   * MAX_SEALED_REASONING per answer.
+   * Output items the backend sealed (`encrypted_content`: reasoning when the request asked for it, a compaction's
+   * item): a later turn sends them back, and only this tier's backend can read them (response affinity records
+   * where they are). Each once, whether seen in its output_item.done event, the final response or both; at most
+   * MAX_SEALED_ITEMS per answer.
    */
-  private noteSealedReasoning(output: unknown): void {
+  private noteSealedItems(output: unknown): void {
     for (const item of arrayOf(output)) {
-      if (!isObject(item) || item.type !== 'reasoning' || typeof item.encrypted_content !== 'string' || item.encrypted_content.length === 0) continue;
+      if (!isObject(item) || typeof item.encrypted_content !== 'string' || item.encrypted_content.length === 0) continue;
       const seen = (this.sealedSeen ??= new Set());
-      if (seen.has(item.encrypted_content) || seen.size >= MAX_SEALED_REASONING) continue;
+      if (seen.has(item.encrypted_content) || seen.size >= MAX_SEALED_ITEMS) continue;
       seen.add(item.encrypted_content);
       (this.sealed ??= []).push(item.encrypted_content);
     }
   }
 
-  /** Sealed reasoning read since the last call (in the answer's order), or undefined if none. */
-  takeSealedReasoning(): string[] | undefined {
+  /** Sealed output items read since the last call (in the answer's order), or undefined if none. */
+  takeSealedItems(): string[] | undefined {
     const taken = this.sealed;
     this.sealed = undefined;
     return taken;
@@ -378,8 +380,8 @@ export class ResponseUsageCollector {
 /** The events that end a Responses API stream. */
 /** Calls the client runs (and pays nothing to the provider for). */
 const CLIENT_CALLS: ReadonlySet<string> = new Set(['function_call', 'custom_tool_call']);
-/** Sealed reasoning items recorded per answer: one per model call in it (a turn with tool calls has several). */
-const MAX_SEALED_REASONING = 64;
+/** Sealed items recorded per answer: a reasoning item per model call in it (a turn with tool calls has several). */
+const MAX_SEALED_ITEMS = 64;
 /** Distinct hosted tool call types kept per answer (OpenAI has a handful). */
 const MAX_TOOL_CALL_TYPES = 16;
 const RESPONSE_ENDS: ReadonlySet<string> = new Set(['response.completed', 'response.incomplete', 'response.failed']);

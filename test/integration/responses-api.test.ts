@@ -648,10 +648,11 @@ describe("response isolation: a tenant cannot use another tenant's stored respon
   });
 });
 
-describe('sealed reasoning: a turn that keeps no state but sends back encrypted reasoning goes to the tier that sealed it', () => {
+describe('sealed items: a turn that sends back encrypted reasoning or a compaction goes to the tier that sealed it', () => {
   // Codex and the Agents SDK send `store: false` with `include: ["reasoning.encrypted_content"]`, and send the
   // model's reasoning back, sealed, every turn. Only the backend that sealed it can read it (OpenAI answers 400
-  // invalid_encrypted_content otherwise), so a turn classified on its own text onto the other tier fails.
+  // invalid_encrypted_content otherwise), so a turn classified on its own text onto the other tier fails. So does
+  // the item a compaction returns in place of the history.
   const servers = redisAndClusterForFile();
   const KEYS = { acme: 'tg-acme-sealed-key', globex: 'tg-globex-sealed-key' };
   const auth = { mode: 'api_key', keys: Object.entries(KEYS).map(([tenant, k]) => ({ id: tenant, sha256: sha256Hex(k), tenant })) } as const;
@@ -666,6 +667,8 @@ describe('sealed reasoning: a turn that keeps no state but sends back encrypted 
   const user = (text: string) => ({ role: 'user', content: text });
   const SEAL_WEAK = 'gAAAAABweak' + 'w'.repeat(400);
   const SEAL_STRONG = 'gAAAAABstrong' + 's'.repeat(400);
+  const SEAL_COMPACT = 'gAAAAABcompact' + 'c'.repeat(400);
+  const compacted = { type: 'compaction', id: 'cmp_item', encrypted_content: SEAL_COMPACT };
 
   async function answerJson(s: ExtProcSession, output: unknown[]): Promise<void> {
     await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
@@ -713,8 +716,20 @@ describe('sealed reasoning: a turn that keeps no state but sends back encrypted 
       const named = await turn(t, { ...STATELESS, model: 'weak-model', input: [reasoning(SEAL_STRONG), user('thanks')] });
       expect(sent(named.s, named.o)).toMatchObject({ tier: 'weak', classifier: 'alias' });
       named.s.close();
+      // Compaction (Codex's, when the context fills): the reasoning it is sent sends it to the weak tier, and the
+      // item it returns in place of the history is recorded there too.
+      const compact = t.pool.open();
+      await compact.sendRequestHeaders(postHeaders(`${PATH}/compact`, [['x-request-id', 'compact']]), false);
+      const co = await compact.sendRequestBody(jsonBody({ model: 'auto', input: history }));
+      expect(sent(compact, co)).toMatchObject({ tier: 'weak', classifier: 'affinity' });
+      await compact.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await compact.sendResponseBody(jsonBody({ id: 'cmp_1', object: 'response.compaction', output: [user('hi'), compacted], usage: USAGE }), true);
+      compact.close();
+      const after = await turn(t, { ...STATELESS, input: [user('hi'), compacted, user(LONG_TASK)] });
+      expect(sent(after.s, after.o)).toMatchObject({ tier: 'weak', classifier: 'affinity' });
+      after.s.close();
       // One record per sealed item (its tier, and whose it is), written once however often it was seen.
-      expect(await metricValue(t.app, 'tiergate_response_affinity_total', { op: 'remember', result: 'stored' })).toBe(2);
+      expect(await metricValue(t.app, 'tiergate_response_affinity_total', { op: 'remember', result: 'stored' })).toBe(3);
     } finally {
       await t.stop();
     }
@@ -752,7 +767,15 @@ describe('sealed reasoning: a turn that keeps no state but sends back encrypted 
             expect(await rowFor(tg2, `theirs-${i}-${model}`)).toMatchObject({ tenant_id: 'globex', status: 'rejected', error_code: 'invalid_encrypted_content' });
           }
         }
-        expect(tg2.logs.filter((l) => l.includes('affinity.foreign_id') && l.includes('"use":"reasoning"')).length).toBeGreaterThanOrEqual(4);
+        // A continuation of globex's own stored response, carrying acme's reasoning: refused too.
+        const stored = await turn(tg2, { input: [user('hi')] }, 'gstore', as('globex'));
+        await stored.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+        await stored.s.sendResponseBody(jsonBody(response({ id: 'resp_globex', usage: USAGE })), true);
+        stored.s.close();
+        const cont = await turn(tg2, { previous_response_id: 'resp_globex', input: [reasoning(SEAL_WEAK), user('x')] }, 'gcont', as('globex'));
+        expect(refusal(cont.o)).toMatchObject({ status: 400, error: { code: 'invalid_encrypted_content' } });
+        cont.s.close();
+        expect(tg2.logs.filter((l) => l.includes('affinity.foreign_id') && l.includes('"use":"sealed"')).length).toBeGreaterThanOrEqual(5);
         expect(tg2.logs.join('\n')).not.toContain('gAAAAAB');
       }
       // Known (the default) passes reasoning it has no record of; strict refuses it, and answers 503 while the

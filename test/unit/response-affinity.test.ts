@@ -1,7 +1,7 @@
 // The response affinity service over stores that misbehave: a slow store is abandoned at the deadline, a failing
 // one opens the breaker (no more calls until the cooldown), and every call is counted once by what it came to.
 import { describe, expect, it } from 'vitest';
-import { isolationRefusal, reasoningId, ResponseAffinity, type AffinityConfig, type Holder, type IdUse } from '../../src/affinity/response-affinity.js';
+import { isolationRefusal, sealedItemId, ResponseAffinity, type AffinityConfig, type Holder, type IdUse } from '../../src/affinity/response-affinity.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { AffinityStore } from '../../src/stores/affinity-store.js';
 import { MemoryAffinityStore } from '../../src/stores/memory/affinity-store.js';
@@ -83,18 +83,18 @@ describe('response affinity', () => {
     expect(code(foreign, 'known', 'response')).toEqual([404, 'response_not_found', null, "Response with id 'x_1' not found."]);
     expect(code(foreign, 'known', 'conversation_turn')).toEqual([404, 'conversation_not_found', 'conversation', "Conversation with id 'x_1' not found."]);
     expect(code(foreign, 'known', 'conversation')).toEqual([404, 'conversation_not_found', null, "Conversation with id 'x_1' not found."]);
-    // Sealed reasoning: what OpenAI answers for content it cannot read, without tiergate's digest.
-    expect(code(foreign, 'known', 'reasoning')).toEqual([400, 'invalid_encrypted_content', null, 'The encrypted content of a reasoning item in input could not be verified.']);
+    // A sealed item: what OpenAI answers for content it cannot read, without tiergate's digest.
+    expect(code(foreign, 'known', 'sealed')).toEqual([400, 'invalid_encrypted_content', null, 'The encrypted content of an item in input could not be verified.']);
     expect(code(unavailable, 'strict', 'conversation_turn')?.slice(0, 3)).toEqual([503, 'dependency_unavailable', 'conversation']);
     // The operator learns whose it was; the caller does not.
     expect(logs.filter((l) => l.includes('affinity.foreign_id') && l.includes('"owner":"acme"'))).toHaveLength(7);
   });
 
-  it('sealed reasoning is recorded under a digest of its content: fixed length, the same for the same content, apart from response ids', () => {
-    const a = reasoningId('gAAAA' + 'x'.repeat(10_000));
-    expect(a).toMatch(/^rsn_[A-Za-z0-9_-]{22}$/);
-    expect(reasoningId('gAAAA' + 'x'.repeat(10_000))).toBe(a);
-    expect(reasoningId('gAAAA' + 'x'.repeat(9_999) + 'y')).not.toBe(a);
+  it('a sealed item is recorded under a digest of its content: fixed length, the same for the same content, apart from response ids', () => {
+    const a = sealedItemId('gAAAA' + 'x'.repeat(10_000));
+    expect(a).toMatch(/^sealed_[A-Za-z0-9_-]{22}$/);
+    expect(sealedItemId('gAAAA' + 'x'.repeat(10_000))).toBe(a);
+    expect(sealedItemId('gAAAA' + 'x'.repeat(9_999) + 'y')).not.toBe(a);
   });
 
   it('a conversation has an owner record of its own, apart from a response with the same id', () => {

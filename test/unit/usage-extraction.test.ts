@@ -362,25 +362,29 @@ describe('Responses API bodies', () => {
     expect(collect('sse', [Buffer.from(stream)]).toolCalls).toBeUndefined();
   });
 
-  it('sealed reasoning (encrypted_content) is read from a JSON answer, and from a stream as each item is done, once each', () => {
+  it('sealed items (encrypted_content) are read from a JSON answer, a compaction, and a stream as each item is done, once each', () => {
     const sealed = (n: number) => ({ type: 'reasoning', id: `rs_${n}`, summary: [], encrypted_content: `gAAAA${n}` });
-    const output = [sealed(1), { type: 'reasoning', summary: [] }, { type: 'reasoning', encrypted_content: '' }, { type: 'message', encrypted_content: 'not reasoning' }, sealed(2)];
-    const json = new ResponseUsageCollector('json');
-    json.push(Buffer.from(JSON.stringify({ object: 'response', status: 'completed', output, usage })), true);
-    json.finish();
-    expect(json.takeSealedReasoning()).toEqual(['gAAAA1', 'gAAAA2']);
-    expect(json.takeSealedReasoning()).toBeUndefined(); // taken once
+    const compaction = { type: 'compaction', id: 'cmp_1', encrypted_content: 'gAAAAc' };
+    const output = [sealed(1), { type: 'reasoning', summary: [] }, { type: 'reasoning', encrypted_content: '' }, { type: 'message', role: 'assistant', content: [] }, compaction, sealed(2)];
+    const take = (kind: 'json' | 'sse', body: unknown) => {
+      const c = new ResponseUsageCollector(kind);
+      c.push(Buffer.from(JSON.stringify(body)), true);
+      c.finish();
+      return c;
+    };
+    const json = take('json', { object: 'response', status: 'completed', output, usage });
+    expect(json.takeSealedItems()).toEqual(['gAAAA1', 'gAAAAc', 'gAAAA2']);
+    expect(json.takeSealedItems()).toBeUndefined(); // taken once
+    const compacted = take('json', { id: 'cmp_r', object: 'response.compaction', output: [{ type: 'message', role: 'user', content: [] }, compaction], usage });
+    expect(compacted.takeSealedItems()).toEqual(['gAAAAc']);
     const sse = new ResponseUsageCollector('sse');
     sse.push(Buffer.from(ev({ type: 'response.output_item.done', output_index: 0, item: sealed(1) })));
     // Known as soon as its item is done, before the stream ends.
-    expect(sse.takeSealedReasoning()).toEqual(['gAAAA1']);
+    expect(sse.takeSealedItems()).toEqual(['gAAAA1']);
     sse.push(Buffer.from(ev({ type: 'response.completed', response: { object: 'response', status: 'completed', output, usage } })));
-    expect(sse.takeSealedReasoning()).toEqual(['gAAAA2']);
+    expect(sse.takeSealedItems()).toEqual(['gAAAAc', 'gAAAA2']);
     // At most 64 per answer.
-    const many = new ResponseUsageCollector('json');
-    many.push(Buffer.from(JSON.stringify({ object: 'response', status: 'completed', output: Array.from({ length: 100 }, (_, i) => sealed(i)), usage })), true);
-    many.finish();
-    expect(many.takeSealedReasoning()).toHaveLength(64);
+    expect(take('json', { object: 'response', status: 'completed', output: Array.from({ length: 100 }, (_, i) => sealed(i)), usage }).takeSealedItems()).toHaveLength(64);
   });
 
   it('the tool call types are bounded like any string a backend sends, and so is how many are kept', () => {
