@@ -6,6 +6,7 @@
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import { TiergateError } from '../errors.js';
 import { boundedClientText } from '../ledger/client-text.js';
+import { CLIENT_TOOLS } from '../llm/client-tools.js';
 import type { LlmRequest } from '../llm/parse-request.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
 import type { Stage } from '../pipeline/stage.js';
@@ -81,9 +82,6 @@ function checkHostedTools(allowed: ReadonlySet<string>, llm: LlmRequest): void {
 function toolRefused(type: string, allowed: ReadonlySet<string>, param: string): TiergateError {
   return new TiergateError('tool_not_allowed', `Your plan does not include the hosted tool '${type}'; it may use: ${[...allowed].join(', ') || 'none'}.`, param);
 }
-
-/** Tool types the client runs itself (the model only asks for a call): never a plan's to allow. */
-const CLIENT_TOOLS: ReadonlySet<string> = new Set(['function', 'custom']);
 
 /** A model asked for by name (alias or tier model id) is allowed when the ACL lists the name or its tier. */
 export function modelAllowed(p: TenantPolicy, name: string, tier: string): boolean {

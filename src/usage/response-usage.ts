@@ -2,6 +2,7 @@
 // the model that answered, the finish reason, an error code, and the generated text (to estimate usage when
 // none is reported). JSON bodies are kept until they end, or, when only their usage matters (embeddings), read
 // for it as they pass; SSE bodies go through the incremental parser and only the text deltas are kept.
+import { CLIENT_CALLS } from '../llm/client-tools.js';
 import { SseParser, type SseEvent } from '../llm/sse-parser.js';
 import type { BodyDecoder, StreamDecoder } from './content-encoding.js';
 import type { ToolCalls } from './price-table.js';
@@ -290,8 +291,8 @@ export class ResponseUsageCollector {
   }
 
   /**
-   * The calls a provider ran itself: output items whose type ends in `_call`, except the function and custom tool
-   * calls a client runs. What each costs is the price table's (prices.toolCalls); the row shows them all. The
+   * The calls a provider ran itself: output items whose type ends in `_call`, except the calls a client runs
+   * (client-tools.ts). What each costs is the price table's (prices.toolCalls); the row shows them all. The
    * types are the backend's words, so they are bounded like its other strings, and so is how many are kept.
    */
   private countToolCalls(output: unknown): void {
@@ -378,8 +379,6 @@ export class ResponseUsageCollector {
 }
 
 /** The events that end a Responses API stream. */
-/** Calls the client runs (and pays nothing to the provider for). */
-const CLIENT_CALLS: ReadonlySet<string> = new Set(['function_call', 'custom_tool_call']);
 /** Sealed items recorded per answer: a reasoning item per model call in it (a turn with tool calls has several). */
 const MAX_SEALED_ITEMS = 64;
 /** Distinct hosted tool call types kept per answer (OpenAI has a handful). */

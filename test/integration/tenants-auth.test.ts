@@ -259,6 +259,10 @@ describe('model ACLs', () => {
     expect(await rowFor(tg, 'tools-refused')).toMatchObject({ tenant_id: 'acme', status: 'rejected', http_status: 403, error_code: 'tool_not_allowed' });
     // Listed, or run by the client (function, custom), or malformed (the backend's to refuse): passed on.
     expect((await responses(acme, [fn, { type: 'custom', name: 'x' }, { type: 'file_search', vector_store_ids: ['vs_1'] }, 'junk', { name: 'no type' }], 'tools-ok')).kind).toBe('continue');
+    // A coding agent's own tools run on the client's machine (Codex: local_shell, shell, apply_patch), as does
+    // computer use: passed on whatever the plan lists.
+    const agent = [fn, { type: 'local_shell' }, { type: 'shell' }, { type: 'apply_patch' }, { type: 'computer_use_preview', display_width: 1024, display_height: 768, environment: 'browser' }];
+    expect((await responses(acme, agent, 'tools-agent')).kind).toBe('continue');
     // Chat: a search model's web_search_options is the web_search tool; a function tool is the client's.
     const chat = (key: Array<[string, string]>, extra: Record<string, unknown>) => call(key, { model: 'auto', messages: [{ role: 'user', content: 'hi' }], ...extra });
     const search = errorOf((await chat(acme, { web_search_options: {} })).o);

@@ -349,6 +349,11 @@ describe('Responses API bodies', () => {
       { type: 'file_search_call', id: 'fs_1', status: 'completed', queries: ['q'] },
       { type: 'function_call', call_id: 'c1', name: 'f', arguments: '{}' },
       { type: 'custom_tool_call', call_id: 'c2', name: 'g', input: 'x' },
+      // A coding agent's shell and patches, and computer use, run on the client's machine.
+      { type: 'local_shell_call', call_id: 'c3', action: { type: 'exec', command: ['ls'] }, status: 'completed' },
+      { type: 'shell_call', call_id: 'c4', action: { commands: ['ls'] }, status: 'completed' },
+      { type: 'apply_patch_call', call_id: 'c5', operation: { type: 'update_file', path: 'a.ts', diff: '' }, status: 'completed' },
+      { type: 'computer_call', call_id: 'c6', action: { type: 'screenshot' }, status: 'completed' },
       { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Sunny.' }] },
     ];
     const want = { web_search_call: 2, file_search_call: 1 };
