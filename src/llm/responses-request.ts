@@ -36,8 +36,11 @@ const CHAT_ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 
 /**
  * The input as chat messages: instructions first (as a system message), then one message per input item. A
  * message item keeps its role, its text parts (input_text, output_text, refusal) and the types of its other
- * parts; a tool's output becomes a tool message; any other item (a function call, reasoning, a hosted tool's
- * call) counts as an assistant message with no text, as an assistant message with tool calls does in chat.
+ * parts. A tool's output (`function_call_output`, and every other `*_call_output`: a shell's, a patch's, a
+ * computer's screenshot) becomes a tool message with its text, or its type for what is not text. A call
+ * (`function_call`, `custom_tool_call`, a shell command, a patch, a hosted tool's call) becomes an assistant
+ * message with no text and the call's arguments as a tool call, as in chat, so that what the model reads back
+ * is counted. Any other item (reasoning, a compaction) is an assistant message with no text.
  */
 export function responsesMessages(r: ResponsesRequest): ChatMessage[] {
   const out: ChatMessage[] = [];
@@ -48,10 +51,13 @@ export function responsesMessages(r: ResponsesRequest): ChatMessage[] {
     return out;
   }
   for (const it of input ?? []) {
-    if (it.role !== undefined && CHAT_ROLES.has(it.role) && (it.type === undefined || it.type === 'message')) {
+    const type = it.type;
+    if (it.role !== undefined && CHAT_ROLES.has(it.role) && (type === undefined || type === 'message')) {
       out.push({ role: it.role as ChatMessage['role'], content: textOf(it.content) });
-    } else if (it.type === 'function_call_output' || it.type === 'custom_tool_call_output') {
-      out.push({ role: 'tool', content: textOf(it.output) });
+    } else if (type?.endsWith('_call_output')) {
+      out.push({ role: 'tool', content: outputOf((it as { output?: unknown }).output) });
+    } else if (type?.endsWith('_call')) {
+      out.push({ role: 'assistant', content: null, tool_calls: [{ type: 'function', function: callOf(it, type) }] });
     } else {
       out.push({ role: 'assistant', content: null });
     }
@@ -60,8 +66,29 @@ export function responsesMessages(r: ResponsesRequest): ChatMessage[] {
 }
 
 /**
- * A string as is; an array of parts → one text part per part that carries text, and every other part by its
- * type alone (`input_image`, `input_file`…: a classifier rule may route on it, nothing reads its payload).
+ * A call item as chat's tool call: its name (its type for a built-in tool) and what the model wrote for it:
+ * arguments, a custom tool's input, code, or the action or operation (a shell command, a patch) as JSON.
+ */
+function callOf(it: Record<string, unknown>, type: string): { name: string; arguments: string } {
+  const name = typeof it.name === 'string' ? it.name : type;
+  for (const k of ['arguments', 'input', 'code'] as const) if (typeof it[k] === 'string') return { name, arguments: it[k] };
+  const action = it.action ?? it.operation;
+  return { name, arguments: action === undefined ? '' : JSON.stringify(action) };
+}
+
+/** A tool's output: text (a string, or text parts), a shell's stdout and stderr, or a screenshot's type alone. */
+function outputOf(v: unknown): ChatMessage['content'] {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const type = (v as { type?: unknown }).type;
+    return typeof type === 'string' ? [{ type }] : null;
+  }
+  return textOf(v);
+}
+
+/**
+ * A string as is; an array of parts → one text part per part that carries text (a shell's result: its stdout and
+ * stderr), and every other part by its type alone (`input_image`, `input_file`…: a classifier rule may route
+ * on it, nothing reads its payload).
  */
 function textOf(v: unknown): ChatMessage['content'] {
   if (typeof v === 'string') return v;
@@ -69,12 +96,18 @@ function textOf(v: unknown): ChatMessage['content'] {
   const parts: Array<{ type: string; text?: string }> = [];
   for (const p of v) {
     if (typeof p !== 'object' || p === null) continue;
-    const text = (p as { text?: unknown }).text ?? (p as { refusal?: unknown }).refusal;
+    const text = (p as { text?: unknown }).text ?? (p as { refusal?: unknown }).refusal ?? shellText(p as { stdout?: unknown; stderr?: unknown });
     const type = (p as { type?: unknown }).type;
     if (typeof text === 'string') parts.push({ type: 'text', text });
     else if (typeof type === 'string') parts.push({ type });
   }
   return parts;
+}
+
+/** A shell command's result (`shell_call_output`): stdout, then stderr; undefined when it has neither. */
+function shellText(p: { stdout?: unknown; stderr?: unknown }): string | undefined {
+  const streams = [p.stdout, p.stderr].filter((s): s is string => typeof s === 'string' && s.length > 0);
+  return streams.length > 0 ? streams.join('\n') : undefined;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Admission } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { RequestRecord } from '../ledger/build-row.js';
 import type { LlmRequest } from '../llm/parse-request.js';
-import { mediaParts, messageText } from '../classify/prompt-text.js';
+import { callText, mediaParts, messageText } from '../classify/prompt-text.js';
 import { bodyDecoder } from '../usage/content-encoding.js';
 import { H } from './contract-headers.js';
 import { promptDefinitions, type PromptForCount } from '../usage/estimate.js';
@@ -223,7 +223,10 @@ export class ResponseAccounting {
   private promptForCount(): PromptForCount | undefined {
     const r = this.request;
     if (!r) return undefined;
-    return { texts: r.messages.map(messageText), extra: promptDefinitions(r), chat: r.chat, mediaTokens: mediaParts(r.messages) * this.runtime.config.budgets.mediaPartEstimate };
+    const calls = callText(r.messages);
+    const definitions = promptDefinitions(r);
+    const extra = calls && definitions ? `${definitions}\n${calls}` : definitions || calls;
+    return { texts: r.messages.map(messageText), extra, chat: r.chat, mediaTokens: mediaParts(r.messages) * this.runtime.config.budgets.mediaPartEstimate };
   }
 
   private userIdHash(user: unknown): string | null {

@@ -6,7 +6,7 @@ import type { Budgets } from '../budget/budgets.js';
 import type { Runtime } from '../config/runtime.js';
 import type { LlmRequest } from '../llm/parse-request.js';
 import { countTokens, countTokensNow } from '../llm/tokenizer.js';
-import { joinedText, mediaParts } from '../classify/prompt-text.js';
+import { callText, joinedText, mediaParts } from '../classify/prompt-text.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
 import { chatFramingTokens, promptDefinitions } from '../usage/estimate.js';
 import { microUsdOf, type Cost } from '../usage/price-table.js';
@@ -58,11 +58,16 @@ function costBudget(p: Pick<TenantPolicy, 'dailyCostBudgetUsd' | 'monthlyCostBud
   return p.dailyCostBudgetUsd !== undefined || p.monthlyCostBudgetUsd !== undefined;
 }
 
-/** Tool definitions (and the legacy `functions`) are part of the prompt the model reads, so they count too. */
+/**
+ * Tool definitions (and the legacy `functions`) and the tool calls in the history (their arguments: an agent's
+ * whole files, written through a tool) are part of the prompt the model reads, so they count too.
+ */
 function promptText(llm: LlmRequest): string {
   const text = joinedText(llm.messages);
   const definitions = promptDefinitions(llm.json);
-  return definitions ? `${text}\n${definitions}` : text;
+  const prompt = definitions ? `${text}\n${definitions}` : text;
+  const calls = callText(llm.messages);
+  return calls ? `${prompt}\n${calls}` : prompt;
 }
 
 interface Reservation {

@@ -8,6 +8,7 @@ import { bucketsFor } from '../../src/budget/buckets.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type ExtProcSession, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
+import { countTokens } from '../../src/llm/tokenizer.js';
 import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 const servers = redisAndClusterForFile();
@@ -597,6 +598,37 @@ describe('token budgets', () => {
     await expect.poll(() => dayCounted(t, c.t)).toBe(used);
     expect(used - 10_000).toBeLessThanOrEqual(in2.length * (Math.ceil(reservation) + 50 - reservation));
     expect(refusal((await request(t, hi({ max_tokens: 1 }))).o).error.code).toBe('daily_token_budget');
+  });
+
+  it("the prompt reserved includes the tool calls and tool outputs in the history: an agent's files read back, chat or Responses", async () => {
+    const c = clock();
+    const t = await tiergate(DAILY, c.now);
+    const file = 'export function add(a: number, b: number): number {\n  return a + b;\n}\n'.repeat(60);
+    const fileTokens = await countTokens(file);
+    expect(fileTokens).toBeGreaterThan(1000);
+    // Chat: the file went out as a tool call's arguments (write_file), the way coding agents write.
+    const args = JSON.stringify({ path: 'add.ts', text: file });
+    const chat = await request(t, jsonBody({ model: 'auto', max_tokens: 100, messages: [
+      { role: 'user', content: 'Write add.ts' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'write_file', arguments: args } }] },
+      { role: 'tool', tool_call_id: 'c1', content: 'ok' },
+      { role: 'user', content: 'thanks' },
+    ] }));
+    expect(chat.o.kind).toBe('continue');
+    const chatReserved = await dayCounted(t, c.t);
+    expect(chatReserved).toBeGreaterThan(100 + (await countTokens(args)));
+    chat.s.close();
+    // The Responses API: the file came back as a shell command's output (Codex's `cat`).
+    const s = t.pool.open();
+    await s.sendRequestHeaders(postHeaders('/v1/responses'), false);
+    const o = await s.sendRequestBody(jsonBody({ model: 'auto', store: false, max_output_tokens: 100, input: [
+      { role: 'user', content: 'What does add.ts do?' },
+      { type: 'shell_call', call_id: 'c1', action: { commands: ['cat add.ts'] }, status: 'completed' },
+      { type: 'shell_call_output', call_id: 'c1', output: [{ stdout: file, stderr: '', outcome: { type: 'exit', exit_code: 0 } }] },
+    ] }));
+    expect(o.kind).toBe('continue');
+    expect((await dayCounted(t, c.t)) - chatReserved).toBeGreaterThan(100 + fileTokens);
+    s.close();
   });
 
   it('a stream cancelled after admission releases its reservation', async () => {

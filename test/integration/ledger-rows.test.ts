@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type ExtProcSession, type FilterConfig } from '../../src/dev/envoy-client.js';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import { MAX_CLIENT_TEXT, boundedClientText } from '../../src/ledger/client-text.js';
-import { countTokens } from '../../src/llm/tokenizer.js';
+import { countTokens, countTokensOfAll } from '../../src/llm/tokenizer.js';
 import { USAGE_METADATA_KEYS } from '../../src/pipeline/response-accounting.js';
 import { jsonBody, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
@@ -162,6 +162,22 @@ describe('ledger rows for every ending', () => {
     const row = await rowFor(tg, 'sse-images');
     expect(row.usage_source).toBe('estimated');
     expect(row.usage.input_tokens).toBe((await countTokens('Say hi')) + 6 + 2 * 1000);
+  });
+
+  it("an estimate counts the history's tool calls, which the model reads back as prompt", async () => {
+    const args = JSON.stringify({ path: 'notes.md', text: 'A long note about the release plan. '.repeat(40) });
+    const messages = [
+      { role: 'user', content: 'Save my notes' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'write_file', arguments: args } }] },
+      { role: 'tool', tool_call_id: 'c1', content: 'saved' },
+    ];
+    const s = await routed(tg, { headers: [['x-request-id', 'sse-tool-calls']], body: { stream: true, messages } });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    await s.sendResponseBody(Buffer.from(delta('Saved.') + 'data: [DONE]\n\n'), true);
+    s.close();
+    const row = await rowFor(tg, 'sse-tool-calls');
+    expect(row.usage_source).toBe('estimated');
+    expect(row.usage.input_tokens).toBe((await countTokensOfAll(['Save my notes', '', 'saved', `write_file\n${args}`])) + 3 * 3 + 3);
   });
 
   it('usage from a configured response trailer wins over the body', async () => {

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { mediaParts } from '../../src/classify/prompt-text.js';
+import { callText, mediaParts } from '../../src/classify/prompt-text.js';
 import { TiergateError } from '../../src/errors.js';
 import { declaredTools, parseLlmRequest } from '../../src/llm/parse-request.js';
 
@@ -130,7 +130,8 @@ describe('Responses API requests', () => {
       { role: 'developer', content: [{ type: 'text', text: 'Be terse.' }] },
       { role: 'user', content: 'List the files' },
       { role: 'assistant', content: null },
-      { role: 'assistant', content: null },
+      // A call is chat's tool call: what the model wrote is read back as prompt (callText), never classified.
+      { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'shell', arguments: '{"cmd":"ls"}' } }] },
       { role: 'tool', content: 'a.ts\nb.ts' },
       { role: 'assistant', content: [{ type: 'text', text: 'Two files.' }, { type: 'text', text: 'No.' }] },
       // A part with no text keeps its type only, for rules on part types (anyPart); nothing reads its payload.
@@ -141,6 +142,51 @@ describe('Responses API requests', () => {
     expect(mediaParts(r.messages)).toBe(1);
     // Unknown fields (tools, reasoning, encrypted content) are kept for the backend.
     expect(r.json.reasoning).toEqual({ effort: 'high' });
+  });
+
+  it("a coding agent's own tools and their outputs (Codex: shell, patches; computer use) are read as chat's tool calls and tool messages", () => {
+    const r = parse({
+      store: false,
+      input: [
+        { type: 'local_shell_call', call_id: 'c1', action: { type: 'exec', command: ['cat', 'a.ts'] }, status: 'completed' },
+        { type: 'local_shell_call_output', call_id: 'c1', output: 'export const a = 1;' },
+        { type: 'shell_call', call_id: 'c2', action: { commands: ['npm test'] }, status: 'completed' },
+        { type: 'shell_call_output', call_id: 'c2', output: [{ stdout: '3 passed', stderr: 'warn: slow', outcome: { type: 'exit', exit_code: 0 } }] },
+        { type: 'apply_patch_call', call_id: 'c3', operation: { type: 'update_file', path: 'a.ts', diff: '-1\n+2' }, status: 'completed' },
+        { type: 'apply_patch_call_output', call_id: 'c3', status: 'completed', output: 'Done' },
+        { type: 'custom_tool_call', call_id: 'c4', name: 'grep', input: 'TODO' },
+        { type: 'computer_call_output', call_id: 'c5', output: { type: 'computer_screenshot', image_url: 'data:image/png;base64,AAA' } },
+        { type: 'image_generation_call', id: 'ig_1', result: 'iVBORw0KGgo' },
+        { type: 'compaction', id: 'cmp_1', encrypted_content: 'gAAAA' },
+      ],
+    });
+    const call = (name: string, args: string) => ({ role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name, arguments: args } }] });
+    expect(r.messages).toEqual([
+      call('local_shell_call', '{"type":"exec","command":["cat","a.ts"]}'),
+      { role: 'tool', content: 'export const a = 1;' },
+      call('shell_call', '{"commands":["npm test"]}'),
+      { role: 'tool', content: [{ type: 'text', text: '3 passed\nwarn: slow' }] },
+      call('apply_patch_call', '{"type":"update_file","path":"a.ts","diff":"-1\\n+2"}'),
+      { role: 'tool', content: 'Done' },
+      call('grep', 'TODO'),
+      // A screenshot is counted like an image part (budgets.mediaPartEstimate); a generated image's data is not read.
+      { role: 'tool', content: [{ type: 'computer_screenshot' }] },
+      call('image_generation_call', ''),
+      { role: 'assistant', content: null },
+    ]);
+    expect(mediaParts(r.messages)).toBe(1);
+    expect(callText(r.messages).split('\n')).toEqual(expect.arrayContaining(['local_shell_call', '{"commands":["npm test"]}', 'grep', 'TODO']));
+  });
+
+  it("chat's tool calls and legacy function_call are read back by callText: name, arguments, a custom tool's input", () => {
+    const r = parseLlmRequest('chat', Buffer.from(JSON.stringify({ messages: [
+      { role: 'user', content: 'Write it' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'write_file', arguments: '{"path":"a.ts","text":"export {}"}' } }, { id: 'c2', type: 'custom', custom: { name: 'patch', input: '*** Begin Patch' } }] },
+      { role: 'tool', tool_call_id: 'c1', content: 'ok' },
+      { role: 'assistant', content: null, function_call: { name: 'old_style', arguments: '{}' } },
+    ] })));
+    expect(callText(r.messages)).toBe('write_file\n{"path":"a.ts","text":"export {}"}\npatch\n*** Begin Patch\nold_style\n{}');
+    expect(callText([{ role: 'user', content: 'no calls' }])).toBe('');
   });
 
   it('a string input is one user message; no input at all is allowed (a continuation may carry none)', () => {
