@@ -7,6 +7,7 @@ import { responsesNotIsolated } from './isolation-notes.js';
 import { expiringKeys } from './key-notes.js';
 import { unpricedToolCalls, untieredOpenAiPrices } from './price-notes.js';
 import { cacheSharesRedis } from './redis-sharing.js';
+import { sharedSafetyIdentity } from './safety-notes.js';
 import type { Runtime } from './runtime.js';
 
 /** The notes tiergate logs when it loads a config, with the event each is logged under. */
@@ -17,6 +18,7 @@ export function loadNotes(rt: Runtime): Array<ConfigNote & { event: string }> {
     ...as('config.service_tiers_unpriced', untieredOpenAiPrices(rt)),
     ...as('config.tool_calls_unpriced', unpricedToolCalls(rt)),
     ...as('config.responses_not_isolated', responsesNotIsolated(rt)),
+    ...as('config.safety_identifier_unset', sharedSafetyIdentity(rt)),
   ];
 }
 

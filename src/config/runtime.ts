@@ -22,6 +22,8 @@ export interface TierRuntime {
   priorityScheduling: boolean;
   /** The key of the body's per-tenant `cache_salt` (tiers.*.cacheSaltSecretEnv); undefined: not set. */
   cacheSaltKey: Buffer | undefined;
+  /** The key of the body's per-tenant `safety_identifier` (tiers.*.safetyIdentifierSecretEnv); undefined: not set. */
+  safetyIdKey: Buffer | undefined;
 }
 
 export interface Runtime {
@@ -58,13 +60,14 @@ export function compileConfigText(text: string, env: NodeJS.ProcessEnv, fileName
   return loaded.ok ? compileRuntime(loaded.config, env) : loaded;
 }
 
-/** Below this a secret could be guessed, and with it every tenant's salt. */
-const MIN_SALT_SECRET_CHARS = 32;
+/** Below this a secret could be guessed, and with it every tenant's salt or identifier. */
+const MIN_SECRET_CHARS = 32;
 
-function saltKey(name: string, env: NodeJS.ProcessEnv, path: string, problems: InterpolationProblem[]): Buffer | undefined {
+/** The key of a per-tenant HMAC (a prefix-cache salt, a safety identifier) from its env var, or a problem. */
+function hmacKey(name: string, env: NodeJS.ProcessEnv, path: string, problems: InterpolationProblem[]): Buffer | undefined {
   const secret = env[name];
   if (!secret) problems.push({ path, message: `environment variable ${name} is not set` });
-  else if (secret.length < MIN_SALT_SECRET_CHARS) problems.push({ path, message: `${name} must hold at least ${MIN_SALT_SECRET_CHARS} characters (e.g. openssl rand -base64 32)` });
+  else if (secret.length < MIN_SECRET_CHARS) problems.push({ path, message: `${name} must hold at least ${MIN_SECRET_CHARS} characters (e.g. openssl rand -base64 32)` });
   else return Buffer.from(secret, 'utf8');
   return undefined;
 }
@@ -85,8 +88,9 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
       if (!key) problems.push({ path: `tiers.${name}.credentialsEnv`, message: `environment variable ${t.credentialsEnv} is not set` });
       else authorization = `Bearer ${key}`;
     }
-    const cacheSaltKey = t.cacheSaltSecretEnv === undefined ? undefined : saltKey(t.cacheSaltSecretEnv, env, `tiers.${name}.cacheSaltSecretEnv`, problems);
-    tiers.set(name, { name, model: t.model, authorization, provider: t.provider, priorityScheduling: t.priorityScheduling, cacheSaltKey });
+    const cacheSaltKey = t.cacheSaltSecretEnv === undefined ? undefined : hmacKey(t.cacheSaltSecretEnv, env, `tiers.${name}.cacheSaltSecretEnv`, problems);
+    const safetyIdKey = t.safetyIdentifierSecretEnv === undefined ? undefined : hmacKey(t.safetyIdentifierSecretEnv, env, `tiers.${name}.safetyIdentifierSecretEnv`, problems);
+    tiers.set(name, { name, model: t.model, authorization, provider: t.provider, priorityScheduling: t.priorityScheduling, cacheSaltKey, safetyIdKey });
   }
   const statefulTier = tiers.get(config.routing.statefulTier ?? '') ?? tiers.values().next().value;
   if (!statefulTier) problems.push({ path: 'tiers', message: 'at least one tier is needed' });

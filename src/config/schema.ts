@@ -29,6 +29,12 @@ const tier = z.strictObject({
    * replica), so no tenant can time another's cached prompts. A client's own salt narrows it further.
    */
   cacheSaltSecretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
+  /**
+   * The backend is a provider that acts on abuse by the end user named in `safety_identifier` (OpenAI; it stops
+   * the organisation's access otherwise): send one per tenant, an HMAC of the tenant (and of the client's own
+   * identifier, narrowing it to an end user) under the secret in this env var, on chat and Responses requests.
+   */
+  safetyIdentifierSecretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
 });
 
 const sinkName = z.string().regex(/^[a-z0-9_-]+$/);

@@ -1,6 +1,6 @@
 // Writes the routing decision into the request: contract headers (overwriting the client's), the upstream
-// model id in the body, usage forced on for streams, the tenant's priority and prefix-cache salt where the tier
-// asks for them, upstream credentials, and a true content-length.
+// model id in the body, usage forced on for streams, the tenant's priority, prefix-cache salt and safety
+// identifier where the tier asks for them, upstream credentials, and a true content-length.
 import { createHmac } from 'node:crypto';
 import { exactOr } from '../llm/exact-numbers.js';
 import { usageForced } from '../llm/parse-request.js';
@@ -22,6 +22,8 @@ export const routeStage: Stage = {
       // A backend that schedules by priority runs the lowest first: the client's own value would let it jump the queue.
       priority: tier.priorityScheduling ? (state.policy.priority ?? 0) : undefined,
       cacheSalt: tier.cacheSaltKey === undefined ? undefined : tenantSalt(tier.cacheSaltKey, state.tenant, llm.json.cache_salt),
+      // Chat and the Responses API take it; the legacy completions API does not, and OpenAI refuses fields it does not know.
+      safety: tier.safetyIdKey === undefined || llm.endpoint === 'completions' ? undefined : safetyIds(tier.safetyIdKey, state.tenant, llm.json),
     };
     let text = JSON.stringify(routed(llm.json, upstream));
     // Integers beyond 2^53 go on digit for digit (a 64-bit seed would otherwise reach the backend changed).
@@ -58,12 +60,18 @@ interface Upstream {
   priority: number | undefined;
   /** The tenant's prefix-cache salt, where the tier has one. */
   cacheSalt: string | undefined;
+  /** The end user's identity as the provider gets it, where the tier has a safety identifier secret. */
+  safety: SafetyIds | undefined;
 }
 
-function routed(json: Record<string, unknown>, { model, forceUsage, priority, cacheSalt }: Upstream): Record<string, unknown> {
+function routed(json: Record<string, unknown>, { model, forceUsage, priority, cacheSalt, safety }: Upstream): Record<string, unknown> {
   const out: Record<string, unknown> = { ...json, model };
   if (priority !== undefined) out.priority = priority;
   if (cacheSalt !== undefined) out.cache_salt = cacheSalt;
+  if (safety !== undefined) {
+    out.safety_identifier = safety.safetyIdentifier;
+    if (safety.user !== undefined) out.user = safety.user;
+  }
   if (forceUsage) {
     // Without include_usage, vLLM and OpenAI send no usage in streams and spend is recorded as $0
     // (landscape.md "Streamed spend"); keep whatever else the client put in stream_options.
@@ -85,4 +93,28 @@ function tenantSalt(key: Buffer, tenant: string, client: unknown): string {
   const h = createHmac('sha256', key).update(tenant);
   if (typeof client === 'string' && client !== '') h.update('\n').update(client);
   return h.digest('base64url');
+}
+
+interface SafetyIds {
+  safetyIdentifier: string;
+  /** The legacy `user`, when the client sent one: the provider reads it for the same purpose. */
+  user: string | undefined;
+}
+
+/**
+ * OpenAI acts on abuse per end user when each request names one (`safety_identifier`; the deprecated `user`
+ * before it), and otherwise on the organisation: one tenant's requests could stop every tenant's access. So on a
+ * tier with the secret, each request names its tenant, narrowed by the end user the client named, as an HMAC:
+ * the provider can tell tenants and their users apart, never who they are, and no client can take another
+ * tenant's identity by naming it. Kept apart from the prefix-cache salt by its own label, in case one secret
+ * serves both.
+ */
+function safetyIds(key: Buffer, tenant: string, json: Record<string, unknown>): SafetyIds {
+  const id = (client: unknown) => {
+    const h = createHmac('sha256', key).update('safety_identifier\n').update(tenant);
+    if (typeof client === 'string' && client !== '') h.update('\n').update(client);
+    return h.digest('base64url');
+  };
+  const named = typeof json.safety_identifier === 'string' && json.safety_identifier !== '' ? json.safety_identifier : json.user;
+  return { safetyIdentifier: id(named), user: typeof json.user === 'string' ? id(json.user) : undefined };
 }

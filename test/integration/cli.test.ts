@@ -71,6 +71,18 @@ describe('tiergate config check', () => {
     }
   });
 
+  it("notes a tier sent to OpenAI for several tenants with no safety identifier (one tenant's abuse would be the organisation's), and still passes", () => {
+    const keys = `auth: { mode: api_key, keys: [{ id: a, sha256: "${'a'.repeat(64)}", tenant: acme }] }\nrouting: { classifyPaths: [/v1/chat/completions] }\n`;
+    const tiers = (strong: string) => `tiers: { weak: { model: qwen, provider: vllm }, strong: { model: gpt-4.1, provider: openai${strong} } }\n`;
+    const r = run(['config', 'check', file(keys + tiers(''))]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("tiers.strong: note: its provider is openai and gateway keys are on, but it has no safetyIdentifierSecretEnv");
+    expect(r.stderr.match(/safetyIdentifierSecretEnv/g)).toHaveLength(1); // never for the vLLM tier
+    // With the secret; or without keys (one tenant).
+    expect(run(['config', 'check', file(keys + tiers(', safetyIdentifierSecretEnv: SAFETY_KEY'))], { SAFETY_KEY: 'x'.repeat(32) }).stderr).not.toContain('safetyIdentifierSecretEnv');
+    expect(run(['config', 'check', file('routing: { classifyPaths: [/v1/chat/completions] }\n' + tiers(''))]).stderr).not.toContain('safetyIdentifierSecretEnv');
+  });
+
   it('notes a model sent to OpenAI whose price lists no service tiers, and still passes; the annotated example has none', () => {
     const config = (price: string) =>
       `tiers: { weak: { model: qwen, provider: vllm }, strong: { model: gpt-4.1, provider: openai }, canary: { model: gpt-4.1, provider: openai } }\n` +

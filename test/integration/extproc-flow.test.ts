@@ -257,6 +257,56 @@ describe("prefix-cache salt (tiers.*.cacheSaltSecretEnv)", () => {
   });
 });
 
+describe('safety identifier (tiers.*.safetyIdentifierSecretEnv)', () => {
+  it("each tenant, and each end user the client names, goes to the provider as a safety_identifier of its own: unguessable, never another tenant's", async () => {
+    const keys = { 'tg-safety-acme-0123456789': 'acme', 'tg-safety-globex-0123456789': 'globex' };
+    const config = {
+      auth: { mode: 'api_key' as const, keys: Object.entries(keys).map(([k, tenant]) => ({ id: tenant, sha256: sha256Hex(k), tenant })) },
+      tiers: { weak: { model: 'small-v1' }, strong: { model: 'large-v1', provider: 'openai', safetyIdentifierSecretEnv: 'SAFETY_KEY', cacheSaltSecretEnv: 'SAFETY_KEY' } },
+      routing: { classifyPaths: ['/v1/chat/completions', '/v1/completions', '/v1/responses'] },
+    };
+    const secret = { SAFETY_KEY: 'a-secret-of-at-least-32-characters!!' };
+    const [one, two] = [await startTiergate(config, secret), await startTiergate(config, secret)];
+    const other = await startTiergate(config, { SAFETY_KEY: 'another-secret-of-32-characters-or-more' });
+    try {
+      type Sent = { model: string; safety_identifier?: unknown; user?: unknown; cache_salt?: unknown };
+      const upstream = async (target: TestTiergate, key: string, body: Record<string, unknown>, path = '/v1/chat/completions'): Promise<Sent> => {
+        const s = target.pool.open();
+        await s.sendRequestHeaders(postHeaders(path, [['authorization', `Bearer ${key}`]]), false);
+        const o = asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', ...body })));
+        s.close();
+        return JSON.parse((o.body as Buffer).toString()) as Sent;
+      };
+      const [acme, globex] = Object.keys(keys) as [string, string];
+      const strong = (extra: Record<string, unknown> = {}) => ({ messages: [{ role: 'user', content: 'design a cache' }], ...extra });
+      const id = async (target: TestTiergate, key: string, extra: Record<string, unknown> = {}) => (await upstream(target, key, strong(extra))).safety_identifier;
+      const a = await id(one, acme);
+      expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/); // within OpenAI's 64 characters
+      expect(await id(two, acme)).toBe(a); // every replica names the tenant alike
+      expect(await id(one, globex)).not.toBe(a);
+      expect(await id(other, acme)).not.toBe(a); // it hangs on the secret, not on the tenant's name alone
+      // The same secret as the prefix-cache salt gives another value: neither tells the other.
+      expect((await upstream(one, acme, strong())).cache_salt).not.toBe(a);
+      // An end user the client names narrows it within the tenant, never as sent (an email, another tenant's id).
+      const alice = await id(one, acme, { safety_identifier: 'alice@acme.example' });
+      expect([alice === a, alice === 'alice@acme.example']).toEqual([false, false]);
+      expect(await id(one, acme, { safety_identifier: 'alice@acme.example' })).toBe(alice);
+      expect(await id(one, globex, { safety_identifier: 'alice@acme.example' })).not.toBe(alice);
+      expect(await id(one, globex, { safety_identifier: alice })).not.toBe(alice);
+      // The deprecated `user` names the end user too, and goes on in the same form.
+      const viaUser = await upstream(one, acme, strong({ user: 'alice@acme.example' }));
+      expect(viaUser).toMatchObject({ safety_identifier: alice, user: alice });
+      // The Responses API takes it; the legacy completions API does not (OpenAI refuses a field it does not know).
+      expect((await upstream(one, acme, { store: false, input: 'design a cache' }, '/v1/responses')).safety_identifier).toBe(a);
+      expect('safety_identifier' in (await upstream(one, acme, { model: 'large-v1', prompt: 'design a cache' }, '/v1/completions'))).toBe(false);
+      // The tier without a secret: the client's fields go on as sent.
+      expect(await upstream(one, acme, { messages: [{ role: 'user', content: 'hi' }], safety_identifier: 'u-1', user: 'u-1' })).toMatchObject({ model: 'small-v1', safety_identifier: 'u-1', user: 'u-1' });
+    } finally {
+      for (const t of [one, two, other]) await t.stop();
+    }
+  });
+});
+
 describe('other paths', () => {
   it('a non-LLM path passes untouched: empty answer, no body processing', async () => {
     const s = tg.pool.open();

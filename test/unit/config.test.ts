@@ -83,6 +83,19 @@ classifier:
     expect(problems({ SALT_KEY: 'x'.repeat(32) })).toEqual([]);
   });
 
+  it('refuses a safety identifier secret that is missing or short enough to guess, naming the setting', () => {
+    const r = parseConfigText('tiers: { weak: { model: w }, strong: { model: s, safetyIdentifierSecretEnv: SAFETY_KEY } }', {});
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const problems = (env: Record<string, string>) => {
+      const rt = compileRuntime(r.config, env);
+      return rt.ok ? [] : rt.problems;
+    };
+    expect(problems({})).toEqual([{ path: 'tiers.strong.safetyIdentifierSecretEnv', message: 'environment variable SAFETY_KEY is not set' }]);
+    expect(problems({ SAFETY_KEY: 'x'.repeat(31) })).toEqual([{ path: 'tiers.strong.safetyIdentifierSecretEnv', message: 'SAFETY_KEY must hold at least 32 characters (e.g. openssl rand -base64 32)' }]);
+    expect(problems({ SAFETY_KEY: 'x'.repeat(32) })).toEqual([]);
+  });
+
   it('rejects a tier credential whose env var is missing, at compile time', () => {
     const r = parseConfigText('tiers: { weak: { model: w, credentialsEnv: WEAK_KEY }, strong: { model: s } }', {});
     expect(r.ok).toBe(true);
