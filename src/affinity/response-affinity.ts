@@ -150,8 +150,8 @@ export class ResponseAffinity {
    * Records which tenant created a conversation (its id read from the answer to POST /v1/conversations); like
    * remember, the promise settles once stored or given up, and the answer carrying the id waits for it.
    */
-  claim(tenant: string, kind: IdKind, id: string, cfg: AffinityConfig): void | Promise<void> {
-    const set = this.call('owner_remember', id, cfg, this.ownerKey(kind, id), (store, key) => store.set(key, tenant, cfg.ttlSeconds * 1000, tenant), stored);
+  claim(tenant: string, kind: IdKind, id: string, cfg: AffinityConfig, ttlSeconds = cfg.ttlSeconds): void | Promise<void> {
+    const set = this.call('owner_remember', id, cfg, this.ownerKey(kind, id), (store, key) => store.set(key, tenant, ttlSeconds * 1000, tenant), stored);
     return set instanceof Promise ? set.then(() => undefined) : undefined;
   }
 
@@ -160,11 +160,11 @@ export class ResponseAffinity {
    * stored or given up, never rejects. The caller holds the answer that carries the response id until then, so
    * the client cannot continue the conversation (nor another tenant claim the id) before it is known. The owner
    * record is written whatever isolation says, so that turning isolation on covers the responses stored before.
+   * `ttlSeconds`: a sealed item's are kept for routing.affinity.sealedTtlSeconds.
    */
-  remember(tenant: string, responseId: string, tier: string, cfg: AffinityConfig): void | Promise<void> {
-    const ttl = cfg.ttlSeconds * 1000;
-    const tierSet = this.call('remember', responseId, cfg, this.key(tenant, responseId), (store, key) => store.set(key, tier, ttl, tenant), stored);
-    const ownerSet = this.claim(tenant, 'response', responseId, cfg);
+  remember(tenant: string, responseId: string, tier: string, cfg: AffinityConfig, ttlSeconds = cfg.ttlSeconds): void | Promise<void> {
+    const tierSet = this.call('remember', responseId, cfg, this.key(tenant, responseId), (store, key) => store.set(key, tier, ttlSeconds * 1000, tenant), stored);
+    const ownerSet = this.claim(tenant, 'response', responseId, cfg, ttlSeconds);
     if (tierSet instanceof Promise || ownerSet instanceof Promise) return Promise.all([tierSet, ownerSet]).then(() => undefined);
     return undefined;
   }

@@ -31,6 +31,12 @@ export const routingSchema = z
         redis: redisStoreSchema('tiergate:affinity:').optional(),
         /** How long a response's tier is remembered; match the backend's response retention. */
         ttlSeconds: positiveInt.default(30 * 24 * 3600),
+        /**
+         * How long a sealed item's tier and owner are kept (reasoning or a compaction a later turn sends back): a
+         * session's life, not the backend's retention. One sent back after that is classified afresh (and refused
+         * under isolation strict). Each costs ~330 bytes of Redis.
+         */
+        sealedTtlSeconds: positiveInt.default(7 * 24 * 3600),
         /** Memory store: responses remembered per instance; past it, the tenant holding the most loses its least recently used. */
         maxEntries: positiveInt.default(100_000),
         /** A lookup or write slower than this is abandoned: the turn goes to statefulTier, or unremembered. */

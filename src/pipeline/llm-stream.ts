@@ -326,7 +326,7 @@ export class LlmStream implements StreamHandler {
     const sealed = this.acc.takeSealedItems();
     if (sealed === undefined || !this.state) return undefined;
     const cfg = this.runtime.config.routing.affinity;
-    const written = sealed.map((s) => this.deps.affinity.remember((this.state as RequestState).tenant, sealedItemId(s), tier, cfg));
+    const written = sealed.map((s) => this.deps.affinity.remember((this.state as RequestState).tenant, sealedItemId(s), tier, cfg, cfg.sealedTtlSeconds));
     return written.some((w) => w instanceof Promise) ? Promise.all(written) : undefined;
   }
 

@@ -735,6 +735,32 @@ describe('sealed items: a turn that sends back encrypted reasoning or a compacti
     }
   });
 
+  it('sealed items are kept for routing.affinity.sealedTtlSeconds (a session), stored responses for ttlSeconds', async () => {
+    const c = { t: Date.UTC(2026, 11, 4, 12), now: () => c.t };
+    const t = await startTiergate({ routing: { affinity: { store: 'memory', sealedTtlSeconds: 3600 } } }, {}, { now: c.now });
+    try {
+      const first = await turn(t, { input: [user('hi')] }); // stored (no store: false), with sealed reasoning too
+      expect(sent(first.s, first.o).tier).toBe('weak');
+      await first.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await first.s.sendResponseBody(jsonBody(response({ id: 'resp_kept', output: [reasoning(SEAL_WEAK)], usage: USAGE })), true);
+      first.s.close();
+      const history = { ...STATELESS, input: [user('hi'), reasoning(SEAL_WEAK), user(LONG_TASK)] };
+      const within = await turn(t, history);
+      expect(sent(within.s, within.o)).toMatchObject({ tier: 'weak', classifier: 'affinity' });
+      within.s.close();
+      c.t += 3601_000;
+      // The sealed item's record is gone: classified afresh. The stored response's is not.
+      const after = await turn(t, history);
+      expect(sent(after.s, after.o)).toMatchObject({ tier: 'strong', classifier: 'v7' });
+      after.s.close();
+      const cont = await turn(t, { input: LONG_TASK, previous_response_id: 'resp_kept' });
+      expect(sent(cont.s, cont.o)).toMatchObject({ tier: 'weak', classifier: 'affinity' });
+      cont.s.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
   it("affinity off (the default): classified on its text, as before", async () => {
     const first = await turn(tg, { ...STATELESS, input: [user('hi'), reasoning(SEAL_WEAK), said('Hello.'), user(LONG_TASK)] });
     expect(sent(first.s, first.o)).toMatchObject({ tier: 'strong', classifier: 'v7' });
