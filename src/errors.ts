@@ -31,6 +31,7 @@ export const ERRORS = {
   model_not_found: { status: 404, type: 'invalid_request_error', code: 'model_not_found' },
   response_not_found: { status: 404, type: 'invalid_request_error', code: 'response_not_found' },
   conversation_not_found: { status: 404, type: 'invalid_request_error', code: 'conversation_not_found' },
+  item_not_found: { status: 404, type: 'invalid_request_error', code: 'item_not_found' },
   method_not_allowed: { status: 405, type: 'invalid_request_error', code: 'method_not_allowed' },
   request_too_large: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
   // A compressed request body tiergate cannot read (RFC 9110 §15.5.16 names 415 for an unsupported content coding).

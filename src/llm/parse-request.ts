@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { TiergateError } from '../errors.js';
 import { exactView } from './exact-numbers.js';
 import { chatCompletionRequest, completionRequest, type ChatMessage } from './openai-request.js';
-import { sealedItems, keepsBackendState, responsesMessages, responsesRequest } from './responses-request.js';
+import { keepsBackendState, referencesItems, responsesMessages, responsesRequest, sealedItems } from './responses-request.js';
 
 export type Endpoint = 'chat' | 'completions' | 'responses';
 
@@ -24,6 +24,8 @@ export interface LlmRequest {
   stateful: boolean;
   /** A Responses API turn's input items the provider sealed (`encrypted_content`), in order; undefined if none. */
   sealed?: readonly string[];
+  /** A Responses API turn whose input names stored items by id (`item_reference`). */
+  itemReferences?: true;
 }
 
 /** limits.maxJsonDepth's default. */
@@ -47,9 +49,10 @@ export function parseLlmRequest(endpoint: Endpoint, raw: Buffer, maxDepth = DEFA
   if (nestedDeeperThan(json, maxDepth)) {
     throw new TiergateError('invalid_request', `The request body nests arrays and objects more than ${maxDepth} levels deep.`);
   }
-  const { model, stream, messages, stateful, sealed } = endpoint === 'chat' ? chatParts(json) : endpoint === 'completions' ? completionParts(json) : responsesParts(json);
+  const { model, stream, messages, stateful, sealed, itemReferences } = endpoint === 'chat' ? chatParts(json) : endpoint === 'completions' ? completionParts(json) : responsesParts(json);
   const request: LlmRequest = { endpoint, json: json as Record<string, unknown>, exact: exactView(body), model, stream: stream === true, messages, stateful: stateful === true };
   if (sealed !== undefined && sealed.length > 0) request.sealed = sealed;
+  if (itemReferences === true) request.itemReferences = true;
   return request;
 }
 
@@ -80,7 +83,7 @@ function nestedDeeperThan(v: unknown, levels: number): boolean {
   return false;
 }
 
-type Parts = { model: string | undefined; stream: boolean | null | undefined; messages: readonly ChatMessage[]; stateful?: boolean; sealed?: readonly string[] };
+type Parts = { model: string | undefined; stream: boolean | null | undefined; messages: readonly ChatMessage[]; stateful?: boolean; sealed?: readonly string[]; itemReferences?: boolean };
 
 function chatParts(json: unknown): Parts {
   const r = chatCompletionRequest.safeParse(json);
@@ -100,7 +103,7 @@ function completionParts(json: unknown): Parts {
 function responsesParts(json: unknown): Parts {
   const r = responsesRequest.safeParse(json);
   if (!r.success) throw fieldError(r.error, json);
-  return { model: r.data.model, stream: r.data.stream, messages: responsesMessages(r.data), stateful: keepsBackendState(r.data), sealed: sealedItems(r.data) };
+  return { model: r.data.model, stream: r.data.stream, messages: responsesMessages(r.data), stateful: keepsBackendState(r.data), sealed: sealedItems(r.data), itemReferences: referencesItems(r.data) };
 }
 
 /** OpenAI names params as `messages[0].content`; so do we. */

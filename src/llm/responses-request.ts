@@ -126,3 +126,11 @@ export function sealedItems(r: ResponsesRequest): string[] {
   }
   return out;
 }
+
+/**
+ * Whether the input names stored items by id (`item_reference`): the backend reads them from a response it
+ * stored, which tiergate keeps no record of item by item (README "Responses API", isolation).
+ */
+export function referencesItems(r: ResponsesRequest): boolean {
+  return Array.isArray(r.input) && r.input.some((it) => it.type === 'item_reference');
+}

@@ -8,6 +8,7 @@ import { isolationRefusal, sealedItemId, type AffinityConfig, type Holder, type 
 import { declaredTools, type LlmRequest } from '../llm/parse-request.js';
 import type { RequestState, RouteDecision } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
+import { TiergateError } from '../errors.js';
 import type { Metrics } from '../telemetry/metrics.js';
 
 export function createClassifyStage(affinity: ResponseAffinity): Stage {
@@ -21,8 +22,12 @@ export function createClassifyStage(affinity: ResponseAffinity): Stage {
       const model = llm.model ?? 'auto';
       const direct = rt.autoModels.has(model) ? undefined : rt.modelToTier.get(model);
       const cfg = rt.config.routing.affinity;
+      if (!affinity.on(cfg)) return route(state, llm, direct, affinity, undefined, undefined);
+      // Stored items named by id (item_reference): tiergate keeps no record of whose each item is, so strict,
+      // which refuses what it cannot vouch for, refuses them all; known lets them pass, as any unknown id.
+      if (llm.itemReferences && cfg.isolation === 'strict') throw new TiergateError('item_not_found', 'Items named by id (item_reference) cannot be verified through this gateway; send the items themselves.', 'input');
       // Chat, completions and a turn that keeps no state and sends nothing sealed back: nothing to look up.
-      if (!affinity.on(cfg) || (!llm.stateful && llm.sealed === undefined)) return route(state, llm, direct, affinity, undefined, undefined);
+      if (!llm.stateful && llm.sealed === undefined) return route(state, llm, direct, affinity, undefined, undefined);
       const isolated = cfg.isolation !== 'off';
       // A conversation's turn: whose conversation it is (isolation), before anything else.
       const conversation = isolated ? conversationId(llm.json.conversation) : undefined;

@@ -628,6 +628,21 @@ describe("response isolation: a tenant cannot use another tenant's stored respon
       expect(await created(strict, 'globex', 'conv_g1')).toBe('weak');
       expect(await about(strict, 'globex', 'GET', '/v1/conversations/conv_g1', 'g4')).toEqual({ tier: 'weak' });
       expect(await about(strict, 'globex', 'POST', '/v1/responses/input_tokens', 'g5')).toEqual({ tier: 'weak' });
+      // Stored items named by id (item_reference), which tiergate keeps no record of: strict refuses them, known
+      // passes them.
+      const ref = { store: false, input: [{ type: 'item_reference', id: 'msg_elsewhere' }, { role: 'user', content: 'go on' }] };
+      const refused = await turnAs(strict, 'globex', ref, 'g6');
+      expect(refusal(refused.o)).toMatchObject({ status: 404, error: { code: 'item_not_found', param: 'input' } });
+      refused.s.close();
+      expect(await rowFor(strict, 'g6')).toMatchObject({ tenant_id: 'globex', status: 'rejected', error_code: 'item_not_found' });
+      const known = await startTiergate({ auth, routing: { affinity: { store: 'memory' } } });
+      try {
+        const passed = await turnAs(known, 'globex', ref, 'k1');
+        expect(sent(passed.s, passed.o).tier).toBe('weak');
+        passed.s.close();
+      } finally {
+        await known.stop();
+      }
 
       // Warned at start: isolation off, with keys on.
       expect(off.logs.filter((l) => l.includes('config.responses_not_isolated'))).toHaveLength(1);
