@@ -83,10 +83,10 @@ const policyFields = {
    */
   backgroundResponses: z.boolean().optional(),
   /**
-   * The hosted tools this tenant may declare: a request's `tools` entries other than `function` and `custom`
-   * (which the client runs), such as the Responses API's web_search, file_search, code_interpreter, mcp; Chat's
-   * `web_search_options` counts as web_search. The provider runs them and bills each call apart from tokens.
-   * Unset, any; [] none.
+   * The hosted tools this tenant may declare: a request's `tools` entries other than those the client runs
+   * (llm/client-tools.ts: function, custom, Codex's shell and patch tools, computer use), such as the Responses
+   * API's web_search, file_search, code_interpreter, mcp; Chat's `web_search_options` counts as web_search. The
+   * provider runs them and bills each call apart from tokens. Unset: every tool passes; []: none.
    */
   hostedTools: z.array(z.string().min(1)).optional(),
   /** Request header naming the calling feature (ledger feature_id); defaults to ledger.featureHeader. */

@@ -128,14 +128,14 @@ function toolsOf(r: LedgerRow, strings: Strings): Counted['tools'] {
   const calls = (r as { tool_calls?: unknown }).tool_calls;
   if (calls === null || typeof calls !== 'object' || Array.isArray(calls)) return null;
   const kept: Record<string, number> = {};
-  let any = false;
+  let found = false;
   for (const [type, n] of Object.entries(calls as Record<string, unknown>)) {
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0) continue;
     kept[strings.of(type)] = n;
-    any = true;
+    found = true;
   }
   const cost = (r.cost_usd as { tool_calls?: unknown } | null)?.tool_calls;
-  return any ? { calls: kept, cost: typeof cost === 'number' && Number.isFinite(cost) && cost > 0 ? cost : 0 } : null;
+  return found ? { calls: kept, cost: typeof cost === 'number' && Number.isFinite(cost) && cost > 0 ? cost : 0 } : null;
 }
 
 /** A row that used tokens but has no price: its cost is missing from every sum it is in. */
