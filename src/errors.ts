@@ -17,7 +17,7 @@ export const ERRORS = {
   // OpenAI's own answer to a continuation whose response it does not hold, which clients that resend the whole
   // history on it recognise. A response asked for by id is a 404 (response_not_found).
   previous_response_not_found: { status: 400, type: 'invalid_request_error', code: 'previous_response_not_found' },
-  // OpenAI's answer to sealed reasoning (`encrypted_content`) it cannot read; tiergate's to another tenant's.
+  // OpenAI's answer to a sealed item (`encrypted_content`) it cannot read; tiergate's to another tenant's.
   invalid_encrypted_content: { status: 400, type: 'invalid_request_error', code: 'invalid_encrypted_content' },
   missing_api_key: { status: 401, type: 'authentication_error', code: 'missing_api_key' },
   invalid_api_key: { status: 401, type: 'authentication_error', code: 'invalid_api_key' },

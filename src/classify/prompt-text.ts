@@ -23,25 +23,6 @@ export function joinedText(messages: readonly ChatMessage[]): string {
   return parts.join(' ').toLowerCase();
 }
 
-/**
- * What the messages ask tools to do: each tool call's name and arguments (a custom tool's input), and the
- * legacy `function_call`'s, one per line; '' when there are none. The model reads them back as prompt, so the
- * token reservation and estimates count them; classifiers do not (v7 reads contents only).
- */
-export function callText(messages: readonly ChatMessage[]): string {
-  let parts: string[] | undefined;
-  const add = (call: unknown): void => {
-    if (typeof call !== 'object' || call === null) return;
-    const c = call as { name?: unknown; arguments?: unknown; input?: unknown };
-    for (const v of [c.name, c.arguments, c.input]) if (typeof v === 'string' && v.length > 0) (parts ??= []).push(v);
-  };
-  for (const m of messages) {
-    if (m.tool_calls) for (const call of m.tool_calls) add((call as { function?: unknown; custom?: unknown }).function ?? (call as { custom?: unknown }).custom);
-    add((m as { function_call?: unknown }).function_call);
-  }
-  return parts ? parts.join('\n') : '';
-}
-
 const NONE: ReadonlySet<string> = new Set();
 
 /** The types of the content parts in the messages; a string content has none. */

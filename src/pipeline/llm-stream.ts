@@ -305,28 +305,37 @@ export class LlmStream implements StreamHandler {
     let decision = usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
     const replaced = this.usageFilter?.push(chunk, endOfStream);
     if (replaced) decision = withBody(decision, replaced, this.acc.buffered);
-    const sealed = this.sealedTier === undefined ? undefined : this.recordSealedItems(this.sealedTier);
-    if (this.rememberTier === undefined) return sealed ? sealed.then(() => decision) : decision;
+    // The chunk that shows a response id or a sealed item waits until it is recorded (bounded by the deadline):
+    // the client cannot send it back before tiergate knows where it is.
+    const remembered = this.rememberResponse();
+    const sealed = this.recordSealedItems();
+    const pending = remembered && sealed ? Promise.all([remembered, sealed]) : (remembered ?? sealed);
+    return pending ? pending.then(() => decision) : decision;
+  }
+
+  /** A stored turn's response id, once the answer shows it: its tier remembered. A promise while the write is pending. */
+  private rememberResponse(): Promise<void> | undefined {
+    if (this.rememberTier === undefined || !this.state) return undefined;
     const id = this.acc.responseId();
-    if (id === undefined || !this.state) return sealed ? sealed.then(() => decision) : decision;
-    // The chunk that shows the id waits until its tier is stored (bounded by the deadline): the client cannot
-    // continue a conversation whose tier tiergate does not know yet.
+    if (id === undefined) return undefined;
     const written = this.deps.affinity.remember(this.state.tenant, id, this.rememberTier, this.runtime.config.routing.affinity);
     this.rememberTier = undefined;
-    if (sealed || written instanceof Promise) return Promise.all([sealed, written]).then(() => decision);
-    return decision;
+    return written instanceof Promise ? written : undefined;
   }
 
   /**
-   * Records the items this chunk showed sealed, under the tier that sealed them and the tenant they were sealed
-   * for (as a stored response is: ResponseAffinity.remember); the chunk waits until that is stored, so the next
-   * turn that sends them back finds them. A promise only while a write is pending.
+   * The items the answer showed sealed since the last chunk, recorded under the tier that sealed them and the
+   * tenant they were sealed for (as a stored response is: ResponseAffinity.remember). A promise while a write is
+   * pending.
    */
-  private recordSealedItems(tier: string): Promise<unknown> | undefined {
+  private recordSealedItems(): Promise<unknown> | undefined {
+    const tier = this.sealedTier;
+    if (tier === undefined || !this.state) return undefined;
     const sealed = this.acc.takeSealedItems();
-    if (sealed === undefined || !this.state) return undefined;
+    if (sealed === undefined) return undefined;
+    const { tenant } = this.state;
     const cfg = this.runtime.config.routing.affinity;
-    const written = sealed.map((s) => this.deps.affinity.remember((this.state as RequestState).tenant, sealedItemId(s), tier, cfg, cfg.sealedTtlSeconds));
+    const written = sealed.map((s) => this.deps.affinity.remember(tenant, sealedItemId(s), tier, cfg, cfg.sealedTtlSeconds));
     return written.some((w) => w instanceof Promise) ? Promise.all(written) : undefined;
   }
 

@@ -6,10 +6,10 @@ import type { Admission } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import type { RequestRecord } from '../ledger/build-row.js';
 import type { LlmRequest } from '../llm/parse-request.js';
-import { callText, mediaParts, messageText } from '../classify/prompt-text.js';
+import { mediaParts, messageText } from '../classify/prompt-text.js';
 import { bodyDecoder } from '../usage/content-encoding.js';
 import { H } from './contract-headers.js';
-import { promptDefinitions, type PromptForCount } from '../usage/estimate.js';
+import { promptExtra, type PromptForCount } from '../usage/estimate.js';
 import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../usage/response-usage.js';
 import { readUsage, type Usage } from '../usage/usage.js';
 import type { HeaderMap } from '../extproc/types.js';
@@ -223,10 +223,7 @@ export class ResponseAccounting {
   private promptForCount(): PromptForCount | undefined {
     const r = this.request;
     if (!r) return undefined;
-    const calls = callText(r.messages);
-    const definitions = promptDefinitions(r);
-    const extra = calls && definitions ? `${definitions}\n${calls}` : definitions || calls;
-    return { texts: r.messages.map(messageText), extra, chat: r.chat, mediaTokens: mediaParts(r.messages) * this.runtime.config.budgets.mediaPartEstimate };
+    return { texts: r.messages.map(messageText), extra: promptExtra(r, r.messages), chat: r.chat, mediaTokens: mediaParts(r.messages) * this.runtime.config.budgets.mediaPartEstimate };
   }
 
   private userIdHash(user: unknown): string | null {

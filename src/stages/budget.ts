@@ -6,9 +6,9 @@ import type { Budgets } from '../budget/budgets.js';
 import type { Runtime } from '../config/runtime.js';
 import type { LlmRequest } from '../llm/parse-request.js';
 import { countTokens, countTokensNow } from '../llm/tokenizer.js';
-import { callText, joinedText, mediaParts } from '../classify/prompt-text.js';
+import { joinedText, mediaParts } from '../classify/prompt-text.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
-import { chatFramingTokens, promptDefinitions } from '../usage/estimate.js';
+import { chatFramingTokens, promptExtra } from '../usage/estimate.js';
 import { microUsdOf, type Cost } from '../usage/price-table.js';
 import type { RequestState } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
@@ -64,10 +64,8 @@ function costBudget(p: Pick<TenantPolicy, 'dailyCostBudgetUsd' | 'monthlyCostBud
  */
 function promptText(llm: LlmRequest): string {
   const text = joinedText(llm.messages);
-  const definitions = promptDefinitions(llm.json);
-  const prompt = definitions ? `${text}\n${definitions}` : text;
-  const calls = callText(llm.messages);
-  return calls ? `${prompt}\n${calls}` : prompt;
+  const extra = promptExtra(llm.json, llm.messages);
+  return extra ? `${text}\n${extra}` : text;
 }
 
 interface Reservation {

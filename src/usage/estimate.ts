@@ -1,6 +1,7 @@
 // Usage counted by tiergate when the server reported none (no usage chunk, a cancelled stream, an error
 // mid-stream): the prompt and the generated text through the tokenizer. Rows say `usage_source: "estimated"`.
 import { countTokens, countTokensOfAll } from '../llm/tokenizer.js';
+import type { ChatMessage } from '../llm/openai-request.js';
 import { sumUsage, type Usage } from './usage.js';
 
 /**
@@ -16,14 +17,39 @@ export function chatFramingTokens(messages: number): number {
 }
 
 /**
- * The prompt a request carries beyond its messages: tool definitions and the legacy `functions`, as JSON; ''
- * when it has neither. Counted by the budget stage's reservation and by estimates.
+ * The prompt a request carries beyond its messages' contents, one part per line: tool definitions and the legacy
+ * `functions`, as JSON, then the tool calls in the history (callText); '' when it has none. Counted by the
+ * budget stage's reservation and by estimates.
  */
-export function promptDefinitions(body: { tools?: unknown; functions?: unknown }): string {
+export function promptExtra(body: { tools?: unknown; functions?: unknown }, messages: readonly ChatMessage[]): string {
   const { tools, functions } = body;
-  if (tools == null) return functions == null ? '' : JSON.stringify(functions);
-  return functions == null ? JSON.stringify(tools) : `${JSON.stringify(tools)}\n${JSON.stringify(functions)}`;
+  const parts: string[] = [];
+  if (tools != null) parts.push(JSON.stringify(tools));
+  if (functions != null) parts.push(JSON.stringify(functions));
+  const calls = callText(messages);
+  if (calls) parts.push(calls);
+  return parts.join('\n');
 }
+
+/**
+ * What the messages ask tools to do: each tool call's name and arguments (a custom tool's input), and the
+ * legacy `function_call`'s, one per line; '' when there are none. The model reads them back as prompt, so the
+ * token reservation and estimates count them; classifiers do not (v7 reads contents only).
+ */
+export function callText(messages: readonly ChatMessage[]): string {
+  let parts: string[] | undefined;
+  const add = (call: unknown): void => {
+    if (typeof call !== 'object' || call === null) return;
+    const c = call as { name?: unknown; arguments?: unknown; input?: unknown };
+    for (const v of [c.name, c.arguments, c.input]) if (typeof v === 'string' && v.length > 0) (parts ??= []).push(v);
+  };
+  for (const m of messages) {
+    if (m.tool_calls) for (const call of m.tool_calls) add((call as { function?: unknown; custom?: unknown }).function ?? (call as { custom?: unknown }).custom);
+    add((m as { function_call?: unknown }).function_call);
+  }
+  return parts ? parts.join('\n') : '';
+}
+
 
 export interface PromptForCount {
   /** Each message's text (or a completions prompt as one). */

@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { callText, mediaParts } from '../../src/classify/prompt-text.js';
+import { mediaParts } from '../../src/classify/prompt-text.js';
+import { callText } from '../../src/usage/estimate.js';
 import { TiergateError } from '../../src/errors.js';
 import { declaredTools, parseLlmRequest } from '../../src/llm/parse-request.js';
 
