@@ -46,6 +46,28 @@ const message = fc.oneof(
   fc.record({ role, content, name: fc.string(), tool_calls: anyJson, tool_call_id: fc.string() }, { requiredKeys: ['role', 'content'] }),
   anyJson,
 );
+/** Well-typed: sealed reasoning (a few shared values, so that some come back to another caller), a call, an output. */
+const sealedOrCall = fc.oneof(
+  fc.record({ type: fc.constant('reasoning'), summary: fc.constant([]), encrypted_content: fc.oneof(fc.constantFrom('gAAAA-one', 'gAAAA-two'), fc.string({ minLength: 1 })) }),
+  fc.record({ type: fc.constantFrom('shell_call', 'function_call'), call_id: fc.string(), arguments: text, action: anyJson }),
+  fc.record({ type: fc.constantFrom('shell_call_output', 'function_call_output', 'computer_call_output'), call_id: fc.string(), output: fc.oneof(text, anyJson) }),
+  fc.record({ type: fc.constant('item_reference'), id: fc.string() }),
+);
+/**
+ * A Responses API input item that is not a message: sealed reasoning or a compaction, a call and its output (a
+ * function's, a shell's, a patch's, a screenshot), a stored item named by id; its fields of any type.
+ */
+const responsesItem = fc.record(
+  {
+    type: fc.oneof(fc.constantFrom('reasoning', 'compaction', 'function_call', 'function_call_output', 'shell_call', 'shell_call_output', 'local_shell_call_output', 'apply_patch_call', 'computer_call_output', 'item_reference', 'mcp_call'), fc.string(), anyJson),
+    id: fc.oneof(fc.string(), anyJson),
+    encrypted_content: fc.oneof(text, anyJson),
+    arguments: fc.oneof(text, anyJson),
+    action: anyJson,
+    output: fc.oneof(text, fc.array(fc.record({ stdout: fc.oneof(text, anyJson), stderr: fc.oneof(text, anyJson), type: fc.oneof(fc.string(), anyJson) }), { maxLength: 2 }), anyJson),
+  },
+  { requiredKeys: ['type'] },
+);
 const model = fc.oneof(fc.constantFrom('auto', 'weak-model', 'strong-model', 'gpt-4o', ''), fc.string(), anyJson);
 const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -1, 1e308, 2 ** 53 + 1), fc.string(), anyJson);
 /** Keys a request may carry, the real ones with values of any type, plus unknown and hostile ones. */
@@ -54,7 +76,7 @@ const requestObject = fc.record(
     model,
     messages: fc.oneof(fc.array(message, { maxLength: 8 }), anyJson),
     prompt: fc.oneof(text, fc.array(text, { maxLength: 3 }), anyJson),
-    input: fc.oneof(text, fc.array(message, { maxLength: 3 }), anyJson),
+    input: fc.oneof(text, fc.array(fc.oneof(message, responsesItem), { maxLength: 4 }), anyJson),
     stream: fc.oneof(fc.boolean(), anyJson),
     stream_options: fc.oneof(fc.record({ include_usage: fc.oneof(fc.boolean(), anyJson) }), anyJson),
     max_tokens: number,
@@ -120,7 +142,7 @@ const wellShaped: fc.Arbitrary<{ path: string; body: Record<string, unknown> }> 
     .record(
       {
         model: goodModel,
-        input: fc.oneof(text, fc.array(fc.record({ role: fc.constantFrom('user', 'assistant', 'developer'), content: text }), { minLength: 1, maxLength: 4 })),
+        input: fc.oneof(text, fc.array(fc.oneof(fc.record({ role: fc.constantFrom('user', 'assistant', 'developer'), content: text }), sealedOrCall), { minLength: 1, maxLength: 4 })),
         store: fc.boolean(),
         max_output_tokens: fc.integer({ min: 16, max: 100_000 }),
         stream: fc.boolean(),
@@ -297,7 +319,8 @@ describe('generated bad input (fast-check)', () => {
 function everythingOn(): ConfigInput {
   const example = parseYaml(readFileSync(fileURLToPath(new URL('../../examples/tenants.yaml', import.meta.url)), 'utf8')) as ConfigInput & { tenants: Record<string, object> };
   const tenants = Object.fromEntries(Object.entries(example.tenants).map(([k, v]) => [k, { ...v, cache: { mode: 'semantic' } }]));
-  return { ...example, tenants: tenants as ConfigInput['tenants'], routing: { models: { serve: true } } };
+  // The example's response affinity stays on, so that sealed items, item references and isolation are read too.
+  return { ...example, tenants: tenants as ConfigInput['tenants'], routing: { ...example.routing, models: { serve: true } } };
 }
 /** Who the client says it is: no key, a good key (for one tenant, or for any named one), a bad one; spoofed routing. */
 const anyTenant = fc.oneof(fc.constantFrom('', '(unauthenticated)', '../x'), fc.string({ maxLength: 70, size: 'max' }));
