@@ -24,7 +24,7 @@ export function createClassifyStage(affinity: ResponseAffinity): Stage {
       const cfg = rt.config.routing.affinity;
       if (!affinity.on(cfg)) return route(state, llm, direct, affinity, undefined, undefined);
       // Stored items named by id (item_reference): tiergate keeps no record of whose each item is, so strict,
-      // which refuses what it cannot vouch for, refuses them all; known lets them pass, as any unknown id.
+      // which refuses what it cannot vouch for, refuses them all; known lets them pass, like every unknown id.
       if (llm.itemReferences && cfg.isolation === 'strict') throw new TiergateError('item_not_found', 'Items named by id (item_reference) cannot be verified through this gateway; send the items themselves.', 'input');
       // Chat, completions and a turn that keeps no state and sends nothing sealed back: nothing to look up.
       if (!llm.stateful && llm.sealed === undefined) return route(state, llm, direct, affinity, undefined, undefined);
