@@ -22,7 +22,7 @@ export const routeStage: Stage = {
       // A backend that schedules by priority runs the lowest first: the client's own value would let it jump the queue.
       priority: tier.priorityScheduling ? (state.policy.priority ?? 0) : undefined,
       cacheSalt: tier.cacheSaltKey === undefined ? undefined : tenantSalt(tier.cacheSaltKey, state.tenant, llm.json.cache_salt),
-      // Chat and the Responses API take it; the legacy completions API does not, and OpenAI refuses fields it does not know.
+      // OpenAI lists chat and the Responses API as taking it, not the legacy completions API (and refuses fields it does not recognise).
       safety: tier.safetyIdKey === undefined || llm.endpoint === 'completions' ? undefined : safetyIds(tier.safetyIdKey, state.tenant, llm.json),
     };
     let text = JSON.stringify(routed(llm.json, upstream));
