@@ -70,30 +70,21 @@ classifier:
     );
   });
 
-  it('refuses a prefix-cache salt secret that is missing or short enough to guess, naming the setting', () => {
-    const r = parseConfigText('tiers: { weak: { model: w }, strong: { model: s, cacheSaltSecretEnv: SALT_KEY } }', {});
+  // One check (runtime.ts hmacKey) for both per-tenant HMAC secrets.
+  it.each([
+    ['a prefix-cache salt', 'cacheSaltSecretEnv', 'SALT_KEY'],
+    ['a safety identifier', 'safetyIdentifierSecretEnv', 'SAFETY_KEY'],
+  ])('refuses %s secret that is missing or short enough to guess, naming the setting', (_what, setting, name) => {
+    const r = parseConfigText(`tiers: { weak: { model: w }, strong: { model: s, ${setting}: ${name} } }`, {});
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     const problems = (env: Record<string, string>) => {
       const rt = compileRuntime(r.config, env);
       return rt.ok ? [] : rt.problems;
     };
-    expect(problems({})).toEqual([{ path: 'tiers.strong.cacheSaltSecretEnv', message: 'environment variable SALT_KEY is not set' }]);
-    expect(problems({ SALT_KEY: 'x'.repeat(31) })).toEqual([{ path: 'tiers.strong.cacheSaltSecretEnv', message: 'SALT_KEY must hold at least 32 characters (e.g. openssl rand -base64 32)' }]);
-    expect(problems({ SALT_KEY: 'x'.repeat(32) })).toEqual([]);
-  });
-
-  it('refuses a safety identifier secret that is missing or short enough to guess, naming the setting', () => {
-    const r = parseConfigText('tiers: { weak: { model: w }, strong: { model: s, safetyIdentifierSecretEnv: SAFETY_KEY } }', {});
-    expect(r.ok).toBe(true);
-    if (!r.ok) return;
-    const problems = (env: Record<string, string>) => {
-      const rt = compileRuntime(r.config, env);
-      return rt.ok ? [] : rt.problems;
-    };
-    expect(problems({})).toEqual([{ path: 'tiers.strong.safetyIdentifierSecretEnv', message: 'environment variable SAFETY_KEY is not set' }]);
-    expect(problems({ SAFETY_KEY: 'x'.repeat(31) })).toEqual([{ path: 'tiers.strong.safetyIdentifierSecretEnv', message: 'SAFETY_KEY must hold at least 32 characters (e.g. openssl rand -base64 32)' }]);
-    expect(problems({ SAFETY_KEY: 'x'.repeat(32) })).toEqual([]);
+    expect(problems({})).toEqual([{ path: `tiers.strong.${setting}`, message: `environment variable ${name} is not set` }]);
+    expect(problems({ [name]: 'x'.repeat(31) })).toEqual([{ path: `tiers.strong.${setting}`, message: `${name} must hold at least 32 characters (e.g. openssl rand -base64 32)` }]);
+    expect(problems({ [name]: 'x'.repeat(32) })).toEqual([]);
   });
 
   it('rejects a tier credential whose env var is missing, at compile time', () => {
