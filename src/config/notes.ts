@@ -5,7 +5,7 @@ import { fixedTiersExcluded } from './acl-notes.js';
 import type { ConfigNote } from './config-note.js';
 import { responsesNotIsolated } from './isolation-notes.js';
 import { expiringKeys } from './key-notes.js';
-import { unpricedToolCalls, untieredOpenAiPrices } from './price-notes.js';
+import { unpricedAudioPaths, unpricedToolCalls, untieredOpenAiPrices } from './price-notes.js';
 import { cacheSharesRedis } from './redis-sharing.js';
 import { sharedSafetyIdentity } from './safety-notes.js';
 import type { Runtime } from './runtime.js';
@@ -17,6 +17,7 @@ export function loadNotes(rt: Runtime): Array<ConfigNote & { event: string }> {
     ...as('config.tier_excluded', fixedTiersExcluded(rt)),
     ...as('config.service_tiers_unpriced', untieredOpenAiPrices(rt)),
     ...as('config.tool_calls_unpriced', unpricedToolCalls(rt)),
+    ...as('config.audio_unpriced', unpricedAudioPaths(rt)),
     ...as('config.responses_not_isolated', responsesNotIsolated(rt)),
     ...as('config.safety_identifier_unset', sharedSafetyIdentity(rt)),
   ];

@@ -2,7 +2,7 @@
 // prices and says so in the answer, but a model priced without `serviceTiers` is priced alike on every tier
 // (right for self-hosted models): its priority rows would show ~57% of what they cost, and nothing would say
 // so. Likewise hosted tool calls: without a price for web searches, a Responses API answer's searches are left
-// out of its cost. Valid configs, so notes.
+// out of its cost; and transcriptions, whose answers are audio tokens or seconds of audio. Valid configs, so notes.
 import type { ConfigNote } from './config-note.js';
 import { readsResponses, type Runtime } from './runtime.js';
 
@@ -12,7 +12,7 @@ export function untieredOpenAiPrices(rt: Runtime): ConfigNote[] {
   for (const t of rt.tiers.values()) {
     if (t.provider !== 'openai') continue;
     const found = rt.prices.lookup(t.model);
-    if (!found || 'perToken' in found.price || found.price.serviceTiers !== undefined || seen.has(found.model)) continue;
+    if (!found || !('input' in found.price) || found.price.serviceTiers !== undefined || seen.has(found.model)) continue;
     seen.add(found.model);
     notes.push({
       path: `tiers.${t.name}`,
@@ -32,4 +32,28 @@ export function unpricedToolCalls(rt: Runtime): ConfigNote[] {
   const tier = [...rt.tiers.values()].find((t) => t.provider === 'openai');
   if (!tier) return [];
   return [{ path: 'prices.toolCalls', message: `tier '${tier.name}' goes to OpenAI, but web_search_call has no price: a Responses API answer's web searches would be counted in tool_calls and left out of cost_usd; list OpenAI's per-call prices (web_search_call: 0.01, file_search_call: 0.0025)` }];
+}
+
+/** The paths whose answers report their input as audio: tokens (gpt-4o-transcribe) or seconds (whisper-1). */
+const TRANSCRIPTION_PATHS: ReadonlySet<string> = new Set(['/v1/audio/transcriptions', '/v1/audio/translations']);
+
+/**
+ * A transcription path sent to a tier whose model's price can price neither audio tokens nor seconds of audio:
+ * every answer there would be unpriced (a model with no price at all is warned about already).
+ */
+export function unpricedAudioPaths(rt: Runtime): ConfigNote[] {
+  const notes: ConfigNote[] = [];
+  for (const [path, { tier: name }] of rt.unclassifiedPaths) {
+    const tier = name === undefined ? undefined : rt.tiers.get(name);
+    if (!TRANSCRIPTION_PATHS.has(path) || !tier) continue;
+    const price = rt.prices.lookup(tier.model)?.price;
+    // vLLM's transcriptions, like whisper-1, report seconds of audio, which a per-token price cannot price either.
+    const audioPriced = price !== undefined && (price.audioMinute !== undefined || ('audioInput' in price && price.audioInput !== undefined));
+    if (!price || audioPriced) continue;
+    notes.push({
+      path: `routing.unclassifiedPaths.${path}`,
+      message: `it goes to tier '${tier.name}', whose model '${tier.model}' has no audioMinute or audioInput price: its answers (seconds of audio from whisper-1 and vLLM, audio tokens from gpt-4o-transcribe) would be unpriced; add the one its backend bills by under prices.models`,
+    });
+  }
+  return notes;
 }

@@ -5,7 +5,7 @@ import type { Admission } from '../budget/budgets.js';
 import type { CachedAnswer } from '../cache/answer.js';
 import type { CacheEntry } from '../stores/cache-store.js';
 import type { PendingSeed } from '../cache/semantic-cache.js';
-import { readUsage } from '../usage/usage.js';
+import { readUsage, sumUsage } from '../usage/usage.js';
 import { estimateUsage, type PromptForCount } from '../usage/estimate.js';
 import type { Cost, PriceTable } from '../usage/price-table.js';
 import { UNNAMED_ERROR, type ResponseFacts } from '../usage/response-usage.js';
@@ -108,6 +108,9 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
       total_tokens: usage.totalTokens,
       cached_input_tokens: usage.cachedInputTokens,
       reasoning_tokens: usage.reasoningTokens,
+      audio_input_tokens: usage.audioInputTokens,
+      audio_output_tokens: usage.audioOutputTokens,
+      audio_seconds: usage.audioSeconds,
     },
     usage_source: source,
     tool_calls: toolCalls ? { ...toolCalls } : null,
@@ -168,7 +171,7 @@ function savedBy(hit: CachedAnswer, prices: PriceTable, routedModel: string | nu
   return prices.cost(usage, [hit.model, routedModel ?? undefined])?.total ?? null;
 }
 
-const ZERO: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, cachedInputTokens: 0, reasoningTokens: 0 };
+const ZERO: Usage = sumUsage(0, 0);
 
 function round3(ms: number): number {
   return Math.round(ms * 1000) / 1000;

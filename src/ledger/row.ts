@@ -45,6 +45,12 @@ export interface LedgerRow {
     total_tokens: number;
     cached_input_tokens: number;
     reasoning_tokens: number;
+    // Written on every row since 2026-12-04; rows from before have none (optional for whoever reads them).
+    /** Parts of input_tokens and output_tokens that were audio, priced at the model's audio prices. */
+    audio_input_tokens?: number;
+    audio_output_tokens?: number;
+    /** Seconds of input audio a model billed by duration reported (whisper-1); 0 otherwise. */
+    audio_seconds?: number;
   };
   usage_source: 'reported' | 'estimated' | 'none';
   /**

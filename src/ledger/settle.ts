@@ -21,12 +21,14 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
     if (unpriced) {
       metrics.unpriced.inc();
       const model = row.model_resolved ?? '(none)';
-      // A model priced by service tier is unpriced on a tier it does not list: logged once per model and tier.
+      // A model priced by service tier is unpriced on a tier it does not list, and one without audio prices on an
+      // answer with audio: logged once per model, tier and whether there was audio.
       const tier = row.service_tier;
-      const key = tier === null ? model : `${model}\n${tier}`;
+      const audio = hasAudio(row.usage);
+      const key = `${model}\n${tier ?? ''}\n${audio}`;
       if (!unpricedLogged.has(key) && unpricedLogged.size < MAX_UNPRICED_LOGGED) {
         unpricedLogged.add(key);
-        log.warn({ event: 'ledger.unpriced_model', model, ...(tier === null ? {} : { service_tier: tier }), price_table_version: runtime.prices.version });
+        log.warn({ event: 'ledger.unpriced_model', model, ...(tier === null ? {} : { service_tier: tier }), ...(audio ? { audio: true } : {}), price_table_version: runtime.prices.version });
       }
     }
     return row;
@@ -42,6 +44,8 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
   };
 }
 
+const hasAudio = (u: LedgerRow['usage']): boolean => Boolean(u.audio_input_tokens || u.audio_output_tokens || u.audio_seconds);
+
 function count(m: Metrics, row: LedgerRow): void {
   m.usageRows.inc({ source: row.usage_source });
   const tier = row.tier ?? 'none';
@@ -50,6 +54,8 @@ function count(m: Metrics, row: LedgerRow): void {
   if (u.output_tokens) m.tokens.inc({ tier, kind: 'output' }, u.output_tokens);
   if (u.cached_input_tokens) m.tokens.inc({ tier, kind: 'cached_input' }, u.cached_input_tokens);
   if (u.reasoning_tokens) m.tokens.inc({ tier, kind: 'reasoning' }, u.reasoning_tokens);
+  if (u.audio_input_tokens) m.tokens.inc({ tier, kind: 'audio_input' }, u.audio_input_tokens);
+  if (u.audio_output_tokens) m.tokens.inc({ tier, kind: 'audio_output' }, u.audio_output_tokens);
   if (row.cost_usd?.total) m.costUsd.inc({ tier }, row.cost_usd.total);
   if (row.fallback_used) m.fallbacks.inc({ tier });
 }

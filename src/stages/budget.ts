@@ -10,6 +10,7 @@ import { joinedText, mediaParts } from '../classify/prompt-text.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
 import { chatFramingTokens, promptExtra } from '../usage/estimate.js';
 import { microUsdOf, type Cost } from '../usage/price-table.js';
+import { sumUsage } from '../usage/usage.js';
 import type { RequestState } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
 
@@ -95,7 +96,7 @@ function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number, pricedM
   }
   let cost: Cost | undefined;
   if (pricedModel !== undefined) {
-    const usage = { inputTokens: input, outputTokens: output, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: input + output };
+    const usage = sumUsage(input, output);
     // At the service tier asked for, when the model has prices for it (priority costs more); else the default's.
     // The reconcile counts the tier the response says served it.
     const asked = typeof j.service_tier === 'string' ? j.service_tier : undefined;

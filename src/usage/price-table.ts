@@ -5,6 +5,12 @@ import type { Usage } from './usage.js';
 
 const usd = z.number().nonnegative();
 
+/**
+ * USD per minute of input audio, for a model billed by duration (OpenAI's whisper-1; a self-hosted Whisper by
+ * what its GPUs cost). An answer that reports seconds of audio is unpriced when its model has no such price.
+ */
+const audioMinute = usd.optional();
+
 const tokenPriceSchema = z.strictObject({
   /** USD per 1M input tokens. */
   input: usd,
@@ -12,6 +18,14 @@ const tokenPriceSchema = z.strictObject({
   cachedInput: usd.optional(),
   /** USD per 1M output tokens (reasoning tokens are output tokens). */
   output: usd,
+  /**
+   * USD per 1M input and output tokens that are audio (OpenAI's audio and transcription models bill them at
+   * several times the text price). No default: an answer with audio tokens is unpriced when its model's price
+   * lacks the one it needs, rather than priced as text.
+   */
+  audioInput: usd.optional(),
+  audioOutput: usd.optional(),
+  audioMinute,
 });
 
 /**
@@ -25,32 +39,47 @@ const serviceTiersSchema = z.record(z.string().min(1), tokenPriceSchema).superRe
   }
 });
 
+const byTokensSchema = tokenPriceSchema.extend({
+  /**
+   * Prices of the other service tiers this model is billed at. When listed, a response served on a tier not
+   * listed is unpriced (cost_usd null) rather than priced as default; when absent, the model is priced the same
+   * on every tier (self-hosted models, providers without tiers).
+   */
+  serviceTiers: serviceTiersSchema.optional(),
+});
+
+const perTokenSchema = z.strictObject({
+  /** Self-hosted: what one token (input or output, text or audio) costs you, e.g. GPU hours ÷ tokens served. */
+  perToken: usd,
+  audioMinute,
+});
+
+/** A model billed only by the duration of its input audio. */
+const byMinuteSchema = z.strictObject({ audioMinute: usd });
+
+type ModelPrice = z.infer<typeof byTokensSchema> | z.infer<typeof perTokenSchema> | z.infer<typeof byMinuteSchema>;
+
 /**
- * zod says only "Invalid input" when neither shape fits. Which one was meant shows from `perToken`: report what is
- * wrong with that one (`serviceTiers.default: …`, `output: …`).
+ * Which shape a price is meant to be shows from its keys. A union would leave zod to guess, and it guesses from
+ * which shape has the fewest problems: `{ input: 1, audioMinute: 1 }` would be told that `input` is not a key,
+ * rather than that `output` is missing.
  */
-function priceError(iss: { input?: unknown; errors?: ReadonlyArray<ReadonlyArray<{ path: PropertyKey[]; message: string }>> }): string | undefined {
-  const input = iss.input;
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) return 'a price is { input, output } in USD per 1M tokens, or { perToken }';
-  const first = iss.errors?.['perToken' in input ? 1 : 0]?.[0];
-  if (!first) return undefined;
-  return first.path.length > 0 ? `${first.path.map(String).join('.')}: ${first.message}` : first.message;
+function shapeOf(v: object): z.ZodType<ModelPrice> {
+  if ('perToken' in v) return perTokenSchema;
+  if ('audioMinute' in v && !('input' in v) && !('output' in v)) return byMinuteSchema;
+  return byTokensSchema;
 }
 
-export const modelPriceSchema = z.union([
-  tokenPriceSchema.extend({
-    /**
-     * Prices of the other service tiers this model is billed at. When listed, a response served on a tier not
-     * listed is unpriced (cost_usd null) rather than priced as default; when absent, the model is priced the same
-     * on every tier (self-hosted models, providers without tiers).
-     */
-    serviceTiers: serviceTiersSchema.optional(),
-  }),
-  z.strictObject({
-    /** Self-hosted: what one token (input or output) costs you, e.g. GPU hours ÷ tokens served. */
-    perToken: usd,
-  }),
-], { error: priceError });
+export const modelPriceSchema = z.unknown().transform((v, ctx): ModelPrice => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    ctx.addIssue({ code: 'custom', input: v, message: 'a price is { input, output } in USD per 1M tokens, { perToken }, or { audioMinute }' });
+    return z.NEVER;
+  }
+  const r = shapeOf(v).safeParse(v);
+  if (r.success) return r.data;
+  for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', input: v, path: issue.path, message: issue.message });
+  return z.NEVER;
+});
 
 export const priceTableSchema = z.strictObject({
   /** Written into every ledger row as cost_usd.price_table_version. */
@@ -66,7 +95,6 @@ export const priceTableSchema = z.strictObject({
 });
 
 export type PriceTableConfig = z.infer<typeof priceTableSchema>;
-type ModelPrice = z.infer<typeof modelPriceSchema>;
 type TokenPrice = z.infer<typeof tokenPriceSchema>;
 
 export interface Cost {
@@ -116,6 +144,7 @@ export class PriceTable {
     const price = atServiceTier(found.price, serviceTier);
     if (price === undefined) return undefined;
     const cost = costOf(usage, price, this.version);
+    if (cost === undefined) return undefined;
     const fees = calls ? this.toolFees(calls) : undefined;
     return fees === undefined ? cost : { input: cost.input, output: cost.output, toolCalls: fees, total: roundUsd(cost.total + fees), priceTableVersion: this.version };
   }
@@ -133,20 +162,36 @@ export class PriceTable {
 
 /** A model's prices on a service tier; undefined when it lists its tiers and not that one. */
 function atServiceTier(p: ModelPrice, serviceTier: string | undefined): ModelPrice | undefined {
-  if (serviceTier === undefined || serviceTier === 'default' || serviceTier === 'auto' || 'perToken' in p || p.serviceTiers === undefined) return p;
+  if (serviceTier === undefined || serviceTier === 'default' || serviceTier === 'auto' || !('serviceTiers' in p) || p.serviceTiers === undefined) return p;
   return Object.hasOwn(p.serviceTiers, serviceTier) ? p.serviceTiers[serviceTier] : undefined;
 }
 
-export function costOf(u: Usage, p: ModelPrice | TokenPrice, version: string): Cost {
-  let input: number;
-  let output: number;
+/**
+ * What `u` costs at `p`; undefined when `p` cannot price all of it: audio tokens without the audio price they
+ * need, seconds of audio without a price per minute, or tokens at a model priced only by the minute. Priced as
+ * text instead, an audio model's answer would show a fraction of its bill, and nothing would say so.
+ */
+function costOf(u: Usage, p: ModelPrice | TokenPrice, version: string): Cost | undefined {
+  let input = 0;
+  let output = 0;
   if ('perToken' in p) {
     input = u.inputTokens * p.perToken;
     output = u.outputTokens * p.perToken;
-  } else {
-    const cached = Math.min(u.cachedInputTokens, u.inputTokens);
-    input = ((u.inputTokens - cached) * p.input + cached * (p.cachedInput ?? p.input)) / 1e6;
-    output = (u.outputTokens * p.output) / 1e6;
+  } else if ('input' in p) {
+    const audioIn = u.audioInputTokens;
+    const audioOut = u.audioOutputTokens;
+    if ((audioIn > 0 && p.audioInput === undefined) || (audioOut > 0 && p.audioOutput === undefined)) return undefined;
+    // The prompt cache's discount is taken on the text: a cached part beyond it is charged in full, not guessed at.
+    const text = u.inputTokens - audioIn;
+    const cached = Math.min(u.cachedInputTokens, text);
+    input = ((text - cached) * p.input + cached * (p.cachedInput ?? p.input) + audioIn * (p.audioInput ?? 0)) / 1e6;
+    output = ((u.outputTokens - audioOut) * p.output + audioOut * (p.audioOutput ?? 0)) / 1e6;
+  } else if (u.inputTokens > 0 || u.outputTokens > 0) {
+    return undefined;
+  }
+  if (u.audioSeconds > 0) {
+    if (p.audioMinute === undefined) return undefined;
+    input += (u.audioSeconds / 60) * p.audioMinute;
   }
   return { input: roundUsd(input), output: roundUsd(output), total: roundUsd(input + output), priceTableVersion: version };
 }

@@ -109,6 +109,22 @@ describe('tiergate config check', () => {
     expect(run(['config', 'check', file('tiers: { weak: { model: qwen, provider: vllm } }\n')]).stderr).not.toContain('prices.toolCalls');
   });
 
+  it('notes a transcription path sent to a tier whose model has no audio price (its answers would be unpriced), and still passes', () => {
+    const config = (price: string) =>
+      'tiers: { weak: { model: qwen }, strong: { model: big }, stt: { model: whisper-large-v3 } }\n' +
+      'routing: { unclassifiedPaths: { /v1/embeddings: { tier: weak }, /v1/audio/transcriptions: { tier: stt }, /v1/audio/speech: { tier: stt } } }\n' +
+      `prices: { version: p, models: { qwen: { perToken: 0.0000001 }, big: { input: 1, output: 2 }, whisper-large-v3: ${price} } }\n`;
+    const r = run(['config', 'check', file(config('{ perToken: 0.0000002 }'))]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("routing.unclassifiedPaths./v1/audio/transcriptions: note: it goes to tier 'stt', whose model 'whisper-large-v3' has no audioMinute or audioInput price");
+    expect(r.stderr.match(/note:/g)).toHaveLength(1); // not for speech (no usage to price), nor the embeddings path
+    expect(run(['config', 'check', file(config('{ input: 2.5, output: 10 }'))]).stderr).toContain('/v1/audio/transcriptions: note:');
+    // Priced by the minute, or by audio tokens: no note.
+    for (const price of ['{ perToken: 0.0000002, audioMinute: 0.001 }', '{ audioMinute: 0.006 }', '{ input: 2.5, output: 10, audioInput: 6 }']) {
+      expect(run(['config', 'check', file(config(price))]).stderr, price).not.toContain('note:');
+    }
+  });
+
   it('notes the tenants whose models leave out the tier an unclassified path goes to, and still passes', () => {
     const r = run(['config', 'check', file(
       'routing: { unclassifiedPaths: { /v1/embeddings: { tier: strong }, /v1/moderations: {} } }\n' +

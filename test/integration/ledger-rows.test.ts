@@ -418,6 +418,84 @@ describe('ledger rows for every ending', () => {
     expect(await rowFor(tg, 'emb')).toMatchObject({ path: '/v1/embeddings', status: 'success', usage: { input_tokens: 7, total_tokens: 7 }, cost_usd: null });
   });
 
+  it("audio: a chat answer's audio tokens at the model's audio prices, a model without them unpriced rather than priced as text", async () => {
+    const t = await startTiergate({
+      prices: {
+        version: 'audio-1',
+        models: {
+          'strong-model': { input: 2.5, output: 10, audioInput: 32, audioOutput: 64 },
+          'weak-model': { input: 0.1, output: 0.4 }, // no audio prices
+        },
+      },
+    });
+    try {
+      // OpenAI's shape for an audio model's answer: the audio parts of the counts in their details.
+      const usage = { prompt_tokens: 1000, completion_tokens: 500, total_tokens: 1500, prompt_tokens_details: { cached_tokens: 0, audio_tokens: 800 }, completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 400 } };
+      const answered = async (id: string, model: string, spent: unknown = usage) => {
+        const s = await routed(t, { headers: [['x-request-id', id]], body: { model } });
+        await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+        await s.sendResponseBody(chatJson(model, spent), true);
+        s.close();
+        return { metadata: s.dynamicMetadata.tiergate, row: await rowFor(t, id) };
+      };
+      const priced = await answered('audio-priced', 'strong-model');
+      // input: 200 text × 2.5 + 800 audio × 32; output: 100 text × 10 + 400 audio × 64 (per million).
+      expect(priced.row).toMatchObject({
+        usage: { input_tokens: 1000, output_tokens: 500, audio_input_tokens: 800, audio_output_tokens: 400, audio_seconds: 0 },
+        cost_usd: { input: 0.0261, output: 0.0266, total: 0.0527, price_table_version: 'audio-1' },
+      });
+      expect(priced.metadata?.cost_usd).toBe(0.0527); // Envoy's access log prices it the same
+      // All as text it would have been 0.0075, a seventh of the bill; so a model without audio prices is left unpriced.
+      const unpriced = await answered('audio-unpriced', 'weak-model');
+      expect(unpriced.row).toMatchObject({ cost_usd: null, usage: { audio_input_tokens: 800 } });
+      expect(unpriced.metadata?.cost_usd).toBeUndefined();
+      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total')).toBe(1);
+      const logged = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'ledger.unpriced_model');
+      expect(logged).toEqual([expect.objectContaining({ model: 'weak-model', audio: true })]);
+      expect(await metricValue(t.app, 'tiergate_tokens_total', { kind: 'audio_input' })).toBe(1600);
+      expect(await metricValue(t.app, 'tiergate_tokens_total', { kind: 'audio_output' })).toBe(800);
+      // A text answer from the same model is priced as before, and its row says it had no audio.
+      const text = await answered('audio-none', 'weak-model', USAGE);
+      expect(text.row).toMatchObject({ cost_usd: { total: 0.0003 }, usage: { audio_input_tokens: 0, audio_output_tokens: 0, audio_seconds: 0 } });
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('audio: transcriptions on unclassified paths, billed by audio tokens or by the minute, as JSON or streamed', async () => {
+    const t = await startTiergate({
+      tiers: { weak: { model: 'weak-model' }, strong: { model: 'strong-model' }, stt: { model: 'gpt-4o-transcribe' }, whisper: { model: 'whisper-1' } },
+      routing: { unclassifiedPaths: { '/v1/embeddings': {}, '/v1/audio/transcriptions': { tier: 'stt' }, '/v1/audio/translations': { tier: 'whisper' } } },
+      prices: { version: 'audio-2', models: { 'gpt-4o-transcribe': { input: 2.5, output: 10, audioInput: 6 }, 'whisper-1': { audioMinute: 0.006 } } },
+    });
+    try {
+      const transcribed = async (id: string, path: string, contentType: string, body: string) => {
+        const s = t.pool.open();
+        const headers = chatRequestHeaders([['x-request-id', id]]).map(([k, v]): [string, string] => [k, k === ':path' ? path : k === 'content-type' ? 'multipart/form-data; boundary=x' : v]);
+        await s.sendRequestHeaders(headers, false);
+        expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBe(path.endsWith('translations') ? 'whisper' : 'stt');
+        await s.sendRequestBody(Buffer.from('--x\r\ncontent-disposition: form-data; name="file"; filename="a.wav"\r\n\r\nRIFF\r\n--x--\r\n'));
+        await s.sendResponseHeaders([[':status', '200'], ['content-type', contentType]], false);
+        await s.sendResponseBody(Buffer.from(body), true);
+        s.close();
+        return rowFor(t, id);
+      };
+      // gpt-4o-transcribe: 1,000 input tokens, 900 of them audio; 300 output tokens.
+      const tokens = { type: 'tokens', input_tokens: 1000, input_token_details: { text_tokens: 100, audio_tokens: 900 }, output_tokens: 300, total_tokens: 1300 };
+      const json = await transcribed('stt-json', '/v1/audio/transcriptions', 'application/json', JSON.stringify({ text: 'hello', usage: tokens }));
+      // 100 × 2.5 + 900 × 6 input, 300 × 10 output, per million.
+      expect(json).toMatchObject({ tier: 'stt', model_resolved: 'gpt-4o-transcribe', usage_source: 'reported', usage: { input_tokens: 1000, audio_input_tokens: 900, output_tokens: 300 }, cost_usd: { input: 0.00565, output: 0.003, total: 0.00865 } });
+      // Streamed (stream=true in the form): the usage comes in the last event.
+      const events = sseChunk({ type: 'transcript.text.delta', delta: 'hel' }) + sseChunk({ type: 'transcript.text.delta', delta: 'lo' }) + sseChunk({ type: 'transcript.text.done', text: 'hello', usage: tokens });
+      expect(await transcribed('stt-sse', '/v1/audio/transcriptions', 'text/event-stream', events)).toMatchObject({ usage_source: 'reported', usage: { audio_input_tokens: 900 }, cost_usd: { total: 0.00865 } });
+      // whisper-1 reports the seconds of audio, not tokens: 150 s at $0.006 a minute.
+      const duration = await transcribed('whisper', '/v1/audio/translations', 'application/json', JSON.stringify({ text: 'hello', usage: { type: 'duration', seconds: 150 } }));
+      expect(duration).toMatchObject({ tier: 'whisper', usage_source: 'reported', usage: { input_tokens: 0, output_tokens: 0, audio_seconds: 150 }, cost_usd: { input: 0.015, output: 0, total: 0.015 } });
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('the end user is stored only as a hash', async () => {
     const s = await routed(tg, { headers: [['x-request-id', 'user']], body: { user: 'alice@example.com' } });
     s.close();

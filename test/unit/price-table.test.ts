@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import { PriceTable, priceTableSchema } from '../../src/usage/price-table.js';
-import { sumUsage } from '../../src/usage/usage.js';
+import { sumUsage, type Usage } from '../../src/usage/usage.js';
 
 const table = new PriceTable(
   priceTableSchema.parse({
@@ -62,15 +62,64 @@ describe('service tiers in the price table', () => {
     expect(parseConfigText('prices: { version: p, models: { m: { input: 1, output: 2, serviceTiers: { flex: { input: 0.5, output: 1 } } } } }', {}).ok).toBe(true);
   });
 
-  it('a price that fits neither shape names what is wrong with the one it was meant to be, not "Invalid input"', () => {
+  it('a price that fits no shape names what is wrong with the one it was meant to be, not "Invalid input"', () => {
     const problem = (price: string) => {
       const r = parseConfigText(`prices: { version: p, models: { m: ${price} } }`, {});
       return r.ok ? undefined : r.problems[0];
     };
-    expect(problem('{ input: 1 }')).toEqual({ path: 'prices.models.m', message: expect.stringMatching(/^output: /) });
-    expect(problem('{ input: 1, output: 2, serviceTiers: { flex: { output: 1 } } }')?.message).toMatch(/^serviceTiers\.flex\.input: /);
+    expect(problem('{ input: 1 }')?.path).toBe('prices.models.m.output');
+    expect(problem('{ input: 1, output: 2, serviceTiers: { flex: { output: 1 } } }')?.path).toBe('prices.models.m.serviceTiers.flex.input');
     expect(problem('{ perToken: 1, serviceTiers: {} }')?.message).toContain('serviceTiers');
-    expect(problem('7')?.message).toBe('a price is { input, output } in USD per 1M tokens, or { perToken }');
+    expect(problem('7')?.message).toBe('a price is { input, output } in USD per 1M tokens, { perToken }, or { audioMinute }');
+    // A price by the minute alone is the third shape; with token prices beside it, the first.
+    expect(problem('{ audioMinute: -1 }')).toEqual({ path: 'prices.models.m.audioMinute', message: expect.stringMatching(/>=0/) });
+    expect(problem('{ audioMinute: 0.006, input: 1 }')?.path).toBe('prices.models.m.output');
+  });
+});
+
+describe('audio in the price table', () => {
+  const audio = new PriceTable(
+    priceTableSchema.parse({
+      version: 'a1',
+      models: {
+        'gpt-audio': { input: 2.5, cachedInput: 1.25, output: 10, audioInput: 32, audioOutput: 64 },
+        'gpt-4o-transcribe': { input: 2.5, output: 10, audioInput: 6 },
+        'text-only': { input: 2.5, output: 10 },
+        'whisper-1': { audioMinute: 0.006 },
+        'whisper-self-hosted': { perToken: 0.000001, audioMinute: 0.001 },
+        'self-hosted': { perToken: 0.000001 },
+      },
+    }),
+  );
+  const usage = (o: Partial<Usage>): Usage => ({ ...sumUsage(0, 0), ...o });
+  // 1M prompt tokens of which 400k audio and 100k cached text; 1M output tokens of which 250k audio.
+  const mixed = usage({ inputTokens: 1_000_000, outputTokens: 1_000_000, totalTokens: 2_000_000, cachedInputTokens: 100_000, audioInputTokens: 400_000, audioOutputTokens: 250_000 });
+
+  it('audio tokens are priced at the audio prices, the rest as text, the cache discount on the text', () => {
+    // input: 500k text × 2.5 + 100k cached × 1.25 + 400k audio × 32; output: 750k × 10 + 250k × 64 (per million).
+    expect(audio.cost(mixed, ['gpt-audio'])).toEqual({ input: 1.25 + 0.125 + 12.8, output: 7.5 + 16, total: 37.675, priceTableVersion: 'a1' });
+    // A transcription: audio in, text out.
+    const transcribed = usage({ inputTokens: 1_000_000, outputTokens: 1_000_000, totalTokens: 2_000_000, audioInputTokens: 1_000_000 });
+    expect(audio.cost(transcribed, ['gpt-4o-transcribe'])?.total).toBe(16);
+    // A cached part larger than the text is discounted only as far as the text goes.
+    expect(audio.cost(usage({ inputTokens: 1_000_000, totalTokens: 1_000_000, cachedInputTokens: 1_000_000, audioInputTokens: 1_000_000 }), ['gpt-audio'])?.input).toBe(32);
+  });
+
+  it('audio the price cannot price leaves the answer unpriced, never priced as text', () => {
+    expect(audio.cost(mixed, ['text-only'])).toBeUndefined();
+    expect(audio.cost(usage({ outputTokens: 10, totalTokens: 10, audioOutputTokens: 10 }), ['gpt-4o-transcribe'])).toBeUndefined();
+    // Without audio, a model priced by tokens is priced as before.
+    expect(audio.cost(sumUsage(1_000_000, 1_000_000), ['text-only'])?.total).toBe(12.5);
+  });
+
+  it('seconds of audio are priced by the minute; a per-token price counts audio tokens as tokens', () => {
+    expect(audio.cost(usage({ audioSeconds: 90 }), ['whisper-1'])).toEqual({ input: 0.009, output: 0, total: 0.009, priceTableVersion: 'a1' });
+    expect(audio.cost(usage({ audioSeconds: 60 }), ['whisper-self-hosted'])?.total).toBe(0.001);
+    expect(audio.cost(usage({ audioSeconds: 60 }), ['self-hosted'])).toBeUndefined();
+    expect(audio.cost(usage({ audioSeconds: 60 }), ['gpt-4o-transcribe'])).toBeUndefined();
+    // Tokens at a model priced only by the minute are not priced at nothing.
+    expect(audio.cost(sumUsage(100, 10), ['whisper-1'])).toBeUndefined();
+    expect(audio.cost(mixed, ['self-hosted'])?.total).toBe(2);
   });
 });
 
