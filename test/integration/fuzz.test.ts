@@ -175,14 +175,30 @@ const requestCase: fc.Arbitrary<RequestCase> = fc.oneof(
 const chunkEvent = fc
   .record({ content: text, finish: fc.constantFrom(null, 'stop', 'length'), model: fc.constantFrom('weak-model', 'strong-model', 'other') })
   .map(({ content, finish, model }) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`);
+/** What a usage may say besides its counts: cached, reasoning and audio parts (any size), a transcription's duration. */
+const wellFormedDetails = fc.record(
+  {
+    prompt_tokens_details: fc.record({ cached_tokens: fc.nat(), audio_tokens: fc.nat() }, { requiredKeys: [] }),
+    completion_tokens_details: fc.record({ reasoning_tokens: fc.nat(), audio_tokens: fc.nat() }, { requiredKeys: [] }),
+    type: fc.constantFrom('tokens', 'duration'),
+    seconds: fc.nat(),
+  },
+  { requiredKeys: [] },
+);
+/** Any usage object: counts and details of any type. */
+const anyUsage = fc.oneof(
+  anyJson,
+  fc.record({ prompt_tokens: number, completion_tokens: number, total_tokens: number, prompt_tokens_details: anyJson, input_token_details: anyJson, type: anyJson, seconds: number }, { requiredKeys: [] }),
+  wellFormedDetails,
+);
 const usageEvent = fc
-  .record({ prompt_tokens: fc.nat({ max: 10_000 }), completion_tokens: fc.nat({ max: 10_000 }) })
-  .map((u) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'weak-model', choices: [], usage: { ...u, total_tokens: u.prompt_tokens + u.completion_tokens } })}\n\n`);
+  .record({ prompt_tokens: fc.nat({ max: 10_000 }), completion_tokens: fc.nat({ max: 10_000 }), details: wellFormedDetails })
+  .map(({ details, ...u }) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'weak-model', choices: [], usage: { ...u, ...details, total_tokens: u.prompt_tokens + u.completion_tokens } })}\n\n`);
 const sseEvent = fc.oneof(
   { weight: 4, arbitrary: chunkEvent },
   { weight: 1, arbitrary: usageEvent },
   anyJson.map((v) => `data: ${JSON.stringify(v)}\n\n`),
-  fc.record({ choices: fc.oneof(fc.array(anyJson, { maxLength: 2 }), anyJson), usage: fc.oneof(anyJson, fc.record({ prompt_tokens: number, completion_tokens: number, total_tokens: number })) }, { requiredKeys: [] }).map((v) => `data: ${JSON.stringify(v)}\n\n`),
+  fc.record({ choices: fc.oneof(fc.array(anyJson, { maxLength: 2 }), anyJson), usage: anyUsage }, { requiredKeys: [] }).map((v) => `data: ${JSON.stringify(v)}\n\n`),
   fc.constantFrom('data: [DONE]\n\n', ': keep-alive\n\n', 'event: error\ndata: {"error":{"message":"x"}}\n\n', '\r\n', 'data: {"choices":[', 'retry: 10\n'),
   fc.string().map((s) => `data: ${s}\n\n`),
 );
@@ -227,7 +243,7 @@ const response: fc.Arbitrary<GeneratedResponse> = fc.record({
   chunks: fc.oneof(
     { weight: 3, arbitrary: stream },
     { weight: 1, arbitrary: anyJson.map((v) => Buffer.from(JSON.stringify(v) ?? '')) },
-    { weight: 2, arbitrary: fc.record({ model: model, usage: fc.oneof(anyJson, fc.record({ prompt_tokens: number, completion_tokens: number, total_tokens: number })), choices: anyJson }, { requiredKeys: [] }).map((v) => Buffer.from(JSON.stringify(v))) },
+    { weight: 2, arbitrary: fc.record({ model: model, usage: anyUsage, choices: anyJson }, { requiredKeys: [] }).map((v) => Buffer.from(JSON.stringify(v))) },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300, size: 'max' }).map((a) => Buffer.from(a)) },
   ).chain(chunked),
 });
@@ -320,7 +336,9 @@ function everythingOn(): ConfigInput {
   const example = parseYaml(readFileSync(fileURLToPath(new URL('../../examples/tenants.yaml', import.meta.url)), 'utf8')) as ConfigInput & { tenants: Record<string, object> };
   const tenants = Object.fromEntries(Object.entries(example.tenants).map(([k, v]) => [k, { ...v, cache: { mode: 'semantic' } }]));
   // The example's response affinity stays on, so that sealed items, item references and isolation are read too.
-  return { ...example, tenants: tenants as ConfigInput['tenants'], routing: { ...example.routing, models: { serve: true } } };
+  // The weak model priced for audio too (tokens and minutes), the strong one not: audio usage is both priced and not.
+  const prices = { version: 'fuzz', models: { 'weak-model': { input: 0.1, output: 0.4, audioInput: 3, audioOutput: 6, audioMinute: 0.006 }, 'strong-model': { input: 2.5, cachedInput: 1.25, output: 10 } } };
+  return { ...example, tenants: tenants as ConfigInput['tenants'], routing: { ...example.routing, models: { serve: true } }, prices };
 }
 /** Who the client says it is: no key, a good key (for one tenant, or for any named one), a bad one; spoofed routing. */
 const anyTenant = fc.oneof(fc.constantFrom('', '(unauthenticated)', '../x'), fc.string({ maxLength: 70, size: 'max' }));
