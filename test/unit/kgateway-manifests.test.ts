@@ -254,6 +254,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       'TiergateUpstreamP99Slow',
       'TiergateFallbackShareHigh',
       'TiergateWeeklyCostDrift',
+      'TiergateUnpricedRequests',
       'TiergateBudgetStoreDegraded',
       'TiergateRedisMayEvict',
       'TiergateBudgetStoreSlow',
