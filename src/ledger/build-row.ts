@@ -111,6 +111,8 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
       audio_input_tokens: usage.audioInputTokens,
       audio_output_tokens: usage.audioOutputTokens,
       audio_seconds: usage.audioSeconds,
+      image_input_tokens: usage.imageInputTokens,
+      image_output_tokens: usage.imageOutputTokens,
     },
     usage_source: source,
     tool_calls: toolCalls ? { ...toolCalls } : null,

@@ -51,6 +51,9 @@ export interface LedgerRow {
     audio_output_tokens?: number;
     /** Seconds of input audio a model billed by duration reported (whisper-1); 0 otherwise. */
     audio_seconds?: number;
+    /** Parts of input_tokens and output_tokens that were images, priced at the model's image prices when it has them. */
+    image_input_tokens?: number;
+    image_output_tokens?: number;
   };
   usage_source: 'reported' | 'estimated' | 'none';
   /**

@@ -56,6 +56,8 @@ function count(m: Metrics, row: LedgerRow): void {
   if (u.reasoning_tokens) m.tokens.inc({ tier, kind: 'reasoning' }, u.reasoning_tokens);
   if (u.audio_input_tokens) m.tokens.inc({ tier, kind: 'audio_input' }, u.audio_input_tokens);
   if (u.audio_output_tokens) m.tokens.inc({ tier, kind: 'audio_output' }, u.audio_output_tokens);
+  if (u.image_input_tokens) m.tokens.inc({ tier, kind: 'image_input' }, u.image_input_tokens);
+  if (u.image_output_tokens) m.tokens.inc({ tier, kind: 'image_output' }, u.image_output_tokens);
   if (row.cost_usd?.total) m.costUsd.inc({ tier }, row.cost_usd.total);
   if (row.fallback_used) m.fallbacks.inc({ tier });
 }

@@ -79,7 +79,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     tokens: new TalliedCounter({
       name: 'tiergate_tokens_total',
-      help: 'Tokens by tier and kind (input, output, cached_input, reasoning, audio_input, audio_output), reported or estimated.',
+      help: 'Tokens by tier and kind (input, output, cached_input, reasoning, audio_input, audio_output, image_input, image_output), reported or estimated.',
       labelNames: ['tier', 'kind'] as const,
       registers: [registry],
     }),

@@ -26,6 +26,13 @@ const tokenPriceSchema = z.strictObject({
   audioInput: usd.optional(),
   audioOutput: usd.optional(),
   audioMinute,
+  /**
+   * USD per 1M input and output tokens that are images, for an image model that bills them apart from text
+   * (gpt-image-1: text in $5, image in $10). Unlike audio, they default to the text prices: a chat model's
+   * images are billed as input tokens, and an image model's `output` is its image price.
+   */
+  imageInput: usd.optional(),
+  imageOutput: usd.optional(),
 });
 
 /**
@@ -181,11 +188,14 @@ function costOf(u: Usage, p: ModelPrice | TokenPrice, version: string): Cost | u
     const audioIn = u.audioInputTokens;
     const audioOut = u.audioOutputTokens;
     if ((audioIn > 0 && p.audioInput === undefined) || (audioOut > 0 && p.audioOutput === undefined)) return undefined;
+    // Image tokens without prices of their own are text, as a chat model bills them.
+    const imageIn = p.imageInput === undefined ? 0 : u.imageInputTokens;
+    const imageOut = p.imageOutput === undefined ? 0 : u.imageOutputTokens;
     // The prompt cache's discount is taken on the text: a cached part beyond it is charged in full, not guessed at.
-    const text = u.inputTokens - audioIn;
+    const text = u.inputTokens - audioIn - imageIn;
     const cached = Math.min(u.cachedInputTokens, text);
-    input = ((text - cached) * p.input + cached * (p.cachedInput ?? p.input) + audioIn * (p.audioInput ?? 0)) / 1e6;
-    output = ((u.outputTokens - audioOut) * p.output + audioOut * (p.audioOutput ?? 0)) / 1e6;
+    input = ((text - cached) * p.input + cached * (p.cachedInput ?? p.input) + audioIn * (p.audioInput ?? 0) + imageIn * (p.imageInput ?? 0)) / 1e6;
+    output = ((u.outputTokens - audioOut - imageOut) * p.output + audioOut * (p.audioOutput ?? 0) + imageOut * (p.imageOutput ?? 0)) / 1e6;
   } else if (u.inputTokens > 0 || u.outputTokens > 0) {
     return undefined;
   }

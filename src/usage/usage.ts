@@ -16,14 +16,17 @@ export interface Usage {
   audioOutputTokens: number;
   /** Seconds of input audio, for models billed by duration (whisper-1, vLLM's transcriptions); else 0. */
   audioSeconds: number;
+  /** Parts of inputTokens and outputTokens that were images (an image model's input and output; a chat model's images). */
+  imageInputTokens: number;
+  imageOutputTokens: number;
 }
 
 /** reported: the server's own numbers; estimated: counted by tiergate's tokenizer; none: no response to count. */
 export type UsageSource = 'reported' | 'estimated' | 'none';
 
 const count = z.number().int().nonnegative();
-const inputDetails = z.looseObject({ cached_tokens: count.nullish(), audio_tokens: count.nullish() }).nullish();
-const outputDetails = z.looseObject({ reasoning_tokens: count.nullish(), audio_tokens: count.nullish() }).nullish();
+const inputDetails = z.looseObject({ cached_tokens: count.nullish(), audio_tokens: count.nullish(), image_tokens: count.nullish() }).nullish();
+const outputDetails = z.looseObject({ reasoning_tokens: count.nullish(), audio_tokens: count.nullish(), image_tokens: count.nullish() }).nullish();
 // Loose: OpenAI adds detail fields often, vLLM orders fields differently and adds its own; only these matter.
 const usageObject = z.looseObject({
   /** A transcription's usage says which kind it is: `tokens`, or `duration` (billed by seconds of audio). */
@@ -58,16 +61,20 @@ export function readUsage(value: unknown): Usage | undefined {
   const outputTokens = output ?? 0;
   const ins = [u.prompt_tokens_details, u.input_tokens_details, u.input_token_details];
   const outs = [u.completion_tokens_details, u.output_tokens_details];
+  // Parts of the counts: never more than what is left of them, whatever a backend says.
+  const audioInputTokens = Math.min(detail(ins, 'audio_tokens'), inputTokens);
+  const audioOutputTokens = Math.min(detail(outs, 'audio_tokens'), outputTokens);
   return {
     inputTokens,
     outputTokens,
     totalTokens: u.total_tokens ?? inputTokens + outputTokens,
     cachedInputTokens: detail(ins, 'cached_tokens'),
     reasoningTokens: detail(outs, 'reasoning_tokens'),
-    // Parts of the counts above: never more than they are, whatever a backend says.
-    audioInputTokens: Math.min(detail(ins, 'audio_tokens'), inputTokens),
-    audioOutputTokens: Math.min(detail(outs, 'audio_tokens'), outputTokens),
+    audioInputTokens,
+    audioOutputTokens,
     audioSeconds,
+    imageInputTokens: Math.min(detail(ins, 'image_tokens'), inputTokens - audioInputTokens),
+    imageOutputTokens: Math.min(detail(outs, 'image_tokens'), outputTokens - audioOutputTokens),
   };
 }
 
@@ -82,5 +89,5 @@ function detail<K extends string>(objects: ReadonlyArray<Partial<Record<K, numbe
 
 /** Usage of `input` and `output` text tokens, nothing else. */
 export function sumUsage(input: number, output: number): Usage {
-  return { inputTokens: input, outputTokens: output, totalTokens: input + output, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0 };
+  return { inputTokens: input, outputTokens: output, totalTokens: input + output, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 };
 }

@@ -178,8 +178,8 @@ const chunkEvent = fc
 /** What a usage may say besides its counts: cached, reasoning and audio parts (any size), a transcription's duration. */
 const wellFormedDetails = fc.record(
   {
-    prompt_tokens_details: fc.record({ cached_tokens: fc.nat(), audio_tokens: fc.nat() }, { requiredKeys: [] }),
-    completion_tokens_details: fc.record({ reasoning_tokens: fc.nat(), audio_tokens: fc.nat() }, { requiredKeys: [] }),
+    prompt_tokens_details: fc.record({ cached_tokens: fc.nat(), audio_tokens: fc.nat(), image_tokens: fc.nat() }, { requiredKeys: [] }),
+    completion_tokens_details: fc.record({ reasoning_tokens: fc.nat(), audio_tokens: fc.nat(), image_tokens: fc.nat() }, { requiredKeys: [] }),
     type: fc.constantFrom('tokens', 'duration'),
     seconds: fc.nat(),
   },
@@ -336,8 +336,8 @@ function everythingOn(): ConfigInput {
   const example = parseYaml(readFileSync(fileURLToPath(new URL('../../examples/tenants.yaml', import.meta.url)), 'utf8')) as ConfigInput & { tenants: Record<string, object> };
   const tenants = Object.fromEntries(Object.entries(example.tenants).map(([k, v]) => [k, { ...v, cache: { mode: 'semantic' } }]));
   // The example's response affinity stays on, so that sealed items, item references and isolation are read too.
-  // The weak model priced for audio too (tokens and minutes), the strong one not: audio usage is both priced and not.
-  const prices = { version: 'fuzz', models: { 'weak-model': { input: 0.1, output: 0.4, audioInput: 3, audioOutput: 6, audioMinute: 0.006 }, 'strong-model': { input: 2.5, cachedInput: 1.25, output: 10 } } };
+  // The weak model priced for audio and images too, the strong one not: such usage is both priced and not.
+  const prices = { version: 'fuzz', models: { 'weak-model': { input: 0.1, output: 0.4, audioInput: 3, audioOutput: 6, audioMinute: 0.006, imageInput: 0.2 }, 'strong-model': { input: 2.5, cachedInput: 1.25, output: 10 } } };
   return { ...example, tenants: tenants as ConfigInput['tenants'], routing: { ...example.routing, models: { serve: true } }, prices };
 }
 /** Who the client says it is: no key, a good key (for one tenant, or for any named one), a bad one; spoofed routing. */

@@ -496,6 +496,29 @@ describe('ledger rows for every ending', () => {
     }
   });
 
+  it("images: an image model's image tokens at its image prices, on an unclassified path", async () => {
+    const t = await startTiergate({
+      tiers: { weak: { model: 'weak-model' }, strong: { model: 'strong-model' }, image: { model: 'gpt-image-1' } },
+      routing: { unclassifiedPaths: { '/v1/embeddings': {}, '/v1/images/edits': { tier: 'image' } } },
+      prices: { version: 'image-1', models: { 'gpt-image-1': { input: 5, output: 40, imageInput: 10 } } },
+    });
+    try {
+      const s = t.pool.open();
+      await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'edit']]).map(([k, v]): [string, string] => [k, k === ':path' ? '/v1/images/edits' : v]), false);
+      await s.sendRequestBody(Buffer.from('(a multipart body with two images)'));
+      await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      // gpt-image-1's usage: 1,200 input tokens, 1,000 of them the images edited; 4,160 output tokens, the image.
+      const usage = { input_tokens: 1200, input_tokens_details: { text_tokens: 200, image_tokens: 1000 }, output_tokens: 4160, total_tokens: 5360 };
+      await s.sendResponseBody(jsonBody({ created: 1, data: [{ b64_json: 'iVBORw0KGgo=' }], usage }), true);
+      s.close();
+      // 200 × 5 + 1,000 × 10 input, 4,160 × 40 output, per million.
+      expect(await rowFor(t, 'edit')).toMatchObject({ tier: 'image', usage_source: 'reported', usage: { input_tokens: 1200, image_input_tokens: 1000, image_output_tokens: 0, output_tokens: 4160 }, cost_usd: { input: 0.011, output: 0.1664, total: 0.1774 } });
+      expect(await metricValue(t.app, 'tiergate_tokens_total', { kind: 'image_input' })).toBe(1000);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('the end user is stored only as a hash', async () => {
     const s = await routed(tg, { headers: [['x-request-id', 'user']], body: { user: 'alice@example.com' } });
     s.close();

@@ -161,7 +161,7 @@ describe('codings undone as the body passes (bodyDecoder), and answers read only
       c.push(body);
       return c.finish();
     };
-    expect(read('gzip', gzipSync(plain)).usage).toEqual({ inputTokens: 1, outputTokens: 0, totalTokens: 1, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0 });
+    expect(read('gzip', gzipSync(plain)).usage).toEqual({ inputTokens: 1, outputTokens: 0, totalTokens: 1, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 });
     expect(read('gzip', Buffer.from('not gzip at all')).usage).toBeUndefined();
     expect(read('br', brotliCompressSync(plain).subarray(0, 10)).usage).toBeUndefined();
     expect(read('x-unknown', plain).usage).toBeUndefined();

@@ -112,6 +112,16 @@ describe('audio in the price table', () => {
     expect(audio.cost(sumUsage(1_000_000, 1_000_000), ['text-only'])?.total).toBe(12.5);
   });
 
+  it('image tokens are priced at the image prices when a model has them, and as text when not (as chat bills them)', () => {
+    const images = new PriceTable(priceTableSchema.parse({ version: 'i1', models: { 'gpt-image-1': { input: 5, cachedInput: 1.25, output: 40, imageInput: 10 }, 'vision-chat': { input: 2, output: 8 } } }));
+    // An edit: 1M input tokens, 600k of them images, 200k of the text cached; 1M output tokens, all image.
+    const edit = usage({ inputTokens: 1_000_000, outputTokens: 1_000_000, totalTokens: 2_000_000, cachedInputTokens: 200_000, imageInputTokens: 600_000, imageOutputTokens: 1_000_000 });
+    // 200k text × 5 + 200k cached × 1.25 + 600k image × 10; output at `output`, its image price (no imageOutput).
+    expect(images.cost(edit, ['gpt-image-1'])).toEqual({ input: 1 + 0.25 + 6, output: 40, total: 47.25, priceTableVersion: 'i1' });
+    // A chat model's images are input tokens at the input price, cached ones included, as before.
+    expect(images.cost(edit, ['vision-chat'])).toEqual({ input: 0.8 * 2 + 0.2 * 2, output: 8, total: 10, priceTableVersion: 'i1' });
+  });
+
   it('seconds of audio are priced by the minute; a per-token price counts audio tokens as tokens', () => {
     expect(audio.cost(usage({ audioSeconds: 90 }), ['whisper-1'])).toEqual({ input: 0.009, output: 0, total: 0.009, priceTableVersion: 'a1' });
     expect(audio.cost(usage({ audioSeconds: 60 }), ['whisper-self-hosted'])?.total).toBe(0.001);

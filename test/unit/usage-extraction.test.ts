@@ -61,14 +61,14 @@ describe('SSE fixtures', () => {
 
   it('reads the detailed usage chunk: cached and reasoning tokens', () => {
     const f = collect('sse', [readFileSync(join(FIXTURES, 'chat-streaming-detailed-usage.response.sse'))]);
-    expect(f.usage).toEqual({ inputTokens: 12, outputTokens: 100, totalTokens: 112, cachedInputTokens: 0, reasoningTokens: 100, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0 });
+    expect(f.usage).toEqual({ inputTokens: 12, outputTokens: 100, totalTokens: 112, cachedInputTokens: 0, reasoningTokens: 100, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 });
     expect(f.model).toBe('gpt-5-nano-2025-08-07');
     expect(f.finishReason).toBe('length');
   });
 
   it('reads the legacy completions usage chunk', () => {
     const f = collect('sse', [readFileSync(join(FIXTURES, 'completion-streaming-usage.response.sse'))]);
-    expect(f.usage).toEqual({ inputTokens: 31, outputTokens: 25, totalTokens: 56, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0 });
+    expect(f.usage).toEqual({ inputTokens: 31, outputTokens: 25, totalTokens: 56, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 });
   });
 
   it('has no usage for streams sent without include_usage, but keeps the streamed text', () => {
@@ -113,10 +113,18 @@ describe('JSON fixtures', () => {
 
   it('hand-checked values: reasoning, cached prompt tokens, embeddings', () => {
     const read = (name: string) => collect('json', [readFileSync(join(FIXTURES, name))]).usage;
-    expect(read('chat-basic.response.json')).toEqual({ inputTokens: 8, outputTokens: 377, totalTokens: 385, cachedInputTokens: 0, reasoningTokens: 320, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0 });
-    expect(read('chat-multimodal.response.json')).toMatchObject({ inputTokens: 2245, outputTokens: 100, reasoningTokens: 100, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0 });
-    expect(read('embeddings-basic.response.json')).toEqual({ inputTokens: 7, outputTokens: 0, totalTokens: 7, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0 });
-    expect(read('completion-basic.response.json')).toEqual({ inputTokens: 31, outputTokens: 25, totalTokens: 56, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0 });
+    expect(read('chat-basic.response.json')).toEqual({ inputTokens: 8, outputTokens: 377, totalTokens: 385, cachedInputTokens: 0, reasoningTokens: 320, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 });
+    expect(read('chat-multimodal.response.json')).toMatchObject({ inputTokens: 2245, outputTokens: 100, reasoningTokens: 100, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 });
+    expect(read('embeddings-basic.response.json')).toEqual({ inputTokens: 7, outputTokens: 0, totalTokens: 7, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 });
+    expect(read('completion-basic.response.json')).toEqual({ inputTokens: 31, outputTokens: 25, totalTokens: 56, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 });
+  });
+
+  it("OpenAI's recorded audio answers: the audio parts of their counts, as sent", () => {
+    const read = (name: string) => collect('json', [readFileSync(join(FIXTURES, name))]).usage;
+    // gpt-4o-mini-audio-preview speaking: 12 of its 18 output tokens are audio.
+    expect(read('chat-text-to-audio.response.json')).toMatchObject({ inputTokens: 22, outputTokens: 18, audioInputTokens: 0, audioOutputTokens: 12, imageInputTokens: 0 });
+    // gpt-4o-audio-preview listening: 1 of its 28 prompt tokens is audio.
+    expect(read('chat-audio-to-text.response.json')).toMatchObject({ inputTokens: 28, outputTokens: 17, audioInputTokens: 1, audioOutputTokens: 0 });
   });
 
   it('keeps tool-call arguments as generated text when there is no usage to read', () => {
@@ -135,7 +143,7 @@ describe('JSON fixtures', () => {
 describe('usage objects', () => {
   it("accepts vLLM's field order and extra fields", () => {
     const u = readUsage(JSON.parse('{"prompt_tokens":10,"total_tokens":30,"completion_tokens":20,"prompt_tokens_details":null}'));
-    expect(u).toEqual({ inputTokens: 10, outputTokens: 20, totalTokens: 30, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0 });
+    expect(u).toEqual({ inputTokens: 10, outputTokens: 20, totalTokens: 30, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 });
   });
 
   it('reads cached prompt tokens', () => {
@@ -150,15 +158,18 @@ describe('usage objects', () => {
 
   it('reads the audio parts of the counts, as chat, the Responses API and transcriptions spell them', () => {
     const chat = readUsage({ prompt_tokens: 100, completion_tokens: 50, total_tokens: 150, prompt_tokens_details: { cached_tokens: 10, audio_tokens: 60 }, completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 40 } });
-    expect(chat).toMatchObject({ inputTokens: 100, cachedInputTokens: 10, audioInputTokens: 60, audioOutputTokens: 40, audioSeconds: 0 });
+    expect(chat).toMatchObject({ inputTokens: 100, cachedInputTokens: 10, audioInputTokens: 60, audioOutputTokens: 40, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 });
     expect(readUsage({ input_tokens: 100, output_tokens: 5, input_tokens_details: { audio_tokens: 30 } })?.audioInputTokens).toBe(30);
     // A transcription's details are singular (input_token_details), its text tokens the rest of the input.
     const stt = readUsage({ type: 'tokens', input_tokens: 14, input_token_details: { text_tokens: 4, audio_tokens: 10 }, output_tokens: 45, total_tokens: 59 });
     expect(stt).toMatchObject({ inputTokens: 14, outputTokens: 45, totalTokens: 59, audioInputTokens: 10, audioOutputTokens: 0 });
     // whisper-1 (and vLLM's transcriptions) report the audio's duration instead of tokens.
-    expect(readUsage({ type: 'duration', seconds: 12.5 })).toEqual({ inputTokens: 0, outputTokens: 0, totalTokens: 0, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 12.5 });
+    expect(readUsage({ type: 'duration', seconds: 12.5 })).toEqual({ inputTokens: 0, outputTokens: 0, totalTokens: 0, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 12.5, imageInputTokens: 0, imageOutputTokens: 0 });
     // A part is never more than its whole, and a detail of null is none.
     expect(readUsage({ prompt_tokens: 10, completion_tokens: 1, prompt_tokens_details: { audio_tokens: 50 }, completion_tokens_details: { audio_tokens: null } })).toMatchObject({ audioInputTokens: 10, audioOutputTokens: 0 });
+    // An image model's usage (gpt-image-1): images in and out, beside the audio parts and never above what is left.
+    expect(readUsage({ input_tokens: 50, input_tokens_details: { text_tokens: 10, image_tokens: 40 }, output_tokens: 4160, output_tokens_details: { image_tokens: 4100, text_tokens: 60 }, total_tokens: 4210 })).toMatchObject({ imageInputTokens: 40, imageOutputTokens: 4100 });
+    expect(readUsage({ prompt_tokens: 10, prompt_tokens_details: { audio_tokens: 8, image_tokens: 8 } })).toMatchObject({ audioInputTokens: 8, imageInputTokens: 2 });
     // Each detail comes from the first object that gives it.
     expect(readUsage({ prompt_tokens: 10, prompt_tokens_details: { audio_tokens: 3 }, input_tokens_details: { cached_tokens: 4 } })).toMatchObject({ cachedInputTokens: 4, audioInputTokens: 3 });
   });
@@ -334,7 +345,7 @@ describe('Responses API bodies', () => {
   it('a stream: usage and model from response.completed, text from the text deltas only, complete without [DONE]', () => {
     const facts = collect('sse', [Buffer.from(stream)]);
     expect(facts).toMatchObject({
-      usage: { inputTokens: 12, outputTokens: 7, totalTokens: 19, cachedInputTokens: 4, reasoningTokens: 3, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0 },
+      usage: { inputTokens: 12, outputTokens: 7, totalTokens: 19, cachedInputTokens: 4, reasoningTokens: 3, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 },
       model: 'm-1',
       errorCode: undefined,
       outputText: 'Thinking. Hello{"a":1}',
