@@ -47,9 +47,9 @@ export function unpricedAudioPaths(rt: Runtime): ConfigNote[] {
     const tier = name === undefined ? undefined : rt.tiers.get(name);
     if (!TRANSCRIPTION_PATHS.has(path) || !tier) continue;
     const price = rt.prices.lookup(tier.model)?.price;
+    if (!price) continue;
     // vLLM's transcriptions, like whisper-1, report seconds of audio, which a per-token price cannot price either.
-    const audioPriced = price !== undefined && (price.audioMinute !== undefined || ('audioInput' in price && price.audioInput !== undefined));
-    if (!price || audioPriced) continue;
+    if (price.audioMinute !== undefined || ('audioInput' in price && price.audioInput !== undefined)) continue;
     notes.push({
       path: `routing.unclassifiedPaths.${path}`,
       message: `it goes to tier '${tier.name}', whose model '${tier.model}' has no audioMinute or audioInput price: its answers (seconds of audio from whisper-1 and vLLM, audio tokens from gpt-4o-transcribe) would be unpriced; add the one its backend bills by under prices.models`,

@@ -56,7 +56,7 @@ const byTokensSchema = tokenPriceSchema.extend({
 });
 
 const perTokenSchema = z.strictObject({
-  /** Self-hosted: what one token (input or output, text or audio) costs you, e.g. GPU hours ÷ tokens served. */
+  /** Self-hosted: what one token (input or output, text, audio or image) costs you, e.g. GPU hours ÷ tokens served. */
   perToken: usd,
   audioMinute,
 });
