@@ -410,7 +410,7 @@ describe('ledger rows for every ending', () => {
 
   it('embeddings (routed without classification) get a row with their usage', async () => {
     const s = tg.pool.open();
-    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'emb']]).map(([k, v]) => [k, k === ':path' ? '/v1/embeddings' : v]), false);
+    await s.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', 'emb']]), false);
     await s.sendRequestBody(jsonBody({ model: 'text-embedding-3-small', input: 'hello' }));
     await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
     await s.sendResponseBody(jsonBody({ object: 'list', data: [], model: 'text-embedding-3-small', usage: { prompt_tokens: 7, total_tokens: 7 } }), true);
@@ -471,7 +471,7 @@ describe('ledger rows for every ending', () => {
     try {
       const transcribed = async (id: string, path: string, contentType: string, body: string) => {
         const s = t.pool.open();
-        const headers = chatRequestHeaders([['x-request-id', id]]).map(([k, v]): [string, string] => [k, k === ':path' ? path : k === 'content-type' ? 'multipart/form-data; boundary=x' : v]);
+        const headers = postHeaders(path, [['x-request-id', id]]).map(([k, v]): [string, string] => [k, k === 'content-type' ? 'multipart/form-data; boundary=x' : v]);
         await s.sendRequestHeaders(headers, false);
         expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBe(path.endsWith('translations') ? 'whisper' : 'stt');
         await s.sendRequestBody(Buffer.from('--x\r\ncontent-disposition: form-data; name="file"; filename="a.wav"\r\n\r\nRIFF\r\n--x--\r\n'));
@@ -504,7 +504,7 @@ describe('ledger rows for every ending', () => {
     });
     try {
       const s = t.pool.open();
-      await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'edit']]).map(([k, v]): [string, string] => [k, k === ':path' ? '/v1/images/edits' : v]), false);
+      await s.sendRequestHeaders(postHeaders('/v1/images/edits', [['x-request-id', 'edit']]), false);
       await s.sendRequestBody(Buffer.from('(a multipart body with two images)'));
       await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
       // gpt-image-1's usage: 1,200 input tokens, 1,000 of them the images edited; 4,160 output tokens, the image.
