@@ -44,6 +44,8 @@ export interface RequestRecord {
   /** The response reached its end (last body chunk or trailers). */
   responseEnded: boolean;
   facts: ResponseFacts | undefined;
+  /** The answer's body was not read for what it generated: not JSON or SSE (audio), or unreadable (ResponseFacts.unread). */
+  answerUnread: boolean;
   /** Usage from a configured response trailer; wins over the body's. */
   trailerUsage: Usage | undefined;
   /** Built only when an estimate is needed (most responses report their usage). */
@@ -56,15 +58,24 @@ export interface RequestRecord {
 
 export interface BuiltRow {
   row: LedgerRow;
-  /** The row has usage but no price: the model is missing from the table. */
+  /** The row has usage but no price: the model is missing from the table, or cannot price what was used. */
   unpriced: boolean;
+  /** What an estimate could not see, when that left the row unpriced (Usage.unmeasured). */
+  unmeasured?: { input: boolean; output: boolean };
 }
 
 /** Synchronous unless usage has to be estimated (the tokenizer yields to the event loop while it counts). */
 export function buildRow(r: RequestRecord, prices: PriceTable): BuiltRow | Promise<BuiltRow> {
   const known = knownUsage(r);
   if (known) return rowWith(r, prices, known.usage, known.source);
-  return estimateUsage(r.prompt(), r.facts?.outputText ?? '', r.facts?.outputChars ?? 0).then((usage) => rowWith(r, prices, usage, 'estimated'));
+  // A request tiergate did not read (a path routed without a pipeline run) has no prompt to count; an answer it
+  // did not read, nothing generated to count. Their zeros would price real spend at $0.
+  const prompt = r.prompt();
+  const input = prompt === undefined;
+  const output = r.answerUnread;
+  return estimateUsage(prompt, r.facts?.outputText ?? '', r.facts?.outputChars ?? 0).then((usage) =>
+    rowWith(r, prices, input || output ? { ...usage, unmeasured: { input, output } } : usage, 'estimated'),
+  );
 }
 
 /** The row's cost: its tool calls' part only when they were priced, so rows without any keep their shape. */
@@ -78,7 +89,8 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
   const modelResolved = hit?.model ?? r.facts?.model ?? r.routedModel;
   const nothingSpent = source === 'none';
   const toolCalls = hit ? undefined : r.facts?.toolCalls;
-  const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : prices.cost(usage, [r.facts?.model, r.routedModel ?? undefined], r.facts?.serviceTier, toolCalls);
+  const priceNames = [r.facts?.model, r.routedModel ?? undefined];
+  const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : prices.cost(usage, priceNames, r.facts?.serviceTier, toolCalls);
   const row: LedgerRow = {
     schema_version: LEDGER_SCHEMA_VERSION,
     event_id: newId(),
@@ -131,7 +143,12 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
     fallback_used: r.fallbackUsed,
     rate_limit_tier: r.rateLimitTier,
   };
-  return { row, unpriced: cost === undefined };
+  const unpriced = cost === undefined;
+  // Unpriced for what was not seen, rather than for the model's price (missing, or not for this service tier).
+  if (unpriced && usage.unmeasured && prices.cost({ ...usage, unmeasured: undefined }, priceNames, r.facts?.serviceTier, toolCalls)) {
+    return { row, unpriced, unmeasured: usage.unmeasured };
+  }
+  return { row, unpriced };
 }
 
 export function statusOf(r: RequestRecord): RowStatus {

@@ -14,22 +14,27 @@ const MAX_UNPRICED_LOGGED = 100;
 
 export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budgets: Budgets): (record: RequestRecord, runtime: Runtime) => void {
   const unpricedLogged = new Set<string>();
-  const finish = ({ row, unpriced }: BuiltRow, runtime: Runtime, record: RequestRecord): LedgerRow => {
+  const logOnce = (key: string, line: Record<string, unknown>): void => {
+    if (unpricedLogged.has(key) || unpricedLogged.size >= MAX_UNPRICED_LOGGED) return;
+    unpricedLogged.add(key);
+    log.warn(line);
+  };
+  const finish = ({ row, unpriced, unmeasured }: BuiltRow, runtime: Runtime, record: RequestRecord): LedgerRow => {
     // The reservation becomes what was really used (zero for a request that never reached a backend).
     if (record.admission) budgets.reconcile(record.admission, row.usage.total_tokens, microUsdOf(row.cost_usd?.total));
     count(metrics, row);
-    if (unpriced) {
-      metrics.unpriced.inc();
-      const model = row.model_resolved ?? '(none)';
+    if (unpriced) metrics.unpriced.inc();
+    const model = row.model_resolved ?? '(none)';
+    if (unmeasured) {
+      // Not the model's price: what the request or the answer held was never seen. Once per path and model.
+      const what = unmeasured.input && unmeasured.output ? 'request_and_answer' : unmeasured.input ? 'request' : 'answer';
+      logOnce(`unmeasured\n${row.path}\n${model}\n${what}`, { event: 'ledger.unmeasured_usage', path: row.path, model, unmeasured: what, price_table_version: runtime.prices.version });
+    } else if (unpriced) {
       // A model priced by service tier is unpriced on a tier it does not list, and one without audio prices on an
       // answer with audio: logged once per model, tier and whether there was audio.
       const tier = row.service_tier;
       const audio = hasAudio(row.usage);
-      const key = `${model}\n${tier ?? ''}\n${audio}`;
-      if (!unpricedLogged.has(key) && unpricedLogged.size < MAX_UNPRICED_LOGGED) {
-        unpricedLogged.add(key);
-        log.warn({ event: 'ledger.unpriced_model', model, ...(tier === null ? {} : { service_tier: tier }), ...(audio ? { audio: true } : {}), price_table_version: runtime.prices.version });
-      }
+      logOnce(`${model}\n${tier ?? ''}\n${audio}`, { event: 'ledger.unpriced_model', model, ...(tier === null ? {} : { service_tier: tier }), ...(audio ? { audio: true } : {}), price_table_version: runtime.prices.version });
     }
     return row;
   };

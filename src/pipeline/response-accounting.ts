@@ -40,6 +40,8 @@ export class ResponseAccounting {
   private collector: ResponseUsageCollector | undefined;
   private facts: ResponseFacts | undefined;
   private trailerUsage: Usage | undefined;
+  /** The answer had a body that is neither JSON nor SSE (audio, a plain-text transcript): nothing in it is counted. */
+  private opaqueBody = false;
   private localReply: { status: number; code: string } | undefined;
   private request:
     | { model: string | null; stream: boolean; chat: boolean; messages: LlmRequest['messages']; tools: unknown; functions: unknown; user: unknown }
@@ -101,7 +103,8 @@ export class ResponseAccounting {
 
   /** Returns the final answer's metadata when this chunk ends the response. */
   responseBody(chunk: Buffer, endOfStream: boolean): UsageMetadata | undefined {
-    this.collector?.push(chunk, endOfStream);
+    if (this.collector) this.collector.push(chunk, endOfStream);
+    else if (chunk.length > 0) this.opaqueBody = true;
     if (!endOfStream) return undefined;
     this.endResponse();
     return this.metadata();
@@ -163,6 +166,7 @@ export class ResponseAccounting {
     const ledger = this.runtime.config.ledger;
     const c = route?.classification;
     const answeredTier = this.facts?.model === undefined ? undefined : this.tierOfModel(this.facts.model);
+    const facts = this.facts ?? this.collector?.finish();
     return {
       requestId: state?.requestId ?? '',
       startedAt: this.startedAt,
@@ -190,7 +194,8 @@ export class ResponseAccounting {
       localReply: this.localReply,
       httpStatus: this.httpStatus,
       responseEnded: this.responseEndedAt > 0,
-      facts: this.facts ?? this.collector?.finish(),
+      facts,
+      answerUnread: this.opaqueBody || facts?.unread === true,
       trailerUsage: this.trailerUsage,
       prompt: () => this.promptForCount(),
       admission,

@@ -97,7 +97,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     unpriced: new Counter({
       name: 'tiergate_unpriced_requests_total',
-      help: 'Requests whose model has no price in the price table (their cost_usd is null).',
+      help: 'Requests recorded without a price (cost_usd null): a model the price table lacks or cannot price for what it used, or usage nobody measured.',
       registers: [registry],
     }),
     ledgerRows: new Counter({

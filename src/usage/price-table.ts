@@ -179,6 +179,7 @@ function atServiceTier(p: ModelPrice, serviceTier: string | undefined): ModelPri
  * text instead, an audio model's answer would show a fraction of its bill, and nothing would say so.
  */
 function costOf(u: Usage, p: ModelPrice | TokenPrice, version: string): Cost | undefined {
+  if (u.unmeasured && !pricesUnmeasured(u.unmeasured, p)) return undefined;
   let input = 0;
   let output = 0;
   if ('perToken' in p) {
@@ -204,6 +205,16 @@ function costOf(u: Usage, p: ModelPrice | TokenPrice, version: string): Cost | u
     input += (u.audioSeconds / 60) * p.audioMinute;
   }
   return { input: roundUsd(input), output: roundUsd(output), total: roundUsd(input + output), priceTableVersion: version };
+}
+
+/**
+ * Whether an estimate that could not see part of what was billed can still be priced: only when what it could not
+ * see costs nothing at `p`. A price by the unit (the minute of input audio) bills no output, and a model whose
+ * every price is 0 (an endpoint a provider does not charge for) costs nothing whatever was used.
+ */
+function pricesUnmeasured(m: { input: boolean; output: boolean }, p: ModelPrice | TokenPrice): boolean {
+  if ((!m.input && !m.output) || Object.values(p).every((v) => typeof v !== 'number' || v === 0)) return true;
+  return !m.input && !('input' in p) && !('perToken' in p);
 }
 
 /** Ten decimal places: exact enough for a per-token price, and sums that do not print as 0.30000000000000004. */

@@ -28,6 +28,8 @@ export interface ResponseFacts {
   complete: boolean;
   /** Hosted tool calls a Responses API answer made (web searches, file searches…), by output item type. */
   toolCalls: ToolCalls | undefined;
+  /** The body was not read (too large, or in a coding that cannot be undone): what it generated is not known. */
+  unread: boolean;
 }
 
 /** An error that names itself neither by code nor by type. */
@@ -176,6 +178,7 @@ export class ResponseUsageCollector {
       outputChars: this.outputChars,
       complete: this.done,
       toolCalls: this.toolCalls,
+      unread: this.givenUp,
     };
     return this.finished;
   }

@@ -19,6 +19,12 @@ export interface Usage {
   /** Parts of inputTokens and outputTokens that were images (an image model's input and output; a chat model's images). */
   imageInputTokens: number;
   imageOutputTokens: number;
+  /**
+   * Set on an estimate that could not see part of what was billed: the request (a body tiergate does not read,
+   * such as a multipart upload) or the answer (audio, a body it could not read). Its zeros are not zeros, so it
+   * is unpriced unless its price bills only what was seen (price-table.ts).
+   */
+  unmeasured?: { input: boolean; output: boolean };
 }
 
 /** reported: the server's own numbers; estimated: counted by tiergate's tokenizer; none: no response to count. */

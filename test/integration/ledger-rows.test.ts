@@ -496,6 +496,57 @@ describe('ledger rows for every ending', () => {
     }
   });
 
+  it('usage nobody could measure is unpriced, not $0: a request tiergate does not read, an answer it cannot read', async () => {
+    const t = await startTiergate({
+      tiers: { weak: { model: 'weak-model' }, strong: { model: 'strong-model' }, whisper: { model: 'whisper-1' }, moderation: { model: 'omni-moderation-latest' } },
+      routing: { unclassifiedPaths: { '/v1/embeddings': { tier: 'weak' }, '/v1/audio/transcriptions': { tier: 'whisper' }, '/v1/moderations': { tier: 'moderation' } } },
+      prices: { version: 'unmeasured-1', models: { 'weak-model': { input: 0.1, output: 0.4 }, 'whisper-1': { audioMinute: 0.006 }, 'omni-moderation-latest': { input: 0, output: 0 } } },
+    });
+    try {
+      const answered = async (id: string, path: string, contentType: string, body: string, encoding?: string) => {
+        const s = t.pool.open();
+        await s.sendRequestHeaders(postHeaders(path, [['x-request-id', id]]), false);
+        await s.sendRequestBody(Buffer.from('(a body tiergate does not read on this path)'));
+        await s.sendResponseHeaders([[':status', '200'], ['content-type', contentType], ...(encoding ? [['content-encoding', encoding] as [string, string]] : [])], false);
+        await s.sendResponseBody(Buffer.from(body), true);
+        s.close();
+        return rowFor(t, id);
+      };
+      // whisper-1 asked for a plain-text transcript: no usage, and neither the upload nor the text says how long the audio was.
+      expect(await answered('text-transcript', '/v1/audio/transcriptions', 'text/plain; charset=utf-8', 'hello there')).toMatchObject({
+        status: 'success',
+        usage_source: 'estimated',
+        usage: { input_tokens: 0, output_tokens: 0, audio_seconds: 0 },
+        cost_usd: null,
+      });
+      // An embeddings backend that reports no usage: the input it embedded was never counted.
+      expect(await answered('embeddings-no-usage', '/v1/embeddings', 'application/json', JSON.stringify({ object: 'list', data: [], model: 'weak-model' }))).toMatchObject({ usage_source: 'estimated', cost_usd: null });
+      // An endpoint the provider does not charge for, priced at 0: it costs nothing, whatever was not seen.
+      expect(await answered('moderation', '/v1/moderations', 'application/json', JSON.stringify({ id: 'modr-1', model: 'omni-moderation-latest', results: [] }))).toMatchObject({
+        usage_source: 'estimated',
+        cost_usd: { total: 0, price_table_version: 'unmeasured-1' },
+      });
+      // A chat answer in a coding tiergate cannot undo: the prompt was counted, what was generated was not.
+      const s = await routed(t, { headers: [['x-request-id', 'unreadable-answer']] });
+      await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json'], ['content-encoding', 'x-unknown']], false);
+      await s.sendResponseBody(Buffer.from('(encoded)'), true);
+      s.close();
+      const unreadable = await rowFor(t, 'unreadable-answer');
+      expect(unreadable).toMatchObject({ usage_source: 'estimated', cost_usd: null });
+      expect(unreadable.usage.input_tokens).toBeGreaterThan(0);
+      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total')).toBe(3);
+      // Each logged as what was not seen (these models have prices), never as an unpriced model.
+      const logged = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => String(l.event).startsWith('ledger.un'));
+      expect(logged).toEqual([
+        expect.objectContaining({ event: 'ledger.unmeasured_usage', path: '/v1/audio/transcriptions', model: 'whisper-1', unmeasured: 'request_and_answer' }),
+        expect.objectContaining({ event: 'ledger.unmeasured_usage', path: '/v1/embeddings', model: 'weak-model', unmeasured: 'request' }),
+        expect.objectContaining({ event: 'ledger.unmeasured_usage', path: '/v1/chat/completions', model: 'weak-model', unmeasured: 'answer' }),
+      ]);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it("images: an image model's image tokens at its image prices, on an unclassified path", async () => {
     const t = await startTiergate({
       tiers: { weak: { model: 'weak-model' }, strong: { model: 'strong-model' }, image: { model: 'gpt-image-1' } },

@@ -133,6 +133,34 @@ describe('audio in the price table', () => {
   });
 });
 
+describe('usage an estimate could not see', () => {
+  const prices = new PriceTable(
+    priceTableSchema.parse({
+      version: 'u1',
+      models: { 'gpt-x': { input: 1, output: 8 }, 'self-hosted': { perToken: 0.000001 }, 'whisper-1': { audioMinute: 0.006 }, free: { input: 0, output: 0 }, 'free-per-token': { perToken: 0 } },
+    }),
+  );
+  const seen = (input: boolean, output: boolean): Usage => ({ ...sumUsage(1_000_000, 0), unmeasured: { input, output } });
+
+  it('is unpriced where what was not seen is billed: a token price bills both the request and the answer', () => {
+    for (const model of ['gpt-x', 'self-hosted']) {
+      for (const [input, output] of [[true, false], [false, true], [true, true]] as const) expect(prices.cost(seen(input, output), [model]), `${model} ${input} ${output}`).toBeUndefined();
+    }
+    // Zeros that were counted are zeros.
+    expect(prices.cost(seen(false, false), ['gpt-x'])?.total).toBe(1);
+    expect(prices.cost(sumUsage(1_000_000, 0), ['gpt-x'])?.total).toBe(1);
+  });
+
+  it('a price by the minute bills no output, so an answer it could not read does not matter; a request it could not read does', () => {
+    expect(prices.cost({ ...sumUsage(0, 0), audioSeconds: 60, unmeasured: { input: false, output: true } }, ['whisper-1'])?.total).toBe(0.006);
+    expect(prices.cost({ ...sumUsage(0, 0), unmeasured: { input: true, output: true } }, ['whisper-1'])).toBeUndefined();
+  });
+
+  it('a model whose every price is 0 costs nothing, whatever was not seen', () => {
+    for (const model of ['free', 'free-per-token']) expect(prices.cost(seen(true, true), [model]), model).toEqual({ input: 0, output: 0, total: 0, priceTableVersion: 'u1' });
+  });
+});
+
 describe('hosted tool calls in the price table', () => {
   const tools = new PriceTable(priceTableSchema.parse({ version: 't2', models: { 'gpt-x': { input: 1, output: 8 } }, toolCalls: { web_search_call: 0.01, file_search_call: 0.0025 } }));
 
