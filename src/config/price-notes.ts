@@ -2,9 +2,10 @@
 // prices and says so in the answer, but a model priced without `serviceTiers` is priced alike on every tier
 // (right for self-hosted models): its priority rows would show ~57% of what they cost, and nothing would say
 // so. Likewise hosted tool calls: without a price for web searches, a Responses API answer's searches are left
-// out of its cost; and transcriptions, whose answers are audio tokens or seconds of audio. Valid configs, so notes.
+// out of its cost; and audio paths, billed by audio tokens, seconds of audio or characters. Valid configs, so notes.
 import type { ConfigNote } from './config-note.js';
 import { readsResponses, type Runtime } from './runtime.js';
+import { SPEECH_PATH } from '../usage/speech-request.js';
 
 export function untieredOpenAiPrices(rt: Runtime): ConfigNote[] {
   const notes: ConfigNote[] = [];
@@ -38,22 +39,32 @@ export function unpricedToolCalls(rt: Runtime): ConfigNote[] {
 const TRANSCRIPTION_PATHS: ReadonlySet<string> = new Set(['/v1/audio/transcriptions', '/v1/audio/translations']);
 
 /**
- * A transcription path sent to a tier whose model's price can price neither audio tokens nor seconds of audio:
- * every answer there would be unpriced (a model with no price at all is warned about already).
+ * An audio path sent to a tier whose model's price cannot price what that path is billed by: a transcription
+ * path's audio tokens or seconds of audio; the speech path's characters (tts-1) or audio tokens (gpt-4o-mini-tts).
+ * Every answer there would be unpriced (a model with no price at all is warned about already).
  */
 export function unpricedAudioPaths(rt: Runtime): ConfigNote[] {
   const notes: ConfigNote[] = [];
   for (const [path, { tier: name }] of rt.unclassifiedPaths) {
     const tier = name === undefined ? undefined : rt.tiers.get(name);
-    if (!TRANSCRIPTION_PATHS.has(path) || !tier) continue;
+    if (!tier) continue;
     const price = rt.prices.lookup(tier.model)?.price;
     if (!price) continue;
-    // vLLM's transcriptions, like whisper-1, report seconds of audio, which a per-token price cannot price either.
-    if (price.audioMinute !== undefined || ('audioInput' in price && price.audioInput !== undefined)) continue;
-    notes.push({
-      path: `routing.unclassifiedPaths.${path}`,
-      message: `it goes to tier '${tier.name}', whose model '${tier.model}' has no audioMinute or audioInput price: its answers (seconds of audio from whisper-1 and vLLM, audio tokens from gpt-4o-transcribe) would be unpriced; add the one its backend bills by under prices.models`,
-    });
+    const about = `it goes to tier '${tier.name}', whose model '${tier.model}'`;
+    if (TRANSCRIPTION_PATHS.has(path)) {
+      // vLLM's transcriptions, like whisper-1, report seconds of audio, which a per-token price cannot price either.
+      if (price.audioMinute !== undefined || ('audioInput' in price && price.audioInput !== undefined)) continue;
+      notes.push({
+        path: `routing.unclassifiedPaths.${path}`,
+        message: `${about} has no audioMinute or audioInput price: its answers (seconds of audio from whisper-1 and vLLM, audio tokens from gpt-4o-transcribe) would be unpriced; add the one its backend bills by under prices.models`,
+      });
+    } else if (path === SPEECH_PATH) {
+      if ('perToken' in price || ('characters' in price && price.characters !== undefined) || ('audioOutput' in price && price.audioOutput !== undefined)) continue;
+      notes.push({
+        path: `routing.unclassifiedPaths.${path}`,
+        message: `${about} has no characters or audioOutput price: its answers (characters of text for tts-1, audio tokens for gpt-4o-mini-tts) would be unpriced; add the one its backend bills by under prices.models`,
+      });
+    }
   }
   return notes;
 }

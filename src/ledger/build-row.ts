@@ -46,6 +46,8 @@ export interface RequestRecord {
   facts: ResponseFacts | undefined;
   /** The answer's body was not read for what it generated: not JSON or SSE (audio), or unreadable (ResponseFacts.unread). */
   answerUnread: boolean;
+  /** Characters of text a speech request asked to be spoken (Usage.inputCharacters); 0 for any other request. */
+  inputCharacters: number;
   /** Usage from a configured response trailer; wins over the body's. */
   trailerUsage: Usage | undefined;
   /** Built only when an estimate is needed (most responses report their usage). */
@@ -67,15 +69,20 @@ export interface BuiltRow {
 /** Synchronous unless usage has to be estimated (the tokenizer yields to the event loop while it counts). */
 export function buildRow(r: RequestRecord, prices: PriceTable): BuiltRow | Promise<BuiltRow> {
   const known = knownUsage(r);
-  if (known) return rowWith(r, prices, known.usage, known.source);
+  if (known) return rowWith(r, prices, known.source === 'none' ? known.usage : withCharacters(known.usage, r), known.source);
   // A request tiergate did not read (a path routed without a pipeline run) has no prompt to count; an answer it
   // did not read, nothing generated to count. Their zeros would price real spend at $0.
   const prompt = r.prompt();
   const input = prompt === undefined;
   const output = r.answerUnread;
   return estimateUsage(prompt, r.facts?.outputText ?? '', r.facts?.outputChars ?? 0).then((usage) =>
-    rowWith(r, prices, input || output ? { ...usage, unmeasured: { input, output } } : usage, 'estimated'),
+    rowWith(r, prices, withCharacters(input || output ? { ...usage, unmeasured: { input, output } } : usage, r), 'estimated'),
   );
+}
+
+/** No answer counts a speech request's characters: they come from the request. */
+function withCharacters(usage: Usage, r: RequestRecord): Usage {
+  return r.inputCharacters === 0 ? usage : { ...usage, inputCharacters: r.inputCharacters };
 }
 
 /** The row's cost: its tool calls' part only when they were priced, so rows without any keep their shape. */
@@ -125,6 +132,7 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
       audio_seconds: usage.audioSeconds,
       image_input_tokens: usage.imageInputTokens,
       image_output_tokens: usage.imageOutputTokens,
+      input_characters: usage.inputCharacters ?? 0,
     },
     usage_source: source,
     tool_calls: toolCalls ? { ...toolCalls } : null,

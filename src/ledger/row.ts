@@ -51,6 +51,8 @@ export interface LedgerRow {
     audio_output_tokens?: number;
     /** Seconds of input audio a model billed by duration reported (whisper-1); 0 otherwise. */
     audio_seconds?: number;
+    /** Characters of text a speech request asked to be spoken (tts-1 bills by them); 0 otherwise. */
+    input_characters?: number;
     /** Parts of input_tokens and output_tokens that were images, priced at the model's image prices when it has them. */
     image_input_tokens?: number;
     image_output_tokens?: number;

@@ -18,6 +18,8 @@ import type { RequestCache, RequestState } from './request-state.js';
 import { AnswerAssembler } from '../cache/answer.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { headerText } from '../extproc/header-codec.js';
+import { codePointLength } from '../classify/prompt-text.js';
+import { SpeechRequest } from '../usage/speech-request.js';
 
 /** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
 export type UsageMetadata = Record<string, string | number | boolean>;
@@ -42,6 +44,8 @@ export class ResponseAccounting {
   private trailerUsage: Usage | undefined;
   /** The answer had a body that is neither JSON nor SSE (audio, a plain-text transcript): nothing in it is counted. */
   private opaqueBody = false;
+  /** A text-to-speech request, read for the text it speaks (speech-request.ts). */
+  private speech: SpeechRequest | undefined;
   private localReply: { status: number; code: string } | undefined;
   private request:
     | { model: string | null; stream: boolean; chat: boolean; messages: LlmRequest['messages']; tools: unknown; functions: unknown; user: unknown }
@@ -74,6 +78,11 @@ export class ResponseAccounting {
       functions: json.functions,
       user: json.user,
     };
+  }
+
+  /** The request is one to speak text: its body is kept, for the row, as it passes. */
+  speechRequest(): SpeechRequest {
+    return (this.speech ??= new SpeechRequest());
   }
 
   rejected(status: number, code: string): void {
@@ -196,6 +205,7 @@ export class ResponseAccounting {
       responseEnded: this.responseEndedAt > 0,
       facts,
       answerUnread: this.opaqueBody || facts?.unread === true,
+      inputCharacters: this.inputCharacters(),
       trailerUsage: this.trailerUsage,
       prompt: () => this.promptForCount(),
       admission,
@@ -227,8 +237,18 @@ export class ResponseAccounting {
 
   private promptForCount(): PromptForCount | undefined {
     const r = this.request;
-    if (!r) return undefined;
+    if (!r) {
+      // A speech request's text and instructions are its prompt (gpt-4o-mini-tts bills them as text tokens).
+      const spoken = this.speech?.text();
+      return spoken && { texts: spoken.instructions ? [spoken.input, spoken.instructions] : [spoken.input], extra: '', chat: false, mediaTokens: 0 };
+    }
     return { texts: r.messages.map(messageText), extra: promptExtra(r, r.messages), chat: r.chat, mediaTokens: mediaParts(r.messages) * this.runtime.config.budgets.mediaPartEstimate };
+  }
+
+  /** Characters of text a speech request asked to be spoken (0 for any other request). */
+  private inputCharacters(): number {
+    const spoken = this.speech?.text();
+    return spoken ? codePointLength(spoken.input) : 0;
   }
 
   private userIdHash(user: unknown): string | null {

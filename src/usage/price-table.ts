@@ -61,10 +61,20 @@ const perTokenSchema = z.strictObject({
   audioMinute,
 });
 
-/** A model billed only by the duration of its input audio. */
-const byMinuteSchema = z.strictObject({ audioMinute: usd });
+/**
+ * A model billed by the unit rather than by the token: the minute of input audio (whisper-1), the character of
+ * text to speak (tts-1: $15 per 1M characters of `input`, which OpenAI's speech answers do not report and
+ * tiergate counts from the request), or both.
+ */
+const byUnitSchema = z
+  .strictObject({
+    audioMinute,
+    /** USD per 1M characters (Unicode code points) of a speech request's `input`. */
+    characters: usd.optional(),
+  })
+  .refine((p) => p.audioMinute !== undefined || p.characters !== undefined, { message: 'a price by the unit names audioMinute, characters or both' });
 
-type ModelPrice = z.infer<typeof byTokensSchema> | z.infer<typeof perTokenSchema> | z.infer<typeof byMinuteSchema>;
+type ModelPrice = z.infer<typeof byTokensSchema> | z.infer<typeof perTokenSchema> | z.infer<typeof byUnitSchema>;
 
 /**
  * Which shape a price is meant to be shows from its keys. A union would leave zod to guess, and it guesses from
@@ -73,13 +83,13 @@ type ModelPrice = z.infer<typeof byTokensSchema> | z.infer<typeof perTokenSchema
  */
 function shapeOf(v: object): z.ZodType<ModelPrice> {
   if ('perToken' in v) return perTokenSchema;
-  if ('audioMinute' in v && !('input' in v) && !('output' in v)) return byMinuteSchema;
+  if (('audioMinute' in v || 'characters' in v) && !('input' in v) && !('output' in v)) return byUnitSchema;
   return byTokensSchema;
 }
 
 export const modelPriceSchema = z.unknown().transform((v, ctx): ModelPrice => {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    ctx.addIssue({ code: 'custom', input: v, message: 'a price is { input, output } in USD per 1M tokens, { perToken }, or { audioMinute }' });
+    ctx.addIssue({ code: 'custom', input: v, message: 'a price is { input, output } in USD per 1M tokens, { perToken }, or by the unit: { audioMinute } and/or { characters }' });
     return z.NEVER;
   }
   const r = shapeOf(v).safeParse(v);
@@ -175,8 +185,9 @@ function atServiceTier(p: ModelPrice, serviceTier: string | undefined): ModelPri
 
 /**
  * What `u` costs at `p`; undefined when `p` cannot price all of it: audio tokens without the audio price they
- * need, seconds of audio without a price per minute, or tokens at a model priced only by the minute. Priced as
- * text instead, an audio model's answer would show a fraction of its bill, and nothing would say so.
+ * need, seconds of audio without a price per minute, or tokens at a model priced by the unit that has none of
+ * its units. Priced as text instead, an audio model's answer would show a fraction of its bill, and nothing
+ * would say so.
  */
 function costOf(u: Usage, p: ModelPrice | TokenPrice, version: string): Cost | undefined {
   if (u.unmeasured && !pricesUnmeasured(u.unmeasured, p)) return undefined;
@@ -197,8 +208,12 @@ function costOf(u: Usage, p: ModelPrice | TokenPrice, version: string): Cost | u
     const cached = Math.min(u.cachedInputTokens, text);
     input = ((text - cached) * p.input + cached * (p.cachedInput ?? p.input) + audioIn * (p.audioInput ?? 0) + imageIn * (p.imageInput ?? 0)) / 1e6;
     output = ((u.outputTokens - audioOut - imageOut) * p.output + audioOut * (p.audioOutput ?? 0) + imageOut * (p.imageOutput ?? 0)) / 1e6;
-  } else if (u.inputTokens > 0 || u.outputTokens > 0) {
-    return undefined;
+  } else {
+    // Billed by its units; tokens beside them (a speech request's text, counted by tiergate) are not billed. Tokens
+    // with none of its units are spent that this price cannot price, not spent for nothing.
+    const billed = (p.audioMinute !== undefined && u.audioSeconds > 0) || (p.characters !== undefined && (u.inputCharacters ?? 0) > 0);
+    if (!billed && (u.inputTokens > 0 || u.outputTokens > 0)) return undefined;
+    if (p.characters !== undefined) input += ((u.inputCharacters ?? 0) * p.characters) / 1e6;
   }
   if (u.audioSeconds > 0) {
     if (p.audioMinute === undefined) return undefined;

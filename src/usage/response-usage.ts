@@ -232,6 +232,10 @@ export class ResponseUsageCollector {
     if (typeof chunk.type === 'string' && (chunk.type.startsWith('response.') || chunk.type === 'error')) return this.onResponsesEvent(chunk, chunk.type);
     this.observer?.chunk(chunk);
     this.readCommon(chunk);
+    // A speech stream's last event (`stream_format: "sse"`): what it generated is the audio, reported as output
+    // tokens without details (should details come, they say which part).
+    const u = this.usage;
+    if (chunk.type === 'speech.audio.done' && u && u.audioOutputTokens === 0) this.usage = { ...u, audioOutputTokens: u.outputTokens };
     for (const choice of arrayOf(chunk.choices)) {
       if (!isObject(choice)) continue;
       this.noteFinish(choice);

@@ -20,6 +20,11 @@ export interface Usage {
   imageInputTokens: number;
   imageOutputTokens: number;
   /**
+   * Characters (code points) of text a speech request asked to be spoken, counted by tiergate from the request
+   * (`/v1/audio/speech`'s `input`: tts-1 bills by them, and no answer reports them); absent otherwise.
+   */
+  inputCharacters?: number;
+  /**
    * Set on an estimate that could not see part of what was billed: the request (a body tiergate does not read,
    * such as a multipart upload) or the answer (audio, a body it could not read). Its zeros are not zeros, so it
    * is unpriced unless its price bills only what was seen (price-table.ts).

@@ -109,19 +109,28 @@ describe('tiergate config check', () => {
     expect(run(['config', 'check', file('tiers: { weak: { model: qwen, provider: vllm } }\n')]).stderr).not.toContain('prices.toolCalls');
   });
 
-  it('notes a transcription path sent to a tier whose model has no audio price (its answers would be unpriced), and still passes', () => {
-    const config = (price: string) =>
-      'tiers: { weak: { model: qwen }, strong: { model: big }, stt: { model: whisper-large-v3 } }\n' +
-      'routing: { unclassifiedPaths: { /v1/embeddings: { tier: weak }, /v1/audio/transcriptions: { tier: stt }, /v1/audio/speech: { tier: stt } } }\n' +
-      `prices: { version: p, models: { qwen: { perToken: 0.0000001 }, big: { input: 1, output: 2 }, whisper-large-v3: ${price} } }\n`;
+  it('notes an audio path sent to a tier whose model has no price for what it bills (its answers would be unpriced), and still passes', () => {
+    const config = (stt: string, tts = '{ characters: 15 }') =>
+      'tiers: { weak: { model: qwen }, strong: { model: big }, stt: { model: whisper-large-v3 }, tts: { model: tts-1 } }\n' +
+      'routing: { unclassifiedPaths: { /v1/embeddings: { tier: weak }, /v1/audio/transcriptions: { tier: stt }, /v1/audio/speech: { tier: tts } } }\n' +
+      `prices: { version: p, models: { qwen: { perToken: 0.0000001 }, big: { input: 1, output: 2 }, whisper-large-v3: ${stt}, tts-1: ${tts} } }\n`;
     const r = run(['config', 'check', file(config('{ perToken: 0.0000002 }'))]);
     expect(r.status).toBe(0);
     expect(r.stderr).toContain("routing.unclassifiedPaths./v1/audio/transcriptions: note: it goes to tier 'stt', whose model 'whisper-large-v3' has no audioMinute or audioInput price");
-    expect(r.stderr.match(/note:/g)).toHaveLength(1); // not for speech (no usage to price), nor the embeddings path
+    expect(r.stderr.match(/note:/g)).toHaveLength(1); // not for speech (priced by the character), nor the embeddings path
     expect(run(['config', 'check', file(config('{ input: 2.5, output: 10 }'))]).stderr).toContain('/v1/audio/transcriptions: note:');
-    // Priced by the minute, or by audio tokens: no note.
-    for (const price of ['{ perToken: 0.0000002, audioMinute: 0.001 }', '{ audioMinute: 0.006 }', '{ input: 2.5, output: 10, audioInput: 6 }']) {
-      expect(run(['config', 'check', file(config(price))]).stderr, price).not.toContain('note:');
+    // Speech priced as text: neither tts-1's characters nor gpt-4o-mini-tts's audio tokens could be priced.
+    const speech = run(['config', 'check', file(config('{ audioMinute: 0.006 }', '{ input: 0.6, output: 12 }'))]);
+    expect(speech.status).toBe(0);
+    expect(speech.stderr).toContain("routing.unclassifiedPaths./v1/audio/speech: note: it goes to tier 'tts', whose model 'tts-1' has no characters or audioOutput price");
+    expect(speech.stderr.match(/note:/g)).toHaveLength(1);
+    // Priced by the minute or by audio tokens; speech by the character, by audio tokens, or per token: no note.
+    for (const [stt, tts] of [
+      ['{ perToken: 0.0000002, audioMinute: 0.001 }', '{ input: 0.6, output: 12, audioOutput: 12 }'],
+      ['{ audioMinute: 0.006 }', '{ perToken: 0.0000001 }'],
+      ['{ input: 2.5, output: 10, audioInput: 6 }', '{ characters: 15, audioMinute: 0.01 }'],
+    ] as const) {
+      expect(run(['config', 'check', file(config(stt, tts))]).stderr, `${stt} ${tts}`).not.toContain('note:');
     }
   });
 

@@ -329,6 +329,80 @@ describe('generated bad input (fast-check)', () => {
   }, fuzzTimeout(400, 120_000));
 });
 
+describe('generated input on paths routed without classification (fast-check)', () => {
+  // Speech is read for the text it speaks (tts-1 by the character, the other by tokens); a transcription's upload
+  // and an embeddings request are not read at all.
+  const AUDIO_PATHS = ['/v1/audio/speech', '/v1/audio/transcriptions', '/v1/embeddings'] as const;
+  const speechBody = fc
+    .record({ model: fc.constantFrom('tts-1', 'gpt-4o-mini-tts'), input: fc.oneof(text, anyJson), voice: fc.string(), instructions: fc.oneof(text, anyJson) }, { requiredKeys: [] })
+    .map((o) => Buffer.from(JSON.stringify(o)));
+  const body = fc.oneof(
+    { weight: 3, arbitrary: speechBody },
+    { weight: 1, arbitrary: speechBody.chain((b) => damaged(b.toString('utf8'))) },
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300, size: 'max' }).map((a) => Buffer.from(a)) },
+  );
+  const audioAnswer: fc.Arbitrary<GeneratedResponse> = fc.record({
+    status: fc.constantFrom('200', '200', '400', '500'),
+    contentType: fc.constantFrom('audio/mpeg', 'text/plain', 'application/json', 'text/event-stream'),
+    encoding: fc.constant(undefined),
+    chunks: fc
+      .oneof(
+        fc.uint8Array({ maxLength: 300, size: 'max' }).map((a) => Buffer.from(a)),
+        fc.record({ input_tokens: fc.nat(), output_tokens: fc.nat(), total_tokens: fc.nat() }, { requiredKeys: [] }).map((usage) => Buffer.from(`data: {"type":"speech.audio.delta","audio":"SUQz"}\n\ndata: ${JSON.stringify({ type: 'speech.audio.done', usage })}\n\n`)),
+        stream,
+      )
+      .chain(chunked),
+  });
+
+  it('any body and any answer: routed untouched, answered, and a row whose characters are those of the text spoken', async () => {
+    const u = await startTiergate({
+      tiers: { weak: { model: 'weak-model' }, strong: { model: 'strong-model' }, tts: { model: 'tts-1' } },
+      routing: { unclassifiedPaths: { '/v1/embeddings': { tier: 'weak' }, '/v1/audio/speech': { tier: 'tts' }, '/v1/audio/transcriptions': { tier: 'strong' } } },
+      prices: { version: 'fuzz-audio', models: { 'tts-1': { characters: 15 }, 'weak-model': { input: 0.1, output: 0.4 }, 'strong-model': { input: 2.5, output: 10, audioInput: 6 } } },
+    });
+    try {
+      const spoken = new Map<string, number>();
+      let sent = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom(...AUDIO_PATHS), body, audioAnswer, async (path, b, res) => {
+          const id = `audio-${requestIds++}`;
+          sent++;
+          const s = u.pool.open(PATIENT);
+          try {
+            expect((await s.sendRequestHeaders(postHeaders(path, [['x-request-id', id]]), false)).kind).toBe('continue');
+            const o = await s.sendRequestBody(b);
+            expect(o.kind).toBe('continue');
+            expect(o.kind === 'continue' && o.body).toBeFalsy(); // read, never rewritten
+            await respond(s, res);
+          } finally {
+            s.close();
+          }
+          let input: unknown;
+          try {
+            input = (JSON.parse(b.toString('utf8')) as { input?: unknown } | null)?.input;
+          } catch {
+            // not JSON: nothing spoken
+          }
+          spoken.set(id, path === '/v1/audio/speech' && typeof input === 'string' ? [...input].length : 0);
+        }),
+        { numRuns: fuzzRuns(200) },
+      );
+      expect(await metricValue(u.app, 'tiergate_extproc_processing_errors_total')).toBe(0);
+      expect(u.pool.counters).toMatchObject({ spurious: 0, rejectedMutations: 0, timeouts: 0 });
+      await expect.poll(async () => (await u.rows()).length).toBe(sent);
+      const rows = await u.rows();
+      // A refused request spent nothing, its characters included.
+      for (const r of rows) expect([r.request_id, r.usage.input_characters]).toEqual([r.request_id, r.usage_source === 'none' ? 0 : spoken.get(r.request_id)]);
+      // Both ways a speech row is priced were taken: by its characters, and left unpriced.
+      const speech = rows.filter((r) => r.path === '/v1/audio/speech' && r.usage_source !== 'none');
+      expect(speech.some((r) => r.cost_usd !== null && (r.usage.input_characters ?? 0) > 0)).toBe(true);
+      expect(speech.some((r) => r.cost_usd === null)).toBe(true);
+    } finally {
+      await u.stop();
+    }
+  }, fuzzTimeout(200, 120_000));
+});
+
 // ---- with every feature on: keys, plans, limits, the semantic cache, the model list ----
 
 /** examples/tenants.yaml (keys, plans, ACLs, token and cost limits), plus the semantic cache for every tenant. */

@@ -547,6 +547,66 @@ describe('ledger rows for every ending', () => {
     }
   });
 
+  it('speech: tts-1 priced by the characters of its input, gpt-4o-mini-tts by its audio tokens, an audio answer without usage unpriced', async () => {
+    const tiergateFor = (model: string) =>
+      startTiergate({
+        tiers: { weak: { model: 'weak-model' }, strong: { model: 'strong-model' }, tts: { model } },
+        routing: { unclassifiedPaths: { '/v1/embeddings': {}, '/v1/audio/speech': { tier: 'tts' } } },
+        prices: { version: 'speech-1', models: { 'tts-1': { characters: 15 }, 'gpt-4o-mini-tts': { input: 0.6, output: 12, audioOutput: 12 } } },
+      });
+    // 12 code points: the emoji is one character, though two UTF-16 units (input.length is 13).
+    const input = 'Hello, 세상! 👋';
+    const instructions = 'Speak warmly.';
+    const spoken = async (t: TestTiergate, id: string, request: Buffer, contentType: string, answer: string) => {
+      const s = t.pool.open();
+      await s.sendRequestHeaders(postHeaders('/v1/audio/speech', [['x-request-id', id]]), false);
+      expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBe('tts');
+      // The body goes on as it came: tiergate only reads it.
+      const o = await s.sendRequestBody(request);
+      expect(o.kind).toBe('continue');
+      expect(o.kind === 'continue' && o.body).toBeFalsy();
+      await s.sendResponseHeaders([[':status', '200'], ['content-type', contentType]], false);
+      await s.sendResponseBody(Buffer.from(answer), true);
+      s.close();
+      return rowFor(t, id);
+    };
+    expect(input.length).toBe(13);
+    const request = jsonBody({ model: 'tts-1', input, voice: 'alloy', instructions });
+    const promptTokens = await countTokensOfAll([input, instructions]);
+    const tts1 = await tiergateFor('tts-1');
+    try {
+      // The default answer is the audio itself, with no usage: the request says what tts-1 bills.
+      expect(await spoken(tts1, 'tts-1', request, 'audio/mpeg', 'ID3(mp3 frames)')).toMatchObject({
+        tier: 'tts',
+        model_resolved: 'tts-1',
+        usage_source: 'estimated',
+        usage: { input_characters: 12, input_tokens: promptTokens, output_tokens: 0 },
+        cost_usd: { input: (12 * 15) / 1e6, output: 0, total: (12 * 15) / 1e6 },
+      });
+      // A body that is not a speech request: nothing to count it by, so unpriced rather than $0.
+      expect(await spoken(tts1, 'tts-1-unread', Buffer.from('not json'), 'audio/mpeg', 'ID3')).toMatchObject({ usage: { input_characters: 0 }, cost_usd: null });
+      expect(await metricValue(tts1.app, 'tiergate_unpriced_requests_total')).toBe(1);
+    } finally {
+      await tts1.stop();
+    }
+    const mini = await tiergateFor('gpt-4o-mini-tts');
+    try {
+      // Asked for as SSE (stream_format: "sse"), the last event reports the tokens; what it generated is audio.
+      const events = sseChunk({ type: 'speech.audio.delta', audio: 'SUQz' }) + sseChunk({ type: 'speech.audio.done', usage: { input_tokens: 14, output_tokens: 1000, total_tokens: 1014 } });
+      expect(await spoken(mini, 'mini-sse', request, 'text/event-stream', events)).toMatchObject({
+        usage_source: 'reported',
+        usage: { input_tokens: 14, output_tokens: 1000, audio_output_tokens: 1000, input_characters: 12 },
+        cost_usd: { input: 0.0000084, output: 0.012, total: 0.0120084 },
+      });
+      // The audio itself: the text is counted, the audio it bills for is not known.
+      expect(await spoken(mini, 'mini-audio', request, 'audio/mpeg', 'ID3')).toMatchObject({ usage_source: 'estimated', usage: { input_tokens: promptTokens }, cost_usd: null });
+      const logged = mini.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => String(l.event).startsWith('ledger.un'));
+      expect(logged).toEqual([expect.objectContaining({ event: 'ledger.unmeasured_usage', path: '/v1/audio/speech', model: 'gpt-4o-mini-tts', unmeasured: 'answer' })]);
+    } finally {
+      await mini.stop();
+    }
+  });
+
   it("images: an image model's image tokens at its image prices, on an unclassified path", async () => {
     const t = await startTiergate({
       tiers: { weak: { model: 'weak-model' }, strong: { model: 'strong-model' }, image: { model: 'gpt-image-1' } },

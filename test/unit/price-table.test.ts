@@ -70,10 +70,13 @@ describe('service tiers in the price table', () => {
     expect(problem('{ input: 1 }')?.path).toBe('prices.models.m.output');
     expect(problem('{ input: 1, output: 2, serviceTiers: { flex: { output: 1 } } }')?.path).toBe('prices.models.m.serviceTiers.flex.input');
     expect(problem('{ perToken: 1, serviceTiers: {} }')?.message).toContain('serviceTiers');
-    expect(problem('7')?.message).toBe('a price is { input, output } in USD per 1M tokens, { perToken }, or { audioMinute }');
-    // A price by the minute alone is the third shape; with token prices beside it, the first.
+    expect(problem('7')?.message).toBe('a price is { input, output } in USD per 1M tokens, { perToken }, or by the unit: { audioMinute } and/or { characters }');
+    // A price by the minute or the character alone is the third shape; with token prices beside it, the first.
     expect(problem('{ audioMinute: -1 }')).toEqual({ path: 'prices.models.m.audioMinute', message: expect.stringMatching(/>=0/) });
+    expect(problem('{ characters: -1 }')).toEqual({ path: 'prices.models.m.characters', message: expect.stringMatching(/>=0/) });
     expect(problem('{ audioMinute: 0.006, input: 1 }')?.path).toBe('prices.models.m.output');
+    expect(problem('{ characters: 15, output: 1 }')?.path).toBe('prices.models.m.input');
+    expect(problem('{ characters: 15, perToken: 1 }')?.message).toContain('characters');
   });
 });
 
@@ -130,6 +133,36 @@ describe('audio in the price table', () => {
     // Tokens at a model priced only by the minute are not priced at nothing.
     expect(audio.cost(sumUsage(100, 10), ['whisper-1'])).toBeUndefined();
     expect(audio.cost(mixed, ['self-hosted'])?.total).toBe(2);
+  });
+});
+
+describe('speech in the price table', () => {
+  const speech = new PriceTable(
+    priceTableSchema.parse({
+      version: 's1',
+      models: { 'tts-1': { characters: 15 }, 'gpt-4o-mini-tts': { input: 0.6, output: 12, audioOutput: 12 }, 'text-only': { input: 0.6, output: 12 }, 'whisper-1': { audioMinute: 0.006 } },
+    }),
+  );
+  // 4,095 characters at $15 per 1M: $0.061425.
+  const spoken = (o: Partial<Usage>): Usage => ({ ...sumUsage(877, 0), inputCharacters: 4095, ...o });
+
+  it('tts-1 is priced by the character of its input; the tokens counted beside them are not billed', () => {
+    expect(speech.cost(spoken({}), ['tts-1'])).toEqual({ input: 0.061425, output: 0, total: 0.061425, priceTableVersion: 's1' });
+    // Its audio answer is not read, and a price by the character bills none of it.
+    expect(speech.cost(spoken({ unmeasured: { input: false, output: true } }), ['tts-1'])?.total).toBe(0.061425);
+  });
+
+  it('gpt-4o-mini-tts is priced by its tokens, the audio it spoke at audioOutput; characters are not billed', () => {
+    const streamed = spoken({ inputTokens: 14, outputTokens: 1000, totalTokens: 1014, audioOutputTokens: 1000 });
+    expect(speech.cost(streamed, ['gpt-4o-mini-tts'])).toEqual({ input: 0.0000084, output: 0.012, total: 0.0120084, priceTableVersion: 's1' });
+    // Audio without its price, or an audio answer that was not read (no usage): unpriced.
+    expect(speech.cost(streamed, ['text-only'])).toBeUndefined();
+    expect(speech.cost(spoken({ unmeasured: { input: false, output: true } }), ['gpt-4o-mini-tts'])).toBeUndefined();
+  });
+
+  it('a price by the unit that has none of the units used is unpriced, not free', () => {
+    expect(speech.cost(spoken({}), ['whisper-1'])).toBeUndefined();
+    expect(speech.cost(sumUsage(100, 10), ['tts-1'])).toBeUndefined();
   });
 });
 

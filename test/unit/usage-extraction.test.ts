@@ -174,6 +174,19 @@ describe('usage objects', () => {
     expect(readUsage({ prompt_tokens: 10, prompt_tokens_details: { audio_tokens: 3 }, input_tokens_details: { cached_tokens: 4 } })).toMatchObject({ cachedInputTokens: 4, audioInputTokens: 3 });
   });
 
+  it("a speech stream's last event: its output tokens are the audio it spoke, however the stream is cut", () => {
+    const body = Buffer.from(
+      'data: {"type":"speech.audio.delta","audio":"SUQzBAAAAAAA"}\n\n' + 'data: {"type":"speech.audio.done","usage":{"input_tokens":14,"output_tokens":101,"total_tokens":115}}\n\n',
+    );
+    for (let i = 1; i < body.length; i++) {
+      const facts = collect('sse', [body.subarray(0, i), body.subarray(i)]);
+      expect(facts.usage, `cut at ${i}`).toMatchObject({ inputTokens: 14, outputTokens: 101, audioOutputTokens: 101, audioInputTokens: 0 });
+      expect(facts.outputText).toBe(''); // the base64 audio is not generated text
+    }
+    // A chat chunk's output tokens are not audio unless its details say so.
+    expect(collect('sse', [Buffer.from('data: {"object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":5}}\n\n')]).usage?.audioOutputTokens).toBe(0);
+  });
+
   it('sorts content types', () => {
     expect(bodyKindOf('text/event-stream; charset=utf-8')).toBe('sse');
     expect(bodyKindOf('application/json')).toBe('json');
