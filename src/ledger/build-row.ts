@@ -44,6 +44,8 @@ export interface RequestRecord {
   /** The response reached its end (last body chunk or trailers). */
   responseEnded: boolean;
   facts: ResponseFacts | undefined;
+  /** The request had a body tiergate did not read (a path routed without a pipeline run); false for one without a body. */
+  requestUnread: boolean;
   /** The answer's body was not read for what it generated: not JSON or SSE (audio), or unreadable (ResponseFacts.unread). */
   answerUnread: boolean;
   /** Characters of text a speech request asked to be spoken (Usage.inputCharacters); 0 for any other request. */
@@ -70,10 +72,10 @@ export interface BuiltRow {
 export function buildRow(r: RequestRecord, prices: PriceTable): BuiltRow | Promise<BuiltRow> {
   const known = knownUsage(r);
   if (known) return rowWith(r, prices, known.source === 'none' ? known.usage : withCharacters(known.usage, r), known.source);
-  // A request tiergate did not read (a path routed without a pipeline run) has no prompt to count; an answer it
-  // did not read, nothing generated to count. Their zeros would price real spend at $0.
+  // A request tiergate did not read (a path routed without a pipeline run) has no prompt to count, unless it is a
+  // speech request; an answer it did not read, nothing generated to count. Their zeros would price spend at $0.
   const prompt = r.prompt();
-  const input = prompt === undefined;
+  const input = prompt === undefined && r.requestUnread;
   const output = r.answerUnread;
   return estimateUsage(prompt, r.facts?.outputText ?? '', r.facts?.outputChars ?? 0).then((usage) =>
     rowWith(r, prices, withCharacters(input || output ? { ...usage, unmeasured: { input, output } } : usage, r), 'estimated'),

@@ -146,6 +146,7 @@ export class LlmStream implements StreamHandler {
       const { tier, outcome } = routeFixedPath(rt, this.state, caller, this.deps.budgets, this.deps.metrics);
       this.pathTier = tier;
       this.acc.routed(tier);
+      this.acc.bodiless = endOfStream;
       if (path === SPEECH_PATH && !endOfStream) this.speech = this.acc.speechRequest();
       // Known at once: the ACL's refusal, or a limit's from the memory store (which countRefused leaves alone).
       if (outcome instanceof TiergateError) return this.refuse(this.state, outcome);

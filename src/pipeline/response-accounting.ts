@@ -56,6 +56,8 @@ export class ResponseAccounting {
   private assembler: AnswerAssembler | undefined;
   /** The response body arrives BUFFERED (whole), so header changes in the body answer still apply. */
   buffered = false;
+  /** The request came without a body (a GET): it held nothing to be billed for. */
+  bodiless = false;
 
   constructor(private readonly runtime: Runtime) {}
 
@@ -204,6 +206,7 @@ export class ResponseAccounting {
       httpStatus: this.httpStatus,
       responseEnded: this.responseEndedAt > 0,
       facts,
+      requestUnread: this.request === undefined && !this.bodiless,
       answerUnread: this.opaqueBody || facts?.unread === true,
       inputCharacters: this.inputCharacters(),
       trailerUsage: this.trailerUsage,

@@ -526,6 +526,13 @@ describe('ledger rows for every ending', () => {
         usage_source: 'estimated',
         cost_usd: { total: 0, price_table_version: 'unmeasured-1' },
       });
+      // A request without a body (a GET) held nothing to bill: its zeros are zeros.
+      const get = t.pool.open();
+      await get.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', 'bodiless']]).map(([k, v]): [string, string] => [k, k === ':method' ? 'GET' : v]), true);
+      await get.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await get.sendResponseBody(Buffer.from(JSON.stringify({ object: 'list', data: [] })), true);
+      get.close();
+      expect(await rowFor(t, 'bodiless')).toMatchObject({ usage_source: 'estimated', cost_usd: { total: 0 } });
       // A chat answer in a coding tiergate cannot undo: the prompt was counted, what was generated was not.
       const s = await routed(t, { headers: [['x-request-id', 'unreadable-answer']] });
       await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json'], ['content-encoding', 'x-unknown']], false);
