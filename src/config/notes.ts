@@ -3,6 +3,7 @@
 // Redis-sharing note is logged with the eviction checks, and expiring keys go to a metric.)
 import { fixedTiersExcluded } from './acl-notes.js';
 import type { ConfigNote } from './config-note.js';
+import { mintedCredentials } from './credential-notes.js';
 import { responsesNotIsolated } from './isolation-notes.js';
 import { expiringKeys } from './key-notes.js';
 import { unpricedAudioPaths, unpricedToolCalls, untieredOpenAiPrices } from './price-notes.js';
@@ -20,6 +21,7 @@ export function loadNotes(rt: Runtime): Array<ConfigNote & { event: string }> {
     ...as('config.audio_unpriced', unpricedAudioPaths(rt)),
     ...as('config.responses_not_isolated', responsesNotIsolated(rt)),
     ...as('config.safety_identifier_unset', sharedSafetyIdentity(rt)),
+    ...as('config.credential_minting', mintedCredentials(rt)),
   ];
 }
 

@@ -83,6 +83,21 @@ describe('tiergate config check', () => {
     expect(run(['config', 'check', file('routing: { classifyPaths: [/v1/chat/completions] }\n' + tiers(''))]).stderr).not.toContain('safetyIdentifierSecretEnv');
   });
 
+  it("notes a Realtime client-secret path sent with a tier's credential (a key for the provider, past tiergate), and still passes", () => {
+    const config = (credential: string, path = '/v1/realtime/client_secrets') =>
+      `tiers: { weak: { model: qwen }, strong: { model: gpt-4.1 }, voice: { model: gpt-realtime${credential} } }\n` +
+      `routing: { unclassifiedPaths: { /v1/embeddings: {}, ${path}: { tier: voice } } }\n`;
+    const r = run(['config', 'check', file(config(', credentialsEnv: OPENAI_API_KEY'))], { OPENAI_API_KEY: 'sk-test' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("routing.unclassifiedPaths./v1/realtime/client_secrets: note: it goes to tier 'voice' with that tier's credential, and its answer is a key for the Realtime API");
+    expect(r.stderr.match(/note:/g)).toHaveLength(1);
+    // The retired beta endpoint minted keys too.
+    expect(run(['config', 'check', file(config(', credentialsEnv: OPENAI_API_KEY', '/v1/realtime/sessions'))], { OPENAI_API_KEY: 'sk-test' }).stderr).toContain('/v1/realtime/sessions: note:');
+    // Without a credential of the tier's, the client's own key goes upstream: nothing of the operator's to mint with.
+    expect(run(['config', 'check', file(config(''))]).stderr).not.toContain('note:');
+    expect(run(['config', 'check', file(config(', credentialsEnv: OPENAI_API_KEY', '/v1/audio/speech'))], { OPENAI_API_KEY: 'sk-test' }).stderr).not.toContain('Realtime');
+  });
+
   it('notes a model sent to OpenAI whose price lists no service tiers, and still passes; the annotated example has none', () => {
     const config = (price: string) =>
       `tiers: { weak: { model: qwen, provider: vllm }, strong: { model: gpt-4.1, provider: openai }, canary: { model: gpt-4.1, provider: openai } }\n` +
