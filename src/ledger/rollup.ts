@@ -18,7 +18,7 @@ export interface GroupTotals {
   cost_usd: number;
   saved_usd: number;
   cache_hits: number;
-  /** Rows with usage but no price (cost_usd null): their cost is missing from cost_usd. */
+  /** Rows without a price (cost_usd null): their cost is missing from cost_usd. */
   unpriced: number;
 }
 
@@ -37,7 +37,7 @@ export interface ServiceTierTotals {
   service_tier: string;
   requests: number;
   cost_usd: number;
-  /** Rows with usage but no price (a tier the model's prices do not list): missing from cost_usd. */
+  /** Rows without a price (a tier the model's prices do not list, usage nobody measured): missing from cost_usd. */
   unpriced: number;
 }
 
@@ -138,8 +138,11 @@ function toolsOf(r: LedgerRow, strings: Strings): Counted['tools'] {
   return found ? { calls: kept, cost: typeof cost === 'number' && Number.isFinite(cost) && cost > 0 ? cost : 0 } : null;
 }
 
-/** A row that used tokens but has no price: its cost is missing from every sum it is in. */
-const unpriced = (r: Counted): boolean => r.cost === null && r.total > 0;
+/**
+ * A row without a price: its cost is missing from every sum it is in. Whatever it counted: usage nobody measured
+ * (a plain-text transcript) has no tokens to show, and is the spend a sum most misses.
+ */
+const unpriced = (r: Counted): boolean => r.cost === null;
 
 /** One string per distinct value: JSON.parse makes a new one for every row. */
 class Strings {

@@ -189,6 +189,19 @@ describe('tiergate ledger rollup', () => {
     expect(text).toContain('  by service tier\n    priority            3 requests   cost $0.005000   unpriced 1\n    default             1 requests   cost $0.002000\n');
   });
 
+  it('a row without a price is unpriced whatever it counted: usage nobody measured has no tokens to show', () => {
+    const rows = [
+      // A plain-text transcript: no usage, nothing tiergate could count, so no price.
+      day({ request_id: 'unmeasured', tenant_id: 'acme', feature_id: null, service_tier: 'default', usage: usage(0, 0), usage_source: 'estimated', cost_usd: null }),
+      day({ request_id: 'priced', tenant_id: 'acme', feature_id: null, service_tier: 'default', usage: usage(10, 10), cost_usd: cost(0.001) }),
+    ];
+    const file = join(mkdtempSync(join(tmpdir(), 'tiergate-rollup-unmeasured-')), 'ledger.jsonl');
+    writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const r = JSON.parse(cli(['ledger', 'rollup', '--day', '2026-11-22', '--file', file, '--json']).stdout) as { groups: unknown[]; service_tiers: unknown[] };
+    expect(r.groups).toEqual([expect.objectContaining({ tenant_id: 'acme', requests: 2, cost_usd: 0.001, unpriced: 1 })]);
+    expect(r.service_tiers).toEqual([{ service_tier: 'default', requests: 2, cost_usd: 0.001, unpriced: 1 }]);
+  });
+
   it('hosted tool calls: calls and requests per type, and what the priced ones cost; rows without the field count elsewhere only', () => {
     const tools = (calls: Record<string, unknown> | null, total: number, toolCost?: number) => ({ ...(calls === null ? {} : { tool_calls: calls }), cost_usd: { input: 0, output: 0, ...(toolCost === undefined ? {} : { tool_calls: toolCost }), total, price_table_version: 't' } }) as Partial<LedgerRow>;
     const rows = [
