@@ -15,7 +15,7 @@ export function mintedCredentials(rt: Runtime): ConfigNote[] {
     if (!MINTING_PATHS.has(path) || tier?.authorization === undefined) continue;
     notes.push({
       path: `routing.unclassifiedPaths.${path}`,
-      message: `it goes to tier '${tier.name}' with that tier's credential, and its answer is a key for the Realtime API: any tenant allowed on this path can mint one and use it with the provider directly, where no limit, budget or ledger row of tiergate's applies; leave the path out unless that is meant`,
+      message: `it goes to tier '${tier.name}' with that tier's credential, and its answer is a key for the Realtime API, which any tenant allowed on this path can mint and use with the provider directly, where no limit, budget or ledger row of tiergate's applies; leave the path out unless that is meant`,
     });
   }
   return notes;

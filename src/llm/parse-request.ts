@@ -63,7 +63,7 @@ export function parseLlmRequest(endpoint: Endpoint, raw: Buffer, maxDepth = DEFA
  * starts with one, as does one written by a .NET StreamWriter on Encoding.UTF8; refusing it would make tiergate
  * the one hop where such a client breaks. The rewritten body goes upstream without it.
  */
-function withoutBom(body: Buffer): Buffer {
+export function withoutBom(body: Buffer): Buffer {
   return body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.subarray(3) : body;
 }
 

@@ -1,6 +1,7 @@
 // A text-to-speech request (`/v1/audio/speech`), read for what it asks to be spoken. Its answer is the audio
 // itself, with no usage (unless asked for as SSE), and tts-1 bills by the character of `input`: the request is the
 // only place the ledger can count what was billed. Kept as it passes; parsed only when its row is built.
+import { withoutBom } from '../llm/parse-request.js';
 
 /** The path whose request is read for the text it speaks, when it is routed through routing.unclassifiedPaths. */
 export const SPEECH_PATH = '/v1/audio/speech';
@@ -47,7 +48,8 @@ export class SpeechRequest {
 function parse(body: Buffer): SpeechText | null {
   let json: unknown;
   try {
-    json = JSON.parse(body.toString('utf8'));
+    // Read as the backend reads it: a leading byte order mark taken off (parse-request.ts).
+    json = JSON.parse(withoutBom(body).toString('utf8'));
   } catch {
     return null;
   }

@@ -24,6 +24,8 @@ describe('a speech request', () => {
 
   it('without instructions has none; one that is not a speech request is not read', () => {
     expect(read(Buffer.from('{"input":"hi","voice":"alloy"}'))).toEqual({ input: 'hi', instructions: '' });
+    // A leading byte order mark (PowerShell's utf8), as the backend's parser takes it off.
+    expect(read(Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"input":"hi"}'))).toEqual({ input: 'hi', instructions: '' });
     for (const body of ['not json', '[1]', 'null', '{"input":7}', '{"text":"hi"}', '']) expect(read(Buffer.from(body)), body).toBeUndefined();
   });
 
