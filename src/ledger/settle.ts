@@ -23,7 +23,8 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
     // The reservation becomes what was really used (zero for a request that never reached a backend).
     if (record.admission) budgets.reconcile(record.admission, row.usage.total_tokens, microUsdOf(row.cost_usd?.total));
     count(metrics, row);
-    if (unpriced) metrics.unpriced.inc();
+    // Two ways to mend it, so told apart: add a price, or have the usage measured (ledger.unmeasured_usage says where).
+    if (unpriced) metrics.unpriced.inc({ reason: unmeasured ? 'unmeasured' : 'price' });
     const model = row.model_resolved ?? '(none)';
     if (unmeasured) {
       // Not the model's price: what the request or the answer held was never seen. Once per path and model.

@@ -97,7 +97,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     unpriced: new Counter({
       name: 'tiergate_unpriced_requests_total',
-      help: 'Requests recorded without a price (cost_usd null): a model the price table lacks or cannot price for what it used, or usage nobody measured.',
+      help: 'Requests recorded without a price (cost_usd null), by reason: price (a model the price table lacks, or cannot price for what it used) or unmeasured (usage nobody measured).',
+      labelNames: ['reason'] as const,
       registers: [registry],
     }),
     ledgerRows: new Counter({

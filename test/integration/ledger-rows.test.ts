@@ -449,7 +449,7 @@ describe('ledger rows for every ending', () => {
       const unpriced = await answered('audio-unpriced', 'weak-model');
       expect(unpriced.row).toMatchObject({ cost_usd: null, usage: { audio_input_tokens: 800 } });
       expect(unpriced.metadata?.cost_usd).toBeUndefined();
-      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total')).toBe(1);
+      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total', { reason: 'price' })).toBe(1);
       const logged = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'ledger.unpriced_model');
       expect(logged).toEqual([expect.objectContaining({ model: 'weak-model', audio: true })]);
       expect(await metricValue(t.app, 'tiergate_tokens_total', { kind: 'audio_input' })).toBe(1600);
@@ -541,7 +541,8 @@ describe('ledger rows for every ending', () => {
       const unreadable = await rowFor(t, 'unreadable-answer');
       expect(unreadable).toMatchObject({ usage_source: 'estimated', cost_usd: null });
       expect(unreadable.usage.input_tokens).toBeGreaterThan(0);
-      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total')).toBe(3);
+      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total', { reason: 'unmeasured' })).toBe(3);
+      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total', { reason: 'price' })).toBe(0);
       // Each logged as what was not seen (these models have prices), never as an unpriced model.
       const logged = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => String(l.event).startsWith('ledger.un'));
       expect(logged).toEqual([
