@@ -11,6 +11,7 @@ import type { Cost, PriceTable } from '../usage/price-table.js';
 import { UNNAMED_ERROR, type ResponseFacts } from '../usage/response-usage.js';
 import type { Usage, UsageSource } from '../usage/usage.js';
 import { LEDGER_SCHEMA_VERSION, type LedgerRow, type RowStatus } from './row.js';
+import type { RowSpan } from '../telemetry/row-span.js';
 
 /** Everything a stream learned, in plain values. */
 export interface RequestRecord {
@@ -57,6 +58,8 @@ export interface RequestRecord {
   fallbackUsed: boolean;
   /** What the request reserved at admission; reconciled once the row's usage is known. */
   admission: Admission | undefined;
+  /** The stream's span while tracing records it: ended by the settle step, with the row (row-span.ts). */
+  span?: RowSpan | undefined;
   timings: { gatewayMs: number; ttftMs: number | null; providerMs: number | null; totalMs: number };
 }
 

@@ -20,6 +20,7 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
     log.warn(line);
   };
   const finish = ({ row, unpriced, unmeasured }: BuiltRow, runtime: Runtime, record: RequestRecord): LedgerRow => {
+    record.span?.end(row, record.facts);
     // The reservation becomes what was really used (zero for a request that never reached a backend).
     if (record.admission) budgets.reconcile(record.admission, row.usage.total_tokens, microUsdOf(row.cost_usd?.total));
     count(metrics, row);
@@ -40,12 +41,18 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
     return row;
   };
   return (record, runtime) => {
+    // A row that could not be built still ends its span, with what the stream knew.
+    const unbuilt = (err: unknown): never => {
+      record.span?.end(undefined, undefined);
+      throw err;
+    };
     try {
       const built = buildRow(record, runtime.prices);
-      ledger.record(built instanceof Promise ? built.then((b) => finish(b, runtime, record)) : finish(built, runtime, record));
+      ledger.record(built instanceof Promise ? built.then((b) => finish(b, runtime, record), unbuilt) : finish(built, runtime, record));
     } catch (err) {
       // No usage to reconcile with: the reservation stays until it expires, so the budget errs on the safe side.
       ledger.record(Promise.reject(err));
+      record.span?.end(undefined, undefined);
     }
   };
 }

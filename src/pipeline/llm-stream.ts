@@ -16,6 +16,9 @@ import {
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { requestTraceId, startStreamSpan, type StreamSpan } from '../telemetry/tracing.js';
+import { genAiOperation, rowSpan, type RowSpan } from '../telemetry/row-span.js';
+import type { Span } from '@opentelemetry/api';
+import { endpointOf } from '../stages/parse.js';
 import type { Budgets } from '../budget/budgets.js';
 import { sealedItemId, type ResponseAffinity } from '../affinity/response-affinity.js';
 import { ExpiredKeyError, UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
@@ -370,6 +373,12 @@ export class LlmStream implements StreamHandler {
     // A stream whose first message was not its request headers gets its span now.
     const span = this.spanFor(undefined).span;
     const tier = this.state?.route?.tier.name ?? this.pathTier?.name ?? 'none';
+    const recording = span.isRecording();
+    // Attribute objects are built only for a recording span: with tracing off this runs for nothing.
+    if (recording) {
+      span.setAttributes({ 'tiergate.tier': tier, 'tiergate.outcome': this.outcome, 'tiergate.stream_end': reason });
+      if (this.status !== undefined) span.setAttribute('http.response.status_code', this.status);
+    }
     // Passed-through paths leave no row; a request tiergate refused does, whatever its path.
     if (this.pathKind !== 'other' || this.outcome === 'local_reply') {
       this.deps.metrics.requests.inc({ tier, outcome: this.outcome });
@@ -382,14 +391,18 @@ export class LlmStream implements StreamHandler {
       // An admission still running releases its own reservation when it lands (AdmissionWait).
       const admission = this.wait?.pending ? undefined : state?.admission;
       if (admission) this.deps.budgets.streamEnded(admission);
-      this.deps.settle(() => acc.record(state, routed, traceId, endedAt, admission), this.runtime);
-    }
-    // Attribute objects are built only for a recording span: with tracing off this runs for nothing.
-    if (span.isRecording()) {
-      span.setAttributes({ 'tiergate.tier': tier, 'tiergate.outcome': this.outcome, 'tiergate.stream_end': reason });
-      if (this.status !== undefined) span.setAttribute('http.response.status_code', this.status);
+      // A recorded span ends when the row is built, with what the row knows (row-span.ts).
+      const rowEnd = recording ? this.rowSpan(span, endedAt) : undefined;
+      this.deps.settle(() => acc.record(state, routed, traceId, endedAt, admission, rowEnd), this.runtime);
+      if (rowEnd) return;
     }
     span.end();
+  }
+
+  private rowSpan(span: Span, endedAt: number): RowSpan {
+    const path = this.state?.path ?? '';
+    const operation = this.pathKind === 'other' ? undefined : genAiOperation(this.pathKind === 'classify' ? endpointOf(path) : undefined, path);
+    return rowSpan(span, endedAt, operation, (this.state?.route?.tier ?? this.pathTier)?.model ?? null);
   }
 
   /** Every reply tiergate makes, its failure rule's 500 included, names the request: see responseHeaders. */

@@ -20,6 +20,7 @@ import { boundedClientText } from '../ledger/client-text.js';
 import { headerText } from '../extproc/header-codec.js';
 import { codePointLength } from '../classify/prompt-text.js';
 import { SpeechRequest } from '../usage/speech-request.js';
+import type { RowSpan } from '../telemetry/row-span.js';
 
 /** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
 export type UsageMetadata = Record<string, string | number | boolean>;
@@ -171,7 +172,7 @@ export class ResponseAccounting {
   }
 
   /** The stream ended at `endedAt` (performance.now()): everything the ledger row needs, as plain values. */
-  record(state: RequestState | undefined, upstreamCalled: boolean, traceId: string | null, endedAt: number, admission: Admission | undefined): RequestRecord {
+  record(state: RequestState | undefined, upstreamCalled: boolean, traceId: string | null, endedAt: number, admission: Admission | undefined, span?: RowSpan): RequestRecord {
     const route = state?.route;
     const tier = route?.tier ?? this.routedTier;
     const ledger = this.runtime.config.ledger;
@@ -212,6 +213,7 @@ export class ResponseAccounting {
       trailerUsage: this.trailerUsage,
       prompt: () => this.promptForCount(),
       admission,
+      span,
       fallbackUsed: answeredTier !== undefined && tier !== undefined && answeredTier !== tier.name,
       timings: {
         gatewayMs: this.gatewayMs,

@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OpenAiEmbedder } from '../../src/cache/embedders/openai-embedder.js';
 import { setTracingEnabled, tracingRequested, w3cTraceId } from '../../src/telemetry/tracing.js';
-import { chatRequestHeaders, type Headers } from '../../src/dev/envoy-client.js';
+import { hrTimeToMilliseconds } from '@opentelemetry/core';
+import { chatRequestHeaders, postHeaders, type Headers } from '../../src/dev/envoy-client.js';
 import { jsonBody, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 const exporter = new InMemorySpanExporter();
@@ -196,5 +197,120 @@ describe('tracing', () => {
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' }, false],
   ])('OTEL_* %j → tracing %s', (env, on) => {
     expect(tracingRequested(env)).toBe(on);
+  });
+});
+
+// The stream span ends when the request's ledger row is built, carrying the row's model, tokens, cost and error
+// under OpenTelemetry's GenAI names, and the stream's own end time. This tiergate builds its rows late (a long
+// linger, and 5× that when traffic stops), so a span ended at build time would be seconds longer than the request.
+describe('the stream span carries its row', () => {
+  let late: TestTiergate;
+  beforeAll(async () => {
+    late = await startTiergate({ ledger: { lingerMs: 200 } });
+  });
+  afterAll(async () => {
+    setTracingEnabled(false);
+    await late.stop();
+  });
+
+  const durationMs = (s: ReadableSpan) => hrTimeToMilliseconds(s.duration);
+  /** The stream span, once the row's batch (up to 5 lingers after the stream) has ended it. */
+  async function streamSpan(requestId: string): Promise<ReadableSpan> {
+    let span: ReadableSpan | undefined;
+    await expect.poll(() => (span = exporter.getFinishedSpans().find((x) => x.name === 'ext_proc stream' && x.attributes['tiergate.request_id'] === requestId)), { timeout: 5000 }).toBeDefined();
+    return span as ReadableSpan;
+  }
+
+  it('a routed chat answer: operation, models, reported tokens, cost, tenant; ended when the stream ended', async () => {
+    setTracingEnabled(true);
+    const s = late.pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'genai-json']]), false);
+    await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'secret prompt words' }] }));
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    const usage = { prompt_tokens: 1000, completion_tokens: 500, total_tokens: 1500, prompt_tokens_details: { cached_tokens: 200 }, completion_tokens_details: { reasoning_tokens: 100 } };
+    await s.sendResponseBody(jsonBody({ id: 'c1', object: 'chat.completion', model: 'weak-model-2026-01-01', choices: [{ index: 0, message: { role: 'assistant', content: 'secret answer words' }, finish_reason: 'length' }], usage }), true);
+    s.close();
+    const span = await streamSpan('genai-json');
+    const row = await rowFor(late, 'genai-json');
+    expect(span.attributes).toMatchObject({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai-compatible',
+      'gen_ai.request.model': 'weak-model',
+      'tiergate.model_alias': 'auto',
+      'gen_ai.response.model': 'weak-model-2026-01-01',
+      'gen_ai.response.finish_reasons': ['length'],
+      'gen_ai.usage.input_tokens': 1000,
+      'gen_ai.usage.output_tokens': 500,
+      'gen_ai.usage.cache_read.input_tokens': 200,
+      'gen_ai.usage.reasoning.output_tokens': 100,
+      'tiergate.usage_source': 'reported',
+      'tiergate.cost_usd': row.cost_usd?.total,
+      'tiergate.tenant': 'default',
+      'tiergate.tier': 'weak',
+      'tiergate.outcome': 'routed',
+    });
+    expect(row.cost_usd?.total).toBeGreaterThan(0);
+    expect(span.attributes['error.type']).toBeUndefined();
+    // The span began after the stream's accounting did and ended at the same moment: never longer than the row's
+    // total, although the row was built some hundreds of ms later.
+    expect(durationMs(span)).toBeLessThanOrEqual(row.latency_ms.total + 0.01);
+    expect(JSON.stringify(span.attributes)).not.toMatch(/secret/);
+  });
+
+  it('a stream without usage: the estimate, named as one', async () => {
+    setTracingEnabled(true);
+    const s = late.pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'genai-sse']]), false);
+    await s.sendRequestBody(jsonBody({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'Count to five' }] }));
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    const chunk = { object: 'chat.completion.chunk', model: 'weak-model', choices: [{ index: 0, delta: { content: 'one two three four five' }, finish_reason: 'stop' }] };
+    await s.sendResponseBody(Buffer.from(`data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`), true);
+    s.close();
+    const span = await streamSpan('genai-sse');
+    const row = await rowFor(late, 'genai-sse');
+    expect(row.usage_source).toBe('estimated');
+    expect(row.usage.output_tokens).toBeGreaterThan(0);
+    expect(span.attributes).toMatchObject({
+      'gen_ai.usage.input_tokens': row.usage.input_tokens,
+      'gen_ai.usage.output_tokens': row.usage.output_tokens,
+      'tiergate.usage_source': 'estimated',
+      'gen_ai.response.finish_reasons': ['stop'],
+    });
+  });
+
+  it("a refusal: the catalogue code as error.type, no tokens", async () => {
+    setTracingEnabled(true);
+    const s = late.pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'genai-bad']]), false);
+    await s.sendRequestBody(Buffer.from('{not json'));
+    s.close();
+    const span = await streamSpan('genai-bad');
+    const row = await rowFor(late, 'genai-bad');
+    expect(row.error_code).toBeTruthy();
+    expect(span.attributes).toMatchObject({ 'gen_ai.operation.name': 'chat', 'error.type': row.error_code, 'tiergate.usage_source': 'none', 'tiergate.outcome': 'local_reply' });
+    expect(span.attributes['gen_ai.usage.input_tokens']).toBeUndefined();
+  });
+
+  it("an upstream error: the provider's code as error.type", async () => {
+    setTracingEnabled(true);
+    const s = late.pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'genai-429']]), false);
+    await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }));
+    await s.sendResponseHeaders([[':status', '429'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody({ error: { message: 'slow down', type: 'requests', code: 'rate_limit_exceeded' } }), true);
+    s.close();
+    expect((await streamSpan('genai-429')).attributes).toMatchObject({ 'error.type': 'rate_limit_exceeded', 'http.response.status_code': 429 });
+  });
+
+  it('embeddings (routed without classification): the embeddings operation and their tokens', async () => {
+    setTracingEnabled(true);
+    const s = late.pool.open();
+    await s.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', 'genai-emb']]), false);
+    await s.sendRequestBody(jsonBody({ model: 'text-embedding-3-small', input: 'hello' }));
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody({ object: 'list', data: [], model: 'text-embedding-3-small', usage: { prompt_tokens: 7, total_tokens: 7 } }), true);
+    s.close();
+    const span = await streamSpan('genai-emb');
+    expect(span.attributes).toMatchObject({ 'gen_ai.operation.name': 'embeddings', 'gen_ai.response.model': 'text-embedding-3-small', 'gen_ai.usage.input_tokens': 7, 'gen_ai.usage.output_tokens': 0 });
   });
 });
