@@ -40,7 +40,6 @@ import { usageAsked, usageForced } from '../llm/parse-request.js';
 import { finalAnswer, responseHeadersAnswer, withBody } from './response-answers.js';
 import { affinityTracks, countDecision } from '../stages/classify.js';
 import { runStages, type PipelineResult } from './runner.js';
-import { SPEECH_PATH, type SpeechRequest } from '../usage/speech-request.js';
 import type { Stage } from './stage.js';
 
 export interface StreamDeps {
@@ -87,8 +86,6 @@ export class LlmStream implements StreamHandler {
   private usageFilter: ForcedUsageFilter | undefined;
   /** Made when an admission (the pipeline's, or a fixed path's) is asynchronous: it may land after the stream ended. */
   private wait: AdmissionWait | undefined;
-  /** A text-to-speech request on an unclassified path: its body is kept for the text it speaks (speech-request.ts). */
-  private speech: SpeechRequest | undefined;
 
   constructor(
     private readonly deps: StreamDeps,
@@ -148,9 +145,7 @@ export class LlmStream implements StreamHandler {
     if (this.pathKind === 'unclassified') {
       const { tier, outcome } = routeFixedPath(rt, this.state, caller, this.deps.budgets, this.deps.metrics);
       this.pathTier = tier;
-      this.acc.routed(tier);
-      this.acc.bodiless = endOfStream;
-      if (path === SPEECH_PATH && !endOfStream) this.speech = this.acc.speechRequest();
+      this.acc.fixedPathRequest(tier, path, endOfStream);
       // Known at once: the ACL's refusal, or a limit's from the memory store (which countRefused leaves alone).
       if (outcome instanceof TiergateError) return this.refuse(this.state, outcome);
       const decide = (o: ContinueDecision | TiergateError): Decision => {
@@ -192,7 +187,7 @@ export class LlmStream implements StreamHandler {
 
   requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
     if (this.pathKind !== 'classify' || !this.state) {
-      this.speech?.push(chunk);
+      this.acc.unreadRequestBody(chunk);
       return CONTINUE;
     }
     const state = this.state;

@@ -19,7 +19,7 @@ import { AnswerAssembler } from '../cache/answer.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { headerText } from '../extproc/header-codec.js';
 import { codePointLength } from '../classify/prompt-text.js';
-import { SpeechRequest } from '../usage/speech-request.js';
+import { SPEECH_PATH, SpeechRequest } from '../usage/speech-request.js';
 import type { RowSpan } from '../telemetry/row-span.js';
 
 /** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
@@ -58,7 +58,7 @@ export class ResponseAccounting {
   /** The response body arrives BUFFERED (whole), so header changes in the body answer still apply. */
   buffered = false;
   /** The request came without a body (a GET): it held nothing to be billed for. */
-  bodiless = false;
+  private bodiless = false;
 
   constructor(private readonly runtime: Runtime) {}
 
@@ -83,9 +83,19 @@ export class ResponseAccounting {
     };
   }
 
-  /** The request is one to speak text: its body is kept, for the row, as it passes. */
-  speechRequest(): SpeechRequest {
-    return (this.speech ??= new SpeechRequest());
+  /**
+   * A request on a path routed without a pipeline run (a fixed tier per path), whose body tiergate does not parse.
+   * A text-to-speech request's body is still kept as it passes, for the characters it asks to be spoken.
+   */
+  fixedPathRequest(tier: TierRuntime | undefined, path: string, bodiless: boolean): void {
+    this.routedTier = tier;
+    this.bodiless = bodiless;
+    if (path === SPEECH_PATH && !bodiless) this.speech = new SpeechRequest();
+  }
+
+  /** A piece of a request body that was not parsed (fixedPathRequest): kept only for a speech request. */
+  unreadRequestBody(chunk: Buffer): void {
+    this.speech?.push(chunk);
   }
 
   rejected(status: number, code: string): void {
