@@ -54,7 +54,7 @@ describe('service tiers in the price table', () => {
     for (const name of ['default', 'auto']) {
       const r = parseConfigText(`prices: { version: p, models: { m: { input: 1, output: 2, serviceTiers: { ${name}: { input: 1, output: 2 } } } } }`, {});
       expect(r.ok, name).toBe(false);
-      if (!r.ok) expect(JSON.stringify(r), name).toContain("the model's own prices are the default tier's");
+      if (!r.ok) expect(r.problems, name).toContainEqual({ path: `prices.models.m.serviceTiers.${name}`, message: expect.stringContaining("the model's own prices are the default tier's") });
     }
     // A per-token price takes no tiers; a tier's prices are input and output like the model's.
     expect(parseConfigText('prices: { version: p, models: { m: { perToken: 1, serviceTiers: { flex: { input: 1, output: 2 } } } } }', {}).ok).toBe(false);
@@ -71,6 +71,8 @@ describe('service tiers in the price table', () => {
     expect(problem('{ input: 1, output: 2, serviceTiers: { flex: { output: 1 } } }')?.path).toBe('prices.models.m.serviceTiers.flex.input');
     expect(problem('{ perToken: 1, serviceTiers: {} }')?.message).toContain('serviceTiers');
     expect(problem('7')?.message).toBe('a price is { input, output } in USD per 1M tokens, { perToken }, or by the unit: { audioMinute } and/or { characters }');
+    expect(problem('{}')?.path).toBe('prices.models.m.input');
+    expect(problem('null')).toEqual({ path: 'prices.models.m', message: expect.stringMatching(/^a price is/) });
     // A price by the minute or the character alone is the third shape; with token prices beside it, the first.
     expect(problem('{ audioMinute: -1 }')).toEqual({ path: 'prices.models.m.audioMinute', message: expect.stringMatching(/>=0/) });
     expect(problem('{ characters: -1 }')).toEqual({ path: 'prices.models.m.characters', message: expect.stringMatching(/>=0/) });
@@ -111,6 +113,12 @@ describe('audio in the price table', () => {
   it('audio the price cannot price leaves the answer unpriced, never priced as text', () => {
     expect(audio.cost(mixed, ['text-only'])).toBeUndefined();
     expect(audio.cost(usage({ outputTokens: 10, totalTokens: 10, audioOutputTokens: 10 }), ['gpt-4o-transcribe'])).toBeUndefined();
+    // Audio in at a model priced for audio out only (a speech model): unpriced too.
+    const speaker = new PriceTable(priceTableSchema.parse({ version: 'a2', models: { 'gpt-4o-mini-tts': { input: 0.6, output: 12, audioOutput: 12 } } }));
+    expect(speaker.cost(usage({ inputTokens: 10, totalTokens: 10, audioInputTokens: 10 }), ['gpt-4o-mini-tts'])).toBeUndefined();
+    // Priced hosted tool calls do not make unpriceable tokens priced.
+    const withTools = new PriceTable(priceTableSchema.parse({ version: 'a3', models: { 'text-only': { input: 2.5, output: 10 } }, toolCalls: { web_search_call: 0.01 } }));
+    expect(withTools.cost(mixed, ['text-only'], undefined, { web_search_call: 2 })).toBeUndefined();
     // Without audio, a model priced by tokens is priced as before.
     expect(audio.cost(sumUsage(1_000_000, 1_000_000), ['text-only'])?.total).toBe(12.5);
   });
@@ -123,6 +131,10 @@ describe('audio in the price table', () => {
     expect(images.cost(edit, ['gpt-image-1'])).toEqual({ input: 1 + 0.25 + 6, output: 40, total: 47.25, priceTableVersion: 'i1' });
     // A chat model's images are input tokens at the input price, cached ones included, as before.
     expect(images.cost(edit, ['vision-chat'])).toEqual({ input: 0.8 * 2 + 0.2 * 2, output: 8, total: 10, priceTableVersion: 'i1' });
+    // A model that writes text and images, each at its own price: 750k text × 10 + 250k image × 40 (per million).
+    const both = new PriceTable(priceTableSchema.parse({ version: 'i2', models: { 'text-and-image': { input: 5, output: 10, imageOutput: 40 } } }));
+    const drawn = usage({ inputTokens: 1_000_000, outputTokens: 1_000_000, totalTokens: 2_000_000, imageOutputTokens: 250_000 });
+    expect(both.cost(drawn, ['text-and-image'])).toEqual({ input: 5, output: 17.5, total: 22.5, priceTableVersion: 'i2' });
   });
 
   it('seconds of audio are priced by the minute; a per-token price counts audio tokens as tokens', () => {
@@ -130,8 +142,10 @@ describe('audio in the price table', () => {
     expect(audio.cost(usage({ audioSeconds: 60 }), ['whisper-self-hosted'])?.total).toBe(0.001);
     expect(audio.cost(usage({ audioSeconds: 60 }), ['self-hosted'])).toBeUndefined();
     expect(audio.cost(usage({ audioSeconds: 60 }), ['gpt-4o-transcribe'])).toBeUndefined();
-    // Tokens at a model priced only by the minute are not priced at nothing.
+    // Tokens at a model priced only by the minute are not priced at nothing; beside the minutes it bills, they are
+    // not billed (a transcription server that reports both).
     expect(audio.cost(sumUsage(100, 10), ['whisper-1'])).toBeUndefined();
+    expect(audio.cost(usage({ inputTokens: 100, outputTokens: 10, totalTokens: 110, audioSeconds: 60 }), ['whisper-1'])?.total).toBe(0.006);
     expect(audio.cost(mixed, ['self-hosted'])?.total).toBe(2);
   });
 });
@@ -163,6 +177,7 @@ describe('speech in the price table', () => {
   it('a price by the unit that has none of the units used is unpriced, not free', () => {
     expect(speech.cost(spoken({}), ['whisper-1'])).toBeUndefined();
     expect(speech.cost(sumUsage(100, 10), ['tts-1'])).toBeUndefined();
+    expect(speech.cost(sumUsage(0, 10), ['tts-1'])).toBeUndefined();
   });
 });
 
@@ -191,6 +206,11 @@ describe('usage an estimate could not see', () => {
 
   it('a model whose every price is 0 costs nothing, whatever was not seen', () => {
     for (const model of ['free', 'free-per-token']) expect(prices.cost(seen(true, true), [model]), model).toEqual({ input: 0, output: 0, total: 0, priceTableVersion: 'u1' });
+    const freeTiers = new PriceTable(priceTableSchema.parse({ version: 'u3', models: { free: { input: 0, output: 0, serviceTiers: { flex: { input: 0, output: 0 } } } } }));
+    expect(freeTiers.cost(seen(true, true), ['free'])?.total).toBe(0);
+    // Some prices 0 is not every price 0: an embeddings model bills its input (an unread request), output or not.
+    const embeddings = new PriceTable(priceTableSchema.parse({ version: 'u2', models: { 'text-embedding-3-small': { input: 0.02, output: 0 } } }));
+    expect(embeddings.cost(seen(true, false), ['text-embedding-3-small'])).toBeUndefined();
   });
 });
 
