@@ -70,7 +70,10 @@ describe('ledger rows for every ending', () => {
       fallback_used: false,
     });
     expect(row.latency_ms.ttft).toBeGreaterThanOrEqual(0);
+    // Milliseconds (to the µs): the backend's part is known here, and a test request is never a minute long.
+    expect(row.latency_ms.provider).toBeGreaterThan(0);
     expect(row.latency_ms.total).toBeGreaterThanOrEqual(row.latency_ms.provider ?? 0);
+    expect(row.latency_ms.total).toBeLessThan(60_000);
   });
 
   it('streamed SSE with a usage chunk, cut mid-line: reported usage on the last chunk, cached input priced lower', async () => {
@@ -207,13 +210,46 @@ describe('ledger rows for every ending', () => {
     ['vLLM', 400, { error: { message: 'max_tokens too large', type: 'BadRequestError', param: null, code: 400 } }, 'BadRequestError'],
     ['older vLLM', 404, { object: 'error', message: 'The model does not exist.', type: 'NotFoundError', param: null, code: 404 }, 'NotFoundError'],
     ['an error naming nothing', 502, { error: { message: 'bad gateway', code: 502 } }, 'http_502'],
+    ['an error naming nothing, at 400', 400, { error: { message: 'bad request', code: 400 } }, 'http_400'],
   ])('upstream error from %s: the row names it by its type, else by the status', async (name, status, body, code) => {
-    const id = `named-${status}`;
+    const id = `named-${status}-${code}`;
     const s = await routed(tg, { headers: [['x-request-id', id]] });
     await s.sendResponseHeaders([[':status', String(status)], ['content-type', 'application/json']], false);
     await s.sendResponseBody(jsonBody(body), true);
     s.close();
-    expect(await rowFor(tg, id), name).toMatchObject({ status: 'upstream_error', http_status: status, error_code: code });
+    // Refused by the backend: nothing was generated, so nothing is estimated.
+    expect(await rowFor(tg, id), name).toMatchObject({ status: 'upstream_error', http_status: status, error_code: code, usage_source: 'none' });
+  });
+
+  it.each([400, 502])("an error status %i with a body that names no error (a proxy's HTML page) is an upstream error by its status", async (status) => {
+    const id = `html-${status}`;
+    const s = await routed(tg, { headers: [['x-request-id', id]] });
+    await s.sendResponseHeaders([[':status', String(status)], ['content-type', 'text/html']], false);
+    await s.sendResponseBody(Buffer.from('<html><body>Error</body></html>'), true);
+    s.close();
+    expect(await rowFor(tg, id)).toMatchObject({ status: 'upstream_error', http_status: status, error_code: `http_${status}`, usage_source: 'none' });
+  });
+
+  it("an unnamed error event in a 200 stream is named upstream_error, not by the stream's status", async () => {
+    const s = await routed(tg, { headers: [['x-request-id', 'sse-unnamed']], body: { stream: true } });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    await s.sendResponseBody(Buffer.from(delta('Partial') + sseChunk({ error: { message: 'boom' } })), true);
+    s.close();
+    expect(await rowFor(tg, 'sse-unnamed')).toMatchObject({ status: 'upstream_error', http_status: 200, error_code: 'upstream_error' });
+  });
+
+  it('a refusal at a model without a price costs 0, not unpriced: nothing was spent', async () => {
+    const t = await startTiergate({ tiers: { weak: { model: 'mystery-7b' }, strong: { model: 'strong-model' } } });
+    try {
+      const s = await routed(t, { headers: [['x-request-id', 'refused-unpriced']] });
+      await s.sendResponseHeaders([[':status', '429'], ['content-type', 'application/json']], false);
+      await s.sendResponseBody(jsonBody({ error: { message: 'slow down', type: 'requests', code: 'rate_limit_exceeded' } }), true);
+      s.close();
+      expect((await rowFor(t, 'refused-unpriced')).cost_usd?.total).toBe(0);
+      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total')).toBe(0);
+    } finally {
+      await t.stop();
+    }
   });
 
   it('an error event mid-stream after a 200 is an upstream error, with the text so far estimated', async () => {
@@ -261,6 +297,15 @@ describe('ledger rows for every ending', () => {
     const row = await rowFor(tg, 'cancel-early');
     expect(row).toMatchObject({ status: 'cancelled', http_status: null, usage_source: 'estimated', usage: { output_tokens: 0 } });
     expect(row.latency_ms.ttft).toBeNull();
+    expect(row.latency_ms.provider).toBeNull();
+    expect(row.latency_ms.total).toBeGreaterThan(0);
+  });
+
+  it('a client gone before its body was read: never sent on, so nothing to estimate', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'gone-before-body']]), false);
+    s.close();
+    expect(await rowFor(tg, 'gone-before-body')).toMatchObject({ status: 'cancelled', usage_source: 'none', usage: { input_tokens: 0, output_tokens: 0 }, cost_usd: { total: 0 } });
   });
 
   it('an estimated prompt counts tool and legacy functions definitions, both when both are sent', async () => {
@@ -565,7 +610,7 @@ describe('ledger rows for every ending', () => {
     // 12 code points: the emoji is one character, though two UTF-16 units (input.length is 13).
     const input = 'Hello, 세상! 👋';
     const instructions = 'Speak warmly.';
-    const spoken = async (t: TestTiergate, id: string, request: Buffer, contentType: string, answer: string) => {
+    const spoken = async (t: TestTiergate, id: string, request: Buffer, contentType: string, answer: string, status = 200) => {
       const s = t.pool.open();
       await s.sendRequestHeaders(postHeaders('/v1/audio/speech', [['x-request-id', id]]), false);
       expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBe('tts');
@@ -573,7 +618,7 @@ describe('ledger rows for every ending', () => {
       const o = await s.sendRequestBody(request);
       expect(o.kind).toBe('continue');
       expect(o.kind === 'continue' && o.body).toBeFalsy();
-      await s.sendResponseHeaders([[':status', '200'], ['content-type', contentType]], false);
+      await s.sendResponseHeaders([[':status', String(status)], ['content-type', contentType]], false);
       await s.sendResponseBody(Buffer.from(answer), true);
       s.close();
       return rowFor(t, id);
@@ -594,6 +639,9 @@ describe('ledger rows for every ending', () => {
       // A body that is not a speech request: nothing to count it by, so unpriced rather than $0.
       expect(await spoken(tts1, 'tts-1-unread', Buffer.from('not json'), 'audio/mpeg', 'ID3')).toMatchObject({ usage: { input_characters: 0 }, cost_usd: null });
       expect(await metricValue(tts1.app, 'tiergate_unpriced_requests_total')).toBe(1);
+      // Refused: nothing was spoken, so no characters are billed.
+      const refused = await spoken(tts1, 'tts-1-refused', request, 'application/json', JSON.stringify({ error: { message: 'no', type: 'invalid_request_error', code: 'invalid_value' } }), 400);
+      expect(refused).toMatchObject({ status: 'upstream_error', usage_source: 'none', usage: { input_characters: 0 }, cost_usd: { total: 0 } });
     } finally {
       await tts1.stop();
     }

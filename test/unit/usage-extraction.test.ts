@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { SseParser } from '../../src/llm/sse-parser.js';
 import { ResponseUsageCollector, UNNAMED_ERROR, bodyKindOf, type ResponseFacts } from '../../src/usage/response-usage.js';
-import { readUsage } from '../../src/usage/usage.js';
+import { readUsage, sumUsage } from '../../src/usage/usage.js';
 import { AnswerAssembler } from '../../src/cache/answer.js';
 import { MAX_CLIENT_TEXT } from '../../src/ledger/client-text.js';
 import { FIXTURES } from '../helpers/shared-data.js';
@@ -146,6 +146,14 @@ describe('usage objects', () => {
     expect(u).toEqual({ inputTokens: 10, outputTokens: 20, totalTokens: 30, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 });
   });
 
+  it('a usage with only some of its counts: the others are 0, the total their sum unless given', () => {
+    expect(readUsage({ prompt_tokens: 3, completion_tokens: 4 })).toMatchObject({ inputTokens: 3, outputTokens: 4, totalTokens: 7 });
+    // A proxy that reports output only, or a total only, still reported usage: not a reason to estimate.
+    expect(readUsage({ completion_tokens: 5 })).toMatchObject({ inputTokens: 0, outputTokens: 5, totalTokens: 5 });
+    expect(readUsage({ total_tokens: 9 })).toMatchObject({ inputTokens: 0, outputTokens: 0, totalTokens: 9 });
+    expect(sumUsage(3, 4).totalTokens).toBe(7);
+  });
+
   it('reads cached prompt tokens', () => {
     expect(readUsage({ prompt_tokens: 2000, completion_tokens: 5, total_tokens: 2005, prompt_tokens_details: { cached_tokens: 1920 } })?.cachedInputTokens).toBe(1920);
   });
@@ -170,6 +178,7 @@ describe('usage objects', () => {
     // An image model's usage (gpt-image-1): images in and out, beside the audio parts and never above what is left.
     expect(readUsage({ input_tokens: 50, input_tokens_details: { text_tokens: 10, image_tokens: 40 }, output_tokens: 4160, output_tokens_details: { image_tokens: 4100, text_tokens: 60 }, total_tokens: 4210 })).toMatchObject({ imageInputTokens: 40, imageOutputTokens: 4100 });
     expect(readUsage({ prompt_tokens: 10, prompt_tokens_details: { audio_tokens: 8, image_tokens: 8 } })).toMatchObject({ audioInputTokens: 8, imageInputTokens: 2 });
+    expect(readUsage({ prompt_tokens: 1, completion_tokens: 10, completion_tokens_details: { audio_tokens: 6, image_tokens: 8 } })).toMatchObject({ audioOutputTokens: 6, imageOutputTokens: 4 });
     // Each detail comes from the first object that gives it.
     expect(readUsage({ prompt_tokens: 10, prompt_tokens_details: { audio_tokens: 3 }, input_tokens_details: { cached_tokens: 4 } })).toMatchObject({ cachedInputTokens: 4, audioInputTokens: 3 });
   });
