@@ -121,6 +121,41 @@ describe('rule engine', () => {
     expect(c([{ role: 'system', content: '```const x = 1```' }]).rule).toBe('default'); // role not considered
   });
 
+  it("names every condition that held in the reason; bytes are 'more than', counted in UTF-8; regex flags apply", () => {
+    const c = compileClassifier('t4', {
+      rules: [
+        { name: 'both', tier: 'strong', enabled: true, when: [{ regex: '^sql' }, { moreThanBytes: 6 }] },
+        // The text is lower-cased before rules read it: an upper-case pattern matches only with the `i` flag.
+        { name: 'select_i', tier: 'strong', enabled: true, when: [{ regex: 'SELECT', flags: 'i' }] },
+        { name: 'select', tier: 'strong', enabled: true, when: [{ regex: 'WHERE' }] },
+        { name: 'bytes', tier: 'strong', enabled: true, when: [{ moreThanBytes: 6 }] },
+      ],
+      default: 'weak',
+    });
+    expect(c([user('sql it')])).toMatchObject({ rule: 'default' }); // 6 bytes: not more than 6
+    expect(c([user('sql itx')])).toEqual({ tier: 'strong', version: 't4', rule: 'both', reason: 'both: regex /^sql/, 7 bytes > 6' });
+    expect(c([user('Select 1')]).reason).toBe('select_i: regex /SELECT/');
+    expect(c([user('where')]).rule).toBe('default');
+    // 2 characters, 6 bytes (a Hangul syllable takes 3 in UTF-8); one more ASCII character makes 7.
+    expect(c([user('세상')]).rule).toBe('default');
+    expect(c([user('세상!')]).reason).toBe('bytes: 7 bytes > 6');
+  });
+
+  it('a part of another type is not text, whatever fields it carries', () => {
+    const c = compileClassifier('t5', { rules: [{ name: 'kw', tier: 'strong', enabled: true, when: [{ anyKeyword: ['refactor'] }] }], default: 'weak' });
+    const odd = [{ type: 'image_url', text: 'refactor', image_url: { url: 'data:,' } }] as unknown as ChatMessage['content'];
+    expect(c([user(odd)]).rule).toBe('default');
+    expect(c([user([{ type: 'text', text: 'refactor' }])]).rule).toBe('kw');
+  });
+
+  it('refuses a near-threshold band it cannot measure', () => {
+    const rule = (when: object[]) => ({ rules: [{ name: 'r', tier: 'strong', enabled: true, when }], default: 'weak' });
+    expect(() => compileClassifier('b1', { ...rule([{ moreThanChars: 5 }, { moreThanMessages: 2 }]), nearThreshold: [{ rule: 'r', from: 1, to: 3, tier: 'strong' }] } as never)).toThrow(/exactly one numeric condition/);
+    expect(() => compileClassifier('b2', { ...rule([{ anyKeyword: ['x'] }]), nearThreshold: [{ rule: 'r', from: 1, to: 3, tier: 'strong' }] } as never)).toThrow(/exactly one numeric condition/);
+    expect(() => compileClassifier('b3', { ...rule([{ moreThanChars: 5 }]), nearThreshold: [{ rule: 'other', from: 1, to: 3, tier: 'strong' }] } as never)).toThrow(/names rule other/);
+    expect(() => compileClassifier('b4', { ...rule([{ moreThanChars: 5 }, { anyKeyword: ['x'] }]), nearThreshold: [{ rule: 'r', from: 1, to: 3, tier: 'strong' }] } as never)).not.toThrow();
+  });
+
   describe('what a request carries: content part types and declared tools', () => {
     const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } };
     const audio = { type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } };
