@@ -1,0 +1,23 @@
+// The test run Stryker mutates against (test/mutation/stryker.config.json; README "Mutation testing"). It differs
+// from vitest.config.ts in two ways Stryker needs: worker threads (its runner's pool), where process.chdir is not
+// allowed, so no temp-cwd setup file (the suites named here write nothing relative); and only the suites that
+// test the module being mutated, since each mutant reruns them. TIERGATE_MUTATION_TESTS (comma-separated globs)
+// picks them; the default covers the money path: prices, usage and ledger rows.
+import { defineConfig } from 'vitest/config';
+
+const DEFAULT = [
+  'test/unit/price-table.test.ts',
+  'test/unit/usage-extraction.test.ts',
+  'test/unit/content-encoding.test.ts',
+  'test/integration/ledger-rows.test.ts',
+  'test/integration/ledger-rollup.test.ts',
+  'test/integration/forced-usage.test.ts',
+];
+
+export default defineConfig({
+  test: {
+    include: process.env.TIERGATE_MUTATION_TESTS?.split(',') ?? DEFAULT,
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+  },
+});
