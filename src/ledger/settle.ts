@@ -41,20 +41,21 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
     return row;
   };
   return (record, runtime) => {
-    // A row that could not be built still ends its span, with what the stream knew.
-    const unbuilt = (err: unknown): never => {
-      record.span?.end(undefined, undefined);
-      throw err;
-    };
     try {
       const built = buildRow(record, runtime.prices);
-      ledger.record(built instanceof Promise ? built.then((b) => finish(b, runtime, record), unbuilt) : finish(built, runtime, record));
+      // A row that could not be built still ends its span, with what the stream knew.
+      ledger.record(built instanceof Promise ? built.then((b) => finish(b, runtime, record), (err) => unbuilt(record, err)) : finish(built, runtime, record));
     } catch (err) {
       // No usage to reconcile with: the reservation stays until it expires, so the budget errs on the safe side.
       ledger.record(Promise.reject(err));
       record.span?.end(undefined, undefined);
     }
   };
+}
+
+function unbuilt(record: RequestRecord, err: unknown): never {
+  record.span?.end(undefined, undefined);
+  throw err;
 }
 
 const hasAudio = (u: LedgerRow['usage']): boolean => Boolean(u.audio_input_tokens || u.audio_output_tokens || u.audio_seconds);
