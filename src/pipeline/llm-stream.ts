@@ -387,14 +387,14 @@ export class LlmStream implements StreamHandler {
       const admission = this.wait?.pending ? undefined : state?.admission;
       if (admission) this.deps.budgets.streamEnded(admission);
       // A recorded span ends when the row is built, with what the row knows (row-span.ts).
-      const rowEnd = recording ? this.rowSpan(span, endedAt) : undefined;
+      const rowEnd = recording ? this.spanForRow(span, endedAt) : undefined;
       this.deps.settle(() => acc.record(state, routed, traceId, endedAt, admission, rowEnd), this.runtime);
       if (rowEnd) return;
     }
     span.end();
   }
 
-  private rowSpan(span: Span, endedAt: number): RowSpan {
+  private spanForRow(span: Span, endedAt: number): RowSpan {
     const path = this.state?.path ?? '';
     const operation = this.pathKind === 'other' ? undefined : genAiOperation(this.pathKind === 'classify' ? endpointOf(path) : undefined, path);
     return rowSpan(span, endedAt, operation, (this.state?.route?.tier ?? this.pathTier)?.model ?? null);

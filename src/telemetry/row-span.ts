@@ -40,8 +40,8 @@ export function rowSpan(span: Span, endedAt: number, operation: string | undefin
   };
 }
 
-/** Exported for the unit test: the attributes a row gives its span. */
-export function rowAttributes(row: LedgerRow, facts: ResponseFacts | undefined, operation: string | undefined, requestModel: string | null): Attributes {
+/** The attributes a row gives its span. */
+function rowAttributes(row: LedgerRow, facts: ResponseFacts | undefined, operation: string | undefined, requestModel: string | null): Attributes {
   const a: Attributes = {};
   if (operation !== undefined) a['gen_ai.operation.name'] = operation;
   if (row.provider !== null) a['gen_ai.provider.name'] = row.provider;

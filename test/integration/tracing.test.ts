@@ -214,6 +214,13 @@ describe('the stream span carries its row', () => {
   });
 
   const durationMs = (s: ReadableSpan) => hrTimeToMilliseconds(s.duration);
+  /** A request on `path` with this id and body, sent to the late-building tiergate; the session, still open. */
+  async function sent(requestId: string, body: Buffer, path = '/v1/chat/completions') {
+    const s = late.pool.open();
+    await s.sendRequestHeaders(postHeaders(path, [['x-request-id', requestId]]), false);
+    await s.sendRequestBody(body);
+    return s;
+  }
   /** The stream span, once the row's batch (up to 5 lingers after the stream) has ended it. */
   async function streamSpan(requestId: string): Promise<ReadableSpan> {
     let span: ReadableSpan | undefined;
@@ -223,9 +230,7 @@ describe('the stream span carries its row', () => {
 
   it('a routed chat answer: operation, models, reported tokens, cost, tenant; ended when the stream ended', async () => {
     setTracingEnabled(true);
-    const s = late.pool.open();
-    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'genai-json']]), false);
-    await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'secret prompt words' }] }));
+    const s = await sent('genai-json', jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'secret prompt words' }] }));
     await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
     const usage = { prompt_tokens: 1000, completion_tokens: 500, total_tokens: 1500, prompt_tokens_details: { cached_tokens: 200 }, completion_tokens_details: { reasoning_tokens: 100 } };
     await s.sendResponseBody(jsonBody({ id: 'c1', object: 'chat.completion', model: 'weak-model-2026-01-01', choices: [{ index: 0, message: { role: 'assistant', content: 'secret answer words' }, finish_reason: 'length' }], usage }), true);
@@ -259,9 +264,7 @@ describe('the stream span carries its row', () => {
 
   it('a stream without usage: the estimate, named as one', async () => {
     setTracingEnabled(true);
-    const s = late.pool.open();
-    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'genai-sse']]), false);
-    await s.sendRequestBody(jsonBody({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'Count to five' }] }));
+    const s = await sent('genai-sse', jsonBody({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'Count to five' }] }));
     await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
     const chunk = { object: 'chat.completion.chunk', model: 'weak-model', choices: [{ index: 0, delta: { content: 'one two three four five' }, finish_reason: 'stop' }] };
     await s.sendResponseBody(Buffer.from(`data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`), true);
@@ -280,9 +283,7 @@ describe('the stream span carries its row', () => {
 
   it("a refusal: the catalogue code as error.type, no tokens", async () => {
     setTracingEnabled(true);
-    const s = late.pool.open();
-    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'genai-bad']]), false);
-    await s.sendRequestBody(Buffer.from('{not json'));
+    const s = await sent('genai-bad', Buffer.from('{not json'));
     s.close();
     const span = await streamSpan('genai-bad');
     const row = await rowFor(late, 'genai-bad');
@@ -293,9 +294,7 @@ describe('the stream span carries its row', () => {
 
   it("an upstream error: the provider's code as error.type", async () => {
     setTracingEnabled(true);
-    const s = late.pool.open();
-    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'genai-429']]), false);
-    await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }));
+    const s = await sent('genai-429', jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }));
     await s.sendResponseHeaders([[':status', '429'], ['content-type', 'application/json']], false);
     await s.sendResponseBody(jsonBody({ error: { message: 'slow down', type: 'requests', code: 'rate_limit_exceeded' } }), true);
     s.close();
@@ -304,9 +303,7 @@ describe('the stream span carries its row', () => {
 
   it('embeddings (routed without classification): the embeddings operation and their tokens', async () => {
     setTracingEnabled(true);
-    const s = late.pool.open();
-    await s.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', 'genai-emb']]), false);
-    await s.sendRequestBody(jsonBody({ model: 'text-embedding-3-small', input: 'hello' }));
+    const s = await sent('genai-emb', jsonBody({ model: 'text-embedding-3-small', input: 'hello' }), '/v1/embeddings');
     await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
     await s.sendResponseBody(jsonBody({ object: 'list', data: [], model: 'text-embedding-3-small', usage: { prompt_tokens: 7, total_tokens: 7 } }), true);
     s.close();
