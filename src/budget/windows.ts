@@ -45,14 +45,24 @@ export class CalendarWindows {
 
   /**
    * The instant a local date starts (a month index and day as Date.UTC takes them, rolling over): UTC midnight
-   * of that date, shifted by the zone's offset there.
+   * of that date, shifted by the zone's offset there. Across a DST change the offset before and the offset after
+   * each give a candidate. The day starts at the earlier one that is on the date: where clocks go back at
+   * midnight, its first occurrence; where they jump from 23:59:59 to 01:00 (Havana, Santiago, the Azores,
+   * Beirut), there is no local midnight, and the day starts at the jump, which is midnight at the old offset.
    */
   private localMidnight(y: number, monthIndex: number, d: number): number {
     const utcMidnight = Date.UTC(y, monthIndex, d);
-    // The offset can differ across a DST change; a second pass settles on the offset in force at midnight.
-    let t = utcMidnight - this.offsetAt(utcMidnight);
-    t = utcMidnight - this.offsetAt(t);
-    return t;
+    const date = new Date(utcMidnight).toISOString().slice(0, 10);
+    const a = utcMidnight - this.offsetAt(utcMidnight);
+    const b = utcMidnight - this.offsetAt(a);
+    const [early, late] = a <= b ? [a, b] : [b, a];
+    return this.localDate(early) >= date ? early : late;
+  }
+
+  /** The local date at `t`, as YYYY-MM-DD (which orders as the dates do). */
+  private localDate(t: number): string {
+    const p = this.parts(t);
+    return `${p.y}-${String(p.mo).padStart(2, '0')}-${String(p.d).padStart(2, '0')}`;
   }
 
   /** Local wall time minus UTC at `t`, in ms. */
