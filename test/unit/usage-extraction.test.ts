@@ -307,6 +307,10 @@ describe('SSE parser details', () => {
     expect(collect('json', [Buffer.from(JSON.stringify(body))]).errorCode).toBe(code);
   });
 
+  it('an empty code is no name: the type is used', () => {
+    expect(collect('json', [Buffer.from('{"error":{"message":"x","type":"server_error","code":""}}')]).errorCode).toBe('server_error');
+  });
+
   it('names an error event by its type when its code is a number (vLLM mid-stream)', () => {
     const sse = 'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: {"error":{"message":"x","type":"InternalServerError","param":null,"code":500}}\n\n';
     expect(collect('sse', [Buffer.from(sse)]).errorCode).toBe('InternalServerError');
@@ -327,6 +331,61 @@ describe('SSE parser details', () => {
     expect(f.errorCode).toBe('server_error');
     expect(f.outputText).toBe('Hi');
     expect(f.complete).toBe(false);
+  });
+});
+
+describe('the generated text kept for an estimate, as real streams send it', () => {
+  const sse = (...deltas: Array<Record<string, unknown>>) =>
+    Buffer.from(deltas.map((d) => `data: ${JSON.stringify({ model: 'm', choices: [{ index: 0, ...d }] })}\n\n`).join('') + 'data: [DONE]\n\n');
+
+  it("a streamed tool call: its name in the first delta only, its arguments in pieces after (OpenAI's and vLLM's shape)", () => {
+    const call = (f: Record<string, unknown>) => ({ delta: { tool_calls: [{ index: 0, function: f }] }, finish_reason: null });
+    const f = collect('sse', [sse(call({ name: 'get_weather', arguments: '' }), call({ arguments: '{"city":' }), call({ arguments: '"Seoul"}' }), { delta: {}, finish_reason: 'tool_calls' })]);
+    expect(f.outputText).toBe('get_weather{"city":"Seoul"}');
+    expect(f.finishReason).toBe('tool_calls');
+    expect(f.complete).toBe(true);
+  });
+
+  it('thinking under the new name alone, and a refusal, are generated text', () => {
+    expect(collect('sse', [sse({ delta: { reasoning: 'Hmm.' } }, { delta: { content: 'Yes.' } })]).outputText).toBe('Hmm.Yes.');
+    expect(collect('sse', [sse({ delta: { refusal: "I can't help with that." } })]).outputText).toBe("I can't help with that.");
+  });
+
+  it('a null finish_reason after the real one does not erase it', () => {
+    expect(collect('sse', [sse({ delta: { content: 'a' }, finish_reason: 'length' }, { delta: {}, finish_reason: null })]).finishReason).toBe('length');
+  });
+
+  it('a JSON answer without usage: content as parts, legacy completions text, and entries that are not choices', () => {
+    const parts = { model: 'm', choices: [{ message: { role: 'assistant', content: [{ type: 'text', text: 'One ' }, { type: 'image_url' }, { type: 'text', text: 'two.' }] }, finish_reason: 'stop' }] };
+    expect(collect('json', [Buffer.from(JSON.stringify(parts))]).outputText).toBe('One two.');
+    const legacy = { object: 'text_completion', model: 'm', choices: [null, { index: 0, text: 'Once upon', finish_reason: 'length' }] };
+    const f = collect('json', [Buffer.from(JSON.stringify(legacy))]);
+    expect([f.outputText, f.finishReason, f.complete]).toEqual(['Once upon', 'length', true]);
+  });
+
+  it('an empty model name does not hide the one a later chunk gives', () => {
+    const body = Buffer.from(`data: {"model":"","choices":[{"delta":{"content":"a"}}]}\n\ndata: {"model":"served-7b","choices":[]}\n\n`);
+    expect(collect('sse', [body]).model).toBe('served-7b');
+  });
+
+  it('a JSON body of exactly its bound is read; one byte more is not, and says so', () => {
+    const body = Buffer.from('{"model":"m","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}');
+    const read = (max: number) => {
+      const c = new ResponseUsageCollector('json', max);
+      c.push(body.subarray(0, 10));
+      c.push(body.subarray(10));
+      return c.finish();
+    };
+    expect(read(body.length)).toMatchObject({ unread: false, complete: true, model: 'm', usage: { inputTokens: 3, outputTokens: 4 } });
+    expect(read(body.length - 1)).toMatchObject({ unread: true, complete: false, model: undefined, usage: undefined });
+  });
+
+  it('a body read only for its members (embeddings) that is not a JSON object gives nothing and throws nothing', () => {
+    for (const text of ['[1,2,3]', 'not json', '']) {
+      const c = new ResponseUsageCollector('json', undefined, undefined, undefined, true);
+      c.push(Buffer.from(text));
+      expect(c.finish()).toMatchObject({ complete: false, usage: undefined, model: undefined });
+    }
   });
 });
 
