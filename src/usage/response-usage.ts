@@ -385,11 +385,11 @@ export class ResponseUsageCollector {
   }
 }
 
-/** The events that end a Responses API stream. */
 /** Sealed items recorded per answer: a reasoning item per model call in it (a turn with tool calls has several). */
 const MAX_SEALED_ITEMS = 64;
 /** Distinct hosted tool call types kept per answer (OpenAI has a handful). */
 const MAX_TOOL_CALL_TYPES = 16;
+/** The events that end a Responses API stream. */
 const RESPONSE_ENDS: ReadonlySet<string> = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 /** Responses API events whose `delta` is generated text (not audio or images, whose deltas are base64 data). */
 const TEXT_DELTAS: ReadonlySet<string> = new Set([
