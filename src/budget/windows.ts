@@ -46,9 +46,9 @@ export class CalendarWindows {
   /**
    * The instant a local date starts (a month index and day as Date.UTC takes them, rolling over): UTC midnight
    * of that date, shifted by the zone's offset there. Across a DST change the offset before and the offset after
-   * each give a candidate. The day starts at the earlier one that is on the date: where clocks go back at
-   * midnight, its first occurrence; where they jump from 23:59:59 to 01:00 (Havana, Santiago, the Azores,
-   * Beirut), there is no local midnight, and the day starts at the jump, which is midnight at the old offset.
+   * each give a candidate, and the day starts at the earlier one that is on the date. Where clocks jump from
+   * 23:59:59 to 01:00 (Havana, Santiago, the Azores), there is no local midnight: the day starts at the jump,
+   * which is midnight at the old offset. Checked against every zone's own calendar for 2025-2026 (unit test).
    */
   private localMidnight(y: number, monthIndex: number, d: number): number {
     const utcMidnight = Date.UTC(y, monthIndex, d);
