@@ -100,6 +100,21 @@ describe('forced usage chunk: what is and is not the usage event', () => {
     expect(run([Buffer.from(unterminated)]).out.toString()).toBe(content('a'));
   });
 
+  it("a body whose last event lacks its blank line loses nothing, whether the last chunk holds it or is Envoy's empty one", () => {
+    // Servers that end with `data: [DONE]\n` (one newline) are common; the event is held until the body ends.
+    const body = content('a') + 'data: [DONE]\n';
+    expect(run([Buffer.from(body)]).out.toString()).toBe(body);
+    const cuts = [content('a') + 'data: [DO', 'NE]\n'];
+    expect(run([...cuts.map((c) => Buffer.from(c)), Buffer.alloc(0)]).out.toString()).toBe(body);
+    expect(run(cuts.map((c) => Buffer.from(c))).out.toString()).toBe(body);
+  });
+
+  it('a usage chunk that is the first event of the body is taken out too', () => {
+    const usage = ev({ id: 'x', choices: [], usage: { prompt_tokens: 3, completion_tokens: 0, total_tokens: 3 } });
+    expect(run([Buffer.from(usage + 'data: [DONE]\n\n')]).out.toString()).toBe('data: [DONE]\n\n');
+    expect(run([Buffer.from(usage.slice(0, 20)), Buffer.from(usage.slice(20) + 'data: [DONE]\n\n')]).out.toString()).toBe('data: [DONE]\n\n');
+  });
+
   it('keeps comments, other event types and events that are not JSON', () => {
     const body = ': keep-alive\n\nevent: ping\ndata: {"usage": {"x": 1}}\n\n' + 'data: not json "usage": {\n\n' + 'data: [DONE]\n\n';
     const { out, replaced } = run([Buffer.from(body)]);
