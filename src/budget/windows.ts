@@ -31,13 +31,13 @@ export class CalendarWindows {
   at(now: number): Window {
     const c = this.cached;
     if (c && now >= this.cachedFrom && now < c.resetAt) return c;
-    const { y, mo, d } = this.parts(now);
-    const month = `${y}-${String(mo).padStart(2, '0')}`;
+    const p = this.parts(now);
+    const date = dateOf(p);
     // The next window starts at local midnight of the next day, or of the next month's first day.
     const w =
       this.period === 'day'
-        ? { id: `${month}-${String(d).padStart(2, '0')}`, resetAt: this.localMidnight(y, mo - 1, d + 1) }
-        : { id: month, resetAt: this.localMidnight(y, mo, 1) };
+        ? { id: date, resetAt: this.localMidnight(p.y, p.mo - 1, p.d + 1) }
+        : { id: date.slice(0, 7), resetAt: this.localMidnight(p.y, p.mo, 1) };
     this.cached = w;
     this.cachedFrom = now;
     return w;
@@ -56,13 +56,7 @@ export class CalendarWindows {
     const a = utcMidnight - this.offsetAt(utcMidnight);
     const b = utcMidnight - this.offsetAt(a);
     const [early, late] = a <= b ? [a, b] : [b, a];
-    return this.localDate(early) >= date ? early : late;
-  }
-
-  /** The local date at `t`, as YYYY-MM-DD (which orders as the dates do). */
-  private localDate(t: number): string {
-    const p = this.parts(t);
-    return `${p.y}-${String(p.mo).padStart(2, '0')}-${String(p.d).padStart(2, '0')}`;
+    return dateOf(this.parts(early)) >= date ? early : late;
   }
 
   /** Local wall time minus UTC at `t`, in ms. */
@@ -76,6 +70,11 @@ export class CalendarWindows {
     for (const p of this.fmt.formatToParts(t)) if (p.type !== 'literal') o[p.type] = Number(p.value);
     return { y: o.year as number, mo: o.month as number, d: o.day as number, h: o.hour as number, mi: o.minute as number, s: o.second as number };
   }
+}
+
+/** A local date as YYYY-MM-DD: a day window's id, its first 7 characters a month's, and it orders as dates do. */
+function dateOf(p: { y: number; mo: number; d: number }): string {
+  return `${p.y}-${String(p.mo).padStart(2, '0')}-${String(p.d).padStart(2, '0')}`;
 }
 
 export const WINDOW_MS = { minute: MINUTE, day: DAY } as const;

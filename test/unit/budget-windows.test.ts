@@ -5,6 +5,9 @@ import { CalendarWindows, minuteWindow } from '../../src/budget/windows.js';
 import { MAX_CLIENT_RETRY_WAIT_S, budgetWarningHeader, formatReset, limitError, rateLimitHeaders } from '../../src/budget/rate-limit-headers.js';
 import type { Bucket } from '../../src/stores/budget-store.js';
 
+/** A bucket as the store sees it; tokens per minute unless told. */
+const b = (o: Partial<Bucket>): Bucket => ({ key: 'k', code: 'tokens_per_minute', unit: 'tokens', limit: 100, resetAt: 30_000, expireAt: 0, ...o });
+
 describe('windows', () => {
   it('minute windows are epoch minutes: the same on every replica', () => {
     const t = Date.UTC(2026, 10, 22, 12, 34, 56, 789);
@@ -88,7 +91,6 @@ describe('rate-limit headers', () => {
     [3_723_000, '1h2m3s'],
   ])('%d ms is written %s', (ms, s) => expect(formatReset(ms)).toBe(s));
 
-  const b = (o: Partial<Bucket>): Bucket => ({ key: 'k', code: 'tokens_per_minute', unit: 'tokens', limit: 100, resetAt: 60_000, expireAt: 0, ...o });
   it('requests from the rpm bucket; tokens from whichever token bucket has the least room', () => {
     const buckets = [
       b({ code: 'requests_per_minute', unit: 'requests', limit: 10, resetAt: 30_000 }),
@@ -128,7 +130,6 @@ describe('rate-limit headers', () => {
 });
 
 describe('429s and the budget warning', () => {
-  const b = (o: Partial<Bucket>): Bucket => ({ key: 'k', code: 'tokens_per_minute', unit: 'tokens', limit: 100, resetAt: 30_000, expireAt: 0, ...o });
   const headers = (e: { extraHeaders: ReadonlyArray<readonly [string, string]> }) => Object.fromEntries(e.extraHeaders);
 
   it('a request that fits an empty window is worth a retry, one larger than the limit never is', () => {
