@@ -56,6 +56,21 @@ describe('top-level members of a streamed JSON body', () => {
 
   it('a value longer than the bound is not read, and hides an earlier one of the same name', () => {
     expect(read(`{"model":"a","model":"${'x'.repeat(100)}","usage":1}`, [], 64)).toEqual({ usage: 1 });
+    // The bound counts the value's bytes, quotes included: 64 is read, 65 is not, whatever the cuts.
+    const model = (n: number) => `{"model":"${'x'.repeat(n - 2)}","usage":1}`;
+    for (const cut of [0, 10, 40, 73, 80]) {
+      expect(read(model(64), [cut], 64)).toEqual({ model: 'x'.repeat(62), usage: 1 });
+      expect(read(model(65), [cut], 64)).toEqual({ usage: 1 });
+    }
+  });
+
+  it('a carriage return is whitespace too (a CRLF pretty-printer), like space, tab and newline', () => {
+    expect(read('\r\n{\r\n\t"usage" \r:\r\n {"total_tokens":1}\r\n ,\t"model"\r\n:"m"\r\n}\r\n')).toEqual({ usage: { total_tokens: 1 }, model: 'm' });
+  });
+
+  it('a wanted name written with an escape, cut anywhere, even right after its backslash', () => {
+    const body = Buffer.from('{"us\\u0061ge":{"total_tokens":5},"mod\\"el":1,"\\u006dodel":"m"}');
+    for (let cut = 0; cut <= body.length; cut++) expect(read(body, [cut])).toEqual({ usage: { total_tokens: 5 }, model: 'm' });
   });
 
   it.each([
@@ -65,6 +80,14 @@ describe('top-level members of a streamed JSON body', () => {
     ['an object cut inside a number', '{"usage":12'],
     ['text after the object', '{"usage":1} x'],
     ['a missing colon', '{"usage" 1}'],
+    ['another character for the colon', '{"usage";1}'],
+    ['an array that reads like an object', '["usage":1}'],
+    ['an object closed by a square bracket', '{"usage":{"total_tokens":1}]'],
+    ['a member without a name after a comma', '{"usage":1,]'],
+    ['a missing value before a comma', '{"usage":,"model":"m"}'],
+    ['a missing value before the end', '{"model":"m","usage":}'],
+    ['a value opened by a closing bracket', '{"model":"m","usage":]}'],
+    ['a value opened by a colon', '{"model":"m","usage"::1}'],
     ['an empty body', ''],
   ])('%s gives nothing', (_name, text) => {
     expect(read(text)).toBeUndefined();
