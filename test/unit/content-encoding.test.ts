@@ -72,6 +72,30 @@ describe('compressed response bodies', () => {
     }
   });
 
+  it('corrupt only at its end (a bad gzip check, in its own piece): a stream keeps what it read, a kept JSON body is not read', () => {
+    const facts = (kind: 'sse' | 'json', plain: Buffer) => {
+      const z = gzipSync(plain);
+      z.writeUInt32LE(~z.readUInt32LE(z.length - 8) >>> 0, z.length - 8); // the trailer's CRC32, wrong
+      let spoiled = false;
+      const c = new ResponseUsageCollector(kind, undefined, { body: () => undefined, chunk: () => undefined, spoil: () => (spoiled = true) }, bodyDecoder('gzip'));
+      c.push(z.subarray(0, z.length - 8)); // every plain byte comes out of this piece
+      c.push(z.subarray(z.length - 8)); // and the check fails on this one
+      return { f: c.finish(), spoiled };
+    };
+    const sse = readFileSync(join(FIXTURES, 'chat-streaming-detailed-usage.response.sse'));
+    const json = Buffer.from('{"model":"m","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}');
+    // The stream's events arrived whole before the check failed: its usage is the backend's, not an estimate,
+    // but the answer is not cached.
+    const stream = facts('sse', sse);
+    expect(stream.f.usage).toBeDefined();
+    expect(stream.f.usage).toEqual(collect('sse', sse, undefined).usage);
+    expect([stream.f.unread, stream.spoiled]).toEqual([false, true]);
+    // A JSON body is parsed only once it ended well: this one is unread, so the ledger estimates it.
+    const whole = facts('json', json);
+    expect([whole.f.usage, whole.f.unread, whole.f.complete, whole.spoiled]).toEqual([undefined, true, false, true]);
+    expect(collect('json', gzipSync(json), 'gzip')).toMatchObject({ unread: false, complete: true, usage: { inputTokens: 3, outputTokens: 4 } });
+  });
+
   it('a compressed stream is read as a plain one: no limit on its whole size, only on each event (the usage chunk read, the huge event skipped)', () => {
     const plain = readFileSync(join(FIXTURES, 'chat-streaming-detailed-usage.response.sse'));
     const huge = Buffer.from(`data: {"pad":"${'x'.repeat(2 * 1024 * 1024)}"}\n\n`);
