@@ -60,14 +60,25 @@ function normalised(messages: readonly ChatMessage[], raw: readonly unknown[]): 
   return messages.map((m, i) => {
     const c = m.content;
     const content = typeof c === 'string' ? [['text', c]] : Array.isArray(c) ? c.map((p) => (p.type === 'text' && typeof p.text === 'string' ? ['text', p.text] : ['part', p])) : null;
-    const calls = Array.isArray(m.tool_calls)
-      ? m.tool_calls.map((t) => {
-          const f = (t as { function?: { name?: unknown; arguments?: unknown } }).function;
-          return [rename((t as { id?: unknown }).id), (t as { type?: unknown }).type ?? 'function', f?.name ?? null, f?.arguments ?? null];
-        })
-      : null;
+    const r = raw[i] as { tool_calls?: unknown } | undefined;
+    const toolCalls = Array.isArray(r?.tool_calls) ? r.tool_calls : m.tool_calls;
+    const calls = Array.isArray(toolCalls) ? toolCalls.map((t) => callOf(t, rename)) : null;
     return [m.role, content, m.name ?? null, calls, m.tool_call_id === undefined ? null : rename(m.tool_call_id), extrasOf(raw[i])];
   });
+}
+
+/**
+ * A tool call as the key sees it: its id renamed, every other field verbatim. Not only `function`'s name and
+ * arguments: a custom tool's call carries its input in `custom`, and providers add fields of their own (Gemini's
+ * thought signatures in `extra_content`), each part of what the model is shown. A call without a type is a
+ * function call, as the API reads it.
+ */
+function callOf(t: unknown, rename: (id: unknown) => string | null): unknown {
+  if (typeof t !== 'object' || t === null || Array.isArray(t)) return t;
+  const rest = fields();
+  for (const [k, v] of Object.entries(t)) if (k !== 'id' && v != null) rest[k] = v;
+  rest.type ??= 'function';
+  return [rename((t as { id?: unknown }).id), rest];
 }
 
 /** The message fields normalised() reads itself; extrasOf() keeps the rest. */
@@ -131,7 +142,7 @@ function rawMessages(llm: LlmRequest): readonly unknown[] {
 const hash = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export function exactKey(scope: CacheScope, llm: LlmRequest): string {
-  return hash(canonical(['tiergate-cache-v2', scope.tenant, scope.namespace, scope.tier, scope.model, normalised(llm.messages, rawMessages(llm)), params(llm)]));
+  return hash(canonical(['tiergate-cache-v3', scope.tenant, scope.namespace, scope.tier, scope.model, normalised(llm.messages, rawMessages(llm)), params(llm)]));
 }
 
 /**
@@ -148,7 +159,7 @@ export function semanticParts(scope: CacheScope, llm: LlmRequest): { partition: 
   if (question === undefined || !EMBEDDABLE.test(question)) return undefined;
   const raw = rawMessages(llm);
   const context = normalised(msgs.slice(0, -1), raw);
-  return { partition: hash(canonical(['tiergate-semantic-v2', scope.tenant, scope.namespace, scope.tier, scope.model, context, params(llm), last.name ?? null, extrasOf(raw[msgs.length - 1])])).slice(0, 32), question };
+  return { partition: hash(canonical(['tiergate-semantic-v3', scope.tenant, scope.namespace, scope.tier, scope.model, context, params(llm), last.name ?? null, extrasOf(raw[msgs.length - 1])])).slice(0, 32), question };
 }
 
 /** What embeddingText() takes off a question's end: spacing and end punctuation. */

@@ -101,6 +101,39 @@ describe('exact key', () => {
     expect(key(convo('call_1', 'call_1', 'rain'))).not.toBe(key(convo('call_1', 'call_1')));
   });
 
+  it("every part of an earlier turn that can change the answer is in the key: a tool call's name, arguments, type and other fields, a message's name, a non-text part", () => {
+    const call = (c: Record<string, unknown> = {}) => ({ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' }, ...c });
+    const convo = (o: { call?: Record<string, unknown>; name?: string; image?: string } = {}) => ({
+      messages: [
+        { role: 'user', content: o.image ? [{ type: 'text', text: 'weather here?' }, { type: 'image_url', image_url: { url: o.image } }] : 'weather here?', ...(o.name ? { name: o.name } : {}) },
+        { role: 'assistant', content: null, tool_calls: [o.call ?? call()] },
+        { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
+        { role: 'user', content: 'and tomorrow?' },
+      ],
+    });
+    const base = key(convo());
+    expect(key(convo({ call: call({ function: { name: 'get_forecast', arguments: '{"city":"Paris"}' } }) }))).not.toBe(base);
+    expect(key(convo({ call: call({ function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }) }))).not.toBe(base);
+    expect(key(convo({ call: call({ function: { name: 'get_weather' } }) }))).not.toBe(base);
+    // A custom tool's call carries its input outside `function` (chat completions' `custom` tools): two calls
+    // with other inputs are other conversations. Both were one key before 2026-12-04.
+    const custom = (input: string) => key(convo({ call: { id: 'call_1', type: 'custom', custom: { name: 'run_sql', input } } }));
+    expect(custom('SELECT 1')).not.toBe(custom('DROP TABLE t'));
+    expect(custom('SELECT 1')).not.toBe(base);
+    // Any other field a provider puts on a call (a thought signature) is part of it.
+    expect(key(convo({ call: call({ extra_content: { google: { thought_signature: 'a' } } }) }))).not.toBe(key(convo({ call: call({ extra_content: { google: { thought_signature: 'b' } } }) })));
+    // A call without a type is a function call, as the API reads it.
+    expect(key(convo({ call: { id: 'call_1', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } } }))).toBe(base);
+    expect(key(convo({ name: 'alice' }))).not.toBe(key(convo({ name: 'bob' })));
+    expect(key(convo({ name: 'alice' }))).not.toBe(base);
+    expect(key(convo({ image: 'https://x.test/a.png' }))).not.toBe(key(convo({ image: 'https://x.test/b.png' })));
+    expect(key(convo({ image: 'https://x.test/a.png' }))).not.toBe(base);
+    // An extra field holding a non-empty array counts; an empty one does not.
+    const tagged = (tags: unknown[]) => key({ messages: [{ role: 'user', content: 'q', x_tags: tags }] });
+    expect(tagged(['a'])).not.toBe(tagged(['b']));
+    expect(tagged([])).toBe(key({ messages: [{ role: 'user', content: 'q' }] }));
+  });
+
   it('canonical JSON sorts keys at every depth and drops undefined', () => {
     expect(canonical({ b: { d: 1, c: [2, { f: 1, e: 0 }] }, a: undefined })).toBe('{"b":{"c":[2,{"e":0,"f":1}],"d":1}}');
   });
@@ -111,6 +144,11 @@ describe('exact key', () => {
     expect(uncacheable(req({ tools: [] }), true)).toBeUndefined();
     expect(uncacheable(req({ logprobs: true }), true)).toBe('unsupported');
     expect(uncacheable(req({ modalities: ['text', 'audio'] }), true)).toBe('unsupported');
+    expect(uncacheable(req({ modalities: ['text'] }), true)).toBeUndefined();
+    expect(uncacheable(req({ functions: [{ name: 'f' }] }), false)).toBe('tools'); // the legacy spelling of tools
+    expect(uncacheable(req({ top_logprobs: 2 }), true)).toBe('unsupported');
+    expect(uncacheable(req({ audio: { voice: 'alloy', format: 'wav' } }), true)).toBe('unsupported');
+    expect(uncacheable(req({ logprobs: false }), true)).toBeUndefined();
     expect(uncacheable(parseLlmRequest('completions', Buffer.from('{"prompt":"x"}')), true)).toBe('endpoint');
   });
 
@@ -123,6 +161,15 @@ describe('exact key', () => {
     expect(semanticParts({ ...scope, tenant: 'globex' }, req({ messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'What is the capital of France?' }] }))?.partition).not.toBe(a?.partition);
     expect(a?.question).toBe('What is the capital of France?');
     expect(semanticParts(scope, req({ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a' }] }))).toBeUndefined();
+    expect(a?.partition).toMatch(/^[0-9a-f]{32}$/);
+    // The question's own message: text parts are its text; any other part, or nothing to embed, is no question.
+    const last = (m: Record<string, unknown>) => semanticParts(scope, req({ messages: [{ role: 'system', content: 's' }, { role: 'user', ...m }] }));
+    expect(last({ content: [{ type: 'text', text: 'What is the capital' }, { type: 'text', text: 'of France?' }] })).toEqual(a);
+    expect(last({ content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: 'https://x.test/a.png' } }] })).toBeUndefined();
+    expect(last({ content: '?? ...' })).toBeUndefined();
+    expect(last({ content: '?? x' })?.question).toBe('?? x');
+    // Who asks (the message's name) is context, not question.
+    expect(last({ content: 'What is the capital of France?', name: 'alice' })?.partition).not.toBe(a?.partition);
   });
 
   it('cache-control directives', () => {
