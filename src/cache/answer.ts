@@ -159,7 +159,9 @@ export class AnswerAssembler {
         ch.calls.set(i, call);
       }
       if (typeof raw.id === 'string') call.id = raw.id;
-      if (typeof raw.type === 'string') call.type = raw.type;
+      // Only a function call is kept whole (its name and arguments): a custom tool's call carries its input in
+      // `custom`, which a replay would lose.
+      if (typeof raw.type === 'string' && raw.type !== 'function') this.broken = true;
       const f = isObject(raw.function) ? raw.function : undefined;
       if (typeof f?.name === 'string') call.function.name = delta ? call.function.name + f.name : f.name;
       if (typeof f?.arguments === 'string') {

@@ -1,7 +1,8 @@
 // The exact key (what counts as the same question) and the answer assembler/replay (what is kept, and how it
 // goes back out in either wire format).
 import { describe, expect, it } from 'vitest';
-import { AnswerAssembler, replayJson, replaySse } from '../../src/cache/answer.js';
+import { AnswerAssembler, answerBytes, replayJson, replaySse, type CachedAnswer, type CachedChoice } from '../../src/cache/answer.js';
+import { MAX_CLIENT_TEXT } from '../../src/ledger/client-text.js';
 import { canonical, exactKey, semanticParts, uncacheable, type CacheScope } from '../../src/cache/request-key.js';
 import { parseLlmRequest } from '../../src/llm/parse-request.js';
 import { cacheControl } from '../../src/stages/cache-lookup.js';
@@ -128,6 +129,10 @@ describe('exact key', () => {
     expect(key(convo({ name: 'alice' }))).not.toBe(base);
     expect(key(convo({ image: 'https://x.test/a.png' }))).not.toBe(key(convo({ image: 'https://x.test/b.png' })));
     expect(key(convo({ image: 'https://x.test/a.png' }))).not.toBe(base);
+    // Only a text part is text: a part of another type with a `text` field is that part, whole.
+    const parts = (p: Record<string, unknown>) => key({ messages: [{ role: 'user', content: [p] }] });
+    expect(parts({ type: 'x_document', text: 'hi', doc: 1 })).not.toBe(parts({ type: 'text', text: 'hi' }));
+    expect(parts({ type: 'x_document', text: 'hi', doc: 1 })).not.toBe(parts({ type: 'x_document', text: 'hi', doc: 2 }));
     // An extra field holding a non-empty array counts; an empty one does not.
     const tagged = (tags: unknown[]) => key({ messages: [{ role: 'user', content: 'q', x_tags: tags }] });
     expect(tagged(['a'])).not.toBe(tagged(['b']));
@@ -277,6 +282,142 @@ describe('answer assembly and replay', () => {
     const long = new AnswerAssembler(100);
     long.body({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'x', reasoning: 'r'.repeat(100) }, finish_reason: 'stop' }] });
     expect(long.answer()).toBeUndefined();
+  });
+
+  it('streams as they come from vLLM and others: choices and calls out of order, a name or arguments only in the first delta, a null finish after the real one, a chunk without delta or model', () => {
+    const a = new AnswerAssembler(10_000);
+    a.chunk(chunk([{ index: 1, delta: { role: 'assistant', content: 'B' } }], { model: '' })); // some servers leave the first chunk's model empty
+    a.chunk(chunk([{ index: 0, delta: { role: 'assistant', content: null } }]));
+    // Two parallel calls, each named in its first delta only (OpenAI and vLLM stream them so), the second first.
+    a.chunk(chunk([{ index: 0, delta: { tool_calls: [{ index: 1, id: 'call_b', function: { name: 'two', arguments: '' } }] } }]));
+    a.chunk(chunk([{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'one' } }] } }]));
+    a.chunk(chunk([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '{"a":' } }, { index: 1, function: { arguments: '{}' } }] } }]));
+    a.chunk(chunk([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '1}' } }, null] } }]));
+    a.chunk({ object: 'chat.completion.chunk', choices: [{ index: 0, finish_reason: 'stop' }, null] }); // no delta, no model
+    a.chunk(chunk([{ index: 1, delta: { refusal: 'No' }, finish_reason: 'length' }]));
+    a.chunk(chunk([{ index: 1, delta: { refusal: 'pe' }, finish_reason: null }]));
+    a.chunk(chunk([], { system_fingerprint: 'fp_1' }));
+    expect(a.answer()).toEqual({
+      model: 'm-2026',
+      systemFingerprint: 'fp_1',
+      usage: null,
+      choices: [
+        {
+          index: 0,
+          content: null,
+          refusal: null,
+          toolCalls: [
+            { id: 'call_a', type: 'function', function: { name: 'one', arguments: '{"a":1}' } },
+            { id: 'call_b', type: 'function', function: { name: 'two', arguments: '{}' } },
+          ],
+          finishReason: 'stop',
+        },
+        { index: 1, content: 'B', refusal: 'Nope', toolCalls: [], finishReason: 'length' },
+      ],
+    });
+    // A whole body lists its calls in order (vLLM answers a named tool_choice with finish "stop").
+    const b = new AnswerAssembler(10_000);
+    const calls = [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }, { id: 'c2', type: 'function', function: { name: 'g', arguments: '[]' } }];
+    b.body({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: calls }, finish_reason: 'stop' }] });
+    expect(b.answer()?.choices[0]?.toolCalls).toEqual(calls);
+    // An index that is not a whole non-negative number is choice 0.
+    for (const index of [-1, 1.5, '1', undefined]) {
+      const c = new AnswerAssembler(100);
+      c.body({ object: 'chat.completion', model: 'm', choices: [{ index, message: { role: 'assistant', content: 'x' }, finish_reason: 'stop' }] });
+      expect(c.answer()?.choices.map((x) => x.index), String(index)).toEqual([0]);
+    }
+  });
+
+  it('what it cannot replay as it came is not kept: audio, content parts, a custom tool call, a choice without a message, no model or no choice', () => {
+    const of = (choice: Record<string, unknown>, extra: Record<string, unknown> = {}) => {
+      const a = new AnswerAssembler(1000);
+      a.body({ object: 'chat.completion', model: 'm', choices: [choice], ...extra });
+      return a.answer();
+    };
+    const message = (m: Record<string, unknown>) => ({ index: 0, message: { role: 'assistant', content: 'x', ...m }, finish_reason: 'stop' });
+    expect(of(message({}))).toBeDefined();
+    expect(of(message({ audio: { id: 'a', data: 'UklG', transcript: 'x' } }))).toBeUndefined();
+    expect(of(message({ content: [{ type: 'text', text: 'x' }] }))).toBeUndefined();
+    expect(of(message({ content: null, tool_calls: [{ id: 'c', type: 'custom', custom: { name: 'run_sql', input: 'SELECT 1' } }] }))).toBeUndefined();
+    expect(of({ index: 0, finish_reason: 'stop' })).toBeUndefined();
+    const twoChoices = new AnswerAssembler(1000);
+    twoChoices.body({ object: 'chat.completion', model: 'm', choices: [message({}), { index: 1, finish_reason: 'stop' }] });
+    expect(twoChoices.answer()).toBeUndefined(); // one choice of two cannot be replayed: neither is
+    expect(of(message({}), { model: undefined })).toBeUndefined();
+    const none = new AnswerAssembler(1000);
+    none.body({ object: 'chat.completion', model: 'm', choices: [] });
+    expect(none.answer()).toBeUndefined();
+    // A model name is replayed as it came, up to the ledger's bound for client text.
+    expect(of(message({}), { model: 'm'.repeat(MAX_CLIENT_TEXT) })?.model).toHaveLength(MAX_CLIENT_TEXT);
+    expect(of(message({}), { model: 'm'.repeat(MAX_CLIENT_TEXT + 1) })).toBeUndefined();
+  });
+
+  it('the size bound: content, refusal, reasoning and tool arguments count, up to the bound inclusive', () => {
+    const of = (max: number, m: Record<string, unknown>) => {
+      const a = new AnswerAssembler(max);
+      a.body({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: null, ...m }, finish_reason: 'stop' }] });
+      return a.answer();
+    };
+    expect(of(10, { content: 'x'.repeat(10) })).toBeDefined();
+    expect(of(10, { content: 'x'.repeat(11) })).toBeUndefined();
+    const args = (n: number) => ({ tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: 'a'.repeat(n) } }] });
+    expect(of(10, args(10))).toBeDefined();
+    expect(of(10, args(11))).toBeUndefined();
+    expect(of(10, { content: 'x'.repeat(5), ...args(6) })).toBeUndefined();
+  });
+
+  it('replays as OpenAI streams: chunk objects, seconds, usage only when asked (null before its own chunk), content null kept, a refusal, then [DONE]', () => {
+    const answer = {
+      model: 'm',
+      systemFingerprint: 'fp_9',
+      usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
+      choices: [{ index: 0, content: null, refusal: 'I cannot.', toolCalls: [], finishReason: 'stop' }],
+    };
+    const events = (includeUsage: boolean) => {
+      const text = replaySse(answer, 1_700_000_000_999, includeUsage).toString();
+      expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+      return text.split('\n\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+    };
+    const plain = events(false);
+    for (const e of plain) {
+      expect(e).toMatchObject({ object: 'chat.completion.chunk', created: 1_700_000_000, model: 'm', system_fingerprint: 'fp_9' });
+      expect(e).not.toHaveProperty('usage');
+      expect(e.id).toBe(plain[0]?.id);
+    }
+    expect(plain.map((e) => (e.choices as Array<{ delta: unknown; finish_reason: unknown }>)[0])).toEqual([
+      { index: 0, delta: { role: 'assistant', content: null, refusal: null }, logprobs: null, finish_reason: null },
+      { index: 0, delta: { refusal: 'I cannot.' }, logprobs: null, finish_reason: null },
+      { index: 0, delta: {}, logprobs: null, finish_reason: 'stop' },
+    ]);
+    const withUsage = events(true);
+    expect(withUsage.map((e) => e.usage)).toEqual([null, null, null, answer.usage]);
+    expect(withUsage.at(-1)?.choices).toEqual([]);
+    // Each replay is its own response, with an id in OpenAI's shape.
+    const ids = [replayJson(answer, 0), replayJson(answer, 0)].map((b) => JSON.parse(b.toString()).id as string);
+    expect(ids[0]).toMatch(/^chatcmpl-tg[0-9a-f]{24}$/);
+    expect(ids[0]).not.toBe(ids[1]);
+    expect(JSON.parse(replayJson(answer, 0).toString())).toMatchObject({ system_fingerprint: 'fp_9', choices: [{ message: { content: null, refusal: 'I cannot.' } }] });
+  });
+
+  it('the heap estimate counts two bytes per character of every text it keeps, and a share per choice and call', () => {
+    const base: CachedAnswer = { model: 'm', systemFingerprint: null, usage: null, choices: [{ index: 0, content: 'x', refusal: null, toolCalls: [], finishReason: 'stop' }] };
+    const b0 = answerBytes(base);
+    const grown = (f: (c: CachedChoice) => CachedChoice, a: Partial<CachedAnswer> = {}) => answerBytes({ ...base, ...a, choices: base.choices.map(f) }) - b0;
+    const same = (c: CachedChoice) => c;
+    expect(grown(same, { model: 'm'.repeat(101) })).toBe(200);
+    expect(grown(same, { systemFingerprint: 'f'.repeat(100) })).toBe(200);
+    expect(grown((c) => ({ ...c, content: 'x'.repeat(101) }))).toBe(200);
+    expect(grown((c) => ({ ...c, refusal: 'r'.repeat(100) }))).toBe(200);
+    expect(grown((c) => ({ ...c, finishReason: 'length' }))).toBe(4);
+    expect(grown((c) => ({ ...c, reasoning: { reasoning: 'r'.repeat(60), reasoning_content: 'r'.repeat(40) } }))).toBe(200);
+    const call = { id: 'i'.repeat(10), type: 't'.repeat(20), function: { name: 'n'.repeat(30), arguments: 'a'.repeat(40) } };
+    const oneCall = grown((c) => ({ ...c, toolCalls: [call] }));
+    expect(oneCall).toBe(200 + grown((c) => ({ ...c, toolCalls: [{ id: '', type: '', function: { name: '', arguments: '' } }] })));
+    expect(oneCall).toBeGreaterThan(200);
+    expect(answerBytes({ ...base, choices: [...base.choices, ...base.choices] })).toBeGreaterThan(b0 + 2);
+    expect(grown((c) => ({ ...c, content: null }))).toBe(-2);
+    // The objects around the text: at least 1 KiB for the entry, as the README says of the memory store.
+    expect(b0 - 2 * (1 + 1 + 'stop'.length)).toBeGreaterThanOrEqual(1024);
   });
 
   it('keeps nothing from an error, a stop-less choice, an unknown finish reason or an oversized answer', () => {
