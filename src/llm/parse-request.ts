@@ -123,14 +123,18 @@ function fieldError(err: z.ZodError, body: unknown): TiergateError {
       param,
     );
   }
+  const value = valueAt(body, issue.path);
+  // A required field that is absent: zod reports it by the type or the values it wanted (an enum such as a
+  // message's role says "invalid option"); OpenAI, and so tiergate, says it is missing.
+  if (value === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union')) {
+    return new TiergateError('invalid_request', `Missing required parameter: '${param}'.`, param);
+  }
+  // OpenAI's wording for a value of the wrong type.
   if (issue.code === 'invalid_type') {
-    const value = valueAt(body, issue.path);
-    if (value === undefined) return new TiergateError('invalid_request', `Missing required parameter: '${param}'.`, param);
-    // OpenAI's wording for a value of the wrong type.
     return new TiergateError('invalid_request', `Invalid type for '${param}': expected ${EXPECTED[issue.expected] ?? issue.expected}, but got ${typeOf(value)} instead.`, param);
   }
   if (issue.code === 'invalid_union') {
-    return new TiergateError('invalid_request', `Invalid type for '${param}': ${typeOf(valueAt(body, issue.path))} is not one of the accepted types.`, param);
+    return new TiergateError('invalid_request', `Invalid type for '${param}': ${typeOf(value)} is not one of the accepted types.`, param);
   }
   return new TiergateError('invalid_request', `Invalid '${param}': ${issue.message}.`, param);
 }

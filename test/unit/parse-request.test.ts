@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { mediaParts } from '../../src/classify/prompt-text.js';
 import { callText } from '../../src/usage/estimate.js';
 import { TiergateError } from '../../src/errors.js';
-import { declaredTools, parseLlmRequest } from '../../src/llm/parse-request.js';
+import { declaredTools, parseLlmRequest, usageAsked, usageForced } from '../../src/llm/parse-request.js';
 
 const DIR = fileURLToPath(new URL('../../../shared/data/openai-transcripts/extracted/', import.meta.url));
 const fixtures = readdirSync(DIR).filter((f) => f.endsWith('.request.json'));
@@ -81,6 +81,72 @@ describe('bad input', () => {
   ])('completions: %s → 400 naming %s', (_n, param, body) => {
     const e = err(() => parseLlmRequest('completions', Buffer.from(body)));
     expect([e.entry.status, e.param]).toEqual([400, param]);
+  });
+
+  it.each([
+    ['invalid JSON', '{"messages":', "We could not parse the JSON body of your request. The body must be valid JSON."],
+    ['a number', '5', 'The request body must be a JSON object.'],
+    ['a string', '"hi"', 'The request body must be a JSON object.'],
+    ['null', 'null', 'The request body must be a JSON object.'],
+    ['an array', '[{"messages":[]}]', 'The request body must be a JSON object.'],
+    ['half a byte order mark', '\u00ef\u00bb{}', "We could not parse the JSON body of your request. The body must be valid JSON."],
+    ['a null message', '{"messages":[null]}', "Invalid type for 'messages[0]': expected an object, but got null instead."],
+    ['a message without its role', '{"messages":[{"content":"x"}]}', "Missing required parameter: 'messages[0].role'."],
+    ['an array for the model', '{"model":["a"],"messages":[{"role":"user","content":"x"}]}', "Invalid type for 'model': expected a string, but got an array instead."],
+    ['a role nobody has', '{"messages":[{"role":"robot","content":"x"}]}', 'Invalid \'messages[0].role\': Invalid option: expected one of "system"|"developer"|"user"|"assistant"|"tool"|"function".'],
+    ['no messages', '{"messages":[]}', "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."],
+  ])('%s: the message says what is wrong', (_name, body, message) => {
+    // latin1 so the escaped characters above are single bytes, as a broken client would send them.
+    const e = err(() => parseLlmRequest('chat', Buffer.from(JSON.parse(`"${body.replace(/"/g, '\\"')}"`) as string, 'latin1')));
+    expect([e.entry.status, e.message]).toEqual([400, message]);
+  });
+
+  it('a byte order mark is taken off only when whole (EF BB BF), and a body of one alone is empty', () => {
+    const body = Buffer.from('{"messages":[{"role":"user","content":"x"}]}');
+    expect(parseLlmRequest('chat', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), body])).messages).toHaveLength(1);
+    for (const partial of [[0xef, 0xbb, 0x20], [0xef, 0x20, 0xbf], [0x20, 0xbb, 0xbf]]) {
+      expect(err(() => parseLlmRequest('chat', Buffer.concat([Buffer.from(partial), body]))).entry.code, partial.join(',')).toBe('invalid_json');
+    }
+    expect(err(() => parseLlmRequest('chat', Buffer.from([0xef, 0xbb, 0xbf]))).entry.code).toBe('invalid_json');
+    expect(err(() => parseLlmRequest('chat', Buffer.from([0xef, 0xbb]))).entry.code).toBe('invalid_json');
+  });
+
+  it('the depth limit counts containers only: a null or a number at the deepest level is fine', () => {
+    // The body is level 1, messages 2, a message 3, its parts 4, a part 5.
+    const deep = '{"messages":[{"role":"user","content":[{"type":"text","text":"x","x":null}]}]}';
+    expect(parseLlmRequest('chat', Buffer.from(deep), 5).messages).toHaveLength(1);
+    expect(err(() => parseLlmRequest('chat', Buffer.from(deep), 4)).message).toBe('The request body nests arrays and objects more than 4 levels deep.');
+    expect(err(() => parseLlmRequest('chat', Buffer.from(deep.replace('"x":null', '"x":[]')), 5)).entry.code).toBe('invalid_request');
+  });
+
+  it('a completions prompt is one user message: a string, strings joined with a space, nothing for token ids', () => {
+    const prompt = (p: unknown) => parseLlmRequest('completions', Buffer.from(JSON.stringify({ prompt: p }))).messages;
+    expect(prompt('Say hi')).toEqual([{ role: 'user', content: 'Say hi' }]);
+    expect(prompt(['Say', 'hi'])).toEqual([{ role: 'user', content: 'Say hi' }]);
+    expect(prompt([1, 2, 3])).toEqual([{ role: 'user', content: '' }]);
+    expect(prompt([[1, 2], [3]])).toEqual([{ role: 'user', content: '' }]);
+  });
+
+  it("declared tools: chat's tools and legacy functions; completions have neither", () => {
+    const tools = (endpoint: 'chat' | 'completions', o: Record<string, unknown>) =>
+      declaredTools(parseLlmRequest(endpoint, Buffer.from(JSON.stringify({ messages: [{ role: 'user', content: 'x' }], prompt: 'x', ...o }))));
+    expect(tools('chat', { tools: [{}, {}], functions: [{}] })).toBe(3);
+    expect(tools('chat', { functions: [{}] })).toBe(1);
+    expect(tools('chat', {})).toBe(0);
+    expect(tools('completions', { functions: [{}] })).toBe(0);
+  });
+
+  it('the usage chunk: forced on every chat and completions stream, asked only by include_usage true', () => {
+    const r = (endpoint: 'chat' | 'completions' | 'responses', o: Record<string, unknown>) =>
+      parseLlmRequest(endpoint, Buffer.from(JSON.stringify({ messages: [{ role: 'user', content: 'x' }], prompt: 'x', input: 'x', ...o })));
+    expect(usageForced(r('chat', { stream: true }))).toBe(true);
+    expect(usageForced(r('completions', { stream: true }))).toBe(true);
+    expect(usageForced(r('chat', {}))).toBe(false);
+    expect(usageForced(r('responses', { stream: true }))).toBe(false); // its last event always has usage
+    expect(usageAsked(r('chat', { stream: true, stream_options: { include_usage: true } }))).toBe(true);
+    expect(usageAsked(r('chat', { stream: true, stream_options: { include_usage: false } }))).toBe(false);
+    expect(usageAsked(r('chat', { stream: true }))).toBe(false);
+    expect(usageAsked(r('chat', { stream: true, stream_options: null }))).toBe(false);
   });
 
   it('accepts null content with tool_calls, tool and developer roles, and parts arrays', () => {
