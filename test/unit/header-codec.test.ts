@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { WireHeaders, encodeHeaderMutation, valueBytes } from '../../src/extproc/header-codec.js';
+import { WireHeaders, encodeHeaderMutation, headerText, valueBytes } from '../../src/extproc/header-codec.js';
 
 describe('WireHeaders', () => {
   it.each([
     ['raw_value bytes (Envoy ≥ 1.27)', [{ key: 'x-a', raw_value: Buffer.from('v1') }], 'v1'],
     ['value only (Envoy < 1.27)', [{ key: 'x-a', value: 'old' }], 'old'],
+    // The loader decodes an absent bytes field as empty bytes: an old Envoy's value still counts.
+    ['value only, raw_value decoded as empty bytes (Envoy < 1.27)', [{ key: 'x-a', value: 'old', raw_value: Buffer.alloc(0) }], 'old'],
     ['raw_value wins over an empty value', [{ key: 'x-a', value: '', raw_value: Buffer.from('raw') }], 'raw'],
     ['upper-case key lower-cased', [{ key: 'X-A', raw_value: Buffer.from('v') }], 'v'],
     ['repeated header joined', [{ key: 'x-a', raw_value: Buffer.from('1') }, { key: 'x-a', raw_value: Buffer.from('2') }], '1, 2'],
@@ -18,6 +20,21 @@ describe('WireHeaders', () => {
   it('handles an absent map and absent headers', () => {
     expect(new WireHeaders(undefined).get('x-a')).toBeUndefined();
     expect(new WireHeaders({ headers: [{ key: 'x-b', raw_value: Buffer.from('v') }] }).has('x-a')).toBe(false);
+  });
+});
+
+describe('headerText', () => {
+  it.each([
+    ['ASCII, as it is', 'team-a', 'team-a'],
+    ['UTF-8 bytes read as latin1 (curl, Go), decoded', Buffer.from('검색 팀', 'utf8').toString('latin1'), '검색 팀'],
+    ['a real latin1 value, which is not UTF-8, kept as read', Buffer.from('café', 'latin1').toString('latin1'), 'café'],
+    ['UTF-8 cut short, kept as read', Buffer.from('검', 'utf8').subarray(0, 2).toString('latin1'), '\u00ea\u00b2'],
+  ])('%s', (_n, value, want) => {
+    expect(headerText(value)).toBe(want);
+  });
+
+  it('absent stays absent', () => {
+    expect(headerText(undefined)).toBeUndefined();
   });
 });
 
