@@ -80,6 +80,7 @@ describe('principals', () => {
     expect(findPrincipal(auth, 'sk-c')).toBeUndefined();
     expect(findPrincipal(auth, 'sk-a ')).toBeUndefined();
     expect(findPrincipal(auth, 'SK-A')).toBeUndefined();
+    expect(findPrincipal(auth, sha256Hex('sk-a'))).toBeUndefined(); // the digest itself is not a key
   });
 
   it('expiry is read as an instant (its offset counts); a key without one never expires; a key with a fixed tenant acts for none other', () => {

@@ -1,7 +1,7 @@
-// Auth, tenant and budget config: validation with paths, policy layering (tenant over plan over "*"),
-// and the key helpers (presented key, constant-time lookup by digest).
+// Auth, tenant and budget config: validation with paths, and policy layering (tenant over plan over "*"). The key
+// helpers (presented key, lookup by digest) are in api-keys.test.ts.
 import { describe, expect, it } from 'vitest';
-import { findPrincipal, presentedKey, sha256Hex } from '../../src/auth/api-keys.js';
+import { sha256Hex } from '../../src/auth/api-keys.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { compileRuntime } from '../../src/config/runtime.js';
 import { runtimeFor } from '../helpers/tiergate.js';
@@ -77,30 +77,36 @@ describe('tenant policy layering', () => {
     });
   });
 
+  it('every field layers the same way: the tenant over "*" and its plan', () => {
+    const all = {
+      models: ['weak'],
+      requestsPerMinute: 1,
+      dailyTokenBudget: 2,
+      monthlyTokenBudget: 3,
+      dailyCostBudgetUsd: 4,
+      monthlyCostBudgetUsd: 5,
+      tokensPerMinute: 6,
+      maxConcurrentRequests: 7,
+      priority: 8,
+      serviceTiers: ['flex'],
+      hostedTools: ['web_search'],
+      backgroundResponses: true,
+      featureHeader: 'x-team',
+      onTierDenied: 'refuse' as const,
+    };
+    const mine = { ...all, models: ['strong'], requestsPerMinute: 11, dailyTokenBudget: 12, monthlyTokenBudget: 13, dailyCostBudgetUsd: 14, monthlyCostBudgetUsd: 15, tokensPerMinute: 16, maxConcurrentRequests: 17, priority: 18, serviceTiers: ['priority'], hostedTools: ['file_search'], backgroundResponses: false, featureHeader: 'x-app' };
+    const rt = runtimeFor({ plans: { base: all }, tenants: { '*': { plan: 'base' }, acme: mine } });
+    const sets = (o: typeof all) => ({ ...o, models: new Set(o.models), serviceTiers: new Set(o.serviceTiers), hostedTools: new Set(o.hostedTools) });
+    expect(rt.tenants.policyFor('newco')).toMatchObject({ plan: 'base', ...sets(all) });
+    expect(rt.tenants.policyFor('acme')).toMatchObject({ plan: 'base', ...sets(mine) });
+    // The same policy object comes back for the same tenant (resolved once).
+    expect(rt.tenants.policyFor('acme')).toBe(rt.tenants.policyFor('acme'));
+    // "*" among the models is every model.
+    expect(runtimeFor({ tenants: { acme: { models: ['weak', '*'] } } }).tenants.policyFor('acme').models).toBeUndefined();
+  });
+
   it('the cache policy layers field by field: a tenant bumps its namespace and keeps its plan\'s mode and TTL', () => {
     const rt = runtimeFor({ plans: { cached: { cache: { mode: 'semantic', ttlSeconds: 600, threshold: 0.95 } } }, tenants: { acme: { plan: 'cached', cache: { namespace: 7 } } } });
     expect(rt.tenants.policyFor('acme').cache).toEqual({ mode: 'semantic', ttlSeconds: 600, toolRequests: false, namespace: '7', threshold: 0.95 });
-  });
-});
-
-describe('api keys', () => {
-  it.each([
-    [['Bearer abc', undefined], 'abc'],
-    [['bearer   abc  ', undefined], 'abc'],
-    [['Basic abc', undefined], undefined],
-    [['Bearer a b', undefined], undefined],
-    [[undefined, 'xyz'], 'xyz'],
-    [['Bearer abc', 'xyz'], 'xyz'],
-    [[undefined, undefined], undefined],
-  ] as Array<[[string | undefined, string | undefined], string | undefined]>)('%j → %s', ([auth, x], key) => {
-    expect(presentedKey(auth, x)).toBe(key);
-  });
-
-  it('finds the principal whose digest matches, and only that one', () => {
-    const rt = runtimeFor({ auth: { mode: 'api_key', keys: [{ id: 'a', sha256: sha256Hex('key-a'), tenant: 'ta' }, { id: 'b', sha256: sha256Hex('key-b'), tenants: ['*'] }] } });
-    expect(findPrincipal(rt.auth, 'key-b')?.id).toBe('b');
-    expect(findPrincipal(rt.auth, 'key-a')?.tenant).toBe('ta');
-    expect(findPrincipal(rt.auth, 'key-c')).toBeUndefined();
-    expect(findPrincipal(rt.auth, sha256Hex('key-a'))).toBeUndefined(); // the digest itself is not a key
   });
 });
