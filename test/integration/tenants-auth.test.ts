@@ -210,6 +210,16 @@ describe('model ACLs', () => {
     expect(await metricValue(tg.app, 'tiergate_acl_decisions_total', { result: 'downgraded' })).toBe(before + 1);
   });
 
+  it('auto classified weak for a tenant allowed only the strong tier (by its alias) → the first tier it may use, strong', async () => {
+    // The fallback is the first tier the tenant may use, not the first tier: weak would be outside initech's list.
+    const { s, o } = await call([['authorization', `Bearer ${KEY_FROM_FILE}`], ['x-request-id', 'acl-up']], { model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] });
+    expect(o.kind).toBe('continue');
+    expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBe('strong');
+    expect(JSON.parse((o.kind === 'continue' && o.body?.toString()) || '{}').model).toBe('strong-model');
+    s.close();
+    await expect.poll(async () => (await tg.rows()).find((r) => r.request_id === 'acl-up')).toMatchObject({ tenant_id: 'initech', tier: 'strong', classifier_reason: 'acl_downgrade' });
+  });
+
   it('the same request for a tenant whose policy says refuse → 403', async () => {
     const { o } = await call([['x-api-key', KEY_PLATFORM], ['x-tenant-id', 'globex']], { model: 'auto', messages: [{ role: 'user', content: STRONG_PROMPT }] });
     expect(errorOf(o)).toMatchObject({ status: 403, error: { code: 'model_not_allowed' } });
