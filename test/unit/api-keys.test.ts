@@ -38,6 +38,7 @@ describe('public paths', () => {
     ['/v1/models', true],
     ['/healthz', true],
     ['/public/a', true],
+    ['/public/openapi.v1.json', true], // a dot inside a segment is not a dot segment
     ['/public/', true],
     ['/docs', true],
     ['/docs/api', true],
@@ -95,10 +96,12 @@ describe('principals', () => {
     expect(findPrincipal(auth, 'sk-n')?.tenants.size).toBe(0);
   });
 
-  it('a digest from a file (a mounted Secret): its surrounding whitespace goes; a missing file or one without a digest is a problem, and that key is left out', () => {
+  it('a digest from a file (a mounted Secret): its surrounding whitespace goes; a missing file, or one holding anything but exactly one digest, is a problem, and that key is left out', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-keys-'));
     writeFileSync(join(dir, 'good'), `  ${sha256Hex('sk-f')}\n`);
     writeFileSync(join(dir, 'bad'), 'not a digest\n');
+    writeFileSync(join(dir, 'long'), `${sha256Hex('sk-f')}0\n`);
+    writeFileSync(join(dir, 'prefixed'), `x${sha256Hex('sk-f')}\n`);
     const problems: InterpolationProblem[] = [];
     const auth = compile(
       {
@@ -106,13 +109,15 @@ describe('principals', () => {
           { id: 'f', sha256File: join(dir, 'good'), tenant: 'acme' },
           { id: 'bad', sha256File: join(dir, 'bad'), tenant: 'acme' },
           { id: 'gone', sha256File: join(dir, 'missing'), tenant: 'acme' },
+          { id: 'long', sha256File: join(dir, 'long'), tenant: 'acme' },
+          { id: 'prefixed', sha256File: join(dir, 'prefixed'), tenant: 'acme' },
         ],
       },
       problems,
     );
     expect(auth.principals.map((p) => p.id)).toEqual(['f']);
     expect(findPrincipal(auth, 'sk-f')?.id).toBe('f');
-    expect(problems.map((p) => p.path)).toEqual(['auth.keys[1].sha256File', 'auth.keys[2].sha256File']);
+    expect(problems.map((p) => p.path)).toEqual(['auth.keys[1].sha256File', 'auth.keys[2].sha256File', 'auth.keys[3].sha256File', 'auth.keys[4].sha256File']);
     expect(problems[0]?.message).toBe('file must hold 64 hex characters (a SHA-256 digest)');
     expect(problems[1]?.message).toContain('ENOENT');
   });
