@@ -54,9 +54,10 @@ type Op =
   | { op: 'pause'; ms: number }
   | { op: 'wait'; ms: number };
 
+const restartOp = fc.record({ op: fc.constant('restart' as const), replica: fc.nat(1), cut: fc.boolean() });
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 8, arbitrary: fc.record({ op: fc.constant('request' as const), replica: fc.nat(1), tenant: fc.nat(1), prompt: fc.nat(PROMPTS.length - 1), midway: fc.constantFrom(undefined, undefined, undefined, 'down' as const, 'pause' as const) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('restart' as const), replica: fc.nat(1), cut: fc.boolean() }) },
+  { weight: 1, arbitrary: restartOp },
   { weight: 1, arbitrary: fc.constant<Op>({ op: 'down' }) },
   { weight: 1, arbitrary: fc.constant<Op>({ op: 'up' }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('pause' as const), ms: fc.constantFrom(30, 120, 400) }) },
@@ -75,6 +76,17 @@ function config(prefix: string, onStoreFailure: 'open' | 'closed', dir: string, 
     ledger: { sinks: [{ type: 'redis', url: redis.url, stream: `${prefix}ledger` }, { type: 'file', dir }], spoolDir, writeTimeoutMs: 300, retryMs: 50 },
   };
 }
+
+/**
+ * A history with at least one restart, somewhere: at one restart in fourteen operations, six histories had none
+ * about once in a thousand runs (a full local run on 2026-12-04 drew such a set), and the test then proved nothing about
+ * restarts.
+ */
+const history = fc.tuple(fc.array(op, { minLength: 5, maxLength: 24 }), restartOp, fc.nat()).map(([ops, restart, at]) => {
+  const out = [...ops];
+  out.splice(at % (ops.length + 1), 0, restart);
+  return out;
+});
 
 const answerText = (tenant: string, prompt: string) => `An answer to ${prompt} for ${tenant}`;
 
@@ -197,7 +209,7 @@ describe('two replicas on one Redis, restarting, while Redis stops and stalls', 
   it('answers within the rules, keeps tenants apart, holds the shared limits, and loses no ledger row', async () => {
     const seen = { requests: 0, restarts: 0, cutOff: 0, outages: 0, refused: 0, hits: 0, crossReplica: 0 };
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 6, maxLength: 25 }), fc.constantFrom('open' as const, 'closed' as const), async (ops, rule) => {
+      fc.asyncProperty(history, fc.constantFrom('open' as const, 'closed' as const), async (ops, rule) => {
         const { cutOff, answers, inRedis, servedBy, stream, files } = await play(ops, rule);
         for (const a of answers) {
           expect(a.kind).not.toBe('error');
@@ -219,7 +231,7 @@ describe('two replicas on one Redis, restarting, while Redis stops and stalls', 
       }),
       { numRuns: fuzzRuns(6) },
     );
-    expect(seen.restarts).toBeGreaterThan(0);
+    // Every history restarts a replica (history above); outages come at random: about one operation in three.
     expect(seen.outages).toBeGreaterThan(0);
     console.info(`replicas chaos: ${seen.requests} requests, ${seen.restarts} restarts with a request in flight (${seen.cutOff} cut off by the grace period), ${seen.outages} outages or stalls, ${seen.refused} refused, ${seen.hits} cache hits (${seen.crossReplica} of an answer the other replica stored)`);
   }, fuzzTimeout(6, 600_000));
