@@ -186,6 +186,15 @@ describe('exact key', () => {
 
 describe('answer assembly and replay', () => {
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ object: 'chat.completion.chunk', model: 'm-2026', choices, ...extra });
+  /** A choice of a whole body: its message (none when undefined) and finish reason. */
+  const choice = (message: Record<string, unknown> | undefined, finish = 'stop', index: unknown = 0) => ({ index, ...(message ? { message: { role: 'assistant', ...message } } : {}), finish_reason: finish });
+  const completion = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ object: 'chat.completion', model: 'm', choices, ...extra });
+  /** What the assembler keeps of one whole body, under a bound of `max` characters. */
+  const kept = (body: Record<string, unknown>, max = 1000) => {
+    const a = new AnswerAssembler(max);
+    a.body(body);
+    return a.answer();
+  };
 
   it("keeps the usage's counts, and its details objects, and nothing else the backend put there", () => {
     const a = new AnswerAssembler(10_000);
@@ -274,14 +283,10 @@ describe('answer assembly and replay', () => {
     expect(again.answer()).toEqual(answer);
 
     // DeepSeek's API: one field, in a whole body; only that field comes back.
-    const d = new AnswerAssembler(10_000);
-    d.body({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: '4', reasoning_content: '2+2' }, finish_reason: 'stop' }] });
-    const dj = d.answer();
+    const dj = kept(completion([choice({ content: '4', reasoning_content: '2+2' })]));
     expect(dj && JSON.parse(replayJson(dj, 0).toString()).choices[0].message).toEqual({ role: 'assistant', content: '4', refusal: null, reasoning_content: '2+2' });
     // Thinking counts toward the size bound as content does.
-    const long = new AnswerAssembler(100);
-    long.body({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'x', reasoning: 'r'.repeat(100) }, finish_reason: 'stop' }] });
-    expect(long.answer()).toBeUndefined();
+    expect(kept(completion([choice({ content: 'x', reasoning: 'r'.repeat(100) })]), 100)).toBeUndefined();
   });
 
   it('streams as they come from vLLM and others: choices and calls out of order, a name or arguments only in the first delta, a null finish after the real one, a chunk without delta or model', () => {
@@ -316,48 +321,31 @@ describe('answer assembly and replay', () => {
       ],
     });
     // A whole body lists its calls in order (vLLM answers a named tool_choice with finish "stop").
-    const b = new AnswerAssembler(10_000);
     const calls = [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }, { id: 'c2', type: 'function', function: { name: 'g', arguments: '[]' } }];
-    b.body({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: calls }, finish_reason: 'stop' }] });
-    expect(b.answer()?.choices[0]?.toolCalls).toEqual(calls);
+    expect(kept(completion([choice({ content: null, tool_calls: calls })]))?.choices[0]?.toolCalls).toEqual(calls);
     // An index that is not a whole non-negative number is choice 0.
     for (const index of [-1, 1.5, '1', undefined]) {
-      const c = new AnswerAssembler(100);
-      c.body({ object: 'chat.completion', model: 'm', choices: [{ index, message: { role: 'assistant', content: 'x' }, finish_reason: 'stop' }] });
-      expect(c.answer()?.choices.map((x) => x.index), String(index)).toEqual([0]);
+      expect(kept(completion([choice({ content: 'x' }, 'stop', index)]))?.choices.map((x) => x.index), String(index)).toEqual([0]);
     }
   });
 
   it('what it cannot replay as it came is not kept: audio, content parts, a custom tool call, a choice without a message, no model or no choice', () => {
-    const of = (choice: Record<string, unknown>, extra: Record<string, unknown> = {}) => {
-      const a = new AnswerAssembler(1000);
-      a.body({ object: 'chat.completion', model: 'm', choices: [choice], ...extra });
-      return a.answer();
-    };
-    const message = (m: Record<string, unknown>) => ({ index: 0, message: { role: 'assistant', content: 'x', ...m }, finish_reason: 'stop' });
-    expect(of(message({}))).toBeDefined();
-    expect(of(message({ audio: { id: 'a', data: 'UklG', transcript: 'x' } }))).toBeUndefined();
-    expect(of(message({ content: [{ type: 'text', text: 'x' }] }))).toBeUndefined();
-    expect(of(message({ content: null, tool_calls: [{ id: 'c', type: 'custom', custom: { name: 'run_sql', input: 'SELECT 1' } }] }))).toBeUndefined();
-    expect(of({ index: 0, finish_reason: 'stop' })).toBeUndefined();
-    const twoChoices = new AnswerAssembler(1000);
-    twoChoices.body({ object: 'chat.completion', model: 'm', choices: [message({}), { index: 1, finish_reason: 'stop' }] });
-    expect(twoChoices.answer()).toBeUndefined(); // one choice of two cannot be replayed: neither is
-    expect(of(message({}), { model: undefined })).toBeUndefined();
-    const none = new AnswerAssembler(1000);
-    none.body({ object: 'chat.completion', model: 'm', choices: [] });
-    expect(none.answer()).toBeUndefined();
+    const of = (m: Record<string, unknown>, extra: Record<string, unknown> = {}) => kept(completion([choice({ content: 'x', ...m })], extra));
+    expect(of({})).toBeDefined();
+    expect(of({ audio: { id: 'a', data: 'UklG', transcript: 'x' } })).toBeUndefined();
+    expect(of({ content: [{ type: 'text', text: 'x' }] })).toBeUndefined();
+    expect(of({ content: null, tool_calls: [{ id: 'c', type: 'custom', custom: { name: 'run_sql', input: 'SELECT 1' } }] })).toBeUndefined();
+    expect(kept(completion([choice(undefined)]))).toBeUndefined();
+    expect(kept(completion([choice({ content: 'x' }), choice(undefined, 'stop', 1)]))).toBeUndefined(); // one choice of two cannot be replayed: neither is
+    expect(of({}, { model: undefined })).toBeUndefined();
+    expect(kept(completion([]))).toBeUndefined();
     // A model name is replayed as it came, up to the ledger's bound for client text.
-    expect(of(message({}), { model: 'm'.repeat(MAX_CLIENT_TEXT) })?.model).toHaveLength(MAX_CLIENT_TEXT);
-    expect(of(message({}), { model: 'm'.repeat(MAX_CLIENT_TEXT + 1) })).toBeUndefined();
+    expect(of({}, { model: 'm'.repeat(MAX_CLIENT_TEXT) })?.model).toHaveLength(MAX_CLIENT_TEXT);
+    expect(of({}, { model: 'm'.repeat(MAX_CLIENT_TEXT + 1) })).toBeUndefined();
   });
 
   it('the size bound: content, refusal, reasoning and tool arguments count, up to the bound inclusive', () => {
-    const of = (max: number, m: Record<string, unknown>) => {
-      const a = new AnswerAssembler(max);
-      a.body({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: null, ...m }, finish_reason: 'stop' }] });
-      return a.answer();
-    };
+    const of = (max: number, m: Record<string, unknown>) => kept(completion([choice({ content: null, ...m })]), max);
     expect(of(10, { content: 'x'.repeat(10) })).toBeDefined();
     expect(of(10, { content: 'x'.repeat(11) })).toBeUndefined();
     const args = (n: number) => ({ tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: 'a'.repeat(n) } }] });
@@ -421,19 +409,15 @@ describe('answer assembly and replay', () => {
   });
 
   it('keeps nothing from an error, a stop-less choice, an unknown finish reason or an oversized answer', () => {
-    const body = (finish: string, content = 'x') => ({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: finish }] });
-    const of = (o: Record<string, unknown>, max = 100) => {
-      const a = new AnswerAssembler(max);
-      a.body(o);
-      return a.answer();
-    };
+    const body = (finish: string, content = 'x') => completion([choice({ content }, finish)]);
+    const of = (o: Record<string, unknown>) => kept(o, 100);
     expect(of(body('stop'))).toBeDefined();
     expect(of(body('length'))).toBeDefined();
     expect(of(body('content_filter'))).toBeUndefined();
     expect(of(body('tool_calls'))).toBeUndefined();
     expect(of(body('stop', 'y'.repeat(101)))).toBeUndefined();
     // A refusal counts toward the bound as content does.
-    const refusal = (text: string) => ({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: text }, finish_reason: 'stop' }] });
+    const refusal = (text: string) => completion([choice({ content: null, refusal: text })]);
     expect(of(refusal('no'))).toBeDefined();
     expect(of(refusal('n'.repeat(101)))).toBeUndefined();
     expect(of({ ...body('stop'), error: { message: 'x' } })).toBeUndefined();
