@@ -11,6 +11,7 @@ export const ERRORS = {
   invalid_json: { status: 400, type: 'invalid_request_error', code: 'invalid_json' },
   invalid_request: { status: 400, type: 'invalid_request_error', code: 'invalid_request' },
   empty_array: { status: 400, type: 'invalid_request_error', code: 'empty_array' },
+  invalid_value: { status: 400, type: 'invalid_request_error', code: 'invalid_value' },
   missing_body: { status: 400, type: 'invalid_request_error', code: 'missing_body' },
   invalid_path: { status: 400, type: 'invalid_request_error', code: 'invalid_path' },
   invalid_tenant_id: { status: 400, type: 'invalid_request_error', code: 'invalid_tenant_id' },

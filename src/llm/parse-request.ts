@@ -1,6 +1,7 @@
 // Body bytes → a validated OpenAI request, or a catalogue error that names the offending field.
 import type { z } from 'zod';
 import { TiergateError } from '../errors.js';
+import { boundedClientText } from '../ledger/client-text.js';
 import { exactView } from './exact-numbers.js';
 import { chatCompletionRequest, completionRequest, type ChatMessage } from './openai-request.js';
 import { keepsBackendState, referencesItems, responsesMessages, responsesRequest, sealedItems } from './responses-request.js';
@@ -136,7 +137,18 @@ function fieldError(err: z.ZodError, body: unknown): TiergateError {
   if (issue.code === 'invalid_union') {
     return new TiergateError('invalid_request', `Invalid type for '${param}': ${typeOf(value)} is not one of the accepted types.`, param);
   }
+  // A value outside a list (a message's role): named with the list, under OpenAI's code invalid_value. OpenAI's
+  // message leaves the field to `param`; this one names it too, as every other message here does.
+  if (issue.code === 'invalid_value' && typeof value === 'string') {
+    return new TiergateError('invalid_value', `Invalid value for '${param}': '${boundedClientText(value)}'. Supported values are: ${listed(issue.values.map((v) => `'${String(v)}'`))}.`, param);
+  }
   return new TiergateError('invalid_request', `Invalid '${param}': ${issue.message}.`, param);
+}
+
+/** "'a'", "'a' and 'b'", "'a', 'b', and 'c'": a list as OpenAI's messages write it. */
+function listed(items: readonly string[]): string {
+  if (items.length <= 2) return items.join(' and ');
+  return `${items.slice(0, -1).join(', ')}, and ${items[items.length - 1] as string}`;
 }
 
 const EXPECTED: Readonly<Record<string, string>> = { string: 'a string', number: 'a number', int: 'an integer', boolean: 'a boolean', array: 'an array', object: 'an object' };

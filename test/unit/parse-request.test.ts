@@ -51,7 +51,7 @@ describe('bad input', () => {
     ['a JSON array', 'invalid_request', null, '[1]'],
     ['missing messages', 'invalid_request', 'messages', '{"model":"auto"}'],
     ['messages not an array', 'invalid_request', 'messages', '{"messages":"hi"}'],
-    ['bad role', 'invalid_request', 'messages[0].role', '{"messages":[{"role":"robot","content":"x"}]}'],
+    ['bad role', 'invalid_value', 'messages[0].role', '{"messages":[{"role":"robot","content":"x"}]}'],
     ['content a number', 'invalid_request', 'messages[0].content', '{"messages":[{"role":"user","content":5}]}'],
     ['stream not a boolean', 'invalid_request', 'stream', '{"messages":[{"role":"user","content":"x"}],"stream":"yes"}'],
     // The token reservation multiplies by n, so a string a backend would coerce must not pass as "one".
@@ -77,7 +77,7 @@ describe('bad input', () => {
     ['[{"messages":[]}]', 'The request body must be a JSON object.'],
     ['{"messages":[null]}', "Invalid type for 'messages[0]': expected an object, but got null instead."],
     ['{"messages":[{"content":"x"}]}', "Missing required parameter: 'messages[0].role'."],
-    ['{"messages":[{"role":"robot","content":"x"}]}', 'Invalid \'messages[0].role\': Invalid option: expected one of "system"|"developer"|"user"|"assistant"|"tool"|"function".'],
+    ['{"messages":[{"role":"robot","content":"x"}]}', "Invalid value for 'messages[0].role': 'robot'. Supported values are: 'system', 'developer', 'user', 'assistant', 'tool', and 'function'."],
     ['{"model":["a"],"messages":[{"role":"user","content":"x"}]}', "Invalid type for 'model': expected a string, but got an array instead."],
     ['{"messages":[]}', "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."],
   ])('says what is wrong, and whether a field is missing or of the wrong type: %s', (body, message) => {
@@ -92,6 +92,13 @@ describe('bad input', () => {
   ])('completions: %s → 400 naming %s', (_n, param, body) => {
     const e = err(() => parseLlmRequest('completions', Buffer.from(body)));
     expect([e.entry.status, e.param]).toEqual([400, param]);
+  });
+
+  it('a value outside its list is named, bounded as any client text is (a role of a megabyte is not echoed whole)', () => {
+    const e = err(() => parseLlmRequest('chat', Buffer.from(JSON.stringify({ messages: [{ role: 'r'.repeat(1_000_000), content: 'x' }] }))));
+    expect([e.entry.code, e.param]).toEqual(['invalid_value', 'messages[0].role']);
+    expect(e.message.length).toBeLessThan(500);
+    expect(e.message).toContain("Supported values are: 'system',");
   });
 
   it('a byte order mark is taken off only when whole (EF BB BF), and a body of one alone is empty', () => {
