@@ -79,8 +79,8 @@ function config(prefix: string, onStoreFailure: 'open' | 'closed', dir: string, 
 
 /**
  * A history with at least one restart, somewhere: at one restart in fourteen operations, six histories had none
- * about once in a thousand runs (a full local run on 2026-12-04 drew such a set), and the test then proved nothing about
- * restarts.
+ * about once in a thousand runs (a full local run on 2026-12-04 drew such a set), and the test then proved
+ * nothing about restarts.
  */
 const history = fc.tuple(fc.array(op, { minLength: 5, maxLength: 24 }), restartOp, fc.nat()).map(([ops, restart, at]) => {
   const out = [...ops];

@@ -3,16 +3,13 @@
 // through Envoy's stream; this table holds each message and edge.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { sha256Hex } from '../../src/auth/api-keys.js';
-import { compileConfigText } from '../../src/config/runtime.js';
 import type { Runtime } from '../../src/config/runtime.js';
+import type { ConfigInput } from '../../src/config/schema.js';
 import { TiergateError } from '../../src/errors.js';
 import { ExpiredKeyError, authenticate } from '../../src/stages/authenticate.js';
+import { runtimeFor } from '../helpers/tiergate.js';
 
-function runtime(auth: Record<string, unknown>): Runtime {
-  const r = compileConfigText(JSON.stringify({ auth }), {});
-  if (!r.ok) throw new Error(JSON.stringify(r.problems));
-  return r.runtime;
-}
+const runtime = (auth: ConfigInput['auth']): Runtime => runtimeFor({ auth });
 
 const rt = runtime({
   mode: 'api_key',
