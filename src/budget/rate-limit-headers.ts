@@ -4,14 +4,19 @@ import { TiergateError, type ErrorName } from '../errors.js';
 import { H } from '../pipeline/contract-headers.js';
 import { isBudget, type AdmitResult, type Bucket } from '../stores/budget-store.js';
 
-/** OpenAI writes resets as Go durations: "20ms", "1.5s", "6m0s", "1h2m3s". */
+/**
+ * OpenAI writes resets as Go durations: "20ms", "1.5s", "6m0s", "1h2m3s". The wait is first rounded up to a whole
+ * millisecond (never early), so a fraction cannot carry into the next unit on its own: 999.2 ms is "1s", not
+ * "1000ms", and 59,999.6 ms is "1m0s", not "60.s".
+ */
 export function formatReset(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
-  const total = ms / 1000;
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = total - h * 3600 - m * 60;
-  const sec = `${Number.isInteger(s) ? s : s.toFixed(3).replace(/0+$/, '')}s`;
+  const whole = Math.max(0, Math.ceil(ms));
+  if (whole < 1000) return `${whole}ms`;
+  const h = Math.floor(whole / 3_600_000);
+  const m = Math.floor((whole % 3_600_000) / 60_000);
+  const secMs = whole % 60_000;
+  // Whole milliseconds: three decimals are exact, and the last one kept is never a zero.
+  const sec = `${secMs % 1000 === 0 ? secMs / 1000 : (secMs / 1000).toFixed(3).replace(/0+$/, '')}s`;
   if (h > 0) return `${h}h${m}m${sec}`;
   if (m > 0) return `${m}m${sec}`;
   return sec;

@@ -1,5 +1,6 @@
 // Limit windows and the headers derived from them: minute windows, calendar days in a time zone (across DST),
 // OpenAI's reset-duration format, and which bucket the x-ratelimit-*-tokens headers describe.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CalendarWindows, minuteWindow } from '../../src/budget/windows.js';
 import { MAX_CLIENT_RETRY_WAIT_S, budgetWarningHeader, formatReset, limitError, rateLimitHeaders } from '../../src/budget/rate-limit-headers.js';
@@ -89,7 +90,34 @@ describe('rate-limit headers', () => {
     [59_000, '59s'],
     [360_000, '6m0s'],
     [3_723_000, '1h2m3s'],
+    // A fraction of a millisecond is rounded up first, so it never leaves "1.s" or "60.s" behind.
+    [999.2, '1s'],
+    [1000.1, '1.001s'],
+    [59_999.6, '1m0s'],
+    [60_000.4, '1m0.001s'],
+    [3_599_999.5, '1h0m0s'],
+    [0.2, '1ms'],
+    [-5, '0ms'],
   ])('%d ms is written %s', (ms, s) => expect(formatReset(ms)).toBe(s));
+
+  it('any wait is a well-formed Go duration, in its largest units, that is the wait rounded up to a millisecond', () => {
+    const GO = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)(?:\.(\d*[1-9]))?s|(\d+)ms)$/;
+    fc.assert(
+      fc.property(fc.double({ min: 0, max: 48 * 3_600_000, noNaN: true }), (ms) => {
+        const text = formatReset(ms);
+        const m = GO.exec(text);
+        expect(m, text).not.toBeNull();
+        const [, h = '0', min = '0', s, frac = '', small] = m as RegExpExecArray;
+        // Minutes and seconds below 60, and milliseconds alone only under a second.
+        expect(Number(min)).toBeLessThan(60);
+        if (s !== undefined) expect(Number(s)).toBeLessThan(60);
+        if (small !== undefined) expect(text).toBe(`${small}ms`);
+        const back = small !== undefined ? Number(small) : Number(h) * 3_600_000 + Number(min) * 60_000 + Number(s) * 1000 + Number(frac.padEnd(3, '0'));
+        expect(back).toBe(Math.ceil(ms));
+      }),
+      { numRuns: 5000 },
+    );
+  });
 
   it('requests from the rpm bucket; tokens from whichever token bucket has the least room', () => {
     const buckets = [
