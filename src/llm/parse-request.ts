@@ -142,6 +142,10 @@ function fieldError(err: z.ZodError, body: unknown): TiergateError {
   if (issue.code === 'invalid_value' && typeof value === 'string') {
     return new TiergateError('invalid_value', `Invalid value for '${param}': '${boundedClientText(value)}'. Supported values are: ${listed(issue.values.map((v) => `'${String(v)}'`))}.`, param);
   }
+  // Not even a string (a role of 5): the wrong type, worded as the others are, with the values it may take.
+  if (issue.code === 'invalid_value') {
+    return new TiergateError('invalid_request', `Invalid type for '${param}': expected one of ${listed(issue.values.map((v) => `'${String(v)}'`))}, but got ${typeOf(value)} instead.`, param);
+  }
   return new TiergateError('invalid_request', `Invalid '${param}': ${issue.message}.`, param);
 }
 

@@ -78,6 +78,8 @@ describe('bad input', () => {
     ['{"messages":[null]}', "Invalid type for 'messages[0]': expected an object, but got null instead."],
     ['{"messages":[{"content":"x"}]}', "Missing required parameter: 'messages[0].role'."],
     ['{"messages":[{"role":"robot","content":"x"}]}', "Invalid value for 'messages[0].role': 'robot'. Supported values are: 'system', 'developer', 'user', 'assistant', 'tool', and 'function'."],
+    ['{"messages":[{"role":5,"content":"x"}]}', "Invalid type for 'messages[0].role': expected one of 'system', 'developer', 'user', 'assistant', 'tool', and 'function', but got a number instead."],
+    ['{"messages":[{"role":null,"content":"x"}]}', "Invalid type for 'messages[0].role': expected one of 'system', 'developer', 'user', 'assistant', 'tool', and 'function', but got null instead."],
     ['{"model":["a"],"messages":[{"role":"user","content":"x"}]}', "Invalid type for 'model': expected a string, but got an array instead."],
     ['{"messages":[]}', "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."],
   ])('says what is wrong, and whether a field is missing or of the wrong type: %s', (body, message) => {
