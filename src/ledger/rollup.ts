@@ -172,7 +172,8 @@ async function dedupDay(rows: AsyncIterable<LedgerRow>, day: string | undefined,
     if (byEvent.has(r.event_id)) continue;
     byEvent.set(r.event_id, {
       tenant: strings.of(r.tenant_id),
-      feature: strings.of(r.feature_id),
+      // An empty feature header named no feature: with the rows that had none, not a group of its own.
+      feature: r.feature_id === '' ? null : strings.of(r.feature_id),
       tier: strings.of(r.tier),
       serviceTier: strings.of(r.service_tier ?? null),
       shadowTier: strings.of(r.shadow_tier),

@@ -194,9 +194,11 @@ export class ResponseAccounting {
       startedAt: this.startedAt,
       traceId,
       tenant: state?.tenant || DEFAULT_TENANT,
-      featureId: boundedClientText(headerText(state?.headers.get(state.policy.featureHeader)) ?? null),
+      // An empty header names no feature: null, as when it is absent.
+      featureId: boundedClientText(headerText(state?.headers.get(state.policy.featureHeader)) || null),
       // The header's text, so that one user has one hash, whether named by the header or by the body's `user`.
-      userIdHash: this.userIdHash(headerText(state?.headers.get(ledger.userHeader)) ?? this.request?.user),
+      // An empty header names nobody: the body's `user`, if any, does.
+      userIdHash: this.userIdHash(headerText(state?.headers.get(ledger.userHeader)) || this.request?.user),
       rateLimitTier: state?.policy.plan ?? null,
       modelAlias: boundedClientText(this.request?.model ?? null),
       // A refused request leaves a row whatever its path, and anyone can be refused: bounded like the rest.

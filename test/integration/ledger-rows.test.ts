@@ -711,6 +711,14 @@ describe('ledger rows for every ending', () => {
     expect(latin1?.feature_id).toBe('café');
   });
 
+  it('an empty feature or user header names nothing: no feature, and the body\'s user names the user', async () => {
+    const s = await routed(tg, { headers: [['x-request-id', 'empty-headers'], ['x-feature-id', ''], ['x-user-id', '']], body: { user: 'bob' } });
+    s.close();
+    const row = await rowFor(tg, 'empty-headers');
+    expect(row.feature_id).toBeNull();
+    expect(row.user_id_hash).toBe(createHash('sha256').update('bob').digest('hex'));
+  });
+
   it('counts tokens and cost in metrics', async () => {
     expect(await metricValue(tg.app, 'tiergate_tokens_total', { tier: 'strong', kind: 'cached_input' })).toBeGreaterThanOrEqual(1000);
     expect(await metricValue(tg.app, 'tiergate_usage_total', { source: 'estimated' })).toBeGreaterThan(0);
