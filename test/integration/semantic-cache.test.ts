@@ -102,7 +102,12 @@ describe('semantic cache', () => {
     expect(await outcome(t, long.toUpperCase())).toBe('upstream');
     expect(embedder.calls).toBe(0);
     expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'bypass', reason: 'too_long' })).toBe(2);
-    // Up to the bound, the semantic half runs as ever.
+    // Up to the bound, the semantic half runs as ever: a question of exactly maxQuestionChars is embedded.
+    const calls = embedder.calls;
+    const atBound = `Is ${'a'.repeat(96)}?`;
+    expect(atBound.length).toBe(100);
+    expect(await outcome(t, atBound)).toBe('upstream');
+    expect(embedder.calls).toBe(calls + 1);
     await seed(t, 'What is the capital of France?', 'Paris.');
     expect(await outcome(t, 'what is the capital of france')).toBe('hit-semantic: Paris.');
     expect(embedder.calls).toBeGreaterThan(0);
@@ -115,21 +120,65 @@ describe('semantic cache', () => {
     expect(await outcome(t, 'The capital of France is what?')).toBe('hit-semantic: Paris.');
     // Another entity, a number, a negation, an added word: close in embedding space, still not the same question.
     expect(await outcome(t, 'What is the capital of Germany?')).toBe('upstream');
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'miss', reason: 'guard' })).toBe(0);
     expect(await outcome(t, 'What is the capital of France in 1789?')).toBe('upstream');
     expect(await outcome(t, 'What is not the capital of France?')).toBe('upstream');
     expect(await outcome(t, 'What is the former capital of France?')).toBe('upstream');
     expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'hit' })).toBe(2);
   });
 
-  it('an answer evicted before its vector is a miss that goes upstream, and the request is answered there', async () => {
-    // A memory store of one entry: the second answer stored evicts the first, whose vector stays indexed.
-    const t = await start({ tenants: { '*': { cache: { mode: 'semantic', threshold: 0.9 } } }, cache: { maxEntries: 1 } });
+  it('the guards are checked on every candidate: the same words with another quote, code span or URL go upstream, counted as guarded', async () => {
+    // Under the lexical guard the index hands back only entries with the same content words; quotes, code and URLs
+    // are not words, so these candidates come back, and only the guards refuse them.
+    // A low threshold: the test embedder reads the quoted words too, so these are less alike to it than to a model.
+    const t = await start({ tenants: { '*': { cache: { mode: 'semantic', threshold: 0.5 } } }, cache: { semantic: { minThreshold: 0.5 } } });
+    await seed(t, 'Translate "good morning" into French', 'Bonjour.');
+    await seed(t, 'What does `ls -a` print?', 'Hidden files too.');
+    await seed(t, 'Summarise https://example.com/a please', 'A page.');
+    expect(await outcome(t, 'translate "good morning" into french')).toBe('hit-semantic: Bonjour.');
+    expect(await outcome(t, 'Translate "good night" into French')).toBe('upstream');
+    expect(await outcome(t, 'What does `ls -l` print?')).toBe('upstream');
+    expect(await outcome(t, 'Summarise https://example.com/b please')).toBe('upstream');
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'miss', reason: 'guard' })).toBe(3);
+  });
+
+  it('without the lexical guard the vector search alone finds candidates, and the guards still refuse the different ones', async () => {
+    const t = await start({ tenants: { '*': { cache: { mode: 'semantic', threshold: 0.8 } } }, cache: { semantic: { lexicalGuard: false, minThreshold: 0.8 } } });
+    // Long questions, so that one word more or less leaves them close enough for the LSH buckets to meet.
+    const q = (place: string, extra = '') => `Please tell me briefly which city is the capital of ${place} ${extra}today`;
+    await seed(t, q('France'), 'Paris.');
+    // Another content word is allowed now; another entity or number still is not.
+    expect(await outcome(t, q('France', 'right '))).toBe('hit-semantic: Paris.');
+    expect(await outcome(t, q('Germany'))).toBe('upstream');
+    expect(await outcome(t, q('France', 'in 1789 '))).toBe('upstream');
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'miss', reason: 'guard' })).toBe(2);
+  });
+
+  it('a tenant whose cache is exact never has its questions embedded: a rephrasing goes upstream', async () => {
+    const embedder = new WordsEmbedder();
+    const t = await start({ tenants: { '*': { cache: { mode: 'exact' } } } }, embedder);
     await seed(t, 'What is the capital of France?', 'Paris.');
-    await seed(t, 'Name a prime number.', 'Seven.');
+    expect(await outcome(t, 'What is the capital of France?')).toBe('hit-exact: Paris.');
     expect(await outcome(t, 'what is the capital of france')).toBe('upstream');
-    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'miss', reason: 'not_found' })).toBeGreaterThanOrEqual(1);
+    expect(embedder.calls).toBe(0);
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic' })).toBe(0);
+  });
+
+  it('an answer evicted before its vector is a miss that goes upstream, and the request is answered there', async () => {
+    // A memory store of 50 KB, answers of 15,000 characters (~31 KB each): the second evicts the first, whose
+    // vector stays indexed (the vector index is bounded by entries, cache.maxEntries, not by bytes).
+    const t = await start({ tenants: { '*': { cache: { mode: 'semantic', threshold: 0.9 } } }, cache: { maxBytes: 50_000 } });
+    const long = 'Seven. '.repeat(3000).slice(0, 15_000);
+    await seed(t, 'What is the capital of France?', 'Paris. '.repeat(3000).slice(0, 15_000));
+    await seed(t, 'Name a prime number.', long);
+    const notFound = () => metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'miss', reason: 'not_found' });
+    const before = await notFound();
+    expect(await outcome(t, 'what is the capital of france')).toBe('upstream');
+    // Counted as the miss it is, not as a hit without an answer.
+    expect(await notFound()).toBe(before + 1);
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'hit' })).toBe(0);
     // …while the answer still stored is a hit as before.
-    expect(await outcome(t, 'name a prime number')).toBe('hit-semantic: Seven.');
+    expect(await outcome(t, 'name a prime number')).toBe(`hit-semantic: ${long}`);
   });
 
   it('never crosses a system prompt or a parameter', async () => {
@@ -224,6 +273,11 @@ describe('semantic cache', () => {
     let rows: LedgerRow[] = [];
     await expect.poll(async () => (rows = await t.rows()).length).toBe(2);
     expect(rows.find((r) => r.request_id === 'what is the capital of france')).toMatchObject({ cache_hit: true, status: 'cache_hit', cost_usd: { total: 0 } });
+    // Both lookups' time (the miss's: exact, embedding and search) is part of the request's, never more.
+    for (const r of rows) {
+      expect(r.latency_ms.cache_lookup).toBeGreaterThanOrEqual(0);
+      expect(r.latency_ms.cache_lookup).toBeLessThanOrEqual(r.latency_ms.total);
+    }
   });
 });
 
