@@ -84,8 +84,9 @@ describe('rollup: the gateway-wide figures', () => {
       sampleRow({ status: 'rejected', http_status: null }),
       sampleRow({ status: 'cancelled', http_status: null }),
       sampleRow({ status: 'success' }),
+      sampleRow({ status: 'cache_hit' }),
     ]);
-    expect([r.error_rate, r.rejected, r.cancelled]).toEqual([3 / 8, 4, 1]);
+    expect([r.error_rate, r.rejected, r.cancelled]).toEqual([3 / 9, 4, 1]);
   });
 
   it('the weak share is over tier-routed rows only, by the configured weak tier\'s name', async () => {
@@ -128,6 +129,7 @@ describe('rollup: groups (tenant × feature)', () => {
       sampleRow({ tenant_id: 'b', feature_id: 'x', usage: usage(20, 2), cost_usd: null }),
       sampleRow({ tenant_id: 'b', feature_id: 'x', usage: usage(0, 0), cost_usd: cost(0), cache_hit: true, status: 'cache_hit', saved_usd: 0.25 }),
       sampleRow({ tenant_id: 'b', feature_id: null, usage: usage(1, 1), cost_usd: cost(0.5) }),
+      sampleRow({ tenant_id: 'b', feature_id: 'y', usage: usage(2, 2), cost_usd: cost(0.1) }),
       sampleRow({ tenant_id: 'a', feature_id: null, usage: usage(1, 1), cost_usd: cost(0.5) }),
       sampleRow({ tenant_id: 'c', feature_id: null, usage: usage(1, 1), cost_usd: cost(2) }),
     ]);
@@ -136,6 +138,7 @@ describe('rollup: groups (tenant × feature)', () => {
       { tenant_id: 'a', feature_id: null, requests: 1, input_tokens: 1, output_tokens: 1, total_tokens: 3, cost_usd: 0.5, saved_usd: 0, cache_hits: 0, unpriced: 0 },
       { tenant_id: 'b', feature_id: 'x', requests: 3, input_tokens: 30, output_tokens: 3, total_tokens: 36, cost_usd: 0.5, saved_usd: 0.25, cache_hits: 1, unpriced: 1 },
       { tenant_id: 'b', feature_id: null, requests: 1, input_tokens: 1, output_tokens: 1, total_tokens: 3, cost_usd: 0.5, saved_usd: 0, cache_hits: 0, unpriced: 0 },
+      { tenant_id: 'b', feature_id: 'y', requests: 1, input_tokens: 2, output_tokens: 2, total_tokens: 5, cost_usd: 0.1, saved_usd: 0, cache_hits: 0, unpriced: 0 },
     ]);
   });
 
@@ -156,10 +159,11 @@ describe('rollup: groups (tenant × feature)', () => {
 describe('rollup: service tiers, hosted tools, shadow and versions', () => {
   it('service tiers: requests, cost and unpriced rows per tier named, sorted by cost then name', async () => {
     const r = await sum([
+      // The cheapest first, and two as dear as each other in the wrong order by name.
+      sampleRow({ service_tier: 'flex', cost_usd: cost(1) }),
+      sampleRow({ service_tier: 'default', cost_usd: cost(1) }),
       sampleRow({ service_tier: 'priority', cost_usd: cost(2) }),
       sampleRow({ service_tier: 'priority', cost_usd: null }),
-      sampleRow({ service_tier: 'default', cost_usd: cost(1) }),
-      sampleRow({ service_tier: 'flex', cost_usd: cost(1) }),
       sampleRow({ service_tier: null, cost_usd: cost(9) }),
     ]);
     expect(r.service_tiers).toEqual([
