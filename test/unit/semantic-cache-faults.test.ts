@@ -1,0 +1,140 @@
+// The semantic cache's service when its parts fail: an embedder that keeps failing opens the breaker, and then
+// no question is sent to it (each lookup is an embedder_down bypass, not a wait for the deadline) until the
+// cooldown's trial; an index or answer store that fails is an index_error bypass; adding a vector while the
+// breaker is open sends nothing; an index that adds asynchronously (Redis) has its evictions and failures counted.
+// The integration suite covers lookups through a request; this one holds the service's own rules.
+import { describe, expect, it } from 'vitest';
+import { normalise, type Embedder } from '../../src/cache/embedders/embedder.js';
+import { questionFeatures } from '../../src/cache/guards.js';
+import { SemanticCache, type SemanticSeed } from '../../src/cache/semantic-cache.js';
+import { configSchema } from '../../src/config/schema.js';
+import type { CacheEntry, CacheStore } from '../../src/stores/cache-store.js';
+import { MemoryCacheStore } from '../../src/stores/memory/cache-store.js';
+import { MemoryVectorIndex } from '../../src/stores/memory/vector-index.js';
+import type { VectorIndex, VectorMatch } from '../../src/stores/vector-index.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
+import { captureLogger } from '../helpers/tiergate.js';
+
+const cfg = () => ({ ...configSchema.parse({}).cache, breaker: { failures: 2, cooldownMs: 1000 } });
+const VECTOR = normalise(Float32Array.from({ length: 8 }, (_, i) => i + 1));
+
+class FlakyEmbedder implements Embedder {
+  readonly id = 'test:flaky';
+  calls = 0;
+  fail = false;
+  async embed(texts: readonly string[]): Promise<Float32Array[]> {
+    this.calls++;
+    if (this.fail) throw new Error('embedder down');
+    return texts.map(() => VECTOR);
+  }
+  async close(): Promise<void> {}
+}
+
+/** An index whose search and add can fail, and whose add answers with a promise, as the Redis ones do. */
+class FlakyIndex implements VectorIndex {
+  readonly kind = 'redis';
+  searchFails = false;
+  addFails = false;
+  adds = 0;
+  evicts = 0;
+  private readonly inner = new MemoryVectorIndex(() => 0, 100);
+  search(...args: Parameters<VectorIndex['search']>): VectorMatch[] | Promise<VectorMatch[]> {
+    if (this.searchFails) return Promise.reject(new Error('search failed'));
+    return this.inner.search(...args);
+  }
+  add(...args: Parameters<VectorIndex['add']>): Promise<number> {
+    this.adds++;
+    if (this.addFails) return Promise.reject(new Error('add failed'));
+    this.inner.add(...args);
+    return Promise.resolve(this.evicts);
+  }
+  async close(): Promise<void> {}
+}
+
+function service(opts: { embedder?: FlakyEmbedder; index?: VectorIndex; store?: CacheStore; now?: () => number } = {}) {
+  const metrics = createMetrics();
+  const { log, logs } = captureLogger();
+  const embedder = opts.embedder ?? new FlakyEmbedder();
+  const store = opts.store ?? new MemoryCacheStore(100, 1 << 20);
+  const semantic = new SemanticCache(embedder, opts.index ?? new FlakyIndex(), store, metrics, log, opts.now ?? (() => 0));
+  const degraded = async () => (await metrics.cacheStoreDegraded.get()).values.find((v) => v.labels.part === 'semantic')?.value ?? 0;
+  const evictions = async () => (await metrics.cacheEvictions.get()).values.find((v) => v.labels.kind === 'semantic')?.value ?? 0;
+  return { semantic, embedder, store, degraded, evictions, logs };
+}
+
+const query = (question = 'What is the capital of France?') => ({ tenant: 'acme', partition: 'p1', question, threshold: 0.9 });
+const ENTRY: CacheEntry = { answer: { model: 'm', systemFingerprint: null, choices: [], usage: null }, storedAt: 0 };
+const settled = () => new Promise((r) => setImmediate(r));
+
+describe('the semantic cache when its parts fail', () => {
+  it('an embedder that keeps failing opens the breaker: no question is sent to it until the cooldown\'s one trial', async () => {
+    let t = 0;
+    const embedder = new FlakyEmbedder();
+    embedder.fail = true;
+    const { semantic, degraded, logs } = service({ embedder, now: () => t });
+    expect(await semantic.lookup(query(), cfg())).toEqual({ result: 'bypass', reason: 'embedder_error' });
+    expect(await semantic.lookup(query(), cfg())).toEqual({ result: 'bypass', reason: 'embedder_error' });
+    expect(await degraded()).toBe(1);
+    expect(await semantic.lookup(query(), cfg())).toEqual({ result: 'bypass', reason: 'embedder_down' });
+    expect(embedder.calls).toBe(2);
+    t = 1000;
+    embedder.fail = false;
+    expect((await semantic.lookup(query(), cfg())).result).toBe('miss');
+    expect(embedder.calls).toBe(3);
+    expect(await degraded()).toBe(0);
+    const warnings = logs.filter((l) => l.includes('cache.semantic_failed'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('"op":"embed"');
+  });
+
+  it('an index that fails to search, or an answer store that fails to read, is an index_error bypass, warned of once', async () => {
+    const index = new FlakyIndex();
+    const store = new MemoryCacheStore(100, 1 << 20);
+    const { semantic, logs } = service({ index, store });
+    // A vector indexed, pointing at an answer the store then fails to read.
+    const miss = await semantic.lookup(query(), cfg());
+    semantic.add('acme', (miss as { seed: SemanticSeed }).seed, 'k1', 60_000, cfg().semantic);
+    await settled();
+    store.set('k1', ENTRY, 60_000, 'acme');
+    expect(await semantic.lookup(query(), cfg())).toMatchObject({ result: 'hit', entry: ENTRY });
+    (store as { get: CacheStore['get'] }).get = () => Promise.reject(new Error('store down'));
+    expect(await semantic.lookup(query(), cfg())).toEqual({ result: 'bypass', reason: 'index_error' });
+    index.searchFails = true;
+    expect(await semantic.lookup(query(), cfg())).toEqual({ result: 'bypass', reason: 'index_error' });
+    // One warning per interval for an outage, naming the first operation that failed.
+    const ops = logs.filter((l) => l.includes('cache.semantic_failed')).map((l) => JSON.parse(l).op);
+    expect(ops).toEqual(['get']);
+  });
+
+  it('adding a vector: evictions counted, a failure counted by the breaker, nothing sent while it is open', async () => {
+    const index = new FlakyIndex();
+    const { semantic, degraded, evictions } = service({ index });
+    const seed: SemanticSeed = { partition: 'p1:test_flaky', vector: VECTOR, features: questionFeatures('q') };
+    index.evicts = 3;
+    semantic.add('acme', seed, 'k1', 60_000, cfg().semantic);
+    await settled();
+    expect(await evictions()).toBe(3);
+    index.evicts = 0;
+    // Failed adds open the breaker (an add has no request's settings: the last a lookup's failure gave, else
+    // three failures)…
+    index.addFails = true;
+    for (const k of ['k2', 'k3']) semantic.add('acme', seed, k, 60_000, cfg().semantic);
+    await settled();
+    expect(await degraded()).toBe(0);
+    semantic.add('acme', seed, 'k3b', 60_000, cfg().semantic);
+    await settled();
+    expect(await degraded()).toBe(1);
+    // …and then nothing more is sent.
+    const adds = index.adds;
+    semantic.add('acme', seed, 'k4', 60_000, cfg().semantic);
+    await settled();
+    expect(index.adds).toBe(adds);
+  });
+
+  it('vectors of two embedders never share a partition: the id is part of it, outside characters replaced', () => {
+    const a = service({ embedder: Object.assign(new FlakyEmbedder(), { id: 'openai:e5-large' }) as FlakyEmbedder }).semantic;
+    const b = service({ embedder: Object.assign(new FlakyEmbedder(), { id: 'openai:e5-small' }) as FlakyEmbedder }).semantic;
+    expect(a.partitionOf('p')).toBe('p:openai_e5-large');
+    expect(a.partitionOf('p')).not.toBe(b.partitionOf('p'));
+  });
+});
