@@ -496,6 +496,16 @@ describe('semantic cache on Redis', () => {
     }
   });
 
+  it('a cache store that is down bypasses the semantic half too: no question is embedded for an answer it could not read', async () => {
+    const embedder = new WordsEmbedder();
+    // Nothing listens on port 1: every exact lookup fails at once, and the breaker opens.
+    const t = await start({ cache: { store: 'redis', redis: { url: 'redis://127.0.0.1:1', keyPrefix: 'down:' } } }, embedder);
+    for (const q of ['What is the capital of France?', 'what is the capital of france']) expect(await outcome(t, q)).toBe('upstream');
+    expect(embedder.calls).toBe(0);
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'exact', result: 'bypass' })).toBe(2);
+    expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic' })).toBe(0);
+  });
+
   it('a vector added by one instance answers a rephrasing on another', async () => {
     const cache = { store: 'redis' as const, redis: { url: redis.url, keyPrefix: `s${Date.now()}:` } };
     const one = await start({ cache });
