@@ -139,12 +139,11 @@ function fieldError(err: z.ZodError, body: unknown): TiergateError {
   }
   // A value outside a list (a message's role): named with the list, under OpenAI's code invalid_value. OpenAI's
   // message leaves the field to `param`; this one names it too, as every other message here does.
-  if (issue.code === 'invalid_value' && typeof value === 'string') {
-    return new TiergateError('invalid_value', `Invalid value for '${param}': '${boundedClientText(value)}'. Supported values are: ${listed(issue.values.map((v) => `'${String(v)}'`))}.`, param);
-  }
-  // Not even a string (a role of 5): the wrong type, worded as the others are, with the values it may take.
   if (issue.code === 'invalid_value') {
-    return new TiergateError('invalid_request', `Invalid type for '${param}': expected one of ${listed(issue.values.map((v) => `'${String(v)}'`))}, but got ${typeOf(value)} instead.`, param);
+    const supported = listed(issue.values.map((v) => `'${String(v)}'`));
+    if (typeof value === 'string') return new TiergateError('invalid_value', `Invalid value for '${param}': '${boundedClientText(value)}'. Supported values are: ${supported}.`, param);
+    // Not even a string (a role of 5): the wrong type, worded as the others are, with the values it may take.
+    return new TiergateError('invalid_request', `Invalid type for '${param}': expected one of ${supported}, but got ${typeOf(value)} instead.`, param);
   }
   return new TiergateError('invalid_request', `Invalid '${param}': ${issue.message}.`, param);
 }
