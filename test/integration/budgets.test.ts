@@ -566,6 +566,17 @@ describe('monthly budgets', () => {
     c.t += 30 * 60_000;
     expect((await request(t, strong)).o.kind).toBe('continue');
   });
+
+  it('a monthly cost budget alone (no daily one beside it) reserves each request\'s cost and refuses when spent', async () => {
+    const c = clock(Date.UTC(2026, 10, 12, 12));
+    const t = await tiergate({ tenants: { '*': { monthlyCostBudgetUsd: 0.015 } } }, c.now);
+    const strong = hi({ model: 'strong-model', max_tokens: 1000 }); // ~$0.0100 reserved each
+    const first = await request(t, strong);
+    expect(first.o.kind).toBe('continue');
+    const second = refusal((await request(t, strong)).o);
+    expect([second.status, second.error.code]).toEqual([429, 'monthly_cost_budget']);
+    first.s.close();
+  });
 });
 
 describe('token budgets', () => {
@@ -768,6 +779,11 @@ describe('token budgets', () => {
     expect((await request(t, hi({ max_tokens: 1000 }))).o.kind).toBe('continue');
     expect((await request(t, hi({ max_tokens: 1000 }))).o.kind).toBe('continue');
     expect(refusal((await request(t, hi({ max_tokens: 1000 }))).o).error.code).toBe('tier_tokens_per_minute');
+    // A tier's limit alone, with no other token limit: still reserved and held, for that tier only.
+    const t3 = await tiergate({ budgets: { tierTokensPerMinute: { weak: 1500 } } }, c.now);
+    expect((await request(t3, hi({ max_tokens: 1000 }))).o.kind).toBe('continue');
+    expect(refusal((await request(t3, hi({ max_tokens: 1000 }))).o).error.code).toBe('tier_tokens_per_minute');
+    expect((await request(t3, hi({ model: 'strong-model', max_tokens: 1000 }))).o.kind).toBe('continue');
     const t2 = await tiergate({ budgets: { globalTokensPerMinute: 1500 } }, c.now);
     expect((await request(t2, hi({ max_tokens: 1000 }))).o.kind).toBe('continue');
     expect(refusal((await request(t2, hi({ max_tokens: 1000 }))).o).error.code).toBe('global_tokens_per_minute');
