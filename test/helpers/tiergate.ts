@@ -100,7 +100,7 @@ export function jsonBody(o: unknown): Buffer {
   return Buffer.from(JSON.stringify(o));
 }
 
-export async function metricValue(app: App, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(app: Pick<App, 'metrics'>, name: string, labels: Record<string, string> = {}): Promise<number> {
   const metric = app.metrics.registry.getSingleMetric(name);
   if (!metric) return 0;
   const data = await metric.get();

@@ -7,7 +7,7 @@ import { ResponseCache } from '../../src/cache/response-cache.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { CacheEntry, CacheStore } from '../../src/stores/cache-store.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
-import { captureLogger } from '../helpers/tiergate.js';
+import { captureLogger, metricValue } from '../helpers/tiergate.js';
 
 const cfg = (breaker = { failures: 2, cooldownMs: 1000 }, lookupDeadlineMs = 50) => ({ ...configSchema.parse({}).cache, breaker, lookupDeadlineMs });
 const ENTRY: CacheEntry = { answer: { model: 'm', content: 'hi' } as unknown as CacheEntry['answer'], storedAt: 0 };
@@ -47,7 +47,7 @@ function service(store: CacheStore, now = () => 0) {
   const values = async (m: { get(): Promise<{ values: Array<{ labels: Record<string, unknown>; value: number }> }> }) =>
     Object.fromEntries((await m.get()).values.filter((v) => v.value !== 0).map((v) => [Object.values(v.labels).map(String).join(':'), v.value]));
   const counts = async () => ({ lookups: await values(metrics.cacheLookups), writes: await values(metrics.cacheWrites), evictions: await values(metrics.cacheEvictions) });
-  const degraded = async () => (await metrics.cacheStoreDegraded.get()).values.find((v) => v.labels.part === 'exact')?.value ?? 0;
+  const degraded = () => metricValue({ metrics }, 'tiergate_cache_store_degraded', { part: 'exact' });
   return { cache: new ResponseCache(store, 'tg:', metrics, log, now), counts, degraded, logs };
 }
 

@@ -13,7 +13,7 @@ import { MemoryCacheStore } from '../../src/stores/memory/cache-store.js';
 import { MemoryVectorIndex } from '../../src/stores/memory/vector-index.js';
 import type { VectorIndex, VectorMatch } from '../../src/stores/vector-index.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
-import { captureLogger } from '../helpers/tiergate.js';
+import { captureLogger, metricValue } from '../helpers/tiergate.js';
 
 const cfg = () => ({ ...configSchema.parse({}).cache, breaker: { failures: 2, cooldownMs: 1000 } });
 const VECTOR = normalise(Float32Array.from({ length: 8 }, (_, i) => i + 1));
@@ -57,8 +57,8 @@ function service(opts: { embedder?: FlakyEmbedder; index?: VectorIndex; store?: 
   const embedder = opts.embedder ?? new FlakyEmbedder();
   const store = opts.store ?? new MemoryCacheStore(100, 1 << 20);
   const semantic = new SemanticCache(embedder, opts.index ?? new FlakyIndex(), store, metrics, log, opts.now ?? (() => 0));
-  const degraded = async () => (await metrics.cacheStoreDegraded.get()).values.find((v) => v.labels.part === 'semantic')?.value ?? 0;
-  const evictions = async () => (await metrics.cacheEvictions.get()).values.find((v) => v.labels.kind === 'semantic')?.value ?? 0;
+  const degraded = () => metricValue({ metrics }, 'tiergate_cache_store_degraded', { part: 'semantic' });
+  const evictions = () => metricValue({ metrics }, 'tiergate_cache_evictions_total', { kind: 'semantic' });
   return { semantic, embedder, store, degraded, evictions, logs };
 }
 
