@@ -260,11 +260,13 @@ export async function streamLostBefore(url: string, stream: string, cluster = fa
 /**
  * Reading the stream is a command someone, or a cron job, waits on: it must end. With ioredis' defaults (reconnect
  * for ever, no timeout on a command) an unreachable Redis held `tiergate ledger rollup --redis` for ever, printing
- * "[ioredis] Unhandled error event" every time it tried again. Now three reconnects, then the error; a connection
- * attempt and each command are bounded.
+ * "[ioredis] Unhandled error event" every time it tried again. Now five reconnects over 3.75 s (a restarting Redis
+ * is waited for), then the error; a connection attempt, the whole wait to connect (15 s) and each command are
+ * bounded.
  */
-const retry = (attempt: number) => (attempt <= 3 ? attempt * 200 : null);
+const retry = (attempt: number) => (attempt <= 5 ? attempt * 250 : null);
 const BOUNDED = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 10_000, commandTimeout: 10_000 } as const;
+const CONNECT_DEADLINE_MS = 15_000;
 
 /** A connected client; the connection error (with where it was going) when there is none. */
 async function redisClient(url: string, cluster: boolean): Promise<Redis | Cluster> {
@@ -275,12 +277,26 @@ async function redisClient(url: string, cluster: boolean): Promise<Redis | Clust
   // Reported once, below, by what went wrong last (ioredis ends with "Connection is closed" after its retries).
   let last: Error | undefined;
   redis.on('error', (e: Error) => (last = e));
+  // connect() rejects at the first refused attempt, while the client goes on reconnecting by the strategy above:
+  // waited on alone, the reconnects were never reached. The client's own end is the answer: ready, or given up.
+  // A server that takes connections and never answers leaves the client waiting on its ready check for ever: the
+  // whole wait is bounded too.
+  let timedOut!: () => void;
+  const settled = new Promise<void>((resolve, reject) => {
+    redis.once('ready', resolve);
+    redis.once('end', () => reject(last ?? new Error('Connection is closed.')));
+    timedOut = () => reject(new Error(`no ready connection within ${CONNECT_DEADLINE_MS / 1000} s${last ? ` (last error: ${last.message})` : ''}`));
+  });
+  const deadline = setTimeout(timedOut, CONNECT_DEADLINE_MS);
+  redis.connect().catch(() => undefined);
   try {
-    await redis.connect();
+    await settled;
     return redis;
   } catch (err) {
     redis.disconnect();
-    throw new Error(`could not read the ledger from Redis at ${redactedUrl(url)}: ${(last ?? (err as Error)).message}`);
+    throw new Error(`could not read the ledger from Redis at ${redactedUrl(url)}: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(deadline);
   }
 }
 

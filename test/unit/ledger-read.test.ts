@@ -1,7 +1,9 @@
 // Reading the ledger back (src/ledger/read.ts), in process: JSON Lines files, container logs and the Redis
 // stream. The CLI suite (test/integration/ledger-rollup.test.ts) reads them through `tiergate ledger rollup` in
 // a child process; this one holds each reader's rules where a change to one fails by name.
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -185,10 +187,46 @@ describe('the Redis stream', () => {
   });
 
   it('a Redis it cannot reach: an error naming where, with the password hidden', async () => {
-    // Nothing listens on port 1.
-    await expect(collectRows(rowsFromRedis('redis://:s3cret@127.0.0.1:1/0', 's'))).rejects.toThrow(/could not read the ledger from Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0: /);
-    await expect(streamLostBefore('redis://:s3cret@127.0.0.1:1/0', 's')).rejects.not.toThrow(/s3cret/);
-    // A URL without a password is named as it is.
-    await expect(streamLostBefore('redis://127.0.0.1:1/0', 's')).rejects.toThrow('could not read the ledger from Redis at redis://127.0.0.1:1/0: ');
+    // Nothing listens on port 1. Each call tries for its five reconnects (3.75 s) first: they run side by side.
+    await Promise.all([
+      expect(collectRows(rowsFromRedis('redis://:s3cret@127.0.0.1:1/0', 's'))).rejects.toThrow(/could not read the ledger from Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0: /),
+      expect(streamLostBefore('redis://:s3cret@127.0.0.1:1/0', 's')).rejects.not.toThrow(/s3cret/),
+      // A URL without a password is named as it is.
+      expect(streamLostBefore('redis://127.0.0.1:1/0', 's')).rejects.toThrow('could not read the ledger from Redis at redis://127.0.0.1:1/0: '),
+    ]);
+  }, 20_000);
+
+  it('a server that takes the connection and never answers: an error once the wait to connect (15 s) is over', async () => {
+    const held: Socket[] = [];
+    const silent = createServer((c) => held.push(c)).listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const url = `redis://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      // Without the bound, ioredis waits on its ready check for ever.
+      await expect(streamLostBefore(url, 's')).rejects.toThrow(`could not read the ledger from Redis at ${url}: no ready connection within 15 s`);
+    } finally {
+      for (const c of held) c.destroy();
+      silent.close();
+    }
+  }, 30_000);
+
+  it('a Redis that is restarting when the read begins is waited for (its reconnects), not an error at the first refusal', async () => {
+    const own = await RedisServer.start();
+    try {
+      const c = own.client();
+      const stream = `restart-${Date.now()}`;
+      await c.xadd(stream, '1-0', 'row', line(sampleRow({ request_id: 'kept' })));
+      c.disconnect();
+      await own.down();
+      const reading = collectRows(rowsFromRedis(own.url, stream));
+      const losing = streamLostBefore(own.url, stream);
+      // Both have been refused once (the first attempt is at once) before the server is back.
+      await new Promise((r) => setTimeout(r, 100));
+      await own.up();
+      expect(ids(await reading)).toEqual(['kept']);
+      expect(await losing).toBe(0);
+    } finally {
+      await own.down();
+    }
   }, 20_000);
 });
