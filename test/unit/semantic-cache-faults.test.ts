@@ -137,4 +137,21 @@ describe('the semantic cache when its parts fail', () => {
     expect(a.partitionOf('p')).toBe('p:openai_e5-large');
     expect(a.partitionOf('p')).not.toBe(b.partitionOf('p'));
   });
+
+  it('close() closes the embedder and the index, each even when the other fails to close, and never throws', async () => {
+    const closed: string[] = [];
+    const embedder = new FlakyEmbedder();
+    embedder.close = async () => {
+      closed.push('embedder');
+      throw new Error('embedder close failed');
+    };
+    const index = new FlakyIndex();
+    index.close = async () => {
+      closed.push('index');
+      throw new Error('index close failed');
+    };
+    const { semantic } = service({ embedder, index });
+    await expect(semantic.close()).resolves.toBeUndefined();
+    expect(closed.sort()).toEqual(['embedder', 'index']);
+  });
 });
