@@ -1,4 +1,5 @@
 // tiergate on a real gRPC port, driven message for message like Envoy (envoy-ext-proc.md §17 checklist).
+import { createHmac } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,6 +91,18 @@ describe('request path', () => {
     expect(sent).toBe('{"model":"small-v1","stream":true,"seed":9223372036854775807,"metadata":{"ids":[-12345678901234567890,1]},"temperature":0.5,"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}');
     expect(getHeader(s.requestHeaders, 'content-length')).toBe(String(Buffer.byteLength(sent)));
     s.close();
+  });
+
+  it('a body whose exact rewrite cannot be proven (a client string spelled like the mark) goes rounded, and says so in the log', async () => {
+    const s = tg.pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'req-rounded']]), false);
+    const raw = '{"model":"auto","seed":9223372036854775807,"user":"\\u0001tg1","messages":[{"role":"user","content":"hi"}]}';
+    const sent = JSON.parse((asContinue(await s.sendRequestBody(Buffer.from(raw), true)).body as Buffer).toString()) as { seed: number; user: string };
+    s.close();
+    // The string stays the string validation saw; the seed is JSON.parse's double.
+    expect([sent.user, sent.seed]).toEqual(['\u0001tg1', 9223372036854775807]);
+    const events = tg.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === 'route.integers_rounded');
+    expect(events).toEqual([expect.objectContaining({ request_id: 'req-rounded' })]);
   });
 
   it('a POST on an LLM path with no body (end_of_stream on the headers) is answered at once: no body ever comes', async () => {
@@ -248,6 +261,11 @@ describe("prefix-cache salt (tiers.*.cacheSaltSecretEnv)", () => {
       expect([narrowed === a, narrowed === 'user-42']).toEqual([false, false]);
       expect(await salt(one, acme, { cache_salt: 'user-42' })).toBe(narrowed);
       expect(await salt(one, globex, { cache_salt: a })).not.toBe(a);
+      // The values themselves are pinned: a change of formula would empty every tenant's prefix cache on upgrade.
+      const hmac = (text: string) => createHmac('sha256', secret.SALT_KEY).update(text).digest('base64url');
+      expect([a, narrowed]).toEqual([hmac('acme'), hmac('acme\nuser-42')]);
+      // An empty client salt narrows nothing.
+      expect(await salt(one, acme, { cache_salt: '' })).toBe(a);
       // The tier without a secret: the body's cache_salt is the client's, as for any field.
       expect(await upstream(one, acme, 'hi', { cache_salt: 'user-42' })).toMatchObject({ model: 'small-v1', cache_salt: 'user-42' });
       expect('cache_salt' in (await upstream(one, acme, 'hi'))).toBe(false);
@@ -296,6 +314,15 @@ describe('safety identifier (tiers.*.safetyIdentifierSecretEnv)', () => {
       // The deprecated `user` names the end user too, and goes on in the same form.
       const viaUser = await upstream(one, acme, strong({ user: 'alice@acme.example' }));
       expect(viaUser).toMatchObject({ safety_identifier: alice, user: alice });
+      // An empty safety_identifier names no one: the user does, or else the tenant alone.
+      expect(await id(one, acme, { safety_identifier: '', user: 'alice@acme.example' })).toBe(alice);
+      expect(await id(one, acme, { safety_identifier: '' })).toBe(a);
+      expect(await upstream(one, acme, strong({ user: '' }))).toMatchObject({ safety_identifier: a, user: a });
+      // No user sent, none added.
+      expect('user' in (await upstream(one, acme, strong()))).toBe(false);
+      // The values themselves are pinned: a change of formula would reset what the provider knows of each user.
+      const hmac = (text: string) => createHmac('sha256', secret.SAFETY_KEY).update(text).digest('base64url');
+      expect([a, alice]).toEqual([hmac('safety_identifier\nacme'), hmac('safety_identifier\nacme\nalice@acme.example')]);
       // The Responses API takes it; the legacy completions API does not (OpenAI refuses a field it does not know).
       expect((await upstream(one, acme, { store: false, input: 'design a cache' }, '/v1/responses')).safety_identifier).toBe(a);
       expect('safety_identifier' in (await upstream(one, acme, { model: 'large-v1', prompt: 'design a cache' }, '/v1/completions'))).toBe(false);
