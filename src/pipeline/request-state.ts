@@ -14,7 +14,7 @@ import { newId } from '../ids.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { H } from './contract-headers.js';
 
-export type RouteSource = 'classifier' | 'alias' | 'path' | 'stateful' | 'affinity';
+export type RouteSource = 'classifier' | 'alias' | 'stateful' | 'affinity';
 
 export interface RouteDecision {
   tier: TierRuntime;

@@ -30,7 +30,7 @@ export function createPolicyStage(metrics: Metrics): Stage {
       }
       if (!policy.models || !route) return;
       const asked = llm.model ?? 'auto';
-      if (route.source === 'alias' || route.source === 'path') {
+      if (route.source === 'alias') {
         if (modelAllowed(policy, asked, route.tier.name)) return;
         metrics.aclDecisions.inc({ result: 'refused' });
         throw new TiergateError('model_not_allowed', `Your plan does not include the model '${asked}'.`, 'model');
