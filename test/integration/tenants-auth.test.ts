@@ -39,7 +39,7 @@ beforeAll(async () => {
       plans: { basic: { models: ['weak'], onTierDenied: 'downgrade', serviceTiers: ['default', 'flex'], hostedTools: ['file_search'] } },
       tenants: {
         acme: { plan: 'basic' },
-        globex: { plan: 'basic', onTierDenied: 'refuse' },
+        globex: { plan: 'basic', onTierDenied: 'refuse', hostedTools: [] },
         initech: { models: ['smart'] },
       },
     },
@@ -185,9 +185,11 @@ describe('authentication', () => {
 
 describe('model ACLs', () => {
   it('an alias the tenant may not use → 403 model_not_allowed', async () => {
+    const before = await metricValue(tg.app, 'tiergate_acl_decisions_total', { result: 'refused' });
     const { o } = await call([['x-api-key', KEY_ACME]], { model: 'smart', messages: [{ role: 'user', content: 'hi' }] });
     const e = errorOf(o);
-    expect([e.status, e.error.code, e.error.param]).toEqual([403, 'model_not_allowed', 'model']);
+    expect([e.status, e.error.code, e.error.param, e.error.message]).toEqual([403, 'model_not_allowed', 'model', "Your plan does not include the model 'smart'."]);
+    expect(await metricValue(tg.app, 'tiergate_acl_decisions_total', { result: 'refused' })).toBe(before + 1);
   });
 
   it('an allowed tier admits its aliases and its model id', async () => {
@@ -221,8 +223,10 @@ describe('model ACLs', () => {
   });
 
   it('the same request for a tenant whose policy says refuse → 403', async () => {
+    const before = await metricValue(tg.app, 'tiergate_acl_decisions_total', { result: 'refused' });
     const { o } = await call([['x-api-key', KEY_PLATFORM], ['x-tenant-id', 'globex']], { model: 'auto', messages: [{ role: 'user', content: STRONG_PROMPT }] });
-    expect(errorOf(o)).toMatchObject({ status: 403, error: { code: 'model_not_allowed' } });
+    expect(errorOf(o)).toMatchObject({ status: 403, error: { code: 'model_not_allowed', param: 'model', message: "This request needs the 'strong' tier, which your plan does not include." } });
+    expect(await metricValue(tg.app, 'tiergate_acl_decisions_total', { result: 'refused' })).toBe(before + 1);
   });
 
   it("a path routed without a body read to a tier the plan excludes → 403 on the request headers, never downgraded", async () => {
@@ -268,7 +272,7 @@ describe('model ACLs', () => {
     }
     expect(await rowFor(tg, 'tools-refused')).toMatchObject({ tenant_id: 'acme', status: 'rejected', http_status: 403, error_code: 'tool_not_allowed' });
     // Listed, or run by the client (function, custom), or malformed (the backend's to refuse): passed on.
-    expect((await responses(acme, [fn, { type: 'custom', name: 'x' }, { type: 'file_search', vector_store_ids: ['vs_1'] }, 'junk', { name: 'no type' }], 'tools-ok')).kind).toBe('continue');
+    expect((await responses(acme, [fn, { type: 'custom', name: 'x' }, { type: 'file_search', vector_store_ids: ['vs_1'] }, 'junk', null, { name: 'no type' }], 'tools-ok')).kind).toBe('continue');
     // A coding agent's own tools run on the client's machine (Codex: local_shell, shell, apply_patch), as does
     // computer use: passed on whatever the plan lists.
     const agent = [fn, { type: 'local_shell' }, { type: 'shell' }, { type: 'apply_patch' }, { type: 'computer_use_preview', display_width: 1024, display_height: 768, environment: 'browser' }];
@@ -276,7 +280,15 @@ describe('model ACLs', () => {
     // Chat: a search model's web_search_options is the web_search tool; a function tool is the client's.
     const chat = (key: Array<[string, string]>, extra: Record<string, unknown>) => call(key, { model: 'auto', messages: [{ role: 'user', content: 'hi' }], ...extra });
     const search = errorOf((await chat(acme, { web_search_options: {} })).o);
-    expect([search.status, search.error.code, search.error.param]).toEqual([403, 'tool_not_allowed', 'web_search_options']);
+    expect([search.status, search.error.code, search.error.param, search.error.message]).toEqual([403, 'tool_not_allowed', 'web_search_options', "Your plan does not include the hosted tool 'web_search'; it may use: file_search."]);
+    // A plan that lists no hosted tool says so.
+    const none = errorOf(await responses([['x-api-key', KEY_PLATFORM], ['x-tenant-id', 'globex']], [{ type: 'web_search' }], 'tools-none'));
+    expect(none.error.message).toBe("Your plan does not include the hosted tool 'web_search'; it may use: none.");
+    // Only Chat Completions takes web_search_options: on the legacy completions API it is the backend's to refuse.
+    const legacy = tg.pool.open();
+    await legacy.sendRequestHeaders(postHeaders('/v1/completions', acme), false);
+    expect((await legacy.sendRequestBody(jsonBody({ model: 'auto', prompt: 'hi', web_search_options: {} }))).kind).toBe('continue');
+    legacy.close();
     expect((await chat(acme, { tools: [{ type: 'function', function: { name: 'f' } }] })).o.kind).toBe('continue');
     // initech's policy lists none: any hosted tool goes through.
     expect((await responses([['authorization', `Bearer ${KEY_FROM_FILE}`]], [{ type: 'web_search' }], 'tools-any')).kind).toBe('continue');
