@@ -38,6 +38,13 @@ function refusal(o: Outcome): { status: number; error: { code: string; param: st
 const event = (o: Record<string, unknown>) => `event: ${String(o.type)}\ndata: ${JSON.stringify(o)}\n\n`;
 const USAGE = { input_tokens: 1000, input_tokens_details: { cached_tokens: 200 }, output_tokens: 500, output_tokens_details: { reasoning_tokens: 120 }, total_tokens: 1500 };
 const response = (extra: Record<string, unknown>) => ({ id: 'resp_1', object: 'response', status: 'completed', model: 'weak-model', error: null, output: [], usage: null, ...extra });
+// A turn as Codex and the Agents SDK send it (nothing stored), and the items of its input.
+const STATELESS = { store: false, include: ['reasoning.encrypted_content'] };
+const reasoning = (sealed: string) => ({ type: 'reasoning', id: `rs_${sealed.slice(-6)}`, summary: [], encrypted_content: sealed });
+const said = (text: string) => ({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] });
+const user = (text: string) => ({ role: 'user', content: text });
+const SEAL_WEAK = 'gAAAAABweak' + 'w'.repeat(400);
+const SEAL_STRONG = 'gAAAAABstrong' + 's'.repeat(400);
 
 let tg: TestTiergate;
 beforeAll(async () => {
@@ -455,6 +462,21 @@ describe('response affinity: a conversation stays on the tier its first turn got
     }
   });
 
+  it('a remembered tier that a reload removed: its continuations go to the stateful tier', async () => {
+    const t = await startTiergate({ tiers: { weak: { model: 'weak-model' }, strong: { model: 'strong-model' }, large: { model: 'large-model' } }, routing: { affinity: { store: 'memory' } } });
+    try {
+      const first = await turn(t, { model: 'large-model', input: 'hi' });
+      expect(sent(first.s, first.o).tier).toBe('large');
+      await answer(first.s, 'resp_on_large');
+      expect(await t.app.config.apply('routing: { affinity: { store: memory } }\n', {}, t.app.reloadListener)).toBe(true); // tiers: weak, strong
+      const next = await turn(t, { input: LONG_TASK, previous_response_id: 'resp_on_large' });
+      expect(sent(next.s, next.o)).toMatchObject({ tier: 'weak', classifier: 'stateful', body: { model: 'weak-model' } });
+      next.s.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('with the store down, turns are still answered: continuations go to the stateful tier, new turns unremembered', async () => {
     const dead = { url: 'redis://127.0.0.1:1', connectTimeoutMs: 50, commandTimeoutMs: 50 };
     const t = await startTiergate({ routing: { affinity: { store: 'redis', redis: dead } } });
@@ -632,7 +654,10 @@ describe("response isolation: a tenant cannot use another tenant's stored respon
       // passes them.
       const ref = { store: false, input: [{ type: 'item_reference', id: 'msg_elsewhere' }, { role: 'user', content: 'go on' }] };
       const refused = await turnAs(strict, 'globex', ref, 'g6');
-      expect(refusal(refused.o)).toMatchObject({ status: 404, error: { code: 'item_not_found', param: 'input' } });
+      expect(refusal(refused.o)).toEqual({
+        status: 404,
+        error: expect.objectContaining({ code: 'item_not_found', param: 'input', message: 'Items named by id (item_reference) cannot be verified through this gateway; send the items themselves.' }),
+      });
       refused.s.close();
       expect(await rowFor(strict, 'g6')).toMatchObject({ tenant_id: 'globex', status: 'rejected', error_code: 'item_not_found' });
       const known = await startTiergate({ auth, routing: { affinity: { store: 'memory' } } });
@@ -676,12 +701,6 @@ describe('sealed items: a turn that sends back encrypted reasoning or a compacti
     memory: () => ({ affinity: { store: 'memory' } }),
     redis: () => ({ affinity: { store: 'redis', redis: { url: servers.redis.url, keyPrefix: `sealed:${Date.now()}:`, connectTimeoutMs: 1000, commandTimeoutMs: 1000 } } }),
   };
-  const STATELESS = { store: false, include: ['reasoning.encrypted_content'] };
-  const reasoning = (sealed: string) => ({ type: 'reasoning', id: `rs_${sealed.slice(-6)}`, summary: [], encrypted_content: sealed });
-  const said = (text: string) => ({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] });
-  const user = (text: string) => ({ role: 'user', content: text });
-  const SEAL_WEAK = 'gAAAAABweak' + 'w'.repeat(400);
-  const SEAL_STRONG = 'gAAAAABstrong' + 's'.repeat(400);
   const SEAL_COMPACT = 'gAAAAABcompact' + 'c'.repeat(400);
   const compacted = { type: 'compaction', id: 'cmp_item', encrypted_content: SEAL_COMPACT };
 
@@ -833,6 +852,121 @@ describe('sealed items: a turn that sends back encrypted reasoning or a compacti
       unavailable.s.close();
     } finally {
       await Promise.all([t.stop(), strict.stop(), down.stop()]);
+    }
+  });
+});
+
+describe('affinity lookups: a turn reads only what can decide its tier or whether it is refused', () => {
+  // Each lookup is a store read on the request's path (a Redis round trip with the redis store), so a turn makes
+  // only those whose answer can change where it goes (a continuation that affinity routes, the most recent sealed
+  // item of a turn that would otherwise be classified) or, with isolation on, whether it is refused (every id it
+  // names). A gateway with no affinity store makes none, and counts none (a "failed" lookup would read as an outage).
+  type Mode = 'none' | 'off' | 'known';
+  const routing: Record<Mode, ConfigInput['routing']> = {
+    none: {},
+    off: { affinity: { store: 'memory', isolation: 'off' } },
+    known: { affinity: { store: 'memory' } },
+  };
+  const unseen = (i: number) => `gAAAAABunseen${i}` + 'u'.repeat(64);
+  // [tier, x-llm-classifier, tier lookups, owner lookups] by mode.
+  type Expect = [string, string, number, number];
+  const rows: Array<{ name: string; path?: string; body: Record<string, unknown> } & Record<Mode, Expect>> = [
+    {
+      name: 'chat, whatever extra fields it carries',
+      path: '/v1/chat/completions',
+      body: { messages: [{ role: 'user', content: 'hi' }], previous_response_id: 'resp_strong', conversation: 'conv_1' },
+      none: ['weak', 'v7', 0, 0], off: ['weak', 'v7', 0, 0], known: ['weak', 'v7', 0, 0],
+    },
+    { name: 'a new stored turn', body: { input: LONG_TASK }, none: ['weak', 'stateful', 0, 0], off: ['strong', 'v7', 0, 0], known: ['strong', 'v7', 0, 0] },
+    { name: 'the same, conversation: null', body: { input: LONG_TASK, conversation: null }, none: ['weak', 'stateful', 0, 0], off: ['strong', 'v7', 0, 0], known: ['strong', 'v7', 0, 0] },
+    {
+      name: 'a continuation',
+      body: { input: 'ok', previous_response_id: 'resp_strong' },
+      none: ['weak', 'stateful', 0, 0], off: ['strong', 'affinity', 1, 0], known: ['strong', 'affinity', 1, 0],
+    },
+    {
+      name: 'a continuation naming a model',
+      body: { model: 'weak-model', input: 'ok', previous_response_id: 'resp_strong' },
+      none: ['weak', 'alias', 0, 0], off: ['weak', 'alias', 0, 0], known: ['weak', 'alias', 1, 0],
+    },
+    {
+      name: 'a continuation of an id never seen',
+      body: { input: 'ok', previous_response_id: 'resp_never_seen' },
+      none: ['weak', 'stateful', 0, 0], off: ['weak', 'stateful', 1, 0], known: ['weak', 'stateful', 1, 1],
+    },
+    { name: "a conversation's turn", body: { input: LONG_TASK, conversation: 'conv_1' }, none: ['weak', 'stateful', 0, 0], off: ['weak', 'stateful', 0, 0], known: ['weak', 'stateful', 0, 1] },
+    {
+      name: 'a stateless turn sending back sealed reasoning',
+      body: { ...STATELESS, input: [user('hi'), reasoning(SEAL_WEAK), user(LONG_TASK)] },
+      none: ['strong', 'v7', 0, 0], off: ['weak', 'affinity', 1, 0], known: ['weak', 'affinity', 1, 0],
+    },
+    {
+      name: 'the same, the same item twice',
+      body: { ...STATELESS, input: [reasoning(SEAL_WEAK), user('a'), reasoning(SEAL_WEAK), user(LONG_TASK)] },
+      none: ['strong', 'v7', 0, 0], off: ['weak', 'affinity', 1, 0], known: ['weak', 'affinity', 1, 0],
+    },
+    {
+      name: 'the same, the most recent sealed item never seen',
+      body: { ...STATELESS, input: [reasoning(SEAL_WEAK), user('a'), reasoning(unseen(0)), user(LONG_TASK)] },
+      none: ['strong', 'v7', 0, 0], off: ['strong', 'v7', 1, 0], known: ['strong', 'v7', 2, 1],
+    },
+    {
+      name: 'a stateless turn naming a model, with sealed reasoning',
+      body: { ...STATELESS, model: 'strong-model', input: [reasoning(SEAL_WEAK), user('x')] },
+      none: ['strong', 'alias', 0, 0], off: ['strong', 'alias', 0, 0], known: ['strong', 'alias', 1, 0],
+    },
+    {
+      name: 'a new stored turn with sealed reasoning',
+      body: { input: [user('hi'), reasoning(SEAL_WEAK), user(LONG_TASK)] },
+      none: ['weak', 'stateful', 0, 0], off: ['weak', 'affinity', 1, 0], known: ['weak', 'affinity', 1, 0],
+    },
+    {
+      name: 'a continuation with sealed reasoning (the continuation decides)',
+      body: { previous_response_id: 'resp_strong', input: [reasoning(SEAL_WEAK), user('x')] },
+      none: ['weak', 'stateful', 0, 0], off: ['strong', 'affinity', 1, 0], known: ['strong', 'affinity', 2, 0],
+    },
+    {
+      name: "a conversation's turn with sealed reasoning",
+      body: { conversation: 'conv_1', input: [reasoning(SEAL_WEAK), user('x')] },
+      none: ['weak', 'stateful', 0, 0], off: ['weak', 'stateful', 0, 0], known: ['weak', 'stateful', 1, 1],
+    },
+    {
+      // Checked: the most recent 1,024, a bound on the reads one request causes (more than a context window holds).
+      name: '1,025 sealed items',
+      body: { ...STATELESS, input: [...Array.from({ length: 1025 }, (_, i) => reasoning(unseen(i))), user('x')] },
+      none: ['strong', 'v7', 0, 0], off: ['strong', 'v7', 1, 0], known: ['strong', 'v7', 1024, 1024],
+    },
+  ];
+
+  async function lookups(t: TestTiergate): Promise<[number, number]> {
+    const name = 'tiergate_response_affinity_total';
+    return [await metricValue(t.app, name, { op: 'lookup' }), await metricValue(t.app, name, { op: 'owner_lookup' })];
+  }
+
+  it.each(Object.keys(routing) as Mode[])('%s', async (mode) => {
+    const t = await startTiergate({ routing: routing[mode] });
+    try {
+      // A stored response on the strong tier, and reasoning the weak tier sealed.
+      const stored = await turn(t, { input: LONG_TASK }, 'seed-stored');
+      await stored.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await stored.s.sendResponseBody(jsonBody(response({ id: 'resp_strong', usage: USAGE })), true);
+      stored.s.close();
+      const sealing = await turn(t, { ...STATELESS, input: [user('hi')] }, 'seed-sealed');
+      await sealing.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await sealing.s.sendResponseBody(jsonBody(response({ id: 'resp_unstored', store: false, output: [reasoning(SEAL_WEAK)], usage: USAGE })), true);
+      sealing.s.close();
+      for (const row of rows) {
+        const before = await lookups(t);
+        const s = t.pool.open();
+        await s.sendRequestHeaders(postHeaders(row.path ?? PATH, [['x-request-id', row.name]]), false);
+        const o = await s.sendRequestBody(jsonBody({ model: 'auto', ...row.body }));
+        const { tier, classifier } = sent(s, o);
+        s.close();
+        const after = await lookups(t);
+        expect([tier, classifier, after[0] - before[0], after[1] - before[1]], row.name).toEqual(row[mode]);
+      }
+    } finally {
+      await t.stop();
     }
   });
 });
