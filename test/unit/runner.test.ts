@@ -7,6 +7,7 @@ import type { Runtime } from '../../src/config/runtime.js';
 import { TiergateError } from '../../src/errors.js';
 import { StreamRequestState } from '../../src/pipeline/request-state.js';
 import { runStages } from '../../src/pipeline/runner.js';
+import { requestStages } from '../../src/app.js';
 import type { Stage } from '../../src/pipeline/stage.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import type { Logger } from '../../src/telemetry/logger.js';
@@ -75,5 +76,17 @@ describe('request pipeline runner', () => {
     for (let i = 0; i < 50; i++) expect(await runStages(stages, h.state, h.metrics)).toEqual({ kind: 'continue' });
     expect(await h.skipped('cache_lookup')).toBe(50);
     expect(h.lines.filter((l) => l.event === 'stage.skipped')).toHaveLength(1);
+  });
+
+  it("the pipeline's stages in order; only the cache lookup may be skipped (a request is never sent without its tier, ACL or limits)", () => {
+    const stages = requestStages(createMetrics(), ...([{}, {}, {}, {}] as unknown as [never, never, never, never]));
+    expect(stages.map((s) => [s.name, s.onError])).toEqual([
+      ['parse', 'fail'],
+      ['classify', 'fail'],
+      ['policy', 'fail'],
+      ['cache', 'skip'],
+      ['budget', 'fail'],
+      ['route', 'fail'],
+    ]);
   });
 });
