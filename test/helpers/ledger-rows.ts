@@ -1,5 +1,6 @@
-// A complete, valid ledger row with overridable fields.
+// A complete, valid ledger row with overridable fields, and the settle step's record of a request.
 import { randomUUID } from 'node:crypto';
+import type { RequestRecord } from '../../src/ledger/build-row.js';
 import { LEDGER_SCHEMA_VERSION, type LedgerRow } from '../../src/ledger/row.js';
 
 export function sampleRow(over: Partial<LedgerRow> = {}): LedgerRow {
@@ -45,4 +46,45 @@ export async function collectRows(g: AsyncGenerator<LedgerRow>): Promise<LedgerR
   const out: LedgerRow[] = [];
   for await (const r of g) out.push(r);
   return out;
+}
+
+/** A request routed to the weak tier that ended with a 200 and reported no usage, with overridable fields. */
+export function sampleRecord(over: Partial<RequestRecord> = {}): RequestRecord {
+  return {
+    requestId: 'r1',
+    startedAt: Date.now(),
+    traceId: null,
+    tenant: 'default',
+    featureId: null,
+    userIdHash: null,
+    rateLimitTier: null,
+    modelAlias: 'auto',
+    path: '/v1/chat/completions',
+    stream: false,
+    tier: 'weak',
+    routedModel: 'weak-model',
+    provider: 'openai-compatible',
+    classifierVersion: 'v7',
+    classifierRule: 'default',
+    classifierReason: 'default',
+    cache: undefined,
+    cacheSave: undefined,
+    shadowTier: null,
+    shadowReason: null,
+    upstreamCalled: true,
+    localReply: undefined,
+    httpStatus: 200,
+    responseEnded: true,
+    facts: undefined,
+    requestUnread: false,
+    answerUnread: false,
+    inputCharacters: 0,
+    trailerUsage: undefined,
+    prompt: () => undefined,
+    fallbackUsed: false,
+    admission: undefined,
+    span: undefined,
+    timings: { gatewayMs: 1, ttftMs: 1, providerMs: 1, totalMs: 3 },
+    ...over,
+  };
 }

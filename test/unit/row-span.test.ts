@@ -9,6 +9,7 @@ import { genAiOperation, rowSpan, type RowSpan } from '../../src/telemetry/row-s
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import type { Budgets } from '../../src/budget/budgets.js';
 import { runtimeFor, captureLogger } from '../helpers/tiergate.js';
+import { sampleRecord } from '../helpers/ledger-rows.js';
 
 function fakeSpan() {
   const calls = { attributes: [] as unknown[], ends: [] as unknown[] };
@@ -17,44 +18,7 @@ function fakeSpan() {
 }
 
 /** A routed request that reported no usage: its row needs an estimate, which `prompt` feeds. */
-function record(span: RowSpan, prompt: RequestRecord['prompt']): RequestRecord {
-  return {
-    requestId: 'r1',
-    startedAt: Date.now(),
-    traceId: null,
-    tenant: 'default',
-    featureId: null,
-    userIdHash: null,
-    rateLimitTier: null,
-    modelAlias: 'auto',
-    path: '/v1/chat/completions',
-    stream: false,
-    tier: 'weak',
-    routedModel: 'weak-model',
-    provider: 'openai-compatible',
-    classifierVersion: 'v7',
-    classifierRule: 'default',
-    classifierReason: 'default',
-    cache: undefined,
-    cacheSave: undefined,
-    shadowTier: null,
-    shadowReason: null,
-    upstreamCalled: true,
-    localReply: undefined,
-    httpStatus: 200,
-    responseEnded: true,
-    facts: undefined,
-    requestUnread: false,
-    answerUnread: false,
-    inputCharacters: 0,
-    trailerUsage: undefined,
-    prompt,
-    fallbackUsed: false,
-    admission: undefined,
-    span,
-    timings: { gatewayMs: 1, ttftMs: 1, providerMs: 1, totalMs: 3 },
-  };
-}
+const record = (span: RowSpan, prompt: RequestRecord['prompt']): RequestRecord => sampleRecord({ span, prompt });
 
 function settleInto() {
   const recorded: Array<Promise<unknown> | unknown> = [];
