@@ -114,7 +114,9 @@ describe('ledger writer', () => {
     const ledger = new Ledger([sink], options({ queueSize: 10, batchSize: 5 }), hooks);
     const all = rows(100);
     for (const r of all) ledger.record(r);
-    expect(counts.spooled).toBeGreaterThan(0);
+    // queueSize rows in memory (the first, in flight, among them), the rest on disk.
+    expect(counts.spooled).toBe(90);
+    expect(ledger.backlog()).toEqual([{ sink: 'slow', queued: 10, spooled: 90 }]);
     await until(() => ids(sink).length === 100, 10_000);
     expect(ids(sink)).toEqual(all.map((r) => r.request_id));
     await ledger.close();
@@ -303,6 +305,67 @@ describe('ledger writer', () => {
     direct.later(() => ran.push(4));
     expect(ran).toEqual([0, 1, 2, 3, 4]);
     await direct.close();
+  });
+});
+
+describe('ledger writer: waits, retries and reports', () => {
+  it('a sink that is down is retried on its backoff, not by every new row; close replays its spool once it is back', async () => {
+    const sink = new FlakySink('down');
+    sink.down = true;
+    // A retry far off: only a new row could set off another attempt before close.
+    const ledger = new Ledger([sink], options({ retryMs: 60_000, lingerMs: 5 }), hooks);
+    const all = rows(41);
+    ledger.record(all[0] as LedgerRow);
+    await until(() => counts.errors === 1);
+    expect(sink.attempts).toBe(1);
+    for (const r of all.slice(1, 21)) {
+      ledger.record(r); // straight to the channel
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    for (const r of all.slice(21)) ledger.later(() => ledger.record(r)); // a batch of deferred jobs (deliverNow)
+    await ledger.flush();
+    expect(sink.attempts).toBe(1);
+    expect(ledger.backlog()).toEqual([{ sink: 'down', queued: 0, spooled: 41 }]);
+    // The sink is back before the retry: a closing process replays the spool (for up to 5 s) rather than
+    // leaving it on disk for the next start.
+    sink.down = false;
+    await ledger.close();
+    expect(ids(sink)).toEqual(all.map((r) => r.request_id));
+    expect(ledger.backlog()).toEqual([{ sink: 'down', queued: 0, spooled: 0 }]);
+  });
+
+  it('flush waits for a row still being built', async () => {
+    const sink = new MemorySink('m');
+    const ledger = new Ledger([sink], options(), hooks);
+    const [late] = rows(1);
+    ledger.record(new Promise<LedgerRow>((resolve) => setTimeout(() => resolve(late as LedgerRow), 50)));
+    await ledger.flush();
+    expect(ids(sink)).toEqual(['r-0']);
+    await ledger.close();
+  });
+
+  it('a row that could not be built is reported, whether it failed later or its job threw, and the rest go on', async () => {
+    const sink = new MemorySink('m');
+    const failures: unknown[] = [];
+    const ledger = new Ledger([sink], options({ lingerMs: 5 }), hooks, (err) => failures.push((err as Error).message));
+    ledger.record(Promise.reject(new Error('built badly')));
+    ledger.later(() => {
+      throw new Error('job threw');
+    });
+    for (const r of rows(2)) ledger.later(() => ledger.record(r));
+    await ledger.flush();
+    expect(failures.sort()).toEqual(['built badly', 'job threw']);
+    expect(ids(sink)).toEqual(['r-0', 'r-1']);
+    await ledger.close();
+  });
+
+  it("each row goes to its own day's file, whatever day it is written on", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-days-'));
+    const ledger = new Ledger([new FileSink({ dir })], options(), hooks);
+    ledger.record(sampleRow({ request_id: 'late', timestamp: '2026-11-22T23:59:59.999Z' }));
+    ledger.record(sampleRow({ request_id: 'early', timestamp: '2026-11-23T00:00:00.000Z' }));
+    await ledger.close();
+    expect(readdirSync(dir).sort()).toEqual(['ledger-2026-11-22.jsonl', 'ledger-2026-11-23.jsonl']);
   });
 });
 
