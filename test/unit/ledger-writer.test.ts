@@ -334,6 +334,27 @@ describe('ledger writer: waits, retries and reports', () => {
     expect(ledger.backlog()).toEqual([{ sink: 'down', queued: 0, spooled: 0 }]);
   });
 
+  it('retries a sink that is down after retryMs, then twice as long each time', async () => {
+    const sink = new FlakySink('down');
+    sink.down = true;
+    const at: number[] = [];
+    const write = sink.write.bind(sink);
+    sink.write = (entries) => {
+      at.push(performance.now());
+      return write(entries);
+    };
+    const ledger = new Ledger([sink], options({ retryMs: 40 }), hooks);
+    ledger.record(rows(1)[0] as LedgerRow);
+    await until(() => at.length >= 5);
+    // Each wait starts once the failure is handled, so the gaps are at least the delays (a timer never fires
+    // early by more than its millisecond rounding). Only lower bounds: a slow machine makes them longer.
+    const gaps = at.slice(1, 5).map((t, i) => t - (at[i] as number));
+    gaps.forEach((gap, i) => expect(gap, `gap ${i}`).toBeGreaterThanOrEqual(40 * 2 ** i - 2));
+    sink.down = false;
+    await ledger.close();
+    expect(ids(sink)).toEqual(['r-0']);
+  });
+
   it('flush waits for a row still being built', async () => {
     const sink = new MemorySink('m');
     const ledger = new Ledger([sink], options(), hooks);
@@ -425,8 +446,8 @@ describe('ledger.spoolMaxBytes', () => {
     await until(() => counts.errors > 0); // the first write failed: the spool has begun
     for (const r of all.slice(1, 20)) ledger.record(r); // one turn
     await ledger.flush();
-    for (const r of all.slice(20)) ledger.record(r); // another
-    await ledger.flush();
+    for (const r of all.slice(20)) ledger.record(r); // another, logged on the next turn by itself (no flush)
+    await until(() => refused.length === 2);
     expect(refused.every((r) => r.reason === 'spool_full')).toBe(true);
     expect(refused.length).toBe(2); // one call per turn, not per row
     const logged = refused.flatMap((r) => r.ids);
