@@ -1,10 +1,11 @@
 // The response affinity service over stores that misbehave: a slow store is abandoned at the deadline, a failing
 // one opens the breaker (no more calls until the cooldown), and every call is counted once by what it came to.
 import { describe, expect, it } from 'vitest';
-import { isolationRefusal, sealedItemId, ResponseAffinity, type AffinityConfig, type Holder, type IdUse } from '../../src/affinity/response-affinity.js';
+import { createAffinityStore, isolationRefusal, sealedItemId, ResponseAffinity, type AffinityConfig, type Holder, type IdUse } from '../../src/affinity/response-affinity.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { AffinityStore } from '../../src/stores/affinity-store.js';
 import { MemoryAffinityStore } from '../../src/stores/memory/affinity-store.js';
+import { RedisAffinityStore } from '../../src/stores/redis/affinity-store.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { captureLogger } from '../helpers/tiergate.js';
 
@@ -20,7 +21,7 @@ function service(store: AffinityStore, now = () => 0) {
   const metrics = createMetrics();
   const { log, logs } = captureLogger();
   const counts = async () => Object.fromEntries((await metrics.responseAffinity.get()).values.map((v) => [`${String(v.labels.op)}:${String(v.labels.result)}`, v.value]));
-  return { affinity: new ResponseAffinity(store, 'p:', metrics, log, now), counts, logs };
+  return { affinity: new ResponseAffinity(store, 'p:', metrics, log, now), counts, logs, metrics };
 }
 
 class FakeStore implements AffinityStore {
@@ -85,7 +86,7 @@ describe('response affinity', () => {
     expect(code(foreign, 'known', 'conversation')).toEqual([404, 'conversation_not_found', null, "Conversation with id 'x_1' not found."]);
     // A sealed item: what OpenAI answers for content it cannot read, without tiergate's digest.
     expect(code(foreign, 'known', 'sealed')).toEqual([400, 'invalid_encrypted_content', null, 'The encrypted content of an item in input could not be verified.']);
-    expect(code(unavailable, 'strict', 'conversation_turn')?.slice(0, 3)).toEqual([503, 'dependency_unavailable', 'conversation']);
+    expect(code(unavailable, 'strict', 'conversation_turn')).toEqual([503, 'dependency_unavailable', 'conversation', 'The gateway cannot check this id now (its affinity store is unavailable); retry shortly.']);
     // The operator learns whose it was; the caller does not.
     expect(logs.filter((l) => l.includes('affinity.foreign_id') && l.includes('"owner":"acme"'))).toHaveLength(7);
   });
@@ -124,6 +125,60 @@ describe('response affinity', () => {
     expect(await counts()).toEqual({ 'remember:failed': 1, 'owner_remember:failed': 1, 'lookup:miss': 1, 'owner_lookup:miss': 1 });
   });
 
+  it('an id of the longest length is looked up and stored like any other', async () => {
+    const store = new MemoryAffinityStore(10);
+    const { affinity } = service(store);
+    const edge = `resp_${'x'.repeat(251)}`;
+    expect(edge).toHaveLength(256);
+    affinity.remember('acme', edge, 'strong', cfg());
+    expect(tierOf(affinity.holder('acme', edge, cfg()))).toBe('strong');
+  });
+
+  it("an owner record the store cannot read is unavailable, never another tenant's: known passes it, strict answers 503", async () => {
+    // The tenant's own key misses; the owner record's read fails.
+    const mem = new MemoryAffinityStore(10);
+    const ownerRecord = (key: string) => key.startsWith('p:owner:') || key.startsWith('p:conversation:');
+    const store: AffinityStore = {
+      kind: 'redis',
+      get: (key) => (ownerRecord(key) ? Promise.reject(new Error('boom')) : mem.get(key)),
+      set: (key, value, ttlMs, owner) => mem.set(key, value, ttlMs, owner),
+      close: async () => undefined,
+    };
+    const { affinity } = service(store);
+    expect(await affinity.holder('acme', 'resp_1', cfg())).toEqual({ kind: 'unavailable' });
+    expect(await affinity.ownerOf('acme', 'conversation', 'conv_1', cfg())).toEqual({ kind: 'unavailable' });
+    const { log } = captureLogger();
+    expect(isolationRefusal({ kind: 'unavailable' }, cfg(), 'resp_1', 'continuation', log)).toBeUndefined();
+    expect(isolationRefusal({ kind: 'unavailable' }, cfg({ isolation: 'strict' }), 'resp_1', 'continuation', log)?.entry.status).toBe(503);
+  });
+
+  it("a conversation's owner record is kept for ttlSeconds", () => {
+    let t = 1_000_000;
+    const { affinity } = service(new MemoryAffinityStore(10, () => t));
+    affinity.claim('acme', 'conversation', 'conv_1', cfg({ ttlSeconds: 60 }));
+    t += 59_000;
+    expect(affinity.ownerOf('globex', 'conversation', 'conv_1', cfg())).toEqual({ kind: 'foreign', owner: 'acme' });
+    t += 2_000;
+    expect(affinity.ownerOf('globex', 'conversation', 'conv_1', cfg())).toEqual({ kind: 'unknown' });
+  });
+
+  it('close closes its store', async () => {
+    let closed = 0;
+    const store = new MemoryAffinityStore(1);
+    store.close = async () => void closed++;
+    await service(store).affinity.close();
+    expect(closed).toBe(1);
+  });
+
+  it('the store the startup config names: memory, redis, or none', async () => {
+    expect(createAffinityStore(cfg())).toBeInstanceOf(MemoryAffinityStore);
+    expect(createAffinityStore(cfg({ store: 'off' }))).toBeUndefined();
+    const redisCfg = configSchema.parse({ routing: { affinity: { store: 'redis', redis: { url: 'redis://127.0.0.1:1', connectTimeoutMs: 50 } } } }).routing.affinity;
+    const redis = createAffinityStore(redisCfg);
+    expect(redis).toBeInstanceOf(RedisAffinityStore);
+    await redis?.close();
+  });
+
   it('a store that does not answer is abandoned at the deadline, counted once', async () => {
     const { affinity, counts } = service(new FakeStore('hang'));
     // Both settle although the store never answers (the test would time out otherwise).
@@ -135,10 +190,11 @@ describe('response affinity', () => {
   it('a failing store opens the breaker: no more calls until the cooldown, one throttled warning', async () => {
     let t = 0;
     const store = new FakeStore('reject');
-    const { affinity, counts, logs } = service(store, () => t);
+    const { affinity, counts, logs, metrics } = service(store, () => t);
     const c = cfg({ breaker: { failures: 2, cooldownMs: 1000 } });
     for (let i = 0; i < 5; i++) expect(await tierOf(affinity.holder('acme', `resp_${i}`, c))).toBeUndefined();
     expect(store.calls).toBe(2);
+    expect((await metrics.affinityStoreDegraded.get()).values.map((v) => v.value)).toEqual([1]); // the alert's gauge
     expect(await counts()).toEqual({ 'lookup:failed': 5 });
     expect(logs.filter((l) => l.includes('affinity.store_failed'))).toHaveLength(1);
     t += 1001; // a trial call after the cooldown
