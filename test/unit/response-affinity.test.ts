@@ -174,6 +174,8 @@ describe('response affinity', () => {
     expect(createAffinityStore(cfg())).toBeInstanceOf(MemoryAffinityStore);
     expect(createAffinityStore(cfg({ store: 'off' }))).toBeUndefined();
     const redisCfg = configSchema.parse({ routing: { affinity: { store: 'redis', redis: { url: 'redis://127.0.0.1:1', connectTimeoutMs: 50 } } } }).routing.affinity;
+    // A redis block left beside store: memory (switching back) is not used.
+    expect(createAffinityStore({ ...redisCfg, store: 'memory' })).toBeInstanceOf(MemoryAffinityStore);
     const redis = createAffinityStore(redisCfg);
     expect(redis).toBeInstanceOf(RedisAffinityStore);
     await redis?.close();
