@@ -9,7 +9,7 @@ import type { Ledger } from '../../src/ledger/ledger.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import { createSettle } from '../../src/ledger/settle.js';
 import type { ResponseFacts } from '../../src/usage/response-usage.js';
-import type { Usage } from '../../src/usage/usage.js';
+import { sumUsage, type Usage } from '../../src/usage/usage.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { sampleRecord } from '../helpers/ledger-rows.js';
 import { captureLogger, metricValue, runtimeFor } from '../helpers/tiergate.js';
@@ -44,10 +44,8 @@ function harness() {
   };
 }
 
-function usage(over: Partial<Usage>): Usage {
-  const u: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0, ...over };
-  return { ...u, totalTokens: u.inputTokens + u.outputTokens };
-}
+/** Text usage (sumUsage, with its total) plus the parts given. */
+const usage = (over: Partial<Usage>): Usage => ({ ...sumUsage(over.inputTokens ?? 0, over.outputTokens ?? 0), ...over });
 
 function facts(over: Partial<ResponseFacts>): ResponseFacts {
   return { usage: undefined, model: undefined, serviceTier: undefined, finishReason: 'stop', errorCode: undefined, outputText: '', outputChars: 0, complete: true, toolCalls: undefined, unread: false, ...over };
