@@ -18,9 +18,9 @@ const DUPLEX: FilterConfig = {
 };
 const LONG_TASK = 'Please refactor this module so that it is easier to test.';
 
-async function turn(t: TestTiergate, body: Record<string, unknown>, id = 'r', headers: Array<[string, string]> = []): Promise<{ s: ExtProcSession; o: Outcome }> {
+async function turn(t: TestTiergate, body: Record<string, unknown>, id = 'r', headers: Array<[string, string]> = [], path = PATH): Promise<{ s: ExtProcSession; o: Outcome }> {
   const s = t.pool.open();
-  await s.sendRequestHeaders(postHeaders(PATH, [...headers, ['x-request-id', id]]), false);
+  await s.sendRequestHeaders(postHeaders(path, [...headers, ['x-request-id', id]]), false);
   return { s, o: await s.sendRequestBody(jsonBody({ model: 'auto', ...body })) };
 }
 
@@ -38,6 +38,12 @@ function refusal(o: Outcome): { status: number; error: { code: string; param: st
 const event = (o: Record<string, unknown>) => `event: ${String(o.type)}\ndata: ${JSON.stringify(o)}\n\n`;
 const USAGE = { input_tokens: 1000, input_tokens_details: { cached_tokens: 200 }, output_tokens: 500, output_tokens_details: { reasoning_tokens: 120 }, total_tokens: 1500 };
 const response = (extra: Record<string, unknown>) => ({ id: 'resp_1', object: 'response', status: 'completed', model: 'weak-model', error: null, output: [], usage: null, ...extra });
+/** The backend's JSON answer to a turn: the response `id` with USAGE, and `extra` fields. */
+async function answer(s: ExtProcSession, id: string, extra: Record<string, unknown> = {}): Promise<void> {
+  await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+  await s.sendResponseBody(jsonBody(response({ id, usage: USAGE, ...extra })), true);
+  s.close();
+}
 // A turn as Codex and the Agents SDK send it (nothing stored), and the items of its input.
 const STATELESS = { store: false, include: ['reasoning.encrypted_content'] };
 const reasoning = (sealed: string) => ({ type: 'reasoning', id: `rs_${sealed.slice(-6)}`, summary: [], encrypted_content: sealed });
@@ -366,12 +372,6 @@ describe('response affinity: a conversation stays on the tier its first turn got
     memory: () => ({ affinity: { store: 'memory' } }),
     redis: () => ({ affinity: { store: 'redis', redis: { url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 } } }),
   };
-
-  async function answer(s: ExtProcSession, id: string): Promise<void> {
-    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
-    await s.sendResponseBody(jsonBody(response({ id, usage: USAGE })), true);
-    s.close();
-  }
 
   it.each(Object.keys(stores))('%s store: stored turns are classified, continuations follow them, requests about them too', async (name) => {
     const t = await startTiergate({ routing: (stores[name] as () => ConfigInput['routing'])() });
@@ -704,11 +704,7 @@ describe('sealed items: a turn that sends back encrypted reasoning or a compacti
   const SEAL_COMPACT = 'gAAAAABcompact' + 'c'.repeat(400);
   const compacted = { type: 'compaction', id: 'cmp_item', encrypted_content: SEAL_COMPACT };
 
-  async function answerJson(s: ExtProcSession, output: unknown[]): Promise<void> {
-    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
-    await s.sendResponseBody(jsonBody(response({ id: 'resp_unstored', store: false, output, usage: USAGE })), true);
-    s.close();
-  }
+  const answerJson = (s: ExtProcSession, output: unknown[]): Promise<void> => answer(s, 'resp_unstored', { store: false, output });
 
   it.each(Object.keys(stores))('%s store: the tier that sealed it, from a JSON or a streamed answer; classified when unknown', async (name) => {
     const t = await startTiergate({ routing: (stores[name] as () => ConfigInput['routing'])() });
@@ -947,19 +943,11 @@ describe('affinity lookups: a turn reads only what can decide its tier or whethe
     const t = await startTiergate({ routing: routing[mode] });
     try {
       // A stored response on the strong tier, and reasoning the weak tier sealed.
-      const stored = await turn(t, { input: LONG_TASK }, 'seed-stored');
-      await stored.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
-      await stored.s.sendResponseBody(jsonBody(response({ id: 'resp_strong', usage: USAGE })), true);
-      stored.s.close();
-      const sealing = await turn(t, { ...STATELESS, input: [user('hi')] }, 'seed-sealed');
-      await sealing.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
-      await sealing.s.sendResponseBody(jsonBody(response({ id: 'resp_unstored', store: false, output: [reasoning(SEAL_WEAK)], usage: USAGE })), true);
-      sealing.s.close();
+      await answer((await turn(t, { input: LONG_TASK }, 'seed-stored')).s, 'resp_strong');
+      await answer((await turn(t, { ...STATELESS, input: [user('hi')] }, 'seed-sealed')).s, 'resp_unstored', { store: false, output: [reasoning(SEAL_WEAK)] });
       for (const row of rows) {
         const before = await lookups(t);
-        const s = t.pool.open();
-        await s.sendRequestHeaders(postHeaders(row.path ?? PATH, [['x-request-id', row.name]]), false);
-        const o = await s.sendRequestBody(jsonBody({ model: 'auto', ...row.body }));
+        const { s, o } = await turn(t, row.body, row.name, [], row.path);
         const { tier, classifier } = sent(s, o);
         s.close();
         const after = await lookups(t);
