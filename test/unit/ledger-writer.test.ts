@@ -334,6 +334,21 @@ describe('ledger writer: waits, retries and reports', () => {
     expect(ledger.backlog()).toEqual([{ sink: 'down', queued: 0, spooled: 0 }]);
   });
 
+  it('a closed writer never tries its sink again, though the replay at close failed', async () => {
+    const sink = new FlakySink('down');
+    sink.down = true;
+    const ledger = new Ledger([sink], options({ retryMs: 20 }), hooks);
+    for (const r of rows(3)) ledger.record(r);
+    await until(() => counts.errors === 1);
+    // close() replays the spool once more; the sink refuses it, and that failure must not schedule a retry.
+    await ledger.close();
+    const tried = sink.attempts;
+    expect(tried).toBeGreaterThan(1);
+    // Longer than any backoff a retry scheduled at close could have had (20, 40, then 80 ms).
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sink.attempts).toBe(tried);
+  });
+
   it('retries a sink that is down after retryMs, then twice as long each time', async () => {
     const sink = new FlakySink('down');
     sink.down = true;
