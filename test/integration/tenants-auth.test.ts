@@ -36,7 +36,7 @@ beforeAll(async () => {
       aliases: { fast: 'weak', smart: 'strong' },
       // A path whose body tiergate does not read, sent to the strong tier (a reranker beside the large model).
       routing: { unclassifiedPaths: { '/v1/embeddings': {}, '/v1/rerank': { tier: 'strong' } } },
-      plans: { basic: { models: ['weak'], onTierDenied: 'downgrade', serviceTiers: ['default', 'flex'], hostedTools: ['file_search'] } },
+      plans: { basic: { models: ['weak'], onTierDenied: 'downgrade', serviceTiers: ['default', 'flex'], hostedTools: ['file_search', 'image_generation'] } },
       tenants: {
         acme: { plan: 'basic' },
         globex: { plan: 'basic', onTierDenied: 'refuse', hostedTools: [] },
@@ -268,11 +268,11 @@ describe('model ACLs', () => {
     for (const tools of [[{ type: 'web_search' }], [fn, { type: 'file_search', vector_store_ids: ['vs_1'] }, { type: 'code_interpreter', container: { type: 'auto' } }]]) {
       const e = errorOf(await responses(acme, tools, 'tools-refused'));
       expect([e.status, e.error.code, e.error.param]).toEqual([403, 'tool_not_allowed', 'tools']);
-      expect(e.error.message).toMatch(/hosted tool '(web_search|code_interpreter)'; it may use: file_search\.$/);
+      expect(e.error.message).toMatch(/hosted tool '(web_search|code_interpreter)'; it may use: file_search, image_generation\.$/);
     }
     expect(await rowFor(tg, 'tools-refused')).toMatchObject({ tenant_id: 'acme', status: 'rejected', http_status: 403, error_code: 'tool_not_allowed' });
     // Listed, or run by the client (function, custom), or malformed (the backend's to refuse): passed on.
-    expect((await responses(acme, [fn, { type: 'custom', name: 'x' }, { type: 'file_search', vector_store_ids: ['vs_1'] }, 'junk', null, { name: 'no type' }], 'tools-ok')).kind).toBe('continue');
+    expect((await responses(acme, [fn, { type: 'custom', name: 'x' }, { type: 'file_search', vector_store_ids: ['vs_1'] }, { type: 'image_generation' }, 'junk', null, { name: 'no type' }], 'tools-ok')).kind).toBe('continue');
     // A coding agent's own tools run on the client's machine (Codex: local_shell, shell, apply_patch), as does
     // computer use: passed on whatever the plan lists.
     const agent = [fn, { type: 'local_shell' }, { type: 'shell' }, { type: 'apply_patch' }, { type: 'computer_use_preview', display_width: 1024, display_height: 768, environment: 'browser' }];
@@ -280,7 +280,7 @@ describe('model ACLs', () => {
     // Chat: a search model's web_search_options is the web_search tool; a function tool is the client's.
     const chat = (key: Array<[string, string]>, extra: Record<string, unknown>) => call(key, { model: 'auto', messages: [{ role: 'user', content: 'hi' }], ...extra });
     const search = errorOf((await chat(acme, { web_search_options: {} })).o);
-    expect([search.status, search.error.code, search.error.param, search.error.message]).toEqual([403, 'tool_not_allowed', 'web_search_options', "Your plan does not include the hosted tool 'web_search'; it may use: file_search."]);
+    expect([search.status, search.error.code, search.error.param, search.error.message]).toEqual([403, 'tool_not_allowed', 'web_search_options', "Your plan does not include the hosted tool 'web_search'; it may use: file_search, image_generation."]);
     // A plan that lists no hosted tool says so.
     const none = errorOf(await responses([['x-api-key', KEY_PLATFORM], ['x-tenant-id', 'globex']], [{ type: 'web_search' }], 'tools-none'));
     expect(none.error.message).toBe("Your plan does not include the hosted tool 'web_search'; it may use: none.");
