@@ -18,6 +18,8 @@ export class ReconcileQueue {
   private readonly inFlight = new Set<Promise<unknown>>();
   private timer: NodeJS.Timeout | undefined;
   private closing = false;
+  /** Reconciles refused past MAX_KEPT: their reservations hold until they expire (budgets.reservationTtlMs). */
+  private dropped = 0;
   private readonly file: KeptReconcileFile | undefined;
 
   /**
@@ -63,6 +65,8 @@ export class ReconcileQueue {
    */
   keep(k: KeptReconcile): void {
     if (this.kept.length < MAX_KEPT) this.kept.push(k);
+    // Said at the first one (the outage is long enough to matter) and counted at close, not once per request.
+    else if (this.dropped++ === 0) this.log.warn({ event: 'budget.kept_reconciles_dropped', max: MAX_KEPT });
     if (this.closing) return; // close() takes what is kept once what it waits for has settled
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
@@ -96,6 +100,7 @@ export class ReconcileQueue {
     if (unsent.length > 0 && !this.file?.save(unsent)) {
       this.log.error({ event: 'budget.reconciles_unsent', reconciles: unsent.length });
     }
+    if (this.dropped > 0) this.log.warn({ event: 'budget.kept_reconciles_dropped', reconciles: this.dropped });
   }
 
   /**

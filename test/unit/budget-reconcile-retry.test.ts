@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Budgets, type Admission, type AdmitOutcome } from '../../src/budget/budgets.js';
-import { KEPT_RECONCILES_FILE } from '../../src/budget/kept-reconciles.js';
+import { KEPT_RECONCILES_FILE, type KeptReconcile } from '../../src/budget/kept-reconciles.js';
+import { ReconcileQueue } from '../../src/budget/reconcile-queue.js';
 import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../../src/stores/budget-store.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { captureLogger, runtimeFor } from '../helpers/tiergate.js';
@@ -174,5 +175,82 @@ describe('kept reconciles', () => {
     await budgets.close();
     // Sent before the store closed: without it the reservation would hold the tenant's tokens until it expired.
     expect(store.done).toEqual(['cut']);
+  });
+});
+
+describe('ReconcileQueue', () => {
+  const kept = (id: string): KeptReconcile => ({ id, buckets: [bucket], tokens: 7, microUsd: 0 });
+  /** A queue over a store that is away, with nowhere to keep what a shutdown leaves (so it logs the count). */
+  function queue() {
+    const store = new FlakyStore();
+    store.down = true;
+    const { log, logs } = captureLogger();
+    return { store, logs, q: new ReconcileQueue(store, Date.now, log) };
+  }
+  const events = (logs: string[], event: string) => logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === event);
+
+  it('a store call that throws before it returns a promise is a refusal like any other: the caller gets a rejection', async () => {
+    const store = new FlakyStore();
+    store.reconcile = () => {
+      throw new Error('not connected');
+    };
+    const q = new ReconcileQueue(store, Date.now, captureLogger().log);
+    let sent: Promise<void> | undefined;
+    expect(() => (sent = q.send(kept('a')))).not.toThrow();
+    await expect(sent).rejects.toThrow('not connected');
+    await q.close();
+  });
+
+  it('what a retry ahead of an admission could not send is kept for the next, and sent at close once the store is back', async () => {
+    const { store, q } = queue();
+    for (const id of ['a', 'b']) q.keep(kept(id));
+    q.retryAll();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(store.calls).toBe(2);
+    store.down = false;
+    await q.close();
+    expect(store.done.sort()).toEqual(['a', 'b']);
+  });
+
+  it('a retry tick with nothing left to send (an admission sent it first) sends nothing and keeps nothing', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { store, q, logs } = queue();
+    q.keep(kept('a')); // the timer is set
+    store.down = false;
+    q.retryAll(); // an admission sends it first
+    await vi.advanceTimersByTimeAsync(0);
+    expect(store.done).toEqual(['a']);
+    await vi.advanceTimersByTimeAsync(1_000); // the tick finds nothing
+    expect(store.calls).toBe(1);
+    store.down = true; // whatever close() tried now would be refused and logged as unsent
+    await q.close();
+    expect(store.calls).toBe(1);
+    expect(events(logs, 'budget.reconciles_unsent')).toEqual([]);
+  });
+
+  it('a reconcile refused while a shutdown waits leaves no retry behind it: the store is not called once close() is done', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { store, q, logs } = queue();
+    store.delayMs = 50; // still on its way when the shutdown begins
+    q.send(kept('late')).catch(() => q.keep(kept('late')));
+    let closed = false;
+    void q.close().then(() => (closed = true));
+    while (!closed) await vi.advanceTimersByTimeAsync(10);
+    expect(events(logs, 'budget.reconciles_unsent')).toMatchObject([{ reconciles: 1 }]);
+    expect(vi.getTimerCount()).toBe(0);
+    const calls = store.calls;
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(store.calls).toBe(calls);
+  });
+
+  it('keeps 10,000; one refused past that is dropped (its reservation expires on its own), said once, and counted at close', async () => {
+    const { store, q, logs } = queue();
+    for (let i = 0; i < 10_003; i++) q.keep(kept(`r${i}`));
+    expect(events(logs, 'budget.kept_reconciles_dropped')).toEqual([expect.objectContaining({ level: 'warn', max: 10_000 })]);
+    store.down = false;
+    await q.close();
+    expect(store.done).toHaveLength(10_000);
+    expect(store.done.at(-1)).toBe('r9999');
+    expect(events(logs, 'budget.kept_reconciles_dropped').at(-1)).toMatchObject({ reconciles: 3 });
   });
 });
