@@ -64,6 +64,9 @@ describe('SlotLeases', () => {
     leases.hold({ id: 'later', store, slot: slot('acme'), leaseMs: 60_000 });
     vi.advanceTimersByTime(1_000);
     expect(seen).toEqual([3_000, 3_000, 3_000]);
+    // Closed (a shutdown, before the store closes): no renewal reaches the store, though slots are still held.
     leases.close();
+    vi.advanceTimersByTime(60_000);
+    expect(seen).toHaveLength(3);
   });
 });
