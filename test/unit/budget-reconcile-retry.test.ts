@@ -226,6 +226,7 @@ describe('ReconcileQueue', () => {
     await q.close();
     expect(store.calls).toBe(1);
     expect(events(logs, 'budget.reconciles_unsent')).toEqual([]);
+    expect(events(logs, 'budget.kept_reconciles_dropped')).toEqual([]); // none was
   });
 
   it('a reconcile refused while a shutdown waits leaves no retry behind it: the store is not called once close() is done', async () => {
