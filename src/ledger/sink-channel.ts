@@ -43,12 +43,11 @@ export class SinkChannel {
     } else {
       this.queue.push(e);
     }
-    if (this.retryTimer || this.active || this.lingerTimer || !linger) return;
+    if (this.retryTimer || this.active || !linger) return;
     const lingerMs = this.opts.lingerMs ?? 0;
-    if (lingerMs <= 0 || this.queue.length >= this.opts.batchSize) {
-      this.kick();
-      return;
-    }
+    // A full batch goes at once, even while an earlier row's linger runs: the wait is for company, and it has it.
+    if (lingerMs <= 0 || this.queue.length >= this.opts.batchSize) return this.deliverNow();
+    if (this.lingerTimer) return;
     this.lingerTimer = setTimeout(() => {
       this.lingerTimer = undefined;
       this.kick();

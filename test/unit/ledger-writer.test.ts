@@ -251,7 +251,7 @@ describe('ledger writer', () => {
     expect(ids(sink)).toEqual(['r-0', 'r-1', 'r-2', 'r-3', 'r-4', 'r-5']);
   });
 
-  it('delivers the rows of a batch of deferred jobs at once, without a second linger in the channel', async () => {
+  it('delivers the rows of a batch of deferred jobs at once, without a second linger in the channel, and a full batch of direct rows at once', async () => {
     const sink = new MemorySink();
     // A linger far longer than the wait below: the channel's own linger would hold the rows that long.
     const ledger = new Ledger([sink], options({ lingerMs: 60_000, batchSize: 2 }), hooks);
@@ -260,11 +260,19 @@ describe('ledger writer', () => {
     expect(ids(sink)).toEqual(['r-0', 'r-1']);
     // A row recorded directly (not through later()) to an idle channel still waits for its linger to share a write.
     await ledger.flush();
-    ledger.record(rows(1, 2)[0] as LedgerRow);
+    const [third, fourth, fifth] = rows(3, 2) as [LedgerRow, LedgerRow, LedgerRow];
+    ledger.record(third);
     await new Promise((r) => setTimeout(r, 50));
     expect(ids(sink)).toEqual(['r-0', 'r-1']);
+    // The next one fills its batch: both go at once, without waiting out the first one's linger.
+    ledger.record(fourth);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ids(sink)).toEqual(['r-0', 'r-1', 'r-2', 'r-3']);
+    ledger.record(fifth); // a batch of its own, with a linger of its own
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ids(sink)).toEqual(['r-0', 'r-1', 'r-2', 'r-3']);
     await ledger.close();
-    expect(ids(sink)).toEqual(['r-0', 'r-1', 'r-2']);
+    expect(ids(sink)).toEqual(['r-0', 'r-1', 'r-2', 'r-3', 'r-4']);
   });
 
   it('runs a batch when a later job finds the oldest one a linger old, with no timer per batch; a sweep covers traffic that stops', async () => {
@@ -340,6 +348,7 @@ describe('ledger writer: waits, retries and reports', () => {
     const ledger = new Ledger([sink], options({ retryMs: 20 }), hooks);
     for (const r of rows(3)) ledger.record(r);
     await until(() => counts.errors === 1);
+    await ledger.flush(); // the failure handled: the rows on disk, a retry scheduled
     // close() replays the spool once more; the sink refuses it, and that failure must not schedule a retry.
     await ledger.close();
     const tried = sink.attempts;
