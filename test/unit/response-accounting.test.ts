@@ -1,0 +1,235 @@
+// ResponseAccounting: what one request's ledger row and Envoy metadata take from the request and the response
+// phases. Driven directly, phase by phase, so that every field of the record can be checked against what the
+// stream carried; the integration suites check the rows these records become.
+import { createHash, createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { TierRuntime } from '../../src/config/runtime.js';
+import { parseLlmRequest } from '../../src/llm/parse-request.js';
+import { StreamRequestState } from '../../src/pipeline/request-state.js';
+import { ResponseAccounting } from '../../src/pipeline/response-accounting.js';
+import { DEFAULT_TENANT } from '../../src/stages/authenticate.js';
+import { captureLogger, runtimeFor } from '../helpers/tiergate.js';
+
+const HASH_KEY = 'a-key-of-sixteen-or-more';
+const rt = runtimeFor({
+  tiers: { weak: { model: 'weak-model' }, strong: { model: 'strong-model', provider: 'vllm' }, odd: { model: 'unpriced-model' } },
+  usage: { trailer: 'x-usage' },
+  plans: { basic: {} },
+  tenants: { acme: { plan: 'basic' } },
+  ledger: { userHashKey: HASH_KEY },
+});
+const tier = (name: string) => rt.tiers.get(name) as TierRuntime;
+
+/** A request state as the pipeline leaves it: the tenant's, parsed, and routed by the classifier when asked. */
+function chatState(body: Record<string, unknown>, opts: { headers?: Array<[string, string]>; path?: string; tier?: string; tenant?: string } = {}) {
+  const path = opts.path ?? '/v1/chat/completions';
+  const state = new StreamRequestState('req-1', rt, path, 'POST', new Map(opts.headers ?? []), captureLogger().log);
+  state.tenant = opts.tenant ?? 'acme';
+  state.policy = rt.tenants.policyFor(state.tenant);
+  state.llm = parseLlmRequest(path === '/v1/completions' ? 'completions' : 'chat', Buffer.from(JSON.stringify(body)));
+  if (opts.tier) {
+    state.route = {
+      tier: tier(opts.tier),
+      source: 'classifier',
+      classification: { tier: opts.tier, version: 'v7', rule: 'keywords', reason: 'keyword "debug"' },
+      shadow: { tier: 'weak', version: 'v8', rule: 'default', reason: 'no rule matched' },
+    };
+  }
+  return state;
+}
+
+const sse = (...events: unknown[]) => Buffer.from(`${events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join('')}data: [DONE]\n\n`);
+const chunk = (model: string, extra: Record<string, unknown> = {}) => ({ id: 'c1', object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: 'stop' }], ...extra });
+const usage = { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15 };
+const headers = (status: number, contentType?: string) => new Map<string, string>([[':status', String(status)], ...(contentType ? [['content-type', contentType] as [string, string]] : [])]);
+
+/** A streamed 200 whose answer came from `model`, with its usage; the record and the final answer's metadata. */
+function streamed(model: string, opts: Parameters<typeof chatState>[1] = { tier: 'strong' }, body: Record<string, unknown> = { model: 'auto', stream: true, messages: [{ role: 'user', content: 'hello' }] }) {
+  const state = chatState(body, opts);
+  const acc = new ResponseAccounting(rt);
+  acc.requestDecided(state, performance.now());
+  acc.responseHeaders(headers(200, 'text/event-stream'), false);
+  const metadata = acc.responseBody(sse(chunk(model), { ...chunk(model), choices: [], usage }), true);
+  return { state, acc, metadata, record: acc.record(state, true, 'trace-1', performance.now(), undefined) };
+}
+
+describe('ResponseAccounting', () => {
+  it('a routed, streamed chat request: every field the row takes from the request, the route and the stream', () => {
+    const { record: r, metadata } = streamed('strong-model', { tier: 'strong', headers: [['x-feature-id', 'search'], ['x-user-id', '']] }, { model: 'auto', stream: true, user: 'u-1', messages: [{ role: 'user', content: 'hello' }] });
+    expect(metadata).toEqual({ input_tokens: 12, output_tokens: 3, total_tokens: 15, cost_usd: expect.any(Number), usage_source: 'reported' });
+    expect(r).toMatchObject({
+      requestId: 'req-1',
+      traceId: 'trace-1',
+      tenant: 'acme',
+      featureId: 'search',
+      // An empty header names nobody: the body's user does, hashed with the configured key.
+      userIdHash: createHmac('sha256', HASH_KEY).update('u-1').digest('hex'),
+      rateLimitTier: 'basic',
+      modelAlias: 'auto',
+      path: '/v1/chat/completions',
+      stream: true,
+      tier: 'strong',
+      routedModel: 'strong-model',
+      provider: 'vllm',
+      classifierVersion: 'v7',
+      classifierRule: 'keywords',
+      classifierReason: 'keyword "debug"',
+      shadowTier: 'weak',
+      shadowReason: 'v8 no rule matched',
+      upstreamCalled: true,
+      httpStatus: 200,
+      responseEnded: true,
+      requestUnread: false,
+      answerUnread: false,
+      inputCharacters: 0,
+      fallbackUsed: false,
+    });
+    expect(r.facts?.usage).toMatchObject({ inputTokens: 12, outputTokens: 3, totalTokens: 15 });
+    // Each timing is a part of the next: the gateway's work, then the time to the first byte within the
+    // backend's, within the whole stream. (Order only: how long each took is the bench's to measure.)
+    const t = r.timings;
+    expect(t.gatewayMs).toBeGreaterThanOrEqual(0);
+    expect(t.ttftMs).not.toBeNull();
+    expect(t.ttftMs as number).toBeGreaterThanOrEqual(0);
+    expect(t.ttftMs as number).toBeLessThanOrEqual(t.providerMs as number);
+    expect(t.providerMs as number).toBeLessThanOrEqual(t.totalMs);
+    expect(t.gatewayMs).toBeLessThanOrEqual(t.totalMs);
+  });
+
+  it('a request the header names a user for: the header wins over the body, and an unkeyed hash is plain SHA-256', () => {
+    const { record } = streamed('strong-model', { tier: 'strong', headers: [['x-user-id', 'from-header']] }, { model: 'auto', user: 'from-body', messages: [{ role: 'user', content: 'hi' }] });
+    expect(record.userIdHash).toBe(createHmac('sha256', HASH_KEY).update('from-header').digest('hex'));
+    const plain = new ResponseAccounting(runtimeFor({}));
+    const state = chatState({ model: 'auto', user: 'u-2', messages: [{ role: 'user', content: 'hi' }] });
+    plain.requestDecided(state, performance.now());
+    expect(plain.record(state, false, null, performance.now(), undefined).userIdHash).toBe(createHash('sha256').update('u-2').digest('hex'));
+    // An empty user names nobody.
+    const { record: empty } = streamed('strong-model', { tier: 'strong' }, { model: 'auto', user: '', messages: [{ role: 'user', content: 'hi' }] });
+    expect(empty.userIdHash).toBeNull();
+  });
+
+  it('which tier answered: a dated snapshot of the routed model is no fallback; another tier\'s model is; a model of no tier says nothing', () => {
+    expect(streamed('strong-model-2025-06-01').record.fallbackUsed).toBe(false);
+    expect(streamed('weak-model').record.fallbackUsed).toBe(true);
+    expect(streamed('weak-model-2024-07-18').record.fallbackUsed).toBe(true);
+    expect(streamed('someone-elses-model').record.fallbackUsed).toBe(false);
+    // Not routed by tiergate (no tier): nothing to fall back from.
+    const { record } = streamed('weak-model', {});
+    expect([record.tier, record.fallbackUsed]).toEqual([null, false]);
+  });
+
+  it('an answer from a model with no price: the metadata has its tokens and no cost, never a cost of nothing', () => {
+    const { metadata } = streamed('unpriced-model', { tier: 'odd' });
+    expect(metadata).toEqual({ input_tokens: 12, output_tokens: 3, total_tokens: 15, usage_source: 'reported' });
+  });
+
+  it('a request refused before its body was read: no tier, no route, nothing streamed, and its body unread', () => {
+    const state = new StreamRequestState('refused', rt, '/v1/chat/completions', 'POST', new Map(), captureLogger().log);
+    state.tenant = 'globex'; // a tenant with no plan
+    state.policy = rt.tenants.policyFor('globex');
+    const acc = new ResponseAccounting(rt);
+    acc.rejected(401, 'invalid_api_key');
+    const r = acc.record(state, false, null, performance.now(), undefined);
+    expect(r).toMatchObject({
+      tenant: 'globex',
+      rateLimitTier: null,
+      modelAlias: null,
+      stream: false,
+      tier: null,
+      routedModel: null,
+      provider: null,
+      classifierVersion: null,
+      classifierRule: null,
+      classifierReason: null,
+      shadowTier: null,
+      shadowReason: null,
+      localReply: { status: 401, code: 'invalid_api_key' },
+      httpStatus: null,
+      responseEnded: false,
+      requestUnread: true,
+      answerUnread: false,
+      userIdHash: null,
+      featureId: null,
+    });
+    expect(r.prompt()).toBeUndefined();
+    expect(r.timings.ttftMs).toBeNull();
+    expect(r.timings.providerMs).toBeNull();
+  });
+
+  it('a stream that ended before any request state: the default tenant, no id, no path', () => {
+    const r = new ResponseAccounting(rt).record(undefined, false, null, performance.now(), undefined);
+    expect(r).toMatchObject({ requestId: '', tenant: DEFAULT_TENANT, path: '', featureId: null, userIdHash: null, rateLimitTier: null, tier: null, stream: false, requestUnread: true });
+  });
+
+  it('a path routed to a fixed tier without reading its body: the tier is the one routed to; a GET has no body to be unread', () => {
+    for (const [bodiless, unread] of [[false, true], [true, false]] as const) {
+      const acc = new ResponseAccounting(rt);
+      acc.fixedPathRequest(tier('strong'), '/v1/rerank', bodiless);
+      const r = acc.record(undefined, true, null, performance.now(), undefined);
+      expect([r.tier, r.routedModel, r.provider, r.requestUnread], String(bodiless)).toEqual(['strong', 'strong-model', 'vllm', unread]);
+    }
+    const acc = new ResponseAccounting(rt);
+    acc.routed(tier('weak'));
+    expect(acc.record(undefined, true, null, performance.now(), undefined).tier).toBe('weak');
+  });
+
+  it('what the estimate counts when no usage comes back: chat framing on chat, none on completions, and media parts at their estimate', () => {
+    const prompt = (path: string, body: Record<string, unknown>) => {
+      const state = chatState(body, { path, tier: 'weak' });
+      const acc = new ResponseAccounting(rt);
+      acc.requestDecided(state, performance.now());
+      return acc.record(state, true, null, performance.now(), undefined).prompt();
+    };
+    expect(prompt('/v1/chat/completions', { model: 'auto', messages: [{ role: 'user', content: 'hi' }] })).toMatchObject({ texts: ['hi'], chat: true, mediaTokens: 0 });
+    expect(prompt('/v1/completions', { model: 'auto', prompt: 'hi' })).toMatchObject({ chat: false });
+    const image = { type: 'image_url', image_url: { url: 'https://example.com/a.png' } };
+    expect(prompt('/v1/chat/completions', { model: 'auto', messages: [{ role: 'user', content: [{ type: 'text', text: 'what?' }, image, image] }] })).toMatchObject({ mediaTokens: 2 * rt.config.budgets.mediaPartEstimate });
+  });
+
+  it('an answer that is neither JSON nor SSE: nothing in it is read, and the metadata says no usage was reported', () => {
+    const acc = new ResponseAccounting(rt);
+    acc.fixedPathRequest(tier('weak'), '/v1/audio/speech', true);
+    expect(acc.responseHeaders(headers(200, 'audio/mpeg'), false)).toBe('other');
+    expect(acc.responseBody(Buffer.from([0xff, 0xfb, 0x90]), false)).toBeUndefined();
+    expect(acc.responseBody(Buffer.alloc(0), true)).toEqual({ usage_source: 'none_reported' });
+    const r = acc.record(undefined, true, null, performance.now(), undefined);
+    expect([r.answerUnread, r.responseEnded, r.httpStatus]).toEqual([true, true, 200]);
+    // An empty one held nothing to read.
+    const empty = new ResponseAccounting(rt);
+    empty.responseHeaders(headers(200, 'audio/mpeg'), false);
+    empty.responseBody(Buffer.alloc(0), true);
+    expect(empty.record(undefined, true, null, performance.now(), undefined).answerUnread).toBe(false);
+  });
+
+  it('usage in the configured trailer counts, over any body; a malformed trailer is ignored', () => {
+    const acc = new ResponseAccounting(rt);
+    acc.routed(tier('weak'));
+    acc.responseHeaders(headers(200, 'audio/mpeg'), false);
+    acc.responseBody(Buffer.from('bytes'), false);
+    const md = acc.responseTrailers(new Map([['x-usage', JSON.stringify(usage)]]));
+    // Priced at the routed tier's model: the body named none.
+    expect(md).toEqual({ input_tokens: 12, output_tokens: 3, total_tokens: 15, cost_usd: expect.any(Number), usage_source: 'reported' });
+    expect(md.cost_usd).toBeGreaterThan(0);
+    expect(acc.reportedUsage()?.totalTokens).toBe(15);
+
+    const bad = new ResponseAccounting(rt);
+    bad.responseHeaders(headers(200, 'application/json'), false);
+    bad.responseBody(Buffer.from(JSON.stringify({ id: 'x', object: 'chat.completion', model: 'weak-model', choices: [], usage })), false);
+    expect(bad.responseTrailers(new Map([['x-usage', '{"prompt_tokens": 1']]))).toMatchObject({ total_tokens: 15 });
+    // No trailer of that name: the body's usage.
+    const none = new ResponseAccounting(rt);
+    none.responseHeaders(headers(200, 'application/json'), false);
+    none.responseBody(Buffer.from(JSON.stringify({ id: 'x', object: 'chat.completion', model: 'weak-model', choices: [], usage: { ...usage, total_tokens: 16 } })), false);
+    expect(none.responseTrailers(new Map([['x-other', JSON.stringify(usage)]]))).toMatchObject({ total_tokens: 16 });
+  });
+
+  it('a response that ends on its headers (no body) has ended; one whose body never came has not', () => {
+    const ended = new ResponseAccounting(rt);
+    ended.responseHeaders(headers(204), true);
+    expect(ended.record(undefined, true, null, performance.now(), undefined).responseEnded).toBe(true);
+    const cut = new ResponseAccounting(rt);
+    cut.responseHeaders(headers(200, 'application/json'), false);
+    const r = cut.record(undefined, true, null, performance.now(), undefined);
+    expect([r.responseEnded, r.timings.providerMs]).toEqual([false, null]);
+  });
+});
