@@ -232,4 +232,78 @@ describe('ResponseAccounting', () => {
     const r = cut.record(undefined, true, null, performance.now(), undefined);
     expect([r.responseEnded, r.timings.providerMs]).toEqual([false, null]);
   });
+
+  describe('the answer to store, for a miss whose answer may be stored', () => {
+    const save = { storeKey: 't:acme:key', ttlMs: 60_000 };
+    /** A cache miss the cache stage allows to store, answered with `status` and `body` (SSE). */
+    function answered(status: number, body: Buffer | undefined, cache: Record<string, unknown> = { status: 'miss', reason: 'not_found', save, lookupMs: 1 }) {
+      const state = chatState({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'hi' }] }, { tier: 'weak' });
+      state.cache = cache as never;
+      const acc = new ResponseAccounting(rt);
+      acc.requestDecided(state, performance.now());
+      acc.responseHeaders(headers(status, 'text/event-stream'), false);
+      if (body) acc.responseBody(body, true);
+      return acc.record(state, true, null, performance.now(), undefined);
+    }
+    const whole = sse(chunk('weak-model'), { ...chunk('weak-model'), choices: [], usage });
+
+    it('a whole, normal 200 is stored, under the key the cache stage chose', () => {
+      const r = answered(200, whole);
+      expect(r.cacheSave).toMatchObject({ storeKey: 't:acme:key', ttlMs: 60_000, entry: { answer: expect.any(Object), storedAt: expect.any(Number) } });
+      expect(r.cache).toEqual({ hit: undefined, lookupMs: 1 });
+    });
+
+    it('anything less is not: another status, a stream cut short, one without its end, or an error inside a 200', () => {
+      const cases: Array<[string, number, Buffer | undefined]> = [
+        ['a 500', 500, whole],
+        ['a 200 whose body never ended', 200, undefined],
+        ['a 200 stream without [DONE]', 200, Buffer.from(`data: ${JSON.stringify(chunk('weak-model'))}\n\n`)],
+        ['an error event in a 200 stream', 200, Buffer.from(`data: ${JSON.stringify(chunk('weak-model'))}\n\ndata: ${JSON.stringify({ error: { message: 'overloaded', type: 'server_error', code: 'overloaded' } })}\n\ndata: [DONE]\n\n`)],
+      ];
+      for (const [name, status, body] of cases) expect(answered(status, body).cacheSave, name).toMatchObject({ storeKey: 't:acme:key', entry: null });
+    });
+
+    it('a miss the cache may not store, and a hit, store nothing', () => {
+      expect(answered(200, whole, { status: 'bypass', reason: 'tools', lookupMs: 0 }).cacheSave).toBeUndefined();
+      const hit = { answer: { kind: 'chat' }, storedAt: 1 };
+      const r = answered(200, whole, { status: 'hit-exact', reason: undefined, hit, save, lookupMs: 2 });
+      expect(r.cacheSave).toBeUndefined();
+      expect(r.cache).toEqual({ hit: hit.answer, lookupMs: 2 });
+    });
+  });
+
+  it('a text-to-speech request, whose body is not parsed: its text and instructions are its prompt, and its characters counted', () => {
+    const acc = new ResponseAccounting(rt);
+    acc.fixedPathRequest(tier('weak'), '/v1/audio/speech', false);
+    acc.unreadRequestBody(Buffer.from('{"model":"tts","input":"héllo 👋",'));
+    acc.unreadRequestBody(Buffer.from('"instructions":"cheerful","voice":"alloy"}'));
+    const r = acc.record(undefined, true, null, performance.now(), undefined);
+    expect(r.prompt()).toEqual({ texts: ['héllo 👋', 'cheerful'], extra: '', chat: false, mediaTokens: 0 });
+    expect(r.inputCharacters).toBe(7); // code points: the emoji is one
+    // Another path routed without parsing keeps nothing of its body, whatever it holds.
+    const other = new ResponseAccounting(rt);
+    other.fixedPathRequest(tier('weak'), '/v1/rerank', false);
+    other.unreadRequestBody(Buffer.from('{"input":"not spoken"}'));
+    const o = other.record(undefined, true, null, performance.now(), undefined);
+    expect([o.prompt(), o.inputCharacters]).toEqual([undefined, 0]);
+  });
+
+  it('a Responses API answer names its id and the items it sealed once the body shows them; nothing before the response', () => {
+    const acc = new ResponseAccounting(rt);
+    expect([acc.responseId(), acc.takeSealedItems()]).toEqual([undefined, undefined]);
+    acc.responseHeaders(headers(200, 'application/json'), false);
+    acc.responseBody(Buffer.from(JSON.stringify({ id: 'resp_1', object: 'response', model: 'weak-model', status: 'completed', output: [{ type: 'reasoning', id: 'rs_1', encrypted_content: 'gAAA', summary: [] }], usage: { input_tokens: 2, output_tokens: 1, total_tokens: 3 } })), true);
+    expect(acc.responseId()).toBe('resp_1');
+    expect(acc.takeSealedItems()).toEqual(['gAAA']); // named by what it seals (sealedItemId hashes it)
+    expect(acc.takeSealedItems()).toBeUndefined(); // taken
+  });
+
+  it('a path routed without a body decision has no time to the first byte: it is measured from the body\'s answer', () => {
+    const acc = new ResponseAccounting(rt);
+    acc.fixedPathRequest(tier('weak'), '/v1/embeddings', false);
+    acc.responseHeaders(headers(200, 'application/json'), false);
+    acc.responseBody(Buffer.from('{}'), true);
+    const r = acc.record(undefined, true, null, performance.now(), undefined);
+    expect([acc.ttftMs(), r.timings.ttftMs, r.timings.providerMs]).toEqual([null, null, null]);
+  });
 });
