@@ -236,12 +236,12 @@ describe('ResponseAccounting', () => {
   describe('the answer to store, for a miss whose answer may be stored', () => {
     const save = { storeKey: 't:acme:key', ttlMs: 60_000 };
     /** A cache miss the cache stage allows to store, answered with `status` and `body` (SSE). */
-    function answered(status: number, body: Buffer | undefined, cache: Record<string, unknown> = { status: 'miss', reason: 'not_found', save, lookupMs: 1 }) {
+    function answered(status: number, body: Buffer | undefined, cache: Record<string, unknown> = { status: 'miss', reason: 'not_found', save, lookupMs: 1 }, contentType = 'text/event-stream') {
       const state = chatState({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'hi' }] }, { tier: 'weak' });
       state.cache = cache as never;
       const acc = new ResponseAccounting(rt);
       acc.requestDecided(state, performance.now());
-      acc.responseHeaders(headers(status, 'text/event-stream'), false);
+      acc.responseHeaders(headers(status, contentType), false);
       if (body) acc.responseBody(body, true);
       return acc.record(state, true, null, performance.now(), undefined);
     }
@@ -261,6 +261,11 @@ describe('ResponseAccounting', () => {
         ['an error event in a 200 stream', 200, Buffer.from(`data: ${JSON.stringify(chunk('weak-model'))}\n\ndata: ${JSON.stringify({ error: { message: 'overloaded', type: 'server_error', code: 'overloaded' } })}\n\ndata: [DONE]\n\n`)],
       ];
       for (const [name, status, body] of cases) expect(answered(status, body).cacheSave, name).toMatchObject({ storeKey: 't:acme:key', entry: null });
+      // A backend that answers an error with a 200 and a JSON error body: whole, parsed, and still not an answer.
+      const error = Buffer.from(JSON.stringify({ error: { message: 'overloaded', type: 'server_error', code: 'overloaded' } }));
+      expect(answered(200, error, undefined, 'application/json').cacheSave).toMatchObject({ entry: null });
+      const json = Buffer.from(JSON.stringify({ id: 'c1', object: 'chat.completion', model: 'weak-model', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage }));
+      expect(answered(200, json, undefined, 'application/json').cacheSave?.entry).not.toBeNull();
     });
 
     it('a miss the cache may not store, and a hit, store nothing', () => {
@@ -280,6 +285,10 @@ describe('ResponseAccounting', () => {
     const r = acc.record(undefined, true, null, performance.now(), undefined);
     expect(r.prompt()).toEqual({ texts: ['héllo 👋', 'cheerful'], extra: '', chat: false, mediaTokens: 0 });
     expect(r.inputCharacters).toBe(7); // code points: the emoji is one
+    const plain = new ResponseAccounting(rt);
+    plain.fixedPathRequest(tier('weak'), '/v1/audio/speech', false);
+    plain.unreadRequestBody(Buffer.from('{"model":"tts","input":"hi","voice":"alloy"}'));
+    expect(plain.record(undefined, true, null, performance.now(), undefined).prompt()).toMatchObject({ texts: ['hi'] });
     // Another path routed without parsing keeps nothing of its body, whatever it holds.
     const other = new ResponseAccounting(rt);
     other.fixedPathRequest(tier('weak'), '/v1/rerank', false);
