@@ -187,7 +187,7 @@ export class LlmStream implements StreamHandler {
 
   requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
     if (this.pathKind !== 'classify' || !this.state) {
-      this.acc.unreadRequestBody(chunk);
+      this.acc.unreadRequestBody(chunk, endOfStream);
       return CONTINUE;
     }
     const state = this.state;

@@ -90,12 +90,18 @@ export class ResponseAccounting {
   fixedPathRequest(tier: TierRuntime | undefined, path: string, bodiless: boolean): void {
     this.routedTier = tier;
     this.bodiless = bodiless;
+    // The request is all sent once this is answered: the backend's timings (ttft, provider) start here.
+    if (bodiless) this.bodyAnsweredAt = performance.now();
     if (path === SPEECH_PATH && !bodiless) this.speech = new SpeechRequest();
   }
 
-  /** A piece of a request body that was not parsed (fixedPathRequest): kept only for a speech request. */
-  unreadRequestBody(chunk: Buffer): void {
+  /**
+   * A piece of a request body that was not parsed (fixedPathRequest): kept only for a speech request. Its last
+   * piece, passed on, is where the backend's timings start, as a parsed body's answer is (requestDecided).
+   */
+  unreadRequestBody(chunk: Buffer, endOfStream: boolean): void {
     this.speech?.push(chunk);
+    if (endOfStream) this.bodyAnsweredAt = performance.now();
   }
 
   rejected(status: number, code: string): void {

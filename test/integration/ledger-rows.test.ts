@@ -460,7 +460,12 @@ describe('ledger rows for every ending', () => {
     await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
     await s.sendResponseBody(jsonBody({ object: 'list', data: [], model: 'text-embedding-3-small', usage: { prompt_tokens: 7, total_tokens: 7 } }), true);
     s.close();
-    expect(await rowFor(tg, 'emb')).toMatchObject({ path: '/v1/embeddings', status: 'success', usage: { input_tokens: 7, total_tokens: 7 }, cost_usd: null });
+    const row = await rowFor(tg, 'emb');
+    expect(row).toMatchObject({ path: '/v1/embeddings', status: 'success', usage: { input_tokens: 7, total_tokens: 7 }, cost_usd: null });
+    // Timed from the body's last piece, passed on unread, as a chat request is from its body's answer.
+    expect(row.latency_ms.ttft).toBeGreaterThanOrEqual(0);
+    expect(row.latency_ms.provider).toBeGreaterThanOrEqual(row.latency_ms.ttft ?? Infinity);
+    expect(row.latency_ms.total).toBeGreaterThanOrEqual(row.latency_ms.provider ?? Infinity);
   });
 
   it("audio: a chat answer's audio tokens at the model's audio prices, a model without them unpriced rather than priced as text", async () => {

@@ -280,19 +280,19 @@ describe('ResponseAccounting', () => {
   it('a text-to-speech request, whose body is not parsed: its text and instructions are its prompt, and its characters counted', () => {
     const acc = new ResponseAccounting(rt);
     acc.fixedPathRequest(tier('weak'), '/v1/audio/speech', false);
-    acc.unreadRequestBody(Buffer.from('{"model":"tts","input":"héllo 👋",'));
-    acc.unreadRequestBody(Buffer.from('"instructions":"cheerful","voice":"alloy"}'));
+    acc.unreadRequestBody(Buffer.from('{"model":"tts","input":"héllo 👋",'), false);
+    acc.unreadRequestBody(Buffer.from('"instructions":"cheerful","voice":"alloy"}'), true);
     const r = acc.record(undefined, true, null, performance.now(), undefined);
     expect(r.prompt()).toEqual({ texts: ['héllo 👋', 'cheerful'], extra: '', chat: false, mediaTokens: 0 });
     expect(r.inputCharacters).toBe(7); // code points: the emoji is one
     const plain = new ResponseAccounting(rt);
     plain.fixedPathRequest(tier('weak'), '/v1/audio/speech', false);
-    plain.unreadRequestBody(Buffer.from('{"model":"tts","input":"hi","voice":"alloy"}'));
+    plain.unreadRequestBody(Buffer.from('{"model":"tts","input":"hi","voice":"alloy"}'), true);
     expect(plain.record(undefined, true, null, performance.now(), undefined).prompt()).toMatchObject({ texts: ['hi'] });
     // Another path routed without parsing keeps nothing of its body, whatever it holds.
     const other = new ResponseAccounting(rt);
     other.fixedPathRequest(tier('weak'), '/v1/rerank', false);
-    other.unreadRequestBody(Buffer.from('{"input":"not spoken"}'));
+    other.unreadRequestBody(Buffer.from('{"input":"not spoken"}'), true);
     const o = other.record(undefined, true, null, performance.now(), undefined);
     expect([o.prompt(), o.inputCharacters]).toEqual([undefined, 0]);
   });
@@ -307,12 +307,32 @@ describe('ResponseAccounting', () => {
     expect(acc.takeSealedItems()).toBeUndefined(); // taken
   });
 
-  it('a path routed without a body decision has no time to the first byte: it is measured from the body\'s answer', () => {
-    const acc = new ResponseAccounting(rt);
-    acc.fixedPathRequest(tier('weak'), '/v1/embeddings', false);
-    acc.responseHeaders(headers(200, 'application/json'), false);
-    acc.responseBody(Buffer.from('{}'), true);
-    const r = acc.record(undefined, true, null, performance.now(), undefined);
-    expect([acc.ttftMs(), r.timings.ttftMs, r.timings.providerMs]).toEqual([null, null, null]);
+  it('a path routed without parsing its body: the backend\'s timings start once the request is all passed on', () => {
+    const timed = (send: (acc: ResponseAccounting) => void) => {
+      const acc = new ResponseAccounting(rt);
+      send(acc);
+      acc.responseHeaders(headers(200, 'application/json'), false);
+      acc.responseBody(Buffer.from('{}'), true);
+      return acc.record(undefined, true, null, performance.now(), undefined).timings;
+    };
+    // Its last piece passed on, or its headers when it has no body.
+    const withBody = timed((acc) => {
+      acc.fixedPathRequest(tier('weak'), '/v1/embeddings', false);
+      acc.unreadRequestBody(Buffer.from('{"input":'), false);
+      acc.unreadRequestBody(Buffer.from('"a"}'), true);
+    });
+    const bodiless = timed((acc) => acc.fixedPathRequest(tier('weak'), '/v1/models', true));
+    for (const t of [withBody, bodiless]) {
+      expect(t.ttftMs).not.toBeNull();
+      expect(t.ttftMs as number).toBeGreaterThanOrEqual(0);
+      expect(t.ttftMs as number).toBeLessThanOrEqual(t.providerMs as number);
+      expect(t.providerMs as number).toBeLessThanOrEqual(t.totalMs);
+    }
+    // A body whose end never came (the stream was cut): nothing to time from.
+    const cut = timed((acc) => {
+      acc.fixedPathRequest(tier('weak'), '/v1/embeddings', false);
+      acc.unreadRequestBody(Buffer.from('{"input":'), false);
+    });
+    expect([cut.ttftMs, cut.providerMs]).toEqual([null, null]);
   });
 });
