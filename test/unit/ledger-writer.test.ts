@@ -515,6 +515,37 @@ describe('ledger spool', () => {
     expect((await next.read(10)).entries.map((e) => e.seq)).toEqual([1, 2, 3]);
   });
 
+  it('a foreign line is passed over and counted, an empty one is neither a row nor skipped; the spool then empties', async () => {
+    const { dir, file } = await spoolWith([entry(1)]);
+    appendFileSync(file, 'not a spool row\n\n');
+    const next = await reopenWith(dir, [entry(2)]);
+    expect(next.size).toBe(3); // the rows and the foreign line: the empty one is no row
+    const { entries, bytes, skipped } = await next.read(10);
+    expect([entries.map((e) => e.seq), skipped]).toEqual([[1, 2], 1]);
+    expect(bytes).toBe(statSync(file).size);
+    await next.advance(entries.length + skipped, bytes);
+    expect([next.size, next.isEmpty, next.hasWork]).toEqual([0, true, false]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('advance: what is left is still counted, for the bound too, and still read', async () => {
+    const { spool } = await spoolWith([1, 2, 3].map(entry));
+    const first = await spool.read(1);
+    await spool.advance(1, first.bytes);
+    expect(spool.size).toBe(2);
+    // Two rows of the same size are waiting: room for a third only within three rows' bytes.
+    const row = first.bytes;
+    const bounded = new Spool(mkdtempSync(join(tmpdir(), 'tiergate-spool-')), 's', { maxBytes: 3 * row });
+    bounded.append([1, 2, 3].map(entry));
+    await bounded.flush();
+    const one = await bounded.read(1);
+    await bounded.advance(1, one.bytes);
+    expect([bounded.hasRoomFor(entry(4)), bounded.size]).toEqual([true, 2]);
+    bounded.append([entry(4)]);
+    expect(bounded.hasRoomFor(entry(5))).toBe(false);
+    expect((await spool.read(10)).entries.map((e) => e.seq)).toEqual([2, 3]);
+  });
+
   it('a row longer than the read window is read whole', async () => {
     const big = { ...entry(1), line: JSON.stringify({ pad: 'x'.repeat(5 * 1024 * 1024) }) };
     const { spool } = await spoolWith([big, entry(2)]);
