@@ -52,6 +52,7 @@ describe('spool file', () => {
     const cases: Array<[string, string, string]> = [
       ['whole', whole, whole],
       ['torn', `${whole}w-1\t3\te-3\t2026-12-05\t{"a":`, whole],
+      ['torn before its row', `${whole}w-1\t3\te-`, whole],
       ['missing its newline', whole + encode(entry({ seq: 3 })).slice(0, -1), whole + encode(entry({ seq: 3 }))],
       ['empty', '', ''],
     ];
