@@ -99,9 +99,11 @@ export class FileSink implements LedgerSink {
     const fh = await open(path, 'a');
     f = { fh, earlier, marks: new Map(), dirty: false, size: (await fh.stat()).size };
     this.files.set(day, f);
-    // Yesterday stays open for late rows; anything older is closed.
+    // Yesterday stays open for late rows; anything older is closed, but never the file just opened: a row
+    // older than both open days (a replay after a long outage, a batch listing its days newest first) would
+    // otherwise be written to a closed descriptor, fail on every replay, and hold every row behind it.
     while (this.files.size > 2) {
-      const [oldDay, old] = [...this.files.entries()].sort(([a], [b]) => a.localeCompare(b))[0] as [string, typeof f];
+      const [oldDay, old] = [...this.files.entries()].filter(([d]) => d !== day).sort(([a], [b]) => a.localeCompare(b))[0] as [string, typeof f];
       this.files.delete(oldDay);
       await old.fh.sync();
       await old.fh.close();

@@ -1,0 +1,105 @@
+// The file sink's day files: fsync on its timer only for files written since the last one, no more than two
+// days open at once, and a file an earlier process left with a torn or newline-less last line mended at open.
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FileSink, ledgerFileName } from '../../src/ledger/file-sink.js';
+import { RedisStreamSink } from '../../src/ledger/redis-stream-sink.js';
+import type { LedgerEntry } from '../../src/ledger/sink.js';
+
+const entry = (seq: number, day = '2026-12-01'): LedgerEntry => ({ eventId: `e${seq}`, day, line: JSON.stringify({ event_id: `e${seq}`, seq }), writer: 'w', seq });
+const dirOf = () => mkdtempSync(join(tmpdir(), 'tiergate-file-sink-'));
+const seqs = (dir: string, day = '2026-12-01') =>
+  readFileSync(join(dir, ledgerFileName(day)), 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => (JSON.parse(l) as { seq: number }).seq);
+
+/** FileHandle's prototype, to watch sync() on every handle the sink opens. */
+async function handlePrototype(): Promise<{ sync: () => Promise<void> }> {
+  const fh = await open(join(dirOf(), 'probe'), 'w');
+  await fh.close();
+  return Object.getPrototypeOf(fh) as { sync: () => Promise<void> };
+}
+
+/** The files under `dir` this process holds open (Linux: /proc/self/fd). */
+function openIn(dir: string): string[] {
+  const open: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(`${dir}/`)) open.push(target.slice(dir.length + 1));
+    } catch {
+      // closed meanwhile (the descriptor readdir itself used)
+    }
+  }
+  return open.sort();
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('file sink', () => {
+  it('is named "file" unless named, as the Redis sink is "redis"', async () => {
+    const sinks = [new FileSink({ dir: dirOf() }), new FileSink({ dir: dirOf(), name: 'audit' }), new RedisStreamSink({ url: 'redis://127.0.0.1:1', stream: 's', maxLen: 10 }), new RedisStreamSink({ url: 'redis://127.0.0.1:1', stream: 's', maxLen: 10, name: 'r2' })];
+    expect(sinks.map((s) => s.name)).toEqual(['file', 'audit', 'redis', 'r2']);
+    for (const s of sinks) await s.close();
+  });
+
+  it('fsyncs on its timer a file written since the last fsync, and no file that was not', async () => {
+    const sync = vi.spyOn(await handlePrototype(), 'sync');
+    const sink = new FileSink({ dir: dirOf(), fsyncIntervalMs: 20 });
+    await sink.write([entry(1)]);
+    await vi.waitFor(() => expect(sync).toHaveBeenCalledTimes(1));
+    await new Promise((r) => setTimeout(r, 100)); // five more ticks, nothing written
+    expect(sync).toHaveBeenCalledTimes(1);
+    await sink.write([entry(2)]);
+    await vi.waitFor(() => expect(sync).toHaveBeenCalledTimes(2));
+    await sink.close();
+  });
+
+  it('keeps two days open (yesterday takes late rows), closing the oldest when a third opens; a late row reopens its file', async () => {
+    const dir = dirOf();
+    const sink = new FileSink({ dir });
+    await sink.write([entry(1, '2026-12-01'), entry(2, '2026-12-02')]);
+    expect(openIn(dir)).toEqual([ledgerFileName('2026-12-01'), ledgerFileName('2026-12-02')]);
+    await sink.write([entry(3, '2026-12-03')]);
+    expect(openIn(dir)).toEqual([ledgerFileName('2026-12-02'), ledgerFileName('2026-12-03')]);
+    // A row of the closed day, late: its file opens again and takes it, and the oldest open one closes.
+    await sink.write([entry(4, '2026-12-01')]);
+    expect(openIn(dir)).toEqual([ledgerFileName('2026-12-01'), ledgerFileName('2026-12-03')]);
+    await sink.close();
+    expect(openIn(dir)).toEqual([]);
+    expect([seqs(dir, '2026-12-01'), seqs(dir, '2026-12-02'), seqs(dir, '2026-12-03')]).toEqual([[1, 4], [2], [3]]);
+  });
+
+  it('a batch over three days, newest first, is written whole (before, the oldest day\'s file was closed as it opened, and the batch failed on every replay)', async () => {
+    const dir = dirOf();
+    const sink = new FileSink({ dir });
+    await sink.write([entry(1, '2026-12-03'), entry(2, '2026-12-02'), entry(3, '2026-12-01')]);
+    await sink.write([entry(4, '2026-12-03')]);
+    await sink.close();
+    expect([seqs(dir, '2026-12-01'), seqs(dir, '2026-12-02'), seqs(dir, '2026-12-03')]).toEqual([[3], [2], [1, 4]]);
+  });
+
+  it('a file whose only line is torn is emptied at open; the next row starts the file', async () => {
+    const dir = dirOf();
+    writeFileSync(join(dir, ledgerFileName('2026-12-01')), '{"event_id":"e9","se');
+    const sink = new FileSink({ dir });
+    await sink.write([entry(1)]);
+    await sink.close();
+    expect(seqs(dir)).toEqual([1]);
+  });
+
+  it('a last row cut short only of its newline is kept, its newline added, and a replay of it is recognised', async () => {
+    const dir = dirOf();
+    const path = join(dir, ledgerFileName('2026-12-01'));
+    writeFileSync(path, `${entry(1).line}\n`);
+    appendFileSync(path, entry(2).line); // written whole, the crash came before its newline
+    const sink = new FileSink({ dir });
+    await sink.write([entry(2), entry(3)]); // the earlier process's row 2 replayed, then a new one
+    await sink.close();
+    expect(seqs(dir)).toEqual([1, 2, 3]);
+  });
+});
