@@ -95,11 +95,26 @@ describe('file sink', () => {
   it('a last row cut short only of its newline is kept, its newline added, and a replay of it is recognised', async () => {
     const dir = dirOf();
     const path = join(dir, ledgerFileName('2026-12-01'));
+    const earlier = { ...entry(2), writer: 'old' }; // the earlier process's
     writeFileSync(path, `${entry(1).line}\n`);
-    appendFileSync(path, entry(2).line); // written whole, the crash came before its newline
+    appendFileSync(path, earlier.line); // written whole, the crash came before its newline
     const sink = new FileSink({ dir });
-    await sink.write([entry(2), entry(3)]); // the earlier process's row 2 replayed, then a new one
+    await sink.write([entry(3)]);
+    expect(seqs(dir)).toEqual([1, 2, 3]);
+    await sink.write([earlier]); // its replay, by the next process: recognised by its event id
     await sink.close();
     expect(seqs(dir)).toEqual([1, 2, 3]);
+  });
+
+  it('a Redis Cluster stream\'s writer marks share its slot: its hash tag, or its whole name as the tag', async () => {
+    const mark = (stream: string, cluster: boolean) => {
+      const sink = new RedisStreamSink({ url: 'redis://127.0.0.1:1', stream, maxLen: 10, cluster });
+      const key = (sink as unknown as { markKey(writer: string): string }).markKey('w-1');
+      void sink.close();
+      return key;
+    };
+    expect(mark('tiergate:ledger', true)).toBe('{tiergate:ledger}:mark:w-1');
+    expect(mark('{tg}:ledger', true)).toBe('{tg}:ledger:mark:w-1');
+    expect(mark('tiergate:ledger', false)).toBe('tiergate:ledger:mark:w-1');
   });
 });
