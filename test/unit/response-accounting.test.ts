@@ -5,7 +5,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { TierRuntime } from '../../src/config/runtime.js';
 import { parseLlmRequest } from '../../src/llm/parse-request.js';
-import { StreamRequestState } from '../../src/pipeline/request-state.js';
+import { StreamRequestState, type RequestState } from '../../src/pipeline/request-state.js';
 import { ResponseAccounting } from '../../src/pipeline/response-accounting.js';
 import { DEFAULT_TENANT } from '../../src/stages/authenticate.js';
 import { captureLogger, runtimeFor } from '../helpers/tiergate.js';
@@ -42,6 +42,9 @@ const sse = (...events: unknown[]) => Buffer.from(`${events.map((e) => `data: ${
 const chunk = (model: string, extra: Record<string, unknown> = {}) => ({ id: 'c1', object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: 'stop' }], ...extra });
 const usage = { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15 };
 const headers = (status: number, contentType?: string) => new Map<string, string>([[':status', String(status)], ...(contentType ? [['content-type', contentType] as [string, string]] : [])]);
+
+/** The record of a stream that ends now; `upstreamCalled` unless said otherwise. */
+const recordOf = (acc: ResponseAccounting, state?: RequestState, upstreamCalled = true) => acc.record(state, upstreamCalled, null, performance.now(), undefined);
 
 /** A streamed 200 whose answer came from `model`, with its usage; the record and the final answer's metadata. */
 function streamed(model: string, opts: Parameters<typeof chatState>[1] = { tier: 'strong' }, body: Record<string, unknown> = { model: 'auto', stream: true, messages: [{ role: 'user', content: 'hello' }] }) {
@@ -102,7 +105,7 @@ describe('ResponseAccounting', () => {
     const plain = new ResponseAccounting(runtimeFor({}));
     const state = chatState({ model: 'auto', user: 'u-2', messages: [{ role: 'user', content: 'hi' }] });
     plain.requestDecided(state, performance.now());
-    expect(plain.record(state, false, null, performance.now(), undefined).userIdHash).toBe(createHash('sha256').update('u-2').digest('hex'));
+    expect(recordOf(plain, state, false).userIdHash).toBe(createHash('sha256').update('u-2').digest('hex'));
     // An empty user names nobody.
     const { record: empty } = streamed('strong-model', { tier: 'strong' }, { model: 'auto', user: '', messages: [{ role: 'user', content: 'hi' }] });
     expect(empty.userIdHash).toBeNull();
@@ -129,7 +132,7 @@ describe('ResponseAccounting', () => {
     state.policy = rt.tenants.policyFor('globex');
     const acc = new ResponseAccounting(rt);
     acc.rejected(401, 'invalid_api_key');
-    const r = acc.record(state, false, null, performance.now(), undefined);
+    const r = recordOf(acc, state, false);
     expect(r).toMatchObject({
       tenant: 'globex',
       rateLimitTier: null,
@@ -157,7 +160,7 @@ describe('ResponseAccounting', () => {
   });
 
   it('a stream that ended before any request state: the default tenant, no id, no path', () => {
-    const r = new ResponseAccounting(rt).record(undefined, false, null, performance.now(), undefined);
+    const r = recordOf(new ResponseAccounting(rt), undefined, false);
     expect(r).toMatchObject({ requestId: '', tenant: DEFAULT_TENANT, path: '', featureId: null, userIdHash: null, rateLimitTier: null, tier: null, stream: false, requestUnread: true });
   });
 
@@ -165,12 +168,12 @@ describe('ResponseAccounting', () => {
     for (const [bodiless, unread] of [[false, true], [true, false]] as const) {
       const acc = new ResponseAccounting(rt);
       acc.fixedPathRequest(tier('strong'), '/v1/rerank', bodiless);
-      const r = acc.record(undefined, true, null, performance.now(), undefined);
+      const r = recordOf(acc);
       expect([r.tier, r.routedModel, r.provider, r.requestUnread], String(bodiless)).toEqual(['strong', 'strong-model', 'vllm', unread]);
     }
     const acc = new ResponseAccounting(rt);
     acc.routed(tier('weak'));
-    expect(acc.record(undefined, true, null, performance.now(), undefined).tier).toBe('weak');
+    expect(recordOf(acc).tier).toBe('weak');
   });
 
   it('what the estimate counts when no usage comes back: chat framing on chat, none on completions, and media parts at their estimate', () => {
@@ -178,7 +181,7 @@ describe('ResponseAccounting', () => {
       const state = chatState(body, { path, tier: 'weak' });
       const acc = new ResponseAccounting(rt);
       acc.requestDecided(state, performance.now());
-      return acc.record(state, true, null, performance.now(), undefined).prompt();
+      return recordOf(acc, state).prompt();
     };
     expect(prompt('/v1/chat/completions', { model: 'auto', messages: [{ role: 'user', content: 'hi' }] })).toMatchObject({ texts: ['hi'], chat: true, mediaTokens: 0 });
     expect(prompt('/v1/completions', { model: 'auto', prompt: 'hi' })).toMatchObject({ chat: false });
@@ -192,13 +195,13 @@ describe('ResponseAccounting', () => {
     expect(acc.responseHeaders(headers(200, 'audio/mpeg'), false)).toBe('other');
     expect(acc.responseBody(Buffer.from([0xff, 0xfb, 0x90]), false)).toBeUndefined();
     expect(acc.responseBody(Buffer.alloc(0), true)).toEqual({ usage_source: 'none_reported' });
-    const r = acc.record(undefined, true, null, performance.now(), undefined);
+    const r = recordOf(acc);
     expect([r.answerUnread, r.responseEnded, r.httpStatus]).toEqual([true, true, 200]);
     // An empty one held nothing to read.
     const empty = new ResponseAccounting(rt);
     empty.responseHeaders(headers(200, 'audio/mpeg'), false);
     empty.responseBody(Buffer.alloc(0), true);
-    expect(empty.record(undefined, true, null, performance.now(), undefined).answerUnread).toBe(false);
+    expect(recordOf(empty).answerUnread).toBe(false);
   });
 
   it('usage in the configured trailer counts, over any body; a malformed trailer is ignored', () => {
@@ -226,10 +229,10 @@ describe('ResponseAccounting', () => {
   it('a response that ends on its headers (no body) has ended; one whose body never came has not', () => {
     const ended = new ResponseAccounting(rt);
     ended.responseHeaders(headers(204), true);
-    expect(ended.record(undefined, true, null, performance.now(), undefined).responseEnded).toBe(true);
+    expect(recordOf(ended).responseEnded).toBe(true);
     const cut = new ResponseAccounting(rt);
     cut.responseHeaders(headers(200, 'application/json'), false);
-    const r = cut.record(undefined, true, null, performance.now(), undefined);
+    const r = recordOf(cut);
     expect([r.responseEnded, r.timings.providerMs]).toEqual([false, null]);
   });
 
@@ -243,7 +246,7 @@ describe('ResponseAccounting', () => {
       acc.requestDecided(state, performance.now());
       acc.responseHeaders(headers(status, contentType), false);
       if (body) acc.responseBody(body, true);
-      return acc.record(state, true, null, performance.now(), undefined);
+      return recordOf(acc, state);
     }
     const whole = sse(chunk('weak-model'), { ...chunk('weak-model'), choices: [], usage });
 
@@ -282,18 +285,18 @@ describe('ResponseAccounting', () => {
     acc.fixedPathRequest(tier('weak'), '/v1/audio/speech', false);
     acc.unreadRequestBody(Buffer.from('{"model":"tts","input":"héllo 👋",'), false);
     acc.unreadRequestBody(Buffer.from('"instructions":"cheerful","voice":"alloy"}'), true);
-    const r = acc.record(undefined, true, null, performance.now(), undefined);
+    const r = recordOf(acc);
     expect(r.prompt()).toEqual({ texts: ['héllo 👋', 'cheerful'], extra: '', chat: false, mediaTokens: 0 });
     expect(r.inputCharacters).toBe(7); // code points: the emoji is one
     const plain = new ResponseAccounting(rt);
     plain.fixedPathRequest(tier('weak'), '/v1/audio/speech', false);
     plain.unreadRequestBody(Buffer.from('{"model":"tts","input":"hi","voice":"alloy"}'), true);
-    expect(plain.record(undefined, true, null, performance.now(), undefined).prompt()).toMatchObject({ texts: ['hi'] });
+    expect(recordOf(plain).prompt()).toMatchObject({ texts: ['hi'] });
     // Another path routed without parsing keeps nothing of its body, whatever it holds.
     const other = new ResponseAccounting(rt);
     other.fixedPathRequest(tier('weak'), '/v1/rerank', false);
     other.unreadRequestBody(Buffer.from('{"input":"not spoken"}'), true);
-    const o = other.record(undefined, true, null, performance.now(), undefined);
+    const o = recordOf(other);
     expect([o.prompt(), o.inputCharacters]).toEqual([undefined, 0]);
   });
 
@@ -313,7 +316,7 @@ describe('ResponseAccounting', () => {
       send(acc);
       acc.responseHeaders(headers(200, 'application/json'), false);
       acc.responseBody(Buffer.from('{}'), true);
-      return acc.record(undefined, true, null, performance.now(), undefined).timings;
+      return recordOf(acc).timings;
     };
     // Its last piece passed on, or its headers when it has no body.
     const withBody = timed((acc) => {
