@@ -86,6 +86,9 @@ export function readUsage(value: unknown): Usage | undefined {
     audioSeconds,
     imageInputTokens: Math.min(detail(ins, 'image_tokens'), inputTokens - audioInputTokens),
     imageOutputTokens: Math.min(detail(outs, 'image_tokens'), outputTokens - audioOutputTokens),
+    // A total with neither side's count: the budget takes the total, but the split that prices it was never
+    // reported. Its 0 in and 0 out would price the request at $0; unmeasured, it is unpriced instead.
+    ...(input === undefined && output === undefined && (u.total_tokens ?? 0) > 0 ? { unmeasured: { input: true, output: true } } : {}),
   };
 }
 

@@ -150,7 +150,11 @@ describe('usage objects', () => {
     expect(readUsage({ prompt_tokens: 3, completion_tokens: 4 })).toMatchObject({ inputTokens: 3, outputTokens: 4, totalTokens: 7 });
     // A proxy that reports output only, or a total only, still reported usage: not a reason to estimate.
     expect(readUsage({ completion_tokens: 5 })).toMatchObject({ inputTokens: 0, outputTokens: 5, totalTokens: 5 });
-    expect(readUsage({ total_tokens: 9 })).toMatchObject({ inputTokens: 0, outputTokens: 0, totalTokens: 9 });
+    expect(readUsage({ completion_tokens: 5 })?.unmeasured).toBeUndefined();
+    // A total alone: counted for the budget, but its split was never reported, so it cannot be priced.
+    expect(readUsage({ total_tokens: 9 })).toMatchObject({ inputTokens: 0, outputTokens: 0, totalTokens: 9, unmeasured: { input: true, output: true } });
+    expect(readUsage({ total_tokens: 0 })?.unmeasured).toBeUndefined();
+    expect(readUsage({ prompt_tokens: 0, total_tokens: 9 })?.unmeasured).toBeUndefined();
     expect(sumUsage(3, 4).totalTokens).toBe(7);
   });
 
