@@ -187,7 +187,8 @@ export class LlmStream implements StreamHandler {
 
   requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
     if (this.pathKind !== 'classify' || !this.state) {
-      this.acc.unreadRequestBody(chunk, endOfStream);
+      // Only a fixed-tier path has a row to account for (a passed-through one has none).
+      if (this.pathKind === 'unclassified') this.acc.unreadRequestBody(chunk, endOfStream);
       return CONTINUE;
     }
     const state = this.state;

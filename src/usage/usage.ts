@@ -66,7 +66,8 @@ export function readUsage(value: unknown): Usage | undefined {
   const audioSeconds = u.type === 'duration' && u.seconds !== undefined ? u.seconds : 0;
   const input = u.prompt_tokens ?? u.input_tokens;
   const output = u.completion_tokens ?? u.output_tokens ?? undefined;
-  if (input === undefined && output === undefined && u.total_tokens === undefined && audioSeconds === 0) return undefined;
+  const noSplit = input === undefined && output === undefined;
+  if (noSplit && u.total_tokens === undefined && audioSeconds === 0) return undefined;
   const inputTokens = input ?? 0;
   // Embeddings report no completion tokens: whatever total holds beyond the prompt is not output.
   const outputTokens = output ?? 0;
@@ -88,7 +89,7 @@ export function readUsage(value: unknown): Usage | undefined {
     imageOutputTokens: Math.min(detail(outs, 'image_tokens'), outputTokens - audioOutputTokens),
     // A total with neither side's count: the budget takes the total, but the split that prices it was never
     // reported. Its 0 in and 0 out would price the request at $0; unmeasured, it is unpriced instead.
-    ...(input === undefined && output === undefined && (u.total_tokens ?? 0) > 0 ? { unmeasured: { input: true, output: true } } : {}),
+    ...(noSplit && (u.total_tokens ?? 0) > 0 ? { unmeasured: { input: true, output: true } } : {}),
   };
 }
 

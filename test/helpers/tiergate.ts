@@ -45,6 +45,11 @@ export function captureLogger(level = 'debug') {
   return { log: createLogger(level, sink), logs };
 }
 
+/** The JSON log lines of one event, parsed. */
+export function logEvents(logs: readonly string[], event: string): Array<Record<string, unknown>> {
+  return logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === event);
+}
+
 /** A spool directory of its own, so nothing is written into the working tree. */
 export function withTempSpool(input: ConfigInput): ConfigInput {
   return { ...input, ledger: { spoolDir: mkdtempSync(join(tmpdir(), 'tiergate-spool-')), ...input.ledger } };

@@ -7,7 +7,7 @@ import { sha256Hex } from '../../src/auth/api-keys.js';
 import { MAX_CLIENT_TEXT, boundedClientText } from '../../src/ledger/client-text.js';
 import { countTokens, countTokensOfAll } from '../../src/llm/tokenizer.js';
 import { USAGE_METADATA_KEYS } from '../../src/pipeline/response-accounting.js';
-import { jsonBody, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { jsonBody, logEvents, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 let tg: TestTiergate;
 let tgOverride: TestTiergate;
@@ -500,7 +500,7 @@ describe('ledger rows for every ending', () => {
       expect(unpriced.row).toMatchObject({ cost_usd: null, usage: { audio_input_tokens: 800 } });
       expect(unpriced.metadata?.cost_usd).toBeUndefined();
       expect(await metricValue(t.app, 'tiergate_unpriced_requests_total', { reason: 'price' })).toBe(1);
-      const logged = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'ledger.unpriced_model');
+      const logged = logEvents(t.logs, 'ledger.unpriced_model');
       expect(logged).toEqual([expect.objectContaining({ model: 'weak-model', audio: true })]);
       expect(await metricValue(t.app, 'tiergate_tokens_total', { kind: 'audio_input' })).toBe(1600);
       expect(await metricValue(t.app, 'tiergate_tokens_total', { kind: 'audio_output' })).toBe(800);

@@ -10,7 +10,7 @@ import { KEPT_RECONCILES_FILE, type KeptReconcile } from '../../src/budget/kept-
 import { ReconcileQueue } from '../../src/budget/reconcile-queue.js';
 import type { AdmitRequest, AdmitResult, Bucket, BudgetStore } from '../../src/stores/budget-store.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
-import { captureLogger, runtimeFor } from '../helpers/tiergate.js';
+import { captureLogger, logEvents, runtimeFor } from '../helpers/tiergate.js';
 
 /** A Redis-kind store that refuses every call while `down`, and counts its reconcile calls. */
 class FlakyStore implements BudgetStore {
@@ -187,7 +187,6 @@ describe('ReconcileQueue', () => {
     const { log, logs } = captureLogger();
     return { store, logs, q: new ReconcileQueue(store, Date.now, log) };
   }
-  const events = (logs: string[], event: string) => logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === event);
 
   it('a store call that throws before it returns a promise is a refusal like any other: the caller gets a rejection', async () => {
     const store = new FlakyStore();
@@ -225,8 +224,8 @@ describe('ReconcileQueue', () => {
     store.down = true; // whatever close() tried now would be refused and logged as unsent
     await q.close();
     expect(store.calls).toBe(1);
-    expect(events(logs, 'budget.reconciles_unsent')).toEqual([]);
-    expect(events(logs, 'budget.kept_reconciles_dropped')).toEqual([]); // none was
+    expect(logEvents(logs, 'budget.reconciles_unsent')).toEqual([]);
+    expect(logEvents(logs, 'budget.kept_reconciles_dropped')).toEqual([]); // none was
   });
 
   it('a reconcile refused while a shutdown waits leaves no retry behind it: the store is not called once close() is done', async () => {
@@ -237,7 +236,7 @@ describe('ReconcileQueue', () => {
     let closed = false;
     void q.close().then(() => (closed = true));
     while (!closed) await vi.advanceTimersByTimeAsync(10);
-    expect(events(logs, 'budget.reconciles_unsent')).toMatchObject([{ reconciles: 1 }]);
+    expect(logEvents(logs, 'budget.reconciles_unsent')).toMatchObject([{ reconciles: 1 }]);
     expect(vi.getTimerCount()).toBe(0);
     const calls = store.calls;
     await vi.advanceTimersByTimeAsync(5_000);
@@ -247,11 +246,11 @@ describe('ReconcileQueue', () => {
   it('keeps 10,000; one refused past that is dropped (its reservation expires on its own), said once, and counted at close', async () => {
     const { store, q, logs } = queue();
     for (let i = 0; i < 10_003; i++) q.keep(kept(`r${i}`));
-    expect(events(logs, 'budget.kept_reconciles_dropped')).toEqual([expect.objectContaining({ level: 'warn', max: 10_000 })]);
+    expect(logEvents(logs, 'budget.kept_reconciles_dropped')).toEqual([expect.objectContaining({ level: 'warn', max: 10_000 })]);
     store.down = false;
     await q.close();
     expect(store.done).toHaveLength(10_000);
     expect(store.done.at(-1)).toBe('r9999');
-    expect(events(logs, 'budget.kept_reconciles_dropped').at(-1)).toMatchObject({ reconciles: 3 });
+    expect(logEvents(logs, 'budget.kept_reconciles_dropped').at(-1)).toMatchObject({ reconciles: 3 });
   });
 });

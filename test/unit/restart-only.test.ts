@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { RESTART_ONLY_SETTINGS, restartOnlyChanges } from '../../src/config/restart-only.js';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
-import { captureLogger, metricValue, runtimeFor, withTempSpool } from '../helpers/tiergate.js';
+import { captureLogger, logEvents, metricValue, runtimeFor, withTempSpool } from '../helpers/tiergate.js';
 
 const REDIS = { url: 'redis://:s3cret-password@redis.internal:6379' };
 
@@ -88,7 +88,7 @@ describe('a reload that changes a restart-only setting', () => {
       expect(await metricValue(app, 'tiergate_config_restart_required', { setting: 'budgets.store' })).toBe(1);
       expect(await metricValue(app, 'tiergate_config_restart_required', { setting: 'budgets.redis' })).toBe(1);
       expect(await metricValue(app, 'tiergate_config_restart_required')).toBe(2);
-      const warned = logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'config.restart_required');
+      const warned = logEvents(logs, 'config.restart_required');
       expect(warned).toEqual([expect.objectContaining({ level: 'warn', settings: ['budgets.store', 'budgets.redis'] })]);
       expect(logs.join('')).not.toContain('s3cret-password');
       expect(logs.join('')).not.toContain('redis.internal');

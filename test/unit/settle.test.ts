@@ -12,7 +12,7 @@ import type { ResponseFacts } from '../../src/usage/response-usage.js';
 import { sumUsage, type Usage } from '../../src/usage/usage.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { sampleRecord } from '../helpers/ledger-rows.js';
-import { captureLogger, metricValue, runtimeFor } from '../helpers/tiergate.js';
+import { captureLogger, logEvents, metricValue, runtimeFor } from '../helpers/tiergate.js';
 
 const PRICES = {
   version: 'settle-1',
@@ -33,7 +33,7 @@ function harness() {
   const { log, logs } = captureLogger();
   const settle = createSettle(ledger, metrics, log, budgets);
   const runtime = runtimeFor({ prices: PRICES });
-  const lines = (event: string) => logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === event);
+  const lines = (event: string) => logEvents(logs, event);
   return {
     rows: () => Promise.all(recorded),
     reconciled,
