@@ -68,7 +68,7 @@ export class SemanticCache {
 
   /** The partition also names the embedder: vectors of two models are never compared. */
   partitionOf(partition: string): string {
-    return `${partition}:${this.embedder.id.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+    return `${partition}:${embedderKeyPart(this.embedder.id)}`;
   }
 
   lookup(q: SemanticQuery, cfg: Config['cache']): Promise<SemanticLookup> {
@@ -160,4 +160,13 @@ export class SemanticCache {
     this.metrics.cacheLookups.inc({ kind: 'semantic', result: r.result, reason: r.result === 'hit' ? 'found' : r.reason });
     return r;
   }
+}
+
+/**
+ * An embedder id as a part of a store key. Only [A-Za-z0-9.-] are kept as they are: a `{` in a Redis Cluster key
+ * would move its slot, and a `:` would blur the key's parts. Every other character, `_` itself included, is written
+ * `_<code point in hex>_`, so the encoding is one-to-one: two ids (`org/e5` and `org_e5`) never share a partition.
+ */
+export function embedderKeyPart(id: string): string {
+  return id.replace(/[^A-Za-z0-9.-]/gu, (c) => `_${c.codePointAt(0)!.toString(16)}_`);
 }

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { normalise, type Embedder } from '../../src/cache/embedders/embedder.js';
 import { questionFeatures } from '../../src/cache/guards.js';
-import { SemanticCache, type SemanticSeed } from '../../src/cache/semantic-cache.js';
+import { SemanticCache, embedderKeyPart, type SemanticSeed } from '../../src/cache/semantic-cache.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { CacheEntry, CacheStore } from '../../src/stores/cache-store.js';
 import { MemoryCacheStore } from '../../src/stores/memory/cache-store.js';
@@ -131,11 +131,23 @@ describe('the semantic cache when its parts fail', () => {
     expect(index.adds).toBe(adds);
   });
 
-  it('vectors of two embedders never share a partition: the id is part of it, outside characters replaced', () => {
+  it('vectors of two embedders never share a partition: the id is part of it, outside characters escaped', () => {
     const a = service({ embedder: Object.assign(new FlakyEmbedder(), { id: 'openai:e5-large' }) as FlakyEmbedder }).semantic;
     const b = service({ embedder: Object.assign(new FlakyEmbedder(), { id: 'openai:e5-small' }) as FlakyEmbedder }).semantic;
-    expect(a.partitionOf('p')).toBe('p:openai_e5-large');
+    expect(a.partitionOf('p')).toBe('p:openai_3a_e5-large');
     expect(a.partitionOf('p')).not.toBe(b.partitionOf('p'));
+  });
+
+  it('the embedder id is escaped one-to-one: ids that differ only in characters outside [A-Za-z0-9.-] stay apart', () => {
+    // Each of these would have been `openai_org_e5` under a plain replace-by-underscore.
+    const ids = ['openai:org/e5', 'openai:org_e5', 'openai_org:e5', 'openai:org:e5', 'openai:org{e5', 'openai:org\u00e9e5', 'openai:org\u{1f600}e5'];
+    const parts = ids.map(embedderKeyPart);
+    expect(new Set(parts).size).toBe(ids.length);
+    for (const p of parts) expect(p).toMatch(/^[A-Za-z0-9._-]+$/);
+    expect(embedderKeyPart('openai:org/e5')).toBe('openai_3a_org_2f_e5');
+    // A character beyond the BMP is one escape (its code point), not two halves.
+    expect(embedderKeyPart('a\u{1f600}')).toBe('a_1f600_');
+    expect(embedderKeyPart('BAAI.bge-m3')).toBe('BAAI.bge-m3');
   });
 
   it('close() closes the embedder and the index, each even when the other fails to close, and never throws', async () => {
