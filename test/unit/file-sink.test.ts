@@ -106,6 +106,12 @@ describe('file sink', () => {
     expect(seqs(dir)).toEqual([1, 2, 3]);
   });
 
+  it('the Redis sink closes when Redis is unreachable: QUIT cannot be sent, so it disconnects, and no reconnect is left running', async () => {
+    const sink = new RedisStreamSink({ url: 'redis://127.0.0.1:1', stream: 's', maxLen: 10 });
+    await expect(sink.close()).resolves.toBeUndefined();
+    await vi.waitFor(() => expect(sink.redis.status).toBe('end'));
+  });
+
   it('a Redis Cluster stream\'s writer marks share its slot: its hash tag, or its whole name as the tag', async () => {
     const mark = (stream: string, cluster: boolean) => {
       const sink = new RedisStreamSink({ url: 'redis://127.0.0.1:1', stream, maxLen: 10, cluster });

@@ -38,7 +38,10 @@ class ScriptedStore implements CacheStore {
     if (this.mode === 'hang') return new Promise(() => undefined);
     return this.sync ? ok() : Promise.resolve(ok());
   }
-  async close(): Promise<void> {}
+  closed = 0;
+  async close(): Promise<void> {
+    this.closed++;
+  }
 }
 
 function service(store: CacheStore, now = () => 0) {
@@ -136,5 +139,12 @@ describe('the exact cache service', () => {
     expect((await counts()).writes).toEqual({ failed: 2 });
     expect(await degraded()).toBe(1);
     expect(logs.filter((l) => l.includes('cache.store_failed'))[0]).toContain('"op":"set"');
+  });
+
+  it('close() closes its store, once (a shutdown releases the store\'s Redis connection)', async () => {
+    const store = new ScriptedStore();
+    const { cache } = service(store);
+    await cache.close();
+    expect(store.closed).toBe(1);
   });
 });
