@@ -18,7 +18,6 @@ export type HeaderSendMode = 'DEFAULT' | 'SEND' | 'SKIP';
 export interface ProtocolConfig {
   requestBodyMode: BodySendMode;
   responseBodyMode: BodySendMode;
-  sendBodyWithoutWaitingForHeaderResponse: boolean;
 }
 
 export interface ModeOverride {
@@ -94,9 +93,6 @@ export interface StreamHandler {
 
 export interface StreamInfo {
   protocolConfig: ProtocolConfig | undefined;
-  observabilityMode: boolean;
-  /** Request attributes Envoy attached to the first message, flattened to strings. */
-  attributes: ReadonlyMap<string, string>;
   /**
    * The side stream's own gRPC metadata (its HTTP/2 headers), text values only: where Envoy puts the trace
    * context of its ext_proc client span, and an operator's `initial_metadata` (envoy-ext-proc.md §12).
