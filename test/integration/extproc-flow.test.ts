@@ -457,6 +457,13 @@ describe('response path', () => {
     s.close();
   });
 
+  it('with mode override allowed, a response without a body (end_of_stream on its headers) gets no mode override: there is nothing to process', async () => {
+    const s = await routed(ALLOW_OVERRIDE, tgOverride);
+    asContinue(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json'], ['content-length', '0']], true));
+    expect(s.mode).toEqual(RECOMMENDED_FILTER.processingMode);
+    s.close();
+  });
+
   it("with mode override allowed, an embeddings answer larger than Envoy's buffer is streamed: the client gets it, not Envoy's 500, and its usage counts", async () => {
     const t = await startTiergate({ envoy: { allowModeOverride: true }, routing: { unclassifiedPaths: { '/v1/embeddings': { tier: 'weak' } } } });
     try {

@@ -16,6 +16,7 @@ const write = createAnswerWriter(vendoredRoot());
 const COMMON: RequestKind[] = ['request_headers', 'request_body', 'response_headers', 'response_body'];
 const expected = (kind: RequestKind, d: ContinueDecision, allow = false) => stock.responseSerialize(continueResponse(kind, d, allow));
 
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const body = Buffer.from(JSON.stringify({ model: 'weak-model', messages: [{ role: 'user', content: 'héllo 🙂' }] }));
 const DECISIONS: Array<[string, ContinueDecision]> = [
   ['plain continue', { kind: 'continue' }],
@@ -26,6 +27,9 @@ const DECISIONS: Array<[string, ContinueDecision]> = [
   ['body replaced', { kind: 'continue', body, clearRouteCache: true, headers: { set: [['content-length', String(body.length)]] } }],
   ['empty body', { kind: 'continue', body: Buffer.alloc(0) }],
   ['body larger than the scratch buffer', { kind: 'continue', body: Buffer.alloc(60_000, 0x61), headers: { set: [['content-length', '60000']] } }],
+  // The metadata is written first (the writer goes backwards), so the body's room is made with bytes already in
+  // the buffer, which must move with it: a usage-carrying last chunk whose body is rewritten.
+  ['body larger than the scratch buffer, after metadata', { kind: 'continue', body: Buffer.alloc(40_000, 0x63), dynamicMetadata: { tiergate: { tier: 'strong', total_tokens: 160 } } }],
   ['many headers, more than the scratch buffer', { kind: 'continue', headers: { set: Array.from({ length: 300 }, (_, i) => [`x-h${i}`, 'v'.repeat(100)] as const) } }],
   ['empty header value', { kind: 'continue', headers: { set: [['x-empty', '']] } }],
   [
@@ -57,7 +61,9 @@ describe('answer writer', () => {
     let seed = 42;
     const rand = (n: number) => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
+      // The high bits: an LCG's low bits repeat with a short period (the lowest alternates), which would tie
+      // together the choices made one after another.
+      return Math.floor((seed / 2 ** 31) * n);
     };
     const word = () => ['weak', 'strong', 'x', 'é', '🙂', '', 'a'.repeat(rand(300))][rand(7)] as string;
     for (let i = 0; i < 400; i++) {
@@ -68,6 +74,41 @@ describe('answer writer', () => {
       if (rand(2)) d.clearRouteCache = rand(2) === 1;
       if (rand(3) === 0) d.dynamicMetadata = { tiergate: Object.fromEntries(Array.from({ length: rand(5) }, (_, j) => [`k${j}${word()}`, [word(), rand(1000) / 7, rand(2) === 1][rand(3)] as string | number | boolean])) };
       expect(Buffer.compare(write(kind, d, false) as Buffer, expected(kind, d)), JSON.stringify({ kind, d: { ...d, body: d.body?.length } })).toBe(0);
+    }
+  });
+
+  it('matches on bodies whose lengths sit at the varint size boundaries (1, 2 and 3 bytes)', () => {
+    // The enclosing messages' lengths are a few bytes more than the body's: the ranges cover theirs too.
+    const lengths = [0, 1, ...range(120, 132), ...range(16_370, 16_390)];
+    for (const kind of COMMON) {
+      for (const n of lengths) {
+        const d: ContinueDecision = { kind: 'continue', body: Buffer.alloc(n, 0x64), dynamicMetadata: n % 2 ? { tiergate: { tier: 'weak' } } : undefined };
+        expect(Buffer.compare(write(kind, d, false) as Buffer, expected(kind, d)), `${kind}, ${n} bytes`).toBe(0);
+      }
+    }
+  });
+
+  it('refuses to be built over protos whose fields are not the ones it writes', () => {
+    const P = 'envoy.service.ext_proc.v3.';
+    const field = (root: ReturnType<typeof vendoredRoot>, type: string, name: string) => root.lookupType(type).fields[name] as unknown as Record<string, unknown>;
+    const changed: Array<[string, (root: ReturnType<typeof vendoredRoot>) => void]> = [
+      ['a missing field', (r) => void r.lookupType('envoy.config.core.v3.HeaderValue').remove(r.lookupType('envoy.config.core.v3.HeaderValue').fields.raw_value!)],
+      ['a scalar of another type', (r) => void (field(r, 'envoy.config.core.v3.HeaderValue', 'raw_value').type = 'string')],
+      ['a message of another type', (r) => void (field(r, `${P}ProcessingResponse`, 'request_body').resolvedType = r.lookupType(`${P}HeadersResponse`))],
+      ['a repeated field made single', (r) => void (field(r, `${P}HeaderMutation`, 'set_headers').repeated = false)],
+      ['a single field made repeated', (r) => void (field(r, `${P}CommonResponse`, 'clear_route_cache').repeated = true)],
+      ['a field made a map', (r) => void (field(r, `${P}CommonResponse`, 'clear_route_cache').map = true)],
+      ['a number past 15 (a two-byte tag)', (r) => void (field(r, `${P}CommonResponse`, 'clear_route_cache').id = 16)],
+      ['Struct.fields not a map', (r) => void (field(r, 'google.protobuf.Struct', 'fields').map = false)],
+      ['Struct.fields a map of something else', (r) => void (field(r, 'google.protobuf.Struct', 'fields').resolvedType = r.lookupType('google.protobuf.ListValue'))],
+      ['Struct.fields numbered past 15', (r) => void (field(r, 'google.protobuf.Struct', 'fields').id = 16)],
+      ['no CONTINUE_AND_REPLACE status', (r) => void r.lookupEnum(`${P}CommonResponse.ResponseStatus`).remove('CONTINUE_AND_REPLACE')],
+    ];
+    for (const [what, change] of changed) {
+      const root = vendoredRoot();
+      expect(() => createAnswerWriter(root), 'the stock protos').not.toThrow();
+      change(root);
+      expect(() => createAnswerWriter(root), what).toThrow(/is not a|has no CONTINUE_AND_REPLACE/);
     }
   });
 

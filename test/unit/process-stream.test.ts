@@ -28,8 +28,10 @@ class FakeCall extends EventEmitter {
   }
 }
 
-function harness(handler: Partial<StreamHandler>, track?: (h: StreamHandler) => void) {
+function harness(handler: Partial<StreamHandler>, track?: (h: StreamHandler) => void, options: Partial<TransportOptions> = {}) {
   const events: string[] = [];
+  /** Each answered message's phase and the seconds its answer took, as the hook reported them. */
+  const timings: Array<[string, number]> = [];
   const opts: TransportOptions = {
     allowModeOverride: () => false,
     failureRule: () => 'reply',
@@ -37,9 +39,13 @@ function harness(handler: Partial<StreamHandler>, track?: (h: StreamHandler) => 
     hooks: {
       streamStarted: () => events.push('started'),
       streamEnded: (r) => events.push(`ended:${r}`),
-      answered: (k) => events.push(`answered:${k}`),
+      answered: (k, seconds) => {
+        events.push(`answered:${k}`);
+        timings.push([k, seconds]);
+      },
       processingError: (k, err) => events.push(`error:${k}:${(err as Error).message}`),
     },
+    ...options,
   };
   const pass = () => CONTINUE;
   // A new handler per stream, as the app's factory makes, so that only the stream loop refers to it.
@@ -50,7 +56,7 @@ function harness(handler: Partial<StreamHandler>, track?: (h: StreamHandler) => 
   };
   const call = new FakeCall();
   createProcessHandler(factory, opts)(call as never);
-  return { call, events };
+  return { call, events, timings };
 }
 
 const body = (n: number, last = false): WireProcessingRequest => ({ request: 'response_body', response_body: { body: Buffer.from(String(n)), end_of_stream: last } });
@@ -159,5 +165,68 @@ describe('stream loop', () => {
     expect(done.call.listenerCount('data')).toBe(1); // the finished stream's call still holds the loop...
     expect(handlers[0]?.deref()).toBeUndefined(); // ...but no longer its handler
     expect(handlers[1]?.deref()).toBeDefined(); // the control: a stream still open keeps its handler
+  });
+
+  it("after the failure rule's 500, nothing more on the stream is processed or answered (Envoy sends nothing after an immediate response, §7)", () => {
+    const calls: string[] = [];
+    const internalError: Decision = { kind: 'reply', status: 500, body: Buffer.from('{"error":{}}'), headers: [], details: 'tiergate_internal_error' };
+    const { call, events } = harness(
+      {
+        requestHeaders: () => {
+          throw new Error('headers broke');
+        },
+        requestBody: () => {
+          calls.push('body');
+          return CONTINUE;
+        },
+      },
+      undefined,
+      { internalErrorReply: () => internalError },
+    );
+    call.emit('data', { request: 'request_headers', request_headers: { headers: { headers: [] }, end_of_stream: false } });
+    // A body chunk already on its way (pipelined before the headers answer arrived).
+    call.emit('data', { request: 'request_body', request_body: { body: Buffer.from('{}'), end_of_stream: true } });
+    expect(call.written).toHaveLength(1);
+    expect(call.written[0]?.immediate_response?.status?.code).toBeDefined();
+    expect(calls).toEqual([]);
+    expect(events.filter((e) => e.startsWith('error:'))).toEqual(['error:request_headers:headers broke']);
+  });
+
+  it('a half-close while an answer is pending: the answer is written first, then the call ends with OK (§2.6)', async () => {
+    let answer: (d: Decision) => void = () => undefined;
+    const { call, events } = harness({ responseBody: () => new Promise<Decision>((r) => (answer = r)) });
+    call.emit('data', body(1, true));
+    call.emit('end');
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(call.ended).toBe(false); // the answer is still owed
+    answer(CONTINUE);
+    await expect.poll(() => call.ended).toBe(true);
+    expect(call.written).toHaveLength(1);
+    expect(events.at(-1)).toBe('ended:half-closed');
+  });
+
+  it('reports the time to each answer in seconds, per phase', async () => {
+    const { call, timings } = harness({ responseBody: () => new Promise<Decision>((r) => setTimeout(() => r(CONTINUE), 20)) });
+    call.emit('data', { request: 'response_headers', response_headers: { headers: { headers: [] } } });
+    call.emit('data', body(1, true));
+    await expect.poll(() => timings.length).toBe(2);
+    expect(timings.map(([k]) => k)).toEqual(['response_headers', 'response_body']);
+    const bodySeconds = timings[1]?.[1] as number;
+    // Units, not speed: an answer held 20 ms is some hundredths of a second (in milliseconds it would be ≥ 20).
+    expect(bodySeconds).toBeGreaterThanOrEqual(0.01);
+    expect(bodySeconds).toBeLessThan(10);
+  });
+
+  it('no mode_override is sent on a stream with a duplex body direction, even where Envoy allows them (§10)', () => {
+    const override: Decision = { kind: 'continue', modeOverride: { responseBodyMode: 'BUFFERED' } };
+    const headersOf = (protocol?: WireProcessingRequest['protocol_config']) => {
+      const { call } = harness({ responseHeaders: () => override }, undefined, { allowModeOverride: () => true });
+      call.emit('data', { request: 'response_headers', response_headers: { headers: { headers: [] } }, ...(protocol ? { protocol_config: protocol } : {}) });
+      return call.written[0]?.mode_override;
+    };
+    // The control: the same stream without duplex gets its override.
+    expect(headersOf()).toMatchObject({ response_body_mode: 'BUFFERED' });
+    expect(headersOf({ request_body_mode: 'FULL_DUPLEX_STREAMED', response_body_mode: 'NONE' })).toBeUndefined();
   });
 });
