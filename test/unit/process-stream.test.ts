@@ -229,4 +229,13 @@ describe('stream loop', () => {
     expect(headersOf()).toMatchObject({ response_body_mode: 'BUFFERED' });
     expect(headersOf({ request_body_mode: 'FULL_DUPLEX_STREAMED', response_body_mode: 'NONE' })).toBeUndefined();
   });
+
+  it('a handler without replyHeaders: its own reply goes out as it made it', () => {
+    const refusal: Decision = { kind: 'reply', status: 401, body: Buffer.from('{"error":{}}'), headers: [['content-type', 'application/json']], details: 'tiergate_unauthenticated' };
+    const { call, events } = harness({ requestHeaders: () => refusal });
+    call.emit('data', { request: 'request_headers', request_headers: { headers: { headers: [] }, end_of_stream: true } });
+    expect(call.written).toHaveLength(1);
+    expect(call.written[0]?.immediate_response?.details).toBe('tiergate_unauthenticated');
+    expect(events.filter((e) => e.startsWith('error:'))).toEqual([]);
+  });
 });
