@@ -59,6 +59,7 @@ function harness(handler: Partial<StreamHandler>, track?: (h: StreamHandler) => 
   return { call, events, timings };
 }
 
+const headers = (kind: 'request_headers' | 'response_headers', last = false): WireProcessingRequest => ({ request: kind, [kind]: { headers: { headers: [] }, end_of_stream: last } }) as WireProcessingRequest;
 const body = (n: number, last = false): WireProcessingRequest => ({ request: 'response_body', response_body: { body: Buffer.from(String(n)), end_of_stream: last } });
 
 describe('stream loop', () => {
@@ -125,7 +126,7 @@ describe('stream loop', () => {
       responseHeaders: () => Promise.reject(new Error('later boom')),
     });
     const observed = (m: WireProcessingRequest): WireProcessingRequest => ({ ...m, observability_mode: true });
-    call.emit('data', observed({ request: 'response_headers', response_headers: { headers: { headers: [] } } }));
+    call.emit('data', observed(headers('response_headers')));
     call.emit('data', observed(body(1)));
     await expect.poll(() => events.filter((e) => e.startsWith('error:')).length).toBe(2);
     expect(events.filter((e) => e.startsWith('error:'))).toEqual(['error:response_headers:later boom', 'error:response_body:boom']);
@@ -183,7 +184,7 @@ describe('stream loop', () => {
       undefined,
       { internalErrorReply: () => internalError },
     );
-    call.emit('data', { request: 'request_headers', request_headers: { headers: { headers: [] }, end_of_stream: false } });
+    call.emit('data', headers('request_headers'));
     // A body chunk already on its way (pipelined before the headers answer arrived).
     call.emit('data', { request: 'request_body', request_body: { body: Buffer.from('{}'), end_of_stream: true } });
     expect(call.written).toHaveLength(1);
@@ -208,7 +209,7 @@ describe('stream loop', () => {
 
   it('reports the time to each answer in seconds, per phase', async () => {
     const { call, timings } = harness({ responseBody: () => new Promise<Decision>((r) => setTimeout(() => r(CONTINUE), 20)) });
-    call.emit('data', { request: 'response_headers', response_headers: { headers: { headers: [] } } });
+    call.emit('data', headers('response_headers'));
     call.emit('data', body(1, true));
     await expect.poll(() => timings.length).toBe(2);
     expect(timings.map(([k]) => k)).toEqual(['response_headers', 'response_body']);
@@ -222,7 +223,7 @@ describe('stream loop', () => {
     const override: Decision = { kind: 'continue', modeOverride: { responseBodyMode: 'BUFFERED' } };
     const headersOf = (protocol?: WireProcessingRequest['protocol_config']) => {
       const { call } = harness({ responseHeaders: () => override }, undefined, { allowModeOverride: () => true });
-      call.emit('data', { request: 'response_headers', response_headers: { headers: { headers: [] } }, ...(protocol ? { protocol_config: protocol } : {}) });
+      call.emit('data', { ...headers('response_headers'), ...(protocol ? { protocol_config: protocol } : {}) });
       return call.written[0]?.mode_override;
     };
     // The control: the same stream without duplex gets its override.
@@ -233,7 +234,7 @@ describe('stream loop', () => {
   it('a handler without replyHeaders: its own reply goes out as it made it', () => {
     const refusal: Decision = { kind: 'reply', status: 401, body: Buffer.from('{"error":{}}'), headers: [['content-type', 'application/json']], details: 'tiergate_unauthenticated' };
     const { call, events } = harness({ requestHeaders: () => refusal });
-    call.emit('data', { request: 'request_headers', request_headers: { headers: { headers: [] }, end_of_stream: true } });
+    call.emit('data', headers('request_headers', true));
     expect(call.written).toHaveLength(1);
     expect(call.written[0]?.immediate_response?.details).toBe('tiergate_unauthenticated');
     expect(events.filter((e) => e.startsWith('error:'))).toEqual([]);
