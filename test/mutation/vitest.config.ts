@@ -19,5 +19,8 @@ export default defineConfig({
     include: process.env.TIERGATE_MUTATION_TESTS?.split(',') ?? DEFAULT,
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // As in the main config: the run's temp files under one directory, removed when the run ends. Stryker reruns
+    // the suites for every mutant, so without it the suites' spool and ledger directories stayed in /tmp after every rerun.
+    globalSetup: ['test/helpers/temp-root.ts'],
   },
 });
