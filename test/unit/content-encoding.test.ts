@@ -2,7 +2,7 @@
 // must give the collector exactly what the plain bodies give.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync, inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import * as zlib from 'node:zlib';
 import { MAX_CODINGS, ZSTD_AVAILABLE, bodyDecoder } from '../../src/usage/content-encoding.js';
@@ -55,11 +55,14 @@ describe('compressed response bodies', () => {
   });
 
   it('a coding it cannot undo, a corrupt body or a JSON body too large once decompressed: no usage read, the answer spoiled, no throw', () => {
-    const plain = readFileSync(join(FIXTURES, 'chat-streaming.response.sse'));
-    const json = readFileSync(join(FIXTURES, fixtures.find((f) => f.endsWith('.response.json')) as string));
+    // Both fixtures carry usage, so "no usage read" is something the reader did, not the fixture's lack.
+    const plain = readFileSync(join(FIXTURES, 'chat-streaming-detailed-usage.response.sse'));
+    const json = readFileSync(join(FIXTURES, 'chat-basic.response.json'));
+    expect([collect('sse', plain, undefined).usage, collect('json', json, undefined).usage]).not.toContain(undefined);
     for (const [kind, encoding, body, max] of [
       ['sse', 'x-unknown', plain, undefined],
       ['sse', 'compress', plain, undefined],
+      ['sse', 'gzip, compress', gzipSync(gzipSync(plain)), undefined], // one coding it knows is not enough: every one must be
       ['sse', 'gzip', Buffer.from('not gzip at all'), undefined],
       ['json', 'gzip', Buffer.from('not gzip at all'), undefined],
       ['json', 'gzip', gzipSync(Buffer.concat([json, Buffer.alloc(4 * 1024 * 1024, 0x20)])), 1024 * 1024], // a bomb for a 1 MiB limit
@@ -124,10 +127,13 @@ describe('compressed response bodies', () => {
   });
 
   it('undoes up to MAX_CODINGS layers; a body wrapped in more is not read (each layer is work on the event loop)', () => {
-    const plain = readFileSync(join(FIXTURES, 'chat-streaming.response.sse'));
+    // A fixture with usage: with one that has none, "the same usage" would hold for a body never read at all.
+    const plain = readFileSync(join(FIXTURES, 'chat-streaming-detailed-usage.response.sse'));
     const wrapped = (n: number) => Array.from({ length: n }).reduce<Buffer>((b) => gzipSync(b), plain);
     const names = (n: number) => Array.from({ length: n }, () => 'gzip').join(', ');
-    expect(collect('sse', wrapped(MAX_CODINGS), names(MAX_CODINGS)).usage).toEqual(collect('sse', plain, undefined).usage);
+    const want = collect('sse', plain, undefined).usage;
+    expect(want).toBeDefined();
+    expect(collect('sse', wrapped(MAX_CODINGS), names(MAX_CODINGS)).usage).toEqual(want);
     expect(bodyDecoder(names(MAX_CODINGS + 1))).toBeNull();
     expect(bodyDecoder(names(10_000))).toBeNull();
     expect(collect('sse', wrapped(MAX_CODINGS + 1), names(MAX_CODINGS + 1))).toMatchObject({ usage: undefined, complete: false });
@@ -192,6 +198,62 @@ describe('codings undone as the body passes (bodyDecoder), and answers read only
     expect(bodyDecoder('x-unknown')).toBeNull();
     expect(bodyDecoder(Array.from({ length: MAX_CODINGS + 1 }, () => 'gzip').join(','))).toBeNull();
     expect(bodyDecoder('identity')).toBeUndefined();
+  });
+});
+
+describe('what a decoder reports (bodyDecoder): each failure once, and nothing after it', () => {
+  /** Writes the pieces (and ends, unless told not to); what came out, and how many failures were reported. */
+  const run = (encoding: string, pieces: Buffer[], end = true) => {
+    const out: Buffer[] = [];
+    let failures = 0;
+    const d = bodyDecoder(encoding)?.(
+      (b) => out.push(Buffer.from(b)),
+      () => failures++,
+    );
+    if (!d) throw new Error(`no decoder for ${encoding}`);
+    for (const p of pieces) d.write(p);
+    if (end) d.end();
+    return { text: Buffer.concat(out).toString(), failures };
+  };
+  const text = 'the plain bytes of a body, long enough to be cut in two';
+
+  it('a corrupt piece is reported once; a good body written after it, and the end, pass nothing and report nothing', () => {
+    expect(run('gzip', [Buffer.from('not gzip at all'), gzipSync(Buffer.from(text)), Buffer.from('more')])).toEqual({ text: '', failures: 1 });
+    // In the inner layer of two: the outer one decodes, the inner one fails.
+    expect(run('gzip, gzip', [gzipSync(Buffer.from('not gzip')), Buffer.from('x')])).toEqual({ text: '', failures: 1 });
+    // The outer layer goes on handing the failed inner one its output, piece after piece, within one write.
+    const notGzip = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7919) % 251));
+    expect(run('gzip, gzip', [gzipSync(notGzip)])).toEqual({ text: '', failures: 1 });
+  });
+
+  it('a body cut short is reported when it ends, after the bytes it held (a truncated upstream answer)', () => {
+    const gz = gzipSync(Buffer.from(text));
+    const cut = gz.subarray(0, gz.length - 10);
+    expect(run('gzip', [cut], false).failures).toBe(0);
+    const ended = run('gzip', [cut]);
+    expect(ended.failures).toBe(1);
+    expect(text.startsWith(ended.text)).toBe(true);
+    expect(ended.text.length).toBeGreaterThan(0);
+    // Deflate waits for two bytes to tell zlib's format from raw deflate: a one-byte body is still read at its end.
+    expect(run('deflate', [deflateSync(Buffer.from(text)).subarray(0, 1)])).toEqual({ text: '', failures: 1 });
+  });
+
+  it('a deflate body with no bytes at all ends quietly (a 204 or a HEAD answer that names its coding)', () => {
+    expect(run('deflate', [])).toEqual({ text: '', failures: 0 });
+  });
+
+  it('raw deflate whose first byte looks like a zlib header by its method nibble alone is still read raw (RFC 1950 §2.2 check bits)', () => {
+    // A stored block that is not the last, with a padding bit set (decoders skip padding): first byte 0x08, the
+    // method nibble of a zlib header. The two bytes 0x08 0x02 fail the header's multiple-of-31 check.
+    const raw = Buffer.from([0x08, 0x02, 0x00, 0xfd, 0xff, 0x68, 0x69, 0x01, 0x00, 0x00, 0xff, 0xff]);
+    expect(inflateRawSync(raw).toString()).toBe('hi');
+    expect(run('deflate', [raw])).toEqual({ text: 'hi', failures: 0 });
+  });
+
+  it('empty members of the coding list are not codings (a trailing comma, a doubled one)', () => {
+    for (const encoding of ['gzip, ', ', gzip', 'gzip,,', 'identity, gzip']) {
+      expect(run(encoding, [gzipSync(Buffer.from(text))]), encoding).toEqual({ text, failures: 0 });
+    }
   });
 });
 
