@@ -25,12 +25,15 @@ describe('longIntegers: the scan every body gets', () => {
   }
 
   it('finds integers beyond 2^53 where a value starts, wherever they lie, and nothing else', () => {
-    const yes = ['{"a":9007199254740992}', '{"a":-9007199254740992}', '{"a":9999999999999999}', '{"a":12345678901234567}', '[12345678901234567]', '{"a": -12345678901234567 }', '{"a":[1,\n\t 12345678901234567890]}', '{"시드":12345678901234567890}'];
+    const yes = ['{"a":9007199254740992}', '{"a":-9007199254740992}', '{"a":9999999999999999}', '{"a":12345678901234567}', '[12345678901234567]', '{"a": -12345678901234567 }', '{"a":[1,\n\t 12345678901234567890]}', '{"시드":12345678901234567890}',
+      // every kind of JSON whitespace on either side: a body pretty-printed with CRLF line ends, tabs
+      '{\r\n  "seed": 12345678901234567890\r\n}', '{"a":\r12345678901234567890\t}', '{"a":\t12345678901234567890\r}', '{"a":\n12345678901234567890\n}'];
     const no = [
       '{"a":1234567890123456}', // 16 digits, below 2^53: JSON.parse keeps it exactly
       '{"a":9007199254740991}', // 2^53 - 1
       '{"a":-9007199254740991}',
       '{"a":"x: 00000000000000000000009007199254740991,"}', // leading zeros, as Number() reads them: safe
+      '{"a":"x: 0000000000000000000123,"}', // fewer than 16 digits once its zeros are dropped
       '{"a":"12345678901234567890"}', // a string
       '{"a":"x 12345678901234567890"}',
       '{"a":12345678901234567890.5}', // a float: any backend reads JSON.parse's double back as the same number
@@ -45,7 +48,7 @@ describe('longIntegers: the scan every body gets', () => {
   });
 
   it('agrees with the regular expression on 20,000 random texts', () => {
-    const alphabet = `${'0123456789'.repeat(4)}99999:[,]}- \n"ab.`;
+    const alphabet = `${'0123456789'.repeat(4)}99999:[,]}- \n\t\r"ab.`;
     let seed = 12345;
     const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
     let positives = 0;
