@@ -3,7 +3,7 @@
 // as a CronJob) rolls back a canary whose 5xx rate or p99 is over the thresholds.
 import type { Kubectl } from './kubectl.js';
 import { unhealthy, type Prometheus, type Thresholds } from './prometheus.js';
-import { canaryPercent, readWeights, weightPatch, type CanaryTarget, type JsonPatchOp, type RouteWeights } from './route-weights.js';
+import { canaryPercent, formatPercent, readWeights, weightPatch, type CanaryTarget, type JsonPatchOp, type RouteWeights } from './route-weights.js';
 
 export const PROMOTE_STEPS = [10, 50, 100] as const;
 
@@ -32,7 +32,7 @@ export class Canary {
   async status(): Promise<RouteWeights> {
     const w = await this.weights();
     const t = this.opts.target;
-    this.deps.out(`${t.namespace}/${t.route} rule ${t.rule}: ${t.stable}=${w.stable} ${t.canary}=${w.canary} (canary ${canaryPercent(w)}%)`);
+    this.deps.out(`${t.namespace}/${t.route} rule ${t.rule}: ${t.stable}=${w.stable} ${t.canary}=${w.canary} (canary ${formatPercent(canaryPercent(w))})`);
     return w;
   }
 

@@ -18,7 +18,7 @@ export interface RouteWeights {
   canary: number;
 }
 
-export type JsonPatchOp = { op: 'test' | 'replace'; path: string; value: unknown };
+export type JsonPatchOp = { op: 'test' | 'add'; path: string; value: unknown };
 
 interface RouteJson {
   spec?: { rules?: Array<{ name?: string; backendRefs?: Array<{ name?: string; weight?: number }> }> };
@@ -38,10 +38,19 @@ export function readWeights(route: RouteJson, t: CanaryTarget): RouteWeights {
   return { ruleIndex, stable: refs[0]?.weight ?? 1, canary: refs[1]?.weight ?? 1 };
 }
 
-/** The canary's share in percent (what `set` takes), from the two weights. */
+/**
+ * The canary's share in percent, from the two weights; not rounded. Weights set by hand need not make a whole
+ * percent: rounded, 999/1 read as 0% (so `check` left a canary with traffic unjudged) and 1/999 as 100% (so
+ * `promote` said the canary took all of the traffic and stopped short of it).
+ */
 export function canaryPercent(w: RouteWeights): number {
   const total = w.stable + w.canary;
-  return total === 0 ? 0 : Math.round((100 * w.canary) / total);
+  return total === 0 ? 0 : (100 * w.canary) / total;
+}
+
+/** A share for people: at most two decimals (0.1%, 33.33%). */
+export function formatPercent(p: number): string {
+  return `${Number(p.toFixed(2))}%`;
 }
 
 export function weightPatch(t: CanaryTarget, ruleIndex: number, percent: number): JsonPatchOp[] {
@@ -51,7 +60,10 @@ export function weightPatch(t: CanaryTarget, ruleIndex: number, percent: number)
     { op: 'test', path: `${rule}/name`, value: t.rule },
     { op: 'test', path: `${rule}/backendRefs/0/name`, value: t.stable },
     { op: 'test', path: `${rule}/backendRefs/1/name`, value: t.canary },
-    { op: 'replace', path: `${rule}/backendRefs/0/weight`, value: 100 - percent },
-    { op: 'replace', path: `${rule}/backendRefs/1/weight`, value: percent },
+    // `add`, not `replace`: a backendRef may leave `weight` out (Gateway API's default, 1), and JSON Patch's
+    // replace fails on a member that is not there (RFC 6902 §4.3), as the API server's does; add sets it either
+    // way (§4.1: an existing member's value is replaced).
+    { op: 'add', path: `${rule}/backendRefs/0/weight`, value: 100 - percent },
+    { op: 'add', path: `${rule}/backendRefs/1/weight`, value: percent },
   ];
 }

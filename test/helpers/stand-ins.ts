@@ -1,7 +1,7 @@
 // Stand-ins for the tools the canary commands drive, so tests can assert every call exactly:
 // - a `kubectl` executable placed first on PATH that serves one HTTPRoute from a state file, applies
-//   `patch --type=json` documents to it the way the API server does (a failing `test` op rejects the whole
-//   patch), and records its argv;
+//   `patch --type=json` documents to it the way the API server does (a failing `test` op, or a `replace` of a
+//   member that is not there, rejects the whole patch), and records its argv;
 // - a Prometheus HTTP API that answers /api/v1/query from a function and records the queries.
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -39,6 +39,11 @@ else if (verb === 'patch') {
     if (parent === undefined || parent === null) { process.stderr.write('The request is invalid: path not found ' + op.path + '\\n'); process.exit(1); }
     if (op.op === 'test' && JSON.stringify(parent[last]) !== JSON.stringify(op.value)) {
       process.stderr.write('The request is invalid: the server rejected our request due to an error in our request (test failed at ' + op.path + ')\\n');
+      process.exit(1);
+    }
+    // The API server's JSON Patch: replace needs the member to be there (RFC 6902 §4.3), add sets it either way.
+    if (op.op === 'replace' && !Object.prototype.hasOwnProperty.call(parent, last)) {
+      process.stderr.write('The request is invalid: replace operation does not apply: doc is missing key: ' + op.path + '\\n');
       process.exit(1);
     }
     if (op.op === 'replace' || op.op === 'add') parent[last] = op.value;

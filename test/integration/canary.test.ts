@@ -47,8 +47,8 @@ const patchCall = (stable: number, canaryWeight: number) => [
     { op: 'test', path: '/spec/rules/0/name', value: 'strong' },
     { op: 'test', path: '/spec/rules/0/backendRefs/0/name', value: 'llm-strong' },
     { op: 'test', path: '/spec/rules/0/backendRefs/1/name', value: 'llm-strong-canary' },
-    { op: 'replace', path: '/spec/rules/0/backendRefs/0/weight', value: stable },
-    { op: 'replace', path: '/spec/rules/0/backendRefs/1/weight', value: canaryWeight },
+    { op: 'add', path: '/spec/rules/0/backendRefs/0/weight', value: stable },
+    { op: 'add', path: '/spec/rules/0/backendRefs/1/weight', value: canaryWeight },
   ]),
   '--request-timeout=30s',
 ];
@@ -188,6 +188,42 @@ describe('tiergate canary', () => {
     expect((await canary(k, ['check'])).status).toBe(status);
     expect(weights(k)).toEqual(after);
     if (status === 1) expect(k.calls()).toEqual([GET, patchCall(100, 0)]);
+  });
+
+  /** The production route with the strong rule's two backendRefs replaced. */
+  const withStrongRefs = (k: KubectlStandIn, refs: (r: { name: string; weight?: number }[]) => Array<{ name: string; weight?: number }>) =>
+    k.setRoute({ ...k.route(), spec: { ...k.route().spec, rules: k.route().spec.rules.map((r, i) => (i === 0 ? { ...r, backendRefs: refs(r.backendRefs) } : r)) } });
+
+  it('backendRefs that leave weight to its default (1 each, 50%): read as such, and set writes both weights', async () => {
+    const k = kubectlStandIn(ROUTE);
+    withStrongRefs(k, (refs) => refs.map(({ weight: _dropped, ...ref }) => ref));
+    expect(k.route().spec.rules[0]?.backendRefs.every((b) => !('weight' in b))).toBe(true);
+    expect((await canary(k, ['status'])).stdout).toContain('llm-strong=1 llm-strong-canary=1 (canary 50%)');
+    // A JSON Patch `replace` of a member that is not there is refused by the API server (and the stand-in).
+    const r = await canary(k, ['set', '10']);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(weights(k)).toEqual([90, 10]);
+  });
+
+  it('weights set by hand that make no whole percent: shown as they are, judged by check, promoted all the way', async () => {
+    // 999/1: a canary with a tenth of a percent of the traffic is still a canary with traffic.
+    prom = await prometheusStandIn(healthy(0.5, 3000));
+    const k = kubectlStandIn(ROUTE);
+    withStrongRefs(k, ([stable, can]) => [{ ...stable, name: 'llm-strong', weight: 999 }, { ...can, name: 'llm-strong-canary', weight: 1 }]);
+    expect((await canary(k, ['status'])).stdout).toContain('llm-strong=999 llm-strong-canary=1 (canary 0.1%)');
+    const checked = await canary(k, ['check']);
+    expect(checked.stdout).toContain('canary unhealthy: 5xx rate 50.00% > 2.00%; rolling back');
+    expect([checked.status, weights(k)]).toEqual([1, [100, 0]]);
+    // 1/999: 99.9% is not all of the traffic; promote takes the last step and judges it.
+    await prom.close();
+    prom = await prometheusStandIn(healthy(0.001, 2500));
+    const k2 = kubectlStandIn(ROUTE);
+    withStrongRefs(k2, ([stable, can]) => [{ ...stable, name: 'llm-strong', weight: 1 }, { ...can, name: 'llm-strong-canary', weight: 999 }]);
+    const promoted = await canary(k2, ['promote']);
+    expect(promoted.status).toBe(0);
+    expect(k2.calls()).toEqual([GET, patchCall(0, 100)]);
+    expect(promoted.stdout).toContain('canary healthy at 100%');
+    expect(prom.queries).toHaveLength(2);
   });
 
   it('check on a canary at 0% does not even ask Prometheus', async () => {
