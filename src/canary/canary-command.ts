@@ -19,6 +19,22 @@ function durationMs(s: string): number {
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
 }
 
+/** A duration that PromQL's range selector takes: not zero. */
+function windowOf(s: string): string {
+  if (durationMs(s) === 0) throw new UsageError(`--window must be longer than 0, got "${s}"`);
+  return s;
+}
+
+/**
+ * A threshold the canary is judged by. Number() alone let a typo through: "abc" is NaN, and no rate is ever
+ * greater than NaN, so the CronJob's check would call every canary healthy and never roll one back.
+ */
+function threshold(flag: string, s: string, max: number, hint: string): number {
+  const n = s.trim() === '' ? NaN : Number(s);
+  if (!Number.isFinite(n) || n < 0 || n > max) throw new UsageError(`--${flag} must be ${hint}, got "${s}"`);
+  return n;
+}
+
 const OPTIONS = {
   namespace: { type: 'string', default: 'ai-inference' },
   route: { type: 'string', default: 'llm-tier-route' },
@@ -46,7 +62,10 @@ function parse(args: string[]) {
 export async function canaryCommand(args: string[], out: (s: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals } = parse(args);
   const [action, arg] = positionals;
-  durationMs(values.window); // validated here, used by Prometheus as written
+  const window = windowOf(values.window); // validated here, used by Prometheus as written
+  // Both before any call to the cluster: a bad flag is a usage error (exit 2), not a judgement.
+  const maxErrorRate = threshold('max-error-rate', values['max-error-rate'], 1, 'a share from 0 to 1 (0.02 is 2%)');
+  const maxP99Ms = threshold('max-p99-ms', values['max-p99-ms'], Number.MAX_SAFE_INTEGER, 'a number of milliseconds');
   const promUrl = values.prometheus ?? env.PROMETHEUS_URL;
   const canary = new Canary(
     {
@@ -59,9 +78,9 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
       target: { namespace: values.namespace, route: values.route, rule: values.rule, stable: values.stable, canary: values.canary },
       dryRun: values['dry-run'],
       intervalMs: durationMs(values.interval),
-      window: values.window,
-      maxErrorRate: Number(values['max-error-rate']),
-      maxP99Ms: Number(values['max-p99-ms']),
+      window,
+      maxErrorRate,
+      maxP99Ms,
     },
   );
   switch (action) {

@@ -3,9 +3,11 @@
 // health, and the CronJob's rollback check.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { kustomizeBuild, manifestsDir } from '../helpers/kustomize.js';
 import { kubectlStandIn, prometheusStandIn, type KubectlStandIn, type PrometheusStandIn } from '../helpers/stand-ins.js';
+import { canaryCommand } from '../../src/canary/canary-command.js';
+import { UsageError } from '../../src/usage-error.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -16,6 +18,7 @@ const NS = 'ai-inference';
 
 let prom: PrometheusStandIn | undefined;
 afterEach(async () => {
+  vi.unstubAllEnvs();
   await prom?.close();
   prom = undefined;
 });
@@ -232,5 +235,38 @@ describe('tiergate canary', () => {
     await canary(k, ['rollback']);
     expect((await canary(k, ['check'])).status).toBe(0);
     expect(prom.queries).toEqual([]);
+  });
+});
+
+describe('tiergate canary flags (in process)', () => {
+  // "abc" as a threshold was NaN, and no rate is greater than NaN: every canary judged healthy, none rolled back.
+  it.each([
+    ['--max-error-rate', 'abc'],
+    ['--max-error-rate', ''],
+    ['--max-error-rate', '2'], // 2%, meant: the flag is a share
+    ['--max-error-rate', '-0.1'],
+    ['--max-p99-ms', '15s'],
+    ['--max-p99-ms', 'Infinity'],
+    ['--window', '0m'],
+  ])('%s %j is a usage error, before the cluster is touched', async (flag, value) => {
+    const k = kubectlStandIn(ROUTE);
+    const lines: string[] = [];
+    // One argument, flag=value, so that parseArgs reads "-0.1" as the value and not as another option.
+    const run = canaryCommand(['check', `${flag}=${value}`, '--kubectl', `${k.dir}/kubectl`, '--prometheus', 'http://127.0.0.1:9'], (l) => lines.push(l), {});
+    await expect(run).rejects.toThrow(UsageError);
+    await expect(run).rejects.toThrow(flag);
+    expect([k.calls(), lines]).toEqual([[], []]);
+  });
+
+  it('the edges of what they take are taken', async () => {
+    const k = kubectlStandIn(ROUTE);
+    // The stand-in reads its state files from the environment kubectl inherits.
+    for (const [name, value] of Object.entries(k.env)) vi.stubEnv(name, value);
+    const lines: string[] = [];
+    for (const args of [['--max-error-rate', '0'], ['--max-error-rate', '1'], ['--max-p99-ms', '0'], ['--window', '30s']]) {
+      expect(await canaryCommand(['status', ...args, '--kubectl', `${k.dir}/kubectl`], (l) => lines.push(l), {}), args.join(' ')).toBe(0);
+    }
+    expect(lines).toHaveLength(4);
+    expect(k.calls()).toHaveLength(4);
   });
 });
