@@ -29,15 +29,29 @@ export function prometheus(baseUrl: string, fetchImpl: typeof fetch = fetch): Pr
   };
   return {
     async health(backend, window) {
-      // Cluster names embed the Service name (kube_<ns>_<service>_<port>); anchored so llm-strong does not
-      // also match llm-strong-canary.
-      const sel = `envoy_cluster_name=~".*_${backend}_[0-9]+"`;
-      const errorRate = await query(
-        `sum(rate(envoy_cluster_upstream_rq_xx{envoy_response_code_class="5",${sel}}[${window}])) / sum(rate(envoy_cluster_upstream_rq_xx{${sel}}[${window}]))`,
-      );
-      const p99Ms = await query(`histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket{${sel}}[${window}])))`);
-      return { errorRate, p99Ms };
+      const q = healthQueries(backend, window);
+      return { errorRate: await query(q.errorRate), p99Ms: await query(q.p99Ms) };
     },
+  };
+}
+
+/**
+ * The two PromQL queries the canary is judged by; each gives no sample when the canary had no traffic in the
+ * window. test/unit/canary-promql.test.ts evaluates them with Prometheus' own engine (promtool).
+ */
+export function healthQueries(backend: string, window: string): { errorRate: string; p99Ms: string } {
+  // Cluster names embed the Service name (kube_<ns>_<service>_<port>); anchored so llm-strong does not
+  // also match llm-strong-canary.
+  const sel = `envoy_cluster_name=~".*_${backend}_[0-9]+"`;
+  const all = `sum(rate(envoy_cluster_upstream_rq_xx{${sel}}[${window}]))`;
+  // Envoy creates a response-class counter on the first response of that class, so a canary that never
+  // answered a 5xx has no 5xx series at all: the share alone was then no sample, read as "no traffic data",
+  // and promote rolled back every canary that had never failed. No series is 0; no traffic still gives none
+  // (the denominator has no sample, or is 0 and the share NaN).
+  const errors = `(sum(rate(envoy_cluster_upstream_rq_xx{envoy_response_code_class="5",${sel}}[${window}])) or vector(0))`;
+  return {
+    errorRate: `${errors} / ${all}`,
+    p99Ms: `histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket{${sel}}[${window}])))`,
   };
 }
 
