@@ -38,7 +38,9 @@ import { createPolicyStage } from './stages/policy.js';
 import { Budgets } from './budget/budgets.js';
 import { createBudgetStore } from './stores/create-budget-store.js';
 import type { Logger } from './telemetry/logger.js';
-import { createMetrics, setConfigInfo, type Metrics } from './telemetry/metrics.js';
+import { createMetrics, setConfigInfo, startAtZero, type Metrics } from './telemetry/metrics.js';
+import { REQUEST_KINDS } from './extproc/wire.js';
+import { FAILURE_RULES } from './config/schema.js';
 
 /**
  * The one request pipeline (architecture.md §2). Authentication already ran on the request headers, so
@@ -154,6 +156,12 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   metrics.setEmbedderSource(() => semanticCache?.embedder.load?.());
   if (usesSemantic(runtime.config)) semantic();
   const stages = requestStages(metrics, budgets, cache, semantic, affinity).filter((s) => !opts.onlyStages || opts.onlyStages.includes(s.name));
+  startAtZero(metrics, {
+    phases: [...REQUEST_KINDS, 'unknown'],
+    failureRules: FAILURE_RULES,
+    sinks: ledgerSinks.map((sink) => sink.name),
+    skippableStages: stages.filter((stage) => stage.onError === 'skip').map((stage) => stage.name),
+  });
 
   const streamLog = log.child({ component: 'extproc' });
   const deps = {

@@ -9,6 +9,9 @@ import { cacheSchema } from './cache-schema.js';
 import { authSchema, budgetsSchema, planSchema, tenantSchema, TENANT_ID } from './policy-schema.js';
 import { routingSchema } from './routing-schema.js';
 
+/** envoy.failureRule's values. */
+export const FAILURE_RULES = ['reply', 'continue'] as const;
+
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT');
 
 const tier = z.strictObject({
@@ -120,7 +123,7 @@ export const configSchema = z
         /** Set to match the filter's allow_mode_override; tiergate only sends mode_override when true. */
         allowModeOverride: z.boolean().default(false),
         /** An unexpected processing error becomes a 500 OpenAI-shaped reply, or lets the request continue as is. */
-        failureRule: z.enum(['reply', 'continue']).default('reply'),
+        failureRule: z.enum(FAILURE_RULES).default('reply'),
       })
       .prefault({}),
     limits: z

@@ -49,13 +49,8 @@ export interface WireStruct {
   fields?: Record<string, WireValue>;
 }
 
-export type RequestKind =
-  | 'request_headers'
-  | 'response_headers'
-  | 'request_body'
-  | 'response_body'
-  | 'request_trailers'
-  | 'response_trailers';
+export const REQUEST_KINDS = ['request_headers', 'response_headers', 'request_body', 'response_body', 'request_trailers', 'response_trailers'] as const;
+export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 export interface WireProcessingRequest {
   request?: RequestKind;
