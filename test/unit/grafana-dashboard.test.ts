@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { kustomizeBuild, manifestsDir } from '../helpers/kustomize.js';
 import { groupingProblems, metricOfSeries, promqlProblems, tiergateMetricLabels } from '../helpers/promql.js';
+import { havePromtool, promtool, series } from '../helpers/promtool.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- walking parsed JSON and YAML
 
@@ -80,5 +81,29 @@ describe('the Grafana dashboard', () => {
     const url = new URL(source.url as string);
     expect(services[url.hostname]?.image).toMatch(/^prom\/prometheus:/);
     expect((services.prometheus?.ports as string[]).map((p) => p.split(':').at(-1))).toContain(url.port);
+  });
+
+  // A share whose numerator counts one label value has no sample where that value never occurred: a shadow that
+  // never agrees, a cache that never hits. Until 2026-12-05 both panels then showed no data instead of 0%.
+  it.skipIf(!havePromtool)('its shares are 0 where the counted outcome never occurred, not missing (evaluated by promtool)', () => {
+    const expr = (title: string) => (queries.find((q) => q.where.startsWith(`${title} (`))?.expr as string).replace(/\$__rate_interval/g, '5m');
+    const shadow = (agreement: string, shadowVersion: string) =>
+      series('tiergate_classifier_shadow_decisions_total', { version: 'v7', shadow_version: shadowVersion, tier: 'weak', shadow_tier: agreement === 'agree' ? 'weak' : 'strong', agreement }, '0+60x20');
+    const lookups = (kind: string, result: string) => series('tiergate_cache_lookups_total', { kind, result, reason: 'none' }, '0+60x20');
+    const r = promtool([
+      {
+        name: 'shadow agreement',
+        evalTime: '10m',
+        series: [shadow('disagree', 'v8'), shadow('agree', 'v9'), shadow('disagree', 'v9')],
+        exprs: [{ expr: expr('Shadow agreement'), samples: [{ labels: '{version="v7", shadow_version="v8"}', value: 0 }, { labels: '{version="v7", shadow_version="v9"}', value: 0.5 }] }],
+      },
+      {
+        name: 'hit ratio',
+        evalTime: '10m',
+        series: [lookups('exact', 'miss'), lookups('semantic', 'hit'), lookups('semantic', 'miss'), lookups('semantic', 'bypass')],
+        exprs: [{ expr: expr('Hit ratio by kind'), samples: [{ labels: '{kind="exact"}', value: 0 }, { labels: '{kind="semantic"}', value: 0.5 }] }],
+      },
+    ]);
+    expect(r.ok, r.output).toBe(true);
   });
 });
