@@ -59,7 +59,8 @@ export function promtool(cases: ExprCase[]): { ok: boolean; output: string } {
   }));
   writeFileSync(join(dir, 'test.json'), JSON.stringify({ rule_files: ['rules.json'], evaluation_interval: '1m', tests }));
   try {
-    return { ok: true, output: execFileSync('promtool', ['test', 'rules', join(dir, 'test.json')], { encoding: 'utf8' }) };
+    // stderr piped, not passed through: a failing case's report belongs in the assertion, not in the run's log.
+    return { ok: true, output: execFileSync('promtool', ['test', 'rules', join(dir, 'test.json')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
     return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message };
