@@ -40,7 +40,7 @@ import { createBudgetStore } from './stores/create-budget-store.js';
 import type { Logger } from './telemetry/logger.js';
 import { createMetrics, setConfigInfo, startAtZero, type Metrics } from './telemetry/metrics.js';
 import { REQUEST_KINDS } from './extproc/wire.js';
-import { FAILURE_RULES } from './config/schema.js';
+import { FAILURE_RULES } from './extproc/types.js';
 
 /**
  * The one request pipeline (architecture.md §2). Authentication already ran on the request headers, so

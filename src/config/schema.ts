@@ -8,9 +8,7 @@ import { DEFAULT_MAX_JSON_DEPTH } from '../llm/parse-request.js';
 import { cacheSchema } from './cache-schema.js';
 import { authSchema, budgetsSchema, planSchema, tenantSchema, TENANT_ID } from './policy-schema.js';
 import { routingSchema } from './routing-schema.js';
-
-/** envoy.failureRule's values. */
-export const FAILURE_RULES = ['reply', 'continue'] as const;
+import { FAILURE_RULES } from '../extproc/types.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT');
 

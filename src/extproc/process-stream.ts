@@ -6,10 +6,8 @@ import { duplexOf, type DuplexShaper } from './duplex.js';
 import { WireHeaders } from './header-codec.js';
 import { continueAnswer } from './response-encoder.js';
 import { immediateResponse } from './responses.js';
-import { CONTINUE, type ContinueDecision, type Decision, type HeaderMap, type ProtocolConfig, type StreamHandler, type StreamHandlerFactory, type StreamInfo } from './types.js';
+import { CONTINUE, type ContinueDecision, type Decision, type FailureRule, type HeaderMap, type ProtocolConfig, type StreamHandler, type StreamHandlerFactory, type StreamInfo } from './types.js';
 import type { Answer, RequestKind, WireProcessingRequest } from './wire.js';
-
-export type FailureRule = 'reply' | 'continue';
 
 export interface TransportOptions {
   /** Whether Envoy's filter has allow_mode_override: true; overrides are dropped otherwise (§10). */

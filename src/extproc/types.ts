@@ -101,3 +101,10 @@ export interface StreamInfo {
 }
 
 export type StreamHandlerFactory = (info: StreamInfo) => StreamHandler;
+
+/**
+ * What an unexpected processing error does to the request (envoy.failureRule): a 500 OpenAI-shaped reply, or the
+ * request continues as it is. The config schema and the processing-error metric's preset take their values here.
+ */
+export const FAILURE_RULES = ['reply', 'continue'] as const;
+export type FailureRule = (typeof FAILURE_RULES)[number];
