@@ -36,6 +36,9 @@ function canary(k: KubectlStandIn, args: string[]): Promise<{ status: number | n
   return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
 }
 const weights = (k: KubectlStandIn) => k.route().spec.rules[0]?.backendRefs.map((b) => b.weight);
+/** The stand-in's route with the strong rule's two backendRefs replaced. */
+const withStrongRefs = (k: KubectlStandIn, refs: (r: { name: string; weight?: number }[]) => Array<{ name: string; weight?: number }>) =>
+  k.setRoute({ ...k.route(), spec: { ...k.route().spec, rules: k.route().spec.rules.map((r, i) => (i === 0 ? { ...r, backendRefs: refs(r.backendRefs) } : r)) } });
 // kubectl's own request timeout is none unless set: every call sets it (--kubectl-timeout, 30s by default).
 const GET = ['-n', NS, 'get', 'httproute', 'llm-tier-route', '-o', 'json', '--request-timeout=30s'];
 const patchCall = (stable: number, canaryWeight: number) => [
@@ -130,7 +133,7 @@ describe('tiergate canary', () => {
   it('promote walks 10 → 50 → 100, checking the canary in Prometheus after each step', async () => {
     prom = await prometheusStandIn(healthy(0.001, 2500));
     const k = kubectlStandIn(ROUTE);
-    k.setRoute({ ...k.route(), spec: { ...k.route().spec, rules: k.route().spec.rules.map((r, i) => (i === 0 ? { ...r, backendRefs: [{ ...r.backendRefs[0], weight: 100 }, { ...r.backendRefs[1], weight: 0 }] } : r)) } });
+    withStrongRefs(k, ([stable, can]) => [{ ...stable, name: 'llm-strong', weight: 100 }, { ...can, name: 'llm-strong-canary', weight: 0 }]);
     const r = await canary(k, ['promote']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -192,10 +195,6 @@ describe('tiergate canary', () => {
     expect(weights(k)).toEqual(after);
     if (status === 1) expect(k.calls()).toEqual([GET, patchCall(100, 0)]);
   });
-
-  /** The production route with the strong rule's two backendRefs replaced. */
-  const withStrongRefs = (k: KubectlStandIn, refs: (r: { name: string; weight?: number }[]) => Array<{ name: string; weight?: number }>) =>
-    k.setRoute({ ...k.route(), spec: { ...k.route().spec, rules: k.route().spec.rules.map((r, i) => (i === 0 ? { ...r, backendRefs: refs(r.backendRefs) } : r)) } });
 
   it('backendRefs that leave weight to its default (1 each, 50%): read as such, and set writes both weights', async () => {
     const k = kubectlStandIn(ROUTE);
