@@ -38,7 +38,8 @@ import { createPolicyStage } from './stages/policy.js';
 import { Budgets } from './budget/budgets.js';
 import { createBudgetStore } from './stores/create-budget-store.js';
 import type { Logger } from './telemetry/logger.js';
-import { createMetrics, setConfigInfo, startAtZero, type Metrics } from './telemetry/metrics.js';
+import { createMetrics, setConfigInfo, type Metrics } from './telemetry/metrics.js';
+import { startAtZero } from './telemetry/start-at-zero.js';
 import { REQUEST_KINDS } from './extproc/wire.js';
 import { FAILURE_RULES } from './extproc/types.js';
 

@@ -285,28 +285,6 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-/** What the counters startAtZero presets can be labelled with, where that depends on the config or the wiring. */
-export interface ZeroLabels {
-  phases: readonly string[];
-  failureRules: readonly string[];
-  sinks: readonly string[];
-  skippableStages: readonly string[];
-}
-
-/**
- * The shipped alerts fire on `increase(counter[10m]) > 0` (kgateway-manifests/base/prometheusrule.yaml:
- * TiergateUnpricedRequests, TiergateLedgerRowsOnlyInLog, TiergateProcessingErrors, TiergateStageSkipped), and
- * Prometheus takes no increase from a series' first sample. A labelled counter is exported only once a label set
- * is first counted, so it appeared at its first event already at 1 (or at the burst's size), and that event,
- * say rows logged instead of stored, never raised its alert. Every label set those alerts can see starts at 0.
- */
-export function startAtZero(m: Metrics, l: ZeroLabels): void {
-  for (const reason of ['price', 'unmeasured']) m.unpriced.inc({ reason }, 0);
-  for (const sink of l.sinks) m.ledgerRows.inc({ sink, result: 'unsaved' }, 0);
-  for (const phase of l.phases) for (const rule of l.failureRules) m.processingErrors.inc({ phase, rule }, 0);
-  for (const stage of l.skippableStages) m.stageSkipped.inc({ stage }, 0);
-}
-
 export function setConfigInfo(m: Metrics, version: string, classifierVersion: string): void {
   m.configInfo.reset();
   m.configInfo.set({ version, classifier_version: classifierVersion }, 1);

@@ -1,7 +1,7 @@
 // The shipped alerts that fire on `increase(counter[…]) > 0`, evaluated by Prometheus' own engine (promtool, see
 // test/helpers/promtool.ts) over the series tiergate really exports. Prometheus takes no increase from a series'
 // first sample, and prom-client exports a labelled counter only once a label set is counted: without a start at
-// 0 (startAtZero in src/telemetry/metrics.ts) the series appeared at its first event already counted, and that
+// 0 (startAtZero in src/telemetry/start-at-zero.ts) the series appeared at its first event already counted, and that
 // event (rows logged instead of stored, an unpriced model, a processing error) never raised its alert.
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
