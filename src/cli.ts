@@ -12,7 +12,7 @@ import { ConfigError, serve } from './main.js';
 import { LEDGER_USAGE, ledgerImport, ledgerRollup } from './ledger/ledger-command.js';
 import { CANARY_USAGE, canaryCommand } from './canary/canary-command.js';
 import { EVAL_USAGE, evalCommand, keywordsCommand } from './eval/eval-command.js';
-import { UsageError } from './usage-error.js';
+import { numberFlag, UsageError } from './usage-error.js';
 
 const USAGE = `usage:
   tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
@@ -41,7 +41,8 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`tiergate dev: --body-mode is buffered or duplex, not "${bodyMode}"\n`);
         return 2;
       }
-      const stack = await startDevStack({ configFile: values.config, port: values.port ? Number(values.port) : 8080, handleSignals: true, bodyMode });
+      const port = values.port === undefined ? 8080 : numberFlag('port', values.port, { min: 0, max: 65_535, integer: true, expects: 'a port number, 0 to 65535' });
+      const stack = await startDevStack({ configFile: values.config, port, handleSignals: true, bodyMode });
       process.stdout.write(devBanner(stack));
       return -1;
     }
@@ -56,7 +57,9 @@ async function main(argv: string[]): Promise<number> {
         options: { name: { type: 'string' }, listen: { type: 'string' }, 'latency-ms': { type: 'string' }, 'chunk-delay-ms': { type: 'string' } },
       });
       if (!values.name) break;
-      const s = createMockBackend({ name: values.name, latencyMs: Number(values['latency-ms'] ?? 0), chunkDelayMs: Number(values['chunk-delay-ms'] ?? 20) });
+      const ms = (flag: 'latency-ms' | 'chunk-delay-ms', fallback: number) =>
+        values[flag] === undefined ? fallback : numberFlag(flag, values[flag], { min: 0, max: Number.MAX_SAFE_INTEGER, expects: 'a number of milliseconds' });
+      const s = createMockBackend({ name: values.name, latencyMs: ms('latency-ms', 0), chunkDelayMs: ms('chunk-delay-ms', 20) });
       const port = await listenOn(s, values.listen ?? '0.0.0.0:8000');
       process.stdout.write(`mock backend ${values.name} listening on ${port}\n`);
       return -1;
@@ -124,6 +127,6 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`invalid config:\n${err.message}\n`);
     else process.stderr.write(`tiergate: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = err instanceof UsageError ? 2 : 1;
   },
 );

@@ -1,6 +1,6 @@
 // Argument parsing and wiring for `tiergate canary`.
 import { parseArgs } from 'node:util';
-import { UsageError } from '../usage-error.js';
+import { numberFlag, UsageError } from '../usage-error.js';
 import { Canary } from './canary.js';
 import { kubectl } from './kubectl.js';
 import { prometheus } from './prometheus.js';
@@ -23,16 +23,6 @@ function durationMs(s: string): number {
 function windowOf(s: string): string {
   if (durationMs(s) === 0) throw new UsageError(`--window must be longer than 0, got "${s}"`);
   return s;
-}
-
-/**
- * A threshold the canary is judged by. Number() alone let a typo through: "abc" is NaN, and no rate is ever
- * greater than NaN, so the CronJob's check would call every canary healthy and never roll one back.
- */
-function threshold(flag: string, s: string, max: number, hint: string): number {
-  const n = s.trim() === '' ? NaN : Number(s);
-  if (!Number.isFinite(n) || n < 0 || n > max) throw new UsageError(`--${flag} must be ${hint}, got "${s}"`);
-  return n;
 }
 
 const OPTIONS = {
@@ -64,8 +54,9 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
   const [action, arg] = positionals;
   const window = windowOf(values.window); // validated here, used by Prometheus as written
   // Both before any call to the cluster: a bad flag is a usage error (exit 2), not a judgement.
-  const maxErrorRate = threshold('max-error-rate', values['max-error-rate'], 1, 'a share from 0 to 1 (0.02 is 2%)');
-  const maxP99Ms = threshold('max-p99-ms', values['max-p99-ms'], Number.MAX_SAFE_INTEGER, 'a number of milliseconds');
+  // A threshold that is NaN judges nothing: no rate is greater than NaN, so every canary would pass.
+  const maxErrorRate = numberFlag('max-error-rate', values['max-error-rate'], { min: 0, max: 1, expects: 'a share from 0 to 1 (0.02 is 2%)' });
+  const maxP99Ms = numberFlag('max-p99-ms', values['max-p99-ms'], { min: 0, max: Number.MAX_SAFE_INTEGER, expects: 'a number of milliseconds' });
   const promUrl = values.prometheus ?? env.PROMETHEUS_URL;
   const canary = new Canary(
     {

@@ -7,7 +7,7 @@ import type { VersionConfig } from '../classify/rules-schema.js';
 import { V7 } from '../classify/v7.js';
 import { defaultConfig, loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { UsageError } from '../usage-error.js';
+import { numberFlag, UsageError } from '../usage-error.js';
 import { DEFAULT_SLO, evaluate, formatEval, type Slo } from './evaluate.js';
 import { formatKeywords, keywordCandidates } from './keywords.js';
 import { readLabelledRows } from './labelled-rows.js';
@@ -47,17 +47,8 @@ function versionsOf(config: Config): Record<string, VersionConfig> {
   return { v7: V7, ...config.classifier.versions };
 }
 
-function fraction(name: string, s: string): number {
-  const x = Number(s);
-  if (!Number.isFinite(x) || x < 0 || x > 1) throw new UsageError(`--${name} expects a fraction between 0 and 1, got "${s}"`);
-  return x;
-}
-
-function count(name: string, s: string): number {
-  const x = Number(s);
-  if (!Number.isInteger(x) || x < 0) throw new UsageError(`--${name} expects a whole number, got "${s}"`);
-  return x;
-}
+const fraction = (name: string, s: string) => numberFlag(name, s, { min: 0, max: 1, expects: 'a fraction between 0 and 1' });
+const count = (name: string, s: string) => numberFlag(name, s, { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true, expects: 'a whole number' });
 
 function needFile(file: string | undefined, flag: string): string {
   if (!file) throw new UsageError(`name the labelled file${flag}`);

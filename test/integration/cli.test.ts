@@ -198,6 +198,18 @@ describe('tiergate config check', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('usage:');
   });
+
+  it('a number flag that is not a number is a usage mistake (exit 2), not a server on a port nobody asked for', () => {
+    for (const [args, message] of [
+      [['dev', '--port', 'abc'], '--port expects a port number, 0 to 65535, got "abc"'],
+      [['dev', '--port', '70000'], '--port expects a port number, 0 to 65535, got "70000"'],
+      [['mock', '--name', 'm', '--latency-ms', '5s'], '--latency-ms expects a number of milliseconds, got "5s"'],
+      [['mock', '--name', 'm', '--chunk-delay-ms='], '--chunk-delay-ms expects a number of milliseconds, got ""'],
+    ] as const) {
+      const r = run([...args]);
+      expect([r.status, r.stderr], args.join(' ')).toEqual([2, `tiergate: ${message}\n`]);
+    }
+  });
 });
 
 describe('examples', () => {
@@ -276,6 +288,9 @@ describe('tiergate eval and keywords', () => {
     expect([unknown.status, unknown.stderr]).toEqual([2, 'tiergate eval: unknown classifier version "v99" (versions: v7)\n']);
     expect(run(['eval']).status).toBe(2);
     expect(run(['eval', fixture('labelled.jsonl'), '--weak-share', '60%']).status).toBe(2);
+    // An empty value was Number("") = 0: an SLO of no misroutes at all, or no disagreements listed.
+    expect(run(['eval', fixture('labelled.jsonl'), '--max-misroute=']).stderr).toBe('tiergate eval: --max-misroute expects a fraction between 0 and 1, got ""\n');
+    expect(run(['eval', fixture('labelled.jsonl'), '--disagreements=']).status).toBe(2);
     expect(run(['keywords']).status).toBe(2);
     const missing = run(['eval', '/nonexistent/labels.jsonl']);
     expect([missing.status, missing.stderr]).toEqual([1, 'tiergate eval: /nonexistent/labels.jsonl: no such file\n']);
