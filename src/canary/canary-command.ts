@@ -1,6 +1,6 @@
 // Argument parsing and wiring for `tiergate canary`.
 import { parseArgs } from 'node:util';
-import { numberFlag, UsageError } from '../usage-error.js';
+import { numberArg, numberFlag, UsageError } from '../usage-error.js';
 import { Canary } from './canary.js';
 import { kubectl } from './kubectl.js';
 import { prometheus } from './prometheus.js';
@@ -53,8 +53,7 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
   const { values, positionals } = parse(args);
   const [action, arg] = positionals;
   const window = windowOf(values.window); // validated here, used by Prometheus as written
-  // Both before any call to the cluster: a bad flag is a usage error (exit 2), not a judgement.
-  // A threshold that is NaN judges nothing: no rate is greater than NaN, so every canary would pass.
+  // Before any call to the cluster: a bad flag is a usage error (exit 2), not a judgement.
   const maxErrorRate = numberFlag('max-error-rate', values['max-error-rate'], { min: 0, max: 1, expects: 'a share from 0 to 1 (0.02 is 2%)' });
   const maxP99Ms = numberFlag('max-p99-ms', values['max-p99-ms'], { min: 0, max: Number.MAX_SAFE_INTEGER, expects: 'a number of milliseconds' });
   const promUrl = values.prometheus ?? env.PROMETHEUS_URL;
@@ -79,8 +78,7 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
       await canary.status();
       return 0;
     case 'set': {
-      const percent = Number(arg);
-      if (arg === undefined || !Number.isInteger(percent) || percent < 0 || percent > 100) throw new UsageError('canary set takes a whole percent, 0–100');
+      const percent = numberArg('canary set PERCENT', arg ?? '', { min: 0, max: 100, integer: true, expects: 'a whole percent, 0 to 100' });
       await canary.set(percent);
       return 0;
     }

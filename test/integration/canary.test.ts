@@ -257,6 +257,13 @@ describe('tiergate canary flags (in process)', () => {
     expect([k.calls(), lines]).toEqual([[], []]);
   });
 
+  // An empty percent (`tiergate canary set "$PERCENT"` with the variable unset) was Number("") = 0: a rollback.
+  it.each([[['set', '']], [['set']], [['set', '10%']], [['set', '12.5']]])('%j is a usage error, and the route is not touched', async (args) => {
+    const k = kubectlStandIn(ROUTE);
+    await expect(canaryCommand([...args, '--kubectl', `${k.dir}/kubectl`], () => undefined, {})).rejects.toThrow(UsageError);
+    expect(k.calls()).toEqual([]);
+  });
+
   it('the edges of what they take are taken', async () => {
     const k = kubectlStandIn(ROUTE);
     // The stand-in reads its state files from the environment kubectl inherits.
