@@ -81,7 +81,10 @@ export async function evalCommand(args: string[], out: (text: string) => void): 
   for (const n of names) if (!all[n]) throw new UsageError(`unknown classifier version "${n}" (versions: ${Object.keys(all).join(', ')})`);
   const share = /^([\d.]+)-([\d.]+)$/.exec(values['weak-share']);
   if (!share) throw new UsageError(`--weak-share expects MIN-MAX, e.g. 0.6-0.7, got "${values['weak-share']}"`);
-  const slo: Slo = { maxMisroute: fraction('max-misroute', values['max-misroute']), weakShare: [fraction('weak-share', share[1] as string), fraction('weak-share', share[2] as string)] };
+  const weakShare: Slo['weakShare'] = [fraction('weak-share', share[1] as string), fraction('weak-share', share[2] as string)];
+  // A range no share falls in would fail every version's SLO, which --check would report as the classifier's fault.
+  if (weakShare[0] > weakShare[1]) throw new UsageError(`--weak-share expects MIN-MAX with MIN at most MAX, got "${values['weak-share']}"`);
+  const slo: Slo = { maxMisroute: fraction('max-misroute', values['max-misroute']), weakShare };
   const report = await evaluate(readLabelledRows(file, { format: values.format, labelField: values['label-field'] }), {
     file,
     versions: names.map((name) => ({ name, classify: compileClassifier(name, all[name] as VersionConfig) })),

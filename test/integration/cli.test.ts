@@ -288,6 +288,9 @@ describe('tiergate eval and keywords', () => {
     expect([unknown.status, unknown.stderr]).toEqual([2, 'tiergate eval: unknown classifier version "v99" (versions: v7)\n']);
     expect(run(['eval']).status).toBe(2);
     expect(run(['eval', fixture('labelled.jsonl'), '--weak-share', '60%']).status).toBe(2);
+    // A reversed range: no share is in it, so every version would miss that SLO.
+    expect(run(['eval', fixture('labelled.jsonl'), '--weak-share', '0.7-0.6']).stderr).toBe('tiergate eval: --weak-share expects MIN-MAX with MIN at most MAX, got "0.7-0.6"\n');
+    expect(run(['eval', fixture('labelled.jsonl'), '--check', '--max-misroute', '1', '--weak-share', '0.6-0.6']).status).not.toBe(2);
     // An empty value was Number("") = 0: an SLO of no misroutes at all, or no disagreements listed.
     expect(run(['eval', fixture('labelled.jsonl'), '--max-misroute=']).stderr).toBe('tiergate eval: --max-misroute expects a fraction between 0 and 1, got ""\n');
     expect(run(['eval', fixture('labelled.jsonl'), '--disagreements=']).status).toBe(2);
