@@ -4,7 +4,7 @@
 // against tiergate itself (config, ports, processing mode, metric names).
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { CronJob } from 'kubernetes-models/batch/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
@@ -42,6 +42,7 @@ const MODELS: Record<string, new (o: never) => { validate(): void }> = {
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
   'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 };
 
@@ -68,7 +69,7 @@ describe('kgateway manifests validate', () => {
 
   it.each(OVERLAYS)('overlays/%s, built', (overlay) => {
     const objs = built[overlay] as K8sObject[];
-    expect(objs.map((o) => o.kind).sort()).toEqual(expect.arrayContaining(['ConfigMap', 'Deployment', 'Gateway', 'GatewayExtension', 'HTTPRoute', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'PodDisruptionBudget', 'PrometheusRule', 'Service', 'ServiceMonitor', 'TrafficPolicy']));
+    expect(objs.map((o) => o.kind).sort()).toEqual(expect.arrayContaining(['ConfigMap', 'Deployment', 'Gateway', 'GatewayExtension', 'HTTPRoute', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'PodDisruptionBudget', 'PodMonitor', 'PrometheusRule', 'Service', 'ServiceMonitor', 'TrafficPolicy']));
     for (const o of objs) expect(problemsOf(o), `${o.kind}/${o.metadata.name}`).toEqual([]);
   });
 
@@ -196,6 +197,25 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
     expect(flag('--namespace')).toBe('$(POD_NAMESPACE)');
     expect(pod.containers[0].env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
     expect([flag('--max-error-rate'), flag('--max-p99-ms'), flag('--window')]).toEqual(['0.02', '15000', '5m']);
+  });
+
+  // What kgateway 2.2 makes of a Gateway (pkg/kgateway/helm/envoy/templates/deployment.yaml and _helpers.tpl, with
+  // the default GatewayParameters' stats.enabled: true): proxy pods labelled with the Gateway's name, in its
+  // namespace, serving Envoy's /stats/prometheus?usedonly at /metrics on the container port named http-monitoring.
+  const KGATEWAY_PROXY = { gatewayNameLabel: 'gateway.networking.k8s.io/gateway-name', statsPort: 'http-monitoring', statsPath: '/metrics' };
+
+  it('a PodMonitor scrapes the Envoy stats of the Gateway’s proxy pods, which the canary and the upstream alerts read', () => {
+    const monitor = find(objs, 'PodMonitor');
+    const gateway = find(objs, 'Gateway');
+    // Without a namespaceSelector a PodMonitor looks in its own namespace: the Gateway's, where kgateway puts the proxy.
+    expect(monitor.metadata.namespace).toBe(gateway.metadata.namespace);
+    expect(monitor.spec.namespaceSelector).toBeUndefined();
+    expect(monitor.spec.selector).toEqual({ matchLabels: { [KGATEWAY_PROXY.gatewayNameLabel]: gateway.metadata.name } });
+    expect(monitor.spec.podMetricsEndpoints).toEqual([{ port: KGATEWAY_PROXY.statsPort, path: KGATEWAY_PROXY.statsPath, interval: '15s' }]);
+    // The readers: the CronJob's `canary check` (Envoy's cluster stats by design) and the alerts on envoy_ metrics.
+    expect(find(objs, 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].args).toContain('check');
+    const rules = (find(objs, 'PrometheusRule').spec.groups as Obj[]).flatMap((g) => g.rules as Obj[]);
+    expect(rules.filter((r) => /\benvoy_/.test(r.expr as string)).map((r) => r.alert)).toEqual(['TiergateUpstream5xxHigh', 'TiergateUpstreamP99Slow']);
   });
 
   it('backends in another namespace are allowed by a ReferenceGrant there', () => {
