@@ -2,7 +2,7 @@
 // (route-weights.ts); promotion is gated on the canary's health in Prometheus between steps, and `check` (run
 // as a CronJob) rolls back a canary whose 5xx rate or p99 is over the thresholds.
 import type { Kubectl } from './kubectl.js';
-import { unhealthy, type Prometheus, type Thresholds } from './prometheus.js';
+import { unhealthy, type Backend, type Prometheus, type Thresholds } from './prometheus.js';
 import { canaryPercent, formatPercent, readWeights, weightPatch, type CanaryTarget, type JsonPatchOp, type RouteWeights } from './route-weights.js';
 
 export const PROMOTE_STEPS = [10, 50, 100] as const;
@@ -54,7 +54,7 @@ export class Canary {
       await this.apply(weightPatch(this.opts.target, w.ruleIndex, step), step);
       if (this.opts.dryRun) continue;
       await this.deps.sleep(this.opts.intervalMs);
-      const why = await this.judged(prom);
+      const why = await this.judged(prom, this.backendOf(w));
       if (why) {
         this.deps.out(`canary unhealthy at ${step}%: ${why}; rolling back`);
         await this.apply(weightPatch(this.opts.target, w.ruleIndex, 0), 0);
@@ -74,7 +74,7 @@ export class Canary {
       this.deps.out('canary at 0%: nothing to check');
       return 'idle';
     }
-    const h = await prom.health(this.opts.target.canary, this.opts.window);
+    const h = await prom.health(this.backendOf(w), this.opts.window);
     if (h.errorRate === null || h.p99Ms === null) {
       this.deps.out('canary has no traffic data in the window: nothing to judge');
       return 'idle';
@@ -94,12 +94,17 @@ export class Canary {
    * refusing the query) stops it too, as no data does: the step was taken, and nothing says it is safe to keep.
    * Before, the error ended `promote` with the canary left at the step's share and no one judging it.
    */
-  private async judged(prom: Prometheus): Promise<string | undefined> {
+  private async judged(prom: Prometheus, canary: Backend): Promise<string | undefined> {
     try {
-      return unhealthy(await prom.health(this.opts.target.canary, this.opts.window), this.opts);
+      return unhealthy(await prom.health(canary, this.opts.window), this.opts);
     } catch (err) {
       return `its health could not be read (${(err as Error).message})`;
     }
+  }
+
+  /** The canary's Service, in the namespace its backendRef names (the model servers may live apart from the route). */
+  private backendOf(w: RouteWeights): Backend {
+    return { namespace: w.canaryNamespace, name: this.opts.target.canary };
   }
 
   private async weights(): Promise<RouteWeights> {

@@ -12,8 +12,14 @@ export interface Thresholds {
   maxP99Ms: number;
 }
 
+/** A backend Service, as kgateway names its Envoy cluster: kube_<namespace>_<name>_<port>. */
+export interface Backend {
+  namespace: string;
+  name: string;
+}
+
 export interface Prometheus {
-  health(backend: string, window: string): Promise<Health>;
+  health(backend: Backend, window: string): Promise<Health>;
 }
 
 export function prometheus(baseUrl: string, fetchImpl: typeof fetch = fetch): Prometheus {
@@ -39,10 +45,15 @@ export function prometheus(baseUrl: string, fetchImpl: typeof fetch = fetch): Pr
  * The two PromQL queries the canary is judged by; each gives no sample when the canary had no traffic in the
  * window. test/unit/canary-promql.test.ts evaluates them with Prometheus' own engine (promtool).
  */
-export function healthQueries(backend: string, window: string): { errorRate: string; p99Ms: string } {
-  // Cluster names embed the Service name (kube_<ns>_<service>_<port>); anchored so llm-strong does not
-  // also match llm-strong-canary.
-  const sel = `envoy_cluster_name=~".*_${backend}_[0-9]+"`;
+export function healthQueries(backend: Backend, window: string): { errorRate: string; p99Ms: string } {
+  // kgateway names a Service's cluster kube_<namespace>_<service>_<port>. Matched whole: llm-strong must not also
+  // match llm-strong-canary, and the same Service name in another namespace (a staging copy of the stack beside
+  // production, one Prometheus for both) is another canary, whose errors must not roll this one back or hide its own.
+  for (const part of [backend.namespace, backend.name]) {
+    // Kubernetes names are DNS labels, so nothing in them needs escaping in the regex or the PromQL string.
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(part)) throw new Error(`not a Kubernetes namespace or Service name: "${part}"`);
+  }
+  const sel = `envoy_cluster_name=~"kube_${backend.namespace}_${backend.name}_[0-9]+"`;
   const all = `sum(rate(envoy_cluster_upstream_rq_xx{${sel}}[${window}]))`;
   // Envoy creates a response-class counter on the first response of that class, so a canary that never
   // answered a 5xx has no 5xx series at all: the share alone was then no sample, read as "no traffic data",

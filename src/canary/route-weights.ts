@@ -16,12 +16,14 @@ export interface RouteWeights {
   ruleIndex: number;
   stable: number;
   canary: number;
+  /** The canary Service's namespace: its backendRef's, or the route's when the ref names none (Gateway API). */
+  canaryNamespace: string;
 }
 
 export type JsonPatchOp = { op: 'test' | 'add'; path: string; value: unknown };
 
 interface RouteJson {
-  spec?: { rules?: Array<{ name?: string; backendRefs?: Array<{ name?: string; weight?: number }> }> };
+  spec?: { rules?: Array<{ name?: string; backendRefs?: Array<{ name?: string; namespace?: string; weight?: number }> }> };
 }
 
 /** Reads the weights from the route, refusing any shape it does not expect. */
@@ -35,7 +37,7 @@ export function readWeights(route: RouteJson, t: CanaryTarget): RouteWeights {
     throw new Error(`rule "${t.rule}" must have exactly the backendRefs [${t.stable}, ${t.canary}], found [${names.join(', ')}]`);
   }
   // Gateway API's default weight is 1.
-  return { ruleIndex, stable: refs[0]?.weight ?? 1, canary: refs[1]?.weight ?? 1 };
+  return { ruleIndex, stable: refs[0]?.weight ?? 1, canary: refs[1]?.weight ?? 1, canaryNamespace: refs[1]?.namespace ?? t.namespace };
 }
 
 /**

@@ -139,9 +139,10 @@ describe('tiergate canary', () => {
     expect(r.status).toBe(0);
     expect(k.calls()).toEqual([GET, patchCall(90, 10), patchCall(50, 50), patchCall(0, 100)]);
     expect(weights(k)).toEqual([0, 100]);
-    // Two queries per step (5xx share, p99), over the canary's own Envoy cluster only.
+    // Two queries per step (5xx share, p99), over the canary's own Envoy cluster only: the production overlay's
+    // backendRefs name the model servers' namespace, llm-models, and kgateway's cluster name carries it.
     expect(prom.queries).toHaveLength(6);
-    for (const q of prom.queries) expect(q).toContain('envoy_cluster_name=~".*_llm-strong-canary_[0-9]+"');
+    for (const q of prom.queries) expect(q).toContain('envoy_cluster_name=~"kube_llm-models_llm-strong-canary_[0-9]+"');
     expect(prom.queries[0]).toContain('envoy_response_code_class="5"');
     expect(prom.queries[1]).toMatch(/^histogram_quantile\(0\.99, /);
   });
@@ -194,6 +195,16 @@ describe('tiergate canary', () => {
     expect((await canary(k, ['check'])).status).toBe(status);
     expect(weights(k)).toEqual(after);
     if (status === 1) expect(k.calls()).toEqual([GET, patchCall(100, 0)]);
+  });
+
+  it('check judges the canary in its backendRef’s namespace, or the route’s when the ref names none', async () => {
+    prom = await prometheusStandIn(healthy(0.01, 3000));
+    const k = kubectlStandIn(ROUTE);
+    expect((await canary(k, ['check'])).status).toBe(0);
+    withStrongRefs(k, (refs) => refs.map(({ namespace: _, ...ref }: { name: string; namespace?: string; weight?: number }) => ref));
+    expect((await canary(k, ['check'])).status).toBe(0);
+    const clusters = prom.queries.map((q) => /envoy_cluster_name=~"([^"]+)"/.exec(q)?.[1]);
+    expect(clusters).toEqual([...Array(2).fill('kube_llm-models_llm-strong-canary_[0-9]+'), ...Array(2).fill(`kube_${NS}_llm-strong-canary_[0-9]+`)]);
   });
 
   it('backendRefs that leave weight to its default (1 each, 50%): read as such, and set writes both weights', async () => {

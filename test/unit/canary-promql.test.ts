@@ -7,8 +7,11 @@ import { describe, expect, it } from 'vitest';
 import { healthQueries } from '../../src/canary/prometheus.js';
 import { havePromtool, promtool, promtoolMissingProblem, series, type Series } from '../helpers/promtool.js';
 
-const CANARY = 'kube_ai-inference_llm-strong-canary_8000';
-const STABLE = 'kube_ai-inference_llm-strong_8000';
+const NS = 'llm-models';
+const CANARY = `kube_${NS}_llm-strong-canary_8000`;
+const STABLE = `kube_${NS}_llm-strong_8000`;
+/** The same Service name in another namespace: a staging copy of the stack, scraped by the same Prometheus. */
+const STAGING_CANARY = 'kube_llm-models-staging_llm-strong-canary_8000';
 
 /** A counter growing by `perMinute` every minute for 20 minutes. */
 const responses = (cluster: string, codeClass: string, perMinute: number) => series('envoy_cluster_upstream_rq_xx', { envoy_cluster_name: cluster, envoy_response_code_class: codeClass }, `0+${perMinute}x20`);
@@ -31,12 +34,17 @@ const samples = (v: number | null) => (v === null ? [] : [{ labels: '{}', value:
 
 /** The two queries for `backend` over the series, at minute 10: the share and the p99 the client would read. */
 const judged = (name: string, input: Series[], errorRate: number | null, p99Ms: number | null, backend = 'llm-strong-canary') => {
-  const q = healthQueries(backend, '5m');
+  const q = healthQueries({ namespace: NS, name: backend }, '5m');
   return { name, series: input, evalTime: '10m', exprs: [{ expr: finite(q.errorRate), samples: samples(errorRate) }, { expr: finite(q.p99Ms), samples: samples(p99Ms) }] };
 };
 
 it('promtool is installed where it is required', () => {
   expect(promtoolMissingProblem()).toBeUndefined();
+});
+
+it('refuses a namespace or Service name that is not a DNS label, rather than put it into a regex', () => {
+  expect(() => healthQueries({ namespace: 'a"b', name: 'c' }, '5m')).toThrow(/not a Kubernetes namespace or Service name: "a\"b"/);
+  expect(() => healthQueries({ namespace: 'ns', name: 'llm.*' }, '5m')).toThrow(/"llm\.\*"/);
 });
 
 describe.skipIf(!havePromtool)('the canary health queries, in Prometheus', () => {
@@ -61,6 +69,15 @@ describe.skipIf(!havePromtool)('the canary health queries, in Prometheus', () =>
   it('the backend is matched whole: judging a backend named llm-strong counts nothing of llm-strong-canary', () => {
     const canaryFailing = [responses(CANARY, '5', 60), ...times(CANARY, 60)];
     const r = promtool([judged('llm-strong', [responses(STABLE, '2', 60), ...times(STABLE, 60), ...canaryFailing], 0, 990, 'llm-strong')]);
+    expect(r.ok, r.output).toBe(true);
+  });
+
+  it('the namespace is matched whole too: the same canary name in another namespace counts for nothing', () => {
+    const stagingFailing = [responses(STAGING_CANARY, '5', 600), ...times(STAGING_CANARY, 600)];
+    const r = promtool([
+      judged('staging failing beside a healthy canary', [responses(CANARY, '2', 60), ...times(CANARY, 60), ...stagingFailing], 0, 990),
+      judged('only staging has traffic', stagingFailing, null, null),
+    ]);
     expect(r.ok, r.output).toBe(true);
   });
 
