@@ -43,6 +43,13 @@ describe('what the tokenizer is handed', () => {
     ['one letter', 'a'.repeat(40_000)],
     ['punctuation', '_-'.repeat(10_000)],
     ['a word, then a long run', `hello ${'z'.repeat(3_000)} world`],
+    // No ASCII space to cut before within 512 characters, and no run over 128: cut at 512.
+    ['lines without a space', `${'x'.repeat(100)}\n`.repeat(50)],
+    // A pair that the run limit would cut: the high half at index 127, what follows not a pair. The three are
+    // the lowest high half (U+10000), an emoji's, and the highest (U+10FFFF).
+    ['a pair at the run limit (U+10000)', `${'a'.repeat(127)}\u{10000}${'b'.repeat(300)}`],
+    ['a pair at the run limit (emoji)', `${'a'.repeat(127)}😀${'b'.repeat(300)}`],
+    ['a pair at the run limit (U+10FFFF)', `${'a'.repeat(127)}\u{10FFFF}${'b'.repeat(300)}`],
   ])('%s: pieces of at most 512 characters, runs of at most 128, no split pair', async (_name, text) => {
     await loadTokenizer();
     const head = text.slice(0, 4_000).replace(/[\uD800-\uDBFF]$/, ''); // not cut inside a pair here either
@@ -59,6 +66,38 @@ describe('what the tokenizer is handed', () => {
     expect(countTokensNow(head)).toBeGreaterThan(0);
     expect(Math.max(...handed.map((t) => t.length))).toBeLessThanOrEqual(512);
     expect(Math.max(...handed.map(longestRun))).toBeLessThanOrEqual(128);
+  });
+
+  it('a run of exactly 128 like characters is handed whole; one more is cut at 128', async () => {
+    await loadTokenizer();
+    for (const [text, pieces] of [
+      ['a'.repeat(128), ['a'.repeat(128)]],
+      ['a'.repeat(129), ['a'.repeat(128), 'a']],
+      [' '.repeat(129), [' '.repeat(128), ' ']],
+    ] as const) {
+      handed.length = 0;
+      await countTokens(text);
+      expect(handed).toEqual(pieces);
+    }
+  });
+
+  it('countTokensNow counts up to 4,096 characters in one go and leaves longer texts to the sliced count', async () => {
+    await loadTokenizer();
+    const text = 'Explain the migration plan step by step. '.repeat(100);
+    expect(countTokensNow(text.slice(0, 4096))).toBe(await countTokens(text.slice(0, 4096)));
+    expect(countTokensNow(text.slice(0, 4097))).toBeUndefined();
+  });
+
+  it('past ~1M characters of work the tokenizer is handed no more, and the rest is scaled from what it counted', async () => {
+    await loadTokenizer();
+    const text = 'Please optimise this query. '.repeat(100_000); // 2.8M characters
+    handed.length = 0;
+    const scaled = await countTokens(text);
+    const handedChars = handed.reduce((n, t) => n + t.length, 0);
+    expect(handedChars).toBeLessThanOrEqual(1024 * 1024);
+    // Work counts 64 characters a call besides the text: pieces of ~500 characters hand on about 89% of the cap.
+    expect(handedChars).toBeGreaterThan(900_000);
+    expect(scaled).toBe(Math.round((handed.reduce((n, t) => n + (countTokensNow(t) as number), 0) * text.length) / handedChars));
   });
 
   it('prose is cut before a space, so every piece but the first starts with one', async () => {
