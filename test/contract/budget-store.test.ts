@@ -206,6 +206,22 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     expect(await store.peek([tokens, b], T0 + 6_000)).toEqual([50, 0]);
   });
 
+  // A concurrent bucket has no window: its counter lives while admissions and renewals come. Were it cut to an
+  // earlier admission's expiry, the slots still held would be forgotten and more requests run than the limit.
+  it('a concurrent counter lives as long as its latest admission or renewal asks, never shortened by a shorter one', async () => {
+    const b = slots(5, { expireAt: T0 + 1_000 });
+    const held = { leaseExpiresAt: T0 + 60_000 };
+    const a = req([b], 0, held);
+    const later = req([{ ...b, expireAt: T0 + 5_000 }], 0, { ...held, now: T0 + 500 });
+    const shorter = req([{ ...b, expireAt: T0 + 3_000 }], 0, { ...held, now: T0 + 600 });
+    for (const r of [a, later, shorter]) expect((await admit(r)).admitted).toBe(true);
+    expect(await store.peek([b], T0 + 2_000)).toEqual([3]); // past the first admission's expiry
+    expect(await store.peek([b], T0 + 4_000)).toEqual([3]); // past the shorter one's
+    await store.renew({ ...b, expireAt: T0 + 20_000 }, [a.id, later.id, shorter.id], T0 + 60_000, T0 + 4_000);
+    expect(await store.peek([b], T0 + 10_000)).toEqual([3]); // past the admissions' expiries: the renewal's holds
+    expect((await admit(req([b], 0, { ...held, now: T0 + 10_000 }))).counted).toEqual([4]);
+  });
+
   it('500 concurrent requests against a limit of 100: exactly 100 admitted', async () => {
     const rpm = bucket({ code: 'requests_per_minute', unit: 'requests', limit: 100 });
     const results = await Promise.all(Array.from({ length: 500 }, () => admit(req([rpm], 0))));
