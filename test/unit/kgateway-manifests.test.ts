@@ -250,7 +250,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
     for (const r of rules) for (const p of r.ports as Obj[]) expect(containerPorts).toContain(p.port);
     // gRPC: the Gateway's proxy pods, by the label kgateway puts on them, in the Gateway's namespace (no namespaceSelector).
     expect(gateway.metadata.namespace).toBe(policy.metadata.namespace);
-    expect(rules[0]?.from).toEqual([{ podSelector: { matchLabels: { 'gateway.networking.k8s.io/gateway-name': gateway.metadata.name } } }]);
+    expect(rules[0]?.from).toEqual([{ podSelector: { matchLabels: { [KGATEWAY_PROXY.gatewayNameLabel]: gateway.metadata.name } } }]);
     // Admin: Prometheus pods in any namespace, and nobody else (every peer names a pod label).
     expect(rules[1]?.from).toEqual([{ namespaceSelector: {}, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }]);
     // The ServiceMonitor scrapes the port the policy opens to Prometheus.
