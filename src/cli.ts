@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The tiergate command.
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { compileConfigText } from './config/runtime.js';
 import { regexSafety } from './classify/regex-safety.js';
 import { checkNotes } from './config/notes.js';
@@ -12,7 +11,7 @@ import { ConfigError, serve } from './main.js';
 import { LEDGER_USAGE, ledgerImport, ledgerRollup } from './ledger/ledger-command.js';
 import { CANARY_USAGE, canaryCommand } from './canary/canary-command.js';
 import { EVAL_USAGE, evalCommand, keywordsCommand } from './eval/eval-command.js';
-import { numberFlag, UsageError } from './usage-error.js';
+import { numberFlag, parseFlags, UsageError } from './usage-error.js';
 
 const USAGE = `usage:
   tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
@@ -30,12 +29,12 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (command) {
     case 'serve': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, listen: { type: 'string' }, admin: { type: 'string' } } });
+      const { values } = parseFlags({ args: rest, options: { config: { type: 'string' }, listen: { type: 'string' }, admin: { type: 'string' } } });
       await serve({ configFile: values.config, listen: values.listen, admin: values.admin, handleSignals: true });
       return -1;
     }
     case 'dev': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, port: { type: 'string' }, 'body-mode': { type: 'string' } } });
+      const { values } = parseFlags({ args: rest, options: { config: { type: 'string' }, port: { type: 'string' }, 'body-mode': { type: 'string' } } });
       const bodyMode = values['body-mode'] ?? 'buffered';
       if (bodyMode !== 'buffered' && bodyMode !== 'duplex') {
         process.stderr.write(`tiergate dev: --body-mode is buffered or duplex, not "${bodyMode}"\n`);
@@ -47,12 +46,12 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     }
     case 'config': {
-      const [sub, file] = rest;
-      if (sub !== 'check' || !file) break;
+      const [sub, file, extra] = rest;
+      if (sub !== 'check' || !file || extra !== undefined) break;
       return configCheck(file);
     }
     case 'mock': {
-      const { values } = parseArgs({
+      const { values } = parseFlags({
         args: rest,
         options: { name: { type: 'string' }, listen: { type: 'string' }, 'latency-ms': { type: 'string' }, 'chunk-delay-ms': { type: 'string' } },
       });
@@ -68,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
       const [sub, ...args] = rest;
       if (sub === 'import') return subcommand('ledger import', () => ledgerImport(args));
       if (sub !== 'rollup') break;
-      return ledgerRollup(args, USAGE);
+      return subcommand('ledger rollup', () => ledgerRollup(args, USAGE));
     }
     case 'canary':
       return subcommand('canary', () => canaryCommand(rest, (line) => process.stdout.write(`${line}\n`), process.env));

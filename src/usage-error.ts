@@ -1,5 +1,22 @@
 // A mistake in a command line (the CLI exits 2), as opposed to a failure while running the command (exit 1).
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
 export class UsageError extends Error {}
+
+/**
+ * node:util's parseArgs, its complaints (an unknown flag, a flag without its value, a value given to a boolean)
+ * as UsageErrors: a mistake in the command line exits 2 whichever command it was made in. Every command parses
+ * its flags here; until 2026-12-05 `serve`, `dev`, `mock` and `ledger` let them through as failures (exit 1).
+ */
+export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    // parseArgs's errors about the arguments all carry an ERR_PARSE_ARGS_ code; anything else is a bug here.
+    if (String((e as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) throw new UsageError((e as Error).message);
+    throw e;
+  }
+}
 
 /**
  * A number given on the command line, or a UsageError naming where it was given (`name`, as the user typed it).

@@ -1,6 +1,5 @@
 // Argument parsing and wiring for `tiergate canary`.
-import { parseArgs } from 'node:util';
-import { numberArg, numberFlag, UsageError } from '../usage-error.js';
+import { numberArg, numberFlag, parseFlags, UsageError } from '../usage-error.js';
 import { Canary } from './canary.js';
 import { kubectl } from './kubectl.js';
 import { prometheus } from './prometheus.js';
@@ -42,11 +41,7 @@ const OPTIONS = {
 } as const;
 
 function parse(args: string[]) {
-  try {
-    return parseArgs({ args, allowPositionals: true, options: OPTIONS });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  return parseFlags({ args, allowPositionals: true, options: OPTIONS });
 }
 
 export async function canaryCommand(args: string[], out: (s: string) => void, env: NodeJS.ProcessEnv): Promise<number> {

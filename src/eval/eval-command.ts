@@ -1,13 +1,12 @@
 // Argument parsing and wiring for `tiergate eval` and `tiergate keywords`. Both read the classifier versions
 // from a config file (the embedded defaults when none is named), so what is evaluated is exactly what serves.
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { compileClassifier } from '../classify/engine.js';
 import type { VersionConfig } from '../classify/rules-schema.js';
 import { V7 } from '../classify/v7.js';
 import { defaultConfig, loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { numberFlag, UsageError } from '../usage-error.js';
+import { numberFlag, parseFlags, UsageError } from '../usage-error.js';
 import { DEFAULT_SLO, evaluate, formatEval, type Slo } from './evaluate.js';
 import { formatKeywords, keywordCandidates } from './keywords.js';
 import { readLabelledRows } from './labelled-rows.js';
@@ -26,15 +25,6 @@ const COMMON = {
   'weak-tier': { type: 'string', default: 'weak' },
   json: { type: 'boolean', default: false },
 } as const;
-
-/** parseArgs's own errors (unknown flag, missing value) are usage mistakes. */
-function usage<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
 
 async function loadConfig(file: string | undefined): Promise<Config> {
   if (!file) return defaultConfig();
@@ -58,20 +48,19 @@ function needFile(file: string | undefined, flag: string): string {
 
 /** Returns the exit code: 0, or 1 under --check when a version misses an SLO. */
 export async function evalCommand(args: string[], out: (text: string) => void): Promise<number> {
-  const { values, positionals } = usage(() =>
-    parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        ...COMMON,
-        versions: { type: 'string' },
-        'max-misroute': { type: 'string', default: String(DEFAULT_SLO.maxMisroute) },
-        'weak-share': { type: 'string', default: `${DEFAULT_SLO.weakShare[0]}-${DEFAULT_SLO.weakShare[1]}` },
-        disagreements: { type: 'string', default: '20' },
-        check: { type: 'boolean', default: false },
-      },
-    }),
-  );
+  const { values, positionals } = parseFlags({
+    args,
+    allowPositionals: true,
+    options: {
+      ...COMMON,
+      versions: { type: 'string' },
+      'max-misroute': { type: 'string', default: String(DEFAULT_SLO.maxMisroute) },
+      'weak-share': { type: 'string', default: `${DEFAULT_SLO.weakShare[0]}-${DEFAULT_SLO.weakShare[1]}` },
+      disagreements: { type: 'string', default: '20' },
+      check: { type: 'boolean', default: false },
+    },
+  });
+  if (positionals.length > 1) throw new UsageError(`name one labelled file, got ${positionals.length}: ${positionals.join(' ')}`);
   const file = needFile(positionals[0], '');
   const config = await loadConfig(values.config);
   const all = versionsOf(config);
@@ -100,19 +89,17 @@ export async function evalCommand(args: string[], out: (text: string) => void): 
 }
 
 export async function keywordsCommand(args: string[], out: (text: string) => void): Promise<number> {
-  const { values } = usage(() =>
-    parseArgs({
-      args,
-      options: {
-        ...COMMON,
-        from: { type: 'string' },
-        version: { type: 'string' },
-        'all-rows': { type: 'boolean', default: false },
-        top: { type: 'string', default: '30' },
-        'min-rows': { type: 'string', default: '2' },
-      },
-    }),
-  );
+  const { values } = parseFlags({
+    args,
+    options: {
+      ...COMMON,
+      from: { type: 'string' },
+      version: { type: 'string' },
+      'all-rows': { type: 'boolean', default: false },
+      top: { type: 'string', default: '30' },
+      'min-rows': { type: 'string', default: '2' },
+    },
+  });
   const file = needFile(values.from, ' with --from FILE');
   const config = await loadConfig(values.config);
   const name = values.version ?? config.classifier.active;

@@ -1,8 +1,7 @@
 // `tiergate ledger rollup` and `tiergate ledger import`: what finance and operators run against the ledger.
 import { statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { loadInitialConfig } from '../main.js';
-import { UsageError } from '../usage-error.js';
+import { parseFlags, UsageError } from '../usage-error.js';
 import { LOGGED_ROW_EVENTS, loggedBatches } from './import.js';
 import { createSinks } from './sinks.js';
 import { datesInLogs, dayScanStart, ledgerFilesFor, rowsFromFiles, rowsFromLogs, rowsFromRedis, streamLostBefore } from './read.js';
@@ -23,7 +22,7 @@ export const LEDGER_USAGE = `  tiergate ledger rollup [--day YYYY-MM-DD | --mont
  * are sent. A second run stores nothing twice (import.ts).
  */
 export async function ledgerImport(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseFlags({ args, options: { config: { type: 'string' } }, allowPositionals: true });
   if (positionals.length === 0) throw new UsageError(`name the log files to read ${LOGGED_ROW_EVENTS.join(' and ')} lines from`);
   const { config } = await loadInitialConfig(values.config, process.env);
   const sinks = createSinks(config.ledger.sinks);
@@ -53,7 +52,7 @@ export async function ledgerImport(args: string[]): Promise<number> {
 
 /** `usage`: the command's whole usage text, shown after a mistake on the command line. */
 export async function ledgerRollup(args: string[], usage: string): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args,
     allowPositionals: true,
     options: {

@@ -21,6 +21,8 @@ function file(text: string): string {
   return f;
 }
 
+const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/eval/${name}`, import.meta.url));
+
 describe('tiergate config check', () => {
   it('accepts a valid file and prints its version', () => {
     const r = run(['config', 'check', file('tiers: { weak: { model: "${WEAK}" }, strong: { model: s } }\n')], { WEAK: 'w' });
@@ -200,6 +202,30 @@ describe('tiergate config check', () => {
     expect(r.stderr).toContain('usage:');
   });
 
+  it('a flag no command knows, a flag without its value or a value for a switch is a usage mistake (exit 2) in every command', () => {
+    const log = join(mkdtempSync(join(tmpdir(), 'tiergate-cli-')), 'app.log');
+    writeFileSync(log, '');
+    for (const [args, prefix, message] of [
+      [['serve', '--bogus'], 'tiergate', "Unknown option '--bogus'"],
+      [['dev', '--port'], 'tiergate', "Option '--port <value>' argument missing"],
+      [['mock', '--name', 'm', '--verbose'], 'tiergate', "Unknown option '--verbose'"],
+      [['ledger', 'rollup', '--day', '2026-12-01', '--file', log, '--weak-tier'], 'tiergate ledger rollup', "Option '--weak-tier <value>' argument missing"],
+      [['ledger', 'rollup', '--file', log, '--json=yes'], 'tiergate ledger rollup', "Option '--json' does not take an argument"],
+      [['ledger', 'import', '--conf', 'x.yaml', log], 'tiergate ledger import', "Unknown option '--conf'"],
+      [['eval', fixture('labelled.jsonl'), '--bogus'], 'tiergate eval', "Unknown option '--bogus'"],
+      [['keywords', '--from'], 'tiergate keywords', "Option '--from <value>' argument missing"],
+      [['canary', 'status', '--ns', 'x'], 'tiergate canary', "Unknown option '--ns'"],
+    ] as const) {
+      const r = run([...args]);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(new RegExp(`^${prefix}: ${message.replace(/[[\]().*+?<>]/g, '\\$&')}[^\n]*\n$`));
+    }
+    // A second file where the command takes one is a mistake too, not a file passed over unread.
+    expect(run(['config', 'check', log, log]).status).toBe(2);
+    const two = run(['eval', fixture('labelled.jsonl'), fixture('labelled.jsonl')]);
+    expect([two.status, two.stderr]).toEqual([2, `tiergate eval: name one labelled file, got 2: ${fixture('labelled.jsonl')} ${fixture('labelled.jsonl')}\n`]);
+  });
+
   it('a number flag that is not a number is a usage mistake (exit 2), not a server on a port nobody asked for', () => {
     for (const [args, message] of [
       [['dev', '--port', 'abc'], '--port expects a port number, 0 to 65535, got "abc"'],
@@ -264,7 +290,6 @@ describe('tiergate serve', () => {
 });
 
 describe('tiergate eval and keywords', () => {
-  const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/eval/${name}`, import.meta.url));
   const candidate = () =>
     file('classifier:\n  versions:\n    v8: { rules: [{ name: keyword, tier: strong, when: [{ anyKeyword: [python] }] }], default: weak }\n  shadow: v8\n');
 
