@@ -5,6 +5,7 @@ import { parseFlags, UsageError } from '../usage-error.js';
 import { LOGGED_ROW_EVENTS, loggedBatches } from './import.js';
 import { createSinks } from './sinks.js';
 import { datesInLogs, dayScanStart, ledgerFilesFor, rowsFromFiles, rowsFromLogs, rowsFromRedis, streamLostBefore } from './read.js';
+import { ledgerFileName } from './file-sink.js';
 import { InvalidRowError } from './row-check.js';
 import { daysOf, rollup, type Period } from './rollup.js';
 import { formatRollup, formatRollupCsv } from './rollup-format.js';
@@ -86,6 +87,7 @@ export async function ledgerRollup(args: string[], usage: string): Promise<numbe
   if (file !== undefined && !period && statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
     return fail(`${file} is a directory: name a period (--day, --month or --from/--to) to read its ledger-YYYY-MM-DD.jsonl files`);
   }
+  if (file !== undefined && period) noteMissingDayFiles(file, period);
   const torn = (f: string, line: number) => process.stderr.write(`${f}:${line}: a torn last line (an append cut short by a crash) was skipped\n`);
   // A line that is not a ledger row stops the rollup, naming it, unless --skip-invalid: then each is named on
   // stderr, skipped, and counted in the output, which says the totals are incomplete.
@@ -123,6 +125,22 @@ export async function ledgerRollup(args: string[], usage: string): Promise<numbe
   }
   process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : values.csv ? formatRollupCsv(result) : formatRollup(result));
   return 0;
+}
+
+/**
+ * A directory without the file of some of the period's days: those days are summed as holding no row, which they
+ * may (a day the gateway served nothing) or may not (the wrong directory, the wrong period). Said on stderr, so a
+ * report of $0 from a misnamed directory is not taken for a quiet month.
+ */
+function noteMissingDayFiles(dir: string, period: Period): void {
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
+  const days = daysOf(period);
+  const missing = days.filter((d) => ledgerFilesFor(dir, d).length === 0);
+  if (missing.length === 0) return;
+  const listed = missing.length <= 5 ? missing.join(', ') : `${missing.slice(0, 2).join(', ')}, … ${missing.at(-1)}`;
+  const which = days.length === 1 ? listed : missing.length === days.length ? `any day of the period (${listed})` : `${missing.length} of the period's ${days.length} days (${listed})`;
+  const name = missing.length === 1 ? ledgerFileName(missing[0] as string) : 'ledger-YYYY-MM-DD.jsonl';
+  process.stderr.write(`${dir}: no ${name} for ${which}: summed as ${missing.length === 1 ? 'a day' : 'days'} without rows\n`);
 }
 
 /**

@@ -227,8 +227,9 @@ export async function* rowsFromRedis(url: string, stream: string, day?: string, 
 /**
  * A time (ms) before which the stream may have lost entries: the redis sink's `MAXLEN ~ maxLen` trims the oldest
  * entries away, so everything added before its first entry is gone (and an entry deleted by hand counts too). 0
- * when it has lost none; undefined when Redis cannot say (XINFO STREAM counts entries-added from Redis 7.0) or
- * there is no such stream. (max-deleted-entry-id alone would not do: Redis 7.0 leaves it at 0-0 after a trim.)
+ * when it has lost none; undefined when Redis cannot say (XINFO STREAM counts entries-added from Redis 7.0).
+ * (max-deleted-entry-id alone would not do: Redis 7.0 leaves it at 0-0 after a trim.) No such stream is an error:
+ * a misspelt `--stream` (or database in the URL) read as an empty ledger, and a rollup of $0 exited 0.
  */
 export async function streamLostBefore(url: string, stream: string, cluster = false): Promise<number | undefined> {
   const redis = await redisClient(url, cluster);
@@ -237,7 +238,9 @@ export async function streamLostBefore(url: string, stream: string, cluster = fa
     try {
       info = (await redis.xinfo('STREAM', stream)) as unknown[];
     } catch (err) {
-      if (err instanceof Error && /no such key/i.test(err.message)) return undefined;
+      if (err instanceof Error && /no such key/i.test(err.message)) {
+        throw new Error(`${redactedUrl(url)} holds no stream "${stream}", so nothing was summed: is --stream, or the database in the URL, the one the redis sink writes to?`);
+      }
       throw err;
     }
     const field = (name: string): unknown => {

@@ -318,7 +318,8 @@ describe('tiergate ledger rollup', () => {
         ['--month', '2026-11', '--logs', ...logs],
       ]) {
         const r = cli(['ledger', 'rollup', ...args, '--json']);
-        expect(r.stderr).toBe('');
+        // The directory holds the files of November 21–23 only: the other days are summed as empty, and said to be.
+        expect(r.stderr).toBe(args.includes('--file') ? `${dir}: no ledger-YYYY-MM-DD.jsonl for 27 of the period's 30 days (2026-11-01, 2026-11-02, … 2026-11-30): summed as days without rows\n` : '');
         const { groups, versions: _v, ...figures } = JSON.parse(r.stdout) as { groups: Array<{ tenant_id: string; feature_id: string | null; requests: number; cost_usd: number }>; versions: unknown };
         expect(figures).toEqual(MONTH);
         expect(groups.map((g) => [g.tenant_id, g.feature_id, g.requests, g.cost_usd])).toEqual([
@@ -373,6 +374,22 @@ describe('tiergate ledger rollup', () => {
     const bad = cli(['ledger', 'rollup', '--day', '22/11/2026', '--file', dir]);
     expect([bad.status, bad.stderr]).toEqual([2, '--day must be YYYY-MM-DD, got 22/11/2026\n']);
     expect(cli(['ledger', 'rollup', '--day', '2026-11-22']).status).toBe(2);
+  });
+
+  it('a source that cannot hold the period says so: a directory without its day files (a note), a stream that does not exist (exit 1)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-rollup-none-'));
+    writeFileSync(join(dir, 'ledger-2026-11-22.jsonl'), ROWS.map((r) => JSON.stringify(r)).join('\n'));
+    // A misnamed directory or a period with no file: a report of nothing, which stderr explains.
+    const none = cli(['ledger', 'rollup', '--day', '2026-11-21', '--file', dir, '--json']);
+    expect([none.status, JSON.parse(none.stdout).requests, none.stderr]).toEqual([0, 0, `${dir}: no ledger-2026-11-21.jsonl for 2026-11-21: summed as a day without rows\n`]);
+    const week = cli(['ledger', 'rollup', '--from', '2026-11-20', '--to', '2026-11-23', '--file', dir, '--json']);
+    expect([week.status, JSON.parse(week.stdout).requests]).toEqual([0, 6]);
+    expect(week.stderr).toBe(`${dir}: no ledger-YYYY-MM-DD.jsonl for 3 of the period's 4 days (2026-11-20, 2026-11-21, 2026-11-23): summed as days without rows\n`);
+    expect(cli(['ledger', 'rollup', '--from', '2026-11-22', '--to', '2026-11-22', '--file', dir]).stderr).toBe('');
+    // A misspelt --stream read as an empty ledger: a report of $0 that exited 0.
+    const r = cli(['ledger', 'rollup', '--day', '2026-11-22', '--redis', redis.url, '--stream', 'tiergate:ledgr']);
+    expect([r.status, r.stdout]).toEqual([1, '']);
+    expect(r.stderr).toMatch(/^tiergate ledger rollup: redis:\/\/\S+ holds no stream "tiergate:ledgr", so nothing was summed: is --stream, or the database in the URL, the one the redis sink writes to\?\n$/);
   });
 
   it('skips a torn last line (a crash mid-append) with a warning; a garbled line anywhere else is an error naming it', () => {

@@ -162,7 +162,7 @@ describe('the Redis stream', () => {
     expect(problems).toEqual([`${stream} entry 1-0: not JSON`]);
   });
 
-  it('what a trimmed stream has lost: nothing, everything before its first entry, or every entry; unknown for no stream', async () => {
+  it('what a trimmed stream has lost: nothing, everything before its first entry, or every entry; no stream is an error', async () => {
     const c = redis.client();
     const s = `trim-${Date.now()}`;
     for (let i = 1; i <= 5; i++) await c.xadd(s, `${i * 1000}-0`, 'row', 'x');
@@ -178,7 +178,9 @@ describe('the Redis stream', () => {
     for (let i = 1; i <= 5; i++) await c.xadd(d, `${i * 1000}-0`, 'row', 'x');
     await c.xdel(d, '3000-0');
     expect(await streamLostBefore(redis.url, d)).toBe(3001);
-    expect(await streamLostBefore(redis.url, `none-${Date.now()}`)).toBeUndefined();
+    // No such stream: not "nothing lost" (a misspelt name read as an empty ledger), but an error naming it.
+    const none = `none-${Date.now()}`;
+    await expect(streamLostBefore(redis.url, none)).rejects.toThrow(`holds no stream "${none}", so nothing was summed`);
     // A key that is not a stream is not "no stream": its error is passed on.
     const plain = `plain-${Date.now()}`;
     await c.set(plain, 'x');
