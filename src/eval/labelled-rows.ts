@@ -107,8 +107,11 @@ export async function* readLabelledRows(file: string, opts: { format?: string; l
   if (format === 'jsonl') {
     const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
     let n = 0;
-    for await (const text of lines) {
+    for await (const line of lines) {
       n++;
+      // A byte-order mark, as Windows editors and spreadsheet exports write one: JSON.parse refuses it, which made
+      // the first row unreadable. (The CSV parser drops it itself: `bom: true`.)
+      const text = n === 1 && line.charCodeAt(0) === 0xfeff ? line.slice(1) : line;
       if (text.trim() === '') continue;
       let rec: unknown;
       try {

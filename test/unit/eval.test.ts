@@ -1,5 +1,5 @@
 // `tiergate eval` and `tiergate keywords` over small labelled files whose metrics are worked out by hand.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,28 @@ describe('tiergate eval metrics (labelled.jsonl, worked by hand)', () => {
     const jsonl = await run(fixture('labelled.jsonl'));
     expect(csv.rows).toBe(10);
     expect(csv.versions.map(({ version, confusion }) => ({ version, confusion }))).toEqual(jsonl.versions.map(({ version, confusion }) => ({ version, confusion })));
+  });
+
+  it('a byte-order mark before the first row (a Windows editor, a spreadsheet export) is no part of it, in either format', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tiergate-eval-bom-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const jsonl = await run(fixture('labelled.jsonl'));
+    for (const name of ['labelled.jsonl', 'labelled.csv']) {
+      const file = join(dir, name);
+      await writeFile(file, `\uFEFF${await readFile(fixture(name), 'utf8')}`);
+      const [r, plain] = [await run(file), await run(fixture(name))];
+      // The fixtures' own unreadable rows (two in the JSON Lines file) stay the only ones.
+      expect([name, r.rows, r.skipped, r.skipped_examples]).toEqual([name, 10, plain.skipped, plain.skipped_examples]);
+      // And the first column keeps its name: the rows keep their ids (r1, r2, …, not their record numbers).
+      const ids = async (f: string) => {
+        const out: string[] = [];
+        for await (const row of readLabelledRows(f)) if (row.ok) out.push(row.row.id);
+        return out;
+      };
+      expect(await ids(file)).toEqual(await ids(fixture(name)));
+      expect((await ids(file))[0]).toBe('r1');
+      expect(r.versions.map((v) => v.confusion)).toEqual(jsonl.versions.map((v) => v.confusion));
+    }
   });
 
   it('a row\'s "tools" (JSON Lines array, or JSON in a CSV column) reach rules on tool counts; anything else is refused', async () => {
