@@ -138,6 +138,20 @@ describe.each(Object.keys(makers))('budget store contract: %s', (kind) => {
     expect((await admit(req(list, 10, { microUsd: 10 }))).budgetWarning).toBe('over');
   });
 
+  it('a request refused by another bucket never spends the once-a-day warning: the next admitted crossing still gets "first"', async () => {
+    // The tenant's buckets (its requests per minute, its daily tokens) share a hash tag, the gateway-wide one has
+    // its own: in a Cluster, two scripts. The tenant's group holds the daily budget, so it is asked last; asked
+    // first, it would set its warning flag for a request the gateway-wide bucket then refused, and the request
+    // that really crossed 80% would hear "over" and never "first".
+    const tag = `{t:w${n++}}`;
+    const rpm = bucket({ key: `test:${tag}:rpm`, code: 'requests_per_minute', unit: 'requests', limit: 100 });
+    const day = bucket({ key: `test:${tag}:day`, code: 'daily_token_budget', limit: 1_000 });
+    const global = bucket({ key: `test:{shared${n++}}:g`, code: 'global_tokens_per_minute', limit: 1_000 });
+    expect((await admit(req([global], 950))).admitted).toBe(true);
+    expect(await admit(req([rpm, day, global], 900))).toMatchObject({ admitted: false, denied: 2, counted: [0, 0, 950], budgetWarning: 'none' });
+    expect(await admit(req([rpm, day], 850))).toMatchObject({ admitted: true, counted: [1, 850], budgetWarning: 'first' });
+  });
+
   it('an admission that reserves nothing still opens its window: what the request spent is counted (embeddings under a cost budget)', async () => {
     // Before, Redis created no counter for a zero reservation, so the reconcile found no window and dropped the
     // cost: a tenant whose window began with an embeddings request (or that sent only those) spent unseen.
@@ -270,8 +284,11 @@ describe('Redis budget store: a concurrent-requests counter', () => {
     for (const key of [b.key, `${b.key}:holds`]) expect(await probe.pttl(key)).toBeGreaterThan(100_000);
     // A renewal moves it further.
     await store.renew({ ...b, expireAt: T0 + 300_000 }, [], T0 + 90_000, T0); // no ids: nothing to do, not even the TTL
+    expect(await probe.pttl(b.key)).toBeLessThanOrEqual(120_000);
     await store.renew({ ...b, expireAt: T0 + 300_000 }, ['nobody'], T0 + 90_000, T0);
+    // To the renewal's expiry, measured from its `now`: no further.
     expect(await probe.pttl(b.key)).toBeGreaterThan(280_000);
+    expect(await probe.pttl(b.key)).toBeLessThanOrEqual(300_000);
     // The first lease runs out: swept, and no x: mark is left (a slot's reconcile counts nothing to keep it for).
     expect(await store.peek([b], T0 + 1_000)).toEqual([1]);
     expect((await probe.hkeys(b.key)).filter((k) => k.startsWith('x:'))).toEqual([]);
