@@ -2,6 +2,7 @@
 // /budgets/{tenant} (that tenant's limits as the budget store counts them now, JSON).
 import { createServer, type Server } from 'node:http';
 import { TENANT_ID } from './config/policy-schema.js';
+import { splitHostPort } from './host-port.js';
 import { decodedSegment } from './path-segment.js';
 import type { Metrics } from './telemetry/metrics.js';
 
@@ -46,12 +47,6 @@ export function createAdminServer(metrics: Metrics, ready: () => boolean, budget
     listen: (hostPort) => listenOn(server, hostPort),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
-}
-
-export function splitHostPort(hostPort: string): { host: string; port: number } {
-  const i = hostPort.lastIndexOf(':');
-  const host = hostPort.slice(0, i).replace(/^\[|\]$/g, '');
-  return { host, port: Number(hostPort.slice(i + 1)) };
 }
 
 export function listenOn(server: Server, hostPort: string): Promise<number> {

@@ -11,7 +11,7 @@ import { ConfigError, serve } from './main.js';
 import { LEDGER_USAGE, ledgerImport, ledgerRollup } from './ledger/ledger-command.js';
 import { CANARY_USAGE, canaryCommand } from './canary/canary-command.js';
 import { EVAL_USAGE, evalCommand, keywordsCommand } from './eval/eval-command.js';
-import { numberFlag, parseFlags, UsageError } from './usage-error.js';
+import { hostPortFlag, numberFlag, parseFlags, UsageError } from './usage-error.js';
 
 const USAGE = `usage:
   tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
@@ -30,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve': {
       const { values } = parseFlags({ args: rest, options: { config: { type: 'string' }, listen: { type: 'string' }, admin: { type: 'string' } } });
-      await serve({ configFile: values.config, listen: values.listen, admin: values.admin, handleSignals: true });
+      await serve({ configFile: values.config, listen: hostPortFlag('listen', values.listen), admin: hostPortFlag('admin', values.admin), handleSignals: true });
       return -1;
     }
     case 'dev': {
@@ -56,10 +56,11 @@ async function main(argv: string[]): Promise<number> {
         options: { name: { type: 'string' }, listen: { type: 'string' }, 'latency-ms': { type: 'string' }, 'chunk-delay-ms': { type: 'string' } },
       });
       if (!values.name) break;
+      const listen = hostPortFlag('listen', values.listen) ?? '0.0.0.0:8000';
       const ms = (flag: 'latency-ms' | 'chunk-delay-ms', fallback: number) =>
         values[flag] === undefined ? fallback : numberFlag(flag, values[flag], { min: 0, max: Number.MAX_SAFE_INTEGER, expects: 'a number of milliseconds' });
       const s = createMockBackend({ name: values.name, latencyMs: ms('latency-ms', 0), chunkDelayMs: ms('chunk-delay-ms', 20) });
-      const port = await listenOn(s, values.listen ?? '0.0.0.0:8000');
+      const port = await listenOn(s, listen);
       process.stdout.write(`mock backend ${values.name} listening on ${port}\n`);
       return -1;
     }

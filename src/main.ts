@@ -71,10 +71,21 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   const app = createApp(compiled.runtime, log, { configText: text, defaultMetrics: true, overridden });
   if (opts.configFile) app.config.watch(opts.configFile, env, app.reloadListener);
 
-  // Loading the tokenizer's tables blocks the event loop for ~300 ms: done before serving, never mid-traffic.
-  await loadTokenizer();
-  const grpcPort = await app.extproc.listen(opts.listen ?? config.server.listen, config.server.tls);
-  const adminPort = await app.admin.listen(opts.admin ?? config.server.admin);
+  let grpcPort: number;
+  let adminPort: number;
+  try {
+    // Loading the tokenizer's tables blocks the event loop for ~300 ms: done before serving, never mid-traffic.
+    await loadTokenizer();
+    grpcPort = await app.extproc.listen(opts.listen ?? config.server.listen, config.server.tls);
+    adminPort = await app.admin.listen(opts.admin ?? config.server.admin);
+  } catch (err) {
+    // A start that fails half way (the admin port taken, after the gRPC one was bound) must not leave a process
+    // behind that holds the gRPC port, its config watcher and its Redis connections, never ready and never
+    // ending: it said what went wrong and went on running. Everything the app opened is closed first.
+    await app.shutdown(0).catch(() => undefined);
+    await stopTracing?.();
+    throw err;
+  }
   await app.storesConnected(STORE_CONNECT_WAIT_MS);
   app.markServing();
   log.info({ event: 'server.started', grpc_port: grpcPort, admin_port: adminPort, config_version: compiled.runtime.version });

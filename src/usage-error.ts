@@ -1,5 +1,6 @@
 // A mistake in a command line (the CLI exits 2), as opposed to a failure while running the command (exit 1).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { HOST_PORT_EXPECTED, isHostPort } from './host-port.js';
 
 export class UsageError extends Error {}
 
@@ -33,3 +34,9 @@ export function numberArg(name: string, text: string, rule: { min: number; max: 
 
 /** numberArg for a `--flag`. */
 export const numberFlag = (flag: string, text: string, rule: Parameters<typeof numberArg>[2]): number => numberArg(`--${flag}`, text, rule);
+
+/** A `--listen`/`--admin` address, or a UsageError naming the flag: checked as the config checks server.listen. */
+export function hostPortFlag(flag: string, text: string | undefined): string | undefined {
+  if (text !== undefined && !isHostPort(text)) throw new UsageError(`--${flag} expects ${HOST_PORT_EXPECTED}, got "${text}"`);
+  return text;
+}

@@ -9,8 +9,9 @@ import { cacheSchema } from './cache-schema.js';
 import { authSchema, budgetsSchema, planSchema, tenantSchema, TENANT_ID } from './policy-schema.js';
 import { routingSchema } from './routing-schema.js';
 import { FAILURE_RULES } from '../extproc/types.js';
+import { HOST_PORT_EXPECTED, isHostPort } from '../host-port.js';
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT');
+const hostPort = z.string().refine(isHostPort, `expected ${HOST_PORT_EXPECTED}`);
 
 const tier = z.strictObject({
   /** The upstream model id written into the body's `model` and `x-llm-model`. */

@@ -31,9 +31,11 @@ describe('tiergate config check', () => {
   });
 
   it('prints every problem with its path and exits non-zero', () => {
-    const r = run(['config', 'check', file('server: { listen: nope }\naliases: { x: nowhere }\n')]);
+    const r = run(['config', 'check', file('server: { listen: nope, admin: "0.0.0.0:99999" }\naliases: { x: nowhere }\n')]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('server.listen: expected HOST:PORT');
+    expect(r.stderr).toContain('server.listen: expected HOST:PORT, with a port from 0 to 65535');
+    // A port past 65535 passed the check before and failed only when the server bound it.
+    expect(r.stderr).toContain('server.admin: expected HOST:PORT, with a port from 0 to 65535');
     expect(r.stderr).toMatch(/problems?\n/);
   });
 
@@ -232,6 +234,10 @@ describe('tiergate config check', () => {
       [['dev', '--port', '70000'], '--port expects a port number, 0 to 65535, got "70000"'],
       [['mock', '--name', 'm', '--latency-ms', '5s'], '--latency-ms expects a number of milliseconds, got "5s"'],
       [['mock', '--name', 'm', '--chunk-delay-ms='], '--chunk-delay-ms expects a number of milliseconds, got ""'],
+      // Addresses as the config checks server.listen: before, a Node error (mock) or a DNS lookup of "nope" (serve).
+      [['mock', '--name', 'm', '--listen', 'abc'], '--listen expects HOST:PORT, with a port from 0 to 65535, got "abc"'],
+      [['serve', '--listen', 'nope'], '--listen expects HOST:PORT, with a port from 0 to 65535, got "nope"'],
+      [['serve', '--admin', '127.0.0.1:65536'], '--admin expects HOST:PORT, with a port from 0 to 65535, got "127.0.0.1:65536"'],
     ] as const) {
       const r = run([...args]);
       expect([r.status, r.stderr], args.join(' ')).toEqual([2, `tiergate: ${message}\n`]);
@@ -255,6 +261,21 @@ describe('examples', () => {
 });
 
 describe('tiergate serve', () => {
+  it('a start that fails half way (the admin port taken after the gRPC one was bound) exits 1 instead of running on, never ready', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      // spawnSync's 20 s timeout would kill the process that ran on (status null, signal SIGTERM): it did before.
+      const r = run(['serve', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${port}`]);
+      expect([r.status, r.signal]).toEqual([1, null]);
+      expect(r.stderr).toBe(`tiergate: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`);
+    } finally {
+      taken.close();
+    }
+  });
+
   it('starts on embedded defaults; on SIGTERM reports not ready but takes new streams for the drain delay, then stops and exits 0', async () => {
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
