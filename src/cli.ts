@@ -15,7 +15,7 @@ import { hostPortFlag, numberFlag, parseFlags, UsageError } from './usage-error.
 
 const USAGE = `usage:
   tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
-  tiergate dev [--config FILE] [--port 8080] [--body-mode buffered|duplex]
+  tiergate dev [--config FILE] [--port 8080] [--listen 127.0.0.1:9002] [--admin 127.0.0.1:9090] [--body-mode buffered|duplex]
   tiergate config check FILE
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
 ${LEDGER_USAGE}${EVAL_USAGE}${CANARY_USAGE}`;
@@ -34,14 +34,24 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     }
     case 'dev': {
-      const { values } = parseFlags({ args: rest, options: { config: { type: 'string' }, port: { type: 'string' }, 'body-mode': { type: 'string' } } });
+      const { values } = parseFlags({
+        args: rest,
+        options: { config: { type: 'string' }, port: { type: 'string' }, listen: { type: 'string' }, admin: { type: 'string' }, 'body-mode': { type: 'string' } },
+      });
       const bodyMode = values['body-mode'] ?? 'buffered';
       if (bodyMode !== 'buffered' && bodyMode !== 'duplex') {
         process.stderr.write(`tiergate dev: --body-mode is buffered or duplex, not "${bodyMode}"\n`);
         return 2;
       }
       const port = values.port === undefined ? 8080 : numberFlag('port', values.port, { min: 0, max: 65_535, integer: true, expects: 'a port number, 0 to 65535' });
-      const stack = await startDevStack({ configFile: values.config, port, handleSignals: true, bodyMode });
+      const stack = await startDevStack({
+        configFile: values.config,
+        port,
+        grpcListen: hostPortFlag('listen', values.listen),
+        adminListen: hostPortFlag('admin', values.admin),
+        handleSignals: true,
+        bodyMode,
+      });
       process.stdout.write(devBanner(stack));
       return -1;
     }

@@ -51,30 +51,13 @@ export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
     admin: opts.adminListen ?? `${host}:9090`,
     env: opts.env,
     handleSignals: false,
+  }).catch((err: Error) => {
+    // serve() has closed what it opened. Its listeners' addresses are dev's own choice, so say how to move them.
+    if (!/EADDRINUSE|EACCES/.test(err.message)) throw err;
+    throw new Error(`tiergate's ext_proc or admin listener: ${err.message} (--listen and --admin move them)`);
   });
   const servers: Server[] = [];
-  const backends: Record<string, string> = {};
-  const ports = opts.backendPorts ?? { weak: 9101, strong: 9102 };
-  for (const [name, port] of Object.entries(ports)) {
-    const s = createMockBackend({ name, latencyMs: opts.latencyMs ?? 0, chunkDelayMs: opts.chunkDelayMs ?? 20 });
-    const bound = await listenOn(s, `${host}:${port}`);
-    servers.push(s);
-    backends[name] = `http://${host}:${bound}`;
-  }
-  // Every configured tier needs a backend; tiers beyond weak/strong share the weak mock.
-  for (const tier of tiergate.app.config.current().tiers.keys()) backends[tier] ??= backends.weak as string;
-  // The local "Envoy" allows mode overrides exactly when tiergate's config says Envoy does, as envoy.yaml must.
-  const allowModeOverride = tiergate.app.config.current().config.envoy.allowModeOverride;
-  const dataPlane = createDataPlane({
-    extProcTarget: `${host}:${tiergate.grpcPort}`,
-    backends,
-    defaultTier: 'weak',
-    filter: { ...(opts.bodyMode === 'duplex' ? DUPLEX_FILTER : RECOMMENDED_FILTER), allowModeOverride },
-  });
-  const dpPort = await listenOn(dataPlane.server, `${host}:${opts.port ?? 8080}`);
-  servers.push(dataPlane.server);
-  const url = `http://${host}:${dpPort}`;
-
+  let dataPlane: DataPlane | undefined;
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -82,13 +65,43 @@ export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
         s.closeAllConnections();
         await new Promise<void>((r) => s.close(() => r()));
       }
-      dataPlane.pool.close();
+      dataPlane?.pool.close();
       await tiergate.stop();
     })());
+  const backends: Record<string, string> = {};
+  let url: string;
+  try {
+    const ports = opts.backendPorts ?? { weak: 9101, strong: 9102 };
+    for (const [name, port] of Object.entries(ports)) {
+      const s = createMockBackend({ name, latencyMs: opts.latencyMs ?? 0, chunkDelayMs: opts.chunkDelayMs ?? 20 });
+      const bound = await listenOn(s, `${host}:${port}`).catch((err: Error) => Promise.reject(new Error(`the ${name} mock backend: ${err.message}`)));
+      servers.push(s);
+      backends[name] = `http://${host}:${bound}`;
+    }
+    // Every configured tier needs a backend; tiers beyond weak/strong share the weak mock.
+    for (const tier of tiergate.app.config.current().tiers.keys()) backends[tier] ??= backends.weak as string;
+    // The local "Envoy" allows mode overrides exactly when tiergate's config says Envoy does, as envoy.yaml must.
+    const allowModeOverride = tiergate.app.config.current().config.envoy.allowModeOverride;
+    const dp = createDataPlane({
+      extProcTarget: `${host}:${tiergate.grpcPort}`,
+      backends,
+      defaultTier: 'weak',
+      filter: { ...(opts.bodyMode === 'duplex' ? DUPLEX_FILTER : RECOMMENDED_FILTER), allowModeOverride },
+    });
+    dataPlane = dp;
+    servers.push(dp.server);
+    const dpPort = await listenOn(dp.server, `${host}:${opts.port ?? 8080}`).catch((err: Error) => Promise.reject(new Error(`the data plane (--port): ${err.message}`)));
+    url = `http://${host}:${dpPort}`;
+  } catch (err) {
+    // Whatever started is stopped, so the process ends with the error instead of running on half started (a
+    // port taken left tiergate and the mocks up, and `npm start` never returned).
+    await stop().catch(() => undefined);
+    throw err;
+  }
   if (opts.handleSignals) {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void stop().then(() => process.exit(0)));
   }
-  return { tiergate, dataPlane, url, backends, stop };
+  return { tiergate, dataPlane: dataPlane as DataPlane, url, backends, stop };
 }
 
 export function devBanner(stack: DevStack): string {

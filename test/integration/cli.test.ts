@@ -232,6 +232,7 @@ describe('tiergate config check', () => {
     for (const [args, message] of [
       [['dev', '--port', 'abc'], '--port expects a port number, 0 to 65535, got "abc"'],
       [['dev', '--port', '70000'], '--port expects a port number, 0 to 65535, got "70000"'],
+      [['dev', '--admin', ':9090'], '--admin expects HOST:PORT, with a port from 0 to 65535, got ":9090"'],
       [['mock', '--name', 'm', '--latency-ms', '5s'], '--latency-ms expects a number of milliseconds, got "5s"'],
       [['mock', '--name', 'm', '--chunk-delay-ms='], '--chunk-delay-ms expects a number of milliseconds, got ""'],
       // Addresses as the config checks server.listen: before, a Node error (mock) or a DNS lookup of "nope" (serve).
@@ -260,19 +261,59 @@ describe('examples', () => {
   });
 });
 
+/** A port something else holds, for as long as the test runs. */
+async function takenPort(): Promise<{ port: number; release: () => void }> {
+  const { createServer } = await import('node:net');
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  return { port: (taken.address() as { port: number }).port, release: () => taken.close() };
+}
+
+describe('tiergate dev', () => {
+  it('a port taken stops it with the reason and the flag that moves it, instead of running on half started', async () => {
+    const admin = await takenPort();
+    try {
+      const r = run(['dev', '--port', '0', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${admin.port}`]);
+      expect([r.status, r.signal]).toEqual([1, null]);
+      expect(r.stderr).toBe(`tiergate: tiergate's ext_proc or admin listener: listen EADDRINUSE: address already in use 127.0.0.1:${admin.port} (--listen and --admin move them)\n`);
+    } finally {
+      admin.release();
+    }
+  });
+
+  it('the data plane\'s port taken: the error names --port, and what had started (tiergate, the mocks) is stopped', async () => {
+    const { startDevStack } = await import('../../src/dev/dev-stack.js');
+    const { connect } = await import('node:net');
+    const dp = await takenPort();
+    // tiergate's gRPC port, chosen here so that the test can see it closed afterwards.
+    const free = await takenPort();
+    free.release();
+    try {
+      await expect(
+        startDevStack({ port: dp.port, grpcListen: `127.0.0.1:${free.port}`, adminListen: '127.0.0.1:0', backendPorts: { weak: 0, strong: 0 }, env: { TIERGATE_LOG_LEVEL: 'silent' } }),
+      ).rejects.toThrow(`the data plane (--port): listen EADDRINUSE: address already in use 127.0.0.1:${dp.port}`);
+      const refused = await new Promise<string>((resolve) => {
+        const c = connect(free.port, '127.0.0.1');
+        c.once('connect', () => (c.destroy(), resolve('connected')));
+        c.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      });
+      expect(refused).toBe('ECONNREFUSED');
+    } finally {
+      dp.release();
+    }
+  });
+});
+
 describe('tiergate serve', () => {
   it('a start that fails half way (the admin port taken after the gRPC one was bound) exits 1 instead of running on, never ready', async () => {
-    const { createServer } = await import('node:net');
-    const taken = createServer();
-    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-    const port = (taken.address() as { port: number }).port;
+    const admin = await takenPort();
     try {
       // spawnSync's 20 s timeout would kill the process that ran on (status null, signal SIGTERM): it did before.
-      const r = run(['serve', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${port}`]);
+      const r = run(['serve', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${admin.port}`]);
       expect([r.status, r.signal]).toEqual([1, null]);
-      expect(r.stderr).toBe(`tiergate: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`);
+      expect(r.stderr).toBe(`tiergate: listen EADDRINUSE: address already in use 127.0.0.1:${admin.port}\n`);
     } finally {
-      taken.close();
+      admin.release();
     }
   });
 
