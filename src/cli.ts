@@ -122,7 +122,8 @@ async function configCheck(file: string): Promise<number> {
     for (const n of checkNotes(compiled.runtime, Date.now())) process.stderr.write(`${file}: ${n.path}: note: ${n.message}\n`);
   }
   if (!compiled.ok || problems.length > 0) {
-    for (const p of problems) process.stderr.write(`${file}: ${p.path}: ${p.message}\n`);
+    // A problem of the whole file (it cannot be read or parsed) is named by the file alone, not twice.
+    for (const p of problems) process.stderr.write(p.path === file ? `${file}: ${p.message}\n` : `${file}: ${p.path}: ${p.message}\n`);
     process.stderr.write(`${problems.length} problem${problems.length === 1 ? '' : 's'}\n`);
     return 1;
   }

@@ -13,8 +13,17 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName =
     // YAML is a superset of JSON, so one parser reads both. What the parser only warns about (a tag it does
     // not know, say) is a problem here too: a config means exactly what it says, or it is refused.
     const doc = parseDocument(text, { prettyErrors: true });
-    const trouble = [...doc.errors, ...doc.warnings];
-    if (trouble.length > 0) return { ok: false, problems: trouble.map((e) => ({ path: fileName, message: e.message })) };
+    // After a syntax error the parser reports every token it can no longer place: one unquoted `${X}` in a flow
+    // mapping gave 28 problems, each quoting the file again. The first is the mistake; the rest follow from it.
+    const [first, ...more] = doc.errors;
+    if (first) {
+      // `{ model: ${X} }`: the `{` of an unquoted ${X} opens a flow mapping, which is what the parser then says.
+      const at = first.pos[0];
+      const hint = text[at] === '{' && text[at - 1] === '$' ? '\n(an ${VAR} inside { } or [ ] must be quoted: "${VAR}")' : '';
+      const rest = more.length > 0 ? `\n(${more.length} more syntax error${more.length === 1 ? '' : 's'} after it, most often caused by this one)` : '';
+      return { ok: false, problems: [{ path: fileName, message: `${first.message}${hint}${rest}` }] };
+    }
+    if (doc.warnings.length > 0) return { ok: false, problems: doc.warnings.map((e) => ({ path: fileName, message: e.message })) };
     raw = text.trim() === '' ? {} : doc.toJS();
   } catch (e) {
     return { ok: false, problems: [{ path: fileName, message: (e as Error).message }] };

@@ -39,6 +39,16 @@ describe('tiergate config check', () => {
     expect(r.stderr).toMatch(/problems?\n/);
   });
 
+  it('a file that does not parse is named once, with the first syntax error only', () => {
+    const f = file('tiers: { weak: { model: ${WEAK} }, strong: { model: s } }\n');
+    const r = run(['config', 'check', f], { WEAK: 'w' });
+    expect(r.status).toBe(1);
+    expect(r.stderr.startsWith(`${f}: Unexpected flow-map-start at node end at line 1, column 26:\n`)).toBe(true);
+    expect(r.stderr.split(f).length - 1).toBe(1);
+    expect(r.stderr).toContain('(an ${VAR} inside { } or [ ] must be quoted: "${VAR}")');
+    expect(r.stderr.endsWith('\n1 problem\n')).toBe(true);
+  });
+
   it('refuses a classifier regex that can backtrack on client text, with an example attack; allowSlow accepts it', () => {
     const version = (cond: string) => `classifier:\n  versions:\n    v8:\n      rules: [{ name: mail, tier: strong, when: [${cond}] }]\n      default: weak\n`;
     const r = run(['config', 'check', file(version(`{ regex: '^([a-z]+\\.?)+@' }`))]);

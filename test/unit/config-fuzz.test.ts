@@ -119,6 +119,23 @@ describe('configs that contain themselves', () => {
   });
 });
 
+describe('a YAML syntax error', () => {
+  it('is one problem, the first the parser found, with how many followed from it; an unquoted ${VAR} in { } says to quote it', () => {
+    const r = compileConfigText('tiers: { weak: { model: ${WEAK} }, strong: { model: s } }\n', ENV, 'flow.yaml');
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]?.path).toBe('flow.yaml');
+    expect(r.problems[0]?.message).toMatch(/^Unexpected flow-map-start at node end at line 1, column 26:\n[\s\S]*\n\(an \$\{VAR\} inside \{ \} or \[ \] must be quoted: "\$\{VAR\}"\)\n\(\d+ more syntax errors after it, most often caused by this one\)$/);
+    // Quoted, it is a config; in block style it needs no quotes.
+    expect(compileConfigText('tiers: { weak: { model: "${WEAK}" }, strong: { model: s } }\n', { ...ENV, WEAK: 'w' }, 'flow.yaml').ok).toBe(true);
+    expect(compileConfigText('tiers:\n  weak: { model: "${WEAK}" }\n  strong:\n    model: ${WEAK}\n', { ...ENV, WEAK: 'w' }, 'block.yaml').ok).toBe(true);
+    // A lone error carries neither note.
+    const lone = compileConfigText('tiers: [\n', ENV, 'open.yaml');
+    expect(lone.ok ? [] : lone.problems.map((p) => /more syntax error|must be quoted/.test(p.message))).toEqual([false]);
+  });
+});
+
 describe('what the YAML parser only warns about', () => {
   it('an unknown tag is a problem, not a Node warning on stderr and a config that means something else', () => {
     const r = compileConfigText('logging: { level: !debug info }\n', ENV, 'tagged.yaml');
