@@ -9,10 +9,9 @@
 // Rows that also reach the sink by another way (a spool that did outlive its process and was replayed by the next
 // one) are stored under their own writer as well: there the rollup counts each row once, by its event id.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { checkedRow } from './row-check.js';
 import type { LedgerEntry } from './sink.js';
+import { textLines } from './text-lines.js';
 
 /** The rows of one logged batch, as entries for its sink. */
 export interface LoggedBatch {
@@ -76,7 +75,7 @@ export async function* loggedBatches(files: readonly string[], skipped: (file: s
   // sequence number stays its place in its line, so a second run of the same logs gives the same entries.)
   const seen = new Map<string, Set<string>>(); // per sink, the event ids taken (idKey)
   for (const file of files) {
-    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    const lines = textLines(file);
     let n = 0;
     for await (const text of lines) {
       n++;

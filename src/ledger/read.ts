@@ -1,21 +1,25 @@
 // Reading the ledger back (rollups, tests): JSON Lines files, or the Redis stream. Rows stream one at a time;
 // a day's ledger never has to fit in memory.
-import { closeSync, createReadStream, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Cluster, Redis } from 'ioredis';
 import { clusterSeed } from '../stores/redis/connect.js';
 import { ledgerFileName } from './file-sink.js';
 import type { LedgerRow } from './row.js';
 import { isLoggedRowsRecord } from './import.js';
 import { checkedRow, InvalidRowError } from './row-check.js';
+import { isGzip, textLines } from './text-lines.js';
 
-/** A file, or a directory holding ledger-YYYY-MM-DD.jsonl files (then only `day`'s file is read). */
+/**
+ * A file, or a directory holding ledger-YYYY-MM-DD.jsonl files (then only `day`'s file is read; compressed as
+ * ledger-YYYY-MM-DD.jsonl.gz when the plain one is not there, as a log rotation leaves old days).
+ */
 export function ledgerFilesFor(path: string, day: string | undefined): string[] {
   if (!statSync(path).isDirectory()) return [path];
   if (!day) throw new Error(`${path} is a directory: name a period to read its ledger-YYYY-MM-DD.jsonl files`);
   const f = join(path, ledgerFileName(day));
-  return existsSync(f) ? [f] : [];
+  if (existsSync(f)) return [f];
+  return existsSync(`${f}.gz`) ? [`${f}.gz`] : [];
 }
 
 /**
@@ -37,8 +41,9 @@ export async function* rowsFromFiles(
 ): AsyncGenerator<LedgerRow> {
   const invalid = reportOrThrow(onInvalid);
   for (const file of files) {
-    const lastLineTorn = !endsWithNewline(file);
-    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    // A compressed file was complete when it was compressed: its last line is never an append cut short.
+    const lastLineTorn = !isGzip(file) && !endsWithNewline(file);
+    const lines = textLines(file);
     let n = 0;
     let bad: number | undefined;
     for await (const line of lines) {
@@ -86,7 +91,7 @@ export async function* rowsFromLogs(files: readonly string[], day?: string, onIn
   const invalid = reportOrThrow(onInvalid);
   const ofDay = (row: LedgerRow | undefined): row is LedgerRow => row !== undefined && (!day || row.timestamp.startsWith(day));
   for (const file of files) {
-    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    const lines = textLines(file);
     let n = 0;
     for await (const line of lines) {
       n++;
@@ -136,7 +141,7 @@ export async function datesInLogs(files: readonly string[]): Promise<Map<string,
   const dates = new Map<string, Set<string>>();
   for (const file of files) {
     const found = new Set<string>();
-    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    const lines = textLines(file);
     for await (const line of lines) {
       if (!mayHoldRow(line)) continue;
       for (const m of line.matchAll(/\d{4}-\d{2}-\d{2}/g)) found.add(m[0]);

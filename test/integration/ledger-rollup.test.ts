@@ -1,10 +1,11 @@
 // `tiergate ledger rollup` against a hand-worked example, from a JSONL file and from the Redis stream.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import { sampleRow } from '../helpers/ledger-rows.js';
@@ -143,6 +144,29 @@ describe('tiergate ledger rollup', () => {
     expect(damaged.status).toBe(1);
     expect(damaged.stderr).toContain(`${join(dir, 'pod3.log')}:1: not JSON`);
     expect(cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs']).stderr).toContain('--logs: name the log files to read');
+  });
+
+  it('compressed logs and day files (gzip, as archives and log rotation keep them) are read as the plain ones', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-rollup-gz-'));
+    const rows = `${ROWS.map((r) => JSON.stringify(r)).join('\n')}\n`;
+    const cri = rows.split('\n').filter(Boolean).map((l, i) => `2026-11-22T09:00:0${i}.000000001Z stdout F ${l}`).join('\n');
+    // A rotated pod log (named .gz, or not: the content says it is gzip), and a ledger directory whose day file
+    // was compressed.
+    writeFileSync(join(dir, 'pod.log.1.gz'), gzipSync(`${cri}\n`));
+    writeFileSync(join(dir, 'pod-archive'), gzipSync(`${cri}\n`));
+    mkdirSync(join(dir, 'ledger'));
+    writeFileSync(join(dir, 'ledger', 'ledger-2026-11-22.jsonl.gz'), gzipSync(rows));
+    for (const args of [['--logs', join(dir, 'pod.log.1.gz')], ['--logs', join(dir, 'pod-archive')], ['--file', join(dir, 'ledger')], ['--file', join(dir, 'ledger', 'ledger-2026-11-22.jsonl.gz')]]) {
+      const r = cli(['ledger', 'rollup', '--day', '2026-11-22', ...args, '--json']);
+      expect([r.status, r.stderr], args.join(' ')).toEqual([0, '']);
+      expect(JSON.parse(r.stdout), args.join(' ')).toEqual(EXPECTED);
+    }
+    // One cut short (a copy that did not finish): an error naming it, not the rows before the cut summed as all.
+    const whole = gzipSync(`${cri}\n`);
+    writeFileSync(join(dir, 'cut.log.gz'), whole.subarray(0, whole.length - 12));
+    const cut = cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs', join(dir, 'cut.log.gz')]);
+    expect([cut.status, cut.stdout]).toEqual([1, '']);
+    expect(cut.stderr).toBe(`tiergate ledger rollup: ${join(dir, 'cut.log.gz')}: unexpected end of file\n`);
   });
 
   it('a request id used again (a client that reuses its x-request-id, or names another tenant\'s) is another request: each one counts', () => {

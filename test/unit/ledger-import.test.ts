@@ -1,8 +1,9 @@
 // `tiergate ledger import` reading `ledger.rows_unsaved` log lines (src/ledger/import.ts): which lines it takes,
 // what it refuses, and that a file sink given the same log twice holds each row once, in its own day's file.
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { FileSink } from '../../src/ledger/file-sink.js';
 import { logLineRows, loggedBatches, readLoggedRows } from '../../src/ledger/import.js';
@@ -57,6 +58,16 @@ describe('ledger import', () => {
       logLine({ event: 'ledger.rows_unsaved', sink: 'redis', count: 1, rows: c }),
     ]);
     expect((await readLoggedRows([file])).map((x) => x.entries.map((e) => e.line))).toEqual([a, b, c]);
+  });
+
+  it('reads a compressed log (gzip, as log rotation and archives keep them) as the plain one', async () => {
+    const a = rowsOn('2026-11-22', ['a1', 'a2']);
+    const plain = logFile([logLine({ level: 'info', event: 'server.started' }), logLine({ event: 'ledger.rows_unsaved', sink: 'redis', count: 2, rows: a })]);
+    const gz = `${plain}.gz`;
+    writeFileSync(gz, gzipSync(readFileSync(plain)));
+    const [fromPlain, fromGz] = [await readLoggedRows([plain]), await readLoggedRows([gz])];
+    expect(fromGz.map((b) => [b.sink, b.line, b.entries])).toEqual(fromPlain.map((b) => [b.sink, b.line, b.entries]));
+    expect(fromGz[0]?.entries.map((e) => e.line)).toEqual(a);
   });
 
   it('a row logged twice for a sink (a spool logged at each of several exits) is taken once, from its first line; for another sink it is its own', async () => {
