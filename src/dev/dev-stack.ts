@@ -27,6 +27,8 @@ export interface DevOptions {
 }
 
 export interface DevStack {
+  /** The config file named with --config; undefined on dev's own defaults. */
+  configFile?: string;
   tiergate: Serving;
   dataPlane: DataPlane;
   url: string;
@@ -101,7 +103,7 @@ export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
   if (opts.handleSignals) {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void stop().then(() => process.exit(0)));
   }
-  return { tiergate, dataPlane: dataPlane as DataPlane, url, backends, stop };
+  return { configFile: opts.configFile, tiergate, dataPlane: dataPlane as DataPlane, url, backends, stop };
 }
 
 export function devBanner(stack: DevStack): string {
@@ -115,7 +117,7 @@ tiergate dev is running
   mock backends                ${Object.entries(stack.backends).map(([k, v]) => `${k}=${v}`).join('  ')}
 
 Try:
-  # a short prompt → weak tier
+${configNotes(stack)}  # a short prompt → weak tier
   curl -s -i ${u}/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"auto","messages":[{"role":"user","content":"Say hi"}]}'
 
@@ -152,6 +154,20 @@ Try:
   # metrics
   curl -s ${admin}/metrics | grep ^tiergate_requests_total
 ${ledgerHint(stack)}`;
+}
+
+/**
+ * What a config named with --config changes about the examples: they are written for dev's defaults (no keys,
+ * the cache and the model list on). Under a file that asks for keys every one of them was a 401, with nothing
+ * in the banner to say why.
+ */
+function configNotes(stack: DevStack): string {
+  if (stack.configFile === undefined) return '';
+  const notes = [`  # with --config ${stack.configFile}: the cache lines below hold only if it turns the cache on for you`];
+  if (stack.tiergate.app.config.current().config.auth.mode === 'api_key') {
+    notes.push(`  # it asks for API keys: add -H 'authorization: Bearer <your key>' to each request, or each is a 401`);
+  }
+  return `${notes.join('\n')}\n\n`;
 }
 
 /** Where the rows of the requests above went, when a file sink is configured (the embedded default). */
