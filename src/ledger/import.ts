@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { checkedRow } from './row-check.js';
 import type { LedgerEntry } from './sink.js';
+import { recordText } from './log-line.js';
 import { textLines } from './text-lines.js';
 
 /** The rows of one logged batch, as entries for its sink. */
@@ -79,10 +80,11 @@ export async function* loggedBatches(files: readonly string[], skipped: (file: s
     let n = 0;
     for await (const text of lines) {
       n++;
-      if (!LOGGED_ROW_EVENTS.some((e) => text.includes(`"${e}"`))) continue; // cheap: most of a log is other events
+      // Cheap: most of a log is other events. (Not the quoted name: in a Docker json-file entry its quotes are escaped.)
+      if (!LOGGED_ROW_EVENTS.some((e) => text.includes(e))) continue;
       let event: unknown;
       try {
-        event = JSON.parse(text.slice(Math.max(0, text.indexOf('{'))));
+        event = JSON.parse(recordText(text));
       } catch {
         skipped(file, n);
         continue;

@@ -9,6 +9,7 @@ import type { LedgerRow } from './row.js';
 import { isLoggedRowsRecord } from './import.js';
 import { checkedRow, InvalidRowError } from './row-check.js';
 import { isGzip, textLines } from './text-lines.js';
+import { recordText } from './log-line.js';
 
 /**
  * A file, or a directory holding ledger-YYYY-MM-DD.jsonl files (then only `day`'s file is read; compressed as
@@ -98,13 +99,13 @@ export async function* rowsFromLogs(files: readonly string[], day?: string, onIn
       // Cheap passes first: a row of the day has its date in its timestamp, and every row a schema_version
       // (quoted, or escaped inside a record's rows).
       if ((day && !line.includes(day)) || !mayHoldRow(line)) continue;
-      const start = line.indexOf('{');
+      const record = recordText(line);
       let value: unknown;
       try {
-        value = JSON.parse(line.slice(start));
+        value = JSON.parse(record);
       } catch {
         // A row the log pipeline damaged, or a log record that only mentions the word: the first is an error.
-        if (/^\{\s*"schema_version"/.test(line.slice(start))) invalid(`${file}:${n}: not JSON`);
+        if (/^\{\s*"schema_version"/.test(record)) invalid(`${file}:${n}: not JSON`);
         continue;
       }
       if (typeof value !== 'object' || value === null) continue;

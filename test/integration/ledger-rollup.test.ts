@@ -146,6 +146,23 @@ describe('tiergate ledger rollup', () => {
     expect(cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs']).stderr).toContain('--logs: name the log files to read');
   });
 
+  it('--logs reads Docker json-file logs too (docker compose\'s default, and what Fluent Bit forwards): the row is the entry\'s "log"', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-rollup-docker-'));
+    const docker = (line: string, i: number) => JSON.stringify({ log: `${line}\n`, stream: 'stdout', time: `2026-11-22T09:00:0${i % 10}.000000001Z` });
+    const rows = ROWS.map((r) => JSON.stringify(r));
+    const record = (event: string, more: object = {}) => JSON.stringify({ level: 'info', time: '2026-11-22T09:00:00.000Z', service: 'tiergate', event, ...more });
+    // As /var/lib/docker/containers/<id>/<id>-json.log holds it, a record logged for the redis sink's import
+    // among the rows (row 1 again: a duplicate), and as `docker compose logs` prints it.
+    const entries = [record('server.started'), ...rows, record('ledger.rows_unsaved', { sink: 'redis', count: 1, rows: [rows[1]] })].map(docker);
+    writeFileSync(join(dir, 'container-json.log'), `${entries.join('\n')}\n`);
+    writeFileSync(join(dir, 'compose.log'), `${rows.map((l) => `tiergate-1  | ${l}`).join('\n')}\n`);
+    const fromJsonFile = cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs', join(dir, 'container-json.log'), '--json']);
+    expect([fromJsonFile.status, fromJsonFile.stderr]).toEqual([0, '']);
+    expect(JSON.parse(fromJsonFile.stdout)).toEqual({ ...EXPECTED, duplicates: EXPECTED.duplicates + 1 });
+    const fromCompose = cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs', join(dir, 'compose.log'), '--json']);
+    expect(JSON.parse(fromCompose.stdout)).toEqual(EXPECTED);
+  });
+
   it('compressed logs and day files (gzip, as archives and log rotation keep them) are read as the plain ones', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-rollup-gz-'));
     const rows = `${ROWS.map((r) => JSON.stringify(r)).join('\n')}\n`;

@@ -60,6 +60,14 @@ describe('ledger import', () => {
     expect((await readLoggedRows([file])).map((x) => x.entries.map((e) => e.line))).toEqual([a, b, c]);
   });
 
+  it('reads a Docker json-file log (docker compose\'s default driver), where each record is the escaped "log" of an entry', async () => {
+    const a = rowsOn('2026-11-22', ['a1', 'a2']);
+    const entry = (line: string) => JSON.stringify({ log: `${line}\n`, stream: 'stderr', time: '2026-11-22T23:59:59.1Z' });
+    const file = logFile([entry(logLine({ level: 'info', event: 'server.started' })), entry(logLine({ event: 'ledger.rows_left_in_spool', sink: 'redis', count: 2, rows: a }))]);
+    const batches = await readLoggedRows([file]);
+    expect(batches.map((b) => [b.sink, b.line, b.entries.map((e) => e.line)])).toEqual([['redis', 2, a]]);
+  });
+
   it('reads a compressed log (gzip, as log rotation and archives keep them) as the plain one', async () => {
     const a = rowsOn('2026-11-22', ['a1', 'a2']);
     const plain = logFile([logLine({ level: 'info', event: 'server.started' }), logLine({ event: 'ledger.rows_unsaved', sink: 'redis', count: 2, rows: a })]);
