@@ -125,6 +125,14 @@ describe('envoy/envoy.yaml agrees with tiergate', () => {
     expect(last.typed_per_filter_config).toBeUndefined();
   });
 
+  it('gives a streamed answer an hour in all (the route timeout runs until the response is complete) and ends a stalled one after 300 s idle', () => {
+    const seconds = (d: string) => Number(/^(\d+)s$/.exec(d)?.[1]);
+    const routes = hcm().route_config.virtual_hosts[0].routes as Obj[];
+    // 300 s cut every generation longer than five minutes mid-stream.
+    for (const r of routes) expect(seconds(r.route.timeout), r.name).toBe(3600);
+    expect(seconds(hcm().stream_idle_timeout)).toBe(300);
+  });
+
   it('keeps each ext_proc connection under nghttp2’s reset burst and above Envoy’s default stream cap', () => {
     const c = cluster('tiergate');
     const opts = c.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'] as Obj;

@@ -173,7 +173,8 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
     expect(rules.map((r) => r.name)).toEqual(['strong', 'weak', 'classify']);
     for (const r of rules) {
       expect(r.filters).toContainEqual({ type: 'ExtensionRef', extensionRef: { group: 'gateway.kgateway.dev', kind: 'TrafficPolicy', name: policy.metadata.name } });
-      expect(r.timeouts.request).toBe('300s');
+      // The route timeout covers the whole streamed response: long enough for a long generation (300 s cut them).
+      expect(r.timeouts.request).toBe('3600s');
     }
     const tierMatches = rules.flatMap((r) => (r.matches as Obj[]).flatMap((m) => (m.headers ?? []).map((h: Obj) => h.value)));
     if (!loaded.ok) throw new Error('config');
