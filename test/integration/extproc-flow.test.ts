@@ -367,6 +367,21 @@ describe('other paths', () => {
     expect(asContinue(await s.sendRequestBody(jsonBody({ input: 'x', model: 'e' }))).body).toBeUndefined();
     s.close();
   });
+
+  it('an unclassified path sent to a tier with a credential carries that credential upstream, never the client\'s', async () => {
+    const t = await startTiergate(
+      { tiers: { weak: { model: 'small-v1' }, strong: { model: 'embed-large', credentialsEnv: 'STRONG_KEY' } }, routing: { unclassifiedPaths: { '/v1/embeddings': { tier: 'strong' } } } },
+      { STRONG_KEY: 'sk-upstream' },
+    );
+    try {
+      const s = t.pool.open();
+      asContinue(await s.sendRequestHeaders([[':method', 'POST'], [':path', '/v1/embeddings'], [':authority', 'x'], [':scheme', 'http'], ['authorization', 'Bearer sk-client']], false));
+      expect([getHeader(s.requestHeaders, 'x-llm-tier'), getHeader(s.requestHeaders, 'x-llm-model'), getHeader(s.requestHeaders, 'authorization')]).toEqual(['strong', 'embed-large', 'Bearer sk-upstream']);
+      s.close();
+    } finally {
+      await t.stop();
+    }
+  });
 });
 
 describe('response path', () => {

@@ -397,6 +397,14 @@ describe('response affinity: a conversation stays on the tier its first turn got
       await get.sendRequestHeaders([[':method', 'GET'], [':path', `/v1/responses/resp_${name}_1`], [':authority', 'gw']], true);
       expect(getHeader(get.requestHeaders, 'x-llm-tier')).toBe('strong');
       get.close();
+      // And one about what lies under it (its input items, its cancelling): the id is the path's segment after
+      // /v1/responses/, not all that follows it.
+      for (const [method, path] of [['GET', `/v1/responses/resp_${name}_1/input_items`], ['POST', `/v1/responses/resp_${name}_1/cancel`]] as const) {
+        const sub = t.pool.open();
+        await sub.sendRequestHeaders([[':method', method], [':path', path], [':authority', 'gw']], true);
+        expect(getHeader(sub.requestHeaders, 'x-llm-tier'), path).toBe('strong');
+        sub.close();
+      }
     } finally {
       await t.stop();
     }
