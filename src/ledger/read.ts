@@ -43,8 +43,9 @@ export async function* rowsFromFiles(
   const invalid = reportOrThrow(onInvalid);
   for (const file of files) {
     // A compressed file was complete when it was compressed: its last line is never an append cut short.
-    const lastLineTorn = !isGzip(file) && !endsWithNewline(file);
-    const lines = textLines(file);
+    const gzip = isGzip(file);
+    const lastLineTorn = !gzip && !endsWithNewline(file);
+    const lines = textLines(file, gzip);
     let n = 0;
     let bad: number | undefined;
     for await (const line of lines) {

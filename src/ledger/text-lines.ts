@@ -18,11 +18,11 @@ export function isGzip(file: string): boolean {
 }
 
 /**
- * The file's lines (CRLF or LF), decompressed when it is gzip. A read or decompression error (a file cut short)
- * ends the iteration with that error, naming the file.
+ * The file's lines (CRLF or LF), decompressed when it is gzip (`gzip`: already known by the caller). A read or
+ * decompression error (a file cut short) ends the iteration with that error, naming the file.
  */
-export function textLines(file: string): Interface {
-  if (!isGzip(file)) return createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+export function textLines(file: string, gzip = isGzip(file)): Interface {
+  if (!gzip) return createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
   const gunzip = createGunzip();
   // Registered before readline's own listener, so the error it ends the iteration with names the file.
   gunzip.once('error', (err) => (err.message = `${file}: ${err.message}`));
