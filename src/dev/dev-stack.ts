@@ -76,7 +76,7 @@ export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
     const ports = opts.backendPorts ?? { weak: 9101, strong: 9102 };
     for (const [name, port] of Object.entries(ports)) {
       const s = createMockBackend({ name, latencyMs: opts.latencyMs ?? 0, chunkDelayMs: opts.chunkDelayMs ?? 20 });
-      const bound = await listenOn(s, `${host}:${port}`).catch((err: Error) => Promise.reject(new Error(`the ${name} mock backend: ${err.message}`)));
+      const bound = await listenAs(`the ${name} mock backend`, s, `${host}:${port}`);
       servers.push(s);
       backends[name] = `http://${host}:${bound}`;
     }
@@ -92,7 +92,7 @@ export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
     });
     dataPlane = dp;
     servers.push(dp.server);
-    const dpPort = await listenOn(dp.server, `${host}:${opts.port ?? 8080}`).catch((err: Error) => Promise.reject(new Error(`the data plane (--port): ${err.message}`)));
+    const dpPort = await listenAs('the data plane (--port)', dp.server, `${host}:${opts.port ?? 8080}`);
     url = `http://${host}:${dpPort}`;
   } catch (err) {
     // Whatever started is stopped, so the process ends with the error instead of running on half started (a
@@ -104,6 +104,11 @@ export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void stop().then(() => process.exit(0)));
   }
   return { configFile: opts.configFile, tiergate, dataPlane: dataPlane as DataPlane, url, backends, stop };
+}
+
+/** listenOn, its error saying which of the stack's listeners it was. */
+function listenAs(what: string, server: Server, hostPort: string): Promise<number> {
+  return listenOn(server, hostPort).catch((err: Error) => Promise.reject(new Error(`${what}: ${err.message}`)));
 }
 
 export function devBanner(stack: DevStack): string {
