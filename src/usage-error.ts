@@ -1,7 +1,8 @@
-// A mistake in a command line (the CLI exits 2), as opposed to a failure while running the command (exit 1).
+// The command line's mistakes, and the checks that find them.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { HOST_PORT_EXPECTED, isHostPort } from './host-port.js';
 
+/** A mistake in a command line (the CLI exits 2), as opposed to a failure while running the command (exit 1). */
 export class UsageError extends Error {}
 
 /**
