@@ -1,6 +1,6 @@
 // Argument parsing and wiring for `tiergate eval` and `tiergate keywords`. Both read the classifier versions
 // from a config file (the embedded defaults when none is named), so what is evaluated is exactly what serves.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { compileClassifier } from '../classify/engine.js';
 import type { VersionConfig } from '../classify/rules-schema.js';
 import { V7 } from '../classify/v7.js';
@@ -43,6 +43,7 @@ const count = (name: string, s: string) => numberFlag(name, s, { min: 0, max: Nu
 function needFile(file: string | undefined, flag: string): string {
   if (!file) throw new UsageError(`name the labelled file${flag}`);
   if (!existsSync(file)) throw new Error(`${file}: no such file`);
+  if (statSync(file).isDirectory()) throw new Error(`${file}: a directory, not a labelled file`);
   return file;
 }
 

@@ -2,16 +2,17 @@
 // never held in memory). JSON Lines: {"prompt": "…"} or {"messages": [...]}, plus the true tier in "tier" or
 // "label", an optional "id" and optional "tools" (the request's tool definitions, for rules on moreThanTools);
 // or {"request": {...}}, a whole chat, Responses or completions body, read as tiergate reads it on its path.
-// CSV/TSV: a header row naming the same columns ("messages", "tools" and "request" hold JSON).
-import { createReadStream } from 'node:fs';
+// CSV/TSV: a header row naming the same columns ("messages", "tools" and "request" hold JSON). Either may be
+// gzip-compressed (`prompts.jsonl.gz`), as an export of a week's traffic usually is.
 import { extname } from 'node:path';
-import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream';
 import { parse as parseCsv } from 'csv-parse';
 import { z } from 'zod';
 import { chatMessage, type ChatMessage } from '../llm/openai-request.js';
 import { messageText } from '../classify/prompt-text.js';
 import { TiergateError } from '../errors.js';
 import { declaredTools, parseLlmRequest, type Endpoint } from '../llm/parse-request.js';
+import { fileBytes, isGzip, textLines } from '../text-lines.js';
 
 export interface LabelledRow {
   /** 1-based line (JSONL) or record number (CSV, header excluded). */
@@ -34,8 +35,10 @@ export type RowResult = { ok: true; row: LabelledRow } | { ok: false; bad: BadRo
 
 export type LabelledFormat = 'jsonl' | 'csv' | 'tsv';
 
+/** The format `--format` names, else the one the file's name says (`.gz` looked past: `rows.csv.gz` is CSV). */
 export function formatOf(file: string, explicit?: string): LabelledFormat {
-  const f = explicit ?? { '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.json': 'jsonl', '.csv': 'csv', '.tsv': 'tsv' }[extname(file).toLowerCase()];
+  const name = file.replace(/\.gz$/i, '');
+  const f = explicit ?? { '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.json': 'jsonl', '.csv': 'csv', '.tsv': 'tsv' }[extname(name).toLowerCase()];
   if (f === 'jsonl' || f === 'csv' || f === 'tsv') return f;
   throw new Error(`cannot tell the format of ${file}: name it with --format jsonl|csv|tsv`);
 }
@@ -104,8 +107,10 @@ export function toRow(line: number, rec: Record<string, unknown>, labelField: st
 
 export async function* readLabelledRows(file: string, opts: { format?: string; labelField?: string } = {}): AsyncGenerator<RowResult> {
   const format = formatOf(file, opts.format);
+  // Told by its first bytes, not its name: a compressed file named .jsonl is read too.
+  const gzip = isGzip(file);
   if (format === 'jsonl') {
-    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    const lines = textLines(file, gzip);
     let n = 0;
     for await (const line of lines) {
       n++;
@@ -129,9 +134,10 @@ export async function* readLabelledRows(file: string, opts: { format?: string; l
     return;
   }
   // relax_column_count: a short or long record becomes one bad row, not the end of the run.
-  const parser = createReadStream(file).pipe(
-    parseCsv({ columns: true, bom: true, delimiter: format === 'tsv' ? '\t' : ',', relax_column_count: true, skip_empty_lines: true, relax_quotes: format === 'tsv', quote: format === 'tsv' ? false : '"' }),
-  );
+  const parser = parseCsv({ columns: true, bom: true, delimiter: format === 'tsv' ? '\t' : ',', relax_column_count: true, skip_empty_lines: true, relax_quotes: format === 'tsv', quote: format === 'tsv' ? false : '"' });
+  // pipeline, not pipe: a read error (a directory, a compressed file cut short) ends the rows with that error.
+  // Piped, it was an unhandled 'error' event that crashed the command with a stack trace.
+  pipeline(fileBytes(file, gzip), parser, () => undefined);
   let n = 0;
   for await (const rec of parser as AsyncIterable<Record<string, string>>) {
     n++;

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { checkedRow } from './row-check.js';
 import type { LedgerEntry } from './sink.js';
 import { recordText } from './log-line.js';
-import { textLines } from './text-lines.js';
+import { textLines } from '../text-lines.js';
 
 /** The rows of one logged batch, as entries for its sink. */
 export interface LoggedBatch {

@@ -8,7 +8,7 @@ import { ledgerFileName } from './file-sink.js';
 import type { LedgerRow } from './row.js';
 import { isLoggedRowsRecord } from './import.js';
 import { checkedRow, InvalidRowError } from './row-check.js';
-import { isGzip, textLines } from './text-lines.js';
+import { isGzip, textLines } from '../text-lines.js';
 import { recordText } from './log-line.js';
 
 /**

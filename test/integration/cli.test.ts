@@ -1,10 +1,10 @@
 // The tiergate command as a user runs it.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { ExtProcPool } from '../../src/dev/envoy-client.js';
 import { sampleRow } from '../helpers/ledger-rows.js';
 import { chatHeaders, jsonBody } from '../helpers/tiergate.js';
@@ -395,6 +395,13 @@ describe('tiergate eval and keywords', () => {
     expect(run(['keywords']).status).toBe(2);
     const missing = run(['eval', '/nonexistent/labels.jsonl']);
     expect([missing.status, missing.stderr]).toEqual([1, 'tiergate eval: /nonexistent/labels.jsonl: no such file\n']);
+    // A directory: one line naming it, in either format (a CSV one crashed with a stack trace until 2026-12-05).
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-eval-dir-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    for (const name of ['labels.csv', 'labels.jsonl']) {
+      mkdirSync(join(dir, name));
+      expect(run(['eval', join(dir, name)])).toMatchObject({ status: 1, stderr: `tiergate eval: ${join(dir, name)}: a directory, not a labelled file\n` });
+    }
   });
 
   it('keywords prints candidates with counts and an example each', () => {

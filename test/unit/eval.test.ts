@@ -2,6 +2,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { compileClassifier } from '../../src/classify/engine.js';
@@ -96,6 +97,34 @@ describe('tiergate eval metrics (labelled.jsonl, worked by hand)', () => {
       expect(await ids(file)).toEqual(await ids(fixture(name)));
       expect((await ids(file))[0]).toBe('r1');
       expect(r.versions.map((v) => v.confusion)).toEqual(jsonl.versions.map((v) => v.confusion));
+    }
+  });
+
+  it('a gzip-compressed file (an export of a week\'s traffic) is read as the plain one, named .gz or not', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tiergate-eval-gz-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    for (const name of ['labelled.jsonl', 'labelled.csv']) {
+      const plain = await run(fixture(name));
+      const packed = gzipSync(await readFile(fixture(name)));
+      // `.gz` after the format's own extension, and a compressed file that kept its plain name.
+      for (const file of [join(dir, `${name}.gz`), join(dir, `packed-${name}`)]) {
+        await writeFile(file, packed);
+        const r = await run(file);
+        expect([file, r.rows, r.skipped, r.skipped_examples]).toEqual([file, 10, plain.skipped, plain.skipped_examples]);
+        expect(r.versions).toEqual(plain.versions);
+      }
+    }
+  });
+
+  it('a file that cannot be read to its end (a compressed one cut short) ends the rows with an error naming it, in either format', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tiergate-eval-cut-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    for (const name of ['labelled.jsonl', 'labelled.csv']) {
+      const packed = gzipSync(await readFile(fixture(name)));
+      const file = join(dir, `${name}.gz`);
+      await writeFile(file, packed.subarray(0, packed.length - 12));
+      // Piped into the CSV parser, the read error was an unhandled 'error' event: a crash with a stack trace.
+      await expect(run(file)).rejects.toThrow(`${file}: unexpected end of file`);
     }
   });
 
@@ -201,6 +230,8 @@ describe('labelled rows, field by field (toRow, formatOf)', () => {
 
   it('the format from the extension, any case, unless named; anything else is an error saying how to name it', () => {
     expect(['a.jsonl', 'a.NDJSON', 'a.json', 'a.CSV', 'a.tsv'].map((f) => formatOf(f))).toEqual(['jsonl', 'jsonl', 'jsonl', 'csv', 'tsv']);
+    expect(['a.jsonl.gz', 'a.csv.GZ', 'a.tsv.gz'].map((f) => formatOf(f))).toEqual(['jsonl', 'csv', 'tsv']);
+    expect(() => formatOf('a.gz')).toThrow('cannot tell the format of a.gz');
     expect(formatOf('a.txt', 'csv')).toBe('csv');
     expect(() => formatOf('prompts.txt')).toThrow('cannot tell the format of prompts.txt: name it with --format jsonl|csv|tsv');
     expect(() => formatOf('a.jsonl', 'xml')).toThrow('cannot tell the format of a.jsonl');
