@@ -44,6 +44,24 @@ function parse(args: string[]) {
   return parseFlags({ args, allowPositionals: true, options: OPTIONS });
 }
 
+/**
+ * The Prometheus base URL, from the flag or else the environment (an empty variable is none). Anything but an
+ * http(s) URL is a usage error: `--prometheus prometheus:9090` parses as a URL of the scheme "prometheus:", and
+ * fetch refused it only when the first step was judged, after that step's interval.
+ */
+function prometheusUrl(flag: string | undefined, fromEnv: string | undefined): string | undefined {
+  const [value, name] = flag !== undefined ? [flag, '--prometheus'] : [fromEnv || undefined, 'PROMETHEUS_URL'];
+  if (value === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') throw new UsageError(`${name} expects an http:// or https:// URL, got "${value}"`);
+  return value;
+}
+
 export async function canaryCommand(args: string[], out: (s: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals } = parse(args);
   const [action, arg] = positionals;
@@ -51,7 +69,7 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
   // Before any call to the cluster: a bad flag is a usage error (exit 2), not a judgement.
   const maxErrorRate = numberFlag('max-error-rate', values['max-error-rate'], { min: 0, max: 1, expects: 'a share from 0 to 1 (0.02 is 2%)' });
   const maxP99Ms = numberFlag('max-p99-ms', values['max-p99-ms'], { min: 0, max: Number.MAX_SAFE_INTEGER, expects: 'a number of milliseconds' });
-  const promUrl = values.prometheus ?? env.PROMETHEUS_URL;
+  const promUrl = prometheusUrl(values.prometheus, env.PROMETHEUS_URL);
   const canary = new Canary(
     {
       kubectl: kubectl(values.kubectl, durationMs(values['kubectl-timeout'])),

@@ -2,7 +2,8 @@
 // (route-weights.ts); promotion is gated on the canary's health in Prometheus between steps, and `check` (run
 // as a CronJob) rolls back a canary whose 5xx rate or p99 is over the thresholds.
 import type { Kubectl } from './kubectl.js';
-import { unhealthy, type Backend, type Prometheus, type Thresholds } from './prometheus.js';
+import { unhealthy, type Backend, type Health, type Prometheus, type Thresholds } from './prometheus.js';
+import { UsageError } from '../usage-error.js';
 import { canaryPercent, formatPercent, readWeights, weightPatch, type CanaryTarget, type JsonPatchOp, type RouteWeights } from './route-weights.js';
 
 export const PROMOTE_STEPS = [10, 50, 100] as const;
@@ -50,7 +51,9 @@ export class Canary {
     const prom = this.requirePrometheus();
     const w = await this.weights();
     const current = canaryPercent(w);
-    for (const step of PROMOTE_STEPS.filter((s) => s > current)) {
+    const steps = PROMOTE_STEPS.filter((s) => s > current);
+    if (steps.length > 0 && !(await this.fitToPromote(prom, w, current))) return false;
+    for (const step of steps) {
       await this.apply(weightPatch(this.opts.target, w.ruleIndex, step), step);
       if (this.opts.dryRun) continue;
       await this.deps.sleep(this.opts.intervalMs);
@@ -64,6 +67,28 @@ export class Canary {
     }
     this.deps.out('canary promoted: it takes all of the tier’s traffic');
     return true;
+  }
+
+  /**
+   * Asked once before any weight moves. A Prometheus that cannot answer (a mistyped host, a query refused) was
+   * found only after the first step's interval, and that step rolled back: a canary that may have been healthy
+   * pulled off its traffic because of a typo. Now that stops promote with nothing changed (an error, exit 1). A
+   * canary already serving that is over a threshold is not promoted but rolled back, as a bad step is; one with
+   * no data yet is judged after the first step.
+   */
+  private async fitToPromote(prom: Prometheus, w: RouteWeights, current: number): Promise<boolean> {
+    let health: Health;
+    try {
+      health = await prom.health(this.backendOf(w), this.opts.window);
+    } catch (err) {
+      throw new Error(`the canary's health cannot be read, so nothing was changed: ${(err as Error).message}`);
+    }
+    if (current === 0 || health.errorRate === null || health.p99Ms === null) return true;
+    const why = unhealthy(health, this.opts);
+    if (!why) return true;
+    this.deps.out(`canary unhealthy at ${formatPercent(current)} before promotion: ${why}; rolling back`);
+    await this.apply(weightPatch(this.opts.target, w.ruleIndex, 0), 0);
+    return false;
   }
 
   /** The CronJob's check: a canary with traffic that is unhealthy is rolled back. No traffic is left alone. */
@@ -122,7 +147,7 @@ export class Canary {
   }
 
   private requirePrometheus(): Prometheus {
-    if (!this.deps.prometheus) throw new Error('--prometheus URL is required to judge the canary');
+    if (!this.deps.prometheus) throw new UsageError('--prometheus URL (or PROMETHEUS_URL) is required to judge the canary');
     return this.deps.prometheus;
   }
 }

@@ -139,25 +139,29 @@ describe('tiergate canary', () => {
     expect(r.status).toBe(0);
     expect(k.calls()).toEqual([GET, patchCall(90, 10), patchCall(50, 50), patchCall(0, 100)]);
     expect(weights(k)).toEqual([0, 100]);
-    // Two queries per step (5xx share, p99), over the canary's own Envoy cluster only: the production overlay's
-    // backendRefs name the model servers' namespace, llm-models, and kgateway's cluster name carries it.
-    expect(prom.queries).toHaveLength(6);
+    // Two queries before the first step (can Prometheus answer?) and two per step (5xx share, p99), over the
+    // canary's own Envoy cluster only: the production overlay's backendRefs name the model servers' namespace,
+    // llm-models, and kgateway's cluster name carries it.
+    expect(prom.queries).toHaveLength(8);
     for (const q of prom.queries) expect(q).toContain('envoy_cluster_name=~"kube_llm-models_llm-strong-canary_[0-9]+"');
     expect(prom.queries[0]).toContain('envoy_response_code_class="5"');
     expect(prom.queries[1]).toMatch(/^histogram_quantile\(0\.99, /);
   });
 
+  /** Answers as `first` for the two queries asked before any step, then as `then`. */
+  const beforeAndAfter = (first: (q: string) => number | null, then: (q: string) => number | null) => {
+    let n = 0;
+    return (q: string) => (++n <= 2 ? first(q) : then(q));
+  };
+  const down = () => {
+    throw new Error('down');
+  };
+
   // Each step it cannot show healthy is rolled back: over a threshold, or (before, the error ended promote with
-  // the canary left at 50% and nothing judging it) a Prometheus that cannot answer.
+  // the canary left at 50% and nothing judging it) a Prometheus that stops answering.
   it.each([
-    ['an unhealthy step (p99 over 15 s)', healthy(0.001, 16_000), 'p99 16000 ms > 15000 ms; rolling back'],
-    [
-      'a Prometheus that cannot answer, as without data',
-      () => {
-        throw new Error('down');
-      },
-      'its health could not be read (prometheus: HTTP 503',
-    ],
+    ['an unhealthy step (p99 over 15 s)', beforeAndAfter(healthy(null, null), healthy(0.001, 16_000)), 'p99 16000 ms > 15000 ms; rolling back'],
+    ['a Prometheus that stops answering, as without data', beforeAndAfter(healthy(0.001, 2500), down), 'its health could not be read (prometheus: HTTP 503'],
   ] as const)('promote from 10% continues at 50; %s: rolled back, exit 1', async (_name, answer, why) => {
     prom = await prometheusStandIn(answer);
     const k = kubectlStandIn(ROUTE);
@@ -166,6 +170,33 @@ describe('tiergate canary', () => {
     expect(r.stdout).toContain(`canary unhealthy at 50%: ${why}`);
     expect(k.calls()).toEqual([GET, patchCall(50, 50), patchCall(100, 0)]);
     expect(weights(k)).toEqual([100, 0]);
+  });
+
+  // Before, a Prometheus that could not answer (a mistyped host) was found only after the first step's interval,
+  // and that step was rolled back: the canary's traffic pulled off by a typo.
+  it('promote asks Prometheus before it moves a weight: one that cannot answer stops it with nothing changed', async () => {
+    prom = await prometheusStandIn(down);
+    const k = kubectlStandIn(ROUTE);
+    const r = await canary(k, ['promote']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe("tiergate canary: the canary's health cannot be read, so nothing was changed: prometheus: HTTP 503 for " + prom.queries[0] + '\n');
+    expect(k.calls()).toEqual([GET]);
+    expect(weights(k)).toEqual([90, 10]);
+  });
+
+  it('a canary already serving over a threshold is rolled back, not promoted; one with no data yet is stepped', async () => {
+    prom = await prometheusStandIn(healthy(0.05, 3000));
+    const k = kubectlStandIn(ROUTE);
+    const r = await canary(k, ['promote']);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('canary unhealthy at 10% before promotion: 5xx rate 5.00% > 2.00%; rolling back\ncanary set to 0% (llm-strong=100 llm-strong-canary=0)\n');
+    expect(k.calls()).toEqual([GET, patchCall(100, 0)]);
+    // At 10% with no traffic data yet: nothing to judge before, so the first step is taken and judged after it.
+    await prom.close();
+    prom = await prometheusStandIn(beforeAndAfter(healthy(null, null), healthy(0.001, 2500)));
+    const fresh = kubectlStandIn(ROUTE);
+    expect((await canary(fresh, ['promote'])).status).toBe(0);
+    expect(fresh.calls()).toEqual([GET, patchCall(50, 50), patchCall(0, 100)]);
   });
 
   it('promote without traffic data does not go on: no data is not proof of health', async () => {
@@ -236,7 +267,8 @@ describe('tiergate canary', () => {
     expect(promoted.status).toBe(0);
     expect(k2.calls()).toEqual([GET, patchCall(0, 100)]);
     expect(promoted.stdout).toContain('canary healthy at 100%');
-    expect(prom.queries).toHaveLength(2);
+    // Two before the step (Prometheus can answer, and 99.9% is healthy), two after it.
+    expect(prom.queries).toHaveLength(4);
   });
 
   it('check on a canary at 0% does not even ask Prometheus', async () => {
@@ -265,6 +297,22 @@ describe('tiergate canary flags (in process)', () => {
     const run = canaryCommand(['check', `${flag}=${value}`, '--kubectl', `${k.dir}/kubectl`, '--prometheus', 'http://127.0.0.1:9'], (l) => lines.push(l), {});
     await expect(run).rejects.toThrow(UsageError);
     await expect(run).rejects.toThrow(flag);
+    expect([k.calls(), lines]).toEqual([[], []]);
+  });
+
+  // `prometheus:9090` is a URL of the scheme "prometheus:": fetch refused it only when the first step was judged.
+  it.each([
+    [['--prometheus', 'prometheus:9090'], {}, '--prometheus expects an http:// or https:// URL, got "prometheus:9090"'],
+    [['--prometheus', ''], {}, '--prometheus expects an http:// or https:// URL, got ""'],
+    [[], { PROMETHEUS_URL: 'prometheus.monitoring:9090' }, 'PROMETHEUS_URL expects an http:// or https:// URL, got "prometheus.monitoring:9090"'],
+    [[], {}, '--prometheus URL (or PROMETHEUS_URL) is required to judge the canary'],
+    [[], { PROMETHEUS_URL: '' }, '--prometheus URL (or PROMETHEUS_URL) is required to judge the canary'],
+  ])('promote %j with %j is a usage error, before the cluster is touched', async (args, env, message) => {
+    const k = kubectlStandIn(ROUTE);
+    const lines: string[] = [];
+    const run = canaryCommand(['promote', ...args, '--kubectl', `${k.dir}/kubectl`], (l) => lines.push(l), env);
+    await expect(run).rejects.toThrow(UsageError);
+    await expect(run).rejects.toThrow(message);
     expect([k.calls(), lines]).toEqual([[], []]);
   });
 
