@@ -47,12 +47,28 @@ describe('request path', () => {
     s.close();
   });
 
+  // Azure OpenAI clients add ?api-version=…, and the OpenAI SDKs a defaultQuery. Read with its query, the path
+  // matched no LLM path and was passed through: not classified, budgeted or recorded.
+  it('a query string is no part of the path: the request is classified, routed and recorded as without one', async () => {
+    const s = tg.pool.open();
+    asContinue(await s.sendRequestHeaders(postHeaders('/v1/chat/completions?api-version=2024-10-21', [['x-request-id', 'req-query']]), false));
+    const b = asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'Please debug this' }] }), true));
+    expect(JSON.parse((b.body as Buffer).toString())).toMatchObject({ model: 'large-v1' });
+    expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBe('strong');
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'large-v1', choices: [], usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 } }), true);
+    s.close();
+    expect(await rowFor(tg, 'req-query')).toMatchObject({ path: '/v1/chat/completions', tier: 'strong', usage: { total_tokens: 12 } });
+  });
+
   it('overwrites routing headers a client sent: it cannot pick its own tier, tenant or classifier', async () => {
     const s = tg.pool.open();
     const spoof: Array<[string, string]> = [['x-llm-tier', 'strong'], ['x-tenant-id', 'someone-else'], ['x-llm-model', 'large-v1'], ['x-llm-classifier', 'forged']];
-    await s.sendRequestHeaders(chatHeaders(spoof), false);
-    // Already gone after the headers answer, so even a route matched before the body sees no client value.
+    const h = asContinue(await s.sendRequestHeaders(chatHeaders(spoof), false));
+    // Already gone after the headers answer, so even a route matched before the body sees no client value: the
+    // answer clears the route cache with its header change (ext_proc's per-route lookup has already matched one).
     expect(getHeader(s.requestHeaders, 'x-llm-tier')).toBeUndefined();
+    expect(h.clearedRouteCache).toBe(true);
     asContinue(await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] })));
     expect(s.requestHeaders.filter(([k]) => k === 'x-llm-tier')).toEqual([['x-llm-tier', 'weak']]);
     expect(getHeader(s.requestHeaders, 'x-tenant-id')).toBe('default');
@@ -341,6 +357,32 @@ describe('other paths', () => {
     expect([o.clearedRouteCache, o.body]).toEqual([false, undefined]);
     expect(s.requestHeaders).toHaveLength(4);
     s.close();
+  });
+
+  // Envoy without mode_override still sends a passed-through path's every phase. Each answer must leave it as it
+  // is, even a response that looks like an LLM answer (JSON with usage), and tiergate keeps no row of it.
+  it('a non-LLM path passes untouched through every phase: no header, body or metadata change, no row', async () => {
+    const s = tg.pool.open();
+    const answers = [
+      await s.sendRequestHeaders([[':method', 'POST'], [':path', '/internal/upload'], [':authority', 'x'], [':scheme', 'http'], ['x-request-id', 'req-passed']], false),
+      await s.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'Please debug this' }] }), true),
+    ];
+    const response: Array<[string, string]> = [[':status', '200'], ['content-type', 'application/json']];
+    answers.push(await s.sendResponseHeaders(response, false));
+    answers.push(await s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'm', choices: [], usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 } }), false));
+    answers.push(await s.sendResponseTrailers([['grpc-status', '0']]));
+    s.close();
+    expect(answers).toEqual(Array(5).fill({ kind: 'continue', clearedRouteCache: false }));
+    expect([s.responseHeaders, s.dynamicMetadata]).toEqual([response, {}]);
+    // A request after it is recorded; the passed-through one never is.
+    const after = tg.pool.open();
+    await after.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'req-after']]), false);
+    await after.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }), true);
+    await after.sendResponseHeaders(response, false);
+    await after.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'small-v1', choices: [], usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 } }), true);
+    after.close();
+    await rowFor(tg, 'req-after');
+    expect((await tg.rows()).map((r) => r.request_id)).not.toContain('req-passed');
   });
 
   it('with mode override allowed, a non-LLM path asks Envoy to skip the rest of the request', async () => {

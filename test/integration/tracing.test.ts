@@ -253,7 +253,11 @@ describe('the stream span carries its row', () => {
       'tiergate.tenant': 'default',
       'tiergate.tier': 'weak',
       'tiergate.outcome': 'routed',
+      // The stream's own facts (README "Tracing"): its path, the answer's status and the time to its first byte.
+      'url.path': '/v1/chat/completions',
+      'http.response.status_code': 200,
     });
+    expect(span.attributes['tiergate.ttft_ms']).toBeCloseTo(row.latency_ms.ttft as number, 2);
     expect(row.cost_usd?.total).toBeGreaterThan(0);
     expect(span.attributes['error.type']).toBeUndefined();
     // The span began after the stream's accounting did and ended at the same moment: never longer than the row's
