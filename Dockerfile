@@ -28,7 +28,10 @@ RUN mkdir -p /out/var/lib/tiergate/ledger /out/var/lib/tiergate/spool && chown -
 
 FROM node:24-bookworm-slim AS kubectl
 ARG KUBECTL_VERSION=v1.34.1
-ARG TARGETARCH=amd64
+# BuildKit sets TARGETARCH from --platform (amd64, arm64) only when the stage declares it without a value: a
+# default here took precedence, and an arm64 canary image shipped an amd64 kubectl ("exec format error" in the
+# CronJob on arm64 nodes).
+ARG TARGETARCH
 ADD --chmod=755 https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${TARGETARCH}/kubectl /kubectl
 
 FROM gcr.io/distroless/nodejs24-debian12:nonroot AS runtime

@@ -141,6 +141,14 @@ describe('Dockerfile', () => {
     expect(canary).toMatch(/COPY --from=kubectl \/kubectl \/usr\/local\/bin\/kubectl/);
     expect(JSON.parse(/^CMD (.+)$/m.exec(canary)?.[1] ?? '[]')).toEqual(['dist/cli.js', 'canary', 'check']);
   });
+  // BuildKit's value of an automatic platform ARG reaches a stage only when the stage declares it without one
+  // (docker/buildx#510): `ARG TARGETARCH=amd64` put an amd64 kubectl into an arm64 canary image.
+  it('takes the target platform from the build: no automatic platform ARG is given a default', () => {
+    const platformArgs = [...text.matchAll(/^ARG ((?:TARGET|BUILD)(?:PLATFORM|OS|ARCH|VARIANT))(=.*)?$/gm)];
+    expect(platformArgs.map((m) => m[1])).toContain('TARGETARCH');
+    expect(platformArgs.filter((m) => m[2] !== undefined).map((m) => m[0])).toEqual([]);
+    expect(text).toMatch(/\/bin\/linux\/\$\{TARGETARCH\}\/kubectl /);
+  });
   it('builds and runs on one Node major, the one .ci/run also tests on', () => {
     const majors = [...text.matchAll(/^FROM (?:node:(\d+)-|gcr\.io\/distroless\/nodejs(\d+)-)/gm)].map((m) => m[1] ?? m[2]);
     expect(majors.length).toBeGreaterThanOrEqual(3); // the build stages and the runtime
