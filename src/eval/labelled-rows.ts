@@ -135,7 +135,7 @@ export async function* readLabelledRows(file: string, opts: { format?: string; l
   }
   // relax_column_count: a short or long record becomes one bad row, not the end of the run.
   const parser = parseCsv({ columns: true, bom: true, delimiter: format === 'tsv' ? '\t' : ',', relax_column_count: true, skip_empty_lines: true, relax_quotes: format === 'tsv', quote: format === 'tsv' ? false : '"' });
-  // pipeline, not pipe: a read error (a directory, a compressed file cut short) ends the rows with that error.
+  // pipeline, not pipe: a read error (a compressed file cut short, a failing disk) ends the rows with that error.
   // Piped, it was an unhandled 'error' event that crashed the command with a stack trace.
   pipeline(fileBytes(file, gzip), parser, () => undefined);
   let n = 0;
