@@ -2,10 +2,20 @@
 // name) is decompressed on the way: log archives, rotated logs and exported samples of traffic are mostly kept
 // compressed. Read as they were, a compressed log held no line with a row in it, so a rollup over them summed to
 // $0 and an import found nothing; a compressed labelled file gave `eval` nothing but unreadable rows.
-import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
 import { createInterface, type Interface } from 'node:readline';
 import { pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+
+/**
+ * Why `path`, named on a command line as a file to read, is not one (`what` names the kind: "log file"), or
+ * undefined when it is. A directory said "EISDIR: illegal operation on a directory, read" without naming it.
+ */
+export function fileProblem(path: string, what: string): string | undefined {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (!stat) return `${path}: no such file`;
+  return stat.isDirectory() ? `${path}: a directory, not a ${what}` : undefined;
+}
 
 /** Whether the file starts with gzip's magic bytes (RFC 1952: 1f 8b). */
 export function isGzip(file: string): boolean {

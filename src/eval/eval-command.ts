@@ -1,6 +1,5 @@
 // Argument parsing and wiring for `tiergate eval` and `tiergate keywords`. Both read the classifier versions
 // from a config file (the embedded defaults when none is named), so what is evaluated is exactly what serves.
-import { existsSync, statSync } from 'node:fs';
 import { compileClassifier } from '../classify/engine.js';
 import type { VersionConfig } from '../classify/rules-schema.js';
 import { V7 } from '../classify/v7.js';
@@ -10,6 +9,7 @@ import { numberFlag, parseFlags, UsageError } from '../usage-error.js';
 import { DEFAULT_SLO, evaluate, formatEval, type Slo } from './evaluate.js';
 import { formatKeywords, keywordCandidates } from './keywords.js';
 import { readLabelledRows } from './labelled-rows.js';
+import { fileProblem } from '../text-lines.js';
 
 export const EVAL_USAGE = `  tiergate eval FILE [--config FILE] [--versions v7,v8] [--format jsonl|csv|tsv] [--label-field NAME]
       [--strong-tier strong] [--weak-tier weak] [--max-misroute 0.05] [--weak-share 0.6-0.7]
@@ -42,8 +42,8 @@ const count = (name: string, s: string) => numberFlag(name, s, { min: 0, max: Nu
 
 function needFile(file: string | undefined, flag: string): string {
   if (!file) throw new UsageError(`name the labelled file${flag}`);
-  if (!existsSync(file)) throw new Error(`${file}: no such file`);
-  if (statSync(file).isDirectory()) throw new Error(`${file}: a directory, not a labelled file`);
+  const problem = fileProblem(file, 'labelled file');
+  if (problem) throw new Error(problem);
   return file;
 }
 

@@ -426,6 +426,10 @@ describe('tiergate ledger import', () => {
     expect(existsSync(join(dir, 'ledger'))).toBe(false);
     const empty = run(['ledger', 'import', '--config', config, config]);
     expect([empty.status, empty.stdout]).toEqual([0, 'no ledger.rows_unsaved or ledger.rows_left_in_spool lines found\n']);
+    // A directory named the way `ledger rollup --logs` names it (it was "EISDIR: illegal operation on a directory,
+    // read", naming nothing), and a missing log, before anything is read.
+    expect(run(['ledger', 'import', '--config', config, log, dir])).toMatchObject({ status: 1, stderr: `tiergate ledger import: ${dir}: a directory, not a log file\n` });
+    expect(run(['ledger', 'import', '--config', config, join(dir, 'gone.log')]).stderr).toBe(`tiergate ledger import: ${join(dir, 'gone.log')}: no such file\n`);
   });
 
   it('reads the logs a batch at a time, and still writes nothing when a later line is bad', () => {

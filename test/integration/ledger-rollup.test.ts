@@ -144,6 +144,9 @@ describe('tiergate ledger rollup', () => {
     expect(damaged.status).toBe(1);
     expect(damaged.stderr).toContain(`${join(dir, 'pod3.log')}:1: not JSON`);
     expect(cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs']).stderr).toContain('--logs: name the log files to read');
+    // A directory of logs is named as one (it said "no such file"), and so is a log that is missing.
+    expect(cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs', dir])).toMatchObject({ status: 2, stderr: `${dir}: a directory, not a log file\n` });
+    expect(cli(['ledger', 'rollup', '--day', '2026-11-22', '--logs', join(dir, 'pod9.log')]).stderr).toBe(`${join(dir, 'pod9.log')}: no such file\n`);
   });
 
   it('--logs reads Docker json-file logs too (docker compose\'s default, and what Fluent Bit forwards): the row is the entry\'s "log"', () => {
