@@ -12,13 +12,15 @@ import { LEDGER_USAGE, ledgerImport, ledgerRollup } from './ledger/ledger-comman
 import { CANARY_USAGE, canaryCommand } from './canary/canary-command.js';
 import { EVAL_USAGE, evalCommand, keywordsCommand } from './eval/eval-command.js';
 import { hostPortFlag, numberFlag, parseFlags, UsageError } from './usage-error.js';
+import { VERSION } from './version.js';
 
 const USAGE = `usage:
   tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
   tiergate dev [--config FILE] [--port 8080] [--listen 127.0.0.1:9002] [--admin 127.0.0.1:9090] [--body-mode buffered|duplex]
   tiergate config check FILE
   tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
-${LEDGER_USAGE}${EVAL_USAGE}${CANARY_USAGE}`;
+${LEDGER_USAGE}${EVAL_USAGE}${CANARY_USAGE}  tiergate --version
+`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -90,6 +92,11 @@ async function main(argv: string[]): Promise<number> {
     case '-h':
     case 'help':
       process.stdout.write(USAGE);
+      return 0;
+    case '--version':
+    case 'version':
+      // Which build a pod runs: `kubectl exec POD -- node dist/cli.js --version` (the log's server.started says it too).
+      process.stdout.write(`tiergate ${VERSION} (Node ${process.versions.node})\n`);
       return 0;
   }
   process.stderr.write(USAGE);

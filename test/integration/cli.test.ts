@@ -12,6 +12,7 @@ import { chatHeaders, jsonBody } from '../helpers/tiergate.js';
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 // From the repository, where `--import tsx` resolves (the test process itself runs in a temp directory).
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const PACKAGE_VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
   spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
 
@@ -208,6 +209,12 @@ describe('tiergate config check', () => {
     }
   });
 
+  it('--version (or version) prints the package version and the Node that runs it', () => {
+    for (const args of [['--version'], ['version']]) {
+      expect(run(args)).toMatchObject({ status: 0, stdout: `tiergate ${PACKAGE_VERSION} (Node ${process.versions.node})\n`, stderr: '' });
+    }
+  });
+
   it('usage on a bad command', () => {
     const r = run(['frobnicate']);
     expect(r.status).toBe(2);
@@ -338,6 +345,8 @@ describe('tiergate serve', () => {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     await expect.poll(() => out, { timeout: 15_000 }).toContain('"event":"server.started"');
     const started = JSON.parse(out.split('\n').find((l) => l.includes('server.started')) ?? '{}') as { admin_port: number; grpc_port: number };
+    // The build it runs, for a rollout of tiergate itself.
+    expect(started).toMatchObject({ version: PACKAGE_VERSION, node_version: process.versions.node });
     expect((await fetch(`http://127.0.0.1:${started.admin_port}/readyz`)).status).toBe(200);
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     child.kill('SIGTERM');

@@ -117,6 +117,10 @@ describe('Dockerfile', () => {
     expect(text).toMatch(/npm ci --omit=dev/);
     expect(final).not.toMatch(/npm (ci|install)(?! --omit=dev)/);
     expect(final).toMatch(/COPY --from=prod-deps \/app\/node_modules/);
+    // src/version.ts reads ../package.json from dist/: `--version` and the start's log line need it there.
+    expect(final).toMatch(/^COPY package\.json \.\/$/m);
+    expect(final).toMatch(/^WORKDIR \/app$/m);
+    expect(final).toMatch(/COPY --from=build \/app\/dist \.\/dist/);
   });
   it('runs as a non-root user, and its command is tiergate serve', () => {
     const user = /^USER (\S+)/m.exec(final)?.[1] ?? '';
