@@ -1,5 +1,5 @@
 // serve(): admin endpoints, grpc.health.v1, hot reload of the config file, graceful shutdown.
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { rowsFromFiles } from '../../src/ledger/read.js';
 import { collectRows } from '../helpers/ledger-rows.js';
 import { tmpdir } from 'node:os';
@@ -57,6 +57,8 @@ describe('admin and health', () => {
     await expect.poll(async () => (await fetch(`${base}/metrics`)).text()).toContain('tiergate_requests_total{tier="weak",outcome="routed"} 1');
     const text = await (await fetch(`${base}/metrics`)).text();
     expect(text).toMatch(/tiergate_config_info\{version="[0-9a-f]{12}",classifier_version="v7"\} 1/);
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(text).toContain(`tiergate_build_info{version="${version}",node_version="${process.versions.node}"} 1`);
     expect(text).toContain('tiergate_extproc_phase_seconds_bucket');
     expect(await healthCheck(s.grpcPort)).toBe('SERVING');
     expect(await healthCheck(s.grpcPort, 'envoy.service.ext_proc.v3.ExternalProcessor')).toBe('SERVING');
