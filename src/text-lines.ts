@@ -8,13 +8,17 @@ import { pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 
 /**
- * Why `path`, named on a command line as a file to read, is not one (`what` names the kind: "log file"), or
- * undefined when it is. A directory said "EISDIR: illegal operation on a directory, read" without naming it.
+ * Why one of `paths`, named on a command line as files to read, is not one (`what` names the kind: "log file"),
+ * or undefined when all are: checked before any is read. A directory said "EISDIR: illegal operation on a
+ * directory, read" without naming it.
  */
-export function fileProblem(path: string, what: string): string | undefined {
-  const stat = statSync(path, { throwIfNoEntry: false });
-  if (!stat) return `${path}: no such file`;
-  return stat.isDirectory() ? `${path}: a directory, not a ${what}` : undefined;
+export function fileProblem(paths: readonly string[], what: string): string | undefined {
+  for (const path of paths) {
+    const stat = statSync(path, { throwIfNoEntry: false });
+    if (!stat) return `${path}: no such file`;
+    if (stat.isDirectory()) return `${path}: a directory, not a ${what}`;
+  }
+  return undefined;
 }
 
 /** Whether the file starts with gzip's magic bytes (RFC 1952: 1f 8b). */

@@ -42,7 +42,7 @@ const count = (name: string, s: string) => numberFlag(name, s, { min: 0, max: Nu
 
 function needFile(file: string | undefined, flag: string): string {
   if (!file) throw new UsageError(`name the labelled file${flag}`);
-  const problem = fileProblem(file, 'labelled file');
+  const problem = fileProblem([file], 'labelled file');
   if (problem) throw new Error(problem);
   return file;
 }

@@ -26,10 +26,8 @@ export const LEDGER_USAGE = `  tiergate ledger rollup [--day YYYY-MM-DD | --mont
 export async function ledgerImport(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags({ args, options: { config: { type: 'string' } }, allowPositionals: true });
   if (positionals.length === 0) throw new UsageError(`name the log files to read ${LOGGED_ROW_EVENTS.join(' and ')} lines from`);
-  for (const log of positionals) {
-    const problem = fileProblem(log, 'log file');
-    if (problem) throw new Error(problem);
-  }
+  const problem = fileProblem(positionals, 'log file');
+  if (problem) throw new Error(problem);
   const { config } = await loadInitialConfig(values.config, process.env);
   const sinks = createSinks(config.ledger.sinks);
   try {
@@ -86,10 +84,8 @@ export async function ledgerRollup(args: string[], usage: string): Promise<numbe
   if (typeof period === 'string') return fail(period);
   if ([values.file, values.redis, values.logs].filter(Boolean).length !== 1) return fail(`name one source: --file FILE|DIR, --redis URL or --logs LOG...\n${usage}`);
   if (values.logs ? positionals.length === 0 : positionals.length > 0) return fail(values.logs ? '--logs: name the log files to read' : `unexpected argument: ${positionals[0]}\n${usage}`);
-  for (const log of positionals) {
-    const problem = fileProblem(log, 'log file');
-    if (problem) return fail(problem);
-  }
+  const problem = fileProblem(positionals, 'log file');
+  if (problem) return fail(problem);
   if (values.json && values.csv) return fail('--json and --csv: choose one');
   const file = values.file;
   if (file !== undefined && !period && statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
