@@ -12,7 +12,7 @@ import { LEDGER_USAGE, ledgerImport, ledgerRollup } from './ledger/ledger-comman
 import { CANARY_USAGE, canaryCommand } from './canary/canary-command.js';
 import { EVAL_USAGE, evalCommand, keywordsCommand } from './eval/eval-command.js';
 import { hostPortFlag, numberFlag, parseFlags, UsageError } from './usage-error.js';
-import { VERSION } from './version.js';
+import { BUILD } from './version.js';
 
 const USAGE = `usage:
   tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
@@ -96,7 +96,7 @@ async function main(argv: string[]): Promise<number> {
     case '--version':
     case 'version':
       // Which build a pod runs: `kubectl exec POD -- node dist/cli.js --version` (the log's server.started says it too).
-      process.stdout.write(`tiergate ${VERSION} (Node ${process.versions.node})\n`);
+      process.stdout.write(`tiergate ${BUILD.version} (Node ${BUILD.node_version})\n`);
       return 0;
   }
   process.stderr.write(USAGE);

@@ -9,7 +9,7 @@ import { loadTokenizer } from './llm/tokenizer.js';
 import { vetRegexes } from './classify/regex-safety.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { startTracing } from './telemetry/tracing.js';
-import { VERSION } from './version.js';
+import { BUILD } from './version.js';
 
 export interface ServeOptions {
   configFile?: string;
@@ -89,7 +89,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   }
   await app.storesConnected(STORE_CONNECT_WAIT_MS);
   app.markServing();
-  log.info({ event: 'server.started', version: VERSION, node_version: process.versions.node, grpc_port: grpcPort, admin_port: adminPort, config_version: compiled.runtime.version });
+  log.info({ event: 'server.started', ...BUILD, grpc_port: grpcPort, admin_port: adminPort, config_version: compiled.runtime.version });
 
   let stopping: Promise<void> | undefined;
   const stop = ({ drainMs = 0 }: { drainMs?: number } = {}) =>

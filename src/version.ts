@@ -2,4 +2,7 @@
 // dist/ (the build, which the image ships beside package.json). Read once, at import.
 import { readFileSync } from 'node:fs';
 
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** The build this process runs, as `server.started` logs it and `tiergate_build_info` labels it. */
+export const BUILD: Readonly<{ version: string; node_version: string }> = Object.freeze({ version: VERSION, node_version: process.versions.node });

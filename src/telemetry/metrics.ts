@@ -4,7 +4,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { FastHistogram } from './fast-histogram.js';
 import { TalliedCounter } from './tallied-counter.js';
 import type { EmbedderLoad } from '../cache/embedders/embedder.js';
-import { VERSION } from '../version.js';
+import { BUILD } from '../version.js';
 
 // From 10 µs: most answers take tens of microseconds, and Envoy's default message timeout is 200 ms.
 export const LATENCY_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
@@ -288,7 +288,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     },
   };
   // Which pods run which build, during a rollout of tiergate itself (the dashboard's "Config in force").
-  m.buildInfo.set({ version: VERSION, node_version: process.versions.node }, 1);
+  m.buildInfo.set(BUILD, 1);
   return m;
 }
 
