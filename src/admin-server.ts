@@ -12,7 +12,10 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-/** A tenant's limits as they stand: JSON-ready, or a rejection when the budget store cannot be read. */
+/**
+ * A tenant's limits as they stand: JSON-ready; undefined when no request can be of that tenant under the config in
+ * force; a rejection when the budget store cannot be read.
+ */
 export type BudgetStatusFn = (tenant: string) => Promise<unknown>;
 
 export function createAdminServer(metrics: Metrics, ready: () => boolean, budgetStatus?: BudgetStatusFn): AdminServer {
@@ -35,7 +38,10 @@ export function createAdminServer(metrics: Metrics, ready: () => boolean, budget
         return;
       }
       budgetStatus(tenant).then(
-        (status) => res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(status)}\n`),
+        (status) =>
+          status === undefined
+            ? res.writeHead(404, { 'content-type': 'text/plain' }).end(`no request can be of tenant ${tenant}: no API key acts for it in the config in force (with auth off, every request is tenant default)\n`)
+            : res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(status)}\n`),
         (err: Error) => res.writeHead(503, { 'content-type': 'text/plain' }).end(`budget store unavailable: ${err.message}\n`),
       );
     } else {

@@ -34,6 +34,7 @@ import { ResponseAffinity, createAffinityStore } from './affinity/response-affin
 import { parseStage } from './stages/parse.js';
 import { routeStage } from './stages/route.js';
 import { createBudgetStage } from './stages/budget.js';
+import { tenantReach } from './stages/authenticate.js';
 import { createPolicyStage } from './stages/policy.js';
 import { Budgets } from './budget/budgets.js';
 import { createBudgetStore } from './stores/create-budget-store.js';
@@ -202,7 +203,12 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   };
   const admin = createAdminServer(metrics, () => serving, async (tenant) => {
     const rt = config.current();
-    return { tenant, plan: rt.tenants.policyFor(tenant).plan, limits: await budgets.status(rt, tenant) };
+    const reach = tenantReach(rt.auth, tenant);
+    if (reach === 'none') return undefined;
+    // listed: false is a tenant only a key for every tenant reaches that `tenants:` does not name either, so an
+    // operator who mistyped one sees that, not just a tenant with nothing used.
+    const listed = reach === 'named' || Object.hasOwn(rt.config.tenants, tenant);
+    return { tenant, listed, plan: rt.tenants.policyFor(tenant).plan, limits: await budgets.status(rt, tenant) };
   });
 
   return {

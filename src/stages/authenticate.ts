@@ -1,7 +1,7 @@
 // Who is calling, and for which tenant. Runs on the request headers, before Envoy buffers a body, so an
 // unauthenticated client never gets the gateway to hold megabytes for it. The client's own x-tenant-id only
 // counts when its key may act for that tenant; the resolved tenant always overwrites the header upstream.
-import { findPrincipal, presentedKey } from '../auth/api-keys.js';
+import { findPrincipal, presentedKey, type AuthRuntime } from '../auth/api-keys.js';
 import type { Runtime } from '../config/runtime.js';
 import { TENANT_ID } from '../config/policy-schema.js';
 import { TiergateError } from '../errors.js';
@@ -48,6 +48,22 @@ export function authenticate(headers: HeaderMap, rt: Runtime): Caller {
   if (!TENANT_ID.test(asked)) throw new TiergateError('invalid_tenant_id', 'x-tenant-id must be 1–64 characters of A-Z a-z 0-9 . _ -', H.tenant);
   if (!principal.tenants.has('*') && !principal.tenants.has(asked)) throw notAllowed();
   return { tenant: asked, principal: principal.id, strip };
+}
+
+/**
+ * How requests can come to be of this tenant under this config: `named` when a key names it (its fixed tenant, or
+ * one it lists) or, with auth off, it is the one tenant there is; `any` when only a key for every tenant ("*")
+ * reaches it; `none` when no request can be of it. The admin listener's budget view tells a tenant an operator
+ * mistyped from one that is merely idle by this.
+ */
+export function tenantReach(auth: AuthRuntime, tenant: string): 'named' | 'any' | 'none' {
+  if (auth.mode === 'none') return tenant === DEFAULT_TENANT ? 'named' : 'none';
+  let reach: 'any' | 'none' = 'none';
+  for (const p of auth.principals) {
+    if (p.tenant === tenant || p.tenants.has(tenant)) return 'named';
+    if (p.tenants.has('*')) reach = 'any';
+  }
+  return reach;
 }
 
 // The message never echoes the tenant asked for, nor which tenants the key does own.

@@ -4,6 +4,7 @@
 // fake clock.
 import { Redis } from 'ioredis';
 import { describe, expect, it, vi } from 'vitest';
+import { sha256Hex } from '../../src/auth/api-keys.js';
 import { bucketsFor } from '../../src/budget/buckets.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type ExtProcSession, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
@@ -433,6 +434,38 @@ describe('the admin listener: /budgets/{tenant}', () => {
     const costUsed = async () => ((await get('default')).body as { limits: Array<Record<string, unknown>> }).limits.find((l) => l.code === 'daily_cost_budget')?.used;
     await expect.poll(costUsed).toBe(0.00225);
     expect((await get('not a tenant')).status).toBe(400);
+  });
+
+  it('tells a tenant no config names (listed: false) and one no request can be of (404) from an idle one', async () => {
+    const keys = [
+      { id: 'acme', sha256: sha256Hex('acme-key'), tenant: 'acme' },
+      { id: 'ci', sha256: sha256Hex('ci-key'), tenants: ['globex'] },
+    ];
+    const ports = new Map<TestTiergate, Promise<number>>();
+    const view = async (t: TestTiergate, tenant: string) => {
+      if (!ports.has(t)) ports.set(t, t.app.admin.listen('127.0.0.1:0'));
+      const r = await fetch(`http://127.0.0.1:${await ports.get(t)}/budgets/${tenant}`);
+      return r.status === 200 ? ((await r.json()) as { listed: boolean; plan: string | null }) : { status: r.status, text: await r.text() };
+    };
+    const tenants = { '*': { plan: 'free' }, initech: { plan: 'pro' } };
+    const plans = { free: { requestsPerMinute: 5 }, pro: { requestsPerMinute: 50 } };
+    // Keys that each name their tenants: any other tenant is a typo, whatever `tenants:` holds.
+    const named = await tiergate({ auth: { mode: 'api_key', keys }, tenants, plans }, clock().now);
+    expect(await view(named, 'acme')).toMatchObject({ listed: true, plan: 'free' });
+    expect(await view(named, 'globex')).toMatchObject({ listed: true });
+    expect(await view(named, 'acmee')).toEqual({
+      status: 404,
+      text: 'no request can be of tenant acmee: no API key acts for it in the config in force (with auth off, every request is tenant default)\n',
+    });
+    // A key for every tenant reaches any id: one `tenants:` names is listed, any other is not.
+    const wild = await tiergate({ auth: { mode: 'api_key', keys: [...keys, { id: 'platform', sha256: sha256Hex('platform-key'), tenants: ['*'] }] }, tenants, plans }, clock().now);
+    expect(await view(wild, 'initech')).toMatchObject({ listed: true, plan: 'pro' });
+    expect(await view(wild, 'acme')).toMatchObject({ listed: true });
+    expect(await view(wild, 'newco')).toMatchObject({ listed: false, plan: 'free' });
+    // With auth off every request is tenant default.
+    const open = await tiergate({}, clock().now);
+    expect(await view(open, 'default')).toMatchObject({ listed: true });
+    expect(await view(open, 'acme')).toMatchObject({ status: 404 });
   });
 });
 
