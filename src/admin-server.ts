@@ -21,7 +21,10 @@ export type BudgetStatusFn = (tenant: string) => Promise<unknown>;
 export function createAdminServer(metrics: Metrics, ready: () => boolean, budgetStatus?: BudgetStatusFn): AdminServer {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz') {
+    // Everything here is read-only: a POST or DELETE (a mistaken script, a scanner) is told so, not answered as a GET.
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('the admin listener answers GET and HEAD only\n');
+    } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
       const ok = ready();

@@ -52,6 +52,13 @@ describe('admin and health', () => {
     const base = `http://127.0.0.1:${s.adminPort}`;
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const head = await fetch(`${base}/metrics`, { method: 'HEAD' });
+    expect([head.status, head.headers.get('content-type')]).toEqual([200, 'text/plain; version=0.0.4; charset=utf-8']);
+    // Read-only: anything else is refused, not answered as a GET.
+    for (const method of ['POST', 'DELETE']) {
+      const r = await fetch(`${base}/healthz`, { method });
+      expect([r.status, r.headers.get('allow'), await r.text()]).toEqual([405, 'GET, HEAD', 'the admin listener answers GET and HEAD only\n']);
+    }
     await routeTier(s.pool);
     // The request is counted when its stream ends, just after the close.
     await expect.poll(async () => (await fetch(`${base}/metrics`)).text()).toContain('tiergate_requests_total{tier="weak",outcome="routed"} 1');
