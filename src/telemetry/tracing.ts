@@ -9,6 +9,7 @@
 // tiergate's real caller, so it is the parent. Without it (Envoy not tracing), the request's own trace context
 // (a client's `traceparent`) is, so tiergate's span still joins the application's trace, as the backend's will
 // when Envoy forwards the header. Each stage's span is a child of the stream's.
+import { BUILD } from '../version.js';
 import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, isSpanContextValid, propagation, trace, type Context, type Span, type TextMapGetter } from '@opentelemetry/api';
 
 const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
@@ -122,8 +123,14 @@ export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
 export async function startTracing(env: NodeJS.ProcessEnv): Promise<(() => Promise<void>) | undefined> {
   if (!tracingRequested(env)) return undefined;
   // Loaded lazily: the SDK is heavy and most installs never enable it.
-  const { NodeSDK } = await import('@opentelemetry/sdk-node');
-  const sdk = new NodeSDK({ serviceName: env.OTEL_SERVICE_NAME ?? 'tiergate' });
+  const [{ NodeSDK }, { defaultResource, resourceFromAttributes }] = await Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/resources')]);
+  // tiergate's name and version under what the SDK detects: it merges OTEL_RESOURCE_ATTRIBUTES (and the host and
+  // process) over this resource, so an operator's `service.name=…` there wins. Passing `serviceName` instead put
+  // "tiergate" over it; it is passed only for OTEL_SERVICE_NAME, which the spec ranks above both and which must
+  // hold even with OTEL_NODE_RESOURCE_DETECTORS=none. A `resource` replaces the SDK's default one (telemetry.sdk.*),
+  // so that is the base.
+  const resource = defaultResource().merge(resourceFromAttributes({ 'service.name': 'tiergate', 'service.version': BUILD.version }));
+  const sdk = new NodeSDK({ resource, ...(env.OTEL_SERVICE_NAME ? { serviceName: env.OTEL_SERVICE_NAME } : {}) });
   sdk.start();
   enabled = true;
   return async () => {
