@@ -11,16 +11,16 @@ export const CANARY_USAGE = `  tiergate canary (status | set PERCENT | promote |
 
 export { UsageError };
 
-/** Go-style "90s", "5m", "1h" → ms. */
-function durationMs(s: string): number {
+/** Go-style "90s", "5m", "1h" → ms; the whole value, so "1.5h" is not read as its "5h". */
+function durationMs(flag: string, s: string): number {
   const m = /^(\d+)(ms|s|m|h)$/.exec(s);
-  if (!m) throw new UsageError(`expected a duration like 30s, 5m or 1h, got "${s}"`);
+  if (!m) throw new UsageError(`--${flag} expects a duration like 30s, 5m or 1h, got "${s}"`);
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
 }
 
 /** A duration that PromQL's range selector takes: not zero. */
 function windowOf(s: string): string {
-  if (durationMs(s) === 0) throw new UsageError(`--window must be longer than 0, got "${s}"`);
+  if (durationMs('window', s) === 0) throw new UsageError(`--window must be longer than 0, got "${s}"`);
   return s;
 }
 
@@ -72,7 +72,7 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
   const promUrl = prometheusUrl(values.prometheus, env.PROMETHEUS_URL);
   const canary = new Canary(
     {
-      kubectl: kubectl(values.kubectl, durationMs(values['kubectl-timeout'])),
+      kubectl: kubectl(values.kubectl, durationMs('kubectl-timeout', values['kubectl-timeout'])),
       prometheus: promUrl ? prometheus(promUrl) : undefined,
       out,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
@@ -80,7 +80,7 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
     {
       target: { namespace: values.namespace, route: values.route, rule: values.rule, stable: values.stable, canary: values.canary },
       dryRun: values['dry-run'],
-      intervalMs: durationMs(values.interval),
+      intervalMs: durationMs('interval', values.interval),
       window,
       maxErrorRate,
       maxP99Ms,

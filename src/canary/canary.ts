@@ -2,7 +2,7 @@
 // (route-weights.ts); promotion is gated on the canary's health in Prometheus between steps, and `check` (run
 // as a CronJob) rolls back a canary whose 5xx rate or p99 is over the thresholds.
 import type { Kubectl } from './kubectl.js';
-import { unhealthy, type Backend, type Health, type Prometheus, type Thresholds } from './prometheus.js';
+import { missingData, overThreshold, unhealthy, type Backend, type Health, type Prometheus, type Thresholds } from './prometheus.js';
 import { UsageError } from '../usage-error.js';
 import { canaryPercent, formatPercent, readWeights, weightPatch, type CanaryTarget, type JsonPatchOp, type RouteWeights } from './route-weights.js';
 
@@ -83,8 +83,9 @@ export class Canary {
     } catch (err) {
       throw new Error(`the canary's health cannot be read, so nothing was changed: ${(err as Error).message}`);
     }
-    if (current === 0 || health.errorRate === null || health.p99Ms === null) return true;
-    const why = unhealthy(health, this.opts);
+    // At 0% what the window holds is an earlier canary's (one rolled back minutes ago), not this one's.
+    if (current === 0) return true;
+    const why = overThreshold(health, this.opts);
     if (!why) return true;
     this.deps.out(`canary unhealthy at ${formatPercent(current)} before promotion: ${why}; rolling back`);
     await this.apply(weightPatch(this.opts.target, w.ruleIndex, 0), 0);
@@ -100,18 +101,20 @@ export class Canary {
       return 'idle';
     }
     const h = await prom.health(this.backendOf(w), this.opts.window);
-    if (h.errorRate === null || h.p99Ms === null) {
-      this.deps.out('canary has no traffic data in the window: nothing to judge');
+    // A measure over its threshold rolls back even when the other has no data (a canary that answers nothing).
+    const why = overThreshold(h, this.opts);
+    if (why) {
+      this.deps.out(`canary unhealthy: ${why}; rolling back`);
+      await this.apply(weightPatch(this.opts.target, w.ruleIndex, 0), 0);
+      return 'rolled-back';
+    }
+    const missing = missingData(h);
+    if (missing) {
+      this.deps.out(`${missing}: nothing to judge`);
       return 'idle';
     }
-    const why = unhealthy(h, this.opts);
-    if (!why) {
-      this.deps.out('canary healthy');
-      return 'healthy';
-    }
-    this.deps.out(`canary unhealthy: ${why}; rolling back`);
-    await this.apply(weightPatch(this.opts.target, w.ruleIndex, 0), 0);
-    return 'rolled-back';
+    this.deps.out('canary healthy');
+    return 'healthy';
   }
 
   /**

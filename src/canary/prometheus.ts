@@ -22,14 +22,41 @@ export interface Prometheus {
   health(backend: Backend, window: string): Promise<Health>;
 }
 
-export function prometheus(baseUrl: string, fetchImpl: typeof fetch = fetch): Prometheus {
+export interface PrometheusOptions {
+  /** How long one query may take, the answer's body included (default 10 s). */
+  timeoutMs?: number;
+  fetchImpl?: typeof fetch;
+}
+
+export function prometheus(baseUrl: string, opts: PrometheusOptions = {}): Prometheus {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const fetchImpl = opts.fetchImpl ?? fetch;
+  const base = baseUrl.replace(/\/$/, '');
   const query = async (q: string): Promise<number | null> => {
-    const url = `${baseUrl.replace(/\/$/, '')}/api/v1/query?${new URLSearchParams({ query: q })}`;
-    const res = await fetchImpl(url, { signal: AbortSignal.timeout(10_000) });
-    if (!res.ok) throw new Error(`prometheus: HTTP ${res.status} for ${q}`);
-    const body = (await res.json()) as { status?: string; data?: { result?: Array<{ value?: [number, string] }> } };
-    if (body.status !== 'success') throw new Error(`prometheus: query failed: ${q}`);
+    const url = `${base}/api/v1/query?${new URLSearchParams({ query: q })}`;
+    let res: Response;
+    let body: PromAnswer | undefined;
+    try {
+      res = await fetchImpl(url, { signal: AbortSignal.timeout(timeoutMs) });
+      const text = await res.text();
+      try {
+        body = JSON.parse(text) as PromAnswer;
+      } catch {
+        body = undefined;
+      }
+    } catch (err) {
+      // fetch says only "fetch failed"; what went wrong (ECONNREFUSED, ENOTFOUND) is its cause.
+      const e = err as Error & { cause?: Error };
+      const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (e.cause?.message ?? e.message);
+      throw new Error(`prometheus: ${base} cannot be queried: ${why}`);
+    }
+    // Prometheus says why it refused a query in the body's `error`, with 400 or 422 (or 200 behind some proxies).
+    const refused = body?.status === 'error' ? `: ${body.errorType ?? 'error'}: ${body.error ?? ''}` : '';
+    if (!res.ok) throw new Error(`prometheus: HTTP ${res.status}${refused} for ${q}`);
+    if (body === undefined) throw new Error(`prometheus: the answer from ${base} is not JSON (is it Prometheus' address?) for ${q}`);
+    if (body.status !== 'success') throw new Error(`prometheus: query failed${refused} for ${q}`);
     const v = body.data?.result?.[0]?.value?.[1];
+    // NaN (a share of 0 requests, a quantile of empty buckets) is no data, as an empty result is.
     const n = v === undefined ? NaN : Number(v);
     return Number.isFinite(n) ? n : null;
   };
@@ -39,6 +66,13 @@ export function prometheus(baseUrl: string, fetchImpl: typeof fetch = fetch): Pr
       return { errorRate: await query(q.errorRate), p99Ms: await query(q.p99Ms) };
     },
   };
+}
+
+interface PromAnswer {
+  status?: string;
+  errorType?: string;
+  error?: string;
+  data?: { result?: Array<{ value?: [number, string] }> };
 }
 
 /**
@@ -66,10 +100,28 @@ export function healthQueries(backend: Backend, window: string): { errorRate: st
   };
 }
 
-/** Why the health is not good enough, or undefined when it is. No data counts as not good enough. */
-export function unhealthy(h: Health, t: Thresholds): string | undefined {
-  if (h.errorRate === null || h.p99Ms === null) return 'no traffic data for the canary in the window';
-  if (h.errorRate > t.maxErrorRate) return `5xx rate ${(h.errorRate * 100).toFixed(2)}% > ${(t.maxErrorRate * 100).toFixed(2)}%`;
-  if (h.p99Ms > t.maxP99Ms) return `p99 ${Math.round(h.p99Ms)} ms > ${t.maxP99Ms} ms`;
+/**
+ * Evidence against the canary: a measure over its threshold, or undefined. A measure with no data is evidence of
+ * nothing. Each is judged on its own: Envoy counts a request that was reset, refused or timed out as a 5xx but
+ * records an upstream time only for a response that completed, so a canary that answers nothing has a 5xx share of
+ * 100% and no p99 at all. Judged together, that read as "no traffic data": `check` left it serving and `promote`
+ * took it from 10% to 50% before judging it.
+ */
+export function overThreshold(h: Health, t: Thresholds): string | undefined {
+  if (h.errorRate !== null && h.errorRate > t.maxErrorRate) return `5xx rate ${(h.errorRate * 100).toFixed(2)}% > ${(t.maxErrorRate * 100).toFixed(2)}%`;
+  if (h.p99Ms !== null && h.p99Ms > t.maxP99Ms) return `p99 ${Math.round(h.p99Ms)} ms > ${t.maxP99Ms} ms`;
   return undefined;
+}
+
+/** What the window has no data for, or undefined when both measures have some. */
+export function missingData(h: Health): string | undefined {
+  if (h.errorRate === null && h.p99Ms === null) return 'no traffic data for the canary in the window';
+  if (h.p99Ms === null) return 'no latency data for the canary in the window (none of its requests completed)';
+  if (h.errorRate === null) return 'no 5xx share for the canary in the window';
+  return undefined;
+}
+
+/** Why the health is not good enough to go on, or undefined when it is: over a threshold, or not proven by data. */
+export function unhealthy(h: Health, t: Thresholds): string | undefined {
+  return overThreshold(h, t) ?? missingData(h);
 }

@@ -2,11 +2,13 @@
 // exact kubectl calls and JSON patch documents, the guards that refuse a changed route, promotion gated on
 // health, and the CronJob's rollback check.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { kustomizeBuild, manifestsDir } from '../helpers/kustomize.js';
 import { kubectlStandIn, prometheusStandIn, type KubectlStandIn, type PrometheusStandIn } from '../helpers/stand-ins.js';
 import { canaryCommand } from '../../src/canary/canary-command.js';
+import { prometheus } from '../../src/canary/prometheus.js';
 import { UsageError } from '../../src/usage-error.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
@@ -137,6 +139,7 @@ describe('tiergate canary', () => {
     const r = await canary(k, ['promote']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+    expect(r.stdout.split('\n').filter(Boolean).slice(-2)).toEqual(['canary healthy at 100%', 'canary promoted: it takes all of the tier’s traffic']);
     expect(k.calls()).toEqual([GET, patchCall(90, 10), patchCall(50, 50), patchCall(0, 100)]);
     expect(weights(k)).toEqual([0, 100]);
     // Two queries before the first step (can Prometheus answer?) and two per step (5xx share, p99), over the
@@ -278,6 +281,99 @@ describe('tiergate canary', () => {
     expect((await canary(k, ['check'])).status).toBe(0);
     expect(prom.queries).toEqual([]);
   });
+
+  // Envoy counts a request that was reset, refused or timed out as a 5xx but records an upstream time only for a
+  // response that completed: a canary whose pods accept nothing has a 5xx share of 100% and no p99. Before, the
+  // two were judged together, that read as "no traffic data", and check left the canary serving while promote
+  // took it from 10% to 50% before judging it.
+  it('a canary that answers nothing (5xx 100%, no p99 at all) is rolled back by check and by promote before any step', async () => {
+    prom = await prometheusStandIn(healthy(1, null));
+    const k = kubectlStandIn(ROUTE);
+    const checked = await canary(k, ['check']);
+    expect([checked.status, checked.stdout]).toEqual([1, 'canary unhealthy: 5xx rate 100.00% > 2.00%; rolling back\ncanary set to 0% (llm-strong=100 llm-strong-canary=0)\n']);
+    const k2 = kubectlStandIn(ROUTE);
+    const promoted = await canary(k2, ['promote']);
+    expect(promoted.status).toBe(1);
+    expect(promoted.stdout).toContain('canary unhealthy at 10% before promotion: 5xx rate 100.00% > 2.00%; rolling back');
+    expect(k2.calls()).toEqual([GET, patchCall(100, 0)]);
+  });
+
+  it('one measure without data is no proof of health: check leaves it, promote judges the step by it and rolls back', async () => {
+    prom = await prometheusStandIn(healthy(0.001, null));
+    const k = kubectlStandIn(ROUTE);
+    const checked = await canary(k, ['check']);
+    expect([checked.status, checked.stdout]).toEqual([0, 'no latency data for the canary in the window (none of its requests completed): nothing to judge\n']);
+    const promoted = await canary(k, ['promote']);
+    expect(promoted.status).toBe(1);
+    expect(promoted.stdout).toContain('canary unhealthy at 50%: no latency data for the canary in the window (none of its requests completed); rolling back');
+    expect(k.calls()).toEqual([GET, GET, patchCall(50, 50), patchCall(100, 0)]);
+  });
+
+  it('NaN from Prometheus (a share of no requests, a quantile of empty buckets) is no data, not a pass', async () => {
+    prom = await prometheusStandIn(healthy(NaN, NaN));
+    const k = kubectlStandIn(ROUTE);
+    const checked = await canary(k, ['check']);
+    expect([checked.status, checked.stdout]).toEqual([0, 'no traffic data for the canary in the window: nothing to judge\n']);
+    const promoted = await canary(k, ['promote']);
+    expect(promoted.status).toBe(1);
+    expect(promoted.stdout).toContain('canary unhealthy at 50%: no traffic data for the canary in the window; rolling back');
+  });
+
+  it('a canary exactly at a threshold passes: the thresholds are the most that is allowed', async () => {
+    prom = await prometheusStandIn(healthy(0.02, 15_000));
+    const k = kubectlStandIn(ROUTE);
+    const checked = await canary(k, ['check']);
+    expect([checked.status, checked.stdout]).toEqual([0, 'canary healthy\n']);
+  });
+
+  it('promote on a canary already at 100% changes nothing and asks Prometheus nothing', async () => {
+    prom = await prometheusStandIn(down);
+    const k = kubectlStandIn(ROUTE);
+    withStrongRefs(k, ([stable, can]) => [{ ...stable, name: 'llm-strong', weight: 0 }, { ...can, name: 'llm-strong-canary', weight: 100 }]);
+    const r = await canary(k, ['promote']);
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, 'canary promoted: it takes all of the tier’s traffic\n', '']);
+    expect([k.calls(), prom.queries]).toEqual([[GET], []]);
+  });
+
+  it('promote --dry-run prints each step and neither patches nor waits to judge one', async () => {
+    prom = await prometheusStandIn(healthy(0.001, 2500));
+    const k = kubectlStandIn(ROUTE);
+    const r = await canary(k, ['promote', '--dry-run']);
+    expect(r.status).toBe(0);
+    const dry = r.stdout.split('\n').filter((l) => l.startsWith('dry run: '));
+    expect(dry.map((l) => JSON.parse(/-p '(.*)'$/.exec(l)?.[1] ?? 'null').slice(-2).map((op: { value: number }) => op.value))).toEqual([
+      [50, 50],
+      [0, 100],
+    ]);
+    // Asked once whether it can be promoted at all; no step is judged, as none was taken.
+    expect([k.calls(), prom.queries.length]).toEqual([[GET], 2]);
+  });
+
+  it('promote from 0% is not held back by errors an earlier canary left in the window: it steps, then judges', async () => {
+    prom = await prometheusStandIn(beforeAndAfter(healthy(0.5, 3000), healthy(0.001, 2500)));
+    const k = kubectlStandIn(ROUTE);
+    withStrongRefs(k, ([stable, can]) => [{ ...stable, name: 'llm-strong', weight: 100 }, { ...can, name: 'llm-strong-canary', weight: 0 }]);
+    expect((await canary(k, ['promote'])).status).toBe(0);
+    expect(k.calls()).toEqual([GET, patchCall(90, 10), patchCall(50, 50), patchCall(0, 100)]);
+  });
+
+  it('a rule with a third backendRef is refused: set and promote would leave it its share', async () => {
+    const k = kubectlStandIn(ROUTE);
+    withStrongRefs(k, (refs) => [...refs, { name: 'llm-strong-shadow', weight: 5 }]);
+    const r = await canary(k, ['set', '50']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('rule "strong" must have exactly the backendRefs [llm-strong, llm-strong-canary], found [llm-strong, llm-strong-canary, llm-strong-shadow]');
+    expect(k.calls()).toEqual([GET]);
+  });
+
+  it('both weights 0 is a canary at 0%: shown so, and check asks nothing', async () => {
+    prom = await prometheusStandIn(healthy(1, 1));
+    const k = kubectlStandIn(ROUTE);
+    withStrongRefs(k, ([stable, can]) => [{ ...stable, name: 'llm-strong', weight: 0 }, { ...can, name: 'llm-strong-canary', weight: 0 }]);
+    expect((await canary(k, ['status'])).stdout).toContain('llm-strong=0 llm-strong-canary=0 (canary 0%)');
+    expect((await canary(k, ['check'])).stdout).toBe('canary at 0%: nothing to check\n');
+    expect(prom.queries).toEqual([]);
+  });
 });
 
 describe('tiergate canary flags (in process)', () => {
@@ -290,6 +386,9 @@ describe('tiergate canary flags (in process)', () => {
     ['--max-p99-ms', '15s'],
     ['--max-p99-ms', 'Infinity'],
     ['--window', '0m'],
+    // A duration is all of the value: "1.5h" was read as its "5h", and "5min" as 5 minutes (then refused by PromQL).
+    ['--window', '5min'],
+    ['--interval', '1.5h'],
   ])('%s %j is a usage error, before the cluster is touched', async (flag, value) => {
     const k = kubectlStandIn(ROUTE);
     const lines: string[] = [];
@@ -333,5 +432,65 @@ describe('tiergate canary flags (in process)', () => {
     }
     expect(lines).toHaveLength(4);
     expect(k.calls()).toHaveLength(4);
+  });
+});
+
+describe('the Prometheus client (in process)', () => {
+  /** A server that answers every request with `status` and `body` (or never, with `hang`). */
+  async function answering(status: number, body: string, hang = false): Promise<{ url: string; paths: string[]; close(): Promise<void> }> {
+    const paths: string[] = [];
+    const server = createServer((req, res) => {
+      paths.push(new URL(req.url ?? '/', 'http://x').pathname);
+      if (!hang) res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as { port: number };
+    return {
+      url: `http://127.0.0.1:${port}`,
+      paths,
+      close: () => {
+        server.closeAllConnections();
+        return new Promise((r) => server.close(() => r()));
+      },
+    };
+  }
+  const canaryBackend = { namespace: 'llm-models', name: 'llm-strong-canary' };
+
+  it('a base URL with a trailing slash queries /api/v1/query, not //api/v1/query', async () => {
+    const s = await answering(200, JSON.stringify({ status: 'success', data: { result: [{ value: [1, '0.25'] }] } }));
+    try {
+      expect(await prometheus(`${s.url}/`).health(canaryBackend, '5m')).toEqual({ errorRate: 0.25, p99Ms: 0.25 });
+      expect(s.paths).toEqual(['/api/v1/query', '/api/v1/query']);
+    } finally {
+      await s.close();
+    }
+  });
+
+  // What the operator reads after "the canary's health cannot be read": before, "fetch failed" or a JSON parser's
+  // complaint, never Prometheus' own reason.
+  it.each([
+    [400, JSON.stringify({ status: 'error', errorType: 'bad_data', error: 'invalid parameter "query": 1:2: parse error' }), /^prometheus: HTTP 400: bad_data: invalid parameter "query": 1:2: parse error for \(sum/],
+    [200, JSON.stringify({ status: 'error', errorType: 'timeout', error: 'query timed out in expression evaluation' }), /^prometheus: query failed: timeout: query timed out in expression evaluation for \(sum/],
+    [200, '<!doctype html><title>Grafana</title>', /^prometheus: the answer from http:\/\/127\.0\.0\.1:\d+ is not JSON \(is it Prometheus' address\?\) for \(sum/],
+    [503, 'upstream connect error', /^prometheus: HTTP 503 for \(sum/],
+  ])('HTTP %i %s: says why', async (status, body, message) => {
+    const s = await answering(status, body);
+    try {
+      await expect(prometheus(s.url).health(canaryBackend, '5m')).rejects.toThrow(message);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a Prometheus that cannot be reached, or never answers, is named with the reason', async () => {
+    const gone = await answering(200, '');
+    await gone.close(); // a port nothing listens on
+    await expect(prometheus(gone.url).health(canaryBackend, '5m')).rejects.toThrow(`prometheus: ${gone.url} cannot be queried: connect ECONNREFUSED ${gone.url.slice('http://'.length)}`);
+    const s = await answering(200, '', true);
+    try {
+      await expect(prometheus(s.url, { timeoutMs: 200 }).health(canaryBackend, '5m')).rejects.toThrow(`prometheus: ${s.url} cannot be queried: no answer within 0.2 s`);
+    } finally {
+      await s.close();
+    }
   });
 });

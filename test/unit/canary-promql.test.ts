@@ -66,6 +66,18 @@ describe.skipIf(!havePromtool)('the canary health queries, in Prometheus', () =>
     expect(r.ok, r.output).toBe(true);
   });
 
+  // Envoy charges a reset, refused or timed-out request to the cluster as a 5xx, but records its upstream time
+  // only for a response that completed: a canary that answers nothing has a share of 1 and no p99. The client
+  // judges each on its own, so the share alone rolls it back (canary.test.ts).
+  it('a canary that answers nothing: a 5xx share of 1 and no p99, whether its time histogram never existed or stopped moving', () => {
+    const stalled = times(CANARY, 0);
+    const r = promtool([
+      judged('every request reset, never a response', [responses(CANARY, '5', 60), ...stableFailing], 1, null),
+      judged('time buckets present, none moving', [responses(CANARY, '5', 60), ...stalled, ...stableFailing], 1, null),
+    ]);
+    expect(r.ok, r.output).toBe(true);
+  });
+
   it('the backend is matched whole: judging a backend named llm-strong counts nothing of llm-strong-canary', () => {
     const canaryFailing = [responses(CANARY, '5', 60), ...times(CANARY, 60)];
     const r = promtool([judged('llm-strong', [responses(STABLE, '2', 60), ...times(STABLE, 60), ...canaryFailing], 0, 990, 'llm-strong')]);
