@@ -1,0 +1,64 @@
+// The config store on its own: what counts as a change worth reloading, and a vet that fails. The reload's
+// effect on streams (atomic swap, in-flight streams keep theirs, the ..data swap) is in lifecycle.test.ts.
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { ConfigStore, type ReloadListener } from '../../src/config/config-store.js';
+import { compileConfigText, type Runtime } from '../../src/config/runtime.js';
+
+const text = (v: number) => `tiers: { weak: { model: small-v${v} }, strong: { model: large-v${v} } }\n`;
+function runtime(t: string): Runtime {
+  const r = compileConfigText(t, {});
+  if (!r.ok) throw new Error(JSON.stringify(r.problems));
+  return r.runtime;
+}
+/** What the listener heard, in order: the weak model of each config applied, or each rejection's first problem. */
+function recorder(): ReloadListener & { events: string[] } {
+  const events: string[] = [];
+  return {
+    events,
+    reloaded: (rt) => events.push(`reloaded ${rt.tiers.get('weak')?.model}`),
+    rejected: (problems) => events.push(`rejected ${problems[0]?.path}: ${problems[0]?.message}`),
+  };
+}
+const settle = () => new Promise((r) => setTimeout(r, 250)); // well past the 20 ms debounce and the read
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+it('a file saved again unchanged, or touched, is no reload; nor is one rewritten with the config last applied', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tiergate-store-'));
+  const file = join(dir, 'tiergate.yaml');
+  writeFileSync(file, text(1));
+  const store = new ConfigStore(runtime(text(1)), text(1));
+  const heard = recorder();
+  store.watch(file, {}, heard, 20);
+  cleanups.push(() => store.close(), () => rmSync(dir, { recursive: true, force: true }));
+
+  // Each would count a reload and log one: an editor's save with no edit, a `touch`, a sync that rewrote the file.
+  writeFileSync(file, text(1));
+  await settle();
+  utimesSync(file, new Date(), new Date());
+  await settle();
+  writeFileSync(file, text(2));
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual(['reloaded small-v2']);
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v2');
+  // What was applied last is what a rewrite is compared with, not what the process started on.
+  writeFileSync(file, text(2));
+  await settle();
+  writeFileSync(file, text(3));
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual(['reloaded small-v2', 'reloaded small-v3']);
+});
+
+it('a vet that fails is a rejected config, never an error out of the reload (which runs from a file watch)', async () => {
+  const store = new ConfigStore(runtime(text(1)), text(1), async () => {
+    throw new Error('the regex check worker exited');
+  });
+  const heard = recorder();
+  expect(await store.apply(text(2), {}, heard)).toBe(false);
+  expect(heard.events).toEqual(['rejected (config): config checks failed: the regex check worker exited']);
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
+});
