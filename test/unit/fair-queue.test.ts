@@ -49,6 +49,23 @@ describe('fairOrder', () => {
 });
 
 describe('FairQueue', () => {
+  // The map of turns forgets a tenant whose last turn is older than every waiting tenant's, so it stays as small as
+  // what waits (empty when nothing does) however many tenants have asked. A forgotten tenant counts as never
+  // served: it heads before a never-served tenant that queued after it, not behind it.
+  it('a tenant served longer ago than every waiting one is forgotten, and then ranks as never served', () => {
+    const fq = new FairQueue<Q>(8);
+    const [a1, b1, b2, a2, c1] = [q('a'), q('b'), q('b'), q('a'), q('c')];
+    for (const x of [a1, b1, b2]) fq.offer(x);
+    expect(fq.take(1, takeBatch)).toEqual([a1]); // turn 1: a
+    expect(fq.take(1, takeBatch)).toEqual([b1]); // turn 2: b; only b2 waits, so a's turn 1 orders nothing now
+    fq.offer(a2);
+    fq.offer(c1);
+    // a and c both count as never served, and a's question stands first; b was served last.
+    expect(fq.take(1, takeBatch)).toEqual([a2]);
+    expect(fq.take(1, takeBatch)).toEqual([c1]);
+    expect(fq.take(1, takeBatch)).toEqual([b2]);
+  });
+
   it("a tenant flooding the queue does not keep another's questions out, or behind its backlog", () => {
     const fq = new FairQueue<Q>(8);
     const flood = Array.from({ length: 12 }, () => q('a'));
