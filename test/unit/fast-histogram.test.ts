@@ -24,6 +24,23 @@ describe('FastHistogram', () => {
     expect(text).toContain('x_seconds_count{phase="b"} 1');
   });
 
+  it("is emptied by the registry's resetMetrics as prom-client's is, and counts from zero after", async () => {
+    const fastRegistry = new Registry();
+    const fast = new FastHistogram('z_seconds', 'h', 'phase', [0.1, 1], fastRegistry);
+    const refRegistry = new Registry();
+    const ref = new Histogram({ name: 'z_seconds', help: 'h', labelNames: ['phase'], buckets: [0.1, 1], registers: [refRegistry] });
+    fast.labels('a').observe(0.5);
+    ref.observe({ phase: 'a' }, 0.5);
+    fastRegistry.resetMetrics();
+    refRegistry.resetMetrics();
+    expect(await fastRegistry.metrics()).toBe(await refRegistry.metrics());
+    expect(await fastRegistry.metrics()).not.toContain('phase="a"');
+    fast.labels('a').observe(0.05);
+    ref.observe({ phase: 'a' }, 0.05);
+    expect(await fastRegistry.metrics()).toBe(await refRegistry.metrics());
+    expect(await fastRegistry.metrics()).toContain('z_seconds_count{phase="a"} 1');
+  });
+
   it('returns the same observer for a label value', () => {
     const h = new FastHistogram('y', 'h', 'l', [1], new Registry());
     expect(h.labels('v')).toBe(h.labels('v'));
