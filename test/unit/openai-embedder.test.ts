@@ -75,6 +75,8 @@ describe('OpenAI-compatible embedder', () => {
     ['a body that is not JSON', (res: ServerResponse) => res.end('<html>bad gateway</html>'), /JSON/],
     // Each of these left a hole or a vector of NaN, which failed later as a processing error or scored nothing.
     ['an index past the inputs', (res: ServerResponse) => json(res, 200, { data: [{ index: 0, embedding: [1, 0] }, { index: 2, embedding: [0, 1] }] }), 'returned vectors that are not one per input'],
+    ['a negative index', (res: ServerResponse) => json(res, 200, { data: [{ index: -1, embedding: [1, 0] }, { index: 1, embedding: [0, 1] }] }), 'returned vectors that are not one per input'],
+    ['an index that is not a whole number', (res: ServerResponse) => json(res, 200, { data: [{ index: 0.5, embedding: [1, 0] }, { index: 1, embedding: [0, 1] }] }), 'returned vectors that are not one per input'],
     ['one index twice', (res: ServerResponse) => json(res, 200, { data: [{ index: 1, embedding: [1, 0] }, { index: 1, embedding: [0, 1] }] }), 'returned vectors that are not one per input'],
     ['vectors of two lengths', (res: ServerResponse) => json(res, 200, { data: [{ index: 0, embedding: [1, 0] }, { index: 1, embedding: [0, 1, 0] }] }), 'returned vectors of different lengths'],
     ['an empty vector', (res: ServerResponse) => json(res, 200, { data: [{ index: 0, embedding: [] }, { index: 1, embedding: [] }] }), 'returned no embedding'],
@@ -161,6 +163,45 @@ describe('OpenAI-compatible embedder under more questions than the endpoint take
     expect(sent.indexOf('globex-0')).toBeLessThanOrEqual(5);
     expect(e.most()).toBe(4);
     expect(results.filter((r) => r.endsWith(' ok'))).toHaveLength(20);
+  });
+
+  // The semantic index is partitioned by the embedder's id: vectors of two models must never be compared.
+  it("its id names the model, so another model's vectors go to another partition", async () => {
+    const e = await endpoint((_s, res) => json(res, 500, {}));
+    expect(embedder(e.url).id).toBe('openai:bge-m3');
+    expect(embedder(e.url, { model: 'e5-large' }).id).toBe('openai:e5-large');
+  });
+
+  it('only a timeout, 429 or 503 says the endpoint is overloaded: a 500, a refusal or a bad answer leaves the concurrency as it is', async () => {
+    let answer: (s: Seen, res: ServerResponse) => void = (_s, res) => json(res, 500, {});
+    const e = await endpoint((s, res) => answer(s, res));
+    const emb = embedder(e.url, { maxConcurrency: 8 });
+    await expect(emb.embed(['a'])).rejects.toThrow('answered 500');
+    answer = (_s, res) => json(res, 413, {});
+    await expect(emb.embed(['b'])).rejects.toBeInstanceOf(EmbedderRefusedError);
+    answer = (_s, res) => res.end('<html>bad gateway</html>');
+    await expect(emb.embed(['c'])).rejects.toThrow(/JSON/);
+    answer = (s, res) => json(res, 200, { data: (s.body.input ?? []).map((_, index) => ({ index, embedding: [1, 0] })) });
+    await emb.embed(['d']);
+    expect(emb.limit.current).toBe(8);
+    answer = (_s, res) => json(res, 503, {});
+    await expect(emb.embed(['e'])).rejects.toThrow('answered 503');
+    expect(emb.limit.current).toBe(4);
+  });
+
+  it('close (at shutdown) refuses what waits and every later question; the call under way still answers', async () => {
+    const held: ServerResponse[] = [];
+    const e = await endpoint((_s, res) => held.push(res));
+    const emb = embedder(e.url, { maxConcurrency: 1 });
+    const running = emb.embed(['a']);
+    const waiting = emb.embed(['b']);
+    await expect.poll(() => held.length).toBe(1);
+    await emb.close();
+    await expect(waiting).rejects.toThrow('embeddings endpoint closed');
+    await expect(emb.embed(['c'])).rejects.toThrow('embeddings endpoint closed');
+    json(held[0] as ServerResponse, 200, { data: [{ index: 0, embedding: [3, 4] }] });
+    expect((await running).map((v) => [...v])).toEqual([[0.6000000238418579, 0.800000011920929]]);
+    expect(e.seen).toHaveLength(1);
   });
 
   it('sends fewer at a time after a timeout or an overloaded answer, and more again as answers come in time', async () => {
