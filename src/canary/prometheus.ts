@@ -22,22 +22,15 @@ export interface Prometheus {
   health(backend: Backend, window: string): Promise<Health>;
 }
 
-export interface PrometheusOptions {
-  /** How long one query may take, the answer's body included (default 10 s). */
-  timeoutMs?: number;
-  fetchImpl?: typeof fetch;
-}
-
-export function prometheus(baseUrl: string, opts: PrometheusOptions = {}): Prometheus {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  const fetchImpl = opts.fetchImpl ?? fetch;
+/** `timeoutMs`: how long one query may take, the answer's body included. */
+export function prometheus(baseUrl: string, { timeoutMs = 10_000 }: { timeoutMs?: number } = {}): Prometheus {
   const base = baseUrl.replace(/\/$/, '');
   const query = async (q: string): Promise<number | null> => {
     const url = `${base}/api/v1/query?${new URLSearchParams({ query: q })}`;
     let res: Response;
     let body: PromAnswer | undefined;
     try {
-      res = await fetchImpl(url, { signal: AbortSignal.timeout(timeoutMs) });
+      res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
       const text = await res.text();
       try {
         body = JSON.parse(text) as PromAnswer;
