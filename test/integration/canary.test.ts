@@ -298,25 +298,20 @@ describe('tiergate canary', () => {
     expect(k2.calls()).toEqual([GET, patchCall(100, 0)]);
   });
 
-  it('one measure without data is no proof of health: check leaves it, promote judges the step by it and rolls back', async () => {
-    prom = await prometheusStandIn(healthy(0.001, null));
+  // One measure without data is no proof of health; NaN from Prometheus (a share of no requests, a quantile of empty
+  // buckets) is no data, not a pass. check leaves the canary; promote takes the step, judges it by that and rolls back.
+  it.each([
+    ['no p99 (none of its requests completed)', healthy(0.001, null), 'no latency data for the canary in the window (none of its requests completed)'],
+    ['NaN for both', healthy(NaN, NaN), 'no traffic data for the canary in the window'],
+  ] as const)('data missing, %s: check leaves it, promote rolls the step back', async (_name, answer, missing) => {
+    prom = await prometheusStandIn(answer);
     const k = kubectlStandIn(ROUTE);
     const checked = await canary(k, ['check']);
-    expect([checked.status, checked.stdout]).toEqual([0, 'no latency data for the canary in the window (none of its requests completed): nothing to judge\n']);
+    expect([checked.status, checked.stdout]).toEqual([0, `${missing}: nothing to judge\n`]);
     const promoted = await canary(k, ['promote']);
     expect(promoted.status).toBe(1);
-    expect(promoted.stdout).toContain('canary unhealthy at 50%: no latency data for the canary in the window (none of its requests completed); rolling back');
+    expect(promoted.stdout).toContain(`canary unhealthy at 50%: ${missing}; rolling back`);
     expect(k.calls()).toEqual([GET, GET, patchCall(50, 50), patchCall(100, 0)]);
-  });
-
-  it('NaN from Prometheus (a share of no requests, a quantile of empty buckets) is no data, not a pass', async () => {
-    prom = await prometheusStandIn(healthy(NaN, NaN));
-    const k = kubectlStandIn(ROUTE);
-    const checked = await canary(k, ['check']);
-    expect([checked.status, checked.stdout]).toEqual([0, 'no traffic data for the canary in the window: nothing to judge\n']);
-    const promoted = await canary(k, ['promote']);
-    expect(promoted.status).toBe(1);
-    expect(promoted.stdout).toContain('canary unhealthy at 50%: no traffic data for the canary in the window; rolling back');
   });
 
   it('a canary exactly at a threshold passes: the thresholds are the most that is allowed', async () => {
