@@ -420,12 +420,25 @@ describe('the local embedder when its thread stops', () => {
   it('through the semantic cache: a failure the breaker counts, not a lookup that waits out its deadline for ever', async () => {
     const embedder = new LocalEmbedder();
     await embedder.whenReady();
-    const t = await start({ cache: { semantic: { lookupDeadlineMs: 10_000 } } }, embedder);
+    // The thread is stopped as the lookup's question reaches it, so that it stops while it embeds. Stopped when
+    // the request was sent instead (CI, 2026-12-05), it could stop before the question arrived: the question then
+    // started a new thread and waited for its model, past Envoy's 200 ms message timeout.
+    let stopOnNext = false;
+    const stopping: Embedder = {
+      id: embedder.id,
+      embed: (texts, owner) => {
+        const embedded = embedder.embed(texts, owner);
+        if (stopOnNext) void threadOf(embedder).terminate();
+        stopOnNext = false;
+        return embedded;
+      },
+      close: () => embedder.close(),
+    };
+    const t = await start({ cache: { semantic: { lookupDeadlineMs: 10_000 } } }, stopping);
     await seed(t, 'What is the capital of France?', 'Paris.');
-    const asked = ask(t, "what's the capital of france");
-    void threadOf(embedder).terminate();
-    const { s, o } = await asked;
-    expect(o.kind).toBe('continue'); // went upstream at once, not after the 10 s deadline
+    stopOnNext = true;
+    const { s, o } = await ask(t, "what's the capital of france");
+    expect(o.kind, JSON.stringify(o)).toBe('continue'); // went upstream at once, not after the 10 s deadline
     await answer(s, 'Paris.');
     expect(await metricValue(t.app, 'tiergate_cache_lookups_total', { kind: 'semantic', result: 'bypass', reason: 'embedder_error' })).toBe(1);
     // Later lookups are served by a new thread, once it has loaded the model (~0.5 s: the first may miss its deadline).
