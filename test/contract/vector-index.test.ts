@@ -6,10 +6,13 @@ import { questionFeatures } from '../../src/cache/guards.js';
 import { lshBuckets } from '../../src/cache/lsh.js';
 import { MemoryVectorIndex } from '../../src/stores/memory/vector-index.js';
 import { RedisVectorIndex } from '../../src/stores/redis/vector-index.js';
+import { RedisSearchVectorIndex } from '../../src/stores/redis/search-vector-index.js';
 import { AutoRedisVectorIndex } from '../../src/stores/redis/auto-vector-index.js';
 import { RedisSearchStandIn } from '../helpers/redis-search-standin.js';
 import { connectRedis } from '../../src/stores/redis/connect.js';
-import type { VectorIndex } from '../../src/stores/vector-index.js';
+import { MAX_PER_BUCKET, type VectorIndex } from '../../src/stores/vector-index.js';
+import { createServer, type AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
 
 const servers = redisAndClusterForFile();
@@ -104,6 +107,15 @@ describe.each(Object.keys(makers))('%s vector index', (name) => {
     expect(await x.search('acme', 'p5', ['w:ttl'], v, 0.5, 5)).toEqual([]);
   });
 
+  it('a candidate scoring exactly minScore is found: the threshold is "at least"', async () => {
+    const x = await make();
+    const q = near(15, 16, 0);
+    await x.add('acme', 'p10', ['w:eq'], entry(near(15, 16, 0.25), 'edge'), 60_000, 100);
+    const [first] = await x.search('acme', 'p10', ['w:eq'], q, 0, 5);
+    expect(first?.storeKey).toBe('edge');
+    expect((await x.search('acme', 'p10', ['w:eq'], q, first?.score as number, 5)).map((m) => m.storeKey)).toEqual(['edge']);
+  });
+
   it('with LSH buckets, a close vector is found and a far one is not even a candidate', async () => {
     const x = await make();
     // Vector search has no buckets: an exact KNN returns the far vector too, below any useful threshold.
@@ -147,7 +159,101 @@ describe.each(['redis', 'redis cluster', 'redis vector search (stand-in)'] as co
   });
 });
 
+describe.each(['memory', 'redis', 'redis cluster'])('%s vector index: crowded buckets', (name) => {
+  it('a bucket gives at most MAX_PER_BUCKET candidates, and an evicted entry leaves every bucket it was in', async () => {
+    const x = await (makers[name] as () => Promise<VectorIndex>)();
+    const v = near(17, 18, 0);
+    const n = MAX_PER_BUCKET + 6;
+    for (let i = 0; i < n; i++) await x.add('acme', 'crowd', ['w:a', 'w:b'], entry(near(17, 18, i / 1000), `c${i}`), 60_000, 1000);
+    // The same entries in both buckets: one set of candidates, not two.
+    expect(await x.search('acme', 'crowd', ['w:a', 'w:b'], v, -1, 1000)).toHaveLength(MAX_PER_BUCKET);
+    // Capped at two, the partition evicts all but the last two. Were the evicted ids left in the second bucket,
+    // they would be its first MAX_PER_BUCKET candidates and the live two would never be reached.
+    for (let i = 0; i < n; i++) await x.add('acme', 'churn', ['w:a', 'w:b'], entry(v, `n${i}`), 60_000, 2);
+    expect((await x.search('acme', 'churn', ['w:b'], v, -1, 10)).map((m) => m.storeKey).sort()).toEqual([`n${n - 2}`, `n${n - 1}`]);
+  });
+});
+
+// The indexes on a clock the test moves: insertion order and expiry, to the millisecond.
+const T = 1_800_000_000_000;
+const clocked: Record<string, (now: () => number) => Promise<VectorIndex>> = {
+  memory: (now) => ready(new MemoryVectorIndex(now)),
+  redis: (now) => ready(new RedisVectorIndex(connectRedis({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vc${Date.now()}${ids++}:`, now)),
+  'redis cluster': (now) => ready(new RedisVectorIndex(connectRedis({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vc${Date.now()}${ids++}:`, now)),
+  'redis vector search (stand-in)': (now) => ready(new AutoRedisVectorIndex({ url: standIn.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: `vcs${Date.now()}${ids++}:` }, now)),
+};
+
+describe.each(Object.keys(clocked))('%s vector index on a clock that stands still', (name) => {
+  const make = clocked[name] as (now: () => number) => Promise<VectorIndex>;
+
+  it('entries added in the same millisecond still leave oldest first under the partition cap, whatever their ids', async () => {
+    const x = await make(() => T);
+    const v = near(21, 22, 0);
+    // Ids in reverse order of their adding: a tie broken by the id would evict the newest.
+    const evicted: number[] = [];
+    for (const id of ['z-oldest', 'm-middle', 'a-newest']) evicted.push(await x.add('acme', 'same-ms', ['w:s'], { id, vector: v, features, storeKey: id }, 60_000, 2));
+    expect((await x.search('acme', 'same-ms', ['w:s'], v, 0.5, 5)).map((m) => m.storeKey).sort()).toEqual(['a-newest', 'm-middle']);
+    expect(evicted).toEqual([0, 0, 1]);
+  });
+
+});
+
+// Vector search leaves expiry to Redis' own key expiry (real time); these indexes judge it by the clock.
+describe.each(['memory', 'redis', 'redis cluster'])('%s vector index on a clock the test moves', (name) => {
+  it('an entry is live until the millisecond its TTL ends, and gone at it', async () => {
+    const make = clocked[name] as (now: () => number) => Promise<VectorIndex>;
+    let now = T;
+    const x = await make(() => now);
+    const v = near(23, 24, 0);
+    await x.add('acme', 'ttl-edge', ['w:e'], entry(v, 'edge'), 60_000, 10);
+    now = T + 59_999;
+    expect(await x.search('acme', 'ttl-edge', ['w:e'], v, 0.5, 5)).toHaveLength(1);
+    now = T + 60_000;
+    expect(await x.search('acme', 'ttl-edge', ['w:e'], v, 0.5, 5)).toEqual([]);
+  });
+});
+
+describe.each(['redis', 'redis vector search'])('%s vector index before it is connected', (kind) => {
+  it('a lookup or an add fails at once, saying so, instead of waiting for a connection', async () => {
+    const dead = createServer();
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+    const port = (dead.address() as AddressInfo).port;
+    await new Promise<void>((r) => dead.close(() => r()));
+    const client = connectRedis({ url: `redis://127.0.0.1:${port}`, connectTimeoutMs: 200, commandTimeoutMs: 200 });
+    client.on('error', () => undefined);
+    const x = kind === 'redis' ? new RedisVectorIndex(client, 'dead:') : new RedisSearchVectorIndex(client as never, 'dead:');
+    try {
+      const v = near(0, 1, 0);
+      await expect(x.search('acme', 'p', ['w:x'], v, 0.5, 5)).rejects.toThrow(/^vector index not connected \((connecting|reconnecting|connect|wait)\)$/);
+      await expect(x.add('acme', 'p', ['w:x'], entry(v, 'k'), 60_000, 10)).rejects.toThrow(/^vector index not connected/);
+    } finally {
+      await x.close();
+    }
+    // Closed, the index lets its connection go: no reconnecting for ever behind a stopped cache.
+    await expect.poll(() => client.status, { timeout: 2000 }).toBe('end');
+  });
+});
+
 describe('memory vector index', () => {
+  it("past the bound on all partitions, the tenant holding the most gives up its oldest; among equals, the one that stored longest ago; another tenant's stay", () => {
+    const x = new MemoryVectorIndex(Date.now, 4);
+    const v = near(25, 26, 0);
+    const add = (tenant: string, key: string) => x.add(tenant, 'p', ['w:f'], entry(v, key), 60_000, 100);
+    const held = (tenant: string) => x.search(tenant, 'p', ['w:f'], v, 0.5, 10).map((m) => m.storeKey).sort();
+    expect([add('acme', 'a1'), add('acme', 'a2'), add('globex', 'g1'), add('globex', 'g2')]).toEqual([0, 0, 0, 0]);
+    // Two apiece: acme stored longest ago, so acme gives.
+    expect(add('initech', 'i1')).toBe(1);
+    expect([held('acme'), held('globex'), held('initech')]).toEqual([['a2'], ['g1', 'g2'], ['i1']]);
+    // globex now holds the most.
+    expect(add('globex', 'g3')).toBe(1);
+    expect([held('acme'), held('globex'), held('initech')]).toEqual([['a2'], ['g2', 'g3'], ['i1']]);
+    // initech reaches two: equal with globex, which stored longer ago and gives. At three, initech gives.
+    expect(add('initech', 'i2')).toBe(1);
+    expect([held('acme'), held('globex'), held('initech')]).toEqual([['a2'], ['g3'], ['i1', 'i2']]);
+    expect(add('initech', 'i3')).toBe(1);
+    expect([held('acme'), held('globex'), held('initech')]).toEqual([['a2'], ['g3'], ['i2', 'i3']]);
+  });
+
   it('bounds all partitions together: the oldest partition gives up its oldest entries first', () => {
     const x = new MemoryVectorIndex(Date.now, 3);
     const v = near(1, 2, 0);
@@ -181,5 +287,66 @@ describe('the Redis vector index picks what the server can do', () => {
     const query = standIn.ftCommands.filter((c) => c[0] === 'FT.SEARCH' && c[1] === `${prefix}vec:64`).at(-1);
     expect(query?.[2]).toMatch(/^@p:\{[0-9a-f]{32}\} @w:\{[0-9a-f]{32}\}=>\[KNN 5 @v \$B AS d\]$/);
     expect(query?.slice(3)).toEqual(['PARAMS', '2', 'B', '<256 bytes>', 'RETURN', '3', 'd', 'f', 'k', 'SORTBY', 'd', 'ASC', 'LIMIT', '0', '5', 'DIALECT', '2']);
+  });
+});
+
+describe('the Redis vector search index', () => {
+  const searchIndex = (prefix: string) => ready(new AutoRedisVectorIndex({ url: standIn.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: prefix }));
+
+  // FT.SEARCH scores from its index, then reads each result's hash: a hash that expired in between is still
+  // named, with a null array for its fields (the command's documentation); one loaded without a field the
+  // reply needs is as unusable. Either is a miss for that entry; the lookup still answers with the others.
+  it.each([
+    ['expired while the query ran (a null array)', (key: string, r: Redis) => r.del(key)],
+    ['loaded without its exact-cache key', (key: string, r: Redis) => r.hdel(key, 'k')],
+  ])('a best match %s is left out, and the next one answers', async (_, spoil) => {
+    const x = await searchIndex(`vse${Date.now()}${ids++}:`);
+    const q = near(27, 28, 0);
+    await x.add('acme', 'p', ['w:spoil'], entry(near(27, 28, 0.05), 'spoiled'), 60_000, 10);
+    await x.add('acme', 'p', ['w:spoil'], entry(near(27, 28, 0.2), 'next'), 60_000, 10);
+    standIn.beforeLoad = async (keys, r) => {
+      await spoil(keys[0] as string, r);
+    };
+    try {
+      expect((await x.search('acme', 'p', ['w:spoil'], q, 0.5, 5)).map((m) => m.storeKey)).toEqual(['next']);
+    } finally {
+      standIn.beforeLoad = undefined;
+    }
+  });
+
+  it('is created once per vector size; "already exists" from another instance is success', async () => {
+    const prefix = `vs1${Date.now()}:`;
+    const a = await searchIndex(prefix);
+    const b = await searchIndex(prefix);
+    const v = near(29, 30, 0);
+    for (let i = 0; i < 3; i++) await a.add('acme', 'p', ['w:once'], entry(v, `a${i}`), 60_000, 10);
+    await b.add('acme', 'p', ['w:once'], entry(v, 'b0'), 60_000, 10);
+    expect((await b.search('acme', 'p', ['w:once'], v, 0.5, 10)).map((m) => m.storeKey).sort()).toEqual(['a0', 'a1', 'a2', 'b0']);
+    // One attempt per instance: the second was told the index already exists.
+    expect(standIn.ftCommands.filter((c) => c[0] === 'FT.CREATE' && c[1] === `${prefix}vec:64`)).toHaveLength(2);
+  });
+
+  it('an FT.CREATE that fails fails that add, and the next add creates the index', async () => {
+    const prefix = `vsf${Date.now()}:`;
+    const x = await searchIndex(prefix);
+    const v = near(35, 36, 0);
+    standIn.failNextCreate = 'OOM command not allowed when used memory > maxmemory';
+    await expect(x.add('acme', 'p', ['w:f'], entry(v, 'refused'), 60_000, 10)).rejects.toThrow(/OOM/);
+    await x.add('acme', 'p', ['w:f'], entry(v, 'kept'), 60_000, 10);
+    expect((await x.search('acme', 'p', ['w:f'], v, 0.5, 5)).map((m) => m.storeKey)).toEqual(['kept']);
+    expect(standIn.ftCommands.filter((c) => c[0] === 'FT.CREATE' && c[1] === `${prefix}vec:64`)).toHaveLength(2);
+  });
+
+  it('without the lexical guard (LSH buckets), a KNN query over the whole partition: no word-set filter', async () => {
+    const prefix = `vsl${Date.now()}:`;
+    const x = await searchIndex(prefix);
+    const v = near(31, 32, 0, 512);
+    const close = near(31, 32, 0.2, 512);
+    await x.add('acme', 'p', lshBuckets(close), entry(close, 'lsh-entry'), 60_000, 10);
+    // Buckets of a far vector: the bucket indexes would not even see the entry; KNN scores it.
+    const far = near(33, 34, 0, 512);
+    expect((await x.search('acme', 'p', lshBuckets(far), v, 0.5, 5)).map((m) => m.storeKey)).toEqual(['lsh-entry']);
+    const query = standIn.ftCommands.filter((c) => c[0] === 'FT.SEARCH' && c[1] === `${prefix}vec:512`).at(-1);
+    expect(query?.[2]).toMatch(/^@p:\{[0-9a-f]{32}\}=>\[KNN 5 @v \$B AS d\]$/);
   });
 });

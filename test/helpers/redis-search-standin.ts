@@ -14,10 +14,13 @@ interface Index {
   tags: Set<string>;
 }
 
-type Reply = null | Buffer | string | number | Reply[] | Error;
+/** RESP2's null array (`*-1`), as opposed to the null bulk string `null` is sent as. */
+const NULL_ARRAY = Symbol('null array');
+type Reply = null | typeof NULL_ARRAY | Buffer | string | number | Reply[] | Error;
 
 function encode(v: Reply): Buffer {
   if (v === null) return Buffer.from('$-1\r\n');
+  if (v === NULL_ARRAY) return Buffer.from('*-1\r\n');
   if (v instanceof Error) return Buffer.from(`-${v.message.replace(/\r?\n/g, ' ')}\r\n`);
   if (typeof v === 'number') return Buffer.from(`:${v}\r\n`);
   if (Array.isArray(v)) return Buffer.concat([Buffer.from(`*${v.length}\r\n`), ...v.map(encode)]);
@@ -55,6 +58,14 @@ export class RedisSearchStandIn {
   /** Every FT command received, as strings (vectors shown by their byte length). */
   readonly ftCommands: string[][] = [];
   private readonly sockets = new Set<Socket>();
+  /**
+   * Runs between scoring and loading the returned fields, with the keys of the results. The real engine scores
+   * from its index and then reads each result's hash: a key that expires in between is still counted and named,
+   * with a null array for its fields (FT.SEARCH's documentation). A test deletes keys (or fields) here, through the real server, to make that happen.
+   */
+  beforeLoad: ((keys: string[], redis: Redis) => Promise<void>) | undefined;
+  /** The next FT.CREATE fails with this error (once), as a server out of memory or refusing the command would. */
+  failNextCreate: string | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -107,6 +118,11 @@ export class RedisSearchStandIn {
     const str = args.map((a) => a.toString());
     if (name.startsWith('FT.')) this.ftCommands.push(args.map((a, i) => (a.length > 200 || (name === 'FT.SEARCH' && i > 0 && str[i - 1] === 'B') ? `<${a.length} bytes>` : a.toString())));
     if (name === 'FT._LIST') return [...this.indexes.keys()];
+    if (name === 'FT.CREATE' && this.failNextCreate !== undefined) {
+      const message = this.failNextCreate;
+      this.failNextCreate = undefined;
+      return new Error(message);
+    }
     if (name === 'FT.CREATE') return this.create(str);
     if (name === 'FT.SEARCH') return this.search(backend, args);
     return (await backend.callBuffer(name, ...args.slice(1))) as Reply;
@@ -160,7 +176,7 @@ export class RedisSearchStandIn {
     const returned = ri < 0 ? [] : a.slice(ri + 2, ri + 2 + Number(a[ri + 1]));
     const li = a.indexOf('LIMIT');
     const limit = li < 0 ? 10 : Number(a[li + 2]);
-    const hits: Array<{ key: string; d: number; doc: Map<string, Buffer> }> = [];
+    const hits: Array<{ key: string; d: number }> = [];
     let cursor = '0';
     do {
       const [next, keys] = (await backend.scan(cursor, 'MATCH', `${index.prefix}*`, 'COUNT', 1000)) as [string, string[]];
@@ -181,16 +197,24 @@ export class RedisSearchStandIn {
           nq += (q[i] as number) ** 2;
           nv += (v[i] as number) ** 2;
         }
-        hits.push({ key, d: 1 - dotp / Math.sqrt(nq * nv), doc });
+        hits.push({ key, d: 1 - dotp / Math.sqrt(nq * nv) });
       }
     } while (cursor !== '0');
     const top = hits.sort((x, y) => x.d - y.d).slice(0, Math.min(Number(k), limit));
+    await this.beforeLoad?.(top.map((h) => h.key), backend);
     const out: Reply[] = [top.length];
     for (const h of top) {
       out.push(h.key);
+      const loaded = (await backend.callBuffer('HGETALL', h.key)) as Buffer[];
+      if (loaded.length === 0) {
+        out.push(NULL_ARRAY);
+        continue;
+      }
+      const doc = new Map<string, Buffer>();
+      for (let i = 0; i + 1 < loaded.length; i += 2) doc.set((loaded[i] as Buffer).toString(), loaded[i + 1] as Buffer);
       const fields: Reply[] = [];
       for (const f of returned) {
-        const value = f === alias ? Buffer.from(String(h.d)) : h.doc.get(f);
+        const value = f === alias ? Buffer.from(String(h.d)) : doc.get(f);
         if (value !== undefined) fields.push(f, value);
       }
       out.push(fields);

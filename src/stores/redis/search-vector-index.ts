@@ -18,8 +18,13 @@ local fields = {}
 for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('PEXPIRE', KEYS[2], ttl)
-redis.call('ZADD', KEYS[1], now, id)
+-- Insertion order, strictly, as in the bucket index (vector-index.ts): a tie within a millisecond would be broken
+-- by the random id, and the cap could evict the entry just added instead of the oldest.
+redis.call('ZREM', KEYS[1], id)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+local score, last = now, redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 0.001 end
+redis.call('ZADD', KEYS[1], score, id)
 redis.call('PEXPIRE', KEYS[1], ttl)
 local over = redis.call('ZCARD', KEYS[1]) - max
 if over > 0 then
@@ -116,7 +121,10 @@ export class RedisSearchVectorIndex implements VectorIndex {
     const out: VectorMatch[] = [];
     // [total, key, [field, value, …], key, […], …]
     for (let i = 2; i < reply.length; i += 2) {
-      const fields = reply[i] as Buffer[];
+      // A document that expired while the query ran is still counted and named, but its fields are a null array
+      // (FT.SEARCH's documented reply): a miss for that entry, not a failed lookup.
+      const fields = reply[i] as Buffer[] | null;
+      if (!Array.isArray(fields)) continue;
       const get = (name: string) => {
         for (let j = 0; j + 1 < fields.length; j += 2) if (fields[j]?.toString() === name) return fields[j + 1]?.toString();
         return undefined;

@@ -68,7 +68,8 @@ const SEARCH = `
 local now, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local seen, out = {}, {}
 for i = 1, #KEYS do
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[i], now, '+inf', 'LIMIT', 0, limit)
+  -- Live means expiring after now, as the add script's trimming and the memory index count it.
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[i], '(' .. now, '+inf', 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
     if not seen[id] then
       seen[id] = true
