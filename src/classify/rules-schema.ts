@@ -1,6 +1,9 @@
 // Config shape of a classifier version. Rules are ordered; the first whose conditions all hold decides.
 import { z } from 'zod';
 
+/** The regex flags a rule may set: i, m, s and u, each at most once (what RegExp itself accepts of them). */
+export const REGEX_FLAGS = /^(?!.*(.).*\1)[imsu]*$/;
+
 const role = z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
 const CONDITION_SHAPES = [
@@ -12,7 +15,7 @@ const CONDITION_SHAPES = [
    * `allowSlow`: accept a pattern the ReDoS check (regex-safety.ts) finds can take more than linear time on
    * some text; without it such a config is refused, since every client writes the text it runs on.
    */
-  z.strictObject({ regex: z.string().min(1), flags: z.string().regex(/^[imsu]*$/).optional(), allowSlow: z.boolean().optional() }),
+  z.strictObject({ regex: z.string().min(1), flags: z.string().regex(REGEX_FLAGS, 'expected some of i, m, s, u, each at most once').optional(), allowSlow: z.boolean().optional() }),
   /** Any content part of these types (`image_url`, `input_image`, `input_audio`, `file`…), as the request names them. */
   z.strictObject({ anyPart: z.array(z.string().min(1)).min(1) }),
   /** More than N tools declared by the request (`tools`, plus chat's legacy `functions`). */

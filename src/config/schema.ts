@@ -1,7 +1,7 @@
 // The config file's schema. Every key has a default, so an empty file (or none) is a working config;
 // unknown keys are rejected so a typo never silently does nothing.
 import { z } from 'zod';
-import { isNumericCondition, NUMERIC_CONDITIONS, versionSchema } from '../classify/rules-schema.js';
+import { isNumericCondition, NUMERIC_CONDITIONS, REGEX_FLAGS, versionSchema } from '../classify/rules-schema.js';
 import { V7 } from '../classify/v7.js';
 import { priceTableSchema } from '../usage/price-table.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '../llm/parse-request.js';
@@ -219,7 +219,12 @@ export const configSchema = z
     const needTier = (t: string | undefined, path: PropertyKey[]) => {
       if (t !== undefined && !tiers.has(t)) ctx.addIssue({ code: 'custom', path, message: `unknown tier "${t}" (tiers: ${[...tiers].join(', ')})` });
     };
-    for (const [alias, t] of Object.entries(c.aliases)) needTier(t, ['aliases', alias]);
+    const auto = new Set(c.routing.autoModels);
+    for (const [alias, t] of Object.entries(c.aliases)) {
+      needTier(t, ['aliases', alias]);
+      // The classify stage reads autoModels first: such an alias would route nothing, silently.
+      if (auto.has(alias)) ctx.addIssue({ code: 'custom', path: ['aliases', alias], message: `"${alias}" is also in routing.autoModels, which are classified: this alias would never apply` });
+    }
     for (const [p, u] of Object.entries(c.routing.unclassifiedPaths)) needTier(u.tier, ['routing', 'unclassifiedPaths', p, 'tier']);
     needTier(c.routing.statefulTier, ['routing', 'statefulTier']);
     const versions = { v7: V7, ...c.classifier.versions };
@@ -247,7 +252,8 @@ export const configSchema = z
         r.when.forEach((w, j) => {
           if (!('regex' in w)) return;
           try {
-            new RegExp(w.regex, w.flags ?? '');
+            // Flags the schema refused are reported there, once: the pattern is still checked, without them.
+            new RegExp(w.regex, REGEX_FLAGS.test(w.flags ?? '') ? w.flags : '');
           } catch (e) {
             ctx.addIssue({ code: 'custom', path: ['classifier', 'versions', name, 'rules', i, 'when', j, 'regex'], message: (e as Error).message });
           }

@@ -9,7 +9,7 @@ import { chatHeaders, jsonBody, metricValue, rowFor, startTiergate, type TestTie
 let tg: TestTiergate;
 let tgOverride: TestTiergate;
 beforeAll(async () => {
-  tg = await startTiergate({ tiers: { weak: { model: 'small-v1' }, strong: { model: 'large-v1', credentialsEnv: 'STRONG_KEY' } }, aliases: { fast: 'weak' } }, { STRONG_KEY: 'sk-upstream' });
+  tg = await startTiergate({ tiers: { weak: { model: 'small-v1' }, strong: { model: 'large-v1', credentialsEnv: 'STRONG_KEY' } }, aliases: { fast: 'weak' }, routing: { autoModels: ['auto', 'small-v1'] } }, { STRONG_KEY: 'sk-upstream' });
   tgOverride = await startTiergate({ envoy: { allowModeOverride: true } });
 });
 afterAll(async () => {
@@ -80,6 +80,8 @@ describe('request path', () => {
     ['an alias', 'fast', 'weak', 'alias'],
     ["a tier's own model id", 'large-v1', 'strong', 'alias'],
     ['auto', 'auto', 'weak', 'v7'],
+    // routing.autoModels is read first: an operator can have requests for a tier's model classified.
+    ["a tier's model id listed among the auto models (classified)", 'small-v1', 'weak', 'v7'],
     ['an unknown model (classified)', 'gpt-unknown', 'weak', 'v7'],
   ])('model %s routes to %s', async (_n, model, tier, classifier) => {
     const s = tg.pool.open();

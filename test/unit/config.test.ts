@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { interpolateEnv } from '../../src/config/interpolate.js';
 import { defaultConfig, parseConfigText } from '../../src/config/load.js';
-import { compileRuntime } from '../../src/config/runtime.js';
+import { compileRuntime, readsResponses, type Runtime } from '../../src/config/runtime.js';
 
 describe('embedded defaults', () => {
   it('run with no file: v7, weak/strong tiers, default ports', () => {
@@ -68,6 +68,73 @@ classifier:
         'classifier.versions.v8.rules[0].when[0].regex',
       ].sort(),
     );
+  });
+
+  // Each cross-field check alone: the one problem it makes, at its path, saying why. The CLI suite runs
+  // `config check` on some of these in a child process; this is where each one is held.
+  const band = (over: string) => `classifier: { versions: { v8: { default: weak, rules: [{ name: long, tier: strong, when: [{ moreThanChars: 500 }] }, { name: off, enabled: false, tier: strong, when: [{ moreThanChars: 100 }] }, { name: two, tier: strong, when: [{ moreThanChars: 1 }, { moreThanMessages: 2 }] }], nearThreshold: [${over}] } } }`;
+  it.each([
+    ['an alias that is also an auto model', 'aliases: { auto: strong }', 'aliases.auto', '"auto" is also in routing.autoModels, which are classified: this alias would never apply'],
+    ['an alias of an unknown tier', 'aliases: { fast: medium }', 'aliases.fast', 'unknown tier "medium" (tiers: weak, strong)'],
+    ['an unclassified path to an unknown tier', 'routing: { unclassifiedPaths: { /v1/embeddings: { tier: big } } }', 'routing.unclassifiedPaths./v1/embeddings.tier', 'unknown tier "big" (tiers: weak, strong)'],
+    ['an unknown stateful tier', 'routing: { statefulTier: large }', 'routing.statefulTier', 'unknown tier "large" (tiers: weak, strong)'],
+    ['an unknown shadow version', 'classifier: { shadow: v9 }', 'classifier.shadow', 'unknown classifier version "v9" (versions: v7)'],
+    ['an unknown canary version', 'classifier: { canary: { version: v9, percent: 5 } }', 'classifier.canary.version', 'unknown classifier version "v9" (versions: v7)'],
+    ['a canary of the active version', 'classifier: { canary: { version: v7, percent: 5 } }', 'classifier.canary.version', 'the canary version is the active version'],
+    ['a canary sticky by a header it does not name', 'classifier: { versions: { v8: { default: weak, rules: [] } }, canary: { version: v8, percent: 5, stickyBy: header } }', 'classifier.canary.header', 'stickyBy "header" needs header'],
+    ["a version's unknown default tier", 'classifier: { versions: { v8: { default: mid, rules: [] } } }', 'classifier.versions.v8.default', 'unknown tier "mid" (tiers: weak, strong)'],
+    ['a band around no rule', band('{ rule: nope, from: 400, to: 600, tier: strong }'), 'classifier.versions.v8.nearThreshold[0].rule', 'no enabled rule named "nope"'],
+    ['a band around a disabled rule', band('{ rule: off, from: 50, to: 150, tier: strong }'), 'classifier.versions.v8.nearThreshold[0].rule', 'no enabled rule named "off"'],
+    ['a band around a rule of two numeric conditions', band('{ rule: two, from: 0, to: 5, tier: strong }'), 'classifier.versions.v8.nearThreshold[0].rule', 'rule "two" needs exactly one numeric condition (moreThanChars, moreThanBytes, moreThanMessages, moreThanTools) for a band'],
+    ['a band to an unknown tier', band('{ rule: long, from: 400, to: 600, tier: huge }'), 'classifier.versions.v8.nearThreshold[0].tier', 'unknown tier "huge" (tiers: weak, strong)'],
+    ["a regex's unknown flag", 'classifier: { versions: { v8: { default: weak, rules: [{ name: r, tier: strong, when: [{ regex: "a", flags: "q" }] }] } } }', 'classifier.versions.v8.rules[0].when[0].flags', 'expected some of i, m, s, u, each at most once'],
+    ["a regex's flag twice", 'classifier: { versions: { v8: { default: weak, rules: [{ name: r, tier: strong, when: [{ regex: "a", flags: "ii" }] }] } } }', 'classifier.versions.v8.rules[0].when[0].flags', 'expected some of i, m, s, u, each at most once'],
+    ['two sinks of one name', 'ledger: { sinks: [{ type: stdout }, { type: stdout }] }', 'ledger.sinks[1].name', 'duplicate sink name "stdout"'],
+    ['a semantic threshold below the floor', 'cache: { semantic: { threshold: 0.8 } }', 'cache.semantic.threshold', 'below the floor cache.semantic.minThreshold (0.85)'],
+    ["a plan's threshold below the floor", 'plans: { p: { cache: { threshold: 0.84 } } }', 'plans.p.cache.threshold', 'below the floor cache.semantic.minThreshold (0.85)'],
+    ["a tenant's threshold below the floor", 'tenants: { acme: { cache: { threshold: 0.84 } } }', 'tenants.acme.cache.threshold', 'below the floor cache.semantic.minThreshold (0.85)'],
+    ['a tenant id with a space', 'tenants: { "two words": {} }', 'tenants.two words', 'expected a tenant id (1–64 of A-Z a-z 0-9 . _ -) or "*"'],
+    ['an unknown plan', 'tenants: { acme: { plan: gold } }', 'tenants.acme.plan', 'unknown plan "gold"'],
+    ['a tier limit for an unknown tier', 'budgets: { tierTokensPerMinute: { huge: 1000 } }', 'budgets.tierTokensPerMinute.huge', 'unknown tier "huge" (tiers: weak, strong)'],
+    ['a Redis cache without Redis', 'cache: { store: redis }', 'cache.redis', 'store "redis" needs cache.redis.url'],
+    ['Redis affinity without Redis', 'routing: { affinity: { store: redis } }', 'routing.affinity.redis', 'store "redis" needs routing.affinity.redis.url'],
+    ['Redis budgets without Redis', 'budgets: { store: redis }', 'budgets.redis', 'store "redis" needs budgets.redis.url'],
+    ['API keys and not one key', 'auth: { mode: api_key }', 'auth.keys', 'mode "api_key" needs at least one key'],
+  ])('refuses %s', (_what, text, path, message) => {
+    const r = parseConfigText(text, {});
+    expect(r.ok ? [] : r.problems).toEqual([{ path, message: typeof message === 'string' ? message : expect.stringMatching(message) }]);
+  });
+
+  it('a bad pattern with bad flags is two problems, each said once', () => {
+    const r = parseConfigText('classifier: { versions: { v8: { default: weak, rules: [{ name: r, tier: strong, when: [{ regex: "(", flags: "qq" }] }] } } }', {});
+    const at = 'classifier.versions.v8.rules[0].when[0]';
+    expect(r.ok ? [] : r.problems).toEqual([
+      { path: `${at}.flags`, message: 'expected some of i, m, s, u, each at most once' },
+      { path: `${at}.regex`, message: 'Invalid regular expression: /(/: Unterminated group' },
+    ]);
+  });
+
+  it('v7 kept while its tiers are renamed: every tier it routes to is named as missing', () => {
+    const r = parseConfigText('tiers: { small: { model: a }, large: { model: b } }', {});
+    const problems = r.ok ? [] : r.problems;
+    expect(problems.length).toBeGreaterThan(0);
+    for (const p of problems) expect(p).toEqual({ path: 'classifier.versions.v7', message: expect.stringMatching(/^unknown tier "(weak|strong)" \(tiers: small, large\)$/) });
+    expect(new Set(problems.map((p) => p.message.split('"')[1]))).toEqual(new Set(['weak', 'strong']));
+    // Overriding v7 with rules for the new tiers is the way out.
+    expect(parseConfigText('tiers: { small: { model: a }, large: { model: b } }\nclassifier: { versions: { v7: { default: small, rules: [] } } }', {}).ok).toBe(true);
+  });
+
+  it.each([
+    ['a semantic threshold at the floor', 'cache: { semantic: { threshold: 0.85 } }'],
+    ["a plan's and a tenant's threshold at the floor", 'plans: { p: { cache: { threshold: 0.85 } } }\ntenants: { acme: { plan: p, cache: { threshold: 0.85 } }, "*": {} }'],
+    ['a band around an enabled rule of one numeric condition', band('{ rule: long, from: 400, to: 600, tier: strong }')],
+    ['a regex with valid flags', 'classifier: { versions: { v8: { default: weak, rules: [{ name: r, tier: strong, when: [{ regex: "a", flags: "iu" }] }] } } }'],
+    ['a canary sticky by a header it names', 'classifier: { versions: { v8: { default: weak, rules: [] } }, canary: { version: v8, percent: 5, stickyBy: header, header: X-Cohort } }'],
+    ["a tier's model id among the auto models (its requests classified)", 'routing: { autoModels: [auto, strong-model] }'],
+    ['two sinks of one type under two names', 'ledger: { sinks: [{ type: stdout }, { type: stdout, name: audit }] }'],
+  ])('accepts %s', (_what, text) => {
+    const r = parseConfigText(text, {});
+    expect(r.ok ? [] : r.problems).toEqual([]);
   });
 
   // One check (runtime.ts hmacKey) for both per-tenant HMAC secrets.
@@ -139,6 +206,55 @@ classifier:
   it('reads JSON too', () => {
     const r = parseConfigText('{"logging": {"level": "warn"}}', {});
     expect(r.ok && r.config.logging.level).toBe('warn');
+  });
+});
+
+describe('the compiled runtime', () => {
+  const compile = (text: string): Runtime => {
+    const r = parseConfigText(text, {});
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const rt = compileRuntime(r.config, {});
+    if (!rt.ok) throw new Error(JSON.stringify(rt.problems));
+    return rt.runtime;
+  };
+
+  it('reads each Responses API path and its compaction endpoint beside it; no other path gains one', () => {
+    const d = compile('');
+    expect([...d.llmPaths]).toEqual(['/v1/chat/completions', '/v1/completions', '/v1/responses', '/v1/responses/compact']);
+    expect(readsResponses(d)).toBe(true);
+    const prefixed = compile('routing: { classifyPaths: [/v1/chat/completions, /openai/v1/responses] }');
+    expect([...prefixed.llmPaths]).toEqual(['/v1/chat/completions', '/openai/v1/responses', '/openai/v1/responses/compact']);
+    expect(readsResponses(prefixed)).toBe(true);
+    const chatOnly = compile('routing: { classifyPaths: [/v1/chat/completions, /v1/completions] }');
+    expect([...chatOnly.llmPaths]).toEqual(['/v1/chat/completions', '/v1/completions']);
+    expect(readsResponses(chatOnly)).toBe(false);
+  });
+
+  it('stateful Responses turns go to routing.statefulTier, else the first tier listed', () => {
+    expect(compile('routing: { statefulTier: strong }').statefulTier.name).toBe('strong');
+    expect(compile('').statefulTier.name).toBe('weak');
+    expect(compile('tiers: { strong: { model: s }, weak: { model: w } }').statefulTier.name).toBe('strong');
+  });
+
+  it('model names: each tier model id, then the aliases over them', () => {
+    const rt = compile('aliases: { fast: weak, strong-model: weak }');
+    expect(Object.fromEntries(rt.modelToTier)).toEqual({ 'weak-model': 'weak', 'strong-model': 'weak', fast: 'weak' });
+  });
+
+  it('its version is a 12-hex-digit hash of the config: the same config, the same version; any change, another', () => {
+    const a = compile('logging: { level: info }');
+    expect(a.version).toMatch(/^[0-9a-f]{12}$/);
+    expect(compile('').version).toBe(a.version); // info is the default: the same config
+    expect(compile('logging: { level: warn }').version).not.toBe(a.version);
+  });
+
+  it('its config is frozen all the way down: a stream cannot change what another sees', () => {
+    const rt = compile('tenants: { acme: { models: [weak] } }');
+    expect(() => {
+      (rt.config.tenants.acme?.models as string[]).push('strong');
+    }).toThrow(TypeError);
+    expect(Object.isFrozen(rt.config.tiers.weak)).toBe(true);
+    expect(Object.isFrozen(rt)).toBe(true);
   });
 });
 
