@@ -128,6 +128,7 @@ classifier:
     ['a semantic threshold at the floor', 'cache: { semantic: { threshold: 0.85 } }'],
     ["a plan's and a tenant's threshold at the floor", 'plans: { p: { cache: { threshold: 0.85 } } }\ntenants: { acme: { plan: p, cache: { threshold: 0.85 } }, "*": {} }'],
     ['a band around an enabled rule of one numeric condition', band('{ rule: long, from: 400, to: 600, tier: strong }')],
+    ['a band around a rule of one numeric condition and a keyword', 'classifier: { versions: { v8: { default: weak, rules: [{ name: kw, tier: strong, when: [{ anyKeyword: [debug] }, { moreThanChars: 200 }] }], nearThreshold: [{ rule: kw, from: 150, to: 250, tier: strong }] } } }'],
     ['a regex with valid flags', 'classifier: { versions: { v8: { default: weak, rules: [{ name: r, tier: strong, when: [{ regex: "a", flags: "iu" }] }] } } }'],
     ['a canary sticky by a header it names', 'classifier: { versions: { v8: { default: weak, rules: [] } }, canary: { version: v8, percent: 5, stickyBy: header, header: X-Cohort } }'],
     ["a tier's model id among the auto models (its requests classified)", 'routing: { autoModels: [auto, strong-model] }'],
@@ -166,20 +167,20 @@ classifier:
 
   it('refuses a cost budget while a tier model has no price, naming every budget and every unpriced model', () => {
     const text = (prices: string) => `
-tiers: { weak: { model: qwen-7b }, strong: { model: strong-model } }
+tiers: { weak: { model: qwen-7b }, strong: { model: gpt-x } }
 plans: { paid: { dailyCostBudgetUsd: 5, monthlyCostBudgetUsd: 100 } }
 tenants: { acme: { plan: paid }, initech: { dailyCostBudgetUsd: 0.5 }, other: { dailyTokenBudget: 100 } }
 ${prices}`;
     const r = parseConfigText(text(''), {});
     if (!r.ok) throw new Error('parse failed');
     const rt = compileRuntime(r.config, {});
-    const message = "a cost budget needs a price for every tier's model; prices.models has none for 'qwen-7b' (tier weak)";
+    const message = "a cost budget needs a price for every tier's model; prices.models has none for 'qwen-7b' (tier weak), 'gpt-x' (tier strong)";
     expect(rt.ok ? [] : rt.problems).toEqual([
       { path: 'plans.paid.dailyCostBudgetUsd', message },
       { path: 'plans.paid.monthlyCostBudgetUsd', message },
       { path: 'tenants.initech.dailyCostBudgetUsd', message },
     ]);
-    const priced = parseConfigText(text('prices: { version: p1, models: { qwen-7b: { perToken: 0.0000001 }, strong-model: { input: 2.5, output: 10 } } }'), {});
+    const priced = parseConfigText(text('prices: { version: p1, models: { qwen-7b: { perToken: 0.0000001 }, gpt-x: { input: 2.5, output: 10 } } }'), {});
     expect(priced.ok && compileRuntime(priced.config, {}).ok).toBe(true);
   });
 
