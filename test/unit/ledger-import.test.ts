@@ -132,13 +132,38 @@ describe('ledger import', () => {
     ['a row that is not JSON', ['{"event_id":'], /:1: row 1 is not JSON/],
     ['a row without an event id', [JSON.stringify({ ...sampleRow(), event_id: undefined })], /:1: row 1 is not a ledger row/],
     ['a row without a timestamp', [JSON.stringify({ ...sampleRow(), timestamp: 'yesterday' })], /:1: row 1 is not a ledger row/],
+    ['a row whose event id is empty', [JSON.stringify({ ...sampleRow(), event_id: '' })], /:1: row 1 is not a ledger row/],
+    ['a row whose timestamp is a number', [JSON.stringify({ ...sampleRow(), timestamp: 1_764_000_000_000 })], /:1: row 1 is not a ledger row/],
     ['a row the rollup could not read', [JSON.stringify(sampleRow()), JSON.stringify({ ...sampleRow(), usage: null })], /:1: row 2: not a ledger row \(usage: /],
   ])('refuses %s, naming the file and line, before anything is imported', async (_name, rows, message) => {
     await expect(readLoggedRows([logFile([logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 1, rows })])])).rejects.toThrow(message);
   });
 
-  it('refuses a ledger.rows_unsaved line without its rows', async () => {
-    await expect(readLoggedRows([logFile([logLine({ event: 'ledger.rows_unsaved', sink: 'file', count: 1 })])])).rejects.toThrow(/:1: a ledger.rows_unsaved line without its sink or rows/);
+  it.each([
+    ['without its rows', { sink: 'file' }],
+    ['without its sink', { rows: rowsOn('2026-11-22', ['n1']) }],
+    ['whose rows are objects, not the JSON text of each (a log pipeline that parsed them)', { sink: 'file', rows: [sampleRow()] }],
+  ])('refuses a ledger.rows_unsaved line %s', async (_name, fields) => {
+    await expect(readLoggedRows([logFile([logLine({ event: 'ledger.rows_unsaved', count: 1, ...fields })])])).rejects.toThrow(/:1: a ledger.rows_unsaved line without its sink or rows/);
+  });
+
+  it('logLineRows: a line holds rows up to 12 KiB as logged (each escaped, and a comma), not a byte more; no rows, no line', () => {
+    const entry = (line: string) => ({ eventId: 'e', day: '2026-11-22', line, writer: 'w', seq: 1 });
+    const logged = (line: string) => Buffer.byteLength(JSON.stringify(line)) + 1;
+    const first = JSON.stringify({ ...sampleRow(), pad: 'a"b'.repeat(100) }); // escaped quotes count as logged
+    const sized = (n: number) => {
+      const base = JSON.stringify({ ...sampleRow(), pad: '' });
+      return JSON.stringify({ ...sampleRow(), pad: 'x'.repeat(n - logged(base)) });
+    };
+    const fill = sized(12 * 1024 - logged(first));
+    expect(logged(first) + logged(fill)).toBe(12 * 1024);
+    expect([...logLineRows([entry(first), entry(fill)])]).toEqual([[first, fill]]);
+    const over = sized(12 * 1024 - logged(first) + 1);
+    expect([...logLineRows([entry(first), entry(over)])]).toEqual([[first], [over]]);
+    // A row larger than a line's share, first: alone, and no empty line before it.
+    const big = sized(20_000);
+    expect([...logLineRows([entry(big), entry(first)])]).toEqual([[big], [first]]);
+    expect([...logLineRows([])]).toEqual([]);
   });
 
   it('into a file sink: each row in its own day’s file, and once however often the log is imported', async () => {
