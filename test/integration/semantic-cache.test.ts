@@ -446,9 +446,39 @@ describe('the local embedder when its thread stops', () => {
     expect(embedder.starts).toBe(2);
   }, 30_000);
 
+  it("a thread's 'error', then a new thread started for the next question, then the old thread's 'exit': the exit stops nothing of the new", async () => {
+    const embedder = new LocalEmbedder();
+    await embedder.whenReady();
+    try {
+      const old = threadOf(embedder);
+      old.emit('error', new Error('out of memory')); // as the runtime reports a thread's fault, before its exit
+      const next = embedder.embed(['what is the capital of france']); // starts a new thread, which loads the model
+      await old.terminate(); // the old thread's 'exit', while the new one loads
+      const [v] = (await next) as [Float32Array];
+      expect(v).toHaveLength(512);
+      expect(embedder.starts).toBe(2);
+    } finally {
+      await embedder.close();
+    }
+  }, 30_000);
+
+  it('a text the model refuses fails that question alone, with the reason; the same thread embeds the next, each vector of unit length', async () => {
+    const embedder = new LocalEmbedder();
+    await embedder.whenReady();
+    try {
+      await expect(embedder.embed([''])).rejects.toThrow(/\S/);
+      const [v] = (await embedder.embed(['what is the capital of france'])) as [Float32Array];
+      expect(Math.sqrt(dot(v, v))).toBeCloseTo(1, 6);
+      expect(embedder.starts).toBe(1);
+    } finally {
+      await embedder.close();
+    }
+  }, 30_000);
+
   it('closed: the question under way and those waiting are refused, and no thread is started again', async () => {
     const embedder = new LocalEmbedder();
     await embedder.whenReady();
+    const thread = threadOf(embedder);
     const first = embedder.embed(['one']);
     const waiting = embedder.embed(['two']);
     const [a, b] = [first.catch((e: Error) => e), waiting.catch((e: Error) => e)];
@@ -457,6 +487,7 @@ describe('the local embedder when its thread stops', () => {
     expect(((await b) as Error).message).toMatch(/closed/);
     await expect(embedder.embed(['three'])).rejects.toThrow(/closed/);
     expect(embedder.starts).toBe(1);
+    expect(thread.threadId).toBe(-1); // the thread itself stopped, not just forgotten
   });
 });
 
