@@ -455,6 +455,27 @@ describe('tiergate ledger import', () => {
   });
 });
 
+describe('tiergate ledger import, twice, into two sinks', () => {
+  it('says per sink how many rows it sent and how many were logged more than once; a second run stores nothing twice', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-import-cli-'));
+    const row = (id: string) => JSON.stringify(sampleRow({ event_id: id, request_id: id, timestamp: '2026-11-22T10:00:00.000Z' }));
+    const line = (event: string, sink: string, ids: string[]) => JSON.stringify({ event, sink, count: ids.length, rows: ids.map(row) });
+    // A spool logged at two exits (the second with one row more), and one unsaved row for the other sink.
+    const log = file(
+      [line('ledger.rows_left_in_spool', 'file', ['i1', 'i2']), line('ledger.rows_left_in_spool', 'file', ['i1', 'i2', 'i3']), line('ledger.rows_unsaved', 'audit', ['a1'])].join('\n') + '\n',
+    );
+    const config = file(`ledger: { sinks: [{ type: file, dir: ${join(dir, 'main')} }, { type: file, name: audit, dir: ${join(dir, 'audit')} }] }\n`);
+    const said = 'sink file: 3 rows sent (a row it already held is not stored again)\nsink audit: 1 row sent (a row it already held is not stored again)\n2 rows logged more than once, sent once\n';
+    const ids = (sinkDir: string) => readFileSync(join(dir, sinkDir, 'ledger-2026-11-22.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).event_id as string);
+    for (let i = 0; i < 2; i++) {
+      const r = run(['ledger', 'import', '--config', config, log]);
+      expect([r.status, r.stdout]).toEqual([0, said]);
+      // Written and closed before the command exits, and once however often it runs.
+      expect([ids('main'), ids('audit')]).toEqual([['i1', 'i2', 'i3'], ['a1']]);
+    }
+  });
+});
+
 describe('the README walkthrough of the tuning loop', () => {
   it('examples/labelled-prompts.jsonl with examples/classifier-tuning.yaml gives the figures the README shows', () => {
     const ex = (name: string) => fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
