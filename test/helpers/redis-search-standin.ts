@@ -14,7 +14,7 @@ interface Index {
   tags: Set<string>;
 }
 
-/** RESP2's null array (`*-1`), as opposed to the null bulk string `null` is sent as. */
+/** RESP2's null array (`*-1`); `null` is sent as the null bulk string (`$-1`). */
 const NULL_ARRAY = Symbol('null array');
 type Reply = null | typeof NULL_ARRAY | Buffer | string | number | Reply[] | Error;
 
@@ -61,7 +61,8 @@ export class RedisSearchStandIn {
   /**
    * Runs between scoring and loading the returned fields, with the keys of the results. The real engine scores
    * from its index and then reads each result's hash: a key that expires in between is still counted and named,
-   * with a null array for its fields (FT.SEARCH's documentation). A test deletes keys (or fields) here, through the real server, to make that happen.
+   * with a null array for its fields (FT.SEARCH's documentation). A test deletes keys (or fields) here, through
+   * the real server, to make that happen.
    */
   beforeLoad: ((keys: string[], redis: Redis) => Promise<void>) | undefined;
   /** The next FT.CREATE fails with this error (once), as a server out of memory or refusing the command would. */
