@@ -27,13 +27,15 @@ async function ready(x: VectorIndex): Promise<VectorIndex> {
   if (x instanceof RedisVectorIndex || x instanceof AutoRedisVectorIndex) await expect.poll(() => x.redis.status, { timeout: 5000 }).toBe('ready');
   return x;
 }
-const makers: Record<string, () => Promise<VectorIndex>> = {
-  memory: () => ready(new MemoryVectorIndex()),
-  redis: () => ready(new RedisVectorIndex(connectRedis({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vt${Date.now()}:`)),
-  'redis cluster': () => ready(new RedisVectorIndex(connectRedis({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vt${Date.now()}:`)),
+/** Each index on a clock the caller gives (Date.now, or one a test holds), under a key prefix of its own. */
+const clocked: Record<string, (now: () => number) => Promise<VectorIndex>> = {
+  memory: (now) => ready(new MemoryVectorIndex(now)),
+  redis: (now) => ready(new RedisVectorIndex(connectRedis({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vt${Date.now()}${ids++}:`, now)),
+  'redis cluster': (now) => ready(new RedisVectorIndex(connectRedis({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vt${Date.now()}${ids++}:`, now)),
   // Chosen by what the server can do: FT.SEARCH behind the stand-in (see test/helpers/redis-search-standin.ts).
-  'redis vector search (stand-in)': () => ready(new AutoRedisVectorIndex({ url: standIn.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: `vs${Date.now()}:` })),
+  'redis vector search (stand-in)': (now) => ready(new AutoRedisVectorIndex({ url: standIn.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: `vs${Date.now()}${ids++}:` }, now)),
 };
+const makers: Record<string, () => Promise<VectorIndex>> = Object.fromEntries(Object.entries(clocked).map(([name, make]) => [name, () => make(Date.now)]));
 
 /** A unit vector near `base`: base plus a little of direction `k`. */
 function near(base: number, k: number, amount: number, dims = 64): Float32Array {
@@ -174,14 +176,8 @@ describe.each(['memory', 'redis', 'redis cluster'])('%s vector index: crowded bu
   });
 });
 
-// The indexes on a clock the test moves: insertion order and expiry, to the millisecond.
+// On a clock the test holds (clocked, above): insertion order and expiry, to the millisecond.
 const T = 1_800_000_000_000;
-const clocked: Record<string, (now: () => number) => Promise<VectorIndex>> = {
-  memory: (now) => ready(new MemoryVectorIndex(now)),
-  redis: (now) => ready(new RedisVectorIndex(connectRedis({ url: servers.redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vc${Date.now()}${ids++}:`, now)),
-  'redis cluster': (now) => ready(new RedisVectorIndex(connectRedis({ url: servers.cluster.url, cluster: true, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }), `vc${Date.now()}${ids++}:`, now)),
-  'redis vector search (stand-in)': (now) => ready(new AutoRedisVectorIndex({ url: standIn.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000, keyPrefix: `vcs${Date.now()}${ids++}:` }, now)),
-};
 
 describe.each(Object.keys(clocked))('%s vector index on a clock that stands still', (name) => {
   const make = clocked[name] as (now: () => number) => Promise<VectorIndex>;
