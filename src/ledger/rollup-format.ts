@@ -1,5 +1,5 @@
 // How a rollup is shown: a readable report, or the per-tenant × feature table as CSV for a spreadsheet.
-import type { GroupTotals, Rollup } from './rollup.js';
+import type { GroupTotals, Rollup } from './rollup-report.js';
 
 export function formatRollup(r: Rollup): string {
   const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
