@@ -9,7 +9,8 @@ import { genAiOperation, rowSpan, type RowSpan } from '../../src/telemetry/row-s
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import type { Budgets } from '../../src/budget/budgets.js';
 import { runtimeFor, captureLogger } from '../helpers/tiergate.js';
-import { sampleRecord } from '../helpers/ledger-rows.js';
+import { sampleRecord, sampleRow } from '../helpers/ledger-rows.js';
+import type { ResponseFacts } from '../../src/usage/response-usage.js';
 
 function fakeSpan() {
   const calls = { attributes: [] as unknown[], ends: [] as unknown[] };
@@ -45,6 +46,68 @@ describe('rowSpan', () => {
     [undefined, '/v1/audio/speech', undefined],
   ] as const)('operation of %s %s → %s', (endpoint, path, op) => {
     expect(genAiOperation(endpoint, path)).toBe(op);
+  });
+});
+
+describe("the row's attributes", () => {
+  /** The one setAttributes call a row makes, exactly as given (an attribute set to null or 0 is not one left out). */
+  const attributesOf = (...args: Parameters<RowSpan['end']>) => (operation: string | undefined, requestModel: string | null) => {
+    const { span, calls } = fakeSpan();
+    rowSpan(span, 1, operation, requestModel).end(...args);
+    expect(calls.attributes).toHaveLength(1);
+    return calls.attributes[0];
+  };
+  const facts = (over: Partial<ResponseFacts>) => ({ model: undefined, finishReason: undefined, ...over }) as ResponseFacts;
+
+  it('a reported answer: every attribute, cached and reasoning tokens among them', () => {
+    const row = sampleRow({
+      tenant_id: 'acme',
+      usage: { input_tokens: 1000, output_tokens: 500, total_tokens: 1500, cached_input_tokens: 200, reasoning_tokens: 100 },
+      status: 'upstream_error',
+      error_code: 'rate_limit_exceeded',
+    });
+    expect(attributesOf(row, facts({ model: 'weak-model-2026', finishReason: 'length' }))('chat', 'weak-model')).toStrictEqual({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai-compatible',
+      'gen_ai.request.model': 'weak-model',
+      'tiergate.model_alias': 'auto',
+      'gen_ai.response.model': 'weak-model-2026',
+      'gen_ai.response.finish_reasons': ['length'],
+      'gen_ai.usage.input_tokens': 1000,
+      'gen_ai.usage.output_tokens': 500,
+      'gen_ai.usage.cache_read.input_tokens': 200,
+      'gen_ai.usage.reasoning.output_tokens': 100,
+      'tiergate.usage_source': 'reported',
+      'tiergate.cost_usd': 0.000003,
+      'error.type': 'rate_limit_exceeded',
+      'tiergate.tenant': 'acme',
+    });
+  });
+
+  it('what a row does not know is left out, not set empty: no zero token kinds, no nulls', () => {
+    const row = sampleRow({ provider: null, model_alias: null, tenant_id: '', usage_source: 'none', cost_usd: null });
+    expect(attributesOf(row, undefined)(undefined, null)).toStrictEqual({ 'tiergate.usage_source': 'none' });
+    const zeros = sampleRow({ tenant_id: '', cost_usd: null });
+    expect(attributesOf(zeros, facts({}))('chat', null)).toStrictEqual({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai-compatible',
+      'tiergate.model_alias': 'auto',
+      'gen_ai.usage.input_tokens': 10,
+      'gen_ai.usage.output_tokens': 5,
+      'tiergate.usage_source': 'reported',
+    });
+  });
+
+  it("a cache hit: the stored answer's model, and no finish reason (none was generated)", () => {
+    const row = sampleRow({ cache_hit: true, model_resolved: 'strong-model', usage_source: 'none', cost_usd: null, tenant_id: '' });
+    expect(attributesOf(row, facts({ finishReason: 'stop' }))('chat', 'strong-model')).toStrictEqual({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai-compatible',
+      'gen_ai.request.model': 'strong-model',
+      'tiergate.model_alias': 'auto',
+      'gen_ai.response.model': 'strong-model',
+      'tiergate.usage_source': 'none',
+    });
   });
 });
 

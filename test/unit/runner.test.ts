@@ -1,8 +1,10 @@
 // The request pipeline's runner (src/pipeline/runner.ts): a catalogue error ends the request as its reply; any
 // other error in a required stage goes to the transport's failure rule; an optional stage that throws is
 // counted and skipped, with one warning per interval however often it throws. Sync and async stages alike.
+import { ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Runtime } from '../../src/config/runtime.js';
 import { TiergateError } from '../../src/errors.js';
 import { StreamRequestState } from '../../src/pipeline/request-state.js';
@@ -11,6 +13,7 @@ import { requestStages } from '../../src/app.js';
 import type { Stage } from '../../src/pipeline/stage.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import type { Logger } from '../../src/telemetry/logger.js';
+import { setTracingEnabled } from '../../src/telemetry/tracing.js';
 
 function harness() {
   const lines: Array<Record<string, unknown>> = [];
@@ -59,6 +62,21 @@ describe('request pipeline runner', () => {
     expect(h.ran).toEqual(['parse', 'budget']);
   });
 
+  it('stages that succeed, sync and async mixed, all run in order: continue, and one timing each, in seconds', async () => {
+    const h = harness();
+    const wait = () => new Promise<void>((r) => setTimeout(r, 30));
+    const began = performance.now();
+    const out = await runStages([h.stage('parse', 'fail'), h.stage('cache', 'skip', wait), h.stage('budget', 'fail', async () => undefined), h.stage('route', 'fail')], h.state, h.metrics);
+    const elapsed = (performance.now() - began) / 1000;
+    expect(out).toEqual({ kind: 'continue' });
+    expect(h.ran).toEqual(['parse', 'cache', 'budget', 'route']);
+    const series = (suffix: string) => Object.fromEntries(h.metrics.stageSeconds.get().values.filter((v) => v.metricName === `tiergate_stage_seconds${suffix}`).map((v) => [v.labels.stage, v.value]));
+    expect(series('_count')).toEqual({ parse: 1, cache: 1, budget: 1, route: 1 });
+    // The 30 ms the cache stage waited, as seconds: not milliseconds, and within the run around it.
+    expect(series('_sum').cache).toBeGreaterThanOrEqual(0.025);
+    expect(series('_sum').cache).toBeLessThanOrEqual(elapsed);
+  });
+
   it('an optional stage that throws is counted and skipped, and the rest runs', async () => {
     for (const asynchronous of [false, true]) {
       const h = harness();
@@ -88,5 +106,35 @@ describe('request pipeline runner', () => {
       ['budget', 'fail'],
       ['route', 'fail'],
     ]);
+  });
+});
+
+describe('stage spans', () => {
+  const exporter = new InMemorySpanExporter();
+  trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
+  afterAll(() => {
+    setTracingEnabled(false);
+    trace.disable();
+  });
+
+  it('a refusing stage names its catalogue code; one that fails unexpectedly is marked an error, with the exception', async () => {
+    setTracingEnabled(true);
+    for (const asynchronous of [false, true]) {
+      exporter.reset();
+      const h = harness();
+      h.state.traceContext = ROOT_CONTEXT;
+      const refuse = () => {
+        throw new TiergateError('model_not_allowed', 'no');
+      };
+      await runStages([h.stage('cache', 'skip', asynchronous ? later(boom) : boom), h.stage('policy', 'fail', asynchronous ? later(refuse) : refuse)], h.state, h.metrics);
+      const [cache, policy] = exporter.getFinishedSpans();
+      expect(cache?.name).toBe('stage cache');
+      expect(cache?.status).toEqual({ code: SpanStatusCode.ERROR });
+      expect(cache?.events.map((e) => [e.name, e.attributes?.['exception.message']])).toEqual([['exception', 'boom']]);
+      expect(policy?.name).toBe('stage policy');
+      expect(policy?.attributes).toEqual({ 'tiergate.error_code': 'model_not_allowed' });
+      // A refusal is the request's answer, not a failure of tiergate's.
+      expect(policy?.status.code).toBe(SpanStatusCode.UNSET);
+    }
   });
 });
