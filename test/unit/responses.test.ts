@@ -30,17 +30,36 @@ describe('continueResponse', () => {
     expect(continueResponse('request_body', { kind: 'continue', body: b }, false).request_body?.response).toEqual({ body_mutation: { body: b } });
   });
 
-  it('answers trailers with a TrailersResponse', () => {
+  it('answers trailers in either direction with a TrailersResponse: its header_mutation, no CommonResponse', () => {
     expect(continueResponse('request_trailers', { kind: 'continue' }, false)).toEqual({ response: 'request_trailers', request_trailers: {} });
+    const set = { set: [['x-tiergate-usage', 'reported']] as Array<[string, string]> };
+    expect(continueResponse('response_trailers', { kind: 'continue', headers: set }, false)).toEqual({
+      response: 'response_trailers',
+      response_trailers: { header_mutation: { set_headers: [{ header: { key: 'x-tiergate-usage', raw_value: Buffer.from('reported') } }] } },
+    });
+  });
+
+  it('spells out every mode an override gives, and only those (an omitted body mode means NONE to Envoy)', () => {
+    const all = { requestBodyMode: 'BUFFERED', responseHeaderMode: 'SKIP', responseBodyMode: 'NONE', responseTrailerMode: 'SEND' } as const;
+    expect(continueResponse('request_headers', { kind: 'continue', modeOverride: all }, true).mode_override).toEqual({
+      request_body_mode: 'BUFFERED',
+      response_header_mode: 'SKIP',
+      response_body_mode: 'NONE',
+      response_trailer_mode: 'SEND',
+    });
+    expect(continueResponse('request_headers', { kind: 'continue', modeOverride: { responseHeaderMode: 'SKIP' } }, true).mode_override).toEqual({ response_header_mode: 'SKIP' });
   });
 });
 
 describe('immediateResponse', () => {
   it('carries status, a JSON content-type via raw_value and details without spaces', () => {
-    const r = immediateResponse({ kind: 'reply', status: 413, headers: [['content-type', 'application/json']], body: Buffer.from('{}'), details: 'too big here' });
+    const reply = { kind: 'reply', status: 413, headers: [['content-type', 'application/json']], body: Buffer.from('{}'), details: 'too big here' } as const;
+    const r = immediateResponse(reply);
     expect(r.immediate_response?.status).toEqual({ code: 413 });
     expect(r.immediate_response?.headers?.set_headers?.[0]?.header).toEqual({ key: 'content-type', raw_value: Buffer.from('application/json') });
     expect(r.immediate_response?.details).toBe('too_big_here');
+    // A run of whitespace is one underscore: details is a single token in Envoy's %RESPONSE_CODE_DETAILS%.
+    expect(immediateResponse({ ...reply, details: 'budget  spent\tfor\nday' }).immediate_response?.details).toBe('budget_spent_for_day');
   });
 });
 
