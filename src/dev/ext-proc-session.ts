@@ -86,7 +86,7 @@ export class ExtProcSession {
    * promise is the direction's whole body as the server passed it on (onStreamedBody has it piece by piece).
    */
   sendRequestBody(chunk: Buffer, endOfStream = true): Promise<Outcome> {
-    if (this.mode.requestBodyMode === 'NONE') return Promise.resolve(CONTINUE);
+    if (!this.sendsBody(this.mode.requestBodyMode)) return Promise.resolve(CONTINUE);
     if (this.mode.requestBodyMode === 'BUFFERED' && chunk.length > this.filter.bufferLimitBytes) return this.overBuffer(413, 'request_payload_too_large');
     const msg: WireProcessingRequest = { request_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } };
     if (this.mode.requestBodyMode === 'FULL_DUPLEX_STREAMED') return this.sendDuplex('request_body', msg);
@@ -114,11 +114,16 @@ export class ExtProcSession {
   }
 
   sendResponseBody(chunk: Buffer, endOfStream: boolean): Promise<Outcome> {
-    if (this.mode.responseBodyMode === 'NONE') return Promise.resolve(CONTINUE);
+    if (!this.sendsBody(this.mode.responseBodyMode)) return Promise.resolve(CONTINUE);
     if (this.mode.responseBodyMode === 'BUFFERED' && chunk.length > this.filter.bufferLimitBytes) return this.overBuffer(500, 'response_payload_too_large');
     const msg: WireProcessingRequest = { response_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } };
     if (this.mode.responseBodyMode === 'FULL_DUPLEX_STREAMED') return this.sendDuplex('response_body', msg);
     return this.send('response_body', msg, chunk);
+  }
+
+  /** Observability mode sends only STREAMED bodies (§9); otherwise every mode but NONE sends the body. */
+  private sendsBody(mode: ProcessingMode['requestBodyMode']): boolean {
+    return this.filter.observabilityMode ? mode === 'STREAMED' : mode !== 'NONE';
   }
 
   /**
@@ -337,6 +342,9 @@ export class ExtProcSession {
       else if (common.body_mutation.body !== undefined) body = common.body_mutation.body;
       if (!isBody && common.status !== 'CONTINUE_AND_REPLACE') body = undefined;
     }
+    // A headers answer that replaces the body: Envoy drops content-length after applying the mutation, whatever
+    // the server set it to (§5, SRC handleHeadersResponse).
+    if (!isBody && body !== undefined) removeHeader(headers, 'content-length');
     // BUFFERED + header mode SEND: Envoy keeps content-length and rejects a mismatch with the mutated body (§5).
     if (isBody && bodyMode === 'BUFFERED' && body !== undefined) {
       const cl = getHeader(headers, 'content-length');

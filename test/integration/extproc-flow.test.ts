@@ -615,7 +615,8 @@ describe('stream lifecycle', () => {
   });
 
   it('observability mode: the server never answers', async () => {
-    const filter: FilterConfig = { ...RECOMMENDED_FILTER, observabilityMode: true };
+    // Observability mode sends only a STREAMED body (envoy-ext-proc.md §9).
+    const filter: FilterConfig = { ...RECOMMENDED_FILTER, observabilityMode: true, processingMode: { ...RECOMMENDED_FILTER.processingMode, requestBodyMode: 'STREAMED' } };
     const s = tg.pool.open(filter);
     const spurious = tg.pool.counters.spurious;
     await s.sendRequestHeaders(chatHeaders(), false);

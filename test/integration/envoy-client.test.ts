@@ -1,0 +1,470 @@
+// The Envoy-faithful client itself (src/dev/), against a scripted ext_proc server that answers with whatever a
+// test writes, right or wrong. Every other integration suite trusts this client to treat tiergate's answers as
+// Envoy would; here each of its rules is held to the fact in envoy-ext-proc.md it models (section in each name),
+// so that a client too lenient to catch a server bug fails here first.
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DUPLEX_FILTER, ExtProcPool, RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type FilterConfig, type Headers } from '../../src/dev/envoy-client.js';
+import { extProcServiceDefinition } from '../../src/extproc/protos.js';
+import type { WireCommonResponse, WireHeaderMutation, WireProcessingRequest, WireProcessingResponse } from '../../src/extproc/wire.js';
+
+type Call = grpc.ServerDuplexStream<WireProcessingRequest, WireProcessingResponse>;
+/** How the scripted server answers each message it receives (nothing written: no answer). */
+type Script = (msg: WireProcessingRequest, call: Call, index: number) => void;
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+async function scripted(script: Script) {
+  const seen: WireProcessingRequest[] = [];
+  const server = new grpc.Server();
+  server.addService(extProcServiceDefinition(), {
+    Process: (call: Call) => {
+      call.on('data', (m: WireProcessingRequest) => script(m, call, seen.push(m) - 1));
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  const pool = new ExtProcPool(`127.0.0.1:${port}`);
+  cleanups.push(() => pool.close(), () => server.forceShutdown());
+  return { pool, seen };
+}
+
+/** A server that answers every message with a plain continue, except those `special` answers. */
+const answering = (special: (m: WireProcessingRequest) => WireProcessingResponse | undefined): Script => (m, call) =>
+  call.write(special(m) ?? { [m.request as string]: m.request?.endsWith('trailers') ? {} : { response: {} } });
+const common = (kind: 'request_headers' | 'request_body' | 'response_headers' | 'response_body', r: WireCommonResponse): WireProcessingResponse => ({ [kind]: { response: r } });
+const raw = (key: string, v: string, append?: boolean) => ({ header: { key, raw_value: Buffer.from(v) }, ...(append === undefined ? {} : { append: { value: append } }) });
+const withFilter = (over: Partial<FilterConfig>, modes: Partial<FilterConfig['processingMode']> = {}): FilterConfig => ({
+  ...RECOMMENDED_FILTER,
+  ...over,
+  processingMode: { ...RECOMMENDED_FILTER.processingMode, ...modes },
+});
+
+/** The request headers after one headers answer carrying `mutation`, and how the session took it. */
+async function afterHeaderMutation(mutation: WireHeaderMutation, headers: Headers = chatRequestHeaders([['x-a', 'old'], ['content-length', '2']])) {
+  const { pool } = await scripted(answering((m) => (m.request === 'request_headers' ? common('request_headers', { header_mutation: mutation }) : undefined)));
+  const s = pool.open();
+  const outcome = await s.sendRequestHeaders(headers, false);
+  s.close();
+  return { outcome, headers: s.requestHeaders, counters: pool.counters };
+}
+
+describe('header mutations (§3, §4)', () => {
+  it('removals first, then sets: removing and setting one header in one mutation sets it (§3.3)', async () => {
+    const { headers } = await afterHeaderMutation({ remove_headers: ['x-a'], set_headers: [raw('x-a', 'new')] });
+    expect(headers.filter(([k]) => k === 'x-a')).toEqual([['x-a', 'new']]);
+  });
+
+  it('overwrite by default, add with append: true (§3.3)', async () => {
+    const { headers } = await afterHeaderMutation({ set_headers: [raw('x-a', 'one'), raw('x-b', 'two'), raw('x-b', 'three', true)] });
+    expect(headers.filter(([k]) => k === 'x-a' || k === 'x-b')).toEqual([['x-a', 'one'], ['x-b', 'two'], ['x-b', 'three']]);
+  });
+
+  it('a value-only header arrives empty: only raw_value is read since 1.32 (§3.2)', async () => {
+    const { headers, outcome } = await afterHeaderMutation({ set_headers: [{ header: { key: 'x-tier', value: 'strong' } }] });
+    expect(outcome.kind).toBe('continue');
+    expect(getHeader(headers, 'x-tier')).toBe('');
+  });
+
+  it('value and raw_value both set: a 500 (§3.2)', async () => {
+    const { outcome } = await afterHeaderMutation({ set_headers: [{ header: { key: 'x-tier', value: 'strong', raw_value: Buffer.from('strong') } }] });
+    expect(outcome).toEqual({ kind: 'error', status: 500, details: 'Only one of value or raw_value in the HeaderValue message should be set' });
+  });
+
+  it('host, :authority, :scheme, :method and x-envoy-* are never set, pseudo-headers and host never removed: ignored and counted; :path may change (§4)', async () => {
+    const before = chatRequestHeaders();
+    const { headers, outcome, counters } = await afterHeaderMutation(
+      {
+        remove_headers: [':path', 'host', 'x-envoy-original-path', ':status'],
+        set_headers: ['host', ':authority', ':scheme', ':method', 'x-envoy-upstream'].map((k) => raw(k, 'evil')).concat(raw(':path', '/v1/other')),
+      },
+      before,
+    );
+    expect(outcome.kind).toBe('continue');
+    expect(counters.rejectedMutations).toBe(9);
+    // A set without append replaces: the new :path goes last.
+    expect(headers).toEqual([...before.filter(([k]) => k !== ':path'), [':path', '/v1/other']]);
+  });
+
+  it.each([
+    ['a value with a newline', raw('x-a', 'one\ntwo'), 'invalid header x-a'],
+    ['a value with NUL', raw('x-a', 'one\0'), 'invalid header x-a'],
+    ['a name with a space', raw('x a', 'v'), 'invalid header x a'],
+  ])('%s is a 500 whatever the rules say (§4)', async (_n, option, details) => {
+    expect((await afterHeaderMutation({ set_headers: [option] })).outcome).toEqual({ kind: 'error', status: 500, details });
+  });
+
+  it('names are compared lower-cased: an upper-case set overwrites the header Envoy sent', async () => {
+    const { headers } = await afterHeaderMutation({ set_headers: [raw('X-A', 'new')] });
+    expect(headers.filter(([k]) => k === 'x-a')).toEqual([['x-a', 'new']]);
+  });
+});
+
+describe('bodies and content-length (§5)', () => {
+  async function bufferedBodyAnswer(r: WireCommonResponse) {
+    const { pool } = await scripted(answering((m) => (m.request === 'request_body' ? common('request_body', r) : undefined)));
+    const s = pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders([['content-length', '2']]), false);
+    const outcome = await s.sendRequestBody(Buffer.from('{}'));
+    s.close();
+    return { outcome, headers: s.requestHeaders };
+  }
+
+  it('BUFFERED: a body of another length with the content-length kept is refused with a 500', async () => {
+    expect((await bufferedBodyAnswer({ body_mutation: { body: Buffer.from('{"a":1}') } })).outcome).toEqual({
+      kind: 'error',
+      status: 500,
+      details: 'mismatch between content length and the length of the mutated body',
+    });
+  });
+
+  it('BUFFERED: the same answer setting the new length, or removing it, is taken (its header mutation applies first)', async () => {
+    const body = Buffer.from('{"a":1}');
+    const set = await bufferedBodyAnswer({ header_mutation: { set_headers: [raw('content-length', '7')] }, body_mutation: { body } });
+    expect(set.outcome).toEqual({ kind: 'continue', body, clearedRouteCache: false });
+    expect(getHeader(set.headers, 'content-length')).toBe('7');
+    const removed = await bufferedBodyAnswer({ header_mutation: { remove_headers: ['content-length'] }, body_mutation: { body } });
+    expect(removed.outcome).toMatchObject({ kind: 'continue', body });
+    expect(getHeader(removed.headers, 'content-length')).toBeUndefined();
+  });
+
+  it('clear_body empties the body; a body of the same length needs no header', async () => {
+    expect((await bufferedBodyAnswer({ header_mutation: { remove_headers: ['content-length'] }, body_mutation: { clear_body: true } })).outcome).toEqual({
+      kind: 'continue',
+      body: Buffer.alloc(0),
+      clearedRouteCache: false,
+    });
+    expect((await bufferedBodyAnswer({ body_mutation: { body: Buffer.from('[]') } })).outcome).toMatchObject({ kind: 'continue', body: Buffer.from('[]') });
+  });
+
+  it("a STREAMED body answer's header mutation does not apply: headers went on before the body", async () => {
+    const { pool } = await scripted(answering((m) => (m.request === 'response_body' ? common('response_body', { header_mutation: { set_headers: [raw('x-late', '1')] } }) : undefined)));
+    const s = pool.open();
+    await s.sendResponseHeaders([[':status', '200'], ['content-length', '10']], false);
+    expect(await s.sendResponseBody(Buffer.from('data: {}\n\n'), true)).toMatchObject({ kind: 'continue' });
+    // Envoy also removed the content-length itself, the response body being STREAMED.
+    expect(s.responseHeaders).toEqual([[':status', '200']]);
+    s.close();
+  });
+
+  it('a body in a headers answer replaces the body only with CONTINUE_AND_REPLACE, and Envoy then drops content-length', async () => {
+    const body = Buffer.from('{"model":"m"}');
+    const answer = (status?: 'CONTINUE_AND_REPLACE') =>
+      afterHeaderMutationWith(common('request_headers', { ...(status ? { status } : {}), header_mutation: { set_headers: [raw('content-length', '13')] }, body_mutation: { body } }));
+    const replaced = await answer('CONTINUE_AND_REPLACE');
+    expect(replaced.outcome).toEqual({ kind: 'continue', body, clearedRouteCache: false });
+    expect(getHeader(replaced.headers, 'content-length')).toBeUndefined();
+    const ignored = await answer();
+    expect(ignored.outcome).toEqual({ kind: 'continue', clearedRouteCache: false });
+    expect(getHeader(ignored.headers, 'content-length')).toBe('13');
+  });
+
+  it('a BUFFERED body over the stream buffer never reaches the server: 413 for a request, 500 for a response', async () => {
+    const { pool, seen } = await scripted(answering(() => undefined));
+    const filter = withFilter({ bufferLimitBytes: 4 }, { responseBodyMode: 'BUFFERED' });
+    const s = pool.open(filter);
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    expect(await s.sendRequestBody(Buffer.from('12345'))).toEqual({ kind: 'error', status: 413, details: 'request_payload_too_large' });
+    expect(s.isDone).toBe(true);
+    const r = pool.open(filter);
+    await r.sendRequestHeaders(chatRequestHeaders(), false);
+    await r.sendRequestBody(Buffer.from('1234'));
+    await r.sendResponseHeaders([[':status', '200']], false);
+    expect(await r.sendResponseBody(Buffer.from('12345'), true)).toEqual({ kind: 'error', status: 500, details: 'response_payload_too_large' });
+    r.close();
+    expect(seen.map((m) => m.request)).toEqual(['request_headers', 'request_headers', 'request_body', 'response_headers']);
+  });
+});
+
+async function afterHeaderMutationWith(answer: WireProcessingResponse) {
+  const { pool } = await scripted(answering((m) => (m.request === 'request_headers' ? answer : undefined)));
+  const s = pool.open();
+  const outcome = await s.sendRequestHeaders(chatRequestHeaders([['content-length', '2']]), false);
+  s.close();
+  return { outcome, headers: s.requestHeaders };
+}
+
+describe('clear_route_cache (§6)', () => {
+  it.each([
+    ['with a header mutation, on the request path', 'request_headers', { clear_route_cache: true, header_mutation: {} }, true],
+    ['without a header mutation', 'request_headers', { clear_route_cache: true }, false],
+    ['in a BUFFERED request body answer, with one', 'request_body', { clear_route_cache: true, header_mutation: {} }, true],
+  ] as const)('%s → cleared: %s', async (_n, kind, r, cleared) => {
+    const { pool } = await scripted(answering((m) => (m.request === kind ? common(kind, r) : undefined)));
+    const s = pool.open();
+    const headers = await s.sendRequestHeaders(chatRequestHeaders(), false);
+    const outcome = kind === 'request_headers' ? headers : await s.sendRequestBody(Buffer.from('{}'));
+    s.close();
+    expect(outcome).toMatchObject({ kind: 'continue', clearedRouteCache: cleared });
+  });
+
+  it('never in the response direction, nor from a STREAMED request body answer', async () => {
+    const routeClear = { clear_route_cache: true, header_mutation: {} };
+    const { pool } = await scripted(answering((m) => (m.request === 'response_headers' || m.request === 'request_body' ? common(m.request, routeClear) : undefined)));
+    const s = pool.open(withFilter({}, { requestBodyMode: 'STREAMED' }));
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    expect(await s.sendRequestBody(Buffer.from('{}'), true)).toMatchObject({ clearedRouteCache: false });
+    expect(await s.sendResponseHeaders([[':status', '200']], false)).toMatchObject({ clearedRouteCache: false });
+    s.close();
+  });
+});
+
+describe('ImmediateResponse (§7)', () => {
+  async function immediate(ir: NonNullable<WireProcessingResponse['immediate_response']>) {
+    const { pool, seen } = await scripted(answering(() => ({ immediate_response: ir })));
+    const s = pool.open();
+    const outcome = await s.sendRequestHeaders(chatRequestHeaders(), false);
+    const after = await s.sendRequestBody(Buffer.from('{}'));
+    s.close();
+    return { outcome, after, seen };
+  }
+
+  it('a JSON reply: its content-type kept, content-length computed over the one sent, details as given; nothing more is sent', async () => {
+    const body = Buffer.from('{"error":{}}');
+    const { outcome, after, seen } = await immediate({
+      status: { code: 429 },
+      headers: { set_headers: [raw('content-type', 'application/json'), raw('content-length', '999'), raw('retry-after', '3')] },
+      body,
+      details: 'tiergate_rate_limited',
+    });
+    expect(outcome).toEqual({
+      kind: 'immediate',
+      status: 429,
+      headers: [['content-type', 'application/json'], ['retry-after', '3'], ['content-length', String(body.length)]],
+      body,
+      details: 'tiergate_rate_limited',
+    });
+    expect(after).toEqual({ kind: 'skipped' });
+    expect(seen).toHaveLength(1);
+  });
+
+  it('no content-type: text/plain; an empty body: neither content-type nor content-length', async () => {
+    expect((await immediate({ status: { code: 403 }, body: Buffer.from('no') })).outcome).toMatchObject({ headers: [['content-length', '2'], ['content-type', 'text/plain']] });
+    expect((await immediate({ status: { code: 204 }, headers: { set_headers: [raw('content-type', 'application/json')] } })).outcome).toMatchObject({
+      status: 204,
+      headers: [],
+      body: Buffer.alloc(0),
+      details: '',
+    });
+  });
+
+  it.each([
+    ['missing', undefined, 200],
+    ['below 200', { code: 100 }, 200],
+    ['a name the enum knows', { code: 'TooManyRequests' }, 429],
+    ['exactly 200', { code: 200 }, 200],
+  ] as const)('a status %s (%j) becomes %i', async (_n, status, expected) => {
+    expect((await immediate({ ...(status ? { status } : {}), body: Buffer.from('x') })).outcome).toMatchObject({ kind: 'immediate', status: expected });
+  });
+
+  it('an invalid header in it is a 500 instead', async () => {
+    expect((await immediate({ status: { code: 400 }, headers: { set_headers: [raw('x-a', 'bad\r\n')] }, body: Buffer.from('x') })).outcome).toEqual({
+      kind: 'error',
+      status: 500,
+      details: 'invalid header x-a',
+    });
+  });
+});
+
+describe('timeouts and failures (§8)', () => {
+  it.each([
+    [false, { kind: 'error', status: 504, details: 'ext_proc_error_per-message_timeout_exceeded' }],
+    [true, { kind: 'skipped' }],
+  ] as const)('no answer within message_timeout, failure_mode_allow %s', async (allow, expected) => {
+    const { pool } = await scripted(() => undefined);
+    const s = pool.open(withFilter({ messageTimeoutMs: 50, failureModeAllow: allow }));
+    expect(await s.sendRequestHeaders(chatRequestHeaders(), false)).toEqual(expected);
+    expect(pool.counters.timeouts).toBe(1);
+    // The stream is given up: what follows continues unmodified without reaching the server.
+    expect(await s.sendRequestBody(Buffer.from('{}'))).toEqual({ kind: 'skipped' });
+  });
+
+  it('the server ends the call with OK before answering: continue unmodified, even fail-closed', async () => {
+    const { pool } = await scripted((_m, call) => call.end());
+    const s = pool.open();
+    expect(await s.sendRequestHeaders(chatRequestHeaders(), false)).toEqual({ kind: 'skipped' });
+    expect((await s.status()).code).toBe(grpc.status.OK);
+  });
+
+  it.each([
+    [false, { kind: 'error', status: 500, details: `ext_proc_error_gRPC_error_${grpc.status.UNAVAILABLE}` }],
+    [true, { kind: 'skipped' }],
+  ] as const)('the server ends the call with an error status, failure_mode_allow %s', async (allow, expected) => {
+    const { pool } = await scripted((_m, call) => call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'down' }));
+    const s = pool.open(withFilter({ failureModeAllow: allow }));
+    expect(await s.sendRequestHeaders(chatRequestHeaders(), false)).toEqual(expected);
+  });
+});
+
+describe('spurious answers (§2.5)', () => {
+  it.each([
+    ['an answer for another phase', () => common('request_body', {})],
+    ['a streamed_response outside FULL_DUPLEX_STREAMED', () => common('request_headers', { body_mutation: { streamed_response: { body: Buffer.from('x'), end_of_stream: true } } })],
+    ['an unset oneof', () => ({})],
+  ])('%s: fail-closed 500 (1.35+), counted; fail-open continues', async (_n, wrong) => {
+    for (const allow of [false, true]) {
+      const { pool } = await scripted(answering(wrong));
+      const s = pool.open(withFilter({ failureModeAllow: allow }));
+      const expected = allow ? { kind: 'skipped' } : { kind: 'error', status: 500, details: 'ext_proc_error_spurious_message' };
+      expect(await s.sendRequestHeaders(chatRequestHeaders(), false)).toEqual(expected);
+      expect(pool.counters.spurious).toBe(1);
+      expect(s.isDone).toBe(true);
+    }
+  });
+
+  it('a second answer to one message is spurious and ends the stream', async () => {
+    const { pool } = await scripted((_m, call, i) => {
+      if (i === 0) for (let n = 0; n < 2; n++) call.write(common('request_headers', {}));
+    });
+    const s = pool.open();
+    expect(await s.sendRequestHeaders(chatRequestHeaders(), false)).toMatchObject({ kind: 'continue' });
+    await expect.poll(() => pool.counters.spurious).toBe(1);
+    expect(await s.sendRequestBody(Buffer.from('{}'))).toEqual({ kind: 'skipped' });
+  });
+});
+
+describe('what Envoy sends (§2, §9, §12)', () => {
+  it('protocol_config on the first message only, with the configured body modes', async () => {
+    const { pool, seen } = await scripted(answering(() => undefined));
+    const s = pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    await s.sendRequestBody(Buffer.from('{}'));
+    s.close();
+    expect(seen.map((m) => m.protocol_config)).toEqual([{ request_body_mode: 'BUFFERED', response_body_mode: 'STREAMED' }, undefined]);
+    expect(seen[1]?.request_body).toEqual({ body: Buffer.from('{}'), end_of_stream: true });
+  });
+
+  it('observability mode: every message marked, no protocol_config, never waits for an answer, no body unless STREAMED', async () => {
+    const { pool, seen } = await scripted(() => undefined);
+    const s = pool.open(withFilter({ observabilityMode: true, messageTimeoutMs: 20 }));
+    expect(await s.sendRequestHeaders(chatRequestHeaders(), false)).toEqual({ kind: 'continue', clearedRouteCache: false });
+    // The request body is BUFFERED: not sent. The response body is STREAMED: sent.
+    expect(await s.sendRequestBody(Buffer.from('{}'))).toEqual({ kind: 'continue', clearedRouteCache: false });
+    expect(await s.sendResponseHeaders([[':status', '200']], false)).toEqual({ kind: 'continue', clearedRouteCache: false });
+    expect(await s.sendResponseBody(Buffer.from('data: {}\n\n'), true)).toEqual({ kind: 'continue', clearedRouteCache: false });
+    await expect.poll(() => seen.length).toBe(3);
+    await new Promise((r) => setTimeout(r, 60));
+    s.close();
+    expect(seen.map((m) => [m.request, m.observability_mode, m.protocol_config])).toEqual([
+      ['request_headers', true, undefined],
+      ['response_headers', true, undefined],
+      ['response_body', true, undefined],
+    ]);
+    expect(pool.counters.timeouts).toBe(0);
+  });
+
+  it('a phase whose mode is SKIP or NONE is not sent; trailers only in mode SEND (§2.4)', async () => {
+    const { pool, seen } = await scripted(answering(() => undefined));
+    const s = pool.open(withFilter({}, { responseHeaderMode: 'SKIP', responseBodyMode: 'NONE', requestTrailerMode: 'SEND' }));
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    await s.sendRequestBody(Buffer.from('{}'), false);
+    await s.sendRequestTrailers([['x-t', '1']]);
+    await s.sendResponseHeaders([[':status', '200']], false);
+    await s.sendResponseBody(Buffer.from('x'), true);
+    await s.sendResponseTrailers([['x-t', '2']]);
+    s.close();
+    expect(seen.map((m) => m.request)).toEqual(['request_headers', 'request_body', 'request_trailers']);
+  });
+
+  it('the request attributes Envoy was asked for, under its own namespace (§12)', async () => {
+    const { pool, seen } = await scripted(answering(() => undefined));
+    const s = pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders(), false, { 'request.path': '/v1/chat/completions' });
+    s.close();
+    expect(seen[0]?.attributes).toMatchObject({ 'envoy.filters.http.ext_proc': { fields: { 'request.path': { stringValue: '/v1/chat/completions' } } } });
+  });
+});
+
+describe('mode_override (§10)', () => {
+  const override = { response_header_mode: 'SKIP', response_body_mode: 'BUFFERED' } as const;
+
+  it('ignored unless the filter allows it', async () => {
+    const { pool } = await scripted(answering((m) => (m.request === 'request_headers' ? { ...common('request_headers', {}), mode_override: override } : undefined)));
+    const s = pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    s.close();
+    expect(s.mode).toEqual(RECOMMENDED_FILTER.processingMode);
+  });
+
+  it('allowed, on a headers answer: body modes as sent (an omitted one is NONE), a DEFAULT header mode changes nothing', async () => {
+    const { pool } = await scripted(answering((m) => (m.request === 'request_headers' ? { ...common('request_headers', {}), mode_override: { ...override, response_trailer_mode: 'DEFAULT' } } : undefined)));
+    const s = pool.open(withFilter({ allowModeOverride: true }, { responseTrailerMode: 'SEND' }));
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    s.close();
+    expect(s.mode).toEqual({ ...RECOMMENDED_FILTER.processingMode, requestBodyMode: 'NONE', responseHeaderMode: 'SKIP', responseBodyMode: 'BUFFERED', responseTrailerMode: 'SEND' });
+  });
+
+  it('allowed, but on a body answer: ignored', async () => {
+    const { pool } = await scripted(answering((m) => (m.request === 'request_body' ? { ...common('request_body', {}), mode_override: override } : undefined)));
+    const s = pool.open(withFilter({ allowModeOverride: true }));
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    await s.sendRequestBody(Buffer.from('{}'));
+    s.close();
+    expect(s.mode).toEqual(RECOMMENDED_FILTER.processingMode);
+  });
+});
+
+describe('dynamic metadata (§11)', () => {
+  it('kept only under a receiving namespace and as a Struct; values read from the camelCase fields', async () => {
+    const { pool } = await scripted(
+      answering((m) =>
+        m.request === 'request_headers'
+          ? {
+              ...common('request_headers', {}),
+              dynamic_metadata: {
+                fields: {
+                  tiergate: { structValue: { fields: { tier: { stringValue: 'strong' }, tokens: { numberValue: 42 }, hit: { boolValue: false }, none: { nullValue: 'NULL_VALUE' } } } },
+                  other: { structValue: { fields: { x: { stringValue: 'y' } } } },
+                },
+              },
+            }
+          : undefined,
+      ),
+    );
+    const s = pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    s.close();
+    expect(s.dynamicMetadata).toEqual({ tiergate: { tier: 'strong', tokens: 42, hit: false, none: null } });
+  });
+});
+
+describe('FULL_DUPLEX_STREAMED (§2.2)', () => {
+  it("chunks go out without waiting; the server's streamed bytes are passed on as they come, the body ends with its end_of_stream", async () => {
+    const { pool, seen } = await scripted((m, call) => {
+      if (m.request === 'request_headers') call.write(common('request_headers', {}));
+      if (m.request === 'request_body') {
+        const body = m.request_body?.body ?? Buffer.alloc(0);
+        call.write(common('request_body', { body_mutation: { streamed_response: { body: Buffer.from(body.toString().toUpperCase()), end_of_stream: m.request_body?.end_of_stream === true } } }));
+      }
+    });
+    const s = pool.open(DUPLEX_FILTER);
+    const passed: Array<[string, boolean]> = [];
+    s.onStreamedBody = (_kind, body, eos) => void passed.push([body.toString(), eos]);
+    const headers = s.sendRequestHeaders(chatRequestHeaders([['content-length', '6']]), false);
+    // Both chunks are written before any answer has come.
+    const first = s.sendRequestBody(Buffer.from('abc'), false);
+    const second = s.sendRequestBody(Buffer.from('def'), true);
+    expect(await first).toEqual({ kind: 'continue', body: Buffer.from('ABCDEF'), clearedRouteCache: false });
+    expect(await second).toBe(await first);
+    await headers;
+    s.close();
+    expect(passed).toEqual([['ABC', false], ['DEF', true]]);
+    expect(seen.map((m) => m.request)).toEqual(['request_headers', 'request_body', 'request_body']);
+    // Envoy removes content-length itself for a FULL_DUPLEX_STREAMED body (§5).
+    expect(getHeader(s.requestHeaders, 'content-length')).toBeUndefined();
+  });
+
+  it('a plain body answer there is spurious (§2.5)', async () => {
+    const { pool } = await scripted(answering(() => undefined));
+    const s = pool.open(DUPLEX_FILTER);
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    expect(await s.sendRequestBody(Buffer.from('{}'), true)).toEqual({ kind: 'error', status: 500, details: 'ext_proc_error_spurious_message' });
+    expect(pool.counters.spurious).toBe(1);
+  });
+});
