@@ -62,3 +62,66 @@ it('a vet that fails is a rejected config, never an error out of the reload (whi
   expect(heard.events).toEqual(['rejected (config): config checks failed: the regex check worker exited']);
   expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
 });
+
+it('a config that does not compile is rejected with its problems; the last good one stays current', async () => {
+  const store = new ConfigStore(runtime(text(1)), text(1));
+  const heard = recorder();
+  expect(await store.apply('tiers: { weak: { model: 7 } }\n', {}, heard)).toBe(false);
+  expect(heard.events).toEqual(['rejected tiers.weak.model: Invalid input: expected string, received number']);
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
+  expect(await store.apply(text(2), {}, heard)).toBe(true);
+  expect(heard.events.at(-1)).toBe('reloaded small-v2');
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v2');
+});
+
+it('an older edit whose vet finishes last never replaces a newer one', async () => {
+  // The vet (the classifier's ReDoS check, off the event loop) takes as long as it takes: here the first edit's
+  // is held until the second edit has been applied.
+  let releaseFirst: () => void = () => undefined;
+  const held = new Promise<void>((r) => (releaseFirst = r));
+  const store = new ConfigStore(runtime(text(1)), text(1), async (rt) => {
+    if (rt.tiers.get('weak')?.model === 'small-v2') await held;
+    return [];
+  });
+  const heard = recorder();
+  const older = store.apply(text(2), {}, heard);
+  expect(await store.apply(text(3), {}, heard)).toBe(true);
+  releaseFirst();
+  expect(await older).toBe(false);
+  expect(heard.events).toEqual(['reloaded small-v3']);
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v3');
+});
+
+it('a watched file that disappears is a rejection naming it; one that comes back is reloaded', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tiergate-store-'));
+  const file = join(dir, 'tiergate.yaml');
+  writeFileSync(file, text(1));
+  const store = new ConfigStore(runtime(text(1)), text(1));
+  const heard = recorder();
+  store.watch(file, {}, heard, 20);
+  cleanups.push(() => store.close(), () => rmSync(dir, { recursive: true, force: true }));
+  rmSync(file);
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual([`rejected ${file}: ENOENT: no such file or directory, open '${file}'`]);
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
+  writeFileSync(file, text(2));
+  await expect.poll(() => heard.events.at(-1), { timeout: 3000 }).toBe('reloaded small-v2');
+});
+
+it('after close, an edit is not reloaded; close before any watch is harmless', async () => {
+  new ConfigStore(runtime(text(1)), text(1)).close();
+  const dir = mkdtempSync(join(tmpdir(), 'tiergate-store-'));
+  const file = join(dir, 'tiergate.yaml');
+  writeFileSync(file, text(1));
+  const store = new ConfigStore(runtime(text(1)), text(1));
+  const heard = recorder();
+  store.watch(file, {}, heard, 300);
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(file, text(2));
+  // Closed inside the debounce, once the change has been seen: the pending reload is cancelled too.
+  await new Promise((r) => setTimeout(r, 100));
+  store.close();
+  writeFileSync(file, text(3));
+  await new Promise((r) => setTimeout(r, 500));
+  expect(heard.events).toEqual([]);
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
+});

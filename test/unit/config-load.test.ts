@@ -1,0 +1,77 @@
+// Reading a config's text (src/config/load.ts): what the YAML parser's errors and the environment's gaps become,
+// one problem each, named by the file. config.test.ts checks what a config means; config-fuzz.test.ts that no
+// text makes the check throw.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfigFile, parseConfigText } from '../../src/config/load.js';
+
+const problems = (text: string, env: NodeJS.ProcessEnv = {}) => {
+  const r = parseConfigText(text, env);
+  return r.ok ? [] : r.problems;
+};
+/** A syntax error's first line, and the notes after the parser's code frame. */
+const syntax = (text: string) =>
+  problems(text).map((p) => [p.path, p.message.split('\n')[0], p.message.split('\n').filter((l) => l.startsWith('(')).join(' ')]);
+
+describe('a YAML syntax error', () => {
+  it("is named by the file, 'config' when the text has no file", () => {
+    expect(parseConfigText('tiers: [\n', {}, 'mine.yaml')).toMatchObject({ ok: false, problems: [{ path: 'mine.yaml' }] });
+    expect(syntax('tiers: [\n')).toEqual([['config', 'Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1:', '']]);
+  });
+
+  it('says how many errors followed from it, one or more', () => {
+    expect(syntax('a: [1, {b: 2]\n')[0]?.[2]).toBe('(1 more syntax error after it, most often caused by this one)');
+    expect(syntax('- a\nb: 1\n')[0]?.[2]).toBe('(2 more syntax errors after it, most often caused by this one)');
+  });
+
+  it('says to quote a ${VAR} only when one is what opened the flow mapping', () => {
+    expect(syntax('a: [1] {b: 1}\n')).toEqual([['config', 'Unexpected flow-map-start at node end at line 1, column 8:', '(2 more syntax errors after it, most often caused by this one)']]);
+    expect(syntax('tiers: { weak: { model: ${W}} }\n')[0]?.[2]).toBe('(an ${VAR} inside { } or [ ] must be quoted: "${VAR}") (2 more syntax errors after it, most often caused by this one)');
+  });
+});
+
+describe('what is not a syntax error but still refused', () => {
+  it('a YAML alias bomb: a problem, not the memory it would expand to', () => {
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x]', ...'bcdef'.split('').map((n, i) => `${n}: &${n} [${Array(9).fill(`*${'abcde'[i]}`).join(', ')}]`)].join('\n');
+    expect(problems(bomb)).toEqual([{ path: 'config', message: 'Excessive alias count indicates a resource exhaustion attack' }]);
+  });
+
+  it('an environment variable that is not set, even where the empty text it leaves would pass the schema', () => {
+    const text = 'budgets:\n  redis:\n    url: redis://127.0.0.1:6379\n    keyPrefix: "tg${TG_PREFIX}:"\n';
+    expect(problems(text)).toEqual([{ path: 'budgets.redis.keyPrefix', message: 'environment variable TG_PREFIX is not set' }]);
+    expect(parseConfigText(text, { TG_PREFIX: '-a' })).toMatchObject({ ok: true, config: { budgets: { redis: { keyPrefix: 'tg-a:' } } } });
+  });
+
+  it('nesting: 64 levels is the limit, counted from the top', () => {
+    // The deepest object at depth 63 is past no limit (the schema then has its say); at depth 64 it is refused.
+    const nested = (depth: number) => `x: ${'{a: '.repeat(depth - 1)}{}${'}'.repeat(depth - 1)}\n`;
+    const deep = 'nested more than 64 levels deep, or a YAML alias used inside its own anchor';
+    expect(problems(nested(63)).map((p) => p.message)).not.toContain(deep);
+    expect(problems(nested(64))).toEqual([{ path: 'config', message: deep }]);
+  });
+});
+
+describe('no config, or nothing in it', () => {
+  it.each(['', '   \n', '---\n', '# only a comment\n', 'null\n'])('%j is the embedded defaults', (text) => {
+    expect(parseConfigText(text, {})).toMatchObject({ ok: true, source: text, config: { tiers: { weak: {}, strong: {} } } });
+  });
+});
+
+describe('loadConfigFile', () => {
+  it('reads a file and names it in its problems; a missing file is a problem naming it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-load-'));
+    try {
+      const file = join(dir, 'tiergate.yaml');
+      writeFileSync(file, 'tiers: [\n');
+      expect(await loadConfigFile(file, {})).toMatchObject({ ok: false, problems: [{ path: file }] });
+      writeFileSync(file, 'tiers: { weak: { model: small }, strong: { model: large } }\n');
+      expect(await loadConfigFile(file, {})).toMatchObject({ ok: true, config: { tiers: { weak: { model: 'small' } } } });
+      const missing = join(dir, 'none.yaml');
+      expect(await loadConfigFile(missing, {})).toEqual({ ok: false, problems: [{ path: missing, message: `ENOENT: no such file or directory, open '${missing}'` }] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
