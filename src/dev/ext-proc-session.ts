@@ -66,8 +66,7 @@ export class ExtProcSession {
 
   sendRequestHeaders(headers: Headers, endOfStream: boolean, attributes?: Record<string, string>): Promise<Outcome> {
     this.requestHeaders.splice(0, this.requestHeaders.length, ...headers.map(([k, v]): [string, string] => [k.toLowerCase(), v]));
-    // Envoy removes content-length itself when the body goes FULL_DUPLEX_STREAMED (§5).
-    if (this.mode.requestBodyMode === 'FULL_DUPLEX_STREAMED') removeHeader(this.requestHeaders, 'content-length');
+    if (dropsContentLength(this.mode.requestBodyMode, this.mode.requestHeaderMode)) removeHeader(this.requestHeaders, 'content-length');
     if (this.mode.requestHeaderMode === 'SKIP') return Promise.resolve(CONTINUE);
     const msg: WireProcessingRequest = {
       request_headers: { headers: { headers: encodeHeaders(this.requestHeaders) }, ...(endOfStream ? { end_of_stream: true } : {}) },
@@ -100,8 +99,7 @@ export class ExtProcSession {
 
   sendResponseHeaders(headers: Headers, endOfStream: boolean): Promise<Outcome> {
     this.responseHeaders.splice(0, this.responseHeaders.length, ...headers.map(([k, v]): [string, string] => [k.toLowerCase(), v]));
-    // Envoy removes content-length itself when the response body will be STREAMED or FULL_DUPLEX_STREAMED (§5).
-    if (this.mode.responseBodyMode === 'STREAMED' || this.mode.responseBodyMode === 'FULL_DUPLEX_STREAMED') removeHeader(this.responseHeaders, 'content-length');
+    if (dropsContentLength(this.mode.responseBodyMode, this.mode.responseHeaderMode)) removeHeader(this.responseHeaders, 'content-length');
     if (this.mode.responseHeaderMode === 'SKIP') return Promise.resolve(CONTINUE);
     return this.send('response_headers', {
       response_headers: { headers: { headers: encodeHeaders(this.responseHeaders) }, ...(endOfStream ? { end_of_stream: true } : {}) },
@@ -331,8 +329,8 @@ export class ExtProcSession {
     if (headersApply) {
       const err = applyHeaderMutation(headers, common.header_mutation, this.counters);
       if (err) return this.processingError(err);
-      // In FULL_DUPLEX_STREAMED mode Envoy skips a server's content-length too (§5).
-      if (bodyMode === 'FULL_DUPLEX_STREAMED') removeHeader(headers, 'content-length');
+      // Where Envoy removed content-length, it skips a server's too (§5).
+      if (dropsContentLength(bodyMode, isRequest ? this.mode.requestHeaderMode : this.mode.responseHeaderMode)) removeHeader(headers, 'content-length');
     }
     // streamed_response belongs to FULL_DUPLEX_STREAMED alone; anywhere else it is spurious (§2.5).
     if (common.body_mutation?.streamed_response) return this.spurious();
@@ -386,6 +384,15 @@ export class ExtProcSession {
     if (m.request_trailer_mode && m.request_trailer_mode !== 'DEFAULT') this.mode.requestTrailerMode = m.request_trailer_mode;
     if (m.response_trailer_mode && m.response_trailer_mode !== 'DEFAULT') this.mode.responseTrailerMode = m.response_trailer_mode;
   }
+}
+
+/**
+ * Envoy removes content-length itself for a body that will not reach the server whole before the headers go
+ * on: STREAMED, BUFFERED_PARTIAL, FULL_DUPLEX_STREAMED, and BUFFERED with the headers not sent (§5, SRC
+ * ProcessorState::shouldRemoveContentLength).
+ */
+function dropsContentLength(body: ProcessingMode['requestBodyMode'], headers: ProcessingMode['requestHeaderMode']): boolean {
+  return body === 'STREAMED' || body === 'BUFFERED_PARTIAL' || body === 'FULL_DUPLEX_STREAMED' || (body === 'BUFFERED' && headers === 'SKIP');
 }
 
 function encodeHeaders(h: Headers) {

@@ -180,6 +180,17 @@ describe('bodies and content-length (§5)', () => {
     r.close();
     expect(seen.map((m) => m.request)).toEqual(['request_headers', 'request_headers', 'request_body', 'response_headers']);
   });
+
+  it('the limit is for BUFFERED bodies only, and a body of exactly the limit is sent', async () => {
+    const { pool, seen } = await scripted(answering(() => undefined));
+    const s = pool.open(withFilter({ bufferLimitBytes: 4 }, { requestBodyMode: 'STREAMED', responseBodyMode: 'BUFFERED' }));
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    expect(await s.sendRequestBody(Buffer.from('123456789'), true)).toMatchObject({ kind: 'continue' });
+    await s.sendResponseHeaders([[':status', '200']], false);
+    expect(await s.sendResponseBody(Buffer.from('1234'), true)).toMatchObject({ kind: 'continue' });
+    s.close();
+    expect(seen.map((m) => m.request)).toEqual(['request_headers', 'request_body', 'response_headers', 'response_body']);
+  });
 });
 
 async function afterHeaderMutationWith(answer: WireProcessingResponse) {
@@ -302,6 +313,57 @@ describe('timeouts and failures (§8)', () => {
   });
 });
 
+describe('how the filter ends the side stream (§2.6, §8)', () => {
+  it("close: half-close then reset; a message still waiting continues unmodified", async () => {
+    const ends: string[] = [];
+    const server = await scripted((_m, call) => {
+      call.on('end', () => ends.push('end'));
+      call.on('cancelled', () => ends.push('cancelled'));
+    });
+    const s = server.pool.open();
+    const waiting = s.sendRequestHeaders(chatRequestHeaders(), false);
+    await expect.poll(() => server.seen.length).toBe(1);
+    s.close();
+    s.close();
+    expect(await waiting).toEqual({ kind: 'skipped' });
+    expect(await s.sendRequestBody(Buffer.from('{}'))).toEqual({ kind: 'skipped' });
+    await expect.poll(() => ends).toContain('cancelled');
+  });
+
+  it('halfClose (the opt-in graceful close) waits for the server to finish the call', async () => {
+    const { pool } = await scripted(answering(() => undefined));
+    const s = pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    expect((await s.halfClose()).code).toBe(grpc.status.OK);
+    expect((await s.status()).code).toBe(grpc.status.OK);
+    expect(s.isDone).toBe(true);
+  });
+
+  it('cancel (the downstream went away): a bare reset, and what was waiting continues unmodified', async () => {
+    const { pool, seen } = await scripted(() => undefined);
+    const s = pool.open();
+    const waiting = s.sendRequestHeaders(chatRequestHeaders(), false);
+    await expect.poll(() => seen.length).toBe(1);
+    s.cancel();
+    expect(await waiting).toEqual({ kind: 'skipped' });
+    expect((await s.status()).code).toBe(grpc.status.CANCELLED);
+  });
+
+  it('an ImmediateResponse to the first of pipelined chunks: the others continue unmodified, unanswered', async () => {
+    const { pool } = await scripted((m, call, i) => {
+      if (m.request === 'request_headers') call.write(common('request_headers', {}));
+      if (i === 1) call.write({ immediate_response: { status: { code: 400 }, body: Buffer.from('x') } });
+    });
+    const s = pool.open(withFilter({}, { requestBodyMode: 'STREAMED' }));
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    const first = s.sendRequestBody(Buffer.from('a'), false);
+    const second = s.sendRequestBody(Buffer.from('b'), true);
+    expect(await first).toMatchObject({ kind: 'immediate', status: 400 });
+    expect(await second).toEqual({ kind: 'skipped' });
+    s.close();
+  });
+});
+
 describe('spurious answers (§2.5)', () => {
   it.each([
     ['an answer for another phase', () => common('request_body', {})],
@@ -330,6 +392,68 @@ describe('spurious answers (§2.5)', () => {
 });
 
 describe('what Envoy sends (§2, §9, §12)', () => {
+  it('each message as Envoy builds it: lower-cased names, values in raw_value, end_of_stream only when true', async () => {
+    const { pool, seen } = await scripted(answering(() => undefined));
+    const s = pool.open(withFilter({ sendProtocolConfig: false }, { responseBodyMode: 'BUFFERED', requestTrailerMode: 'SEND', responseTrailerMode: 'SEND' }));
+    await s.sendRequestHeaders([[':path', '/v1/chat/completions'], ['X-Request-Id', 'r1']], false);
+    await s.sendRequestBody(Buffer.from('{}'), false);
+    await s.sendRequestTrailers([['x-t', 'a']]);
+    await s.sendResponseHeaders([[':status', '200'], ['Content-Length', '3']], false);
+    await s.sendResponseBody(Buffer.from('abc'), true);
+    await s.sendResponseTrailers([['x-t', 'b']]);
+    s.close();
+    const header = (key: string, v: string) => ({ key, raw_value: Buffer.from(v) });
+    expect(seen.map(({ request: _kind, ...m }) => m)).toEqual([
+      { request_headers: { headers: { headers: [header(':path', '/v1/chat/completions'), header('x-request-id', 'r1')] } } },
+      { request_body: { body: Buffer.from('{}') } },
+      { request_trailers: { trailers: { headers: [header('x-t', 'a')] } } },
+      // BUFFERED with its headers sent: Envoy keeps the response's content-length (§5).
+      { response_headers: { headers: { headers: [header(':status', '200'), header('content-length', '3')] } } },
+      { response_body: { body: Buffer.from('abc'), end_of_stream: true } },
+      { response_trailers: { trailers: { headers: [header('x-t', 'b')] } } },
+    ]);
+  });
+
+  it('a request without a body: end_of_stream on its headers', async () => {
+    const { pool, seen } = await scripted(answering(() => undefined));
+    const s = pool.open();
+    await s.sendRequestHeaders([[':method', 'GET'], [':path', '/v1/models']], true);
+    await s.sendResponseHeaders([[':status', '200']], true);
+    s.close();
+    expect(seen.map((m) => [m.request, (m.request_headers ?? m.response_headers)?.end_of_stream])).toEqual([
+      ['request_headers', true],
+      ['response_headers', true],
+    ]);
+  });
+
+  it.each([
+    ['request STREAMED', { requestBodyMode: 'STREAMED' }, 'request'],
+    ['request FULL_DUPLEX_STREAMED', { requestBodyMode: 'FULL_DUPLEX_STREAMED' }, 'request'],
+    ['request BUFFERED_PARTIAL', { requestBodyMode: 'BUFFERED_PARTIAL' }, 'request'],
+    ['response STREAMED', { responseBodyMode: 'STREAMED' }, 'response'],
+    ['response FULL_DUPLEX_STREAMED', { responseBodyMode: 'FULL_DUPLEX_STREAMED', responseTrailerMode: 'SEND' }, 'response'],
+  ] as const)('%s: Envoy removes content-length before the server sees the headers, and skips one the server sets (§5)', async (_n, modes, direction) => {
+    const setLength = { header_mutation: { set_headers: [raw('content-length', '5')] } };
+    const { pool, seen } = await scripted(answering((m) => (m.request === `${direction}_headers` ? common(`${direction}_headers`, setLength) : undefined)));
+    const s = pool.open(withFilter({}, { requestBodyMode: 'BUFFERED', ...modes }));
+    const send = direction === 'request' ? () => s.sendRequestHeaders(chatRequestHeaders([['content-length', '5']]), false) : () => s.sendResponseHeaders([[':status', '200'], ['content-length', '5']], false);
+    expect(await send()).toMatchObject({ kind: 'continue' });
+    s.close();
+    const sent = seen.find((m) => m.request === `${direction}_headers`);
+    expect((sent?.request_headers ?? sent?.response_headers)?.headers?.headers?.map((h) => h.key)).not.toContain('content-length');
+    expect(getHeader(direction === 'request' ? s.requestHeaders : s.responseHeaders, 'content-length')).toBeUndefined();
+  });
+
+  it('BUFFERED with the headers not sent (header mode SKIP): content-length removed too (§5)', async () => {
+    const { pool, seen } = await scripted(answering(() => undefined));
+    const s = pool.open(withFilter({}, { requestHeaderMode: 'SKIP' }));
+    expect(await s.sendRequestHeaders(chatRequestHeaders([['content-length', '2']]), false)).toEqual({ kind: 'continue', clearedRouteCache: false });
+    expect(getHeader(s.requestHeaders, 'content-length')).toBeUndefined();
+    expect(await s.sendRequestBody(Buffer.from('{}'))).toMatchObject({ kind: 'continue' });
+    s.close();
+    expect(seen.map((m) => m.request)).toEqual(['request_body']);
+  });
+
   it('protocol_config on the first message only, with the configured body modes', async () => {
     const { pool, seen } = await scripted(answering(() => undefined));
     const s = pool.open();
@@ -370,6 +494,13 @@ describe('what Envoy sends (§2, §9, §12)', () => {
     await s.sendResponseTrailers([['x-t', '2']]);
     s.close();
     expect(seen.map((m) => m.request)).toEqual(['request_headers', 'request_body', 'request_trailers']);
+    // The recommended filter sends no trailers either way.
+    const { pool: other, seen: none } = await scripted(answering(() => undefined));
+    const d = other.open();
+    expect(await d.sendRequestTrailers([['x-t', '1']])).toEqual({ kind: 'continue', clearedRouteCache: false });
+    expect(await d.sendResponseTrailers([['x-t', '2']])).toEqual({ kind: 'continue', clearedRouteCache: false });
+    d.close();
+    expect(none).toEqual([]);
   });
 
   it('the request attributes Envoy was asked for, under its own namespace (§12)', async () => {
@@ -398,6 +529,22 @@ describe('mode_override (§10)', () => {
     await s.sendRequestHeaders(chatRequestHeaders(), false);
     s.close();
     expect(s.mode).toEqual({ ...RECOMMENDED_FILTER.processingMode, requestBodyMode: 'NONE', responseHeaderMode: 'SKIP', responseBodyMode: 'BUFFERED', responseTrailerMode: 'SEND' });
+  });
+
+  it('allowed, on a response headers answer too; trailer modes change, a DEFAULT response header mode does not', async () => {
+    const { pool } = await scripted(
+      answering((m) =>
+        m.request === 'response_headers'
+          ? { ...common('response_headers', {}), mode_override: { response_body_mode: 'BUFFERED', response_header_mode: 'DEFAULT', request_trailer_mode: 'SEND', response_trailer_mode: 'SEND' } }
+          : undefined,
+      ),
+    );
+    const s = pool.open(withFilter({ allowModeOverride: true }));
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    await s.sendRequestBody(Buffer.from('{}'));
+    await s.sendResponseHeaders([[':status', '200']], false);
+    s.close();
+    expect(s.mode).toEqual({ ...RECOMMENDED_FILTER.processingMode, requestBodyMode: 'NONE', responseBodyMode: 'BUFFERED', requestTrailerMode: 'SEND', responseTrailerMode: 'SEND' });
   });
 
   it('allowed, but on a body answer: ignored', async () => {
@@ -432,6 +579,18 @@ describe('dynamic metadata (§11)', () => {
     s.close();
     expect(s.dynamicMetadata).toEqual({ tiergate: { tier: 'strong', tokens: 42, hit: false, none: null } });
   });
+
+  it("an ImmediateResponse's is kept; a spurious answer's is not", async () => {
+    const md = (v: string) => ({ fields: { tiergate: { structValue: { fields: { code: { stringValue: v } } } } } });
+    const { pool } = await scripted(answering((m) => (m.request === 'request_headers' ? { immediate_response: { status: { code: 429 } }, dynamic_metadata: md('limited') } : undefined)));
+    const s = pool.open();
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    expect(s.dynamicMetadata).toEqual({ tiergate: { code: 'limited' } });
+    const wrong = await scripted(answering((m) => (m.request === 'request_headers' ? { ...common('request_body', {}), dynamic_metadata: md('spurious') } : undefined)));
+    const t = wrong.pool.open();
+    expect(await t.sendRequestHeaders(chatRequestHeaders(), false)).toMatchObject({ kind: 'error' });
+    expect(t.dynamicMetadata).toEqual({});
+  });
 });
 
 describe('FULL_DUPLEX_STREAMED (§2.2)', () => {
@@ -458,6 +617,31 @@ describe('FULL_DUPLEX_STREAMED (§2.2)', () => {
     expect(seen.map((m) => m.request)).toEqual(['request_headers', 'request_body', 'request_body']);
     // Envoy removes content-length itself for a FULL_DUPLEX_STREAMED body (§5).
     expect(getHeader(s.requestHeaders, 'content-length')).toBeUndefined();
+  });
+
+  it('no message timeout on a duplex body; its trailers answer ends a body sent without end_of_stream (§2.4); an empty last piece still ends it', async () => {
+    const md = { fields: { tiergate: { structValue: { fields: { seen: { boolValue: true } } } } } };
+    const { pool } = await scripted((m, call) => {
+      if (m.request === 'request_headers') call.write(common('request_headers', {}));
+      if (m.request === 'request_body') setTimeout(() => call.write({ ...common('request_body', { body_mutation: { streamed_response: { body: m.request_body?.body } } }), dynamic_metadata: md }), 80);
+      if (m.request === 'request_trailers') setTimeout(() => call.write({ request_trailers: {} }), 100);
+      if (m.request === 'response_headers') call.write(common('response_headers', {}));
+      if (m.request === 'response_body') call.write(common('response_body', { body_mutation: { streamed_response: { end_of_stream: true } } }));
+    });
+    const s = pool.open(withFilter({ messageTimeoutMs: 30 }, DUPLEX_FILTER.processingMode));
+    const passed: Array<[string, string, boolean]> = [];
+    s.onStreamedBody = (kind, body, eos) => void passed.push([kind, body.toString(), eos]);
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    const body = s.sendRequestBody(Buffer.from('abc'), false);
+    const trailers = s.sendRequestTrailers([['x-t', '1']]);
+    expect(await body).toEqual({ kind: 'continue', body: Buffer.from('abc'), clearedRouteCache: false });
+    expect(await trailers).toEqual({ kind: 'continue', clearedRouteCache: false });
+    await s.sendResponseHeaders([[':status', '200']], false);
+    expect(await s.sendResponseBody(Buffer.from('xyz'), true)).toEqual({ kind: 'continue', body: Buffer.alloc(0), clearedRouteCache: false });
+    s.close();
+    expect(pool.counters.timeouts).toBe(0);
+    expect(passed).toEqual([['request_body', 'abc', false], ['response_body', '', true]]);
+    expect(s.dynamicMetadata).toEqual({ tiergate: { seen: true } });
   });
 
   it('a plain body answer there is spurious (§2.5)', async () => {
