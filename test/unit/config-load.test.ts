@@ -18,7 +18,8 @@ const syntax = (text: string) =>
 describe('a YAML syntax error', () => {
   it("is named by the file, 'config' when the text has no file", () => {
     expect(parseConfigText('tiers: [\n', {}, 'mine.yaml')).toMatchObject({ ok: false, problems: [{ path: 'mine.yaml' }] });
-    expect(syntax('tiers: [\n')).toEqual([['config', 'Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1:', '']]);
+    // The parser's message and code frame, and nothing after a lone error.
+    expect(problems('tiers: [\n')).toEqual([{ path: 'config', message: 'Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1:\n\ntiers: [\n\n^\n' }]);
   });
 
   it('says how many errors followed from it, one or more', () => {
@@ -27,7 +28,9 @@ describe('a YAML syntax error', () => {
   });
 
   it('says to quote a ${VAR} only when one is what opened the flow mapping', () => {
-    expect(syntax('a: [1] {b: 1}\n')).toEqual([['config', 'Unexpected flow-map-start at node end at line 1, column 8:', '(2 more syntax errors after it, most often caused by this one)']]);
+    expect(problems('a: [1] {b: 1}\n')).toEqual([
+      { path: 'config', message: 'Unexpected flow-map-start at node end at line 1, column 8:\n\na: [1] {b: 1}\n       ^\n\n(2 more syntax errors after it, most often caused by this one)' },
+    ]);
     expect(syntax('tiers: { weak: { model: ${W}} }\n')[0]?.[2]).toBe('(an ${VAR} inside { } or [ ] must be quoted: "${VAR}") (2 more syntax errors after it, most often caused by this one)');
   });
 });
