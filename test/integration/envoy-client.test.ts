@@ -155,14 +155,16 @@ describe('bodies and content-length (§5)', () => {
 
   it('a body in a headers answer replaces the body only with CONTINUE_AND_REPLACE, and Envoy then drops content-length', async () => {
     const body = Buffer.from('{"model":"m"}');
+    // The content-length the server sets is wrong on purpose: Envoy drops it without comparing (that check is
+    // the BUFFERED body answer's).
     const answer = (status?: 'CONTINUE_AND_REPLACE') =>
-      afterHeaderMutationWith(common('request_headers', { ...(status ? { status } : {}), header_mutation: { set_headers: [raw('content-length', '13')] }, body_mutation: { body } }));
+      afterHeaderMutationWith(common('request_headers', { ...(status ? { status } : {}), header_mutation: { set_headers: [raw('content-length', '99')] }, body_mutation: { body } }));
     const replaced = await answer('CONTINUE_AND_REPLACE');
     expect(replaced.outcome).toEqual({ kind: 'continue', body, clearedRouteCache: false });
     expect(getHeader(replaced.headers, 'content-length')).toBeUndefined();
     const ignored = await answer();
     expect(ignored.outcome).toEqual({ kind: 'continue', clearedRouteCache: false });
-    expect(getHeader(ignored.headers, 'content-length')).toBe('13');
+    expect(getHeader(ignored.headers, 'content-length')).toBe('99');
   });
 
   it('a BUFFERED body over the stream buffer never reaches the server: 413 for a request, 500 for a response', async () => {
@@ -189,7 +191,13 @@ describe('bodies and content-length (§5)', () => {
     await s.sendResponseHeaders([[':status', '200']], false);
     expect(await s.sendResponseBody(Buffer.from('1234'), true)).toMatchObject({ kind: 'continue' });
     s.close();
-    expect(seen.map((m) => m.request)).toEqual(['request_headers', 'request_body', 'response_headers', 'response_body']);
+    const streamed = pool.open(withFilter({ bufferLimitBytes: 4 }));
+    await streamed.sendRequestHeaders(chatRequestHeaders(), false);
+    await streamed.sendRequestBody(Buffer.from('{}'));
+    await streamed.sendResponseHeaders([[':status', '200']], false);
+    expect(await streamed.sendResponseBody(Buffer.from('123456789'), true)).toMatchObject({ kind: 'continue' });
+    streamed.close();
+    expect(seen.map((m) => m.request)).toEqual(['request_headers', 'request_body', 'response_headers', 'response_body', 'request_headers', 'request_body', 'response_headers', 'response_body']);
   });
 });
 
@@ -395,7 +403,7 @@ describe('what Envoy sends (§2, §9, §12)', () => {
   it('each message as Envoy builds it: lower-cased names, values in raw_value, end_of_stream only when true', async () => {
     const { pool, seen } = await scripted(answering(() => undefined));
     const s = pool.open(withFilter({ sendProtocolConfig: false }, { responseBodyMode: 'BUFFERED', requestTrailerMode: 'SEND', responseTrailerMode: 'SEND' }));
-    await s.sendRequestHeaders([[':path', '/v1/chat/completions'], ['X-Request-Id', 'r1']], false);
+    await s.sendRequestHeaders([[':path', '/v1/chat/completions'], ['X-Request-Id', 'r1'], ['x-name', 'caf\u00e9']], false);
     await s.sendRequestBody(Buffer.from('{}'), false);
     await s.sendRequestTrailers([['x-t', 'a']]);
     await s.sendResponseHeaders([[':status', '200'], ['Content-Length', '3']], false);
@@ -404,7 +412,8 @@ describe('what Envoy sends (§2, §9, §12)', () => {
     s.close();
     const header = (key: string, v: string) => ({ key, raw_value: Buffer.from(v) });
     expect(seen.map(({ request: _kind, ...m }) => m)).toEqual([
-      { request_headers: { headers: { headers: [header(':path', '/v1/chat/completions'), header('x-request-id', 'r1')] } } },
+      // A header's bytes as they came: each character of the value is one byte (latin1), as Envoy holds them.
+      { request_headers: { headers: { headers: [header(':path', '/v1/chat/completions'), header('x-request-id', 'r1'), { key: 'x-name', raw_value: Buffer.from([0x63, 0x61, 0x66, 0xe9]) }] } } },
       { request_body: { body: Buffer.from('{}') } },
       { request_trailers: { trailers: { headers: [header('x-t', 'a')] } } },
       // BUFFERED with its headers sent: Envoy keeps the response's content-length (§5).
@@ -642,6 +651,42 @@ describe('FULL_DUPLEX_STREAMED (§2.2)', () => {
     expect(pool.counters.timeouts).toBe(0);
     expect(passed).toEqual([['request_body', 'abc', false], ['response_body', '', true]]);
     expect(s.dynamicMetadata).toEqual({ tiergate: { seen: true } });
+  });
+
+  it('the response side alike: ended by its trailers answer; an empty piece without end_of_stream is nothing to pass on', async () => {
+    const { pool } = await scripted((m, call) => {
+      if (m.request === 'request_headers' || m.request === 'response_headers') call.write(common(m.request, {}));
+      if (m.request === 'request_body') call.write(common('request_body', { body_mutation: { streamed_response: { body: m.request_body?.body, end_of_stream: true } } }));
+      if (m.request === 'response_body') {
+        call.write(common('response_body', { body_mutation: { streamed_response: {} } }));
+        call.write(common('response_body', { body_mutation: { streamed_response: { body: Buffer.from('data: x\n\n') } } }));
+      }
+      if (m.request === 'response_trailers') call.write({ response_trailers: {} });
+    });
+    const s = pool.open(DUPLEX_FILTER);
+    const passed: Array<[string, string, boolean]> = [];
+    s.onStreamedBody = (kind, body, eos) => void passed.push([kind, body.toString(), eos]);
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    await s.sendRequestBody(Buffer.from('{}'), true);
+    await s.sendResponseHeaders([[':status', '200']], false);
+    const body = s.sendResponseBody(Buffer.from('data: x\n\n'), false);
+    const trailers = s.sendResponseTrailers([['grpc-status', '0']]);
+    expect(await body).toEqual({ kind: 'continue', body: Buffer.from('data: x\n\n'), clearedRouteCache: false });
+    expect(await trailers).toEqual({ kind: 'continue', clearedRouteCache: false });
+    s.close();
+    expect(passed).toEqual([['request_body', '{}', true], ['response_body', 'data: x\n\n', false]]);
+  });
+
+  it('an ImmediateResponse while a duplex body flows ends the request with it', async () => {
+    const { pool } = await scripted((m, call) => {
+      if (m.request === 'request_headers') call.write(common('request_headers', {}));
+      if (m.request === 'request_body') call.write({ immediate_response: { status: { code: 413 }, body: Buffer.from('too big') } });
+    });
+    const s = pool.open(DUPLEX_FILTER);
+    await s.sendRequestHeaders(chatRequestHeaders(), false);
+    expect(await s.sendRequestBody(Buffer.from('{}'), false)).toMatchObject({ kind: 'immediate', status: 413, body: Buffer.from('too big') });
+    expect(pool.counters.spurious).toBe(0);
+    s.close();
   });
 
   it('a plain body answer there is spurious (§2.5)', async () => {
