@@ -29,14 +29,20 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-it('a file saved again unchanged, or touched, is no reload; nor is one rewritten with the config last applied', async () => {
+/** A store on config 1, watching a file that holds it in a directory of its own (removed after the test). */
+function watchedStore(debounceMs: number) {
   const dir = mkdtempSync(join(tmpdir(), 'tiergate-store-'));
   const file = join(dir, 'tiergate.yaml');
   writeFileSync(file, text(1));
   const store = new ConfigStore(runtime(text(1)), text(1));
   const heard = recorder();
-  store.watch(file, {}, heard, 20);
+  store.watch(file, {}, heard, debounceMs);
   cleanups.push(() => store.close(), () => rmSync(dir, { recursive: true, force: true }));
+  return { file, store, heard };
+}
+
+it('a file saved again unchanged, or touched, is no reload; nor is one rewritten with the config last applied', async () => {
+  const { file, store, heard } = watchedStore(20);
 
   // Each would count a reload and log one: an editor's save with no edit, a `touch`, a sync that rewrote the file.
   writeFileSync(file, text(1));
@@ -93,13 +99,7 @@ it('an older edit whose vet finishes last never replaces a newer one', async () 
 });
 
 it('a watched file that disappears is a rejection naming it; one that comes back is reloaded', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tiergate-store-'));
-  const file = join(dir, 'tiergate.yaml');
-  writeFileSync(file, text(1));
-  const store = new ConfigStore(runtime(text(1)), text(1));
-  const heard = recorder();
-  store.watch(file, {}, heard, 20);
-  cleanups.push(() => store.close(), () => rmSync(dir, { recursive: true, force: true }));
+  const { file, store, heard } = watchedStore(20);
   rmSync(file);
   await expect.poll(() => heard.events, { timeout: 3000 }).toEqual([`rejected ${file}: ENOENT: no such file or directory, open '${file}'`]);
   expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
@@ -109,13 +109,7 @@ it('a watched file that disappears is a rejection naming it; one that comes back
 
 it('after close, an edit is not reloaded; close before any watch is harmless', async () => {
   new ConfigStore(runtime(text(1)), text(1)).close();
-  const dir = mkdtempSync(join(tmpdir(), 'tiergate-store-'));
-  const file = join(dir, 'tiergate.yaml');
-  writeFileSync(file, text(1));
-  const store = new ConfigStore(runtime(text(1)), text(1));
-  const heard = recorder();
-  store.watch(file, {}, heard, 300);
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const { file, store, heard } = watchedStore(300);
   writeFileSync(file, text(2));
   // Closed inside the debounce, once the change has been seen: the pending reload is cancelled too.
   await new Promise((r) => setTimeout(r, 100));
