@@ -1,9 +1,9 @@
 // One HTTP request's ext_proc side stream, driven message for message as Envoy's filter drives it.
 import * as grpc from '@grpc/grpc-js';
-import { httpStatusNumber } from '../extproc/protos.js';
-import type { RequestKind, WireCommonResponse, WireProcessingMode, WireProcessingRequest, WireProcessingResponse, WireStruct } from '../extproc/wire.js';
+import type { RequestKind, WireCommonResponse, WireProcessingRequest, WireProcessingResponse } from '../extproc/wire.js';
+import { dropsContentLength, spuriousAnswer, storeMetadata, takeAnswer, type HeldRequest, type Taken } from './envoy-answers.js';
 import type { Counters, FilterConfig, Headers, Outcome, ProcessingMode } from './envoy-filter.js';
-import { applyHeaderMutation, getHeader, removeHeader } from './envoy-mutations.js';
+import { removeHeader } from './envoy-mutations.js';
 
 const CONTINUE: Outcome = { kind: 'continue', clearedRouteCache: false };
 
@@ -23,8 +23,8 @@ interface Pending {
 /** Bytes Envoy passes on from a streamed_response in FULL_DUPLEX_STREAMED mode, as they arrive. */
 export type StreamedBodyListener = (kind: 'request_body' | 'response_body', body: Buffer, endOfStream: boolean) => void;
 
-/** One HTTP request's side stream. Holds the request/response headers as Envoy would and mutates them. */
-export class ExtProcSession {
+/** One HTTP request's side stream. Holds the request/response headers as Envoy would; answers change them (envoy-answers.ts). */
+export class ExtProcSession implements HeldRequest {
   readonly requestHeaders: Headers = [];
   readonly responseHeaders: Headers = [];
   /** The stream's dynamic metadata as Envoy stores it: namespace → flat values (%DYNAMIC_METADATA(ns:key)%). */
@@ -44,8 +44,8 @@ export class ExtProcSession {
 
   constructor(
     private readonly call: grpc.ClientDuplexStream<WireProcessingRequest, WireProcessingResponse>,
-    private readonly filter: FilterConfig,
-    private readonly counters: Counters,
+    readonly filter: FilterConfig,
+    readonly counters: Counters,
   ) {
     this.mode = { ...filter.processingMode };
     call.on('data', (msg: WireProcessingResponse) => this.onAnswer(msg));
@@ -261,11 +261,11 @@ export class ExtProcSession {
     const p = this.pending.shift();
     if (!p) {
       // An answer nobody asked for (e.g. a second answer to one message) is spurious (§2.5).
-      this.spurious();
+      this.settle(spuriousAnswer(this));
       return;
     }
     clearTimeout(p.timer);
-    p.resolve(this.apply(p, msg));
+    p.resolve(this.settle(takeAnswer(this, p.kind, msg)));
   }
 
   /**
@@ -275,8 +275,8 @@ export class ExtProcSession {
    */
   private applyStreamed(p: Pending, msg: WireProcessingResponse): Outcome | undefined {
     const streamed = msg.response === p.kind ? (msg[p.kind] as { response?: WireCommonResponse } | undefined)?.response?.body_mutation?.streamed_response : undefined;
-    if (!streamed) return this.spurious();
-    if (msg.dynamic_metadata) this.storeMetadata(msg.dynamic_metadata);
+    if (!streamed) return this.settle(spuriousAnswer(this));
+    if (msg.dynamic_metadata) storeMetadata(this, msg.dynamic_metadata);
     const body = streamed.body ?? Buffer.alloc(0);
     const eos = streamed.end_of_stream === true;
     const injected = (p.duplex as { injected: Buffer[] }).injected;
@@ -285,114 +285,16 @@ export class ExtProcSession {
     return eos ? { kind: 'continue', body: Buffer.concat(injected), clearedRouteCache: false } : undefined;
   }
 
-  private spurious(): Outcome {
-    this.counters.spurious++;
-    const o: Outcome = this.filter.failureModeAllow ? { kind: 'skipped' } : { kind: 'error', status: 500, details: 'ext_proc_error_spurious_message' };
-    this.abandon(o);
-    return o;
-  }
-
-  private apply(p: Pending, msg: WireProcessingResponse): Outcome {
-    if (msg.dynamic_metadata && (msg.response === 'immediate_response' || msg.response === p.kind)) this.storeMetadata(msg.dynamic_metadata);
-    if (msg.response === 'immediate_response' && msg.immediate_response) {
-      const ir = msg.immediate_response;
-      const headers: Headers = [];
-      const err = applyHeaderMutation(headers, ir.headers, this.counters);
-      const body = ir.body ?? Buffer.alloc(0);
-      // A missing or < 200 status becomes 200 (§7).
-      const code = httpStatusNumber(ir.status?.code);
-      const status = code >= 200 ? code : 200;
+  /** Ends or closes the stream as the filter does after an answer (envoy-answers.ts), and gives its outcome. */
+  private settle(taken: Taken): Outcome {
+    if (taken.stream === 'done') {
       this.done = true;
       this.failPending({ kind: 'skipped' });
-      if (err) return { kind: 'error', status: 500, details: err };
-      // Envoy computes content-length and defaults content-type to text/plain (§7).
-      removeHeader(headers, 'content-length');
-      if (body.length > 0) {
-        headers.push(['content-length', String(body.length)]);
-        if (!headers.some(([k]) => k === 'content-type')) headers.push(['content-type', 'text/plain']);
-      } else {
-        removeHeader(headers, 'content-type');
-      }
-      return { kind: 'immediate', status, headers, body, details: ir.details ?? '' };
+    } else if (taken.stream === 'abandoned') {
+      this.abandon(taken.outcome);
     }
-    if (!msg.response || msg.response !== p.kind) return this.spurious();
-    if (msg.mode_override) this.applyModeOverride(p.kind, msg.mode_override);
-
-    if (p.kind === 'request_trailers' || p.kind === 'response_trailers') return CONTINUE;
-    const common: WireCommonResponse = (msg[p.kind] as { response?: WireCommonResponse } | undefined)?.response ?? {};
-    const isRequest = p.kind.startsWith('request_');
-    const headers = isRequest ? this.requestHeaders : this.responseHeaders;
-    const isBody = p.kind === 'request_body' || p.kind === 'response_body';
-    const bodyMode = isRequest ? this.mode.requestBodyMode : this.mode.responseBodyMode;
-    // Header mutations in a body answer take effect only in BUFFERED mode (§5).
-    const headersApply = !isBody || bodyMode === 'BUFFERED';
-    if (headersApply) {
-      const err = applyHeaderMutation(headers, common.header_mutation, this.counters);
-      if (err) return this.processingError(err);
-      // Where Envoy removed content-length, it skips a server's too (§5).
-      if (dropsContentLength(bodyMode, isRequest ? this.mode.requestHeaderMode : this.mode.responseHeaderMode)) removeHeader(headers, 'content-length');
-    }
-    // streamed_response belongs to FULL_DUPLEX_STREAMED alone; anywhere else it is spurious (§2.5).
-    if (common.body_mutation?.streamed_response) return this.spurious();
-    let body: Buffer | undefined;
-    if (common.body_mutation) {
-      if (common.body_mutation.clear_body) body = Buffer.alloc(0);
-      else if (common.body_mutation.body !== undefined) body = common.body_mutation.body;
-      if (!isBody && common.status !== 'CONTINUE_AND_REPLACE') body = undefined;
-    }
-    // A headers answer that replaces the body: Envoy drops content-length after applying the mutation, whatever
-    // the server set it to (§5, SRC handleHeadersResponse).
-    if (!isBody && body !== undefined) removeHeader(headers, 'content-length');
-    // BUFFERED + header mode SEND: Envoy keeps content-length and rejects a mismatch with the mutated body (§5).
-    if (isBody && bodyMode === 'BUFFERED' && body !== undefined) {
-      const cl = getHeader(headers, 'content-length');
-      if (cl !== undefined && Number(cl) !== body.length) {
-        return this.processingError('mismatch between content length and the length of the mutated body');
-      }
-    }
-    // clear_route_cache counts only with a header_mutation in the same answer, only on the request path (§6).
-    const clearedRouteCache = isRequest && common.clear_route_cache === true && common.header_mutation !== undefined && headersApply;
-    return { kind: 'continue', ...(body !== undefined ? { body } : {}), clearedRouteCache };
+    return taken.outcome;
   }
-
-  /**
-   * Envoy keeps a top-level key only if it is a listed receiving namespace and its value is a Struct; values
-   * are read from the camelCase Struct fields, so a snake_case `struct_value` arrives as nothing (§11, §16).
-   */
-  private storeMetadata(md: WireStruct): void {
-    for (const [ns, v] of Object.entries(md.fields ?? {})) {
-      if (!this.filter.receivingNamespaces.includes(ns) || !v.structValue) continue;
-      const target = (this.dynamicMetadata[ns] ??= {});
-      for (const [k, x] of Object.entries(v.structValue.fields ?? {})) target[k] = x.stringValue ?? x.numberValue ?? x.boolValue ?? null;
-    }
-  }
-
-  /** Invalid mutations are always a 500, whatever failure_mode_allow says (§2.5, §4). */
-  private processingError(details: string): Outcome {
-    const o: Outcome = { kind: 'error', status: 500, details };
-    this.abandon(o);
-    return o;
-  }
-
-  private applyModeOverride(kind: RequestKind, m: WireProcessingMode): void {
-    // Honoured only with allow_mode_override and only on header answers (§10).
-    if (!this.filter.allowModeOverride || (kind !== 'request_headers' && kind !== 'response_headers')) return;
-    // Body modes apply as sent (omitted = NONE); header/trailer DEFAULT = no change (1.34+).
-    this.mode.requestBodyMode = m.request_body_mode ?? 'NONE';
-    this.mode.responseBodyMode = m.response_body_mode ?? 'NONE';
-    if (m.response_header_mode && m.response_header_mode !== 'DEFAULT') this.mode.responseHeaderMode = m.response_header_mode;
-    if (m.request_trailer_mode && m.request_trailer_mode !== 'DEFAULT') this.mode.requestTrailerMode = m.request_trailer_mode;
-    if (m.response_trailer_mode && m.response_trailer_mode !== 'DEFAULT') this.mode.responseTrailerMode = m.response_trailer_mode;
-  }
-}
-
-/**
- * Envoy removes content-length itself for a body that will not reach the server whole before the headers go
- * on: STREAMED, BUFFERED_PARTIAL, FULL_DUPLEX_STREAMED, and BUFFERED with the headers not sent (§5, SRC
- * ProcessorState::shouldRemoveContentLength).
- */
-function dropsContentLength(body: ProcessingMode['requestBodyMode'], headers: ProcessingMode['requestHeaderMode']): boolean {
-  return body === 'STREAMED' || body === 'BUFFERED_PARTIAL' || body === 'FULL_DUPLEX_STREAMED' || (body === 'BUFFERED' && headers === 'SKIP');
 }
 
 function encodeHeaders(h: Headers) {
