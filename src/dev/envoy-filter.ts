@@ -88,4 +88,9 @@ export interface Counters {
   spurious: number;
   rejectedMutations: number;
   timeouts: number;
+  /**
+   * Answers in observability mode, which Envoy ignores (§9). Envoy keeps no such stat; it is counted so that a
+   * test can see a server answering when it must not.
+   */
+  ignoredAnswers: number;
 }

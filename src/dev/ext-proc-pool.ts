@@ -16,7 +16,7 @@ export class ExtProcPool {
   private client: ProcessClient;
   private used = 0;
   private readonly Ctor = extProcClientConstructor();
-  readonly counters: Counters = { spurious: 0, rejectedMutations: 0, timeouts: 0 };
+  readonly counters: Counters = { spurious: 0, rejectedMutations: 0, timeouts: 0, ignoredAnswers: 0 };
   private readonly retired: grpc.Client[] = [];
 
   constructor(

@@ -241,6 +241,11 @@ export class ExtProcSession implements HeldRequest {
   }
 
   private onAnswer(msg: WireProcessingResponse): void {
+    // Observability mode: Envoy ignores whatever comes back and goes on sending (§9).
+    if (this.filter.observabilityMode) {
+      this.counters.ignoredAnswers++;
+      return;
+    }
     const head = this.pending[0];
     if (head?.duplex && msg.response !== 'immediate_response') {
       const trailers = head.kind === 'request_body' ? 'request_trailers' : 'response_trailers';

@@ -492,6 +492,19 @@ describe('what Envoy sends (§2, §9, §12)', () => {
     expect(pool.counters.timeouts).toBe(0);
   });
 
+  it('observability mode: answers are ignored, counted, and the stream goes on', async () => {
+    const { pool, seen } = await scripted(answering((m) => (m.request === 'request_headers' ? { immediate_response: { status: { code: 403 } } } : undefined)));
+    const s = pool.open(withFilter({ observabilityMode: true }));
+    expect(await s.sendRequestHeaders(chatRequestHeaders(), false)).toEqual({ kind: 'continue', clearedRouteCache: false });
+    await expect.poll(() => pool.counters.ignoredAnswers).toBe(1);
+    expect(await s.sendResponseHeaders([[':status', '200']], false)).toEqual({ kind: 'continue', clearedRouteCache: false });
+    await expect.poll(() => pool.counters.ignoredAnswers).toBe(2);
+    expect(s.isDone).toBe(false);
+    s.close();
+    expect(seen.map((m) => m.request)).toEqual(['request_headers', 'response_headers']);
+    expect(pool.counters).toMatchObject({ spurious: 0, timeouts: 0 });
+  });
+
   it('a phase whose mode is SKIP or NONE is not sent; trailers only in mode SEND (§2.4)', async () => {
     const { pool, seen } = await scripted(answering(() => undefined));
     const s = pool.open(withFilter({}, { responseHeaderMode: 'SKIP', responseBodyMode: 'NONE', requestTrailerMode: 'SEND' }));
