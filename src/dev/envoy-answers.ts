@@ -27,7 +27,8 @@ export interface Taken {
   stream: 'continues' | 'done' | 'abandoned';
 }
 
-const CONTINUE: Outcome = { kind: 'continue', clearedRouteCache: false };
+/** Continue unmodified: a skipped phase, or an answer that changes nothing. */
+export const CONTINUE: Outcome = { kind: 'continue', clearedRouteCache: false };
 
 /** The answer to the message of `kind` Envoy is waiting on. */
 export function takeAnswer(held: HeldRequest, kind: RequestKind, msg: WireProcessingResponse): Taken {

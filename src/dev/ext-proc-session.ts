@@ -1,18 +1,15 @@
 // One HTTP request's ext_proc side stream, driven message for message as Envoy's filter drives it.
 import * as grpc from '@grpc/grpc-js';
 import type { RequestKind, WireCommonResponse, WireProcessingRequest, WireProcessingResponse } from '../extproc/wire.js';
-import { dropsContentLength, spuriousAnswer, storeMetadata, takeAnswer, type HeldRequest, type Taken } from './envoy-answers.js';
+import { CONTINUE, dropsContentLength, spuriousAnswer, storeMetadata, takeAnswer, type HeldRequest, type Taken } from './envoy-answers.js';
 import type { Counters, FilterConfig, Headers, Outcome, ProcessingMode } from './envoy-filter.js';
 import { removeHeader } from './envoy-mutations.js';
 
-const CONTINUE: Outcome = { kind: 'continue', clearedRouteCache: false };
 
 interface Pending {
   kind: RequestKind;
   resolve: (o: Outcome) => void;
   timer: NodeJS.Timeout | undefined;
-  /** For body answers: the chunk, so a mutation can be applied and content-length checked. */
-  chunk?: Buffer;
   /**
    * FULL_DUPLEX_STREAMED: one entry stands for a direction's whole body. It stays first in line while
    * streamed answers arrive, however many, until one says end_of_stream (§2.2).
@@ -89,7 +86,7 @@ export class ExtProcSession implements HeldRequest {
     if (this.mode.requestBodyMode === 'BUFFERED' && chunk.length > this.filter.bufferLimitBytes) return this.overBuffer(413, 'request_payload_too_large');
     const msg: WireProcessingRequest = { request_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } };
     if (this.mode.requestBodyMode === 'FULL_DUPLEX_STREAMED') return this.sendDuplex('request_body', msg);
-    return this.send('request_body', msg, chunk);
+    return this.send('request_body', msg);
   }
 
   sendRequestTrailers(trailers: Headers): Promise<Outcome> {
@@ -116,7 +113,7 @@ export class ExtProcSession implements HeldRequest {
     if (this.mode.responseBodyMode === 'BUFFERED' && chunk.length > this.filter.bufferLimitBytes) return this.overBuffer(500, 'response_payload_too_large');
     const msg: WireProcessingRequest = { response_body: { body: chunk, ...(endOfStream ? { end_of_stream: true } : {}) } };
     if (this.mode.responseBodyMode === 'FULL_DUPLEX_STREAMED') return this.sendDuplex('response_body', msg);
-    return this.send('response_body', msg, chunk);
+    return this.send('response_body', msg);
   }
 
   /** Observability mode sends only STREAMED bodies (§9); otherwise every mode but NONE sends the body. */
@@ -141,7 +138,7 @@ export class ExtProcSession implements HeldRequest {
       if (!this.done) this.call.write(msg);
       return open;
     }
-    const flow = this.send(kind, msg, undefined, true);
+    const flow = this.send(kind, msg, true);
     this.duplexFlows.set(kind, flow);
     return flow;
   }
@@ -178,7 +175,7 @@ export class ExtProcSession implements HeldRequest {
     this.failPending({ kind: 'skipped' });
   }
 
-  private send(kind: RequestKind, msg: WireProcessingRequest, chunk?: Buffer, duplex = false): Promise<Outcome> {
+  private send(kind: RequestKind, msg: WireProcessingRequest, duplex = false): Promise<Outcome> {
     if (this.done) return Promise.resolve({ kind: 'skipped' });
     if (this.first) {
       this.first = false;
@@ -195,7 +192,7 @@ export class ExtProcSession implements HeldRequest {
       return Promise.resolve(CONTINUE);
     }
     return new Promise((resolve) => {
-      const p: Pending = { kind, resolve, timer: undefined, ...(chunk ? { chunk } : {}), ...(duplex ? { duplex: { injected: [] } } : {}) };
+      const p: Pending = { kind, resolve, timer: undefined, ...(duplex ? { duplex: { injected: [] } } : {}) };
       // The timer restarts on every message Envoy sends and stops on its answer (§8); a direction in
       // FULL_DUPLEX_STREAMED mode has none (SRC ProcessorState::onStartProcessorCall).
       if (!this.isDuplex(kind)) p.timer = setTimeout(() => this.onTimeout(p), this.filter.messageTimeoutMs);
