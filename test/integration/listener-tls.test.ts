@@ -96,9 +96,11 @@ describe('TLS on the ext_proc listener', () => {
   });
 
   it.each([
-    ['a file that cannot be read', () => ({ ...serverTls(), keyFile: '/nonexistent/tls.key' }), 'server.tls.keyFile: cannot read /nonexistent/tls.key'],
+    ['a key file that cannot be read', () => ({ ...serverTls(), keyFile: '/nonexistent/tls.key' }), 'server.tls.keyFile: cannot read /nonexistent/tls.key'],
+    ['a certificate file that cannot be read', () => ({ ...serverTls(), certFile: '/nonexistent/tls.crt' }), 'server.tls.certFile: cannot read /nonexistent/tls.crt'],
+    ['a client CA file that cannot be read', () => ({ ...serverTls(), clientCaFile: '/nonexistent/ca.crt' }), 'server.tls.clientCaFile: cannot read /nonexistent/ca.crt'],
     ["a key that is not the certificate's", () => ({ ...serverTls(), keyFile: file('envoy.key') }), 'server.tls: the certificate and key cannot be used together'],
-    ['a client CA file that holds no certificate', () => ({ ...serverTls(), clientCaFile: file('server.key') }), 'server.tls.clientCaFile:'],
+    ['a client CA file that holds no certificate', () => ({ ...serverTls(), clientCaFile: file('server.key') }), /^server\.tls\.clientCaFile: \S+\/server\.key holds no certificate: /],
   ])('stops the start on %s, saying which setting', async (_n, tls, message) => {
     await expect(start(tls())).rejects.toThrow(message);
   });
