@@ -107,6 +107,25 @@ describe.each(['redis', 'redis cluster'] as const)('%s cache store: cache.redis.
     expect(await present(s, fresh)).toEqual([true, true]);
   });
 
+  it('a damaged entry reads as a miss, and the next store replaces it', async () => {
+    const s = await capped(3);
+    const t = tenant();
+    const k = key(t);
+    await s.redis.set(k, '{"storedAt":1,"answer":', 'PX', 60_000);
+    expect(await s.get(k)).toBeUndefined();
+    await s.set(k, entry('again'), 60_000, t);
+    expect(await s.get(k)).toEqual(entry('again'));
+  });
+
+  it("a key that does not hold its tenant's hash tag is refused and nothing is stored", async () => {
+    const s = await capped(3);
+    const k = key('acme');
+    // The owner must be the tag's tenant: any other would put the entry and its index in different slots.
+    await expect(s.set(k, entry('x'), 60_000, 'globex')).rejects.toThrow('cache store: the key does not name its tenant');
+    await expect(s.set('test:cache:untagged', entry('x'), 60_000, 'acme')).rejects.toThrow('cache store: the key does not name its tenant');
+    expect(await s.get(k)).toBeUndefined();
+  });
+
   it('holds across replicas storing at once: exactly the cap remains', async () => {
     const [one, two] = [await capped(10), await capped(10)];
     const t = tenant();
@@ -114,6 +133,16 @@ describe.each(['redis', 'redis cluster'] as const)('%s cache store: cache.redis.
     await Promise.all(keys.map((k, i) => (i % 2 ? one : two).set(k, entry(k), 60_000, t)));
     expect((await present(one, keys)).filter(Boolean)).toHaveLength(10);
   });
+});
+
+it('a Redis cache store not connected fails each call at once, naming itself', async () => {
+  const s = new RedisCacheStore({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 200, commandTimeoutMs: 200 }, 10);
+  try {
+    await expect(s.get(key('acme'))).rejects.toThrow(/^cache store not connected \((connecting|reconnecting|connect)\)$/);
+    await expect(s.set(key('acme'), entry('x'), 1000, 'acme')).rejects.toThrow(/^cache store not connected /);
+  } finally {
+    await s.close();
+  }
 });
 
 describe('memory cache store', () => {

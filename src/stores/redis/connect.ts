@@ -16,17 +16,25 @@ export function connectRedis(opts: RedisConnectOptions): Redis | Cluster {
   // No ioredis commandTimeout: its timer fails a command whose reply is already waiting to be read when the
   // event loop was held up; each command gets a deadline that reads what is waiting first instead.
   const common = { connectTimeout: opts.connectTimeoutMs, maxRetriesPerRequest: 0 };
-  const backoff = (n: number) => Math.min(50 * n, 1000);
   const ms = opts.commandTimeoutMs;
   let redis: Redis | Cluster;
   if (opts.cluster) {
     const seed = clusterSeed(opts.url);
-    redis = withCommandDeadlines(new Cluster(seed.nodes, { enableOfflineQueue: false, clusterRetryStrategy: backoff, redisOptions: { ...common, ...seed.redisOptions } }), ms);
+    redis = withCommandDeadlines(new Cluster(seed.nodes, { enableOfflineQueue: false, clusterRetryStrategy: reconnectDelayMs, redisOptions: { ...common, ...seed.redisOptions } }), ms);
   } else {
-    redis = withCommandDeadlines(new Redis(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: backoff }), ms);
+    redis = withCommandDeadlines(new Redis(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: reconnectDelayMs }), ms);
   }
   redis.on('error', () => undefined); // surfaced by failed commands, counted by the caller's breaker
   return redis;
+}
+
+/**
+ * How long before the n-th reconnect attempt in a row (n from 1): 50 ms more each time, at most 1 s. Soon enough
+ * that a Redis back from a restart serves the next requests; never so often that a Redis gone for good costs
+ * more than one attempt a second per store.
+ */
+export function reconnectDelayMs(n: number): number {
+  return Math.min(50 * n, 1000);
 }
 
 /**
