@@ -44,7 +44,20 @@ describe('the admin listener', () => {
   it('anything else is 404, and any method but GET and HEAD 405, whatever the path', async () => {
     const get = await admin();
     for (const path of ['/', '/health', '/metrics/x', '/budgets/acme']) expect(await get(path), path).toEqual({ status: 404, type: 'text/plain', text: 'not found\n' });
-    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) expect((await get('/nowhere', method)).status, method).toBe(405);
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) expect(await get('/nowhere', method), method).toEqual({ status: 405, type: 'text/plain', text: 'the admin listener answers GET and HEAD only\n' });
+    // With budgets served, other paths are still not found, and never asked of the store.
+    const asked: string[] = [];
+    const withBudgets = await admin({ budgetStatus: async (t) => void asked.push(t) });
+    for (const path of ['/nowhere', '/budgets', '/budget/acme']) expect(await withBudgets(path), path).toEqual({ status: 404, type: 'text/plain', text: 'not found\n' });
+    expect(asked).toEqual([]);
+  });
+
+  it('close stops the listener', async () => {
+    const a = createAdminServer(createMetrics(), () => true);
+    const port = await a.listen('127.0.0.1:0');
+    await a.close();
+    expect(a.server.listening).toBe(false);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   });
 
   it('/budgets/{tenant}: the status as JSON, 404 for a tenant no request can be of, 503 when the store fails, 400 for an id that cannot be one', async () => {
