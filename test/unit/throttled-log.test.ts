@@ -1,0 +1,70 @@
+// One log line per interval for a failure that repeats on every request (src/telemetry/throttled-log.ts), with the
+// count it folded in; and the store guard that pairs it with a breaker (src/stores/store-guard.ts).
+import { describe, expect, it } from 'vitest';
+import { StoreGuard } from '../../src/stores/store-guard.js';
+import { FAILURE_LOG_INTERVAL_MS, Throttle, ThrottledWarning } from '../../src/telemetry/throttled-log.js';
+import { captureLogger, logEvents } from '../helpers/tiergate.js';
+
+describe('Throttle', () => {
+  it('the first passes at once with none held back; then one per interval, carrying how many it held back', () => {
+    let t = 5;
+    const th = new Throttle(1000, () => t);
+    expect(th.pass()).toBe(0);
+    t = 6;
+    expect(th.pass()).toBeUndefined();
+    t = 1004;
+    expect(th.pass()).toBeUndefined();
+    // Exactly one interval after the last let through.
+    t = 1005;
+    expect(th.pass()).toBe(2);
+    t = 1006;
+    expect(th.pass()).toBeUndefined();
+    // Long after: only what was held since the last one.
+    t = 99_999;
+    expect(th.pass()).toBe(1);
+    t = 200_000;
+    expect(th.pass()).toBe(0);
+  });
+
+  it('a clock at 0 still lets the first through', () => {
+    expect(new Throttle(FAILURE_LOG_INTERVAL_MS, () => 0).pass()).toBe(0);
+  });
+});
+
+describe('ThrottledWarning', () => {
+  it('logs the fields and the count held back, at warn, once per interval', () => {
+    const { log, logs } = captureLogger();
+    let t = 0;
+    const w = new ThrottledWarning(log, 10_000, () => t);
+    for (let i = 0; i < 5; i++) w.warn({ event: 'cache.store_failed', op: 'get', err: `e${i}` });
+    t = 10_000;
+    w.warn({ event: 'cache.store_failed', op: 'set', err: 'later' });
+    expect(logEvents(logs, 'cache.store_failed').map(({ level, op, err, suppressed }) => ({ level, op, err, suppressed }))).toEqual([
+      { level: 'warn', op: 'get', err: 'e0', suppressed: 0 },
+      { level: 'warn', op: 'set', err: 'later', suppressed: 4 },
+    ]);
+  });
+});
+
+describe('StoreGuard', () => {
+  it("a failure is logged under the guard's event with the error's message, throttled, and counted toward the breaker", () => {
+    const { log, logs } = captureLogger();
+    let t = 0;
+    const changes: boolean[] = [];
+    const g = new StoreGuard('cache.store_failed', log, () => t, (open) => changes.push(open));
+    const settings = { failures: 2, cooldownMs: 1000 };
+    expect(g.allows()).toBe(true);
+    g.failed('get', new Error('ECONNREFUSED'), settings);
+    g.failed('get', 'not an Error', settings);
+    expect([g.allows(), changes]).toEqual([false, [true]]);
+    expect(logEvents(logs, 'cache.store_failed').map(({ op, err, suppressed }) => ({ op, err, suppressed }))).toEqual([{ op: 'get', err: 'ECONNREFUSED', suppressed: 0 }]);
+    t = FAILURE_LOG_INTERVAL_MS;
+    // warn alone logs (throttled) but never opens or counts toward the breaker.
+    g.warn('set', 'a value too large');
+    expect(logEvents(logs, 'cache.store_failed').at(-1)).toMatchObject({ op: 'set', err: 'a value too large', suppressed: 1 });
+    t += 1000;
+    expect(g.allows()).toBe(true); // the cooldown over: a trial call goes
+    g.succeeded();
+    expect(changes).toEqual([true, false]);
+  });
+});
