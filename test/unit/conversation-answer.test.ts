@@ -38,6 +38,8 @@ describe('ConversationAnswer', () => {
     const crc = corrupt.length - 6; // in the CRC: every byte of output comes out, then the check fails
     corrupt[crc] = (corrupt[crc] as number) ^ 0xff;
     expect(read(200, [corrupt], 'gzip')).toBeUndefined();
+    // Cut in its trailer: every byte of the object comes out before the decoder finds the body corrupt.
+    expect(read(200, [gzipSync(CONV).subarray(0, -4)], 'gzip')).toBeUndefined();
   });
 
   it('no success, no id: an error status, or none at all', () => {
@@ -68,6 +70,11 @@ describe('ConversationAnswer', () => {
     expect(read(200, [gzipSync(padded(65536))], 'gzip')).toBe('conv_big');
     // Compressed small, plain past the bound: the bound is on what the decoder gives.
     expect(read(200, [gzipSync(padded(65537))], 'gzip')).toBeUndefined();
+  });
+
+  it('past the bound, none, even when what came before it was a whole conversation (JSON allows the blanks after)', () => {
+    expect(read(200, [CONV, Buffer.alloc(70_000, 0x20)])).toBeUndefined();
+    expect(read(200, [CONV, Buffer.alloc(1000, 0x20)])).toBe('conv_abc');
   });
 
   it('once spoiled, later pieces are not kept', () => {
