@@ -30,8 +30,8 @@ export function connectRedis(opts: RedisConnectOptions): Redis | Cluster {
 
 /**
  * How long before the n-th reconnect attempt in a row (n from 1): 50 ms more each time, at most 1 s. Soon enough
- * that a Redis back from a restart serves the next requests; never so often that a Redis gone for good costs
- * more than one attempt a second per store.
+ * that a Redis back from a restart serves the next requests; a Redis gone for good costs one attempt a second
+ * per connection once it has been gone some 10 s.
  */
 export function reconnectDelayMs(n: number): number {
   return Math.min(50 * n, 1000);
