@@ -11,6 +11,9 @@ import { routingSchema } from './routing-schema.js';
 import { FAILURE_RULES } from '../extproc/types.js';
 import { HOST_PORT_EXPECTED, isHostPort } from '../host-port.js';
 
+/** The redis sink's stream unless the config names one; `tiergate ledger rollup --redis` reads it without `--stream`. */
+export const DEFAULT_LEDGER_STREAM = 'tiergate:ledger';
+
 const hostPort = z.string().refine(isHostPort, `expected ${HOST_PORT_EXPECTED}`);
 
 const tier = z.strictObject({
@@ -54,7 +57,7 @@ const ledgerSink = z.discriminatedUnion('type', [
     url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL'),
     /** A Redis Cluster, `url` being one of its nodes. */
     cluster: z.boolean().default(false),
-    stream: z.string().min(1).default('tiergate:ledger'),
+    stream: z.string().min(1).default(DEFAULT_LEDGER_STREAM),
     /** XADD MAXLEN ~ (approximate trimming). */
     maxLen: z.number().int().positive().default(1_000_000),
   }),

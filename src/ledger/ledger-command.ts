@@ -1,5 +1,6 @@
 // `tiergate ledger rollup` and `tiergate ledger import`: what finance and operators run against the ledger.
 import { statSync } from 'node:fs';
+import { DEFAULT_LEDGER_STREAM } from '../config/schema.js';
 import { loadInitialConfig } from '../main.js';
 import { parseFlags, UsageError } from '../usage-error.js';
 import { LOGGED_ROW_EVENTS, loggedBatches } from './import.js';
@@ -110,8 +111,8 @@ export async function ledgerRollup(args: string[], usage: string): Promise<numbe
       ? rowsFromLogs(logsFor(day), day, onInvalid)
       : file !== undefined
         ? rowsFromFiles(ledgerFilesFor(file, day), torn, onInvalid)
-        : rowsFromRedis(values.redis as string, values.stream ?? 'tiergate:ledger', day, values.cluster ?? false, onInvalid);
-  const trimmed = values.redis === undefined ? null : await streamTrimmedFor(values.redis, values.stream ?? 'tiergate:ledger', values.cluster ?? false, period);
+        : rowsFromRedis(values.redis as string, values.stream ?? DEFAULT_LEDGER_STREAM, day, values.cluster ?? false, onInvalid);
+  const trimmed = values.redis === undefined ? null : await streamTrimmedFor(values.redis, values.stream ?? DEFAULT_LEDGER_STREAM, values.cluster ?? false, period);
   if (trimmed && !values['allow-trimmed']) {
     process.stderr.write(`${trimmed.said}\nNothing was summed. Read the period from the file sink's day files, raise maxLen to hold it, or pass --allow-trimmed to sum what is left (the output then says so).\n`);
     return 1;

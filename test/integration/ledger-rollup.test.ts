@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config/schema.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import { sampleRow } from '../helpers/ledger-rows.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -96,6 +97,17 @@ describe('tiergate ledger rollup', () => {
     expect(text).toContain('weak-tier share       80.0%');
     expect(text).toContain('p95 latency           300.0 ms');
     expect(text).toMatch(/acme\s+search\s+2\s+3000\s+800\s+0\.010200/);
+  });
+
+  it("without --stream, reads the stream a redis sink writes when its config names none", async () => {
+    const sink = configSchema.parse({ ledger: { sinks: [{ type: 'redis', url: redis.url }] } }).ledger.sinks[0];
+    if (sink?.type !== 'redis') throw new Error('expected the redis sink');
+    const c = redis.client();
+    for (const row of ROWS) await c.xadd(sink.stream, '*', 'event_id', row.event_id, 'row', JSON.stringify(row));
+    c.disconnect();
+    const r = cli(['ledger', 'rollup', '--day', '2026-11-22', '--redis', redis.url, '--json']);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(JSON.parse(r.stdout)).toEqual(EXPECTED);
   });
 
   it('a Redis it cannot reach: exits 1 naming where and why, without the password, instead of retrying for ever', async () => {
