@@ -5,7 +5,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/stores/redis/connect.js';
-import { evictionRisks, riskFromInfo } from '../../src/stores/redis/eviction-check.js';
+import { evictionRisks, riskFromInfo, watchEviction, type EvictionRisk } from '../../src/stores/redis/eviction-check.js';
 import { redisAndClusterForFile, type RedisServer } from '../helpers/redis-server.js';
 import { chatRequestHeaders } from '../../src/dev/envoy-client.js';
 import { jsonBody, metricValue, startTiergate } from '../helpers/tiergate.js';
@@ -90,6 +90,23 @@ describe('the cache beside the budgets', () => {
       expect(shared[0]?.message).toContain(`the same Redis server as budgets.redis (127.0.0.1:${servers.redis.port}`);
     } finally {
       await t.stop();
+    }
+  });
+});
+
+describe('watchEviction', () => {
+  it('a connection already ready is checked at once, and again each time it becomes ready after a drop', async () => {
+    const c = new Redis(servers.redis.url);
+    try {
+      await expect.poll(() => c.status).toBe('ready');
+      const reports: Array<EvictionRisk[] | Error> = [];
+      watchEviction(c, 'every key', (r) => reports.push(r));
+      await expect.poll(() => reports.length).toBe(1);
+      c.disconnect(true);
+      await expect.poll(() => reports.length).toBe(2);
+      expect(reports).toEqual([[], []]);
+    } finally {
+      c.disconnect();
     }
   });
 });
