@@ -209,15 +209,17 @@ describe.each(['memory', 'redis', 'redis cluster'])('%s vector index on a clock 
   });
 });
 
-describe.each(['redis', 'redis vector search'])('%s vector index before it is connected', (kind) => {
+describe.each(['redis', 'redis vector search', 'redis chosen on first use'])('%s vector index before it is connected', (kind) => {
   it('a lookup or an add fails at once, saying so, instead of waiting for a connection', async () => {
     const dead = createServer();
     await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
     const port = (dead.address() as AddressInfo).port;
     await new Promise<void>((r) => dead.close(() => r()));
-    const client = connectRedis({ url: `redis://127.0.0.1:${port}`, connectTimeoutMs: 200, commandTimeoutMs: 200 });
+    const opts = { url: `redis://127.0.0.1:${port}`, connectTimeoutMs: 200, commandTimeoutMs: 200 };
+    const auto = kind === 'redis chosen on first use' ? new AutoRedisVectorIndex({ ...opts, keyPrefix: 'dead:' }) : undefined;
+    const client = auto?.redis ?? connectRedis(opts);
     client.on('error', () => undefined);
-    const x = kind === 'redis' ? new RedisVectorIndex(client, 'dead:') : new RedisSearchVectorIndex(client as never, 'dead:');
+    const x = auto ?? (kind === 'redis' ? new RedisVectorIndex(client, 'dead:') : new RedisSearchVectorIndex(client as never, 'dead:'));
     try {
       const v = near(0, 1, 0);
       await expect(x.search('acme', 'p', ['w:x'], v, 0.5, 5)).rejects.toThrow(/^vector index not connected \((connecting|reconnecting|connect|wait)\)$/);
@@ -283,6 +285,20 @@ describe('the Redis vector index picks what the server can do', () => {
     const query = standIn.ftCommands.filter((c) => c[0] === 'FT.SEARCH' && c[1] === `${prefix}vec:64`).at(-1);
     expect(query?.[2]).toMatch(/^@p:\{[0-9a-f]{32}\} @w:\{[0-9a-f]{32}\}=>\[KNN 5 @v \$B AS d\]$/);
     expect(query?.slice(3)).toEqual(['PARAMS', '2', 'B', '<256 bytes>', 'RETURN', '3', 'd', 'f', 'k', 'SORTBY', 'd', 'ASC', 'LIMIT', '0', '5', 'DIALECT', '2']);
+  });
+
+  it('a probe with no answer in time decides nothing: the call fails, and the next asks again and finds vector search', async () => {
+    // Taken for "no vector search", one stalled probe put a replica on buckets for good while the others used the
+    // server's index: two layouts of one cache, each replica blind to the other's entries.
+    const x = (await ready(new AutoRedisVectorIndex({ url: standIn.url, connectTimeoutMs: 1000, commandTimeoutMs: 100, keyPrefix: `vsp${Date.now()}:` }))) as AutoRedisVectorIndex;
+    standIn.delayNextList = 300;
+    const v = near(15, 16, 0);
+    await expect(x.search('acme', 'p', ['w:x'], v, 0.5, 5)).rejects.toThrow('Command timed out');
+    expect(x.mode).toBe('pending');
+    // The late answer drains first; then the probe is asked again.
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await x.search('acme', 'p', ['w:x'], v, 0.5, 5)).toEqual([]);
+    expect(x.mode).toBe('search');
   });
 });
 

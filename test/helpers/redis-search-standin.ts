@@ -67,6 +67,8 @@ export class RedisSearchStandIn {
   beforeLoad: ((keys: string[], redis: Redis) => Promise<void>) | undefined;
   /** The next FT.CREATE fails with this error (once), as a server out of memory or refusing the command would. */
   failNextCreate: string | undefined;
+  /** The next FT._LIST is answered this many ms late (once), as over a network that stalls for a moment. */
+  delayNextList: number | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -118,7 +120,12 @@ export class RedisSearchStandIn {
     const name = (args[0] as Buffer).toString().toUpperCase();
     const str = args.map((a) => a.toString());
     if (name.startsWith('FT.')) this.ftCommands.push(args.map((a, i) => (a.length > 200 || (name === 'FT.SEARCH' && i > 0 && str[i - 1] === 'B') ? `<${a.length} bytes>` : a.toString())));
-    if (name === 'FT._LIST') return [...this.indexes.keys()];
+    if (name === 'FT._LIST') {
+      const delay = this.delayNextList;
+      this.delayNextList = undefined;
+      if (delay !== undefined) await new Promise((r) => setTimeout(r, delay));
+      return [...this.indexes.keys()];
+    }
     if (name === 'FT.CREATE' && this.failNextCreate !== undefined) {
       const message = this.failNextCreate;
       this.failNextCreate = undefined;

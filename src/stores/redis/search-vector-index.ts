@@ -5,7 +5,7 @@
 // kind of sorted sets as the bucket index.
 // Standalone Redis only: on an open-source Cluster each shard would index only its own keys.
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import type { QuestionFeatures } from '../../cache/guards.js';
 import type { VectorEntry, VectorIndex, VectorMatch } from '../vector-index.js';
 
@@ -54,13 +54,19 @@ return evicted
 
 type ScriptClient = Redis & { tiergateFtAdd(...args: Array<string | number | Buffer>): Promise<number> };
 
-/** Whether the server has vector search: FT._LIST exists (Redis 8, Redis Stack) or not (stock Redis 7). */
+/**
+ * Whether the server has vector search: FT._LIST exists (Redis 8, Redis Stack) or not (stock Redis 7). Only the
+ * server's own refusal is a no (an unknown command, or one this user may not run); a timeout or a dropped
+ * connection rejects, and the caller asks again later. Taken for a no, one stalled probe put a replica on the
+ * bucket index for good while the others used the server's: two layouts of one cache, blind to each other.
+ */
 export async function hasVectorSearch(redis: Redis): Promise<boolean> {
   try {
     await redis.call('FT._LIST');
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    if (err instanceof ReplyError) return false;
+    throw err;
   }
 }
 
