@@ -8,15 +8,13 @@
 // cold between requests, as they do in a real server at 1,000 requests/s, which is where batching pays.
 //   npm run bench:pipeline [-- ROUNDS [REQUESTS]]   (TIERGATE_BENCH_STAGES, TIERGATE_BENCH_SINK as in server-child.ts)
 import { EventEmitter } from 'node:events';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { createApp } from '../src/app.js';
 import { defaultConfig } from '../src/config/load.js';
 import { compileRuntime } from '../src/config/runtime.js';
 import { FileSink } from '../src/ledger/file-sink.js';
+import { tempLedgerDir } from './temp-ledger.js';
 import { MemorySink } from '../src/ledger/memory-sink.js';
 import { loadTokenizer } from '../src/llm/tokenizer.js';
 import { createProcessHandler, type TransportOptions } from '../src/extproc/process-stream.js';
@@ -73,7 +71,7 @@ async function tiergateFactory(): Promise<StreamHandlerFactory> {
   await loadTokenizer();
   // The same knobs as bench/server-child.ts: a subset of the stages, and the ledger kept in memory.
   const onlyStages = process.env.TIERGATE_BENCH_STAGES?.split(',');
-  const ledgerSinks = process.env.TIERGATE_BENCH_SINK === 'memory' ? [new MemorySink()] : [new FileSink({ dir: mkdtempSync(join(tmpdir(), 'tiergate-bench-')) })];
+  const ledgerSinks = process.env.TIERGATE_BENCH_SINK === 'memory' ? [new MemorySink()] : [new FileSink({ dir: tempLedgerDir() })];
   const app = createApp(rt.runtime, pino({ level: 'warn' }), { ...(onlyStages ? { onlyStages } : {}), ledgerSinks });
   return app.streamHandlers;
 }

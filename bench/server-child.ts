@@ -3,9 +3,7 @@
 // 'echo' (tiergate's transport sending tiergate-shaped answers with no logic).
 // Talks to the parent over IPC: sends {port} when listening, answers 'cpu' with process.cpuUsage() and the
 // main thread's GC pause time so far, and 'heap' with process.memoryUsage() after full collections.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import * as grpc from '@grpc/grpc-js';
@@ -16,6 +14,7 @@ import { defaultConfig } from '../src/config/load.js';
 import { configSchema } from '../src/config/schema.js';
 import { compileRuntime } from '../src/config/runtime.js';
 import { FileSink } from '../src/ledger/file-sink.js';
+import { tempLedgerDir } from './temp-ledger.js';
 import { MemorySink } from '../src/ledger/memory-sink.js';
 import { loadTokenizer } from '../src/llm/tokenizer.js';
 import { extProcServiceDefinition } from '../src/extproc/protos.js';
@@ -54,7 +53,7 @@ async function start(kind: string): Promise<number> {
     // The ledger writes to a file sink in a temp dir, as the embedded default does (to ./tiergate-ledger);
     // TIERGATE_BENCH_SINK=memory keeps rows in memory instead, to see what the file writes cost.
     // A config file's own sinks are used as they are.
-    const ledgerSinks = configFile ? undefined : process.env.TIERGATE_BENCH_SINK === 'memory' ? [new MemorySink()] : [new FileSink({ dir: mkdtempSync(join(tmpdir(), 'tiergate-bench-')) })];
+    const ledgerSinks = configFile ? undefined : process.env.TIERGATE_BENCH_SINK === 'memory' ? [new MemorySink()] : [new FileSink({ dir: tempLedgerDir() })];
     await loadTokenizer();
     const app = createApp(rt.runtime, pino({ level: 'warn' }), { ...(onlyStages ? { onlyStages } : {}), ...(ledgerSinks ? { ledgerSinks } : {}) });
     phaseSeconds = app.metrics.phaseSeconds;
