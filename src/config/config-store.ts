@@ -17,7 +17,15 @@ export class ConfigStore {
   private runtime: Runtime;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private lastText: string | undefined;
+  /** Set while the watched directory is gone: looks for it again. */
+  private rearmTimer: NodeJS.Timeout | undefined;
+  /**
+   * The text last applied or being applied, which a rewrite of the same text need not apply again; undefined once
+   * an apply or a read failed. So after a failure the file's next text is applied and reported: the config in force
+   * (a bad edit undone), which would otherwise leave the failure reported, or the rejected text saved again (a vet
+   * that failed for want of its worker is tried again).
+   */
+  private settledText: string | undefined;
   /** Counts applies, so a slow vet of an older edit never swaps in over a newer one. */
   private applies = 0;
 
@@ -27,7 +35,7 @@ export class ConfigStore {
     private readonly vet: Vet = async () => [],
   ) {
     this.runtime = initial;
-    this.lastText = initialText;
+    this.settledText = initialText;
   }
 
   current(): Runtime {
@@ -40,8 +48,12 @@ export class ConfigStore {
    */
   async apply(text: string, env: NodeJS.ProcessEnv, listener: ReloadListener): Promise<boolean> {
     const apply = ++this.applies;
+    // Set before the vet: the config in force going back into the file while this one is vetted must be applied
+    // again, or this one would swap in over what the file now holds.
+    this.settledText = text;
     const compiled = compileSafely(text, env);
     if (!compiled.ok) {
+      this.settledText = undefined;
       listener.rejected(compiled.problems);
       return false;
     }
@@ -53,11 +65,11 @@ export class ConfigStore {
     }
     if (apply !== this.applies) return false;
     if (problems.length > 0) {
+      this.settledText = undefined;
       listener.rejected(problems);
       return false;
     }
     this.runtime = compiled.runtime;
-    this.lastText = text;
     listener.reloaded(compiled.runtime);
     return true;
   }
@@ -66,14 +78,47 @@ export class ConfigStore {
    * Watches the file's directory, not the file: editors replace files by rename and Kubernetes swaps a
    * ConfigMap by re-pointing the `..data` symlink, and both drop a watch on the file itself.
    */
-  watch(file: string, env: NodeJS.ProcessEnv, listener: ReloadListener, debounceMs = 150): void {
+  watch(file: string, env: NodeJS.ProcessEnv, listener: ReloadListener, debounceMs = 150, rearmMs = 1000): void {
+    const dir = dirname(file);
     const name = basename(file);
-    this.watcher = watch(dirname(file), (_event, changed) => {
-      if (changed && changed !== name && changed !== '..data') return;
+    const scheduleReload = () => {
       clearTimeout(this.timer);
       this.timer = setTimeout(() => void this.reload(file, env, listener), debounceMs);
-    });
-    this.watcher.on('error', (e) => listener.rejected([{ path: file, message: `watch failed: ${e.message}` }]));
+    };
+    const arm = () => {
+      this.watcher = watch(dir, (_event, changed) => {
+        // inotify names the watched directory itself when it is removed or moved away. Node reports no error:
+        // the watch would end, or follow the old directory, and every later edit would go unseen.
+        if (changed === basename(dir)) return lost();
+        if (changed && changed !== name && changed !== '..data') return;
+        scheduleReload();
+      });
+      this.watcher.on('error', (e) => listener.rejected([{ path: file, message: `watch failed: ${e.message}` }]));
+    };
+    const lost = () => {
+      this.watcher?.close();
+      this.watcher = undefined;
+      clearTimeout(this.timer);
+      // Whatever the directory holds now is applied and reported, even the config in force.
+      this.settledText = undefined;
+      if (rearm()) return;
+      listener.rejected([{ path: file, message: `its directory ${dir} was removed; changes are applied again once it is back` }]);
+      const retry = () => {
+        if (!rearm()) this.rearmTimer = setTimeout(retry, rearmMs).unref();
+      };
+      this.rearmTimer = setTimeout(retry, rearmMs).unref();
+    };
+    /** Watches the directory at `dir` again (a new one, or the old one back) and reads the file; false while it is gone. */
+    const rearm = () => {
+      try {
+        arm();
+      } catch {
+        return false;
+      }
+      scheduleReload();
+      return true;
+    };
+    arm();
   }
 
   private async reload(file: string, env: NodeJS.ProcessEnv, listener: ReloadListener): Promise<void> {
@@ -81,16 +126,19 @@ export class ConfigStore {
     try {
       text = await readFile(file, 'utf8');
     } catch (e) {
+      this.settledText = undefined;
       listener.rejected([{ path: file, message: (e as Error).message }]);
       return;
     }
-    if (text === this.lastText) return;
+    if (text === this.settledText) return;
     await this.apply(text, env, listener);
   }
 
   close(): void {
     clearTimeout(this.timer);
+    clearTimeout(this.rearmTimer);
     this.watcher?.close();
+    this.watcher = undefined;
   }
 }
 

@@ -1,6 +1,6 @@
 // The config store on its own: what counts as a change worth reloading, and a vet that fails. The reload's
 // effect on streams (atomic swap, in-flight streams keep theirs, the ..data swap) is in lifecycle.test.ts.
-import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -29,17 +29,24 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-/** A store on config 1, watching a file that holds it in a directory of its own (removed after the test). */
-function watchedStore(debounceMs: number) {
-  const dir = mkdtempSync(join(tmpdir(), 'tiergate-store-'));
+/**
+ * A store on config 1, watching a file that holds it in a directory of its own (`dir`, inside `root`; both removed
+ * after the test). `vet` stands for the classifier's check; `rearmMs` is how often a removed directory is looked for.
+ */
+function watchedStore(debounceMs: number, opts: { vet?: (rt: Runtime) => Promise<[]>; rearmMs?: number } = {}) {
+  const root = mkdtempSync(join(tmpdir(), 'tiergate-store-'));
+  const dir = join(root, 'config');
+  mkdirSync(dir);
   const file = join(dir, 'tiergate.yaml');
   writeFileSync(file, text(1));
-  const store = new ConfigStore(runtime(text(1)), text(1));
+  const store = new ConfigStore(runtime(text(1)), text(1), opts.vet);
   const heard = recorder();
-  store.watch(file, {}, heard, debounceMs);
-  cleanups.push(() => store.close(), () => rmSync(dir, { recursive: true, force: true }));
-  return { file, store, heard };
+  store.watch(file, {}, heard, debounceMs, opts.rearmMs);
+  cleanups.push(() => store.close(), () => rmSync(root, { recursive: true, force: true }));
+  return { root, dir, file, store, heard };
 }
+const BAD = 'tiers: { weak: { model: 7 } }\n';
+const BAD_EVENT = 'rejected tiers.weak.model: Invalid input: expected string, received number';
 
 it('a file saved again unchanged, or touched, is no reload; nor is one rewritten with the config last applied', async () => {
   const { file, store, heard } = watchedStore(20);
@@ -72,8 +79,8 @@ it('a vet that fails is a rejected config, never an error out of the reload (whi
 it('a config that does not compile is rejected with its problems; the last good one stays current', async () => {
   const store = new ConfigStore(runtime(text(1)), text(1));
   const heard = recorder();
-  expect(await store.apply('tiers: { weak: { model: 7 } }\n', {}, heard)).toBe(false);
-  expect(heard.events).toEqual(['rejected tiers.weak.model: Invalid input: expected string, received number']);
+  expect(await store.apply(BAD, {}, heard)).toBe(false);
+  expect(heard.events).toEqual([BAD_EVENT]);
   expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
   expect(await store.apply(text(2), {}, heard)).toBe(true);
   expect(heard.events.at(-1)).toBe('reloaded small-v2');
@@ -105,6 +112,117 @@ it('a watched file that disappears is a rejection naming it; one that comes back
   expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
   writeFileSync(file, text(2));
   await expect.poll(() => heard.events.at(-1), { timeout: 3000 }).toBe('reloaded small-v2');
+});
+
+it('a file that comes back with the config in force is reported reloaded, so the failure does not stay reported', async () => {
+  // The metric and the alert follow the last outcome: a file briefly missing, then restored as it was.
+  const { file, store, heard } = watchedStore(20);
+  rmSync(file);
+  await expect.poll(() => heard.events.length, { timeout: 3000 }).toBe(1);
+  writeFileSync(file, text(1));
+  await expect.poll(() => heard.events.at(-1), { timeout: 3000 }).toBe('reloaded small-v1');
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
+});
+
+it('a bad edit reverted to the config in force is reported reloaded; saved again after that, it is no reload', async () => {
+  // The usual fix of a bad edit is to undo it. Before, the file then matched the config in force and was skipped,
+  // so tiergate_config_last_reload_success stayed 0 and the alert fired until some other change.
+  const { file, heard } = watchedStore(20);
+  writeFileSync(file, BAD);
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual([BAD_EVENT]);
+  writeFileSync(file, text(1));
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual([BAD_EVENT, 'reloaded small-v1']);
+  writeFileSync(file, text(1));
+  await settle();
+  expect(heard.events).toEqual([BAD_EVENT, 'reloaded small-v1']);
+});
+
+it('a rejected file saved again unchanged is tried again: a check that failed for want of its worker can pass', async () => {
+  let vets = 0;
+  const { file, store, heard } = watchedStore(20, {
+    vet: async () => {
+      if (++vets === 1) throw new Error('the regex check worker exited');
+      return [];
+    },
+  });
+  writeFileSync(file, text(2));
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual(['rejected (config): config checks failed: the regex check worker exited']);
+  utimesSync(file, new Date(), new Date());
+  await expect.poll(() => heard.events.at(-1), { timeout: 3000 }).toBe('reloaded small-v2');
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v2');
+  // And a file that does not compile is reported again at each save, as every save of a bad file is.
+  writeFileSync(file, BAD);
+  await expect.poll(() => heard.events.at(-1), { timeout: 3000 }).toBe(BAD_EVENT);
+  utimesSync(file, new Date(), new Date());
+  await expect.poll(() => heard.events.filter((e) => e === BAD_EVENT), { timeout: 3000 }).toHaveLength(2);
+});
+
+it('an edit undone while it is vetted leaves the file\'s config in force, not the undone one', async () => {
+  let releaseSecond: () => void = () => undefined;
+  const held = new Promise<void>((r) => (releaseSecond = r));
+  let vetting = false;
+  const { file, store, heard } = watchedStore(20, {
+    vet: async (rt) => {
+      if (rt.tiers.get('weak')?.model === 'small-v2') {
+        vetting = true;
+        await held;
+      }
+      return [];
+    },
+  });
+  writeFileSync(file, text(2));
+  await expect.poll(() => vetting, { timeout: 3000 }).toBe(true);
+  writeFileSync(file, text(1)); // undone before its check finished
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual(['reloaded small-v1']);
+  releaseSecond();
+  await settle();
+  expect(heard.events).toEqual(['reloaded small-v1']);
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
+});
+
+it('a directory removed and made again is watched again; its config is applied once it is back', async () => {
+  // Node's watch reports no error when its directory goes: it just ends, and every later edit went unseen.
+  const { dir, file, store, heard } = watchedStore(20, { rearmMs: 50 });
+  rmSync(dir, { recursive: true });
+  const gone = `rejected ${file}: its directory ${dir} was removed; changes are applied again once it is back`;
+  await expect.poll(() => heard.events, { timeout: 3000 }).toContain(gone);
+  await settle();
+  // Back with the config in force: applied and reported all the same, since its removal was reported.
+  mkdirSync(dir);
+  writeFileSync(file, text(1));
+  await expect.poll(() => heard.events.at(-1), { timeout: 3000 }).toBe('reloaded small-v1');
+  writeFileSync(file, text(2));
+  await expect.poll(() => heard.events.at(-1), { timeout: 3000 }).toBe('reloaded small-v2');
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v2');
+  // Reported once, however often it was looked for; and no read of the file while its directory was gone.
+  expect(heard.events).toEqual([gone, 'reloaded small-v1', 'reloaded small-v2']);
+});
+
+it('a directory replaced by another (renamed over) is the one watched: the old one is not', async () => {
+  const { root, dir, file, store, heard } = watchedStore(20);
+  const next = join(root, 'config-next');
+  mkdirSync(next);
+  writeFileSync(join(next, 'tiergate.yaml'), text(2));
+  renameSync(dir, join(root, 'config-old'));
+  renameSync(next, dir);
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual(['reloaded small-v2']);
+  writeFileSync(join(root, 'config-old', 'tiergate.yaml'), text(4));
+  await settle();
+  writeFileSync(file, text(3));
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual(['reloaded small-v2', 'reloaded small-v3']);
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v3');
+});
+
+it('closed while its directory is gone, the store stops looking for it', async () => {
+  const { dir, file, store, heard } = watchedStore(20, { rearmMs: 30 });
+  rmSync(dir, { recursive: true });
+  await expect.poll(() => heard.events.length, { timeout: 3000 }).toBeGreaterThan(0);
+  store.close();
+  mkdirSync(dir);
+  writeFileSync(file, text(2));
+  await settle();
+  expect(heard.events.some((e) => e.startsWith('reloaded'))).toBe(false);
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
 });
 
 it('after close, an edit is not reloaded; close before any watch is harmless', async () => {
