@@ -55,6 +55,19 @@ describe('SseParser: fields', () => {
   });
 });
 
+describe('SseParser: a byte order mark', () => {
+  const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+  it.each([
+    ['before the first line is dropped', [Buffer.concat([BOM, Buffer.from('data: a\n\n')])], [message('a')]],
+    ['cut across chunks, byte by byte, it is dropped all the same', [BOM.subarray(0, 1), BOM.subarray(1, 2), BOM.subarray(2), 'event: e\ndata: a\n\n'], [message('a', 'e')]],
+    ['before a first blank line it is that blank line', [Buffer.concat([BOM, Buffer.from('\ndata: a\n\n')])], [message('a')]],
+    ['only one is dropped: a second is part of the field name', [Buffer.concat([BOM, BOM, Buffer.from('data: a\n\ndata: b\n\n')])], [message('b')]],
+    ['one at the start of a later line is part of its field name', [Buffer.concat([Buffer.from('data: a\n'), BOM, Buffer.from('data: b\n\n')])], [message('a')]],
+  ] as const)('%s', (_, pieces, events) => {
+    expect(parse(pieces).beforeEnd).toEqual(events);
+  });
+});
+
 describe('SseParser: the event bound', () => {
   // "data: abcd" is 10 bytes; line ends are not counted.
   it('an event of exactly maxEventBytes is kept; one byte more is dropped whole, and the next event is read', () => {

@@ -66,6 +66,18 @@ describe('SSE fixtures', () => {
     expect(f.finishReason).toBe('length');
   });
 
+  it('a stream that starts with a byte order mark reads the same, cut anywhere in the mark', () => {
+    // A one-event stream (the whole answer and its usage in one event): keeping the mark lost that event.
+    const one = Buffer.from(`data: ${JSON.stringify({ model: 'm', choices: [], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } })}\n\n`);
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const plain = collect('sse', [one]);
+    expect(plain.usage?.totalTokens).toBe(7);
+    for (let cut = 0; cut <= 3; cut++) {
+      const withMark = Buffer.concat([bom, one]);
+      expect(collect('sse', [withMark.subarray(0, cut), withMark.subarray(cut)])).toEqual(plain);
+    }
+  });
+
   it('reads the legacy completions usage chunk', () => {
     const f = collect('sse', [readFileSync(join(FIXTURES, 'completion-streaming-usage.response.sse'))]);
     expect(f.usage).toEqual({ inputTokens: 31, outputTokens: 25, totalTokens: 56, cachedInputTokens: 0, reasoningTokens: 0, audioInputTokens: 0, audioOutputTokens: 0, audioSeconds: 0, imageInputTokens: 0, imageOutputTokens: 0 });
