@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
+import { havePromtool } from '../helpers/promtool.js';
 
 const path = (rel: string) => fileURLToPath(new URL(`../../${rel}`, import.meta.url));
 const read = (rel: string) => readFileSync(path(rel), 'utf8');
@@ -96,6 +97,23 @@ describe('docker-compose.yml ↔ envoy/envoy.yaml ↔ envoy/tiergate.yaml', () =
     const prom = parse(read('observability/prometheus.yml')) as Obj;
     const targets = (prom.scrape_configs as Obj[]).flatMap((s) => s.static_configs.flatMap((c: Obj) => c.targets as string[]));
     expect(targets).toEqual([`tiergate:${portOf(tiergate.server.admin)}`, `envoy:${envoy.admin.address.socket_address.port_value}`]);
+  });
+
+  it('the compose Prometheus evaluates the alerts of the kgateway base, unchanged, from a rule file it mounts', () => {
+    const prom = parse(read('observability/prometheus.yml')) as Obj;
+    const ruleFiles = prom.rule_files as string[];
+    expect(ruleFiles).toHaveLength(1);
+    const mounted = mounts('prometheus').find((m) => m.inside === ruleFiles[0]);
+    expect(mounted?.local).toBe('./observability/alerts.yml');
+    const rule = parse(read('kgateway-manifests/base/prometheusrule.yaml')) as Obj;
+    // Prometheus reads rule groups, not the operator's PrometheusRule; the file holds its groups as they are.
+    expect(parse(read('observability/alerts.yml')), 'observability/alerts.yml must hold the PrometheusRule’s spec.groups').toEqual({ groups: rule.spec.groups });
+  });
+
+  it.skipIf(!havePromtool)('the alert rule file is one Prometheus loads (promtool check rules)', () => {
+    const out = execFileSync('promtool', ['check', 'rules', path('observability/alerts.yml')], { encoding: 'utf8' });
+    const groups = (parse(read('observability/alerts.yml')) as Obj).groups as Obj[];
+    expect(out).toContain(`SUCCESS: ${groups.flatMap((g) => g.rules as Obj[]).length} rules found`);
   });
 
   it('every bind-mounted file exists, and every image is pinned to a version', () => {
