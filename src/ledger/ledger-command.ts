@@ -106,13 +106,15 @@ export async function ledgerRollup(args: string[], usage: string): Promise<numbe
   // Over several days and files, each day reads only the log files that can hold it (datesInLogs()).
   const logDates = values.logs && period && period.from !== period.to && positionals.length > 1 ? await datesInLogs(positionals) : undefined;
   const logsFor = (day: string | undefined) => (day && logDates ? positionals.filter((f) => logDates.get(f)?.has(day)) : positionals);
+  const stream = values.stream ?? DEFAULT_LEDGER_STREAM;
+  const cluster = values.cluster ?? false;
   const rowsOf = (day: string | undefined) =>
     values.logs
       ? rowsFromLogs(logsFor(day), day, onInvalid)
       : file !== undefined
         ? rowsFromFiles(ledgerFilesFor(file, day), torn, onInvalid)
-        : rowsFromRedis(values.redis as string, values.stream ?? DEFAULT_LEDGER_STREAM, day, values.cluster ?? false, onInvalid);
-  const trimmed = values.redis === undefined ? null : await streamTrimmedFor(values.redis, values.stream ?? DEFAULT_LEDGER_STREAM, values.cluster ?? false, period);
+        : rowsFromRedis(values.redis as string, stream, day, cluster, onInvalid);
+  const trimmed = values.redis === undefined ? null : await streamTrimmedFor(values.redis, stream, cluster, period);
   if (trimmed && !values['allow-trimmed']) {
     process.stderr.write(`${trimmed.said}\nNothing was summed. Read the period from the file sink's day files, raise maxLen to hold it, or pass --allow-trimmed to sum what is left (the output then says so).\n`);
     return 1;
