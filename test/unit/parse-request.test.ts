@@ -316,6 +316,44 @@ describe('nesting depth (limits.maxJsonDepth)', () => {
   });
 });
 
+describe('numbers beyond the range of a double', () => {
+  // JSON.parse reads them as ±Infinity, which JSON.stringify writes as null: the rewritten body would have
+  // carried `"temperature":null`, the backend's default, for a value the backend (and OpenAI) would refuse.
+  const MAX = `±${Number.MAX_VALUE}`;
+  it.each([
+    ['max_tokens', '{"model":"auto","max_tokens":1e400,"messages":[{"role":"user","content":"x"}]}'],
+    ['temperature', '{"model":"auto","temperature":-1E+309,"messages":[{"role":"user","content":"x"}]}'],
+    ['tools[1].function.parameters.properties.n.maximum', '{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"b","parameters":{"type":"object","properties":{"n":{"type":"number","maximum":1e999}}}}}]}'],
+    ['logit_bias.50256', '{"messages":[{"role":"user","content":"x"}],"logit_bias":{"50256":-1e400}}'],
+  ])('refused, naming %s', (param, body) => {
+    const e = err(() => parseLlmRequest('chat', Buffer.from(body)));
+    expect([e.entry.status, e.entry.code, e.param, e.message]).toEqual([400, 'invalid_request', param, `Invalid '${param}': number out of range. A JSON number must lie within ${MAX}.`]);
+  });
+
+  it('on every endpoint; the largest double, its text in a string, and a long integer are fine', () => {
+    expect(err(() => parseLlmRequest('completions', Buffer.from('{"prompt":"x","seed":1e400}'))).param).toBe('seed');
+    expect(err(() => parseLlmRequest('responses', Buffer.from('{"input":"x","top_p":1e400}'))).param).toBe('top_p');
+    const fine = `{"messages":[{"role":"user","content":"1e400"}],"a":${Number.MAX_VALUE},"b":-${Number.MAX_VALUE},"c":1e-400,"seed":${'9'.repeat(400)}}`;
+    expect(parseLlmRequest('chat', Buffer.from(fine)).json).toMatchObject({ a: Number.MAX_VALUE, b: -Number.MAX_VALUE, c: 0 });
+    // The 400-digit integer goes on digit for digit, as every integer beyond 2^53 does (exact-numbers.ts).
+    expect(parseLlmRequest('chat', Buffer.from(fine)).exact?.seed).toBe(`\u0001tg${'9'.repeat(400)}`);
+    // Beside such an integer, a float out of range is still refused.
+    expect(err(() => parseLlmRequest('chat', Buffer.from(fine.replace('"c":1e-400', '"c":1e400')))).param).toBe('c');
+  });
+
+  it('a number field given an integer too long for a double is out of range, not of the wrong type', () => {
+    const e = err(() => parseLlmRequest('chat', Buffer.from(`{"max_tokens":${'9'.repeat(400)},"messages":[{"role":"user","content":"x"}]}`)));
+    expect([e.param, e.message]).toEqual(['max_tokens', `Invalid 'max_tokens': number out of range. A JSON number must lie within ${MAX}.`]);
+  });
+
+  it('the depth limit still comes first where the body is both too deep and out of range beyond it', () => {
+    const e = err(() => parseLlmRequest('chat', Buffer.from('{"messages":[{"role":"user","content":"x"}],"m":[[[1e400]]]}'), 3));
+    expect(e.message).toBe('The request body nests arrays and objects more than 3 levels deep.');
+    // Within the limit, the number is what is refused.
+    expect(err(() => parseLlmRequest('chat', Buffer.from('{"messages":[{"role":"user","content":"x"}],"m":[[[1e400]]]}'), 4)).param).toBe('m[0][0][0]');
+  });
+});
+
 describe('a leading UTF-8 byte order mark', () => {
   const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
   const chat = '{"model":"auto","seed":18446744073709551615,"messages":[{"role":"user","content":"hi"}]}';
