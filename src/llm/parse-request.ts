@@ -1,4 +1,5 @@
 // Body bytes → a validated OpenAI request, or a catalogue error that names the offending field.
+import { isUtf8 } from 'node:buffer';
 import type { z } from 'zod';
 import { TiergateError } from '../errors.js';
 import { boundedClientText } from '../ledger/client-text.js';
@@ -35,6 +36,9 @@ export const DEFAULT_MAX_JSON_DEPTH = 128;
 /** `maxDepth`: arrays and objects nested deeper than this (the body itself is level 1) are refused. */
 export function parseLlmRequest(endpoint: Endpoint, raw: Buffer, maxDepth = DEFAULT_MAX_JSON_DEPTH): LlmRequest {
   const body = withoutBom(raw);
+  // Decoding replaces bytes that are not UTF-8 with U+FFFD, so such a body would reach the backend with the
+  // client's text changed, where the backend itself refuses it (JSON is UTF-8: RFC 8259 §8.1; Python's json.loads).
+  if (!isUtf8(body)) throw new TiergateError('invalid_json', 'We could not parse the JSON body of your request. The body must be valid JSON, in UTF-8.');
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));

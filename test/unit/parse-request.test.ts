@@ -111,7 +111,9 @@ describe('bad input', () => {
     }
     expect(err(() => parseLlmRequest('chat', Buffer.from([0xef, 0xbb, 0xbf]))).entry.code).toBe('invalid_json');
     expect(err(() => parseLlmRequest('chat', Buffer.from([0xef, 0xbb]))).entry.code).toBe('invalid_json');
-    expect(err(() => parseLlmRequest('chat', Buffer.concat([Buffer.from([0xef, 0xbb]), Buffer.from('{}')]))).message).toBe('We could not parse the JSON body of your request. The body must be valid JSON.');
+    // Cut short, the mark is a truncated UTF-8 sequence (since 2026-12-06 the message says so); a space is not.
+    expect(err(() => parseLlmRequest('chat', Buffer.concat([Buffer.from([0xef, 0xbb]), Buffer.from('{}')]))).message).toBe('We could not parse the JSON body of your request. The body must be valid JSON, in UTF-8.');
+    expect(err(() => parseLlmRequest('chat', Buffer.from('\u00a0{}'))).message).toBe('We could not parse the JSON body of your request. The body must be valid JSON.');
   });
 
   it('the depth limit counts containers only: a null or a number at the deepest level is fine', () => {
@@ -313,6 +315,26 @@ describe('nesting depth (limits.maxJsonDepth)', () => {
     const objects = (inner: number) => Buffer.from(`{"messages":[{"role":"user","content":"hi"}],"x":${'{"a":'.repeat(inner)}1${'}'.repeat(inner)}}`);
     expect(parseLlmRequest('chat', objects(127)).messages).toHaveLength(1);
     expect(err(() => parseLlmRequest('chat', objects(128))).entry.code).toBe('invalid_request');
+  });
+});
+
+describe('bytes that are not UTF-8', () => {
+  // Decoded, they became U+FFFD: the backend got other text than the client sent, where it would have refused it.
+  const body = (content: Buffer) => Buffer.concat([Buffer.from('{"messages":[{"role":"user","content":"'), content, Buffer.from('"}]}')]);
+  it.each([
+    ['a lone continuation byte', [0x80]],
+    ['a Latin-1 é', [0xe9]],
+    ['a truncated sequence', [0xe2, 0x82]],
+    ['an overlong encoding of "/"', [0xc0, 0xaf]],
+    ['an encoded surrogate', [0xed, 0xa0, 0x80]],
+    ['bytes that are never UTF-8', [0xff, 0xfe]],
+  ])('%s is invalid_json', (_, bytes) => {
+    const e = err(() => parseLlmRequest('chat', body(Buffer.from(bytes))));
+    expect([e.entry.status, e.entry.code, e.message]).toEqual([400, 'invalid_json', 'We could not parse the JSON body of your request. The body must be valid JSON, in UTF-8.']);
+  });
+
+  it('every UTF-8 character is fine: two, three and four bytes, and an escaped lone surrogate, which JSON allows', () => {
+    expect(parseLlmRequest('chat', body(Buffer.from('é € 😀 \\ud800'))).messages[0]?.content).toBe('é € 😀 \ud800');
   });
 });
 
