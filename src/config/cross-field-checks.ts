@@ -76,8 +76,14 @@ export function crossFieldChecks(c: ConfigShape, ctx: z.core.$RefinementCtx<Conf
   }
   if (c.budgets.store === 'redis' && !c.budgets.redis) ctx.addIssue({ code: 'custom', path: ['budgets', 'redis'], message: 'store "redis" needs budgets.redis.url' });
   if (c.auth.mode === 'api_key' && c.auth.keys.length === 0) ctx.addIssue({ code: 'custom', path: ['auth', 'keys'], message: 'mode "api_key" needs at least one key' });
-  if (!c.classifier.versions.v7) {
-    needTier(V7.default, ['classifier', 'versions', 'v7']);
-    for (const r of V7.rules) needTier(r.tier, ['classifier', 'versions', 'v7']);
+  // The built-in v7 is the user's own config only where it is used: with tiers of other names and a version of
+  // their own active, it routes nothing, and requiring its tiers made such a config fail its check. Each tier it
+  // lacks is named once (its four rules share two tiers).
+  const usesV7 = [c.classifier.active, c.classifier.shadow, c.classifier.canary?.version].includes('v7');
+  if (!c.classifier.versions.v7 && usesV7) {
+    for (const t of new Set([V7.default, ...V7.rules.map((r) => r.tier)])) {
+      if (tiers.has(t)) continue;
+      ctx.addIssue({ code: 'custom', path: ['classifier', 'versions', 'v7'], message: `unknown tier "${t}" (tiers: ${[...tiers].join(', ')}), which the built-in v7 routes to: define it, or give v7 rules of your own here` });
+    }
   }
 }
