@@ -168,9 +168,18 @@ ${ledgerHint(stack)}`;
  */
 function configNotes(stack: DevStack): string {
   if (stack.configFile === undefined) return '';
+  const runtime = stack.tiergate.app.config.current();
   const notes = [`  # with --config ${stack.configFile}: the cache lines below hold only if it turns the cache on for you`];
-  if (stack.tiergate.app.config.current().config.auth.mode === 'api_key') {
+  if (runtime.config.auth.mode === 'api_key') {
     notes.push(`  # it asks for API keys: add -H 'authorization: Bearer <your key>' to each request, or each is a 401`);
+  }
+  // The examples name the defaults' tiers and v7's keywords: under other tiers or rules they route otherwise.
+  const tiers = [...runtime.tiers.keys()];
+  if (runtime.classifierVersion !== 'v7' || tiers.join() !== 'weak,strong') {
+    notes.push(`  # its tiers are ${tiers.join(', ')} and its classifier ${runtime.classifierVersion}: the tiers and rules named below are the defaults' (weak, strong; v7)`);
+  }
+  if (!runtime.config.routing.models.serve) {
+    notes.push('  # it leaves routing.models.serve off: /v1/models below is answered by a backend, not by tiergate');
   }
   return `${notes.join('\n')}\n\n`;
 }

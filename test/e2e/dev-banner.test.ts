@@ -1,6 +1,9 @@
 // The curl examples `tiergate dev` prints when it starts (what `npm start` shows a newcomer), run against the
 // stack that printed them: each must do what its comment says. Run with fetch, from the banner's own text (its
 // flags, headers and bodies), so the test needs no curl and reads exactly what a user would paste.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devBanner, type DevStack } from '../../src/dev/dev-stack.js';
@@ -140,7 +143,35 @@ describe("tiergate dev's printed examples", () => {
     } finally {
       await keyed.stop();
     }
-    // On dev's defaults, neither note.
+    // On dev's defaults, no note.
     expect(devBanner(stack)).not.toContain('# with --config');
+    expect(devBanner(stack)).not.toContain('# its tiers are');
+    expect(devBanner(stack)).not.toContain('routing.models.serve');
+  });
+
+  it('under a --config of other tiers and rules, says that the examples name the defaults’, and who answers /v1/models', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-banner-'));
+    const configFile = join(dir, 'tiers.yaml');
+    writeFileSync(configFile, 'tiers: { small: { model: a }, large: { model: b } }\nclassifier: { active: v8, versions: { v8: { default: small, rules: [] } } }\n');
+    const other = await startTestDevStack({ configFile });
+    try {
+      const banner = devBanner(other);
+      expect(banner).toContain("  # its tiers are small, large and its classifier v8: the tiers and rules named below are the defaults' (weak, strong; v7)\n");
+      expect(banner).toContain('  # it leaves routing.models.serve off: /v1/models below is answered by a backend, not by tiergate\n');
+      // Which is what happens: the mock's own list, not tiergate's.
+      const models = examples(banner).find((e) => e.words.some((w) => w.endsWith('/v1/models'))) as Example;
+      const r = await runCurl(models.words);
+      expect((JSON.parse(r.body) as { data: Array<{ id: string }> }).data.map((m) => m.id)).not.toContain('auto');
+    } finally {
+      await other.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The defaults' tiers under another file: that note only where something differs.
+    const same = await startTestDevStack({ configFile: fileURLToPath(new URL('../../examples/tenants.yaml', import.meta.url)) });
+    try {
+      expect(devBanner(same)).not.toContain('# its tiers are');
+    } finally {
+      await same.stop();
+    }
   });
 });
