@@ -36,7 +36,13 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName =
   const interpolated = interpolateEnv(raw, env, problems);
   const parsed = configSchema.safeParse(interpolated);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push({ path: paramName(issue.path) || '(root)', message: issue.message });
+    // A variable that is not set reads as '' so that the rest of the file is still checked; what the schema then
+    // says about that '' (too short, not a URL) is not a second problem of the user's.
+    const unset = new Set(problems.map((p) => p.path));
+    for (const issue of parsed.error.issues) {
+      const path = paramName(issue.path) || '(root)';
+      if (!unset.has(path)) problems.push({ path, message: issue.message });
+    }
   }
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
   return { ok: true, config: parsed.data, source: text };

@@ -47,6 +47,22 @@ describe('what is not a syntax error but still refused', () => {
     expect(parseConfigText(text, { TG_PREFIX: '-a' })).toMatchObject({ ok: true, config: { budgets: { redis: { keyPrefix: 'tg-a:' } } } });
   });
 
+  it('an unset variable is one problem: not also what the schema says of the empty text it leaves', () => {
+    // examples/tiergate.yaml checked without its variables said "Too small: expected string to have >=16
+    // characters" under each missing one; other problems of the file are still reported.
+    const text = 'ledger:\n  userHashKey: ${HASH_KEY}\nbudgets:\n  redis: { url: "${REDIS_URL}" }\nserver: { drainDelayMs: -1 }\n';
+    expect(problems(text)).toEqual([
+      { path: 'ledger.userHashKey', message: 'environment variable HASH_KEY is not set' },
+      { path: 'budgets.redis.url', message: 'environment variable REDIS_URL is not set' },
+      { path: 'server.drainDelayMs', message: 'Too small: expected number to be >=0' },
+    ]);
+    // Set but too short, the schema's problem is the one reported.
+    expect(problems(text, { HASH_KEY: 'short', REDIS_URL: 'redis://127.0.0.1:6379' })).toEqual([
+      { path: 'server.drainDelayMs', message: 'Too small: expected number to be >=0' },
+      { path: 'ledger.userHashKey', message: 'Too small: expected string to have >=16 characters' },
+    ]);
+  });
+
   it('nesting: 64 levels is the limit, counted from the top', () => {
     // The deepest object at depth 63 is past no limit (the schema then has its say); at depth 64 it is refused.
     const nested = (depth: number) => `x: ${'{a: '.repeat(depth - 1)}{}${'}'.repeat(depth - 1)}\n`;
