@@ -66,6 +66,20 @@ it('a file saved again unchanged, or touched, is no reload; nor is one rewritten
   await expect.poll(() => heard.events, { timeout: 3000 }).toEqual(['reloaded small-v2', 'reloaded small-v3']);
 });
 
+it('another file changing in the directory is no reload; a watch that fails is a rejection naming the file', async () => {
+  const { dir, file, heard, store } = watchedStore(20);
+  // After a rejection too, when the file itself would be read and applied again (and reported again).
+  writeFileSync(file, BAD);
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual([BAD_EVENT]);
+  writeFileSync(join(dir, 'notes.txt'), 'x');
+  writeFileSync(join(dir, 'tiergate.yaml.swp'), text(2));
+  await settle();
+  expect(heard.events).toEqual([BAD_EVENT]);
+  // What fs.watch reports as an error (inotify's watch limit reached, say) is counted like any failed reload.
+  (store as unknown as { watcher: import('node:fs').FSWatcher }).watcher.emit('error', new Error('ENOSPC: System limit for number of file watchers reached'));
+  expect(heard.events).toEqual([BAD_EVENT, `rejected ${file}: watch failed: ENOSPC: System limit for number of file watchers reached`]);
+});
+
 it('a vet that fails is a rejected config, never an error out of the reload (which runs from a file watch)', async () => {
   const store = new ConfigStore(runtime(text(1)), text(1), async () => {
     throw new Error('the regex check worker exited');
