@@ -373,6 +373,11 @@ describe('numbers beyond the range of a double', () => {
     expect(e.message).toBe('The request body nests arrays and objects more than 3 levels deep.');
     // Within the limit, the number is what is refused.
     expect(err(() => parseLlmRequest('chat', Buffer.from('{"messages":[{"role":"user","content":"x"}],"m":[[[1e400]]]}'), 4)).param).toBe('m[0][0][0]');
+    // A number in range before a branch too deep does not end the walk.
+    expect(err(() => parseLlmRequest('chat', Buffer.from('{"n":1,"messages":[{"role":"user","content":"x"}],"m":[[[]]]}'), 3)).message).toBe('The request body nests arrays and objects more than 3 levels deep.');
+    // Every kind of value may come before the one refused.
+    const mixed = '{"messages":[{"role":"user","content":"x"}],"a":null,"b":true,"c":"s","d":[1,{"e":null}],"f":{"g":-1e400}}';
+    expect(err(() => parseLlmRequest('chat', Buffer.from(mixed))).param).toBe('f.g');
   });
 });
 
