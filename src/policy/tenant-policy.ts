@@ -59,10 +59,15 @@ export class TenantDirectory {
 
   private resolve(tenant: string): TenantPolicy {
     const { tenants, plans } = this.config;
+    const own = tenants[tenant];
     const layers: Fields[] = [];
-    for (const entry of [tenants['*'], tenants[tenant]]) {
+    for (const entry of [tenants['*'], own]) {
       if (!entry) continue;
-      if (entry.plan !== undefined && plans[entry.plan]) layers.push(plans[entry.plan] as Fields);
+      // The "*" entry's plan is the plan of a tenant that names none. A tenant on a plan of its own does not take
+      // the default plan's limits as well: under `"*": { plan: free }`, a paid plan that sets no daily token budget
+      // was held to free's, and one that lists no models to free's models. The "*" entry's own fields still apply.
+      const plan = entry === own || own?.plan === undefined ? entry.plan : undefined;
+      if (plan !== undefined && plans[plan]) layers.push(plans[plan] as Fields);
       layers.push(entry);
     }
     const pick = <K extends keyof Fields>(k: K): Fields[K] => {

@@ -56,12 +56,24 @@ describe('tenant policy layering', () => {
   it.each([
     // an unlisted tenant gets "*" (and its plan)
     ['newco', { plan: 'free', models: new Set(['weak']), requestsPerMinute: 60, dailyTokenBudget: 1000, featureHeader: 'x-app' }],
-    // its own plan overrides the "*" plan's fields; its own fields override both
-    ['acme', { plan: 'pro', models: new Set(['weak']), requestsPerMinute: 600, dailyTokenBudget: 50_000, featureHeader: 'x-app' }],
-    ['initech', { plan: 'free', requestsPerMinute: 60, tokensPerMinute: 99 }],
+    // its own plan replaces the "*" plan (nothing of free's: not its models, not its daily budget); the "*"
+    // entry's own fields still apply, and its own fields override all
+    ['acme', { plan: 'pro', models: undefined, requestsPerMinute: 600, dailyTokenBudget: 50_000, featureHeader: 'x-app' }],
+    // an entry that names no plan is on the "*" plan
+    ['initech', { plan: 'free', models: new Set(['weak']), requestsPerMinute: 60, dailyTokenBudget: 1000, tokensPerMinute: 99 }],
   ])('%s', (tenant, want) => {
     expect(rt.tenants.policyFor(tenant)).toMatchObject({ tenant, ...want });
   });
+  it('a paid plan of cost budgets only, under a free default: none of free\'s limits (until 2026-12-06 it had them all)', () => {
+    // The README's own example: `paid` sets dollars, `"*"` is on `free`. A paid tenant was held to free's 60
+    // requests a minute and 200,000 tokens a day, and only the models it listed itself kept it off free's list.
+    const paid = runtimeFor({
+      plans: { free: { models: ['weak'], requestsPerMinute: 60, dailyTokenBudget: 200_000, onTierDenied: 'refuse' }, paid: { dailyCostBudgetUsd: 25 } },
+      tenants: { '*': { plan: 'free', priority: 3 }, globex: { plan: 'paid' } },
+    }).tenants.policyFor('globex');
+    expect(paid).toMatchObject({ plan: 'paid', models: undefined, requestsPerMinute: undefined, dailyTokenBudget: undefined, dailyCostBudgetUsd: 25, onTierDenied: 'downgrade', priority: 3 });
+  });
+
   it('with no tenants configured: every model, no limits, the ledger feature header, no cache', () => {
     expect(runtimeFor({}).tenants.policyFor('default')).toEqual({
       tenant: 'default',
