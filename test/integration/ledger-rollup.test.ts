@@ -520,6 +520,8 @@ describe('tiergate ledger rollup', () => {
     const allowed = cli([...args, '--day', '2026-11-22', '--allow-trimmed']);
     expect(allowed.status).toBe(0);
     expect(JSON.parse(allowed.stdout)).toMatchObject({ requests: 1, trimmed_before: lost });
+    // Summed all the same, the loss is still said on stderr, not only in the output's own field.
+    expect(allowed.stderr).toBe(`${s} has lost the entries added before ${lost} (trimmed by the redis sink's maxLen): rows of 2026-11-22 may be missing from it, so the totals would be too low.\n`);
     expect(cli(['ledger', 'rollup', '--redis', redis.url, '--stream', s, '--day', '2026-11-22', '--allow-trimmed']).stdout).toContain(
       `INCOMPLETE            the Redis stream has lost the entries added before ${lost} (trimmed: maxLen)`,
     );
