@@ -1,7 +1,7 @@
 // Holds the current runtime and swaps it atomically when the config file changes.
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import type { InterpolationProblem } from './interpolate.js';
 import { compileConfigText, type Runtime } from './runtime.js';
 
@@ -78,7 +78,10 @@ export class ConfigStore {
    * Watches the file's directory, not the file: editors replace files by rename and Kubernetes swaps a
    * ConfigMap by re-pointing the `..data` symlink, and both drop a watch on the file itself.
    */
-  watch(file: string, env: NodeJS.ProcessEnv, listener: ReloadListener, debounceMs = 150, rearmMs = 1000): void {
+  watch(configFile: string, env: NodeJS.ProcessEnv, listener: ReloadListener, debounceMs = 150, rearmMs = 1000): void {
+    // Absolute, so that the directory's own events name it: a watch on "." (a config named without a directory)
+    // reports nothing at all when the directory goes.
+    const file = resolve(configFile);
     const dir = dirname(file);
     const name = basename(file);
     const scheduleReload = () => {

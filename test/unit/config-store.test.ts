@@ -3,6 +3,7 @@
 import { mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { afterEach, expect, it } from 'vitest';
 import { ConfigStore, type ReloadListener } from '../../src/config/config-store.js';
 import { compileConfigText, type Runtime } from '../../src/config/runtime.js';
@@ -225,6 +226,25 @@ it('a directory replaced by another (renamed over) is the one watched: the old o
   writeFileSync(file, text(3));
   await expect.poll(() => heard.events, { timeout: 3000 }).toEqual(['reloaded small-v2', 'reloaded small-v3']);
   expect(store.current().tiers.get('weak')?.model).toBe('small-v3');
+});
+
+// process.chdir is not allowed in worker threads, the pool Stryker's runner uses (test/mutation/vitest.config.ts).
+it.skipIf(!isMainThread)('a config named without its directory (the working directory) is watched the same: its removal is seen', async () => {
+  const { dir, heard, store } = watchedStore(20, { rearmMs: 50 });
+  store.close();
+  // The same directory, named relative to the working directory: a watch on "." heard nothing when it went.
+  const cwd = process.cwd();
+  process.chdir(dir);
+  try {
+    store.watch('tiergate.yaml', {}, heard, 20, 50);
+  } finally {
+    process.chdir(cwd);
+  }
+  rmSync(dir, { recursive: true });
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual([`rejected ${join(dir, 'tiergate.yaml')}: its directory ${dir} was removed; changes are applied again once it is back`]);
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'tiergate.yaml'), text(2));
+  await expect.poll(() => heard.events.at(-1), { timeout: 3000 }).toBe('reloaded small-v2');
 });
 
 it('closed while its directory is gone, the store stops looking for it', async () => {
