@@ -402,6 +402,13 @@ describe('tiergate eval and keywords', () => {
     expect(run(['eval', fixture('labelled.jsonl'), '--max-misroute=']).stderr).toBe('tiergate eval: --max-misroute expects a fraction between 0 and 1, got ""\n');
     expect(run(['eval', fixture('labelled.jsonl'), '--disagreements=']).status).toBe(2);
     expect(run(['keywords']).status).toBe(2);
+    // Two files: one is evaluated, never both silently read as one.
+    expect(run(['eval', fixture('labelled.jsonl'), fixture('false-weak.jsonl')])).toMatchObject({ status: 2, stderr: `tiergate eval: name one labelled file, got 2: ${fixture('labelled.jsonl')} ${fixture('false-weak.jsonl')}\n` });
+    expect(run(['keywords', '--from', fixture('false-weak.jsonl'), '--version', 'v99'])).toMatchObject({ status: 2, stderr: 'tiergate keywords: unknown classifier version "v99"\n' });
+    // A config that does not load: its problems, and nothing evaluated.
+    const bad = file('tiers: { weak: { model: 7 } }\n');
+    const refused = run(['eval', fixture('labelled.jsonl'), '--config', bad]);
+    expect([refused.status, refused.stdout, refused.stderr]).toEqual([1, '', `tiergate eval: ${bad}: tiers.weak.model: Invalid input: expected string, received number\n`]);
     const missing = run(['eval', '/nonexistent/labels.jsonl']);
     expect([missing.status, missing.stderr]).toEqual([1, 'tiergate eval: /nonexistent/labels.jsonl: no such file\n']);
     // A directory: one line naming it, in either format (a CSV one crashed with a stack trace until 2026-12-05).
@@ -419,6 +426,18 @@ describe('tiergate eval and keywords', () => {
     expect(r.stdout).toContain('6 false-weak rows, 2 correctly-weak rows');
     expect(r.stdout).toMatch(/쿠버네티스\s+3\s+0\s+"쿠버네티스에서 파드가 계속 재시작돼요"/);
     expect(r.stdout).toMatch(/python\s+2\s+0\s+"Write a python script to parse logs"/);
+  });
+
+  it('keywords reads the config\'s active version unless --version names one; --json says which', () => {
+    const active = file('classifier:\n  active: v8\n  versions:\n    v8: { rules: [{ name: keyword, tier: strong, when: [{ anyKeyword: [python] }] }], default: weak }\n');
+    const r = run(['keywords', '--from', fixture('false-weak.jsonl'), '--config', active, '--json']);
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as { version: string; candidates: Array<{ term: string }> };
+    expect(out.version).toBe('v8');
+    // v8 already sends "python" to the strong tier: it is no candidate there, as it is under v7.
+    expect(out.candidates.map((c) => c.term)).not.toContain('python');
+    const v7 = JSON.parse(run(['keywords', '--from', fixture('false-weak.jsonl'), '--config', active, '--version', 'v7', '--min-rows', '2', '--json']).stdout) as typeof out;
+    expect([v7.version, v7.candidates.map((c) => c.term)]).toEqual(['v7', expect.arrayContaining(['python'])]);
   });
 });
 
