@@ -22,12 +22,15 @@ const JSON_ENTRY = {
   },
 };
 
-// KEYS[1] the entry, KEYS[2] its tenant's index (entry keys scored by expiry, ms). ARGV: value, ttl ms, cap.
-// Returns how many entries made room. Deleted entries are the tenant's own: in KEYS[2]'s slot by construction.
+// KEYS[1] the entry, KEYS[2] its tenant's index (entry keys scored by expiry, in ms with the microseconds as a
+// fraction). ARGV: value, ttl ms, cap. Returns how many entries made room. Deleted entries are the tenant's own:
+// in KEYS[2]'s slot by construction. Whole milliseconds tied for entries stored within one (a burst of answers),
+// and ties go by key name, so the cap removed one of them at random instead of the first stored; a double near
+// 1.8e12 still tells microseconds apart (its step is 2^-12 ms).
 const SET_CAPPED = `
 local ttl, cap = tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
