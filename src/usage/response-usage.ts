@@ -72,6 +72,7 @@ export class ResponseUsageCollector {
   /** The body's content codings, undone as it streams past; undefined for a plain body. */
   private readonly decoder: StreamDecoder | undefined;
   private chunks: Buffer[] = [];
+  /** Plain bytes of the body read so far (after its codings are undone). */
   private bytes = 0;
   /** The body is not read (too large, or in a coding that cannot be undone). */
   private givenUp = false;
@@ -137,6 +138,7 @@ export class ResponseUsageCollector {
    */
   private read(plain: Buffer, owned: boolean): void {
     if (this.givenUp) return;
+    this.bytes += plain.length;
     if (this.sse) this.sse.push(plain);
     else if (this.members) this.members.push(plain);
     else if (this.kind === 'json') this.keep(plain, owned);
@@ -144,7 +146,6 @@ export class ResponseUsageCollector {
 
   /** Holds a chunk of a JSON body until the body ends. */
   private keep(chunk: Buffer, owned: boolean): void {
-    this.bytes += chunk.length;
     if (this.bytes > this.maxJsonBytes) return this.unreadable();
     // Copied unless it is read right now or is ours: the transport's buffer is not ours to keep.
     this.chunks.push(owned ? chunk : Buffer.from(chunk));
@@ -162,7 +163,8 @@ export class ResponseUsageCollector {
     if (this.finished) return this.finished;
     if (!this.givenUp) this.decoder?.end(); // what the decompressors still hold
     if (this.sse) this.sse.end();
-    else if (this.members && !this.givenUp) this.onMembers(this.members.finish());
+    // An empty body showed nothing and hid nothing: it is not parsed, and not unread.
+    else if (this.members && !this.givenUp && this.bytes > 0) this.onMembers(this.members.finish());
     else if (this.kind === 'json' && !this.givenUp && this.chunks.length > 0) {
       const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
       this.onJson(body.toString('utf8'));
@@ -188,10 +190,11 @@ export class ResponseUsageCollector {
     try {
       body = JSON.parse(text);
     } catch {
-      this.observer?.spoil();
-      return;
+      // A JSON answer that does not parse (cut short by a proxy, a backend's bug) shows nothing of what was
+      // generated: unread, as an HTML page would be, so its estimate is not priced as the prompt alone.
+      return this.unreadable();
     }
-    if (!isObject(body)) return this.observer?.spoil();
+    if (!isObject(body)) return this.unreadable();
     this.done = true;
     if (body.object === 'response') return this.onResponse(body);
     // A compaction's answer: its history replaced by items, one of them sealed.
@@ -211,7 +214,7 @@ export class ResponseUsageCollector {
 
   /** The top-level members of a JSON answer not kept whole; undefined when it was not a whole JSON object. */
   private onMembers(members: Record<string, unknown> | undefined): void {
-    if (!members) return;
+    if (!members) return this.unreadable();
     this.done = true;
     this.readCommon(members);
   }

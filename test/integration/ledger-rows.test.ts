@@ -591,6 +591,13 @@ describe('ledger rows for every ending', () => {
       const unreadable = await rowFor(t, 'unreadable-answer');
       expect(unreadable).toMatchObject({ usage_source: 'estimated', cost_usd: null });
       expect(unreadable.usage.input_tokens).toBeGreaterThan(0);
+      // A JSON answer that does not parse (cut short on its way): what it generated was not seen either. Before
+      // 2026-12-06 it was priced as its prompt alone, where an HTML page in its place was unpriced.
+      const broken = await routed(t, { headers: [['x-request-id', 'broken-json']] });
+      await broken.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await broken.sendResponseBody(Buffer.from('{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"content":"Hel'), true);
+      broken.close();
+      expect(await rowFor(t, 'broken-json')).toMatchObject({ status: 'success', usage_source: 'estimated', usage: { output_tokens: 0 }, cost_usd: null });
       // A backend that reports a total and no split: the total counts (the budget takes it), the split that prices
       // it was never reported. Before, its 0 in and 0 out priced it at $0.
       const totalOnly = await routed(t, { headers: [['x-request-id', 'total-only']] });
@@ -598,7 +605,7 @@ describe('ledger rows for every ending', () => {
       await totalOnly.sendResponseBody(jsonBody({ id: 'c1', object: 'chat.completion', model: 'weak-model', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { total_tokens: 15 } }), true);
       totalOnly.close();
       expect(await rowFor(t, 'total-only')).toMatchObject({ usage_source: 'reported', usage: { input_tokens: 0, output_tokens: 0, total_tokens: 15 }, cost_usd: null });
-      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total', { reason: 'unmeasured' })).toBe(4);
+      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total', { reason: 'unmeasured' })).toBe(5);
       expect(await metricValue(t.app, 'tiergate_unpriced_requests_total', { reason: 'price' })).toBe(0);
       // Each logged as what was not seen (these models have prices), never as an unpriced model.
       const logged = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => String(l.event).startsWith('ledger.un'));

@@ -396,12 +396,26 @@ describe('the generated text kept for an estimate, as real streams send it', () 
     expect(read(body.length - 1)).toMatchObject({ unread: true, complete: false, model: undefined, usage: undefined });
   });
 
-  it('a body read only for its members (embeddings) that is not a JSON object gives nothing and throws nothing', () => {
-    for (const text of ['[1,2,3]', 'not json', '']) {
+  it('a body read only for its members (embeddings) that is not a JSON object gives nothing, throws nothing, and is unread', () => {
+    for (const text of ['[1,2,3]', 'not json', '{"model":"m","usage":{"prompt_tokens":3']) {
       const c = new ResponseUsageCollector('json', undefined, undefined, undefined, true);
       c.push(Buffer.from(text));
-      expect(c.finish()).toMatchObject({ complete: false, usage: undefined, model: undefined });
+      expect(c.finish()).toMatchObject({ complete: false, usage: undefined, model: undefined, unread: true });
     }
+    // An empty body hid nothing.
+    const empty = new ResponseUsageCollector('json', undefined, undefined, undefined, true);
+    empty.push(Buffer.alloc(0), true);
+    expect(empty.finish()).toMatchObject({ complete: false, unread: false });
+  });
+
+  it('a JSON answer kept whole that does not parse, or is not an object, is unread: what it generated was not seen', () => {
+    for (const text of ['{"id":"x","choices":[{"message":{"content":"hel', 'not json', '[1,2,3]', '"text"', 'null']) {
+      const facts = collect('json', [Buffer.from(text)]);
+      expect(facts, text).toMatchObject({ complete: false, usage: undefined, unread: true, outputText: '' });
+    }
+    // A whole object is read, and an empty body is not unread (nothing was there to read).
+    expect(collect('json', [Buffer.from('{"id":"x","choices":[]}')])).toMatchObject({ complete: true, unread: false });
+    expect(collect('json', [])).toMatchObject({ complete: false, unread: false });
   });
 });
 
