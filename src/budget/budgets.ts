@@ -31,6 +31,11 @@ export interface Admission {
   reserved: number;
   /** Micro-dollars reserved against a cost budget (0 without one). */
   reservedMicroUsd: number;
+  /**
+   * The reservation was reconciled: once, by whichever comes first, the response's reported usage as it ends
+   * (LlmStream) or the ledger row (settle.ts). Set by Budgets.reconcile.
+   */
+  reconciled?: boolean;
   /** For the client's response: x-ratelimit-*, x-budget-warning, x-tiergate-degraded. */
   responseHeaders: Array<[string, string]>;
 }
@@ -174,10 +179,12 @@ export class Budgets {
 
   /**
    * Frees the reservation and counts what the request really used. `actualMicroUsd` undefined: its cost is not
-   * known (no price for the model that answered), and the reservation's stands in for it. Never throws.
+   * known (no price for the model that answered), and the reservation's stands in for it. Once per admission:
+   * later calls do nothing (Admission.reconciled). Never throws.
    */
   reconcile(a: Admission, actualTokens: number, actualMicroUsd: number | undefined): void {
-    if (a.tokenBuckets.length === 0) return;
+    if (a.tokenBuckets.length === 0 || a.reconciled) return;
+    a.reconciled = true;
     this.settle(a.store, { id: a.id, buckets: a.tokenBuckets, tokens: actualTokens, microUsd: actualMicroUsd ?? a.reservedMicroUsd });
   }
 

@@ -56,7 +56,7 @@ export interface RequestRecord {
   /** Built only when an estimate is needed (most responses report their usage). */
   prompt: () => PromptForCount | undefined;
   fallbackUsed: boolean;
-  /** What the request reserved at admission; reconciled once the row's usage is known. */
+  /** What the request reserved at admission: reconciled with the row's usage, unless reported usage already settled it as the response ended (Admission.reconciled). */
   admission: Admission | undefined;
   /** The stream's span while tracing records it: ended by the settle step, with the row (row-span.ts). */
   span?: RowSpan | undefined;
@@ -74,20 +74,29 @@ export interface BuiltRow {
 /** Synchronous unless usage has to be estimated (the tokenizer yields to the event loop while it counts). */
 export function buildRow(r: RequestRecord, prices: PriceTable): BuiltRow | Promise<BuiltRow> {
   const known = knownUsage(r);
-  if (known) return rowWith(r, prices, known.source === 'none' ? known.usage : withCharacters(known.usage, r), known.source);
+  if (known) return rowWith(r, prices, known.source === 'none' ? known.usage : withCharacters(known.usage, r.inputCharacters), known.source);
   // A request tiergate did not read (a path routed without a pipeline run) has no prompt to count, unless it is a
   // speech request; an answer it did not read, nothing generated to count. Their zeros would price spend at $0.
   const prompt = r.prompt();
   const input = prompt === undefined && r.requestUnread;
   const output = r.answerUnread;
   return estimateUsage(prompt, r.facts?.outputText ?? '', r.facts?.outputChars ?? 0).then((usage) =>
-    rowWith(r, prices, withCharacters(input || output ? { ...usage, unmeasured: { input, output } } : usage, r), 'estimated'),
+    rowWith(r, prices, withCharacters(input || output ? { ...usage, unmeasured: { input, output } } : usage, r.inputCharacters), 'estimated'),
   );
 }
 
-/** No answer counts a speech request's characters: they come from the request. */
-function withCharacters(usage: Usage, r: RequestRecord): Usage {
-  return r.inputCharacters === 0 ? usage : { ...usage, inputCharacters: r.inputCharacters };
+/** No answer counts a speech request's characters: they come from the request (RequestRecord.inputCharacters). */
+export function withCharacters(usage: Usage, inputCharacters: number): Usage {
+  return inputCharacters === 0 ? usage : { ...usage, inputCharacters };
+}
+
+/**
+ * The price of what a row counts: the answering model's, else the routed model's; a cache hit's tool calls were
+ * made for someone else. One function for the row and for the budget's settle as the response ends
+ * (ResponseAccounting.reportedCharge), so that the two never differ.
+ */
+export function costOfUsage(prices: PriceTable, usage: Usage, facts: ResponseFacts | undefined, routedModel: string | null, hit = false): Cost | undefined {
+  return prices.cost(usage, [facts?.model, routedModel ?? undefined], facts?.serviceTier, hit ? undefined : facts?.toolCalls);
 }
 
 /** The row's cost: its tool calls' part only when they were priced, so rows without any keep their shape. */
@@ -101,8 +110,7 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
   const modelResolved = hit?.model ?? r.facts?.model ?? r.routedModel;
   const nothingSpent = source === 'none';
   const toolCalls = hit ? undefined : r.facts?.toolCalls;
-  const priceNames = [r.facts?.model, r.routedModel ?? undefined];
-  const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : prices.cost(usage, priceNames, r.facts?.serviceTier, toolCalls);
+  const cost = nothingSpent ? { input: 0, output: 0, total: 0, priceTableVersion: prices.version } : costOfUsage(prices, usage, r.facts, r.routedModel, hit !== undefined);
   const row: LedgerRow = {
     schema_version: LEDGER_SCHEMA_VERSION,
     event_id: newId(),
@@ -158,7 +166,7 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
   };
   const unpriced = cost === undefined;
   // Unpriced for what was not seen, rather than for the model's price (missing, or not for this service tier).
-  if (unpriced && usage.unmeasured && prices.cost({ ...usage, unmeasured: undefined }, priceNames, r.facts?.serviceTier, toolCalls)) {
+  if (unpriced && usage.unmeasured && costOfUsage(prices, { ...usage, unmeasured: undefined }, r.facts, r.routedModel, hit !== undefined)) {
     return { row, unpriced, unmeasured: usage.unmeasured };
   }
   return { row, unpriced };

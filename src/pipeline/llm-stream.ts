@@ -309,6 +309,7 @@ export class LlmStream implements StreamHandler {
   responseBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
     if (this.pathKind === 'other') return this.conversation ? this.claimConversation(this.conversation, chunk, endOfStream) : CONTINUE;
     const usage = this.acc.responseBody(chunk, endOfStream);
+    if (usage) this.responseEnded();
     let decision = usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
     const replaced = this.usageFilter?.push(chunk, endOfStream);
     if (replaced) decision = withBody(decision, replaced, this.acc.buffered);
@@ -361,7 +362,22 @@ export class LlmStream implements StreamHandler {
 
   responseTrailers(trailers: HeaderMap): Decision {
     if (this.pathKind === 'other') return CONTINUE;
-    return finalAnswer(this.acc.responseTrailers(trailers), false);
+    const usage = this.acc.responseTrailers(trailers);
+    this.responseEnded();
+    return finalAnswer(usage, false);
+  }
+
+  /**
+   * The response is over, before Envoy passes its end on to the client: usage the backend reported settles the
+   * tenant's reservation now. Waiting for the ledger row (a batch, up to 5 × ledger.lingerMs after the stream
+   * ends) left a client that sends its next request at once charged for the last one's whole reservation, and
+   * refused near its limit for tokens it never used.
+   */
+  private responseEnded(): void {
+    const admission = this.wait?.pending ? undefined : this.state?.admission;
+    if (!admission || admission.tokenBuckets.length === 0) return;
+    const charge = this.acc.reportedCharge();
+    if (charge) this.deps.budgets.reconcile(admission, charge.tokens, charge.microUsd);
   }
 
   end(reason: StreamEnd): void {

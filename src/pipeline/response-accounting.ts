@@ -4,7 +4,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { Admission } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
-import type { RequestRecord } from '../ledger/build-row.js';
+import { costOfUsage, withCharacters, type RequestRecord } from '../ledger/build-row.js';
 import type { LlmRequest } from '../llm/parse-request.js';
 import { mediaParts, messageText } from '../classify/prompt-text.js';
 import { bodyDecoder } from '../usage/content-encoding.js';
@@ -21,6 +21,7 @@ import { headerText } from '../extproc/header-codec.js';
 import { codePointLength } from '../classify/prompt-text.js';
 import { SPEECH_PATH, SpeechRequest } from '../usage/speech-request.js';
 import type { RowSpan } from '../telemetry/row-span.js';
+import { microUsdOf, type Cost } from '../usage/price-table.js';
 
 /** Values emitted to Envoy as dynamic metadata under the `tiergate` namespace on the final response answer. */
 export type UsageMetadata = Record<string, string | number | boolean>;
@@ -166,12 +167,25 @@ export class ResponseAccounting {
     this.facts = this.collector?.finish();
   }
 
+  /**
+   * What the reported usage charges once the response is over, as its row will count it (build-row.ts): the
+   * tenant's reservation is settled with it at once (LlmStream), not when the row is built a ledger batch later.
+   * Undefined without reported usage: an estimate needs the tokenizer, and waits for the row.
+   */
+  reportedCharge(): { tokens: number; microUsd: number | undefined } | undefined {
+    const usage = this.reportedUsage();
+    return usage && { tokens: usage.totalTokens, microUsd: microUsdOf(this.reportedCost(usage)?.total) };
+  }
+
+  private reportedCost(usage: Usage): Cost | undefined {
+    return costOfUsage(this.runtime.prices, withCharacters(usage, this.inputCharacters()), this.facts, this.routedTier?.model ?? null);
+  }
+
   /** Reported numbers only: an estimate needs the tokenizer, which never runs on the answer path. */
   private metadata(): UsageMetadata {
     const usage = this.reportedUsage();
     if (!usage) return { usage_source: 'none_reported' };
-    const facts = this.facts;
-    const cost = this.runtime.prices.cost(usage, [facts?.model, this.routedTier?.model], facts?.serviceTier, facts?.toolCalls);
+    const cost = this.reportedCost(usage);
     const md: UsageMetadata = {
       input_tokens: usage.inputTokens,
       output_tokens: usage.outputTokens,

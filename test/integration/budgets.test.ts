@@ -10,7 +10,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type ExtProcSession, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
 import { countTokens } from '../../src/llm/tokenizer.js';
-import { jsonBody, metricValue, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { jsonBody, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 const servers = redisAndClusterForFile();
 
@@ -675,6 +675,53 @@ describe('token budgets', () => {
     expect(o.kind).toBe('continue');
     expect((await dayCounted(t, c.t)) - chatReserved).toBeGreaterThan(100 + fileTokens);
     s.close();
+  });
+
+  it.each(['memory', 'redis'] as const)("%s: reported usage settles the reservation as the response ends, before the stream closes or the row is built: the next request finds it freed", async (store) => {
+    const c = clock();
+    // A ledger batch that waits 10 s: a reconcile left to the row would still hold the reservation below.
+    const t = await tiergate({ tenants: { '*': { dailyTokenBudget: 2500, dailyCostBudgetUsd: 1 } }, ledger: { lingerMs: 10_000 } }, c.now, store);
+    const body = hi({ max_tokens: 1000 });
+    const a = await request(t, body, 'first');
+    expect(a.o.kind).toBe('continue');
+    const reservation = await dayCounted(t, c.t);
+    expect(reservation).toBeGreaterThan(1000);
+    // The answer's last piece, with its usage; Envoy has not closed the stream yet (it does after the client got it).
+    await a.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await a.s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'weak-model', choices: [], usage: { prompt_tokens: 20, completion_tokens: 10, total_tokens: 30 } }), true);
+    await expect.poll(() => dayCounted(t, c.t)).toBe(30);
+    // 20 in and 10 out on weak-model ($0.10 and $0.40 per million): 2 + 4 micro-dollars.
+    expect(await microUsdCounted(t, c.t)).toBe(6);
+    const dollarsReserved = async () => (await microUsdCounted(t, c.t)) - 6;
+    // A client that sends its next requests at once: two fit beside what was used (30 + 2 × ~1010 ≤ 2500), where
+    // the first one's reservation still held would have left room for one.
+    const b = await request(t, body);
+    const d = await request(t, body);
+    expect([b.o.kind, d.o.kind]).toEqual(['continue', 'continue']);
+    const othersMicroUsd = await dollarsReserved();
+    // The stream ends and its row is built: the same tokens and dollars as settled, reconciled once (not again).
+    a.s.close();
+    const row = await rowFor(t, 'first');
+    expect(row.usage.total_tokens).toBe(30);
+    expect(row.cost_usd?.total).toBe(0.000006);
+    expect(await dayCounted(t, c.t)).toBe(30 + 2 * reservation);
+    expect(await dollarsReserved()).toBe(othersMicroUsd);
+    b.s.close();
+    d.s.close();
+  });
+
+  it('a response without reported usage keeps its reservation until its row estimates what it used', async () => {
+    const c = clock();
+    const t = await tiergate({ tenants: { '*': { dailyTokenBudget: 2500 } }, ledger: { lingerMs: 10_000 } }, c.now);
+    const a = await request(t, hi({ max_tokens: 1000 }), 'estimated');
+    const reservation = await dayCounted(t, c.t);
+    await a.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await a.s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'weak-model', choices: [{ index: 0, message: { role: 'assistant', content: 'Hi there' }, finish_reason: 'stop' }] }), true);
+    expect(await dayCounted(t, c.t)).toBe(reservation);
+    a.s.close();
+    const row = await rowFor(t, 'estimated');
+    expect(row.usage_source).toBe('estimated');
+    expect(await dayCounted(t, c.t)).toBe(row.usage.total_tokens);
   });
 
   it('a stream cancelled after admission releases its reservation', async () => {

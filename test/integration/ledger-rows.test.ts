@@ -641,7 +641,11 @@ describe('ledger rows for every ending', () => {
       await s.sendResponseHeaders([[':status', String(status)], ['content-type', contentType]], false);
       await s.sendResponseBody(Buffer.from(answer), true);
       s.close();
-      return rowFor(t, id);
+      const row = await rowFor(t, id);
+      // Envoy's metadata prices reported usage as the row does, the characters spoken included (before
+      // 2026-12-06 it left them out).
+      if (row.usage_source === 'reported') expect(s.dynamicMetadata.tiergate?.cost_usd).toBe(row.cost_usd?.total);
+      return row;
     };
     expect(input.length).toBe(13);
     const request = jsonBody({ model: 'tts-1', input, voice: 'alloy', instructions });
@@ -656,6 +660,9 @@ describe('ledger rows for every ending', () => {
         usage: { input_characters: 12, input_tokens: promptTokens, output_tokens: 0 },
         cost_usd: { input: (12 * 15) / 1e6, output: 0, total: (12 * 15) / 1e6 },
       });
+      // An answer that reports tokens (as SSE): tts-1 bills the characters all the same.
+      const reported = sseChunk({ type: 'speech.audio.done', usage: { input_tokens: 14, output_tokens: 100, total_tokens: 114 } });
+      expect(await spoken(tts1, 'tts-1-sse', request, 'text/event-stream', reported)).toMatchObject({ usage_source: 'reported', cost_usd: { total: (12 * 15) / 1e6 } });
       // A body that is not a speech request: nothing to count it by, so unpriced rather than $0.
       expect(await spoken(tts1, 'tts-1-unread', Buffer.from('not json'), 'audio/mpeg', 'ID3')).toMatchObject({ usage: { input_characters: 0 }, cost_usd: null });
       expect(await metricValue(tts1.app, 'tiergate_unpriced_requests_total')).toBe(1);

@@ -152,6 +152,20 @@ describe('what an admission holds and settles', () => {
     expect(settle).toHaveBeenCalledTimes(1);
   });
 
+  it('an admission is reconciled once: the first call settles it (the response ends), a later one (its row) sends nothing', async () => {
+    const store = new MemoryBudgetStore();
+    const settle = vi.spyOn(store, 'reconcile');
+    const { budgets, admitted, used } = setup({ tenants: { '*': { tokensPerMinute: 10_000 } } }, store);
+    const a = await admitted({ tokens: 1000 });
+    expect(a.reconciled).toBeUndefined();
+    budgets.reconcile(a, 30, undefined);
+    expect(a.reconciled).toBe(true);
+    budgets.reconcile(a, 999, undefined);
+    budgets.release(a);
+    expect(settle).toHaveBeenCalledTimes(1);
+    expect(await used('tokens_per_minute')).toBe(30);
+  });
+
   it('a cost nobody knows (no price for the model that answered) counts what was reserved for it, not $0', async () => {
     const { budgets, admitted, used } = setup({ tenants: { '*': { dailyCostBudgetUsd: 1 } } });
     budgets.reconcile(await admitted({ tokens: 100, microUsd: 5000 }), 100, undefined);
