@@ -11,6 +11,8 @@ export const ERRORS = {
   invalid_json: { status: 400, type: 'invalid_request_error', code: 'invalid_json' },
   invalid_request: { status: 400, type: 'invalid_request_error', code: 'invalid_request' },
   empty_array: { status: 400, type: 'invalid_request_error', code: 'empty_array' },
+  empty_string: { status: 400, type: 'invalid_request_error', code: 'empty_string' },
+  integer_below_min_value: { status: 400, type: 'invalid_request_error', code: 'integer_below_min_value' },
   invalid_value: { status: 400, type: 'invalid_request_error', code: 'invalid_value' },
   missing_body: { status: 400, type: 'invalid_request_error', code: 'missing_body' },
   invalid_path: { status: 400, type: 'invalid_request_error', code: 'invalid_path' },

@@ -163,6 +163,16 @@ function fieldError(err: z.ZodError, body: unknown): TiergateError {
     );
   }
   const value = valueAt(body, issue.path);
+  // The two other bounds the schemas set, worded as OpenAI words its own (zod's "Too small: expected number to
+  // be >0" is not): a model named by an empty string, and a count below its least (`n: 0`, `max_tokens: -1`).
+  if (issue.code === 'too_small' && issue.origin === 'string' && value === '') {
+    return new TiergateError('empty_string', `Invalid '${param}': empty string. Expected a string with minimum length ${String(issue.minimum)}, but got an empty string instead.`, param);
+  }
+  if (issue.code === 'too_small' && issue.origin === 'number' && typeof value === 'number') {
+    // Every bounded number here is an integer: "> 0" is ">= 1".
+    const least = Number(issue.minimum) + (issue.inclusive ? 0 : 1);
+    return new TiergateError('integer_below_min_value', `Invalid '${param}': integer below minimum value. Expected a value >= ${least}, but got ${String(value)} instead.`, param);
+  }
   // A required field that is absent: zod reports it by the type or the values it wanted (an enum such as a
   // message's role says "invalid option"); OpenAI, and so tiergate, says it is missing.
   if (value === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union')) {

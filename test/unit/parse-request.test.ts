@@ -56,7 +56,9 @@ describe('bad input', () => {
     ['stream not a boolean', 'invalid_request', 'stream', '{"messages":[{"role":"user","content":"x"}],"stream":"yes"}'],
     // The token reservation multiplies by n, so a string a backend would coerce must not pass as "one".
     ['n a string', 'invalid_request', 'n', '{"messages":[{"role":"user","content":"x"}],"n":"100"}'],
-    ['n zero', 'invalid_request', 'n', '{"messages":[{"role":"user","content":"x"}],"n":0}'],
+    ['n zero', 'integer_below_min_value', 'n', '{"messages":[{"role":"user","content":"x"}],"n":0}'],
+    ['max_tokens negative', 'integer_below_min_value', 'max_tokens', '{"messages":[{"role":"user","content":"x"}],"max_tokens":-1}'],
+    ['an empty model', 'empty_string', 'model', '{"model":"","messages":[{"role":"user","content":"x"}]}'],
   ])('%s → 400 %s naming %s', (_n, code, param, body) => {
     const e = err(() => parseLlmRequest('chat', Buffer.from(body)));
     expect([e.entry.status, e.entry.code, e.param]).toEqual([400, code, param]);
@@ -82,6 +84,10 @@ describe('bad input', () => {
     ['{"messages":[{"role":null,"content":"x"}]}', "Invalid type for 'messages[0].role': expected one of 'system', 'developer', 'user', 'assistant', 'tool', and 'function', but got null instead."],
     ['{"model":["a"],"messages":[{"role":"user","content":"x"}]}', "Invalid type for 'model': expected a string, but got an array instead."],
     ['{"messages":[]}', "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."],
+    // Bounds in OpenAI's words, not zod's ("Too small: expected number to be >0", until 2026-12-06).
+    ['{"messages":[{"role":"user","content":"x"}],"n":0}', "Invalid 'n': integer below minimum value. Expected a value >= 1, but got 0 instead."],
+    ['{"messages":[{"role":"user","content":"x"}],"max_completion_tokens":-5}', "Invalid 'max_completion_tokens': integer below minimum value. Expected a value >= 0, but got -5 instead."],
+    ['{"model":"","messages":[{"role":"user","content":"x"}]}', "Invalid 'model': empty string. Expected a string with minimum length 1, but got an empty string instead."],
   ])('says what is wrong, and whether a field is missing or of the wrong type: %s', (body, message) => {
     const e = err(() => parseLlmRequest('chat', Buffer.from(body)));
     expect([e.entry.status, e.message]).toEqual([400, message]);
@@ -94,6 +100,13 @@ describe('bad input', () => {
   ])('completions: %s → 400 naming %s', (_n, param, body) => {
     const e = err(() => parseLlmRequest('completions', Buffer.from(body)));
     expect([e.entry.status, e.param]).toEqual([400, param]);
+  });
+
+  it('the Responses API and completions word their bounds the same way', () => {
+    const r = err(() => parseLlmRequest('responses', Buffer.from('{"input":"x","max_output_tokens":-1}')));
+    expect([r.entry.code, r.param, r.message]).toEqual(['integer_below_min_value', 'max_output_tokens', "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 0, but got -1 instead."]);
+    const c = err(() => parseLlmRequest('completions', Buffer.from('{"model":"","prompt":"x"}')));
+    expect([c.entry.code, c.param]).toEqual(['empty_string', 'model']);
   });
 
   it('a value outside its list is named, bounded as any client text is (a role of a megabyte is not echoed whole)', () => {
