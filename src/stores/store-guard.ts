@@ -8,16 +8,25 @@ import { FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttle
 export class StoreGuard {
   private readonly breaker: CircuitBreaker;
   private readonly warning: ThrottledWarning;
+  /** When the breaker opened: the recovery line says how long the store was away. */
+  private openedAt = 0;
 
   constructor(
-    /** The log event of a failure, e.g. `cache.store_failed`. */
+    /** The log event of a failure, e.g. `cache.store_failed`; its recovery is logged as `cache.store_recovered`. */
     private readonly event: string,
     log: Logger,
     now: () => number,
     /** Told when the breaker opens (degraded) or closes. */
     onChange: (open: boolean) => void,
   ) {
-    this.breaker = new CircuitBreaker(now, onChange);
+    // The failure lines stop when the store is back, and silence alone does not say it is: the end of the
+    // degraded mode is one line of its own (as the ledger's sink_failed has its sink_recovered).
+    const recovered = event.replace(/_failed$/, '_recovered');
+    this.breaker = new CircuitBreaker(now, (open) => {
+      if (open) this.openedAt = now();
+      else log.info({ event: recovered, degraded_ms: now() - this.openedAt });
+      onChange(open);
+    });
     this.warning = new ThrottledWarning(log, FAILURE_LOG_INTERVAL_MS, now);
   }
 

@@ -64,7 +64,18 @@ describe('StoreGuard', () => {
     expect(logEvents(logs, 'cache.store_failed').at(-1)).toMatchObject({ op: 'set', err: 'a value too large', suppressed: 1 });
     t += 1000;
     expect(g.allows()).toBe(true); // the cooldown over: a trial call goes
+    expect(logEvents(logs, 'cache.store_recovered')).toEqual([]);
     g.succeeded();
     expect(changes).toEqual([true, false]);
+    // The end of the degraded mode is a line of its own, saying how long it lasted; a success while closed is not.
+    expect(logEvents(logs, 'cache.store_recovered').map(({ level, degraded_ms }) => ({ level, degraded_ms }))).toEqual([{ level: 'info', degraded_ms: FAILURE_LOG_INTERVAL_MS + 1000 }]);
+    g.succeeded();
+    expect(logEvents(logs, 'cache.store_recovered')).toHaveLength(1);
+    // The semantic cache's guard names its own.
+    const semantic = new StoreGuard('cache.semantic_failed', log, () => t, () => undefined);
+    semantic.failed('embed', 'down', { failures: 1, cooldownMs: 0 });
+    expect(semantic.allows()).toBe(true);
+    semantic.succeeded();
+    expect(logEvents(logs, 'cache.semantic_recovered')).toHaveLength(1);
   });
 });
