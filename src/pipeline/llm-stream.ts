@@ -374,7 +374,8 @@ export class LlmStream implements StreamHandler {
    * refused near its limit for tokens it never used.
    */
   private responseEnded(): void {
-    const admission = this.wait?.pending ? undefined : this.state?.admission;
+    // (No admission can still be running here: the request reached a backend only once its answer was decided.)
+    const admission = this.state?.admission;
     if (!admission || admission.tokenBuckets.length === 0) return;
     const charge = this.acc.reportedCharge();
     if (charge) this.deps.budgets.reconcile(admission, charge.tokens, charge.microUsd);

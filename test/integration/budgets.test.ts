@@ -710,6 +710,20 @@ describe('token budgets', () => {
     d.s.close();
   });
 
+  it('a response that ends with trailers settles on them, with the usage a configured trailer reports', async () => {
+    const c = clock();
+    const t = await tiergate({ tenants: { '*': { dailyTokenBudget: 2500 } }, ledger: { lingerMs: 10_000 }, usage: { trailer: 'x-usage' } }, c.now);
+    const a = await request(t, hi({ max_tokens: 1000 }), 'trailered', { ...RECOMMENDED_FILTER, processingMode: { ...RECOMMENDED_FILTER.processingMode, responseTrailerMode: 'SEND' } });
+    await a.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await a.s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'weak-model', choices: [] }), false);
+    expect(await dayCounted(t, c.t)).toBeGreaterThan(1000); // the body is over, the response is not
+    await a.s.sendResponseTrailers([['x-usage', JSON.stringify({ prompt_tokens: 20, completion_tokens: 20, total_tokens: 40 })]]);
+    expect(await dayCounted(t, c.t)).toBe(40);
+    a.s.close();
+    expect((await rowFor(t, 'trailered')).usage.total_tokens).toBe(40);
+    expect(await dayCounted(t, c.t)).toBe(40);
+  });
+
   it('a response without reported usage keeps its reservation until its row estimates what it used', async () => {
     const c = clock();
     const t = await tiergate({ tenants: { '*': { dailyTokenBudget: 2500 } }, ledger: { lingerMs: 10_000 } }, c.now);
