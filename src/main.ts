@@ -4,7 +4,7 @@ import { createApp, type App } from './app.js';
 import { loadConfigFile, defaultConfig, parseConfigText, type LoadResult } from './config/load.js';
 import { compileRuntime } from './config/runtime.js';
 import type { RestartOnlySetting } from './config/restart-only.js';
-import type { Config } from './config/schema.js';
+import { LOG_LEVELS, type Config } from './config/schema.js';
 import { loadTokenizer } from './llm/tokenizer.js';
 import { vetRegexes } from './classify/regex-safety.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
@@ -55,12 +55,25 @@ export async function loadInitialConfig(file: string | undefined, env: NodeJS.Pr
 /** How long a starting server waits for its shared stores' Redis before it reports ready anyway. */
 const STORE_CONNECT_WAIT_MS = 2000;
 
+/**
+ * TIERGATE_LOG_LEVEL, when set: any case (`DEBUG`), empty taken as unset (a manifest's `value: ""`). Anything
+ * else refuses to start, naming the variable, as a bad `logging.level` does; pino's own words were "default
+ * level:bogus must be included in custom levels".
+ */
+export function logLevel(env: NodeJS.ProcessEnv): (typeof LOG_LEVELS)[number] | undefined {
+  const raw = env.TIERGATE_LOG_LEVEL?.trim().toLowerCase();
+  if (!raw) return undefined;
+  const level = LOG_LEVELS.find((l) => l === raw);
+  if (level) return level;
+  throw new ConfigError([{ path: 'TIERGATE_LOG_LEVEL', message: `expected one of ${LOG_LEVELS.map((l) => `"${l}"`).join('|')}, got ${JSON.stringify((env.TIERGATE_LOG_LEVEL ?? '').slice(0, 64))}` }]);
+}
+
 export async function serve(opts: ServeOptions): Promise<Serving> {
   const env = opts.env ?? process.env;
   const { config, text } = await loadInitialConfig(opts.configFile, env, opts.defaultConfigText);
   const compiled = compileRuntime(config, env);
   if (!compiled.ok) throw new ConfigError(compiled.problems);
-  const log = createLogger(env.TIERGATE_LOG_LEVEL ?? config.logging.level);
+  const log = createLogger(logLevel(env) ?? config.logging.level);
   // Before anything listens: a classifier regex that can backtrack on client text refuses the config.
   const unsafe = await vetRegexes(config, log);
   if (unsafe.length > 0) throw new ConfigError(unsafe);
@@ -68,7 +81,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   const overridden: RestartOnlySetting[] = [];
   if (opts.listen) overridden.push('server.listen');
   if (opts.admin) overridden.push('server.admin');
-  if (env.TIERGATE_LOG_LEVEL) overridden.push('logging.level');
+  if (logLevel(env)) overridden.push('logging.level');
   const app = createApp(compiled.runtime, log, { configText: text, defaultMetrics: true, overridden });
   if (opts.configFile) app.config.watch(opts.configFile, env, app.reloadListener);
 

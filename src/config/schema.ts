@@ -12,6 +12,9 @@ import { FAILURE_RULES } from '../extproc/types.js';
 import { HOST_PORT_EXPECTED, isHostPort } from '../host-port.js';
 
 /** The redis sink's stream unless the config names one; `tiergate ledger rollup --redis` reads it without `--stream`. */
+/** pino's levels: `logging.level`, and TIERGATE_LOG_LEVEL over it. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 export const DEFAULT_LEDGER_STREAM = 'tiergate:ledger';
 
 const hostPort = z.string().refine(isHostPort, `expected ${HOST_PORT_EXPECTED}`);
@@ -142,7 +145,7 @@ const configShape = z
       .prefault({}),
     logging: z
       .strictObject({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        level: z.enum(LOG_LEVELS).default('info'),
         /** Prompt text is never logged unless an operator turns this on. */
         logPrompts: z.boolean().default(false),
       })

@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExtProcPool, RECOMMENDED_FILTER, chatRequestHeaders, getHeader } from '../../src/dev/envoy-client.js';
-import { serve, type Serving } from '../../src/main.js';
+import { ConfigError, logLevel, serve, type Serving } from '../../src/main.js';
 import { chatHeaders, jsonBody, metricValue } from '../helpers/tiergate.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -151,6 +151,22 @@ describe('config hot reload', () => {
     // The one setting the file decides is flagged; the overridden three are not.
     expect(await metricValue(s.app, 'tiergate_config_restart_required')).toBe(1);
     expect(await metricValue(s.app, 'tiergate_config_restart_required', { setting: 'cache.maxEntries' })).toBe(1);
+  });
+
+  it("TIERGATE_LOG_LEVEL: any case, empty as unset; anything else refuses to start, naming the variable, before anything listens", () => {
+    expect([logLevel({}), logLevel({ TIERGATE_LOG_LEVEL: '' }), logLevel({ TIERGATE_LOG_LEVEL: 'DEBUG' }), logLevel({ TIERGATE_LOG_LEVEL: ' warn ' })]).toEqual([undefined, undefined, 'debug', 'warn']);
+    let thrown: unknown;
+    try {
+      logLevel({ TIERGATE_LOG_LEVEL: 'verbose' });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    expect((thrown as ConfigError).problems).toEqual([{ path: 'TIERGATE_LOG_LEVEL', message: 'expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent", got "verbose"' }]);
+  });
+
+  it('a TIERGATE_LOG_LEVEL that is no level is a config error from serve, with no listener left open', async () => {
+    await expect(serve({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', env: { TIERGATE_LOG_LEVEL: 'verbose' } })).rejects.toBeInstanceOf(ConfigError);
   });
 
   it('reloads a Kubernetes ConfigMap volume, which changes by swapping its ..data symlink, and nothing else', async () => {
