@@ -11,10 +11,10 @@ import { routingSchema } from './routing-schema.js';
 import { FAILURE_RULES } from '../extproc/types.js';
 import { HOST_PORT_EXPECTED, isHostPort } from '../host-port.js';
 
-/** The redis sink's stream unless the config names one; `tiergate ledger rollup --redis` reads it without `--stream`. */
 /** pino's levels: `logging.level`, and TIERGATE_LOG_LEVEL over it. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** The redis sink's stream unless the config names one; `tiergate ledger rollup --redis` reads it without `--stream`. */
 export const DEFAULT_LEDGER_STREAM = 'tiergate:ledger';
 
 const hostPort = z.string().refine(isHostPort, `expected ${HOST_PORT_EXPECTED}`);
