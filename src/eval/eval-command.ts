@@ -6,7 +6,7 @@ import { V7 } from '../classify/v7.js';
 import { defaultConfig, loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { numberFlag, parseFlags, UsageError } from '../usage-error.js';
-import { DEFAULT_SLO, evaluate, formatEval, type Slo } from './evaluate.js';
+import { DEFAULT_SLO, evaluate, formatEval, type EvalReport, type Slo } from './evaluate.js';
 import { formatKeywords, keywordCandidates } from './keywords.js';
 import { readLabelledRows } from './labelled-rows.js';
 import { fileProblem } from '../text-lines.js';
@@ -47,7 +47,14 @@ function needFile(file: string | undefined, flag: string): string {
   return file;
 }
 
-/** Returns the exit code: 0, or 1 under --check when a version misses an SLO. */
+/** Why no row of the file could be scored, and where a label is looked for. */
+function nothingScored(r: EvalReport, labelField: string | undefined, tiers: readonly string[]): string {
+  const held = [`${r.unlabelled} without a label`, `${r.unknown_label} with a label that is no tier`, `${r.skipped} unreadable`];
+  const where = labelField === undefined ? 'its "tier" or "label" field (--label-field names another)' : `its "${labelField}" field`;
+  return `${r.file}: no row to score (${held.join(', ')}). A row's label is read from ${where} and names a tier: ${tiers.join(', ')}`;
+}
+
+/** Returns the exit code: 0, or 1 under --check when a version misses an SLO; a file with no row to score is an error. */
 export async function evalCommand(args: string[], out: (text: string) => void): Promise<number> {
   const { values, positionals } = parseFlags({
     args,
@@ -84,6 +91,8 @@ export async function evalCommand(args: string[], out: (text: string) => void): 
     slo,
     listDisagreements: count('disagreements', values.disagreements),
   });
+  // A table of dashes, an SLO "MISS" and exit 0 said nothing about why: say what the file held instead.
+  if (report.rows === 0) throw new Error(nothingScored(report, values['label-field'], Object.keys(config.tiers)));
   out(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatEval(report));
   const missed = report.versions.some((v) => !v.slo.misroute || !v.slo.weak_share);
   return values.check && missed ? 1 : 0;

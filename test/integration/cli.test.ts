@@ -390,6 +390,22 @@ describe('tiergate eval and keywords', () => {
     expect(loose.status).toBe(0);
   });
 
+  it('a file with no row to score is an error saying what it held and where a label is read (was: a table of dashes, exit 0)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-eval-empty-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const unlabelled = join(dir, 'unlabelled.jsonl');
+    writeFileSync(unlabelled, '{"prompt":"hi"}\n{"prompt":"refactor this","tier":"medium"}\n');
+    expect(run(['eval', unlabelled])).toMatchObject({
+      status: 1,
+      stdout: '',
+      stderr: `tiergate eval: ${unlabelled}: no row to score (1 without a label, 1 with a label that is no tier, 0 unreadable). A row's label is read from its "tier" or "label" field (--label-field names another) and names a tier: weak, strong\n`,
+    });
+    // Named by --label-field, and with --json too: nothing printed to parse as a report.
+    const named = run(['eval', unlabelled, '--label-field', 'expected', '--json']);
+    expect([named.status, named.stdout]).toEqual([1, '']);
+    expect(named.stderr).toContain('(2 without a label, 0 with a label that is no tier, 0 unreadable). A row\'s label is read from its "expected" field and names a tier');
+  });
+
   it('usage mistakes exit 2 with one line of explanation', () => {
     const unknown = run(['eval', fixture('labelled.jsonl'), '--versions', 'v7,v99']);
     expect([unknown.status, unknown.stderr]).toEqual([2, 'tiergate eval: unknown classifier version "v99" (versions: v7)\n']);
