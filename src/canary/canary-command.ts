@@ -104,6 +104,8 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
       // A rollback exits 1, so the CronJob's failed run is visible (and alertable) too.
       return (await canary.check()) === 'rolled-back' ? 1 : 0;
     default:
-      throw new UsageError(`unknown canary action "${action ?? ''}"`);
+      // No action at all is the likelier mistake: it was reported as an unknown action named "".
+      if (!action) throw new UsageError('name an action: status, set PERCENT, promote, rollback or check');
+      throw new UsageError(`unknown canary action "${action}" (status, set PERCENT, promote, rollback or check)`);
   }
 }

@@ -132,6 +132,13 @@ describe('tiergate canary', () => {
     expect(k.calls()).toEqual([]);
   });
 
+  it('no action, or one that is none, is a usage error listing the actions, before touching the cluster', async () => {
+    const k = kubectlStandIn(ROUTE);
+    expect(await canary(k, [])).toMatchObject({ status: 2, stderr: 'tiergate canary: name an action: status, set PERCENT, promote, rollback or check\n' });
+    expect(await canary(k, ['promte'])).toMatchObject({ status: 2, stderr: 'tiergate canary: unknown canary action "promte" (status, set PERCENT, promote, rollback or check)\n' });
+    expect(k.calls()).toEqual([]);
+  });
+
   it('promote walks 10 → 50 → 100, checking the canary in Prometheus after each step', async () => {
     prom = await prometheusStandIn(healthy(0.001, 2500));
     const k = kubectlStandIn(ROUTE);
