@@ -56,7 +56,7 @@ export async function loadInitialConfig(file: string | undefined, env: NodeJS.Pr
 const STORE_CONNECT_WAIT_MS = 2000;
 
 /**
- * TIERGATE_LOG_LEVEL, when set: any case (`DEBUG`), empty taken as unset (a manifest's `value: ""`). Anything
+ * TIERGATE_LOG_LEVEL, when set: upper or lower case (`DEBUG`), empty taken as unset (a manifest's `value: ""`). Anything
  * else refuses to start, naming the variable, as a bad `logging.level` does; pino's own words were "default
  * level:bogus must be included in custom levels".
  */

@@ -44,6 +44,8 @@ export class ResponseAccounting {
   private collector: ResponseUsageCollector | undefined;
   private facts: ResponseFacts | undefined;
   private trailerUsage: Usage | undefined;
+  /** The reported usage's cost, once the response ended (reportedCost). */
+  private priced: { cost: Cost | undefined } | undefined;
   /** The answer had a body that is neither JSON nor SSE (audio, a plain-text transcript): nothing in it is counted. */
   private opaqueBody = false;
   /** A text-to-speech request, read for the text it speaks (speech-request.ts). */
@@ -177,8 +179,10 @@ export class ResponseAccounting {
     return usage && { tokens: usage.totalTokens, microUsd: microUsdOf(this.reportedCost(usage)?.total) };
   }
 
+  /** Priced once: the final answer's metadata and the budget's settle both read it, after the response ended. */
   private reportedCost(usage: Usage): Cost | undefined {
-    return costOfUsage(this.runtime.prices, withCharacters(usage, this.inputCharacters()), this.facts, this.routedTier?.model ?? null);
+    this.priced ??= { cost: costOfUsage(this.runtime.prices, withCharacters(usage, this.inputCharacters()), this.facts, this.routedTier?.model ?? null) };
+    return this.priced.cost;
   }
 
   /** Reported numbers only: an estimate needs the tokenizer, which never runs on the answer path. */
