@@ -16,7 +16,7 @@ import { TiergateError, type ErrorName } from '../errors.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { MemoryAffinityStore } from '../stores/memory/affinity-store.js';
 import { RedisAffinityStore } from '../stores/redis/affinity-store.js';
-import { StoreGuard } from '../stores/store-guard.js';
+import { StoreGuard, redisPing } from '../stores/store-guard.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 
@@ -107,7 +107,7 @@ export class ResponseAffinity {
     log: Logger,
     now: () => number = Date.now,
   ) {
-    this.guard = new StoreGuard('affinity.store_failed', log, now, (open) => metrics.affinityStoreDegraded.set(open ? 1 : 0));
+    this.guard = new StoreGuard('affinity.store_failed', log, now, (open) => metrics.affinityStoreDegraded.set(open ? 1 : 0), redisPing(store));
   }
 
   /** Off unless the startup config named a store (and the live config still has it on). */
@@ -170,6 +170,7 @@ export class ResponseAffinity {
   }
 
   async close(): Promise<void> {
+    this.guard.close();
     await this.store?.close();
   }
 

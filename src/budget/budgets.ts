@@ -12,7 +12,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { budgetWarningHeader, limitError, rateLimitHeaders } from './rate-limit-headers.js';
 import { bucketsFor } from './buckets.js';
-import { StoreGuard } from '../stores/store-guard.js';
+import { StoreGuard, redisPing } from '../stores/store-guard.js';
 import type { KeptReconcile } from './kept-reconciles.js';
 import { ReconcileQueue } from './reconcile-queue.js';
 import { FullWindows } from './full-windows.js';
@@ -99,7 +99,7 @@ export class Budgets {
     private readonly now: () => number = Date.now,
     keepDir?: string,
   ) {
-    this.guard = new StoreGuard('budget.store_failed', log, now, (open) => metrics.budgetStoreDegraded.set(open ? 1 : 0));
+    this.guard = new StoreGuard('budget.store_failed', log, now, (open) => metrics.budgetStoreDegraded.set(open ? 1 : 0), redisPing(store));
     this.reconciles = new ReconcileQueue(store, now, log, store.kind === 'redis' ? keepDir : undefined);
     this.slots = new SlotLeases(now, (...args) => this.renewSlots(...args));
   }
@@ -264,6 +264,7 @@ export class Budgets {
 
   /** Settles the reconciles (reconcile-queue.ts: what a shutdown waits for and keeps), then closes the store. */
   async close(): Promise<void> {
+    this.guard.close();
     this.slots.close();
     await this.reconciles.close();
     await this.store.close();

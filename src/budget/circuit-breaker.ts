@@ -17,6 +17,10 @@ export class CircuitBreaker {
     private readonly onChange: (open: boolean) => void,
   ) {}
 
+  get isOpen(): boolean {
+    return this.open;
+  }
+
   allows(): boolean {
     if (!this.open) return true;
     if (this.now() < this.openUntil || this.trialInFlight) return false;

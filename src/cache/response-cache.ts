@@ -6,7 +6,7 @@ import type { CacheEntry, CacheStore } from '../stores/cache-store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { withDeadline } from '../deadline-timer.js';
-import { StoreGuard } from '../stores/store-guard.js';
+import { StoreGuard, redisPing } from '../stores/store-guard.js';
 
 export type LookupResult =
   | { result: 'hit'; entry: CacheEntry }
@@ -28,7 +28,7 @@ export class ResponseCache {
     log: Logger,
     now: () => number = Date.now,
   ) {
-    this.guard = new StoreGuard('cache.store_failed', log, now, (open) => metrics.cacheStoreDegraded.set({ part: 'exact' }, open ? 1 : 0));
+    this.guard = new StoreGuard('cache.store_failed', log, now, (open) => metrics.cacheStoreDegraded.set({ part: 'exact' }, open ? 1 : 0), redisPing(store));
   }
 
   /** Hash-tagged by tenant: on a Redis Cluster a tenant's entries share a slot, and the key names its owner. */
@@ -80,6 +80,7 @@ export class ResponseCache {
   }
 
   async close(): Promise<void> {
+    this.guard.close();
     await this.store.close();
   }
 

@@ -5,11 +5,24 @@ import { CircuitBreaker, type BreakerSettings } from '../budget/circuit-breaker.
 import type { Logger } from '../telemetry/logger.js';
 import { FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttled-log.js';
 
+/** How long an open breaker waits with no request asking before the guard probes the store itself. */
+export const IDLE_PROBE_MS = 10_000;
+
+/** A Redis-backed store's health check for the idle probe (PING on its own connection); none for memory stores. */
+export function redisPing(store: object | undefined): (() => Promise<unknown>) | undefined {
+  const redis = store && 'redis' in store ? (store.redis as { ping(): Promise<unknown> } | undefined) : undefined;
+  return redis ? () => redis.ping() : undefined;
+}
+
 export class StoreGuard {
   private readonly breaker: CircuitBreaker;
   private readonly warning: ThrottledWarning;
   /** When the breaker opened: the recovery line says how long the store was away. */
   private openedAt = 0;
+  /** performance.now() of the last request that asked (allows()): real time, as the probe's timer is. */
+  private lastAsked = performance.now();
+  private probeTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     /** The log event of a failure, e.g. `cache.store_failed`; its recovery is logged as `cache.store_recovered`. */
@@ -18,20 +31,62 @@ export class StoreGuard {
     now: () => number,
     /** Told when the breaker opens (degraded) or closes. */
     onChange: (open: boolean) => void,
+    /**
+     * The store's own health check. Only a request's trial call closes the breaker, so after an outage that ended
+     * while no traffic came (a night's lull) the degraded gauge stayed 1, and its alert paging, until the next
+     * request. With a probe, a breaker open with no request asking for IDLE_PROBE_MS tries it instead.
+     */
+    private readonly probe?: () => Promise<unknown>,
   ) {
     // The failure lines stop when the store is back, and silence alone does not say it is: the end of the
     // degraded mode is one line of its own (as the ledger's sink_failed has its sink_recovered).
     const recovered = event.replace(/_failed$/, '_recovered');
     this.breaker = new CircuitBreaker(now, (open) => {
-      if (open) this.openedAt = now();
-      else log.info({ event: recovered, degraded_ms: now() - this.openedAt });
+      if (open) {
+        this.openedAt = now();
+        this.armProbe();
+      } else log.info({ event: recovered, degraded_ms: now() - this.openedAt });
       onChange(open);
     });
     this.warning = new ThrottledWarning(log, FAILURE_LOG_INTERVAL_MS, now);
   }
 
   allows(): boolean {
+    this.lastAsked = performance.now();
     return this.breaker.allows();
+  }
+
+  /** Stops the idle probe (the store is closing). */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.probeTimer);
+  }
+
+  private armProbe(): void {
+    if (!this.probe || this.closed || this.probeTimer) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      this.idleProbe();
+    }, IDLE_PROBE_MS).unref();
+  }
+
+  private idleProbe(): void {
+    const probe = this.probe;
+    if (!probe || this.closed || !this.breaker.isOpen) return;
+    // Requests still asking make their own trial calls, one per cooldown; the probe stays out of their way.
+    if (performance.now() - this.lastAsked < IDLE_PROBE_MS || !this.breaker.allows()) return this.armProbe();
+    Promise.resolve()
+      .then(probe)
+      .then(
+      () => {
+        if (!this.closed) this.succeeded();
+      },
+      (err: unknown) => {
+        if (this.closed) return;
+        this.failed('probe', err, undefined);
+        this.armProbe();
+      },
+    );
   }
 
   succeeded(): void {

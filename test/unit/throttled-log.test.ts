@@ -1,7 +1,7 @@
 // One log line per interval for a failure that repeats on every request (src/telemetry/throttled-log.ts), with the
 // count it folded in; and the store guard that pairs it with a breaker (src/stores/store-guard.ts).
-import { describe, expect, it } from 'vitest';
-import { StoreGuard } from '../../src/stores/store-guard.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { IDLE_PROBE_MS, StoreGuard, redisPing } from '../../src/stores/store-guard.js';
 import { FAILURE_LOG_INTERVAL_MS, Throttle, ThrottledWarning } from '../../src/telemetry/throttled-log.js';
 import { captureLogger, logEvents } from '../helpers/tiergate.js';
 
@@ -79,3 +79,66 @@ describe('StoreGuard', () => {
     expect(logEvents(logs, 'cache.semantic_recovered')).toHaveLength(1);
   });
 });
+
+describe('StoreGuard: the idle probe', () => {
+  afterEach(() => vi.useRealTimers());
+  const open = (probe: () => Promise<unknown>, changes: boolean[]) => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const { log, logs } = captureLogger();
+    let t = 0;
+    const g = new StoreGuard('budget.store_failed', log, () => t, (o) => changes.push(o), probe);
+    const settings = { failures: 1, cooldownMs: 1000 };
+    g.failed('admit', 'ECONNREFUSED', settings);
+    return { g, logs, advance: (ms: number) => { t += ms; return vi.advanceTimersByTimeAsync(ms); } };
+  };
+
+  it('a breaker open with no request asking tries the store after IDLE_PROBE_MS, and closes when it answers', async () => {
+    const changes: boolean[] = [];
+    let answer: Promise<unknown> = Promise.reject(new Error('still down'));
+    answer.catch(() => undefined);
+    const probe = vi.fn(() => answer);
+    const { logs, advance } = open(probe, changes);
+    expect(changes).toEqual([true]);
+    await advance(IDLE_PROBE_MS - 1);
+    expect(probe).not.toHaveBeenCalled();
+    await advance(1);
+    // Still down: the breaker stays open, and the probe is tried again an interval later.
+    expect([probe.mock.calls.length, changes]).toEqual([1, [true]]);
+    answer = Promise.resolve('PONG');
+    await advance(IDLE_PROBE_MS);
+    expect([probe.mock.calls.length, changes]).toEqual([2, [true, false]]);
+    expect(logEvents(logs, 'budget.store_recovered')).toHaveLength(1);
+    // Closed: nothing more is probed.
+    await advance(3 * IDLE_PROBE_MS);
+    expect(probe).toHaveBeenCalledTimes(2);
+  });
+
+  it('stays out of the way while requests ask (they make the trial calls), and stops when the store closes', async () => {
+    const changes: boolean[] = [];
+    const probe = vi.fn(() => Promise.resolve('PONG'));
+    const { g, advance } = open(probe, changes);
+    let trials = 0;
+    for (let i = 0; i < 6; i++) {
+      await advance(IDLE_PROBE_MS / 2);
+      // A request asks; when the cooldown is over it makes the trial call, which fails: the store is still down.
+      if (g.allows()) {
+        trials++;
+        g.failed('admit', 'ECONNREFUSED', undefined);
+      }
+    }
+    expect(trials).toBe(6);
+    expect(probe).not.toHaveBeenCalled();
+    g.close();
+    await advance(5 * IDLE_PROBE_MS);
+    expect([probe.mock.calls.length, changes]).toEqual([0, [true]]);
+  });
+
+  it('only a store with a Redis connection has a probe: PING on it', async () => {
+    expect(redisPing({ kind: 'memory' })).toBeUndefined();
+    expect(redisPing(undefined)).toBeUndefined();
+    const ping = vi.fn(() => Promise.resolve('PONG'));
+    await expect((redisPing({ redis: { ping } }) as () => Promise<unknown>)()).resolves.toBe('PONG');
+    expect(ping).toHaveBeenCalledTimes(1);
+  });
+});
+
