@@ -1,7 +1,6 @@
 // What one request costs: follows the response phases (status, TTFT, body kind, usage) and, when the stream
 // is over, hands a plain RequestRecord to the settle step. Everything here is cheap and synchronous; the row
 // itself (estimates, cost, sinks) is built after the last answer.
-import { createHash, createHmac } from 'node:crypto';
 import type { Admission } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import { costOfUsage, withCharacters, type RequestRecord } from '../ledger/build-row.js';
@@ -17,6 +16,7 @@ import { DEFAULT_TENANT } from '../stages/authenticate.js';
 import type { RequestCache, RequestState } from './request-state.js';
 import { AnswerAssembler } from '../cache/answer.js';
 import { boundedClientText } from '../ledger/client-text.js';
+import { userIdHash } from '../ledger/user-hash.js';
 import { headerText } from '../extproc/header-codec.js';
 import { codePointLength } from '../classify/prompt-text.js';
 import { SPEECH_PATH, SpeechRequest } from '../usage/speech-request.js';
@@ -222,7 +222,7 @@ export class ResponseAccounting {
       featureId: boundedClientText(headerText(state?.headers.get(state.policy.featureHeader)) || null),
       // The header's text, so that one user has one hash, whether named by the header or by the body's `user`.
       // An empty header names nobody: the body's `user`, if any, does.
-      userIdHash: this.userIdHash(headerText(state?.headers.get(ledger.userHeader)) || this.request?.user),
+      userIdHash: userIdHash(headerText(state?.headers.get(ledger.userHeader)) || this.request?.user, ledger.userHashKey),
       rateLimitTier: state?.policy.plan ?? null,
       modelAlias: boundedClientText(this.request?.model ?? null),
       // A refused request leaves a row whatever its path, and anyone can be refused: bounded like the rest.
@@ -290,11 +290,5 @@ export class ResponseAccounting {
   private inputCharacters(): number {
     const spoken = this.speech?.text();
     return spoken ? codePointLength(spoken.input) : 0;
-  }
-
-  private userIdHash(user: unknown): string | null {
-    if (typeof user !== 'string' || user.length === 0) return null;
-    const key = this.runtime.config.ledger.userHashKey;
-    return (key ? createHmac('sha256', key) : createHash('sha256')).update(user).digest('hex');
   }
 }
