@@ -28,6 +28,7 @@ import { cacheSharesRedis } from './config/redis-sharing.js';
 import { loadNotes } from './config/notes.js';
 import { RedisStreamSink } from './ledger/redis-stream-sink.js';
 import type { Cluster, Redis } from 'ioredis';
+import { redisOf } from './stores/store-guard.js';
 import type { Stage } from './pipeline/stage.js';
 import { createClassifyStage } from './stages/classify.js';
 import { ResponseAffinity, createAffinityStore } from './affinity/response-affinity.js';
@@ -274,10 +275,6 @@ function withCacheStore(settle: Settle, cache: ResponseCache, semantic: () => Se
 }
 
 /** The Redis connection of a store that has one (the Redis implementations keep theirs as `redis`). */
-function redisOf(store: object | undefined): Redis | Cluster | undefined {
-  return store && 'redis' in store ? (store.redis as Redis | Cluster) : undefined;
-}
-
 /** What a store's eviction check found: the gauge, and a warning naming the policy and what it can take. */
 function evictionReport(store: string, keep: MustKeep, metrics: Metrics, log: Logger): (result: EvictionRisk[] | Error) => void {
   return (result) => {

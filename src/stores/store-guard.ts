@@ -1,6 +1,7 @@
 // What every optional or shared store on the request path does when it fails: a circuit breaker, so no request
 // waits on a store known to be down, and a throttled warning, so an outage is one log line per interval rather
 // than one per request. Budgets, the exact cache and the semantic cache each hold one.
+import type { Cluster, Redis } from 'ioredis';
 import { CircuitBreaker, type BreakerSettings } from '../budget/circuit-breaker.js';
 import type { Logger } from '../telemetry/logger.js';
 import { FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttled-log.js';
@@ -8,9 +9,14 @@ import { FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from '../telemetry/throttle
 /** How long an open breaker waits with no request asking before the guard probes the store itself. */
 export const IDLE_PROBE_MS = 10_000;
 
+/** A store's Redis connection, when it is Redis-backed (the stores expose it as `redis`); none for memory stores. */
+export function redisOf(store: object | undefined): Redis | Cluster | undefined {
+  return store && 'redis' in store ? (store.redis as Redis | Cluster) : undefined;
+}
+
 /** A Redis-backed store's health check for the idle probe (PING on its own connection); none for memory stores. */
 export function redisPing(store: object | undefined): (() => Promise<unknown>) | undefined {
-  const redis = store && 'redis' in store ? (store.redis as { ping(): Promise<unknown> } | undefined) : undefined;
+  const redis = redisOf(store);
   return redis ? () => redis.ping() : undefined;
 }
 
