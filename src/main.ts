@@ -7,7 +7,7 @@ import type { RestartOnlySetting } from './config/restart-only.js';
 import { LOG_LEVELS, type Config } from './config/schema.js';
 import { loadTokenizer } from './llm/tokenizer.js';
 import { vetRegexes } from './classify/regex-safety.js';
-import { createLogger, type Logger } from './telemetry/logger.js';
+import { createLogger, endLogger, type Logger } from './telemetry/logger.js';
 import { startTracing } from './telemetry/tracing.js';
 import { BUILD } from './version.js';
 
@@ -68,6 +68,11 @@ export function logLevel(env: NodeJS.ProcessEnv): (typeof LOG_LEVELS)[number] | 
   throw new ConfigError([{ path: 'TIERGATE_LOG_LEVEL', message: `expected one of ${LOG_LEVELS.map((l) => `"${l}"`).join('|')}, got ${JSON.stringify((env.TIERGATE_LOG_LEVEL ?? '').slice(0, 64))}` }]);
 }
 
+/** Exits 0 once `stopped` settles and the log has been written out (see endLogger). */
+export function exitAfter(stopped: Promise<void>, log: Logger): void {
+  void stopped.then(() => endLogger(log)).then(() => process.exit(0));
+}
+
 export async function serve(opts: ServeOptions): Promise<Serving> {
   const env = opts.env ?? process.env;
   const { config, text } = await loadInitialConfig(opts.configFile, env, opts.defaultConfigText);
@@ -124,8 +129,8 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   if (opts.handleSignals) {
     // SIGTERM comes from an orchestrator, whose data plane has to be given time to stop routing here; SIGINT from
     // someone at a terminal, who is not kept waiting.
-    process.once('SIGTERM', () => void stop({ drainMs: app.config.current().config.server.drainDelayMs }).then(() => process.exit(0)));
-    process.once('SIGINT', () => void stop().then(() => process.exit(0)));
+    process.once('SIGTERM', () => exitAfter(stop({ drainMs: app.config.current().config.server.drainDelayMs }), log));
+    process.once('SIGINT', () => exitAfter(stop(), log));
   }
   return { app, log, grpcPort, adminPort, stop };
 }
