@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.js';
 import { numberFlag, parseFlags, UsageError } from '../usage-error.js';
 import { DEFAULT_SLO, evaluate, formatEval, type EvalReport, type Slo } from './evaluate.js';
 import { formatKeywords, keywordCandidates } from './keywords.js';
-import { readLabelledRows } from './labelled-rows.js';
+import { readLabelledRows, skippedLines } from './labelled-rows.js';
 import { fileProblem } from '../text-lines.js';
 
 export const EVAL_USAGE = `  tiergate eval FILE [--config FILE] [--versions v7,v8] [--format jsonl|csv|tsv] [--label-field NAME]
@@ -51,7 +51,9 @@ function needFile(file: string | undefined, flag: string): string {
 function nothingScored(r: EvalReport, labelField: string | undefined, tiers: readonly string[]): string {
   const held = [`${r.unlabelled} without a label`, `${r.unknown_label} with a label that is no tier`, `${r.skipped} unreadable`];
   const where = labelField === undefined ? 'its "tier" or "label" field (--label-field names another)' : `its "${labelField}" field`;
-  return `${r.file}: no row to score (${held.join(', ')}). A row's label is read from ${where} and names a tier: ${tiers.join(', ')}`;
+  // The unreadable rows' reasons too: a file of a dataset's own shape ({"question": …}) is all unreadable, and
+  // the count alone did not say why.
+  return [`${r.file}: no row to score (${held.join(', ')}). A row's label is read from ${where} and names a tier: ${tiers.join(', ')}`, ...skippedLines(r)].join('\n');
 }
 
 /** Returns the exit code: 0, or 1 under --check when a version misses an SLO; a file with no row to score is an error. */

@@ -2,7 +2,7 @@
 // recall and F1, the misroute rate and the weak-tier share (the two SLOs operators watch together), the
 // confusion matrix, and the rows on which versions disagree.
 import type { Classifier, ClassifierDecision } from '../classify/engine.js';
-import { preview, type BadRow, type RowResult } from './labelled-rows.js';
+import { noteSkipped, preview, skippedLines, type RowResult, type SkippedRows } from './labelled-rows.js';
 
 export interface Slo {
   /** Misroute rate must not exceed this (0.05 = 5%). */
@@ -39,11 +39,9 @@ export interface Disagreement {
   prompt: string;
 }
 
-export interface EvalReport {
+export interface EvalReport extends SkippedRows {
   file: string;
   rows: number;
-  skipped: number;
-  skipped_examples: BadRow[];
   /** Rows without a label: classified (they can still disagree) but not scored. */
   unlabelled: number;
   /** Rows whose label is not a configured tier: not scored. */
@@ -85,8 +83,7 @@ export async function evaluate(rows: AsyncIterable<RowResult>, opts: EvalOptions
   };
   for await (const r of rows) {
     if (!r.ok) {
-      report.skipped++;
-      if (report.skipped_examples.length < 5) report.skipped_examples.push(r.bad);
+      noteSkipped(report, r.bad);
       continue;
     }
     const { row } = r;
@@ -179,7 +176,7 @@ export function formatEval(r: EvalReport): string {
   const mark = (ok: boolean) => (ok ? 'ok' : 'MISS');
   const out: string[] = [];
   out.push(`tiergate eval ${r.file}: ${r.rows} labelled rows scored` + (r.skipped || r.unlabelled || r.unknown_label ? ` (skipped ${r.skipped} unreadable, ${r.unlabelled} unlabelled, ${r.unknown_label} with a label that is no tier)` : ''));
-  for (const b of r.skipped_examples) out.push(`  line ${b.line}: ${b.problem}`);
+  out.push(...skippedLines(r));
   out.push('');
   const w = Math.max(10, ...r.versions.map((v) => v.version.length + 2));
   const cols = (label: string, cells: string[]) => `${label.padEnd(22)}${cells.map((c) => c.padStart(w)).join('')}`;

@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import type { Classifier } from '../classify/engine.js';
 import { joinedText } from '../classify/prompt-text.js';
-import { preview, type RowResult } from './labelled-rows.js';
+import { noteSkipped, preview, skippedLines, type RowResult, type SkippedRows } from './labelled-rows.js';
 import { withoutTrailing } from '../trailing-run.js';
 
 export interface KeywordCandidate {
@@ -16,10 +16,9 @@ export interface KeywordCandidate {
   example: string;
 }
 
-export interface KeywordReport {
+export interface KeywordReport extends SkippedRows {
   false_weak_rows: number;
   weak_rows: number;
-  skipped: number;
   candidates: KeywordCandidate[];
 }
 
@@ -100,10 +99,10 @@ export async function keywordCandidates(rows: AsyncIterable<RowResult>, o: Keywo
   const counts = new Map<string, { rows: number; weak: number; example: string }>();
   let falseWeak = 0;
   let weak = 0;
-  let skipped = 0;
+  const skipped: SkippedRows = { skipped: 0, skipped_examples: [] };
   for await (const r of rows) {
     if (!r.ok) {
-      skipped++;
+      noteSkipped(skipped, r.bad);
       continue;
     }
     const { messages, tools, label } = r.row;
@@ -133,11 +132,11 @@ export async function keywordCandidates(rows: AsyncIterable<RowResult>, o: Keywo
     .map(([term, c]) => ({ term, rows: c.rows, weak_rows: c.weak, example: c.example }))
     .sort((a, b) => b.rows - a.rows || a.weak_rows - b.weak_rows || a.term.localeCompare(b.term))
     .slice(0, o.top);
-  return { false_weak_rows: falseWeak, weak_rows: weak, skipped, candidates };
+  return { false_weak_rows: falseWeak, weak_rows: weak, ...skipped, candidates };
 }
 
 export function formatKeywords(r: KeywordReport, source: string): string {
-  const out = [`keyword candidates from ${source}: ${r.false_weak_rows} false-weak rows, ${r.weak_rows} correctly-weak rows${r.skipped ? `, ${r.skipped} unreadable rows skipped` : ''}`];
+  const out = [`keyword candidates from ${source}: ${r.false_weak_rows} false-weak rows, ${r.weak_rows} correctly-weak rows${r.skipped ? `, ${r.skipped} unreadable rows skipped` : ''}`, ...skippedLines(r)];
   if (r.candidates.length === 0) {
     out.push('  no candidates (none reached --min-rows)');
     return `${out.join('\n')}\n`;

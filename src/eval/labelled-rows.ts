@@ -33,6 +33,24 @@ export interface BadRow {
 
 export type RowResult = { ok: true; row: LabelledRow } | { ok: false; bad: BadRow };
 
+/** Rows that could not be read: how many, and the first few with the reason, for a report to show. */
+export interface SkippedRows {
+  skipped: number;
+  skipped_examples: BadRow[];
+}
+
+const SKIPPED_EXAMPLES = 5;
+
+export function noteSkipped(into: SkippedRows, bad: BadRow): void {
+  into.skipped++;
+  if (into.skipped_examples.length < SKIPPED_EXAMPLES) into.skipped_examples.push(bad);
+}
+
+/** One line per example, indented under a report's heading. */
+export function skippedLines(r: SkippedRows): string[] {
+  return r.skipped_examples.map((b) => `  line ${b.line}: ${b.problem}`);
+}
+
 export type LabelledFormat = 'jsonl' | 'csv' | 'tsv';
 
 /** The format `--format` names, else the one the file's name says (`.gz` looked past: `rows.csv.gz` is CSV). */

@@ -430,6 +430,15 @@ describe('tiergate eval and keywords', () => {
     const named = run(['eval', unlabelled, '--label-field', 'expected', '--json']);
     expect([named.status, named.stdout]).toEqual([1, '']);
     expect(named.stderr).toContain('(2 without a label, 0 with a label that is no tier, 0 unreadable). A row\'s label is read from its "expected" field and names a tier');
+    // A dataset's own shape is unreadable row by row, and the error says why (it gave only the count).
+    const dataset = join(dir, 'gsm8k.jsonl');
+    writeFileSync(dataset, '{"question":"How many eggs?","answer":"18"}\nnot json\n');
+    const shaped = run(['eval', dataset]);
+    expect([shaped.status, shaped.stdout]).toEqual([1, '']);
+    expect(shaped.stderr).toContain(`(0 without a label, 0 with a label that is no tier, 2 unreadable).`);
+    expect(shaped.stderr).toMatch(/names a tier: weak, strong\n {2}line 1: no "prompt" string or "messages" array\n {2}line 2: not valid JSON\n$/);
+    const mined = run(['keywords', '--from', dataset, '--all-rows']);
+    expect(mined.stdout).toContain('2 unreadable rows skipped\n  line 1: no "prompt" string or "messages" array\n  line 2: not valid JSON\n');
   });
 
   it('usage mistakes exit 2 with one line of explanation', () => {

@@ -453,8 +453,11 @@ describe('tiergate keywords', () => {
     // Two false-weak rows each: the one fewer weak rows would misroute comes first.
     expect(r.candidates.slice(0, 2).map((c) => c.term)).toEqual(['kafka', 'terraform']);
     const text = formatKeywords(r, 'rows.jsonl');
-    expect(text.split('\n').slice(0, 4)).toEqual([
+    expect(r.skipped_examples).toEqual([{ line: 9, problem: 'not valid JSON' }]);
+    expect(text.split('\n').slice(0, 5)).toEqual([
       'keyword candidates from rows.jsonl: 4 false-weak rows, 2 correctly-weak rows, 1 unreadable rows skipped',
+      // Why, as eval says it: a file that is all unreadable said only how many.
+      '  line 9: not valid JSON',
       // The term column is as wide as the longest term and two spaces (terraform: 11).
       '  term         false-weak rows  weak rows   example',
       '  kafka                      2          0   "kafka consumer lag"',
@@ -463,7 +466,7 @@ describe('tiergate keywords', () => {
   });
 
   it('formats Korean terms two columns wide, so the counts line up; no candidate says why', () => {
-    const r = { false_weak_rows: 2, weak_rows: 0, skipped: 0, candidates: [
+    const r = { false_weak_rows: 2, weak_rows: 0, skipped: 0, skipped_examples: [], candidates: [
       { term: '쿠버네티스', rows: 2, weak_rows: 0, example: '쿠버네티스에서' },
       { term: 'python', rows: 2, weak_rows: 0, example: 'python' },
     ] };
