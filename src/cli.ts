@@ -58,8 +58,9 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     }
     case 'config': {
-      const [sub, file, extra] = rest;
-      if (sub !== 'check' || !file || extra !== undefined) break;
+      const [sub, file, ...extra] = rest;
+      if (sub !== 'check') return usage(sub === undefined ? 'tiergate config: name a subcommand: check FILE' : `tiergate config: unknown subcommand "${sub}" (check FILE)`);
+      if (!file || extra.length > 0) return usage(`tiergate config check: name one file, got ${rest.length - 1}`);
       return configCheck(file);
     }
     case 'mock': {
@@ -67,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
         args: rest,
         options: { name: { type: 'string' }, listen: { type: 'string' }, 'latency-ms': { type: 'string' }, 'chunk-delay-ms': { type: 'string' } },
       });
-      if (!values.name) break;
+      if (!values.name) return usage('tiergate mock: --name is required (the model name it answers as)');
       const listen = hostPortFlag('listen', values.listen) ?? '0.0.0.0:8000';
       const ms = (flag: 'latency-ms' | 'chunk-delay-ms', fallback: number) =>
         values[flag] === undefined ? fallback : numberFlag(flag, values[flag], { min: 0, max: Number.MAX_SAFE_INTEGER, expects: 'a number of milliseconds' });
@@ -79,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
     case 'ledger': {
       const [sub, ...args] = rest;
       if (sub === 'import') return subcommand('ledger import', () => ledgerImport(args));
-      if (sub !== 'rollup') break;
+      if (sub !== 'rollup') return usage(sub === undefined ? 'tiergate ledger: name a subcommand: rollup or import' : `tiergate ledger: unknown subcommand "${sub}" (rollup or import)`);
       return subcommand('ledger rollup', () => ledgerRollup(args, USAGE));
     }
     case 'canary':
@@ -99,7 +100,12 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`tiergate ${BUILD.version} (Node ${BUILD.node_version})\n`);
       return 0;
   }
-  process.stderr.write(USAGE);
+  return usage(command === undefined ? undefined : `tiergate: unknown command "${command}"`);
+}
+
+/** A usage mistake: the line saying what was wrong (when something was given), then the usage, on stderr; exit 2. */
+function usage(reason: string | undefined): number {
+  process.stderr.write(`${reason === undefined ? '' : `${reason}\n`}${USAGE}`);
   return 2;
 }
 

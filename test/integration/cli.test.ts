@@ -215,10 +215,23 @@ describe('tiergate config check', () => {
     }
   });
 
-  it('usage on a bad command', () => {
-    const r = run(['frobnicate']);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain('usage:');
+  it('usage on a bad command, after a line saying what was wrong (it was the usage alone)', () => {
+    for (const [args, line] of [
+      [['frobnicate'], 'tiergate: unknown command "frobnicate"'],
+      [['ledger'], 'tiergate ledger: name a subcommand: rollup or import'],
+      [['ledger', 'rolup'], 'tiergate ledger: unknown subcommand "rolup" (rollup or import)'],
+      [['config'], 'tiergate config: name a subcommand: check FILE'],
+      [['config', 'chek', 'x.yaml'], 'tiergate config: unknown subcommand "chek" (check FILE)'],
+      [['config', 'check'], 'tiergate config check: name one file, got 0'],
+      [['config', 'check', 'a.yaml', 'b.yaml'], 'tiergate config check: name one file, got 2'],
+      [['mock', '--listen', '127.0.0.1:0'], 'tiergate mock: --name is required (the model name it answers as)'],
+    ] as const) {
+      const r = run([...args]);
+      expect([r.status, r.stdout], args.join(' ')).toEqual([2, '']);
+      expect(r.stderr, args.join(' ')).toMatch(new RegExp(`^${line.replace(/[()]/g, '\\$&')}\nusage:\n`));
+    }
+    // No command at all is not a mistake to name: the usage alone.
+    expect(run([])).toMatchObject({ status: 2, stderr: expect.stringMatching(/^usage:\n/) });
   });
 
   it('a flag no command knows, a flag without its value or a value for a switch is a usage mistake (exit 2) in every command', () => {
