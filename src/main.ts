@@ -68,9 +68,24 @@ export function logLevel(env: NodeJS.ProcessEnv): (typeof LOG_LEVELS)[number] | 
   throw new ConfigError([{ path: 'TIERGATE_LOG_LEVEL', message: `expected one of ${LOG_LEVELS.map((l) => `"${l}"`).join('|')}, got ${JSON.stringify((env.TIERGATE_LOG_LEVEL ?? '').slice(0, 64))}` }]);
 }
 
-/** Exits 0 once `stopped` settles and the log has been written out (see endLogger). */
+/**
+ * Exits once `stopped` settles and the log has been written out (see endLogger): 0, or 1 after logging
+ * `server.stop_failed` when stopping threw. A failure there was an unhandled rejection: a stack trace on stderr
+ * instead of a log line, and the log never ended.
+ */
 export function exitAfter(stopped: Promise<void>, log: Logger): void {
-  void stopped.then(() => endLogger(log)).then(() => process.exit(0));
+  void stopped
+    .then(
+      () => 0,
+      (err: unknown) => {
+        log.error({ event: 'server.stop_failed', err: err instanceof Error ? err.message : String(err) });
+        return 1;
+      },
+    )
+    .then(async (code) => {
+      await endLogger(log);
+      process.exit(code);
+    });
 }
 
 export async function serve(opts: ServeOptions): Promise<Serving> {
@@ -82,7 +97,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   // Before anything listens: a classifier regex that can backtrack on client text refuses the config.
   const unsafe = await vetRegexes(config, log);
   if (unsafe.length > 0) throw new ConfigError(unsafe);
-  const stopTracing = await startTracing(env);
+  const stopTracing = await startTracing(env, log);
   const overridden: RestartOnlySetting[] = [];
   if (opts.listen) overridden.push('server.listen');
   if (opts.admin) overridden.push('server.admin');

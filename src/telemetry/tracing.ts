@@ -9,8 +9,25 @@
 // tiergate's real caller, so it is the parent. Without it (Envoy not tracing), the request's own trace context
 // (a client's `traceparent`) is, so tiergate's span still joins the application's trace, as the backend's will
 // when Envoy forwards the header. Each stage's span is a child of the stream's.
+import { withDeadline } from '../deadline-timer.js';
 import { BUILD } from '../version.js';
-import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, isSpanContextValid, propagation, trace, type Context, type Span, type TextMapGetter } from '@opentelemetry/api';
+import type { Logger } from './logger.js';
+import { FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from './throttled-log.js';
+import {
+  DiagLogLevel,
+  INVALID_SPAN_CONTEXT,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  diag,
+  isSpanContextValid,
+  propagation,
+  trace,
+  type Context,
+  type DiagLogger,
+  type Span,
+  type TextMapGetter,
+} from '@opentelemetry/api';
 
 const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 let enabled = false;
@@ -119,9 +136,19 @@ export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || (env.OTEL_TRACES_EXPORTER && env.OTEL_TRACES_EXPORTER !== 'none'));
 }
 
-/** Starts the SDK when requested; returns its shutdown (flushes spans) or undefined. */
-export async function startTracing(env: NodeJS.ProcessEnv): Promise<(() => Promise<void>) | undefined> {
+/** How long a shutdown waits for the spans still queued to reach the collector, after which they are dropped. */
+export const TRACING_FLUSH_MS = 3_000;
+
+/**
+ * Starts the SDK when requested; returns its shutdown, which flushes the spans still queued within
+ * TRACING_FLUSH_MS and never fails: a collector that is down costs those spans and a warning, not the shutdown.
+ */
+export async function startTracing(env: NodeJS.ProcessEnv, log: Logger): Promise<(() => Promise<void>) | undefined> {
   if (!tracingRequested(env)) return undefined;
+  // The SDK's own warnings and errors (an export refused, an endpoint that is no URL and so replaced by
+  // localhost:4318) went nowhere unless OTEL_LOG_LEVEL was set: tracing could be off in all but name. They reach
+  // tiergate's log now, one line per 10 s at most; OTEL_LOG_LEVEL still gives the SDK's console logger instead.
+  if (!env.OTEL_LOG_LEVEL) diag.setLogger(diagToLog(log, env), DiagLogLevel.WARN);
   // Loaded lazily: the SDK is heavy and most installs never enable it.
   const [{ NodeSDK }, { defaultResource, resourceFromAttributes }] = await Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/resources')]);
   // tiergate's name and version under what the SDK detects: it merges OTEL_RESOURCE_ATTRIBUTES (and the host and
@@ -133,10 +160,65 @@ export async function startTracing(env: NodeJS.ProcessEnv): Promise<(() => Promi
   const sdk = new NodeSDK({ resource, ...(env.OTEL_SERVICE_NAME ? { serviceName: env.OTEL_SERVICE_NAME } : {}) });
   sdk.start();
   enabled = true;
+  const scrub = scrubber(env);
   return async () => {
     enabled = false;
-    await sdk.shutdown();
+    // It rejected when the last export failed (the collector down at shutdown): an unhandled rejection that ended
+    // the process with exit 1 and a stack trace, before `server.stopped`, after ~9 s of the exporter's retries on
+    // top of the drain and the grace period. 3 s keeps drain, grace and flush within compose's 20 s stop timeout.
+    const failed = await withDeadline(
+      sdk.shutdown().then(
+        () => undefined,
+        (err: unknown) => (err instanceof Error ? err.message : String(err)),
+      ),
+      TRACING_FLUSH_MS,
+      `spans not exported within ${TRACING_FLUSH_MS} ms`,
+    );
+    if (failed !== undefined) log.warn({ event: 'tracing.flush_failed', err: scrub(failed) });
   };
+}
+
+/** OTel's diagnostics at warn and error, as throttled `tracing.otel_warning` lines with the secrets taken out. */
+function diagToLog(log: Logger, env: NodeJS.ProcessEnv): DiagLogger {
+  const throttled = new ThrottledWarning(log, FAILURE_LOG_INTERVAL_MS, Date.now);
+  const scrub = scrubber(env);
+  const say = (message: string, ...args: unknown[]) => {
+    const text = [message, ...args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a)))].join(' ');
+    throttled.warn({ event: 'tracing.otel_warning', detail: scrub(text).slice(0, 500) });
+  };
+  const quiet = () => undefined;
+  return { error: say, warn: say, info: quiet, debug: quiet, verbose: quiet };
+}
+
+/**
+ * Takes out of a diagnostic what the OTel variables hold that is secret: the values of the exporter's headers (a
+ * vendor's API key; OTel quotes one it finds invalid) and the credentials of a URL (`https://user:pass@…`).
+ */
+export function scrubber(env: NodeJS.ProcessEnv): (text: string) => string {
+  const secrets = new Set<string>();
+  for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS']) {
+    for (const pair of (env[name] ?? '').split(',')) {
+      const value = pair.slice(pair.indexOf('=') + 1).trim();
+      if (pair.includes('=') && value !== '') {
+        secrets.add(value);
+        secrets.add(safeDecode(value));
+      }
+    }
+  }
+  const longestFirst = [...secrets].sort((a, b) => b.length - a.length);
+  return (text) => {
+    let out = text.replace(/\/\/[^/@\s'"]*@/g, '//[redacted]@');
+    for (const secret of longestFirst) out = out.split(secret).join('[redacted]');
+    return out;
+  };
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }
 
 /** For tests that register their own tracer provider. */

@@ -55,17 +55,17 @@ const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CALLER_SPAN = '00f067aa0ba902b7';
 
 /**
- * Starts `tiergate serve` with `otelEnv`, sends one chat request whose headers carry a W3C traceparent, stops the
- * server with SIGTERM (which flushes the spans), and returns what the collector got.
+ * Starts `tiergate serve` with `otelEnv` exporting to `endpoint`, sends one chat request whose headers carry a W3C
+ * traceparent, stops the server with SIGTERM (which flushes the spans), and returns its exit code and output.
  */
-async function traceOneRequest(otelEnv: Record<string, string>): Promise<{ resource: Record<string, string>; spans: OtlpSpan[] }> {
-  const col = await collector();
-  stop = col.close;
+async function serveOneRequest(endpoint: string, otelEnv: Record<string, string>): Promise<{ code: number | null; out: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'tiergate-otel-'));
   const config = join(dir, 'tiergate.yaml');
   writeFileSync(config, ['server: { drainDelayMs: 0 }', 'ledger:', '  sinks:', `    - { type: file, dir: ${join(dir, 'ledger')} }`].join('\n'));
-  const env: NodeJS.ProcessEnv = { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: col.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', ...otelEnv };
-  for (const name of ['OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_EXPORTER', 'OTEL_SDK_DISABLED']) if (!(name in otelEnv)) delete env[name];
+  const env: NodeJS.ProcessEnv = { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', ...otelEnv };
+  for (const name of ['OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_EXPORTER', 'OTEL_SDK_DISABLED', 'OTEL_LOG_LEVEL']) {
+    if (!(name in otelEnv)) delete env[name];
+  }
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -85,7 +85,15 @@ async function traceOneRequest(otelEnv: Record<string, string>): Promise<{ resou
     pool.close();
   }
   child.kill('SIGTERM');
-  expect(await exited, out).toBe(0);
+  return { code: await exited, out };
+}
+
+/** serveOneRequest against a stand-in collector: the resource and spans it got. */
+async function traceOneRequest(otelEnv: Record<string, string>): Promise<{ resource: Record<string, string>; spans: OtlpSpan[] }> {
+  const col = await collector();
+  stop = col.close;
+  const { code, out } = await serveOneRequest(col.url, otelEnv);
+  expect(code, out).toBe(0);
   const batches = col.exports.flatMap((e) => e.resourceSpans);
   expect(batches.length, out).toBeGreaterThan(0);
   const resource = Object.fromEntries((batches[0]?.resource.attributes ?? []).map((a) => [a.key, String(a.value.stringValue ?? a.value.intValue)]));
@@ -117,5 +125,36 @@ describe('tracing started from OTEL_* variables (tiergate serve, OTLP/HTTP to a 
     expect((await traceOneRequest(both)).resource['service.name']).toBe('gw-east');
     const { resource } = await traceOneRequest({ ...both, OTEL_NODE_RESOURCE_DETECTORS: 'none' });
     expect(resource).toMatchObject({ 'service.name': 'gw-east', 'service.version': PACKAGE_VERSION });
+  });
+});
+
+describe('tracing with the collector down', () => {
+  it('a SIGTERM still stops tiergate cleanly (exit 0, server.stopped): it died of the failed flush with exit 1 and a stack trace; the failure is logged', async () => {
+    // A port nothing listens on: every export is refused.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const { port } = probe.address() as { port: number };
+    await new Promise((r) => probe.close(r));
+    const { code, out } = await serveOneRequest(`http://127.0.0.1:${port}`, {});
+    expect(code, out).toBe(0);
+    expect(out).not.toContain('ECONNREFUSED 127.0.0.1');
+    const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.at(-1)).toMatchObject({ event: 'server.stopped' });
+    // Refused, or still retrying when the flush's time is up: either way the spans are lost, and said so.
+    const failed = lines.find((l) => l.event === 'tracing.flush_failed');
+    expect(failed?.level).toBe('warn');
+    expect(failed?.err).toMatch(/ECONNREFUSED|^spans not exported within 3000 ms$/);
+  });
+});
+
+describe("the SDK's own warnings", () => {
+  it('reach the log (they went nowhere without OTEL_LOG_LEVEL), with a URL\'s credentials taken out', async () => {
+    // Not a URL (the space): OTel falls back to localhost:4318 and says so, quoting it.
+    const { code, out } = await serveOneRequest('http://tiergate:hunter2@collector .internal:4318', {});
+    expect(code, out).toBe(0);
+    const warnings = out.split('\n').filter((l) => l.includes('"event":"tracing.otel_warning"')).map((l) => JSON.parse(l) as { level: string; detail: string });
+    expect(warnings[0]).toEqual(expect.objectContaining({ level: 'warn', detail: expect.stringContaining('Could not parse environment-provided export URL') }));
+    expect(warnings[0]?.detail).toContain('http://[redacted]@collector .internal:4318');
+    expect(out).not.toContain('hunter2');
   });
 });

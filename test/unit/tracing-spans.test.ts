@@ -5,7 +5,7 @@ import { propagation, SpanKind, SpanStatusCode, trace, ROOT_CONTEXT } from '@ope
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { requestTraceId, setTracingEnabled, startClientSpan, startSpanNamed, startStreamSpan, traceLogFields, w3cTraceId, type TraceCarrier } from '../../src/telemetry/tracing.js';
+import { requestTraceId, scrubber, setTracingEnabled, startClientSpan, startSpanNamed, startStreamSpan, traceLogFields, w3cTraceId, type TraceCarrier } from '../../src/telemetry/tracing.js';
 
 const exporter = new InMemorySpanExporter();
 beforeAll(() => {
@@ -114,5 +114,31 @@ describe('the trace a row and a log line name', () => {
     expect(traceLogFields(ROOT_CONTEXT, TP, undefined)).toEqual({ trace_id: TRACE });
     expect(traceLogFields(undefined, undefined, undefined)).toEqual({});
     expect(w3cTraceId(undefined)).toBeNull();
+  });
+});
+
+describe('scrubber (what the OTel diagnostics tiergate logs must not say)', () => {
+  const scrub = scrubber({
+    OTEL_EXPORTER_OTLP_HEADERS: 'x-honeycomb-team=hc%2Bkey42, x-dataset = tiergate',
+    OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'authorization=Bearer%20tr4ce,empty=,noequals',
+  });
+
+  it.each([
+    ['a header value, as set and as decoded', 'sent hc%2Bkey42 and hc+key42', 'sent [redacted] and [redacted]'],
+    ['a traces header value', 'Header "authorization" has invalid value (Bearer tr4ce)', 'Header "authorization" has invalid value ([redacted])'],
+    ['a second header of the list, trimmed', 'dataset tiergate', 'dataset [redacted]'],
+    ["a URL's credentials", "export URL: 'https://user:pa55@otel.example:4318'", "export URL: 'https://[redacted]@otel.example:4318'"],
+    ['a URL without credentials, unchanged', 'export to http://otel:4318/v1/traces failed', 'export to http://otel:4318/v1/traces failed'],
+  ])('%s', (_what, text, expected) => {
+    expect(scrub(text)).toBe(expected);
+  });
+
+  it('a value that holds another is taken out whole, not left with the other cut out of it', () => {
+    expect(scrubber({ OTEL_EXPORTER_OTLP_HEADERS: 'a=tok,b=tok-extended' })('key tok-extended')).toBe('key [redacted]');
+  });
+
+  it('an empty value or a pair without "=" hides nothing (it would have taken out every empty string or header name)', () => {
+    expect(scrub('empty noequals')).toBe('empty noequals');
+    expect(scrubber({})('nothing to hide')).toBe('nothing to hide');
   });
 });
