@@ -183,11 +183,25 @@ function diagToLog(log: Logger, env: NodeJS.ProcessEnv): DiagLogger {
   const throttled = new ThrottledWarning(log, FAILURE_LOG_INTERVAL_MS, Date.now);
   const scrub = scrubber(env);
   const say = (message: string, ...args: unknown[]) => {
-    const text = [message, ...args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a)))].join(' ');
+    const text = [errorMessage(message), ...args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a)))].join(' ');
     throttled.warn({ event: 'tracing.otel_warning', detail: scrub(text).slice(0, 500) });
   };
   const quiet = () => undefined;
   return { error: say, warn: say, info: quiet, debug: quiet, verbose: quiet };
+}
+
+/**
+ * The message of an error OTel's global error handler passed as JSON of all its fields (a failed export's
+ * `{"stack":"Error: connect ECONNREFUSED…","message":…,"code":…}`), else the text as it is.
+ */
+function errorMessage(text: string): string {
+  if (!text.startsWith('{')) return text;
+  try {
+    const e = JSON.parse(text) as { message?: unknown };
+    return typeof e.message === 'string' ? e.message : text;
+  } catch {
+    return text;
+  }
 }
 
 /**
