@@ -410,6 +410,29 @@ describe('tiergate serve', () => {
 });
 
 describe('tiergate eval and keywords', () => {
+  /** Runs the command with its stdout read until the first chunk and then closed, as `| head -1` does. */
+  async function runCut(args: string[]): Promise<{ code: number | null; stderr: string }> {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    return { code, stderr };
+  }
+
+  it('output cut short by its reader (`| head`) ends quietly with the command\'s own exit code (it was an EPIPE stack trace, exit 1)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-cut-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    // Far more than a pipe holds (64 KiB): thousands of distinct terms, and as many rows two versions disagree on.
+    const rows = join(dir, 'rows.jsonl');
+    writeFileSync(rows, Array.from({ length: 4000 }, (_, i) => JSON.stringify({ prompt: `how do I tune widget${i} for gadget${i}`, tier: 'weak' })).join('\n'));
+    const config = file('classifier:\n  versions:\n    v8: { rules: [], default: strong }\n  shadow: v8\n');
+    expect(await runCut(['keywords', '--from', rows, '--all-rows', '--top', '100000', '--min-rows', '1'])).toEqual({ code: 0, stderr: '' });
+    // v8 sends every row strong, so --check fails, and still does with its report cut short.
+    expect(await runCut(['eval', rows, '--config', config, '--disagreements', '100000', '--check'])).toEqual({ code: 1, stderr: '' });
+  });
+
   const candidate = () =>
     file('classifier:\n  versions:\n    v8: { rules: [{ name: keyword, tier: strong, when: [{ anyKeyword: [python] }] }], default: weak }\n  shadow: v8\n');
 
