@@ -24,9 +24,13 @@ export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typ
  * A number given on the command line, or a UsageError naming where it was given (`name`, as the user typed it).
  * Number() alone takes "" as 0 and a typo as NaN, and NaN compares false with everything: a threshold of "2%"
  * judged nothing, a port of "abc" listened on no port anyone asked for, and `canary set ""` set the canary to 0.
+ * Only decimal notation: Number() also reads "0x10" as 16 and "1e1" as 10, so `canary set 0x10` moved 16% of the
+ * strong tier's traffic.
  */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)$/;
+
 export function numberArg(name: string, text: string, rule: { min: number; max: number; integer?: boolean; expects: string }): number {
-  const n = text.trim() === '' ? NaN : Number(text);
+  const n = DECIMAL.test(text.trim()) ? Number(text) : NaN;
   if (!Number.isFinite(n) || n < rule.min || n > rule.max || (rule.integer === true && !Number.isInteger(n))) {
     throw new UsageError(`${name} expects ${rule.expects}, got "${text}"`);
   }

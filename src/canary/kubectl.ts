@@ -28,7 +28,15 @@ export function kubectl(binary = 'kubectl', timeoutMs = 30_000): Kubectl {
     });
   return {
     async getRoute(t) {
-      return JSON.parse(await run(['-n', t.namespace, 'get', 'httproute', t.route, '-o', 'json'])) as unknown;
+      const out = await run(['-n', t.namespace, 'get', 'httproute', t.route, '-o', 'json']);
+      try {
+        return JSON.parse(out) as unknown;
+      } catch {
+        // A wrapper or plugin in kubectl's place that printed nothing, or text: JSON.parse's "Unexpected end of
+        // JSON input" alone did not say which command had answered what.
+        const shown = out.trim() === '' ? 'nothing' : JSON.stringify(out.trim().slice(0, 120));
+        throw new Error(`kubectl -n ${t.namespace} get httproute ${t.route} -o json printed ${shown}, not the route as JSON`);
+      }
     },
     async patchRoute(t, patch) {
       await run(['-n', t.namespace, 'patch', 'httproute', t.route, '--type=json', '-p', JSON.stringify(patch)]);

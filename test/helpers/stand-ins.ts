@@ -24,6 +24,8 @@ const pointer = (doc, path) => {
 const verb = args[2];
 // An API server that takes the connection and never answers, and a kubectl that does not give up on it.
 if (process.env.STANDIN_HANG === '1') setInterval(() => undefined, 60_000);
+// A wrapper in kubectl's place that succeeds and prints this instead of the route.
+else if (verb === 'get' && process.env.STANDIN_GET_PRINTS !== undefined) { process.stdout.write(process.env.STANDIN_GET_PRINTS); process.exit(0); }
 else if (verb === 'get') {
   const doc = state();
   process.stdout.write(JSON.stringify(doc));

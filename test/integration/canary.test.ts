@@ -226,6 +226,16 @@ describe('tiergate canary', () => {
   });
 
   it.each([
+    ['', 'nothing'],
+    ['Switched to context "prod".\n', '"Switched to context \\"prod\\"."'],
+  ])('a kubectl that succeeds without printing the route (%j) is a failure saying what it printed (it was "Unexpected end of JSON input")', async (printed, shown) => {
+    const k = kubectlStandIn(ROUTE);
+    k.env.STANDIN_GET_PRINTS = printed;
+    const r = await canary(k, ['status']);
+    expect([r.status, r.stderr]).toEqual([1, `tiergate canary: kubectl -n ${NS} get httproute llm-tier-route -o json printed ${shown}, not the route as JSON\n`]);
+  });
+
+  it.each([
     ['a healthy canary is left alone', healthy(0.01, 3000), 0, [90, 10]],
     ['5xx over 2% rolls back', healthy(0.05, 3000), 1, [100, 0]],
     ['p99 over 15 s rolls back', healthy(0.001, 20_000), 1, [100, 0]],
