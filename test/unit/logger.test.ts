@@ -21,13 +21,16 @@ describe('logger redaction', () => {
 describe('endLogger (before process.exit)', () => {
   it('ends a stdout logger once, however often asked (SIGINT after SIGTERM), and nothing is logged after', async () => {
     const log = createLogger('info');
+    const child = log.child({ component: 'ledger' });
     // Ends when the stream has closed, not at the deadline (which would outlast the test's own timeout).
     const ending = endLogger(log, 60_000);
     expect(endLogger(log)).toBe(ending);
     await ending;
     expect(log.level).toBe('silent');
-    // A late line from a timer must not throw on the ended stream.
+    // A late line from a timer must not throw on the ended stream, from a component's child logger either
+    // (pino passes the new level on to the children made before it).
     expect(() => log.error({ event: 'late' })).not.toThrow();
+    expect(() => child.error({ event: 'late' })).not.toThrow();
   });
 
   it('leaves a logger with a destination of its own alone', async () => {
