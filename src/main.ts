@@ -93,7 +93,12 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   const { config, text } = await loadInitialConfig(opts.configFile, env, opts.defaultConfigText);
   const compiled = compileRuntime(config, env);
   if (!compiled.ok) throw new ConfigError(compiled.problems);
-  const log = createLogger(logLevel(env) ?? config.logging.level);
+  // With a `stdout` ledger sink, rows and log lines share the process's stdout. Written by two writers (the
+  // sink through process.stdout, pino from a worker thread), a log line landed inside a row whenever the reader
+  // fell behind and a row's write was split: the row was lost to `ledger rollup --logs`. Through the one handle
+  // every write goes out whole and in order.
+  const sharesStdout = config.ledger.sinks.some((s) => s.type === 'stdout');
+  const log = createLogger(logLevel(env) ?? config.logging.level, sharesStdout ? process.stdout : undefined);
   // Before anything listens: a classifier regex that can backtrack on client text refuses the config.
   const unsafe = await vetRegexes(config, log);
   if (unsafe.length > 0) throw new ConfigError(unsafe);
