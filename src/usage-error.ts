@@ -1,6 +1,7 @@
 // The command line's mistakes, and the checks that find them.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { HOST_PORT_EXPECTED, isHostPort } from './host-port.js';
+import { parseDecimal } from './decimal.js';
 
 /** A mistake in a command line (the CLI exits 2), as opposed to a failure while running the command (exit 1). */
 export class UsageError extends Error {}
@@ -27,10 +28,8 @@ export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typ
  * Only decimal notation: Number() also reads "0x10" as 16 and "1e1" as 10, so `canary set 0x10` moved 16% of the
  * strong tier's traffic.
  */
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)$/;
-
 export function numberArg(name: string, text: string, rule: { min: number; max: number; integer?: boolean; expects: string }): number {
-  const n = DECIMAL.test(text.trim()) ? Number(text) : NaN;
+  const n = parseDecimal(text) ?? NaN;
   if (!Number.isFinite(n) || n < rule.min || n > rule.max || (rule.integer === true && !Number.isInteger(n))) {
     throw new UsageError(`${name} expects ${rule.expects}, got "${text}"`);
   }

@@ -7,9 +7,15 @@ export interface InterpolationProblem {
 }
 
 const PATTERN = /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+const WHOLE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 
-export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, problems: InterpolationProblem[], path = ''): unknown {
+/**
+ * `wholeRefs` collects the paths of the values that were one `${VAR}` and nothing else: where the schema wants a
+ * number or a boolean there, the variable's text is read as one (see load.ts).
+ */
+export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, problems: InterpolationProblem[], path = '', wholeRefs?: Set<string>): unknown {
   if (typeof value === 'string') {
+    if (wholeRefs && WHOLE.test(value)) wholeRefs.add(path);
     return value.replace(PATTERN, (whole, escape: string, name: string) => {
       if (escape) return whole.slice(1);
       const v = env[name];
@@ -20,10 +26,10 @@ export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, problems:
       return v;
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, problems, `${path}[${i}]`));
+  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, problems, `${path}[${i}]`, wholeRefs));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolateEnv(v, env, problems, path ? `${path}.${k}` : k);
+    for (const [k, v] of Object.entries(value)) out[k] = interpolateEnv(v, env, problems, path ? `${path}.${k}` : k, wholeRefs);
     return out;
   }
   return value;

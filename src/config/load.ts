@@ -4,6 +4,8 @@ import { parseDocument } from 'yaml';
 import { paramName } from '../llm/parse-request.js';
 import { interpolateEnv, type InterpolationProblem } from './interpolate.js';
 import { configSchema, type Config } from './schema.js';
+import type { z } from 'zod';
+import { parseDecimal } from '../decimal.js';
 
 export type LoadResult = { ok: true; config: Config; source: string } | { ok: false; problems: InterpolationProblem[] };
 
@@ -33,8 +35,14 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName =
     return { ok: false, problems: [{ path: fileName, message: `nested more than ${MAX_CONFIG_DEPTH} levels deep, or a YAML alias used inside its own anchor` }] };
   }
   const problems: InterpolationProblem[] = [];
-  const interpolated = interpolateEnv(raw, env, problems);
-  const parsed = configSchema.safeParse(interpolated);
+  const wholeRefs = new Set<string>();
+  const interpolated = interpolateEnv(raw, env, problems, '', wholeRefs);
+  let parsed = configSchema.safeParse(interpolated);
+  // `requestsPerMinute: ${RPM}`: interpolation gives text, and the schema refused it ("expected number, received
+  // string"), so no limit could come from the environment. Where a value is one ${VAR} and the schema wants a
+  // number or a boolean, the variable's text is read as one, and the config checked again. Text meant as text
+  // stays text (a numeric password in a URL), and text that is no number is still refused.
+  if (!parsed.success && readScalars(interpolated, parsed.error.issues, wholeRefs)) parsed = configSchema.safeParse(interpolated);
   if (!parsed.success) {
     // A variable that is not set reads as '' so that the rest of the file is still checked; what the schema then
     // says about that '' (too short, not a URL) is not a second problem of the user's.
@@ -46,6 +54,37 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName =
   }
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
   return { ok: true, config: parsed.data, source: text };
+}
+
+/** Reads as numbers or booleans the whole-`${VAR}` values the schema refused as text; whether any was read. */
+function readScalars(root: unknown, issues: readonly z.core.$ZodIssue[], wholeRefs: ReadonlySet<string>): boolean {
+  let read = false;
+  for (const issue of typeIssues(issues, [])) {
+    if (issue.expected !== 'number' && issue.expected !== 'boolean') continue;
+    if (!wholeRefs.has(paramName(issue.path)) || issue.path.length === 0) continue;
+    const parent = issue.path.slice(0, -1).reduce<unknown>((o, k) => (o as Record<PropertyKey, unknown>)?.[k], root) as Record<PropertyKey, unknown>;
+    const key = issue.path[issue.path.length - 1] as PropertyKey;
+    const text = parent?.[key];
+    if (typeof text !== 'string') continue;
+    const value = issue.expected === 'number' ? parseDecimal(text) : { true: true, false: false }[text.trim().toLowerCase()];
+    if (value === undefined) continue;
+    parent[key] = value;
+    read = true;
+  }
+  return read;
+}
+
+/**
+ * The type issues among `issues`, those inside a union's options included (a classifier condition is one of
+ * several shapes), each with its whole path: an option's issues have paths from the union's value.
+ */
+function typeIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[]): Array<{ expected: string; path: PropertyKey[] }> {
+  return issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'invalid_type') return [{ expected: issue.expected, path }];
+    if (issue.code === 'invalid_union') return issue.errors.flatMap((option) => typeIssues(option, path));
+    return [];
+  });
 }
 
 /**

@@ -72,6 +72,59 @@ describe('what is not a syntax error but still refused', () => {
   });
 });
 
+describe('a ${VAR} where the config wants a number or a boolean', () => {
+  const config = (text: string, env: NodeJS.ProcessEnv) => {
+    const r = parseConfigText(text, env);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    return r.config;
+  };
+
+  it('is read as one: a plain setting, a plan, a sink and a cache policy, and a condition among several shapes', () => {
+    const c = config(
+      [
+        'server: { drainDelayMs: "${DRAIN}" }',
+        'logging: { logPrompts: "${LOG_PROMPTS}" }',
+        'plans:',
+        '  p: { models: ["*"], requestsPerMinute: "${RPM}", tokensPerMinute: "${TPM}" }',
+        'tenants:',
+        '  "*": { plan: p, cache: { mode: exact, ttlSeconds: "${TTL}" } }',
+        'ledger:',
+        '  sinks: [{ type: redis, url: "redis://r:6379", stream: s, maxLen: "${MAXLEN}" }]',
+        'classifier:',
+        '  versions:',
+        '    v8: { rules: [{ name: long, tier: strong, when: [{ moreThanChars: "${CHARS}" }] }], default: weak }',
+      ].join('\n'),
+      { DRAIN: '0', LOG_PROMPTS: 'TRUE', RPM: ' 600 ', TPM: '200000', TTL: '3600', MAXLEN: '1000000', CHARS: '480' },
+    );
+    expect(c.server.drainDelayMs).toBe(0);
+    expect(c.logging.logPrompts).toBe(true);
+    expect(c.plans.p).toMatchObject({ requestsPerMinute: 600, tokensPerMinute: 200000 });
+    expect(c.tenants['*']?.cache).toMatchObject({ ttlSeconds: 3600 });
+    expect(c.ledger.sinks[0]).toMatchObject({ maxLen: 1000000 });
+    expect(c.classifier.versions.v8?.rules[0]?.when[0]).toEqual({ moreThanChars: 480 });
+  });
+
+  it('text meant as text stays text, digits or not', () => {
+    const c = config('tiers:\n  weak: { model: "${WEAK}" }\n  strong: { model: s }\n', { WEAK: '2024' });
+    expect(c.tiers.weak?.model).toBe('2024');
+  });
+
+  it.each([
+    ['not a number', 'server: { drainDelayMs: "${X}" }', 'abc', 'server.drainDelayMs'],
+    ['empty', 'server: { drainDelayMs: "${X}" }', '', 'server.drainDelayMs'],
+    ['hexadecimal', 'server: { drainDelayMs: "${X}" }', '0x10', 'server.drainDelayMs'],
+    ['an exponent', 'server: { drainDelayMs: "${X}" }', '1e3', 'server.drainDelayMs'],
+    ['not a boolean', 'logging: { logPrompts: "${X}" }', 'yes', 'logging.logPrompts'],
+    ['a variable inside other text', 'server: { drainDelayMs: "${X}0" }', '5', 'server.drainDelayMs'],
+  ])('is still refused when %s', (_what, text, value, path) => {
+    expect(problems(text, { X: value }).map((p) => p.path)).toEqual([path]);
+  });
+
+  it('a number written as text in the file itself is still refused: only a variable is read', () => {
+    expect(problems('server: { drainDelayMs: "5000" }').map((p) => [p.path, p.message])).toEqual([['server.drainDelayMs', 'Invalid input: expected number, received string']]);
+  });
+});
+
 describe('no config, or nothing in it', () => {
   it.each(['', '   \n', '---\n', '# only a comment\n', 'null\n'])('%j is the embedded defaults', (text) => {
     expect(parseConfigText(text, {})).toMatchObject({ ok: true, source: text, config: { tiers: { weak: {}, strong: {} } } });
