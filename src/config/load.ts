@@ -61,7 +61,7 @@ function readScalars(root: unknown, issues: readonly z.core.$ZodIssue[], wholeRe
   let read = false;
   for (const issue of typeIssues(issues, [])) {
     if (issue.expected !== 'number' && issue.expected !== 'boolean') continue;
-    if (!wholeRefs.has(paramName(issue.path)) || issue.path.length === 0) continue;
+    if (!wholeRefs.has(paramName(issue.path))) continue;
     const parent = issue.path.slice(0, -1).reduce<unknown>((o, k) => (o as Record<PropertyKey, unknown>)?.[k], root) as Record<PropertyKey, unknown>;
     const key = issue.path[issue.path.length - 1] as PropertyKey;
     const text = parent?.[key];

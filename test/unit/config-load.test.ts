@@ -84,6 +84,7 @@ describe('a ${VAR} where the config wants a number or a boolean', () => {
       [
         'server: { drainDelayMs: "${DRAIN}" }',
         'logging: { logPrompts: "${LOG_PROMPTS}" }',
+        'routing: { models: { serve: "${SERVE_MODELS}" } }',
         'plans:',
         '  p: { models: ["*"], requestsPerMinute: "${RPM}", tokensPerMinute: "${TPM}" }',
         'tenants:',
@@ -94,10 +95,11 @@ describe('a ${VAR} where the config wants a number or a boolean', () => {
         '  versions:',
         '    v8: { rules: [{ name: long, tier: strong, when: [{ moreThanChars: "${CHARS}" }] }], default: weak }',
       ].join('\n'),
-      { DRAIN: '0', LOG_PROMPTS: 'TRUE', RPM: ' 600 ', TPM: '200000', TTL: '3600', MAXLEN: '1000000', CHARS: '480' },
+      { DRAIN: '0', LOG_PROMPTS: 'TRUE', SERVE_MODELS: ' false ', RPM: ' 600 ', TPM: '200000', TTL: '3600', MAXLEN: '1000000', CHARS: '480' },
     );
     expect(c.server.drainDelayMs).toBe(0);
     expect(c.logging.logPrompts).toBe(true);
+    expect(c.routing.models.serve).toBe(false);
     expect(c.plans.p).toMatchObject({ requestsPerMinute: 600, tokensPerMinute: 200000 });
     expect(c.tenants['*']?.cache).toMatchObject({ ttlSeconds: 3600 });
     expect(c.ledger.sinks[0]).toMatchObject({ maxLen: 1000000 });
@@ -118,6 +120,11 @@ describe('a ${VAR} where the config wants a number or a boolean', () => {
     ['a variable inside other text', 'server: { drainDelayMs: "${X}0" }', '5', 'server.drainDelayMs'],
   ])('is still refused when %s', (_what, text, value, path) => {
     expect(problems(text, { X: value }).map((p) => p.path)).toEqual([path]);
+  });
+
+  it('is left as text where the config wants neither (a list, a section): the problem says what came', () => {
+    expect(problems('routing: { autoModels: "${X}" }', { X: 'true' }).map((p) => [p.path, p.message])).toEqual([['routing.autoModels', 'Invalid input: expected array, received string']]);
+    expect(problems('server: "${X}"', { X: '1' }).map((p) => [p.path, p.message])).toEqual([['server', 'Invalid input: expected object, received string']]);
   });
 
   it('a number written as text in the file itself is still refused: only a variable is read', () => {
