@@ -6,6 +6,7 @@
 import { openSync, readSync, closeSync, fstatSync, ftruncateSync, write, writeSync } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { withDeadline } from '../deadline-timer.js';
 import { groupEntries, type LedgerEntry, type LedgerSink } from './sink.js';
 import { tornTail } from './torn-tail.js';
 
@@ -14,6 +15,9 @@ export interface FileSinkOptions {
   dir: string;
   fsyncIntervalMs?: number;
 }
+
+/** How long close() waits for the disk (see close). */
+export const CLOSE_WAIT_MS = 2_000;
 
 /** How much of an existing file is read at open to learn the ids it already holds. */
 const TAIL_BYTES = 4 * 1024 * 1024;
@@ -73,9 +77,20 @@ export class FileSink implements LedgerSink {
     }
   }
 
+  /**
+   * Waits for the writes still running, fsyncs and closes the day files: for CLOSE_WAIT_MS at most. A write the
+   * ledger gave up on (a stalled disk, a hung network mount) may still be running, and an fsync there may never
+   * end. Its rows are in the spool already, since the ledger gave up on them; waiting for it kept the shutdown
+   * from ever ending, until the orchestrator's SIGKILL cut off what was left of it (the traces' flush, the last
+   * log lines). What is left is left to the exit.
+   */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    // A write the ledger gave up on may still be running: its file stays open until it ends.
+    const closed = await withDeadline(this.closeFiles().then(() => true), CLOSE_WAIT_MS, false);
+    if (!closed) throw new Error(`ledger sink ${this.name}: its disk did not finish a write or fsync within ${CLOSE_WAIT_MS} ms of the shutdown; left to the exit`);
+  }
+
+  private async closeFiles(): Promise<void> {
     await this.chain;
     await this.sync();
     for (const f of this.files.values()) await f.fh.close();

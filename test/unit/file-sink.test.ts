@@ -5,7 +5,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FileSink, ledgerFileName } from '../../src/ledger/file-sink.js';
+import { CLOSE_WAIT_MS, FileSink, ledgerFileName } from '../../src/ledger/file-sink.js';
 import { RedisStreamSink } from '../../src/ledger/redis-stream-sink.js';
 import type { LedgerEntry } from '../../src/ledger/sink.js';
 
@@ -104,6 +104,16 @@ describe('file sink', () => {
     await sink.write([earlier]); // its replay, by the next process: recognised by its event id
     await sink.close();
     expect(seqs(dir)).toEqual([1, 2, 3]);
+  });
+
+  it('close gives up on a disk that never finishes (an fsync on a hung mount) after CLOSE_WAIT_MS, saying so: the shutdown waited for ever', async () => {
+    const dir = dirOf();
+    const sink = new FileSink({ dir, fsyncIntervalMs: 60_000 });
+    await sink.write([entry(1)]);
+    vi.spyOn(await handlePrototype(), 'sync').mockImplementation(() => new Promise<void>(() => undefined));
+    await expect(sink.close()).rejects.toThrow(`ledger sink file: its disk did not finish a write or fsync within ${CLOSE_WAIT_MS} ms of the shutdown; left to the exit`);
+    // The row was written before the disk stalled.
+    expect(seqs(dir)).toEqual([1]);
   });
 
   it('the Redis sink closes when Redis is unreachable: QUIT cannot be sent, so it disconnects, and no reconnect is left running', async () => {
