@@ -66,12 +66,18 @@ function readScalars(root: unknown, issues: readonly z.core.$ZodIssue[], wholeRe
     const key = issue.path[issue.path.length - 1] as PropertyKey;
     const text = parent?.[key];
     if (typeof text !== 'string') continue;
-    const value = issue.expected === 'number' ? parseDecimal(text) : { true: true, false: false }[text.trim().toLowerCase()];
+    const value = issue.expected === 'number' ? parseDecimal(text) : booleanText(text);
     if (value === undefined) continue;
     parent[key] = value;
     read = true;
   }
   return read;
+}
+
+/** `true` or `false` in any case (a lookup in an object literal also found "constructor"). */
+function booleanText(text: string): boolean | undefined {
+  const t = text.trim().toLowerCase();
+  return t === 'true' ? true : t === 'false' ? false : undefined;
 }
 
 /**

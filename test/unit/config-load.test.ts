@@ -112,14 +112,15 @@ describe('a ${VAR} where the config wants a number or a boolean', () => {
   });
 
   it.each([
-    ['not a number', 'server: { drainDelayMs: "${X}" }', 'abc', 'server.drainDelayMs'],
-    ['empty', 'server: { drainDelayMs: "${X}" }', '', 'server.drainDelayMs'],
-    ['hexadecimal', 'server: { drainDelayMs: "${X}" }', '0x10', 'server.drainDelayMs'],
-    ['an exponent', 'server: { drainDelayMs: "${X}" }', '1e3', 'server.drainDelayMs'],
-    ['not a boolean', 'logging: { logPrompts: "${X}" }', 'yes', 'logging.logPrompts'],
-    ['a variable inside other text', 'server: { drainDelayMs: "${X}0" }', '5', 'server.drainDelayMs'],
-  ])('is still refused when %s', (_what, text, value, path) => {
-    expect(problems(text, { X: value }).map((p) => p.path)).toEqual([path]);
+    ['not a number', 'server: { drainDelayMs: "${X}" }', 'abc', 'server.drainDelayMs', 'number'],
+    ['empty', 'server: { drainDelayMs: "${X}" }', '', 'server.drainDelayMs', 'number'],
+    ['hexadecimal', 'server: { drainDelayMs: "${X}" }', '0x10', 'server.drainDelayMs', 'number'],
+    ['an exponent', 'server: { drainDelayMs: "${X}" }', '1e3', 'server.drainDelayMs', 'number'],
+    ['not a boolean', 'logging: { logPrompts: "${X}" }', 'yes', 'logging.logPrompts', 'boolean'],
+    ["an object's own property name", 'logging: { logPrompts: "${X}" }', 'constructor', 'logging.logPrompts', 'boolean'],
+    ['a variable inside other text', 'server: { drainDelayMs: "${X}0" }', '5', 'server.drainDelayMs', 'number'],
+  ])('is still refused when %s, as the text it is', (_what, text, value, path, type) => {
+    expect(problems(text, { X: value }).map((p) => [p.path, p.message])).toEqual([[path, `Invalid input: expected ${type}, received string`]]);
   });
 
   it('is left as text where the config wants neither (a list, a section): the problem says what came', () => {
