@@ -171,6 +171,10 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`invalid config:\n${err.message}\n`);
     else process.stderr.write(`tiergate: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = err instanceof UsageError ? 2 : 1;
+    const code = err instanceof UsageError ? 2 : 1;
+    // A server that failed to start has nothing left to finish, while a check its start gave up on (a directory
+    // on a mount that does not answer) would keep the process from ending.
+    if (SERVERS.has(process.argv[2] ?? '')) process.exit(code);
+    process.exitCode = code;
   },
 );

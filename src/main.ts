@@ -6,6 +6,7 @@ import { compileRuntime } from './config/runtime.js';
 import type { RestartOnlySetting } from './config/restart-only.js';
 import { LOG_LEVELS, type Config } from './config/schema.js';
 import { loadTokenizer } from './llm/tokenizer.js';
+import { unwritableLedgerDirs } from './ledger/ledger-dirs.js';
 import { vetRegexes } from './classify/regex-safety.js';
 import { createLogger, endLogger, type Logger } from './telemetry/logger.js';
 import { startTracing } from './telemetry/tracing.js';
@@ -102,6 +103,8 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   // Before anything listens: a classifier regex that can backtrack on client text refuses the config.
   const unsafe = await vetRegexes(config, log);
   if (unsafe.length > 0) throw new ConfigError(unsafe);
+  const unwritable = await unwritableLedgerDirs(config.ledger);
+  if (unwritable.length > 0) throw new ConfigError(unwritable);
   const stopTracing = await startTracing(env, log);
   const overridden: RestartOnlySetting[] = [];
   if (opts.listen) overridden.push('server.listen');

@@ -347,6 +347,24 @@ describe('tiergate serve', () => {
     }
   });
 
+  it('a spool or file sink directory that cannot be made refuses the start, naming it (it started and reported ready, and the first outage found out)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-cli-dirs-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const blocker = join(dir, 'a-file');
+    writeFileSync(blocker, '');
+    const r = run(['serve', '--config', file(`ledger:\n  sinks: [{ type: stdout }]\n  spoolDir: ${join(blocker, 'spool')}\n`), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+    expect([r.status, r.signal]).toEqual([1, null]);
+    expect(r.stderr).toBe(`invalid config:\nledger.spoolDir: ${JSON.stringify(join(blocker, 'spool'))} cannot be made or written to (ENOTDIR)\n`);
+  });
+
+  it('a directory whose disk never answers refuses the start after 5 s, and the process still ends (its stuck check kept it alive)', () => {
+    // Node's recursive mkdir never returns under /proc (procfs answers ENOENT for a directory whose parent
+    // exists, and Node retries for ever): a stand-in for a hung network mount, whose operations never end either.
+    const r = run(['serve', '--config', file('ledger:\n  sinks: [{ type: stdout }]\n  spoolDir: /proc/tiergate-no-such/spool\n'), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+    expect([r.status, r.signal]).toEqual([1, null]);
+    expect(r.stderr).toBe('invalid config:\nledger.spoolDir: "/proc/tiergate-no-such/spool" cannot be made or written to (no answer within 5000 ms)\n');
+  });
+
   it('starts on embedded defaults; on SIGTERM reports not ready but takes new streams for the drain delay, then stops and exits 0', async () => {
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {

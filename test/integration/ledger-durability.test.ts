@@ -173,10 +173,14 @@ describe('ledger durability', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-unsaved-'));
     const down = await RedisServer.start();
     await down.down();
-    writeFileSync(join(dir, 'not-a-dir'), ''); // every spool operation under it fails (ENOTDIR)
-    const config = ledgerConfig(dir, join(dir, 'not-a-dir', 'spool'), down.url, 'unsaved:ledger');
+    const spool = join(dir, 'spool');
+    const config = ledgerConfig(dir, spool, down.url, 'unsaved:ledger');
     const ids = Array.from({ length: 30 }, (_, i) => `unsaved-${i}`);
     const out = await runServer(config, async (pool) => {
+      // The spool's disk fails after the start (a spool that cannot be made refuses the start): its directory
+      // becomes a file, and every spool operation under it fails (ENOTDIR).
+      rmSync(spool, { recursive: true, force: true });
+      writeFileSync(spool, '');
       for (const id of ids) await request(pool, id);
     });
     expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
