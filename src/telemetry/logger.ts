@@ -1,6 +1,7 @@
 // pino JSON logs. Secrets are redacted by path wherever they might appear; prompt text is never passed to the
 // logger unless `logging.logPrompts` is on (the call sites check it), so redaction is a second line of defence.
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { withDeadline } from '../deadline-timer.js';
 
 export const REDACT_PATHS = [
   'authorization',
@@ -58,16 +59,12 @@ export function endLogger(log: Logger, deadlineMs = 2_000): Promise<void> {
   if (ending) return ending;
   // Nothing more is logged: a line written after the end would throw ("SonicBoom destroyed").
   log.level = 'silent';
-  ending = new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(done, deadlineMs);
-    stream.once('close', done);
-    stream.once('error', done);
+  const ended = new Promise<void>((resolve) => {
+    stream.once('close', () => resolve());
+    stream.once('error', () => resolve());
     stream.end();
   });
+  ending = withDeadline(ended, deadlineMs, undefined);
   endingOf.set(log, ending);
   return ending;
 }

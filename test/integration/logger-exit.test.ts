@@ -37,3 +37,31 @@ describe('endLogger when stdout broke before shutdown', () => {
     expect(err).toBe('');
   });
 });
+
+// Fills stdout's pipe (its reader never reads), ends the logger with a short deadline and reports on stderr that
+// endLogger came back; the exit-time flush afterwards would wait for the reader, so the test kills the process.
+const STALLED = `
+import { createLogger, endLogger } from ${JSON.stringify(LOGGER)};
+const log = createLogger('info');
+const line = 'x'.repeat(1_000);
+for (let i = 0; i < 2_000; i++) log.info({ event: 'filler', i, line });
+const started = Date.now();
+await endLogger(log, 300);
+process.stderr.write('ended after ' + (Date.now() - started) + ' ms\\n');
+`;
+
+describe('endLogger with a log reader that stopped reading', () => {
+  it('gives up waiting at its deadline instead of holding the exit for ever', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', STALLED], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    onTestFinished(() => void child.kill('SIGKILL'));
+    // Never read: the pipe's buffer (64 KiB on Linux) fills with the first lines and the rest stay queued.
+    child.stdout.pause();
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await expect.poll(() => err, { timeout: 15_000 }).toMatch(/ended after \d+ ms/);
+    const ms = Number(/ended after (\d+) ms/.exec(err)?.[1]);
+    // Not before the deadline: the 2 MB queued behind the full pipe cannot have been written.
+    expect(ms).toBeGreaterThanOrEqual(300);
+    expect(child.exitCode).toBeNull();
+  });
+});
