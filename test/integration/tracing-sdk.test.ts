@@ -3,12 +3,12 @@
 // process; this one runs the SDK start-up itself (main.ts → startTracing) and reads what reaches a collector: the
 // resource that names the service and its version, and a request's spans in the trace its caller started.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { ExtProcPool, chatRequestHeaders } from '../../src/dev/envoy-client.js';
 import { jsonBody } from '../helpers/tiergate.js';
 
@@ -67,6 +67,11 @@ async function serveOneRequest(endpoint: string, otelEnv: Record<string, string>
     if (!(name in otelEnv)) delete env[name];
   }
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // An assertion that fails before the SIGTERM below must not leave the server running, nor its directory behind.
+  onTestFinished(() => {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
