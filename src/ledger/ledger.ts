@@ -31,6 +31,8 @@ export interface LedgerOptions {
   spoolMaxBytes?: number;
   /** When a spool drops its delivered front (Spool.advance()); not in the config: tests set it small. */
   spoolCompactAfterBytes?: number;
+  /** The most a sink's delivery at shutdown takes (ledgerCloseMs()); not in the config: tests set it small. */
+  closeMs?: number;
 }
 
 export interface LedgerHooks {

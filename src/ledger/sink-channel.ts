@@ -7,6 +7,19 @@ import type { Spool } from './spool.js';
 
 const MAX_RETRY_MS = 30_000;
 const CLOSE_REPLAY_MS = 5_000;
+/** What a closing sink's spool disk gets, past the replay and the last writes, before it is given up on. */
+const CLOSE_DISK_MS = 2_000;
+
+/**
+ * The most a sink's delivery at shutdown takes: the replay's CLOSE_REPLAY_MS, the replay write still running
+ * then and the last try for what is queued (`writeTimeoutMs` each), and CLOSE_DISK_MS for the spool. Only a
+ * spool disk that stopped answering (a hung network mount) outlasts it: every other step has its own bound. It
+ * would hold the shutdown until the kill, and the rows only in memory would go with the process; at this
+ * deadline they are logged instead.
+ */
+export function ledgerCloseMs(writeTimeoutMs: number): number {
+  return CLOSE_REPLAY_MS + 2 * writeTimeoutMs + CLOSE_DISK_MS;
+}
 
 export class SinkChannel {
   private queue: LedgerEntry[] = [];
@@ -185,7 +198,26 @@ export class SinkChannel {
     return { sink: this.sink.name, queued: this.queue.length, spooled: this.spool.size };
   }
 
+  /**
+   * Shutdown: delivers what is left, or spools it for the next process; if the spool's disk stops answering
+   * meanwhile, gives up on it at ledgerCloseMs and logs what is not known to be stored.
+   */
   async close(): Promise<void> {
+    const closeMs = this.opts.closeMs ?? ledgerCloseMs(this.opts.writeTimeoutMs);
+    if (!(await withDeadline(this.deliverOrSpool().then(() => true), closeMs, false))) {
+      // The queue's rows may be in a write that still finishes, and the spool's in one to its disk: logged all
+      // the same, since the process is about to exit; a row stored twice is counted once (event ids).
+      const rows = this.queue.concat(this.spool.notOnDisk());
+      this.hooks.sinkError(`${this.sink.name}-spool`, new Error(`ledger spool ${this.sink.name}: its disk did not answer within ${closeMs} ms of the shutdown; ${rows.length} rows not known to be stored are logged; the rows in its spool file stay there`));
+      if (rows.length > 0) this.hooks.unsaved(this.sink.name, rows);
+    } else if (this.opts.logSpoolAtExit && this.spool.hasWork) {
+      await this.spool.forEachLeft((rows) => this.hooks.leftInSpool(this.sink.name, rows)).catch((err: unknown) => this.hooks.sinkError(`${this.sink.name}-spool`, err));
+    }
+    this.logOverflow(); // rows of requests that ended while this closed
+    await this.sink.close().catch((err: unknown) => this.hooks.sinkError(this.sink.name, err));
+  }
+
+  private async deliverOrSpool(): Promise<void> {
     this.closing = true;
     // A spool left by an outage is replayed for a few seconds more; the rest waits on disk for the next start.
     this.closeDeadline = Date.now() + CLOSE_REPLAY_MS;
@@ -208,10 +240,5 @@ export class SinkChannel {
       this.hooks.sinkError(`${this.sink.name}-spool`, err);
       this.hooks.unsaved(this.sink.name, this.spool.abandonUnwritten());
     });
-    if (this.opts.logSpoolAtExit && this.spool.hasWork) {
-      await this.spool.forEachLeft((rows) => this.hooks.leftInSpool(this.sink.name, rows)).catch((err: unknown) => this.hooks.sinkError(`${this.sink.name}-spool`, err));
-    }
-    this.logOverflow(); // rows of requests that ended while this closed
-    await this.sink.close().catch((err: unknown) => this.hooks.sinkError(this.sink.name, err));
   }
 }

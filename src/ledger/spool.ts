@@ -15,6 +15,11 @@ export class Spool {
   private readonly offsetPath: string;
   private readonly tmpPath: string;
   private pending: LedgerEntry[] = [];
+  /**
+   * Rows handed to the disk (by prepend() or flush()) whose write has not finished, or not started behind one
+   * that hangs: whether they are on it nobody knows yet. notOnDisk() gives them to a shutdown that stops waiting.
+   */
+  private readonly writing = new Set<readonly LedgerEntry[]>();
   private chain: Promise<unknown> = Promise.resolve();
   private flushScheduled = false;
   private offset = 0;
@@ -133,11 +138,14 @@ export class Spool {
       this.load(); // rows written before the file is known would be counted twice
       const batch = this.pending;
       this.pending = [];
+      this.writing.add(batch);
       try {
         await appendSync(this.path, batch.map(encode).join(''));
       } catch (err) {
         this.pending = batch.concat(this.pending);
         throw err;
+      } finally {
+        this.writing.delete(batch);
       }
     });
   }
@@ -209,6 +217,7 @@ export class Spool {
     const frontBytes = Buffer.byteLength(front);
     this.rows += entries.length;
     this.bytes += frontBytes;
+    this.writing.add(entries);
     return this.run(async () => {
       try {
         await this.rewrite(front);
@@ -216,6 +225,8 @@ export class Spool {
         this.rows -= entries.length;
         this.bytes -= frontBytes;
         throw err;
+      } finally {
+        this.writing.delete(entries);
       }
     });
   }
@@ -274,6 +285,15 @@ export class Spool {
       into(taken);
       return taken.length;
     });
+  }
+
+  /**
+   * For a shutdown that stopped waiting for a disk that does not answer: the rows not known to be in the file
+   * (those being written, then those pending). They stay where they are: a write that finishes
+   * after all stores them twice, which the sinks and the rollup tell apart by their writer marks and event ids.
+   */
+  notOnDisk(): LedgerEntry[] {
+    return [...this.writing].flat().concat(this.pending);
   }
 
   /** At shutdown, after a failed flush: the rows that never reached the file, which are now the caller's. */

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ExtProcPool, chatRequestHeaders } from '../../src/dev/envoy-client.js';
 import { rowsFromFiles, rowsFromRedis } from '../../src/ledger/read.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
@@ -208,6 +208,43 @@ describe('ledger durability', () => {
       await down.down();
     }
   });
+
+  it('SIGTERM with the sink down and the spool disk hung: the rows are logged at the delivery bound, and the shutdown goes on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-hung-'));
+    const down = await RedisServer.start();
+    await down.down();
+    const spool = join(dir, 'spool');
+    // The bound: the 5 s replay, writeTimeoutMs twice, 2 s for the disk (7.4 s here).
+    const config = ledgerConfig(dir, spool, down.url, 'hung:ledger', ['  writeTimeoutMs: 200']);
+    const ids = Array.from({ length: 30 }, (_, i) => `hung-${i}`);
+    const out = await runServer(
+      config,
+      async (pool) => {
+        // The disk stops answering after the start: the spool file becomes a FIFO no one else opens, so each
+        // open of it blocks for ever, as a call into a hung network mount does.
+        expect(spawnSync('mkfifo', [join(spool, 'redis.spool.jsonl')]).status).toBe(0);
+        for (const id of ids) await request(pool, id);
+      },
+      // Node ends a process only once its I/O threads do, and one waits for the FIFO: the kill ends it, as the
+      // orchestrator's would.
+      { exits: false },
+    );
+    expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
+    expect(out).toContain('its disk did not answer within 7400 ms of the shutdown; 30 rows not known to be stored are logged');
+    const logged = out
+      .split('\n')
+      .filter((l) => l.includes('"event":"ledger.rows_unsaved"'))
+      .flatMap((l) => (JSON.parse(l) as { rows: string[] }).rows.map((r) => JSON.parse(r) as LedgerRow));
+    expectExactly(logged, ids);
+    // Before the server stopped: what the kill ends has nothing left to lose.
+    expect(out.indexOf('"event":"ledger.rows_unsaved"')).toBeLessThan(out.indexOf('"event":"server.stopped"'));
+    await down.up();
+    try {
+      await importTwice(config, dir, out, ids, down.url, 'hung:ledger');
+    } finally {
+      await down.down();
+    }
+  }, 60_000);
 });
 
 /** A config file in `dir`: a file sink in `dir`/ledger and a Redis stream sink, spooling to `spoolDir`; `more` ledger lines. */
@@ -249,13 +286,18 @@ async function importTwice(config: string, dir: string, out: string, ids: string
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'src/cli.ts');
 
-/** `tiergate serve` in a child process: run `work` against it (`output`: what it printed so far), then SIGTERM it and expect a clean exit. */
-async function runServer(config: string, work: (pool: ExtProcPool, output: () => string) => Promise<void>): Promise<string> {
+/**
+ * `tiergate serve` in a child process: run `work` against it (`output`: what it printed so far), then SIGTERM it
+ * and expect a clean exit; with `exits: false`, expect `server.stopped` and then kill it (the orchestrator's
+ * SIGKILL).
+ */
+async function runServer(config: string, work: (pool: ExtProcPool, output: () => string) => Promise<void>, { exits = true } = {}): Promise<string> {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
     cwd: ROOT,
     env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  onTestFinished(() => void child.kill('SIGKILL'));
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -269,6 +311,10 @@ async function runServer(config: string, work: (pool: ExtProcPool, output: () =>
     pool.close();
   }
   child.kill('SIGTERM');
+  if (!exits) {
+    await expect.poll(() => out, { timeout: 30_000 }).toContain('"event":"server.stopped"');
+    return out;
+  }
   expect(await exited).toBe(0);
   expect(out).toContain('"event":"server.stopped"');
   return out;

@@ -1,9 +1,10 @@
 // The ledger writer's promises: every row reaches every sink, in order, across sink failures, queue overflow
 // and restarts, and a replay never stores a row twice.
 import { appendFileSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { Ledger, type LedgerHooks, type LedgerOptions } from '../../src/ledger/ledger.js';
 import { FileSink } from '../../src/ledger/file-sink.js';
 import { MemorySink } from '../../src/ledger/memory-sink.js';
@@ -223,6 +224,58 @@ describe('ledger writer', () => {
     for (const r of rows(8)) ledger.record(r);
     await ledger.close();
     expect(unsaved).toEqual(rows(8).map((r) => r.request_id));
+  });
+
+  describe('a spool disk that stops answering (an fsync on a hung mount) does not hold the shutdown', () => {
+    // Before: the close waited for the disk for ever, and the rows only in memory went with the killed process.
+    const hungLedger = (over: Partial<LedgerOptions> = {}) => {
+      const down = new FlakySink('s');
+      down.down = true;
+      const unsaved: string[] = [];
+      const errors: string[] = [];
+      const left: string[] = [];
+      const ledger = new Ledger([down], options({ queueSize: 3, closeMs: 300, ...over }), {
+        ...hooks,
+        sinkError: (_s, err) => void errors.push(String(err)),
+        unsaved: (_s, entries) => void unsaved.push(...entries.map((e) => (JSON.parse(e.line) as LedgerRow).request_id)),
+        leftInSpool: (_s, entries) => void left.push(...entries.map((e) => e.eventId)),
+      });
+      return { ledger, unsaved, errors, left };
+    };
+    /** From now on every sync() a FileHandle starts never returns. */
+    const hangDisk = async () => {
+      const probe = await open(join(options().spoolDir, 'probe'), 'w');
+      await probe.close();
+      const sync = vi.spyOn(Object.getPrototypeOf(probe) as { sync: () => Promise<void> }, 'sync').mockImplementation(() => new Promise<void>(() => undefined));
+      onTestFinished(() => sync.mockRestore());
+      return sync;
+    };
+    // In no set order: a logged batch becomes a writer of its own at import, and the rollup counts by event id.
+    const sorted = (ids: string[]) => [...ids].sort();
+
+    it('rows being put in front of the spool, and rows pending behind them, are logged at the close deadline', async () => {
+      const { ledger, unsaved, errors } = hungLedger();
+      const sync = await hangDisk();
+      // Three queued, then moved to the spool's front when the sink fails; five past the queue, pending behind them.
+      for (const r of rows(8)) ledger.record(r);
+      await until(() => sync.mock.calls.length > 0);
+      await ledger.close();
+      expect(sorted(unsaved)).toEqual(sorted(rows(8).map((r) => r.request_id)));
+      expect(errors.at(-1)).toBe('Error: ledger spool s: its disk did not answer within 300 ms of the shutdown; 8 rows not known to be stored are logged; the rows in its spool file stay there');
+    });
+
+    it('rows being appended are logged; rows the disk took before it hung stay in the spool, unread though logSpoolAtExit asks', async () => {
+      // Reading the spool to log it would wait behind the hung write.
+      const { ledger, unsaved, left } = hungLedger({ logSpoolAtExit: true });
+      for (const r of rows(3)) ledger.record(r);
+      await until(() => ledger.backlog()[0]?.spooled === 3);
+      const sync = await hangDisk();
+      for (const r of rows(2, 3)) ledger.record(r); // behind the spooled rows: appended
+      await until(() => sync.mock.calls.length > 0);
+      await ledger.close();
+      expect(sorted(unsaved)).toEqual(['r-3', 'r-4']);
+      expect(left).toEqual([]);
+    });
   });
 
   it('builds deferred rows in batches after the linger, in order, and flush or close runs what is pending', async () => {
