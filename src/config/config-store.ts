@@ -3,6 +3,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { InterpolationProblem } from './interpolate.js';
+import { isBlankConfig } from './load.js';
 import { compileConfigText, type Runtime } from './runtime.js';
 
 export interface ReloadListener {
@@ -134,6 +135,15 @@ export class ConfigStore {
       return;
     }
     if (text === this.settledText) return;
+    // A file rewritten in place (`cat > file`, an editor that keeps the inode, a copy tool) is empty for a
+    // moment, and a pause in the writing longer than the debounce made that moment a reload: an empty config is
+    // the embedded defaults, whose auth is off, so every request was let in as tenant "default" until the rest
+    // was written. Nobody means that by emptying the file; `{}` still asks for the defaults.
+    if (isBlankConfig(text)) {
+      this.settledText = undefined;
+      listener.rejected([{ path: file, message: 'the file is empty (or holds only comments): the config in force is kept; write {} to ask for the embedded defaults' }]);
+      return;
+    }
     await this.apply(text, env, listener);
   }
 

@@ -56,6 +56,14 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName =
   return { ok: true, config: parsed.data, source: text };
 }
 
+/**
+ * Whether `text` holds no config at all: nothing, or only comments and blank lines. Read as the embedded defaults
+ * at start; a reload refuses it (ConfigStore).
+ */
+export function isBlankConfig(text: string): boolean {
+  return parseDocument(text).contents === null;
+}
+
 /** Reads as numbers or booleans the whole-`${VAR}` values the schema refused as text; whether any was read. */
 function readScalars(root: unknown, issues: readonly z.core.$ZodIssue[], wholeRefs: ReadonlySet<string>): boolean {
   let read = false;

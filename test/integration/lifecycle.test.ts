@@ -241,6 +241,11 @@ describe('config hot reload', () => {
     writeFileSync(file, 'tiers: &t { weak: *t }\n');
     await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'failure' }), { timeout: 5000 }).toBe(2);
     expect(await routeTier(s.pool)).toBe('small-v2');
+
+    // The file emptied, as a rewrite in place does for a moment: not the embedded defaults (weak-model).
+    writeFileSync(file, '');
+    await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'failure' }), { timeout: 5000 }).toBe(3);
+    expect(await routeTier(s.pool)).toBe('small-v2');
   });
 
   it('a classifier regex that can backtrack on client text refuses the config: at start, and on a reload (the last good one stays)', async () => {

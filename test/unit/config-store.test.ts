@@ -271,3 +271,21 @@ it('after close, an edit is not reloaded; close before any watch is harmless', a
   expect(heard.events).toEqual([]);
   expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
 });
+
+it('a file emptied by a rewrite in place is refused, the config in force kept; {} still asks for the defaults', async () => {
+  // Before: the empty moment of `cat > file` was a reload to the embedded defaults, whose auth is off.
+  const { file, store, heard } = watchedStore(20);
+  for (const blank of ['', '\n  \n', '# being rewritten\n']) {
+    writeFileSync(file, blank);
+    await settle();
+    expect(store.current().tiers.get('weak')?.model).toBe('small-v1');
+  }
+  const refused = `rejected ${file}: the file is empty (or holds only comments): the config in force is kept; write {} to ask for the embedded defaults`;
+  expect(heard.events).toEqual([refused, refused, refused]);
+  writeFileSync(file, text(2));
+  await settle();
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v2');
+  writeFileSync(file, '{}\n');
+  await settle();
+  expect(heard.events.slice(3)).toEqual(['reloaded small-v2', 'reloaded weak-model']);
+});
