@@ -222,7 +222,7 @@ describe.each(['redis', 'redis vector search', 'redis chosen on first use'])('%s
     const x = auto ?? (kind === 'redis' ? new RedisVectorIndex(client, 'dead:') : new RedisSearchVectorIndex(client as never, 'dead:'));
     try {
       const v = near(0, 1, 0);
-      await expect(x.search('acme', 'p', ['w:x'], v, 0.5, 5)).rejects.toThrow(/^vector index not connected \((connecting|reconnecting|connect|wait)\)$/);
+      await expect(x.search('acme', 'p', ['w:x'], v, 0.5, 5)).rejects.toThrow(/^vector index not connected \((connecting|reconnecting|connect|wait)(; last error: connect ECONNREFUSED 127\.0\.0\.1:\d+)?\)$/);
       await expect(x.add('acme', 'p', ['w:x'], entry(v, 'k'), 60_000, 10)).rejects.toThrow(/^vector index not connected/);
     } finally {
       await x.close();

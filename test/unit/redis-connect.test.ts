@@ -2,7 +2,8 @@
 // src/stores/redis/connect.ts): the URL's credentials and TLS must reach each node, not only the first; the
 // contract suites run a real Cluster without credentials or TLS, so these are checked here.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { clusterSeed, connectRedis, reconnectDelayMs } from '../../src/stores/redis/connect.js';
+import { clusterSeed, connectRedis, connectionState, reconnectDelayMs } from '../../src/stores/redis/connect.js';
+import { whenReady } from '../../src/stores/redis/when-ready.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 describe('clusterSeed', () => {
@@ -82,6 +83,38 @@ describe('connectRedis', () => {
     } finally {
       redis.disconnect();
       printed.mockRestore();
+    }
+  });
+
+  it('a client that cannot connect says why, in what its store reports: a wrong password is not a refused port', async () => {
+    // Before: "not connected (reconnecting)" for every cause; the password, the address or the name could be wrong.
+    const admin = server.client();
+    await admin.config('SET', 'requirepass', 'right-pw');
+    const clients: Array<ReturnType<typeof connectRedis>> = [];
+    try {
+      const state = async (url: string) => {
+        const redis = connectRedis({ url, connectTimeoutMs: 500, commandTimeoutMs: 500 });
+        clients.push(redis);
+        await expect.poll(() => connectionState(redis), { timeout: 5_000 }).toContain('last error');
+        return redis;
+      };
+      const wrong = await state(`redis://:wrong-pw@127.0.0.1:${server.port}`);
+      expect(connectionState(wrong)).toMatch(/^(reconnecting|connecting|connect); last error: WRONGPASS/);
+      // What the stores and the ledger sink report carries it (they build their messages from it).
+      await expect(whenReady(wrong, 50, 'redis budget store')).rejects.toThrow(/^redis budget store: not connected \((reconnecting|connecting|connect); last error: WRONGPASS/);
+      expect(connectionState(await state(server.url))).toContain('last error: NOAUTH');
+      expect(connectionState(await state('redis://127.0.0.1:1'))).toContain('last error: connect ECONNREFUSED 127.0.0.1:1');
+      // Once connected, the last error is forgotten.
+      const right = await state(`redis://:wrong-pw@127.0.0.1:${server.port}`);
+      await admin.config('SET', 'requirepass', 'wrong-pw');
+      await expect.poll(() => connectionState(right), { timeout: 5_000 }).toBe('ready');
+      // The URL's password never shows in it, whatever an error says.
+      right.emit('error', new Error('a server that repeats wrong-pw back'));
+      expect(connectionState(right)).toBe('ready; last error: a server that repeats [redacted] back');
+    } finally {
+      for (const c of clients) c.disconnect();
+      await admin.config('SET', 'requirepass', '');
+      admin.disconnect();
     }
   });
 });

@@ -3,7 +3,7 @@
 // `mode` says which (the /metrics info gauge and the startup log show it).
 import type { Cluster, Redis } from 'ioredis';
 import type { VectorEntry, VectorIndex, VectorMatch } from '../vector-index.js';
-import { connectRedis, type RedisConnectOptions } from './connect.js';
+import { connectRedis, connectionState, type RedisConnectOptions } from './connect.js';
 import { RedisSearchVectorIndex, hasVectorSearch } from './search-vector-index.js';
 import { RedisVectorIndex } from './vector-index.js';
 
@@ -23,7 +23,7 @@ export class AutoRedisVectorIndex implements VectorIndex {
 
   private index(): Promise<VectorIndex> {
     if (this.chosen) return this.chosen;
-    if (this.redis.status !== 'ready') return Promise.reject(new Error(`vector index not connected (${this.redis.status})`));
+    if (this.redis.status !== 'ready') return Promise.reject(new Error(`vector index not connected (${connectionState(this.redis)})`));
     const pick = async (): Promise<VectorIndex> => {
       const search = !this.opts.cluster && (await hasVectorSearch(this.redis as Redis));
       this.mode = search ? 'search' : 'buckets';

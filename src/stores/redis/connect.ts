@@ -24,8 +24,31 @@ export function connectRedis(opts: RedisConnectOptions): Redis | Cluster {
   } else {
     redis = withCommandDeadlines(new Redis(opts.url, { ...common, enableOfflineQueue: false, retryStrategy: reconnectDelayMs }), ms);
   }
-  redis.on('error', () => undefined); // surfaced by failed commands, counted by the caller's breaker
+  // Surfaced by failed commands and counted by the caller's breaker; the last one is kept for their messages.
+  const password = passwordOf(opts.url);
+  redis.on('error', (err: Error) => lastErrors.set(redis, password ? err.message.split(password).join('[redacted]') : err.message));
+  redis.on('ready', () => lastErrors.delete(redis));
   return redis;
+}
+
+/** Per client, why its last connection attempt failed, until it is ready again. */
+const lastErrors = new WeakMap<Redis | Cluster, string>();
+
+/**
+ * A client's state for a "not connected" message, with why it is not: `reconnecting; last error: WRONGPASS …`.
+ * Without the reason a wrong password, a name that does not resolve and a refused port all read the same.
+ */
+export function connectionState(redis: Redis | Cluster): string {
+  const why = lastErrors.get(redis);
+  return why ? `${redis.status}; last error: ${why}` : redis.status;
+}
+
+function passwordOf(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
+  }
 }
 
 /**

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { ReplyError, type Redis } from 'ioredis';
 import type { QuestionFeatures } from '../../cache/guards.js';
 import type { VectorEntry, VectorIndex, VectorMatch } from '../vector-index.js';
+import { connectionState } from './connect.js';
 
 // KEYS[1] partition zset, KEYS[2] document, KEYS[3] the tenant's zset of its documents in every partition by
 // expiry (members "<partition zset>\n<document prefix>\n<id>"), for cache.redis.maxEntriesPerTenant. ARGV: id,
@@ -117,7 +118,7 @@ export class RedisSearchVectorIndex implements VectorIndex {
   }
 
   async search(tenant: string, partition: string, buckets: readonly string[], vector: Float32Array, minScore: number, limit: number): Promise<VectorMatch[]> {
-    if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${this.redis.status})`);
+    if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${connectionState(this.redis)})`);
     await this.ensureIndex(vector.length);
     // Under the lexical guard the caller passes the one word-set bucket: filter on it too.
     const words = buckets.length === 1 && buckets[0]?.startsWith('w:') ? ` @w:{${tag(buckets[0])}}` : '';
@@ -146,7 +147,7 @@ export class RedisSearchVectorIndex implements VectorIndex {
   }
 
   async add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): Promise<number> {
-    if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${this.redis.status})`);
+    if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${connectionState(this.redis)})`);
     const dims = entry.vector.length;
     await this.ensureIndex(dims);
     const docs = `${this.docPrefix(dims)}{t:${tenant}}:${partition}:`;

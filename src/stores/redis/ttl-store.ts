@@ -3,7 +3,7 @@
 // at once and the caller's rule applies (the cache and affinity both fail open).
 import type { Cluster, Redis } from 'ioredis';
 import type { TtlStore } from '../ttl-store.js';
-import { connectRedis, type RedisConnectOptions } from './connect.js';
+import { connectRedis, connectionState, type RedisConnectOptions } from './connect.js';
 
 /** How a value is kept in its Redis string; `decode` gives undefined for a damaged value (read as absent). */
 export interface Codec<V> {
@@ -42,6 +42,6 @@ export class RedisTtlStore<V> implements TtlStore<V> {
   }
 
   protected ready(): void {
-    if (this.redis.status !== 'ready') throw new Error(`${this.name} not connected (${this.redis.status})`);
+    if (this.redis.status !== 'ready') throw new Error(`${this.name} not connected (${connectionState(this.redis)})`);
   }
 }

@@ -11,6 +11,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { dot } from '../../cache/embedders/embedder.js';
 import type { QuestionFeatures } from '../../cache/guards.js';
 import { MAX_PER_BUCKET, type VectorEntry, type VectorIndex, type VectorMatch } from '../vector-index.js';
+import { connectionState } from './connect.js';
 
 // KEYS[1] partition zset, KEYS[2] entry hash, KEYS[3] tenant zset, KEYS[4..] bucket zsets.
 // ARGV: id, now, expiresAt, ttlMs, maxEntries, vector, features, storeKey, bucket list, partition base (its keys'
@@ -113,7 +114,7 @@ export class RedisVectorIndex implements VectorIndex {
   }
 
   async search(tenant: string, partition: string, buckets: readonly string[], vector: Float32Array, minScore: number, limit: number): Promise<VectorMatch[]> {
-    if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${this.redis.status})`);
+    if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${connectionState(this.redis)})`);
     const base = this.base(tenant, partition);
     const keys = buckets.map((b) => `${base}b:${b}`);
     const flat = await this.redis.tiergateVecSearchBuffer(keys.length, ...keys, this.now(), MAX_PER_BUCKET, `${base}e:`);
@@ -130,7 +131,7 @@ export class RedisVectorIndex implements VectorIndex {
   }
 
   async add(tenant: string, partition: string, buckets: readonly string[], entry: VectorEntry, ttlMs: number, maxEntries: number): Promise<number> {
-    if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${this.redis.status})`);
+    if (this.redis.status !== 'ready') throw new Error(`vector index not connected (${connectionState(this.redis)})`);
     const base = this.base(tenant, partition);
     const now = this.now();
     const keys = [`${base}p`, `${base}e:${entry.id}`, `${this.prefix}{t:${tenant}}:vt`, ...buckets.map((b) => `${base}b:${b}`)];

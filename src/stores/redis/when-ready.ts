@@ -3,6 +3,7 @@
 // failure rule (the ledger spools; budgets use the breaker and onStoreFailure).
 import type { Cluster, Redis } from 'ioredis';
 import { setDeadline } from '../../deadline-timer.js';
+import { connectionState } from './connect.js';
 
 export function whenReady(redis: Redis | Cluster, waitMs: number, what: string): Promise<void> | void {
   const status = redis.status;
@@ -16,7 +17,7 @@ export function whenReady(redis: Redis | Cluster, waitMs: number, what: string):
       else resolve();
     };
     const onReady = () => done();
-    const cancel = setDeadline(waitMs, () => done(new Error(`${what}: not connected (${redis.status})`)));
+    const cancel = setDeadline(waitMs, () => done(new Error(`${what}: not connected (${connectionState(redis)})`)));
     redis.once('ready', onReady);
   });
 }
