@@ -21,12 +21,18 @@ export interface Principal {
 export interface AuthRuntime {
   mode: 'none' | 'api_key';
   principals: readonly Principal[];
+  /**
+   * The sha256File paths and the digest each held when read: the config store watches them (a rotated Secret
+   * applies without an edit of the config), and the config's version counts what they held.
+   */
+  keyFiles: ReadonlyMap<string, string>;
   /** Whether a path may be called without a key (auth.publicPaths). */
   isPublic(path: string): boolean;
 }
 
 export function compileAuth(auth: z.infer<typeof authSchema>, problems: InterpolationProblem[]): AuthRuntime {
   const principals: Principal[] = [];
+  const keyFiles = new Map<string, string>();
   auth.keys.forEach((k, i) => {
     let hex = k.sha256;
     if (k.sha256File !== undefined) {
@@ -40,6 +46,7 @@ export function compileAuth(auth: z.infer<typeof authSchema>, problems: Interpol
         problems.push({ path: `auth.keys[${i}].sha256File`, message: 'file must hold 64 hex characters (a SHA-256 digest)' });
         return;
       }
+      keyFiles.set(k.sha256File, hex.toLowerCase());
     }
     const expiresAt = k.expiresAt === undefined ? undefined : Date.parse(k.expiresAt);
     principals.push({ id: k.id, digest: Buffer.from(hex as string, 'hex'), tenant: k.tenant, tenants: new Set(k.tenants ?? []), expiresAt });
@@ -47,7 +54,7 @@ export function compileAuth(auth: z.infer<typeof authSchema>, problems: Interpol
   const exact = new Set(auth.publicPaths.filter((p) => !p.endsWith('*')));
   const prefixes = auth.publicPaths.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
   const isPublic = (path: string) => (exact.has(path) || prefixes.some((p) => path.startsWith(p))) && plainPath(path);
-  return { mode: auth.mode, principals, isPublic };
+  return { mode: auth.mode, principals, keyFiles, isPublic };
 }
 
 /**

@@ -1,5 +1,5 @@
 // Holds the current runtime and swaps it atomically when the config file changes.
-import { watch, type FSWatcher } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { InterpolationProblem } from './interpolate.js';
@@ -29,6 +29,10 @@ export class ConfigStore {
   private settledText: string | undefined;
   /** Counts applies, so a slow vet of an older edit never swaps in over a newer one. */
   private applies = 0;
+  /** The directories of the config's key files (auth sha256File) outside its own, watched while it names them. */
+  private readonly keyWatchers = new Map<string, FSWatcher>();
+  /** Called once a new config is in force: watch() points the key-file watches at its files. */
+  private onSwap: (() => void) | undefined;
 
   constructor(
     initial: Runtime,
@@ -71,6 +75,7 @@ export class ConfigStore {
       return false;
     }
     this.runtime = compiled.runtime;
+    this.onSwap?.();
     listener.reloaded(compiled.runtime);
     return true;
   }
@@ -85,17 +90,27 @@ export class ConfigStore {
     const file = resolve(configFile);
     const dir = dirname(file);
     const name = basename(file);
-    const scheduleReload = () => {
+    // `keys`: a key file (or a ConfigMap's `..data`) changed, so the file's text may be the config in force and
+    // still need applying again.
+    let keys = false;
+    const scheduleReload = (keyFile = false) => {
+      keys ||= keyFile;
       clearTimeout(this.timer);
-      this.timer = setTimeout(() => void this.reload(file, env, listener), debounceMs);
+      this.timer = setTimeout(() => {
+        const forKeys = keys;
+        keys = false;
+        void this.reload(file, env, listener, forKeys);
+      }, debounceMs);
     };
+    this.onSwap = () => this.watchKeyFiles(dir, scheduleReload);
     const arm = () => {
       this.watcher = watch(dir, (_event, changed) => {
         // inotify names the watched directory itself when it is removed or moved away. Node reports no error:
         // the watch would end, or follow the old directory, and every later edit would go unseen.
         if (changed === basename(dir)) return lost();
-        if (changed && changed !== name && changed !== '..data') return;
-        scheduleReload();
+        if (changed === name) return scheduleReload();
+        if (changed && changed !== '..data' && !this.keyFileNamesIn(dir).has(changed)) return;
+        scheduleReload(true);
       });
       this.watcher.on('error', (e) => listener.rejected([{ path: file, message: `watch failed: ${e.message}` }]));
     };
@@ -123,9 +138,61 @@ export class ConfigStore {
       return true;
     };
     arm();
+    this.onSwap();
   }
 
-  private async reload(file: string, env: NodeJS.ProcessEnv, listener: ReloadListener): Promise<void> {
+  /** The names of the config's key files in `dir`. */
+  private keyFileNamesIn(dir: string): Set<string> {
+    const names = new Set<string>();
+    for (const path of this.runtime.auth.keyFiles.keys()) if (dirname(resolve(path)) === dir) names.add(basename(path));
+    return names;
+  }
+
+  /**
+   * Watches the directories of the key files the config in force names, besides its own (whose watch already
+   * hears them): a Kubernetes Secret mounted apart from the ConfigMap changes by its own `..data` swap, and a key
+   * revoked there applied only at the next edit of the config or the next restart.
+   */
+  private watchKeyFiles(configDir: string, scheduleReload: (keyFile: boolean) => void): void {
+    const dirs = new Set<string>();
+    for (const path of this.runtime.auth.keyFiles.keys()) dirs.add(dirname(resolve(path)));
+    dirs.delete(configDir);
+    for (const [dir, watcher] of this.keyWatchers) {
+      if (dirs.has(dir)) continue;
+      watcher.close();
+      this.keyWatchers.delete(dir);
+    }
+    for (const dir of dirs) {
+      if (this.keyWatchers.has(dir)) continue;
+      try {
+        const watcher = watch(dir, (_event, changed) => {
+          if (!changed || changed === '..data' || this.keyFileNamesIn(dir).has(changed)) scheduleReload(true);
+        });
+        // Gone with its directory: the key file cannot be read now, which the next reload reports.
+        watcher.on('error', () => {
+          watcher.close();
+          this.keyWatchers.delete(dir);
+        });
+        this.keyWatchers.set(dir, watcher);
+      } catch {
+        // Not there (the config was just read from it, so rarely): the next config swap tries again.
+      }
+    }
+  }
+
+  /** Whether a key file of the config in force holds another digest now, or cannot be read. */
+  private keyFilesChanged(): boolean {
+    for (const [path, digest] of this.runtime.auth.keyFiles) {
+      try {
+        if (readFileSync(path, 'utf8').trim().toLowerCase() !== digest) return true;
+      } catch {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private async reload(file: string, env: NodeJS.ProcessEnv, listener: ReloadListener, forKeys = false): Promise<void> {
     let text: string;
     try {
       text = await readFile(file, 'utf8');
@@ -134,7 +201,8 @@ export class ConfigStore {
       listener.rejected([{ path: file, message: (e as Error).message }]);
       return;
     }
-    if (text === this.settledText) return;
+    // The config in force, again: applied only when what its key files hold has changed.
+    if (text === this.settledText && !(forKeys && this.keyFilesChanged())) return;
     // A file rewritten in place (`cat > file`, an editor that keeps the inode, a copy tool) is empty for a
     // moment, and a pause in the writing longer than the debounce made that moment a reload: an empty config is
     // the embedded defaults, whose auth is off, so every request was let in as tenant "default" until the rest
@@ -152,6 +220,9 @@ export class ConfigStore {
     clearTimeout(this.rearmTimer);
     this.watcher?.close();
     this.watcher = undefined;
+    this.onSwap = undefined;
+    for (const w of this.keyWatchers.values()) w.close();
+    this.keyWatchers.clear();
   }
 }
 

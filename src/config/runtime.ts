@@ -112,7 +112,7 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
   }
 
   const runtime: Runtime = {
-    version: createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12),
+    version: configVersion(config, auth),
     config: deepFreeze(structuredClone(config)),
     classifiers,
     classifierVersion: config.classifier.active,
@@ -128,6 +128,16 @@ export function compileRuntime(config: Config, env: NodeJS.ProcessEnv): CompileR
     tenants: new TenantDirectory(config),
   };
   return { ok: true, runtime: Object.freeze(runtime) };
+}
+
+/**
+ * A short hash of the config and of what its key files held: the same file and keys give the same version on
+ * every replica, and a rotated key file gives a new one, so its reload shows in the config-version metric.
+ */
+function configVersion(config: Config, auth: AuthRuntime): string {
+  const hash = createHash('sha256').update(JSON.stringify(config));
+  for (const [path, digest] of auth.keyFiles) hash.update(`\n${path}\t${digest}`);
+  return hash.digest('hex').slice(0, 12);
 }
 
 /** A cost budget is kept at the price table's prices: every tier's model needs one, or its spend would not count. */

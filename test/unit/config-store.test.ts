@@ -1,10 +1,10 @@
 // The config store on its own: what counts as a change worth reloading, and a vet that fails. The reload's
 // effect on streams (atomic swap, in-flight streams keep theirs, the ..data swap) is in lifecycle.test.ts.
-import { mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigStore, type ReloadListener } from '../../src/config/config-store.js';
 import { compileConfigText, type Runtime } from '../../src/config/runtime.js';
 
@@ -288,4 +288,69 @@ it('a file emptied by a rewrite in place is refused, the config in force kept; {
   writeFileSync(file, '{}\n');
   await settle();
   expect(heard.events.slice(3)).toEqual(['reloaded small-v2', 'reloaded weak-model']);
+});
+
+describe('key files (auth sha256File)', () => {
+  const digest = (c: string) => c.repeat(64);
+  /** A Kubernetes Secret volume as the kubelet keeps it: the data in a timestamped directory, `..data` pointing at it, the key a symlink through it. */
+  function secretVolume(root: string, value: string) {
+    const dir = join(root, 'keys');
+    mkdirSync(dir);
+    let n = 0;
+    const swap = (v: string) => {
+      const data = `..2026_12_06_0${n++}`;
+      mkdirSync(join(dir, data));
+      writeFileSync(join(dir, data, 'platform'), `${v}\n`);
+      symlinkSync(data, join(dir, '..data_tmp'));
+      renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    };
+    swap(value);
+    symlinkSync(join('..data', 'platform'), join(dir, 'platform'));
+    return { file: join(dir, 'platform'), swap };
+  }
+  const authText = (keyFile: string) => `auth: { mode: api_key, keys: [{ id: platform, sha256File: ${keyFile}, tenant: acme }] }\n`;
+  const principalDigest = (store: ConfigStore) => store.current().auth.principals[0]?.digest.toString('hex');
+
+  it('a Secret rotated apart from the config applies without an edit of the config, under a new version', async () => {
+    // Before: the file was read only when the config was, so a revoked key kept working until a restart.
+    const root = mkdtempSync(join(tmpdir(), 'tiergate-keys-'));
+    const secret = secretVolume(root, digest('a'));
+    mkdirSync(join(root, 'config'));
+    const file = join(root, 'config', 'tiergate.yaml');
+    writeFileSync(file, authText(secret.file));
+    const store = new ConfigStore(runtime(authText(secret.file)), authText(secret.file));
+    const heard = recorder();
+    store.watch(file, {}, heard, 20);
+    cleanups.push(() => store.close(), () => rmSync(root, { recursive: true, force: true }));
+    const first = store.current().version;
+    expect(principalDigest(store)).toBe(digest('a'));
+
+    secret.swap(digest('b'));
+    await expect.poll(() => principalDigest(store), { timeout: 3000 }).toBe(digest('b'));
+    expect(store.current().version).not.toBe(first);
+    expect(heard.events).toHaveLength(1);
+
+    // The Secret written again with the same key: nothing to apply, nothing reported.
+    secret.swap(digest('b'));
+    await settle();
+    expect(heard.events).toHaveLength(1);
+
+    // A key file that no longer holds a digest is rejected, and the key in force stays.
+    secret.swap('not a digest');
+    await expect.poll(() => heard.events.at(-1), { timeout: 3000 }).toBe('rejected auth.keys[0].sha256File: file must hold 64 hex characters (a SHA-256 digest)');
+    expect(principalDigest(store)).toBe(digest('b'));
+  });
+
+  it("a key file beside the config, written in place, is heard by the config's own watch", async () => {
+    const root = mkdtempSync(join(tmpdir(), 'tiergate-keys-'));
+    const keyFile = join(root, 'platform.sha256');
+    writeFileSync(keyFile, digest('c'));
+    const file = join(root, 'tiergate.yaml');
+    writeFileSync(file, authText(keyFile));
+    const store = new ConfigStore(runtime(authText(keyFile)), authText(keyFile));
+    store.watch(file, {}, recorder(), 20);
+    cleanups.push(() => store.close(), () => rmSync(root, { recursive: true, force: true }));
+    writeFileSync(keyFile, digest('d'));
+    await expect.poll(() => principalDigest(store), { timeout: 3000 }).toBe(digest('d'));
+  });
 });
