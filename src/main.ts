@@ -3,6 +3,7 @@
 import { createApp, type App } from './app.js';
 import { loadConfigFile, defaultConfig, parseConfigText, type LoadResult } from './config/load.js';
 import { compileRuntime } from './config/runtime.js';
+import type { ConfigStore } from './config/config-store.js';
 import type { RestartOnlySetting } from './config/restart-only.js';
 import { LOG_LEVELS, type Config } from './config/schema.js';
 import { loadTokenizer } from './llm/tokenizer.js';
@@ -154,6 +155,26 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
     // someone at a terminal, who is not kept waiting.
     process.once('SIGTERM', () => exitAfter(stop({ drainMs: app.config.current().config.server.drainDelayMs }), log));
     process.once('SIGINT', () => exitAfter(stop(), log));
+    reloadOnHangup(app.config, log);
   }
   return { app, log, grpcPort, adminPort, stop };
+}
+
+/**
+ * SIGHUP reads the config file now, as its change would. Node's default for it is to end the process at once:
+ * a `kill -HUP` meant as a reload (nginx's and HAProxy's convention, a systemd ExecReload), or a terminal's
+ * session ending, cut off every stream in flight and lost the ledger rows still in memory.
+ */
+export function reloadOnHangup(config: ConfigStore, log: Logger): void {
+  process.on('SIGHUP', () => {
+    const reloaded = config.reloadNow();
+    if (!reloaded) {
+      log.info({ event: 'config.reload_skipped', reason: 'SIGHUP: no config file is watched (none given with --config, or the server is stopping)' });
+      return;
+    }
+    void reloaded.then((outcome) => {
+      // A new config and a refused one are logged as a reload's are (config.reloaded, config.rejected).
+      if (outcome === 'unchanged') log.info({ event: 'config.unchanged', reason: 'SIGHUP', version: config.current().version });
+    });
+  });
 }

@@ -11,6 +11,9 @@ export interface ReloadListener {
   rejected(problems: InterpolationProblem[]): void;
 }
 
+/** What reading the config file came to: a new config, one refused, or the config already in force. */
+export type ReloadOutcome = 'applied' | 'rejected' | 'unchanged';
+
 /** Checks a compiled config needs that take time off the event loop (the classifier's ReDoS check); [] to pass. */
 export type Vet = (runtime: Runtime) => Promise<InterpolationProblem[]>;
 
@@ -33,6 +36,8 @@ export class ConfigStore {
   private readonly keyWatchers = new Map<string, FSWatcher>();
   /** Called once a new config is in force: watch() points the key-file watches at its files. */
   private onSwap: (() => void) | undefined;
+  /** Reads the watched file now (reloadNow); set by watch(). */
+  private reloadFile: (() => Promise<ReloadOutcome>) | undefined;
 
   constructor(
     initial: Runtime,
@@ -103,6 +108,10 @@ export class ConfigStore {
       }, debounceMs);
     };
     this.onSwap = () => this.watchKeyFiles(dir, scheduleReload);
+    this.reloadFile = () => {
+      clearTimeout(this.timer);
+      return this.reload(file, env, listener, true);
+    };
     const arm = () => {
       this.watcher = watch(dir, (_event, changed) => {
         // inotify names the watched directory itself when it is removed or moved away. Node reports no error:
@@ -139,6 +148,14 @@ export class ConfigStore {
     };
     arm();
     this.onSwap();
+  }
+
+  /**
+   * Reads the watched file and its key files now, as a change to them would (SIGHUP); undefined when no file is
+   * watched (no --config, or the store is closed).
+   */
+  reloadNow(): Promise<ReloadOutcome> | undefined {
+    return this.reloadFile?.();
   }
 
   /** The names of the config's key files in `dir`. */
@@ -192,17 +209,17 @@ export class ConfigStore {
     return false;
   }
 
-  private async reload(file: string, env: NodeJS.ProcessEnv, listener: ReloadListener, forKeys = false): Promise<void> {
+  private async reload(file: string, env: NodeJS.ProcessEnv, listener: ReloadListener, forKeys = false): Promise<ReloadOutcome> {
     let text: string;
     try {
       text = await readFile(file, 'utf8');
     } catch (e) {
       this.settledText = undefined;
       listener.rejected([{ path: file, message: (e as Error).message }]);
-      return;
+      return 'rejected';
     }
     // The config in force, again: applied only when what its key files hold has changed.
-    if (text === this.settledText && !(forKeys && this.keyFilesChanged())) return;
+    if (text === this.settledText && !(forKeys && this.keyFilesChanged())) return 'unchanged';
     // A file rewritten in place (`cat > file`, an editor that keeps the inode, a copy tool) is empty for a
     // moment, and a pause in the writing longer than the debounce made that moment a reload: an empty config is
     // the embedded defaults, whose auth is off, so every request was let in as tenant "default" until the rest
@@ -210,9 +227,9 @@ export class ConfigStore {
     if (isBlankConfig(text)) {
       this.settledText = undefined;
       listener.rejected([{ path: file, message: 'the file is empty (or holds only comments): the config in force is kept; write {} to ask for the embedded defaults' }]);
-      return;
+      return 'rejected';
     }
-    await this.apply(text, env, listener);
+    return (await this.apply(text, env, listener)) ? 'applied' : 'rejected';
   }
 
   close(): void {
@@ -221,6 +238,7 @@ export class ConfigStore {
     this.watcher?.close();
     this.watcher = undefined;
     this.onSwap = undefined;
+    this.reloadFile = undefined;
     for (const w of this.keyWatchers.values()) w.close();
     this.keyWatchers.clear();
   }

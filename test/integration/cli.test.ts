@@ -425,6 +425,37 @@ describe('tiergate serve', () => {
     // Logging stopped quietly: no stack trace about the broken pipe.
     expect(err).toBe('');
   }, 40_000);
+
+  it('SIGHUP reads the config file now instead of ending the process; with no file it says there is none', async () => {
+    // Before: Node's default for SIGHUP ended the process at once, mid-stream and with rows still in memory.
+    const { spawn } = await import('node:child_process');
+    const config = file('tiers: { weak: { model: small-v1 }, strong: { model: large-v1 } }\n');
+    const serve = (args: string[]) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+        cwd: ROOT,
+        env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      onTestFinished(() => void child.kill('SIGKILL'));
+      const run = { child, out: '' };
+      child.stdout.on('data', (d: Buffer) => (run.out += d.toString()));
+      return run;
+    };
+    const withFile = serve(['--config', config]);
+    const bare = serve([]);
+    for (const r of [withFile, bare]) await expect.poll(() => r.out, { timeout: 20_000 }).toContain('"event":"server.started"');
+    withFile.child.kill('SIGHUP');
+    await expect.poll(() => withFile.out, { timeout: 5_000 }).toContain('"event":"config.unchanged","reason":"SIGHUP"');
+    bare.child.kill('SIGHUP');
+    await expect.poll(() => bare.out, { timeout: 5_000 }).toContain('"event":"config.reload_skipped"');
+    // Both still serve, and SIGTERM still stops them cleanly.
+    for (const r of [withFile, bare]) {
+      expect(r.child.exitCode).toBeNull();
+      const exited = new Promise<number | null>((resolve) => r.child.on('exit', (code) => resolve(code)));
+      r.child.kill('SIGINT');
+      expect(await exited).toBe(0);
+    }
+  }, 60_000);
 });
 
 describe('tiergate eval and keywords', () => {

@@ -354,3 +354,18 @@ describe('key files (auth sha256File)', () => {
     await expect.poll(() => principalDigest(store), { timeout: 3000 }).toBe(digest('d'));
   });
 });
+
+it('reloadNow (SIGHUP) reads the file at once, whatever the debounce, and says what it came to', async () => {
+  const { file, store, heard } = watchedStore(60_000);
+  expect(await store.reloadNow()).toBe('unchanged');
+  writeFileSync(file, text(2));
+  expect(await store.reloadNow()).toBe('applied');
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v2');
+  writeFileSync(file, BAD);
+  expect(await store.reloadNow()).toBe('rejected');
+  expect(heard.events).toEqual(['reloaded small-v2', BAD_EVENT]);
+  store.close();
+  expect(store.reloadNow()).toBeUndefined();
+  // A store that watches nothing has nothing to read.
+  expect(new ConfigStore(runtime(text(1)), text(1)).reloadNow()).toBeUndefined();
+});
