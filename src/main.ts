@@ -12,6 +12,7 @@ import { vetRegexes } from './classify/regex-safety.js';
 import { createLogger, endLogger, type Logger } from './telemetry/logger.js';
 import { startTracing } from './telemetry/tracing.js';
 import { BUILD } from './version.js';
+import { withDeadline } from './deadline-timer.js';
 
 export interface ServeOptions {
   configFile?: string;
@@ -31,9 +32,10 @@ export interface Serving {
   adminPort: number;
   /**
    * Stops serving. `drainMs`: first report not ready (readiness, gRPC health) and go on taking new streams that
-   * long, as SIGTERM does with `server.drainDelayMs`; without it, new streams are refused at once.
+   * long, as SIGTERM does with `server.drainDelayMs`; without it, new streams are refused at once. `graceMs`:
+   * how long streams in flight get to end (server.shutdownGraceMs unless given).
    */
-  stop(opts?: { drainMs?: number }): Promise<void>;
+  stop(opts?: { drainMs?: number; graceMs?: number }): Promise<void>;
 }
 
 export class ConfigError extends Error {
@@ -75,10 +77,10 @@ export function logLevel(env: NodeJS.ProcessEnv): (typeof LOG_LEVELS)[number] | 
  * `server.stop_failed` when stopping threw. A failure there was an unhandled rejection: a stack trace on stderr
  * instead of a log line, and the log never ended.
  */
-export function exitAfter(stopped: Promise<void>, log: Logger): void {
+export function exitAfter(stopped: Promise<void>, log: Logger, code = 0): void {
   void stopped
     .then(
-      () => 0,
+      () => code,
       (err: unknown) => {
         log.error({ event: 'server.stop_failed', err: err instanceof Error ? err.message : String(err) });
         return 1;
@@ -134,7 +136,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   log.info({ event: 'server.started', ...BUILD, grpc_port: grpcPort, admin_port: adminPort, config_version: compiled.runtime.version });
 
   let stopping: Promise<void> | undefined;
-  const stop = ({ drainMs = 0 }: { drainMs?: number } = {}) =>
+  const stop = ({ drainMs = 0, graceMs: givenGraceMs }: { drainMs?: number; graceMs?: number } = {}) =>
     (stopping ??= (async () => {
       if (drainMs > 0) {
         // Envoy learns that this replica is going from its health checks, Kubernetes from the endpoint's removal;
@@ -144,7 +146,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
         await new Promise((resolve) => setTimeout(resolve, drainMs));
       }
       // The grace period is read when it is needed, so a reload can change it.
-      const graceMs = app.config.current().config.server.shutdownGraceMs;
+      const graceMs = givenGraceMs ?? app.config.current().config.server.shutdownGraceMs;
       log.info({ event: 'server.stopping', grace_ms: graceMs });
       await app.shutdown(graceMs);
       await stopTracing?.();
@@ -156,8 +158,32 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
     process.once('SIGTERM', () => exitAfter(stop({ drainMs: app.config.current().config.server.drainDelayMs }), log));
     process.once('SIGINT', () => exitAfter(stop(), log));
     reloadOnHangup(app.config, log);
+    exitOnCrash(() => stop({ graceMs: CRASH_GRACE_MS }), log);
   }
   return { app, log, grpcPort, adminPort, stop };
+}
+
+/** A crashing process's shutdown: streams in flight get CRASH_GRACE_MS to end, and all of it CRASH_STOP_MS. */
+export const CRASH_GRACE_MS = 2_000;
+export const CRASH_STOP_MS = 15_000;
+
+/**
+ * An exception nothing caught (a bug, here or in a library; a promise rejected with no handler) still ends the
+ * process, exit 1, as Node's default does. First it is said in the JSON log (`process.crashed`, at fatal), and
+ * the process stops as on SIGINT, only sooner: streams in flight get CRASH_GRACE_MS to end, and the ledger stores
+ * the rows it holds (in its sinks, the spool, or else the log). Node's default printed a stack trace to stderr,
+ * outside the JSON log, and dropped those rows. A crash during a shutdown waits for that shutdown.
+ */
+export function exitOnCrash(stop: () => Promise<void>, log: Logger): void {
+  let crashed = false;
+  process.on('uncaughtException', (err, origin) => {
+    // Another one while stopping: the first one's exit stands.
+    if (crashed) return;
+    crashed = true;
+    const e = err instanceof Error ? err : new Error(String(err));
+    log.fatal({ event: 'process.crashed', origin, error: e.message, stack: e.stack });
+    exitAfter(withDeadline(stop(), CRASH_STOP_MS, undefined), log, 1);
+  });
 }
 
 /**

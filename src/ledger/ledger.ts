@@ -65,6 +65,7 @@ export class Ledger {
   private batching = false;
   /** The sinks are closed: a row recorded now has nowhere to go but the log (enqueue()). */
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(
     sinks: readonly LedgerSink[],
@@ -173,8 +174,15 @@ export class Ledger {
     await Promise.all(this.channels.map((c) => c.idle()));
   }
 
-  /** Shutdown: rows still being built are finished, queues delivered or spooled to disk, sinks closed. */
-  async close(): Promise<void> {
+  /**
+   * Shutdown: rows still being built are finished, queues delivered or spooled to disk, sinks closed. Once: a
+   * crash while a SIGTERM's shutdown runs waits for the same close.
+   */
+  close(): Promise<void> {
+    return (this.closing ??= this.closeOnce());
+  }
+
+  private async closeOnce(): Promise<void> {
     // Nothing can be pending after this: the sweep would only hold a shutting-down process up to 5 lingers.
     clearTimeout(this.sweepTimer);
     this.sweepTimer = undefined;

@@ -74,6 +74,16 @@ describe('ledger writer', () => {
     ]);
   });
 
+  it('close runs once: a second caller (a crash while a SIGTERM stops the process) waits for the same close', async () => {
+    const sink = new MemorySink();
+    const ledger = new Ledger([sink], options(), hooks);
+    ledger.record(sampleRow({ request_id: 'once' }));
+    const first = ledger.close();
+    expect(ledger.close()).toBe(first);
+    await first;
+    expect(ids(sink)).toEqual(['once']);
+  });
+
   it('delivers every row to every sink in order', async () => {
     const a = new MemorySink('a');
     const b = new MemorySink('b');
