@@ -257,31 +257,18 @@ describe('a crash (an exception nothing caught)', () => {
     // A bug stood in for by a module loaded into the process: SIGUSR2 throws where nothing catches it.
     const bomb = join(dir, 'bomb.mjs');
     writeFileSync(bomb, "process.on('SIGUSR2', () => setImmediate(() => { throw new Error('a bug nothing caught'); }));\n");
-    const child = spawn(process.execPath, ['--import', 'tsx', '--import', bomb, CLI, 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
-      cwd: ROOT,
-      env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    onTestFinished(() => void child.kill('SIGKILL'));
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await expect.poll(() => out, { timeout: 20_000 }).toContain('"event":"server.started"');
-    const started = JSON.parse(out.split('\n').find((l) => l.includes('server.started')) ?? '{}') as { grpc_port: number };
-    const pool = new ExtProcPool(`127.0.0.1:${started.grpc_port}`, 500);
     const ids = ['crash-0', 'crash-1', 'crash-2'];
-    try {
-      for (const id of ids) await request(pool, id);
-    } finally {
-      pool.close();
-    }
-    child.kill('SIGUSR2');
-    expect(await exited).toBe(1);
-    const crashed = out.split('\n').find((l) => l.includes('"event":"process.crashed"'));
-    expect(JSON.parse(crashed ?? '{}')).toMatchObject({ level: 'fatal', origin: 'uncaughtException', error: 'a bug nothing caught' });
-    expect(err).toBe('');
+    const out = await runServer(
+      config,
+      async (pool) => {
+        for (const id of ids) await request(pool, id);
+      },
+      { nodeArgs: ['--import', bomb], signal: 'SIGUSR2', code: 1 },
+    );
+    const lines = out.split('\n').filter((l) => l.length > 0);
+    expect(JSON.parse(lines.find((l) => l.includes('"event":"process.crashed"')) ?? '{}')).toMatchObject({ level: 'fatal', origin: 'uncaughtException', error: 'a bug nothing caught' });
+    // Nothing outside the JSON log: no stack trace printed to stderr.
+    for (const l of lines) expect(() => JSON.parse(l) as unknown, l).not.toThrow();
     expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
   }, 60_000);
 });
@@ -326,12 +313,16 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'src/cli.ts');
 
 /**
- * `tiergate serve` in a child process: run `work` against it (`output`: what it printed so far), then SIGTERM it
- * and expect a clean exit; with `exits: false`, expect `server.stopped` and then kill it (the orchestrator's
- * SIGKILL).
+ * `tiergate serve` in a child process: run `work` against it (`output`: what it printed so far), then send it
+ * `signal` (SIGTERM) and expect it to stop and exit with `code` (0); with `exits: false`, expect `server.stopped`
+ * and then kill it (the orchestrator's SIGKILL). `nodeArgs` go to node before the CLI.
  */
-async function runServer(config: string, work: (pool: ExtProcPool, output: () => string) => Promise<void>, { exits = true } = {}): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+async function runServer(
+  config: string,
+  work: (pool: ExtProcPool, output: () => string) => Promise<void>,
+  { exits = true, nodeArgs = [] as string[], signal = 'SIGTERM' as NodeJS.Signals, code = 0 } = {},
+): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...nodeArgs, CLI, 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
     cwd: ROOT,
     env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -349,12 +340,12 @@ async function runServer(config: string, work: (pool: ExtProcPool, output: () =>
   } finally {
     pool.close();
   }
-  child.kill('SIGTERM');
+  child.kill(signal);
   if (!exits) {
     await expect.poll(() => out, { timeout: 30_000 }).toContain('"event":"server.stopped"');
     return out;
   }
-  expect(await exited).toBe(0);
+  expect(await exited).toBe(code);
   expect(out).toContain('"event":"server.stopped"');
   return out;
 }
