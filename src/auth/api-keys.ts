@@ -37,7 +37,7 @@ export function compileAuth(auth: z.infer<typeof authSchema>, problems: Interpol
     let hex = k.sha256;
     if (k.sha256File !== undefined) {
       try {
-        hex = readFileSync(k.sha256File, 'utf8').trim();
+        hex = keyFileDigest(k.sha256File);
       } catch (e) {
         problems.push({ path: `auth.keys[${i}].sha256File`, message: (e as Error).message });
         return;
@@ -46,7 +46,7 @@ export function compileAuth(auth: z.infer<typeof authSchema>, problems: Interpol
         problems.push({ path: `auth.keys[${i}].sha256File`, message: 'file must hold 64 hex characters (a SHA-256 digest)' });
         return;
       }
-      keyFiles.set(k.sha256File, hex.toLowerCase());
+      keyFiles.set(k.sha256File, hex);
     }
     const expiresAt = k.expiresAt === undefined ? undefined : Date.parse(k.expiresAt);
     principals.push({ id: k.id, digest: Buffer.from(hex as string, 'hex'), tenant: k.tenant, tenants: new Set(k.tenants ?? []), expiresAt });
@@ -55,6 +55,11 @@ export function compileAuth(auth: z.infer<typeof authSchema>, problems: Interpol
   const prefixes = auth.publicPaths.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
   const isPublic = (path: string) => (exact.has(path) || prefixes.some((p) => path.startsWith(p))) && plainPath(path);
   return { mode: auth.mode, principals, keyFiles, isPublic };
+}
+
+/** What a key file (sha256File) holds, as compared: trimmed, lower-cased. Throws what reading it throws. */
+export function keyFileDigest(path: string): string {
+  return readFileSync(path, 'utf8').trim().toLowerCase();
 }
 
 /**

@@ -1,7 +1,8 @@
 // Holds the current runtime and swaps it atomically when the config file changes.
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
+import { keyFileDigest } from '../auth/api-keys.js';
 import type { InterpolationProblem } from './interpolate.js';
 import { isBlankConfig } from './load.js';
 import { compileConfigText, type Runtime } from './runtime.js';
@@ -201,7 +202,7 @@ export class ConfigStore {
   private keyFilesChanged(): boolean {
     for (const [path, digest] of this.runtime.auth.keyFiles) {
       try {
-        if (readFileSync(path, 'utf8').trim().toLowerCase() !== digest) return true;
+        if (keyFileDigest(path) !== digest) return true;
       } catch {
         return true;
       }
