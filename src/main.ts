@@ -72,23 +72,28 @@ export function logLevel(env: NodeJS.ProcessEnv): (typeof LOG_LEVELS)[number] | 
   throw new ConfigError([{ path: 'TIERGATE_LOG_LEVEL', message: `expected one of ${LOG_LEVELS.map((l) => `"${l}"`).join('|')}, got ${JSON.stringify((env.TIERGATE_LOG_LEVEL ?? '').slice(0, 64))}` }]);
 }
 
+/** The highest exit code asked of exitAfter so far: the process ends with it, whichever caller exits first. */
+let exitCodeAsked = 0;
+
 /**
- * Exits once `stopped` settles and the log has been written out (see endLogger): 0, or 1 after logging
- * `server.stop_failed` when stopping threw. A failure there was an unhandled rejection: a stack trace on stderr
- * instead of a log line, and the log never ended.
+ * Exits once `stopped` settles and the log has been written out (see endLogger): with `code` (0), or 1 after
+ * logging `server.stop_failed` when stopping threw. A failure there was an unhandled rejection: a stack trace on
+ * stderr instead of a log line, and the log never ended. Two callers waiting on one stop (a crash while a
+ * SIGTERM stops the process) end it with the higher code: the SIGTERM's, asked first, exited 0.
  */
 export function exitAfter(stopped: Promise<void>, log: Logger, code = 0): void {
+  exitCodeAsked = Math.max(exitCodeAsked, code);
   void stopped
     .then(
-      () => code,
+      () => 0,
       (err: unknown) => {
         log.error({ event: 'server.stop_failed', err: err instanceof Error ? err.message : String(err) });
         return 1;
       },
     )
-    .then(async (code) => {
+    .then(async (failed) => {
       await endLogger(log);
-      process.exit(code);
+      process.exit(Math.max(failed, exitCodeAsked));
     });
 }
 

@@ -271,6 +271,18 @@ describe('a crash (an exception nothing caught)', () => {
     for (const l of lines) expect(() => JSON.parse(l) as unknown, l).not.toThrow();
     expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
   }, 60_000);
+
+  it('during a SIGTERM shutdown, ends the process with exit 1 once that shutdown is done, not with its 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-crash-'));
+    const config = join(dir, 'tiergate.yaml');
+    // A drain of a second: the bug strikes while the process still takes streams after the SIGTERM.
+    writeFileSync(config, ['server: { drainDelayMs: 1000 }', 'ledger:', `  spoolDir: ${join(dir, 'spool')}`, '  sinks:', `    - { type: file, dir: ${join(dir, 'ledger')} }`].join('\n'));
+    const bomb = join(dir, 'bomb.mjs');
+    writeFileSync(bomb, "process.on('SIGTERM', () => setTimeout(() => { throw new Error('a bug during the shutdown'); }, 200));\n");
+    const out = await runServer(config, (pool) => request(pool, 'crash-late'), { nodeArgs: ['--import', bomb], code: 1 });
+    expect(out.indexOf('"event":"process.crashed"')).toBeGreaterThan(out.indexOf('"event":"server.draining"'));
+    expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ['crash-late']);
+  }, 60_000);
 });
 
 /** A config file in `dir`: a file sink in `dir`/ledger and a Redis stream sink, spooling to `spoolDir`; `more` ledger lines. */
