@@ -82,7 +82,7 @@ describe('ledger durability', () => {
     await runServer(config, async (pool) => {
       for (const id of ids) await request(pool, id);
     });
-    expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
+    expectExactly(await fileSinkRows(dir), ids);
     const spooled = readFileSync(join(dir, 'spool', 'redis.spool.jsonl'), 'utf8').trim().split('\n');
     expect(spooled).toHaveLength(50);
 
@@ -94,7 +94,7 @@ describe('ledger durability', () => {
     expectExactly(await collectRows(rowsFromRedis(down.url, 'sigterm:ledger')), ids);
     expect(readdirSync(join(dir, 'spool'))).toEqual([]);
     // …and the file sink did not get them twice.
-    expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
+    expectExactly(await fileSinkRows(dir), ids);
     await down.down();
   });
 
@@ -183,7 +183,7 @@ describe('ledger durability', () => {
       writeFileSync(spool, '');
       for (const id of ids) await request(pool, id);
     });
-    expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
+    expectExactly(await fileSinkRows(dir), ids);
     const logged = out
       .split('\n')
       .filter((l) => l.includes('"event":"ledger.rows_unsaved"'))
@@ -229,7 +229,7 @@ describe('ledger durability', () => {
       // orchestrator's would.
       { exits: false },
     );
-    expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
+    expectExactly(await fileSinkRows(dir), ids);
     expect(out).toContain('its disk did not answer within 7400 ms of the shutdown; 30 rows not known to be stored are logged');
     const logged = out
       .split('\n')
@@ -248,42 +248,51 @@ describe('ledger durability', () => {
 });
 
 describe('a crash (an exception nothing caught)', () => {
-  it('is logged as process.crashed and ends the process with exit 1, after the rows held in memory are stored', async () => {
-    // Before: Node's default printed the stack to stderr and ended the process at once; the rows waiting for
-    // their batch (here a linger of a minute) were lost.
+  /**
+   * A config with a file sink (`server` and `ledger` lines of its own besides) and a module to load into the
+   * server, a bug stood in for, in a directory of their own.
+   */
+  function crashingServer(bug: string, { server = [], ledger = [] }: { server?: string[]; ledger?: string[] }) {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-crash-'));
     const config = join(dir, 'tiergate.yaml');
-    writeFileSync(config, ['ledger:', '  lingerMs: 60000', `  spoolDir: ${join(dir, 'spool')}`, '  sinks:', `    - { type: file, dir: ${join(dir, 'ledger')} }`].join('\n'));
-    // A bug stood in for by a module loaded into the process: SIGUSR2 throws where nothing catches it.
-    const bomb = join(dir, 'bomb.mjs');
-    writeFileSync(bomb, "process.on('SIGUSR2', () => setImmediate(() => { throw new Error('a bug nothing caught'); }));\n");
+    writeFileSync(config, [...server, 'ledger:', ...ledger, `  spoolDir: ${join(dir, 'spool')}`, '  sinks:', `    - { type: file, dir: ${join(dir, 'ledger')} }`].join('\n'));
+    const bugModule = join(dir, 'bug.mjs');
+    writeFileSync(bugModule, bug);
+    return { dir, config, nodeArgs: ['--import', bugModule] };
+  }
+
+  it('is logged as process.crashed and ends the process with exit 1, after the rows held in memory are stored', async () => {
+    // Before: Node's default printed the stack to stderr and ended the process at once; the rows waiting for
+    // their batch (here a linger of a minute) were lost. SIGUSR2 throws where nothing catches it.
+    const { dir, config, nodeArgs } = crashingServer("process.on('SIGUSR2', () => setImmediate(() => { throw new Error('a bug nothing caught'); }));\n", { ledger: ['  lingerMs: 60000'] });
     const ids = ['crash-0', 'crash-1', 'crash-2'];
     const out = await runServer(
       config,
       async (pool) => {
         for (const id of ids) await request(pool, id);
       },
-      { nodeArgs: ['--import', bomb], signal: 'SIGUSR2', code: 1 },
+      { nodeArgs, signal: 'SIGUSR2', code: 1 },
     );
     const lines = out.split('\n').filter((l) => l.length > 0);
     expect(JSON.parse(lines.find((l) => l.includes('"event":"process.crashed"')) ?? '{}')).toMatchObject({ level: 'fatal', origin: 'uncaughtException', error: 'a bug nothing caught' });
     // Nothing outside the JSON log: no stack trace printed to stderr.
     for (const l of lines) expect(() => JSON.parse(l) as unknown, l).not.toThrow();
-    expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ids);
+    expectExactly(await fileSinkRows(dir), ids);
   }, 60_000);
 
   it('during a SIGTERM shutdown, ends the process with exit 1 once that shutdown is done, not with its 0', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tiergate-crash-'));
-    const config = join(dir, 'tiergate.yaml');
     // A drain of a second: the bug strikes while the process still takes streams after the SIGTERM.
-    writeFileSync(config, ['server: { drainDelayMs: 1000 }', 'ledger:', `  spoolDir: ${join(dir, 'spool')}`, '  sinks:', `    - { type: file, dir: ${join(dir, 'ledger')} }`].join('\n'));
-    const bomb = join(dir, 'bomb.mjs');
-    writeFileSync(bomb, "process.on('SIGTERM', () => setTimeout(() => { throw new Error('a bug during the shutdown'); }, 200));\n");
-    const out = await runServer(config, (pool) => request(pool, 'crash-late'), { nodeArgs: ['--import', bomb], code: 1 });
+    const { dir, config, nodeArgs } = crashingServer("process.on('SIGTERM', () => setTimeout(() => { throw new Error('a bug during the shutdown'); }, 200));\n", { server: ['server: { drainDelayMs: 1000 }'] });
+    const out = await runServer(config, (pool) => request(pool, 'crash-late'), { nodeArgs, code: 1 });
     expect(out.indexOf('"event":"process.crashed"')).toBeGreaterThan(out.indexOf('"event":"server.draining"'));
-    expectExactly(await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f)))), ['crash-late']);
+    expectExactly(await fileSinkRows(dir), ['crash-late']);
   }, 60_000);
 });
+
+/** The rows of the file sink in `dir`/ledger. */
+function fileSinkRows(dir: string): Promise<LedgerRow[]> {
+  return collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f))));
+}
 
 /** A config file in `dir`: a file sink in `dir`/ledger and a Redis stream sink, spooling to `spoolDir`; `more` ledger lines. */
 function ledgerConfig(dir: string, spoolDir: string, redisUrl: string, stream: string, more: string[] = []): string {
