@@ -23,6 +23,8 @@ export interface DataPlaneOptions {
 export interface DataPlane {
   server: Server;
   pool: ExtProcPool;
+  /** The ext_proc filter's settings it drives tiergate with. */
+  filter: FilterConfig;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
@@ -36,7 +38,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
       else res.destroy();
     });
   });
-  return { server, pool };
+  return { server, pool, filter };
 }
 
 function localReply(res: ServerResponse, status: number, details: string): void {

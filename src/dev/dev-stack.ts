@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { listenOn } from '../admin-server.js';
 import { exitAfter, exitOnCrash, reloadOnHangup, serve, type Serving } from '../main.js';
 import { createDataPlane, type DataPlane } from './data-plane.js';
-import { DUPLEX_FILTER, RECOMMENDED_FILTER } from './envoy-client.js';
+import { DUPLEX_FILTER, RECOMMENDED_FILTER, SHIPPED_MESSAGE_TIMEOUT_MS } from './envoy-client.js';
 import { createMockBackend } from './mock-backend.js';
 
 export interface DevOptions {
@@ -88,7 +88,7 @@ export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
       extProcTarget: `${host}:${tiergate.grpcPort}`,
       backends,
       defaultTier: 'weak',
-      filter: { ...(opts.bodyMode === 'duplex' ? DUPLEX_FILTER : RECOMMENDED_FILTER), allowModeOverride },
+      filter: { ...(opts.bodyMode === 'duplex' ? DUPLEX_FILTER : RECOMMENDED_FILTER), allowModeOverride, messageTimeoutMs: SHIPPED_MESSAGE_TIMEOUT_MS },
     });
     dataPlane = dp;
     servers.push(dp.server);

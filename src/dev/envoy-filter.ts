@@ -49,6 +49,15 @@ export const RECOMMENDED_FILTER: FilterConfig = {
 };
 
 /**
+ * The message timeout tiergate ships (envoy/envoy.yaml's message_timeout, the kgateway GatewayExtension's
+ * messageTimeout), which the local data plane of `tiergate dev` uses too. The tests keep Envoy's stricter default
+ * (RECOMMENDED_FILTER). In `tiergate dev` that timer shares one process and one event loop with tiergate, the mock
+ * backends and every client's connection, where Envoy's runs in a process of its own: under a burst of parallel
+ * requests its 200 ms ran out on answers the loop had not yet read, and clients got 504s no deployment would give.
+ */
+export const SHIPPED_MESSAGE_TIMEOUT_MS = 500;
+
+/**
  * The same filter with both bodies FULL_DUPLEX_STREAMED (Envoy 1.34+; kgateway's GatewayExtension offers it):
  * chunks go out without waiting, answers are streamed_response, and Envoy requires trailer mode SEND.
  */

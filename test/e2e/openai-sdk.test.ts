@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevStack, type DevStack } from '../../src/dev/dev-stack.js';
+import { RECOMMENDED_FILTER, SHIPPED_MESSAGE_TIMEOUT_MS } from '../../src/dev/envoy-client.js';
 import { ledgerRow, readChatStream, startTestDevStack } from '../helpers/dev-stack.js';
 
 let stack: DevStack;
@@ -17,6 +18,10 @@ beforeAll(async () => {
 afterAll(async () => stack.stop());
 
 describe('openai SDK through tiergate dev', () => {
+  it("its local Envoy drives tiergate with the shipped filter: the recommended modes, envoy.yaml's message timeout", () => {
+    expect(stack.dataPlane.filter).toMatchObject({ processingMode: RECOMMENDED_FILTER.processingMode, messageTimeoutMs: SHIPPED_MESSAGE_TIMEOUT_MS });
+  });
+
   it('plain chat completion: a short prompt is answered by the weak tier', async () => {
     const { data, response } = await client.chat.completions
       .create({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] })

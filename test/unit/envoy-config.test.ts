@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import { compileRuntime, type Runtime } from '../../src/config/runtime.js';
-import { RECOMMENDED_FILTER } from '../../src/dev/envoy-client.js';
+import { RECOMMENDED_FILTER, SHIPPED_MESSAGE_TIMEOUT_MS } from '../../src/dev/envoy-client.js';
 import { HEALTH_SERVICES } from '../../src/extproc/server.js';
 import { METADATA_NAMESPACE } from '../../src/pipeline/response-answers.js';
 import { USAGE_METADATA_KEYS } from '../../src/pipeline/response-accounting.js';
@@ -110,6 +110,10 @@ describe('envoy/envoy.yaml agrees with tiergate', () => {
       response_body_mode: want.responseBodyMode,
       response_trailer_mode: want.responseTrailerMode,
     });
+  });
+
+  it('has the message timeout `tiergate dev` drives tiergate with', () => {
+    expect(extProc().message_timeout).toBe(`${SHIPPED_MESSAGE_TIMEOUT_MS / 1000}s`);
   });
 
   it('allows mode overrides exactly when tiergate’s config says Envoy does', () => {

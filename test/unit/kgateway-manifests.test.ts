@@ -14,7 +14,7 @@ import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
-import { DUPLEX_FILTER, RECOMMENDED_FILTER } from '../../src/dev/envoy-client.js';
+import { DUPLEX_FILTER, RECOMMENDED_FILTER, SHIPPED_MESSAGE_TIMEOUT_MS } from '../../src/dev/envoy-client.js';
 import { CrdValidator } from '../helpers/crd-validator.js';
 import { kustomizeBuild, manifestsDir, readObjects, type K8sObject } from '../helpers/kustomize.js';
 import { SHARED } from '../helpers/shared-data.js';
@@ -156,6 +156,8 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
     // The CRD's processingMode spells the same six modes the client's ProcessingMode holds.
     expect(ext.spec.extProc.processingMode).toEqual(RECOMMENDED_FILTER.processingMode);
     expect(ext.spec.extProc.routeCacheAction).toBe('Clear');
+    // The message timeout `tiergate dev`'s data plane uses, as envoy.yaml's.
+    expect(ext.spec.extProc.messageTimeout).toBe(`${SHIPPED_MESSAGE_TIMEOUT_MS}ms`);
   });
 
   it('overlays/full-duplex: the GatewayExtension and the TrafficPolicy ask for the duplex filter tiergate is tested with, and change nothing else', () => {
