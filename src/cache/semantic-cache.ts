@@ -46,7 +46,7 @@ export type PendingSeed = SemanticSeed | Promise<SemanticSeed | undefined>;
 export type SemanticLookup =
   | { result: 'hit'; entry: CacheEntry; score: number }
   | { result: 'miss'; reason: 'not_found' | 'guard'; seed: SemanticSeed }
-  | { result: 'miss'; reason: 'deadline'; seed: Promise<SemanticSeed | undefined> }
+  | { result: 'miss'; reason: 'deadline' | 'embedder_behind'; seed: Promise<SemanticSeed | undefined> }
   | { result: 'bypass'; reason: 'embedder_down' | 'embedder_busy' | 'question_refused' | 'embedder_error' | 'index_error' };
 
 /** Candidates checked against the guards, best first. */
@@ -73,7 +73,14 @@ export class SemanticCache {
 
   lookup(q: SemanticQuery, cfg: Config['cache']): Promise<SemanticLookup> {
     if (!this.guard.allows()) return Promise.resolve(this.counted({ result: 'bypass', reason: 'embedder_down' }));
-    const seed = this.seedFor(q);
+    const text = embeddingText(q.question);
+    // Under a burst the embedder falls behind (the local model embeds ~80 questions a second), and every lookup
+    // waited out its whole deadline for a vector that could not come in time: 60 ms more before the request went
+    // upstream, for nothing. When what the embedder has under way and waiting puts this vector past the deadline
+    // even at its fastest pace, the lookup is a miss at once. The question is still asked, as a late one is, so
+    // the answer fetched upstream is indexed once its vector comes.
+    const behind = (this.embedder.soonestMs?.(text, q.tenant) ?? 0) > cfg.semantic.lookupDeadlineMs;
+    const seed = this.seedFor(q, text);
     const work = seed.then(
       (sd) => this.search(q, sd, cfg),
       (err: unknown): SemanticLookup => {
@@ -89,12 +96,14 @@ export class SemanticCache {
       },
     );
     // `work` already handles the embedding's failure; the late answer's copy of it only ever resolves.
-    const late: SemanticLookup = { result: 'miss', reason: 'deadline', seed: seed.catch(() => undefined) };
-    return withDeadline(work, cfg.semantic.lookupDeadlineMs, late).then((r) => this.counted(r));
+    const late: SemanticLookup = { result: 'miss', reason: behind ? 'embedder_behind' : 'deadline', seed: seed.catch(() => undefined) };
+    // Behind, a deadline of 0 rather than none: a question the full queue refuses is still counted as
+    // embedder_busy (the refusal settles before the deadline's turn of the loop), which its alert reads.
+    return withDeadline(work, behind ? 0 : cfg.semantic.lookupDeadlineMs, late).then((r) => this.counted(r));
   }
 
-  private async seedFor(q: SemanticQuery): Promise<SemanticSeed> {
-    const [vector] = (await this.embedder.embed([embeddingText(q.question)], q.tenant, q.trace)) as [Float32Array];
+  private async seedFor(q: SemanticQuery, text: string): Promise<SemanticSeed> {
+    const [vector] = (await this.embedder.embed([text], q.tenant, q.trace)) as [Float32Array];
     return { partition: this.partitionOf(q.partition), vector, features: questionFeatures(q.question) };
   }
 

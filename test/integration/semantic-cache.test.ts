@@ -394,6 +394,30 @@ describe('the local embedder', () => {
       await embedder.close();
     }
   }, 30_000);
+
+  it("foresees a question's wait by its tenant's questions waiting in its length class, once a call has set the pace", async () => {
+    const embedder = new LocalEmbedder();
+    await embedder.whenReady();
+    try {
+      const short = 'how do I rotate the gateway key?';
+      const long = `how do I ${'rotate the gateway key and restart nothing, '.repeat(8)}`;
+      expect(embedder.soonestMs(short, 'acme')).toBe(0);
+      await embedder.embed(['a first question'], 'acme');
+      // One short question under way and twenty waiting, all acme's.
+      const asked = Array.from({ length: 21 }, (_, i) => embedder.embed([`short question ${i}`], 'acme'));
+      // Read in this order: the clock only moves on, and each reading is less by the time gone, so a difference
+      // found is none the clock made.
+      const acmeLong = embedder.soonestMs(long, 'acme');
+      const globexShort = embedder.soonestMs(short, 'globex');
+      const acmeShort = embedder.soonestMs(short, 'acme');
+      expect(acmeShort).toBeGreaterThan(acmeLong);
+      expect(acmeShort).toBeGreaterThan(globexShort);
+      await Promise.all(asked);
+      expect(embedder.soonestMs(short, 'acme')).toBeLessThan(acmeShort);
+    } finally {
+      await embedder.close();
+    }
+  }, 30_000);
 });
 
 describe('the local embedder when its thread stops', () => {

@@ -165,6 +165,27 @@ describe('OpenAI-compatible embedder under more questions than the endpoint take
     expect(results.filter((r) => r.endsWith(' ok'))).toHaveLength(20);
   });
 
+  it("foresees a question's wait by the POSTs under way and its tenant's questions waiting, once one has answered", async () => {
+    const e = await heldEndpoint();
+    const emb = embedder(e.url, { maxConcurrency: 1, timeoutMs: 10_000 });
+    expect(emb.soonestMs('q', 'acme')).toBe(0);
+    const first = emb.embed(['first'], 'acme');
+    await expect.poll(() => e.held.length).toBe(1);
+    e.held[0]?.answer();
+    await first;
+    // One POST under way and three of acme's waiting: acme's next goes after them, globex's may go first.
+    const asked = ['a', 'b', 'c', 'd'].map((q) => emb.embed([q], 'acme'));
+    await expect.poll(() => e.held.length).toBe(2);
+    // globex's read first: each reading is less by the time gone since the last.
+    const globex = emb.soonestMs('q', 'globex');
+    expect(emb.soonestMs('q', 'acme')).toBeGreaterThan(globex);
+    for (let i = 1; i < 5; i++) {
+      await expect.poll(() => e.held.length > i).toBe(true);
+      e.held[i]?.answer();
+    }
+    await Promise.all(asked);
+  });
+
   // The semantic index is partitioned by the embedder's id: vectors of two models must never be compared.
   it("its id names the model, so another model's vectors go to another partition", async () => {
     const e = await endpoint((_s, res) => json(res, 500, {}));

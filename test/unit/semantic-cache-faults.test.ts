@@ -2,9 +2,10 @@
 // no question is sent to it (each lookup is an embedder_down bypass, not a wait for the deadline) until the
 // cooldown's trial; an index or answer store that fails is an index_error bypass; adding a vector while the
 // breaker is open sends nothing; an index that adds asynchronously (Redis) has its evictions and failures counted.
+// And an embedder too far behind to answer within the lookup's deadline: the lookup misses at once.
 // The integration suite covers lookups through a request; this one holds the service's own rules.
 import { describe, expect, it } from 'vitest';
-import { normalise, type Embedder } from '../../src/cache/embedders/embedder.js';
+import { EmbedderBusyError, normalise, type Embedder } from '../../src/cache/embedders/embedder.js';
 import { questionFeatures } from '../../src/cache/guards.js';
 import { SemanticCache, embedderKeyPart, type SemanticSeed } from '../../src/cache/semantic-cache.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -51,7 +52,7 @@ class FlakyIndex implements VectorIndex {
   async close(): Promise<void> {}
 }
 
-function service(opts: { embedder?: FlakyEmbedder; index?: VectorIndex; store?: CacheStore; now?: () => number } = {}) {
+function service(opts: { embedder?: Embedder; index?: VectorIndex; store?: CacheStore; now?: () => number } = {}) {
   const metrics = createMetrics();
   const { log, logs } = captureLogger();
   const embedder = opts.embedder ?? new FlakyEmbedder();
@@ -59,7 +60,8 @@ function service(opts: { embedder?: FlakyEmbedder; index?: VectorIndex; store?: 
   const semantic = new SemanticCache(embedder, opts.index ?? new FlakyIndex(), store, metrics, log, opts.now ?? (() => 0));
   const degraded = () => metricValue({ metrics }, 'tiergate_cache_store_degraded', { part: 'semantic' });
   const evictions = () => metricValue({ metrics }, 'tiergate_cache_evictions_total', { kind: 'semantic' });
-  return { semantic, embedder, store, degraded, evictions, logs };
+  const lookups = (result: string, reason: string) => metricValue({ metrics }, 'tiergate_cache_lookups_total', { kind: 'semantic', result, reason });
+  return { semantic, embedder, store, degraded, evictions, lookups, logs };
 }
 
 const query = (question = 'What is the capital of France?') => ({ tenant: 'acme', partition: 'p1', question, threshold: 0.9 });
@@ -165,5 +167,68 @@ describe('the semantic cache when its parts fail', () => {
     const { semantic } = service({ embedder, index });
     await expect(semantic.close()).resolves.toBeUndefined();
     expect(closed.sort()).toEqual(['embedder', 'index']);
+  });
+});
+
+/** An embedder that says how far behind it is (soonestMs) and answers each question only when told to. */
+class BehindEmbedder implements Embedder {
+  readonly id = 'test:behind';
+  soonest = 0;
+  refuse = false;
+  readonly asked: Array<{ owner: string | undefined; answer(): void }> = [];
+  readonly told: string[] = [];
+  soonestMs(_text: string, owner: string): number {
+    this.told.push(owner);
+    return this.soonest;
+  }
+  embed(texts: readonly string[], owner?: string): Promise<Float32Array[]> {
+    if (this.refuse) return Promise.reject(new EmbedderBusyError(128));
+    return new Promise((resolve) => this.asked.push({ owner, answer: () => resolve(texts.map(() => VECTOR)) }));
+  }
+  async close(): Promise<void> {}
+}
+
+describe('the semantic cache when its embedder is behind', () => {
+  // A minute: were the lookup to wait for the deadline, the test would time out.
+  const patient = () => ({ ...cfg(), semantic: { ...cfg().semantic, lookupDeadlineMs: 60_000 } });
+
+  it("a vector the embedder's backlog puts past the deadline is a miss at once; the question is still asked, and its vector comes for the answer's entry", async () => {
+    const embedder = new BehindEmbedder();
+    embedder.soonest = 60_001;
+    const { semantic, lookups } = service({ embedder });
+    const r = await semantic.lookup(query(), patient());
+    expect(r).toMatchObject({ result: 'miss', reason: 'embedder_behind' });
+    expect(embedder.told).toEqual(['acme']);
+    expect(embedder.asked.map((a) => a.owner)).toEqual(['acme']);
+    expect(await lookups('miss', 'embedder_behind')).toBe(1);
+    expect(await lookups('miss', 'deadline')).toBe(0);
+    embedder.asked[0]?.answer();
+    const seed = r.result === 'miss' && r.reason === 'embedder_behind' ? await r.seed : undefined;
+    expect(seed?.vector).toEqual(VECTOR);
+    expect(seed?.partition).toBe(semantic.partitionOf('p1'));
+  });
+
+  it('a vector foreseen just at the deadline is waited for', async () => {
+    const embedder = new BehindEmbedder();
+    embedder.soonest = 60_000;
+    const { semantic, lookups } = service({ embedder });
+    let done = false;
+    const pending = semantic.lookup(query(), patient()).finally(() => (done = true));
+    // Past the turns of the loop a lookup given up at once takes (a deadline of 0), it is still waiting.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(done).toBe(false);
+    embedder.asked[0]?.answer();
+    expect(await pending).toMatchObject({ result: 'miss', reason: 'not_found' });
+    expect(await lookups('miss', 'embedder_behind')).toBe(0);
+  });
+
+  it('a question the full queue refuses is still an embedder_busy bypass when the embedder is behind (its alert reads that)', async () => {
+    const embedder = new BehindEmbedder();
+    embedder.soonest = 60_001;
+    embedder.refuse = true;
+    const { semantic, lookups } = service({ embedder });
+    expect(await semantic.lookup(query(), patient())).toEqual({ result: 'bypass', reason: 'embedder_busy' });
+    expect(await lookups('bypass', 'embedder_busy')).toBe(1);
+    expect(await lookups('miss', 'embedder_behind')).toBe(0);
   });
 });

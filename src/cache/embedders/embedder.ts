@@ -14,6 +14,12 @@ export interface Embedder {
   close(): Promise<void>;
   /** What it is doing now (the tiergate_embedder_calls gauge); optional. */
   load?(): EmbedderLoad;
+  /**
+   * At least how long, in ms, `text` asked now by `owner` would wait for its vector, from what the embedder has
+   * under way and waiting (FairDispatcher.soonestMs); optional, and 0 when it cannot tell. The semantic cache
+   * gives up at once on a lookup this puts past its deadline.
+   */
+  soonestMs?(text: string, owner: string): number;
 }
 
 /** Calls allowed at a time now, calls under way, and questions waiting for one. */

@@ -16,7 +16,15 @@ export interface DispatchOptions {
   /** Questions per call, at most. */
   maxBatch: number;
   plan: BatchPlanner;
+  /** The clock calls are timed by, in ms (tests give a fake one). */
+  now?: () => number;
 }
+
+/**
+ * Answered calls whose pace soonestMs goes by: enough that one call slowed by the machine does not set it, few
+ * enough that a machine grown slower is followed within a few seconds of load.
+ */
+export const PACE_CALLS = 32;
 
 /** One waiting question: its texts go out together, in one call. */
 export interface Question extends Owned {
@@ -37,12 +45,18 @@ export class FairDispatcher {
   private readonly queue: FairQueue<Question>;
   private running = 0;
   private closedWith: Error | undefined;
+  /** Calls under way: when each started and how many texts it carries. */
+  private readonly underWay = new Set<{ readonly started: number; readonly texts: number }>();
+  /** The last PACE_CALLS answered calls: how long each took and how many texts it carried. */
+  private readonly paces: Array<{ readonly ms: number; readonly texts: number }> = [];
+  private readonly now: () => number;
 
   constructor(
     private readonly opts: DispatchOptions,
     private readonly call: EmbedCall,
   ) {
     this.queue = new FairQueue<Question>(opts.capacity);
+    this.now = opts.now ?? (() => performance.now());
   }
 
   /** Queues `texts` as one question of `owner`'s; rejects at once when refused or closed. */
@@ -63,28 +77,64 @@ export class FairDispatcher {
     while (this.running < this.limit() && this.queue.length > 0 && !this.closedWith) {
       const batch = this.queue.take(this.opts.maxBatch, this.opts.plan);
       this.running++;
+      const texts = batch.flatMap((q) => q.texts);
+      const timed = { started: this.now(), texts: texts.length };
+      this.underWay.add(timed);
       let made: Promise<Float32Array[]>;
       try {
-        made = this.call(
-          batch.flatMap((q) => q.texts),
-          batch.length === 1 ? batch[0]?.trace : undefined,
-        );
+        made = this.call(texts, batch.length === 1 ? batch[0]?.trace : undefined);
       } catch (err) {
         made = Promise.reject(err as Error);
       }
       made
         .then(
           (vectors) => {
+            // Only answers set the pace: a call that fails may fail at once (a stopped model thread).
+            this.paces.push({ ms: this.now() - timed.started, texts: Math.max(1, timed.texts) });
+            if (this.paces.length > PACE_CALLS) this.paces.shift();
             let at = 0;
             for (const q of batch) q.resolve(vectors.slice(at, (at += q.texts.length)));
           },
           (err: Error) => batch.forEach((q) => q.reject(err)),
         )
         .finally(() => {
+          this.underWay.delete(timed);
           this.running--;
           this.pump();
         });
     }
+  }
+
+  /**
+   * At least how long, in ms, a question of one text that `owner` asked now would wait for its vector: from the
+   * calls under way and the questions waiting, at the pace of the fastest recent calls (the least a call took,
+   * and the least per text). A lower bound, so a lookup that gives up at once on it gives up only on a vector
+   * it could not have had in time; questions asked after it can only delay it (they join its batch, or take
+   * their turn before it). 0 until a call has answered.
+   */
+  soonestMs(owner: string, lengthClass: number): number {
+    if (this.paces.length === 0) return 0;
+    let perCall = Infinity;
+    let perText = Infinity;
+    for (const p of this.paces) {
+      perCall = Math.min(perCall, p.ms);
+      perText = Math.min(perText, p.ms / p.texts);
+    }
+    const cost = (texts: number) => Math.max(perCall, texts * perText);
+    const limit = Math.max(1, this.limit());
+    // With every call allowed under way, the first of them to end frees the place this question's call needs.
+    let start = 0;
+    if (this.running >= limit) {
+      const now = this.now();
+      start = Infinity;
+      for (const c of this.underWay) start = Math.min(start, Math.max(0, cost(c.texts) - (now - c.started)));
+      if (start === Infinity) start = 0;
+    }
+    // Its tenant's waiting questions of its length class go out in their order, before it or with it: that many
+    // texts and its own at least, on at most `limit` calls at a time of at most maxBatch texts each.
+    const texts = this.queue.waitingOf(owner, lengthClass) + 1;
+    const rounds = Math.ceil(texts / (limit * this.opts.maxBatch));
+    return start + Math.max(rounds * perCall, (texts * perText) / limit);
   }
 
   load(): EmbedderLoad {

@@ -71,6 +71,13 @@ export class FairQueue<T extends Owned> {
     return this.waiting.length;
   }
 
+  /** Questions of `owner` and length class `lengthClass` waiting: each goes out no later than one of theirs asked now. */
+  waitingOf(owner: string, lengthClass: number): number {
+    let n = 0;
+    for (const q of this.waiting) if (q.owner === owner && q.lengthClass === lengthClass) n++;
+    return n;
+  }
+
   /** Queues `q`, unless the queue is full and `q` is refused. Returns the question refused: `q`, one it displaced, or none. */
   offer(q: T): T | undefined {
     if (this.waiting.length >= this.capacity) {

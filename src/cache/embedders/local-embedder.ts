@@ -97,6 +97,10 @@ export class LocalEmbedder implements Embedder {
     return this.dispatcher.load();
   }
 
+  soonestMs(text: string, owner = ''): number {
+    return this.dispatcher.soonestMs(owner, lengthClass(text));
+  }
+
   /** Each question waits on its own, so that a batch holds questions of one length class (batch-plan.ts). */
   embed(texts: readonly string[], owner = ''): Promise<Float32Array[]> {
     if (this.closed) return Promise.reject(new Error('local embedder closed'));

@@ -50,6 +50,10 @@ export class OpenAiEmbedder implements Embedder {
     return this.dispatcher.load();
   }
 
+  soonestMs(_text: string, owner = ''): number {
+    return this.dispatcher.soonestMs(owner, 0);
+  }
+
   /** The texts of one call go in one POST. `owner`: the tenant asking, for its share of the queue. */
   embed(texts: readonly string[], owner = '', trace?: Context): Promise<Float32Array[]> {
     return this.dispatcher.ask(texts, owner, 0, trace);
