@@ -81,25 +81,25 @@ export class SemanticCache {
     // the answer fetched upstream is indexed once its vector comes.
     const behind = (this.embedder.soonestMs?.(text, q.tenant) ?? 0) > cfg.semantic.lookupDeadlineMs;
     const seed = this.seedFor(q, text);
-    const work = seed.then(
-      (sd) => this.search(q, sd, cfg),
-      (err: unknown): SemanticLookup => {
-        // A full queue is load, not a fault: bypassed, and not counted toward the breaker.
-        if (err instanceof EmbedderBusyError) return { result: 'bypass', reason: 'embedder_busy' };
-        // A question the endpoint will not take is this question's fault: not counted either (nor as a success),
-        // but warned about, throttled, so an endpoint that refuses every question shows in the log.
-        if (err instanceof EmbedderRefusedError) {
-          this.guard.warn('embed', err);
-          return { result: 'bypass', reason: 'question_refused' };
-        }
-        return this.failed('embed', err, cfg, 'embedder_error');
-      },
-    );
-    // `work` already handles the embedding's failure; the late answer's copy of it only ever resolves.
+    const embedFailed = (err: unknown): SemanticLookup => {
+      // A full queue is load, not a fault: bypassed, and not counted toward the breaker.
+      if (err instanceof EmbedderBusyError) return { result: 'bypass', reason: 'embedder_busy' };
+      // A question the endpoint will not take is this question's fault: not counted either (nor as a success),
+      // but warned about, throttled, so an endpoint that refuses every question shows in the log.
+      if (err instanceof EmbedderRefusedError) {
+        this.guard.warn('embed', err);
+        return { result: 'bypass', reason: 'question_refused' };
+      }
+      return this.failed('embed', err, cfg, 'embedder_error');
+    };
+    // The embedding's failure is handled below; the late answer's copy of it only ever resolves.
     const late: SemanticLookup = { result: 'miss', reason: behind ? 'embedder_behind' : 'deadline', seed: seed.catch(() => undefined) };
-    // Behind, a deadline of 0 rather than none: a question the full queue refuses is still counted as
-    // embedder_busy (the refusal settles before the deadline's turn of the loop), which its alert reads.
-    return withDeadline(work, behind ? 0 : cfg.semantic.lookupDeadlineMs, late).then((r) => this.counted(r));
+    // Behind, nothing is searched when the vector comes (the lookup has missed already), and the deadline is 0
+    // rather than none: a question the full queue refuses is still counted as embedder_busy (the refusal settles
+    // before the deadline's turn of the loop), which its alert reads.
+    if (behind) return withDeadline(seed.then(() => late, embedFailed), 0, late).then((r) => this.counted(r));
+    const work = seed.then((sd) => this.search(q, sd, cfg), embedFailed);
+    return withDeadline(work, cfg.semantic.lookupDeadlineMs, late).then((r) => this.counted(r));
   }
 
   private async seedFor(q: SemanticQuery, text: string): Promise<SemanticSeed> {

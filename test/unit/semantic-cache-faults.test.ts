@@ -34,12 +34,14 @@ class FlakyEmbedder implements Embedder {
 /** An index whose search and add can fail, and whose add answers with a promise, as the Redis ones do. */
 class FlakyIndex implements VectorIndex {
   readonly kind = 'redis';
+  searches = 0;
   searchFails = false;
   addFails = false;
   adds = 0;
   evicts = 0;
   private readonly inner = new MemoryVectorIndex(() => 0, 100);
   search(...args: Parameters<VectorIndex['search']>): VectorMatch[] | Promise<VectorMatch[]> {
+    this.searches++;
     if (this.searchFails) return Promise.reject(new Error('search failed'));
     return this.inner.search(...args);
   }
@@ -195,7 +197,8 @@ describe('the semantic cache when its embedder is behind', () => {
   it("a vector the embedder's backlog puts past the deadline is a miss at once; the question is still asked, and its vector comes for the answer's entry", async () => {
     const embedder = new BehindEmbedder();
     embedder.soonest = 60_001;
-    const { semantic, lookups } = service({ embedder });
+    const index = new FlakyIndex();
+    const { semantic, lookups } = service({ embedder, index });
     const r = await semantic.lookup(query(), patient());
     expect(r).toMatchObject({ result: 'miss', reason: 'embedder_behind' });
     expect(embedder.told).toEqual(['acme']);
@@ -206,6 +209,9 @@ describe('the semantic cache when its embedder is behind', () => {
     const seed = r.result === 'miss' && r.reason === 'embedder_behind' ? await r.seed : undefined;
     expect(seed?.vector).toEqual(VECTOR);
     expect(seed?.partition).toBe(semantic.partitionOf('p1'));
+    // The lookup missed already: its vector comes for the entry, not for a search nobody waits for.
+    await settled();
+    expect(index.searches).toBe(0);
   });
 
   it('a vector foreseen just at the deadline is waited for', async () => {
