@@ -94,12 +94,17 @@ export class SemanticCache {
     };
     // The embedding's failure is handled below; the late answer's copy of it only ever resolves.
     const late: SemanticLookup = { result: 'miss', reason: behind ? 'embedder_behind' : 'deadline', seed: seed.catch(() => undefined) };
-    // Behind, nothing is searched when the vector comes (the lookup has missed already), and the deadline is 0
-    // rather than none: a question the full queue refuses is still counted as embedder_busy (the refusal settles
-    // before the deadline's turn of the loop), which its alert reads.
-    if (behind) return withDeadline(seed.then(() => late, embedFailed), 0, late).then((r) => this.counted(r));
-    const work = seed.then((sd) => this.search(q, sd, cfg), embedFailed);
-    return withDeadline(work, cfg.semantic.lookupDeadlineMs, late).then((r) => this.counted(r));
+    // Behind, the deadline is 0 rather than none: a question the full queue refuses is still counted as
+    // embedder_busy (the refusal settles before the deadline's turn of the loop), which its alert reads.
+    // A vector that comes once the lookup has missed (late, or given up at once) is only for the answer's entry:
+    // searching with it then was an index search and a fetch per such request, on the event loop, for an answer
+    // nobody waited for.
+    let missed = false;
+    const work = seed.then((sd) => (missed ? late : this.search(q, sd, cfg)), embedFailed);
+    return withDeadline(work, behind ? 0 : cfg.semantic.lookupDeadlineMs, late).then((r) => {
+      missed ||= r === late;
+      return this.counted(r);
+    });
   }
 
   private async seedFor(q: SemanticQuery, text: string): Promise<SemanticSeed> {

@@ -214,6 +214,25 @@ describe('the semantic cache when its embedder is behind', () => {
     expect(index.searches).toBe(0);
   });
 
+  it('a vector that comes after its deadline is kept for the entry, and nothing is searched with it', async () => {
+    const embedder = new BehindEmbedder();
+    const index = new FlakyIndex();
+    const { semantic } = service({ embedder, index });
+    const r = await semantic.lookup(query(), { ...cfg(), semantic: { ...cfg().semantic, lookupDeadlineMs: 1 } });
+    expect(r).toMatchObject({ result: 'miss', reason: 'deadline' });
+    embedder.asked[0]?.answer();
+    const seed = r.result === 'miss' && r.reason === 'deadline' ? await r.seed : undefined;
+    expect(seed?.vector).toEqual(VECTOR);
+    await settled();
+    expect(index.searches).toBe(0);
+    // In time, it is searched with.
+    const inTime = semantic.lookup(query(), patient());
+    await settled();
+    embedder.asked[1]?.answer();
+    expect(await inTime).toMatchObject({ result: 'miss', reason: 'not_found' });
+    expect(index.searches).toBe(1);
+  });
+
   it('a vector foreseen just at the deadline is waited for', async () => {
     const embedder = new BehindEmbedder();
     embedder.soonest = 60_000;
