@@ -15,8 +15,8 @@ export interface Embedder {
   /** What it is doing now (the tiergate_embedder_calls gauge); optional. */
   load?(): EmbedderLoad;
   /**
-   * At least how long, in ms, `text` asked now by `owner` would wait for its vector, from what the embedder has
-   * under way and waiting (FairDispatcher.soonestMs); optional, and 0 when it cannot tell. The semantic cache
+   * How long, in ms, `text` asked now by `owner` would wait for its vector at the least, from what the embedder
+   * has under way and waiting (FairDispatcher.soonestMs); optional, and 0 when it cannot tell. The semantic cache
    * gives up at once on a lookup this puts past its deadline.
    */
   soonestMs?(text: string, owner: string): number;
