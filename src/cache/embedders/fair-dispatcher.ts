@@ -43,9 +43,8 @@ export type EmbedCall = (texts: string[], trace: Context | undefined) => Promise
 
 export class FairDispatcher {
   private readonly queue: FairQueue<Question>;
-  private running = 0;
   private closedWith: Error | undefined;
-  /** Calls under way: when each started and how many texts it carries. */
+  /** Calls under way (their number is what `concurrency` bounds): when each started and how many texts it carries. */
   private readonly underWay = new Set<{ readonly started: number; readonly texts: number }>();
   /** The last PACE_CALLS answered calls: how long each took and how many texts it carried. */
   private readonly paces: Array<{ readonly ms: number; readonly texts: number }> = [];
@@ -74,9 +73,8 @@ export class FairDispatcher {
   }
 
   private pump(): void {
-    while (this.running < this.limit() && this.queue.length > 0 && !this.closedWith) {
+    while (this.underWay.size < this.limit() && this.queue.length > 0 && !this.closedWith) {
       const batch = this.queue.take(this.opts.maxBatch, this.opts.plan);
-      this.running++;
       const texts = batch.flatMap((q) => q.texts);
       const timed = { started: this.now(), texts: texts.length };
       this.underWay.add(timed);
@@ -99,7 +97,6 @@ export class FairDispatcher {
         )
         .finally(() => {
           this.underWay.delete(timed);
-          this.running--;
           this.pump();
         });
     }
@@ -126,11 +123,9 @@ export class FairDispatcher {
     const limit = Math.max(1, this.limit());
     // With every call allowed under way, the first of them to end frees the place this question's call needs.
     let start = 0;
-    if (this.running >= limit) {
+    if (this.underWay.size >= limit) {
       const now = this.now();
-      start = Infinity;
-      for (const c of this.underWay) start = Math.min(start, Math.max(0, cost(c.texts) - (now - c.started)));
-      if (start === Infinity) start = 0;
+      start = Math.min(...[...this.underWay].map((c) => Math.max(0, cost(c.texts) - (now - c.started))));
     }
     // Its tenant's waiting questions of its length class go out in their order, before it or with it: that many
     // texts and its own at least, on at most `limit` calls at a time of at most maxBatch texts each.
@@ -140,7 +135,7 @@ export class FairDispatcher {
   }
 
   load(): EmbedderLoad {
-    return { limit: this.limit(), inFlight: this.running, waiting: this.queue.length };
+    return { limit: this.limit(), inFlight: this.underWay.size, waiting: this.queue.length };
   }
 
   /** Refuses every waiting question and any later one with `err`; calls under way settle on their own. */
