@@ -22,28 +22,28 @@ const USAGE = `usage:
 ${LEDGER_USAGE}${EVAL_USAGE}${CANARY_USAGE}  tiergate --version
 `;
 
-// The commands that run until stopped: their log goes to stdout through pino, which handles a closed pipe itself,
-// and the ledger's stdout sink hears its own write errors.
+// The commands that run until stopped: a failure to start exits at once (see the end of this file).
 const SERVERS = new Set(['serve', 'dev', 'mock']);
 
 /**
  * A reader that stops reading (`tiergate keywords … | head`) closes the pipe under a command: the rest of its
  * output has nowhere to go, which is no failure of the command. It was an unhandled 'error' event: a stack trace
  * and exit 1. Now the output stops, and the command finishes and exits with its own code: `eval --check | head`
- * in a CI step still fails when the check does, and a canary check still moves its weights.
+ * in a CI step still fails when the check does, and a canary check still moves its weights. A server goes on
+ * serving: `tiergate dev | head -1` crashed on its banner, and `tiergate mock` on its one line, while the log
+ * (pino's own stream) just stops. Another error on the stream is left to whoever else listens for it (the
+ * ledger's stdout sink, which spools its rows), and with nobody else is unhandled, as before.
  */
 function quietBrokenPipe(stream: NodeJS.WriteStream): void {
   stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
+    if (err.code !== 'EPIPE' && stream.listenerCount('error') === 1) throw err;
   });
 }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (!SERVERS.has(command ?? '')) {
-    quietBrokenPipe(process.stdout);
-    quietBrokenPipe(process.stderr);
-  }
+  quietBrokenPipe(process.stdout);
+  quietBrokenPipe(process.stderr);
   // `tiergate eval --help` asks for help, not for an option parser's complaint about an unknown flag.
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(USAGE);

@@ -334,6 +334,43 @@ describe('tiergate dev', () => {
   });
 });
 
+describe('a server whose stdout reader is gone', () => {
+  it('`tiergate mock` keeps serving when its "listening" line meets a closed pipe: that write was an EPIPE crash', async () => {
+    // `tiergate dev | head -1` did the same with its banner, and the crash then hung in its fatal log line (see
+    // logger-exit.test.ts); mock's one line shows the first half without the fixed ports dev's mocks take.
+    const { spawn } = await import('node:child_process');
+    const free = await takenPort();
+    free.release();
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'mock', '--name', 'small-v1', '--listen', `127.0.0.1:${free.port}`], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    onTestFinished(() => void child.kill('SIGKILL'));
+    // Closed before the process has written anything: its first line is an EPIPE.
+    child.stdout.destroy();
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const answer = async () => {
+      try {
+        const r = await fetch(`http://127.0.0.1:${free.port}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'small-v1', messages: [{ role: 'user', content: 'hi' }] }),
+        });
+        return r.status;
+      } catch {
+        return 'refused';
+      }
+    };
+    await expect.poll(answer, { timeout: 15_000, interval: 200 }).toBe(200);
+    // Still up a moment later (the line's EPIPE is reported after the write), and said nothing on stderr.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await answer()).toBe(200);
+    expect(child.exitCode).toBeNull();
+    expect(err).toBe('');
+  });
+});
+
 describe('tiergate serve', () => {
   it('a start that fails half way (the admin port taken after the gRPC one was bound) exits 1 instead of running on, never ready', async () => {
     const admin = await takenPort();
