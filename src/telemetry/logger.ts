@@ -1,6 +1,8 @@
 // pino JSON logs. Secrets are redacted by path wherever they might appear; prompt text is never passed to the
 // logger unless `logging.logPrompts` is on (the call sites check it), so redaction is a second line of defence.
 import { pino, type Logger, type DestinationStream } from 'pino';
+// A CommonJS module: its class is a property of the default export (no named export Node can see).
+import sonicBoom, { type SonicBoom } from 'sonic-boom';
 import { withDeadline } from '../deadline-timer.js';
 
 export const REDACT_PATHS = [
@@ -19,13 +21,15 @@ export const REDACT_PATHS = [
 ];
 
 // The stdout stream of each logger built here without a destination of its own, for endLogger.
-const stdoutOf = new WeakMap<Logger, ReturnType<typeof pino.destination>>();
+const stdoutOf = new WeakMap<Logger, SonicBoom>();
 const endingOf = new WeakMap<Logger, Promise<void>>();
+// Streams whose reader has gone: their methods are no-ops and nothing is left to write.
+const silenced = new WeakSet<SonicBoom>();
+// Streams not yet closed, written out synchronously when the process exits (what pino arms for its own).
+const unclosed = new Set<SonicBoom>();
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  // pino's own default, asynchronous so a slow log reader never blocks the event loop, made here so that shutdown
-  // can end it (endLogger).
-  const stdout = destination ? undefined : pino.destination({ dest: 1, sync: false });
+  const stdout = destination ? undefined : stdoutStream();
   const log = pino(
     {
       level,
@@ -41,19 +45,58 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
 }
 
 /**
+ * pino's own default destination (asynchronous, so a slow log reader never blocks the event loop), built here on
+ * sonic-boom 5 rather than pino's bundled sonic-boom 4. pino writes each fatal line out synchronously, and sonic-boom
+ * 4's synchronous flush met any error but EAGAIN by sleeping 100 ms and trying again, for ever: a crash logged once
+ * the log's reader had gone (`tiergate dev | head -1`, a log shipper that died) held the process, neither serving
+ * nor exiting, so no supervisor restarted it. sonic-boom 5 throws the EPIPE, which pino's fatal swallows.
+ */
+function stdoutStream(): SonicBoom {
+  const stream = new sonicBoom.SonicBoom({ fd: 1, sync: false });
+  const failed = (err: NodeJS.ErrnoException) => {
+    // The reader has gone: logging stops quietly, as pino's destination does.
+    if (err.code === 'EPIPE') return silence(stream);
+    // Any other failure of the log's own output is unhandled, and so a crash, as with pino's destination.
+    stream.off('error', failed);
+    stream.emit('error', err);
+  };
+  stream.on('error', failed);
+  if (unclosed.size === 0) process.once('exit', flushAtExit);
+  unclosed.add(stream);
+  stream.once('close', () => unclosed.delete(stream));
+  return stream;
+}
+
+function silence(stream: SonicBoom): void {
+  const nothing = () => true;
+  Object.assign(stream, { write: nothing, flush: nothing, flushSync: nothing, end: nothing, destroy: nothing });
+  silenced.add(stream);
+  unclosed.delete(stream);
+}
+
+/** The lines a process exiting without endLogger still holds: written out now, while it still can. */
+function flushAtExit(): void {
+  for (const stream of unclosed) {
+    try {
+      stream.flushSync();
+    } catch {
+      // A reader gone (EPIPE) or a stream not yet open: nothing more can be written.
+    }
+  }
+  unclosed.clear();
+}
+
+/**
  * Writes out what the logger still holds and ends its stdout, for a process about to call `process.exit`.
  *
- * Without it pino flushes at exit with sonic-boom 4's flushSync, which sleeps and retries on any write error but
- * EAGAIN: when stdout is a pipe whose reader has gone (`tiergate serve | head`, a log shipper that died), a line
- * still queued behind the write that is failing is retried every 100 ms for ever and the process never exits.
- * Ending the stream lets the failing write report its EPIPE, on which pino stops logging quietly; a reader that is
- * merely slow gets `deadlineMs`, after which the exit-time flush waits for it as before.
+ * Without it the exit-time flush writes synchronously, waiting on a log reader that is slow or has stopped reading
+ * for as long as it takes. Ending the stream lets a write that is failing report its EPIPE, on which logging stops
+ * quietly; a reader that is merely slow gets `deadlineMs`, after which the exit-time flush waits for it as before.
  */
 export function endLogger(log: Logger, deadlineMs = 2_000): Promise<void> {
   const stream = stdoutOf.get(log);
-  // pino answers EPIPE by putting no-ops in place of the stream's methods (its filterBrokenPipe): nothing is left to
-  // write and the exit-time flush does nothing, so there is nothing to wait for; end() would never close.
-  if (!stream || Object.hasOwn(stream, 'end')) return Promise.resolve();
+  // A stream whose reader has gone has nothing left to write, and its end() does nothing, so it would never close.
+  if (!stream || silenced.has(stream)) return Promise.resolve();
   // Once per logger: SIGINT after SIGTERM waits for the same end (a second end() would throw).
   let ending = endingOf.get(log);
   if (ending) return ending;

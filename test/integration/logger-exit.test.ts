@@ -65,3 +65,101 @@ describe('endLogger with a log reader that stopped reading', () => {
     expect(child.exitCode).toBeNull();
   });
 });
+
+// Logs "ready", waits for a line on stdin (the test has closed stdout by then), logs a line (its write is then
+// under way) and a fatal one, which pino writes out at once, synchronously, and reports on stderr that the call
+// came back.
+const FATAL = `
+import { createLogger } from ${JSON.stringify(LOGGER)};
+const log = createLogger('info');
+log.info({ event: 'ready' });
+process.stdin.once('data', () => {
+  log.error({ event: 'stream.failed' });
+  log.fatal({ event: 'process.crashed' });
+  process.stderr.write('fatal returned\\n');
+  process.exit(0);
+});
+`;
+
+describe('a fatal line logged after stdout broke', () => {
+  it('comes back and lets the process exit: the synchronous flush retried the broken pipe every 100 ms for ever', async () => {
+    // Found with `tiergate dev | head -1`: the banner's EPIPE crashed the stack, and the crash's fatal line then
+    // held the process, neither serving nor exiting, so no supervisor restarted it.
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', FATAL], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    onTestFinished(() => void child.kill('SIGKILL'));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await expect.poll(() => out, { timeout: 15_000 }).toContain('"event":"ready"');
+    child.stdout.destroy();
+    child.stdin.write('go\n');
+    // Not a measure of speed: before the fix the process never exited, so the test's own timeout fails it.
+    expect(await exited).toBe(0);
+    expect(err).toBe('fatal returned\n');
+  });
+});
+
+// Logs more than a pipe holds, then exits at once, without endLogger (a server that failed to start does).
+const EXIT_AT_ONCE = `
+import { createLogger } from ${JSON.stringify(LOGGER)};
+const log = createLogger('info');
+const line = 'x'.repeat(1_000);
+for (let i = 0; i < 500; i++) log.info({ event: 'filler', i, line });
+process.exit(3);
+`;
+
+describe('a process that exits without ending its logger', () => {
+  it('still writes out every line it logged (the exit-time flush)', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', EXIT_AT_ONCE], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    onTestFinished(() => void child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(code).toBe(3);
+    const lines = out.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(500);
+    expect(JSON.parse(lines[499]!)).toMatchObject({ event: 'filler', i: 499 });
+  });
+});
+
+// Logs "ready", waits for a line on stdin (stdout is closed by then), lets one write meet the broken pipe, then
+// logs 20 MB more in rounds (each round's writes are attempted) and reports how much of it the heap still holds.
+const AFTER_BREAK = `
+import { createLogger } from ${JSON.stringify(LOGGER)};
+const log = createLogger('info');
+log.info({ event: 'ready' });
+const tick = () => new Promise((r) => setTimeout(r, 5));
+process.stdin.once('data', async () => {
+  log.info({ event: 'first_after_close' });
+  await new Promise((r) => setTimeout(r, 200));
+  globalThis.gc();
+  const before = process.memoryUsage().heapUsed;
+  const line = 'x'.repeat(1_000);
+  for (let round = 0; round < 200; round++) {
+    for (let i = 0; i < 100; i++) log.info({ event: 'filler', i, line });
+    await tick();
+  }
+  globalThis.gc();
+  process.stderr.write('held ' + (process.memoryUsage().heapUsed - before) + '\\n');
+  process.exit(0);
+});
+`;
+
+describe('lines logged after stdout broke', () => {
+  it('are dropped, not kept in memory behind the write that keeps failing', async () => {
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', AFTER_BREAK], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    onTestFinished(() => void child.kill('SIGKILL'));
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await expect.poll(() => out, { timeout: 15_000 }).toContain('"event":"ready"');
+    child.stdout.destroy();
+    child.stdin.write('go\n');
+    await expect.poll(() => err, { timeout: 30_000 }).toMatch(/held -?\d+/);
+    // 20,000 lines of ~1.1 KB: ~22 MB if kept. Dropped, the heap moves by what the loop itself left, well under.
+    expect(Number(/held (-?\d+)/.exec(err)?.[1])).toBeLessThan(5_000_000);
+  }, 40_000);
+});
