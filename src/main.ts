@@ -163,6 +163,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
     process.once('SIGTERM', () => exitAfter(stop({ drainMs: app.config.current().config.server.drainDelayMs }), log));
     process.once('SIGINT', () => exitAfter(stop(), log));
     reloadOnHangup(app.config, log);
+    ignoreStraySignals(log);
     exitOnCrash(() => stop({ graceMs: CRASH_GRACE_MS }), log);
   }
   return { app, log, grpcPort, adminPort, stop };
@@ -189,6 +190,22 @@ export function exitOnCrash(stop: () => Promise<void>, log: Logger): void {
     log.fatal({ event: 'process.crashed', origin, error: e.message, stack: e.stack });
     exitAfter(withDeadline(stop(), CRASH_STOP_MS, undefined), log, 1);
   });
+}
+
+/**
+ * SIGUSR1 and SIGUSR2 are logged and otherwise ignored. Node's default for SIGUSR1 opens its inspector on
+ * 127.0.0.1:9229, a debugger that runs any code sent to it, in a process that holds the upstream keys and sees
+ * every prompt (a listener is what keeps Node from opening it); its default for SIGUSR2 ends the process at once,
+ * as SIGHUP's did, with streams cut and ledger rows lost. Neither has a meaning here: SIGTERM stops, SIGHUP reloads,
+ * and `node --inspect` debugs.
+ */
+const IGNORED_SIGNALS = {
+  SIGUSR1: "Node's default would open its inspector (a debugger port); start the process with --inspect to debug it",
+  SIGUSR2: "Node's default would end the process at once; SIGTERM stops it gracefully",
+} as const;
+
+export function ignoreStraySignals(log: Logger): void {
+  for (const [signal, reason] of Object.entries(IGNORED_SIGNALS)) process.on(signal, () => log.warn({ event: 'signal.ignored', signal, reason }));
 }
 
 /**

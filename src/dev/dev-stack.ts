@@ -2,7 +2,7 @@
 // can curl :8080 with no Docker and no Envoy.
 import type { Server } from 'node:http';
 import { listenOn } from '../admin-server.js';
-import { exitAfter, exitOnCrash, reloadOnHangup, serve, type Serving } from '../main.js';
+import { exitAfter, exitOnCrash, ignoreStraySignals, reloadOnHangup, serve, type Serving } from '../main.js';
 import { createDataPlane, type DataPlane } from './data-plane.js';
 import { DUPLEX_FILTER, RECOMMENDED_FILTER, SHIPPED_MESSAGE_TIMEOUT_MS } from './envoy-client.js';
 import { createMockBackend } from './mock-backend.js';
@@ -103,6 +103,7 @@ export async function startDevStack(opts: DevOptions = {}): Promise<DevStack> {
   if (opts.handleSignals) {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => exitAfter(stop(), tiergate.log));
     reloadOnHangup(tiergate.app.config, tiergate.log);
+    ignoreStraySignals(tiergate.log);
     exitOnCrash(stop, tiergate.log);
   }
   return { configFile: opts.configFile, tiergate, dataPlane: dataPlane as DataPlane, url, backends, stop };

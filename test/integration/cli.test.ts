@@ -493,6 +493,35 @@ describe('tiergate serve', () => {
       expect(await exited).toBe(0);
     }
   }, 60_000);
+
+  it('SIGUSR1 and SIGUSR2 are logged and ignored: Node opened its debugger on the first and ended the process on the second', async () => {
+    // Before: SIGUSR1 opened Node's inspector on 127.0.0.1:9229, a port that runs any code sent to it, in a process
+    // holding the upstream keys; SIGUSR2 ended the process at once, streams cut and rows in memory lost.
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+      cwd: ROOT,
+      env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    onTestFinished(() => void child.kill('SIGKILL'));
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await expect.poll(() => out, { timeout: 20_000 }).toContain('"event":"server.started"');
+    const { admin_port } = JSON.parse(out.split('\n').find((l) => l.includes('server.started')) ?? '{}') as { admin_port: number };
+    for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
+      child.kill(signal);
+      await expect.poll(() => out, { timeout: 5_000 }).toContain(`"event":"signal.ignored","signal":"${signal}"`);
+    }
+    expect((await fetch(`http://127.0.0.1:${admin_port}/readyz`)).status).toBe(200);
+    expect(child.exitCode).toBeNull();
+    // No inspector: Node says "Debugger listening on ws://…" (or that its port is taken) on stderr when it opens one.
+    expect(err).toBe('');
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+  }, 60_000);
 });
 
 describe('tiergate eval and keywords', () => {
