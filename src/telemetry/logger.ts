@@ -27,6 +27,7 @@ const endingOf = new WeakMap<Logger, Promise<void>>();
 const silenced = new WeakSet<SonicBoom>();
 // Streams not yet closed, written out synchronously when the process exits (what pino arms for its own).
 const unclosed = new Set<SonicBoom>();
+let exitFlushArmed = false;
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const stdout = destination ? undefined : stdoutStream();
@@ -61,7 +62,8 @@ function stdoutStream(): SonicBoom {
     stream.emit('error', err);
   };
   stream.on('error', failed);
-  if (unclosed.size === 0) process.once('exit', flushAtExit);
+  if (!exitFlushArmed) process.once('exit', flushAtExit);
+  exitFlushArmed = true;
   unclosed.add(stream);
   stream.once('close', () => unclosed.delete(stream));
   return stream;
