@@ -6,6 +6,24 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 const LOGGER = fileURLToPath(new URL('../../src/telemetry/logger.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/**
+ * Runs `script` in a process of its own. Once it has logged "ready", the test closes its stdout (as `head` does when
+ * it has its lines) and writes a line to its stdin, on which the script goes on. `err` is its stderr so far.
+ */
+async function runWithStdoutClosed(script: string, nodeFlags: string[] = []): Promise<{ exited: Promise<number | null>; err: () => string }> {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  onTestFinished(() => void child.kill('SIGKILL'));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  await expect.poll(() => out, { timeout: 15_000 }).toContain('"event":"ready"');
+  child.stdout.destroy();
+  child.stdin.write('go\n');
+  return { exited, err: () => err };
+}
+
 // Logs "ready", waits for a line on stdin, logs again (onto the broken pipe), gives the failed write time to be
 // reported, then ends the logger with a deadline far beyond the test's timeout and exits.
 const SCRIPT = `
@@ -22,19 +40,10 @@ process.stdin.once('data', async () => {
 
 describe('endLogger when stdout broke before shutdown', () => {
   it('returns at once instead of waiting out its deadline for a stream pino has already given up on', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    onTestFinished(() => void child.kill('SIGKILL'));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    await expect.poll(() => out, { timeout: 15_000 }).toContain('"event":"ready"');
-    child.stdout.destroy();
-    child.stdin.write('go\n');
+    const { exited, err } = await runWithStdoutClosed(SCRIPT);
     // Ending the ended stream would wait the whole 600 s: the test's own timeout fails it first.
     expect(await exited).toBe(0);
-    expect(err).toBe('');
+    expect(err()).toBe('');
   });
 });
 
@@ -85,19 +94,10 @@ describe('a fatal line logged after stdout broke', () => {
   it('comes back and lets the process exit: the synchronous flush retried the broken pipe every 100 ms for ever', async () => {
     // Found with `tiergate dev | head -1`: the banner's EPIPE crashed the stack, and the crash's fatal line then
     // held the process, neither serving nor exiting, so no supervisor restarted it.
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', FATAL], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    onTestFinished(() => void child.kill('SIGKILL'));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    await expect.poll(() => out, { timeout: 15_000 }).toContain('"event":"ready"');
-    child.stdout.destroy();
-    child.stdin.write('go\n');
+    const { exited, err } = await runWithStdoutClosed(FATAL);
     // Not a measure of speed: before the fix the process never exited, so the test's own timeout fails it.
     expect(await exited).toBe(0);
-    expect(err).toBe('fatal returned\n');
+    expect(err()).toBe('fatal returned\n');
   });
 });
 
@@ -149,17 +149,9 @@ process.stdin.once('data', async () => {
 
 describe('lines logged after stdout broke', () => {
   it('are dropped, not kept in memory behind the write that keeps failing', async () => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', AFTER_BREAK], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    onTestFinished(() => void child.kill('SIGKILL'));
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    await expect.poll(() => out, { timeout: 15_000 }).toContain('"event":"ready"');
-    child.stdout.destroy();
-    child.stdin.write('go\n');
-    await expect.poll(() => err, { timeout: 30_000 }).toMatch(/held -?\d+/);
+    const { err } = await runWithStdoutClosed(AFTER_BREAK, ['--expose-gc']);
+    await expect.poll(err, { timeout: 30_000 }).toMatch(/held -?\d+/);
     // 20,000 lines of ~1.1 KB: ~22 MB if kept. Dropped, the heap moves by what the loop itself left, well under.
-    expect(Number(/held (-?\d+)/.exec(err)?.[1])).toBeLessThan(5_000_000);
+    expect(Number(/held (-?\d+)/.exec(err())?.[1])).toBeLessThan(5_000_000);
   }, 40_000);
 });
