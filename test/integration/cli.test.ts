@@ -1,5 +1,5 @@
 // The tiergate command as a user runs it.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -371,6 +371,19 @@ describe('a server whose stdout reader is gone', () => {
   });
 });
 
+/** `tiergate serve ARGS` on ports of its own, logging at info; `out` and `err` are its stdout and stderr so far. */
+function spawnServe(args: string[]): { child: ChildProcessWithoutNullStreams; out: string; err: string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+    cwd: ROOT,
+    env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
+  });
+  onTestFinished(() => void child.kill('SIGKILL'));
+  const run = { child, out: '', err: '' };
+  child.stdout.on('data', (d: Buffer) => (run.out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (run.err += d.toString()));
+  return run;
+}
+
 describe('tiergate serve', () => {
   it('a start that fails half way (the admin port taken after the gRPC one was bound) exits 1 instead of running on, never ready', async () => {
     const admin = await takenPort();
@@ -465,21 +478,9 @@ describe('tiergate serve', () => {
 
   it('SIGHUP reads the config file now instead of ending the process; with no file it says there is none', async () => {
     // Before: Node's default for SIGHUP ended the process at once, mid-stream and with rows still in memory.
-    const { spawn } = await import('node:child_process');
     const config = file('tiers: { weak: { model: small-v1 }, strong: { model: large-v1 } }\n');
-    const serve = (args: string[]) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
-        cwd: ROOT,
-        env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      onTestFinished(() => void child.kill('SIGKILL'));
-      const run = { child, out: '' };
-      child.stdout.on('data', (d: Buffer) => (run.out += d.toString()));
-      return run;
-    };
-    const withFile = serve(['--config', config]);
-    const bare = serve([]);
+    const withFile = spawnServe(['--config', config]);
+    const bare = spawnServe([]);
     for (const r of [withFile, bare]) await expect.poll(() => r.out, { timeout: 20_000 }).toContain('"event":"server.started"');
     withFile.child.kill('SIGHUP');
     await expect.poll(() => withFile.out, { timeout: 5_000 }).toContain('"event":"config.unchanged","reason":"SIGHUP"');
@@ -497,27 +498,18 @@ describe('tiergate serve', () => {
   it('SIGUSR1 and SIGUSR2 are logged and ignored: Node opened its debugger on the first and ended the process on the second', async () => {
     // Before: SIGUSR1 opened Node's inspector on 127.0.0.1:9229, a port that runs any code sent to it, in a process
     // holding the upstream keys; SIGUSR2 ended the process at once, streams cut and rows in memory lost.
-    const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
-      cwd: ROOT,
-      env: { ...process.env, TIERGATE_LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    onTestFinished(() => void child.kill('SIGKILL'));
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    await expect.poll(() => out, { timeout: 20_000 }).toContain('"event":"server.started"');
-    const { admin_port } = JSON.parse(out.split('\n').find((l) => l.includes('server.started')) ?? '{}') as { admin_port: number };
+    const r = spawnServe([]);
+    const { child } = r;
+    await expect.poll(() => r.out, { timeout: 20_000 }).toContain('"event":"server.started"');
+    const { admin_port } = JSON.parse(r.out.split('\n').find((l) => l.includes('server.started')) ?? '{}') as { admin_port: number };
     for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
       child.kill(signal);
-      await expect.poll(() => out, { timeout: 5_000 }).toContain(`"event":"signal.ignored","signal":"${signal}"`);
+      await expect.poll(() => r.out, { timeout: 5_000 }).toContain(`"event":"signal.ignored","signal":"${signal}"`);
     }
     expect((await fetch(`http://127.0.0.1:${admin_port}/readyz`)).status).toBe(200);
     expect(child.exitCode).toBeNull();
     // No inspector: Node says "Debugger listening on ws://…" (or that its port is taken) on stderr when it opens one.
-    expect(err).toBe('');
+    expect(r.err).toBe('');
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     child.kill('SIGINT');
     expect(await exited).toBe(0);
