@@ -70,6 +70,13 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
   const maxErrorRate = numberFlag('max-error-rate', values['max-error-rate'], { min: 0, max: 1, expects: 'a share from 0 to 1 (0.02 is 2%)' });
   const maxP99Ms = numberFlag('max-p99-ms', values['max-p99-ms'], { min: 0, max: Number.MAX_SAFE_INTEGER, expects: 'a number of milliseconds' });
   const promUrl = prometheusUrl(values.prometheus, env.PROMETHEUS_URL);
+  const intervalMs = durationMs('interval', values.interval);
+  // Each step is judged on the window that ends when its interval does: a longer window reaches back before the
+  // step, to the share before it, and at the first step to whatever an earlier canary left (one rolled back
+  // minutes ago), which would roll this one back for that one's errors.
+  if (action === 'promote' && intervalMs < durationMs('window', window)) {
+    throw new UsageError(`--interval ${values.interval} is shorter than --window ${window}: each step would be judged partly on traffic from before it; give --window at most the --interval`);
+  }
   const canary = new Canary(
     {
       kubectl: kubectl(values.kubectl, durationMs('kubectl-timeout', values['kubectl-timeout'])),
@@ -80,7 +87,7 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
     {
       target: { namespace: values.namespace, route: values.route, rule: values.rule, stable: values.stable, canary: values.canary },
       dryRun: values['dry-run'],
-      intervalMs: durationMs('interval', values.interval),
+      intervalMs,
       window,
       maxErrorRate,
       maxP99Ms,

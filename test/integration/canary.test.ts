@@ -27,7 +27,8 @@ afterEach(async () => {
 
 /** Runs the CLI as a child (asynchronously: the stand-in Prometheus answers from this process). */
 function canary(k: KubectlStandIn, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'canary', ...args, '--interval', '0s'], {
+  // promote's steps a millisecond apart, each judged on a window no longer than that (as promote requires).
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'canary', ...args, '--interval', '1ms', '--window', '1ms'], {
     cwd: ROOT,
     env: { ...process.env, ...k.env, PATH: `${k.dir}:${process.env.PATH ?? ''}`, PROMETHEUS_URL: prom?.url ?? '' },
   });
@@ -411,6 +412,16 @@ describe('tiergate canary flags (in process)', () => {
     expect([k.calls(), lines]).toEqual([[], []]);
   });
 
+  it('promote with an --interval shorter than its --window is a usage error: a step would be judged on traffic from before it', async () => {
+    prom = await prometheusStandIn(healthy(0.001, 2500));
+    const k = kubectlStandIn(ROUTE);
+    const lines: string[] = [];
+    const run = canaryCommand(['promote', '--interval=1m', '--window=5m', '--kubectl', `${k.dir}/kubectl`, '--prometheus', prom.url], (l) => lines.push(l), {});
+    await expect(run).rejects.toThrow(UsageError);
+    await expect(run).rejects.toThrow('--interval 1m is shorter than --window 5m');
+    expect([k.calls(), prom.queries, lines]).toEqual([[], [], []]);
+  });
+
   // `prometheus:9090` is a URL of the scheme "prometheus:": fetch refused it only when the first step was judged.
   it.each([
     [['--prometheus', 'prometheus:9090'], {}, '--prometheus expects an http:// or https:// URL, got "prometheus:9090"'],
@@ -439,11 +450,12 @@ describe('tiergate canary flags (in process)', () => {
     // The stand-in reads its state files from the environment kubectl inherits.
     for (const [name, value] of Object.entries(k.env)) vi.stubEnv(name, value);
     const lines: string[] = [];
-    for (const args of [['--max-error-rate', '0'], ['--max-error-rate', '1'], ['--max-p99-ms', '0'], ['--window', '30s']]) {
+    // The last: an interval shorter than the window is promote's concern alone (check runs from a CronJob).
+    for (const args of [['--max-error-rate', '0'], ['--max-error-rate', '1'], ['--max-p99-ms', '0'], ['--window', '30s'], ['--interval', '1m', '--window', '10m']]) {
       expect(await canaryCommand(['status', ...args, '--kubectl', `${k.dir}/kubectl`], (l) => lines.push(l), {}), args.join(' ')).toBe(0);
     }
-    expect(lines).toHaveLength(4);
-    expect(k.calls()).toHaveLength(4);
+    expect(lines).toHaveLength(5);
+    expect(k.calls()).toHaveLength(5);
   });
 });
 
