@@ -23,11 +23,10 @@ export const REDACT_PATHS = [
 // The stdout stream of each logger built here without a destination of its own, for endLogger.
 const stdoutOf = new WeakMap<Logger, SonicBoom>();
 const endingOf = new WeakMap<Logger, Promise<void>>();
-// Streams whose reader has gone: their methods are no-ops and nothing is left to write.
-const silenced = new WeakSet<SonicBoom>();
-// Streams not yet closed, written out synchronously when the process exits (what pino arms for its own).
+// Streams with lines still to write: neither closed nor silenced (their reader gone). Written out synchronously
+// when the process exits, as pino arms for its own.
 const unclosed = new Set<SonicBoom>();
-let exitFlushArmed = false;
+process.once('exit', flushAtExit);
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const stdout = destination ? undefined : stdoutStream();
@@ -62,8 +61,6 @@ function stdoutStream(): SonicBoom {
     stream.emit('error', err);
   };
   stream.on('error', failed);
-  if (!exitFlushArmed) process.once('exit', flushAtExit);
-  exitFlushArmed = true;
   unclosed.add(stream);
   stream.once('close', () => unclosed.delete(stream));
   return stream;
@@ -72,7 +69,6 @@ function stdoutStream(): SonicBoom {
 function silence(stream: SonicBoom): void {
   const nothing = () => true;
   Object.assign(stream, { write: nothing, flush: nothing, flushSync: nothing, end: nothing, destroy: nothing });
-  silenced.add(stream);
   unclosed.delete(stream);
 }
 
@@ -98,7 +94,7 @@ function flushAtExit(): void {
 export function endLogger(log: Logger, deadlineMs = 2_000): Promise<void> {
   const stream = stdoutOf.get(log);
   // A stream whose reader has gone has nothing left to write, and its end() does nothing, so it would never close.
-  if (!stream || silenced.has(stream)) return Promise.resolve();
+  if (!stream || !unclosed.has(stream)) return Promise.resolve();
   // Once per logger: SIGINT after SIGTERM waits for the same end (a second end() would throw).
   let ending = endingOf.get(log);
   if (ending) return ending;
