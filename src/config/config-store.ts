@@ -5,6 +5,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { keyFileDigest } from '../auth/api-keys.js';
 import type { InterpolationProblem } from './interpolate.js';
 import { isBlankConfig } from './load.js';
+import { refusedOnReload } from './reload-guards.js';
 import { compileConfigText, type Runtime } from './runtime.js';
 
 export interface ReloadListener {
@@ -63,9 +64,10 @@ export class ConfigStore {
     // again, or this one would swap in over what the file now holds.
     this.settledText = text;
     const compiled = compileSafely(text, env);
-    if (!compiled.ok) {
+    const refused = compiled.ok ? refusedOnReload(this.runtime.config, compiled.runtime.config) : compiled.problems;
+    if (!compiled.ok || refused.length > 0) {
       this.settledText = undefined;
-      listener.rejected(compiled.problems);
+      listener.rejected(refused);
       return false;
     }
     let problems: InterpolationProblem[];

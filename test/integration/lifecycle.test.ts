@@ -248,6 +248,43 @@ describe('config hot reload', () => {
     expect(await routeTier(s.pool)).toBe('small-v2');
   });
 
+  it('a reload cannot turn authentication off: half a file that ends before auth: keeps keys required; a restart can', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-auth-off-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'tiergate.yaml');
+    // In this order, as the shipped kgateway config has it: the tiers first, then auth.
+    const tiers = (v: number) => `tiers: { weak: { model: small-v${v} }, strong: { model: large-v${v} } }\n`;
+    const auth = `auth: { mode: api_key, keys: [{ id: app, sha256: ${'ab'.repeat(32)}, tenant: acme }] }\n`;
+    writeFileSync(file, tiers(1) + auth);
+    const s = await start(file);
+    const withoutKey = async () => {
+      const x = s.pool.open();
+      const o = await x.sendRequestHeaders(chatHeaders(), false);
+      x.close();
+      return o.kind === 'immediate' ? o.status : o.kind;
+    };
+    expect(await withoutKey()).toBe(401);
+
+    // What a writer that pauses past the debounce has written so far: a valid config on its own, with no auth.
+    writeFileSync(file, tiers(2));
+    await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'failure' }), { timeout: 5000 }).toBe(1);
+    expect(await metricValue(s.app, 'tiergate_config_last_reload_success')).toBe(0);
+    expect(await withoutKey()).toBe(401);
+    // The rest arrives: the whole file applies.
+    writeFileSync(file, tiers(2) + auth);
+    await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'success' }), { timeout: 5000 }).toBe(1);
+    expect(await withoutKey()).toBe(401);
+    expect(s.app.config.current().tiers.get('weak')?.model).toBe('small-v2');
+
+    // Meant or not, auth off by reload is refused (SIGHUP reads the file the same way); a restart takes it.
+    writeFileSync(file, tiers(3) + 'auth: { mode: none }\n');
+    await expect.poll(() => metricValue(s.app, 'tiergate_config_reloads_total', { result: 'failure' }), { timeout: 5000 }).toBe(2);
+    expect(await s.app.config.reloadNow()).toBe('rejected');
+    expect(await withoutKey()).toBe(401);
+    const restarted = await start(file);
+    expect(await routeTier(restarted.pool)).toBe('small-v3');
+  });
+
   it('a classifier regex that can backtrack on client text refuses the config: at start, and on a reload (the last good one stays)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-redos-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));

@@ -290,6 +290,25 @@ it('a file emptied by a rewrite in place is refused, the config in force kept; {
   expect(heard.events.slice(3)).toEqual(['reloaded small-v2', 'reloaded weak-model']);
 });
 
+it('a reload may turn authentication on or keep it on, never off: that takes a restart', async () => {
+  const keyed = (v: number) => `${text(v)}auth: { mode: api_key, keys: [{ id: app, sha256: ${'ab'.repeat(32)}, tenant: acme }] }\n`;
+  const heard = recorder();
+  const store = new ConfigStore(runtime(text(1)), text(1));
+  expect(await store.apply(keyed(2), {}, heard)).toBe(true);
+  expect(await store.apply(keyed(3), {}, heard)).toBe(true);
+  // Off, whether by leaving auth out (the embedded default) or by naming it.
+  expect(await store.apply(text(4), {}, heard)).toBe(false);
+  expect(await store.apply(`${text(5)}auth: { mode: none }\n`, {}, heard)).toBe(false);
+  expect(store.current().config.auth.mode).toBe('api_key');
+  expect(store.current().tiers.get('weak')?.model).toBe('small-v3');
+  const refused = heard.events.slice(2);
+  expect(refused).toHaveLength(2);
+  for (const e of refused) expect(e).toMatch(/^rejected auth\.mode: a reload cannot turn authentication off \(api_key → none\).*restart tiergate on this file$/);
+  // A config that does not compile reports its own problems, not this one.
+  expect(await store.apply(BAD, {}, heard)).toBe(false);
+  expect(heard.events.at(-1)).toBe(BAD_EVENT);
+});
+
 describe('key files (auth sha256File)', () => {
   const digest = (c: string) => c.repeat(64);
   /** A Kubernetes Secret volume as the kubelet keeps it: the data in a timestamped directory, `..data` pointing at it, the key a symlink through it. */
