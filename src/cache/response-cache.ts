@@ -1,11 +1,11 @@
 // The response cache's service: scoped store keys, lookups bounded by a deadline and a circuit breaker, and
 // stores after the response, off the answer path. It fails open: a store that is down or slow turns a lookup
-// into a bypass (or a miss past the deadline) and the request goes upstream.
+// into a bypass (or a miss past the deadline) and the request goes upstream. Missed deadlines count toward the
+// breaker as failures do.
 import type { Config } from '../config/schema.js';
 import type { CacheEntry, CacheStore } from '../stores/cache-store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { withDeadline } from '../deadline-timer.js';
 import { StoreGuard, redisPing } from '../stores/store-guard.js';
 
 export type LookupResult =
@@ -45,24 +45,26 @@ export class ResponseCache {
       return this.counted(this.failed('get', err, cfg));
     }
     if (!(got instanceof Promise)) return this.counted(got ? { result: 'hit', entry: got } : MISS);
-    const answer = got.then(
-      (entry): LookupResult => {
-        this.guard.succeeded();
-        return entry ? { result: 'hit', entry } : MISS;
-      },
-      (err: unknown) => this.failed('get', err, cfg),
-    );
-    return withDeadline(answer, cfg.lookupDeadlineMs, DEADLINE).then((r) => this.counted(r));
+    return this.guard.timed(got, cfg.lookupDeadlineMs, 'get', cfg.breaker).then((t) => {
+      if (t.kind === 'late') return this.counted(DEADLINE);
+      if (t.kind === 'failed') return this.counted(ERROR);
+      return this.counted(t.value ? { result: 'hit', entry: t.value } : MISS);
+    });
   }
 
-  /** After the response: never throws, never blocks a request. */
+  /**
+   * After the response: never throws, never blocks a request. A failed write counts toward the breaker, but a
+   * write that succeeds does not close it or clear the failures before it: the breaker judges whether lookups,
+   * which requests wait on, are answered in time, and a write says nothing about that. (A Redis answering every
+   * call 40 ms late, against a 30 ms lookup deadline, had each request's write clear its lookup's failure, so the
+   * breaker never opened.) Nor does a write take the trial call of an open breaker: a lookup does.
+   */
   save(tenant: string, storeKey: string, entry: CacheEntry, ttlMs: number, cfg: Config['cache']): void {
-    if (!this.guard.allows()) {
+    if (this.guard.isOpen) {
       this.metrics.cacheWrites.inc({ result: 'failed' });
       return;
     }
     const done = (evicted: number) => {
-      this.guard.succeeded();
       this.metrics.cacheWrites.inc({ result: 'stored' });
       if (evicted > 0) this.metrics.cacheEvictions.inc({ kind: 'exact' }, evicted);
     };

@@ -27,10 +27,12 @@ function service(store: AffinityStore, now = () => 0) {
 class FakeStore implements AffinityStore {
   readonly kind = 'redis';
   calls = 0;
-  constructor(private readonly behave: 'hang' | 'throw' | 'reject') {}
+  constructor(private readonly behave: 'hang' | 'throw' | 'reject' | 'slow') {}
   get(): Promise<string | undefined> {
     this.calls++;
     if (this.behave === 'throw') throw new Error('not connected');
+    // 'slow': an answer (the caller's own, on strong) 60 ms after it was asked for.
+    if (this.behave === 'slow') return new Promise((r) => setTimeout(() => r('strong'), 60));
     return this.behave === 'hang' ? new Promise(() => undefined) : Promise.reject(new Error('boom'));
   }
   set(): Promise<number> {
@@ -202,6 +204,21 @@ describe('response affinity', () => {
     t += 1001; // a trial call after the cooldown
     await tierOf(affinity.holder('acme', 'resp_9', c));
     expect(store.calls).toBe(3);
+  });
+
+  it('a store that answers every call after the deadline opens the breaker; its late answers do not close it', async () => {
+    // Before: each turn waited the whole deadline, and each late answer counted as a success.
+    const store = new FakeStore('slow');
+    const { affinity, counts, logs, metrics } = service(store);
+    const c = cfg({ deadlineMs: 40, breaker: { failures: 2, cooldownMs: 1000 } });
+    for (const id of ['resp_1', 'resp_2']) expect(await tierOf(affinity.holder('acme', id, c))).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 80)); // the late answers come
+    expect((await metrics.affinityStoreDegraded.get()).values.map((v) => v.value)).toEqual([1]);
+    // Open: the next turn is not held up, and the store is not asked.
+    expect(affinity.holder('acme', 'resp_3', c)).toEqual({ kind: 'unavailable' });
+    expect(store.calls).toBe(2);
+    expect(await counts()).toEqual({ 'lookup:deadline': 2, 'lookup:failed': 1 });
+    expect(logs.filter((l) => l.includes('affinity.store_failed') && l.includes('no answer within its 40 ms deadline'))).toHaveLength(1);
   });
 
   it('a store that throws at once (not connected) is a failure, not an exception', async () => {

@@ -17,7 +17,9 @@ class ScriptedStore implements CacheStore {
   readonly kind = 'redis';
   gets = 0;
   sets = 0;
-  mode: 'ok' | 'throw' | 'reject' | 'hang' = 'ok';
+  mode: 'ok' | 'throw' | 'reject' | 'hang' | 'slow' = 'ok';
+  /** How late a 'slow' store answers. */
+  slowMs = 0;
   sync = false;
   evicts = 0;
   readonly entries = new Map<string, CacheEntry>();
@@ -36,6 +38,7 @@ class ScriptedStore implements CacheStore {
     if (this.mode === 'throw') throw new Error('not connected');
     if (this.mode === 'reject') return Promise.reject(new Error('boom'));
     if (this.mode === 'hang') return new Promise(() => undefined);
+    if (this.mode === 'slow') return new Promise((r) => setTimeout(() => r(ok()), this.slowMs));
     return this.sync ? ok() : Promise.resolve(ok());
   }
   closed = 0;
@@ -94,6 +97,46 @@ describe('the exact cache service', () => {
     const { cache, counts } = service(store);
     expect(await cache.lookup('k', cfg(undefined, 30))).toEqual({ result: 'miss', reason: 'deadline' });
     expect((await counts()).lookups).toEqual({ 'exact:miss:deadline': 1 });
+  });
+
+  it('a store that answers every lookup after the deadline opens the breaker; late answers and writes do not close it', async () => {
+    // Before: a Redis answering in 40 ms against the 30 ms deadline cost every request 30 ms for a miss, and each
+    // late answer, and each request's write, counted as a success, so the breaker never opened.
+    let t = 0;
+    const store = new ScriptedStore();
+    store.mode = 'slow';
+    store.slowMs = 40;
+    const { cache, counts, degraded, logs } = service(store, () => t);
+    // Each request as it goes: its lookup late, then its answer stored (which succeeds, 40 ms later).
+    for (const k of ['a', 'b']) {
+      expect(await cache.lookup(k, cfg(undefined, 30))).toEqual({ result: 'miss', reason: 'deadline' });
+      cache.save('acme', k, ENTRY, 60_000, cfg(undefined, 30));
+    }
+    expect(await degraded()).toBe(1);
+    // The late answers and the first write have come (the second came after the breaker had opened, so it was
+    // not sent): still open, no request waits on the store, none writes to it.
+    await new Promise((r) => setTimeout(r, 60));
+    expect(store.entries.size).toBe(1);
+    expect(await degraded()).toBe(1);
+    expect(cache.lookup('c', cfg(undefined, 30))).toEqual({ result: 'bypass', reason: 'store_down' });
+    cache.save('acme', 'c', ENTRY, 60_000, cfg(undefined, 30));
+    expect([store.gets, store.sets]).toEqual([2, 1]);
+    // The trial after the cooldown is late too: open again at once, for another cooldown. A write asked for first
+    // is not sent and leaves the trial to the lookup (a write's success could not close the breaker, so a trial it
+    // took would leave the breaker open for good).
+    t = 1000;
+    cache.save('acme', 'x', ENTRY, 60_000, cfg(undefined, 30));
+    expect(await cache.lookup('d', cfg(undefined, 30))).toEqual({ result: 'miss', reason: 'deadline' });
+    expect(cache.lookup('e', cfg(undefined, 30))).toEqual({ result: 'bypass', reason: 'store_down' });
+    // A store back at speed closes it on the next trial.
+    t = 2000;
+    store.slowMs = 1;
+    expect(await cache.lookup('f', cfg(undefined, 30))).toEqual({ result: 'miss', reason: 'not_found' });
+    expect(await degraded()).toBe(0);
+    expect(await counts()).toMatchObject({ lookups: { 'exact:miss:deadline': 3, 'exact:bypass:store_down': 2, 'exact:miss:not_found': 1 }, writes: { stored: 1, failed: 3 } });
+    const warnings = logs.filter((l) => l.includes('cache.store_failed'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('no answer within its 30 ms deadline');
   });
 
   it.each(['throw', 'reject'] as const)('a store that fails (%s) opens the breaker: bypasses without a call until the cooldown, then one trial', async (mode) => {
