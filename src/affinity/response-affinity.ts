@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { AffinityStore } from '../stores/affinity-store.js';
+import { withDeadline } from '../deadline-timer.js';
 import { TiergateError, type ErrorName } from '../errors.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { MemoryAffinityStore } from '../stores/memory/affinity-store.js';
@@ -37,7 +38,6 @@ const MAX_ID_LENGTH = 256;
 /** What a call came to, for the metric, and its value. */
 type Outcome<T> = [result: 'hit' | 'miss' | 'stored' | 'failed' | 'deadline', value: T | undefined];
 const LATE: Outcome<never> = ['deadline', undefined];
-const FAILED: Outcome<never> = ['failed', undefined];
 /** What an owner record is about: the two kinds of state a Responses API backend keeps by id. */
 export type IdKind = 'response' | 'conversation';
 /** The metric's `op`: the tier under the tenant's key, and the owner record by id alone. */
@@ -189,8 +189,8 @@ export class ResponseAffinity {
 
   /**
    * One store call, the same way for every operation: ids too long to be real are not sent, a store known to be
-   * down is not called, a failure, a throw or a missed deadline is the breaker's (a slow answer is abandoned at
-   * the deadline), and the outcome is counted once.
+   * down is not called, a failure or a throw is the breaker's, a slow answer is abandoned at the deadline, and
+   * the outcome is counted once.
    */
   private call<R, V>(
     op: Op,
@@ -210,9 +210,14 @@ export class ResponseAffinity {
       return this.counted(op, this.failed(op, err, cfg));
     }
     if (!(got instanceof Promise)) return this.counted(op, outcome(got));
-    return this.guard.timed(got, cfg.deadlineMs, op, cfg.breaker).then((t) =>
-      this.counted(op, t.kind === 'answered' ? outcome(t.value) : t.kind === 'late' ? (LATE as Outcome<V>) : FAILED),
+    const answer = got.then(
+      (r) => {
+        this.guard.succeeded();
+        return outcome(r);
+      },
+      (err: unknown): Outcome<V> => this.failed(op, err, cfg),
     );
+    return withDeadline(answer, cfg.deadlineMs, LATE as Outcome<V>).then((o) => this.counted(op, o));
   }
 
   private failed(op: Op, err: unknown, cfg: AffinityConfig): Outcome<never> {
