@@ -5,7 +5,7 @@
 // `--body-mode duplex` both bodies go FULL_DUPLEX_STREAMED instead (envoy-ext-proc.md §2.2).
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { readBody } from './read-body.js';
+import { readWithin } from './read-body.js';
 import { ExtProcPool, RECOMMENDED_FILTER, getHeader, setHeader, type ExtProcSession, type FilterConfig, type Headers, type Outcome } from './envoy-client.js';
 
 export interface DataPlaneOptions {
@@ -70,7 +70,6 @@ async function proxy(req: IncomingMessage, res: ServerResponse, pool: ExtProcPoo
 }
 
 async function exchange(req: IncomingMessage, res: ServerResponse, session: ExtProcSession, opts: DataPlaneOptions) {
-  const body = await readBody(req);
   const headers: Headers = [
     [':method', req.method ?? 'GET'],
     [':path', req.url ?? '/'],
@@ -85,23 +84,28 @@ async function exchange(req: IncomingMessage, res: ServerResponse, session: ExtP
   if (!headers.some(([k]) => k === 'x-request-id')) headers.push(['x-request-id', randomUUID()]);
   headers.push(['x-forwarded-proto', 'http']);
 
-  let upstreamBody = body;
-  if (session.mode.requestBodyMode === 'FULL_DUPLEX_STREAMED' && body.length > 0) {
-    // Envoy sends the chunks without waiting for the headers' answer, which tiergate holds until the body is
-    // whole; the body that goes upstream is what the streamed answers carried.
-    const h = session.sendRequestHeaders(headers, false);
-    const sent = duplexChunks(body).map((c, i, all) => session.sendRequestBody(c, i === all.length - 1));
-    if (sendOutcome(res, await h)) return;
-    const o = (await Promise.all(sent))[0] as Outcome;
-    if (sendOutcome(res, o)) return;
-    if (o.kind === 'continue' && o.body) upstreamBody = o.body;
-  } else {
-    if (sendOutcome(res, await session.sendRequestHeaders(headers, body.length === 0))) return;
-    if (body.length > 0) {
-      const o = await session.sendRequestBody(body, true);
-      if (sendOutcome(res, o)) return;
-      if (o.kind === 'continue' && o.body) upstreamBody = o.body;
-    }
+  // The headers go to ext_proc as soon as they are in, before the body (§2.2): a request tiergate turns away at
+  // its headers (a missing key) is answered while the client is still uploading, and a client that drops its
+  // upload leaves tiergate a stream to end (and a ledger row), as behind Envoy. Envoy's HTTP/1 codec passes the
+  // headers with end_stream when the framing says there is no body (§2.3).
+  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  const answer = session.sendRequestHeaders(headers, !hasBody);
+  let body: Promise<BodyPassed> | undefined;
+  if (hasBody) {
+    // FULL_DUPLEX_STREAMED: chunks go out as they arrive, without waiting for the headers' answer (which tiergate
+    // holds until the body is whole). Otherwise the body is buffered while that answer is out, and goes in one
+    // message after it (§2.2, "held").
+    body = session.mode.requestBodyMode === 'FULL_DUPLEX_STREAMED' ? streamBody(req, session) : bufferBody(req, session, answer);
+    // Settled later, or never if the headers' answer ends the exchange: a client gone meanwhile is no crash.
+    body.catch(() => undefined);
+  }
+  if (sendOutcome(res, await answer)) return;
+  let upstreamBody: Buffer = Buffer.alloc(0);
+  if (body) {
+    const { outcome, original } = await body;
+    if (sendOutcome(res, outcome)) return;
+    // What goes upstream is what the answers carried (duplex: the streamed answers; buffered: a body mutation).
+    upstreamBody = outcome.kind === 'continue' && outcome.body ? outcome.body : original;
   }
 
   const tier = getHeader(session.requestHeaders, 'x-llm-tier') ?? opts.defaultTier;
@@ -124,12 +128,42 @@ async function exchange(req: IncomingMessage, res: ServerResponse, session: ExtP
   await relayBody(upstream, res, session);
 }
 
-/** A request body in the pieces Envoy would pass on as they arrive: 16 KiB, and at least two when it can. */
-function duplexChunks(body: Buffer): Buffer[] {
-  const size = Math.min(16 * 1024, Math.max(1, Math.ceil(body.length / 2)));
-  const out: Buffer[] = [];
-  for (let i = 0; i < body.length; i += size) out.push(body.subarray(i, i + size));
-  return out;
+/** A request body's ext_proc outcome, and the body as the client sent it. */
+interface BodyPassed {
+  outcome: Outcome;
+  original: Buffer;
+}
+
+/**
+ * BUFFERED: the body is read whole (or until it outgrows the stream's buffer, which the session answers 413) and
+ * sent in one message once the headers' answer is in.
+ */
+async function bufferBody(req: IncomingMessage, session: ExtProcSession, headersAnswer: Promise<Outcome>): Promise<BodyPassed> {
+  const whole = await readWithin(req, session.filter.bufferLimitBytes);
+  await headersAnswer;
+  return { outcome: await session.sendRequestBody(whole, true), original: whole };
+}
+
+/**
+ * FULL_DUPLEX_STREAMED: each piece goes out as it arrives, 16 KiB at most. A piece waits for the next one (or the
+ * end) so that the last carries end_of_stream, as Envoy's HTTP/1 codec passes the bytes read with a message's end
+ * in one call.
+ */
+async function streamBody(req: IncomingMessage, session: ExtProcSession): Promise<BodyPassed> {
+  const original: Buffer[] = [];
+  let held: Buffer | undefined;
+  for await (const c of req) {
+    // The exchange ended (an ImmediateResponse, a failure): the rest of the upload is read and dropped.
+    if (session.isDone) continue;
+    for (let i = 0; i < (c as Buffer).length; i += 16 * 1024) {
+      const piece = (c as Buffer).subarray(i, i + 16 * 1024);
+      if (held) void session.sendRequestBody(held, false);
+      held = piece;
+      original.push(piece);
+    }
+  }
+  const outcome = await session.sendRequestBody(held ?? Buffer.alloc(0), true);
+  return { outcome, original: Buffer.concat(original) };
 }
 
 /** The response headers as they stand after ext_proc's mutations. */
@@ -173,7 +207,7 @@ async function relayBody(upstream: IncomingMessage, res: ServerResponse, session
     return;
   }
   if (session.mode.responseBodyMode === 'BUFFERED') {
-    const whole = await readBody(upstream);
+    const whole = await readWithin(upstream, session.filter.bufferLimitBytes);
     const o = await session.sendResponseBody(whole, true);
     if (sendOutcome(res, o)) return;
     const body = o.kind === 'continue' && o.body ? o.body : whole;
