@@ -152,9 +152,9 @@ async function bufferBody(req: IncomingMessage, session: ExtProcSession, headers
 async function streamBody(req: IncomingMessage, session: ExtProcSession): Promise<BodyPassed> {
   const original: Buffer[] = [];
   let held: Buffer | undefined;
+  // Once the exchange is over (tiergate closed it, or it failed open) sending is a no-op, but every piece is kept:
+  // Envoy then passes the rest of the body on unprocessed.
   for await (const c of req) {
-    // The exchange ended (an ImmediateResponse, a failure): the rest of the upload is read and dropped.
-    if (session.isDone) continue;
     for (let i = 0; i < (c as Buffer).length; i += 16 * 1024) {
       const piece = (c as Buffer).subarray(i, i + 16 * 1024);
       if (held) void session.sendRequestBody(held, false);
@@ -199,10 +199,14 @@ async function relayBody(upstream: IncomingMessage, res: ServerResponse, session
     session.onStreamedBody = (kind, data) => {
       if (kind === 'response_body' && data.length > 0 && !res.destroyed) res.write(data);
     };
-    for await (const c of upstream) void session.sendResponseBody(c as Buffer, false);
+    for await (const c of upstream) {
+      // After a clean close or a fail-open the rest goes to the client as it comes, unprocessed (§8).
+      if (!session.passesThrough) void session.sendResponseBody(c as Buffer, false);
+      else if (!res.destroyed) res.write(c as Buffer);
+    }
     const o = await session.sendResponseBody(Buffer.alloc(0), true);
     // Headers went out already: a failure now can only cut the response short (§7).
-    if (o.kind === 'continue') res.end();
+    if (o.kind === 'continue' || session.passesThrough) res.end();
     else res.destroy();
     return;
   }

@@ -32,6 +32,7 @@ export class ExtProcSession implements HeldRequest {
   /** After an ImmediateResponse, a clean close, an error or a fail-open, nothing more is sent (§7, §8). */
   private done = false;
   private closed = false;
+  private continuesWithout = false;
   private readonly statusListeners: Array<(s: grpc.StatusObject) => void> = [];
   lastStatus: grpc.StatusObject | undefined;
   /** FULL_DUPLEX_STREAMED: the data plane forwards injected bytes as they come (data-plane.ts). */
@@ -53,6 +54,14 @@ export class ExtProcSession implements HeldRequest {
 
   get isDone(): boolean {
     return this.done;
+  }
+
+  /**
+   * Processing ended with the server's clean close or a fail-open (§8): Envoy passes what follows on unprocessed.
+   * Not after an ImmediateResponse or a failure, nor after the data plane's own close.
+   */
+  get passesThrough(): boolean {
+    return this.continuesWithout;
   }
 
   /** Resolves when the server's status arrives (or at once if it already has). */
@@ -218,6 +227,7 @@ export class ExtProcSession implements HeldRequest {
 
   private abandon(o: Outcome): void {
     this.done = true;
+    if (o.kind === 'skipped') this.continuesWithout = true;
     this.failPending(o);
     if (!this.closed) {
       this.closed = true;

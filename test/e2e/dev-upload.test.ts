@@ -2,6 +2,7 @@
 // headers to ext_proc as soon as they are in, before the body (envoy-ext-proc.md §2.2), so tiergate can turn a
 // request away while its body is on the way, and a dropped upload is a stream tiergate sees end. The local data
 // plane must do the same, in both body modes, or a developer sees a different product from the one they deploy.
+import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +12,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDataPlane, type DataPlane } from '../../src/dev/data-plane.js';
 import type { DevStack } from '../../src/dev/dev-stack.js';
-import { RECOMMENDED_FILTER } from '../../src/dev/envoy-client.js';
+import { DUPLEX_FILTER, RECOMMENDED_FILTER } from '../../src/dev/envoy-client.js';
+import { createMockBackend } from '../../src/dev/mock-backend.js';
+import { extProcServiceDefinition } from '../../src/extproc/protos.js';
 import { LlmStream } from '../../src/pipeline/llm-stream.js';
 import { ledgerRow, startTestDevStack } from '../helpers/dev-stack.js';
 
@@ -147,5 +150,57 @@ describe("a BUFFERED body larger than the local Envoy's buffer", () => {
     s.destroy();
     expect(r.status).toBe(413);
     expect(r.text).toContain('request_payload_too_large');
+  });
+});
+
+describe('duplex: an ext_proc server that ends the stream cleanly before the body', () => {
+  it('gets the whole body passed on unprocessed, as Envoy does after a clean close (§8)', async () => {
+    // A server that ends the call with OK on the request headers: "continue without me".
+    const seen: string[] = [];
+    const server = new grpc.Server();
+    server.addService(extProcServiceDefinition(), {
+      Process: (call: grpc.ServerDuplexStream<{ request?: string }, unknown>) => {
+        call.on('data', (m: { request?: string }) => {
+          seen.push(m.request ?? '');
+          if (m.request === 'request_headers') call.end();
+        });
+        call.on('error', () => undefined);
+      },
+    });
+    const grpcPort = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    const backend = createMockBackend({ name: 'weak', latencyMs: 0, chunkDelayMs: 1 });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    const dp = createDataPlane({
+      extProcTarget: `127.0.0.1:${grpcPort}`,
+      backends: { weak: `http://127.0.0.1:${(backend.address() as AddressInfo).port}` },
+      defaultTier: 'weak',
+      filter: DUPLEX_FILTER,
+    });
+    await new Promise<void>((r) => dp.server.listen(0, '127.0.0.1', r));
+    try {
+      const body = JSON.stringify({ model: 'weak-model', messages: [{ role: 'user', content: 'Say hi' }] });
+      const s = startUpload((dp.server.address() as AddressInfo).port, 'upload-clean-close', '', Buffer.byteLength(body), false);
+      const response = responseOf(s);
+      // The body comes once the server has ended the call (and its OK has had time to reach the data plane).
+      await expect.poll(() => seen).toContain('request_headers');
+      await new Promise((r) => setTimeout(r, 200));
+      s.write(body.slice(0, 20));
+      await new Promise((r) => setTimeout(r, 20));
+      s.write(body.slice(20));
+      const r = await response;
+      s.destroy();
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.text)).toMatchObject({ model: 'weak-model', choices: [{ message: { content: expect.stringContaining('You sent 1 message') } }] });
+      expect(seen).toEqual(['request_headers']);
+    } finally {
+      dp.server.closeAllConnections();
+      await new Promise<void>((r) => dp.server.close(() => r()));
+      dp.pool.close();
+      backend.closeAllConnections();
+      backend.close();
+      server.forceShutdown();
+    }
   });
 });
