@@ -43,12 +43,22 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
 
 function localReply(res: ServerResponse, status: number, details: string): void {
   // Envoy's own local replies are plain text.
-  res.writeHead(status, { 'content-type': 'text/plain' }).end(`${details}\n`);
+  res.writeHead(status, closingIfEarly(res, { 'content-type': 'text/plain' })).end(`${details}\n`);
+}
+
+/**
+ * A response that starts before the request has all come in closes the HTTP/1 connection after it, as Envoy's
+ * HCM does (`downstream_rq_response_before_rq_complete`: it will not wait for the rest of the request): a client
+ * turned away mid-upload stops there instead of sending the rest to be read and dropped.
+ */
+function closingIfEarly(res: ServerResponse, headers: Record<string, string>): Record<string, string> {
+  if (!res.req.complete) headers.connection = 'close';
+  return headers;
 }
 
 function sendOutcome(res: ServerResponse, o: Outcome): boolean {
   if (o.kind === 'immediate') {
-    res.writeHead(o.status, Object.fromEntries(o.headers)).end(o.body);
+    res.writeHead(o.status, closingIfEarly(res, Object.fromEntries(o.headers))).end(o.body);
     return true;
   }
   if (o.kind === 'error') {
@@ -170,7 +180,7 @@ async function streamBody(req: IncomingMessage, session: ExtProcSession): Promis
 function writeHead(res: ServerResponse, session: ExtProcSession): void {
   const out: Record<string, string> = {};
   for (const [k, v] of session.responseHeaders) if (!k.startsWith(':')) out[k] = v;
-  res.writeHead(Number(getHeader(session.responseHeaders, ':status') ?? 502), out);
+  res.writeHead(Number(getHeader(session.responseHeaders, ':status') ?? 502), closingIfEarly(res, out));
 }
 
 function forward(base: string, headers: Headers, body: Buffer): Promise<IncomingMessage> {

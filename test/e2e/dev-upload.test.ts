@@ -31,8 +31,8 @@ function startUpload(port: number, id: string, first: string, length: number, au
   return s;
 }
 
-/** The response's status and body as far as they came, once its head is in; fails if nothing comes in 10 s. */
-function responseOf(s: Socket): Promise<{ status: number; text: string }> {
+/** The response's status, head and body, once it is all in; fails if it does not come in 10 s. */
+function responseOf(s: Socket): Promise<{ status: number; head: string; text: string }> {
   return new Promise((resolve, reject) => {
     let got = '';
     const timer = setTimeout(() => reject(new Error(`no response while the upload was unfinished (got ${JSON.stringify(got)})`)), 10_000);
@@ -59,7 +59,18 @@ function responseOf(s: Socket): Promise<{ status: number; text: string }> {
         text = data;
       }
       clearTimeout(timer);
-      resolve({ status: Number(head.slice(9, 12)), text });
+      resolve({ status: Number(head.slice(9, 12)), head, text });
+    });
+  });
+}
+
+/** Resolves when the server ends the connection; fails if it has not in 10 s. */
+function endedByServer(s: Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the server kept the connection open')), 10_000);
+    s.once('end', () => {
+      clearTimeout(timer);
+      resolve();
     });
   });
 }
@@ -84,7 +95,11 @@ describe.each(['buffered', 'duplex'] as const)('tiergate dev, --body-mode %s: re
   it('no key: the 401 comes back while the client is still uploading, and is in the ledger', async () => {
     const id = `upload-401-${bodyMode}`;
     const s = startUpload(port, id, '{"model":"auto","messages":[{"role":"user","content":"', 100_000, false);
+    const ended = endedByServer(s);
     const r = await responseOf(s);
+    // As Envoy's HCM does with a response before the request is complete: the connection closes after it.
+    expect(r.head).toMatch(/^connection: close$/im);
+    await ended;
     s.destroy();
     expect(r.status).toBe(401);
     expect(JSON.parse(r.text)).toMatchObject({ error: { code: 'missing_api_key' } });
@@ -114,6 +129,7 @@ describe.each(['buffered', 'duplex'] as const)('tiergate dev, --body-mode %s: re
     const r = await response;
     s.destroy();
     expect(r.status).toBe(200);
+    expect(r.head).toMatch(/^connection: keep-alive$/im);
     expect(JSON.parse(r.text)).toMatchObject({ model: 'weak-model' });
     await expect.poll(() => ledgerRow(id), { timeout: 5000 }).toMatchObject({ status: 'success', tier: 'weak' });
   });
@@ -146,7 +162,10 @@ describe("a BUFFERED body larger than the local Envoy's buffer", () => {
     const s = startUpload(port, 'upload-413', '{"model":"auto","messages":[{"role":"user","content":"', 10 * 1024 * 1024);
     // 128 KiB of a 10 MiB body: past the buffer, far from the end.
     s.write('a'.repeat(128 * 1024));
+    const ended = endedByServer(s);
     const r = await responseOf(s);
+    expect(r.head).toMatch(/^connection: close$/im);
+    await ended;
     s.destroy();
     expect(r.status).toBe(413);
     expect(r.text).toContain('request_payload_too_large');
