@@ -88,6 +88,9 @@ async function exchange(req: IncomingMessage, res: ServerResponse, session: ExtP
   ];
   for (const [k, v] of Object.entries(req.headers)) {
     if (k === 'host' || HOP_BY_HOP.has(k) || v === undefined) continue;
+    // Envoy's HCM (proxy_100_continue off, as envoy.yaml leaves it) answers `100 Continue` itself, as Node's
+    // server does here, and removes the header before any filter sees it.
+    if (k === 'expect' && typeof v === 'string' && v.toLowerCase() === '100-continue') continue;
     headers.push([k, Array.isArray(v) ? v.join(', ') : v]);
   }
   // The HCM adds these before any filter runs.

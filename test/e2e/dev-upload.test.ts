@@ -21,12 +21,12 @@ import { ledgerRow, startTestDevStack } from '../helpers/dev-stack.js';
 const KEY = 'sk-upload-test';
 
 /** An HTTP/1.1 POST written by hand: the headers and the first part of a body announced as `length` bytes long. */
-function startUpload(port: number, id: string, first: string, length: number, auth = true): Socket {
+function startUpload(port: number, id: string, first: string, length: number, auth = true, extra = ''): Socket {
   const s = connect(port, '127.0.0.1');
   s.on('error', () => undefined);
   s.write(
     'POST /v1/chat/completions HTTP/1.1\r\nhost: gateway.local\r\ncontent-type: application/json\r\n' +
-      `x-request-id: ${id}\r\n${auth ? `authorization: Bearer ${KEY}\r\n` : ''}content-length: ${length}\r\n\r\n${first}`,
+      `x-request-id: ${id}\r\n${auth ? `authorization: Bearer ${KEY}\r\n` : ''}${extra}content-length: ${length}\r\n\r\n${first}`,
   );
   return s;
 }
@@ -37,7 +37,8 @@ function responseOf(s: Socket): Promise<{ status: number; head: string; text: st
     let got = '';
     const timer = setTimeout(() => reject(new Error(`no response while the upload was unfinished (got ${JSON.stringify(got)})`)), 10_000);
     s.on('data', (d: Buffer) => {
-      got += d.toString('latin1');
+      // Interim (1xx) responses come before the response and are not it.
+      got = (got + d.toString('latin1')).replace(/^HTTP\/1\.1 1\d\d [^\r]*\r\n(?:[^\r]+\r\n)*\r\n/, '');
       const end = got.indexOf('\r\n\r\n');
       if (end < 0) return;
       const head = got.slice(0, end);
@@ -132,6 +133,41 @@ describe.each(['buffered', 'duplex'] as const)('tiergate dev, --body-mode %s: re
     expect(r.head).toMatch(/^connection: keep-alive$/im);
     expect(JSON.parse(r.text)).toMatchObject({ model: 'weak-model' });
     await expect.poll(() => ledgerRow(id), { timeout: 5000 }).toMatchObject({ status: 'success', tier: 'weak' });
+  });
+});
+
+describe('expect: 100-continue', () => {
+  let stack: DevStack;
+  beforeAll(async () => {
+    stack = await startTestDevStack({ configFile });
+  });
+  afterAll(async () => stack.stop());
+
+  it("is answered 100 by the data plane and never reaches tiergate, as Envoy's HCM removes it", async () => {
+    const id = 'upload-expect';
+    const headersSeen = vi.spyOn(LlmStream.prototype, 'requestHeaders');
+    const body = JSON.stringify({ model: 'auto', messages: [{ role: 'user', content: 'Say hi' }] });
+    const s = startUpload(Number(new URL(stack.url).port), id, '', Buffer.byteLength(body), true, 'expect: 100-continue\r\n');
+    let interim = '';
+    await new Promise<void>((resolve) => {
+      const onData = (d: Buffer) => {
+        interim += d.toString('latin1');
+        if (!interim.includes('\r\n\r\n')) return;
+        s.off('data', onData);
+        resolve();
+      };
+      s.on('data', onData);
+    });
+    expect(interim).toMatch(/^HTTP\/1\.1 100 Continue\r\n/);
+    const response = responseOf(s);
+    s.write(body);
+    const r = await response;
+    s.destroy();
+    expect(r.status).toBe(200);
+    const seen = headersSeen.mock.calls.find(([h]) => h.get('x-request-id') === id)?.[0];
+    headersSeen.mockRestore();
+    expect(seen?.get('content-length')).toBe(String(Buffer.byteLength(body)));
+    expect(seen?.get('expect')).toBeUndefined();
   });
 });
 
