@@ -5,6 +5,7 @@
 // `--body-mode duplex` both bodies go FULL_DUPLEX_STREAMED instead (envoy-ext-proc.md §2.2).
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { envoyNormalizedPath } from './envoy-path.js';
 import { readWithin } from './read-body.js';
 import { ExtProcPool, RECOMMENDED_FILTER, getHeader, setHeader, type ExtProcSession, type FilterConfig, type Headers, type Outcome } from './envoy-client.js';
 
@@ -82,7 +83,8 @@ async function proxy(req: IncomingMessage, res: ServerResponse, pool: ExtProcPoo
 async function exchange(req: IncomingMessage, res: ServerResponse, session: ExtProcSession, opts: DataPlaneOptions) {
   const headers: Headers = [
     [':method', req.method ?? 'GET'],
-    [':path', req.url ?? '/'],
+    // Normalised as envoy.yaml has Envoy do before any filter; the upstream gets this path too.
+    [':path', envoyNormalizedPath(req.url ?? '/')],
     [':authority', req.headers.host ?? 'localhost'],
     [':scheme', 'http'],
   ];
