@@ -65,15 +65,23 @@ function responseOf(s: Socket): Promise<{ status: number; head: string; text: st
   });
 }
 
-/** Resolves when the server ends the connection; fails if it has not in 10 s. */
-function endedByServer(s: Socket): Promise<void> {
-  return new Promise((resolve, reject) => {
+/**
+ * The response to an upload still under way. As Envoy's HCM does with a response that starts before the request is
+ * complete, the server closes the connection after it (fails if it has not in 10 s).
+ */
+async function earlyReplyOf(s: Socket): Promise<{ status: number; head: string; text: string }> {
+  const ended = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the server kept the connection open')), 10_000);
     s.once('end', () => {
       clearTimeout(timer);
       resolve();
     });
   });
+  const r = await responseOf(s);
+  expect(r.head).toMatch(/^connection: close$/im);
+  await ended;
+  s.destroy();
+  return r;
 }
 
 let configFile: string;
@@ -96,12 +104,7 @@ describe.each(['buffered', 'duplex'] as const)('tiergate dev, --body-mode %s: re
   it('no key: the 401 comes back while the client is still uploading, and is in the ledger', async () => {
     const id = `upload-401-${bodyMode}`;
     const s = startUpload(port, id, '{"model":"auto","messages":[{"role":"user","content":"', 100_000, false);
-    const ended = endedByServer(s);
-    const r = await responseOf(s);
-    // As Envoy's HCM does with a response before the request is complete: the connection closes after it.
-    expect(r.head).toMatch(/^connection: close$/im);
-    await ended;
-    s.destroy();
+    const r = await earlyReplyOf(s);
     expect(r.status).toBe(401);
     expect(JSON.parse(r.text)).toMatchObject({ error: { code: 'missing_api_key' } });
     await expect.poll(() => ledgerRow(id), { timeout: 5000 }).toMatchObject({ status: 'rejected', http_status: 401 });
@@ -198,11 +201,7 @@ describe("a BUFFERED body larger than the local Envoy's buffer", () => {
     const s = startUpload(port, 'upload-413', '{"model":"auto","messages":[{"role":"user","content":"', 10 * 1024 * 1024);
     // 128 KiB of a 10 MiB body: past the buffer, far from the end.
     s.write('a'.repeat(128 * 1024));
-    const ended = endedByServer(s);
-    const r = await responseOf(s);
-    expect(r.head).toMatch(/^connection: close$/im);
-    await ended;
-    s.destroy();
+    const r = await earlyReplyOf(s);
     expect(r.status).toBe(413);
     expect(r.text).toContain('request_payload_too_large');
   });
