@@ -92,7 +92,7 @@ export class ConfigStore {
    * Watches the file's directory, not the file: editors replace files by rename and Kubernetes swaps a
    * ConfigMap by re-pointing the `..data` symlink, and both drop a watch on the file itself.
    */
-  watch(configFile: string, env: NodeJS.ProcessEnv, listener: ReloadListener, debounceMs = 150, rearmMs = 1000): void {
+  watch(configFile: string, env: NodeJS.ProcessEnv, listener: ReloadListener, debounceMs = 150, rearmMs = 1000, maxWaitMs = 10 * debounceMs): void {
     // Absolute, so that the directory's own events name it: a watch on "." (a config named without a directory)
     // reports nothing at all when the directory goes.
     const file = resolve(configFile);
@@ -101,18 +101,32 @@ export class ConfigStore {
     // `keys`: a key file (or a ConfigMap's `..data`) changed, so the file's text may be the config in force and
     // still need applying again.
     let keys = false;
+    // When the first change still waiting was heard. Each change restarts the debounce, but never past
+    // `maxWaitMs` from here: a file rewritten more often than the debounce (a generator on a loop, a sync
+    // tool) would otherwise never be read at all.
+    let pendingSince: number | undefined;
+    const cancelPending = () => {
+      clearTimeout(this.timer);
+      pendingSince = undefined;
+    };
     const scheduleReload = (keyFile = false) => {
       keys ||= keyFile;
+      const now = Date.now();
+      pendingSince ??= now;
       clearTimeout(this.timer);
-      this.timer = setTimeout(() => {
-        const forKeys = keys;
-        keys = false;
-        void this.reload(file, env, listener, forKeys);
-      }, debounceMs);
+      this.timer = setTimeout(
+        () => {
+          pendingSince = undefined;
+          const forKeys = keys;
+          keys = false;
+          void this.reload(file, env, listener, forKeys);
+        },
+        Math.max(0, Math.min(debounceMs, pendingSince + maxWaitMs - now)),
+      );
     };
     this.onSwap = () => this.watchKeyFiles(dir, scheduleReload);
     this.reloadFile = () => {
-      clearTimeout(this.timer);
+      cancelPending();
       return this.reload(file, env, listener, true);
     };
     const arm = () => {
@@ -129,7 +143,7 @@ export class ConfigStore {
     const lost = () => {
       this.watcher?.close();
       this.watcher = undefined;
-      clearTimeout(this.timer);
+      cancelPending();
       // Whatever the directory holds now is applied and reported, even the config in force.
       this.settledText = undefined;
       if (rearm()) return;

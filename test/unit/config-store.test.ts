@@ -34,7 +34,7 @@ afterEach(() => {
  * A store on config 1, watching a file that holds it in a directory of its own (`dir`, inside `root`; both removed
  * after the test). `vet` stands for the classifier's check; `rearmMs` is how often a removed directory is looked for.
  */
-function watchedStore(debounceMs: number, opts: { vet?: (rt: Runtime) => Promise<[]>; rearmMs?: number } = {}) {
+function watchedStore(debounceMs: number, opts: { vet?: (rt: Runtime) => Promise<[]>; rearmMs?: number; maxWaitMs?: number } = {}) {
   const root = mkdtempSync(join(tmpdir(), 'tiergate-store-'));
   const dir = join(root, 'config');
   mkdirSync(dir);
@@ -42,7 +42,7 @@ function watchedStore(debounceMs: number, opts: { vet?: (rt: Runtime) => Promise
   writeFileSync(file, text(1));
   const store = new ConfigStore(runtime(text(1)), text(1), opts.vet);
   const heard = recorder();
-  store.watch(file, {}, heard, debounceMs, opts.rearmMs);
+  store.watch(file, {}, heard, debounceMs, opts.rearmMs, opts.maxWaitMs);
   cleanups.push(() => store.close(), () => rmSync(root, { recursive: true, force: true }));
   return { root, dir, file, store, heard };
 }
@@ -65,6 +65,28 @@ it('a file saved again unchanged, or touched, is no reload; nor is one rewritten
   await settle();
   writeFileSync(file, text(3));
   await expect.poll(() => heard.events, { timeout: 3000 }).toEqual(['reloaded small-v2', 'reloaded small-v3']);
+});
+
+it('a file rewritten more often than the debounce is still read, at most maxWaitMs after the first change', async () => {
+  // Each write restarts the 300 ms debounce; before maxWaitMs, the file was read only once the writes stopped.
+  const { file, heard } = watchedStore(300, { maxWaitMs: 600 });
+  let v = 1;
+  const writer = setInterval(() => writeFileSync(file, text(++v)), 50);
+  cleanups.push(() => clearInterval(writer));
+  try {
+    // Some version applied while the writer is still at it (every version is a valid config).
+    await expect.poll(() => heard.events.length, { timeout: 2500, interval: 25 }).toBeGreaterThan(0);
+    expect(heard.events[0]).toMatch(/^reloaded small-v\d+$/);
+    // The wait starts again after each read: ~1.2 s more of writes every 50 ms are two or three reads, not one
+    // per write.
+    const before = heard.events.length;
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(heard.events.length - before).toBeLessThanOrEqual(3);
+  } finally {
+    clearInterval(writer);
+  }
+  // And the last version once the writes stop, as before.
+  await expect.poll(() => heard.events.at(-1), { timeout: 3000 }).toBe(`reloaded small-v${v}`);
 });
 
 it('another file changing in the directory is no reload; a watch that fails is a rejection naming the file', async () => {
@@ -372,6 +394,18 @@ describe('key files (auth sha256File)', () => {
     writeFileSync(keyFile, digest('d'));
     await expect.poll(() => principalDigest(store), { timeout: 3000 }).toBe(digest('d'));
   });
+});
+
+it('a change after a reloadNow that took a pending one waits the whole debounce again', async () => {
+  const { file, store, heard } = watchedStore(300, { maxWaitMs: 400 });
+  writeFileSync(file, text(2));
+  await new Promise((r) => setTimeout(r, 30)); // heard, so a reload is pending
+  expect(await store.reloadNow()).toBe('applied');
+  await new Promise((r) => setTimeout(r, 500)); // past maxWaitMs from the change reloadNow took
+  writeFileSync(file, text(3));
+  await new Promise((r) => setTimeout(r, 100));
+  expect(heard.events).toEqual(['reloaded small-v2']);
+  await expect.poll(() => heard.events, { timeout: 3000 }).toEqual(['reloaded small-v2', 'reloaded small-v3']);
 });
 
 it('reloadNow (SIGHUP) reads the file at once, whatever the debounce, and says what it came to', async () => {
