@@ -64,7 +64,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
   await sleep(opts.latencyMs ?? 0);
   if (path === '/v1/embeddings') {
     const input = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? '')];
-    const data = input.map((text, index) => ({ object: 'embedding', index, embedding: embed(text) }));
+    // The openai SDKs ask for base64 unless told otherwise, and read any answer as base64 then: plain numbers
+    // came out as other numbers (the Node SDK made two floats of the first one's bytes).
+    const base64 = body.encoding_format === 'base64';
+    const data = input.map((text, index) => ({ object: 'embedding', index, embedding: base64 ? float32Base64(embed(text)) : embed(text) }));
     const tokens = input.reduce((n, t) => n + mockTokenCount(t), 0);
     sendJson(res, 200, { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
     return;
@@ -156,6 +159,13 @@ async function respond(res: ServerResponse, body: Record<string, unknown>, model
 
 function notFound(res: ServerResponse, message: string): void {
   sendJson(res, 404, { error: { message, type: 'invalid_request_error', param: null, code: 'not_found' } });
+}
+
+/** A vector as OpenAI's `encoding_format: "base64"` carries it: its float32 values, little-endian. */
+function float32Base64(v: number[]): string {
+  const bytes = Buffer.alloc(v.length * 4);
+  v.forEach((x, i) => bytes.writeFloatLE(x, i * 4));
+  return bytes.toString('base64');
 }
 
 /** A small deterministic vector per text. */

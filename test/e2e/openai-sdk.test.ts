@@ -181,7 +181,14 @@ describe('openai SDK, Responses API, through tiergate dev', () => {
     const input = ['first text to embed', 'second text', 'third'];
     const data = await client.embeddings.create({ model: 'auto', input }, { headers: { 'x-request-id': id } });
     expect(data.data.map((d) => d.index)).toEqual([0, 1, 2]);
-    expect(data.data.every((d) => d.embedding.length > 0)).toBe(true);
+    // The SDK asked for base64 (its default) and decoded it: the mock's 8 dimensions, unit length, through
+    // tiergate byte for byte. Asked for floats, the same vectors as plain numbers.
+    for (const d of data.data) {
+      expect(d.embedding).toHaveLength(8);
+      expect(Math.hypot(...d.embedding)).toBeCloseTo(1, 5);
+    }
+    const floats = await client.embeddings.create({ model: 'auto', input, encoding_format: 'float' });
+    expect(floats.data.map((d) => d.embedding.map((x) => Math.fround(x)))).toEqual(data.data.map((d) => d.embedding));
     await expect.poll(() => ledgerRow(id)).toBeDefined();
     expect(ledgerRow(id)).toMatchObject({ usage_source: 'reported', usage: { input_tokens: data.usage.prompt_tokens, total_tokens: data.usage.total_tokens } });
     expect(data.usage.prompt_tokens).toBeGreaterThan(0);
