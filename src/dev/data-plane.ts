@@ -129,7 +129,13 @@ async function exchange(req: IncomingMessage, res: ServerResponse, session: ExtP
     localReply(res, 404, `no route for tier ${tier}`);
     return;
   }
-  const upstream = await forward(base, session.requestHeaders, upstreamBody);
+  let upstream: IncomingMessage;
+  try {
+    upstream = await forward(base, session.requestHeaders, upstreamBody);
+  } catch (err) {
+    localReply(res, 503, upstreamFailure(err as NodeJS.ErrnoException));
+    return;
+  }
   const responseHeaders: Headers = [[':status', String(upstream.statusCode ?? 502)]];
   for (const [k, v] of Object.entries(upstream.headers)) {
     if (HOP_BY_HOP.has(k) || v === undefined) continue;
@@ -186,6 +192,21 @@ function writeHead(res: ServerResponse, session: ExtProcSession): void {
   const out: Record<string, string> = {};
   for (const [k, v] of session.responseHeaders) if (!k.startsWith(':')) out[k] = v;
   res.writeHead(Number(getHeader(session.responseHeaders, ':status') ?? 502), closingIfEarly(res, out));
+}
+
+/**
+ * Envoy's local reply when the upstream fails before its response headers: 503 and the reason in Envoy's words,
+ * which is what a client (and whoever reads its logs) sees behind the shipped Envoy. The local data plane used to
+ * answer 502 with Node's error text.
+ */
+function upstreamFailure(err: NodeJS.ErrnoException): string {
+  const reason =
+    err.code === 'ECONNREFUSED'
+      ? 'remote connection failure, transport failure reason: delayed connect error: Connection refused'
+      : err.code === 'ECONNRESET' || err.message === 'socket hang up'
+        ? 'connection termination'
+        : `remote connection failure, transport failure reason: ${err.code ?? err.message}`;
+  return `upstream connect error or disconnect/reset before headers. reset reason: ${reason}`;
 }
 
 function forward(base: string, headers: Headers, body: Buffer): Promise<IncomingMessage> {
