@@ -18,7 +18,7 @@ const USAGE = `usage:
   tiergate serve [--config FILE] [--listen HOST:PORT] [--admin HOST:PORT]
   tiergate dev [--config FILE] [--port 8080] [--listen 127.0.0.1:9002] [--admin 127.0.0.1:9090] [--body-mode buffered|duplex]
   tiergate config check FILE
-  tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N]
+  tiergate mock --name NAME [--listen HOST:PORT] [--latency-ms N] [--chunk-delay-ms N] [--served-model-name M1,M2]
 ${LEDGER_USAGE}${EVAL_USAGE}${CANARY_USAGE}  tiergate --version
 `;
 
@@ -86,13 +86,15 @@ async function main(argv: string[]): Promise<number> {
     case 'mock': {
       const { values } = parseFlags({
         args: rest,
-        options: { name: { type: 'string' }, listen: { type: 'string' }, 'latency-ms': { type: 'string' }, 'chunk-delay-ms': { type: 'string' } },
+        options: { name: { type: 'string' }, listen: { type: 'string' }, 'latency-ms': { type: 'string' }, 'chunk-delay-ms': { type: 'string' }, 'served-model-name': { type: 'string' } },
       });
       if (!values.name) return usage('tiergate mock: --name is required (the model name it answers as)');
       const listen = hostPortFlag('listen', values.listen) ?? '0.0.0.0:8000';
       const ms = (flag: 'latency-ms' | 'chunk-delay-ms', fallback: number) =>
         values[flag] === undefined ? fallback : numberFlag(flag, values[flag], { min: 0, max: Number.MAX_SAFE_INTEGER, expects: 'a number of milliseconds' });
-      const s = createMockBackend({ name: values.name, latencyMs: ms('latency-ms', 0), chunkDelayMs: ms('chunk-delay-ms', 20) });
+      const servedModels = values['served-model-name']?.split(',').map((m) => m.trim());
+      if (servedModels?.some((m) => m === '')) return usage('tiergate mock: --served-model-name takes model names separated by commas, none of them empty');
+      const s = createMockBackend({ name: values.name, latencyMs: ms('latency-ms', 0), chunkDelayMs: ms('chunk-delay-ms', 20), ...(servedModels ? { servedModels } : {}) });
       const port = await listenOn(s, listen);
       process.stdout.write(`mock backend ${values.name} listening on ${port}\n`);
       return -1;

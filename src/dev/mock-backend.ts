@@ -10,6 +10,11 @@ export interface MockBackendOptions {
   latencyMs?: number;
   /** Delay between SSE chunks. */
   chunkDelayMs?: number;
+  /**
+   * The model names it serves, as vLLM's `--served-model-name`: a request naming another is answered 404, and
+   * every answer reports the first. Unset: any name is served and reported back as asked.
+   */
+  servedModels?: readonly string[];
 }
 
 const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
@@ -41,7 +46,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBackendOptions, stored: StoredResponses): Promise<void> {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
   if (req.method === 'GET' && path === '/v1/models') {
-    sendJson(res, 200, { object: 'list', data: [{ id: `${opts.name}-model`, object: 'model', owned_by: 'tiergate-mock' }] });
+    const ids = opts.servedModels ?? [`${opts.name}-model`];
+    sendJson(res, 200, { object: 'list', data: ids.map((id) => ({ id, object: 'model', owned_by: 'tiergate-mock' })) });
     return;
   }
   if (path.startsWith('/v1/responses/') && (req.method === 'GET' || req.method === 'DELETE')) {
@@ -60,7 +66,14 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
     sendJson(res, 400, { error: { message: 'invalid JSON', type: 'invalid_request_error', param: null, code: null } });
     return;
   }
-  const model = typeof body.model === 'string' ? body.model : 'unknown';
+  const asked = typeof body.model === 'string' ? body.model : 'unknown';
+  const served = opts.servedModels;
+  if (served && !served.includes(asked)) {
+    // vLLM's answer to a model it does not serve (its error shape: the status as a number in `code`).
+    sendJson(res, 404, { error: { message: `The model \`${asked}\` does not exist.`, type: 'NotFoundError', param: 'model', code: 404 } });
+    return;
+  }
+  const model = served?.[0] ?? asked;
   await sleep(opts.latencyMs ?? 0);
   if (path === '/v1/embeddings') {
     const input = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? '')];
@@ -87,8 +100,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
   const created = 1_700_000_000;
   // As OpenAI does when a request names one: the tier that served it (auto: the project's, default), on the body
   // and on every chunk. Nothing when none was asked, as vLLM answers.
-  const served = servedTier(body.service_tier);
-  const tier = served === undefined ? {} : { service_tier: served };
+  const serviceTier = servedTier(body.service_tier);
+  const tier = serviceTier === undefined ? {} : { service_tier: serviceTier };
   if (body.stream === true) {
     const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });

@@ -1,10 +1,12 @@
 // An upstream that fails before its response headers, through `tiergate dev`'s local Envoy: the client gets
 // Envoy's own local reply (503, plain text, the reset reason in Envoy's words), as it would behind the shipped
-// Envoy, and tiergate, whose stream ends without a response, still writes the request's ledger row.
+// Envoy, and tiergate, whose stream ends without a response, still writes the request's ledger row. And a
+// fallback backend, which gets the body tiergate routed to another tier's model.
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createDataPlane, type DataPlane } from '../../src/dev/data-plane.js';
 import type { DevStack } from '../../src/dev/dev-stack.js';
+import { createMockBackend } from '../../src/dev/mock-backend.js';
 import { ledgerRow, startTestDevStack } from '../helpers/dev-stack.js';
 
 let stack: DevStack;
@@ -40,11 +42,52 @@ afterAll(async () => {
 async function chat(id: string, content: string) {
   const res = await fetch(`${url}/v1/chat/completions`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-request-id': id },
+    headers: { 'content-type': 'application/json', 'x-request-id': id, 'cache-control': 'no-store' }, // each request reaches its backend
     body: JSON.stringify({ model: 'auto', messages: [{ role: 'user', content }] }),
   });
   return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
 }
+
+describe("Envoy's fallback from strong to weak (envoy.yaml's aggregate clusters)", () => {
+  /** A data plane whose strong tier goes to a weak backend, as the fallback cluster sends it. */
+  async function fallingBack(servedModels: string[]) {
+    const weak = createMockBackend({ name: 'weak', servedModels });
+    await new Promise<void>((r) => weak.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(weak.address() as AddressInfo).port}`;
+    const plane = createDataPlane({ extProcTarget: `127.0.0.1:${stack.tiergate.grpcPort}`, backends: { weak: base, strong: base }, defaultTier: 'weak' });
+    await new Promise<void>((r) => plane.server.listen(0, '127.0.0.1', r));
+    onTestFinished(async () => {
+      plane.server.closeAllConnections();
+      await new Promise<void>((r) => plane.server.close(() => r()));
+      plane.pool.close();
+      weak.closeAllConnections();
+      weak.close();
+    });
+    return `http://127.0.0.1:${(plane.server.address() as AddressInfo).port}`;
+  }
+  const refactor = (base: string, id: string) =>
+    fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': id, 'cache-control': 'no-store' }, // each request reaches its backend
+      body: JSON.stringify({ model: 'auto', messages: [{ role: 'user', content: 'Please refactor this' }] }),
+    });
+
+  it('a weak backend that also serves the strong model answers, and the row says fallback_used', async () => {
+    const r = await refactor(await fallingBack(['weak-model', 'strong-model']), 'fallback-served');
+    expect([r.status, r.headers.get('x-llm-tier')]).toEqual([200, 'strong']);
+    expect(((await r.json()) as { model: string }).model).toBe('weak-model');
+    await expect.poll(() => ledgerRow('fallback-served')).toBeDefined();
+    expect(ledgerRow('fallback-served')).toMatchObject({ tier: 'strong', model_resolved: 'weak-model', status: 'success', fallback_used: true });
+  });
+
+  it('one that serves only its own model refuses the body tiergate routed to strong: the 404 every fallback would get', async () => {
+    const r = await refactor(await fallingBack(['weak-model']), 'fallback-unserved');
+    expect(r.status).toBe(404);
+    expect(await r.json()).toMatchObject({ error: { message: 'The model `strong-model` does not exist.' } });
+    await expect.poll(() => ledgerRow('fallback-unserved')).toBeDefined();
+    expect(ledgerRow('fallback-unserved')).toMatchObject({ tier: 'strong', status: 'upstream_error', http_status: 404 });
+  });
+});
 
 describe('tiergate dev: an upstream that fails before its headers', () => {
   it.each([

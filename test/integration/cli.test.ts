@@ -225,6 +225,7 @@ describe('tiergate config check', () => {
       [['config', 'check'], 'tiergate config check: name one file, got 0'],
       [['config', 'check', 'a.yaml', 'b.yaml'], 'tiergate config check: name one file, got 2'],
       [['mock', '--listen', '127.0.0.1:0'], 'tiergate mock: --name is required (the model name it answers as)'],
+      [['mock', '--name', 'm', '--served-model-name', 'a,,b'], 'tiergate mock: --served-model-name takes model names separated by commas, none of them empty'],
     ] as const) {
       const r = run([...args]);
       expect([r.status, r.stdout], args.join(' ')).toEqual([2, '']);
@@ -331,6 +332,29 @@ describe('tiergate dev', () => {
     } finally {
       dp.release();
     }
+  });
+});
+
+describe('tiergate mock --served-model-name', () => {
+  it('serves those names only, as vLLM does: another is a 404, and every answer reports the first', async () => {
+    const { spawn } = await import('node:child_process');
+    const free = await takenPort();
+    free.release();
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'mock', '--name', 'weak', '--listen', `127.0.0.1:${free.port}`, '--served-model-name', 'weak-model, strong-model'], {
+      cwd: ROOT,
+      stdio: 'ignore',
+    });
+    onTestFinished(() => void child.kill('SIGKILL'));
+    const url = `http://127.0.0.1:${free.port}`;
+    const ask = async (model: string) => {
+      const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }) });
+      return { status: r.status, body: (await r.json()) as { model?: string; error?: { message: string } } };
+    };
+    await expect.poll(() => ask('weak-model').then((r) => r.status, () => 'refused'), { timeout: 15_000, interval: 200 }).toBe(200);
+    expect((await ask('strong-model')).body.model).toBe('weak-model');
+    expect(await ask('gpt-4o')).toEqual({ status: 404, body: { error: { message: 'The model `gpt-4o` does not exist.', type: 'NotFoundError', param: 'model', code: 404 } } });
+    const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> };
+    expect(models.data.map((m) => m.id)).toEqual(['weak-model', 'strong-model']);
   });
 });
 

@@ -95,6 +95,41 @@ describe('docker-compose.yml ↔ envoy/envoy.yaml ↔ envoy/tiergate.yaml', () =
     }
   });
 
+  it('every backend serves the model of each tier it answers for, its own first: a fallback is answered, and seen as one', () => {
+    const clusters = new Map((envoy.static_resources.clusters as Obj[]).map((c) => [c.name as string, c]));
+    const modelOf = (tier: string) => tiergate.tiers[tier]?.model as string;
+    /** The names a compose service's mock serves (`--served-model-name`), in order. */
+    const servedBy = (cluster: string) => {
+      const hosts = (clusters.get(cluster)?.load_assignment.endpoints as Obj[]).flatMap((e) => (e.lb_endpoints as Obj[]).map((l) => l.endpoint.address.socket_address.address as string));
+      return hosts.map((h) => {
+        const cmd = services[h]?.command as string[];
+        return (cmd[cmd.indexOf('--served-model-name') + 1] ?? '').split(',');
+      });
+    };
+    const checked: string[] = [];
+    for (const route of envoy.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes as Obj[]) {
+      const tier = (route.match.headers as Obj[] | undefined)?.find((h) => h.name === 'x-llm-tier')?.string_match.exact as string | undefined;
+      if (tier === undefined) continue;
+      const targets = route.route.cluster ? [route.route.cluster as string] : (route.route.weighted_clusters.clusters as Obj[]).map((c) => c.name as string);
+      for (const target of targets) {
+        const aggregate = clusters.get(target)?.cluster_type?.typed_config.clusters as string[] | undefined;
+        const [primary, ...fallbacks] = aggregate ?? [target];
+        // The tier's own backends report its model, so its answers are not taken for fallbacks.
+        for (const names of servedBy(primary as string)) expect(names[0], `${primary} for tier ${tier}`).toBe(modelOf(tier));
+        // A fallback gets the body tiergate rewrote for this tier: it must serve that model (vLLM 404s another),
+        // and report its own tier's, which the row's fallback_used compares.
+        for (const fallback of fallbacks) {
+          const own = Object.keys(tiergate.tiers).find((t) => servedBy(fallback).every((n) => n[0] === modelOf(t)));
+          expect(own, `fallback ${fallback} is some tier's own backend`).toBeDefined();
+          expect(own, `fallback ${fallback} of ${tier}`).not.toBe(tier);
+          for (const names of servedBy(fallback)) expect(names, `fallback ${fallback} of tier ${tier}`).toContain(modelOf(tier));
+        }
+        checked.push(`${tier}:${target}`);
+      }
+    }
+    expect(checked).toEqual(['strong:strong_stable_with_fallback', 'strong:strong_canary_with_fallback', 'weak:weak']);
+  });
+
   it('the observability profile scrapes services that exist, on their ports', () => {
     for (const name of ['otel-collector', 'prometheus']) expect(services[name]?.profiles).toEqual(['observability']);
     const prom = parse(read('observability/prometheus.yml')) as Obj;
