@@ -12,7 +12,7 @@ export interface MockBackendOptions {
   chunkDelayMs?: number;
   /**
    * The model names it serves, as vLLM's `--served-model-name`: a request naming another is answered 404, and
-   * every answer reports the first. Unset: any name is served and reported back as asked.
+   * every answer reports the first. Unset: every name is served, and reported back as asked.
    */
   servedModels?: readonly string[];
 }

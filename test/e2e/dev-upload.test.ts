@@ -10,13 +10,12 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createDataPlane, type DataPlane } from '../../src/dev/data-plane.js';
 import type { DevStack } from '../../src/dev/dev-stack.js';
 import { DUPLEX_FILTER, RECOMMENDED_FILTER } from '../../src/dev/envoy-client.js';
 import { createMockBackend } from '../../src/dev/mock-backend.js';
 import { extProcServiceDefinition } from '../../src/extproc/protos.js';
 import { LlmStream } from '../../src/pipeline/llm-stream.js';
-import { ledgerRow, startTestDevStack } from '../helpers/dev-stack.js';
+import { ledgerRow, startDataPlane, startTestDevStack } from '../helpers/dev-stack.js';
 
 const KEY = 'sk-upload-test';
 
@@ -176,24 +175,21 @@ describe('expect: 100-continue', () => {
 
 describe("a BUFFERED body larger than the local Envoy's buffer", () => {
   let stack: DevStack;
-  let dp: DataPlane;
+  let dp: Awaited<ReturnType<typeof startDataPlane>>;
   let port: number;
   beforeAll(async () => {
     stack = await startTestDevStack({ configFile });
     // The same data plane with a 64 KiB stream buffer in place of envoy.yaml's 32 MiB.
-    dp = createDataPlane({
+    dp = await startDataPlane({
       extProcTarget: `127.0.0.1:${stack.tiergate.grpcPort}`,
       backends: stack.backends,
       defaultTier: 'weak',
       filter: { ...RECOMMENDED_FILTER, bufferLimitBytes: 64 * 1024 },
     });
-    await new Promise<void>((r) => dp.server.listen(0, '127.0.0.1', r));
-    port = (dp.server.address() as AddressInfo).port;
+    port = dp.port;
   });
   afterAll(async () => {
-    dp.server.closeAllConnections();
-    await new Promise<void>((r) => dp.server.close(() => r()));
-    dp.pool.close();
+    await dp.stop();
     await stack.stop();
   });
 
@@ -226,16 +222,15 @@ describe('duplex: an ext_proc server that ends the stream cleanly before the bod
     );
     const backend = createMockBackend({ name: 'weak', latencyMs: 0, chunkDelayMs: 1 });
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
-    const dp = createDataPlane({
+    const dp = await startDataPlane({
       extProcTarget: `127.0.0.1:${grpcPort}`,
       backends: { weak: `http://127.0.0.1:${(backend.address() as AddressInfo).port}` },
       defaultTier: 'weak',
       filter: DUPLEX_FILTER,
     });
-    await new Promise<void>((r) => dp.server.listen(0, '127.0.0.1', r));
     try {
       const body = JSON.stringify({ model: 'weak-model', messages: [{ role: 'user', content: 'Say hi' }] });
-      const s = startUpload((dp.server.address() as AddressInfo).port, 'upload-clean-close', '', Buffer.byteLength(body), false);
+      const s = startUpload(dp.port, 'upload-clean-close', '', Buffer.byteLength(body), false);
       const response = responseOf(s);
       // The body comes once the server has ended the call (and its OK has had time to reach the data plane).
       await expect.poll(() => seen).toContain('request_headers');
@@ -249,9 +244,7 @@ describe('duplex: an ext_proc server that ends the stream cleanly before the bod
       expect(JSON.parse(r.text)).toMatchObject({ model: 'weak-model', choices: [{ message: { content: expect.stringContaining('You sent 1 message') } }] });
       expect(seen).toEqual(['request_headers']);
     } finally {
-      dp.server.closeAllConnections();
-      await new Promise<void>((r) => dp.server.close(() => r()));
-      dp.pool.close();
+      await dp.stop();
       backend.closeAllConnections();
       backend.close();
       server.forceShutdown();

@@ -4,14 +4,12 @@
 // fallback backend, which gets the body tiergate routed to another tier's model.
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createDataPlane, type DataPlane } from '../../src/dev/data-plane.js';
 import type { DevStack } from '../../src/dev/dev-stack.js';
 import { createMockBackend } from '../../src/dev/mock-backend.js';
-import { ledgerRow, startTestDevStack } from '../helpers/dev-stack.js';
+import { ledgerRow, startDataPlane, startTestDevStack } from '../helpers/dev-stack.js';
 
 let stack: DevStack;
-let dp: DataPlane;
-let url: string;
+let dp: Awaited<ReturnType<typeof startDataPlane>>;
 let dropper: TcpServer;
 beforeAll(async () => {
   stack = await startTestDevStack();
@@ -23,24 +21,20 @@ beforeAll(async () => {
   await new Promise<void>((r) => closed.close(() => r()));
   dropper = createTcpServer((s) => s.once('data', () => s.destroy()));
   await new Promise<void>((r) => dropper.listen(0, '127.0.0.1', r));
-  dp = createDataPlane({
+  dp = await startDataPlane({
     extProcTarget: `127.0.0.1:${stack.tiergate.grpcPort}`,
     backends: { weak: `http://127.0.0.1:${closedPort}`, strong: `http://127.0.0.1:${(dropper.address() as AddressInfo).port}` },
     defaultTier: 'weak',
   });
-  await new Promise<void>((r) => dp.server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(dp.server.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
-  dp.server.closeAllConnections();
-  await new Promise<void>((r) => dp.server.close(() => r()));
-  dp.pool.close();
+  await dp.stop();
   dropper.close();
   await stack.stop();
 });
 
 async function chat(id: string, content: string) {
-  const res = await fetch(`${url}/v1/chat/completions`, {
+  const res = await fetch(`${dp.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-request-id': id, 'cache-control': 'no-store' }, // each request reaches its backend
     body: JSON.stringify({ model: 'auto', messages: [{ role: 'user', content }] }),
@@ -54,16 +48,13 @@ describe("Envoy's fallback from strong to weak (envoy.yaml's aggregate clusters)
     const weak = createMockBackend({ name: 'weak', servedModels });
     await new Promise<void>((r) => weak.listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${(weak.address() as AddressInfo).port}`;
-    const plane = createDataPlane({ extProcTarget: `127.0.0.1:${stack.tiergate.grpcPort}`, backends: { weak: base, strong: base }, defaultTier: 'weak' });
-    await new Promise<void>((r) => plane.server.listen(0, '127.0.0.1', r));
+    const plane = await startDataPlane({ extProcTarget: `127.0.0.1:${stack.tiergate.grpcPort}`, backends: { weak: base, strong: base }, defaultTier: 'weak' });
     onTestFinished(async () => {
-      plane.server.closeAllConnections();
-      await new Promise<void>((r) => plane.server.close(() => r()));
-      plane.pool.close();
+      await plane.stop();
       weak.closeAllConnections();
       weak.close();
     });
-    return `http://127.0.0.1:${(plane.server.address() as AddressInfo).port}`;
+    return plane.url;
   }
   const refactor = (base: string, id: string) =>
     fetch(`${base}/v1/chat/completions`, {

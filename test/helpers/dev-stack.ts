@@ -3,6 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type OpenAI from 'openai';
+import type { AddressInfo } from 'node:net';
+import { createDataPlane, type DataPlaneOptions } from '../../src/dev/data-plane.js';
 import { startDevStack, type DevOptions, type DevStack } from '../../src/dev/dev-stack.js';
 
 export function startTestDevStack(opts: DevOptions = {}): Promise<DevStack> {
@@ -15,6 +17,22 @@ export function startTestDevStack(opts: DevOptions = {}): Promise<DevStack> {
     env: { TIERGATE_LOG_LEVEL: 'silent' },
     ...opts,
   });
+}
+
+/**
+ * A local data plane of its own, on a free port: the dev stack's with other backends or another filter. `stop`
+ * drops its client connections, closes it and its ext_proc connections.
+ */
+export async function startDataPlane(opts: DataPlaneOptions): Promise<{ url: string; port: number; stop: () => Promise<void> }> {
+  const dp = createDataPlane(opts);
+  await new Promise<void>((r) => dp.server.listen(0, '127.0.0.1', r));
+  const port = (dp.server.address() as AddressInfo).port;
+  const stop = async () => {
+    dp.server.closeAllConnections();
+    await new Promise<void>((r) => dp.server.close(() => r()));
+    dp.pool.close();
+  };
+  return { url: `http://127.0.0.1:${port}`, port, stop };
 }
 
 /**
