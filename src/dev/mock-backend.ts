@@ -68,8 +68,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
   }
   const asked = typeof body.model === 'string' ? body.model : 'unknown';
   const served = opts.servedModels;
-  if (served && !served.includes(asked)) {
-    // vLLM's answer to a model it does not serve (its error shape: the status as a number in `code`).
+  // vLLM serves a request that names no model with its own; one it does not serve is a 404, in its error shape
+  // (the status as a number in `code`).
+  if (served && typeof body.model === 'string' && body.model !== '' && !served.includes(asked)) {
     sendJson(res, 404, { error: { message: `The model \`${asked}\` does not exist.`, type: 'NotFoundError', param: 'model', code: 404 } });
     return;
   }

@@ -353,6 +353,8 @@ describe('tiergate mock --served-model-name', () => {
     await expect.poll(() => ask('weak-model').then((r) => r.status, () => 'refused'), { timeout: 15_000, interval: 200 }).toBe(200);
     expect((await ask('strong-model')).body.model).toBe('weak-model');
     expect(await ask('gpt-4o')).toEqual({ status: 404, body: { error: { message: 'The model `gpt-4o` does not exist.', type: 'NotFoundError', param: 'model', code: 404 } } });
+    // No model named: vLLM answers with its own.
+    expect(await ask('')).toMatchObject({ status: 200, body: { model: 'weak-model' } });
     const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> };
     expect(models.data.map((m) => m.id)).toEqual(['weak-model', 'strong-model']);
   });
