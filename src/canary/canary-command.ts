@@ -6,7 +6,8 @@ import { prometheus } from './prometheus.js';
 
 export const CANARY_USAGE = `  tiergate canary (status | set PERCENT | promote | rollback | check) [--namespace NS] [--route NAME]
       [--rule strong] [--stable llm-strong] [--canary llm-strong-canary] [--prometheus URL] [--interval 5m]
-      [--window 5m] [--max-error-rate 0.02] [--max-p99-ms 15000] [--kubectl PATH] [--kubectl-timeout 30s] [--dry-run]
+      [--window 5m] [--max-error-rate 0.02] [--max-4xx-excess 0.05] [--max-p99-ms 15000] [--kubectl PATH]
+      [--kubectl-timeout 30s] [--dry-run]
 `;
 
 export { UsageError };
@@ -34,6 +35,7 @@ const OPTIONS = {
   interval: { type: 'string', default: '5m' },
   window: { type: 'string', default: '5m' },
   'max-error-rate': { type: 'string', default: '0.02' },
+  'max-4xx-excess': { type: 'string', default: '0.05' },
   'max-p99-ms': { type: 'string', default: '15000' },
   kubectl: { type: 'string', default: 'kubectl' },
   'kubectl-timeout': { type: 'string', default: '30s' },
@@ -68,6 +70,7 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
   const window = windowOf(values.window); // validated here, used by Prometheus as written
   // Before any call to the cluster: a bad flag is a usage error (exit 2), not a judgement.
   const maxErrorRate = numberFlag('max-error-rate', values['max-error-rate'], { min: 0, max: 1, expects: 'a share from 0 to 1 (0.02 is 2%)' });
+  const maxClientErrorExcess = numberFlag('max-4xx-excess', values['max-4xx-excess'], { min: 0, max: 1, expects: "a share from 0 to 1 (0.05: the canary's 4xx share at most 5 points over the stable's)" });
   const maxP99Ms = numberFlag('max-p99-ms', values['max-p99-ms'], { min: 0, max: Number.MAX_SAFE_INTEGER, expects: 'a number of milliseconds' });
   const promUrl = prometheusUrl(values.prometheus, env.PROMETHEUS_URL);
   const intervalMs = durationMs('interval', values.interval);
@@ -90,6 +93,7 @@ export async function canaryCommand(args: string[], out: (s: string) => void, en
       intervalMs,
       window,
       maxErrorRate,
+      maxClientErrorExcess,
       maxP99Ms,
     },
   );

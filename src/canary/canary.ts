@@ -1,6 +1,6 @@
 // `tiergate canary`: status, set, promote, rollback, check. Weights move only through guarded JSON patches
 // (route-weights.ts); promotion is gated on the canary's health in Prometheus between steps, and `check` (run
-// as a CronJob) rolls back a canary whose 5xx rate or p99 is over the thresholds.
+// as a CronJob) rolls back a canary whose 5xx rate, 4xx rate above the stable's, or p99 is over the thresholds.
 import type { Kubectl } from './kubectl.js';
 import { missingData, overThreshold, unhealthy, type Backend, type Health, type Prometheus, type Thresholds } from './prometheus.js';
 import { UsageError } from '../usage-error.js';
@@ -57,7 +57,7 @@ export class Canary {
       await this.apply(weightPatch(this.opts.target, w.ruleIndex, step), step);
       if (this.opts.dryRun) continue;
       await this.deps.sleep(this.opts.intervalMs);
-      const why = await this.judged(prom, this.backendOf(w));
+      const why = await this.judged(prom, w);
       if (why) {
         this.deps.out(`canary unhealthy at ${step}%: ${why}; rolling back`);
         await this.apply(weightPatch(this.opts.target, w.ruleIndex, 0), 0);
@@ -79,7 +79,7 @@ export class Canary {
   private async fitToPromote(prom: Prometheus, w: RouteWeights, current: number): Promise<boolean> {
     let health: Health;
     try {
-      health = await prom.health(this.backendOf(w), this.opts.window);
+      health = await this.healthOf(prom, w);
     } catch (err) {
       throw new Error(`the canary's health cannot be read, so nothing was changed: ${(err as Error).message}`);
     }
@@ -100,7 +100,7 @@ export class Canary {
       this.deps.out('canary at 0%: nothing to check');
       return 'idle';
     }
-    const h = await prom.health(this.backendOf(w), this.opts.window);
+    const h = await this.healthOf(prom, w);
     // A measure over its threshold rolls back even when the other has no data (a canary that answers nothing).
     const why = overThreshold(h, this.opts);
     if (why) {
@@ -122,17 +122,18 @@ export class Canary {
    * refusing the query) stops it too, as no data does: the step was taken, and nothing says it is safe to keep.
    * Before, the error ended `promote` with the canary left at the step's share and no one judging it.
    */
-  private async judged(prom: Prometheus, canary: Backend): Promise<string | undefined> {
+  private async judged(prom: Prometheus, w: RouteWeights): Promise<string | undefined> {
     try {
-      return unhealthy(await prom.health(canary, this.opts.window), this.opts);
+      return unhealthy(await this.healthOf(prom, w), this.opts);
     } catch (err) {
       return `its health could not be read (${(err as Error).message})`;
     }
   }
 
-  /** The canary's Service, in the namespace its backendRef names (the model servers may live apart from the route). */
-  private backendOf(w: RouteWeights): Backend {
-    return { namespace: w.canaryNamespace, name: this.opts.target.canary };
+  /** The canary's health, its Services in the namespaces their backendRefs name (model servers may live apart from the route). */
+  private healthOf(prom: Prometheus, w: RouteWeights): Promise<Health> {
+    const stable: Backend = { namespace: w.stableNamespace, name: this.opts.target.stable };
+    return prom.health({ namespace: w.canaryNamespace, name: this.opts.target.canary }, stable, this.opts.window);
   }
 
   private async weights(): Promise<RouteWeights> {

@@ -1,15 +1,21 @@
-// Health of the canary backend from Prometheus: its 5xx share and p99 upstream time over a window, from the
-// kgateway proxy's Envoy cluster stats (the same series the PrometheusRule alerts use).
+// Health of the canary backend from Prometheus: its 5xx share, its 4xx share beside the stable backend's, and its
+// p99 upstream time over a window, from the kgateway proxy's Envoy cluster stats (the same series the
+// PrometheusRule alerts use).
 
 export interface Health {
   /** null: no traffic in the window, so nothing to judge by. */
   errorRate: number | null;
   p99Ms: number | null;
+  /** The canary's 4xx share, and the stable backend's over the same window (null: no traffic on it). */
+  clientErrorRate: number | null;
+  stableClientErrorRate: number | null;
 }
 
 export interface Thresholds {
   maxErrorRate: number;
   maxP99Ms: number;
+  /** How far the canary's 4xx share may be above the stable's (0.05: five points). */
+  maxClientErrorExcess: number;
 }
 
 /** A backend Service, as kgateway names its Envoy cluster: kube_<namespace>_<name>_<port>. */
@@ -19,7 +25,8 @@ export interface Backend {
 }
 
 export interface Prometheus {
-  health(backend: Backend, window: string): Promise<Health>;
+  /** The canary's health; the stable backend is read for its 4xx share only, the baseline the canary's is held to. */
+  health(canary: Backend, stable: Backend, window: string): Promise<Health>;
 }
 
 /** `timeoutMs`: how long one query may take, the answer's body included. */
@@ -54,9 +61,14 @@ export function prometheus(baseUrl: string, { timeoutMs = 10_000 }: { timeoutMs?
     return Number.isFinite(n) ? n : null;
   };
   return {
-    async health(backend, window) {
-      const q = healthQueries(backend, window);
-      return { errorRate: await query(q.errorRate), p99Ms: await query(q.p99Ms) };
+    async health(canary, stable, window) {
+      const q = healthQueries(canary, window);
+      return {
+        errorRate: await query(q.errorRate),
+        p99Ms: await query(q.p99Ms),
+        clientErrorRate: await query(q.clientErrorRate),
+        stableClientErrorRate: await query(healthQueries(stable, window).clientErrorRate),
+      };
     },
   };
 }
@@ -69,10 +81,10 @@ interface PromAnswer {
 }
 
 /**
- * The two PromQL queries the canary is judged by; each gives no sample when the canary had no traffic in the
- * window. test/unit/canary-promql.test.ts evaluates them with Prometheus' own engine (promtool).
+ * The PromQL queries a backend is judged by; each gives no sample when it had no traffic in the window.
+ * test/unit/canary-promql.test.ts evaluates them with Prometheus' own engine (promtool).
  */
-export function healthQueries(backend: Backend, window: string): { errorRate: string; p99Ms: string } {
+export function healthQueries(backend: Backend, window: string): { errorRate: string; clientErrorRate: string; p99Ms: string } {
   // kgateway names a Service's cluster kube_<namespace>_<service>_<port>. Matched whole: llm-strong must not also
   // match llm-strong-canary, and the same Service name in another namespace (a staging copy of the stack beside
   // production, one Prometheus for both) is another canary, whose errors must not roll this one back or hide its own.
@@ -86,9 +98,10 @@ export function healthQueries(backend: Backend, window: string): { errorRate: st
   // answered a 5xx has no 5xx series at all: the share alone was then no sample, read as "no traffic data",
   // and promote rolled back every canary that had never failed. No series is 0; no traffic still gives none
   // (the denominator has no sample, or is 0 and the share NaN).
-  const errors = `(sum(rate(envoy_cluster_upstream_rq_xx{envoy_response_code_class="5",${sel}}[${window}])) or vector(0))`;
+  const share = (codeClass: string) => `(sum(rate(envoy_cluster_upstream_rq_xx{envoy_response_code_class="${codeClass}",${sel}}[${window}])) or vector(0)) / ${all}`;
   return {
-    errorRate: `${errors} / ${all}`,
+    errorRate: share('5'),
+    clientErrorRate: share('4'),
     p99Ms: `histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket{${sel}}[${window}])))`,
   };
 }
@@ -101,7 +114,14 @@ export function healthQueries(backend: Backend, window: string): { errorRate: st
  * took it from 10% to 50% before judging it.
  */
 export function overThreshold(h: Health, t: Thresholds): string | undefined {
-  if (h.errorRate !== null && h.errorRate > t.maxErrorRate) return `5xx rate ${(h.errorRate * 100).toFixed(2)}% > ${(t.maxErrorRate * 100).toFixed(2)}%`;
+  const pct = (share: number) => `${(share * 100).toFixed(2)}%`;
+  if (h.errorRate !== null && h.errorRate > t.maxErrorRate) return `5xx rate ${pct(h.errorRate)} > ${pct(t.maxErrorRate)}`;
+  // 4xx are held to the stable's, which gets the same clients' requests: a canary that refuses what the stable
+  // serves (a model name it does not serve, a shorter context, a stricter schema) answers 404s and 400s, which
+  // Envoy does not count as 5xx. With no stable traffic (the canary at 100%) there is nothing to hold them to.
+  if (h.clientErrorRate !== null && h.stableClientErrorRate !== null && h.clientErrorRate - h.stableClientErrorRate > t.maxClientErrorExcess) {
+    return `4xx rate ${pct(h.clientErrorRate)}, ${pct(h.clientErrorRate - h.stableClientErrorRate)} over the stable's ${pct(h.stableClientErrorRate)} (> ${pct(t.maxClientErrorExcess)})`;
+  }
   if (h.p99Ms !== null && h.p99Ms > t.maxP99Ms) return `p99 ${Math.round(h.p99Ms)} ms > ${t.maxP99Ms} ms`;
   return undefined;
 }

@@ -16,7 +16,8 @@ export interface RouteWeights {
   ruleIndex: number;
   stable: number;
   canary: number;
-  /** The canary Service's namespace: its backendRef's, or the route's when the ref names none (Gateway API). */
+  /** Each Service's namespace: its backendRef's, or the route's when the ref names none (Gateway API). */
+  stableNamespace: string;
   canaryNamespace: string;
 }
 
@@ -37,7 +38,13 @@ export function readWeights(route: RouteJson, t: CanaryTarget): RouteWeights {
     throw new Error(`rule "${t.rule}" must have exactly the backendRefs [${t.stable}, ${t.canary}], found [${names.join(', ')}]`);
   }
   // Gateway API's default weight is 1.
-  return { ruleIndex, stable: refs[0]?.weight ?? 1, canary: refs[1]?.weight ?? 1, canaryNamespace: refs[1]?.namespace ?? t.namespace };
+  return {
+    ruleIndex,
+    stable: refs[0]?.weight ?? 1,
+    canary: refs[1]?.weight ?? 1,
+    stableNamespace: refs[0]?.namespace ?? t.namespace,
+    canaryNamespace: refs[1]?.namespace ?? t.namespace,
+  };
 }
 
 /**

@@ -61,8 +61,16 @@ const patchCall = (stable: number, canaryWeight: number) => [
   ]),
   '--request-timeout=30s',
 ];
-/** Prometheus answers: the canary's 5xx share and p99 (ms); null = no data. */
-const healthy = (errorRate: number | null, p99Ms: number | null) => (q: string) => (q.startsWith('histogram_quantile') ? p99Ms : errorRate);
+/**
+ * Prometheus answers: the canary's 5xx share and p99 (ms), and both backends' 4xx share (the canary's, then the
+ * stable's; by default the same as each other, so nothing over the stable's); null = no data.
+ */
+const healthy =
+  (errorRate: number | null, p99Ms: number | null, clientErrors: { canary: number | null; stable: number | null } = { canary: 0.01, stable: 0.01 }) =>
+  (q: string) =>
+    q.startsWith('histogram_quantile') ? p99Ms : !q.includes('envoy_response_code_class="4"') ? errorRate : q.includes('_llm-strong-canary_') ? clientErrors.canary : clientErrors.stable;
+/** The queries one judgement asks: the canary's 5xx share, p99 and 4xx share, and the stable's 4xx share. */
+const PER_JUDGEMENT = 4;
 
 describe('tiergate canary', () => {
   it('status reads the weights with one kubectl get', async () => {
@@ -150,19 +158,23 @@ describe('tiergate canary', () => {
     expect(r.stdout.split('\n').filter(Boolean).slice(-2)).toEqual(['canary healthy at 100%', 'canary promoted: it takes all of the tier’s traffic']);
     expect(k.calls()).toEqual([GET, patchCall(90, 10), patchCall(50, 50), patchCall(0, 100)]);
     expect(weights(k)).toEqual([0, 100]);
-    // Two queries before the first step (can Prometheus answer?) and two per step (5xx share, p99), over the
-    // canary's own Envoy cluster only: the production overlay's backendRefs name the model servers' namespace,
-    // llm-models, and kgateway's cluster name carries it.
-    expect(prom.queries).toHaveLength(8);
-    for (const q of prom.queries) expect(q).toContain('envoy_cluster_name=~"kube_llm-models_llm-strong-canary_[0-9]+"');
+    // One judgement before the first step (can Prometheus answer?) and one per step: the canary's 5xx share, p99
+    // and 4xx share over its own Envoy cluster, and the stable's 4xx share over its own. The production overlay's
+    // backendRefs name the model servers' namespace, llm-models, and kgateway's cluster name carries it.
+    expect(prom.queries).toHaveLength(4 * PER_JUDGEMENT);
+    const clusters = prom.queries.map((q) => /envoy_cluster_name=~"([^"]+)"/.exec(q)?.[1]);
+    const [canaryCluster, stableCluster] = ['kube_llm-models_llm-strong-canary_[0-9]+', 'kube_llm-models_llm-strong_[0-9]+'];
+    expect(clusters).toEqual(Array(4).fill([canaryCluster, canaryCluster, canaryCluster, stableCluster]).flat());
     expect(prom.queries[0]).toContain('envoy_response_code_class="5"');
     expect(prom.queries[1]).toMatch(/^histogram_quantile\(0\.99, /);
+    expect(prom.queries[2]).toContain('envoy_response_code_class="4"');
+    expect(prom.queries[3]).toContain('envoy_response_code_class="4"');
   });
 
-  /** Answers as `first` for the two queries asked before any step, then as `then`. */
+  /** Answers as `first` for the judgement asked before any step, then as `then`. */
   const beforeAndAfter = (first: (q: string) => number | null, then: (q: string) => number | null) => {
     let n = 0;
-    return (q: string) => (++n <= 2 ? first(q) : then(q));
+    return (q: string) => (++n <= PER_JUDGEMENT ? first(q) : then(q));
   };
   const down = () => {
     throw new Error('down');
@@ -241,12 +253,34 @@ describe('tiergate canary', () => {
     ['5xx over 2% rolls back', healthy(0.05, 3000), 1, [100, 0]],
     ['p99 over 15 s rolls back', healthy(0.001, 20_000), 1, [100, 0]],
     ['no traffic in the window: nothing to judge', healthy(null, null), 0, [90, 10]],
+    // A canary that refuses what the stable serves (a model name it does not serve: vLLM's 404) fails no request
+    // with a 5xx, and its upstream times are fast.
+    ['4xx far over the stable’s rolls back', healthy(0, 40, { canary: 1, stable: 0.01 }), 1, [100, 0]],
+    ['4xx as common as the stable’s (the clients’ own mistakes) is left alone', healthy(0.001, 3000, { canary: 0.3, stable: 0.28 }), 0, [90, 10]],
+    ['4xx with no stable traffic to hold them to is left alone', healthy(0.001, 3000, { canary: 0.5, stable: null }), 0, [90, 10]],
   ] as const)('check (the CronJob): %s', async (_, answer, status, after) => {
     prom = await prometheusStandIn(answer);
     const k = kubectlStandIn(ROUTE);
     expect((await canary(k, ['check'])).status).toBe(status);
     expect(weights(k)).toEqual(after);
     if (status === 1) expect(k.calls()).toEqual([GET, patchCall(100, 0)]);
+  });
+
+  it('check and promote name the 4xx share and the stable’s; --max-4xx-excess moves the bound, exactly at it passes', async () => {
+    prom = await prometheusStandIn(healthy(0, 40, { canary: 1, stable: 0.01 }));
+    const k = kubectlStandIn(ROUTE);
+    const checked = await canary(k, ['check']);
+    expect([checked.status, checked.stdout]).toEqual([1, "canary unhealthy: 4xx rate 100.00%, 99.00% over the stable's 1.00% (> 5.00%); rolling back\ncanary set to 0% (llm-strong=100 llm-strong-canary=0)\n"]);
+    await prom.close();
+    prom = await prometheusStandIn(beforeAndAfter(healthy(0.001, 2500), healthy(0, 40, { canary: 1, stable: 0.5 })));
+    const promoted = await canary(kubectlStandIn(ROUTE), ['promote', '--max-4xx-excess', '0.4']);
+    expect([promoted.status, promoted.stdout]).toEqual([
+      1,
+      "canary set to 50% (llm-strong=50 llm-strong-canary=50)\ncanary unhealthy at 50%: 4xx rate 100.00%, 50.00% over the stable's 50.00% (> 40.00%); rolling back\ncanary set to 0% (llm-strong=100 llm-strong-canary=0)\n",
+    ]);
+    await prom.close();
+    prom = await prometheusStandIn(healthy(0, 40, { canary: 1, stable: 0.5 }));
+    expect((await canary(kubectlStandIn(ROUTE), ['check', '--max-4xx-excess', '0.5'])).stdout).toBe('canary healthy\n');
   });
 
   it('check judges the canary in its backendRef’s namespace, or the route’s when the ref names none', async () => {
@@ -256,7 +290,8 @@ describe('tiergate canary', () => {
     withStrongRefs(k, (refs) => refs.map(({ namespace: _, ...ref }: { name: string; namespace?: string; weight?: number }) => ref));
     expect((await canary(k, ['check'])).status).toBe(0);
     const clusters = prom.queries.map((q) => /envoy_cluster_name=~"([^"]+)"/.exec(q)?.[1]);
-    expect(clusters).toEqual([...Array(2).fill('kube_llm-models_llm-strong-canary_[0-9]+'), ...Array(2).fill(`kube_${NS}_llm-strong-canary_[0-9]+`)]);
+    const judgement = (ns: string) => [...Array(3).fill(`kube_${ns}_llm-strong-canary_[0-9]+`), `kube_${ns}_llm-strong_[0-9]+`];
+    expect(clusters).toEqual([...judgement('llm-models'), ...judgement(NS)]);
   });
 
   it('backendRefs that leave weight to its default (1 each, 50%): read as such, and set writes both weights', async () => {
@@ -288,8 +323,8 @@ describe('tiergate canary', () => {
     expect(promoted.status).toBe(0);
     expect(k2.calls()).toEqual([GET, patchCall(0, 100)]);
     expect(promoted.stdout).toContain('canary healthy at 100%');
-    // Two before the step (Prometheus can answer, and 99.9% is healthy), two after it.
-    expect(prom.queries).toHaveLength(4);
+    // One judgement before the step (Prometheus can answer, and 99.9% is healthy), one after it.
+    expect(prom.queries).toHaveLength(2 * PER_JUDGEMENT);
   });
 
   it('check on a canary at 0% does not even ask Prometheus', async () => {
@@ -359,7 +394,7 @@ describe('tiergate canary', () => {
       [0, 100],
     ]);
     // Asked once whether it can be promoted at all; no step is judged, as none was taken.
-    expect([k.calls(), prom.queries.length]).toEqual([[GET], 2]);
+    expect([k.calls(), prom.queries.length]).toEqual([[GET], PER_JUDGEMENT]);
   });
 
   it('promote from 0% is not held back by errors an earlier canary left in the window: it steps, then judges', async () => {
@@ -396,6 +431,8 @@ describe('tiergate canary flags (in process)', () => {
     ['--max-error-rate', ''],
     ['--max-error-rate', '2'], // 2%, meant: the flag is a share
     ['--max-error-rate', '-0.1'],
+    ['--max-4xx-excess', '5'],
+    ['--max-4xx-excess', 'x'],
     ['--max-p99-ms', '15s'],
     ['--max-p99-ms', 'Infinity'],
     ['--window', '0m'],
@@ -451,11 +488,12 @@ describe('tiergate canary flags (in process)', () => {
     for (const [name, value] of Object.entries(k.env)) vi.stubEnv(name, value);
     const lines: string[] = [];
     // The last: an interval shorter than the window is promote's concern alone (check runs from a CronJob).
-    for (const args of [['--max-error-rate', '0'], ['--max-error-rate', '1'], ['--max-p99-ms', '0'], ['--window', '30s'], ['--interval', '1m', '--window', '10m']]) {
+    const edges = [['--max-error-rate', '0'], ['--max-error-rate', '1'], ['--max-4xx-excess', '0'], ['--max-4xx-excess', '1'], ['--max-p99-ms', '0'], ['--window', '30s'], ['--interval', '1m', '--window', '10m']];
+    for (const args of edges) {
       expect(await canaryCommand(['status', ...args, '--kubectl', `${k.dir}/kubectl`], (l) => lines.push(l), {}), args.join(' ')).toBe(0);
     }
-    expect(lines).toHaveLength(5);
-    expect(k.calls()).toHaveLength(5);
+    expect(lines).toHaveLength(edges.length);
+    expect(k.calls()).toHaveLength(edges.length);
   });
 });
 
@@ -479,12 +517,13 @@ describe('the Prometheus client (in process)', () => {
     };
   }
   const canaryBackend = { namespace: 'llm-models', name: 'llm-strong-canary' };
+  const stableBackend = { namespace: 'llm-models', name: 'llm-strong' };
 
   it('a base URL with a trailing slash queries /api/v1/query, not //api/v1/query', async () => {
     const s = await answering(200, JSON.stringify({ status: 'success', data: { result: [{ value: [1, '0.25'] }] } }));
     try {
-      expect(await prometheus(`${s.url}/`).health(canaryBackend, '5m')).toEqual({ errorRate: 0.25, p99Ms: 0.25 });
-      expect(s.paths).toEqual(['/api/v1/query', '/api/v1/query']);
+      expect(await prometheus(`${s.url}/`).health(canaryBackend, stableBackend, '5m')).toEqual({ errorRate: 0.25, p99Ms: 0.25, clientErrorRate: 0.25, stableClientErrorRate: 0.25 });
+      expect(s.paths).toEqual(['/api/v1/query', '/api/v1/query', '/api/v1/query', '/api/v1/query']);
     } finally {
       await s.close();
     }
@@ -500,7 +539,7 @@ describe('the Prometheus client (in process)', () => {
   ])('HTTP %i %s: says why', async (status, body, message) => {
     const s = await answering(status, body);
     try {
-      await expect(prometheus(s.url).health(canaryBackend, '5m')).rejects.toThrow(message);
+      await expect(prometheus(s.url).health(canaryBackend, stableBackend, '5m')).rejects.toThrow(message);
     } finally {
       await s.close();
     }
@@ -509,10 +548,10 @@ describe('the Prometheus client (in process)', () => {
   it('a Prometheus that cannot be reached, or never answers, is named with the reason', async () => {
     const gone = await answering(200, '');
     await gone.close(); // a port nothing listens on
-    await expect(prometheus(gone.url).health(canaryBackend, '5m')).rejects.toThrow(`prometheus: ${gone.url} cannot be queried: connect ECONNREFUSED ${gone.url.slice('http://'.length)}`);
+    await expect(prometheus(gone.url).health(canaryBackend, stableBackend, '5m')).rejects.toThrow(`prometheus: ${gone.url} cannot be queried: connect ECONNREFUSED ${gone.url.slice('http://'.length)}`);
     const s = await answering(200, '', true);
     try {
-      await expect(prometheus(s.url, { timeoutMs: 200 }).health(canaryBackend, '5m')).rejects.toThrow(`prometheus: ${s.url} cannot be queried: no answer within 0.2 s`);
+      await expect(prometheus(s.url, { timeoutMs: 200 }).health(canaryBackend, stableBackend, '5m')).rejects.toThrow(`prometheus: ${s.url} cannot be queried: no answer within 0.2 s`);
     } finally {
       await s.close();
     }

@@ -32,10 +32,15 @@ const times = (cluster: string, perMinute: number) =>
 const finite = (expr: string) => `((${expr}) > -Inf) < +Inf`;
 const samples = (v: number | null) => (v === null ? [] : [{ labels: '{}', value: v }]);
 
-/** The two queries for `backend` over the series, at minute 10: the share and the p99 the client would read. */
-const judged = (name: string, input: Series[], errorRate: number | null, p99Ms: number | null, backend = 'llm-strong-canary') => {
+/**
+ * The queries for `backend` over the series, at minute 10: the 5xx share and the p99 the client would read, and
+ * the 4xx share when one is expected (undefined: not checked).
+ */
+const judged = (name: string, input: Series[], errorRate: number | null, p99Ms: number | null, backend = 'llm-strong-canary', clientErrorRate?: number | null) => {
   const q = healthQueries({ namespace: NS, name: backend }, '5m');
-  return { name, series: input, evalTime: '10m', exprs: [{ expr: finite(q.errorRate), samples: samples(errorRate) }, { expr: finite(q.p99Ms), samples: samples(p99Ms) }] };
+  const exprs = [{ expr: finite(q.errorRate), samples: samples(errorRate) }, { expr: finite(q.p99Ms), samples: samples(p99Ms) }];
+  if (clientErrorRate !== undefined) exprs.push({ expr: finite(q.clientErrorRate), samples: samples(clientErrorRate) });
+  return { name, series: input, evalTime: '10m', exprs };
 };
 
 it('promtool is installed where it is required', () => {
@@ -74,6 +79,17 @@ describe.skipIf(!havePromtool)('the canary health queries, in Prometheus', () =>
     const r = promtool([
       judged('every request reset, never a response', [responses(CANARY, '5', 60), ...stableFailing], 1, null),
       judged('time buckets present, none moving', [responses(CANARY, '5', 60), ...stalled, ...stableFailing], 1, null),
+    ]);
+    expect(r.ok, r.output).toBe(true);
+  });
+
+  it('the 4xx share: 0 with no 4xx series (a class Envoy has not seen), 0.1 for 404s on a tenth, none without traffic', () => {
+    const r = promtool([
+      judged('only 2xx', [responses(CANARY, '2', 60), ...times(CANARY, 60), ...stableFailing], 0, 990, 'llm-strong-canary', 0),
+      judged('10% 404', [responses(CANARY, '2', 54), responses(CANARY, '4', 6), ...times(CANARY, 60), ...stableFailing], 0, 990, 'llm-strong-canary', 0.1),
+      // The stable's, as the canary's is held to it: its 5xx do not count as 4xx.
+      judged('the stable, 2xx and 5xx', [responses(STABLE, '2', 30), ...stableFailing], 0.5, 990, 'llm-strong', 0),
+      judged('never served', stableFailing, null, null, 'llm-strong-canary', null),
     ]);
     expect(r.ok, r.output).toBe(true);
   });

@@ -202,7 +202,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
     expect([flag('--route'), flag('--stable'), flag('--canary')]).toEqual([route.metadata.name, strong.backendRefs[0].name, strong.backendRefs[1].name]);
     expect(flag('--namespace')).toBe('$(POD_NAMESPACE)');
     expect(pod.containers[0].env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
-    expect([flag('--max-error-rate'), flag('--max-p99-ms'), flag('--window')]).toEqual(['0.02', '15000', '5m']);
+    expect([flag('--max-error-rate'), flag('--max-4xx-excess'), flag('--max-p99-ms'), flag('--window')]).toEqual(['0.02', '0.05', '15000', '5m']);
   });
 
   // What kgateway 2.2 makes of a Gateway (pkg/kgateway/helm/envoy/templates/deployment.yaml and _helpers.tpl, with
