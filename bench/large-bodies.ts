@@ -3,12 +3,15 @@
 // gateway that rewrites `model` must do with the same bytes, a bare JSON.parse and JSON.stringify, in the same
 // process. While one body is handled every other stream of the process waits, and Envoy's message_timeout runs
 // for all of them (README "Bodies over 4 MiB"). Prints the median of 7 and the ratio; never asserts on time.
+// Each shape runs twice: on the embedded defaults (no response cache) and with the response cache on in semantic
+// mode, as `tiergate dev` has it, where the request is also keyed (exact key and semantic partition); each round's
+// body differs in its seed there, so every lookup is a miss, the costlier path.
 //   npm run bench:large-bodies
 import { EventEmitter } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { createApp } from '../src/app.js';
-import { defaultConfig } from '../src/config/load.js';
+import { parseConfigText } from '../src/config/load.js';
 import { compileRuntime } from '../src/config/runtime.js';
 import { MemorySink } from '../src/ledger/memory-sink.js';
 import { loadTokenizer } from '../src/llm/tokenizer.js';
@@ -37,16 +40,26 @@ class MemoryCall extends EventEmitter {
   end(): void {}
 }
 
-const rt = compileRuntime(defaultConfig(), {});
-if (!rt.ok) throw new Error('default config does not compile');
 await loadTokenizer();
-const app = createApp(rt.runtime, pino({ level: 'silent' }), { ledgerSinks: [new MemorySink()] });
-const handle = createProcessHandler(app.streamHandlers, {
-  allowModeOverride: () => false,
-  failureRule: () => 'reply',
-  internalErrorReply: () => CONTINUE,
-  hooks: { streamStarted() {}, streamEnded() {}, answered() {}, processingError: (_k, err) => console.error(err) },
-});
+/** The transport's handler over an app built from this config text (empty: the embedded defaults). */
+function handlerFor(configText: string) {
+  const loaded = parseConfigText(configText, {});
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+  const rt = compileRuntime(loaded.config, {});
+  if (!rt.ok) throw new Error('the config does not compile');
+  const app = createApp(rt.runtime, pino({ level: 'silent' }), { ledgerSinks: [new MemorySink()] });
+  return createProcessHandler(app.streamHandlers, {
+    allowModeOverride: () => false,
+    failureRule: () => 'reply',
+    internalErrorReply: () => CONTINUE,
+    hooks: { streamStarted() {}, streamEnded() {}, answered() {}, processingError: (_k, err) => console.error(err) },
+  });
+}
+type Handle = ReturnType<typeof handlerFor>;
+const configs: Array<[string, string]> = [
+  ['embedded defaults (no cache)', ''],
+  ['response cache on (semantic)', 'tenants: { "*": { cache: { mode: semantic } } }\n'],
+];
 const message = (m: object) => def.requestDeserialize(def.requestSerialize(m as WireProcessingRequest));
 // The backend's answer, with usage, so that the stream ends as a normal request does (no estimate runs).
 const responseMessages = [
@@ -85,7 +98,7 @@ const shapes: Record<string, (bytes: number) => object> = {
 };
 
 /** Milliseconds the request-body message holds the loop in tiergate, and until its answer is written. */
-async function tiergateMs(body: Buffer): Promise<{ held: number; answered: number }> {
+async function tiergateMs(handle: Handle, body: Buffer): Promise<{ held: number; answered: number }> {
   const call = new MemoryCall();
   handle(call as unknown as Parameters<typeof handle>[0]);
   call.emit('data', headersMessage);
@@ -110,24 +123,30 @@ function bareMs(body: Buffer): number {
 }
 
 console.log(`node ${process.version}; median of 7 per cell; a request-body message through tiergate's transport, in memory`);
-console.log('shape                 size     tiergate holds loop   answered   bare parse+stringify   ratio');
-for (const [name, make] of Object.entries(shapes)) {
-  for (const mib of [1, 4, 16]) {
-    const body = Buffer.from(JSON.stringify(make(mib * MiB - 1024)));
-    const held: number[] = [];
-    const answered: number[] = [];
-    const bare: number[] = [];
-    for (let r = 0; r < 7; r++) {
-      const t = await tiergateMs(body);
-      held.push(t.held);
-      answered.push(t.answered);
-      bare.push(bareMs(body));
+for (const [configName, configText] of configs) {
+  const handle = handlerFor(configText);
+  const cached = configText !== '';
+  console.log(`\n${configName}`);
+  console.log('shape                 size     tiergate holds loop   answered   bare parse+stringify   ratio');
+  for (const [name, make] of Object.entries(shapes)) {
+    for (const mib of [1, 4, 16]) {
+      const shape = make(mib * MiB - 1024);
+      const held: number[] = [];
+      const answered: number[] = [];
+      const bare: number[] = [];
+      for (let r = 0; r < 7; r++) {
+        const body = Buffer.from(JSON.stringify(cached ? { ...shape, seed: r } : shape));
+        const t = await tiergateMs(handle, body);
+        held.push(t.held);
+        answered.push(t.answered);
+        bare.push(bareMs(body));
+      }
+      const h = median(held);
+      const b = median(bare);
+      console.log(
+        `${name.padEnd(21)} ${`${mib} MiB`.padStart(6)} ${`${h.toFixed(0)} ms`.padStart(16)} ${`${median(answered).toFixed(0)} ms`.padStart(12)} ${`${b.toFixed(0)} ms`.padStart(18)} ${`${(h / b).toFixed(2)}×`.padStart(10)}`,
+      );
     }
-    const h = median(held);
-    const b = median(bare);
-    console.log(
-      `${name.padEnd(21)} ${`${mib} MiB`.padStart(6)} ${`${h.toFixed(0)} ms`.padStart(16)} ${`${median(answered).toFixed(0)} ms`.padStart(12)} ${`${b.toFixed(0)} ms`.padStart(18)} ${`${(h / b).toFixed(2)}×`.padStart(10)}`,
-    );
   }
 }
 process.exit(0);

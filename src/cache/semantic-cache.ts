@@ -21,7 +21,7 @@ type SemanticConfig = Config['cache']['semantic'];
 
 export interface SemanticQuery {
   tenant: string;
-  /** From semanticParts(): the exact-match part of the request. */
+  /** From requestKeys().semantic(): the exact-match part of the request. */
   partition: string;
   question: string;
   threshold: number;

@@ -2,7 +2,7 @@
 // use) and before admission (so a hit counts against requests per minute but reserves no tokens). A hit ends
 // the pipeline with a local 200 built by the stream; a miss notes where the upstream's answer will be stored.
 import type { LookupResult, ResponseCache } from '../cache/response-cache.js';
-import { exactKey, semanticParts, uncacheable } from '../cache/request-key.js';
+import { requestKeys, uncacheable } from '../cache/request-key.js';
 import type { SemanticCache } from '../cache/semantic-cache.js';
 import type { RequestCache, RequestState } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
@@ -28,7 +28,8 @@ export function createCacheLookupStage(cache: ResponseCache, semantic: SemanticS
       if (why) return bypass(state, why);
       const cfg = state.runtime.config.cache;
       const scope = { tenant: state.tenant, namespace: p.namespace, tier: route.tier.name, model: route.tier.model };
-      const storeKey = cache.storeKey(state.tenant, 'x', exactKey(scope, llm));
+      const keys = requestKeys(scope, llm);
+      const storeKey = cache.storeKey(state.tenant, 'x', keys.exact);
       const directives = cacheControl(state.headers.get('cache-control'));
       const save = directives.noStore ? undefined : { storeKey, ttlMs: (p.ttlSeconds ?? cfg.defaultTtlSeconds) * 1000 };
       // no-cache: answer from upstream, but the fresh answer may be stored; no-store: neither.
@@ -39,7 +40,7 @@ export function createCacheLookupStage(cache: ResponseCache, semantic: SemanticS
           state.cache = { status: 'hit-exact', reason: undefined, hit: r.entry, lookupMs: performance.now() - started };
           return;
         }
-        let parts = p.mode === 'semantic' && r.result === 'miss' ? semanticParts(scope, llm) : undefined;
+        let parts = p.mode === 'semantic' && r.result === 'miss' ? keys.semantic() : undefined;
         if (parts && parts.question.length > cfg.semantic.maxQuestionChars) {
           metrics.cacheLookups.inc({ kind: 'semantic', result: 'bypass', reason: 'too_long' });
           parts = undefined;

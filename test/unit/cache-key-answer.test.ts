@@ -3,11 +3,14 @@
 import { describe, expect, it } from 'vitest';
 import { AnswerAssembler, answerBytes, replayJson, replaySse, type CachedAnswer, type CachedChoice } from '../../src/cache/answer.js';
 import { MAX_CLIENT_TEXT } from '../../src/ledger/client-text.js';
-import { canonical, exactKey, semanticParts, uncacheable, type CacheScope } from '../../src/cache/request-key.js';
+import fc from 'fast-check';
+import { canonical, requestKeys, uncacheable, type CacheScope } from '../../src/cache/request-key.js';
 import { parseLlmRequest } from '../../src/llm/parse-request.js';
 import { cacheControl } from '../../src/stages/cache-lookup.js';
 
 const scope: CacheScope = { tenant: 'acme', namespace: '0', tier: 'weak', model: 'weak-model' };
+const exactKey = (s: CacheScope, llm: ReturnType<typeof parseLlmRequest>) => requestKeys(s, llm).exact;
+const semanticParts = (s: CacheScope, llm: ReturnType<typeof parseLlmRequest>) => requestKeys(s, llm).semantic();
 const req = (o: Record<string, unknown>) => parseLlmRequest('chat', Buffer.from(JSON.stringify({ model: 'auto', messages: [{ role: 'user', content: 'hi' }], ...o })));
 const key = (o: Record<string, unknown> = {}, s: Partial<CacheScope> = {}) => exactKey({ ...scope, ...s }, req(o));
 
@@ -141,6 +144,41 @@ describe('exact key', () => {
 
   it('canonical JSON sorts keys at every depth and drops undefined', () => {
     expect(canonical({ b: { d: 1, c: [2, { f: 1, e: 0 }] }, a: undefined })).toBe('{"b":{"c":[2,{"e":0,"f":1}],"d":1}}');
+    expect(canonical([undefined, { a: [undefined] }])).toBe('[null,{"a":[null]}]');
+    expect(canonical(undefined)).toBe('null');
+  });
+
+  it('canonical JSON is what the string-built version it replaced gave, so no stored key changed', () => {
+    // Every value JSON can hold, keys not array indexes (those are ordered otherwise now: the next test).
+    const key = fc.string().filter((k) => !/^(0|[1-9][0-9]*)$/.test(k));
+    const json = fc.letrec((tie) => ({
+      value: fc.oneof({ depthSize: 'small' }, fc.constant(null), fc.boolean(), fc.double(), fc.integer(), fc.string(), tie('array'), tie('object')),
+      array: fc.array(tie('value'), { maxLength: 5 }),
+      object: fc.dictionary(key, tie('value'), { maxKeys: 5 }),
+    })).value;
+    fc.assert(fc.property(json, (v) => canonical(v) === stringBuilt(v)), { numRuns: 2000 });
+    // A `__proto__` key (JSON.parse makes it an own key) is kept as a field, in its place.
+    const parsed = JSON.parse('{"z":1,"__proto__":{"b":2,"a":1},"a":0}') as unknown;
+    expect(canonical(parsed)).toBe(stringBuilt(parsed));
+    expect(canonical(parsed)).toBe('{"__proto__":{"a":1,"b":2},"a":0,"z":1}');
+  });
+
+  it('an object keyed by numbers (a logit_bias) serialises alike whatever order the client wrote', () => {
+    const a = canonical({ logit_bias: { '50256': -100, '2': 5, x: 1, '10': 0 } });
+    expect(a).toBe(canonical(JSON.parse('{"logit_bias":{"x":1,"10":0,"2":5,"50256":-100}}')));
+    expect(a).toBe('{"logit_bias":{"2":5,"10":0,"50256":-100,"x":1}}');
+    expect(key({ logit_bias: { '2': 5, '10': 0 } })).toBe(key({ logit_bias: { '10': 0, '2': 5 } }));
+    expect(key({ logit_bias: { '2': 5, '10': 0 } })).not.toBe(key({ logit_bias: { '2': 0, '10': 5 } }));
+  });
+
+  it('the exact key and the semantic partition are the hashes they were before they shared one serialisation', () => {
+    // Computed with the code of 0f2d424, which serialised the conversation twice, piece by piece: an upgrade
+    // must find every answer already stored (the keys of a conversation with tool calls, extra fields and a name).
+    for (const [messages, exact, partition] of GOLDEN_KEYS) {
+      const keys = requestKeys(scope, req({ messages, temperature: 0.2, seed: 9 }));
+      expect(keys.exact).toBe(exact);
+      expect(keys.semantic()?.partition).toBe(partition);
+    }
   });
 
   it('what cannot be cached, and why', () => {
@@ -426,3 +464,36 @@ describe('answer assembly and replay', () => {
     expect(noFinish.answer()).toBeUndefined();
   });
 });
+
+/** canonical() as it was until 2026-12-07, built as a string piece by piece: the reference its output must match. */
+function stringBuilt(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stringBuilt).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${stringBuilt(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+const readFile = (id: string) => ({ id, type: 'function', function: { name: 'read_file', arguments: `{"path":"${id}"}` } });
+/** Conversations (asked with temperature 0.2 and seed 9) and their exact key and semantic partition at 0f2d424. */
+const GOLDEN_KEYS: Array<[unknown[], string, string]> = [
+  [[{ role: 'user', content: 'What is the capital of France?' }], '49b4926d6b1242caaf5cef3042068a93f9e447d0408c2020a2a8ea940431a4df', '90916f791b7c563924c7b3b7cda6928d'],
+  [
+    [{ role: 'system', content: 's' }, { role: 'user', content: 'q1' }, { role: 'assistant', content: 'a1' }, { role: 'user', content: 'q2', name: 'bob' }],
+    'abf282ab94e07fd32c3b89c07580005f931009246f2c1248c609ce29ff4ed917',
+    '1719fbc777b033d0d45482c4b6a9bd6d',
+  ],
+  [
+    [
+      { role: 'user', content: 'read it' },
+      { role: 'assistant', content: null, tool_calls: [readFile('c1'), readFile('c2')] },
+      { role: 'tool', tool_call_id: 'c2', content: 'x' },
+      { role: 'tool', tool_call_id: 'c1', content: 'y' },
+      { role: 'user', content: [{ type: 'text', text: 'and now?' }], x_tag: ['t'] },
+    ],
+    '3233e318936bfeeb9d198ac4d18e640329fdeed21cff8854de9711de06ff1861',
+    'e871afd8145cd5cd1d95bcd172579e09',
+  ],
+];

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { exactKey } from '../../src/cache/request-key.js';
+import { requestKeys, type CacheScope } from '../../src/cache/request-key.js';
 import { exactOr, exactView, longIntegers, outsideStrings } from '../../src/llm/exact-numbers.js';
 import { parseLlmRequest } from '../../src/llm/parse-request.js';
 
 const view = (raw: string) => exactView(Buffer.from(raw));
 const chat = (raw: string) => parseLlmRequest('chat', Buffer.from(raw));
+const exactKey = (scope: CacheScope, llm: ReturnType<typeof chat>) => requestKeys(scope, llm).exact;
 const MSG = '"messages":[{"role":"user","content":"hi"}]';
 /** The route's serialisation of a request's exact view, with `model` rewritten as the route stage does. */
 const routed = (raw: string) => {
