@@ -2,6 +2,7 @@
 // name the backend and model that produced them; streams are real SSE with a usage chunk when asked.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readBody } from './read-body.js';
+import { jsonAnswer } from './mock-json.js';
 
 export interface MockBackendOptions {
   /** Shown in every answer, e.g. "weak". */
@@ -94,7 +95,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
   }
   const promptText = chat ? JSON.stringify(body.messages ?? []) : String(body.prompt ?? '');
   const nMessages = Array.isArray(body.messages) ? body.messages.length : 1;
-  const answer = `Hello from the ${opts.name} backend (model ${model}). You sent ${nMessages} message${nMessages === 1 ? '' : 's'}.`;
+  const greeting = `Hello from the ${opts.name} backend (model ${model}). You sent ${nMessages} message${nMessages === 1 ? '' : 's'}.`;
+  // Structured outputs are JSON, as vLLM's guided decoding makes them (mock-json.ts).
+  const answer = (chat ? jsonAnswer(body.response_format, greeting) : undefined) ?? greeting;
   const usage = { prompt_tokens: mockTokenCount(promptText), completion_tokens: mockTokenCount(answer) };
   const fullUsage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
   const id = `${chat ? 'chatcmpl' : 'cmpl'}-mock-${opts.name}`;
@@ -138,7 +141,8 @@ async function respond(res: ServerResponse, body: Record<string, unknown>, model
   const previous = body.previous_response_id;
   if (typeof previous === 'string' && !stored.has(previous)) return notFound(res, `Previous response with id '${previous}' not found.`);
   const items = Array.isArray(body.input) ? body.input.length : 1;
-  const answer = `Hello from the ${opts.name} backend (model ${model}). You sent ${items} input item${items === 1 ? '' : 's'}.`;
+  const greeting = `Hello from the ${opts.name} backend (model ${model}). You sent ${items} input item${items === 1 ? '' : 's'}.`;
+  const answer = jsonAnswer((body.text as { format?: unknown } | undefined)?.format, greeting) ?? greeting;
   const inputTokens = mockTokenCount(JSON.stringify(body.input ?? '') + String(body.instructions ?? ''));
   const outputTokens = mockTokenCount(answer);
   const usage = {

@@ -4,6 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import { zodResponseFormat, zodTextFormat } from 'openai/helpers/zod';
+import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevStack, type DevStack } from '../../src/dev/dev-stack.js';
 import { RECOMMENDED_FILTER, SHIPPED_MESSAGE_TIMEOUT_MS } from '../../src/dev/envoy-client.js';
@@ -69,6 +71,18 @@ describe('openai SDK through tiergate dev', () => {
     expect((await client.models.retrieve('auto')).owned_by).toBe('tiergate');
     const err = await client.models.retrieve('no-such-model').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+  });
+
+  it('structured outputs: parse() reads the JSON the mock backend writes to the schema, streamed or not, as vLLM would', async () => {
+    // As an app writes it: a zod schema through the SDK's own helpers.
+    const City = z.object({ city: z.string(), population: z.number().int() });
+    const want = { city: expect.stringContaining('backend'), population: 0 };
+    const parsed = await client.chat.completions.parse({ model: 'auto', messages: [{ role: 'user', content: 'Largest city, as JSON' }], response_format: zodResponseFormat(City, 'city') });
+    expect(parsed.choices[0]?.message.parsed).toEqual(want);
+    const stream = client.chat.completions.stream({ model: 'auto', messages: [{ role: 'user', content: 'Largest town, as JSON' }], response_format: zodResponseFormat(City, 'city') });
+    expect((await stream.finalChatCompletion()).choices[0]?.message.parsed).toEqual(want);
+    const answer = await client.responses.parse({ model: 'auto', store: false, input: 'Largest village, as JSON', text: { format: zodTextFormat(City, 'city') } });
+    expect(answer.output_parsed).toEqual(want);
   });
 
   it('legacy completions endpoint', async () => {
