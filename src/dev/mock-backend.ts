@@ -2,7 +2,7 @@
 // name the backend and model that produced them; streams are real SSE with a usage chunk when asked.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readBody } from './read-body.js';
-import { jsonAnswer } from './mock-json.js';
+import { forcedToolCall, jsonAnswer } from './mock-json.js';
 
 export interface MockBackendOptions {
   /** Shown in every answer, e.g. "weak". */
@@ -98,7 +98,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
   const greeting = `Hello from the ${opts.name} backend (model ${model}). You sent ${nMessages} message${nMessages === 1 ? '' : 's'}.`;
   // Structured outputs are JSON, as vLLM's guided decoding makes them (mock-json.ts).
   const answer = (chat ? jsonAnswer(body.response_format, greeting) : undefined) ?? greeting;
-  const usage = { prompt_tokens: mockTokenCount(promptText), completion_tokens: mockTokenCount(answer) };
+  // A call the request forces (tool_choice) instead of text, as a model constrained to it answers.
+  const call = chat ? forcedToolCall(body.tools, body.tool_choice, greeting) : undefined;
+  const usage = { prompt_tokens: mockTokenCount(promptText), completion_tokens: mockTokenCount(call ? call.arguments : answer) };
   const fullUsage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
   const id = `${chat ? 'chatcmpl' : 'cmpl'}-mock-${opts.name}`;
   const created = 1_700_000_000;
@@ -112,6 +114,18 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
     const object = chat ? 'chat.completion.chunk' : 'text_completion';
     const frame = (choices: unknown[], extra: Record<string, unknown> = {}) =>
       `data: ${JSON.stringify({ id, object, created, model, ...tier, choices, ...(includeUsage ? { usage: null } : {}), ...extra })}\n\n`;
+    if (chat && call) {
+      // The call's id and name first, then its arguments in pieces, as OpenAI and vLLM stream one.
+      res.write(frame([{ index: 0, delta: { role: 'assistant', content: null, tool_calls: [{ index: 0, id: callId(opts), type: 'function', function: { name: call.name, arguments: '' } }] }, finish_reason: null }]));
+      for (const piece of call.arguments.match(/.{1,16}/gs) ?? []) {
+        await sleep(opts.chunkDelayMs ?? 0);
+        res.write(frame([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: piece } }] }, finish_reason: null }]));
+      }
+      res.write(frame([{ index: 0, delta: {}, finish_reason: 'tool_calls' }]));
+      if (includeUsage) res.write(frame([], { usage: fullUsage }));
+      res.end('data: [DONE]\n\n');
+      return;
+    }
     if (chat) res.write(frame([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]));
     for (const piece of answer.match(/\S+\s*/g) ?? []) {
       await sleep(opts.chunkDelayMs ?? 0);
@@ -122,11 +136,17 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
     res.end('data: [DONE]\n\n');
     return;
   }
-  const choice = chat
-    ? { index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }
-    : { index: 0, text: answer, finish_reason: 'stop' };
+  const choice = !chat
+    ? { index: 0, text: answer, finish_reason: 'stop' }
+    : call
+      ? { index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: callId(opts), type: 'function', function: call }] }, finish_reason: 'tool_calls' }
+      : { index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' };
   sendJson(res, 200, { id, object: chat ? 'chat.completion' : 'text_completion', created, model, ...tier, choices: [choice], usage: fullUsage });
 }
+
+let callCount = 0;
+/** A call id as backends mint them: new for every call. */
+const callId = (opts: MockBackendOptions) => `call_mock_${opts.name}_${++callCount}`;
 
 function servedTier(asked: unknown): string | undefined {
   if (typeof asked !== 'string') return undefined;
@@ -143,8 +163,9 @@ async function respond(res: ServerResponse, body: Record<string, unknown>, model
   const items = Array.isArray(body.input) ? body.input.length : 1;
   const greeting = `Hello from the ${opts.name} backend (model ${model}). You sent ${items} input item${items === 1 ? '' : 's'}.`;
   const answer = jsonAnswer((body.text as { format?: unknown } | undefined)?.format, greeting) ?? greeting;
+  const call = forcedToolCall(body.tools, body.tool_choice, greeting);
   const inputTokens = mockTokenCount(JSON.stringify(body.input ?? '') + String(body.instructions ?? ''));
-  const outputTokens = mockTokenCount(answer);
+  const outputTokens = mockTokenCount(call ? call.arguments : answer);
   const usage = {
     input_tokens: inputTokens,
     input_tokens_details: { cached_tokens: 0 },
@@ -155,7 +176,8 @@ async function respond(res: ServerResponse, body: Record<string, unknown>, model
   const id = `resp_mock_${opts.name}_${++responseCount}`;
   const message = (text: string, status: string) => ({ type: 'message', id: `msg_${id}`, status, role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] });
   const base = { id, object: 'response', created_at: 1_700_000_000, model, instructions: body.instructions ?? null, error: null, incomplete_details: null };
-  const done = { ...base, status: 'completed', output: [message(answer, 'completed')], usage };
+  const functionCall = (args: string, status: string) => ({ type: 'function_call', id: `fc_${id}`, call_id: `call_${id}`, name: call?.name, arguments: args, status });
+  const done = { ...base, status: 'completed', output: [call ? functionCall(call.arguments, 'completed') : message(answer, 'completed')], usage };
   if (body.store !== false) {
     stored.set(id, done);
     if (stored.size > MAX_STORED) stored.delete(stored.keys().next().value as string);
@@ -165,6 +187,18 @@ async function respond(res: ServerResponse, body: Record<string, unknown>, model
   let seq = 0;
   const send = (type: string, fields: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...fields })}\n\n`);
   send('response.created', { response: { ...base, status: 'in_progress', output: [], usage: null } });
+  if (call) {
+    send('response.output_item.added', { output_index: 0, item: functionCall('', 'in_progress') });
+    for (const piece of call.arguments.match(/.{1,16}/gs) ?? []) {
+      await sleep(opts.chunkDelayMs ?? 0);
+      send('response.function_call_arguments.delta', { item_id: `fc_${id}`, output_index: 0, delta: piece });
+    }
+    send('response.function_call_arguments.done', { item_id: `fc_${id}`, output_index: 0, arguments: call.arguments });
+    send('response.output_item.done', { output_index: 0, item: functionCall(call.arguments, 'completed') });
+    send('response.completed', { response: done });
+    res.end();
+    return;
+  }
   send('response.output_item.added', { output_index: 0, item: { ...message('', 'in_progress'), content: [] } });
   for (const piece of answer.match(/\S+\s*/g) ?? []) {
     await sleep(opts.chunkDelayMs ?? 0);

@@ -88,3 +88,34 @@ function resolve(root: Schema, ref: string): Schema | undefined {
   }
   return typeof at === 'object' && at !== null ? (at as Schema) : undefined;
 }
+
+/** A function call the mock makes: the tool's name and its arguments as JSON text. */
+export interface MockToolCall {
+  name: string;
+  arguments: string;
+}
+
+/**
+ * The call a request forces, or undefined when it leaves the choice to the model (`auto`, `none`, no tools): a
+ * named function (`tool_choice: {type: "function", …}`), or with `required` the first function tool. The mocks
+ * make no call of their own accord, so a request that only offers tools is answered in text as before; an agent's
+ * loop tested against the local stack forces the call it needs. Its arguments fit the tool's parameters as the
+ * structured outputs do. Chat names the function under `function`; the Responses API on the tool itself.
+ */
+export function forcedToolCall(tools: unknown, toolChoice: unknown, greeting: string): MockToolCall | undefined {
+  if (!Array.isArray(tools)) return undefined;
+  const functions = tools
+    .filter((t): t is Record<string, unknown> => typeof t === 'object' && t !== null && (t as { type?: unknown }).type === 'function')
+    .map((t) => (typeof t.function === 'object' && t.function !== null ? (t.function as Record<string, unknown>) : t))
+    .filter((f) => typeof f.name === 'string');
+  let tool: Record<string, unknown> | undefined;
+  if (toolChoice === 'required') tool = functions[0];
+  else if (typeof toolChoice === 'object' && toolChoice !== null && (toolChoice as { type?: unknown }).type === 'function') {
+    const c = toolChoice as { name?: unknown; function?: { name?: unknown } };
+    const name = c.function?.name ?? c.name;
+    tool = functions.find((f) => f.name === name);
+  }
+  if (!tool) return undefined;
+  const parameters = typeof tool.parameters === 'object' && tool.parameters !== null ? (tool.parameters as Schema) : { type: 'object' };
+  return { name: tool.name as string, arguments: JSON.stringify(sampleOf(parameters, parameters, greeting, 0, new Set())) };
+}

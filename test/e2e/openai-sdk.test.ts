@@ -85,6 +85,32 @@ describe('openai SDK through tiergate dev', () => {
     expect(answer.output_parsed).toEqual(want);
   });
 
+  it('a tool call the request forces comes back as a call, whole or streamed, with arguments that fit the tool (Chat and Responses)', async () => {
+    const tools = [{ type: 'function' as const, function: { name: 'read_file', parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] } } }];
+    const asked = { model: 'auto', messages: [{ role: 'user' as const, content: 'Open the config' }], tools, tool_choice: 'required' as const };
+    const whole = await client.chat.completions.create(asked);
+    expect(whole.choices[0]?.finish_reason).toBe('tool_calls');
+    const call = whole.choices[0]?.message.tool_calls?.[0];
+    expect(call?.type === 'function' && call.function.name).toBe('read_file');
+    expect(JSON.parse(call?.type === 'function' ? call.function.arguments : '')).toEqual({ path: expect.stringContaining('backend') });
+    // Streamed, the SDK assembles the call from its pieces.
+    const streamed = await client.chat.completions.stream({ ...asked, messages: [{ role: 'user', content: 'Open the readme' }] }).finalChatCompletion();
+    const piecewise = streamed.choices[0]?.message.tool_calls?.[0];
+    expect(piecewise?.type === 'function' && JSON.parse(piecewise.function.arguments)).toEqual({ path: expect.stringContaining('backend') });
+    expect(streamed.choices[0]?.finish_reason).toBe('tool_calls');
+    // The agent's next turn, the tool's output given back, is answered in text.
+    const next = await client.chat.completions.create({ ...asked, tool_choice: 'auto', messages: [...asked.messages, whole.choices[0]!.message, { role: 'tool', tool_call_id: call!.id, content: 'port: 8080' }] });
+    expect(next.choices[0]?.message.content).toContain('backend');
+    const responsesTools = [{ type: 'function' as const, name: 'read_file', parameters: { type: 'object', properties: { path: { type: 'string' } } }, strict: false }];
+    const turn = await client.responses.create({ model: 'auto', store: false, input: 'Open the notes', tools: responsesTools, tool_choice: 'required' });
+    expect(turn.output[0]).toMatchObject({ type: 'function_call', name: 'read_file' });
+    const events: string[] = [];
+    const stream = await client.responses.create({ model: 'auto', store: false, input: 'Open the plan', tools: responsesTools, tool_choice: 'required', stream: true });
+    for await (const e of stream) events.push(e.type);
+    expect(events).toContain('response.function_call_arguments.delta');
+    expect(events.at(-1)).toBe('response.completed');
+  });
+
   it('legacy completions endpoint', async () => {
     const r = await client.completions.create({ model: 'auto', prompt: 'Say hi' });
     expect(r.choices[0]?.text).toContain('weak backend');

@@ -1,6 +1,6 @@
 // The JSON the mock backends write when a request asks for structured output (src/dev/mock-json.ts).
 import { describe, expect, it } from 'vitest';
-import { jsonAnswer } from '../../src/dev/mock-json.js';
+import { forcedToolCall, jsonAnswer } from '../../src/dev/mock-json.js';
 
 const hi = 'Hello from the weak backend';
 const chatSchema = (schema: unknown) => ({ type: 'json_schema', json_schema: { name: 'x', schema, strict: true } });
@@ -69,5 +69,28 @@ describe('mock structured outputs, bounded', () => {
     }
     expect(out).toBeNull();
     expect(levels).toBe(17);
+  });
+});
+
+describe('mock tool calls', () => {
+  const chatTools = [
+    { type: 'custom', custom: { name: 'grep' } },
+    { type: 'function', function: { name: 'read_file', parameters: { type: 'object', properties: { path: { type: 'string' }, line: { type: 'integer', minimum: 1 } } } } },
+    { type: 'function', function: { name: 'now' } },
+  ];
+  const responsesTools = [{ type: 'web_search' }, { type: 'function', name: 'read_file', parameters: { type: 'object', properties: { path: { type: 'string' } } } }];
+
+  it('only a call the request forces: none for auto, none, no choice or no tools', () => {
+    for (const choice of [undefined, 'auto', 'none']) expect(forcedToolCall(chatTools, choice, hi)).toBeUndefined();
+    expect(forcedToolCall(undefined, 'required', hi)).toBeUndefined();
+    expect(forcedToolCall([{ type: 'custom', custom: { name: 'grep' } }], 'required', hi)).toBeUndefined();
+    expect(forcedToolCall(chatTools, { type: 'function', function: { name: 'missing' } }, hi)).toBeUndefined();
+  });
+
+  it('required: the first function tool; a named one by name, in Chat\'s shape and the Responses API\'s; arguments fit the parameters', () => {
+    expect(forcedToolCall(chatTools, 'required', hi)).toEqual({ name: 'read_file', arguments: JSON.stringify({ path: hi, line: 1 }) });
+    expect(forcedToolCall(chatTools, { type: 'function', function: { name: 'now' } }, hi)).toEqual({ name: 'now', arguments: '{}' });
+    expect(forcedToolCall(responsesTools, { type: 'function', name: 'read_file' }, hi)).toEqual({ name: 'read_file', arguments: JSON.stringify({ path: hi }) });
+    expect(forcedToolCall(responsesTools, 'required', hi)?.name).toBe('read_file');
   });
 });
