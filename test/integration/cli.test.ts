@@ -127,6 +127,22 @@ describe('tiergate config check', () => {
     expect(example.stdout).toContain('examples/tiergate.yaml: ok');
   });
 
+  it("the annotated example's header says which variables it reads: with them it checks ok, without one that one is named", () => {
+    const example = join(ROOT, 'examples/tiergate.yaml');
+    const header = readFileSync(example, 'utf8').split('\n').find((l) => l.endsWith('tiergate config check examples/tiergate.yaml'));
+    const names = [...(header ?? '').matchAll(/([A-Z_]+)=/g)].map((m) => m[1] as string);
+    expect(names).toEqual(['OPENAI_API_KEY', 'LEDGER_USER_HASH_KEY']);
+    const env = Object.fromEntries(names.map((n) => [n, '0123456789abcdef0123']));
+    // Unset in the child whatever the machine has set, so only the header's variables are there.
+    const bare = { OPENAI_API_KEY: undefined, LEDGER_USER_HASH_KEY: undefined, REDIS_URL: undefined };
+    expect(run(['config', 'check', example], { ...bare, ...env }).status).toBe(0);
+    for (const name of names) {
+      const r = run(['config', 'check', example], { ...bare, ...env, [name]: undefined });
+      expect(r.status).toBe(1);
+      expect(r.stdout + r.stderr).toContain(`environment variable ${name} is not set`);
+    }
+  });
+
   it('notes a tier sent to OpenAI with no price for web searches (a Responses answer\'s would be left out of its cost), and still passes', () => {
     const config = (extra: string) => `tiers: { weak: { model: qwen, provider: vllm }, strong: { model: gpt-4.1, provider: openai } }\n${extra}`;
     const r = run(['config', 'check', file(config(''))]);
