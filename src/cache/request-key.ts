@@ -103,9 +103,9 @@ function extrasOf(m: unknown): Record<string, unknown> | null {
 
 /**
  * JSON with object keys sorted at every depth: equal values always serialise alike. One native JSON.stringify of
- * the value with its objects' keys put in order: built as a string piece by piece instead, it cost ~380 ms for a
- * conversation of 200,000 short messages (7 MB), twice per request with the semantic cache on, while every other
- * stream of the process waited (`npm run bench:large-bodies`).
+ * the value with its objects' keys put in order: built as a string piece by piece instead, it cost 300-380 ms for
+ * a conversation of 200,000 short messages (7 MB), twice per request with the semantic cache on, while every
+ * other stream of the process waited (`npm run bench:large-bodies`).
  */
 export function canonical(v: unknown): string {
   return JSON.stringify(keysInOrder(v)) ?? 'null';
@@ -185,8 +185,8 @@ export interface SemanticParts {
 /**
  * A request's exact key, and its semantic partition when asked for (on an exact miss, in semantic mode). The
  * two take the same normalised conversation, the partition all of it but the last message, so it is built and
- * serialised once: for an agent's 44 KB conversation that is most of the work (before, 393 µs for both against
- * 297 µs; `npm run bench:large-bodies` for large bodies).
+ * serialised once: for an agent's 44 KB conversation, the two took 374 µs in a warm loop before, 267 µs now
+ * (`npm run bench:large-bodies` for large bodies).
  */
 export function requestKeys(scope: CacheScope, llm: LlmRequest): { exact: string; semantic: () => SemanticParts | undefined } {
   const raw = rawMessages(llm);
