@@ -163,6 +163,18 @@ describe('exact key', () => {
     expect(canonical(parsed)).toBe('{"__proto__":{"a":1,"b":2},"a":0,"z":1}');
   });
 
+  it('canonical JSON never changes what it reads: the request it keys goes upstream as the client wrote it', () => {
+    const deepFreeze = <T>(v: T): T => {
+      if (v !== null && typeof v === 'object') for (const x of Object.values(v)) deepFreeze(x);
+      return Object.freeze(v);
+    };
+    const written = () => [{ b: 1, a: [{ d: 1, c: 2 }] }, [{ z: 0, y: 1 }]];
+    // Frozen, any write throws (modules are strict); the value is also compared whole afterwards.
+    const value = deepFreeze(written());
+    expect(canonical(value)).toBe('[{"a":[{"c":2,"d":1}],"b":1},[{"y":1,"z":0}]]');
+    expect(JSON.stringify(value)).toBe(JSON.stringify(written()));
+  });
+
   it('an object keyed by numbers (a logit_bias) serialises alike whatever order the client wrote', () => {
     const a = canonical({ logit_bias: { '50256': -100, '2': 5, x: 1, '10': 0 } });
     expect(a).toBe(canonical(JSON.parse('{"logit_bias":{"x":1,"10":0,"2":5,"50256":-100}}')));
