@@ -117,7 +117,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
     if (chat && call) {
       // The call's id and name first, then its arguments in pieces, as OpenAI and vLLM stream one.
       res.write(frame([{ index: 0, delta: { role: 'assistant', content: null, tool_calls: [{ index: 0, id: callId(opts), type: 'function', function: { name: call.name, arguments: '' } }] }, finish_reason: null }]));
-      for (const piece of call.arguments.match(/.{1,16}/gs) ?? []) {
+      for (const piece of argumentPieces(call.arguments)) {
         await sleep(opts.chunkDelayMs ?? 0);
         res.write(frame([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: piece } }] }, finish_reason: null }]));
       }
@@ -127,7 +127,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
       return;
     }
     if (chat) res.write(frame([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]));
-    for (const piece of answer.match(/\S+\s*/g) ?? []) {
+    for (const piece of textPieces(answer)) {
       await sleep(opts.chunkDelayMs ?? 0);
       res.write(frame([chat ? { index: 0, delta: { content: piece }, finish_reason: null } : { index: 0, text: piece, finish_reason: null }]));
     }
@@ -143,6 +143,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
       : { index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' };
   sendJson(res, 200, { id, object: chat ? 'chat.completion' : 'text_completion', created, model, ...tier, choices: [choice], usage: fullUsage });
 }
+
+/** How a stream cuts its text: word by word, each with the spacing after it. */
+const textPieces = (text: string): string[] => text.match(/\S+\s*/g) ?? [];
+/** How a stream cuts a call's arguments (JSON, with no words to cut at): 16 characters at a time. */
+const argumentPieces = (args: string): string[] => args.match(/.{1,16}/gs) ?? [];
 
 let callCount = 0;
 /** A call id as backends mint them: new for every call. */
@@ -189,7 +194,7 @@ async function respond(res: ServerResponse, body: Record<string, unknown>, model
   send('response.created', { response: { ...base, status: 'in_progress', output: [], usage: null } });
   if (call) {
     send('response.output_item.added', { output_index: 0, item: functionCall('', 'in_progress') });
-    for (const piece of call.arguments.match(/.{1,16}/gs) ?? []) {
+    for (const piece of argumentPieces(call.arguments)) {
       await sleep(opts.chunkDelayMs ?? 0);
       send('response.function_call_arguments.delta', { item_id: `fc_${id}`, output_index: 0, delta: piece });
     }
@@ -200,7 +205,7 @@ async function respond(res: ServerResponse, body: Record<string, unknown>, model
     return;
   }
   send('response.output_item.added', { output_index: 0, item: { ...message('', 'in_progress'), content: [] } });
-  for (const piece of answer.match(/\S+\s*/g) ?? []) {
+  for (const piece of textPieces(answer)) {
     await sleep(opts.chunkDelayMs ?? 0);
     send('response.output_text.delta', { item_id: `msg_${id}`, output_index: 0, content_index: 0, delta: piece });
   }
