@@ -28,6 +28,13 @@ export interface LlmRequest {
   sealed?: readonly string[];
   /** A Responses API turn whose input names stored items by id (`item_reference`). */
   itemReferences?: true;
+  /**
+   * A completions request's prompts, when it sends a batch (an array of strings or of token arrays): the backend
+   * answers each `n` times. Undefined for a single prompt.
+   */
+  prompts?: number;
+  /** How many tokens a completions prompt gives as token ids, which are its tokens as they are; undefined if none. */
+  promptTokenIds?: number;
 }
 
 /** limits.maxJsonDepth's default. */
@@ -63,10 +70,12 @@ export function parseLlmRequest(endpoint: Endpoint, raw: Buffer, maxDepth = DEFA
     const path = pathOfNonFinite(exact ?? json);
     if (path !== undefined) throw outOfRange(paramName(path));
   }
-  const { model, stream, messages, stateful, sealed, itemReferences } = endpoint === 'chat' ? chatParts(json) : endpoint === 'completions' ? completionParts(json) : responsesParts(json);
+  const { model, stream, messages, stateful, sealed, itemReferences, prompts, promptTokenIds } = endpoint === 'chat' ? chatParts(json) : endpoint === 'completions' ? completionParts(json) : responsesParts(json);
   const request: LlmRequest = { endpoint, json: json as Record<string, unknown>, exact, model, stream: stream === true, messages, stateful: stateful === true };
   if (sealed !== undefined && sealed.length > 0) request.sealed = sealed;
   if (itemReferences === true) request.itemReferences = true;
+  if (prompts !== undefined) request.prompts = prompts;
+  if (promptTokenIds !== undefined) request.promptTokenIds = promptTokenIds;
   return request;
 }
 
@@ -122,7 +131,16 @@ function pathOfNonFinite(v: unknown): PropertyKey[] | undefined {
   return undefined;
 }
 
-type Parts = { model: string | undefined; stream: boolean | null | undefined; messages: readonly ChatMessage[]; stateful?: boolean; sealed?: readonly string[]; itemReferences?: boolean };
+type Parts = {
+  model: string | undefined;
+  stream: boolean | null | undefined;
+  messages: readonly ChatMessage[];
+  stateful?: boolean;
+  sealed?: readonly string[];
+  itemReferences?: boolean;
+  prompts?: number;
+  promptTokenIds?: number;
+};
 
 function chatParts(json: unknown): Parts {
   const r = chatCompletionRequest.safeParse(json);
@@ -130,13 +148,28 @@ function chatParts(json: unknown): Parts {
   return { model: r.data.model, stream: r.data.stream, messages: r.data.messages };
 }
 
-/** A completions prompt is presented as one user message: its text, or nothing for token-id prompts. */
+/**
+ * A completions prompt is presented as one user message: its text (a batch's prompts joined with a space), or
+ * nothing for token ids, which are counted instead. OpenAI and vLLM read `prompt` four ways: a string, a batch of
+ * strings, one prompt of token ids, and a batch of token-id prompts.
+ */
 function completionParts(json: unknown): Parts {
   const r = completionRequest.safeParse(json);
   if (!r.success) throw fieldError(r.error, json);
-  const prompt = r.data.prompt;
-  const text = typeof prompt === 'string' ? prompt : prompt.every((p) => typeof p === 'string') ? (prompt as string[]).join(' ') : '';
-  return { model: r.data.model, stream: r.data.stream, messages: [{ role: 'user', content: text }] };
+  const { model, stream, prompt } = r.data;
+  const parts: Parts = { model, stream, messages: [{ role: 'user', content: '' }] };
+  if (typeof prompt === 'string') {
+    parts.messages = [{ role: 'user', content: prompt }];
+  } else if (prompt.every((p) => typeof p === 'string')) {
+    parts.messages = [{ role: 'user', content: prompt.join(' ') }];
+    parts.prompts = prompt.length;
+  } else if (prompt.every((p) => typeof p === 'number')) {
+    parts.promptTokenIds = prompt.length;
+  } else {
+    parts.prompts = prompt.length;
+    parts.promptTokenIds = prompt.reduce((sum, ids) => sum + ids.length, 0);
+  }
+  return parts;
 }
 
 function responsesParts(json: unknown): Parts {

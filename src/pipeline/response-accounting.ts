@@ -52,7 +52,7 @@ export class ResponseAccounting {
   private speech: SpeechRequest | undefined;
   private localReply: { status: number; code: string } | undefined;
   private request:
-    | { model: string | null; stream: boolean; chat: boolean; messages: LlmRequest['messages']; tools: unknown; functions: unknown; user: unknown }
+    | { model: string | null; stream: boolean; chat: boolean; messages: LlmRequest['messages']; promptTokenIds: number; tools: unknown; functions: unknown; user: unknown }
     | undefined;
   private routedTier: TierRuntime | undefined;
   private cache: RequestCache | undefined;
@@ -80,6 +80,7 @@ export class ResponseAccounting {
       chat: llm.endpoint !== 'completions',
       // References, not copies: counted only if the response reports no usage.
       messages: llm.messages,
+      promptTokenIds: llm.promptTokenIds ?? 0,
       tools: json.tools,
       functions: json.functions,
       user: json.user,
@@ -281,9 +282,9 @@ export class ResponseAccounting {
     if (!r) {
       // A speech request's text and instructions are its prompt (gpt-4o-mini-tts bills them as text tokens).
       const spoken = this.speech?.text();
-      return spoken && { texts: spoken.instructions ? [spoken.input, spoken.instructions] : [spoken.input], extra: '', chat: false, mediaTokens: 0 };
+      return spoken && { texts: spoken.instructions ? [spoken.input, spoken.instructions] : [spoken.input], extra: '', chat: false, uncountedTokens: 0 };
     }
-    return { texts: r.messages.map(messageText), extra: promptExtra(r, r.messages), chat: r.chat, mediaTokens: mediaParts(r.messages) * this.runtime.config.budgets.mediaPartEstimate };
+    return { texts: r.messages.map(messageText), extra: promptExtra(r, r.messages), chat: r.chat, uncountedTokens: mediaParts(r.messages) * this.runtime.config.budgets.mediaPartEstimate + r.promptTokenIds };
   }
 
   /** Characters of text a speech request asked to be spoken (0 for any other request). */

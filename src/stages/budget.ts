@@ -78,21 +78,24 @@ interface Reservation {
 /**
  * Prompt tokens plus what the completions may use: max_completion_tokens, max_tokens, else the configured
  * estimate; times the completions generated (n, or a completions request's best_of when larger; both validated
- * as positive integers by the request schema). A Responses API turn generates one output, capped by its
- * max_output_tokens; fields of the other APIs in its body are not read (nor validated). `pricedModel`: with a
- * cost budget, the routed tier's model, whose input and output prices (at the service tier asked for) give the
- * cost (rounded up).
+ * as positive integers by the request schema), for each prompt of a completions batch. A Responses API turn
+ * generates one output, capped by its max_output_tokens; fields of the other APIs in its body are not read (nor
+ * validated). A completions prompt's token ids are its tokens, counted one each. `pricedModel`: with a cost
+ * budget, the routed tier's model, whose input and output prices (at the service tier asked for) give the cost
+ * (rounded up).
  */
 function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number, pricedModel: string | undefined): Reservation {
   const j = llm.json;
   const estimate = rt.config.budgets.completionEstimate;
-  const input = promptTokens + chatFramingTokens(llm.messages.length) + mediaParts(llm.messages) * rt.config.budgets.mediaPartEstimate;
+  const input = promptTokens + (llm.promptTokenIds ?? 0) + chatFramingTokens(llm.messages.length) + mediaParts(llm.messages) * rt.config.budgets.mediaPartEstimate;
   let output: number;
   if (llm.endpoint === 'responses') {
     output = typeof j.max_output_tokens === 'number' ? j.max_output_tokens : estimate;
   } else {
     const maxOut = [j.max_completion_tokens, j.max_tokens].find((v): v is number => typeof v === 'number') ?? estimate;
-    output = maxOut * Math.max(1, typeof j.n === 'number' ? j.n : 1, typeof j.best_of === 'number' ? j.best_of : 1);
+    // An empty batch is reserved as one prompt, never as nothing.
+    const prompts = Math.max(1, llm.prompts ?? 1);
+    output = maxOut * prompts * Math.max(1, typeof j.n === 'number' ? j.n : 1, typeof j.best_of === 'number' ? j.best_of : 1);
   }
   let cost: Cost | undefined;
   if (pricedModel !== undefined) {

@@ -52,13 +52,16 @@ export function callText(messages: readonly ChatMessage[]): string {
 
 
 export interface PromptForCount {
-  /** Each message's text (or a completions prompt as one). */
+  /** Each message's text (or a completions prompt as one: a batch's prompts joined). */
   texts: readonly string[];
   /** Tool definitions and other prompt-side JSON the model also reads. */
   extra: string;
   chat: boolean;
-  /** Tokens for what the tokenizer cannot count: content parts that are not text (budgets.mediaPartEstimate each). */
-  mediaTokens: number;
+  /**
+   * Tokens the tokenizer does not count: content parts that are not text (budgets.mediaPartEstimate each), and a
+   * completions prompt's token ids (one each).
+   */
+  uncountedTokens: number;
 }
 
 export async function estimateUsage(prompt: PromptForCount | undefined, outputText: string, outputChars: number): Promise<Usage> {
@@ -66,7 +69,7 @@ export async function estimateUsage(prompt: PromptForCount | undefined, outputTe
   if (prompt) {
     input += await countTokensOfAll([...prompt.texts, prompt.extra]);
     if (prompt.chat) input += chatFramingTokens(prompt.texts.length);
-    input += prompt.mediaTokens;
+    input += prompt.uncountedTokens;
   }
   let output = await countTokens(outputText);
   // Text beyond the kept maximum is scaled from the kept part's tokens per character.

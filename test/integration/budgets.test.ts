@@ -812,6 +812,39 @@ describe('token budgets', () => {
     expect([coerced.status, coerced.error.code]).toEqual([400, 'invalid_request']);
   });
 
+  it('a completions batch reserves the completions of every prompt, and token-id prompts reserve every id', async () => {
+    const c = clock();
+    let t = await tiergate({ tenants: { '*': { tokensPerMinute: 500, dailyTokenBudget: 100_000 } } }, c.now);
+    const completion = async (body: Record<string, unknown>) => {
+      const s = t.pool.open();
+      await s.sendRequestHeaders(chatRequestHeaders().map(([k, v]) => [k, k === ':path' ? '/v1/completions' : v] as [string, string]), false);
+      const o = await s.sendRequestBody(jsonBody({ model: 'auto', max_tokens: 200, ...body }));
+      return { s, o };
+    };
+    // One prompt of ~200 fits 500; the same as a batch of three is 600 tokens of completions and can never fit.
+    const one = await completion({ prompt: 'Say hi' });
+    expect(one.o.kind).toBe('continue');
+    one.s.close();
+    for (const prompt of [['Say hi', 'Say ho', 'Say ha'], [[1, 2], [3, 4], [5, 6]]]) {
+      const batch = await completion({ prompt });
+      const r = refusal(batch.o);
+      expect([r.status, r.error.code], JSON.stringify(prompt)).toEqual([429, 'tokens_per_minute']);
+      batch.s.close();
+    }
+    // 400 token ids and max_tokens 50: the tokenizer sees no text, but the backend reads 400 tokens.
+    const ids = Array.from({ length: 400 }, (_, i) => i);
+    const r = refusal((await completion({ prompt: ids, max_tokens: 150 })).o);
+    expect([r.status, r.error.code]).toEqual([429, 'tokens_per_minute']);
+    // What it reserves, on an instance that has reserved nothing else.
+    t = await tiergate({ tenants: { '*': { tokensPerMinute: 500, dailyTokenBudget: 100_000 } } }, c.now);
+    const fits = await completion({ prompt: ids, max_tokens: 50 });
+    expect(fits.o.kind).toBe('continue');
+    const reserved = await dayCounted(t, c.t);
+    expect(reserved).toBeGreaterThanOrEqual(400 + 50);
+    expect(reserved).toBeLessThan(400 + 50 + 20);
+    fits.s.close();
+  });
+
   it('tool definitions, and the legacy functions, count in the prompt reserved', async () => {
     const c = clock();
     const t = await tiergate({ tenants: { '*': { tokensPerMinute: 500 } } }, c.now);

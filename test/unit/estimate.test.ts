@@ -12,7 +12,7 @@ describe('estimateUsage', () => {
   const texts = ['You are terse.', 'Name three primes.'];
 
   it('a chat prompt: its texts and extra, 3 per message and 3 to prime the reply, then each media part', async () => {
-    const u = await estimateUsage({ texts, extra: '[{"type":"function"}]', chat: true, mediaTokens: 85 }, '2, 3, 5', 7);
+    const u = await estimateUsage({ texts, extra: '[{"type":"function"}]', chat: true, uncountedTokens: 85 }, '2, 3, 5', 7);
     const input = (await countTokensOfAll([...texts, '[{"type":"function"}]'])) + 2 * 3 + 3 + 85;
     const output = await countTokens('2, 3, 5');
     expect(u).toMatchObject({ inputTokens: input, outputTokens: output, totalTokens: input + output });
@@ -20,7 +20,7 @@ describe('estimateUsage', () => {
   });
 
   it('a completions prompt has no chat framing', async () => {
-    const u = await estimateUsage({ texts: ['Once upon'], extra: '', chat: false, mediaTokens: 0 }, '', 0);
+    const u = await estimateUsage({ texts: ['Once upon'], extra: '', chat: false, uncountedTokens: 0 }, '', 0);
     expect(u.inputTokens).toBe(await countTokensOfAll(['Once upon', '']));
   });
 

@@ -145,6 +145,19 @@ describe('bad input', () => {
     expect(prompt([[1, 2], [3]])).toEqual([{ role: 'user', content: '' }]);
   });
 
+  it('a completions batch says how many prompts it holds, and token-id prompts how many ids', () => {
+    const parsed = (p: unknown) => {
+      const r = parseLlmRequest('completions', Buffer.from(JSON.stringify({ prompt: p })));
+      return [r.prompts, r.promptTokenIds];
+    };
+    expect(parsed('Say hi')).toEqual([undefined, undefined]);
+    expect(parsed(['Say', 'hi', 'there'])).toEqual([3, undefined]);
+    expect(parsed([1, 2, 3])).toEqual([undefined, 3]);
+    expect(parsed([[1, 2], [3], []])).toEqual([3, 3]);
+    const chat = parseLlmRequest('chat', Buffer.from('{"messages":[{"role":"user","content":"hi"}]}'));
+    expect([chat.prompts, chat.promptTokenIds]).toEqual([undefined, undefined]);
+  });
+
   it("declared tools: chat's tools and legacy functions; completions have neither", () => {
     const tools = (endpoint: 'chat' | 'completions', o: Record<string, unknown>) =>
       declaredTools(parseLlmRequest(endpoint, Buffer.from(JSON.stringify({ messages: [{ role: 'user', content: 'x' }], prompt: 'x', ...o }))));

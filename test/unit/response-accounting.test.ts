@@ -176,17 +176,21 @@ describe('ResponseAccounting', () => {
     expect(recordOf(acc).tier).toBe('weak');
   });
 
-  it('what the estimate counts when no usage comes back: chat framing on chat, none on completions, and media parts at their estimate', () => {
+  it('what the estimate counts when no usage comes back: chat framing on chat, none on completions, media parts at their estimate, token ids one each', () => {
     const prompt = (path: string, body: Record<string, unknown>) => {
       const state = chatState(body, { path, tier: 'weak' });
       const acc = new ResponseAccounting(rt);
       acc.requestDecided(state, performance.now());
       return recordOf(acc, state).prompt();
     };
-    expect(prompt('/v1/chat/completions', { model: 'auto', messages: [{ role: 'user', content: 'hi' }] })).toMatchObject({ texts: ['hi'], chat: true, mediaTokens: 0 });
+    expect(prompt('/v1/chat/completions', { model: 'auto', messages: [{ role: 'user', content: 'hi' }] })).toMatchObject({ texts: ['hi'], chat: true, uncountedTokens: 0 });
     expect(prompt('/v1/completions', { model: 'auto', prompt: 'hi' })).toMatchObject({ chat: false });
+    // Token ids are the prompt's tokens as they are, one each; a batch's text prompts are all counted.
+    expect(prompt('/v1/completions', { model: 'auto', prompt: [[1, 2, 3], [4, 5]] })).toMatchObject({ texts: [''], uncountedTokens: 5 });
+    expect(prompt('/v1/completions', { model: 'auto', prompt: [7, 8, 9, 10] })).toMatchObject({ uncountedTokens: 4 });
+    expect(prompt('/v1/completions', { model: 'auto', prompt: ['one', 'two'] })).toMatchObject({ texts: ['one two'], uncountedTokens: 0 });
     const image = { type: 'image_url', image_url: { url: 'https://example.com/a.png' } };
-    expect(prompt('/v1/chat/completions', { model: 'auto', messages: [{ role: 'user', content: [{ type: 'text', text: 'what?' }, image, image] }] })).toMatchObject({ mediaTokens: 2 * rt.config.budgets.mediaPartEstimate });
+    expect(prompt('/v1/chat/completions', { model: 'auto', messages: [{ role: 'user', content: [{ type: 'text', text: 'what?' }, image, image] }] })).toMatchObject({ uncountedTokens: 2 * rt.config.budgets.mediaPartEstimate });
   });
 
   it('an answer that is neither JSON nor SSE: nothing in it is read, and the metadata says no usage was reported', () => {
@@ -286,7 +290,7 @@ describe('ResponseAccounting', () => {
     acc.unreadRequestBody(Buffer.from('{"model":"tts","input":"héllo 👋",'), false);
     acc.unreadRequestBody(Buffer.from('"instructions":"cheerful","voice":"alloy"}'), true);
     const r = recordOf(acc);
-    expect(r.prompt()).toEqual({ texts: ['héllo 👋', 'cheerful'], extra: '', chat: false, mediaTokens: 0 });
+    expect(r.prompt()).toEqual({ texts: ['héllo 👋', 'cheerful'], extra: '', chat: false, uncountedTokens: 0 });
     expect(r.inputCharacters).toBe(7); // code points: the emoji is one
     const plain = new ResponseAccounting(rt);
     plain.fixedPathRequest(tier('weak'), '/v1/audio/speech', false);

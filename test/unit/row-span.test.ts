@@ -115,7 +115,7 @@ describe('the settle step ends the span', () => {
   it('with the row it built', async () => {
     const { span, calls } = fakeSpan();
     const { settle, recorded } = settleInto();
-    settle(record(rowSpan(span, 7, 'chat', 'weak-model'), () => ({ texts: ['hello'], extra: '', chat: true, mediaTokens: 0 })), runtimeFor());
+    settle(record(rowSpan(span, 7, 'chat', 'weak-model'), () => ({ texts: ['hello'], extra: '', chat: true, uncountedTokens: 0 })), runtimeFor());
     await Promise.all(recorded);
     expect(calls.ends).toEqual([7]);
     expect(calls.attributes[0]).toMatchObject({ 'gen_ai.operation.name': 'chat', 'tiergate.usage_source': 'estimated' });
@@ -138,7 +138,7 @@ describe('the settle step ends the span', () => {
   it('when building the row fails later (the estimate rejects)', async () => {
     const { span, calls } = fakeSpan();
     const { settle, recorded } = settleInto();
-    settle(record(rowSpan(span, 7, 'chat', 'weak-model'), () => ({ texts: null as unknown as string[], extra: '', chat: true, mediaTokens: 0 })), runtimeFor());
+    settle(record(rowSpan(span, 7, 'chat', 'weak-model'), () => ({ texts: null as unknown as string[], extra: '', chat: true, uncountedTokens: 0 })), runtimeFor());
     expect(await Promise.all(recorded)).toEqual(['failed']);
     expect(calls.ends).toEqual([7]);
     expect(calls.attributes).toEqual([]);

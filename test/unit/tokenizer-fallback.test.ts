@@ -25,7 +25,7 @@ describe('a tokenizer that throws', () => {
     expect(await countTokens(refused)).toBe(4);
     expect(countTokensNow('Say hi')).toBe(2);
     expect(await countTokensOfAll(['Say hi', refused])).toBe(6);
-    const usage = await estimateUsage({ texts: [refused], extra: '', chat: true, mediaTokens: 0 }, `${REFUSED}abc`, 0);
+    const usage = await estimateUsage({ texts: [refused], extra: '', chat: true, uncountedTokens: 0 }, `${REFUSED}abc`, 0);
     expect([usage.inputTokens, usage.outputTokens]).toEqual([4 + 6, 1]);
   });
 });

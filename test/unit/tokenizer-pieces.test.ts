@@ -53,7 +53,7 @@ describe('what the tokenizer is handed', () => {
   ])('%s: pieces of at most 512 characters, runs of at most 128, no split pair', async (_name, text) => {
     await loadTokenizer();
     const head = text.slice(0, 4_000).replace(/[\uD800-\uDBFF]$/, ''); // not cut inside a pair here either
-    for (const count of [() => countTokens(text), () => countTokensOfAll([text, head]), () => estimateUsage({ texts: [text], extra: '', chat: true, mediaTokens: 0 }, text, text.length).then((u) => u.inputTokens + u.outputTokens)]) {
+    for (const count of [() => countTokens(text), () => countTokensOfAll([text, head]), () => estimateUsage({ texts: [text], extra: '', chat: true, uncountedTokens: 0 }, text, text.length).then((u) => u.inputTokens + u.outputTokens)]) {
       handed.length = 0;
       expect(await count()).toBeGreaterThan(0);
       expect(handed.length).toBeGreaterThan(0);

@@ -39,7 +39,7 @@ describe('token counting', () => {
     // 4,000 messages of ~80 characters: 320k characters, ~20 slices of work. Awaiting a count per message
     // (the code before) never let the loop turn: promise callbacks run before the next turn.
     const texts = Array.from({ length: 4000 }, (_, i) => sentence(i));
-    const { value, turns } = await loopTurnsDuring(() => estimateUsage({ texts, extra: '', chat: true, mediaTokens: 0 }, '', 0));
+    const { value, turns } = await loopTurnsDuring(() => estimateUsage({ texts, extra: '', chat: true, uncountedTokens: 0 }, '', 0));
     expect(turns).toBeGreaterThanOrEqual(10);
     const count = await loadTokenizer();
     expect(value.inputTokens).toBe(texts.reduce((n, t) => n + count(t), 0) + 4000 * 3 + 3);
@@ -75,7 +75,7 @@ describe('token counting', () => {
     }
     // As text, the string is several tokens (as the special token it would be one).
     expect(countTokensNow('<|endoftext|>')).toBeGreaterThanOrEqual(5);
-    const usage = await estimateUsage({ texts: ['Say <|endoftext|>'], extra: '', chat: true, mediaTokens: 0 }, 'It ends a document: <|endoftext|>', 0);
+    const usage = await estimateUsage({ texts: ['Say <|endoftext|>'], extra: '', chat: true, uncountedTokens: 0 }, 'It ends a document: <|endoftext|>', 0);
     expect(usage.outputTokens).toBe(countTokensNow('It ends a document: <|endoftext|>'));
     expect(usage.inputTokens).toBe((countTokensNow('Say <|endoftext|>') as number) + 6); // + the chat framing
   });
