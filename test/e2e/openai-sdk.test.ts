@@ -289,6 +289,35 @@ describe('openai SDK and the response cache (tiergate dev turns it on for every 
     expect(usage).toEqual(first.usage);
   });
 
+  it('n choices: each streamed apart, all counted in the row, and all replayed by a cache hit, streamed or not', async () => {
+    const ask = { model: 'auto', n: 3, messages: [{ role: 'user' as const, content: 'Three answers, please' }] };
+    const id = 'e2e-n-choices';
+    const stream = await client.chat.completions.create({ ...ask, stream: true }, { headers: { 'x-request-id': id } });
+    const streamed = ['', '', ''];
+    for await (const chunk of stream) for (const c of chunk.choices) streamed[c.index] += c.delta?.content ?? '';
+    const greeting = 'Hello from the weak backend (model weak-model). You sent 1 message.';
+    expect(streamed).toEqual([greeting, greeting, greeting]);
+    await expect.poll(() => ledgerRow(id)).toBeDefined();
+    const single = await client.chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'One answer, please' }] });
+    expect(ledgerRow(id)).toMatchObject({ usage_source: 'reported', usage: { output_tokens: 3 * (single.usage?.completion_tokens ?? 0) } });
+    await expect.poll(async () => (await client.chat.completions.create(ask).withResponse()).response.headers.get('x-cache')).toBe('hit-exact');
+    const { data } = await client.chat.completions.create(ask).withResponse();
+    expect(data.choices.map((c) => [c.index, c.message.content])).toEqual([0, 1, 2].map((i) => [i, greeting]));
+    const replay = await client.chat.completions.create({ ...ask, stream: true });
+    const replayed = ['', '', ''];
+    for await (const chunk of replay) for (const c of chunk.choices) replayed[c.index] += c.delta?.content ?? '';
+    expect(replayed).toEqual(streamed);
+  });
+
+  it('an answer max_tokens cut short: finish_reason "length" reaches the client, and is cached like any other', async () => {
+    const ask = { model: 'auto', max_tokens: 3, messages: [{ role: 'user' as const, content: 'A long answer, cut' }] };
+    const first = await client.chat.completions.create(ask);
+    expect(first.choices[0]).toMatchObject({ finish_reason: 'length', message: { content: 'Hello from t' } });
+    expect(first.usage?.completion_tokens).toBe(3);
+    await expect.poll(async () => (await client.chat.completions.create(ask).withResponse()).response.headers.get('x-cache')).toBe('hit-exact');
+    expect((await client.chat.completions.create(ask)).choices[0]).toMatchObject({ finish_reason: 'length', message: { content: 'Hello from t' } });
+  });
+
   it('a stored stream replays as a JSON completion', async () => {
     const ask = { model: 'auto', messages: [{ role: 'user' as const, content: 'Cache me as a stream' }] };
     const stream = await client.chat.completions.create({ ...ask, stream: true });

@@ -1,0 +1,71 @@
+// The Responses API as the mock backends answer it: a response object, or its stream of typed events ending in
+// response.completed (no [DONE]); response.incomplete when max_output_tokens cut the output short. Stored
+// responses stay on the backend that answered, as vLLM's in-memory store keeps them.
+import type { ServerResponse } from 'node:http';
+import type { AnswerContext } from './mock-completions.js';
+import { forcedToolCall, jsonAnswer } from './mock-json.js';
+import { argumentPieces, capped, mockTokenCount, notFound, sendJson, sleep, textPieces, tokenCap } from './mock-wire.js';
+
+/** Responses a backend stored, by id. */
+export type StoredResponses = Map<string, Record<string, unknown>>;
+const MAX_STORED = 1000;
+
+let responseCount = 0;
+
+export async function respond(res: ServerResponse, body: Record<string, unknown>, ctx: AnswerContext, stored: StoredResponses): Promise<void> {
+  // A continuation only works on the backend that stored what it continues: what routing must get right.
+  const previous = body.previous_response_id;
+  if (typeof previous === 'string' && !stored.has(previous)) return notFound(res, `Previous response with id '${previous}' not found.`);
+  const items = Array.isArray(body.input) ? body.input.length : 1;
+  const greeting = `Hello from the ${ctx.backend} backend (model ${ctx.model}). You sent ${items} input item${items === 1 ? '' : 's'}.`;
+  const answer = jsonAnswer((body.text as { format?: unknown } | undefined)?.format, greeting) ?? greeting;
+  const call = forcedToolCall(body.tools, body.tool_choice, greeting);
+  const out = capped(call ? call.arguments : answer, tokenCap(body, ['max_output_tokens']));
+  // A response the cap ended is `incomplete`, and says why, as OpenAI's does.
+  const status = out.cut ? 'incomplete' : 'completed';
+  const inputTokens = mockTokenCount(JSON.stringify(body.input ?? '') + String(body.instructions ?? ''));
+  const usage = {
+    input_tokens: inputTokens,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: out.tokens,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: inputTokens + out.tokens,
+  };
+  const id = `resp_mock_${ctx.backend}_${++responseCount}`;
+  const message = (text: string, itemStatus: string) => ({ type: 'message', id: `msg_${id}`, status: itemStatus, role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] });
+  const base = { id, object: 'response', created_at: 1_700_000_000, model: ctx.model, instructions: body.instructions ?? null, error: null, incomplete_details: null };
+  const functionCall = (args: string, itemStatus: string) => ({ type: 'function_call', id: `fc_${id}`, call_id: `call_${id}`, name: call?.name, arguments: args, status: itemStatus });
+  const done = {
+    ...base,
+    status,
+    incomplete_details: out.cut ? { reason: 'max_output_tokens' } : null,
+    output: [call ? functionCall(out.text, status) : message(out.text, status)],
+    usage,
+  };
+  if (body.store !== false) {
+    stored.set(id, done);
+    if (stored.size > MAX_STORED) stored.delete(stored.keys().next().value as string);
+  }
+  if (body.stream !== true) return sendJson(res, 200, done);
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  let seq = 0;
+  const send = (type: string, fields: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...fields })}\n\n`);
+  send('response.created', { response: { ...base, status: 'in_progress', output: [], usage: null } });
+  if (call) {
+    send('response.output_item.added', { output_index: 0, item: functionCall('', 'in_progress') });
+    for (const piece of argumentPieces(out.text)) {
+      await sleep(ctx.chunkDelayMs);
+      send('response.function_call_arguments.delta', { item_id: `fc_${id}`, output_index: 0, delta: piece });
+    }
+    send('response.function_call_arguments.done', { item_id: `fc_${id}`, output_index: 0, arguments: out.text });
+  } else {
+    send('response.output_item.added', { output_index: 0, item: { ...message('', 'in_progress'), content: [] } });
+    for (const piece of textPieces(out.text)) {
+      await sleep(ctx.chunkDelayMs);
+      send('response.output_text.delta', { item_id: `msg_${id}`, output_index: 0, content_index: 0, delta: piece });
+    }
+  }
+  send('response.output_item.done', { output_index: 0, item: done.output[0] });
+  send(`response.${status}`, { response: done });
+  res.end();
+}

@@ -1,0 +1,143 @@
+// The mock backends answer the request fields an app tries first against the local stack, as vLLM and OpenAI do:
+// `n` choices, a completions batch, token caps (finish_reason "length", an incomplete response), and the 400s for
+// counts out of range. Driven over real HTTP, without tiergate in between.
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMockBackend } from '../../src/dev/mock-backend.js';
+import { capped, mockTokenCount } from '../../src/dev/mock-wire.js';
+
+let server: Server;
+let base: string;
+beforeAll(async () => {
+  server = createMockBackend({ name: 'weak', servedModels: ['weak-model'] });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => {
+  server.closeAllConnections();
+  server.close();
+});
+
+const GREETING = 'Hello from the weak backend (model weak-model). You sent 1 message.';
+const hi = [{ role: 'user', content: 'Say hi' }];
+
+async function post(path: string, body: Record<string, unknown>) {
+  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}
+
+/** An SSE body's data events, parsed ([DONE] left out). */
+async function events(path: string, body: Record<string, unknown>): Promise<Record<string, any>[]> {
+  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
+  const text = await res.text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('data: ') && l !== 'data: [DONE]')
+    .map((l) => JSON.parse(l.slice(6)) as Record<string, any>);
+}
+
+describe('mock backend: n and completions batches', () => {
+  it('chat with n: n choices, numbered, each billed as a completion, the prompt once', async () => {
+    const one = (await post('/v1/chat/completions', { model: 'weak-model', messages: hi })).body;
+    const three = (await post('/v1/chat/completions', { model: 'weak-model', messages: hi, n: 3 })).body;
+    expect(three.choices.map((c: any) => [c.index, c.message.content, c.finish_reason])).toEqual([0, 1, 2].map((i) => [i, GREETING, 'stop']));
+    expect(three.usage).toEqual({
+      prompt_tokens: one.usage.prompt_tokens,
+      completion_tokens: 3 * one.usage.completion_tokens,
+      total_tokens: one.usage.prompt_tokens + 3 * one.usage.completion_tokens,
+    });
+  });
+
+  it('a streamed chat with n: the choices take turns, each assembles to the whole answer, the usage chunk counts all', async () => {
+    const chunks = await events('/v1/chat/completions', { model: 'weak-model', messages: hi, n: 2, stream_options: { include_usage: true } });
+    const text = ['', ''];
+    const finish: (string | null)[] = [null, null];
+    for (const c of chunks) {
+      for (const ch of c.choices) {
+        text[ch.index] += ch.delta.content ?? '';
+        if (ch.finish_reason) finish[ch.index] = ch.finish_reason;
+      }
+    }
+    expect(text).toEqual([GREETING, GREETING]);
+    expect(finish).toEqual(['stop', 'stop']);
+    // Interleaved: the second chunk is choice 1's role, not choice 0's first word.
+    expect(chunks.slice(0, 2).map((c) => c.choices[0].index)).toEqual([0, 1]);
+    expect(chunks.at(-1)).toMatchObject({ choices: [], usage: { completion_tokens: 2 * mockTokenCount(GREETING) } });
+  });
+
+  it('a completions batch: n choices per prompt, prompt by prompt; token-id prompts bill one token per id', async () => {
+    const batch = (await post('/v1/completions', { model: 'weak-model', prompt: ['Say hi', 'Say ho'], n: 2 })).body;
+    expect(batch.choices.map((c: any) => c.index)).toEqual([0, 1, 2, 3]);
+    expect(batch.usage).toMatchObject({ prompt_tokens: 2 * mockTokenCount('Say hi'), completion_tokens: 4 * mockTokenCount(GREETING) });
+    const ids = (await post('/v1/completions', { model: 'weak-model', prompt: [[1, 2, 3], [4, 5, 6, 7, 8]] })).body;
+    expect(ids.choices).toHaveLength(2);
+    expect(ids.usage.prompt_tokens).toBe(8);
+    expect((await post('/v1/completions', { model: 'weak-model', prompt: [1, 2, 3] })).body).toMatchObject({ choices: [{ index: 0 }], usage: { prompt_tokens: 3 } });
+    const streamed = await events('/v1/completions', { model: 'weak-model', prompt: ['a', 'b', 'c'] });
+    expect(new Set(streamed.flatMap((c) => c.choices.map((ch: any) => ch.index)))).toEqual(new Set([0, 1, 2]));
+  });
+
+  it.each([
+    ['n: 0', { n: 0 }, 'n'],
+    ['n above 128', { n: 129 }, 'n'],
+    ['n as a string', { n: '2' }, 'n'],
+    ['an empty batch', { prompt: [] }, 'prompt'],
+  ])('%s → 400 naming the field', async (_name, extra, param) => {
+    const r = await post('/v1/completions', { model: 'weak-model', prompt: 'Say hi', ...extra });
+    expect(r.status).toBe(400);
+    expect(r.body.error).toMatchObject({ type: 'invalid_request_error', param });
+  });
+});
+
+describe('mock backend: token caps', () => {
+  it('chat: max_tokens cuts the answer at that many tokens, finish_reason "length"; max_completion_tokens comes first', async () => {
+    const cut = (await post('/v1/chat/completions', { model: 'weak-model', messages: hi, max_tokens: 3 })).body;
+    expect(cut.choices[0]).toMatchObject({ message: { content: GREETING.slice(0, 12) }, finish_reason: 'length' });
+    expect(cut.usage.completion_tokens).toBe(3);
+    const first = (await post('/v1/chat/completions', { model: 'weak-model', messages: hi, max_tokens: 100, max_completion_tokens: 2 })).body;
+    expect(first.choices[0].message.content).toBe(GREETING.slice(0, 8));
+    // A cap the answer fits under changes nothing.
+    const roomy = (await post('/v1/chat/completions', { model: 'weak-model', messages: hi, max_tokens: 1000 })).body;
+    expect(roomy.choices[0]).toMatchObject({ message: { content: GREETING }, finish_reason: 'stop' });
+  });
+
+  it('a streamed chat cut short ends with finish_reason "length" and reports the capped count', async () => {
+    const chunks = await events('/v1/chat/completions', { model: 'weak-model', messages: hi, max_tokens: 4, stream_options: { include_usage: true } });
+    const text = chunks.flatMap((c) => c.choices.map((ch: any) => ch.delta.content ?? '')).join('');
+    expect(text).toBe(GREETING.slice(0, 16));
+    expect(chunks.at(-2)?.choices[0].finish_reason).toBe('length');
+    expect(chunks.at(-1)?.usage.completion_tokens).toBe(4);
+  });
+
+  it("a forced tool call's arguments are cut as text is, with finish_reason \"length\"", async () => {
+    const tools = [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+    const r = (await post('/v1/chat/completions', { model: 'weak-model', messages: hi, tools, tool_choice: 'required', max_tokens: 2 })).body;
+    expect(r.choices[0].finish_reason).toBe('length');
+    expect(r.choices[0].message.tool_calls[0].function.arguments).toBe('{"city":');
+  });
+
+  it('legacy completions: max_tokens cuts the text', async () => {
+    const r = (await post('/v1/completions', { model: 'weak-model', prompt: 'Say hi', max_tokens: 1 })).body;
+    expect(r.choices[0]).toMatchObject({ text: 'Hell', finish_reason: 'length' });
+  });
+
+  it('Responses API: max_output_tokens makes the response incomplete, and its stream ends in response.incomplete', async () => {
+    const r = (await post('/v1/responses', { model: 'weak-model', input: 'Say hi', max_output_tokens: 2 })).body;
+    expect(r).toMatchObject({ status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' }, usage: { output_tokens: 2 } });
+    expect(r.output[0]).toMatchObject({ status: 'incomplete', content: [{ text: 'Hello fr' }] });
+    const whole = (await post('/v1/responses', { model: 'weak-model', input: 'Say hi' })).body;
+    expect(whole).toMatchObject({ status: 'completed', incomplete_details: null });
+    const streamed = await events('/v1/responses', { model: 'weak-model', input: 'Say hi', max_output_tokens: 2 });
+    expect(streamed.at(-1)).toMatchObject({ type: 'response.incomplete', response: { status: 'incomplete', usage: { output_tokens: 2 } } });
+    expect(streamed.map((e) => e.type)).not.toContain('response.completed');
+  });
+
+  it('capped() never ends on half a surrogate pair, and counts the cap as the tokens', () => {
+    expect(capped('abc😀defgh', 1)).toEqual({ text: 'abc', tokens: 1, cut: true });
+    expect(capped('abcd😀efgh', 1)).toEqual({ text: 'abcd', tokens: 1, cut: true });
+    expect(capped('short', undefined)).toEqual({ text: 'short', tokens: 2, cut: false });
+    expect(capped('short', 2)).toEqual({ text: 'short', tokens: 2, cut: false });
+    expect(capped('short', 0)).toEqual({ text: '', tokens: 0, cut: true });
+  });
+});
