@@ -149,6 +149,8 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
     },
     usage_source: source,
     tool_calls: toolCalls ? { ...toolCalls } : null,
+    // A cache hit has no response of its own, so no reason: the stored answer's is on the row that stored it.
+    finish_reason: r.facts?.finishReason ?? null,
     cost_usd: cost ? costColumn(cost) : null,
     saved_usd: hit ? savedBy(hit, prices, r.routedModel) : null,
     latency_ms: {

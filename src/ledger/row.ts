@@ -63,6 +63,12 @@ export interface LedgerRow {
    * items), by type; null when there were none, and on a cache hit.
    */
   tool_calls: Record<string, number> | null;
+  /**
+   * Why the answer ended, as it says (ResponseFacts.finishReason): `stop`, `length`, `tool_calls`,
+   * `content_filter`…; a Responses API response's `completed` or `failed`, or the reason an incomplete one gives.
+   * null when it named none (an error, a stream cut short), and on a cache hit. Written since 2026-12-07.
+   */
+  finish_reason?: string | null;
   /** null when the model has no price in the table. `tool_calls`: those calls at prices.toolCalls, when priced. */
   cost_usd: { input: number; output: number; tool_calls?: number; total: number; price_table_version: string } | null;
   /** What a cache hit would have cost; null otherwise. */

@@ -17,6 +17,10 @@ export interface ResponseFacts {
   model: string | undefined;
   /** The service tier the response says served it (OpenAI's `service_tier`: default, flex, priority, scale). */
   serviceTier: string | undefined;
+  /**
+   * Why the answer ended, as it says: a choice's `finish_reason` (the last one named), or a Responses API
+   * response's status, or for an incomplete one the reason it gives (`max_output_tokens`, `content_filter`).
+   */
   finishReason: string | undefined;
   /** What an error body or an SSE error event calls its error (errorName), UNNAMED_ERROR when nothing. */
   errorCode: string | undefined;
@@ -257,7 +261,7 @@ export class ResponseUsageCollector {
     this.readCommon(body);
     this.countToolCalls(body.output);
     this.noteSealedItems(body.output);
-    if (typeof body.status === 'string') this.finishReason = body.status;
+    this.finishReason = endReason(body) ?? this.finishReason;
     if (this.usage !== undefined) return;
     for (const item of arrayOf(body.output)) {
       if (!isObject(item)) continue;
@@ -288,7 +292,7 @@ export class ResponseUsageCollector {
       this.readCommon(e.response);
       if (RESPONSE_ENDS.has(type)) {
         this.done = true;
-        if (typeof e.response.status === 'string') this.finishReason = e.response.status;
+        this.finishReason = endReason(e.response) ?? this.finishReason;
         // The final event carries the whole response, its output items included.
         this.countToolCalls(e.response.output);
         this.noteSealedItems(e.response.output);
@@ -357,7 +361,8 @@ export class ResponseUsageCollector {
   }
 
   private noteFinish(choice: Record<string, unknown>): void {
-    if (typeof choice.finish_reason === 'string') this.finishReason = choice.finish_reason;
+    // The backend's words, bounded as its model and error code are: they reach the row and the span.
+    if (typeof choice.finish_reason === 'string') this.finishReason = boundedClientText(choice.finish_reason);
   }
 
   /** A chat message or delta: content (string or parts), reasoning, refusal, tool-call arguments. */
@@ -403,6 +408,16 @@ const TEXT_DELTAS: ReadonlySet<string> = new Set([
   'response.reasoning_text.delta',
   'response.reasoning_summary_text.delta',
 ]);
+
+/**
+ * Why a Responses API response ended: its status, or for an incomplete one the reason it gives, which is what
+ * says the output was cut (`max_output_tokens`) or withheld (`content_filter`).
+ */
+function endReason(response: Record<string, unknown>): string | undefined {
+  const { status, incomplete_details: details } = response;
+  if (status === 'incomplete' && isObject(details) && typeof details.reason === 'string') return boundedClientText(details.reason);
+  return typeof status === 'string' ? boundedClientText(status) : undefined;
+}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

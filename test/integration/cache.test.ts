@@ -368,7 +368,7 @@ describe('exact cache', () => {
     immediate(hit.o);
     hit.s.close();
     const rows = await rowsById(t, 2);
-    expect(rows.get('miss')).toMatchObject({ cache_hit: false, status: 'success', usage: { total_tokens: 1500 }, saved_usd: null });
+    expect(rows.get('miss')).toMatchObject({ cache_hit: false, status: 'success', usage: { total_tokens: 1500 }, saved_usd: null, finish_reason: 'stop' });
     // The lookup's own time: part of the request's, never more.
     for (const id of ['miss', 'hit']) {
       const l = rows.get(id)?.latency_ms;
@@ -387,6 +387,8 @@ describe('exact cache', () => {
       cost_usd: { total: 0 },
       saved_usd: 0.0003,
       error_code: null,
+      // The stored answer's reason is the miss's row's; nothing ended here.
+      finish_reason: null,
     });
   });
 

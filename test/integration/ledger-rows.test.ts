@@ -68,6 +68,7 @@ describe('ledger rows for every ending', () => {
       cache_hit: false,
       error_code: null,
       fallback_used: false,
+      finish_reason: 'stop',
     });
     expect(row.latency_ms.ttft).toBeGreaterThanOrEqual(0);
     // Milliseconds (to the µs): the backend's part is known here, and a test request is never a minute long.
@@ -194,13 +195,47 @@ describe('ledger rows for every ending', () => {
     expect((await rowFor(tg, 'trailer')).usage).toMatchObject({ input_tokens: 7, output_tokens: 3, total_tokens: 10 });
   });
 
+  it('finish_reason: why the answer ended, as it says; a Responses turn cut short gives its reason; null when none was named', async () => {
+    const ended = async (id: string, chunks: string) => {
+      const s = await routed(tg, { headers: [['x-request-id', id]], body: { stream: true, n: 2 } });
+      await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+      await s.sendResponseBody(Buffer.from(chunks + 'data: [DONE]\n\n'), true);
+      s.close();
+      return (await rowFor(tg, id)).finish_reason;
+    };
+    const finish = (index: number, reason: string) => sseChunk({ object: 'chat.completion.chunk', model: 'weak-model', choices: [{ index, delta: {}, finish_reason: reason }] });
+    expect(await ended('finish-length', delta('Hel') + finish(0, 'length'))).toBe('length');
+    expect(await ended('finish-tools', finish(0, 'tool_calls'))).toBe('tool_calls');
+    // With several choices, the last one the answer named.
+    expect(await ended('finish-two', finish(0, 'length') + finish(1, 'stop'))).toBe('stop');
+    // A stream that ends without naming a reason, and a backend's reason of any length, bounded as its other words are.
+    expect(await ended('finish-none', delta('Hel'))).toBeNull();
+    const long = 'x'.repeat(5000);
+    expect(await ended('finish-long', finish(0, long))).toBe(boundedClientText(long));
+
+    const responses = async (id: string, body: (response: Record<string, unknown>) => Buffer, type: string) => {
+      const s = tg.pool.open();
+      await s.sendRequestHeaders(postHeaders('/v1/responses', [['x-request-id', id]]), false);
+      expect((await s.sendRequestBody(jsonBody({ model: 'auto', store: false, input: 'Say hi' }))).kind).toBe('continue');
+      await s.sendResponseHeaders([[':status', '200'], ['content-type', type]], false);
+      const response = { id: 'resp_1', object: 'response', model: 'weak-model', status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' }, output: [], usage: { input_tokens: 5, output_tokens: 2, total_tokens: 7 } };
+      await s.sendResponseBody(body(response), true);
+      s.close();
+      return (await rowFor(tg, id)).finish_reason;
+    };
+    expect(await responses('incomplete-json', (r) => jsonBody(r), 'application/json')).toBe('max_output_tokens');
+    const event = (r: Record<string, unknown>) => Buffer.from(`event: response.incomplete\ndata: ${JSON.stringify({ type: 'response.incomplete', sequence_number: 0, response: r })}\n\n`);
+    expect(await responses('incomplete-sse', event, 'text/event-stream')).toBe('max_output_tokens');
+    expect(await responses('completed-json', (r) => jsonBody({ ...r, status: 'completed', incomplete_details: null }), 'application/json')).toBe('completed');
+  });
+
   it('upstream error: status upstream_error, the error code from the body, nothing billed', async () => {
     const s = await routed(tg, { headers: [['x-request-id', 'upstream-500']] });
     await s.sendResponseHeaders([[':status', '503'], ['content-type', 'application/json']], false);
     await s.sendResponseBody(jsonBody({ error: { message: 'overloaded', type: 'server_error', code: 'overloaded' } }), true);
     s.close();
     const row = await rowFor(tg, 'upstream-500');
-    expect(row).toMatchObject({ status: 'upstream_error', http_status: 503, error_code: 'overloaded', usage_source: 'none' });
+    expect(row).toMatchObject({ status: 'upstream_error', http_status: 503, error_code: 'overloaded', usage_source: 'none', finish_reason: null });
     expect(row.cost_usd?.total).toBe(0);
   });
 
