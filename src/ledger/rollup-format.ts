@@ -1,4 +1,5 @@
-// How a rollup is shown: a readable report, or the per-tenant × feature table as CSV for a spreadsheet.
+// How a rollup is shown: a readable report, or the per-tenant × feature table as CSV for a spreadsheet (the
+// other sections are in the report and in `--json`).
 import type { GroupTotals, Rollup } from './rollup-report.js';
 
 export function formatRollup(r: Rollup): string {
@@ -26,6 +27,17 @@ export function formatRollup(r: Rollup): string {
     lines.push('  by classifier version');
     for (const v of r.versions) {
       lines.push(`    ${v.classifier_version.padEnd(12)} ${String(v.requests).padStart(8)} requests   weak ${pct(v.weak_tier_share)}   errors ${pct(v.error_rate)}   cost/1,000 ${usd(v.cost_per_1000_requests)}`);
+    }
+  }
+  if (r.models.length > 0) {
+    lines.push('  by tier and model');
+    const tierWidth = Math.max(...r.models.map((m) => (m.tier ?? '-').length));
+    const modelWidth = Math.max(...r.models.map((m) => m.model.length));
+    for (const m of r.models) {
+      const cut = m.cut_short ? `   cut short ${m.cut_short} (${pct(m.cut_short / m.requests)})` : '';
+      const saved = m.saved_usd ? `   saved ${usd(m.saved_usd)}` : '';
+      const unpriced = m.unpriced ? `   unpriced ${m.unpriced}` : '';
+      lines.push(`    ${(m.tier ?? '-').padEnd(tierWidth)}  ${m.model.padEnd(modelWidth)} ${String(m.requests).padStart(8)} requests   cost ${usd(m.cost_usd)}${saved}${cut}${unpriced}`);
     }
   }
   if (r.service_tiers.length > 0) {

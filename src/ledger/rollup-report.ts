@@ -34,6 +34,29 @@ export interface ServiceTierTotals {
   unpriced: number;
 }
 
+/**
+ * Per tier and the model that answered it (model_resolved): what each model is billed, and how often a token cap
+ * ended its answers. A tier's answers from another tier's model (Envoy's fallback) are a row of their own.
+ */
+export interface ModelTotals {
+  /** null: a path routed without a tier (embeddings with no fixed tier). */
+  tier: string | null;
+  model: string;
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  saved_usd: number;
+  /** Rows without a price: their cost is missing from cost_usd. */
+  unpriced: number;
+  /**
+   * Answers a token cap ended (finish_reason `length`, or a Responses API `max_output_tokens`): a tier whose
+   * answers are often cut needs larger max_tokens from its clients, or a model that says less. Rows written
+   * before 2026-12-07 carry no reason and count as not cut.
+   */
+  cut_short: number;
+}
+
 /** Per hosted tool call type a provider ran (web_search_call, …): how many calls, in how many requests. */
 export interface ToolCallTotals {
   type: string;
@@ -84,6 +107,8 @@ export interface Rollup {
   versions: VersionTotals[];
   /** Rows whose answer named its service tier; empty when none did (rows written before 2026-12-03 never do). */
   service_tiers: ServiceTierTotals[];
+  /** Rows that name the model that answered (or was routed to), by tier and model, most costly first. */
+  models: ModelTotals[];
   /** Rows that made hosted tool calls; empty when none did (rows written before 2026-12-03 never do). */
   tool_calls: ToolCallTotals[];
   /** What those calls cost at prices.toolCalls: the part of cost_usd that is not tokens. */

@@ -1,19 +1,20 @@
 // `tiergate ledger rollup`: a period's rows (a day, a month, any range of days) summed per tenant × feature,
 // plus the gateway-wide figures finance and the classifier loop watch (weak-tier share, cost per 1,000 requests,
-// error rate, p95 latency, cost by service tier, hosted tool calls). A row delivered twice (the sinks are at
+// error rate, p95 latency, cost by tier and model, cost by service tier, hosted tool calls). A row delivered twice (the sinks are at
 // least once) is counted once: rows are told apart by event_id, which a row keeps however often it is sent. Not
 // by request_id: that is Envoy's x-request-id, which Envoy keeps as a client sent it unless it takes the request
 // for an edge request, so a client reusing one id would have all but one of its requests dropped, and could drop
 // another tenant's.
 import type { LedgerRow } from './row.js';
 import { roundUsd } from '../usage/price-table.js';
-import type { GroupTotals, Rollup, ServiceTierTotals, ToolCallTotals } from './rollup-report.js';
+import type { GroupTotals, ModelTotals, Rollup, ServiceTierTotals, ToolCallTotals } from './rollup-report.js';
 
 /** What the rollup needs of one row, its strings shared: a fifth of a parsed row's memory (~1.2 KB). */
 interface Counted {
   tenant: string;
   feature: string | null;
   tier: string | null;
+  model: string | null;
   serviceTier: string | null;
   shadowTier: string | null;
   /** The classifier version, for rows a classifier rule decided; null for alias and path routes. */
@@ -29,7 +30,12 @@ interface Counted {
   latency: number;
   /** Hosted tool calls by type and their priced cost; null for the many rows without any. */
   tools: { calls: Readonly<Record<string, number>>; cost: number } | null;
+  /** A token cap ended the answer. */
+  cutShort: boolean;
 }
+
+/** The finish reasons that say a token cap ended the answer: Chat's and Completions', the Responses API's. */
+const CUT_SHORT: ReadonlySet<unknown> = new Set(['length', 'max_output_tokens']);
 
 /**
  * A row's hosted tool calls, read as a loose field (rows before 2026-12-03 have none; a hand-edited one may hold
@@ -86,6 +92,7 @@ async function dedupDay(rows: AsyncIterable<LedgerRow>, day: string | undefined,
       // An empty feature header named no feature: with the rows that had none, not a group of its own.
       feature: r.feature_id === '' ? null : strings.of(r.feature_id),
       tier: strings.of(r.tier),
+      model: strings.of(r.model_resolved),
       serviceTier: strings.of(r.service_tier ?? null),
       shadowTier: strings.of(r.shadow_tier),
       version: r.classifier_rule !== null && r.classifier_version !== null ? strings.of(r.classifier_version) : null,
@@ -99,6 +106,8 @@ async function dedupDay(rows: AsyncIterable<LedgerRow>, day: string | undefined,
       cacheHit: r.cache_hit,
       latency: r.latency_ms.total,
       tools: toolsOf(r, strings),
+      // Read loosely: rows before 2026-12-07 have no finish_reason.
+      cutShort: CUT_SHORT.has((r as { finish_reason?: unknown }).finish_reason),
     });
   }
   return { rows: byEvent, seen };
@@ -122,6 +131,7 @@ class Totals {
   readonly disagreements: Record<string, number> = {};
   readonly versions = new Map<string, { requests: number; weak: number; errors: number; cost: number }>();
   readonly serviceTiers = new Map<string, ServiceTierTotals>();
+  readonly models = new Map<string, ModelTotals>();
   readonly toolCalls = new Map<string, ToolCallTotals>();
   toolCost = 0;
 
@@ -148,6 +158,7 @@ class Totals {
     g.saved_usd += r.saved;
     if (r.cacheHit) g.cache_hits++;
     if (r.serviceTier !== null) this.serviceTierRow(r.serviceTier, r);
+    if (r.model !== null) this.modelRow(r.model, r);
     if (r.tools) this.toolRow(r.tools);
     this.cost += r.cost ?? 0;
     const isError = r.status === 'upstream_error' || (r.status === 'rejected' && r.httpStatus >= 500);
@@ -169,6 +180,19 @@ class Totals {
     t.requests++;
     t.cost_usd += r.cost ?? 0;
     if (unpriced(r)) t.unpriced++;
+  }
+
+  private modelRow(model: string, r: Counted): void {
+    const key = `${r.tier ?? ''}\u0000${model}`;
+    let m = this.models.get(key);
+    if (!m) this.models.set(key, (m = { tier: r.tier, model, requests: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0, saved_usd: 0, unpriced: 0, cut_short: 0 }));
+    m.requests++;
+    m.input_tokens += r.input;
+    m.output_tokens += r.output;
+    m.cost_usd += r.cost ?? 0;
+    m.saved_usd += r.saved;
+    if (unpriced(r)) m.unpriced++;
+    if (r.cutShort) m.cut_short++;
   }
 
   private toolRow(tools: NonNullable<Counted['tools']>): void {
@@ -237,6 +261,9 @@ class Totals {
       service_tiers: [...this.serviceTiers.values()]
         .map((t) => ({ ...t, cost_usd: roundUsd(t.cost_usd) }))
         .sort((a, b) => b.cost_usd - a.cost_usd || a.service_tier.localeCompare(b.service_tier)),
+      models: [...this.models.values()]
+        .map((m) => ({ ...m, cost_usd: roundUsd(m.cost_usd), saved_usd: roundUsd(m.saved_usd) }))
+        .sort((a, b) => b.cost_usd - a.cost_usd || (a.tier ?? '').localeCompare(b.tier ?? '') || a.model.localeCompare(b.model)),
       tool_calls: [...this.toolCalls.values()].sort((a, b) => b.calls - a.calls || a.type.localeCompare(b.type)),
       tool_calls_cost_usd: roundUsd(this.toolCost),
       groups: [...this.groups.values()].sort((a, b) => b.cost_usd - a.cost_usd || a.tenant_id.localeCompare(b.tenant_id)),

@@ -21,14 +21,14 @@ const lat = (total: number) => ({ gateway: 0.1, cache_lookup: null, provider: nu
 const day = (r: Partial<LedgerRow>) => sampleRow({ timestamp: '2026-11-22T09:00:00.000Z', ...r });
 
 /** Request a's row: sent twice below (the sinks are at least once), the same row both times. */
-const A = day({ request_id: 'a', tenant_id: 'acme', feature_id: 'search', tier: 'weak', usage: usage(1000, 300), cost_usd: cost(0.0002), latency_ms: lat(120) });
+const A = day({ request_id: 'a', tenant_id: 'acme', feature_id: 'search', tier: 'weak', usage: usage(1000, 300), cost_usd: cost(0.0002), latency_ms: lat(120), finish_reason: 'length' });
 
 // The example, worked by hand below.
 const ROWS: LedgerRow[] = [
   A,
-  day({ request_id: 'b', tenant_id: 'acme', feature_id: 'search', tier: 'strong', usage: usage(2000, 500), cost_usd: cost(0.01), latency_ms: lat(300) }),
+  day({ request_id: 'b', tenant_id: 'acme', feature_id: 'search', tier: 'strong', model_resolved: 'strong-model', usage: usage(2000, 500), cost_usd: cost(0.01), latency_ms: lat(300) }),
   day({ request_id: 'c', tenant_id: 'acme', feature_id: 'chat', tier: 'weak', status: 'upstream_error', http_status: 502, usage: usage(0, 0), cost_usd: cost(0), latency_ms: lat(50) }),
-  day({ request_id: 'd', tenant_id: 'beta', feature_id: null, tier: null, status: 'rejected', http_status: 401, usage: usage(0, 0), cost_usd: cost(0), latency_ms: lat(1) }),
+  day({ request_id: 'd', tenant_id: 'beta', feature_id: null, tier: null, model_alias: null, model_resolved: null, status: 'rejected', http_status: 401, usage: usage(0, 0), cost_usd: cost(0), latency_ms: lat(1) }),
   day({ request_id: 'e', tenant_id: 'beta', feature_id: null, tier: 'weak', status: 'cancelled', usage: usage(100, 0), usage_source: 'estimated', cost_usd: cost(0.00001), latency_ms: lat(20) }),
   // Request a's row again (a replay after a write that timed out but landed): its event_id says it is counted.
   A,
@@ -60,6 +60,12 @@ const EXPECTED = {
   // cost (0.0002 + 0.01 + 0 + 0.00001 + unpriced f) / 5 × 1000 = 2.042.
   shadow: null,
   versions: [{ classifier_version: 'v7', requests: 5, weak_tier_share: 0.8, error_rate: 0.2, cost_per_1000_requests: 2.042 }],
+  // By the model that answered: b on strong; a (cut by its token cap), c, e and f on weak; d, refused before any
+  // routing, names none. Weak: input 1000 + 0 + 100 + 10, output 300 + 0 + 0 + 10, cost 0.0002 + 0 + 0.00001.
+  models: [
+    { tier: 'strong', model: 'strong-model', requests: 1, input_tokens: 2000, output_tokens: 500, cost_usd: 0.01, saved_usd: 0, unpriced: 0, cut_short: 0 },
+    { tier: 'weak', model: 'weak-model', requests: 4, input_tokens: 1110, output_tokens: 310, cost_usd: 0.00021, saved_usd: 0, unpriced: 1, cut_short: 1 },
+  ],
   service_tiers: [], // no answer named one
   tool_calls: [], // nor made a hosted tool call
   tool_calls_cost_usd: 0,
@@ -97,6 +103,7 @@ describe('tiergate ledger rollup', () => {
     expect(text).toContain('weak-tier share       80.0%');
     expect(text).toContain('p95 latency           300.0 ms');
     expect(text).toMatch(/acme\s+search\s+2\s+3000\s+800\s+0\.010200/);
+    expect(text).toContain('    weak    weak-model          4 requests   cost $0.000210   cut short 1 (25.0%)   unpriced 1');
   });
 
   it("without --stream, reads the stream a redis sink writes when its config names none", async () => {
@@ -349,6 +356,13 @@ describe('tiergate ledger rollup', () => {
       cancelled: 1,
       p95_latency_ms: 400,
       shadow: null,
+      // The example's by model, plus: November 21's row and g on weak (input 1110 + 10 + 100, output 310 + 5 + 50,
+      // cost 0.00021 + 5 + 0.001); b and h on strong, answered by weak-model (sampleRow's), 0.002 + 0.003.
+      models: [
+        { tier: 'weak', model: 'weak-model', requests: 6, input_tokens: 1220, output_tokens: 365, cost_usd: 5.00121, saved_usd: 0, unpriced: 1, cut_short: 1 },
+        { tier: 'strong', model: 'strong-model', requests: 1, input_tokens: 2000, output_tokens: 500, cost_usd: 0.01, saved_usd: 0, unpriced: 0, cut_short: 0 },
+        { tier: 'strong', model: 'weak-model', requests: 2, input_tokens: 11, output_tokens: 11, cost_usd: 0.005, saved_usd: 0, unpriced: 0, cut_short: 0 },
+      ],
       service_tiers: [],
       tool_calls: [],
       tool_calls_cost_usd: 0,

@@ -2,7 +2,7 @@
 // the report from real ledger files; here every line of it is pinned, with each optional part present and absent,
 // since finance reads the report as it is printed and a spreadsheet takes the CSV column by column.
 import { describe, expect, it } from 'vitest';
-import type { GroupTotals, Rollup } from '../../src/ledger/rollup-report.js';
+import type { GroupTotals, ModelTotals, Rollup } from '../../src/ledger/rollup-report.js';
 import { formatRollup, formatRollupCsv } from '../../src/ledger/rollup-format.js';
 
 const group = (over: Partial<GroupTotals>): GroupTotals => ({
@@ -37,6 +37,7 @@ const plain = (over: Partial<Rollup> = {}): Rollup => ({
   p95_latency_ms: 300,
   shadow: null,
   versions: [{ classifier_version: 'v7', requests: 5, weak_tier_share: 0.8, error_rate: 0, cost_per_1000_requests: 2 }],
+  models: [],
   service_tiers: [],
   tool_calls: [],
   tool_calls_cost_usd: 0,
@@ -131,6 +132,17 @@ describe('formatRollup: the report', () => {
     ]);
   });
 
+  it('by tier and model: names in aligned columns, and savings, cut answers and unpriced rows only where there are some', () => {
+    const model = (over: Partial<ModelTotals>): ModelTotals => ({ tier: 'strong', model: 'strong-model', requests: 4, input_tokens: 0, output_tokens: 0, cost_usd: 0.01, saved_usd: 0, unpriced: 0, cut_short: 0, ...over });
+    const models = [model({}), model({ tier: 'weak', model: 'weak-model-2024', requests: 10, cost_usd: 0.002, saved_usd: 0.0005, cut_short: 3, unpriced: 1 }), model({ tier: null, model: 'embed', requests: 1, cost_usd: 0 })];
+    expect(formatRollup(plain({ models })).split('\n').slice(7, 11)).toEqual([
+      '  by tier and model',
+      '    strong  strong-model           4 requests   cost $0.010000',
+      '    weak    weak-model-2024       10 requests   cost $0.002000   saved $0.000500   cut short 3 (30.0%)   unpriced 1',
+      '    -       embed                  1 requests   cost $0.000000',
+    ]);
+  });
+
   it('service tiers, with the unpriced rows only where there are some', () => {
     const service_tiers = [
       { service_tier: 'priority', requests: 3, cost_usd: 0.005, unpriced: 1 },
@@ -155,14 +167,15 @@ describe('formatRollup: the report', () => {
     ]);
   });
 
-  it('the optional parts in their order: shadow, versions, service tiers, tool calls, then the table', () => {
+  it('the optional parts in their order: shadow, versions, tiers and models, service tiers, tool calls, then the table', () => {
     const text = formatRollup(plain({
       shadow: { rows: 1, agreement_rate: 1, disagreements: {}, weak_tier_share: 1 },
       versions: [...plain().versions, { classifier_version: 'v8', requests: 1, weak_tier_share: 1, error_rate: 0, cost_per_1000_requests: 0 }],
+      models: [{ tier: 'weak', model: 'weak-model', requests: 1, input_tokens: 1, output_tokens: 1, cost_usd: 0, saved_usd: 0, unpriced: 0, cut_short: 0 }],
       service_tiers: [{ service_tier: 'flex', requests: 1, cost_usd: 0, unpriced: 0 }],
       tool_calls: [{ type: 'mcp_call', calls: 1, requests: 1 }],
     }));
-    const at = ['shadow classifier', 'by classifier version', 'by service tier', 'hosted tool calls', '\ntenant '].map((s) => text.indexOf(s));
+    const at = ['shadow classifier', 'by classifier version', 'by tier and model', 'by service tier', 'hosted tool calls', '\ntenant '].map((s) => text.indexOf(s));
     expect(at.every((i) => i > 0)).toBe(true);
     expect([...at].sort((a, b) => a - b)).toEqual(at);
   });

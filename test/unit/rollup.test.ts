@@ -156,6 +156,32 @@ describe('rollup: groups (tenant × feature)', () => {
   });
 });
 
+describe('rollup: by tier and model', () => {
+  it('per tier and answering model: requests, tokens, cost, savings, unpriced and cut answers, most costly first', async () => {
+    const usage = (input: number, output: number) => ({ input_tokens: input, output_tokens: output, total_tokens: input + output, cached_input_tokens: 0, reasoning_tokens: 0 });
+    const r = await sum([
+      sampleRow({ tier: 'weak', model_resolved: 'weak-model', usage: usage(10, 5), cost_usd: cost(1), finish_reason: 'stop' }),
+      sampleRow({ tier: 'weak', model_resolved: 'weak-model', usage: usage(20, 7), cost_usd: cost(2), finish_reason: 'length' }),
+      // A Responses API turn cut by max_output_tokens; a row from before finish_reason existed is not cut.
+      sampleRow({ tier: 'weak', model_resolved: 'weak-model', cost_usd: null, finish_reason: 'max_output_tokens' }),
+      sampleRow({ tier: 'weak', model_resolved: 'weak-model', cost_usd: cost(0), cache_hit: true, saved_usd: 0.5, finish_reason: undefined }),
+      // The strong tier answered by the weak model (Envoy's fallback): a row of its own.
+      sampleRow({ tier: 'strong', model_resolved: 'weak-model', cost_usd: cost(4), finish_reason: 'content_filter' }),
+      sampleRow({ tier: 'strong', model_resolved: 'strong-model', cost_usd: cost(4) }),
+      // No tier (an unclassified path), and no model at all (refused before routing): the latter is left out.
+      sampleRow({ tier: null, model_resolved: 'embedder', cost_usd: cost(0.5) }),
+      sampleRow({ tier: null, model_resolved: null, cost_usd: cost(0), status: 'rejected', http_status: 401 }),
+    ]);
+    const base = { saved_usd: 0, unpriced: 0, cut_short: 0, input_tokens: 10, output_tokens: 5 };
+    expect(r.models).toEqual([
+      { ...base, tier: 'strong', model: 'strong-model', requests: 1, cost_usd: 4 },
+      { ...base, tier: 'strong', model: 'weak-model', requests: 1, cost_usd: 4 },
+      { tier: 'weak', model: 'weak-model', requests: 4, input_tokens: 10 + 20 + 10 + 10, output_tokens: 5 + 7 + 5 + 5, cost_usd: 3, saved_usd: 0.5, unpriced: 1, cut_short: 2 },
+      { ...base, tier: null, model: 'embedder', requests: 1, cost_usd: 0.5 },
+    ]);
+  });
+});
+
 describe('rollup: service tiers, hosted tools, shadow and versions', () => {
   it('service tiers: requests, cost and unpriced rows per tier named, sorted by cost then name', async () => {
     const r = await sum([
