@@ -1,7 +1,7 @@
 // Reads, interpolates and validates a config file, collecting every problem with its path.
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
-import { paramName } from '../llm/parse-request.js';
+import { paramName } from '../llm/field-error.js';
 import { interpolateEnv, type InterpolationProblem } from './interpolate.js';
 import { configSchema, type Config } from './schema.js';
 import type { z } from 'zod';
