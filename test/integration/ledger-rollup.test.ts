@@ -1,6 +1,6 @@
 // `tiergate ledger rollup` against a hand-worked example, from a JSONL file and from the Redis stream.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,6 +104,10 @@ describe('tiergate ledger rollup', () => {
     expect(text).toContain('p95 latency           300.0 ms');
     expect(text).toMatch(/acme\s+search\s+2\s+3000\s+800\s+0\.010200/);
     expect(text).toContain('    weak    weak-model          4 requests   cost $0.000210   cut short 1 (25.0%)   unpriced 1');
+    // The README shows this example's report: it is the report, line for line.
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const shown = /A day's report:\n\n```\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(shown).toBe(text);
   });
 
   it("without --stream, reads the stream a redis sink writes when its config names none", async () => {
