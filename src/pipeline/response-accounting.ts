@@ -5,10 +5,10 @@ import type { Admission } from '../budget/budgets.js';
 import type { Runtime, TierRuntime } from '../config/runtime.js';
 import { costOfUsage, withCharacters, type RequestRecord } from '../ledger/build-row.js';
 import type { LlmRequest } from '../llm/parse-request.js';
-import { mediaParts, messageText } from '../classify/prompt-text.js';
+import { messageText } from '../classify/prompt-text.js';
 import { bodyDecoder } from '../usage/content-encoding.js';
 import { H } from './contract-headers.js';
-import { promptExtra, type PromptForCount } from '../usage/estimate.js';
+import { promptExtra, uncountedPromptTokens, type PromptForCount } from '../usage/estimate.js';
 import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../usage/response-usage.js';
 import { readUsage, type Usage } from '../usage/usage.js';
 import type { HeaderMap } from '../extproc/types.js';
@@ -284,7 +284,7 @@ export class ResponseAccounting {
       const spoken = this.speech?.text();
       return spoken && { texts: spoken.instructions ? [spoken.input, spoken.instructions] : [spoken.input], extra: '', chat: false, uncountedTokens: 0 };
     }
-    return { texts: r.messages.map(messageText), extra: promptExtra(r, r.messages), chat: r.chat, uncountedTokens: mediaParts(r.messages) * this.runtime.config.budgets.mediaPartEstimate + r.promptTokenIds };
+    return { texts: r.messages.map(messageText), extra: promptExtra(r, r.messages), chat: r.chat, uncountedTokens: uncountedPromptTokens(r.messages, r.promptTokenIds, this.runtime.config.budgets.mediaPartEstimate) };
   }
 
   /** Characters of text a speech request asked to be spoken (0 for any other request). */

@@ -6,9 +6,9 @@ import type { Budgets } from '../budget/budgets.js';
 import type { Runtime } from '../config/runtime.js';
 import type { LlmRequest } from '../llm/parse-request.js';
 import { countTokens, countTokensNow } from '../llm/tokenizer.js';
-import { joinedText, mediaParts } from '../classify/prompt-text.js';
+import { joinedText } from '../classify/prompt-text.js';
 import type { TenantPolicy } from '../policy/tenant-policy.js';
-import { chatFramingTokens, promptExtra } from '../usage/estimate.js';
+import { chatFramingTokens, promptExtra, uncountedPromptTokens } from '../usage/estimate.js';
 import { microUsdOf, type Cost } from '../usage/price-table.js';
 import { sumUsage } from '../usage/usage.js';
 import type { RequestState } from '../pipeline/request-state.js';
@@ -87,7 +87,7 @@ interface Reservation {
 function reservation(rt: Runtime, llm: LlmRequest, promptTokens: number, pricedModel: string | undefined): Reservation {
   const j = llm.json;
   const estimate = rt.config.budgets.completionEstimate;
-  const input = promptTokens + (llm.promptTokenIds ?? 0) + chatFramingTokens(llm.messages.length) + mediaParts(llm.messages) * rt.config.budgets.mediaPartEstimate;
+  const input = promptTokens + chatFramingTokens(llm.messages.length) + uncountedPromptTokens(llm.messages, llm.promptTokenIds, rt.config.budgets.mediaPartEstimate);
   let output: number;
   if (llm.endpoint === 'responses') {
     output = typeof j.max_output_tokens === 'number' ? j.max_output_tokens : estimate;

@@ -2,6 +2,7 @@
 // mid-stream): the prompt and the generated text through the tokenizer. Rows say `usage_source: "estimated"`.
 import { countTokens, countTokensOfAll } from '../llm/tokenizer.js';
 import type { ChatMessage } from '../llm/openai-request.js';
+import { mediaParts } from '../classify/prompt-text.js';
 import { sumUsage, type Usage } from './usage.js';
 
 /**
@@ -14,6 +15,14 @@ const REPLY_PRIMING = 3;
 /** The tokens a chat format adds around `messages` messages (also reserved by the budget stage). */
 export function chatFramingTokens(messages: number): number {
   return messages * PER_MESSAGE + REPLY_PRIMING;
+}
+
+/**
+ * The prompt's tokens the tokenizer does not count (also reserved by the budget stage): each image, audio or file
+ * part at `mediaPartEstimate`, and a completions prompt's token ids, one each.
+ */
+export function uncountedPromptTokens(messages: readonly ChatMessage[], promptTokenIds: number | undefined, mediaPartEstimate: number): number {
+  return mediaParts(messages) * mediaPartEstimate + (promptTokenIds ?? 0);
 }
 
 /**
