@@ -23,7 +23,10 @@ export async function respond(res: ServerResponse, body: Record<string, unknown>
   const out = capped(call ? call.arguments : answer, tokenCap(body, ['max_output_tokens']));
   // A response the cap ended is `incomplete`, and says why, as OpenAI's does.
   const status = out.cut ? 'incomplete' : 'completed';
-  const inputTokens = mockTokenCount(JSON.stringify(body.input ?? '') + String(body.instructions ?? ''));
+  // A continuation is billed for the conversation it continues, read back whole: the previous turn's input and
+  // output, as OpenAI and vLLM bill it. So the token reservation of a continuation can be watched locally.
+  const history = typeof previous === 'string' ? conversationTokens(stored.get(previous)) : 0;
+  const inputTokens = history + mockTokenCount(JSON.stringify(body.input ?? '') + String(body.instructions ?? ''));
   const usage = {
     input_tokens: inputTokens,
     input_tokens_details: { cached_tokens: 0 },
@@ -68,4 +71,10 @@ export async function respond(res: ServerResponse, body: Record<string, unknown>
   send('response.output_item.done', { output_index: 0, item: done.output[0] });
   send(`response.${status}`, { response: done });
   res.end();
+}
+
+/** What a stored response's conversation came to: its input (all it continued) and its output. */
+function conversationTokens(response: Record<string, unknown> | undefined): number {
+  const usage = response?.usage as { input_tokens?: number; output_tokens?: number } | undefined;
+  return (usage?.input_tokens ?? 0) + (usage?.output_tokens ?? 0);
 }

@@ -133,6 +133,17 @@ describe('mock backend: token caps', () => {
     expect(streamed.map((e) => e.type)).not.toContain('response.completed');
   });
 
+  it('Responses API: a continuation is billed for the conversation it continues, turn upon turn', async () => {
+    const first = (await post('/v1/responses', { model: 'weak-model', input: 'Say hi '.repeat(100) })).body;
+    const own = mockTokenCount(JSON.stringify('ok'));
+    const second = (await post('/v1/responses', { model: 'weak-model', input: 'ok', previous_response_id: first.id })).body;
+    expect(second.usage.input_tokens).toBe(first.usage.input_tokens + first.usage.output_tokens + own);
+    const third = (await post('/v1/responses', { model: 'weak-model', input: 'ok', previous_response_id: second.id })).body;
+    expect(third.usage.input_tokens).toBe(second.usage.input_tokens + second.usage.output_tokens + own);
+    // A turn that continues nothing is billed for its own input only.
+    expect((await post('/v1/responses', { model: 'weak-model', input: 'ok' })).body.usage.input_tokens).toBe(own);
+  });
+
   it('capped() never ends on half a surrogate pair, and counts the cap as the tokens', () => {
     expect(capped('abc😀defgh', 1)).toEqual({ text: 'abc', tokens: 1, cut: true });
     expect(capped('abcd😀efgh', 1)).toEqual({ text: 'abcd', tokens: 1, cut: true });
