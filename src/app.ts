@@ -50,7 +50,7 @@ import { FAILURE_RULES } from './extproc/types.js';
  * the body is parsed, classified, checked against the tenant's ACL and limits, then routed.
  */
 export function requestStages(metrics: Metrics, budgets: Budgets, cache: ResponseCache, semantic: SemanticSource, affinity: ResponseAffinity): Stage[] {
-  return [parseStage, createClassifyStage(affinity), createPolicyStage(metrics), createCacheLookupStage(cache, semantic, metrics), createBudgetStage(budgets), routeStage];
+  return [parseStage, createClassifyStage(affinity), createPolicyStage(metrics), createCacheLookupStage(cache, semantic, metrics), createBudgetStage(budgets, affinity), routeStage];
 }
 
 export interface App {

@@ -40,8 +40,8 @@ type Outcome<T> = [result: 'hit' | 'miss' | 'stored' | 'failed' | 'deadline', va
 const LATE: Outcome<never> = ['deadline', undefined];
 /** What an owner record is about: the two kinds of state a Responses API backend keeps by id. */
 export type IdKind = 'response' | 'conversation';
-/** The metric's `op`: the tier under the tenant's key, and the owner record by id alone. */
-type Op = 'lookup' | 'remember' | 'owner_lookup' | 'owner_remember';
+/** The metric's `op`: the tier under the tenant's key, the owner record by id alone, and the conversation's size. */
+type Op = 'lookup' | 'remember' | 'owner_lookup' | 'owner_remember' | 'context_lookup' | 'context_remember';
 
 /**
  * Whose a response id is, as far as tiergate knows. own: stored by this tenant (its tier, when still known);
@@ -169,6 +169,26 @@ export class ResponseAffinity {
     return undefined;
   }
 
+  /**
+   * Records what a stored response's conversation came to: its input and output as the backend reported them
+   * once it ended. A turn continuing it (previous_response_id) is billed for all of them though its request
+   * carries none, so the budget's reservation adds them (stages/budget.ts). A key of its own beside the tier's,
+   * so that a version reading only the tier (a rollback, a rolling upgrade) reads it as before.
+   */
+  recordContext(tenant: string, responseId: string, contextTokens: number, cfg: AffinityConfig): void | Promise<void> {
+    const set = this.call('context_remember', responseId, cfg, this.contextKey(tenant, responseId), (store, key) => store.set(key, String(contextTokens), cfg.ttlSeconds * 1000, tenant), stored);
+    return set instanceof Promise ? set.then(() => undefined) : undefined;
+  }
+
+  /**
+   * What the conversation of one of the tenant's own stored responses came to, when recorded (the key is the
+   * tenant's: another tenant's id finds nothing). Undefined when unknown, the store failing or late.
+   */
+  contextOf(tenant: string, responseId: string, cfg: AffinityConfig): number | undefined | Promise<number | undefined> {
+    const got = this.call('context_lookup', responseId, cfg, this.contextKey(tenant, responseId), (store, key) => store.get(key), found);
+    return got instanceof Promise ? got.then(tokenCount) : tokenCount(got);
+  }
+
   async close(): Promise<void> {
     this.guard.close();
     await this.store?.close();
@@ -177,6 +197,14 @@ export class ResponseAffinity {
   /** Hash-tagged by tenant, as the cache's keys are: on a Redis Cluster a tenant's entries share a slot. */
   private key(tenant: string, responseId: string): string {
     return `${this.prefix}{t:${tenant}}:${responseId}`;
+  }
+
+  /**
+   * What a response's conversation came to: "context:" after the prefix, where the tier keys have "{t:", so none
+   * meet; hash-tagged by tenant like them.
+   */
+  private contextKey(tenant: string, responseId: string): string {
+    return `${this.prefix}context:{t:${tenant}}:${responseId}`;
   }
 
   /**
@@ -234,3 +262,5 @@ export class ResponseAffinity {
 
 const found = (value: string | undefined): Outcome<string> => [value === undefined ? 'miss' : 'hit', value];
 const stored = (): Outcome<never> => ['stored', undefined];
+/** A recorded count: digits only, few enough to be exact; anything else (damaged, written by hand) is no count. */
+const tokenCount = ([result, value]: Outcome<string>): number | undefined => (result === 'hit' && value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined);

@@ -39,6 +39,7 @@ import { isEncoded } from '../usage/content-encoding.js';
 import { usageAsked, usageForced } from '../llm/parse-request.js';
 import { finalAnswer, responseHeadersAnswer, withBody } from './response-answers.js';
 import { affinityTracks, countDecision } from '../stages/classify.js';
+import { hasTokenLimits } from '../stages/budget.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
 
@@ -76,6 +77,13 @@ export class LlmStream implements StreamHandler {
   private status: number | undefined;
   /** A stored Responses API turn: the tier to remember for its response id, until remembered. */
   private rememberTier: string | undefined;
+  /**
+   * Whether what that response's conversation comes to is recorded: only token limits read it (budget stage), and
+   * it is one more store entry per stored turn, which a memory store's bound would take from the tiers it keeps.
+   */
+  private countContext = false;
+  /** That response's id once remembered, until the answer ends: what its conversation came to is recorded then. */
+  private rememberedId: string | undefined;
   /** A Responses API turn while affinity is on: the tier to record the items its answer seals under. */
   private sealedTier: string | undefined;
   /** A conversation being created: the tenant its id will be claimed for, and the answer read for that id. */
@@ -232,6 +240,7 @@ export class LlmStream implements StreamHandler {
     // A stored Responses turn (not part of a server-side conversation): its response id will be remembered.
     if (route && llm && affinityTracks(llm, this.deps.affinity, this.runtime.config.routing.affinity)) {
       this.rememberTier = route.tier.name;
+      this.countContext = hasTokenLimits(this.runtime, state.policy, route.tier.name);
     }
     if (route && llm?.endpoint === 'responses' && this.deps.affinity.on(this.runtime.config.routing.affinity)) this.sealedTier = route.tier.name;
     // One message: replace it when the body changed. Several: only if we held the earlier ones back.
@@ -315,20 +324,44 @@ export class LlmStream implements StreamHandler {
     if (replaced) decision = withBody(decision, replaced, this.acc.buffered);
     // The chunk that shows a response id or a sealed item waits until it is recorded (bounded by the deadline):
     // the client cannot send it back before tiergate knows where it is.
-    const remembered = this.rememberResponse();
+    const remembered = this.rememberResponse(usage !== undefined);
     const sealed = this.recordSealedItems();
     const pending = remembered && sealed ? Promise.all([remembered, sealed]) : (remembered ?? sealed);
     return pending ? pending.then(() => decision) : decision;
   }
 
-  /** A stored turn's response id, once the answer shows it: its tier remembered. A promise while the write is pending. */
-  private rememberResponse(): Promise<void> | undefined {
-    if (this.rememberTier === undefined || !this.state) return undefined;
-    const id = this.acc.responseId();
-    if (id === undefined) return undefined;
-    const written = this.deps.affinity.remember(this.state.tenant, id, this.rememberTier, this.runtime.config.routing.affinity);
-    this.rememberTier = undefined;
-    return written instanceof Promise ? written : undefined;
+  /**
+   * A stored turn's response id, once the answer shows it: its tier remembered. Once the answer has ended
+   * (`ended`), also the tokens its conversation came to, which a turn continuing it is billed for. A promise while
+   * a write is pending: the piece that ends the answer waits too, so a client continuing at once is reserved for
+   * that history.
+   */
+  private rememberResponse(ended: boolean): Promise<unknown> | undefined {
+    if ((this.rememberTier === undefined && this.rememberedId === undefined) || !this.state) return undefined;
+    const cfg = this.runtime.config.routing.affinity;
+    let tierSet: void | Promise<void> = undefined;
+    if (this.rememberTier !== undefined) {
+      const id = this.acc.responseId();
+      if (id === undefined) return undefined;
+      tierSet = this.deps.affinity.remember(this.state.tenant, id, this.rememberTier, cfg);
+      this.rememberTier = undefined;
+      if (this.countContext) this.rememberedId = id;
+    }
+    const id = this.rememberedId;
+    const tokens = ended && id !== undefined ? this.contextTokens() : undefined;
+    const contextSet = tokens === undefined ? undefined : this.deps.affinity.recordContext(this.state.tenant, id as string, tokens, cfg);
+    if (tierSet instanceof Promise || contextSet instanceof Promise) return Promise.all([tierSet, contextSet]);
+    return undefined;
+  }
+
+  /**
+   * What a response's conversation came to, as the backend reported it: its input (the whole history it read)
+   * and its output, which the next turn reads back. Not the reported total: a backend's total may count what is
+   * not carried forward, or be missing. None without reported usage: an estimate is not made on this path.
+   */
+  private contextTokens(): number | undefined {
+    const u = this.acc.reportedUsage();
+    return u && u.inputTokens + u.outputTokens;
   }
 
   /**
@@ -360,11 +393,13 @@ export class LlmStream implements StreamHandler {
     return claimed instanceof Promise ? claimed.then(() => CONTINUE) : CONTINUE;
   }
 
-  responseTrailers(trailers: HeaderMap): Decision {
+  responseTrailers(trailers: HeaderMap): Decision | Promise<Decision> {
     if (this.pathKind === 'other') return CONTINUE;
     const usage = this.acc.responseTrailers(trailers);
     this.responseEnded();
-    return finalAnswer(usage, false);
+    const decision = finalAnswer(usage, false);
+    const remembered = this.rememberResponse(true);
+    return remembered ? remembered.then(() => decision) : decision;
   }
 
   /**

@@ -1,6 +1,7 @@
 // Admission against every limit that applies: requests per minute, and (when token or cost limits exist) a
 // reservation of prompt tokens plus the completion allowance, and of what they cost at the routed tier's
 // prices, reconciled when the response ends.
+import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import { newId } from '../ids.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime } from '../config/runtime.js';
@@ -14,7 +15,7 @@ import { sumUsage } from '../usage/usage.js';
 import type { RequestState } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
 
-export function createBudgetStage(budgets: Budgets): Stage {
+export function createBudgetStage(budgets: Budgets, affinity: ResponseAffinity): Stage {
   return {
     name: 'budget',
     onError: 'fail',
@@ -25,11 +26,28 @@ export function createBudgetStage(budgets: Budgets): Stage {
       // A cache hit counts as a request but spends no tokens.
       if (state.cache?.hit || !hasTokenLimits(rt, policy, tier?.name)) return admit(budgets, state, null);
       const text = promptText(llm);
-      const reserve = (promptTokens: number) => admit(budgets, state, reservation(rt, llm, promptTokens, costBudget(policy) ? tier?.model : undefined));
-      const now = countTokensNow(text);
-      return now !== undefined ? reserve(now) : countTokens(text).then(reserve);
+      const withHistory = (history: number | undefined) => {
+        const reserve = (promptTokens: number) => admit(budgets, state, reservation(rt, llm, promptTokens + (history ?? 0), costBudget(policy) ? tier?.model : undefined));
+        const now = countTokensNow(text);
+        return now !== undefined ? reserve(now) : countTokens(text).then(reserve);
+      };
+      const history = storedHistory(affinity, state, llm);
+      return history instanceof Promise ? history.then(withHistory) : withHistory(history);
     },
   };
+}
+
+/**
+ * A Responses API turn continuing a stored response (previous_response_id): the tokens that conversation came
+ * to, when affinity recorded them (LlmStream, at the end of each stored turn's answer). The backend bills them
+ * as this turn's input though its request carries none. Read under the tenant's own key: another tenant's id
+ * (which isolation refused before this stage, unless off) finds nothing.
+ */
+function storedHistory(affinity: ResponseAffinity, state: RequestState, llm: LlmRequest): number | undefined | Promise<number | undefined> {
+  const previous = llm.json.previous_response_id;
+  const cfg = state.runtime.config.routing.affinity;
+  if (llm.endpoint !== 'responses' || typeof previous !== 'string' || !affinity.on(cfg)) return undefined;
+  return affinity.contextOf(state.tenant, previous, cfg);
 }
 
 function admit(budgets: Budgets, state: RequestState, r: Reservation | null): void | Promise<void> {
@@ -50,7 +68,7 @@ export function hasLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined
   return p.requestsPerMinute !== undefined || p.maxConcurrentRequests !== undefined || hasTokenLimits(rt, p, tier);
 }
 
-function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
+export function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
   const b = rt.config.budgets;
   return p.dailyTokenBudget !== undefined || p.monthlyTokenBudget !== undefined || costBudget(p) || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
 }
@@ -80,7 +98,8 @@ interface Reservation {
  * estimate; times the completions generated (n, or a completions request's best_of when larger; both validated
  * as positive integers by the request schema), for each prompt of a completions batch. A Responses API turn
  * generates one output, capped by its max_output_tokens; fields of the other APIs in its body are not read (nor
- * validated). A completions prompt's token ids are its tokens, counted one each. `pricedModel`: with a cost
+ * validated); its prompt includes the stored conversation it continues, when affinity recorded what that came
+ * to (storedHistory). A completions prompt's token ids are its tokens, counted one each. `pricedModel`: with a cost
  * budget, the routed tier's model, whose input and output prices (at the service tier asked for) give the cost
  * (rounded up).
  */

@@ -197,7 +197,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     responseAffinity: new Counter({
       name: 'tiergate_response_affinity_total',
-      help: 'Response affinity: lookups (hit, miss, failed, deadline) and writes (stored, failed, deadline) of the tier a stored Responses API response is on.',
+      help: 'Response affinity: lookups (hit, miss, failed, deadline) and writes (stored, failed, deadline) of the tier a stored Responses API response is on, who stored it, and what its conversation came to.',
       labelNames: ['op', 'result'] as const,
       registers: [registry],
     }),

@@ -7,7 +7,7 @@ import { sha256Hex } from '../../src/auth/api-keys.js';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { RECOMMENDED_FILTER, getHeader, postHeaders, type ExtProcSession, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
 import { redisAndClusterForFile } from '../helpers/redis-server.js';
-import { jsonBody, metricValue, minuteAlignedClock, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { budgetView, jsonBody, metricValue, minuteAlignedClock, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 const PATH = '/v1/responses';
 // Envoy's FULL_DUPLEX_STREAMED bodies (it requires trailer mode SEND with them, and ignores mode overrides).
@@ -381,6 +381,8 @@ describe('response affinity: a conversation stays on the tier its first turn got
       const first = await turn(t, { input: LONG_TASK });
       expect(sent(first.s, first.o)).toMatchObject({ tier: 'strong', classifier: 'v7' });
       await answer(first.s, `resp_${name}_1`); // its tier is stored before this answer is (no race with the next turn)
+      // No token limits here: what its conversation came to is not written, as nothing would read it.
+      expect(await t.app.affinity.contextOf('default', `resp_${name}_1`, t.app.config.current().config.routing.affinity)).toBeUndefined();
       // Its continuation, with nothing that would classify strong, goes where the conversation is.
       const next = await turn(t, { input: 'ok', previous_response_id: `resp_${name}_1` });
       expect(sent(next.s, next.o)).toMatchObject({ tier: 'strong', classifier: 'affinity', body: { model: 'strong-model' } });
@@ -423,6 +425,67 @@ describe('response affinity: a conversation stays on the tier its first turn got
       next.s.close();
       await first.s.sendResponseBody(Buffer.from(event({ type: 'response.completed', response: response({ id: 'resp_streamed', usage: USAGE }) })), true);
       first.s.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it.each(Object.keys(stores))('%s store: a continuation reserves the conversation it continues, which the backend bills as its input', async (name) => {
+    const base = (stores[name] as () => ConfigInput['routing'])();
+    const routing = { ...base, affinity: { ...base?.affinity, deadlineMs: 2000 } };
+    const t = await startTiergate({ routing, tenants: { '*': { dailyTokenBudget: 1_000_000 } } }, {}, { now: minuteAlignedClock() });
+    if (name === 'redis') await expect.poll(() => t.app.affinity.store?.kind === 'redis' && (t.app.affinity.store as unknown as { redis: { status: string } }).redis.status).toBe('ready');
+    const counted = budgetView(t, 'daily_token_budget');
+    // Every write lands 20 ms late: an answer that did not wait for it would reach the client first.
+    const store = t.app.affinity.store as NonNullable<typeof t.app.affinity.store>;
+    const set = store.set.bind(store);
+    store.set = (...args) => new Promise((done) => setTimeout(done, 20)).then(() => set(...args));
+    const recorded = async (id: string) => t.app.affinity.contextOf('default', id, t.app.config.current().config.routing.affinity);
+    try {
+      // A JSON answer: its id and its usage come together, in one write.
+      const first = await turn(t, { input: 'Say hi' }, 'json');
+      await answer(first.s, `resp_${name}_j`, { usage: { input_tokens: 3000, output_tokens: 1000, total_tokens: 1 } });
+      // A stream: the id comes with response.created, the usage with response.completed, recorded then.
+      const streamed = await turn(t, { stream: true, input: 'Say hi' }, 'stream');
+      await streamed.s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+      await streamed.s.sendResponseBody(Buffer.from(event({ type: 'response.created', response: response({ id: `resp_${name}_s`, status: 'in_progress' }) })), false);
+      expect(await recorded(`resp_${name}_s`)).toBeUndefined(); // its tier only, so far
+      expect(await t.app.affinity.holder('default', `resp_${name}_s`, t.app.config.current().config.routing.affinity)).toEqual({ kind: 'own', tier: 'weak' });
+      await streamed.s.sendResponseBody(Buffer.from(event({ type: 'response.completed', response: response({ id: `resp_${name}_s`, usage: { input_tokens: 6000, output_tokens: 2000 } }) })), true);
+      // The last piece reached the client once the count was stored: a turn sent on it at once is reserved for it.
+      expect(await recorded(`resp_${name}_s`)).toBe(8000);
+      streamed.s.close();
+      // An answer that ends with trailers (an HTTP/2 backend's), Envoy sending them: recorded at the trailers.
+      const trailed = t.pool.open({ ...RECOMMENDED_FILTER, processingMode: { ...RECOMMENDED_FILTER.processingMode, responseTrailerMode: 'SEND' } });
+      await trailed.sendRequestHeaders(postHeaders(PATH, [['x-request-id', 'trailed']]), false);
+      await trailed.sendRequestBody(jsonBody({ model: 'auto', input: 'Say hi' }));
+      await trailed.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await trailed.sendResponseBody(jsonBody(response({ id: `resp_${name}_t`, usage: { input_tokens: 500, output_tokens: 20 } })), false);
+      await trailed.sendResponseTrailers([['x-backend-done', '1']]);
+      expect(await recorded(`resp_${name}_t`)).toBe(520);
+      trailed.close();
+      for (const id of ['json', 'stream', 'trailed']) await rowFor(t, id); // every answer settled
+      // Each continuation's reservation, read while it is open (nothing else settles meanwhile).
+      const reserve = async (id: string) => {
+        const before = (await counted()) as number;
+        const c = await turn(t, { input: 'ok', previous_response_id: id, max_output_tokens: 100 });
+        expect(c.o.kind, id).toBe('continue');
+        return ((await counted()) as number) - before;
+      };
+      const unknown = await reserve(`resp_${name}_u`); // no history tiergate knows of: the turn's own prompt and output
+      expect(unknown).toBeGreaterThan(100);
+      expect(unknown).toBeLessThan(150);
+      // Input and output as reported: the total (1 here) is not what the next turn reads.
+      expect(await reserve(`resp_${name}_j`)).toBe(unknown + 4000);
+      expect(await reserve(`resp_${name}_s`)).toBe(unknown + 8000);
+      // A chat request carrying the field by mistake continues nothing: the backend reads only its messages.
+      const chat = async (extra: Record<string, unknown>) => {
+        const before = (await counted()) as number;
+        const c = await turn(t, { messages: [{ role: 'user', content: 'ok' }], max_tokens: 100, ...extra }, 'chat', [], '/v1/chat/completions');
+        expect(c.o.kind).toBe('continue');
+        return ((await counted()) as number) - before;
+      };
+      expect(await chat({ previous_response_id: `resp_${name}_s` })).toBe(await chat({}));
     } finally {
       await t.stop();
     }

@@ -53,6 +53,29 @@ describe('response affinity', () => {
     expect(await counts()).toEqual({ 'remember:stored': 1, 'owner_remember:stored': 1, 'lookup:hit': 1, 'lookup:miss': 3, 'owner_lookup:hit': 2, 'owner_lookup:miss': 1 });
   });
 
+  it("records what a response's conversation came to in a key of its own, the tenant's alone", async () => {
+    const store = new MemoryAffinityStore(10);
+    const { affinity, counts } = service(store);
+    affinity.remember('acme', 'resp_1', 'strong', cfg());
+    expect(affinity.contextOf('acme', 'resp_1', cfg())).toBeUndefined();
+    affinity.recordContext('acme', 'resp_1', 8000, cfg());
+    expect(affinity.contextOf('acme', 'resp_1', cfg())).toBe(8000);
+    // The tier's record is as a version without counts wrote and reads it.
+    expect(store.get('p:{t:acme}:resp_1')).toBe('strong');
+    expect(store.get('p:context:{t:acme}:resp_1')).toBe('8000');
+    expect(affinity.holder('acme', 'resp_1', cfg())).toEqual({ kind: 'own', tier: 'strong' });
+    // Another tenant holding the id finds no count; 0 is a count.
+    expect(affinity.contextOf('globex', 'resp_1', cfg())).toBeUndefined();
+    affinity.recordContext('acme', 'resp_2', 0, cfg());
+    expect(affinity.contextOf('acme', 'resp_2', cfg())).toBe(0);
+    // A count that is not one (written by hand, or damaged) is no count.
+    for (const value of ['-1', '1.5', 'x', '', ' 12', '1e3', '9999999999999999999']) {
+      store.set('p:context:{t:acme}:resp_3', value, 60_000, 'acme');
+      expect(affinity.contextOf('acme', 'resp_3', cfg()), value).toBeUndefined();
+    }
+    expect(await counts()).toMatchObject({ 'context_remember:stored': 2, 'context_lookup:hit': 9, 'context_lookup:miss': 2 });
+  });
+
   it('isolation off reads no owner record; the owner record outliving the tier key is still the tenant\'s own', async () => {
     const store = new MemoryAffinityStore(10);
     const { affinity, counts } = service(store);
