@@ -170,22 +170,23 @@ export class ResponseAffinity {
   }
 
   /**
-   * Records what a stored response's conversation came to: its input and output as the backend reported them
-   * once it ended. A turn continuing it (previous_response_id) is billed for all of them though its request
-   * carries none, so the budget's reservation adds them (stages/budget.ts). A key of its own beside the tier's,
-   * so that a version reading only the tier (a rollback, a rolling upgrade) reads it as before.
+   * Records what a stored response's conversation, or a conversation, came to: the input and output of its
+   * latest turn as the backend reported them once it ended. A turn continuing it (previous_response_id, or the
+   * same `conversation`) is billed for all of them though its request carries none, so the budget's reservation
+   * adds them (stages/budget.ts). A key of its own beside the tier's, so that a version reading only the tier
+   * (a rollback, a rolling upgrade) reads it as before.
    */
-  recordContext(tenant: string, responseId: string, contextTokens: number, cfg: AffinityConfig): void | Promise<void> {
-    const set = this.call('context_remember', responseId, cfg, this.contextKey(tenant, responseId), (store, key) => store.set(key, String(contextTokens), cfg.ttlSeconds * 1000, tenant), stored);
+  recordContext(tenant: string, kind: IdKind, id: string, contextTokens: number, cfg: AffinityConfig): void | Promise<void> {
+    const set = this.call('context_remember', id, cfg, this.contextKey(tenant, kind, id), (store, key) => store.set(key, String(contextTokens), cfg.ttlSeconds * 1000, tenant), stored);
     return set instanceof Promise ? set.then(() => undefined) : undefined;
   }
 
   /**
-   * What the conversation of one of the tenant's own stored responses came to, when recorded (the key is the
+   * What one of the tenant's own stored responses or conversations came to, when recorded (the key is the
    * tenant's: another tenant's id finds nothing). Undefined when unknown, the store failing or late.
    */
-  contextOf(tenant: string, responseId: string, cfg: AffinityConfig): number | undefined | Promise<number | undefined> {
-    const got = this.call('context_lookup', responseId, cfg, this.contextKey(tenant, responseId), (store, key) => store.get(key), found);
+  contextOf(tenant: string, kind: IdKind, id: string, cfg: AffinityConfig): number | undefined | Promise<number | undefined> {
+    const got = this.call('context_lookup', id, cfg, this.contextKey(tenant, kind, id), (store, key) => store.get(key), found);
     return got instanceof Promise ? got.then(tokenCount) : tokenCount(got);
   }
 
@@ -200,11 +201,11 @@ export class ResponseAffinity {
   }
 
   /**
-   * What a response's conversation came to: "context:" after the prefix, where the tier keys have "{t:", so none
-   * meet; hash-tagged by tenant like them.
+   * What a response's or a conversation's history came to: "context:" after the prefix, where the tier keys have
+   * "{t:", so none meet, then "conversation:" for a conversation's; hash-tagged by tenant like the tier keys.
    */
-  private contextKey(tenant: string, responseId: string): string {
-    return `${this.prefix}context:{t:${tenant}}:${responseId}`;
+  private contextKey(tenant: string, kind: IdKind, id: string): string {
+    return kind === 'response' ? `${this.prefix}context:{t:${tenant}}:${id}` : `${this.prefix}context:conversation:{t:${tenant}}:${id}`;
   }
 
   /**

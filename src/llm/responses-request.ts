@@ -31,6 +31,13 @@ export function keepsBackendState(r: ResponsesRequest): boolean {
   return r.previous_response_id != null || r.conversation != null || r.background === true || r.store !== false;
 }
 
+/** A turn's conversation id: the string, or the object's `id` (both shapes the API takes). */
+export function conversationId(c: unknown): string | undefined {
+  if (typeof c === 'string') return c;
+  if (c !== null && typeof c === 'object' && typeof (c as { id?: unknown }).id === 'string') return (c as { id: string }).id;
+  return undefined;
+}
+
 const CHAT_ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant']);
 
 /**

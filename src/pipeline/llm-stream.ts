@@ -20,7 +20,7 @@ import { genAiOperation, rowSpan, type RowSpan } from '../telemetry/row-span.js'
 import type { Span } from '@opentelemetry/api';
 import { endpointOf } from '../stages/parse.js';
 import type { Budgets } from '../budget/budgets.js';
-import { sealedItemId, type ResponseAffinity } from '../affinity/response-affinity.js';
+import { sealedItemId, type IdKind, type ResponseAffinity } from '../affinity/response-affinity.js';
 import { ExpiredKeyError, UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { H } from './contract-headers.js';
@@ -39,7 +39,7 @@ import { isEncoded } from '../usage/content-encoding.js';
 import { usageAsked, usageForced } from '../llm/parse-request.js';
 import { finalAnswer, responseHeadersAnswer, withBody } from './response-answers.js';
 import { affinityTracks, countDecision } from '../stages/classify.js';
-import { hasTokenLimits } from '../stages/budget.js';
+import { historyRecord } from '../stages/budget.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
 
@@ -78,12 +78,12 @@ export class LlmStream implements StreamHandler {
   /** A stored Responses API turn: the tier to remember for its response id, until remembered. */
   private rememberTier: string | undefined;
   /**
-   * Whether what that response's conversation comes to is recorded: only token limits read it (budget stage), and
-   * it is one more store entry per stored turn, which a memory store's bound would take from the tiers it keeps.
+   * What the history this answer ends is recorded under, for the next turn's reservation: the stored response
+   * (its id once the answer shows it) or the conversation the turn is part of. Only with token limits, which
+   * alone read it (budget stage): it is one more store entry per turn, which a memory store's bound would take
+   * from the tiers it keeps.
    */
-  private countContext = false;
-  /** That response's id once remembered, until the answer ends: what its conversation came to is recorded then. */
-  private rememberedId: string | undefined;
+  private history: { kind: IdKind; id: string | undefined } | undefined;
   /** A Responses API turn while affinity is on: the tier to record the items its answer seals under. */
   private sealedTier: string | undefined;
   /** A conversation being created: the tenant its id will be claimed for, and the answer read for that id. */
@@ -240,8 +240,8 @@ export class LlmStream implements StreamHandler {
     // A stored Responses turn (not part of a server-side conversation): its response id will be remembered.
     if (route && llm && affinityTracks(llm, this.deps.affinity, this.runtime.config.routing.affinity)) {
       this.rememberTier = route.tier.name;
-      this.countContext = hasTokenLimits(this.runtime, state.policy, route.tier.name);
     }
+    this.history = route && llm ? historyRecord(llm, this.deps.affinity, this.runtime, state.policy, route.tier.name) : undefined;
     if (route && llm?.endpoint === 'responses' && this.deps.affinity.on(this.runtime.config.routing.affinity)) this.sealedTier = route.tier.name;
     // One message: replace it when the body changed. Several: only if we held the earlier ones back.
     const decision = routedAnswer(state, this.body.replaced(state.newBody !== undefined));
@@ -332,12 +332,12 @@ export class LlmStream implements StreamHandler {
 
   /**
    * A stored turn's response id, once the answer shows it: its tier remembered. Once the answer has ended
-   * (`ended`), also the tokens its conversation came to, which a turn continuing it is billed for. A promise while
-   * a write is pending: the piece that ends the answer waits too, so a client continuing at once is reserved for
-   * that history.
+   * (`ended`), also the tokens its history came to (the response's, or the conversation's the turn is part of),
+   * which the turn continuing it is billed for. A promise while a write is pending: the piece that ends the
+   * answer waits too, so a client continuing at once is reserved for that history.
    */
   private rememberResponse(ended: boolean): Promise<unknown> | undefined {
-    if ((this.rememberTier === undefined && this.rememberedId === undefined) || !this.state) return undefined;
+    if ((this.rememberTier === undefined && this.history === undefined) || !this.state) return undefined;
     const cfg = this.runtime.config.routing.affinity;
     let tierSet: void | Promise<void> = undefined;
     if (this.rememberTier !== undefined) {
@@ -345,11 +345,12 @@ export class LlmStream implements StreamHandler {
       if (id === undefined) return undefined;
       tierSet = this.deps.affinity.remember(this.state.tenant, id, this.rememberTier, cfg);
       this.rememberTier = undefined;
-      if (this.countContext) this.rememberedId = id;
+      // A turn affinity tracks is in no conversation: a history recorded is its response's.
+      if (this.history) this.history.id = id;
     }
-    const id = this.rememberedId;
-    const tokens = ended && id !== undefined ? this.contextTokens() : undefined;
-    const contextSet = tokens === undefined ? undefined : this.deps.affinity.recordContext(this.state.tenant, id as string, tokens, cfg);
+    const h = this.history;
+    const tokens = ended && h?.id !== undefined ? this.contextTokens() : undefined;
+    const contextSet = h?.id !== undefined && tokens !== undefined ? this.deps.affinity.recordContext(this.state.tenant, h.kind, h.id, tokens, cfg) : undefined;
     if (tierSet instanceof Promise || contextSet instanceof Promise) return Promise.all([tierSet, contextSet]);
     return undefined;
   }

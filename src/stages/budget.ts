@@ -1,7 +1,9 @@
 // Admission against every limit that applies: requests per minute, and (when token or cost limits exist) a
 // reservation of prompt tokens plus the completion allowance, and of what they cost at the routed tier's
 // prices, reconciled when the response ends.
-import type { ResponseAffinity } from '../affinity/response-affinity.js';
+import type { IdKind, ResponseAffinity } from '../affinity/response-affinity.js';
+import { conversationId } from '../llm/responses-request.js';
+import { affinityTracks } from './classify.js';
 import { newId } from '../ids.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime } from '../config/runtime.js';
@@ -38,16 +40,39 @@ export function createBudgetStage(budgets: Budgets, affinity: ResponseAffinity):
 }
 
 /**
- * A Responses API turn continuing a stored response (previous_response_id): the tokens that conversation came
- * to, when affinity recorded them (LlmStream, at the end of each stored turn's answer). The backend bills them
- * as this turn's input though its request carries none. Read under the tenant's own key: another tenant's id
- * (which isolation refused before this stage, unless off) finds nothing.
+ * The stored history a Responses API turn continues: a stored response (previous_response_id) or a
+ * conversation. The backend bills it as the turn's input though the request carries none of it.
+ */
+function continued(llm: LlmRequest): { kind: IdKind; id: string } | undefined {
+  if (llm.endpoint !== 'responses') return undefined;
+  const previous = llm.json.previous_response_id;
+  if (typeof previous === 'string') return { kind: 'response', id: previous };
+  const conversation = conversationId(llm.json.conversation);
+  return conversation === undefined ? undefined : { kind: 'conversation', id: conversation };
+}
+
+/**
+ * What the history a turn continues came to, when affinity recorded it (LlmStream, at the end of the turn
+ * before, through historyRecord). Read under the tenant's own key: another tenant's id (which isolation refused
+ * before this stage, unless off) finds nothing.
  */
 function storedHistory(affinity: ResponseAffinity, state: RequestState, llm: LlmRequest): number | undefined | Promise<number | undefined> {
-  const previous = llm.json.previous_response_id;
   const cfg = state.runtime.config.routing.affinity;
-  if (llm.endpoint !== 'responses' || typeof previous !== 'string' || !affinity.on(cfg)) return undefined;
-  return affinity.contextOf(state.tenant, previous, cfg);
+  const c = affinity.on(cfg) ? continued(llm) : undefined;
+  return c && affinity.contextOf(state.tenant, c.kind, c.id, cfg);
+}
+
+/**
+ * What the history a routed turn's answer ends should be recorded under, for the next turn's reservation: its
+ * own response when the turn is stored and tracked (the id is read from the answer), else the conversation it
+ * is part of. Nothing without token limits on the tenant (nothing would read it) or with affinity off.
+ */
+export function historyRecord(llm: LlmRequest, affinity: ResponseAffinity, rt: Runtime, policy: TenantPolicy, tier: string): { kind: IdKind; id: string | undefined } | undefined {
+  if (llm.endpoint !== 'responses' || !hasTokenLimits(rt, policy, tier)) return undefined;
+  const cfg = rt.config.routing.affinity;
+  if (affinityTracks(llm, affinity, cfg)) return { kind: 'response', id: undefined };
+  const conversation = affinity.on(cfg) ? conversationId(llm.json.conversation) : undefined;
+  return conversation === undefined ? undefined : { kind: 'conversation', id: conversation };
 }
 
 function admit(budgets: Budgets, state: RequestState, r: Reservation | null): void | Promise<void> {
@@ -68,7 +93,7 @@ export function hasLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined
   return p.requestsPerMinute !== undefined || p.maxConcurrentRequests !== undefined || hasTokenLimits(rt, p, tier);
 }
 
-export function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
+function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
   const b = rt.config.budgets;
   return p.dailyTokenBudget !== undefined || p.monthlyTokenBudget !== undefined || costBudget(p) || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
 }

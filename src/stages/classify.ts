@@ -6,6 +6,7 @@
 // (reasoning, a compaction) goes to the tier that sealed them, when affinity knows it.
 import { isolationRefusal, sealedItemId, type AffinityConfig, type Holder, type ResponseAffinity } from '../affinity/response-affinity.js';
 import { declaredTools, type LlmRequest } from '../llm/parse-request.js';
+import { conversationId } from '../llm/responses-request.js';
 import type { RequestState, RouteDecision } from '../pipeline/request-state.js';
 import type { Stage } from '../pipeline/stage.js';
 import { TiergateError } from '../errors.js';
@@ -87,13 +88,6 @@ function sealedHolder(state: RequestState, sealed: readonly string[], affinity: 
     return routable ? found[ids.lastIndexOf(lastId)] : undefined;
   };
   return holders.some((h) => h instanceof Promise) ? Promise.all(holders).then(go) : go(holders as Holder[]);
-}
-
-/** A turn's conversation id: the string, or the object's `id` (both shapes the API takes). */
-function conversationId(c: unknown): string | undefined {
-  if (typeof c === 'string') return c;
-  if (c !== null && typeof c === 'object' && typeof (c as { id?: unknown }).id === 'string') return (c as { id: string }).id;
-  return undefined;
 }
 
 /**

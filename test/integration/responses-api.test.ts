@@ -382,7 +382,7 @@ describe('response affinity: a conversation stays on the tier its first turn got
       expect(sent(first.s, first.o)).toMatchObject({ tier: 'strong', classifier: 'v7' });
       await answer(first.s, `resp_${name}_1`); // its tier is stored before this answer is (no race with the next turn)
       // No token limits here: what its conversation came to is not written, as nothing would read it.
-      expect(await t.app.affinity.contextOf('default', `resp_${name}_1`, t.app.config.current().config.routing.affinity)).toBeUndefined();
+      expect(await t.app.affinity.contextOf('default', 'response', `resp_${name}_1`, t.app.config.current().config.routing.affinity)).toBeUndefined();
       // Its continuation, with nothing that would classify strong, goes where the conversation is.
       const next = await turn(t, { input: 'ok', previous_response_id: `resp_${name}_1` });
       expect(sent(next.s, next.o)).toMatchObject({ tier: 'strong', classifier: 'affinity', body: { model: 'strong-model' } });
@@ -440,7 +440,7 @@ describe('response affinity: a conversation stays on the tier its first turn got
     const store = t.app.affinity.store as NonNullable<typeof t.app.affinity.store>;
     const set = store.set.bind(store);
     store.set = (...args) => new Promise((done) => setTimeout(done, 20)).then(() => set(...args));
-    const recorded = async (id: string) => t.app.affinity.contextOf('default', id, t.app.config.current().config.routing.affinity);
+    const recorded = async (id: string) => t.app.affinity.contextOf('default', 'response', id, t.app.config.current().config.routing.affinity);
     try {
       // A JSON answer: its id and its usage come together, in one write.
       const first = await turn(t, { input: 'Say hi' }, 'json');
@@ -466,9 +466,9 @@ describe('response affinity: a conversation stays on the tier its first turn got
       trailed.close();
       for (const id of ['json', 'stream', 'trailed']) await rowFor(t, id); // every answer settled
       // Each continuation's reservation, read while it is open (nothing else settles meanwhile).
-      const reserve = async (id: string) => {
+      const reserve = async (id: string, continues: Record<string, unknown> = { previous_response_id: id }) => {
         const before = (await counted()) as number;
-        const c = await turn(t, { input: 'ok', previous_response_id: id, max_output_tokens: 100 });
+        const c = await turn(t, { input: 'ok', ...continues, max_output_tokens: 100 });
         expect(c.o.kind, id).toBe('continue');
         return ((await counted()) as number) - before;
       };
@@ -486,6 +486,16 @@ describe('response affinity: a conversation stays on the tier its first turn got
         return ((await counted()) as number) - before;
       };
       expect(await chat({ previous_response_id: `resp_${name}_s` })).toBe(await chat({}));
+      // A conversation's turn reserves what its turn before came to, under the conversation (either shape of
+      // the field); its own response is not tracked (README "Responses API").
+      const conv = `conv_${name}`;
+      expect(await reserve(conv, { conversation: conv })).toBe(unknown);
+      const inConv = await turn(t, { input: 'Say hi', conversation: conv }, 'conv');
+      await answer(inConv.s, `resp_${name}_c`, { usage: { input_tokens: 5000, output_tokens: 500 } });
+      await rowFor(t, 'conv');
+      expect(await reserve(conv, { conversation: { id: conv } })).toBe(unknown + 5500);
+      expect(await reserve(conv, { conversation: conv })).toBe(unknown + 5500);
+      expect(await recorded(`resp_${name}_c`)).toBeUndefined();
     } finally {
       await t.stop();
     }

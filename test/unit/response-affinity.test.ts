@@ -57,23 +57,27 @@ describe('response affinity', () => {
     const store = new MemoryAffinityStore(10);
     const { affinity, counts } = service(store);
     affinity.remember('acme', 'resp_1', 'strong', cfg());
-    expect(affinity.contextOf('acme', 'resp_1', cfg())).toBeUndefined();
-    affinity.recordContext('acme', 'resp_1', 8000, cfg());
-    expect(affinity.contextOf('acme', 'resp_1', cfg())).toBe(8000);
+    expect(affinity.contextOf('acme', 'response', 'resp_1', cfg())).toBeUndefined();
+    affinity.recordContext('acme', 'response', 'resp_1', 8000, cfg());
+    expect(affinity.contextOf('acme', 'response', 'resp_1', cfg())).toBe(8000);
     // The tier's record is as a version without counts wrote and reads it.
     expect(store.get('p:{t:acme}:resp_1')).toBe('strong');
     expect(store.get('p:context:{t:acme}:resp_1')).toBe('8000');
     expect(affinity.holder('acme', 'resp_1', cfg())).toEqual({ kind: 'own', tier: 'strong' });
+    // A conversation's count is apart from a response's, whatever the ids.
+    affinity.recordContext('acme', 'conversation', 'resp_1', 5, cfg());
+    expect([affinity.contextOf('acme', 'conversation', 'resp_1', cfg()), affinity.contextOf('acme', 'response', 'resp_1', cfg())]).toEqual([5, 8000]);
+    expect(store.get('p:context:conversation:{t:acme}:resp_1')).toBe('5');
     // Another tenant holding the id finds no count; 0 is a count.
-    expect(affinity.contextOf('globex', 'resp_1', cfg())).toBeUndefined();
-    affinity.recordContext('acme', 'resp_2', 0, cfg());
-    expect(affinity.contextOf('acme', 'resp_2', cfg())).toBe(0);
+    expect(affinity.contextOf('globex', 'response', 'resp_1', cfg())).toBeUndefined();
+    affinity.recordContext('acme', 'response', 'resp_2', 0, cfg());
+    expect(affinity.contextOf('acme', 'response', 'resp_2', cfg())).toBe(0);
     // A count that is not one (written by hand, or damaged) is no count.
     for (const value of ['-1', '1.5', 'x', '', ' 12', '1e3', '9999999999999999999']) {
       store.set('p:context:{t:acme}:resp_3', value, 60_000, 'acme');
-      expect(affinity.contextOf('acme', 'resp_3', cfg()), value).toBeUndefined();
+      expect(affinity.contextOf('acme', 'response', 'resp_3', cfg()), value).toBeUndefined();
     }
-    expect(await counts()).toMatchObject({ 'context_remember:stored': 2, 'context_lookup:hit': 9, 'context_lookup:miss': 2 });
+    expect(await counts()).toMatchObject({ 'context_remember:stored': 3, 'context_lookup:hit': 11, 'context_lookup:miss': 2 });
   });
 
   it('isolation off reads no owner record; the owner record outliving the tier key is still the tenant\'s own', async () => {
