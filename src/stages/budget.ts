@@ -123,8 +123,8 @@ interface Reservation {
  * estimate; times the completions generated (n, or a completions request's best_of when larger; both validated
  * as positive integers by the request schema), for each prompt of a completions batch. A Responses API turn
  * generates one output, capped by its max_output_tokens; fields of the other APIs in its body are not read (nor
- * validated); its prompt includes the stored conversation it continues, when affinity recorded what that came
- * to (storedHistory). A completions prompt's token ids are its tokens, counted one each. `pricedModel`: with a cost
+ * validated); its prompt includes the stored response or conversation it continues, when affinity recorded
+ * what that came to (storedHistory). A completions prompt's token ids are its tokens, counted one each. `pricedModel`: with a cost
  * budget, the routed tier's model, whose input and output prices (at the service tier asked for) give the cost
  * (rounded up).
  */
