@@ -20,7 +20,7 @@ import { genAiOperation, rowSpan, type RowSpan } from '../telemetry/row-span.js'
 import type { Span } from '@opentelemetry/api';
 import { endpointOf } from '../stages/parse.js';
 import type { Budgets } from '../budget/budgets.js';
-import { sealedItemId, type IdKind, type ResponseAffinity } from '../affinity/response-affinity.js';
+import type { ResponseAffinity } from '../affinity/response-affinity.js';
 import { ExpiredKeyError, UNAUTHENTICATED, authenticate, type Caller } from '../stages/authenticate.js';
 import { boundedClientText } from '../ledger/client-text.js';
 import { H } from './contract-headers.js';
@@ -38,8 +38,8 @@ import { ForcedUsageFilter } from '../usage/forced-usage-filter.js';
 import { isEncoded } from '../usage/content-encoding.js';
 import { usageAsked, usageForced } from '../llm/parse-request.js';
 import { finalAnswer, responseHeadersAnswer, withBody } from './response-answers.js';
-import { affinityTracks, countDecision } from '../stages/classify.js';
-import { historyRecord } from '../stages/budget.js';
+import { countDecision } from '../stages/classify.js';
+import { AnswerRecords } from './answer-records.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
 
@@ -75,17 +75,8 @@ export class LlmStream implements StreamHandler {
   private pathTier: TierRuntime | undefined;
   private outcome: 'routed' | 'local_reply' | 'cache_hit' | 'passthrough' = 'passthrough';
   private status: number | undefined;
-  /** A stored Responses API turn: the tier to remember for its response id, until remembered. */
-  private rememberTier: string | undefined;
-  /**
-   * What the history this answer ends is recorded under, for the next turn's reservation: the stored response
-   * (its id once the answer shows it) or the conversation the turn is part of. Only with token limits, which
-   * alone read it (budget stage): it is one more store entry per turn, which a memory store's bound would take
-   * from the tiers it keeps.
-   */
-  private history: { kind: IdKind; id: string | undefined } | undefined;
-  /** A Responses API turn while affinity is on: the tier to record the items its answer seals under. */
-  private sealedTier: string | undefined;
+  /** A Responses API turn while affinity is on: what its answer tells affinity, recorded as it passes. */
+  private records: AnswerRecords | undefined;
   /** A conversation being created: the tenant its id will be claimed for, and the answer read for that id. */
   private conversation: { tenant: string; answer: ConversationAnswer } | undefined;
   private readonly responseBuffered: boolean;
@@ -237,12 +228,7 @@ export class LlmStream implements StreamHandler {
     this.acc.routed(route?.tier);
     const llm = state.llm;
     this.stripUsage = llm !== undefined && usageForced(llm) && !usageAsked(llm) && this.runtime.config.usage.forcedUsageChunk === 'strip';
-    // A stored Responses turn (not part of a server-side conversation): its response id will be remembered.
-    if (route && llm && affinityTracks(llm, this.deps.affinity, this.runtime.config.routing.affinity)) {
-      this.rememberTier = route.tier.name;
-    }
-    this.history = route && llm ? historyRecord(llm, this.deps.affinity, this.runtime, state.policy, route.tier.name) : undefined;
-    if (route && llm?.endpoint === 'responses' && this.deps.affinity.on(this.runtime.config.routing.affinity)) this.sealedTier = route.tier.name;
+    this.records = route && llm ? AnswerRecords.forTurn(this.deps.affinity, this.runtime, state, llm, route.tier.name) : undefined;
     // One message: replace it when the body changed. Several: only if we held the earlier ones back.
     const decision = routedAnswer(state, this.body.replaced(state.newBody !== undefined));
     if (this.deps.log.isLevelEnabled('debug')) logRouted(state, this.runtime.config.logging.logPrompts);
@@ -322,63 +308,9 @@ export class LlmStream implements StreamHandler {
     let decision = usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
     const replaced = this.usageFilter?.push(chunk, endOfStream);
     if (replaced) decision = withBody(decision, replaced, this.acc.buffered);
-    // The chunk that shows a response id or a sealed item waits until it is recorded (bounded by the deadline):
-    // the client cannot send it back before tiergate knows where it is.
-    const remembered = this.rememberResponse(usage !== undefined);
-    const sealed = this.recordSealedItems();
-    const pending = remembered && sealed ? Promise.all([remembered, sealed]) : (remembered ?? sealed);
+    // The chunk that shows a response id or a sealed item, or ends the answer, waits until it is recorded.
+    const pending = this.records?.afterPiece(this.acc, usage !== undefined);
     return pending ? pending.then(() => decision) : decision;
-  }
-
-  /**
-   * A stored turn's response id, once the answer shows it: its tier remembered. Once the answer has ended
-   * (`ended`), also the tokens its history came to (the response's, or the conversation's the turn is part of),
-   * which the turn continuing it is billed for. A promise while a write is pending: the piece that ends the
-   * answer waits too, so a client continuing at once is reserved for that history.
-   */
-  private rememberResponse(ended: boolean): Promise<unknown> | undefined {
-    if ((this.rememberTier === undefined && this.history === undefined) || !this.state) return undefined;
-    const cfg = this.runtime.config.routing.affinity;
-    let tierSet: void | Promise<void> = undefined;
-    if (this.rememberTier !== undefined) {
-      const id = this.acc.responseId();
-      if (id === undefined) return undefined;
-      tierSet = this.deps.affinity.remember(this.state.tenant, id, this.rememberTier, cfg);
-      this.rememberTier = undefined;
-      // A turn affinity tracks is in no conversation: a history recorded is its response's.
-      if (this.history) this.history.id = id;
-    }
-    const h = this.history;
-    const tokens = ended && h?.id !== undefined ? this.contextTokens() : undefined;
-    const contextSet = h?.id !== undefined && tokens !== undefined ? this.deps.affinity.recordContext(this.state.tenant, h.kind, h.id, tokens, cfg) : undefined;
-    if (tierSet instanceof Promise || contextSet instanceof Promise) return Promise.all([tierSet, contextSet]);
-    return undefined;
-  }
-
-  /**
-   * What a response's conversation came to, as the backend reported it: its input (the whole history it read)
-   * and its output, which the next turn reads back. Not the reported total: a backend's total may count what is
-   * not carried forward, or be missing. None without reported usage: an estimate is not made on this path.
-   */
-  private contextTokens(): number | undefined {
-    const u = this.acc.reportedUsage();
-    return u && u.inputTokens + u.outputTokens;
-  }
-
-  /**
-   * The items the answer showed sealed since the last chunk, recorded under the tier that sealed them and the
-   * tenant they were sealed for (as a stored response is: ResponseAffinity.remember). A promise while a write is
-   * pending.
-   */
-  private recordSealedItems(): Promise<unknown> | undefined {
-    const tier = this.sealedTier;
-    if (tier === undefined || !this.state) return undefined;
-    const sealed = this.acc.takeSealedItems();
-    if (sealed === undefined) return undefined;
-    const { tenant } = this.state;
-    const cfg = this.runtime.config.routing.affinity;
-    const written = sealed.map((s) => this.deps.affinity.remember(tenant, sealedItemId(s), tier, cfg, cfg.sealedTtlSeconds));
-    return written.some((w) => w instanceof Promise) ? Promise.all(written) : undefined;
   }
 
   /**
@@ -399,8 +331,8 @@ export class LlmStream implements StreamHandler {
     const usage = this.acc.responseTrailers(trailers);
     this.responseEnded();
     const decision = finalAnswer(usage, false);
-    const remembered = this.rememberResponse(true);
-    return remembered ? remembered.then(() => decision) : decision;
+    const pending = this.records?.afterPiece(this.acc, true);
+    return pending ? pending.then(() => decision) : decision;
   }
 
   /**
