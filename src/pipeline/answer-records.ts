@@ -1,12 +1,13 @@
 // What a Responses API answer tells response affinity, recorded as the answer passes: the tier of a stored
 // turn's response once its id shows, the items the answer seals, and, once it ends, what the history the next
-// turn continues came to (for that turn's token reservation). The piece that shows any of them waits until it
+// turn continues came to (for that turn's token reservation). The piece that shows one of them waits until it
 // is recorded (bounded by routing.affinity.deadlineMs): the client cannot send an id back, or continue, before
 // tiergate knows it.
 import { sealedItemId, type AffinityConfig, type IdKind, type ResponseAffinity } from '../affinity/response-affinity.js';
 import type { Runtime } from '../config/runtime.js';
 import type { LlmRequest } from '../llm/parse-request.js';
-import { historyRecord } from '../stages/budget.js';
+import { conversationId } from '../llm/responses-request.js';
+import { hasTokenLimits } from '../stages/budget.js';
 import { affinityTracks } from '../stages/classify.js';
 import type { Usage } from '../usage/usage.js';
 import type { RequestState } from './request-state.js';
@@ -22,16 +23,19 @@ export interface AnswerFacts {
 
 export class AnswerRecords {
   /**
-   * The records a routed turn's answer makes, or none: only a Responses API turn while affinity is on has any.
-   * `tier`: the tier the turn was routed to, which its response, its sealed items and (through the response) its
-   * history are recorded under.
+   * The records a routed turn's answer makes, or none: only a Responses API turn while affinity is on makes
+   * them. `tier`: the tier the turn was routed to, which its response and its sealed items are recorded under.
    */
   static forTurn(affinity: ResponseAffinity, runtime: Runtime, state: RequestState, llm: LlmRequest, tier: string): AnswerRecords | undefined {
     const cfg = runtime.config.routing.affinity;
     if (llm.endpoint !== 'responses' || !affinity.on(cfg)) return undefined;
     // A stored turn that is not part of a server-side conversation: its response id will be remembered.
-    const rememberTier = affinityTracks(llm, affinity, cfg) ? tier : undefined;
-    return new AnswerRecords(affinity, state.tenant, cfg, rememberTier, tier, historyRecord(llm, affinity, runtime, state.policy, tier));
+    const tracked = affinityTracks(llm, affinity, cfg);
+    // Its history is recorded under that response, or else under the conversation the turn is part of; only
+    // with token limits, which alone read it (budget stage): it is one more store entry per turn, which a memory
+    // store's bound would take from the tiers it keeps.
+    const history = hasTokenLimits(runtime, state.policy, tier) ? historyOf(llm, tracked) : undefined;
+    return new AnswerRecords(affinity, state.tenant, cfg, tracked ? tier : undefined, tier, history);
   }
 
   private constructor(
@@ -42,10 +46,7 @@ export class AnswerRecords {
     private rememberTier: string | undefined,
     /** The tier to record the items the answer seals under. */
     private readonly sealedTier: string,
-    /**
-     * What the history this answer ends is recorded under: the stored response (its id once the answer shows
-     * it) or the conversation the turn is part of; none without token limits (historyRecord).
-     */
+    /** What the history this answer ends is recorded under: the stored response (its id once the answer shows it) or the conversation. */
     private readonly history: { kind: IdKind; id: string | undefined } | undefined,
   ) {}
 
@@ -89,6 +90,13 @@ export class AnswerRecords {
     const written = sealed.map((s) => this.affinity.remember(this.tenant, sealedItemId(s), sealedTier, cfg, cfg.sealedTtlSeconds));
     return written.some((w) => w instanceof Promise) ? Promise.all(written) : undefined;
   }
+}
+
+/** Where a turn's history is recorded: its own response when tracked (the id comes with the answer), else its conversation. */
+function historyOf(llm: LlmRequest, tracked: boolean): { kind: IdKind; id: string | undefined } | undefined {
+  if (tracked) return { kind: 'response', id: undefined };
+  const conversation = conversationId(llm.json.conversation);
+  return conversation === undefined ? undefined : { kind: 'conversation', id: conversation };
 }
 
 /**

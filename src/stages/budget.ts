@@ -3,7 +3,6 @@
 // prices, reconciled when the response ends.
 import type { IdKind, ResponseAffinity } from '../affinity/response-affinity.js';
 import { conversationId } from '../llm/responses-request.js';
-import { affinityTracks } from './classify.js';
 import { newId } from '../ids.js';
 import type { Budgets } from '../budget/budgets.js';
 import type { Runtime } from '../config/runtime.js';
@@ -53,26 +52,13 @@ function continued(llm: LlmRequest): { kind: IdKind; id: string } | undefined {
 
 /**
  * What the history a turn continues came to, when affinity recorded it (LlmStream, at the end of the turn
- * before, through historyRecord). Read under the tenant's own key: another tenant's id (which isolation refused
+ * before, through AnswerRecords). Read under the tenant's own key: another tenant's id (which isolation refused
  * before this stage, unless off) finds nothing.
  */
 function storedHistory(affinity: ResponseAffinity, state: RequestState, llm: LlmRequest): number | undefined | Promise<number | undefined> {
   const cfg = state.runtime.config.routing.affinity;
   const c = affinity.on(cfg) ? continued(llm) : undefined;
   return c && affinity.contextOf(state.tenant, c.kind, c.id, cfg);
-}
-
-/**
- * What the history a routed turn's answer ends should be recorded under, for the next turn's reservation: its
- * own response when the turn is stored and tracked (the id is read from the answer), else the conversation it
- * is part of. Nothing without token limits on the tenant (nothing would read it) or with affinity off.
- */
-export function historyRecord(llm: LlmRequest, affinity: ResponseAffinity, rt: Runtime, policy: TenantPolicy, tier: string): { kind: IdKind; id: string | undefined } | undefined {
-  if (llm.endpoint !== 'responses' || !hasTokenLimits(rt, policy, tier)) return undefined;
-  const cfg = rt.config.routing.affinity;
-  if (affinityTracks(llm, affinity, cfg)) return { kind: 'response', id: undefined };
-  const conversation = affinity.on(cfg) ? conversationId(llm.json.conversation) : undefined;
-  return conversation === undefined ? undefined : { kind: 'conversation', id: conversation };
 }
 
 function admit(budgets: Budgets, state: RequestState, r: Reservation | null): void | Promise<void> {
@@ -93,7 +79,8 @@ export function hasLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined
   return p.requestsPerMinute !== undefined || p.maxConcurrentRequests !== undefined || hasTokenLimits(rt, p, tier);
 }
 
-function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
+/** Whether any token or cost limit applies to the tenant on this tier: only then is a reservation made. */
+export function hasTokenLimits(rt: Runtime, p: TenantPolicy, tier: string | undefined): boolean {
   const b = rt.config.budgets;
   return p.dailyTokenBudget !== undefined || p.monthlyTokenBudget !== undefined || costBudget(p) || p.tokensPerMinute !== undefined || b.globalTokensPerMinute !== undefined || (tier !== undefined && b.tierTokensPerMinute[tier] !== undefined);
 }
