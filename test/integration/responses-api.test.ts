@@ -3,6 +3,7 @@
 // its JSON body or its stream's final event.
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sealedItemId } from '../../src/affinity/response-affinity.js';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { RECOMMENDED_FILTER, getHeader, postHeaders, type ExtProcSession, type FilterConfig, type Outcome } from '../../src/dev/envoy-client.js';
@@ -867,6 +868,30 @@ describe('sealed items: a turn that sends back encrypted reasoning or a compacti
       const cont = await turn(t, { input: LONG_TASK, previous_response_id: 'resp_kept' });
       expect(sent(cont.s, cont.o)).toMatchObject({ tier: 'weak', classifier: 'affinity' });
       cont.s.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it.each(['response', 'owner', 'history', 'sealed item'])('one piece showing a stored response, its usage and sealed reasoning waits for every write (the %s slow)', async (slow) => {
+    // Token limits, so that the history the answer ends is recorded too (a continuation is reserved for it).
+    const t = await startTiergate({ routing: { affinity: { store: 'memory', deadlineMs: 2000 } }, tenants: { '*': { dailyTokenBudget: 1_000_000 } } });
+    const cfg = t.app.config.current().config.routing.affinity;
+    // Every write lands late, one kind of them 60 ms later than the rest: the piece must wait for the slowest.
+    const store = t.app.affinity.store as NonNullable<typeof t.app.affinity.store>;
+    const set = store.set.bind(store);
+    const kind = (key: string) => (key.includes('owner:') ? 'owner' : key.includes('sealed_') ? 'sealed item' : key.includes('context:') ? 'history' : 'response');
+    store.set = (key, ...rest) => new Promise((done) => setTimeout(done, kind(key) === slow ? 70 : 10)).then(() => set(key, ...rest));
+    try {
+      const first = await turn(t, { input: [user('hi')] }, 'both'); // stored, with its reasoning sealed too
+      expect(sent(first.s, first.o).tier).toBe('weak');
+      await answer(first.s, 'resp_both', { output: [reasoning(SEAL_WEAK), said('Hello.')] });
+      // The answer has reached the client: all are known, whichever it sends back first.
+      expect(await t.app.affinity.holder('default', 'resp_both', cfg)).toEqual({ kind: 'own', tier: 'weak' });
+      // Whose they are, which isolation reads once a tier record has gone (its TTL, a memory store's bound).
+      for (const id of ['resp_both', sealedItemId(SEAL_WEAK)]) expect(await t.app.affinity.ownerOf('default', 'response', id, cfg), id).toMatchObject({ kind: 'own' });
+      expect(await t.app.affinity.contextOf('default', 'response', 'resp_both', cfg)).toBe(USAGE.input_tokens + USAGE.output_tokens);
+      expect(await t.app.affinity.holder('default', sealedItemId(SEAL_WEAK), cfg)).toEqual({ kind: 'own', tier: 'weak' });
     } finally {
       await t.stop();
     }
