@@ -167,6 +167,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   });
 
   const streamLog = log.child({ component: 'extproc' });
+  const storeAnswer = answerStore(cache, () => semanticCache, metrics);
   const deps = {
     runtime: () => config.current(),
     metrics,
@@ -174,7 +175,8 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     requestStages: stages,
     budgets,
     affinity,
-    settle: deferred(ledger, withCacheStore(createSettle(ledger, metrics, ledgerLog, budgets), cache, () => semanticCache, metrics)),
+    settle: deferred(ledger, withCacheStore(createSettle(ledger, metrics, ledgerLog, budgets), storeAnswer)),
+    storeAnswer,
   };
   const streamHandlers: StreamHandlerFactory = (info) => new LlmStream(deps, info);
   const extproc = createExtProcServer(streamHandlers, {
@@ -251,30 +253,37 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
 type Settle = (record: RequestRecord, runtime: Runtime) => void;
 
 /**
- * The record is assembled, its row built and stored, and its answer cached, in the ledger's next batch
- * (Ledger.later): per request that code would run alone with cold caches, in a batch it runs warm.
+ * The record is assembled and its row built and stored in the ledger's next batch (Ledger.later): per request
+ * that code would run alone with cold caches, in a batch it runs warm.
  */
 function deferred(ledger: Ledger, settle: Settle): StreamDeps['settle'] {
   return (record, runtime) => ledger.later(() => settle(record(), runtime));
 }
 
-/** After the ledger row: a miss whose answer came back whole and normal is stored, off the answer path. */
-function withCacheStore(settle: Settle, cache: ResponseCache, semantic: () => SemanticCache | undefined, metrics: Metrics): Settle {
-  return (record, runtime) => {
-    settle(record, runtime);
-    const save = record.cacheSave;
-    if (!save) return;
+/**
+ * Stores a miss's answer: at its response's end when it came back whole and normal (LlmStream), a synchronous
+ * write to the memory store or a command sent to Redis, neither awaited. One that did not is counted, with its row.
+ */
+function answerStore(cache: ResponseCache, semantic: () => SemanticCache | undefined, metrics: Metrics): StreamDeps['storeAnswer'] {
+  return (tenant, save, runtime) => {
     if (!save.entry) {
       metrics.cacheWrites.inc({ result: 'not_storable' });
       return;
     }
-    cache.save(record.tenant, save.storeKey, save.entry, save.ttlMs, runtime.config.cache);
+    cache.save(tenant, save.storeKey, save.entry, save.ttlMs, runtime.config.cache);
     // The vector points at the exact entry just stored: a semantic hit reads the answer from there.
-    if (save.semantic) semantic()?.add(record.tenant, save.semantic, save.storeKey, save.ttlMs, runtime.config.cache.semantic);
+    if (save.semantic) semantic()?.add(tenant, save.semantic, save.storeKey, save.ttlMs, runtime.config.cache.semantic);
   };
 }
 
-/** The Redis connection of a store that has one (the Redis implementations keep theirs as `redis`). */
+/** After the ledger row: a miss whose answer was not stored at its end (not whole, or cut short) is counted. */
+function withCacheStore(settle: Settle, storeAnswer: StreamDeps['storeAnswer']): Settle {
+  return (record, runtime) => {
+    settle(record, runtime);
+    if (record.cacheSave) storeAnswer(record.tenant, record.cacheSave, runtime);
+  };
+}
+
 /** What a store's eviction check found: the gauge, and a warning naming the policy and what it can take. */
 function evictionReport(store: string, keep: MustKeep, metrics: Metrics, log: Logger): (result: EvictionRisk[] | Error) => void {
   return (result) => {

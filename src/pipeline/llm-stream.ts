@@ -57,6 +57,8 @@ export interface StreamDeps {
    * built from it later, batched with other requests' (Ledger.later). Must not throw.
    */
   settle(record: () => RequestRecord, runtime: Runtime): void;
+  /** Stores a cache miss's answer (and its vector) for its tenant; never throws, never waits. */
+  storeAnswer(tenant: string, save: NonNullable<RequestRecord['cacheSave']>, runtime: Runtime): void;
 }
 
 type PathKind = 'classify' | 'unclassified' | 'other';
@@ -337,11 +339,13 @@ export class LlmStream implements StreamHandler {
 
   /**
    * The response is over, before Envoy passes its end on to the client: usage the backend reported settles the
-   * tenant's reservation now. Waiting for the ledger row (a batch, up to 5 × ledger.lingerMs after the stream
-   * ends) left a client that sends its next request at once charged for the last one's whole reservation, and
-   * refused near its limit for tokens it never used.
+   * tenant's reservation now, and a cache miss's answer is stored now. Waiting for the ledger row (a batch, up to
+   * 5 × ledger.lingerMs after the stream ends) left a client that sends its next request at once charged for the
+   * last one's whole reservation, refused near its limit for tokens it never used, and missing the cache.
    */
   private responseEnded(): void {
+    const save = this.acc.takeCacheSave();
+    if (save && this.state) this.deps.storeAnswer(this.state.tenant, save, this.runtime);
     // (No admission can still be running here: the request reached a backend only once its answer was decided.)
     const admission = this.state?.admission;
     if (!admission || admission.tokenBuckets.length === 0) return;

@@ -58,6 +58,8 @@ export class ResponseAccounting {
   private cache: RequestCache | undefined;
   /** Builds the answer to store, for a cache miss whose answer may be stored. */
   private assembler: AnswerAssembler | undefined;
+  /** The answer was taken to be stored at the response's end (takeCacheSave). */
+  private cacheTaken = false;
   /** The response body arrives BUFFERED (whole), so header changes in the body answer still apply. */
   buffered = false;
   /** The request came without a body (a GET): it held nothing to be billed for. */
@@ -261,10 +263,23 @@ export class ResponseAccounting {
     };
   }
 
+  /**
+   * A miss's answer to store, taken once its response has ended as a complete, normal 200: LlmStream stores it
+   * then, before the end reaches the client, so that the same request sent the moment the answer arrives is a
+   * hit. (Stored with the ledger row instead, a batch later, it was up to ~100 ms away: a script or an agent
+   * repeating a request at once missed.) The row's record then has nothing more to store.
+   */
+  takeCacheSave(): RequestRecord['cacheSave'] {
+    const save = this.cacheSave();
+    if (!save?.entry) return undefined;
+    this.cacheTaken = true;
+    return save;
+  }
+
   /** A miss whose answer may be stored: the entry when the response was a complete, normal 200; else null. */
   private cacheSave(): RequestRecord['cacheSave'] {
     const save = this.cache?.save;
-    if (!save || !this.assembler) return undefined;
+    if (!save || !this.assembler || this.cacheTaken) return undefined;
     const facts = this.facts;
     const whole = this.httpStatus === 200 && this.responseEndedAt > 0 && facts?.complete === true && facts.errorCode === undefined;
     const answer = whole ? this.assembler.answer() : undefined;

@@ -84,7 +84,7 @@ function immediate(o: Outcome) {
   return o;
 }
 
-/** Cache writes happen after the row is settled: wait for the store to have counted it. */
+/** A store's write may land after the answer (Redis): wait for it to have been counted. */
 async function stored(t: TestTiergate, n: number): Promise<void> {
   await expect.poll(() => metricValue(t.app, 'tiergate_cache_writes_total', { result: 'stored' })).toBe(n);
 }
@@ -122,6 +122,34 @@ describe('exact cache', () => {
     // Each tenant now gets its own answer.
     expect(JSON.parse(immediate((await ask(t, { key: KEY_B, id: 'b2' })).o).body.toString()).choices[0].message.content).toBe('Paris, for globex.');
     expect(JSON.parse(immediate((await ask(t, { id: 'a3' })).o).body.toString()).choices[0].message.content).toBe('Paris.');
+  });
+
+  it('an answer is stored before its end reaches the client: the same request sent at once is a hit (JSON and SSE)', async () => {
+    // The ledger's batch (which builds the row) is held back for the whole test, and the first stream stays
+    // open: what a client sees the moment its answer ends, before Envoy closes the side stream or the row is built.
+    const t = await start({ ledger: { lingerMs: 60_000 } });
+    const first = await ask(t, { id: 'at-once-1' });
+    await first.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await first.s.sendResponseBody(jsonBody(completion('Paris.')), true);
+    const hit = await ask(t, { id: 'at-once-2' });
+    const again = immediate(hit.o);
+    hit.s.close();
+    expect(getHeader(again.headers, 'x-cache')).toBe('hit-exact');
+    expect(JSON.parse(again.body.toString()).choices[0].message.content).toBe('Paris.');
+    first.s.close();
+
+    const streamed = await ask(t, { id: 'at-once-3', content: 'And of Italy?', stream: true });
+    await answerSse(streamed.s, [chunk({ role: 'assistant', content: 'Rome.' }), chunk({}, 'stop')], { close: false });
+    const hit2 = await ask(t, { id: 'at-once-4', content: 'And of Italy?' });
+    const replayed = immediate(hit2.o);
+    hit2.s.close();
+    expect(getHeader(replayed.headers, 'x-cache')).toBe('hit-exact');
+    expect(JSON.parse(replayed.body.toString()).choices[0].message.content).toBe('Rome.');
+    streamed.s.close();
+    // Stored once each: their rows, built once the batch runs, do not store them again.
+    const rows = await rowsById(t, 4);
+    expect(rows.get('at-once-2')).toMatchObject({ cache_hit: true });
+    expect(await metricValue(t.app, 'tiergate_cache_writes_total', { result: 'stored' })).toBe(2);
   });
 
   it('a gzip-compressed answer is stored, and replayed plain (no content-encoding on the hit)', async () => {
@@ -434,6 +462,19 @@ describe('exact cache on Redis', () => {
     redis = await RedisServer.start();
   });
   afterAll(async () => redis.down());
+
+  it('the same request sent the moment its answer ends is a hit: the write was sent before the end was passed on', async () => {
+    const t = await start({ cache: { store: 'redis', redis: { url: redis.url, keyPrefix: `once${Date.now()}:` } }, ledger: { lingerMs: 60_000 } });
+    await expect.poll(() => (t.app.cache.store as unknown as { redis: { status: string } }).redis.status).toBe('ready');
+    const first = await ask(t, { id: 'r-once-1' });
+    await first.s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await first.s.sendResponseBody(jsonBody(completion('Paris.')), true);
+    // On the same connection, Redis answers the lookup after the write it received first.
+    const hit = await ask(t, { id: 'r-once-2' });
+    expect(getHeader(immediate(hit.o).headers, 'x-cache')).toBe('hit-exact');
+    hit.s.close();
+    first.s.close();
+  });
 
   it('a new instance reports serving once its cache store is connected: its first request is a lookup, not a bypass', async () => {
     // A Redis 30 ms away on a new connection (a proxy in front of it holds each one back that long). Before:
