@@ -6,7 +6,7 @@ import { createServer, connect, type AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { chatRequestHeaders, getHeader, type ExtProcSession } from '../../src/dev/envoy-client.js';
+import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type ExtProcSession } from '../../src/dev/envoy-client.js';
 import type { Outcome } from '../../src/dev/envoy-filter.js';
 import type { LedgerRow } from '../../src/ledger/row.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -124,7 +124,7 @@ describe('exact cache', () => {
     expect(JSON.parse(immediate((await ask(t, { id: 'a3' })).o).body.toString()).choices[0].message.content).toBe('Paris.');
   });
 
-  it('an answer is stored before its end reaches the client: the same request sent at once is a hit (JSON and SSE)', async () => {
+  it('an answer is stored before its end reaches the client: the same request sent at once is a hit (JSON, SSE, trailers)', async () => {
     // The ledger's batch (which builds the row) is held back for the whole test, and the first stream stays
     // open: what a client sees the moment its answer ends, before Envoy closes the side stream or the row is built.
     const t = await start({ ledger: { lingerMs: 60_000 } });
@@ -146,10 +146,25 @@ describe('exact cache', () => {
     expect(getHeader(replayed.headers, 'x-cache')).toBe('hit-exact');
     expect(JSON.parse(replayed.body.toString()).choices[0].message.content).toBe('Rome.');
     streamed.s.close();
+
+    // An answer that ends with trailers (an HTTP/2 backend's, Envoy sending them): stored at the trailers.
+    const trailed = t.pool.open({ ...RECOMMENDED_FILTER, processingMode: { ...RECOMMENDED_FILTER.processingMode, responseTrailerMode: 'SEND' } });
+    await trailed.sendRequestHeaders(chatRequestHeaders([['authorization', `Bearer ${KEY_A}`], ['x-request-id', 'at-once-5']]), false);
+    await trailed.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'And of Spain?' }] }));
+    await trailed.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await trailed.sendResponseBody(jsonBody(completion('Madrid.')), false);
+    await trailed.sendResponseTrailers([['x-backend-done', '1']]);
+    const hit3 = t.pool.open();
+    await hit3.sendRequestHeaders(chatRequestHeaders([['authorization', `Bearer ${KEY_A}`], ['x-request-id', 'at-once-6']]), false);
+    const third = immediate(await hit3.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'And of Spain?' }] })));
+    expect(getHeader(third.headers, 'x-cache')).toBe('hit-exact');
+    expect(JSON.parse(third.body.toString()).choices[0].message.content).toBe('Madrid.');
+    hit3.close();
+    trailed.close();
     // Stored once each: their rows, built once the batch runs, do not store them again.
-    const rows = await rowsById(t, 4);
+    const rows = await rowsById(t, 6);
     expect(rows.get('at-once-2')).toMatchObject({ cache_hit: true });
-    expect(await metricValue(t.app, 'tiergate_cache_writes_total', { result: 'stored' })).toBe(2);
+    expect(await metricValue(t.app, 'tiergate_cache_writes_total', { result: 'stored' })).toBe(3);
   });
 
   it('a gzip-compressed answer is stored, and replayed plain (no content-encoding on the hit)', async () => {
