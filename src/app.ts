@@ -20,6 +20,7 @@ import { ResponseCache } from './cache/response-cache.js';
 import { createCacheLookupStage, type SemanticSource } from './stages/cache-lookup.js';
 import { createSemanticCache, usesSemantic } from './cache/create-semantic-cache.js';
 import type { SemanticCache } from './cache/semantic-cache.js';
+import { answerStore, type StoreAnswer } from './cache/store-answer.js';
 import type { Embedder } from './cache/embedders/embedder.js';
 import { createCacheStore } from './stores/create-cache-store.js';
 import { whenReady } from './stores/redis/when-ready.js';
@@ -167,7 +168,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
   });
 
   const streamLog = log.child({ component: 'extproc' });
-  const storeAnswer = answerStore(cache, () => semanticCache, metrics);
+  const storeAnswer = answerStore(cache, () => semanticCache, metrics, log.child({ component: 'cache' }), opts.now);
   const deps = {
     runtime: () => config.current(),
     metrics,
@@ -260,27 +261,11 @@ function deferred(ledger: Ledger, settle: Settle): StreamDeps['settle'] {
   return (record, runtime) => ledger.later(() => settle(record(), runtime));
 }
 
-/**
- * Stores a miss's answer: at its response's end when it came back whole and normal (LlmStream), a synchronous
- * write to the memory store or a command sent to Redis, neither awaited. One that did not is counted, with its row.
- */
-function answerStore(cache: ResponseCache, semantic: () => SemanticCache | undefined, metrics: Metrics): StreamDeps['storeAnswer'] {
-  return (tenant, save, runtime) => {
-    if (!save.entry) {
-      metrics.cacheWrites.inc({ result: 'not_storable' });
-      return;
-    }
-    cache.save(tenant, save.storeKey, save.entry, save.ttlMs, runtime.config.cache);
-    // The vector points at the exact entry just stored: a semantic hit reads the answer from there.
-    if (save.semantic) semantic()?.add(tenant, save.semantic, save.storeKey, save.ttlMs, runtime.config.cache.semantic);
-  };
-}
-
 /** After the ledger row: a miss whose answer was not stored at its end (not whole, or cut short) is counted. */
-function withCacheStore(settle: Settle, storeAnswer: StreamDeps['storeAnswer']): Settle {
+function withCacheStore(settle: Settle, storeAnswer: StoreAnswer): Settle {
   return (record, runtime) => {
     settle(record, runtime);
-    if (record.cacheSave) storeAnswer(record.tenant, record.cacheSave, runtime);
+    if (record.cacheSave) storeAnswer(record.tenant, record.cacheSave, runtime.config.cache);
   };
 }
 

@@ -3,8 +3,7 @@
 import { newId } from '../ids.js';
 import type { Admission } from '../budget/budgets.js';
 import type { CachedAnswer } from '../cache/answer.js';
-import type { CacheEntry } from '../stores/cache-store.js';
-import type { PendingSeed } from '../cache/semantic-cache.js';
+import type { AnswerToStore } from '../cache/store-answer.js';
 import { readUsage, sumUsage } from '../usage/usage.js';
 import { estimateUsage, type PromptForCount } from '../usage/estimate.js';
 import type { Cost, PriceTable } from '../usage/price-table.js';
@@ -36,7 +35,7 @@ export interface RequestRecord {
   /** Set when the tenant's cache policy applied: the answer served from the cache (hits), and lookup time. */
   cache: { hit: CachedAnswer | undefined; lookupMs: number } | undefined;
   /** A miss that may be stored: where, and the entry (null when the response was not a complete, normal 200). */
-  cacheSave: { storeKey: string; ttlMs: number; semantic?: PendingSeed; entry: CacheEntry | null } | undefined;
+  cacheSave: AnswerToStore | undefined;
   /** The request was sent on to an upstream (not answered by tiergate itself). */
   upstreamCalled: boolean;
   /** tiergate answered itself with this error. */

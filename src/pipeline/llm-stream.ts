@@ -40,6 +40,7 @@ import { usageAsked, usageForced } from '../llm/parse-request.js';
 import { finalAnswer, responseHeadersAnswer, withBody } from './response-answers.js';
 import { countDecision } from '../stages/classify.js';
 import { AnswerRecords } from './answer-records.js';
+import type { StoreAnswer } from '../cache/store-answer.js';
 import { runStages, type PipelineResult } from './runner.js';
 import type { Stage } from './stage.js';
 
@@ -58,7 +59,7 @@ export interface StreamDeps {
    */
   settle(record: () => RequestRecord, runtime: Runtime): void;
   /** Stores a cache miss's answer (and its vector) for its tenant; never throws, never waits. */
-  storeAnswer(tenant: string, save: NonNullable<RequestRecord['cacheSave']>, runtime: Runtime): void;
+  storeAnswer: StoreAnswer;
 }
 
 type PathKind = 'classify' | 'unclassified' | 'other';
@@ -345,7 +346,7 @@ export class LlmStream implements StreamHandler {
    */
   private responseEnded(): void {
     const save = this.acc.takeCacheSave();
-    if (save && this.state) this.deps.storeAnswer(this.state.tenant, save, this.runtime);
+    if (save && this.state) this.deps.storeAnswer(this.state.tenant, save, this.runtime.config.cache);
     // (No admission can still be running here: the request reached a backend only once its answer was decided.)
     const admission = this.state?.admission;
     if (!admission || admission.tokenBuckets.length === 0) return;
