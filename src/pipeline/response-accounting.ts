@@ -58,8 +58,6 @@ export class ResponseAccounting {
   private cache: RequestCache | undefined;
   /** Builds the answer to store, for a cache miss whose answer may be stored. */
   private assembler: AnswerAssembler | undefined;
-  /** The answer was taken to be stored at the response's end (takeCacheSave). */
-  private cacheTaken = false;
   /** The response body arrives BUFFERED (whole), so header changes in the body answer still apply. */
   buffered = false;
   /** The request came without a body (a GET): it held nothing to be billed for. */
@@ -272,14 +270,15 @@ export class ResponseAccounting {
   takeCacheSave(): RequestRecord['cacheSave'] {
     const save = this.cacheSave();
     if (!save?.entry) return undefined;
-    this.cacheTaken = true;
+    // Its work is done: the record finds no assembler, so nothing to store, and the answer's parts are freed.
+    this.assembler = undefined;
     return save;
   }
 
   /** A miss whose answer may be stored: the entry when the response was a complete, normal 200; else null. */
   private cacheSave(): RequestRecord['cacheSave'] {
     const save = this.cache?.save;
-    if (!save || !this.assembler || this.cacheTaken) return undefined;
+    if (!save || !this.assembler) return undefined;
     const facts = this.facts;
     const whole = this.httpStatus === 200 && this.responseEndedAt > 0 && facts?.complete === true && facts.errorCode === undefined;
     const answer = whole ? this.assembler.answer() : undefined;
