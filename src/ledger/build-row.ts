@@ -166,8 +166,10 @@ function rowWith(r: RequestRecord, prices: PriceTable, usage: Usage, source: Usa
     rate_limit_tier: r.rateLimitTier,
   };
   const unpriced = cost === undefined;
-  // Unpriced for what was not seen, rather than for the model's price (missing, or not for this service tier).
-  if (unpriced && usage.unmeasured && costOfUsage(prices, { ...usage, unmeasured: undefined }, r.facts, r.routedModel, hit !== undefined)) {
+  // Unpriced for what was not seen, rather than for the model's price (missing, or not for this service tier). A
+  // row that names no model (a path routed to no tier, whose answer never came or named none) is that too: the
+  // model is part of what was not seen, and no price could be added for it.
+  if (unpriced && usage.unmeasured && (!modelResolved || costOfUsage(prices, { ...usage, unmeasured: undefined }, r.facts, r.routedModel, hit !== undefined))) {
     return { row, unpriced, unmeasured: usage.unmeasured };
   }
   return { row, unpriced };

@@ -655,6 +655,35 @@ describe('ledger rows for every ending', () => {
     }
   });
 
+  it('a row that names no model is unmeasured, not a model without a price: an embeddings path routed to no tier', async () => {
+    // The default routing: /v1/embeddings goes to Envoy's catch-all route, so only the answer can name its model.
+    const t = await startTiergate({});
+    try {
+      const embeddings = async (id: string) => {
+        const s = t.pool.open();
+        await s.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', id]]), false);
+        await s.sendRequestBody(jsonBody({ model: 'text-embedding-3-small', input: 'hello' }));
+        return s;
+      };
+      // Cancelled before its answer (the client left, or Envoy shut down): nothing named the model.
+      const gone = await embeddings('no-answer');
+      gone.cancel();
+      // An answer that names no model and reports no usage (some embedding servers).
+      const bare = await embeddings('no-model');
+      await bare.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await bare.sendResponseBody(jsonBody({ object: 'list', data: [] }), true);
+      bare.close();
+      for (const id of ['no-answer', 'no-model']) expect(await rowFor(t, id)).toMatchObject({ model_resolved: null, usage_source: 'estimated', cost_usd: null });
+      // No price could be added for "(none)": the alert's reason and the log say what was not seen instead.
+      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total', { reason: 'unmeasured' })).toBe(2);
+      expect(await metricValue(t.app, 'tiergate_unpriced_requests_total', { reason: 'price' })).toBe(0);
+      expect(logEvents(t.logs, 'ledger.unpriced_model')).toEqual([]);
+      expect(logEvents(t.logs, 'ledger.unmeasured_usage')).toEqual([expect.objectContaining({ path: '/v1/embeddings', model: '(none)', unmeasured: 'request' })]);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('speech: tts-1 priced by the characters of its input, gpt-4o-mini-tts by its audio tokens, an audio answer without usage unpriced', async () => {
     const tiergateFor = (model: string) =>
       startTiergate({
