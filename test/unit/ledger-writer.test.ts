@@ -1,7 +1,7 @@
 // The ledger writer's promises: every row reaches every sink, in order, across sink failures, queue overflow
 // and restarts, and a replay never stores a row twice.
 import { appendFileSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
@@ -252,12 +252,23 @@ describe('ledger writer', () => {
       });
       return { ledger, unsaved, errors, left };
     };
-    /** From now on every sync() a FileHandle starts never returns. */
+    /**
+     * From now on every sync() a FileHandle starts never returns. The handles it hangs are closed when the test
+     * ends: left to the garbage collector, Node warns (DEP0137, to become an error), where a real hung fsync
+     * keeps its handle referenced.
+     */
     const hangDisk = async () => {
       const probe = await open(join(options().spoolDir, 'probe'), 'w');
       await probe.close();
-      const sync = vi.spyOn(Object.getPrototypeOf(probe) as { sync: () => Promise<void> }, 'sync').mockImplementation(() => new Promise<void>(() => undefined));
-      onTestFinished(() => sync.mockRestore());
+      const hung: FileHandle[] = [];
+      const sync = vi.spyOn(Object.getPrototypeOf(probe) as { sync: () => Promise<void> }, 'sync').mockImplementation(function (this: FileHandle) {
+        hung.push(this);
+        return new Promise<void>(() => undefined);
+      });
+      onTestFinished(async () => {
+        sync.mockRestore();
+        await Promise.all(hung.map((fh) => fh.close()));
+      });
       return sync;
     };
     // In no set order: a logged batch becomes a writer of its own at import, and the rollup counts by event id.
