@@ -112,7 +112,15 @@ export class FileSink implements LedgerSink {
     const path = join(this.opts.dir, ledgerFileName(day));
     const earlier = new Set(idsInTail(path));
     const fh = await open(path, 'a');
-    f = { fh, earlier, marks: new Map(), dirty: false, size: (await fh.stat()).size };
+    let size: number;
+    try {
+      size = (await fh.stat()).size;
+    } catch (err) {
+      // A disk failing here (EIO): the handle is closed now, not left to the garbage collector.
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
+    f = { fh, earlier, marks: new Map(), dirty: false, size };
     this.files.set(day, f);
     // Yesterday stays open for late rows; anything older is closed, but never the file just opened: a row
     // older than both open days (a replay after a long outage, a batch listing its days newest first) would

@@ -14,14 +14,17 @@ export const READ_WINDOW = 4 * 1024 * 1024;
 export async function appendSync(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const fh = await open(path, 'a');
-  const size = (await fh.stat()).size;
   try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } catch (err) {
-    // Part of the rows may be on disk (a full disk): they go, or the retry would append after half a line.
-    await fh.truncate(size).catch(() => undefined);
-    throw err;
+    // Read inside the try: a disk that fails here (EIO) must not leave the handle to the garbage collector.
+    const size = (await fh.stat()).size;
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } catch (err) {
+      // Part of the rows may be on disk (a full disk): they go, or the retry would append after half a line.
+      await fh.truncate(size).catch(() => undefined);
+      throw err;
+    }
   } finally {
     await fh.close();
   }

@@ -1,7 +1,7 @@
 // The file sink's day files: fsync on its timer only for files written since the last one, no more than two
 // days open at once, and a file an earlier process left with a torn or newline-less last line mended at open.
 import { appendFileSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -106,14 +106,35 @@ describe('file sink', () => {
     expect(seqs(dir)).toEqual([1, 2, 3]);
   });
 
+  it('a disk failing as a day file opens (EIO at its size read): the write fails with nothing left open, and the next one opens it again', async () => {
+    const dir = dirOf();
+    const sink = new FileSink({ dir });
+    const proto = (await handlePrototype()) as unknown as { stat: () => Promise<unknown> };
+    vi.spyOn(proto, 'stat').mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
+    await expect(sink.write([entry(1)])).rejects.toThrow('EIO');
+    // Before, the handle stayed open until the garbage collector closed it (DEP0137, to become an error).
+    expect(openIn(dir)).toEqual([]);
+    await sink.write([entry(1)]); // the ledger's replay
+    expect(openIn(dir)).toEqual([ledgerFileName('2026-12-01')]);
+    await sink.close();
+    expect(seqs(dir)).toEqual([1]);
+  });
+
   it('close gives up on a disk that never finishes (an fsync on a hung mount) after CLOSE_WAIT_MS, saying so: the shutdown waited for ever', async () => {
     const dir = dirOf();
     const sink = new FileSink({ dir, fsyncIntervalMs: 60_000 });
     await sink.write([entry(1)]);
-    vi.spyOn(await handlePrototype(), 'sync').mockImplementation(() => new Promise<void>(() => undefined));
+    const hung: FileHandle[] = [];
+    vi.spyOn(await handlePrototype(), 'sync').mockImplementation(function (this: FileHandle) {
+      hung.push(this);
+      return new Promise<void>(() => undefined);
+    });
     await expect(sink.close()).rejects.toThrow(`ledger sink file: its disk did not finish a write or fsync within ${CLOSE_WAIT_MS} ms of the shutdown; left to the exit`);
     // The row was written before the disk stalled.
     expect(seqs(dir)).toEqual([1]);
+    // Closed here rather than by the garbage collector (DEP0137), which a real hung fsync's handle never meets.
+    expect(hung).toHaveLength(1);
+    await Promise.all(hung.map((fh) => fh.close()));
   });
 
   it('the Redis sink closes when Redis is unreachable: QUIT cannot be sent, so it disconnects, and no reconnect is left running', async () => {
