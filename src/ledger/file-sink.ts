@@ -4,9 +4,10 @@
 // after a write that timed out but landed) is recognised as the Redis sink does: per day file, each writer's
 // highest sequence number written; rows of an earlier process, by the event ids in the file's tail.
 import { openSync, readSync, closeSync, fstatSync, ftruncateSync, write, writeSync } from 'node:fs';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withDeadline } from '../deadline-timer.js';
+import { openForAppend } from './open-append.js';
 import { groupEntries, type LedgerEntry, type LedgerSink } from './sink.js';
 import { tornTail } from './torn-tail.js';
 
@@ -111,15 +112,7 @@ export class FileSink implements LedgerSink {
     await mkdir(this.opts.dir, { recursive: true });
     const path = join(this.opts.dir, ledgerFileName(day));
     const earlier = new Set(idsInTail(path));
-    const fh = await open(path, 'a');
-    let size: number;
-    try {
-      size = (await fh.stat()).size;
-    } catch (err) {
-      // A disk failing here (EIO): the handle is closed now, not left to the garbage collector.
-      await fh.close().catch(() => undefined);
-      throw err;
-    }
+    const { fh, size } = await openForAppend(path);
     f = { fh, earlier, marks: new Map(), dirty: false, size };
     this.files.set(day, f);
     // Yesterday stays open for late rows; anything older is closed, but never the file just opened: a row

@@ -2,9 +2,10 @@
 // file operations the spool needs that work a window at a time, so that a long outage's spool is never read
 // into memory whole.
 import { fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { LedgerEntry } from './sink.js';
+import { openForAppend } from './open-append.js';
 import { tornTail } from './torn-tail.js';
 
 /** Rows are read from the file in windows of this size, so a long outage's spool is never loaded whole. */
@@ -13,18 +14,14 @@ export const READ_WINDOW = 4 * 1024 * 1024;
 /** Appends `text` to the file and fsyncs it; on a failure, nothing of it stays (the file is cut back). */
 export async function appendSync(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const fh = await open(path, 'a');
+  const { fh, size } = await openForAppend(path);
   try {
-    // Read inside the try: a disk that fails here (EIO) must not leave the handle to the garbage collector.
-    const size = (await fh.stat()).size;
-    try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } catch (err) {
-      // Part of the rows may be on disk (a full disk): they go, or the retry would append after half a line.
-      await fh.truncate(size).catch(() => undefined);
-      throw err;
-    }
+    await fh.writeFile(text);
+    await fh.sync();
+  } catch (err) {
+    // Part of the rows may be on disk (a full disk): they go, or the retry would append after half a line.
+    await fh.truncate(size).catch(() => undefined);
+    throw err;
   } finally {
     await fh.close();
   }
