@@ -1,13 +1,13 @@
 // The file sink's day files: fsync on its timer only for files written since the last one, no more than two
 // days open at once, and a file an earlier process left with a torn or newline-less last line mended at open.
-import { appendFileSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CLOSE_WAIT_MS, FileSink, ledgerFileName } from '../../src/ledger/file-sink.js';
 import { RedisStreamSink } from '../../src/ledger/redis-stream-sink.js';
 import type { LedgerEntry } from '../../src/ledger/sink.js';
+import { fileHandlePrototype, hangSyncs, openIn } from '../helpers/file-handles.js';
 
 const entry = (seq: number, day = '2026-12-01'): LedgerEntry => ({ eventId: `e${seq}`, day, line: JSON.stringify({ event_id: `e${seq}`, seq }), writer: 'w', seq });
 const dirOf = () => mkdtempSync(join(tmpdir(), 'tiergate-file-sink-'));
@@ -16,27 +16,6 @@ const seqs = (dir: string, day = '2026-12-01') =>
     .split('\n')
     .filter((l) => l.length > 0)
     .map((l) => (JSON.parse(l) as { seq: number }).seq);
-
-/** FileHandle's prototype, to watch sync() on every handle the sink opens. */
-async function handlePrototype(): Promise<{ sync: () => Promise<void> }> {
-  const fh = await open(join(dirOf(), 'probe'), 'w');
-  await fh.close();
-  return Object.getPrototypeOf(fh) as { sync: () => Promise<void> };
-}
-
-/** The files under `dir` this process holds open (Linux: /proc/self/fd). */
-function openIn(dir: string): string[] {
-  const open: string[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(`${dir}/`)) open.push(target.slice(dir.length + 1));
-    } catch {
-      // closed meanwhile (the descriptor readdir itself used)
-    }
-  }
-  return open.sort();
-}
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -48,7 +27,7 @@ describe('file sink', () => {
   });
 
   it('fsyncs on its timer a file written since the last fsync, and no file that was not', async () => {
-    const sync = vi.spyOn(await handlePrototype(), 'sync');
+    const sync = vi.spyOn(await fileHandlePrototype(), 'sync');
     const sink = new FileSink({ dir: dirOf(), fsyncIntervalMs: 20 });
     await sink.write([entry(1)]);
     await vi.waitFor(() => expect(sync).toHaveBeenCalledTimes(1));
@@ -109,8 +88,7 @@ describe('file sink', () => {
   it('a disk failing as a day file opens (EIO at its size read): the write fails with nothing left open, and the next one opens it again', async () => {
     const dir = dirOf();
     const sink = new FileSink({ dir });
-    const proto = (await handlePrototype()) as unknown as { stat: () => Promise<unknown> };
-    vi.spyOn(proto, 'stat').mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
+    vi.spyOn(await fileHandlePrototype(), 'stat').mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
     await expect(sink.write([entry(1)])).rejects.toThrow('EIO');
     // Before, the handle stayed open until the garbage collector closed it (DEP0137, to become an error).
     expect(openIn(dir)).toEqual([]);
@@ -124,17 +102,13 @@ describe('file sink', () => {
     const dir = dirOf();
     const sink = new FileSink({ dir, fsyncIntervalMs: 60_000 });
     await sink.write([entry(1)]);
-    const hung: FileHandle[] = [];
-    vi.spyOn(await handlePrototype(), 'sync').mockImplementation(function (this: FileHandle) {
-      hung.push(this);
-      return new Promise<void>(() => undefined);
-    });
+    const { hung, closeHung } = await hangSyncs();
     await expect(sink.close()).rejects.toThrow(`ledger sink file: its disk did not finish a write or fsync within ${CLOSE_WAIT_MS} ms of the shutdown; left to the exit`);
     // The row was written before the disk stalled.
     expect(seqs(dir)).toEqual([1]);
     // Closed here rather than by the garbage collector (DEP0137), which a real hung fsync's handle never meets.
     expect(hung).toHaveLength(1);
-    await Promise.all(hung.map((fh) => fh.close()));
+    await closeHung();
   });
 
   it('the Redis sink closes when Redis is unreachable: QUIT cannot be sent, so it disconnects, and no reconnect is left running', async () => {

@@ -1,10 +1,9 @@
 // The ledger writer's promises: every row reaches every sink, in order, across sink failures, queue overflow
 // and restarts, and a replay never stores a row twice.
 import { appendFileSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { Ledger, type LedgerHooks, type LedgerOptions } from '../../src/ledger/ledger.js';
 import { FileSink } from '../../src/ledger/file-sink.js';
 import { MemorySink } from '../../src/ledger/memory-sink.js';
@@ -13,6 +12,7 @@ import type { LedgerRow } from '../../src/ledger/row.js';
 import type { LedgerEntry } from '../../src/ledger/sink.js';
 import { collectRows, sampleRow } from '../helpers/ledger-rows.js';
 import { SpoolDisk } from '../helpers/spool-disk.js';
+import { hangSyncs } from '../helpers/file-handles.js';
 import { Spool } from '../../src/ledger/spool.js';
 
 /** A sink that can be taken down, and that can be made slow (writes that land after the writer gave up). */
@@ -252,22 +252,12 @@ describe('ledger writer', () => {
       });
       return { ledger, unsaved, errors, left };
     };
-    /**
-     * From now on every sync() a FileHandle starts never returns. The handles it hangs are closed when the test
-     * ends: left to the garbage collector, Node warns (DEP0137, to become an error), where a real hung fsync
-     * keeps its handle referenced.
-     */
+    /** Every sync() from now on hangs; the handles it caught are closed when the test ends (hangSyncs). */
     const hangDisk = async () => {
-      const probe = await open(join(options().spoolDir, 'probe'), 'w');
-      await probe.close();
-      const hung: FileHandle[] = [];
-      const sync = vi.spyOn(Object.getPrototypeOf(probe) as { sync: () => Promise<void> }, 'sync').mockImplementation(function (this: FileHandle) {
-        hung.push(this);
-        return new Promise<void>(() => undefined);
-      });
+      const { sync, closeHung } = await hangSyncs();
       onTestFinished(async () => {
         sync.mockRestore();
-        await Promise.all(hung.map((fh) => fh.close()));
+        await closeHung();
       });
       return sync;
     };

@@ -1,12 +1,12 @@
 // The spool file's format and its window-at-a-time helpers (spool-file.ts): what a line holds, which lines are
 // rows, and the byte count the spool's bound is kept by.
-import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { open } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { appendSync, countRows, decode, encode, encodedBytes, isMissing, mendTornTail } from '../../src/ledger/spool-file.js';
 import type { LedgerEntry } from '../../src/ledger/sink.js';
+import { fileHandlePrototype, openIn } from '../helpers/file-handles.js';
 
 const entry = (over: Partial<LedgerEntry> = {}): LedgerEntry => ({ writer: 'w-1', seq: 7, eventId: 'e-1', day: '2026-12-05', line: '{"a":1}', ...over });
 
@@ -18,19 +18,6 @@ function fileWith(text: string): { fd: number; path: string } {
 }
 
 afterEach(() => vi.restoreAllMocks());
-
-/** How many of this process's descriptors are open on `path` (Linux: /proc/self/fd). */
-function descriptorsOn(path: string): number {
-  let n = 0;
-  for (const d of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${d}`) === path) n++;
-    } catch {
-      // closed meanwhile (the descriptor readdir itself used)
-    }
-  }
-  return n;
-}
 
 describe('spool file', () => {
   it('encodedBytes is the encoded line\'s length in bytes, whatever its characters', () => {
@@ -86,21 +73,19 @@ describe('spool file', () => {
   it('appendSync closes its file whatever step the disk fails at, and leaves nothing of the rows it could not sync', async () => {
     const { fd, path } = fileWith('row-1\n');
     closeSync(fd);
-    const probe = await open(path, 'r');
-    await probe.close();
-    const proto = Object.getPrototypeOf(probe) as Record<'stat' | 'sync', (...a: unknown[]) => Promise<unknown>>;
+    const proto = await fileHandlePrototype();
     // A failing disk (EIO) at the size read, then at the fsync: before, a failed size read left the handle open
     // for the garbage collector (DEP0137, to become an error that ends the process).
     for (const step of ['stat', 'sync'] as const) {
       const failing = vi.spyOn(proto, step).mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
       await expect(appendSync(path, 'row-2\n'), step).rejects.toThrow('EIO');
-      expect(descriptorsOn(path), step).toBe(0);
+      expect(openIn(dirname(path)), step).toEqual([]);
       failing.mockRestore();
     }
     expect(readFileSync(path, 'utf8')).toBe('row-1\n');
     await appendSync(path, 'row-2\n');
     expect(readFileSync(path, 'utf8')).toBe('row-1\nrow-2\n');
-    expect(descriptorsOn(path)).toBe(0);
+    expect(openIn(dirname(path))).toEqual([]);
   });
 
   it('isMissing: no such file, or a path through something that is not a directory; nothing else', () => {
