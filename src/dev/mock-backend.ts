@@ -30,11 +30,21 @@ export function createMockBackend(opts: MockBackendOptions): Server {
   });
 }
 
+/** The paths that take a JSON body, each by POST only. */
+const POST_PATHS: ReadonlySet<string> = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses']);
+
 async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBackendOptions, stored: StoredResponses): Promise<void> {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
+  const ids = opts.servedModels ?? [`${opts.name}-model`];
   if (req.method === 'GET' && path === '/v1/models') {
-    const ids = opts.servedModels ?? [`${opts.name}-model`];
-    sendJson(res, 200, { object: 'list', data: ids.map((id) => ({ id, object: 'model', owned_by: 'tiergate-mock' })) });
+    sendJson(res, 200, { object: 'list', data: ids.map(modelEntry) });
+    return;
+  }
+  if (req.method === 'GET' && path.startsWith('/v1/models/')) {
+    // `client.models.retrieve(id)`; without a served list every name is served, as a request may name any.
+    const id = decodeURIComponent(path.slice('/v1/models/'.length));
+    if (opts.servedModels && !ids.includes(id)) return notFound(res, `The model '${id}' does not exist`, 'model_not_found');
+    sendJson(res, 200, modelEntry(id));
     return;
   }
   if (path.startsWith('/v1/responses/') && (req.method === 'GET' || req.method === 'DELETE')) {
@@ -43,6 +53,13 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
     if (!found) return notFound(res, `Response with id '${id}' not found.`);
     if (req.method === 'DELETE') stored.delete(id);
     sendJson(res, 200, req.method === 'GET' ? found : { id, object: 'response', deleted: true });
+    return;
+  }
+  // Anything else is answered on its path and method before a body is read: a GET of an unknown path is not
+  // "invalid JSON".
+  if (!POST_PATHS.has(path)) return notFound(res, `no route ${req.method ?? 'GET'} ${path}`);
+  if (req.method !== 'POST') {
+    sendJson(res, 405, { error: { message: `${path} takes POST requests only.`, type: 'invalid_request_error', param: null, code: 'method_not_allowed' } });
     return;
   }
   const raw = await readBody(req);
@@ -74,9 +91,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
   }
   const ctx: AnswerContext = { backend: opts.name, model, chunkDelayMs: opts.chunkDelayMs ?? 0 };
   if (path === '/v1/responses') return respond(res, body, ctx, stored);
-  if (path === '/v1/chat/completions' || path === '/v1/completions') return complete(res, body, ctx, path === '/v1/chat/completions');
-  sendJson(res, 404, { error: { message: `no route ${path}`, type: 'invalid_request_error', param: null, code: null } });
+  return complete(res, body, ctx, path === '/v1/chat/completions');
 }
+
+const modelEntry = (id: string) => ({ id, object: 'model', owned_by: 'tiergate-mock' });
 
 /** A vector as OpenAI's `encoding_format: "base64"` carries it: its float32 values, little-endian. */
 function float32Base64(v: number[]): string {

@@ -51,22 +51,32 @@ export async function respond(res: ServerResponse, body: Record<string, unknown>
   }
   if (body.stream !== true) return sendJson(res, 200, done);
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  // OpenAI's whole sequence of events, each part opened before its deltas and closed after them: the SDKs'
+  // `responses.stream()` builds the response from these, and refuses a delta for a part never opened
+  // ("missing content at index 0").
   let seq = 0;
   const send = (type: string, fields: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...fields })}\n\n`);
-  send('response.created', { response: { ...base, status: 'in_progress', output: [], usage: null } });
+  const inProgress = { ...base, status: 'in_progress', output: [], usage: null };
+  send('response.created', { response: inProgress });
+  send('response.in_progress', { response: inProgress });
   if (call) {
+    const item = { item_id: `fc_${id}`, output_index: 0 };
     send('response.output_item.added', { output_index: 0, item: functionCall('', 'in_progress') });
     for (const piece of argumentPieces(out.text)) {
       await sleep(ctx.chunkDelayMs);
-      send('response.function_call_arguments.delta', { item_id: `fc_${id}`, output_index: 0, delta: piece });
+      send('response.function_call_arguments.delta', { ...item, delta: piece });
     }
-    send('response.function_call_arguments.done', { item_id: `fc_${id}`, output_index: 0, arguments: out.text });
+    send('response.function_call_arguments.done', { ...item, name: call.name, arguments: out.text });
   } else {
+    const part = { item_id: `msg_${id}`, output_index: 0, content_index: 0 };
     send('response.output_item.added', { output_index: 0, item: { ...message('', 'in_progress'), content: [] } });
+    send('response.content_part.added', { ...part, part: { type: 'output_text', text: '', annotations: [] } });
     for (const piece of textPieces(out.text)) {
       await sleep(ctx.chunkDelayMs);
-      send('response.output_text.delta', { item_id: `msg_${id}`, output_index: 0, content_index: 0, delta: piece });
+      send('response.output_text.delta', { ...part, delta: piece, logprobs: [] });
     }
+    send('response.output_text.done', { ...part, text: out.text, logprobs: [] });
+    send('response.content_part.done', { ...part, part: { type: 'output_text', text: out.text, annotations: [] } });
   }
   send('response.output_item.done', { output_index: 0, item: done.output[0] });
   send(`response.${status}`, { response: done });

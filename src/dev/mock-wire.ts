@@ -58,6 +58,6 @@ export function badRequest(res: ServerResponse, message: string, param: string |
   sendJson(res, 400, { error: { message, type: 'invalid_request_error', param, code: null } });
 }
 
-export function notFound(res: ServerResponse, message: string): void {
-  sendJson(res, 404, { error: { message, type: 'invalid_request_error', param: null, code: 'not_found' } });
+export function notFound(res: ServerResponse, message: string, code = 'not_found'): void {
+  sendJson(res, 404, { error: { message, type: 'invalid_request_error', param: null, code } });
 }

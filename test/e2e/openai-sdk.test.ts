@@ -209,6 +209,26 @@ describe('openai SDK, Responses API, through tiergate dev', () => {
     expect(row()).toMatchObject({ path: '/v1/responses', stream: true, status: 'success', usage_source: 'reported', usage: { input_tokens: usage?.input_tokens, output_tokens: usage?.output_tokens } });
   });
 
+  it("the SDK's responses.stream() helper builds the response from the events: text, a forced tool call, an answer cut short", async () => {
+    // The helper refuses a delta for an output item or content part that no event opened; reading the raw
+    // events, as above, never notices.
+    const text = await client.responses.stream({ model: 'auto', store: false, input: 'Say hi with the helper' }).finalResponse();
+    expect(text.output_text).toBe('Hello from the weak backend (model weak-model). You sent 1 input item.');
+    expect(text.usage?.total_tokens).toBeGreaterThan(0);
+    const tools = [{ type: 'function' as const, name: 'read_file', parameters: { type: 'object', properties: { path: { type: 'string' } } }, strict: false }];
+    const deltas: string[] = [];
+    const called = client.responses.stream({ model: 'auto', store: false, input: 'Open the notes', tools, tool_choice: 'required' });
+    called.on('response.function_call_arguments.delta', (e) => deltas.push(e.snapshot));
+    const call = (await called.finalResponse()).output[0];
+    expect(call).toMatchObject({ type: 'function_call', name: 'read_file', status: 'completed' });
+    expect(deltas.length).toBeGreaterThan(1);
+    expect(deltas.at(-1)).toBe(call?.type === 'function_call' ? call.arguments : undefined);
+    const cut = await client.responses.stream({ model: 'auto', store: false, input: 'Say hi, briefly', max_output_tokens: 3 }).finalResponse();
+    expect([cut.status, cut.incomplete_details?.reason]).toEqual(['incomplete', 'max_output_tokens']);
+    expect(cut.output_text.length).toBeGreaterThan(0);
+    expect(text.output_text.startsWith(cut.output_text) && cut.output_text !== text.output_text).toBe(true);
+  });
+
   it('without affinity, a conversation started on a named model and continued with auto loses its state', async () => {
     // The caveat the README states: the mock backends keep responses per backend, as vLLM does.
     const first = await client.responses.create({ model: 'strong-model', input: 'hi' });

@@ -152,3 +152,61 @@ describe('mock backend: token caps', () => {
     expect(capped('short', 0)).toEqual({ text: '', tokens: 0, cut: true });
   });
 });
+
+describe('mock backend: paths and methods', () => {
+  const call = async (method: string, path: string) => {
+    const res = await fetch(`${base}${path}`, { method });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+
+  it('GET /v1/models/{id}: a served model is its entry, any other a 404 model_not_found (not "invalid JSON")', async () => {
+    expect(await call('GET', '/v1/models/weak-model')).toEqual({ status: 200, body: { id: 'weak-model', object: 'model', owned_by: 'tiergate-mock' } });
+    expect(await call('GET', '/v1/models/auto')).toMatchObject({ status: 404, body: { error: { code: 'model_not_found', message: expect.stringContaining("'auto'") } } });
+  });
+
+  it('without a served list every name is served, so every name is retrievable', async () => {
+    const open = createMockBackend({ name: 'strong' });
+    await new Promise<void>((r) => open.listen(0, '127.0.0.1', r));
+    try {
+      const res = await fetch(`http://127.0.0.1:${(open.address() as AddressInfo).port}/v1/models/anything`);
+      expect([res.status, await res.json()]).toEqual([200, { id: 'anything', object: 'model', owned_by: 'tiergate-mock' }]);
+    } finally {
+      open.close();
+    }
+  });
+
+  it('an unknown path is a 404 naming it, a POST path asked another way a 405, each without reading a body', async () => {
+    expect(await call('GET', '/v1/nothing')).toMatchObject({ status: 404, body: { error: { message: 'no route GET /v1/nothing' } } });
+    expect(await call('POST', '/v1/models')).toMatchObject({ status: 404, body: { error: { message: 'no route POST /v1/models' } } });
+    for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses']) {
+      expect(await call('GET', path)).toMatchObject({ status: 405, body: { error: { code: 'method_not_allowed' } } });
+    }
+  });
+});
+
+describe('mock backend: Responses API events', () => {
+  it("a streamed text answer opens its item and its part before the deltas and closes both after, as OpenAI's does", async () => {
+    const types = (await events('/v1/responses', { model: 'weak-model', input: 'Say hi' })).map((e) => e.type);
+    const deltas = types.filter((t) => t === 'response.output_text.delta').length;
+    expect(deltas).toBeGreaterThan(1);
+    expect(types).toEqual([
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      ...Array<string>(deltas).fill('response.output_text.delta'),
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ]);
+  });
+
+  it('the done events carry the whole text, and sequence numbers count up from 0', async () => {
+    const all = await events('/v1/responses', { model: 'weak-model', input: 'Say hi' });
+    const text = all.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta).join('');
+    expect(all.find((e) => e.type === 'response.output_text.done')).toMatchObject({ item_id: all[2]?.item.id, content_index: 0, text });
+    expect(all.find((e) => e.type === 'response.content_part.done')?.part).toEqual({ type: 'output_text', text, annotations: [] });
+    expect(all.map((e) => e.sequence_number)).toEqual(all.map((_, i) => i));
+  });
+});
