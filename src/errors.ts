@@ -51,6 +51,9 @@ export const ERRORS = {
   tier_tokens_per_minute: { status: 429, type: 'tokens', code: 'tier_tokens_per_minute' },
   concurrent_requests: { status: 429, type: 'requests', code: 'concurrent_requests' },
   internal_error: { status: 500, type: 'server_error', code: 'internal_error' },
+  // The proxy's ext_proc filter sends no request body (processing_mode.request_body_mode NONE): a fault of the
+  // gateway's configuration, not of the request, which tiergate could neither route nor check.
+  request_body_not_sent: { status: 500, type: 'server_error', code: 'request_body_not_sent' },
   dependency_unavailable: { status: 503, type: 'server_error', code: 'dependency_unavailable' },
 } as const satisfies Record<string, CatalogueEntry>;
 

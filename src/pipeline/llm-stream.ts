@@ -15,6 +15,7 @@ import {
 } from '../extproc/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import type { ThrottledWarning } from '../telemetry/throttled-log.js';
 import { requestTraceId, startStreamSpan, type StreamSpan } from '../telemetry/tracing.js';
 import { genAiOperation, rowSpan, type RowSpan } from '../telemetry/row-span.js';
 import type { Span } from '@opentelemetry/api';
@@ -60,6 +61,8 @@ export interface StreamDeps {
   settle(record: () => RequestRecord, runtime: Runtime): void;
   /** Stores a cache miss's answer (and its vector) for its tenant; never throws, never waits. */
   storeAnswer: StoreAnswer;
+  /** Warns of an ext_proc filter set up so that tiergate cannot do its job, once per interval. */
+  filterWarning: ThrottledWarning;
 }
 
 type PathKind = 'classify' | 'unclassified' | 'other';
@@ -165,6 +168,15 @@ export class LlmStream implements StreamHandler {
     if (endOfStream) {
       // No body will follow (§2.3): answer now rather than wait for a message that never comes.
       return this.reply(new TiergateError('missing_body', `${path} requires a JSON request body.`));
+    }
+    if (this.body.notSent) {
+      // Envoy said it will send no body (a filter or a route's processing_mode without request_body_mode, whose
+      // default is NONE; kgateway's too). Answered on, the request would reach a backend unclassified, past every
+      // limit and ACL, on whatever route matches without the tier header. A fault of the gateway's config, which
+      // the operator must hear of, so it is a 500 whatever envoy.failureRule says: that rule is for a rare fault
+      // in one request, this one holds for every request on the route.
+      this.bodyNotSent('refused', path);
+      return this.reply(new TiergateError('request_body_not_sent', `The gateway's proxy does not send request bodies to tiergate on ${path} (Envoy ext_proc request_body_mode NONE), so the request cannot be routed; its operator must set request_body_mode to BUFFERED.`));
     }
     if (isEncoded(headers.get(H.contentEncoding))) {
       // The bytes would not parse as JSON, and "invalid JSON" would send the client looking in the wrong place.
@@ -281,6 +293,9 @@ export class LlmStream implements StreamHandler {
 
   responseHeaders(headers: HeaderMap, endOfStream: boolean): Decision {
     this.status = Number(headers.get(':status') ?? 0) || undefined;
+    // An Envoy before 1.34 does not say its body mode: a request body that never came is known only now, when the
+    // request has already been answered upstream, unrouted and unchecked. The answer is the backend's to give.
+    if (this.pathKind === 'classify' && this.outcome === 'passthrough' && this.state && !this.body.seen) this.bodyNotSent('passed', this.state.path);
     if (this.pathKind === 'other') {
       if (endOfStream) this.conversation = undefined;
       else this.conversation?.answer.headers(this.status, headers.get(H.contentEncoding));
@@ -398,6 +413,17 @@ export class LlmStream implements StreamHandler {
 
   private spanFor(request: HeaderMap | undefined): StreamSpan {
     return (this.traced ??= startStreamSpan('ext_proc stream', this.callMetadata, request));
+  }
+
+  /** Counted, and logged at most once per interval: it holds for every request on the misconfigured route. */
+  private bodyNotSent(answer: 'refused' | 'passed', path: string): void {
+    this.deps.metrics.requestBodyNotSent.inc({ answer });
+    this.deps.filterWarning.warn({
+      event: 'extproc.request_body_not_sent',
+      path,
+      answer,
+      message: "Envoy's ext_proc filter sends no request body on this path (processing_mode.request_body_mode NONE); set it to BUFFERED, as envoy/envoy.yaml and the kgateway manifests do",
+    });
   }
 
   private reply(err: TiergateError): ReplyDecision {

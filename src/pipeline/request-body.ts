@@ -34,6 +34,11 @@ export class RequestBody {
   private readonly oneMessage: boolean;
   /** BUFFERED_PARTIAL: a message without end_of_stream means the body outgrew Envoy's buffer (§2.2). */
   private readonly partial: boolean;
+  /**
+   * NONE, as Envoy 1.34+ says in protocol_config (the effective mode, a route's override included): no body will
+   * come, and the request would go upstream unrouted and unchecked once its headers are answered.
+   */
+  readonly notSent: boolean;
 
   constructor(
     mode: BodySendMode | undefined,
@@ -43,6 +48,12 @@ export class RequestBody {
     this.duplex = mode === 'FULL_DUPLEX_STREAMED';
     this.oneMessage = mode === 'BUFFERED';
     this.partial = mode === 'BUFFERED_PARTIAL';
+    this.notSent = mode === 'NONE';
+  }
+
+  /** Whether any piece of the body has come. */
+  get seen(): boolean {
+    return this.messages > 0;
   }
 
   /** The body has not ended yet (no piece with end_of_stream). */

@@ -72,6 +72,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     streamClosed() {
       openStreams--;
     },
+    requestBodyNotSent: new Counter({
+      name: 'tiergate_request_body_not_sent_total',
+      help: 'LLM requests whose body Envoy never sent (ext_proc request_body_mode NONE): refused (Envoy said so in protocol_config) or passed (an Envoy before 1.34, seen only at the answer).',
+      labelNames: ['answer'] as const,
+      registers: [registry],
+    }),
     processingErrors: new Counter({
       name: 'tiergate_extproc_processing_errors_total',
       help: 'Unexpected errors while processing a message, by phase and the failure rule applied.',

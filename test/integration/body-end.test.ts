@@ -4,9 +4,12 @@
 //   whole body: tiergate must decide on it, or the request would go upstream unrouted, past every limit.
 // - BUFFERED_PARTIAL: a message without end_of_stream means the body outgrew Envoy's buffer and the rest passes
 //   unprocessed; an LLM request tiergate cannot see whole is refused (413), not waved through.
+// - NONE (a filter or a route's processing_mode without request_body_mode: Envoy's default, and kgateway's): no
+//   body ever comes. Envoy 1.34+ says so in protocol_config, and the request is refused (500) on its headers; an
+//   older Envoy does not, and the request is only counted and logged when its answer comes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type FilterConfig } from '../../src/dev/envoy-client.js';
-import { jsonBody, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
+import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type FilterConfig } from '../../src/dev/envoy-client.js';
+import { jsonBody, logEvents, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
 
 let tg: TestTiergate;
 beforeAll(async () => {
@@ -16,7 +19,7 @@ afterAll(async () => {
   await tg.stop();
 });
 
-const mode = (requestBodyMode: 'BUFFERED' | 'BUFFERED_PARTIAL' | 'STREAMED', requestTrailerMode: 'SKIP' | 'SEND'): FilterConfig => ({
+const mode = (requestBodyMode: 'BUFFERED' | 'BUFFERED_PARTIAL' | 'STREAMED' | 'NONE', requestTrailerMode: 'SKIP' | 'SEND'): FilterConfig => ({
   ...RECOMMENDED_FILTER,
   processingMode: { ...RECOMMENDED_FILTER.processingMode, requestBodyMode, requestTrailerMode },
 });
@@ -77,5 +80,68 @@ describe('a STREAMED body followed by trailers', () => {
     const t = await s.sendRequestTrailers([['x-checksum', 'abc']]);
     expect(t).toMatchObject({ kind: 'immediate', status: 400 });
     s.close();
+  });
+});
+
+describe('request_body_mode NONE: Envoy never sends the body', () => {
+  const notSent = (answer: string) => metricValue(tg.app, 'tiergate_request_body_not_sent_total', { answer });
+  const answered = async (id: string) => {
+    const s = tg.pool.open(mode('NONE', 'SKIP'));
+    const o = await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', id]]), false);
+    s.close();
+    return o;
+  };
+
+  it('said in protocol_config (Envoy 1.34+): a 500 on the headers naming the setting, with its row; logged once per interval', async () => {
+    const [refusedBefore, warnedBefore] = [await notSent('refused'), logEvents(tg.logs, 'extproc.request_body_not_sent').length];
+    const o = await answered('none-1');
+    // Before, the headers were answered "continue": the request went upstream with no tier header, unclassified
+    // and past every limit and ACL, and its row had no tier.
+    expect(o).toMatchObject({ kind: 'immediate', status: 500 });
+    const json = JSON.parse(o.kind === 'immediate' ? o.body.toString() : '{}') as { error: Record<string, unknown> };
+    expect(json.error).toMatchObject({ type: 'server_error', code: 'request_body_not_sent', message: expect.stringContaining('request_body_mode') });
+    expect(o.kind === 'immediate' && getHeader(o.headers, 'content-type')).toBe('application/json');
+    expect(await rowFor(tg, 'none-1')).toMatchObject({ status: 'rejected', error_code: 'request_body_not_sent', tier: null });
+    expect(await answered('none-2')).toMatchObject({ kind: 'immediate', status: 500 });
+    expect(await notSent('refused')).toBe(refusedBefore + 2);
+    const warned = logEvents(tg.logs, 'extproc.request_body_not_sent').slice(warnedBefore);
+    // Every request on the route is refused: one line per interval says so, not one per request.
+    expect(warned).toHaveLength(warnedBefore === 0 ? 1 : 0);
+    if (warned[0]) expect(warned[0]).toMatchObject({ level: 'warn', path: '/v1/chat/completions', answer: 'refused', message: expect.stringContaining('BUFFERED') });
+  });
+
+  it('what needs no body is answered as before: a GET 405, a POST with none 400, a path tiergate does not read passes', async () => {
+    const before = await notSent('refused');
+    const get = tg.pool.open(mode('NONE', 'SKIP'));
+    expect(await get.sendRequestHeaders(chatRequestHeaders([[':method', 'GET']]), false)).toMatchObject({ kind: 'immediate', status: 405 });
+    get.close();
+    const empty = tg.pool.open(mode('NONE', 'SKIP'));
+    expect(await empty.sendRequestHeaders(chatRequestHeaders(), true)).toMatchObject({ kind: 'immediate', status: 400 });
+    empty.close();
+    for (const path of ['/v1/embeddings', '/v1/audio/speech', '/healthz']) {
+      const other = tg.pool.open(mode('NONE', 'SKIP'));
+      expect(await other.sendRequestHeaders(postHeaders(path), false), path).toMatchObject({ kind: 'continue' });
+      other.close();
+    }
+    expect(await notSent('refused')).toBe(before);
+  });
+
+  it('an Envoy before 1.34 does not say: counted as passed when the answer comes, its row kept', async () => {
+    const old: FilterConfig = { ...mode('NONE', 'SKIP'), sendProtocolConfig: false };
+    const before = await notSent('passed');
+    const s = tg.pool.open(old);
+    expect(await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'none-old']]), false)).toMatchObject({ kind: 'continue' });
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    await s.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'weak-model', choices: [], usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 } }), true);
+    s.close();
+    expect(await notSent('passed')).toBe(before + 1);
+    expect(await rowFor(tg, 'none-old')).toMatchObject({ tier: null, usage: { total_tokens: 12 } });
+    // A body that came, then an answer: nothing to report.
+    const fine = tg.pool.open({ ...RECOMMENDED_FILTER, sendProtocolConfig: false });
+    await fine.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'none-old-fine']]), false);
+    await fine.sendRequestBody(body('hi'), true);
+    await fine.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+    fine.close();
+    expect(await notSent('passed')).toBe(before + 1);
   });
 });

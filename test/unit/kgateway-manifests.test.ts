@@ -287,6 +287,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       'TiergateLedgerSpooling',
       'TiergateLedgerRowsOnlyInLog',
       'TiergateProcessingErrors',
+      'TiergateRequestBodyNotSent',
       'TiergateStageSkipped',
       'TiergateApiKeyExpiring',
       'TiergateConfigReloadRejected',
