@@ -16,6 +16,7 @@ import {
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { ThrottledWarning } from '../telemetry/throttled-log.js';
+import type { BodyNotSent } from '../telemetry/start-at-zero.js';
 import { requestTraceId, startStreamSpan, type StreamSpan } from '../telemetry/tracing.js';
 import { genAiOperation, rowSpan, type RowSpan } from '../telemetry/row-span.js';
 import type { Span } from '@opentelemetry/api';
@@ -86,6 +87,8 @@ export class LlmStream implements StreamHandler {
   /** A conversation being created: the tenant its id will be claimed for, and the answer read for that id. */
   private conversation: { tenant: string; answer: ConversationAnswer } | undefined;
   private readonly responseBuffered: boolean;
+  /** Envoy 1.34+ said it sends no response body, and tiergate may not override that (envoy.allowModeOverride off). */
+  private readonly responseUnsent: boolean;
   /** The client did not ask for the usage chunk tiergate asked for, and the config says to take it out. */
   private stripUsage = false;
   private usageFilter: ForcedUsageFilter | undefined;
@@ -101,6 +104,7 @@ export class LlmStream implements StreamHandler {
     this.callMetadata = info.callMetadata;
     this.body = new RequestBody(info.protocolConfig?.requestBodyMode, this.runtime.config.limits.maxRequestBodyBytes);
     this.responseBuffered = info.protocolConfig?.responseBodyMode === 'BUFFERED';
+    this.responseUnsent = info.protocolConfig?.responseBodyMode === 'NONE' && !this.runtime.config.envoy.allowModeOverride;
     this.acc = new ResponseAccounting(this.runtime);
   }
 
@@ -175,7 +179,7 @@ export class LlmStream implements StreamHandler {
       // limit and ACL, on whatever route matches without the tier header. A fault of the gateway's config, which
       // the operator must hear of, so it is a 500 whatever envoy.failureRule says: that rule is for a rare fault
       // in one request, this one holds for every request on the route.
-      this.bodyNotSent('refused', path);
+      this.bodyNotSent(['request', 'refused'], path);
       return this.reply(new TiergateError('request_body_not_sent', `The gateway's proxy does not send request bodies to tiergate on ${path} (Envoy ext_proc request_body_mode NONE), so the request cannot be routed; its operator must set request_body_mode to BUFFERED.`));
     }
     if (isEncoded(headers.get(H.contentEncoding))) {
@@ -295,14 +299,18 @@ export class LlmStream implements StreamHandler {
     this.status = Number(headers.get(':status') ?? 0) || undefined;
     // An Envoy before 1.34 does not say its body mode: a request body that never came is known only now, when the
     // request has already been answered upstream, unrouted and unchecked. The answer is the backend's to give.
-    if (this.pathKind === 'classify' && this.outcome === 'passthrough' && this.state && !this.body.seen) this.bodyNotSent('passed', this.state.path);
+    if (this.pathKind === 'classify' && this.outcome === 'passthrough' && this.state && !this.body.seen) this.bodyNotSent(['request', 'passed'], this.state.path);
     if (this.pathKind === 'other') {
       if (endOfStream) this.conversation = undefined;
       else this.conversation?.answer.headers(this.status, headers.get(H.contentEncoding));
       return CONTINUE;
     }
+    // Envoy said it sends no response body, and no override can change that: the answer is over for tiergate once
+    // its headers are in, its usage unmeasured. Left waiting, the row said "cancelled" for an answer served whole.
+    const unsent = !endOfStream && this.responseUnsent;
+    if (unsent && this.state) this.bodyNotSent(['response', 'unmeasured'], this.state.path);
     // Chat, completions and responses answers are read whole; an embeddings batch only for its usage.
-    const kind = this.acc.responseHeaders(headers, endOfStream, this.pathKind === 'classify');
+    const kind = this.acc.responseHeaders(headers, endOfStream || unsent, this.pathKind === 'classify');
     const span = this.traced?.span;
     if (span?.isRecording()) {
       const ttft = this.acc.ttftMs();
@@ -416,13 +424,17 @@ export class LlmStream implements StreamHandler {
   }
 
   /** Counted, and logged at most once per interval: it holds for every request on the misconfigured route. */
-  private bodyNotSent(answer: 'refused' | 'passed', path: string): void {
-    this.deps.metrics.requestBodyNotSent.inc({ answer });
+  private bodyNotSent([body, answer]: BodyNotSent, path: string): void {
+    this.deps.metrics.bodyNotSent.inc({ body, answer });
     this.deps.filterWarning.warn({
-      event: 'extproc.request_body_not_sent',
+      event: 'extproc.body_not_sent',
       path,
+      body,
       answer,
-      message: "Envoy's ext_proc filter sends no request body on this path (processing_mode.request_body_mode NONE); set it to BUFFERED, as envoy/envoy.yaml and the kgateway manifests do",
+      message:
+        body === 'request'
+          ? "Envoy's ext_proc filter sends no request body on this path (processing_mode.request_body_mode NONE); set it to BUFFERED, as envoy/envoy.yaml and the kgateway manifests do"
+          : "Envoy's ext_proc filter sends no response body on this path (processing_mode.response_body_mode NONE), so usage goes unmeasured; set it to STREAMED, as envoy/envoy.yaml and the kgateway manifests do, or allow mode overrides (envoy.allowModeOverride)",
     });
   }
 

@@ -72,10 +72,10 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     streamClosed() {
       openStreams--;
     },
-    requestBodyNotSent: new Counter({
-      name: 'tiergate_request_body_not_sent_total',
-      help: 'LLM requests whose body Envoy never sent (ext_proc request_body_mode NONE): refused (Envoy said so in protocol_config) or passed (an Envoy before 1.34, seen only at the answer).',
-      labelNames: ['answer'] as const,
+    bodyNotSent: new Counter({
+      name: 'tiergate_body_not_sent_total',
+      help: 'LLM requests whose request or response body Envoy never sent tiergate (ext_proc body mode NONE): a request refused (Envoy said so in protocol_config) or passed (an Envoy before 1.34, seen only at the answer); a response whose usage went unmeasured.',
+      labelNames: ['body', 'answer'] as const,
       registers: [registry],
     }),
     processingErrors: new Counter({

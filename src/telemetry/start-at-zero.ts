@@ -12,15 +12,23 @@ export interface ZeroLabels {
 /**
  * The shipped alerts fire on `increase(counter[10m]) > 0` (kgateway-manifests/base/prometheusrule.yaml:
  * TiergateUnpricedRequests, TiergateLedgerRowsOnlyInLog, TiergateProcessingErrors, TiergateStageSkipped,
- * TiergateRequestBodyNotSent), and
+ * TiergateBodyNotSent), and
  * Prometheus takes no increase from a series' first sample. A labelled counter is exported only once a label set
  * is first counted, so it appeared at its first event already at 1 (or at the burst's size), and that event,
  * say rows logged instead of stored, never raised its alert. Every label set those alerts can see starts at 0.
  */
+/** What Envoy may leave unsent, and what tiergate does about it (LlmStream). */
+export const BODY_NOT_SENT = [
+  ['request', 'refused'],
+  ['request', 'passed'],
+  ['response', 'unmeasured'],
+] as const;
+export type BodyNotSent = (typeof BODY_NOT_SENT)[number];
+
 export function startAtZero(m: Metrics, l: ZeroLabels): void {
   for (const reason of ['price', 'unmeasured']) m.unpriced.inc({ reason }, 0);
   for (const sink of l.sinks) m.ledgerRows.inc({ sink, result: 'unsaved' }, 0);
   for (const phase of l.phases) for (const rule of l.failureRules) m.processingErrors.inc({ phase, rule }, 0);
   for (const stage of l.skippableStages) m.stageSkipped.inc({ stage }, 0);
-  for (const answer of ['refused', 'passed']) m.requestBodyNotSent.inc({ answer }, 0);
+  for (const [body, answer] of BODY_NOT_SENT) m.bodyNotSent.inc({ body, answer }, 0);
 }

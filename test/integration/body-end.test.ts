@@ -6,7 +6,8 @@
 //   unprocessed; an LLM request tiergate cannot see whole is refused (413), not waved through.
 // - NONE (a filter or a route's processing_mode without request_body_mode: Envoy's default, and kgateway's): no
 //   body ever comes. Envoy 1.34+ says so in protocol_config, and the request is refused (500) on its headers; an
-//   older Envoy does not, and the request is only counted and logged when its answer comes.
+//   older Envoy does not, and the request is only counted and logged when its answer comes. A response body mode
+//   NONE leaves the answer's usage unmeasured: counted, and the row says what the status says, not "cancelled".
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type FilterConfig } from '../../src/dev/envoy-client.js';
 import { jsonBody, logEvents, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -84,7 +85,7 @@ describe('a STREAMED body followed by trailers', () => {
 });
 
 describe('request_body_mode NONE: Envoy never sends the body', () => {
-  const notSent = (answer: string) => metricValue(tg.app, 'tiergate_request_body_not_sent_total', { answer });
+  const notSent = (answer: string) => metricValue(tg.app, 'tiergate_body_not_sent_total', { body: 'request', answer });
   const answered = async (id: string) => {
     const s = tg.pool.open(mode('NONE', 'SKIP'));
     const o = await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', id]]), false);
@@ -93,7 +94,7 @@ describe('request_body_mode NONE: Envoy never sends the body', () => {
   };
 
   it('said in protocol_config (Envoy 1.34+): a 500 on the headers naming the setting, with its row; logged once per interval', async () => {
-    const [refusedBefore, warnedBefore] = [await notSent('refused'), logEvents(tg.logs, 'extproc.request_body_not_sent').length];
+    const [refusedBefore, warnedBefore] = [await notSent('refused'), logEvents(tg.logs, 'extproc.body_not_sent').length];
     const o = await answered('none-1');
     // Before, the headers were answered "continue": the request went upstream with no tier header, unclassified
     // and past every limit and ACL, and its row had no tier.
@@ -104,10 +105,10 @@ describe('request_body_mode NONE: Envoy never sends the body', () => {
     expect(await rowFor(tg, 'none-1')).toMatchObject({ status: 'rejected', error_code: 'request_body_not_sent', tier: null });
     expect(await answered('none-2')).toMatchObject({ kind: 'immediate', status: 500 });
     expect(await notSent('refused')).toBe(refusedBefore + 2);
-    const warned = logEvents(tg.logs, 'extproc.request_body_not_sent').slice(warnedBefore);
+    const warned = logEvents(tg.logs, 'extproc.body_not_sent').slice(warnedBefore);
     // Every request on the route is refused: one line per interval says so, not one per request.
     expect(warned).toHaveLength(warnedBefore === 0 ? 1 : 0);
-    if (warned[0]) expect(warned[0]).toMatchObject({ level: 'warn', path: '/v1/chat/completions', answer: 'refused', message: expect.stringContaining('BUFFERED') });
+    if (warned[0]) expect(warned[0]).toMatchObject({ level: 'warn', path: '/v1/chat/completions', body: 'request', answer: 'refused', message: expect.stringContaining('BUFFERED') });
   });
 
   it('what needs no body is answered as before: a GET 405, a POST with none 400, a path tiergate does not read passes', async () => {
@@ -143,5 +144,50 @@ describe('request_body_mode NONE: Envoy never sends the body', () => {
     await fine.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
     fine.close();
     expect(await notSent('passed')).toBe(before + 1);
+  });
+});
+
+describe('response_body_mode NONE: Envoy never sends the answer', () => {
+  const unmeasured = () => metricValue(tg.app, 'tiergate_body_not_sent_total', { body: 'response', answer: 'unmeasured' });
+  const noAnswerBody: FilterConfig = { ...RECOMMENDED_FILTER, processingMode: { ...RECOMMENDED_FILTER.processingMode, responseBodyMode: 'NONE' } };
+
+  it.each([
+    ['200', 'success', null, 'estimated'],
+    ['429', 'upstream_error', 'http_429', 'none'],
+  ])('said in protocol_config: an answer with status %s is over at its headers, its row "%s", its usage as the status says, counted', async (status, rowStatus, code, source) => {
+    const before = await unmeasured();
+    const id = `no-answer-body-${status}`;
+    const s = tg.pool.open(noAnswerBody);
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', id]]), false);
+    await s.sendRequestBody(body('hi'), true);
+    expect(await s.sendResponseHeaders([[':status', status], ['content-type', 'application/json']], false)).toMatchObject({ kind: 'continue' });
+    s.close();
+    // Before, the row said "cancelled" for an answer the client got whole.
+    expect(await rowFor(tg, id)).toMatchObject({ status: rowStatus, http_status: Number(status), error_code: code, tier: 'weak', usage_source: source });
+    expect(await unmeasured()).toBe(before + 1);
+  });
+
+  it('a body the answer does not have (end_of_stream on its headers), or mode overrides allowed, is nothing to report', async () => {
+    const before = await unmeasured();
+    const s = tg.pool.open(noAnswerBody);
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'no-answer-body-empty']]), false);
+    await s.sendRequestBody(body('hi'), true);
+    await s.sendResponseHeaders([[':status', '204']], true);
+    s.close();
+    const t = await startTiergate({ envoy: { allowModeOverride: true } });
+    try {
+      const o = t.pool.open({ ...noAnswerBody, allowModeOverride: true });
+      await o.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'no-answer-body-override']]), false);
+      await o.sendRequestBody(body('hi'), true);
+      // tiergate asks for the body it needs in its answer to the headers, so Envoy sends it after all.
+      await o.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
+      await o.sendResponseBody(jsonBody({ object: 'chat.completion', model: 'weak-model', choices: [], usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 } }), true);
+      o.close();
+      expect(await rowFor(t, 'no-answer-body-override')).toMatchObject({ status: 'success', usage_source: 'reported', usage: { total_tokens: 12 } });
+      expect(await metricValue(t.app, 'tiergate_body_not_sent_total', { body: 'response' })).toBe(0);
+    } finally {
+      await t.stop();
+    }
+    expect(await unmeasured()).toBe(before);
   });
 });

@@ -15,7 +15,7 @@ const WATCHED = {
   TiergateLedgerRowsOnlyInLog: 'tiergate_ledger_rows_total',
   TiergateProcessingErrors: 'tiergate_extproc_processing_errors_total',
   TiergateStageSkipped: 'tiergate_stage_skipped_total',
-  TiergateRequestBodyNotSent: 'tiergate_request_body_not_sent_total',
+  TiergateBodyNotSent: 'tiergate_body_not_sent_total',
 } as const;
 
 const rules = (kustomizeBuild(manifestsDir('base')).find((o) => o.kind === 'PrometheusRule') as unknown as { spec: { groups: Array<{ rules: Array<{ alert?: string; expr: string }> }> } }).spec.groups.flatMap((g) => g.rules);
@@ -59,7 +59,11 @@ describe('the counters the increase() alerts watch', () => {
     expect((series.get('tiergate_ledger_rows_total') ?? []).map(([n]) => n)).toEqual(['tiergate_ledger_rows_total{sink="file",result="unsaved"}']);
     expect((series.get('tiergate_unpriced_requests_total') ?? []).map(([n]) => n).sort()).toEqual(['tiergate_unpriced_requests_total{reason="price"}', 'tiergate_unpriced_requests_total{reason="unmeasured"}']);
     expect((series.get('tiergate_stage_skipped_total') ?? []).map(([n]) => n)).toEqual(['tiergate_stage_skipped_total{stage="cache"}']);
-    expect((series.get('tiergate_request_body_not_sent_total') ?? []).map(([n]) => n).sort()).toEqual(['tiergate_request_body_not_sent_total{answer="passed"}', 'tiergate_request_body_not_sent_total{answer="refused"}']);
+    expect((series.get('tiergate_body_not_sent_total') ?? []).map(([n]) => n).sort()).toEqual([
+      'tiergate_body_not_sent_total{body="request",answer="passed"}',
+      'tiergate_body_not_sent_total{body="request",answer="refused"}',
+      'tiergate_body_not_sent_total{body="response",answer="unmeasured"}',
+    ]);
     // Every phase the transport reports, under either failure rule.
     expect(series.get('tiergate_extproc_processing_errors_total')).toHaveLength(7 * 2);
   });

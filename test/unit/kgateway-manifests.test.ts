@@ -287,7 +287,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       'TiergateLedgerSpooling',
       'TiergateLedgerRowsOnlyInLog',
       'TiergateProcessingErrors',
-      'TiergateRequestBodyNotSent',
+      'TiergateBodyNotSent',
       'TiergateStageSkipped',
       'TiergateApiKeyExpiring',
       'TiergateConfigReloadRejected',
