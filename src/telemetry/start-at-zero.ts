@@ -9,14 +9,6 @@ export interface ZeroLabels {
   skippableStages: readonly string[];
 }
 
-/**
- * The shipped alerts fire on `increase(counter[10m]) > 0` (kgateway-manifests/base/prometheusrule.yaml:
- * TiergateUnpricedRequests, TiergateLedgerRowsOnlyInLog, TiergateProcessingErrors, TiergateStageSkipped,
- * TiergateBodyNotSent), and
- * Prometheus takes no increase from a series' first sample. A labelled counter is exported only once a label set
- * is first counted, so it appeared at its first event already at 1 (or at the burst's size), and that event,
- * say rows logged instead of stored, never raised its alert. Every label set those alerts can see starts at 0.
- */
 /** What Envoy may leave unsent, and what tiergate does about it (LlmStream). */
 export const BODY_NOT_SENT = [
   ['request', 'refused'],
@@ -25,6 +17,13 @@ export const BODY_NOT_SENT = [
 ] as const;
 export type BodyNotSent = (typeof BODY_NOT_SENT)[number];
 
+/**
+ * The shipped alerts fire on `increase(counter[10m]) > 0` (kgateway-manifests/base/prometheusrule.yaml:
+ * TiergateUnpricedRequests, TiergateLedgerRowsOnlyInLog, TiergateProcessingErrors, TiergateStageSkipped,
+ * TiergateBodyNotSent), and Prometheus takes no increase from a series' first sample. A labelled counter is
+ * exported only once a label set is first counted, so it appeared at its first event already at 1 (or at the burst's size), and that event,
+ * say rows logged instead of stored, never raised its alert. Every label set those alerts can see starts at 0.
+ */
 export function startAtZero(m: Metrics, l: ZeroLabels): void {
   for (const reason of ['price', 'unmeasured']) m.unpriced.inc({ reason }, 0);
   for (const sink of l.sinks) m.ledgerRows.inc({ sink, result: 'unsaved' }, 0);
