@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { complete, type AnswerContext } from './mock-completions.js';
 import { respond, type StoredResponses } from './mock-responses.js';
 import { readBody } from './read-body.js';
-import { badRequest, mockTokenCount, notFound, sendJson, sleep } from './mock-wire.js';
+import { badRequest, mockTokenCount, notFound, postOnly, sendJson, sleep } from './mock-wire.js';
 
 export interface MockBackendOptions {
   /** Shown in every answer, e.g. "weak". */
@@ -58,10 +58,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
   // Anything else is answered on its path and method before a body is read: a GET of an unknown path is not
   // "invalid JSON".
   if (!POST_PATHS.has(path)) return notFound(res, `no route ${req.method ?? 'GET'} ${path}`);
-  if (req.method !== 'POST') {
-    sendJson(res, 405, { error: { message: `${path} takes POST requests only.`, type: 'invalid_request_error', param: null, code: 'method_not_allowed' } });
-    return;
-  }
+  if (req.method !== 'POST') return postOnly(res, path);
   const raw = await readBody(req);
   let body: Record<string, unknown>;
   try {

@@ -61,3 +61,8 @@ export function badRequest(res: ServerResponse, message: string, param: string |
 export function notFound(res: ServerResponse, message: string, code = 'not_found'): void {
   sendJson(res, 404, { error: { message, type: 'invalid_request_error', param: null, code } });
 }
+
+/** A 405 for a path that takes POST only, in the words tiergate's own answer uses. */
+export function postOnly(res: ServerResponse, path: string): void {
+  sendJson(res, 405, { error: { message: `${path} takes POST requests only.`, type: 'invalid_request_error', param: null, code: 'method_not_allowed' } });
+}

@@ -21,8 +21,9 @@ export type BodyNotSent = (typeof BODY_NOT_SENT)[number];
  * The shipped alerts fire on `increase(counter[10m]) > 0` (kgateway-manifests/base/prometheusrule.yaml:
  * TiergateUnpricedRequests, TiergateLedgerRowsOnlyInLog, TiergateProcessingErrors, TiergateStageSkipped,
  * TiergateBodyNotSent), and Prometheus takes no increase from a series' first sample. A labelled counter is
- * exported only once a label set is first counted, so it appeared at its first event already at 1 (or at the burst's size), and that event,
- * say rows logged instead of stored, never raised its alert. Every label set those alerts can see starts at 0.
+ * exported only once a label set is first counted, so it appeared at its first event already at 1 (or at the
+ * burst's size), and that event, say rows logged instead of stored, never raised its alert. Every label set those
+ * alerts can see starts at 0.
  */
 export function startAtZero(m: Metrics, l: ZeroLabels): void {
   for (const reason of ['price', 'unmeasured']) m.unpriced.inc({ reason }, 0);
