@@ -43,7 +43,7 @@ import { createBudgetStore } from './stores/create-budget-store.js';
 import type { Logger } from './telemetry/logger.js';
 import { createMetrics, setConfigInfo, type Metrics } from './telemetry/metrics.js';
 import { startAtZero } from './telemetry/start-at-zero.js';
-import { FAILURE_LOG_INTERVAL_MS, ThrottledWarning } from './telemetry/throttled-log.js';
+import { FAILURE_LOG_INTERVAL_MS, ThrottledWarnings } from './telemetry/throttled-log.js';
 import { REQUEST_KINDS } from './extproc/wire.js';
 import { FAILURE_RULES } from './extproc/types.js';
 
@@ -179,7 +179,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     affinity,
     settle: deferred(ledger, withCacheStore(createSettle(ledger, metrics, ledgerLog, budgets), storeAnswer)),
     storeAnswer,
-    filterWarning: new ThrottledWarning(streamLog, FAILURE_LOG_INTERVAL_MS, opts.now ?? Date.now),
+    filterWarnings: new ThrottledWarnings(streamLog, FAILURE_LOG_INTERVAL_MS, opts.now ?? Date.now),
   };
   const streamHandlers: StreamHandlerFactory = (info) => new LlmStream(deps, info);
   const extproc = createExtProcServer(streamHandlers, {

@@ -54,6 +54,8 @@ export const ERRORS = {
   // The proxy's ext_proc filter sends no request body (processing_mode.request_body_mode NONE): a fault of the
   // gateway's configuration, not of the request, which tiergate could neither route nor check.
   request_body_not_sent: { status: 500, type: 'server_error', code: 'request_body_not_sent' },
+  // The same for the request's headers (request_header_mode SKIP): tiergate knows neither the caller nor the path.
+  request_headers_not_sent: { status: 500, type: 'server_error', code: 'request_headers_not_sent' },
   dependency_unavailable: { status: 503, type: 'server_error', code: 'dependency_unavailable' },
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -15,7 +15,7 @@ import {
 } from '../extproc/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import type { ThrottledWarning } from '../telemetry/throttled-log.js';
+import type { ThrottledWarnings } from '../telemetry/throttled-log.js';
 import type { BodyNotSent } from '../telemetry/start-at-zero.js';
 import { requestTraceId, startStreamSpan, type StreamSpan } from '../telemetry/tracing.js';
 import { genAiOperation, rowSpan, type RowSpan } from '../telemetry/row-span.js';
@@ -63,7 +63,7 @@ export interface StreamDeps {
   /** Stores a cache miss's answer (and its vector) for its tenant; never throws, never waits. */
   storeAnswer: StoreAnswer;
   /** Warns of an ext_proc filter set up so that tiergate cannot do its job, once per interval. */
-  filterWarning: ThrottledWarning;
+  filterWarnings: ThrottledWarnings;
 }
 
 type PathKind = 'classify' | 'unclassified' | 'other';
@@ -204,6 +204,7 @@ export class LlmStream implements StreamHandler {
   }
 
   requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
+    if (!this.state) return this.headersNotSent();
     if (this.pathKind !== 'classify' || !this.state) {
       // Only a fixed-tier path has a row to account for (a passed-through one has none).
       if (this.pathKind === 'unclassified') this.acc.unreadRequestBody(chunk, endOfStream);
@@ -283,6 +284,7 @@ export class LlmStream implements StreamHandler {
   }
 
   requestTrailers(): Decision | Promise<Decision> {
+    if (!this.state) return this.headersNotSent();
     // Trailers after the body mean its last piece came without end_of_stream (§2.4). In FULL_DUPLEX_STREAMED
     // mode the body is tiergate's to pass on, so it is whole now and decided here (the transport sends it with
     // the held headers answer, then the trailers' answer). Other modes answered every piece already.
@@ -423,10 +425,31 @@ export class LlmStream implements StreamHandler {
     return (this.traced ??= startStreamSpan('ext_proc stream', this.callMetadata, request));
   }
 
+  /**
+   * The request's body or trailers came first: Envoy's filter skips the request's headers (processing_mode
+   * request_header_mode SKIP, set on the filter or by a route's override; §2.2). Without them tiergate knows
+   * neither the caller nor the path. Answered "continue", the request reached whatever route matches without
+   * the tier header, carrying the client's own credentials and any routing headers it chose, unchecked and with
+   * no row. Refused, as request_body_not_sent is, whatever envoy.failureRule says; the row names no tenant.
+   */
+  private headersNotSent(): ReplyDecision {
+    const state = new StreamRequestState(requestIdOf(NO_HEADERS), this.runtime, '', '', NO_HEADERS, this.deps.log);
+    state.tenant = UNAUTHENTICATED;
+    this.state = state;
+    this.deps.metrics.requestHeadersNotSent.inc();
+    this.deps.filterWarnings.warn('request_headers', {
+      event: 'extproc.request_headers_not_sent',
+      message: "Envoy's ext_proc filter sends request bodies without their headers (processing_mode.request_header_mode SKIP); set it to SEND, as envoy/envoy.yaml and the kgateway manifests do",
+    });
+    return this.reply(
+      new TiergateError('request_headers_not_sent', "The gateway's proxy sends tiergate no request headers (Envoy ext_proc request_header_mode SKIP), so the request can be neither authenticated nor routed; its operator must set request_header_mode to SEND."),
+    );
+  }
+
   /** Counted, and logged at most once per interval: it holds for every request on the misconfigured route. */
   private bodyNotSent([body, answer]: BodyNotSent, path: string): void {
     this.deps.metrics.bodyNotSent.inc({ body, answer });
-    this.deps.filterWarning.warn({
+    this.deps.filterWarnings.warn(body, {
       event: 'extproc.body_not_sent',
       path,
       body,
@@ -448,4 +471,5 @@ export class LlmStream implements StreamHandler {
 }
 
 const EMPTY = Buffer.alloc(0);
+const NO_HEADERS: HeaderMap = Object.freeze({ get: () => undefined, has: () => false });
 const AWAIT_BODY: ContinueDecision = Object.freeze({ kind: 'continue', awaitBody: true });

@@ -78,6 +78,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['body', 'answer'] as const,
       registers: [registry],
     }),
+    requestHeadersNotSent: new Counter({
+      name: 'tiergate_request_headers_not_sent_total',
+      help: 'Requests whose body or trailers Envoy sent tiergate without their headers (ext_proc request_header_mode SKIP), each refused with a 500.',
+      registers: [registry],
+    }),
     processingErrors: new Counter({
       name: 'tiergate_extproc_processing_errors_total',
       help: 'Unexpected errors while processing a message, by phase and the failure rule applied.',

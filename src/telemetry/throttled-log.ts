@@ -44,4 +44,25 @@ export class ThrottledWarning {
   }
 }
 
+/**
+ * One ThrottledWarning per kind of event, so that one kind repeating on every request cannot hold back the first
+ * line of another: two misconfigurations are two lines per interval. Kinds come from a fixed set in the code,
+ * never from a request, so the map stays small.
+ */
+export class ThrottledWarnings {
+  private readonly byKind = new Map<string, ThrottledWarning>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly intervalMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  warn(kind: string, fields: Record<string, unknown>): void {
+    let w = this.byKind.get(kind);
+    if (!w) this.byKind.set(kind, (w = new ThrottledWarning(this.log, this.intervalMs, this.now)));
+    w.warn(fields);
+  }
+}
+
 export const FAILURE_LOG_INTERVAL_MS = 10_000;

@@ -8,6 +8,8 @@
 //   body ever comes. Envoy 1.34+ says so in protocol_config, and the request is refused (500) on its headers; an
 //   older Envoy does not, and the request is only counted and logged when its answer comes. A response body mode
 //   NONE leaves the answer's usage unmeasured: counted, and the row says what the status says, not "cancelled".
+// - Request header mode SKIP (§2.2): the body, or the trailers, come first. tiergate knows neither caller nor
+//   path, so the request is refused (500) on that first message rather than passed on unchecked.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type FilterConfig } from '../../src/dev/envoy-client.js';
 import { jsonBody, logEvents, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -189,5 +191,52 @@ describe('response_body_mode NONE: Envoy never sends the answer', () => {
       await t.stop();
     }
     expect(await unmeasured()).toBe(before);
+  });
+});
+
+describe('request_header_mode SKIP: the body comes without its headers', () => {
+  const headerless = (requestBodyMode: 'BUFFERED' | 'STREAMED' | 'FULL_DUPLEX_STREAMED' | 'NONE', requestTrailerMode: 'SKIP' | 'SEND'): FilterConfig => ({
+    ...RECOMMENDED_FILTER,
+    processingMode: { ...RECOMMENDED_FILTER.processingMode, requestHeaderMode: 'SKIP', requestBodyMode, requestTrailerMode },
+  });
+  const notSent = () => metricValue(tg.app, 'tiergate_request_headers_not_sent_total');
+  // What a client picks for itself must not route it: before, these reached Envoy's routes untouched.
+  const spoofing = chatRequestHeaders([['x-request-id', 'skip-hdr'], ['x-llm-tier', 'strong'], ['x-tenant-id', 'acme'], ['authorization', 'Bearer sk-client']]);
+
+  it.each(['BUFFERED', 'STREAMED', 'FULL_DUPLEX_STREAMED'] as const)('%s: the first body message is answered 500 naming the setting, with a row of its own', async (bodyMode) => {
+    const [before, warnedBefore] = [await notSent(), logEvents(tg.logs, 'extproc.request_headers_not_sent').length];
+    const s = tg.pool.open(headerless(bodyMode, bodyMode === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP'));
+    // (Envoy sends tiergate nothing for the headers: the client's request continues to the body.)
+    expect(await s.sendRequestHeaders(spoofing, false)).toMatchObject({ kind: 'continue' });
+    const o = await s.sendRequestBody(body('Please debug this'), true);
+    s.close();
+    // Before: "continue", and the request went upstream on the client's own x-llm-tier, with its own key, no row.
+    expect(o).toMatchObject({ kind: 'immediate', status: 500 });
+    if (o.kind !== 'immediate') return;
+    expect(getHeader(o.headers, 'content-type')).toBe('application/json');
+    expect(JSON.parse(o.body.toString())).toMatchObject({ error: { type: 'server_error', code: 'request_headers_not_sent', message: expect.stringContaining('request_header_mode') } });
+    // The client's x-request-id never reached tiergate: the row is found by the one its reply names.
+    const id = getHeader(o.headers, 'x-request-id') ?? '';
+    expect(id).not.toBe('skip-hdr');
+    expect(await rowFor(tg, id)).toMatchObject({ status: 'rejected', http_status: 500, error_code: 'request_headers_not_sent', tenant_id: '(unauthenticated)', tier: null, path: '' });
+    expect(await notSent()).toBe(before + 1);
+    const warned = logEvents(tg.logs, 'extproc.request_headers_not_sent').slice(warnedBefore);
+    expect(warned.length).toBeLessThanOrEqual(1);
+    if (warnedBefore === 0) expect(warned[0]).toMatchObject({ level: 'warn', message: expect.stringContaining('request_header_mode') });
+  });
+
+  it('trailers first (body mode NONE, trailer mode SEND): refused the same way; with no request message at all, nothing to refuse', async () => {
+    const before = await notSent();
+    const s = tg.pool.open(headerless('NONE', 'SEND'));
+    await s.sendRequestHeaders(spoofing, false);
+    expect(await s.sendRequestTrailers([['x-checksum', 'abc']])).toMatchObject({ kind: 'immediate', status: 500 });
+    s.close();
+    expect(await notSent()).toBe(before + 1);
+    // Nothing on the request path (a route's override that skips the request): its answer passes as before.
+    const quiet = tg.pool.open(headerless('NONE', 'SKIP'));
+    await quiet.sendRequestHeaders(spoofing, true);
+    expect(await quiet.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false)).toMatchObject({ kind: 'continue' });
+    quiet.close();
+    expect(await notSent()).toBe(before + 1);
   });
 });

@@ -2,7 +2,7 @@
 // count it folded in; and the store guard that pairs it with a breaker (src/stores/store-guard.ts).
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { IDLE_PROBE_MS, StoreGuard, redisPing } from '../../src/stores/store-guard.js';
-import { FAILURE_LOG_INTERVAL_MS, Throttle, ThrottledWarning } from '../../src/telemetry/throttled-log.js';
+import { FAILURE_LOG_INTERVAL_MS, Throttle, ThrottledWarning, ThrottledWarnings } from '../../src/telemetry/throttled-log.js';
 import { captureLogger, logEvents } from '../helpers/tiergate.js';
 
 describe('Throttle', () => {
@@ -28,6 +28,29 @@ describe('Throttle', () => {
 
   it('a clock at 0 still lets the first through', () => {
     expect(new Throttle(FAILURE_LOG_INTERVAL_MS, () => 0).pass()).toBe(0);
+  });
+});
+
+describe('ThrottledWarnings', () => {
+  it('each kind has its own interval: one repeating on every request does not hold back the first of another', () => {
+    const { log, logs } = captureLogger();
+    let t = 0;
+    const w = new ThrottledWarnings(log, 10_000, () => t);
+    for (let i = 0; i < 3; i++) w.warn('request', { event: 'extproc.body_not_sent', body: 'request' });
+    t = 1;
+    w.warn('request_headers', { event: 'extproc.request_headers_not_sent' });
+    w.warn('request_headers', { event: 'extproc.request_headers_not_sent' });
+    expect(logEvents(logs, 'extproc.body_not_sent')).toEqual([expect.objectContaining({ body: 'request', suppressed: 0 })]);
+    expect(logEvents(logs, 'extproc.request_headers_not_sent')).toEqual([expect.objectContaining({ suppressed: 0 })]);
+    // Each kind's next line comes an interval after its own last one, with its own count.
+    t = 10_000;
+    w.warn('request', { event: 'extproc.body_not_sent', body: 'request' });
+    w.warn('request_headers', { event: 'extproc.request_headers_not_sent' });
+    expect(logEvents(logs, 'extproc.body_not_sent').map((l) => l.suppressed)).toEqual([0, 2]);
+    expect(logEvents(logs, 'extproc.request_headers_not_sent').map((l) => l.suppressed)).toEqual([0]);
+    t = 10_001;
+    w.warn('request_headers', { event: 'extproc.request_headers_not_sent' });
+    expect(logEvents(logs, 'extproc.request_headers_not_sent').map((l) => l.suppressed)).toEqual([0, 2]);
   });
 });
 
