@@ -56,6 +56,8 @@ export const ERRORS = {
   request_body_not_sent: { status: 500, type: 'server_error', code: 'request_body_not_sent' },
   // The same for the request's headers (request_header_mode SKIP): tiergate knows neither the caller nor the path.
   request_headers_not_sent: { status: 500, type: 'server_error', code: 'request_headers_not_sent' },
+  // A STREAMED request body (request_body_mode STREAMED): Envoy picks the route before tiergate reads the body.
+  request_body_streamed: { status: 500, type: 'server_error', code: 'request_body_streamed' },
   dependency_unavailable: { status: 503, type: 'server_error', code: 'dependency_unavailable' },
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -16,7 +16,7 @@ import {
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { ThrottledWarnings } from '../telemetry/throttled-log.js';
-import type { BodyNotSent } from '../telemetry/start-at-zero.js';
+import type { BodyNotSent, FilterModeRefused } from '../telemetry/start-at-zero.js';
 import { requestTraceId, startStreamSpan, type StreamSpan } from '../telemetry/tracing.js';
 import { genAiOperation, rowSpan, type RowSpan } from '../telemetry/row-span.js';
 import type { Span } from '@opentelemetry/api';
@@ -182,6 +182,16 @@ export class LlmStream implements StreamHandler {
       this.bodyNotSent(['request', 'refused'], path);
       return this.reply(new TiergateError('request_body_not_sent', `The gateway's proxy does not send request bodies to tiergate on ${path} (Envoy ext_proc request_body_mode NONE), so the request cannot be routed; its operator must set request_body_mode to BUFFERED.`));
     }
+    if (this.body.streamed) {
+      // STREAMED: Envoy releases the headers with this answer, and the route with them, before the body comes
+      // (§2.2, §6): the tier header and clear_route_cache of the body's answer would be ignored. Answered on,
+      // every request took the route that matches without a tier, its body rewritten for a tier it never reached.
+      return this.refuseMode(
+        'request_body_streamed',
+        new TiergateError('request_body_streamed', `The gateway's proxy streams request bodies to tiergate on ${path} (Envoy ext_proc request_body_mode STREAMED), which fixes the route before the body is read, so the request cannot be routed; its operator must set request_body_mode to BUFFERED.`),
+        { path },
+      );
+    }
     if (isEncoded(headers.get(H.contentEncoding))) {
       // The bytes would not parse as JSON, and "invalid JSON" would send the client looking in the wrong place.
       // Decompressing is the proxy's job (Envoy's decompressor filter, placed before ext_proc, decodes the body
@@ -289,11 +299,6 @@ export class LlmStream implements StreamHandler {
     // mode the body is tiergate's to pass on, so it is whole now and decided here (the transport sends it with
     // the held headers answer, then the trailers' answer). Other modes answered every piece already.
     if (this.body.duplex && this.pathKind === 'classify' && this.body.open) return this.requestBody(EMPTY, true);
-    // STREAMED: the pieces went out held back (empty), and a trailers answer cannot carry a body. Passing on
-    // would send the backend an empty request; a clear refusal is better.
-    if (this.body.holding && this.pathKind === 'classify' && this.state) {
-      return this.refuse(this.state, new TiergateError('invalid_request', 'Request trailers after a streamed request body are not supported on this path: send the request without trailers.'));
-    }
     return CONTINUE;
   }
 
@@ -436,14 +441,21 @@ export class LlmStream implements StreamHandler {
     const state = new StreamRequestState(requestIdOf(NO_HEADERS), this.runtime, '', '', NO_HEADERS, this.deps.log);
     state.tenant = UNAUTHENTICATED;
     this.state = state;
-    this.deps.metrics.requestHeadersNotSent.inc();
-    this.deps.filterWarnings.warn('request_headers', {
-      event: 'extproc.request_headers_not_sent',
-      message: "Envoy's ext_proc filter sends request bodies without their headers (processing_mode.request_header_mode SKIP); set it to SEND, as envoy/envoy.yaml and the kgateway manifests do",
-    });
-    return this.reply(
+    return this.refuseMode(
+      'request_headers_skipped',
       new TiergateError('request_headers_not_sent', "The gateway's proxy sends tiergate no request headers (Envoy ext_proc request_header_mode SKIP), so the request can be neither authenticated nor routed; its operator must set request_header_mode to SEND."),
     );
+  }
+
+  /**
+   * A filter mode under which no request can be routed: refused whatever envoy.failureRule says (that rule is for
+   * a rare fault in one request; this holds for every request on the route), counted, and logged at most once per
+   * interval.
+   */
+  private refuseMode(mode: FilterModeRefused, err: TiergateError, fields: Record<string, unknown> = {}): ReplyDecision {
+    this.deps.metrics.filterModeRefused.inc({ mode });
+    this.deps.filterWarnings.warn(mode, { event: 'extproc.filter_mode_refused', mode, ...fields, message: FILTER_MODE_ADVICE[mode] });
+    return this.reply(err);
   }
 
   /** Counted, and logged at most once per interval: it holds for every request on the misconfigured route. */
@@ -471,5 +483,11 @@ export class LlmStream implements StreamHandler {
 }
 
 const EMPTY = Buffer.alloc(0);
+const FILTER_MODE_ADVICE: Record<FilterModeRefused, string> = {
+  request_headers_skipped:
+    "Envoy's ext_proc filter sends request bodies without their headers (processing_mode.request_header_mode SKIP); set it to SEND, as envoy/envoy.yaml and the kgateway manifests do",
+  request_body_streamed:
+    "Envoy's ext_proc filter streams request bodies on this path (processing_mode.request_body_mode STREAMED), which fixes the route before tiergate reads the body; set it to BUFFERED, as envoy/envoy.yaml and the kgateway manifests do, or FULL_DUPLEX_STREAMED",
+};
 const NO_HEADERS: HeaderMap = Object.freeze({ get: () => undefined, has: () => false });
 const AWAIT_BODY: ContinueDecision = Object.freeze({ kind: 'continue', awaitBody: true });

@@ -1,5 +1,5 @@
 // The request body as Envoy's ext_proc filter delivers it (envoy-ext-proc.md §5): BUFFERED, one message with
-// end_of_stream; STREAMED and FULL_DUPLEX_STREAMED, in pieces. Collected up to limits.maxRequestBodyBytes for the
+// end_of_stream; FULL_DUPLEX_STREAMED (or STREAMED from an Envoy that does not say its mode), in pieces. Collected up to limits.maxRequestBodyBytes for the
 // pipeline, which runs once the body is whole.
 import { CONTINUE, type BodySendMode, type ContinueDecision } from '../extproc/types.js';
 
@@ -8,18 +8,11 @@ export const TOO_LARGE = Symbol('too large');
 /** BUFFERED_PARTIAL: the body outgrew Envoy's buffer, and the rest would pass unseen: answered 413 too. */
 export const UNSEEN_REST = Symbol('unseen rest');
 
-const HELD_BACK: ContinueDecision = { kind: 'continue', body: Buffer.alloc(0) };
-
 export class RequestBody {
   private chunks: Buffer[] = [];
   private received = 0;
   private messages = 0;
   private whole = false;
-  /**
-   * STREAMED (Envoy said so in protocol_config, 1.34+): pieces are held back (an empty replacement each) and the
-   * whole, rewritten body goes out with the last one.
-   */
-  private readonly hold: boolean;
   /**
    * FULL_DUPLEX_STREAMED: the transport keeps the pieces and sends the body on once it is whole (duplex.ts), so
    * a piece needs no answer of its own and the last answer carries a body only when it changed. With an Envoy
@@ -39,12 +32,17 @@ export class RequestBody {
    * come, and the request would go upstream unrouted and unchecked once its headers are answered.
    */
   readonly notSent: boolean;
+  /**
+   * STREAMED, as Envoy 1.34+ says: Envoy releases the request's headers with the answer to them, before any piece
+   * of the body comes (§2.2, §6), so the route is chosen before tiergate can read the prompt or the model.
+   */
+  readonly streamed: boolean;
 
   constructor(
     mode: BodySendMode | undefined,
     private readonly limit: number,
   ) {
-    this.hold = mode === 'STREAMED';
+    this.streamed = mode === 'STREAMED';
     this.duplex = mode === 'FULL_DUPLEX_STREAMED';
     this.oneMessage = mode === 'BUFFERED';
     this.partial = mode === 'BUFFERED_PARTIAL';
@@ -61,11 +59,6 @@ export class RequestBody {
     return !this.whole;
   }
 
-  /** STREAMED pieces are being held back for an end that has not come: only the last piece's answer can carry them. */
-  get holding(): boolean {
-    return this.hold && !this.whole && this.messages > 0;
-  }
-
   /** The whole body once its last piece is in; before that, the answer to this piece. */
   push(chunk: Buffer, endOfStream: boolean): Buffer | ContinueDecision | typeof TOO_LARGE | typeof UNSEEN_REST {
     this.received += chunk.length;
@@ -74,7 +67,7 @@ export class RequestBody {
     this.chunks.push(chunk);
     if (!endOfStream && !this.oneMessage) {
       if (this.partial) return UNSEEN_REST;
-      return this.hold ? HELD_BACK : CONTINUE;
+      return CONTINUE;
     }
     const whole = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
     this.chunks = [];
@@ -82,8 +75,11 @@ export class RequestBody {
     return whole;
   }
 
-  /** Whether the last piece's answer carries the body: one message (or duplex) when it changed; several only if held back. */
+  /**
+   * Whether the last piece's answer carries the body: one message (or duplex) when it changed. Of several pieces
+   * from an Envoy that did not say its mode, the earlier ones went on as they came, so nothing is replaced.
+   */
   replaced(changed: boolean): boolean {
-    return this.messages === 1 || this.duplex ? changed : this.hold;
+    return (this.messages === 1 || this.duplex) && changed;
   }
 }

@@ -78,9 +78,10 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['body', 'answer'] as const,
       registers: [registry],
     }),
-    requestHeadersNotSent: new Counter({
-      name: 'tiergate_request_headers_not_sent_total',
-      help: 'Requests whose body or trailers Envoy sent tiergate without their headers (ext_proc request_header_mode SKIP), each refused with a 500.',
+    filterModeRefused: new Counter({
+      name: 'tiergate_filter_mode_refused_total',
+      help: 'Requests refused with a 500 because of how Envoy ext_proc filter sends them: request_headers_skipped (request_header_mode SKIP: the body came without its headers), request_body_streamed (an LLM request with request_body_mode STREAMED: its route is chosen before its body comes).',
+      labelNames: ['mode'] as const,
       registers: [registry],
     }),
     processingErrors: new Counter({

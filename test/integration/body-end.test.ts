@@ -10,6 +10,8 @@
 //   NONE leaves the answer's usage unmeasured: counted, and the row says what the status says, not "cancelled".
 // - Request header mode SKIP (§2.2): the body, or the trailers, come first. tiergate knows neither caller nor
 //   path, so the request is refused (500) on that first message rather than passed on unchecked.
+// - STREAMED (§2.2, §6): Envoy releases the headers, and picks the route, with the answer to them, before the
+//   body comes; an LLM request there cannot be routed and is refused (500) on its headers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type FilterConfig } from '../../src/dev/envoy-client.js';
 import { jsonBody, logEvents, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -72,17 +74,35 @@ describe('BUFFERED_PARTIAL', () => {
   });
 });
 
-describe('a STREAMED body followed by trailers', () => {
-  it('is refused with a 400 on the trailers, rather than reaching the backend empty (its pieces went out held back)', async () => {
-    const s = tg.pool.open(mode('STREAMED', 'SEND'));
-    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'st-trailers']]), false);
-    const whole = body('hi');
-    const pieces = [whole.subarray(0, 10), whole.subarray(10)];
-    const answers = await Promise.all(pieces.map((p) => s.sendRequestBody(p, false)));
-    for (const a of answers) expect(a).toMatchObject({ kind: 'continue', body: Buffer.alloc(0) });
-    const t = await s.sendRequestTrailers([['x-checksum', 'abc']]);
-    expect(t).toMatchObject({ kind: 'immediate', status: 400 });
-    s.close();
+describe('request_body_mode STREAMED: the route is chosen before the body comes', () => {
+  const refused = () => metricValue(tg.app, 'tiergate_filter_mode_refused_total', { mode: 'request_body_streamed' });
+
+  it('said in protocol_config (Envoy 1.34+): an LLM request is refused 500 on its headers, with its row; trailers change nothing', async () => {
+    const before = await refused();
+    for (const [id, trailerMode] of [['streamed-1', 'SKIP'], ['streamed-2', 'SEND']] as const) {
+      const s = tg.pool.open(mode('STREAMED', trailerMode));
+      // Before: "continue" here released the headers, and the route, with no tier: the body's answer named the
+      // strong model and set x-llm-tier, which Envoy ignores in this mode, so the request took the catch-all route.
+      const o = await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', id]]), false);
+      s.close();
+      expect(o).toMatchObject({ kind: 'immediate', status: 500 });
+      expect(JSON.parse(o.kind === 'immediate' ? o.body.toString() : '{}')).toMatchObject({ error: { type: 'server_error', code: 'request_body_streamed', message: expect.stringContaining('BUFFERED') } });
+      expect(await rowFor(tg, id)).toMatchObject({ status: 'rejected', http_status: 500, error_code: 'request_body_streamed', tier: null, path: '/v1/chat/completions' });
+    }
+    expect(await refused()).toBe(before + 2);
+    const warned = logEvents(tg.logs, 'extproc.filter_mode_refused').filter((l) => l.mode === 'request_body_streamed');
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ level: 'warn', path: '/v1/chat/completions', message: expect.stringContaining('request_body_mode STREAMED') });
+  });
+
+  it('what tiergate routes on its headers alone passes: a fixed-tier path, a path it does not read', async () => {
+    const before = await refused();
+    for (const path of ['/v1/embeddings', '/healthz']) {
+      const s = tg.pool.open(mode('STREAMED', 'SKIP'));
+      expect(await s.sendRequestHeaders(postHeaders(path), false), path).toMatchObject({ kind: 'continue' });
+      s.close();
+    }
+    expect(await refused()).toBe(before);
   });
 });
 
@@ -199,12 +219,12 @@ describe('request_header_mode SKIP: the body comes without its headers', () => {
     ...RECOMMENDED_FILTER,
     processingMode: { ...RECOMMENDED_FILTER.processingMode, requestHeaderMode: 'SKIP', requestBodyMode, requestTrailerMode },
   });
-  const notSent = () => metricValue(tg.app, 'tiergate_request_headers_not_sent_total');
+  const notSent = () => metricValue(tg.app, 'tiergate_filter_mode_refused_total', { mode: 'request_headers_skipped' });
   // What a client picks for itself must not route it: before, these reached Envoy's routes untouched.
   const spoofing = chatRequestHeaders([['x-request-id', 'skip-hdr'], ['x-llm-tier', 'strong'], ['x-tenant-id', 'acme'], ['authorization', 'Bearer sk-client']]);
 
   it.each(['BUFFERED', 'STREAMED', 'FULL_DUPLEX_STREAMED'] as const)('%s: the first body message is answered 500 naming the setting, with a row of its own', async (bodyMode) => {
-    const [before, warnedBefore] = [await notSent(), logEvents(tg.logs, 'extproc.request_headers_not_sent').length];
+    const [before, warnedBefore] = [await notSent(), logEvents(tg.logs, 'extproc.filter_mode_refused').filter((l) => l.mode === 'request_headers_skipped').length];
     const s = tg.pool.open(headerless(bodyMode, bodyMode === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP'));
     // (Envoy sends tiergate nothing for the headers: the client's request continues to the body.)
     expect(await s.sendRequestHeaders(spoofing, false)).toMatchObject({ kind: 'continue' });
@@ -220,9 +240,9 @@ describe('request_header_mode SKIP: the body comes without its headers', () => {
     expect(id).not.toBe('skip-hdr');
     expect(await rowFor(tg, id)).toMatchObject({ status: 'rejected', http_status: 500, error_code: 'request_headers_not_sent', tenant_id: '(unauthenticated)', tier: null, path: '' });
     expect(await notSent()).toBe(before + 1);
-    const warned = logEvents(tg.logs, 'extproc.request_headers_not_sent').slice(warnedBefore);
+    const warned = logEvents(tg.logs, 'extproc.filter_mode_refused').filter((l) => l.mode === 'request_headers_skipped').slice(warnedBefore);
     expect(warned.length).toBeLessThanOrEqual(1);
-    if (warnedBefore === 0) expect(warned[0]).toMatchObject({ level: 'warn', message: expect.stringContaining('request_header_mode') });
+    if (warnedBefore === 0) expect(warned[0]).toMatchObject({ level: 'warn', mode: 'request_headers_skipped', message: expect.stringContaining('request_header_mode') });
   });
 
   it('trailers first (body mode NONE, trailer mode SEND): refused the same way; with no request message at all, nothing to refuse', async () => {

@@ -16,7 +16,7 @@ const WATCHED = {
   TiergateProcessingErrors: 'tiergate_extproc_processing_errors_total',
   TiergateStageSkipped: 'tiergate_stage_skipped_total',
   TiergateBodyNotSent: 'tiergate_body_not_sent_total',
-  TiergateRequestHeadersNotSent: 'tiergate_request_headers_not_sent_total',
+  TiergateFilterModeRefused: 'tiergate_filter_mode_refused_total',
 } as const;
 
 const rules = (kustomizeBuild(manifestsDir('base')).find((o) => o.kind === 'PrometheusRule') as unknown as { spec: { groups: Array<{ rules: Array<{ alert?: string; expr: string }> }> } }).spec.groups.flatMap((g) => g.rules);
@@ -34,7 +34,7 @@ async function startupSeries(): Promise<Map<string, Array<[string, number]>>> {
         metric,
         text
           .split('\n')
-          .filter((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `))
+          .filter((l) => l.startsWith(`${metric}{`))
           .map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))] as [string, number]),
       );
     }
@@ -65,8 +65,10 @@ describe('the counters the increase() alerts watch', () => {
       'tiergate_body_not_sent_total{body="request",answer="refused"}',
       'tiergate_body_not_sent_total{body="response",answer="unmeasured"}',
     ]);
-    // (A counter without labels is exported at 0 from its creation.)
-    expect((series.get('tiergate_request_headers_not_sent_total') ?? []).map(([n]) => n)).toEqual(['tiergate_request_headers_not_sent_total']);
+    expect((series.get('tiergate_filter_mode_refused_total') ?? []).map(([n]) => n).sort()).toEqual([
+      'tiergate_filter_mode_refused_total{mode="request_body_streamed"}',
+      'tiergate_filter_mode_refused_total{mode="request_headers_skipped"}',
+    ]);
     // Every phase the transport reports, under either failure rule.
     expect(series.get('tiergate_extproc_processing_errors_total')).toHaveLength(7 * 2);
   });

@@ -288,7 +288,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       'TiergateLedgerRowsOnlyInLog',
       'TiergateProcessingErrors',
       'TiergateBodyNotSent',
-      'TiergateRequestHeadersNotSent',
+      'TiergateFilterModeRefused',
       'TiergateStageSkipped',
       'TiergateApiKeyExpiring',
       'TiergateConfigReloadRejected',
