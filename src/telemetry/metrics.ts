@@ -80,7 +80,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     filterModeRefused: new Counter({
       name: 'tiergate_filter_mode_refused_total',
-      help: 'Requests refused with a 500 because of how Envoy ext_proc filter sends them: request_headers_skipped (request_header_mode SKIP: the body came without its headers), request_body_streamed (an LLM request with request_body_mode STREAMED: its route is chosen before its body comes).',
+      help: 'Requests refused with a 500 because of how the Envoy ext_proc filter sends them: request_headers_skipped (request_header_mode SKIP: the body came without its headers), request_body_streamed (an LLM request with request_body_mode STREAMED: its route is chosen before its body comes).',
       labelNames: ['mode'] as const,
       registers: [registry],
     }),
