@@ -215,7 +215,7 @@ export class LlmStream implements StreamHandler {
 
   requestBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
     if (!this.state) return this.headersNotSent();
-    if (this.pathKind !== 'classify' || !this.state) {
+    if (this.pathKind !== 'classify') {
       // Only a fixed-tier path has a row to account for (a passed-through one has none).
       if (this.pathKind === 'unclassified') this.acc.unreadRequestBody(chunk, endOfStream);
       return CONTINUE;

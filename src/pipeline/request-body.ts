@@ -1,6 +1,6 @@
 // The request body as Envoy's ext_proc filter delivers it (envoy-ext-proc.md §5): BUFFERED, one message with
-// end_of_stream; FULL_DUPLEX_STREAMED (or STREAMED from an Envoy that does not say its mode), in pieces. Collected up to limits.maxRequestBodyBytes for the
-// pipeline, which runs once the body is whole.
+// end_of_stream; FULL_DUPLEX_STREAMED (or STREAMED from an Envoy that does not say its mode), in pieces.
+// Collected up to limits.maxRequestBodyBytes for the pipeline, which runs once the body is whole.
 import { CONTINUE, type BodySendMode, type ContinueDecision } from '../extproc/types.js';
 
 /** The body went past the limit: the request is answered 413. */
