@@ -41,6 +41,11 @@ export interface RequestRecord {
   /** tiergate answered itself with this error. */
   localReply: { status: number; code: string } | undefined;
   httpStatus: number | null;
+  /**
+   * The answer came without its headers (Envoy's response_header_mode SKIP) and was a whole JSON error object:
+   * a refusal, as the error status it came with would have said, with nothing spent.
+   */
+  refusedWithoutStatus?: boolean;
   /** The response reached its end (last body chunk or trailers). */
   responseEnded: boolean;
   facts: ResponseFacts | undefined;
@@ -201,7 +206,7 @@ function knownUsage(r: RequestRecord): { usage: Usage; source: UsageSource } | u
   const reported = r.trailerUsage ?? r.facts?.usage;
   if (reported) return { usage: reported, source: 'reported' };
   const called = r.upstreamCalled && !r.localReply;
-  const refused = r.httpStatus !== null && r.httpStatus >= 400;
+  const refused = (r.httpStatus !== null && r.httpStatus >= 400) || r.refusedWithoutStatus === true;
   if (!called || refused) return { usage: ZERO, source: 'none' };
   return undefined;
 }

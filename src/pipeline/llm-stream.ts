@@ -38,6 +38,7 @@ import { AdmissionWait } from './admission-wait.js';
 import { RequestBody, TOO_LARGE, UNSEEN_REST } from './request-body.js';
 import { ForcedUsageFilter } from '../usage/forced-usage-filter.js';
 import { isEncoded } from '../usage/content-encoding.js';
+import type { BodyKind } from '../usage/response-usage.js';
 import { usageAsked, usageForced } from '../llm/parse-request.js';
 import { finalAnswer, responseHeadersAnswer, withBody } from './response-answers.js';
 import { countDecision } from '../stages/classify.js';
@@ -92,6 +93,9 @@ export class LlmStream implements StreamHandler {
   /** The client did not ask for the usage chunk tiergate asked for, and the config says to take it out. */
   private stripUsage = false;
   private usageFilter: ForcedUsageFilter | undefined;
+  /** How the answer's body is read, once its headers (or, when Envoy skips them, its first bytes) tell. */
+  private answerKind: BodyKind | undefined;
+  private responseHeadersSkipped = false;
   /** Made when an admission (the pipeline's, or a fixed path's) is asynchronous: it may land after the stream ended. */
   private wait: AdmissionWait | undefined;
 
@@ -318,6 +322,7 @@ export class LlmStream implements StreamHandler {
     if (unsent && this.state) this.bodyNotSent(['response', 'unmeasured'], this.state.path);
     // Chat, completions and responses answers are read whole; an embeddings batch only for its usage.
     const kind = this.acc.responseHeaders(headers, endOfStream || unsent, this.pathKind === 'classify');
+    this.answerKind = kind;
     const span = this.traced?.span;
     if (span?.isRecording()) {
       const ttft = this.acc.ttftMs();
@@ -336,7 +341,9 @@ export class LlmStream implements StreamHandler {
 
   responseBody(chunk: Buffer, endOfStream: boolean): Decision | Promise<Decision> {
     if (this.pathKind === 'other') return this.conversation ? this.claimConversation(this.conversation, chunk, endOfStream) : CONTINUE;
-    const usage = this.acc.responseBody(chunk, endOfStream);
+    if (this.answerKind === undefined) this.bodyWithoutHeaders(chunk);
+    // (Whitespace before a headerless answer shows its kind is nothing either reader needs.)
+    const usage = this.acc.responseBody(this.answerKind === undefined ? EMPTY : chunk, endOfStream);
     if (usage) this.responseEnded();
     let decision = usage ? finalAnswer(usage, this.acc.buffered) : CONTINUE;
     const replaced = this.usageFilter?.push(chunk, endOfStream);
@@ -344,6 +351,35 @@ export class LlmStream implements StreamHandler {
     // The chunk that shows a response id or a sealed item, or ends the answer, waits until it is recorded.
     const pending = this.records?.afterPiece(this.acc, usage !== undefined);
     return pending ? pending.then(() => decision) : decision;
+  }
+
+  /**
+   * The answer's body came first: Envoy's filter skips the response headers on this route (response_header_mode
+   * SKIP, on the filter or in a route's override; §2.2). The body is still read for its usage, its kind told by
+   * its first bytes, and a forced usage chunk still taken out; what only the headers carry is lost: the status
+   * (the row's http_status is null, and nothing is stored in the cache), the content coding, and the headers
+   * tiergate adds for the client (x-llm-tier, x-ratelimit-*, …). Counted and logged, so the filter gets fixed.
+   */
+  private bodyWithoutHeaders(chunk: Buffer): void {
+    this.headersSkipped();
+    const kind = this.acc.headerlessBody(chunk, this.pathKind === 'classify');
+    if (kind === undefined) return;
+    this.answerKind = kind;
+    this.acc.buffered = this.responseBuffered;
+    if (this.stripUsage && kind === 'sse') this.usageFilter = new ForcedUsageFilter();
+  }
+
+  /** Once per stream: the answer's first message was not its headers. */
+  private headersSkipped(): void {
+    if (this.responseHeadersSkipped) return;
+    this.responseHeadersSkipped = true;
+    this.deps.metrics.responseHeadersNotSent.inc();
+    this.deps.filterWarnings.warn('response_headers', {
+      event: 'extproc.response_headers_not_sent',
+      path: this.state?.path ?? '',
+      message:
+        "Envoy's ext_proc filter sends response bodies without their headers (processing_mode.response_header_mode SKIP): usage is read, but the answer's status is unknown and the client gets none of tiergate's response headers; set it to SEND, as envoy/envoy.yaml and the kgateway manifests do",
+    });
   }
 
   /**
@@ -361,6 +397,7 @@ export class LlmStream implements StreamHandler {
 
   responseTrailers(trailers: HeaderMap): Decision | Promise<Decision> {
     if (this.pathKind === 'other') return CONTINUE;
+    if (this.answerKind === undefined) this.headersSkipped();
     const usage = this.acc.responseTrailers(trailers);
     this.responseEnded();
     const decision = finalAnswer(usage, false);
@@ -386,6 +423,9 @@ export class LlmStream implements StreamHandler {
 
   end(reason: StreamEnd): void {
     this.wait?.streamEnded();
+    // No response body, and no response headers either (SKIP): nothing of the answer comes, and an Envoy 1.37+
+    // closes the stream once the request is answered (§2.6). Its usage goes unmeasured as surely as with headers.
+    if (this.responseUnsent && this.outcome === 'routed' && this.answerKind === undefined && !this.responseHeadersSkipped && this.state) this.bodyNotSent(['response', 'unmeasured'], this.state.path);
     // A stream whose first message was not its request headers gets its span now.
     const span = this.spanFor(undefined).span;
     const tier = this.state?.route?.tier.name ?? this.pathTier?.name ?? 'none';

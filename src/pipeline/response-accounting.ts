@@ -9,7 +9,7 @@ import { messageText } from '../classify/prompt-text.js';
 import { bodyDecoder } from '../usage/content-encoding.js';
 import { H } from './contract-headers.js';
 import { promptExtra, uncountedPromptTokens, type PromptForCount } from '../usage/estimate.js';
-import { ResponseUsageCollector, bodyKindOf, type ResponseFacts } from '../usage/response-usage.js';
+import { ResponseUsageCollector, bodyKindFromBytes, bodyKindOf, type BodyKind, type ResponseFacts } from '../usage/response-usage.js';
 import { readUsage, type Usage } from '../usage/usage.js';
 import type { HeaderMap } from '../extproc/types.js';
 import { DEFAULT_TENANT } from '../stages/authenticate.js';
@@ -114,12 +114,23 @@ export class ResponseAccounting {
   }
 
   /** `wholeJson`: a JSON answer is kept and parsed whole; else only its usage is read (ResponseUsageCollector). */
-  responseHeaders(headers: HeaderMap, endOfStream: boolean, wholeJson = true): 'json' | 'sse' | 'other' {
+  responseHeaders(headers: HeaderMap, endOfStream: boolean, wholeJson = true): BodyKind {
     this.responseHeadersAt = performance.now();
     this.httpStatus = Number(headers.get(':status') ?? 0) || null;
     const kind = bodyKindOf(headers.get('content-type'));
     if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, bodyDecoder(headers.get(H.contentEncoding)), !wholeJson);
     if (endOfStream) this.endResponse();
+    return kind;
+  }
+
+  /**
+   * The answer's body came without its headers (Envoy's response_header_mode SKIP): its kind is read from its
+   * first bytes, and it is read as plain bytes (a content coding is not known; a compressed body is not read).
+   * Its status stays unknown. Undefined while the bytes so far show no kind (see bodyKindFromBytes).
+   */
+  headerlessBody(chunk: Buffer, wholeJson: boolean): BodyKind | undefined {
+    const kind = bodyKindFromBytes(chunk, this.request?.stream === true);
+    if (kind !== undefined && kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, undefined, !wholeJson);
     return kind;
   }
 
@@ -242,6 +253,7 @@ export class ResponseAccounting {
       upstreamCalled,
       localReply: this.localReply,
       httpStatus: this.httpStatus,
+      refusedWithoutStatus: this.responseHeadersAt === 0 && this.collector?.kind === 'json' && facts?.errorCode !== undefined,
       responseEnded: this.responseEndedAt > 0,
       facts,
       requestUnread: this.request === undefined && !this.bodiless,

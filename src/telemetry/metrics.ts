@@ -84,6 +84,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['mode'] as const,
       registers: [registry],
     }),
+    responseHeadersNotSent: new Counter({
+      name: 'tiergate_response_headers_not_sent_total',
+      help: "LLM answers whose body Envoy sent tiergate without their headers (ext_proc response_header_mode SKIP): usage is read from the body, but the answer's status is unknown and the client gets none of tiergate's response headers.",
+      registers: [registry],
+    }),
     processingErrors: new Counter({
       name: 'tiergate_extproc_processing_errors_total',
       help: 'Unexpected errors while processing a message, by phase and the failure rule applied.',

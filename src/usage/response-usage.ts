@@ -58,6 +58,25 @@ export function bodyKindOf(contentType: string | undefined): BodyKind {
   return 'other';
 }
 
+/** The bytes an SSE stream's first line can start with: a field (data, event, id, retry) or a comment. */
+const SSE_FIRST_BYTES: ReadonlySet<number> = new Set([0x64, 0x65, 0x69, 0x72, 0x3a]);
+const JSON_WHITESPACE: ReadonlySet<number> = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
+/**
+ * The kind of an answer that came without its headers, from its first bytes: an object is JSON (a whole answer,
+ * or a streamed request's error), and a request that asked for a stream gets SSE. Anything else, compressed
+ * bytes included (gzip and zstd start with bytes no JSON or SSE body does), is not read. Undefined while the
+ * bytes so far are only whitespace, which neither kind's reader needs.
+ */
+export function bodyKindFromBytes(chunk: Buffer, streamed: boolean): BodyKind | undefined {
+  for (const b of chunk) {
+    if (JSON_WHITESPACE.has(b)) continue;
+    if (b === 0x7b) return 'json';
+    return streamed && SSE_FIRST_BYTES.has(b) ? 'sse' : 'other';
+  }
+  return undefined;
+}
+
 /** Sees every object the collector parses (the response cache assembles its answer from them). */
 export interface ResponseObserver {
   body(o: Record<string, unknown>): void;

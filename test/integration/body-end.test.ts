@@ -12,6 +12,10 @@
 //   path, so the request is refused (500) on that first message rather than passed on unchecked.
 // - STREAMED (§2.2, §6): Envoy releases the headers, and picks the route, with the answer to them, before the
 //   body comes; an LLM request there cannot be routed and is refused (500) on its headers.
+// - Response header mode SKIP: the answer's body comes first. It is still read for its usage (its kind told by its
+//   first bytes) and the forced usage chunk still taken out; its status is unknown. With no response body either,
+//   nothing of the answer comes at all, and its usage goes unmeasured as with the headers.
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders, type FilterConfig } from '../../src/dev/envoy-client.js';
 import { jsonBody, logEvents, metricValue, rowFor, startTiergate, type TestTiergate } from '../helpers/tiergate.js';
@@ -258,5 +262,93 @@ describe('request_header_mode SKIP: the body comes without its headers', () => {
     expect(await quiet.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false)).toMatchObject({ kind: 'continue' });
     quiet.close();
     expect(await notSent()).toBe(before + 1);
+  });
+});
+
+describe('response_header_mode SKIP: the answer comes without its headers', () => {
+  const noAnswerHeaders = (responseBodyMode: 'STREAMED' | 'BUFFERED' | 'NONE'): FilterConfig => ({
+    ...RECOMMENDED_FILTER,
+    processingMode: { ...RECOMMENDED_FILTER.processingMode, responseHeaderMode: 'SKIP', responseBodyMode },
+  });
+  const notSent = () => metricValue(tg.app, 'tiergate_response_headers_not_sent_total');
+  const answer = jsonBody({ id: 'c-1', object: 'chat.completion', model: 'weak-model', choices: [{ index: 0, message: { role: 'assistant', content: 'hello' }, finish_reason: 'stop' }], usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 } });
+  const chunk = (o: object) => `data: ${JSON.stringify({ id: 'c-2', object: 'chat.completion.chunk', model: 'weak-model', ...o })}\n\n`;
+  const usageChunk = chunk({ choices: [], usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 } });
+
+  it.each(['STREAMED', 'BUFFERED'] as const)('a JSON answer (%s) is read for its usage: priced, its status unknown, counted and logged', async (bodyMode) => {
+    const [before, warnedBefore] = [await notSent(), logEvents(tg.logs, 'extproc.response_headers_not_sent').length];
+    const id = `skip-answer-headers-${bodyMode}`;
+    const s = tg.pool.open(noAnswerHeaders(bodyMode));
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', id]]), false);
+    await s.sendRequestBody(body('hi'), true);
+    // (Envoy sends tiergate nothing for them: they go on to the client as the backend sent them.)
+    expect(await s.sendResponseHeaders([[':status', '200'], ['content-type', 'application/json']], false)).toMatchObject({ kind: 'continue' });
+    // Whitespace first, as a pretty-printing backend may send: the kind waits for the first byte that tells it.
+    expect(await s.sendResponseBody(Buffer.from('\n  '), false)).toMatchObject({ kind: 'continue' });
+    expect(await s.sendResponseBody(answer, true)).toMatchObject({ kind: 'continue' });
+    s.close();
+    // Before: the body went unread, the row "estimated" with no output and no cost.
+    expect(await rowFor(tg, id)).toMatchObject({ status: 'success', http_status: null, usage_source: 'reported', usage: { input_tokens: 11, output_tokens: 7 }, cost_usd: { total: expect.any(Number) } });
+    expect(s.dynamicMetadata.tiergate).toMatchObject({ usage_source: 'reported', total_tokens: 18 });
+    expect(await notSent()).toBe(before + 1);
+    const warned = logEvents(tg.logs, 'extproc.response_headers_not_sent').slice(warnedBefore);
+    expect(warned.length).toBeLessThanOrEqual(1);
+    if (warnedBefore === 0) expect(warned[0]).toMatchObject({ level: 'warn', path: '/v1/chat/completions', message: expect.stringContaining('response_header_mode') });
+  });
+
+  it('a stream is read for its usage, and the usage chunk the client did not ask for is still taken out', async () => {
+    const before = await notSent();
+    const s = tg.pool.open(noAnswerHeaders('STREAMED'));
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'skip-answer-headers-sse']]), false);
+    await s.sendRequestBody(jsonBody({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'hi' }] }), true);
+    await s.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    const first = chunk({ choices: [{ index: 0, delta: { content: 'hel' } }] });
+    expect(await s.sendResponseBody(Buffer.from(first), false)).toEqual({ kind: 'continue', clearedRouteCache: false });
+    const last = await s.sendResponseBody(Buffer.from(`${usageChunk}data: [DONE]\n\n`), true);
+    s.close();
+    // Before, the usage chunk reached a client that never asked for it.
+    expect(last).toMatchObject({ kind: 'continue', body: Buffer.from('data: [DONE]\n\n') });
+    expect(await rowFor(tg, 'skip-answer-headers-sse')).toMatchObject({ status: 'success', http_status: null, stream: true, usage_source: 'reported', usage: { output_tokens: 7 } });
+    expect(await notSent()).toBe(before + 1);
+  });
+
+  it('an error body still names the error, with nothing spent; a compressed body, whose coding only the headers say, is passed on unread', async () => {
+    const s = tg.pool.open(noAnswerHeaders('STREAMED'));
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'skip-answer-headers-error']]), false);
+    await s.sendRequestBody(jsonBody({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'hi' }] }), true);
+    await s.sendResponseBody(jsonBody({ error: { message: 'too long', type: 'invalid_request_error', code: 'context_length_exceeded' } }), true);
+    s.close();
+    // A whole JSON error is a refusal, as its status would have said: nothing spent (it was the prompt's estimate).
+    expect(await rowFor(tg, 'skip-answer-headers-error')).toMatchObject({ status: 'upstream_error', http_status: null, error_code: 'context_length_exceeded', usage_source: 'none', cost_usd: { total: 0 } });
+
+    const z = tg.pool.open(noAnswerHeaders('STREAMED'));
+    await z.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'skip-answer-headers-gzip']]), false);
+    await z.sendRequestBody(jsonBody({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'hi' }] }), true);
+    const compressed = gzipSync(Buffer.from(`${chunk({ choices: [{ index: 0, delta: { content: 'hel' } }] })}${usageChunk}data: [DONE]\n\n`));
+    // Untouched: read as SSE, its bytes could have been cut as if they were events.
+    expect(await z.sendResponseBody(compressed, true)).toEqual({ kind: 'continue', clearedRouteCache: false });
+    z.close();
+    // What it generated is not known: an estimate, left unpriced rather than priced at the prompt alone.
+    expect(await rowFor(tg, 'skip-answer-headers-gzip')).toMatchObject({ status: 'success', http_status: null, usage_source: 'estimated', cost_usd: null });
+  });
+
+  it('with no response body either, nothing of the answer comes: counted as an answer unmeasured', async () => {
+    const unmeasured = () => metricValue(tg.app, 'tiergate_body_not_sent_total', { body: 'response', answer: 'unmeasured' });
+    const [before, skippedBefore] = [await unmeasured(), await notSent()];
+    const s = tg.pool.open(noAnswerHeaders('NONE'));
+    await s.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'skip-answer-all']]), false);
+    await s.sendRequestBody(body('hi'), true);
+    // An Envoy 1.37+ closes the stream here: no further message is due (§2.6).
+    s.close();
+    expect(await rowFor(tg, 'skip-answer-all')).toMatchObject({ tier: 'weak', http_status: null });
+    expect(await unmeasured()).toBe(before + 1);
+    expect(await notSent()).toBe(skippedBefore);
+    // A request tiergate answered itself has no answer to measure.
+    const refused = tg.pool.open(noAnswerHeaders('NONE'));
+    await refused.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'skip-answer-refused']]), false);
+    expect(await refused.sendRequestBody(jsonBody({ model: 'auto', messages: [] }), true)).toMatchObject({ kind: 'immediate', status: 400 });
+    refused.close();
+    await rowFor(tg, 'skip-answer-refused');
+    expect(await unmeasured()).toBe(before + 1);
   });
 });

@@ -17,6 +17,7 @@ const WATCHED = {
   TiergateStageSkipped: 'tiergate_stage_skipped_total',
   TiergateBodyNotSent: 'tiergate_body_not_sent_total',
   TiergateFilterModeRefused: 'tiergate_filter_mode_refused_total',
+  TiergateResponseHeadersNotSent: 'tiergate_response_headers_not_sent_total',
 } as const;
 
 const rules = (kustomizeBuild(manifestsDir('base')).find((o) => o.kind === 'PrometheusRule') as unknown as { spec: { groups: Array<{ rules: Array<{ alert?: string; expr: string }> }> } }).spec.groups.flatMap((g) => g.rules);
@@ -34,7 +35,7 @@ async function startupSeries(): Promise<Map<string, Array<[string, number]>>> {
         metric,
         text
           .split('\n')
-          .filter((l) => l.startsWith(`${metric}{`))
+          .filter((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `))
           .map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))] as [string, number]),
       );
     }
@@ -69,6 +70,8 @@ describe('the counters the increase() alerts watch', () => {
       'tiergate_filter_mode_refused_total{mode="request_body_streamed"}',
       'tiergate_filter_mode_refused_total{mode="request_headers_skipped"}',
     ]);
+    // Without labels, the one series is there from the start.
+    expect((series.get('tiergate_response_headers_not_sent_total') ?? []).map(([n]) => n)).toEqual(['tiergate_response_headers_not_sent_total']);
     // Every phase the transport reports, under either failure rule.
     expect(series.get('tiergate_extproc_processing_errors_total')).toHaveLength(7 * 2);
   });

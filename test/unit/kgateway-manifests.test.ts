@@ -289,6 +289,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
       'TiergateProcessingErrors',
       'TiergateBodyNotSent',
       'TiergateFilterModeRefused',
+      'TiergateResponseHeadersNotSent',
       'TiergateStageSkipped',
       'TiergateApiKeyExpiring',
       'TiergateConfigReloadRejected',

@@ -2,9 +2,10 @@
 // into single bytes, and with CRLF / CR line ends) must give exactly what the whole body gives.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { SseParser } from '../../src/llm/sse-parser.js';
-import { ResponseUsageCollector, UNNAMED_ERROR, bodyKindOf, type ResponseFacts } from '../../src/usage/response-usage.js';
+import { ResponseUsageCollector, UNNAMED_ERROR, bodyKindFromBytes, bodyKindOf, type ResponseFacts } from '../../src/usage/response-usage.js';
 import { readUsage, sumUsage } from '../../src/usage/usage.js';
 import { AnswerAssembler } from '../../src/cache/answer.js';
 import { MAX_CLIENT_TEXT } from '../../src/ledger/client-text.js';
@@ -216,6 +217,23 @@ describe('usage objects', () => {
     expect(bodyKindOf('text/event-stream; charset=utf-8')).toBe('sse');
     expect(bodyKindOf('application/json')).toBe('json');
     expect(bodyKindOf(undefined)).toBe('other');
+  });
+
+  it('tells a body that came without its headers by its first bytes', () => {
+    // Every recorded answer: the streams as SSE (a streamed request), the whole answers as JSON (either).
+    for (const f of sseFiles) expect(bodyKindFromBytes(readFileSync(join(FIXTURES, f)), true), f).toBe('sse');
+    for (const f of jsonFiles) for (const streamed of [false, true]) expect(bodyKindFromBytes(readFileSync(join(FIXTURES, f)), streamed), f).toBe('json');
+    // SSE's other fields and comments start a stream too; a request that asked for none gets none.
+    for (const first of ['event: x', 'id: 1', 'retry: 5', ': ping']) expect(bodyKindFromBytes(Buffer.from(`${first}\n\n`), true)).toBe('sse');
+    expect(bodyKindFromBytes(Buffer.from('data: {}\n\n'), false)).toBe('other');
+    // Compressed bytes (the coding is a header's to say) and audio are not read.
+    expect(bodyKindFromBytes(gzipSync('data: {}\n\n'), true)).toBe('other');
+    expect(bodyKindFromBytes(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00]), true)).toBe('other');
+    expect(bodyKindFromBytes(Buffer.from('ID3\x04'), false)).toBe('other');
+    // Whitespace alone says nothing yet.
+    expect(bodyKindFromBytes(Buffer.from(' \r\n\t'), true)).toBeUndefined();
+    expect(bodyKindFromBytes(Buffer.alloc(0), false)).toBeUndefined();
+    expect(bodyKindFromBytes(Buffer.from('\n {"error":{}}'), true)).toBe('json');
   });
 });
 
