@@ -126,7 +126,7 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
 
   const ledgerConfig = runtime.config.ledger;
   const ledgerLog = log.child({ component: 'ledger' });
-  const ledgerSinks = opts.ledgerSinks ?? createSinks(ledgerConfig.sinks);
+  const ledgerSinks = opts.ledgerSinks ?? createSinks(ledgerConfig.sinks, ledgerLog);
   const ledger = new Ledger(ledgerSinks, ledgerConfig, ledgerHooks(metrics, ledgerLog), (err) => {
     metrics.ledgerBuildErrors.inc();
     ledgerLog.error({ event: 'ledger.build_failed', error: err instanceof Error ? err.message : String(err) });

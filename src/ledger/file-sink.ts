@@ -4,7 +4,7 @@
 // after a write that timed out but landed) is recognised as the Redis sink does: per day file, each writer's
 // highest sequence number written; rows of an earlier process, by the event ids in the file's tail.
 import { openSync, readSync, closeSync, fstatSync, ftruncateSync, write, writeSync } from 'node:fs';
-import { mkdir, type FileHandle } from 'node:fs/promises';
+import { mkdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withDeadline } from '../deadline-timer.js';
 import { openForAppend } from './open-append.js';
@@ -15,6 +15,8 @@ export interface FileSinkOptions {
   name?: string;
   dir: string;
   fsyncIntervalMs?: number;
+  /** A day file was deleted or moved away while open: told with its path, as a new file takes its place. */
+  onReplaced?: (path: string) => void;
 }
 
 /** How long close() waits for the disk (see close). */
@@ -98,22 +100,40 @@ export class FileSink implements LedgerSink {
     this.files.clear();
   }
 
+  /**
+   * On the timer: fsyncs the files written since the last tick, and finds any open file that is no longer at its
+   * path. A day file deleted while open (a cleanup that ships and removes every file, today's too) took every
+   * later row with it until the day ended: the appends went on into a file no one could read. One moved away
+   * (renamed for shipping) kept taking rows after the move. The next batch for that day opens a new file at the
+   * path instead, so what is lost is at most what was written in the last interval, as with a crash. Checked
+   * here, asynchronously, not before each append: a synchronous stat on a hung network mount would stall every
+   * stream, and an asynchronous one per batch costs a wake-up of the process each time.
+   */
   private async sync(): Promise<void> {
     for (const f of this.files.values()) {
-      if (!f.dirty) continue;
-      f.dirty = false;
-      await f.fh.sync();
+      if (f.dirty) {
+        f.dirty = false;
+        await f.fh.sync();
+      }
+      if (!f.replaced && !(await atPath(f))) {
+        f.replaced = true;
+        this.opts.onReplaced?.(f.path);
+      }
     }
   }
 
   private async file(day: string) {
     let f = this.files.get(day);
-    if (f) return f;
+    if (f && !f.replaced) return f;
+    if (f) {
+      this.files.delete(day);
+      await f.fh.close().catch(() => undefined);
+    }
     await mkdir(this.opts.dir, { recursive: true });
     const path = join(this.opts.dir, ledgerFileName(day));
     const earlier = new Set(idsInTail(path));
     const { fh, size } = await openForAppend(path);
-    f = { fh, earlier, marks: new Map(), dirty: false, size };
+    f = { fh, path, earlier, marks: new Map(), dirty: false, replaced: false, size };
     this.files.set(day, f);
     // Yesterday stays open for late rows; anything older is closed, but never the file just opened: a row
     // older than both open days (a replay after a long outage, a batch listing its days newest first) would
@@ -145,8 +165,24 @@ function appendAll(fd: number, data: Buffer): Promise<void> {
   });
 }
 
+/**
+ * Whether the open file is still the one its path names. A disk that fails to answer counts as yes: what to do
+ * about a failing disk is the writes' to find out, not a reason to open another file on it.
+ */
+async function atPath(f: DayFile): Promise<boolean> {
+  try {
+    const [open, named] = await Promise.all([f.fh.stat(), stat(f.path).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))]);
+    return open.nlink > 0 && named !== undefined && named.ino === open.ino && named.dev === open.dev;
+  } catch {
+    return true;
+  }
+}
+
 interface DayFile {
   fh: FileHandle;
+  path: string;
+  /** Deleted or moved away while open: the next write for its day opens a new file at the path. */
+  replaced: boolean;
   /** The file's length after the last write that succeeded. */
   size: number;
   /** Event ids in the file's tail when it was opened: rows of an earlier process, which a replay may repeat. */

@@ -1,6 +1,7 @@
 // The file sink's day files: fsync on its timer only for files written since the last one, no more than two
-// days open at once, and a file an earlier process left with a torn or newline-less last line mended at open.
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+// days open at once, a file an earlier process left with a torn or newline-less last line mended at open, and a
+// file deleted or moved away while open replaced by a new one at its path.
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -8,6 +9,8 @@ import { CLOSE_WAIT_MS, FileSink, ledgerFileName } from '../../src/ledger/file-s
 import { RedisStreamSink } from '../../src/ledger/redis-stream-sink.js';
 import type { LedgerEntry } from '../../src/ledger/sink.js';
 import { fileHandlePrototype, hangSyncs, openIn } from '../helpers/file-handles.js';
+import { captureLogger, logEvents } from '../helpers/tiergate.js';
+import { createSinks } from '../../src/ledger/sinks.js';
 
 const entry = (seq: number, day = '2026-12-01'): LedgerEntry => ({ eventId: `e${seq}`, day, line: JSON.stringify({ event_id: `e${seq}`, seq }), writer: 'w', seq });
 const dirOf = () => mkdtempSync(join(tmpdir(), 'tiergate-file-sink-'));
@@ -83,6 +86,58 @@ describe('file sink', () => {
     await sink.write([earlier]); // its replay, by the next process: recognised by its event id
     await sink.close();
     expect(seqs(dir)).toEqual([1, 2, 3]);
+  });
+
+  it('a day file deleted while open: the rows after it go to a new file at its path, once the timer has seen it, and it is told', async () => {
+    const dir = dirOf();
+    const path = join(dir, ledgerFileName('2026-12-01'));
+    const replaced: string[] = [];
+    const sink = new FileSink({ dir, fsyncIntervalMs: 20, onReplaced: (p) => replaced.push(p) });
+    await sink.write([entry(1)]);
+    rmSync(path); // a cleanup that ships and removes every day file, today's too
+    await vi.waitFor(() => expect(replaced).toEqual([path]));
+    await sink.write([entry(2)]);
+    await sink.write([entry(3)]);
+    // Before, both went on into the deleted file, as did every row until the day ended.
+    expect(seqs(dir)).toEqual([2, 3]);
+    await sink.close();
+    expect(openIn(dir)).toEqual([]);
+  });
+
+  it('the sinks made from config log it as ledger.file_replaced, naming the sink and the path', async () => {
+    const dir = dirOf();
+    const { log, logs } = captureLogger('info');
+    const [sink] = createSinks([{ type: 'file', name: 'audit', dir, fsyncIntervalMs: 20 }], log);
+    await sink?.write([entry(1)]);
+    rmSync(join(dir, ledgerFileName('2026-12-01')));
+    await vi.waitFor(() => expect(logEvents(logs, 'ledger.file_replaced')).toMatchObject([{ level: 'warn', sink: 'audit', path: join(dir, ledgerFileName('2026-12-01')) }]));
+    await sink?.close();
+  });
+
+  it('a day file moved away while open keeps what was written before it is seen; the rows after, a new file at its path', async () => {
+    const dir = dirOf();
+    const path = join(dir, ledgerFileName('2026-12-01'));
+    const replaced: string[] = [];
+    const sink = new FileSink({ dir, fsyncIntervalMs: 20, onReplaced: (p) => replaced.push(p) });
+    await sink.write([entry(1)]);
+    renameSync(path, join(dir, 'shipping.jsonl'));
+    await vi.waitFor(() => expect(replaced).toEqual([path]));
+    await sink.write([entry(2)]);
+    await sink.close();
+    expect(readFileSync(join(dir, 'shipping.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual([1]);
+    expect(seqs(dir)).toEqual([2]);
+  });
+
+  it('a day file left where it is is never taken for replaced, across many ticks', async () => {
+    const dir = dirOf();
+    const replaced: string[] = [];
+    const sink = new FileSink({ dir, fsyncIntervalMs: 10, onReplaced: (p) => replaced.push(p) });
+    await sink.write([entry(1), entry(2, '2026-12-02')]);
+    await new Promise((r) => setTimeout(r, 100));
+    await sink.write([entry(3)]);
+    await sink.close();
+    expect(replaced).toEqual([]);
+    expect([seqs(dir), seqs(dir, '2026-12-02')]).toEqual([[1, 3], [2]]);
   });
 
   it('a disk failing as a day file opens (EIO at its size read): the write fails with nothing left open, and the next one opens it again', async () => {
