@@ -365,7 +365,8 @@ export class LlmStream implements StreamHandler {
     const kind = this.acc.headerlessBody(chunk, this.pathKind === 'classify');
     if (kind === undefined) return;
     this.answerKind = kind;
-    this.acc.buffered = this.responseBuffered;
+    // acc.buffered stays false: no header changes in the body's answers, whose headers' processing was skipped,
+    // and a BUFFERED body's content-length with it (Envoy drops it then, processing_mode.proto).
     if (this.stripUsage && kind === 'sse') this.usageFilter = new ForcedUsageFilter();
   }
 
