@@ -7,7 +7,18 @@ import { configSchema, type Config } from './schema.js';
 import type { z } from 'zod';
 import { parseDecimal } from '../decimal.js';
 
-export type LoadResult = { ok: true; config: Config; source: string } | { ok: false; problems: InterpolationProblem[] };
+export type LoadResult =
+  | { ok: true; config: Config; source: string }
+  | {
+      ok: false;
+      problems: InterpolationProblem[];
+      /**
+       * When only unset variables stood in the way: the config read without the values that named them (each
+       * left out, its default in its place), for the checks that need a whole config (compileRuntime) to report
+       * their problems in the same pass.
+       */
+      withoutUnset?: Config;
+    };
 
 export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName = 'config'): LoadResult {
   let raw: unknown;
@@ -43,17 +54,49 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName =
   // number or a boolean, the variable's text is read as one, and the config checked again. Text meant as text
   // stays text (a numeric password in a URL), and text that is no number is still refused.
   if (!parsed.success && readScalars(interpolated, parsed.error.issues, wholeRefs)) parsed = configSchema.safeParse(interpolated);
+  const unset = new Set(problems.map((p) => p.path));
   if (!parsed.success) {
     // A variable that is not set reads as '' so that the rest of the file is still checked; what the schema then
     // says about that '' (too short, not a URL) is not a second problem of the user's.
-    const unset = new Set(problems.map((p) => p.path));
     for (const issue of parsed.error.issues) {
       const path = paramName(issue.path) || '(root)';
       if (!unset.has(path)) problems.push({ path, message: issue.message });
     }
   }
-  if (problems.length > 0 || !parsed.success) return { ok: false, problems };
-  return { ok: true, config: parsed.data, source: text };
+  if (problems.length === 0 && parsed.success) return { ok: true, config: parsed.data, source: text };
+  // Only unset variables in the way: `config check` should still name every problem at once, those a whole config
+  // is needed to find (a tier's credentialsEnv not set either) with them, not one round of fixes after another.
+  if (problems.length > unset.size) return { ok: false, problems };
+  const reduced = withoutPaths(interpolated, unset, '');
+  const again = reduced === undefined ? undefined : configSchema.safeParse(reduced);
+  return again?.success ? { ok: false, problems, withoutUnset: again.data } : { ok: false, problems };
+}
+
+/**
+ * `value` without the values at `paths` (written as interpolateEnv names them); undefined when one is an array's
+ * element, which cannot be left out without changing what the array means.
+ */
+function withoutPaths(value: unknown, paths: ReadonlySet<string>, path: string): unknown {
+  if (Array.isArray(value)) {
+    const out: unknown[] = [];
+    for (const [i, v] of value.entries()) {
+      const at = `${path}[${i}]`;
+      const kept = paths.has(at) ? undefined : withoutPaths(v, paths, at);
+      if (kept === undefined) return undefined;
+      out.push(kept);
+    }
+    return out;
+  }
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const at = path ? `${path}.${k}` : k;
+    if (paths.has(at)) continue;
+    const kept = withoutPaths(v, paths, at);
+    if (kept === undefined) return undefined;
+    out[k] = kept;
+  }
+  return out;
 }
 
 /**

@@ -57,7 +57,11 @@ export type CompileResult = { ok: true; runtime: Runtime } | { ok: false; proble
 /** Config text → runtime: parse, interpolate, validate and compile, every problem collected with its path. */
 export function compileConfigText(text: string, env: NodeJS.ProcessEnv, fileName?: string): CompileResult {
   const loaded = parseConfigText(text, env, fileName);
-  return loaded.ok ? compileRuntime(loaded.config, env) : loaded;
+  if (loaded.ok) return compileRuntime(loaded.config, env);
+  const rest = loaded.withoutUnset && compileRuntime(loaded.withoutUnset, env);
+  if (!rest || rest.ok) return { ok: false, problems: loaded.problems };
+  const named = new Set(loaded.problems.map((p) => p.path));
+  return { ok: false, problems: [...loaded.problems, ...rest.problems.filter((p) => !named.has(p.path))] };
 }
 
 /** Below this a secret could be guessed, and with it every tenant's salt or identifier. */

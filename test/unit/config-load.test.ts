@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigFile, parseConfigText } from '../../src/config/load.js';
+import { compileConfigText } from '../../src/config/runtime.js';
 
 const problems = (text: string, env: NodeJS.ProcessEnv = {}) => {
   const r = parseConfigText(text, env);
@@ -61,6 +62,28 @@ describe('what is not a syntax error but still refused', () => {
       { path: 'server.drainDelayMs', message: 'Too small: expected number to be >=0' },
       { path: 'ledger.userHashKey', message: 'Too small: expected string to have >=16 characters' },
     ]);
+  });
+
+  it("unset variables alone: the checks that need a whole config report theirs in the same pass, the file's other problems stop them", () => {
+    const compiled = (text: string, env: NodeJS.ProcessEnv = {}) => {
+      const r = compileConfigText(text, env);
+      return r.ok ? [] : r.problems;
+    };
+    const creds = 'tiers:\n  weak: { model: w }\n  strong: { model: s, credentialsEnv: STRONG_KEY }\n';
+    // examples/tiergate.yaml checked without its variables named the hash key first, and the strong tier's key
+    // only once that was set.
+    expect(compiled(`${creds}ledger:\n  userHashKey: \${HASH_KEY}\n`)).toEqual([
+      { path: 'ledger.userHashKey', message: 'environment variable HASH_KEY is not set' },
+      { path: 'tiers.strong.credentialsEnv', message: 'environment variable STRONG_KEY is not set' },
+    ]);
+    // An unset variable whose '' the schema took (the key's text is only part of the value): the same.
+    expect(compiled(`${creds}budgets:\n  redis: { url: redis://127.0.0.1:6379, keyPrefix: "tg\${P}:" }\n`).map((p) => p.path)).toEqual(['budgets.redis.keyPrefix', 'tiers.strong.credentialsEnv']);
+    // What the file gets wrong besides is fixed first: the config then means something else.
+    expect(compiled(`${creds}ledger:\n  userHashKey: \${HASH_KEY}\nserver: { drainDelayMs: -1 }\n`).map((p) => p.path)).toEqual(['ledger.userHashKey', 'server.drainDelayMs']);
+    // A list's element cannot be left out without changing the list: nothing more is read.
+    expect(compiled(`${creds}routing:\n  classifyPaths: ["\${EXTRA_PATH}"]\n`).map((p) => p.path)).toEqual(['routing.classifyPaths[0]']);
+    // With the variables set, a problem is named once.
+    expect(compiled(`${creds}ledger:\n  userHashKey: \${HASH_KEY}\n`, { HASH_KEY: 'k'.repeat(16) })).toEqual([{ path: 'tiers.strong.credentialsEnv', message: 'environment variable STRONG_KEY is not set' }]);
   });
 
   it('nesting: 64 levels is the limit, counted from the top', () => {
