@@ -11,6 +11,7 @@ import { unwritableLedgerDirs } from './ledger/ledger-dirs.js';
 import { vetRegexes } from './classify/regex-safety.js';
 import { createLogger, endLogger, type Logger } from './telemetry/logger.js';
 import { startTracing } from './telemetry/tracing.js';
+import { logGrpcThrough } from './telemetry/grpc-log.js';
 import { BUILD } from './version.js';
 import { withDeadline } from './deadline-timer.js';
 
@@ -19,7 +20,10 @@ export interface ServeOptions {
   listen?: string;
   admin?: string;
   env?: NodeJS.ProcessEnv;
-  /** Install SIGTERM/SIGINT handlers (off for in-process use such as tests and `tiergate dev`). */
+  /**
+   * The process's own server: install SIGTERM/SIGINT handlers, and send grpc-js's log lines through the logger
+   * (off for in-process use such as tests and `tiergate dev`).
+   */
   handleSignals?: boolean;
   /** Config text to run on when no file is named (`tiergate dev`'s own defaults); else the embedded ones. */
   defaultConfigText?: string;
@@ -108,6 +112,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   // every write goes out whole and in order.
   const sharesStdout = config.ledger.sinks.some((s) => s.type === 'stdout');
   const log = createLogger(logLevel(env) ?? config.logging.level, sharesStdout ? process.stdout : undefined);
+  if (opts.handleSignals) logGrpcThrough(log);
   // Before anything listens: a classifier regex that can backtrack on client text refuses the config.
   const unsafe = await vetRegexes(config, log);
   if (unsafe.length > 0) throw new ConfigError(unsafe);

@@ -54,7 +54,7 @@ export function createExtProcServer(factory: StreamHandlerFactory, opts: ExtProc
     listen: async (hostPort, tls) => {
       const credentials = await serverCredentials(tls);
       return new Promise<number>((resolve, reject) => {
-        server.bindAsync(hostPort, credentials, (err, port) => (err ? reject(err) : resolve(port)));
+        server.bindAsync(hostPort, credentials, (err, port) => (err ? reject(bindError(err)) : resolve(port)));
       });
     },
     setServing: (serving) => {
@@ -89,4 +89,14 @@ function applyHttp2ResetLimits(server: grpc.Server, burst: number | undefined, r
   holder.commonServerOptions.streamResetBurst = burst;
   holder.commonServerOptions.streamResetRate = rate;
   return true;
+}
+
+/**
+ * What stopped the bind, as the admin listener's own error says it ("listen EADDRINUSE: address already in use
+ * 127.0.0.1:9002"): grpc-js wraps it in "No address added out of total 1 resolved errors: […]". Its wording is
+ * grpc-js's, so anything else it says is passed on as it is.
+ */
+export function bindError(err: Error): Error {
+  const inner = /^No address added out of total \d+ resolved errors: \[(.+)\]$/s.exec(err.message)?.[1];
+  return inner === undefined ? err : Object.assign(new Error(inner), { cause: err });
 }

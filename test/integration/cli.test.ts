@@ -439,6 +439,21 @@ describe('tiergate serve', () => {
     }
   });
 
+  it('the gRPC port taken: the reason as the admin port\'s would read, and grpc-js\'s own line a JSON log event, not plain text', async () => {
+    const grpc = await takenPort();
+    try {
+      const r = run(['serve', '--listen', `127.0.0.1:${grpc.port}`, '--admin', '127.0.0.1:0']);
+      expect([r.status, r.signal]).toEqual([1, null]);
+      // Before: "tiergate: No address added out of total 1 resolved errors: [listen EADDRINUSE: …]", after grpc-js
+      // had written "E No address added out of total 1 resolved" to stderr itself.
+      expect(r.stderr).toBe(`tiergate: listen EADDRINUSE: address already in use 127.0.0.1:${grpc.port}\n`);
+      const lines = r.stdout.split('\n').filter((l) => l !== '');
+      expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toContainEqual(expect.objectContaining({ level: 'error', event: 'grpc.log', message: 'No address added out of total 1 resolved' }));
+    } finally {
+      grpc.release();
+    }
+  });
+
   it('a spool or file sink directory that cannot be made refuses the start, naming it (it started and reported ready, and the first outage found out)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiergate-cli-dirs-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
