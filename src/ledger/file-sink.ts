@@ -22,6 +22,9 @@ export interface FileSinkOptions {
 /** How long close() waits for the disk (see close). */
 export const CLOSE_WAIT_MS = 2_000;
 
+/** How often, at most, the fsync timer checks that the open day files are still at their paths (see sync). */
+export const PLACE_CHECK_MS = 1000;
+
 /** How much of an existing file is read at open to learn the ids it already holds. */
 const TAIL_BYTES = 4 * 1024 * 1024;
 
@@ -34,6 +37,7 @@ export class FileSink implements LedgerSink {
   private readonly files = new Map<string, DayFile>();
   private readonly timer: NodeJS.Timeout;
   private chain: Promise<unknown> = Promise.resolve();
+  private placesCheckedAt = 0;
 
   constructor(private readonly opts: FileSinkOptions) {
     this.name = opts.name ?? 'file';
@@ -105,17 +109,22 @@ export class FileSink implements LedgerSink {
    * path. A day file deleted while open (a cleanup that ships and removes every file, today's too) took every
    * later row with it until the day ended: the appends went on into a file no one could read. One moved away
    * (renamed for shipping) kept taking rows after the move. The next batch for that day opens a new file at the
-   * path instead, so what is lost is at most what was written in the last interval, as with a crash. Checked
-   * here, asynchronously, not before each append: a synchronous stat on a hung network mount would stall every
-   * stream, and an asynchronous one per batch costs a wake-up of the process each time.
+   * path instead, so what is lost is at most what was written in the last second (or fsync interval, if longer),
+   * as with a crash. Checked here, asynchronously, not before each append: a synchronous stat on a hung network
+   * mount would stall every stream, and an asynchronous one per batch costs a wake-up of the process each time.
    */
   private async sync(): Promise<void> {
+    // At most once a second, however short the fsync interval: two stats per file on every 1 ms tick would cost
+    // more than the fsyncs they ride along with.
+    const now = Date.now();
+    const checkPlaces = now - this.placesCheckedAt >= PLACE_CHECK_MS;
+    if (checkPlaces) this.placesCheckedAt = now;
     for (const f of this.files.values()) {
       if (f.dirty) {
         f.dirty = false;
         await f.fh.sync();
       }
-      if (!f.replaced && !(await atPath(f))) {
+      if (checkPlaces && !f.replaced && !(await atPath(f))) {
         f.replaced = true;
         this.opts.onReplaced?.(f.path);
       }

@@ -5,7 +5,7 @@ import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CLOSE_WAIT_MS, FileSink, ledgerFileName } from '../../src/ledger/file-sink.js';
+import { CLOSE_WAIT_MS, FileSink, PLACE_CHECK_MS, ledgerFileName } from '../../src/ledger/file-sink.js';
 import { RedisStreamSink } from '../../src/ledger/redis-stream-sink.js';
 import type { LedgerEntry } from '../../src/ledger/sink.js';
 import { fileHandlePrototype, hangSyncs, openIn } from '../helpers/file-handles.js';
@@ -95,7 +95,7 @@ describe('file sink', () => {
     const sink = new FileSink({ dir, fsyncIntervalMs: 20, onReplaced: (p) => replaced.push(p) });
     await sink.write([entry(1)]);
     rmSync(path); // a cleanup that ships and removes every day file, today's too
-    await vi.waitFor(() => expect(replaced).toEqual([path]));
+    await vi.waitFor(() => expect(replaced).toEqual([path]), { timeout: 3 * PLACE_CHECK_MS });
     await sink.write([entry(2)]);
     await sink.write([entry(3)]);
     // Before, both went on into the deleted file, as did every row until the day ended.
@@ -110,7 +110,9 @@ describe('file sink', () => {
     const [sink] = createSinks([{ type: 'file', name: 'audit', dir, fsyncIntervalMs: 20 }], log);
     await sink?.write([entry(1)]);
     rmSync(join(dir, ledgerFileName('2026-12-01')));
-    await vi.waitFor(() => expect(logEvents(logs, 'ledger.file_replaced')).toMatchObject([{ level: 'warn', sink: 'audit', path: join(dir, ledgerFileName('2026-12-01')) }]));
+    await vi.waitFor(() => expect(logEvents(logs, 'ledger.file_replaced')).toMatchObject([{ level: 'warn', sink: 'audit', path: join(dir, ledgerFileName('2026-12-01')) }]), {
+      timeout: 3 * PLACE_CHECK_MS,
+    });
     await sink?.close();
   });
 
@@ -121,11 +123,21 @@ describe('file sink', () => {
     const sink = new FileSink({ dir, fsyncIntervalMs: 20, onReplaced: (p) => replaced.push(p) });
     await sink.write([entry(1)]);
     renameSync(path, join(dir, 'shipping.jsonl'));
-    await vi.waitFor(() => expect(replaced).toEqual([path]));
+    await vi.waitFor(() => expect(replaced).toEqual([path]), { timeout: 3 * PLACE_CHECK_MS });
     await sink.write([entry(2)]);
     await sink.close();
     expect(readFileSync(join(dir, 'shipping.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual([1]);
     expect(seqs(dir)).toEqual([2]);
+  });
+
+  it('checks where its files are once a second at most, however short the fsync interval', async () => {
+    const stat = vi.spyOn(await fileHandlePrototype(), 'stat');
+    const sink = new FileSink({ dir: dirOf(), fsyncIntervalMs: 1 });
+    await sink.write([entry(1)]);
+    const opened = stat.mock.calls.length; // the open's own size read
+    await new Promise((r) => setTimeout(r, 300)); // some hundred ticks
+    expect(stat.mock.calls.length - opened).toBeLessThanOrEqual(1);
+    await sink.close();
   });
 
   it('a day file left where it is is never taken for replaced, across many ticks', async () => {
