@@ -55,6 +55,7 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName =
   // stays text (a numeric password in a URL), and text that is no number is still refused.
   if (!parsed.success && readScalars(interpolated, parsed.error.issues, wholeRefs)) parsed = configSchema.safeParse(interpolated);
   const unset = new Set(problems.map((p) => p.path));
+  const unsetProblems = problems.length;
   if (!parsed.success) {
     // A variable that is not set reads as '' so that the rest of the file is still checked; what the schema then
     // says about that '' (too short, not a URL) is not a second problem of the user's.
@@ -66,7 +67,7 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, fileName =
   if (problems.length === 0 && parsed.success) return { ok: true, config: parsed.data, source: text };
   // Only unset variables in the way: `config check` should still name every problem at once, those a whole config
   // is needed to find (a tier's credentialsEnv not set either) with them, not one round of fixes after another.
-  if (problems.length > unset.size) return { ok: false, problems };
+  if (problems.length > unsetProblems) return { ok: false, problems };
   const reduced = withoutPaths(interpolated, unset, '');
   const again = reduced === undefined ? undefined : configSchema.safeParse(reduced);
   return again?.success ? { ok: false, problems, withoutUnset: again.data } : { ok: false, problems };

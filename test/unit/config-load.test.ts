@@ -76,6 +76,14 @@ describe('what is not a syntax error but still refused', () => {
       { path: 'ledger.userHashKey', message: 'environment variable HASH_KEY is not set' },
       { path: 'tiers.strong.credentialsEnv', message: 'environment variable STRONG_KEY is not set' },
     ]);
+    // Two unset variables in one value: the same.
+    expect(compiled(`${creds}budgets:\n  redis: { url: redis://127.0.0.1:6379, keyPrefix: "\${A}-\${B}:" }\n`).map((p) => p.path)).toEqual([
+      'budgets.redis.keyPrefix',
+      'budgets.redis.keyPrefix',
+      'tiers.strong.credentialsEnv',
+    ]);
+    // A value the config cannot do without (a Redis block's url): nothing more is read without it.
+    expect(compiled(`${creds}budgets:\n  redis: { url: "\${REDIS_URL}" }\n`).map((p) => p.path)).toEqual(['budgets.redis.url']);
     // An unset variable whose '' the schema took (the key's text is only part of the value): the same.
     expect(compiled(`${creds}budgets:\n  redis: { url: redis://127.0.0.1:6379, keyPrefix: "tg\${P}:" }\n`).map((p) => p.path)).toEqual(['budgets.redis.keyPrefix', 'tiers.strong.credentialsEnv']);
     // What the file gets wrong besides is fixed first: the config then means something else.
