@@ -118,7 +118,7 @@ export class ResponseAccounting {
     this.responseHeadersAt = performance.now();
     this.httpStatus = Number(headers.get(':status') ?? 0) || null;
     const kind = bodyKindOf(headers.get('content-type'));
-    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, bodyDecoder(headers.get(H.contentEncoding)), !wholeJson);
+    this.readAs(kind, bodyDecoder(headers.get(H.contentEncoding)), wholeJson);
     if (endOfStream) this.endResponse();
     return kind;
   }
@@ -130,8 +130,13 @@ export class ResponseAccounting {
    */
   headerlessBody(chunk: Buffer, wholeJson: boolean): BodyKind | undefined {
     const kind = bodyKindFromBytes(chunk, this.request?.stream === true);
-    if (kind !== undefined && kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, undefined, !wholeJson);
+    if (kind !== undefined) this.readAs(kind, undefined, wholeJson);
     return kind;
+  }
+
+  /** Reads the body as `kind` says, JSON or SSE; a body of any other kind is not read (opaqueBody). */
+  private readAs(kind: BodyKind, decode: ReturnType<typeof bodyDecoder>, wholeJson: boolean): void {
+    if (kind !== 'other') this.collector = new ResponseUsageCollector(kind, undefined, this.assembler, decode, !wholeJson);
   }
 
   /** The Responses API response's id, once the body has shown it. */

@@ -88,12 +88,17 @@ describe('file sink', () => {
     expect(seqs(dir)).toEqual([1, 2, 3]);
   });
 
-  it('a day file deleted while open: the rows after it go to a new file at its path, once the timer has seen it, and it is told', async () => {
+  /** A sink on a fresh directory whose first day file is written, and the paths it says were replaced. */
+  const watchedSink = async () => {
     const dir = dirOf();
-    const path = join(dir, ledgerFileName('2026-12-01'));
     const replaced: string[] = [];
     const sink = new FileSink({ dir, fsyncIntervalMs: 20, onReplaced: (p) => replaced.push(p) });
     await sink.write([entry(1)]);
+    return { dir, path: join(dir, ledgerFileName('2026-12-01')), replaced, sink };
+  };
+
+  it('a day file deleted while open: the rows after it go to a new file at its path, once the timer has seen it, and it is told', async () => {
+    const { dir, path, replaced, sink } = await watchedSink();
     rmSync(path); // a cleanup that ships and removes every day file, today's too
     await vi.waitFor(() => expect(replaced).toEqual([path]), { timeout: 3 * PLACE_CHECK_MS });
     await sink.write([entry(2)]);
@@ -117,11 +122,7 @@ describe('file sink', () => {
   });
 
   it('a day file moved away while open keeps what was written before it is seen; the rows after, a new file at its path', async () => {
-    const dir = dirOf();
-    const path = join(dir, ledgerFileName('2026-12-01'));
-    const replaced: string[] = [];
-    const sink = new FileSink({ dir, fsyncIntervalMs: 20, onReplaced: (p) => replaced.push(p) });
-    await sink.write([entry(1)]);
+    const { dir, path, replaced, sink } = await watchedSink();
     renameSync(path, join(dir, 'shipping.jsonl'));
     await vi.waitFor(() => expect(replaced).toEqual([path]), { timeout: 3 * PLACE_CHECK_MS });
     await sink.write([entry(2)]);
