@@ -2,7 +2,8 @@
 // name the backend and model that produced them; streams are real SSE with a usage chunk when asked.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { complete, type AnswerContext } from './mock-completions.js';
-import { respond, type StoredResponses } from './mock-responses.js';
+import { MockStore } from './mock-conversations.js';
+import { respond } from './mock-responses.js';
 import { readBody } from './read-body.js';
 import { badRequest, mockTokenCount, notFound, postOnly, sendJson, sleep } from './mock-wire.js';
 
@@ -21,9 +22,9 @@ export interface MockBackendOptions {
 }
 
 export function createMockBackend(opts: MockBackendOptions): Server {
-  const stored: StoredResponses = new Map();
+  const store = new MockStore(opts.name);
   return createServer((req, res) => {
-    void handle(req, res, opts, stored).catch(() => {
+    void handle(req, res, opts, store).catch(() => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { message: 'mock backend failure', type: 'server_error', param: null, code: null } }));
     });
@@ -33,8 +34,9 @@ export function createMockBackend(opts: MockBackendOptions): Server {
 /** The paths that take a JSON body, each by POST only. */
 const POST_PATHS: ReadonlySet<string> = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses']);
 
-async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBackendOptions, stored: StoredResponses): Promise<void> {
-  const path = (req.url ?? '/').split('?')[0] ?? '/';
+async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBackendOptions, store: MockStore): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://mock');
+  const path = url.pathname;
   const ids = opts.servedModels ?? [`${opts.name}-model`];
   if (req.method === 'GET' && path === '/v1/models') {
     sendJson(res, 200, { object: 'list', data: ids.map(modelEntry) });
@@ -48,24 +50,28 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
     return;
   }
   if (path.startsWith('/v1/responses/') && (req.method === 'GET' || req.method === 'DELETE')) {
-    const id = path.slice('/v1/responses/'.length);
-    const found = stored.get(id);
+    const [id = '', sub, ...more] = path.slice('/v1/responses/'.length).split('/');
+    if (req.method === 'GET' && sub === 'input_items' && more.length === 0) return store.listInputItems(res, id, url.searchParams);
+    if (sub !== undefined) return notFound(res, `no route ${req.method} ${path}`);
+    const found = store.responses.get(id);
     if (!found) return notFound(res, `Response with id '${id}' not found.`);
-    if (req.method === 'DELETE') stored.delete(id);
+    if (req.method === 'DELETE') store.deleteResponse(id);
     sendJson(res, 200, req.method === 'GET' ? found : { id, object: 'response', deleted: true });
+    return;
+  }
+  if (path === '/v1/conversations' || path.startsWith('/v1/conversations/')) {
+    const method = req.method ?? 'GET';
+    if (method !== 'POST') return store.handle(res, method, path, url.searchParams, undefined);
+    const body = await jsonBody(req, res);
+    if (body) store.handle(res, method, path, url.searchParams, body);
     return;
   }
   // Anything else is answered on its path and method before a body is read: a GET of an unknown path is not
   // "invalid JSON".
   if (!POST_PATHS.has(path)) return notFound(res, `no route ${req.method ?? 'GET'} ${path}`);
   if (req.method !== 'POST') return postOnly(res, path);
-  const raw = await readBody(req);
-  let body: Record<string, unknown>;
-  try {
-    body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return badRequest(res, 'invalid JSON', null);
-  }
+  const body = await jsonBody(req, res);
+  if (!body) return;
   const asked = typeof body.model === 'string' ? body.model : 'unknown';
   const served = opts.servedModels;
   // vLLM serves a request that names no model with its own; one it does not serve is a 404, in its error shape
@@ -87,8 +93,21 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MockBacke
     return;
   }
   const ctx: AnswerContext = { backend: opts.name, model, chunkDelayMs: opts.chunkDelayMs ?? 0 };
-  if (path === '/v1/responses') return respond(res, body, ctx, stored);
+  if (path === '/v1/responses') return respond(res, body, ctx, store);
   return complete(res, body, ctx, path === '/v1/chat/completions');
+}
+
+/** A request's JSON object, or undefined once it has been answered 400 (not JSON, or not an object). */
+async function jsonBody(req: IncomingMessage, res: ServerResponse): Promise<Record<string, unknown> | undefined> {
+  const raw = (await readBody(req)).toString('utf8');
+  let body: unknown;
+  try {
+    body = JSON.parse(raw);
+  } catch {
+    return void badRequest(res, 'invalid JSON', null);
+  }
+  if (typeof body === 'object' && body !== null && !Array.isArray(body)) return body as Record<string, unknown>;
+  return void badRequest(res, 'the body must be a JSON object', null);
 }
 
 const modelEntry = (id: string) => ({ id, object: 'model', owned_by: 'tiergate-mock' });

@@ -210,3 +210,104 @@ describe('mock backend: Responses API events', () => {
     expect(all.map((e) => e.sequence_number)).toEqual(all.map((_, i) => i));
   });
 });
+
+describe('mock backend: conversations and input items (the Conversations API, as OpenAI keeps them)', () => {
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+  const ids = (list: Record<string, any>) => (list.data as Array<{ id: string }>).map((i) => i.id);
+
+  it('a conversation is created with its metadata and items, shown without them, updated, and deleted', async () => {
+    const created = await call('POST', '/v1/conversations', { metadata: { topic: 'trip' }, items: [{ type: 'message', role: 'user', content: 'Plan a trip' }] });
+    expect(created).toMatchObject({ status: 200, body: { id: expect.stringMatching(/^conv_mock_weak_\d+$/), object: 'conversation', metadata: { topic: 'trip' } } });
+    const id = created.body.id as string;
+    expect(created.body).not.toHaveProperty('items');
+    expect(Math.abs(created.body.created_at - Date.now() / 1000)).toBeLessThan(60);
+    expect(await call('GET', `/v1/conversations/${id}`)).toEqual(created);
+    const updated = await call('POST', `/v1/conversations/${id}`, { metadata: { topic: 'work' } });
+    expect(updated).toMatchObject({ status: 200, body: { id, metadata: { topic: 'work' } } });
+    expect(await call('POST', `/v1/conversations/${id}`, { metadata: 'work' })).toMatchObject({ status: 400, body: { error: { param: 'metadata' } } });
+    expect(await call('DELETE', `/v1/conversations/${id}`)).toEqual({ status: 200, body: { id, object: 'conversation.deleted', deleted: true } });
+    for (const method of ['GET', 'DELETE']) {
+      expect(await call(method, `/v1/conversations/${id}`)).toMatchObject({ status: 404, body: { error: { message: `Conversation with id '${id}' not found.` } } });
+    }
+    expect(await call('GET', `/v1/conversations/${id}/items`)).toMatchObject({ status: 404 });
+    // Created with nothing: no metadata, no items.
+    expect(await call('POST', '/v1/conversations', {})).toMatchObject({ status: 200, body: { metadata: {} } });
+  });
+
+  it('items: added, listed newest first or in order, paged by limit and after, retrieved, and deleted (answered with the conversation)', async () => {
+    const { body: conv } = await call('POST', '/v1/conversations', { items: [{ role: 'user', content: 'one' }] });
+    const added = await call('POST', `/v1/conversations/${conv.id}/items`, { items: [{ role: 'assistant', content: 'two' }, { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'three' }] }] });
+    expect(added.status).toBe(200);
+    expect(added.body.data).toHaveLength(2);
+    // A message given by role and content alone becomes a typed message item with one text part, as OpenAI stores it.
+    expect(added.body.data[0]).toEqual({ id: expect.any(String), type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'two' }] });
+    expect(added.body).toMatchObject({ object: 'list', first_id: added.body.data[0].id, last_id: added.body.data[1].id, has_more: false });
+    const asc = await call('GET', `/v1/conversations/${conv.id}/items?order=asc`);
+    const texts = (asc.body.data as Array<{ content: Array<{ text: string }> }>).map((i) => i.content[0]?.text);
+    expect(texts).toEqual(['one', 'two', 'three']);
+    const all = ids(asc.body);
+    expect(ids((await call('GET', `/v1/conversations/${conv.id}/items`)).body)).toEqual([...all].reverse());
+    const first = await call('GET', `/v1/conversations/${conv.id}/items?order=asc&limit=2`);
+    expect(first.body).toMatchObject({ has_more: true, first_id: all[0], last_id: all[1] });
+    const rest = await call('GET', `/v1/conversations/${conv.id}/items?order=asc&limit=2&after=${all[1]}`);
+    expect(rest.body).toMatchObject({ has_more: false, data: [{ id: all[2] }] });
+    expect(await call('GET', `/v1/conversations/${conv.id}/items?after=msg_nowhere`)).toMatchObject({ status: 400, body: { error: { param: 'after' } } });
+    expect(await call('GET', `/v1/conversations/${conv.id}/items/${all[1]}`)).toMatchObject({ status: 200, body: { id: all[1], role: 'assistant' } });
+    expect(await call('DELETE', `/v1/conversations/${conv.id}/items/${all[1]}`)).toMatchObject({ status: 200, body: { id: conv.id, object: 'conversation' } });
+    expect(ids((await call('GET', `/v1/conversations/${conv.id}/items?order=asc`)).body)).toEqual([all[0], all[2]]);
+    expect(await call('GET', `/v1/conversations/${conv.id}/items/${all[1]}`)).toMatchObject({ status: 404 });
+    // More than 20 items at once, or items that are not an array, are a 400 naming the field.
+    const many = Array.from({ length: 21 }, () => ({ role: 'user', content: 'x' }));
+    expect(await call('POST', `/v1/conversations/${conv.id}/items`, { items: many })).toMatchObject({ status: 400, body: { error: { param: 'items' } } });
+    expect(await call('POST', '/v1/conversations', { items: 'x' })).toMatchObject({ status: 400, body: { error: { param: 'items' } } });
+    expect(await call('GET', `/v1/conversations/${conv.id}/elsewhere`)).toMatchObject({ status: 404, body: { error: { message: expect.stringContaining('no route') } } });
+  });
+
+  it("a turn in a conversation reads its items as history, adds its input and output to them, and names it", async () => {
+    const { body: conv } = await call('POST', '/v1/conversations', { items: [{ role: 'user', content: 'Remember the number 7' }] });
+    const before = ids((await call('GET', `/v1/conversations/${conv.id}/items?order=asc`)).body);
+    const own = mockTokenCount(JSON.stringify('What was it?'));
+    const turn = await call('POST', '/v1/responses', { model: 'weak-model', input: 'What was it?', conversation: conv.id });
+    expect(turn.body.conversation).toEqual({ id: conv.id });
+    expect(turn.body.usage.input_tokens).toBeGreaterThan(own);
+    const items = (await call('GET', `/v1/conversations/${conv.id}/items?order=asc`)).body.data as Array<Record<string, any>>;
+    expect(items.map((i) => i.id).slice(0, before.length)).toEqual(before);
+    expect(items.slice(before.length)).toMatchObject([
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'What was it?' }] },
+      { id: turn.body.output[0].id, type: 'message', role: 'assistant' },
+    ]);
+    // The next turn is billed for everything the conversation now holds, so more than the first was.
+    const next = await call('POST', '/v1/responses', { model: 'weak-model', input: 'What was it?', conversation: { id: conv.id } });
+    expect(next.body.usage.input_tokens).toBeGreaterThan(turn.body.usage.input_tokens);
+    // A streamed turn joins it too.
+    await events('/v1/responses', { model: 'weak-model', input: 'Streamed', conversation: conv.id });
+    expect((await call('GET', `/v1/conversations/${conv.id}/items?limit=100`)).body.data).toHaveLength(before.length + 6);
+    // A conversation this backend never made, one given with a continuation, or one that is no id: refused.
+    expect(await call('POST', '/v1/responses', { model: 'weak-model', input: 'x', conversation: 'conv_elsewhere' })).toMatchObject({ status: 404, body: { error: { message: "Conversation with id 'conv_elsewhere' not found." } } });
+    expect(await call('POST', '/v1/responses', { model: 'weak-model', input: 'x', conversation: conv.id, previous_response_id: turn.body.id })).toMatchObject({ status: 400, body: { error: { param: 'conversation' } } });
+    expect(await call('POST', '/v1/responses', { model: 'weak-model', input: 'x', conversation: { id: 7 } })).toMatchObject({ status: 400, body: { error: { param: 'conversation' } } });
+  });
+
+  it("a stored response's input items are listed as given (a string as one user message), newest first; not once deleted", async () => {
+    const plain = (await post('/v1/responses', { model: 'weak-model', input: 'Say hi' })).body;
+    expect((await call('GET', `/v1/responses/${plain.id}/input_items`)).body).toMatchObject({
+      object: 'list',
+      has_more: false,
+      data: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Say hi' }] }],
+    });
+    const input = [{ role: 'user', content: 'first' }, { type: 'function_call_output', call_id: 'call_1', output: '42' }];
+    const given = (await post('/v1/responses', { model: 'weak-model', input })).body;
+    const listed = (await call('GET', `/v1/responses/${given.id}/input_items`)).body.data as Array<Record<string, any>>;
+    expect(listed).toMatchObject([{ type: 'function_call_output', call_id: 'call_1', output: '42' }, { type: 'message', content: [{ text: 'first' }] }]);
+    expect(ids((await call('GET', `/v1/responses/${given.id}/input_items?order=asc`)).body)).toEqual(listed.map((i) => i.id).reverse());
+    // A response not stored keeps no items.
+    const unstored = (await post('/v1/responses', { model: 'weak-model', input: 'Say hi', store: false })).body;
+    expect(await call('GET', `/v1/responses/${unstored.id}/input_items`)).toMatchObject({ status: 404 });
+    expect(await call('DELETE', `/v1/responses/${given.id}`)).toMatchObject({ status: 200, body: { deleted: true } });
+    expect(await call('GET', `/v1/responses/${given.id}/input_items`)).toMatchObject({ status: 404, body: { error: { message: `Response with id '${given.id}' not found.` } } });
+    expect(await call('GET', `/v1/responses/${plain.id}/elsewhere`)).toMatchObject({ status: 404, body: { error: { message: expect.stringContaining('no route') } } });
+  });
+});
