@@ -263,12 +263,21 @@ async function relayBody(upstream: IncomingMessage, res: ServerResponse, session
     const answer = session.sendResponseBody(chunk, eos);
     chain = chain.then(async () => {
       const o = await answer;
+      // Headers went out already: a failure (an error status, a timeout, a local reply) can only cut the response
+      // short, as Envoy resets the downstream stream then (§8); nothing after it reaches the client.
+      if (o.kind === 'error' || o.kind === 'immediate') {
+        res.destroy();
+        return;
+      }
       const data = o.kind === 'continue' && o.body ? o.body : chunk;
       if (data.length > 0 && !res.destroyed) res.write(data);
     });
   };
-  for await (const c of upstream) relay(c as Buffer, false);
+  for await (const c of upstream) {
+    if (res.destroyed) break;
+    relay(c as Buffer, false);
+  }
   relay(Buffer.alloc(0), true);
   await chain;
-  res.end();
+  if (!res.destroyed) res.end();
 }

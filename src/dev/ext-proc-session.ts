@@ -33,6 +33,8 @@ export class ExtProcSession implements HeldRequest {
   private done = false;
   private closed = false;
   private continuesWithout = false;
+  /** The local reply Envoy failed the request with, once the side stream failed (abandon). */
+  private failure: Outcome | undefined;
   private readonly statusListeners: Array<(s: grpc.StatusObject) => void> = [];
   lastStatus: grpc.StatusObject | undefined;
   /** FULL_DUPLEX_STREAMED: the data plane forwards injected bytes as they come (data-plane.ts). */
@@ -185,7 +187,7 @@ export class ExtProcSession implements HeldRequest {
   }
 
   private send(kind: RequestKind, msg: WireProcessingRequest, duplex = false): Promise<Outcome> {
-    if (this.done) return Promise.resolve({ kind: 'skipped' });
+    if (this.done) return Promise.resolve(this.failure ?? { kind: 'skipped' });
     if (this.first) {
       this.first = false;
       if (this.filter.sendProtocolConfig && !this.filter.observabilityMode) {
@@ -228,6 +230,9 @@ export class ExtProcSession implements HeldRequest {
   private abandon(o: Outcome): void {
     this.done = true;
     if (o.kind === 'skipped') this.continuesWithout = true;
+    // Envoy fails the request with its local reply at once, whether or not a message was waiting for its answer
+    // (SRC Filter::onGrpcError): a message sent after that gets the same failure, not a pass.
+    else if (o.kind === 'error') this.failure = o;
     this.failPending(o);
     if (!this.closed) {
       this.closed = true;

@@ -300,8 +300,9 @@ describe('timeouts and failures (§8)', () => {
     const s = pool.open(withFilter({ messageTimeoutMs: 50, failureModeAllow: allow }));
     expect(await s.sendRequestHeaders(chatRequestHeaders(), false)).toEqual(expected);
     expect(pool.counters.timeouts).toBe(1);
-    // The stream is given up: what follows continues unmodified without reaching the server.
-    expect(await s.sendRequestBody(Buffer.from('{}'))).toEqual({ kind: 'skipped' });
+    // The stream is given up: what follows never reaches the server. Fail-open, it continues unmodified;
+    // fail-closed, the request already ended with the 504, which is all that follows can get.
+    expect(await s.sendRequestBody(Buffer.from('{}'))).toEqual(expected);
   });
 
   it('the server ends the call with OK before answering: continue unmodified, even fail-closed', async () => {
@@ -318,6 +319,22 @@ describe('timeouts and failures (§8)', () => {
     const { pool } = await scripted((_m, call) => call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'down' }));
     const s = pool.open(withFilter({ failureModeAllow: allow }));
     expect(await s.sendRequestHeaders(chatRequestHeaders(), false)).toEqual(expected);
+  });
+
+  it.each([
+    [false, { kind: 'error', status: 500, details: `ext_proc_error_gRPC_error_${grpc.status.UNAVAILABLE}` }],
+    [true, { kind: 'skipped' }],
+  ] as const)('an error status with no message waiting fails the request then (SRC Filter::onGrpcError), failure_mode_allow %s', async (allow, expected) => {
+    // The headers are answered; the call then fails while Envoy is still reading the body from the client.
+    const { pool } = await scripted((_m, call) => {
+      call.write({ request_headers: { response: {} } });
+      setImmediate(() => call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'going away' }));
+    });
+    const s = pool.open(withFilter({ failureModeAllow: allow }));
+    expect(await s.sendRequestHeaders(chatRequestHeaders(), false)).toMatchObject({ kind: 'continue' });
+    expect((await s.status()).code).toBe(grpc.status.UNAVAILABLE);
+    // Fail-closed, the body comes too late: the request has had its 500, not a pass.
+    expect(await s.sendRequestBody(Buffer.from('{}'))).toEqual(expected);
   });
 });
 
@@ -395,7 +412,8 @@ describe('spurious answers (§2.5)', () => {
     const s = pool.open();
     expect(await s.sendRequestHeaders(chatRequestHeaders(), false)).toMatchObject({ kind: 'continue' });
     await expect.poll(() => pool.counters.spurious).toBe(1);
-    expect(await s.sendRequestBody(Buffer.from('{}'))).toEqual({ kind: 'skipped' });
+    // Fail-closed (1.35+), the spurious answer failed the request with a 500 then; the body comes too late for it.
+    expect(await s.sendRequestBody(Buffer.from('{}'))).toEqual({ kind: 'error', status: 500, details: 'ext_proc_error_spurious_message' });
   });
 });
 
@@ -708,5 +726,56 @@ describe('FULL_DUPLEX_STREAMED (§2.2)', () => {
     await s.sendRequestHeaders(chatRequestHeaders(), false);
     expect(await s.sendRequestBody(Buffer.from('{}'), true)).toEqual({ kind: 'error', status: 500, details: 'ext_proc_error_spurious_message' });
     expect(pool.counters.spurious).toBe(1);
+  });
+});
+
+describe('the local data plane (src/dev/data-plane.ts): a failure once the answer has started (§8)', () => {
+  /** A slow streaming backend behind the data plane, and the data plane driven by the scripted server. */
+  async function plane(script: Script) {
+    const { createMockBackend } = await import('../../src/dev/mock-backend.js');
+    const { startDataPlane } = await import('../helpers/dev-stack.js');
+    const backend = createMockBackend({ name: 'weak', chunkDelayMs: 30 });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(backend.address() as import('node:net').AddressInfo).port}`;
+    const server = new grpc.Server();
+    server.addService(extProcServiceDefinition(), {
+      Process: (call: Call) => {
+        let n = 0;
+        call.on('data', (m: WireProcessingRequest) => script(m, call, n++));
+        call.on('end', () => call.end());
+        call.on('error', () => undefined);
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const dp = await startDataPlane({ extProcTarget: `127.0.0.1:${port}`, backends: { weak: base }, defaultTier: 'weak' });
+    cleanups.push(() => void dp.stop(), () => server.forceShutdown(), () => {
+      backend.closeAllConnections();
+      backend.close();
+    });
+    return dp.url;
+  }
+
+  it.each([
+    ['an error status', (call: Call) => void call.emit('error', { code: grpc.status.INTERNAL, details: 'boom' })],
+    ['an ImmediateResponse', (call: Call) => void call.write({ immediate_response: { status: { code: 500 }, body: Buffer.from('{}') } })],
+  ])('%s on the second streamed piece: the client gets the first, then a reset, never the rest', async (_n, fail) => {
+    let pieces = 0;
+    const url = await plane((m, call) => {
+      if (m.request === 'response_body' && ++pieces === 2) return fail(call);
+      call.write({ [m.request as string]: m.request?.endsWith('trailers') ? {} : { response: {} } });
+    });
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'weak-model', stream: true, messages: [{ role: 'user', content: 'Say hi' }] }),
+    });
+    expect(res.status).toBe(200);
+    let text = '';
+    const read = (async () => {
+      for await (const piece of res.body as AsyncIterable<Uint8Array>) text += Buffer.from(piece).toString('utf8');
+    })();
+    await expect(read).rejects.toThrow();
+    expect(text).toContain('data: ');
+    expect(text).not.toContain('[DONE]');
   });
 });
