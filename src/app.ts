@@ -241,7 +241,12 @@ export function createApp(runtime: Runtime, log: Logger, opts: AppOptions = {}):
     async shutdown(graceMs) {
       markDraining();
       config.close();
-      await extproc.shutdown(graceMs);
+      const ended = await extproc.shutdown(graceMs);
+      if (ended.detached + ended.cut > 0) {
+        // Detached: the answer went on to its client unread, so its row has what had passed (an estimate). Cut:
+        // the request was still being decided, and Envoy failed it.
+        log.warn({ event: 'server.streams_ended_at_grace', detached: ended.detached, cut: ended.cut, grace_ms: graceMs });
+      }
       // Every stream has ended, so every row is recorded: deliver them (or keep them in the spool) before exit.
       await ledger.close();
       await budgets.close();

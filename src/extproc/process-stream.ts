@@ -6,7 +6,7 @@ import { duplexOf, type DuplexShaper } from './duplex.js';
 import { WireHeaders } from './header-codec.js';
 import { continueAnswer } from './response-encoder.js';
 import { immediateResponse } from './responses.js';
-import { CONTINUE, type ContinueDecision, type Decision, type FailureRule, type HeaderMap, type ProtocolConfig, type StreamHandler, type StreamHandlerFactory, type StreamInfo } from './types.js';
+import { CONTINUE, type ContinueDecision, type Decision, type FailureRule, type HeaderMap, type ProtocolConfig, type StreamEnd, type StreamHandler, type StreamHandlerFactory, type StreamInfo } from './types.js';
 import type { Answer, RequestKind, WireProcessingRequest } from './wire.js';
 
 export interface TransportOptions {
@@ -21,7 +21,7 @@ export interface TransportOptions {
 
 export interface TransportHooks {
   streamStarted(): void;
-  streamEnded(reason: 'half-closed' | 'cancelled' | 'error'): void;
+  streamEnded(reason: StreamEnd): void;
   /** Seconds from receiving a message to writing its answer. */
   answered(kind: RequestKind, seconds: number): void;
   processingError(kind: RequestKind | 'unknown', err: unknown, rule: FailureRule): void;
@@ -37,6 +37,17 @@ export interface ProcessHandler {
    * turn of the loop, after the ledger had closed: a request cut off by the grace period then had no row.
    */
   cancelAll(): void;
+  /**
+   * A shutdown's grace period is over: every stream still open ends now, and what each request has been
+   * told decides how. One whose request Envoy has had its answers for (the request went upstream with
+   * tiergate's headers and body) is ended with OK, which Envoy reads as "go on without me" even when it fails
+   * closed (envoy-ext-proc.md §1, §8): the client's answer, a long stream most often, goes on to its end, unread
+   * by tiergate. Any other (its request still being decided, or a FULL_DUPLEX_STREAMED body, whose pieces only
+   * the server sends on) ends with UNAVAILABLE, so Envoy fails it as it would a server gone away, and never lets
+   * an undecided request through. Each handler's end runs (the row is recorded) before this returns. Returns
+   * how many were detached and how many cut.
+   */
+  endAll(): { detached: number; cut: number };
 }
 
 export function createProcessHandler(factory: StreamHandlerFactory, opts: TransportOptions): ProcessHandler {
@@ -44,6 +55,15 @@ export function createProcessHandler(factory: StreamHandlerFactory, opts: Transp
   const handle = ((call: Call) => new StreamLoop(call, factory, opts, open).start()) as ProcessHandler;
   handle.cancelAll = () => {
     for (const loop of [...open]) loop.cancel();
+  };
+  handle.endAll = () => {
+    let detached = 0;
+    let cut = 0;
+    for (const loop of [...open]) {
+      if (loop.detach()) detached++;
+      else if (loop.cut()) cut++;
+    }
+    return { detached, cut };
   };
   return handle;
 }
@@ -61,6 +81,12 @@ class StreamLoop {
   private observability = false;
   /** Set when a body direction is FULL_DUPLEX_STREAMED: its answers take another shape (duplex.ts). */
   private duplex: DuplexShaper | undefined;
+  /**
+   * Envoy is done asking about the request: an answer went out to its last request message (headers or a body
+   * piece with end_of_stream, or its trailers), or a response message came (Envoy sends those once the request
+   * went upstream). Until then, a stream ended with OK would let the request through as the client sent it.
+   */
+  private requestAnswered = false;
 
   constructor(
     private readonly call: Call,
@@ -108,7 +134,7 @@ class StreamLoop {
           // process() never rejects: failures have become answers already.
           void out.then((answer) => {
             try {
-              if (answer && !this.finished) this.write(answer, msg.request, started);
+              if (answer && !this.finished) this.write(answer, msg, started);
             } catch (err) {
               return this.broken(err);
             }
@@ -116,7 +142,7 @@ class StreamLoop {
           });
           return;
         }
-        if (out && !this.finished) this.write(out, msg.request, started);
+        if (out && !this.finished) this.write(out, msg, started);
       }
     } catch (err) {
       return this.broken(err);
@@ -137,8 +163,9 @@ class StreamLoop {
     this.finish('error');
   }
 
-  private write(answer: Answer | Answer[], kind: RequestKind | undefined, started: number): void {
+  private write(answer: Answer | Answer[], msg: WireProcessingRequest, started: number): void {
     if (this.call.cancelled || this.call.destroyed) return;
+    const kind = msg.request;
     if (Array.isArray(answer)) {
       // Duplex: none while a body is held, several once it is whole (duplex.ts).
       if (answer.length === 0) return;
@@ -147,6 +174,7 @@ class StreamLoop {
       this.call.write(answer);
     }
     if (kind) this.opts.hooks.answered(kind, (performance.now() - started) / 1000);
+    if (kind === 'request_trailers' || ((kind === 'request_headers' || kind === 'request_body') && msg[kind]?.end_of_stream === true)) this.requestAnswered = true;
   }
 
   /** Returns the answer to write, or undefined when none is due. Never throws. */
@@ -162,6 +190,7 @@ class StreamLoop {
       return undefined;
     }
     if (this.replied) return undefined;
+    if (kind.startsWith('response_')) this.requestAnswered = true;
     if (!this.handler) {
       this.observability = msg.observability_mode === true;
       const info = streamInfo(msg, this.call.metadata);
@@ -234,13 +263,42 @@ class StreamLoop {
     this.finish('cancelled');
   }
 
-  private finish(why: 'half-closed' | 'cancelled' | 'error'): void {
+  /**
+   * Ends the call with OK if Envoy may carry on without this server (createProcessHandler's endAll): the
+   * request answered, or an immediate response sent, or observability mode (whose answers Envoy ignores); never
+   * with a FULL_DUPLEX_STREAMED body, nor while the handler holds back bytes of the answer (they would never
+   * reach the client, and the event they begin would arrive broken). A message still waiting for its answer
+   * then goes on unmodified.
+   */
+  detach(): boolean {
+    if (this.finished || this.call.cancelled || this.call.destroyed) return false;
+    if (this.duplex || !(this.requestAnswered || this.replied || this.observability)) return false;
+    try {
+      if (this.handler?.detachable?.() === false) return false;
+    } catch {
+      return false;
+    }
+    this.finish('detached');
+    return true;
+  }
+
+  /** Ends the call with UNAVAILABLE: Envoy fails the request, as for a server that went away (§8). */
+  cut(): boolean {
+    if (this.finished) return false;
+    const open = !this.call.cancelled && !this.call.destroyed;
+    // Ended first, so that the 'error' listener finds it finished: the end is a cancellation, not a failure.
+    this.finish('cancelled');
+    if (open) this.call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'tiergate is shutting down' });
+    return true;
+  }
+
+  private finish(why: StreamEnd): void {
     if (this.finished) return;
     const reason = why === 'half-closed' && this.call.cancelled ? 'cancelled' : why;
     this.finished = true;
     this.open.delete(this);
     this.queue.length = 0;
-    if (reason === 'half-closed') this.call.end();
+    if (reason === 'half-closed' || reason === 'detached') this.call.end();
     // grpc-js' call, and with its listeners this loop, can outlive the stream until the next full GC
     // (docs/performance.md "Reading the numbers"); the handler holds the request's whole state, so it is let go
     // of here: in that GC regime it cut the bytes promoted per request from 7.5–8.3 KB to 5.4–6.2 KB (the bare

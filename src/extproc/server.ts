@@ -19,6 +19,20 @@ export interface ExtProcServerOptions extends TransportOptions {
   streamResetRate?: number;
 }
 
+/** Streams a shutdown ended at its grace period's end: handed back to Envoy with OK, or cut (ProcessHandler.endAll). */
+export interface StreamsEnded {
+  detached: number;
+  cut: number;
+}
+
+/**
+ * How long the statuses of the streams ended at a grace period's end get to reach Envoy before the server is
+ * forced down (which resets whatever is still open: a detached stream's OK lost that way would fail its request).
+ * Envoy closes its side as soon as a status arrives, so this is a bound, seldom waited out. Part of what a
+ * shutdown may take: the shipped stop grace periods are checked against it.
+ */
+export const END_FLUSH_MS = 500;
+
 /** Server-wide health name plus the service name, so probes of either see the same status. */
 export const HEALTH_SERVICES = ['', 'envoy.service.ext_proc.v3.ExternalProcessor'] as const;
 
@@ -28,8 +42,11 @@ export interface ExtProcServer {
   /** Resolves to the bound port; with `tls`, the listener takes TLS only (listener-tls.ts). */
   listen(hostPort: string, tls?: ListenerTls): Promise<number>;
   setServing(serving: boolean): void;
-  /** Stop accepting new streams; resolves when in-flight ones are done or `graceMs` passed (then forces). */
-  shutdown(graceMs: number): Promise<void>;
+  /**
+   * Stop accepting new streams; resolves when in-flight ones are done, or once `graceMs` passed and the streams
+   * still open were ended (ProcessHandler.endAll), with how many of those were detached and how many cut.
+   */
+  shutdown(graceMs: number): Promise<StreamsEnded>;
 }
 
 export function createExtProcServer(factory: StreamHandlerFactory, opts: ExtProcServerOptions): ExtProcServer {
@@ -62,17 +79,29 @@ export function createExtProcServer(factory: StreamHandlerFactory, opts: ExtProc
     },
     shutdown: (graceMs) =>
       new Promise((resolve) => {
+        let ended: StreamsEnded = { detached: 0, cut: 0 };
+        let forceTimer: NodeJS.Timeout | undefined;
+        const done = () => {
+          clearTimeout(timer);
+          clearTimeout(forceTimer);
+          resolve(ended);
+        };
         const timer = setTimeout(() => {
-          server.forceShutdown();
-          // The streams cut off end here, so their requests' ledger rows are recorded before the ledger closes.
-          processHandler.cancelAll();
-          resolve();
+          // Every stream still open ends now, each with the status that suits it (ProcessHandler.endAll), and its
+          // request's ledger row is recorded before the ledger closes. Those ended with OK are handed back to
+          // Envoy: a long answer goes on to its client instead of being cut at the grace period.
+          ended = processHandler.endAll();
+          // The statuses need to reach Envoy before the connections go: tryShutdown's callback comes once Envoy
+          // has closed those streams; past END_FLUSH_MS the server is forced down all the same.
+          forceTimer = setTimeout(() => {
+            server.forceShutdown();
+            processHandler.cancelAll();
+            done();
+          }, END_FLUSH_MS);
+          forceTimer.unref();
         }, graceMs);
         timer.unref();
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
+        server.tryShutdown(done);
       }),
   };
 }

@@ -67,8 +67,11 @@ export type Decision = ContinueDecision | ReplyDecision;
 
 export const CONTINUE: ContinueDecision = Object.freeze({ kind: 'continue' });
 
-/** Why a stream ended, as seen by the server. */
-export type StreamEnd = 'half-closed' | 'cancelled' | 'error';
+/**
+ * Why a stream ended, as seen by the server. `detached`: ended by the server with OK at a shutdown's end, after the
+ * request was answered, so that Envoy carries on with the rest of the exchange without it (envoy-ext-proc.md §1, §8).
+ */
+export type StreamEnd = 'half-closed' | 'cancelled' | 'error' | 'detached';
 
 /**
  * One per ext_proc stream (= one HTTP request). The transport calls these in Envoy's order, one at a time,
@@ -84,6 +87,12 @@ export interface StreamHandler {
   responseTrailers(trailers: HeaderMap): Decision | Promise<Decision>;
   /** Called once when the stream is over, after the last answer was written. Must not throw. */
   end(reason: StreamEnd): void;
+  /**
+   * Whether the rest of the exchange may go on without this handler (a stream detached at a shutdown): false
+   * while it holds back bytes of the answer that it owes the client with a later chunk, which would be lost.
+   * Absent: always. Must not throw.
+   */
+  detachable?(): boolean;
   /**
    * Headers every immediate response on this stream carries besides its own: the handler's replies and the
    * failure rule's 500 alike (tiergate's: the request's x-request-id). Must not throw.

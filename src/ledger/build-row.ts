@@ -48,6 +48,11 @@ export interface RequestRecord {
   refusedWithoutStatus?: boolean;
   /** The response reached its end (last body chunk or trailers). */
   responseEnded: boolean;
+  /**
+   * The stream was handed back to Envoy at a shutdown's end (StreamEnd `detached`): whatever of the answer had not
+   * passed yet went on to the client unread.
+   */
+  detached?: boolean;
   facts: ResponseFacts | undefined;
   /** The request had a body tiergate did not read (a path routed without a pipeline run); false for one without a body. */
   requestUnread: boolean;
@@ -188,8 +193,12 @@ export function statusOf(r: RequestRecord): RowStatus {
   return 'success';
 }
 
+/** The error_code of a row whose answer went on to its client after tiergate stopped reading it (RequestRecord.detached). */
+export const DETACHED_AT_SHUTDOWN = 'detached_at_shutdown';
+
 function errorCodeOf(r: RequestRecord, status: RowStatus): string | null {
   if (r.localReply) return r.localReply.code;
+  if (status === 'cancelled' && r.detached) return DETACHED_AT_SHUTDOWN;
   const named = r.facts?.errorCode;
   const failedStatus = (r.httpStatus ?? 0) >= 400;
   // An error body that names nothing says less than the status it came with.

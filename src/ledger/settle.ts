@@ -4,7 +4,7 @@ import type { Budgets } from '../budget/budgets.js';
 import type { Runtime } from '../config/runtime.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { buildRow, type BuiltRow, type RequestRecord } from './build-row.js';
+import { buildRow, DETACHED_AT_SHUTDOWN, type BuiltRow, type RequestRecord } from './build-row.js';
 import type { Ledger } from './ledger.js';
 import type { LedgerRow } from './row.js';
 import { microUsdOf } from '../usage/price-table.js';
@@ -22,7 +22,15 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
   const finish = ({ row, unpriced, unmeasured }: BuiltRow, runtime: Runtime, record: RequestRecord): LedgerRow => {
     record.span?.end(row, record.facts);
     // The reservation becomes what was really used (zero for a request that never reached a backend).
-    if (record.admission) budgets.reconcile(record.admission, row.usage.total_tokens, microUsdOf(row.cost_usd?.total));
+    if (record.admission) {
+      const a = record.admission;
+      const tokens = row.usage.total_tokens;
+      const microUsd = microUsdOf(row.cost_usd?.total);
+      // An answer that went on without tiergate (detached at a shutdown) may use all it reserved, and no more is
+      // heard of it: the row counts only what had passed, so the budget keeps the reservation when that is more.
+      if (row.error_code === DETACHED_AT_SHUTDOWN) budgets.reconcile(a, Math.max(tokens, a.reserved), Math.max(microUsd ?? a.reservedMicroUsd, a.reservedMicroUsd));
+      else budgets.reconcile(a, tokens, microUsd);
+    }
     count(metrics, row);
     // Two ways to mend it, so told apart: add a price, or have the usage measured (ledger.unmeasured_usage says where).
     if (unpriced) metrics.unpriced.inc({ reason: unmeasured ? 'unmeasured' : 'price' });

@@ -422,6 +422,11 @@ export class LlmStream implements StreamHandler {
     if (charge) this.deps.budgets.reconcile(admission, charge.tokens, charge.microUsd);
   }
 
+  /** Not while the forced-usage filter holds back part of an event: those bytes are the client's. */
+  detachable(): boolean {
+    return this.usageFilter?.holding !== true;
+  }
+
   end(reason: StreamEnd): void {
     this.wait?.streamEnded();
     // No response body, and no response headers either (SKIP): nothing of the answer comes, and an Envoy 1.37+
@@ -447,10 +452,13 @@ export class LlmStream implements StreamHandler {
       const endedAt = performance.now();
       // An admission still running releases its own reservation when it lands (AdmissionWait).
       const admission = this.wait?.pending ? undefined : state?.admission;
-      if (admission) this.deps.budgets.streamEnded(admission);
+      // A detached request goes on upstream: its concurrent-request slot is left to its lease, which no one renews
+      // once this process has gone, rather than freed while the backend still works on it.
+      const detached = reason === 'detached';
+      if (admission && !detached) this.deps.budgets.streamEnded(admission);
       // A recorded span ends when the row is built, with what the row knows (row-span.ts).
       const rowEnd = recording ? this.spanForRow(span, endedAt) : undefined;
-      this.deps.settle(() => acc.record(state, routed, traceId, endedAt, admission, rowEnd), this.runtime);
+      this.deps.settle(() => acc.record(state, routed, traceId, endedAt, admission, rowEnd, detached), this.runtime);
       if (rowEnd) return;
     }
     span.end();

@@ -223,7 +223,7 @@ export class ResponseAccounting {
   }
 
   /** The stream ended at `endedAt` (performance.now()): everything the ledger row needs, as plain values. */
-  record(state: RequestState | undefined, upstreamCalled: boolean, traceId: string | null, endedAt: number, admission: Admission | undefined, span?: RowSpan): RequestRecord {
+  record(state: RequestState | undefined, upstreamCalled: boolean, traceId: string | null, endedAt: number, admission: Admission | undefined, span?: RowSpan, detached = false): RequestRecord {
     const route = state?.route;
     const tier = route?.tier ?? this.routedTier;
     const ledger = this.runtime.config.ledger;
@@ -260,6 +260,7 @@ export class ResponseAccounting {
       httpStatus: this.httpStatus,
       refusedWithoutStatus: this.responseHeadersAt === 0 && this.collector?.kind === 'json' && facts?.errorCode !== undefined,
       responseEnded: this.responseEndedAt > 0,
+      detached,
       facts,
       requestUnread: this.request === undefined && !this.bodiless,
       answerUnread: this.opaqueBody || facts?.unread === true,

@@ -53,7 +53,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     stageSeconds: new FastHistogram('tiergate_stage_seconds', 'Time spent in each request pipeline stage.', 'stage', LATENCY_BUCKETS, registry),
     streams: new TalliedCounter({
       name: 'tiergate_extproc_streams_total',
-      help: 'ext_proc streams by how they ended (half-closed, cancelled, error).',
+      help: 'ext_proc streams by how they ended (half-closed, cancelled, error, detached: handed back to Envoy at a shutdown).',
       labelNames: ['end'] as const,
       registers: [registry],
     }),

@@ -42,6 +42,11 @@ export class ForcedUsageFilter {
   /** Usage chunks taken out so far. */
   removed = 0;
 
+  /** Bytes of the answer are held back, owed to the client with a later chunk: the body cannot go on without this filter. */
+  get holding(): boolean {
+    return this.held !== undefined;
+  }
+
   /**
    * The bytes to send in place of this chunk, or undefined when they are the chunk itself. `last`: the body
    * ends with it, so whatever is held goes out now.

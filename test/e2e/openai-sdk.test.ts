@@ -461,3 +461,34 @@ describe('openai SDK against a limit on requests in flight', () => {
     }
   });
 });
+
+describe('openai SDK and a tiergate that stops mid-stream', () => {
+  it("an answer still streaming when the grace period ends reaches the SDK whole: tiergate hands the stream back to Envoy", async () => {
+    const s = await startTestDevStack({ chunkDelayMs: 80 });
+    try {
+      const c = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-client-key', maxRetries: 0 });
+      const id = `detach-${process.pid}`;
+      const stream = await c.chat.completions.create(
+        { model: 'auto', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Tell me a story, slowly' }] },
+        { headers: { 'x-request-id': id } },
+      );
+      let text = '';
+      let usage: OpenAI.CompletionUsage | null | undefined;
+      let stopping: Promise<void> | undefined;
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta?.content ?? '';
+        usage ??= chunk.usage;
+        // After the first piece, tiergate stops with a grace period far shorter than the rest of the answer.
+        stopping ??= s.tiergate.stop({ graceMs: 150 });
+      }
+      await stopping;
+      expect(text).toBe('Hello from the weak backend (model weak-model). You sent 1 message.');
+      // The backend's usage chunk, which the client asked for, came through unread by tiergate.
+      expect(usage?.completion_tokens).toBeGreaterThan(0);
+      await expect.poll(() => ledgerRow(id)).toBeDefined();
+      expect(ledgerRow(id)).toMatchObject({ status: 'cancelled', error_code: 'detached_at_shutdown', usage_source: 'estimated', tier: 'weak' });
+    } finally {
+      await s.stop();
+    }
+  });
+});

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ExtProcPool, RECOMMENDED_FILTER, chatRequestHeaders, getHeader } from '../../src/dev/envoy-client.js';
 import { ConfigError, logLevel, serve, type Serving } from '../../src/main.js';
 import { chatHeaders, jsonBody, metricValue } from '../helpers/tiergate.js';
@@ -90,6 +90,72 @@ describe('graceful shutdown', () => {
     cleanups.push(() => late.close());
     const o2 = await late.open({ ...RECOMMENDED_FILTER, messageTimeoutMs: 1000 }).sendRequestHeaders(chatHeaders(), false);
     expect(o2.kind).not.toBe('continue');
+  });
+});
+
+describe('the end of the grace period', () => {
+  it("hands a stream whose request was answered back to Envoy with OK, so its answer goes on; cuts one still being decided", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-grace-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'tiergate.yaml');
+    writeFileSync(
+      file,
+      `server: { shutdownGraceMs: 300 }\ntenants: { "*": { tokensPerMinute: 1000000 } }\n` +
+        `ledger: { sinks: [{ type: file, dir: ${join(dir, 'ledger')} }], spoolDir: ${join(dir, 'spool')} }\n`,
+    );
+    const s = await start(file);
+    // A long streamed answer: routed, its headers and a first chunk answered, the rest still to come.
+    const long = s.pool.open();
+    await long.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'long-stream']]), false);
+    await long.sendRequestBody(jsonBody({ model: 'auto', stream: true, max_tokens: 800, messages: [{ role: 'user', content: 'Write a long story' }] }));
+    expect(getHeader(long.requestHeaders, 'x-llm-tier')).toBe('weak');
+    await long.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    const chunk = (text: string) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'weak-model', choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })}\n\n`;
+    expect(await long.sendResponseBody(Buffer.from(chunk('Once upon a time, ')), false)).toMatchObject({ kind: 'continue' });
+    // A request still being decided: its headers answered, its body not yet sent.
+    const undecided = s.pool.open();
+    await undecided.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'undecided']]), false);
+    // An answer whose last piece ended inside an event that may be the usage chunk tiergate takes out for this
+    // client: tiergate holds those bytes back, owed to the client with the next piece, so it cannot step away.
+    const holding = s.pool.open();
+    await holding.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'holding']]), false);
+    await holding.sendRequestBody(jsonBody({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'Count to three' }] }));
+    await holding.sendResponseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    const first = chunk('One, ');
+    const split = first + 'data: {"id":"c1","object":"chat.completion.chunk"';
+    expect(await holding.sendResponseBody(Buffer.from(split), false)).toMatchObject({ kind: 'continue', body: Buffer.from(first) });
+
+    const reconciled = vi.spyOn(s.app.budgets, 'reconcile');
+    const stopped = Date.now();
+    await s.stop();
+    expect(Date.now() - stopped).toBeLessThan(5_000);
+    // OK: Envoy carries on without tiergate (envoy-ext-proc.md §8), and the rest of the answer passes as it is.
+    expect((await long.status()).code).toBe(grpc.status.OK);
+    expect(await long.sendResponseBody(Buffer.from(chunk('there was a gateway.')), false)).toEqual({ kind: 'skipped' });
+    expect(await long.sendResponseBody(Buffer.from('data: [DONE]\n\n'), true)).toEqual({ kind: 'skipped' });
+    // UNAVAILABLE: Envoy fails the request (its status_on_error, 500), never lets an undecided request through,
+    // and cuts an answer short rather than let it go on with bytes missing from its middle.
+    expect((await undecided.status()).code).toBe(grpc.status.UNAVAILABLE);
+    expect((await holding.status()).code).toBe(grpc.status.UNAVAILABLE);
+    expect(await undecided.sendRequestBody(jsonBody({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }))).toMatchObject({ kind: 'error', status: 500 });
+
+    const rows = await collectRows(rowsFromFiles(readdirSync(join(dir, 'ledger')).map((f) => join(dir, 'ledger', f))));
+    const row = (id: string) => rows.find((r) => r.request_id === id);
+    // What had passed is estimated; the row says the answer went on without tiergate.
+    expect(row('long-stream')).toMatchObject({ status: 'cancelled', error_code: 'detached_at_shutdown', usage_source: 'estimated', tier: 'weak' });
+    expect(row('long-stream')?.usage.output_tokens).toBeGreaterThan(0);
+    expect(row('undecided')).toMatchObject({ status: 'cancelled', error_code: null });
+    expect(row('holding')).toMatchObject({ status: 'cancelled', error_code: null });
+    expect(await metricValue(s.app, 'tiergate_extproc_streams_total', { end: 'detached' })).toBe(1);
+    // The budget keeps the whole reservation (max_tokens 800 and the prompt), not the few tokens the row counts:
+    // the backend may well use all of it, and tiergate hears no more of that answer.
+    // (The cut answer, whose reservation is the completion estimate, is reconciled with its row as usual.)
+    expect(reconciled).toHaveBeenCalledTimes(2);
+    const kept = reconciled.mock.calls.filter(([a, tokens]) => tokens === a.reserved);
+    expect(kept).toHaveLength(1);
+    expect(kept[0]?.[1]).toBeGreaterThan(800);
+    expect(kept[0]?.[1]).toBeLessThan(1024);
+    expect(row('long-stream')?.usage.total_tokens).toBeLessThan(100);
   });
 });
 

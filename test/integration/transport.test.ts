@@ -29,7 +29,7 @@ async function start(handler: () => StreamHandler, rule: 'reply' | 'continue' = 
   });
   const port = await server.listen('127.0.0.1:0');
   const pool = new ExtProcPool(`127.0.0.1:${port}`);
-  cleanups.push(() => pool.close(), () => server.shutdown(500));
+  cleanups.push(() => pool.close(), async () => void (await server.shutdown(500)));
   return { pool, errors, port };
 }
 

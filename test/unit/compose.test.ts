@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import { havePromtool } from '../helpers/promtool.js';
 import { TRACING_FLUSH_MS } from '../../src/telemetry/tracing.js';
+import { END_FLUSH_MS } from '../../src/extproc/server.js';
 import { ledgerCloseMs } from '../../src/ledger/sink-channel.js';
 
 const path = (rel: string) => fileURLToPath(new URL(`../../${rel}`, import.meta.url));
@@ -68,7 +69,7 @@ describe('docker-compose.yml ↔ envoy/envoy.yaml ↔ envoy/tiergate.yaml', () =
     expect(published('tiergate')).toContain(admin);
     // docker compose stop waits longer than tiergate's drain, its shutdown grace, the ledger's delivery and the
     // spans' flush (the compose file traces to the observability profile's collector) together before it kills it.
-    expect(Number(/^(\d+)s$/.exec(services.tiergate?.stop_grace_period as string)?.[1]) * 1000).toBeGreaterThan(tiergate.server.drainDelayMs + tiergate.server.shutdownGraceMs + ledgerCloseMs(tiergate.ledger.writeTimeoutMs) + TRACING_FLUSH_MS);
+    expect(Number(/^(\d+)s$/.exec(services.tiergate?.stop_grace_period as string)?.[1]) * 1000).toBeGreaterThan(tiergate.server.drainDelayMs + tiergate.server.shutdownGraceMs + ledgerCloseMs(tiergate.ledger.writeTimeoutMs) + END_FLUSH_MS + TRACING_FLUSH_MS);
     // The ledger's file sink and spool live on the persistent volume.
     const data = (services.tiergate?.volumes as string[]).find((v) => v.startsWith('tiergate-data:'))?.split(':')[1] as string;
     for (const dir of [tiergate.ledger.spoolDir, ...tiergate.ledger.sinks.flatMap((s) => (s.type === 'file' ? [s.dir] : []))]) expect(dir.startsWith(`${data}/`)).toBe(true);

@@ -20,6 +20,7 @@ import { kustomizeBuild, manifestsDir, readObjects, type K8sObject } from '../he
 import { SHARED } from '../helpers/shared-data.js';
 import { groupingProblems, promqlProblems, tiergateMetricLabels } from '../helpers/promql.js';
 import { TRACING_FLUSH_MS } from '../../src/telemetry/tracing.js';
+import { END_FLUSH_MS } from '../../src/extproc/server.js';
 import { ledgerCloseMs } from '../../src/ledger/sink-channel.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- walking parsed YAML
@@ -128,7 +129,7 @@ describe('kgateway manifests agree with each other and with tiergate', () => {
     for (const k of loaded.config.auth.keys) if (k.sha256File) expect(paths.some((p) => (k.sha256File as string).startsWith(`${p}/`))).toBe(true);
     // Kubernetes waits longer than tiergate's drain, its shutdown grace, the ledger's delivery and the spans'
     // flush together before it kills the pod.
-    expect(deployment.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(loaded.config.server.drainDelayMs + loaded.config.server.shutdownGraceMs + ledgerCloseMs(loaded.config.ledger.writeTimeoutMs) + TRACING_FLUSH_MS);
+    expect(deployment.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(loaded.config.server.drainDelayMs + loaded.config.server.shutdownGraceMs + ledgerCloseMs(loaded.config.ledger.writeTimeoutMs) + END_FLUSH_MS + TRACING_FLUSH_MS);
   });
 
   it('the spool directory\'s emptyDir holds the spools at their bound: past its sizeLimit kubelet evicts the pod, spool and all', () => {
