@@ -87,6 +87,8 @@ class StreamLoop {
    * went upstream). Until then, a stream ended with OK would let the request through as the client sent it.
    */
   private requestAnswered = false;
+  /** The request headers' answer is the request's last: Envoy sends no body (its mode NONE, by the filter or our override). */
+  private headersEndRequest = false;
 
   constructor(
     private readonly call: Call,
@@ -174,7 +176,9 @@ class StreamLoop {
       this.call.write(answer);
     }
     if (kind) this.opts.hooks.answered(kind, (performance.now() - started) / 1000);
-    if (kind === 'request_trailers' || ((kind === 'request_headers' || kind === 'request_body') && msg[kind]?.end_of_stream === true)) this.requestAnswered = true;
+    if (kind === 'request_trailers' || (kind === 'request_headers' && this.headersEndRequest) || ((kind === 'request_headers' || kind === 'request_body') && msg[kind]?.end_of_stream === true)) {
+      this.requestAnswered = true;
+    }
   }
 
   /** Returns the answer to write, or undefined when none is due. Never throws. */
@@ -195,6 +199,7 @@ class StreamLoop {
       this.observability = msg.observability_mode === true;
       const info = streamInfo(msg, this.call.metadata);
       if (!this.observability) this.duplex = duplexOf(info.protocolConfig);
+      this.headersEndRequest = info.protocolConfig?.requestBodyMode === 'NONE';
       try {
         this.handler = this.factory(info);
       } catch (err) {
@@ -231,7 +236,10 @@ class StreamLoop {
         return immediateResponse(d, this.handler?.replyHeaders?.());
       }
       // Envoy ignores mode_override when either body direction is duplex (§10): none is sent then.
-      return this.continueWith(msg, kind, d, this.opts.allowModeOverride() && !this.duplex);
+      const allowOverride = this.opts.allowModeOverride() && !this.duplex;
+      // An override's body modes apply as sent, an omitted one meaning NONE (§10): no request body follows then.
+      if (kind === 'request_headers' && allowOverride && d.modeOverride && (d.modeOverride.requestBodyMode ?? 'NONE') === 'NONE') this.headersEndRequest = true;
+      return this.continueWith(msg, kind, d, allowOverride);
     } catch (err) {
       return this.fail(msg, kind, err);
     }

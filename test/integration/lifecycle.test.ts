@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ExtProcPool, RECOMMENDED_FILTER, chatRequestHeaders, getHeader } from '../../src/dev/envoy-client.js';
+import { ExtProcPool, RECOMMENDED_FILTER, chatRequestHeaders, getHeader, postHeaders } from '../../src/dev/envoy-client.js';
 import { ConfigError, logLevel, serve, type Serving } from '../../src/main.js';
 import { chatHeaders, jsonBody, metricValue } from '../helpers/tiergate.js';
 
@@ -156,6 +156,31 @@ describe('the end of the grace period', () => {
     expect(kept[0]?.[1]).toBeGreaterThan(800);
     expect(kept[0]?.[1]).toBeLessThan(1024);
     expect(row('long-stream')?.usage.total_tokens).toBeLessThan(100);
+  });
+});
+
+describe('the end of the grace period, for a request that sends no body', () => {
+  it('its headers answer was its last (the filter sends no body, or tiergate told it not to): detached as soon as that is answered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-grace-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'tiergate.yaml');
+    writeFileSync(file, `server: { shutdownGraceMs: 200 }\nenvoy: { allowModeOverride: true }\nledger: { sinks: [{ type: file, dir: ${join(dir, 'ledger')} }], spoolDir: ${join(dir, 'spool')} }\n`);
+    const s = await start(file);
+    // An embeddings request: tiergate answers its headers with request_body_mode NONE, and the backend takes long.
+    const embeddings = s.pool.open({ ...RECOMMENDED_FILTER, allowModeOverride: true });
+    expect(await embeddings.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', 'embeddings']]), false)).toMatchObject({ kind: 'continue' });
+    expect(embeddings.mode.requestBodyMode).toBe('NONE');
+    // A route whose filter sends no request body at all (protocol_config says so).
+    const bodiless = s.pool.open({ ...RECOMMENDED_FILTER, processingMode: { ...RECOMMENDED_FILTER.processingMode, requestBodyMode: 'NONE' } });
+    expect(await bodiless.sendRequestHeaders(postHeaders('/v1/embeddings', [['x-request-id', 'bodiless']]), false)).toMatchObject({ kind: 'continue' });
+    // A chat request whose body is still to come is not: it is cut.
+    const chat = s.pool.open({ ...RECOMMENDED_FILTER, allowModeOverride: true });
+    await chat.sendRequestHeaders(chatRequestHeaders([['x-request-id', 'chat']]), false);
+    await s.stop();
+    expect((await embeddings.status()).code).toBe(grpc.status.OK);
+    expect((await bodiless.status()).code).toBe(grpc.status.OK);
+    expect((await chat.status()).code).toBe(grpc.status.UNAVAILABLE);
+    expect(await metricValue(s.app, 'tiergate_extproc_streams_total', { end: 'detached' })).toBe(2);
   });
 });
 
