@@ -42,10 +42,10 @@ export interface ProcessHandler {
    * told decides how. One whose request Envoy has had its answers for (the request went upstream with
    * tiergate's headers and body) is ended with OK, which Envoy reads as "go on without me" even when it fails
    * closed (envoy-ext-proc.md §1, §8): the client's answer, a long stream most often, goes on to its end, unread
-   * by tiergate. Any other (its request still being decided, or a FULL_DUPLEX_STREAMED body, whose pieces only
-   * the server sends on) ends with UNAVAILABLE, so Envoy fails it as it would a server gone away, and never lets
-   * an undecided request through. Each handler's end runs (the row is recorded) before this returns. Returns
-   * how many were detached and how many cut.
+   * by tiergate (StreamLoop.detach). Any other (its request still being decided, a FULL_DUPLEX_STREAMED body,
+   * whose pieces only the server sends on, or an answer the handler holds bytes of) ends with UNAVAILABLE, so
+   * Envoy fails it as it would a server gone away, and never lets an undecided request through. Each handler's
+   * end runs (the row is recorded) before this returns. Returns how many were detached and how many cut.
    */
   endAll(): { detached: number; cut: number };
 }
@@ -83,7 +83,7 @@ class StreamLoop {
   private duplex: DuplexShaper | undefined;
   /**
    * Envoy is done asking about the request: an answer went out to its last request message (headers or a body
-   * piece with end_of_stream, or its trailers), or a response message came (Envoy sends those once the request
+   * piece with end_of_stream, headers no body follows, or its trailers), or a response message came (Envoy sends those once the request
    * went upstream). Until then, a stream ended with OK would let the request through as the client sent it.
    */
   private requestAnswered = false;
