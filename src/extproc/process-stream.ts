@@ -3,10 +3,10 @@
 // way that mode asks, duplex.ts), nothing thrown out of the loop.
 import * as grpc from '@grpc/grpc-js';
 import { duplexOf, type DuplexShaper } from './duplex.js';
-import { WireHeaders } from './header-codec.js';
 import { continueAnswer } from './response-encoder.js';
 import { immediateResponse } from './responses.js';
-import { CONTINUE, type ContinueDecision, type Decision, type FailureRule, type HeaderMap, type ProtocolConfig, type StreamEnd, type StreamHandler, type StreamHandlerFactory, type StreamInfo } from './types.js';
+import { dispatch, streamInfo } from './stream-message.js';
+import { CONTINUE, type ContinueDecision, type Decision, type FailureRule, type StreamEnd, type StreamHandler, type StreamHandlerFactory } from './types.js';
 import type { Answer, RequestKind, WireProcessingRequest } from './wire.js';
 
 export interface TransportOptions {
@@ -326,52 +326,3 @@ class StreamLoop {
 
 /** What one message gets: an answer, several (duplex), or none. */
 type Outgoing = Answer | Answer[] | undefined;
-
-function dispatch(h: StreamHandler, kind: RequestKind, msg: WireProcessingRequest): Decision | Promise<Decision> {
-  switch (kind) {
-    case 'request_headers':
-      return h.requestHeaders(new WireHeaders(msg.request_headers?.headers), msg.request_headers?.end_of_stream === true);
-    case 'request_body':
-      return h.requestBody(msg.request_body?.body ?? EMPTY, msg.request_body?.end_of_stream === true);
-    case 'request_trailers':
-      return h.requestTrailers(new WireHeaders(msg.request_trailers?.trailers));
-    case 'response_headers':
-      return h.responseHeaders(new WireHeaders(msg.response_headers?.headers), msg.response_headers?.end_of_stream === true);
-    case 'response_body':
-      return h.responseBody(msg.response_body?.body ?? EMPTY, msg.response_body?.end_of_stream === true);
-    case 'response_trailers':
-      return h.responseTrailers(new WireHeaders(msg.response_trailers?.trailers));
-  }
-}
-
-const EMPTY = Buffer.alloc(0);
-
-function streamInfo(first: WireProcessingRequest, metadata: grpc.Metadata): StreamInfo {
-  const pc = first.protocol_config;
-  const protocolConfig: ProtocolConfig | undefined = pc
-    ? {
-        requestBodyMode: pc.request_body_mode ?? 'NONE',
-        responseBodyMode: pc.response_body_mode ?? 'NONE',
-      }
-    : undefined;
-  return { protocolConfig, callMetadata: new CallMetadata(metadata) };
-}
-
-/** grpc-js metadata read as headers: keys are lower-case there already; binary (-bin) values are not text. */
-class CallMetadata implements HeaderMap {
-  constructor(private readonly md: grpc.Metadata) {}
-
-  get(name: string): string | undefined {
-    let v: grpc.MetadataValue | undefined;
-    try {
-      v = this.md.get(name)[0];
-    } catch {
-      return undefined; // grpc-js refuses a name no metadata key could have
-    }
-    return typeof v === 'string' ? v : undefined;
-  }
-
-  has(name: string): boolean {
-    return this.get(name) !== undefined;
-  }
-}
