@@ -2,10 +2,13 @@
 // test writes, right or wrong. Every other integration suite trusts this client to treat tiergate's answers as
 // Envoy would; here each of its rules is held to the fact in envoy-ext-proc.md it models (section in each name),
 // so that a client too lenient to catch a server bug fails here first.
+import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DUPLEX_FILTER, ExtProcPool, RECOMMENDED_FILTER, chatRequestHeaders, getHeader, type FilterConfig, type Headers } from '../../src/dev/envoy-client.js';
+import { createMockBackend } from '../../src/dev/mock-backend.js';
 import { extProcServiceDefinition } from '../../src/extproc/protos.js';
+import { startDataPlane } from '../helpers/dev-stack.js';
 import type { WireCommonResponse, WireHeaderMutation, WireProcessingRequest, WireProcessingResponse } from '../../src/extproc/wire.js';
 
 type Call = grpc.ServerDuplexStream<WireProcessingRequest, WireProcessingResponse>;
@@ -17,7 +20,8 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-async function scripted(script: Script) {
+/** The scripted server on a free port: every message it receives, in order, and the port. */
+async function scriptedServer(script: Script) {
   const seen: WireProcessingRequest[] = [];
   const server = new grpc.Server();
   server.addService(extProcServiceDefinition(), {
@@ -30,8 +34,15 @@ async function scripted(script: Script) {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
+  cleanups.push(() => server.forceShutdown());
+  return { port, seen };
+}
+
+/** The scripted server and a pool of sessions driving it. */
+async function scripted(script: Script) {
+  const { port, seen } = await scriptedServer(script);
   const pool = new ExtProcPool(`127.0.0.1:${port}`);
-  cleanups.push(() => pool.close(), () => server.forceShutdown());
+  cleanups.push(() => pool.close());
   return { pool, seen };
 }
 
@@ -732,23 +743,12 @@ describe('FULL_DUPLEX_STREAMED (§2.2)', () => {
 describe('the local data plane (src/dev/data-plane.ts): a failure once the answer has started (§8)', () => {
   /** A slow streaming backend behind the data plane, and the data plane driven by the scripted server. */
   async function plane(script: Script) {
-    const { createMockBackend } = await import('../../src/dev/mock-backend.js');
-    const { startDataPlane } = await import('../helpers/dev-stack.js');
     const backend = createMockBackend({ name: 'weak', chunkDelayMs: 30 });
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
-    const base = `http://127.0.0.1:${(backend.address() as import('node:net').AddressInfo).port}`;
-    const server = new grpc.Server();
-    server.addService(extProcServiceDefinition(), {
-      Process: (call: Call) => {
-        let n = 0;
-        call.on('data', (m: WireProcessingRequest) => script(m, call, n++));
-        call.on('end', () => call.end());
-        call.on('error', () => undefined);
-      },
-    });
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const base = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+    const { port } = await scriptedServer(script);
     const dp = await startDataPlane({ extProcTarget: `127.0.0.1:${port}`, backends: { weak: base }, defaultTier: 'weak' });
-    cleanups.push(() => void dp.stop(), () => server.forceShutdown(), () => {
+    cleanups.push(() => void dp.stop(), () => {
       backend.closeAllConnections();
       backend.close();
     });
