@@ -54,9 +54,13 @@ async function start(tls: Record<string, unknown>): Promise<Serving> {
 const serverTls = () => ({ certFile: file('server.crt'), keyFile: file('server.key') });
 const read = (name: string) => readFileSync(file(name));
 
-/** One chat request over a side stream made with `credentials`: the tier it was routed to, or how it failed. */
+/**
+ * One chat request over a side stream made with `credentials`: the tier it was routed to, or how it failed. The
+ * target is named `localhost` (the certificates name it too): grpc-js sends its target's host as the TLS server
+ * name, and Node deprecates an IP address there (DEP0123, RFC 6066), which every CI run printed.
+ */
 async function route(port: number, credentials: grpc.ChannelCredentials): Promise<string> {
-  const pool = new ExtProcPool(`127.0.0.1:${port}`, 0, credentials);
+  const pool = new ExtProcPool(`localhost:${port}`, 0, credentials);
   try {
     const s = pool.open();
     const h = await s.sendRequestHeaders(chatHeaders(), false);
