@@ -32,9 +32,11 @@ export class ExtProcSession implements HeldRequest {
   /** After an ImmediateResponse, a clean close, an error or a fail-open, nothing more is sent (§7, §8). */
   private done = false;
   private closed = false;
-  private continuesWithout = false;
-  /** The local reply Envoy failed the request with, once the side stream failed (abandon). */
-  private failure: Outcome | undefined;
+  /**
+   * How the exchange was given up (abandon): skipped (a clean close or a fail-open: what follows passes on
+   * unprocessed) or the local reply Envoy failed the request with.
+   */
+  private abandonedWith: Outcome | undefined;
   private readonly statusListeners: Array<(s: grpc.StatusObject) => void> = [];
   lastStatus: grpc.StatusObject | undefined;
   /** FULL_DUPLEX_STREAMED: the data plane forwards injected bytes as they come (data-plane.ts). */
@@ -63,7 +65,7 @@ export class ExtProcSession implements HeldRequest {
    * Not after an ImmediateResponse or a failure, nor after the data plane's own close.
    */
   get passesThrough(): boolean {
-    return this.continuesWithout;
+    return this.abandonedWith?.kind === 'skipped';
   }
 
   /** Resolves when the server's status arrives (or at once if it already has). */
@@ -187,7 +189,7 @@ export class ExtProcSession implements HeldRequest {
   }
 
   private send(kind: RequestKind, msg: WireProcessingRequest, duplex = false): Promise<Outcome> {
-    if (this.done) return Promise.resolve(this.failure ?? { kind: 'skipped' });
+    if (this.done) return Promise.resolve(this.abandonedWith?.kind === 'error' ? this.abandonedWith : { kind: 'skipped' });
     if (this.first) {
       this.first = false;
       if (this.filter.sendProtocolConfig && !this.filter.observabilityMode) {
@@ -229,10 +231,9 @@ export class ExtProcSession implements HeldRequest {
 
   private abandon(o: Outcome): void {
     this.done = true;
-    if (o.kind === 'skipped') this.continuesWithout = true;
     // Envoy fails the request with its local reply at once, whether or not a message was waiting for its answer
     // (SRC Filter::onGrpcError): a message sent after that gets the same failure, not a pass.
-    else if (o.kind === 'error') this.failure = o;
+    this.abandonedWith = o;
     this.failPending(o);
     if (!this.closed) {
       this.closed = true;

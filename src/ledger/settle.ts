@@ -4,7 +4,7 @@ import type { Budgets } from '../budget/budgets.js';
 import type { Runtime } from '../config/runtime.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { buildRow, DETACHED_AT_SHUTDOWN, type BuiltRow, type RequestRecord } from './build-row.js';
+import { buildRow, statusOf, type BuiltRow, type RequestRecord } from './build-row.js';
 import type { Ledger } from './ledger.js';
 import type { LedgerRow } from './row.js';
 import { microUsdOf } from '../usage/price-table.js';
@@ -28,7 +28,7 @@ export function createSettle(ledger: Ledger, metrics: Metrics, log: Logger, budg
       const microUsd = microUsdOf(row.cost_usd?.total);
       // An answer that went on without tiergate (detached at a shutdown) may use all it reserved, and no more is
       // heard of it: the row counts only what had passed, so the budget keeps the reservation when that is more.
-      if (row.error_code === DETACHED_AT_SHUTDOWN) budgets.reconcile(a, Math.max(tokens, a.reserved), Math.max(microUsd ?? a.reservedMicroUsd, a.reservedMicroUsd));
+      if (record.detached && statusOf(record) === 'cancelled') budgets.reconcile(a, Math.max(tokens, a.reserved), Math.max(microUsd ?? a.reservedMicroUsd, a.reservedMicroUsd));
       else budgets.reconcile(a, tokens, microUsd);
     }
     count(metrics, row);
